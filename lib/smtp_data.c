@@ -1,0 +1,98 @@
+#include "lib/smtp_data.h"
+
+/*
+ * States, by what the bytes just before the next one were:
+ *   LINE_START  CRLF (or the start of data)
+ *   DOT         CRLF "."           a "." here is either stuffing or the start of the end marker
+ *   DOT_CR      CRLF "." CR        LF now ends the data
+ *   TEXT        anything else
+ *   CR          a CR not yet known to be part of CRLF (held back from the output)
+ */
+enum { LINE_START, DOT, DOT_CR, TEXT, CR };
+
+void smtp_data_init(struct smtp_data *d)
+{
+    d->state = LINE_START;
+    d->line_len = 0;
+    d->flags = 0;
+}
+
+static void count_octet(struct smtp_data *d)
+{
+    if (++d->line_len > SMTP_TEXT_LINE_MAX - 2)
+        d->flags |= SMTP_DATA_LONG_LINE;
+}
+
+size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, struct buf *out, int *done)
+{
+    size_t i = 0;
+    *done = 0;
+    while (i < len) {
+        char c = in[i++];
+        switch (d->state) {
+        case LINE_START:
+            if (c == '.') {
+                d->state = DOT;
+                count_octet(d);
+                continue;
+            }
+            d->state = TEXT;
+            break; /* c is handled as text below */
+        case DOT:
+            if (c == '\r') {
+                d->state = DOT_CR;
+                continue;
+            }
+            d->state = TEXT; /* the stuffed dot is dropped; c is text */
+            break;
+        case DOT_CR:
+            if (c == '\n') {
+                *done = 1;
+                d->state = LINE_START;
+                return i;
+            }
+            /* ".CR" followed by something else: the dot was stuffing, the CR is a bare CR. */
+            d->flags |= SMTP_DATA_BARE_CR;
+            buf_append(out, "\r", 1);
+            count_octet(d);
+            d->state = TEXT;
+            break;
+        case CR:
+            if (c == '\n') {
+                buf_append(out, "\r\n", 2);
+                d->line_len = 0;
+                d->state = LINE_START;
+                continue;
+            }
+            d->flags |= SMTP_DATA_BARE_CR;
+            buf_append(out, "\r", 1);
+            count_octet(d);
+            d->state = TEXT;
+            break;
+        case TEXT:
+            break;
+        }
+
+        /* TEXT: copy a run of ordinary octets in one go. */
+        if (c == '\r') {
+            d->state = CR;
+            continue;
+        }
+        if (c == '\n') {
+            /* Content, not a line end; but it will become one downstream, so the length restarts.
+             */
+            d->flags |= SMTP_DATA_BARE_LF;
+            buf_append(out, "\n", 1);
+            d->line_len = 0;
+            continue;
+        }
+        size_t start = i - 1;
+        while (i < len && in[i] != '\r' && in[i] != '\n')
+            i++;
+        buf_append(out, in + start, i - start);
+        d->line_len += i - start;
+        if (d->line_len > SMTP_TEXT_LINE_MAX - 2)
+            d->flags |= SMTP_DATA_LONG_LINE;
+    }
+    return i;
+}

@@ -1,0 +1,56 @@
+#include "mta/config_load.h"
+
+#include <string.h>
+
+#include "lib/log.h"
+#include "policy/relay_lint.h"
+
+/* The relay lint turns a configuration that relays for strangers into a load error, unless the file
+ * acknowledges it; then each problem is logged as a warning instead. */
+static int relay_lint_gate(struct config *cfg, struct buf *err)
+{
+    struct buf problems = BUF_INIT;
+    int n = policy_relay_lint(cfg, &problems);
+    if (n == 0)
+        return 0;
+    if (!cfg->relay.open_relay_acknowledged) {
+        buf_append(err, problems.data, problems.len);
+        buf_printf(err,
+                   "%s: refusing a configuration that relays for strangers (only if that is "
+                   "really meant: relay.i_understand_this_is_an_open_relay: true)\n",
+                   cfg->source);
+        buf_free(&problems);
+        return -1;
+    }
+    const char *p = problems.data, *end = problems.data + problems.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        struct logrec r;
+        log_begin(&r, LOG_WARN, "config.open_relay");
+        log_strn(&r, "msg", p, len);
+        log_end(&r);
+        p += len + 1;
+    }
+    buf_free(&problems);
+    return 0;
+}
+
+struct config *config_load_for_command(const char *path, struct buf *err)
+{
+    struct config *cfg = NULL;
+    int rc;
+    if (path != NULL) {
+        rc = config_load_file(path, &cfg, err);
+    } else {
+        const char *text = config_default_yaml();
+        rc = config_load_string(text, strlen(text), "<embedded>", &cfg, err);
+    }
+    if (rc < 0)
+        return NULL;
+    if (relay_lint_gate(cfg, err) < 0) {
+        config_unref(cfg);
+        return NULL;
+    }
+    return cfg;
+}

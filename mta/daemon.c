@@ -1,0 +1,350 @@
+#include "mta/daemon.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "lib/log.h"
+#include "lib/tls.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "mta/config_load.h"
+#include "mta/listener.h"
+#include "mta/smtp_server.h"
+#include "spool/spool.h"
+
+/* Disk syncs run on libuv's thread pool; many in flight let the file system merge them. */
+#define THREADPOOL_SIZE "32"
+
+struct daemon {
+    uv_loop_t loop;
+    const char *config_path; /* NULL: embedded default */
+    struct smtp_server srv;
+    struct listener *listeners;
+    uv_signal_t sighup, sigterm, sigint;
+    uv_timer_t grace_timer;
+    unsigned stopping : 1;
+    unsigned finished : 1;
+};
+
+static void daemon_on_sighup(uv_signal_t *h, int signum);
+static void daemon_on_stop_signal(uv_signal_t *h, int signum);
+static void daemon_on_drained(struct smtp_server *srv);
+
+static void log_config_errors(const char *event, const struct buf *err)
+{
+    const char *p = err->data;
+    const char *end = err->data + err->len;
+    while (p != NULL && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (len > 0) {
+            struct logrec r;
+            log_begin(&r, LOG_ERROR, event);
+            log_strn(&r, "msg", p, len);
+            log_end(&r);
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+}
+
+static SSL_CTX *tls_ctx_for(const struct config *cfg, struct buf *err)
+{
+    if (cfg->tls.certificate == NULL)
+        return NULL;
+    return tls_server_ctx_new(cfg->tls.certificate, cfg->tls.key, err);
+}
+
+static struct listener *listener_by_address(struct listener *list, const char *address)
+{
+    for (; list != NULL; list = list->next)
+        if (strcmp(list->address, address) == 0)
+            return list;
+    return NULL;
+}
+
+/* Opens the listeners of cfg that are not open yet, into *opened. Returns 0 or -1 (err set); on
+ * failure the ones it opened are closed again. */
+static int open_new_listeners(struct daemon *d, const struct config *cfg, struct listener **opened,
+                              struct buf *err)
+{
+    *opened = NULL;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct config_listener *cl = &cfg->listeners[i];
+        if (listener_by_address(d->listeners, cl->address) != NULL)
+            continue;
+        struct listener *l;
+        if (listener_open(&d->srv, cl, &l, err) < 0) {
+            while (*opened != NULL) {
+                struct listener *next = (*opened)->next;
+                listener_close(*opened);
+                *opened = next;
+            }
+            return -1;
+        }
+        l->next = *opened;
+        *opened = l;
+    }
+    return 0;
+}
+
+/* Makes the running listeners those of cfg: keeps unchanged addresses, closes the rest, adds the
+ * new. */
+static void adopt_listeners(struct daemon *d, const struct config *cfg, struct listener *opened)
+{
+    struct listener **link = &d->listeners;
+    while (*link != NULL) {
+        struct listener *l = *link;
+        const struct config_listener *keep = NULL;
+        for (size_t i = 0; i < cfg->nlisteners && keep == NULL; i++)
+            if (strcmp(cfg->listeners[i].address, l->address) == 0)
+                keep = &cfg->listeners[i];
+        if (keep == NULL) {
+            *link = l->next;
+            listener_close(l);
+            continue;
+        }
+        listener_rename(l, keep->name);
+        link = &l->next;
+    }
+    *link = opened;
+}
+
+static void log_ready(struct daemon *d, const char *event)
+{
+    struct buf names = BUF_INIT;
+    for (size_t i = 0; i < d->srv.cfg->nlisteners; i++) {
+        const struct config_listener *cl = &d->srv.cfg->listeners[i];
+        buf_printf(&names, "%s%s=%s", i ? "," : "", cl->name, cl->address);
+    }
+    struct logrec r;
+    log_begin(&r, LOG_INFO, event);
+    log_str(&r, "config", d->srv.cfg->source);
+    log_strn(&r, "listeners", names.data, names.len);
+    log_int(&r, "pid", (long long)getpid());
+    log_end(&r);
+    buf_free(&names);
+}
+
+static void daemon_reload(struct daemon *d)
+{
+    struct buf err = BUF_INIT;
+    struct config *cfg = config_load_for_command(d->config_path, &err);
+    SSL_CTX *tls = NULL;
+    struct listener *opened = NULL;
+
+    if (cfg != NULL && cfg->tls.certificate != NULL && (tls = tls_ctx_for(cfg, &err)) == NULL)
+        goto fail;
+    if (cfg != NULL && open_new_listeners(d, cfg, &opened, &err) < 0)
+        goto fail;
+    if (cfg == NULL)
+        goto fail;
+
+    if (strcmp(cfg->server.spool, d->srv.cfg->server.spool) != 0)
+        log_msg(LOG_WARN, "daemon.reload",
+                "server.spool changed: takes effect at the next restart");
+    adopt_listeners(d, cfg, opened);
+    if (d->srv.tls_ctx != NULL)
+        SSL_CTX_free(d->srv.tls_ctx);
+    d->srv.tls_ctx = tls;
+    config_unref(d->srv.cfg);
+    d->srv.cfg = cfg;
+    log_ready(d, "daemon.reload");
+    buf_free(&err);
+    return;
+
+fail:
+    log_config_errors("config.error", &err);
+    log_msg(LOG_ERROR, "daemon.reload_failed", "configuration not changed");
+    if (tls != NULL)
+        SSL_CTX_free(tls);
+    if (cfg != NULL)
+        config_unref(cfg);
+    buf_free(&err);
+}
+
+static void daemon_on_sighup(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    if (!d->stopping)
+        daemon_reload(d);
+}
+
+static void daemon_finish(struct daemon *d)
+{
+    if (d->finished)
+        return;
+    d->finished = 1;
+    uv_timer_stop(&d->grace_timer);
+    uv_close((uv_handle_t *)&d->grace_timer, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    /* The loop ends once spool work still in flight (aborted messages' clean-up) is done. */
+}
+
+static void daemon_on_drained(struct smtp_server *srv)
+{
+    daemon_finish(container_of(srv, struct daemon, srv));
+}
+
+static void daemon_on_grace_over(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    log_msg(LOG_WARN, "daemon.grace_over", "closing %u sessions still open", d->srv.nsessions);
+    smtp_server_close_all(&d->srv);
+}
+
+static void daemon_on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    if (d->stopping)
+        return;
+    d->stopping = 1;
+    log_msg(LOG_INFO, "daemon.stopping", "signal %d: no new connections; %u sessions open", signum,
+            d->srv.nsessions);
+    while (d->listeners != NULL) {
+        struct listener *next = d->listeners->next;
+        listener_close(d->listeners);
+        d->listeners = next;
+    }
+    uv_timer_start(&d->grace_timer, daemon_on_grace_over, d->srv.cfg->server.shutdown_grace_ms, 0);
+    smtp_server_stop(&d->srv);
+}
+
+static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw);
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    if (lchown(path, chown_uid, chown_gid) < 0)
+        return -1;
+    return 0;
+}
+
+/* Started as root with server.user set: hand the spool to that user, then become it. Runs before
+ * the loop starts, so blocking calls are fine here. */
+static int drop_privileges(const struct config *cfg, struct buf *err)
+{
+    if (cfg->server.user == NULL || geteuid() != 0)
+        return 0;
+    struct passwd *pw = getpwnam(cfg->server.user);
+    if (pw == NULL) {
+        buf_printf(err, "server.user: no such user '%s'", cfg->server.user);
+        return -1;
+    }
+    chown_uid = pw->pw_uid;
+    chown_gid = pw->pw_gid;
+    if (nftw(cfg->server.spool, chown_one, 16, FTW_PHYS) < 0) {
+        buf_printf(err, "server.spool: cannot hand %s to %s: %s", cfg->server.spool,
+                   cfg->server.user, strerror(errno));
+        return -1;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+        buf_printf(err, "server.user: cannot become %s: %s", cfg->server.user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void recover_on_entry(const struct spool_entry *e, void *arg)
+{
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "spool.recovered");
+    log_str(&r, "queue_id", e->id);
+    log_str(&r, "from", e->env->sender);
+    log_int(&r, "rcpts", (long long)e->env->nrcpts);
+    log_int(&r, "size", (long long)e->body_size);
+    log_end(&r);
+}
+
+static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
+{
+    d->srv.loop = &d->loop;
+    d->srv.cfg = cfg;
+    d->srv.on_drained = daemon_on_drained;
+
+    if (log_open(cfg->server.log_file) < 0) {
+        buf_printf(err, "server.log.file: cannot open %s: %s", cfg->server.log_file,
+                   strerror(errno));
+        return -1;
+    }
+    if (spool_open(&d->loop, cfg->server.spool, &d->srv.spool, err) < 0)
+        return -1;
+    int recovered = spool_recover(d->srv.spool, recover_on_entry, d, err);
+    if (recovered < 0)
+        return -1;
+    if (cfg->tls.certificate != NULL && (d->srv.tls_ctx = tls_ctx_for(cfg, err)) == NULL)
+        return -1;
+    struct listener *opened;
+    if (open_new_listeners(d, cfg, &opened, err) < 0)
+        return -1;
+    d->listeners = opened;
+    if (drop_privileges(cfg, err) < 0)
+        return -1;
+
+    uv_signal_init(&d->loop, &d->sighup);
+    uv_signal_init(&d->loop, &d->sigterm);
+    uv_signal_init(&d->loop, &d->sigint);
+    uv_timer_init(&d->loop, &d->grace_timer);
+    d->sighup.data = d->sigterm.data = d->sigint.data = d->grace_timer.data = d;
+    uv_signal_start(&d->sighup, daemon_on_sighup, SIGHUP);
+    uv_signal_start(&d->sigterm, daemon_on_stop_signal, SIGTERM);
+    uv_signal_start(&d->sigint, daemon_on_stop_signal, SIGINT);
+    log_msg(LOG_INFO, "spool.recovery_done", "%d committed messages in %s", recovered,
+            cfg->server.spool);
+    log_ready(d, "daemon.ready");
+    return 0;
+}
+
+int daemon_run(const char *config_path)
+{
+    struct buf err = BUF_INIT;
+    struct config *cfg = config_load_for_command(config_path, &err);
+    if (cfg == NULL) {
+        fprintf(stderr, "%.*s", (int)err.len, err.data);
+        buf_free(&err);
+        return 1;
+    }
+    setenv("UV_THREADPOOL_SIZE", THREADPOOL_SIZE, 0);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct daemon *d = xcalloc(1, sizeof *d);
+    d->config_path = config_path;
+    uv_loop_init(&d->loop);
+    int status = 0;
+    if (daemon_start(d, cfg, &err) < 0) {
+        log_config_errors("daemon.start_failed", &err);
+        fprintf(stderr, "sluice: %.*s\n", (int)err.len, err.data);
+        status = 1;
+        /* Close what was opened so the loop can end cleanly. */
+        while (d->listeners != NULL) {
+            struct listener *next = d->listeners->next;
+            listener_close(d->listeners);
+            d->listeners = next;
+        }
+        d->finished = 1;
+    }
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+
+    if (d->srv.spool != NULL)
+        spool_close(d->srv.spool);
+    if (d->srv.tls_ctx != NULL)
+        SSL_CTX_free(d->srv.tls_ctx);
+    config_unref(d->srv.cfg);
+    if (uv_loop_close(&d->loop) != 0)
+        log_msg(LOG_WARN, "daemon.stopped", "handles left open at exit");
+    if (status == 0)
+        log_msg(LOG_INFO, "daemon.stopped", "spool intact");
+    free(d);
+    buf_free(&err);
+    return status;
+}

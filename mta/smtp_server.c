@@ -1,0 +1,646 @@
+/*
+ * Inbound SMTP: the connection side of a session. Input arrives as STREAM_DATA, is split into
+ * command lines (or fed to the DATA decoder) and dispatched through one command table; replies are
+ * collected in s->out and written once per batch of input, which is also what PIPELINING needs.
+ * Every state change goes through smtp_set_state.
+ */
+#include "mta/smtp_session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+
+/* Stop reading while this much of our output waits for a client that does not read its replies. */
+#define SMTP_OUT_HIGH_WATER (64 * 1024)
+
+static void session_on_stream(struct stream *st, enum stream_event ev, int status, const char *data,
+                              size_t len);
+static void session_process(struct smtp_session *s);
+static void session_close(struct smtp_session *s);
+
+static const char *const state_names[] = {
+    [SMTP_STATE_TLS_WAIT] = "tls-wait", [SMTP_STATE_CONNECTED] = "connected",
+    [SMTP_STATE_READY] = "ready",       [SMTP_STATE_MAIL] = "mail",
+    [SMTP_STATE_RCPT] = "rcpt",         [SMTP_STATE_DATA] = "data",
+    [SMTP_STATE_COMMIT] = "commit",     [SMTP_STATE_STARTTLS] = "starttls",
+    [SMTP_STATE_CLOSING] = "closing",
+};
+
+void smtp_set_state(struct smtp_session *s, enum smtp_state state)
+{
+    struct logrec r;
+    log_begin(&r, LOG_DEBUG, "smtp.state");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "from", state_names[s->state]);
+    log_str(&r, "to", state_names[state]);
+    log_end(&r);
+    s->state = state;
+}
+
+/* ---- replies ---- */
+
+void smtp_reply(struct smtp_session *s, int code, const char *enhanced, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+
+    if (enhanced != NULL)
+        buf_printf(&s->out, "%d %s %s\r\n", code, enhanced, text);
+    else
+        buf_printf(&s->out, "%d %s\r\n", code, text);
+
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.reply");
+    log_int(&r, "session", (long long)s->id);
+    log_int(&r, "code", code);
+    if (enhanced != NULL)
+        log_str(&r, "enhanced", enhanced);
+    log_str(&r, "text", text);
+    log_end(&r);
+}
+
+void smtp_flush(struct smtp_session *s)
+{
+    if (s->out.len == 0 || s->closed)
+        return;
+    if (stream_write(&s->stream, s->out.data, s->out.len) < 0) {
+        buf_free(&s->out);
+        session_close(s);
+        return;
+    }
+    buf_free(&s->out);
+}
+
+void smtp_close_after_reply(struct smtp_session *s)
+{
+    smtp_tx_free(s);
+    smtp_set_state(s, SMTP_STATE_CLOSING);
+    smtp_pause_input(s);
+    smtp_flush(s);
+    if (!s->closed && s->stream.write_pending == 0)
+        session_close(s);
+    /* otherwise STREAM_DRAINED closes it */
+}
+
+int smtp_client_error(struct smtp_session *s)
+{
+    if (++s->errors < s->cfg->limits.max_errors)
+        return 0;
+    smtp_reply(s, 421, "4.7.0", "%s Error: too many errors", s->cfg->server.hostname);
+    smtp_close_after_reply(s);
+    return 1;
+}
+
+/* ---- input flow control ---- */
+
+void smtp_pause_input(struct smtp_session *s)
+{
+    s->reading = 0;
+    if (!s->closed)
+        stream_read_stop(&s->stream);
+}
+
+void smtp_resume_input(struct smtp_session *s)
+{
+    if (s->closed || s->state == SMTP_STATE_CLOSING)
+        return;
+    s->reading = 1;
+    /* Process what is already buffered first: it may hold pipelined commands. */
+    session_process(s);
+    if (s->closed || !s->reading)
+        return;
+    if (!s->spool_paused && s->stream.write_pending < SMTP_OUT_HIGH_WATER)
+        stream_read_start(&s->stream);
+}
+
+/* ---- timers ---- */
+
+static void timer_on_expire(uv_timer_t *t)
+{
+    struct smtp_session *s = container_of(t, struct smtp_session, timer);
+    if (s->closed || s->state == SMTP_STATE_CLOSING)
+        return;
+    smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", s->cfg->server.hostname);
+    smtp_close_after_reply(s);
+}
+
+void smtp_arm_timer(struct smtp_session *s)
+{
+    if (s->closed)
+        return;
+    uint64_t ms = s->state == SMTP_STATE_DATA ? s->cfg->limits.data_timeout_ms
+                                              : s->cfg->limits.command_timeout_ms;
+    uv_timer_start(&s->timer, timer_on_expire, ms, 0);
+}
+
+/* ---- commands outside a transaction ---- */
+
+static int arg_empty(struct smtp_slice arg)
+{
+    return arg.len == 0;
+}
+
+/* HELO/EHLO argument: a domain or address literal; we only insist on printable ASCII without
+ * spaces, as it ends up in our Received: header. */
+static int helo_arg_ok(struct smtp_slice arg)
+{
+    if (arg.len == 0 || arg.len > 255)
+        return 0;
+    for (size_t i = 0; i < arg.len; i++) {
+        unsigned char c = (unsigned char)arg.ptr[i];
+        if (c <= ' ' || c >= 0x7f || c == '(' || c == ')' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+static void greet(struct smtp_session *s, struct smtp_slice arg, int esmtp)
+{
+    if (!helo_arg_ok(arg)) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+        smtp_client_error(s);
+        return;
+    }
+    smtp_tx_free(s); /* RFC 5321 §4.1.4: EHLO/HELO resets the transaction */
+    free(s->helo);
+    s->helo = xstrndup(arg.ptr, arg.len);
+    s->esmtp = esmtp;
+    smtp_set_state(s, SMTP_STATE_READY);
+}
+
+static void cmd_helo(struct smtp_session *s, struct smtp_slice arg)
+{
+    greet(s, arg, 0);
+    if (s->state == SMTP_STATE_READY)
+        smtp_reply(s, 250, NULL, "%s", s->cfg->server.hostname);
+}
+
+static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
+{
+    greet(s, arg, 1);
+    if (s->state != SMTP_STATE_READY)
+        return;
+    /* RFC 2034 §4: no enhanced status codes on the EHLO reply. */
+    buf_printf(&s->out, "250-%s\r\n", s->cfg->server.hostname);
+    buf_printf(&s->out, "250-PIPELINING\r\n");
+    buf_printf(&s->out, "250-SIZE %llu\r\n", (unsigned long long)s->cfg->limits.max_message_size);
+    if (s->srv->tls_ctx != NULL && !s->tls && s->listener->tls != LISTENER_TLS_NONE)
+        buf_printf(&s->out, "250-STARTTLS\r\n");
+    buf_printf(&s->out, "250-8BITMIME\r\n");
+    buf_printf(&s->out, "250-ENHANCEDSTATUSCODES\r\n");
+    buf_printf(&s->out, "250-SMTPUTF8\r\n");
+    buf_printf(&s->out, "250 HELP\r\n");
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.reply");
+    log_int(&r, "session", (long long)s->id);
+    log_int(&r, "code", 250);
+    log_str(&r, "text", "EHLO");
+    log_end(&r);
+}
+
+static void cmd_rset(struct smtp_session *s, struct smtp_slice arg)
+{
+    if (!arg_empty(arg)) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: RSET");
+        smtp_client_error(s);
+        return;
+    }
+    smtp_tx_free(s);
+    if (s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_RCPT)
+        smtp_set_state(s, SMTP_STATE_READY);
+    smtp_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void cmd_noop(struct smtp_session *s, struct smtp_slice arg)
+{
+    smtp_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void cmd_quit(struct smtp_session *s, struct smtp_slice arg)
+{
+    smtp_reply(s, 221, "2.0.0", "Bye");
+    smtp_close_after_reply(s);
+}
+
+static void cmd_vrfy(struct smtp_session *s, struct smtp_slice arg)
+{
+    if (arg_empty(arg)) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+        smtp_client_error(s);
+        return;
+    }
+    /* RFC 5321 §3.5.3: 252 tells nothing about whether the mailbox exists. */
+    smtp_reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct smtp_session *s, struct smtp_slice arg)
+{
+    smtp_reply(s, 502, "5.5.1", "EXPN not available");
+    smtp_client_error(s);
+}
+
+static void cmd_help(struct smtp_session *s, struct smtp_slice arg)
+{
+    smtp_reply(s, 214, "2.0.0",
+               "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
+}
+
+static void cmd_auth(struct smtp_session *s, struct smtp_slice arg)
+{
+    smtp_reply(s, 503, "5.5.1", "Error: authentication not enabled");
+    smtp_client_error(s);
+}
+
+static void cmd_bdat(struct smtp_session *s, struct smtp_slice arg)
+{
+    smtp_reply(s, 502, "5.5.1", "Error: CHUNKING not offered");
+    smtp_client_error(s);
+}
+
+static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
+{
+    if (!arg_empty(arg)) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+        smtp_client_error(s);
+        return;
+    }
+    if (s->tls) {
+        smtp_reply(s, 503, "5.5.1", "Error: TLS already active");
+        smtp_client_error(s);
+        return;
+    }
+    if (s->srv->tls_ctx == NULL || s->listener->tls == LISTENER_TLS_NONE) {
+        smtp_reply(s, 454, "4.7.0", "TLS not available");
+        return;
+    }
+    smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
+    smtp_flush(s);
+    /* RFC 3207 §4.2: the session starts again from nothing (no HELO, no transaction). What the
+     * client sent after STARTTLS in clear is dropped by process_chunk (CVE-2011-0411). */
+    smtp_tx_free(s);
+    free(s->helo);
+    s->helo = NULL;
+    s->esmtp = 0;
+    smtp_set_state(s, SMTP_STATE_STARTTLS);
+    if (stream_tls_server(&s->stream, s->srv->tls_ctx) < 0)
+        session_close(s);
+}
+
+/* ---- dispatch ---- */
+
+#define CMD_NEEDS_HELO 0x01 /* 503 before HELO/EHLO */
+
+struct smtp_command {
+    enum smtp_verb verb;
+    unsigned flags;
+    void (*handle)(struct smtp_session *s, struct smtp_slice arg);
+};
+
+static const struct smtp_command commands[] = {
+    {SMTP_VERB_HELO, 0, cmd_helo},
+    {SMTP_VERB_EHLO, 0, cmd_ehlo},
+    {SMTP_VERB_MAIL, CMD_NEEDS_HELO, smtp_cmd_mail},
+    {SMTP_VERB_RCPT, CMD_NEEDS_HELO, smtp_cmd_rcpt},
+    {SMTP_VERB_DATA, CMD_NEEDS_HELO, smtp_cmd_data},
+    {SMTP_VERB_BDAT, CMD_NEEDS_HELO, cmd_bdat},
+    {SMTP_VERB_RSET, 0, cmd_rset},
+    {SMTP_VERB_NOOP, 0, cmd_noop},
+    {SMTP_VERB_QUIT, 0, cmd_quit},
+    {SMTP_VERB_VRFY, 0, cmd_vrfy},
+    {SMTP_VERB_EXPN, 0, cmd_expn},
+    {SMTP_VERB_HELP, 0, cmd_help},
+    {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO, cmd_starttls},
+    {SMTP_VERB_AUTH, CMD_NEEDS_HELO, cmd_auth},
+};
+
+static void dispatch(struct smtp_session *s, const char *line, size_t len)
+{
+    struct smtp_cmd cmd;
+    if (smtp_cmd_parse(line, len, &cmd) < 0 || cmd.verb == SMTP_VERB_UNKNOWN) {
+        smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
+        smtp_client_error(s);
+        return;
+    }
+    if (s->srv->stopping && s->tx == NULL && cmd.verb != SMTP_VERB_QUIT) {
+        smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
+        smtp_close_after_reply(s);
+        return;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+        if (commands[i].verb != cmd.verb)
+            continue;
+        if ((commands[i].flags & CMD_NEEDS_HELO) && s->helo == NULL) {
+            smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+            smtp_client_error(s);
+            return;
+        }
+        commands[i].handle(s, cmd.arg);
+        return;
+    }
+    smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
+    smtp_client_error(s);
+}
+
+/* Handles one chunk of input; returns how many bytes it used. It stops early when the session
+ * leaves a state in which it reads (a commit, TLS, closing, backpressure). */
+static size_t process_chunk(struct smtp_session *s, const char *data, size_t len)
+{
+    size_t used = 0;
+    while (used < len && s->reading && !s->closed) {
+        if (s->state == SMTP_STATE_DATA) {
+            used += smtp_tx_data_feed(s, data + used, len - used);
+            continue;
+        }
+        if (s->state != SMTP_STATE_READY && s->state != SMTP_STATE_CONNECTED &&
+            s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT)
+            break;
+        const char *line;
+        size_t line_len, consumed;
+        enum line_result res =
+            linereader_next(&s->lines, data + used, len - used, &line, &line_len, &consumed);
+        used += consumed;
+        if (res == LINE_NEED_MORE)
+            break;
+        if (res == LINE_TOO_LONG) {
+            smtp_reply(s, 500, "5.5.2", "Error: line too long");
+            smtp_client_error(s);
+        } else if (res == LINE_BAD_EOL) {
+            smtp_reply(s, 500, "5.5.2",
+                       "Error: bare <CR> or <LF> received; lines end with <CR><LF>");
+            smtp_client_error(s);
+        } else {
+            dispatch(s, line, line_len);
+            if (s->state == SMTP_STATE_STARTTLS)
+                return len; /* plaintext pipelined after STARTTLS is never executed */
+        }
+        if (s->stream.write_pending + s->out.len > SMTP_OUT_HIGH_WATER)
+            break; /* the client is not reading its replies: stop until they drain */
+    }
+    return used;
+}
+
+/* Works through s->in. */
+static void session_process(struct smtp_session *s)
+{
+    if (s->in.len > 0) {
+        size_t used = process_chunk(s, s->in.data, s->in.len);
+        buf_consume(&s->in, used);
+    }
+    smtp_flush(s);
+    if (!s->closed && s->state != SMTP_STATE_CLOSING &&
+        s->stream.write_pending > SMTP_OUT_HIGH_WATER)
+        stream_read_stop(&s->stream);
+}
+
+static void session_on_data(struct smtp_session *s, const char *data, size_t len)
+{
+    if (!s->reading) {
+        buf_append(&s->in, data, len); /* kept for when we read again */
+        return;
+    }
+    smtp_arm_timer(s);
+    if (s->in.len > 0) {
+        buf_append(&s->in, data, len);
+        session_process(s);
+        return;
+    }
+    /* Nothing buffered: work on the borrowed bytes and keep only the rest. */
+    size_t used = process_chunk(s, data, len);
+    if (used < len && !s->closed)
+        buf_append(&s->in, data + used, len - used);
+    smtp_flush(s);
+    if (!s->closed && s->stream.write_pending > SMTP_OUT_HIGH_WATER)
+        stream_read_stop(&s->stream);
+    /* A command line can never grow past the line cap (the line reader drops it); in other states
+     * we stop reading, so s->in holds at most one read. */
+}
+
+static void send_banner(struct smtp_session *s)
+{
+    smtp_set_state(s, SMTP_STATE_CONNECTED);
+    smtp_reply(s, 220, NULL, "%s ESMTP Sluice", s->cfg->server.hostname);
+    smtp_flush(s);
+    smtp_arm_timer(s);
+    s->reading = 1;
+    stream_read_start(&s->stream);
+}
+
+static void session_on_tls_ready(struct smtp_session *s, int status)
+{
+    if (status < 0) {
+        struct logrec r;
+        log_begin(&r, LOG_INFO, "smtp.tls_failed");
+        log_int(&r, "session", (long long)s->id);
+        log_str(&r, "error", uv_strerror(status));
+        log_end(&r);
+        session_close(s);
+        return;
+    }
+    s->tls = 1;
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.tls");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "version", stream_tls_version(&s->stream));
+    log_str(&r, "cipher", stream_tls_cipher(&s->stream));
+    log_end(&r);
+    if (s->state == SMTP_STATE_TLS_WAIT) {
+        send_banner(s);
+        return;
+    }
+    smtp_set_state(s, SMTP_STATE_CONNECTED);
+    smtp_arm_timer(s);
+    s->reading = 1;
+    stream_read_start(&s->stream);
+}
+
+static void session_on_stream(struct stream *st, enum stream_event ev, int status, const char *data,
+                              size_t len)
+{
+    struct smtp_session *s = st->owner;
+    if (s->closed)
+        return;
+    switch (ev) {
+    case STREAM_DATA:
+        session_on_data(s, data, len);
+        break;
+    case STREAM_TLS_READY:
+        session_on_tls_ready(s, status);
+        break;
+    case STREAM_DRAINED:
+        if (s->state == SMTP_STATE_CLOSING)
+            session_close(s);
+        else if (s->reading && !s->spool_paused)
+            stream_read_start(&s->stream);
+        break;
+    case STREAM_EOF:
+    case STREAM_ERROR:
+    case STREAM_CONNECTED:
+        session_close(s);
+        break;
+    }
+}
+
+/* ---- lifetime ---- */
+
+void smtp_session_ref(struct smtp_session *s)
+{
+    s->pending++;
+}
+
+void smtp_session_unref(struct smtp_session *s)
+{
+    if (--s->pending > 0)
+        return;
+    struct smtp_server *srv = s->srv;
+    buf_free(&s->in);
+    buf_free(&s->out);
+    free(s->helo);
+    config_unref(s->cfg);
+    free(s);
+    if (srv->stopping && srv->nsessions == 0 && srv->on_drained != NULL)
+        srv->on_drained(srv);
+}
+
+static void session_on_handle_closed(uv_handle_t *h)
+{
+    smtp_session_unref(container_of((uv_timer_t *)h, struct smtp_session, timer));
+}
+
+static void session_on_stream_closed(struct stream *st)
+{
+    smtp_session_unref(st->owner);
+}
+
+static void session_close(struct smtp_session *s)
+{
+    if (s->closed)
+        return;
+    s->closed = 1;
+    s->reading = 0;
+    smtp_tx_free(s); /* rolls back an uncommitted message */
+
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        s->srv->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->srv->nsessions--;
+
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.disconnect");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "state", state_names[s->state]);
+    log_end(&r);
+
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, session_on_handle_closed);
+    stream_close(&s->stream, session_on_stream_closed);
+}
+
+static void peer_to_text(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (ss->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)size);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)size);
+        else
+            inet_ntop(AF_INET6, a, out, (socklen_t)size);
+    }
+}
+
+static const struct config_listener *listener_find(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (strcmp(cfg->listeners[i].name, name) == 0)
+            return &cfg->listeners[i];
+    return NULL;
+}
+
+void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
+                         const char *listener_name)
+{
+    struct smtp_session *s = xcalloc(1, sizeof *s);
+    s->srv = srv;
+    s->cfg = config_ref(srv->cfg);
+    s->listener = listener_find(s->cfg, listener_name);
+    s->id = ++srv->next_session_id;
+    s->pending = 2; /* the stream and the timer */
+    linereader_init(&s->lines, SMTP_CMD_LINE_MAX);
+    uv_timer_init(srv->loop, &s->timer);
+
+    s->next = srv->sessions;
+    if (s->next != NULL)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+
+    int rc = stream_accept(srv->loop, listen_handle, &s->stream, session_on_stream, s);
+    if (rc < 0 || s->listener == NULL) {
+        log_msg(LOG_WARN, "smtp.accept_failed", "%s", rc < 0 ? uv_strerror(rc) : "listener gone");
+        session_close(s);
+        return;
+    }
+    int len = sizeof s->peer;
+    uv_tcp_getpeername(&s->stream.tcp, (struct sockaddr *)&s->peer, &len);
+    peer_to_text(&s->peer, s->client_addr, sizeof s->client_addr);
+
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.connect");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "listener", s->listener->name);
+    log_end(&r);
+
+    if (srv->nsessions > s->cfg->limits.max_connections || srv->stopping) {
+        smtp_reply(s, 421, "4.7.0", "%s Too many connections, try again later",
+                   s->cfg->server.hostname);
+        smtp_close_after_reply(s);
+        return;
+    }
+    if (s->listener->tls == LISTENER_TLS_IMPLICIT) {
+        s->state = SMTP_STATE_TLS_WAIT;
+        smtp_arm_timer(s);
+        if (srv->tls_ctx == NULL || stream_tls_server(&s->stream, srv->tls_ctx) < 0)
+            session_close(s);
+        return;
+    }
+    send_banner(s);
+}
+
+void smtp_server_stop(struct smtp_server *srv)
+{
+    srv->stopping = 1;
+    struct smtp_session *s = srv->sessions;
+    while (s != NULL) {
+        struct smtp_session *next = s->next;
+        if (s->tx == NULL && s->state != SMTP_STATE_CLOSING) {
+            smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
+            smtp_close_after_reply(s);
+        }
+        s = next;
+    }
+    if (srv->nsessions == 0 && srv->on_drained != NULL)
+        srv->on_drained(srv);
+}
+
+void smtp_server_close_all(struct smtp_server *srv)
+{
+    srv->stopping = 1;
+    while (srv->sessions != NULL)
+        session_close(srv->sessions);
+}

@@ -1,0 +1,45 @@
+/*
+ * Inbound SMTP sessions (RFC 5321 with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8,
+ * STARTTLS). A session is a connection plus at most one transaction (MAIL through the end of DATA).
+ * Each session holds a reference on the configuration it started with; the listener hands it the
+ * accepted socket, policy decides RCPT, and the spool makes the message durable before the 250.
+ */
+#ifndef SLUICE_SMTP_SERVER_H
+#define SLUICE_SMTP_SERVER_H
+
+#include <stdint.h>
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "lib/config.h"
+#include "spool/spool.h"
+
+struct smtp_session;
+
+/* State shared by all sessions; owned by the daemon. */
+struct smtp_server {
+    uv_loop_t *loop;
+    struct config *cfg; /* the configuration new sessions take; the daemon swaps it on reload */
+    SSL_CTX *tls_ctx;   /* NULL when no certificate is configured */
+    struct spool *spool;
+    struct smtp_session *sessions; /* every live session, for shutdown */
+    unsigned nsessions;
+    uint64_t next_session_id;
+    unsigned stopping : 1;
+    /* Runs when the last session has gone while stopping. */
+    void (*on_drained)(struct smtp_server *srv);
+};
+
+/* Accepts one pending connection from `listen_handle` for the listener named `listener_name` in
+ * srv->cfg and starts its session. Over limits.max_connections the client gets 421 and is closed.
+ */
+void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
+                         const char *listener_name);
+
+/* Begins an orderly stop: sessions without a transaction in progress are told 421 and closed; the
+ * others finish their transaction first. on_drained runs once none is left. */
+void smtp_server_stop(struct smtp_server *srv);
+/* The grace period is over: closes every session now (uncommitted messages are rolled back). */
+void smtp_server_close_all(struct smtp_server *srv);
+
+#endif

@@ -1,0 +1,410 @@
+/*
+ * Inbound SMTP: the transaction. MAIL opens it, RCPT asks the relay decision for each recipient,
+ * DATA streams the message through the DATA decoder into the spool with a Received: header in
+ * front, and the 250 goes out only from the spool's commit callback, once the message is durable.
+ */
+#include "mta/smtp_session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/log.h"
+#include "lib/smtp_addr.h"
+#include "lib/xalloc.h"
+#include "policy/relay.h"
+
+static void tx_on_committed(struct spool_msg *msg, int status, void *arg);
+static void tx_on_spool_writable(struct spool_msg *msg, void *arg);
+
+void smtp_tx_free(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx == NULL)
+        return;
+    if (tx->msg != NULL)
+        spool_msg_abort(tx->msg);
+    free(tx->sender);
+    for (size_t i = 0; i < tx->nrcpts; i++)
+        free(tx->rcpts[i]);
+    free(tx->rcpts);
+    free(tx);
+    s->tx = NULL;
+    s->spool_paused = 0;
+}
+
+static void log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
+                         const char *rule, const char *addr)
+{
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.rejected");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "stage", stage);
+    log_int(&r, "code", code);
+    log_str(&r, "text", text);
+    if (rule != NULL)
+        log_str(&r, "rule", rule);
+    if (addr != NULL)
+        log_str(&r, "address", addr);
+    log_end(&r);
+}
+
+/* ---- MAIL ---- */
+
+/* Applies MAIL's ESMTP parameters to tx; replies and returns -1 on a bad one. */
+static int mail_params(struct smtp_session *s, const struct smtp_path_args *args,
+                       struct smtp_tx *tx)
+{
+    for (size_t i = 0; i < args->nparams; i++) {
+        const struct smtp_param *p = &args->params[i];
+        for (size_t j = 0; j < i; j++) {
+            if (p->key.len == args->params[j].key.len &&
+                strncasecmp(p->key.ptr, args->params[j].key.ptr, p->key.len) == 0) {
+                smtp_reply(s, 501, "5.5.4", "Error: duplicate parameter %.*s", (int)p->key.len,
+                           p->key.ptr);
+                return -1;
+            }
+        }
+        if (p->key.len == 4 && strncasecmp(p->key.ptr, "SIZE", 4) == 0) {
+            char *end;
+            char digits[24];
+            if (p->value.len == 0 || p->value.len >= sizeof digits) {
+                smtp_reply(s, 501, "5.5.4", "Error: bad SIZE parameter");
+                return -1;
+            }
+            memcpy(digits, p->value.ptr, p->value.len);
+            digits[p->value.len] = '\0';
+            errno = 0;
+            unsigned long long size = strtoull(digits, &end, 10);
+            if (*end != '\0' || digits[0] < '0' || digits[0] > '9') {
+                smtp_reply(s, 501, "5.5.4", "Error: bad SIZE parameter");
+                return -1;
+            }
+            /* RFC 1870 allows 20 digits: a value past 2^64 is simply too big. */
+            if (errno == ERANGE || size > s->cfg->limits.max_message_size) {
+                smtp_reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+                return -1;
+            }
+            tx->declared_size = size;
+        } else if (p->key.len == 4 && strncasecmp(p->key.ptr, "BODY", 4) == 0) {
+            if (p->value.len == 8 && strncasecmp(p->value.ptr, "8BITMIME", 8) == 0)
+                tx->env_flags |= SPOOL_ENV_8BITMIME;
+            else if (!(p->value.len == 4 && strncasecmp(p->value.ptr, "7BIT", 4) == 0)) {
+                smtp_reply(s, 501, "5.5.4", "Error: unsupported BODY type");
+                return -1;
+            }
+        } else if (p->key.len == 8 && strncasecmp(p->key.ptr, "SMTPUTF8", 8) == 0 &&
+                   p->value.ptr == NULL) {
+            tx->env_flags |= SPOOL_ENV_SMTPUTF8;
+        } else {
+            smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s", (int)p->key.len,
+                       p->key.ptr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int has_smtputf8(const struct smtp_path_args *args)
+{
+    return smtp_param_find(args, "SMTPUTF8") != NULL;
+}
+
+void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
+{
+    if (s->tx != NULL) {
+        smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+        smtp_client_error(s);
+        return;
+    }
+    struct smtp_path_args args;
+    if (smtp_cmd_parse_path_args(arg, "FROM:", &args) < 0) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+        smtp_client_error(s);
+        return;
+    }
+    struct smtp_addr from;
+    const char *why = "bad address";
+    unsigned options = SMTP_ADDR_ALLOW_NULL | (has_smtputf8(&args) ? SMTP_ADDR_ALLOW_UTF8 : 0);
+    if (smtp_addr_parse(args.path.ptr, args.path.len, options, &from, &why) < 0) {
+        smtp_reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
+        log_rejected(s, "mail", 501, why, "builtin.address_syntax", NULL);
+        smtp_client_error(s);
+        return;
+    }
+    struct smtp_tx *tx = xcalloc(1, sizeof *tx);
+    if (mail_params(s, &args, tx) < 0) {
+        free(tx);
+        smtp_client_error(s);
+        return;
+    }
+    char text[SMTP_PATH_MAX + 8];
+    smtp_addr_format(&from, text, sizeof text);
+    tx->sender = xstrdup(text);
+    s->tx = tx;
+    smtp_set_state(s, SMTP_STATE_MAIL);
+    smtp_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* ---- RCPT ---- */
+
+void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx == NULL) {
+        smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        smtp_client_error(s);
+        return;
+    }
+    struct smtp_path_args args;
+    if (smtp_cmd_parse_path_args(arg, "TO:", &args) < 0) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+        smtp_client_error(s);
+        return;
+    }
+    if (args.nparams > 0) {
+        smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
+                   (int)args.params[0].key.len, args.params[0].key.ptr);
+        smtp_client_error(s);
+        return;
+    }
+    struct smtp_addr rcpt;
+    const char *why = "bad address";
+    unsigned options = SMTP_ADDR_ALLOW_POSTMASTER |
+                       (tx->env_flags & SPOOL_ENV_SMTPUTF8 ? SMTP_ADDR_ALLOW_UTF8 : 0);
+    if (smtp_addr_parse(args.path.ptr, args.path.len, options, &rcpt, &why) < 0) {
+        smtp_reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
+        log_rejected(s, "rcpt", 501, why, "builtin.address_syntax", NULL);
+        tx->nrcpts_rejected++;
+        smtp_client_error(s);
+        return;
+    }
+    char text[SMTP_PATH_MAX + 8];
+    smtp_addr_format(&rcpt, text, sizeof text);
+
+    /* The cap is checked before the counter grows (Exim CVE-2020-28017). */
+    if (tx->nrcpts >= s->cfg->limits.max_recipients_per_message) {
+        smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+        log_rejected(s, "rcpt", 452, "too many recipients", "limits.max_recipients_per_message",
+                     text);
+        return;
+    }
+
+    /* The relay decision comes first and alone: nothing after it can accept what it refused. */
+    struct relay_query q = {s->listener, (const struct sockaddr *)&s->peer, NULL, &rcpt};
+    struct policy_decision d = policy_relay_check(s->cfg, &q);
+    if (d.verdict != POLICY_ACCEPT) {
+        smtp_reply(s, d.code, d.enhanced, "<%s>: %s", text, d.text);
+        log_rejected(s, "rcpt", d.code, d.text, d.rule, text);
+        tx->nrcpts_rejected++;
+        smtp_client_error(s);
+        return;
+    }
+
+    tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
+    tx->rcpts[tx->nrcpts++] = xstrdup(text);
+    smtp_set_state(s, SMTP_STATE_RCPT);
+    smtp_reply(s, 250, "2.1.5", "Ok");
+}
+
+/* ---- DATA ---- */
+
+static const char *protocol_name(const struct smtp_session *s)
+{
+    /* RFC 3848 "with" keywords (and RFC 6531's UTF8 variants). */
+    int utf8 = s->tx->env_flags & SPOOL_ENV_SMTPUTF8;
+    if (!s->esmtp)
+        return "SMTP";
+    if (utf8)
+        return s->tls ? "UTF8SMTPS" : "UTF8SMTP";
+    return s->tls ? "ESMTPS" : "ESMTP";
+}
+
+/* RFC 5321 §4.4 trace header, folded so no line nears the text-line limit. */
+static void received_header(struct smtp_session *s, const char *queue_id, struct buf *out)
+{
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+
+    buf_printf(out, "Received: from %s (%s%s%s)\r\n", s->helo,
+               s->peer.ss_family == AF_INET6 ? "[IPv6:" : "[", s->client_addr, "]");
+    if (s->tls)
+        buf_printf(out, "\t(using %s with cipher %s)\r\n", stream_tls_version(&s->stream),
+                   stream_tls_cipher(&s->stream));
+    buf_printf(out, "\tby %s (Sluice, listener %s) with %s id %s", s->cfg->server.hostname,
+               s->listener->name, protocol_name(s), queue_id);
+    if (s->tx->nrcpts == 1)
+        buf_printf(out, "\r\n\tfor <%s>", s->tx->rcpts[0]);
+    buf_printf(out, ";\r\n\t%s\r\n", date);
+}
+
+void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
+{
+    struct smtp_tx *tx = s->tx;
+    if (arg.len != 0) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
+        smtp_client_error(s);
+        return;
+    }
+    if (tx == NULL) {
+        smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        smtp_client_error(s);
+        return;
+    }
+    if (tx->nrcpts == 0) {
+        /* RFC 2920 §3.1: with pipelining, DATA after only rejected recipients is 554. */
+        if (tx->nrcpts_rejected > 0)
+            smtp_reply(s, 554, "5.5.1", "Error: no valid recipients");
+        else
+            smtp_reply(s, 503, "5.5.1", "Error: need RCPT command");
+        smtp_client_error(s);
+        return;
+    }
+
+    struct spool_envelope env = {
+        .sender = tx->sender,
+        .rcpts = (const char *const *)tx->rcpts,
+        .nrcpts = tx->nrcpts,
+        .client_addr = s->client_addr,
+        .helo = s->helo,
+        .auth_user = NULL,
+        .listener = s->listener->name,
+        .received_at = (int64_t)time(NULL),
+        .flags = tx->env_flags,
+    };
+    tx->msg = spool_msg_new(s->srv->spool, &env);
+    if (tx->msg == NULL) {
+        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return;
+    }
+    struct buf header = BUF_INIT;
+    received_header(s, spool_msg_id(tx->msg), &header);
+    spool_msg_append(tx->msg, header.data, header.len, tx_on_spool_writable, s);
+    buf_free(&header);
+
+    smtp_data_init(&tx->decoder);
+    smtp_set_state(s, SMTP_STATE_DATA);
+    smtp_arm_timer(s);
+    smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+static void tx_on_spool_writable(struct spool_msg *msg, void *arg)
+{
+    struct smtp_session *s = arg;
+    if (!s->spool_paused)
+        return;
+    s->spool_paused = 0;
+    smtp_resume_input(s);
+}
+
+/* At the final dot: either the message is refused (and rolled back) or the commit starts. */
+static void tx_end_of_data(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    unsigned flags = tx->decoder.flags;
+    const char *reason = NULL;
+    int code = 0;
+    const char *enhanced = NULL;
+
+    if (tx->too_big) {
+        code = 552, enhanced = "5.3.4", reason = "Message size exceeds fixed limit";
+    } else if (flags & SMTP_DATA_LONG_LINE) {
+        code = 500, enhanced = "5.5.2",
+        reason = "Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+    }
+    if (reason != NULL) {
+        smtp_reply(s, code, enhanced, "%s", reason);
+        log_rejected(s, "data", code, reason, NULL, NULL);
+        smtp_tx_free(s);
+        smtp_set_state(s, SMTP_STATE_READY);
+        return;
+    }
+
+    smtp_set_state(s, SMTP_STATE_COMMIT);
+    uv_timer_stop(&s->timer);
+    smtp_pause_input(s);
+    smtp_flush(s);
+    smtp_session_ref(s); /* the session outlives its connection until the commit reports */
+    struct spool_msg *msg = tx->msg;
+    tx->msg = NULL; /* the spool owns it now */
+    spool_msg_commit(msg, tx_on_committed, s);
+}
+
+size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
+{
+    struct smtp_tx *tx = s->tx;
+    static struct buf decoded; /* scratch, reused: the loop runs one callback at a time */
+    int done = 0;
+
+    buf_reset(&decoded);
+    size_t used = smtp_data_feed(&tx->decoder, data, len, &decoded, &done);
+    tx->body_size += decoded.len;
+    if (tx->body_size > s->cfg->limits.max_message_size)
+        tx->too_big = 1; /* keep reading to the final dot, store nothing more */
+    if (!tx->too_big && decoded.len > 0 &&
+        spool_msg_append(tx->msg, decoded.data, decoded.len, tx_on_spool_writable, s) == 1) {
+        s->spool_paused = 1;
+        smtp_pause_input(s);
+        s->reading = 1; /* still wanted: resumed by tx_on_spool_writable */
+    }
+    if (decoded.cap > 256 * 1024)
+        buf_free(&decoded);
+    if (done)
+        tx_end_of_data(s);
+    return used;
+}
+
+static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
+{
+    struct smtp_session *s = arg;
+    struct smtp_tx *tx = s->tx;
+    if (s->closed || tx == NULL) {
+        /* The client left while we synced. The message is durable (or failed) all the same; it was
+         * never acknowledged, so a duplicate is the worst outcome. */
+        if (status == 0)
+            log_msg(LOG_WARN, "smtp.accepted_unacknowledged", "queue id %s: client gone before 250",
+                    spool_msg_id(msg));
+        smtp_session_unref(s);
+        return;
+    }
+    if (status < 0) {
+        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        log_msg(LOG_ERROR, "spool.commit_failed", "session %llu: %s", (unsigned long long)s->id,
+                strerror(-status));
+    } else {
+        struct buf rcpts = BUF_INIT;
+        for (size_t i = 0; i < tx->nrcpts; i++) {
+            if (i > 0)
+                buf_append(&rcpts, ",", 1);
+            buf_append_str(&rcpts, tx->rcpts[i]);
+        }
+        struct logrec r;
+        log_begin(&r, LOG_INFO, "smtp.accepted");
+        log_int(&r, "session", (long long)s->id);
+        log_str(&r, "queue_id", spool_msg_id(msg));
+        log_str(&r, "from", tx->sender);
+        log_strn(&r, "rcpts", rcpts.data, rcpts.len);
+        log_int(&r, "size", (long long)spool_msg_size(msg));
+        log_str(&r, "client", s->client_addr);
+        log_str(&r, "listener", s->listener->name);
+        log_end(&r);
+        buf_free(&rcpts);
+        smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", spool_msg_id(msg));
+    }
+    smtp_tx_free(s);
+    smtp_set_state(s, SMTP_STATE_READY);
+    if (s->srv->stopping) {
+        smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
+        smtp_close_after_reply(s);
+    } else {
+        smtp_arm_timer(s);
+        smtp_resume_input(s);
+    }
+    smtp_session_unref(s);
+}

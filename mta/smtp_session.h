@@ -1,0 +1,98 @@
+/*
+ * The inside of an inbound SMTP session, shared by smtp_server.c (connection, I/O, command
+ * dispatch) and smtp_server_tx.c (the transaction: MAIL, RCPT, DATA and the spool). Nothing else
+ * includes this header.
+ */
+#ifndef SLUICE_SMTP_SESSION_H
+#define SLUICE_SMTP_SESSION_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <uv.h>
+
+#include "lib/buf.h"
+#include "lib/linereader.h"
+#include "lib/smtp_cmd.h"
+#include "lib/smtp_data.h"
+#include "lib/stream.h"
+#include "mta/smtp_server.h"
+
+enum smtp_state {
+    SMTP_STATE_TLS_WAIT,  /* implicit TLS: handshake before the banner */
+    SMTP_STATE_CONNECTED, /* banner sent, no HELO/EHLO yet */
+    SMTP_STATE_READY,     /* greeted, no transaction */
+    SMTP_STATE_MAIL,      /* MAIL accepted, no recipient yet */
+    SMTP_STATE_RCPT,      /* at least one recipient accepted */
+    SMTP_STATE_DATA,      /* reading the message */
+    SMTP_STATE_COMMIT,    /* waiting for the spool to make the message durable */
+    SMTP_STATE_STARTTLS,  /* 220 sent, TLS handshake in progress */
+    SMTP_STATE_CLOSING,   /* last reply queued; closing once it is written */
+};
+
+/* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
+struct smtp_tx {
+    char *sender; /* canonical, "" for <> */
+    char **rcpts; /* canonical recipients accepted so far */
+    size_t nrcpts;
+    size_t nrcpts_rejected;
+    unsigned env_flags;     /* SPOOL_ENV_* */
+    uint64_t declared_size; /* SIZE= on MAIL, 0 when absent */
+    struct spool_msg *msg;  /* from DATA on */
+    struct smtp_data decoder;
+    uint64_t body_size;   /* decoded octets the client sent */
+    unsigned too_big : 1; /* over limits.max_message_size: the rest is read and dropped */
+};
+
+struct smtp_session {
+    struct stream stream; /* embedded; owns the socket */
+    uv_timer_t timer;     /* idle and data timeouts */
+    struct smtp_server *srv;
+    struct config *cfg;                     /* our reference, taken at connect */
+    const struct config_listener *listener; /* inside cfg */
+    struct smtp_session *prev, *next;       /* srv->sessions */
+    uint64_t id;
+    struct sockaddr_storage peer;
+    char client_addr[INET6_ADDRSTRLEN];
+
+    enum smtp_state state;
+    char *helo;           /* argument of the last HELO/EHLO */
+    unsigned esmtp : 1;   /* EHLO (not HELO) was used */
+    unsigned tls : 1;     /* TLS is up */
+    unsigned reading : 1; /* we want input (the stream may still be paused for backpressure) */
+    unsigned spool_paused : 1;
+    unsigned closed : 1; /* stream_close called */
+    unsigned errors;
+    int pending; /* open handles + commits in flight; freed at 0 */
+
+    struct linereader lines;
+    struct buf in;  /* received bytes not yet processed */
+    struct buf out; /* replies not yet handed to the stream */
+    struct smtp_tx *tx;
+};
+
+/* smtp_server.c */
+void smtp_set_state(struct smtp_session *s, enum smtp_state state);
+void smtp_reply(struct smtp_session *s, int code, const char *enhanced, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Counts a client error; returns 1 (and has replied 421 and begun closing) when it was one too
+ * many. */
+int smtp_client_error(struct smtp_session *s);
+void smtp_flush(struct smtp_session *s);
+void smtp_close_after_reply(struct smtp_session *s);
+void smtp_resume_input(struct smtp_session *s);
+void smtp_pause_input(struct smtp_session *s);
+void smtp_arm_timer(struct smtp_session *s);
+void smtp_session_ref(struct smtp_session *s);
+void smtp_session_unref(struct smtp_session *s);
+
+/* smtp_server_tx.c */
+void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg);
+void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg);
+void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg);
+/* Feeds message bytes in DATA state; returns how many were used (the rest follows the final dot).
+ */
+size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len);
+void smtp_tx_free(struct smtp_session *s);
+
+#endif

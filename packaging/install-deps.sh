@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs what Sluice needs to build and test on Debian 12, skipping what is already there.
+# Usage: packaging/install-deps.sh [build|test|bench]   (each level includes the one before)
+set -eu
+
+level=${1:-test}
+
+build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev"
+test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim dnsmasq-base"
+bench_pkgs="postfix procps"
+
+case "$level" in
+build) want="$build_pkgs" ;;
+test) want="$build_pkgs $test_pkgs" ;;
+bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
+*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages:$missing (run this script as root to install them)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is only the benchmark's yardstick: install it unconfigured and never start it as a service.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing

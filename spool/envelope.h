@@ -1,0 +1,77 @@
+/*
+ * The record format of a spool file: 1 type byte, a 4-byte big-endian payload length, the payload.
+ * A file is a magic record, the envelope records, body records and one end record holding the body
+ * size and a CRC-32 of every byte before the CRC itself. The encoder is used by spool.c while a
+ * message arrives; the streaming decoder reads committed files back (recovery, scan, delivery) and
+ * accepts any bytes: every length is capped before anything is allocated.
+ */
+#ifndef SLUICE_ENVELOPE_H
+#define SLUICE_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "spool/spool.h"
+
+#define ENVELOPE_HDR_LEN 5
+#define ENVELOPE_STR_MAX 1000         /* sender, recipient, client, helo, auth user, listener */
+#define ENVELOPE_RCPTS_MAX 10000      /* recipients of one message */
+#define ENVELOPE_BODY_REC_MAX 1048576 /* payload of one body record */
+
+enum envelope_rec {
+    ENVELOPE_REC_MAGIC = 'M',  /* ENVELOPE_MAGIC: format and version */
+    ENVELOPE_REC_SENDER = 'S', /* once */
+    ENVELOPE_REC_RCPT = 'R',   /* once per recipient */
+    ENVELOPE_REC_CLIENT = 'C', /* at most once, like helo, auth user and listener */
+    ENVELOPE_REC_HELO = 'H',
+    ENVELOPE_REC_AUTH = 'A',
+    ENVELOPE_REC_LISTENER = 'L',
+    ENVELOPE_REC_RECEIVED = 'T', /* once: 8 bytes, signed unix seconds */
+    ENVELOPE_REC_FLAGS = 'F',    /* once: 4 bytes */
+    ENVELOPE_REC_BODY = 'B',     /* body bytes, after every envelope record */
+    ENVELOPE_REC_END = 'E',      /* last: 8 bytes body size, 4 bytes CRC-32 */
+};
+
+/* Appends a record header. */
+void envelope_rec_begin(struct buf *out, enum envelope_rec type, uint32_t len);
+/* Rewrites the length of the record header at hdr (body records grow while appends arrive). */
+void envelope_rec_set_len(char *hdr, uint32_t len);
+
+/* Appends the magic record and the envelope records. Returns 0, or -EINVAL when env breaks a cap
+ * or lacks a sender or a recipient string (the decoder would refuse the file); out is then
+ * unchanged. */
+int envelope_encode(const struct spool_envelope *env, struct buf *out);
+/* Appends the end record. crc is envelope_crc32 of every byte before it; the record's own size
+ * field is folded in before the CRC is stored. */
+void envelope_end_append(struct buf *out, uint64_t body_size, uint32_t crc);
+
+/* CRC-32 (IEEE 802.3, as zlib's crc32): start with 0, feed the bytes in order. */
+uint32_t envelope_crc32(uint32_t crc, const void *data, size_t len);
+
+/* Streaming decoder: feed a file's bytes in pieces of any size. */
+struct envelope_decoder {
+    struct spool_envelope env; /* the result: strings owned by the decoder; NULL when absent */
+    uint64_t body_size;        /* body bytes seen so far; the whole size once done */
+    /* private */
+    char **rcpts;
+    size_t rcpts_cap;
+    char hdr[ENVELOPE_HDR_LEN];
+    size_t hdr_got;
+    unsigned type;
+    uint32_t len, got; /* payload length of the current record and bytes of it seen */
+    struct buf field;  /* payload of the current record, except body records */
+    uint32_t crc;      /* of every byte consumed before the current record's payload ends */
+    unsigned seen;     /* bit per single-valued record type already decoded */
+    int done;
+};
+
+void envelope_decoder_init(struct envelope_decoder *d);
+/* Consumes bytes. Body payload is appended to body unless body is NULL. Returns 1 once the end
+ * record is read and checked (the file is whole), 0 when more bytes are needed, or -EBADMSG with a
+ * reason in err (also for any byte after the end record). After an error, only _free is valid. */
+int envelope_decoder_feed(struct envelope_decoder *d, const void *data, size_t len,
+                          struct buf *body, struct buf *err);
+void envelope_decoder_free(struct envelope_decoder *d);
+
+#endif

@@ -1,0 +1,477 @@
+/*
+ * Writing messages into the spool, and the group commit.
+ *
+ * Layout (directories mode 0700, files 0600):
+ *   <spool>/tmp/<id>      a message being written; never read, removed by spool_recover
+ *   <spool>/queue/<id>    a committed message, named by its queue id, never rewritten in place
+ *   <spool>/corrupt/<id>  a queue file that failed validation at recovery, kept for a person
+ *
+ * A message is created in tmp/ by spool_msg_new and filled as it arrives: appends are framed into
+ * body records in memory and written in chunks, one write in flight per message, on the thread
+ * pool. Commit appends the end record, then fdatasync, close and rename into queue/ follow, each
+ * on the thread pool, concurrently with other messages. Last comes an fsync of queue/ that is
+ * shared: while one runs, messages renamed meanwhile wait, and the next single fsync covers all of
+ * them (group commit). Because only complete, synced files are renamed, queue/ never holds a torn
+ * file after a crash; the end record's CRC still catches a disk that lies.
+ */
+#include "spool/spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "spool/envelope.h"
+#include "spool/spool_fs.h"
+
+#define SPOOL_WRITE_CHUNK (64 * 1024)  /* buffered bytes that start a write */
+#define SPOOL_BUFFER_HIGH (256 * 1024) /* buffered while a write runs: the sender is paused */
+#define NO_RECORD SIZE_MAX
+
+struct spool_msg {
+    struct spool *sp;
+    struct spool_msg *next_sync; /* in the spool's group-commit lists */
+    union {
+        uv_fs_t fs;
+        uv_work_t work;
+    } req;                   /* the one operation in flight, if busy */
+    uv_file fd;              /* -1 before open and once closed */
+    int error;               /* first failure (negative errno), reported at commit */
+    unsigned busy : 1;       /* req is in flight: its callback continues the message */
+    unsigned created : 1;    /* our file exists on disk: remove it if the message fails */
+    unsigned in_queue : 1;   /* ... and was renamed into queue/ */
+    unsigned committing : 1; /* spool_msg_commit was called */
+    unsigned aborted : 1;    /* spool_msg_abort was called */
+    unsigned ended : 1;      /* the end record was handed to a write */
+    unsigned paused : 1;     /* append returned 1: writable_cb is owed */
+    struct buf buf;          /* framed records not yet written */
+    struct buf wbuf;         /* records being written */
+    size_t wdone;            /* bytes of wbuf written so far */
+    size_t open_rec;         /* offset in buf of the body record appends extend, or NO_RECORD */
+    uint64_t offset;         /* bytes written to the file */
+    uint64_t body_size;      /* body bytes appended */
+    uint32_t crc;            /* of every byte moved into wbuf */
+    spool_writable_cb writable_cb;
+    void *writable_arg;
+    spool_commit_cb commit_cb;
+    void *commit_arg;
+    char id[SPOOL_ID_MAX + 1];
+};
+
+/* The callback chain of a message, in firing order. */
+static void msg_on_opened(uv_fs_t *req);
+static void msg_advance(struct spool_msg *msg);
+static void msg_write_start(struct spool_msg *msg);
+static void msg_on_written(uv_fs_t *req);
+static void commit_on_synced(uv_fs_t *req);
+static void commit_on_closed(uv_fs_t *req);
+static void commit_on_renamed(uv_fs_t *req);
+static void spool_dirsync_start(struct spool *sp);
+static void spool_on_dirsynced(uv_fs_t *req);
+static void commit_on_durable(struct spool_msg *msg, int status);
+static void msg_cleanup(struct spool_msg *msg);
+static void cleanup_on_done(uv_fs_t *req);
+static void msg_finish(struct spool_msg *msg);
+static void work_nothing(uv_work_t *work);
+static void commit_on_deferred(uv_work_t *work, int status);
+
+/* uv_fs_* and uv_queue_work with a callback fail at once only on invalid arguments or exhausted
+ * memory (which xalloc treats as fatal everywhere else): both are broken invariants here. */
+static void started(int rc, const char *what)
+{
+    if (rc < 0)
+        log_panic("spool: cannot start %s: %s", what, uv_strerror(rc));
+}
+
+static void msg_path(const struct spool_msg *msg, const char *sub, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s/%s", msg->sp->dir, sub, msg->id);
+}
+
+static void msg_fail(struct spool_msg *msg, int status)
+{
+    if (msg->error == 0)
+        msg->error = status;
+}
+
+/* ---- the spool ---- */
+
+int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf *err)
+{
+    char *abs;
+    int rc = spool_fs_create(dir, &abs, err);
+    if (rc < 0)
+        return rc;
+    int queue_fd = spool_fs_open_dir(abs, SPOOL_QUEUE, err);
+    if (queue_fd < 0) {
+        free(abs);
+        return queue_fd;
+    }
+    uint64_t seed;
+    rc = uv_random(NULL, NULL, &seed, sizeof seed, 0, NULL);
+    if (rc < 0) {
+        buf_printf(err, "spool %s: no random seed for queue ids: %s", abs, uv_strerror(rc));
+        close(queue_fd);
+        free(abs);
+        return rc;
+    }
+    struct spool *sp = xcalloc(1, sizeof *sp);
+    sp->loop = loop;
+    sp->dir = abs;
+    sp->queue_fd = queue_fd;
+    sp->id_rng = seed;
+    sp->sync_tail = &sp->sync_waiting;
+    *out = sp;
+    return 0;
+}
+
+void spool_close(struct spool *sp)
+{
+    if (sp->nmsgs > 0)
+        log_panic("spool_close: %zu messages not finished", sp->nmsgs);
+    close(sp->queue_fd);
+    free(sp->dir);
+    free(sp);
+}
+
+size_t spool_pending(const struct spool *sp)
+{
+    return sp->pending;
+}
+
+/* ---- a message ---- */
+
+struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *env)
+{
+    struct spool_msg *msg = xcalloc(1, sizeof *msg);
+    msg->sp = sp;
+    msg->fd = -1;
+    msg->open_rec = NO_RECORD;
+    spool_fs_id_make(sp, msg->id);
+    sp->nmsgs++;
+    msg->error = envelope_encode(env, &msg->buf);
+    if (msg->error < 0)
+        return msg; /* reported at commit, like any failure of the file */
+
+    char path[PATH_MAX];
+    msg_path(msg, SPOOL_TMP, path, sizeof path);
+    msg->busy = 1;
+    started(uv_fs_open(sp->loop, &msg->req.fs, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600,
+                       msg_on_opened),
+            "open");
+    return msg;
+}
+
+const char *spool_msg_id(const struct spool_msg *msg)
+{
+    return msg->id;
+}
+
+uint64_t spool_msg_size(const struct spool_msg *msg)
+{
+    return msg->body_size;
+}
+
+int spool_msg_append(struct spool_msg *msg, const char *data, size_t len, spool_writable_cb cb,
+                     void *arg)
+{
+    msg->body_size += len;
+    if (msg->error < 0)
+        return 0; /* nothing more reaches the disk; commit reports the failure */
+    while (len > 0) {
+        if (msg->open_rec == NO_RECORD) {
+            msg->open_rec = msg->buf.len;
+            envelope_rec_begin(&msg->buf, ENVELOPE_REC_BODY, 0);
+        }
+        size_t have = msg->buf.len - msg->open_rec - ENVELOPE_HDR_LEN;
+        size_t take = ENVELOPE_BODY_REC_MAX - have < len ? ENVELOPE_BODY_REC_MAX - have : len;
+        buf_append(&msg->buf, data, take);
+        envelope_rec_set_len(msg->buf.data + msg->open_rec, (uint32_t)(have + take));
+        if (have + take == ENVELOPE_BODY_REC_MAX)
+            msg->open_rec = NO_RECORD;
+        data += take, len -= take;
+    }
+    if (!msg->busy) {
+        msg_advance(msg);
+        return 0;
+    }
+    if (msg->buf.len <= SPOOL_BUFFER_HIGH)
+        return 0;
+    msg->paused = 1;
+    msg->writable_cb = cb;
+    msg->writable_arg = arg;
+    return 1;
+}
+
+void spool_msg_commit(struct spool_msg *msg, spool_commit_cb cb, void *arg)
+{
+    msg->committing = 1;
+    msg->paused = 0; /* the body is complete: no writable_cb any more */
+    msg->commit_cb = cb;
+    msg->commit_arg = arg;
+    msg->sp->pending++;
+    if (msg->busy)
+        return; /* the operation in flight continues the chain */
+    if (msg->error < 0 && msg->fd < 0 && !msg->created) {
+        /* Failed with nothing on disk to clean up. The callback must still not run from inside
+         * this call: report on the way back from the thread pool. */
+        msg->busy = 1;
+        started(uv_queue_work(msg->sp->loop, &msg->req.work, work_nothing, commit_on_deferred),
+                "work");
+        return;
+    }
+    msg_advance(msg);
+}
+
+void spool_msg_abort(struct spool_msg *msg)
+{
+    msg->aborted = 1;
+    msg->paused = 0;
+    msg->sp->pending++;
+    if (!msg->busy)
+        msg_cleanup(msg);
+}
+
+/* ---- the chain ---- */
+
+static void msg_on_opened(uv_fs_t *req)
+{
+    struct spool_msg *msg = container_of(req, struct spool_msg, req.fs);
+    msg->busy = 0;
+    if (req->result < 0) {
+        msg_fail(msg, (int)req->result);
+    } else {
+        msg->fd = (uv_file)req->result;
+        msg->created = 1;
+    }
+    uv_fs_req_cleanup(req);
+    msg_advance(msg);
+}
+
+/* Starts whatever comes next for a message with no operation in flight. */
+static void msg_advance(struct spool_msg *msg)
+{
+    if (msg->aborted || (msg->committing && msg->error < 0)) {
+        msg_cleanup(msg);
+        return;
+    }
+    if (msg->error < 0) {
+        buf_free(&msg->buf);
+        buf_free(&msg->wbuf);
+        msg->open_rec = NO_RECORD;
+    } else if (msg->committing && msg->ended) {
+        msg->busy = 1;
+        started(uv_fs_fdatasync(msg->sp->loop, &msg->req.fs, msg->fd, commit_on_synced),
+                "fdatasync");
+        return;
+    } else if (msg->committing || msg->buf.len >= SPOOL_WRITE_CHUNK) {
+        msg_write_start(msg);
+    }
+    if (msg->paused && msg->buf.len <= SPOOL_BUFFER_HIGH) {
+        msg->paused = 0;
+        msg->writable_cb(msg, msg->writable_arg); /* last: it may append or abort */
+    }
+}
+
+static void msg_write_more(struct spool_msg *msg)
+{
+    uv_buf_t b = uv_buf_init(msg->wbuf.data + msg->wdone, (unsigned)(msg->wbuf.len - msg->wdone));
+    msg->busy = 1;
+    started(uv_fs_write(msg->sp->loop, &msg->req.fs, msg->fd, &b, 1, (int64_t)msg->offset,
+                        msg_on_written),
+            "write");
+}
+
+/* Hands everything buffered (and, once committing, the end record) to a write. */
+static void msg_write_start(struct spool_msg *msg)
+{
+    msg->open_rec = NO_RECORD; /* the record is on its way: later appends start a new one */
+    msg->crc = envelope_crc32(msg->crc, msg->buf.data, msg->buf.len);
+    if (msg->committing) {
+        envelope_end_append(&msg->buf, msg->body_size, msg->crc);
+        msg->ended = 1;
+    }
+    struct buf swap = msg->wbuf; /* empty, its memory kept for the next chunk */
+    msg->wbuf = msg->buf;
+    msg->buf = swap;
+    msg->wdone = 0;
+    msg_write_more(msg);
+}
+
+static void msg_on_written(uv_fs_t *req)
+{
+    struct spool_msg *msg = container_of(req, struct spool_msg, req.fs);
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    msg->busy = 0;
+    if (n <= 0) {
+        msg_fail(msg, n < 0 ? (int)n : -EIO);
+    } else {
+        msg->offset += (uint64_t)n;
+        msg->wdone += (size_t)n;
+        if (msg->wdone < msg->wbuf.len && !msg->aborted) {
+            msg_write_more(msg); /* a short write: go on from where it stopped */
+            return;
+        }
+    }
+    if (msg->wbuf.cap > 2 * SPOOL_BUFFER_HIGH)
+        buf_free(&msg->wbuf); /* one huge append: do not keep its memory */
+    else
+        buf_reset(&msg->wbuf);
+    msg_advance(msg);
+}
+
+static void commit_on_synced(uv_fs_t *req)
+{
+    struct spool_msg *msg = container_of(req, struct spool_msg, req.fs);
+    int status = (int)req->result;
+    uv_fs_req_cleanup(req);
+    msg->busy = 0;
+    if (status < 0) {
+        msg_fail(msg, status);
+        msg_advance(msg);
+        return;
+    }
+    msg->busy = 1;
+    started(uv_fs_close(msg->sp->loop, &msg->req.fs, msg->fd, commit_on_closed), "close");
+    msg->fd = -1;
+}
+
+static void commit_on_closed(uv_fs_t *req)
+{
+    struct spool_msg *msg = container_of(req, struct spool_msg, req.fs);
+    int status = (int)req->result;
+    uv_fs_req_cleanup(req);
+    msg->busy = 0;
+    if (status < 0) {
+        msg_fail(msg, status);
+        msg_advance(msg);
+        return;
+    }
+    char from[PATH_MAX], to[PATH_MAX];
+    msg_path(msg, SPOOL_TMP, from, sizeof from);
+    msg_path(msg, SPOOL_QUEUE, to, sizeof to);
+    msg->busy = 1;
+    started(uv_fs_rename(msg->sp->loop, &msg->req.fs, from, to, commit_on_renamed), "rename");
+}
+
+static void commit_on_renamed(uv_fs_t *req)
+{
+    struct spool_msg *msg = container_of(req, struct spool_msg, req.fs);
+    struct spool *sp = msg->sp;
+    int status = (int)req->result;
+    uv_fs_req_cleanup(req);
+    if (status < 0) {
+        msg->busy = 0;
+        msg_fail(msg, status);
+        msg_advance(msg);
+        return;
+    }
+    msg->in_queue = 1;
+    /* Still busy: waiting for the directory sync. */
+    msg->next_sync = NULL;
+    *sp->sync_tail = msg;
+    sp->sync_tail = &msg->next_sync;
+    if (!sp->dirsync_busy)
+        spool_dirsync_start(sp);
+}
+
+/* Syncs queue/ for every message renamed so far. */
+static void spool_dirsync_start(struct spool *sp)
+{
+    sp->sync_batch = sp->sync_waiting;
+    sp->sync_waiting = NULL;
+    sp->sync_tail = &sp->sync_waiting;
+    sp->dirsync_busy = 1;
+    started(uv_fs_fsync(sp->loop, &sp->dirsync_req, sp->queue_fd, spool_on_dirsynced), "fsync");
+}
+
+static void spool_on_dirsynced(uv_fs_t *req)
+{
+    struct spool *sp = container_of(req, struct spool, dirsync_req);
+    int status = (int)req->result;
+    uv_fs_req_cleanup(req);
+    struct spool_msg *batch = sp->sync_batch;
+    sp->sync_batch = NULL;
+    sp->dirsync_busy = 0;
+    if (sp->sync_waiting != NULL)
+        spool_dirsync_start(sp); /* renamed while this sync ran: not covered by it */
+    while (batch != NULL) {
+        struct spool_msg *next = batch->next_sync;
+        commit_on_durable(batch, status);
+        batch = next;
+    }
+}
+
+static void commit_on_durable(struct spool_msg *msg, int status)
+{
+    msg->busy = 0;
+    if (status < 0) {
+        /* Not known to be durable: answer 451 and take the file back, so that a retry by the
+         * client does not also deliver this copy. */
+        msg_fail(msg, status);
+        msg_advance(msg);
+        return;
+    }
+    msg_finish(msg);
+}
+
+/* ---- failure and abort: close, remove the file, free ---- */
+
+static void commit_on_deferred(uv_work_t *work, int status)
+{
+    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
+    msg->busy = 0;
+    msg_finish(msg);
+}
+
+static void work_nothing(uv_work_t *work)
+{
+}
+
+/* One step per call, each on the thread pool; cleanup_on_done calls it again for the next. */
+static void msg_cleanup(struct spool_msg *msg)
+{
+    uv_loop_t *loop = msg->sp->loop;
+    msg->busy = 1;
+    if (msg->fd >= 0) {
+        started(uv_fs_close(loop, &msg->req.fs, msg->fd, cleanup_on_done), "close");
+        msg->fd = -1;
+    } else if (msg->created) {
+        char path[PATH_MAX];
+        msg_path(msg, msg->in_queue ? SPOOL_QUEUE : SPOOL_TMP, path, sizeof path);
+        msg->created = 0;
+        started(uv_fs_unlink(loop, &msg->req.fs, path, cleanup_on_done), "unlink");
+    } else {
+        msg->busy = 0;
+        msg_finish(msg);
+    }
+}
+
+static void cleanup_on_done(uv_fs_t *req)
+{
+    struct spool_msg *msg = container_of(req, struct spool_msg, req.fs);
+    if (req->result < 0 && req->fs_type == UV_FS_UNLINK)
+        log_msg(LOG_WARN, "spool.cleanup_failed", "queue id %s: cannot remove %s: %s", msg->id,
+                req->path, uv_strerror((int)req->result));
+    uv_fs_req_cleanup(req);
+    msg->busy = 0;
+    msg_cleanup(msg);
+}
+
+static void msg_finish(struct spool_msg *msg)
+{
+    struct spool *sp = msg->sp;
+    if (msg->committing)
+        msg->commit_cb(msg, msg->error, msg->commit_arg);
+    buf_free(&msg->buf);
+    buf_free(&msg->wbuf);
+    sp->nmsgs--;
+    sp->pending--;
+    free(msg);
+}

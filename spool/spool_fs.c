@@ -1,0 +1,160 @@
+#include "spool/spool_fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Upper-case base-32 whose ASCII order is its numeric order (Crockford's alphabet), so ids sort by
+ * time in a plain directory listing. */
+static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+#define ID_TIME_CHARS 11 /* 55 bits of microseconds: good past the year 3000 */
+#define ID_SEQ_CHARS 2   /* 10 bits: ids made within one microsecond */
+#define ID_RAND_CHARS 3  /* 15 random bits */
+#define ID_SEQ_LIMIT (1u << (5 * ID_SEQ_CHARS))
+
+/* Room left for "/queue/<id>" after the spool's own path. */
+#define SPOOL_DIR_MAX (PATH_MAX - 64)
+
+int spool_fs_create(const char *dir, char **abs, struct buf *err)
+{
+    static const char *const subs[] = {SPOOL_TMP, SPOOL_QUEUE, SPOOL_CORRUPT};
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        int e = errno;
+        buf_printf(err, "spool %s: cannot create: %s", dir, strerror(e));
+        return -e;
+    }
+    char *path = realpath(dir, NULL);
+    if (path == NULL) {
+        int e = errno;
+        buf_printf(err, "spool %s: %s", dir, strerror(e));
+        return -e;
+    }
+    if (strlen(path) > SPOOL_DIR_MAX) {
+        buf_printf(err, "spool %s: path too long", dir);
+        free(path);
+        return -ENAMETOOLONG;
+    }
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
+        if (mkdir(sub, 0700) < 0 && errno != EEXIST) {
+            int e = errno;
+            buf_printf(err, "spool %s: cannot create: %s", sub, strerror(e));
+            free(path);
+            return -e;
+        }
+    }
+    *abs = path;
+    return 0;
+}
+
+int spool_fs_open_dir(const char *dir, const char *sub, struct buf *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        buf_printf(err, "spool %s: %s", path, strerror(e));
+        return -e;
+    }
+    return fd;
+}
+
+/* splitmix64: cheap, well-mixed bits from a seed taken once from the system at open. */
+static uint64_t id_random(struct spool *sp)
+{
+    uint64_t z = (sp->id_rng += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static char *id_put(char *out, uint64_t value, int chars)
+{
+    for (int i = chars - 1; i >= 0; i--, value >>= 5)
+        out[i] = id_alphabet[value & 31];
+    return out + chars;
+}
+
+void spool_fs_id_make(struct spool *sp, char *out)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    uint64_t us = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+    /* (id_us, id_seq) only grows, even when the clock stalls or steps back within this process. */
+    if (us > sp->id_us) {
+        sp->id_us = us;
+        sp->id_seq = 0;
+    } else if (++sp->id_seq == ID_SEQ_LIMIT) {
+        sp->id_us++;
+        sp->id_seq = 0;
+    }
+    char *p = id_put(out, sp->id_us, ID_TIME_CHARS);
+    p = id_put(p, sp->id_seq, ID_SEQ_CHARS);
+    p = id_put(p, id_random(sp), ID_RAND_CHARS);
+    *p = '\0';
+}
+
+int spool_fs_id_valid(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 0 && len <= SPOOL_ID_MAX && strspn(name, id_alphabet) == len;
+}
+
+int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, struct buf *body,
+                  struct buf *err)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP) {
+            buf_printf(err, "%s: a symbolic link", name);
+            return -EBADMSG;
+        }
+        buf_printf(err, "%s: %s", name, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        buf_printf(err, "%s: not a regular file", name);
+        close(fd);
+        return -EBADMSG;
+    }
+
+    envelope_decoder_init(dec);
+    struct buf why = BUF_INIT;
+    char chunk[64 * 1024];
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            buf_printf(&why, "%s", strerror(errno));
+            break;
+        }
+        if (n == 0) {
+            if (rc == 0)
+                buf_printf(&why, "truncated: no end record");
+            rc = rc == 1 ? 0 : -EBADMSG;
+            break;
+        }
+        rc = envelope_decoder_feed(dec, chunk, (size_t)n, body, &why);
+        if (rc < 0)
+            break;
+    }
+    close(fd);
+    if (rc < 0) {
+        buf_printf(err, "%s: %.*s", name, (int)why.len, why.data);
+        envelope_decoder_free(dec);
+    }
+    buf_free(&why);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/*
+ * The spool's private side, shared by spool.c (writing messages) and spool_recover.c (start-up and
+ * read-only access): directory layout, queue ids (which are the file names) and reading a committed
+ * file back with its checks. Nothing outside spool/ includes this.
+ */
+#ifndef SLUICE_SPOOL_FS_H
+#define SLUICE_SPOOL_FS_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/buf.h"
+#include "spool/envelope.h"
+#include "spool/spool.h"
+
+#define SPOOL_TMP "tmp"         /* messages being written */
+#define SPOOL_QUEUE "queue"     /* committed messages, one file each, named by queue id */
+#define SPOOL_CORRUPT "corrupt" /* queue files that failed validation, kept for a person */
+
+struct spool {
+    uv_loop_t *loop;
+    char *dir;      /* absolute path of the spool */
+    int queue_fd;   /* <dir>/queue, open for the directory syncs */
+    size_t nmsgs;   /* messages not yet freed */
+    size_t pending; /* of those, committed or aborted: work still to finish */
+    /* queue ids: microseconds, a sequence within one microsecond, random bits */
+    uint64_t id_us;
+    unsigned id_seq;
+    uint64_t id_rng;
+    /* group commit: one fsync of queue/ in flight covers sync_batch; messages renamed while it
+     * runs wait in sync_waiting for the next one */
+    uv_fs_t dirsync_req;
+    int dirsync_busy;
+    struct spool_msg *sync_batch;
+    struct spool_msg *sync_waiting;
+    struct spool_msg **sync_tail; /* where the next waiting message is linked */
+};
+
+/* Creates dir and its subdirectories (mode 0700) where missing; sets *abs to dir's absolute path
+ * (malloc'd). Returns 0 or -errno with a reason in err. */
+int spool_fs_create(const char *dir, char **abs, struct buf *err);
+/* Opens dir/sub as a directory (O_RDONLY). Returns the fd or -errno with a reason in err. */
+int spool_fs_open_dir(const char *dir, const char *sub, struct buf *err);
+
+/* Makes a new queue id into out (SPOOL_ID_MAX + 1 bytes): unique within the process, sortable by
+ * time, and with random bits against a clock set back between runs. */
+void spool_fs_id_make(struct spool *sp, char *out);
+/* 1 when name is a queue id in form (so it is also a safe file name), else 0. */
+int spool_fs_id_valid(const char *name);
+
+/* Reads and checks the committed file `name` in directory dirfd: on success (0) dec holds its
+ * envelope and body size (free it with envelope_decoder_free) and its body bytes are appended to
+ * body unless body is NULL. On failure dec is already freed; returns -EBADMSG when the file is not
+ * a whole, valid message, another -errno when it cannot be read, with a reason in err. */
+int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, struct buf *body,
+                  struct buf *err);
+
+#endif

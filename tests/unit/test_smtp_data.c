@@ -1,0 +1,117 @@
+#include <string.h>
+
+#include "lib/smtp_data.h"
+#include "tests/unit/check.h"
+
+struct result {
+    struct buf out;
+    size_t used;
+    int done;
+    unsigned flags;
+};
+
+/* Decodes input split into pieces of `step` bytes (0: all at once), as a socket might deliver it.
+ */
+static struct result decode(const char *input, size_t len, size_t step)
+{
+    struct smtp_data d;
+    struct result r = {BUF_INIT, 0, 0, 0};
+    smtp_data_init(&d);
+    while (r.used < len && !r.done) {
+        size_t n = step == 0 || len - r.used < step ? len - r.used : step;
+        r.used += smtp_data_feed(&d, input + r.used, n, &r.out, &r.done);
+    }
+    r.flags = d.flags;
+    return r;
+}
+
+static void check_decode(const char *input, const char *want_body, size_t want_used, unsigned flags)
+{
+    size_t steps[] = {0, 1, 2, 3, 7};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct result r = decode(input, strlen(input), steps[i]);
+        CHECK_INT_EQ(r.done, 1);
+        CHECK_MEM_EQ(r.out.data, r.out.len, want_body);
+        CHECK_INT_EQ(r.used, want_used);
+        CHECK_INT_EQ(r.flags, flags);
+        buf_free(&r.out);
+    }
+}
+
+static void test_end_of_data(void)
+{
+    check_decode("Subject: x\r\n\r\nbody\r\n.\r\n", "Subject: x\r\n\r\nbody\r\n", 23, 0);
+    check_decode(".\r\n", "", 3, 0); /* empty message */
+    /* Bytes after the end belong to the next command and are not consumed. */
+    check_decode("a\r\n.\r\nQUIT\r\n", "a\r\n", 6, 0);
+}
+
+static void test_dot_stuffing(void)
+{
+    check_decode("..leading dot\r\n.\r\n", ".leading dot\r\n", 18, 0);
+    check_decode("...\r\n.\r\n", "..\r\n", 8, 0);
+    check_decode("a.\r\n.b\r\n.\r\n", "a.\r\nb\r\n", 11, 0);
+}
+
+/* The smuggling sequences: none of them ends the message; the bytes are kept as sent. */
+static void test_smuggling(void)
+{
+    const char *tricks[] = {"\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r"};
+    for (size_t i = 0; i < sizeof tricks / sizeof tricks[0]; i++) {
+        char input[256], body[256];
+        snprintf(input, sizeof input, "a%sMAIL FROM:<x@y>\r\n.\r\n", tricks[i]);
+        struct result r = decode(input, strlen(input), 0);
+        CHECK_INT_EQ(r.done, 1);
+        CHECK_INT_EQ(r.used, strlen(input));
+        /* Expected body: the same bytes minus the final ".CRLF", with "\r\n." stuffing undone. */
+        snprintf(body, sizeof body, "a%sMAIL FROM:<x@y>\r\n", tricks[i]);
+        if (strcmp(tricks[i], "\r\n.\n") == 0)
+            snprintf(body, sizeof body, "a\r\n\nMAIL FROM:<x@y>\r\n");
+        if (strcmp(tricks[i], "\r\n.\r") == 0)
+            snprintf(body, sizeof body, "a\r\n\rMAIL FROM:<x@y>\r\n");
+        CHECK_MEM_EQ(r.out.data, r.out.len, body);
+        CHECK(r.flags & (SMTP_DATA_BARE_LF | SMTP_DATA_BARE_CR));
+        buf_free(&r.out);
+    }
+}
+
+static void test_flags(void)
+{
+    struct result r = decode("a\nb\r\n.\r\n", 8, 0);
+    CHECK_INT_EQ(r.flags, SMTP_DATA_BARE_LF);
+    buf_free(&r.out);
+    r = decode("a\rb\r\n.\r\n", 8, 0);
+    CHECK_INT_EQ(r.flags, SMTP_DATA_BARE_CR);
+    buf_free(&r.out);
+
+    char input[2100];
+    memset(input, 'x', 998);
+    strcpy(input + 998, "\r\n.\r\n");
+    r = decode(input, strlen(input), 0);
+    CHECK_INT_EQ(r.flags, 0); /* 998 + CRLF = 1000: the limit itself */
+    buf_free(&r.out);
+    memset(input, 'x', 999);
+    strcpy(input + 999, "\r\n.\r\n");
+    r = decode(input, strlen(input), 0);
+    CHECK_INT_EQ(r.flags, SMTP_DATA_LONG_LINE);
+    buf_free(&r.out);
+}
+
+static void test_incomplete(void)
+{
+    struct result r = decode("abc\r\n.\r", 7, 0);
+    CHECK_INT_EQ(r.done, 0);
+    CHECK_INT_EQ(r.used, 7);
+    CHECK_MEM_EQ(r.out.data, r.out.len, "abc\r\n"); /* ".\r" is held back until its fate is known */
+    buf_free(&r.out);
+}
+
+int main(void)
+{
+    test_end_of_data();
+    test_dot_stuffing();
+    test_smuggling();
+    test_flags();
+    test_incomplete();
+    return check_report("test_smtp_data");
+}
