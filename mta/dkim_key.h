@@ -1,0 +1,57 @@
+/*
+ * DKIM private keys: loading and checking a key file at start and reload (a bad key is a config
+ * error naming the file), generating a key for `sluice dkim keygen`, and the DNS TXT record that
+ * publishes the public half. A loaded key is immutable and owned by the signing entry that loaded
+ * it; the signer (mta/dkim.c) hands its PEM text to libopendkim.
+ */
+#ifndef SLUICE_DKIM_KEY_H
+#define SLUICE_DKIM_KEY_H
+
+#include "lib/buf.h"
+
+enum dkim_alg {
+    DKIM_ALG_RSA_SHA256,     /* RFC 6376; keys of 1024 to 4096 bits */
+    DKIM_ALG_ED25519_SHA256, /* RFC 8463 */
+};
+
+#define DKIM_RSA_MIN_BITS 1024
+#define DKIM_RSA_MAX_BITS 4096
+#define DKIM_RSA_DEFAULT_BITS 2048
+
+struct dkim_key {
+    enum dkim_alg alg;
+    int bits;   /* RSA modulus size; 256 for Ed25519 */
+    char *path; /* the file it came from, for messages */
+    char *pem;  /* PKCS#8 PEM, NUL-terminated: the form libopendkim's dkim_sign() takes; wiped on
+                   free */
+};
+
+/* "rsa-sha256" / "ed25519-sha256" (the a= tag values); returns 0 or -EINVAL. */
+int dkim_alg_parse(const char *name, enum dkim_alg *out);
+const char *dkim_alg_name(enum dkim_alg alg);
+
+/* 1 when `name` is a usable DNS name for d= or s=: dot-separated labels of letters, digits, '-'
+ * and '_', each 1..63 characters, 253 in all, no trailing dot. */
+int dkim_dns_name_valid(const char *name);
+
+/* Reads and checks the private key at `path`: a regular file, not readable by group or others,
+ * a PEM private key of algorithm `alg` (RSA within 1024..4096 bits). Returns 0 and a new key in
+ * *out, or a negative errno with a message naming the file appended to `err`. Blocking: call at
+ * start or reload, or on the thread pool. */
+int dkim_key_load(const char *path, enum dkim_alg alg, struct dkim_key **out, struct buf *err);
+void dkim_key_free(struct dkim_key *key);
+
+/* Appends the zone-file line publishing `key` as selector._domainkey.domain, its value split into
+ * quoted strings of at most 255 characters (RFC 6376 §3.6.2.2; k=ed25519 with the raw 32-byte
+ * public key for RFC 8463). Returns 0 or -EINVAL with a message in `err`. */
+int dkim_key_dns_record(const struct dkim_key *key, const char *domain, const char *selector,
+                        struct buf *out, struct buf *err);
+
+/* Generates a key (`bits` 0 means 2048 for RSA; must be 0 or 256 for Ed25519), writes it to
+ * `path` with mode 0600, refusing to overwrite an existing file, and appends its DNS record to
+ * `record`. Returns 0 or a negative errno with a message naming the file in `err`. Blocking: meant
+ * for the command line. */
+int dkim_key_generate(const char *path, enum dkim_alg alg, int bits, const char *domain,
+                      const char *selector, struct buf *record, struct buf *err);
+
+#endif
