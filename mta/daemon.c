@@ -18,10 +18,13 @@
 #include "mta/config_load.h"
 #include "mta/listener.h"
 #include "mta/smtp_server.h"
+#include "policy/auth_users.h"
 #include "spool/spool.h"
 
 /* Disk syncs run on libuv's thread pool; many in flight let the file system merge them. */
 #define THREADPOOL_SIZE "32"
+/* Clients whose failed AUTH attempts are remembered (the least recent make room). */
+#define AUTH_FAILURE_CLIENTS 4096
 
 struct daemon {
     uv_loop_t loop;
@@ -133,14 +136,26 @@ static void log_ready(struct daemon *d, const char *event)
     buf_free(&names);
 }
 
+/* Loads relay.users into *out (NULL when unset). Blocking, like the configuration itself. */
+static int auth_users_for(const struct config *cfg, struct auth_users **out, struct buf *err)
+{
+    *out = NULL;
+    if (cfg->relay.users == NULL)
+        return 0;
+    return auth_users_load(cfg->relay.users, out, err) < 0 ? -1 : 0;
+}
+
 static void daemon_reload(struct daemon *d)
 {
     struct buf err = BUF_INIT;
     struct config *cfg = config_load_for_command(d->config_path, &err);
     SSL_CTX *tls = NULL;
+    struct auth_users *users = NULL;
     struct listener *opened = NULL;
 
     if (cfg != NULL && cfg->tls.certificate != NULL && (tls = tls_ctx_for(cfg, &err)) == NULL)
+        goto fail;
+    if (cfg != NULL && auth_users_for(cfg, &users, &err) < 0)
         goto fail;
     if (cfg != NULL && open_new_listeners(d, cfg, &opened, &err) < 0)
         goto fail;
@@ -154,6 +169,9 @@ static void daemon_reload(struct daemon *d)
     if (d->srv.tls_ctx != NULL)
         SSL_CTX_free(d->srv.tls_ctx);
     d->srv.tls_ctx = tls;
+    /* Sessions copy the hash they check, so the old table can go at once. */
+    auth_users_free(d->srv.auth_users);
+    d->srv.auth_users = users;
     config_unref(d->srv.cfg);
     d->srv.cfg = cfg;
     log_ready(d, "daemon.reload");
@@ -165,6 +183,7 @@ fail:
     log_msg(LOG_ERROR, "daemon.reload_failed", "configuration not changed");
     if (tls != NULL)
         SSL_CTX_free(tls);
+    auth_users_free(users);
     if (cfg != NULL)
         config_unref(cfg);
     buf_free(&err);
@@ -284,6 +303,10 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
         return -1;
     if (cfg->tls.certificate != NULL && (d->srv.tls_ctx = tls_ctx_for(cfg, err)) == NULL)
         return -1;
+    /* Read before dropping privileges: the users file may be readable by root only. */
+    if (auth_users_for(cfg, &d->srv.auth_users, err) < 0)
+        return -1;
+    d->srv.auth_failures = auth_failures_new(AUTH_FAILURE_CLIENTS);
     struct listener *opened;
     if (open_new_listeners(d, cfg, &opened, err) < 0)
         return -1;
@@ -339,6 +362,8 @@ int daemon_run(const char *config_path)
         spool_close(d->srv.spool);
     if (d->srv.tls_ctx != NULL)
         SSL_CTX_free(d->srv.tls_ctx);
+    auth_users_free(d->srv.auth_users);
+    auth_failures_free(d->srv.auth_failures);
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)
         log_msg(LOG_WARN, "daemon.stopped", "handles left open at exit");

@@ -5,6 +5,7 @@
  * Every state change goes through smtp_set_state.
  */
 #include "mta/smtp_session.h"
+#include "mta/smtp_auth.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,11 +27,17 @@ static void session_process(struct smtp_session *s);
 static void session_close(struct smtp_session *s);
 
 static const char *const state_names[] = {
-    [SMTP_STATE_TLS_WAIT] = "tls-wait", [SMTP_STATE_CONNECTED] = "connected",
-    [SMTP_STATE_READY] = "ready",       [SMTP_STATE_MAIL] = "mail",
-    [SMTP_STATE_RCPT] = "rcpt",         [SMTP_STATE_DATA] = "data",
-    [SMTP_STATE_COMMIT] = "commit",     [SMTP_STATE_STARTTLS] = "starttls",
+    [SMTP_STATE_TLS_WAIT] = "tls-wait",
+    [SMTP_STATE_CONNECTED] = "connected",
+    [SMTP_STATE_READY] = "ready",
+    [SMTP_STATE_MAIL] = "mail",
+    [SMTP_STATE_RCPT] = "rcpt",
+    [SMTP_STATE_DATA] = "data",
+    [SMTP_STATE_COMMIT] = "commit",
+    [SMTP_STATE_STARTTLS] = "starttls",
     [SMTP_STATE_CLOSING] = "closing",
+    [SMTP_STATE_AUTH] = "auth",
+    [SMTP_STATE_AUTH_CHECK] = "auth-check",
 };
 
 void smtp_set_state(struct smtp_session *s, enum smtp_state state)
@@ -196,6 +203,8 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
     buf_printf(&s->out, "250-SIZE %llu\r\n", (unsigned long long)s->cfg->limits.max_message_size);
     if (s->srv->tls_ctx != NULL && !s->tls && s->listener->tls != LISTENER_TLS_NONE)
         buf_printf(&s->out, "250-STARTTLS\r\n");
+    if (smtp_auth_offered(s))
+        buf_printf(&s->out, "250-AUTH PLAIN LOGIN\r\n");
     buf_printf(&s->out, "250-8BITMIME\r\n");
     buf_printf(&s->out, "250-ENHANCEDSTATUSCODES\r\n");
     buf_printf(&s->out, "250-SMTPUTF8\r\n");
@@ -252,13 +261,7 @@ static void cmd_expn(struct smtp_session *s, struct smtp_slice arg)
 static void cmd_help(struct smtp_session *s, struct smtp_slice arg)
 {
     smtp_reply(s, 214, "2.0.0",
-               "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
-}
-
-static void cmd_auth(struct smtp_session *s, struct smtp_slice arg)
-{
-    smtp_reply(s, 503, "5.5.1", "Error: authentication not enabled");
-    smtp_client_error(s);
+               "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
 }
 
 static void cmd_bdat(struct smtp_session *s, struct smtp_slice arg)
@@ -285,11 +288,13 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
     }
     smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
     smtp_flush(s);
-    /* RFC 3207 §4.2: the session starts again from nothing (no HELO, no transaction). What the
-     * client sent after STARTTLS in clear is dropped by process_chunk (CVE-2011-0411). */
+    /* RFC 3207 §4.2: the session starts again from nothing (no HELO, no AUTH, no transaction).
+     * What the client sent after STARTTLS in clear is dropped by process_chunk (CVE-2011-0411). */
     smtp_tx_free(s);
     free(s->helo);
     s->helo = NULL;
+    free(s->auth_user); /* AUTH needs TLS, so this is NULL today; the reset must not depend on it */
+    s->auth_user = NULL;
     s->esmtp = 0;
     smtp_set_state(s, SMTP_STATE_STARTTLS);
     if (stream_tls_server(&s->stream, s->srv->tls_ctx) < 0)
@@ -320,7 +325,7 @@ static const struct smtp_command commands[] = {
     {SMTP_VERB_EXPN, 0, cmd_expn},
     {SMTP_VERB_HELP, 0, cmd_help},
     {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO, cmd_starttls},
-    {SMTP_VERB_AUTH, CMD_NEEDS_HELO, cmd_auth},
+    {SMTP_VERB_AUTH, CMD_NEEDS_HELO, smtp_cmd_auth},
 };
 
 static void dispatch(struct smtp_session *s, const char *line, size_t len)
@@ -362,7 +367,8 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
             continue;
         }
         if (s->state != SMTP_STATE_READY && s->state != SMTP_STATE_CONNECTED &&
-            s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT)
+            s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT &&
+            s->state != SMTP_STATE_AUTH)
             break;
         const char *line;
         size_t line_len, consumed;
@@ -371,7 +377,9 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
         used += consumed;
         if (res == LINE_NEED_MORE)
             break;
-        if (res == LINE_TOO_LONG) {
+        if (s->state == SMTP_STATE_AUTH) {
+            smtp_auth_line(s, res, line, line_len); /* a response to 334, never a command */
+        } else if (res == LINE_TOO_LONG) {
             smtp_reply(s, 500, "5.5.2", "Error: line too long");
             smtp_client_error(s);
         } else if (res == LINE_BAD_EOL) {
@@ -505,6 +513,7 @@ void smtp_session_unref(struct smtp_session *s)
     buf_free(&s->in);
     buf_free(&s->out);
     free(s->helo);
+    free(s->auth_user);
     config_unref(s->cfg);
     free(s);
     if (srv->stopping && srv->nsessions == 0 && srv->on_drained != NULL)
@@ -528,6 +537,7 @@ static void session_close(struct smtp_session *s)
     s->closed = 1;
     s->reading = 0;
     smtp_tx_free(s); /* rolls back an uncommitted message */
+    smtp_auth_close(s);
 
     if (s->prev != NULL)
         s->prev->next = s->next;

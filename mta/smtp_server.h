@@ -15,6 +15,8 @@
 #include "spool/spool.h"
 
 struct smtp_session;
+struct auth_users;
+struct auth_failures;
 
 /* State shared by all sessions; owned by the daemon. */
 struct smtp_server {
@@ -22,7 +24,9 @@ struct smtp_server {
     struct config *cfg; /* the configuration new sessions take; the daemon swaps it on reload */
     SSL_CTX *tls_ctx;   /* NULL when no certificate is configured */
     struct spool *spool;
-    struct smtp_session *sessions; /* every live session, for shutdown */
+    struct auth_users *auth_users;       /* relay.users loaded; NULL: no AUTH. Swapped on reload */
+    struct auth_failures *auth_failures; /* failed AUTH attempts per client, across sessions */
+    struct smtp_session *sessions;       /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;
     unsigned stopping : 1;

@@ -99,6 +99,10 @@ static int mail_params(struct smtp_session *s, const struct smtp_path_args *args
         } else if (p->key.len == 8 && strncasecmp(p->key.ptr, "SMTPUTF8", 8) == 0 &&
                    p->value.ptr == NULL) {
             tx->env_flags |= SPOOL_ENV_SMTPUTF8;
+        } else if (p->key.len == 4 && strncasecmp(p->key.ptr, "AUTH", 4) == 0 &&
+                   p->value.ptr != NULL) {
+            /* RFC 4954 §5: the submitter's identity claimed by a relaying client. We trust only
+             * our own AUTH, so the value is accepted and dropped, never stored or passed on. */
         } else {
             smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s", (int)p->key.len,
                        p->key.ptr);
@@ -194,7 +198,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
     }
 
     /* The relay decision comes first and alone: nothing after it can accept what it refused. */
-    struct relay_query q = {s->listener, (const struct sockaddr *)&s->peer, NULL, &rcpt};
+    struct relay_query q = {s->listener, (const struct sockaddr *)&s->peer, s->auth_user, &rcpt};
     struct policy_decision d = policy_relay_check(s->cfg, &q);
     if (d.verdict != POLICY_ACCEPT) {
         smtp_reply(s, d.code, d.enhanced, "<%s>: %s", text, d.text);
@@ -214,13 +218,17 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
 
 static const char *protocol_name(const struct smtp_session *s)
 {
-    /* RFC 3848 "with" keywords (and RFC 6531's UTF8 variants). */
-    int utf8 = s->tx->env_flags & SPOOL_ENV_SMTPUTF8;
+    /* RFC 3848 "with" keywords (and RFC 6531's UTF8 variants); "A" when authenticated, which
+     * needs EHLO and TLS here. */
+    static const char *const names[2][2][2] = {
+        /* [utf8][tls][auth] */
+        {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+        {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+    };
     if (!s->esmtp)
         return "SMTP";
-    if (utf8)
-        return s->tls ? "UTF8SMTPS" : "UTF8SMTP";
-    return s->tls ? "ESMTPS" : "ESMTP";
+    int utf8 = (s->tx->env_flags & SPOOL_ENV_SMTPUTF8) != 0;
+    return names[utf8][s->tls][s->auth_user != NULL];
 }
 
 /* RFC 5321 §4.4 trace header, folded so no line nears the text-line limit. */
@@ -273,7 +281,7 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
         .nrcpts = tx->nrcpts,
         .client_addr = s->client_addr,
         .helo = s->helo,
-        .auth_user = NULL,
+        .auth_user = s->auth_user,
         .listener = s->listener->name,
         .received_at = (int64_t)time(NULL),
         .flags = tx->env_flags,

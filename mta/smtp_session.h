@@ -19,15 +19,17 @@
 #include "mta/smtp_server.h"
 
 enum smtp_state {
-    SMTP_STATE_TLS_WAIT,  /* implicit TLS: handshake before the banner */
-    SMTP_STATE_CONNECTED, /* banner sent, no HELO/EHLO yet */
-    SMTP_STATE_READY,     /* greeted, no transaction */
-    SMTP_STATE_MAIL,      /* MAIL accepted, no recipient yet */
-    SMTP_STATE_RCPT,      /* at least one recipient accepted */
-    SMTP_STATE_DATA,      /* reading the message */
-    SMTP_STATE_COMMIT,    /* waiting for the spool to make the message durable */
-    SMTP_STATE_STARTTLS,  /* 220 sent, TLS handshake in progress */
-    SMTP_STATE_CLOSING,   /* last reply queued; closing once it is written */
+    SMTP_STATE_TLS_WAIT,   /* implicit TLS: handshake before the banner */
+    SMTP_STATE_CONNECTED,  /* banner sent, no HELO/EHLO yet */
+    SMTP_STATE_READY,      /* greeted, no transaction */
+    SMTP_STATE_MAIL,       /* MAIL accepted, no recipient yet */
+    SMTP_STATE_RCPT,       /* at least one recipient accepted */
+    SMTP_STATE_DATA,       /* reading the message */
+    SMTP_STATE_COMMIT,     /* waiting for the spool to make the message durable */
+    SMTP_STATE_STARTTLS,   /* 220 sent, TLS handshake in progress */
+    SMTP_STATE_AUTH,       /* 334 sent: the next line is an AUTH response (smtp_auth.c) */
+    SMTP_STATE_AUTH_CHECK, /* password check (thread pool) or its delay: input paused */
+    SMTP_STATE_CLOSING,    /* last reply queued; closing once it is written */
 };
 
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
@@ -69,6 +71,8 @@ struct smtp_session {
     struct buf in;  /* received bytes not yet processed */
     struct buf out; /* replies not yet handed to the stream */
     struct smtp_tx *tx;
+    char *auth_user;        /* name from the users file after a successful AUTH, else NULL */
+    struct smtp_auth *auth; /* AUTH exchange in progress (smtp_auth.c), else NULL */
 };
 
 /* smtp_server.c */

@@ -1,0 +1,367 @@
+#include "policy/auth_users.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/xalloc.h"
+
+struct auth_user {
+    char *name;
+    char *hash;
+};
+
+struct auth_users {
+    struct auth_user *users; /* sorted by name for bsearch */
+    size_t nusers;
+};
+
+/* ---- the users file ---- */
+
+static int name_char_ok(unsigned char c)
+{
+    return c > ' ' && c < 0x7f && c != ':' && c != '(' && c != ')' && c != '\\';
+}
+
+static int user_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct auth_user *)a)->name, ((const struct auth_user *)b)->name);
+}
+
+void auth_users_free(struct auth_users *users)
+{
+    if (users == NULL)
+        return;
+    for (size_t i = 0; i < users->nusers; i++) {
+        free(users->users[i].name);
+        /* Hashes are not secrets in the strict sense, but there is no reason to leave them. */
+        explicit_bzero(users->users[i].hash, strlen(users->users[i].hash));
+        free(users->users[i].hash);
+    }
+    free(users->users);
+    free(users);
+}
+
+/* Checks one "name:hash" line (newline removed, NUL-terminated at len); returns NULL or what is
+ * wrong with it. */
+static const char *line_check(const char *line, size_t len, size_t *name_len)
+{
+    const char *colon = memchr(line, ':', len);
+    if (colon == NULL)
+        return "expected name:hash";
+    *name_len = (size_t)(colon - line);
+    if (*name_len == 0)
+        return "empty user name";
+    if (*name_len > AUTH_USER_NAME_MAX)
+        return "user name longer than 255 octets";
+    for (size_t i = 0; i < *name_len; i++)
+        if (!name_char_ok((unsigned char)line[i]))
+            return "user name holds a space, control byte, non-ASCII byte or one of ( ) \\";
+    const char *hash = colon + 1;
+    size_t hash_len = len - *name_len - 1;
+    if (hash_len == 0)
+        return "empty hash";
+    if (memchr(hash, '\0', hash_len) != NULL || memchr(hash, ':', hash_len) != NULL)
+        return "hash holds ':' or a NUL byte";
+    if (hash[0] != '$')
+        return "not a crypt(3) hash of a current method (yescrypt $y$, SHA-512 $6$, ...)";
+    int rc = crypt_checksalt(hash);
+    if (rc == CRYPT_SALT_METHOD_LEGACY)
+        return "hash method is too weak (use yescrypt $y$ or SHA-512-crypt $6$)";
+    if (rc != CRYPT_SALT_OK)
+        return "not a crypt(3) hash of a current method (yescrypt $y$, SHA-512 $6$, ...)";
+    return NULL;
+}
+
+int auth_users_load(const char *path, struct auth_users **out, struct buf *err)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        int e = errno;
+        buf_printf(err, "%s: cannot open users file: %s\n", path, strerror(e));
+        return -e;
+    }
+    struct auth_users *users = xcalloc(1, sizeof *users);
+    size_t cap = 0;
+    char *line = NULL;
+    size_t line_cap = 0;
+    ssize_t n;
+    unsigned lineno = 0;
+    int problems = 0;
+
+    while ((n = getline(&line, &line_cap, f)) >= 0) {
+        lineno++;
+        size_t len = (size_t)n;
+        if (len > 0 && line[len - 1] == '\n')
+            len--;
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        line[len] = '\0'; /* crypt_checksalt reads the hash as a C string */
+        if (len == 0 || line[0] == '#')
+            continue;
+        size_t name_len = 0;
+        const char *why = line_check(line, len, &name_len);
+        if (why != NULL) {
+            buf_printf(err, "%s:%u: %s\n", path, lineno, why);
+            problems++;
+            continue;
+        }
+        if (users->nusers == cap) {
+            cap = cap ? cap * 2 : 16;
+            users->users = xrealloc(users->users, cap * sizeof *users->users);
+        }
+        struct auth_user *u = &users->users[users->nusers++];
+        u->name = xstrndup(line, name_len);
+        u->hash = xstrndup(line + name_len + 1, len - name_len - 1);
+    }
+    int read_error = ferror(f);
+    fclose(f);
+    if (line != NULL) {
+        explicit_bzero(line, line_cap);
+        free(line);
+    }
+    if (read_error) {
+        buf_printf(err, "%s: read error\n", path);
+        auth_users_free(users);
+        return -EIO;
+    }
+
+    if (users->nusers > 0)
+        qsort(users->users, users->nusers, sizeof *users->users, user_cmp);
+    for (size_t i = 1; i < users->nusers; i++) {
+        if (strcmp(users->users[i - 1].name, users->users[i].name) == 0) {
+            buf_printf(err, "%s: user '%s' is listed more than once\n", path, users->users[i].name);
+            problems++;
+        }
+    }
+    if (problems > 0) {
+        auth_users_free(users);
+        return -EINVAL;
+    }
+    *out = users;
+    return 0;
+}
+
+size_t auth_users_count(const struct auth_users *users)
+{
+    return users->nusers;
+}
+
+const char *auth_users_hash(const struct auth_users *users, const char *name, size_t len)
+{
+    if (len == 0 || len > AUTH_USER_NAME_MAX || memchr(name, '\0', len) != NULL)
+        return NULL;
+    char key_name[AUTH_USER_NAME_MAX + 1];
+    memcpy(key_name, name, len);
+    key_name[len] = '\0';
+    struct auth_user key = {key_name, NULL};
+    const struct auth_user *u =
+        users->nusers ? bsearch(&key, users->users, users->nusers, sizeof key, user_cmp) : NULL;
+    return u != NULL ? u->hash : NULL;
+}
+
+const char *auth_users_decoy_hash(const struct auth_users *users)
+{
+    return users->nusers > 0 ? users->users[0].hash : NULL;
+}
+
+int auth_users_verify(const char *hash, const char *password, size_t len)
+{
+    if (memchr(password, '\0', len) != NULL)
+        return 0; /* crypt would stop at the NUL and check a shorter password */
+    char *phrase = xstrndup(password, len);
+    struct crypt_data *data = xcalloc(1, sizeof *data);
+    const char *got = crypt_r(phrase, hash, data);
+    int ok = 0;
+    /* crypt_r answers a string starting with '*' (or NULL) when the hash is unusable. */
+    if (got != NULL && got[0] != '*') {
+        size_t got_len = strlen(got), want_len = strlen(hash);
+        /* Lengths say nothing secret (they follow from the method); the contents are compared
+         * without an early exit. */
+        unsigned char diff = got_len != want_len;
+        for (size_t i = 0; i < got_len && i < want_len; i++)
+            diff |= (unsigned char)(got[i] ^ hash[i]);
+        ok = diff == 0;
+    }
+    explicit_bzero(phrase, len);
+    explicit_bzero(data, sizeof *data);
+    free(phrase);
+    free(data);
+    return ok;
+}
+
+/* ---- failed attempts per client ---- */
+
+struct failure_entry {
+    unsigned char key[17]; /* family byte + address (IPv6: the /64) */
+    unsigned failures;
+    uint64_t last_ms;
+    size_t hash_next; /* next index in the same bucket, or NONE */
+    size_t lru_prev, lru_next;
+};
+
+#define NONE ((size_t)-1)
+
+struct auth_failures {
+    struct failure_entry *entries;
+    size_t capacity, nused;
+    size_t *buckets;           /* nbuckets heads, NONE when empty */
+    size_t nbuckets;           /* a power of two */
+    size_t lru_head, lru_tail; /* most and least recently failing */
+};
+
+struct auth_failures *auth_failures_new(size_t capacity)
+{
+    struct auth_failures *f = xcalloc(1, sizeof *f);
+    f->capacity = capacity > 0 ? capacity : 1;
+    f->entries = xcalloc(f->capacity, sizeof *f->entries);
+    f->nbuckets = 1;
+    while (f->nbuckets < f->capacity * 2)
+        f->nbuckets *= 2;
+    f->buckets = xcalloc(f->nbuckets, sizeof *f->buckets);
+    for (size_t i = 0; i < f->nbuckets; i++)
+        f->buckets[i] = NONE;
+    f->lru_head = f->lru_tail = NONE;
+    return f;
+}
+
+void auth_failures_free(struct auth_failures *f)
+{
+    if (f == NULL)
+        return;
+    free(f->entries);
+    free(f->buckets);
+    free(f);
+}
+
+/* The table key: IPv4 (also v4-mapped IPv6) by address; IPv6 by /64, the usual size of one
+ * customer's allocation, so an attacker cannot step through addresses to start afresh. */
+static int make_key(const struct sockaddr *addr, unsigned char key[17])
+{
+    memset(key, 0, 17);
+    if (addr->sa_family == AF_INET) {
+        key[0] = 4;
+        memcpy(key + 1, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+        return 0;
+    }
+    if (addr->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            key[0] = 4;
+            memcpy(key + 1, &a->s6_addr[12], 4);
+        } else {
+            key[0] = 6;
+            memcpy(key + 1, a->s6_addr, 8);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static size_t key_bucket(const struct auth_failures *f, const unsigned char key[17])
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (int i = 0; i < 17; i++)
+        h = (h ^ key[i]) * 1099511628211ull;
+    return (size_t)(h & (f->nbuckets - 1));
+}
+
+static size_t entry_find(const struct auth_failures *f, const unsigned char key[17])
+{
+    for (size_t i = f->buckets[key_bucket(f, key)]; i != NONE; i = f->entries[i].hash_next)
+        if (memcmp(f->entries[i].key, key, 17) == 0)
+            return i;
+    return NONE;
+}
+
+static void lru_unlink(struct auth_failures *f, size_t i)
+{
+    struct failure_entry *e = &f->entries[i];
+    if (e->lru_prev != NONE)
+        f->entries[e->lru_prev].lru_next = e->lru_next;
+    else
+        f->lru_head = e->lru_next;
+    if (e->lru_next != NONE)
+        f->entries[e->lru_next].lru_prev = e->lru_prev;
+    else
+        f->lru_tail = e->lru_prev;
+}
+
+static void lru_push_front(struct auth_failures *f, size_t i)
+{
+    struct failure_entry *e = &f->entries[i];
+    e->lru_prev = NONE;
+    e->lru_next = f->lru_head;
+    if (f->lru_head != NONE)
+        f->entries[f->lru_head].lru_prev = i;
+    f->lru_head = i;
+    if (f->lru_tail == NONE)
+        f->lru_tail = i;
+}
+
+static void bucket_remove(struct auth_failures *f, size_t i)
+{
+    size_t *link = &f->buckets[key_bucket(f, f->entries[i].key)];
+    while (*link != i)
+        link = &f->entries[*link].hash_next;
+    *link = f->entries[i].hash_next;
+}
+
+unsigned auth_failures_count(const struct auth_failures *f, const struct sockaddr *addr,
+                             uint64_t now_ms)
+{
+    unsigned char key[17];
+    if (make_key(addr, key) < 0)
+        return 0;
+    size_t i = entry_find(f, key);
+    if (i == NONE || now_ms - f->entries[i].last_ms >= AUTH_FAILURES_FORGET_MS)
+        return 0;
+    return f->entries[i].failures;
+}
+
+unsigned auth_failures_add(struct auth_failures *f, const struct sockaddr *addr, uint64_t now_ms)
+{
+    unsigned char key[17];
+    if (make_key(addr, key) < 0)
+        return 0;
+    size_t i = entry_find(f, key);
+    if (i != NONE) {
+        lru_unlink(f, i);
+    } else {
+        if (f->nused < f->capacity) {
+            i = f->nused++;
+        } else {
+            i = f->lru_tail; /* the client that failed longest ago makes room */
+            lru_unlink(f, i);
+            bucket_remove(f, i);
+        }
+        struct failure_entry *e = &f->entries[i];
+        memcpy(e->key, key, sizeof e->key);
+        e->failures = 0;
+        size_t b = key_bucket(f, key);
+        e->hash_next = f->buckets[b];
+        f->buckets[b] = i;
+    }
+    struct failure_entry *e = &f->entries[i];
+    if (now_ms - e->last_ms >= AUTH_FAILURES_FORGET_MS)
+        e->failures = 0;
+    if (e->failures < UINT_MAX) /* the cap comes before the increment */
+        e->failures++;
+    e->last_ms = now_ms;
+    lru_push_front(f, i);
+    return e->failures;
+}
+
+uint64_t auth_failures_delay_ms(unsigned failures)
+{
+    if (failures < AUTH_FAILURES_FREE)
+        return 0;
+    uint64_t delay = AUTH_DELAY_FIRST_MS;
+    for (unsigned n = AUTH_FAILURES_FREE; n < failures && delay < AUTH_DELAY_MAX_MS; n++)
+        delay *= 2;
+    return delay < AUTH_DELAY_MAX_MS ? delay : AUTH_DELAY_MAX_MS;
+}
