@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "mta/relay_battery.h"
 #include "policy/relay_lint.h"
 
 /* The relay lint turns a configuration that relays for strangers into a load error, unless the file
@@ -36,6 +37,53 @@ static int relay_lint_gate(struct config *cfg, struct buf *err)
     return 0;
 }
 
+struct battery_failures {
+    const struct config *cfg;
+    struct buf lines;
+};
+
+/* Each attempt of the battery that relayed becomes one "file:line:column: message" line, at the
+ * rule that accepted it (the listener when the rule is built in). */
+static void battery_on_result(const struct relay_result *res, void *arg)
+{
+    struct battery_failures *f = arg;
+    if (!res->relayed)
+        return;
+    struct config_pos pos = res->decision.pos.line > 0 ? res->decision.pos : res->listener->pos;
+    buf_printf(&f->lines,
+               "%s:%u:%u: relay battery: listener '%s' accepted RCPT %s (%s) from outside client "
+               "%s without AUTH, by rule %s\n",
+               pos.file ? pos.file : f->cfg->source, pos.line, pos.column, res->listener->name,
+               res->rcpt_arg, res->rcase->name, res->client, res->decision.rule);
+}
+
+/* The battery asks the relay decision itself what the lint only infers from the keys: a relay it
+ * finds refuses the configuration unless the file acknowledges an open relay. */
+static int relay_battery_gate(struct config *cfg, struct buf *err)
+{
+    struct battery_failures failures = {cfg, BUF_INIT};
+    int relays = relay_battery_run(cfg, battery_on_result, &failures);
+    if (relays == 0)
+        return 0;
+    if (!cfg->relay.open_relay_acknowledged) {
+        buf_append(err, failures.lines.data, failures.lines.len);
+        buf_printf(err,
+                   "%s: refusing a configuration that relays for strangers: %d relay attempts "
+                   "from outside were accepted (only if that is really meant: "
+                   "relay.i_understand_this_is_an_open_relay: true)\n",
+                   cfg->source, relays);
+        buf_free(&failures.lines);
+        return -1;
+    }
+    struct logrec r;
+    log_begin(&r, LOG_WARN, "config.open_relay");
+    log_str(&r, "msg", "relay battery: relay attempts from outside were accepted");
+    log_int(&r, "relays", relays);
+    log_end(&r);
+    buf_free(&failures.lines);
+    return 0;
+}
+
 struct config *config_load_for_command(const char *path, struct buf *err)
 {
     struct config *cfg = NULL;
@@ -48,7 +96,7 @@ struct config *config_load_for_command(const char *path, struct buf *err)
     }
     if (rc < 0)
         return NULL;
-    if (relay_lint_gate(cfg, err) < 0) {
+    if (relay_lint_gate(cfg, err) < 0 || relay_battery_gate(cfg, err) < 0) {
         config_unref(cfg);
         return NULL;
     }

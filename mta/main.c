@@ -20,6 +20,12 @@ static const struct subcommand subcommands[] = {
     {"config-keys", cmd_config_keys,
      "config-keys                   print the configuration reference"},
     {"queue", cmd_queue, "queue list|show ID [--body] [-c FILE]   inspect the spool"},
+    {"relay-test", cmd_relay_test,
+     "relay-test [-c FILE]          try relaying from outside through every listener's policy\n"
+     "  sluice relay-test HOST:PORT --local-domain D [--helo H] [--from A]   the same over SMTP"},
+    {"explain", cmd_explain,
+     "explain [-c FILE] --client IP [--listener NAME] [--helo H] [--auth USER] --from A --rcpt B\n"
+     "                                show the decision for MAIL and RCPT and the rule that made it"},
 };
 
 static void usage(FILE *out)
