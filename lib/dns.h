@@ -1,0 +1,131 @@
+/*
+ * Asynchronous DNS for delivery and policy: c-ares inside the libuv loop (a uv_poll per socket, one
+ * uv_timer), answering MX (RFC 5321 §5.1 targets with addresses, implicit MX, RFC 7505 null MX),
+ * A+AAAA, TXT and PTR through a TTL-honouring cache. Every lookup calls back exactly once, never
+ * from inside the call that started it. What a callback receives belongs to the resolver and lives
+ * until the callback returns: copy what you keep.
+ */
+#ifndef SLUICE_DNS_H
+#define SLUICE_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+enum dns_status {
+    DNS_OK = 0,
+    DNS_NXDOMAIN,  /* the name does not exist: permanent */
+    DNS_NODATA,    /* the name exists but has no record of the type asked: permanent */
+    DNS_NULL_MX,   /* the domain publishes a null MX (RFC 7505): it takes no mail, permanent */
+    DNS_TEMPFAIL,  /* SERVFAIL, REFUSED, timeout, network error, malformed answer: retry later */
+    DNS_BADNAME,   /* not a valid domain name (LDH/underscore labels of 1-63, 253 octets) */
+    DNS_CANCELLED, /* the resolver was freed before the answer came */
+};
+
+/* A host address; build a sockaddr with dns_addr_to_sockaddr. */
+struct dns_addr {
+    int family; /* AF_INET or AF_INET6 */
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } u;
+};
+
+/* One delivery target of dns_resolve_mx. */
+struct dns_mx_host {
+    const char *name;             /* lower case, no trailing dot */
+    unsigned pref;                /* MX preference; 0 for an implicit MX */
+    enum dns_status status;       /* of its address lookups: DNS_OK when naddrs > 0 */
+    const struct dns_addr *addrs; /* IPv4 addresses first, then IPv6 */
+    size_t naddrs;
+};
+
+struct dns_mx_result {
+    /* DNS_OK: hosts is the target list (some hosts may still have no address: see their status).
+     * DNS_NULL_MX, DNS_NXDOMAIN, DNS_NODATA (no MX and no address), DNS_TEMPFAIL, DNS_BADNAME,
+     * DNS_CANCELLED: nhosts is 0. */
+    enum dns_status status;
+    int implicit; /* 1: the domain had no MX, hosts[0] is the domain itself (§5.1) */
+    const struct dns_mx_host *hosts; /* by preference, random order among equal ones */
+    size_t nhosts;                   /* at most DNS_MX_HOSTS_MAX */
+};
+
+/* One TXT record: its character-strings joined. data is NUL-terminated (the NUL is not counted in
+ * len) but may contain NUL bytes itself. */
+struct dns_txt {
+    const char *data;
+    size_t len;
+};
+
+#define DNS_MX_HOSTS_MAX 16 /* MX targets kept after sorting; each costs two address lookups */
+
+typedef void (*dns_mx_cb)(void *arg, const struct dns_mx_result *res);
+typedef void (*dns_addrs_cb)(void *arg, enum dns_status status, const struct dns_addr *addrs,
+                             size_t naddrs);
+typedef void (*dns_txt_cb)(void *arg, enum dns_status status, const struct dns_txt *txts,
+                           size_t ntxts);
+typedef void (*dns_ptr_cb)(void *arg, enum dns_status status, const char *const *names,
+                           size_t nnames);
+
+struct dns_resolver;
+
+/* Counters since dns_resolver_new, for tests and the admin interface. */
+struct dns_stats {
+    uint64_t queries;    /* questions sent to a server */
+    uint64_t cache_hits; /* questions answered from the cache, positive or negative */
+};
+
+/* Creates a resolver on `loop`. `servers` lists "addr", "addr:port" or "[v6addr]:port" (port 53 by
+ * default); with nservers == 0 the servers come from /etc/resolv.conf. timeout_ms bounds one
+ * question: c-ares tries every server twice within it before the question fails with
+ * DNS_TEMPFAIL. Returns NULL and sets *err to -EINVAL (a bad server string or timeout), -ENOMEM or
+ * -EIO (c-ares could not start). */
+struct dns_resolver *dns_resolver_new(uv_loop_t *loop, const char *const *servers, size_t nservers,
+                                      unsigned timeout_ms, int *err);
+
+/* Cancels every pending lookup: each callback runs once with DNS_CANCELLED (an MX result with
+ * status DNS_CANCELLED), before this returns, or, when called from inside one of this resolver's
+ * callbacks, right after that callback returns. Those callbacks may not start lookups (they would
+ * get -ESHUTDOWN). The handles close on the next loop iterations; the memory goes with the last. */
+void dns_resolver_free(struct dns_resolver *r);
+
+/* Forgets every cached answer. Lookups in flight are not affected. */
+void dns_resolver_flush(struct dns_resolver *r);
+
+void dns_resolver_stats(const struct dns_resolver *r, struct dns_stats *out);
+
+/* 0 if `server` is a valid entry for dns_resolver_new's list, else -EINVAL (for config checks). */
+int dns_server_check(const char *server);
+
+/* Each lookup returns 0 and later calls cb(arg, ...) exactly once, or returns a negative errno and
+ * never calls cb: -ESHUTDOWN once dns_resolver_free was called, -EAFNOSUPPORT for a PTR of a
+ * family other than AF_INET/AF_INET6. A name that is not a valid domain name is reported through
+ * cb as DNS_BADNAME. The name is copied; one trailing dot is allowed. */
+
+/* RFC 5321 §5.1 target list of `domain`, each host with its A and AAAA addresses (CNAMEs
+ * followed). No MX records gives the domain itself (implicit MX) when it has an address. */
+int dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb, void *arg);
+
+/* A and AAAA records of `name`: DNS_OK if either gave an address; otherwise NXDOMAIN wins over
+ * TEMPFAIL, which wins over NODATA. IPv4 addresses come first. */
+int dns_resolve_addrs(struct dns_resolver *r, const char *name, dns_addrs_cb cb, void *arg);
+
+/* TXT records of `name` (SPF, DKIM keys), one dns_txt per record in answer order. */
+int dns_resolve_txt(struct dns_resolver *r, const char *name, dns_txt_cb cb, void *arg);
+
+/* PTR names (lower case, no trailing dot) of the address in `sa` (port ignored). An IPv4-mapped
+ * IPv6 address is looked up as IPv4. */
+int dns_resolve_ptr(struct dns_resolver *r, const struct sockaddr *sa, dns_ptr_cb cb, void *arg);
+
+/* Fills `out` with the address and `port`; returns the length to pass to connect/bind. */
+socklen_t dns_addr_to_sockaddr(const struct dns_addr *a, uint16_t port,
+                               struct sockaddr_storage *out);
+
+/* "ok", "nxdomain", "nodata", "null-mx", "tempfail", "badname", "cancelled". */
+const char *dns_status_name(enum dns_status s);
+
+#endif

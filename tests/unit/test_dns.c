@@ -1,0 +1,647 @@
+/*
+ * dns against a real dnsmasq on 127.0.0.1 (started here on a free port, killed at the end): MX
+ * order and shuffling, host addresses, implicit and null MX, NXDOMAIN/NODATA, CNAME chains, long
+ * TXT, PTR, the cache (hits, TTL expiry, answers with the server gone), timeouts against a server
+ * that never answers, and freeing the resolver with lookups in flight. Every wait is bounded.
+ */
+#include "lib/dns.h"
+#include "tests/unit/check.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+
+#define DNSMASQ "/usr/sbin/dnsmasq"
+#define WAIT_MS 5000 /* longest wait for one batch of lookups */
+
+static uv_loop_t loop;
+static pid_t dnsmasq_pid = -1;
+static char dnsmasq_server[32]; /* "127.0.0.1:port" */
+static int in_call;             /* set around dns_resolve_*: a callback seeing it is synchronous */
+static char long_txt[301];      /* 300 octets: served as two character-strings */
+
+/* ---- dnsmasq ---- */
+
+static int free_port(void)
+{
+    /* A port free for both UDP and TCP, as dnsmasq listens on both. */
+    for (int attempt = 0; attempt < 20; attempt++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sin);
+        int u = socket(AF_INET, SOCK_DGRAM, 0);
+        int t = socket(AF_INET, SOCK_STREAM, 0);
+        int port = -1;
+        if (bind(u, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+            getsockname(u, (struct sockaddr *)&sin, &len) == 0 &&
+            bind(t, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+            port = ntohs(sin.sin_port);
+        close(u);
+        close(t);
+        if (port > 0)
+            return port;
+    }
+    return -1;
+}
+
+/* Sends one A query for "a.test" and waits up to 100 ms for any reply. */
+static int dnsmasq_answers(int port)
+{
+    static const unsigned char query[] = {0x12, 0x34, 1, 0,   0,   1,   0,   0, 0, 0, 0, 0,
+                                          1,    'a',  4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+    unsigned char reply[512];
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sendto(s, query, sizeof(query), 0, (struct sockaddr *)&sin, sizeof(sin));
+    ssize_t n = recv(s, reply, sizeof(reply), 0);
+    close(s);
+    return n >= 12 && reply[0] == 0x12 && reply[1] == 0x34;
+}
+
+static void dnsmasq_exec(int port)
+{
+    static char portarg[32], txtarg[400];
+    snprintf(portarg, sizeof(portarg), "--port=%d", port);
+    snprintf(txtarg, sizeof(txtarg), "--txt-record=long.test,%s", long_txt);
+    char *argv[] = {
+        DNSMASQ, "--no-daemon", portarg, "--listen-address=127.0.0.1", "--bind-interfaces",
+        "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file", "--local=/test/",
+        "--local-ttl=300",
+        /* MX with three preferences, two hosts sharing one */
+        "--mx-host=multi.test,m10a.test,10", "--mx-host=multi.test,m10b.test,10",
+        "--mx-host=multi.test,m5.test,5", "--mx-host=multi.test,m20.test,20",
+        "--host-record=m10a.test,192.0.2.10", "--host-record=m10b.test,192.0.2.11,2001:db8::11",
+        "--host-record=m5.test,192.0.2.5,2001:db8::5", "--host-record=m20.test,2001:db8::20",
+        /* a name with addresses and no MX; one with only TXT; a null MX; a CNAME chain */
+        "--host-record=a.test,192.0.2.1,2001:db8::1", "--host-record=v4only.test,192.0.2.2", txtarg,
+        "--mx-host=null.test,.,0", "--cname=c1.test,c2.test", "--cname=c2.test,a.test",
+        "--mx-host=cmx.test,c1.test,10", "--txt-record=spf.test,v=spf1 -all",
+        "--txt-record=spf.test,second", "--host-record=short.test,192.0.2.9,1", NULL};
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+    execv(DNSMASQ, argv);
+    _exit(127);
+}
+
+/* Starts dnsmasq and waits until it answers; returns 0 or -1. */
+static int dnsmasq_start(void)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int port = free_port();
+        if (port < 0)
+            return -1;
+        pid_t pid = fork();
+        if (pid == 0)
+            dnsmasq_exec(port);
+        for (int i = 0; i < 50; i++) { /* up to ~5 s */
+            if (dnsmasq_answers(port)) {
+                dnsmasq_pid = pid;
+                snprintf(dnsmasq_server, sizeof(dnsmasq_server), "127.0.0.1:%d", port);
+                return 0;
+            }
+            if (waitpid(pid, NULL, WNOHANG) == pid)
+                break; /* it exited: most likely the port was taken meanwhile */
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return -1;
+}
+
+static void dnsmasq_stop(void)
+{
+    if (dnsmasq_pid <= 0)
+        return;
+    kill(dnsmasq_pid, SIGTERM);
+    for (int i = 0; i < 200; i++) { /* up to 2 s, then no more patience */
+        if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid) {
+            dnsmasq_pid = -1;
+            return;
+        }
+        usleep(10000);
+    }
+    kill(dnsmasq_pid, SIGKILL);
+    waitpid(dnsmasq_pid, NULL, 0);
+    dnsmasq_pid = -1;
+}
+
+/* ---- running the loop ---- */
+
+static void wait_on_timer(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* Runs the loop until *done becomes non-zero or `ms` pass; returns *done. */
+static int run_until(const int *done, unsigned ms)
+{
+    uv_timer_t guard;
+    int expired = 0;
+    uv_timer_init(&loop, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, wait_on_timer, ms, 0);
+    while (!*done && !expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return *done;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    int never = 0;
+    run_until(&never, ms);
+}
+
+/* ---- capturing results ---- */
+
+struct result {
+    int calls;
+    int done; /* the number of calls the test waits for */
+    enum dns_status status;
+    int implicit;
+    struct buf text; /* the result, formatted */
+};
+
+static void result_reset(struct result *res)
+{
+    buf_free(&res->text);
+    memset(res, 0, sizeof(*res));
+}
+
+static const char *result_text(struct result *res)
+{
+    return res->text.data != NULL ? res->text.data : "";
+}
+
+static void format_addrs(struct buf *b, const struct dns_addr *addrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char text[INET6_ADDRSTRLEN];
+        inet_ntop(addrs[i].family, &addrs[i].u, text, sizeof(text));
+        buf_printf(b, "%s%s", i > 0 ? " " : "", text);
+    }
+}
+
+static void on_mx(void *arg, const struct dns_mx_result *mx)
+{
+    struct result *res = arg;
+    CHECK(!in_call);
+    res->calls++;
+    res->done = 1;
+    res->status = mx->status;
+    res->implicit = mx->implicit;
+    for (size_t i = 0; i < mx->nhosts; i++) {
+        const struct dns_mx_host *h = &mx->hosts[i];
+        buf_printf(&res->text, "%s%s/%u/%s[", i > 0 ? " " : "", h->name, h->pref,
+                   dns_status_name(h->status));
+        format_addrs(&res->text, h->addrs, h->naddrs);
+        buf_printf(&res->text, "]");
+    }
+}
+
+static void on_addrs(void *arg, enum dns_status status, const struct dns_addr *addrs, size_t n)
+{
+    struct result *res = arg;
+    CHECK(!in_call);
+    res->calls++;
+    res->done = 1;
+    res->status = status;
+    format_addrs(&res->text, addrs, n);
+}
+
+static void on_txt(void *arg, enum dns_status status, const struct dns_txt *txts, size_t n)
+{
+    struct result *res = arg;
+    CHECK(!in_call);
+    res->calls++;
+    res->done = 1;
+    res->status = status;
+    for (size_t i = 0; i < n; i++) {
+        CHECK_INT_EQ(strlen(txts[i].data), txts[i].len);
+        buf_printf(&res->text, "%s<%s>", i > 0 ? " " : "", txts[i].data);
+    }
+}
+
+static void on_ptr(void *arg, enum dns_status status, const char *const *names, size_t n)
+{
+    struct result *res = arg;
+    CHECK(!in_call);
+    res->calls++;
+    res->done = 1;
+    res->status = status;
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&res->text, "%s%s", i > 0 ? " " : "", names[i]);
+}
+
+/* Each of these starts one lookup, waits for its callback and checks it came exactly once. */
+static void mx(struct dns_resolver *r, const char *domain, struct result *res)
+{
+    result_reset(res);
+    in_call = 1;
+    CHECK_INT_EQ(dns_resolve_mx(r, domain, on_mx, res), 0);
+    in_call = 0;
+    CHECK(run_until(&res->done, WAIT_MS));
+    CHECK_INT_EQ(res->calls, 1);
+}
+
+static void addrs(struct dns_resolver *r, const char *name, struct result *res)
+{
+    result_reset(res);
+    in_call = 1;
+    CHECK_INT_EQ(dns_resolve_addrs(r, name, on_addrs, res), 0);
+    in_call = 0;
+    CHECK(run_until(&res->done, WAIT_MS));
+    CHECK_INT_EQ(res->calls, 1);
+}
+
+static void txt(struct dns_resolver *r, const char *name, struct result *res)
+{
+    result_reset(res);
+    in_call = 1;
+    CHECK_INT_EQ(dns_resolve_txt(r, name, on_txt, res), 0);
+    in_call = 0;
+    CHECK(run_until(&res->done, WAIT_MS));
+    CHECK_INT_EQ(res->calls, 1);
+}
+
+static void ptr(struct dns_resolver *r, int family, const char *addr, struct result *res)
+{
+    struct sockaddr_storage ss = {0};
+    result_reset(res);
+    if (family == AF_INET) {
+        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+        inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr);
+    } else {
+        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+        inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr);
+    }
+    in_call = 1;
+    CHECK_INT_EQ(dns_resolve_ptr(r, (struct sockaddr *)&ss, on_ptr, res), 0);
+    in_call = 0;
+    CHECK(run_until(&res->done, WAIT_MS));
+    CHECK_INT_EQ(res->calls, 1);
+}
+
+static struct dns_resolver *resolver_for(const char *server, unsigned timeout_ms)
+{
+    int err = 0;
+    struct dns_resolver *r = dns_resolver_new(&loop, &server, 1, timeout_ms, &err);
+    CHECK(r != NULL);
+    CHECK_INT_EQ(err, 0);
+    return r;
+}
+
+static uint64_t queries(struct dns_resolver *r)
+{
+    struct dns_stats st;
+    dns_resolver_stats(r, &st);
+    return st.queries;
+}
+
+/* ---- tests ---- */
+
+static void test_server_strings(void)
+{
+    CHECK_INT_EQ(dns_server_check("192.0.2.1"), 0);
+    CHECK_INT_EQ(dns_server_check("192.0.2.1:5353"), 0);
+    CHECK_INT_EQ(dns_server_check("2001:db8::1"), 0);
+    CHECK_INT_EQ(dns_server_check("[2001:db8::1]:53"), 0);
+    CHECK_INT_EQ(dns_server_check("[2001:db8::1]"), 0);
+    CHECK_INT_EQ(dns_server_check("192.0.2.1:0"), -EINVAL);
+    CHECK_INT_EQ(dns_server_check("192.0.2.1:65536"), -EINVAL);
+    CHECK_INT_EQ(dns_server_check("192.0.2.1:"), -EINVAL);
+    CHECK_INT_EQ(dns_server_check("192.0.2.1:5x"), -EINVAL);
+    CHECK_INT_EQ(dns_server_check("[2001:db8::1]x"), -EINVAL);
+    CHECK_INT_EQ(dns_server_check("ns.example.com"), -EINVAL);
+    CHECK_INT_EQ(dns_server_check(""), -EINVAL);
+
+    const char *bad[] = {"192.0.2.1", "nonsense"};
+    int err = 0;
+    CHECK(dns_resolver_new(&loop, bad, 2, 1000, &err) == NULL);
+    CHECK_INT_EQ(err, -EINVAL);
+    err = 0;
+    CHECK(dns_resolver_new(&loop, bad, 1, 0, &err) == NULL);
+    CHECK_INT_EQ(err, -EINVAL);
+    /* No list: /etc/resolv.conf (or c-ares' default server when it has none). */
+    struct dns_resolver *r = dns_resolver_new(&loop, NULL, 0, 1000, &err);
+    CHECK(r != NULL);
+    dns_resolver_free(r);
+}
+
+static void test_mx_order(struct dns_resolver *r)
+{
+    static const char *head = "m5.test/5/ok[192.0.2.5 2001:db8::5] ";
+    static const char *a = "m10a.test/10/ok[192.0.2.10]";
+    static const char *b = "m10b.test/10/ok[192.0.2.11 2001:db8::11]";
+    static const char *tail = " m20.test/20/ok[2001:db8::20]";
+    char ab[256], ba[256];
+    snprintf(ab, sizeof(ab), "%s%s %s%s", head, a, b, tail);
+    snprintf(ba, sizeof(ba), "%s%s %s%s", head, b, a, tail);
+    struct result res = {0};
+    int n_ab = 0, n_ba = 0;
+    for (int i = 0; i < 50; i++) {
+        dns_resolver_flush(r);
+        mx(r, "multi.test", &res);
+        CHECK_INT_EQ(res.status, DNS_OK);
+        CHECK_INT_EQ(res.implicit, 0);
+        if (strcmp(result_text(&res), ab) == 0)
+            n_ab++;
+        else if (strcmp(result_text(&res), ba) == 0)
+            n_ba++;
+        else
+            CHECK_STR_EQ(result_text(&res), ab);
+    }
+    CHECK(n_ab > 0);
+    CHECK(n_ba > 0);
+    CHECK_INT_EQ(n_ab + n_ba, 50);
+
+    /* Case and a trailing dot do not matter. */
+    mx(r, "MULTI.Test.", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK(strncmp(result_text(&res), head, strlen(head)) == 0);
+    result_reset(&res);
+}
+
+static void test_mx_kinds(struct dns_resolver *r)
+{
+    struct result res = {0};
+    mx(r, "v4only.test", &res); /* implicit MX */
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_INT_EQ(res.implicit, 1);
+    CHECK_STR_EQ(result_text(&res), "v4only.test/0/ok[192.0.2.2]");
+
+    mx(r, "null.test", &res);
+    CHECK_INT_EQ(res.status, DNS_NULL_MX);
+    CHECK_STR_EQ(result_text(&res), "");
+
+    mx(r, "nope.test", &res);
+    CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
+    CHECK_STR_EQ(result_text(&res), "");
+
+    mx(r, "long.test", &res); /* exists (TXT), no MX, no address */
+    CHECK_INT_EQ(res.status, DNS_NODATA);
+    CHECK_INT_EQ(res.implicit, 0);
+
+    mx(r, "cmx.test", &res); /* the MX target is a CNAME chain */
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "c1.test/10/ok[192.0.2.1 2001:db8::1]");
+
+    mx(r, "other.example", &res); /* dnsmasq refuses: not ours, no upstream */
+    CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
+
+    const char *badnames[] = {"bad..test", "exa mple.test", ".", "", "a.test/x", "x.-.\\.test"};
+    for (size_t i = 0; i < sizeof(badnames) / sizeof(badnames[0]); i++) {
+        mx(r, badnames[i], &res);
+        CHECK_INT_EQ(res.status, DNS_BADNAME);
+    }
+    char longname[300];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    for (size_t i = 60; i < sizeof(longname) - 1; i += 61)
+        longname[i] = '.';
+    mx(r, longname, &res); /* labels fine, 299 octets in all */
+    CHECK_INT_EQ(res.status, DNS_BADNAME);
+    result_reset(&res);
+}
+
+static void test_addrs_txt_ptr(struct dns_resolver *r)
+{
+    struct result res = {0};
+    addrs(r, "a.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "192.0.2.1 2001:db8::1");
+    addrs(r, "m20.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "2001:db8::20");
+    addrs(r, "c1.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "192.0.2.1 2001:db8::1");
+    addrs(r, "nope.test", &res);
+    CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
+    addrs(r, "long.test", &res);
+    CHECK_INT_EQ(res.status, DNS_NODATA);
+    addrs(r, "no..pe", &res);
+    CHECK_INT_EQ(res.status, DNS_BADNAME);
+
+    txt(r, "long.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    char want[320];
+    snprintf(want, sizeof(want), "<%s>", long_txt);
+    CHECK_STR_EQ(result_text(&res), want);
+    txt(r, "spf.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK(strcmp(result_text(&res), "<v=spf1 -all> <second>") == 0 ||
+          strcmp(result_text(&res), "<second> <v=spf1 -all>") == 0);
+    txt(r, "a.test", &res);
+    CHECK_INT_EQ(res.status, DNS_NODATA);
+    CHECK_STR_EQ(result_text(&res), "");
+    txt(r, "nope.test", &res);
+    CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
+
+    ptr(r, AF_INET, "192.0.2.1", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "a.test");
+    ptr(r, AF_INET6, "2001:db8::1", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "a.test");
+    ptr(r, AF_INET6, "::ffff:192.0.2.2", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "v4only.test");
+    struct sockaddr unix_sa = {.sa_family = AF_UNIX};
+    CHECK_INT_EQ(dns_resolve_ptr(r, &unix_sa, on_ptr, &res), -EAFNOSUPPORT);
+    result_reset(&res);
+}
+
+static void test_cache(struct dns_resolver *r)
+{
+    struct result res = {0};
+    struct dns_stats before, after;
+    dns_resolver_flush(r);
+    dns_resolver_stats(r, &before);
+    addrs(r, "a.test", &res);
+    dns_resolver_stats(r, &after);
+    CHECK_INT_EQ(after.queries - before.queries, 2);
+    CHECK_INT_EQ(after.cache_hits - before.cache_hits, 0);
+    addrs(r, "A.TEST", &res); /* the callback check in on_addrs proves it was not synchronous */
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "192.0.2.1 2001:db8::1");
+    dns_resolver_stats(r, &before);
+    CHECK_INT_EQ(before.queries, after.queries);
+    CHECK_INT_EQ(before.cache_hits - after.cache_hits, 2);
+
+    /* Negative answers are cached too. */
+    txt(r, "nope.test", &res);
+    uint64_t q = queries(r);
+    txt(r, "nope.test", &res);
+    CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
+    CHECK_INT_EQ(queries(r), q);
+
+    /* short.test: A with TTL 1, no AAAA (a negative answer cached for the default 60 s). */
+    q = queries(r);
+    addrs(r, "short.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "192.0.2.9");
+    CHECK_INT_EQ(queries(r) - q, 2);
+    addrs(r, "short.test", &res);
+    CHECK_INT_EQ(queries(r) - q, 2);
+    sleep_ms(1200);
+    addrs(r, "short.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&res), "192.0.2.9");
+    CHECK_INT_EQ(queries(r) - q, 3); /* only the expired A was asked again */
+    result_reset(&res);
+}
+
+/* A parked (cached) answer's callback frees the resolver while an MX lookup is on the wire. */
+struct free_inside {
+    struct dns_resolver *r;
+    struct result addrs, mx;
+    int reentry; /* what a lookup started from a cancelled callback returned */
+};
+
+static void free_inside_on_addrs(void *arg, enum dns_status status, const struct dns_addr *a,
+                                 size_t n)
+{
+    struct free_inside *fi = arg;
+    on_addrs(&fi->addrs, status, a, n);
+    dns_resolver_free(fi->r);
+}
+
+static void free_inside_on_mx(void *arg, const struct dns_mx_result *res)
+{
+    struct free_inside *fi = arg;
+    on_mx(&fi->mx, res);
+    fi->reentry = dns_resolve_mx(fi->r, "multi.test", on_mx, &fi->mx);
+}
+
+static void test_free_inside_callback(void)
+{
+    struct free_inside fi = {0};
+    struct result res = {0};
+    fi.r = resolver_for(dnsmasq_server, 2000);
+    addrs(fi.r, "a.test", &res); /* now cached */
+    CHECK_INT_EQ(dns_resolve_addrs(fi.r, "a.test", free_inside_on_addrs, &fi), 0);
+    CHECK_INT_EQ(dns_resolve_mx(fi.r, "multi.test", free_inside_on_mx, &fi), 0);
+    CHECK(run_until(&fi.mx.done, WAIT_MS));
+    CHECK_INT_EQ(fi.addrs.calls, 1);
+    CHECK_INT_EQ(fi.addrs.status, DNS_OK);
+    CHECK_INT_EQ(fi.mx.calls, 1);
+    CHECK_INT_EQ(fi.mx.status, DNS_CANCELLED);
+    CHECK_INT_EQ(fi.reentry, -ESHUTDOWN);
+    sleep_ms(50);
+    CHECK_INT_EQ(fi.mx.calls, 1);
+    result_reset(&fi.addrs);
+    result_reset(&fi.mx);
+    result_reset(&res);
+}
+
+static void test_silent_server(void)
+{
+    /* A UDP socket that never reads: questions to it only time out. */
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(bind(s, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+    CHECK(getsockname(s, (struct sockaddr *)&sin, &len) == 0);
+    char server[32];
+    snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(sin.sin_port));
+
+    struct dns_resolver *r = resolver_for(server, 600);
+    struct result res = {0};
+    uint64_t t0 = uv_hrtime();
+    addrs(r, "a.test", &res);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
+    CHECK(ms >= 500);
+    CHECK(ms <= 1500);
+    if (ms < 500 || ms > 1500)
+        fprintf(stderr, "timeout took %llu ms, want about 600\n", (unsigned long long)ms);
+    txt(r, "a.test", &res); /* TEMPFAIL is not cached: this one is asked again */
+    CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
+    CHECK_INT_EQ(queries(r), 3);
+
+    /* Freeing with lookups of every kind in flight, plus one parked (a bad name): each callback
+     * runs once, with DNS_CANCELLED, before dns_resolver_free returns. */
+    struct result pending[5] = {{0}};
+    struct sockaddr_in six = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0xc0000201)};
+    CHECK_INT_EQ(dns_resolve_mx(r, "multi.test", on_mx, &pending[0]), 0);
+    CHECK_INT_EQ(dns_resolve_addrs(r, "a.test", on_addrs, &pending[1]), 0);
+    CHECK_INT_EQ(dns_resolve_txt(r, "spf.test", on_txt, &pending[2]), 0);
+    CHECK_INT_EQ(dns_resolve_ptr(r, (struct sockaddr *)&six, on_ptr, &pending[3]), 0);
+    sleep_ms(50);
+    CHECK_INT_EQ(dns_resolve_txt(r, "bad..name", on_txt, &pending[4]), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT_EQ(pending[i].calls, 0);
+    dns_resolver_free(r);
+    for (int i = 0; i < 5; i++) {
+        CHECK_INT_EQ(pending[i].calls, 1);
+        CHECK_INT_EQ(pending[i].status, DNS_CANCELLED);
+        result_reset(&pending[i]);
+    }
+    sleep_ms(50);
+    close(s);
+    result_reset(&res);
+}
+
+/* With dnsmasq gone, cached answers still come and new questions fail as TEMPFAIL. */
+static void test_server_gone(struct dns_resolver *r)
+{
+    struct result res = {0};
+    dns_resolver_flush(r);
+    mx(r, "multi.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    dnsmasq_stop();
+    uint64_t q = queries(r);
+    mx(r, "multi.test", &res);
+    CHECK_INT_EQ(res.status, DNS_OK);
+    static const char *head = "m5.test/5/ok[192.0.2.5 2001:db8::5] ";
+    CHECK(strncmp(result_text(&res), head, strlen(head)) == 0);
+    CHECK_INT_EQ(queries(r), q);
+    addrs(r, "fresh.test", &res);
+    CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
+    result_reset(&res);
+}
+
+int main(void)
+{
+    alarm(60); /* a hang fails the run; dnsmasq dies with us (PR_SET_PDEATHSIG) */
+    memset(long_txt, 'x', 300);
+    for (int i = 0; i < 300; i += 7)
+        long_txt[i] = (char)('a' + i % 26);
+    uv_loop_init(&loop);
+    if (dnsmasq_start() < 0) {
+        fprintf(stderr, "test_dns: could not start %s\n", DNSMASQ);
+        return 1;
+    }
+
+    test_server_strings();
+    struct dns_resolver *r = resolver_for(dnsmasq_server, 3000);
+    test_mx_order(r);
+    test_mx_kinds(r);
+    test_addrs_txt_ptr(r);
+    test_cache(r);
+    test_free_inside_callback();
+    test_silent_server();
+    test_server_gone(r);
+    dns_resolver_free(r);
+    dnsmasq_stop();
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+    return check_report("test_dns");
+}
