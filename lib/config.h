@@ -55,6 +55,95 @@ struct config_domain {
     struct config_pos pos;
 };
 
+/* egress.pools: named lists of source addresses for outbound delivery. */
+struct config_egress_addr {
+    char *address;                /* as written: "192.0.2.10" or "2001:db8::10" */
+    struct sockaddr_storage addr; /* port 0 */
+    char *ehlo;                   /* EHLO name; default: server.hostname */
+    struct config_pos pos;
+};
+
+struct config_egress_pool {
+    char *name;
+    struct config_egress_addr *addrs;
+    size_t naddrs;
+    struct config_pos pos;
+};
+
+enum shaping_tls {
+    SHAPING_TLS_OPPORTUNISTIC, /* STARTTLS when offered, certificate not checked (RFC 7435) */
+    SHAPING_TLS_REQUIRED,      /* never send in clear: no STARTTLS or a failed handshake defers */
+    SHAPING_TLS_NONE,          /* never STARTTLS */
+};
+
+/* A rate such as "6/s": count per period_ms; count 0 is "none" (unlimited). Same layout as
+ * struct ratelimit_rate in lib/ratelimit.h. */
+struct config_rate {
+    uint64_t count;
+    uint64_t period_ms;
+};
+
+/* The values of one shaping rule, after the keys it leaves out were inherited from
+ * shaping.default. */
+struct config_shaping {
+    unsigned connections; /* concurrent, per egress address */
+    unsigned messages_per_connection;
+    unsigned recipients_per_connection;
+    unsigned recipients_per_message;
+    struct config_rate rate;         /* recipients per egress address */
+    struct config_rate message_rate; /* messages per egress address */
+    uint64_t *retry_ms;              /* delays before retry 1, 2, ...; the last repeats */
+    size_t nretry;
+    uint64_t expire_ms; /* after this long in the queue a message bounces */
+    enum shaping_tls tls;
+    char *pool; /* egress pool; "default" */
+    uint64_t connect_timeout_ms;
+};
+
+struct config_shaping_rule {
+    char **match_mx; /* MX host patterns: "mx.example.net" or "*.example.net" (any depth) */
+    size_t nmatch_mx;
+    char **match_domain; /* recipient domains, exact (lower case) */
+    size_t nmatch_domain;
+    struct config_shaping values;
+    int shipped; /* from Sluice's shipped provider rules (after the site's own rules) */
+    struct config_pos pos;
+};
+
+/* dkim: one signing entry (see mta/dkim.h: struct dkim_entry_conf). */
+struct config_dkim {
+    char *domain;
+    char *signing_domain; /* NULL: domain */
+    char *selector;
+    char *key;       /* path of the PEM private key */
+    char *algorithm; /* "rsa-sha256" or "ed25519-sha256" */
+    char *canonicalization;
+    uint64_t expire_ms; /* x= after t=; 0: none */
+    char *identity;     /* i=; NULL: none */
+    struct config_pos pos;
+};
+
+enum dkim_on_error {
+    DKIM_ON_ERROR_ACCEPT,   /* accept unsigned and log loudly */
+    DKIM_ON_ERROR_TEMPFAIL, /* answer 451 */
+};
+
+struct config_dnsbl {
+    char *zone;
+    unsigned weight;
+    struct config_pos pos;
+};
+
+enum inbound_reverse_dns {
+    REVERSE_DNS_IGNORE,
+    REVERSE_DNS_REQUIRE_PTR,
+    REVERSE_DNS_REQUIRE_FORWARD_CONFIRMED,
+};
+
+enum inbound_spf { SPF_IGNORE, SPF_MARK, SPF_REJECT_FAIL };
+
+enum inbound_clamd_down { CLAMD_DOWN_TEMPFAIL, CLAMD_DOWN_ACCEPT };
+
 struct config {
     int refs;
     char *source; /* file path, or "<embedded>" */
@@ -93,6 +182,38 @@ struct config {
     size_t ndomains;
 
     struct {
+        struct config_dnsbl *dnsbl;
+        size_t ndnsbl;
+        unsigned dnsbl_threshold;
+        enum inbound_reverse_dns reverse_dns;
+        enum inbound_spf spf;
+        char **blocked_attachments; /* lower-case extensions without the dot */
+        size_t nblocked_attachments;
+        unsigned max_connections_per_client;
+        uint64_t pregreet_wait_ms; /* 0: no pregreet test */
+        char *clamd;               /* clamd's socket (unix path or host:port); NULL: no scan */
+        enum inbound_clamd_down clamd_down;
+    } inbound;
+
+    struct config_dkim *dkim;
+    size_t ndkim;
+    enum dkim_on_error dkim_on_error;
+
+    struct config_egress_pool *egress_pools; /* none: one implicit address, EHLO server.hostname */
+    size_t negress_pools;
+
+    struct {
+        struct config_shaping defaults;    /* shaping.default */
+        struct config_shaping_rule *rules; /* site rules in order, then the shipped ones */
+        size_t nrules;
+        int provider_rules; /* shaping.provider_rules: the shipped rules are appended */
+    } shaping;
+
+    struct {
+        unsigned port; /* TCP port of remote MX hosts: 25 (tests use another) */
+    } delivery;
+
+    struct {
         uint64_t max_message_size; /* octets; advertised with SIZE */
         unsigned max_recipients_per_message;
         unsigned max_connections;    /* in all, across listeners */
@@ -123,6 +244,15 @@ void config_unref(struct config *cfg);
 
 /* Lookups used on every session. */
 const struct config_domain *config_domain_find(const struct config *cfg, const char *domain);
+/* The egress pool called name, or NULL. */
+const struct config_egress_pool *config_egress_pool_find(const struct config *cfg,
+                                                         const char *name);
+/* The first shaping rule whose domain list holds `domain` or one of whose MX patterns matches one
+ * of mx_hosts[0..nmx) (case-insensitive; "*.example.net" matches any name ending in
+ * ".example.net"), or NULL for shaping.default. */
+const struct config_shaping_rule *config_shaping_match(const struct config *cfg, const char *domain,
+                                                       const char *const *mx_hosts, size_t nmx);
+
 /* Non-zero when addr (AF_INET or AF_INET6; v4-mapped v6 counts as v4) is inside a trusted network.
  */
 const struct config_cidr *config_trusted_network_match(const struct config *cfg,

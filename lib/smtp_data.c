@@ -96,3 +96,49 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, struct bu
     }
     return i;
 }
+
+/*
+ * Encoder states, by what was last written:
+ *   ENC_LINE_START  CRLF (or nothing yet)
+ *   ENC_AFTER_CR    the CRLF that a CR became; an LF right after it belongs to that CRLF
+ *   ENC_TEXT        anything else
+ */
+enum { ENC_LINE_START, ENC_AFTER_CR, ENC_TEXT };
+
+void smtp_data_enc_init(struct smtp_data_enc *e)
+{
+    e->state = ENC_LINE_START;
+}
+
+void smtp_data_enc_feed(struct smtp_data_enc *e, const char *in, size_t len, struct buf *out)
+{
+    size_t i = 0;
+    while (i < len) {
+        char c = in[i++];
+        if (c == '\n' && e->state == ENC_AFTER_CR) {
+            e->state = ENC_LINE_START;
+            continue;
+        }
+        if (c == '\r' || c == '\n') {
+            buf_append(out, "\r\n", 2);
+            e->state = c == '\r' ? ENC_AFTER_CR : ENC_LINE_START;
+            continue;
+        }
+        if (c == '.' && e->state != ENC_TEXT)
+            buf_append(out, ".", 1);
+        e->state = ENC_TEXT;
+        /* Copy the run of ordinary octets up to the next line break in one go. */
+        size_t start = i - 1;
+        while (i < len && in[i] != '\r' && in[i] != '\n')
+            i++;
+        buf_append(out, in + start, i - start);
+    }
+}
+
+void smtp_data_enc_finish(struct smtp_data_enc *e, struct buf *out)
+{
+    if (e->state == ENC_TEXT)
+        buf_append(out, "\r\n", 2);
+    buf_append(out, ".\r\n", 3);
+    e->state = ENC_LINE_START;
+}

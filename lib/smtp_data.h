@@ -1,9 +1,10 @@
 /*
- * The DATA phase decoder (RFC 5321 §4.5.2): finds the end of data and undoes dot-stuffing as bytes
- * stream through, without buffering lines. Only CRLF "." CRLF ends the data; a bare CR or bare LF
- * is ordinary content, never a line ending, so no sequence of them can end a message early and
- * smuggle a second one (CVE-2023-51764 class). Such bytes and over-long lines are flagged for the
- * caller.
+ * The DATA phase in both directions (RFC 5321 §4.5.2). The decoder (server side) finds the end of
+ * data and undoes dot-stuffing as bytes stream through, without buffering lines. Only CRLF "." CRLF
+ * ends the data; a bare CR or bare LF is ordinary content, never a line ending, so no sequence of
+ * them can end a message early and smuggle a second one (CVE-2023-51764 class). Such bytes and
+ * over-long lines are flagged for the caller. The encoder (client side) turns a stored message into
+ * what goes on the wire.
  */
 #ifndef SLUICE_SMTP_DATA_H
 #define SLUICE_SMTP_DATA_H
@@ -32,5 +33,18 @@ void smtp_data_init(struct smtp_data *d);
  * the final CRLF belong to the next command. The final ".CRLF" is not part of the message; the CRLF
  * before it is. */
 size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, struct buf *out, int *done);
+
+/* The encoder: bare CR and bare LF become CRLF (a CR followed by LF stays one CRLF), a "." at
+ * the start of a line is doubled, and the end adds a CRLF when the message does not end with one,
+ * then ".CRLF". Streaming: the message may be fed in pieces of any size. */
+struct smtp_data_enc {
+    int state; /* internal */
+};
+
+void smtp_data_enc_init(struct smtp_data_enc *e);
+/* Encodes in[0..len) and appends the wire bytes (at most 2 * len) to out. */
+void smtp_data_enc_feed(struct smtp_data_enc *e, const char *in, size_t len, struct buf *out);
+/* Appends the final CRLF when missing and the end-of-data ".CRLF". */
+void smtp_data_enc_finish(struct smtp_data_enc *e, struct buf *out);
 
 #endif

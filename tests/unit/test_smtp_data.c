@@ -106,8 +106,70 @@ static void test_incomplete(void)
     buf_free(&r.out);
 }
 
+/* Encodes input in pieces of `step` bytes (0: all at once) and checks the wire bytes. */
+static void check_encode(const char *input, const char *want_wire)
+{
+    size_t steps[] = {0, 1, 2, 3, 7};
+    size_t len = strlen(input);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct smtp_data_enc e;
+        struct buf wire = BUF_INIT;
+        smtp_data_enc_init(&e);
+        for (size_t off = 0; off < len;) {
+            size_t n = steps[i] == 0 || len - off < steps[i] ? len - off : steps[i];
+            smtp_data_enc_feed(&e, input + off, n, &wire);
+            off += n;
+        }
+        smtp_data_enc_finish(&e, &wire);
+        CHECK_MEM_EQ(wire.data, wire.len, want_wire);
+        buf_free(&wire);
+    }
+}
+
+static void test_encode(void)
+{
+    check_encode("", ".\r\n");
+    check_encode("a\r\n", "a\r\n.\r\n");
+    check_encode("a", "a\r\n.\r\n"); /* the missing final CRLF is added */
+    check_encode(".\r\n", "..\r\n.\r\n");
+    check_encode(".a\r\n..b\r\nc.d\r\n.", "..a\r\n...b\r\nc.d\r\n..\r\n.\r\n");
+    /* Bare LF and bare CR become CRLF, and a dot after them is at a line start. */
+    check_encode("a\nb\rc\r\n", "a\r\nb\r\nc\r\n.\r\n");
+    check_encode("a\n.\n", "a\r\n..\r\n.\r\n");
+    check_encode("a\r.\r", "a\r\n..\r\n.\r\n");
+    check_encode("\r\r\n\n\r", "\r\n\r\n\r\n\r\n.\r\n");
+    /* The smuggling sequences cannot survive encoding as an early end of data. */
+    check_encode("a\n.\nMAIL", "a\r\n..\r\nMAIL\r\n.\r\n");
+    check_encode("a\r\n.\rMAIL", "a\r\n..\r\nMAIL\r\n.\r\n");
+}
+
+/* Whatever the stored bytes, what the encoder sends decodes back to them with line ends made
+ * CRLF, ending exactly at the end of what was sent. */
+static void test_encode_decode(void)
+{
+    const char *inputs[] = {"a\n.\r\n", ".\r.\n..", "\r\n.\r\n", "x\r", "..\n\r\n."};
+    const char *normal[] = {"a\r\n.\r\n", ".\r\n.\r\n..\r\n", "\r\n.\r\n", "x\r\n",
+                            "..\r\n\r\n.\r\n"};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        struct smtp_data_enc e;
+        struct buf wire = BUF_INIT;
+        smtp_data_enc_init(&e);
+        smtp_data_enc_feed(&e, inputs[i], strlen(inputs[i]), &wire);
+        smtp_data_enc_finish(&e, &wire);
+        struct result r = decode(wire.data, wire.len, 0);
+        CHECK_INT_EQ(r.done, 1);
+        CHECK_INT_EQ(r.used, wire.len);
+        CHECK_INT_EQ(r.flags, 0);
+        CHECK_MEM_EQ(r.out.data, r.out.len, normal[i]);
+        buf_free(&r.out);
+        buf_free(&wire);
+    }
+}
+
 int main(void)
 {
+    test_encode();
+    test_encode_decode();
     test_end_of_data();
     test_dot_stuffing();
     test_smuggling();
