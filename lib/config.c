@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
 #include "lib/config_keys.h"
+#include "lib/ratelimit.h"
 #include "lib/xalloc.h"
 
 /* Our keys nest four deep at most (listeners, item, key, value): deeper input is refused before it
@@ -28,8 +30,15 @@
 
 /* Enum fields of the structs are written through an int. */
 _Static_assert(sizeof(enum listener_role) == sizeof(int) &&
-                   sizeof(enum listener_tls) == sizeof(int),
+                   sizeof(enum listener_tls) == sizeof(int) &&
+                   sizeof(enum shaping_tls) == sizeof(int) &&
+                   sizeof(enum dkim_on_error) == sizeof(int) &&
+                   sizeof(enum inbound_reverse_dns) == sizeof(int) &&
+                   sizeof(enum inbound_spf) == sizeof(int) &&
+                   sizeof(enum inbound_clamd_down) == sizeof(int),
                "enum fields are stored as int");
+_Static_assert(sizeof(struct config_rate) == sizeof(struct ratelimit_rate),
+               "struct config_rate mirrors struct ratelimit_rate");
 
 /* ---- Errors: "file:line:column: message" lines ---- */
 
@@ -432,6 +441,8 @@ static int is_alnum(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
+static const char all_digits[] = "is an IP address, not a domain name";
+
 /* A host or domain name (RFC 1035 §2.3.1 with digits allowed first, RFC 1123 §2.1), without a
  * trailing dot. Returns NULL, or why not. */
 static const char *domain_why(const char *s)
@@ -462,9 +473,23 @@ static const char *domain_why(const char *s)
                 digits = 0;
         }
         if (end == NULL)
-            return digits ? "is an IP address, not a domain name" : NULL;
+            return digits ? all_digits : NULL;
         label = end + 1;
     }
+}
+
+/* Copies a name lower-cased and without one trailing dot into out[size]; 0 when it does not fit
+ * or is empty. */
+static int canonical_name(const char *s, size_t len, char *out, size_t size)
+{
+    if (len > 0 && s[len - 1] == '.')
+        len--;
+    if (len == 0 || len >= size || memchr(s, '\0', len) != NULL)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        out[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+    out[len] = '\0';
+    return 1;
 }
 
 static char *config_default_hostname(void)
@@ -540,19 +565,106 @@ static const char *config_check_deliver_to(const char *value)
     return NULL;
 }
 
+/* A numeric IPv4 or IPv6 address without a port. */
+static const char *config_check_ip(const char *value)
+{
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, value, addr) == 1 || inet_pton(AF_INET6, value, addr) == 1)
+        return NULL;
+    return has_letter(value) && strchr(value, ':') == NULL
+               ? "is a host name where a numeric address is needed"
+               : "is not an IPv4 or IPv6 address (without a port)";
+}
+
+/* "mx.example.net" or "*.example.net". */
+static const char *config_check_mx_pattern(const char *value)
+{
+    return domain_why(strncmp(value, "*.", 2) == 0 ? value + 2 : value);
+}
+
+/* RFC 6376 §3.1: selectors are dot-separated labels, all-digit ones included. */
+static const char *config_check_selector(const char *value)
+{
+    const char *why = domain_why(value);
+    return why == all_digits ? NULL : why;
+}
+
+static const char *config_check_dkim_algorithm(const char *value)
+{
+    if (strcmp(value, "rsa-sha256") == 0 || strcmp(value, "ed25519-sha256") == 0)
+        return NULL;
+    return "is not one of: rsa-sha256, ed25519-sha256";
+}
+
+static const char *config_check_canonicalization(const char *value)
+{
+    static const char *const forms[] = {"relaxed/relaxed", "relaxed/simple", "simple/relaxed",
+                                        "simple/simple"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++)
+        if (strcmp(value, forms[i]) == 0)
+            return NULL;
+    return "is not one of: relaxed/relaxed, relaxed/simple, simple/relaxed, simple/simple";
+}
+
+/* "[local-part]@domain" (RFC 6376 §3.5 i=); that the domain is d= or below is checked later. */
+static const char *config_check_identity(const char *value)
+{
+    const char *at = strrchr(value, '@');
+    if (at == NULL)
+        return "has no '@domain'";
+    for (const char *p = value; p < at; p++)
+        if (*p == ' ' || *p == ';' || *p == '@')
+            return "has a space, ';' or '@' in its local part";
+    return domain_why(at + 1);
+}
+
+/* "exe" or ".exe": letters and digits, at most 16. */
+static const char *config_check_extension(const char *value)
+{
+    const char *p = value[0] == '.' ? value + 1 : value;
+    size_t len = strlen(p);
+    if (len == 0 || len > 16)
+        return "is not a file name extension of 1 to 16 characters";
+    for (; *p; p++)
+        if (!is_alnum((unsigned char)*p))
+            return "has a character other than letters and digits";
+    return NULL;
+}
+
+/* A unix socket path ("/run/clamav/clamd.ctl"), "address:port" or "host:port". */
+static const char *config_check_clamd(const char *value)
+{
+    struct sockaddr_storage ss;
+    if (value[0] == '/' || parse_hostport(value, 1, &ss) == NULL)
+        return NULL;
+    const char *colon = strrchr(value, ':');
+    char host[256];
+    in_port_t port;
+    if (colon == NULL || (size_t)(colon - value) >= sizeof host)
+        return "is neither a socket path (/...) nor host:port";
+    if (!parse_port(colon + 1, &port))
+        return "has a port that is not a number from 1 to 65535";
+    memcpy(host, value, (size_t)(colon - value));
+    host[colon - value] = '\0';
+    return domain_why(host);
+}
+
 /* ---- Loading: the tree, checked against the key table ---- */
 
 struct load {
     struct config *cfg;
     struct errors e;
     int defaults; /* > 0 while a default is applied: its nodes are not in the file */
+    int inherit;  /* > 0 while a shaping rule is read: keys left out keep the inherited value */
     const struct node *where[CONFIG_NKEYS]; /* keys of struct config as written, for checks */
     struct config_pos *listener_tls;        /* where each listener's tls mode is written */
+    const struct node *site_rules;          /* shaping.rules, read once shaping.default is */
+    struct config_pos *rule_pool; /* per rule: where its pool is written; file NULL: inherited */
 };
 
 static struct config_pos pos_of(const struct load *ld, const struct node *n)
 {
-    struct config_pos pos = {ld->cfg->source, 0, 0};
+    struct config_pos pos = {ld->e.file, 0, 0};
     if (n != NULL && ld->defaults == 0) {
         pos.line = n->line;
         pos.column = n->column;
@@ -563,9 +675,13 @@ static struct config_pos pos_of(const struct load *ld, const struct node *n)
 static void __attribute__((format(printf, 3, 4)))
 fail_at(struct load *ld, struct config_pos pos, const char *fmt, ...)
 {
+    const char *file = ld->e.file;
     va_list ap;
     va_start(ap, fmt);
+    if (pos.file != NULL)
+        ld->e.file = pos.file;
     verror_at(&ld->e, pos.line, pos.column, fmt, ap);
+    ld->e.file = file;
     va_end(ap);
 }
 
@@ -691,6 +807,18 @@ static const char *key_expects(const struct config_key *k)
         return "a list of listeners";
     case CONFIG_DOMAINS:
         return "a mapping of domain names";
+    case CONFIG_RATE:
+        return "a rate (e.g. 6/s, 1000/h) or none";
+    case CONFIG_DURATIONS:
+        return "a list of durations (e.g. [5m, 1h])";
+    case CONFIG_NAMES:
+        return "a name or a list of names";
+    case CONFIG_LIST:
+        return "a list of mappings";
+    case CONFIG_EGRESS_POOLS:
+        return "a mapping of pool names to lists of addresses";
+    case CONFIG_SHAPING_RULES:
+        return "a list of rules";
     }
     return "a value";
 }
@@ -737,35 +865,47 @@ static void set_string(struct load *ld, const struct config_key *k, const struct
                        const char *name, void *base)
 {
     const char *s = checked_string(ld, k, n, name);
-    if (s != NULL)
-        *(char **)field_at(base, k->offset) = xstrdup(s);
+    if (s == NULL)
+        return;
+    char **field = field_at(base, k->offset);
+    free(*field); /* a shaping rule overriding its inherited value */
+    *field = xstrdup(s);
+}
+
+/* A number of k's type (a list of durations: each item) within k's bounds; else reports and 0. */
+static int parse_number(struct load *ld, const struct config_key *k, const struct node *n,
+                        const char *name, uint64_t *v)
+{
+    char tmp[SHOWN_BUF], lo[32], hi[32];
+    const char *s = scalar_text(ld, k, n, name);
+    if (s == NULL)
+        return 0;
+    enum config_key_type type = k->type == CONFIG_DURATIONS ? CONFIG_DURATION : k->type;
+    const struct unit *units = type == CONFIG_SIZE       ? size_units
+                               : type == CONFIG_DURATION ? duration_units
+                                                         : plain_units;
+    if (!parse_with_units(s, units, v)) {
+        fail(ld, n, "%s: '%s' is not %s", name, shown(s, n->len, tmp),
+             type == CONFIG_SIZE       ? "a size (use e.g. 50M)"
+             : type == CONFIG_DURATION ? "a duration (use e.g. 30s or 5m)"
+                                       : "a whole number");
+        return 0;
+    }
+    if (*v < k->min || *v > k->max) {
+        format_value(type, k->min, lo, sizeof lo);
+        format_value(type, k->max, hi, sizeof hi);
+        fail(ld, n, "%s: '%s' is out of range (%s..%s)", name, shown(s, n->len, tmp), lo, hi);
+        return 0;
+    }
+    return 1;
 }
 
 static void set_number(struct load *ld, const struct config_key *k, const struct node *n,
                        const char *name, void *base)
 {
-    char tmp[SHOWN_BUF], lo[32], hi[32];
-    const char *s = scalar_text(ld, k, n, name);
-    if (s == NULL)
-        return;
     uint64_t v;
-    const struct unit *units = k->type == CONFIG_SIZE       ? size_units
-                               : k->type == CONFIG_DURATION ? duration_units
-                                                            : plain_units;
-    int ok = parse_with_units(s, units, &v);
-    if (!ok) {
-        fail(ld, n, "%s: '%s' is not %s", name, shown(s, n->len, tmp),
-             k->type == CONFIG_SIZE       ? "a size (use e.g. 50M)"
-             : k->type == CONFIG_DURATION ? "a duration (use e.g. 30s or 5m)"
-                                          : "a whole number");
+    if (!parse_number(ld, k, n, name, &v))
         return;
-    }
-    if (v < k->min || v > k->max) {
-        format_value(k->type, k->min, lo, sizeof lo);
-        format_value(k->type, k->max, hi, sizeof hi);
-        fail(ld, n, "%s: '%s' is out of range (%s..%s)", name, shown(s, n->len, tmp), lo, hi);
-        return;
-    }
     if (k->type == CONFIG_UINT)
         *(unsigned *)field_at(base, k->offset) = (unsigned)v;
     else
@@ -1015,18 +1155,10 @@ static void set_domains(struct load *ld, const struct config_key *k, const struc
                  key->kind == NODE_SCALAR ? "nothing" : kind_name(key->kind));
             continue;
         }
-        size_t len = key->len;
-        if (len > 0 && key->text[len - 1] == '.')
-            len--;
-        if (len >= sizeof canon || memchr(key->text, '\0', len) != NULL) {
+        if (!canonical_name(key->text, key->len, canon, sizeof canon)) {
             fail(ld, key, "%s: '%s' is not a domain name", name, shown(key->text, key->len, tmp));
             continue;
         }
-        for (size_t j = 0; j < len; j++) {
-            char c = key->text[j];
-            canon[j] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-        }
-        canon[len] = '\0';
         const char *why = domain_why(canon);
         if (why != NULL) {
             fail(ld, key, "%s: '%s' %s", name, shown(key->text, key->len, tmp), why);
@@ -1053,13 +1185,338 @@ static void set_domains(struct load *ld, const struct config_key *k, const struc
     }
 }
 
+static void set_rate(struct load *ld, const struct config_key *k, const struct node *n,
+                     const char *name, void *base)
+{
+    char tmp[SHOWN_BUF];
+    const char *s = scalar_text(ld, k, n, name);
+    if (s == NULL)
+        return;
+    struct ratelimit_rate rate;
+    const char *why;
+    if (ratelimit_parse(s, &rate, &why) < 0) {
+        fail(ld, n, "%s: '%s': %s", name, shown(s, n->len, tmp), why);
+        return;
+    }
+    struct config_rate *field = field_at(base, k->offset);
+    field->count = rate.count;
+    field->period_ms = rate.period_ms;
+}
+
+static void set_durations(struct load *ld, const struct config_key *k, const struct node *n,
+                          const char *name, void *base)
+{
+    if (n->kind != NODE_SEQUENCE || n->nitems == 0) {
+        fail(ld, n, "%s: expected %s, not %s", name, key_expects(k),
+             n->kind == NODE_SEQUENCE ? "an empty list" : kind_name(n->kind));
+        return;
+    }
+    uint64_t **field = field_at(base, k->offset);
+    size_t *count = field_at(base, k->aux);
+    free(*field); /* a shaping rule overriding its inherited schedule */
+    *field = xcalloc(n->nitems, sizeof **field);
+    *count = 0;
+    for (size_t i = 0; i < n->nitems; i++) {
+        char item_name[NAME_BUF];
+        snprintf(item_name, sizeof item_name, "%s[%zu]", name, i);
+        if (parse_number(ld, k, n->items[i], item_name, &(*field)[*count]))
+            (*count)++;
+    }
+}
+
+/* One name or a list of them, each lower-cased without a trailing dot, then checked. */
+static void set_names(struct load *ld, const struct config_key *k, const struct node *n,
+                      const char *name, void *base)
+{
+    struct node *const *items = (struct node *const *)&n;
+    size_t nitems = 1;
+    if (n->kind == NODE_SEQUENCE) {
+        items = n->items;
+        nitems = n->nitems;
+    }
+    if (nitems == 0) {
+        fail(ld, n, "%s: expected %s, not an empty list", name, key_expects(k));
+        return;
+    }
+    char **names = xcalloc(nitems, sizeof *names);
+    size_t *count = field_at(base, k->aux);
+    *(char ***)field_at(base, k->offset) = names;
+    for (size_t i = 0; i < nitems; i++) {
+        char item_name[NAME_BUF], canon[256], tmp[SHOWN_BUF];
+        snprintf(item_name, sizeof item_name, n->kind == NODE_SEQUENCE ? "%s[%zu]" : "%s", name, i);
+        const char *s = scalar_text(ld, k, items[i], item_name);
+        if (s == NULL)
+            continue;
+        const char *why = canonical_name(s, items[i]->len, canon, sizeof canon)
+                              ? k->check(canon)
+                              : "is not a name (empty or too long)";
+        if (why != NULL) {
+            fail(ld, items[i], "%s: '%s' %s", item_name, shown(s, items[i]->len, tmp), why);
+            continue;
+        }
+        names[(*count)++] = xstrdup(canon);
+    }
+}
+
+/* A list of mappings of "<prefix>.*" keys into a new array of elem_size structs. */
+static void set_list(struct load *ld, const struct node *n, const char *name, const char *prefix,
+                     size_t elem_size, size_t pos_offset, void **array, size_t *count)
+{
+    if (n->kind != NODE_SEQUENCE) {
+        fail(ld, n, "%s: expected a list of mappings, not %s", name, kind_name(n->kind));
+        return;
+    }
+    char *elems = xcalloc(n->nitems ? n->nitems : 1, elem_size);
+    *array = elems;
+    for (size_t i = 0; i < n->nitems; i++) {
+        const struct node *item = n->items[i];
+        char display[NAME_BUF];
+        void *elem = elems + elem_size * (*count)++;
+        snprintf(display, sizeof display, "%s[%zu]", name, i);
+        *(struct config_pos *)field_at(elem, pos_offset) = pos_of(ld, item);
+        if (item->kind == NODE_MAPPING)
+            walk_map(ld, item, prefix, display, elem, NULL);
+        else
+            fail(ld, item, "%s: expected a mapping, not %s", display, kind_name(item->kind));
+    }
+}
+
+static void set_list_key(struct load *ld, const struct config_key *k, const struct node *n,
+                         const char *name, void *base)
+{
+    char prefix[NAME_BUF];
+    snprintf(prefix, sizeof prefix, "%s[]", k->name);
+    set_list(ld, n, name, prefix, k->elem_size, k->pos_offset, field_at(base, k->offset),
+             field_at(base, k->aux));
+}
+
+/* Pool name -> list of {address, ehlo}; an address may be in one pool only, once. */
+static void set_egress_pools(struct load *ld, const struct config_key *k, const struct node *n,
+                             const char *name)
+{
+    struct config *cfg = ld->cfg;
+    if (n->kind != NODE_MAPPING) {
+        fail(ld, n, "%s: expected %s, not %s", name, key_expects(k), kind_name(n->kind));
+        return;
+    }
+    cfg->egress_pools = xcalloc(n->nitems / 2 + 1, sizeof *cfg->egress_pools);
+    for (size_t i = 0; i + 1 < n->nitems; i += 2) {
+        const struct node *key = n->items[i], *value = n->items[i + 1];
+        char display[NAME_BUF], tmp[SHOWN_BUF];
+        const char *why = key->kind != NODE_SCALAR || node_is_null(key)
+                              ? "is not a pool name"
+                              : config_check_listener_name(key->text);
+        if (why == NULL && config_egress_pool_find(cfg, key->text) != NULL)
+            why = "is already the name of a pool";
+        if (why != NULL) {
+            fail(ld, key, "%s: '%s' %s", name,
+                 key->kind == NODE_SCALAR ? shown(key->text, key->len, tmp) : "", why);
+            continue;
+        }
+        struct config_egress_pool *pool = &cfg->egress_pools[cfg->negress_pools++];
+        pool->name = xstrdup(key->text);
+        pool->pos = pos_of(ld, key);
+        snprintf(display, sizeof display, "%s.%s", name, pool->name);
+        if (node_is_null(value) || (value->kind == NODE_SEQUENCE && value->nitems == 0)) {
+            fail(ld, value, "%s: no address given", display);
+            continue;
+        }
+        set_list(ld, value, display, "egress.pools.*[]", sizeof *pool->addrs,
+                 offsetof(struct config_egress_addr, pos), (void **)&pool->addrs, &pool->naddrs);
+        for (size_t j = 0; j < pool->naddrs; j++) {
+            struct config_egress_addr *a = &pool->addrs[j];
+            if (a->address == NULL || parse_hostport(a->address, 0, &a->addr) != NULL)
+                continue;
+            for (size_t p = 0; p < cfg->negress_pools; p++) {
+                const struct config_egress_pool *other = &cfg->egress_pools[p];
+                for (size_t q = 0; q < (other == pool ? j : other->naddrs); q++)
+                    if (sockaddr_equal(&a->addr, &other->addrs[q].addr))
+                        fail_at(ld, a->pos, "%s[%zu].address: '%s' is already in pool %s (line %u)",
+                                display, j, a->address, other->name, other->addrs[q].pos.line);
+            }
+        }
+    }
+}
+
+static void free_strings(char **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+    free(items);
+}
+
+static void shaping_copy(struct config_shaping *to, const struct config_shaping *from)
+{
+    *to = *from;
+    to->pool = from->pool ? xstrdup(from->pool) : NULL;
+    to->retry_ms = xcalloc(from->nretry + 1, sizeof *to->retry_ms);
+    if (from->nretry > 0)
+        memcpy(to->retry_ms, from->retry_ms, from->nretry * sizeof *to->retry_ms);
+}
+
+static void shaping_free(struct config_shaping *sh)
+{
+    free(sh->retry_ms);
+    free(sh->pool);
+}
+
+/* Rules in order after those loaded already: each starts as a copy of shaping.default, then its
+ * own keys (any shaping.default key, plus match) override. `name` names the list in messages. */
+static void load_shaping_rules(struct load *ld, const struct node *n, const char *name, int shipped)
+{
+    struct config *cfg = ld->cfg;
+    if (n->kind != NODE_SEQUENCE) {
+        fail(ld, n, "%s: expected a list of rules, not %s", name, kind_name(n->kind));
+        return;
+    }
+    size_t total = cfg->shaping.nrules + n->nitems, pool_key = key_index("shaping.default.pool");
+    cfg->shaping.rules = xrealloc(cfg->shaping.rules, (total + 1) * sizeof *cfg->shaping.rules);
+    ld->rule_pool = xrealloc(ld->rule_pool, (total + 1) * sizeof *ld->rule_pool);
+    for (size_t i = 0; i < n->nitems; i++) {
+        const struct node *item = n->items[i], *match = NULL;
+        char display[NAME_BUF], match_name[NAME_BUF + 8];
+        snprintf(display, sizeof display, "%s[%zu]", name, i);
+        snprintf(match_name, sizeof match_name, "%s.match", display);
+        size_t index = cfg->shaping.nrules++;
+        struct config_shaping_rule *rule = &cfg->shaping.rules[index];
+        memset(rule, 0, sizeof *rule);
+        memset(&ld->rule_pool[index], 0, sizeof ld->rule_pool[index]);
+        rule->shipped = shipped;
+        rule->pos = pos_of(ld, item);
+        shaping_copy(&rule->values, &cfg->shaping.defaults);
+        if (item->kind != NODE_MAPPING) {
+            fail(ld, item, "%s: expected a mapping with match, not %s", display,
+                 kind_name(item->kind));
+            continue;
+        }
+        /* The keys other than match are shaping.default's: walk them as such. */
+        struct node values = {.kind = NODE_MAPPING, .line = item->line, .column = item->column};
+        values.items = xcalloc(item->nitems + 1, sizeof *values.items);
+        for (size_t j = 0; j + 1 < item->nitems; j += 2) {
+            const struct node *key = item->items[j];
+            if (key->kind == NODE_SCALAR && scalar_is(key, "match")) {
+                if (match != NULL)
+                    fail(ld, key, "duplicate key '%s' (first at line %u)", match_name, match->line);
+                else
+                    match = item->items[j + 1];
+                continue;
+            }
+            values.items[values.nitems++] = item->items[j];
+            values.items[values.nitems++] = item->items[j + 1];
+        }
+        const struct node *where[CONFIG_NKEYS] = {0};
+        ld->inherit++;
+        walk_map(ld, &values, "shaping.default", display, &rule->values, where);
+        ld->inherit--;
+        free(values.items);
+        if (where[pool_key] != NULL)
+            ld->rule_pool[index] = pos_of(ld, where[pool_key]);
+
+        if (match == NULL || node_is_null(match)) {
+            fail(ld, match ? match : item, "%s is required", match_name);
+        } else if (match->kind != NODE_MAPPING) {
+            fail(ld, match, "%s: expected a mapping (mx, domain), not %s", match_name,
+                 kind_name(match->kind));
+        } else {
+            int errors = ld->e.count;
+            walk_map(ld, match, "shaping.rules[].match", match_name, rule, NULL);
+            if (rule->nmatch_mx == 0 && rule->nmatch_domain == 0 && ld->e.count == errors)
+                fail(ld, match, "%s: needs mx, domain or both", match_name);
+        }
+    }
+}
+
+/* The shipped provider rules: a mapping with one key, rules. */
+static void load_shipped_rules(struct load *ld)
+{
+    struct node *root = NULL;
+    ld->e.file = CONFIG_SHIPPED_SHAPING_NAME;
+    if (tree_build(config_shipped_shaping, strlen(config_shipped_shaping), &ld->e, &root) == 0) {
+        for (size_t i = 0; root != NULL && root->kind == NODE_MAPPING && i + 1 < root->nitems;
+             i += 2) {
+            if (scalar_is(root->items[i], "rules"))
+                load_shaping_rules(ld, root->items[i + 1], "rules", 1);
+            else
+                fail(ld, root->items[i], "expected only the key rules");
+        }
+    }
+    node_free(root);
+    ld->e.file = ld->cfg->source;
+}
+
+static int pool_usable(const struct config *cfg, const char *pool)
+{
+    return pool == NULL || config_egress_pool_find(cfg, pool) != NULL ||
+           (cfg->negress_pools == 0 && strcmp(pool, "default") == 0);
+}
+
+static void check_pools(struct load *ld)
+{
+    const struct config *cfg = ld->cfg;
+    const char *pool = cfg->shaping.defaults.pool;
+    if (!pool_usable(cfg, pool)) {
+        const struct node *at = ld->where[key_index("shaping.default.pool")];
+        fail(ld, at ? at : ld->where[key_index("egress.pools")],
+             "shaping.default.pool: '%s' is not a pool of egress.pools (name one there, or "
+             "set shaping.default.pool)",
+             pool);
+    }
+    size_t nsite = 0;
+    for (size_t i = 0; i < cfg->shaping.nrules; i++) {
+        const struct config_shaping_rule *rule = &cfg->shaping.rules[i];
+        nsite += !rule->shipped;
+        if (ld->rule_pool[i].file != NULL && !pool_usable(cfg, rule->values.pool))
+            fail_at(ld, ld->rule_pool[i], "%s[%zu].pool: '%s' is not a pool of egress.pools",
+                    rule->shipped ? "rules" : "shaping.rules", rule->shipped ? i - nsite : i,
+                    rule->values.pool);
+    }
+}
+
+/* Values that depend on other keys, or are normalized once all are known. */
+static void finish_values(struct load *ld)
+{
+    struct config *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->negress_pools; i++)
+        for (size_t j = 0; j < cfg->egress_pools[i].naddrs; j++)
+            if (cfg->egress_pools[i].addrs[j].ehlo == NULL && cfg->server.hostname != NULL)
+                cfg->egress_pools[i].addrs[j].ehlo = xstrdup(cfg->server.hostname);
+    for (size_t i = 0; i < cfg->inbound.nblocked_attachments; i++) {
+        char *ext = cfg->inbound.blocked_attachments[i];
+        if (ext[0] == '.')
+            memmove(ext, ext + 1, strlen(ext));
+        for (char *p = ext; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+    }
+    /* RFC 6376 §3.5: the domain of i= is d= or a subdomain of it. */
+    for (size_t i = 0; i < cfg->ndkim; i++) {
+        const struct config_dkim *d = &cfg->dkim[i];
+        const char *sdid = d->signing_domain ? d->signing_domain : d->domain;
+        if (d->identity == NULL || sdid == NULL)
+            continue;
+        const char *auid = strrchr(d->identity, '@') + 1;
+        size_t alen = strlen(auid), slen = strlen(sdid);
+        if (!(alen == slen || (alen > slen && auid[alen - slen - 1] == '.')) ||
+            strcasecmp(auid + alen - slen, sdid) != 0)
+            fail_at(ld, d->pos, "dkim[%zu].identity: '%s' is not in %s or below it", i, d->identity,
+                    sdid);
+    }
+}
+
+/* A section's keys are relative to struct config, or to the field at its offset when it has one
+ * (shaping.default: struct config_shaping, shared with the rules). */
+static void *section_base(const struct config_key *k, void *base)
+{
+    return k->offset == CONFIG_NO_FIELD ? base : field_at(base, k->offset);
+}
+
 static void set_value(struct load *ld, const struct config_key *k, const struct node *n,
                       const char *name, void *base, const struct node **where)
 {
     switch (k->type) {
     case CONFIG_SECTION:
         if (n->kind == NODE_MAPPING)
-            walk_map(ld, n, k->name, name, base, where);
+            walk_map(ld, n, k->name, name, section_base(k, base), where);
         else
             fail(ld, n, "%s: expected %s, not %s", name, key_expects(k), kind_name(n->kind));
         break;
@@ -1089,6 +1546,24 @@ static void set_value(struct load *ld, const struct config_key *k, const struct 
         break;
     case CONFIG_DOMAINS:
         set_domains(ld, k, n, name);
+        break;
+    case CONFIG_RATE:
+        set_rate(ld, k, n, name, base);
+        break;
+    case CONFIG_DURATIONS:
+        set_durations(ld, k, n, name, base);
+        break;
+    case CONFIG_NAMES:
+        set_names(ld, k, n, name, base);
+        break;
+    case CONFIG_LIST:
+        set_list_key(ld, k, n, name, base);
+        break;
+    case CONFIG_EGRESS_POOLS:
+        set_egress_pools(ld, k, n, name);
+        break;
+    case CONFIG_SHAPING_RULES:
+        ld->site_rules = n; /* read after shaping.default, which the rules inherit from */
         break;
     }
 }
@@ -1156,7 +1631,7 @@ static void walk_map(struct load *ld, const struct node *map, const char *prefix
         set_value(ld, k, value, name, base, where);
     }
 
-    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+    for (size_t i = 0; i < CONFIG_NKEYS && ld->inherit == 0; i++) {
         const struct config_key *k = &config_keys[i];
         const char *child = child_name(k->name, prefix);
         if (child == NULL || set[i])
@@ -1165,7 +1640,7 @@ static void walk_map(struct load *ld, const struct node *map, const char *prefix
         if (k->flags & CONFIG_KEY_REQUIRED)
             fail(ld, map, "%s is required", name);
         else if (k->type == CONFIG_SECTION)
-            walk_map(ld, NULL, k->name, name, base, where);
+            walk_map(ld, NULL, k->name, name, section_base(k, base), where);
         else
             apply_default(ld, k, name, base);
     }
@@ -1212,6 +1687,40 @@ static void config_free(struct config *cfg)
         free(cfg->domains[i].recipients);
     }
     free(cfg->domains);
+    for (size_t i = 0; i < cfg->negress_pools; i++) {
+        const struct config_egress_pool *pool = &cfg->egress_pools[i];
+        for (size_t j = 0; j < pool->naddrs; j++) {
+            free(pool->addrs[j].address);
+            free(pool->addrs[j].ehlo);
+        }
+        free(pool->addrs);
+        free(pool->name);
+    }
+    free(cfg->egress_pools);
+    shaping_free(&cfg->shaping.defaults);
+    for (size_t i = 0; i < cfg->shaping.nrules; i++) {
+        struct config_shaping_rule *rule = &cfg->shaping.rules[i];
+        free_strings(rule->match_mx, rule->nmatch_mx);
+        free_strings(rule->match_domain, rule->nmatch_domain);
+        shaping_free(&rule->values);
+    }
+    free(cfg->shaping.rules);
+    for (size_t i = 0; i < cfg->ndkim; i++) {
+        const struct config_dkim *d = &cfg->dkim[i];
+        free(d->domain);
+        free(d->signing_domain);
+        free(d->selector);
+        free(d->key);
+        free(d->algorithm);
+        free(d->canonicalization);
+        free(d->identity);
+    }
+    free(cfg->dkim);
+    for (size_t i = 0; i < cfg->inbound.ndnsbl; i++)
+        free(cfg->inbound.dnsbl[i].zone);
+    free(cfg->inbound.dnsbl);
+    free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
+    free(cfg->inbound.clamd);
     free(cfg->source);
     free(cfg);
 }
@@ -1231,10 +1740,17 @@ int config_load_string(const char *text, size_t len, const char *name, struct co
         } else {
             walk_map(&ld, node_is_null(root) ? NULL : root, "", "", cfg, ld.where);
             check_tls(&ld);
+            finish_values(&ld);
+            if (ld.site_rules != NULL)
+                load_shaping_rules(&ld, ld.site_rules, "shaping.rules", 0);
+            if (cfg->shaping.provider_rules)
+                load_shipped_rules(&ld);
+            check_pools(&ld);
         }
     }
     node_free(root);
     free(ld.listener_tls);
+    free(ld.rule_pool);
     if (ld.e.count > 0) {
         config_free(cfg);
         return -EINVAL;
@@ -1298,17 +1814,53 @@ static int domain_key_compare(const void *key, const void *elem)
 const struct config_domain *config_domain_find(const struct config *cfg, const char *domain)
 {
     char key[254];
-    size_t len = strlen(domain);
-    if (len > 0 && domain[len - 1] == '.')
-        len--;
-    if (len == 0 || len >= sizeof key || cfg->ndomains == 0)
+    if (cfg->ndomains == 0 || !canonical_name(domain, strlen(domain), key, sizeof key))
         return NULL;
-    for (size_t i = 0; i < len; i++) {
-        char c = domain[i];
-        key[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-    }
-    key[len] = '\0';
     return bsearch(key, cfg->domains, cfg->ndomains, sizeof *cfg->domains, domain_key_compare);
+}
+
+const struct config_egress_pool *config_egress_pool_find(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->negress_pools; i++)
+        if (strcmp(cfg->egress_pools[i].name, name) == 0)
+            return &cfg->egress_pools[i];
+    return NULL;
+}
+
+/* "*.example.net" matches names below example.net at any depth, not example.net itself. */
+static int mx_pattern_match(const char *pattern, const char *host)
+{
+    if (strncmp(pattern, "*.", 2) != 0)
+        return strcmp(pattern, host) == 0;
+    size_t plen = strlen(pattern + 1), hlen = strlen(host);
+    return hlen > plen && strcmp(host + hlen - plen, pattern + 1) == 0;
+}
+
+static int rule_matches(const struct config_shaping_rule *rule, const char *domain,
+                        const char *const *mx_hosts, size_t nmx)
+{
+    char name[256];
+    if (domain != NULL && canonical_name(domain, strlen(domain), name, sizeof name))
+        for (size_t i = 0; i < rule->nmatch_domain; i++)
+            if (strcmp(rule->match_domain[i], name) == 0)
+                return 1;
+    for (size_t h = 0; h < nmx; h++) {
+        if (!canonical_name(mx_hosts[h], strlen(mx_hosts[h]), name, sizeof name))
+            continue;
+        for (size_t i = 0; i < rule->nmatch_mx; i++)
+            if (mx_pattern_match(rule->match_mx[i], name))
+                return 1;
+    }
+    return 0;
+}
+
+const struct config_shaping_rule *config_shaping_match(const struct config *cfg, const char *domain,
+                                                       const char *const *mx_hosts, size_t nmx)
+{
+    for (size_t i = 0; i < cfg->shaping.nrules; i++)
+        if (rule_matches(&cfg->shaping.rules[i], domain, mx_hosts, nmx))
+            return &cfg->shaping.rules[i];
+    return NULL;
 }
 
 static int prefix_match(const unsigned char *addr, const unsigned char *net, unsigned prefix)
@@ -1367,6 +1919,12 @@ static void describe_type(const struct config_key *k, struct buf *out)
         [CONFIG_ADDRESS] = "address",
         [CONFIG_LISTENERS] = "list of listeners",
         [CONFIG_DOMAINS] = "map of domains",
+        [CONFIG_RATE] = "rate",
+        [CONFIG_DURATIONS] = "list of durations",
+        [CONFIG_NAMES] = "name or list of names",
+        [CONFIG_LIST] = "list",
+        [CONFIG_EGRESS_POOLS] = "map of pools",
+        [CONFIG_SHAPING_RULES] = "list of rules",
     };
     buf_append_str(out, types[k->type]);
     if (k->type == CONFIG_ENUM) {
@@ -1397,7 +1955,7 @@ void config_describe_keys(struct buf *out)
         buf_append_str(out, " | ");
         if (k->flags & CONFIG_KEY_REQUIRED) {
             buf_append_str(out, "required");
-        } else if (k->def_fn != NULL) {
+        } else if (k->def_doc != NULL) {
             append_cell(out, k->def_doc);
         } else if (k->def != NULL) {
             buf_append_str(out, "`");
@@ -1407,10 +1965,12 @@ void config_describe_keys(struct buf *out)
             buf_append_str(out, "none");
         }
         buf_append_str(out, " | ");
-        if (k->type == CONFIG_SIZE || k->type == CONFIG_DURATION || k->type == CONFIG_UINT) {
+        if (k->type == CONFIG_SIZE || k->type == CONFIG_DURATION || k->type == CONFIG_UINT ||
+            k->type == CONFIG_DURATIONS) {
+            enum config_key_type type = k->type == CONFIG_DURATIONS ? CONFIG_DURATION : k->type;
             char lo[32], hi[32];
-            format_value(k->type, k->min, lo, sizeof lo);
-            format_value(k->type, k->max, hi, sizeof hi);
+            format_value(type, k->min, lo, sizeof lo);
+            format_value(type, k->max, hi, sizeof hi);
             buf_printf(out, "%s..%s", lo, hi);
         }
         buf_append_str(out, " | ");

@@ -26,6 +26,15 @@ enum config_key_type {
     CONFIG_ADDRESS,   /* char * as written at offset, struct sockaddr_storage at aux */
     CONFIG_LISTENERS, /* struct config's listeners: a list of mappings of "listeners[].*" keys */
     CONFIG_DOMAINS,   /* struct config's domains: domain -> nothing or a mapping of "domains.*.*" */
+    CONFIG_RATE,      /* struct config_rate: "6/s", "500/10m" or "none" (lib/ratelimit.h) */
+    CONFIG_DURATIONS, /* uint64_t * milliseconds at offset, size_t count at aux; non-empty */
+    CONFIG_NAMES,     /* char ** at offset, size_t count at aux: one name or a list; lower-cased,
+                         a trailing dot dropped, then the key's check */
+    CONFIG_LIST,      /* array of elem_size structs at offset, size_t count at aux: a list of
+                         mappings of "<this key>[].*" keys; each struct's config_pos at pos_offset */
+    CONFIG_EGRESS_POOLS,  /* struct config's egress_pools: name -> list of "egress.pools.*[].*" */
+    CONFIG_SHAPING_RULES, /* struct config's shaping rules: a list of "shaping.rules[].match"
+                             plus any "shaping.default.*" key */
 };
 
 /* The struct that a key's offsets are relative to. */
@@ -33,6 +42,11 @@ enum config_scope {
     CONFIG_SCOPE_CONFIG,   /* struct config */
     CONFIG_SCOPE_LISTENER, /* struct config_listener */
     CONFIG_SCOPE_DOMAIN,   /* struct config_domain */
+    CONFIG_SCOPE_EGRESS,   /* struct config_egress_addr */
+    CONFIG_SCOPE_SHAPING,  /* struct config_shaping */
+    CONFIG_SCOPE_RULE,     /* struct config_shaping_rule */
+    CONFIG_SCOPE_DKIM,     /* struct config_dkim */
+    CONFIG_SCOPE_DNSBL,    /* struct config_dnsbl */
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */
@@ -53,6 +67,7 @@ struct config_key {
     /* Extra validation of a string value: NULL when fine, else why not ("is not ..."). */
     const char *(*check)(const char *value);
     unsigned flags;
+    size_t elem_size, pos_offset; /* CONFIG_LIST */
 };
 
 /* Defined in config.c. */
@@ -61,6 +76,18 @@ static const char *config_check_hostname(const char *value);
 static const char *config_check_dns_server(const char *value);
 static const char *config_check_listener_name(const char *value);
 static const char *config_check_deliver_to(const char *value);
+static const char *config_check_ip(const char *value);
+static const char *config_check_mx_pattern(const char *value);
+static const char *config_check_selector(const char *value);
+static const char *config_check_dkim_algorithm(const char *value);
+static const char *config_check_canonicalization(const char *value);
+static const char *config_check_identity(const char *value);
+static const char *config_check_extension(const char *value);
+static const char *config_check_clamd(const char *value);
+
+/* packaging/shaping.yaml, embedded at build time (lib/CMakeLists.txt). */
+extern const char config_shipped_shaping[];
+#define CONFIG_SHIPPED_SHAPING_NAME "<shipped shaping.yaml>"
 
 #define KEY_AT(field) .scope = CONFIG_SCOPE_CONFIG, .offset = offsetof(struct config, field)
 #define KEY_LIST(field, count) KEY_AT(field), .aux = offsetof(struct config, count)
@@ -70,15 +97,30 @@ static const char *config_check_deliver_to(const char *value);
 #define KEY_DOMAIN(field)                                                                          \
     .scope = CONFIG_SCOPE_DOMAIN, .offset = offsetof(struct config_domain, field)
 
+#define KEY_IN(scope_, type_, field)                                                               \
+    .scope = CONFIG_SCOPE_##scope_, .offset = offsetof(type_, field)
+#define KEY_SHAPING(field) KEY_IN(SHAPING, struct config_shaping, field)
+#define KEY_DKIM(field) KEY_IN(DKIM, struct config_dkim, field)
+#define KEY_LIST_OF(field, count, type_)                                                           \
+    .type = CONFIG_LIST, KEY_LIST(field, count), .elem_size = sizeof(type_),                       \
+    .pos_offset = offsetof(type_, pos)
+
 #define KEY_KB 1024ull
 #define KEY_GB (1024ull * 1024 * 1024)
 #define KEY_SECOND 1000ull
 #define KEY_HOUR (3600ull * 1000)
+#define KEY_DAY (24 * KEY_HOUR)
 
 static const char *const config_log_formats[] = {"json", NULL};
 static const char *const config_roles[] = {"inbound", "submission", NULL};
 static const char *const config_tls_modes[] = {"starttls", "implicit", "none", NULL};
 static const char *const config_booleans[] = {"false", "true", NULL};
+static const char *const config_shaping_tls[] = {"opportunistic", "required", "none", NULL};
+static const char *const config_dkim_on_failure[] = {"accept", "tempfail", NULL};
+static const char *const config_reverse_dns[] = {"ignore", "require_ptr",
+                                                 "require_forward_confirmed", NULL};
+static const char *const config_spf[] = {"ignore", "mark", "reject_fail", NULL};
+static const char *const config_clamd_down[] = {"tempfail", "accept", NULL};
 
 /* One key per row reads better than one field per line. */
 /* clang-format off */
@@ -155,6 +197,141 @@ static const struct config_key config_keys[] = {
      .doc = "Next hop: \"host\", \"host:port\" or \"[address]:port\". Unset: the domain's MX."},
     {.name = "domains.*.recipients", .type = CONFIG_PATH, KEY_DOMAIN(recipients),
      .doc = "File of valid addresses, one a line. Unset: every local part is accepted."},
+
+    {.name = "delivery", KEY_SECTION, .doc = "Outbound delivery to remote MX hosts."},
+    {.name = "delivery.port", .type = CONFIG_UINT, .def = "25", .min = 1, .max = 65535,
+     KEY_AT(delivery.port), .doc = "TCP port remote MX hosts are contacted on (tests use another)."},
+
+    {.name = "egress", KEY_SECTION, .doc = "Source addresses for outbound delivery."},
+    {.name = "egress.pools", .type = CONFIG_EGRESS_POOLS,
+     .doc = "Map of pool name to a list of source addresses with the keys below. None: the "
+            "system's choice of address, EHLO server.hostname."},
+    {.name = "egress.pools.*[].address", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_ip, KEY_IN(EGRESS, struct config_egress_addr, address),
+     .doc = "Numeric IPv4 or IPv6 source address, no port; unique across pools."},
+    {.name = "egress.pools.*[].ehlo", .type = CONFIG_STRING, .def_doc = "server.hostname",
+     .check = config_check_hostname, KEY_IN(EGRESS, struct config_egress_addr, ehlo),
+     .doc = "EHLO name sent from this address (its PTR name, ideally)."},
+
+    {.name = "shaping", KEY_SECTION,
+     .doc = "Outbound limits per destination: the first rule that matches wins; shaping.default "
+            "otherwise."},
+    {.name = "shaping.default", .type = CONFIG_SECTION, KEY_AT(shaping.defaults),
+     .doc = "Limits for destinations no rule matches, and for the keys a rule leaves out."},
+    {.name = "shaping.default.connections", .type = CONFIG_UINT, .def = "10", .min = 1,
+     .max = 1000, KEY_SHAPING(connections),
+     .doc = "Concurrent connections to one destination, per egress address."},
+    {.name = "shaping.default.messages_per_connection", .type = CONFIG_UINT, .def = "100",
+     .min = 1, .max = 100000, KEY_SHAPING(messages_per_connection),
+     .doc = "Messages sent over one connection before it is closed."},
+    {.name = "shaping.default.recipients_per_connection", .type = CONFIG_UINT, .def = "500",
+     .min = 1, .max = 1000000, KEY_SHAPING(recipients_per_connection),
+     .doc = "Recipients (RCPT TO) over one connection before it is closed."},
+    {.name = "shaping.default.recipients_per_message", .type = CONFIG_UINT, .def = "100",
+     .min = 1, .max = 100000, KEY_SHAPING(recipients_per_message),
+     .doc = "Recipients per transaction; more are sent in further transactions."},
+    {.name = "shaping.default.rate", .type = CONFIG_RATE, .def = "none", KEY_SHAPING(rate),
+     .doc = "Recipients per egress address: \"6/s\", \"1000/h\", \"500/10m\" or none."},
+    {.name = "shaping.default.message_rate", .type = CONFIG_RATE, .def = "none",
+     KEY_SHAPING(message_rate), .doc = "Messages per egress address, written like rate."},
+    {.name = "shaping.default.retry", .type = CONFIG_DURATIONS,
+     .def = "[5m, 10m, 30m, 1h, 2h, 4h]", .min = KEY_SECOND, .max = 7 * KEY_DAY,
+     KEY_SHAPING(retry_ms), .aux = offsetof(struct config_shaping, nretry),
+     .doc = "Delays before the 1st, 2nd, ... retry of a temporary failure; the last repeats."},
+    {.name = "shaping.default.expire", .type = CONFIG_DURATION, .def = "5d", .min = KEY_SECOND,
+     .max = 30 * KEY_DAY, KEY_SHAPING(expire_ms),
+     .doc = "How long a message may wait in the queue before it bounces."},
+    {.name = "shaping.default.tls", .type = CONFIG_ENUM, .def = "opportunistic",
+     .names = config_shaping_tls, KEY_SHAPING(tls),
+     .doc = "opportunistic: STARTTLS when offered, certificate not checked; required: never in "
+            "clear; none: never STARTTLS."},
+    {.name = "shaping.default.pool", .type = CONFIG_STRING, .def = "default",
+     .check = config_check_listener_name, KEY_SHAPING(pool),
+     .doc = "Egress pool to send from; must be in egress.pools unless it is default and there "
+            "are none."},
+    {.name = "shaping.default.connect_timeout", .type = CONFIG_DURATION, .def = "30s",
+     .min = KEY_SECOND, .max = 10 * 60 * KEY_SECOND, KEY_SHAPING(connect_timeout_ms),
+     .doc = "How long a TCP connection to an MX host may take to open."},
+    {.name = "shaping.rules", .type = CONFIG_SHAPING_RULES,
+     .doc = "List of rules: match (below) plus any shaping.default key, which overrides the "
+            "default for the destinations matched."},
+    {.name = "shaping.rules[].match", KEY_SECTION, .flags = CONFIG_KEY_REQUIRED,
+     .doc = "Which destinations the rule is for: mx, domain or both (either matches)."},
+    {.name = "shaping.rules[].match.mx", .type = CONFIG_NAMES, .check = config_check_mx_pattern,
+     KEY_IN(RULE, struct config_shaping_rule, match_mx),
+     .aux = offsetof(struct config_shaping_rule, nmatch_mx),
+     .doc = "MX host name or \"*.name\" (any name below it), or a list of them."},
+    {.name = "shaping.rules[].match.domain", .type = CONFIG_NAMES, .check = config_check_hostname,
+     KEY_IN(RULE, struct config_shaping_rule, match_domain),
+     .aux = offsetof(struct config_shaping_rule, nmatch_domain),
+     .doc = "Recipient domain, or a list of them (exact, case-insensitive)."},
+    {.name = "shaping.provider_rules", .type = CONFIG_ENUM, .def = "true",
+     .names = config_booleans, KEY_AT(shaping.provider_rules),
+     .doc = "true: Sluice's shipped rules for large mailbox providers apply after shaping.rules."},
+
+    {.name = "dkim", KEY_LIST_OF(dkim, ndkim, struct config_dkim),
+     .doc = "DKIM signing of mail from relay-authorized senders: a list of keys (below)."},
+    {.name = "dkim[].domain", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_hostname, KEY_DKIM(domain),
+     .doc = "From: domain whose mail this key signs."},
+    {.name = "dkim[].selector", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_selector, KEY_DKIM(selector),
+     .doc = "Selector (s=): the public key is published at SELECTOR._domainkey.D (D: d=)."},
+    {.name = "dkim[].key", .type = CONFIG_PATH, .flags = CONFIG_KEY_REQUIRED, KEY_DKIM(key),
+     .doc = "PEM private key: RSA (2048 bits or more) or Ed25519."},
+    {.name = "dkim[].algorithm", .type = CONFIG_STRING, .def = "rsa-sha256",
+     .check = config_check_dkim_algorithm, KEY_DKIM(algorithm),
+     .doc = "rsa-sha256 or ed25519-sha256; must suit the key."},
+    {.name = "dkim[].canonicalization", .type = CONFIG_STRING, .def = "relaxed/relaxed",
+     .check = config_check_canonicalization, KEY_DKIM(canonicalization),
+     .doc = "Header/body canonicalization (c=): relaxed or simple, each."},
+    {.name = "dkim[].signing_domain", .type = CONFIG_STRING, .check = config_check_hostname,
+     KEY_DKIM(signing_domain), .doc = "d= when it differs from domain. Unset: domain."},
+    {.name = "dkim[].expire", .type = CONFIG_DURATION, .def = "0", .min = 0,
+     .max = 365 * KEY_DAY, KEY_DKIM(expire_ms),
+     .doc = "Signature lifetime (x= after t=); 0: no x=."},
+    {.name = "dkim[].identity", .type = CONFIG_STRING, .check = config_check_identity,
+     KEY_DKIM(identity), .doc = "i= (\"@d=\" or \"user@sub.d=\"). Unset: no i=."},
+    {.name = "dkim_on_failure", .type = CONFIG_ENUM, .def = "accept",
+     .names = config_dkim_on_failure, KEY_AT(dkim_on_error),
+     .doc = "When signing fails: accept (unsigned, logged) or tempfail (451)."},
+
+    {.name = "inbound", KEY_SECTION, .doc = "Checks on inbound listeners."},
+    {.name = "inbound.dnsbl",
+     KEY_LIST_OF(inbound.dnsbl, inbound.ndnsbl, struct config_dnsbl),
+     .doc = "DNS blocklists the client address is looked up in: a list of zones (below)."},
+    {.name = "inbound.dnsbl[].zone", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_hostname, KEY_IN(DNSBL, struct config_dnsbl, zone),
+     .doc = "The list's DNS zone, e.g. zen.spamhaus.org."},
+    {.name = "inbound.dnsbl[].weight", .type = CONFIG_UINT, .def = "1", .min = 1, .max = 100,
+     KEY_IN(DNSBL, struct config_dnsbl, weight),
+     .doc = "Added to the client's score when it is listed."},
+    {.name = "inbound.dnsbl_threshold", .type = CONFIG_UINT, .def = "1", .min = 1, .max = 10000,
+     KEY_AT(inbound.dnsbl_threshold), .doc = "Score at which a client is rejected."},
+    {.name = "inbound.reverse_dns", .type = CONFIG_ENUM, .def = "ignore",
+     .names = config_reverse_dns, KEY_AT(inbound.reverse_dns),
+     .doc = "Client's PTR: ignore, require_ptr (one exists) or require_forward_confirmed (and "
+            "its name resolves back to the address)."},
+    {.name = "inbound.spf", .type = CONFIG_ENUM, .def = "ignore", .names = config_spf,
+     KEY_AT(inbound.spf),
+     .doc = "ignore, mark (Received-SPF header) or reject_fail (550 on SPF fail)."},
+    {.name = "inbound.blocked_attachments", .type = CONFIG_STRINGS,
+     .def = "[exe, scr, pif, com, bat, cmd, js, jse, vbs, vbe, wsf, hta, jar, msi, iso]",
+     .check = config_check_extension,
+     KEY_LIST(inbound.blocked_attachments, inbound.nblocked_attachments),
+     .doc = "File name extensions refused in attachments (lower-cased, a leading dot dropped)."},
+    {.name = "inbound.max_connections_per_client", .type = CONFIG_UINT, .def = "20", .min = 0,
+     .max = 100000, KEY_AT(inbound.max_connections_per_client),
+     .doc = "Concurrent connections from one client address; 0: no limit."},
+    {.name = "inbound.pregreet_wait", .type = CONFIG_DURATION, .def = "0", .min = 0,
+     .max = 60 * KEY_SECOND, KEY_AT(inbound.pregreet_wait_ms),
+     .doc = "Banner delay; clients that talk before it are rejected. 0: no test."},
+    {.name = "inbound.clamd", .type = CONFIG_STRING, .check = config_check_clamd,
+     KEY_AT(inbound.clamd),
+     .doc = "clamd to scan messages with: a unix socket path or \"host:port\". Unset: no scan."},
+    {.name = "inbound.clamd_down", .type = CONFIG_ENUM, .def = "tempfail",
+     .names = config_clamd_down, KEY_AT(inbound.clamd_down),
+     .doc = "When clamd cannot be reached: tempfail (451) or accept unscanned."},
 
     {.name = "limits", KEY_SECTION, .doc = "Resource limits."},
     {.name = "limits.max_message_size", .type = CONFIG_SIZE, .def = "50M", .min = KEY_KB,

@@ -39,17 +39,19 @@ struct bad_case {
     const char *rest;   /* and contains this afterwards */
 };
 
+#define EGRESS_POOL(name, a) "egress:\n  pools:\n    " name ":\n      - {address: " a "}\n"
+#define DKIM_ENTRY(extra) "dkim:\n  - {domain: example.com, selector: s1, key: /k, " extra "}\n"
 #define LISTENER_WITH_ADDRESS(a) "listeners:\n  - name: a\n    address: " a "\n    role: inbound\n"
 
 static const struct bad_case bad_cases[] = {
-    /* Unknown keys, including sections that are not implemented yet. */
+    /* Unknown keys. */
     {"server:\n  hostnmae: x\n", "t.yaml:2:3: unknown key 'server.hostnmae'",
      "did you mean 'server.hostname'?"},
     {"limitz:\n  max_errors: 3\n", "t.yaml:1:1: unknown key 'limitz'", "'limits'"},
-    {"dkim:\n  - domain: example.com\n", "t.yaml:1:1: unknown key 'dkim'", ""},
-    {"egress: {}\n", "t.yaml:1:1: unknown key 'egress'", ""},
-    {"shaping:\n", "t.yaml:1:1: unknown key 'shaping'", ""},
-    {"inbound:\n  spf: ignore\n", "t.yaml:1:1: unknown key 'inbound'", ""},
+    {"shaping:\n  default:\n    conections: 3\n",
+     "t.yaml:3:5: unknown key 'shaping.default.conections'",
+     "(did you mean 'shaping.default.connections'?)"},
+    {"inbound:\n  spf_check: mark\n", "t.yaml:2:3: unknown key 'inbound.spf_check'", ""},
     {"server:\n  log: {format: text}\n", "t.yaml:2:17: server.log.format: 'text'",
      "is not one of: json"},
     {"server:\n  log: {file: x, level: debug}\n", "t.yaml:2:18: unknown key 'server.log.level'",
@@ -194,6 +196,117 @@ static const struct bad_case bad_cases[] = {
      "t.yaml:2:29: domains.example.com.deliver_to:", "port"},
     {"domains:\n  example.com: {deliver_to: \"[mx.example.com]\"}\n",
      "t.yaml:2:29: domains.example.com.deliver_to:", "no valid [address]"},
+    /* Egress pools. */
+    {EGRESS_POOL("out", "\"192.0.2.1:25\""),
+     "t.yaml:4:19: egress.pools.out[0].address: '192.0.2.1:25' is not an IPv4 or IPv6 address", ""},
+    {EGRESS_POOL("out", "mx.example.com"),
+     "t.yaml:4:19: egress.pools.out[0].address:", "host name where a numeric address is needed"},
+    {EGRESS_POOL("out", "192.0.2.1") "    b:\n      - {address: 192.0.2.1}\n",
+     "t.yaml:6:9: egress.pools.b[0].address: '192.0.2.1' is already in pool out (line 4)", ""},
+    {EGRESS_POOL("default", "\"2001:db8::1\"") "      - {address: \"2001:DB8:0::1\"}\n",
+     "t.yaml:5:9: egress.pools.default[1].address:", "already in pool default"},
+    {"egress:\n  pools:\n    out: []\n", "t.yaml:3:10: egress.pools.out: no address given", ""},
+    {"egress:\n  pools:\n    out:\n      - {ehlo: a.example}\n",
+     "t.yaml:4:9: egress.pools.out[0].address is required", ""},
+    {"egress:\n  pools:\n    \"a b\":\n      - {address: 192.0.2.1}\n",
+     "t.yaml:3:5: egress.pools: 'a b'", "character other than"},
+    {"egress:\n  pools:\n    out:\n      - {address: 192.0.2.1, helo: x}\n",
+     "t.yaml:4:30: unknown key 'egress.pools.out[0].helo'", "'egress.pools.out[0].ehlo'"},
+    {"egress:\n  pools:\n    out:\n      - {address: 192.0.2.1, ehlo: \"a b\"}\n",
+     "t.yaml:4:36: egress.pools.out[0].ehlo: 'a b'", "character other than"},
+    /* Pools named by shaping must exist ("default" may stand for no pools at all). */
+    {EGRESS_POOL("out", "192.0.2.1"),
+     "t.yaml:3:5: shaping.default.pool: 'default' is not a pool of egress.pools", ""},
+    {"shaping:\n  default:\n    pool: out\n",
+     "t.yaml:3:11: shaping.default.pool: 'out' is not a pool of egress.pools", ""},
+    {EGRESS_POOL(
+         "default",
+         "192.0.2.1") "shaping:\n  rules:\n    - match: {domain: a.example}\n      pool: nope\n",
+     "t.yaml:8:13: shaping.rules[0].pool: 'nope' is not a pool of egress.pools", ""},
+    /* Shaping values. */
+    {"shaping:\n  default:\n    rate: 6/x\n",
+     "t.yaml:3:11: shaping.default.rate: '6/x': period unit must be s, m, h or d", ""},
+    {"shaping:\n  default:\n    message_rate: 0/s\n",
+     "t.yaml:3:19: shaping.default.message_rate: '0/s':", "use none for no limit"},
+    {"shaping:\n  default:\n    retry: []\n",
+     "t.yaml:3:12: shaping.default.retry: expected a list of durations", "not an empty list"},
+    {"shaping:\n  default:\n    retry: 5m\n",
+     "t.yaml:3:12: shaping.default.retry: expected a list of durations", "not a single value"},
+    {"shaping:\n  default:\n    retry: [5m, 500ms]\n",
+     "t.yaml:3:17: shaping.default.retry[1]: '500ms' is out of range (1s..7d)", ""},
+    {"shaping:\n  default:\n    expire: 0\n",
+     "t.yaml:3:13: shaping.default.expire: '0' is out of range (1s..30d)", ""},
+    {"shaping:\n  default:\n    tls: maybe\n",
+     "t.yaml:3:10: shaping.default.tls: 'maybe' is not one of: opportunistic, required, none", ""},
+    {"shaping:\n  provider_rules: maybe\n",
+     "t.yaml:2:19: shaping.provider_rules: 'maybe' is not one of: false, true", ""},
+    /* Shaping rules. */
+    {"shaping:\n  rules:\n    - connections: 3\n", "t.yaml:3:7: shaping.rules[0].match is required",
+     ""},
+    {"shaping:\n  rules:\n    - match: {}\n",
+     "t.yaml:3:14: shaping.rules[0].match: needs mx, domain or both", ""},
+    {"shaping:\n  rules:\n    - match: a.example\n",
+     "t.yaml:3:14: shaping.rules[0].match: expected a mapping", ""},
+    {"shaping:\n  rules:\n    - match: {mx: \"*.a..b\"}\n",
+     "t.yaml:3:19: shaping.rules[0].match.mx: '*.a..b' has an empty label", ""},
+    {"shaping:\n  rules:\n    - match: {mx: [a.example, \"a.*.b\"]}\n",
+     "t.yaml:3:31: shaping.rules[0].match.mx[1]: 'a.*.b'", "character other than"},
+    {"shaping:\n  rules:\n    - match: {domain: []}\n",
+     "t.yaml:3:23: shaping.rules[0].match.domain:", "not an empty list"},
+    {"shaping:\n  rules:\n    - match: {host: a.b}\n",
+     "t.yaml:3:15: unknown key 'shaping.rules[0].match.host'", ""},
+    {"shaping:\n  rules:\n    - match: {domain: a.b}\n      match: {domain: c.d}\n",
+     "t.yaml:4:7: duplicate key 'shaping.rules[0].match' (first at line 3)", ""},
+    {"shaping:\n  rules:\n    - match: {domain: a.b}\n      connections: 0\n",
+     "t.yaml:4:20: shaping.rules[0].connections: '0' is out of range (1..1000)", ""},
+    {"shaping:\n  rules:\n    - match: {domain: a.b}\n      rate: 6/s\n      rate: 7/s\n",
+     "t.yaml:5:7: duplicate key 'shaping.rules[0].rate' (first at line 4)", ""},
+    {"shaping:\n  rules:\n    - match: {domain: a.b}\n      ratee: 6/s\n",
+     "t.yaml:4:7: unknown key 'shaping.rules[0].ratee'", "'shaping.rules[0].rate'"},
+    {"shaping:\n  rules: {a: b}\n", "t.yaml:2:10: shaping.rules: expected a list of rules", ""},
+    /* DKIM. */
+    {"dkim:\n  - domain: example.com\n", "t.yaml:2:5: dkim[0].selector is required", ""},
+    {"dkim:\n  domain: example.com\n", "t.yaml:2:3: dkim: expected a list of mappings", ""},
+    {DKIM_ENTRY("algorithm: rsa-sha1"),
+     "t.yaml:2:61: dkim[0].algorithm: 'rsa-sha1' is not one of: rsa-sha256, ed25519-sha256", ""},
+    {DKIM_ENTRY("canonicalization: relaxed"),
+     "t.yaml:2:68: dkim[0].canonicalization: 'relaxed' is not one of:", "simple/simple"},
+    {DKIM_ENTRY("identity: nobody"), "t.yaml:2:60: dkim[0].identity: 'nobody' has no '@domain'",
+     ""},
+    {DKIM_ENTRY("identity: \"@other.org\""),
+     "t.yaml:2:5: dkim[0].identity: '@other.org' is not in example.com or below it", ""},
+    {DKIM_ENTRY("identity: \"@notexample.com\""),
+     "t.yaml:2:5: dkim[0].identity:", "not in example.com"},
+    {DKIM_ENTRY("expire: 1y"), "t.yaml:2:58: dkim[0].expire: '1y' is not a duration", ""},
+    {DKIM_ENTRY("selector: \"a b\""), "t.yaml:2:50: duplicate key 'dkim[0].selector'", ""},
+    {"dkim_on_failure: bounce\n",
+     "t.yaml:1:18: dkim_on_failure: 'bounce' is not one of: accept, tempfail", ""},
+    /* Inbound checks. */
+    {"inbound:\n  dnsbl:\n    - {weight: 2}\n", "t.yaml:3:7: inbound.dnsbl[0].zone is required",
+     ""},
+    {"inbound:\n  dnsbl:\n    - {zone: zen.spamhaus.org, weight: 0}\n",
+     "t.yaml:3:40: inbound.dnsbl[0].weight: '0' is out of range (1..100)", ""},
+    {"inbound:\n  dnsbl: [zen.spamhaus.org]\n", "t.yaml:2:11: inbound.dnsbl[0]: expected a mapping",
+     ""},
+    {"inbound:\n  reverse_dns: strict\n",
+     "t.yaml:2:16: inbound.reverse_dns: 'strict' is not one of: ignore, require_ptr, "
+     "require_forward_confirmed",
+     ""},
+    {"inbound:\n  spf: hardfail\n",
+     "t.yaml:2:8: inbound.spf: 'hardfail' is not one of: ignore, mark, reject_fail", ""},
+    {"inbound:\n  blocked_attachments: [\"e.x\"]\n",
+     "t.yaml:2:25: inbound.blocked_attachments[0]: 'e.x'", "other than letters and digits"},
+    {"inbound:\n  pregreet_wait: 2m\n",
+     "t.yaml:2:18: inbound.pregreet_wait: '2m' is out of range (0..1m)", ""},
+    {"inbound:\n  max_connections_per_client: -1\n",
+     "t.yaml:2:31: inbound.max_connections_per_client:", "not a whole number"},
+    {"inbound:\n  clamd: clamd\n", "t.yaml:2:10: inbound.clamd: 'clamd' is neither", ""},
+    {"inbound:\n  clamd: \"127.0.0.1:0\"\n", "t.yaml:2:10: inbound.clamd:", "1 to 65535"},
+    {"inbound:\n  clamd_down: reject\n",
+     "t.yaml:2:15: inbound.clamd_down: 'reject' is not one of: tempfail, accept", ""},
+    /* Delivery. */
+    {"delivery:\n  port: 0\n", "t.yaml:2:9: delivery.port: '0' is out of range (1..65535)", ""},
+    {"delivery:\n  port: 65536\n", "t.yaml:2:9: delivery.port:", "out of range"},
 };
 
 static void test_bad_files(void)
@@ -252,6 +365,50 @@ static void test_several_errors(void)
     buf_free(&err);
 }
 
+static const uint64_t minute_ms = 60 * 1000, hour_ms = 3600 * 1000;
+
+/* egress, shaping, dkim, inbound and delivery when the file leaves them out. */
+static void check_new_section_defaults(const struct config *cfg)
+{
+    static const uint64_t retry[] = {5, 10, 30, 60, 120, 240};
+    const struct config_shaping *sh = &cfg->shaping.defaults;
+    CHECK_INT_EQ(cfg->negress_pools, 0);
+    CHECK(config_egress_pool_find(cfg, "default") == NULL);
+    CHECK_INT_EQ(sh->connections, 10);
+    CHECK_INT_EQ(sh->messages_per_connection, 100);
+    CHECK_INT_EQ(sh->recipients_per_connection, 500);
+    CHECK_INT_EQ(sh->recipients_per_message, 100);
+    CHECK_INT_EQ(sh->rate.count, 0);
+    CHECK_INT_EQ(sh->message_rate.count, 0);
+    CHECK_INT_EQ(sh->nretry, 6);
+    for (size_t i = 0; i < sh->nretry && i < 6; i++)
+        CHECK_INT_EQ(sh->retry_ms[i], retry[i] * minute_ms);
+    CHECK_INT_EQ(sh->expire_ms, 5 * 24 * hour_ms);
+    CHECK_INT_EQ(sh->tls, SHAPING_TLS_OPPORTUNISTIC);
+    CHECK_STR_EQ(sh->pool, "default");
+    CHECK_INT_EQ(sh->connect_timeout_ms, 30 * 1000);
+    CHECK_INT_EQ(cfg->shaping.provider_rules, 1);
+    CHECK(cfg->shaping.nrules > 0);
+    for (size_t i = 0; i < cfg->shaping.nrules; i++)
+        CHECK_INT_EQ(cfg->shaping.rules[i].shipped, 1);
+    CHECK_INT_EQ(cfg->ndkim, 0);
+    CHECK_INT_EQ(cfg->dkim_on_error, DKIM_ON_ERROR_ACCEPT);
+    CHECK_INT_EQ(cfg->inbound.ndnsbl, 0);
+    CHECK_INT_EQ(cfg->inbound.dnsbl_threshold, 1);
+    CHECK_INT_EQ(cfg->inbound.reverse_dns, REVERSE_DNS_IGNORE);
+    CHECK_INT_EQ(cfg->inbound.spf, SPF_IGNORE);
+    CHECK_INT_EQ(cfg->inbound.nblocked_attachments, 15);
+    if (cfg->inbound.nblocked_attachments == 15) {
+        CHECK_STR_EQ(cfg->inbound.blocked_attachments[0], "exe");
+        CHECK_STR_EQ(cfg->inbound.blocked_attachments[14], "iso");
+    }
+    CHECK_INT_EQ(cfg->inbound.max_connections_per_client, 20);
+    CHECK_INT_EQ(cfg->inbound.pregreet_wait_ms, 0);
+    CHECK(cfg->inbound.clamd == NULL);
+    CHECK_INT_EQ(cfg->inbound.clamd_down, CLAMD_DOWN_TEMPFAIL);
+    CHECK_INT_EQ(cfg->delivery.port, 25);
+}
+
 static void check_defaults(const struct config *cfg)
 {
     char host[256] = "";
@@ -293,6 +450,7 @@ static void check_defaults(const struct config *cfg)
     CHECK_INT_EQ(cfg->limits.max_errors, 10);
     CHECK_INT_EQ(cfg->limits.command_timeout_ms, 5 * 60 * 1000);
     CHECK_INT_EQ(cfg->limits.data_timeout_ms, 3 * 60 * 1000);
+    check_new_section_defaults(cfg);
 }
 
 static void test_defaults(void)
@@ -682,6 +840,281 @@ static void test_load_file(void)
     buf_free(&err);
 }
 
+static void test_egress(void)
+{
+    struct config *cfg = load_good("server: {hostname: mx.example.net}\n"
+                                   "egress:\n"
+                                   "  pools:\n"
+                                   "    default:\n"
+                                   "      - {address: 192.0.2.10, ehlo: out1.example.net}\n"
+                                   "      - address: \"2001:db8::11\"\n"
+                                   "    bulk:\n"
+                                   "      - {address: 192.0.2.12}\n"
+                                   "shaping:\n"
+                                   "  rules:\n"
+                                   "    - {match: {domain: a.example}, pool: bulk}\n");
+    if (cfg == NULL)
+        return;
+    CHECK_INT_EQ(cfg->negress_pools, 2);
+    const struct config_egress_pool *pool = config_egress_pool_find(cfg, "default");
+    CHECK(pool == &cfg->egress_pools[0]);
+    if (pool != NULL && pool->naddrs == 2) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&pool->addrs[0].addr;
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&pool->addrs[1].addr;
+        CHECK_STR_EQ(pool->addrs[0].address, "192.0.2.10");
+        CHECK_INT_EQ(v4->sin_family, AF_INET);
+        CHECK_INT_EQ(ntohl(v4->sin_addr.s_addr), 0xc000020a);
+        CHECK_INT_EQ(v4->sin_port, 0);
+        CHECK_STR_EQ(pool->addrs[0].ehlo, "out1.example.net");
+        CHECK_INT_EQ(pool->addrs[0].pos.line, 5);
+        CHECK_INT_EQ(v6->sin6_family, AF_INET6);
+        CHECK_INT_EQ(v6->sin6_addr.s6_addr[15], 0x11);
+        CHECK_STR_EQ(pool->addrs[1].ehlo, "mx.example.net"); /* server.hostname */
+    } else {
+        CHECK(0);
+    }
+    pool = config_egress_pool_find(cfg, "bulk");
+    CHECK(pool != NULL && pool->naddrs == 1 && pool->pos.line == 7);
+    CHECK(config_egress_pool_find(cfg, "Bulk") == NULL);
+    CHECK_STR_EQ(cfg->shaping.rules[0].values.pool, "bulk");
+    config_unref(cfg);
+}
+
+static void test_shaping_rules(void)
+{
+    struct config *cfg = load_good("shaping:\n"
+                                   "  rules:\n"
+                                   "    - match: { mx: \"*.Comcast.NET.\" }\n"
+                                   "      recipients_per_connection: 6\n"
+                                   "      rate: 6/s\n"
+                                   "    - match: { domain: [example-isp.net, Other.example] }\n"
+                                   "      connections: 2\n"
+                                   "      retry: [1s, 2s]\n"
+                                   "      tls: required\n"
+                                   "  default:\n"
+                                   "    connections: 4\n"
+                                   "    retry: [1m]\n"
+                                   "    expire: 1s\n"
+                                   "    message_rate: 500/10m\n");
+    if (cfg == NULL)
+        return;
+    const struct config_shaping_rule *rules = cfg->shaping.rules;
+    CHECK(cfg->shaping.nrules > 2);
+    /* The site's rules come first, in order; then the shipped ones. */
+    CHECK_INT_EQ(rules[0].shipped, 0);
+    CHECK_INT_EQ(rules[1].shipped, 0);
+    for (size_t i = 2; i < cfg->shaping.nrules; i++)
+        CHECK_INT_EQ(rules[i].shipped, 1);
+    CHECK_INT_EQ(rules[0].pos.line, 3);
+    CHECK_INT_EQ(rules[0].nmatch_mx, 1);
+    CHECK_STR_EQ(rules[0].match_mx[0], "*.comcast.net");
+    CHECK_INT_EQ(rules[1].nmatch_domain, 2);
+    CHECK_STR_EQ(rules[1].match_domain[1], "other.example");
+
+    /* Keys a rule leaves out come from shaping.default, even written after the rules. */
+    const struct config_shaping *a = &rules[0].values, *b = &rules[1].values;
+    CHECK_INT_EQ(a->recipients_per_connection, 6);
+    CHECK_INT_EQ(a->rate.count, 6);
+    CHECK_INT_EQ(a->rate.period_ms, 1000);
+    CHECK_INT_EQ(a->connections, 4);
+    CHECK_INT_EQ(a->nretry, 1);
+    CHECK_INT_EQ(a->retry_ms[0], minute_ms);
+    CHECK_INT_EQ(a->expire_ms, 1000);
+    CHECK_INT_EQ(a->message_rate.count, 500);
+    CHECK_INT_EQ(a->message_rate.period_ms, 10 * minute_ms);
+    CHECK_INT_EQ(a->tls, SHAPING_TLS_OPPORTUNISTIC);
+    CHECK_STR_EQ(a->pool, "default");
+    CHECK_INT_EQ(b->connections, 2);
+    CHECK_INT_EQ(b->recipients_per_connection, 500);
+    CHECK_INT_EQ(b->nretry, 2);
+    CHECK_INT_EQ(b->retry_ms[1], 2000);
+    CHECK_INT_EQ(b->tls, SHAPING_TLS_REQUIRED);
+    CHECK_INT_EQ(cfg->shaping.defaults.connections, 4);
+    CHECK_INT_EQ(cfg->shaping.defaults.tls, SHAPING_TLS_OPPORTUNISTIC);
+
+    /* First match wins: the site's Comcast rule shadows the shipped one. */
+    const char *comcast[] = {"mx2.comcast.net."};
+    CHECK(config_shaping_match(cfg, "comcast.net", comcast, 1) == &rules[0]);
+    config_unref(cfg);
+
+    cfg = load_good("shaping:\n"
+                    "  provider_rules: false\n"
+                    "  rules:\n"
+                    "    - match: { domain: a.example }\n");
+    if (cfg != NULL) {
+        CHECK_INT_EQ(cfg->shaping.nrules, 1);
+        CHECK_INT_EQ(cfg->shaping.provider_rules, 0);
+        CHECK(config_shaping_match(cfg, "gmail.com", NULL, 0) == NULL);
+        config_unref(cfg);
+    }
+}
+
+struct match_case {
+    const char *domain;
+    const char *mx[2];
+    int rule; /* index of the rule that wins, -1: none (shaping.default) */
+};
+
+static void test_shaping_match(void)
+{
+    static const struct match_case cases[] = {
+        {"x.example", {"mx1.comcast.net"}, 0},
+        {"x.example", {"a.b.comcast.net"}, 0},
+        {"x.example", {"MX1.Comcast.Net."}, 0},
+        {"x.example", {"comcast.net"}, -1},
+        {"x.example", {"mx1.notcomcast.net"}, -1},
+        {"x.example", {"mx1.comcast.net.evil.example"}, -1},
+        {"x.example", {"other.example", "mx1.comcast.net"}, 0},
+        {"isp.example", {NULL}, 1},
+        {"ISP.Example.", {"mx.elsewhere.example"}, 1},
+        {"sub.isp.example", {NULL}, -1},
+        {"isp.example", {"mx.exact.example"}, 1},
+        {"y.example", {"mx.exact.example"}, 2},
+        {"y.example", {"a.mx.exact.example"}, -1},
+        {"both.example", {"mx1.comcast.net"}, 0},
+    };
+    struct config *cfg = load_good("shaping:\n"
+                                   "  provider_rules: false\n"
+                                   "  rules:\n"
+                                   "    - match: { mx: \"*.comcast.net\" }\n"
+                                   "    - match: { domain: [isp.example, both.example] }\n"
+                                   "    - match: { mx: mx.exact.example }\n");
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct match_case *c = &cases[i];
+        size_t nmx = c->mx[0] == NULL ? 0 : c->mx[1] == NULL ? 1 : 2;
+        const struct config_shaping_rule *r = config_shaping_match(cfg, c->domain, c->mx, nmx);
+        int got = r == NULL ? -1 : (int)(r - cfg->shaping.rules);
+        if (got != c->rule)
+            fprintf(stderr, "match case %zu (%s, %s)\n", i, c->domain, c->mx[0]);
+        CHECK_INT_EQ(got, c->rule);
+    }
+    config_unref(cfg);
+}
+
+/* packaging/shaping.yaml is compiled in: it loads cleanly, and names its own file in positions. */
+static void test_shipped_rules(void)
+{
+    struct config *cfg = load_good("");
+    if (cfg == NULL)
+        return;
+    const char *comcast[] = {"mx2c1.comcast.net"}, *google[] = {"gmail-smtp-in.l.google.com"};
+    const struct config_shaping_rule *r = config_shaping_match(cfg, "example.net", comcast, 1);
+    CHECK(r != NULL);
+    if (r != NULL) {
+        CHECK_INT_EQ(r->shipped, 1);
+        CHECK_STR_EQ(r->pos.file, "<shipped shaping.yaml>");
+        CHECK(r->pos.line > 1);
+        CHECK_INT_EQ(r->values.recipients_per_connection, 6);
+        CHECK_INT_EQ(r->values.rate.count, 6);
+        CHECK_INT_EQ(r->values.rate.period_ms, 1000);
+        CHECK_INT_EQ(r->values.nretry, 6); /* inherited */
+    }
+    r = config_shaping_match(cfg, "gmail.com", NULL, 0);
+    CHECK(r != NULL && r == config_shaping_match(cfg, "example.org", google, 1));
+    static const char *const providers[] = {"yahoo.com",  "aol.com", "outlook.com", "hotmail.com",
+                                            "icloud.com", "gmx.net", "web.de",      "orange.fr"};
+    for (size_t i = 0; i < sizeof providers / sizeof providers[0]; i++) {
+        r = config_shaping_match(cfg, providers[i], NULL, 0);
+        CHECK(r != NULL && r->shipped);
+    }
+    CHECK(config_shaping_match(cfg, "example.org", NULL, 0) == NULL);
+    config_unref(cfg);
+
+    /* Shipped rules inherit the site's defaults, including a pool that exists. */
+    cfg = load_good("egress:\n  pools:\n    out:\n      - {address: 192.0.2.1}\n"
+                    "shaping:\n  default: {pool: out, connections: 1}\n");
+    if (cfg != NULL) {
+        r = config_shaping_match(cfg, "icloud.com", NULL, 0);
+        CHECK(r != NULL && strcmp(r->values.pool, "out") == 0);
+        config_unref(cfg);
+    }
+}
+
+static void test_dkim_and_inbound(void)
+{
+    struct config *cfg = load_good("dkim:\n"
+                                   "  - domain: example.com\n"
+                                   "    selector: s2026\n"
+                                   "    key: /etc/sluice/dkim/example.com.pem\n"
+                                   "  - domain: example.org\n"
+                                   "    selector: \"2026.ed\"\n"
+                                   "    key: /k.pem\n"
+                                   "    algorithm: ed25519-sha256\n"
+                                   "    canonicalization: simple/relaxed\n"
+                                   "    signing_domain: mail.example.org\n"
+                                   "    expire: 7d\n"
+                                   "    identity: \"bounces@news.mail.example.org\"\n"
+                                   "dkim_on_failure: tempfail\n"
+                                   "inbound:\n"
+                                   "  dnsbl:\n"
+                                   "    - { zone: zen.spamhaus.org, weight: 2 }\n"
+                                   "    - { zone: b.barracudacentral.org }\n"
+                                   "  dnsbl_threshold: 2\n"
+                                   "  reverse_dns: require_forward_confirmed\n"
+                                   "  spf: reject_fail\n"
+                                   "  blocked_attachments: [EXE, .Scr, js]\n"
+                                   "  max_connections_per_client: 0\n"
+                                   "  pregreet_wait: 1s\n"
+                                   "  clamd: \"127.0.0.1:3310\"\n"
+                                   "  clamd_down: accept\n"
+                                   "delivery:\n"
+                                   "  port: 2526\n");
+    if (cfg == NULL)
+        return;
+    CHECK_INT_EQ(cfg->ndkim, 2);
+    if (cfg->ndkim == 2) {
+        const struct config_dkim *a = &cfg->dkim[0], *b = &cfg->dkim[1];
+        CHECK_STR_EQ(a->domain, "example.com");
+        CHECK_STR_EQ(a->selector, "s2026");
+        CHECK_STR_EQ(a->key, "/etc/sluice/dkim/example.com.pem");
+        CHECK_STR_EQ(a->algorithm, "rsa-sha256");
+        CHECK_STR_EQ(a->canonicalization, "relaxed/relaxed");
+        CHECK(a->signing_domain == NULL && a->identity == NULL);
+        CHECK_INT_EQ(a->expire_ms, 0);
+        CHECK_INT_EQ(a->pos.line, 2);
+        CHECK_STR_EQ(b->selector, "2026.ed");
+        CHECK_STR_EQ(b->algorithm, "ed25519-sha256");
+        CHECK_STR_EQ(b->canonicalization, "simple/relaxed");
+        CHECK_STR_EQ(b->signing_domain, "mail.example.org");
+        CHECK_INT_EQ(b->expire_ms, 7 * 24 * hour_ms);
+        CHECK_STR_EQ(b->identity, "bounces@news.mail.example.org");
+    }
+    CHECK_INT_EQ(cfg->dkim_on_error, DKIM_ON_ERROR_TEMPFAIL);
+    CHECK_INT_EQ(cfg->inbound.ndnsbl, 2);
+    if (cfg->inbound.ndnsbl == 2) {
+        CHECK_STR_EQ(cfg->inbound.dnsbl[0].zone, "zen.spamhaus.org");
+        CHECK_INT_EQ(cfg->inbound.dnsbl[0].weight, 2);
+        CHECK_INT_EQ(cfg->inbound.dnsbl[1].weight, 1);
+        CHECK_INT_EQ(cfg->inbound.dnsbl[1].pos.line, 17);
+    }
+    CHECK_INT_EQ(cfg->inbound.dnsbl_threshold, 2);
+    CHECK_INT_EQ(cfg->inbound.reverse_dns, REVERSE_DNS_REQUIRE_FORWARD_CONFIRMED);
+    CHECK_INT_EQ(cfg->inbound.spf, SPF_REJECT_FAIL);
+    CHECK_INT_EQ(cfg->inbound.nblocked_attachments, 3);
+    if (cfg->inbound.nblocked_attachments == 3) {
+        CHECK_STR_EQ(cfg->inbound.blocked_attachments[0], "exe");
+        CHECK_STR_EQ(cfg->inbound.blocked_attachments[1], "scr");
+    }
+    CHECK_INT_EQ(cfg->inbound.max_connections_per_client, 0);
+    CHECK_INT_EQ(cfg->inbound.pregreet_wait_ms, 1000);
+    CHECK_STR_EQ(cfg->inbound.clamd, "127.0.0.1:3310");
+    CHECK_INT_EQ(cfg->inbound.clamd_down, CLAMD_DOWN_ACCEPT);
+    CHECK_INT_EQ(cfg->delivery.port, 2526);
+    config_unref(cfg);
+
+    static const char *const clamd[] = {"/run/clamav/clamd.ctl", "localhost:3310", "[::1]:3310"};
+    for (size_t i = 0; i < sizeof clamd / sizeof clamd[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "inbound:\n  clamd: \"%s\"\n", clamd[i]);
+        cfg = load_good(text);
+        if (cfg != NULL)
+            CHECK_STR_EQ(cfg->inbound.clamd, clamd[i]);
+        config_unref(cfg);
+    }
+}
+
 /* The reference is generated from the key table, and docs/configuration.md carries it as is. */
 static void test_describe_keys(void)
 {
@@ -729,6 +1162,11 @@ int main(void)
     test_domain_find();
     test_refcount();
     test_load_file();
+    test_egress();
+    test_shaping_rules();
+    test_shaping_match();
+    test_shipped_rules();
+    test_dkim_and_inbound();
     test_describe_keys();
     return check_report("test_config");
 }
