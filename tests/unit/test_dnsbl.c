@@ -1,0 +1,392 @@
+/*
+ * DNS blocklist checks against a real dnsmasq on 127.0.0.1 (started here on a free port, killed at
+ * the end) serving listings in RFC 5782 form: weights and threshold, TXT reasons, the
+ * 127.255.255.x error codes and answers outside 127/8 ignored, an IPv6 client, a zone whose server
+ * refuses, cancellation before the answer and freeing inside the callback. Every wait is bounded.
+ */
+#include "policy/dnsbl.h"
+#include "tests/unit/check.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DNSMASQ "/usr/sbin/dnsmasq"
+#define WAIT_MS 5000 /* longest wait for one check */
+
+/* 2001:db8::1 in nibble form. */
+#define V6_NIBBLES "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
+
+static uv_loop_t loop;
+static pid_t dnsmasq_pid = -1;
+static char dnsmasq_server[32]; /* "127.0.0.1:port" */
+
+/* ---- dnsmasq (as in test_dns.c) ---- */
+
+static int free_port(void)
+{
+    /* A port free for both UDP and TCP, as dnsmasq listens on both. */
+    for (int attempt = 0; attempt < 20; attempt++) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(sin);
+        int u = socket(AF_INET, SOCK_DGRAM, 0);
+        int t = socket(AF_INET, SOCK_STREAM, 0);
+        int port = -1;
+        if (bind(u, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+            getsockname(u, (struct sockaddr *)&sin, &len) == 0 &&
+            bind(t, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+            port = ntohs(sin.sin_port);
+        close(u);
+        close(t);
+        if (port > 0)
+            return port;
+    }
+    return -1;
+}
+
+/* Sends one A query for "a.test" and waits up to 100 ms for any reply. */
+static int dnsmasq_answers(int port)
+{
+    static const unsigned char query[] = {0x12, 0x34, 1, 0,   0,   1,   0,   0, 0, 0, 0, 0,
+                                          1,    'a',  4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+    unsigned char reply[512];
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sendto(s, query, sizeof(query), 0, (struct sockaddr *)&sin, sizeof(sin));
+    ssize_t n = recv(s, reply, sizeof(reply), 0);
+    close(s);
+    return n >= 12 && reply[0] == 0x12 && reply[1] == 0x34;
+}
+
+static void dnsmasq_exec(int port)
+{
+    static char portarg[32];
+    snprintf(portarg, sizeof(portarg), "--port=%d", port);
+    char *argv[] = {
+        DNSMASQ, "--no-daemon", portarg, "--listen-address=127.0.0.1", "--bind-interfaces",
+        "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file", "--local=/test/",
+        /* 192.0.2.2: listed by a (weight 2, with a reason) and b (weight 1); err answers with a
+         * list error code, odd with an address outside 127/8: neither is a listing. */
+        "--host-record=2.2.0.192.a.bl.test,127.0.0.2",
+        "--txt-record=2.2.0.192.a.bl.test,listed for sp\xc3\xa4m; see http://a.bl.test/",
+        "--host-record=2.2.0.192.b.bl.test,127.0.0.10",
+        "--host-record=2.2.0.192.err.bl.test,127.255.255.254",
+        "--host-record=2.2.0.192.odd.bl.test,10.0.0.1",
+        /* 192.0.2.3: b only; 2001:db8::1: a only. */
+        "--host-record=3.2.0.192.b.bl.test,127.0.0.3",
+        "--host-record=" V6_NIBBLES ".a.bl.test,127.0.0.4", NULL};
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+    execv(DNSMASQ, argv);
+    _exit(127);
+}
+
+/* Starts dnsmasq and waits until it answers; returns 0 or -1. */
+static int dnsmasq_start(void)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int port = free_port();
+        if (port < 0)
+            return -1;
+        pid_t pid = fork();
+        if (pid == 0)
+            dnsmasq_exec(port);
+        for (int i = 0; i < 50; i++) { /* up to ~5 s */
+            if (dnsmasq_answers(port)) {
+                dnsmasq_pid = pid;
+                snprintf(dnsmasq_server, sizeof(dnsmasq_server), "127.0.0.1:%d", port);
+                return 0;
+            }
+            if (waitpid(pid, NULL, WNOHANG) == pid)
+                break; /* it exited: most likely the port was taken meanwhile */
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return -1;
+}
+
+static void dnsmasq_stop(void)
+{
+    if (dnsmasq_pid <= 0)
+        return;
+    kill(dnsmasq_pid, SIGKILL);
+    waitpid(dnsmasq_pid, NULL, 0);
+    dnsmasq_pid = -1;
+}
+
+/* ---- running the loop ---- */
+
+static void wait_on_timer(uv_timer_t *t)
+{
+    *(int *)t->data = 1;
+}
+
+/* Runs the loop until *done becomes non-zero or `ms` pass; returns *done. */
+static int run_until(const int *done, unsigned ms)
+{
+    uv_timer_t guard;
+    int expired = 0;
+    uv_timer_init(&loop, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, wait_on_timer, ms, 0);
+    while (!*done && !expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return *done;
+}
+
+/* ---- checks ---- */
+
+struct outcome {
+    int calls;
+    int free_inside; /* free the check from inside the callback */
+    struct dnsbl_check *check;
+    int listed;
+    unsigned score, errors;
+    char hits[512]; /* "zone/weight/answer/reason" joined by ' ' */
+};
+
+static void on_result(void *arg, const struct dnsbl_result *res)
+{
+    struct outcome *o = arg;
+    o->calls++;
+    o->listed = res->listed;
+    o->score = res->score;
+    o->errors = res->errors;
+    size_t n = 0;
+    for (size_t i = 0; i < res->nhits; i++) {
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &res->hits[i].answer.u.v4, a, sizeof(a));
+        n += (size_t)snprintf(o->hits + n, sizeof(o->hits) - n, "%s%s/%u/%s/%s", i ? " " : "",
+                              res->hits[i].zone, res->hits[i].weight, a, res->hits[i].reason);
+    }
+    if (o->free_inside)
+        dnsbl_check_free(o->check);
+}
+
+static const struct config_dnsbl zones[] = {
+    {"a.bl.test", 2, {NULL, 0, 0}},
+    {"b.bl.test", 1, {NULL, 0, 0}},
+    {"err.bl.test", 5, {NULL, 0, 0}},
+    {"odd.bl.test", 5, {NULL, 0, 0}},
+};
+#define NZONES (sizeof(zones) / sizeof(zones[0]))
+
+static void client_of(const char *ip, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1)
+        sin->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1)
+        sin6->sin6_family = AF_INET6;
+}
+
+/* Runs one check to its callback; returns the check (freed by the caller) or NULL. */
+static struct dnsbl_check *run_check(struct dns_resolver *r, const struct config_dnsbl *z,
+                                     size_t nz, unsigned threshold, const char *ip,
+                                     struct outcome *o)
+{
+    struct sockaddr_storage ss;
+    client_of(ip, &ss);
+    memset(o, 0, sizeof *o);
+    struct dnsbl_check *c = NULL;
+    int rc = dnsbl_check_start(r, z, nz, threshold, (struct sockaddr *)&ss, on_result, o, &c);
+    CHECK_INT_EQ(rc, 0);
+    CHECK_INT_EQ(o->calls, 0); /* never from inside the call */
+    CHECK(run_until(&o->calls, WAIT_MS));
+    CHECK_INT_EQ(o->calls, 1);
+    return c;
+}
+
+static void test_query_names(void)
+{
+    struct sockaddr_storage ss;
+    char name[400];
+    client_of("192.0.2.99", &ss);
+    CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "zen.example", name, sizeof(name)), 0);
+    CHECK_STR_EQ(name, "99.2.0.192.zen.example");
+    client_of("::ffff:192.0.2.99", &ss);
+    CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "zen.example", name, sizeof(name)), 0);
+    CHECK_STR_EQ(name, "99.2.0.192.zen.example");
+    /* RFC 5782 §2.4's own example. */
+    client_of("2001:db8:1:2:3:4:567:89ab", &ss);
+    CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "ugly.example.com", name, sizeof(name)),
+                 0);
+    CHECK_STR_EQ(
+        name, "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ugly.example.com");
+    CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "x", name, 20), -EINVAL);
+
+    static const struct {
+        const char *ip;
+        int lists;
+    } answers[] = {{"127.0.0.2", 1},       {"127.0.0.10", 1},    {"127.1.2.3", 1},
+                   {"127.255.255.254", 0}, {"127.255.255.0", 0}, {"127.255.254.1", 1},
+                   {"10.0.0.1", 0},        {"128.0.0.2", 0}};
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        struct dns_addr a = {.family = AF_INET};
+        inet_pton(AF_INET, answers[i].ip, &a.u.v4);
+        CHECK_INT_EQ(dnsbl_answer_lists(&a), answers[i].lists);
+    }
+}
+
+static void test_listings(struct dns_resolver *r)
+{
+    struct outcome o;
+    /* Listed by a and b (2 + 1 = 3 = threshold); err and odd do not count. */
+    struct dnsbl_check *c = run_check(r, zones, NZONES, 3, "192.0.2.2", &o);
+    CHECK_INT_EQ(o.listed, 1);
+    CHECK_INT_EQ(o.score, 3);
+    CHECK_INT_EQ(o.errors, 0);
+    CHECK_STR_EQ(o.hits, "a.bl.test/2/127.0.0.2/listed for sp??m; see http://a.bl.test/ "
+                         "b.bl.test/1/127.0.0.10/");
+    struct policy_decision d = dnsbl_check_verdict(c);
+    CHECK_INT_EQ(d.verdict, POLICY_REJECT);
+    CHECK_INT_EQ(d.code, 554);
+    CHECK_STR_EQ(d.enhanced, "5.7.1");
+    CHECK_STR_EQ(d.text, "Service unavailable; client [192.0.2.2] blocked using a.bl.test");
+    dnsbl_check_free(c);
+
+    /* The same client under a higher threshold. */
+    c = run_check(r, zones, NZONES, 4, "192.0.2.2", &o);
+    CHECK_INT_EQ(o.listed, 0);
+    CHECK_INT_EQ(o.score, 3);
+    CHECK_INT_EQ(dnsbl_check_verdict(c).verdict, POLICY_ACCEPT);
+    dnsbl_check_free(c);
+
+    /* Listed by b only: below the threshold. */
+    c = run_check(r, zones, NZONES, 3, "192.0.2.3", &o);
+    CHECK_INT_EQ(o.listed, 0);
+    CHECK_INT_EQ(o.score, 1);
+    CHECK_STR_EQ(o.hits, "b.bl.test/1/127.0.0.3/");
+    dnsbl_check_free(c);
+
+    /* Threshold 0 means any listing; an unlisted client. */
+    c = run_check(r, zones + 1, 1, 0, "192.0.2.3", &o);
+    CHECK_INT_EQ(o.listed, 1);
+    dnsbl_check_free(c);
+    c = run_check(r, zones, NZONES, 1, "192.0.2.9", &o);
+    CHECK_INT_EQ(o.listed, 0);
+    CHECK_INT_EQ(o.score, 0);
+    CHECK_STR_EQ(o.hits, "");
+    dnsbl_check_free(c);
+
+    /* IPv6 client, nibble form; the IPv4-mapped form of a listed client. */
+    c = run_check(r, zones, NZONES, 2, "2001:db8::1", &o);
+    CHECK_INT_EQ(o.listed, 1);
+    CHECK_STR_EQ(o.hits, "a.bl.test/2/127.0.0.4/");
+    CHECK_STR_EQ(dnsbl_check_verdict(c).text,
+                 "Service unavailable; client [2001:db8::1] blocked using a.bl.test");
+    dnsbl_check_free(c);
+    c = run_check(r, zones, NZONES, 3, "::ffff:192.0.2.2", &o);
+    CHECK_INT_EQ(o.listed, 1);
+    dnsbl_check_free(c);
+}
+
+static void test_errors(struct dns_resolver *r)
+{
+    /* dnsmasq refuses names outside its zone (no upstream): an error, counted as not listed. */
+    static const struct config_dnsbl refused[] = {{"bl.example", 9, {NULL, 0, 0}},
+                                                  {"b.bl.test", 1, {NULL, 0, 0}}};
+    struct outcome o;
+    struct dnsbl_check *c = run_check(r, refused, 2, 1, "192.0.2.2", &o);
+    CHECK_INT_EQ(o.errors, 1);
+    CHECK_INT_EQ(o.score, 1);
+    CHECK_STR_EQ(dnsbl_check_verdict(c).text,
+                 "Service unavailable; client [192.0.2.2] blocked using b.bl.test");
+    dnsbl_check_free(c);
+
+    struct sockaddr_storage ss;
+    client_of("192.0.2.2", &ss);
+    ss.ss_family = AF_UNIX;
+    c = NULL;
+    CHECK_INT_EQ(dnsbl_check_start(r, zones, NZONES, 1, (struct sockaddr *)&ss, on_result, &o, &c),
+                 -EINVAL);
+    client_of("192.0.2.2", &ss);
+    CHECK_INT_EQ(dnsbl_check_start(r, zones, 0, 1, (struct sockaddr *)&ss, on_result, &o, &c),
+                 -EINVAL);
+}
+
+/* Cancelled before the answers: the callback never runs, the lookups finish unseen (ASan checks
+ * that nothing leaks or is touched after its release). Then freeing inside the callback. */
+static void test_cancel(struct dns_resolver *r)
+{
+    struct sockaddr_storage ss;
+    client_of("192.0.2.2", &ss);
+    struct outcome o = {0};
+    struct dnsbl_check *c = NULL;
+    dns_resolver_flush(r);
+    CHECK_INT_EQ(dnsbl_check_start(r, zones, NZONES, 1, (struct sockaddr *)&ss, on_result, &o, &c),
+                 0);
+    dnsbl_check_free(c);
+    int never = 0;
+    run_until(&never, 300);
+    CHECK_INT_EQ(o.calls, 0);
+
+    dns_resolver_flush(r);
+    memset(&o, 0, sizeof o);
+    o.free_inside = 1;
+    CHECK_INT_EQ(
+        dnsbl_check_start(r, zones, NZONES, 1, (struct sockaddr *)&ss, on_result, &o, &o.check), 0);
+    CHECK(run_until(&o.calls, WAIT_MS));
+    CHECK_INT_EQ(o.listed, 1);
+}
+
+/* Freeing the resolver with a check in flight: the check completes with errors, not listed. */
+static void test_resolver_gone(void)
+{
+    const char *server = dnsmasq_server;
+    int err = 0;
+    struct dns_resolver *r = dns_resolver_new(&loop, &server, 1, 2000, &err);
+    struct sockaddr_storage ss;
+    client_of("192.0.2.2", &ss);
+    struct outcome o = {0};
+    struct dnsbl_check *c = NULL;
+    CHECK_INT_EQ(dnsbl_check_start(r, zones, 2, 1, (struct sockaddr *)&ss, on_result, &o, &c), 0);
+    dns_resolver_free(r);
+    CHECK(run_until(&o.calls, WAIT_MS));
+    CHECK_INT_EQ(o.listed, 0);
+    CHECK_INT_EQ(o.errors, 2);
+    dnsbl_check_free(c);
+}
+
+int main(void)
+{
+    alarm(60); /* a hang fails the run; dnsmasq dies with us (PR_SET_PDEATHSIG) */
+    uv_loop_init(&loop);
+    if (dnsmasq_start() < 0) {
+        fprintf(stderr, "test_dnsbl: could not start %s\n", DNSMASQ);
+        return 1;
+    }
+    test_query_names();
+    const char *server = dnsmasq_server;
+    int err = 0;
+    struct dns_resolver *r = dns_resolver_new(&loop, &server, 1, 3000, &err);
+    CHECK(r != NULL);
+    if (r != NULL) {
+        test_listings(r);
+        test_errors(r);
+        test_cancel(r);
+        dns_resolver_free(r);
+    }
+    test_resolver_gone();
+    dnsmasq_stop();
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+    return check_report("test_dnsbl");
+}
