@@ -11,31 +11,6 @@
 #define ENVELOPE_MAGIC "sluice-spool/1"
 #define ENVELOPE_END_LEN 12 /* body size (8) + CRC-32 (4) */
 
-/* ---- big-endian integers ---- */
-
-static void put_be32(char *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (char)(v & 0xff);
-}
-
-static void put_be64(char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (char)(v & 0xff);
-}
-
-static uint32_t get_be32(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
-}
-
-static uint64_t get_be64(const char *p)
-{
-    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
 /* ---- CRC-32, slicing by 8: the loop thread checksums every body byte ---- */
 
 static uint32_t crc_table[8][256];
@@ -77,13 +52,13 @@ void envelope_rec_begin(struct buf *out, enum envelope_rec type, uint32_t len)
 {
     char *hdr = buf_reserve(out, ENVELOPE_HDR_LEN);
     hdr[0] = (char)type;
-    put_be32(hdr + 1, len);
+    envelope_put_be32(hdr + 1, len);
     out->len += ENVELOPE_HDR_LEN;
 }
 
 void envelope_rec_set_len(char *hdr, uint32_t len)
 {
-    put_be32(hdr + 1, len);
+    envelope_put_be32(hdr + 1, len);
 }
 
 static void rec_append(struct buf *out, enum envelope_rec type, const void *data, size_t len)
@@ -122,21 +97,27 @@ int envelope_encode(const struct spool_envelope *env, struct buf *out)
     rec_str(out, ENVELOPE_REC_AUTH, env->auth_user);
     rec_str(out, ENVELOPE_REC_LISTENER, env->listener);
     char num[8];
-    put_be64(num, (uint64_t)env->received_at);
+    envelope_put_be64(num, (uint64_t)env->received_at);
     rec_append(out, ENVELOPE_REC_RECEIVED, num, 8);
-    put_be32(num, env->flags);
+    envelope_put_be32(num, env->flags);
     rec_append(out, ENVELOPE_REC_FLAGS, num, 4);
     return 0;
+}
+
+void envelope_prefix_append(struct buf *out, const void *data, size_t len)
+{
+    if (len > 0)
+        rec_append(out, ENVELOPE_REC_PREFIX, data, len);
 }
 
 void envelope_end_append(struct buf *out, uint64_t body_size, uint32_t crc)
 {
     char *rec = buf_reserve(out, ENVELOPE_HDR_LEN + ENVELOPE_END_LEN);
     rec[0] = ENVELOPE_REC_END;
-    put_be32(rec + 1, ENVELOPE_END_LEN);
-    put_be64(rec + ENVELOPE_HDR_LEN, body_size);
+    envelope_put_be32(rec + 1, ENVELOPE_END_LEN);
+    envelope_put_be64(rec + ENVELOPE_HDR_LEN, body_size);
     crc = envelope_crc32(crc, rec, ENVELOPE_HDR_LEN + 8);
-    put_be32(rec + ENVELOPE_HDR_LEN + 8, crc);
+    envelope_put_be32(rec + ENVELOPE_HDR_LEN + 8, crc);
     out->len += ENVELOPE_HDR_LEN + ENVELOPE_END_LEN;
 }
 
@@ -153,6 +134,7 @@ enum {
     SEEN_RECEIVED = 1 << 6,
     SEEN_FLAGS = 1 << 7,
     SEEN_BODY = 1 << 8, /* not single: marks that the envelope is over */
+    SEEN_PREFIX = 1 << 9,
 };
 #define SEEN_REQUIRED (SEEN_MAGIC | SEEN_SENDER | SEEN_RECEIVED | SEEN_FLAGS)
 
@@ -172,6 +154,7 @@ void envelope_decoder_free(struct envelope_decoder *d)
     free((char *)d->env.auth_user);
     free((char *)d->env.listener);
     buf_free(&d->field);
+    buf_free(&d->prefix);
     memset(d, 0, sizeof *d);
 }
 
@@ -218,12 +201,19 @@ static int rec_start(struct envelope_decoder *d, struct buf *err)
         once = SEEN_FLAGS, min = max = 4;
         break;
     case ENVELOPE_REC_BODY:
+    case ENVELOPE_REC_PREFIX:
     case ENVELOPE_REC_END:
         if ((d->seen & SEEN_REQUIRED) != SEEN_REQUIRED)
             return bad(err, "envelope incomplete");
+        if (d->type == ENVELOPE_REC_BODY && (d->seen & SEEN_PREFIX))
+            return bad(err, "body record after the prefix");
         d->seen |= SEEN_BODY;
-        max = d->type == ENVELOPE_REC_BODY ? ENVELOPE_BODY_REC_MAX : ENVELOPE_END_LEN;
-        min = d->type == ENVELOPE_REC_BODY ? 0 : ENVELOPE_END_LEN;
+        if (d->type == ENVELOPE_REC_BODY)
+            max = ENVELOPE_BODY_REC_MAX;
+        else if (d->type == ENVELOPE_REC_PREFIX)
+            once = SEEN_PREFIX, min = 1, max = ENVELOPE_PREFIX_MAX;
+        else
+            min = max = ENVELOPE_END_LEN;
         break;
     default:
         return bad(err, "unknown record type");
@@ -232,7 +222,8 @@ static int rec_start(struct envelope_decoder *d, struct buf *err)
         return bad(err, "record length out of bounds");
     if (d->seen & once)
         return bad(err, "record repeated");
-    if ((d->seen & SEEN_BODY) && d->type != ENVELOPE_REC_BODY && d->type != ENVELOPE_REC_END)
+    if ((d->seen & SEEN_BODY) && d->type != ENVELOPE_REC_BODY && d->type != ENVELOPE_REC_PREFIX &&
+        d->type != ENVELOPE_REC_END)
         return bad(err, "envelope record after the body");
     d->seen |= once;
     return 0;
@@ -276,18 +267,21 @@ static int rec_finish(struct envelope_decoder *d, struct buf *err)
     case ENVELOPE_REC_LISTENER:
         return str_take(d, &d->env.listener, err);
     case ENVELOPE_REC_RECEIVED:
-        d->env.received_at = (int64_t)get_be64(d->field.data);
+        d->env.received_at = (int64_t)envelope_get_be64(d->field.data);
         return 0;
     case ENVELOPE_REC_FLAGS:
-        d->env.flags = get_be32(d->field.data);
+        d->env.flags = envelope_get_be32(d->field.data);
         return 0;
     case ENVELOPE_REC_BODY:
         return 0;
+    case ENVELOPE_REC_PREFIX:
+        buf_append(&d->prefix, d->field.data, d->field.len);
+        return 0;
     default: /* ENVELOPE_REC_END: the only other type rec_start lets through */
         d->crc = envelope_crc32(d->crc, d->field.data, 8);
-        if (get_be32(d->field.data + 8) != d->crc)
+        if (envelope_get_be32(d->field.data + 8) != d->crc)
             return bad(err, "checksum mismatch");
-        if (get_be64(d->field.data) != d->body_size)
+        if (envelope_get_be64(d->field.data) != d->body_size)
             return bad(err, "body size mismatch");
         d->done = 1;
         return 0;
@@ -311,7 +305,7 @@ int envelope_decoder_feed(struct envelope_decoder *d, const void *data, size_t l
             if (d->hdr_got < ENVELOPE_HDR_LEN)
                 break;
             d->type = (unsigned char)d->hdr[0];
-            d->len = get_be32(d->hdr + 1);
+            d->len = envelope_get_be32(d->hdr + 1);
             d->got = 0;
             buf_reset(&d->field);
             if (rec_start(d, err) < 0)

@@ -5,14 +5,16 @@
  *   <spool>/tmp/<id>      a message being written; never read, removed by spool_recover
  *   <spool>/queue/<id>    a committed message, named by its queue id, never rewritten in place
  *   <spool>/corrupt/<id>  a queue file that failed validation at recovery, kept for a person
+ *   <spool>/state/<id>    recipient states of a committed message, appended to (spool_ops.c)
  *
  * A message is created in tmp/ by spool_msg_new and filled as it arrives: appends are framed into
  * body records in memory and written in chunks, one write in flight per message, on the thread
- * pool. Commit appends the end record, then fdatasync, close and rename into queue/ follow, each
- * on the thread pool, concurrently with other messages. Last comes an fsync of queue/ that is
- * shared: while one runs, messages renamed meanwhile wait, and the next single fsync covers all of
- * them (group commit). Because only complete, synced files are renamed, queue/ never holds a torn
- * file after a crash; the end record's CRC still catches a disk that lies.
+ * pool. Commit appends the prefix and end records, then fdatasync, close and rename into queue/
+ * follow, each on the thread pool, concurrently with other messages. Last comes an fsync of queue/
+ * that is shared: while one runs, messages renamed meanwhile wait, and the next single fsync covers
+ * all of them (group commit, spool_dirsync.c). Because only complete, synced files are renamed,
+ * queue/ never holds a torn file after a crash; the end record's CRC still catches a disk that
+ * lies.
  */
 #include "spool/spool.h"
 
@@ -35,7 +37,7 @@
 
 struct spool_msg {
     struct spool *sp;
-    struct spool_msg *next_sync; /* in the spool's group-commit lists */
+    struct spool_dirsync_waiter sync; /* in the group commit of queue/ */
     union {
         uv_fs_t fs;
         uv_work_t work;
@@ -49,6 +51,8 @@ struct spool_msg {
     unsigned aborted : 1;    /* spool_msg_abort was called */
     unsigned ended : 1;      /* the end record was handed to a write */
     unsigned paused : 1;     /* append returned 1: writable_cb is owed */
+    unsigned prepended : 1;  /* spool_msg_prepend was called */
+    struct buf prefix;       /* its bytes, written just before the end record */
     struct buf buf;          /* framed records not yet written */
     struct buf wbuf;         /* records being written */
     size_t wdone;            /* bytes of wbuf written so far */
@@ -71,22 +75,12 @@ static void msg_on_written(uv_fs_t *req);
 static void commit_on_synced(uv_fs_t *req);
 static void commit_on_closed(uv_fs_t *req);
 static void commit_on_renamed(uv_fs_t *req);
-static void spool_dirsync_start(struct spool *sp);
-static void spool_on_dirsynced(uv_fs_t *req);
-static void commit_on_durable(struct spool_msg *msg, int status);
+static void commit_on_durable(struct spool_dirsync_waiter *w, int status);
 static void msg_cleanup(struct spool_msg *msg);
 static void cleanup_on_done(uv_fs_t *req);
 static void msg_finish(struct spool_msg *msg);
 static void work_nothing(uv_work_t *work);
 static void commit_on_deferred(uv_work_t *work, int status);
-
-/* uv_fs_* and uv_queue_work with a callback fail at once only on invalid arguments or exhausted
- * memory (which xalloc treats as fatal everywhere else): both are broken invariants here. */
-static void started(int rc, const char *what)
-{
-    if (rc < 0)
-        log_panic("spool: cannot start %s: %s", what, uv_strerror(rc));
-}
 
 static void msg_path(const struct spool_msg *msg, const char *sub, char *out, size_t size)
 {
@@ -108,15 +102,19 @@ int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf 
     if (rc < 0)
         return rc;
     int queue_fd = spool_fs_open_dir(abs, SPOOL_QUEUE, err);
-    if (queue_fd < 0) {
-        free(abs);
-        return queue_fd;
-    }
+    int state_fd = queue_fd < 0 ? -1 : spool_fs_open_dir(abs, SPOOL_STATE, err);
     uint64_t seed;
-    rc = uv_random(NULL, NULL, &seed, sizeof seed, 0, NULL);
+    rc = queue_fd < 0 ? queue_fd : state_fd;
+    if (rc >= 0) {
+        rc = uv_random(NULL, NULL, &seed, sizeof seed, 0, NULL);
+        if (rc < 0)
+            buf_printf(err, "spool %s: no random seed for queue ids: %s", abs, uv_strerror(rc));
+    }
     if (rc < 0) {
-        buf_printf(err, "spool %s: no random seed for queue ids: %s", abs, uv_strerror(rc));
-        close(queue_fd);
+        if (queue_fd >= 0)
+            close(queue_fd);
+        if (state_fd >= 0)
+            close(state_fd);
         free(abs);
         return rc;
     }
@@ -124,17 +122,20 @@ int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf 
     sp->loop = loop;
     sp->dir = abs;
     sp->queue_fd = queue_fd;
+    sp->state_fd = state_fd;
+    spool_dirsync_init(&sp->queue_sync, loop, queue_fd);
+    spool_dirsync_init(&sp->state_sync, loop, state_fd);
     sp->id_rng = seed;
-    sp->sync_tail = &sp->sync_waiting;
     *out = sp;
     return 0;
 }
 
 void spool_close(struct spool *sp)
 {
-    if (sp->nmsgs > 0)
-        log_panic("spool_close: %zu messages not finished", sp->nmsgs);
+    if (sp->nmsgs > 0 || sp->nops > 0)
+        log_panic("spool_close: %zu messages and %zu operations not finished", sp->nmsgs, sp->nops);
     close(sp->queue_fd);
+    close(sp->state_fd);
     free(sp->dir);
     free(sp);
 }
@@ -161,9 +162,9 @@ struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *e
     char path[PATH_MAX];
     msg_path(msg, SPOOL_TMP, path, sizeof path);
     msg->busy = 1;
-    started(uv_fs_open(sp->loop, &msg->req.fs, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600,
-                       msg_on_opened),
-            "open");
+    spool_fs_started(uv_fs_open(sp->loop, &msg->req.fs, path,
+                                O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, msg_on_opened),
+                     "open");
     return msg;
 }
 
@@ -208,6 +209,15 @@ int spool_msg_append(struct spool_msg *msg, const char *data, size_t len, spool_
     return 1;
 }
 
+int spool_msg_prepend(struct spool_msg *msg, const char *data, size_t len)
+{
+    if (msg->prepended || msg->committing || len > ENVELOPE_PREFIX_MAX)
+        return -EINVAL;
+    msg->prepended = 1;
+    buf_append(&msg->prefix, data, len);
+    return 0;
+}
+
 void spool_msg_commit(struct spool_msg *msg, spool_commit_cb cb, void *arg)
 {
     msg->committing = 1;
@@ -221,8 +231,8 @@ void spool_msg_commit(struct spool_msg *msg, spool_commit_cb cb, void *arg)
         /* Failed with nothing on disk to clean up. The callback must still not run from inside
          * this call: report on the way back from the thread pool. */
         msg->busy = 1;
-        started(uv_queue_work(msg->sp->loop, &msg->req.work, work_nothing, commit_on_deferred),
-                "work");
+        spool_fs_started(
+            uv_queue_work(msg->sp->loop, &msg->req.work, work_nothing, commit_on_deferred), "work");
         return;
     }
     msg_advance(msg);
@@ -266,8 +276,8 @@ static void msg_advance(struct spool_msg *msg)
         msg->open_rec = NO_RECORD;
     } else if (msg->committing && msg->ended) {
         msg->busy = 1;
-        started(uv_fs_fdatasync(msg->sp->loop, &msg->req.fs, msg->fd, commit_on_synced),
-                "fdatasync");
+        spool_fs_started(uv_fs_fdatasync(msg->sp->loop, &msg->req.fs, msg->fd, commit_on_synced),
+                         "fdatasync");
         return;
     } else if (msg->committing || msg->buf.len >= SPOOL_WRITE_CHUNK) {
         msg_write_start(msg);
@@ -282,15 +292,17 @@ static void msg_write_more(struct spool_msg *msg)
 {
     uv_buf_t b = uv_buf_init(msg->wbuf.data + msg->wdone, (unsigned)(msg->wbuf.len - msg->wdone));
     msg->busy = 1;
-    started(uv_fs_write(msg->sp->loop, &msg->req.fs, msg->fd, &b, 1, (int64_t)msg->offset,
-                        msg_on_written),
-            "write");
+    spool_fs_started(uv_fs_write(msg->sp->loop, &msg->req.fs, msg->fd, &b, 1, (int64_t)msg->offset,
+                                 msg_on_written),
+                     "write");
 }
 
 /* Hands everything buffered (and, once committing, the end record) to a write. */
 static void msg_write_start(struct spool_msg *msg)
 {
     msg->open_rec = NO_RECORD; /* the record is on its way: later appends start a new one */
+    if (msg->committing)
+        envelope_prefix_append(&msg->buf, msg->prefix.data, msg->prefix.len);
     msg->crc = envelope_crc32(msg->crc, msg->buf.data, msg->buf.len);
     if (msg->committing) {
         envelope_end_append(&msg->buf, msg->body_size, msg->crc);
@@ -338,7 +350,7 @@ static void commit_on_synced(uv_fs_t *req)
         return;
     }
     msg->busy = 1;
-    started(uv_fs_close(msg->sp->loop, &msg->req.fs, msg->fd, commit_on_closed), "close");
+    spool_fs_started(uv_fs_close(msg->sp->loop, &msg->req.fs, msg->fd, commit_on_closed), "close");
     msg->fd = -1;
 }
 
@@ -357,7 +369,8 @@ static void commit_on_closed(uv_fs_t *req)
     msg_path(msg, SPOOL_TMP, from, sizeof from);
     msg_path(msg, SPOOL_QUEUE, to, sizeof to);
     msg->busy = 1;
-    started(uv_fs_rename(msg->sp->loop, &msg->req.fs, from, to, commit_on_renamed), "rename");
+    spool_fs_started(uv_fs_rename(msg->sp->loop, &msg->req.fs, from, to, commit_on_renamed),
+                     "rename");
 }
 
 static void commit_on_renamed(uv_fs_t *req)
@@ -374,42 +387,13 @@ static void commit_on_renamed(uv_fs_t *req)
     }
     msg->in_queue = 1;
     /* Still busy: waiting for the directory sync. */
-    msg->next_sync = NULL;
-    *sp->sync_tail = msg;
-    sp->sync_tail = &msg->next_sync;
-    if (!sp->dirsync_busy)
-        spool_dirsync_start(sp);
+    msg->sync.done = commit_on_durable;
+    spool_dirsync_add(&sp->queue_sync, &msg->sync);
 }
 
-/* Syncs queue/ for every message renamed so far. */
-static void spool_dirsync_start(struct spool *sp)
+static void commit_on_durable(struct spool_dirsync_waiter *w, int status)
 {
-    sp->sync_batch = sp->sync_waiting;
-    sp->sync_waiting = NULL;
-    sp->sync_tail = &sp->sync_waiting;
-    sp->dirsync_busy = 1;
-    started(uv_fs_fsync(sp->loop, &sp->dirsync_req, sp->queue_fd, spool_on_dirsynced), "fsync");
-}
-
-static void spool_on_dirsynced(uv_fs_t *req)
-{
-    struct spool *sp = container_of(req, struct spool, dirsync_req);
-    int status = (int)req->result;
-    uv_fs_req_cleanup(req);
-    struct spool_msg *batch = sp->sync_batch;
-    sp->sync_batch = NULL;
-    sp->dirsync_busy = 0;
-    if (sp->sync_waiting != NULL)
-        spool_dirsync_start(sp); /* renamed while this sync ran: not covered by it */
-    while (batch != NULL) {
-        struct spool_msg *next = batch->next_sync;
-        commit_on_durable(batch, status);
-        batch = next;
-    }
-}
-
-static void commit_on_durable(struct spool_msg *msg, int status)
-{
+    struct spool_msg *msg = container_of(w, struct spool_msg, sync);
     msg->busy = 0;
     if (status < 0) {
         /* Not known to be durable: answer 451 and take the file back, so that a retry by the
@@ -440,13 +424,13 @@ static void msg_cleanup(struct spool_msg *msg)
     uv_loop_t *loop = msg->sp->loop;
     msg->busy = 1;
     if (msg->fd >= 0) {
-        started(uv_fs_close(loop, &msg->req.fs, msg->fd, cleanup_on_done), "close");
+        spool_fs_started(uv_fs_close(loop, &msg->req.fs, msg->fd, cleanup_on_done), "close");
         msg->fd = -1;
     } else if (msg->created) {
         char path[PATH_MAX];
         msg_path(msg, msg->in_queue ? SPOOL_QUEUE : SPOOL_TMP, path, sizeof path);
         msg->created = 0;
-        started(uv_fs_unlink(loop, &msg->req.fs, path, cleanup_on_done), "unlink");
+        spool_fs_started(uv_fs_unlink(loop, &msg->req.fs, path, cleanup_on_done), "unlink");
     } else {
         msg->busy = 0;
         msg_finish(msg);
@@ -471,6 +455,7 @@ static void msg_finish(struct spool_msg *msg)
         msg->commit_cb(msg, msg->error, msg->commit_arg);
     buf_free(&msg->buf);
     buf_free(&msg->wbuf);
+    buf_free(&msg->prefix);
     sp->nmsgs--;
     sp->pending--;
     free(msg);

@@ -5,6 +5,10 @@
  * concurrent commits are grouped so sessions do not queue behind one another. At start,
  * spool_recover finds the committed messages again and removes half-written ones.
  *
+ * Delivery records what became of each recipient in a separate, append-only state file per
+ * message (spool_rcpt_update); spool_load reads a message back for delivery, spool_msg_remove
+ * removes it once done.
+ *
  * On disk each message is one file of length-prefixed records (never lines, so no byte of a peer
  * can forge a record); a file without its end record was never committed.
  */
@@ -39,21 +43,54 @@ struct spool_envelope {
 #define SPOOL_ENV_8BITMIME 0x01
 #define SPOOL_ENV_SMTPUTF8 0x02
 
-/* A committed message as found again by spool_recover. Pointers are valid during the callback. */
+/* What became of one recipient. Only the last record of a recipient counts. */
+enum spool_rcpt_status {
+    SPOOL_RCPT_PENDING = 0,   /* never tried, or no record yet */
+    SPOOL_RCPT_DEFERRED = 1,  /* temporary failure: try again at next_attempt */
+    SPOOL_RCPT_DELIVERED = 2, /* final */
+    SPOOL_RCPT_FAILED = 3,    /* permanent failure or expiry; a DSN is owed */
+    SPOOL_RCPT_BOUNCED = 4,   /* failed and the DSN is in the spool (or none was owed): final */
+};
+
+struct spool_rcpt_state {
+    enum spool_rcpt_status status;
+    unsigned attempts;    /* delivery attempts so far */
+    int64_t next_attempt; /* unix seconds; meaningful for DEFERRED */
+    const char *reply;    /* last remote reply or local reason, one line, printable; "" none */
+};
+
+/* One recipient's new state, as written by spool_rcpt_update. */
+struct spool_rcpt_update {
+    size_t rcpt; /* index into the envelope's recipients */
+    enum spool_rcpt_status status;
+    unsigned attempts;
+    int64_t next_attempt;
+    const char *reply; /* copied (NULL: ""); cut to SPOOL_REPLY_MAX, control chars to spaces */
+};
+
+#define SPOOL_REPLY_MAX 1000
+
+/* A committed message as found again by spool_recover, spool_scan or spool_load. Pointers are
+ * valid during the callback. */
 struct spool_entry {
     const char *id;
     const struct spool_envelope *env;
-    uint64_t body_size;
+    uint64_t body_size;                        /* bytes a reader gets: prefix and body */
+    const struct spool_rcpt_state *rcpt_state; /* env->nrcpts entries, from the state file (all
+                                                  PENDING without one); never NULL */
 };
 
 /* Opens (creating when missing, mode 0700) the spool under dir. Synchronous: call at start-up
  * before the loop runs. Returns 0 or -errno with a reason in err. */
 int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf *err);
-/* Scans the spool: calls cb for every committed message, removes half-written files. Synchronous,
- * at start-up. Returns the number of committed messages, or -errno with a reason in err. */
+/* Scans the spool: calls cb for every committed message that has work left, removes half-written
+ * files, messages whose recipients are all final (DELIVERED or BOUNCED), state files without a
+ * message, and cuts torn records off state files. Synchronous, at start-up. Returns the number of
+ * messages passed to cb, or -errno with a reason in err. */
 typedef void (*spool_recover_cb)(const struct spool_entry *entry, void *arg);
 int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *err);
-/* Frees the spool; every message must have been committed or aborted and their callbacks run. */
+/* Frees the spool; every message must have been committed or aborted, and every callback (of
+ * commits and of the operations below) run: spool_pending is 0. */
 void spool_close(struct spool *sp);
 
 /* Starts a message: assigns its queue id and records the envelope. Returns NULL only on an id or
@@ -75,18 +112,55 @@ uint64_t spool_msg_size(const struct spool_msg *msg);
 typedef void (*spool_commit_cb)(struct spool_msg *msg, int status, void *arg);
 void spool_msg_commit(struct spool_msg *msg, spool_commit_cb cb, void *arg);
 
+/* Puts header fields (e.g. DKIM-Signature, each ending in CRLF) in front of the message: a
+ * reader (spool_load_body, spool_load) gets them before the bytes appended. Call after the last
+ * append and before commit; at most once. Returns 0 or -EINVAL (over ENVELOPE_PREFIX_MAX, 64 KiB;
+ * called twice or after commit). On disk they follow the body, so it can be written as it
+ * arrives. */
+int spool_msg_prepend(struct spool_msg *msg, const char *data, size_t len);
+
 /* Throws the message away (client gone, message rejected). Disk work still in flight finishes on
  * its own; the file is removed and the message freed then. No callback. */
 void spool_msg_abort(struct spool_msg *msg);
 
 /* Read-only access, safe while a daemon runs (committed files are never rewritten in place): used
  * by `sluice queue` and by delivery. spool_scan lists committed messages like spool_recover but
- * removes nothing; spool_load_body reads a committed message's body bytes exactly as stored. Both
- * return 0 (scan: the count) or -errno with a reason in err. */
+ * removes nothing (a torn state record is ignored, not cut); spool_load_body appends a committed
+ * message's prefix and body bytes to body. Both return 0 (scan: the count) or -errno with a
+ * reason in err. */
 int spool_scan(const char *dir, spool_recover_cb cb, void *arg, struct buf *err);
 int spool_load_body(const char *dir, const char *id, struct buf *body, struct buf *err);
 
-/* Commits and aborts not yet finished; the daemon waits for 0 before it exits. */
+/*
+ * Recipient state of committed messages: records appended to the message's state file (length-
+ * prefixed, each with its own CRC; a torn last record after a crash is ignored), with one write
+ * and one fdatasync on the thread pool. cb (may be NULL) runs once, never from inside the call,
+ * with 0 when the records are durable, -ENOENT when the message is gone, -EINVAL for an id that
+ * is not a queue id, or another negative errno. Updates and removals of one message run one at a
+ * time in call order. Records for an index beyond the recipients are ignored by readers. The
+ * message's queue file is never rewritten.
+ */
+typedef void (*spool_update_cb)(int status, void *arg);
+void spool_rcpt_update(struct spool *sp, const char *id, const struct spool_rcpt_update *updates,
+                       size_t n, spool_update_cb cb, void *arg);
+
+/* Removes a message whose recipients are all final (DELIVERED or BOUNCED), or that an admin
+ * deletes: the queue file (synced away), then its state file. On the thread pool; cb may be NULL;
+ * status -ENOENT when there was no queue file. A crash in between is repaired at recovery (a
+ * state file without its message is removed; a message whose recipients are all final is
+ * removed). */
+void spool_msg_remove(struct spool *sp, const char *id, spool_update_cb cb, void *arg);
+
+/* Reads a committed message's envelope, recipient states and body (prefix included) for
+ * delivery, on the thread pool. cb gets 0, the entry and the body (both valid during cb; the
+ * callback may move the body out by copying the struct and zeroing *body), or a negative errno
+ * with a reason in why. Counts in spool_pending until cb has run. */
+typedef void (*spool_load_cb)(int status, const struct spool_entry *entry, struct buf *body,
+                              const char *why, void *arg);
+void spool_load(struct spool *sp, const char *id, spool_load_cb cb, void *arg);
+
+/* Commits, aborts, updates, removals and loads not yet called back; the daemon waits for 0
+ * before it exits. */
 size_t spool_pending(const struct spool *sp);
 
 #endif

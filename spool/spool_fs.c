@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/log.h"
+
 /* Upper-case base-32 whose ASCII order is its numeric order (Crockford's alphabet), so ids sort by
  * time in a plain directory listing. */
 static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -20,9 +22,15 @@ static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /* Room left for "/queue/<id>" after the spool's own path. */
 #define SPOOL_DIR_MAX (PATH_MAX - 64)
 
+void spool_fs_started(int rc, const char *what)
+{
+    if (rc < 0)
+        log_panic("spool: cannot start %s: %s", what, uv_strerror(rc));
+}
+
 int spool_fs_create(const char *dir, char **abs, struct buf *err)
 {
-    static const char *const subs[] = {SPOOL_TMP, SPOOL_QUEUE, SPOOL_CORRUPT};
+    static const char *const subs[] = {SPOOL_TMP, SPOOL_QUEUE, SPOOL_CORRUPT, SPOOL_STATE};
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         int e = errno;
         buf_printf(err, "spool %s: cannot create: %s", dir, strerror(e));
@@ -128,6 +136,7 @@ int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, str
     }
 
     envelope_decoder_init(dec);
+    size_t had = body != NULL ? body->len : 0;
     struct buf why = BUF_INIT;
     char chunk[64 * 1024];
     int rc = 0;
@@ -154,7 +163,36 @@ int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, str
     if (rc < 0) {
         buf_printf(err, "%s: %.*s", name, (int)why.len, why.data);
         envelope_decoder_free(dec);
+    } else if (body != NULL && dec->prefix.len > 0) {
+        /* The prefix was written last but is read first. */
+        size_t plen = dec->prefix.len;
+        buf_reserve(body, plen);
+        memmove(body->data + had + plen, body->data + had, body->len - had);
+        memcpy(body->data + had, dec->prefix.data, plen);
+        body->len += plen;
     }
     buf_free(&why);
     return rc;
+}
+
+int spool_fs_load(int queue_fd, int state_fd, const char *id, struct spool_loaded *l,
+                  struct buf *body, struct buf *err)
+{
+    int rc = spool_fs_read(queue_fd, id, &l->dec, body, err);
+    if (rc < 0)
+        return rc;
+    rc = spool_state_read(state_fd, id, l->dec.env.nrcpts, &l->state, err);
+    if (rc < 0) {
+        envelope_decoder_free(&l->dec);
+        return rc;
+    }
+    l->entry =
+        (struct spool_entry){id, &l->dec.env, l->dec.body_size + l->dec.prefix.len, l->state.rcpts};
+    return 0;
+}
+
+void spool_fs_loaded_free(struct spool_loaded *l)
+{
+    spool_state_free(&l->state);
+    envelope_decoder_free(&l->dec);
 }

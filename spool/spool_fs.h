@@ -11,30 +11,38 @@
 
 #include "lib/buf.h"
 #include "spool/envelope.h"
+#include "spool/spool_dirsync.h"
 #include "spool/spool.h"
+#include "spool/spool_state.h"
 
 #define SPOOL_TMP "tmp"         /* messages being written */
 #define SPOOL_QUEUE "queue"     /* committed messages, one file each, named by queue id */
 #define SPOOL_CORRUPT "corrupt" /* queue files that failed validation, kept for a person */
+/* SPOOL_STATE (spool_state.h): recipient state files, named like their queue files */
+
+struct spool_op;
 
 struct spool {
     uv_loop_t *loop;
     char *dir;      /* absolute path of the spool */
     int queue_fd;   /* <dir>/queue, open for the directory syncs */
+    int state_fd;   /* <dir>/state */
     size_t nmsgs;   /* messages not yet freed */
-    size_t pending; /* of those, committed or aborted: work still to finish */
+    size_t pending; /* of those, committed or aborted, and the spool_ops: work to finish */
+    size_t nops;    /* state updates, removals and loads not yet called back */
+    struct spool_op *ops_running; /* updates and removals on the thread pool, one per id */
     /* queue ids: microseconds, a sequence within one microsecond, random bits */
     uint64_t id_us;
     unsigned id_seq;
     uint64_t id_rng;
-    /* group commit: one fsync of queue/ in flight covers sync_batch; messages renamed while it
-     * runs wait in sync_waiting for the next one */
-    uv_fs_t dirsync_req;
-    int dirsync_busy;
-    struct spool_msg *sync_batch;
-    struct spool_msg *sync_waiting;
-    struct spool_msg **sync_tail; /* where the next waiting message is linked */
+    struct spool_dirsync queue_sync; /* group commit of renames into queue/ */
+    struct spool_dirsync state_sync; /* of state files created in state/ */
 };
+
+/* Panics when rc, the result of starting a uv_fs_* call or uv_queue_work with a callback, is an
+ * error: those fail at once only on invalid arguments or exhausted memory (which xalloc treats as
+ * fatal everywhere else), both broken invariants here. */
+void spool_fs_started(int rc, const char *what);
 
 /* Creates dir and its subdirectories (mode 0700) where missing; sets *abs to dir's absolute path
  * (malloc'd). Returns 0 or -errno with a reason in err. */
@@ -49,10 +57,24 @@ void spool_fs_id_make(struct spool *sp, char *out);
 int spool_fs_id_valid(const char *name);
 
 /* Reads and checks the committed file `name` in directory dirfd: on success (0) dec holds its
- * envelope and body size (free it with envelope_decoder_free) and its body bytes are appended to
- * body unless body is NULL. On failure dec is already freed; returns -EBADMSG when the file is not
- * a whole, valid message, another -errno when it cannot be read, with a reason in err. */
+ * envelope and body size (free it with envelope_decoder_free) and its prefix and body bytes, in
+ * that order, are appended to body unless body is NULL. On failure dec is already freed; returns
+ * -EBADMSG when the file is not a whole, valid message, another -errno when it cannot be read, with
+ * a reason in err. */
 int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, struct buf *body,
                   struct buf *err);
+
+/* A committed message read back with its recipient states; entry points into the struct. */
+struct spool_loaded {
+    struct envelope_decoder dec;
+    struct spool_state state;
+    struct spool_entry entry;
+};
+
+/* spool_fs_read of queue file `id`, then its state file from state_fd (see spool_state_read).
+ * Returns 0 (free l with spool_fs_loaded_free) or as spool_fs_read, l then being freed. */
+int spool_fs_load(int queue_fd, int state_fd, const char *id, struct spool_loaded *l,
+                  struct buf *body, struct buf *err);
+void spool_fs_loaded_free(struct spool_loaded *l);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * Finding committed messages again: spool_recover at start-up (removes what was half-written and
- * moves files that fail validation to corrupt/), spool_scan and spool_load_body for readers that
- * change nothing. All synchronous: they run before the loop or in a command-line tool.
+ * moves files that fail validation to corrupt/, cuts torn state records, removes messages with
+ * nothing left to do and state files without a message), spool_scan and spool_load_body for
+ * readers that change nothing. All synchronous: they run before the loop or in a command-line tool.
  */
 #include "spool/spool.h"
 
@@ -22,6 +23,27 @@ static int not_dot(const struct dirent *de)
     return strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
 }
 
+/* The entries of directory fd (dir/sub), sorted by name when sorted is set: their count, or -errno
+ * with a reason in err. */
+static int dir_list(int fd, const char *dir, const char *sub, int sorted, struct dirent ***names,
+                    struct buf *err)
+{
+    int n = scandirat(fd, ".", names, not_dot, sorted ? alphasort : NULL);
+    if (n < 0) {
+        int e = errno;
+        buf_printf(err, "spool %s/%s: %s", dir, sub, strerror(e));
+        return -e;
+    }
+    return n;
+}
+
+static void dir_list_free(struct dirent **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 /* Removes every file of tmp/: messages that were never committed. Returns how many, or -errno. */
 static int tmp_clear(struct spool *sp, struct buf *err)
 {
@@ -29,23 +51,17 @@ static int tmp_clear(struct spool *sp, struct buf *err)
     if (fd < 0)
         return fd;
     struct dirent **names;
-    int n = scandirat(fd, ".", &names, not_dot, NULL);
-    if (n < 0) {
-        int e = errno;
-        buf_printf(err, "spool %s/%s: %s", sp->dir, SPOOL_TMP, strerror(e));
-        close(fd);
-        return -e;
-    }
-    int removed = 0;
+    int n = dir_list(fd, sp->dir, SPOOL_TMP, 0, &names, err);
+    int removed = n < 0 ? n : 0;
     for (int i = 0; i < n; i++) {
         if (unlinkat(fd, names[i]->d_name, 0) == 0)
             removed++;
         else
             log_msg(LOG_WARN, "spool.tmp_left", "cannot remove %s/%s/%s: %s", sp->dir, SPOOL_TMP,
                     names[i]->d_name, strerror(errno));
-        free(names[i]);
     }
-    free(names);
+    if (n >= 0)
+        dir_list_free(names, n);
     close(fd);
     return removed;
 }
@@ -66,52 +82,126 @@ static int quarantine(int queue_fd, int corrupt_fd, const char *name, const char
     return rc;
 }
 
-/* Calls cb for each whole, valid file of queue/ in id (so time) order. Files that fail validation
- * go to corrupt/ when corrupt_fd >= 0, and are skipped otherwise. Returns the count or -errno. */
-static int queue_walk(const char *dir, int queue_fd, int corrupt_fd, spool_recover_cb cb, void *arg,
-                      struct buf *err)
+/* What a walk over queue/ does besides calling cb. */
+struct walk {
+    const char *dir;
+    int queue_fd;
+    int state_fd;   /* -1: no state/ (a spool from before state files) */
+    int corrupt_fd; /* -1: read-only (spool_scan) */
+    spool_recover_cb cb;
+    void *arg;
+    int moved;    /* files moved to corrupt/ */
+    int finished; /* messages removed because every recipient was final */
+};
+
+/* Recovery only: cuts a torn tail off a state file, so the records appended from now on are read
+ * again (a reader stops at the first bad record). */
+static void state_cut(int state_fd, const char *id, const struct spool_state *st)
+{
+    int fd = openat(state_fd, id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    int ok = fd >= 0 && ftruncate(fd, (off_t)st->valid_len) == 0 && fdatasync(fd) == 0;
+    log_msg(ok ? LOG_WARN : LOG_ERROR, "spool.state_cut",
+            "queue id %s: %llu bytes of a torn state record %s", id,
+            (unsigned long long)(st->fed_len - st->valid_len), ok ? "removed" : "left");
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Recovery only: removes a message with nothing left to do, the queue file durably first (see
+ * remove_run in spool_ops.c). */
+static int finished_remove(const struct walk *w, const char *id)
+{
+    if (unlinkat(w->queue_fd, id, 0) < 0 || fsync(w->queue_fd) < 0 ||
+        (unlinkat(w->state_fd, id, 0) < 0 && errno != ENOENT))
+        return -errno;
+    log_msg(LOG_INFO, "spool.finished_removed", "queue id %s: every recipient final", id);
+    return 0;
+}
+
+/* Handles one queue file. Returns 1 when cb was called, 0 when not, or -errno. */
+static int walk_one(struct walk *w, const char *name, struct buf *err)
+{
+    struct spool_loaded l;
+    struct buf why = BUF_INIT;
+    int rc = -EBADMSG;
+    if (!spool_fs_id_valid(name))
+        buf_printf(&why, "not a queue id");
+    else
+        rc = spool_fs_load(w->queue_fd, w->state_fd, name, &l, NULL, &why);
+    if (rc == 0) {
+        int recovering = w->corrupt_fd >= 0;
+        if (recovering && l.state.valid_len < l.state.fed_len)
+            state_cut(w->state_fd, name, &l.state);
+        if (recovering && l.dec.env.nrcpts > 0 && spool_state_all_final(&l.state)) {
+            rc = finished_remove(w, name);
+            if (rc < 0)
+                buf_printf(err, "spool %s/%s/%s: cannot remove: %s", w->dir, SPOOL_QUEUE, name,
+                           strerror(-rc));
+            else
+                w->finished++;
+        } else {
+            w->cb(&l.entry, w->arg);
+            rc = 1;
+        }
+        spool_fs_loaded_free(&l);
+    } else if (rc == -EBADMSG) {
+        if (w->corrupt_fd >= 0 && quarantine(w->queue_fd, w->corrupt_fd, name, why.data) == 0)
+            w->moved++;
+        rc = 0;
+    } else if (rc == -ENOENT) { /* delivered and removed since the listing */
+        rc = 0;
+    } else {
+        buf_printf(err, "spool %s/%s/%.*s", w->dir, SPOOL_QUEUE, (int)why.len, why.data);
+    }
+    buf_free(&why);
+    return rc;
+}
+
+/* Calls cb for each whole, valid file of queue/ in id (so time) order, with its recipient states.
+ * When recovering (corrupt_fd >= 0), files that fail validation go to corrupt/ and messages whose
+ * recipients are all final are removed; otherwise both are skipped. Returns the count or -errno. */
+static int queue_walk(struct walk *w, struct buf *err)
 {
     struct dirent **names;
-    int n = scandirat(queue_fd, ".", &names, not_dot, alphasort);
-    if (n < 0) {
-        int e = errno;
-        buf_printf(err, "spool %s/%s: %s", dir, SPOOL_QUEUE, strerror(e));
-        return -e;
-    }
-    int count = 0, moved = 0;
+    int n = dir_list(w->queue_fd, w->dir, SPOOL_QUEUE, 1, &names, err);
+    if (n < 0)
+        return n;
+    int count = 0;
     for (int i = 0; i < n && count >= 0; i++) {
-        const char *name = names[i]->d_name;
-        struct envelope_decoder dec;
-        struct buf why = BUF_INIT;
-        int rc = -EBADMSG;
-        if (!spool_fs_id_valid(name))
-            buf_printf(&why, "not a queue id");
-        else
-            rc = spool_fs_read(queue_fd, name, &dec, NULL, &why);
-        if (rc == 0) {
-            struct spool_entry entry = {name, &dec.env, dec.body_size};
-            cb(&entry, arg);
-            envelope_decoder_free(&dec);
-            count++;
-        } else if (rc == -EBADMSG) {
-            if (corrupt_fd >= 0 && quarantine(queue_fd, corrupt_fd, name, why.data) == 0)
-                moved++;
-        } else if (rc != -ENOENT) { /* ENOENT: delivered and removed since the listing */
-            buf_printf(err, "spool %s/%s/%.*s", dir, SPOOL_QUEUE, (int)why.len, why.data);
-            count = rc;
-        }
-        buf_free(&why);
+        int rc = walk_one(w, names[i]->d_name, err);
+        count = rc < 0 ? rc : count + rc;
     }
-    for (int i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    dir_list_free(names, n);
     /* Make the moves last, so a crash does not bring a bad file back at the next start. */
-    if (moved > 0 && (fsync(corrupt_fd) < 0 || fsync(queue_fd) < 0) && count >= 0) {
+    if (w->moved > 0 && (fsync(w->corrupt_fd) < 0 || fsync(w->queue_fd) < 0) && count >= 0) {
         int e = errno;
-        buf_printf(err, "spool %s: sync after moving corrupt files: %s", dir, strerror(e));
+        buf_printf(err, "spool %s: sync after moving corrupt files: %s", w->dir, strerror(e));
         count = -e;
     }
     return count;
+}
+
+/* Removes state files whose message is gone (removed between the two unlinks by a crash, or
+ * quarantined). Returns how many, or -errno. */
+static int state_orphans_clear(struct spool *sp, struct buf *err)
+{
+    struct dirent **names;
+    int n = dir_list(sp->state_fd, sp->dir, SPOOL_STATE, 0, &names, err);
+    if (n < 0)
+        return n;
+    int removed = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        if (faccessat(sp->queue_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+            if (unlinkat(sp->state_fd, name, 0) == 0)
+                removed++;
+            else
+                log_msg(LOG_WARN, "spool.state_left", "cannot remove %s/%s/%s: %s", sp->dir,
+                        SPOOL_STATE, name, strerror(errno));
+        }
+    }
+    dir_list_free(names, n);
+    return removed;
 }
 
 int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *err)
@@ -124,8 +214,17 @@ int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *
     int corrupt_fd = spool_fs_open_dir(sp->dir, SPOOL_CORRUPT, err);
     if (corrupt_fd < 0)
         return corrupt_fd;
-    int count = queue_walk(sp->dir, sp->queue_fd, corrupt_fd, cb, arg, err);
+    struct walk w = {sp->dir, sp->queue_fd, sp->state_fd, corrupt_fd, cb, arg, 0, 0};
+    int count = queue_walk(&w, err);
     close(corrupt_fd);
+    if (w.finished > 0)
+        log_msg(LOG_INFO, "spool.finished", "%d finished messages removed", w.finished);
+    int orphans = count < 0 ? 0 : state_orphans_clear(sp, err);
+    if (orphans < 0)
+        return orphans;
+    if (orphans > 0)
+        log_msg(LOG_INFO, "spool.state_orphans", "%d state files without a message removed",
+                orphans);
     return count;
 }
 
@@ -134,7 +233,13 @@ int spool_scan(const char *dir, spool_recover_cb cb, void *arg, struct buf *err)
     int queue_fd = spool_fs_open_dir(dir, SPOOL_QUEUE, err);
     if (queue_fd < 0)
         return queue_fd;
-    int count = queue_walk(dir, queue_fd, -1, cb, arg, err);
+    struct buf ignored = BUF_INIT;
+    int state_fd = spool_fs_open_dir(dir, SPOOL_STATE, &ignored); /* absent in an old spool */
+    buf_free(&ignored);
+    struct walk w = {dir, queue_fd, state_fd < 0 ? -1 : state_fd, -1, cb, arg, 0, 0};
+    int count = queue_walk(&w, err);
+    if (state_fd >= 0)
+        close(state_fd);
     close(queue_fd);
     return count;
 }

@@ -1,7 +1,7 @@
 /*
  * Fuzzes the spool file decoder: whatever the bytes and however they are split, it reaches the same
  * verdict with the same envelope and body; and a file it accepts encodes again into one that it
- * accepts with the same content.
+ * accepts with the same content (envelope, body and prefix).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +19,11 @@ static void flatten(const struct spool_envelope *env, struct buf *out)
     for (size_t i = 0; i < 4; i++)
         buf_printf(out, "%d%s|", opt[i] != NULL, opt[i] ? opt[i] : "");
     buf_printf(out, "%lld|%u", (long long)env->received_at, env->flags);
+}
+
+static int buf_same(const struct buf *a, const struct buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
 }
 
 static int decode(const uint8_t *data, size_t size, size_t step, struct envelope_decoder *d,
@@ -50,7 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         flatten(&pieces.env, &b);
         if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0 ||
             body_whole.len != whole.body_size || body_whole.len != body_pieces.len ||
-            (body_whole.len && memcmp(body_whole.data, body_pieces.data, body_whole.len) != 0))
+            (body_whole.len && memcmp(body_whole.data, body_pieces.data, body_whole.len) != 0) ||
+            !buf_same(&whole.prefix, &pieces.prefix))
             abort();
 
         /* What was accepted encodes again, in body records as large as allowed, to the same
@@ -63,6 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             envelope_rec_begin(&again, ENVELOPE_REC_BODY, (uint32_t)n);
             buf_append(&again, body_whole.data + off, n);
         }
+        envelope_prefix_append(&again, whole.prefix.data, whole.prefix.len);
         envelope_end_append(&again, body_whole.len, envelope_crc32(0, again.data, again.len));
         struct envelope_decoder d2;
         if (decode((const uint8_t *)again.data, again.len, again.len, &d2, &body_again) != 1)
@@ -71,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         flatten(&d2.env, &b);
         if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0 ||
             body_again.len != body_whole.len ||
-            (body_whole.len && memcmp(body_again.data, body_whole.data, body_whole.len) != 0))
+            (body_whole.len && memcmp(body_again.data, body_whole.data, body_whole.len) != 0) ||
+            !buf_same(&d2.prefix, &whole.prefix))
             abort();
         envelope_decoder_free(&d2);
         buf_free(&a);

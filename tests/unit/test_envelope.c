@@ -89,6 +89,7 @@ static void test_round_trip(void)
         check_env_eq(&d.env, &full_env);
         CHECK_INT_EQ(d.body_size, strlen(body));
         CHECK_MEM_EQ(got.data, got.len, body);
+        CHECK_INT_EQ(d.prefix.len, 0); /* a file without a prefix record, as before them */
         envelope_decoder_free(&d);
         buf_free(&got);
     }
@@ -179,6 +180,14 @@ static void test_rejects(void)
     CHECK_INT_EQ(DEC(MAGIC REC("S", "\x01") "s" REC("B", "\x01") "x", 1), -EBADMSG); /* no T, F */
     CHECK_INT_EQ(DEC(MAGIC REQUIRED REC("B", "\x01") "x" REC("R", "\x01") "r", 1), -EBADMSG);
 
+    /* The prefix record: once, after the body, never empty, not counted in the body size. */
+    CHECK_INT_EQ(DEC(MAGIC REQUIRED REC("B", "\x01") "x" REC("P", "\x01") "p", 1), 1);
+    CHECK_INT_EQ(DEC(MAGIC REQUIRED REC("P", "\x01") "p", 0), 1);
+    CHECK_INT_EQ(DEC(MAGIC REQUIRED REC("P", "\x01") "p" REC("P", "\x01") "q", 0), -EBADMSG);
+    CHECK_INT_EQ(DEC(MAGIC REQUIRED REC("P", "\x01") "p" REC("B", "\x01") "x", 1), -EBADMSG);
+    CHECK_INT_EQ(DEC(MAGIC REQUIRED REC("P", "\x00"), 0), -EBADMSG);
+    CHECK_INT_EQ(DEC(MAGIC REC("P", "\x01") "p" REQUIRED, 0), -EBADMSG);
+
     /* Caps hold before any allocation: a string of 1001 bytes, a body record over 1 MiB. */
     struct buf file = BUF_INIT;
     buf_append(&file, MAGIC, sizeof MAGIC - 1);
@@ -203,6 +212,43 @@ static void test_rejects(void)
     envelope_rec_begin(&file, ENVELOPE_REC_RCPT, 1);
     buf_append(&file, "r", 1);
     CHECK_INT_EQ(decode_records(file.data, file.len, 0), -EBADMSG);
+    buf_free(&file);
+}
+
+static void test_prefix(void)
+{
+    const char *body = "Subject: hi\r\n\r\nbody\r\n";
+    const char *prefix = "DKIM-Signature: v=1; b=x\r\n";
+    struct buf file = BUF_INIT;
+    CHECK_INT_EQ(envelope_encode(&full_env, &file), 0);
+    envelope_rec_begin(&file, ENVELOPE_REC_BODY, (uint32_t)strlen(body));
+    buf_append_str(&file, body);
+    envelope_prefix_append(&file, prefix, strlen(prefix));
+    envelope_end_append(&file, strlen(body), envelope_crc32(0, file.data, file.len));
+    static const size_t steps[] = {1, 3, 4096};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct envelope_decoder d;
+        struct buf got = BUF_INIT;
+        CHECK_INT_EQ(decode(file.data, file.len, steps[i], &d, &got), 1);
+        CHECK_INT_EQ(d.body_size, strlen(body));
+        CHECK_MEM_EQ(got.data, got.len, body); /* the reader puts the prefix in front */
+        CHECK_MEM_EQ(d.prefix.data, d.prefix.len, prefix);
+        envelope_decoder_free(&d);
+        buf_free(&got);
+    }
+
+    /* An empty prefix writes no record: the file is as before prefixes existed. */
+    size_t len = file.len;
+    envelope_prefix_append(&file, "", 0);
+    CHECK_INT_EQ(file.len, len);
+
+    /* The cap holds before the payload is read. */
+    buf_reset(&file);
+    CHECK_INT_EQ(envelope_encode(&full_env, &file), 0);
+    envelope_rec_begin(&file, ENVELOPE_REC_PREFIX, ENVELOPE_PREFIX_MAX + 1);
+    struct envelope_decoder d;
+    CHECK_INT_EQ(decode(file.data, file.len, 4096, &d, NULL), -EBADMSG);
+    envelope_decoder_free(&d);
     buf_free(&file);
 }
 
@@ -241,6 +287,7 @@ int main(void)
     test_round_trip();
     test_truncated_and_corrupt();
     test_rejects();
+    test_prefix();
     test_encode_caps();
     return check_report("test_envelope");
 }

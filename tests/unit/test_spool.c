@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -169,8 +171,20 @@ struct seen {
     int n;
     char id[MAX_SEEN][SPOOL_ID_MAX + 1];
     struct buf env[MAX_SEEN];
+    struct buf state[MAX_SEEN];
     uint64_t size[MAX_SEEN];
 };
+
+/* Recipient states flattened to "status/attempts/next_attempt/reply;" each. */
+static void state_flatten(const struct spool_entry *e, struct buf *out)
+{
+    CHECK(e->rcpt_state != NULL);
+    for (size_t i = 0; e->rcpt_state != NULL && i < e->env->nrcpts; i++) {
+        const struct spool_rcpt_state *r = &e->rcpt_state[i];
+        buf_printf(out, "%d/%u/%lld/%s;", (int)r->status, r->attempts, (long long)r->next_attempt,
+                   r->reply);
+    }
+}
 
 static void seen_on_entry(const struct spool_entry *e, void *arg)
 {
@@ -179,14 +193,17 @@ static void seen_on_entry(const struct spool_entry *e, void *arg)
         return;
     snprintf(s->id[s->n], sizeof s->id[s->n], "%s", e->id);
     env_flatten(e->env, &s->env[s->n]);
+    state_flatten(e, &s->state[s->n]);
     s->size[s->n] = e->body_size;
     s->n++;
 }
 
 static void seen_free(struct seen *s)
 {
-    for (int i = 0; i < s->n; i++)
+    for (int i = 0; i < s->n; i++) {
         buf_free(&s->env[i]);
+        buf_free(&s->state[i]);
+    }
     s->n = 0;
 }
 
@@ -575,6 +592,403 @@ static void test_errors(void)
     free(dir);
 }
 
+/* ---- recipient state, prefix, removal, async load ---- */
+
+/* Closes the spool and removes its directory. */
+static void teardown(struct spool *sp, char *dir, struct buf *err)
+{
+    spool_close(sp);
+    buf_free(err);
+    rm_tree(dir);
+    free(dir);
+}
+
+/* Commits a message with the given prefix (NULL: none) and body; returns its id in id. */
+static void commit_with_prefix(struct spool *sp, const struct spool_envelope *env,
+                               const char *prefix, const char *body, char *id)
+{
+    struct result r = {0, 1};
+    struct spool_msg *msg = spool_msg_new(sp, env);
+    snprintf(id, SPOOL_ID_MAX + 1, "%s", spool_msg_id(msg));
+    spool_msg_append(msg, body, strlen(body), NULL, NULL);
+    if (prefix != NULL) {
+        CHECK_INT_EQ(spool_msg_prepend(msg, prefix, strlen(prefix)), 0);
+        CHECK_INT_EQ(spool_msg_prepend(msg, prefix, strlen(prefix)), -EINVAL); /* only once */
+    }
+    spool_msg_commit(msg, result_on_committed, &r);
+    run_until(&r.calls, 1);
+    CHECK_INT_EQ(r.status, 0);
+}
+
+struct op_result {
+    int calls;
+    int status[8];
+};
+
+static void op_on_done(int status, void *arg)
+{
+    struct op_result *r = arg;
+    if (r->calls < 8)
+        r->status[r->calls] = status;
+    r->calls++;
+}
+
+/* Writes updates and waits for the callback; returns its status. */
+static int update_sync(struct spool *sp, const char *id, const struct spool_rcpt_update *u,
+                       size_t n)
+{
+    struct op_result r = {0};
+    spool_rcpt_update(sp, id, u, n, op_on_done, &r);
+    CHECK_INT_EQ(r.calls, 0); /* never from inside the call */
+    run_until(&r.calls, 1);
+    CHECK_INT_EQ(r.calls, 1);
+    return r.status[0];
+}
+
+struct loaded {
+    int calls, status;
+    struct buf body, state, why;
+    uint64_t size;
+};
+
+static void loaded_on_done(int status, const struct spool_entry *entry, struct buf *body,
+                           const char *why, void *arg)
+{
+    struct loaded *l = arg;
+    l->calls++;
+    l->status = status;
+    if (status == 0) {
+        state_flatten(entry, &l->state);
+        l->size = entry->body_size;
+        l->body = *body; /* moved out, as the API allows */
+        *body = (struct buf)BUF_INIT;
+    } else {
+        CHECK(why != NULL && why[0] != '\0');
+        buf_printf(&l->why, "%s", why);
+    }
+}
+
+static struct loaded load_sync(struct spool *sp, const char *id)
+{
+    struct loaded l = {0};
+    spool_load(sp, id, loaded_on_done, &l);
+    CHECK_INT_EQ(l.calls, 0);
+    CHECK(spool_pending(sp) > 0);
+    run_until(&l.calls, 1);
+    CHECK_INT_EQ(l.calls, 1);
+    CHECK_INT_EQ(spool_pending(sp), 0);
+    return l;
+}
+
+static void loaded_free(struct loaded *l)
+{
+    buf_free(&l->body);
+    buf_free(&l->state);
+    buf_free(&l->why);
+}
+
+static long file_size(const char *dir, const char *sub, const char *name)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void test_prefix(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char with[SPOOL_ID_MAX + 1], without[SPOOL_ID_MAX + 1];
+    const char *prefix = "DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc\r\n";
+    const char *body = "Subject: hi\r\n\r\nbody\r\n";
+    commit_with_prefix(sp, &env_full, prefix, body, with);
+    commit_with_prefix(sp, &env_full, NULL, body, without);
+
+    /* Too long a prefix, or one after commit, is refused. */
+    struct spool_msg *msg = spool_msg_new(sp, &env_full);
+    struct buf big = BUF_INIT;
+    fill_random(&big, 65537, 5);
+    CHECK_INT_EQ(spool_msg_prepend(msg, big.data, big.len), -EINVAL);
+    buf_free(&big);
+    spool_msg_abort(msg);
+    int zero = 0;
+    run_until(&zero, 1); /* runs until the abort is done */
+
+    /* Readers get the prefix first, then the body; the size counts both. */
+    struct buf got = BUF_INIT, err = BUF_INIT;
+    CHECK_INT_EQ(spool_load_body(dir, with, &got, &err), 0);
+    CHECK_MEM_EQ(got.data, got.len,
+                 "DKIM-Signature: v=1; a=rsa-sha256;\r\n\tb=abc\r\nSubject: hi\r\n\r\nbody\r\n");
+    buf_reset(&got);
+    CHECK_INT_EQ(spool_load_body(dir, without, &got, &err), 0);
+    CHECK_MEM_EQ(got.data, got.len, body);
+    buf_free(&got);
+    struct loaded l = load_sync(sp, with);
+    CHECK_INT_EQ(l.status, 0);
+    CHECK_INT_EQ(l.size, strlen(prefix) + strlen(body));
+    CHECK_INT_EQ(l.body.len, strlen(prefix) + strlen(body));
+    CHECK(l.body.len > 0 && memcmp(l.body.data, prefix, strlen(prefix)) == 0);
+    CHECK_STR_EQ(l.state.data, "0/0/0/;0/0/0/;"); /* no state file: all pending */
+    loaded_free(&l);
+    spool_close(sp);
+
+    sp = open_spool(dir);
+    struct seen seen = {0};
+    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 2);
+    int k = seen_find(&seen, with);
+    CHECK(k >= 0 && seen.size[k] == strlen(prefix) + strlen(body));
+    seen_free(&seen);
+    teardown(sp, dir, &err);
+}
+
+static void test_rcpt_state(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char id[SPOOL_ID_MAX + 1];
+    commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
+
+    struct spool_rcpt_update first[] = {
+        {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 4.7.1 try later"},
+        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, NULL},
+    };
+    CHECK_INT_EQ(update_sync(sp, id, first, 2), 0);
+    struct stat st;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/state/%s", dir, id);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    snprintf(path, sizeof path, "%s/state", dir);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700);
+
+    /* Three updates in a row, without waiting: run one at a time, called back in order, and the
+     * last record of a recipient wins. A long reply with line breaks becomes one capped line. */
+    struct buf longreply = BUF_INIT;
+    buf_append_str(&longreply, "550 5.1.1 no\r\nsuch user ");
+    while (longreply.len < 1500)
+        buf_append_str(&longreply, "x");
+    struct spool_rcpt_update second = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "421 busy"};
+    struct spool_rcpt_update third = {1, SPOOL_RCPT_DELIVERED, 2, 0, "250 2.0.0 ok"};
+    struct spool_rcpt_update fourth = {0, SPOOL_RCPT_FAILED, 3, 0, longreply.data};
+    struct op_result r = {0};
+    spool_rcpt_update(sp, id, &second, 1, op_on_done, &r);
+    spool_rcpt_update(sp, id, &third, 1, op_on_done, &r);
+    spool_rcpt_update(sp, id, &fourth, 1, op_on_done, &r);
+    CHECK_INT_EQ(spool_pending(sp), 3);
+    run_until(&r.calls, 3);
+    CHECK_INT_EQ(r.calls, 3);
+    CHECK(r.status[0] == 0 && r.status[1] == 0 && r.status[2] == 0);
+    CHECK_INT_EQ(spool_pending(sp), 0);
+
+    struct buf want = BUF_INIT;
+    buf_printf(&want, "3/3/0/550 5.1.1 no  such user %.*s;2/2/0/250 2.0.0 ok;",
+               SPOOL_REPLY_MAX - 24, longreply.data + 25);
+    struct loaded l = load_sync(sp, id);
+    CHECK_INT_EQ(l.status, 0);
+    CHECK_STR_EQ(l.state.data, want.data);
+    CHECK_MEM_EQ(l.body.data, l.body.len, "x\r\n");
+    loaded_free(&l);
+    spool_close(sp);
+
+    /* Scan and recovery see the same; a FAILED recipient keeps the message. */
+    struct seen seen = {0};
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(spool_scan(dir, seen_on_entry, &seen, &err), 1);
+    CHECK_STR_EQ(seen.state[0].data, want.data);
+    seen_free(&seen);
+    sp = open_spool(dir);
+    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 1);
+    CHECK_STR_EQ(seen.state[0].data, want.data);
+    seen_free(&seen);
+
+    /* Once every recipient is final, the next recovery removes the message and its states. */
+    struct spool_rcpt_update bounced = {0, SPOOL_RCPT_BOUNCED, 3, 0, "dsn sent"};
+    CHECK_INT_EQ(update_sync(sp, id, &bounced, 1), 0);
+    spool_close(sp);
+    sp = open_spool(dir);
+    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 0);
+    CHECK_INT_EQ(count_files(dir, "queue"), 0);
+    CHECK_INT_EQ(count_files(dir, "state"), 0);
+
+    /* Bad ids fail through the callback. */
+    CHECK_INT_EQ(update_sync(sp, "../queue/x", &bounced, 1), -EINVAL);
+    l = load_sync(sp, "not/an/id");
+    CHECK_INT_EQ(l.status, -EINVAL);
+    loaded_free(&l);
+    buf_free(&want);
+    buf_free(&longreply);
+    teardown(sp, dir, &err);
+}
+
+static void test_torn_tail(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char id[SPOOL_ID_MAX + 1];
+    commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
+    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first"};
+    struct spool_rcpt_update b = {0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second"};
+    CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
+    long good = file_size(dir, "state", id);
+    CHECK_INT_EQ(update_sync(sp, id, &b, 1), 0);
+    spool_close(sp);
+
+    /* A crash in the middle of the second record. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/state/%s", dir, id);
+    CHECK(truncate(path, good + 10) == 0);
+
+    /* The scan ignores the torn record and changes nothing. */
+    struct seen seen = {0};
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(spool_scan(dir, seen_on_entry, &seen, &err), 1);
+    CHECK_STR_EQ(seen.state[0].data, "1/1/1700000600/451 first;");
+    seen_free(&seen);
+    CHECK_INT_EQ(file_size(dir, "state", id), good + 10);
+
+    /* Recovery cuts it, so a record appended now is read again. */
+    sp = open_spool(dir);
+    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 1);
+    CHECK_STR_EQ(seen.state[0].data, "1/1/1700000600/451 first;");
+    seen_free(&seen);
+    CHECK_INT_EQ(file_size(dir, "state", id), good);
+    struct spool_rcpt_update c = {0, SPOOL_RCPT_DEFERRED, 2, 1700009999, "452 third"};
+    CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
+    struct loaded l = load_sync(sp, id);
+    CHECK_STR_EQ(l.state.data, "1/2/1700009999/452 third;");
+    loaded_free(&l);
+
+    /* A length beyond the cap, then a valid record: both ignored by readers. */
+    int fd = open(path, O_WRONLY | O_APPEND);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "\xff\xff\xff\xff", 4) == 4);
+    close(fd);
+    CHECK_INT_EQ(update_sync(sp, id, &b, 1), 0);
+    l = load_sync(sp, id);
+    CHECK_STR_EQ(l.state.data, "1/2/1700009999/452 third;");
+    loaded_free(&l);
+    teardown(sp, dir, &err);
+}
+
+/* First updates of many messages at once: each makes a state file, whose directory entries are
+ * synced in groups; every callback comes, and every state is read back. */
+static void test_many_updates(void)
+{
+    enum { N = 40 };
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char ids[N][SPOOL_ID_MAX + 1];
+    for (int i = 0; i < N; i++)
+        commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", ids[i]);
+    struct op_result r[N];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N; i++) {
+        struct spool_rcpt_update u = {0, SPOOL_RCPT_DEFERRED, (unsigned)i + 1, 1700000000 + i,
+                                      "451 later"};
+        spool_rcpt_update(sp, ids[i], &u, 1, op_on_done, &r[i]);
+    }
+    int calls = 0;
+    uint64_t deadline = uv_hrtime() + 60 * (uint64_t)1000000000;
+    while (spool_pending(sp) > 0 && uv_hrtime() < deadline && uv_run(&loop, UV_RUN_ONCE) != 0)
+        ;
+    for (int i = 0; i < N; i++) {
+        calls += r[i].calls;
+        CHECK_INT_EQ(r[i].status[0], 0);
+    }
+    CHECK_INT_EQ(calls, N);
+    CHECK_INT_EQ(count_files(dir, "state"), N);
+    struct seen seen = {0};
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(spool_scan(dir, seen_on_entry, &seen, &err), N);
+    for (int i = 0; i < N; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "1/%d/%d/451 later;", i + 1, 1700000000 + i);
+        int k = seen_find(&seen, ids[i]);
+        CHECK(k >= 0);
+        if (k >= 0)
+            CHECK_STR_EQ(seen.state[k].data, want);
+    }
+    seen_free(&seen);
+    teardown(sp, dir, &err);
+}
+
+/* An append cut short (here by a file size limit, as a full disk would) fails, is cut off the
+ * file again, and does not hide the records appended after it. */
+static void test_failed_append(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char id[SPOOL_ID_MAX + 1];
+    commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
+    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first"};
+    CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
+    long good = file_size(dir, "state", id);
+
+    struct rlimit saved, limit;
+    CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    limit = saved;
+    limit.rlim_cur = (rlim_t)good + 10;
+    signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &limit) == 0);
+    struct spool_rcpt_update b = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "452 second"};
+    CHECK_INT_EQ(update_sync(sp, id, &b, 1), -EFBIG);
+    CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    signal(SIGXFSZ, SIG_DFL);
+    CHECK_INT_EQ(file_size(dir, "state", id), good);
+
+    struct spool_rcpt_update c = {0, SPOOL_RCPT_DELIVERED, 3, 0, "250 third"};
+    CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
+    struct loaded l = load_sync(sp, id);
+    CHECK_STR_EQ(l.state.data, "2/3/0/250 third;");
+    loaded_free(&l);
+    struct buf err = BUF_INIT;
+    teardown(sp, dir, &err);
+}
+
+static void test_remove(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char id[SPOOL_ID_MAX + 1], kept[SPOOL_ID_MAX + 1];
+    commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
+    commit_with_prefix(sp, &env_full, NULL, "y\r\n", kept);
+    struct spool_rcpt_update u = {0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok"};
+    CHECK_INT_EQ(update_sync(sp, id, &u, 1), 0);
+    CHECK(path_exists(dir, "state", id));
+
+    /* An update queued behind the removal finds the message gone and creates no state file. */
+    struct op_result r = {0};
+    spool_msg_remove(sp, id, op_on_done, &r);
+    spool_rcpt_update(sp, id, &u, 1, op_on_done, &r);
+    spool_msg_remove(sp, id, NULL, NULL); /* no callback wanted */
+    run_until(&r.calls, 2);
+    CHECK_INT_EQ(r.status[0], 0);
+    CHECK_INT_EQ(r.status[1], -ENOENT);
+    while (spool_pending(sp) > 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
+        ;
+    CHECK(!path_exists(dir, "queue", id));
+    CHECK(!path_exists(dir, "state", id));
+    CHECK(path_exists(dir, "queue", kept));
+    struct loaded l = load_sync(sp, id);
+    CHECK_INT_EQ(l.status, -ENOENT);
+    loaded_free(&l);
+    spool_close(sp);
+
+    /* A state file left without its message (a crash between the unlinks) goes at recovery. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/state/%s", dir, id);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    close(fd);
+    sp = open_spool(dir);
+    struct seen seen = {0};
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 1);
+    CHECK_STR_EQ(seen.id[0], kept);
+    seen_free(&seen);
+    CHECK(!path_exists(dir, "state", id));
+    teardown(sp, dir, &err);
+}
+
 int main(void)
 {
     setenv("UV_THREADPOOL_SIZE", "16", 1);
@@ -584,6 +998,12 @@ int main(void)
     test_abort();
     test_recover_rejects();
     test_errors();
+    test_prefix();
+    test_rcpt_state();
+    test_torn_tail();
+    test_failed_append();
+    test_many_updates();
+    test_remove();
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
     return check_report("test_spool");
 }

@@ -1,0 +1,264 @@
+/*
+ * Work on committed messages, each on the thread pool with its callback on the loop: recipient
+ * state updates (appended to state/<id>), removals, and loads for delivery.
+ *
+ * Updates and removals of one message run one at a time, in call order (loads need not: a reader
+ * takes a record being appended for a torn tail and ignores it). So a failed append can be cut off
+ * the file again before the next one starts, and no torn record ends up between valid ones, where
+ * it would hide every later record.
+ */
+#include "spool/spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "spool/spool_fs.h"
+#include "spool/spool_state.h"
+
+enum op_kind { OP_UPDATE, OP_REMOVE, OP_LOAD };
+
+struct spool_op {
+    struct spool *sp;
+    uv_work_t work;
+    enum op_kind kind;
+    int status;                       /* the result, set on the thread pool */
+    int created;                      /* update: made the state file, whose name needs a sync */
+    struct spool_dirsync_waiter sync; /* ... in the group sync of state/ */
+    struct spool_op *next_running;    /* in sp->ops_running (updates and removals) */
+    struct spool_op *next_same; /* the next update or removal of this id, waiting for this one */
+    spool_update_cb update_cb;
+    spool_load_cb load_cb;
+    void *arg;
+    struct buf data; /* update: the records; load: the body */
+    struct buf why;  /* load: the reason of a failure */
+    struct spool_loaded loaded;
+    char id[SPOOL_ID_MAX + 1];
+};
+
+static void op_work(uv_work_t *work);
+static void op_done(uv_work_t *work, int status);
+
+static struct spool_op *op_new(struct spool *sp, enum op_kind kind, const char *id, void *arg)
+{
+    struct spool_op *op = xcalloc(1, sizeof *op);
+    op->sp = sp;
+    op->kind = kind;
+    op->arg = arg;
+    if (strlen(id) <= SPOOL_ID_MAX && spool_fs_id_valid(id))
+        strcpy(op->id, id);
+    else
+        op->status = -EINVAL; /* reported through the callback, like any failure */
+    sp->nops++;
+    sp->pending++;
+    return op;
+}
+
+static void op_queue(struct spool_op *op)
+{
+    spool_fs_started(uv_queue_work(op->sp->loop, &op->work, op_work, op_done), "work");
+}
+
+/* Queues op, or, when an update or removal of its message is running, links it behind that. */
+static void op_start(struct spool_op *op)
+{
+    struct spool *sp = op->sp;
+    if (op->kind != OP_LOAD && op->status == 0) {
+        for (struct spool_op *r = sp->ops_running; r != NULL; r = r->next_running) {
+            if (strcmp(r->id, op->id) == 0) {
+                while (r->next_same != NULL)
+                    r = r->next_same;
+                r->next_same = op;
+                return;
+            }
+        }
+        op->next_running = sp->ops_running;
+        sp->ops_running = op;
+    }
+    op_queue(op);
+}
+
+/* Takes a finished op out of the running list; the next one of its message takes its place. */
+static void op_running_end(struct spool_op *op)
+{
+    struct spool_op **p = &op->sp->ops_running;
+    while (*p != NULL && *p != op)
+        p = &(*p)->next_running;
+    if (*p == NULL)
+        return; /* never ran: failed before it was queued behind anything */
+    struct spool_op *next = op->next_same;
+    if (next != NULL) {
+        next->next_running = op->next_running;
+        *p = next;
+        op_queue(next);
+    } else {
+        *p = op->next_running;
+    }
+}
+
+void spool_rcpt_update(struct spool *sp, const char *id, const struct spool_rcpt_update *updates,
+                       size_t n, spool_update_cb cb, void *arg)
+{
+    struct spool_op *op = op_new(sp, OP_UPDATE, id, arg);
+    op->update_cb = cb;
+    spool_state_encode(updates, n, &op->data);
+    op_start(op);
+}
+
+void spool_msg_remove(struct spool *sp, const char *id, spool_update_cb cb, void *arg)
+{
+    struct spool_op *op = op_new(sp, OP_REMOVE, id, arg);
+    op->update_cb = cb;
+    op_start(op);
+}
+
+void spool_load(struct spool *sp, const char *id, spool_load_cb cb, void *arg)
+{
+    struct spool_op *op = op_new(sp, OP_LOAD, id, arg);
+    op->load_cb = cb;
+    op_start(op);
+}
+
+/* ---- on the thread pool ---- */
+
+/* Writes all of data: 0 or -errno. A short write is only followed by another when the first was
+ * cut short (a full disk, a file size limit), which then reports why. */
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        data += n, len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* One write of all records (O_APPEND), one fdatasync. Sets *created when it made the file: its
+ * directory entry is synced then too (op_done), as a lost DEFERRED or FAILED record would make the
+ * message go out again. */
+static int update_run(struct spool *sp, const char *id, const struct buf *records, int *created)
+{
+    if (records->len == 0)
+        return 0;
+    /* The message may have been removed meanwhile: then no state file is wanted. */
+    if (faccessat(sp->queue_fd, id, F_OK, 0) < 0)
+        return -errno;
+    int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
+    int fd = openat(sp->state_fd, id, flags | O_CREAT | O_EXCL, 0600);
+    *created = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = openat(sp->state_fd, id, flags);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+    } else {
+        rc = write_all(fd, records->data, records->len);
+        if (rc == 0 && fdatasync(fd) < 0)
+            rc = -errno;
+        /* Cut a failed append off, so later ones are not hidden behind a torn record (should
+         * this fail too, recovery cuts it). */
+        if (rc < 0 && ftruncate(fd, st.st_size) == 0)
+            (void)fdatasync(fd);
+    }
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+/* The queue file goes first and for good (a message without its state file would be sent again),
+ * then the state file. Returns -ENOENT when there was no queue file. */
+static int remove_run(struct spool *sp, const char *id)
+{
+    int rc = 0;
+    if (unlinkat(sp->queue_fd, id, 0) < 0)
+        rc = -errno;
+    else if (fsync(sp->queue_fd) < 0)
+        return -errno;
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    if (unlinkat(sp->state_fd, id, 0) < 0 && errno != ENOENT)
+        return -errno;
+    return rc;
+}
+
+static void op_work(uv_work_t *work)
+{
+    struct spool_op *op = container_of(work, struct spool_op, work);
+    struct spool *sp = op->sp;
+    if (op->status < 0)
+        return;
+    switch (op->kind) {
+    case OP_UPDATE:
+        op->status = update_run(sp, op->id, &op->data, &op->created);
+        break;
+    case OP_REMOVE:
+        op->status = remove_run(sp, op->id);
+        break;
+    case OP_LOAD:
+        op->status =
+            spool_fs_load(sp->queue_fd, sp->state_fd, op->id, &op->loaded, &op->data, &op->why);
+        break;
+    }
+}
+
+/* ---- back on the loop ---- */
+
+/* Calls back and frees op. An update or removal lets the next one of its message start only now:
+ * after a new state file's directory sync, so that no later update is reported durable first. */
+static void op_finish(struct spool_op *op)
+{
+    struct spool *sp = op->sp;
+    if (op->kind == OP_LOAD) {
+        if (op->status == -EINVAL)
+            buf_printf(&op->why, "not a queue id");
+        else if (op->why.len == 0 && op->status < 0)
+            buf_printf(&op->why, "%s", strerror(-op->status));
+        op->load_cb(op->status, op->status == 0 ? &op->loaded.entry : NULL, &op->data,
+                    op->status == 0 ? NULL : op->why.data, op->arg);
+        if (op->status == 0)
+            spool_fs_loaded_free(&op->loaded);
+    } else {
+        op_running_end(op);
+        if (op->update_cb != NULL)
+            op->update_cb(op->status, op->arg);
+    }
+    buf_free(&op->data);
+    buf_free(&op->why);
+    sp->nops--;
+    sp->pending--;
+    free(op);
+}
+
+static void op_on_state_synced(struct spool_dirsync_waiter *w, int status)
+{
+    struct spool_op *op = container_of(w, struct spool_op, sync);
+    if (status < 0)
+        op->status = status;
+    op_finish(op);
+}
+
+static void op_done(uv_work_t *work, int status)
+{
+    struct spool_op *op = container_of(work, struct spool_op, work);
+    if (status < 0 && op->status == 0)
+        op->status = status; /* cancelled: never ran (and so loaded nothing) */
+    if (op->status == 0 && op->created) {
+        op->sync.done = op_on_state_synced;
+        spool_dirsync_add(&op->sp->state_sync, &op->sync);
+        return;
+    }
+    op_finish(op);
+}

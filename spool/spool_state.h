@@ -1,0 +1,53 @@
+/*
+ * The recipient state file <spool>/state/<id> of a committed message: append-only records, the
+ * last one of a recipient wins. Each record is a 4-byte big-endian payload length, the payload and
+ * a 4-byte big-endian CRC-32 of length and payload. The payload is the recipient index (4 bytes),
+ * the status (1), attempts (4), next attempt (8, signed unix seconds) and the reply text (the
+ * rest, at most SPOOL_REPLY_MAX bytes). A crash mid-append leaves a torn last record: the decoder
+ * stops at the first record that breaks a cap or its CRC and ignores everything after it, and
+ * recovery cuts the file back to its valid records so that later appends are read again.
+ */
+#ifndef SLUICE_SPOOL_STATE_H
+#define SLUICE_SPOOL_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "spool/spool.h"
+
+#define SPOOL_STATE "state" /* the state files' directory under the spool */
+
+#define SPOOL_STATE_FIXED 17 /* payload bytes before the reply */
+#define SPOOL_STATE_REC_MAX (4 + SPOOL_STATE_FIXED + SPOOL_REPLY_MAX + 4)
+
+/* Appends one record per update. Replies are cut to SPOOL_REPLY_MAX bytes (at a UTF-8 character
+ * boundary) and control characters become spaces, so a reply is always one printable line. */
+void spool_state_encode(const struct spool_rcpt_update *updates, size_t n, struct buf *out);
+
+/* Streaming decoder: feed a state file's bytes in pieces of any size. */
+struct spool_state {
+    size_t nrcpts;
+    struct spool_rcpt_state *rcpts; /* nrcpts entries, PENDING until a record says otherwise */
+    uint64_t valid_len;             /* bytes of whole, valid records from the start of the file */
+    uint64_t fed_len;               /* bytes fed */
+    /* private */
+    char **replies; /* owned copies behind rcpts[i].reply, NULL for "" */
+    char rec[SPOOL_STATE_REC_MAX];
+    size_t got;
+    int broken; /* a record failed its checks: the rest is ignored */
+};
+
+void spool_state_init(struct spool_state *st, size_t nrcpts);
+void spool_state_feed(struct spool_state *st, const void *data, size_t len);
+void spool_state_free(struct spool_state *st);
+/* 1 when every recipient is DELIVERED or BOUNCED: the message has nothing left to do. */
+int spool_state_all_final(const struct spool_state *st);
+
+/* Reads the state file `id` of directory dirfd into st (initialised for nrcpts recipients). A
+ * missing file, or dirfd < 0 (a spool from before state files), means every recipient is pending.
+ * Returns 0 or -errno with a reason in err; st is then freed. */
+int spool_state_read(int dirfd, const char *id, size_t nrcpts, struct spool_state *st,
+                     struct buf *err);
+
+#endif
