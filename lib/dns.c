@@ -6,6 +6,8 @@
  * address request asks A and AAAA; TXT and PTR ask one question. A lookup that completes while its
  * starter is still on the stack (cache hit, bad name, c-ares failing at once) is parked on the
  * ready list, which a uv_idle drains on the next loop iteration: so no callback is synchronous.
+ * A question already on the wire is not asked twice: the later lookup waits on the first one's
+ * list and gets a copy of its answer (many deliveries to one domain start together).
  */
 #include "lib/dns.h"
 
@@ -36,11 +38,12 @@ struct dns_sock {
 
 struct dns_resolver {
     uv_loop_t *loop;
-    ares_channel channel;     /* NULL once destroyed */
-    uv_timer_t timer;         /* c-ares' next timeout */
-    uv_idle_t idle;           /* runs while the ready list is not empty */
-    struct dns_sock *socks;   /* sockets c-ares has open */
-    struct dns_lookup *ready; /* completed lookups waiting for their delivery */
+    ares_channel channel;       /* NULL once destroyed */
+    uv_timer_t timer;           /* c-ares' next timeout */
+    uv_idle_t idle;             /* runs while the ready list is not empty */
+    struct dns_sock *socks;     /* sockets c-ares has open */
+    struct dns_lookup *ready;   /* completed lookups waiting for their delivery */
+    struct dns_lookup *on_wire; /* lookups whose question c-ares is asking, to join */
     struct dns_lookup **ready_tail;
     struct dns_cache *cache;
     struct dns_stats stats;
@@ -94,13 +97,17 @@ struct dns_lookup {
     enum dns_status status; /* when parked: the outcome */
     unsigned char *msg;     /* when parked: the answer message (owned), or NULL */
     size_t len;
-    struct dns_lookup *next; /* on the ready list */
+    struct dns_lookup *next;         /* on the ready list, or on a waiters list */
+    struct dns_lookup *waiters;      /* lookups of the same question waiting for this answer */
+    struct dns_lookup *on_wire_next; /* on the resolver's on_wire list */
     char name[DNS_NAME_BUF];
 };
 
 /* The chain of one lookup, in firing order. */
 static void lookup_start(struct dns_req *req, uint32_t slot, int type, const char *name);
 static void lookup_on_ares(void *arg, int status, int timeouts, unsigned char *abuf, int alen);
+static void lookup_answer_waiters(struct dns_lookup *l, enum dns_status status,
+                                  const unsigned char *msg, size_t len);
 static void lookup_park(struct dns_lookup *l, enum dns_status status, unsigned char *msg,
                         size_t len);
 static void resolver_on_idle(uv_idle_t *h);
@@ -450,7 +457,16 @@ static void lookup_start(struct dns_req *req, uint32_t slot, int type, const cha
         lookup_park(l, status, msg, len);
         return;
     }
+    for (struct dns_lookup *w = r->on_wire; w != NULL; w = w->on_wire_next)
+        if (w->type == type && strcmp(w->name, l->name) == 0) {
+            l->cached = 1; /* the first lookup caches the answer */
+            l->next = w->waiters;
+            w->waiters = l;
+            return;
+        }
     r->stats.queries++;
+    l->on_wire_next = r->on_wire;
+    r->on_wire = l;
     l->starting = 1;
     ares_query(r->channel, l->name, ns_c_in, type, lookup_on_ares, l);
     l->starting = 0;
@@ -471,6 +487,7 @@ static void lookup_on_ares(void *arg, int status, int timeouts, unsigned char *a
         st = DNS_CANCELLED;
     else if (status == ARES_EBADNAME)
         st = DNS_BADNAME;
+    lookup_answer_waiters(l, st, readable ? abuf : NULL, readable ? (size_t)alen : 0);
     if (l->starting) {
         unsigned char *copy = NULL;
         if (readable) {
@@ -481,6 +498,30 @@ static void lookup_on_ares(void *arg, int status, int timeouts, unsigned char *a
         return;
     }
     lookup_deliver(l, st, readable ? abuf : NULL, readable ? (size_t)alen : 0);
+}
+
+/* Takes l off the on_wire list and parks the lookups waiting for its question, each with its own
+ * copy of the answer (they are never synchronous: they were started on an earlier call). */
+static void lookup_answer_waiters(struct dns_lookup *l, enum dns_status status,
+                                  const unsigned char *msg, size_t len)
+{
+    struct dns_lookup **p = &l->req->r->on_wire;
+    while (*p != NULL && *p != l)
+        p = &(*p)->on_wire_next;
+    if (*p == l)
+        *p = l->on_wire_next;
+    struct dns_lookup *w = l->waiters;
+    l->waiters = NULL;
+    while (w != NULL) {
+        struct dns_lookup *next = w->next;
+        unsigned char *copy = NULL;
+        if (msg != NULL) {
+            copy = xmalloc(len);
+            memcpy(copy, msg, len);
+        }
+        lookup_park(w, status, copy, len);
+        w = next;
+    }
 }
 
 /* Keeps a finished lookup for the next loop iteration; takes ownership of `msg`. */

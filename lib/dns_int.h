@@ -20,7 +20,8 @@
 int dns_name_normalize(const char *in, char out[DNS_NAME_BUF]);
 
 /* One record of the asked type. data is owned and NUL-terminated: 4 or 16 address bytes for A and
- * AAAA, a lower-case name for MX and PTR ("" for the root), a TXT record's strings joined. */
+ * AAAA, a lower-case name for MX ("" for the root) and PTR (only host names: other PTR records
+ * are skipped), a TXT record's strings joined. */
 struct dns_rdata {
     unsigned pref; /* MX preference */
     char *data;

@@ -16,6 +16,7 @@
 #include "lib/xalloc.h"
 
 #define DNS_HEADER_LEN 12
+#define DNS_MSG_MAX 65535 /* a TCP message's length field is 16 bits (RFC 1035 §4.2.2) */
 #define CNAME_HOPS_MAX 8
 
 static int ascii_lower(int c)
@@ -175,6 +176,14 @@ static uint32_t negative_ttl(const unsigned char *msg, size_t len, size_t off, u
     return DNS_NEG_TTL_DEFAULT;
 }
 
+/* A PTR name goes into logs and Received: fields, so only a host name is kept: c-ares renders
+ * odd octets as backslash escapes ("\013", "\(") but leaves spaces as they are. */
+static int is_host_name(const char *name)
+{
+    char norm[DNS_NAME_BUF];
+    return dns_name_normalize(name, norm) == 0 && strcmp(norm, name) == 0;
+}
+
 /* Walks `count` records from `off`; with `collect`, keeps those of type `qtype` owned by `name`
  * and lowers *ttl to theirs; otherwise looks for a CNAME owned by `name` and returns its target
  * (malloc'ed) after lowering *ttl. *bad is set when the section is malformed. */
@@ -209,6 +218,10 @@ static char *answers_walk(const unsigned char *msg, size_t len, size_t off, unsi
                 *bad = 1;
                 return NULL;
             }
+            if (qtype == ns_t_ptr && !is_host_name(rd.data)) {
+                free(rd.data);
+                continue;
+            }
             collect->rr = xrealloc(collect->rr, (collect->n + 1) * sizeof(*collect->rr));
             collect->rr[collect->n++] = rd;
             *ttl = ttl_min(*ttl, rr.ttl);
@@ -222,7 +235,7 @@ void dns_answer_parse(struct dns_answer *a, const unsigned char *msg, size_t len
 {
     memset(a, 0, sizeof(*a));
     a->status = DNS_TEMPFAIL;
-    if (len < DNS_HEADER_LEN)
+    if (len < DNS_HEADER_LEN || len > DNS_MSG_MAX)
         return;
     unsigned rcode = msg[3] & 0x0f;
     unsigned qdcount = get16(msg + 4), ancount = get16(msg + 6), nscount = get16(msg + 8);

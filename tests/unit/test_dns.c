@@ -507,6 +507,41 @@ static void test_cache(struct dns_resolver *r)
     result_reset(&res);
 }
 
+/* Concurrent identical questions share one query: two MX requests for multi.test (MX, then A
+ * and AAAA for its four hosts) cost 9 queries, not 18; the answers are the same. */
+static void test_coalesce(struct dns_resolver *r)
+{
+    struct result first = {0}, second = {0}, third = {0};
+    dns_resolver_flush(r);
+    uint64_t q = queries(r);
+    in_call = 1;
+    CHECK_INT_EQ(dns_resolve_mx(r, "multi.test", on_mx, &first), 0);
+    CHECK_INT_EQ(dns_resolve_mx(r, "Multi.Test.", on_mx, &second), 0);
+    CHECK_INT_EQ(dns_resolve_addrs(r, "m5.test", on_addrs, &third), 0);
+    in_call = 0;
+    int both = 0;
+    for (int i = 0; i < 100 && !both; i++) { /* bounded: each round waits for one more answer */
+        run_until(&second.done, WAIT_MS / 10);
+        both = first.done && second.done && third.done;
+    }
+    CHECK(both);
+    CHECK_INT_EQ(first.calls, 1);
+    CHECK_INT_EQ(second.calls, 1);
+    CHECK_INT_EQ(third.calls, 1);
+    CHECK_INT_EQ(first.status, DNS_OK);
+    CHECK_INT_EQ(second.status, DNS_OK);
+    CHECK_STR_EQ(result_text(&third), "192.0.2.5 2001:db8::5");
+    /* The hosts sharing preference 10 come in random order in each result. */
+    static const char *head = "m5.test/5/ok[192.0.2.5 2001:db8::5] ";
+    CHECK(strncmp(result_text(&first), head, strlen(head)) == 0);
+    CHECK(strncmp(result_text(&second), head, strlen(head)) == 0);
+    CHECK_INT_EQ(strlen(result_text(&first)), strlen(result_text(&second)));
+    CHECK_INT_EQ(queries(r) - q, 9);
+    result_reset(&first);
+    result_reset(&second);
+    result_reset(&third);
+}
+
 /* A parked (cached) answer's callback frees the resolver while an MX lookup is on the wire. */
 struct free_inside {
     struct dns_resolver *r;
@@ -575,9 +610,10 @@ static void test_silent_server(void)
     CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
     CHECK_INT_EQ(queries(r), 3);
 
-    /* Freeing with lookups of every kind in flight, plus one parked (a bad name): each callback
-     * runs once, with DNS_CANCELLED, before dns_resolver_free returns. */
-    struct result pending[5] = {{0}};
+    /* Freeing with lookups of every kind in flight, plus one parked (a bad name) and one waiting
+     * for another's question: each callback runs once, with DNS_CANCELLED, before
+     * dns_resolver_free returns. */
+    struct result pending[6] = {{0}};
     struct sockaddr_in six = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0xc0000201)};
     CHECK_INT_EQ(dns_resolve_mx(r, "multi.test", on_mx, &pending[0]), 0);
     CHECK_INT_EQ(dns_resolve_addrs(r, "a.test", on_addrs, &pending[1]), 0);
@@ -585,10 +621,12 @@ static void test_silent_server(void)
     CHECK_INT_EQ(dns_resolve_ptr(r, (struct sockaddr *)&six, on_ptr, &pending[3]), 0);
     sleep_ms(50);
     CHECK_INT_EQ(dns_resolve_txt(r, "bad..name", on_txt, &pending[4]), 0);
-    for (int i = 0; i < 5; i++)
+    CHECK_INT_EQ(dns_resolve_mx(r, "MULTI.test", on_mx, &pending[5]), 0);
+    CHECK_INT_EQ(queries(r), 8); /* 3 + MX, A, AAAA, TXT, PTR: the second MX was not sent */
+    for (int i = 0; i < 6; i++)
         CHECK_INT_EQ(pending[i].calls, 0);
     dns_resolver_free(r);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         CHECK_INT_EQ(pending[i].calls, 1);
         CHECK_INT_EQ(pending[i].status, DNS_CANCELLED);
         result_reset(&pending[i]);
@@ -635,6 +673,7 @@ int main(void)
     test_mx_kinds(r);
     test_addrs_txt_ptr(r);
     test_cache(r);
+    test_coalesce(r);
     test_free_inside_callback();
     test_silent_server();
     test_server_gone(r);
