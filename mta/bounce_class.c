@@ -100,8 +100,6 @@ static const struct phrase_rule phrase_rules[] = {
     {"authentication", BOUNCE_POLICY},
     {"dmarc", BOUNCE_POLICY},
     {"blocked", BOUNCE_REPUTATION},
-    {"try again later", BOUNCE_RATE_LIMIT},
-    {"try later", BOUNCE_RATE_LIMIT},
     {"refused", BOUNCE_CONNECTION},
     {"timed out", BOUNCE_CONNECTION},
     {"timeout", BOUNCE_CONNECTION},
@@ -168,6 +166,10 @@ enum bounce_class bounce_classify(int code, const char *enhanced, const char *te
     rule = match_phrase(phrase_rules, sizeof(phrase_rules) / sizeof(phrase_rules[0]), text);
     if (rule != NULL)
         return rule->cls;
+    /* "Try again later" is a rate limit when the server also drops the connection (421); a
+     * plain 4xx saying it (greylisting, a busy backend) asks for nothing but a retry. */
+    if (code == 421)
+        return BOUNCE_RATE_LIMIT;
     if (e.cls != 0 && e.subject == 7)
         return BOUNCE_POLICY;
     if (code == 0 && e.cls == 0)

@@ -17,6 +17,8 @@
 struct smtp_session;
 struct auth_users;
 struct auth_failures;
+struct scheduler;
+struct dkim_signer_set;
 
 /* State shared by all sessions; owned by the daemon. */
 struct smtp_server {
@@ -24,8 +26,10 @@ struct smtp_server {
     struct config *cfg; /* the configuration new sessions take; the daemon swaps it on reload */
     SSL_CTX *tls_ctx;   /* NULL when no certificate is configured */
     struct spool *spool;
+    struct scheduler *scheduler; /* takes every committed message; NULL: messages stay queued */
     struct auth_users *auth_users;       /* relay.users loaded; NULL: no AUTH. Swapped on reload */
     struct auth_failures *auth_failures; /* failed AUTH attempts per client, across sessions */
+    struct dkim_signer_set *dkim;        /* DKIM signers of cfg (one reference); swapped on reload */
     struct smtp_session *sessions;       /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;

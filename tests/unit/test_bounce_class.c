@@ -100,6 +100,7 @@ static const struct sample samples[] = {
      "http://postgrey.schweikert.ch/",
      BOUNCE_OTHER},
     {450, "4.1.2", "<a@nx.example>: Recipient address rejected: Domain not found", BOUNCE_DNS},
+    {451, "4.3.0", "Temporary local problem, try again later", BOUNCE_OTHER},
     {550, "5.7.1", "Relaying denied", BOUNCE_POLICY},
     {554, NULL, "Transaction failed", BOUNCE_OTHER},
     {552, NULL, "Requested mail action aborted: exceeded storage allocation", BOUNCE_MESSAGE_SIZE},
