@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "mta/dkim.h"
 #include "mta/relay_battery.h"
 #include "policy/relay_lint.h"
 
@@ -84,7 +85,41 @@ static int relay_battery_gate(struct config *cfg, struct buf *err)
     return 0;
 }
 
-struct config *config_load_for_command(const char *path, struct buf *err)
+struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err)
+{
+    struct dkim_signer_set *set = dkim_signer_set_new();
+    struct buf why = BUF_INIT;
+    int failed = 0;
+
+    for (size_t i = 0; i < cfg->ndkim; i++) {
+        const struct config_dkim *d = &cfg->dkim[i];
+        struct dkim_entry_conf conf = {
+            .domain = d->domain,
+            .signing_domain = d->signing_domain,
+            .selector = d->selector,
+            .key_file = d->key,
+            .algorithm = d->algorithm,
+            .canonicalization = d->canonicalization,
+            .expire = (d->expire_ms + 999) / 1000,
+            .identity = d->identity,
+        };
+        buf_reset(&why);
+        if (dkim_signer_set_add(set, &conf, &why) < 0) {
+            buf_printf(err, "%s:%u:%u: dkim[%zu]: %.*s\n", d->pos.file ? d->pos.file : cfg->source,
+                       d->pos.line, d->pos.column, i, (int)why.len, why.data);
+            failed = 1;
+        }
+    }
+    buf_free(&why);
+    if (failed) {
+        dkim_signer_set_unref(set);
+        return NULL;
+    }
+    return set;
+}
+
+struct config *config_load_with_signers(const char *path, struct dkim_signer_set **signers,
+                                        struct buf *err)
 {
     struct config *cfg = NULL;
     int rc;
@@ -96,9 +131,20 @@ struct config *config_load_for_command(const char *path, struct buf *err)
     }
     if (rc < 0)
         return NULL;
-    if (relay_lint_gate(cfg, err) < 0 || relay_battery_gate(cfg, err) < 0) {
+    struct dkim_signer_set *set = NULL;
+    if (relay_lint_gate(cfg, err) < 0 || relay_battery_gate(cfg, err) < 0 ||
+        (set = config_dkim_signers(cfg, err)) == NULL) {
         config_unref(cfg);
         return NULL;
     }
+    if (signers != NULL)
+        *signers = set;
+    else
+        dkim_signer_set_unref(set);
     return cfg;
+}
+
+struct config *config_load_for_command(const char *path, struct buf *err)
+{
+    return config_load_with_signers(path, NULL, err);
 }

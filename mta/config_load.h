@@ -1,7 +1,8 @@
 /*
  * Loading the configuration for a command: from the file given with -c, or the embedded default,
  * then through the relay lint, so no command (run, reload, check-config) can use a configuration
- * that relays for strangers unless the file acknowledges it.
+ * that relays for strangers unless the file acknowledges it, and through the DKIM key loader, so
+ * none can use a missing or unsafe signing key.
  */
 #ifndef SLUICE_CONFIG_LOAD_H
 #define SLUICE_CONFIG_LOAD_H
@@ -9,7 +10,16 @@
 #include "lib/buf.h"
 #include "lib/config.h"
 
-/* Returns the configuration, or NULL after writing "file:line:column: message" lines into err. */
+struct dkim_signer_set;
+
+/* Returns the configuration, or NULL after writing "file:line:column: message" lines into err.
+ * The DKIM keys are loaded and checked too, so a bad key refuses the configuration. */
 struct config *config_load_for_command(const char *path, struct buf *err);
+/* The same, also handing over the loaded DKIM signer set (one reference) in *signers. */
+struct config *config_load_with_signers(const char *path, struct dkim_signer_set **signers,
+                                        struct buf *err);
+/* The signer set of cfg's dkim entries, keys loaded; NULL after writing "file:line:column:
+ * message" lines (naming the key file when the key is at fault) into err. Blocking. */
+struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err);
 
 #endif

@@ -16,6 +16,7 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/config_load.h"
+#include "mta/dkim.h"
 #include "mta/listener.h"
 #include "mta/smtp_server.h"
 #include "policy/auth_users.h"
@@ -148,7 +149,8 @@ static int auth_users_for(const struct config *cfg, struct auth_users **out, str
 static void daemon_reload(struct daemon *d)
 {
     struct buf err = BUF_INIT;
-    struct config *cfg = config_load_for_command(d->config_path, &err);
+    struct dkim_signer_set *signers = NULL;
+    struct config *cfg = config_load_with_signers(d->config_path, &signers, &err);
     SSL_CTX *tls = NULL;
     struct auth_users *users = NULL;
     struct listener *opened = NULL;
@@ -172,6 +174,9 @@ static void daemon_reload(struct daemon *d)
     /* Sessions copy the hash they check, so the old table can go at once. */
     auth_users_free(d->srv.auth_users);
     d->srv.auth_users = users;
+    /* Streams in flight keep their reference to the old signer set. */
+    dkim_signer_set_unref(d->srv.dkim);
+    d->srv.dkim = signers;
     config_unref(d->srv.cfg);
     d->srv.cfg = cfg;
     log_ready(d, "daemon.reload");
@@ -184,6 +189,7 @@ fail:
     if (tls != NULL)
         SSL_CTX_free(tls);
     auth_users_free(users);
+    dkim_signer_set_unref(signers);
     if (cfg != NULL)
         config_unref(cfg);
     buf_free(&err);
@@ -331,7 +337,8 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
 int daemon_run(const char *config_path)
 {
     struct buf err = BUF_INIT;
-    struct config *cfg = config_load_for_command(config_path, &err);
+    struct dkim_signer_set *signers = NULL;
+    struct config *cfg = config_load_with_signers(config_path, &signers, &err);
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);
         buf_free(&err);
@@ -342,6 +349,7 @@ int daemon_run(const char *config_path)
 
     struct daemon *d = xcalloc(1, sizeof *d);
     d->config_path = config_path;
+    d->srv.dkim = signers;
     uv_loop_init(&d->loop);
     int status = 0;
     if (daemon_start(d, cfg, &err) < 0) {
@@ -364,6 +372,7 @@ int daemon_run(const char *config_path)
         SSL_CTX_free(d->srv.tls_ctx);
     auth_users_free(d->srv.auth_users);
     auth_failures_free(d->srv.auth_failures);
+    dkim_signer_set_unref(d->srv.dkim);
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)
         log_msg(LOG_WARN, "daemon.stopped", "handles left open at exit");

@@ -56,6 +56,8 @@ struct dkim_signer_set *dkim_signer_set_new(void);
 int dkim_signer_set_add(struct dkim_signer_set *set, const struct dkim_entry_conf *conf,
                         struct buf *err);
 size_t dkim_signer_set_count(const struct dkim_signer_set *set);
+/* The i-th entry (i < count), in configuration order. */
+const struct dkim_entry *dkim_signer_set_entry(const struct dkim_signer_set *set, size_t i);
 /* Reference counting for sets shared by sessions across a reload; loop thread only. */
 void dkim_signer_set_ref(struct dkim_signer_set *set);
 void dkim_signer_set_unref(struct dkim_signer_set *set);

@@ -252,6 +252,18 @@ static char *public_key_base64(EVP_PKEY *pkey, enum dkim_alg alg)
     return b64;
 }
 
+char *dkim_key_public(const struct dkim_key *key, struct buf *err)
+{
+    EVP_PKEY *pkey = pem_to_pkey(key->pem, strlen(key->pem));
+    char *p = pkey != NULL ? public_key_base64(pkey, key->alg) : NULL;
+    EVP_PKEY_free(pkey);
+    if (p == NULL) {
+        buf_printf(err, "DKIM key file %s: cannot encode the public key", key->path);
+        append_ssl_error(err);
+    }
+    return p;
+}
+
 int dkim_key_dns_record(const struct dkim_key *key, const char *domain, const char *selector,
                         struct buf *out, struct buf *err)
 {
@@ -259,14 +271,9 @@ int dkim_key_dns_record(const struct dkim_key *key, const char *domain, const ch
         buf_printf(err, "invalid DKIM domain '%s' or selector '%s'", domain, selector);
         return -EINVAL;
     }
-    EVP_PKEY *pkey = pem_to_pkey(key->pem, strlen(key->pem));
-    char *p = pkey != NULL ? public_key_base64(pkey, key->alg) : NULL;
-    EVP_PKEY_free(pkey);
-    if (p == NULL) {
-        buf_printf(err, "DKIM key file %s: cannot encode the public key", key->path);
-        append_ssl_error(err);
+    char *p = dkim_key_public(key, err);
+    if (p == NULL)
         return -EINVAL;
-    }
 
     struct buf value = BUF_INIT;
     buf_printf(&value, "v=DKIM1; k=%s; p=%s",

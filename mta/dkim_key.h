@@ -47,6 +47,10 @@ void dkim_key_free(struct dkim_key *key);
 int dkim_key_dns_record(const struct dkim_key *key, const char *domain, const char *selector,
                         struct buf *out, struct buf *err);
 
+/* The p= value publishing `key` (base64 of the DER public key for RSA, of the raw 32 bytes for
+ * Ed25519) in a new string; NULL with a message in `err` on failure. */
+char *dkim_key_public(const struct dkim_key *key, struct buf *err);
+
 /* Generates a key (`bits` 0 means 2048 for RSA; must be 0 or 256 for Ed25519), writes it to
  * `path` with mode 0600, refusing to overwrite an existing file, and appends its DNS record to
  * `record`. Returns 0 or a negative errno with a message naming the file in `err`. Blocking: meant

@@ -25,7 +25,12 @@ static const struct subcommand subcommands[] = {
      "  sluice relay-test HOST:PORT --local-domain D [--helo H] [--from A]   the same over SMTP"},
     {"explain", cmd_explain,
      "explain [-c FILE] --client IP [--listener NAME] [--helo H] [--auth USER] --from A --rcpt B\n"
-     "                                show the decision for MAIL and RCPT and the rule that made it"},
+     "                                show the decision for MAIL and RCPT and the rule that made "
+     "it"},
+    {"dkim", cmd_dkim,
+     "dkim keygen --domain D --selector S [--algorithm rsa-sha256|ed25519-sha256] [--bits N]\n"
+     "            [--out FILE]         write a signing key (mode 0600), print its DNS record\n"
+     "  sluice dkim check [-c FILE]   compare each configured selector's DNS record with its key"},
 };
 
 static void usage(FILE *out)

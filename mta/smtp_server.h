@@ -26,11 +26,11 @@ struct smtp_server {
     struct config *cfg; /* the configuration new sessions take; the daemon swaps it on reload */
     SSL_CTX *tls_ctx;   /* NULL when no certificate is configured */
     struct spool *spool;
-    struct scheduler *scheduler; /* takes every committed message; NULL: messages stay queued */
-    struct auth_users *auth_users;       /* relay.users loaded; NULL: no AUTH. Swapped on reload */
+    struct scheduler *scheduler;   /* takes every committed message; NULL: messages stay queued */
+    struct auth_users *auth_users; /* relay.users loaded; NULL: no AUTH. Swapped on reload */
     struct auth_failures *auth_failures; /* failed AUTH attempts per client, across sessions */
-    struct dkim_signer_set *dkim;        /* DKIM signers of cfg (one reference); swapped on reload */
-    struct smtp_session *sessions;       /* every live session, for shutdown */
+    struct dkim_signer_set *dkim;  /* DKIM signers of cfg (one reference); swapped on reload */
+    struct smtp_session *sessions; /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;
     unsigned stopping : 1;

@@ -2,6 +2,8 @@
  * Inbound SMTP: the transaction. MAIL opens it, RCPT asks the relay decision for each recipient,
  * DATA streams the message through the DATA decoder into the spool with a Received: header in
  * front, and the 250 goes out only from the spool's commit callback, once the message is durable.
+ * For a relay-authorized sender the same bytes go to a DKIM stream too; at the final dot its
+ * signatures are prepended to the spooled message before the commit.
  */
 #include "mta/smtp_session.h"
 
@@ -14,10 +16,12 @@
 #include "lib/log.h"
 #include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
+#include "mta/dkim.h"
 #include "policy/relay.h"
 
 static void tx_on_committed(struct spool_msg *msg, int status, void *arg);
 static void tx_on_spool_writable(struct spool_msg *msg, void *arg);
+static void tx_on_dkim_writable(struct dkim_stream *ds, void *arg);
 
 void smtp_tx_free(struct smtp_session *s)
 {
@@ -26,6 +30,8 @@ void smtp_tx_free(struct smtp_session *s)
         return;
     if (tx->msg != NULL)
         spool_msg_abort(tx->msg);
+    if (tx->dkim != NULL)
+        dkim_stream_abort(tx->dkim);
     free(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++)
         free(tx->rcpts[i]);
@@ -252,6 +258,42 @@ static void received_header(struct smtp_session *s, const char *queue_id, struct
     buf_printf(out, ";\r\n\t%s\r\n", date);
 }
 
+/* Issue 5: only mail we relay for its sender (AUTH, or a trusted client of a submission listener)
+ * is ours to sign; inbound mail, even for our own domains, never is. */
+static int tx_relay_authorized(const struct smtp_session *s)
+{
+    if (s->auth_user != NULL)
+        return 1;
+    return s->listener->role == LISTENER_SUBMISSION &&
+           config_trusted_network_match(s->cfg, (const struct sockaddr *)&s->peer) != NULL;
+}
+
+/* Both the spool and the DKIM stream may ask the writer to wait; input resumes once neither
+ * does. s->spool_paused is what the connection side looks at. */
+static void tx_backpressure_update(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    int full = tx != NULL && (tx->spool_full || tx->dkim_full);
+    if (full && !s->spool_paused) {
+        s->spool_paused = 1;
+        smtp_pause_input(s);
+        s->reading = 1; /* still wanted: resumed when both have room */
+    } else if (!full && s->spool_paused) {
+        s->spool_paused = 0;
+        smtp_resume_input(s);
+    }
+}
+
+/* Stores message bytes: into the spool, and into the DKIM stream when signing. */
+static void tx_store(struct smtp_session *s, const char *data, size_t len)
+{
+    struct smtp_tx *tx = s->tx;
+    if (spool_msg_append(tx->msg, data, len, tx_on_spool_writable, s) == 1)
+        tx->spool_full = 1;
+    if (tx->dkim != NULL && dkim_stream_write(tx->dkim, data, len, tx_on_dkim_writable, s) == 1)
+        tx->dkim_full = 1;
+}
+
 void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
 {
     struct smtp_tx *tx = s->tx;
@@ -291,9 +333,11 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
         smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
         return;
     }
+    if (s->srv->dkim != NULL && dkim_signer_set_count(s->srv->dkim) > 0 && tx_relay_authorized(s))
+        tx->dkim = dkim_stream_new(s->srv->loop, s->srv->dkim, spool_msg_id(tx->msg));
     struct buf header = BUF_INIT;
     received_header(s, spool_msg_id(tx->msg), &header);
-    spool_msg_append(tx->msg, header.data, header.len, tx_on_spool_writable, s);
+    tx_store(s, header.data, header.len);
     buf_free(&header);
 
     smtp_data_init(&tx->decoder);
@@ -305,10 +349,85 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
 static void tx_on_spool_writable(struct spool_msg *msg, void *arg)
 {
     struct smtp_session *s = arg;
-    if (!s->spool_paused)
+    if (s->tx == NULL)
         return;
-    s->spool_paused = 0;
-    smtp_resume_input(s);
+    s->tx->spool_full = 0;
+    tx_backpressure_update(s);
+}
+
+static void tx_on_dkim_writable(struct dkim_stream *ds, void *arg)
+{
+    struct smtp_session *s = arg;
+    if (s->tx == NULL)
+        return;
+    s->tx->dkim_full = 0;
+    tx_backpressure_update(s);
+}
+
+/* Hands the message to the spool's commit; the 250 (or 451) comes from tx_on_committed. */
+static void tx_commit(struct smtp_session *s)
+{
+    smtp_session_ref(s); /* the session outlives its connection until the commit reports */
+    struct spool_msg *msg = s->tx->msg;
+    s->tx->msg = NULL; /* the spool owns it now */
+    spool_msg_commit(msg, tx_on_committed, s);
+}
+
+/* Signing failed: the log says what failed and what we did about it (dkim_on_failure). Returns 1
+ * when the message is to be refused with 451. */
+static int tx_dkim_failed(struct smtp_session *s, const struct dkim_result *res)
+{
+    int tempfail = s->cfg->dkim_on_error == DKIM_ON_ERROR_TEMPFAIL;
+    struct logrec r;
+    log_begin(&r, LOG_ERROR, "dkim.sign_failed");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "queue_id", spool_msg_id(s->tx->msg));
+    log_str(&r, "from_domain", res->from_domain);
+    log_str(&r, "error", res->error);
+    log_str(&r, "action", tempfail ? "tempfail" : "accepted_unsigned");
+    log_end(&r);
+    return tempfail;
+}
+
+/* The signatures are ready (on the loop): prepend them, then commit. */
+static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, void *arg)
+{
+    struct smtp_session *s = arg;
+    struct smtp_tx *tx = s->tx;
+    struct dkim_result failed;
+
+    if (s->closed || tx == NULL || tx->msg == NULL) {
+        smtp_session_unref(s); /* the client left: smtp_tx_free rolled the message back */
+        return;
+    }
+    if (res->status == 0 && res->signatures > 0 &&
+        spool_msg_prepend(tx->msg, res->headers, res->headers_len) < 0) {
+        failed = *res;
+        failed.status = -EINVAL;
+        failed.error = "the spool refused the DKIM-Signature fields";
+        res = &failed;
+    }
+    if (res->status < 0 && tx_dkim_failed(s, res)) {
+        smtp_reply(s, 451, "4.7.0", "Error: DKIM signing failed, try again later");
+        log_rejected(s, "data", 451, "DKIM signing failed", "dkim_on_failure", NULL);
+        smtp_tx_free(s);
+        smtp_set_state(s, SMTP_STATE_READY);
+        smtp_arm_timer(s);
+        smtp_resume_input(s);
+        smtp_session_unref(s);
+        return;
+    }
+    if (res->status == 0 && res->signatures > 0) {
+        struct logrec r;
+        log_begin(&r, LOG_INFO, "dkim.signed");
+        log_int(&r, "session", (long long)s->id);
+        log_str(&r, "queue_id", spool_msg_id(tx->msg));
+        log_str(&r, "from_domain", res->from_domain);
+        log_int(&r, "signatures", res->signatures);
+        log_end(&r);
+    }
+    tx_commit(s);
+    smtp_session_unref(s);
 }
 
 /* At the final dot: either the message is refused (and rolled back) or the commit starts. */
@@ -338,10 +457,15 @@ static void tx_end_of_data(struct smtp_session *s)
     uv_timer_stop(&s->timer);
     smtp_pause_input(s);
     smtp_flush(s);
-    smtp_session_ref(s); /* the session outlives its connection until the commit reports */
-    struct spool_msg *msg = tx->msg;
-    tx->msg = NULL; /* the spool owns it now */
-    spool_msg_commit(msg, tx_on_committed, s);
+    if (tx->dkim == NULL) {
+        tx_commit(s);
+        return;
+    }
+    /* Wait for the signatures (computed on the pool); the stream frees itself after the call. */
+    struct dkim_stream *ds = tx->dkim;
+    tx->dkim = NULL;
+    smtp_session_ref(s);
+    dkim_stream_finish(ds, tx_on_signed, s);
 }
 
 size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
@@ -355,11 +479,9 @@ size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
     tx->body_size += decoded.len;
     if (tx->body_size > s->cfg->limits.max_message_size)
         tx->too_big = 1; /* keep reading to the final dot, store nothing more */
-    if (!tx->too_big && decoded.len > 0 &&
-        spool_msg_append(tx->msg, decoded.data, decoded.len, tx_on_spool_writable, s) == 1) {
-        s->spool_paused = 1;
-        smtp_pause_input(s);
-        s->reading = 1; /* still wanted: resumed by tx_on_spool_writable */
+    if (!tx->too_big && decoded.len > 0) {
+        tx_store(s, decoded.data, decoded.len);
+        tx_backpressure_update(s);
     }
     if (decoded.cap > 256 * 1024)
         buf_free(&decoded);

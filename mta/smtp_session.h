@@ -18,6 +18,8 @@
 #include "lib/stream.h"
 #include "mta/smtp_server.h"
 
+struct dkim_stream;
+
 enum smtp_state {
     SMTP_STATE_TLS_WAIT,   /* implicit TLS: handshake before the banner */
     SMTP_STATE_CONNECTED,  /* banner sent, no HELO/EHLO yet */
@@ -42,8 +44,11 @@ struct smtp_tx {
     uint64_t declared_size; /* SIZE= on MAIL, 0 when absent */
     struct spool_msg *msg;  /* from DATA on */
     struct smtp_data decoder;
-    uint64_t body_size;   /* decoded octets the client sent */
-    unsigned too_big : 1; /* over limits.max_message_size: the rest is read and dropped */
+    uint64_t body_size;       /* decoded octets the client sent */
+    unsigned too_big : 1;     /* over limits.max_message_size: the rest is read and dropped */
+    struct dkim_stream *dkim; /* signing what is spooled (relay-authorized sender), else NULL */
+    unsigned spool_full : 1;  /* the spool asked us to stop writing */
+    unsigned dkim_full : 1;   /* the DKIM stream asked us to stop writing */
 };
 
 struct smtp_session {

@@ -19,41 +19,8 @@
 #include "check.h"
 #include "lib/buf.h"
 #include "mta/dkim.h"
+#include "mta/config_load.h"
 #include "mta/dkim_key.h"
-
-#ifdef __SANITIZE_ADDRESS__
-/* libopendkim leaks its Ed25519 key state (see tests/lsan-opendkim.supp). The suppression needs
- * whole stacks through OpenSSL, which has no frame pointers: unwind with DWARF. */
-const char *__asan_default_options(void)
-{
-    return "fast_unwind_on_malloc=0";
-}
-
-/* Runs while the sanitizer runtime starts: uninstrumented, plain loops only. */
-__attribute__((no_sanitize("address", "undefined"))) const char *__lsan_default_options(void)
-{
-    static const char prefix[] = "suppressions=", file[] = __FILE__, supp[] = "lsan-opendkim.supp";
-    static char opts[sizeof(prefix) + sizeof(file) + sizeof(supp)];
-    size_t n = 0, dir = 0, slashes = 0;
-
-    for (size_t i = 0; prefix[i] != '\0'; i++)
-        opts[n++] = prefix[i];
-    /* The file's directory's parent: tests/ (from tests/unit/test_dkim.c). */
-    for (size_t i = 0; file[i] != '\0'; i++)
-        if (file[i] == '/')
-            slashes++;
-    for (size_t i = 0, seen = 0; file[i] != '\0' && seen < slashes - 1; i++) {
-        opts[n++] = file[i];
-        if (file[i] == '/')
-            seen++, dir = n;
-    }
-    n = dir;
-    for (size_t i = 0; supp[i] != '\0'; i++)
-        opts[n++] = supp[i];
-    opts[n] = '\0';
-    return opts;
-}
-#endif
 
 static char tmpdir[64];
 static uv_loop_t loop;
@@ -679,6 +646,54 @@ static void measure(void)
     buf_free(&err);
 }
 
+/* The config layer's signer set: keys loaded in order, and a bad key reported at the entry's
+ * file:line:column with the key file named. */
+static void test_config_signers(void)
+{
+    struct buf text = BUF_INIT, err = BUF_INIT;
+    struct config *cfg = NULL;
+
+    buf_printf(&text,
+               "server:\n  spool: %s\nlisteners:\n  - name: mx\n    address: 127.0.0.1:2525\n"
+               "    role: inbound\ndkim:\n  - domain: example.com\n    selector: a\n"
+               "    key: %s\n  - domain: example.com\n    selector: b\n    key: %s\n"
+               "    algorithm: ed25519-sha256\n",
+               tmpdir, path_in_tmp("rsa.pem"), path_in_tmp("ed.pem"));
+    CHECK_INT_EQ(config_load_string(text.data, text.len, "d.yaml", &cfg, &err), 0);
+    struct dkim_signer_set *set = cfg != NULL ? config_dkim_signers(cfg, &err) : NULL;
+    CHECK(set != NULL);
+    if (set != NULL) {
+        CHECK_INT_EQ(dkim_signer_set_count(set), 2);
+        CHECK_STR_EQ(dkim_signer_set_entry(set, 1)->selector, "b");
+        char *pub = dkim_key_public(dkim_signer_set_entry(set, 1)->key, &err);
+        CHECK(pub != NULL && strlen(pub) == 44); /* 32 bytes in base64 */
+        free(pub);
+        dkim_signer_set_unref(set);
+    }
+    config_unref(cfg);
+
+    /* The second entry's key is missing. */
+    buf_reset(&text);
+    buf_printf(&text,
+               "server:\n  spool: %s\nlisteners:\n  - name: mx\n    address: 127.0.0.1:2525\n"
+               "    role: inbound\ndkim:\n  - domain: example.com\n    selector: a\n"
+               "    key: %s\n  - domain: example.com\n    selector: b\n    key: %s\n",
+               tmpdir, path_in_tmp("rsa.pem"), path_in_tmp("nowhere.pem"));
+    buf_reset(&err);
+    cfg = NULL;
+    CHECK_INT_EQ(config_load_string(text.data, text.len, "d.yaml", &cfg, &err), 0);
+    CHECK(cfg != NULL && config_dkim_signers(cfg, &err) == NULL);
+    buf_printf(&err, "%s", "");
+    if (strncmp(err.data, "d.yaml:11:5: dkim[1]: DKIM key file ", 36) != 0) {
+        check_failures++;
+        fprintf(stderr, "config_dkim_signers error: %s\n", err.data);
+    }
+    CHECK(strstr(err.data, "nowhere.pem: No such file or directory") != NULL);
+    config_unref(cfg);
+    buf_free(&text);
+    buf_free(&err);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_dkim.XXXXXX");
@@ -695,6 +710,7 @@ int main(void)
     test_two_signatures_and_tampering();
     test_unsigned_and_failures();
     test_job_api_misuse();
+    test_config_signers();
     measure();
 
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
