@@ -7,158 +7,42 @@
 #include "lib/dns.h"
 #include "tests/unit/check.h"
 
-#include <arpa/inet.h>
+#include "tests/unit/dnsmasq.h"
+
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "lib/buf.h"
 
-#define DNSMASQ "/usr/sbin/dnsmasq"
 #define WAIT_MS 5000 /* longest wait for one batch of lookups */
 
 static uv_loop_t loop;
-static pid_t dnsmasq_pid = -1;
-static char dnsmasq_server[32]; /* "127.0.0.1:port" */
-static int in_call;             /* set around dns_resolve_*: a callback seeing it is synchronous */
-static char long_txt[301];      /* 300 octets: served as two character-strings */
+static struct dnsmasq dnsmasq;
+static int in_call;        /* set around dns_resolve_*: a callback seeing it is synchronous */
+static char long_txt[301]; /* 300 octets: served as two character-strings */
 
-/* ---- dnsmasq ---- */
+/* ---- the test zone ---- */
 
-static int free_port(void)
-{
-    /* A port free for both UDP and TCP, as dnsmasq listens on both. */
-    for (int attempt = 0; attempt < 20; attempt++) {
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sin);
-        int u = socket(AF_INET, SOCK_DGRAM, 0);
-        int t = socket(AF_INET, SOCK_STREAM, 0);
-        int port = -1;
-        if (bind(u, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-            getsockname(u, (struct sockaddr *)&sin, &len) == 0 &&
-            bind(t, (struct sockaddr *)&sin, sizeof(sin)) == 0)
-            port = ntohs(sin.sin_port);
-        close(u);
-        close(t);
-        if (port > 0)
-            return port;
-    }
-    return -1;
-}
-
-/* Sends one A query for "a.test" and waits up to 100 ms for any reply. */
-static int dnsmasq_answers(int port)
-{
-    static const unsigned char query[] = {0x12, 0x34, 1, 0,   0,   1,   0,   0, 0, 0, 0, 0,
-                                          1,    'a',  4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
-    unsigned char reply[512];
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    sendto(s, query, sizeof(query), 0, (struct sockaddr *)&sin, sizeof(sin));
-    ssize_t n = recv(s, reply, sizeof(reply), 0);
-    close(s);
-    return n >= 12 && reply[0] == 0x12 && reply[1] == 0x34;
-}
-
-static void dnsmasq_exec(int port)
-{
-    static char portarg[32], txtarg[400];
-    snprintf(portarg, sizeof(portarg), "--port=%d", port);
-    snprintf(txtarg, sizeof(txtarg), "--txt-record=long.test,%s", long_txt);
-    char *argv[] = {
-        DNSMASQ, "--no-daemon", portarg, "--listen-address=127.0.0.1", "--bind-interfaces",
-        "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file", "--local=/test/",
-        "--local-ttl=300",
-        /* MX with three preferences, two hosts sharing one */
-        "--mx-host=multi.test,m10a.test,10", "--mx-host=multi.test,m10b.test,10",
-        "--mx-host=multi.test,m5.test,5", "--mx-host=multi.test,m20.test,20",
-        "--host-record=m10a.test,192.0.2.10", "--host-record=m10b.test,192.0.2.11,2001:db8::11",
-        "--host-record=m5.test,192.0.2.5,2001:db8::5", "--host-record=m20.test,2001:db8::20",
-        /* a name with addresses and no MX; one with only TXT; a null MX; a CNAME chain */
-        "--host-record=a.test,192.0.2.1,2001:db8::1", "--host-record=v4only.test,192.0.2.2", txtarg,
-        "--mx-host=null.test,.,0", "--cname=c1.test,c2.test", "--cname=c2.test,a.test",
-        "--mx-host=cmx.test,c1.test,10", "--txt-record=spf.test,v=spf1 -all",
-        "--txt-record=spf.test,second", "--host-record=short.test,192.0.2.9,1", NULL};
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-    execv(DNSMASQ, argv);
-    _exit(127);
-}
-
-/* Starts dnsmasq and waits until it answers; returns 0 or -1. */
-static int dnsmasq_start(void)
-{
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int port = free_port();
-        if (port < 0)
-            return -1;
-        pid_t pid = fork();
-        if (pid == 0)
-            dnsmasq_exec(port);
-        for (int i = 0; i < 50; i++) { /* up to ~5 s */
-            if (dnsmasq_answers(port)) {
-                dnsmasq_pid = pid;
-                snprintf(dnsmasq_server, sizeof(dnsmasq_server), "127.0.0.1:%d", port);
-                return 0;
-            }
-            if (waitpid(pid, NULL, WNOHANG) == pid)
-                break; /* it exited: most likely the port was taken meanwhile */
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    return -1;
-}
-
-static void dnsmasq_stop(void)
-{
-    if (dnsmasq_pid <= 0)
-        return;
-    kill(dnsmasq_pid, SIGTERM);
-    for (int i = 0; i < 200; i++) { /* up to 2 s, then no more patience */
-        if (waitpid(dnsmasq_pid, NULL, WNOHANG) == dnsmasq_pid) {
-            dnsmasq_pid = -1;
-            return;
-        }
-        usleep(10000);
-    }
-    kill(dnsmasq_pid, SIGKILL);
-    waitpid(dnsmasq_pid, NULL, 0);
-    dnsmasq_pid = -1;
-}
+static char long_txt_arg[400];
+static const char *const zone[] = {
+    "--local-ttl=300",
+    /* MX with three preferences, two hosts sharing one */
+    "--mx-host=multi.test,m10a.test,10", "--mx-host=multi.test,m10b.test,10",
+    "--mx-host=multi.test,m5.test,5", "--mx-host=multi.test,m20.test,20",
+    "--host-record=m10a.test,192.0.2.10", "--host-record=m10b.test,192.0.2.11,2001:db8::11",
+    "--host-record=m5.test,192.0.2.5,2001:db8::5", "--host-record=m20.test,2001:db8::20",
+    /* a name with addresses and no MX; one with only TXT; a null MX; a CNAME chain */
+    "--host-record=a.test,192.0.2.1,2001:db8::1", "--host-record=v4only.test,192.0.2.2",
+    long_txt_arg, "--mx-host=null.test,.,0", "--cname=c1.test,c2.test", "--cname=c2.test,a.test",
+    "--mx-host=cmx.test,c1.test,10", "--txt-record=spf.test,v=spf1 -all",
+    "--txt-record=spf.test,second", "--host-record=short.test,192.0.2.9,1", NULL};
 
 /* ---- running the loop ---- */
 
-static void wait_on_timer(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-/* Runs the loop until *done becomes non-zero or `ms` pass; returns *done. */
 static int run_until(const int *done, unsigned ms)
 {
-    uv_timer_t guard;
-    int expired = 0;
-    uv_timer_init(&loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, wait_on_timer, ms, 0);
-    while (!*done && !expired)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return *done;
+    return dnsmasq_run_until(&loop, done, ms);
 }
 
 static void sleep_ms(unsigned ms)
@@ -568,7 +452,7 @@ static void test_free_inside_callback(void)
 {
     struct free_inside fi = {0};
     struct result res = {0};
-    fi.r = resolver_for(dnsmasq_server, 2000);
+    fi.r = resolver_for(dnsmasq.server, 2000);
     addrs(fi.r, "a.test", &res); /* now cached */
     CHECK_INT_EQ(dns_resolve_addrs(fi.r, "a.test", free_inside_on_addrs, &fi), 0);
     CHECK_INT_EQ(dns_resolve_mx(fi.r, "multi.test", free_inside_on_mx, &fi), 0);
@@ -587,14 +471,9 @@ static void test_free_inside_callback(void)
 
 static void test_silent_server(void)
 {
-    /* A UDP socket that never reads: questions to it only time out. */
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sin);
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    CHECK(bind(s, (struct sockaddr *)&sin, sizeof(sin)) == 0);
-    CHECK(getsockname(s, (struct sockaddr *)&sin, &len) == 0);
     char server[32];
-    snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(sin.sin_port));
+    int s = dnsmasq_silent_server(server, sizeof(server));
+    CHECK(s >= 0);
 
     struct dns_resolver *r = resolver_for(server, 600);
     struct result res = {0};
@@ -643,7 +522,7 @@ static void test_server_gone(struct dns_resolver *r)
     dns_resolver_flush(r);
     mx(r, "multi.test", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
-    dnsmasq_stop();
+    dnsmasq_stop(&dnsmasq);
     uint64_t q = queries(r);
     mx(r, "multi.test", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
@@ -662,13 +541,14 @@ int main(void)
     for (int i = 0; i < 300; i += 7)
         long_txt[i] = (char)('a' + i % 26);
     uv_loop_init(&loop);
-    if (dnsmasq_start() < 0) {
+    snprintf(long_txt_arg, sizeof(long_txt_arg), "--txt-record=long.test,%s", long_txt);
+    if (dnsmasq_start(&dnsmasq, zone) < 0) {
         fprintf(stderr, "test_dns: could not start %s\n", DNSMASQ);
         return 1;
     }
 
     test_server_strings();
-    struct dns_resolver *r = resolver_for(dnsmasq_server, 3000);
+    struct dns_resolver *r = resolver_for(dnsmasq.server, 3000);
     test_mx_order(r);
     test_mx_kinds(r);
     test_addrs_txt_ptr(r);
@@ -678,7 +558,7 @@ int main(void)
     test_silent_server();
     test_server_gone(r);
     dns_resolver_free(r);
-    dnsmasq_stop();
+    dnsmasq_stop(&dnsmasq);
 
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(uv_loop_close(&loop), 0);

@@ -7,145 +7,37 @@
 #include "policy/dnsbl.h"
 #include "tests/unit/check.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include "tests/unit/dnsmasq.h"
 
-#define DNSMASQ "/usr/sbin/dnsmasq"
+#include <stdlib.h>
+
 #define WAIT_MS 5000 /* longest wait for one check */
 
 /* 2001:db8::1 in nibble form. */
 #define V6_NIBBLES "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
 
 static uv_loop_t loop;
-static pid_t dnsmasq_pid = -1;
-static char dnsmasq_server[32]; /* "127.0.0.1:port" */
+static struct dnsmasq dnsmasq;
 
-/* ---- dnsmasq (as in test_dns.c) ---- */
+/* ---- the test zone ---- */
 
-static int free_port(void)
-{
-    /* A port free for both UDP and TCP, as dnsmasq listens on both. */
-    for (int attempt = 0; attempt < 20; attempt++) {
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sin);
-        int u = socket(AF_INET, SOCK_DGRAM, 0);
-        int t = socket(AF_INET, SOCK_STREAM, 0);
-        int port = -1;
-        if (bind(u, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-            getsockname(u, (struct sockaddr *)&sin, &len) == 0 &&
-            bind(t, (struct sockaddr *)&sin, sizeof(sin)) == 0)
-            port = ntohs(sin.sin_port);
-        close(u);
-        close(t);
-        if (port > 0)
-            return port;
-    }
-    return -1;
-}
-
-/* Sends one A query for "a.test" and waits up to 100 ms for any reply. */
-static int dnsmasq_answers(int port)
-{
-    static const unsigned char query[] = {0x12, 0x34, 1, 0,   0,   1,   0,   0, 0, 0, 0, 0,
-                                          1,    'a',  4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
-    unsigned char reply[512];
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    sendto(s, query, sizeof(query), 0, (struct sockaddr *)&sin, sizeof(sin));
-    ssize_t n = recv(s, reply, sizeof(reply), 0);
-    close(s);
-    return n >= 12 && reply[0] == 0x12 && reply[1] == 0x34;
-}
-
-static void dnsmasq_exec(int port)
-{
-    static char portarg[32];
-    snprintf(portarg, sizeof(portarg), "--port=%d", port);
-    char *argv[] = {
-        DNSMASQ, "--no-daemon", portarg, "--listen-address=127.0.0.1", "--bind-interfaces",
-        "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--pid-file", "--local=/test/",
-        /* 192.0.2.2: listed by a (weight 2, with a reason) and b (weight 1); err answers with a
-         * list error code, odd with an address outside 127/8: neither is a listing. */
-        "--host-record=2.2.0.192.a.bl.test,127.0.0.2",
-        "--txt-record=2.2.0.192.a.bl.test,listed for sp\xc3\xa4m; see http://a.bl.test/",
-        "--host-record=2.2.0.192.b.bl.test,127.0.0.10",
-        "--host-record=2.2.0.192.err.bl.test,127.255.255.254",
-        "--host-record=2.2.0.192.odd.bl.test,10.0.0.1",
-        /* 192.0.2.3: b only; 2001:db8::1: a only. */
-        "--host-record=3.2.0.192.b.bl.test,127.0.0.3",
-        "--host-record=" V6_NIBBLES ".a.bl.test,127.0.0.4", NULL};
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-    execv(DNSMASQ, argv);
-    _exit(127);
-}
-
-/* Starts dnsmasq and waits until it answers; returns 0 or -1. */
-static int dnsmasq_start(void)
-{
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int port = free_port();
-        if (port < 0)
-            return -1;
-        pid_t pid = fork();
-        if (pid == 0)
-            dnsmasq_exec(port);
-        for (int i = 0; i < 50; i++) { /* up to ~5 s */
-            if (dnsmasq_answers(port)) {
-                dnsmasq_pid = pid;
-                snprintf(dnsmasq_server, sizeof(dnsmasq_server), "127.0.0.1:%d", port);
-                return 0;
-            }
-            if (waitpid(pid, NULL, WNOHANG) == pid)
-                break; /* it exited: most likely the port was taken meanwhile */
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    return -1;
-}
-
-static void dnsmasq_stop(void)
-{
-    if (dnsmasq_pid <= 0)
-        return;
-    kill(dnsmasq_pid, SIGKILL);
-    waitpid(dnsmasq_pid, NULL, 0);
-    dnsmasq_pid = -1;
-}
+static const char *const zone[] = {
+    /* 192.0.2.2: listed by a (weight 2, with a reason) and b (weight 1); err answers with a
+     * list error code, odd with an address outside 127/8: neither is a listing. */
+    "--host-record=2.2.0.192.a.bl.test,127.0.0.2",
+    "--txt-record=2.2.0.192.a.bl.test,listed for sp\xc3\xa4m; see http://a.bl.test/",
+    "--host-record=2.2.0.192.b.bl.test,127.0.0.10",
+    "--host-record=2.2.0.192.err.bl.test,127.255.255.254",
+    "--host-record=2.2.0.192.odd.bl.test,10.0.0.1",
+    /* 192.0.2.3: b only; 2001:db8::1: a only. */
+    "--host-record=3.2.0.192.b.bl.test,127.0.0.3",
+    "--host-record=" V6_NIBBLES ".a.bl.test,127.0.0.4", NULL};
 
 /* ---- running the loop ---- */
 
-static void wait_on_timer(uv_timer_t *t)
-{
-    *(int *)t->data = 1;
-}
-
-/* Runs the loop until *done becomes non-zero or `ms` pass; returns *done. */
 static int run_until(const int *done, unsigned ms)
 {
-    uv_timer_t guard;
-    int expired = 0;
-    uv_timer_init(&loop, &guard);
-    guard.data = &expired;
-    uv_timer_start(&guard, wait_on_timer, ms, 0);
-    while (!*done && !expired)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return *done;
+    return dnsmasq_run_until(&loop, done, ms);
 }
 
 /* ---- checks ---- */
@@ -185,24 +77,13 @@ static const struct config_dnsbl zones[] = {
 };
 #define NZONES (sizeof(zones) / sizeof(zones[0]))
 
-static void client_of(const char *ip, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1)
-        sin->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1)
-        sin6->sin6_family = AF_INET6;
-}
-
 /* Runs one check to its callback; returns the check (freed by the caller) or NULL. */
 static struct dnsbl_check *run_check(struct dns_resolver *r, const struct config_dnsbl *z,
                                      size_t nz, unsigned threshold, const char *ip,
                                      struct outcome *o)
 {
     struct sockaddr_storage ss;
-    client_of(ip, &ss);
+    dnsmasq_client(ip, &ss);
     memset(o, 0, sizeof *o);
     struct dnsbl_check *c = NULL;
     int rc = dnsbl_check_start(r, z, nz, threshold, (struct sockaddr *)&ss, on_result, o, &c);
@@ -217,14 +98,14 @@ static void test_query_names(void)
 {
     struct sockaddr_storage ss;
     char name[400];
-    client_of("192.0.2.99", &ss);
+    dnsmasq_client("192.0.2.99", &ss);
     CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "zen.example", name, sizeof(name)), 0);
     CHECK_STR_EQ(name, "99.2.0.192.zen.example");
-    client_of("::ffff:192.0.2.99", &ss);
+    dnsmasq_client("::ffff:192.0.2.99", &ss);
     CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "zen.example", name, sizeof(name)), 0);
     CHECK_STR_EQ(name, "99.2.0.192.zen.example");
     /* RFC 5782 §2.4's own example. */
-    client_of("2001:db8:1:2:3:4:567:89ab", &ss);
+    dnsmasq_client("2001:db8:1:2:3:4:567:89ab", &ss);
     CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "ugly.example.com", name, sizeof(name)),
                  0);
     CHECK_STR_EQ(
@@ -311,12 +192,12 @@ static void test_errors(struct dns_resolver *r)
     dnsbl_check_free(c);
 
     struct sockaddr_storage ss;
-    client_of("192.0.2.2", &ss);
+    dnsmasq_client("192.0.2.2", &ss);
     ss.ss_family = AF_UNIX;
     c = NULL;
     CHECK_INT_EQ(dnsbl_check_start(r, zones, NZONES, 1, (struct sockaddr *)&ss, on_result, &o, &c),
                  -EINVAL);
-    client_of("192.0.2.2", &ss);
+    dnsmasq_client("192.0.2.2", &ss);
     CHECK_INT_EQ(dnsbl_check_start(r, zones, 0, 1, (struct sockaddr *)&ss, on_result, &o, &c),
                  -EINVAL);
 }
@@ -326,7 +207,7 @@ static void test_errors(struct dns_resolver *r)
 static void test_cancel(struct dns_resolver *r)
 {
     struct sockaddr_storage ss;
-    client_of("192.0.2.2", &ss);
+    dnsmasq_client("192.0.2.2", &ss);
     struct outcome o = {0};
     struct dnsbl_check *c = NULL;
     dns_resolver_flush(r);
@@ -349,11 +230,11 @@ static void test_cancel(struct dns_resolver *r)
 /* Freeing the resolver with a check in flight: the check completes with errors, not listed. */
 static void test_resolver_gone(void)
 {
-    const char *server = dnsmasq_server;
+    const char *server = dnsmasq.server;
     int err = 0;
     struct dns_resolver *r = dns_resolver_new(&loop, &server, 1, 2000, &err);
     struct sockaddr_storage ss;
-    client_of("192.0.2.2", &ss);
+    dnsmasq_client("192.0.2.2", &ss);
     struct outcome o = {0};
     struct dnsbl_check *c = NULL;
     CHECK_INT_EQ(dnsbl_check_start(r, zones, 2, 1, (struct sockaddr *)&ss, on_result, &o, &c), 0);
@@ -368,12 +249,12 @@ int main(void)
 {
     alarm(60); /* a hang fails the run; dnsmasq dies with us (PR_SET_PDEATHSIG) */
     uv_loop_init(&loop);
-    if (dnsmasq_start() < 0) {
+    if (dnsmasq_start(&dnsmasq, zone) < 0) {
         fprintf(stderr, "test_dnsbl: could not start %s\n", DNSMASQ);
         return 1;
     }
     test_query_names();
-    const char *server = dnsmasq_server;
+    const char *server = dnsmasq.server;
     int err = 0;
     struct dns_resolver *r = dns_resolver_new(&loop, &server, 1, 3000, &err);
     CHECK(r != NULL);
@@ -384,7 +265,7 @@ int main(void)
         dns_resolver_free(r);
     }
     test_resolver_gone();
-    dnsmasq_stop();
+    dnsmasq_stop(&dnsmasq);
 
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
