@@ -11,13 +11,16 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "lib/dns.h"
 #include "lib/log.h"
 #include "lib/tls.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/config_load.h"
+#include "mta/control.h"
 #include "mta/dkim.h"
 #include "mta/listener.h"
+#include "mta/scheduler.h"
 #include "mta/smtp_server.h"
 #include "policy/auth_users.h"
 #include "spool/spool.h"
@@ -32,9 +35,14 @@ struct daemon {
     const char *config_path; /* NULL: embedded default */
     struct smtp_server srv;
     struct listener *listeners;
+    struct dns_resolver *dns;
+    struct control *control; /* <spool>/control: `sluice queue` */
+    SSL_CTX *tls_client_ctx; /* STARTTLS towards MX hosts */
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t grace_timer;
     unsigned stopping : 1;
+    unsigned drained : 1;           /* every SMTP session has ended */
+    unsigned scheduler_stopped : 1; /* every delivery has ended */
     unsigned finished : 1;
 };
 
@@ -146,6 +154,16 @@ static int auth_users_for(const struct config *cfg, struct auth_users **out, str
     return auth_users_load(cfg->relay.users, out, err) < 0 ? -1 : 0;
 }
 
+static int strings_equal(char **a, size_t na, char **b, size_t nb)
+{
+    if (na != nb)
+        return 0;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return 0;
+    return 1;
+}
+
 static void daemon_reload(struct daemon *d)
 {
     struct buf err = BUF_INIT;
@@ -167,6 +185,11 @@ static void daemon_reload(struct daemon *d)
     if (strcmp(cfg->server.spool, d->srv.cfg->server.spool) != 0)
         log_msg(LOG_WARN, "daemon.reload",
                 "server.spool changed: takes effect at the next restart");
+    if (!strings_equal(cfg->dns.servers, cfg->dns.nservers, d->srv.cfg->dns.servers,
+                       d->srv.cfg->dns.nservers) ||
+        cfg->dns.timeout_ms != d->srv.cfg->dns.timeout_ms)
+        log_msg(LOG_WARN, "daemon.reload", "dns changed: takes effect at the next restart");
+    scheduler_set_config(d->srv.scheduler, cfg);
     adopt_listeners(d, cfg, opened);
     if (d->srv.tls_ctx != NULL)
         SSL_CTX_free(d->srv.tls_ctx);
@@ -215,9 +238,27 @@ static void daemon_finish(struct daemon *d)
     /* The loop ends once spool work still in flight (aborted messages' clean-up) is done. */
 }
 
+/* The loop may end once the SMTP server has drained and deliveries have stopped. */
+static void daemon_maybe_finish(struct daemon *d)
+{
+    if (d->drained && d->scheduler_stopped)
+        daemon_finish(d);
+}
+
 static void daemon_on_drained(struct smtp_server *srv)
 {
-    daemon_finish(container_of(srv, struct daemon, srv));
+    struct daemon *d = container_of(srv, struct daemon, srv);
+    d->drained = 1;
+    daemon_maybe_finish(d);
+}
+
+static void daemon_on_scheduler_stopped(void *arg)
+{
+    struct daemon *d = arg;
+    scheduler_free(d->srv.scheduler);
+    d->srv.scheduler = NULL; /* messages committed from now on wait for the next start */
+    d->scheduler_stopped = 1;
+    daemon_maybe_finish(d);
 }
 
 static void daemon_on_grace_over(uv_timer_t *t)
@@ -241,7 +282,72 @@ static void daemon_on_stop_signal(uv_signal_t *h, int signum)
         d->listeners = next;
     }
     uv_timer_start(&d->grace_timer, daemon_on_grace_over, d->srv.cfg->server.shutdown_grace_ms, 0);
+    control_close(d->control);
+    d->control = NULL;
+    /* Connections to MX hosts are dropped at once: what they carried is deferred, not lost. */
+    scheduler_stop(d->srv.scheduler, daemon_on_scheduler_stopped, d);
+    dns_resolver_free(d->dns);
+    d->dns = d->srv.dns = NULL;
     smtp_server_stop(&d->srv);
+}
+
+/* ---- the control socket: `sluice queue` steering the scheduler ---- */
+
+static struct scheduler *control_scheduler(void *arg, struct buf *out)
+{
+    struct daemon *d = arg;
+    if (d->srv.scheduler == NULL)
+        buf_printf(out, "the daemon is stopping\n");
+    return d->srv.scheduler;
+}
+
+static int control_on_list(void *arg, struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    if (s == NULL)
+        return -ESHUTDOWN;
+    scheduler_list(s, out);
+    return 0;
+}
+
+static int control_on_retry(void *arg, const char *id, struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_retry(s, id, out) : -ESHUTDOWN;
+}
+
+static int control_on_delete(void *arg, const char *id, struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_delete(s, id, out) : -ESHUTDOWN;
+}
+
+static int control_on_suspend(void *arg, const char *dest, uint32_t seconds, struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_suspend(s, dest, (uint64_t)seconds * 1000, out) : -ESHUTDOWN;
+}
+
+static int control_on_resume(void *arg, const char *dest, struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_resume(s, dest, out) : -ESHUTDOWN;
+}
+
+static const struct control_handlers daemon_control_handlers = {
+    control_on_list, control_on_retry, control_on_delete, control_on_suspend, control_on_resume,
+};
+
+/* Opened before recovery, so a second daemon on the same spool is refused before its recovery
+ * could remove the first one's half-written files. */
+static int daemon_open_control(struct daemon *d, const struct config *cfg, struct buf *err)
+{
+    struct buf path = BUF_INIT;
+    int rc = control_socket_path(cfg->server.spool, &path, err);
+    if (rc == 0)
+        rc = control_open(&d->loop, path.data, &daemon_control_handlers, d, &d->control, err);
+    buf_free(&path);
+    return rc;
 }
 
 static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw);
@@ -282,6 +388,8 @@ static int drop_privileges(const struct config *cfg, struct buf *err)
 
 static void recover_on_entry(const struct spool_entry *e, void *arg)
 {
+    struct daemon *d = arg;
+    scheduler_add(d->srv.scheduler, e);
     struct logrec r;
     log_begin(&r, LOG_INFO, "spool.recovered");
     log_str(&r, "queue_id", e->id);
@@ -304,6 +412,19 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
     }
     if (spool_open(&d->loop, cfg->server.spool, &d->srv.spool, err) < 0)
         return -1;
+    if (daemon_open_control(d, cfg, err) < 0)
+        return -1;
+    int dns_err = 0;
+    d->dns = dns_resolver_new(&d->loop, (const char *const *)cfg->dns.servers, cfg->dns.nservers,
+                              (unsigned)cfg->dns.timeout_ms, &dns_err);
+    if (d->dns == NULL) {
+        buf_printf(err, "dns: cannot start the resolver: %s", strerror(-dns_err));
+        return -1;
+    }
+    d->srv.dns = d->dns;
+    if ((d->tls_client_ctx = tls_client_ctx_new(err)) == NULL)
+        return -1;
+    d->srv.scheduler = scheduler_new(&d->loop, d->srv.spool, d->dns, d->tls_client_ctx, cfg);
     int recovered = spool_recover(d->srv.spool, recover_on_entry, d, err);
     if (recovered < 0)
         return -1;
@@ -330,6 +451,7 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
     uv_signal_start(&d->sigint, daemon_on_stop_signal, SIGINT);
     log_msg(LOG_INFO, "spool.recovery_done", "%d committed messages in %s", recovered,
             cfg->server.spool);
+    scheduler_start(d->srv.scheduler);
     log_ready(d, "daemon.ready");
     return 0;
 }
@@ -362,6 +484,12 @@ int daemon_run(const char *config_path)
             listener_close(d->listeners);
             d->listeners = next;
         }
+        control_close(d->control);
+        d->control = NULL;
+        if (d->srv.scheduler != NULL)
+            scheduler_stop(d->srv.scheduler, daemon_on_scheduler_stopped, d);
+        if (d->dns != NULL)
+            dns_resolver_free(d->dns);
         d->finished = 1;
     }
     uv_run(&d->loop, UV_RUN_DEFAULT);
@@ -370,6 +498,8 @@ int daemon_run(const char *config_path)
         spool_close(d->srv.spool);
     if (d->srv.tls_ctx != NULL)
         SSL_CTX_free(d->srv.tls_ctx);
+    if (d->tls_client_ctx != NULL)
+        SSL_CTX_free(d->tls_client_ctx);
     auth_users_free(d->srv.auth_users);
     auth_failures_free(d->srv.auth_failures);
     dkim_signer_set_unref(d->srv.dkim);

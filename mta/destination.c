@@ -325,10 +325,14 @@ static void dest_dispatch(struct dest *d)
         dest_arm_timer(d, wake);
 }
 
-void dest_suspend(struct dest *d)
+void dest_suspend(struct dest *d, uint64_t for_ms)
 {
-    d->suspended_until = UINT64_MAX;
-    dest_log(d, NULL, LOG_WARN, "delivery.suspend", "suspended by an administrator");
+    d->suspended_until = for_ms > 0 ? uv_now(d->env->loop) + for_ms : UINT64_MAX;
+    dest_log(d, NULL, LOG_WARN, "delivery.suspend",
+             for_ms > 0 ? "suspended by an administrator for a while"
+                        : "suspended by an administrator");
+    if (for_ms > 0 && d->queue != NULL)
+        dest_arm_timer(d, d->suspended_until);
 }
 
 void dest_resume(struct dest *d)

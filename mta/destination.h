@@ -84,8 +84,9 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
 const char *dest_key(const struct dest *d);
 /* Queues a job (split by recipients_per_message) and opens connections as the limits allow. */
 void dest_enqueue(struct dest *d, struct job *job);
-/* Admin suspension (until dest_resume) or the end of one; queued jobs stay queued. */
-void dest_suspend(struct dest *d);
+/* Admin suspension for for_ms (0: until dest_resume), or the end of one; queued jobs stay
+ * queued. */
+void dest_suspend(struct dest *d, uint64_t for_ms);
 void dest_resume(struct dest *d);
 /* Stops new connections; queued jobs are returned. With abort, open connections are dropped
  * (their jobs end with temporary failures). The destination frees itself once idle. */

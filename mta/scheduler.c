@@ -357,7 +357,7 @@ static void scheduler_on_job_done(void *arg, struct job *job,
         int64_t next = 0;
         const char *event;
         struct buf text = BUF_INIT;
-        buf_append_str(&text, o->text != NULL ? o->text : "");
+        buf_printf(&text, "%s", o->text != NULL ? o->text : "");
         if (o->code >= 200 && o->code < 300) {
             status = SPOOL_RCPT_DELIVERED, event = "delivery.delivered";
         } else if (o->code >= 500) {
@@ -366,7 +366,7 @@ static void scheduler_on_job_done(void *arg, struct job *job,
             status = SPOOL_RCPT_DEFERRED, event = "delivery.deferred";
         } else {
             status = SPOOL_RCPT_FAILED, event = "delivery.expired";
-            buf_append_str(&text, " (gave up: the message has been in the queue too long)");
+            buf_printf(&text, " (gave up: the message has been in the queue too long)");
         }
         /* No DSN is ever sent for a bounce (RFC 5321 §6.1): a null-sender failure is final. */
         if (status == SPOOL_RCPT_FAILED && m->sender[0] == '\0')
@@ -964,13 +964,18 @@ static struct dest *find_dest(struct scheduler *s, const char *name, struct buf 
     return d;
 }
 
-int scheduler_suspend(struct scheduler *s, const char *destination, struct buf *out)
+int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
+                      struct buf *out)
 {
     struct dest *d = find_dest(s, destination, out);
     if (d == NULL)
         return -ENOENT;
-    dest_suspend(d);
-    buf_printf(out, "%s suspended\n", destination);
+    dest_suspend(d, for_ms);
+    if (for_ms > 0)
+        buf_printf(out, "%s suspended for %llu s\n", destination,
+                   (unsigned long long)(for_ms / 1000));
+    else
+        buf_printf(out, "%s suspended until resumed\n", destination);
     return 0;
 }
 

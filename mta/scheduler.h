@@ -43,7 +43,9 @@ void scheduler_add_id(struct scheduler *s, const char *id);
  * -ENOENT (no such message or destination) / -EINVAL with the reason in out. */
 int scheduler_retry(struct scheduler *s, const char *id, struct buf *out);  /* "all" too */
 int scheduler_delete(struct scheduler *s, const char *id, struct buf *out); /* no DSN */
-int scheduler_suspend(struct scheduler *s, const char *destination, struct buf *out);
+/* for_ms 0: until scheduler_resume. */
+int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
+                      struct buf *out);
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out);
 /* A JSON array of the queued messages and one of the destinations, for `sluice queue list`. */
 void scheduler_list(struct scheduler *s, struct buf *out);

@@ -18,6 +18,7 @@ struct smtp_session;
 struct auth_users;
 struct auth_failures;
 struct scheduler;
+struct dns_resolver;
 struct dkim_signer_set;
 
 /* State shared by all sessions; owned by the daemon. */
@@ -26,8 +27,9 @@ struct smtp_server {
     struct config *cfg; /* the configuration new sessions take; the daemon swaps it on reload */
     SSL_CTX *tls_ctx;   /* NULL when no certificate is configured */
     struct spool *spool;
-    struct scheduler *scheduler;   /* takes every committed message; NULL: messages stay queued */
-    struct auth_users *auth_users; /* relay.users loaded; NULL: no AUTH. Swapped on reload */
+    struct dns_resolver *dns;    /* c-ares in the loop, shared with delivery; NULL while stopping */
+    struct scheduler *scheduler; /* takes every committed message; NULL: messages stay queued */
+    struct auth_users *auth_users;       /* relay.users loaded; NULL: no AUTH. Swapped on reload */
     struct auth_failures *auth_failures; /* failed AUTH attempts per client, across sessions */
     struct dkim_signer_set *dkim;  /* DKIM signers of cfg (one reference); swapped on reload */
     struct smtp_session *sessions; /* every live session, for shutdown */

@@ -17,6 +17,7 @@
 #include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
 #include "mta/dkim.h"
+#include "mta/scheduler.h"
 #include "policy/relay.h"
 
 static void tx_on_committed(struct spool_msg *msg, int status, void *arg);
@@ -325,7 +326,7 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
         .helo = s->helo,
         .auth_user = s->auth_user,
         .listener = s->listener->name,
-        .received_at = (int64_t)time(NULL),
+        .received_at = tx->received_at = (int64_t)time(NULL),
         .flags = tx->env_flags,
     };
     tx->msg = spool_msg_new(s->srv->spool, &env);
@@ -490,6 +491,24 @@ size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
     return used;
 }
 
+/* The message is durable and acknowledged: delivery takes it from here. */
+static void tx_hand_to_scheduler(struct smtp_session *s, struct spool_msg *msg)
+{
+    if (s->srv->scheduler == NULL)
+        return;
+    struct smtp_tx *tx = s->tx;
+    struct spool_envelope env = {
+        .sender = tx->sender,
+        .rcpts = (const char *const *)tx->rcpts,
+        .nrcpts = tx->nrcpts,
+        .received_at = tx->received_at,
+        .flags = tx->env_flags,
+    };
+    struct spool_entry entry = {
+        .id = spool_msg_id(msg), .env = &env, .body_size = spool_msg_size(msg)};
+    scheduler_add(s->srv->scheduler, &entry);
+}
+
 static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
 {
     struct smtp_session *s = arg;
@@ -497,9 +516,12 @@ static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
     if (s->closed || tx == NULL) {
         /* The client left while we synced. The message is durable (or failed) all the same; it was
          * never acknowledged, so a duplicate is the worst outcome. */
-        if (status == 0)
+        if (status == 0) {
             log_msg(LOG_WARN, "smtp.accepted_unacknowledged", "queue id %s: client gone before 250",
                     spool_msg_id(msg));
+            if (s->srv->scheduler != NULL)
+                scheduler_add_id(s->srv->scheduler, spool_msg_id(msg));
+        }
         smtp_session_unref(s);
         return;
     }
@@ -526,6 +548,7 @@ static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
         log_end(&r);
         buf_free(&rcpts);
         smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", spool_msg_id(msg));
+        tx_hand_to_scheduler(s, msg);
     }
     smtp_tx_free(s);
     smtp_set_state(s, SMTP_STATE_READY);

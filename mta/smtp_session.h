@@ -42,6 +42,7 @@ struct smtp_tx {
     size_t nrcpts_rejected;
     unsigned env_flags;     /* SPOOL_ENV_* */
     uint64_t declared_size; /* SIZE= on MAIL, 0 when absent */
+    int64_t received_at;    /* unix seconds, set at DATA */
     struct spool_msg *msg;  /* from DATA on */
     struct smtp_data decoder;
     uint64_t body_size;       /* decoded octets the client sent */

@@ -306,6 +306,7 @@ class Sluice:
         self.expect_exit = None  # set by kill9(): any status is then fine
         self.addresses = {}
         self.assign_ports()
+        self.dead_dns_port = free_port("127.0.0.1")
 
     # config
     def assign_ports(self):
@@ -327,7 +328,10 @@ class Sluice:
         cfg = {"server": {"hostname": HOSTNAME, "spool": self.spool, "shutdown_grace": "10s"},
                "listeners": listeners,
                "relay": {"trusted_networks": ["127.0.0.0/8", "::1/128"]},
-               "domains": {"example.com": None}}
+               "domains": {"example.com": None},
+               # Nobody answers DNS on this port: deliveries defer and messages stay queued
+               # where tests look for them. Delivery tests point dns at their own server.
+               "dns": {"servers": ["127.0.0.1:%d" % self.dead_dns_port], "timeout": "1s"}}
         if self.cert:
             cfg["tls"] = {"certificate": self.cert, "key": self.key}
         for section, value in (self.extra if extra is None else extra).items():
@@ -539,10 +543,14 @@ class SluiceTestCase(unittest.TestCase):
         return d
 
     def _dump_log_on_failure(self, d):
+        if d.log_paths and self.has_failed():
+            sys.stderr.write("\n%s\n%s\n" % (self.id(), d.log_tail(25)))
+
+    def has_failed(self):
+        """True in a clean-up when this test (or one of its subtests) failed or raised."""
         result = getattr(getattr(self, "_outcome", None), "result", None)
         problems = (result.failures + result.errors) if result is not None else []
-        if d.log_paths and any(getattr(t, "test_case", t) is self for t, _ in problems):
-            sys.stderr.write("\n%s\n%s\n" % (self.id(), d.log_tail(25)))
+        return any(getattr(t, "test_case", t) is self for t, _ in problems)
 
     def assertReply(self, reply, code, enhanced=None, msg=None):
         """Checks the code and (when given) the enhanced status code of a reply."""

@@ -137,7 +137,7 @@ class AuthBase(SluiceTestCase):
         self.assertReply(c.cmd("RSET"), 250)
 
     def spool_file(self, queue_id):
-        found = glob.glob(os.path.join(self.d.spool, "*", queue_id))
+        found = glob.glob(os.path.join(self.d.spool, "queue", queue_id))
         self.assertEqual(len(found), 1, "spool file of %s" % queue_id)
         with open(found[0], "rb") as f:
             return f.read()

@@ -1,0 +1,553 @@
+/*
+ * The control socket (see control.h). One connection carries one request: read a line, call the
+ * handler, write the answer, close. Each connection holds a pipe and a timer and is freed from
+ * the second close callback; the struct control is freed once its listening pipe and every
+ * connection have closed.
+ */
+#include "mta/control.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "spool/spool.h"
+
+/* The biggest answer the client takes (a list of a very large queue). */
+#define CONTROL_ANSWER_MAX (64u << 20)
+#define CONTROL_BACKLOG 16
+
+struct control_conn {
+    uv_pipe_t pipe;
+    uv_timer_t timer;
+    struct control *ctl;
+    struct control_conn *next, **pprev; /* in ctl->conns */
+    char in[CONTROL_REQUEST_MAX];       /* the request line as it arrives */
+    size_t inlen;
+    struct buf answer; /* owned; written once, then the connection closes */
+    uv_write_t write;
+    int open_handles; /* freed when it drops to 0 */
+    int closing;
+};
+
+struct control {
+    uv_pipe_t server;
+    uv_loop_t *loop;
+    struct control_handlers handlers;
+    void *arg;
+    char *path; /* owned; the socket file, removed at close */
+    uint64_t idle_ms;
+    unsigned nconns;
+    struct control_conn *conns;
+    int server_open; /* the listening pipe has not finished closing */
+    int closing;
+};
+
+/* The request chain, in firing order. */
+static void server_on_connection(uv_stream_t *server, int status);
+static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+static void conn_serve(struct control_conn *cc, size_t linelen);
+static void conn_on_written(uv_write_t *w, int status);
+static void conn_on_timeout(uv_timer_t *t);
+static void conn_close(struct control_conn *cc);
+
+/* ---- request syntax ---- */
+
+struct verb_row {
+    const char *name;
+    enum control_verb verb;
+    int min_args, max_args;
+};
+
+static const struct verb_row verbs[] = {
+    {"list", CONTROL_LIST, 0, 0},     {"retry", CONTROL_RETRY, 1, 1},
+    {"delete", CONTROL_DELETE, 1, 1}, {"suspend", CONTROL_SUSPEND, 1, 2},
+    {"resume", CONTROL_RESUME, 1, 1},
+};
+
+/* A queue id (upper-case base 32, see spool.h). */
+static int valid_id(const char *s, size_t len)
+{
+    if (len == 0 || len > SPOOL_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+/* "N", "Ns", "Nm", "Nh", "Nd": 1 second to CONTROL_SUSPEND_MAX_S. */
+static int parse_duration(const char *s, size_t len, uint32_t *seconds)
+{
+    static const struct {
+        char unit;
+        uint32_t scale;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    uint32_t scale = 1;
+    for (size_t i = 0; len > 1 && i < ARRAY_LEN(units); i++) {
+        if (s[len - 1] == units[i].unit) {
+            scale = units[i].scale;
+            len--;
+        }
+    }
+    if (len == 0 || len > 7) /* 7 digits cannot overflow once scaled in 64 bits */
+        return -EINVAL;
+    uint64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        n = n * 10 + (uint64_t)(s[i] - '0');
+    }
+    n *= scale;
+    if (n == 0 || n > CONTROL_SUSPEND_MAX_S)
+        return -EINVAL;
+    *seconds = (uint32_t)n;
+    return 0;
+}
+
+int control_request_parse(const char *line, size_t len, struct control_request *req,
+                          struct buf *err)
+{
+    const char *words[4];
+    size_t lens[4], n = 0;
+    if (len >= CONTROL_REQUEST_MAX) {
+        buf_printf(err, "request longer than %d bytes", CONTROL_REQUEST_MAX - 1);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len;) {
+        if (line[i] == ' ') {
+            i++;
+            continue;
+        }
+        if (n == ARRAY_LEN(words)) {
+            buf_printf(err, "too many words");
+            return -EINVAL;
+        }
+        words[n] = line + i;
+        while (i < len && line[i] != ' ') {
+            if ((unsigned char)line[i] <= 0x20 || (unsigned char)line[i] >= 0x7f) {
+                buf_printf(err, "control character or non-ASCII byte in the request");
+                return -EINVAL;
+            }
+            i++;
+        }
+        lens[n] = (size_t)(line + i - words[n]);
+        n++;
+    }
+    if (n == 0) {
+        buf_printf(err, "empty request");
+        return -EINVAL;
+    }
+    const struct verb_row *row = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(verbs); i++)
+        if (strlen(verbs[i].name) == lens[0] && memcmp(verbs[i].name, words[0], lens[0]) == 0)
+            row = &verbs[i];
+    if (row == NULL) {
+        buf_printf(err, "unknown request %.*s", (int)(lens[0] > 32 ? 32 : lens[0]), words[0]);
+        return -EINVAL;
+    }
+    int nargs = (int)n - 1;
+    if (nargs < row->min_args || nargs > row->max_args) {
+        buf_printf(err, "%s takes %s", row->name,
+                   row->max_args == 0   ? "no argument"
+                   : row->max_args == 2 ? "a destination and an optional duration"
+                                        : "one argument");
+        return -EINVAL;
+    }
+    memset(req, 0, sizeof(*req));
+    req->verb = row->verb;
+    if (nargs == 0)
+        return 0;
+    if (lens[1] >= sizeof(req->target)) {
+        buf_printf(err, "argument longer than %zu bytes", sizeof(req->target) - 1);
+        return -EINVAL;
+    }
+    memcpy(req->target, words[1], lens[1]);
+    int is_all = strcmp(req->target, "all") == 0;
+    if ((row->verb == CONTROL_RETRY && !is_all && !valid_id(words[1], lens[1])) ||
+        (row->verb == CONTROL_DELETE && !valid_id(words[1], lens[1]))) {
+        buf_printf(err, "%s is not a queue id", req->target);
+        return -EINVAL;
+    }
+    if (nargs == 2 && parse_duration(words[2], lens[2], &req->seconds) < 0) {
+        buf_printf(err, "bad duration %.*s (N, Ns, Nm, Nh or Nd, at most 30 days)",
+                   (int)(lens[2] > 32 ? 32 : lens[2]), words[2]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int control_socket_path(const char *spool, struct buf *path, struct buf *err)
+{
+    struct sockaddr_un sun;
+    buf_reset(path);
+    buf_printf(path, "%s/control", spool);
+    if (path->len >= sizeof(sun.sun_path)) {
+        buf_printf(err, "control socket path %s is longer than %zu bytes: use a shorter spool path",
+                   path->data, sizeof(sun.sun_path) - 1);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+/* ---- the daemon side ---- */
+
+static int unix_connect(const char *path, int timeout_ms)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sun.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* Bounds a connect to a full backlog; the exchange itself is bounded with poll. */
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* Removes a socket left by a dead daemon; refuses when a live one answers. */
+static int claim_path(const char *path, struct buf *err)
+{
+    int fd = unix_connect(path, 1000);
+    if (fd >= 0) {
+        close(fd);
+        buf_printf(err, "another daemon answers on %s (same spool?)", path);
+        return -EADDRINUSE;
+    }
+    if (fd == -ECONNREFUSED && unlink(path) < 0 && errno != ENOENT) {
+        int e = errno;
+        buf_printf(err, "cannot remove stale %s: %s", path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+static void server_on_closed(uv_handle_t *h)
+{
+    struct control *c = container_of(h, struct control, server);
+    c->server_open = 0;
+    if (c->nconns == 0) {
+        free(c->path);
+        free(c);
+    }
+}
+
+int control_open(uv_loop_t *loop, const char *path, const struct control_handlers *handlers,
+                 void *arg, struct control **out, struct buf *err)
+{
+    int rc = claim_path(path, err);
+    if (rc < 0)
+        return rc;
+    struct control *c = xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    c->handlers = *handlers;
+    c->arg = arg;
+    c->path = xstrdup(path);
+    c->idle_ms = CONTROL_IDLE_TIMEOUT_MS;
+    c->server_open = 1;
+    uv_pipe_init(loop, &c->server, 0);
+    const char *step = "bind";
+    rc = uv_pipe_bind(&c->server, path);
+    if (rc == 0) {
+        /* Nobody can connect before listen, so the socket is never reachable with wider
+         * permissions than these. */
+        step = "chmod";
+        rc = chmod(path, 0600) < 0 ? -errno : 0;
+        if (rc == 0) {
+            step = "listen";
+            rc = uv_listen((uv_stream_t *)&c->server, CONTROL_BACKLOG, server_on_connection);
+        }
+        if (rc < 0)
+            unlink(path);
+    }
+    if (rc < 0) {
+        buf_printf(err, "control socket %s: %s: %s", path, step, uv_strerror(rc));
+        uv_close((uv_handle_t *)&c->server, server_on_closed);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void control_set_idle_timeout(struct control *c, uint64_t ms)
+{
+    c->idle_ms = ms;
+}
+
+void control_close(struct control *c)
+{
+    if (c == NULL || c->closing)
+        return;
+    c->closing = 1;
+    while (c->conns != NULL)
+        conn_close(c->conns);
+    unlink(c->path);
+    uv_close((uv_handle_t *)&c->server, server_on_closed);
+}
+
+static void refused_on_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void server_on_connection(uv_stream_t *server, int status)
+{
+    struct control *c = container_of(server, struct control, server);
+    if (status < 0) {
+        log_msg(LOG_WARN, "control.accept", "control socket: %s", uv_strerror(status));
+        return;
+    }
+    if (c->nconns >= CONTROL_MAX_CONNS) {
+        /* Accept to drain the backlog, say why, and close. */
+        uv_pipe_t *p = xmalloc(sizeof(*p));
+        uv_pipe_init(c->loop, p, 0);
+        static const char busy[] = "error: too many control connections, try again\n";
+        uv_buf_t b = uv_buf_init((char *)busy, sizeof(busy) - 1);
+        if (uv_accept(server, (uv_stream_t *)p) == 0)
+            uv_try_write((uv_stream_t *)p, &b, 1); /* a fresh socket's buffer takes it whole */
+        uv_close((uv_handle_t *)p, refused_on_closed);
+        log_msg(LOG_WARN, "control.busy", "%d control connections open: one refused",
+                CONTROL_MAX_CONNS);
+        return;
+    }
+    struct control_conn *cc = xcalloc(1, sizeof(*cc));
+    cc->ctl = c;
+    cc->next = c->conns;
+    if (c->conns != NULL)
+        c->conns->pprev = &cc->next;
+    cc->pprev = &c->conns;
+    c->conns = cc;
+    c->nconns++;
+    uv_pipe_init(c->loop, &cc->pipe, 0);
+    uv_timer_init(c->loop, &cc->timer);
+    cc->open_handles = 2;
+    if (uv_accept(server, (uv_stream_t *)&cc->pipe) < 0) {
+        conn_close(cc);
+        return;
+    }
+    uv_timer_start(&cc->timer, conn_on_timeout, c->idle_ms, 0);
+    uv_read_start((uv_stream_t *)&cc->pipe, conn_on_alloc, conn_on_read);
+}
+
+static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    (void)hint;
+    struct control_conn *cc = container_of(h, struct control_conn, pipe);
+    *b = uv_buf_init(cc->in + cc->inlen, (unsigned)(sizeof(cc->in) - cc->inlen));
+}
+
+static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    (void)b;
+    struct control_conn *cc = container_of(stream, struct control_conn, pipe);
+    if (nread < 0) {
+        /* A request without its newline still counts when the client half-closes. */
+        if (nread == UV_EOF && cc->inlen > 0)
+            conn_serve(cc, cc->inlen);
+        else
+            conn_close(cc);
+        return;
+    }
+    size_t start = cc->inlen;
+    cc->inlen += (size_t)nread;
+    char *nl = memchr(cc->in + start, '\n', cc->inlen - start);
+    if (nl != NULL)
+        conn_serve(cc, (size_t)(nl - cc->in));
+    else if (cc->inlen == sizeof(cc->in))
+        conn_serve(cc, cc->inlen); /* the parser refuses it as too long */
+}
+
+static int dispatch(struct control *c, const struct control_request *req, struct buf *out)
+{
+    const struct control_handlers *h = &c->handlers;
+    switch (req->verb) {
+    case CONTROL_LIST:
+        return h->list(c->arg, out);
+    case CONTROL_RETRY:
+        return h->retry(c->arg, req->target, out);
+    case CONTROL_DELETE:
+        return h->delete (c->arg, req->target, out);
+    case CONTROL_SUSPEND:
+        return h->suspend(c->arg, req->target, req->seconds, out);
+    case CONTROL_RESUME:
+        return h->resume(c->arg, req->target, out);
+    }
+    return -EINVAL;
+}
+
+/* "ok\n" and the payload, or "error: " and the first line of the reason. */
+static void answer_build(int status, const struct buf *payload, struct buf *answer)
+{
+    if (status == 0) {
+        buf_append_str(answer, "ok\n");
+        buf_append(answer, payload->data, payload->len);
+        if (payload->len > 0 && payload->data[payload->len - 1] != '\n')
+            buf_append(answer, "\n", 1);
+        return;
+    }
+    const char *nl = payload->len ? memchr(payload->data, '\n', payload->len) : NULL;
+    size_t len = nl != NULL ? (size_t)(nl - payload->data) : payload->len;
+    if (len == 0)
+        buf_printf(answer, "error: %s\n", strerror(-status));
+    else
+        buf_printf(answer, "error: %.*s\n", (int)len, payload->data);
+}
+
+static void conn_serve(struct control_conn *cc, size_t linelen)
+{
+    uv_read_stop((uv_stream_t *)&cc->pipe);
+    if (linelen > 0 && cc->in[linelen - 1] == '\r')
+        linelen--;
+    struct control_request req;
+    struct buf payload = BUF_INIT;
+    int rc = control_request_parse(cc->in, linelen, &req, &payload);
+    if (rc == 0)
+        rc = dispatch(cc->ctl, &req, &payload);
+    answer_build(rc, &payload, &cc->answer);
+    buf_free(&payload);
+    const char *nl = memchr(cc->answer.data, '\n', cc->answer.len); /* answers end in one */
+    log_msg(rc == 0 ? LOG_INFO : LOG_WARN, "control.request", "%.*s: %.*s",
+            (int)(linelen > 300 ? 300 : linelen), cc->in, (int)(nl - cc->answer.data),
+            cc->answer.data);
+    /* The answer too must be taken within the idle time. */
+    uv_timer_start(&cc->timer, conn_on_timeout, cc->ctl->idle_ms, 0);
+    uv_buf_t b = uv_buf_init(cc->answer.data, (unsigned)cc->answer.len);
+    if (uv_write(&cc->write, (uv_stream_t *)&cc->pipe, &b, 1, conn_on_written) < 0)
+        conn_close(cc);
+}
+
+static void conn_on_written(uv_write_t *w, int status)
+{
+    (void)status; /* closed either way */
+    conn_close(container_of(w, struct control_conn, write));
+}
+
+static void conn_on_timeout(uv_timer_t *t)
+{
+    struct control_conn *cc = container_of(t, struct control_conn, timer);
+    log_msg(LOG_WARN, "control.timeout", "control client idle for %llu ms: dropped",
+            (unsigned long long)cc->ctl->idle_ms);
+    conn_close(cc);
+}
+
+static void conn_on_closed(uv_handle_t *h)
+{
+    struct control_conn *cc = h->data;
+    if (--cc->open_handles > 0)
+        return;
+    struct control *c = cc->ctl;
+    buf_free(&cc->answer);
+    free(cc);
+    c->nconns--;
+    if (c->nconns == 0 && !c->server_open) {
+        free(c->path);
+        free(c);
+    }
+}
+
+static void conn_close(struct control_conn *cc)
+{
+    if (cc->closing)
+        return;
+    cc->closing = 1;
+    *cc->pprev = cc->next;
+    if (cc->next != NULL)
+        cc->next->pprev = cc->pprev;
+    cc->pipe.data = cc->timer.data = cc;
+    uv_close((uv_handle_t *)&cc->pipe, conn_on_closed);
+    uv_close((uv_handle_t *)&cc->timer, conn_on_closed);
+}
+
+/* ---- the client ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on fd until deadline; returns 0, or -ETIMEDOUT / -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {fd, events, 0};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+static int exchange(int fd, const char *request, int64_t deadline, struct buf *answer)
+{
+    struct buf line = BUF_INIT;
+    buf_printf(&line, "%s\n", request);
+    int rc = 0;
+    for (size_t sent = 0; rc == 0 && sent < line.len;) {
+        rc = wait_fd(fd, POLLOUT, deadline);
+        ssize_t n = rc == 0 ? send(fd, line.data + sent, line.len - sent, MSG_NOSIGNAL) : 0;
+        if (n < 0 && errno != EINTR && errno != EAGAIN)
+            rc = -errno;
+        else if (n > 0)
+            sent += (size_t)n;
+    }
+    buf_free(&line);
+    while (rc == 0) {
+        if (answer->len >= CONTROL_ANSWER_MAX)
+            return -EFBIG;
+        rc = wait_fd(fd, POLLIN, deadline);
+        if (rc < 0)
+            break;
+        ssize_t n = recv(fd, buf_reserve(answer, 65536), 65536, MSG_DONTWAIT);
+        /* A daemon that closes without reading all we sent (too busy) resets the socket after
+         * its answer. */
+        if (n == 0 || (n < 0 && errno == ECONNRESET && answer->len > 0))
+            break;
+        if (n > 0)
+            answer->len += (size_t)n;
+        else if (errno != EINTR && errno != EAGAIN)
+            rc = -errno;
+    }
+    return rc;
+}
+
+int control_call(const char *path, const char *request, int timeout_ms, struct buf *answer,
+                 struct buf *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    int fd = unix_connect(path, timeout_ms);
+    if (fd == -ENOENT || fd == -ECONNREFUSED) {
+        buf_printf(err, "no daemon answers on %s (is `sluice run` running?)", path);
+        return fd;
+    }
+    if (fd < 0) {
+        buf_printf(err, "control socket %s: %s", path, strerror(-fd));
+        return fd;
+    }
+    int rc = exchange(fd, request, deadline, answer);
+    close(fd);
+    if (rc < 0)
+        buf_printf(err, "control socket %s: %s", path, strerror(-rc));
+    return rc;
+}

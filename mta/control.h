@@ -1,0 +1,84 @@
+/*
+ * The control socket: the admin interface of a running daemon, which `sluice queue` talks to. A
+ * unix-domain socket at <spool>/control (mode 0600) takes one request line per connection, passes
+ * it to a table of handlers the daemon fills (the scheduler's functions), answers "ok" or
+ * "error: <reason>" and the handler's payload, then closes. This module knows nothing of the
+ * queue; it owns the socket, its connections and the request syntax. Both ends live here: the
+ * daemon side on the loop, and a blocking client for the command line.
+ */
+#ifndef SLUICE_CONTROL_H
+#define SLUICE_CONTROL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "lib/buf.h"
+
+/* A request line is at most this long, its newline included. */
+#define CONTROL_REQUEST_MAX 1024
+/* Connections served at once; more get "error: too many control connections" and are closed. */
+#define CONTROL_MAX_CONNS 8
+/* A client that has not sent its whole request (or taken its answer) in this time is dropped. */
+#define CONTROL_IDLE_TIMEOUT_MS 5000
+/* The longest `suspend DEST DURATION`: 30 days. */
+#define CONTROL_SUSPEND_MAX_S (30 * 86400)
+
+/* What the daemon does for each request. Each handler appends its payload (or, on failure, a
+ * one-line reason) to out and returns 0 or a negative errno (-ENOENT: no such message or
+ * destination). arg is the one given to control_open. */
+struct control_handlers {
+    int (*list)(void *arg, struct buf *out);                  /* JSON */
+    int (*retry)(void *arg, const char *id, struct buf *out); /* id may be "all" */
+    int (*delete)(void *arg, const char *id, struct buf *out);
+    /* seconds 0: until resumed */
+    int (*suspend)(void *arg, const char *destination, uint32_t seconds, struct buf *out);
+    int (*resume)(void *arg, const char *destination, struct buf *out);
+};
+
+enum control_verb {
+    CONTROL_LIST,
+    CONTROL_RETRY,
+    CONTROL_DELETE,
+    CONTROL_SUSPEND,
+    CONTROL_RESUME,
+};
+
+/* A parsed request; target is a copy, NUL-terminated ("" for list). */
+struct control_request {
+    enum control_verb verb;
+    char target[256];
+    uint32_t seconds; /* suspend only; 0 when no duration was given */
+};
+
+/* Parses one request line (without its line end): "list", "retry ID|all", "delete ID",
+ * "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST". Returns 0, or -EINVAL
+ * with the reason in err. Pure; the input is untrusted. */
+int control_request_parse(const char *line, size_t len, struct control_request *req,
+                          struct buf *err);
+
+/* Writes "<spool>/control" to path. Returns 0, or -ENAMETOOLONG with the reason in err when it
+ * does not fit a unix socket address. */
+int control_socket_path(const char *spool, struct buf *path, struct buf *err);
+
+struct control;
+
+/* Listens on path (see control_socket_path). A stale socket left by a dead daemon is removed
+ * first; when another daemon answers on it, fails with -EADDRINUSE. Synchronous: call at start.
+ * handlers (copied) and arg must stay valid until control_close. Returns 0 or -errno with the
+ * reason in err; after a failure the loop must still run once to free what was opened. */
+int control_open(uv_loop_t *loop, const char *path, const struct control_handlers *handlers,
+                 void *arg, struct control **out, struct buf *err);
+/* Shortens the idle timeout (tests). */
+void control_set_idle_timeout(struct control *c, uint64_t ms);
+/* Stops listening, drops open connections and removes the socket file. The memory is freed once
+ * every handle has closed, so the loop must run afterwards. NULL is fine. */
+void control_close(struct control *c);
+
+/* The client: sends request (one line, without its newline) to the daemon at path and reads the
+ * whole answer into answer. Blocking, with timeout_ms for the whole exchange: for the command
+ * line, never for the loop. Returns 0 when an answer came (whatever it says), -ENOENT or
+ * -ECONNREFUSED when no daemon listens, another -errno on failure; the reason is in err. */
+int control_call(const char *path, const char *request, int timeout_ms, struct buf *answer,
+                 struct buf *err);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * The control socket: request parsing (table-driven), then a real daemon side on a loop with a
+ * test handler table, driven by a client thread over the real unix socket: answers, errors, a
+ * too-long line, a request without its newline, the idle timeout, the connection cap, the socket's
+ * mode, a second daemon refused, a stale socket replaced, and the file removed at close.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "lib/uvutil.h"
+#include "mta/control.h"
+
+/* ---- parsing ---- */
+
+struct parse_case {
+    const char *line;
+    int rc;
+    enum control_verb verb;
+    const char *target;
+    uint32_t seconds;
+};
+
+static const struct parse_case parse_cases[] = {
+    {"list", 0, CONTROL_LIST, "", 0},
+    {"  list  ", 0, CONTROL_LIST, "", 0},
+    {"retry ABC234", 0, CONTROL_RETRY, "ABC234", 0},
+    {"retry all", 0, CONTROL_RETRY, "all", 0},
+    {"delete ABC234", 0, CONTROL_DELETE, "ABC234", 0},
+    {"suspend example.com", 0, CONTROL_SUSPEND, "example.com", 0},
+    {"suspend example.com 90", 0, CONTROL_SUSPEND, "example.com", 90},
+    {"suspend example.com 15m", 0, CONTROL_SUSPEND, "example.com", 900},
+    {"suspend gmail 2h", 0, CONTROL_SUSPEND, "gmail", 7200},
+    {"suspend gmail 30d", 0, CONTROL_SUSPEND, "gmail", 30 * 86400},
+    {"resume example.com", 0, CONTROL_RESUME, "example.com", 0},
+    {"", -EINVAL, 0, NULL, 0},
+    {"   ", -EINVAL, 0, NULL, 0},
+    {"LIST", -EINVAL, 0, NULL, 0},
+    {"lis", -EINVAL, 0, NULL, 0},
+    {"list extra", -EINVAL, 0, NULL, 0},
+    {"retry", -EINVAL, 0, NULL, 0},
+    {"retry abc234", -EINVAL, 0, NULL, 0},                      /* ids are upper case */
+    {"retry ../../etc/passwd", -EINVAL, 0, NULL, 0},            /* never a path */
+    {"delete all", -EINVAL, 0, NULL, 0},                        /* all is for retry only */
+    {"delete ABCDEFGHIJKLMNOPQRSTUVWXYZ", -EINVAL, 0, NULL, 0}, /* longer than SPOOL_ID_MAX */
+    {"retry A B", -EINVAL, 0, NULL, 0},
+    {"suspend", -EINVAL, 0, NULL, 0},
+    {"suspend example.com 0", -EINVAL, 0, NULL, 0},
+    {"suspend example.com 31d", -EINVAL, 0, NULL, 0},
+    {"suspend example.com 99999999", -EINVAL, 0, NULL, 0},
+    {"suspend example.com 5x", -EINVAL, 0, NULL, 0},
+    {"suspend example.com h", -EINVAL, 0, NULL, 0},
+    {"suspend example.com 1h 2", -EINVAL, 0, NULL, 0},
+    {"resume exa\tmple.com", -EINVAL, 0, NULL, 0},
+    {"resume ex\xc3\xa9.com", -EINVAL, 0, NULL, 0},
+};
+
+static void test_parse(void)
+{
+    for (size_t i = 0; i < ARRAY_LEN(parse_cases); i++) {
+        const struct parse_case *pc = &parse_cases[i];
+        struct control_request req;
+        struct buf err = BUF_INIT;
+        int rc = control_request_parse(pc->line, strlen(pc->line), &req, &err);
+        CHECK_INT_EQ(rc, pc->rc);
+        if (rc != pc->rc)
+            fprintf(stderr, "  case \"%s\": %.*s\n", pc->line, (int)err.len, err.data);
+        if (rc == 0 && pc->rc == 0) {
+            CHECK_INT_EQ(req.verb, pc->verb);
+            CHECK_STR_EQ(req.target, pc->target);
+            CHECK_INT_EQ(req.seconds, pc->seconds);
+        } else if (rc < 0) {
+            CHECK(err.len > 0); /* a reason for the operator */
+        }
+        buf_free(&err);
+    }
+    /* A NUL inside the line is refused, not a terminator. */
+    struct control_request req;
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(control_request_parse("list\0x", 6, &req, &err), -EINVAL);
+    buf_reset(&err);
+    char longer[CONTROL_REQUEST_MAX + 10];
+    memset(longer, 'A', sizeof(longer));
+    memcpy(longer, "retry ", 6);
+    CHECK_INT_EQ(control_request_parse(longer, sizeof(longer), &req, &err), -EINVAL);
+    buf_free(&err);
+}
+
+static void test_socket_path(void)
+{
+    struct buf path = BUF_INIT, err = BUF_INIT;
+    CHECK_INT_EQ(control_socket_path("/var/spool/sluice", &path, &err), 0);
+    CHECK_STR_EQ(path.data, "/var/spool/sluice/control");
+    char deep[200];
+    memset(deep, 'd', sizeof(deep) - 1);
+    deep[0] = '/';
+    deep[sizeof(deep) - 1] = '\0';
+    CHECK_INT_EQ(control_socket_path(deep, &path, &err), -ENAMETOOLONG);
+    CHECK(strstr(err.data, "shorter spool path") != NULL);
+    buf_free(&path);
+    buf_free(&err);
+}
+
+/* ---- the socket ---- */
+
+/* What the test handlers saw; touched only on the loop thread. */
+struct seen {
+    int calls;
+    char last[300];
+    uint32_t seconds;
+};
+
+static int h_list(void *arg, struct buf *out)
+{
+    struct seen *s = arg;
+    s->calls++;
+    snprintf(s->last, sizeof(s->last), "list");
+    buf_append_str(out, "{\"messages\":[],\"destinations\":[]}"); /* no newline: added */
+    return 0;
+}
+
+static int h_retry(void *arg, const char *id, struct buf *out)
+{
+    struct seen *s = arg;
+    s->calls++;
+    snprintf(s->last, sizeof(s->last), "retry %s", id);
+    if (strcmp(id, "NOSUCH") == 0) {
+        buf_printf(out, "no message %s in the queue\nsecond line not sent\n", id);
+        return -ENOENT;
+    }
+    buf_printf(out, "%s scheduled for delivery now\n", id);
+    return 0;
+}
+
+static int h_delete(void *arg, const char *id, struct buf *out)
+{
+    struct seen *s = arg;
+    (void)out;
+    s->calls++;
+    snprintf(s->last, sizeof(s->last), "delete %s", id);
+    return -EIO; /* no reason given: the answer names the errno */
+}
+
+static int h_suspend(void *arg, const char *dest, uint32_t seconds, struct buf *out)
+{
+    struct seen *s = arg;
+    s->calls++;
+    s->seconds = seconds;
+    snprintf(s->last, sizeof(s->last), "suspend %s", dest);
+    buf_printf(out, "%s suspended\n", dest);
+    return 0;
+}
+
+static int h_resume(void *arg, const char *dest, struct buf *out)
+{
+    struct seen *s = arg;
+    s->calls++;
+    snprintf(s->last, sizeof(s->last), "resume %s", dest);
+    buf_printf(out, "%s resumed\n", dest);
+    return 0;
+}
+
+static const struct control_handlers handlers = {h_list, h_retry, h_delete, h_suspend, h_resume};
+
+struct fixture {
+    uv_loop_t loop;
+    uv_async_t done; /* the client thread has finished */
+    struct control *ctl;
+    struct seen seen;
+    char path[108];
+};
+
+static int raw_connect(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads until EOF or timeout_ms; returns the milliseconds it took, or -1 on timeout. */
+static long raw_read_all(int fd, struct buf *out, int timeout_ms)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            return -1;
+        ssize_t n = read(fd, buf_reserve(out, 4096), 4096);
+        if (n <= 0)
+            break;
+        out->len += (size_t)n;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+}
+
+/* A whole control_call: the answer as a C string (static, overwritten by the next call). */
+static const char *call(struct fixture *f, const char *request)
+{
+    static struct buf answer;
+    struct buf err = BUF_INIT;
+    buf_reset(&answer);
+    int rc = control_call(f->path, request, 5000, &answer, &err);
+    if (rc != 0)
+        fprintf(stderr, "control_call(%s): %d %.*s\n", request, rc, (int)err.len, err.data);
+    buf_free(&err);
+    buf_append(&answer, "", 1); /* NUL-terminate */
+    return answer.data;
+}
+
+static const char *raw_exchange(struct fixture *f, const char *bytes, size_t len, int half_close)
+{
+    static struct buf answer;
+    buf_reset(&answer);
+    int fd = raw_connect(f->path);
+    if (fd < 0)
+        return "(connect failed)";
+    if (write(fd, bytes, len) != (ssize_t)len)
+        fprintf(stderr, "short write\n");
+    if (half_close)
+        shutdown(fd, SHUT_WR);
+    raw_read_all(fd, &answer, 5000);
+    close(fd);
+    buf_append(&answer, "", 1);
+    return answer.data;
+}
+
+/* Runs on its own thread while the loop serves; handler state is read only after join. */
+static void client_thread(void *arg)
+{
+    struct fixture *f = arg;
+    CHECK_STR_EQ(call(f, "list"), "ok\n{\"messages\":[],\"destinations\":[]}\n");
+    CHECK_STR_EQ(call(f, "retry ABC234"), "ok\nABC234 scheduled for delivery now\n");
+    CHECK_STR_EQ(call(f, "retry NOSUCH"), "error: no message NOSUCH in the queue\n");
+    CHECK_STR_EQ(call(f, "delete ABC234"), "error: Input/output error\n");
+    CHECK_STR_EQ(call(f, "resume example.com"), "ok\nexample.com resumed\n");
+    CHECK_STR_EQ(call(f, "suspend example.com 2h"), "ok\nexample.com suspended\n");
+    CHECK_STR_EQ(call(f, "frobnicate"), "error: unknown request frobnicate\n");
+    CHECK_STR_EQ(call(f, "retry ../x"), "error: ../x is not a queue id\n");
+
+    /* CRLF line end; a request without a newline that the client half-closes. */
+    CHECK_STR_EQ(raw_exchange(f, "resume a.example\r\n", 18, 0), "ok\na.example resumed\n");
+    CHECK_STR_EQ(raw_exchange(f, "resume b.example", 16, 1), "ok\nb.example resumed\n");
+    /* Only the first line is a request. */
+    CHECK_STR_EQ(raw_exchange(f, "resume c.example\nlist\n", 22, 0), "ok\nc.example resumed\n");
+
+    /* A line that never ends is refused once it reaches the cap, without waiting for more. */
+    char flood[3 * CONTROL_REQUEST_MAX];
+    memset(flood, 'x', sizeof(flood));
+    memcpy(flood, "resume ", 7);
+    CHECK_STR_EQ(raw_exchange(f, flood, CONTROL_REQUEST_MAX, 0),
+                 "error: request longer than 1023 bytes\n");
+
+    /* At most CONTROL_MAX_CONNS at once: one more is told so and closed. */
+    int idle[CONTROL_MAX_CONNS];
+    for (int i = 0; i < CONTROL_MAX_CONNS; i++)
+        idle[i] = raw_connect(f->path);
+    CHECK_STR_EQ(call(f, "list"), "error: too many control connections, try again\n");
+    for (int i = 0; i < CONTROL_MAX_CONNS; i++)
+        if (idle[i] >= 0)
+            close(idle[i]);
+
+    /* Served again once the idle ones are gone (they close on the loop, so allow a moment). */
+    const char *again = "";
+    for (int i = 0; i < 50 && strcmp(again, "ok\nd.example resumed\n") != 0; i++) {
+        again = call(f, "resume d.example");
+        usleep(20000);
+    }
+    CHECK_STR_EQ(again, "ok\nd.example resumed\n");
+
+    /* A client that sends nothing is dropped after the idle timeout (300 ms here). */
+    struct buf got = BUF_INIT;
+    int fd = raw_connect(f->path);
+    long ms = raw_read_all(fd, &got, 5000);
+    close(fd);
+    CHECK(ms >= 250);
+    CHECK_INT_EQ(got.len, 0);
+    buf_free(&got);
+    uv_async_send(&f->done);
+}
+
+static void fixture_on_done(uv_async_t *a)
+{
+    struct fixture *f = container_of(a, struct fixture, done);
+    control_close(f->ctl);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void test_socket(const char *dir)
+{
+    struct fixture f;
+    memset(&f, 0, sizeof(f));
+    snprintf(f.path, sizeof(f.path), "%s/control", dir);
+    uv_loop_init(&f.loop);
+    uv_async_init(&f.loop, &f.done, fixture_on_done);
+    struct buf err = BUF_INIT;
+
+    /* A stale socket (bound, nobody listening) is replaced. */
+    int stale = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f.path);
+    CHECK_INT_EQ(bind(stale, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    close(stale);
+
+    CHECK_INT_EQ(control_open(&f.loop, f.path, &handlers, &f.seen, &f.ctl, &err), 0);
+    control_set_idle_timeout(f.ctl, 300);
+    struct stat st;
+    CHECK_INT_EQ(stat(f.path, &st), 0);
+    CHECK(S_ISSOCK(st.st_mode));
+    CHECK_INT_EQ(st.st_mode & 0777, 0600);
+
+    /* A second daemon on the same spool is refused, and the first keeps its socket. */
+    struct control *second = NULL;
+    buf_reset(&err);
+    CHECK_INT_EQ(control_open(&f.loop, f.path, &handlers, NULL, &second, &err), -EADDRINUSE);
+    CHECK(err.len > 0 && strstr(err.data, "another daemon") != NULL);
+    CHECK(second == NULL);
+
+    uv_thread_t t;
+    uv_thread_create(&t, client_thread, &f);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    uv_thread_join(&t);
+
+    CHECK_STR_EQ(f.seen.last, "resume d.example");
+    CHECK_INT_EQ(f.seen.seconds, 7200);
+    CHECK(f.seen.calls >= 10);
+    CHECK_INT_EQ(access(f.path, F_OK), -1); /* removed at close */
+    CHECK_INT_EQ(uv_loop_close(&f.loop), 0);
+    buf_free(&err);
+
+    /* No daemon: the client says so. */
+    struct buf answer = BUF_INIT;
+    CHECK_INT_EQ(control_call(f.path, "list", 1000, &answer, &err), -ENOENT);
+    CHECK(strstr(err.data, "no daemon answers") != NULL);
+    buf_free(&answer);
+    buf_free(&err);
+}
+
+int main(void)
+{
+    test_parse();
+    test_socket_path();
+    char dir[] = "/tmp/test_control-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_socket(dir);
+    rmdir(dir);
+    return check_report("test_control");
+}
