@@ -71,6 +71,7 @@ struct conn {
     unsigned body_loading : 1;
     unsigned aborting : 1; /* dropped by a stop: CLOSED follows from the client */
     unsigned last_job : 1; /* the receiver asked us to slow down: QUIT after this job */
+    unsigned failover : 1; /* the session ended mid-job: the job moves on to the next host */
     struct mx_list *mx;    /* the host list this connection works through */
     size_t host, addr;     /* next address to try */
     const char *mx_name;   /* host of the current connection */
@@ -663,6 +664,60 @@ static void conn_next_job(struct conn *c)
     conn_load_body(c);
 }
 
+/* An outcome that ends the session without the message having been taken: a 421, or our own
+ * timeout or lost connection. The recipient may be tried at the next MX host at once. */
+static int outcome_ends_session(const struct smtp_client_outcome *o)
+{
+    return o->code == 421 || (!o->remote && o->code >= 400 && o->code < 500);
+}
+
+static int conn_has_next_address(const struct conn *c)
+{
+    for (size_t h = c->host; h < c->mx->nhosts; h++)
+        if ((h == c->host ? c->addr : 0) < c->mx->hosts[h].naddrs)
+            return 1;
+    return 0;
+}
+
+/* After TX_DONE: when the session ended mid-transaction and another host remains, reports the
+ * recipients that got a real answer and keeps the others as c->job for the next host (RFC 5321
+ * §5.1: try the next MX). Returns 1 when it kept some. */
+static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcome *outcomes)
+{
+    struct job *job = c->job;
+    size_t keep = 0;
+    for (size_t i = 0; i < job->nrcpts; i++)
+        keep += outcome_ends_session(&outcomes[i]);
+    if (keep == 0 || !conn_has_next_address(c))
+        return 0;
+    conn_remember_failure(c, &outcomes[0]);
+    c->failover = 1;
+    if (keep == job->nrcpts)
+        return 1;
+    /* Report the answered recipients as a job of their own. */
+    struct job *answered = xcalloc(1, sizeof *answered);
+    struct smtp_client_outcome *answered_outcomes = xmalloc(job->nrcpts * sizeof *outcomes);
+    answered->msg = job->msg;
+    answered->domain = xstrdup(job->domain);
+    answered->rcpts = xmalloc(job->nrcpts * sizeof *answered->rcpts);
+    answered->mx = mx_list_ref(job->mx);
+    answered->shaping = job->shaping;
+    scheduler_msg_hold(job->msg);
+    size_t kept = 0;
+    for (size_t i = 0; i < job->nrcpts; i++) {
+        if (outcome_ends_session(&outcomes[i])) {
+            job->rcpts[kept++] = job->rcpts[i];
+        } else {
+            answered_outcomes[answered->nrcpts] = outcomes[i];
+            answered->rcpts[answered->nrcpts++] = job->rcpts[i];
+        }
+    }
+    job->nrcpts = kept;
+    c->dest->env->hooks.job_done(c->dest->env->hooks.arg, answered, answered_outcomes, c->mx_name);
+    free(answered_outcomes);
+    return 1;
+}
+
 static int outcomes_throttle(const struct smtp_client_outcome *o, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -693,6 +748,8 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
         int throttle = outcomes_throttle(outcomes, n);
         c->msgs++;
         c->rcpts += (unsigned)njob;
+        if (!c->aborting && !d->retired && conn_keep_for_next_mx(c, outcomes))
+            return; /* CLOSED follows: the rest of the job goes to the next MX host */
         conn_report(c, outcomes, 1);
         if (throttle)
             slot_throttle(d, c->slot);
@@ -711,9 +768,11 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
     int before_ready = c->state == CONN_CONNECTING;
     if (n == 1 && outcomes[0].code == 421 && !c->last_job)
         slot_throttle(d, c->slot);
-    if (c->job != NULL && before_ready && !c->aborting && !d->retired) {
-        /* Connection refused, timed out, 4xx/5xx greeting, TLS required but absent: the next
-         * address or the next MX host, in order. */
+    if (c->job != NULL && (before_ready || c->failover) && !c->aborting && !d->retired) {
+        /* Connection refused, timed out, 4xx/5xx greeting, TLS required but absent, or the
+         * session ended (421, lost) before the message was taken: the next address or the next
+         * MX host, in order. */
+        c->failover = 0;
         if (n == 1)
             conn_remember_failure(c, &outcomes[0]);
         dest_connect_failed(d);

@@ -329,7 +329,8 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
 static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, unsigned attempts,
                         int64_t now)
 {
-    int64_t expires = m->received_ms + (int64_t)sh->expire_ms;
+    /* The spool keeps whole seconds of arrival: round up, so nothing expires early. */
+    int64_t expires = m->received_ms + 999 + (int64_t)sh->expire_ms;
     if (now >= expires)
         return 0;
     uint64_t delay = 5 * 60 * 1000; /* only when a schedule is empty, which config forbids */
@@ -669,7 +670,9 @@ static void msg_settle(struct qmsg *m)
         msg_remove(m);
         return;
     }
-    if (failed && !m->bouncing && m->s->started && !m->s->stopping)
+    /* Like a queue manager's pass: the DSN waits until every attempt in flight for the message
+     * has reported, so failures found together go out in one DSN. */
+    if (failed && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
         msg_bounce(m);
     msg_reschedule(m);
 }
