@@ -19,7 +19,7 @@ static const struct subcommand subcommands[] = {
     {"check-config", cmd_check_config, "check-config [-c FILE]        validate a configuration"},
     {"config-keys", cmd_config_keys,
      "config-keys                   print the configuration reference"},
-    {"queue", cmd_queue, "queue list|show ID [--body] [-c FILE]   inspect the spool"},
+    {"queue", cmd_queue, "queue list|show|retry|delete|suspend|resume ...   see and steer the queue"},
     {"relay-test", cmd_relay_test,
      "relay-test [-c FILE]          try relaying from outside through every listener's policy\n"
      "  sluice relay-test HOST:PORT --local-domain D [--helo H] [--from A]   the same over SMTP"},
