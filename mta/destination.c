@@ -72,6 +72,7 @@ struct conn {
     unsigned aborting : 1; /* dropped by a stop: CLOSED follows from the client */
     unsigned last_job : 1; /* the receiver asked us to slow down: QUIT after this job */
     unsigned failover : 1; /* the session ended mid-job: the job moves on to the next host */
+    unsigned in_clear : 1; /* opportunistic TLS failed at this address: try it once in clear */
     struct mx_list *mx;    /* the host list this connection works through */
     size_t host, addr;     /* next address to try */
     const char *mx_name;   /* host of the current connection */
@@ -542,7 +543,7 @@ static void conn_connect_next(struct conn *c)
             .src =
                 c->slot->src.ss_family != AF_UNSPEC ? (const struct sockaddr *)&c->slot->src : NULL,
             .ehlo = c->slot->ehlo,
-            .tls = d->shaping->tls,
+            .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
             .tls_ctx = d->env->tls_ctx,
             .timeouts = {.connect = d->shaping->connect_timeout_ms},
             .rcpt_bucket = &c->slot->rcpt_bucket,
@@ -664,6 +665,18 @@ static void conn_next_job(struct conn *c)
     conn_load_body(c);
 }
 
+/* RFC 7435: with opportunistic TLS, a failed handshake is no reason not to deliver; the same
+ * address is tried once more without STARTTLS (never with tls: required). */
+static int conn_retry_in_clear(struct conn *c, const struct smtp_client_outcome *o)
+{
+    if (c->in_clear || c->dest->shaping->tls != SHAPING_TLS_OPPORTUNISTIC || o->stage == NULL ||
+        strcmp(o->stage, "STARTTLS") != 0 || c->addr == 0)
+        return 0;
+    c->in_clear = 1;
+    c->addr--; /* conn_connect_next takes the same address again */
+    return 1;
+}
+
 /* An outcome that ends the session without the message having been taken: a 421, or our own
  * timeout or lost connection. The recipient may be tried at the next MX host at once. */
 static int outcome_ends_session(const struct smtp_client_outcome *o)
@@ -775,6 +788,11 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
         c->failover = 0;
         if (n == 1)
             conn_remember_failure(c, &outcomes[0]);
+        if (n == 1 && conn_retry_in_clear(c, &outcomes[0])) {
+            conn_connect_next(c);
+            return;
+        }
+        c->in_clear = 0;
         dest_connect_failed(d);
         if (d->suspended_until <= uv_now(d->env->loop)) {
             conn_connect_next(c);

@@ -170,7 +170,7 @@ static void test_hostile_remote_text(void)
         "raw!--boundary",
         "hdr.Subject=Undelivered Mail Returned to Sender",
         "rcpt0.Remote-MTA=dns; mx.example.net??Subject: injected",
-        "rcpt0.Diagnostic-Code=smtp; 550 nope??Subject: injected????--boundary?[31m???",
+        "rcpt0.Diagnostic-Code=smtp; 550 nope??Subject: injected??\?\?--boundary?[31m???",
         "rcpt0.Status=5.0.0",
         "rcpt1.Status=5.0.0",
         "rcpt2.Status=4.0.0",
