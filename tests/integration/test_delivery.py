@@ -8,6 +8,7 @@ MailNetSelfCheck verifies the test world itself (DNS answers, peers' scripts) wi
 import email
 import re
 import smtplib
+import ssl
 import subprocess
 import time
 
@@ -203,6 +204,18 @@ class Delivery(MailNetCase):
         for session in dest.sessions:
             self.assertTrue(session.tls, "STARTTLS used")
             self.assertIsNotNone(session.ehlo, "EHLO said again after STARTTLS")
+
+    def test_broken_starttls_falls_back_to_clear(self):
+        """tls: opportunistic (RFC 7435): a STARTTLS handshake that fails is no reason not to
+        deliver; the same host is tried again without STARTTLS."""
+        broken = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # no certificate: every handshake fails
+        dest = self.net.peer("mx.broken.test", starttls=True, tls_context=broken)
+        self.net.mx("broken.test", dest, 10)
+        self.start_daemon()
+        send(self.d, SENDER, ["b@broken.test"], message("broken tls"))
+        self.wait(lambda: len(dest.delivered()) >= 1, 20, "delivered in clear")
+        self.assertGreaterEqual(len(dest.sessions), 2, "a TLS attempt, then one in clear")
+        self.assertTrue(all(not s.tls for s in dest.sessions), "no session ended up in TLS")
 
     # ---- outcomes and bounces ----
 
