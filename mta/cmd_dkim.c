@@ -3,7 +3,6 @@
  * `sluice dkim check` looks every configured selector up in DNS (lib/dns, so dns.servers applies)
  * and says whether the published public key is the one of the configured private key.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,35 +80,6 @@ struct selector_check {
     size_t *pending;
 };
 
-/* Copies the value of tag `tag` of a "tag=value; ..." record into `out` without white space
- * (RFC 6376 §3.2 allows FWS inside base64). Returns 1 when the tag is present. */
-static int record_tag(const char *rec, size_t len, const char *tag, struct buf *out)
-{
-    size_t tlen = strlen(tag);
-    const char *p = rec, *end = rec + len;
-
-    while (p < end) {
-        const char *semi = memchr(p, ';', (size_t)(end - p));
-        const char *stop = semi != NULL ? semi : end;
-        while (p < stop && isspace((unsigned char)*p))
-            p++;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        if (eq != NULL) {
-            const char *name_end = eq;
-            while (name_end > p && isspace((unsigned char)name_end[-1]))
-                name_end--;
-            if ((size_t)(name_end - p) == tlen && strncmp(p, tag, tlen) == 0) {
-                for (const char *v = eq + 1; v < stop; v++)
-                    if (!isspace((unsigned char)*v))
-                        buf_append(out, v, 1);
-                return 1;
-            }
-        }
-        p = stop + 1;
-    }
-    return 0;
-}
-
 /* Judges the TXT records of one selector against our public key. */
 static void check_records(struct selector_check *c, const struct dns_txt *txts, size_t ntxts)
 {
@@ -121,9 +91,9 @@ static void check_records(struct selector_check *c, const struct dns_txt *txts, 
     for (size_t i = 0; i < ntxts && c->verdict != CHECK_MATCH; i++) {
         buf_reset(&p);
         buf_reset(&k);
-        if (!record_tag(txts[i].data, txts[i].len, "p", &p))
+        if (!dkim_record_tag(txts[i].data, txts[i].len, "p", &p))
             continue;
-        if (!record_tag(txts[i].data, txts[i].len, "k", &k))
+        if (!dkim_record_tag(txts[i].data, txts[i].len, "k", &k))
             buf_printf(&k, "rsa"); /* RFC 6376 §3.6.1: the default */
         buf_reset(&c->detail);
         c->verdict = CHECK_MISMATCH;

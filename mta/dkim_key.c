@@ -3,6 +3,7 @@
  */
 #include "mta/dkim_key.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -367,4 +368,31 @@ int dkim_key_generate(const char *path, enum dkim_alg alg, int bits, const char 
         dkim_key_free(key);
     }
     return rc;
+}
+
+int dkim_record_tag(const char *rec, size_t len, const char *tag, struct buf *out)
+{
+    size_t tlen = strlen(tag);
+    const char *p = rec, *end = rec + len;
+
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *stop = semi != NULL ? semi : end;
+        while (p < stop && isspace((unsigned char)*p))
+            p++;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (eq != NULL) {
+            const char *name_end = eq;
+            while (name_end > p && isspace((unsigned char)name_end[-1]))
+                name_end--;
+            if ((size_t)(name_end - p) == tlen && strncmp(p, tag, tlen) == 0) {
+                for (const char *v = eq + 1; v < stop; v++)
+                    if (!isspace((unsigned char)*v))
+                        buf_append(out, v, 1);
+                return 1;
+            }
+        }
+        p = stop + 1;
+    }
+    return 0;
 }

@@ -58,4 +58,9 @@ char *dkim_key_public(const struct dkim_key *key, struct buf *err);
 int dkim_key_generate(const char *path, enum dkim_alg alg, int bits, const char *domain,
                       const char *selector, struct buf *record, struct buf *err);
 
+/* Reads a published key record ("v=DKIM1; k=rsa; p=..."; untrusted DNS text): copies the value of
+ * tag `tag` into out without white space (RFC 6376 §3.2 allows FWS inside base64). Returns 1 when
+ * the tag is present, 0 when not. */
+int dkim_record_tag(const char *rec, size_t len, const char *tag, struct buf *out);
+
 #endif
