@@ -857,6 +857,14 @@ static int address_unsendable(const char *a)
     return strlen(a) > PATH_MAX_OCTETS || strpbrk(a, "\r\n<>") != NULL;
 }
 
+static int body_has_8bit(const struct buf *body)
+{
+    for (size_t i = 0; i < body->len; i++)
+        if ((unsigned char)body->data[i] & 0x80)
+            return 1;
+    return 0;
+}
+
 void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
 {
     if (c->state != CS_IDLE) {
@@ -892,6 +900,12 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
     } else if ((t->flags & SPOOL_ENV_SMTPUTF8) && !(c->caps.ext & SMTP_EXT_SMTPUTF8)) {
         reply = 553, code = "5.6.7";
         snprintf(text, sizeof text, "message needs SMTPUTF8 and %s does not support it",
+                 c->mx_name);
+    } else if ((t->flags & SPOOL_ENV_8BITMIME) && !(c->caps.ext & SMTP_EXT_8BITMIME) &&
+               body_has_8bit(t->body)) {
+        /* RFC 6152 §3: convert or return as undeliverable; Sluice does not rewrite messages. */
+        reply = 554, code = "5.6.3";
+        snprintf(text, sizeof text, "message has 8-bit content and %s does not support 8BITMIME",
                  c->mx_name);
     }
     if (reply != 0) {

@@ -440,6 +440,18 @@ static void test_smtputf8_not_offered(void)
     peer_cleanup(&t.p);
 }
 
+static void test_8bit_to_7bit_server(void)
+{
+    static char text[] = "Subject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0\r\n";
+    struct buf body_8bit = {text, sizeof text - 1, 0};
+    struct smtp_client_tx tx = {"s@client.test", two_rcpts, 2, &body_8bit, SPOOL_ENV_8BITMIME};
+    struct trial t;
+    session(&t, "{\"ehlo\": \"250-peer.test\\r\\n250 PIPELINING\"}", &tx, 1, NULL);
+    check_saved(&t.r.out[0][0], 554, "5.6.3", "MAIL FROM", 0);
+    CHECK(logged_find(&t.l, "MAIL", 0) < 0);
+    peer_cleanup(&t.p);
+}
+
 static void test_no_rcpt_accepted(void)
 {
     struct smtp_client_tx tx = {"s@client.test", two_rcpts, 2, &small_body, 0};
@@ -697,6 +709,7 @@ int main(void)
     test_421_mid_session();
     test_size_too_big();
     test_smtputf8_not_offered();
+    test_8bit_to_7bit_server();
     test_no_rcpt_accepted();
     test_body_encoding();
     test_large_body();
