@@ -23,6 +23,17 @@ static void count_octet(struct smtp_data *d)
         d->flags |= SMTP_DATA_LONG_LINE;
 }
 
+/* A bare CR or LF never ends the data, but it is stored as the CRLF every later reader (DKIM
+ * signer, MIME parser, SMTP client) takes it for, so what is signed is what is sent. The state
+ * stays TEXT: a "." after it is content, not stuffing. */
+static void bare_line_end(struct smtp_data *d, unsigned flag, struct buf *out)
+{
+    d->flags |= flag;
+    buf_append(out, "\r\n", 2);
+    d->line_len = 0;
+    d->state = TEXT;
+}
+
 size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, struct buf *out, int *done)
 {
     size_t i = 0;
@@ -52,10 +63,7 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, struct bu
                 return i;
             }
             /* ".CR" followed by something else: the dot was stuffing, the CR is a bare CR. */
-            d->flags |= SMTP_DATA_BARE_CR;
-            buf_append(out, "\r", 1);
-            count_octet(d);
-            d->state = TEXT;
+            bare_line_end(d, SMTP_DATA_BARE_CR, out);
             break;
         case CR:
             if (c == '\n') {
@@ -64,10 +72,7 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, struct bu
                 d->state = LINE_START;
                 continue;
             }
-            d->flags |= SMTP_DATA_BARE_CR;
-            buf_append(out, "\r", 1);
-            count_octet(d);
-            d->state = TEXT;
+            bare_line_end(d, SMTP_DATA_BARE_CR, out);
             break;
         case TEXT:
             break;
@@ -79,11 +84,7 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, struct bu
             continue;
         }
         if (c == '\n') {
-            /* Content, not a line end; but it will become one downstream, so the length restarts.
-             */
-            d->flags |= SMTP_DATA_BARE_LF;
-            buf_append(out, "\n", 1);
-            d->line_len = 0;
+            bare_line_end(d, SMTP_DATA_BARE_LF, out);
             continue;
         }
         size_t start = i - 1;

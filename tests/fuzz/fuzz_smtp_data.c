@@ -1,6 +1,7 @@
 /*
  * Fuzzes the DATA decoder: whatever the bytes and however they are split, the decoder ends at the
- * same place with the same output, and a clean message survives dot-stuffing and decoding again.
+ * same place with the same output, that output has no bare CR or LF, and a clean message survives
+ * dot-stuffing and decoding again.
  * The encoder, fed the same bytes in pieces, produces wire bytes that decode back to exactly the
  * input with its line ends made CRLF, ending at the very end of the wire bytes.
  */
@@ -72,8 +73,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         out_whole.len != out_pieces.len ||
         (out_whole.len && memcmp(out_whole.data, out_pieces.data, out_whole.len) != 0))
         abort();
-    if (used_whole > len || out_whole.len > len)
+    if (used_whole > len || out_whole.len > 2 * len)
         abort();
+    /* Bare CR and LF are stored as CRLF: the output has no other line end. */
+    for (size_t i = 0; i < out_whole.len; i++)
+        if ((out_whole.data[i] == '\r' &&
+             (i + 1 == out_whole.len || out_whole.data[i + 1] != '\n')) ||
+            (out_whole.data[i] == '\n' && (i == 0 || out_whole.data[i - 1] != '\r')))
+            abort();
     /* A complete message with clean line endings survives being dot-stuffed and decoded again, as
      * it will be when it is relayed. */
     if (done_whole && whole.flags == 0) {

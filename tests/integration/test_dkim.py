@@ -20,7 +20,7 @@ import dns.query
 
 from certs import client_context
 from harness import SluiceTestCase, main, queued_id, send_message
-from mailnet import Dns
+from mailnet import Dns, MailNetCase, send
 
 DOMAIN = "sender.test"
 PASSWORD = "dkim pass"
@@ -333,6 +333,49 @@ class AuthSubmissionTest(DkimBase):
         self.assertReply(c.cmd("AUTH PLAIN " + auth, timeout=30), 235)
         r = send_message(c, "a@" + DOMAIN, ["b@foreign.example"], MESSAGES["8bit"])
         self.assertVerifies(self.d.queue_body(queued_id(r)), 1)
+
+
+class DeliveredCopyTest(MailNetCase):
+    """The copy a receiver gets verifies: signatures survive delivery (dot-stuffing, CRLF
+    normalisation) byte for byte, for RSA and Ed25519 together."""
+
+    def test_delivered_copy_verifies(self):
+        net = self.make_net()
+        sink = net.peer("mx.receiver.test")
+        net.mx("receiver.test", sink, 10)
+        d = self.start_sluice(start=False)
+        entries = []
+        for name, alg in (("rsa", "rsa-sha256"), ("ed", "ed25519-sha256")):
+            path, value = keygen(d, name, alg, bits=2048 if alg == "rsa-sha256" else None)
+            net.dns.txt("%s._domainkey.%s" % (name, DOMAIN), txt_option(value))
+            entries.append({"domain": DOMAIN, "selector": name, "key": path, "algorithm": alg})
+        net.start()
+        d.extra = dict(net.sluice_config(egress=None), dkim=entries)
+        d.start()
+        self.d = d
+        content = (b"From: A <a@sender.test>\r\nTo: b@receiver.test\r\nSubject: delivered\r\n"
+                   b"\r\n.leading dot\r\nbare\nlf\r\n" + "café\r\n".encode() + b"last")
+        send(d, "a@" + DOMAIN, ["b@receiver.test"], content)
+        self.wait(lambda: sink.delivered(), 20, "delivered to the receiver")
+        received = sink.delivered()[0][1].data
+        sigs = [v for k, v in dkim.DKIM(received).headers if k.lower() == b"dkim-signature"]
+        self.assertEqual(len(sigs), 2, received[:2000])
+
+        def dnsfunc(name, timeout=5):
+            q = dns.message.make_query(name.decode("ascii").rstrip("."), "TXT")
+            r, _ = dns.query.udp_with_fallback(q, "127.0.0.1", port=net.dns.port, timeout=3)
+            return b"".join(b"".join(rd.strings) for rrset in r.answer for rd in rrset)
+
+        def verifies(message, idx):
+            try:
+                return dkim.DKIM(message).verify(idx=idx, dnsfunc=dnsfunc)
+            except dkim.ValidationError:
+                return False
+
+        for idx in range(2):
+            self.assertTrue(verifies(received, idx),
+                            "signature %d of the delivered copy: %r" % (idx, received[:3000]))
+        self.assertFalse(verifies(received.replace(b"last", b"lost"), 0), "a changed body fails")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """
 SMTP smuggling (CVE-2023-51764 class): only CRLF.CRLF ends the data, so a fake end of data made of
-bare CR/LF followed by a second envelope stays text of ONE message, stored byte for byte, with one
-250 reply. Also dot-stuffing (RFC 5321 §4.5.2) in every position.
+bare CR/LF followed by a second envelope stays text of ONE message, with one 250 reply; the bare CR
+and LF are stored as the CRLF every later reader takes them for (so a DKIM signature covers what
+is sent). Also dot-stuffing (RFC 5321 §4.5.2) in every position.
 """
+import re
+
 from harness import SluiceTestCase, main, queued_id
 
 SMUGGLED = (b"MAIL FROM:<x@y>\r\nRCPT TO:<z@w>\r\nDATA\r\n"
@@ -21,9 +24,11 @@ FAKE_ENDS = {
 
 def unstuff(sent):
     """What the server must store for the data bytes `sent` (ending in CRLF, final dot excluded):
-    RFC 5321 §4.5.2, lines being CRLF-delimited only; a leading dot of a line is removed."""
+    RFC 5321 §4.5.2, lines being CRLF-delimited only, a leading dot of a line is removed; then
+    every bare CR or LF becomes CRLF."""
     lines = sent.split(b"\r\n")
-    return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+    unstuffed = b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+    return re.sub(rb"\r\n|\r|\n", b"\r\n", unstuffed)
 
 
 class Smuggling(SluiceTestCase):

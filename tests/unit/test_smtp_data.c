@@ -53,24 +53,38 @@ static void test_dot_stuffing(void)
     check_decode("a.\r\n.b\r\n.\r\n", "a.\r\nb\r\n", 11, 0);
 }
 
-/* The smuggling sequences: none of them ends the message; the bytes are kept as sent. */
+/* The smuggling sequences: none of them ends the message. Bare CR and LF are stored as CRLF (what
+ * every later reader takes them for), so each trick leaves a "." line as content, which the
+ * encoder dot-stuffs on the way out. */
 static void test_smuggling(void)
 {
-    const char *tricks[] = {"\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r"};
-    for (size_t i = 0; i < sizeof tricks / sizeof tricks[0]; i++) {
+    static const struct {
+        const char *trick, *stored;
+    } cases[] = {
+        {"\n.\n", "\r\n.\r\n"},   /* bare LF, dot, bare LF */
+        {"\r\n.\n", "\r\n\r\n"}, /* the dot is stuffing, the LF a bare line end */
+        {"\n.\r\n", "\r\n.\r\n"}, /* after a bare LF the dot is content */
+        {"\r.\r\n", "\r\n.\r\n"},
+        {"\r\n.\r", "\r\n\r\n"}, /* stuffing dot, then a bare CR */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char input[256], body[256];
-        snprintf(input, sizeof input, "a%sMAIL FROM:<x@y>\r\n.\r\n", tricks[i]);
+        snprintf(input, sizeof input, "a%sMAIL FROM:<x@y>\r\n.\r\n", cases[i].trick);
         struct result r = decode(input, strlen(input), 0);
         CHECK_INT_EQ(r.done, 1);
         CHECK_INT_EQ(r.used, strlen(input));
-        /* Expected body: the same bytes minus the final ".CRLF", with "\r\n." stuffing undone. */
-        snprintf(body, sizeof body, "a%sMAIL FROM:<x@y>\r\n", tricks[i]);
-        if (strcmp(tricks[i], "\r\n.\n") == 0)
-            snprintf(body, sizeof body, "a\r\n\nMAIL FROM:<x@y>\r\n");
-        if (strcmp(tricks[i], "\r\n.\r") == 0)
-            snprintf(body, sizeof body, "a\r\n\rMAIL FROM:<x@y>\r\n");
+        snprintf(body, sizeof body, "a%sMAIL FROM:<x@y>\r\n", cases[i].stored);
         CHECK_MEM_EQ(r.out.data, r.out.len, body);
         CHECK(r.flags & (SMTP_DATA_BARE_LF | SMTP_DATA_BARE_CR));
+        /* On the way out the "." line is stuffed, so no receiver sees an end of data there. */
+        struct smtp_data_enc enc;
+        struct buf wire = BUF_INIT;
+        smtp_data_enc_init(&enc);
+        smtp_data_enc_feed(&enc, r.out.data, r.out.len, &wire);
+        smtp_data_enc_finish(&enc, &wire);
+        const char *end = memmem(wire.data, wire.len, "\r\n.\r\n", 5);
+        CHECK(end != NULL && (size_t)(end - wire.data) + 5 == wire.len);
+        buf_free(&wire);
         buf_free(&r.out);
     }
 }
