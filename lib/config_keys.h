@@ -314,7 +314,8 @@ static const struct config_key config_keys[] = {
             "its name resolves back to the address)."},
     {.name = "inbound.spf", .type = CONFIG_ENUM, .def = "ignore", .names = config_spf,
      KEY_AT(inbound.spf),
-     .doc = "ignore, mark (Received-SPF header) or reject_fail (550 on SPF fail)."},
+     .doc = "ignore, mark (Authentication-Results header) or reject_fail (also 550 on fail, 451 "
+            "on temperror)."},
     {.name = "inbound.blocked_attachments", .type = CONFIG_STRINGS,
      .def = "[exe, scr, pif, com, bat, cmd, js, jse, vbs, vbe, wsf, hta, jar, msi, iso]",
      .check = config_check_extension,

@@ -195,7 +195,7 @@ static int dkim_check(int argc, char **argv)
 
     struct buf err = BUF_INIT;
     struct dkim_signer_set *set = NULL;
-    struct config *cfg = config_load_with_signers(path, &set, &err);
+    struct config *cfg = config_load_with_signers(path, &set, NULL, &err);
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);
         buf_free(&err);

@@ -2,7 +2,8 @@
  * `sluice explain`: what the daemon would answer to one MAIL and one RCPT from a given client on a
  * given listener, and which rule decided, with the file:line:column where it is written. It parses
  * the addresses and asks the policy exactly as a session does, on the configuration as the daemon
- * would load it.
+ * would load it. Of the inbound checks only the recipients file is explained: the others need DNS
+ * (DNSBL, reverse DNS, SPF) or the message.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include "lib/smtp_cmd.h"
 #include "mta/commands.h"
 #include "mta/config_load.h"
+#include "policy/recipients.h"
 #include "policy/relay.h"
 
 struct explain_args {
@@ -82,6 +84,23 @@ static int explain_mail(const char *arg_text, struct policy_decision *d)
         d->verdict = POLICY_REJECT, d->code = 501, d->enhanced = "5.1.7", d->text = why;
     }
     return 0;
+}
+
+/* RCPT on an inbound listener, after the relay decision accepted: the domain's recipients file,
+ * as smtp_server_tx.c asks it. */
+static struct policy_decision explain_recipients(const struct config *cfg,
+                                                 const struct smtp_addr *rcpt,
+                                                 char text[RECIPIENTS_TEXT_MAX])
+{
+    struct recipients *table = NULL;
+    struct buf err = BUF_INIT;
+    struct policy_decision d = {.verdict = POLICY_ACCEPT, .rule = "domains.recipients.none"};
+    if (recipients_load(cfg, &table, &err) == 0) { /* loaded and checked with cfg already */
+        d = recipients_check(table, rcpt, text);
+        recipients_free(table);
+    }
+    buf_free(&err);
+    return d;
 }
 
 static int explain_run(const struct explain_args *a, const struct config *cfg)
@@ -162,6 +181,17 @@ static int explain_run(const struct explain_args *a, const struct config *cfg)
         struct relay_query q = {l, (const struct sockaddr *)&client, auth, &rcpt};
         d = policy_relay_check(cfg, &q);
         smtp_addr_format(&rcpt, text, sizeof text);
+        if (d.verdict == POLICY_ACCEPT && l->role == LISTENER_INBOUND) {
+            char rtext[RECIPIENTS_TEXT_MAX];
+            struct policy_decision r = explain_recipients(cfg, &rcpt, rtext);
+            if (r.verdict != POLICY_ACCEPT) {
+                printf("  reject %d %s %s\n", r.code, r.enhanced, r.text); /* text has <addr> */
+                print_rule(&r);
+                return 0;
+            }
+            if (strcmp(r.rule, "domains.recipients.none") != 0)
+                d.rule = r.rule, d.pos = r.pos; /* the recipients file decided */
+        }
     }
     if (text[0] != '\0' && d.verdict != POLICY_ACCEPT)
         printf("  reject %d %s <%s>: %s\n", d.code, d.enhanced, text, d.text);

@@ -5,6 +5,7 @@
 #include "lib/log.h"
 #include "mta/dkim.h"
 #include "mta/relay_battery.h"
+#include "policy/recipients.h"
 #include "policy/relay_lint.h"
 
 /* The relay lint turns a configuration that relays for strangers into a load error, unless the file
@@ -119,7 +120,7 @@ struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf
 }
 
 struct config *config_load_with_signers(const char *path, struct dkim_signer_set **signers,
-                                        struct buf *err)
+                                        struct recipients **recipients, struct buf *err)
 {
     struct config *cfg = NULL;
     int rc;
@@ -132,8 +133,10 @@ struct config *config_load_with_signers(const char *path, struct dkim_signer_set
     if (rc < 0)
         return NULL;
     struct dkim_signer_set *set = NULL;
+    struct recipients *table = NULL;
     if (relay_lint_gate(cfg, err) < 0 || relay_battery_gate(cfg, err) < 0 ||
-        (set = config_dkim_signers(cfg, err)) == NULL) {
+        recipients_load(cfg, &table, err) < 0 || (set = config_dkim_signers(cfg, err)) == NULL) {
+        recipients_free(table);
         config_unref(cfg);
         return NULL;
     }
@@ -141,10 +144,14 @@ struct config *config_load_with_signers(const char *path, struct dkim_signer_set
         *signers = set;
     else
         dkim_signer_set_unref(set);
+    if (recipients != NULL)
+        *recipients = table;
+    else
+        recipients_free(table);
     return cfg;
 }
 
 struct config *config_load_for_command(const char *path, struct buf *err)
 {
-    return config_load_with_signers(path, NULL, err);
+    return config_load_with_signers(path, NULL, NULL, err);
 }

@@ -1,8 +1,9 @@
 /*
  * Loading the configuration for a command: from the file given with -c, or the embedded default,
  * then through the relay lint, so no command (run, reload, check-config) can use a configuration
- * that relays for strangers unless the file acknowledges it, and through the DKIM key loader, so
- * none can use a missing or unsafe signing key.
+ * that relays for strangers unless the file acknowledges it, through the DKIM key loader, so
+ * none can use a missing or unsafe signing key, and through the recipients loader, so a bad line
+ * in a domain's recipients file refuses the configuration with its file:line.
  */
 #ifndef SLUICE_CONFIG_LOAD_H
 #define SLUICE_CONFIG_LOAD_H
@@ -11,13 +12,15 @@
 #include "lib/config.h"
 
 struct dkim_signer_set;
+struct recipients;
 
 /* Returns the configuration, or NULL after writing "file:line:column: message" lines into err.
  * The DKIM keys are loaded and checked too, so a bad key refuses the configuration. */
 struct config *config_load_for_command(const char *path, struct buf *err);
-/* The same, also handing over the loaded DKIM signer set (one reference) in *signers. */
+/* The same, also handing over what was loaded with it: the DKIM signer set (one reference) in
+ * *signers and the domains' recipients tables in *recipients (NULL pointers: not wanted). */
 struct config *config_load_with_signers(const char *path, struct dkim_signer_set **signers,
-                                        struct buf *err);
+                                        struct recipients **recipients, struct buf *err);
 /* The signer set of cfg's dkim entries, keys loaded; NULL after writing "file:line:column:
  * message" lines (naming the key file when the key is at fault) into err. Blocking. */
 struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err);

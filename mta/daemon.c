@@ -23,6 +23,7 @@
 #include "mta/scheduler.h"
 #include "mta/smtp_server.h"
 #include "policy/auth_users.h"
+#include "policy/recipients.h"
 #include "spool/spool.h"
 
 /* Disk syncs run on libuv's thread pool; many in flight let the file system merge them. */
@@ -168,7 +169,8 @@ static void daemon_reload(struct daemon *d)
 {
     struct buf err = BUF_INIT;
     struct dkim_signer_set *signers = NULL;
-    struct config *cfg = config_load_with_signers(d->config_path, &signers, &err);
+    struct recipients *recipients = NULL;
+    struct config *cfg = config_load_with_signers(d->config_path, &signers, &recipients, &err);
     SSL_CTX *tls = NULL;
     struct auth_users *users = NULL;
     struct listener *opened = NULL;
@@ -197,6 +199,9 @@ static void daemon_reload(struct daemon *d)
     /* Sessions copy the hash they check, so the old table can go at once. */
     auth_users_free(d->srv.auth_users);
     d->srv.auth_users = users;
+    /* Lookups are synchronous, so the old tables can go at once. */
+    recipients_free(d->srv.recipients);
+    d->srv.recipients = recipients;
     /* Streams in flight keep their reference to the old signer set. */
     dkim_signer_set_unref(d->srv.dkim);
     d->srv.dkim = signers;
@@ -212,6 +217,7 @@ fail:
     if (tls != NULL)
         SSL_CTX_free(tls);
     auth_users_free(users);
+    recipients_free(recipients);
     dkim_signer_set_unref(signers);
     if (cfg != NULL)
         config_unref(cfg);
@@ -460,7 +466,8 @@ int daemon_run(const char *config_path)
 {
     struct buf err = BUF_INIT;
     struct dkim_signer_set *signers = NULL;
-    struct config *cfg = config_load_with_signers(config_path, &signers, &err);
+    struct recipients *recipients = NULL;
+    struct config *cfg = config_load_with_signers(config_path, &signers, &recipients, &err);
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);
         buf_free(&err);
@@ -472,6 +479,7 @@ int daemon_run(const char *config_path)
     struct daemon *d = xcalloc(1, sizeof *d);
     d->config_path = config_path;
     d->srv.dkim = signers;
+    d->srv.recipients = recipients;
     uv_loop_init(&d->loop);
     int status = 0;
     if (daemon_start(d, cfg, &err) < 0) {
@@ -503,6 +511,7 @@ int daemon_run(const char *config_path)
     auth_users_free(d->srv.auth_users);
     auth_failures_free(d->srv.auth_failures);
     dkim_signer_set_unref(d->srv.dkim);
+    recipients_free(d->srv.recipients);
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)
         log_msg(LOG_WARN, "daemon.stopped", "handles left open at exit");

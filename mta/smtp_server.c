@@ -17,6 +17,8 @@
 #include "lib/log.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
+#include "policy/dnsbl.h"
+#include "policy/reverse_dns.h"
 
 /* Stop reading while this much of our output waits for a client that does not read its replies. */
 #define SMTP_OUT_HIGH_WATER (64 * 1024)
@@ -28,11 +30,14 @@ static void session_close(struct smtp_session *s);
 
 static const char *const state_names[] = {
     [SMTP_STATE_TLS_WAIT] = "tls-wait",
+    [SMTP_STATE_GREET_WAIT] = "greet-wait",
     [SMTP_STATE_CONNECTED] = "connected",
     [SMTP_STATE_READY] = "ready",
+    [SMTP_STATE_MAIL_CHECK] = "mail-check",
     [SMTP_STATE_MAIL] = "mail",
     [SMTP_STATE_RCPT] = "rcpt",
     [SMTP_STATE_DATA] = "data",
+    [SMTP_STATE_SCAN] = "scan",
     [SMTP_STATE_COMMIT] = "commit",
     [SMTP_STATE_STARTTLS] = "starttls",
     [SMTP_STATE_CLOSING] = "closing",
@@ -410,8 +415,22 @@ static void session_process(struct smtp_session *s)
         stream_read_stop(&s->stream);
 }
 
+/* Inbound, pregreet test: a client that talks before the banner is not a mail program waiting for
+ * its turn (postscreen's pregreet test). */
+static void session_on_pregreet(struct smtp_session *s)
+{
+    const char *text = "protocol error: talking before the banner";
+    smtp_reply(s, 554, "5.5.1", "%s", text);
+    smtp_log_rejected(s, "connect", 554, text, "pregreet", NULL);
+    smtp_close_after_reply(s);
+}
+
 static void session_on_data(struct smtp_session *s, const char *data, size_t len)
 {
+    if (s->state == SMTP_STATE_GREET_WAIT) {
+        session_on_pregreet(s);
+        return;
+    }
     if (!s->reading) {
         buf_append(&s->in, data, len); /* kept for when we read again */
         return;
@@ -443,6 +462,162 @@ static void send_banner(struct smtp_session *s)
     stream_read_start(&s->stream);
 }
 
+/* ---- inbound: before the banner ---- */
+
+static int connect_checks_pending(const struct smtp_session *s)
+{
+    return (s->dnsbl != NULL && !s->dnsbl_done) || (s->rdns != NULL && !s->rdns_done);
+}
+
+/* The banner waits for inbound.pregreet_wait, and for the DNSBL and reverse DNS answers (at most
+ * dns.timeout), so their verdicts are ready at the first RCPT. */
+static void greet_wait_on_timer(uv_timer_t *t);
+
+static void greet_maybe(struct smtp_session *s)
+{
+    if (s->closed || s->state != SMTP_STATE_GREET_WAIT)
+        return;
+    uint64_t wait = s->cfg->inbound.pregreet_wait_ms;
+    if (connect_checks_pending(s) && s->cfg->dns.timeout_ms > wait)
+        wait = s->cfg->dns.timeout_ms;
+    uint64_t elapsed = uv_now(s->srv->loop) - s->connected_at;
+    if (elapsed >= wait) {
+        send_banner(s);
+        return;
+    }
+    uv_timer_start(&s->timer, greet_wait_on_timer, wait - elapsed, 0);
+}
+
+static void greet_wait_on_timer(uv_timer_t *t)
+{
+    greet_maybe(container_of(t, struct smtp_session, timer));
+}
+
+static void dnsbl_on_result(void *arg, const struct dnsbl_result *res)
+{
+    struct smtp_session *s = arg;
+    s->dnsbl_done = 1;
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.dnsbl");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_int(&r, "listed", res->listed);
+    log_int(&r, "score", res->score);
+    for (size_t i = 0; i < res->nhits; i++)
+        log_str(&r, "zone", res->hits[i].zone);
+    log_end(&r);
+    greet_maybe(s);
+}
+
+static void rdns_on_result(void *arg, const struct reverse_dns_result *res)
+{
+    struct smtp_session *s = arg;
+    s->rdns_done = 1;
+    s->rdns_verdict = reverse_dns_verdict(res, s->cfg->inbound.reverse_dns);
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.reverse_dns");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "status", reverse_dns_status_name(res->status));
+    if (res->name != NULL)
+        log_str(&r, "name", res->name);
+    log_end(&r);
+    greet_maybe(s);
+}
+
+static void connect_check_failed(struct smtp_session *s, const char *check, int rc)
+{
+    struct logrec r;
+    log_begin(&r, LOG_WARN, "smtp.check_failed");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "check", check);
+    log_str(&r, "error", strerror(-rc));
+    log_end(&r);
+}
+
+/* Starts the connect-time lookups of an inbound session. Without a resolver (the daemon is
+ * stopping) RCPT answers 451 4.4.3. A check that cannot start is settled here: a DNSBL as not
+ * listing (a list outage must not stop mail), reverse DNS as a temporary failure (450 at RCPT). */
+static void connect_checks_start(struct smtp_session *s)
+{
+    const struct config *cfg = s->cfg;
+    const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
+    int rc = 0;
+    if (s->srv->dns == NULL) {
+        s->no_resolver = cfg->inbound.ndnsbl > 0 || cfg->inbound.reverse_dns != REVERSE_DNS_IGNORE;
+        return;
+    }
+    if (cfg->inbound.ndnsbl > 0) {
+        if ((rc = dnsbl_check_start(s->srv->dns, cfg->inbound.dnsbl, cfg->inbound.ndnsbl,
+                                    cfg->inbound.dnsbl_threshold, peer, dnsbl_on_result, s,
+                                    &s->dnsbl)) < 0) {
+            connect_check_failed(s, "dnsbl", rc);
+            s->dnsbl_done = 1;
+        }
+    }
+    rc = 0;
+    if (cfg->inbound.reverse_dns != REVERSE_DNS_IGNORE) {
+        if ((rc = reverse_dns_check_start(s->srv->dns, peer, rdns_on_result, s, &s->rdns)) < 0) {
+            connect_check_failed(s, "reverse_dns", rc);
+            struct reverse_dns_result failed = {.status = REVERSE_DNS_TEMPFAIL};
+            s->rdns_verdict = reverse_dns_verdict(&failed, cfg->inbound.reverse_dns);
+            s->rdns_done = 1;
+        }
+    }
+}
+
+/* The banner, or for an inbound session first the checks and waits before it. */
+static void session_greet(struct smtp_session *s)
+{
+    if (!s->inbound) {
+        send_banner(s);
+        return;
+    }
+    s->connected_at = uv_now(s->srv->loop);
+    connect_checks_start(s);
+    smtp_set_state(s, SMTP_STATE_GREET_WAIT);
+    if (s->cfg->inbound.pregreet_wait_ms > 0) {
+        s->reading = 1; /* anything the client sends now fails the pregreet test */
+        stream_read_start(&s->stream);
+    }
+    greet_maybe(s);
+}
+
+struct policy_decision smtp_connect_verdict(struct smtp_session *s)
+{
+    static const struct config_pos builtin = {NULL, 0, 0};
+    struct policy_decision ok = {POLICY_ACCEPT, 250, "2.1.5", "Ok", "builtin.connect", builtin};
+    if (s->no_resolver) {
+        struct policy_decision d = {
+            POLICY_TEMPFAIL, 451,    "4.4.3", "Temporary failure: DNS unavailable, try again later",
+            "inbound.dns",   builtin};
+        return d;
+    }
+    if (s->dnsbl != NULL && s->dnsbl_done) {
+        struct policy_decision d = dnsbl_check_verdict(s->dnsbl);
+        if (d.verdict != POLICY_ACCEPT)
+            return d;
+    }
+    if (s->rdns_done && s->rdns_verdict.verdict != POLICY_ACCEPT)
+        return s->rdns_verdict;
+    if (s->rdns != NULL && !s->rdns_done) {
+        /* dns.timeout passed before the banner and the lookup is still not answered */
+        struct reverse_dns_result pending = {.status = REVERSE_DNS_TEMPFAIL};
+        return reverse_dns_verdict(&pending, s->cfg->inbound.reverse_dns);
+    }
+    return ok;
+}
+
+/* Inbound, inbound.max_connections_per_client: live sessions from the client's address, this one
+ * included. The session list is bounded by limits.max_connections. */
+static unsigned sessions_from(const struct smtp_server *srv, const char *client_addr)
+{
+    unsigned n = 0;
+    for (const struct smtp_session *o = srv->sessions; o != NULL; o = o->next)
+        n += strcmp(o->client_addr, client_addr) == 0;
+    return n;
+}
+
 static void session_on_tls_ready(struct smtp_session *s, int status)
 {
     if (status < 0) {
@@ -462,7 +637,7 @@ static void session_on_tls_ready(struct smtp_session *s, int status)
     log_str(&r, "cipher", stream_tls_cipher(&s->stream));
     log_end(&r);
     if (s->state == SMTP_STATE_TLS_WAIT) {
-        send_banner(s);
+        session_greet(s);
         return;
     }
     smtp_set_state(s, SMTP_STATE_CONNECTED);
@@ -538,6 +713,10 @@ static void session_close(struct smtp_session *s)
     s->reading = 0;
     smtp_tx_free(s); /* rolls back an uncommitted message */
     smtp_auth_close(s);
+    dnsbl_check_free(s->dnsbl); /* cancels lookups in flight */
+    s->dnsbl = NULL;
+    reverse_dns_check_free(s->rdns);
+    s->rdns = NULL;
 
     if (s->prev != NULL)
         s->prev->next = s->next;
@@ -622,6 +801,15 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
         smtp_close_after_reply(s);
         return;
     }
+    s->inbound = s->listener->role == LISTENER_INBOUND;
+    unsigned per_client = s->cfg->inbound.max_connections_per_client;
+    if (s->inbound && per_client > 0 && sessions_from(srv, s->client_addr) > per_client) {
+        const char *text = "too many connections from your address";
+        smtp_reply(s, 421, "4.7.0", "%s", text);
+        smtp_log_rejected(s, "connect", 421, text, "client_limit", NULL);
+        smtp_close_after_reply(s);
+        return;
+    }
     if (s->listener->tls == LISTENER_TLS_IMPLICIT) {
         s->state = SMTP_STATE_TLS_WAIT;
         smtp_arm_timer(s);
@@ -629,7 +817,7 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
             session_close(s);
         return;
     }
-    send_banner(s);
+    session_greet(s);
 }
 
 void smtp_server_stop(struct smtp_server *srv)

@@ -16,6 +16,7 @@
 
 struct smtp_session;
 struct auth_users;
+struct recipients;
 struct auth_failures;
 struct scheduler;
 struct dns_resolver;
@@ -29,7 +30,8 @@ struct smtp_server {
     struct spool *spool;
     struct dns_resolver *dns;    /* c-ares in the loop, shared with delivery; NULL while stopping */
     struct scheduler *scheduler; /* takes every committed message; NULL: messages stay queued */
-    struct auth_users *auth_users;       /* relay.users loaded; NULL: no AUTH. Swapped on reload */
+    struct auth_users *auth_users; /* relay.users loaded; NULL: no AUTH. Swapped on reload */
+    struct recipients *recipients; /* domains' recipients tables; NULL: none. Swapped on reload */
     struct auth_failures *auth_failures; /* failed AUTH attempts per client, across sessions */
     struct dkim_signer_set *dkim;  /* DKIM signers of cfg (one reference); swapped on reload */
     struct smtp_session *sessions; /* every live session, for shutdown */

@@ -16,13 +16,22 @@
 #include "lib/log.h"
 #include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
+#include "mta/config_load.h"
 #include "mta/dkim.h"
 #include "mta/scheduler.h"
+#include "policy/clamd.h"
+#include "policy/mime.h"
+#include "policy/recipients.h"
 #include "policy/relay.h"
+#include "policy/spf.h"
 
 static void tx_on_committed(struct spool_msg *msg, int status, void *arg);
 static void tx_on_spool_writable(struct spool_msg *msg, void *arg);
 static void tx_on_dkim_writable(struct dkim_stream *ds, void *arg);
+static void tx_on_clamd_writable(void *arg);
+
+/* How long clamd may keep us waiting (connect, each write, the verdict). */
+#define CLAMD_TIMEOUT_MS 30000
 
 void smtp_tx_free(struct smtp_session *s)
 {
@@ -33,6 +42,10 @@ void smtp_tx_free(struct smtp_session *s)
         spool_msg_abort(tx->msg);
     if (tx->dkim != NULL)
         dkim_stream_abort(tx->dkim);
+    spf_check_free(tx->spf); /* cancels a check in flight */
+    free(tx->auth_results);
+    mime_parser_free(tx->mime);
+    clamd_scan_free(tx->clamd);
     free(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++)
         free(tx->rcpts[i]);
@@ -42,8 +55,8 @@ void smtp_tx_free(struct smtp_session *s)
     s->spool_paused = 0;
 }
 
-static void log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
-                         const char *rule, const char *addr)
+void smtp_log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
+                       const char *rule, const char *addr)
 {
     struct logrec r;
     log_begin(&r, LOG_INFO, "smtp.rejected");
@@ -124,6 +137,66 @@ static int has_smtputf8(const struct smtp_path_args *args)
     return smtp_param_find(args, "SMTPUTF8") != NULL;
 }
 
+/* SPF decides MAIL of an inbound session. Under reject_fail a temporary error is a 451 too: the
+ * sender retries, and a fail seen later is still refused. */
+static void mail_on_spf(void *arg, const struct spf_result *res)
+{
+    struct smtp_session *s = arg;
+    struct smtp_tx *tx = s->tx;
+    char frag[SMTP_PATH_MAX + 64];
+    spf_result_format(res, frag, sizeof frag);
+    tx->auth_results = xstrdup(frag);
+
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.spf");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "result", spf_status_name(res->status));
+    log_str(&r, "identity", res->identity);
+    log_str(&r, "domain", res->domain);
+    log_str(&r, "reason", res->reason);
+    log_end(&r);
+
+    struct policy_decision d = spf_verdict(res, s->cfg->inbound.spf);
+    if (s->cfg->inbound.spf == SPF_REJECT_FAIL && res->status == SPF_TEMPERROR) {
+        d.verdict = POLICY_TEMPFAIL, d.code = 451, d.enhanced = "4.4.3";
+        d.text = "SPF temporary error: DNS lookup failed, try again later";
+    }
+    if (d.verdict == POLICY_ACCEPT) {
+        smtp_set_state(s, SMTP_STATE_MAIL);
+        smtp_reply(s, 250, "2.1.0", "Ok");
+    } else {
+        smtp_reply(s, d.code, d.enhanced, "%s", d.text);
+        smtp_log_rejected(s, "mail", d.code, d.text, "spf", tx->sender);
+        smtp_tx_free(s);
+        smtp_set_state(s, SMTP_STATE_READY);
+    }
+    smtp_resume_input(s); /* also writes the reply */
+}
+
+/* Starts SPF for the MAIL just accepted (s->tx); input waits for the verdict. */
+static void mail_spf_start(struct smtp_session *s)
+{
+    if (s->srv->dns == NULL) {
+        const char *text = "Temporary failure: DNS unavailable, try again later";
+        smtp_reply(s, 451, "4.4.3", "%s", text);
+        smtp_log_rejected(s, "mail", 451, text, "spf", s->tx->sender);
+        smtp_tx_free(s);
+        return;
+    }
+    int rc = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, s->helo, s->tx->sender,
+                             s->cfg->server.hostname, mail_on_spf, s, &s->tx->spf);
+    if (rc < 0) {
+        const char *text = "Temporary failure: SPF check could not start, try again later";
+        smtp_reply(s, 451, "4.4.3", "%s", text);
+        smtp_log_rejected(s, "mail", 451, text, "spf", s->tx->sender);
+        smtp_tx_free(s);
+        return;
+    }
+    smtp_set_state(s, SMTP_STATE_MAIL_CHECK);
+    smtp_pause_input(s);
+}
+
 void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
 {
     if (s->tx != NULL) {
@@ -142,7 +215,7 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
     unsigned options = SMTP_ADDR_ALLOW_NULL | (has_smtputf8(&args) ? SMTP_ADDR_ALLOW_UTF8 : 0);
     if (smtp_addr_parse(args.path.ptr, args.path.len, options, &from, &why) < 0) {
         smtp_reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
-        log_rejected(s, "mail", 501, why, "builtin.address_syntax", NULL);
+        smtp_log_rejected(s, "mail", 501, why, "builtin.address_syntax", NULL);
         smtp_client_error(s);
         return;
     }
@@ -156,11 +229,59 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
     smtp_addr_format(&from, text, sizeof text);
     tx->sender = xstrdup(text);
     s->tx = tx;
+    if (s->inbound && s->cfg->inbound.spf != SPF_IGNORE) {
+        mail_spf_start(s);
+        return;
+    }
     smtp_set_state(s, SMTP_STATE_MAIL);
     smtp_reply(s, 250, "2.1.0", "Ok");
 }
 
 /* ---- RCPT ---- */
+
+/* RFC 5321 §4.5.1: postmaster must stay reachable, from listed clients too. */
+static int rcpt_is_postmaster(const struct smtp_addr *rcpt)
+{
+    return (rcpt->flags & SMTP_ADDR_POSTMASTER_ONLY) || strcasecmp(rcpt->local, "postmaster") == 0;
+}
+
+/* The inbound checks of a recipient the relay decision accepted: the client's DNSBL and reverse
+ * DNS verdicts (held from connect until here so postmaster can be reached), then the domain's
+ * recipients file. Replies, logs and returns 1 when the recipient is refused. */
+static int rcpt_refuse(struct smtp_session *s, const struct policy_decision *d, const char *check,
+                       const char *addr)
+{
+    smtp_reply(s, d->code, d->enhanced, "%s", d->text);
+    smtp_log_rejected(s, "rcpt", d->code, d->text, check, addr);
+    return 1;
+}
+
+static int rcpt_inbound_refused(struct smtp_session *s, const struct smtp_addr *rcpt,
+                                const char *addr)
+{
+    struct policy_decision d;
+    if (!rcpt_is_postmaster(rcpt)) {
+        d = smtp_connect_verdict(s);
+        if (d.verdict != POLICY_ACCEPT) /* rule "inbound.dnsbl", ".reverse_dns" or ".dns" */
+            return rcpt_refuse(s, &d, d.rule + strlen("inbound."), addr);
+    }
+    const struct recipients *table = s->srv->recipients;
+    if (table == NULL)
+        return 0;
+    char text[RECIPIENTS_TEXT_MAX];
+    d = recipients_check(table, rcpt, text);
+    if (d.verdict != POLICY_ACCEPT)
+        return rcpt_refuse(s, &d, "recipients", addr);
+    if (strcmp(d.rule, "domains.recipients.none") != 0) {
+        struct logrec r;
+        log_begin(&r, LOG_INFO, "smtp.rcpt_checked");
+        log_int(&r, "session", (long long)s->id);
+        log_str(&r, "address", addr);
+        log_str(&r, "rule", d.rule);
+        log_end(&r);
+    }
+    return 0;
+}
 
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
 {
@@ -188,7 +309,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
                        (tx->env_flags & SPOOL_ENV_SMTPUTF8 ? SMTP_ADDR_ALLOW_UTF8 : 0);
     if (smtp_addr_parse(args.path.ptr, args.path.len, options, &rcpt, &why) < 0) {
         smtp_reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
-        log_rejected(s, "rcpt", 501, why, "builtin.address_syntax", NULL);
+        smtp_log_rejected(s, "rcpt", 501, why, "builtin.address_syntax", NULL);
         tx->nrcpts_rejected++;
         smtp_client_error(s);
         return;
@@ -199,8 +320,8 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
     /* The cap is checked before the counter grows (Exim CVE-2020-28017). */
     if (tx->nrcpts >= s->cfg->limits.max_recipients_per_message) {
         smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
-        log_rejected(s, "rcpt", 452, "too many recipients", "limits.max_recipients_per_message",
-                     text);
+        smtp_log_rejected(s, "rcpt", 452, "too many recipients",
+                          "limits.max_recipients_per_message", text);
         return;
     }
 
@@ -209,7 +330,13 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
     struct policy_decision d = policy_relay_check(s->cfg, &q);
     if (d.verdict != POLICY_ACCEPT) {
         smtp_reply(s, d.code, d.enhanced, "<%s>: %s", text, d.text);
-        log_rejected(s, "rcpt", d.code, d.text, d.rule, text);
+        smtp_log_rejected(s, "rcpt", d.code, d.text, d.rule, text);
+        tx->nrcpts_rejected++;
+        smtp_client_error(s);
+        return;
+    }
+
+    if (s->inbound && rcpt_inbound_refused(s, &rcpt, text)) {
         tx->nrcpts_rejected++;
         smtp_client_error(s);
         return;
@@ -269,12 +396,12 @@ static int tx_relay_authorized(const struct smtp_session *s)
            config_trusted_network_match(s->cfg, (const struct sockaddr *)&s->peer) != NULL;
 }
 
-/* Both the spool and the DKIM stream may ask the writer to wait; input resumes once neither
+/* The spool, the DKIM stream and clamd may ask the writer to wait; input resumes once neither
  * does. s->spool_paused is what the connection side looks at. */
 static void tx_backpressure_update(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    int full = tx != NULL && (tx->spool_full || tx->dkim_full);
+    int full = tx != NULL && (tx->spool_full || tx->dkim_full || tx->clamd_full);
     if (full && !s->spool_paused) {
         s->spool_paused = 1;
         smtp_pause_input(s);
@@ -336,7 +463,16 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
     }
     if (s->srv->dkim != NULL && dkim_signer_set_count(s->srv->dkim) > 0 && tx_relay_authorized(s))
         tx->dkim = dkim_stream_new(s->srv->loop, s->srv->dkim, spool_msg_id(tx->msg));
+    if (s->inbound && s->cfg->inbound.nblocked_attachments > 0)
+        tx->mime = mime_parser_new((const char *const *)s->cfg->inbound.blocked_attachments,
+                                   s->cfg->inbound.nblocked_attachments, NULL, NULL);
+    if (s->inbound && s->cfg->inbound.clamd != NULL)
+        tx->clamd = clamd_scan_new(s->srv->loop, s->cfg->inbound.clamd, CLAMD_TIMEOUT_MS,
+                                   tx_on_clamd_writable, s);
     struct buf header = BUF_INIT;
+    if (tx->auth_results != NULL) /* RFC 8601: at the top, with the trace fields */
+        buf_printf(&header, "Authentication-Results: %s;\r\n\t%s\r\n", s->cfg->server.hostname,
+                   tx->auth_results);
     received_header(s, spool_msg_id(tx->msg), &header);
     tx_store(s, header.data, header.len);
     buf_free(&header);
@@ -353,6 +489,13 @@ static void tx_on_spool_writable(struct spool_msg *msg, void *arg)
     if (s->tx == NULL)
         return;
     s->tx->spool_full = 0;
+    tx_backpressure_update(s);
+}
+
+static void tx_on_clamd_writable(void *arg)
+{
+    struct smtp_session *s = arg;
+    s->tx->clamd_full = 0;
     tx_backpressure_update(s);
 }
 
@@ -390,6 +533,18 @@ static int tx_dkim_failed(struct smtp_session *s, const struct dkim_result *res)
     return tempfail;
 }
 
+/* A message refused after the final dot: rolled back, and the session reads commands again. */
+static void tx_refuse_after_data(struct smtp_session *s, int code, const char *enhanced,
+                                 const char *text, const char *rule)
+{
+    smtp_reply(s, code, enhanced, "%s", text);
+    smtp_log_rejected(s, "data", code, text, rule, NULL);
+    smtp_tx_free(s);
+    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_arm_timer(s);
+    smtp_resume_input(s);
+}
+
 /* The signatures are ready (on the loop): prepend them, then commit. */
 static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, void *arg)
 {
@@ -409,12 +564,8 @@ static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, 
         res = &failed;
     }
     if (res->status < 0 && tx_dkim_failed(s, res)) {
-        smtp_reply(s, 451, "4.7.0", "Error: DKIM signing failed, try again later");
-        log_rejected(s, "data", 451, "DKIM signing failed", "dkim_on_failure", NULL);
-        smtp_tx_free(s);
-        smtp_set_state(s, SMTP_STATE_READY);
-        smtp_arm_timer(s);
-        smtp_resume_input(s);
+        tx_refuse_after_data(s, 451, "4.7.0", "Error: DKIM signing failed, try again later",
+                             "dkim_on_failure");
         smtp_session_unref(s);
         return;
     }
@@ -429,6 +580,37 @@ static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, 
     }
     tx_commit(s);
     smtp_session_unref(s);
+}
+
+static void tx_sign_and_commit(struct smtp_session *s);
+
+/* clamd's verdict on the message (inbound.clamd); clamd_down decides when there is none. */
+static void tx_on_scanned(void *arg, const struct clamd_result *res)
+{
+    struct smtp_session *s = arg;
+    struct smtp_tx *tx = s->tx;
+    if (res->status == CLAMD_FOUND) {
+        char text[CLAMD_REPLY_MAX + 64];
+        snprintf(text, sizeof text, "message rejected: virus found: %s", res->virus);
+        tx_refuse_after_data(s, 554, "5.7.1", text, "clamd");
+        return;
+    }
+    if (res->status == CLAMD_ERROR) {
+        int tempfail = s->cfg->inbound.clamd_down == CLAMD_DOWN_TEMPFAIL;
+        struct logrec r;
+        log_begin(&r, LOG_WARN, "smtp.clamd_down");
+        log_int(&r, "session", (long long)s->id);
+        log_str(&r, "queue_id", spool_msg_id(tx->msg));
+        log_str(&r, "error", res->error);
+        log_str(&r, "action", tempfail ? "tempfail" : "accepted_unscanned");
+        log_end(&r);
+        if (tempfail) {
+            tx_refuse_after_data(s, 451, "4.7.1", "virus scanner unavailable, try again later",
+                                 "clamd");
+            return;
+        }
+    }
+    tx_sign_and_commit(s);
 }
 
 /* At the final dot: either the message is refused (and rolled back) or the commit starts. */
@@ -446,18 +628,37 @@ static void tx_end_of_data(struct smtp_session *s)
         code = 500, enhanced = "5.5.2",
         reason = "Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
     }
+    const char *rule = NULL;
+    if (reason == NULL && tx->mime != NULL) {
+        mime_parser_finish(tx->mime);
+        struct policy_decision d = mime_parser_verdict(tx->mime);
+        if (d.verdict != POLICY_ACCEPT)
+            code = d.code, enhanced = d.enhanced, reason = d.text, rule = "attachment";
+    }
     if (reason != NULL) {
         smtp_reply(s, code, enhanced, "%s", reason);
-        log_rejected(s, "data", code, reason, NULL, NULL);
+        smtp_log_rejected(s, "data", code, reason, rule, NULL);
         smtp_tx_free(s);
         smtp_set_state(s, SMTP_STATE_READY);
         return;
     }
 
-    smtp_set_state(s, SMTP_STATE_COMMIT);
     uv_timer_stop(&s->timer);
     smtp_pause_input(s);
     smtp_flush(s);
+    if (tx->clamd != NULL) {
+        smtp_set_state(s, SMTP_STATE_SCAN);
+        clamd_scan_finish(tx->clamd, tx_on_scanned, s); /* freed with tx: no callback after */
+        return;
+    }
+    tx_sign_and_commit(s);
+}
+
+/* The message is complete and checked: sign it if it is ours to sign, then commit. */
+static void tx_sign_and_commit(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    smtp_set_state(s, SMTP_STATE_COMMIT);
     if (tx->dkim == NULL) {
         tx_commit(s);
         return;
@@ -481,6 +682,10 @@ size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
     if (tx->body_size > s->cfg->limits.max_message_size)
         tx->too_big = 1; /* keep reading to the final dot, store nothing more */
     if (!tx->too_big && decoded.len > 0) {
+        if (tx->mime != NULL)
+            mime_parser_feed(tx->mime, decoded.data, decoded.len);
+        if (tx->clamd != NULL && clamd_scan_write(tx->clamd, decoded.data, decoded.len))
+            tx->clamd_full = 1;
         tx_store(s, decoded.data, decoded.len);
         tx_backpressure_update(s);
     }

@@ -17,16 +17,25 @@
 #include "lib/smtp_data.h"
 #include "lib/stream.h"
 #include "mta/smtp_server.h"
+#include "policy/policy.h"
 
 struct dkim_stream;
+struct dnsbl_check;
+struct reverse_dns_check;
+struct spf_check;
+struct mime_parser;
+struct clamd_scan;
 
 enum smtp_state {
     SMTP_STATE_TLS_WAIT,   /* implicit TLS: handshake before the banner */
+    SMTP_STATE_GREET_WAIT, /* inbound: before the banner (pregreet test, DNSBL and rDNS lookups) */
     SMTP_STATE_CONNECTED,  /* banner sent, no HELO/EHLO yet */
     SMTP_STATE_READY,      /* greeted, no transaction */
+    SMTP_STATE_MAIL_CHECK, /* inbound: SPF for MAIL in progress, input paused */
     SMTP_STATE_MAIL,       /* MAIL accepted, no recipient yet */
     SMTP_STATE_RCPT,       /* at least one recipient accepted */
     SMTP_STATE_DATA,       /* reading the message */
+    SMTP_STATE_SCAN,       /* inbound: clamd scans the message before the commit */
     SMTP_STATE_COMMIT,     /* waiting for the spool to make the message durable */
     SMTP_STATE_STARTTLS,   /* 220 sent, TLS handshake in progress */
     SMTP_STATE_AUTH,       /* 334 sent: the next line is an AUTH response (smtp_auth.c) */
@@ -50,6 +59,11 @@ struct smtp_tx {
     struct dkim_stream *dkim; /* signing what is spooled (relay-authorized sender), else NULL */
     unsigned spool_full : 1;  /* the spool asked us to stop writing */
     unsigned dkim_full : 1;   /* the DKIM stream asked us to stop writing */
+    struct spf_check *spf;    /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
+    char *auth_results;       /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
+    struct mime_parser *mime; /* inbound: attachment check of the message, else NULL */
+    struct clamd_scan *clamd; /* inbound: the message streamed to clamd, else NULL */
+    unsigned clamd_full : 1;  /* clamd's queue asked us to stop writing */
 };
 
 struct smtp_session {
@@ -79,6 +93,16 @@ struct smtp_session {
     struct smtp_tx *tx;
     char *auth_user;        /* name from the users file after a successful AUTH, else NULL */
     struct smtp_auth *auth; /* AUTH exchange in progress (smtp_auth.c), else NULL */
+
+    /* Inbound checks started at connect; their verdicts are given at RCPT. */
+    unsigned inbound : 1;  /* the listener's role is inbound: the MX checks apply */
+    uint64_t connected_at; /* uv_now at accept, for the wait before the banner */
+    struct dnsbl_check *dnsbl;
+    unsigned dnsbl_done : 1;
+    struct reverse_dns_check *rdns;
+    unsigned rdns_done : 1;
+    struct policy_decision rdns_verdict; /* valid once rdns_done */
+    unsigned no_resolver : 1;            /* checks were due but srv->dns was gone */
 };
 
 /* smtp_server.c */
@@ -104,5 +128,11 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg);
  */
 size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len);
 void smtp_tx_free(struct smtp_session *s);
+/* RCPT, inbound: the connect-time verdicts (DNSBL, reverse DNS) for a recipient the relay
+ * decision accepted (the caller exempts postmaster). */
+struct policy_decision smtp_connect_verdict(struct smtp_session *s);
+/* Logs smtp.rejected: the stage, the reply, the rule that decided and the address if any. */
+void smtp_log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
+                       const char *rule, const char *addr);
 
 #endif

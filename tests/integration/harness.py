@@ -22,6 +22,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("SLUICE_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
 HOSTNAME = "mx.sluice.test"
+DEAD_DNS = "127.0.53.53:53"  # a DNS server nobody runs: lookups fail temporarily
 
 
 def sluice_bin():
@@ -306,7 +307,6 @@ class Sluice:
         self.expect_exit = None  # set by kill9(): any status is then fine
         self.addresses = {}
         self.assign_ports()
-        self.dead_dns_port = free_port("127.0.0.1")
 
     # config
     def assign_ports(self):
@@ -329,9 +329,10 @@ class Sluice:
                "listeners": listeners,
                "relay": {"trusted_networks": ["127.0.0.0/8", "::1/128"]},
                "domains": {"example.com": None},
-               # Nobody answers DNS on this port: deliveries defer and messages stay queued
-               # where tests look for them. Delivery tests point dns at their own server.
-               "dns": {"servers": ["127.0.0.1:%d" % self.dead_dns_port], "timeout": "1s"}}
+               # No test ever serves DNS on this address (mailnet's peers use 127.a.b.c with a > 0),
+               # so deliveries defer and messages stay queued where tests look for them. Delivery
+               # tests point dns at their own server.
+               "dns": {"servers": [DEAD_DNS], "timeout": "1s"}}
         if self.cert:
             cfg["tls"] = {"certificate": self.cert, "key": self.key}
         for section, value in (self.extra if extra is None else extra).items():
