@@ -52,6 +52,7 @@ struct config_domain {
     char *name;       /* lowercased, no trailing dot */
     char *deliver_to; /* NULL: the domain's MX */
     char *recipients; /* NULL: every local part is accepted */
+    int verify_recipients; /* ask deliver_to about each recipient at RCPT (cached) */
     struct config_pos pos;
 };
 
@@ -190,6 +191,9 @@ struct config {
         char **blocked_attachments; /* lower-case extensions without the dot */
         size_t nblocked_attachments;
         unsigned max_connections_per_client;
+        struct config_rate max_connection_rate_per_client; /* count 0: no limit */
+        uint64_t verify_positive_ttl_ms; /* how long a recipient probe's answer is reused */
+        uint64_t verify_negative_ttl_ms;
         uint64_t pregreet_wait_ms; /* 0: no pregreet test */
         char *clamd;               /* clamd's socket (unix path or host:port); NULL: no scan */
         enum inbound_clamd_down clamd_down;

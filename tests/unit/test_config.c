@@ -286,6 +286,10 @@ static const struct bad_case bad_cases[] = {
      ""},
     {"inbound:\n  dnsbl:\n    - {zone: zen.spamhaus.org, weight: 0}\n",
      "t.yaml:3:40: inbound.dnsbl[0].weight: '0' is out of range (1..100)", ""},
+    {"inbound:\n  max_connection_rate_per_client: 30/fortnight\n",
+     "t.yaml:2:35: inbound.max_connection_rate_per_client:", ""},
+    {"domains:\n  example.com:\n    verify_recipients: maybe\n",
+     "t.yaml:3:24: domains.example.com.verify_recipients:", ""},
     {"inbound:\n  dnsbl: [zen.spamhaus.org]\n", "t.yaml:2:11: inbound.dnsbl[0]: expected a mapping",
      ""},
     {"inbound:\n  reverse_dns: strict\n",
@@ -403,10 +407,31 @@ static void check_new_section_defaults(const struct config *cfg)
         CHECK_STR_EQ(cfg->inbound.blocked_attachments[14], "iso");
     }
     CHECK_INT_EQ(cfg->inbound.max_connections_per_client, 20);
+    CHECK_INT_EQ(cfg->inbound.max_connection_rate_per_client.count, 0);
+    CHECK_INT_EQ(cfg->inbound.verify_positive_ttl_ms, 3600 * 1000);
+    CHECK_INT_EQ(cfg->inbound.verify_negative_ttl_ms, 600 * 1000);
     CHECK_INT_EQ(cfg->inbound.pregreet_wait_ms, 0);
     CHECK(cfg->inbound.clamd == NULL);
     CHECK_INT_EQ(cfg->inbound.clamd_down, CLAMD_DOWN_TEMPFAIL);
     CHECK_INT_EQ(cfg->delivery.port, 25);
+}
+
+static void test_verify_and_rate_keys(void)
+{
+    struct config *cfg = load_good("domains:\n  example.com: {verify_recipients: true}\n"
+                                   "  example.net:\ninbound:\n"
+                                   "  max_connection_rate_per_client: 30/m\n"
+                                   "  verify_positive_ttl: 2h\n  verify_negative_ttl: 1m\n");
+    CHECK(cfg != NULL);
+    if (cfg == NULL)
+        return;
+    CHECK_INT_EQ(config_domain_find(cfg, "example.com")->verify_recipients, 1);
+    CHECK_INT_EQ(config_domain_find(cfg, "example.net")->verify_recipients, 0);
+    CHECK_INT_EQ(cfg->inbound.max_connection_rate_per_client.count, 30);
+    CHECK_INT_EQ(cfg->inbound.max_connection_rate_per_client.period_ms, 60 * 1000);
+    CHECK_INT_EQ(cfg->inbound.verify_positive_ttl_ms, 2 * 3600 * 1000);
+    CHECK_INT_EQ(cfg->inbound.verify_negative_ttl_ms, 60 * 1000);
+    config_unref(cfg);
 }
 
 static void check_defaults(const struct config *cfg)
@@ -1168,5 +1193,6 @@ int main(void)
     test_shipped_rules();
     test_dkim_and_inbound();
     test_describe_keys();
+    test_verify_and_rate_keys();
     return check_report("test_config");
 }
