@@ -239,7 +239,8 @@ int cmd_queue(int argc, char **argv)
         return queue_usage();
 
     struct buf err = BUF_INIT;
-    struct config *cfg = config_load_for_command(path, &err);
+    /* Only server.spool is needed: a broken key or recipients file must not hide the queue. */
+    struct config *cfg = config_load_ungated(path, &err);
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);
         buf_free(&err);

@@ -119,8 +119,7 @@ struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf
     return set;
 }
 
-struct config *config_load_with_signers(const char *path, struct dkim_signer_set **signers,
-                                        struct recipients **recipients, struct buf *err)
+struct config *config_load_ungated(const char *path, struct buf *err)
 {
     struct config *cfg = NULL;
     int rc;
@@ -130,7 +129,14 @@ struct config *config_load_with_signers(const char *path, struct dkim_signer_set
         const char *text = config_default_yaml();
         rc = config_load_string(text, strlen(text), "<embedded>", &cfg, err);
     }
-    if (rc < 0)
+    return rc < 0 ? NULL : cfg;
+}
+
+struct config *config_load_with_signers(const char *path, struct dkim_signer_set **signers,
+                                        struct recipients **recipients, struct buf *err)
+{
+    struct config *cfg = config_load_ungated(path, err);
+    if (cfg == NULL)
         return NULL;
     struct dkim_signer_set *set = NULL;
     struct recipients *table = NULL;

@@ -21,6 +21,10 @@ struct config *config_load_for_command(const char *path, struct buf *err);
  * *signers and the domains' recipients tables in *recipients (NULL pointers: not wanted). */
 struct config *config_load_with_signers(const char *path, struct dkim_signer_set **signers,
                                         struct recipients **recipients, struct buf *err);
+/* The file (or the embedded default) as written, without the relay, recipients and DKIM gates: for
+ * commands that only read it, such as `sluice queue` (which must work while a key is broken) and
+ * `sluice relay-test` (which shows what the gates would refuse). */
+struct config *config_load_ungated(const char *path, struct buf *err);
 /* The signer set of cfg's dkim entries, keys loaded; NULL after writing "file:line:column:
  * message" lines (naming the key file when the key is at fault) into err. Blocking. */
 struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err);

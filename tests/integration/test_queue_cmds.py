@@ -123,6 +123,21 @@ class QueueCommands(SluiceTestCase):
         self.assertRegex(out, r"recipient: <bob@example\.com> deferred, 1 attempts, "
                               r"next \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, last reply: 451 ")
 
+    def test_reads_the_queue_when_the_config_has_a_broken_key(self):
+        """The queue commands need only server.spool: a DKIM key that went missing (which makes
+        run and check-config refuse the file) must not hide the queue from the admin."""
+        d = self.start()
+        qid = self.send(d)
+        self.assertEqual(d.stop(), 0)
+        d.extra = dict(d.extra, dkim=[{"domain": "example.org", "selector": "s1",
+                                      "key": os.path.join(d.dir, "missing.pem")}])
+        d.write_config()
+        check = d.cli("check-config")
+        self.assertNotEqual(check.returncode, 0, "the broken key is refused by check-config")
+        rc, out, err = self.queue(d, "list")
+        self.assertEqual(rc, 0, err)
+        self.assertIn(qid, out)
+
     def test_usage(self):
         d = self.start_sluice(start=False)
         d.write_config()
