@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/base64.h"
 #include "lib/log.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
@@ -98,49 +99,6 @@ static void exchange_end(struct smtp_session *s)
     smtp_set_state(s, SMTP_STATE_READY);
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict base64 (RFC 4648 §4: padded, no spaces) into out, which has room for len / 4 * 3 octets.
- * Returns the decoded length, or -1. */
-static long base64_decode(const char *in, size_t len, unsigned char *out)
-{
-    if (len % 4 != 0)
-        return -1;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        uint32_t word = 0;
-        int pad = 0;
-        for (int j = 0; j < 4; j++) {
-            int v = 0;
-            if (in[i + j] == '=' && j >= 2 && i + 4 == len) {
-                pad++;
-            } else if (pad > 0 || (v = b64_value((unsigned char)in[i + j])) < 0) {
-                return -1; /* data after padding, or a byte outside the alphabet */
-            }
-            word = word << 6 | (uint32_t)v;
-        }
-        out[n++] = (unsigned char)(word >> 16);
-        if (pad < 2)
-            out[n++] = (unsigned char)(word >> 8);
-        if (pad < 1)
-            out[n++] = (unsigned char)word;
-    }
-    return (long)n;
-}
-
 /* ---- the exchange ---- */
 
 int smtp_auth_offered(const struct smtp_session *s)
@@ -193,7 +151,7 @@ static void exchange_step(struct smtp_session *s, const char *text, size_t len, 
     if (initial && len == 1 && text[0] == '=')
         len = 0; /* RFC 4954 §4: "=" is an empty initial response */
     unsigned char *msg = xmalloc(len / 4 * 3 + 1);
-    long n = base64_decode(text, len, msg);
+    long n = base64_decode_strict(text, len, msg);
     int bad = n < 0;
     if (!bad && a->mech == AUTH_MECH_PLAIN) {
         bad = plain_take(a, msg, (size_t)n) < 0;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/base64.h"
 #include "lib/xalloc.h"
 
 #define LINE_KEEP 4096  /* octets of a line kept: any boundary, and RFC 5322 header lines (998) */
@@ -87,21 +88,6 @@ int mime_name_blocked(const char *name, size_t len, const char *const *blocked, 
     return 0;
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 static int hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9')
@@ -135,7 +121,7 @@ static void word_decode(struct out *o, char enc, const char *s, size_t len)
     if (enc == 'B' || enc == 'b') {
         unsigned acc = 0, bits = 0;
         for (size_t i = 0; i < len && s[i] != '='; i++) {
-            int v = b64_value((unsigned char)s[i]);
+            int v = base64_value((unsigned char)s[i]);
             if (v < 0)
                 continue;
             acc = (acc << 6) | (unsigned)v;
