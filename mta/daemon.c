@@ -24,6 +24,7 @@
 #include "mta/smtp_server.h"
 #include "policy/auth_users.h"
 #include "policy/recipients.h"
+#include "policy/verify.h"
 #include "spool/spool.h"
 
 /* Disk syncs run on libuv's thread pool; many in flight let the file system merge them. */
@@ -263,6 +264,8 @@ static void daemon_on_scheduler_stopped(void *arg)
     struct daemon *d = arg;
     scheduler_free(d->srv.scheduler);
     d->srv.scheduler = NULL; /* messages committed from now on wait for the next start */
+    verifier_free(d->srv.verifier);
+    d->srv.verifier = NULL;
     d->scheduler_stopped = 1;
     daemon_maybe_finish(d);
 }
@@ -431,6 +434,8 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
     if ((d->tls_client_ctx = tls_client_ctx_new(err)) == NULL)
         return -1;
     d->srv.scheduler = scheduler_new(&d->loop, d->srv.spool, d->dns, d->tls_client_ctx, cfg);
+    /* Recipient verification (policy/verify.h): probes and cache, freed with the scheduler. */
+    d->srv.verifier = verifier_new(&d->loop, NULL);
     int recovered = spool_recover(d->srv.spool, recover_on_entry, d, err);
     if (recovered < 0)
         return -1;

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/client_table.h"
 #include "lib/log.h"
+#include "lib/ratelimit.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "policy/dnsbl.h"
@@ -309,6 +311,9 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
 /* ---- dispatch ---- */
 
 #define CMD_NEEDS_HELO 0x01 /* 503 before HELO/EHLO */
+/* RFC 2920 §3.1: the client must wait for this command's reply before it sends more, as the
+ * reply changes what may follow (QUIT is left out: we close after it anyway). */
+#define CMD_LAST_IN_GROUP 0x02
 
 struct smtp_command {
     enum smtp_verb verb;
@@ -317,23 +322,41 @@ struct smtp_command {
 };
 
 static const struct smtp_command commands[] = {
-    {SMTP_VERB_HELO, 0, cmd_helo},
-    {SMTP_VERB_EHLO, 0, cmd_ehlo},
+    {SMTP_VERB_HELO, CMD_LAST_IN_GROUP, cmd_helo},
+    {SMTP_VERB_EHLO, CMD_LAST_IN_GROUP, cmd_ehlo},
     {SMTP_VERB_MAIL, CMD_NEEDS_HELO, smtp_cmd_mail},
     {SMTP_VERB_RCPT, CMD_NEEDS_HELO, smtp_cmd_rcpt},
-    {SMTP_VERB_DATA, CMD_NEEDS_HELO, smtp_cmd_data},
+    {SMTP_VERB_DATA, CMD_NEEDS_HELO | CMD_LAST_IN_GROUP, smtp_cmd_data},
     {SMTP_VERB_BDAT, CMD_NEEDS_HELO, cmd_bdat},
     {SMTP_VERB_RSET, 0, cmd_rset},
-    {SMTP_VERB_NOOP, 0, cmd_noop},
+    {SMTP_VERB_NOOP, CMD_LAST_IN_GROUP, cmd_noop},
     {SMTP_VERB_QUIT, 0, cmd_quit},
-    {SMTP_VERB_VRFY, 0, cmd_vrfy},
-    {SMTP_VERB_EXPN, 0, cmd_expn},
+    {SMTP_VERB_VRFY, CMD_LAST_IN_GROUP, cmd_vrfy},
+    {SMTP_VERB_EXPN, CMD_LAST_IN_GROUP, cmd_expn},
     {SMTP_VERB_HELP, 0, cmd_help},
     {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO, cmd_starttls},
     {SMTP_VERB_AUTH, CMD_NEEDS_HELO, smtp_cmd_auth},
 };
 
-static void dispatch(struct smtp_session *s, const char *line, size_t len)
+/* Inbound: a command followed by more input in the same read was sent before its reply came back.
+ * That is pipelining, allowed only after EHLO offered PIPELINING and never after a command that
+ * must end a group (a client that sends the message before 354 is the classic case: if DATA
+ * fails, the message is read as commands). Postfix's smtpd answers "554 5.5.0" and postscreen
+ * 521; we answer 554 5.5.0 and close: the client is out of step with us, so nothing it has
+ * queued can be trusted to mean what it meant. */
+static int improper_pipelining(struct smtp_session *s, const struct smtp_command *c, int followed)
+{
+    if (!s->inbound || !followed || (s->esmtp && !(c->flags & CMD_LAST_IN_GROUP)))
+        return 0;
+    const char *text = "Error: improper command pipelining";
+    smtp_reply(s, 554, "5.5.0", "%s", text);
+    smtp_log_rejected(s, "command", 554, text, "pipelining", NULL);
+    smtp_close_after_reply(s);
+    return 1;
+}
+
+/* Runs one command line; `followed` says more input came after it in the same read. */
+static void dispatch(struct smtp_session *s, const char *line, size_t len, int followed)
 {
     struct smtp_cmd cmd;
     if (smtp_cmd_parse(line, len, &cmd) < 0 || cmd.verb == SMTP_VERB_UNKNOWN) {
@@ -349,6 +372,8 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len)
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
         if (commands[i].verb != cmd.verb)
             continue;
+        if (improper_pipelining(s, &commands[i], followed))
+            return;
         if ((commands[i].flags & CMD_NEEDS_HELO) && s->helo == NULL) {
             smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
             smtp_client_error(s);
@@ -392,7 +417,7 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
                        "Error: bare <CR> or <LF> received; lines end with <CR><LF>");
             smtp_client_error(s);
         } else {
-            dispatch(s, line, line_len);
+            dispatch(s, line, line_len, used < len);
             if (s->state == SMTP_STATE_STARTTLS)
                 return len; /* plaintext pipelined after STARTTLS is never executed */
         }
@@ -618,6 +643,33 @@ static unsigned sessions_from(const struct smtp_server *srv, const char *client_
     return n;
 }
 
+/* Clients whose connection rate is tracked; the least recently connecting one makes room. */
+#define CONNECTION_RATE_CLIENTS 65536
+
+/* Inbound, inbound.max_connection_rate_per_client: takes a token from the client's bucket (burst =
+ * count, so a client may open `count` connections at once and then `count` per period). Returns 0
+ * when the client is over its rate. IPv6 clients share the bucket of their /64 (client_table.h). */
+static int connection_rate_ok(struct smtp_server *srv, const struct smtp_session *s)
+{
+    const struct config_rate *cfg_rate = &s->cfg->inbound.max_connection_rate_per_client;
+    if (cfg_rate->count == 0)
+        return 1;
+    if (srv->connection_rates == NULL)
+        srv->connection_rates =
+            client_table_new(CONNECTION_RATE_CLIENTS, sizeof(struct ratelimit_bucket));
+    struct ratelimit_rate rate = {cfg_rate->count, cfg_rate->period_ms};
+    uint64_t now = uv_now(srv->loop);
+    int created;
+    struct ratelimit_bucket *b =
+        client_table_get(srv->connection_rates, (const struct sockaddr *)&s->peer, &created);
+    if (b == NULL)
+        return 1;
+    /* A reload may have changed the rate: the client starts afresh under the new one. */
+    if (created || b->rate.count != rate.count || b->rate.period_ms != rate.period_ms)
+        ratelimit_bucket_init(b, rate, rate.count, now, RATELIMIT_START_FULL);
+    return ratelimit_bucket_take(b, 1, now);
+}
+
 static void session_on_tls_ready(struct smtp_session *s, int status)
 {
     if (status < 0) {
@@ -810,6 +862,13 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
         smtp_close_after_reply(s);
         return;
     }
+    if (s->inbound && !connection_rate_ok(srv, s)) {
+        const char *text = "too many connections from your address, try again later";
+        smtp_reply(s, 421, "4.7.0", "%s %s", s->cfg->server.hostname, text);
+        smtp_log_rejected(s, "connect", 421, text, "client_rate", NULL);
+        smtp_close_after_reply(s);
+        return;
+    }
     if (s->listener->tls == LISTENER_TLS_IMPLICIT) {
         s->state = SMTP_STATE_TLS_WAIT;
         smtp_arm_timer(s);
@@ -823,6 +882,8 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
 void smtp_server_stop(struct smtp_server *srv)
 {
     srv->stopping = 1;
+    client_table_free(srv->connection_rates); /* no connection is let in from now on */
+    srv->connection_rates = NULL;
     struct smtp_session *s = srv->sessions;
     while (s != NULL) {
         struct smtp_session *next = s->next;

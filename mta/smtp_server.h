@@ -21,6 +21,8 @@ struct auth_failures;
 struct scheduler;
 struct dns_resolver;
 struct dkim_signer_set;
+struct verifier;
+struct client_table;
 
 /* State shared by all sessions; owned by the daemon. */
 struct smtp_server {
@@ -32,8 +34,10 @@ struct smtp_server {
     struct scheduler *scheduler; /* takes every committed message; NULL: messages stay queued */
     struct auth_users *auth_users; /* relay.users loaded; NULL: no AUTH. Swapped on reload */
     struct recipients *recipients; /* domains' recipients tables; NULL: none. Swapped on reload */
-    struct auth_failures *auth_failures; /* failed AUTH attempts per client, across sessions */
+    struct auth_failures *auth_failures;   /* failed AUTH attempts per client, across sessions */
+    struct client_table *connection_rates; /* inbound: per client, made at first use */
     struct dkim_signer_set *dkim;  /* DKIM signers of cfg (one reference); swapped on reload */
+    struct verifier *verifier;     /* recipient probes and their cache; NULL: not verified */
     struct smtp_session *sessions; /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;

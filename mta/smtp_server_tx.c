@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/header_filter.h"
 #include "lib/log.h"
 #include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
@@ -24,6 +25,7 @@
 #include "policy/recipients.h"
 #include "policy/relay.h"
 #include "policy/spf.h"
+#include "policy/verify.h"
 
 static void tx_on_committed(struct spool_msg *msg, int status, void *arg);
 static void tx_on_spool_writable(struct spool_msg *msg, void *arg);
@@ -43,9 +45,11 @@ void smtp_tx_free(struct smtp_session *s)
     if (tx->dkim != NULL)
         dkim_stream_abort(tx->dkim);
     spf_check_free(tx->spf); /* cancels a check in flight */
+    verify_cancel(tx->verify);
     free(tx->auth_results);
     mime_parser_free(tx->mime);
     clamd_scan_free(tx->clamd);
+    header_filter_free(tx->ar_filter);
     free(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++)
         free(tx->rcpts[i]);
@@ -283,6 +287,79 @@ static int rcpt_inbound_refused(struct smtp_session *s, const struct smtp_addr *
     return 0;
 }
 
+static void rcpt_accept(struct smtp_session *s, const char *addr)
+{
+    struct smtp_tx *tx = s->tx;
+    tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
+    tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+    smtp_set_state(s, SMTP_STATE_RCPT);
+    smtp_reply(s, 250, "2.1.5", "Ok");
+}
+
+/* Logs the verification's answer; refuses (replies, returns -1) unless the address is valid. */
+static int rcpt_verified(struct smtp_session *s, const struct verify_result *res)
+{
+    static const char *const names[] = {[VERIFY_VALID] = "valid",
+                                        [VERIFY_INVALID] = "invalid",
+                                        [VERIFY_TEMPFAIL] = "tempfail",
+                                        [VERIFY_SKIPPED] = "skipped"};
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.verify");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "address", res->rcpt);
+    log_str(&r, "result", names[res->status]);
+    log_bool(&r, "cached", res->cached);
+    log_str(&r, "reason", res->reason);
+    log_end(&r);
+    if (res->status == VERIFY_VALID || res->status == VERIFY_SKIPPED)
+        return 0;
+    struct policy_decision d = {.code = res->code, .enhanced = res->enhanced, .text = res->text};
+    return -rcpt_refuse(s, &d, "verify", res->rcpt);
+}
+
+static void rcpt_on_verify(void *arg, const struct verify_result *res)
+{
+    struct smtp_session *s = arg;
+    s->tx->verify = NULL;
+    if (rcpt_verified(s, res) == 0) {
+        rcpt_accept(s, res->rcpt);
+    } else {
+        s->tx->nrcpts_rejected++;
+        smtp_client_error(s);
+    }
+    smtp_resume_input(s); /* also writes the reply */
+}
+
+/* Recipient verification (a domain's verify_recipients) of a recipient every other check
+ * accepted: 0 accept, -1 refused (replied), 1 waiting for a probe with input paused, like SPF at
+ * MAIL, so pipelined commands keep their order. Postmaster is never verified. */
+static int rcpt_verify(struct smtp_session *s, const struct smtp_addr *rcpt, const char *addr)
+{
+    const struct config_domain *dom = config_domain_find(s->cfg, rcpt->domain);
+    if (dom == NULL || !dom->verify_recipients || dom->deliver_to == NULL ||
+        rcpt_is_postmaster(rcpt))
+        return 0;
+    if (s->srv->verifier == NULL) { /* the daemon is stopping */
+        struct policy_decision d = {.code = 450, .enhanced = "4.1.1"};
+        d.text = "Recipient address rejected: unverified address: server shutting down";
+        return -rcpt_refuse(s, &d, "verify", addr);
+    }
+    struct verify_query q = {
+        .deliver_to = dom->deliver_to,
+        .rcpt = addr,
+        .ehlo = s->cfg->server.hostname,
+        .default_port = (uint16_t)s->cfg->delivery.port,
+        .dns = s->srv->dns,
+        .positive_ttl_ms = s->cfg->inbound.verify_positive_ttl_ms,
+        .negative_ttl_ms = s->cfg->inbound.verify_negative_ttl_ms,
+    };
+    struct verify_result now;
+    if (verify_check(s->srv->verifier, &q, rcpt_on_verify, s, &s->tx->verify, &now) == 0)
+        return rcpt_verified(s, &now);
+    smtp_pause_input(s);
+    return 1;
+}
+
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
 {
     struct smtp_tx *tx = s->tx;
@@ -336,16 +413,19 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         return;
     }
 
-    if (s->inbound && rcpt_inbound_refused(s, &rcpt, text)) {
+    int verdict = 0;
+    if (s->inbound && !rcpt_inbound_refused(s, &rcpt, text))
+        verdict = rcpt_verify(s, &rcpt, text);
+    else if (s->inbound)
+        verdict = -1;
+    if (verdict == 1)
+        return; /* answered once the probe is */
+    if (verdict < 0) {
         tx->nrcpts_rejected++;
         smtp_client_error(s);
         return;
     }
-
-    tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
-    tx->rcpts[tx->nrcpts++] = xstrdup(text);
-    smtp_set_state(s, SMTP_STATE_RCPT);
-    smtp_reply(s, 250, "2.1.5", "Ok");
+    rcpt_accept(s, text);
 }
 
 /* ---- DATA ---- */
@@ -466,6 +546,8 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
     if (s->inbound && s->cfg->inbound.nblocked_attachments > 0)
         tx->mime = mime_parser_new((const char *const *)s->cfg->inbound.blocked_attachments,
                                    s->cfg->inbound.nblocked_attachments, NULL, NULL);
+    if (s->inbound) /* RFC 8601 §5: only our own checks may speak in our name */
+        tx->ar_filter = header_filter_new(s->cfg->server.hostname);
     if (s->inbound && s->cfg->inbound.clamd != NULL)
         tx->clamd = clamd_scan_new(s->srv->loop, s->cfg->inbound.clamd, CLAMD_TIMEOUT_MS,
                                    tx_on_clamd_writable, s);
@@ -673,7 +755,8 @@ static void tx_sign_and_commit(struct smtp_session *s)
 size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
 {
     struct smtp_tx *tx = s->tx;
-    static struct buf decoded; /* scratch, reused: the loop runs one callback at a time */
+    /* scratch, reused: the loop runs one callback at a time */
+    static struct buf decoded, filtered;
     int done = 0;
 
     buf_reset(&decoded);
@@ -681,16 +764,34 @@ size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
     tx->body_size += decoded.len;
     if (tx->body_size > s->cfg->limits.max_message_size)
         tx->too_big = 1; /* keep reading to the final dot, store nothing more */
-    if (!tx->too_big && decoded.len > 0) {
+    struct buf *message = &decoded;
+    if (tx->ar_filter != NULL && !header_filter_passing(tx->ar_filter)) {
+        buf_reset(&filtered);
+        header_filter_feed(tx->ar_filter, decoded.data, decoded.len, &filtered);
+        if (done)
+            header_filter_finish(tx->ar_filter, &filtered);
+        message = &filtered;
+    }
+    if (!tx->too_big && message->len > 0) {
         if (tx->mime != NULL)
-            mime_parser_feed(tx->mime, decoded.data, decoded.len);
-        if (tx->clamd != NULL && clamd_scan_write(tx->clamd, decoded.data, decoded.len))
+            mime_parser_feed(tx->mime, message->data, message->len);
+        if (tx->clamd != NULL && clamd_scan_write(tx->clamd, message->data, message->len))
             tx->clamd_full = 1;
-        tx_store(s, decoded.data, decoded.len);
+        tx_store(s, message->data, message->len);
         tx_backpressure_update(s);
     }
     if (decoded.cap > 256 * 1024)
         buf_free(&decoded);
+    if (filtered.cap > 256 * 1024)
+        buf_free(&filtered);
+    if (done && tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {
+        struct logrec r;
+        log_begin(&r, LOG_INFO, "smtp.header_removed");
+        log_int(&r, "session", (long long)s->id);
+        log_str(&r, "field", "Authentication-Results");
+        log_int(&r, "count", header_filter_removed(tx->ar_filter));
+        log_end(&r);
+    }
     if (done)
         tx_end_of_data(s);
     return used;

@@ -23,8 +23,10 @@ struct dkim_stream;
 struct dnsbl_check;
 struct reverse_dns_check;
 struct spf_check;
+struct verify_check;
 struct mime_parser;
 struct clamd_scan;
+struct header_filter;
 
 enum smtp_state {
     SMTP_STATE_TLS_WAIT,   /* implicit TLS: handshake before the banner */
@@ -60,10 +62,12 @@ struct smtp_tx {
     unsigned spool_full : 1;  /* the spool asked us to stop writing */
     unsigned dkim_full : 1;   /* the DKIM stream asked us to stop writing */
     struct spf_check *spf;    /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
+    struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
     char *auth_results;       /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
     struct mime_parser *mime; /* inbound: attachment check of the message, else NULL */
     struct clamd_scan *clamd; /* inbound: the message streamed to clamd, else NULL */
     unsigned clamd_full : 1;  /* clamd's queue asked us to stop writing */
+    struct header_filter *ar_filter; /* inbound: drops forged A-R fields naming us */
 };
 
 struct smtp_session {

@@ -177,7 +177,8 @@ class RelayTest(SluiceTestCase):
 
         out = explain("--client", "192.0.2.1", "--from", "a@b.example", "--rcpt", "user@foreign.example")
         self.assertIn("listener: mx (inbound, 127.0.0.1:2) at %s:4:5" % path, out)
-        self.assertIn("MAIL FROM:<a@b.example>\n  accept 250 2.1.0 Ok\n", out)
+        self.assertIn("MAIL FROM:<a@b.example>\n  spf: not checked (inbound.spf is ignore)\n"
+                      "  accept 250 2.1.0 Ok\n", out)
         self.assertIn("RCPT TO:<user@foreign.example>\n  reject 550 5.7.1 <user@foreign.example>: "
                       "Relay access denied\n  rule: listener.inbound at %s:4:5\n" % path, out)
 

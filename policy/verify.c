@@ -1,0 +1,537 @@
+#include "policy/verify.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "lib/dns.h"
+#include "lib/smtp_reply.h"
+#include "lib/stream.h"
+#include "lib/strmap.h"
+#include "lib/xalloc.h"
+
+/* One cached answer. */
+struct verify_entry {
+    char *key;
+    int valid;
+    char *reply; /* the server's refusal (negative entries), else NULL */
+    uint64_t expires;
+    struct verify_entry *prev, *next; /* the LRU list, most recently used first */
+};
+
+struct verify_check {
+    struct verify_probe *probe;
+    verify_cb cb;
+    void *arg;
+    char *rcpt; /* as this check spelled it, for its reply */
+    struct verify_check *prev, *next;
+};
+
+enum probe_step {
+    STEP_CONNECT,
+    STEP_GREETING,
+    STEP_EHLO,
+    STEP_HELO,
+    STEP_MAIL,
+    STEP_RCPT,
+    STEP_QUIT
+};
+
+static const char *const step_names[] = {"connect",   "greeting", "EHLO", "HELO",
+                                         "MAIL FROM", "RCPT TO",  "QUIT"};
+
+/* One SMTP session asking about one address, shared by every check of that address. */
+struct verify_probe {
+    struct verifier *v; /* NULL once answered (or abandoned): then it only winds down */
+    char *key, *rcpt, *ehlo;
+    uint64_t positive_ttl_ms, negative_ttl_ms;
+    struct verify_check *checks;
+    enum probe_step step;
+    struct stream stream;
+    uv_timer_t timer;
+    char timer_reason[160]; /* what the timer reports when it fires */
+    struct smtp_reply_parser parser;
+    uint16_t port;
+    uint64_t timeout_ms;
+    int handles; /* timer, stream and DNS lookup not yet finished: freed at 0 */
+    unsigned stream_used : 1;
+    unsigned closing : 1;
+};
+
+struct verifier {
+    uv_loop_t *loop;
+    size_t cache_max;
+    uint64_t timeout_ms;
+    struct strmap cache; /* key -> struct verify_entry */
+    size_t ncache;
+    struct verify_entry *lru_head, *lru_tail;
+    struct strmap probes; /* key -> struct verify_probe in flight */
+    struct buf text;      /* reply text of an answer given at once */
+    uint64_t nprobes;
+};
+
+struct verifier *verifier_new(uv_loop_t *loop, const struct verifier_params *params)
+{
+    struct verifier *v = xcalloc(1, sizeof *v);
+    v->loop = loop;
+    v->cache_max = params != NULL && params->cache_max > 0 ? params->cache_max : VERIFY_CACHE_MAX;
+    v->timeout_ms =
+        params != NULL && params->timeout_ms > 0 ? params->timeout_ms : VERIFY_TIMEOUT_MS;
+    return v;
+}
+
+uint64_t verifier_probes(const struct verifier *v)
+{
+    return v->nprobes;
+}
+
+/* ---- the cache ---- */
+
+static void lru_unlink(struct verifier *v, struct verify_entry *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        v->lru_head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        v->lru_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(struct verifier *v, struct verify_entry *e)
+{
+    e->next = v->lru_head;
+    if (v->lru_head != NULL)
+        v->lru_head->prev = e;
+    v->lru_head = e;
+    if (v->lru_tail == NULL)
+        v->lru_tail = e;
+}
+
+static void cache_drop(struct verifier *v, struct verify_entry *e)
+{
+    lru_unlink(v, e);
+    strmap_del(&v->cache, e->key);
+    v->ncache--;
+    free(e->key);
+    free(e->reply);
+    free(e);
+}
+
+static void cache_put(struct verifier *v, const char *key, int valid, const char *reply,
+                      uint64_t ttl_ms)
+{
+    struct verify_entry *e = strmap_get(&v->cache, key);
+    if (e != NULL)
+        cache_drop(v, e);
+    if (ttl_ms == 0)
+        return;
+    while (v->ncache >= v->cache_max && v->lru_tail != NULL)
+        cache_drop(v, v->lru_tail);
+    e = xcalloc(1, sizeof *e);
+    e->key = xstrdup(key);
+    e->valid = valid;
+    e->reply = valid ? NULL : xstrdup(reply);
+    e->expires = uv_now(v->loop) + ttl_ms;
+    strmap_put(&v->cache, e->key, e);
+    v->ncache++;
+    lru_push_front(v, e);
+}
+
+/* ---- answers ---- */
+
+static void result_fill(struct verify_result *res, enum verify_status status, int cached,
+                        const char *rcpt, const char *reason, struct buf *text)
+{
+    static const struct {
+        int code;
+        const char *enhanced, *what;
+    } replies[] = {
+        [VERIFY_VALID] = {250, "2.1.5", "Ok"},
+        [VERIFY_INVALID] = {550, "5.1.1", "undeliverable address"},
+        [VERIFY_TEMPFAIL] = {450, "4.1.1", "unverified address"},
+        [VERIFY_SKIPPED] = {250, "2.1.5", "Ok"},
+    };
+    buf_reset(text);
+    if (status == VERIFY_INVALID || status == VERIFY_TEMPFAIL)
+        buf_printf(text, "<%s>: Recipient address rejected: %s: %s", rcpt, replies[status].what,
+                   reason);
+    else
+        buf_append_str(text, replies[status].what);
+    buf_append(text, "", 1);
+    *res = (struct verify_result){
+        status, cached, replies[status].code, replies[status].enhanced, text->data, reason, rcpt};
+}
+
+static void probe_close(struct verify_probe *p);
+
+/* Gives the probe's answer to every check waiting for it, and caches it. */
+static void probe_answer(struct verify_probe *p, enum verify_status status, const char *reason)
+{
+    struct verifier *v = p->v;
+    if (v == NULL)
+        return;
+    p->v = NULL;
+    strmap_del(&v->probes, p->key);
+    if (status == VERIFY_VALID)
+        cache_put(v, p->key, 1, NULL, p->positive_ttl_ms);
+    else if (status == VERIFY_INVALID)
+        cache_put(v, p->key, 0, reason, p->negative_ttl_ms);
+    struct buf text = BUF_INIT;
+    while (p->checks != NULL) {
+        struct verify_check *c = p->checks;
+        p->checks = c->next;
+        if (p->checks != NULL)
+            p->checks->prev = NULL;
+        struct verify_result res;
+        result_fill(&res, status, 0, c->rcpt, reason, &text);
+        c->cb(c->arg, &res);
+        free(c->rcpt);
+        free(c);
+    }
+    buf_free(&text);
+}
+
+static void probe_fail(struct verify_probe *p, const char *reason)
+{
+    probe_answer(p, VERIFY_TEMPFAIL, reason);
+    probe_close(p);
+}
+
+/* ---- the probe's session ---- */
+
+static void probe_release(struct verify_probe *p)
+{
+    if (--p->handles > 0)
+        return;
+    smtp_reply_parser_close(&p->parser);
+    free(p->key);
+    free(p->rcpt);
+    free(p->ehlo);
+    free(p);
+}
+
+static void probe_on_handle_closed(uv_handle_t *h)
+{
+    probe_release(h->data);
+}
+
+static void probe_on_stream_closed(struct stream *s)
+{
+    probe_release(s->owner);
+}
+
+static void probe_close(struct verify_probe *p)
+{
+    if (p->closing)
+        return;
+    p->closing = 1;
+    uv_close((uv_handle_t *)&p->timer, probe_on_handle_closed);
+    if (p->stream_used)
+        stream_close(&p->stream, probe_on_stream_closed);
+}
+
+static void probe_on_timer(uv_timer_t *t)
+{
+    struct verify_probe *p = t->data;
+    if (p->step == STEP_QUIT)
+        probe_close(p); /* the answer is out; the QUIT reply is a courtesy */
+    else
+        probe_fail(p, p->timer_reason);
+}
+
+/* Waits at most the timeout for the reply to the step p is at. */
+static void probe_arm(struct verify_probe *p)
+{
+    snprintf(p->timer_reason, sizeof p->timer_reason, "timeout waiting for the %s%s",
+             step_names[p->step], p->step <= STEP_GREETING ? "" : " reply");
+    uv_timer_start(&p->timer, probe_on_timer, p->timeout_ms, 0);
+}
+
+static void probe_send(struct verify_probe *p, enum probe_step step, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void probe_send(struct verify_probe *p, enum probe_step step, const char *fmt, ...)
+{
+    char line[SMTP_REPLY_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    p->step = step;
+    if (n < 0 || (size_t)n >= sizeof line || stream_write(&p->stream, line, (size_t)n) < 0) {
+        probe_fail(p, "cannot send the probe");
+        return;
+    }
+    probe_arm(p);
+}
+
+static void probe_on_reply(struct verify_probe *p, const struct smtp_reply *r)
+{
+    struct buf text = BUF_INIT;
+    buf_printf(&text, "%d ", r->code);
+    smtp_reply_text_join(r, "; ", &text);
+    if (text.len > VERIFY_REASON_MAX) /* it goes into our one-line reply, and into the cache */
+        memcpy(text.data + VERIFY_REASON_MAX - 3, "...", 4);
+    int cls = r->code / 100;
+    switch (cls == 2 || p->step >= STEP_RCPT ? p->step : STEP_CONNECT) {
+    case STEP_GREETING:
+        probe_send(p, STEP_EHLO, "EHLO %s\r\n", p->ehlo);
+        break;
+    case STEP_EHLO:
+    case STEP_HELO:
+        probe_send(p, STEP_MAIL, "MAIL FROM:<>\r\n");
+        break;
+    case STEP_MAIL:
+        probe_send(p, STEP_RCPT, "RCPT TO:<%s>\r\n", p->rcpt);
+        break;
+    case STEP_RCPT:
+        probe_answer(p,
+                     cls == 2   ? VERIFY_VALID
+                     : cls == 5 ? VERIFY_INVALID
+                                : VERIFY_TEMPFAIL,
+                     text.data);
+        probe_send(p, STEP_QUIT, "QUIT\r\n");
+        break;
+    case STEP_QUIT:
+        probe_close(p);
+        break;
+    case STEP_CONNECT: /* a refusal before RCPT */
+        if (p->step == STEP_EHLO && cls == 5) {
+            probe_send(p, STEP_HELO, "HELO %s\r\n", p->ehlo);
+        } else {
+            /* It says nothing about the address: the sender tries again later. */
+            char reason[SMTP_REPLY_LINE_MAX + 32];
+            snprintf(reason, sizeof reason, "%s: %s", step_names[p->step], text.data);
+            probe_fail(p, reason);
+        }
+        break;
+    }
+    buf_free(&text);
+}
+
+static void probe_on_event(struct stream *s, enum stream_event ev, int status, const char *data,
+                           size_t len)
+{
+    struct verify_probe *p = s->owner;
+    if (p->closing)
+        return;
+    char reason[160];
+    switch (ev) {
+    case STREAM_CONNECTED:
+        if (status < 0) {
+            snprintf(reason, sizeof reason, "connect: %s", uv_strerror(status));
+            probe_fail(p, reason);
+            return;
+        }
+        p->step = STEP_GREETING;
+        probe_arm(p);
+        stream_read_start(s);
+        return;
+    case STREAM_DATA:
+        while (len > 0 && !p->closing) {
+            size_t used;
+            enum smtp_reply_status st = smtp_reply_parser_feed(&p->parser, data, len, &used);
+            if (st == REPLY_ERROR) {
+                snprintf(reason, sizeof reason, "bad reply to %s: %s", step_names[p->step],
+                         p->parser.error);
+                probe_fail(p, reason);
+                return;
+            }
+            if (st == REPLY_NEED_MORE)
+                return;
+            data += used, len -= used;
+            probe_on_reply(p, &p->parser.reply);
+        }
+        return;
+    case STREAM_EOF:
+    case STREAM_ERROR:
+        if (p->step == STEP_QUIT) {
+            probe_close(p);
+            return;
+        }
+        snprintf(reason, sizeof reason, "connection lost waiting for the %s%s", step_names[p->step],
+                 p->step <= STEP_GREETING ? "" : " reply");
+        probe_fail(p, reason);
+        return;
+    case STREAM_TLS_READY:
+    case STREAM_DRAINED:
+        return;
+    }
+}
+
+static void probe_connect(struct verify_probe *p, const struct sockaddr *dst)
+{
+    p->stream_used = 1;
+    p->handles++;
+    p->step = STEP_CONNECT;
+    int rc = stream_connect(p->v->loop, &p->stream, dst, NULL, probe_on_event, p);
+    if (rc < 0) { /* answered from the loop, like every other failure */
+        snprintf(p->timer_reason, sizeof p->timer_reason, "connect: %s", uv_strerror(rc));
+        uv_timer_start(&p->timer, probe_on_timer, 0, 0);
+        return;
+    }
+    probe_arm(p);
+}
+
+static void probe_on_addrs(void *arg, enum dns_status status, const struct dns_addr *addrs,
+                           size_t naddrs)
+{
+    struct verify_probe *p = arg;
+    if (!p->closing) {
+        if (status == DNS_OK && naddrs > 0) {
+            struct sockaddr_storage ss;
+            dns_addr_to_sockaddr(&addrs[0], p->port, &ss);
+            probe_connect(p, (struct sockaddr *)&ss);
+        } else {
+            char reason[160];
+            snprintf(reason, sizeof reason, "no address for the server (DNS %s)",
+                     dns_status_name(status));
+            probe_fail(p, reason);
+        }
+    }
+    probe_release(p);
+}
+
+/* Starts the session to deliver_to: "[address]:port", "[address]", "host:port" or "host". */
+static void probe_start(struct verify_probe *p, const char *deliver_to, uint16_t port,
+                        struct dns_resolver *dns)
+{
+    int literal = deliver_to[0] == '[';
+    const char *host = deliver_to + literal;
+    size_t hlen = strcspn(host, literal ? "]" : ":");
+    const char *rest = host + hlen + (literal && host[hlen] == ']');
+    p->port = rest[0] == ':' ? (uint16_t)atoi(rest + 1) : port;
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)hlen, host);
+
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, name, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(p->port);
+    } else if (inet_pton(AF_INET6, name, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(p->port);
+    }
+    if (ss.ss_family != AF_UNSPEC) {
+        probe_connect(p, (struct sockaddr *)&ss);
+        return;
+    }
+    p->handles++;
+    if (dns != NULL && dns_resolve_addrs(dns, name, probe_on_addrs, p) == 0) {
+        probe_arm(p);
+        return;
+    }
+    p->handles--;
+    snprintf(p->timer_reason, sizeof p->timer_reason, "%s", "DNS unavailable");
+    uv_timer_start(&p->timer, probe_on_timer, 0, 0);
+}
+
+/* ---- checks ---- */
+
+int verify_check(struct verifier *v, const struct verify_query *q, verify_cb cb, void *arg,
+                 struct verify_check **handle, struct verify_result *now)
+{
+    *handle = NULL;
+    if (q->deliver_to == NULL) {
+        result_fill(now, VERIFY_SKIPPED, 0, q->rcpt, "no deliver_to", &v->text);
+        return 0;
+    }
+    char *key = xstrdup(q->rcpt);
+    for (char *c = key; *c != '\0'; c++)
+        *c = (char)tolower((unsigned char)*c);
+
+    struct verify_entry *e = strmap_get(&v->cache, key);
+    if (e != NULL && e->expires <= uv_now(v->loop)) {
+        cache_drop(v, e);
+        e = NULL;
+    }
+    if (e != NULL) {
+        free(key);
+        lru_unlink(v, e);
+        lru_push_front(v, e);
+        result_fill(now, e->valid ? VERIFY_VALID : VERIFY_INVALID, 1, q->rcpt,
+                    e->valid ? "cached" : e->reply, &v->text);
+        return 0;
+    }
+
+    struct verify_probe *p = strmap_get(&v->probes, key);
+    if (p == NULL) {
+        p = xcalloc(1, sizeof *p);
+        p->v = v;
+        p->key = key;
+        p->rcpt = xstrdup(q->rcpt);
+        p->ehlo = xstrdup(q->ehlo);
+        p->positive_ttl_ms = q->positive_ttl_ms;
+        p->negative_ttl_ms = q->negative_ttl_ms;
+        p->timeout_ms = v->timeout_ms;
+        smtp_reply_parser_init(&p->parser);
+        uv_timer_init(v->loop, &p->timer);
+        p->timer.data = p;
+        p->handles = 1; /* the timer */
+        strmap_put(&v->probes, key, p);
+        v->nprobes++;
+        probe_start(p, q->deliver_to, q->default_port, q->dns);
+    } else {
+        free(key);
+    }
+    struct verify_check *c = xcalloc(1, sizeof *c);
+    c->probe = p;
+    c->cb = cb;
+    c->arg = arg;
+    c->rcpt = xstrdup(q->rcpt);
+    c->next = p->checks;
+    if (p->checks != NULL)
+        p->checks->prev = c;
+    p->checks = c;
+    *handle = c;
+    return 1;
+}
+
+void verify_cancel(struct verify_check *c)
+{
+    if (c == NULL)
+        return;
+    struct verify_probe *p = c->probe;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        p->checks = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    free(c->rcpt);
+    free(c);
+}
+
+static void probe_collect(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct verify_probe ***next = arg;
+    *(*next)++ = value;
+}
+
+void verifier_free(struct verifier *v)
+{
+    if (v == NULL)
+        return;
+    /* Collected first: answering a probe takes it out of the map. */
+    struct verify_probe **all = xcalloc(v->probes.count + 1, sizeof *all), **next = all;
+    strmap_each(&v->probes, probe_collect, &next);
+    for (struct verify_probe **p = all; p < next; p++)
+        probe_fail(*p, "shutting down");
+    free(all);
+    strmap_free(&v->probes);
+    while (v->lru_head != NULL)
+        cache_drop(v, v->lru_head);
+    strmap_free(&v->cache);
+    buf_free(&v->text);
+    free(v);
+}
