@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import tempfile
 import threading
 import time
@@ -119,6 +120,41 @@ class FakeClamd:
         self.stopping = True
         self.thread.join(5)
         self.sock.close()
+
+
+CLAMD = "/usr/sbin/clamd"
+TEST_SIGNATURE = b"SLUICE-TEST-VIRUS-SIGNATURE"
+
+
+class RealClamd:
+    """clamd on a unix socket in `directory`, with one local signature database (.ndb) that
+    matches TEST_SIGNATURE anywhere in a file."""
+
+    def __init__(self, directory):
+        db = os.path.join(directory, "clamdb")
+        os.makedirs(db, exist_ok=True)
+        with open(os.path.join(db, "sluice.ndb"), "w") as f:
+            f.write("Sluice.Test.Signature:0:*:%s\n" % TEST_SIGNATURE.hex())
+        self.path = os.path.join(directory, "clamd.sock")
+        conf = os.path.join(directory, "clamd.conf")
+        with open(conf, "w") as f:
+            f.write("Foreground yes\nLocalSocket %s\nDatabaseDirectory %s\nLogFile %s\n"
+                    "StreamMaxLength 60M\n" % (self.path, db, os.path.join(directory, "clamd.log")))
+        self.proc = subprocess.Popen([CLAMD, "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.path):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("clamd did not start")
+            time.sleep(0.1)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class InboundTest(MailNetCase):
@@ -376,6 +412,27 @@ class InboundTest(MailNetCase):
         self.assertReply(c.read_reply(timeout=15), 250)
         self.delivered_data("bob@example.test")
         self.assertIn(b"Subject: clean", clamd.scanned[-1])
+
+    def test_real_clamd(self):
+        """Debian's clamd with a local test signature (no downloaded databases): the signature in
+        a message is found and the message refused; a clean one is delivered."""
+        if not os.access(CLAMD, os.X_OK):
+            self.skipTest("clamav-daemon is not installed (packaging/install-deps.sh test)")
+        clamd = RealClamd(self.dir)
+        self.addCleanup(clamd.stop)
+        self.start_mx(clamd=clamd.path)
+        c = self.connect()
+        r = self.deliver(c, "a@pass.test", ["alice@example.test"],
+                         message("virus", body=b"text " + TEST_SIGNATURE + b" text\r\n"))
+        self.assertReply(r, 554, "5.7.1")
+        self.assertIn("Sluice.Test.Signature", r.text)
+        self.assertEqual(self.d.queue_list(), [])
+        self.assertReply(c.cmd("MAIL FROM:<a@pass.test>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<bob@example.test>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(message("clean") + b".\r\n")
+        self.assertReply(c.read_reply(timeout=15), 250)
+        self.delivered_data("bob@example.test")
 
     def test_clamd_down(self):
         path = os.path.join(self.dir, "nobody.sock")
