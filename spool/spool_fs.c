@@ -28,9 +28,32 @@ void spool_fs_started(int rc, const char *what)
         log_panic("spool: cannot start %s: %s", what, uv_strerror(rc));
 }
 
+/* Creates the directories above the spool that are missing (like mkdir -p), so a spool path such
+ * as the default ./var/spool works in a fresh checkout. */
+static int spool_fs_create_parents(const char *dir)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    return 0;
+}
+
 int spool_fs_create(const char *dir, char **abs, struct buf *err)
 {
     static const char *const subs[] = {SPOOL_TMP, SPOOL_QUEUE, SPOOL_CORRUPT, SPOOL_STATE};
+    int rc = spool_fs_create_parents(dir);
+    if (rc < 0) {
+        buf_printf(err, "spool %s: cannot create its parent directories: %s", dir, strerror(-rc));
+        return rc;
+    }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         int e = errno;
         buf_printf(err, "spool %s: cannot create: %s", dir, strerror(e));
