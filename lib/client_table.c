@@ -143,6 +143,24 @@ static size_t slot_take(struct client_table *t)
     return i;
 }
 
+/* The slot of the client with `key`, or NONE. */
+static size_t slot_find(const struct client_table *t, const unsigned char key[KEY_LEN])
+{
+    size_t i = t->buckets[key_bucket(t, key)];
+    while (i != NONE && memcmp(entry(t, i)->key, key, KEY_LEN) != 0)
+        i = entry(t, i)->hash_next;
+    return i;
+}
+
+const void *client_table_find(const struct client_table *t, const struct sockaddr *addr)
+{
+    unsigned char key[KEY_LEN];
+    if (make_key(addr, key) < 0)
+        return NULL;
+    size_t i = slot_find(t, key);
+    return i != NONE ? (const unsigned char *)entry(t, i) + VALUE_OFFSET : NULL;
+}
+
 void *client_table_get(struct client_table *t, const struct sockaddr *addr, int *created)
 {
     unsigned char key[KEY_LEN];
@@ -150,9 +168,7 @@ void *client_table_get(struct client_table *t, const struct sockaddr *addr, int 
     if (make_key(addr, key) < 0)
         return NULL;
     size_t b = key_bucket(t, key);
-    size_t i = t->buckets[b];
-    while (i != NONE && memcmp(entry(t, i)->key, key, KEY_LEN) != 0)
-        i = entry(t, i)->hash_next;
+    size_t i = slot_find(t, key);
     if (i != NONE) {
         lru_unlink(t, i);
     } else {

@@ -18,6 +18,8 @@ void client_table_free(struct client_table *t);
  * state (evicting the least recently seen when full) and *created set to 1. NULL when addr is
  * neither IPv4 nor IPv6. IPv4 (also v4-mapped IPv6) counts by address, IPv6 by its /64. */
 void *client_table_get(struct client_table *t, const struct sockaddr *addr, int *created);
+/* The state of addr's client, or NULL when it is not in the table; changes nothing. */
+const void *client_table_find(const struct client_table *t, const struct sockaddr *addr);
 /* Clients in the table. */
 size_t client_table_count(const struct client_table *t);
 

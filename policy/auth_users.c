@@ -3,11 +3,11 @@
 #include <crypt.h>
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/client_table.h"
 #include "lib/xalloc.h"
 
 struct auth_user {
@@ -196,36 +196,20 @@ int auth_users_verify(const char *hash, const char *password, size_t len)
 
 /* ---- failed attempts per client ---- */
 
-struct failure_entry {
-    unsigned char key[17]; /* family byte + address (IPv6: the /64) */
-    unsigned failures;
+/* What lib/client_table keeps per client (IPv4 by address, IPv6 by /64). */
+struct failures {
+    unsigned count;
     uint64_t last_ms;
-    size_t hash_next; /* next index in the same bucket, or NONE */
-    size_t lru_prev, lru_next;
 };
 
-#define NONE ((size_t)-1)
-
 struct auth_failures {
-    struct failure_entry *entries;
-    size_t capacity, nused;
-    size_t *buckets;           /* nbuckets heads, NONE when empty */
-    size_t nbuckets;           /* a power of two */
-    size_t lru_head, lru_tail; /* most and least recently failing */
+    struct client_table *clients;
 };
 
 struct auth_failures *auth_failures_new(size_t capacity)
 {
-    struct auth_failures *f = xcalloc(1, sizeof *f);
-    f->capacity = capacity > 0 ? capacity : 1;
-    f->entries = xcalloc(f->capacity, sizeof *f->entries);
-    f->nbuckets = 1;
-    while (f->nbuckets < f->capacity * 2)
-        f->nbuckets *= 2;
-    f->buckets = xcalloc(f->nbuckets, sizeof *f->buckets);
-    for (size_t i = 0; i < f->nbuckets; i++)
-        f->buckets[i] = NONE;
-    f->lru_head = f->lru_tail = NONE;
+    struct auth_failures *f = xmalloc(sizeof *f);
+    f->clients = client_table_new(capacity, sizeof(struct failures));
     return f;
 }
 
@@ -233,127 +217,31 @@ void auth_failures_free(struct auth_failures *f)
 {
     if (f == NULL)
         return;
-    free(f->entries);
-    free(f->buckets);
+    client_table_free(f->clients);
     free(f);
-}
-
-/* The table key: IPv4 (also v4-mapped IPv6) by address; IPv6 by /64, the usual size of one
- * customer's allocation, so an attacker cannot step through addresses to start afresh. */
-static int make_key(const struct sockaddr *addr, unsigned char key[17])
-{
-    memset(key, 0, 17);
-    if (addr->sa_family == AF_INET) {
-        key[0] = 4;
-        memcpy(key + 1, &((const struct sockaddr_in *)addr)->sin_addr, 4);
-        return 0;
-    }
-    if (addr->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            key[0] = 4;
-            memcpy(key + 1, &a->s6_addr[12], 4);
-        } else {
-            key[0] = 6;
-            memcpy(key + 1, a->s6_addr, 8);
-        }
-        return 0;
-    }
-    return -1;
-}
-
-static size_t key_bucket(const struct auth_failures *f, const unsigned char key[17])
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (int i = 0; i < 17; i++)
-        h = (h ^ key[i]) * 1099511628211ull;
-    return (size_t)(h & (f->nbuckets - 1));
-}
-
-static size_t entry_find(const struct auth_failures *f, const unsigned char key[17])
-{
-    for (size_t i = f->buckets[key_bucket(f, key)]; i != NONE; i = f->entries[i].hash_next)
-        if (memcmp(f->entries[i].key, key, 17) == 0)
-            return i;
-    return NONE;
-}
-
-static void lru_unlink(struct auth_failures *f, size_t i)
-{
-    struct failure_entry *e = &f->entries[i];
-    if (e->lru_prev != NONE)
-        f->entries[e->lru_prev].lru_next = e->lru_next;
-    else
-        f->lru_head = e->lru_next;
-    if (e->lru_next != NONE)
-        f->entries[e->lru_next].lru_prev = e->lru_prev;
-    else
-        f->lru_tail = e->lru_prev;
-}
-
-static void lru_push_front(struct auth_failures *f, size_t i)
-{
-    struct failure_entry *e = &f->entries[i];
-    e->lru_prev = NONE;
-    e->lru_next = f->lru_head;
-    if (f->lru_head != NONE)
-        f->entries[f->lru_head].lru_prev = i;
-    f->lru_head = i;
-    if (f->lru_tail == NONE)
-        f->lru_tail = i;
-}
-
-static void bucket_remove(struct auth_failures *f, size_t i)
-{
-    size_t *link = &f->buckets[key_bucket(f, f->entries[i].key)];
-    while (*link != i)
-        link = &f->entries[*link].hash_next;
-    *link = f->entries[i].hash_next;
 }
 
 unsigned auth_failures_count(const struct auth_failures *f, const struct sockaddr *addr,
                              uint64_t now_ms)
 {
-    unsigned char key[17];
-    if (make_key(addr, key) < 0)
+    const struct failures *c = client_table_find(f->clients, addr);
+    if (c == NULL || now_ms - c->last_ms >= AUTH_FAILURES_FORGET_MS)
         return 0;
-    size_t i = entry_find(f, key);
-    if (i == NONE || now_ms - f->entries[i].last_ms >= AUTH_FAILURES_FORGET_MS)
-        return 0;
-    return f->entries[i].failures;
+    return c->count;
 }
 
 unsigned auth_failures_add(struct auth_failures *f, const struct sockaddr *addr, uint64_t now_ms)
 {
-    unsigned char key[17];
-    if (make_key(addr, key) < 0)
+    int created;
+    struct failures *c = client_table_get(f->clients, addr, &created);
+    if (c == NULL)
         return 0;
-    size_t i = entry_find(f, key);
-    if (i != NONE) {
-        lru_unlink(f, i);
-    } else {
-        if (f->nused < f->capacity) {
-            i = f->nused++;
-        } else {
-            i = f->lru_tail; /* the client that failed longest ago makes room */
-            lru_unlink(f, i);
-            bucket_remove(f, i);
-        }
-        struct failure_entry *e = &f->entries[i];
-        memcpy(e->key, key, sizeof e->key);
-        e->failures = 0;
-        size_t b = key_bucket(f, key);
-        e->hash_next = f->buckets[b];
-        f->buckets[b] = i;
-    }
-    struct failure_entry *e = &f->entries[i];
-    if (now_ms - e->last_ms >= AUTH_FAILURES_FORGET_MS)
-        e->failures = 0;
-    if (e->failures < UINT_MAX) /* the cap comes before the increment */
-        e->failures++;
-    e->last_ms = now_ms;
-    lru_push_front(f, i);
-    return e->failures;
+    if (!created && now_ms - c->last_ms >= AUTH_FAILURES_FORGET_MS)
+        c->count = 0;
+    if (c->count < UINT_MAX) /* the cap comes before the increment */
+        c->count++;
+    c->last_ms = now_ms;
+    return c->count;
 }
 
 uint64_t auth_failures_delay_ms(unsigned failures)

@@ -85,9 +85,30 @@ static void test_eviction(void)
     client_table_free(t);
 }
 
+/* find looks without creating and without refreshing the client's place in the LRU order. */
+static void test_find(void)
+{
+    struct client_table *t = client_table_new(2, sizeof(uint64_t));
+    struct sockaddr_storage a = addr("192.0.2.1"), b = addr("2001:db8::1");
+    int created;
+    CHECK(client_table_find(t, (const struct sockaddr *)&a) == NULL);
+    CHECK_INT_EQ(client_table_count(t), 0);
+    uint64_t *va = get(t, "192.0.2.1", &created);
+    *va = 5;
+    get(t, "2001:db8::1", &created);
+    const uint64_t *found = client_table_find(t, (const struct sockaddr *)&a);
+    CHECK(found == va);
+    CHECK_INT_EQ(*found, 5);
+    get(t, "198.51.100.1", &created); /* evicts the least recently got: 192.0.2.1 */
+    CHECK(client_table_find(t, (const struct sockaddr *)&a) == NULL);
+    CHECK(client_table_find(t, (const struct sockaddr *)&b) != NULL);
+    client_table_free(t);
+}
+
 int main(void)
 {
     test_keys();
     test_eviction();
+    test_find();
     return check_report("test_client_table");
 }
