@@ -18,6 +18,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "lib/fdio.h"
 #include "lib/xalloc.h"
 
 /* A PEM key of 4096 bits is about 3.3 KB; anything far larger is not a key file. */
@@ -301,15 +302,9 @@ static EVP_PKEY *pkey_generate(enum dkim_alg alg, int bits)
 /* Writes all of `data` to fd, then syncs it. Returns 0 or -errno. */
 static int write_all_sync(int fd, const char *data, size_t len)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        data += n;
-        len -= (size_t)n;
-    }
+    int rc = fd_write_all(fd, data, len);
+    if (rc < 0)
+        return rc;
     return fsync(fd) == 0 ? 0 : -errno;
 }
 

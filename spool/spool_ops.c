@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fdio.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "spool/spool_fs.h"
@@ -126,23 +127,6 @@ void spool_load(struct spool *sp, const char *id, spool_load_cb cb, void *arg)
 
 /* ---- on the thread pool ---- */
 
-/* Writes all of data: 0 or -errno. A short write is only followed by another when the first was
- * cut short (a full disk, a file size limit), which then reports why. */
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;
-        data += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* One write of all records (O_APPEND), one fdatasync. Sets *created when it made the file: its
  * directory entry is synced then too (op_done), as a lost DEFERRED or FAILED record would make the
  * message go out again. */
@@ -165,7 +149,7 @@ static int update_run(struct spool *sp, const char *id, const struct buf *record
     if (fstat(fd, &st) < 0) {
         rc = -errno;
     } else {
-        rc = write_all(fd, records->data, records->len);
+        rc = fd_write_all(fd, records->data, records->len);
         if (rc == 0 && fdatasync(fd) < 0)
             rc = -errno;
         /* Cut a failed append off, so later ones are not hidden behind a torn record (should
