@@ -10,25 +10,171 @@
 #include <time.h>
 #include <unistd.h>
 
-static int log_fd = 2;
+#include <uv.h>
+
+#include "lib/fdio.h"
+#include "lib/xalloc.h"
+
+/*
+ * Writing: until log_open() first runs (start-up, command-line tools, most unit tests) log_end()
+ * writes each line itself. From then on it only appends the line to a queue, and one writer thread
+ * of our own (not libuv's pool, which a stuck disk must not tie up) empties the queue in order, so
+ * a slow disk or a full pipe never stalls the loop. The queue is a list of chunks, one per run of
+ * lines bound for the same descriptor, so a log_open() switches targets exactly between two lines.
+ */
+struct log_chunk {
+    struct log_chunk *next;
+    int fd;          /* target of these lines */
+    int close_after; /* the target was replaced: close fd once the lines before it are written */
+    struct buf data; /* whole lines */
+};
+
+static uv_once_t log_once = UV_ONCE_INIT;
+static uv_mutex_t log_lock;    /* guards everything below */
+static uv_cond_t log_work;     /* the writer waits here for lines */
+static uv_cond_t log_idle;     /* log_flush() waits here for the writer to catch up */
+static int log_fd = 2;         /* target of new lines */
+static int log_threaded;       /* the writer thread runs */
+static int log_writer_waiting; /* the writer sleeps on log_work */
+static int log_writer_busy;    /* the writer is writing a chunk outside the lock */
+static struct log_chunk *log_head, *log_tail;
+static size_t log_queued;                        /* bytes in the queue and in the writer's hands */
+static size_t log_queue_limit = 8 * 1024 * 1024; /* lines beyond this are dropped... */
+static unsigned long long log_dropped;           /* ...and counted here */
+static uv_thread_t log_writer;
+
 static enum log_level log_min = LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
+static void log_init_once(void)
+{
+    if (uv_mutex_init(&log_lock) != 0 || uv_cond_init(&log_work) != 0 ||
+        uv_cond_init(&log_idle) != 0)
+        abort();
+}
+
+static void log_lock_acquire(void)
+{
+    uv_once(&log_once, log_init_once);
+    uv_mutex_lock(&log_lock);
+}
+
+/* A failing target loses the rest of what it was given, as there is nowhere to report it. */
+static void write_all(int fd, const char *p, size_t len)
+{
+    (void)fd_write_all(fd, p, len);
+}
+
+static struct log_chunk *chunk_push(int fd)
+{
+    struct log_chunk *c = xcalloc(1, sizeof *c);
+    c->fd = fd;
+    if (log_tail != NULL)
+        log_tail->next = c;
+    else
+        log_head = c;
+    log_tail = c;
+    return c;
+}
+
+static void writer_wake(void)
+{
+    if (log_writer_waiting)
+        uv_cond_signal(&log_work);
+}
+
+static void record_begin(struct logrec *r, enum log_level level, const char *event);
+static void dropped_line(struct buf *line, unsigned long long count);
+
+static void writer_on_start(void *arg)
+{
+    (void)arg;
+    uv_mutex_lock(&log_lock);
+    for (;;) {
+        if (log_head != NULL) {
+            struct log_chunk *c = log_head;
+            log_head = c->next;
+            if (log_head == NULL)
+                log_tail = NULL;
+            log_writer_busy = 1;
+            uv_mutex_unlock(&log_lock);
+            write_all(c->fd, c->data.data, c->data.len);
+            if (c->close_after)
+                close(c->fd);
+            uv_mutex_lock(&log_lock);
+            log_writer_busy = 0;
+            log_queued -= c->data.len;
+            buf_free(&c->data);
+            free(c);
+        } else if (log_dropped > 0) {
+            /* Caught up after dropping lines: say how many were lost. */
+            struct buf line = BUF_INIT;
+            int fd = log_fd; /* stays open: only this thread closes replaced targets */
+            dropped_line(&line, log_dropped);
+            log_dropped = 0;
+            log_writer_busy = 1;
+            uv_mutex_unlock(&log_lock);
+            write_all(fd, line.data, line.len);
+            buf_free(&line);
+            uv_mutex_lock(&log_lock);
+            log_writer_busy = 0;
+        } else {
+            uv_cond_broadcast(&log_idle);
+            log_writer_waiting = 1;
+            uv_cond_wait(&log_work, &log_lock);
+            log_writer_waiting = 0;
+        }
+    }
+}
+
+/* Called with log_lock held. */
+static void writer_start(void)
+{
+    if (log_threaded)
+        return;
+    if (uv_thread_create(&log_writer, writer_on_start, NULL) != 0)
+        return; /* keep writing synchronously */
+    log_threaded = 1;
+    atexit(log_flush);
+}
+
+void log_flush(void)
+{
+    log_lock_acquire();
+    while (log_threaded && (log_head != NULL || log_dropped > 0 || log_writer_busy)) {
+        writer_wake();
+        uv_cond_wait(&log_idle, &log_lock);
+    }
+    uv_mutex_unlock(&log_lock);
+}
+
+void log_set_queue_limit(size_t bytes)
+{
+    log_lock_acquire();
+    log_queue_limit = bytes;
+    uv_mutex_unlock(&log_lock);
+}
+
 int log_open(const char *path)
 {
-    if (path == NULL || strcmp(path, "-") == 0) {
-        if (log_fd > 2)
-            close(log_fd);
-        log_fd = 2;
-        return 0;
+    int fd = 2;
+    if (path != NULL && strcmp(path, "-") != 0) {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (fd < 0)
+            return -errno;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return -errno;
-    if (log_fd > 2)
-        close(log_fd);
+    log_lock_acquire();
+    writer_start();
+    if (log_fd > 2 && log_fd != fd) {
+        if (log_threaded)
+            chunk_push(log_fd)->close_after = 1; /* after the lines queued for it */
+        else
+            close(log_fd);
+        writer_wake();
+    }
     log_fd = fd;
+    uv_mutex_unlock(&log_lock);
     return 0;
 }
 
@@ -92,12 +238,8 @@ static void json_escape(struct buf *b, const char *value, size_t n)
     buf_append(b, "\"", 1);
 }
 
-void log_begin(struct logrec *r, enum log_level level, const char *event)
+static void record_begin(struct logrec *r, enum log_level level, const char *event)
 {
-    r->line = (struct buf)BUF_INIT;
-    r->enabled = level >= log_min;
-    if (!r->enabled)
-        return;
     struct timeval tv;
     struct tm tm;
     gettimeofday(&tv, NULL);
@@ -107,6 +249,14 @@ void log_begin(struct logrec *r, enum log_level level, const char *event)
                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                (long)(tv.tv_usec / 1000), level_names[level]);
     json_escape(&r->line, event, strlen(event));
+}
+
+void log_begin(struct logrec *r, enum log_level level, const char *event)
+{
+    r->line = (struct buf)BUF_INIT;
+    r->enabled = level >= log_min;
+    if (r->enabled)
+        record_begin(r, level, event);
 }
 
 static void field_key(struct logrec *r, const char *key)
@@ -148,22 +298,36 @@ void log_bool(struct logrec *r, const char *key, int value)
     buf_append_str(&r->line, value ? "true" : "false");
 }
 
+/* Not filtered by level: losing lines is always worth knowing. */
+static void dropped_line(struct buf *line, unsigned long long count)
+{
+    struct logrec r = {BUF_INIT, 1};
+    record_begin(&r, LOG_ERROR, "log.dropped");
+    log_int(&r, "count", (long long)count);
+    log_str(&r, "msg", "the log target fell behind; lines were dropped");
+    buf_append(&r.line, "}\n", 2);
+    *line = r.line;
+}
+
 void log_end(struct logrec *r)
 {
     if (!r->enabled)
         return;
     buf_append(&r->line, "}\n", 2);
-    const char *p = r->line.data;
-    size_t left = r->line.len;
-    while (left > 0) {
-        ssize_t n = write(log_fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break; /* nowhere to report a failing log; drop the line */
-        p += n;
-        left -= (size_t)n;
+    log_lock_acquire();
+    if (!log_threaded) {
+        write_all(log_fd, r->line.data, r->line.len);
+    } else if (log_queued + r->line.len > log_queue_limit) {
+        log_dropped++;
+    } else {
+        struct log_chunk *c = log_tail;
+        if (c == NULL || c->fd != log_fd || c->close_after)
+            c = chunk_push(log_fd);
+        buf_append(&c->data, r->line.data, r->line.len);
+        log_queued += r->line.len;
+        writer_wake();
     }
+    uv_mutex_unlock(&log_lock);
     buf_free(&r->line);
 }
 
@@ -202,5 +366,6 @@ void log_panic(const char *fmt, ...)
     va_start(ap, fmt);
     log_vmsg(LOG_ERROR, "panic", fmt, ap);
     va_end(ap);
+    log_flush(); /* abort() skips atexit */
     abort();
 }

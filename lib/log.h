@@ -1,6 +1,8 @@
 /*
- * JSON-lines event log: one object per line, written with a single write(2) so lines from one
- * process never interleave. Every record carries "ts", "level" and "event"; callers add fields.
+ * JSON-lines event log: one object per line; lines never interleave and keep their order. Once
+ * log_open() has run, a writer thread of the log's own does the writing, so a slow target never
+ * stalls the loop; before that (start-up, command-line tools) each line is written at once.
+ * Every record carries "ts", "level" and "event"; callers add fields. Any thread may log.
  *
  *   struct logrec r;
  *   log_begin(&r, LOG_INFO, "smtp.accept");
@@ -22,9 +24,16 @@ struct logrec {
     int enabled; /* 0 when the level is filtered out: the field calls then do nothing */
 };
 
-/* Sends records to `path` ("-" or NULL: stderr). Returns 0 or -errno; the old target stays on
- * error. */
+/* Sends later records to `path` ("-" or NULL: stderr) and starts the writer thread. Lines logged
+ * before the call still go to the old target, which is closed after them. Returns 0 or -errno;
+ * the old target stays on error. */
 int log_open(const char *path);
+/* Waits until every queued line has been written. Runs at exit and in log_fatal/log_panic; a
+ * target that never drains blocks it. */
+void log_flush(void);
+/* Test hook: the bytes that may wait for the writer (default 8 MiB). Lines beyond it are dropped
+ * and counted; a "log.dropped" record with the count follows once the writer catches up. */
+void log_set_queue_limit(size_t bytes);
 void log_set_level(enum log_level min);
 
 void log_begin(struct logrec *r, enum log_level level, const char *event);

@@ -208,6 +208,13 @@ static void daemon_reload(struct daemon *d)
     d->srv.dkim = signers;
     config_unref(d->srv.cfg);
     d->srv.cfg = cfg;
+    /* Reopened at every reload, so a rotated log file is let go (and a new path takes effect). */
+    int log_err = log_open(cfg->server.log_file);
+    if (log_err < 0)
+        log_msg(LOG_ERROR, "daemon.reload",
+                "server.log.file: cannot open %s: %s; still logging "
+                "to the old target",
+                cfg->server.log_file, strerror(-log_err));
     log_ready(d, "daemon.reload");
     buf_free(&err);
     return;
@@ -414,9 +421,10 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
     d->srv.cfg = cfg;
     d->srv.on_drained = daemon_on_drained;
 
-    if (log_open(cfg->server.log_file) < 0) {
+    int log_err = log_open(cfg->server.log_file);
+    if (log_err < 0) {
         buf_printf(err, "server.log.file: cannot open %s: %s", cfg->server.log_file,
-                   strerror(errno));
+                   strerror(-log_err));
         return -1;
     }
     if (spool_open(&d->loop, cfg->server.spool, &d->srv.spool, err) < 0)

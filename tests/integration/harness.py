@@ -371,7 +371,7 @@ class Sluice:
             self.expect_exit = None
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if self.find("daemon.ready"):
+                if self.find("daemon.ready", timeout=0):
                     return self
                 if self.proc.poll() is not None:
                     break
@@ -456,8 +456,23 @@ class Sluice:
         lines = self.log_text().splitlines()
         return "--- %s (last %d lines)\n%s" % (self.log_path, n, "\n".join(lines[-n:]))
 
+    def settle(self, quiet=0.05, timeout=5.0):
+        """Waits until the log stops growing. The daemon's log thread writes a line a moment after
+        the event, possibly after the reply that followed it went out."""
+        deadline = time.monotonic() + timeout
+        size = os.path.getsize(self.log_path)
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = os.path.getsize(self.log_path)
+            if now == size:
+                return
+            size = now
+
     def events(self, event=None, run=None, **fields):
-        """Parsed log records of one run (default: the current), filtered by event name and fields."""
+        """Parsed log records of one run (default: the current, once its log has settled),
+        filtered by event name and fields."""
+        if run is None and self.proc is not None and self.proc.poll() is None:
+            self.settle()
         out = []
         for line in self.log_text(run).splitlines():
             try:
@@ -473,9 +488,15 @@ class Sluice:
             out.append(rec)
         return out
 
-    def find(self, event, **fields):
-        found = self.events(event, **fields)
-        return found[0] if found else None
+    def find(self, event, timeout=5.0, **fields):
+        """The first matching record, waiting up to `timeout` for it to be logged; None if it never
+        is (to show an event did not happen, use events(), which waits for the log to settle)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.events(event, **fields)
+            if found or time.monotonic() > deadline:
+                return found[0] if found else None
+            time.sleep(0.02)
 
     def wait_event(self, event, timeout=10.0, count=1, **fields):
         """Waits until at least `count` records match; returns them."""

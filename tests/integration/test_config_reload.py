@@ -10,6 +10,7 @@ import socket
 import time
 
 from harness import HOSTNAME, SluiceTestCase, main, queued_id
+from mailnet import wait_until
 
 GOOD = """\
 server:
@@ -102,7 +103,7 @@ class Signals(SluiceTestCase):
         self.d.write_config(text=bad)
         self.d.signal(signal.SIGHUP)
         self.d.wait_event("config.error")
-        self.assertIsNone(self.d.find("daemon.reload"), "bad config reloaded")
+        self.assertEqual(self.d.events("daemon.reload"), [], "bad config reloaded")
         with self.d.connect("mx") as c:
             self.assertEqual(c.banner.lines[0], "%s ESMTP Sluice" % HOSTNAME)
         self.assertReply(self.rcpt_reply("u@example.com"), 250, "2.1.5", "old domain after bad reload")
@@ -125,6 +126,26 @@ class Signals(SluiceTestCase):
         # A session from before the reload keeps working.
         self.assertReply(before.ehlo(), 250)
         self.assertReply(before.cmd("NOOP"), 250, "2.0.0")
+
+    def test_sighup_reopens_the_log_file(self):
+        """logrotate's way: the file is renamed, and after SIGHUP the daemon writes a new one."""
+        path = os.path.join(self.d.dir, "events.log")
+        self.d.write_config(extra={"server": dict(self.d.config_dict()["server"],
+                                                  log={"file": path})})
+        self.d.signal(signal.SIGHUP)
+        wait_until(lambda: os.path.exists(path) and b"daemon.reload" in open(path, "rb").read(),
+                   5, "the new log file, reload logged in it")
+        self.assertReply(self.rcpt_reply("u@example.com"), 250)
+        wait_until(lambda: b'"event":"smtp.reply"' in open(path, "rb").read(), 5,
+                   "lines in the new file")
+        os.rename(path, path + ".1")
+        self.d.signal(signal.SIGHUP)
+        wait_until(lambda: os.path.exists(path) and b"daemon.reload" in open(path, "rb").read(),
+                   5, "a fresh file after the rotation")
+        rotated = open(path + ".1", "rb").read()
+        self.assertReply(self.rcpt_reply("u@example.com"), 250)
+        wait_until(lambda: b'"code":250' in open(path, "rb").read(), 5, "the RCPT reply logged anew")
+        self.assertEqual(open(path + ".1", "rb").read(), rotated, "nothing more in the old file")
 
     def test_sigterm_lets_a_transfer_in_progress_finish(self):
         content = b"Subject: in flight\r\n\r\n" + b"line of the message\r\n" * 200

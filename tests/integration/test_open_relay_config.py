@@ -63,7 +63,7 @@ class OpenRelayConfig(SluiceTestCase):
         d.write_config(text=text.replace("- 127.0.0.0/8", "- 0.0.0.0/0"))
         d.signal(signal.SIGHUP)
         d.wait_event("daemon.reload_failed")
-        self.assertIsNone(d.find("daemon.reload"))
+        self.assertEqual(d.events("daemon.reload"), [])
         self.assertIsNone(d.proc.poll(), "daemon died on a refused reload")
 
 
