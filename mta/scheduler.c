@@ -123,8 +123,14 @@ static void rcpt_set_result(struct rcpt *r, int code, const char *enhanced, cons
 {
     r->code = code;
     snprintf(r->enhanced, sizeof r->enhanced, "%s", enhanced != NULL ? enhanced : "");
+    text = text != NULL ? text : "";
+    /* A reply's text starts with its enhanced code, which is kept apart: drop the copy, or the
+     * DSN and the spool would say "550 5.1.1 5.1.1 ...". */
+    size_t n = strlen(r->enhanced);
+    if (n > 0 && strncmp(text, r->enhanced, n) == 0 && (text[n] == ' ' || text[n] == '\0'))
+        text += n + (text[n] == ' ');
     free(r->text);
-    r->text = xstrdup(text != NULL ? text : "");
+    r->text = xstrdup(text);
     free(r->mta);
     r->mta = mta != NULL ? xstrdup(mta) : NULL;
 }
@@ -141,8 +147,9 @@ static void rcpt_format_reply(const struct rcpt *r, struct buf *out)
         buf_printf(out, " (%s)", r->mta);
 }
 
-/* The inverse of rcpt_format_reply, for a result read back from the spool. */
-static void rcpt_parse_reply(struct rcpt *r, const char *reply)
+/* The inverse of rcpt_format_reply, for a result read back from the spool with the host that gave
+ * it ("" when local, or not recorded by an older version). */
+static void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta)
 {
     if (reply == NULL || strlen(reply) < 3 || reply[0] < '2' || reply[0] > '5')
         return;
@@ -159,7 +166,19 @@ static void rcpt_parse_reply(struct rcpt *r, const char *reply)
         enhanced[n] = '\0';
         p += n + (p[n] == ' ');
     }
-    rcpt_set_result(r, (int)code, enhanced, p, NULL);
+    if (mta == NULL || mta[0] == '\0') {
+        rcpt_set_result(r, (int)code, enhanced, p, NULL);
+        return;
+    }
+    /* Take back the " (host)" that rcpt_format_reply appended, so the text is as it was. */
+    size_t len = strlen(p), mta_len = strlen(mta);
+    if (len >= mta_len + 3 && p[len - 1] == ')' &&
+        strncmp(p + len - mta_len - 1, mta, mta_len) == 0 &&
+        strncmp(p + len - mta_len - 3, " (", 2) == 0)
+        len -= mta_len + 3;
+    char *text = xstrndup(p, len);
+    rcpt_set_result(r, (int)code, enhanced, text, mta);
+    free(text);
 }
 
 /* ---- holds: what keeps a message (and a stopping scheduler) busy ---- */
@@ -267,6 +286,7 @@ static void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcp
         .attempts = attempts,
         .next_attempt = (next_ms + 999) / 1000,
         .reply = b->replies[i].data != NULL ? b->replies[i].data : "",
+        .remote_mta = r->mta,
     };
     r->busy = 1;
 }
@@ -881,7 +901,7 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
         r->status = st->status;
         r->attempts = st->attempts;
         r->next_ms = st->next_attempt * 1000;
-        rcpt_parse_reply(r, st->reply);
+        rcpt_parse_reply(r, st->reply, st->remote_mta);
     }
     strmap_put(&s->msgs, m->id, m);
     msg_settle(m);

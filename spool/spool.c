@@ -9,12 +9,13 @@
  *
  * A message is created in tmp/ by spool_msg_new and filled as it arrives: appends are framed into
  * body records in memory and written in chunks, one write in flight per message, on the thread
- * pool. Commit appends the prefix and end records, then fdatasync, close and rename into queue/
- * follow, each on the thread pool, concurrently with other messages. Last comes an fsync of queue/
- * that is shared: while one runs, messages renamed meanwhile wait, and the next single fsync covers
- * all of them (group commit, spool_dirsync.c). Because only complete, synced files are renamed,
- * queue/ never holds a torn file after a crash; the end record's CRC still catches a disk that
- * lies.
+ * pool. Commit appends the prefix and end records, then fdatasync, close and the move into queue/
+ * follow, each on the thread pool, concurrently with other messages. The move never replaces a
+ * file (spool_move.c): should queue/ already hold the id, the message takes a fresh one. Last comes
+ * an fsync of queue/ that is shared: while one runs, messages renamed meanwhile wait, and the next
+ * single fsync covers all of them (group commit, spool_dirsync.c). Because only complete, synced
+ * files are renamed, queue/ never holds a torn file after a crash; the end record's CRC still
+ * catches a disk that lies.
  */
 #include "spool/spool.h"
 
@@ -30,10 +31,12 @@
 #include "lib/xalloc.h"
 #include "spool/envelope.h"
 #include "spool/spool_fs.h"
+#include "spool/spool_move.h"
 
 #define SPOOL_WRITE_CHUNK (64 * 1024)  /* buffered bytes that start a write */
 #define SPOOL_BUFFER_HIGH (256 * 1024) /* buffered while a write runs: the sender is paused */
 #define NO_RECORD SIZE_MAX
+#define ID_CLASH_TRIES 8 /* fresh ids tried when queue/ holds the id: each clash is ~2^-15 */
 
 struct spool_msg {
     struct spool *sp;
@@ -64,7 +67,10 @@ struct spool_msg {
     void *writable_arg;
     spool_commit_cb commit_cb;
     void *commit_arg;
-    char id[SPOOL_ID_MAX + 1];
+    int move_status;               /* result of the move into queue/, from the thread pool */
+    unsigned clashes;              /* ids found taken in queue/ */
+    char id[SPOOL_ID_MAX + 1];     /* the queue id: the file's name in queue/ */
+    char tmp_id[SPOOL_ID_MAX + 1]; /* its name in tmp/: the first id, kept after a clash */
 };
 
 /* The callback chain of a message, in firing order. */
@@ -74,7 +80,9 @@ static void msg_write_start(struct spool_msg *msg);
 static void msg_on_written(uv_fs_t *req);
 static void commit_on_synced(uv_fs_t *req);
 static void commit_on_closed(uv_fs_t *req);
-static void commit_on_renamed(uv_fs_t *req);
+static void commit_move_start(struct spool_msg *msg);
+static void commit_move_work(uv_work_t *work);
+static void commit_on_moved(uv_work_t *work, int status);
 static void commit_on_durable(struct spool_dirsync_waiter *w, int status);
 static void msg_cleanup(struct spool_msg *msg);
 static void cleanup_on_done(uv_fs_t *req);
@@ -84,7 +92,8 @@ static void commit_on_deferred(uv_work_t *work, int status);
 
 static void msg_path(const struct spool_msg *msg, const char *sub, char *out, size_t size)
 {
-    snprintf(out, size, "%s/%s/%s", msg->sp->dir, sub, msg->id);
+    snprintf(out, size, "%s/%s/%s", msg->sp->dir, sub,
+             strcmp(sub, SPOOL_TMP) == 0 ? msg->tmp_id : msg->id);
 }
 
 static void msg_fail(struct spool_msg *msg, int status)
@@ -153,7 +162,13 @@ struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *e
     msg->sp = sp;
     msg->fd = -1;
     msg->open_rec = NO_RECORD;
-    spool_fs_id_make(sp, msg->id);
+    if (sp->next_id[0] != '\0') {
+        memcpy(msg->id, sp->next_id, sizeof msg->id);
+        sp->next_id[0] = '\0';
+    } else {
+        spool_fs_id_make(sp, msg->id);
+    }
+    memcpy(msg->tmp_id, msg->id, sizeof msg->tmp_id);
     sp->nmsgs++;
     msg->error = envelope_encode(env, &msg->buf);
     if (msg->error < 0)
@@ -166,6 +181,11 @@ struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *e
                                 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, msg_on_opened),
                      "open");
     return msg;
+}
+
+void spool_test_next_id(struct spool *sp, const char *id)
+{
+    snprintf(sp->next_id, sizeof sp->next_id, "%s", id);
 }
 
 const char *spool_msg_id(const struct spool_msg *msg)
@@ -365,23 +385,45 @@ static void commit_on_closed(uv_fs_t *req)
         msg_advance(msg);
         return;
     }
+    commit_move_start(msg);
+}
+
+/* libuv has no rename that refuses to replace: the move runs as thread-pool work. */
+static void commit_move_start(struct spool_msg *msg)
+{
+    msg->busy = 1;
+    spool_fs_started(
+        uv_queue_work(msg->sp->loop, &msg->req.work, commit_move_work, commit_on_moved), "work");
+}
+
+static void commit_move_work(uv_work_t *work)
+{
+    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
     char from[PATH_MAX], to[PATH_MAX];
     msg_path(msg, SPOOL_TMP, from, sizeof from);
     msg_path(msg, SPOOL_QUEUE, to, sizeof to);
-    msg->busy = 1;
-    spool_fs_started(uv_fs_rename(msg->sp->loop, &msg->req.fs, from, to, commit_on_renamed),
-                     "rename");
+    msg->move_status = spool_move_noreplace(from, to);
 }
 
-static void commit_on_renamed(uv_fs_t *req)
+static void commit_on_moved(uv_work_t *work, int status)
 {
-    struct spool_msg *msg = container_of(req, struct spool_msg, req.fs);
+    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
     struct spool *sp = msg->sp;
-    int status = (int)req->result;
-    uv_fs_req_cleanup(req);
-    if (status < 0) {
+    if (msg->move_status == -EEXIST && msg->clashes++ < ID_CLASH_TRIES) {
+        /* queue/ already holds a message with this id (from a run whose clock was ahead): take a
+         * fresh id. The first one has only been in log lines and in the Received: field already
+         * written into the body; the client is told the new one, and this event names both. */
+        char taken[SPOOL_ID_MAX + 1];
+        memcpy(taken, msg->id, sizeof taken);
+        spool_fs_id_make(sp, msg->id);
+        log_msg(LOG_WARN, "spool.id_clash", "queue id %s is taken in %s/: the message is %s", taken,
+                SPOOL_QUEUE, msg->id);
+        commit_move_start(msg);
+        return;
+    }
+    if (msg->move_status < 0) {
         msg->busy = 0;
-        msg_fail(msg, status);
+        msg_fail(msg, msg->move_status);
         msg_advance(msg);
         return;
     }

@@ -54,9 +54,11 @@ enum spool_rcpt_status {
 
 struct spool_rcpt_state {
     enum spool_rcpt_status status;
-    unsigned attempts;    /* delivery attempts so far */
-    int64_t next_attempt; /* unix seconds; meaningful for DEFERRED */
-    const char *reply;    /* last remote reply or local reason, one line, printable; "" none */
+    unsigned attempts;      /* delivery attempts so far */
+    int64_t next_attempt;   /* unix seconds; meaningful for DEFERRED */
+    const char *reply;      /* last remote reply or local reason, one line, printable; "" none */
+    const char *remote_mta; /* host that sent reply (a DSN's Remote-MTA), printable; "" when
+                               local, or recorded before state files kept it */
 };
 
 /* One recipient's new state, as written by spool_rcpt_update. */
@@ -65,10 +67,13 @@ struct spool_rcpt_update {
     enum spool_rcpt_status status;
     unsigned attempts;
     int64_t next_attempt;
-    const char *reply; /* copied (NULL: ""); cut to SPOOL_REPLY_MAX, control chars to spaces */
+    const char *reply;      /* copied (NULL: ""); cut to SPOOL_REPLY_MAX, control chars to spaces */
+    const char *remote_mta; /* host that sent reply, NULL or "" when none; copied and cleaned
+                               like reply, cut to SPOOL_REMOTE_MTA_MAX */
 };
 
 #define SPOOL_REPLY_MAX 1000
+#define SPOOL_REMOTE_MTA_MAX 255 /* a DNS name (RFC 1035 §2.3.4) or an address literal */
 
 /* A committed message as found again by spool_recover, spool_scan or spool_load. Pointers are
  * valid during the callback. */
@@ -94,9 +99,14 @@ int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *
 void spool_close(struct spool *sp);
 
 /* Starts a message: assigns its queue id and records the envelope. Returns NULL only on an id or
- * memory failure that cannot happen in practice (errors of the file itself surface at commit). */
+ * memory failure that cannot happen in practice (errors of the file itself surface at commit).
+ * Should queue/ already hold a file of that id (a clock set back between runs), commit gives the
+ * message a fresh one: spool_msg_id is final in the commit callback. */
 struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *env);
 const char *spool_msg_id(const struct spool_msg *msg);
+/* For tests only: the next spool_msg_new takes id (a queue id, at most SPOOL_ID_MAX characters)
+ * instead of making one, so that a test can make it clash with a committed message. */
+void spool_test_next_id(struct spool *sp, const char *id);
 
 /* Appends body bytes (copied). Returns 1 when the caller should stop feeding until writable_cb runs
  * (too much is buffered while a write is in flight), 0 otherwise. writable_cb never runs after

@@ -35,6 +35,7 @@ struct spool {
     uint64_t id_us;
     unsigned id_seq;
     uint64_t id_rng;
+    char next_id[SPOOL_ID_MAX + 1];  /* set by spool_test_next_id, else "" */
     struct spool_dirsync queue_sync; /* group commit of renames into queue/ */
     struct spool_dirsync state_sync; /* of state files created in state/ */
 };

@@ -18,16 +18,25 @@
 #define REC_NEXT 13
 #define REC_REPLY 21
 
-/* Bytes of s to keep: at most SPOOL_REPLY_MAX, not splitting a UTF-8 sequence. */
-static size_t reply_cut(const char *s)
+/* Bytes of s to keep: at most max, not splitting a UTF-8 sequence. */
+static size_t text_cut(const char *s, size_t max)
 {
-    size_t len = strnlen(s, SPOOL_REPLY_MAX + 1);
-    if (len <= SPOOL_REPLY_MAX)
+    size_t len = strnlen(s, max + 1);
+    if (len <= max)
         return len;
-    len = SPOOL_REPLY_MAX;
+    len = max;
     while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
         len--;
     return len;
+}
+
+/* Copies len bytes of s to out, control characters (NUL cannot occur) made spaces. */
+static void text_put(char *out, const char *s, size_t len)
+{
+    for (size_t k = 0; k < len; k++) {
+        unsigned char c = (unsigned char)s[k];
+        out[k] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
 }
 
 void spool_state_encode(const struct spool_rcpt_update *updates, size_t n, struct buf *out)
@@ -35,17 +44,20 @@ void spool_state_encode(const struct spool_rcpt_update *updates, size_t n, struc
     for (size_t i = 0; i < n; i++) {
         const struct spool_rcpt_update *u = &updates[i];
         const char *reply = u->reply != NULL ? u->reply : "";
-        size_t reply_len = reply_cut(reply);
-        size_t payload = SPOOL_STATE_FIXED + reply_len;
+        const char *mta = u->remote_mta != NULL ? u->remote_mta : "";
+        size_t reply_len = text_cut(reply, SPOOL_REPLY_MAX);
+        size_t mta_len = text_cut(mta, SPOOL_REMOTE_MTA_MAX);
+        size_t payload = SPOOL_STATE_FIXED + reply_len + (mta_len > 0 ? 1 + mta_len : 0);
         char *rec = buf_reserve(out, 4 + payload + 4);
         envelope_put_be32(rec + REC_LEN, (uint32_t)payload);
         envelope_put_be32(rec + REC_RCPT, (uint32_t)u->rcpt);
         rec[REC_STATUS] = (char)u->status;
         envelope_put_be32(rec + REC_ATTEMPTS, u->attempts);
         envelope_put_be64(rec + REC_NEXT, (uint64_t)u->next_attempt);
-        for (size_t k = 0; k < reply_len; k++) {
-            unsigned char c = (unsigned char)reply[k];
-            rec[REC_REPLY + k] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        text_put(rec + REC_REPLY, reply, reply_len);
+        if (mta_len > 0) {
+            rec[REC_REPLY + reply_len] = '\0';
+            text_put(rec + REC_REPLY + reply_len + 1, mta, mta_len);
         }
         envelope_put_be32(rec + 4 + payload, envelope_crc32(0, rec, 4 + payload));
         out->len += 4 + payload + 4;
@@ -58,22 +70,29 @@ void spool_state_init(struct spool_state *st, size_t nrcpts)
     st->nrcpts = nrcpts;
     st->rcpts = xcalloc(nrcpts ? nrcpts : 1, sizeof *st->rcpts);
     st->replies = xcalloc(nrcpts ? nrcpts : 1, sizeof *st->replies);
-    for (size_t i = 0; i < nrcpts; i++)
+    st->remote_mtas = xcalloc(nrcpts ? nrcpts : 1, sizeof *st->remote_mtas);
+    for (size_t i = 0; i < nrcpts; i++) {
         st->rcpts[i].reply = "";
+        st->rcpts[i].remote_mta = "";
+    }
 }
 
 void spool_state_free(struct spool_state *st)
 {
-    for (size_t i = 0; i < st->nrcpts; i++)
+    for (size_t i = 0; i < st->nrcpts; i++) {
         free(st->replies[i]);
+        free(st->remote_mtas[i]);
+    }
     free(st->replies);
+    free(st->remote_mtas);
     free(st->rcpts);
     st->rcpts = NULL;
     st->replies = NULL;
+    st->remote_mtas = NULL;
     st->nrcpts = 0;
 }
 
-static int reply_printable(const char *p, size_t len)
+static int text_printable(const char *p, size_t len)
 {
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
@@ -88,8 +107,14 @@ static void rec_apply(struct spool_state *st, size_t payload)
     uint32_t rcpt = envelope_get_be32(st->rec + REC_RCPT);
     unsigned status = (unsigned char)st->rec[REC_STATUS];
     const char *reply = st->rec + REC_REPLY;
-    size_t reply_len = payload - SPOOL_STATE_FIXED;
-    if (rcpt >= st->nrcpts || status > SPOOL_RCPT_BOUNCED || !reply_printable(reply, reply_len))
+    size_t text_len = payload - SPOOL_STATE_FIXED;
+    const char *nul = memchr(reply, '\0', text_len);
+    size_t reply_len = nul != NULL ? (size_t)(nul - reply) : text_len;
+    const char *mta = nul != NULL ? nul + 1 : "";
+    size_t mta_len = nul != NULL ? text_len - reply_len - 1 : 0;
+    if (rcpt >= st->nrcpts || status > SPOOL_RCPT_BOUNCED || reply_len > SPOOL_REPLY_MAX ||
+        mta_len > SPOOL_REMOTE_MTA_MAX || !text_printable(reply, reply_len) ||
+        !text_printable(mta, mta_len))
         return;
     struct spool_rcpt_state *r = &st->rcpts[rcpt];
     r->status = (enum spool_rcpt_status)status;
@@ -98,6 +123,9 @@ static void rec_apply(struct spool_state *st, size_t payload)
     free(st->replies[rcpt]);
     st->replies[rcpt] = reply_len > 0 ? xstrndup(reply, reply_len) : NULL;
     r->reply = st->replies[rcpt] != NULL ? st->replies[rcpt] : "";
+    free(st->remote_mtas[rcpt]);
+    st->remote_mtas[rcpt] = mta_len > 0 ? xstrndup(mta, mta_len) : NULL;
+    r->remote_mta = st->remote_mtas[rcpt] != NULL ? st->remote_mtas[rcpt] : "";
 }
 
 void spool_state_feed(struct spool_state *st, const void *data, size_t len)
@@ -109,7 +137,7 @@ void spool_state_feed(struct spool_state *st, const void *data, size_t len)
         size_t want = 4;
         if (st->got >= 4) {
             uint32_t payload = envelope_get_be32(st->rec + REC_LEN);
-            if (payload < SPOOL_STATE_FIXED || payload > SPOOL_STATE_FIXED + SPOOL_REPLY_MAX) {
+            if (payload < SPOOL_STATE_FIXED || payload > SPOOL_STATE_PAYLOAD_MAX) {
                 st->broken = 1;
                 break;
             }
@@ -132,7 +160,7 @@ void spool_state_feed(struct spool_state *st, const void *data, size_t len)
     }
     if (st->got >= 4 && !st->broken) {
         uint32_t payload = envelope_get_be32(st->rec + REC_LEN);
-        st->broken = payload < SPOOL_STATE_FIXED || payload > SPOOL_STATE_FIXED + SPOOL_REPLY_MAX;
+        st->broken = payload < SPOOL_STATE_FIXED || payload > SPOOL_STATE_PAYLOAD_MAX;
     }
 }
 

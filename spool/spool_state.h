@@ -2,8 +2,10 @@
  * The recipient state file <spool>/state/<id> of a committed message: append-only records, the
  * last one of a recipient wins. Each record is a 4-byte big-endian payload length, the payload and
  * a 4-byte big-endian CRC-32 of length and payload. The payload is the recipient index (4 bytes),
- * the status (1), attempts (4), next attempt (8, signed unix seconds) and the reply text (the
- * rest, at most SPOOL_REPLY_MAX bytes). A crash mid-append leaves a torn last record: the decoder
+ * the status (1), attempts (4), next attempt (8, signed unix seconds) and the reply text (at most
+ * SPOOL_REPLY_MAX bytes), then, when a remote host gave the reply, a NUL and the host's name (at
+ * most SPOOL_REMOTE_MTA_MAX bytes). Text never holds a NUL, so records written before the remote
+ * MTA was kept read the same. A crash mid-append leaves a torn last record: the decoder
  * stops at the first record that breaks a cap or its CRC and ignores everything after it, and
  * recovery cuts the file back to its valid records so that later appends are read again.
  */
@@ -19,10 +21,11 @@
 #define SPOOL_STATE "state" /* the state files' directory under the spool */
 
 #define SPOOL_STATE_FIXED 17 /* payload bytes before the reply */
-#define SPOOL_STATE_REC_MAX (4 + SPOOL_STATE_FIXED + SPOOL_REPLY_MAX + 4)
+#define SPOOL_STATE_PAYLOAD_MAX (SPOOL_STATE_FIXED + SPOOL_REPLY_MAX + 1 + SPOOL_REMOTE_MTA_MAX)
+#define SPOOL_STATE_REC_MAX (4 + SPOOL_STATE_PAYLOAD_MAX + 4)
 
-/* Appends one record per update. Replies are cut to SPOOL_REPLY_MAX bytes (at a UTF-8 character
- * boundary) and control characters become spaces, so a reply is always one printable line. */
+/* Appends one record per update. Replies and remote MTAs are cut to their caps (at a UTF-8
+ * character boundary) and control characters become spaces, so each is one printable line. */
 void spool_state_encode(const struct spool_rcpt_update *updates, size_t n, struct buf *out);
 
 /* Streaming decoder: feed a state file's bytes in pieces of any size. */
@@ -32,7 +35,8 @@ struct spool_state {
     uint64_t valid_len;             /* bytes of whole, valid records from the start of the file */
     uint64_t fed_len;               /* bytes fed */
     /* private */
-    char **replies; /* owned copies behind rcpts[i].reply, NULL for "" */
+    char **replies;     /* owned copies behind rcpts[i].reply, NULL for "" */
+    char **remote_mtas; /* the same for rcpts[i].remote_mta */
     char rec[SPOOL_STATE_REC_MAX];
     size_t got;
     int broken; /* a record failed its checks: the rest is ignored */

@@ -1,8 +1,8 @@
 /*
  * Fuzzes the recipient state file decoder: whatever the bytes and however they are split, it
  * reaches the same states and the same valid length; the valid records alone decode to the same
- * states without a torn tail; replies stay capped and printable; and the states it reached encode
- * into records that decode back to them.
+ * states without a torn tail; replies and remote hosts stay capped and printable; and the states it
+ * reached encode into records that decode back to them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,7 +24,8 @@ static void check_same(const struct spool_state *a, const struct spool_state *b)
     for (size_t i = 0; i < FUZZ_RCPTS; i++) {
         const struct spool_rcpt_state *x = &a->rcpts[i], *y = &b->rcpts[i];
         if (x->status != y->status || x->attempts != y->attempts ||
-            x->next_attempt != y->next_attempt || strcmp(x->reply, y->reply) != 0)
+            x->next_attempt != y->next_attempt || strcmp(x->reply, y->reply) != 0 ||
+            strcmp(x->remote_mta, y->remote_mta) != 0)
             abort();
     }
 }
@@ -52,8 +53,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t k = 0; k < len; k++)
             if ((unsigned char)r->reply[k] < 0x20 || r->reply[k] == 0x7f)
                 abort();
-        updates[i] =
-            (struct spool_rcpt_update){i, r->status, r->attempts, r->next_attempt, r->reply};
+        size_t mta_len = strlen(r->remote_mta);
+        if (mta_len > SPOOL_REMOTE_MTA_MAX)
+            abort();
+        for (size_t k = 0; k < mta_len; k++)
+            if ((unsigned char)r->remote_mta[k] < 0x20 || r->remote_mta[k] == 0x7f)
+                abort();
+        updates[i] = (struct spool_rcpt_update){
+            i, r->status, r->attempts, r->next_attempt, r->reply, r->remote_mta};
     }
     struct buf enc = BUF_INIT;
     spool_state_encode(updates, FUZZ_RCPTS, &enc);

@@ -2,8 +2,10 @@
 kill -9 in the middle of a delivery run, then a restart on the same spool (mailnet.py peers): every
 recipient is delivered at least once (duplicates are counted, printed, and must stay few), a
 deferred recipient keeps its next-attempt time across the restart, and the rate limit holds from
-the first moment after the restart (buckets start empty).
+the first moment after the restart (buckets start empty). A DSN built after a restart still names
+the remote MTA of a failure recorded before it (RFC 3464 §2.3.5).
 """
+import email
 import sys
 import time
 
@@ -82,6 +84,46 @@ class DeliveryRestart(MailNetCase):
                 self.assertGreaterEqual(last - first, 1.0 - SLACK,
                                         "%d RCPTs within 1s from %s after the restart"
                                         % (RATE + 1, source))
+
+
+    def test_dsn_after_kill9_keeps_remote_mta(self):
+        """One message to a host that refuses (550) and to a slow host: the DSN waits for the slow
+        delivery, the daemon is killed meanwhile, and the DSN built after the restart carries the
+        refusing host as Remote-MTA and its reply, as one built before the restart would."""
+        net = self.make_net()
+        home = net.peer("mx.sender.test")  # where DSNs to SENDER arrive
+        refusing = net.peer("mx.fail.test", rcpt=[("*", "550 5.1.1 no such user")])
+        slow = net.peer("mx.slow.test", delay=5.0)  # holds its job (and so the DSN) for ~30 s
+        net.mx("sender.test", home, 10)
+        net.mx("fail.test", refusing, 10)
+        net.mx("slow.test", slow, 10)
+        self.start_daemon(rules=[{"match": {"domain": "slow.test"}, "expire": "120s"}])
+        send(self.d, SENDER, ["gone@fail.test", "kept@slow.test"],
+             b"Subject: half fails\r\n\r\nbody\r\n")
+        queue_id = self.wait(lambda: [e["id"] for e in self.d.queue_list()], 10, "queued")[0]
+        self.wait(lambda: b"<gone@fail.test> failed" in self.d.queue_show(queue_id), 20,
+                  "the refusal recorded in the spool", step=0.2)
+        self.assertEqual(slow.delivered(), [], "the slow delivery still in flight at the kill")
+        self.d.kill9()
+        self.assertEqual(home.transactions(), [], "no DSN before the kill")
+
+        slow.delay = 0.0
+        self.d.restart()
+        self.wait(lambda: [tx for tx in home.transactions() if tx.accepted()], 30, "a DSN")
+        self.wait(lambda: slow.delivered_rcpts() == ["kept@slow.test"], 30, "kept@ delivered")
+        self.wait_spool_empty(20)
+        dsns = [tx for tx in home.transactions() if tx.accepted()]
+        self.assertEqual(len(dsns), 1, "one DSN")
+        msg = email.message_from_bytes(dsns[0].data)
+        status = [p for p in msg.walk() if p.get_content_type() == "message/delivery-status"]
+        self.assertEqual(len(status), 1, dsns[0].data[:800])
+        blocks = status[0].get_payload()[1:]
+        self.assertEqual([b.get("Final-Recipient") for b in blocks], ["rfc822; gone@fail.test"])
+        block = blocks[0]
+        self.assertEqual(block.get("Remote-MTA"), "dns; mx.fail.test")
+        self.assertEqual(" ".join(block.get("Diagnostic-Code").split()),
+                         "smtp; 550 5.1.1 no such user")
+        self.assertIn(b"host mx.fail.test said: 550 5.1.1 no such user", dsns[0].data)
 
 
 if __name__ == "__main__":

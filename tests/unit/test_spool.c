@@ -9,7 +9,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "spool/envelope.h"
 #include "spool/spool.h"
+#include "spool/spool_move.h"
+#include "spool/spool_state.h"
 #include "tests/unit/check.h"
 
 static uv_loop_t loop;
@@ -175,14 +178,15 @@ struct seen {
     uint64_t size[MAX_SEEN];
 };
 
-/* Recipient states flattened to "status/attempts/next_attempt/reply;" each. */
+/* Recipient states flattened to "status/attempts/next_attempt/reply[ @remote_mta];" each. */
 static void state_flatten(const struct spool_entry *e, struct buf *out)
 {
     CHECK(e->rcpt_state != NULL);
     for (size_t i = 0; e->rcpt_state != NULL && i < e->env->nrcpts; i++) {
         const struct spool_rcpt_state *r = &e->rcpt_state[i];
-        buf_printf(out, "%d/%u/%lld/%s;", (int)r->status, r->attempts, (long long)r->next_attempt,
-                   r->reply);
+        buf_printf(out, "%d/%u/%lld/%s%s%s;", (int)r->status, r->attempts,
+                   (long long)r->next_attempt, r->reply, r->remote_mta[0] ? " @" : "",
+                   r->remote_mta);
     }
 }
 
@@ -750,8 +754,8 @@ static void test_rcpt_state(void)
     commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
 
     struct spool_rcpt_update first[] = {
-        {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 4.7.1 try later"},
-        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, NULL},
+        {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 4.7.1 try later", "mx.example.com"},
+        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, NULL, NULL},
     };
     CHECK_INT_EQ(update_sync(sp, id, first, 2), 0);
     struct stat st;
@@ -767,9 +771,12 @@ static void test_rcpt_state(void)
     buf_append_str(&longreply, "550 5.1.1 no\r\nsuch user ");
     while (longreply.len < 1500)
         buf_append_str(&longreply, "x");
-    struct spool_rcpt_update second = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "421 busy"};
-    struct spool_rcpt_update third = {1, SPOOL_RCPT_DELIVERED, 2, 0, "250 2.0.0 ok"};
-    struct spool_rcpt_update fourth = {0, SPOOL_RCPT_FAILED, 3, 0, longreply.data};
+    struct spool_rcpt_update second = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "421 busy", NULL};
+    struct spool_rcpt_update third = {1, SPOOL_RCPT_DELIVERED, 2, 0, "250 2.0.0 ok", NULL};
+    struct spool_rcpt_update fourth = {.status = SPOOL_RCPT_FAILED,
+                                       .attempts = 3,
+                                       .reply = longreply.data,
+                                       .remote_mta = "mx1.example.com"};
     struct op_result r = {0};
     spool_rcpt_update(sp, id, &second, 1, op_on_done, &r);
     spool_rcpt_update(sp, id, &third, 1, op_on_done, &r);
@@ -781,7 +788,7 @@ static void test_rcpt_state(void)
     CHECK_INT_EQ(spool_pending(sp), 0);
 
     struct buf want = BUF_INIT;
-    buf_printf(&want, "3/3/0/550 5.1.1 no  such user %.*s;2/2/0/250 2.0.0 ok;",
+    buf_printf(&want, "3/3/0/550 5.1.1 no  such user %.*s @mx1.example.com;2/2/0/250 2.0.0 ok;",
                SPOOL_REPLY_MAX - 24, longreply.data + 25);
     struct loaded l = load_sync(sp, id);
     CHECK_INT_EQ(l.status, 0);
@@ -802,7 +809,7 @@ static void test_rcpt_state(void)
     seen_free(&seen);
 
     /* Once every recipient is final, the next recovery removes the message and its states. */
-    struct spool_rcpt_update bounced = {0, SPOOL_RCPT_BOUNCED, 3, 0, "dsn sent"};
+    struct spool_rcpt_update bounced = {0, SPOOL_RCPT_BOUNCED, 3, 0, "dsn sent", NULL};
     CHECK_INT_EQ(update_sync(sp, id, &bounced, 1), 0);
     spool_close(sp);
     sp = open_spool(dir);
@@ -826,8 +833,8 @@ static void test_torn_tail(void)
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
-    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first"};
-    struct spool_rcpt_update b = {0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second"};
+    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL};
+    struct spool_rcpt_update b = {0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second", NULL};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
     long good = file_size(dir, "state", id);
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), 0);
@@ -852,7 +859,7 @@ static void test_torn_tail(void)
     CHECK_STR_EQ(seen.state[0].data, "1/1/1700000600/451 first;");
     seen_free(&seen);
     CHECK_INT_EQ(file_size(dir, "state", id), good);
-    struct spool_rcpt_update c = {0, SPOOL_RCPT_DEFERRED, 2, 1700009999, "452 third"};
+    struct spool_rcpt_update c = {0, SPOOL_RCPT_DEFERRED, 2, 1700009999, "452 third", NULL};
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
     CHECK_STR_EQ(l.state.data, "1/2/1700009999/452 third;");
@@ -883,8 +890,8 @@ static void test_many_updates(void)
     struct op_result r[N];
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++) {
-        struct spool_rcpt_update u = {0, SPOOL_RCPT_DEFERRED, (unsigned)i + 1, 1700000000 + i,
-                                      "451 later"};
+        struct spool_rcpt_update u = {
+            0, SPOOL_RCPT_DEFERRED, (unsigned)i + 1, 1700000000 + i, "451 later", NULL};
         spool_rcpt_update(sp, ids[i], &u, 1, op_on_done, &r[i]);
     }
     int calls = 0;
@@ -920,7 +927,7 @@ static void test_failed_append(void)
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
-    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first"};
+    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
     long good = file_size(dir, "state", id);
 
@@ -930,13 +937,13 @@ static void test_failed_append(void)
     limit.rlim_cur = (rlim_t)good + 10;
     signal(SIGXFSZ, SIG_IGN);
     CHECK(setrlimit(RLIMIT_FSIZE, &limit) == 0);
-    struct spool_rcpt_update b = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "452 second"};
+    struct spool_rcpt_update b = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "452 second", NULL};
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), -EFBIG);
     CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
     signal(SIGXFSZ, SIG_DFL);
     CHECK_INT_EQ(file_size(dir, "state", id), good);
 
-    struct spool_rcpt_update c = {0, SPOOL_RCPT_DELIVERED, 3, 0, "250 third"};
+    struct spool_rcpt_update c = {0, SPOOL_RCPT_DELIVERED, 3, 0, "250 third", NULL};
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
     CHECK_STR_EQ(l.state.data, "2/3/0/250 third;");
@@ -952,7 +959,7 @@ static void test_remove(void)
     char id[SPOOL_ID_MAX + 1], kept[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
     commit_with_prefix(sp, &env_full, NULL, "y\r\n", kept);
-    struct spool_rcpt_update u = {0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok"};
+    struct spool_rcpt_update u = {0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok", NULL};
     CHECK_INT_EQ(update_sync(sp, id, &u, 1), 0);
     CHECK(path_exists(dir, "state", id));
 
@@ -989,6 +996,186 @@ static void test_remove(void)
     teardown(sp, dir, &err);
 }
 
+/* ---- queue id clashes ---- */
+
+struct committed {
+    int calls, status;
+    char id[SPOOL_ID_MAX + 1];
+};
+
+static void committed_on_done(struct spool_msg *msg, int status, void *arg)
+{
+    struct committed *c = arg;
+    c->calls++;
+    c->status = status;
+    snprintf(c->id, sizeof c->id, "%s", spool_msg_id(msg));
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void check_file(const char *path, const char *want)
+{
+    char got[64] = "";
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        size_t n = fread(got, 1, sizeof got - 1, f);
+        got[n] = '\0';
+        fclose(f);
+    }
+    CHECK_STR_EQ(got, want);
+}
+
+/* Both ways of moving refuse to replace a file, and move when the name is free. */
+static void test_move_noreplace(void)
+{
+    char *dir = make_tmpdir();
+    char from[4096], to[4096];
+    snprintf(from, sizeof from, "%s/from", dir);
+    snprintf(to, sizeof to, "%s/to", dir);
+    int (*const moves[])(const char *, const char *) = {spool_move_noreplace, spool_move_by_link};
+    for (size_t i = 0; i < sizeof moves / sizeof moves[0]; i++) {
+        write_file(from, "new");
+        write_file(to, "committed");
+        CHECK_INT_EQ(moves[i](from, to), -EEXIST);
+        check_file(to, "committed");
+        check_file(from, "new");
+        CHECK_INT_EQ(unlink(to), 0);
+        CHECK_INT_EQ(moves[i](from, to), 0);
+        check_file(to, "new");
+        CHECK(access(from, F_OK) < 0 && errno == ENOENT);
+        CHECK_INT_EQ(unlink(to), 0);
+    }
+    CHECK_INT_EQ(spool_move_noreplace(from, to), -ENOENT);
+    rm_tree(dir);
+    free(dir);
+}
+
+/* A message whose id is already taken in queue/ (as after a clock set back) takes a fresh one:
+ * both messages survive, whole. */
+static void test_id_clash(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char first[SPOOL_ID_MAX + 1];
+    commit_with_prefix(sp, &env_full, NULL, "Subject: first\r\n\r\none\r\n", first);
+
+    spool_test_next_id(sp, first);
+    struct committed c = {0, 1, ""};
+    struct spool_msg *msg = spool_msg_new(sp, &env_bounce);
+    CHECK_STR_EQ(spool_msg_id(msg), first); /* the hook works: this id is taken */
+    const char *body = "Subject: second\r\n\r\ntwo\r\n";
+    spool_msg_append(msg, body, strlen(body), NULL, NULL);
+    spool_msg_commit(msg, committed_on_done, &c);
+    run_until(&c.calls, 1);
+    CHECK_INT_EQ(c.calls, 1);
+    CHECK_INT_EQ(c.status, 0);
+    CHECK(c.id[0] != '\0' && strcmp(c.id, first) != 0);
+    CHECK_INT_EQ(count_files(dir, "queue"), 2);
+    CHECK_INT_EQ(count_files(dir, "tmp"), 0);
+
+    struct buf got = BUF_INIT, err = BUF_INIT;
+    CHECK_INT_EQ(spool_load_body(dir, first, &got, &err), 0);
+    CHECK_MEM_EQ(got.data, got.len, "Subject: first\r\n\r\none\r\n");
+    buf_reset(&got);
+    CHECK_INT_EQ(spool_load_body(dir, c.id, &got, &err), 0);
+    CHECK_MEM_EQ(got.data, got.len, body);
+    buf_free(&got);
+    spool_close(sp);
+
+    sp = open_spool(dir);
+    struct seen seen = {0};
+    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 2);
+    CHECK(seen_find(&seen, first) >= 0 && seen_find(&seen, c.id) >= 0);
+    int k = seen_find(&seen, c.id);
+    CHECK(k >= 0 && strstr(seen.env[k].data, "postmaster@example.com") != NULL);
+    seen_free(&seen);
+    teardown(sp, dir, &err);
+}
+
+/* ---- the remote MTA in state records ---- */
+
+/* A state record as the format defines it, payload given whole (reply, maybe NUL and host). */
+static void state_record(struct buf *out, uint32_t rcpt, int status, const char *text, size_t len)
+{
+    size_t payload = SPOOL_STATE_FIXED + len;
+    char *rec = buf_reserve(out, 4 + payload + 4);
+    memset(rec, 0, 4 + payload + 4);
+    envelope_put_be32(rec, (uint32_t)payload);
+    envelope_put_be32(rec + 4, rcpt);
+    rec[8] = (char)status;
+    envelope_put_be32(rec + 9, 1);
+    memcpy(rec + 4 + SPOOL_STATE_FIXED, text, len);
+    envelope_put_be32(rec + 4 + payload, envelope_crc32(0, rec, 4 + payload));
+    out->len += 4 + payload + 4;
+}
+
+static void test_state_remote_mta(void)
+{
+    /* A record from before the field (no NUL) reads as before, with no remote MTA; a record that
+     * is intact but has two NULs is skipped, not taken for a torn tail. */
+    struct buf file = BUF_INIT;
+    const char old[] = "550 5.1.1 gone (mx.old.example)";
+    state_record(&file, 0, SPOOL_RCPT_FAILED, old, strlen(old));
+    const char twice[] = "550 x\0mx\0y";
+    state_record(&file, 1, SPOOL_RCPT_FAILED, twice, sizeof twice - 1);
+    struct spool_state st;
+    spool_state_init(&st, 2);
+    spool_state_feed(&st, file.data, file.len);
+    CHECK_INT_EQ(st.valid_len, file.len);
+    CHECK_INT_EQ(st.rcpts[0].status, SPOOL_RCPT_FAILED);
+    CHECK_STR_EQ(st.rcpts[0].reply, old);
+    CHECK_STR_EQ(st.rcpts[0].remote_mta, "");
+    CHECK_INT_EQ(st.rcpts[1].status, SPOOL_RCPT_PENDING);
+    spool_state_free(&st);
+
+    /* Round trip: the host is kept, cleaned like a reply and cut to its cap; none is none. */
+    struct buf longhost = BUF_INIT;
+    while (longhost.len < SPOOL_REMOTE_MTA_MAX + 40)
+        buf_append_str(&longhost, "h");
+    struct buf longreply = BUF_INIT;
+    while (longreply.len < SPOOL_REPLY_MAX + 10)
+        buf_append_str(&longreply, "r");
+    struct spool_rcpt_update ups[] = {
+        {0, SPOOL_RCPT_FAILED, 2, 0, "550 5.1.1 no such user", "mx.example.net"},
+        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", "mx\r\nevil"},
+        {2, SPOOL_RCPT_FAILED, 1, 0, longreply.data, longhost.data},
+        {3, SPOOL_RCPT_FAILED, 1, 0, "local reason", ""},
+    };
+    buf_reset(&file);
+    spool_state_encode(ups, 4, &file);
+    spool_state_init(&st, 4);
+    for (size_t off = 0; off < file.len; off += 7) /* in pieces */
+        spool_state_feed(&st, file.data + off, file.len - off < 7 ? file.len - off : 7);
+    CHECK_INT_EQ(st.valid_len, file.len);
+    CHECK_STR_EQ(st.rcpts[0].reply, "550 5.1.1 no such user");
+    CHECK_STR_EQ(st.rcpts[0].remote_mta, "mx.example.net");
+    CHECK_STR_EQ(st.rcpts[1].remote_mta, "mx  evil");
+    CHECK_INT_EQ(strlen(st.rcpts[2].reply), SPOOL_REPLY_MAX);
+    CHECK_INT_EQ(strlen(st.rcpts[2].remote_mta), SPOOL_REMOTE_MTA_MAX);
+    CHECK_STR_EQ(st.rcpts[3].reply, "local reason");
+    CHECK_STR_EQ(st.rcpts[3].remote_mta, "");
+
+    /* A later record without a host clears it. */
+    struct spool_rcpt_update local = {0, SPOOL_RCPT_BOUNCED, 2, 0, "dsn sent", NULL};
+    buf_reset(&file);
+    spool_state_encode(&local, 1, &file);
+    spool_state_feed(&st, file.data, file.len);
+    CHECK_STR_EQ(st.rcpts[0].remote_mta, "");
+    spool_state_free(&st);
+    buf_free(&longhost);
+    buf_free(&longreply);
+    buf_free(&file);
+}
+
 int main(void)
 {
     setenv("UV_THREADPOOL_SIZE", "16", 1);
@@ -1004,6 +1191,9 @@ int main(void)
     test_failed_append();
     test_many_updates();
     test_remove();
+    test_move_noreplace();
+    test_id_clash();
+    test_state_remote_mta();
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
     return check_report("test_spool");
 }
