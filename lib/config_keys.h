@@ -199,7 +199,7 @@ static const struct config_key config_keys[] = {
      .doc = "File of valid addresses, one a line. Unset: every local part is accepted."},
     {.name = "domains.*.verify_recipients", .type = CONFIG_ENUM, .def = "false",
      .names = config_booleans, KEY_DOMAIN(verify_recipients),
-     .doc = "true: each recipient is checked at RCPT with an SMTP probe (MAIL, RCPT, RSET) to "
+     .doc = "true: each recipient is checked at RCPT with an SMTP probe (MAIL, RCPT, QUIT) to "
             "deliver_to, the answer cached; a temporary failure answers 450."},
 
     {.name = "delivery", KEY_SECTION, .doc = "Outbound delivery to remote MX hosts."},

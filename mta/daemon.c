@@ -443,7 +443,8 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
         return -1;
     d->srv.scheduler = scheduler_new(&d->loop, d->srv.spool, d->dns, d->tls_client_ctx, cfg);
     /* Recipient verification (policy/verify.h): probes and cache, freed with the scheduler. */
-    d->srv.verifier = verifier_new(&d->loop, NULL);
+    struct verifier_params verify_params = {.tls_ctx = d->tls_client_ctx}; /* STARTTLS if offered */
+    d->srv.verifier = verifier_new(&d->loop, &verify_params);
     int recovered = spool_recover(d->srv.spool, recover_on_entry, d, err);
     if (recovered < 0)
         return -1;

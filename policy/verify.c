@@ -36,18 +36,26 @@ enum probe_step {
     STEP_GREETING,
     STEP_EHLO,
     STEP_HELO,
+    STEP_STARTTLS,
+    STEP_TLS, /* the handshake after 220 to STARTTLS */
     STEP_MAIL,
     STEP_RCPT,
     STEP_QUIT
 };
 
-static const char *const step_names[] = {"connect",   "greeting", "EHLO", "HELO",
+static const char *const step_names[] = {"connect",   "greeting", "EHLO",
+                                         "HELO",      "STARTTLS", "TLS handshake",
                                          "MAIL FROM", "RCPT TO",  "QUIT"};
 
-/* One SMTP session asking about one address, shared by every check of that address. */
+/* One SMTP session asking about one address, shared by every check of that address. It tries
+ * deliver_to's addresses in turn, each at most twice (the second time in clear after a broken
+ * TLS handshake), one connection at a time through the one embedded stream. */
 struct verify_probe {
     struct verifier *v; /* NULL once answered (or abandoned): then it only winds down */
+    uv_loop_t *loop;
     char *key, *rcpt, *ehlo;
+    char *sni; /* deliver_to's host name, NULL for an address literal (RFC 6066 §3) */
+    SSL_CTX *tls_ctx;
     uint64_t positive_ttl_ms, negative_ttl_ms;
     struct verify_check *checks;
     enum probe_step step;
@@ -55,17 +63,22 @@ struct verify_probe {
     uv_timer_t timer;
     char timer_reason[160]; /* what the timer reports when it fires */
     struct smtp_reply_parser parser;
+    struct sockaddr_storage addrs[VERIFY_ADDRS_MAX];
+    size_t naddrs, addr; /* addresses to try, and the one being tried */
     uint16_t port;
     uint64_t timeout_ms;
-    int handles; /* timer, stream and DNS lookup not yet finished: freed at 0 */
+    uint64_t deadline; /* uv_now() past which nothing more is tried */
+    int handles;       /* timer, stream and DNS lookup not yet finished: freed at 0 */
     unsigned stream_used : 1;
     unsigned closing : 1;
+    unsigned in_clear : 1; /* this address broke the TLS handshake: no STARTTLS this time */
 };
 
 struct verifier {
     uv_loop_t *loop;
     size_t cache_max;
-    uint64_t timeout_ms;
+    uint64_t timeout_ms, probe_timeout_ms;
+    SSL_CTX *tls_ctx;    /* borrowed; NULL: no STARTTLS */
     struct strmap cache; /* key -> struct verify_entry */
     size_t ncache;
     struct verify_entry *lru_head, *lru_tail;
@@ -81,6 +94,9 @@ struct verifier *verifier_new(uv_loop_t *loop, const struct verifier_params *par
     v->cache_max = params != NULL && params->cache_max > 0 ? params->cache_max : VERIFY_CACHE_MAX;
     v->timeout_ms =
         params != NULL && params->timeout_ms > 0 ? params->timeout_ms : VERIFY_TIMEOUT_MS;
+    v->probe_timeout_ms = params != NULL && params->probe_timeout_ms > 0 ? params->probe_timeout_ms
+                                                                         : VERIFY_PROBE_TIMEOUT_MS;
+    v->tls_ctx = params != NULL ? params->tls_ctx : NULL;
     return v;
 }
 
@@ -206,6 +222,14 @@ static void probe_fail(struct verify_probe *p, const char *reason)
 
 /* ---- the probe's session ---- */
 
+/* The chain, in firing order: probe_start (-> probe_on_addrs) -> probe_connect -> probe_on_event
+ * -> probe_on_reply -> probe_send ... -> probe_answer; probe_retry closes the stream and
+ * probe_on_stream_reused connects to the next address. */
+static void probe_connect(struct verify_probe *p);
+static void probe_on_event(struct stream *s, enum stream_event ev, int status, const char *data,
+                           size_t len);
+static void probe_on_timer(uv_timer_t *t);
+
 static void probe_release(struct verify_probe *p)
 {
     if (--p->handles > 0)
@@ -214,6 +238,7 @@ static void probe_release(struct verify_probe *p)
     free(p->key);
     free(p->rcpt);
     free(p->ehlo);
+    free(p->sni);
     free(p);
 }
 
@@ -233,8 +258,64 @@ static void probe_close(struct verify_probe *p)
         return;
     p->closing = 1;
     uv_close((uv_handle_t *)&p->timer, probe_on_handle_closed);
-    if (p->stream_used)
+    if (p->stream_used) /* a no-op while the stream closes for reuse: that callback releases */
         stream_close(&p->stream, probe_on_stream_closed);
+}
+
+/* " reply" after the step's name when p waits for a reply rather than a connection or handshake. */
+static const char *step_reply(enum probe_step step)
+{
+    return step <= STEP_GREETING || step == STEP_TLS ? "" : " reply";
+}
+
+/* Waits for the step p is at: at most the timeout, and never past the probe's deadline. */
+static void probe_arm(struct verify_probe *p)
+{
+    uint64_t now = uv_now(p->loop);
+    uint64_t left = p->deadline > now ? p->deadline - now : 0;
+    snprintf(p->timer_reason, sizeof p->timer_reason, "timeout waiting for the %s%s",
+             step_names[p->step], step_reply(p->step));
+    uv_timer_start(&p->timer, probe_on_timer, left < p->timeout_ms ? left : p->timeout_ms, 0);
+}
+
+static void probe_on_stream_reused(struct stream *s)
+{
+    struct verify_probe *p = s->owner;
+    if (p->closing)
+        probe_release(p);
+    else
+        probe_connect(p);
+}
+
+/* The attempt ended without an answer about the address: after a broken TLS handshake the same
+ * address once more in clear (RFC 7435), else the next address, while any is left and the
+ * deadline allows; otherwise the probe fails with this last reason. */
+static void probe_retry(struct verify_probe *p, const char *reason)
+{
+    if (p->v == NULL) { /* the answer is out: nothing to retry */
+        probe_close(p);
+        return;
+    }
+    if (p->step == STEP_TLS) { /* in_clear is never set there */
+        p->in_clear = 1;
+    } else {
+        p->in_clear = 0;
+        p->addr++;
+    }
+    if (p->addr < p->naddrs && uv_now(p->loop) < p->deadline) {
+        uv_timer_stop(&p->timer);
+        stream_close(&p->stream, probe_on_stream_reused);
+        return;
+    }
+    if (p->naddrs <= 1) {
+        probe_fail(p, reason);
+        return;
+    }
+    char all[sizeof p->timer_reason + 64];
+    size_t tried = p->addr + p->in_clear;
+    snprintf(all, sizeof all, "%s (%zu of %zu addresses tried)", reason,
+             tried < p->naddrs ? tried : p->naddrs, p->naddrs);
+    probe_fail(p, all);
 }
 
 static void probe_on_timer(uv_timer_t *t)
@@ -243,15 +324,7 @@ static void probe_on_timer(uv_timer_t *t)
     if (p->step == STEP_QUIT)
         probe_close(p); /* the answer is out; the QUIT reply is a courtesy */
     else
-        probe_fail(p, p->timer_reason);
-}
-
-/* Waits at most the timeout for the reply to the step p is at. */
-static void probe_arm(struct verify_probe *p)
-{
-    snprintf(p->timer_reason, sizeof p->timer_reason, "timeout waiting for the %s%s",
-             step_names[p->step], p->step <= STEP_GREETING ? "" : " reply");
-    uv_timer_start(&p->timer, probe_on_timer, p->timeout_ms, 0);
+        probe_retry(p, p->timer_reason);
 }
 
 static void probe_send(struct verify_probe *p, enum probe_step step, const char *fmt, ...)
@@ -266,7 +339,29 @@ static void probe_send(struct verify_probe *p, enum probe_step step, const char 
     va_end(ap);
     p->step = step;
     if (n < 0 || (size_t)n >= sizeof line || stream_write(&p->stream, line, (size_t)n) < 0) {
-        probe_fail(p, "cannot send the probe");
+        probe_retry(p, "cannot send the probe");
+        return;
+    }
+    probe_arm(p);
+}
+
+/* STARTTLS when the server offers it, we can, and this address has not broken a handshake. */
+static int probe_wants_tls(const struct verify_probe *p, const struct smtp_reply *ehlo)
+{
+    struct smtp_ehlo caps;
+    return p->tls_ctx != NULL && !p->in_clear && p->stream.ssl == NULL &&
+           smtp_reply_ehlo_parse(ehlo, &caps) == 0 && (caps.ext & SMTP_EXT_STARTTLS);
+}
+
+/* After 220 to STARTTLS. Certificates are not verified: opportunistic, like delivery. */
+static void probe_start_tls(struct verify_probe *p)
+{
+    p->step = STEP_TLS;
+    int rc = stream_tls_client(&p->stream, p->tls_ctx, p->sni);
+    if (rc < 0) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "cannot start TLS: %s", uv_strerror(rc));
+        probe_retry(p, reason);
         return;
     }
     probe_arm(p);
@@ -280,18 +375,34 @@ static void probe_on_reply(struct verify_probe *p, const struct smtp_reply *r)
     if (text.len > VERIFY_REASON_MAX) /* it goes into our one-line reply, and into the cache */
         memcpy(text.data + VERIFY_REASON_MAX - 3, "...", 4);
     int cls = r->code / 100;
-    switch (cls == 2 || p->step >= STEP_RCPT ? p->step : STEP_CONNECT) {
+    enum probe_step at = p->step;
+    if (cls != 2 && at < STEP_RCPT && at != STEP_STARTTLS)
+        at = STEP_CONNECT; /* a refusal before RCPT */
+    switch (at) {
     case STEP_GREETING:
         probe_send(p, STEP_EHLO, "EHLO %s\r\n", p->ehlo);
         break;
     case STEP_EHLO:
+        if (probe_wants_tls(p, r))
+            probe_send(p, STEP_STARTTLS, "STARTTLS\r\n");
+        else
+            probe_send(p, STEP_MAIL, "MAIL FROM:<>\r\n");
+        break;
     case STEP_HELO:
         probe_send(p, STEP_MAIL, "MAIL FROM:<>\r\n");
+        break;
+    case STEP_STARTTLS:
+        if (r->code == 220)
+            probe_start_tls(p);
+        else /* RFC 3207 §4.1: carry on in clear */
+            probe_send(p, STEP_MAIL, "MAIL FROM:<>\r\n");
+        break;
+    case STEP_TLS: /* not reached: input stops at the 220 to STARTTLS */
         break;
     case STEP_MAIL:
         probe_send(p, STEP_RCPT, "RCPT TO:<%s>\r\n", p->rcpt);
         break;
-    case STEP_RCPT:
+    case STEP_RCPT: /* from any address, this is the answer */
         probe_answer(p,
                      cls == 2   ? VERIFY_VALID
                      : cls == 5 ? VERIFY_INVALID
@@ -302,18 +413,26 @@ static void probe_on_reply(struct verify_probe *p, const struct smtp_reply *r)
     case STEP_QUIT:
         probe_close(p);
         break;
-    case STEP_CONNECT: /* a refusal before RCPT */
+    case STEP_CONNECT:
         if (p->step == STEP_EHLO && cls == 5) {
             probe_send(p, STEP_HELO, "HELO %s\r\n", p->ehlo);
         } else {
-            /* It says nothing about the address: the sender tries again later. */
+            /* It says nothing about the address: another server may answer. */
             char reason[SMTP_REPLY_LINE_MAX + 32];
             snprintf(reason, sizeof reason, "%s: %s", step_names[p->step], text.data);
-            probe_fail(p, reason);
+            probe_retry(p, reason);
         }
         break;
     }
     buf_free(&text);
+}
+
+/* Whether input from the stream still means anything: not once the probe or this connection is
+ * closing, and not after the 220 to STARTTLS (what follows it in clear could have been put there
+ * by anyone on the path: the CVE-2011-0411 class). */
+static int probe_reading(const struct verify_probe *p)
+{
+    return !p->closing && !p->stream.closing && p->step != STEP_TLS;
 }
 
 static void probe_on_event(struct stream *s, enum stream_event ev, int status, const char *data,
@@ -327,7 +446,7 @@ static void probe_on_event(struct stream *s, enum stream_event ev, int status, c
     case STREAM_CONNECTED:
         if (status < 0) {
             snprintf(reason, sizeof reason, "connect: %s", uv_strerror(status));
-            probe_fail(p, reason);
+            probe_retry(p, reason);
             return;
         }
         p->step = STEP_GREETING;
@@ -335,13 +454,13 @@ static void probe_on_event(struct stream *s, enum stream_event ev, int status, c
         stream_read_start(s);
         return;
     case STREAM_DATA:
-        while (len > 0 && !p->closing) {
+        while (len > 0 && probe_reading(p)) {
             size_t used;
             enum smtp_reply_status st = smtp_reply_parser_feed(&p->parser, data, len, &used);
             if (st == REPLY_ERROR) {
                 snprintf(reason, sizeof reason, "bad reply to %s: %s", step_names[p->step],
                          p->parser.error);
-                probe_fail(p, reason);
+                probe_retry(p, reason);
                 return;
             }
             if (st == REPLY_NEED_MORE)
@@ -350,6 +469,16 @@ static void probe_on_event(struct stream *s, enum stream_event ev, int status, c
             probe_on_reply(p, &p->parser.reply);
         }
         return;
+    case STREAM_TLS_READY:
+        if (status < 0) {
+            probe_retry(p, "TLS handshake failed");
+            return;
+        }
+        /* RFC 3207 §4.2: forget what was learnt in clear, partial replies included */
+        smtp_reply_parser_close(&p->parser);
+        smtp_reply_parser_init(&p->parser);
+        probe_send(p, STEP_EHLO, "EHLO %s\r\n", p->ehlo);
+        return;
     case STREAM_EOF:
     case STREAM_ERROR:
         if (p->step == STEP_QUIT) {
@@ -357,21 +486,26 @@ static void probe_on_event(struct stream *s, enum stream_event ev, int status, c
             return;
         }
         snprintf(reason, sizeof reason, "connection lost waiting for the %s%s", step_names[p->step],
-                 p->step <= STEP_GREETING ? "" : " reply");
-        probe_fail(p, reason);
+                 step_reply(p->step));
+        probe_retry(p, reason);
         return;
-    case STREAM_TLS_READY:
     case STREAM_DRAINED:
         return;
     }
 }
 
-static void probe_connect(struct verify_probe *p, const struct sockaddr *dst)
+/* Connects to the address p is at, with a fresh reply parser. */
+static void probe_connect(struct verify_probe *p)
 {
-    p->stream_used = 1;
-    p->handles++;
+    if (!p->stream_used) {
+        p->stream_used = 1;
+        p->handles++;
+    }
     p->step = STEP_CONNECT;
-    int rc = stream_connect(p->v->loop, &p->stream, dst, NULL, probe_on_event, p);
+    smtp_reply_parser_close(&p->parser);
+    smtp_reply_parser_init(&p->parser);
+    int rc = stream_connect(p->loop, &p->stream, (struct sockaddr *)&p->addrs[p->addr], NULL,
+                            probe_on_event, p);
     if (rc < 0) { /* answered from the loop, like every other failure */
         snprintf(p->timer_reason, sizeof p->timer_reason, "connect: %s", uv_strerror(rc));
         uv_timer_start(&p->timer, probe_on_timer, 0, 0);
@@ -386,9 +520,10 @@ static void probe_on_addrs(void *arg, enum dns_status status, const struct dns_a
     struct verify_probe *p = arg;
     if (!p->closing) {
         if (status == DNS_OK && naddrs > 0) {
-            struct sockaddr_storage ss;
-            dns_addr_to_sockaddr(&addrs[0], p->port, &ss);
-            probe_connect(p, (struct sockaddr *)&ss);
+            p->naddrs = naddrs < VERIFY_ADDRS_MAX ? naddrs : VERIFY_ADDRS_MAX;
+            for (size_t i = 0; i < p->naddrs; i++)
+                dns_addr_to_sockaddr(&addrs[i], p->port, &p->addrs[i]);
+            probe_connect(p);
         } else {
             char reason[160];
             snprintf(reason, sizeof reason, "no address for the server (DNS %s)",
@@ -411,9 +546,9 @@ static void probe_start(struct verify_probe *p, const char *deliver_to, uint16_t
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)hlen, host);
 
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_storage *ss = &p->addrs[0];
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
     if (inet_pton(AF_INET, name, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons(p->port);
@@ -421,10 +556,12 @@ static void probe_start(struct verify_probe *p, const char *deliver_to, uint16_t
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons(p->port);
     }
-    if (ss.ss_family != AF_UNSPEC) {
-        probe_connect(p, (struct sockaddr *)&ss);
+    if (ss->ss_family != AF_UNSPEC) {
+        p->naddrs = 1;
+        probe_connect(p);
         return;
     }
+    p->sni = xstrdup(name);
     p->handles++;
     if (dns != NULL && dns_resolve_addrs(dns, name, probe_on_addrs, p) == 0) {
         probe_arm(p);
@@ -472,7 +609,10 @@ int verify_check(struct verifier *v, const struct verify_query *q, verify_cb cb,
         p->ehlo = xstrdup(q->ehlo);
         p->positive_ttl_ms = q->positive_ttl_ms;
         p->negative_ttl_ms = q->negative_ttl_ms;
+        p->loop = v->loop;
+        p->tls_ctx = v->tls_ctx;
         p->timeout_ms = v->timeout_ms;
+        p->deadline = uv_now(v->loop) + v->probe_timeout_ms;
         smtp_reply_parser_init(&p->parser);
         uv_timer_init(v->loop, &p->timer);
         p->timer.data = p;

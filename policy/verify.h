@@ -6,9 +6,14 @@
  * are not cached), the cache is bounded (least recently used entries go first), and concurrent
  * checks of one address share a single probe.
  *
+ * deliver_to's addresses are tried in order (refused or timed-out connections and failures before
+ * the RCPT reply move on to the next one) within one overall bound. STARTTLS is used when the
+ * server offers it and the verifier has a client TLS context: opportunistic like delivery, so
+ * certificates are not verified and a failed handshake is retried once in clear (RFC 7435).
+ *
  * A minimal probe on lib/stream + lib/smtp_reply rather than mta/smtp_client: the client always
  * sends DATA once a recipient is accepted, has no notion of a transaction without a body, and
- * brings TLS, rate buckets and RFC timeouts that a loopback probe does not need.
+ * brings rate buckets and RFC timeouts that a probe does not need.
  * Everything runs in the libuv loop; nothing blocks.
  */
 #ifndef SLUICE_VERIFY_H
@@ -17,15 +22,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 struct dns_resolver;
 struct verifier;
 struct verify_check;
 
-#define VERIFY_CACHE_MAX 100000 /* addresses kept; the least recently used go first */
-#define VERIFY_TIMEOUT_MS 10000 /* connect and each reply of a probe */
-#define VERIFY_REASON_MAX 200   /* octets of the server's reply quoted in ours (and cached) */
+#define VERIFY_CACHE_MAX 100000       /* addresses kept; the least recently used go first */
+#define VERIFY_TIMEOUT_MS 10000       /* connect, TLS handshake and each reply of a probe */
+#define VERIFY_PROBE_TIMEOUT_MS 30000 /* a whole probe, every address and retry included */
+#define VERIFY_ADDRS_MAX 5    /* addresses of a deliver_to host name tried (Postfix's MX limit) */
+#define VERIFY_REASON_MAX 200 /* octets of the server's reply quoted in ours (and cached) */
 
 enum verify_status {
     VERIFY_VALID,    /* the server accepted RCPT (2xx) */
@@ -58,10 +66,14 @@ struct verify_query {
 };
 
 struct verifier_params {
-    size_t cache_max;    /* 0: VERIFY_CACHE_MAX */
-    uint64_t timeout_ms; /* 0: VERIFY_TIMEOUT_MS */
+    size_t cache_max;          /* 0: VERIFY_CACHE_MAX */
+    uint64_t timeout_ms;       /* 0: VERIFY_TIMEOUT_MS */
+    uint64_t probe_timeout_ms; /* 0: VERIFY_PROBE_TIMEOUT_MS */
+    SSL_CTX *tls_ctx; /* client context for STARTTLS (the daemon's delivery one); NULL: probes stay
+                         in clear. Borrowed: it must outlive the verifier. */
 };
 
+/* params may be NULL: every default. */
 struct verifier *verifier_new(uv_loop_t *loop, const struct verifier_params *params);
 /* Probes in flight are abandoned: their checks get VERIFY_TEMPFAIL from inside this call. */
 void verifier_free(struct verifier *v);

@@ -4,13 +4,19 @@ listener: each RCPT for the domain is first asked of the internal server named b
 asyncio SMTP peer from mailnet that knows some users). Unknown users get 550 5.1.1 at RCPT, known
 ones are accepted and then delivered to the same server, answers are cached (the server sees one
 probe per address), pipelined RCPTs keep their order, and an unreachable server gives 450 4.1.1.
+A deliver_to host name whose addresses include a dead one still gets its answers: the probe moves
+on to the next address. A server offering STARTTLS is probed over TLS.
 """
+import time
+
 import harness
 from harness import SMTPConn
 from mailnet import MailNetCase, random_loopback
 
 DOMAIN = "example.test"
 DOWN = "down.test"  # deliver_to an address nobody listens on
+MULTI = "multi.test"  # deliver_to the internal server's host name, which also has a dead address
+TLS = "tls.test"  # deliver_to a server offering STARTTLS
 HELO = "client.test"
 
 
@@ -21,6 +27,9 @@ class VerifyTest(MailNetCase):
             ("alice@example.test", "250 2.1.5 ok"),
             ("postmaster@*", "250 2.1.5 ok"),
             ("*", "550 5.1.1 no such user here")])
+        net.dns.host(self.internal.name, random_loopback())  # joins the peer's own A record
+        self.tls_internal = net.peer("tls.internal.test", starttls=True,
+                                     rcpt=[("bob@tls.test", "250 2.1.5 ok"), ("*", "550 5.1.1 no")])
         net.start()
         cfg = net.sluice_config()
         cfg["domains"] = {
@@ -28,6 +37,10 @@ class VerifyTest(MailNetCase):
                      "verify_recipients": True},
             DOWN: {"deliver_to": "[%s]:%d" % (random_loopback(), net.port),
                    "verify_recipients": True},
+            MULTI: {"deliver_to": "%s:%d" % (self.internal.name, net.port),
+                    "verify_recipients": True},
+            TLS: {"deliver_to": "[%s]:%d" % (self.tls_internal.address, net.port),
+                  "verify_recipients": True},
         }
         self.d = self.start_sluice(listeners=[{"name": "mx", "role": "inbound"}], config=cfg)
 
@@ -68,6 +81,15 @@ class VerifyTest(MailNetCase):
                                     result="invalid", cached=True))
         self.assertTrue(self.d.find("smtp.rejected", rule="verify", code=550))
 
+    def test_probe_uses_starttls_when_offered(self):
+        c = self.session()
+        self.assertReply(c.cmd("RCPT TO:<bob@tls.test>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<eve@tls.test>"), 550, "5.1.1")
+        with self.tls_internal.lock:
+            sessions = list(self.tls_internal.sessions)
+        self.assertEqual(len(sessions), 2, self.tls_internal.report())
+        self.assertTrue(all(s.tls for s in sessions), self.tls_internal.report())
+
     def test_pipelined_rcpts_answered_in_order(self):
         c = self.session()
         c.send(b"RCPT TO:<bob@example.test>\r\nRCPT TO:<alice@example.test>\r\n"
@@ -86,6 +108,20 @@ class VerifyTest(MailNetCase):
         probes = self.d.events("smtp.verify", address="x@" + DOWN, result="tempfail",
                                cached=False)
         self.assertEqual(len(probes), 2)
+
+    def test_host_name_with_a_dead_address(self):
+        # dnsmasq varies the order of the two addresses between answers and the daemon keeps an
+        # answer for the records' 1 s TTL: probes 1.2 s apart meet the dead address first too.
+        c = self.session()
+        for i in range(4):
+            address = "user%d@%s" % (i, MULTI)
+            r = c.cmd("RCPT TO:<%s>" % address)
+            self.assertReply(r, 550, "5.1.1")
+            self.assertIn("no such user here", r.text)
+            self.assertEqual(self.probes(address), 1)
+            if i < 3:
+                time.sleep(1.2)
+        self.assertEqual(len(self.d.events("smtp.verify", result="invalid", cached=False)), 4)
 
 
 if __name__ == "__main__":

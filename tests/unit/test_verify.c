@@ -6,11 +6,16 @@
  */
 #include "policy/verify.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/dns.h"
+#include "lib/stream.h"
+#include "lib/tls.h"
 #include "tests/unit/check.h"
+#include "tests/unit/dnsmasq.h"
 
 #define GUARD_MS 20000
 
@@ -79,6 +84,7 @@ static void on_result(void *arg, const struct verify_result *r)
 }
 
 static uv_loop_t loop;
+static struct dns_resolver *dns; /* dnsmasq serving the zone at the end of this file */
 static uv_timer_t guard;
 static int guard_fired;
 
@@ -111,7 +117,7 @@ static void sleep_loop(uint64_t ms)
 static int check(struct verifier *v, const char *target, const char *rcpt, uint64_t ttl,
                  struct got *g)
 {
-    struct verify_query q = {target, rcpt, "mx.test", 25, NULL, ttl, ttl};
+    struct verify_query q = {target, rcpt, "mx.test", 25, dns, ttl, ttl};
     struct verify_check *h;
     struct verify_result now;
     int rc = verify_check(v, &q, on_result, g, &h, &now);
@@ -337,6 +343,376 @@ static void test_skipped(void)
     verifier_free(v);
 }
 
+/* ---- STARTTLS and several addresses ---- */
+
+/* The verbs and arguments the python peer logged, one "|"-separated line ("EHLO mx.test|..."). */
+static void peer_commands(struct peer *p, char *out, size_t size)
+{
+    pclose(p->proc);
+    char path[128], line[1024];
+    snprintf(path, sizeof path, "%s/commands.log", p->dir);
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    out[0] = '\0';
+    while (f != NULL && fgets(line, sizeof line, f) != NULL && n < size) {
+        char *cmd = strchr(strchr(line, ' ') + 1, ' ') + 1; /* after "<ms> <replies> " */
+        cmd[strcspn(cmd, "\r\n")] = '\0';
+        n += (size_t)snprintf(out + n, size - n, "%s%s", n > 0 ? "|" : "", cmd);
+    }
+    if (f != NULL)
+        fclose(f);
+}
+
+static SSL_CTX *client_tls(void)
+{
+    struct buf err = BUF_INIT;
+    SSL_CTX *ctx = tls_client_ctx_new(&err);
+    CHECK(ctx != NULL);
+    buf_free(&err);
+    return ctx;
+}
+
+#define TLS_EHLO "\"ehlo\": \"250-peer.test\\r\\n250-PIPELINING\\r\\n250 STARTTLS\""
+
+/* STARTTLS when offered: the RCPT goes over TLS, and the EHLO after it does not start TLS again. */
+static void test_starttls(void)
+{
+    SSL_CTX *ctx = client_tls();
+    struct verifier_params params = {.tls_ctx = ctx};
+    struct verifier *v = verifier_new(&loop, &params);
+    struct peer p;
+    peer_start(&p, "{\"tls\": true, " TLS_EHLO "}");
+    struct got g = {0};
+    CHECK_INT_EQ(check(v, p.target, "tls@example.org", 60000, &g), 1);
+    wait_for(&g, 1);
+    CHECK_INT_EQ(g.res.status, VERIFY_VALID);
+    char cmds[512];
+    peer_commands(&p, cmds, sizeof cmds);
+    CHECK_STR_EQ(cmds, "EHLO mx.test|STARTTLS|EHLO mx.test|MAIL FROM:<>|RCPT TO:<tls@example.org>|"
+                       "QUIT");
+    verifier_free(v);
+
+    /* Without a context (the default) the probe stays in clear, as before. */
+    v = verifier_new(&loop, NULL);
+    peer_start(&p, "{\"tls\": true, " TLS_EHLO "}");
+    struct got clear = {0};
+    CHECK_INT_EQ(check(v, p.target, "clear@example.org", 60000, &clear), 1);
+    wait_for(&clear, 1);
+    CHECK_INT_EQ(clear.res.status, VERIFY_VALID);
+    peer_commands(&p, cmds, sizeof cmds);
+    CHECK_STR_EQ(cmds, "EHLO mx.test|MAIL FROM:<>|RCPT TO:<clear@example.org>|QUIT");
+    verifier_free(v);
+    SSL_CTX_free(ctx);
+}
+
+/*
+ * An SMTP server in this process, on the test's loop, for what smtp_peer.py cannot do: serve
+ * several connections, and listen on a chosen loopback address so that several such servers
+ * share one port (a host name's addresses). It logs "<connection> <command>" lines.
+ */
+#define LPEER_CONNS 4
+
+struct lconn {
+    struct stream s;
+    struct lpeer *peer;
+    int n;         /* 1 for the first connection */
+    int open;      /* until the stream's close callback */
+    int junk_next; /* after 220 to STARTTLS: the ClientHello gets junk instead of a ServerHello */
+    struct buf in;
+};
+
+struct lpeer {
+    uv_tcp_t server;
+    int listening;
+    const char *greeting; /* NULL: never greets */
+    const char *rcpt;     /* the reply to RCPT */
+    int broken_tls;       /* offers STARTTLS and answers each handshake with junk */
+    int nconns;
+    struct lconn conns[LPEER_CONNS];
+    struct buf log;
+};
+
+static void lconn_say(struct lconn *c, const char *reply)
+{
+    stream_write(&c->s, reply, strlen(reply));
+}
+
+static void lconn_on_closed(struct stream *s)
+{
+    struct lconn *c = s->owner;
+    buf_free(&c->in);
+    c->open = 0;
+}
+
+/* Answers the complete lines in c->in. */
+static void lconn_on_lines(struct lconn *c)
+{
+    struct lpeer *lp = c->peer;
+    char *eol;
+    while (!c->s.closing && c->in.len > 0 && (eol = memchr(c->in.data, '\n', c->in.len)) != NULL) {
+        size_t n = (size_t)(eol - c->in.data) + 1;
+        buf_printf(&lp->log, "%d %.*s\n", c->n, (int)(n > 1 ? n - 2 : 0), c->in.data);
+        if (strncmp(c->in.data, "EHLO", 4) == 0)
+            lconn_say(c,
+                      lp->broken_tls ? "250-lpeer.test\r\n250 STARTTLS\r\n" : "250 lpeer.test\r\n");
+        else if (strncmp(c->in.data, "STARTTLS", 8) == 0)
+            lconn_say(c, "220 2.0.0 go ahead\r\n"), c->junk_next = 1;
+        else if (strncmp(c->in.data, "RCPT", 4) == 0)
+            lconn_say(c, lp->rcpt);
+        else if (strncmp(c->in.data, "QUIT", 4) == 0)
+            lconn_say(c, "221 2.0.0 bye\r\n"), stream_close(&c->s, lconn_on_closed);
+        else
+            lconn_say(c, "250 2.0.0 ok\r\n");
+        buf_consume(&c->in, c->junk_next ? c->in.len : n);
+        if (c->junk_next)
+            return;
+    }
+}
+
+static void lconn_on_event(struct stream *s, enum stream_event ev, int status, const char *data,
+                           size_t len)
+{
+    (void)status;
+    struct lconn *c = s->owner;
+    if (ev == STREAM_DATA && c->junk_next) {
+        c->junk_next = 0;
+        lconn_say(c, "this is not TLS\r\n");
+    } else if (ev == STREAM_DATA) {
+        buf_append(&c->in, data, len);
+        lconn_on_lines(c);
+    } else if (ev == STREAM_EOF || ev == STREAM_ERROR) {
+        stream_close(s, lconn_on_closed);
+    }
+}
+
+static void lpeer_on_connection(uv_stream_t *server, int status)
+{
+    struct lpeer *lp = server->data;
+    CHECK(status == 0 && lp->nconns < LPEER_CONNS);
+    struct lconn *c = &lp->conns[lp->nconns];
+    *c = (struct lconn){.peer = lp, .n = ++lp->nconns, .open = 1, .in = BUF_INIT};
+    if (stream_accept(&loop, server, &c->s, lconn_on_event, c) < 0) {
+        stream_close(&c->s, lconn_on_closed);
+        return;
+    }
+    if (lp->greeting != NULL)
+        lconn_say(c, lp->greeting);
+    stream_read_start(&c->s);
+}
+
+/* Listens on ip:port (0: any free port); returns the port, or -1 when it is taken. */
+static int lpeer_start(struct lpeer *lp, const char *ip, int port)
+{
+    struct sockaddr_in sin;
+    uv_ip4_addr(ip, port, &sin);
+    uv_tcp_init(&loop, &lp->server);
+    lp->server.data = lp;
+    lp->listening = 1;
+    int namelen = sizeof sin;
+    if (uv_tcp_bind(&lp->server, (struct sockaddr *)&sin, 0) < 0 ||
+        uv_listen((uv_stream_t *)&lp->server, 8, lpeer_on_connection) < 0 ||
+        uv_tcp_getsockname(&lp->server, (struct sockaddr *)&sin, &namelen) < 0)
+        return -1;
+    return ntohs(sin.sin_port);
+}
+
+static int lpeer_open_conns(const struct lpeer *lp)
+{
+    int n = 0;
+    for (int i = 0; i < lp->nconns; i++)
+        n += lp->conns[i].open;
+    return n;
+}
+
+/* Waits (bounded) for the probe's side to end every connection, then stops listening. */
+static void lpeer_stop(struct lpeer *lp)
+{
+    guard_fired = 0;
+    uv_timer_start(&guard, on_guard, GUARD_MS, 0);
+    while (lpeer_open_conns(lp) > 0 && !guard_fired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_timer_stop(&guard);
+    CHECK(!guard_fired);
+    if (lp->listening)
+        uv_close((uv_handle_t *)&lp->server, NULL);
+    lp->listening = 0;
+    uv_run(&loop, UV_RUN_NOWAIT); /* finishes the close: lp may live on the caller's stack */
+}
+
+/* Stops the servers lpeers_start started and frees their logs. */
+static void lpeers_stop(struct lpeer **lps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lps[i] != NULL) {
+            lpeer_stop(lps[i]);
+            buf_free(&lps[i]->log);
+        }
+}
+
+/* Starts the servers of a host name's addresses on one common port; NULL entries stay down.
+ * Returns the port. */
+static int lpeers_start(struct lpeer **lps, const char *const *ips, size_t n)
+{
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int port = 0, ok = 1;
+        for (size_t i = 0; i < n && ok; i++) {
+            if (lps[i] == NULL)
+                continue;
+            int got = lpeer_start(lps[i], ips[i], port);
+            ok = got > 0;
+            port = got > 0 ? got : port;
+        }
+        if (ok)
+            return port;
+        for (size_t i = 0; i < n; i++) /* the port was taken on one address: another one */
+            if (lps[i] != NULL && lps[i]->listening) {
+                uv_close((uv_handle_t *)&lps[i]->server, NULL);
+                lps[i]->listening = 0;
+            }
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    CHECK(!"no common free port");
+    return -1;
+}
+
+/* A broken handshake: the same address once more, in clear even though STARTTLS is offered. */
+static void test_starttls_broken_handshake(void)
+{
+    SSL_CTX *ctx = client_tls();
+    struct verifier_params params = {.tls_ctx = ctx};
+    struct verifier *v = verifier_new(&loop, &params);
+    struct lpeer lp = {.greeting = "220 lpeer.test\r\n",
+                       .rcpt = "250 2.1.5 ok\r\n",
+                       .broken_tls = 1,
+                       .log = BUF_INIT};
+    struct lpeer *lps[] = {&lp};
+    const char *ips[] = {"127.0.0.1"};
+    char target[64];
+    snprintf(target, sizeof target, "[127.0.0.1]:%d", lpeers_start(lps, ips, 1));
+    struct got g = {0};
+    CHECK_INT_EQ(check(v, target, "hs@example.org", 60000, &g), 1);
+    wait_for(&g, 1);
+    CHECK_INT_EQ(g.res.status, VERIFY_VALID);
+    lpeer_stop(&lp);
+    buf_append(&lp.log, "", 1);
+    CHECK_STR_EQ(lp.log.data,
+                 "1 EHLO mx.test\n1 STARTTLS\n"
+                 "2 EHLO mx.test\n2 MAIL FROM:<>\n2 RCPT TO:<hs@example.org>\n2 QUIT\n");
+    buf_free(&lp.log);
+    verifier_free(v);
+    SSL_CTX_free(ctx);
+}
+
+/* The names the tests below use, and their addresses in the order the resolver gives them: the
+ * probe tries them in that order. dnsmasq rotates them from one answer to the next, so they get a
+ * TTL that keeps the first answer in the resolver's cache for the whole test. */
+static const char *const zone[] = {"--local-ttl=3600",
+                                   "--host-record=pair.test,127.0.0.4",
+                                   "--host-record=pair.test,127.0.0.5",
+                                   "--host-record=triple.test,127.0.0.4",
+                                   "--host-record=triple.test,127.0.0.5",
+                                   "--host-record=triple.test,127.0.0.6",
+                                   NULL};
+static char pair_ip[2][INET_ADDRSTRLEN], triple_ip[3][INET_ADDRSTRLEN];
+static const char *pair_ips[] = {pair_ip[0], pair_ip[1]};
+static const char *triple_ips[] = {triple_ip[0], triple_ip[1], triple_ip[2]};
+
+struct addrs_got {
+    int done;
+    char (*ips)[INET_ADDRSTRLEN];
+    size_t n;
+};
+
+static void on_addrs(void *arg, enum dns_status status, const struct dns_addr *addrs, size_t n)
+{
+    struct addrs_got *got = arg;
+    CHECK_INT_EQ(status, DNS_OK);
+    CHECK_INT_EQ(n, got->n);
+    for (size_t i = 0; status == DNS_OK && i < n && i < got->n; i++)
+        inet_ntop(AF_INET, &addrs[i].u.v4, got->ips[i], INET_ADDRSTRLEN);
+    got->done = 1;
+}
+
+static void zone_resolve(const char *name, char (*ips)[INET_ADDRSTRLEN], size_t n)
+{
+    struct addrs_got got = {0, ips, n};
+    CHECK_INT_EQ(dns_resolve_addrs(dns, name, on_addrs, &got), 0);
+    CHECK(dnsmasq_run_until(&loop, &got.done, 5000));
+}
+
+/* A host name's addresses are tried in order; returns the answer for rcpt at name:port. */
+static void check_host(struct verifier *v, const char *name, int port, const char *rcpt,
+                       struct got *g)
+{
+    char target[64];
+    snprintf(target, sizeof target, "%s:%d", name, port);
+    CHECK_INT_EQ(check(v, target, rcpt, 60000, g), 1);
+    wait_for(g, 1);
+}
+
+/* A host name's addresses in order: a server that is down or busy is passed over; a 5xx to RCPT
+ * is the answer, and the next address is not asked. */
+static void test_next_address(void)
+{
+    static const struct {
+        const char *first_greeting, *first_rcpt; /* NULL: the first address is down */
+        enum verify_status status;
+        const char *reason;
+        int first_conns, second_conns;
+    } cases[] = {
+        {NULL, NULL, VERIFY_VALID, "250 2.1.5 ok", 0, 1},
+        {"421 4.3.2 busy\r\n", "250 2.1.5 ok\r\n", VERIFY_VALID, "250 2.1.5 ok", 1, 1},
+        {"220 one\r\n", "550 5.1.1 unknown\r\n", VERIFY_INVALID, "550 5.1.1 unknown", 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct verifier *v = verifier_new(&loop, NULL);
+        struct lpeer first = {
+            .greeting = cases[i].first_greeting, .rcpt = cases[i].first_rcpt, .log = BUF_INIT};
+        struct lpeer second = {
+            .greeting = "220 two\r\n", .rcpt = "250 2.1.5 ok\r\n", .log = BUF_INIT};
+        struct lpeer *pair[] = {cases[i].first_greeting != NULL ? &first : NULL, &second};
+        struct got g = {0};
+        check_host(v, "pair.test", lpeers_start(pair, pair_ips, 2), "next@example.org", &g);
+        CHECK_INT_EQ(g.res.status, cases[i].status);
+        CHECK_STR_EQ(g.reason, cases[i].reason);
+        CHECK_INT_EQ(first.nconns, cases[i].first_conns);
+        CHECK_INT_EQ(second.nconns, cases[i].second_conns);
+        lpeers_stop(pair, 2);
+        verifier_free(v);
+    }
+}
+
+/* Every address fails: a temporary failure naming the last reason. */
+static void test_all_addresses_fail(void)
+{
+    struct verifier *v = verifier_new(&loop, NULL);
+    struct got g = {0};
+    check_host(v, "pair.test", 1, "nobody@example.org", &g);
+    CHECK_INT_EQ(g.res.status, VERIFY_TEMPFAIL);
+    CHECK_INT_EQ(g.res.code, 450);
+    CHECK_STR_EQ(g.reason, "connect: connection refused (2 of 2 addresses tried)");
+    verifier_free(v);
+}
+
+/* Servers that never greet: each waits the timeout, and the whole probe its own bound. */
+static void test_probe_deadline(void)
+{
+    struct verifier_params params = {.timeout_ms = 500, .probe_timeout_ms = 900};
+    struct verifier *v = verifier_new(&loop, &params);
+    struct lpeer mute[3] = {{.log = BUF_INIT}, {.log = BUF_INIT}, {.log = BUF_INIT}};
+    struct lpeer *all[] = {&mute[0], &mute[1], &mute[2]};
+    struct got g = {0};
+    uint64_t start = uv_now(&loop);
+    check_host(v, "triple.test", lpeers_start(all, triple_ips, 3), "slow@example.org", &g);
+    uv_update_time(&loop);
+    CHECK(uv_now(&loop) - start >= 900);
+    CHECK_INT_EQ(g.res.status, VERIFY_TEMPFAIL);
+    CHECK_STR_EQ(g.reason, "timeout waiting for the greeting (2 of 3 addresses tried)");
+    CHECK_INT_EQ(mute[2].nconns, 0);
+    lpeers_stop(all, 3);
+    verifier_free(v);
+}
+
 int main(void)
 {
     uv_loop_init(&loop);
@@ -351,7 +727,23 @@ int main(void)
     test_ttl_expiry();
     test_coalesce_and_cancel();
     test_lru_bound();
-    test_skipped();
+    test_skipped(); /* while there is no resolver */
+    test_starttls();
+    test_starttls_broken_handshake();
+
+    struct dnsmasq d;
+    CHECK_INT_EQ(dnsmasq_start(&d, zone), 0);
+    const char *server = d.server;
+    int err = 0;
+    dns = dns_resolver_new(&loop, &server, 1, 2000, &err);
+    CHECK(dns != NULL);
+    zone_resolve("pair.test", pair_ip, 2);
+    zone_resolve("triple.test", triple_ip, 3);
+    test_next_address();
+    test_all_addresses_fail();
+    test_probe_deadline();
+    dns_resolver_free(dns);
+    dnsmasq_stop(&d);
     uv_close((uv_handle_t *)&guard, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
