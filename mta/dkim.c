@@ -6,8 +6,7 @@
  * relaxed canonicalization plus SHA-256 took 5.6 ms per MiB of body, the end of message with an
  * RSA-2048 signature 1.3 ms, with Ed25519 0.6 ms. Hashing is the larger cost, so a large message
  * would stall the loop more than signing would (architecture invariant 3). The loop only appends
- * bytes to a buffer; every DKIM_STREAM_BATCH bytes one work item hashes them, and at most one work
- * item per stream is in flight, which keeps the order of the bytes without locks.
+ * bytes to a lib/pool_pipe, which hands them to the pool in batches.
  */
 #include "mta/dkim.h"
 
@@ -21,16 +20,11 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 
+#include "lib/header_section.h"
+#include "lib/pool_pipe.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 
-/* Loop-side batching: hash once this much is buffered; ask the writer to pause beyond the high
- * water mark so a slow pool cannot make a message's bytes pile up in memory. */
-#define DKIM_STREAM_BATCH (64 * 1024)
-#define DKIM_STREAM_HIGH_WATER (1024 * 1024)
-/* The header section is kept whole until its end (the From: domain decides who signs); larger
- * sections are not signed. */
-#define DKIM_HEADER_SECTION_MAX (1024 * 1024)
 #define DOMAIN_MAX 254
 
 /* RFC 6376 §5.4.1's recommended fields, plus the identifiers and MIME structure fields whose
@@ -575,35 +569,16 @@ void dkim_job_free(struct dkim_job *job)
 /* ------------------------------------------------------------------------------------------ */
 /* The streaming signer */
 
-enum stream_phase {
-    PHASE_HEADERS, /* collecting the header section */
-    PHASE_BODY,    /* signing: body bytes go to the job */
-    PHASE_SKIP,    /* nothing to sign (no From: or no matching entry) or signing failed */
-};
-
 struct dkim_stream {
-    uv_loop_t *loop;
-    uv_work_t work_req;
+    struct pool_pipe pipe;       /* the message bytes, hashed on the pool */
     struct dkim_signer_set *set; /* referenced */
     char *id;
-
-    /* Loop side. */
-    struct buf pending; /* written, not yet handed to the pool */
-    int busy;           /* a work item is in flight */
-    int finishing;      /* dkim_stream_finish was called */
-    int closing;        /* aborted while busy: free when the work returns */
-    int discard;        /* the pool said nothing more will be hashed: drop writes */
-    dkim_stream_writable_cb writable_cb;
-    void *writable_arg;
     dkim_stream_done_cb done_cb;
     void *done_arg;
 
     /* Pool side: touched by one work item at a time, read by the loop only once it returned. */
-    struct buf batch; /* the bytes of the current work item */
-    int final;        /* the current work item ends the message */
-    enum stream_phase phase;
-    struct buf headers; /* the header section until its empty line */
-    size_t scan;        /* start of the first header line not yet examined */
+    struct header_section headers; /* until its end, when the From: domain picks the entries */
+    int in_body;                   /* the job is hashing the body */
     struct dkim_job *job;
     struct buf sigs;  /* the DKIM-Signature fields */
     struct buf error; /* why signing failed */
@@ -611,141 +586,111 @@ struct dkim_stream {
     char from_domain[DOMAIN_MAX + 1];
 };
 
-static void stream_on_work(uv_work_t *req);
-static void stream_on_work_done(uv_work_t *req, int status);
-
-static void stream_fail(struct dkim_stream *s, int status, const char *text)
+/* Records why signing failed; returns 1: no more bytes wanted. */
+static int stream_fail(struct dkim_stream *s, int status, const char *text)
 {
     s->status = status;
-    s->phase = PHASE_SKIP;
+    s->in_body = 0;
     buf_reset(&s->error);
     buf_printf(&s->error, "%s", text);
+    return 1;
 }
 
-/* The end of the header field starting at h[at]: the next line that does not start with white
- * space (RFC 5322 §2.2.3), or `end`. */
-static size_t field_end(const char *h, size_t at, size_t end)
+/* Pool side. The header fields are h[0..end): pick the entries from the From: domain, then hand
+ * the fields to a new job. Returns 1 when nothing is to be signed (or signing failed). */
+static int stream_headers_end(struct dkim_stream *s, const char *h, size_t end)
 {
-    size_t next = at;
-
-    do {
-        const char *nl = memchr(h + next, '\n', end - next);
-        next = nl != NULL ? (size_t)(nl - h) + 1 : end;
-    } while (next < end && (h[next] == ' ' || h[next] == '\t'));
-    return next;
-}
-
-/* Pool side. The header section ends at headers[end]: pick the entries from the From: domain, then
- * hand the fields to a new job. */
-static void stream_headers_end(struct dkim_stream *s, size_t end)
-{
-    const char *h = s->headers.data, *from = NULL;
+    const char *from = NULL;
     size_t from_len = 0, froms = 0;
     const struct dkim_entry *entries[DKIM_MAX_SIGNATURES];
 
-    s->phase = PHASE_SKIP;
     for (size_t at = 0, next; at < end; at = next) {
-        next = field_end(h, at, end);
+        next = header_field_end(h, at, end);
         if (next - at > 5 && strncasecmp(h + at, "From:", 5) == 0) {
             from = h + at;
             from_len = next - at;
             froms++;
         }
     }
-    if (froms > 1) {
-        stream_fail(s, -EINVAL, "DKIM: the message has more than one From: field");
-        return;
-    }
+    if (froms > 1)
+        return stream_fail(s, -EINVAL, "DKIM: the message has more than one From: field");
     if (from == NULL ||
         dkim_from_domain(from, from_len, s->from_domain, sizeof(s->from_domain)) < 0) {
         s->from_domain[0] = '\0';
-        return;
+        return 1;
     }
     size_t n = dkim_match(s->set, s->from_domain, entries, DKIM_MAX_SIGNATURES);
     if (n == 0)
-        return;
+        return 1;
 
     struct buf err = BUF_INIT;
     s->job = dkim_job_new(entries, n, s->id, &err);
     if (s->job == NULL) {
         stream_fail(s, -EINVAL, err.data);
         buf_free(&err);
-        return;
+        return 1;
     }
     for (size_t at = 0, next; at < end; at = next) {
-        next = field_end(h, at, end);
-        if (dkim_job_header(s->job, h + at, next - at) < 0) {
-            stream_fail(s, -EINVAL, dkim_job_error(s->job));
-            return;
-        }
+        next = header_field_end(h, at, end);
+        if (dkim_job_header(s->job, h + at, next - at) < 0)
+            return stream_fail(s, -EINVAL, dkim_job_error(s->job));
     }
-    if (dkim_job_eoh(s->job) < 0) {
-        stream_fail(s, -EINVAL, dkim_job_error(s->job));
-        return;
-    }
-    s->phase = PHASE_BODY;
+    if (dkim_job_eoh(s->job) < 0)
+        return stream_fail(s, -EINVAL, dkim_job_error(s->job));
+    s->in_body = 1;
+    return 0;
 }
 
-static void stream_body(struct dkim_stream *s, const char *data, size_t len)
+static int stream_body(struct dkim_stream *s, const char *data, size_t len)
 {
-    if (dkim_job_body(s->job, data, len) < 0)
-        stream_fail(s, -EINVAL, dkim_job_error(s->job));
+    if (len > 0 && dkim_job_body(s->job, data, len) < 0)
+        return stream_fail(s, -EINVAL, dkim_job_error(s->job));
+    return 0;
 }
 
 /* Pool side: consumes one batch of message bytes. */
-static void stream_consume(struct dkim_stream *s, const char *data, size_t len)
+static int stream_consume(struct pool_pipe *p, const char *data, size_t len)
 {
-    if (s->phase == PHASE_BODY) {
-        stream_body(s, data, len);
-        return;
+    struct dkim_stream *s = container_of(p, struct dkim_stream, pipe);
+    struct header_section *hs = &s->headers;
+
+    if (s->in_body)
+        return stream_body(s, data, len);
+    switch (header_section_feed(hs, data, len)) {
+    case HEADER_SECTION_MORE:
+        return 0;
+    case HEADER_SECTION_TOO_BIG:
+        return stream_fail(s, -EMSGSIZE, "DKIM: header section over 1 MiB, not signed");
+    case HEADER_SECTION_COMPLETE:
+        break;
     }
-    if (s->phase != PHASE_HEADERS)
-        return;
-    if (s->headers.len + len > DKIM_HEADER_SECTION_MAX) {
-        stream_fail(s, -EMSGSIZE, "DKIM: header section over 1 MiB, not signed");
-        return;
-    }
-    buf_append(&s->headers, data, len);
-    /* Look for the empty line that ends the header section. */
-    while (s->scan < s->headers.len) {
-        const char *line = s->headers.data + s->scan;
-        const char *nl = memchr(line, '\n', s->headers.len - s->scan);
-        if (nl == NULL)
-            return;
-        size_t line_len = (size_t)(nl - line) + 1;
-        if (line_len == 1 || (line_len == 2 && line[0] == '\r')) {
-            size_t body = s->scan + line_len;
-            stream_headers_end(s, s->scan);
-            if (s->phase == PHASE_BODY && body < s->headers.len)
-                stream_body(s, s->headers.data + body, s->headers.len - body);
-            buf_free(&s->headers);
-            return;
-        }
-        s->scan += line_len;
-    }
+    int enough = stream_headers_end(s, hs->data.data, hs->fields) ||
+                 stream_body(s, hs->data.data + hs->body, hs->data.len - hs->body);
+    header_section_free(hs);
+    return enough;
 }
 
-static void stream_on_work(uv_work_t *req)
+/* Pool side, after the last bytes: sign. */
+static void stream_sign(struct pool_pipe *p)
 {
-    struct dkim_stream *s = container_of(req, struct dkim_stream, work_req);
+    struct dkim_stream *s = container_of(p, struct dkim_stream, pipe);
 
-    stream_consume(s, s->batch.data, s->batch.len);
-    if (!s->final)
-        return;
-    if (s->phase == PHASE_HEADERS) {
-        /* No empty line: the whole message is its header section (RFC 5322 §3.5). */
-        stream_headers_end(s, s->headers.len);
-        buf_free(&s->headers);
+    if (s->status == 0 && s->job == NULL && s->headers.data.data != NULL) {
+        /* No empty line: the whole message is its header section. */
+        header_section_end(&s->headers);
+        stream_headers_end(s, s->headers.data.data, s->headers.fields);
+        header_section_free(&s->headers);
     }
-    if (s->phase == PHASE_BODY && dkim_job_eom(s->job, &s->sigs) < 0)
+    if (s->in_body && dkim_job_eom(s->job, &s->sigs) < 0)
         stream_fail(s, -EINVAL, dkim_job_error(s->job));
 }
 
-static void stream_free(struct dkim_stream *s)
+static void stream_release(struct pool_pipe *p)
 {
-    buf_free(&s->pending);
-    buf_free(&s->batch);
-    buf_free(&s->headers);
+    struct dkim_stream *s = container_of(p, struct dkim_stream, pipe);
+
+    pool_pipe_close(&s->pipe);
+    header_section_free(&s->headers);
     buf_free(&s->sigs);
     buf_free(&s->error);
     dkim_job_free(s->job);
@@ -754,99 +699,52 @@ static void stream_free(struct dkim_stream *s)
     free(s);
 }
 
-/* Loop side: hands everything pending to one work item. */
-static void stream_start(struct dkim_stream *s, int final)
+static void stream_on_signed(struct pool_pipe *p)
 {
-    s->batch = s->pending;
-    s->pending = (struct buf)BUF_INIT;
-    s->final = final;
-    s->busy = 1;
-    /* Fails only when given no work callback. */
-    (void)uv_queue_work(s->loop, &s->work_req, stream_on_work, stream_on_work_done);
+    struct dkim_stream *s = container_of(p, struct dkim_stream, pipe);
+    int signed_ = s->status == 0 && s->in_body;
+    struct dkim_result res = {
+        .status = s->status,
+        .signatures = signed_ ? (int)s->job->n : 0,
+        .headers = signed_ ? s->sigs.data : NULL,
+        .headers_len = signed_ ? s->sigs.len : 0,
+        .error = s->error.data != NULL ? s->error.data : "",
+        .from_domain = s->from_domain,
+    };
+    s->done_cb(s, &res, s->done_arg);
+    stream_release(p);
 }
 
-static void stream_on_work_done(uv_work_t *req, int status)
-{
-    struct dkim_stream *s = container_of(req, struct dkim_stream, work_req);
-
-    s->busy = 0;
-    buf_free(&s->batch);
-    if (s->closing) {
-        stream_free(s);
-        return;
-    }
-    if (s->final) {
-        struct dkim_result res = {
-            .status = s->status,
-            .signatures = s->status == 0 && s->job != NULL ? (int)s->job->n : 0,
-            .headers = s->status == 0 ? s->sigs.data : NULL,
-            .headers_len = s->status == 0 ? s->sigs.len : 0,
-            .error = s->error.data != NULL ? s->error.data : "",
-            .from_domain = s->from_domain,
-        };
-        s->done_cb(s, &res, s->done_arg);
-        stream_free(s);
-        return;
-    }
-    if (s->phase == PHASE_SKIP) {
-        s->discard = 1;
-        buf_free(&s->pending);
-    }
-    if (s->finishing) {
-        stream_start(s, 1);
-        return;
-    }
-    if (s->pending.len >= DKIM_STREAM_BATCH)
-        stream_start(s, 0);
-    if (s->writable_cb != NULL && s->pending.len < DKIM_STREAM_HIGH_WATER) {
-        dkim_stream_writable_cb cb = s->writable_cb;
-        s->writable_cb = NULL;
-        cb(s, s->writable_arg);
-    }
-}
+static const struct pool_pipe_ops stream_ops = {
+    .consume = stream_consume,
+    .release = stream_release,
+};
 
 struct dkim_stream *dkim_stream_new(uv_loop_t *loop, struct dkim_signer_set *set, const char *id)
 {
     struct dkim_stream *s = xcalloc(1, sizeof(*s));
 
-    s->loop = loop;
+    pool_pipe_init(&s->pipe, loop, &stream_ops);
     s->set = set;
     dkim_signer_set_ref(set);
     s->id = xstrdup(id);
-    s->phase = PHASE_HEADERS;
     return s;
 }
 
 int dkim_stream_write(struct dkim_stream *s, const char *data, size_t len,
                       dkim_stream_writable_cb writable_cb, void *arg)
 {
-    if (s->discard)
-        return 0;
-    buf_append(&s->pending, data, len);
-    if (!s->busy && s->pending.len >= DKIM_STREAM_BATCH)
-        stream_start(s, 0);
-    if (s->pending.len < DKIM_STREAM_HIGH_WATER)
-        return 0;
-    s->writable_cb = writable_cb;
-    s->writable_arg = arg;
-    return 1;
+    return pool_pipe_write(&s->pipe, data, len, writable_cb, arg);
 }
 
 void dkim_stream_finish(struct dkim_stream *s, dkim_stream_done_cb cb, void *arg)
 {
-    s->finishing = 1;
-    s->writable_cb = NULL;
     s->done_cb = cb;
     s->done_arg = arg;
-    if (!s->busy)
-        stream_start(s, 1);
+    pool_pipe_finish(&s->pipe, stream_sign, stream_on_signed);
 }
 
 void dkim_stream_abort(struct dkim_stream *s)
 {
-    s->writable_cb = NULL;
-    if (s->busy)
-        s->closing = 1;
-    else
-        stream_free(s);
+    pool_pipe_abort(&s->pipe);
 }

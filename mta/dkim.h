@@ -114,7 +114,7 @@ struct dkim_result {
     const char *from_domain; /* the From: domain ("" when none was found), for the log */
 };
 
-typedef void (*dkim_stream_writable_cb)(struct dkim_stream *s, void *arg);
+typedef void (*dkim_stream_writable_cb)(void *arg);
 typedef void (*dkim_stream_done_cb)(struct dkim_stream *s, const struct dkim_result *res,
                                     void *arg);
 

@@ -29,7 +29,7 @@
 
 static void tx_on_committed(struct spool_msg *msg, int status, void *arg);
 static void tx_on_spool_writable(struct spool_msg *msg, void *arg);
-static void tx_on_dkim_writable(struct dkim_stream *ds, void *arg);
+static void tx_on_dkim_writable(void *arg);
 static void tx_on_clamd_writable(void *arg);
 
 /* How long clamd may keep us waiting (connect, each write, the verdict). */
@@ -581,7 +581,7 @@ static void tx_on_clamd_writable(void *arg)
     tx_backpressure_update(s);
 }
 
-static void tx_on_dkim_writable(struct dkim_stream *ds, void *arg)
+static void tx_on_dkim_writable(void *arg)
 {
     struct smtp_session *s = arg;
     if (s->tx == NULL)

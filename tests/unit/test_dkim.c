@@ -95,7 +95,7 @@ struct outcome {
     int writable;
 };
 
-static void on_writable(struct dkim_stream *s, void *arg)
+static void on_writable(void *arg)
 {
     ((struct outcome *)arg)->writable = 1;
 }
