@@ -188,6 +188,7 @@ struct config {
         unsigned dnsbl_threshold;
         enum inbound_reverse_dns reverse_dns;
         enum inbound_spf spf;
+        int dkim_verify; /* DKIM signatures checked and reported in Authentication-Results */
         char **blocked_attachments; /* lower-case extensions without the dot */
         size_t nblocked_attachments;
         unsigned max_connections_per_client;

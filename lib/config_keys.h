@@ -320,6 +320,10 @@ static const struct config_key config_keys[] = {
      KEY_AT(inbound.spf),
      .doc = "ignore, mark (Authentication-Results header) or reject_fail (also 550 on fail, 451 "
             "on temperror)."},
+    {.name = "inbound.dkim_verify", .type = CONFIG_ENUM, .def = "true", .names = config_booleans,
+     KEY_AT(inbound.dkim_verify),
+     .doc = "Verify the DKIM signatures of inbound messages; the results go into the "
+            "Authentication-Results field."},
     {.name = "inbound.blocked_attachments", .type = CONFIG_STRINGS,
      .def = "[exe, scr, pif, com, bat, cmd, js, jse, vbs, vbe, wsf, hta, jar, msi, iso]",
      .check = config_check_extension,

@@ -19,6 +19,7 @@
 #include "mta/config_load.h"
 #include "mta/control.h"
 #include "mta/dkim.h"
+#include "mta/dkim_check.h"
 #include "mta/listener.h"
 #include "mta/scheduler.h"
 #include "mta/smtp_server.h"
@@ -494,6 +495,11 @@ int daemon_run(const char *config_path)
     d->config_path = config_path;
     d->srv.dkim = signers;
     d->srv.recipients = recipients;
+    d->srv.dkim_checker = dkim_checker_new();
+    if (d->srv.dkim_checker == NULL)
+        log_msg(LOG_WARN, "dkim.verify_unavailable",
+                "libopendkim did not start: inbound "
+                "messages are not DKIM-verified");
     uv_loop_init(&d->loop);
     int status = 0;
     if (daemon_start(d, cfg, &err) < 0) {
@@ -525,6 +531,7 @@ int daemon_run(const char *config_path)
     auth_users_free(d->srv.auth_users);
     auth_failures_free(d->srv.auth_failures);
     dkim_signer_set_unref(d->srv.dkim);
+    dkim_checker_free(d->srv.dkim_checker);
     recipients_free(d->srv.recipients);
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)

@@ -21,6 +21,7 @@ struct auth_failures;
 struct scheduler;
 struct dns_resolver;
 struct dkim_signer_set;
+struct dkim_checker;
 struct verifier;
 struct client_table;
 
@@ -36,9 +37,10 @@ struct smtp_server {
     struct recipients *recipients; /* domains' recipients tables; NULL: none. Swapped on reload */
     struct auth_failures *auth_failures;   /* failed AUTH attempts per client, across sessions */
     struct client_table *connection_rates; /* inbound: per client, made at first use */
-    struct dkim_signer_set *dkim;  /* DKIM signers of cfg (one reference); swapped on reload */
-    struct verifier *verifier;     /* recipient probes and their cache; NULL: not verified */
-    struct smtp_session *sessions; /* every live session, for shutdown */
+    struct dkim_signer_set *dkim;      /* DKIM signers of cfg (one reference); swapped on reload */
+    struct dkim_checker *dkim_checker; /* inbound DKIM verification; NULL: not verified */
+    struct verifier *verifier;         /* recipient probes and their cache; NULL: not verified */
+    struct smtp_session *sessions;     /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;
     unsigned stopping : 1;

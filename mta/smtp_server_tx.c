@@ -19,6 +19,7 @@
 #include "lib/xalloc.h"
 #include "mta/config_load.h"
 #include "mta/dkim.h"
+#include "mta/dkim_check.h"
 #include "mta/scheduler.h"
 #include "policy/clamd.h"
 #include "policy/mime.h"
@@ -44,9 +45,12 @@ void smtp_tx_free(struct smtp_session *s)
         spool_msg_abort(tx->msg);
     if (tx->dkim != NULL)
         dkim_stream_abort(tx->dkim);
+    if (tx->dkim_check != NULL)
+        dkim_check_abort(tx->dkim_check);
     spf_check_free(tx->spf); /* cancels a check in flight */
     verify_cancel(tx->verify);
     free(tx->auth_results);
+    buf_free(&tx->ar_field);
     mime_parser_free(tx->mime);
     clamd_scan_free(tx->clamd);
     header_filter_free(tx->ar_filter);
@@ -476,12 +480,13 @@ static int tx_relay_authorized(const struct smtp_session *s)
            config_trusted_network_match(s->cfg, (const struct sockaddr *)&s->peer) != NULL;
 }
 
-/* The spool, the DKIM stream and clamd may ask the writer to wait; input resumes once neither
+/* The spool, the DKIM streams and clamd may ask the writer to wait; input resumes once none
  * does. s->spool_paused is what the connection side looks at. */
 static void tx_backpressure_update(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    int full = tx != NULL && (tx->spool_full || tx->dkim_full || tx->clamd_full);
+    int full =
+        tx != NULL && (tx->spool_full || tx->dkim_full || tx->clamd_full || tx->dkim_check_full);
     if (full && !s->spool_paused) {
         s->spool_paused = 1;
         smtp_pause_input(s);
@@ -551,10 +556,11 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
     if (s->inbound && s->cfg->inbound.clamd != NULL)
         tx->clamd = clamd_scan_new(s->srv->loop, s->cfg->inbound.clamd, CLAMD_TIMEOUT_MS,
                                    tx_on_clamd_writable, s);
+    if (s->inbound && s->cfg->inbound.dkim_verify && s->srv->dkim_checker != NULL &&
+        tx->dkim == NULL)
+        tx->dkim_check =
+            dkim_check_new(s->srv->loop, s->srv->dkim_checker, &s->srv->dns, spool_msg_id(tx->msg));
     struct buf header = BUF_INIT;
-    if (tx->auth_results != NULL) /* RFC 8601: at the top, with the trace fields */
-        buf_printf(&header, "Authentication-Results: %s;\r\n\t%s\r\n", s->cfg->server.hostname,
-                   tx->auth_results);
     received_header(s, spool_msg_id(tx->msg), &header);
     tx_store(s, header.data, header.len);
     buf_free(&header);
@@ -587,6 +593,15 @@ static void tx_on_dkim_writable(void *arg)
     if (s->tx == NULL)
         return;
     s->tx->dkim_full = 0;
+    tx_backpressure_update(s);
+}
+
+static void tx_on_dkim_check_writable(void *arg)
+{
+    struct smtp_session *s = arg;
+    if (s->tx == NULL)
+        return;
+    s->tx->dkim_check_full = 0;
     tx_backpressure_update(s);
 }
 
@@ -627,6 +642,20 @@ static void tx_refuse_after_data(struct smtp_session *s, int code, const char *e
     smtp_resume_input(s);
 }
 
+/* Puts the fields made after the data in front of the message: our DKIM signatures, then the
+ * Authentication-Results field. Returns 0 or -EINVAL (the spool refused them). */
+static int tx_prepend_fields(struct smtp_tx *tx, const char *sigs, size_t sigs_len)
+{
+    if (sigs_len == 0 && tx->ar_field.len == 0)
+        return 0;
+    struct buf fields = BUF_INIT;
+    buf_append(&fields, sigs, sigs_len);
+    buf_append(&fields, tx->ar_field.data, tx->ar_field.len);
+    int rc = spool_msg_prepend(tx->msg, fields.data, fields.len);
+    buf_free(&fields);
+    return rc;
+}
+
 /* The signatures are ready (on the loop): prepend them, then commit. */
 static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, void *arg)
 {
@@ -638,8 +667,7 @@ static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, 
         smtp_session_unref(s); /* the client left: smtp_tx_free rolled the message back */
         return;
     }
-    if (res->status == 0 && res->signatures > 0 &&
-        spool_msg_prepend(tx->msg, res->headers, res->headers_len) < 0) {
+    if (res->status == 0 && tx_prepend_fields(tx, res->headers, res->headers_len) < 0) {
         failed = *res;
         failed.status = -EINVAL;
         failed.error = "the spool refused the DKIM-Signature fields";
@@ -651,6 +679,8 @@ static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, 
         smtp_session_unref(s);
         return;
     }
+    if (res->status < 0)
+        (void)tx_prepend_fields(tx, NULL, 0); /* accepted unsigned */
     if (res->status == 0 && res->signatures > 0) {
         struct logrec r;
         log_begin(&r, LOG_INFO, "dkim.signed");
@@ -664,6 +694,7 @@ static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, 
     smtp_session_unref(s);
 }
 
+static void tx_authenticate(struct smtp_session *s);
 static void tx_sign_and_commit(struct smtp_session *s);
 
 /* clamd's verdict on the message (inbound.clamd); clamd_down decides when there is none. */
@@ -692,7 +723,7 @@ static void tx_on_scanned(void *arg, const struct clamd_result *res)
             return;
         }
     }
-    tx_sign_and_commit(s);
+    tx_authenticate(s);
 }
 
 /* At the final dot: either the message is refused (and rolled back) or the commit starts. */
@@ -733,7 +764,72 @@ static void tx_end_of_data(struct smtp_session *s)
         clamd_scan_finish(tx->clamd, tx_on_scanned, s); /* freed with tx: no callback after */
         return;
     }
+    tx_authenticate(s);
+}
+
+/* Inbound mail gets an Authentication-Results field (RFC 8601): SPF's verdict from MAIL and the
+ * DKIM signatures' (res NULL: not verified). */
+static void tx_auth_results(struct smtp_session *s, const struct dkim_check_result *res)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx->auth_results == NULL && res == NULL)
+        return;
+    buf_printf(&tx->ar_field, "Authentication-Results: %s", s->cfg->server.hostname);
+    if (tx->auth_results != NULL)
+        buf_printf(&tx->ar_field, ";\r\n\t%s", tx->auth_results);
+    if (res != NULL) {
+        buf_append_str(&tx->ar_field, ";\r\n\t");
+        dkim_check_result_format(res, &tx->ar_field);
+    }
+    buf_append_str(&tx->ar_field, "\r\n");
+}
+
+static void tx_log_dkim_verified(struct smtp_session *s, const struct dkim_check_result *res)
+{
+    struct buf results = BUF_INIT;
+    for (size_t i = 0; i < res->nsigs; i++)
+        buf_printf(&results, "%s%s d=%s s=%s%s%s", i > 0 ? "; " : "",
+                   dkim_check_verdict_name(res->sigs[i].verdict), res->sigs[i].domain,
+                   res->sigs[i].selector, res->sigs[i].reason[0] != '\0' ? ": " : "",
+                   res->sigs[i].reason);
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.dkim_verified");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "queue_id", spool_msg_id(s->tx->msg));
+    log_int(&r, "signatures", (long long)res->nsigs);
+    log_strn(&r, "results", results.data != NULL ? results.data : "", results.len);
+    log_end(&r);
+    buf_free(&results);
+}
+
+static void tx_on_dkim_checked(void *arg, const struct dkim_check_result *res)
+{
+    struct smtp_session *s = arg;
+    if (s->closed || s->tx == NULL || s->tx->msg == NULL) {
+        smtp_session_unref(s); /* the client left: smtp_tx_free rolled the message back */
+        return;
+    }
+    tx_log_dkim_verified(s, res);
+    tx_auth_results(s, res);
     tx_sign_and_commit(s);
+    smtp_session_unref(s);
+}
+
+/* The message passed the checks: its authentication results are recorded (after the DKIM
+ * signatures are verified, on the pool), then it is signed and committed. */
+static void tx_authenticate(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx->dkim_check == NULL) {
+        tx_auth_results(s, NULL);
+        tx_sign_and_commit(s);
+        return;
+    }
+    struct dkim_check *check = tx->dkim_check;
+    tx->dkim_check = NULL; /* freed after its callback */
+    smtp_set_state(s, SMTP_STATE_SCAN);
+    smtp_session_ref(s);
+    dkim_check_finish(check, tx_on_dkim_checked, s);
 }
 
 /* The message is complete and checked: sign it if it is ours to sign, then commit. */
@@ -742,6 +838,7 @@ static void tx_sign_and_commit(struct smtp_session *s)
     struct smtp_tx *tx = s->tx;
     smtp_set_state(s, SMTP_STATE_COMMIT);
     if (tx->dkim == NULL) {
+        (void)tx_prepend_fields(tx, NULL, 0); /* at most once, and far below the spool's cap */
         tx_commit(s);
         return;
     }
@@ -777,6 +874,9 @@ size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
             mime_parser_feed(tx->mime, message->data, message->len);
         if (tx->clamd != NULL && clamd_scan_write(tx->clamd, message->data, message->len))
             tx->clamd_full = 1;
+        if (tx->dkim_check != NULL && dkim_check_write(tx->dkim_check, message->data, message->len,
+                                                       tx_on_dkim_check_writable, s) == 1)
+            tx->dkim_check_full = 1;
         tx_store(s, message->data, message->len);
         tx_backpressure_update(s);
     }

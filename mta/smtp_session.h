@@ -37,7 +37,7 @@ enum smtp_state {
     SMTP_STATE_MAIL,       /* MAIL accepted, no recipient yet */
     SMTP_STATE_RCPT,       /* at least one recipient accepted */
     SMTP_STATE_DATA,       /* reading the message */
-    SMTP_STATE_SCAN,       /* inbound: clamd scans the message before the commit */
+    SMTP_STATE_SCAN,       /* inbound: clamd and DKIM verification examine the message */
     SMTP_STATE_COMMIT,     /* waiting for the spool to make the message durable */
     SMTP_STATE_STARTTLS,   /* 220 sent, TLS handshake in progress */
     SMTP_STATE_AUTH,       /* 334 sent: the next line is an AUTH response (smtp_auth.c) */
@@ -63,10 +63,13 @@ struct smtp_tx {
     unsigned dkim_full : 1;   /* the DKIM stream asked us to stop writing */
     struct spf_check *spf;    /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
-    char *auth_results;       /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
-    struct mime_parser *mime; /* inbound: attachment check of the message, else NULL */
-    struct clamd_scan *clamd; /* inbound: the message streamed to clamd, else NULL */
-    unsigned clamd_full : 1;  /* clamd's queue asked us to stop writing */
+    char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
+    struct dkim_check *dkim_check; /* inbound: verifying the sender's DKIM signatures, else NULL */
+    unsigned dkim_check_full : 1;  /* the DKIM check asked us to stop writing */
+    struct buf ar_field; /* inbound: the Authentication-Results field, made at the end of data */
+    struct mime_parser *mime;        /* inbound: attachment check of the message, else NULL */
+    struct clamd_scan *clamd;        /* inbound: the message streamed to clamd, else NULL */
+    unsigned clamd_full : 1;         /* clamd's queue asked us to stop writing */
     struct header_filter *ar_filter; /* inbound: drops forged A-R fields naming us */
 };
 

@@ -272,15 +272,24 @@ def send_message(conn, sender, rcpts, body, helo=None):
 
 
 def split_received(stored):
-    """Splits a stored body into (Received header block, rest). The header may be folded."""
-    assert stored.startswith(b"Received:"), "stored body does not start with Received: %r" % stored[:80]
+    """Splits a stored body into (the fields Sluice added, rest): on inbound listeners an
+    Authentication-Results field, then always the Received field. Either may be folded."""
     pos = 0
+    if stored.startswith(b"Authentication-Results:"):
+        pos = field_end(stored, 0)
+    assert stored[pos:].startswith(b"Received:"), \
+        "stored body does not start with Received: %r" % stored[:200]
+    return stored[:field_end(stored, pos)], stored[field_end(stored, pos):]
+
+
+def field_end(stored, pos):
+    """The offset just past the (possibly folded) header field starting at `pos`."""
     while True:
         end = stored.find(b"\r\n", pos)
-        assert end >= 0, "unterminated Received header: %r" % stored[:300]
+        assert end >= 0, "unterminated header field: %r" % stored[:300]
         pos = end + 2
         if stored[pos:pos + 1] not in (b" ", b"\t"):
-            return stored[:pos], stored[pos:]
+            return pos
 
 
 # ---- the daemon ----

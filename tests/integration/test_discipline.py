@@ -112,7 +112,7 @@ class DisciplineTest(MailNetCase):
         ar = [line for line in head.split(b"\r\n") if line.startswith(b"Authentication-Results:")]
         self.assertEqual(ar, [b"Authentication-Results: sluice.test;",  # ours, with the SPF result
                               b"Authentication-Results: other.test; dkim=pass header.d=pass.test"])
-        self.assertIn(b"\tspf=pass smtp.mailfrom=pass.test\r\n", head + b"\r\n")
+        self.assertIn(b"\tspf=pass smtp.mailfrom=pass.test;\r\n\tdkim=none\r\n", head + b"\r\n")
         self.assertNotIn(b"forged)", head)
         self.assertIn(b"Authentication-Results: sluice.test; body", body)  # the body is not touched
         self.assertTrue(self.d.find("smtp.header_removed", count=2))

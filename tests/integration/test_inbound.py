@@ -328,7 +328,8 @@ class InboundTest(MailNetCase):
         self.assertReply(r, 250)  # mark only records the result
         data = self.delivered_data("alice@example.test")
         self.assertTrue(data.startswith(b"Authentication-Results: sluice.test;\r\n\tspf=fail "
-                                        b"smtp.mailfrom=fail.test\r\n"), data[:200])
+                                        b"smtp.mailfrom=fail.test;\r\n\tdkim=none\r\n"),
+                        data[:200])
         self.assertIn(b"\r\nReceived: from client.test", data)
 
     def test_spf_null_sender_checks_helo(self):
