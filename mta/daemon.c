@@ -477,11 +477,25 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
     return 0;
 }
 
+/* Opens server.log.file before the configuration goes through its gates, so what they say (an
+ * acknowledged open relay's warnings) is in the log, not only on stderr. A file that does not load
+ * leaves stderr: the gates' errors are printed there anyway. */
+static void log_open_early(const char *config_path)
+{
+    struct buf err = BUF_INIT;
+    struct config *cfg = config_load_ungated(config_path, &err);
+    if (cfg != NULL)
+        (void)log_open(cfg->server.log_file); /* a failure is reported by daemon_start */
+    config_unref(cfg);
+    buf_free(&err);
+}
+
 int daemon_run(const char *config_path)
 {
     struct buf err = BUF_INIT;
     struct dkim_signer_set *signers = NULL;
     struct recipients *recipients = NULL;
+    log_open_early(config_path);
     struct config *cfg = config_load_with_signers(config_path, &signers, &recipients, &err);
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);

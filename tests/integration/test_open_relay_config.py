@@ -6,8 +6,10 @@ acknowledgement key lets it load (with a warning).
 import os
 import re
 import signal
+import subprocess
 
-from harness import SluiceTestCase, main
+from harness import SluiceTestCase, free_port, main
+from mailnet import wait_until
 
 SAFE = """\
 server:
@@ -55,6 +57,26 @@ class OpenRelayConfig(SluiceTestCase):
         res = self.d.cli("check-config", config=path)
         self.assertEqual(res.returncode, 0, res.stderr.decode())
         self.assertIn("config.open_relay", res.stderr.decode())
+
+    def test_acknowledged_open_relay_warning_goes_to_the_log_file(self):
+        log = os.path.join(self.d.dir, "events.log")
+        port = free_port("127.0.0.1")
+        text = (OPEN[0][1].replace("{port}", str(port)) +
+                "  i_understand_this_is_an_open_relay: true\n").replace(
+                    "server:\n", "server:\n  log:\n    file: %s\n" % log)
+        path = self.write(text, "ack-log.yaml")
+        proc = subprocess.Popen([self.d.bin, "run", "-c", path], cwd=self.d.dir,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: os.path.exists(log) and b"daemon.ready" in open(log, "rb").read(),
+                       10, "daemon.ready in the log file")
+        finally:
+            proc.terminate()
+            _, stderr = proc.communicate(timeout=15)
+        text = open(log, "rb").read().decode()
+        self.assertIn("config.open_relay", text)
+        self.assertLess(text.index("config.open_relay"), text.index("daemon.ready"))
+        self.assertNotIn(b"config.open_relay", stderr)
 
     def test_reload_to_an_open_relay_keeps_the_old_config(self):
         d = self.start_sluice(listeners=[{"name": "sub", "role": "submission"}])
