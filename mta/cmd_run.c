@@ -9,6 +9,7 @@
 #include "mta/commands.h"
 #include "mta/config_load.h"
 #include "mta/daemon.h"
+#include "policy/auth_users.h"
 
 int command_config_option(int argc, char **argv, int *i, const char **path)
 {
@@ -51,6 +52,12 @@ int cmd_check_config(int argc, char **argv)
         return 2;
     struct buf err = BUF_INIT;
     struct config *cfg = config_load_for_command(path, &err);
+    struct auth_users *users = NULL;
+    if (cfg != NULL && config_auth_users(cfg, &users, &err) < 0) { /* as the daemon will */
+        config_unref(cfg);
+        cfg = NULL;
+    }
+    auth_users_free(users);
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);
         if (err.len > 0 && err.data[err.len - 1] != '\n')

@@ -5,6 +5,7 @@
 #include "lib/log.h"
 #include "mta/dkim.h"
 #include "mta/relay_battery.h"
+#include "policy/auth_users.h"
 #include "policy/recipients.h"
 #include "policy/relay_lint.h"
 
@@ -117,6 +118,14 @@ struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf
         return NULL;
     }
     return set;
+}
+
+int config_auth_users(const struct config *cfg, struct auth_users **out, struct buf *err)
+{
+    *out = NULL;
+    if (cfg->relay.users == NULL)
+        return 0;
+    return auth_users_load(cfg->relay.users, out, err) < 0 ? -1 : 0;
 }
 
 struct config *config_load_ungated(const char *path, struct buf *err)

@@ -13,6 +13,7 @@
 
 struct dkim_signer_set;
 struct recipients;
+struct auth_users;
 
 /* Returns the configuration, or NULL after writing "file:line:column: message" lines into err.
  * The DKIM keys are loaded and checked too, so a bad key refuses the configuration. */
@@ -25,6 +26,9 @@ struct config *config_load_with_signers(const char *path, struct dkim_signer_set
  * commands that only read it, such as `sluice queue` (which must work while a key is broken) and
  * `sluice relay-test` (which shows what the gates would refuse). */
 struct config *config_load_ungated(const char *path, struct buf *err);
+/* Loads relay.users into *out (NULL when unset): 0, or -1 with "file:line: message" lines in err.
+ * Blocking, like the configuration itself. */
+int config_auth_users(const struct config *cfg, struct auth_users **out, struct buf *err);
 /* The signer set of cfg's dkim entries, keys loaded; NULL after writing "file:line:column:
  * message" lines (naming the key file when the key is at fault) into err. Blocking. */
 struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err);

@@ -148,15 +148,6 @@ static void log_ready(struct daemon *d, const char *event)
     buf_free(&names);
 }
 
-/* Loads relay.users into *out (NULL when unset). Blocking, like the configuration itself. */
-static int auth_users_for(const struct config *cfg, struct auth_users **out, struct buf *err)
-{
-    *out = NULL;
-    if (cfg->relay.users == NULL)
-        return 0;
-    return auth_users_load(cfg->relay.users, out, err) < 0 ? -1 : 0;
-}
-
 static int strings_equal(char **a, size_t na, char **b, size_t nb)
 {
     if (na != nb)
@@ -179,7 +170,7 @@ static void daemon_reload(struct daemon *d)
 
     if (cfg != NULL && cfg->tls.certificate != NULL && (tls = tls_ctx_for(cfg, &err)) == NULL)
         goto fail;
-    if (cfg != NULL && auth_users_for(cfg, &users, &err) < 0)
+    if (cfg != NULL && config_auth_users(cfg, &users, &err) < 0)
         goto fail;
     if (cfg != NULL && open_new_listeners(d, cfg, &opened, &err) < 0)
         goto fail;
@@ -452,7 +443,7 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
     if (cfg->tls.certificate != NULL && (d->srv.tls_ctx = tls_ctx_for(cfg, err)) == NULL)
         return -1;
     /* Read before dropping privileges: the users file may be readable by root only. */
-    if (auth_users_for(cfg, &d->srv.auth_users, err) < 0)
+    if (config_auth_users(cfg, &d->srv.auth_users, err) < 0)
         return -1;
     d->srv.auth_failures = auth_failures_new(AUTH_FAILURE_CLIENTS);
     struct listener *opened;

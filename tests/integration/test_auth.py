@@ -299,6 +299,10 @@ class Auth(AuthBase):
         self.d.signal(signal.SIGHUP)
         self.d.wait_event("daemon.reload_failed")
         self.assertIn("users:4: expected name:hash", self.d.log_text())
+        # check-config reads the users file as the daemon does, and says the same.
+        res = self.d.cli("check-config")
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("users:4: expected name:hash", res.stderr.decode())
         c, _ = self.tls_session()
         with c:
             self.assertReply(self.auth_plain(c, "alice", PASSWORDS["alice"]), 235, "2.7.0")
