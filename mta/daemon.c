@@ -47,6 +47,8 @@ struct daemon {
     unsigned drained : 1;           /* every SMTP session has ended */
     unsigned scheduler_stopped : 1; /* every delivery has ended */
     unsigned finished : 1;
+    unsigned reloading : 1;    /* a reload's files are being read on the thread pool */
+    unsigned reload_again : 1; /* SIGHUP during that: reload once more after it */
 };
 
 static void daemon_on_sighup(uv_signal_t *h, int signum);
@@ -158,25 +160,66 @@ static int strings_equal(char **a, size_t na, char **b, size_t nb)
     return 1;
 }
 
+/* A reload in progress: what is read from files, on the thread pool, then swapped in on the loop.
+ */
+struct reload {
+    uv_work_t work;
+    struct daemon *d;
+    struct buf err;
+    struct config *cfg; /* NULL: the file did not load (err says why) */
+    struct dkim_signer_set *signers;
+    struct recipients *recipients;
+    SSL_CTX *tls;
+    struct auth_users *users;
+};
+
+static void reload_on_work(uv_work_t *req);
+static void reload_on_loaded(uv_work_t *req, int status);
+
+/* SIGHUP: the files (configuration, keys, certificates, users, recipients: any may be large or
+ * slow) are read on the thread pool; a SIGHUP during a reload runs one more after it. */
 static void daemon_reload(struct daemon *d)
 {
-    struct buf err = BUF_INIT;
-    struct dkim_signer_set *signers = NULL;
-    struct recipients *recipients = NULL;
-    struct config *cfg = config_load_with_signers(d->config_path, &signers, &recipients, &err);
-    SSL_CTX *tls = NULL;
-    struct auth_users *users = NULL;
-    struct listener *opened = NULL;
+    if (d->reloading) {
+        d->reload_again = 1;
+        return;
+    }
+    d->reloading = 1;
+    struct reload *r = xcalloc(1, sizeof *r);
+    r->d = d;
+    /* Fails only when given no work callback. */
+    (void)uv_queue_work(&d->loop, &r->work, reload_on_work, reload_on_loaded);
+}
 
-    if (cfg != NULL && cfg->tls.certificate != NULL && (tls = tls_ctx_for(cfg, &err)) == NULL)
-        goto fail;
-    if (cfg != NULL && config_auth_users(cfg, &users, &err) < 0)
-        goto fail;
-    if (cfg != NULL && open_new_listeners(d, cfg, &opened, &err) < 0)
-        goto fail;
-    if (cfg == NULL)
-        goto fail;
+static void reload_on_work(uv_work_t *req)
+{
+    struct reload *r = container_of(req, struct reload, work);
+    r->cfg = config_load_with_signers(r->d->config_path, &r->signers, &r->recipients, &r->err);
+    if (r->cfg == NULL)
+        return;
+    if ((r->cfg->tls.certificate != NULL && (r->tls = tls_ctx_for(r->cfg, &r->err)) == NULL) ||
+        config_auth_users(r->cfg, &r->users, &r->err) < 0) {
+        config_unref(r->cfg);
+        r->cfg = NULL;
+    }
+}
 
+static void reload_free(struct reload *r)
+{
+    if (r->tls != NULL)
+        SSL_CTX_free(r->tls);
+    auth_users_free(r->users);
+    recipients_free(r->recipients);
+    dkim_signer_set_unref(r->signers);
+    config_unref(r->cfg);
+    buf_free(&r->err);
+    free(r);
+}
+
+/* Swaps in what the reload loaded (its fields are taken: NULL afterwards). */
+static void reload_apply(struct daemon *d, struct reload *r, struct listener *opened)
+{
+    struct config *cfg = r->cfg;
     if (strcmp(cfg->server.spool, d->srv.cfg->server.spool) != 0)
         log_msg(LOG_WARN, "daemon.reload",
                 "server.spool changed: takes effect at the next restart");
@@ -188,40 +231,51 @@ static void daemon_reload(struct daemon *d)
     adopt_listeners(d, cfg, opened);
     if (d->srv.tls_ctx != NULL)
         SSL_CTX_free(d->srv.tls_ctx);
-    d->srv.tls_ctx = tls;
+    d->srv.tls_ctx = r->tls;
     /* Sessions copy the hash they check, so the old table can go at once. */
     auth_users_free(d->srv.auth_users);
-    d->srv.auth_users = users;
+    d->srv.auth_users = r->users;
     /* Lookups are synchronous, so the old tables can go at once. */
     recipients_free(d->srv.recipients);
-    d->srv.recipients = recipients;
+    d->srv.recipients = r->recipients;
     /* Streams in flight keep their reference to the old signer set. */
     dkim_signer_set_unref(d->srv.dkim);
-    d->srv.dkim = signers;
+    d->srv.dkim = r->signers;
     config_unref(d->srv.cfg);
     d->srv.cfg = cfg;
+    *r = (struct reload){.err = r->err};
     /* Reopened at every reload, so a rotated log file is let go (and a new path takes effect). */
     int log_err = log_open(cfg->server.log_file);
     if (log_err < 0)
         log_msg(LOG_ERROR, "daemon.reload",
-                "server.log.file: cannot open %s: %s; still logging "
-                "to the old target",
+                "server.log.file: cannot open %s: %s; still logging to the old target",
                 cfg->server.log_file, strerror(-log_err));
     log_ready(d, "daemon.reload");
-    buf_free(&err);
-    return;
+}
 
-fail:
-    log_config_errors("config.error", &err);
-    log_msg(LOG_ERROR, "daemon.reload_failed", "configuration not changed");
-    if (tls != NULL)
-        SSL_CTX_free(tls);
-    auth_users_free(users);
-    recipients_free(recipients);
-    dkim_signer_set_unref(signers);
-    if (cfg != NULL)
-        config_unref(cfg);
-    buf_free(&err);
+static void reload_on_loaded(uv_work_t *req, int status)
+{
+    struct reload *r = container_of(req, struct reload, work);
+    struct daemon *d = r->d;
+    struct listener *opened = NULL;
+    (void)status; /* never cancelled */
+
+    d->reloading = 0;
+    if (d->stopping) {
+        reload_free(r);
+        return;
+    }
+    if (r->cfg != NULL && open_new_listeners(d, r->cfg, &opened, &r->err) == 0) {
+        reload_apply(d, r, opened);
+    } else {
+        log_config_errors("config.error", &r->err);
+        log_msg(LOG_ERROR, "daemon.reload_failed", "configuration not changed");
+    }
+    reload_free(r);
+    if (d->reload_again) {
+        d->reload_again = 0;
+        daemon_reload(d);
+    }
 }
 
 static void daemon_on_sighup(uv_signal_t *h, int signum)

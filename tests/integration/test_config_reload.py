@@ -127,6 +127,22 @@ class Signals(SluiceTestCase):
         self.assertReply(before.ehlo(), 250)
         self.assertReply(before.cmd("NOOP"), 250, "2.0.0")
 
+    def test_sighups_in_a_row_end_with_the_last_file(self):
+        """Reloads read their files on the thread pool; a SIGHUP during one runs another after
+        it, so the file written last is the one in force."""
+        for name in ("first.sluice.test", "second.sluice.test", "last.sluice.test"):
+            self.d.write_config(extra={"server": dict(self.d.config_dict()["server"],
+                                                      hostname=name)})
+            self.d.signal(signal.SIGHUP)
+        wait_until(lambda: len(self.d.events("daemon.reload")) >= 2, 10, "two reloads at least")
+        wait_until(lambda: self.banner() == "last.sluice.test ESMTP Sluice", 10,
+                   "the last file in force", lambda: self.banner())
+        self.assertIsNone(self.d.proc.poll())
+
+    def banner(self):
+        with self.d.connect("mx") as c:
+            return c.banner.lines[0]
+
     def test_sighup_reopens_the_log_file(self):
         """logrotate's way: the file is renamed, and after SIGHUP the daemon writes a new one."""
         path = os.path.join(self.d.dir, "events.log")
