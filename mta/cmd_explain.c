@@ -247,6 +247,9 @@ static void print_message_policy(const struct config *cfg, const struct smtp_add
     printf(cfg->inbound.nblocked_attachments ? " blocked (554 5.7.1 at end of data)\n"
                                              : " none blocked\n");
     printf("clamd: %s\n", cfg->inbound.clamd ? cfg->inbound.clamd : "none");
+    printf(cfg->inbound.dkim_verify ? "dkim: signatures verified at end of data, results in "
+                                      "Authentication-Results (never refused)\n"
+                                    : "dkim: not verified (inbound.dkim_verify is false)\n");
 }
 
 /* RCPT on an inbound listener, after the relay decision accepted: the domain's recipients file,
