@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/client_table.h"
+#include "lib/line_file.h"
 #include "lib/xalloc.h"
 
 struct auth_user {
@@ -18,6 +19,7 @@ struct auth_user {
 struct auth_users {
     struct auth_user *users; /* sorted by name for bsearch */
     size_t nusers;
+    size_t cap; /* of users, while loading */
 };
 
 /* ---- the users file ---- */
@@ -77,59 +79,33 @@ static const char *line_check(const char *line, size_t len, size_t *name_len)
     return NULL;
 }
 
+/* One "name:hash" line into the table, or what is wrong with it. */
+static const char *users_on_line(void *arg, const char *line, size_t len)
+{
+    struct auth_users *users = arg;
+    size_t name_len = 0;
+    const char *why = line_check(line, len, &name_len);
+    if (why != NULL)
+        return why;
+    if (users->nusers == users->cap) {
+        users->cap = users->cap ? users->cap * 2 : 16;
+        users->users = xrealloc(users->users, users->cap * sizeof *users->users);
+    }
+    struct auth_user *u = &users->users[users->nusers++];
+    u->name = xstrndup(line, name_len);
+    u->hash = xstrndup(line + name_len + 1, len - name_len - 1);
+    return NULL;
+}
+
 int auth_users_load(const char *path, struct auth_users **out, struct buf *err)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        int e = errno;
-        buf_printf(err, "%s: cannot open users file: %s\n", path, strerror(e));
-        return -e;
-    }
     struct auth_users *users = xcalloc(1, sizeof *users);
-    size_t cap = 0;
-    char *line = NULL;
-    size_t line_cap = 0;
-    ssize_t n;
-    unsigned lineno = 0;
-    int problems = 0;
-
-    while ((n = getline(&line, &line_cap, f)) >= 0) {
-        lineno++;
-        size_t len = (size_t)n;
-        if (len > 0 && line[len - 1] == '\n')
-            len--;
-        if (len > 0 && line[len - 1] == '\r')
-            len--;
-        line[len] = '\0'; /* crypt_checksalt reads the hash as a C string */
-        if (len == 0 || line[0] == '#')
-            continue;
-        size_t name_len = 0;
-        const char *why = line_check(line, len, &name_len);
-        if (why != NULL) {
-            buf_printf(err, "%s:%u: %s\n", path, lineno, why);
-            problems++;
-            continue;
-        }
-        if (users->nusers == cap) {
-            cap = cap ? cap * 2 : 16;
-            users->users = xrealloc(users->users, cap * sizeof *users->users);
-        }
-        struct auth_user *u = &users->users[users->nusers++];
-        u->name = xstrndup(line, name_len);
-        u->hash = xstrndup(line + name_len + 1, len - name_len - 1);
-    }
-    int read_error = ferror(f);
-    fclose(f);
-    if (line != NULL) {
-        explicit_bzero(line, line_cap);
-        free(line);
-    }
-    if (read_error) {
-        buf_printf(err, "%s: read error\n", path);
+    int rc = line_file_read(path, "users file", users_on_line, users, err);
+    if (rc < 0 && rc != -EINVAL) {
         auth_users_free(users);
-        return -EIO;
+        return rc;
     }
-
+    int problems = rc < 0;
     if (users->nusers > 0)
         qsort(users->users, users->nusers, sizeof *users->users, user_cmp);
     for (size_t i = 1; i < users->nusers; i++) {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/line_file.h"
 #include "lib/strmap.h"
 #include "lib/xalloc.h"
 
@@ -89,48 +90,24 @@ static const char *line_add(struct recipients *r, const char *domain, const char
     return NULL;
 }
 
+struct file_load {
+    struct recipients *r;
+    const char *domain;
+};
+
+static const char *file_on_line(void *arg, const char *line, size_t len)
+{
+    struct file_load *fl = arg;
+    return line_add(fl->r, fl->domain, line, len);
+}
+
 /* Reads one domain's file into r; returns 0 or a negative errno (messages appended to err). */
 static int file_load(struct recipients *r, const struct config_domain *dom, struct buf *err)
 {
-    FILE *f = fopen(dom->recipients, "re");
-    if (f == NULL) {
-        int e = errno;
-        buf_printf(err, "%s: cannot open recipients file of %s: %s\n", dom->recipients, dom->name,
-                   strerror(e));
-        return -e;
-    }
-    char *line = NULL;
-    size_t line_cap = 0;
-    ssize_t n;
-    unsigned lineno = 0;
-    int problems = 0;
-    while ((n = getline(&line, &line_cap, f)) >= 0) {
-        lineno++;
-        const char *s = line;
-        size_t len = (size_t)n;
-        while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' ||
-                           s[len - 1] == '\t'))
-            len--;
-        while (len > 0 && (*s == ' ' || *s == '\t')) {
-            s++;
-            len--;
-        }
-        if (len == 0 || s[0] == '#')
-            continue;
-        const char *why = line_add(r, dom->name, s, len);
-        if (why != NULL) {
-            buf_printf(err, "%s:%u: %s\n", dom->recipients, lineno, why);
-            problems++;
-        }
-    }
-    int read_error = ferror(f);
-    fclose(f);
-    free(line);
-    if (read_error) {
-        buf_printf(err, "%s: read error\n", dom->recipients);
-        return -EIO;
-    }
-    return problems ? -EINVAL : 0;
+    char what[SMTP_DOMAIN_MAX + 32];
+    snprintf(what, sizeof(what), "recipients file of %s", dom->name);
+    struct file_load fl = {r, dom->name};
+    return line_file_read(dom->recipients, what, file_on_line, &fl, err);
 }
 
 int recipients_load(const struct config *cfg, struct recipients **out, struct buf *err)

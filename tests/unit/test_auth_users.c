@@ -45,18 +45,19 @@ static void test_load_ok(void)
              "# users\n"
              "\n"
              "bob:%s\n"
-             "alice@example.com:%s\r\n"
-             "   \n" /* not blank: a bad line */
+             "  alice@example.com:%s \r\n" /* surrounding blanks are not part of it */
+             "   \n"                       /* a blank line */
+             "   nohash\n"                 /* a bad line */
              ,
              sha512_pw, yescrypt_pw);
     struct buf err = BUF_INIT;
     struct auth_users *u = NULL;
     const char *path = write_file("bad_blank", text);
     CHECK(auth_users_load(path, &u, &err) < 0);
-    CHECK(err.len > 0 && strstr(text_of(&err), "bad_blank:5: ") != NULL);
+    CHECK(err.len > 0 && strstr(text_of(&err), "bad_blank:6: expected name:hash") != NULL);
     buf_free(&err);
 
-    text[strlen(text) - 4] = '\0'; /* drop the "   \n" line */
+    text[strlen(text) - 10] = '\0'; /* drop the "   nohash\n" line */
     path = write_file("users", text);
     if (auth_users_load(path, &u, &err) != 0) {
         fprintf(stderr, "users file refused: %s\n", text_of(&err));
