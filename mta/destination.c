@@ -21,15 +21,20 @@
 #define THROTTLE_PAUSE_MIN_MS 1000
 #define THROTTLE_PAUSE_MAX_MS (5 * 60 * 1000)
 
-/* One egress address's state at this destination. */
+/* One egress address's state at this destination. A reload's successor destination shares it with
+ * the retired one (refs), so the connections still open there count against the cap, and pauses and
+ * the token buckets carry over. */
 struct slot {
+    int refs;
     struct sockaddr_storage src; /* family AF_UNSPEC: not bound */
     char *ehlo;
     char *address;   /* for logs: "192.0.2.10" or "any" */
-    unsigned active; /* open connections */
-    unsigned cap;    /* current connection limit: shaping's, lowered when throttled */
+    unsigned active; /* open connections, of every destination sharing the slot */
+    unsigned max;    /* the shaping's connections */
+    unsigned cap;    /* current connection limit: max, lowered when throttled */
     uint64_t paused_until;
     struct ratelimit_bucket rcpt_bucket, msg_bucket;
+    struct dest *owner; /* the destination that dispatches on it (the newest), or NULL */
 };
 
 struct dest {
@@ -37,7 +42,7 @@ struct dest {
     char *key;
     struct config *cfg;
     const struct config_shaping *shaping;
-    struct slot *slots;
+    struct slot **slots;
     size_t nslots;
     struct job *queue, **queue_tail;
     size_t queued; /* jobs */
@@ -117,30 +122,71 @@ void job_free(struct job *job)
     free(job);
 }
 
-static void slot_init(struct slot *sl, const struct config_egress_addr *ea, const char *hostname,
-                      const struct config_shaping *sh, uint64_t now)
+/* Burst 1: steady pacing, so no window of one period ever sees more than the rate, and the
+ * buckets start empty so a restart cannot burst either. A bucket whose rate is unchanged keeps its
+ * level (a reload must not burst). */
+static void slot_set_rate(struct ratelimit_bucket *b, const struct config_rate *r, uint64_t now,
+                          int fresh)
 {
-    memset(sl, 0, sizeof *sl);
+    struct ratelimit_rate rate = {r->count, r->period_ms};
+    if (fresh || b->rate.count != rate.count || b->rate.period_ms != rate.period_ms)
+        ratelimit_bucket_init(b, rate, 1, now, 0);
+}
+
+/* Sets the slot up for shaping sh; a slot taken over from a retired destination (fresh 0) keeps
+ * a throttle's lower cap, its pause and the buckets' levels. */
+static void slot_configure(struct slot *sl, const char *ehlo, const struct config_shaping *sh,
+                           uint64_t now, int fresh)
+{
+    free(sl->ehlo); /* smtp_client_open copies it: no connection points at the old one */
+    sl->ehlo = xstrdup(ehlo);
+    int throttled = !fresh && sl->cap < sl->max;
+    sl->max = sh->connections;
+    if (!throttled || sl->cap > sl->max)
+        sl->cap = sl->max;
+    slot_set_rate(&sl->rcpt_bucket, &sh->rate, now, fresh);
+    slot_set_rate(&sl->msg_bucket, &sh->message_rate, now, fresh);
+}
+
+/* The predecessor's slot for the same egress address, or NULL. */
+static struct slot *dest_find_slot(const struct dest *d, const char *address)
+{
+    for (size_t i = 0; d != NULL && i < d->nslots; i++)
+        if (strcmp(d->slots[i]->address, address) == 0)
+            return d->slots[i];
+    return NULL;
+}
+
+static struct slot *slot_new(const struct config_egress_addr *ea, const char *ehlo,
+                             const struct config_shaping *sh, uint64_t now)
+{
+    struct slot *sl = xcalloc(1, sizeof *sl);
+    sl->refs = 1;
     if (ea != NULL) {
         sl->src = ea->addr;
-        sl->ehlo = xstrdup(ea->ehlo != NULL ? ea->ehlo : hostname);
         sl->address = xstrdup(ea->address);
     } else {
         sl->src.ss_family = AF_UNSPEC;
-        sl->ehlo = xstrdup(hostname);
         sl->address = xstrdup("any");
     }
-    sl->cap = sh->connections;
-    /* Burst 1: steady pacing, so no window of one period ever sees more than the rate, and the
-     * buckets start empty so a restart cannot burst either. */
-    struct ratelimit_rate rate = {sh->rate.count, sh->rate.period_ms};
-    struct ratelimit_rate mrate = {sh->message_rate.count, sh->message_rate.period_ms};
-    ratelimit_bucket_init(&sl->rcpt_bucket, rate, 1, now, 0);
-    ratelimit_bucket_init(&sl->msg_bucket, mrate, 1, now, 0);
+    slot_configure(sl, ehlo, sh, now, 1);
+    return sl;
+}
+
+static void slot_unref(struct slot *sl, const struct dest *d)
+{
+    if (sl->owner == d)
+        sl->owner = NULL;
+    if (--sl->refs > 0)
+        return;
+    free(sl->ehlo);
+    free(sl->address);
+    free(sl);
 }
 
 struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
-                      const struct config_shaping *shaping, const struct config_egress_pool *pool)
+                      const struct config_shaping *shaping, const struct config_egress_pool *pool,
+                      const struct dest *predecessor)
 {
     struct dest *d = xcalloc(1, sizeof *d);
     d->env = env;
@@ -151,9 +197,24 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
     uint64_t now = uv_now(env->loop);
     d->nslots = pool != NULL && pool->naddrs > 0 ? pool->naddrs : 1;
     d->slots = xcalloc(d->nslots, sizeof *d->slots);
-    for (size_t i = 0; i < d->nslots; i++)
-        slot_init(&d->slots[i], pool != NULL && pool->naddrs > 0 ? &pool->addrs[i] : NULL,
-                  cfg->server.hostname, shaping, now);
+    for (size_t i = 0; i < d->nslots; i++) {
+        const struct config_egress_addr *ea =
+            pool != NULL && pool->naddrs > 0 ? &pool->addrs[i] : NULL;
+        const char *ehlo = ea != NULL && ea->ehlo != NULL ? ea->ehlo : cfg->server.hostname;
+        struct slot *sl = dest_find_slot(predecessor, ea != NULL ? ea->address : "any");
+        if (sl != NULL) {
+            sl->refs++;
+            slot_configure(sl, ehlo, shaping, now, 0);
+        } else {
+            sl = slot_new(ea, ehlo, shaping, now);
+        }
+        sl->owner = d;
+        d->slots[i] = sl;
+    }
+    if (predecessor != NULL) {
+        d->fail_streak = predecessor->fail_streak;
+        d->suspended_until = predecessor->suspended_until;
+    }
     uv_timer_init(env->loop, &d->timer);
     d->timer.data = d;
     return d;
@@ -167,10 +228,8 @@ const char *dest_key(const struct dest *d)
 static void dest_on_closed_timer(uv_handle_t *h)
 {
     struct dest *d = h->data;
-    for (size_t i = 0; i < d->nslots; i++) {
-        free(d->slots[i].ehlo);
-        free(d->slots[i].address);
-    }
+    for (size_t i = 0; i < d->nslots; i++)
+        slot_unref(d->slots[i], d);
     free(d->slots);
     config_unref(d->cfg);
     free(d->key);
@@ -187,7 +246,7 @@ void dest_free(struct dest *d)
 
 int dest_idle(const struct dest *d)
 {
-    return d->queue == NULL && d->conns == 0 && d->suspended_until != UINT64_MAX;
+    return d->queue == NULL && d->conns == 0 && (d->retired || d->suspended_until != UINT64_MAX);
 }
 
 int dest_unused(const struct dest *d)
@@ -195,8 +254,10 @@ int dest_unused(const struct dest *d)
     uint64_t now = uv_now(d->env->loop);
     if (!dest_idle(d) || d->suspended_until > now)
         return 0;
+    /* A shared slot may still carry a retired predecessor's connections. */
     for (size_t i = 0; i < d->nslots; i++)
-        if (d->slots[i].paused_until > now || d->slots[i].cap < d->shaping->connections)
+        if (d->slots[i]->paused_until > now || d->slots[i]->cap < d->slots[i]->max ||
+            d->slots[i]->active > 0)
             return 0;
     return 1;
 }
@@ -288,7 +349,7 @@ static struct slot *dest_free_slot(struct dest *d, uint64_t now, uint64_t *wake)
 {
     struct slot *best = NULL;
     for (size_t i = 0; i < d->nslots; i++) {
-        struct slot *sl = &d->slots[i];
+        struct slot *sl = d->slots[i];
         if (sl->paused_until > now) {
             if (sl->paused_until < *wake)
                 *wake = sl->paused_until;
@@ -342,7 +403,7 @@ void dest_resume(struct dest *d)
     d->suspended_until = 0;
     d->fail_streak = 0;
     for (size_t i = 0; i < d->nslots; i++)
-        d->slots[i].paused_until = 0;
+        d->slots[i]->paused_until = 0;
     dest_log(d, NULL, LOG_INFO, "delivery.resume", "resumed");
     dest_dispatch(d);
 }
@@ -388,9 +449,9 @@ static void slot_throttle(struct dest *d, struct slot *sl)
 /* A transaction went through: win back one connection of a throttled slot. */
 static void slot_recover(struct dest *d, struct slot *sl)
 {
-    if (sl->cap < d->shaping->connections) {
+    if (sl->cap < sl->max) {
         sl->cap++;
-        if (sl->cap == d->shaping->connections)
+        if (sl->cap == sl->max)
             dest_log(d, sl, LOG_INFO, "delivery.unthrottle", "back to the configured connections");
     }
 }
@@ -473,7 +534,8 @@ static void conn_start(struct dest *d, struct slot *sl, struct job *job)
 static void conn_free(struct conn *c)
 {
     struct dest *d = c->dest;
-    c->slot->active--;
+    struct slot *sl = c->slot;
+    sl->active--;
     d->conns--;
     d->env->conns--;
     *c->prev = c->next;
@@ -487,6 +549,9 @@ static void conn_free(struct conn *c)
     else
         free(c);
     if (d->retired) {
+        /* The successor may open the connection this one leaves free. */
+        if (sl->owner != NULL && sl->owner != d)
+            dest_dispatch(sl->owner);
         if (dest_idle(d))
             d->env->hooks.dest_idle(d->env->hooks.arg, d);
     } else {
@@ -831,7 +896,7 @@ void dest_describe(const struct dest *d, struct buf *out)
         buf_printf(out, "\"suspended_ms\":%llu,", (unsigned long long)(d->suspended_until - now));
     buf_printf(out, "\"egress\":[");
     for (size_t i = 0; i < d->nslots; i++) {
-        const struct slot *sl = &d->slots[i];
+        const struct slot *sl = d->slots[i];
         buf_printf(out, "%s{\"address\":\"%s\",\"active\":%u,\"cap\":%u%s}", i ? "," : "",
                    sl->address, sl->active, sl->cap,
                    sl->paused_until > now ? ",\"paused\":true" : "");

@@ -78,9 +78,14 @@ struct dest_env {
 };
 
 /* A destination for `key` under shaping values `shaping`, sending from `pool` (NULL: one
- * unbound address with EHLO `hostname`). Takes a reference on cfg (the values live in it). */
+ * unbound address with EHLO `hostname`). Takes a reference on cfg (the values live in it).
+ * After a reload, `predecessor` is the retired destination for the same key (or NULL): the new
+ * one takes over its suspension and, for each egress address in both, shares its state: the
+ * connections still open there count against the new cap, and a throttle, a pause and the rate
+ * buckets carry over. The two may be freed in any order. */
 struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
-                      const struct config_shaping *shaping, const struct config_egress_pool *pool);
+                      const struct config_shaping *shaping, const struct config_egress_pool *pool,
+                      const struct dest *predecessor);
 const char *dest_key(const struct dest *d);
 /* Queues a job (split by recipients_per_message) and opens connections as the limits allow. */
 void dest_enqueue(struct dest *d, struct job *job);
@@ -91,9 +96,11 @@ void dest_resume(struct dest *d);
 /* Stops new connections; queued jobs are returned. With abort, open connections are dropped
  * (their jobs end with temporary failures). The destination frees itself once idle. */
 void dest_retire(struct dest *d, int abort);
-/* 1 when it has no jobs and no connections (an admin suspension counts as in use). */
+/* 1 when it has no jobs and no connections (an admin suspension counts as in use, unless
+ * retired). */
 int dest_idle(const struct dest *d);
-/* 1 when it is idle and no pause or suspension lies ahead: forgetting it loses nothing. */
+/* 1 when it is idle, no pause or suspension lies ahead and no predecessor's connection is still
+ * open on its egress addresses: forgetting it loses nothing. */
 int dest_unused(const struct dest *d);
 void dest_free(struct dest *d);
 /* Appends a JSON object describing it (key, queued jobs, connections, limits, pauses). */

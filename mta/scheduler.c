@@ -58,7 +58,10 @@ struct scheduler {
     struct dest_env env;
     struct strmap msgs;  /* queue id -> struct qmsg */
     struct strmap dests; /* destination key -> struct dest */
-    size_t retired_dests;
+    /* Destinations retired by a reload whose state (open connections, pauses, suspension) the
+     * next destination for the key takes over; kept until then, or until that state is gone. */
+    struct strmap retired;
+    size_t retired_dests; /* not freed yet */
     struct minheap due;
     uv_timer_t timer, sweep;
     unsigned holds;  /* sum of every message's holds */
@@ -415,12 +418,22 @@ static void scheduler_on_job_returned(void *arg, struct job *job)
     msg_release(m);
 }
 
-static void scheduler_on_dest_idle(void *arg, struct dest *d)
+static void scheduler_release_dest(struct scheduler *s, struct dest *d)
 {
-    struct scheduler *s = arg;
     dest_free(d);
     s->retired_dests--;
     scheduler_check_stopped(s);
+}
+
+static void scheduler_on_dest_idle(void *arg, struct dest *d)
+{
+    struct scheduler *s = arg;
+    if (strmap_get(&s->retired, dest_key(d)) == d) {
+        if (!dest_unused(d))
+            return; /* a successor may still take its pauses over (or the sweep drops it) */
+        strmap_del(&s->retired, dest_key(d));
+    }
+    scheduler_release_dest(s, d);
 }
 
 /* ---- routing: recipients -> destinations ---- */
@@ -451,8 +464,11 @@ static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
     struct dest *d = strmap_get(&s->dests, key);
     if (d == NULL && mx != NULL) {
         const struct config_egress_pool *pool = config_egress_pool_find(s->cfg, (*shaping)->pool);
-        d = dest_new(&s->env, key, s->cfg, *shaping, pool);
+        struct dest *predecessor = strmap_del(&s->retired, key);
+        d = dest_new(&s->env, key, s->cfg, *shaping, pool, predecessor);
         strmap_put(&s->dests, key, d);
+        if (predecessor != NULL && dest_idle(predecessor))
+            scheduler_release_dest(s, predecessor);
     }
     return d;
 }
@@ -738,15 +754,28 @@ static void collect_unused_dest(const char *key, void *value, void *arg)
         kl->keys[kl->n++] = xstrdup(key);
 }
 
-/* Destinations nothing was sent to lately are forgotten, so thousands of domains do not pile up.
- */
+/* The keys of map's destinations that dest_unused finds nothing in. */
+static struct key_list unused_dests(struct strmap *map)
+{
+    struct key_list kl = {xcalloc(map->count + 1, sizeof(char *)), 0};
+    strmap_each(map, collect_unused_dest, &kl);
+    return kl;
+}
+
+/* Destinations nothing was sent to lately are forgotten, so thousands of domains do not pile up;
+ * so are retired ones whose pauses ended without a successor. */
 static void scheduler_on_sweep(uv_timer_t *t)
 {
     struct scheduler *s = t->data;
-    struct key_list kl = {xcalloc(s->dests.count + 1, sizeof(char *)), 0};
-    strmap_each(&s->dests, collect_unused_dest, &kl);
+    struct key_list kl = unused_dests(&s->dests);
     for (size_t i = 0; i < kl.n; i++) {
         dest_free(strmap_del(&s->dests, kl.keys[i]));
+        free(kl.keys[i]);
+    }
+    free(kl.keys);
+    kl = unused_dests(&s->retired);
+    for (size_t i = 0; i < kl.n; i++) {
+        scheduler_release_dest(s, strmap_del(&s->retired, kl.keys[i]));
         free(kl.keys[i]);
     }
     free(kl.keys);
@@ -770,6 +799,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     };
     s->msgs = (struct strmap)STRMAP_INIT;
     s->dests = (struct strmap)STRMAP_INIT;
+    s->retired = (struct strmap)STRMAP_INIT;
     s->due = (struct minheap)MINHEAP_INIT;
     uv_timer_init(loop, &s->timer);
     uv_timer_init(loop, &s->sweep);
@@ -779,18 +809,36 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
 
 static void retire_dest(const char *key, void *value, void *arg)
 {
-    (void)key;
     struct scheduler *s = arg;
     struct dest *d = value;
     s->retired_dests++;
     dest_retire(d, s->stopping);
+    if (!s->stopping)
+        strmap_put(&s->retired, key, d);
     if (dest_idle(d))
         scheduler_on_dest_idle(s, d);
+}
+
+/* Stopping: a retired destination waits for no successor; its connections are dropped. */
+static void abort_retired_dest(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct scheduler *s = arg;
+    struct dest *d = value;
+    dest_retire(d, 1);
+    if (dest_idle(d))
+        scheduler_release_dest(s, d);
 }
 
 /* Every destination stops taking jobs (those queued come back) and ends once idle. */
 static void scheduler_retire_dests(struct scheduler *s)
 {
+    if (s->stopping) {
+        struct strmap waiting = s->retired;
+        s->retired = (struct strmap)STRMAP_INIT;
+        strmap_each(&waiting, abort_retired_dest, s);
+        strmap_free(&waiting);
+    }
     struct strmap old = s->dests;
     s->dests = (struct strmap)STRMAP_INIT;
     strmap_each(&old, retire_dest, s);
@@ -872,6 +920,7 @@ void scheduler_free(struct scheduler *s)
     strmap_each(&s->msgs, free_msg_entry, NULL);
     strmap_free(&s->msgs);
     strmap_free(&s->dests);
+    strmap_free(&s->retired);
     minheap_free(&s->due);
     config_unref(s->cfg);
     uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);
@@ -979,9 +1028,13 @@ int scheduler_delete(struct scheduler *s, const char *id, struct buf *out)
     return 0;
 }
 
+/* A destination retired by a reload counts until its successor exists: that one takes over an
+ * admin suspension (or its lifting). */
 static struct dest *find_dest(struct scheduler *s, const char *name, struct buf *out)
 {
     struct dest *d = strmap_get(&s->dests, name);
+    if (d == NULL)
+        d = strmap_get(&s->retired, name);
     if (d == NULL)
         buf_printf(out, "no destination %s (see `sluice queue list`)\n", name);
     return d;

@@ -524,6 +524,14 @@ class MailNetCase(harness.SluiceTestCase):
         self.d = self.start_sluice(config=self.net.sluice_config(**config))
         return self.d
 
+    def reload_daemon(self, **config):
+        """Rewrites the daemon's configuration as net.sluice_config(**config) and reloads it
+        (SIGHUP), waiting for this reload's daemon.reload record."""
+        done = len(self.d.events("daemon.reload"))
+        self.d.write_config(extra=self.net.sluice_config(**config))
+        self.d.signal(signal.SIGHUP)
+        self.d.wait_event("daemon.reload", count=done + 1)
+
     def detail(self):
         return "%s\n%s" % (self.net.report(), self.d.log_tail())
 
