@@ -189,6 +189,7 @@ struct config {
         enum inbound_reverse_dns reverse_dns;
         enum inbound_spf spf;
         int dkim_verify; /* DKIM signatures checked and reported in Authentication-Results */
+        int reject_unknown_sender_domain; /* MAIL FROM's domain must have an MX or an address */
         char **blocked_attachments; /* lower-case extensions without the dot */
         size_t nblocked_attachments;
         unsigned max_connections_per_client;

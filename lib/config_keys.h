@@ -320,6 +320,10 @@ static const struct config_key config_keys[] = {
      KEY_AT(inbound.spf),
      .doc = "ignore, mark (Authentication-Results header) or reject_fail (also 550 on fail, 451 "
             "on temperror)."},
+    {.name = "inbound.reject_unknown_sender_domain", .type = CONFIG_ENUM, .def = "false",
+     .names = config_booleans, KEY_AT(inbound.reject_unknown_sender_domain),
+     .doc = "Refuse MAIL FROM whose domain has no MX and no address (550 5.1.8) or a null MX "
+            "(550 5.7.27); 451 when DNS fails."},
     {.name = "inbound.dkim_verify", .type = CONFIG_ENUM, .def = "true", .names = config_booleans,
      KEY_AT(inbound.dkim_verify),
      .doc = "Verify the DKIM signatures of inbound messages; the results go into the "

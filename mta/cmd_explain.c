@@ -23,6 +23,7 @@
 #include "policy/recipients.h"
 #include "policy/relay.h"
 #include "policy/reverse_dns.h"
+#include "policy/sender_domain.h"
 #include "policy/spf.h"
 
 struct explain_args {
@@ -113,6 +114,9 @@ struct inbound_lookups {
     const struct reverse_dns_result *rdns_res;
     struct spf_check *spf;
     const struct spf_result *spf_res;
+    struct sender_domain_check *sender_check;
+    enum dns_status sender_status;
+    int sender_checked; /* sender_status is the answer */
     unsigned pending;
 };
 
@@ -137,20 +141,41 @@ static void lookups_on_spf(void *arg, const struct spf_result *res)
     l->pending--;
 }
 
+static void lookups_on_sender_domain(void *arg, enum dns_status status)
+{
+    struct inbound_lookups *l = arg;
+    l->sender_status = status;
+    l->sender_checked = 1;
+    l->pending--;
+}
+
+/* The domain inbound.reject_unknown_sender_domain asks about, or NULL (the null sender, an address
+ * literal, the check off). */
+static const char *sender_domain_to_check(const struct config *cfg, const char *sender)
+{
+    const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
+    if (!cfg->inbound.reject_unknown_sender_domain || at == NULL || at[1] == '[')
+        return NULL;
+    return at + 1;
+}
+
 static void lookups_free(struct inbound_lookups *l)
 {
     dnsbl_check_free(l->dnsbl);
     reverse_dns_check_free(l->rdns);
     spf_check_free(l->spf);
+    sender_domain_check_free(l->sender_check);
 }
 
-/* Starts what cfg asks for (SPF only when sender is not NULL) and runs a private loop until every
- * answer is in; the resolver's timeout bounds each lookup. Returns 0, or -1 after saying why. */
+/* Starts what cfg asks for (the sender's checks only when sender is not NULL; SPF when spf) and
+ * runs a private loop until every answer is in; the resolver's timeout bounds each lookup.
+ * Returns 0, or -1 after saying why. */
 static int lookups_run(const struct config *cfg, const struct sockaddr *client, const char *helo,
-                       const char *sender, struct inbound_lookups *l)
+                       const char *sender, int spf, struct inbound_lookups *l)
 {
-    if (cfg->inbound.ndnsbl == 0 && cfg->inbound.reverse_dns == REVERSE_DNS_IGNORE &&
-        sender == NULL)
+    const char *sender_domain = sender_domain_to_check(cfg, sender);
+    if (cfg->inbound.ndnsbl == 0 && cfg->inbound.reverse_dns == REVERSE_DNS_IGNORE && !spf &&
+        sender_domain == NULL)
         return 0; /* nothing to look up */
     uv_loop_t loop;
     int rc = uv_loop_init(&loop);
@@ -166,9 +191,13 @@ static int lookups_run(const struct config *cfg, const struct sockaddr *client, 
     if (dns != NULL && rc == 0 && cfg->inbound.reverse_dns != REVERSE_DNS_IGNORE &&
         (rc = reverse_dns_check_start(dns, client, lookups_on_rdns, l, &l->rdns)) == 0)
         l->pending++;
-    if (dns != NULL && rc == 0 && sender != NULL &&
+    if (dns != NULL && rc == 0 && spf &&
         (rc = spf_check_start(dns, client, helo, sender, cfg->server.hostname, lookups_on_spf, l,
                               &l->spf)) == 0)
+        l->pending++;
+    if (dns != NULL && rc == 0 && sender_domain != NULL &&
+        (rc = sender_domain_check_start(dns, sender_domain, lookups_on_sender_domain, l,
+                                        &l->sender_check)) == 0)
         l->pending++;
     while (rc == 0 && l->pending > 0)
         uv_run(&loop, UV_RUN_ONCE);
@@ -287,13 +316,19 @@ static int explain_envelope(const struct explain_args *a, const struct config *c
         return 2;
     }
     if (inbound) {
-        int spf = d.verdict == POLICY_ACCEPT && cfg->inbound.spf != SPF_IGNORE;
+        int accepted = d.verdict == POLICY_ACCEPT;
+        int spf = accepted && cfg->inbound.spf != SPF_IGNORE;
         /* a session always has a HELO name; without --helo the null sender's SPF gets "unknown" */
-        if (lookups_run(cfg, client, a->helo ? a->helo : "unknown", spf ? sender : NULL, look) < 0)
+        if (lookups_run(cfg, client, a->helo ? a->helo : "unknown", accepted ? sender : NULL, spf,
+                        look) < 0)
             return 1;
         print_connect_checks(cfg, look);
     }
     printf("MAIL %s\n", mail_arg);
+    if (inbound && d.verdict == POLICY_ACCEPT && look->sender_checked) {
+        printf("  sender domain: %s\n", dns_status_name(look->sender_status));
+        d = sender_domain_verdict(look->sender_status);
+    }
     if (inbound && d.verdict == POLICY_ACCEPT) {
         if (look->spf_res != NULL)
             d = print_spf(cfg, look);

@@ -25,6 +25,7 @@
 #include "policy/mime.h"
 #include "policy/recipients.h"
 #include "policy/relay.h"
+#include "policy/sender_domain.h"
 #include "policy/spf.h"
 #include "policy/verify.h"
 
@@ -48,6 +49,7 @@ void smtp_tx_free(struct smtp_session *s)
     if (tx->dkim_check != NULL)
         dkim_check_abort(tx->dkim_check);
     spf_check_free(tx->spf); /* cancels a check in flight */
+    sender_domain_check_free(tx->sender_check);
     verify_cancel(tx->verify);
     free(tx->auth_results);
     buf_free(&tx->ar_field);
@@ -145,6 +147,8 @@ static int has_smtputf8(const struct smtp_path_args *args)
     return smtp_param_find(args, "SMTPUTF8") != NULL;
 }
 
+static void mail_refuse(struct smtp_session *s, const struct policy_decision *d, const char *check);
+
 /* SPF decides MAIL of an inbound session. Under reject_fail a temporary error is a 451 too: the
  * sender retries, and a fail seen later is still refused. */
 static void mail_on_spf(void *arg, const struct spf_result *res)
@@ -174,31 +178,85 @@ static void mail_on_spf(void *arg, const struct spf_result *res)
         smtp_set_state(s, SMTP_STATE_MAIL);
         smtp_reply(s, 250, "2.1.0", "Ok");
     } else {
-        smtp_reply(s, d.code, d.enhanced, "%s", d.text);
-        smtp_log_rejected(s, "mail", d.code, d.text, "spf", tx->sender);
-        smtp_tx_free(s);
-        smtp_set_state(s, SMTP_STATE_READY);
+        mail_refuse(s, &d, "spf");
     }
     smtp_resume_input(s); /* also writes the reply */
 }
 
-/* Starts SPF for the MAIL just accepted (s->tx); input waits for the verdict. */
-static void mail_spf_start(struct smtp_session *s)
+/* MAIL is refused by `check`: the reply, the log, and the session reads commands again. */
+static void mail_refuse(struct smtp_session *s, const struct policy_decision *d, const char *check)
 {
-    if (s->srv->dns == NULL) {
-        const char *text = "Temporary failure: DNS unavailable, try again later";
-        smtp_reply(s, 451, "4.4.3", "%s", text);
-        smtp_log_rejected(s, "mail", 451, text, "spf", s->tx->sender);
-        smtp_tx_free(s);
+    smtp_reply(s, d->code, d->enhanced, "%s", d->text);
+    smtp_log_rejected(s, "mail", d->code, d->text, check, s->tx->sender);
+    smtp_tx_free(s);
+    smtp_set_state(s, SMTP_STATE_READY);
+}
+
+/* A check of the sender could not start: 451, as for a DNS failure. */
+static void mail_check_unavailable(struct smtp_session *s, const char *check)
+{
+    struct policy_decision d = {.verdict = POLICY_TEMPFAIL,
+                                .code = 451,
+                                .enhanced = "4.4.3",
+                                .text = "Temporary failure: DNS unavailable, try again later"};
+    mail_refuse(s, &d, check);
+}
+
+/* The inbound checks of the sender, in turn: its domain (when asked for), then SPF. Each that
+ * runs holds input until its verdict (state MAIL_CHECK); the last one accepting answers 250.
+ * Returns 1 when a check is running, else 0 after replying. */
+static int mail_check_spf(struct smtp_session *s)
+{
+    if (s->cfg->inbound.spf == SPF_IGNORE) {
+        smtp_set_state(s, SMTP_STATE_MAIL);
+        smtp_reply(s, 250, "2.1.0", "Ok");
+        return 0;
+    }
+    if (s->srv->dns == NULL ||
+        spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, s->helo, s->tx->sender,
+                        s->cfg->server.hostname, mail_on_spf, s, &s->tx->spf) < 0) {
+        mail_check_unavailable(s, "spf");
+        return 0;
+    }
+    smtp_set_state(s, SMTP_STATE_MAIL_CHECK);
+    return 1;
+}
+
+static void mail_on_sender_domain(void *arg, enum dns_status status)
+{
+    struct smtp_session *s = arg;
+    struct smtp_tx *tx = s->tx;
+    sender_domain_check_free(tx->sender_check);
+    tx->sender_check = NULL;
+    const char *domain = strrchr(tx->sender, '@') + 1;
+
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.sender_domain");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "domain", domain);
+    log_str(&r, "result", dns_status_name(status));
+    log_end(&r);
+
+    struct policy_decision d = sender_domain_verdict(status);
+    if (d.verdict != POLICY_ACCEPT)
+        mail_refuse(s, &d, "sender_domain");
+    else if (mail_check_spf(s))
+        return;           /* input stays paused for SPF */
+    smtp_resume_input(s); /* also writes the reply */
+}
+
+/* Starts the checks of the sender of the MAIL just accepted (s->tx) on an inbound listener. */
+static void mail_checks_start(struct smtp_session *s)
+{
+    const char *at = strrchr(s->tx->sender, '@');
+    if (!s->cfg->inbound.reject_unknown_sender_domain || at == NULL || at[1] == '[') {
+        if (mail_check_spf(s)) /* the null sender and address literals have no domain to ask */
+            smtp_pause_input(s);
         return;
     }
-    int rc = spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, s->helo, s->tx->sender,
-                             s->cfg->server.hostname, mail_on_spf, s, &s->tx->spf);
-    if (rc < 0) {
-        const char *text = "Temporary failure: SPF check could not start, try again later";
-        smtp_reply(s, 451, "4.4.3", "%s", text);
-        smtp_log_rejected(s, "mail", 451, text, "spf", s->tx->sender);
-        smtp_tx_free(s);
+    if (s->srv->dns == NULL || sender_domain_check_start(s->srv->dns, at + 1, mail_on_sender_domain,
+                                                         s, &s->tx->sender_check) < 0) {
+        mail_check_unavailable(s, "sender_domain");
         return;
     }
     smtp_set_state(s, SMTP_STATE_MAIL_CHECK);
@@ -237,8 +295,8 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
     smtp_addr_format(&from, text, sizeof text);
     tx->sender = xstrdup(text);
     s->tx = tx;
-    if (s->inbound && s->cfg->inbound.spf != SPF_IGNORE) {
-        mail_spf_start(s);
+    if (s->inbound) {
+        mail_checks_start(s);
         return;
     }
     smtp_set_state(s, SMTP_STATE_MAIL);

@@ -23,6 +23,7 @@ struct dkim_stream;
 struct dnsbl_check;
 struct reverse_dns_check;
 struct spf_check;
+struct sender_domain_check;
 struct verify_check;
 struct mime_parser;
 struct clamd_scan;
@@ -62,6 +63,7 @@ struct smtp_tx {
     unsigned spool_full : 1;  /* the spool asked us to stop writing */
     unsigned dkim_full : 1;   /* the DKIM stream asked us to stop writing */
     struct spf_check *spf;    /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
+    struct sender_domain_check *sender_check; /* inbound: the sender domain's MX lookup */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
     char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
     struct dkim_check *dkim_check; /* inbound: verifying the sender's DKIM signatures, else NULL */

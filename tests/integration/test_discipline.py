@@ -154,6 +154,16 @@ class DisciplineTest(MailNetCase):
         rcpt = out.split("RCPT TO:<alice@example.test>\n", 1)[1]
         self.assertTrue(rcpt.startswith("  reject 550 5.7.25"), rcpt)
 
+    def test_explain_sender_domain(self):
+        self.net.dns.host("resolves.test", "127.0.0.9")
+        self.start_mx(reject_unknown_sender_domain=True)
+        out = self.explain("127.0.0.1", "a@nowhere.test")
+        self.assertIn("MAIL FROM:<a@nowhere.test>\n  sender domain: nxdomain\n"
+                      "  reject 550 5.1.8 Sender address rejected: Domain not found\n", out)
+        self.assertIn("RCPT TO:<alice@example.test>\n  not reached: MAIL was refused", out)
+        out = self.explain("127.0.0.1", "a@resolves.test")
+        self.assertIn("MAIL FROM:<a@resolves.test>\n  sender domain: ok\n  spf: none", out)
+
 
 if __name__ == "__main__":
     harness.main()

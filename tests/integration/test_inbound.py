@@ -332,6 +332,41 @@ class InboundTest(MailNetCase):
                         data[:200])
         self.assertIn(b"\r\nReceived: from client.test", data)
 
+    def test_unknown_sender_domain(self):
+        self.net.dns.host("resolves.test", "127.0.0.9")  # no MX: the implicit MX is enough
+        self.net.dns.mx("mx-only.test", "mail.resolves.test", 10)
+        self.net.dns.null_mx("nullmx.test")
+        self.start_mx(reject_unknown_sender_domain=True, spf="ignore")
+        c = self.connect()
+        self.assertReply(c.ehlo(HELO), 250)
+        for sender, code, enhanced in (("a@nowhere.test", 550, "5.1.8"),  # NXDOMAIN
+                                       ("a@pass.test", 550, "5.1.8"),  # a TXT record only
+                                       ("a@nullmx.test", 550, "5.7.27"),  # RFC 7505
+                                       ("a@elsewhere.example", 451, "4.1.8"),  # DNS error
+                                       ("a@resolves.test", 250, "2.1.0"),
+                                       ("a@mx-only.test", 250, "2.1.0"),
+                                       ("", 250, "2.1.0"),  # the null sender has no domain
+                                       ("a@[127.0.0.9]", 250, "2.1.0")):
+            with self.subTest(sender):
+                self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), code, enhanced)
+                if code == 250:
+                    self.assertReply(c.cmd("RSET"), 250)
+        self.assertTrue(self.d.find("smtp.rejected", rule="sender_domain", code=550))
+        self.assertTrue(self.d.find("smtp.sender_domain", domain="nullmx.test", result="null-mx"))
+        # Pipelined after the check: each command waits for the one before, and SPF follows.
+        c.send(b"MAIL FROM:<x@nowhere.test>\r\nMAIL FROM:<a@resolves.test>\r\n"
+               b"RCPT TO:<alice@example.test>\r\n")
+        self.assertEqual([r.code for r in c.read_replies(3)], [550, 250, 250])
+
+    def test_unknown_sender_domain_then_spf(self):
+        self.net.dns.host("fail.test", "127.0.0.9")
+        self.start_mx(reject_unknown_sender_domain=True)  # and spf: reject_fail
+        c = self.connect()
+        self.assertReply(c.ehlo(HELO), 250)
+        self.assertReply(c.cmd("MAIL FROM:<a@fail.test>"), 550, "5.7.23")  # resolves, SPF fails
+        self.assertReply(c.cmd("MAIL FROM:<a@nowhere.test>"), 550, "5.1.8")  # SPF not asked
+        self.assertEqual(self.d.events("smtp.spf", domain="nowhere.test"), [])
+
     def test_spf_null_sender_checks_helo(self):
         self.start_mx(spf="mark")
         c = self.connect()
