@@ -199,6 +199,11 @@ static void cmd_helo(struct smtp_session *s, struct smtp_slice arg)
         smtp_reply(s, 250, NULL, "%s", s->cfg->server.hostname);
 }
 
+static int starttls_offered(const struct smtp_session *s)
+{
+    return s->srv->tls_ctx != NULL && !s->tls && s->listener->tls != LISTENER_TLS_NONE;
+}
+
 static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
 {
     greet(s, arg, 1);
@@ -208,7 +213,7 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
     buf_printf(&s->out, "250-%s\r\n", s->cfg->server.hostname);
     buf_printf(&s->out, "250-PIPELINING\r\n");
     buf_printf(&s->out, "250-SIZE %llu\r\n", (unsigned long long)s->cfg->limits.max_message_size);
-    if (s->srv->tls_ctx != NULL && !s->tls && s->listener->tls != LISTENER_TLS_NONE)
+    if (starttls_offered(s))
         buf_printf(&s->out, "250-STARTTLS\r\n");
     if (smtp_auth_offered(s))
         buf_printf(&s->out, "250-AUTH PLAIN LOGIN\r\n");
@@ -267,8 +272,9 @@ static void cmd_expn(struct smtp_session *s, struct smtp_slice arg)
 
 static void cmd_help(struct smtp_session *s, struct smtp_slice arg)
 {
-    smtp_reply(s, 214, "2.0.0",
-               "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+    /* Only what this session may use now: STARTTLS and AUTH as the EHLO reply offers them. */
+    smtp_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s%s",
+               starttls_offered(s) ? " STARTTLS" : "", smtp_auth_offered(s) ? " AUTH" : "");
 }
 
 static void cmd_bdat(struct smtp_session *s, struct smtp_slice arg)

@@ -151,12 +151,18 @@ class Auth(AuthBase):
             self.assertFalse(any(k.startswith("AUTH") for k in self.keywords(r)), r)
             self.assertReply(self.auth_plain(c, "alice", PASSWORDS["alice"]), 538, "5.7.11")
             self.assertReply(c.cmd("AUTH LOGIN"), 538, "5.7.11")
+            help_words = c.cmd("HELP").text.split()
+            self.assertIn("STARTTLS", help_words)  # HELP names what EHLO offers now
+            self.assertNotIn("AUTH", help_words)
             self.assert_relay_refused(c)
 
     def test_plain_initial_response_then_relay(self):
         c, ehlo = self.tls_session()
         with c:
             self.assertIn("AUTH PLAIN LOGIN", self.keywords(ehlo))
+            help_words = c.cmd("HELP").text.split()
+            self.assertIn("AUTH", help_words)
+            self.assertNotIn("STARTTLS", help_words)
             self.assert_relay_refused(c)
             self.assertReply(self.auth_plain(c, "alice", PASSWORDS["alice"]), 235, "2.7.0")
             self.assertReply(self.auth_plain(c, "alice", PASSWORDS["alice"]), 503, "5.5.1",

@@ -95,6 +95,9 @@ class Commands(SluiceTestCase):
             self.assertReply(c.cmd("EXPN staff"), 502, "5.5.1")
             r = c.cmd("HELP")
             self.assertReply(r, 214, "2.0.0")
+            # no certificate and no users: neither STARTTLS nor AUTH is offered, nor named
+            self.assertNotIn("STARTTLS", r.text.split())
+            self.assertNotIn("AUTH", r.text.split())
             self.assertReply(c.cmd("FROBNICATE now"), 500, "5.5.2", "unknown command")
             self.assertReply(c.cmd(""), 500, "5.5.2", "empty line")
             self.assertReply(c.cmd("QUIT"), 221, "2.0.0")
