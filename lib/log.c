@@ -43,7 +43,12 @@ static size_t log_queue_limit = 8 * 1024 * 1024; /* lines beyond this are droppe
 static unsigned long long log_dropped;           /* ...and counted here */
 static uv_thread_t log_writer;
 
-static enum log_level log_min = LOG_INFO;
+/* Lines are queued in chunks of about this size, so a backlog is many small buffers that go as
+ * they are written, not one that doubles. */
+#define LOG_CHUNK_MAX (64 * 1024)
+
+/* Set at start and reload, read by every thread that logs. */
+static _Atomic enum log_level log_min = LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -321,7 +326,7 @@ void log_end(struct logrec *r)
         log_dropped++;
     } else {
         struct log_chunk *c = log_tail;
-        if (c == NULL || c->fd != log_fd || c->close_after)
+        if (c == NULL || c->fd != log_fd || c->close_after || c->data.len >= LOG_CHUNK_MAX)
             c = chunk_push(log_fd);
         buf_append(&c->data, r->line.data, r->line.len);
         log_queued += r->line.len;
