@@ -890,6 +890,8 @@ void dest_describe(const struct dest *d, struct buf *out)
     uint64_t now = uv_now(d->env->loop);
     buf_printf(out, "{\"destination\":\"%s\",\"queued_jobs\":%zu,\"connections\":%u,", d->key,
                d->queued, d->conns);
+    if (d->retired)
+        buf_printf(out, "\"retired\":true,");
     if (d->suspended_until == UINT64_MAX)
         buf_printf(out, "\"suspended\":\"admin\",");
     else if (d->suspended_until > now)

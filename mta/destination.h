@@ -103,7 +103,8 @@ int dest_idle(const struct dest *d);
  * open on its egress addresses: forgetting it loses nothing. */
 int dest_unused(const struct dest *d);
 void dest_free(struct dest *d);
-/* Appends a JSON object describing it (key, queued jobs, connections, limits, pauses). */
+/* Appends a JSON object describing it (key, queued jobs, connections, limits, pauses, retired by a
+ * reload). */
 void dest_describe(const struct dest *d, struct buf *out);
 
 void job_free(struct job *job);

@@ -1131,5 +1131,6 @@ void scheduler_list(struct scheduler *s, struct buf *out)
     buf_printf(out, "],\"destinations\":[");
     lc.n = 0;
     strmap_each(&s->dests, list_dest, &lc);
+    strmap_each(&s->retired, list_dest, &lc); /* from before a reload, not yet taken over */
     buf_printf(out, "]}\n");
 }

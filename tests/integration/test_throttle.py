@@ -5,6 +5,7 @@ destination whose hosts keep failing is suspended with backoff instead of being 
 changes are logged. A reload keeps both: the destination that replaces the retired one goes on
 with the lowered connections, the pause and the suspension.
 """
+import json
 import time
 
 from harness import main
@@ -56,6 +57,13 @@ class Throttle(MailNetCase):
         connections."""
         self.check_throttle_and_pause(4, reload=True)
 
+    def destinations(self, key):
+        """`queue list --json`'s destinations named key, as their retired/suspended fields."""
+        res = self.d.cli("queue", "list", "--json")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        return [{k: v for k, v in d.items() if k in ("retired", "suspended")}
+                for d in json.loads(res.stdout)["destinations"] if d["destination"] == key]
+
     def test_admin_suspension_survives_a_reload(self):
         """`sluice queue suspend` holds mail for the destination across a SIGHUP until `sluice
         queue resume`."""
@@ -67,7 +75,12 @@ class Throttle(MailNetCase):
         self.wait(lambda: peer.delivered_rcpts(), 15, "the first message delivered")
         self.assertEqual(self.d.cli("queue", "suspend", "held.test").returncode, 0)
         self.reload_daemon(**config)
+        # Until a message needs it, the retired destination is listed as such, still suspended.
+        self.assertEqual(self.destinations("held.test"),
+                         [{"retired": True, "suspended": "admin"}])
         send(self.d, SENDER, ["held@held.test"])
+        self.wait(lambda: self.destinations("held.test") == [{"suspended": "admin"}], 10,
+                  "the successor, suspended")
         time.sleep(1.5)
         self.assertEqual(peer.delivered_rcpts(), ["before@held.test"], "held while suspended")
         self.assertEqual(len(peer.sessions), 1, "no connection while suspended")
