@@ -100,12 +100,15 @@ static const struct phrase_rule phrase_rules[] = {
     {"authentication", BOUNCE_POLICY},
     {"dmarc", BOUNCE_POLICY},
     {"blocked", BOUNCE_REPUTATION},
-    {"refused", BOUNCE_CONNECTION},
-    {"timed out", BOUNCE_CONNECTION},
-    {"timeout", BOUNCE_CONNECTION},
-    {"connection reset", BOUNCE_CONNECTION},
-    {"lost connection", BOUNCE_CONNECTION},
-    {"unreachable", BOUNCE_CONNECTION},
+};
+
+/* Words of a failed connection. A server that answered with a permanent refusal had a working
+ * connection, whatever its text says ("554 Message refused"), so these apply to temporary
+ * failures and to Sluice's own reports only. */
+static const struct phrase_rule connection_phrases[] = {
+    {"refused", BOUNCE_CONNECTION},         {"timed out", BOUNCE_CONNECTION},
+    {"timeout", BOUNCE_CONNECTION},         {"connection reset", BOUNCE_CONNECTION},
+    {"lost connection", BOUNCE_CONNECTION}, {"unreachable", BOUNCE_CONNECTION},
 };
 
 /* Enhanced codes (subject.detail, either class) that name the cause by themselves. */
@@ -164,6 +167,9 @@ enum bounce_class bounce_classify(int code, const char *enhanced, const char *te
     }
 
     rule = match_phrase(phrase_rules, sizeof(phrase_rules) / sizeof(phrase_rules[0]), text);
+    if (rule == NULL && code < 500)
+        rule = match_phrase(connection_phrases,
+                            sizeof(connection_phrases) / sizeof(connection_phrases[0]), text);
     if (rule != NULL)
         return rule->cls;
     /* "Try again later" is a rate limit when the server also drops the connection (421); a
@@ -176,6 +182,10 @@ enum bounce_class bounce_classify(int code, const char *enhanced, const char *te
         return BOUNCE_CONNECTION;
     if (code == 552)
         return BOUNCE_MESSAGE_SIZE;
+    /* 554 "transaction failed" (RFC 5321 §4.2.3): at end of data, the content or a policy was
+     * refused; at the greeting, the client. Either way a policy decision. */
+    if (code == 554)
+        return BOUNCE_POLICY;
     return BOUNCE_OTHER;
 }
 

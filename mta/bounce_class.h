@@ -9,8 +9,10 @@
  * BL0000xx reputation); a decisive enhanced code (given, or leading the text) such as 5.1.1,
  * x.2.2, x.3.4, x.7.26 (unauthenticated), x.7.28 (Gmail rate), x.7.606 (Microsoft ban), x.7.650
  * (Microsoft rate); then phrases in order rate, TLS, quota, size, DNS, blocklists (Spamhaus,
- * RBL, "listed"), unknown user, policy/spam, "blocked", "try again later", connection errors;
- * then any x.7.x is POLICY, no code at all is CONNECTION, 552 is MESSAGE_SIZE, the rest OTHER.
+ * RBL, "listed"), unknown user, policy/spam, "blocked", then connection errors (for temporary
+ * failures and our own reports only: a 5xx came over a working connection); then 421 is
+ * RATE_LIMIT, any x.7.x is POLICY, no code at all is CONNECTION, 552 is MESSAGE_SIZE, 554 (a
+ * refused transaction) is POLICY, the rest OTHER.
  */
 #ifndef SLUICE_BOUNCE_CLASS_H
 #define SLUICE_BOUNCE_CLASS_H

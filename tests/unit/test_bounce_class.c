@@ -102,7 +102,14 @@ static const struct sample samples[] = {
     {450, "4.1.2", "<a@nx.example>: Recipient address rejected: Domain not found", BOUNCE_DNS},
     {451, "4.3.0", "Temporary local problem, try again later", BOUNCE_OTHER},
     {550, "5.7.1", "Relaying denied", BOUNCE_POLICY},
-    {554, NULL, "Transaction failed", BOUNCE_OTHER},
+    {554, NULL, "Transaction failed", BOUNCE_POLICY},
+    /* A permanent refusal at end of data is about the message, whatever words it uses. */
+    {554, NULL, "Message refused", BOUNCE_POLICY},
+    {554, "5.7.1", "Message refused by content filter", BOUNCE_POLICY},
+    {550, NULL, "Message refused: timeout reading the body", BOUNCE_OTHER},
+    {421, NULL, "Timeout, closing connection", BOUNCE_CONNECTION},
+    {451, "4.4.2", "lost connection with mx.example.org: connection reset by peer",
+     BOUNCE_CONNECTION},
     {552, NULL, "Requested mail action aborted: exceeded storage allocation", BOUNCE_MESSAGE_SIZE},
     /* Sluice's own failures: no remote reply */
     {0, NULL, "connect to 192.0.2.1:25: Connection refused", BOUNCE_CONNECTION},
