@@ -347,6 +347,18 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_end(&rec);
 }
 
+/* A failed null-sender message (usually a DSN) owes nobody a report: it is dropped, and the log
+ * is the only place that says so. */
+static void log_double_bounce(const struct qmsg *m, const struct rcpt *r)
+{
+    struct logrec rec;
+    log_begin(&rec, LOG_WARN, "delivery.double_bounce");
+    log_str(&rec, "queue_id", m->id);
+    log_str(&rec, "rcpt", r->addr);
+    log_str(&rec, "msg", "undeliverable mail from the null sender: no DSN is sent, it is dropped");
+    log_end(&rec);
+}
+
 /* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
  * (the last step repeats), never after expiry; 0 when it has expired. */
 static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, unsigned attempts,
@@ -392,10 +404,12 @@ static void scheduler_on_job_done(void *arg, struct job *job,
             status = SPOOL_RCPT_FAILED, event = "delivery.expired";
             buf_printf(&text, " (gave up: the message has been in the queue too long)");
         }
-        /* No DSN is ever sent for a bounce (RFC 5321 §6.1): a null-sender failure is final. */
-        if (status == SPOOL_RCPT_FAILED && m->sender[0] == '\0')
-            status = SPOOL_RCPT_BOUNCED;
         log_delivery(m, r, event, o, mx_name, next, now);
+        /* No DSN is ever sent for a bounce (RFC 5321 §6.1): a null-sender failure is final. */
+        if (status == SPOOL_RCPT_FAILED && m->sender[0] == '\0') {
+            status = SPOOL_RCPT_BOUNCED;
+            log_double_bounce(m, r);
+        }
         rcpt_set_result(r, o->code, o->enhanced, text.data,
                         o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
         buf_free(&text);

@@ -297,6 +297,9 @@ class Delivery(MailNetCase):
         time.sleep(2 * RETRY_FIRST)
         self.assertEqual(self.d.queue_list(), [], "no DSN queued")
         self.assertEqual([tx.sender for tx in dest.transactions()], [""], "one attempt, no DSN")
+        self.assertEqual(self.d.events("delivery.bounce"), [], "no DSN made")
+        dropped = self.d.events("delivery.double_bounce")
+        self.assertEqual([e["rcpt"] for e in dropped], ["gone@dest.test"], "the drop is logged")
 
     def test_body_bytes(self):
         """Dot-stuffed on the wire, bare LF/CR sent as CRLF (so a stored bare-LF "." line is
