@@ -343,13 +343,14 @@ class AuthDelays(AuthBase):
     def test_disconnect_during_delay(self):
         c, _ = self.tls_session()
         with c:
-            for _ in range(3):
+            # Three free failures, then delays of 1, 2 and 4 s: the next attempt waits 8 s.
+            for _ in range(6):
                 self.assertReply(self.auth_plain(c, "alice", "guess"), 535, "5.7.8")
             c.send("AUTH PLAIN %s\r\n" % plain("alice", "guess"))
-            time.sleep(0.2)
+            time.sleep(1.0)  # the password check (well under 1 s) is over; the delay has begun
         start = time.monotonic()
         self.assertEqual(self.d.stop(), 0)
-        self.assertLess(time.monotonic() - start, 5.0, "stop waited for the delay")
+        self.assertLess(time.monotonic() - start, 4.0, "stop waited for the 8 s delay")
 
 
 class AuthMaxErrors(AuthBase):
