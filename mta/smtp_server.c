@@ -178,24 +178,26 @@ static int helo_arg_ok(struct smtp_slice arg)
     return 1;
 }
 
-static void greet(struct smtp_session *s, struct smtp_slice arg, int esmtp)
+/* Takes the HELO/EHLO argument. Returns 0, or -1 after replying 501: the session is then as it
+ * was (a greeted session stays greeted, so the caller must not tell the state apart by it). */
+static int greet(struct smtp_session *s, struct smtp_slice arg, int esmtp)
 {
     if (!helo_arg_ok(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
         smtp_client_error(s);
-        return;
+        return -1;
     }
     smtp_tx_free(s); /* RFC 5321 §4.1.4: EHLO/HELO resets the transaction */
     free(s->helo);
     s->helo = xstrndup(arg.ptr, arg.len);
     s->esmtp = esmtp;
     smtp_set_state(s, SMTP_STATE_READY);
+    return 0;
 }
 
 static void cmd_helo(struct smtp_session *s, struct smtp_slice arg)
 {
-    greet(s, arg, 0);
-    if (s->state == SMTP_STATE_READY)
+    if (greet(s, arg, 0) == 0)
         smtp_reply(s, 250, NULL, "%s", s->cfg->server.hostname);
 }
 
@@ -206,8 +208,7 @@ static int starttls_offered(const struct smtp_session *s)
 
 static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
 {
-    greet(s, arg, 1);
-    if (s->state != SMTP_STATE_READY)
+    if (greet(s, arg, 1) < 0)
         return;
     /* RFC 2034 §4: no enhanced status codes on the EHLO reply. */
     buf_printf(&s->out, "250-%s\r\n", s->cfg->server.hostname);
@@ -249,6 +250,11 @@ static void cmd_noop(struct smtp_session *s, struct smtp_slice arg)
 
 static void cmd_quit(struct smtp_session *s, struct smtp_slice arg)
 {
+    if (!arg_empty(arg)) { /* RFC 5321 §4.3.2: QUIT takes no argument */
+        smtp_reply(s, 501, "5.5.4", "Syntax: QUIT");
+        smtp_client_error(s);
+        return;
+    }
     smtp_reply(s, 221, "2.0.0", "Bye");
     smtp_close_after_reply(s);
 }
