@@ -370,10 +370,18 @@ static const struct config_key config_keys[] = {
      .doc = "Errors a session may make before it is closed with 421."},
     {.name = "limits.command_timeout", .type = CONFIG_DURATION, .def = "5m", .min = KEY_SECOND,
      .max = KEY_HOUR, KEY_AT(limits.command_timeout_ms),
-     .doc = "How long a client may take to send a command (RFC 5321 4.5.3.2.7)."},
+     .doc = "How long a client may take to send a whole command line, counted from the previous "
+            "reply (RFC 5321 4.5.3.2.7); also bounds a TLS handshake."},
     {.name = "limits.data_timeout", .type = CONFIG_DURATION, .def = "3m", .min = KEY_SECOND,
      .max = KEY_HOUR, KEY_AT(limits.data_timeout_ms),
      .doc = "How long a client may pause while sending message data (RFC 5321 4.5.3.2.6)."},
+    {.name = "limits.data_deadline", .type = CONFIG_DURATION, .def = "10m", .min = KEY_SECOND,
+     .max = KEY_DAY, KEY_AT(limits.data_deadline_ms),
+     .doc = "How long the message data may take in all, from the 354 reply to the final dot."},
+    {.name = "limits.session_lifetime", .type = CONFIG_DURATION, .def = "1h", .min = KEY_SECOND,
+     .max = 7 * KEY_DAY, KEY_AT(limits.session_lifetime_ms),
+     .doc = "How long a client session may last: past it, 421 at its next command (a message "
+            "being sent is finished first)."},
 };
 /* clang-format on */
 

@@ -625,6 +625,7 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
 
     smtp_data_init(&tx->decoder);
     smtp_set_state(s, SMTP_STATE_DATA);
+    tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
     smtp_arm_timer(s);
     smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 }
@@ -696,7 +697,6 @@ static void tx_refuse_after_data(struct smtp_session *s, int code, const char *e
     smtp_log_rejected(s, "data", code, text, rule, NULL);
     smtp_tx_free(s);
     smtp_set_state(s, SMTP_STATE_READY);
-    smtp_arm_timer(s);
     smtp_resume_input(s);
 }
 
@@ -1020,8 +1020,7 @@ static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
         smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
         smtp_close_after_reply(s);
     } else {
-        smtp_arm_timer(s);
-        smtp_resume_input(s);
+        smtp_resume_input(s); /* also arms the next command's deadline */
     }
     smtp_session_unref(s);
 }
