@@ -792,6 +792,8 @@ static void session_on_stream(struct stream *st, enum stream_event ev, int statu
     case STREAM_DRAINED:
         if (s->state == SMTP_STATE_CLOSING)
             session_close(s);
+        else if (s->reading && !s->spool_paused && s->in.len > 0)
+            smtp_resume_input(s); /* commands held while the client did not read its replies */
         else if (s->reading && !s->spool_paused)
             stream_read_start(&s->stream);
         break;

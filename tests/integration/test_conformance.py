@@ -15,6 +15,8 @@ import base64
 import os
 import re
 import subprocess
+import threading
+import time
 
 from certs import client_context
 from harness import SluiceTestCase, main
@@ -392,6 +394,40 @@ class ConformanceTLS(Conformance):
     """The same over implicit TLS with AUTH offered: STARTTLS is 503, AUTH is exchanged."""
     tls = True
     states = TLS_STATES
+
+
+class LateReader(SluiceTestCase):
+    def test_client_reading_its_replies_late(self):
+        """A client pipelines far more commands than the server will queue replies for while it
+        does not read (the server stops reading then), and reads only later: every command still
+        gets its reply, in order, once the client reads."""
+        d = self.start_sluice()
+        n = 20000  # ~1.4 MB of HELP replies: more than the kernel buffers and the server queue
+        with d.connect(timeout=READ_TIMEOUT) as c:
+            self.assertEqual(c.ehlo().code, 250)
+            stream = (b"HELP" + CRLF) * n + b"QUIT" + CRLF
+            writer = c.sock.dup()  # its own timeout: the reader's changes with every read
+            writer.settimeout(30)
+            sender = threading.Thread(target=writer.sendall, args=(stream,))
+            sender.start()
+            try:
+                time.sleep(1.0)  # the client reads nothing for a while: the server stops reading
+                codes = self.read_all(c, n)
+            finally:
+                sender.join(30)
+                writer.close()
+            self.assertEqual(codes, [214] * n, "replies to the pipelined HELPs")
+            self.assertEqual(c.read_reply(READ_TIMEOUT).code, 221)
+            self.assertFalse(sender.is_alive(), "the client could not send all of its commands")
+
+    def read_all(self, c, n):
+        codes = []
+        try:
+            while len(codes) < n:
+                codes.append(c.read_reply(READ_TIMEOUT).code)
+        except Exception as e:  # noqa: BLE001 - reported with the count
+            self.fail("%d of %d replies, then %s: %s" % (len(codes), n, type(e).__name__, e))
+        return codes
 
 
 class BeforeGreeting(SluiceTestCase):
