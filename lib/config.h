@@ -222,12 +222,14 @@ struct config {
     struct {
         uint64_t max_message_size; /* octets; advertised with SIZE */
         unsigned max_recipients_per_message;
-        unsigned max_connections;     /* in all, across listeners */
-        unsigned max_errors;          /* per session, then 421 and close */
-        uint64_t command_timeout_ms;  /* RFC 5321 §4.5.3.2.7: 5 minutes for a whole command */
-        uint64_t data_timeout_ms;     /* RFC 5321 §4.5.3.2.6: 3 minutes between data blocks */
-        uint64_t data_deadline_ms;    /* the whole of DATA, 354 to the final dot */
-        uint64_t session_lifetime_ms; /* then 421 at the next command boundary */
+        unsigned max_connections;        /* in all, across listeners */
+        unsigned max_errors;             /* per session, then 421 and close */
+        uint64_t spool_min_free;         /* octets to keep free on the spool's file system */
+        unsigned spool_min_free_percent; /* ... at most this share of it */
+        uint64_t command_timeout_ms;     /* RFC 5321 §4.5.3.2.7: 5 minutes for a whole command */
+        uint64_t data_timeout_ms;        /* RFC 5321 §4.5.3.2.6: 3 minutes between data blocks */
+        uint64_t data_deadline_ms;       /* the whole of DATA, 354 to the final dot */
+        uint64_t session_lifetime_ms;    /* then 421 at the next command boundary */
     } limits;
 };
 

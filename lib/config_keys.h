@@ -368,6 +368,14 @@ static const struct config_key config_keys[] = {
     {.name = "limits.max_errors", .type = CONFIG_UINT, .def = "10", .min = 1, .max = 1000,
      KEY_AT(limits.max_errors),
      .doc = "Errors a session may make before it is closed with 421."},
+    {.name = "limits.spool_min_free", .type = CONFIG_SIZE, .def = "1G", .min = 0,
+     .max = 1024 * KEY_GB, KEY_AT(limits.spool_min_free),
+     .doc = "Free space to keep on the spool's file system: MAIL gets 452 4.3.1 when less is "
+            "left, or less than this plus its SIZE=. 0: only SIZE= is checked."},
+    {.name = "limits.spool_min_free_percent", .type = CONFIG_UINT, .def = "5", .min = 1,
+     .max = 100, KEY_AT(limits.spool_min_free_percent),
+     .doc = "Caps limits.spool_min_free at this share of the file system's size, for small "
+            "disks; 100: no cap."},
     {.name = "limits.command_timeout", .type = CONFIG_DURATION, .def = "5m", .min = KEY_SECOND,
      .max = KEY_HOUR, KEY_AT(limits.command_timeout_ms),
      .doc = "How long a client may take to send a whole command line, counted from the previous "
