@@ -129,7 +129,7 @@ void smtp_resume_input(struct smtp_session *s)
     if (s->closed || s->state == SMTP_STATE_CLOSING)
         return;
     s->reading = 1;
-    smtp_arm_timer(s); /* from now: waiting for us is not the client's time */
+    smtp_arm_timer(s); /* the client's deadline starts now, not while it waited for us */
     /* Process what is already buffered first: it may hold pipelined commands. */
     session_process(s);
     if (s->closed || !s->reading)
