@@ -49,9 +49,9 @@ struct config_cidr {
 };
 
 struct config_domain {
-    char *name;       /* lowercased, no trailing dot */
-    char *deliver_to; /* NULL: the domain's MX */
-    char *recipients; /* NULL: every local part is accepted */
+    char *name;            /* lowercased, no trailing dot */
+    char *deliver_to;      /* NULL: the domain's MX */
+    char *recipients;      /* NULL: every local part is accepted */
     int verify_recipients; /* ask deliver_to about each recipient at RCPT (cached) */
     struct config_pos pos;
 };
@@ -190,7 +190,7 @@ struct config {
         enum inbound_spf spf;
         int dkim_verify; /* DKIM signatures checked and reported in Authentication-Results */
         int reject_unknown_sender_domain; /* MAIL FROM's domain must have an MX or an address */
-        char **blocked_attachments; /* lower-case extensions without the dot */
+        char **blocked_attachments;       /* lower-case extensions without the dot */
         size_t nblocked_attachments;
         unsigned max_connections_per_client;
         struct config_rate max_connection_rate_per_client; /* count 0: no limit */
@@ -222,10 +222,14 @@ struct config {
     struct {
         uint64_t max_message_size; /* octets; advertised with SIZE */
         unsigned max_recipients_per_message;
-        unsigned max_connections;    /* in all, across listeners */
-        unsigned max_errors;         /* per session, then 421 and close */
-        uint64_t command_timeout_ms; /* RFC 5321 §4.5.3.2.7: 5 minutes */
-        uint64_t data_timeout_ms;    /* RFC 5321 §4.5.3.2.6: 3 minutes between data blocks */
+        unsigned max_connections;        /* in all, across listeners */
+        unsigned max_errors;             /* per session, then 421 and close */
+        uint64_t spool_min_free;         /* octets to keep free on the spool's file system */
+        unsigned spool_min_free_percent; /* ... at most this share of it */
+        uint64_t command_timeout_ms;     /* RFC 5321 §4.5.3.2.7: 5 minutes for a whole command */
+        uint64_t data_timeout_ms;        /* RFC 5321 §4.5.3.2.6: 3 minutes between data blocks */
+        uint64_t data_deadline_ms;       /* the whole of DATA, 354 to the final dot */
+        uint64_t session_lifetime_ms;    /* then 421 at the next command boundary */
     } limits;
 };
 

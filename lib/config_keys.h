@@ -368,12 +368,28 @@ static const struct config_key config_keys[] = {
     {.name = "limits.max_errors", .type = CONFIG_UINT, .def = "10", .min = 1, .max = 1000,
      KEY_AT(limits.max_errors),
      .doc = "Errors a session may make before it is closed with 421."},
+    {.name = "limits.spool_min_free", .type = CONFIG_SIZE, .def = "1G", .min = 0,
+     .max = 1024 * KEY_GB, KEY_AT(limits.spool_min_free),
+     .doc = "Free space to keep on the spool's file system: MAIL gets 452 4.3.1 when less is "
+            "left, or less than this plus its SIZE=. 0: only SIZE= is checked."},
+    {.name = "limits.spool_min_free_percent", .type = CONFIG_UINT, .def = "5", .min = 1,
+     .max = 100, KEY_AT(limits.spool_min_free_percent),
+     .doc = "Caps limits.spool_min_free at this share of the file system's size, for small "
+            "disks; 100: no cap."},
     {.name = "limits.command_timeout", .type = CONFIG_DURATION, .def = "5m", .min = KEY_SECOND,
      .max = KEY_HOUR, KEY_AT(limits.command_timeout_ms),
-     .doc = "How long a client may take to send a command (RFC 5321 4.5.3.2.7)."},
+     .doc = "How long a client may take to send a whole command line, counted from the previous "
+            "reply (RFC 5321 4.5.3.2.7); also bounds a TLS handshake."},
     {.name = "limits.data_timeout", .type = CONFIG_DURATION, .def = "3m", .min = KEY_SECOND,
      .max = KEY_HOUR, KEY_AT(limits.data_timeout_ms),
      .doc = "How long a client may pause while sending message data (RFC 5321 4.5.3.2.6)."},
+    {.name = "limits.data_deadline", .type = CONFIG_DURATION, .def = "10m", .min = KEY_SECOND,
+     .max = KEY_DAY, KEY_AT(limits.data_deadline_ms),
+     .doc = "How long the message data may take in all, from the 354 reply to the final dot."},
+    {.name = "limits.session_lifetime", .type = CONFIG_DURATION, .def = "1h", .min = KEY_SECOND,
+     .max = 7 * KEY_DAY, KEY_AT(limits.session_lifetime_ms),
+     .doc = "How long a client session may last: past it, 421 at its next command (a message "
+            "being sent is finished first)."},
 };
 /* clang-format on */
 

@@ -27,6 +27,7 @@
 #include "policy/recipients.h"
 #include "policy/verify.h"
 #include "spool/spool.h"
+#include "spool/spool_space.h"
 
 /* Disk syncs run on libuv's thread pool; many in flight let the file system merge them. */
 #define THREADPOOL_SIZE "32"
@@ -350,6 +351,8 @@ static void daemon_on_stop_signal(uv_signal_t *h, int signum)
     scheduler_stop(d->srv.scheduler, daemon_on_scheduler_stopped, d);
     dns_resolver_free(d->dns);
     d->dns = d->srv.dns = NULL;
+    spool_space_free(d->srv.space); /* no MAIL is taken from now on */
+    d->srv.space = NULL;
     smtp_server_stop(&d->srv);
 }
 
@@ -517,6 +520,8 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
     uv_signal_start(&d->sigint, daemon_on_stop_signal, SIGINT);
     log_msg(LOG_INFO, "spool.recovery_done", "%d committed messages in %s", recovered,
             cfg->server.spool);
+    /* Last: nothing can fail after it, so the start-up error path has no timer to close. */
+    d->srv.space = spool_space_new(&d->loop, cfg->server.spool);
     scheduler_start(d->srv.scheduler);
     log_ready(d, "daemon.ready");
     return 0;

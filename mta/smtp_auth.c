@@ -350,10 +350,8 @@ static void check_finish(struct smtp_auth *a)
         smtp_reply(s, 535, "5.7.8", "Authentication credentials invalid");
         closing = smtp_client_error(s);
     }
-    if (!closing) {
-        smtp_arm_timer(s);
-        smtp_resume_input(s); /* also writes the reply */
-    }
+    if (!closing)
+        smtp_resume_input(s); /* also writes the reply and arms the next command's deadline */
     auth_release(a);
 }
 

@@ -129,6 +129,7 @@ void smtp_resume_input(struct smtp_session *s)
     if (s->closed || s->state == SMTP_STATE_CLOSING)
         return;
     s->reading = 1;
+    smtp_arm_timer(s); /* the client's deadline starts now, not while it waited for us */
     /* Process what is already buffered first: it may hold pipelined commands. */
     session_process(s);
     if (s->closed || !s->reading)
@@ -137,23 +138,80 @@ void smtp_resume_input(struct smtp_session *s)
         stream_read_start(&s->stream);
 }
 
-/* ---- timers ---- */
+/* ---- timers ----
+ *
+ * Deadlines rather than idle timers, so a client trickling a byte at a time cannot hold a slot:
+ * a command line must be complete within limits.command_timeout of the previous reply (the wait
+ * for its first byte included); the message data within limits.data_deadline of the 354, with no
+ * pause longer than limits.data_timeout; and after limits.session_lifetime the session ends at
+ * its next command boundary. Never inside DATA: a message being sent is read, committed and
+ * acknowledged first, then the 421 follows. One timer per session serves all of them. */
+
+/* The session waits for a command line (or an AUTH response). */
+static int awaiting_line(const struct smtp_session *s)
+{
+    return s->state == SMTP_STATE_CONNECTED || s->state == SMTP_STATE_READY ||
+           s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_RCPT ||
+           s->state == SMTP_STATE_AUTH;
+}
+
+static uint64_t ms_until(uint64_t now, uint64_t when)
+{
+    return when > now ? when - now : 0;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int lifetime_over(const struct smtp_session *s)
+{
+    return uv_now(s->srv->loop) >= s->lifetime_ends;
+}
+
+/* A deadline passed: 421 4.4.2 (RFC 3463 X.4.2, bad connection), and the session ends. An
+ * uncommitted message is rolled back; a committed one has had its 250 already. */
+static void session_expire(struct smtp_session *s, const char *limit, const char *what)
+{
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.timeout");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "state", state_names[s->state]);
+    log_str(&r, "limit", limit);
+    log_end(&r);
+    smtp_reply(s, 421, "4.4.2", "%s Error: %s", s->cfg->server.hostname, what);
+    smtp_close_after_reply(s);
+}
 
 static void timer_on_expire(uv_timer_t *t)
 {
     struct smtp_session *s = container_of(t, struct smtp_session, timer);
     if (s->closed || s->state == SMTP_STATE_CLOSING)
         return;
-    smtp_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", s->cfg->server.hostname);
-    smtp_close_after_reply(s);
+    if (s->state == SMTP_STATE_DATA && uv_now(s->srv->loop) >= s->tx->data_deadline)
+        session_expire(s, "limits.data_deadline", "message data took too long");
+    else if (s->state == SMTP_STATE_DATA)
+        session_expire(s, "limits.data_timeout", "timeout exceeded");
+    else if (lifetime_over(s))
+        session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
+    else
+        session_expire(s, "limits.command_timeout", "timeout exceeded");
 }
 
 void smtp_arm_timer(struct smtp_session *s)
 {
     if (s->closed)
         return;
-    uint64_t ms = s->state == SMTP_STATE_DATA ? s->cfg->limits.data_timeout_ms
-                                              : s->cfg->limits.command_timeout_ms;
+    const struct config *cfg = s->cfg;
+    uint64_t now = uv_now(s->srv->loop), ms;
+    if (s->state == SMTP_STATE_DATA)
+        ms = min_u64(cfg->limits.data_timeout_ms, ms_until(now, s->tx->data_deadline));
+    else if (awaiting_line(s) || s->state == SMTP_STATE_TLS_WAIT || s->state == SMTP_STATE_STARTTLS)
+        ms = min_u64(cfg->limits.command_timeout_ms, ms_until(now, s->lifetime_ends));
+    else
+        return; /* waiting for ourselves: a check, the spool, the wait before the banner */
     uv_timer_start(&s->timer, timer_on_expire, ms, 0);
 }
 
@@ -178,24 +236,26 @@ static int helo_arg_ok(struct smtp_slice arg)
     return 1;
 }
 
-static void greet(struct smtp_session *s, struct smtp_slice arg, int esmtp)
+/* Takes the HELO/EHLO argument. Returns 0, or -1 after replying 501: the session is then as it
+ * was (a greeted session stays greeted, so the caller must not tell the state apart by it). */
+static int greet(struct smtp_session *s, struct smtp_slice arg, int esmtp)
 {
     if (!helo_arg_ok(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
         smtp_client_error(s);
-        return;
+        return -1;
     }
     smtp_tx_free(s); /* RFC 5321 §4.1.4: EHLO/HELO resets the transaction */
     free(s->helo);
     s->helo = xstrndup(arg.ptr, arg.len);
     s->esmtp = esmtp;
     smtp_set_state(s, SMTP_STATE_READY);
+    return 0;
 }
 
 static void cmd_helo(struct smtp_session *s, struct smtp_slice arg)
 {
-    greet(s, arg, 0);
-    if (s->state == SMTP_STATE_READY)
+    if (greet(s, arg, 0) == 0)
         smtp_reply(s, 250, NULL, "%s", s->cfg->server.hostname);
 }
 
@@ -206,8 +266,7 @@ static int starttls_offered(const struct smtp_session *s)
 
 static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
 {
-    greet(s, arg, 1);
-    if (s->state != SMTP_STATE_READY)
+    if (greet(s, arg, 1) < 0)
         return;
     /* RFC 2034 §4: no enhanced status codes on the EHLO reply. */
     buf_printf(&s->out, "250-%s\r\n", s->cfg->server.hostname);
@@ -249,6 +308,11 @@ static void cmd_noop(struct smtp_session *s, struct smtp_slice arg)
 
 static void cmd_quit(struct smtp_session *s, struct smtp_slice arg)
 {
+    if (!arg_empty(arg)) { /* RFC 5321 §4.3.2: QUIT takes no argument */
+        smtp_reply(s, 501, "5.5.4", "Syntax: QUIT");
+        smtp_client_error(s);
+        return;
+    }
     smtp_reply(s, 221, "2.0.0", "Bye");
     smtp_close_after_reply(s);
 }
@@ -310,6 +374,7 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
     s->auth_user = NULL;
     s->esmtp = 0;
     smtp_set_state(s, SMTP_STATE_STARTTLS);
+    smtp_arm_timer(s); /* the handshake has command_timeout */
     if (stream_tls_server(&s->stream, s->srv->tls_ctx) < 0)
         session_close(s);
 }
@@ -400,11 +465,11 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
     while (used < len && s->reading && !s->closed) {
         if (s->state == SMTP_STATE_DATA) {
             used += smtp_tx_data_feed(s, data + used, len - used);
+            if (awaiting_line(s))
+                smtp_arm_timer(s); /* refused at the final dot: the next command's deadline */
             continue;
         }
-        if (s->state != SMTP_STATE_READY && s->state != SMTP_STATE_CONNECTED &&
-            s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT &&
-            s->state != SMTP_STATE_AUTH)
+        if (!awaiting_line(s))
             break;
         const char *line;
         size_t line_len, consumed;
@@ -412,7 +477,11 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
             linereader_next(&s->lines, data + used, len - used, &line, &line_len, &consumed);
         used += consumed;
         if (res == LINE_NEED_MORE)
+            break; /* a partial line does not move the deadline */
+        if (lifetime_over(s)) {
+            session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
             break;
+        }
         if (s->state == SMTP_STATE_AUTH) {
             smtp_auth_line(s, res, line, line_len); /* a response to 334, never a command */
         } else if (res == LINE_TOO_LONG) {
@@ -427,6 +496,8 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
             if (s->state == SMTP_STATE_STARTTLS)
                 return len; /* plaintext pipelined after STARTTLS is never executed */
         }
+        if (!s->closed && awaiting_line(s))
+            smtp_arm_timer(s); /* the line is answered: the next one's deadline starts */
         if (s->stream.write_pending + s->out.len > SMTP_OUT_HIGH_WATER)
             break; /* the client is not reading its replies: stop until they drain */
     }
@@ -466,7 +537,8 @@ static void session_on_data(struct smtp_session *s, const char *data, size_t len
         buf_append(&s->in, data, len); /* kept for when we read again */
         return;
     }
-    smtp_arm_timer(s);
+    if (s->state == SMTP_STATE_DATA)
+        smtp_arm_timer(s); /* data_timeout limits each pause, within the data deadline */
     if (s->in.len > 0) {
         buf_append(&s->in, data, len);
         session_process(s);
@@ -720,6 +792,8 @@ static void session_on_stream(struct stream *st, enum stream_event ev, int statu
     case STREAM_DRAINED:
         if (s->state == SMTP_STATE_CLOSING)
             session_close(s);
+        else if (s->reading && !s->spool_paused && s->in.len > 0)
+            smtp_resume_input(s); /* commands held while the client did not read its replies */
         else if (s->reading && !s->spool_paused)
             stream_read_start(&s->stream);
         break;
@@ -826,6 +900,7 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
     s->cfg = config_ref(srv->cfg);
     s->listener = listener_find(s->cfg, listener_name);
     s->id = ++srv->next_session_id;
+    s->lifetime_ends = uv_now(srv->loop) + s->cfg->limits.session_lifetime_ms;
     s->pending = 2; /* the stream and the timer */
     linereader_init(&s->lines, SMTP_CMD_LINE_MAX);
     uv_timer_init(srv->loop, &s->timer);

@@ -15,6 +15,7 @@
 #include "spool/spool.h"
 
 struct smtp_session;
+struct spool_space;
 struct auth_users;
 struct recipients;
 struct auth_failures;
@@ -31,6 +32,10 @@ struct smtp_server {
     struct config *cfg; /* the configuration new sessions take; the daemon swaps it on reload */
     SSL_CTX *tls_ctx;   /* NULL when no certificate is configured */
     struct spool *spool;
+    struct spool_space *space;   /* the spool's free space; the daemon's, NULL once stopping */
+    uint64_t low_space_logged;   /* uv_now of the last spool.low_space event, 0: none yet */
+    unsigned low_space_refused;  /* MAIL commands refused for space since then */
+    unsigned low_space : 1;      /* the last MAIL checked was refused for space */
     struct dns_resolver *dns;    /* c-ares in the loop, shared with delivery; NULL while stopping */
     struct scheduler *scheduler; /* takes every committed message; NULL: messages stay queued */
     struct auth_users *auth_users; /* relay.users loaded; NULL: no AUTH. Swapped on reload */

@@ -28,6 +28,7 @@
 #include "policy/sender_domain.h"
 #include "policy/spf.h"
 #include "policy/verify.h"
+#include "spool/spool_space.h"
 
 static void tx_on_committed(struct spool_msg *msg, int status, void *arg);
 static void tx_on_spool_writable(struct spool_msg *msg, void *arg);
@@ -263,6 +264,57 @@ static void mail_checks_start(struct smtp_session *s)
     smtp_pause_input(s);
 }
 
+/* spool.low_space is logged at most this often while MAIL is refused for space. */
+#define LOW_SPACE_LOG_INTERVAL_MS 60000
+
+/* What MAIL must find free: limits.spool_min_free, capped at spool_min_free_percent of the file
+ * system (so the default does not refuse all mail on a small disk), plus the declared SIZE=. */
+static uint64_t storage_required(const struct config *cfg, const struct spool_space_figure *fig,
+                                 uint64_t declared)
+{
+    uint64_t keep = cfg->limits.spool_min_free;
+    uint64_t cap = fig->total / 100 * cfg->limits.spool_min_free_percent;
+    return (cap < keep ? cap : keep) + declared;
+}
+
+/* The free space check at MAIL, like Postfix's queue_minfree, on the cached figure. Returns 1
+ * after replying 452 4.3.1 (RFC 1870 §6.2 for a SIZE= that does not fit). While the figure is
+ * unknown MAIL passes: a write that fails at the end of data is answered 452 all the same. */
+static int mail_storage_refused(struct smtp_session *s, uint64_t declared, const char *sender)
+{
+    struct smtp_server *srv = s->srv;
+    struct spool_space_figure fig;
+    if (srv->space == NULL || spool_space_get(srv->space, &fig) < 0)
+        return 0;
+    uint64_t required = storage_required(s->cfg, &fig, declared);
+    struct logrec r;
+    if (fig.available >= required) {
+        if (srv->low_space) {
+            log_begin(&r, LOG_INFO, "spool.space_ok");
+            log_int(&r, "available", (long long)fig.available);
+            log_end(&r);
+            srv->low_space = 0;
+        }
+        return 0;
+    }
+    srv->low_space = 1;
+    srv->low_space_refused++;
+    uint64_t now = uv_now(srv->loop);
+    if (srv->low_space_logged == 0 || now - srv->low_space_logged >= LOW_SPACE_LOG_INTERVAL_MS) {
+        log_begin(&r, LOG_WARN, "spool.low_space");
+        log_int(&r, "available", (long long)fig.available);
+        log_int(&r, "required", (long long)required);
+        log_int(&r, "refused", srv->low_space_refused); /* since the last spool.low_space */
+        log_end(&r);
+        srv->low_space_logged = now;
+        srv->low_space_refused = 0;
+    }
+    smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
+    smtp_log_rejected(s, "mail", 452, "insufficient system storage", "limits.spool_min_free",
+                      sender);
+    return 1;
+}
+
 void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
 {
     if (s->tx != NULL) {
@@ -293,6 +345,10 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
     }
     char text[SMTP_PATH_MAX + 8];
     smtp_addr_format(&from, text, sizeof text);
+    if (mail_storage_refused(s, tx->declared_size, text)) {
+        free(tx);
+        return;
+    }
     tx->sender = xstrdup(text);
     s->tx = tx;
     if (s->inbound) {
@@ -559,6 +615,8 @@ static void tx_backpressure_update(struct smtp_session *s)
 static void tx_store(struct smtp_session *s, const char *data, size_t len)
 {
     struct smtp_tx *tx = s->tx;
+    if (s->srv->space != NULL)
+        spool_space_written(s->srv->space, len);
     if (spool_msg_append(tx->msg, data, len, tx_on_spool_writable, s) == 1)
         tx->spool_full = 1;
     if (tx->dkim != NULL && dkim_stream_write(tx->dkim, data, len, tx_on_dkim_writable, s) == 1)
@@ -625,6 +683,7 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
 
     smtp_data_init(&tx->decoder);
     smtp_set_state(s, SMTP_STATE_DATA);
+    tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
     smtp_arm_timer(s);
     smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 }
@@ -696,7 +755,6 @@ static void tx_refuse_after_data(struct smtp_session *s, int code, const char *e
     smtp_log_rejected(s, "data", code, text, rule, NULL);
     smtp_tx_free(s);
     smtp_set_state(s, SMTP_STATE_READY);
-    smtp_arm_timer(s);
     smtp_resume_input(s);
 }
 
@@ -990,9 +1048,16 @@ static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
         return;
     }
     if (status < 0) {
-        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        /* Nothing of it is kept (the spool removed the file), and no other message is touched. */
+        int full = status == -ENOSPC || status == -EDQUOT;
+        if (full)
+            smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
+        else
+            smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
         log_msg(LOG_ERROR, "spool.commit_failed", "session %llu: %s", (unsigned long long)s->id,
                 strerror(-status));
+        if (full && s->srv->space != NULL)
+            spool_space_refresh(s->srv->space); /* so that the next MAIL knows */
     } else {
         struct buf rcpts = BUF_INIT;
         for (size_t i = 0; i < tx->nrcpts; i++) {
@@ -1020,8 +1085,7 @@ static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
         smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
         smtp_close_after_reply(s);
     } else {
-        smtp_arm_timer(s);
-        smtp_resume_input(s);
+        smtp_resume_input(s); /* also arms the next command's deadline */
     }
     smtp_session_unref(s);
 }

@@ -55,6 +55,7 @@ struct smtp_tx {
     unsigned env_flags;     /* SPOOL_ENV_* */
     uint64_t declared_size; /* SIZE= on MAIL, 0 when absent */
     int64_t received_at;    /* unix seconds, set at DATA */
+    uint64_t data_deadline; /* uv_now by which the final dot must come (limits.data_deadline) */
     struct spool_msg *msg;  /* from DATA on */
     struct smtp_data decoder;
     uint64_t body_size;       /* decoded octets the client sent */
@@ -77,12 +78,13 @@ struct smtp_tx {
 
 struct smtp_session {
     struct stream stream; /* embedded; owns the socket */
-    uv_timer_t timer;     /* idle and data timeouts */
+    uv_timer_t timer;     /* deadlines (smtp_arm_timer), or the wait before the banner */
     struct smtp_server *srv;
     struct config *cfg;                     /* our reference, taken at connect */
     const struct config_listener *listener; /* inside cfg */
     struct smtp_session *prev, *next;       /* srv->sessions */
     uint64_t id;
+    uint64_t lifetime_ends; /* uv_now after which the next command gets 421 (session_lifetime) */
     struct sockaddr_storage peer;
     char client_addr[INET6_ADDRSTRLEN];
 
@@ -125,6 +127,8 @@ void smtp_flush(struct smtp_session *s);
 void smtp_close_after_reply(struct smtp_session *s);
 void smtp_resume_input(struct smtp_session *s);
 void smtp_pause_input(struct smtp_session *s);
+/* The session waits for the client: arms the deadline of what it waits for (a command line, the
+ * next data, a TLS handshake). Does nothing in states where it waits for itself. */
 void smtp_arm_timer(struct smtp_session *s);
 void smtp_session_ref(struct smtp_session *s);
 void smtp_session_unref(struct smtp_session *s);
