@@ -1,7 +1,8 @@
 /*
  * Fuzzes a whole inbound SMTP session: a real session (mta/smtp_server.h, as the listener starts
  * it) on a loopback TCP connection inside this process, with a real spool in a temporary directory
- * (/dev/shm when there is one, so nothing waits on a disk). The input is what a client sends, cut
+ * (/dev/shm when there is one, so nothing waits on a disk) and DKIM signing (Ed25519) of the mail
+ * from example.org that a trusted client relays. The input is what a client sends, cut
  * into chunks; each chunk is written and the loop is run until the session has read it all and
  * gone quiet (every reply read, no disk work in flight), so commands arrive pipelined in one read,
  * split across reads, or one by one as the input says. Then the client resets the connection and
@@ -40,6 +41,9 @@
 
 #include "lib/config.h"
 #include "lib/log.h"
+#include "mta/config_load.h"
+#include "mta/dkim.h"
+#include "mta/dkim_key.h"
 #include "mta/smtp_server.h"
 #include "spool/spool.h"
 
@@ -60,7 +64,8 @@ struct tcp_info_linux {
 _Static_assert(offsetof(struct tcp_info_linux, bytes_received) == 128, "linux/tcp.h layout");
 _Static_assert(offsetof(struct tcp_info_linux, bytes_sent) == 200, "linux/tcp.h layout");
 
-static const char config_text[] =
+/* %s: the DKIM key's path. Mail from example.org is signed when the session may relay. */
+static const char config_format[] =
     "server:\n"
     "  hostname: mx.fuzz.example\n"
     "  spool: /nonexistent\n"
@@ -72,13 +77,16 @@ static const char config_text[] =
     "domains:\n"
     "  example.com:\n"
     "  example.org:\n"
+    "dkim:\n"
+    "  - {domain: example.org, selector: fuzz, key: \"%s\", algorithm: ed25519-sha256}\n"
     "limits:\n"
     "  max_message_size: 8k\n"
     "  max_recipients_per_message: 3\n"
     "  max_errors: 5\n";
 
 static struct config *cfg;
-static char base[64], spool_dir[96];
+static struct dkim_signer_set *signers;
+static char base[64], spool_dir[96], key_path[96];
 static int trace;
 
 static void fail(const char *why)
@@ -134,20 +142,30 @@ static void cleanup(void)
         rmdir(path);
     }
     rmdir(spool_dir);
+    unlink(key_path);
     rmdir(base);
+    dkim_signer_set_unref(signers);
     config_unref(cfg);
 }
 
 static void setup(void)
 {
-    struct buf err = BUF_INIT;
-    if (config_load_string(config_text, sizeof config_text - 1, "fuzz.yaml", &cfg, &err) < 0)
-        fail(err.data);
     const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(base, sizeof base, "%s/sluice-fuzz-session-XXXXXX", tmp != NULL ? tmp : "/tmp");
     if (mkdtemp(base) == NULL)
         fail("cannot make a temporary directory");
     snprintf(spool_dir, sizeof spool_dir, "%s/spool", base);
+    snprintf(key_path, sizeof key_path, "%s/dkim.key", base);
+    struct buf record = BUF_INIT, err = BUF_INIT, text = BUF_INIT;
+    if (dkim_key_generate(key_path, DKIM_ALG_ED25519_SHA256, 0, "example.org", "fuzz", &record,
+                          &err) < 0)
+        fail(err.data);
+    buf_printf(&text, config_format, key_path);
+    if (config_load_string(text.data, text.len, "fuzz.yaml", &cfg, &err) < 0 ||
+        (signers = config_dkim_signers(cfg, &err)) == NULL)
+        fail(err.data);
+    buf_free(&record);
+    buf_free(&text);
     /* Every line the sessions log is made and escaped as usual, then thrown away. */
     if (log_open("/dev/null") < 0)
         fail("cannot open /dev/null");
@@ -434,6 +452,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("cannot open the spool");
     r.srv.loop = &r.loop;
     r.srv.cfg = cfg;
+    r.srv.dkim = signers;
     r.listener_name = data[0] & 1 ? "inbound" : "submission";
     struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
     uv_tcp_init(&r.loop, &r.listener);
