@@ -16,6 +16,8 @@ char *buf_reserve(struct buf *b, size_t extra)
         b->data = xrealloc(b->data, cap);
         b->cap = cap;
     }
+    if (b->data == NULL)
+        return NULL; /* nothing asked of an empty buffer: NULL + 0 is undefined (C11 6.5.6) */
     return b->data + b->len;
 }
 

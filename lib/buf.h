@@ -18,7 +18,8 @@ struct buf {
         NULL, 0, 0                                                                                 \
     }
 
-/* Makes room for at least `extra` more bytes; returns a pointer to data + len. */
+/* Makes room for at least `extra` more bytes; returns a pointer to data + len (NULL when extra is
+ * 0 and the buffer holds no memory). */
 char *buf_reserve(struct buf *b, size_t extra);
 void buf_append(struct buf *b, const void *data, size_t len);
 void buf_append_str(struct buf *b, const char *s);

@@ -118,56 +118,89 @@ static void challenge(struct smtp_session *s)
         smtp_set_state(s, SMTP_STATE_AUTH);
 }
 
-/* Takes the decoded PLAIN message "authzid NUL authcid NUL passwd" (RFC 4616 §2). */
-static int plain_take(struct smtp_auth *a, const unsigned char *msg, size_t len)
+int smtp_auth_plain_split(const unsigned char *msg, size_t len, struct smtp_auth_plain *out)
 {
-    const unsigned char *nul1 = memchr(msg, '\0', len);
+    const char *text = (const char *)msg;
+    const char *nul1 = memchr(text, '\0', len);
     if (nul1 == NULL)
         return -1;
-    size_t authzid_len = (size_t)(nul1 - msg);
-    const unsigned char *authcid = nul1 + 1;
-    const unsigned char *nul2 = memchr(authcid, '\0', len - authzid_len - 1);
+    const char *authcid = nul1 + 1;
+    const char *nul2 = memchr(authcid, '\0', len - (size_t)(authcid - text));
     if (nul2 == NULL)
         return -1;
-    a->user_len = (size_t)(nul2 - authcid);
-    a->user = xstrndup((const char *)authcid, a->user_len);
-    a->password_len = len - authzid_len - 1 - a->user_len - 1;
-    a->password = xstrndup((const char *)nul2 + 1, a->password_len);
-    /* We let a user act only as themselves: another authorization identity fails the check. */
-    a->other_authz =
-        authzid_len != 0 && (authzid_len != a->user_len || memcmp(msg, authcid, authzid_len) != 0);
+    out->authzid = (struct smtp_slice){text, (size_t)(nul1 - text)};
+    out->authcid = (struct smtp_slice){authcid, (size_t)(nul2 - authcid)};
+    out->passwd = (struct smtp_slice){nul2 + 1, len - (size_t)(nul2 + 1 - text)};
     return 0;
+}
+
+/* Takes the credentials of a decoded PLAIN message. */
+static int plain_take(struct smtp_auth *a, const unsigned char *msg, size_t len)
+{
+    struct smtp_auth_plain plain;
+    if (smtp_auth_plain_split(msg, len, &plain) < 0)
+        return -1;
+    a->user_len = plain.authcid.len;
+    a->user = xstrndup(plain.authcid.ptr, a->user_len);
+    a->password_len = plain.passwd.len;
+    a->password = xstrndup(plain.passwd.ptr, a->password_len);
+    /* We let a user act only as themselves: another authorization identity fails the check. */
+    a->other_authz = plain.authzid.len != 0 &&
+                     (plain.authzid.len != plain.authcid.len ||
+                      memcmp(plain.authzid.ptr, plain.authcid.ptr, plain.authzid.len) != 0);
+    return 0;
+}
+
+enum smtp_auth_response smtp_auth_response_decode(const char *text, size_t len, int initial,
+                                                  unsigned char **msg, size_t *msg_len)
+{
+    *msg = NULL;
+    *msg_len = 0;
+    if (len == 1 && text[0] == '*')
+        return SMTP_AUTH_RESPONSE_CANCEL;
+    if (initial && len == 1 && text[0] == '=')
+        len = 0; /* RFC 4954 §4: "=" is an empty initial response */
+    unsigned char *out = xmalloc(len / 4 * 3 + 1);
+    long n = base64_decode_strict(text, len, out);
+    if (n < 0) {
+        wipe_free((char *)out, len / 4 * 3 + 1); /* what was decoded before the bad byte */
+        return SMTP_AUTH_RESPONSE_BAD_BASE64;
+    }
+    out[n] = '\0';
+    *msg = out;
+    *msg_len = (size_t)n;
+    return SMTP_AUTH_RESPONSE_OK;
 }
 
 /* One response (base64 text), from the AUTH line or a line after 334. */
 static void exchange_step(struct smtp_session *s, const char *text, size_t len, int initial)
 {
     struct smtp_auth *a = s->auth;
-    if (len == 1 && text[0] == '*') {
+    unsigned char *msg;
+    size_t n;
+    enum smtp_auth_response res = smtp_auth_response_decode(text, len, initial, &msg, &n);
+    if (res == SMTP_AUTH_RESPONSE_CANCEL) {
         exchange_end(s);
         smtp_reply(s, 501, "5.7.0", "Authentication cancelled");
         return;
     }
-    if (initial && len == 1 && text[0] == '=')
-        len = 0; /* RFC 4954 §4: "=" is an empty initial response */
-    unsigned char *msg = xmalloc(len / 4 * 3 + 1);
-    long n = base64_decode_strict(text, len, msg);
-    int bad = n < 0;
+    int bad = res != SMTP_AUTH_RESPONSE_OK;
     if (!bad && a->mech == AUTH_MECH_PLAIN) {
-        bad = plain_take(a, msg, (size_t)n) < 0;
+        bad = plain_take(a, msg, n) < 0;
     } else if (!bad && a->step == 0) {
-        a->user = xstrndup((const char *)msg, (size_t)n);
-        a->user_len = (size_t)n;
+        a->user = xstrndup((const char *)msg, n);
+        a->user_len = n;
         a->step = 1;
     } else if (!bad) {
-        a->password = xstrndup((const char *)msg, (size_t)n);
-        a->password_len = (size_t)n;
+        a->password = xstrndup((const char *)msg, n);
+        a->password_len = n;
     }
-    wipe_free((char *)msg, len / 4 * 3 + 1);
+    wipe_free((char *)msg, n);
     if (bad) {
         exchange_end(s);
         smtp_reply(s, 501, "5.5.2",
-                   n < 0 ? "Error: invalid base64" : "Error: malformed PLAIN response");
+                   res == SMTP_AUTH_RESPONSE_BAD_BASE64 ? "Error: invalid base64"
+                                                        : "Error: malformed PLAIN response");
         smtp_client_error(s);
         return;
     }

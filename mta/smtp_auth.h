@@ -31,4 +31,26 @@ void smtp_auth_line(struct smtp_session *s, enum line_result res, const char *li
  * finishes on its own and releases the session reference it holds. */
 void smtp_auth_close(struct smtp_session *s);
 
+/* The parsing of a client's responses, pure (the session above and tests/fuzz/fuzz_smtp_auth.c). */
+enum smtp_auth_response {
+    SMTP_AUTH_RESPONSE_OK,         /* decoded: *msg holds *msg_len octets */
+    SMTP_AUTH_RESPONSE_CANCEL,     /* "*": the client gives up (RFC 4954 §4) */
+    SMTP_AUTH_RESPONSE_BAD_BASE64, /* not strict base64 */
+};
+/* Decodes one response: the AUTH command's initial response (`initial`: "=" stands for an empty
+ * one) or a line answering 334. On SMTP_AUTH_RESPONSE_OK, *msg is malloc'd with a NUL after the
+ * octets (which may hold NULs themselves); the caller wipes and frees it. Otherwise *msg is NULL.
+ */
+enum smtp_auth_response smtp_auth_response_decode(const char *text, size_t len, int initial,
+                                                  unsigned char **msg, size_t *msg_len);
+
+/* A decoded PLAIN message "authzid NUL authcid NUL passwd" (RFC 4616 §2): slices of it. */
+struct smtp_auth_plain {
+    struct smtp_slice authzid; /* empty: act as authcid */
+    struct smtp_slice authcid;
+    struct smtp_slice passwd; /* everything after the second NUL (NULs included) */
+};
+/* Splits msg[0..len). Returns 0, or -1 when it holds fewer than two NULs. */
+int smtp_auth_plain_split(const unsigned char *msg, size_t len, struct smtp_auth_plain *out);
+
 #endif

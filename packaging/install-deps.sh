@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what Sluice needs to build and test on Debian 12, skipping what is already there.
-# Usage: packaging/install-deps.sh [build|test|bench]   (each level includes the one before)
+# Usage: packaging/install-deps.sh [build|test|bench|fuzz]   (test and bench include the levels
+# before them; fuzz is build plus clang, whose libFuzzer runs tests/fuzz/ as fuzzers: docs/testing.md)
 set -eu
 
 level=${1:-test}
@@ -8,12 +9,14 @@ level=${1:-test}
 build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev"
 test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython dnsmasq-base clamav-daemon"
 bench_pkgs="postfix procps"
+fuzz_pkgs="clang libclang-rt-dev"
 
 case "$level" in
 build) want="$build_pkgs" ;;
 test) want="$build_pkgs $test_pkgs" ;;
 bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
-*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+fuzz) want="$build_pkgs $fuzz_pkgs" ;;
+*) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=""

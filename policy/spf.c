@@ -14,7 +14,6 @@
 
 /* Every include nests one record deeper and costs one of the SPF_DNS_MECH_MAX lookups. */
 #define SPF_DEPTH_MAX (SPF_DNS_MECH_MAX + 1)
-#define SPF_LOCAL_MAX 64 /* RFC 5321 §4.5.3.1.1; a longer local part is cut for %{l} */
 
 /* ---- the record parser ---- */
 
@@ -494,12 +493,7 @@ struct spf_check {
     const struct spf_term *waiting;  /* the term whose lookup is in flight */
     char target[SPF_EXPAND_MAX + 1]; /* its expanded domain */
     struct reverse_dns_check *rdns;
-    /* Macro values (§7.3). */
-    char sender[SPF_LOCAL_MAX + 1 + SPF_DOMAIN_MAX + 1], local[SPF_LOCAL_MAX + 1];
-    char sender_domain[SPF_DOMAIN_MAX + 1], helo[SPF_DOMAIN_MAX + 1];
-    char hostname[SPF_DOMAIN_MAX + 1];
-    char ip[64], ip_text[INET6_ADDRSTRLEN];
-    struct spf_macro_env env;
+    struct spf_macro_values macro; /* §7.3 */
     char reason[SPF_EXPAND_MAX + 64];
     struct spf_result result;
 };
@@ -550,48 +544,46 @@ static void copy_bounded(char *dst, size_t size, const char *src, size_t len)
     dst[len] = '\0';
 }
 
-/* Fills the macro values for the client, the identity and our host name; returns 0 when the
- * identity's domain fit (a longer one is not a domain: the check gives none). */
-static int check_env_init(struct spf_check *c, const char *helo, const char *sender,
-                          const char *hostname)
+int spf_macro_values_init(struct spf_macro_values *v, const struct dns_addr *client,
+                          const char *helo, const char *sender, const char *hostname, long long now)
 {
     static const char hex[] = "0123456789abcdef";
-    copy_bounded(c->helo, sizeof(c->helo), helo, strlen(helo));
-    copy_bounded(c->hostname, sizeof(c->hostname), hostname, strlen(hostname));
+    copy_bounded(v->helo, sizeof(v->helo), helo, strlen(helo));
+    copy_bounded(v->hostname, sizeof(v->hostname), hostname, strlen(hostname));
     const char *at = strrchr(sender, '@');
     const char *domain = at != NULL ? at + 1 : sender;
     if (*sender == '\0' || at == sender || at == NULL) {
         /* §4.3: no local part is "postmaster"; §2.4: the null sender checks the HELO name. */
-        copy_bounded(c->local, sizeof(c->local), "postmaster", 10);
+        copy_bounded(v->local, sizeof(v->local), "postmaster", 10);
         domain = *sender == '\0' ? helo : domain;
     } else {
-        copy_bounded(c->local, sizeof(c->local), sender, (size_t)(at - sender));
+        copy_bounded(v->local, sizeof(v->local), sender, (size_t)(at - sender));
     }
-    copy_bounded(c->sender_domain, sizeof(c->sender_domain), domain, strlen(domain));
-    snprintf(c->sender, sizeof(c->sender), "%s@%s", c->local, c->sender_domain);
-    inet_ntop(c->client.family, &c->client.u, c->ip_text, sizeof(c->ip_text));
-    if (c->client.family == AF_INET) {
-        snprintf(c->ip, sizeof(c->ip), "%s", c->ip_text);
+    copy_bounded(v->sender_domain, sizeof(v->sender_domain), domain, strlen(domain));
+    snprintf(v->sender, sizeof(v->sender), "%s@%s", v->local, v->sender_domain);
+    inet_ntop(client->family, &client->u, v->ip_text, sizeof(v->ip_text));
+    if (client->family == AF_INET) {
+        snprintf(v->ip, sizeof(v->ip), "%s", v->ip_text);
     } else {
         size_t n = 0;
         for (int i = 0; i < 16; i++) {
-            c->ip[n++] = hex[c->client.u.v6.s6_addr[i] >> 4];
-            c->ip[n++] = '.';
-            c->ip[n++] = hex[c->client.u.v6.s6_addr[i] & 15];
-            c->ip[n++] = i < 15 ? '.' : '\0';
+            v->ip[n++] = hex[client->u.v6.s6_addr[i] >> 4];
+            v->ip[n++] = '.';
+            v->ip[n++] = hex[client->u.v6.s6_addr[i] & 15];
+            v->ip[n++] = i < 15 ? '.' : '\0';
         }
     }
-    c->env = (struct spf_macro_env){
-        .sender = c->sender,
-        .local = c->local,
-        .sender_domain = c->sender_domain,
-        .domain = c->sender_domain,
-        .ip = c->ip,
-        .ip_text = c->ip_text,
-        .helo = c->helo,
-        .ip_version = c->client.family == AF_INET ? "in-addr" : "ip6",
-        .receiver = c->hostname,
-        .now = (long long)time(NULL),
+    v->env = (struct spf_macro_env){
+        .sender = v->sender,
+        .local = v->local,
+        .sender_domain = v->sender_domain,
+        .domain = v->sender_domain,
+        .ip = v->ip,
+        .ip_text = v->ip_text,
+        .helo = v->helo,
+        .ip_version = client->family == AF_INET ? "in-addr" : "ip6",
+        .receiver = v->hostname,
+        .now = now,
     };
     return strlen(domain) <= SPF_DOMAIN_MAX ? 0 : -1;
 }
@@ -608,20 +600,22 @@ int spf_check_start(struct dns_resolver *r, const struct sockaddr *client, const
     c->resolver = r;
     c->cb = cb;
     c->arg = arg;
-    int fits = check_env_init(c, helo, sender, hostname) == 0;
+    int fits =
+        spf_macro_values_init(&c->macro, &c->client, helo, sender, hostname, time(NULL)) == 0;
     c->result.identity = *sender == '\0' ? "helo" : "mailfrom";
-    c->result.domain = c->sender_domain;
+    c->result.domain = c->macro.sender_domain;
     /* An uncheckable domain is answered "none" through the resolver (DNS_BADNAME for ""), so the
      * callback still never runs inside this call. */
-    const char *domain = fits && domain_checkable(c->sender_domain) ? c->sender_domain : "";
+    const char *domain =
+        fits && domain_checkable(c->macro.sender_domain) ? c->macro.sender_domain : "";
     int rc = dns_resolve_txt(r, domain, frame_on_txt, c);
     if (rc < 0) {
         free(c);
         return rc;
     }
     c->depth = 1;
-    copy_bounded(c->frames[0].domain, sizeof(c->frames[0].domain), c->sender_domain,
-                 strlen(c->sender_domain));
+    copy_bounded(c->frames[0].domain, sizeof(c->frames[0].domain), c->macro.sender_domain,
+                 strlen(c->macro.sender_domain));
     c->pending = 1;
     *out = c;
     return 0;
@@ -690,8 +684,8 @@ static int expand_target(struct spf_check *c, const char *spec)
         copy_bounded(c->target, sizeof(c->target), f->domain, strlen(f->domain));
         return 0;
     }
-    c->env.domain = f->domain;
-    return spf_macro_expand(spec, &c->env, 0, 1, c->target, sizeof(c->target)) < 0 ? -1 : 0;
+    c->macro.env.domain = f->domain;
+    return spf_macro_expand(spec, &c->macro.env, 0, 1, c->target, sizeof(c->target)) < 0 ? -1 : 0;
 }
 
 static int addr_in_network(const struct dns_addr *a, const void *net, unsigned bits)

@@ -28,6 +28,7 @@
 #define SPF_MX_NAMES_MAX 10 /* MX names of one mx mechanism (§4.6.4) */
 #define SPF_EXPAND_MAX 1024 /* octets of one macro expansion before domain truncation */
 #define SPF_DOMAIN_MAX 253
+#define SPF_LOCAL_MAX 64 /* RFC 5321 §4.5.3.1.1; a longer local part is cut for %{l} */
 
 enum spf_status {
     SPF_NONE,
@@ -88,6 +89,23 @@ struct spf_macro_env {
     const char *receiver;      /* r: our host name */
     long long now;             /* t */
 };
+
+/* The macro values of one check, and the storage they point into. */
+struct spf_macro_values {
+    char sender[SPF_LOCAL_MAX + 1 + SPF_DOMAIN_MAX + 1], local[SPF_LOCAL_MAX + 1];
+    char sender_domain[SPF_DOMAIN_MAX + 1], helo[SPF_DOMAIN_MAX + 1];
+    char hostname[SPF_DOMAIN_MAX + 1];
+    char ip[64], ip_text[INET6_ADDRSTRLEN];
+    struct spf_macro_env env; /* points into the arrays above; domain is the sender's */
+};
+
+/* Fills v for a check of `sender` (MAIL FROM's address; "" for the null sender, which stands for
+ * postmaster@helo, and no local part means "postmaster") from `client`, with our `hostname` and the
+ * time `now`. Pure. Returns 0, or -1 when the identity's domain is longer than SPF_DOMAIN_MAX (it
+ * is then cut in v, and the check gives none). */
+int spf_macro_values_init(struct spf_macro_values *v, const struct dns_addr *client,
+                          const char *helo, const char *sender, const char *hostname,
+                          long long now);
 
 /* Expands the macro-string `spec` into out[size]. c, r and t are allowed only when `explanation`
  * is set. A domain-spec's result longer than 253 octets loses labels from the left (§7.3).

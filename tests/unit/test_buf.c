@@ -26,9 +26,23 @@ static void test_growth(void)
     CHECK(b.data == NULL);
 }
 
+/* Reserving nothing in a buffer that holds no memory (joining a reply line without text) must not
+ * compute NULL + 0: undefined behaviour, fatal under clang's UBSan. */
+static void test_reserve_nothing(void)
+{
+    struct buf b = BUF_INIT;
+    CHECK(buf_reserve(&b, 0) == NULL);
+    CHECK(b.data == NULL);
+    *buf_reserve(&b, 1) = 'x';
+    CHECK(b.data != NULL);
+    CHECK(buf_reserve(&b, 0) == b.data + b.len);
+    buf_free(&b);
+}
+
 int main(void)
 {
     test_append_and_consume();
     test_growth();
+    test_reserve_nothing();
     return check_report("test_buf");
 }
