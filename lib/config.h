@@ -49,7 +49,7 @@ struct config_cidr {
 };
 
 struct config_domain {
-    char *name;       /* lowercased, no trailing dot */
+    char *name;       /* lowercased A-labels, no trailing dot */
     char *deliver_to; /* NULL: the domain's MX */
     char *recipients; /* NULL: every local part is accepted */
     int verify_recipients; /* ask deliver_to about each recipient at RCPT (cached) */
