@@ -177,6 +177,7 @@ struct config {
         char *users;                 /* NULL: no SMTP AUTH */
         int open_relay_acknowledged; /* relay.i_understand_this_is_an_open_relay: lint problems
                                         are warnings instead of errors */
+        int allow_address_literals;  /* relayed mail to user@[address] is delivered there */
     } relay;
 
     struct config_domain *domains;
