@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "lib/config_keys.h"
+#include "lib/idna.h"
 #include "lib/ratelimit.h"
 #include "lib/xalloc.h"
 
@@ -1136,8 +1137,8 @@ static int domain_compare(const void *a, const void *b)
     return x->pos.column < y->pos.column ? -1 : x->pos.column > y->pos.column;
 }
 
-/* Domain names are lowercased and lose one trailing dot, then kept sorted for config_domain_find.
- */
+/* Domain names are lowercased, converted to A-labels (U-labels may be written) and lose one
+ * trailing dot, then kept sorted for config_domain_find. */
 static void set_domains(struct load *ld, const struct config_key *k, const struct node *n,
                         const char *name)
 {
@@ -1155,7 +1156,20 @@ static void set_domains(struct load *ld, const struct config_key *k, const struc
                  key->kind == NODE_SCALAR ? "nothing" : kind_name(key->kind));
             continue;
         }
-        if (!canonical_name(key->text, key->len, canon, sizeof canon)) {
+        /* Recipients' domains are compared in A-label form, so ours are kept in it too. */
+        const char *text = key->text, *idna_why = NULL;
+        size_t len = key->len;
+        char ascii[256];
+        if (idna_needed(key->text, key->len)) {
+            if (idna_to_ascii(key->text, key->len, ascii, sizeof ascii, &idna_why) < 0) {
+                fail(ld, key, "%s: '%s' is not a valid internationalized domain name: %s", name,
+                     shown(key->text, key->len, tmp), idna_why ? idna_why : "domain too long");
+                continue;
+            }
+            text = ascii;
+            len = strlen(ascii);
+        }
+        if (!canonical_name(text, len, canon, sizeof canon)) {
             fail(ld, key, "%s: '%s' is not a domain name", name, shown(key->text, key->len, tmp));
             continue;
         }

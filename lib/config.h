@@ -49,7 +49,7 @@ struct config_cidr {
 };
 
 struct config_domain {
-    char *name;            /* lowercased, no trailing dot */
+    char *name;            /* lowercased A-labels, no trailing dot */
     char *deliver_to;      /* NULL: the domain's MX */
     char *recipients;      /* NULL: every local part is accepted */
     int verify_recipients; /* ask deliver_to about each recipient at RCPT (cached) */
@@ -177,6 +177,7 @@ struct config {
         char *users;                 /* NULL: no SMTP AUTH */
         int open_relay_acknowledged; /* relay.i_understand_this_is_an_open_relay: lint problems
                                         are warnings instead of errors */
+        int allow_address_literals;  /* relayed mail to user@[address] is delivered there */
     } relay;
 
     struct config_domain *domains;

@@ -184,6 +184,10 @@ static const struct config_key config_keys[] = {
      .doc = "Client networks (address/prefix) that may relay without authenticating."},
     {.name = "relay.users", .type = CONFIG_PATH, KEY_AT(relay.users),
      .doc = "File of \"name:crypt-hash\" lines for SMTP AUTH. Unset: no authentication."},
+    {.name = "relay.allow_address_literals", .type = CONFIG_ENUM, .def = "false",
+     .names = config_booleans, KEY_AT(relay.allow_address_literals),
+     .doc = "true: mail that may be relayed to user@[192.0.2.1] or user@[IPv6:...] goes to that "
+            "address (no MX lookup); false: such recipients are refused at RCPT (550 5.1.2)."},
     {.name = "relay.i_understand_this_is_an_open_relay", .type = CONFIG_ENUM, .def = "false",
      .names = config_booleans, KEY_AT(relay.open_relay_acknowledged),
      .doc = "true lets a configuration that relays for strangers load (with a warning at every "

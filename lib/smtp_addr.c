@@ -6,8 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-/* Label length limit (RFC 1035 §2.3.4); applied to U-labels in octets, which is stricter than
- * measuring their A-label form. */
+#include "lib/idna.h"
+
+/* Label length limit (RFC 1035 §2.3.4), on the A-label form (RFC 5890 §2.3.2.1). */
 #define LABEL_MAX 63
 
 static int fail(const char **why, const char *reason)
@@ -96,10 +97,10 @@ static int is_dot_string(const char *s, size_t len)
     return 1;
 }
 
-/* A domain name: LDH labels (U-labels too with UTF-8), an optional trailing dot. Writes the
- * lowercased name without the dot to out (SMTP_DOMAIN_MAX + 1 octets). */
-static int parse_domain_name(const unsigned char *s, size_t len, unsigned options, char *out,
-                             unsigned *flags, const char **why)
+/* A host name in ASCII: LDH labels, an optional trailing dot. Writes the lowercased name without
+ * the dot to out (SMTP_DOMAIN_MAX + 1 octets). */
+static int parse_domain_name(const unsigned char *s, size_t len, char *out, unsigned *flags,
+                             const char **why)
 {
     if (len > 0 && s[len - 1] == '.') {
         len--;
@@ -120,12 +121,6 @@ static int parse_domain_name(const unsigned char *s, size_t len, unsigned option
             if (i < len)
                 all_digits = 1;
             label_start = i + 1;
-        } else if (s[i] >= 0x80) {
-            size_t n = utf8_accept(s + i, len - i, options, flags, why);
-            if (n == 0)
-                return -EINVAL;
-            all_digits = 0;
-            i += n - 1;
         } else if (is_alpha(s[i]) || s[i] == '-') {
             all_digits = 0;
         } else if (!is_digit(s[i])) {
@@ -140,6 +135,33 @@ static int parse_domain_name(const unsigned char *s, size_t len, unsigned option
         out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + ('a' - 'A') : s[i]);
     out[len] = '\0';
     return 0;
+}
+
+/* A domain name, internationalized ones included (RFC 6531 §3.3): U-labels and what UTS #46 maps
+ * to them (full-width letters, ideographic full stops, capitals) must be well-formed UTF-8 and
+ * allowed, then become their A-label form, which is the canonical name (lib/idna.h). A-labels are
+ * checked too. The result must be a host name like any other. */
+static int parse_domain(const unsigned char *s, size_t len, unsigned options, char *out,
+                        unsigned *flags, const char **why)
+{
+    unsigned domain_flags = 0; /* UTF-8 in the domain does not survive canonicalization */
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x80)
+            continue;
+        size_t n = utf8_accept(s + i, len - i, options, &domain_flags, why);
+        if (n == 0)
+            return -EINVAL;
+        i += n - 1;
+    }
+    if (!idna_needed((const char *)s, len))
+        return parse_domain_name(s, len, out, flags, why);
+    char ascii[SMTP_DOMAIN_MAX + 2]; /* room for a trailing dot */
+    int rc = idna_to_ascii((const char *)s, len, ascii, sizeof ascii, why);
+    if (rc == -ENAMETOOLONG)
+        return fail(why, "domain too long");
+    if (rc < 0)
+        return -EINVAL;
+    return parse_domain_name((const unsigned char *)ascii, strlen(ascii), out, flags, why);
 }
 
 /* A strict dotted quad: four decimal numbers 0-255 without leading zeros. */
@@ -203,7 +225,7 @@ static int skip_route(const unsigned char *s, size_t len, size_t *pos, unsigned 
         while (i < len && s[i] != ',' && s[i] != ':')
             i++;
         if (i == len ||
-            parse_domain_name(s + start, i - start, options, scratch, &scratch_flags, why) < 0)
+            parse_domain(s + start, i - start, options, scratch, &scratch_flags, why) < 0)
             return fail(why, "bad source route");
         if (s[i++] == ':')
             break;
@@ -336,12 +358,15 @@ static int parse_path(const unsigned char *s, size_t len, unsigned options, stru
         if (parse_literal(s + domain_start, i - domain_start, out->domain, why) < 0)
             return -EINVAL;
         out->flags |= SMTP_ADDR_IP_LITERAL;
-    } else if (parse_domain_name(s + domain_start, i - domain_start, options, out->domain,
-                                 &out->flags, why) < 0) {
+    } else if (parse_domain(s + domain_start, i - domain_start, options, out->domain, &out->flags,
+                            why) < 0) {
         return -EINVAL;
     }
 
     canonical_local(out, content, content_len);
+    /* A-labels are longer than the U-labels they stand for: the canonical path must fit too. */
+    if (strlen(out->local) + 1 + strlen(out->domain) + 2 > SMTP_PATH_MAX)
+        return fail(why, "path too long");
     if (memchr(content, '@', content_len) || memchr(content, '%', content_len) ||
         memchr(content, '!', content_len))
         out->flags |= SMTP_ADDR_ROUTING_CHARS;
@@ -371,4 +396,42 @@ size_t smtp_addr_format(const struct smtp_addr *addr, char *out, size_t size)
     else
         n = snprintf(out, size, "%s@%s", addr->local, addr->domain);
     return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+int smtp_addr_to_utf8(const char *addr, char *out, size_t size)
+{
+    const char *at = strrchr(addr, '@'); /* a canonical domain has no '@' */
+    int literal = at != NULL && at[1] == '[';
+    size_t copied = at == NULL || literal ? strlen(addr) : (size_t)(at - addr) + 1;
+    if (copied >= size)
+        return -ENAMETOOLONG;
+    memcpy(out, addr, copied);
+    out[copied] = '\0';
+    if (at == NULL || literal)
+        return 0;
+    return idna_to_unicode(at + 1, out + copied, size - copied);
+}
+
+int smtp_addr_literal_sockaddr(const char *domain, uint16_t port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t len = strlen(domain);
+    if (len < 3 || domain[0] != '[' || domain[len - 1] != ']' || len - 2 >= INET6_ADDRSTRLEN + 5)
+        return -EINVAL;
+    char text[INET6_ADDRSTRLEN + 5];
+    memcpy(text, domain + 1, len - 2);
+    text[len - 2] = '\0';
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return 0;
+    }
+    if (strncasecmp(text, "IPv6:", 5) == 0 && inet_pton(AF_INET6, text + 5, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        return 0;
+    }
+    return -EINVAL;
 }

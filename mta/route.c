@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
 
 struct route_req {
@@ -99,10 +100,16 @@ out:
     route_req_free(rq);
 }
 
-/* deliver_to "[address]:port" needs no lookup; the answer still comes from the loop. */
+/* An address literal needs no lookup; the answer still comes from the loop. */
 static void route_on_literal(uv_timer_t *t)
 {
     struct route_req *rq = t->data;
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    if (rq->literal.ss_family == AF_UNSPEC) { /* not from smtp_addr_parse: a damaged spool */
+        route_fail(rq, 550, "5.1.2", "the address literal is not an IPv4 or IPv6 address");
+        route_req_free(rq);
+        return;
+    }
     struct mx_list *mx = xcalloc(1, sizeof *mx);
     mx->refs = 1;
     mx->hosts = xcalloc(1, sizeof *mx->hosts);
@@ -113,7 +120,16 @@ static void route_on_literal(uv_timer_t *t)
     mx->hosts[0].naddrs = 1;
     rq->cb(rq->arg, mx, NULL);
     route_req_free(rq);
-    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+}
+
+/* Answers with the one host rq->literal, called `name`, from the loop. */
+static void route_literal_start(uv_loop_t *loop, struct route_req *rq, const char *name)
+{
+    rq->literal_name = xstrdup(name);
+    uv_timer_t *t = xcalloc(1, sizeof *t);
+    uv_timer_init(loop, t);
+    t->data = rq;
+    uv_timer_start(t, route_on_literal, 0, 0);
 }
 
 /* Splits deliver_to (validated at load) into host and port. Returns 1 for "[address]". */
@@ -141,6 +157,13 @@ int route_resolve(uv_loop_t *loop, struct dns_resolver *dns, const struct config
     rq->arg = arg;
     rq->hostname = xstrdup(cfg->server.hostname);
     rq->port = (uint16_t)cfg->delivery.port;
+    /* RFC 5321 §5.1: mail to an address literal goes to that address, with no MX lookup (the
+     * relay decision let it through at RCPT: relay.allow_address_literals). */
+    if (domain[0] == '[') {
+        smtp_addr_literal_sockaddr(domain, rq->port, &rq->literal);
+        route_literal_start(loop, rq, domain);
+        return 0;
+    }
     const char *target = domain;
     char host[256];
     const struct config_domain *ours = config_domain_find(cfg, domain);
@@ -156,11 +179,7 @@ int route_resolve(uv_loop_t *loop, struct dns_resolver *dns, const struct config
                 v6->sin6_family = AF_INET6;
                 v6->sin6_port = htons(rq->port);
             }
-            rq->literal_name = xstrdup(ours->deliver_to);
-            uv_timer_t *t = xcalloc(1, sizeof *t);
-            uv_timer_init(loop, t);
-            t->data = rq;
-            uv_timer_start(t, route_on_literal, 0, 0);
+            route_literal_start(loop, rq, ours->deliver_to);
             return 0;
         }
         target = host;

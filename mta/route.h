@@ -1,7 +1,8 @@
 /*
- * Where mail for a domain goes: the domain's deliver_to when it is one of ours, else its MX hosts
- * (RFC 5321 §5.1, with RFC 7505 null MX), as an ordered list of hosts with addresses. MX hosts at
- * or after our own name's preference are dropped, so mail never loops back to us (§5.1).
+ * Where mail for a domain goes: the domain's deliver_to when it is one of ours, the address itself
+ * for an address literal ("[192.0.2.1]", "[IPv6:...]"), else its MX hosts (RFC 5321 §5.1, with
+ * RFC 7505 null MX), as an ordered list of hosts with addresses. MX hosts at or after our own
+ * name's preference are dropped, so mail never loops back to us (§5.1).
  */
 #ifndef SLUICE_ROUTE_H
 #define SLUICE_ROUTE_H
@@ -15,8 +16,9 @@
  * a 4xx code (try later) or a 5xx code (bounce). */
 typedef void (*route_cb)(void *arg, struct mx_list *mx, const struct smtp_client_outcome *fail);
 
-/* Looks the route of `domain` up; cb runs once, never from inside this call. Returns 0, or a
- * negative errno when the lookup cannot start (the resolver is shutting down). */
+/* Looks the route of `domain` (canonical: A-labels, or an address literal) up; cb runs once,
+ * never from inside this call. Returns 0, or a negative errno when the lookup cannot start (the
+ * resolver is shutting down). */
 int route_resolve(uv_loop_t *loop, struct dns_resolver *dns, const struct config *cfg,
                   const char *domain, route_cb cb, void *arg);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/smtp_addr.h"
 #include "lib/smtp_data.h"
 #include "lib/smtp_reply.h"
 #include "lib/stream.h"
@@ -865,6 +866,70 @@ static int body_has_8bit(const struct buf *body)
     return 0;
 }
 
+static int has_8bit(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s & 0x80)
+            return 1;
+    return 0;
+}
+
+/* Whether the header section (up to the first empty line) has 8-bit octets (RFC 6532 fields). */
+static int header_has_8bit(const struct buf *body)
+{
+    int line_start = 1;
+    for (size_t i = 0; i < body->len; i++) {
+        unsigned char c = (unsigned char)body->data[i];
+        if (line_start &&
+            (c == '\n' || (c == '\r' && i + 1 < body->len && body->data[i + 1] == '\n')))
+            return 0;
+        if (c & 0x80)
+            return 1;
+        line_start = c == '\n';
+    }
+    return 0;
+}
+
+/* RFC 6531 §3.4: whether the message needs SMTPUTF8 after all. The addresses are canonical, so
+ * their domains are A-labels: only a UTF-8 local part or UTF-8 header fields need it. */
+static int tx_needs_smtputf8(const struct client_tx *t)
+{
+    if (has_8bit(t->sender) || header_has_8bit(t->body))
+        return 1;
+    for (size_t i = 0; i < t->nrcpts; i++)
+        if (has_8bit(t->rcpts[i].addr))
+            return 1;
+    return 0;
+}
+
+/* Replaces an address with its U-label form (RFC 6531 §3.2); kept as is when that form would not
+ * fit in a path of SMTP_PATH_MAX octets with its angle brackets. */
+static void address_to_utf8(char **addr)
+{
+    char utf8[SMTP_PATH_MAX - 1];
+    if (smtp_addr_to_utf8(*addr, utf8, sizeof utf8) == 0) {
+        free(*addr);
+        *addr = xstrdup(utf8);
+    }
+}
+
+/* A message sent with SMTPUTF8 keeps it, with the envelope's domains as U-labels, to a server that
+ * announced it. To one that did not, a message whose only non-ASCII was in its domains goes with
+ * their A-labels and without the parameter (RFC 6531 §3.4: SHOULD NOT be supplied when not
+ * needed); one that needs it is refused in smtp_client_send (5.6.7). */
+static void tx_choose_smtputf8(const struct smtp_client *c, struct client_tx *t)
+{
+    if (!(t->flags & SPOOL_ENV_SMTPUTF8))
+        return;
+    if (c->caps.ext & SMTP_EXT_SMTPUTF8) {
+        address_to_utf8(&t->sender);
+        for (size_t i = 0; i < t->nrcpts; i++)
+            address_to_utf8(&t->rcpts[i].addr);
+    } else if (!tx_needs_smtputf8(t)) {
+        t->flags &= ~(unsigned)SPOOL_ENV_SMTPUTF8;
+    }
+}
+
 void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
 {
     if (c->state != CS_IDLE) {
@@ -883,6 +948,7 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
     }
     t->body = tx->body;
     t->flags = tx->flags;
+    tx_choose_smtputf8(c, t);
     smtp_data_enc_init(&t->enc);
     c->tx = t;
 

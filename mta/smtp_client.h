@@ -94,6 +94,9 @@ struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_p
  * no TX_DONE follows for it). A transaction that the client can tell will fail (larger than the
  * server's SIZE: 552 5.3.4; SMTPUTF8 needed but not offered: 553 5.6.7; an address with CR, LF
  * or angle brackets: 553 5.1.3) is answered with TX_DONE, from a zero timer, without sending it.
+ * A transaction with SMTPUTF8 goes to a server that offers it with U-labels in the envelope; to
+ * one that does not, with the stored A-labels and without SMTPUTF8 when nothing else (a UTF-8
+ * local part or header field) needs it.
  * Never calls back from inside this call. */
 void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx);
 

@@ -3,7 +3,8 @@
  * first at RCPT, before any other rule, and nothing later can accept what it refused. A recipient
  * in one of our `domains` may be accepted from anyone (later stages still judge it); any other
  * recipient only when the session may relay: a submission listener and a trusted client or an
- * authenticated user. An inbound listener never relays.
+ * authenticated user, and then an address literal only with relay.allow_address_literals. An
+ * inbound listener never relays.
  */
 #ifndef SLUICE_RELAY_H
 #define SLUICE_RELAY_H

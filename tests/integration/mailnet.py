@@ -162,6 +162,7 @@ class Transaction:
 
     def __init__(self, sender, t):
         self.sender = sender
+        self.params = []         # MAIL parameters ("SIZE=...", "SMTPUTF8")
         self.mail_time = t
         self.rcpts = []          # (address, time, reply code)
         self.data_raw = None     # bytes on the wire between the 354 and ".CRLF", still dot-stuffed
@@ -206,12 +207,14 @@ class Peer:
     rcpt: [(fnmatch pattern, reply)], first match wins, else "250 2.1.5 ok".
     data_cmd_reply: reply to DATA itself ("354 ..." by default); data_reply: to the end of data. defer_first: the first N RCPTs of each address get
         451. close_after_rcpts: the RCPT after the first N of a connection gets 421 and the
-        connection is closed. pipelining / starttls: advertised or not (STARTTLS needs tls_context).
+        connection is closed. pipelining / starttls / smtputf8: advertised or not (STARTTLS needs
+        tls_context).
     delay: seconds before each reply (a slow peer)."""
 
     def __init__(self, name, address, greeting="220 {name} ESMTP peer", rcpt=(),
                  data_cmd_reply="354 go ahead", data_reply="250 2.0.0 ok", defer_first=0,
-                 close_after_rcpts=None, pipelining=True, starttls=False, tls_context=None, delay=0.0):
+                 close_after_rcpts=None, pipelining=True, starttls=False, tls_context=None, delay=0.0,
+                 smtputf8=False):
         self.name = name
         self.address = address
         self.port = None
@@ -223,6 +226,7 @@ class Peer:
         self.close_after_rcpts = close_after_rcpts
         self.pipelining = pipelining
         self.starttls = starttls
+        self.smtputf8 = smtputf8
         self.tls_context = tls_context
         self.delay = delay
         self.lock = threading.Lock()
@@ -322,6 +326,7 @@ class Peer:
                     lines += ["8BITMIME", "SIZE 100000000", "ENHANCEDSTATUSCODES"]
                     lines += ["PIPELINING"] if self.pipelining else []
                     lines += ["STARTTLS"] if self.starttls and not session.tls else []
+                    lines += ["SMTPUTF8"] if self.smtputf8 else []
                 await reply("\r\n".join(["250-" + l for l in lines[:-1]] + ["250 " + lines[-1]]))
             elif verb == "STARTTLS" and self.starttls and not session.tls:
                 await reply("220 2.0.0 go ahead")
@@ -331,6 +336,7 @@ class Peer:
                 tx = None
             elif verb == "MAIL":
                 tx = Transaction(_path(arg), time.time())
+                tx.params = arg[arg.find(">") + 1:].split()
                 with self.lock:
                     session.transactions.append(tx)
                 await reply("250 2.1.0 ok")

@@ -43,7 +43,8 @@ class Peer:
         self.used = {}
         self.replies = 0
         self.ndata = 0
-        self.log = open(os.path.join(out, "commands.log"), "w")
+        # Latin-1 both ways: the log holds the bytes received, UTF-8 envelopes included.
+        self.log = open(os.path.join(out, "commands.log"), "w", encoding="latin-1")
 
     def reply_for(self, key):
         r = self.script[key]

@@ -76,9 +76,9 @@ static const struct good goods[] = {
     {"<user@[IPv6:::FFFF:192.0.2.1]>", 0, "user", "[IPv6:::ffff:192.0.2.1]", LITERAL},
     {"<@a.example:user@[192.0.2.1]>", 0, "user", "[192.0.2.1]", ROUTE | LITERAL},
 
-    /* UTF-8 with SMTPUTF8: domain lowercased for ASCII letters only. */
-    {"<j\xc3\xb6rg@m\xc3\xbcller.example>", U8_OK, "j\xc3\xb6rg", "m\xc3\xbcller.example", UTF8},
-    {"<user@M\xc3\x9cLLER.Example>", U8_OK, "user", "m\xc3\x9cller.example", UTF8},
+    /* UTF-8 with SMTPUTF8: the local part as given, the domain in its A-label form. */
+    {"<j\xc3\xb6rg@m\xc3\xbcller.example>", U8_OK, "j\xc3\xb6rg", "xn--mller-kva.example", UTF8},
+    {"<user@M\xc3\x9cLLER.Example>", U8_OK, "user", "xn--mller-kva.example", 0},
     {"<\"j\xc3\xb6rg\"@x.example>", U8_OK, "j\xc3\xb6rg", "x.example", UTF8},
     {"<\"j\xc3\xb6 rg\"@x.example>", U8_OK, "\"j\xc3\xb6 rg\"", "x.example", QUOTED | UTF8},
     {"<\xe2\x82\xac\xf0\x9f\x93\xa7@x.example>", U8_OK, "\xe2\x82\xac\xf0\x9f\x93\xa7", "x.example",
@@ -86,6 +86,37 @@ static const struct good goods[] = {
     {"<\xef\xbf\xbd@x.example>", U8_OK, "\xef\xbf\xbd", "x.example", UTF8},
     {"<\xf4\x8f\xbf\xbf@x.example>", U8_OK, "\xf4\x8f\xbf\xbf", "x.example", UTF8},
     {"<user@example.com>", U8_OK, "user", "example.com", 0},
+
+    /* Internationalized domains (IDNA 2008, UTS #46 mapping, non-transitional): U-labels, mixed
+     * case, full-width forms and ideographic full stops, decomposed input, and A-labels all become
+     * the one lowercase A-label form. */
+    {"<user@b\xc3\xbc"
+     "cher.example>",
+     U8_OK, "user", "xn--bcher-kva.example", 0},
+    {"<user@B\xc3\x9c"
+     "CHER.Example>",
+     U8_OK, "user", "xn--bcher-kva.example", 0},
+    {"<user@bu\xcc\x88"
+     "cher.example>",
+     U8_OK, "user", "xn--bcher-kva.example", 0}, /* NFD: u + U+0308 */
+    {"<user@b\xc3\xbc"
+     "cher.example.>",
+     U8_OK, "user", "xn--bcher-kva.example", TDOT},
+    {"<user@\xef\xbd\x85\xef\xbd\x98\xef\xbd\x81\xef\xbd\x8d\xef\xbd\x90\xef\xbd\x8c\xef\xbd\x85"
+     "\xef\xbc\x8e\xef\xbd\x83\xef\xbd\x8f\xef\xbd\x8d>",
+     U8_OK, "user", "example.com", 0}, /* full-width "example.com" */
+    {"<user@\xe4\xbe\x8b\xe3\x81\x88\xe3\x80\x82\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88>", U8_OK,
+     "user", "xn--r8jz45g.xn--zckzah", 0}, /* U+3002 separates labels */
+    {"<user@fa\xc3\x9f.example>", U8_OK, "user", "xn--fa-hia.example", 0}, /* not fass */
+    {"<user@xn--bcher-kva.example>", U8_OK, "user", "xn--bcher-kva.example", 0},
+    {"<user@XN--BCHER-KVA.Example>", 0, "user", "xn--bcher-kva.example", 0},
+    {"<user@b\xc3\xbc.xn--zckzah>", U8_OK, "user", "xn--b-eha.xn--zckzah", 0},
+    /* Only labels with non-ASCII or "xn--" go through IDNA: DNS allows "--" elsewhere. */
+    {"<user@b\xc3\xbc"
+     "cher.r3---sn-abc.example>",
+     U8_OK, "user", "xn--bcher-kva.r3---sn-abc.example", 0},
+    {"<user@r3---sn-abc.example>", 0, "user", "r3---sn-abc.example", 0},
+    {"<j\xc3\xb6rg@xn--mller-kva.example>", U8_OK, "j\xc3\xb6rg", "xn--mller-kva.example", UTF8},
 };
 
 /* A refused path and the reason given. */
@@ -211,6 +242,31 @@ static const struct bad bads[] = {
     {"<a\xc2\x85z@x.example>", U8_OK, "bad UTF-8"}, /* C1 control NEL */
     {"<\"a\xff\"@x.example>", U8_OK, "bad UTF-8"},
     {"<user@b\xc3.example>", U8_OK, "bad UTF-8"},
+
+    /* Internationalized domains that do not convert (IDNA 2008). */
+    {"<user@b\xc3\xbc"
+     "cher.example>",
+     0, "UTF-8 not allowed"},
+    {"<user@xn--zz.example>", 0, "domain has an invalid A-label (xn--)"},
+    {"<user@xn--a.example>", U8_OK, "domain has an invalid A-label (xn--)"},
+    {"<user@\xe2\x98\x83.example>", U8_OK,
+     "domain has a character IDNA 2008 disallows"}, /* snowman */
+    {"<user@\xf0\x9f\x98\x80.example>", U8_OK, "domain has a character IDNA 2008 disallows"},
+    {"<user@xn--ls8h.la>", 0, "domain has a character IDNA 2008 disallows"}, /* emoji A-label */
+    {"<user@a\xe2\x80\x8d"
+     "b.example>",
+     U8_OK, "domain has a joiner or context character where IDNA 2008 forbids it"},
+    {"<user@-b\xc3\xbc.example>", U8_OK, "domain has a label that starts or ends with a hyphen"},
+    {"<user@\xcc\x88"
+     "a.example>",
+     U8_OK, "domain has a label that starts with a combining mark"},
+    {"<user@a\xd7\x90.example>", U8_OK, "domain breaks the IDNA right-to-left rules (RFC 5893)"},
+    /* What converts must still be a host name. */
+    {"<user@\xef\xbc\x91\xef\xbc\x8e\xef\xbc\x92\xef\xbc\x8e\xef\xbc\x93\xef\xbc\x8e\xef\xbc\x94>",
+     U8_OK, "bad domain"}, /* full-width 1.2.3.4 */
+    {"<user@a_b\xc3\xbc.example>", U8_OK, "bad domain"},
+    {"<user@.b\xc3\xbc.example>", U8_OK, "bad domain"},
+    {"<user@b\xc3\xbc..example>", U8_OK, "bad domain"},
 
     /* Control characters, in or out of quotes. */
     {"<us\ter@x.example>", 0, "control character"},
@@ -350,6 +406,33 @@ static void test_limits(void)
     CHECK_INT_EQ(parse_str(path, 0, &a, &why), -EINVAL);
     CHECK_STR_EQ(why, "bad domain");
 
+    /* A U-label is measured as its A-label: 40 "\xc3\xbc" are 80 octets, but far fewer as an
+     * A-label; 64 of them make an A-label longer than 63. */
+    char ulabel[200] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(ulabel, "\xc3\xbc");
+    snprintf(path, sizeof path, "<u@%s.example>", ulabel);
+    CHECK_INT_EQ(parse_str(path, U8_OK, &a, &why), 0);
+    CHECK(strncmp(a.domain, "xn--", 4) == 0 && strlen(a.domain) <= 63 + strlen(".example"));
+    for (int i = 40; i < 64; i++)
+        strcat(ulabel, "\xc3\xbc");
+    snprintf(path, sizeof path, "<u@%s.example>", ulabel);
+    CHECK_INT_EQ(parse_str(path, U8_OK, &a, &why), -EINVAL);
+    CHECK_STR_EQ(why, "domain has a label longer than 63 octets as an A-label");
+
+    /* The canonical (A-label) path must fit in 256 octets too: 25 labels "\xe4\xbe\x8b" are 99
+     * octets as given and 199 as "xn--fsq" labels, with a 64-octet local part 266 in all. */
+    char cjk[200] = "";
+    for (int i = 0; i < 25; i++)
+        strcat(cjk, i == 0 ? "\xe4\xbe\x8b" : ".\xe4\xbe\x8b");
+    fill(local, 'a', 64);
+    snprintf(path, sizeof path, "<%s@%s>", local, cjk);
+    CHECK_INT_EQ(parse_str(path, U8_OK, &a, &why), -EINVAL);
+    CHECK_STR_EQ(why, "path too long");
+    snprintf(path, sizeof path, "<u@%s>", cjk);
+    CHECK_INT_EQ(parse_str(path, U8_OK, &a, &why), 0);
+    CHECK_INT_EQ(strlen(a.domain), 199);
+
     /* "<" + 64 + "@" + 189 + ">" = 256 octets. */
     char l1[64], l2[64], l3[64];
     fill(local, 'a', 64);
@@ -398,6 +481,37 @@ static void test_format(void)
     CHECK_STR_EQ(out, "\"a b\"@[IPv6:::1]");
 }
 
+/* The U-label form for SMTPUTF8 servers: A-labels turned back, everything else kept. */
+static void test_to_utf8(void)
+{
+    static const struct {
+        const char *addr, *want;
+    } cases[] = {
+        {"user@xn--bcher-kva.example", "user@b\xc3\xbc"
+                                       "cher.example"},
+        {"j\xc3\xb6rg@xn--r8jz45g.xn--zckzah",
+         "j\xc3\xb6rg@\xe4\xbe\x8b\xe3\x81\x88.\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88"},
+        {"user@example.com", "user@example.com"},
+        {"\"a@b\"@xn--fa-hia.example", "\"a@b\"@fa\xc3\x9f.example"},
+        {"user@[IPv6:2001:db8::1]", "user@[IPv6:2001:db8::1]"},
+        {"postmaster", "postmaster"},
+        {"", ""},
+        /* Spool entries from before A-labels were checked: kept as they are. */
+        {"user@xn--zz.example", "user@xn--zz.example"},
+        {"user@xn--ls8h.la", "user@xn--ls8h.la"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[300];
+        CHECK_INT_EQ(smtp_addr_to_utf8(cases[i].addr, out, sizeof out), 0);
+        CHECK_STR_EQ(out, cases[i].want);
+    }
+    char small[12];
+    CHECK_INT_EQ(smtp_addr_to_utf8("user@xn--bcher-kva.example", small, sizeof small),
+                 -ENAMETOOLONG);
+    CHECK_INT_EQ(smtp_addr_to_utf8("a-long-local-part@x.example", small, sizeof small),
+                 -ENAMETOOLONG);
+}
+
 int main(void)
 {
     test_good();
@@ -405,5 +519,6 @@ int main(void)
     test_nul();
     test_limits();
     test_format();
+    test_to_utf8();
     return check_report("test_smtp_addr");
 }

@@ -430,13 +430,79 @@ static void test_size_too_big(void)
     peer_cleanup(&t.p);
 }
 
+/* The whole line the peer logged that starts with prefix, or "". */
+static const char *logged_line(const struct logged *l, const char *prefix)
+{
+    int i = logged_find(l, prefix, 0);
+    return i >= 0 ? l->line[i] : "";
+}
+
+/* SMTPUTF8 needed (a UTF-8 local part, UTF-8 header fields) and not offered: 553 5.6.7 without
+ * sending anything (RFC 6531 §3.4). */
 static void test_smtputf8_not_offered(void)
 {
-    struct smtp_client_tx tx = {"s@client.test", two_rcpts, 2, &small_body, SPOOL_ENV_SMTPUTF8};
+    static const char *utf8_local[] = {"a@xn--bcher-kva.test", "j\xc3\xb6rg@xn--bcher-kva.test"};
+    static char text[] = "Subject: caf\xc3\xa9\r\n\r\nhello\r\n";
+    static struct buf utf8_header = {text, sizeof text - 1, 0};
+    static const char *ascii[] = {"a@peer.test"};
+    const struct smtp_client_tx txs[] = {
+        {"s@client.test", utf8_local, 2, &small_body, SPOOL_ENV_SMTPUTF8},
+        {"s@client.test", ascii, 1, &utf8_header, SPOOL_ENV_SMTPUTF8 | SPOOL_ENV_8BITMIME},
+        {"j\xc3\xb6rg@client.test", ascii, 1, &small_body, SPOOL_ENV_SMTPUTF8},
+    };
+    for (size_t i = 0; i < sizeof txs / sizeof txs[0]; i++) {
+        struct trial t;
+        session(&t, "{}", &txs[i], 1, NULL);
+        for (size_t j = 0; j < txs[i].nrcpts; j++)
+            check_saved(&t.r.out[0][j], 553, "5.6.7", "MAIL FROM", 0);
+        CHECK(logged_find(&t.l, "MAIL", 0) < 0);
+        peer_cleanup(&t.p);
+    }
+}
+
+/* A message sent with SMTPUTF8 whose only non-ASCII was in its domains goes to a server without
+ * SMTPUTF8 with the A-labels (as stored) and without the parameter. */
+static void test_smtputf8_domain_only(void)
+{
+    static const char *rcpts[] = {"a@xn--bcher-kva.test"};
+    struct smtp_client_tx tx = {"s@xn--mnchen-3ya.test", rcpts, 1, &small_body, SPOOL_ENV_SMTPUTF8};
     struct trial t;
     session(&t, "{}", &tx, 1, NULL);
-    check_saved(&t.r.out[0][1], 553, "5.6.7", "MAIL FROM", 0);
-    CHECK(logged_find(&t.l, "MAIL", 0) < 0);
+    check_saved(&t.r.out[0][0], 250, "2.0.0", "end of data", 1);
+    CHECK_STR_EQ(logged_line(&t.l, "MAIL"), "MAIL FROM:<s@xn--mnchen-3ya.test> SIZE=22");
+    CHECK_STR_EQ(logged_line(&t.l, "RCPT"), "RCPT TO:<a@xn--bcher-kva.test>");
+    peer_cleanup(&t.p);
+}
+
+/* To a server that offers SMTPUTF8 the envelope's domains go as U-labels (RFC 6531 §3.2). */
+static void test_smtputf8_offered(void)
+{
+    static const char *rcpts[] = {"j\xc3\xb6rg@xn--bcher-kva.test", "b@[IPv6:2001:db8::1]",
+                                  "c@peer.test"};
+    struct smtp_client_tx tx = {"s@xn--mnchen-3ya.test", rcpts, 3, &small_body, SPOOL_ENV_SMTPUTF8};
+    struct trial t;
+    session(&t, "{\"ehlo\": \"250-peer.test\\r\\n250-PIPELINING\\r\\n250 SMTPUTF8\"}", &tx, 1,
+            NULL);
+    for (size_t i = 0; i < 3; i++)
+        check_saved(&t.r.out[0][i], 250, "2.0.0", "end of data", 1);
+    CHECK_STR_EQ(logged_line(&t.l, "MAIL"), "MAIL FROM:<s@m\xc3\xbcnchen.test> SMTPUTF8");
+    CHECK_STR_EQ(logged_line(&t.l, "RCPT TO:<j"), "RCPT TO:<j\xc3\xb6rg@b\xc3\xbc"
+                                                  "cher.test>");
+    CHECK_STR_EQ(logged_line(&t.l, "RCPT TO:<b"), "RCPT TO:<b@[IPv6:2001:db8::1]>");
+    CHECK_STR_EQ(logged_line(&t.l, "RCPT TO:<c"), "RCPT TO:<c@peer.test>");
+    peer_cleanup(&t.p);
+
+    /* Five labels of twenty U+4F8B: 141 octets as A-labels, 311 as U-labels, past what a path may
+     * hold (RFC 5321 §4.5.3.1.3), so the A-labels go. */
+    static const char long_rcpt[] = "d@xn--fsqaaaaaaaaaaaaaaaaaaa.xn--fsqaaaaaaaaaaaaaaaaaaa."
+                                    "xn--fsqaaaaaaaaaaaaaaaaaaa.xn--fsqaaaaaaaaaaaaaaaaaaa."
+                                    "xn--fsqaaaaaaaaaaaaaaaaaaa.test";
+    const char *long_rcpts[] = {long_rcpt};
+    struct smtp_client_tx long_tx = {"s@client.test", long_rcpts, 1, &small_body,
+                                     SPOOL_ENV_SMTPUTF8};
+    session(&t, "{\"ehlo\": \"250-peer.test\\r\\n250 SMTPUTF8\"}", &long_tx, 1, NULL);
+    check_saved(&t.r.out[0][0], 250, "2.0.0", "end of data", 1);
+    CHECK(logged_find(&t.l, "RCPT TO:<d@xn--fsqaaaaaaaaaaaaaaaaaaa.xn--", 0) >= 0);
     peer_cleanup(&t.p);
 }
 
@@ -709,6 +775,8 @@ int main(void)
     test_421_mid_session();
     test_size_too_big();
     test_smtputf8_not_offered();
+    test_smtputf8_domain_only();
+    test_smtputf8_offered();
     test_8bit_to_7bit_server();
     test_no_rcpt_accepted();
     test_body_encoding();
