@@ -39,6 +39,7 @@ static int relay_test_usage(void)
 struct policy_tally {
     int attempts;
     int local_refused;
+    size_t clients[2]; /* outside clients per attempt: IPv4, IPv6 */
 };
 
 static const char *outcome_word(int must_accept, int accepted)
@@ -52,12 +53,18 @@ static void policy_on_result(const struct relay_result *res, void *arg)
 {
     struct policy_tally *tally = arg;
     const struct policy_decision *d = &res->decision;
+    int v6 = strchr(res->client, ':') != NULL;
     tally->attempts++;
     tally->local_refused += res->rcase->must_accept && !res->accepted;
+    tally->clients[v6] = res->nclients;
     printf("%s %s %s %s %s %d %s", res->listener->name, res->client, res->rcase->name,
            res->rcpt_arg, outcome_word(res->rcase->must_accept, res->accepted), d->code, d->rule);
     if (d->pos.line > 0)
         printf(" (%s:%u:%u)", d->pos.file, d->pos.line, d->pos.column);
+    /* Where the outcome is not the same for everyone, say for how many. */
+    size_t odd = res->rcase->must_accept ? res->nclients - res->naccepted : res->naccepted;
+    if (odd > 0)
+        printf(" for %zu of %zu outside IPv%c clients", odd, res->nclients, v6 ? '6' : '4');
     printf("\n");
 }
 
@@ -72,13 +79,14 @@ static int relay_test_policy(const char *path)
         buf_free(&err);
         return 1;
     }
-    struct policy_tally tally = {0, 0};
+    struct policy_tally tally = {0, 0, {0, 0}};
     int relays = relay_battery_run(cfg, policy_on_result, &tally);
     printf("verdict: %s: %d of %d attempts relayed", relays > 0 ? "OPEN RELAY" : "ok", relays,
            tally.attempts);
     if (tally.local_refused > 0)
         printf("; %d local recipients refused", tally.local_refused);
-    printf("\n");
+    printf(" (each asked for %zu IPv4 and %zu IPv6 outside clients)\n", tally.clients[0],
+           tally.clients[1]);
     config_unref(cfg);
     buf_free(&err);
     return relays > 0 ? 1 : 0;
