@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "lib/config_keys.h"
+#include "lib/edit_distance.h"
 #include "lib/idna.h"
 #include "lib/ratelimit.h"
 #include "lib/xalloc.h"
@@ -256,6 +257,59 @@ static void offset_position(const char *text, size_t len, size_t offset, unsigne
     }
 }
 
+/* The byte offset where 0-based line `line` of text starts (len when there are fewer lines). */
+static size_t line_start(const char *text, size_t len, size_t line)
+{
+    size_t at = 0;
+    for (; line > 0 && at < len; at++)
+        if (text[at] == '\n')
+            line--;
+    return at;
+}
+
+/* Reports libyaml's parse error, in plain words for the two mistakes people make most: a tab in
+ * the indentation (YAML indents with spaces only; libyaml says "found character that cannot start
+ * any token") and a quoted string that is never closed (libyaml notices only at the end). */
+static void syntax_error(struct errors *e, const char *text, size_t len, const yaml_parser_t *p)
+{
+    unsigned line = (unsigned)p->problem_mark.line + 1;
+    unsigned column = (unsigned)p->problem_mark.column + 1;
+    const char *problem = p->problem ? p->problem : "cannot parse";
+    if (p->error == YAML_READER_ERROR) {
+        offset_position(text, len, p->problem_offset, &line, &column);
+    } else if (p->error == YAML_SCANNER_ERROR) {
+        size_t start = line_start(text, len, p->problem_mark.line), at = start;
+        while (at < len && text[at] == ' ')
+            at++;
+        if (at < len && text[at] == '\t') {
+            error_at(e, line, (unsigned)(at - start) + 1,
+                     "tab character used for indentation: YAML allows only spaces");
+            return;
+        }
+        int ends = strcmp(problem, "found unexpected end of stream") == 0;
+        if (p->context != NULL && strcmp(p->context, "while scanning a quoted scalar") == 0 &&
+            (ends || strcmp(problem, "found unexpected document indicator") == 0)) {
+            unsigned from_line = (unsigned)p->context_mark.line + 1;
+            unsigned from_column = (unsigned)p->context_mark.column + 1;
+            size_t quote = line_start(text, len, p->context_mark.line) + p->context_mark.column;
+            char q = quote < len && text[quote] == '\'' ? '\'' : '"';
+            if (ends)
+                error_at(e, from_line, from_column,
+                         "unclosed quoted string starting at %u:%u: no closing %c before the end "
+                         "of the file",
+                         from_line, from_column, q);
+            else
+                error_at(e, from_line, from_column,
+                         "unclosed quoted string starting at %u:%u: no closing %c before the "
+                         "'---' at %u:%u",
+                         from_line, from_column, q, line, column);
+            return;
+        }
+    }
+    error_at(e, line, column, "YAML syntax error: %s%s%s%s", problem, p->context ? " (" : "",
+             p->context ? p->context : "", p->context ? ")" : "");
+}
+
 /* Parses text into a tree with libyaml's event API; *root is NULL for an empty document. */
 static int tree_build(const char *text, size_t len, struct errors *e, struct node **root)
 {
@@ -270,13 +324,7 @@ static int tree_build(const char *text, size_t len, struct errors *e, struct nod
     while (rc == 0 && !b.done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
-            unsigned line = (unsigned)parser.problem_mark.line + 1;
-            unsigned column = (unsigned)parser.problem_mark.column + 1;
-            if (parser.error == YAML_READER_ERROR)
-                offset_position(text, len, parser.problem_offset, &line, &column);
-            error_at(e, line, column, "YAML syntax error: %s%s%s%s",
-                     parser.problem ? parser.problem : "cannot parse", parser.context ? " (" : "",
-                     parser.context ? parser.context : "", parser.context ? ")" : "");
+            syntax_error(e, text, len, &parser);
             rc = -EINVAL;
             break;
         }
@@ -727,39 +775,14 @@ static const struct config_key *key_lookup(const char *prefix, const char *key, 
     return NULL;
 }
 
-/* Levenshtein distance of short strings (both at most 64 octets). */
-static size_t edit_distance(const char *a, size_t alen, const char *b, size_t blen)
-{
-    size_t row[65];
-    for (size_t j = 0; j <= blen; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= alen; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= blen; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[blen];
-}
-
 /* The key of section `prefix` that `key` is most likely a typo of, or NULL. */
 static const char *key_suggest(const char *prefix, const char *key, size_t len)
 {
     const char *best = NULL;
     size_t best_distance = 3; /* two edits at most */
-    if (len > 64)
-        return NULL;
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const char *child = child_name(config_keys[i].name, prefix);
-        if (child == NULL || strlen(child) > 64)
+        if (child == NULL)
             continue;
         size_t d = edit_distance(key, len, child, strlen(child));
         if (d < best_distance && d < len) {

@@ -3,6 +3,7 @@
  * `sluice dkim check` looks every configured selector up in DNS (lib/dns, so dns.servers applies)
  * and says whether the published public key is the one of the configured private key.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,43 +12,60 @@
 #include <uv.h>
 
 #include "lib/dns.h"
+#include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/commands.h"
 #include "mta/config_load.h"
 #include "mta/dkim.h"
 
-static int dkim_usage(void)
-{
-    fprintf(stderr, "usage: sluice dkim keygen --domain D --selector S "
-                    "[--algorithm rsa-sha256|ed25519-sha256] [--bits N] [--out FILE]\n"
-                    "       sluice dkim check [-c FILE]\n");
-    return 2;
-}
-
 /* ---- keygen ---- */
+
+/* The algorithm called name, or a usage error naming the one probably meant. */
+static int keygen_algorithm(const char *name, enum dkim_alg *alg)
+{
+    static const char *const names[] = {"rsa-sha256", "ed25519-sha256"};
+    if (dkim_alg_parse(name, alg) == 0)
+        return 0;
+    const char *hint = command_suggest(name, names, ARRAY_LEN(names));
+    if (hint != NULL)
+        return command_usage_error("dkim keygen", "unknown algorithm '%s' (did you mean %s?)", name,
+                                   hint);
+    return command_usage_error("dkim keygen",
+                               "unknown algorithm '%s' (rsa-sha256 or "
+                               "ed25519-sha256)",
+                               name);
+}
 
 static int dkim_keygen(int argc, char **argv)
 {
     const char *domain = NULL, *selector = NULL, *algorithm = "rsa-sha256", *out = NULL;
-    const char *bits_text = "0";
-
-    for (int i = 0; i < argc; i++) {
-        const char **opt = strcmp(argv[i], "--domain") == 0      ? &domain
-                           : strcmp(argv[i], "--selector") == 0  ? &selector
-                           : strcmp(argv[i], "--algorithm") == 0 ? &algorithm
-                           : strcmp(argv[i], "--bits") == 0      ? &bits_text
-                           : strcmp(argv[i], "--out") == 0       ? &out
-                                                                 : NULL;
-        if (opt == NULL || i + 1 >= argc)
-            return dkim_usage();
-        *opt = argv[++i];
-    }
+    const char *bits_text = NULL;
+    const struct command_option opts[] = {
+        {"--domain", NULL, &domain, NULL},
+        {"--selector", NULL, &selector, NULL},
+        {"--algorithm", NULL, &algorithm, NULL},
+        {"--bits", NULL, &bits_text, NULL},
+        {"--out", NULL, &out, NULL},
+    };
+    if (command_parse("dkim keygen", argc, argv, opts, ARRAY_LEN(opts), NULL, 0, NULL) != 0)
+        return 2;
+    if (domain == NULL || selector == NULL)
+        return command_usage_error("dkim keygen", "missing %s",
+                                   domain == NULL ? "--domain" : "--selector");
     enum dkim_alg alg;
-    char *end;
-    long bits = strtol(bits_text, &end, 10);
-    if (domain == NULL || selector == NULL || dkim_alg_parse(algorithm, &alg) != 0 ||
-        *end != '\0' || bits < 0 || bits > DKIM_RSA_MAX_BITS)
-        return dkim_usage();
+    if (keygen_algorithm(algorithm, &alg) != 0)
+        return 2;
+    long bits = 0; /* the default size */
+    if (bits_text != NULL) {
+        char *end;
+        bits = strtol(bits_text, &end, 10);
+        if (!isdigit((unsigned char)bits_text[0]) || *end != '\0')
+            return command_usage_error("dkim keygen", "--bits: '%s' is not a whole number",
+                                       bits_text);
+        if (bits > DKIM_RSA_MAX_BITS)
+            return command_usage_error("dkim keygen", "--bits: %s is more than %d", bits_text,
+                                       DKIM_RSA_MAX_BITS);
+    }
 
     struct buf path = BUF_INIT, record = BUF_INIT, err = BUF_INIT;
     if (out != NULL)
@@ -189,9 +207,9 @@ static int check_all(const struct config *cfg, struct selector_check *checks, si
 static int dkim_check(int argc, char **argv)
 {
     const char *path = NULL;
-    for (int i = 0; i < argc; i++)
-        if (!command_config_option(argc, argv, &i, &path))
-            return dkim_usage();
+    const struct command_option opts[] = {{"--config", "-c", &path, NULL}};
+    if (command_parse("dkim check", argc, argv, opts, ARRAY_LEN(opts), NULL, 0, NULL) != 0)
+        return 2;
 
     struct buf err = BUF_INIT;
     struct dkim_signer_set *set = NULL;
@@ -235,9 +253,16 @@ static int dkim_check(int argc, char **argv)
 
 int cmd_dkim(int argc, char **argv)
 {
+    static const char *const verbs[] = {"keygen", "check"};
     if (argc >= 1 && strcmp(argv[0], "keygen") == 0)
         return dkim_keygen(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "check") == 0)
         return dkim_check(argc - 1, argv + 1);
-    return dkim_usage();
+    if (argc == 0 || argv[0][0] == '-')
+        return command_usage_error("dkim", "missing dkim verb (keygen or check)");
+    const char *hint = command_suggest(argv[0], verbs, ARRAY_LEN(verbs));
+    if (hint != NULL)
+        return command_usage_error("dkim", "unknown dkim verb '%s' (did you mean %s?)", argv[0],
+                                   hint);
+    return command_usage_error("dkim", "unknown dkim verb '%s' (keygen or check)", argv[0]);
 }

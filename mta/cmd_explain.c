@@ -17,6 +17,7 @@
 #include "lib/config.h"
 #include "lib/dns.h"
 #include "lib/smtp_cmd.h"
+#include "lib/uvutil.h"
 #include "mta/commands.h"
 #include "mta/config_load.h"
 #include "policy/dnsbl.h"
@@ -28,14 +29,8 @@
 
 struct explain_args {
     const char *path, *client, *listener, *helo, *auth, *from, *rcpt;
+    struct sockaddr_storage client_addr; /* client, parsed */
 };
-
-static int explain_usage(void)
-{
-    fprintf(stderr, "usage: sluice explain [-c FILE] --client IP [--listener NAME] [--helo NAME] "
-                    "[--auth USER] --from ADDRESS --rcpt ADDRESS\n");
-    return 2;
-}
 
 static void print_rule(const struct policy_decision *d)
 {
@@ -409,11 +404,7 @@ static int explain_run(const struct explain_args *a, const struct config *cfg)
             return 1;
         }
     }
-    struct sockaddr_storage client;
-    if (client_parse(a->client, &client) < 0) {
-        fprintf(stderr, "sluice: explain: --client '%s' is not an IP address\n", a->client);
-        return 2;
-    }
+    struct sockaddr_storage client = a->client_addr;
 
     printf("listener: %s (%s, %s) at %s:%u:%u\n", l->name,
            l->role == LISTENER_SUBMISSION ? "submission" : "inbound", l->address,
@@ -442,28 +433,21 @@ static int explain_run(const struct explain_args *a, const struct config *cfg)
 int cmd_explain(int argc, char **argv)
 {
     struct explain_args a = {0};
-    for (int i = 0; i < argc; i++) {
-        if (command_config_option(argc, argv, &i, &a.path))
-            continue;
-        const char **slot = NULL;
-        if (strcmp(argv[i], "--client") == 0)
-            slot = &a.client;
-        else if (strcmp(argv[i], "--listener") == 0)
-            slot = &a.listener;
-        else if (strcmp(argv[i], "--helo") == 0)
-            slot = &a.helo;
-        else if (strcmp(argv[i], "--auth") == 0)
-            slot = &a.auth;
-        else if (strcmp(argv[i], "--from") == 0)
-            slot = &a.from;
-        else if (strcmp(argv[i], "--rcpt") == 0)
-            slot = &a.rcpt;
-        if (slot == NULL || i + 1 >= argc)
-            return explain_usage();
-        *slot = argv[++i];
-    }
+    const struct command_option opts[] = {
+        {"--config", "-c", &a.path, NULL},       {"--client", NULL, &a.client, NULL},
+        {"--listener", NULL, &a.listener, NULL}, {"--helo", NULL, &a.helo, NULL},
+        {"--auth", NULL, &a.auth, NULL},         {"--from", NULL, &a.from, NULL},
+        {"--rcpt", NULL, &a.rcpt, NULL},
+    };
+    if (command_parse("explain", argc, argv, opts, ARRAY_LEN(opts), NULL, 0, NULL) != 0)
+        return 2;
     if (a.client == NULL || a.from == NULL || a.rcpt == NULL)
-        return explain_usage();
+        return command_usage_error("explain", "missing %s",
+                                   a.client == NULL ? "--client"
+                                   : a.from == NULL ? "--from"
+                                                    : "--rcpt");
+    if (client_parse(a.client, &a.client_addr) < 0)
+        return command_usage_error("explain", "--client '%s' is not an IP address", a.client);
 
     struct buf err = BUF_INIT;
     struct config *cfg = config_load_for_command(a.path, &err);

@@ -169,23 +169,17 @@ out:
 struct action {
     const char *name;
     int min_args, max_args; /* after the action's name */
+    const char *needs;      /* what the first argument is, for "missing ..." */
 };
 
 static const struct action actions[] = {
-    {"list", 0, 0},   {"show", 1, 1},    {"retry", 1, 1},
-    {"delete", 1, 1}, {"suspend", 1, 2}, {"resume", 1, 1},
+    {"list", 0, 0, NULL},
+    {"show", 1, 1, "message ID"},
+    {"retry", 1, 1, "message ID (or all)"},
+    {"delete", 1, 1, "message ID"},
+    {"suspend", 1, 2, "destination"},
+    {"resume", 1, 1, "destination"},
 };
-
-static int queue_usage(void)
-{
-    fprintf(stderr, "usage: sluice queue [-c FILE] list [--json]\n"
-                    "       sluice queue [-c FILE] show ID [--body]\n"
-                    "       sluice queue [-c FILE] retry ID|all\n"
-                    "       sluice queue [-c FILE] delete ID\n"
-                    "       sluice queue [-c FILE] suspend DESTINATION [DURATION]\n"
-                    "       sluice queue [-c FILE] resume DESTINATION\n");
-    return 2;
-}
 
 static int queue_run(const char *spool, const char *action, char **args, int json, int body_only,
                      struct buf *err)
@@ -205,7 +199,10 @@ static int queue_run(const char *spool, const char *action, char **args, int jso
                      : 2;
     buf_free(&request);
     if (status == 2)
-        return queue_usage();
+        return command_usage_error("queue",
+                                   "%s: the request is longer than %d bytes or has a line "
+                                   "break or tab",
+                                   action, CONTROL_REQUEST_MAX - 1);
     if (status == -1 && strcmp(action, "delete") == 0) {
         buf_reset(err);
         return queue_delete_offline(spool, args[0], err);
@@ -213,30 +210,60 @@ static int queue_run(const char *spool, const char *action, char **args, int jso
     return status < 0 ? 1 : status;
 }
 
+/* Checks the verb and its arguments: the action, or NULL after a usage error. */
+static const struct action *queue_action(char **words, int nwords, int json, int body_only)
+{
+    const char *names[ARRAY_LEN(actions)];
+    const struct action *act = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(actions); i++) {
+        names[i] = actions[i].name;
+        if (nwords > 0 && strcmp(words[0], actions[i].name) == 0)
+            act = &actions[i];
+    }
+    if (nwords == 0) {
+        command_usage_error("queue", "missing queue verb (list, show, retry, delete, suspend or "
+                                     "resume)");
+        return NULL;
+    }
+    if (act == NULL) {
+        const char *hint = command_suggest(words[0], names, ARRAY_LEN(names));
+        if (hint != NULL)
+            command_usage_error("queue", "unknown queue verb '%s' (did you mean %s?)", words[0],
+                                hint);
+        else
+            command_usage_error("queue", "unknown queue verb '%s'", words[0]);
+        return NULL;
+    }
+    char name[32]; /* "queue VERB": the usage shown is that verb's */
+    snprintf(name, sizeof name, "queue %s", act->name);
+    if (nwords - 1 < act->min_args)
+        command_usage_error(name, "missing %s", act->needs);
+    else if (nwords - 1 > act->max_args)
+        command_usage_error(name, "unexpected argument '%s'", words[act->max_args + 1]);
+    else if (body_only && strcmp(act->name, "show") != 0)
+        command_usage_error(name, "--body goes with queue show only");
+    else if (json && strcmp(act->name, "list") != 0)
+        command_usage_error(name, "--json goes with queue list only");
+    else
+        return act;
+    return NULL;
+}
+
 int cmd_queue(int argc, char **argv)
 {
     const char *path = NULL;
     char *words[4] = {NULL, NULL, NULL, NULL}; /* action and up to two arguments, NULL-ended */
     int nwords = 0, json = 0, body_only = 0;
-    for (int i = 0; i < argc; i++) {
-        if (command_config_option(argc, argv, &i, &path))
-            continue;
-        if (strcmp(argv[i], "--body") == 0)
-            body_only = 1;
-        else if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (nwords < 3)
-            words[nwords++] = argv[i];
-        else
-            return queue_usage();
-    }
-    const struct action *act = NULL;
-    for (size_t i = 0; nwords > 0 && i < ARRAY_LEN(actions); i++)
-        if (strcmp(words[0], actions[i].name) == 0)
-            act = &actions[i];
-    if (act == NULL || nwords - 1 < act->min_args || nwords - 1 > act->max_args ||
-        (body_only && strcmp(act->name, "show") != 0) || (json && strcmp(act->name, "list") != 0))
-        return queue_usage();
+    const struct command_option opts[] = {
+        {"--config", "-c", &path, NULL},
+        {"--json", NULL, NULL, &json},
+        {"--body", NULL, NULL, &body_only},
+    };
+    if (command_parse("queue", argc, argv, opts, ARRAY_LEN(opts), words, 3, &nwords) != 0)
+        return 2;
+    const struct action *act = queue_action(words, nwords, json, body_only);
+    if (act == NULL)
+        return 2;
 
     struct buf err = BUF_INIT;
     /* Only server.spool is needed: a broken key or recipients file must not hide the queue. */

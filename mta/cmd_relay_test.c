@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/config.h"
+#include "lib/uvutil.h"
 #include "mta/commands.h"
 #include "mta/config_load.h"
 #include "mta/relay_battery.h"
@@ -26,19 +27,12 @@
 /* Exit status when no attempt relayed but some could not be made at all. */
 #define EXIT_INCONCLUSIVE 3
 
-static int relay_test_usage(void)
-{
-    fprintf(stderr, "usage: sluice relay-test [-c FILE]\n"
-                    "       sluice relay-test HOST:PORT --local-domain DOMAIN [--helo NAME] "
-                    "[--from ADDRESS]\n");
-    return 2;
-}
-
 /* ---- mode A: the policy of a configuration file ---- */
 
 struct policy_tally {
     int attempts;
     int local_refused;
+    size_t clients[2]; /* outside clients per attempt: IPv4, IPv6 */
 };
 
 static const char *outcome_word(int must_accept, int accepted)
@@ -52,12 +46,18 @@ static void policy_on_result(const struct relay_result *res, void *arg)
 {
     struct policy_tally *tally = arg;
     const struct policy_decision *d = &res->decision;
+    int v6 = strchr(res->client, ':') != NULL;
     tally->attempts++;
     tally->local_refused += res->rcase->must_accept && !res->accepted;
+    tally->clients[v6] = res->nclients;
     printf("%s %s %s %s %s %d %s", res->listener->name, res->client, res->rcase->name,
            res->rcpt_arg, outcome_word(res->rcase->must_accept, res->accepted), d->code, d->rule);
     if (d->pos.line > 0)
         printf(" (%s:%u:%u)", d->pos.file, d->pos.line, d->pos.column);
+    /* Where the outcome is not the same for everyone, say for how many. */
+    size_t odd = res->rcase->must_accept ? res->nclients - res->naccepted : res->naccepted;
+    if (odd > 0)
+        printf(" for %zu of %zu outside IPv%c clients", odd, res->nclients, v6 ? '6' : '4');
     printf("\n");
 }
 
@@ -72,13 +72,14 @@ static int relay_test_policy(const char *path)
         buf_free(&err);
         return 1;
     }
-    struct policy_tally tally = {0, 0};
+    struct policy_tally tally = {0, 0, {0, 0}};
     int relays = relay_battery_run(cfg, policy_on_result, &tally);
     printf("verdict: %s: %d of %d attempts relayed", relays > 0 ? "OPEN RELAY" : "ok", relays,
            tally.attempts);
     if (tally.local_refused > 0)
         printf("; %d local recipients refused", tally.local_refused);
-    printf("\n");
+    printf(" (each asked for %zu IPv4 and %zu IPv6 outside clients)\n", tally.clients[0],
+           tally.clients[1]);
     config_unref(cfg);
     buf_free(&err);
     return relays > 0 ? 1 : 0;
@@ -330,28 +331,33 @@ static int relay_test_live(struct live *lv, const char *local, const char *from)
 
 int cmd_relay_test(int argc, char **argv)
 {
-    const char *path = NULL, *target = NULL, *local = NULL, *from = NULL, *helo = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (command_config_option(argc, argv, &i, &path))
-            continue;
-        if (strcmp(argv[i], "--local-domain") == 0 && i + 1 < argc)
-            local = argv[++i];
-        else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
-            from = argv[++i];
-        else if (strcmp(argv[i], "--helo") == 0 && i + 1 < argc)
-            helo = argv[++i];
-        else if (argv[i][0] != '-' && target == NULL)
-            target = argv[i];
-        else
-            return relay_test_usage();
-    }
+    const char *path = NULL, *local = NULL, *from = NULL, *helo = NULL;
+    char *target = NULL;
+    int nwords = 0;
+    const struct command_option opts[] = {
+        {"--config", "-c", &path, NULL},
+        {"--local-domain", NULL, &local, NULL},
+        {"--from", NULL, &from, NULL},
+        {"--helo", NULL, &helo, NULL},
+    };
+    if (command_parse("relay-test", argc, argv, opts, ARRAY_LEN(opts), &target, 1, &nwords) != 0)
+        return 2;
     if (target == NULL) {
         if (local != NULL || from != NULL || helo != NULL)
-            return relay_test_usage();
+            return command_usage_error("relay-test", "%s goes with HOST:PORT (a live server)",
+                                       local  ? "--local-domain"
+                                       : from ? "--from"
+                                              : "--helo");
         return relay_test_policy(path);
     }
-    if (path != NULL || local == NULL)
-        return relay_test_usage();
+    if (path != NULL)
+        return command_usage_error("relay-test", "-c goes without HOST:PORT: test a "
+                                                 "configuration file or a live server, not both");
+    if (local == NULL)
+        return command_usage_error("relay-test",
+                                   "missing --local-domain (a domain %s accepts "
+                                   "mail for)",
+                                   target);
 
     char hostname[256] = "relay-test.invalid";
     if (helo == NULL) {
@@ -361,9 +367,10 @@ int cmd_relay_test(int argc, char **argv)
         helo = hostname;
     }
     struct live lv = {.target = target, .helo = helo, .fd = -1};
-    if (target_split(&lv) < 0) {
-        fprintf(stderr, "sluice: relay-test: '%s' is not HOST:PORT\n", target);
-        return 2;
-    }
+    if (target_split(&lv) < 0)
+        return command_usage_error("relay-test",
+                                   "'%s' is not HOST:PORT (e.g. mx.example.com:25 "
+                                   "or [2001:db8::1]:25)",
+                                   target);
     return relay_test_live(&lv, local, from);
 }

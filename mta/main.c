@@ -1,65 +1,70 @@
 /*
- * `sluice <subcommand>`: a dispatch table, one function per subcommand.
+ * `sluice <command>`: finds the command in the table (mta/commands.c) and runs it; answers
+ * `sluice --help`, `sluice help [CMD]` and `sluice CMD --help` (or -h) on standard output.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/uvutil.h"
 #include "mta/commands.h"
 
-struct subcommand {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *usage;
-};
-
-static const struct subcommand subcommands[] = {
-    {"run", cmd_run,
-     "run [-c FILE]                 run the daemon (embedded default config without -c)"},
-    {"check-config", cmd_check_config, "check-config [-c FILE]        validate a configuration"},
-    {"config-keys", cmd_config_keys,
-     "config-keys                   print the configuration reference"},
-    {"queue", cmd_queue, "queue list|show|retry|delete|suspend|resume ...   see and steer the queue"},
-    {"relay-test", cmd_relay_test,
-     "relay-test [-c FILE]          try relaying from outside through every listener's policy\n"
-     "  sluice relay-test HOST:PORT --local-domain D [--helo H] [--from A]   the same over SMTP"},
-    {"explain", cmd_explain,
-     "explain [-c FILE] --client IP [--listener NAME] [--helo H] [--auth USER] --from A --rcpt B\n"
-     "                                show the decision for MAIL and RCPT and the rule that made "
-     "it"},
-    {"dkim", cmd_dkim,
-     "dkim keygen --domain D --selector S [--algorithm rsa-sha256|ed25519-sha256] [--bits N]\n"
-     "            [--out FILE]         write a signing key (mode 0600), print its DNS record\n"
-     "  sluice dkim check [-c FILE]   compare each configured selector's DNS record with its key"},
-};
-
-static void usage(FILE *out)
+static int is_help(const char *arg)
 {
-    fprintf(out, "usage: sluice <command> [options]\n\ncommands:\n");
-    for (size_t i = 0; i < ARRAY_LEN(subcommands); i++)
-        fprintf(out, "  sluice %s\n", subcommands[i].usage);
-    fprintf(out, "  sluice version\n");
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+static int unknown_command(const char *name)
+{
+    const char *names[32];
+    size_t n = 0;
+    for (size_t i = 0; i < ncommands && n < sizeof names / sizeof names[0]; i++)
+        names[n++] = commands[i].name;
+    const char *hint = command_suggest(name, names, n);
+    if (hint != NULL)
+        fprintf(stderr, "sluice: unknown command '%s' (did you mean %s?)\n", name, hint);
+    else
+        fprintf(stderr, "sluice: unknown command '%s'\n", name);
+    command_list(stderr);
+    return 2;
+}
+
+/* `sluice help [COMMAND]`: the list of commands, or one command's help. */
+static int help(int argc, char **argv)
+{
+    if (argc == 0 || is_help(argv[0])) {
+        command_list(stdout);
+        return 0;
+    }
+    const struct command *c = command_find(argv[0]);
+    if (c == NULL)
+        return unknown_command(argv[0]);
+    if (argc > 1) {
+        fprintf(stderr, "sluice help: unexpected argument '%s'\nusage: sluice help [COMMAND]\n",
+                argv[1]);
+        return 2;
+    }
+    command_help(c, stdout);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        fprintf(stderr, "sluice: missing command\n");
+        command_list(stderr);
         return 2;
     }
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("sluice %s\n", SLUICE_VERSION);
-        return 0;
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(0, NULL);
+    if (strcmp(argv[1], "help") == 0 || is_help(argv[1]))
+        return help(argc - 2, argv + 2);
+    const struct command *c = command_find(argv[1]);
+    if (c == NULL)
+        return unknown_command(argv[1]);
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) {
+            command_help(c, stdout);
+            return 0;
+        }
     }
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < ARRAY_LEN(subcommands); i++)
-        if (strcmp(argv[1], subcommands[i].name) == 0)
-            return subcommands[i].run(argc - 2, argv + 2);
-    fprintf(stderr, "sluice: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    return c->run(argc - 2, argv + 2);
 }

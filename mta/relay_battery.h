@@ -2,8 +2,9 @@
  * The relay battery: a fixed table of relay attempts an outsider might try (percent hack, bang
  * paths, source routes, quoting, address literals, ...) with the outcome each must get. Run against
  * a loaded configuration it asks the relay decision exactly as a session would, for every listener
- * and an untrusted client without AUTH; `sluice relay-test` also sends the same table over SMTP to
- * any server. Start-up, reload and check-config refuse a configuration in which an attempt relays.
+ * and a spread of untrusted clients over the public address space, without AUTH; `sluice
+ * relay-test` also sends the same table over SMTP to any server. Start-up, reload and check-config
+ * refuse a configuration in which an attempt relays.
  */
 #ifndef SLUICE_RELAY_BATTERY_H
 #define SLUICE_RELAY_BATTERY_H
@@ -37,23 +38,29 @@ extern const size_t relay_battery_ncases;
 void relay_battery_expand(const char *tmpl, const char *local, const char *foreign, char *out,
                           size_t size);
 
-/* One attempt judged by the policy. */
+/* One case on one listener, judged by the policy for every outside client of one family. */
 struct relay_result {
     const struct config_listener *listener;
-    const char *client; /* the outside client's address as text */
     const struct relay_case *rcase;
-    const char *rcpt_arg;            /* expanded */
-    int accepted;                    /* the recipient was accepted */
-    int relayed;                     /* accepted although rcase must be refused */
-    struct policy_decision decision; /* the deciding rule; syntax errors: builtin.address_syntax */
+    const char *rcpt_arg; /* expanded */
+    size_t nclients;      /* outside clients asked about */
+    size_t naccepted;     /* how many of them got the recipient accepted */
+    int accepted;         /* a relay: for any client; a local recipient: for every client */
+    int relayed;          /* accepted although rcase must be refused */
+    /* The client shown, as text: the first that relayed (or was refused a local recipient), else
+     * the first asked; and the decision it got (syntax errors: builtin.address_syntax). */
+    const char *client;
+    struct policy_decision decision;
 };
 
 typedef void (*relay_battery_cb)(const struct relay_result *res, void *arg);
 
-/* Runs every case on every listener of cfg, from an IPv4 and an IPv6 client outside every trusted
- * network (a trusted one only when no outsider exists), without AUTH, parsing the arguments as the
- * session does. Calls cb (when not NULL) for each attempt; returns the number of relays. The local
- * domain is the first of `domains` ("local.invalid" when there is none). */
+/* Runs every case on every listener of cfg from a spread of outside clients without AUTH, parsing
+ * the arguments as the session does: for IPv4 one public address per /8, for IPv6 one per /8 of
+ * 2000::/3 plus the same IPv4 spread carried in NAT64, 6to4, Teredo, mapped and compatible form.
+ * Each is outside every trusted network where its block leaves one (else trusted: the relay must
+ * show). Calls cb (when not NULL) once per case, listener and family; returns how many of those
+ * relayed. The local domain is the first of `domains` ("local.invalid" when there is none). */
 int relay_battery_run(const struct config *cfg, relay_battery_cb cb, void *arg);
 
 #endif

@@ -27,6 +27,14 @@ OPEN = [
     ("world-wide IPv6", SAFE.replace('["127.0.0.0/8"]', '["127.0.0.0/8", "::/0"]'), 8),
     ("half the Internet", SAFE.replace('["127.0.0.0/8"]', '["0.0.0.0/1"]'), 8),
     ("public submission without AUTH", SAFE.replace('"127.0.0.1:{port}"', '"0.0.0.0:{port}"'), 4),
+    ("every /8 but 192/8", SAFE.replace('["127.0.0.0/8"]', "[%s]" % ", ".join(
+        '"%d.0.0.0/8"' % i for i in range(1, 224) if i != 192)), 8),
+    ("NAT64", SAFE.replace('["127.0.0.0/8"]', '["127.0.0.0/8", "64:ff9b::/96"]'), 8),
+    ("6to4", SAFE.replace('["127.0.0.0/8"]', '["2002::/16"]'), 8),
+    ("Teredo", SAFE.replace('["127.0.0.0/8"]', '["2001::/32"]'), 8),
+    ("a public /8", SAFE.replace('["127.0.0.0/8"]', '["8.0.0.0/8"]'), 8),
+    ("public IPv6 /31", SAFE.replace('["127.0.0.0/8"]', '["2a01:4f8::/31"]'), 8),
+    ("two public /16 together", SAFE.replace('["127.0.0.0/8"]', '["1.2.0.0/16", "8.8.0.0/16"]'), 8),
 ]
 
 

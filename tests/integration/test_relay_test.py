@@ -54,10 +54,17 @@ OPEN_CONFIGS = [
     ("public submission without AUTH",
      'listeners:\n  - {name: sub, address: "0.0.0.0:2", role: submission}\n',
      ":2:5: listeners: submission listener 'sub'"),
-    # Every /8 on its own passes the lint; only the battery sees that nobody is left outside.
-    ("every /8", "listeners:\n  - {name: sub, address: \"127.0.0.1:2\", role: submission}\n"
-     "relay:\n  trusted_networks:\n" + "".join('    - "%d.0.0.0/8"\n' % i for i in range(1, 224)),
-     ":196:7: relay battery: listener 'sub' accepted RCPT TO:<user@foreign.example>"),
+    # Every /8 but the one holding the documentation address the lint used to sample.
+    ("every /8 but 192/8", "listeners:\n  - {name: sub, address: \"127.0.0.1:2\", role: submission}\n"
+     "relay:\n  trusted_networks:\n" +
+     "".join('    - "%d.0.0.0/8"\n' % i for i in range(1, 224) if i != 192),
+     ":12:7: relay.trusted_networks: 8.0.0.0/8 trusts 16777216 public IPv4 addresses (a /8)"),
+    ("NAT64", 'relay:\n  trusted_networks: ["64:ff9b::/96"]\n',
+     ":2:22: relay.trusted_networks: 64:ff9b::/96 trusts 3702258432 public IPv4 addresses "
+     "(more than a /1) through NAT64"),
+    ("two public /16", 'relay:\n  trusted_networks: ["1.2.0.0/16", "8.8.0.0/16"]\n',
+     ":2:36: relay.trusted_networks: with 8.8.0.0/16 the trusted networks cover 131072 public "
+     "IPv4 addresses (a /15) in all"),
 ]
 
 
@@ -132,11 +139,13 @@ class RelayTest(SluiceTestCase):
         res = self.relay_test("relay-test", "-c", safe)
         self.assertEqual(res.returncode, 0, res.stdout.decode() + res.stderr.decode())
         lines = res.stdout.decode().splitlines()
-        self.assertEqual(len(lines), 2 * 2 * 17 + 1)  # IPv4 and IPv6 client, two listeners
-        self.assertIn("mx 192.0.2.1 foreign-domain TO:<user@foreign.example> refused 550 "
+        self.assertEqual(len(lines), 2 * 2 * 17 + 1)  # IPv4 and IPv6 clients, two listeners
+        self.assertIn("mx 1.123.45.67 foreign-domain TO:<user@foreign.example> refused 550 "
                       "listener.inbound (%s:4:5)" % safe, lines)
-        self.assertIn("sub 2001:db8::1 local-recipient TO:<user@example.com> accepted-local 250 "
-                      "domains (%s:14:3)" % safe, lines)
+        self.assertIn("sub 2023:4567:89ab:cdef::1 local-recipient TO:<user@example.com> "
+                      "accepted-local 250 domains (%s:14:3)" % safe, lines)
+        self.assertEqual(lines[-1], "verdict: ok: 0 of 68 attempts relayed (each asked for 221 IPv4 "
+                         "and 2021 IPv6 outside clients)")
 
         opened = EXPLAIN_CONFIG.replace('"10.0.0.0/8"\n', '"0.0.0.0/0"\n'
                                         '  i_understand_this_is_an_open_relay: true\n')
@@ -144,10 +153,23 @@ class RelayTest(SluiceTestCase):
         self.assertEqual(d.cli("check-config", config=path).returncode, 0)
         res = self.relay_test("relay-test", "-c", path)
         self.assertEqual(res.returncode, 1, res.stdout.decode())
-        self.assertIn("sub 192.0.2.1 foreign-domain TO:<user@foreign.example> RELAY 250 "
-                      "relay.trusted_networks (%s:12:7)" % path, res.stdout.decode())
-        self.assertNotIn("sub 2001:db8::1 foreign-domain TO:<user@foreign.example> RELAY",
-                         res.stdout.decode())
+        out = res.stdout.decode()
+        self.assertIn("sub 1.123.45.67 foreign-domain TO:<user@foreign.example> RELAY 250 "
+                      "relay.trusted_networks (%s:12:7) for 221 of 221 outside IPv4 clients\n" % path,
+                      out)
+        # IPv6 clients relay only where they carry an IPv4 address the session judges as IPv4.
+        self.assertIn("sub ::ffff:1.123.45.67 foreign-domain TO:<user@foreign.example> RELAY 250 "
+                      "relay.trusted_networks (%s:12:7) for 221 of 2021 outside IPv6 clients\n" % path,
+                      out)
+
+        # A trusted NAT64 prefix relays for IPv4 carried in it: one outside client was not enough.
+        nat64 = EXPLAIN_CONFIG.replace('"10.0.0.0/8"\n', '"64:ff9b::/96"\n')
+        path = d.write_config(text=nat64.format(spool=d.spool), path=os.path.join(d.dir, "nat64.yaml"))
+        res = self.relay_test("relay-test", "-c", path)
+        self.assertEqual(res.returncode, 1, res.stdout.decode())
+        self.assertIn("sub 64:ff9b::17b:2d43 foreign-domain TO:<user@foreign.example> RELAY 250 "
+                      "relay.trusted_networks (%s:12:7) for 221 of 2021 outside IPv6 clients\n" % path,
+                      res.stdout.decode())
 
     def test_check_config_refuses_open_relays(self):
         d = self.start_sluice(start=False)

@@ -110,6 +110,23 @@ static const struct bad_case bad_cases[] = {
     {"server: {}\n---\nlimits: {}\n", "t.yaml:2:1: only one YAML document is allowed", ""},
     {"a: [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]\n", "t.yaml:1:19: nested too deeply", ""},
     {"server:\n  spool: [a\n", "t.yaml:", "YAML syntax error"},
+    /* The YAML mistakes people make most, in plain words. */
+    {"server:\n\tspool: /x\n",
+     "t.yaml:2:1: tab character used for indentation: YAML allows only spaces", ""},
+    {"dns:\n  servers:\n  \t- 1.1.1.1\n", "t.yaml:3:3: tab character used for indentation", ""},
+    {"server:\n  spool: /x\n\tlimits: {}\n", "t.yaml:3:1: tab character used for indentation", ""},
+    {"server:\n  spool: /x\n  \n\t\n", "t.yaml:4:1: tab character used for indentation", ""},
+    {"server:\n  spool: \"/x\n  hostname: a\n",
+     "t.yaml:2:10: unclosed quoted string starting at 2:10: no closing \" before the end of the "
+     "file",
+     ""},
+    {"server:\n  spool: 'it''s\n",
+     "t.yaml:2:10: unclosed quoted string starting at 2:10: no closing ' before the end of the "
+     "file",
+     ""},
+    {"server: {spool: \"/x}\n---\nlimits: {}\n",
+     "t.yaml:1:17: unclosed quoted string starting at 1:17: no closing \" before the '---' at 2:1",
+     ""},
     {"server:\n  spool: \xff\n", "t.yaml:2:10: YAML syntax error", "UTF-8"},
     /* Strings. */
     {"server:\n  spool: \"a\\nb\"\n", "t.yaml:2:10: server.spool: control characters", ""},
@@ -334,6 +351,20 @@ static void test_bad_files(void)
                     c->prefix, c->rest);
     }
     buf_free(&err);
+}
+
+/* Tabs where YAML allows them (between a key and its value, in a flow list, before a comment)
+ * are no indentation: the file loads. */
+static void test_tabs_where_yaml_allows_them(void)
+{
+    struct config *cfg = load_good("server:\n  spool:\t/x\t# the spool\n"
+                                   "dns:\n  servers: [\"127.0.0.1\",\t\"127.0.0.2\"]\n");
+    CHECK(cfg != NULL);
+    if (cfg != NULL) {
+        CHECK_STR_EQ(cfg->server.spool, "/x");
+        CHECK_INT_EQ(cfg->dns.nservers, 2);
+    }
+    config_unref(cfg);
 }
 
 static size_t count_lines(const struct buf *b)
@@ -1179,6 +1210,7 @@ static void test_describe_keys(void)
 int main(void)
 {
     test_bad_files();
+    test_tabs_where_yaml_allows_them();
     test_several_errors();
     test_defaults();
     test_full_file();
