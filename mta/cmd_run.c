@@ -1,6 +1,6 @@
 /*
  * `sluice run`, `sluice check-config` and `sluice config-keys`: the daemon, the same configuration
- * loading without starting anything, and the reference of every key.
+ * loading and start-up gates without starting anything, and the reference of every key.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 #include "mta/commands.h"
 #include "mta/config_load.h"
 #include "mta/daemon.h"
-#include "policy/auth_users.h"
+#include "mta/run_gates.h"
 
 int command_config_option(int argc, char **argv, int *i, const char **path)
 {
@@ -52,12 +52,11 @@ int cmd_check_config(int argc, char **argv)
         return 2;
     struct buf err = BUF_INIT;
     struct config *cfg = config_load_for_command(path, &err);
-    struct auth_users *users = NULL;
-    if (cfg != NULL && config_auth_users(cfg, &users, &err) < 0) { /* as the daemon will */
+    struct run_gates gates;
+    if (cfg != NULL && run_gates_check(cfg, path, &gates, &err) < 0) { /* as run will */
         config_unref(cfg);
         cfg = NULL;
     }
-    auth_users_free(users);
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);
         if (err.len > 0 && err.data[err.len - 1] != '\n')
@@ -66,6 +65,7 @@ int cmd_check_config(int argc, char **argv)
         return 1;
     }
     printf("%s: ok\n", cfg->source);
+    run_gates_free(&gates);
     config_unref(cfg);
     buf_free(&err);
     return 0;
