@@ -29,7 +29,8 @@ static const struct subcommand subcommands[] = {
      "it"},
     {"dkim", cmd_dkim,
      "dkim keygen --domain D --selector S [--algorithm rsa-sha256|ed25519-sha256] [--bits N]\n"
-     "            [--out FILE]         write a signing key (mode 0600), print its DNS record\n"
+     "            [--out FILE] [-c FILE]   write a signing key (0600; by root: 0640 with the\n"
+     "                                 daemon's group), print its DNS record\n"
      "  sluice dkim check [-c FILE]   compare each configured selector's DNS record with its key"},
 };
 
