@@ -105,12 +105,8 @@ static int gate_log(struct gates_run *r)
         rc = -1;
     } else if (u->uid != 0) {
         /* Appending works; after a rotation renames the file, a new one is needed. */
-        const char *slash = strrchr(path, '/');
         struct buf dir = BUF_INIT;
-        if (slash == NULL)
-            buf_printf(&dir, ".");
-        else
-            buf_printf(&dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+        run_user_parent_dir(path, &dir);
         struct stat st;
         if (stat(dir.data, &st) == 0 && !run_user_allows(u, &st, S_IWOTH | S_IXOTH)) {
             at(&r->warn, cfg, cfg->server.log_file_pos, "server.log.file");
@@ -126,23 +122,33 @@ static int gate_log(struct gates_run *r)
     return rc;
 }
 
-/* Root creates the spool and hands it over; the daemon then reaches it by its path as its user. */
+/* Root creates the spool and hands it over; the daemon then reaches it by its path as its user.
+ * Started as anyone else, the daemon creates and uses the spool as itself. */
 static int gate_spool(struct gates_run *r)
 {
     const struct config *cfg = r->cfg;
     const char *spool = cfg->server.spool;
+    const struct run_user *u = &r->g->user;
     struct buf path = BUF_INIT, why = BUF_INIT;
+    struct stat st;
+    int exists = stat(spool, &st) == 0;
     int rc = control_socket_path(spool, &path, &why);
-    if (rc == 0 && r->have_user) {
-        const struct run_user *u = &r->g->user;
-        rc = run_user_can_reach(u, spool, !u->change, &why);
-        struct stat st;
-        if (rc == 0 && !u->change && stat(spool, &st) == 0 &&
-            !run_user_allows(u, &st, S_IROTH | S_IWOTH | S_IXOTH)) {
-            buf_printf(&why, "%s is not writable by %s (", spool, u->name);
-            run_user_describe(&st, &why);
-            buf_printf(&why, ")");
-            rc = -EACCES;
+    if (rc == 0 && exists && !S_ISDIR(st.st_mode)) {
+        buf_printf(&why, "%s is not a directory", spool);
+        rc = -ENOTDIR;
+    } else if (rc == 0 && r->have_user) {
+        buf_printf(&why, "%s cannot reach %s: ", u->name, spool); /* shown only on failure */
+        if (u->change) {
+            run_user_parent_dir(spool, &path); /* the spool itself is handed over */
+            rc = run_user_can_reach(u, path.data, 0, &why);
+        } else {
+            rc = run_user_can_reach(u, spool, 1, &why);
+            if (rc == 0 && exists && !run_user_allows(u, &st, S_IROTH | S_IWOTH | S_IXOTH)) {
+                buf_printf(&why, "%s is not writable by %s (", spool, u->name);
+                run_user_describe(&st, &why);
+                buf_printf(&why, ")");
+                rc = -EACCES;
+            }
         }
     }
     if (rc < 0) {

@@ -155,45 +155,65 @@ static int dir_check(const struct run_user *u, const char *dir, int write, struc
     return 0;
 }
 
-int run_user_can_open(const struct run_user *u, const char *path, int mode, struct buf *why)
+void run_user_parent_dir(const char *path, struct buf *out)
 {
-    struct buf dir = BUF_INIT;
-    size_t len = strlen(path), last = 0; /* last: where the final component starts */
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    while (len > 0 && path[len - 1] != '/')
+        len--;
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    buf_reset(out);
+    if (len == 0)
+        buf_printf(out, ".");
+    else
+        buf_printf(out, "%.*s", (int)len, path);
+}
+
+/* Checks every directory on the way to path's last component is searchable by u. */
+static int dirs_on_the_way(const struct run_user *u, const char *path, struct buf *why)
+{
+    struct buf dir = BUF_INIT, parent = BUF_INIT;
+    run_user_parent_dir(path, &parent);
     int rc = dir_check(u, path[0] == '/' ? "/" : ".", 0, why);
-    for (size_t i = 1; i < len && rc == 0; i++) {
-        if (path[i] != '/')
-            continue;
-        last = i + 1;
-        if (path[i - 1] == '/')
+    for (size_t i = 1; i <= parent.len && rc == 0; i++) {
+        if ((i < parent.len && parent.data[i] != '/') || parent.data[i - 1] == '/')
             continue;
         buf_reset(&dir);
-        buf_printf(&dir, "%.*s", (int)i, path);
-        rc = dir_check(u, dir.data, 0, why);
+        buf_printf(&dir, "%.*s", (int)i, parent.data);
+        if (strcmp(dir.data, ".") != 0)
+            rc = dir_check(u, dir.data, 0, why);
     }
-    if (rc < 0) {
-        buf_free(&dir);
+    buf_free(&dir);
+    buf_free(&parent);
+    return rc;
+}
+
+int run_user_can_open(const struct run_user *u, const char *path, int mode, struct buf *why)
+{
+    int rc = dirs_on_the_way(u, path, why);
+    if (rc < 0)
         return rc;
-    }
     struct stat st;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode)) {
             buf_printf(why, "%s is a directory", path);
-            rc = -EISDIR;
-        } else if (!run_user_allows(u, &st, mode == R_OK ? S_IROTH : S_IWOTH)) {
-            rc = denied(u, path, &st, mode == R_OK ? "readable" : "writable", why);
+            return -EISDIR;
         }
-    } else if (errno != ENOENT || mode == R_OK) {
+        if (!run_user_allows(u, &st, mode == R_OK ? S_IROTH : S_IWOTH))
+            return denied(u, path, &st, mode == R_OK ? "readable" : "writable", why);
+        return 0;
+    }
+    if (errno != ENOENT || mode == R_OK) {
         rc = -errno;
         buf_printf(why, "%s: %s", path, strerror(-rc));
-    } else {
-        /* Appending to a file that is not there yet: u creates it in its directory. */
-        buf_reset(&dir);
-        if (last == 0)
-            buf_printf(&dir, ".");
-        else
-            buf_printf(&dir, "%.*s", (int)(last > 1 ? last - 1 : 1), path);
-        rc = dir_check(u, dir.data, 1, why);
+        return rc;
     }
+    /* Appending to a file that is not there yet: u creates it in its directory. */
+    struct buf dir = BUF_INIT;
+    run_user_parent_dir(path, &dir);
+    rc = dir_check(u, dir.data, 1, why);
     buf_free(&dir);
     return rc;
 }

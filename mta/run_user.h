@@ -43,6 +43,10 @@ int run_user_allows(const struct run_user *u, const struct stat *st, unsigned bi
  * with what is in the way in why. Blocking. */
 int run_user_can_open(const struct run_user *u, const char *path, int mode, struct buf *why);
 
+/* The directory path is in: "." for a bare name, "/" for a top-level one (trailing slashes aside).
+ */
+void run_user_parent_dir(const char *path, struct buf *out);
+
 /* Whether u can reach the directory dir: every existing directory on the way, dir included, is
  * searchable by u. A missing part is created later by whoever starts the daemon: when that is u
  * itself (creates set), the directory it goes into must be writable by u. Returns 0, or -errno

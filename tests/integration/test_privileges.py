@@ -135,6 +135,20 @@ class Privileges(SluiceTestCase):
                         left)
         self.assertEqual(os.stat(d.spool).st_uid, self.user.pw_uid)
 
+    def test_a_spool_root_made_is_handed_over(self):
+        """A spool from a run as root (mode 0700): check-config and the start see it goes over."""
+        os.chmod(self.private, 0o755)
+        spool = os.path.join(self.private, "spool")
+        os.makedirs(os.path.join(spool, "queue"), 0o700)
+        os.chmod(spool, 0o700)
+        d = self.start_sluice(start=False, config={"server": {"spool": spool}})
+        d.write_config()
+        check = d.cli("check-config")
+        self.assertEqual(check.returncode, 0, check.stderr)
+        d.start()
+        for path in (spool, os.path.join(spool, "queue"), os.path.join(spool, "tmp")):
+            self.assertEqual(os.stat(path).st_uid, self.user.pw_uid, path)
+
     def test_recovery_runs_as_the_user(self):
         """tmp/ swapped for a link to a root-only directory: recovery as root would empty it."""
         victim = os.path.join(self.private, "victim")
