@@ -1,7 +1,8 @@
 /*
  * run_user: what the daemon's user may open, judged from permission bits, for a user the test
  * process is not (uid 4242): the owner's bits for the owner only, the group's for a member, the
- * others' for the rest, and every directory on the way searchable.
+ * others' for the rest, and every directory on the way searchable. Paths are relative to a
+ * private directory the test works in, as a configuration's may be relative to the daemon's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,15 +17,6 @@
 #include "mta/run_user.h"
 
 static char top[64];
-
-static const char *at(const char *rel)
-{
-    static char paths[8][256];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 256, "%s/%s", top, rel);
-    return p;
-}
 
 static void test_parent_dir(void)
 {
@@ -71,7 +63,7 @@ static void check_open(const struct run_user *u, const char *rel, int mode, int 
                        const char *text)
 {
     struct buf why = BUF_INIT;
-    int rc = run_user_can_open(u, at(rel), mode, &why);
+    int rc = run_user_can_open(u, rel, mode, &why);
     buf_printf(&why, "%s", "");
     CHECK_INT_EQ(rc, want);
     if (text != NULL && strstr(why.data, text) == NULL) {
@@ -86,38 +78,38 @@ static void test_can_open_and_reach(void)
     /* The test process owns everything below; the user is someone else. */
     struct run_user u = {
         .name = "u", .uid = 4242, .gid = 4243, .groups = (gid_t[]){4243}, .ngroups = 1};
-    CHECK(mkdir(at("d"), 0700) == 0);
-    int fd = open(at("d/f"), O_WRONLY | O_CREAT, 0644);
+    CHECK(mkdir("d", 0700) == 0);
+    int fd = open("d/f", O_WRONLY | O_CREAT, 0644);
     CHECK(fd >= 0);
     close(fd);
 
-    check_open(&u, "d/f", R_OK, -EACCES, "/d is not searchable by u (mode 0700");
-    CHECK(chmod(at("d"), 0711) == 0);
+    check_open(&u, "d/f", R_OK, -EACCES, "d is not searchable by u (mode 0700");
+    CHECK(chmod("d", 0711) == 0);
     check_open(&u, "d/f", R_OK, 0, NULL);
-    check_open(&u, "d/f", W_OK, -EACCES, "/d/f is not writable by u (mode 0644");
-    CHECK(chmod(at("d/f"), 0600) == 0);
-    check_open(&u, "d/f", R_OK, -EACCES, "/d/f is not readable by u");
+    check_open(&u, "d/f", W_OK, -EACCES, "d/f is not writable by u (mode 0644");
+    CHECK(chmod("d/f", 0600) == 0);
+    check_open(&u, "d/f", R_OK, -EACCES, "d/f is not readable by u");
     check_open(&u, "d/missing", R_OK, -ENOENT, "No such file");
     /* Appending to a missing file: it is created in its directory. */
-    check_open(&u, "d/new.log", W_OK, -EACCES, "/d is not writable by u");
-    CHECK(chmod(at("d"), 0733) == 0);
+    check_open(&u, "d/new.log", W_OK, -EACCES, "d is not writable by u");
+    CHECK(chmod("d", 0733) == 0);
     check_open(&u, "d/new.log", W_OK, 0, NULL);
     check_open(&u, "nodir/x.log", W_OK, -ENOENT, "nodir: No such file");
     check_open(&u, "d", R_OK, -EISDIR, "is a directory");
 
     /* Reaching a directory: what exists must be searchable; the rest is created. */
     struct buf why = BUF_INIT;
-    CHECK(chmod(at("d"), 0700) == 0);
-    CHECK_INT_EQ(run_user_can_reach(&u, at("d/spool"), 0, &why), -EACCES);
-    CHECK(chmod(at("d"), 0711) == 0);
-    CHECK_INT_EQ(run_user_can_reach(&u, at("d/a/b"), 0, &why), 0);
-    CHECK_INT_EQ(run_user_can_reach(&u, at("d/a/b"), 1, &why), -EACCES); /* u creates a/ in d */
-    CHECK(chmod(at("d"), 0733) == 0);
-    CHECK_INT_EQ(run_user_can_reach(&u, at("d/a/b"), 1, &why), 0);
+    CHECK(chmod("d", 0700) == 0);
+    CHECK_INT_EQ(run_user_can_reach(&u, "d/spool", 0, &why), -EACCES);
+    CHECK(chmod("d", 0711) == 0);
+    CHECK_INT_EQ(run_user_can_reach(&u, "d/a/b", 0, &why), 0);
+    CHECK_INT_EQ(run_user_can_reach(&u, "d/a/b", 1, &why), -EACCES); /* u creates a/ in d */
+    CHECK(chmod("d", 0733) == 0);
+    CHECK_INT_EQ(run_user_can_reach(&u, "d/a/b", 1, &why), 0);
     buf_free(&why);
 
-    unlink(at("d/f"));
-    rmdir(at("d"));
+    unlink("d/f");
+    rmdir("d");
 }
 
 int main(void)
@@ -125,13 +117,14 @@ int main(void)
     snprintf(top, sizeof top, "/tmp/test_run_user.XXXXXX");
     if (mkdtemp(top) == NULL)
         return 1;
-    chmod(top, 0755);
+    if (chmod(top, 0755) < 0 || chdir(top) < 0)
+        return 1;
     test_parent_dir();
     test_allows();
     if (geteuid() == 4242)
         printf("test_run_user: running as uid 4242, the test's stranger: skipping the files\n");
     else
         test_can_open_and_reach();
-    rmdir(top);
+    CHECK(chdir("/") == 0 && rmdir(top) == 0);
     return check_report("test_run_user");
 }
