@@ -66,10 +66,11 @@ int run_user_resolve(const char *name, struct run_user *u)
     *u = (struct run_user){0};
     int root = geteuid() == 0;
     if (!root) {
-        if (name != NULL && getpwnam(name) == NULL)
+        struct passwd *pw = name != NULL ? getpwnam(name) : NULL;
+        if (name != NULL && pw == NULL)
             return -ENOENT;
+        u->ignored = pw != NULL && pw->pw_uid != geteuid();
         user_self(u);
-        u->ignored = name != NULL && strcmp(name, u->name) != 0;
         return 0;
     }
     struct passwd *pw = getpwnam(name != NULL ? name : RUN_USER_DEFAULT);
