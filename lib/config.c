@@ -894,6 +894,8 @@ static void set_string(struct load *ld, const struct config_key *k, const struct
     char **field = field_at(base, k->offset);
     free(*field); /* a shaping rule overriding its inherited value */
     *field = xstrdup(s);
+    if (k->flags & CONFIG_KEY_POS)
+        *(struct config_pos *)field_at(base, k->pos_offset) = pos_of(ld, n);
 }
 
 /* A number of k's type (a list of durations: each item) within k's bounds; else reports and 0. */

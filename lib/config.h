@@ -152,9 +152,11 @@ struct config {
     struct {
         char *hostname;             /* default: gethostname() */
         char *spool;                /* default: ./var/spool */
-        char *user;                 /* NULL: stay as started */
+        char *user;                 /* NULL: root becomes the `sluice` user (mta/run_user.h) */
         char *log_file;             /* "-": stderr */
         uint64_t shutdown_grace_ms; /* SIGTERM: how long transactions in progress may finish */
+        /* Where spool, user and log.file are written (line 0: the default), for messages. */
+        struct config_pos spool_pos, user_pos, log_file_pos;
     } server;
 
     struct {
@@ -166,6 +168,7 @@ struct config {
     struct {
         char *certificate; /* NULL: no TLS offered */
         char *key;
+        struct config_pos certificate_pos, key_pos;
     } tls;
 
     struct config_listener *listeners;
@@ -178,6 +181,7 @@ struct config {
         int open_relay_acknowledged; /* relay.i_understand_this_is_an_open_relay: lint problems
                                         are warnings instead of errors */
         int allow_address_literals;  /* relayed mail to user@[address] is delivered there */
+        struct config_pos users_pos;
     } relay;
 
     struct config_domain *domains;

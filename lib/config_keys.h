@@ -50,6 +50,7 @@ enum config_scope {
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */
+#define CONFIG_KEY_POS 2u        /* STRING, PATH: where the value is written goes to pos_offset */
 #define CONFIG_NO_FIELD SIZE_MAX /* the value is validated but not stored */
 
 struct config_key {
@@ -67,7 +68,7 @@ struct config_key {
     /* Extra validation of a string value: NULL when fine, else why not ("is not ..."). */
     const char *(*check)(const char *value);
     unsigned flags;
-    size_t elem_size, pos_offset; /* CONFIG_LIST */
+    size_t elem_size, pos_offset; /* CONFIG_LIST; pos_offset also CONFIG_KEY_POS */
 };
 
 /* Defined in config.c. */
@@ -91,6 +92,9 @@ extern const char config_shipped_shaping[];
 
 #define KEY_AT(field) .scope = CONFIG_SCOPE_CONFIG, .offset = offsetof(struct config, field)
 #define KEY_LIST(field, count) KEY_AT(field), .aux = offsetof(struct config, count)
+/* A string or path whose position is kept in `pos_field` of struct config. */
+#define KEY_AT_POS(field, pos_field)                                                               \
+    KEY_AT(field), .flags = CONFIG_KEY_POS, .pos_offset = offsetof(struct config, pos_field)
 #define KEY_SECTION .type = CONFIG_SECTION, .offset = CONFIG_NO_FIELD
 #define KEY_LISTENER(field)                                                                        \
     .scope = CONFIG_SCOPE_LISTENER, .offset = offsetof(struct config_listener, field)
@@ -129,17 +133,21 @@ static const struct config_key config_keys[] = {
     {.name = "server.hostname", .type = CONFIG_STRING, .def_fn = config_default_hostname,
      .def_doc = "the system's host name", .check = config_check_hostname, KEY_AT(server.hostname),
      .doc = "Name in the SMTP banner and in EHLO; a fully qualified name."},
-    {.name = "server.spool", .type = CONFIG_PATH, .def = "./var/spool", KEY_AT(server.spool),
-     .doc = "Directory of the message queue."},
-    {.name = "server.user", .type = CONFIG_STRING, KEY_AT(server.user),
-     .doc = "When started as root: the user to become after binding ports. Unset: stay as "
-            "started."},
+    {.name = "server.spool", .type = CONFIG_PATH, .def = "./var/spool",
+     KEY_AT_POS(server.spool, server.spool_pos),
+     .doc = "Directory of the message queue; the daemon's user must be able to reach it."},
+    {.name = "server.user", .type = CONFIG_STRING, KEY_AT_POS(server.user, server.user_pos),
+     .doc = "When started as root: the user to become after binding ports and reading keys. "
+            "Unset: the system user sluice (start is refused when it does not exist); root "
+            "stays root, with a warning."},
     {.name = "server.log", KEY_SECTION, .doc = "The event log: one JSON object per line."},
     {.name = "server.log.format", .type = CONFIG_ENUM, .def = "json", .names = config_log_formats,
      .scope = CONFIG_SCOPE_CONFIG, .offset = CONFIG_NO_FIELD,
      .doc = "Log format; json is the only one."},
-    {.name = "server.log.file", .type = CONFIG_PATH, .def = "\"-\"", KEY_AT(server.log_file),
-     .doc = "File the events are appended to; \"-\" is standard error."},
+    {.name = "server.log.file", .type = CONFIG_PATH, .def = "\"-\"",
+     KEY_AT_POS(server.log_file, server.log_file_pos),
+     .doc = "File the events are appended to, opened with the rights of server.user; \"-\" is "
+            "standard error."},
     {.name = "server.shutdown_grace", .type = CONFIG_DURATION, .def = "30s", .min = 0,
      .max = KEY_HOUR, KEY_AT(server.shutdown_grace_ms),
      .doc = "On SIGTERM: how long transactions in progress may go on before the process exits."},
@@ -153,9 +161,10 @@ static const struct config_key config_keys[] = {
      .max = 60 * KEY_SECOND, KEY_AT(dns.timeout_ms), .doc = "How long one query may take."},
 
     {.name = "tls", KEY_SECTION, .doc = "The certificate offered with STARTTLS and implicit TLS."},
-    {.name = "tls.certificate", .type = CONFIG_PATH, KEY_AT(tls.certificate),
+    {.name = "tls.certificate", .type = CONFIG_PATH,
+     KEY_AT_POS(tls.certificate, tls.certificate_pos),
      .doc = "PEM certificate chain. Unset: no TLS is offered. Needs tls.key."},
-    {.name = "tls.key", .type = CONFIG_PATH, KEY_AT(tls.key),
+    {.name = "tls.key", .type = CONFIG_PATH, KEY_AT_POS(tls.key, tls.key_pos),
      .doc = "PEM private key of tls.certificate."},
 
     {.name = "listeners", .type = CONFIG_LISTENERS,
@@ -182,7 +191,7 @@ static const struct config_key config_keys[] = {
      .def = "[\"127.0.0.0/8\", \"::1/128\"]",
      KEY_LIST(relay.trusted_networks, relay.ntrusted_networks),
      .doc = "Client networks (address/prefix) that may relay without authenticating."},
-    {.name = "relay.users", .type = CONFIG_PATH, KEY_AT(relay.users),
+    {.name = "relay.users", .type = CONFIG_PATH, KEY_AT_POS(relay.users, relay.users_pos),
      .doc = "File of \"name:crypt-hash\" lines for SMTP AUTH. Unset: no authentication."},
     {.name = "relay.allow_address_literals", .type = CONFIG_ENUM, .def = "false",
      .names = config_booleans, KEY_AT(relay.allow_address_literals),

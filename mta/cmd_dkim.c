@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
 #include <uv.h>
 
 #include "lib/dns.h"
@@ -17,6 +18,7 @@
 #include "mta/commands.h"
 #include "mta/config_load.h"
 #include "mta/dkim.h"
+#include "mta/run_user.h"
 
 /* ---- keygen ---- */
 
@@ -36,16 +38,46 @@ static int keygen_algorithm(const char *name, enum dkim_alg *alg)
                                name);
 }
 
+/* Who may read a key root makes: the group of the user the daemon of config_path (NULL: the
+ * embedded default) becomes, which reads the key again at every reload. Not root: the caller
+ * alone. Returns 0, or -1 after printing why. */
+static int keygen_group(const char *config_path, gid_t *group)
+{
+    *group = DKIM_KEY_OWNER_ONLY;
+    if (geteuid() != 0)
+        return 0;
+    struct buf err = BUF_INIT;
+    struct config *cfg = config_load_ungated(config_path, &err);
+    struct run_user u;
+    if (cfg == NULL) {
+        fprintf(stderr, "%.*s", (int)err.len, err.data);
+    } else if (run_user_resolve(cfg->server.user, &u) < 0) {
+        fprintf(stderr,
+                "sluice dkim keygen: no user '%s' to read the key: the key is root's alone "
+                "(give it to the daemon's group: chgrp GROUP FILE; chmod 640 FILE)\n",
+                cfg->server.user != NULL ? cfg->server.user : RUN_USER_DEFAULT);
+    } else {
+        if (u.change)
+            *group = u.gid;
+        run_user_free(&u);
+    }
+    int rc = cfg == NULL ? -1 : 0;
+    config_unref(cfg);
+    buf_free(&err);
+    return rc;
+}
+
 static int dkim_keygen(int argc, char **argv)
 {
     const char *domain = NULL, *selector = NULL, *algorithm = "rsa-sha256", *out = NULL;
-    const char *bits_text = NULL;
+    const char *bits_text = NULL, *config_path = NULL;
     const struct command_option opts[] = {
         {"--domain", NULL, &domain, NULL},
         {"--selector", NULL, &selector, NULL},
         {"--algorithm", NULL, &algorithm, NULL},
         {"--bits", NULL, &bits_text, NULL},
         {"--out", NULL, &out, NULL},
+        {"--config", "-c", &config_path, NULL},
     };
     if (command_parse("dkim keygen", argc, argv, opts, ARRAY_LEN(opts), NULL, 0, NULL) != 0)
         return 2;
@@ -67,12 +99,15 @@ static int dkim_keygen(int argc, char **argv)
                                        DKIM_RSA_MAX_BITS);
     }
 
+    gid_t group;
+    if (keygen_group(config_path, &group) < 0)
+        return 1;
     struct buf path = BUF_INIT, record = BUF_INIT, err = BUF_INIT;
     if (out != NULL)
         buf_printf(&path, "%s", out);
     else
         buf_printf(&path, "%s.%s.key", selector, domain);
-    int rc = dkim_key_generate(path.data, alg, (int)bits, domain, selector, &record, &err);
+    int rc = dkim_key_generate(path.data, alg, (int)bits, domain, selector, group, &record, &err);
     if (rc == 0) {
         fprintf(stderr, "private key written to %s; publish this record:\n", path.data);
         printf("%.*s", (int)record.len, record.data);

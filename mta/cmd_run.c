@@ -1,40 +1,20 @@
 /*
  * `sluice run`, `sluice check-config` and `sluice config-keys`: the daemon, the same configuration
- * loading without starting anything, and the reference of every key.
+ * loading and start-up gates without starting anything, and the reference of every key.
  */
 #include <stdio.h>
-#include <string.h>
 
 #include "lib/config.h"
 #include "mta/commands.h"
 #include "mta/config_load.h"
 #include "mta/daemon.h"
-#include "policy/auth_users.h"
-
-int command_config_option(int argc, char **argv, int *i, const char **path)
-{
-    const char *arg = argv[*i];
-    if ((strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) && *i + 1 < argc) {
-        *path = argv[++*i];
-        return 1;
-    }
-    if (strncmp(arg, "--config=", 9) == 0) {
-        *path = arg + 9;
-        return 1;
-    }
-    return 0;
-}
+#include "mta/run_gates.h"
 
 static int parse_config_only(int argc, char **argv, const char *name, const char **path)
 {
+    const struct command_option opts[] = {{"--config", "-c", path, NULL}};
     *path = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!command_config_option(argc, argv, &i, path)) {
-            fprintf(stderr, "usage: sluice %s [-c FILE]\n", name);
-            return -1;
-        }
-    }
-    return 0;
+    return command_parse(name, argc, argv, opts, 1, NULL, 0, NULL) == 0 ? 0 : -1;
 }
 
 int cmd_run(int argc, char **argv)
@@ -52,12 +32,11 @@ int cmd_check_config(int argc, char **argv)
         return 2;
     struct buf err = BUF_INIT;
     struct config *cfg = config_load_for_command(path, &err);
-    struct auth_users *users = NULL;
-    if (cfg != NULL && config_auth_users(cfg, &users, &err) < 0) { /* as the daemon will */
+    struct run_gates gates;
+    if (cfg != NULL && run_gates_check(cfg, path, &gates, &err) < 0) { /* as run will */
         config_unref(cfg);
         cfg = NULL;
     }
-    auth_users_free(users);
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);
         if (err.len > 0 && err.data[err.len - 1] != '\n')
@@ -66,6 +45,7 @@ int cmd_check_config(int argc, char **argv)
         return 1;
     }
     printf("%s: ok\n", cfg->source);
+    run_gates_free(&gates);
     config_unref(cfg);
     buf_free(&err);
     return 0;
@@ -73,10 +53,8 @@ int cmd_check_config(int argc, char **argv)
 
 int cmd_config_keys(int argc, char **argv)
 {
-    if (argc != 0) {
-        fprintf(stderr, "usage: sluice config-keys\n");
+    if (command_parse("config-keys", argc, argv, NULL, 0, NULL, 0, NULL) != 0)
         return 2;
-    }
     struct buf out = BUF_INIT;
     config_describe_keys(&out);
     fwrite(out.data, 1, out.len, stdout);

@@ -63,7 +63,7 @@ const struct command commands[] = {
      "  --rcpt ADDRESS      the recipient (required)\n"},
     {"dkim", cmd_dkim, "make DKIM keys and check their DNS records",
      "dkim keygen --domain D --selector S [--bits N] [--out FILE]\n"
-     "            [--algorithm rsa-sha256|ed25519-sha256]\n"
+     "            [--algorithm rsa-sha256|ed25519-sha256] [-c FILE]\n"
      "dkim check [-c FILE]",
      "keygen writes a new signing key (default file SELECTOR.DOMAIN.key, never over\n"
      "an existing one) and prints the DNS record to publish; check compares each\n"
@@ -72,7 +72,9 @@ const struct command commands[] = {
      "  --selector S        keygen: the selector (required)\n"
      "  --algorithm A       keygen: rsa-sha256 (default) or ed25519-sha256\n"
      "  --bits N            keygen: RSA key size (default 2048)\n"
-     "  --out FILE          keygen: where to write the key\n"},
+     "  --out FILE          keygen: where to write the key (mode 0600; made by root:\n"
+     "                      0640 with the group of the user the daemon of -c FILE becomes)\n"
+     "  -c, --config FILE   the configuration (default: the embedded one)\n"},
     {"version", cmd_version, "print the version", "version", "Prints \"sluice VERSION\".\n"},
 };
 const size_t ncommands = ARRAY_LEN(commands);

@@ -62,7 +62,4 @@ struct command_option {
 int command_parse(const char *name, int argc, char **argv, const struct command_option *opts,
                   size_t nopts, char **words, int max_words, int *nwords);
 
-/* Parses "-c FILE" / "--config FILE" / "--config=FILE" at argv[*i]; returns 1 when it took it. */
-int command_config_option(int argc, char **argv, int *i, const char **path);
-
 #endif

@@ -9,6 +9,22 @@
 #include "policy/recipients.h"
 #include "policy/relay_lint.h"
 
+void config_log_lines(enum log_level level, const char *event, const struct buf *lines)
+{
+    const char *p = lines->data, *end = lines->data + lines->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (len > 0) {
+            struct logrec r;
+            log_begin(&r, level, event);
+            log_strn(&r, "msg", p, len);
+            log_end(&r);
+        }
+        p += len + 1;
+    }
+}
+
 /* The relay lint turns a configuration that relays for strangers into a load error, unless the file
  * acknowledges it; then each problem is logged as a warning instead. */
 static int relay_lint_gate(struct config *cfg, struct buf *err)
@@ -26,16 +42,7 @@ static int relay_lint_gate(struct config *cfg, struct buf *err)
         buf_free(&problems);
         return -1;
     }
-    const char *p = problems.data, *end = problems.data + problems.len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        struct logrec r;
-        log_begin(&r, LOG_WARN, "config.open_relay");
-        log_strn(&r, "msg", p, len);
-        log_end(&r);
-        p += len + 1;
-    }
+    config_log_lines(LOG_WARN, "config.open_relay", &problems);
     buf_free(&problems);
     return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "lib/buf.h"
 #include "lib/config.h"
+#include "lib/log.h"
 
 struct dkim_signer_set;
 struct recipients;
@@ -32,5 +33,7 @@ int config_auth_users(const struct config *cfg, struct auth_users **out, struct 
 /* The signer set of cfg's dkim entries, keys loaded; NULL after writing "file:line:column:
  * message" lines (naming the key file when the key is at fault) into err. Blocking. */
 struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err);
+/* Logs each non-empty line of `lines` as one `event` record at `level`, its text in "msg". */
+void config_log_lines(enum log_level level, const char *event, const struct buf *lines);
 
 #endif

@@ -1,9 +1,6 @@
 #include "mta/daemon.h"
 
 #include <errno.h>
-#include <ftw.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +18,14 @@
 #include "mta/dkim.h"
 #include "mta/dkim_check.h"
 #include "mta/listener.h"
+#include "mta/run_gates.h"
 #include "mta/scheduler.h"
 #include "mta/smtp_server.h"
 #include "policy/auth_users.h"
 #include "policy/recipients.h"
 #include "policy/verify.h"
 #include "spool/spool.h"
+#include "spool/spool_owner.h"
 #include "spool/spool_space.h"
 
 /* Disk syncs run on libuv's thread pool; many in flight let the file system merge them. */
@@ -37,6 +36,7 @@
 struct daemon {
     uv_loop_t loop;
     const char *config_path; /* NULL: embedded default */
+    char *user;              /* the user it runs as, for log lines */
     struct smtp_server srv;
     struct listener *listeners;
     struct dns_resolver *dns;
@@ -55,23 +55,6 @@ struct daemon {
 static void daemon_on_sighup(uv_signal_t *h, int signum);
 static void daemon_on_stop_signal(uv_signal_t *h, int signum);
 static void daemon_on_drained(struct smtp_server *srv);
-
-static void log_config_errors(const char *event, const struct buf *err)
-{
-    const char *p = err->data;
-    const char *end = err->data + err->len;
-    while (p != NULL && p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        if (len > 0) {
-            struct logrec r;
-            log_begin(&r, LOG_ERROR, event);
-            log_strn(&r, "msg", p, len);
-            log_end(&r);
-        }
-        p = nl ? nl + 1 : NULL;
-    }
-}
 
 static SSL_CTX *tls_ctx_for(const struct config *cfg, struct buf *err)
 {
@@ -147,6 +130,7 @@ static void log_ready(struct daemon *d, const char *event)
     log_str(&r, "config", d->srv.cfg->source);
     log_strn(&r, "listeners", names.data, names.len);
     log_int(&r, "pid", (long long)getpid());
+    log_str(&r, "user", d->user);
     log_end(&r);
     buf_free(&names);
 }
@@ -224,6 +208,9 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
     if (strcmp(cfg->server.spool, d->srv.cfg->server.spool) != 0)
         log_msg(LOG_WARN, "daemon.reload",
                 "server.spool changed: takes effect at the next restart");
+    if ((cfg->server.user == NULL) != (d->srv.cfg->server.user == NULL) ||
+        (cfg->server.user != NULL && strcmp(cfg->server.user, d->srv.cfg->server.user) != 0))
+        log_msg(LOG_WARN, "daemon.reload", "server.user changed: takes effect at the next restart");
     if (!strings_equal(cfg->dns.servers, cfg->dns.nservers, d->srv.cfg->dns.servers,
                        d->srv.cfg->dns.nservers) ||
         cfg->dns.timeout_ms != d->srv.cfg->dns.timeout_ms)
@@ -269,7 +256,7 @@ static void reload_on_loaded(uv_work_t *req, int status)
     if (r->cfg != NULL && open_new_listeners(d, r->cfg, &opened, &r->err) == 0) {
         reload_apply(d, r, opened);
     } else {
-        log_config_errors("config.error", &r->err);
+        config_log_lines(LOG_ERROR, "config.error", &r->err);
         log_msg(LOG_ERROR, "daemon.reload_failed", "configuration not changed");
     }
     reload_free(r);
@@ -415,40 +402,17 @@ static int daemon_open_control(struct daemon *d, const struct config *cfg, struc
     return rc;
 }
 
-static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw);
-static uid_t chown_uid;
-static gid_t chown_gid;
-
-static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+/* Started as root: the spool goes to the daemon's user without following a link it may have left
+ * there, then the process becomes that user for good. Runs before the loop starts, so blocking
+ * calls are fine here. */
+static int daemon_become_user(const struct config *cfg, const struct run_user *u, struct buf *err)
 {
-    if (lchown(path, chown_uid, chown_gid) < 0)
-        return -1;
-    return 0;
-}
-
-/* Started as root with server.user set: hand the spool to that user, then become it. Runs before
- * the loop starts, so blocking calls are fine here. */
-static int drop_privileges(const struct config *cfg, struct buf *err)
-{
-    if (cfg->server.user == NULL || geteuid() != 0)
+    if (!u->change)
         return 0;
-    struct passwd *pw = getpwnam(cfg->server.user);
-    if (pw == NULL) {
-        buf_printf(err, "server.user: no such user '%s'", cfg->server.user);
+    int skipped = spool_owner_hand_over(cfg->server.spool, u->uid, u->gid, err);
+    if (skipped < 0)
         return -1;
-    }
-    chown_uid = pw->pw_uid;
-    chown_gid = pw->pw_gid;
-    if (nftw(cfg->server.spool, chown_one, 16, FTW_PHYS) < 0) {
-        buf_printf(err, "server.spool: cannot hand %s to %s: %s", cfg->server.spool,
-                   cfg->server.user, strerror(errno));
-        return -1;
-    }
-    if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-        buf_printf(err, "server.user: cannot become %s: %s", cfg->server.user, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return run_user_become(u, err);
 }
 
 static void recover_on_entry(const struct spool_entry *e, void *arg)
@@ -464,22 +428,20 @@ static void recover_on_entry(const struct spool_entry *e, void *arg)
     log_end(&r);
 }
 
-static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
+/* What the gates loaded (g) is taken: run as g->user from here on. */
+static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *g, struct buf *err)
 {
     d->srv.loop = &d->loop;
     d->srv.cfg = cfg;
     d->srv.on_drained = daemon_on_drained;
+    d->user = xstrdup(g->user.name);
 
-    int log_err = log_open(cfg->server.log_file);
+    int log_err = run_user_log_open(&g->user, cfg->server.log_file);
     if (log_err < 0) {
         buf_printf(err, "server.log.file: cannot open %s: %s", cfg->server.log_file,
                    strerror(-log_err));
         return -1;
     }
-    if (spool_open(&d->loop, cfg->server.spool, &d->srv.spool, err) < 0)
-        return -1;
-    if (daemon_open_control(d, cfg, err) < 0)
-        return -1;
     int dns_err = 0;
     d->dns = dns_resolver_new(&d->loop, (const char *const *)cfg->dns.servers, cfg->dns.nservers,
                               (unsigned)cfg->dns.timeout_ms, &dns_err);
@@ -490,24 +452,30 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
     d->srv.dns = d->dns;
     if ((d->tls_client_ctx = tls_client_ctx_new(err)) == NULL)
         return -1;
+    /* Read as root by the gates: the key or users file may be readable by root only. */
+    d->srv.tls_ctx = g->tls;
+    d->srv.auth_users = g->users;
+    g->tls = NULL;
+    g->users = NULL;
+    d->srv.auth_failures = auth_failures_new(AUTH_FAILURE_CLIENTS);
+    struct listener *opened;
+    if (open_new_listeners(d, cfg, &opened, err) < 0)
+        return -1;
+    d->listeners = opened;
+    if (daemon_become_user(cfg, &g->user, err) < 0)
+        return -1;
+
+    /* As the daemon's user from here on: recovery reads what that user could have left. */
+    if (spool_open(&d->loop, cfg->server.spool, &d->srv.spool, err) < 0)
+        return -1;
+    if (daemon_open_control(d, cfg, err) < 0)
+        return -1;
     d->srv.scheduler = scheduler_new(&d->loop, d->srv.spool, d->dns, d->tls_client_ctx, cfg);
     /* Recipient verification (policy/verify.h): probes and cache, freed with the scheduler. */
     struct verifier_params verify_params = {.tls_ctx = d->tls_client_ctx}; /* STARTTLS if offered */
     d->srv.verifier = verifier_new(&d->loop, &verify_params);
     int recovered = spool_recover(d->srv.spool, recover_on_entry, d, err);
     if (recovered < 0)
-        return -1;
-    if (cfg->tls.certificate != NULL && (d->srv.tls_ctx = tls_ctx_for(cfg, err)) == NULL)
-        return -1;
-    /* Read before dropping privileges: the users file may be readable by root only. */
-    if (config_auth_users(cfg, &d->srv.auth_users, err) < 0)
-        return -1;
-    d->srv.auth_failures = auth_failures_new(AUTH_FAILURE_CLIENTS);
-    struct listener *opened;
-    if (open_new_listeners(d, cfg, &opened, err) < 0)
-        return -1;
-    d->listeners = opened;
-    if (drop_privileges(cfg, err) < 0)
         return -1;
 
     uv_signal_init(&d->loop, &d->sighup);
@@ -528,14 +496,18 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct buf *err)
 }
 
 /* Opens server.log.file before the configuration goes through its gates, so what they say (an
- * acknowledged open relay's warnings) is in the log, not only on stderr. A file that does not load
- * leaves stderr: the gates' errors are printed there anyway. */
+ * acknowledged open relay's warnings) is in the log, not only on stderr; with the rights of the
+ * user the daemon will run as, like every later opening. A file that does not load, or a user
+ * that does not exist, leaves stderr: the gates' errors are printed there anyway. */
 static void log_open_early(const char *config_path)
 {
     struct buf err = BUF_INIT;
     struct config *cfg = config_load_ungated(config_path, &err);
-    if (cfg != NULL)
-        (void)log_open(cfg->server.log_file); /* a failure is reported by daemon_start */
+    struct run_user u;
+    if (cfg != NULL && run_user_resolve(cfg->server.user, &u) == 0) {
+        (void)run_user_log_open(&u, cfg->server.log_file); /* a failure is a gate's error */
+        run_user_free(&u);
+    }
     config_unref(cfg);
     buf_free(&err);
 }
@@ -547,6 +519,13 @@ int daemon_run(const char *config_path)
     struct recipients *recipients = NULL;
     log_open_early(config_path);
     struct config *cfg = config_load_with_signers(config_path, &signers, &recipients, &err);
+    struct run_gates gates;
+    if (cfg != NULL && run_gates_check(cfg, config_path, &gates, &err) < 0) {
+        dkim_signer_set_unref(signers);
+        recipients_free(recipients);
+        config_unref(cfg);
+        cfg = NULL;
+    }
     if (cfg == NULL) {
         fprintf(stderr, "%.*s", (int)err.len, err.data);
         buf_free(&err);
@@ -566,8 +545,8 @@ int daemon_run(const char *config_path)
                 "messages are not DKIM-verified");
     uv_loop_init(&d->loop);
     int status = 0;
-    if (daemon_start(d, cfg, &err) < 0) {
-        log_config_errors("daemon.start_failed", &err);
+    if (daemon_start(d, cfg, &gates, &err) < 0) {
+        config_log_lines(LOG_ERROR, "daemon.start_failed", &err);
         fprintf(stderr, "sluice: %.*s\n", (int)err.len, err.data);
         status = 1;
         /* Close what was opened so the loop can end cleanly. */
@@ -584,6 +563,7 @@ int daemon_run(const char *config_path)
             dns_resolver_free(d->dns);
         d->finished = 1;
     }
+    run_gates_free(&gates);
     uv_run(&d->loop, UV_RUN_DEFAULT);
 
     if (d->srv.spool != NULL)
@@ -602,6 +582,7 @@ int daemon_run(const char *config_path)
         log_msg(LOG_WARN, "daemon.stopped", "handles left open at exit");
     if (status == 0)
         log_msg(LOG_INFO, "daemon.stopped", "spool intact");
+    free(d->user);
     free(d);
     buf_free(&err);
     return status;

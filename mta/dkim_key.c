@@ -111,8 +111,10 @@ static int key_file_read(const char *path, char **data, size_t *len, struct buf 
         close(fd);
         return -EINVAL;
     }
-    if ((st.st_mode & 077) != 0) {
-        buf_printf(err, "DKIM key file %s is readable by others (chmod 600)", path);
+    /* The group may read it: that is how the daemon's user reads a key root owns. */
+    if ((st.st_mode & (S_IRWXO | S_IWGRP | S_IXGRP)) != 0) {
+        buf_printf(err, "DKIM key file %s is %s (chmod 600, or chmod 640 with the daemon's group)",
+                   path, st.st_mode & S_IRWXO ? "readable by others" : "writable by its group");
         close(fd);
         return -EPERM;
     }
@@ -308,8 +310,32 @@ static int write_all_sync(int fd, const char *data, size_t len)
     return fsync(fd) == 0 ? 0 : -errno;
 }
 
+/* Writes pem to a new file at path: mode 0600, or 0640 with `group` (set before a byte of the
+ * key is in it). Returns 0 or -errno with a message in err; on failure nothing is left behind. */
+static int key_file_write(const char *path, const char *pem, gid_t group, struct buf *err)
+{
+    /* O_EXCL: never replace a key that may already be published. */
+    int rc = 0, fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        buf_printf(err, "DKIM key file %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (group != DKIM_KEY_OWNER_ONLY && (fchown(fd, (uid_t)-1, group) < 0 || fchmod(fd, 0640) < 0))
+        rc = -errno;
+    if (rc == 0)
+        rc = write_all_sync(fd, pem, strlen(pem));
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc < 0) {
+        buf_printf(err, "DKIM key file %s: %s", path, strerror(-rc));
+        unlink(path);
+    }
+    return rc;
+}
+
 int dkim_key_generate(const char *path, enum dkim_alg alg, int bits, const char *domain,
-                      const char *selector, struct buf *record, struct buf *err)
+                      const char *selector, gid_t group, struct buf *record, struct buf *err)
 {
     if (!dkim_dns_name_valid(domain) || !dkim_dns_name_valid(selector)) {
         buf_printf(err, "invalid DKIM domain '%s' or selector '%s'", domain, selector);
@@ -336,20 +362,7 @@ int dkim_key_generate(const char *path, enum dkim_alg alg, int bits, const char 
         return -EINVAL;
     }
 
-    /* O_EXCL: never replace a key that may already be published. */
-    int rc, fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        buf_printf(err, "DKIM key file %s: %s", path, strerror(-rc));
-    } else {
-        rc = write_all_sync(fd, pem, strlen(pem));
-        if (close(fd) != 0 && rc == 0)
-            rc = -errno;
-        if (rc < 0) {
-            buf_printf(err, "DKIM key file %s: %s", path, strerror(-rc));
-            unlink(path);
-        }
-    }
+    int rc = key_file_write(path, pem, group, err);
     OPENSSL_cleanse(pem, strlen(pem));
     free(pem);
     if (rc < 0)

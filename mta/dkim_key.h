@@ -7,6 +7,8 @@
 #ifndef SLUICE_DKIM_KEY_H
 #define SLUICE_DKIM_KEY_H
 
+#include <sys/types.h>
+
 #include "lib/buf.h"
 
 enum dkim_alg {
@@ -34,8 +36,9 @@ const char *dkim_alg_name(enum dkim_alg alg);
  * and '_', each 1..63 characters, 253 in all, no trailing dot. */
 int dkim_dns_name_valid(const char *name);
 
-/* Reads and checks the private key at `path`: a regular file, not readable by group or others,
- * a PEM private key of algorithm `alg` (RSA within 1024..4096 bits). Returns 0 and a new key in
+/* Reads and checks the private key at `path`: a regular file, writable by its owner only and
+ * readable by nobody but its owner and group (0600, or 0640 for the daemon's group), a PEM
+ * private key of algorithm `alg` (RSA within 1024..4096 bits). Returns 0 and a new key in
  * *out, or a negative errno with a message naming the file appended to `err`. Blocking: call at
  * start or reload, or on the thread pool. */
 int dkim_key_load(const char *path, enum dkim_alg alg, struct dkim_key **out, struct buf *err);
@@ -51,12 +54,16 @@ int dkim_key_dns_record(const struct dkim_key *key, const char *domain, const ch
  * Ed25519) in a new string; NULL with a message in `err` on failure. */
 char *dkim_key_public(const struct dkim_key *key, struct buf *err);
 
+/* dkim_key_generate's `group` for a key only its owner reads. */
+#define DKIM_KEY_OWNER_ONLY ((gid_t)-1)
+
 /* Generates a key (`bits` 0 means 2048 for RSA; must be 0 or 256 for Ed25519), writes it to
- * `path` with mode 0600, refusing to overwrite an existing file, and appends its DNS record to
- * `record`. Returns 0 or a negative errno with a message naming the file in `err`. Blocking: meant
- * for the command line. */
+ * `path`, refusing to overwrite an existing file, and appends its DNS record to `record`. The file
+ * is the caller's with mode 0600 when `group` is DKIM_KEY_OWNER_ONLY, else mode 0640 with that
+ * group (root making a key for the daemon's user, who reads it again at every reload). Returns 0
+ * or a negative errno with a message naming the file in `err`. Blocking: for the command line. */
 int dkim_key_generate(const char *path, enum dkim_alg alg, int bits, const char *domain,
-                      const char *selector, struct buf *record, struct buf *err);
+                      const char *selector, gid_t group, struct buf *record, struct buf *err);
 
 /* Reads a published key record ("v=DKIM1; k=rsa; p=..."; untrusted DNS text): copies the value of
  * tag `tag` into out without white space (RFC 6376 §3.2 allows FWS inside base64). Returns 1 when

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Installs what Sluice needs to build and test on Debian 12, skipping what is already there.
+# Installs what Sluice needs to build and test on Debian 12, skipping what is already there, and
+# creates the `sluice` system user that the daemon becomes when started as root without server.user.
 # Usage: packaging/install-deps.sh [build|test|bench|fuzz]   (test and bench include the levels
 # before them; fuzz is build plus clang, whose libFuzzer runs tests/fuzz/ as fuzzers: docs/testing.md)
 set -eu
@@ -18,6 +19,16 @@ bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
 fuzz) want="$build_pkgs $fuzz_pkgs" ;;
 *) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
+
+# The daemon's user: no home, no shell, its own group (which may read keys: docs/install.md).
+if ! getent passwd sluice >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "no user sluice (run this script as root to create it)" >&2
+    else
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin sluice
+    fi
+fi
 
 missing=""
 for p in $want; do

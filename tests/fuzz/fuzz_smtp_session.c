@@ -157,8 +157,8 @@ static void setup(void)
     snprintf(spool_dir, sizeof spool_dir, "%s/spool", base);
     snprintf(key_path, sizeof key_path, "%s/dkim.key", base);
     struct buf record = BUF_INIT, err = BUF_INIT, text = BUF_INIT;
-    if (dkim_key_generate(key_path, DKIM_ALG_ED25519_SHA256, 0, "example.org", "fuzz", &record,
-                          &err) < 0)
+    if (dkim_key_generate(key_path, DKIM_ALG_ED25519_SHA256, 0, "example.org", "fuzz",
+                          DKIM_KEY_OWNER_ONLY, &record, &err) < 0)
         fail(err.data);
     buf_printf(&text, config_format, key_path);
     if (config_load_string(text.data, text.len, "fuzz.yaml", &cfg, &err) < 0 ||

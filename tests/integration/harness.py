@@ -4,10 +4,17 @@ written into a private temp dir (spool included), reads its JSON-lines log, and 
 with raw sockets so tests control every byte and every write. Every wait is bounded, and every
 daemon a test starts is stopped (SIGTERM, then SIGKILL) by the test's clean-up, pass or fail.
 
+Run as root (as in CI), the harness starts the daemon as root and lets it drop to its default
+user, `sluice` (packaging/install-deps.sh creates it), so every test goes through the real drop of
+privileges; the test's temp dir is handed to that user first, as an administrator gives a service
+its files, so the daemon can read its configuration and keys again at reload. Where that user does
+not exist, the daemon is told to stay root (server.user: root).
+
 Environment: SLUICE_BIN (the binary), SLUICE_SOURCE_DIR, SLUICE_KEEP=1 keeps temp dirs.
 """
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -36,6 +43,33 @@ def sluice_bin():
         if os.access(candidate, os.X_OK):
             return candidate
     raise unittest.SkipTest("no sluice binary: set SLUICE_BIN")
+
+
+def daemon_user():
+    """The pwd entry of the user a daemon started by this process drops to, or None when it
+    stays who it is (not root, or root without a `sluice` user)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("sluice")
+    except KeyError:
+        return None
+
+
+def give_to_daemon_user(top):
+    """Hands the directory tree at top to the daemon's user. Like the daemon with its spool, it
+    never follows a link and leaves a file with more than one name alone (a test's bait)."""
+    user = daemon_user()
+    if user is None:
+        return
+    os.lchown(top, user.pw_uid, user.pw_gid)
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            if not os.path.isdir(path) and st.st_nlink > 1:
+                continue
+            os.lchown(path, user.pw_uid, user.pw_gid)
 
 
 def ipv6_available():
@@ -311,6 +345,7 @@ class Sluice:
         if tls:
             from certs import make_test_cert
             self.cert, self.key = make_test_cert(self.dir)
+        give_to_daemon_user(self.dir)  # again at each start, for what the test added
         self.proc = None
         self.run = 0
         self.log_paths = []
@@ -345,6 +380,8 @@ class Sluice:
                "dns": {"servers": [DEAD_DNS], "timeout": "1s"}}
         if self.cert:
             cfg["tls"] = {"certificate": self.cert, "key": self.key}
+        if os.geteuid() == 0 and daemon_user() is None:
+            cfg["server"]["user"] = "root"  # no `sluice` user to drop to
         for section, value in (self.extra if extra is None else extra).items():
             if isinstance(value, dict) and isinstance(cfg.get(section), dict):
                 merged = dict(cfg[section])
@@ -372,6 +409,7 @@ class Sluice:
         for attempt in range(3):
             if self.run == 0 or attempt > 0:
                 self.write_config()
+            give_to_daemon_user(self.dir)
             self.run += 1
             path = os.path.join(self.dir, "log-%d.jsonl" % self.run)
             self.log_paths.append(path)

@@ -121,7 +121,6 @@ class CommandLine(SluiceTestCase):
         # Nothing was written by the refused keygen runs.
         self.assertEqual(os.listdir(self.dir.name), [])
 
-    @unittest.expectedFailure  # until mta/cmd_run.c parses with command_parse()
     def test_usage_errors_of_run_and_check_config(self):
         for args, first_line in USAGE_ERRORS_RUN:
             self.check_usage_error(args, first_line)

@@ -19,7 +19,7 @@ import dns.message
 import dns.query
 
 from certs import client_context
-from harness import SluiceTestCase, main, queued_id, send_message
+from harness import SluiceTestCase, daemon_user, main, queued_id, send_message
 from mailnet import Dns, MailNetCase, send
 
 DOMAIN = "sender.test"
@@ -35,7 +35,10 @@ def keygen(d, name, algorithm="rsa-sha256", bits=None, selector=None, domain=DOM
         args += ["--bits", str(bits)]
     res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert res.returncode == 0, res.stderr.decode()
-    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    # Made by root: readable by the daemon's group too, so a reload after the drop can read it.
+    st, user = os.stat(path), daemon_user()
+    assert oct(st.st_mode & 0o777) == ("0o640" if user else "0o600"), oct(st.st_mode)
+    assert user is None or st.st_gid == user.pw_gid, st.st_gid
     return path, "".join(re.findall(r'"([^"]*)"', res.stdout.decode()))
 
 

@@ -184,6 +184,7 @@ class InboundTest(MailNetCase):
                     "max_connections_per_client": 3}
         settings.update(inbound)
         cfg["inbound"] = settings
+        harness.give_to_daemon_user(self.dir)  # its recipients file and clamd's socket
         self.d = self.start_sluice(listeners=[{"name": "mx", "role": "inbound"}], config=cfg)
         return self.d
 

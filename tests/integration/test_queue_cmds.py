@@ -156,7 +156,8 @@ class QueueCommands(SluiceTestCase):
         st = os.stat(path)
         self.assertTrue(stat.S_ISSOCK(st.st_mode))
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
-        self.assertEqual(st.st_uid, os.geteuid())
+        user = harness.daemon_user()  # the daemon's user made it
+        self.assertEqual(st.st_uid, user.pw_uid if user else os.geteuid())
 
         # A second daemon on the same spool (other ports) is refused and leaves the first alone.
         other = os.path.join(d.dir, "other.yaml")

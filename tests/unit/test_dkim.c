@@ -51,7 +51,8 @@ static void keygen(const char *name, enum dkim_alg alg, int bits, const char *do
     char key[128], txt[128];
     snprintf(key, sizeof(key), "%s/%s.pem", tmpdir, name);
     snprintf(txt, sizeof(txt), "%s/%s.txt", tmpdir, name);
-    int rc = dkim_key_generate(key, alg, bits, domain, selector, &record, &err);
+    int rc =
+        dkim_key_generate(key, alg, bits, domain, selector, DKIM_KEY_OWNER_ONLY, &record, &err);
     CHECK_INT_EQ(rc, 0);
     if (rc != 0)
         fprintf(stderr, "keygen: %.*s\n", (int)err.len, err.data);
@@ -166,15 +167,15 @@ static void test_keygen_and_record(void)
 
     /* Refuses to overwrite a key that may be published. */
     CHECK_INT_EQ(dkim_key_generate(path_in_tmp("rsa.pem"), DKIM_ALG_RSA_SHA256, 0, "example.com",
-                                   "x", &record, &err),
+                                   "x", DKIM_KEY_OWNER_ONLY, &record, &err),
                  -EEXIST);
     CHECK(strstr(err.data, "rsa.pem") != NULL);
     buf_reset(&err);
     CHECK_INT_EQ(dkim_key_generate(path_in_tmp("small.pem"), DKIM_ALG_RSA_SHA256, 512,
-                                   "example.com", "x", &record, &err),
+                                   "example.com", "x", DKIM_KEY_OWNER_ONLY, &record, &err),
                  -EINVAL);
     CHECK_INT_EQ(dkim_key_generate(path_in_tmp("bad.pem"), DKIM_ALG_RSA_SHA256, 0, "exa mple.com",
-                                   "x", &record, &err),
+                                   "x", DKIM_KEY_OWNER_ONLY, &record, &err),
                  -EINVAL);
     CHECK_INT_EQ(record.len, 0);
 
@@ -220,6 +221,27 @@ static void write_pkey(const char *name, EVP_PKEY *pkey, mode_t mode, int encryp
     BIO_free(bio);
 }
 
+/* Root makes a key for the daemon's user: mode 0640 with its group, and the daemon loads it. */
+static void test_keygen_for_a_group(void)
+{
+    struct buf record = BUF_INIT, err = BUF_INIT;
+    gid_t group = geteuid() == 0 ? 4242 : getegid(); /* only root may give a file away */
+    const char *path = path_in_tmp("grouped.pem");
+    CHECK_INT_EQ(dkim_key_generate(path, DKIM_ALG_ED25519_SHA256, 0, "example.com", "g", group,
+                                   &record, &err),
+                 0);
+    struct stat st;
+    CHECK(stat(path, &st) == 0);
+    CHECK_INT_EQ(st.st_mode & 0777, 0640);
+    CHECK_INT_EQ(st.st_gid, group);
+    CHECK_INT_EQ(st.st_uid, geteuid());
+    struct dkim_key *key = NULL;
+    CHECK_INT_EQ(dkim_key_load(path, DKIM_ALG_ED25519_SHA256, &key, &err), 0);
+    dkim_key_free(key);
+    buf_free(&record);
+    buf_free(&err);
+}
+
 static void test_key_load_refusals(void)
 {
     struct {
@@ -229,8 +251,8 @@ static void test_key_load_refusals(void)
         const char *text;
     } cases[] = {
         {"missing.pem", DKIM_ALG_RSA_SHA256, -ENOENT, "No such file"},
-        {"open.pem", DKIM_ALG_RSA_SHA256, -EPERM, "readable by others (chmod 600)"},
-        {"group.pem", DKIM_ALG_RSA_SHA256, -EPERM, "readable by others"},
+        {"open.pem", DKIM_ALG_RSA_SHA256, -EPERM, "readable by others (chmod 600"},
+        {"group.pem", DKIM_ALG_RSA_SHA256, -EPERM, "writable by its group"},
         {"garbage.pem", DKIM_ALG_RSA_SHA256, -EINVAL, "not an unencrypted PEM private key"},
         {"empty.pem", DKIM_ALG_RSA_SHA256, -EINVAL, "size 0"},
         {"rsa512.pem", DKIM_ALG_RSA_SHA256, -EINVAL, "512 bits"},
@@ -243,7 +265,7 @@ static void test_key_load_refusals(void)
     write_pkey("rsa512.pem", rsa512, 0600, 0);
     write_pkey("encrypted.pem", rsa1024, 0600, 1);
     write_pkey("open.pem", rsa1024, 0644, 0);
-    write_pkey("group.pem", rsa1024, 0640, 0);
+    write_pkey("group.pem", rsa1024, 0660, 0);
     write_pkey("rsa1024.pem", rsa1024, 0600, 0);
     EVP_PKEY_free(rsa512);
     EVP_PKEY_free(rsa1024);
@@ -702,6 +724,7 @@ int main(void)
     uv_loop_init(&loop);
 
     test_keygen_and_record();
+    test_keygen_for_a_group();
     test_key_load_refusals();
     test_entry_refusals();
     test_match_and_from_domain();
