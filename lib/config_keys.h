@@ -295,7 +295,8 @@ static const struct config_key config_keys[] = {
      .check = config_check_selector, KEY_DKIM(selector),
      .doc = "Selector (s=): the public key is published at SELECTOR._domainkey.D (D: d=)."},
     {.name = "dkim[].key", .type = CONFIG_PATH, .flags = CONFIG_KEY_REQUIRED, KEY_DKIM(key),
-     .doc = "PEM private key: RSA (2048 bits or more) or Ed25519."},
+     .doc = "PEM private key: RSA (2048 to 4096 bits; 1024 still loads, with a warning) or "
+            "Ed25519."},
     {.name = "dkim[].algorithm", .type = CONFIG_STRING, .def = "rsa-sha256",
      .check = config_check_dkim_algorithm, KEY_DKIM(algorithm),
      .doc = "rsa-sha256 or ed25519-sha256; must suit the key."},

@@ -97,6 +97,11 @@ static int dkim_keygen(int argc, char **argv)
         if (bits > DKIM_RSA_MAX_BITS)
             return command_usage_error("dkim keygen", "--bits: %s is more than %d", bits_text,
                                        DKIM_RSA_MAX_BITS);
+        if (alg == DKIM_ALG_RSA_SHA256 && bits < DKIM_RSA_NEW_MIN_BITS)
+            return command_usage_error("dkim keygen",
+                                       "--bits: %s is less than %d, the least for a new RSA key "
+                                       "(RFC 8301)",
+                                       bits_text, DKIM_RSA_NEW_MIN_BITS);
     }
 
     gid_t group;

@@ -71,7 +71,7 @@ const struct command commands[] = {
      "  --domain D          keygen: the signing domain (required)\n"
      "  --selector S        keygen: the selector (required)\n"
      "  --algorithm A       keygen: rsa-sha256 (default) or ed25519-sha256\n"
-     "  --bits N            keygen: RSA key size (default 2048)\n"
+     "  --bits N            keygen: RSA key size, 2048 (default) to 4096\n"
      "  --out FILE          keygen: where to write the key (mode 0600; made by root:\n"
      "                      0640 with the group of the user the daemon of -c FILE becomes)\n"
      "  -c, --config FILE   the configuration (default: the embedded one)\n"},

@@ -97,7 +97,7 @@ static int relay_battery_gate(struct config *cfg, struct buf *err)
 struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err)
 {
     struct dkim_signer_set *set = dkim_signer_set_new();
-    struct buf why = BUF_INIT;
+    struct buf why = BUF_INIT, weak = BUF_INIT; /* weak: warnings about small RSA keys */
     int failed = 0;
 
     for (size_t i = 0; i < cfg->ndkim; i++) {
@@ -117,9 +117,19 @@ struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf
             buf_printf(err, "%s:%u:%u: dkim[%zu]: %.*s\n", d->pos.file ? d->pos.file : cfg->source,
                        d->pos.line, d->pos.column, i, (int)why.len, why.data);
             failed = 1;
+            continue;
         }
+        const struct dkim_key *key = dkim_signer_set_entry(set, dkim_signer_set_count(set) - 1)->key;
+        if (key->alg == DKIM_ALG_RSA_SHA256 && key->bits < DKIM_RSA_NEW_MIN_BITS)
+            buf_printf(&weak, "%s:%u:%u: dkim[%zu].key: %s is an RSA key of %d bits: still used, "
+                       "but receivers may soon refuse it; make a %d-bit one (sluice dkim keygen) "
+                       "and publish it under a new selector\n",
+                       d->pos.file ? d->pos.file : cfg->source, d->pos.line, d->pos.column, i,
+                       key->path, key->bits, DKIM_RSA_NEW_MIN_BITS);
     }
     buf_free(&why);
+    config_log_lines(LOG_WARN, "config.warning", &weak);
+    buf_free(&weak);
     if (failed) {
         dkim_signer_set_unref(set);
         return NULL;

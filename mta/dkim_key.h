@@ -12,11 +12,15 @@
 #include "lib/buf.h"
 
 enum dkim_alg {
-    DKIM_ALG_RSA_SHA256,     /* RFC 6376; keys of 1024 to 4096 bits */
+    DKIM_ALG_RSA_SHA256,     /* RFC 6376; keys of 1024 to 4096 bits (new ones 2048 or more) */
     DKIM_ALG_ED25519_SHA256, /* RFC 8463 */
 };
 
+/* RFC 8301 §3.2: verifiers must take 1024-bit keys, signers should use 2048 or more. A 1024-bit key
+ * still loads (with a warning: config_dkim_signers) so that a published selector keeps working;
+ * no new one is made. */
 #define DKIM_RSA_MIN_BITS 1024
+#define DKIM_RSA_NEW_MIN_BITS 2048
 #define DKIM_RSA_MAX_BITS 4096
 #define DKIM_RSA_DEFAULT_BITS 2048
 
@@ -57,7 +61,7 @@ char *dkim_key_public(const struct dkim_key *key, struct buf *err);
 /* dkim_key_generate's `group` for a key only its owner reads. */
 #define DKIM_KEY_OWNER_ONLY ((gid_t)-1)
 
-/* Generates a key (`bits` 0 means 2048 for RSA; must be 0 or 256 for Ed25519), writes it to
+/* Generates a key (RSA: `bits` 0 means 2048, else 2048..4096; Ed25519: 0 or 256), writes it to
  * `path`, refusing to overwrite an existing file, and appends its DNS record to `record`. The file
  * is the caller's with mode 0600 when `group` is DKIM_KEY_OWNER_ONLY, else mode 0640 with that
  * group (root making a key for the daemon's user, who reads it again at every reload). Returns 0

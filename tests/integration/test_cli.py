@@ -54,6 +54,8 @@ USAGE_ERRORS = [
     (KEYGEN + ["--bits", "big"], "sluice dkim keygen: --bits: 'big' is not a whole number"),
     (KEYGEN + ["--bits", "-5"], "sluice dkim keygen: --bits: '-5' is not a whole number"),
     (KEYGEN + ["--bits", "99999"], "sluice dkim keygen: --bits: 99999 is more than 4096"),
+    (KEYGEN + ["--bits", "1024"],
+     "sluice dkim keygen: --bits: 1024 is less than 2048, the least for a new RSA key (RFC 8301)"),
     (KEYGEN + ["--selecter", "s2"],
      "sluice dkim keygen: unknown option '--selecter' (did you mean --selector?)"),
     (KEYGEN + ["extra"], "sluice dkim keygen: unexpected argument 'extra'"),

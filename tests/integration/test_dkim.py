@@ -62,7 +62,7 @@ class DkimBase(SluiceTestCase):
         self.records = {}
         self.key_paths = {}
         for name, (alg, _) in self.keys.items():
-            path, value = keygen(self.d, name, alg, bits=1024 if alg == "rsa-sha256" else None)
+            path, value = keygen(self.d, name, alg)
             self.key_paths[name] = path
             self.records[name] = value
             if name not in self.unpublished:
@@ -266,6 +266,31 @@ class KeyErrorsTest(DkimBase):
                 self.assertIn(path, err)
                 self.assertIn(why, err)
                 self.assertRegex(err, re.escape(cfg) + r":\d+:\d+: dkim\[0\]")
+
+    def test_a_1024_bit_key_signs_with_a_warning_naming_it(self):
+        small = os.path.join(self.d.dir, "rsa1024.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:1024", "-out", small], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        user = daemon_user()  # the daemon reads it again at reload, after the drop
+        if user:
+            os.chown(small, 0, user.pw_gid)
+        os.chmod(small, 0o640 if user else 0o600)
+        res, cfg = self.check_config(small)
+        err = res.stderr.decode()
+        self.assertEqual(res.returncode, 0, err)
+        warning = re.escape(cfg) + r":\d+:\d+: dkim\[0\]\.key: " + re.escape(small) + \
+            r" is an RSA key of 1024 bits.*2048-bit"
+        self.assertRegex(err, r'"event":"config.warning","msg":"' + warning)
+        # The key signs: a published selector keeps working until it is replaced.
+        self.d.write_config(dict(self.config(), dkim=[dict(self.config()["dkim"][0], key=small)]))
+        self.d.signal(signal.SIGHUP)
+        self.d.wait_event("daemon.reload")
+        warning = warning[len(re.escape(cfg)):]  # the reload names the daemon's file
+        self.assertTrue(any(re.search(warning, ev["msg"])
+                            for ev in self.d.events("config.warning")), self.d.log_text())
+        stored = self.submit(MESSAGES["plain"])
+        self.assertEqual(len(self.signatures(stored)), 1)
 
     def test_reload_with_a_bad_key_keeps_the_old_one(self):
         self.assertVerifies(self.submit(MESSAGES["plain"]), 1)
