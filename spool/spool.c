@@ -106,30 +106,30 @@ static void msg_fail(struct spool_msg *msg, int status)
 
 int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf *err)
 {
-    char *abs;
-    int rc = spool_fs_create(dir, &abs, err);
+    char *path;
+    int rc = spool_fs_create(dir, &path, err);
     if (rc < 0)
         return rc;
-    int queue_fd = spool_fs_open_dir(abs, SPOOL_QUEUE, err);
-    int state_fd = queue_fd < 0 ? -1 : spool_fs_open_dir(abs, SPOOL_STATE, err);
+    int queue_fd = spool_fs_open_dir(path, SPOOL_QUEUE, err);
+    int state_fd = queue_fd < 0 ? -1 : spool_fs_open_dir(path, SPOOL_STATE, err);
     uint64_t seed;
     rc = queue_fd < 0 ? queue_fd : state_fd;
     if (rc >= 0) {
         rc = uv_random(NULL, NULL, &seed, sizeof seed, 0, NULL);
         if (rc < 0)
-            buf_printf(err, "spool %s: no random seed for queue ids: %s", abs, uv_strerror(rc));
+            buf_printf(err, "spool %s: no random seed for queue ids: %s", path, uv_strerror(rc));
     }
     if (rc < 0) {
         if (queue_fd >= 0)
             close(queue_fd);
         if (state_fd >= 0)
             close(state_fd);
-        free(abs);
+        free(path);
         return rc;
     }
     struct spool *sp = xcalloc(1, sizeof *sp);
     sp->loop = loop;
-    sp->dir = abs;
+    sp->dir = path;
     sp->queue_fd = queue_fd;
     sp->state_fd = state_fd;
     spool_dirsync_init(&sp->queue_sync, loop, queue_fd);

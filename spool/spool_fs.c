@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/xalloc.h"
 
 /* Upper-case base-32 whose ASCII order is its numeric order (Crockford's alphabet), so ids sort by
  * time in a plain directory listing. */
@@ -46,7 +47,7 @@ static int spool_fs_create_parents(const char *dir)
     return 0;
 }
 
-int spool_fs_create(const char *dir, char **abs, struct buf *err)
+int spool_fs_create(const char *dir, char **path, struct buf *err)
 {
     static const char *const subs[] = {SPOOL_TMP, SPOOL_QUEUE, SPOOL_CORRUPT, SPOOL_STATE};
     int rc = spool_fs_create_parents(dir);
@@ -59,28 +60,20 @@ int spool_fs_create(const char *dir, char **abs, struct buf *err)
         buf_printf(err, "spool %s: cannot create: %s", dir, strerror(e));
         return -e;
     }
-    char *path = realpath(dir, NULL);
-    if (path == NULL) {
-        int e = errno;
-        buf_printf(err, "spool %s: %s", dir, strerror(e));
-        return -e;
-    }
-    if (strlen(path) > SPOOL_DIR_MAX) {
+    if (strlen(dir) > SPOOL_DIR_MAX) {
         buf_printf(err, "spool %s: path too long", dir);
-        free(path);
         return -ENAMETOOLONG;
     }
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char sub[PATH_MAX];
-        snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
+        snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]);
         if (mkdir(sub, 0700) < 0 && errno != EEXIST) {
             int e = errno;
             buf_printf(err, "spool %s: cannot create: %s", sub, strerror(e));
-            free(path);
             return -e;
         }
     }
-    *abs = path;
+    *path = xstrdup(dir);
     return 0;
 }
 

@@ -45,9 +45,11 @@ struct spool {
  * fatal everywhere else), both broken invariants here. */
 void spool_fs_started(int rc, const char *what);
 
-/* Creates dir and its subdirectories (mode 0700) where missing; sets *abs to dir's absolute path
- * (malloc'd). Returns 0 or -errno with a reason in err. */
-int spool_fs_create(const char *dir, char **abs, struct buf *err);
+/* Creates dir and its subdirectories (mode 0700) where missing; sets *path to a malloc'd copy of
+ * dir. A relative dir stays relative: the daemon reaches it from its working directory, also after
+ * it gave up root, when a directory above (e.g. /root) is closed to its user. Returns 0 or -errno
+ * with a reason in err. */
+int spool_fs_create(const char *dir, char **path, struct buf *err);
 /* Opens dir/sub as a directory (O_RDONLY). Returns the fd or -errno with a reason in err. */
 int spool_fs_open_dir(const char *dir, const char *sub, struct buf *err);
 

@@ -112,10 +112,19 @@ static int walk_dir(struct hand_over *h, int dirfd, const char *path, int depth)
 
 int spool_owner_hand_over(const char *dir, uid_t uid, gid_t gid, struct buf *err)
 {
-    char *abs;
-    int rc = spool_fs_create(dir, &abs, err);
+    char *given;
+    int rc = spool_fs_create(dir, &given, err);
     if (rc < 0)
         return rc;
+    /* The configured path may go through links (/var/spool/sluice -> /data/spool); below it,
+     * nothing is followed. */
+    char *abs = realpath(given, NULL);
+    free(given);
+    if (abs == NULL) {
+        rc = -errno;
+        buf_printf(err, "spool %s: %s", dir, strerror(-rc));
+        return rc;
+    }
     struct hand_over h = {uid, gid, 0, err};
     int fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
