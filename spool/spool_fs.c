@@ -194,7 +194,11 @@ int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, str
 int spool_fs_load(int queue_fd, int state_fd, const char *id, struct spool_loaded *l,
                   struct buf *body, struct buf *err)
 {
-    int rc = spool_fs_read(queue_fd, id, &l->dec, body, err);
+    struct buf why = BUF_INIT;
+    int rc = spool_fs_read(queue_fd, id, &l->dec, body, &why);
+    if (rc < 0)
+        buf_printf(err, "%s/%.*s", SPOOL_QUEUE, (int)why.len, why.data);
+    buf_free(&why);
     if (rc < 0)
         return rc;
     rc = spool_state_read(state_fd, id, l->dec.env.nrcpts, &l->state, err);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -66,13 +67,13 @@ static int tmp_clear(struct spool *sp, struct buf *err)
     return removed;
 }
 
-/* Moves a queue file that failed validation to corrupt/, where a person can look at it. */
-static int quarantine(int queue_fd, int corrupt_fd, const char *name, const char *why)
+/* Moves a file of dir_fd that failed validation to corrupt/ as to, where a person can look at it. */
+static int quarantine(int dir_fd, const char *name, int corrupt_fd, const char *to, const char *why)
 {
-    int rc = renameat(queue_fd, name, corrupt_fd, name) == 0 ? 0 : -errno;
+    int rc = renameat(dir_fd, name, corrupt_fd, to) == 0 ? 0 : -errno;
     struct logrec r;
     log_begin(&r, LOG_WARN, "spool.corrupt");
-    log_strn(&r, "file", name, strlen(name));
+    log_strn(&r, "file", to, strlen(to));
     log_str(&r, "reason", why);
     if (rc == 0)
         log_str(&r, "moved_to", SPOOL_CORRUPT);
@@ -118,16 +119,36 @@ static int finished_remove(const struct walk *w, const char *id)
     return 0;
 }
 
+/* Recovery only: a state entry Sluice never makes (a symbolic link, a directory, a FIFO) tells
+ * nothing about the recipients that can be trusted, and must not cost the message: it goes to
+ * corrupt/ as ID.state, and the message is delivered to all its recipients again (at least once,
+ * never lost). */
+static void state_entry_check(struct walk *w, const char *id)
+{
+    struct stat st;
+    if (w->state_fd < 0 || fstatat(w->state_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        S_ISREG(st.st_mode))
+        return;
+    char to[SPOOL_ID_MAX + sizeof ".state"];
+    snprintf(to, sizeof to, "%s.state", id);
+    if (quarantine(w->state_fd, id, w->corrupt_fd, to,
+                   "state entry is not a regular file: every recipient is tried again") == 0)
+        w->moved++;
+}
+
 /* Handles one queue file. Returns 1 when cb was called, 0 when not, or -errno. */
 static int walk_one(struct walk *w, const char *name, struct buf *err)
 {
     struct spool_loaded l;
     struct buf why = BUF_INIT;
     int rc = -EBADMSG;
-    if (!spool_fs_id_valid(name))
+    if (!spool_fs_id_valid(name)) {
         buf_printf(&why, "not a queue id");
-    else
+    } else {
+        if (w->corrupt_fd >= 0)
+            state_entry_check(w, name);
         rc = spool_fs_load(w->queue_fd, w->state_fd, name, &l, NULL, &why);
+    }
     if (rc == 0) {
         int recovering = w->corrupt_fd >= 0;
         if (recovering && l.state.valid_len < l.state.fed_len)
@@ -145,13 +166,13 @@ static int walk_one(struct walk *w, const char *name, struct buf *err)
         }
         spool_fs_loaded_free(&l);
     } else if (rc == -EBADMSG) {
-        if (w->corrupt_fd >= 0 && quarantine(w->queue_fd, w->corrupt_fd, name, why.data) == 0)
+        if (w->corrupt_fd >= 0 && quarantine(w->queue_fd, name, w->corrupt_fd, name, why.data) == 0)
             w->moved++;
         rc = 0;
     } else if (rc == -ENOENT) { /* delivered and removed since the listing */
         rc = 0;
     } else {
-        buf_printf(err, "spool %s/%s/%.*s", w->dir, SPOOL_QUEUE, (int)why.len, why.data);
+        buf_printf(err, "spool %s/%.*s", w->dir, (int)why.len, why.data);
     }
     buf_free(&why);
     return rc;
@@ -173,7 +194,10 @@ static int queue_walk(struct walk *w, struct buf *err)
     }
     dir_list_free(names, n);
     /* Make the moves last, so a crash does not bring a bad file back at the next start. */
-    if (w->moved > 0 && (fsync(w->corrupt_fd) < 0 || fsync(w->queue_fd) < 0) && count >= 0) {
+    if (w->moved > 0 &&
+        (fsync(w->corrupt_fd) < 0 || fsync(w->queue_fd) < 0 ||
+         (w->state_fd >= 0 && fsync(w->state_fd) < 0)) &&
+        count >= 0) {
         int e = errno;
         buf_printf(err, "spool %s: sync after moving corrupt files: %s", w->dir, strerror(e));
         count = -e;

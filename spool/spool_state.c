@@ -184,7 +184,9 @@ int spool_state_read(int dirfd, const char *id, size_t nrcpts, struct spool_stat
         return 0;
     int rc = 0;
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) < 0) {
+    if (fd < 0 && errno == ELOOP) {
+        rc = -EBADMSG; /* a symbolic link */
+    } else if (fd < 0 || fstat(fd, &sb) < 0) {
         rc = -errno;
     } else if (!S_ISREG(sb.st_mode)) {
         rc = -EBADMSG;

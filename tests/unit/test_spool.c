@@ -827,6 +827,48 @@ static void test_rcpt_state(void)
     teardown(sp, dir, &err);
 }
 
+/* A state entry Sluice never makes (a symbolic link out of the spool, a directory) costs neither the
+ * message nor the start: recovery moves it to corrupt/ as ID.state and every recipient is pending. */
+static void test_foreign_state_entries(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char id[3][SPOOL_ID_MAX + 1], path[4096], outside[4096];
+    for (int i = 0; i < 3; i++)
+        commit_with_prefix(sp, &env_full, NULL, "x\r\n", id[i]);
+    struct spool_rcpt_update deferred = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", NULL};
+    for (int i = 0; i < 3; i++)
+        CHECK_INT_EQ(update_sync(sp, id[i], &deferred, 1), 0);
+    spool_close(sp);
+    snprintf(outside, sizeof outside, "%s/outside", dir);
+    FILE *f = fopen(outside, "w"); /* what a link would make recovery read: not ours */
+    CHECK(f != NULL && fputs("forged\n", f) >= 0 && fclose(f) == 0);
+    snprintf(path, sizeof path, "%s/state/%s", dir, id[0]);
+    CHECK(unlink(path) == 0 && symlink(outside, path) == 0);
+    snprintf(path, sizeof path, "%s/state/%s", dir, id[1]);
+    CHECK(unlink(path) == 0 && mkdir(path, 0700) == 0);
+
+    struct seen seen = {0};
+    struct buf err = BUF_INIT;
+    sp = open_spool(dir);
+    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 3);
+    CHECK_INT_EQ(err.len, 0);
+    CHECK_INT_EQ(seen.n, 3);
+    for (int i = 0; i < seen.n && i < 3; i++) {
+        CHECK_STR_EQ(seen.id[i], id[i]);
+        CHECK_INT_EQ(strstr(seen.state[i].data, "451 later") != NULL, i == 2);
+        CHECK(strstr(seen.state[i].data, "forged") == NULL);
+    }
+    seen_free(&seen);
+    CHECK_INT_EQ(count_files(dir, "queue"), 3);
+    CHECK_INT_EQ(count_files(dir, "corrupt"), 2);
+    snprintf(path, sizeof path, "%s.state", id[0]);
+    CHECK(path_exists(dir, "corrupt", path));
+    snprintf(path, sizeof path, "%s.state", id[1]);
+    CHECK(path_exists(dir, "corrupt", path));
+    teardown(sp, dir, &err);
+}
+
 static void test_torn_tail(void)
 {
     char *dir = make_tmpdir();
@@ -1187,6 +1229,7 @@ int main(void)
     test_errors();
     test_prefix();
     test_rcpt_state();
+    test_foreign_state_entries();
     test_torn_tail();
     test_failed_append();
     test_many_updates();
