@@ -168,20 +168,24 @@ static inline int canonical_name(const char *s, size_t len, char *out, size_t si
     return 1;
 }
 
-/* Named by rows of the key table. */
+/* Named by rows of the key table: the default of server.hostname, and checks that return NULL or
+ * why the value is not fit. */
 char *config_default_hostname(void);
+/* Names: */
 const char *config_check_hostname(const char *value);
+const char *config_check_listener_name(const char *value); /* listeners and egress pools */
+const char *config_check_mx_pattern(const char *value);    /* "mx.example.net", "*.example.net" */
+const char *config_check_selector(const char *value);      /* DKIM, all-digit labels allowed */
+/* Addresses: */
 const char *config_check_dns_server(const char *value);
-const char *config_check_listener_name(const char *value);
 const char *config_check_deliver_to(const char *value);
 const char *config_check_ip(const char *value);
-const char *config_check_mx_pattern(const char *value);
-const char *config_check_selector(const char *value);
+const char *config_check_clamd(const char *value);
+/* DKIM signing and attachments: */
 const char *config_check_dkim_algorithm(const char *value);
 const char *config_check_canonicalization(const char *value);
 const char *config_check_identity(const char *value);
 const char *config_check_extension(const char *value);
-const char *config_check_clamd(const char *value);
 
 /* ---- One key's value (config_values.c) ---- */
 
