@@ -1,9 +1,10 @@
 /*
  * The configuration key table: each key's dotted name, type, default, bounds and one-line doc, and
- * where its value goes. config.c parses, validates and fills in defaults from this table alone, and
- * renders it as the reference (`sluice config-keys`, docs/configuration.md), so they cannot
- * disagree. Included by config.c only. Adding a key: a field in struct config (config.h) and one
- * row here.
+ * where its value goes. The loader parses, validates and fills in defaults from this table alone,
+ * and renders it as the reference (`sluice config-keys`, docs/configuration.md), so they cannot
+ * disagree. The row type and the checks that rows name are in config_int.h. Included by
+ * config_walk.c only, which hands the table to the rest. Adding a key: a field in struct config
+ * (config.h) and one row here.
  */
 #ifndef SLUICE_CONFIG_KEYS_H
 #define SLUICE_CONFIG_KEYS_H
@@ -12,83 +13,7 @@
 #include <stdint.h>
 
 #include "lib/config.h"
-
-enum config_key_type {
-    CONFIG_SECTION,   /* a mapping of the keys named "<this key>.<child>" */
-    CONFIG_STRING,    /* char *; NULL when unset */
-    CONFIG_PATH,      /* char *, a file or directory name */
-    CONFIG_SIZE,      /* uint64_t octets: "50M", "10k", "1G" (K = 1024) or a plain number */
-    CONFIG_DURATION,  /* uint64_t milliseconds: "500ms", "30s", "5m", "1h", "2d"; plain = seconds */
-    CONFIG_UINT,      /* unsigned */
-    CONFIG_ENUM,      /* int: the index of the value in `names` */
-    CONFIG_STRINGS,   /* char ** at offset, size_t count at aux */
-    CONFIG_CIDRS,     /* struct config_cidr * at offset, size_t count at aux */
-    CONFIG_ADDRESS,   /* char * as written at offset, struct sockaddr_storage at aux */
-    CONFIG_LISTENERS, /* struct config's listeners: a list of mappings of "listeners[].*" keys */
-    CONFIG_DOMAINS,   /* struct config's domains: domain -> nothing or a mapping of "domains.*.*" */
-    CONFIG_RATE,      /* struct config_rate: "6/s", "500/10m" or "none" (lib/ratelimit.h) */
-    CONFIG_DURATIONS, /* uint64_t * milliseconds at offset, size_t count at aux; non-empty */
-    CONFIG_NAMES,     /* char ** at offset, size_t count at aux: one name or a list; lower-cased,
-                         a trailing dot dropped, then the key's check */
-    CONFIG_LIST,      /* array of elem_size structs at offset, size_t count at aux: a list of
-                         mappings of "<this key>[].*" keys; each struct's config_pos at pos_offset */
-    CONFIG_EGRESS_POOLS,  /* struct config's egress_pools: name -> list of "egress.pools.*[].*" */
-    CONFIG_SHAPING_RULES, /* struct config's shaping rules: a list of "shaping.rules[].match"
-                             plus any "shaping.default.*" key */
-};
-
-/* The struct that a key's offsets are relative to. */
-enum config_scope {
-    CONFIG_SCOPE_CONFIG,   /* struct config */
-    CONFIG_SCOPE_LISTENER, /* struct config_listener */
-    CONFIG_SCOPE_DOMAIN,   /* struct config_domain */
-    CONFIG_SCOPE_EGRESS,   /* struct config_egress_addr */
-    CONFIG_SCOPE_SHAPING,  /* struct config_shaping */
-    CONFIG_SCOPE_RULE,     /* struct config_shaping_rule */
-    CONFIG_SCOPE_DKIM,     /* struct config_dkim */
-    CONFIG_SCOPE_DNSBL,    /* struct config_dnsbl */
-};
-
-#define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */
-#define CONFIG_KEY_POS 2u        /* STRING, PATH: where the value is written goes to pos_offset */
-#define CONFIG_NO_FIELD SIZE_MAX /* the value is validated but not stored */
-
-struct config_key {
-    const char *name; /* dotted; "[]" stands for a list item, "*" for a map key */
-    enum config_key_type type;
-    const char *def; /* the default as YAML text, parsed like a value from the file; NULL: none */
-    char *(*def_fn)(void); /* a default computed at load time (a string, malloc'ed) */
-    const char *def_doc;   /* what the reference shows as the default of def_fn */
-    uint64_t min, max;     /* inclusive bounds of SIZE, DURATION and UINT */
-    const char *doc;
-    enum config_scope scope;
-    size_t offset;            /* of the value in the scope's struct, or CONFIG_NO_FIELD */
-    size_t aux;               /* second field, see the types */
-    const char *const *names; /* ENUM values, NULL-terminated, in the order of the C enum */
-    /* Extra validation of a string value: NULL when fine, else why not ("is not ..."). */
-    const char *(*check)(const char *value);
-    unsigned flags;
-    size_t elem_size, pos_offset; /* CONFIG_LIST; pos_offset also CONFIG_KEY_POS */
-};
-
-/* Defined in config.c. */
-static char *config_default_hostname(void);
-static const char *config_check_hostname(const char *value);
-static const char *config_check_dns_server(const char *value);
-static const char *config_check_listener_name(const char *value);
-static const char *config_check_deliver_to(const char *value);
-static const char *config_check_ip(const char *value);
-static const char *config_check_mx_pattern(const char *value);
-static const char *config_check_selector(const char *value);
-static const char *config_check_dkim_algorithm(const char *value);
-static const char *config_check_canonicalization(const char *value);
-static const char *config_check_identity(const char *value);
-static const char *config_check_extension(const char *value);
-static const char *config_check_clamd(const char *value);
-
-/* packaging/shaping.yaml, embedded at build time (lib/CMakeLists.txt). */
-extern const char config_shipped_shaping[];
-#define CONFIG_SHIPPED_SHAPING_NAME "<shipped shaping.yaml>"
+#include "lib/config_int.h"
 
 #define KEY_AT(field) .scope = CONFIG_SCOPE_CONFIG, .offset = offsetof(struct config, field)
 #define KEY_LIST(field, count) KEY_AT(field), .aux = offsetof(struct config, count)

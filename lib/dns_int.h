@@ -42,7 +42,8 @@ void dns_answer_parse(struct dns_answer *a, const unsigned char *msg, size_t len
 void dns_answer_free(struct dns_answer *a);
 
 /* A bounded cache of answers keyed by (type, normalized name): the status and, for DNS_OK, the
- * whole message, evicted least recently used first. Times are milliseconds of uv_now. */
+ * whole message, evicted least recently used first (lib/lru.h). Times are milliseconds of uv_now.
+ * A name longer than DNS_NAME_BUF - 1 octets, which normalizing never gives, is not cached. */
 struct dns_cache;
 
 struct dns_cache *dns_cache_new(size_t max_entries, size_t max_bytes);

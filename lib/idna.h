@@ -2,8 +2,8 @@
  * Internationalized domain names (IDNA 2008, RFC 5890-5893, with the UTS #46 mapping) through
  * GNU libidn2. Sluice keeps every domain in its A-label form ("xn--bcher-kva.example"): that is
  * what DNS, `domains`, shaping rules and the spool compare. lib/smtp_addr.c converts what clients
- * send; config.c converts `domains` keys; the SMTP client turns A-labels back into U-labels for
- * servers that announce SMTPUTF8. Pure functions, no I/O; safe on the loop (microseconds).
+ * send; config_walk.c converts `domains` keys; the SMTP client turns A-labels back into U-labels
+ * for servers that announce SMTPUTF8. Pure functions, no I/O; safe on the loop (microseconds).
  */
 #ifndef SLUICE_IDNA_H
 #define SLUICE_IDNA_H

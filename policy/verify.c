@@ -9,18 +9,20 @@
 
 #include "lib/buf.h"
 #include "lib/dns.h"
+#include "lib/lru.h"
 #include "lib/smtp_reply.h"
 #include "lib/stream.h"
 #include "lib/strmap.h"
+#include "lib/uvutil.h"
 #include "lib/xalloc.h"
 
 /* One cached answer. */
 struct verify_entry {
-    char *key;
+    struct lru_node node; /* in verifier.cache, under key */
     int valid;
     char *reply; /* the server's refusal (negative entries), else NULL */
     uint64_t expires;
-    struct verify_entry *prev, *next; /* the LRU list, most recently used first */
+    char key[];
 };
 
 struct verify_check {
@@ -76,22 +78,29 @@ struct verify_probe {
 
 struct verifier {
     uv_loop_t *loop;
-    size_t cache_max;
     uint64_t timeout_ms, probe_timeout_ms;
-    SSL_CTX *tls_ctx;    /* borrowed; NULL: no STARTTLS */
-    struct strmap cache; /* key -> struct verify_entry */
-    size_t ncache;
-    struct verify_entry *lru_head, *lru_tail;
+    SSL_CTX *tls_ctx;     /* borrowed; NULL: no STARTTLS */
+    struct lru cache;     /* lower-cased address -> struct verify_entry */
     struct strmap probes; /* key -> struct verify_probe in flight */
     struct buf text;      /* reply text of an answer given at once */
     uint64_t nprobes;
 };
 
+/* A cache entry leaves: replaced, expired, evicted to make room, or the verifier freed. */
+static void cache_on_evict(struct lru_node *node, void *arg)
+{
+    struct verify_entry *e = container_of(node, struct verify_entry, node);
+    free(e->reply);
+    free(e);
+}
+
 struct verifier *verifier_new(uv_loop_t *loop, const struct verifier_params *params)
 {
     struct verifier *v = xcalloc(1, sizeof *v);
     v->loop = loop;
-    v->cache_max = params != NULL && params->cache_max > 0 ? params->cache_max : VERIFY_CACHE_MAX;
+    lru_init(&v->cache,
+             params != NULL && params->cache_max > 0 ? params->cache_max : VERIFY_CACHE_MAX,
+             cache_on_evict, NULL);
     v->timeout_ms =
         params != NULL && params->timeout_ms > 0 ? params->timeout_ms : VERIFY_TIMEOUT_MS;
     v->probe_timeout_ms = params != NULL && params->probe_timeout_ms > 0 ? params->probe_timeout_ms
@@ -107,57 +116,36 @@ uint64_t verifier_probes(const struct verifier *v)
 
 /* ---- the cache ---- */
 
-static void lru_unlink(struct verifier *v, struct verify_entry *e)
+/* The live entry for key, or NULL (an expired one is dropped). */
+static struct verify_entry *cache_get(struct verifier *v, const char *key)
 {
-    if (e->prev != NULL)
-        e->prev->next = e->next;
-    else
-        v->lru_head = e->next;
-    if (e->next != NULL)
-        e->next->prev = e->prev;
-    else
-        v->lru_tail = e->prev;
-    e->prev = e->next = NULL;
+    struct lru_node *node = lru_find(&v->cache, key, strlen(key));
+    if (node == NULL)
+        return NULL;
+    struct verify_entry *e = container_of(node, struct verify_entry, node);
+    if (e->expires <= uv_now(v->loop)) {
+        lru_evict(&v->cache, node);
+        return NULL;
+    }
+    return e;
 }
 
-static void lru_push_front(struct verifier *v, struct verify_entry *e)
-{
-    e->next = v->lru_head;
-    if (v->lru_head != NULL)
-        v->lru_head->prev = e;
-    v->lru_head = e;
-    if (v->lru_tail == NULL)
-        v->lru_tail = e;
-}
-
-static void cache_drop(struct verifier *v, struct verify_entry *e)
-{
-    lru_unlink(v, e);
-    strmap_del(&v->cache, e->key);
-    v->ncache--;
-    free(e->key);
-    free(e->reply);
-    free(e);
-}
-
+/* Replaces key's entry; a TTL of 0 only drops it. The least recently used go first when full. */
 static void cache_put(struct verifier *v, const char *key, int valid, const char *reply,
                       uint64_t ttl_ms)
 {
-    struct verify_entry *e = strmap_get(&v->cache, key);
-    if (e != NULL)
-        cache_drop(v, e);
+    size_t keylen = strlen(key);
+    struct lru_node *old = lru_find(&v->cache, key, keylen);
+    if (old != NULL)
+        lru_evict(&v->cache, old);
     if (ttl_ms == 0)
         return;
-    while (v->ncache >= v->cache_max && v->lru_tail != NULL)
-        cache_drop(v, v->lru_tail);
-    e = xcalloc(1, sizeof *e);
-    e->key = xstrdup(key);
+    struct verify_entry *e = xcalloc(1, sizeof *e + keylen + 1);
+    memcpy(e->key, key, keylen + 1);
     e->valid = valid;
     e->reply = valid ? NULL : xstrdup(reply);
     e->expires = uv_now(v->loop) + ttl_ms;
-    strmap_put(&v->cache, e->key, e);
-    v->ncache++;
-    lru_push_front(v, e);
+    lru_insert(&v->cache, &e->node, e->key, keylen);
 }
 
 /* ---- answers ---- */
@@ -586,15 +574,10 @@ int verify_check(struct verifier *v, const struct verify_query *q, verify_cb cb,
     for (char *c = key; *c != '\0'; c++)
         *c = (char)tolower((unsigned char)*c);
 
-    struct verify_entry *e = strmap_get(&v->cache, key);
-    if (e != NULL && e->expires <= uv_now(v->loop)) {
-        cache_drop(v, e);
-        e = NULL;
-    }
+    struct verify_entry *e = cache_get(v, key);
     if (e != NULL) {
         free(key);
-        lru_unlink(v, e);
-        lru_push_front(v, e);
+        lru_touch(&v->cache, &e->node);
         result_fill(now, e->valid ? VERIFY_VALID : VERIFY_INVALID, 1, q->rcpt,
                     e->valid ? "cached" : e->reply, &v->text);
         return 0;
@@ -669,9 +652,7 @@ void verifier_free(struct verifier *v)
         probe_fail(*p, "shutting down");
     free(all);
     strmap_free(&v->probes);
-    while (v->lru_head != NULL)
-        cache_drop(v, v->lru_head);
-    strmap_free(&v->cache);
+    lru_close(&v->cache);
     buf_free(&v->text);
     free(v);
 }
