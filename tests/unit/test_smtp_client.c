@@ -1,8 +1,8 @@
 /*
- * smtp_client against a real server on loopback: smtp_peer.py (next to this file) answers from a
- * JSON script and records every byte it gets, so the checks look at what really went over the
- * wire. Each case runs one client on its own loop with a guard timer and ends with the loop
- * closing cleanly (no handle left behind).
+ * smtp_client against a real server on loopback: tests/support/smtp_peer.py answers from a JSON
+ * script and records every byte it gets, so the checks look at what really went over the wire. Each
+ * case runs one client on its own loop with a guard timer and ends with the loop closing cleanly
+ * (no handle left behind).
  */
 #include "mta/smtp_client.h"
 
@@ -71,10 +71,7 @@ static void save(struct saved *s, const struct smtp_client_outcome *o)
 
 static void peer_start(struct peer *p, const char *script)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s", __FILE__);
-    char *slash = strrchr(path, '/');
-    snprintf(slash + 1, sizeof path - (size_t)(slash + 1 - path), "smtp_peer.py");
+    static const char path[] = SLUICE_TEST_SUPPORT_DIR "/smtp_peer.py";
     snprintf(p->dir, sizeof p->dir, "/tmp/test_smtp_client.XXXXXX");
     if (mkdtemp(p->dir) == NULL) {
         perror("mkdtemp");
