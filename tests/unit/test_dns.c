@@ -7,7 +7,7 @@
 #include "lib/dns.h"
 #include "tests/unit/check.h"
 
-#include "tests/unit/dnsmasq.h"
+#include "tests/support/dnsmasq.h"
 
 #include <errno.h>
 #include <stdlib.h>

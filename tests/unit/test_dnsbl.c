@@ -7,7 +7,7 @@
 #include "policy/dnsbl.h"
 #include "tests/unit/check.h"
 
-#include "tests/unit/dnsmasq.h"
+#include "tests/support/dnsmasq.h"
 
 #include <stdlib.h>
 

@@ -1,7 +1,8 @@
 /*
  * Unit tests for dsn: each DSN is built here and parsed by Python's email package
- * (dsn_check.py, run with Debian's /usr/bin/python3), which checks the MIME structure, the
- * delivery-status fields, the returned header section, CRLF line ends and line lengths.
+ * (tests/support/dsn_check.py, run with Debian's /usr/bin/python3), which checks the MIME
+ * structure, the delivery-status fields, the returned header section, CRLF line ends and line
+ * lengths.
  */
 #include "mta/dsn.h"
 
@@ -33,12 +34,7 @@ static int python_check(const struct buf *dsn, const char *const *expectations)
     CHECK(write(fd, dsn->data, dsn->len) == (ssize_t)dsn->len);
     close(fd);
 
-    char script[512];
-    snprintf(script, sizeof(script), "%s", __FILE__);
-    char *slash = strrchr(script, '/');
-    snprintf(slash != NULL ? slash + 1 : script,
-             sizeof(script) - (size_t)(slash != NULL ? slash + 1 - script : 0), "dsn_check.py");
-    const char *argv[64] = {"python3", script, path};
+    const char *argv[64] = {"python3", SLUICE_TEST_SUPPORT_DIR "/dsn_check.py", path};
     size_t n = 3;
     for (size_t i = 0; expectations[i] != NULL && n < 63; i++)
         argv[n++] = expectations[i];

@@ -6,7 +6,7 @@
  */
 #include "policy/reverse_dns.h"
 #include "tests/unit/check.h"
-#include "tests/unit/dnsmasq.h"
+#include "tests/support/dnsmasq.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * Recipient verification against a real SMTP server on loopback: smtp_peer.py (next to this file)
+ * Recipient verification against a real SMTP server on loopback: tests/support/smtp_peer.py
  * answers each probe from a JSON script and logs the commands it got, so the checks count the
  * probes that really went over the wire. The cache, its TTLs, the LRU bound and the sharing of one
  * probe by concurrent checks are checked through the public API only.
@@ -15,7 +15,7 @@
 #include "lib/stream.h"
 #include "lib/tls.h"
 #include "tests/unit/check.h"
-#include "tests/unit/dnsmasq.h"
+#include "tests/support/dnsmasq.h"
 
 #define GUARD_MS 20000
 
@@ -28,13 +28,11 @@ struct peer {
 
 static void peer_start(struct peer *p, const char *script)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s", __FILE__);
-    *strrchr(path, '/') = '\0';
     snprintf(p->dir, sizeof p->dir, "/tmp/test_verify.XXXXXX");
     CHECK(mkdtemp(p->dir) != NULL);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "exec /usr/bin/python3 %s/smtp_peer.py '%s' %s", path, script,
+    snprintf(cmd, sizeof cmd,
+             "exec /usr/bin/python3 " SLUICE_TEST_SUPPORT_DIR "/smtp_peer.py '%s' %s", script,
              p->dir);
     p->proc = popen(cmd, "r");
     int port = 0;

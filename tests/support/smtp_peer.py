@@ -1,6 +1,6 @@
 """
-A scripted SMTP server for test_smtp_client.c: one connection on a free loopback port, replies
-taken from a JSON script, everything received recorded byte for byte.
+A scripted SMTP server for test_smtp_client.c and test_verify.c: one connection on a free
+loopback port, replies taken from a JSON script, everything received recorded byte for byte.
 
 usage: smtp_peer.py SCRIPT_JSON OUT_DIR
 Prints the port on stdout once listening. Writes into OUT_DIR:
