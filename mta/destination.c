@@ -94,24 +94,6 @@ static void conn_connect_next(struct conn *c);
 static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev,
                            const struct smtp_client_outcome *outcomes, size_t n, void *arg);
 
-struct mx_list *mx_list_ref(struct mx_list *mx)
-{
-    mx->refs++;
-    return mx;
-}
-
-void mx_list_unref(struct mx_list *mx)
-{
-    if (mx == NULL || --mx->refs > 0)
-        return;
-    for (size_t i = 0; i < mx->nhosts; i++) {
-        free(mx->hosts[i].name);
-        free(mx->hosts[i].addrs);
-    }
-    free(mx->hosts);
-    free(mx);
-}
-
 void job_free(struct job *job)
 {
     if (job == NULL)

@@ -11,32 +11,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 #include <uv.h>
 
 #include "lib/config.h"
+#include "mta/route.h"
 #include "mta/smtp_client.h"
 #include "spool/spool.h"
-
-/* The hosts mail for one domain goes to, most preferred first, with their addresses. Shared by
- * the jobs routed with it. */
-struct mx_target {
-    char *name;
-    unsigned pref;
-    struct sockaddr_storage *addrs; /* port already set */
-    size_t naddrs;
-};
-
-struct mx_list {
-    int refs;
-    struct mx_target *hosts;
-    size_t nhosts;
-};
-
-struct mx_list *mx_list_ref(struct mx_list *mx);
-void mx_list_unref(struct mx_list *mx);
 
 struct qmsg;
 struct dest;
