@@ -10,7 +10,6 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/bounce_class.h"
-#include "mta/scheduler_int.h"
 
 /* Connection failures in a row (before the server greeted us properly) that suspend a
  * destination, and the bounds of that suspension. */
@@ -258,20 +257,27 @@ static void dest_log(const struct dest *d, const struct slot *sl, enum log_level
     log_end(&r);
 }
 
+/* A job for the same message and route as `job`, with room for `room` recipients and none yet. */
+static struct job *job_sibling(const struct job *job, size_t room)
+{
+    struct job *sib = xmalloc(sizeof *sib);
+    *sib = *job;
+    sib->domain = xstrdup(job->domain);
+    sib->rcpts = xmalloc(room * sizeof *sib->rcpts);
+    sib->nrcpts = 0;
+    sib->mx = mx_list_ref(job->mx);
+    sib->next = NULL;
+    return sib;
+}
+
 /* Splits off what is beyond the first `keep` recipients into a new job right after it. */
 static void job_split(struct dest *d, struct job *job, size_t keep)
 {
     if (job->nrcpts <= keep)
         return;
-    struct job *rest = xcalloc(1, sizeof *rest);
-    rest->msg = job->msg;
-    rest->domain = xstrdup(job->domain);
+    struct job *rest = job_sibling(job, job->nrcpts - keep);
     rest->nrcpts = job->nrcpts - keep;
-    rest->rcpts = xmalloc(rest->nrcpts * sizeof *rest->rcpts);
     memcpy(rest->rcpts, job->rcpts + keep, rest->nrcpts * sizeof *rest->rcpts);
-    rest->mx = mx_list_ref(job->mx);
-    rest->shaping = job->shaping;
-    scheduler_msg_hold(job->msg);
     job->nrcpts = keep;
     rest->next = job->next;
     job->next = rest;
@@ -467,7 +473,7 @@ static void conn_load_body(struct conn *c)
     c->body_ready = 0;
     c->body_loading = 1;
     buf_reset(&c->body);
-    spool_load(c->dest->env->spool, scheduler_msg_id(c->job->msg), conn_on_body, c);
+    spool_load(c->dest->env->spool, c->job->queue_id, conn_on_body, c);
 }
 
 static struct conn *conn_new(struct dest *d, struct slot *sl, struct job *job)
@@ -622,16 +628,16 @@ static void conn_send(struct conn *c)
 {
     if (c->state != CONN_READY || !c->body_ready || c->job == NULL)
         return;
-    struct qmsg *m = c->job->msg;
-    const char **rcpts = xmalloc(c->job->nrcpts * sizeof *rcpts);
-    for (size_t i = 0; i < c->job->nrcpts; i++)
-        rcpts[i] = scheduler_msg_rcpt(m, c->job->rcpts[i]);
+    const struct job *job = c->job;
+    const char **rcpts = xmalloc(job->nrcpts * sizeof *rcpts);
+    for (size_t i = 0; i < job->nrcpts; i++)
+        rcpts[i] = job->rcpts[i].addr;
     struct smtp_client_tx tx = {
-        .sender = scheduler_msg_sender(m),
+        .sender = job->sender,
         .rcpts = rcpts,
-        .nrcpts = c->job->nrcpts,
+        .nrcpts = job->nrcpts,
         .body = &c->body,
-        .flags = scheduler_msg_flags(m),
+        .flags = job->flags,
     };
     c->state = CONN_SENDING;
     smtp_client_send(c->client, &tx);
@@ -755,14 +761,8 @@ static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcom
     if (keep == job->nrcpts)
         return 1;
     /* Report the answered recipients as a job of their own. */
-    struct job *answered = xcalloc(1, sizeof *answered);
+    struct job *answered = job_sibling(job, job->nrcpts);
     struct smtp_client_outcome *answered_outcomes = xmalloc(job->nrcpts * sizeof *outcomes);
-    answered->msg = job->msg;
-    answered->domain = xstrdup(job->domain);
-    answered->rcpts = xmalloc(job->nrcpts * sizeof *answered->rcpts);
-    answered->mx = mx_list_ref(job->mx);
-    answered->shaping = job->shaping;
-    scheduler_msg_hold(job->msg);
     size_t kept = 0;
     for (size_t i = 0; i < job->nrcpts; i++) {
         if (outcome_ends_session(&outcomes[i])) {

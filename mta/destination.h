@@ -23,11 +23,21 @@
 struct qmsg;
 struct dest;
 
-/* One message's recipients for one domain. */
+struct job_rcpt {
+    size_t index;     /* in the message's recipients */
+    const char *addr; /* borrowed, like the job's queue_id and sender */
+};
+
+/* One message's recipients for one domain, with what a connection needs of the message. The
+ * strings are the scheduler's: it keeps the message until each of its jobs is back (job_done or
+ * job_returned). A job a destination splits leaves parts that hold its recipients, each once. */
 struct job {
-    struct qmsg *msg;
+    struct qmsg *msg; /* the scheduler's message: a destination only hands it back */
+    const char *queue_id;
+    const char *sender; /* "" for the null sender */
+    unsigned flags;     /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
     char *domain;
-    size_t *rcpts; /* indices into the message's recipients */
+    struct job_rcpt *rcpts;
     size_t nrcpts;
     struct mx_list *mx;
     /* The shaping values the job was routed under (retry schedule, expiry); they live in a
