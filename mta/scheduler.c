@@ -15,6 +15,7 @@
 #include "mta/destination.h"
 #include "mta/dsn.h"
 #include "mta/route.h"
+#include "mta/shaping.h"
 
 /* Messages dispatched per timer tick, so a queue of many due messages (after a restart) does not
  * hold the loop; the rest follow on the next turn. */
@@ -429,28 +430,20 @@ static void scheduler_on_dest_idle(void *arg, struct dest *d)
 
 /* ---- routing: recipients -> destinations ---- */
 
-/* The destination of a routed domain: the domain itself, or, when the shaping rule that matched
- * names MX patterns (a provider), the rule's first pattern, so every domain hosted at that
- * provider, whether matched by name or by MX host, shares the limits. */
+/* The destination of a routed domain (see shaping_dest_for), made when it is the first; NULL
+ * when there is none and the route failed. */
 static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
                                        const struct mx_list *mx,
                                        const struct config_shaping **shaping)
 {
-    const char *names[64];
-    size_t n = 0;
-    for (size_t i = 0; mx != NULL && i < mx->nhosts && n < ARRAY_LEN(names); i++)
-        names[n++] = mx->hosts[i].name;
-    const struct config_shaping_rule *rule = config_shaping_match(s->cfg, domain, names, n);
-    *shaping = rule != NULL ? &rule->values : &s->cfg->shaping.defaults;
-    const char *key = domain;
-    if (rule != NULL && rule->nmatch_mx > 0)
-        key = rule->match_mx[0];
-    struct dest *d = strmap_get(&s->dests, key);
+    struct shaping_dest sd = shaping_dest_for(s->cfg, domain, mx);
+    *shaping = sd.values;
+    struct dest *d = strmap_get(&s->dests, sd.key);
     if (d == NULL && mx != NULL) {
-        const struct config_egress_pool *pool = config_egress_pool_find(s->cfg, (*shaping)->pool);
-        struct dest *predecessor = strmap_del(&s->retired, key);
-        d = dest_new(&s->env, key, s->cfg, *shaping, pool, predecessor);
-        strmap_put(&s->dests, key, d);
+        const struct config_egress_pool *pool = config_egress_pool_find(s->cfg, sd.values->pool);
+        struct dest *predecessor = strmap_del(&s->retired, sd.key);
+        d = dest_new(&s->env, sd.key, s->cfg, sd.values, pool, predecessor);
+        strmap_put(&s->dests, sd.key, d);
         if (predecessor != NULL && dest_idle(predecessor))
             scheduler_release_dest(s, predecessor);
     }
