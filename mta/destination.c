@@ -10,6 +10,7 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/bounce_class.h"
+#include "mta/shaping.h"
 
 /* Connection failures in a row (before the server greeted us properly) that suspend a
  * destination, and the bounds of that suspension. */
@@ -22,7 +23,7 @@
 
 /* One egress address's state at this destination. A reload's successor destination shares it with
  * the retired one (refs), so the connections still open there count against the cap, and pauses and
- * the token buckets carry over. */
+ * the rates carry over. */
 struct slot {
     int refs;
     struct sockaddr_storage src; /* family AF_UNSPEC: not bound */
@@ -32,8 +33,8 @@ struct slot {
     unsigned max;    /* the shaping's connections */
     unsigned cap;    /* current connection limit: max, lowered when throttled */
     uint64_t paused_until;
-    struct ratelimit_bucket rcpt_bucket, msg_bucket;
-    struct dest *owner; /* the destination that dispatches on it (the newest), or NULL */
+    struct shaping_rates *rates; /* what its connections pace MAIL and RCPT by */
+    struct dest *owner;          /* the destination that dispatches on it (the newest), or NULL */
 };
 
 struct dest {
@@ -103,19 +104,8 @@ void job_free(struct job *job)
     free(job);
 }
 
-/* Burst 1: steady pacing, so no window of one period ever sees more than the rate, and the
- * buckets start empty so a restart cannot burst either. A bucket whose rate is unchanged keeps its
- * level (a reload must not burst). */
-static void slot_set_rate(struct ratelimit_bucket *b, const struct config_rate *r, uint64_t now,
-                          int fresh)
-{
-    struct ratelimit_rate rate = {r->count, r->period_ms};
-    if (fresh || b->rate.count != rate.count || b->rate.period_ms != rate.period_ms)
-        ratelimit_bucket_init(b, rate, 1, now, 0);
-}
-
 /* Sets the slot up for shaping sh; a slot taken over from a retired destination (fresh 0) keeps
- * a throttle's lower cap, its pause and the buckets' levels. */
+ * a throttle's lower cap, its pause and the rates' levels. */
 static void slot_configure(struct slot *sl, const char *ehlo, const struct config_shaping *sh,
                            uint64_t now, int fresh)
 {
@@ -125,8 +115,7 @@ static void slot_configure(struct slot *sl, const char *ehlo, const struct confi
     sl->max = sh->connections;
     if (!throttled || sl->cap > sl->max)
         sl->cap = sl->max;
-    slot_set_rate(&sl->rcpt_bucket, &sh->rate, now, fresh);
-    slot_set_rate(&sl->msg_bucket, &sh->message_rate, now, fresh);
+    shaping_rates_update(sl->rates, sh, now);
 }
 
 /* The predecessor's slot for the same egress address, or NULL. */
@@ -150,6 +139,7 @@ static struct slot *slot_new(const struct config_egress_addr *ea, const char *eh
         sl->src.ss_family = AF_UNSPEC;
         sl->address = xstrdup("any");
     }
+    sl->rates = shaping_rates_new(sh, now);
     slot_configure(sl, ehlo, sh, now, 1);
     return sl;
 }
@@ -160,6 +150,7 @@ static void slot_unref(struct slot *sl, const struct dest *d)
         sl->owner = NULL;
     if (--sl->refs > 0)
         return;
+    shaping_rates_free(sl->rates);
     free(sl->ehlo);
     free(sl->address);
     free(sl);
@@ -599,8 +590,8 @@ static void conn_connect_next(struct conn *c)
             .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
             .tls_ctx = d->env->tls_ctx,
             .timeouts = {.connect = d->shaping->connect_timeout_ms},
-            .rcpt_bucket = &c->slot->rcpt_bucket,
-            .msg_bucket = &c->slot->msg_bucket,
+            .pace = shaping_rates_pace,
+            .pace_arg = c->slot->rates,
             .session_id = c->id,
         };
         struct buf why = BUF_INIT;

@@ -1,9 +1,13 @@
+/* Shaping rule matching, destination keys and the rates that pace delivery (see shaping.h). */
 #include "mta/shaping.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "lib/ratelimit.h"
 #include "lib/uvutil.h"
+#include "lib/xalloc.h"
 
 /* MX hosts looked at for a rule; a domain with more is matched by its first ones. */
 #define SHAPING_MX_MAX 64
@@ -74,4 +78,45 @@ struct shaping_dest shaping_dest_for(const struct config *cfg, const char *domai
             sd.key = rule->match_mx[0];
     }
     return sd;
+}
+
+struct shaping_rates {
+    struct ratelimit_bucket msg, rcpt;
+};
+
+static void bucket_set(struct ratelimit_bucket *b, const struct config_rate *r, uint64_t now,
+                       int fresh)
+{
+    struct ratelimit_rate rate = {r->count, r->period_ms};
+    if (fresh || b->rate.count != rate.count || b->rate.period_ms != rate.period_ms)
+        ratelimit_bucket_init(b, rate, 1, now, 0);
+}
+
+struct shaping_rates *shaping_rates_new(const struct config_shaping *sh, uint64_t now_ms)
+{
+    struct shaping_rates *r = xcalloc(1, sizeof *r);
+    bucket_set(&r->msg, &sh->message_rate, now_ms, 1);
+    bucket_set(&r->rcpt, &sh->rate, now_ms, 1);
+    return r;
+}
+
+void shaping_rates_update(struct shaping_rates *r, const struct config_shaping *sh, uint64_t now_ms)
+{
+    bucket_set(&r->msg, &sh->message_rate, now_ms, 0);
+    bucket_set(&r->rcpt, &sh->rate, now_ms, 0);
+}
+
+void shaping_rates_free(struct shaping_rates *r)
+{
+    free(r);
+}
+
+uint64_t shaping_rates_pace(void *rates, enum smtp_client_pace what, uint64_t now_ms)
+{
+    struct shaping_rates *r = rates;
+    struct ratelimit_bucket *b = what == SMTP_CLIENT_PACE_MAIL ? &r->msg : &r->rcpt;
+    if (ratelimit_bucket_take(b, 1, now_ms))
+        return 0;
+    uint64_t wait = ratelimit_bucket_wait_ms(b, 1, now_ms);
+    return wait == 0 || wait == UINT64_MAX ? 1 : wait;
 }

@@ -1,10 +1,12 @@
 /*
  * Shaping: which rule applies to a domain and its MX hosts (site rules, then the shipped provider
- * rules, first match wins), and the destination key and the values mail is shaped under.
+ * rules, first match wins), the destination key and the values mail is shaped under, and the
+ * message and recipient rates that pace the SMTP client.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/shaping.h"
 #include "tests/unit/check.h"
@@ -180,10 +182,94 @@ static void test_shipped_rules(void)
     }
 }
 
+enum { MAIL = SMTP_CLIENT_PACE_MAIL, RCPT = SMTP_CLIENT_PACE_RCPT };
+
+struct pace_step {
+    int what; /* MAIL or RCPT */
+    uint64_t now;
+    uint64_t want; /* 0: it may go; else the wait in ms */
+};
+
+static void check_steps(struct shaping_rates *r, const char *name, const struct pace_step *steps,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t got = shaping_rates_pace(r, (enum smtp_client_pace)steps[i].what, steps[i].now);
+        if (got != steps[i].want)
+            fprintf(stderr, "%s: step %zu\n", name, i);
+        CHECK_INT_EQ(got, steps[i].want);
+    }
+}
+
+struct pace_case {
+    const char *name;
+    struct config_rate msgs, rcpts; /* count 0: unlimited */
+    uint64_t start;
+    struct pace_step steps[8];
+    size_t nsteps;
+};
+
+/* Steady pacing from an empty start: a command every period/count, never two at once. */
+static void test_rates_pace(void)
+{
+    static const struct pace_case cases[] = {
+        {"a RCPT every 250 ms, from empty, with a burst of one, MAIL unlimited",
+         {0, 0},
+         {4, 1000},
+         1000,
+         {{RCPT, 1000, 250},
+          {RCPT, 1100, 150},
+          {RCPT, 1250, 0},
+          {RCPT, 1250, 250},
+          {RCPT, 9000, 0}, /* a long quiet time earns no burst either */
+          {RCPT, 9000, 250},
+          {MAIL, 9000, 0},
+          {MAIL, 9000, 0}},
+         8},
+        {"the two rates are counted apart",
+         {1, 60000},
+         {0, 0},
+         0,
+         {{MAIL, 0, 60000}, {RCPT, 0, 0}, {MAIL, 60000, 0}, {MAIL, 60001, 59999}},
+         4},
+        {"a wait below one millisecond is still a wait",
+         {0, 0},
+         {3, 1000},
+         0,
+         {{RCPT, 333, 1}, {RCPT, 334, 0}},
+         2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct pace_case *c = &cases[i];
+        struct config_shaping sh = {.message_rate = c->msgs, .rate = c->rcpts};
+        struct shaping_rates *r = shaping_rates_new(&sh, c->start);
+        check_steps(r, c->name, c->steps, c->nsteps);
+        shaping_rates_free(r);
+    }
+}
+
+/* A reload keeps the level of a rate that did not change, and starts a changed one over. */
+static void test_rates_update(void)
+{
+    struct config_shaping sh = {.message_rate = {2, 1000}, .rate = {2, 1000}};
+    struct shaping_rates *r = shaping_rates_new(&sh, 0);
+    shaping_rates_update(r, &sh, 500); /* the same values: both tokens are there at 500 */
+    static const struct pace_step same[] = {{MAIL, 500, 0}, {RCPT, 500, 0}, {RCPT, 500, 500}};
+    check_steps(r, "same values", same, ARRAY_LEN(same));
+    sh.rate.count = 4;
+    shaping_rates_update(r, &sh, 1000);
+    /* The recipient rate starts over, empty; the message rate goes on from its level. */
+    static const struct pace_step faster[] = {{RCPT, 1000, 250}, {MAIL, 1000, 0}};
+    check_steps(r, "a faster recipient rate", faster, ARRAY_LEN(faster));
+    shaping_rates_free(r);
+}
+
 int main(void)
 {
     test_rule_match();
     test_match_bounds();
     test_shipped_rules();
+    test_rates_pace();
+    test_rates_update();
     return check_report("test_shaping");
 }
