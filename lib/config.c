@@ -32,42 +32,6 @@ const struct config_egress_pool *config_egress_pool_find(const struct config *cf
     return NULL;
 }
 
-/* "*.example.net" matches names below example.net at any depth, not example.net itself. */
-static int mx_pattern_match(const char *pattern, const char *host)
-{
-    if (strncmp(pattern, "*.", 2) != 0)
-        return strcmp(pattern, host) == 0;
-    size_t plen = strlen(pattern + 1), hlen = strlen(host);
-    return hlen > plen && strcmp(host + hlen - plen, pattern + 1) == 0;
-}
-
-static int rule_matches(const struct config_shaping_rule *rule, const char *domain,
-                        const char *const *mx_hosts, size_t nmx)
-{
-    char name[256];
-    if (domain != NULL && canonical_name(domain, strlen(domain), name, sizeof name))
-        for (size_t i = 0; i < rule->nmatch_domain; i++)
-            if (strcmp(rule->match_domain[i], name) == 0)
-                return 1;
-    for (size_t h = 0; h < nmx; h++) {
-        if (!canonical_name(mx_hosts[h], strlen(mx_hosts[h]), name, sizeof name))
-            continue;
-        for (size_t i = 0; i < rule->nmatch_mx; i++)
-            if (mx_pattern_match(rule->match_mx[i], name))
-                return 1;
-    }
-    return 0;
-}
-
-const struct config_shaping_rule *config_shaping_match(const struct config *cfg, const char *domain,
-                                                       const char *const *mx_hosts, size_t nmx)
-{
-    for (size_t i = 0; i < cfg->shaping.nrules; i++)
-        if (rule_matches(&cfg->shaping.rules[i], domain, mx_hosts, nmx))
-            return &cfg->shaping.rules[i];
-    return NULL;
-}
-
 static int prefix_match(const unsigned char *addr, const unsigned char *net, unsigned prefix)
 {
     unsigned whole = prefix / 8, rest = prefix % 8;

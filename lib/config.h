@@ -262,11 +262,6 @@ const struct config_domain *config_domain_find(const struct config *cfg, const c
 /* The egress pool called name, or NULL. */
 const struct config_egress_pool *config_egress_pool_find(const struct config *cfg,
                                                          const char *name);
-/* The first shaping rule whose domain list holds `domain` or one of whose MX patterns matches one
- * of mx_hosts[0..nmx) (case-insensitive; "*.example.net" matches any name ending in
- * ".example.net"), or NULL for shaping.default. */
-const struct config_shaping_rule *config_shaping_match(const struct config *cfg, const char *domain,
-                                                       const char *const *mx_hosts, size_t nmx);
 
 /* Non-zero when addr (AF_INET or AF_INET6; v4-mapped v6 counts as v4) is inside a trusted network.
  */

@@ -10,7 +10,7 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/bounce_class.h"
-#include "mta/scheduler_int.h"
+#include "mta/shaping.h"
 
 /* Connection failures in a row (before the server greeted us properly) that suspend a
  * destination, and the bounds of that suspension. */
@@ -23,7 +23,7 @@
 
 /* One egress address's state at this destination. A reload's successor destination shares it with
  * the retired one (refs), so the connections still open there count against the cap, and pauses and
- * the token buckets carry over. */
+ * the rates carry over. */
 struct slot {
     int refs;
     struct sockaddr_storage src; /* family AF_UNSPEC: not bound */
@@ -33,8 +33,8 @@ struct slot {
     unsigned max;    /* the shaping's connections */
     unsigned cap;    /* current connection limit: max, lowered when throttled */
     uint64_t paused_until;
-    struct ratelimit_bucket rcpt_bucket, msg_bucket;
-    struct dest *owner; /* the destination that dispatches on it (the newest), or NULL */
+    struct shaping_rates *rates; /* what its connections pace MAIL and RCPT by */
+    struct dest *owner;          /* the destination that dispatches on it (the newest), or NULL */
 };
 
 struct dest {
@@ -94,24 +94,6 @@ static void conn_connect_next(struct conn *c);
 static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev,
                            const struct smtp_client_outcome *outcomes, size_t n, void *arg);
 
-struct mx_list *mx_list_ref(struct mx_list *mx)
-{
-    mx->refs++;
-    return mx;
-}
-
-void mx_list_unref(struct mx_list *mx)
-{
-    if (mx == NULL || --mx->refs > 0)
-        return;
-    for (size_t i = 0; i < mx->nhosts; i++) {
-        free(mx->hosts[i].name);
-        free(mx->hosts[i].addrs);
-    }
-    free(mx->hosts);
-    free(mx);
-}
-
 void job_free(struct job *job)
 {
     if (job == NULL)
@@ -122,19 +104,8 @@ void job_free(struct job *job)
     free(job);
 }
 
-/* Burst 1: steady pacing, so no window of one period ever sees more than the rate, and the
- * buckets start empty so a restart cannot burst either. A bucket whose rate is unchanged keeps its
- * level (a reload must not burst). */
-static void slot_set_rate(struct ratelimit_bucket *b, const struct config_rate *r, uint64_t now,
-                          int fresh)
-{
-    struct ratelimit_rate rate = {r->count, r->period_ms};
-    if (fresh || b->rate.count != rate.count || b->rate.period_ms != rate.period_ms)
-        ratelimit_bucket_init(b, rate, 1, now, 0);
-}
-
 /* Sets the slot up for shaping sh; a slot taken over from a retired destination (fresh 0) keeps
- * a throttle's lower cap, its pause and the buckets' levels. */
+ * a throttle's lower cap, its pause and the rates' levels. */
 static void slot_configure(struct slot *sl, const char *ehlo, const struct config_shaping *sh,
                            uint64_t now, int fresh)
 {
@@ -144,8 +115,7 @@ static void slot_configure(struct slot *sl, const char *ehlo, const struct confi
     sl->max = sh->connections;
     if (!throttled || sl->cap > sl->max)
         sl->cap = sl->max;
-    slot_set_rate(&sl->rcpt_bucket, &sh->rate, now, fresh);
-    slot_set_rate(&sl->msg_bucket, &sh->message_rate, now, fresh);
+    shaping_rates_update(sl->rates, sh, now);
 }
 
 /* The predecessor's slot for the same egress address, or NULL. */
@@ -169,6 +139,7 @@ static struct slot *slot_new(const struct config_egress_addr *ea, const char *eh
         sl->src.ss_family = AF_UNSPEC;
         sl->address = xstrdup("any");
     }
+    sl->rates = shaping_rates_new(sh, now);
     slot_configure(sl, ehlo, sh, now, 1);
     return sl;
 }
@@ -179,6 +150,7 @@ static void slot_unref(struct slot *sl, const struct dest *d)
         sl->owner = NULL;
     if (--sl->refs > 0)
         return;
+    shaping_rates_free(sl->rates);
     free(sl->ehlo);
     free(sl->address);
     free(sl);
@@ -276,20 +248,27 @@ static void dest_log(const struct dest *d, const struct slot *sl, enum log_level
     log_end(&r);
 }
 
+/* A job for the same message and route as `job`, with room for `room` recipients and none yet. */
+static struct job *job_sibling(const struct job *job, size_t room)
+{
+    struct job *sib = xmalloc(sizeof *sib);
+    *sib = *job;
+    sib->domain = xstrdup(job->domain);
+    sib->rcpts = xmalloc(room * sizeof *sib->rcpts);
+    sib->nrcpts = 0;
+    sib->mx = mx_list_ref(job->mx);
+    sib->next = NULL;
+    return sib;
+}
+
 /* Splits off what is beyond the first `keep` recipients into a new job right after it. */
 static void job_split(struct dest *d, struct job *job, size_t keep)
 {
     if (job->nrcpts <= keep)
         return;
-    struct job *rest = xcalloc(1, sizeof *rest);
-    rest->msg = job->msg;
-    rest->domain = xstrdup(job->domain);
+    struct job *rest = job_sibling(job, job->nrcpts - keep);
     rest->nrcpts = job->nrcpts - keep;
-    rest->rcpts = xmalloc(rest->nrcpts * sizeof *rest->rcpts);
     memcpy(rest->rcpts, job->rcpts + keep, rest->nrcpts * sizeof *rest->rcpts);
-    rest->mx = mx_list_ref(job->mx);
-    rest->shaping = job->shaping;
-    scheduler_msg_hold(job->msg);
     job->nrcpts = keep;
     rest->next = job->next;
     job->next = rest;
@@ -485,7 +464,7 @@ static void conn_load_body(struct conn *c)
     c->body_ready = 0;
     c->body_loading = 1;
     buf_reset(&c->body);
-    spool_load(c->dest->env->spool, scheduler_msg_id(c->job->msg), conn_on_body, c);
+    spool_load(c->dest->env->spool, c->job->queue_id, conn_on_body, c);
 }
 
 static struct conn *conn_new(struct dest *d, struct slot *sl, struct job *job)
@@ -611,8 +590,8 @@ static void conn_connect_next(struct conn *c)
             .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
             .tls_ctx = d->env->tls_ctx,
             .timeouts = {.connect = d->shaping->connect_timeout_ms},
-            .rcpt_bucket = &c->slot->rcpt_bucket,
-            .msg_bucket = &c->slot->msg_bucket,
+            .pace = shaping_rates_pace,
+            .pace_arg = c->slot->rates,
             .session_id = c->id,
         };
         struct buf why = BUF_INIT;
@@ -640,16 +619,16 @@ static void conn_send(struct conn *c)
 {
     if (c->state != CONN_READY || !c->body_ready || c->job == NULL)
         return;
-    struct qmsg *m = c->job->msg;
-    const char **rcpts = xmalloc(c->job->nrcpts * sizeof *rcpts);
-    for (size_t i = 0; i < c->job->nrcpts; i++)
-        rcpts[i] = scheduler_msg_rcpt(m, c->job->rcpts[i]);
+    const struct job *job = c->job;
+    const char **rcpts = xmalloc(job->nrcpts * sizeof *rcpts);
+    for (size_t i = 0; i < job->nrcpts; i++)
+        rcpts[i] = job->rcpts[i].addr;
     struct smtp_client_tx tx = {
-        .sender = scheduler_msg_sender(m),
+        .sender = job->sender,
         .rcpts = rcpts,
-        .nrcpts = c->job->nrcpts,
+        .nrcpts = job->nrcpts,
         .body = &c->body,
-        .flags = scheduler_msg_flags(m),
+        .flags = job->flags,
     };
     c->state = CONN_SENDING;
     smtp_client_send(c->client, &tx);
@@ -773,14 +752,8 @@ static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcom
     if (keep == job->nrcpts)
         return 1;
     /* Report the answered recipients as a job of their own. */
-    struct job *answered = xcalloc(1, sizeof *answered);
+    struct job *answered = job_sibling(job, job->nrcpts);
     struct smtp_client_outcome *answered_outcomes = xmalloc(job->nrcpts * sizeof *outcomes);
-    answered->msg = job->msg;
-    answered->domain = xstrdup(job->domain);
-    answered->rcpts = xmalloc(job->nrcpts * sizeof *answered->rcpts);
-    answered->mx = mx_list_ref(job->mx);
-    answered->shaping = job->shaping;
-    scheduler_msg_hold(job->msg);
     size_t kept = 0;
     for (size_t i = 0; i < job->nrcpts; i++) {
         if (outcome_ends_session(&outcomes[i])) {

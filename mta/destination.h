@@ -1,8 +1,8 @@
 /*
  * Destinations: where the scheduler's jobs wait for a connection, and the limits that hold for
  * each (destination, egress address) pair: concurrent connections, messages and recipients per
- * connection, the recipient and message rates (token buckets the SMTP client paces itself by),
- * pauses after a receiver asks us to slow down, and suspension with backoff after repeated
+ * connection, the recipient and message rates (shaping.h's, which the SMTP client paces itself
+ * by), pauses after a receiver asks us to slow down, and suspension with backoff after repeated
  * connection failures. A destination owns the SMTP client connections it opens; each connection
  * tries the MX hosts in order and carries as many jobs as its limits allow.
  */
@@ -11,41 +11,33 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 #include <uv.h>
 
 #include "lib/config.h"
+#include "mta/route.h"
 #include "mta/smtp_client.h"
 #include "spool/spool.h"
-
-/* The hosts mail for one domain goes to, most preferred first, with their addresses. Shared by
- * the jobs routed with it. */
-struct mx_target {
-    char *name;
-    unsigned pref;
-    struct sockaddr_storage *addrs; /* port already set */
-    size_t naddrs;
-};
-
-struct mx_list {
-    int refs;
-    struct mx_target *hosts;
-    size_t nhosts;
-};
-
-struct mx_list *mx_list_ref(struct mx_list *mx);
-void mx_list_unref(struct mx_list *mx);
 
 struct qmsg;
 struct dest;
 
-/* One message's recipients for one domain. */
+struct job_rcpt {
+    size_t index;     /* in the message's recipients */
+    const char *addr; /* borrowed, like the job's queue_id and sender */
+};
+
+/* One message's recipients for one domain, with what a connection needs of the message. The
+ * strings are the scheduler's: it keeps the message until each of its jobs is back (job_done or
+ * job_returned). A job a destination splits leaves parts that hold its recipients, each once. */
 struct job {
-    struct qmsg *msg;
+    struct qmsg *msg; /* the scheduler's message: a destination only hands it back */
+    const char *queue_id;
+    const char *sender; /* "" for the null sender */
+    unsigned flags;     /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
     char *domain;
-    size_t *rcpts; /* indices into the message's recipients */
+    struct job_rcpt *rcpts;
     size_t nrcpts;
     struct mx_list *mx;
     /* The shaping values the job was routed under (retry schedule, expiry); they live in a

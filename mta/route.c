@@ -18,6 +18,33 @@ struct route_req {
     struct sockaddr_storage literal;
 };
 
+struct mx_list *mx_list_ref(struct mx_list *mx)
+{
+    mx->refs++;
+    return mx;
+}
+
+void mx_list_unref(struct mx_list *mx)
+{
+    if (mx == NULL || --mx->refs > 0)
+        return;
+    for (size_t i = 0; i < mx->nhosts; i++) {
+        free(mx->hosts[i].name);
+        free(mx->hosts[i].addrs);
+    }
+    free(mx->hosts);
+    free(mx);
+}
+
+/* A list with room for `hosts` hosts, none filled in yet. */
+static struct mx_list *mx_list_new(size_t hosts)
+{
+    struct mx_list *mx = xcalloc(1, sizeof *mx);
+    mx->refs = 1;
+    mx->hosts = xcalloc(hosts, sizeof *mx->hosts);
+    return mx;
+}
+
 static void route_fail(struct route_req *rq, int code, const char *enhanced, const char *text)
 {
     struct smtp_client_outcome o = {.code = code, .stage = "DNS lookup", .remote = 0, .text = text};
@@ -68,9 +95,7 @@ static void route_on_mx(void *arg, const struct dns_mx_result *res)
         goto out;
     }
 
-    struct mx_list *mx = xcalloc(1, sizeof *mx);
-    mx->refs = 1;
-    mx->hosts = xcalloc(usable, sizeof *mx->hosts);
+    struct mx_list *mx = mx_list_new(usable);
     int tempfail = 0;
     for (size_t i = 0; i < usable; i++) {
         const struct dns_mx_host *h = &res->hosts[i];
@@ -110,9 +135,7 @@ static void route_on_literal(uv_timer_t *t)
         route_req_free(rq);
         return;
     }
-    struct mx_list *mx = xcalloc(1, sizeof *mx);
-    mx->refs = 1;
-    mx->hosts = xcalloc(1, sizeof *mx->hosts);
+    struct mx_list *mx = mx_list_new(1);
     mx->nhosts = 1;
     mx->hosts[0].name = xstrdup(rq->literal_name);
     mx->hosts[0].addrs = xmalloc(sizeof *mx->hosts[0].addrs);

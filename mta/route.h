@@ -7,10 +7,31 @@
 #ifndef SLUICE_ROUTE_H
 #define SLUICE_ROUTE_H
 
+#include <stddef.h>
+#include <sys/socket.h>
+
 #include "lib/config.h"
 #include "lib/dns.h"
-#include "mta/destination.h"
 #include "mta/smtp_client.h"
+
+/* The hosts mail for one domain goes to, most preferred first, with their addresses. Made by
+ * route_resolve; shared by the jobs and the connections that deliver with it (refs). */
+struct mx_target {
+    char *name;
+    unsigned pref;
+    struct sockaddr_storage *addrs; /* port already set */
+    size_t naddrs;
+};
+
+struct mx_list {
+    int refs;
+    struct mx_target *hosts;
+    size_t nhosts;
+};
+
+struct mx_list *mx_list_ref(struct mx_list *mx);
+/* Frees the list with its last reference; NULL is ignored. */
+void mx_list_unref(struct mx_list *mx);
 
 /* ok: mx has hosts (one reference for the callee). Otherwise mx is NULL and fail says why, with
  * a 4xx code (try later) or a 5xx code (bounce). */

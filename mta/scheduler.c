@@ -15,7 +15,7 @@
 #include "mta/destination.h"
 #include "mta/dsn.h"
 #include "mta/route.h"
-#include "mta/scheduler_int.h"
+#include "mta/shaping.h"
 
 /* Messages dispatched per timer tick, so a queue of many due messages (after a restart) does not
  * hold the loop; the rest follow on the next turn. */
@@ -45,9 +45,11 @@ struct qmsg {
     struct rcpt *rcpts;
     size_t nrcpts;
     struct minheap_node due; /* key: the earliest next_ms of a recipient waiting to be tried */
-    unsigned holds;          /* route lookups, jobs, spool reads and writes in flight */
-    unsigned bouncing : 1;   /* a DSN is being written */
-    unsigned deleted : 1;    /* an admin deleted it: removed once nothing is in flight */
+    /* What is in flight: one per recipient in a route lookup or a job (so the parts of a job a
+     * destination splits need no holds of their own), one per spool read or write. */
+    unsigned holds;
+    unsigned bouncing : 1; /* a DSN is being written */
+    unsigned deleted : 1;  /* an admin deleted it: removed once nothing is in flight */
 };
 
 struct scheduler {
@@ -74,7 +76,6 @@ struct scheduler {
 };
 
 static void msg_settle(struct qmsg *m);
-static void msg_hold(struct qmsg *m);
 static void scheduler_arm(struct scheduler *s);
 static void scheduler_check_stopped(struct scheduler *s);
 
@@ -83,26 +84,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *scheduler_msg_id(const struct qmsg *m)
-{
-    return m->id;
-}
-
-const char *scheduler_msg_sender(const struct qmsg *m)
-{
-    return m->sender;
-}
-
-const char *scheduler_msg_rcpt(const struct qmsg *m, size_t i)
-{
-    return m->rcpts[i].addr;
-}
-
-unsigned scheduler_msg_flags(const struct qmsg *m)
-{
-    return m->flags;
 }
 
 static const char *rcpt_domain(const struct rcpt *r)
@@ -186,15 +167,10 @@ static void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta)
 
 /* ---- holds: what keeps a message (and a stopping scheduler) busy ---- */
 
-void scheduler_msg_hold(struct qmsg *m)
+static void msg_hold(struct qmsg *m, unsigned n)
 {
-    msg_hold(m);
-}
-
-static void msg_hold(struct qmsg *m)
-{
-    m->holds++;
-    m->s->holds++;
+    m->holds += n;
+    m->s->holds += n;
 }
 
 static void msg_free(struct qmsg *m)
@@ -219,11 +195,11 @@ static void msg_remove(struct qmsg *m)
     msg_free(m);
 }
 
-static void msg_release(struct qmsg *m)
+static void msg_release(struct qmsg *m, unsigned n)
 {
     struct scheduler *s = m->s;
-    m->holds--;
-    s->holds--;
+    m->holds -= n;
+    s->holds -= n;
     if (m->holds == 0 && m->deleted)
         msg_remove(m);
     else if (!s->stopping)
@@ -310,13 +286,13 @@ static void update_batch_on_written(int status, void *arg)
         r->busy = 0;
     }
     update_batch_free(b);
-    msg_release(m);
+    msg_release(m, 1);
 }
 
 /* Writes the batch (the message stays held until it is durable). */
 static void update_batch_write(struct update_batch *b)
 {
-    msg_hold(b->m);
+    msg_hold(b->m, 1);
     spool_rcpt_update(b->m->s->spool, b->m->id, b->ups, b->n, update_batch_on_written, b);
 }
 
@@ -383,11 +359,12 @@ static void scheduler_on_job_done(void *arg, struct job *job,
 {
     (void)arg;
     struct qmsg *m = job->msg;
+    unsigned held = (unsigned)job->nrcpts;
     int64_t now = wall_ms();
     struct update_batch *b = update_batch_new(m, job->nrcpts);
     for (size_t i = 0; i < job->nrcpts; i++) {
         const struct smtp_client_outcome *o = &outcomes[i];
-        struct rcpt *r = &m->rcpts[job->rcpts[i]];
+        struct rcpt *r = &m->rcpts[job->rcpts[i].index];
         unsigned attempts = r->attempts + 1;
         enum spool_rcpt_status status;
         int64_t next = 0;
@@ -414,11 +391,11 @@ static void scheduler_on_job_done(void *arg, struct job *job,
                         o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
         buf_free(&text);
         r->busy = 0; /* update_batch_add holds it again until written */
-        update_batch_add(b, job->rcpts[i], status, attempts, next);
+        update_batch_add(b, job->rcpts[i].index, status, attempts, next);
     }
     job_free(job);
     update_batch_write(b);
-    msg_release(m);
+    msg_release(m, held);
 }
 
 /* A job left a destination untried (reload, stop): its recipients wait again. */
@@ -426,10 +403,11 @@ static void scheduler_on_job_returned(void *arg, struct job *job)
 {
     (void)arg;
     struct qmsg *m = job->msg;
+    unsigned held = (unsigned)job->nrcpts;
     for (size_t i = 0; i < job->nrcpts; i++)
-        m->rcpts[job->rcpts[i]].busy = 0;
+        m->rcpts[job->rcpts[i].index].busy = 0;
     job_free(job);
-    msg_release(m);
+    msg_release(m, held);
 }
 
 static void scheduler_release_dest(struct scheduler *s, struct dest *d)
@@ -452,35 +430,20 @@ static void scheduler_on_dest_idle(void *arg, struct dest *d)
 
 /* ---- routing: recipients -> destinations ---- */
 
-struct route_wait {
-    struct qmsg *m;
-    char *domain;
-    size_t *rcpts;
-    size_t nrcpts;
-};
-
-/* The destination of a routed domain: the domain itself, or, when the shaping rule that matched
- * names MX patterns (a provider), the rule's first pattern, so every domain hosted at that
- * provider, whether matched by name or by MX host, shares the limits. */
+/* The destination of a routed domain (see shaping_dest_for), made when it is the first; NULL
+ * when there is none and the route failed. */
 static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
                                        const struct mx_list *mx,
                                        const struct config_shaping **shaping)
 {
-    const char *names[64];
-    size_t n = 0;
-    for (size_t i = 0; mx != NULL && i < mx->nhosts && n < ARRAY_LEN(names); i++)
-        names[n++] = mx->hosts[i].name;
-    const struct config_shaping_rule *rule = config_shaping_match(s->cfg, domain, names, n);
-    *shaping = rule != NULL ? &rule->values : &s->cfg->shaping.defaults;
-    const char *key = domain;
-    if (rule != NULL && rule->nmatch_mx > 0)
-        key = rule->match_mx[0];
-    struct dest *d = strmap_get(&s->dests, key);
+    struct shaping_dest sd = shaping_dest_for(s->cfg, domain, mx);
+    *shaping = sd.values;
+    struct dest *d = strmap_get(&s->dests, sd.key);
     if (d == NULL && mx != NULL) {
-        const struct config_egress_pool *pool = config_egress_pool_find(s->cfg, (*shaping)->pool);
-        struct dest *predecessor = strmap_del(&s->retired, key);
-        d = dest_new(&s->env, key, s->cfg, *shaping, pool, predecessor);
-        strmap_put(&s->dests, key, d);
+        const struct config_egress_pool *pool = config_egress_pool_find(s->cfg, sd.values->pool);
+        struct dest *predecessor = strmap_del(&s->retired, sd.key);
+        d = dest_new(&s->env, sd.key, s->cfg, sd.values, pool, predecessor);
+        strmap_put(&s->dests, sd.key, d);
         if (predecessor != NULL && dest_idle(predecessor))
             scheduler_release_dest(s, predecessor);
     }
@@ -490,16 +453,9 @@ static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
 static void scheduler_on_route(void *arg, struct mx_list *mx,
                                const struct smtp_client_outcome *fail)
 {
-    struct route_wait *w = arg;
-    struct qmsg *m = w->m;
-    struct scheduler *s = m->s;
-    struct job *job = xcalloc(1, sizeof *job);
-    job->msg = m;
-    job->domain = w->domain;
-    job->rcpts = w->rcpts;
-    job->nrcpts = w->nrcpts;
+    struct job *job = arg;
+    struct scheduler *s = job->msg->s;
     job->mx = mx;
-    free(w);
     if (s->stopping) {
         scheduler_on_job_returned(s, job);
         return;
@@ -516,6 +472,27 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
     dest_enqueue(d, job);
 }
 
+/* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
+ * until the job is back. */
+static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain, int64_t now)
+{
+    struct job *job = xcalloc(1, sizeof *job);
+    job->msg = m;
+    job->queue_id = m->id;
+    job->sender = m->sender;
+    job->flags = m->flags;
+    job->domain = xstrdup(domain);
+    job->rcpts = xmalloc((m->nrcpts - first) * sizeof *job->rcpts);
+    for (size_t i = first; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (rcpt_waiting(r) && r->next_ms <= now && strcasecmp(rcpt_domain(r), domain) == 0) {
+            job->rcpts[job->nrcpts++] = (struct job_rcpt){.index = i, .addr = r->addr};
+            r->busy = 1;
+        }
+    }
+    return job;
+}
+
 /* Sends every recipient whose time has come on its way: one route lookup per domain. */
 static void msg_dispatch(struct qmsg *m, int64_t now)
 {
@@ -523,25 +500,14 @@ static void msg_dispatch(struct qmsg *m, int64_t now)
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (!rcpt_waiting(&m->rcpts[i]) || m->rcpts[i].next_ms > now)
             continue;
-        const char *domain = rcpt_domain(&m->rcpts[i]);
-        struct route_wait *w = xcalloc(1, sizeof *w);
-        w->m = m;
-        w->domain = xstrdup(domain);
-        w->rcpts = xmalloc((m->nrcpts - i) * sizeof *w->rcpts);
-        for (size_t j = i; j < m->nrcpts; j++) {
-            struct rcpt *r = &m->rcpts[j];
-            if (rcpt_waiting(r) && r->next_ms <= now && strcasecmp(rcpt_domain(r), domain) == 0) {
-                w->rcpts[w->nrcpts++] = j;
-                r->busy = 1;
-            }
-        }
-        msg_hold(m);
-        if (route_resolve(s->loop, s->dns, s->cfg, w->domain, scheduler_on_route, w) < 0) {
+        struct job *job = msg_job_new(m, i, rcpt_domain(&m->rcpts[i]), now);
+        msg_hold(m, (unsigned)job->nrcpts);
+        if (route_resolve(s->loop, s->dns, s->cfg, job->domain, scheduler_on_route, job) < 0) {
             struct smtp_client_outcome fail = {.code = 451,
                                                .enhanced = "4.4.3",
                                                .stage = "DNS lookup",
                                                .text = "the resolver is not available"};
-            scheduler_on_route(w, NULL, &fail);
+            scheduler_on_route(job, NULL, &fail);
         }
     }
     msg_reschedule(m);
@@ -570,7 +536,7 @@ static void bounce_abandon(struct bounce *bo, const char *why)
     log_msg(LOG_ERROR, "delivery.bounce_failed", "queue id %s: cannot write the DSN: %s", m->id,
             why);
     bounce_free(bo);
-    msg_release(m);
+    msg_release(m, 1);
 }
 
 /* The DSN's envelope: from the null sender to the original's sender. */
@@ -618,7 +584,7 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     update_batch_write(b);
     bounce_free(bo);
     m->bouncing = 0;
-    msg_release(m);
+    msg_release(m, 1);
 }
 
 static void bounce_on_original(int status, const struct spool_entry *entry, struct buf *body,
@@ -702,7 +668,7 @@ static void msg_bounce(struct qmsg *m)
             m->rcpts[i].busy = 1;
         }
     m->bouncing = 1;
-    msg_hold(m);
+    msg_hold(m, 1);
     spool_load(m->s->spool, m->id, bounce_on_original, bo);
 }
 

@@ -83,7 +83,8 @@ struct smtp_client {
     enum shaping_tls tls;
     SSL_CTX *tls_ctx;
     struct smtp_client_timeouts timeouts;
-    struct ratelimit_bucket *rcpt_bucket, *msg_bucket;
+    smtp_client_pace_cb pace;
+    void *pace_arg;
     uint64_t session_id;
     struct smtp_reply_parser parser;
     struct smtp_ehlo caps;
@@ -212,17 +213,15 @@ static void client_send_line(struct smtp_client *c, const char *fmt, ...)
     client_write(c, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* Takes a token from b (NULL: unlimited), or arms the pace timer for when one will be there. */
-static int client_take_token(struct smtp_client *c, struct ratelimit_bucket *b)
+/* Whether the pacer lets the next MAIL or RCPT go now; if not, arms the pace timer for when it
+ * may. */
+static int client_may_send(struct smtp_client *c, enum smtp_client_pace what)
 {
-    if (b == NULL)
+    if (c->pace == NULL)
         return 1;
-    uint64_t now = uv_now(c->loop);
-    if (ratelimit_bucket_take(b, 1, now))
+    uint64_t wait = c->pace(c->pace_arg, what, uv_now(c->loop));
+    if (wait == 0)
         return 1;
-    uint64_t wait = ratelimit_bucket_wait_ms(b, 1, now);
-    if (wait == 0 || wait == UINT64_MAX)
-        wait = 1;
     if (!uv_is_active((uv_handle_t *)&c->pace_timer))
         uv_timer_start(&c->pace_timer, client_on_pace, wait, 0);
     return 0;
@@ -527,11 +526,11 @@ static void envelope_enter(struct smtp_client *c)
                 break; /* every RCPT was refused */
             buf_append_str(&out, "DATA\r\n");
         } else if (t->sent == 0) {
-            if (!client_take_token(c, c->msg_bucket))
+            if (!client_may_send(c, SMTP_CLIENT_PACE_MAIL))
                 break;
             envelope_format_mail(c, &out);
         } else {
-            if (!client_take_token(c, c->rcpt_bucket))
+            if (!client_may_send(c, SMTP_CLIENT_PACE_RCPT))
                 break;
             buf_printf(&out, "RCPT TO:<%s>\r\n", t->rcpts[t->sent - 1].addr);
         }
@@ -830,8 +829,8 @@ struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_p
     c->tls_ctx = params->tls_ctx;
     c->timeouts = params->timeouts;
     timeouts_default(&c->timeouts);
-    c->rcpt_bucket = params->rcpt_bucket;
-    c->msg_bucket = params->msg_bucket;
+    c->pace = params->pace;
+    c->pace_arg = params->pace_arg;
     c->session_id = params->session_id;
     smtp_reply_parser_init(&c->parser);
     uv_timer_init(loop, &c->reply_timer);

@@ -21,7 +21,6 @@
 
 #include "lib/buf.h"
 #include "lib/config.h"
-#include "lib/ratelimit.h"
 
 struct smtp_client;
 
@@ -35,6 +34,11 @@ struct smtp_client_timeouts {
     uint64_t data_term;  /* reply after the final dot: 10 min */
 };
 
+/* What the client asks before each MAIL and each RCPT, with the loop's time: 0 lets the command go
+ * now (and counts it), otherwise the milliseconds to wait before asking again. */
+enum smtp_client_pace { SMTP_CLIENT_PACE_MAIL, SMTP_CLIENT_PACE_RCPT };
+typedef uint64_t (*smtp_client_pace_cb)(void *arg, enum smtp_client_pace what, uint64_t now_ms);
+
 struct smtp_client_params {
     const struct sockaddr *dst; /* address and port of the MX host */
     const char *mx_name;        /* host name (SNI, logs); an address literal when no name */
@@ -43,11 +47,10 @@ struct smtp_client_params {
     enum shaping_tls tls;
     SSL_CTX *tls_ctx;                     /* client context (lib/tls.h); NULL: no STARTTLS */
     struct smtp_client_timeouts timeouts; /* zero fields take the RFC defaults */
-    /* Shared by every connection of one (destination, egress address); may be NULL. The client
-     * takes one token of rcpt_bucket before each RCPT and one of msg_bucket before each MAIL,
-     * waiting on a timer when none is left, so the rate holds across connections. */
-    struct ratelimit_bucket *rcpt_bucket;
-    struct ratelimit_bucket *msg_bucket;
+    /* NULL: no pacing. The client waits on a timer while pace says to, so a pacer shared by
+     * several connections holds its rate across them. */
+    smtp_client_pace_cb pace;
+    void *pace_arg;
     uint64_t session_id; /* for log lines */
 };
 

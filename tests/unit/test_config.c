@@ -987,10 +987,6 @@ static void test_shaping_rules(void)
     CHECK_INT_EQ(b->tls, SHAPING_TLS_REQUIRED);
     CHECK_INT_EQ(cfg->shaping.defaults.connections, 4);
     CHECK_INT_EQ(cfg->shaping.defaults.tls, SHAPING_TLS_OPPORTUNISTIC);
-
-    /* First match wins: the site's Comcast rule shadows the shipped one. */
-    const char *comcast[] = {"mx2.comcast.net."};
-    CHECK(config_shaping_match(cfg, "comcast.net", comcast, 1) == &rules[0]);
     config_unref(cfg);
 
     cfg = load_good("shaping:\n"
@@ -1000,92 +996,27 @@ static void test_shaping_rules(void)
     if (cfg != NULL) {
         CHECK_INT_EQ(cfg->shaping.nrules, 1);
         CHECK_INT_EQ(cfg->shaping.provider_rules, 0);
-        CHECK(config_shaping_match(cfg, "gmail.com", NULL, 0) == NULL);
         config_unref(cfg);
     }
 }
 
-struct match_case {
-    const char *domain;
-    const char *mx[2];
-    int rule; /* index of the rule that wins, -1: none (shaping.default) */
-};
-
-static void test_shaping_match(void)
-{
-    static const struct match_case cases[] = {
-        {"x.example", {"mx1.comcast.net"}, 0},
-        {"x.example", {"a.b.comcast.net"}, 0},
-        {"x.example", {"MX1.Comcast.Net."}, 0},
-        {"x.example", {"comcast.net"}, -1},
-        {"x.example", {"mx1.notcomcast.net"}, -1},
-        {"x.example", {"mx1.comcast.net.evil.example"}, -1},
-        {"x.example", {"other.example", "mx1.comcast.net"}, 0},
-        {"isp.example", {NULL}, 1},
-        {"ISP.Example.", {"mx.elsewhere.example"}, 1},
-        {"sub.isp.example", {NULL}, -1},
-        {"isp.example", {"mx.exact.example"}, 1},
-        {"y.example", {"mx.exact.example"}, 2},
-        {"y.example", {"a.mx.exact.example"}, -1},
-        {"both.example", {"mx1.comcast.net"}, 0},
-    };
-    struct config *cfg = load_good("shaping:\n"
-                                   "  provider_rules: false\n"
-                                   "  rules:\n"
-                                   "    - match: { mx: \"*.comcast.net\" }\n"
-                                   "    - match: { domain: [isp.example, both.example] }\n"
-                                   "    - match: { mx: mx.exact.example }\n");
-    if (cfg == NULL)
-        return;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const struct match_case *c = &cases[i];
-        size_t nmx = c->mx[0] == NULL ? 0 : c->mx[1] == NULL ? 1 : 2;
-        const struct config_shaping_rule *r = config_shaping_match(cfg, c->domain, c->mx, nmx);
-        int got = r == NULL ? -1 : (int)(r - cfg->shaping.rules);
-        if (got != c->rule)
-            fprintf(stderr, "match case %zu (%s, %s)\n", i, c->domain, c->mx[0]);
-        CHECK_INT_EQ(got, c->rule);
-    }
-    config_unref(cfg);
-}
-
-/* packaging/shaping.yaml is compiled in: it loads cleanly, and names its own file in positions. */
+/* packaging/shaping.yaml is compiled in: it loads cleanly, names its own file in positions, and
+ * its rules inherit the site's defaults, including a pool that exists. */
 static void test_shipped_rules(void)
 {
-    struct config *cfg = load_good("");
+    struct config *cfg = load_good("egress:\n  pools:\n    out:\n      - {address: 192.0.2.1}\n"
+                                   "shaping:\n  default: {pool: out, connections: 1}\n");
     if (cfg == NULL)
         return;
-    const char *comcast[] = {"mx2c1.comcast.net"}, *google[] = {"gmail-smtp-in.l.google.com"};
-    const struct config_shaping_rule *r = config_shaping_match(cfg, "example.net", comcast, 1);
-    CHECK(r != NULL);
-    if (r != NULL) {
+    CHECK(cfg->shaping.nrules > 5);
+    for (size_t i = 0; i < cfg->shaping.nrules; i++) {
+        const struct config_shaping_rule *r = &cfg->shaping.rules[i];
         CHECK_INT_EQ(r->shipped, 1);
         CHECK_STR_EQ(r->pos.file, "<shipped shaping.yaml>");
         CHECK(r->pos.line > 1);
-        CHECK_INT_EQ(r->values.recipients_per_connection, 6);
-        CHECK_INT_EQ(r->values.rate.count, 6);
-        CHECK_INT_EQ(r->values.rate.period_ms, 1000);
-        CHECK_INT_EQ(r->values.nretry, 6); /* inherited */
+        CHECK_STR_EQ(r->values.pool, "out");
     }
-    r = config_shaping_match(cfg, "gmail.com", NULL, 0);
-    CHECK(r != NULL && r == config_shaping_match(cfg, "example.org", google, 1));
-    static const char *const providers[] = {"yahoo.com",  "aol.com", "outlook.com", "hotmail.com",
-                                            "icloud.com", "gmx.net", "web.de",      "orange.fr"};
-    for (size_t i = 0; i < sizeof providers / sizeof providers[0]; i++) {
-        r = config_shaping_match(cfg, providers[i], NULL, 0);
-        CHECK(r != NULL && r->shipped);
-    }
-    CHECK(config_shaping_match(cfg, "example.org", NULL, 0) == NULL);
     config_unref(cfg);
-
-    /* Shipped rules inherit the site's defaults, including a pool that exists. */
-    cfg = load_good("egress:\n  pools:\n    out:\n      - {address: 192.0.2.1}\n"
-                    "shaping:\n  default: {pool: out, connections: 1}\n");
-    if (cfg != NULL) {
-        r = config_shaping_match(cfg, "icloud.com", NULL, 0);
-        CHECK(r != NULL && strcmp(r->values.pool, "out") == 0);
-        config_unref(cfg);
-    }
 }
 
 static void test_dkim_and_inbound(void)
@@ -1221,7 +1152,6 @@ int main(void)
     test_load_file();
     test_egress();
     test_shaping_rules();
-    test_shaping_match();
     test_shipped_rules();
     test_dkim_and_inbound();
     test_describe_keys();

@@ -16,6 +16,7 @@
 #include "lib/buf.h"
 #include "lib/smtp_reply.h"
 #include "lib/tls.h"
+#include "mta/shaping.h"
 #include "spool/spool.h"
 #include "tests/unit/check.h"
 
@@ -459,13 +460,14 @@ static void tweak_opportunistic_fast(struct run *r)
     r->params.timeouts.command = 1000;
 }
 
-static struct ratelimit_bucket pace_bucket;
+static struct shaping_rates *pace_rates; /* freed by check_rate_pacing */
 
 static void tweak_pacing(struct run *r)
 {
-    struct ratelimit_rate rate = {5, 1000}; /* one token every 200 ms */
-    ratelimit_bucket_init(&pace_bucket, rate, 1, uv_now(&r->loop), 0);
-    r->params.rcpt_bucket = &pace_bucket;
+    struct config_shaping sh = {.rate = {5, 1000}}; /* a RCPT every 200 ms; MAIL unlimited */
+    pace_rates = shaping_rates_new(&sh, uv_now(&r->loop));
+    r->params.pace = shaping_rates_pace;
+    r->params.pace_arg = pace_rates;
 }
 
 static void tweak_short_timeout(struct run *r)
@@ -615,6 +617,7 @@ static void check_rate_pacing(const struct trial *t)
         CHECK(gap >= 150); /* 200 ms apart, less the peer's own timing slack */
     }
     CHECK(logged_find(&t->l, "DATA", 0) == first + 4); /* DATA only after every RCPT */
+    shaping_rates_free(pace_rates);
 }
 
 /* Shutdown in the middle of a transaction: TX_DONE with temporary failures, then CLOSED. */
