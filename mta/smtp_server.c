@@ -30,32 +30,82 @@ static void session_on_stream(struct stream *st, enum stream_event ev, int statu
 static void session_process(struct smtp_session *s);
 static void session_close(struct smtp_session *s);
 
-static const char *const state_names[] = {
-    [SMTP_STATE_TLS_WAIT] = "tls-wait",
-    [SMTP_STATE_GREET_WAIT] = "greet-wait",
-    [SMTP_STATE_CONNECTED] = "connected",
-    [SMTP_STATE_READY] = "ready",
-    [SMTP_STATE_MAIL_CHECK] = "mail-check",
-    [SMTP_STATE_MAIL] = "mail",
-    [SMTP_STATE_RCPT] = "rcpt",
-    [SMTP_STATE_DATA] = "data",
-    [SMTP_STATE_SCAN] = "scan",
-    [SMTP_STATE_COMMIT] = "commit",
-    [SMTP_STATE_STARTTLS] = "starttls",
-    [SMTP_STATE_CLOSING] = "closing",
-    [SMTP_STATE_AUTH] = "auth",
-    [SMTP_STATE_AUTH_CHECK] = "auth-check",
+/* ---- states ----
+ *
+ * A session's state is its protocol phase (what the client's next line means) and what it waits
+ * for before reading that line. The phase says how input is read; the command table below says
+ * in which phases each command is allowed. */
+
+/* How a phase reads the client's input, once the session waits for nothing. */
+enum smtp_input {
+    SMTP_INPUT_NONE,     /* nothing more is read */
+    SMTP_INPUT_COMMAND,  /* command lines, dispatched through the command table */
+    SMTP_INPUT_RESPONSE, /* one line answering a 334 challenge (smtp_auth_line) */
+    SMTP_INPUT_MESSAGE,  /* message data up to the final dot (smtp_tx_data_feed) */
 };
 
-void smtp_set_state(struct smtp_session *s, enum smtp_state state)
+static const struct {
+    const char *name;
+    enum smtp_input input;
+    const char *missing; /* 503 text for a command that needs a later phase */
+} phases[] = {
+    [SMTP_PHASE_CONNECTED] = {"connected", SMTP_INPUT_COMMAND, "Error: send HELO/EHLO first"},
+    [SMTP_PHASE_GREETED] = {"ready", SMTP_INPUT_COMMAND, "Error: need MAIL command"},
+    [SMTP_PHASE_MAIL] = {"mail", SMTP_INPUT_COMMAND, "Error: need RCPT command"},
+    [SMTP_PHASE_RCPT] = {"rcpt", SMTP_INPUT_COMMAND, NULL},
+    [SMTP_PHASE_DATA] = {"data", SMTP_INPUT_MESSAGE, NULL},
+    [SMTP_PHASE_AUTH] = {"auth", SMTP_INPUT_RESPONSE, NULL},
+    [SMTP_PHASE_CLOSING] = {"closing", SMTP_INPUT_NONE, NULL},
+};
+
+static const struct {
+    const char *name;
+    unsigned client_deadline : 1; /* the client must act (a handshake): limits.command_timeout */
+    unsigned drops_input : 1;     /* what was read before is plaintext: never executed */
+} waits[] = {
+    [SMTP_WAIT_NONE] = {"none", 0, 0},
+    [SMTP_WAIT_TLS] = {"tls-wait", 1, 0},
+    [SMTP_WAIT_BANNER] = {"greet-wait", 0, 0},
+    /* CVE-2011-0411: commands pipelined after STARTTLS in clear are dropped */
+    [SMTP_WAIT_STARTTLS] = {"starttls", 1, 1},
+    [SMTP_WAIT_MAIL_CHECK] = {"mail-check", 0, 0},
+    [SMTP_WAIT_AUTH_CHECK] = {"auth-check", 0, 0},
+    [SMTP_WAIT_SCAN] = {"scan", 0, 0},
+    [SMTP_WAIT_COMMIT] = {"commit", 0, 0},
+};
+
+/* One word for the log: what the session waits for, else its phase. */
+static const char *state_name(const struct smtp_session *s)
 {
+    return s->wait != SMTP_WAIT_NONE ? waits[s->wait].name : phases[s->phase].name;
+}
+
+/* What the session reads next: nothing while it waits. */
+static enum smtp_input session_input(const struct smtp_session *s)
+{
+    return s->wait == SMTP_WAIT_NONE ? phases[s->phase].input : SMTP_INPUT_NONE;
+}
+
+/* The session waits for a command line (or an AUTH response). */
+static int awaiting_line(const struct smtp_session *s)
+{
+    enum smtp_input input = session_input(s);
+    return input == SMTP_INPUT_COMMAND || input == SMTP_INPUT_RESPONSE;
+}
+
+void smtp_set_state(struct smtp_session *s, enum smtp_phase phase, enum smtp_wait wait)
+{
+    if (s->phase == phase && s->wait == wait)
+        return;
     struct logrec r;
     log_begin(&r, LOG_DEBUG, "smtp.state");
     log_int(&r, "session", (long long)s->id);
-    log_str(&r, "from", state_names[s->state]);
-    log_str(&r, "to", state_names[state]);
+    log_str(&r, "from", phases[s->phase].name);
+    log_str(&r, "to", phases[phase].name);
+    log_str(&r, "wait", waits[wait].name);
     log_end(&r);
-    s->state = state;
+    s->phase = phase;
+    s->wait = wait;
 }
 
 /* ---- replies ---- */
@@ -98,7 +148,7 @@ void smtp_flush(struct smtp_session *s)
 void smtp_close_after_reply(struct smtp_session *s)
 {
     smtp_tx_free(s);
-    smtp_set_state(s, SMTP_STATE_CLOSING);
+    smtp_set_state(s, SMTP_PHASE_CLOSING, SMTP_WAIT_NONE);
     smtp_pause_input(s);
     smtp_flush(s);
     if (!s->closed && s->stream.write_pending == 0)
@@ -106,7 +156,7 @@ void smtp_close_after_reply(struct smtp_session *s)
     /* otherwise STREAM_DRAINED closes it */
 }
 
-int smtp_client_error(struct smtp_session *s)
+int smtp_peer_error(struct smtp_session *s)
 {
     if (++s->errors < s->cfg->limits.max_errors)
         return 0;
@@ -126,7 +176,7 @@ void smtp_pause_input(struct smtp_session *s)
 
 void smtp_resume_input(struct smtp_session *s)
 {
-    if (s->closed || s->state == SMTP_STATE_CLOSING)
+    if (s->closed || s->phase == SMTP_PHASE_CLOSING)
         return;
     s->reading = 1;
     smtp_arm_timer(s); /* the client's deadline starts now, not while it waited for us */
@@ -146,14 +196,6 @@ void smtp_resume_input(struct smtp_session *s)
  * pause longer than limits.data_timeout; and after limits.session_lifetime the session ends at
  * its next command boundary. Never inside DATA: a message being sent is read, committed and
  * acknowledged first, then the 421 follows. One timer per session serves all of them. */
-
-/* The session waits for a command line (or an AUTH response). */
-static int awaiting_line(const struct smtp_session *s)
-{
-    return s->state == SMTP_STATE_CONNECTED || s->state == SMTP_STATE_READY ||
-           s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_RCPT ||
-           s->state == SMTP_STATE_AUTH;
-}
 
 static uint64_t ms_until(uint64_t now, uint64_t when)
 {
@@ -178,7 +220,7 @@ static void session_expire(struct smtp_session *s, const char *limit, const char
     log_begin(&r, LOG_INFO, "smtp.timeout");
     log_int(&r, "session", (long long)s->id);
     log_str(&r, "client", s->client_addr);
-    log_str(&r, "state", state_names[s->state]);
+    log_str(&r, "state", state_name(s));
     log_str(&r, "limit", limit);
     log_end(&r);
     smtp_reply(s, 421, "4.4.2", "%s Error: %s", s->cfg->server.hostname, what);
@@ -188,11 +230,12 @@ static void session_expire(struct smtp_session *s, const char *limit, const char
 static void timer_on_expire(uv_timer_t *t)
 {
     struct smtp_session *s = container_of(t, struct smtp_session, timer);
-    if (s->closed || s->state == SMTP_STATE_CLOSING)
+    if (s->closed || s->phase == SMTP_PHASE_CLOSING)
         return;
-    if (s->state == SMTP_STATE_DATA && uv_now(s->srv->loop) >= s->tx->data_deadline)
+    int message = session_input(s) == SMTP_INPUT_MESSAGE;
+    if (message && uv_now(s->srv->loop) >= s->tx->data_deadline)
         session_expire(s, "limits.data_deadline", "message data took too long");
-    else if (s->state == SMTP_STATE_DATA)
+    else if (message)
         session_expire(s, "limits.data_timeout", "timeout exceeded");
     else if (lifetime_over(s))
         session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
@@ -206,9 +249,9 @@ void smtp_arm_timer(struct smtp_session *s)
         return;
     const struct config *cfg = s->cfg;
     uint64_t now = uv_now(s->srv->loop), ms;
-    if (s->state == SMTP_STATE_DATA)
+    if (session_input(s) == SMTP_INPUT_MESSAGE)
         ms = min_u64(cfg->limits.data_timeout_ms, ms_until(now, s->tx->data_deadline));
-    else if (awaiting_line(s) || s->state == SMTP_STATE_TLS_WAIT || s->state == SMTP_STATE_STARTTLS)
+    else if (awaiting_line(s) || waits[s->wait].client_deadline)
         ms = min_u64(cfg->limits.command_timeout_ms, ms_until(now, s->lifetime_ends));
     else
         return; /* waiting for ourselves: a check, the spool, the wait before the banner */
@@ -242,14 +285,14 @@ static int greet(struct smtp_session *s, struct smtp_slice arg, int esmtp)
 {
     if (!helo_arg_ok(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return -1;
     }
     smtp_tx_free(s); /* RFC 5321 §4.1.4: EHLO/HELO resets the transaction */
     free(s->helo);
     s->helo = xstrndup(arg.ptr, arg.len);
     s->esmtp = esmtp;
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     return 0;
 }
 
@@ -292,12 +335,12 @@ static void cmd_rset(struct smtp_session *s, struct smtp_slice arg)
 {
     if (!arg_empty(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: RSET");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     smtp_tx_free(s);
-    if (s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_RCPT)
-        smtp_set_state(s, SMTP_STATE_READY);
+    if (s->phase == SMTP_PHASE_MAIL || s->phase == SMTP_PHASE_RCPT)
+        smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.0.0", "Ok");
 }
 
@@ -310,7 +353,7 @@ static void cmd_quit(struct smtp_session *s, struct smtp_slice arg)
 {
     if (!arg_empty(arg)) { /* RFC 5321 §4.3.2: QUIT takes no argument */
         smtp_reply(s, 501, "5.5.4", "Syntax: QUIT");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     smtp_reply(s, 221, "2.0.0", "Bye");
@@ -321,7 +364,7 @@ static void cmd_vrfy(struct smtp_session *s, struct smtp_slice arg)
 {
     if (arg_empty(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: VRFY address");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     /* RFC 5321 §3.5.3: 252 tells nothing about whether the mailbox exists. */
@@ -331,7 +374,7 @@ static void cmd_vrfy(struct smtp_session *s, struct smtp_slice arg)
 static void cmd_expn(struct smtp_session *s, struct smtp_slice arg)
 {
     smtp_reply(s, 502, "5.5.1", "EXPN not available");
-    smtp_client_error(s);
+    smtp_peer_error(s);
 }
 
 static void cmd_help(struct smtp_session *s, struct smtp_slice arg)
@@ -344,19 +387,19 @@ static void cmd_help(struct smtp_session *s, struct smtp_slice arg)
 static void cmd_bdat(struct smtp_session *s, struct smtp_slice arg)
 {
     smtp_reply(s, 502, "5.5.1", "Error: CHUNKING not offered");
-    smtp_client_error(s);
+    smtp_peer_error(s);
 }
 
 static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
 {
     if (!arg_empty(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (s->tls) {
         smtp_reply(s, 503, "5.5.1", "Error: TLS already active");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (s->srv->tls_ctx == NULL || s->listener->tls == LISTENER_TLS_NONE) {
@@ -373,7 +416,7 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
     free(s->auth_user); /* AUTH needs TLS, so this is NULL today; the reset must not depend on it */
     s->auth_user = NULL;
     s->esmtp = 0;
-    smtp_set_state(s, SMTP_STATE_STARTTLS);
+    smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_STARTTLS);
     smtp_arm_timer(s); /* the handshake has command_timeout */
     if (stream_tls_server(&s->stream, s->srv->tls_ctx) < 0)
         session_close(s);
@@ -381,33 +424,57 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
 
 /* ---- dispatch ---- */
 
-#define CMD_NEEDS_HELO 0x01 /* 503 before HELO/EHLO */
 /* RFC 2920 §3.1: the client must wait for this command's reply before it sends more, as the
  * reply changes what may follow (QUIT is left out: we close after it anyway). */
-#define CMD_LAST_IN_GROUP 0x02
+#define CMD_LAST_IN_GROUP 0x01
+
+/* The phases in which commands are read, as bits of smtp_command.phases. */
+#define IN(phase) (1u << SMTP_PHASE_##phase)
+#define ANY_PHASE (IN(CONNECTED) | IN(GREETED) | IN(MAIL) | IN(RCPT))
+#define GREETED_ON (IN(GREETED) | IN(MAIL) | IN(RCPT)) /* RFC 5321 §4.1.4: after HELO/EHLO */
 
 struct smtp_command {
     enum smtp_verb verb;
+    unsigned phases; /* where it is allowed; elsewhere phase_refuse answers */
     unsigned flags;
+    /* NULL, or what the command needs besides its phase (that it is offered, its argument),
+     * looked at once the session is greeted and before the phase: 0, or -1 after replying. */
+    int (*check)(struct smtp_session *s, struct smtp_slice arg);
     void (*handle)(struct smtp_session *s, struct smtp_slice arg);
+    const char *in_transaction; /* 503 text when it comes inside a transaction */
 };
 
 static const struct smtp_command commands[] = {
-    {SMTP_VERB_HELO, CMD_LAST_IN_GROUP, cmd_helo},
-    {SMTP_VERB_EHLO, CMD_LAST_IN_GROUP, cmd_ehlo},
-    {SMTP_VERB_MAIL, CMD_NEEDS_HELO, smtp_cmd_mail},
-    {SMTP_VERB_RCPT, CMD_NEEDS_HELO, smtp_cmd_rcpt},
-    {SMTP_VERB_DATA, CMD_NEEDS_HELO | CMD_LAST_IN_GROUP, smtp_cmd_data},
-    {SMTP_VERB_BDAT, CMD_NEEDS_HELO, cmd_bdat},
-    {SMTP_VERB_RSET, 0, cmd_rset},
-    {SMTP_VERB_NOOP, CMD_LAST_IN_GROUP, cmd_noop},
-    {SMTP_VERB_QUIT, 0, cmd_quit},
-    {SMTP_VERB_VRFY, CMD_LAST_IN_GROUP, cmd_vrfy},
-    {SMTP_VERB_EXPN, CMD_LAST_IN_GROUP, cmd_expn},
-    {SMTP_VERB_HELP, 0, cmd_help},
-    {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO, cmd_starttls},
-    {SMTP_VERB_AUTH, CMD_NEEDS_HELO, smtp_cmd_auth},
+    {SMTP_VERB_HELO, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_helo, NULL},
+    {SMTP_VERB_EHLO, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_ehlo, NULL},
+    {SMTP_VERB_MAIL, IN(GREETED), 0, NULL, smtp_cmd_mail, "Error: nested MAIL command"},
+    {SMTP_VERB_RCPT, IN(MAIL) | IN(RCPT), 0, NULL, smtp_cmd_rcpt, NULL},
+    {SMTP_VERB_DATA, IN(RCPT), CMD_LAST_IN_GROUP, smtp_data_check, smtp_cmd_data, NULL},
+    {SMTP_VERB_BDAT, GREETED_ON, 0, NULL, cmd_bdat, NULL},
+    {SMTP_VERB_RSET, ANY_PHASE, 0, NULL, cmd_rset, NULL},
+    {SMTP_VERB_NOOP, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_noop, NULL},
+    {SMTP_VERB_QUIT, ANY_PHASE, 0, NULL, cmd_quit, NULL},
+    {SMTP_VERB_VRFY, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_vrfy, NULL},
+    {SMTP_VERB_EXPN, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_expn, NULL},
+    {SMTP_VERB_HELP, ANY_PHASE, 0, NULL, cmd_help, NULL},
+    {SMTP_VERB_STARTTLS, GREETED_ON, 0, NULL, cmd_starttls, NULL},
+    {SMTP_VERB_AUTH, IN(GREETED), 0, smtp_auth_check, smtp_cmd_auth,
+     "Error: MAIL transaction in progress"},
 };
+
+/* A command outside the phases it is allowed in: the one place for those 503s. It comes either
+ * inside a transaction when it belongs outside, or before the phase it needs: the text says what
+ * is missing. RFC 2920 §3.1: DATA after recipients that were all refused is 554. */
+static void phase_refuse(struct smtp_session *s, const struct smtp_command *c)
+{
+    if (s->phase == SMTP_PHASE_MAIL && c->verb == SMTP_VERB_DATA && s->tx->nrcpts_rejected > 0)
+        smtp_reply(s, 554, "5.5.1", "Error: no valid recipients");
+    else if (c->in_transaction != NULL && s->tx != NULL)
+        smtp_reply(s, 503, "5.5.1", "%s", c->in_transaction);
+    else
+        smtp_reply(s, 503, "5.5.1", "%s", phases[s->phase].missing);
+    smtp_peer_error(s);
+}
 
 /* Inbound: a command followed by more input in the same read was sent before its reply came back.
  * That is pipelining, allowed only after EHLO offered PIPELINING and never after a command that
@@ -432,7 +499,7 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len, int f
     struct smtp_cmd cmd;
     if (smtp_cmd_parse(line, len, &cmd) < 0 || cmd.verb == SMTP_VERB_UNKNOWN) {
         smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (s->srv->stopping && s->tx == NULL && cmd.verb != SMTP_VERB_QUIT) {
@@ -443,33 +510,42 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len, int f
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
         if (commands[i].verb != cmd.verb)
             continue;
-        if (improper_pipelining(s, &commands[i], followed))
+        const struct smtp_command *c = &commands[i];
+        if (improper_pipelining(s, c, followed))
             return;
-        if ((commands[i].flags & CMD_NEEDS_HELO) && s->helo == NULL) {
-            smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
-            smtp_client_error(s);
+        int allowed = (c->phases & (1u << s->phase)) != 0;
+        /* Before HELO/EHLO nothing else about the command is looked at. */
+        if (!allowed && s->phase == SMTP_PHASE_CONNECTED) {
+            phase_refuse(s, c);
             return;
         }
-        commands[i].handle(s, cmd.arg);
+        if (c->check != NULL && c->check(s, cmd.arg) < 0)
+            return;
+        if (!allowed) {
+            phase_refuse(s, c);
+            return;
+        }
+        c->handle(s, cmd.arg);
         return;
     }
     smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
-    smtp_client_error(s);
+    smtp_peer_error(s);
 }
 
 /* Handles one chunk of input; returns how many bytes it used. It stops early when the session
- * leaves a state in which it reads (a commit, TLS, closing, backpressure). */
+ * stops reading (it waits for something, closes, or a sink or the client holds it back). */
 static size_t process_chunk(struct smtp_session *s, const char *data, size_t len)
 {
     size_t used = 0;
     while (used < len && s->reading && !s->closed) {
-        if (s->state == SMTP_STATE_DATA) {
+        enum smtp_input input = session_input(s);
+        if (input == SMTP_INPUT_MESSAGE) {
             used += smtp_tx_data_feed(s, data + used, len - used);
             if (awaiting_line(s))
                 smtp_arm_timer(s); /* refused at the final dot: the next command's deadline */
             continue;
         }
-        if (!awaiting_line(s))
+        if (input == SMTP_INPUT_NONE)
             break;
         const char *line;
         size_t line_len, consumed;
@@ -482,19 +558,19 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
             session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
             break;
         }
-        if (s->state == SMTP_STATE_AUTH) {
+        if (input == SMTP_INPUT_RESPONSE) {
             smtp_auth_line(s, res, line, line_len); /* a response to 334, never a command */
         } else if (res == LINE_TOO_LONG) {
             smtp_reply(s, 500, "5.5.2", "Error: line too long");
-            smtp_client_error(s);
+            smtp_peer_error(s);
         } else if (res == LINE_BAD_EOL) {
             smtp_reply(s, 500, "5.5.2",
                        "Error: bare <CR> or <LF> received; lines end with <CR><LF>");
-            smtp_client_error(s);
+            smtp_peer_error(s);
         } else {
             dispatch(s, line, line_len, used < len);
-            if (s->state == SMTP_STATE_STARTTLS)
-                return len; /* plaintext pipelined after STARTTLS is never executed */
+            if (waits[s->wait].drops_input)
+                return len; /* e.g. plaintext pipelined after STARTTLS is never executed */
         }
         if (!s->closed && awaiting_line(s))
             smtp_arm_timer(s); /* the line is answered: the next one's deadline starts */
@@ -512,7 +588,7 @@ static void session_process(struct smtp_session *s)
         buf_consume(&s->in, used);
     }
     smtp_flush(s);
-    if (!s->closed && s->state != SMTP_STATE_CLOSING &&
+    if (!s->closed && s->phase != SMTP_PHASE_CLOSING &&
         s->stream.write_pending > SMTP_OUT_HIGH_WATER)
         stream_read_stop(&s->stream);
 }
@@ -529,7 +605,7 @@ static void session_on_pregreet(struct smtp_session *s)
 
 static void session_on_data(struct smtp_session *s, const char *data, size_t len)
 {
-    if (s->state == SMTP_STATE_GREET_WAIT) {
+    if (s->wait == SMTP_WAIT_BANNER) {
         session_on_pregreet(s);
         return;
     }
@@ -537,7 +613,7 @@ static void session_on_data(struct smtp_session *s, const char *data, size_t len
         buf_append(&s->in, data, len); /* kept for when we read again */
         return;
     }
-    if (s->state == SMTP_STATE_DATA)
+    if (session_input(s) == SMTP_INPUT_MESSAGE)
         smtp_arm_timer(s); /* data_timeout limits each pause, within the data deadline */
     if (s->in.len > 0) {
         buf_append(&s->in, data, len);
@@ -557,7 +633,7 @@ static void session_on_data(struct smtp_session *s, const char *data, size_t len
 
 static void send_banner(struct smtp_session *s)
 {
-    smtp_set_state(s, SMTP_STATE_CONNECTED);
+    smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_NONE);
     smtp_reply(s, 220, NULL, "%s ESMTP Sluice", s->cfg->server.hostname);
     smtp_flush(s);
     smtp_arm_timer(s);
@@ -578,7 +654,7 @@ static void greet_wait_on_timer(uv_timer_t *t);
 
 static void greet_maybe(struct smtp_session *s)
 {
-    if (s->closed || s->state != SMTP_STATE_GREET_WAIT)
+    if (s->closed || s->wait != SMTP_WAIT_BANNER)
         return;
     uint64_t wait = s->cfg->inbound.pregreet_wait_ms;
     if (connect_checks_pending(s) && s->cfg->dns.timeout_ms > wait)
@@ -678,7 +754,7 @@ static void session_greet(struct smtp_session *s)
     }
     s->connected_at = uv_now(s->srv->loop);
     connect_checks_start(s);
-    smtp_set_state(s, SMTP_STATE_GREET_WAIT);
+    smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_BANNER);
     if (s->cfg->inbound.pregreet_wait_ms > 0) {
         s->reading = 1; /* anything the client sends now fails the pregreet test */
         stream_read_start(&s->stream);
@@ -766,11 +842,11 @@ static void session_on_tls_ready(struct smtp_session *s, int status)
     log_str(&r, "version", stream_tls_version(&s->stream));
     log_str(&r, "cipher", stream_tls_cipher(&s->stream));
     log_end(&r);
-    if (s->state == SMTP_STATE_TLS_WAIT) {
+    if (s->wait == SMTP_WAIT_TLS) {
         session_greet(s);
         return;
     }
-    smtp_set_state(s, SMTP_STATE_CONNECTED);
+    smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_NONE);
     smtp_arm_timer(s);
     s->reading = 1;
     stream_read_start(&s->stream);
@@ -790,7 +866,7 @@ static void session_on_stream(struct stream *st, enum stream_event ev, int statu
         session_on_tls_ready(s, status);
         break;
     case STREAM_DRAINED:
-        if (s->state == SMTP_STATE_CLOSING)
+        if (s->phase == SMTP_PHASE_CLOSING)
             session_close(s);
         else if (s->reading && !s->spool_paused && s->in.len > 0)
             smtp_resume_input(s); /* commands held while the client did not read its replies */
@@ -862,7 +938,7 @@ static void session_close(struct smtp_session *s)
     log_begin(&r, LOG_INFO, "smtp.disconnect");
     log_int(&r, "session", (long long)s->id);
     log_str(&r, "client", s->client_addr);
-    log_str(&r, "state", state_names[s->state]);
+    log_str(&r, "state", state_name(s));
     log_end(&r);
 
     uv_timer_stop(&s->timer);
@@ -951,7 +1027,7 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
         return;
     }
     if (s->listener->tls == LISTENER_TLS_IMPLICIT) {
-        s->state = SMTP_STATE_TLS_WAIT;
+        s->wait = SMTP_WAIT_TLS; /* the phase starts at 0: connected */
         smtp_arm_timer(s);
         if (srv->tls_ctx == NULL || stream_tls_server(&s->stream, srv->tls_ctx) < 0)
             session_close(s);
@@ -968,7 +1044,7 @@ void smtp_server_stop(struct smtp_server *srv)
     struct smtp_session *s = srv->sessions;
     while (s != NULL) {
         struct smtp_session *next = s->next;
-        if (s->tx == NULL && s->state != SMTP_STATE_CLOSING) {
+        if (s->tx == NULL && s->phase != SMTP_PHASE_CLOSING) {
             smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
             smtp_close_after_reply(s);
         }

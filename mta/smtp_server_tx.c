@@ -176,7 +176,7 @@ static void mail_on_spf(void *arg, const struct spf_result *res)
         d.text = "SPF temporary error: DNS lookup failed, try again later";
     }
     if (d.verdict == POLICY_ACCEPT) {
-        smtp_set_state(s, SMTP_STATE_MAIL);
+        smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
         smtp_reply(s, 250, "2.1.0", "Ok");
     } else {
         mail_refuse(s, &d, "spf");
@@ -190,7 +190,7 @@ static void mail_refuse(struct smtp_session *s, const struct policy_decision *d,
     smtp_reply(s, d->code, d->enhanced, "%s", d->text);
     smtp_log_rejected(s, "mail", d->code, d->text, check, s->tx->sender);
     smtp_tx_free(s);
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
 }
 
 /* A check of the sender could not start: 451, as for a DNS failure. */
@@ -204,12 +204,12 @@ static void mail_check_unavailable(struct smtp_session *s, const char *check)
 }
 
 /* The inbound checks of the sender, in turn: its domain (when asked for), then SPF. Each that
- * runs holds input until its verdict (state MAIL_CHECK); the last one accepting answers 250.
+ * runs holds input until its verdict (SMTP_WAIT_MAIL_CHECK); the last one accepting answers 250.
  * Returns 1 when a check is running, else 0 after replying. */
 static int mail_check_spf(struct smtp_session *s)
 {
     if (s->cfg->inbound.spf == SPF_IGNORE) {
-        smtp_set_state(s, SMTP_STATE_MAIL);
+        smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
         smtp_reply(s, 250, "2.1.0", "Ok");
         return 0;
     }
@@ -219,7 +219,7 @@ static int mail_check_spf(struct smtp_session *s)
         mail_check_unavailable(s, "spf");
         return 0;
     }
-    smtp_set_state(s, SMTP_STATE_MAIL_CHECK);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_MAIL_CHECK);
     return 1;
 }
 
@@ -260,7 +260,7 @@ static void mail_checks_start(struct smtp_session *s)
         mail_check_unavailable(s, "sender_domain");
         return;
     }
-    smtp_set_state(s, SMTP_STATE_MAIL_CHECK);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_MAIL_CHECK);
     smtp_pause_input(s);
 }
 
@@ -317,15 +317,10 @@ static int mail_storage_refused(struct smtp_session *s, uint64_t declared, const
 
 void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
 {
-    if (s->tx != NULL) {
-        smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
-        smtp_client_error(s);
-        return;
-    }
     struct smtp_path_args args;
     if (smtp_cmd_parse_path_args(arg, "FROM:", &args) < 0) {
         smtp_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     struct smtp_addr from;
@@ -334,13 +329,13 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
     if (smtp_addr_parse(args.path.ptr, args.path.len, options, &from, &why) < 0) {
         smtp_reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
         smtp_log_rejected(s, "mail", 501, why, "builtin.address_syntax", NULL);
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     struct smtp_tx *tx = xcalloc(1, sizeof *tx);
     if (mail_params(s, &args, tx) < 0) {
         free(tx);
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     char text[SMTP_PATH_MAX + 8];
@@ -355,7 +350,7 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
         mail_checks_start(s);
         return;
     }
-    smtp_set_state(s, SMTP_STATE_MAIL);
+    smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.1.0", "Ok");
 }
 
@@ -410,7 +405,7 @@ static void rcpt_accept(struct smtp_session *s, const char *addr)
     struct smtp_tx *tx = s->tx;
     tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
     tx->rcpts[tx->nrcpts++] = xstrdup(addr);
-    smtp_set_state(s, SMTP_STATE_RCPT);
+    smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.1.5", "Ok");
 }
 
@@ -443,7 +438,7 @@ static void rcpt_on_verify(void *arg, const struct verify_result *res)
         rcpt_accept(s, res->rcpt);
     } else {
         s->tx->nrcpts_rejected++;
-        smtp_client_error(s);
+        smtp_peer_error(s);
     }
     smtp_resume_input(s); /* also writes the reply */
 }
@@ -480,22 +475,17 @@ static int rcpt_verify(struct smtp_session *s, const struct smtp_addr *rcpt, con
 
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
 {
-    struct smtp_tx *tx = s->tx;
-    if (tx == NULL) {
-        smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
-        smtp_client_error(s);
-        return;
-    }
+    struct smtp_tx *tx = s->tx; /* the command table allows RCPT in a transaction only */
     struct smtp_path_args args;
     if (smtp_cmd_parse_path_args(arg, "TO:", &args) < 0) {
         smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (args.nparams > 0) {
         smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
                    (int)args.params[0].key.len, args.params[0].key.ptr);
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     struct smtp_addr rcpt;
@@ -506,7 +496,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         smtp_reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
         smtp_log_rejected(s, "rcpt", 501, why, "builtin.address_syntax", NULL);
         tx->nrcpts_rejected++;
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     char text[SMTP_PATH_MAX + 8];
@@ -527,7 +517,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         smtp_reply(s, d.code, d.enhanced, "<%s>: %s", text, d.text);
         smtp_log_rejected(s, "rcpt", d.code, d.text, d.rule, text);
         tx->nrcpts_rejected++;
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
 
@@ -540,7 +530,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         return; /* answered once the probe is */
     if (verdict < 0) {
         tx->nrcpts_rejected++;
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     rcpt_accept(s, text);
@@ -623,29 +613,18 @@ static void tx_store(struct smtp_session *s, const char *data, size_t len)
         tx->dkim_full = 1;
 }
 
+int smtp_data_check(struct smtp_session *s, struct smtp_slice arg)
+{
+    if (arg.len == 0)
+        return 0;
+    smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
+    smtp_peer_error(s);
+    return -1;
+}
+
 void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
 {
-    struct smtp_tx *tx = s->tx;
-    if (arg.len != 0) {
-        smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
-        smtp_client_error(s);
-        return;
-    }
-    if (tx == NULL) {
-        smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
-        smtp_client_error(s);
-        return;
-    }
-    if (tx->nrcpts == 0) {
-        /* RFC 2920 §3.1: with pipelining, DATA after only rejected recipients is 554. */
-        if (tx->nrcpts_rejected > 0)
-            smtp_reply(s, 554, "5.5.1", "Error: no valid recipients");
-        else
-            smtp_reply(s, 503, "5.5.1", "Error: need RCPT command");
-        smtp_client_error(s);
-        return;
-    }
-
+    struct smtp_tx *tx = s->tx; /* with a recipient: the command table allows DATA only then */
     struct spool_envelope env = {
         .sender = tx->sender,
         .rcpts = (const char *const *)tx->rcpts,
@@ -682,7 +661,7 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
     buf_free(&header);
 
     smtp_data_init(&tx->decoder);
-    smtp_set_state(s, SMTP_STATE_DATA);
+    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_NONE);
     tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
     smtp_arm_timer(s);
     smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -754,7 +733,7 @@ static void tx_refuse_after_data(struct smtp_session *s, int code, const char *e
     smtp_reply(s, code, enhanced, "%s", text);
     smtp_log_rejected(s, "data", code, text, rule, NULL);
     smtp_tx_free(s);
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     smtp_resume_input(s);
 }
 
@@ -868,7 +847,7 @@ static void tx_end_of_data(struct smtp_session *s)
         smtp_reply(s, code, enhanced, "%s", reason);
         smtp_log_rejected(s, "data", code, reason, rule, NULL);
         smtp_tx_free(s);
-        smtp_set_state(s, SMTP_STATE_READY);
+        smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
         return;
     }
 
@@ -876,7 +855,7 @@ static void tx_end_of_data(struct smtp_session *s)
     smtp_pause_input(s);
     smtp_flush(s);
     if (tx->clamd != NULL) {
-        smtp_set_state(s, SMTP_STATE_SCAN);
+        smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_SCAN);
         clamd_scan_finish(tx->clamd, tx_on_scanned, s); /* freed with tx: no callback after */
         return;
     }
@@ -943,7 +922,7 @@ static void tx_authenticate(struct smtp_session *s)
     }
     struct dkim_check *check = tx->dkim_check;
     tx->dkim_check = NULL; /* freed after its callback */
-    smtp_set_state(s, SMTP_STATE_SCAN);
+    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_SCAN);
     smtp_session_ref(s);
     dkim_check_finish(check, tx_on_dkim_checked, s);
 }
@@ -952,7 +931,7 @@ static void tx_authenticate(struct smtp_session *s)
 static void tx_sign_and_commit(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    smtp_set_state(s, SMTP_STATE_COMMIT);
+    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_COMMIT);
     if (tx->dkim == NULL) {
         (void)tx_prepend_fields(tx, NULL, 0); /* at most once, and far below the spool's cap */
         tx_commit(s);
@@ -1080,7 +1059,7 @@ static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
         tx_hand_to_scheduler(s, msg);
     }
     smtp_tx_free(s);
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     if (s->srv->stopping) {
         smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
         smtp_close_after_reply(s);

@@ -29,21 +29,29 @@ struct mime_parser;
 struct clamd_scan;
 struct header_filter;
 
-enum smtp_state {
-    SMTP_STATE_TLS_WAIT,   /* implicit TLS: handshake before the banner */
-    SMTP_STATE_GREET_WAIT, /* inbound: before the banner (pregreet test, DNSBL and rDNS lookups) */
-    SMTP_STATE_CONNECTED,  /* banner sent, no HELO/EHLO yet */
-    SMTP_STATE_READY,      /* greeted, no transaction */
-    SMTP_STATE_MAIL_CHECK, /* inbound: SPF for MAIL in progress, input paused */
-    SMTP_STATE_MAIL,       /* MAIL accepted, no recipient yet */
-    SMTP_STATE_RCPT,       /* at least one recipient accepted */
-    SMTP_STATE_DATA,       /* reading the message */
-    SMTP_STATE_SCAN,       /* inbound: clamd and DKIM verification examine the message */
-    SMTP_STATE_COMMIT,     /* waiting for the spool to make the message durable */
-    SMTP_STATE_STARTTLS,   /* 220 sent, TLS handshake in progress */
-    SMTP_STATE_AUTH,       /* 334 sent: the next line is an AUTH response (smtp_auth.c) */
-    SMTP_STATE_AUTH_CHECK, /* password check (thread pool) or its delay: input paused */
-    SMTP_STATE_CLOSING,    /* last reply queued; closing once it is written */
+/* Where the session is in the protocol, as the client has been told: what its next line means. */
+enum smtp_phase {
+    SMTP_PHASE_CONNECTED, /* no HELO/EHLO yet (nor a banner while the session waits for it) */
+    SMTP_PHASE_GREETED,   /* HELO/EHLO answered, no transaction */
+    SMTP_PHASE_MAIL,      /* MAIL accepted, no recipient yet */
+    SMTP_PHASE_RCPT,      /* at least one recipient accepted */
+    SMTP_PHASE_DATA,      /* reading the message */
+    SMTP_PHASE_AUTH,      /* 334 sent: the next line is an AUTH response (smtp_auth.c) */
+    SMTP_PHASE_CLOSING,   /* last reply queued; closing once it is written */
+};
+
+/* What the session waits for before it reads the client's next line: its own work (input paused),
+ * a TLS handshake, or the moment for the banner (a client that talks then fails the pregreet
+ * test). */
+enum smtp_wait {
+    SMTP_WAIT_NONE,       /* nothing: reading */
+    SMTP_WAIT_TLS,        /* implicit TLS: the handshake before the banner */
+    SMTP_WAIT_BANNER,     /* inbound: the wait before the banner (pregreet test, DNSBL, rDNS) */
+    SMTP_WAIT_STARTTLS,   /* 220 sent to STARTTLS: the handshake */
+    SMTP_WAIT_MAIL_CHECK, /* inbound: the checks of the sender of MAIL (domain, SPF) */
+    SMTP_WAIT_AUTH_CHECK, /* the password check (thread pool) or the delay after it */
+    SMTP_WAIT_SCAN,       /* inbound: clamd and DKIM verification examine the message */
+    SMTP_WAIT_COMMIT,     /* signing, then the spool making the message durable */
 };
 
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
@@ -88,7 +96,8 @@ struct smtp_session {
     struct sockaddr_storage peer;
     char client_addr[INET6_ADDRSTRLEN];
 
-    enum smtp_state state;
+    enum smtp_phase phase;
+    enum smtp_wait wait;
     char *helo;           /* argument of the last HELO/EHLO */
     unsigned esmtp : 1;   /* EHLO (not HELO) was used */
     unsigned tls : 1;     /* TLS is up */
@@ -117,12 +126,14 @@ struct smtp_session {
 };
 
 /* smtp_server.c */
-void smtp_set_state(struct smtp_session *s, enum smtp_state state);
+/* The one state transition: the session is in `phase` and waits for `wait` (logged as smtp.state
+ * at debug level). */
+void smtp_set_state(struct smtp_session *s, enum smtp_phase phase, enum smtp_wait wait);
 void smtp_reply(struct smtp_session *s, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Counts a client error; returns 1 (and has replied 421 and begun closing) when it was one too
- * many. */
-int smtp_client_error(struct smtp_session *s);
+/* Counts an error of the peer (a bad or misplaced command); returns 1 (and has replied 421 and
+ * begun closing) when it was one too many (limits.max_errors). */
+int smtp_peer_error(struct smtp_session *s);
 void smtp_flush(struct smtp_session *s);
 void smtp_close_after_reply(struct smtp_session *s);
 void smtp_resume_input(struct smtp_session *s);
@@ -133,9 +144,11 @@ void smtp_arm_timer(struct smtp_session *s);
 void smtp_session_ref(struct smtp_session *s);
 void smtp_session_unref(struct smtp_session *s);
 
-/* smtp_server_tx.c */
+/* smtp_server_tx.c: MAIL, RCPT and DATA, called by the command table in the phases it allows
+ * them; smtp_data_check answers DATA's argument before the phase is looked at. */
 void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg);
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg);
+int smtp_data_check(struct smtp_session *s, struct smtp_slice arg);
 void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg);
 /* Feeds message bytes in DATA state; returns how many were used (the rest follows the final dot).
  */
