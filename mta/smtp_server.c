@@ -70,8 +70,7 @@ static const struct {
     [SMTP_WAIT_STARTTLS] = {"starttls", 1, 1},
     [SMTP_WAIT_MAIL_CHECK] = {"mail-check", 0, 0},
     [SMTP_WAIT_AUTH_CHECK] = {"auth-check", 0, 0},
-    [SMTP_WAIT_SCAN] = {"scan", 0, 0},
-    [SMTP_WAIT_COMMIT] = {"commit", 0, 0},
+    [SMTP_WAIT_END_OF_DATA] = {"end-of-data", 0, 0},
 };
 
 /* One word for the log: what the session waits for, else its phase. */
@@ -184,7 +183,7 @@ void smtp_resume_input(struct smtp_session *s)
     session_process(s);
     if (s->closed || !s->reading)
         return;
-    if (!s->spool_paused && s->stream.write_pending < SMTP_OUT_HIGH_WATER)
+    if (!s->sinks_paused && s->stream.write_pending < SMTP_OUT_HIGH_WATER)
         stream_read_start(&s->stream);
 }
 
@@ -868,9 +867,9 @@ static void session_on_stream(struct stream *st, enum stream_event ev, int statu
     case STREAM_DRAINED:
         if (s->phase == SMTP_PHASE_CLOSING)
             session_close(s);
-        else if (s->reading && !s->spool_paused && s->in.len > 0)
+        else if (s->reading && !s->sinks_paused && s->in.len > 0)
             smtp_resume_input(s); /* commands held while the client did not read its replies */
-        else if (s->reading && !s->spool_paused)
+        else if (s->reading && !s->sinks_paused)
             stream_read_start(&s->stream);
         break;
     case STREAM_EOF:

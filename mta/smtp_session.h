@@ -16,17 +16,15 @@
 #include "lib/smtp_cmd.h"
 #include "lib/smtp_data.h"
 #include "lib/stream.h"
+#include "mta/body_sink.h"
 #include "mta/smtp_server.h"
 #include "policy/policy.h"
 
-struct dkim_stream;
 struct dnsbl_check;
 struct reverse_dns_check;
 struct spf_check;
 struct sender_domain_check;
 struct verify_check;
-struct mime_parser;
-struct clamd_scan;
 struct header_filter;
 
 /* Where the session is in the protocol, as the client has been told: what its next line means. */
@@ -44,14 +42,13 @@ enum smtp_phase {
  * a TLS handshake, or the moment for the banner (a client that talks then fails the pregreet
  * test). */
 enum smtp_wait {
-    SMTP_WAIT_NONE,       /* nothing: reading */
-    SMTP_WAIT_TLS,        /* implicit TLS: the handshake before the banner */
-    SMTP_WAIT_BANNER,     /* inbound: the wait before the banner (pregreet test, DNSBL, rDNS) */
-    SMTP_WAIT_STARTTLS,   /* 220 sent to STARTTLS: the handshake */
-    SMTP_WAIT_MAIL_CHECK, /* inbound: the checks of the sender of MAIL (domain, SPF) */
-    SMTP_WAIT_AUTH_CHECK, /* the password check (thread pool) or the delay after it */
-    SMTP_WAIT_SCAN,       /* inbound: clamd and DKIM verification examine the message */
-    SMTP_WAIT_COMMIT,     /* signing, then the spool making the message durable */
+    SMTP_WAIT_NONE,        /* nothing: reading */
+    SMTP_WAIT_TLS,         /* implicit TLS: the handshake before the banner */
+    SMTP_WAIT_BANNER,      /* inbound: the wait before the banner (pregreet test, DNSBL, rDNS) */
+    SMTP_WAIT_STARTTLS,    /* 220 sent to STARTTLS: the handshake */
+    SMTP_WAIT_MAIL_CHECK,  /* inbound: the checks of the sender of MAIL (domain, SPF) */
+    SMTP_WAIT_AUTH_CHECK,  /* the password check (thread pool) or the delay after it */
+    SMTP_WAIT_END_OF_DATA, /* the message's sinks finish: checks, signing, the spool's commit */
 };
 
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
@@ -64,23 +61,16 @@ struct smtp_tx {
     uint64_t declared_size; /* SIZE= on MAIL, 0 when absent */
     int64_t received_at;    /* unix seconds, set at DATA */
     uint64_t data_deadline; /* uv_now by which the final dot must come (limits.data_deadline) */
-    struct spool_msg *msg;  /* from DATA on */
+    char queue_id[SPOOL_ID_MAX + 1]; /* from DATA on */
     struct smtp_data decoder;
-    uint64_t body_size;       /* decoded octets the client sent */
-    unsigned too_big : 1;     /* over limits.max_message_size: the rest is read and dropped */
-    struct dkim_stream *dkim; /* signing what is spooled (relay-authorized sender), else NULL */
-    unsigned spool_full : 1;  /* the spool asked us to stop writing */
-    unsigned dkim_full : 1;   /* the DKIM stream asked us to stop writing */
-    struct spf_check *spf;    /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
+    uint64_t body_size;      /* decoded octets the client sent */
+    unsigned too_big : 1;    /* over limits.max_message_size: the rest is read and dropped */
+    struct body_sinks sinks; /* from DATA on: what consumes the message (smtp_sinks.h) */
+    struct body_sink *store; /* the spool's sink, the last in sinks; NULL before DATA */
+    struct spf_check *spf;   /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
     struct sender_domain_check *sender_check; /* inbound: the sender domain's MX lookup */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
     char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
-    struct dkim_check *dkim_check; /* inbound: verifying the sender's DKIM signatures, else NULL */
-    unsigned dkim_check_full : 1;  /* the DKIM check asked us to stop writing */
-    struct buf ar_field; /* inbound: the Authentication-Results field, made at the end of data */
-    struct mime_parser *mime;        /* inbound: attachment check of the message, else NULL */
-    struct clamd_scan *clamd;        /* inbound: the message streamed to clamd, else NULL */
-    unsigned clamd_full : 1;         /* clamd's queue asked us to stop writing */
     struct header_filter *ar_filter; /* inbound: drops forged A-R fields naming us */
 };
 
@@ -98,12 +88,12 @@ struct smtp_session {
 
     enum smtp_phase phase;
     enum smtp_wait wait;
-    char *helo;           /* argument of the last HELO/EHLO */
-    unsigned esmtp : 1;   /* EHLO (not HELO) was used */
-    unsigned tls : 1;     /* TLS is up */
-    unsigned reading : 1; /* we want input (the stream may still be paused for backpressure) */
-    unsigned spool_paused : 1;
-    unsigned closed : 1; /* stream_close called */
+    char *helo;                /* argument of the last HELO/EHLO */
+    unsigned esmtp : 1;        /* EHLO (not HELO) was used */
+    unsigned tls : 1;          /* TLS is up */
+    unsigned reading : 1;      /* we want input (the stream may still be paused for backpressure) */
+    unsigned sinks_paused : 1; /* input paused because a body sink asked the writer to wait */
+    unsigned closed : 1;       /* stream_close called */
     unsigned errors;
     int pending; /* open handles + commits in flight; freed at 0 */
 
