@@ -1,15 +1,15 @@
 /*
- * Inbound SMTP: the connection side of a session. Input arrives as STREAM_DATA, is split into
- * command lines (or fed to the DATA decoder) and dispatched through one command table; replies are
- * collected in s->out and written once per batch of input, which is also what PIPELINING needs.
- * Every state change goes through smtp_set_state.
+ * Inbound SMTP: the top of a session. The listener hands it the accepted socket; input arrives as
+ * STREAM_DATA, is split into command lines (or fed to the DATA decoder) and dispatched through one
+ * command table that says in which phases each command is allowed. The layers below
+ * (smtp_session.h) reply, keep the state and the deadlines; every state change goes through
+ * smtp_set_state.
  */
 #include "mta/smtp_session.h"
 #include "mta/smtp_auth.h"
+#include "mta/smtp_greet.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,243 +19,10 @@
 #include "lib/ratelimit.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
-#include "policy/dnsbl.h"
-#include "policy/reverse_dns.h"
-
-/* Stop reading while this much of our output waits for a client that does not read its replies. */
-#define SMTP_OUT_HIGH_WATER (64 * 1024)
 
 static void session_on_stream(struct stream *st, enum stream_event ev, int status, const char *data,
                               size_t len);
 static void session_process(struct smtp_session *s);
-static void session_close(struct smtp_session *s);
-
-/* ---- states ----
- *
- * A session's state is its protocol phase (what the client's next line means) and what it waits
- * for before reading that line. The phase says how input is read; the command table below says
- * in which phases each command is allowed. */
-
-/* How a phase reads the client's input, once the session waits for nothing. */
-enum smtp_input {
-    SMTP_INPUT_NONE,     /* nothing more is read */
-    SMTP_INPUT_COMMAND,  /* command lines, dispatched through the command table */
-    SMTP_INPUT_RESPONSE, /* one line answering a 334 challenge (smtp_auth_line) */
-    SMTP_INPUT_MESSAGE,  /* message data up to the final dot (smtp_tx_data_feed) */
-};
-
-static const struct {
-    const char *name;
-    enum smtp_input input;
-    const char *missing; /* 503 text for a command that needs a later phase */
-} phases[] = {
-    [SMTP_PHASE_CONNECTED] = {"connected", SMTP_INPUT_COMMAND, "Error: send HELO/EHLO first"},
-    [SMTP_PHASE_GREETED] = {"ready", SMTP_INPUT_COMMAND, "Error: need MAIL command"},
-    [SMTP_PHASE_MAIL] = {"mail", SMTP_INPUT_COMMAND, "Error: need RCPT command"},
-    [SMTP_PHASE_RCPT] = {"rcpt", SMTP_INPUT_COMMAND, NULL},
-    [SMTP_PHASE_DATA] = {"data", SMTP_INPUT_MESSAGE, NULL},
-    [SMTP_PHASE_AUTH] = {"auth", SMTP_INPUT_RESPONSE, NULL},
-    [SMTP_PHASE_CLOSING] = {"closing", SMTP_INPUT_NONE, NULL},
-};
-
-static const struct {
-    const char *name;
-    unsigned client_deadline : 1; /* the client must act (a handshake): limits.command_timeout */
-    unsigned drops_input : 1;     /* what was read before is plaintext: never executed */
-} waits[] = {
-    [SMTP_WAIT_NONE] = {"none", 0, 0},
-    [SMTP_WAIT_TLS] = {"tls-wait", 1, 0},
-    [SMTP_WAIT_BANNER] = {"greet-wait", 0, 0},
-    /* CVE-2011-0411: commands pipelined after STARTTLS in clear are dropped */
-    [SMTP_WAIT_STARTTLS] = {"starttls", 1, 1},
-    [SMTP_WAIT_MAIL_CHECK] = {"mail-check", 0, 0},
-    [SMTP_WAIT_AUTH_CHECK] = {"auth-check", 0, 0},
-    [SMTP_WAIT_END_OF_DATA] = {"end-of-data", 0, 0},
-};
-
-/* One word for the log: what the session waits for, else its phase. */
-static const char *state_name(const struct smtp_session *s)
-{
-    return s->wait != SMTP_WAIT_NONE ? waits[s->wait].name : phases[s->phase].name;
-}
-
-/* What the session reads next: nothing while it waits. */
-static enum smtp_input session_input(const struct smtp_session *s)
-{
-    return s->wait == SMTP_WAIT_NONE ? phases[s->phase].input : SMTP_INPUT_NONE;
-}
-
-/* The session waits for a command line (or an AUTH response). */
-static int awaiting_line(const struct smtp_session *s)
-{
-    enum smtp_input input = session_input(s);
-    return input == SMTP_INPUT_COMMAND || input == SMTP_INPUT_RESPONSE;
-}
-
-void smtp_set_state(struct smtp_session *s, enum smtp_phase phase, enum smtp_wait wait)
-{
-    if (s->phase == phase && s->wait == wait)
-        return;
-    struct logrec r;
-    log_begin(&r, LOG_DEBUG, "smtp.state");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "from", phases[s->phase].name);
-    log_str(&r, "to", phases[phase].name);
-    log_str(&r, "wait", waits[wait].name);
-    log_end(&r);
-    s->phase = phase;
-    s->wait = wait;
-}
-
-/* ---- replies ---- */
-
-void smtp_reply(struct smtp_session *s, int code, const char *enhanced, const char *fmt, ...)
-{
-    char text[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-
-    if (enhanced != NULL)
-        buf_printf(&s->out, "%d %s %s\r\n", code, enhanced, text);
-    else
-        buf_printf(&s->out, "%d %s\r\n", code, text);
-
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.reply");
-    log_int(&r, "session", (long long)s->id);
-    log_int(&r, "code", code);
-    if (enhanced != NULL)
-        log_str(&r, "enhanced", enhanced);
-    log_str(&r, "text", text);
-    log_end(&r);
-}
-
-void smtp_flush(struct smtp_session *s)
-{
-    if (s->out.len == 0 || s->closed)
-        return;
-    if (stream_write(&s->stream, s->out.data, s->out.len) < 0) {
-        buf_free(&s->out);
-        session_close(s);
-        return;
-    }
-    buf_free(&s->out);
-}
-
-void smtp_close_after_reply(struct smtp_session *s)
-{
-    smtp_tx_free(s);
-    smtp_set_state(s, SMTP_PHASE_CLOSING, SMTP_WAIT_NONE);
-    smtp_pause_input(s);
-    smtp_flush(s);
-    if (!s->closed && s->stream.write_pending == 0)
-        session_close(s);
-    /* otherwise STREAM_DRAINED closes it */
-}
-
-int smtp_peer_error(struct smtp_session *s)
-{
-    if (++s->errors < s->cfg->limits.max_errors)
-        return 0;
-    smtp_reply(s, 421, "4.7.0", "%s Error: too many errors", s->cfg->server.hostname);
-    smtp_close_after_reply(s);
-    return 1;
-}
-
-/* ---- input flow control ---- */
-
-void smtp_pause_input(struct smtp_session *s)
-{
-    s->reading = 0;
-    if (!s->closed)
-        stream_read_stop(&s->stream);
-}
-
-void smtp_resume_input(struct smtp_session *s)
-{
-    if (s->closed || s->phase == SMTP_PHASE_CLOSING)
-        return;
-    s->reading = 1;
-    smtp_arm_timer(s); /* the client's deadline starts now, not while it waited for us */
-    /* Process what is already buffered first: it may hold pipelined commands. */
-    session_process(s);
-    if (s->closed || !s->reading)
-        return;
-    if (!s->sinks_paused && s->stream.write_pending < SMTP_OUT_HIGH_WATER)
-        stream_read_start(&s->stream);
-}
-
-/* ---- timers ----
- *
- * Deadlines rather than idle timers, so a client trickling a byte at a time cannot hold a slot:
- * a command line must be complete within limits.command_timeout of the previous reply (the wait
- * for its first byte included); the message data within limits.data_deadline of the 354, with no
- * pause longer than limits.data_timeout; and after limits.session_lifetime the session ends at
- * its next command boundary. Never inside DATA: a message being sent is read, committed and
- * acknowledged first, then the 421 follows. One timer per session serves all of them. */
-
-static uint64_t ms_until(uint64_t now, uint64_t when)
-{
-    return when > now ? when - now : 0;
-}
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
-static int lifetime_over(const struct smtp_session *s)
-{
-    return uv_now(s->srv->loop) >= s->lifetime_ends;
-}
-
-/* A deadline passed: 421 4.4.2 (RFC 3463 X.4.2, bad connection), and the session ends. An
- * uncommitted message is rolled back; a committed one has had its 250 already. */
-static void session_expire(struct smtp_session *s, const char *limit, const char *what)
-{
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.timeout");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "client", s->client_addr);
-    log_str(&r, "state", state_name(s));
-    log_str(&r, "limit", limit);
-    log_end(&r);
-    smtp_reply(s, 421, "4.4.2", "%s Error: %s", s->cfg->server.hostname, what);
-    smtp_close_after_reply(s);
-}
-
-static void timer_on_expire(uv_timer_t *t)
-{
-    struct smtp_session *s = container_of(t, struct smtp_session, timer);
-    if (s->closed || s->phase == SMTP_PHASE_CLOSING)
-        return;
-    int message = session_input(s) == SMTP_INPUT_MESSAGE;
-    if (message && uv_now(s->srv->loop) >= s->tx->data_deadline)
-        session_expire(s, "limits.data_deadline", "message data took too long");
-    else if (message)
-        session_expire(s, "limits.data_timeout", "timeout exceeded");
-    else if (lifetime_over(s))
-        session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
-    else
-        session_expire(s, "limits.command_timeout", "timeout exceeded");
-}
-
-void smtp_arm_timer(struct smtp_session *s)
-{
-    if (s->closed)
-        return;
-    const struct config *cfg = s->cfg;
-    uint64_t now = uv_now(s->srv->loop), ms;
-    if (session_input(s) == SMTP_INPUT_MESSAGE)
-        ms = min_u64(cfg->limits.data_timeout_ms, ms_until(now, s->tx->data_deadline));
-    else if (awaiting_line(s) || waits[s->wait].client_deadline)
-        ms = min_u64(cfg->limits.command_timeout_ms, ms_until(now, s->lifetime_ends));
-    else
-        return; /* waiting for ourselves: a check, the spool, the wait before the banner */
-    uv_timer_start(&s->timer, timer_on_expire, ms, 0);
-}
 
 /* ---- commands outside a transaction ---- */
 
@@ -418,7 +185,7 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
     smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_STARTTLS);
     smtp_arm_timer(s); /* the handshake has command_timeout */
     if (stream_tls_server(&s->stream, s->srv->tls_ctx) < 0)
-        session_close(s);
+        smtp_session_close(s);
 }
 
 /* ---- dispatch ---- */
@@ -461,6 +228,13 @@ static const struct smtp_command commands[] = {
      "Error: MAIL transaction in progress"},
 };
 
+/* For a command that needs a later phase than the session's: what is missing first. */
+static const char *const missing[] = {
+    [SMTP_PHASE_CONNECTED] = "Error: send HELO/EHLO first",
+    [SMTP_PHASE_GREETED] = "Error: need MAIL command",
+    [SMTP_PHASE_MAIL] = "Error: need RCPT command",
+};
+
 /* A command outside the phases it is allowed in: the one place for those 503s. It comes either
  * inside a transaction when it belongs outside, or before the phase it needs: the text says what
  * is missing. RFC 2920 §3.1: DATA after recipients that were all refused is 554. */
@@ -471,7 +245,7 @@ static void phase_refuse(struct smtp_session *s, const struct smtp_command *c)
     else if (c->in_transaction != NULL && s->tx != NULL)
         smtp_reply(s, 503, "5.5.1", "%s", c->in_transaction);
     else
-        smtp_reply(s, 503, "5.5.1", "%s", phases[s->phase].missing);
+        smtp_reply(s, 503, "5.5.1", "%s", missing[s->phase]);
     smtp_peer_error(s);
 }
 
@@ -537,10 +311,10 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
 {
     size_t used = 0;
     while (used < len && s->reading && !s->closed) {
-        enum smtp_input input = session_input(s);
+        enum smtp_input input = smtp_session_input(s);
         if (input == SMTP_INPUT_MESSAGE) {
             used += smtp_tx_data_feed(s, data + used, len - used);
-            if (awaiting_line(s))
+            if (smtp_awaiting_line(s))
                 smtp_arm_timer(s); /* refused at the final dot: the next command's deadline */
             continue;
         }
@@ -553,8 +327,8 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
         used += consumed;
         if (res == LINE_NEED_MORE)
             break; /* a partial line does not move the deadline */
-        if (lifetime_over(s)) {
-            session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
+        if (smtp_lifetime_over(s)) {
+            smtp_session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
             break;
         }
         if (input == SMTP_INPUT_RESPONSE) {
@@ -568,10 +342,10 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
             smtp_peer_error(s);
         } else {
             dispatch(s, line, line_len, used < len);
-            if (waits[s->wait].drops_input)
+            if (smtp_session_drops_input(s))
                 return len; /* e.g. plaintext pipelined after STARTTLS is never executed */
         }
-        if (!s->closed && awaiting_line(s))
+        if (!s->closed && smtp_awaiting_line(s))
             smtp_arm_timer(s); /* the line is answered: the next one's deadline starts */
         if (s->stream.write_pending + s->out.len > SMTP_OUT_HIGH_WATER)
             break; /* the client is not reading its replies: stop until they drain */
@@ -612,7 +386,7 @@ static void session_on_data(struct smtp_session *s, const char *data, size_t len
         buf_append(&s->in, data, len); /* kept for when we read again */
         return;
     }
-    if (session_input(s) == SMTP_INPUT_MESSAGE)
+    if (smtp_session_input(s) == SMTP_INPUT_MESSAGE)
         smtp_arm_timer(s); /* data_timeout limits each pause, within the data deadline */
     if (s->in.len > 0) {
         buf_append(&s->in, data, len);
@@ -628,162 +402,6 @@ static void session_on_data(struct smtp_session *s, const char *data, size_t len
         stream_read_stop(&s->stream);
     /* A command line can never grow past the line cap (the line reader drops it); in other states
      * we stop reading, so s->in holds at most one read. */
-}
-
-static void send_banner(struct smtp_session *s)
-{
-    smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_NONE);
-    smtp_reply(s, 220, NULL, "%s ESMTP Sluice", s->cfg->server.hostname);
-    smtp_flush(s);
-    smtp_arm_timer(s);
-    s->reading = 1;
-    stream_read_start(&s->stream);
-}
-
-/* ---- inbound: before the banner ---- */
-
-static int connect_checks_pending(const struct smtp_session *s)
-{
-    return (s->dnsbl != NULL && !s->dnsbl_done) || (s->rdns != NULL && !s->rdns_done);
-}
-
-/* The banner waits for inbound.pregreet_wait, and for the DNSBL and reverse DNS answers (at most
- * dns.timeout), so their verdicts are ready at the first RCPT. */
-static void greet_wait_on_timer(uv_timer_t *t);
-
-static void greet_maybe(struct smtp_session *s)
-{
-    if (s->closed || s->wait != SMTP_WAIT_BANNER)
-        return;
-    uint64_t wait = s->cfg->inbound.pregreet_wait_ms;
-    if (connect_checks_pending(s) && s->cfg->dns.timeout_ms > wait)
-        wait = s->cfg->dns.timeout_ms;
-    uint64_t elapsed = uv_now(s->srv->loop) - s->connected_at;
-    if (elapsed >= wait) {
-        send_banner(s);
-        return;
-    }
-    uv_timer_start(&s->timer, greet_wait_on_timer, wait - elapsed, 0);
-}
-
-static void greet_wait_on_timer(uv_timer_t *t)
-{
-    greet_maybe(container_of(t, struct smtp_session, timer));
-}
-
-static void dnsbl_on_result(void *arg, const struct dnsbl_result *res)
-{
-    struct smtp_session *s = arg;
-    s->dnsbl_done = 1;
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.dnsbl");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "client", s->client_addr);
-    log_int(&r, "listed", res->listed);
-    log_int(&r, "score", res->score);
-    for (size_t i = 0; i < res->nhits; i++)
-        log_str(&r, "zone", res->hits[i].zone);
-    log_end(&r);
-    greet_maybe(s);
-}
-
-static void rdns_on_result(void *arg, const struct reverse_dns_result *res)
-{
-    struct smtp_session *s = arg;
-    s->rdns_done = 1;
-    s->rdns_verdict = reverse_dns_verdict(res, s->cfg->inbound.reverse_dns);
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.reverse_dns");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "client", s->client_addr);
-    log_str(&r, "status", reverse_dns_status_name(res->status));
-    if (res->name != NULL)
-        log_str(&r, "name", res->name);
-    log_end(&r);
-    greet_maybe(s);
-}
-
-static void connect_check_failed(struct smtp_session *s, const char *check, int rc)
-{
-    struct logrec r;
-    log_begin(&r, LOG_WARN, "smtp.check_failed");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "check", check);
-    log_str(&r, "error", strerror(-rc));
-    log_end(&r);
-}
-
-/* Starts the connect-time lookups of an inbound session. Without a resolver (the daemon is
- * stopping) RCPT answers 451 4.4.3. A check that cannot start is settled here: a DNSBL as not
- * listing (a list outage must not stop mail), reverse DNS as a temporary failure (450 at RCPT). */
-static void connect_checks_start(struct smtp_session *s)
-{
-    const struct config *cfg = s->cfg;
-    const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
-    int rc = 0;
-    if (s->srv->dns == NULL) {
-        s->no_resolver = cfg->inbound.ndnsbl > 0 || cfg->inbound.reverse_dns != REVERSE_DNS_IGNORE;
-        return;
-    }
-    if (cfg->inbound.ndnsbl > 0) {
-        if ((rc = dnsbl_check_start(s->srv->dns, cfg->inbound.dnsbl, cfg->inbound.ndnsbl,
-                                    cfg->inbound.dnsbl_threshold, peer, dnsbl_on_result, s,
-                                    &s->dnsbl)) < 0) {
-            connect_check_failed(s, "dnsbl", rc);
-            s->dnsbl_done = 1;
-        }
-    }
-    rc = 0;
-    if (cfg->inbound.reverse_dns != REVERSE_DNS_IGNORE) {
-        if ((rc = reverse_dns_check_start(s->srv->dns, peer, rdns_on_result, s, &s->rdns)) < 0) {
-            connect_check_failed(s, "reverse_dns", rc);
-            struct reverse_dns_result failed = {.status = REVERSE_DNS_TEMPFAIL};
-            s->rdns_verdict = reverse_dns_verdict(&failed, cfg->inbound.reverse_dns);
-            s->rdns_done = 1;
-        }
-    }
-}
-
-/* The banner, or for an inbound session first the checks and waits before it. */
-static void session_greet(struct smtp_session *s)
-{
-    if (!s->inbound) {
-        send_banner(s);
-        return;
-    }
-    s->connected_at = uv_now(s->srv->loop);
-    connect_checks_start(s);
-    smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_BANNER);
-    if (s->cfg->inbound.pregreet_wait_ms > 0) {
-        s->reading = 1; /* anything the client sends now fails the pregreet test */
-        stream_read_start(&s->stream);
-    }
-    greet_maybe(s);
-}
-
-struct policy_decision smtp_connect_verdict(struct smtp_session *s)
-{
-    static const struct config_pos builtin = {NULL, 0, 0};
-    struct policy_decision ok = {POLICY_ACCEPT, 250, "2.1.5", "Ok", "builtin.connect", builtin};
-    if (s->no_resolver) {
-        struct policy_decision d = {
-            POLICY_TEMPFAIL, 451,    "4.4.3", "Temporary failure: DNS unavailable, try again later",
-            "inbound.dns",   builtin};
-        return d;
-    }
-    if (s->dnsbl != NULL && s->dnsbl_done) {
-        struct policy_decision d = dnsbl_check_verdict(s->dnsbl);
-        if (d.verdict != POLICY_ACCEPT)
-            return d;
-    }
-    if (s->rdns_done && s->rdns_verdict.verdict != POLICY_ACCEPT)
-        return s->rdns_verdict;
-    if (s->rdns != NULL && !s->rdns_done) {
-        /* dns.timeout passed before the banner and the lookup is still not answered */
-        struct reverse_dns_result pending = {.status = REVERSE_DNS_TEMPFAIL};
-        return reverse_dns_verdict(&pending, s->cfg->inbound.reverse_dns);
-    }
-    return ok;
 }
 
 /* Inbound, inbound.max_connections_per_client: live sessions from the client's address, this one
@@ -831,7 +449,7 @@ static void session_on_tls_ready(struct smtp_session *s, int status)
         log_int(&r, "session", (long long)s->id);
         log_str(&r, "error", uv_strerror(status));
         log_end(&r);
-        session_close(s);
+        smtp_session_close(s);
         return;
     }
     s->tls = 1;
@@ -842,7 +460,7 @@ static void session_on_tls_ready(struct smtp_session *s, int status)
     log_str(&r, "cipher", stream_tls_cipher(&s->stream));
     log_end(&r);
     if (s->wait == SMTP_WAIT_TLS) {
-        session_greet(s);
+        smtp_greet_start(s);
         return;
     }
     smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_NONE);
@@ -866,7 +484,7 @@ static void session_on_stream(struct stream *st, enum stream_event ev, int statu
         break;
     case STREAM_DRAINED:
         if (s->phase == SMTP_PHASE_CLOSING)
-            session_close(s);
+            smtp_session_close(s);
         else if (s->reading && !s->sinks_paused && s->in.len > 0)
             smtp_resume_input(s); /* commands held while the client did not read its replies */
         else if (s->reading && !s->sinks_paused)
@@ -875,75 +493,27 @@ static void session_on_stream(struct stream *st, enum stream_event ev, int statu
     case STREAM_EOF:
     case STREAM_ERROR:
     case STREAM_CONNECTED:
-        session_close(s);
+        smtp_session_close(s);
         break;
     }
 }
 
-/* ---- lifetime ---- */
+/* ---- what the connection asks of this layer ---- */
 
-void smtp_session_ref(struct smtp_session *s)
+/* The connection is closing: whatever is in flight is dropped, an uncommitted message rolled
+ * back. */
+static void session_release(struct smtp_session *s)
 {
-    s->pending++;
-}
-
-void smtp_session_unref(struct smtp_session *s)
-{
-    if (--s->pending > 0)
-        return;
-    struct smtp_server *srv = s->srv;
-    buf_free(&s->in);
-    buf_free(&s->out);
-    free(s->helo);
-    free(s->auth_user);
-    config_unref(s->cfg);
-    free(s);
-    if (srv->stopping && srv->nsessions == 0 && srv->on_drained != NULL)
-        srv->on_drained(srv);
-}
-
-static void session_on_handle_closed(uv_handle_t *h)
-{
-    smtp_session_unref(container_of((uv_timer_t *)h, struct smtp_session, timer));
-}
-
-static void session_on_stream_closed(struct stream *st)
-{
-    smtp_session_unref(st->owner);
-}
-
-static void session_close(struct smtp_session *s)
-{
-    if (s->closed)
-        return;
-    s->closed = 1;
-    s->reading = 0;
-    smtp_tx_free(s); /* rolls back an uncommitted message */
+    smtp_tx_free(s);
     smtp_auth_close(s);
-    dnsbl_check_free(s->dnsbl); /* cancels lookups in flight */
-    s->dnsbl = NULL;
-    reverse_dns_check_free(s->rdns);
-    s->rdns = NULL;
-
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        s->srv->sessions = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    s->srv->nsessions--;
-
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.disconnect");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "client", s->client_addr);
-    log_str(&r, "state", state_name(s));
-    log_end(&r);
-
-    uv_timer_stop(&s->timer);
-    uv_close((uv_handle_t *)&s->timer, session_on_handle_closed);
-    stream_close(&s->stream, session_on_stream_closed);
+    smtp_greet_close(s);
 }
+
+static const struct smtp_session_ops session_ops = {
+    .process = session_process,
+    .drop_transaction = smtp_tx_free,
+    .release = session_release,
+};
 
 static void peer_to_text(const struct sockaddr_storage *ss, char *out, size_t size)
 {
@@ -972,6 +542,7 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
 {
     struct smtp_session *s = xcalloc(1, sizeof *s);
     s->srv = srv;
+    s->ops = &session_ops;
     s->cfg = config_ref(srv->cfg);
     s->listener = listener_find(s->cfg, listener_name);
     s->id = ++srv->next_session_id;
@@ -989,7 +560,7 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
     int rc = stream_accept(srv->loop, listen_handle, &s->stream, session_on_stream, s);
     if (rc < 0 || s->listener == NULL) {
         log_msg(LOG_WARN, "smtp.accept_failed", "%s", rc < 0 ? uv_strerror(rc) : "listener gone");
-        session_close(s);
+        smtp_session_close(s);
         return;
     }
     int len = sizeof s->peer;
@@ -1029,10 +600,10 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
         s->wait = SMTP_WAIT_TLS; /* the phase starts at 0: connected */
         smtp_arm_timer(s);
         if (srv->tls_ctx == NULL || stream_tls_server(&s->stream, srv->tls_ctx) < 0)
-            session_close(s);
+            smtp_session_close(s);
         return;
     }
-    session_greet(s);
+    smtp_greet_start(s);
 }
 
 void smtp_server_stop(struct smtp_server *srv)
@@ -1057,5 +628,5 @@ void smtp_server_close_all(struct smtp_server *srv)
 {
     srv->stopping = 1;
     while (srv->sessions != NULL)
-        session_close(srv->sessions);
+        smtp_session_close(srv->sessions);
 }

@@ -19,6 +19,7 @@
 #include "lib/xalloc.h"
 #include "mta/config_load.h"
 #include "mta/scheduler.h"
+#include "mta/smtp_greet.h"
 #include "mta/smtp_sinks.h"
 #include "policy/recipients.h"
 #include "policy/relay.h"

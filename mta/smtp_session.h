@@ -1,7 +1,8 @@
 /*
- * The inside of an inbound SMTP session, shared by smtp_server.c (connection, I/O, command
- * dispatch) and smtp_server_tx.c (the transaction: MAIL, RCPT, DATA and the spool). Nothing else
- * includes this header.
+ * The inside of an inbound SMTP session, in layers: smtp_session.c (the connection: state,
+ * replies, input flow, deadlines, lifetime) under smtp_greet.c (before the banner), smtp_auth.c
+ * (AUTH), smtp_server_tx.c (the transaction: MAIL, RCPT, DATA and the body sinks) and, on top,
+ * smtp_server.c (accept, the command table, reading input). Nothing else includes this header.
  */
 #ifndef SLUICE_SMTP_SESSION_H
 #define SLUICE_SMTP_SESSION_H
@@ -51,6 +52,26 @@ enum smtp_wait {
     SMTP_WAIT_END_OF_DATA, /* the message's sinks finish: checks, signing, the spool's commit */
 };
 
+/* How a phase reads the client's input, once the session waits for nothing. */
+enum smtp_input {
+    SMTP_INPUT_NONE,     /* nothing more is read */
+    SMTP_INPUT_COMMAND,  /* command lines, dispatched through the command table */
+    SMTP_INPUT_RESPONSE, /* one line answering a 334 challenge (smtp_auth_line) */
+    SMTP_INPUT_MESSAGE,  /* message data up to the final dot (smtp_tx_data_feed) */
+};
+
+/* Stop reading while this much of our output waits for a client that does not read its replies. */
+#define SMTP_OUT_HIGH_WATER (64 * 1024)
+
+struct smtp_session;
+
+/* What the connection asks of the layers above it (smtp_server.c sets them at accept). */
+struct smtp_session_ops {
+    void (*process)(struct smtp_session *s);          /* work through the input held in s->in */
+    void (*drop_transaction)(struct smtp_session *s); /* roll it back: closing after the reply */
+    void (*release)(struct smtp_session *s); /* closed: let go of all in flight (no reply) */
+};
+
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
 struct smtp_tx {
     char *sender; /* canonical, "" for <> */
@@ -78,6 +99,7 @@ struct smtp_session {
     struct stream stream; /* embedded; owns the socket */
     uv_timer_t timer;     /* deadlines (smtp_arm_timer), or the wait before the banner */
     struct smtp_server *srv;
+    const struct smtp_session_ops *ops;
     struct config *cfg;                     /* our reference, taken at connect */
     const struct config_listener *listener; /* inside cfg */
     struct smtp_session *prev, *next;       /* srv->sessions */
@@ -95,7 +117,7 @@ struct smtp_session {
     unsigned sinks_paused : 1; /* input paused because a body sink asked the writer to wait */
     unsigned closed : 1;       /* stream_close called */
     unsigned errors;
-    int pending; /* open handles + commits in flight; freed at 0 */
+    int pending; /* open handles + work in flight that reports to it; freed at 0 */
 
     struct linereader lines;
     struct buf in;  /* received bytes not yet processed */
@@ -115,10 +137,16 @@ struct smtp_session {
     unsigned no_resolver : 1;            /* checks were due but srv->dns was gone */
 };
 
-/* smtp_server.c */
+/* smtp_session.c */
 /* The one state transition: the session is in `phase` and waits for `wait` (logged as smtp.state
  * at debug level). */
 void smtp_set_state(struct smtp_session *s, enum smtp_phase phase, enum smtp_wait wait);
+/* What the session reads next: SMTP_INPUT_NONE while it waits. */
+enum smtp_input smtp_session_input(const struct smtp_session *s);
+/* The session waits for a command line (or an AUTH response). */
+int smtp_awaiting_line(const struct smtp_session *s);
+/* What was read before the wait began is not to be executed (plaintext after STARTTLS). */
+int smtp_session_drops_input(const struct smtp_session *s);
 void smtp_reply(struct smtp_session *s, int code, const char *enhanced, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Counts an error of the peer (a bad or misplaced command); returns 1 (and has replied 421 and
@@ -131,8 +159,16 @@ void smtp_pause_input(struct smtp_session *s);
 /* The session waits for the client: arms the deadline of what it waits for (a command line, the
  * next data, a TLS handshake). Does nothing in states where it waits for itself. */
 void smtp_arm_timer(struct smtp_session *s);
+/* limits.session_lifetime is over: the next command gets 421. */
+int smtp_lifetime_over(const struct smtp_session *s);
+/* A deadline passed: 421 4.4.2 (RFC 3463 X.4.2, bad connection), and the session ends. An
+ * uncommitted message is rolled back; a committed one has had its 250 already. */
+void smtp_session_expire(struct smtp_session *s, const char *limit, const char *what);
 void smtp_session_ref(struct smtp_session *s);
 void smtp_session_unref(struct smtp_session *s);
+/* Closes the connection now (ops->release first); freed once the handles and the references
+ * held for work in flight are gone. */
+void smtp_session_close(struct smtp_session *s);
 
 /* smtp_server_tx.c: MAIL, RCPT and DATA, called by the command table in the phases it allows
  * them; smtp_data_check answers DATA's argument before the phase is looked at. */
@@ -144,9 +180,6 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg);
  */
 size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len);
 void smtp_tx_free(struct smtp_session *s);
-/* RCPT, inbound: the connect-time verdicts (DNSBL, reverse DNS) for a recipient the relay
- * decision accepted (the caller exempts postmaster). */
-struct policy_decision smtp_connect_verdict(struct smtp_session *s);
 /* Logs smtp.rejected: the stage, the reply, the rule that decided and the address if any. */
 void smtp_log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
                        const char *rule, const char *addr);
