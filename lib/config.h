@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "lib/buf.h"
+#include "lib/log.h"
 
 /* Where a value came from, for messages and for `sluice explain`. */
 struct config_pos {
@@ -154,6 +155,7 @@ struct config {
         char *spool;                /* default: ./var/spool */
         char *user;                 /* NULL: root becomes the `sluice` user (mta/run_user.h) */
         char *log_file;             /* "-": stderr */
+        enum log_level log_level;   /* events below it are not written (log_set_level) */
         uint64_t shutdown_grace_ms; /* SIGTERM: how long transactions in progress may finish */
         /* Where spool, user and log.file are written (line 0: the default), for messages. */
         struct config_pos spool_pos, user_pos, log_file_pos;

@@ -41,6 +41,8 @@
 #define KEY_DAY (24 * KEY_HOUR)
 
 static const char *const config_log_formats[] = {"json", NULL};
+/* In the order of enum log_level (lib/log.h). */
+static const char *const config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const config_roles[] = {"inbound", "submission", NULL};
 static const char *const config_tls_modes[] = {"starttls", "implicit", "none", NULL};
 static const char *const config_booleans[] = {"false", "true", NULL};
@@ -69,6 +71,10 @@ static const struct config_key config_keys[] = {
     {.name = "server.log.format", .type = CONFIG_ENUM, .def = "json", .names = config_log_formats,
      .scope = CONFIG_SCOPE_CONFIG, .offset = CONFIG_NO_FIELD,
      .doc = "Log format; json is the only one."},
+    {.name = "server.log.level", .type = CONFIG_ENUM, .def = "info", .names = config_log_levels,
+     KEY_AT(server.log_level),
+     .doc = "Least severe events written: debug adds the trace of each session's states "
+            "(smtp.state, smtp_client.state); warn and error leave out the routine events."},
     {.name = "server.log.file", .type = CONFIG_PATH, .def = "\"-\"",
      KEY_AT_POS(server.log_file, server.log_file_pos),
      .doc = "File the events are appended to, opened with the rights of server.user; \"-\" is "

@@ -232,6 +232,7 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
     config_unref(d->srv.cfg);
     d->srv.cfg = cfg;
     *r = (struct reload){.err = r->err};
+    log_set_level(cfg->server.log_level);
     /* Reopened at every reload, so a rotated log file is let go (and a new path takes effect). */
     int log_err = log_open(cfg->server.log_file);
     if (log_err < 0)
@@ -442,6 +443,7 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
                    strerror(-log_err));
         return -1;
     }
+    log_set_level(cfg->server.log_level);
     int dns_err = 0;
     d->dns = dns_resolver_new(&d->loop, (const char *const *)cfg->dns.servers, cfg->dns.nservers,
                               (unsigned)cfg->dns.timeout_ms, &dns_err);

@@ -96,7 +96,7 @@ static void exchange_end(struct smtp_session *s)
     auth_free(s->auth);
     s->auth = NULL;
     s->lines.max = SMTP_CMD_LINE_MAX;
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
 }
 
 /* ---- the exchange ---- */
@@ -114,8 +114,7 @@ static void challenge(struct smtp_session *s)
         text = s->auth->step == 0 ? "VXNlcm5hbWU6" : "UGFzc3dvcmQ6";
     smtp_reply(s, 334, NULL, "%s", text);
     s->lines.max = SMTP_AUTH_LINE_MAX;
-    if (s->state != SMTP_STATE_AUTH)
-        smtp_set_state(s, SMTP_STATE_AUTH);
+    smtp_set_state(s, SMTP_PHASE_AUTH, SMTP_WAIT_NONE);
 }
 
 int smtp_auth_plain_split(const unsigned char *msg, size_t len, struct smtp_auth_plain *out)
@@ -201,7 +200,7 @@ static void exchange_step(struct smtp_session *s, const char *text, size_t len, 
         smtp_reply(s, 501, "5.5.2",
                    res == SMTP_AUTH_RESPONSE_BAD_BASE64 ? "Error: invalid base64"
                                                         : "Error: malformed PLAIN response");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (a->password == NULL)
@@ -210,36 +209,36 @@ static void exchange_step(struct smtp_session *s, const char *text, size_t len, 
         check_start(s);
 }
 
-void smtp_cmd_auth(struct smtp_session *s, struct smtp_slice arg)
+int smtp_auth_check(struct smtp_session *s, struct smtp_slice arg)
 {
     if (s->srv->auth_users == NULL || s->listener->role != LISTENER_SUBMISSION) {
         smtp_reply(s, 503, "5.5.1", "Error: authentication not enabled");
-        smtp_client_error(s);
-        return;
+        smtp_peer_error(s);
+        return -1;
     }
     if (!s->tls) {
         smtp_reply(s, 538, "5.7.11", "Encryption required for requested authentication mechanism");
-        smtp_client_error(s);
-        return;
+        smtp_peer_error(s);
+        return -1;
     }
     if (!s->esmtp) {
         smtp_reply(s, 503, "5.5.1", "Error: send EHLO first");
-        smtp_client_error(s);
-        return;
+        smtp_peer_error(s);
+        return -1;
     }
     if (s->auth_user != NULL) {
         smtp_reply(s, 503, "5.5.1", "Error: already authenticated");
-        smtp_client_error(s);
-        return;
+        smtp_peer_error(s);
+        return -1;
     }
-    if (s->tx != NULL) {
-        smtp_reply(s, 503, "5.5.1", "Error: MAIL transaction in progress");
-        smtp_client_error(s);
-        return;
-    }
+    return 0;
+}
+
+void smtp_cmd_auth(struct smtp_session *s, struct smtp_slice arg)
+{
     if (arg.len == 0) {
         smtp_reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     const char *sp = memchr(arg.ptr, ' ', arg.len);
@@ -250,7 +249,7 @@ void smtp_cmd_auth(struct smtp_session *s, struct smtp_slice arg)
     if (mech_len == 0 ||
         (sp != NULL && (initial.len == 0 || memchr(initial.ptr, ' ', initial.len)))) {
         smtp_reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     int mech = -1;
@@ -259,7 +258,7 @@ void smtp_cmd_auth(struct smtp_session *s, struct smtp_slice arg)
             mech = (int)i;
     if (mech < 0) {
         smtp_reply(s, 504, "5.5.4", "Error: unsupported authentication mechanism");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     s->auth = xcalloc(1, sizeof *s->auth);
@@ -283,7 +282,7 @@ void smtp_auth_line(struct smtp_session *s, enum line_result res, const char *li
                    SMTP_AUTH_LINE_MAX);
     else
         smtp_reply(s, 500, "5.5.2", "Error: bare <CR> or <LF> received; lines end with <CR><LF>");
-    smtp_client_error(s);
+    smtp_peer_error(s);
 }
 
 /* ---- the check ---- */
@@ -312,7 +311,7 @@ static void check_start(struct smtp_session *s)
     a->checking = 1;
     smtp_session_ref(s); /* released by auth_release; the work cannot be cancelled once started */
     s->lines.max = SMTP_CMD_LINE_MAX;
-    smtp_set_state(s, SMTP_STATE_AUTH_CHECK);
+    smtp_set_state(s, s->phase, SMTP_WAIT_AUTH_CHECK);
     uv_timer_stop(&s->timer);
     smtp_pause_input(s);
 }
@@ -373,7 +372,7 @@ static void check_finish(struct smtp_auth *a)
         log_int(&r, "delay_ms", (long long)a->delay_ms);
     log_end(&r);
 
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     int closing = 0;
     if (a->ok) {
         /* The name matched an entry of the users file, so it is safe to write into headers. */
@@ -381,7 +380,7 @@ static void check_finish(struct smtp_auth *a)
         smtp_reply(s, 235, "2.7.0", "Authentication successful");
     } else {
         smtp_reply(s, 535, "5.7.8", "Authentication credentials invalid");
-        closing = smtp_client_error(s);
+        closing = smtp_peer_error(s);
     }
     if (!closing)
         smtp_resume_input(s); /* also writes the reply and arms the next command's deadline */

@@ -21,10 +21,14 @@ struct smtp_session;
 
 /* Non-zero when AUTH is listed in this session's EHLO reply (and accepted). */
 int smtp_auth_offered(const struct smtp_session *s);
-/* The AUTH command: replies (334, or an error) and may leave the session in SMTP_STATE_AUTH
- * (waiting for a response line) or SMTP_STATE_AUTH_CHECK (input paused until the answer). */
+/* What AUTH needs of the session before its phase is looked at (offered here, TLS, EHLO, not
+ * authenticated yet). Returns 0, or -1 after replying. */
+int smtp_auth_check(struct smtp_session *s, struct smtp_slice arg);
+/* The AUTH command, outside a transaction: replies (334, or an error) and may leave the session
+ * in SMTP_PHASE_AUTH (waiting for a response line) or waiting for SMTP_WAIT_AUTH_CHECK (input
+ * paused until the answer). */
 void smtp_cmd_auth(struct smtp_session *s, struct smtp_slice arg);
-/* One line read in SMTP_STATE_AUTH: the client's response to a 334 (res as the line reader gave
+/* One line read in SMTP_PHASE_AUTH: the client's response to a 334 (res as the line reader gave
  * it; LINE_NEED_MORE is never passed). */
 void smtp_auth_line(struct smtp_session *s, enum line_result res, const char *line, size_t len);
 /* The session is closing: drops the exchange in progress. A password check already running

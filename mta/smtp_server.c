@@ -1,15 +1,15 @@
 /*
- * Inbound SMTP: the connection side of a session. Input arrives as STREAM_DATA, is split into
- * command lines (or fed to the DATA decoder) and dispatched through one command table; replies are
- * collected in s->out and written once per batch of input, which is also what PIPELINING needs.
- * Every state change goes through smtp_set_state.
+ * Inbound SMTP: the top of a session. The listener hands it the accepted socket; input arrives as
+ * STREAM_DATA, is split into command lines (or fed to the DATA decoder) and dispatched through one
+ * command table that says in which phases each command is allowed. The layers below
+ * (smtp_session.h) reply, keep the state and the deadlines; every state change goes through
+ * smtp_set_state.
  */
 #include "mta/smtp_session.h"
 #include "mta/smtp_auth.h"
+#include "mta/smtp_greet.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,201 +19,10 @@
 #include "lib/ratelimit.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
-#include "policy/dnsbl.h"
-#include "policy/reverse_dns.h"
-
-/* Stop reading while this much of our output waits for a client that does not read its replies. */
-#define SMTP_OUT_HIGH_WATER (64 * 1024)
 
 static void session_on_stream(struct stream *st, enum stream_event ev, int status, const char *data,
                               size_t len);
 static void session_process(struct smtp_session *s);
-static void session_close(struct smtp_session *s);
-
-static const char *const state_names[] = {
-    [SMTP_STATE_TLS_WAIT] = "tls-wait",
-    [SMTP_STATE_GREET_WAIT] = "greet-wait",
-    [SMTP_STATE_CONNECTED] = "connected",
-    [SMTP_STATE_READY] = "ready",
-    [SMTP_STATE_MAIL_CHECK] = "mail-check",
-    [SMTP_STATE_MAIL] = "mail",
-    [SMTP_STATE_RCPT] = "rcpt",
-    [SMTP_STATE_DATA] = "data",
-    [SMTP_STATE_SCAN] = "scan",
-    [SMTP_STATE_COMMIT] = "commit",
-    [SMTP_STATE_STARTTLS] = "starttls",
-    [SMTP_STATE_CLOSING] = "closing",
-    [SMTP_STATE_AUTH] = "auth",
-    [SMTP_STATE_AUTH_CHECK] = "auth-check",
-};
-
-void smtp_set_state(struct smtp_session *s, enum smtp_state state)
-{
-    struct logrec r;
-    log_begin(&r, LOG_DEBUG, "smtp.state");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "from", state_names[s->state]);
-    log_str(&r, "to", state_names[state]);
-    log_end(&r);
-    s->state = state;
-}
-
-/* ---- replies ---- */
-
-void smtp_reply(struct smtp_session *s, int code, const char *enhanced, const char *fmt, ...)
-{
-    char text[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-
-    if (enhanced != NULL)
-        buf_printf(&s->out, "%d %s %s\r\n", code, enhanced, text);
-    else
-        buf_printf(&s->out, "%d %s\r\n", code, text);
-
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.reply");
-    log_int(&r, "session", (long long)s->id);
-    log_int(&r, "code", code);
-    if (enhanced != NULL)
-        log_str(&r, "enhanced", enhanced);
-    log_str(&r, "text", text);
-    log_end(&r);
-}
-
-void smtp_flush(struct smtp_session *s)
-{
-    if (s->out.len == 0 || s->closed)
-        return;
-    if (stream_write(&s->stream, s->out.data, s->out.len) < 0) {
-        buf_free(&s->out);
-        session_close(s);
-        return;
-    }
-    buf_free(&s->out);
-}
-
-void smtp_close_after_reply(struct smtp_session *s)
-{
-    smtp_tx_free(s);
-    smtp_set_state(s, SMTP_STATE_CLOSING);
-    smtp_pause_input(s);
-    smtp_flush(s);
-    if (!s->closed && s->stream.write_pending == 0)
-        session_close(s);
-    /* otherwise STREAM_DRAINED closes it */
-}
-
-int smtp_client_error(struct smtp_session *s)
-{
-    if (++s->errors < s->cfg->limits.max_errors)
-        return 0;
-    smtp_reply(s, 421, "4.7.0", "%s Error: too many errors", s->cfg->server.hostname);
-    smtp_close_after_reply(s);
-    return 1;
-}
-
-/* ---- input flow control ---- */
-
-void smtp_pause_input(struct smtp_session *s)
-{
-    s->reading = 0;
-    if (!s->closed)
-        stream_read_stop(&s->stream);
-}
-
-void smtp_resume_input(struct smtp_session *s)
-{
-    if (s->closed || s->state == SMTP_STATE_CLOSING)
-        return;
-    s->reading = 1;
-    smtp_arm_timer(s); /* the client's deadline starts now, not while it waited for us */
-    /* Process what is already buffered first: it may hold pipelined commands. */
-    session_process(s);
-    if (s->closed || !s->reading)
-        return;
-    if (!s->spool_paused && s->stream.write_pending < SMTP_OUT_HIGH_WATER)
-        stream_read_start(&s->stream);
-}
-
-/* ---- timers ----
- *
- * Deadlines rather than idle timers, so a client trickling a byte at a time cannot hold a slot:
- * a command line must be complete within limits.command_timeout of the previous reply (the wait
- * for its first byte included); the message data within limits.data_deadline of the 354, with no
- * pause longer than limits.data_timeout; and after limits.session_lifetime the session ends at
- * its next command boundary. Never inside DATA: a message being sent is read, committed and
- * acknowledged first, then the 421 follows. One timer per session serves all of them. */
-
-/* The session waits for a command line (or an AUTH response). */
-static int awaiting_line(const struct smtp_session *s)
-{
-    return s->state == SMTP_STATE_CONNECTED || s->state == SMTP_STATE_READY ||
-           s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_RCPT ||
-           s->state == SMTP_STATE_AUTH;
-}
-
-static uint64_t ms_until(uint64_t now, uint64_t when)
-{
-    return when > now ? when - now : 0;
-}
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-    return a < b ? a : b;
-}
-
-static int lifetime_over(const struct smtp_session *s)
-{
-    return uv_now(s->srv->loop) >= s->lifetime_ends;
-}
-
-/* A deadline passed: 421 4.4.2 (RFC 3463 X.4.2, bad connection), and the session ends. An
- * uncommitted message is rolled back; a committed one has had its 250 already. */
-static void session_expire(struct smtp_session *s, const char *limit, const char *what)
-{
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.timeout");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "client", s->client_addr);
-    log_str(&r, "state", state_names[s->state]);
-    log_str(&r, "limit", limit);
-    log_end(&r);
-    smtp_reply(s, 421, "4.4.2", "%s Error: %s", s->cfg->server.hostname, what);
-    smtp_close_after_reply(s);
-}
-
-static void timer_on_expire(uv_timer_t *t)
-{
-    struct smtp_session *s = container_of(t, struct smtp_session, timer);
-    if (s->closed || s->state == SMTP_STATE_CLOSING)
-        return;
-    if (s->state == SMTP_STATE_DATA && uv_now(s->srv->loop) >= s->tx->data_deadline)
-        session_expire(s, "limits.data_deadline", "message data took too long");
-    else if (s->state == SMTP_STATE_DATA)
-        session_expire(s, "limits.data_timeout", "timeout exceeded");
-    else if (lifetime_over(s))
-        session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
-    else
-        session_expire(s, "limits.command_timeout", "timeout exceeded");
-}
-
-void smtp_arm_timer(struct smtp_session *s)
-{
-    if (s->closed)
-        return;
-    const struct config *cfg = s->cfg;
-    uint64_t now = uv_now(s->srv->loop), ms;
-    if (s->state == SMTP_STATE_DATA)
-        ms = min_u64(cfg->limits.data_timeout_ms, ms_until(now, s->tx->data_deadline));
-    else if (awaiting_line(s) || s->state == SMTP_STATE_TLS_WAIT || s->state == SMTP_STATE_STARTTLS)
-        ms = min_u64(cfg->limits.command_timeout_ms, ms_until(now, s->lifetime_ends));
-    else
-        return; /* waiting for ourselves: a check, the spool, the wait before the banner */
-    uv_timer_start(&s->timer, timer_on_expire, ms, 0);
-}
 
 /* ---- commands outside a transaction ---- */
 
@@ -242,14 +51,14 @@ static int greet(struct smtp_session *s, struct smtp_slice arg, int esmtp)
 {
     if (!helo_arg_ok(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return -1;
     }
     smtp_tx_free(s); /* RFC 5321 §4.1.4: EHLO/HELO resets the transaction */
     free(s->helo);
     s->helo = xstrndup(arg.ptr, arg.len);
     s->esmtp = esmtp;
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     return 0;
 }
 
@@ -292,12 +101,12 @@ static void cmd_rset(struct smtp_session *s, struct smtp_slice arg)
 {
     if (!arg_empty(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: RSET");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     smtp_tx_free(s);
-    if (s->state == SMTP_STATE_MAIL || s->state == SMTP_STATE_RCPT)
-        smtp_set_state(s, SMTP_STATE_READY);
+    if (s->phase == SMTP_PHASE_MAIL || s->phase == SMTP_PHASE_RCPT)
+        smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.0.0", "Ok");
 }
 
@@ -310,7 +119,7 @@ static void cmd_quit(struct smtp_session *s, struct smtp_slice arg)
 {
     if (!arg_empty(arg)) { /* RFC 5321 §4.3.2: QUIT takes no argument */
         smtp_reply(s, 501, "5.5.4", "Syntax: QUIT");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     smtp_reply(s, 221, "2.0.0", "Bye");
@@ -321,7 +130,7 @@ static void cmd_vrfy(struct smtp_session *s, struct smtp_slice arg)
 {
     if (arg_empty(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: VRFY address");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     /* RFC 5321 §3.5.3: 252 tells nothing about whether the mailbox exists. */
@@ -331,7 +140,7 @@ static void cmd_vrfy(struct smtp_session *s, struct smtp_slice arg)
 static void cmd_expn(struct smtp_session *s, struct smtp_slice arg)
 {
     smtp_reply(s, 502, "5.5.1", "EXPN not available");
-    smtp_client_error(s);
+    smtp_peer_error(s);
 }
 
 static void cmd_help(struct smtp_session *s, struct smtp_slice arg)
@@ -344,19 +153,19 @@ static void cmd_help(struct smtp_session *s, struct smtp_slice arg)
 static void cmd_bdat(struct smtp_session *s, struct smtp_slice arg)
 {
     smtp_reply(s, 502, "5.5.1", "Error: CHUNKING not offered");
-    smtp_client_error(s);
+    smtp_peer_error(s);
 }
 
 static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
 {
     if (!arg_empty(arg)) {
         smtp_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (s->tls) {
         smtp_reply(s, 503, "5.5.1", "Error: TLS already active");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (s->srv->tls_ctx == NULL || s->listener->tls == LISTENER_TLS_NONE) {
@@ -373,41 +182,72 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
     free(s->auth_user); /* AUTH needs TLS, so this is NULL today; the reset must not depend on it */
     s->auth_user = NULL;
     s->esmtp = 0;
-    smtp_set_state(s, SMTP_STATE_STARTTLS);
+    smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_STARTTLS);
     smtp_arm_timer(s); /* the handshake has command_timeout */
     if (stream_tls_server(&s->stream, s->srv->tls_ctx) < 0)
-        session_close(s);
+        smtp_session_close(s);
 }
 
 /* ---- dispatch ---- */
 
-#define CMD_NEEDS_HELO 0x01 /* 503 before HELO/EHLO */
 /* RFC 2920 §3.1: the client must wait for this command's reply before it sends more, as the
  * reply changes what may follow (QUIT is left out: we close after it anyway). */
-#define CMD_LAST_IN_GROUP 0x02
+#define CMD_LAST_IN_GROUP 0x01
+
+/* The phases in which commands are read, as bits of smtp_command.phases. */
+#define IN(phase) (1u << SMTP_PHASE_##phase)
+#define ANY_PHASE (IN(CONNECTED) | IN(GREETED) | IN(MAIL) | IN(RCPT))
+#define GREETED_ON (IN(GREETED) | IN(MAIL) | IN(RCPT)) /* RFC 5321 §4.1.4: after HELO/EHLO */
 
 struct smtp_command {
     enum smtp_verb verb;
+    unsigned phases; /* where it is allowed; elsewhere phase_refuse answers */
     unsigned flags;
+    /* NULL, or what the command needs besides its phase (that it is offered, its argument),
+     * looked at once the session is greeted and before the phase: 0, or -1 after replying. */
+    int (*check)(struct smtp_session *s, struct smtp_slice arg);
     void (*handle)(struct smtp_session *s, struct smtp_slice arg);
+    const char *in_transaction; /* 503 text when it comes inside a transaction */
 };
 
 static const struct smtp_command commands[] = {
-    {SMTP_VERB_HELO, CMD_LAST_IN_GROUP, cmd_helo},
-    {SMTP_VERB_EHLO, CMD_LAST_IN_GROUP, cmd_ehlo},
-    {SMTP_VERB_MAIL, CMD_NEEDS_HELO, smtp_cmd_mail},
-    {SMTP_VERB_RCPT, CMD_NEEDS_HELO, smtp_cmd_rcpt},
-    {SMTP_VERB_DATA, CMD_NEEDS_HELO | CMD_LAST_IN_GROUP, smtp_cmd_data},
-    {SMTP_VERB_BDAT, CMD_NEEDS_HELO, cmd_bdat},
-    {SMTP_VERB_RSET, 0, cmd_rset},
-    {SMTP_VERB_NOOP, CMD_LAST_IN_GROUP, cmd_noop},
-    {SMTP_VERB_QUIT, 0, cmd_quit},
-    {SMTP_VERB_VRFY, CMD_LAST_IN_GROUP, cmd_vrfy},
-    {SMTP_VERB_EXPN, CMD_LAST_IN_GROUP, cmd_expn},
-    {SMTP_VERB_HELP, 0, cmd_help},
-    {SMTP_VERB_STARTTLS, CMD_NEEDS_HELO, cmd_starttls},
-    {SMTP_VERB_AUTH, CMD_NEEDS_HELO, smtp_cmd_auth},
+    {SMTP_VERB_HELO, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_helo, NULL},
+    {SMTP_VERB_EHLO, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_ehlo, NULL},
+    {SMTP_VERB_MAIL, IN(GREETED), 0, NULL, smtp_cmd_mail, "Error: nested MAIL command"},
+    {SMTP_VERB_RCPT, IN(MAIL) | IN(RCPT), 0, NULL, smtp_cmd_rcpt, NULL},
+    {SMTP_VERB_DATA, IN(RCPT), CMD_LAST_IN_GROUP, smtp_data_check, smtp_cmd_data, NULL},
+    {SMTP_VERB_BDAT, GREETED_ON, 0, NULL, cmd_bdat, NULL},
+    {SMTP_VERB_RSET, ANY_PHASE, 0, NULL, cmd_rset, NULL},
+    {SMTP_VERB_NOOP, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_noop, NULL},
+    {SMTP_VERB_QUIT, ANY_PHASE, 0, NULL, cmd_quit, NULL},
+    {SMTP_VERB_VRFY, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_vrfy, NULL},
+    {SMTP_VERB_EXPN, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_expn, NULL},
+    {SMTP_VERB_HELP, ANY_PHASE, 0, NULL, cmd_help, NULL},
+    {SMTP_VERB_STARTTLS, GREETED_ON, 0, NULL, cmd_starttls, NULL},
+    {SMTP_VERB_AUTH, IN(GREETED), 0, smtp_auth_check, smtp_cmd_auth,
+     "Error: MAIL transaction in progress"},
 };
+
+/* For a command that needs a later phase than the session's: what is missing first. */
+static const char *const missing[] = {
+    [SMTP_PHASE_CONNECTED] = "Error: send HELO/EHLO first",
+    [SMTP_PHASE_GREETED] = "Error: need MAIL command",
+    [SMTP_PHASE_MAIL] = "Error: need RCPT command",
+};
+
+/* A command outside the phases it is allowed in: the one place for those 503s. It comes either
+ * inside a transaction when it belongs outside, or before the phase it needs: the text says what
+ * is missing. RFC 2920 §3.1: DATA after recipients that were all refused is 554. */
+static void phase_refuse(struct smtp_session *s, const struct smtp_command *c)
+{
+    if (s->phase == SMTP_PHASE_MAIL && c->verb == SMTP_VERB_DATA && s->tx->nrcpts_rejected > 0)
+        smtp_reply(s, 554, "5.5.1", "Error: no valid recipients");
+    else if (c->in_transaction != NULL && s->tx != NULL)
+        smtp_reply(s, 503, "5.5.1", "%s", c->in_transaction);
+    else
+        smtp_reply(s, 503, "5.5.1", "%s", missing[s->phase]);
+    smtp_peer_error(s);
+}
 
 /* Inbound: a command followed by more input in the same read was sent before its reply came back.
  * That is pipelining, allowed only after EHLO offered PIPELINING and never after a command that
@@ -432,7 +272,7 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len, int f
     struct smtp_cmd cmd;
     if (smtp_cmd_parse(line, len, &cmd) < 0 || cmd.verb == SMTP_VERB_UNKNOWN) {
         smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (s->srv->stopping && s->tx == NULL && cmd.verb != SMTP_VERB_QUIT) {
@@ -443,33 +283,42 @@ static void dispatch(struct smtp_session *s, const char *line, size_t len, int f
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
         if (commands[i].verb != cmd.verb)
             continue;
-        if (improper_pipelining(s, &commands[i], followed))
+        const struct smtp_command *c = &commands[i];
+        if (improper_pipelining(s, c, followed))
             return;
-        if ((commands[i].flags & CMD_NEEDS_HELO) && s->helo == NULL) {
-            smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
-            smtp_client_error(s);
+        int allowed = (c->phases & (1u << s->phase)) != 0;
+        /* Before HELO/EHLO nothing else about the command is looked at. */
+        if (!allowed && s->phase == SMTP_PHASE_CONNECTED) {
+            phase_refuse(s, c);
             return;
         }
-        commands[i].handle(s, cmd.arg);
+        if (c->check != NULL && c->check(s, cmd.arg) < 0)
+            return;
+        if (!allowed) {
+            phase_refuse(s, c);
+            return;
+        }
+        c->handle(s, cmd.arg);
         return;
     }
     smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
-    smtp_client_error(s);
+    smtp_peer_error(s);
 }
 
 /* Handles one chunk of input; returns how many bytes it used. It stops early when the session
- * leaves a state in which it reads (a commit, TLS, closing, backpressure). */
+ * stops reading (it waits for something, closes, or a sink or the client holds it back). */
 static size_t process_chunk(struct smtp_session *s, const char *data, size_t len)
 {
     size_t used = 0;
     while (used < len && s->reading && !s->closed) {
-        if (s->state == SMTP_STATE_DATA) {
+        enum smtp_input input = smtp_session_input(s);
+        if (input == SMTP_INPUT_MESSAGE) {
             used += smtp_tx_data_feed(s, data + used, len - used);
-            if (awaiting_line(s))
+            if (smtp_awaiting_line(s))
                 smtp_arm_timer(s); /* refused at the final dot: the next command's deadline */
             continue;
         }
-        if (!awaiting_line(s))
+        if (input == SMTP_INPUT_NONE)
             break;
         const char *line;
         size_t line_len, consumed;
@@ -478,25 +327,25 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
         used += consumed;
         if (res == LINE_NEED_MORE)
             break; /* a partial line does not move the deadline */
-        if (lifetime_over(s)) {
-            session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
+        if (smtp_lifetime_over(s)) {
+            smtp_session_expire(s, "limits.session_lifetime", "session lifetime exceeded");
             break;
         }
-        if (s->state == SMTP_STATE_AUTH) {
+        if (input == SMTP_INPUT_RESPONSE) {
             smtp_auth_line(s, res, line, line_len); /* a response to 334, never a command */
         } else if (res == LINE_TOO_LONG) {
             smtp_reply(s, 500, "5.5.2", "Error: line too long");
-            smtp_client_error(s);
+            smtp_peer_error(s);
         } else if (res == LINE_BAD_EOL) {
             smtp_reply(s, 500, "5.5.2",
                        "Error: bare <CR> or <LF> received; lines end with <CR><LF>");
-            smtp_client_error(s);
+            smtp_peer_error(s);
         } else {
             dispatch(s, line, line_len, used < len);
-            if (s->state == SMTP_STATE_STARTTLS)
-                return len; /* plaintext pipelined after STARTTLS is never executed */
+            if (smtp_session_drops_input(s))
+                return len; /* e.g. plaintext pipelined after STARTTLS is never executed */
         }
-        if (!s->closed && awaiting_line(s))
+        if (!s->closed && smtp_awaiting_line(s))
             smtp_arm_timer(s); /* the line is answered: the next one's deadline starts */
         if (s->stream.write_pending + s->out.len > SMTP_OUT_HIGH_WATER)
             break; /* the client is not reading its replies: stop until they drain */
@@ -512,7 +361,7 @@ static void session_process(struct smtp_session *s)
         buf_consume(&s->in, used);
     }
     smtp_flush(s);
-    if (!s->closed && s->state != SMTP_STATE_CLOSING &&
+    if (!s->closed && s->phase != SMTP_PHASE_CLOSING &&
         s->stream.write_pending > SMTP_OUT_HIGH_WATER)
         stream_read_stop(&s->stream);
 }
@@ -529,7 +378,7 @@ static void session_on_pregreet(struct smtp_session *s)
 
 static void session_on_data(struct smtp_session *s, const char *data, size_t len)
 {
-    if (s->state == SMTP_STATE_GREET_WAIT) {
+    if (s->wait == SMTP_WAIT_BANNER) {
         session_on_pregreet(s);
         return;
     }
@@ -537,7 +386,7 @@ static void session_on_data(struct smtp_session *s, const char *data, size_t len
         buf_append(&s->in, data, len); /* kept for when we read again */
         return;
     }
-    if (s->state == SMTP_STATE_DATA)
+    if (smtp_session_input(s) == SMTP_INPUT_MESSAGE)
         smtp_arm_timer(s); /* data_timeout limits each pause, within the data deadline */
     if (s->in.len > 0) {
         buf_append(&s->in, data, len);
@@ -553,162 +402,6 @@ static void session_on_data(struct smtp_session *s, const char *data, size_t len
         stream_read_stop(&s->stream);
     /* A command line can never grow past the line cap (the line reader drops it); in other states
      * we stop reading, so s->in holds at most one read. */
-}
-
-static void send_banner(struct smtp_session *s)
-{
-    smtp_set_state(s, SMTP_STATE_CONNECTED);
-    smtp_reply(s, 220, NULL, "%s ESMTP Sluice", s->cfg->server.hostname);
-    smtp_flush(s);
-    smtp_arm_timer(s);
-    s->reading = 1;
-    stream_read_start(&s->stream);
-}
-
-/* ---- inbound: before the banner ---- */
-
-static int connect_checks_pending(const struct smtp_session *s)
-{
-    return (s->dnsbl != NULL && !s->dnsbl_done) || (s->rdns != NULL && !s->rdns_done);
-}
-
-/* The banner waits for inbound.pregreet_wait, and for the DNSBL and reverse DNS answers (at most
- * dns.timeout), so their verdicts are ready at the first RCPT. */
-static void greet_wait_on_timer(uv_timer_t *t);
-
-static void greet_maybe(struct smtp_session *s)
-{
-    if (s->closed || s->state != SMTP_STATE_GREET_WAIT)
-        return;
-    uint64_t wait = s->cfg->inbound.pregreet_wait_ms;
-    if (connect_checks_pending(s) && s->cfg->dns.timeout_ms > wait)
-        wait = s->cfg->dns.timeout_ms;
-    uint64_t elapsed = uv_now(s->srv->loop) - s->connected_at;
-    if (elapsed >= wait) {
-        send_banner(s);
-        return;
-    }
-    uv_timer_start(&s->timer, greet_wait_on_timer, wait - elapsed, 0);
-}
-
-static void greet_wait_on_timer(uv_timer_t *t)
-{
-    greet_maybe(container_of(t, struct smtp_session, timer));
-}
-
-static void dnsbl_on_result(void *arg, const struct dnsbl_result *res)
-{
-    struct smtp_session *s = arg;
-    s->dnsbl_done = 1;
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.dnsbl");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "client", s->client_addr);
-    log_int(&r, "listed", res->listed);
-    log_int(&r, "score", res->score);
-    for (size_t i = 0; i < res->nhits; i++)
-        log_str(&r, "zone", res->hits[i].zone);
-    log_end(&r);
-    greet_maybe(s);
-}
-
-static void rdns_on_result(void *arg, const struct reverse_dns_result *res)
-{
-    struct smtp_session *s = arg;
-    s->rdns_done = 1;
-    s->rdns_verdict = reverse_dns_verdict(res, s->cfg->inbound.reverse_dns);
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.reverse_dns");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "client", s->client_addr);
-    log_str(&r, "status", reverse_dns_status_name(res->status));
-    if (res->name != NULL)
-        log_str(&r, "name", res->name);
-    log_end(&r);
-    greet_maybe(s);
-}
-
-static void connect_check_failed(struct smtp_session *s, const char *check, int rc)
-{
-    struct logrec r;
-    log_begin(&r, LOG_WARN, "smtp.check_failed");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "check", check);
-    log_str(&r, "error", strerror(-rc));
-    log_end(&r);
-}
-
-/* Starts the connect-time lookups of an inbound session. Without a resolver (the daemon is
- * stopping) RCPT answers 451 4.4.3. A check that cannot start is settled here: a DNSBL as not
- * listing (a list outage must not stop mail), reverse DNS as a temporary failure (450 at RCPT). */
-static void connect_checks_start(struct smtp_session *s)
-{
-    const struct config *cfg = s->cfg;
-    const struct sockaddr *peer = (const struct sockaddr *)&s->peer;
-    int rc = 0;
-    if (s->srv->dns == NULL) {
-        s->no_resolver = cfg->inbound.ndnsbl > 0 || cfg->inbound.reverse_dns != REVERSE_DNS_IGNORE;
-        return;
-    }
-    if (cfg->inbound.ndnsbl > 0) {
-        if ((rc = dnsbl_check_start(s->srv->dns, cfg->inbound.dnsbl, cfg->inbound.ndnsbl,
-                                    cfg->inbound.dnsbl_threshold, peer, dnsbl_on_result, s,
-                                    &s->dnsbl)) < 0) {
-            connect_check_failed(s, "dnsbl", rc);
-            s->dnsbl_done = 1;
-        }
-    }
-    rc = 0;
-    if (cfg->inbound.reverse_dns != REVERSE_DNS_IGNORE) {
-        if ((rc = reverse_dns_check_start(s->srv->dns, peer, rdns_on_result, s, &s->rdns)) < 0) {
-            connect_check_failed(s, "reverse_dns", rc);
-            struct reverse_dns_result failed = {.status = REVERSE_DNS_TEMPFAIL};
-            s->rdns_verdict = reverse_dns_verdict(&failed, cfg->inbound.reverse_dns);
-            s->rdns_done = 1;
-        }
-    }
-}
-
-/* The banner, or for an inbound session first the checks and waits before it. */
-static void session_greet(struct smtp_session *s)
-{
-    if (!s->inbound) {
-        send_banner(s);
-        return;
-    }
-    s->connected_at = uv_now(s->srv->loop);
-    connect_checks_start(s);
-    smtp_set_state(s, SMTP_STATE_GREET_WAIT);
-    if (s->cfg->inbound.pregreet_wait_ms > 0) {
-        s->reading = 1; /* anything the client sends now fails the pregreet test */
-        stream_read_start(&s->stream);
-    }
-    greet_maybe(s);
-}
-
-struct policy_decision smtp_connect_verdict(struct smtp_session *s)
-{
-    static const struct config_pos builtin = {NULL, 0, 0};
-    struct policy_decision ok = {POLICY_ACCEPT, 250, "2.1.5", "Ok", "builtin.connect", builtin};
-    if (s->no_resolver) {
-        struct policy_decision d = {
-            POLICY_TEMPFAIL, 451,    "4.4.3", "Temporary failure: DNS unavailable, try again later",
-            "inbound.dns",   builtin};
-        return d;
-    }
-    if (s->dnsbl != NULL && s->dnsbl_done) {
-        struct policy_decision d = dnsbl_check_verdict(s->dnsbl);
-        if (d.verdict != POLICY_ACCEPT)
-            return d;
-    }
-    if (s->rdns_done && s->rdns_verdict.verdict != POLICY_ACCEPT)
-        return s->rdns_verdict;
-    if (s->rdns != NULL && !s->rdns_done) {
-        /* dns.timeout passed before the banner and the lookup is still not answered */
-        struct reverse_dns_result pending = {.status = REVERSE_DNS_TEMPFAIL};
-        return reverse_dns_verdict(&pending, s->cfg->inbound.reverse_dns);
-    }
-    return ok;
 }
 
 /* Inbound, inbound.max_connections_per_client: live sessions from the client's address, this one
@@ -756,7 +449,7 @@ static void session_on_tls_ready(struct smtp_session *s, int status)
         log_int(&r, "session", (long long)s->id);
         log_str(&r, "error", uv_strerror(status));
         log_end(&r);
-        session_close(s);
+        smtp_session_close(s);
         return;
     }
     s->tls = 1;
@@ -766,11 +459,11 @@ static void session_on_tls_ready(struct smtp_session *s, int status)
     log_str(&r, "version", stream_tls_version(&s->stream));
     log_str(&r, "cipher", stream_tls_cipher(&s->stream));
     log_end(&r);
-    if (s->state == SMTP_STATE_TLS_WAIT) {
-        session_greet(s);
+    if (s->wait == SMTP_WAIT_TLS) {
+        smtp_greet_start(s);
         return;
     }
-    smtp_set_state(s, SMTP_STATE_CONNECTED);
+    smtp_set_state(s, SMTP_PHASE_CONNECTED, SMTP_WAIT_NONE);
     smtp_arm_timer(s);
     s->reading = 1;
     stream_read_start(&s->stream);
@@ -790,85 +483,37 @@ static void session_on_stream(struct stream *st, enum stream_event ev, int statu
         session_on_tls_ready(s, status);
         break;
     case STREAM_DRAINED:
-        if (s->state == SMTP_STATE_CLOSING)
-            session_close(s);
-        else if (s->reading && !s->spool_paused && s->in.len > 0)
+        if (s->phase == SMTP_PHASE_CLOSING)
+            smtp_session_close(s);
+        else if (s->reading && !s->sinks_paused && s->in.len > 0)
             smtp_resume_input(s); /* commands held while the client did not read its replies */
-        else if (s->reading && !s->spool_paused)
+        else if (s->reading && !s->sinks_paused)
             stream_read_start(&s->stream);
         break;
     case STREAM_EOF:
     case STREAM_ERROR:
     case STREAM_CONNECTED:
-        session_close(s);
+        smtp_session_close(s);
         break;
     }
 }
 
-/* ---- lifetime ---- */
+/* ---- what the connection asks of this layer ---- */
 
-void smtp_session_ref(struct smtp_session *s)
+/* The connection is closing: whatever is in flight is dropped, an uncommitted message rolled
+ * back. */
+static void session_release(struct smtp_session *s)
 {
-    s->pending++;
-}
-
-void smtp_session_unref(struct smtp_session *s)
-{
-    if (--s->pending > 0)
-        return;
-    struct smtp_server *srv = s->srv;
-    buf_free(&s->in);
-    buf_free(&s->out);
-    free(s->helo);
-    free(s->auth_user);
-    config_unref(s->cfg);
-    free(s);
-    if (srv->stopping && srv->nsessions == 0 && srv->on_drained != NULL)
-        srv->on_drained(srv);
-}
-
-static void session_on_handle_closed(uv_handle_t *h)
-{
-    smtp_session_unref(container_of((uv_timer_t *)h, struct smtp_session, timer));
-}
-
-static void session_on_stream_closed(struct stream *st)
-{
-    smtp_session_unref(st->owner);
-}
-
-static void session_close(struct smtp_session *s)
-{
-    if (s->closed)
-        return;
-    s->closed = 1;
-    s->reading = 0;
-    smtp_tx_free(s); /* rolls back an uncommitted message */
+    smtp_tx_free(s);
     smtp_auth_close(s);
-    dnsbl_check_free(s->dnsbl); /* cancels lookups in flight */
-    s->dnsbl = NULL;
-    reverse_dns_check_free(s->rdns);
-    s->rdns = NULL;
-
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        s->srv->sessions = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    s->srv->nsessions--;
-
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.disconnect");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "client", s->client_addr);
-    log_str(&r, "state", state_names[s->state]);
-    log_end(&r);
-
-    uv_timer_stop(&s->timer);
-    uv_close((uv_handle_t *)&s->timer, session_on_handle_closed);
-    stream_close(&s->stream, session_on_stream_closed);
+    smtp_greet_close(s);
 }
+
+static const struct smtp_session_ops session_ops = {
+    .process = session_process,
+    .drop_transaction = smtp_tx_free,
+    .release = session_release,
+};
 
 static void peer_to_text(const struct sockaddr_storage *ss, char *out, size_t size)
 {
@@ -897,6 +542,7 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
 {
     struct smtp_session *s = xcalloc(1, sizeof *s);
     s->srv = srv;
+    s->ops = &session_ops;
     s->cfg = config_ref(srv->cfg);
     s->listener = listener_find(s->cfg, listener_name);
     s->id = ++srv->next_session_id;
@@ -914,7 +560,7 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
     int rc = stream_accept(srv->loop, listen_handle, &s->stream, session_on_stream, s);
     if (rc < 0 || s->listener == NULL) {
         log_msg(LOG_WARN, "smtp.accept_failed", "%s", rc < 0 ? uv_strerror(rc) : "listener gone");
-        session_close(s);
+        smtp_session_close(s);
         return;
     }
     int len = sizeof s->peer;
@@ -951,13 +597,13 @@ void smtp_session_accept(struct smtp_server *srv, uv_stream_t *listen_handle,
         return;
     }
     if (s->listener->tls == LISTENER_TLS_IMPLICIT) {
-        s->state = SMTP_STATE_TLS_WAIT;
+        s->wait = SMTP_WAIT_TLS; /* the phase starts at 0: connected */
         smtp_arm_timer(s);
         if (srv->tls_ctx == NULL || stream_tls_server(&s->stream, srv->tls_ctx) < 0)
-            session_close(s);
+            smtp_session_close(s);
         return;
     }
-    session_greet(s);
+    smtp_greet_start(s);
 }
 
 void smtp_server_stop(struct smtp_server *srv)
@@ -968,7 +614,7 @@ void smtp_server_stop(struct smtp_server *srv)
     struct smtp_session *s = srv->sessions;
     while (s != NULL) {
         struct smtp_session *next = s->next;
-        if (s->tx == NULL && s->state != SMTP_STATE_CLOSING) {
+        if (s->tx == NULL && s->phase != SMTP_PHASE_CLOSING) {
             smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
             smtp_close_after_reply(s);
         }
@@ -982,5 +628,5 @@ void smtp_server_close_all(struct smtp_server *srv)
 {
     srv->stopping = 1;
     while (srv->sessions != NULL)
-        session_close(srv->sessions);
+        smtp_session_close(srv->sessions);
 }

@@ -1,9 +1,9 @@
 /*
  * Inbound SMTP: the transaction. MAIL opens it, RCPT asks the relay decision for each recipient,
- * DATA streams the message through the DATA decoder into the spool with a Received: header in
- * front, and the 250 goes out only from the spool's commit callback, once the message is durable.
- * For a relay-authorized sender the same bytes go to a DKIM stream too; at the final dot its
- * signatures are prepended to the spooled message before the commit.
+ * DATA streams the message through the DATA decoder to the transaction's body sinks (smtp_sinks.h:
+ * the checks, DKIM signing and, last, the spool) with a Received: header in front, and at the
+ * final dot finishes them in turn. The 250 goes out only once the spool's sink reports the
+ * commit, when the message is durable.
  */
 #include "mta/smtp_session.h"
 
@@ -18,11 +18,9 @@
 #include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
 #include "mta/config_load.h"
-#include "mta/dkim.h"
-#include "mta/dkim_check.h"
 #include "mta/scheduler.h"
-#include "policy/clamd.h"
-#include "policy/mime.h"
+#include "mta/smtp_greet.h"
+#include "mta/smtp_sinks.h"
 #include "policy/recipients.h"
 #include "policy/relay.h"
 #include "policy/sender_domain.h"
@@ -30,32 +28,21 @@
 #include "policy/verify.h"
 #include "spool/spool_space.h"
 
-static void tx_on_committed(struct spool_msg *msg, int status, void *arg);
-static void tx_on_spool_writable(struct spool_msg *msg, void *arg);
-static void tx_on_dkim_writable(void *arg);
-static void tx_on_clamd_writable(void *arg);
-
-/* How long clamd may keep us waiting (connect, each write, the verdict). */
-#define CLAMD_TIMEOUT_MS 30000
+static void tx_on_sinks_writable(void *arg);
+static void tx_on_sinks_done(void *arg, const struct body_outcome *out);
 
 void smtp_tx_free(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
     if (tx == NULL)
         return;
-    if (tx->msg != NULL)
-        spool_msg_abort(tx->msg);
-    if (tx->dkim != NULL)
-        dkim_stream_abort(tx->dkim);
-    if (tx->dkim_check != NULL)
-        dkim_check_abort(tx->dkim_check);
-    spf_check_free(tx->spf); /* cancels a check in flight */
+    /* The reference taken for the sinks' finish: none of them reports any more. */
+    int unref = body_sinks_waiting(&tx->sinks);
+    body_sinks_free(&tx->sinks); /* rolls back an uncommitted message */
+    spf_check_free(tx->spf);     /* cancels a check in flight */
     sender_domain_check_free(tx->sender_check);
     verify_cancel(tx->verify);
     free(tx->auth_results);
-    buf_free(&tx->ar_field);
-    mime_parser_free(tx->mime);
-    clamd_scan_free(tx->clamd);
     header_filter_free(tx->ar_filter);
     free(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++)
@@ -63,7 +50,9 @@ void smtp_tx_free(struct smtp_session *s)
     free(tx->rcpts);
     free(tx);
     s->tx = NULL;
-    s->spool_paused = 0;
+    s->sinks_paused = 0;
+    if (unref)
+        smtp_session_unref(s);
 }
 
 void smtp_log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
@@ -176,7 +165,7 @@ static void mail_on_spf(void *arg, const struct spf_result *res)
         d.text = "SPF temporary error: DNS lookup failed, try again later";
     }
     if (d.verdict == POLICY_ACCEPT) {
-        smtp_set_state(s, SMTP_STATE_MAIL);
+        smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
         smtp_reply(s, 250, "2.1.0", "Ok");
     } else {
         mail_refuse(s, &d, "spf");
@@ -190,7 +179,7 @@ static void mail_refuse(struct smtp_session *s, const struct policy_decision *d,
     smtp_reply(s, d->code, d->enhanced, "%s", d->text);
     smtp_log_rejected(s, "mail", d->code, d->text, check, s->tx->sender);
     smtp_tx_free(s);
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
 }
 
 /* A check of the sender could not start: 451, as for a DNS failure. */
@@ -204,12 +193,12 @@ static void mail_check_unavailable(struct smtp_session *s, const char *check)
 }
 
 /* The inbound checks of the sender, in turn: its domain (when asked for), then SPF. Each that
- * runs holds input until its verdict (state MAIL_CHECK); the last one accepting answers 250.
+ * runs holds input until its verdict (SMTP_WAIT_MAIL_CHECK); the last one accepting answers 250.
  * Returns 1 when a check is running, else 0 after replying. */
 static int mail_check_spf(struct smtp_session *s)
 {
     if (s->cfg->inbound.spf == SPF_IGNORE) {
-        smtp_set_state(s, SMTP_STATE_MAIL);
+        smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
         smtp_reply(s, 250, "2.1.0", "Ok");
         return 0;
     }
@@ -219,7 +208,7 @@ static int mail_check_spf(struct smtp_session *s)
         mail_check_unavailable(s, "spf");
         return 0;
     }
-    smtp_set_state(s, SMTP_STATE_MAIL_CHECK);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_MAIL_CHECK);
     return 1;
 }
 
@@ -260,7 +249,7 @@ static void mail_checks_start(struct smtp_session *s)
         mail_check_unavailable(s, "sender_domain");
         return;
     }
-    smtp_set_state(s, SMTP_STATE_MAIL_CHECK);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_MAIL_CHECK);
     smtp_pause_input(s);
 }
 
@@ -317,15 +306,10 @@ static int mail_storage_refused(struct smtp_session *s, uint64_t declared, const
 
 void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
 {
-    if (s->tx != NULL) {
-        smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
-        smtp_client_error(s);
-        return;
-    }
     struct smtp_path_args args;
     if (smtp_cmd_parse_path_args(arg, "FROM:", &args) < 0) {
         smtp_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     struct smtp_addr from;
@@ -334,13 +318,13 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
     if (smtp_addr_parse(args.path.ptr, args.path.len, options, &from, &why) < 0) {
         smtp_reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
         smtp_log_rejected(s, "mail", 501, why, "builtin.address_syntax", NULL);
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     struct smtp_tx *tx = xcalloc(1, sizeof *tx);
     if (mail_params(s, &args, tx) < 0) {
         free(tx);
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     char text[SMTP_PATH_MAX + 8];
@@ -355,7 +339,7 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
         mail_checks_start(s);
         return;
     }
-    smtp_set_state(s, SMTP_STATE_MAIL);
+    smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.1.0", "Ok");
 }
 
@@ -410,7 +394,7 @@ static void rcpt_accept(struct smtp_session *s, const char *addr)
     struct smtp_tx *tx = s->tx;
     tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
     tx->rcpts[tx->nrcpts++] = xstrdup(addr);
-    smtp_set_state(s, SMTP_STATE_RCPT);
+    smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.1.5", "Ok");
 }
 
@@ -443,7 +427,7 @@ static void rcpt_on_verify(void *arg, const struct verify_result *res)
         rcpt_accept(s, res->rcpt);
     } else {
         s->tx->nrcpts_rejected++;
-        smtp_client_error(s);
+        smtp_peer_error(s);
     }
     smtp_resume_input(s); /* also writes the reply */
 }
@@ -480,22 +464,17 @@ static int rcpt_verify(struct smtp_session *s, const struct smtp_addr *rcpt, con
 
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
 {
-    struct smtp_tx *tx = s->tx;
-    if (tx == NULL) {
-        smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
-        smtp_client_error(s);
-        return;
-    }
+    struct smtp_tx *tx = s->tx; /* the command table allows RCPT in a transaction only */
     struct smtp_path_args args;
     if (smtp_cmd_parse_path_args(arg, "TO:", &args) < 0) {
         smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     if (args.nparams > 0) {
         smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
                    (int)args.params[0].key.len, args.params[0].key.ptr);
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     struct smtp_addr rcpt;
@@ -506,7 +485,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         smtp_reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
         smtp_log_rejected(s, "rcpt", 501, why, "builtin.address_syntax", NULL);
         tx->nrcpts_rejected++;
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     char text[SMTP_PATH_MAX + 8];
@@ -527,7 +506,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         smtp_reply(s, d.code, d.enhanced, "<%s>: %s", text, d.text);
         smtp_log_rejected(s, "rcpt", d.code, d.text, d.rule, text);
         tx->nrcpts_rejected++;
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
 
@@ -540,7 +519,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         return; /* answered once the probe is */
     if (verdict < 0) {
         tx->nrcpts_rejected++;
-        smtp_client_error(s);
+        smtp_peer_error(s);
         return;
     }
     rcpt_accept(s, text);
@@ -594,58 +573,60 @@ static int tx_relay_authorized(const struct smtp_session *s)
            config_trusted_network_match(s->cfg, (const struct sockaddr *)&s->peer) != NULL;
 }
 
-/* The spool, the DKIM streams and clamd may ask the writer to wait; input resumes once none
- * does. s->spool_paused is what the connection side looks at. */
+/* A body sink may ask the writer to wait; input resumes once none does. s->sinks_paused is what
+ * the connection side looks at. */
 static void tx_backpressure_update(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    int full =
-        tx != NULL && (tx->spool_full || tx->dkim_full || tx->clamd_full || tx->dkim_check_full);
-    if (full && !s->spool_paused) {
-        s->spool_paused = 1;
+    int full = tx != NULL && body_sinks_full(&tx->sinks);
+    if (full && !s->sinks_paused) {
+        s->sinks_paused = 1;
         smtp_pause_input(s);
-        s->reading = 1; /* still wanted: resumed when both have room */
-    } else if (!full && s->spool_paused) {
-        s->spool_paused = 0;
-        smtp_resume_input(s);
+        s->reading = 1; /* still wanted: resumed when every sink has room */
+    } else if (!full && s->sinks_paused) {
+        s->sinks_paused = 0;
+        if (s->wait == SMTP_WAIT_NONE) /* else the end of the wait resumes input */
+            smtp_resume_input(s);
     }
 }
 
-/* Stores message bytes: into the spool, and into the DKIM stream when signing. */
-static void tx_store(struct smtp_session *s, const char *data, size_t len)
+static void tx_on_sinks_writable(void *arg)
+{
+    tx_backpressure_update(arg);
+}
+
+int smtp_data_check(struct smtp_session *s, struct smtp_slice arg)
+{
+    if (arg.len == 0)
+        return 0;
+    smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
+    smtp_peer_error(s);
+    return -1;
+}
+
+/* The consumers of the message: the checks that apply to it, then the spool, which owns msg. */
+static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
 {
     struct smtp_tx *tx = s->tx;
-    if (s->srv->space != NULL)
-        spool_space_written(s->srv->space, len);
-    if (spool_msg_append(tx->msg, data, len, tx_on_spool_writable, s) == 1)
-        tx->spool_full = 1;
-    if (tx->dkim != NULL && dkim_stream_write(tx->dkim, data, len, tx_on_dkim_writable, s) == 1)
-        tx->dkim_full = 1;
+    struct smtp_sink_context ctx = {
+        .srv = s->srv,
+        .cfg = s->cfg,
+        .session = s->id,
+        .queue_id = tx->queue_id,
+        .inbound = s->inbound,
+        .relay_authorized = tx_relay_authorized(s),
+    };
+    body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
+    if (tx->auth_results != NULL) /* SPF's verdict from MAIL */
+        buf_append_str(body_end_result(&tx->sinks.end), tx->auth_results);
+    smtp_sinks_add_checks(&tx->sinks, &ctx);
+    tx->store = smtp_store_new(&ctx, msg);
+    body_sinks_add(&tx->sinks, tx->store);
 }
 
 void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
 {
-    struct smtp_tx *tx = s->tx;
-    if (arg.len != 0) {
-        smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
-        smtp_client_error(s);
-        return;
-    }
-    if (tx == NULL) {
-        smtp_reply(s, 503, "5.5.1", "Error: need MAIL command");
-        smtp_client_error(s);
-        return;
-    }
-    if (tx->nrcpts == 0) {
-        /* RFC 2920 §3.1: with pipelining, DATA after only rejected recipients is 554. */
-        if (tx->nrcpts_rejected > 0)
-            smtp_reply(s, 554, "5.5.1", "Error: no valid recipients");
-        else
-            smtp_reply(s, 503, "5.5.1", "Error: need RCPT command");
-        smtp_client_error(s);
-        return;
-    }
-
+    struct smtp_tx *tx = s->tx; /* with a recipient: the command table allows DATA only then */
     struct spool_envelope env = {
         .sender = tx->sender,
         .rcpts = (const char *const *)tx->rcpts,
@@ -657,312 +638,67 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
         .received_at = tx->received_at = (int64_t)time(NULL),
         .flags = tx->env_flags,
     };
-    tx->msg = spool_msg_new(s->srv->spool, &env);
-    if (tx->msg == NULL) {
+    struct spool_msg *msg = spool_msg_new(s->srv->spool, &env);
+    if (msg == NULL) {
         smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
         return;
     }
-    if (s->srv->dkim != NULL && dkim_signer_set_count(s->srv->dkim) > 0 && tx_relay_authorized(s))
-        tx->dkim = dkim_stream_new(s->srv->loop, s->srv->dkim, spool_msg_id(tx->msg));
-    if (s->inbound && s->cfg->inbound.nblocked_attachments > 0)
-        tx->mime = mime_parser_new((const char *const *)s->cfg->inbound.blocked_attachments,
-                                   s->cfg->inbound.nblocked_attachments, NULL, NULL);
+    snprintf(tx->queue_id, sizeof tx->queue_id, "%s", spool_msg_id(msg));
+    tx_sinks_start(s, msg);
     if (s->inbound) /* RFC 8601 §5: only our own checks may speak in our name */
         tx->ar_filter = header_filter_new(s->cfg->server.hostname);
-    if (s->inbound && s->cfg->inbound.clamd != NULL)
-        tx->clamd = clamd_scan_new(s->srv->loop, s->cfg->inbound.clamd, CLAMD_TIMEOUT_MS,
-                                   tx_on_clamd_writable, s);
-    if (s->inbound && s->cfg->inbound.dkim_verify && s->srv->dkim_checker != NULL &&
-        tx->dkim == NULL)
-        tx->dkim_check =
-            dkim_check_new(s->srv->loop, s->srv->dkim_checker, &s->srv->dns, spool_msg_id(tx->msg));
     struct buf header = BUF_INIT;
-    received_header(s, spool_msg_id(tx->msg), &header);
-    tx_store(s, header.data, header.len);
+    received_header(s, tx->queue_id, &header);
+    body_sinks_write_trace(&tx->sinks, header.data, header.len);
     buf_free(&header);
 
     smtp_data_init(&tx->decoder);
-    smtp_set_state(s, SMTP_STATE_DATA);
+    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_NONE);
     tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
     smtp_arm_timer(s);
     smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 }
 
-static void tx_on_spool_writable(struct spool_msg *msg, void *arg)
+/* A message refused at the final dot: rolled back, and the session reads commands again. */
+static void tx_refuse_after_data(struct smtp_session *s, const struct policy_decision *d)
 {
-    struct smtp_session *s = arg;
-    if (s->tx == NULL)
-        return;
-    s->tx->spool_full = 0;
-    tx_backpressure_update(s);
-}
-
-static void tx_on_clamd_writable(void *arg)
-{
-    struct smtp_session *s = arg;
-    s->tx->clamd_full = 0;
-    tx_backpressure_update(s);
-}
-
-static void tx_on_dkim_writable(void *arg)
-{
-    struct smtp_session *s = arg;
-    if (s->tx == NULL)
-        return;
-    s->tx->dkim_full = 0;
-    tx_backpressure_update(s);
-}
-
-static void tx_on_dkim_check_writable(void *arg)
-{
-    struct smtp_session *s = arg;
-    if (s->tx == NULL)
-        return;
-    s->tx->dkim_check_full = 0;
-    tx_backpressure_update(s);
-}
-
-/* Hands the message to the spool's commit; the 250 (or 451) comes from tx_on_committed. */
-static void tx_commit(struct smtp_session *s)
-{
-    smtp_session_ref(s); /* the session outlives its connection until the commit reports */
-    struct spool_msg *msg = s->tx->msg;
-    s->tx->msg = NULL; /* the spool owns it now */
-    spool_msg_commit(msg, tx_on_committed, s);
-}
-
-/* Signing failed: the log says what failed and what we did about it (dkim_on_failure). Returns 1
- * when the message is to be refused with 451. */
-static int tx_dkim_failed(struct smtp_session *s, const struct dkim_result *res)
-{
-    int tempfail = s->cfg->dkim_on_error == DKIM_ON_ERROR_TEMPFAIL;
-    struct logrec r;
-    log_begin(&r, LOG_ERROR, "dkim.sign_failed");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "queue_id", spool_msg_id(s->tx->msg));
-    log_str(&r, "from_domain", res->from_domain);
-    log_str(&r, "error", res->error);
-    log_str(&r, "action", tempfail ? "tempfail" : "accepted_unsigned");
-    log_end(&r);
-    return tempfail;
-}
-
-/* A message refused after the final dot: rolled back, and the session reads commands again. */
-static void tx_refuse_after_data(struct smtp_session *s, int code, const char *enhanced,
-                                 const char *text, const char *rule)
-{
-    smtp_reply(s, code, enhanced, "%s", text);
-    smtp_log_rejected(s, "data", code, text, rule, NULL);
+    smtp_reply(s, d->code, d->enhanced, "%s", d->text);
+    smtp_log_rejected(s, "data", d->code, d->text, d->rule, NULL);
     smtp_tx_free(s);
-    smtp_set_state(s, SMTP_STATE_READY);
-    smtp_resume_input(s);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
 }
 
-/* Puts the fields made after the data in front of the message: our DKIM signatures, then the
- * Authentication-Results field. Returns 0 or -EINVAL (the spool refused them). */
-static int tx_prepend_fields(struct smtp_tx *tx, const char *sigs, size_t sigs_len)
-{
-    if (sigs_len == 0 && tx->ar_field.len == 0)
-        return 0;
-    struct buf fields = BUF_INIT;
-    buf_append(&fields, sigs, sigs_len);
-    buf_append(&fields, tx->ar_field.data, tx->ar_field.len);
-    int rc = spool_msg_prepend(tx->msg, fields.data, fields.len);
-    buf_free(&fields);
-    return rc;
-}
-
-/* The signatures are ready (on the loop): prepend them, then commit. */
-static void tx_on_signed(struct dkim_stream *ds, const struct dkim_result *res, void *arg)
-{
-    struct smtp_session *s = arg;
-    struct smtp_tx *tx = s->tx;
-    struct dkim_result failed;
-
-    if (s->closed || tx == NULL || tx->msg == NULL) {
-        smtp_session_unref(s); /* the client left: smtp_tx_free rolled the message back */
-        return;
-    }
-    if (res->status == 0 && tx_prepend_fields(tx, res->headers, res->headers_len) < 0) {
-        failed = *res;
-        failed.status = -EINVAL;
-        failed.error = "the spool refused the DKIM-Signature fields";
-        res = &failed;
-    }
-    if (res->status < 0 && tx_dkim_failed(s, res)) {
-        tx_refuse_after_data(s, 451, "4.7.0", "Error: DKIM signing failed, try again later",
-                             "dkim_on_failure");
-        smtp_session_unref(s);
-        return;
-    }
-    if (res->status < 0)
-        (void)tx_prepend_fields(tx, NULL, 0); /* accepted unsigned */
-    if (res->status == 0 && res->signatures > 0) {
-        struct logrec r;
-        log_begin(&r, LOG_INFO, "dkim.signed");
-        log_int(&r, "session", (long long)s->id);
-        log_str(&r, "queue_id", spool_msg_id(tx->msg));
-        log_str(&r, "from_domain", res->from_domain);
-        log_int(&r, "signatures", res->signatures);
-        log_end(&r);
-    }
-    tx_commit(s);
-    smtp_session_unref(s);
-}
-
-static void tx_authenticate(struct smtp_session *s);
-static void tx_sign_and_commit(struct smtp_session *s);
-
-/* clamd's verdict on the message (inbound.clamd); clamd_down decides when there is none. */
-static void tx_on_scanned(void *arg, const struct clamd_result *res)
-{
-    struct smtp_session *s = arg;
-    struct smtp_tx *tx = s->tx;
-    if (res->status == CLAMD_FOUND) {
-        char text[CLAMD_REPLY_MAX + 64];
-        snprintf(text, sizeof text, "message rejected: virus found: %s", res->virus);
-        tx_refuse_after_data(s, 554, "5.7.1", text, "clamd");
-        return;
-    }
-    if (res->status == CLAMD_ERROR) {
-        int tempfail = s->cfg->inbound.clamd_down == CLAMD_DOWN_TEMPFAIL;
-        struct logrec r;
-        log_begin(&r, LOG_WARN, "smtp.clamd_down");
-        log_int(&r, "session", (long long)s->id);
-        log_str(&r, "queue_id", spool_msg_id(tx->msg));
-        log_str(&r, "error", res->error);
-        log_str(&r, "action", tempfail ? "tempfail" : "accepted_unscanned");
-        log_end(&r);
-        if (tempfail) {
-            tx_refuse_after_data(s, 451, "4.7.1", "virus scanner unavailable, try again later",
-                                 "clamd");
-            return;
-        }
-    }
-    tx_authenticate(s);
-}
-
-/* At the final dot: either the message is refused (and rolled back) or the commit starts. */
+/* At the final dot: the message is refused at once (and rolled back), or its sinks finish; the
+ * spool's commit comes last and tx_on_committed answers. */
 static void tx_end_of_data(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    unsigned flags = tx->decoder.flags;
-    const char *reason = NULL;
-    int code = 0;
-    const char *enhanced = NULL;
-
+    static const struct config_pos builtin = {NULL, 0, 0};
+    struct policy_decision refused = {POLICY_REJECT, 0, NULL, NULL, NULL, builtin};
     if (tx->too_big) {
-        code = 552, enhanced = "5.3.4", reason = "Message size exceeds fixed limit";
-    } else if (flags & SMTP_DATA_LONG_LINE) {
-        code = 500, enhanced = "5.5.2",
-        reason = "Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+        refused.code = 552, refused.enhanced = "5.3.4";
+        refused.text = "Message size exceeds fixed limit";
+    } else if (tx->decoder.flags & SMTP_DATA_LONG_LINE) {
+        refused.code = 500, refused.enhanced = "5.5.2";
+        refused.text = "Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
     }
-    const char *rule = NULL;
-    if (reason == NULL && tx->mime != NULL) {
-        mime_parser_finish(tx->mime);
-        struct policy_decision d = mime_parser_verdict(tx->mime);
-        if (d.verdict != POLICY_ACCEPT)
-            code = d.code, enhanced = d.enhanced, reason = d.text, rule = "attachment";
-    }
-    if (reason != NULL) {
-        smtp_reply(s, code, enhanced, "%s", reason);
-        smtp_log_rejected(s, "data", code, reason, rule, NULL);
-        smtp_tx_free(s);
-        smtp_set_state(s, SMTP_STATE_READY);
+    if (refused.text != NULL) {
+        tx_refuse_after_data(s, &refused);
         return;
     }
-
+    /* Set first: nothing is read while the sinks finish, even if one has room again meanwhile. */
+    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_END_OF_DATA);
+    struct body_outcome out;
+    if (body_sinks_finish(&tx->sinks, &out) == 0) {
+        /* The spool's commit never reports at once: an outcome known now is a check's refusal
+         * (the attachment check's), and input was never paused for it. */
+        tx_refuse_after_data(s, &out.decision);
+        return;
+    }
+    smtp_session_ref(s); /* until tx_on_sinks_done, or smtp_tx_free if the client leaves first */
     uv_timer_stop(&s->timer);
     smtp_pause_input(s);
     smtp_flush(s);
-    if (tx->clamd != NULL) {
-        smtp_set_state(s, SMTP_STATE_SCAN);
-        clamd_scan_finish(tx->clamd, tx_on_scanned, s); /* freed with tx: no callback after */
-        return;
-    }
-    tx_authenticate(s);
-}
-
-/* Inbound mail gets an Authentication-Results field (RFC 8601): SPF's verdict from MAIL and the
- * DKIM signatures' (res NULL: not verified). */
-static void tx_auth_results(struct smtp_session *s, const struct dkim_check_result *res)
-{
-    struct smtp_tx *tx = s->tx;
-    if (tx->auth_results == NULL && res == NULL)
-        return;
-    buf_printf(&tx->ar_field, "Authentication-Results: %s", s->cfg->server.hostname);
-    if (tx->auth_results != NULL)
-        buf_printf(&tx->ar_field, ";\r\n\t%s", tx->auth_results);
-    if (res != NULL) {
-        buf_append_str(&tx->ar_field, ";\r\n\t");
-        dkim_check_result_format(res, &tx->ar_field);
-    }
-    buf_append_str(&tx->ar_field, "\r\n");
-}
-
-static void tx_log_dkim_verified(struct smtp_session *s, const struct dkim_check_result *res)
-{
-    struct buf results = BUF_INIT;
-    for (size_t i = 0; i < res->nsigs; i++)
-        buf_printf(&results, "%s%s d=%s s=%s%s%s", i > 0 ? "; " : "",
-                   dkim_check_verdict_name(res->sigs[i].verdict), res->sigs[i].domain,
-                   res->sigs[i].selector, res->sigs[i].reason[0] != '\0' ? ": " : "",
-                   res->sigs[i].reason);
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.dkim_verified");
-    log_int(&r, "session", (long long)s->id);
-    log_str(&r, "queue_id", spool_msg_id(s->tx->msg));
-    log_int(&r, "signatures", (long long)res->nsigs);
-    log_strn(&r, "results", results.data != NULL ? results.data : "", results.len);
-    log_end(&r);
-    buf_free(&results);
-}
-
-static void tx_on_dkim_checked(void *arg, const struct dkim_check_result *res)
-{
-    struct smtp_session *s = arg;
-    if (s->closed || s->tx == NULL || s->tx->msg == NULL) {
-        smtp_session_unref(s); /* the client left: smtp_tx_free rolled the message back */
-        return;
-    }
-    tx_log_dkim_verified(s, res);
-    tx_auth_results(s, res);
-    tx_sign_and_commit(s);
-    smtp_session_unref(s);
-}
-
-/* The message passed the checks: its authentication results are recorded (after the DKIM
- * signatures are verified, on the pool), then it is signed and committed. */
-static void tx_authenticate(struct smtp_session *s)
-{
-    struct smtp_tx *tx = s->tx;
-    if (tx->dkim_check == NULL) {
-        tx_auth_results(s, NULL);
-        tx_sign_and_commit(s);
-        return;
-    }
-    struct dkim_check *check = tx->dkim_check;
-    tx->dkim_check = NULL; /* freed after its callback */
-    smtp_set_state(s, SMTP_STATE_SCAN);
-    smtp_session_ref(s);
-    dkim_check_finish(check, tx_on_dkim_checked, s);
-}
-
-/* The message is complete and checked: sign it if it is ours to sign, then commit. */
-static void tx_sign_and_commit(struct smtp_session *s)
-{
-    struct smtp_tx *tx = s->tx;
-    smtp_set_state(s, SMTP_STATE_COMMIT);
-    if (tx->dkim == NULL) {
-        (void)tx_prepend_fields(tx, NULL, 0); /* at most once, and far below the spool's cap */
-        tx_commit(s);
-        return;
-    }
-    /* Wait for the signatures (computed on the pool); the stream frees itself after the call. */
-    struct dkim_stream *ds = tx->dkim;
-    tx->dkim = NULL;
-    smtp_session_ref(s);
-    dkim_stream_finish(ds, tx_on_signed, s);
 }
 
 size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
@@ -986,14 +722,7 @@ size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
         message = &filtered;
     }
     if (!tx->too_big && message->len > 0) {
-        if (tx->mime != NULL)
-            mime_parser_feed(tx->mime, message->data, message->len);
-        if (tx->clamd != NULL && clamd_scan_write(tx->clamd, message->data, message->len))
-            tx->clamd_full = 1;
-        if (tx->dkim_check != NULL && dkim_check_write(tx->dkim_check, message->data, message->len,
-                                                       tx_on_dkim_check_writable, s) == 1)
-            tx->dkim_check_full = 1;
-        tx_store(s, message->data, message->len);
+        body_sinks_write(&tx->sinks, message->data, message->len);
         tx_backpressure_update(s);
     }
     if (decoded.cap > 256 * 1024)
@@ -1014,7 +743,7 @@ size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
 }
 
 /* The message is durable and acknowledged: delivery takes it from here. */
-static void tx_hand_to_scheduler(struct smtp_session *s, struct spool_msg *msg)
+static void tx_hand_to_scheduler(struct smtp_session *s, uint64_t size)
 {
     if (s->srv->scheduler == NULL)
         return;
@@ -1026,66 +755,62 @@ static void tx_hand_to_scheduler(struct smtp_session *s, struct spool_msg *msg)
         .received_at = tx->received_at,
         .flags = tx->env_flags,
     };
-    struct spool_entry entry = {
-        .id = spool_msg_id(msg), .env = &env, .body_size = spool_msg_size(msg)};
+    struct spool_entry entry = {.id = tx->queue_id, .env = &env, .body_size = size};
     scheduler_add(s->srv->scheduler, &entry);
 }
 
-static void tx_on_committed(struct spool_msg *msg, int status, void *arg)
+static void tx_log_accepted(struct smtp_session *s, uint64_t size)
 {
-    struct smtp_session *s = arg;
     struct smtp_tx *tx = s->tx;
-    if (s->closed || tx == NULL) {
-        /* The client left while we synced. The message is durable (or failed) all the same; it was
-         * never acknowledged, so a duplicate is the worst outcome. */
-        if (status == 0) {
-            log_msg(LOG_WARN, "smtp.accepted_unacknowledged", "queue id %s: client gone before 250",
-                    spool_msg_id(msg));
-            if (s->srv->scheduler != NULL)
-                scheduler_add_id(s->srv->scheduler, spool_msg_id(msg));
-        }
-        smtp_session_unref(s);
-        return;
+    struct buf rcpts = BUF_INIT;
+    for (size_t i = 0; i < tx->nrcpts; i++) {
+        if (i > 0)
+            buf_append(&rcpts, ",", 1);
+        buf_append_str(&rcpts, tx->rcpts[i]);
     }
-    if (status < 0) {
-        /* Nothing of it is kept (the spool removed the file), and no other message is touched. */
-        int full = status == -ENOSPC || status == -EDQUOT;
-        if (full)
-            smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
-        else
-            smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
-        log_msg(LOG_ERROR, "spool.commit_failed", "session %llu: %s", (unsigned long long)s->id,
-                strerror(-status));
-        if (full && s->srv->space != NULL)
-            spool_space_refresh(s->srv->space); /* so that the next MAIL knows */
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.accepted");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "queue_id", tx->queue_id);
+    log_str(&r, "from", tx->sender);
+    log_strn(&r, "rcpts", rcpts.data, rcpts.len);
+    log_int(&r, "size", (long long)size);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "listener", s->listener->name);
+    log_end(&r);
+    buf_free(&rcpts);
+}
+
+/* The spool's sink reported the commit: 250 once the message is durable, else its 451 or 452. */
+static void tx_on_committed(struct smtp_session *s, const struct policy_decision *d)
+{
+    if (d->verdict == POLICY_ACCEPT) {
+        uint64_t size = smtp_store_size(s->tx->store);
+        tx_log_accepted(s, size);
+        smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->queue_id);
+        tx_hand_to_scheduler(s, size);
     } else {
-        struct buf rcpts = BUF_INIT;
-        for (size_t i = 0; i < tx->nrcpts; i++) {
-            if (i > 0)
-                buf_append(&rcpts, ",", 1);
-            buf_append_str(&rcpts, tx->rcpts[i]);
-        }
-        struct logrec r;
-        log_begin(&r, LOG_INFO, "smtp.accepted");
-        log_int(&r, "session", (long long)s->id);
-        log_str(&r, "queue_id", spool_msg_id(msg));
-        log_str(&r, "from", tx->sender);
-        log_strn(&r, "rcpts", rcpts.data, rcpts.len);
-        log_int(&r, "size", (long long)spool_msg_size(msg));
-        log_str(&r, "client", s->client_addr);
-        log_str(&r, "listener", s->listener->name);
-        log_end(&r);
-        buf_free(&rcpts);
-        smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", spool_msg_id(msg));
-        tx_hand_to_scheduler(s, msg);
+        smtp_reply(s, d->code, d->enhanced, "%s", d->text);
     }
     smtp_tx_free(s);
-    smtp_set_state(s, SMTP_STATE_READY);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     if (s->srv->stopping) {
         smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
         smtp_close_after_reply(s);
     } else {
         smtp_resume_input(s); /* also arms the next command's deadline */
+    }
+}
+
+/* The sinks' outcome, after the final dot: the commit's, or a check's refusal. */
+static void tx_on_sinks_done(void *arg, const struct body_outcome *out)
+{
+    struct smtp_session *s = arg;
+    if (out->sink == s->tx->store) {
+        tx_on_committed(s, &out->decision);
+    } else {
+        tx_refuse_after_data(s, &out->decision);
+        smtp_resume_input(s); /* also writes the reply */
     }
     smtp_session_unref(s);
 }

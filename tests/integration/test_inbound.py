@@ -69,7 +69,8 @@ class FakeClamd:
     big-endian length, a zero length at the end; the reply is "stream: OK\\0" or
     "stream: <name> FOUND\\0" (the EICAR test string is found as Eicar-Test-Signature)."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, hold=None):
+        self.hold = hold  # a threading.Event: the verdict waits for it (at most 10 s)
         self.path = os.path.join(directory, "clamd.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(self.path)
@@ -113,6 +114,8 @@ class FakeClamd:
                 break
             data += self.read(conn, n)
         self.scanned.append(data)
+        if self.hold is not None:
+            self.hold.wait(10)
         found = EICAR in data
         conn.sendall(b"stream: Eicar-Test-Signature FOUND\0" if found else b"stream: OK\0")
 
@@ -174,10 +177,12 @@ class InboundTest(MailNetCase):
         net.dns.ptr("1.0.0.127.in-addr.arpa", HELO)
         net.dns.host(HELO, "127.0.0.1")
 
-    def start_mx(self, **inbound):
+    def start_mx(self, grace=None, **inbound):
         if self.net.port is None:
             self.net.start()
         cfg = self.net.sluice_config()
+        if grace is not None:
+            cfg["server"] = dict(cfg["server"], shutdown_grace=grace)
         cfg["domains"] = {DOMAIN: {"deliver_to": "[%s]:%d" % (self.sink.address, self.net.port),
                                    "recipients": self.recipients}}
         settings = {"dnsbl": [{"zone": "bl.test", "weight": 1}], "spf": "reject_fail",
@@ -470,6 +475,29 @@ class InboundTest(MailNetCase):
         c.send(message("clean") + b".\r\n")
         self.assertReply(c.read_reply(timeout=15), 250)
         self.delivered_data("bob@example.test")
+
+    def test_grace_over_while_clamd_scans(self):
+        """SIGTERM while clamd has not answered for a message yet: once server.shutdown_grace is
+        over the session is closed and the message rolled back (never queued, never
+        acknowledged), and the daemon exits 0."""
+        hold = threading.Event()
+        clamd = FakeClamd(self.dir, hold=hold)
+        self.addCleanup(clamd.stop)
+        self.addCleanup(hold.set)  # runs first
+        self.start_mx(clamd=clamd.path, grace="1s")
+        c = self.connect()
+        self.assertReply(c.ehlo(HELO), 250)
+        self.assertReply(c.cmd("MAIL FROM:<a@pass.test>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<alice@example.test>"), 250)
+        self.assertReply(c.cmd("DATA"), 354)
+        c.send(message("held") + b".\r\n")
+        self.wait(lambda: len(clamd.scanned) == 1, 10, "clamd has the whole message")
+        self.d.signal(signal.SIGTERM)
+        self.assertEqual(self.d.wait_exit(15), 0)
+        c.wait_closed()
+        self.assertEqual([e["state"] for e in self.d.events("smtp.disconnect")], ["end-of-data"])
+        self.assertEqual(self.d.events("smtp.accepted"), [])
+        self.assertEqual(self.d.queue_list(), [])
 
     def test_clamd_down(self):
         path = os.path.join(self.dir, "nobody.sock")

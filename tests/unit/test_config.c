@@ -54,8 +54,8 @@ static const struct bad_case bad_cases[] = {
     {"inbound:\n  spf_check: mark\n", "t.yaml:2:3: unknown key 'inbound.spf_check'", ""},
     {"server:\n  log: {format: text}\n", "t.yaml:2:17: server.log.format: 'text'",
      "is not one of: json"},
-    {"server:\n  log: {file: x, level: debug}\n", "t.yaml:2:18: unknown key 'server.log.level'",
-     ""},
+    {"server:\n  log: {file: x, level: verbose}\n", "t.yaml:2:25: server.log.level: 'verbose'",
+     "is not one of: debug, info, warn, error"},
     {"listeners:\n  - {name: a, address: \"127.0.0.1:25\", role: inbound, port: 25}\n",
      "t.yaml:2:55: unknown key 'listeners[0].port'", ""},
     {"domains:\n  example.com: {deliver: x}\n",
@@ -473,6 +473,7 @@ static void check_defaults(const struct config *cfg)
     CHECK_STR_EQ(cfg->server.spool, "./var/spool");
     CHECK(cfg->server.user == NULL);
     CHECK_STR_EQ(cfg->server.log_file, "-");
+    CHECK_INT_EQ(cfg->server.log_level, LOG_INFO);
     CHECK_INT_EQ(cfg->server.shutdown_grace_ms, 30000);
     CHECK_INT_EQ(cfg->dns.nservers, 0);
     CHECK_INT_EQ(cfg->dns.timeout_ms, 5000);
@@ -552,7 +553,7 @@ static void test_full_file(void)
         "  hostname: MX1.example.net\n"
         "  spool: /var/spool/sluice\n"
         "  user: sluice\n"
-        "  log: { format: json, file: /var/log/sluice.jsonl }\n"
+        "  log: { format: json, file: /var/log/sluice.jsonl, level: debug }\n"
         "  shutdown_grace: 10s\n"
         "dns:\n"
         "  servers: [\"127.0.0.1:5353\", \"::1\", \"[::1]:53\", 192.0.2.53]\n"
@@ -594,6 +595,7 @@ static void test_full_file(void)
     CHECK_STR_EQ(cfg->server.spool, "/var/spool/sluice");
     CHECK_STR_EQ(cfg->server.user, "sluice");
     CHECK_STR_EQ(cfg->server.log_file, "/var/log/sluice.jsonl");
+    CHECK_INT_EQ(cfg->server.log_level, LOG_DEBUG);
     CHECK_INT_EQ(cfg->server.shutdown_grace_ms, 10000);
     CHECK_INT_EQ(cfg->dns.nservers, 4);
     if (cfg->dns.nservers == 4) {

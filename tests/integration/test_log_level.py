@@ -1,0 +1,82 @@
+"""
+server.log.level: the least severe events the daemon writes. At debug every inbound session logs
+its state trace (smtp.state: the protocol phase it leaves and enters, and what it waits for), in
+the order the session went through it; at info (the default) none is written. A SIGHUP applies a
+new level to what follows, both ways.
+"""
+import signal
+
+from harness import SluiceTestCase, main, queued_id, send_message
+from mailnet import wait_until
+
+BODY = b"Subject: trace\r\n\r\nhello\r\n"
+
+# One transaction on the submission listener (a trusted client, so no check of the sender waits):
+# (from, to, wait) of each smtp.state event, in order.
+TRACE = [
+    ("connected", "ready", "none"),    # EHLO
+    ("ready", "mail", "none"),         # MAIL
+    ("mail", "rcpt", "none"),          # RCPT
+    ("rcpt", "data", "none"),          # DATA: 354
+    ("data", "data", "end-of-data"),   # the final dot: the spool commits
+    ("data", "ready", "none"),         # 250 queued as
+    ("ready", "closing", "none"),      # QUIT
+]
+
+
+def with_level(level):
+    """Config sections for the harness: its defaults, with server.log.level set."""
+    return {"server": {"log": {"level": level}}}
+
+
+class LogLevel(SluiceTestCase):
+    def session(self, d):
+        """One whole session; returns its id (from smtp.accepted)."""
+        with d.connect() as c:
+            reply = send_message(c, "a@example.org", ["b@example.com"], BODY, helo="client.test")
+            qid = queued_id(reply)
+            self.assertIsNotNone(qid, reply)
+            self.assertEqual(c.cmd("QUIT").code, 221)
+            c.wait_closed()
+        accepted = d.wait_event("smtp.accepted", queue_id=qid)[0]
+        d.wait_event("smtp.disconnect", session=accepted["session"])
+        return accepted["session"]
+
+    def trace(self, d, session):
+        return [(e["from"], e["to"], e["wait"]) for e in d.events("smtp.state", session=session)]
+
+    def test_debug_writes_the_state_trace(self):
+        d = self.start_sluice(config=with_level("debug"))
+        session = self.session(d)
+        self.assertEqual(self.trace(d, session), TRACE)
+        for e in d.events("smtp.state", session=session):
+            self.assertEqual(e["level"], "debug")
+
+    def test_info_is_the_default_and_has_no_trace(self):
+        d = self.start_sluice()
+        session = self.session(d)
+        self.assertEqual(d.events("smtp.state"), [])
+        self.assertEqual(len(d.events("smtp.connect", session=session)), 1)
+
+    def test_reload_changes_the_level(self):
+        d = self.start_sluice()
+        before = self.session(d)
+
+        d.write_config(extra=with_level("debug"))
+        d.signal(signal.SIGHUP)
+        d.wait_event("daemon.reload")
+        during = self.session(d)
+
+        d.write_config(extra=with_level("info"))
+        d.signal(signal.SIGHUP)
+        wait_until(lambda: len(d.events("daemon.reload")) >= 2, 10, "the second reload")
+        after = self.session(d)
+
+        self.assertEqual(self.trace(d, before), [])
+        self.assertEqual(self.trace(d, during), TRACE)
+        self.assertEqual(self.trace(d, after), [])
+        self.assertEqual(d.events("config.error"), [])
+
+
+if __name__ == "__main__":
+    main()
