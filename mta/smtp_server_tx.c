@@ -588,10 +588,9 @@ static void received_header(struct smtp_session *s, const char *queue_id, struct
  * is ours to sign; inbound mail, even for our own domains, never is. */
 static int tx_relay_authorized(const struct smtp_session *s)
 {
-    if (s->auth_user != NULL)
-        return 1;
-    return s->listener->role == LISTENER_SUBMISSION &&
-           config_trusted_network_match(s->cfg, (const struct sockaddr *)&s->peer) != NULL;
+    return policy_relay_authorized(s->cfg, s->listener, (const struct sockaddr *)&s->peer,
+                                   s->auth_user)
+               .verdict == POLICY_ACCEPT;
 }
 
 /* The spool, the DKIM streams and clamd may ask the writer to wait; input resumes once none
