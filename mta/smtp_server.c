@@ -686,31 +686,6 @@ static void session_greet(struct smtp_session *s)
     greet_maybe(s);
 }
 
-struct policy_decision smtp_connect_verdict(struct smtp_session *s)
-{
-    static const struct config_pos builtin = {NULL, 0, 0};
-    struct policy_decision ok = {POLICY_ACCEPT, 250, "2.1.5", "Ok", "builtin.connect", builtin};
-    if (s->no_resolver) {
-        struct policy_decision d = {
-            POLICY_TEMPFAIL, 451,    "4.4.3", "Temporary failure: DNS unavailable, try again later",
-            "inbound.dns",   builtin};
-        return d;
-    }
-    if (s->dnsbl != NULL && s->dnsbl_done) {
-        struct policy_decision d = dnsbl_check_verdict(s->dnsbl);
-        if (d.verdict != POLICY_ACCEPT)
-            return d;
-    }
-    if (s->rdns_done && s->rdns_verdict.verdict != POLICY_ACCEPT)
-        return s->rdns_verdict;
-    if (s->rdns != NULL && !s->rdns_done) {
-        /* dns.timeout passed before the banner and the lookup is still not answered */
-        struct reverse_dns_result pending = {.status = REVERSE_DNS_TEMPFAIL};
-        return reverse_dns_verdict(&pending, s->cfg->inbound.reverse_dns);
-    }
-    return ok;
-}
-
 /* Inbound, inbound.max_connections_per_client: live sessions from the client's address, this one
  * included. The session list is bounded by limits.max_connections. */
 static unsigned sessions_from(const struct smtp_server *srv, const char *client_addr)

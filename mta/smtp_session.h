@@ -141,9 +141,6 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg);
  */
 size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len);
 void smtp_tx_free(struct smtp_session *s);
-/* RCPT, inbound: the connect-time verdicts (DNSBL, reverse DNS) for a recipient the relay
- * decision accepted (the caller exempts postmaster). */
-struct policy_decision smtp_connect_verdict(struct smtp_session *s);
 /* Logs smtp.rejected: the stage, the reply, the rule that decided and the address if any. */
 void smtp_log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
                        const char *rule, const char *addr);
