@@ -57,6 +57,10 @@ struct rcpt_case {
 #define SUB .listener = "sub"
 #define ACCEPTED(stage_, rule_, addr_)                                                             \
     RCPT_ACCEPT, stage_, 250, "2.1.5", "Ok", rule_, NULL, NULL, addr_, NULL
+#define CAP_REFUSAL(addr_)                                                                         \
+    RCPT_REFUSE, RCPT_STAGE_LIMIT, 452, "4.5.3", "Error: too many recipients",                     \
+        "limits.max_recipients_per_message", "too many recipients",                                \
+        "limits.max_recipients_per_message", addr_, NULL
 #define SYNTAX_REFUSAL(stage_, code_, enhanced_, text_, reason_, addr_)                            \
     RCPT_REFUSE, stage_, code_, enhanced_, text_, "builtin.address_syntax", reason_,               \
         "builtin.address_syntax", addr_, NULL
@@ -85,16 +89,8 @@ static const struct rcpt_case cases[] = {
      {MX, .smtputf8 = 1},
      {ACCEPTED(RCPT_STAGE_RELAY, "domains", "\xc3\xbcser@example.org")}},
     /* The recipient cap: after the address, before the relay decision; not counted as an error. */
-    {"TO:<user@example.org>",
-     {MX, .nrcpts = 2},
-     {RCPT_REFUSE, RCPT_STAGE_LIMIT, 452, "4.5.3", "Error: too many recipients",
-      "limits.max_recipients_per_message", "too many recipients",
-      "limits.max_recipients_per_message", "user@example.org", NULL}},
-    {"TO:<user@foreign.example>",
-     {MX, .nrcpts = 2},
-     {RCPT_REFUSE, RCPT_STAGE_LIMIT, 452, "4.5.3", "Error: too many recipients",
-      "limits.max_recipients_per_message", "too many recipients",
-      "limits.max_recipients_per_message", "user@foreign.example", NULL}},
+    {"TO:<user@example.org>", {MX, .nrcpts = 2}, {CAP_REFUSAL("user@example.org")}},
+    {"TO:<user@foreign.example>", {MX, .nrcpts = 2}, {CAP_REFUSAL("user@foreign.example")}},
     {"TO:<a b@example.org>",
      {MX, .nrcpts = 2},
      {SYNTAX_REFUSAL(RCPT_STAGE_ADDRESS, 501, "5.1.3",
