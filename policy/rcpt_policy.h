@@ -59,8 +59,8 @@ struct rcpt_facts {
 enum rcpt_outcome {
     RCPT_ACCEPT,
     RCPT_REFUSE,
-    RCPT_NEED_VERIFY, /* every stage before accepted: ask `verify_domain`'s deliver_to; a 2xx
-                         accepts, and any other answer is the reply */
+    RCPT_NEED_VERIFY, /* every stage before accepted: `verify_domain`'s deliver_to is to be
+                         asked, and its answer decides (policy/verify.h) */
 };
 
 /* Room for a reply text made here: "<address>: " and the longest rule text. */
@@ -80,7 +80,7 @@ struct rcpt_decision {
 };
 
 /* Decides RCPT with argument `arg` ("TO:<path> [params]") from the facts; fills *out, whose
- * texts point into *out, the facts' config or static storage. */
+ * texts point into *out, static storage or what the facts point at (valid while those are). */
 void rcpt_policy_decide(const struct rcpt_facts *f, struct smtp_slice arg,
                         struct rcpt_decision *out);
 
