@@ -52,7 +52,7 @@ const struct command commands[] = {
      "  --from ADDRESS      HOST:PORT: the sender (relay-test@foreign.example)\n"},
     {"explain", cmd_explain, "show the decision for one MAIL and RCPT, and its rule",
      "explain [-c FILE] --client IP [--listener NAME] [--helo NAME]\n"
-     "        [--auth USER] --from ADDRESS --rcpt ADDRESS",
+     "        [--auth USER] --from ADDRESS --rcpt ADDRESS [--assume LIST]",
      "Shows what the daemon would answer to MAIL and RCPT from IP, and which rule\n"
      "decided, with its file:line:column.\n\noptions:\n"
      "  --client IP         the client's address (required)\n"
@@ -60,7 +60,10 @@ const struct command commands[] = {
      "  --helo NAME         the HELO name\n"
      "  --auth USER         as if authenticated as USER\n"
      "  --from ADDRESS      the sender; '<>' is the null sender (required)\n"
-     "  --rcpt ADDRESS      the recipient (required)\n"},
+     "  --rcpt ADDRESS      the recipient (required)\n"
+     "  --assume LIST       answers not to look up, comma-separated: dns=none,\n"
+     "                      dnsbl=listed|clean|pending,\n"
+     "                      reverse-dns=ok|no-ptr|not-confirmed|tempfail|pending\n"},
     {"dkim", cmd_dkim, "make DKIM keys and check their DNS records",
      "dkim keygen --domain D --selector S [--bits N] [--out FILE]\n"
      "            [--algorithm rsa-sha256|ed25519-sha256] [-c FILE]\n"

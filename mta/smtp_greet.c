@@ -1,8 +1,8 @@
 /*
  * Inbound SMTP: a session before its banner. A session of an inbound listener starts its DNSBL and
  * reverse DNS lookups at connect and holds the banner for inbound.pregreet_wait (and for the
- * answers, at most dns.timeout), so the verdicts are ready at the first RCPT, which asks for them
- * with smtp_connect_verdict. Others get the banner at once.
+ * answers, at most dns.timeout), so the verdicts are ready at the first RCPT, where
+ * policy/rcpt_policy.c weighs them. Others get the banner at once.
  */
 #include "mta/smtp_greet.h"
 
@@ -140,31 +140,6 @@ void smtp_greet_start(struct smtp_session *s)
         stream_read_start(&s->stream);
     }
     greet_maybe(s);
-}
-
-struct policy_decision smtp_connect_verdict(struct smtp_session *s)
-{
-    static const struct config_pos builtin = {NULL, 0, 0};
-    struct policy_decision ok = {POLICY_ACCEPT, 250, "2.1.5", "Ok", "builtin.connect", builtin};
-    if (s->no_resolver) {
-        struct policy_decision d = {
-            POLICY_TEMPFAIL, 451,    "4.4.3", "Temporary failure: DNS unavailable, try again later",
-            "inbound.dns",   builtin};
-        return d;
-    }
-    if (s->dnsbl != NULL && s->dnsbl_done) {
-        struct policy_decision d = dnsbl_check_verdict(s->dnsbl);
-        if (d.verdict != POLICY_ACCEPT)
-            return d;
-    }
-    if (s->rdns_done && s->rdns_verdict.verdict != POLICY_ACCEPT)
-        return s->rdns_verdict;
-    if (s->rdns != NULL && !s->rdns_done) {
-        /* dns.timeout passed before the banner and the lookup is still not answered */
-        struct reverse_dns_result pending = {.status = REVERSE_DNS_TEMPFAIL};
-        return reverse_dns_verdict(&pending, s->cfg->inbound.reverse_dns);
-    }
-    return ok;
 }
 
 void smtp_greet_close(struct smtp_session *s)

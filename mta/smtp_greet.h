@@ -1,7 +1,6 @@
 /*
- * Inbound SMTP: what a session does before its banner (smtp_greet.c), and the verdicts of the
- * checks it starts then. Part of the session: called by smtp_server.c, and at RCPT by
- * smtp_server_tx.c.
+ * Inbound SMTP: what a session does before its banner (smtp_greet.c): the connect-time checks
+ * whose results RCPT weighs later. Part of the session: called by smtp_server.c.
  */
 #ifndef SLUICE_SMTP_GREET_H
 #define SLUICE_SMTP_GREET_H
@@ -15,8 +14,5 @@ struct smtp_session;
 void smtp_greet_start(struct smtp_session *s);
 /* The session is closing: cancels the lookups in flight. */
 void smtp_greet_close(struct smtp_session *s);
-/* RCPT, inbound: the connect-time verdicts (DNSBL, reverse DNS) for a recipient the relay
- * decision accepted (the caller exempts postmaster). */
-struct policy_decision smtp_connect_verdict(struct smtp_session *s);
 
 #endif

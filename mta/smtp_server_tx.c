@@ -19,9 +19,9 @@
 #include "lib/xalloc.h"
 #include "mta/config_load.h"
 #include "mta/scheduler.h"
-#include "mta/smtp_greet.h"
 #include "mta/smtp_sinks.h"
-#include "policy/recipients.h"
+#include "policy/dnsbl.h"
+#include "policy/rcpt_policy.h"
 #include "policy/relay.h"
 #include "policy/sender_domain.h"
 #include "policy/spf.h"
@@ -345,48 +345,44 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
 
 /* ---- RCPT ---- */
 
-/* RFC 5321 §4.5.1: postmaster must stay reachable, from listed clients too. */
-static int rcpt_is_postmaster(const struct smtp_addr *rcpt)
+/* What rcpt_policy_decide reads, as the session knows it; the DNSBL's verdict goes to *dnsbl. */
+static void rcpt_facts_gather(struct smtp_session *s, struct policy_decision *dnsbl,
+                              struct rcpt_facts *f)
 {
-    return (rcpt->flags & SMTP_ADDR_POSTMASTER_ONLY) || strcasecmp(rcpt->local, "postmaster") == 0;
+    *f = (struct rcpt_facts){
+        .cfg = s->cfg,
+        .listener = s->listener,
+        .client = (const struct sockaddr *)&s->peer,
+        .auth_user = s->auth_user,
+        .smtputf8 = (s->tx->env_flags & SPOOL_ENV_SMTPUTF8) != 0,
+        .nrcpts = s->tx->nrcpts,
+        .no_resolver = s->no_resolver,
+        .rdns = s->rdns_done      ? RCPT_RDNS_ANSWERED
+                : s->rdns != NULL ? RCPT_RDNS_PENDING
+                                  : RCPT_RDNS_NOT_ASKED,
+        .rdns_verdict = s->rdns_verdict,
+        .recipients = s->srv->recipients,
+        .no_verifier = s->srv->verifier == NULL,
+    };
+    if (s->dnsbl != NULL && s->dnsbl_done) {
+        *dnsbl = dnsbl_check_verdict(s->dnsbl);
+        f->dnsbl = dnsbl;
+    }
 }
 
-/* The inbound checks of a recipient the relay decision accepted: the client's DNSBL and reverse
- * DNS verdicts (held from connect until here so postmaster can be reached), then the domain's
- * recipients file. Replies, logs and returns 1 when the recipient is refused. */
-static int rcpt_refuse(struct smtp_session *s, const struct policy_decision *d, const char *check,
-                       const char *addr)
+/* A refusal by the policy: the reply; the log, except for a malformed command; and the client's
+ * error count, except at the recipient cap. */
+static void rcpt_refused(struct smtp_session *s, const struct rcpt_decision *r)
 {
-    smtp_reply(s, d->code, d->enhanced, "%s", d->text);
-    smtp_log_rejected(s, "rcpt", d->code, d->text, check, addr);
-    return 1;
-}
-
-static int rcpt_inbound_refused(struct smtp_session *s, const struct smtp_addr *rcpt,
-                                const char *addr)
-{
-    struct policy_decision d;
-    if (!rcpt_is_postmaster(rcpt)) {
-        d = smtp_connect_verdict(s);
-        if (d.verdict != POLICY_ACCEPT) /* rule "inbound.dnsbl", ".reverse_dns" or ".dns" */
-            return rcpt_refuse(s, &d, d.rule + strlen("inbound."), addr);
-    }
-    const struct recipients *table = s->srv->recipients;
-    if (table == NULL)
-        return 0;
-    char text[RECIPIENTS_TEXT_MAX];
-    d = recipients_check(table, rcpt, text);
-    if (d.verdict != POLICY_ACCEPT)
-        return rcpt_refuse(s, &d, "recipients", addr);
-    if (strcmp(d.rule, "domains.recipients.none") != 0) {
-        struct logrec r;
-        log_begin(&r, LOG_INFO, "smtp.rcpt_checked");
-        log_int(&r, "session", (long long)s->id);
-        log_str(&r, "address", addr);
-        log_str(&r, "rule", d.rule);
-        log_end(&r);
-    }
-    return 0;
+    smtp_reply(s, r->d.code, r->d.enhanced, "%s", r->d.text);
+    if (r->stage >= RCPT_STAGE_ADDRESS)
+        smtp_log_rejected(s, "rcpt", r->d.code, r->reason, r->check,
+                          r->addr[0] != '\0' ? r->addr : NULL);
+    if (r->stage == RCPT_STAGE_LIMIT)
+        return;
+    if (r->stage >= RCPT_STAGE_ADDRESS)
+        s->tx->nrcpts_rejected++;
+    smtp_peer_error(s);
 }
 
 static void rcpt_accept(struct smtp_session *s, const char *addr)
@@ -415,8 +411,9 @@ static int rcpt_verified(struct smtp_session *s, const struct verify_result *res
     log_end(&r);
     if (res->status == VERIFY_VALID || res->status == VERIFY_SKIPPED)
         return 0;
-    struct policy_decision d = {.code = res->code, .enhanced = res->enhanced, .text = res->text};
-    return -rcpt_refuse(s, &d, "verify", res->rcpt);
+    smtp_reply(s, res->code, res->enhanced, "%s", res->text);
+    smtp_log_rejected(s, "rcpt", res->code, res->text, "verify", res->rcpt);
+    return -1;
 }
 
 static void rcpt_on_verify(void *arg, const struct verify_result *res)
@@ -432,20 +429,11 @@ static void rcpt_on_verify(void *arg, const struct verify_result *res)
     smtp_resume_input(s); /* also writes the reply */
 }
 
-/* Recipient verification (a domain's verify_recipients) of a recipient every other check
- * accepted: 0 accept, -1 refused (replied), 1 waiting for a probe with input paused, like SPF at
- * MAIL, so pipelined commands keep their order. Postmaster is never verified. */
-static int rcpt_verify(struct smtp_session *s, const struct smtp_addr *rcpt, const char *addr)
+/* The policy's last stage: asks dom's deliver_to about addr. 0 valid at once (cached), -1 refused
+ * (replied), 1 waiting for a probe with input paused, like SPF at MAIL, so pipelined commands keep
+ * their order. */
+static int rcpt_verify(struct smtp_session *s, const struct config_domain *dom, const char *addr)
 {
-    const struct config_domain *dom = config_domain_find(s->cfg, rcpt->domain);
-    if (dom == NULL || !dom->verify_recipients || dom->deliver_to == NULL ||
-        rcpt_is_postmaster(rcpt))
-        return 0;
-    if (s->srv->verifier == NULL) { /* the daemon is stopping */
-        struct policy_decision d = {.code = 450, .enhanced = "4.1.1"};
-        d.text = "Recipient address rejected: unverified address: server shutting down";
-        return -rcpt_refuse(s, &d, "verify", addr);
-    }
     struct verify_query q = {
         .deliver_to = dom->deliver_to,
         .rcpt = addr,
@@ -465,56 +453,24 @@ static int rcpt_verify(struct smtp_session *s, const struct smtp_addr *rcpt, con
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
 {
     struct smtp_tx *tx = s->tx; /* the command table allows RCPT in a transaction only */
-    struct smtp_path_args args;
-    if (smtp_cmd_parse_path_args(arg, "TO:", &args) < 0) {
-        smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
-        smtp_peer_error(s);
+    struct policy_decision dnsbl;
+    struct rcpt_facts facts;
+    rcpt_facts_gather(s, &dnsbl, &facts);
+    struct rcpt_decision r;
+    rcpt_policy_decide(&facts, arg, &r);
+    if (r.listed_by != NULL) {
+        struct logrec rec;
+        log_begin(&rec, LOG_INFO, "smtp.rcpt_checked");
+        log_int(&rec, "session", (long long)s->id);
+        log_str(&rec, "address", r.addr);
+        log_str(&rec, "rule", r.listed_by);
+        log_end(&rec);
+    }
+    if (r.outcome == RCPT_REFUSE) {
+        rcpt_refused(s, &r);
         return;
     }
-    if (args.nparams > 0) {
-        smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
-                   (int)args.params[0].key.len, args.params[0].key.ptr);
-        smtp_peer_error(s);
-        return;
-    }
-    struct smtp_addr rcpt;
-    const char *why = "bad address";
-    unsigned options = SMTP_ADDR_ALLOW_POSTMASTER |
-                       (tx->env_flags & SPOOL_ENV_SMTPUTF8 ? SMTP_ADDR_ALLOW_UTF8 : 0);
-    if (smtp_addr_parse(args.path.ptr, args.path.len, options, &rcpt, &why) < 0) {
-        smtp_reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
-        smtp_log_rejected(s, "rcpt", 501, why, "builtin.address_syntax", NULL);
-        tx->nrcpts_rejected++;
-        smtp_peer_error(s);
-        return;
-    }
-    char text[SMTP_PATH_MAX + 8];
-    smtp_addr_format(&rcpt, text, sizeof text);
-
-    /* The cap is checked before the counter grows (Exim CVE-2020-28017). */
-    if (tx->nrcpts >= s->cfg->limits.max_recipients_per_message) {
-        smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
-        smtp_log_rejected(s, "rcpt", 452, "too many recipients",
-                          "limits.max_recipients_per_message", text);
-        return;
-    }
-
-    /* The relay decision comes first and alone: nothing after it can accept what it refused. */
-    struct relay_query q = {s->listener, (const struct sockaddr *)&s->peer, s->auth_user, &rcpt};
-    struct policy_decision d = policy_relay_check(s->cfg, &q);
-    if (d.verdict != POLICY_ACCEPT) {
-        smtp_reply(s, d.code, d.enhanced, "<%s>: %s", text, d.text);
-        smtp_log_rejected(s, "rcpt", d.code, d.text, d.rule, text);
-        tx->nrcpts_rejected++;
-        smtp_peer_error(s);
-        return;
-    }
-
-    int verdict = 0;
-    if (s->inbound && !rcpt_inbound_refused(s, &rcpt, text))
-        verdict = rcpt_verify(s, &rcpt, text);
-    else if (s->inbound)
-        verdict = -1;
+    int verdict = r.outcome == RCPT_NEED_VERIFY ? rcpt_verify(s, r.verify_domain, r.addr) : 0;
     if (verdict == 1)
         return; /* answered once the probe is */
     if (verdict < 0) {
@@ -522,7 +478,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         smtp_peer_error(s);
         return;
     }
-    rcpt_accept(s, text);
+    rcpt_accept(s, r.addr);
 }
 
 /* ---- DATA ---- */
@@ -567,10 +523,9 @@ static void received_header(struct smtp_session *s, const char *queue_id, struct
  * is ours to sign; inbound mail, even for our own domains, never is. */
 static int tx_relay_authorized(const struct smtp_session *s)
 {
-    if (s->auth_user != NULL)
-        return 1;
-    return s->listener->role == LISTENER_SUBMISSION &&
-           config_trusted_network_match(s->cfg, (const struct sockaddr *)&s->peer) != NULL;
+    return policy_relay_authorized(s->cfg, s->listener, (const struct sockaddr *)&s->peer,
+                                   s->auth_user)
+               .verdict == POLICY_ACCEPT;
 }
 
 /* A body sink may ask the writer to wait; input resumes once none does. s->sinks_paused is what

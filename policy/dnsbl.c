@@ -32,10 +32,10 @@ struct dnsbl_check {
     int cancelled;  /* dnsbl_check_free came before the callback */
     dnsbl_cb cb;
     void *arg;
-    char ip[INET6_ADDRSTRLEN];
+    struct sockaddr_storage client;
     struct dnsbl_hit *hits;
     struct dnsbl_result result;
-    char reply[INET6_ADDRSTRLEN + QUERY_NAME_MAX + 64];
+    char reply[DNSBL_REPLY_MAX];
 };
 
 /* Lookup callbacks, in firing order. */
@@ -119,7 +119,8 @@ int dnsbl_check_start(struct dns_resolver *r, const struct config_dnsbl *zones, 
     c->threshold = threshold > 0 ? threshold : 1;
     c->cb = cb;
     c->arg = arg;
-    inet_ntop(family == 4 ? AF_INET : AF_INET6, b, c->ip, sizeof(c->ip));
+    memcpy(&c->client, client,
+           client->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     for (size_t i = 0; i < nzones; i++) {
         struct dnsbl_zone *z = &c->zones[i];
         z->check = c;
@@ -221,21 +222,33 @@ void dnsbl_check_free(struct dnsbl_check *c)
     check_release(c);
 }
 
-struct policy_decision dnsbl_check_verdict(struct dnsbl_check *c)
+struct policy_decision dnsbl_verdict(const struct dnsbl_result *res, const struct sockaddr *client,
+                                     char reply[DNSBL_REPLY_MAX])
 {
     static const struct config_pos builtin = {NULL, 0, 0};
     struct policy_decision d = {POLICY_ACCEPT, 250, "2.0.0", "Ok", "inbound.dnsbl", builtin};
-    if (!c->done || !c->result.listed)
+    unsigned char b[16];
+    int family = client_bytes(client, b);
+    if (!res->listed || res->nhits == 0 || family == 0)
         return d;
-    const struct dnsbl_hit *top = &c->result.hits[0];
-    for (size_t i = 1; i < c->result.nhits; i++)
-        if (c->result.hits[i].weight > top->weight)
-            top = &c->result.hits[i];
-    snprintf(c->reply, sizeof(c->reply), "Service unavailable; client [%s] blocked using %s", c->ip,
+    const struct dnsbl_hit *top = &res->hits[0];
+    for (size_t i = 1; i < res->nhits; i++)
+        if (res->hits[i].weight > top->weight)
+            top = &res->hits[i];
+    char ip[INET6_ADDRSTRLEN];
+    inet_ntop(family == 4 ? AF_INET : AF_INET6, b, ip, sizeof(ip));
+    snprintf(reply, DNSBL_REPLY_MAX, "Service unavailable; client [%s] blocked using %s", ip,
              top->zone);
     d.verdict = POLICY_REJECT;
     d.code = 554;
     d.enhanced = "5.7.1";
-    d.text = c->reply;
+    d.text = reply;
     return d;
+}
+
+struct policy_decision dnsbl_check_verdict(struct dnsbl_check *c)
+{
+    static const struct dnsbl_result unanswered = {0};
+    return dnsbl_verdict(c->done ? &c->result : &unanswered, (const struct sockaddr *)&c->client,
+                         c->reply);
 }

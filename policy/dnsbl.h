@@ -17,6 +17,8 @@
 #include "policy/policy.h"
 
 #define DNSBL_REASON_MAX 200 /* octets of a zone's TXT reason kept */
+/* Room for the refusal "Service unavailable; client [IP] blocked using <zone>". */
+#define DNSBL_REPLY_MAX (INET6_ADDRSTRLEN + 254 + 64)
 
 /* One zone that lists the client. */
 struct dnsbl_hit {
@@ -52,8 +54,14 @@ int dnsbl_check_start(struct dns_resolver *r, const struct config_dnsbl *zones, 
  * unseen); afterwards, the result is freed. Allowed inside the callback. */
 void dnsbl_check_free(struct dnsbl_check *c);
 
-/* After the callback: accept, or 554 5.7.1 "Service unavailable; client [IP] blocked using <zone>"
- * naming the listing zone with the highest weight. The text lives as long as the check. */
+/* The decision for `res` about `client`: accept, or when listed 554 5.7.1 "Service unavailable;
+ * client [IP] blocked using <zone>" naming the listing zone with the highest weight (an
+ * IPv4-mapped client as IPv4), the text written to reply. */
+struct policy_decision dnsbl_verdict(const struct dnsbl_result *res, const struct sockaddr *client,
+                                     char reply[DNSBL_REPLY_MAX]);
+
+/* dnsbl_verdict of the check's result (accept before the callback). The text lives as long as the
+ * check. */
 struct policy_decision dnsbl_check_verdict(struct dnsbl_check *c);
 
 /* The name to query for `client` in `zone`: "4.3.2.1.zone" for 1.2.3.4, 32 nibbles in reverse for

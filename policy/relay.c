@@ -78,6 +78,22 @@ static struct policy_decision relay_literal(const struct config *cfg, const stru
     return accepted;
 }
 
+struct policy_decision policy_relay_authorized(const struct config *cfg,
+                                               const struct config_listener *listener,
+                                               const struct sockaddr *client, const char *auth_user)
+{
+    if (listener->role == LISTENER_SUBMISSION) {
+        if (auth_user != NULL)
+            return decide(POLICY_ACCEPT, 250, "2.1.5", "Ok", "relay.authenticated", builtin);
+        const struct config_cidr *net = config_trusted_network_match(cfg, client);
+        if (net != NULL)
+            return decide(POLICY_ACCEPT, 250, "2.1.5", "Ok", "relay.trusted_networks", net->pos);
+    }
+    return decide(POLICY_REJECT, 550, "5.7.1", "Relay access denied",
+                  listener->role == LISTENER_INBOUND ? "listener.inbound" : "relay.default_deny",
+                  listener->pos);
+}
+
 struct policy_decision policy_relay_check(const struct config *cfg, const struct relay_query *q)
 {
     const struct smtp_addr *rcpt = q->rcpt;
@@ -99,18 +115,8 @@ struct policy_decision policy_relay_check(const struct config *cfg, const struct
             return decide(POLICY_ACCEPT, 250, "2.1.5", "Ok", "domains", dom->pos);
     }
 
-    if (q->listener->role == LISTENER_SUBMISSION) {
-        const struct config_cidr *net =
-            q->auth_user == NULL ? config_trusted_network_match(cfg, q->client) : NULL;
-        if (q->auth_user != NULL || net != NULL) {
-            struct policy_decision ok =
-                net == NULL
-                    ? decide(POLICY_ACCEPT, 250, "2.1.5", "Ok", "relay.authenticated", builtin)
-                    : decide(POLICY_ACCEPT, 250, "2.1.5", "Ok", "relay.trusted_networks", net->pos);
-            return rcpt->flags & SMTP_ADDR_IP_LITERAL ? relay_literal(cfg, rcpt, ok) : ok;
-        }
-    }
-    return decide(POLICY_REJECT, 550, "5.7.1", "Relay access denied",
-                  q->listener->role == LISTENER_INBOUND ? "listener.inbound" : "relay.default_deny",
-                  q->listener->pos);
+    struct policy_decision d = policy_relay_authorized(cfg, q->listener, q->client, q->auth_user);
+    if (d.verdict == POLICY_ACCEPT && (rcpt->flags & SMTP_ADDR_IP_LITERAL))
+        return relay_literal(cfg, rcpt, d);
+    return d;
 }

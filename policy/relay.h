@@ -22,6 +22,17 @@ struct relay_query {
     const struct smtp_addr *rcpt; /* canonical, from smtp_addr_parse */
 };
 
+/* Whether the session may relay at all: on a submission listener, an authenticated user (rule
+ * "relay.authenticated") or a client in relay.trusted_networks (that network's rule and position).
+ * Otherwise "Relay access denied" by the listener ("listener.inbound" or "relay.default_deny").
+ * The relay decision asks it for recipients outside our domains; the session asks it whether a
+ * message is ours to DKIM-sign. */
+struct policy_decision policy_relay_authorized(const struct config *cfg,
+                                               const struct config_listener *listener,
+                                               const struct sockaddr *client,
+                                               const char *auth_user);
+
+/* The relay decision for one recipient (q->rcpt), in the order the top of this header gives. */
 struct policy_decision policy_relay_check(const struct config *cfg, const struct relay_query *q);
 
 #endif

@@ -2,7 +2,8 @@
 Golden policy tests: each tests/golden/policy/NAME.in holds a configuration, a line "---", then one
 `sluice explain` argument list per line ('#' lines are comments). Every envelope is explained and
 the transcript is compared with NAME.ref. The configuration is written as sluice.yaml in a temp dir
-and explain runs there, so positions read "sluice.yaml:line:column" on every machine.
+and explain runs there, so positions read "sluice.yaml:line:column" on every machine; the files of
+a directory NAME.d (recipients tables) are copied next to it.
 SLUICE_GOLDEN_UPDATE=1 rewrites the .ref files instead (review the diff before committing).
 """
 import difflib
@@ -48,6 +49,8 @@ class GoldenExplain(unittest.TestCase):
             name = os.path.basename(path)[:-3]
             with self.subTest(name):
                 workdir = tempfile.mkdtemp(prefix="golden-")
+                if os.path.isdir(path[:-3] + ".d"):
+                    shutil.copytree(path[:-3] + ".d", workdir, dirs_exist_ok=True)
                 try:
                     got = transcript(binary, open(path).read(), workdir)
                 finally:

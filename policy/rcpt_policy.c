@@ -1,0 +1,162 @@
+#include "policy/rcpt_policy.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/relay.h"
+#include "policy/reverse_dns.h"
+
+static const struct config_pos builtin = {NULL, 0, 0};
+
+/* Each stage returns 1 when it decided (out filled), 0 to go on. */
+
+static int refuse(struct rcpt_decision *out, enum rcpt_stage stage, struct policy_decision d,
+                  const char *reason, const char *check)
+{
+    out->outcome = RCPT_REFUSE;
+    out->stage = stage;
+    out->d = d;
+    out->reason = reason;
+    out->check = check;
+    return 1;
+}
+
+/* The syntax, parameter and address stages; the canonical recipient goes to out. */
+static int address_stages(const struct rcpt_facts *f, struct smtp_slice arg,
+                          struct rcpt_decision *out)
+{
+    struct policy_decision d = {
+        POLICY_REJECT, 501, "5.5.4", "Syntax: RCPT TO:<address>", "builtin.address_syntax",
+        builtin};
+    struct smtp_path_args args;
+    if (smtp_cmd_parse_path_args(arg, "TO:", &args) < 0)
+        return refuse(out, RCPT_STAGE_SYNTAX, d, d.text, d.rule);
+    if (args.nparams > 0) {
+        snprintf(out->text, sizeof out->text, "Error: unsupported parameter %.*s",
+                 (int)args.params[0].key.len, args.params[0].key.ptr);
+        d.code = 555, d.text = out->text;
+        return refuse(out, RCPT_STAGE_PARAMETER, d, d.text, d.rule);
+    }
+    const char *why = "bad address";
+    unsigned options = SMTP_ADDR_ALLOW_POSTMASTER | (f->smtputf8 ? SMTP_ADDR_ALLOW_UTF8 : 0);
+    if (smtp_addr_parse(args.path.ptr, args.path.len, options, &out->rcpt, &why) < 0) {
+        snprintf(out->text, sizeof out->text, "Bad recipient address syntax: %s", why);
+        d.enhanced = "5.1.3", d.text = out->text;
+        return refuse(out, RCPT_STAGE_ADDRESS, d, why, d.rule);
+    }
+    smtp_addr_format(&out->rcpt, out->addr, sizeof out->addr);
+    return 0;
+}
+
+/* The cap is checked before the counter grows (Exim CVE-2020-28017). */
+static int limit_stage(const struct rcpt_facts *f, struct rcpt_decision *out)
+{
+    if (f->nrcpts < f->cfg->limits.max_recipients_per_message)
+        return 0;
+    struct policy_decision d = {POLICY_TEMPFAIL,
+                                452,
+                                "4.5.3",
+                                "Error: too many recipients",
+                                "limits.max_recipients_per_message",
+                                builtin};
+    return refuse(out, RCPT_STAGE_LIMIT, d, "too many recipients", d.rule);
+}
+
+/* The relay decision comes first and alone: nothing after it can accept what it refused. */
+static int relay_stage(const struct rcpt_facts *f, struct rcpt_decision *out)
+{
+    struct relay_query q = {f->listener, f->client, f->auth_user, &out->rcpt};
+    struct policy_decision d = policy_relay_check(f->cfg, &q);
+    out->d = d;
+    out->stage = RCPT_STAGE_RELAY;
+    if (d.verdict == POLICY_ACCEPT)
+        return 0;
+    snprintf(out->text, sizeof out->text, "<%s>: %s", out->addr, d.text);
+    out->d.text = out->text;
+    return refuse(out, RCPT_STAGE_RELAY, out->d, d.text, d.rule);
+}
+
+/* RFC 5321 §4.5.1: postmaster must stay reachable, from listed clients too. */
+static int is_postmaster(const struct smtp_addr *rcpt)
+{
+    return (rcpt->flags & SMTP_ADDR_POSTMASTER_ONLY) || strcasecmp(rcpt->local, "postmaster") == 0;
+}
+
+/* The verdicts of the checks started at connect, held until here so postmaster can be reached:
+ * no resolver, then the DNSBL (one still unanswered does not count), then reverse DNS (one still
+ * unanswered is a temporary failure: dns.timeout passed before the banner). */
+static int connect_stage(const struct rcpt_facts *f, struct rcpt_decision *out)
+{
+    if (is_postmaster(&out->rcpt))
+        return 0;
+    struct policy_decision d = {POLICY_ACCEPT};
+    if (f->no_resolver) {
+        d = (struct policy_decision){
+            POLICY_TEMPFAIL, 451,    "4.4.3", "Temporary failure: DNS unavailable, try again later",
+            "inbound.dns",   builtin};
+    } else if (f->dnsbl != NULL && f->dnsbl->verdict != POLICY_ACCEPT) {
+        d = *f->dnsbl;
+    } else if (f->rdns == RCPT_RDNS_ANSWERED) {
+        d = f->rdns_verdict;
+    } else if (f->rdns == RCPT_RDNS_PENDING) {
+        struct reverse_dns_result pending = {.status = REVERSE_DNS_TEMPFAIL};
+        d = reverse_dns_verdict(&pending, f->cfg->inbound.reverse_dns);
+    }
+    if (d.verdict == POLICY_ACCEPT)
+        return 0;
+    /* the rules are "inbound.<check>" */
+    return refuse(out, RCPT_STAGE_CONNECT, d, d.text, d.rule + strlen("inbound."));
+}
+
+/* The domain's recipients file; a listing names the rule that accepted. */
+static int recipients_stage(const struct rcpt_facts *f, struct rcpt_decision *out)
+{
+    if (f->recipients == NULL)
+        return 0;
+    struct policy_decision d = recipients_check(f->recipients, &out->rcpt, out->text);
+    if (d.verdict != POLICY_ACCEPT)
+        return refuse(out, RCPT_STAGE_RECIPIENTS, d, d.text, "recipients");
+    if (strcmp(d.rule, "domains.recipients.none") != 0) {
+        out->d = d;
+        out->stage = RCPT_STAGE_RECIPIENTS;
+        out->listed_by = d.rule;
+    }
+    return 0;
+}
+
+/* Verification applies to a domain with verify_recipients and deliver_to; postmaster is never
+ * verified. */
+static int verify_stage(const struct rcpt_facts *f, struct rcpt_decision *out)
+{
+    const struct config_domain *dom = config_domain_find(f->cfg, out->rcpt.domain);
+    if (dom == NULL || !dom->verify_recipients || dom->deliver_to == NULL ||
+        is_postmaster(&out->rcpt))
+        return 0;
+    if (f->no_verifier) {
+        struct policy_decision d = {
+            POLICY_TEMPFAIL,
+            450,
+            "4.1.1",
+            "Recipient address rejected: unverified address: server shutting down",
+            "domains.verify_recipients",
+            dom->pos};
+        return refuse(out, RCPT_STAGE_VERIFY, d, d.text, "verify");
+    }
+    out->outcome = RCPT_NEED_VERIFY;
+    out->verify_domain = dom;
+    return 1;
+}
+
+void rcpt_policy_decide(const struct rcpt_facts *f, struct smtp_slice arg,
+                        struct rcpt_decision *out)
+{
+    memset(out, 0, sizeof *out);
+    out->outcome = RCPT_ACCEPT;
+    if (address_stages(f, arg, out) || limit_stage(f, out) || relay_stage(f, out))
+        return;
+    /* the MX checks, on an inbound listener only */
+    if (f->listener->role == LISTENER_INBOUND && !connect_stage(f, out) &&
+        !recipients_stage(f, out))
+        verify_stage(f, out);
+}
