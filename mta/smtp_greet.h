@@ -5,8 +5,6 @@
 #ifndef SLUICE_SMTP_GREET_H
 #define SLUICE_SMTP_GREET_H
 
-#include "policy/policy.h"
-
 struct smtp_session;
 
 /* Sends the banner, or for an inbound session first starts the connect-time checks and waits
