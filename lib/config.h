@@ -112,7 +112,7 @@ struct config_shaping_rule {
     struct config_pos pos;
 };
 
-/* dkim: one signing entry (see mta/dkim.h: struct dkim_entry_conf). */
+/* dkim: one signing entry (see mta/dkim/dkim.h: struct dkim_entry_conf). */
 struct config_dkim {
     char *domain;
     char *signing_domain; /* NULL: domain */

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "lib/log.h"
-#include "mta/dkim.h"
+#include "mta/dkim/dkim.h"
 #include "mta/relay_battery.h"
 #include "policy/auth_users.h"
 #include "policy/recipients.h"

@@ -244,7 +244,7 @@ static int tls_on_a_submission_listener(const struct config *cfg)
     return 0;
 }
 
-/* AUTH is offered only over TLS on a submission listener (mta/smtp_auth.c). */
+/* AUTH is offered only over TLS on a submission listener (mta/server/smtp_auth.c). */
 static int gate_users(struct gates_run *r)
 {
     const struct config *cfg = r->cfg;

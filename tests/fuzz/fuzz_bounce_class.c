@@ -1,5 +1,5 @@
 /*
- * Fuzzes the bounce classifier (mta/bounce_class.c) with what a remote server can make it read:
+ * Fuzzes the bounce classifier (mta/delivery/bounce_class.c) with what a remote server can make it read:
  * the input is a stream of replies, parsed by the client's reply parser and classified as delivery
  * does (the enhanced code as "c.s.d", the lines joined with "; "). The class must be one of the
  * enum and only 2xx is NONE; phrases match in any case, so the text upper- or lower-cased gets the
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "lib/smtp_reply.h"
-#include "mta/bounce_class.h"
+#include "mta/delivery/bounce_class.h"
 
 static void recase(const char *in, char *out, int upper)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mta/dkim_key.h"
+#include "mta/dkim/dkim_key.h"
 
 static void check_tag(const char *rec, size_t len, const char *tag)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mta/dsn.h"
+#include "mta/delivery/dsn.h"
 
 /* Splits off the text up to the next LF (or the end) as a NUL-terminated string. */
 static char *next_line(const uint8_t **data, size_t *size)

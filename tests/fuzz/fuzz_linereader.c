@@ -15,7 +15,7 @@
 #include "lib/buf.h"
 #include "lib/linereader.h"
 #include "lib/smtp_cmd.h"
-#include "mta/smtp_auth.h"
+#include "mta/server/smtp_auth.h"
 
 /* One result as the model sees it: a line, or an error (kinds 1 and 2 for a piece with only a bare
  * CR/LF or only too long; 3 for one with both, where the reader may name either). */

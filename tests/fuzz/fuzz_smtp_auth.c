@@ -1,5 +1,5 @@
 /*
- * Fuzzes the parsing of SMTP AUTH responses (mta/smtp_auth.c) and the strict base64 decoder under
+ * Fuzzes the parsing of SMTP AUTH responses (mta/server/smtp_auth.c) and the strict base64 decoder under
  * it (lib/base64.c): the text a client sends after "AUTH PLAIN" or "AUTH LOGIN" or in answer to a
  * 334. A response is "*" (cancel), or it decodes exactly when it is canonical strict base64, to
  * what OpenSSL's decoder makes of it, into a buffer of the size the session allocates; the decoded
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "lib/base64.h"
-#include "mta/smtp_auth.h"
+#include "mta/server/smtp_auth.h"
 
 /* RFC 4648 §4 in its strict form: quanta of four alphabet characters, "=" or "==" only at the
  * end. Written apart from lib/base64.c so that the two can disagree. */

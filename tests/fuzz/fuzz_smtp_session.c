@@ -1,5 +1,5 @@
 /*
- * Fuzzes a whole inbound SMTP session: a real session (mta/smtp_server.h, as the listener starts
+ * Fuzzes a whole inbound SMTP session: a real session (mta/server/smtp_server.h, as the listener starts
  * it) on a loopback TCP connection inside this process, with a real spool in a temporary directory
  * (/dev/shm when there is one, so nothing waits on a disk) and DKIM signing (Ed25519) of the mail
  * from example.org that a trusted client relays. The input is what a client sends, cut
@@ -42,9 +42,9 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "mta/config_load.h"
-#include "mta/dkim.h"
-#include "mta/dkim_key.h"
-#include "mta/smtp_server.h"
+#include "mta/dkim/dkim.h"
+#include "mta/dkim/dkim_key.h"
+#include "mta/server/smtp_server.h"
 #include "spool/spool.h"
 
 #define REPLY_LINE_MAX 512     /* octets with CRLF, RFC 5321 §4.5.3.1.5 */

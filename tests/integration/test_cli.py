@@ -77,7 +77,7 @@ USAGE_ERRORS = [
     (["relay-test", "a:1", "b:2"], "sluice relay-test: unexpected argument 'b:2'"),
 ]
 
-# The same for the commands whose parsing lives in mta/cmd_run.c: not converted yet.
+# The same for run and check-config (mta/cli/cmd_run.c).
 USAGE_ERRORS_RUN = [
     (["check-config", "--frob"], "sluice check-config: unknown option '--frob'"),
     (["run", "-c"], "sluice run: missing value for -c"),

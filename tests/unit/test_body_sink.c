@@ -1,4 +1,4 @@
-#include "mta/body_sink.h"
+#include "mta/server/body_sink.h"
 
 #include <stdlib.h>
 

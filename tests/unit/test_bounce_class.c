@@ -2,7 +2,7 @@
  * Unit tests for bounce_class: a table of real replies from the large providers (as logged by
  * Postfix and Sluice), each with the class it must get.
  */
-#include "mta/bounce_class.h"
+#include "mta/delivery/bounce_class.h"
 
 #include "check.h"
 

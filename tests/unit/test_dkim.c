@@ -18,9 +18,9 @@
 
 #include "check.h"
 #include "lib/buf.h"
-#include "mta/dkim.h"
+#include "mta/dkim/dkim.h"
 #include "mta/config_load.h"
-#include "mta/dkim_key.h"
+#include "mta/dkim/dkim_key.h"
 
 static char tmpdir[64];
 static uv_loop_t loop;

@@ -4,7 +4,7 @@
  * python3-dkim signatures in tests/integration/test_dkim_verify.py.) */
 #include <stdio.h>
 
-#include "mta/dkim_check.h"
+#include "mta/dkim/dkim_check.h"
 #include "check.h"
 
 static void check_format(const struct dkim_check_result *res, const char *want)

@@ -4,7 +4,7 @@
  * structure, the delivery-status fields, the returned header section, CRLF line ends and line
  * lengths.
  */
-#include "mta/dsn.h"
+#include "mta/delivery/dsn.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
-#include "mta/shaping.h"
+#include "mta/delivery/shaping.h"
 #include "tests/unit/check.h"
 
 static struct config *load(const char *yaml)

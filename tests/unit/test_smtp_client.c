@@ -5,7 +5,7 @@
  * and a check of what the peer got); each runs one client on its own loop with a guard timer and
  * ends with the loop closing cleanly (no handle left behind).
  */
-#include "mta/smtp_client.h"
+#include "mta/delivery/smtp_client.h"
 
 #include <arpa/inet.h>
 #include <signal.h>
@@ -16,7 +16,7 @@
 #include "lib/buf.h"
 #include "lib/smtp_reply.h"
 #include "lib/tls.h"
-#include "mta/shaping.h"
+#include "mta/delivery/shaping.h"
 #include "spool/spool.h"
 #include "tests/unit/check.h"
 

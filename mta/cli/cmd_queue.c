@@ -1,0 +1,282 @@
+/*
+ * `sluice queue`: inspect and steer the queue. list and show read the spool directly (read-only;
+ * committed files are never rewritten in place, so reading races with nothing) and so work
+ * whether or not the daemon runs; `list --json` asks the running daemon, which also knows the
+ * destinations. retry, delete, suspend and resume go through the daemon's control socket; with
+ * no daemon running, delete removes the message from the spool itself and the others fail.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/config.h"
+#include "lib/uvutil.h"
+#include "mta/cli/commands.h"
+#include "mta/config_load.h"
+#include "mta/control.h"
+#include "spool/spool.h"
+
+/* The whole exchange with the daemon; a list of a big queue takes a while to build and send. */
+#define QUEUE_CONTROL_TIMEOUT_MS 30000
+
+struct show_args {
+    const char *id;
+    int found;
+    int body_only;
+};
+
+static void list_on_entry(const struct spool_entry *e, void *arg)
+{
+    (void)arg;
+    printf("%s %llu <%s>", e->id, (unsigned long long)e->body_size, e->env->sender);
+    for (size_t i = 0; i < e->env->nrcpts; i++)
+        printf("%s%s", i ? "," : " ", e->env->rcpts[i]);
+    printf("\n");
+}
+
+static const char *const rcpt_status_names[] = {"pending", "deferred", "delivered", "failed",
+                                                "bounced"};
+
+/* "recipient: <addr> STATUS, N attempts[, next YYYY-MM-DDTHH:MM:SSZ][, last reply: TEXT]" */
+static void show_recipient(const char *addr, const struct spool_rcpt_state *st)
+{
+    printf("recipient: <%s>", addr);
+    if (st != NULL) {
+        unsigned status = (unsigned)st->status;
+        printf(" %s, %u attempts",
+               status < ARRAY_LEN(rcpt_status_names) ? rcpt_status_names[status] : "unknown",
+               st->attempts);
+        if (st->status == SPOOL_RCPT_DEFERRED) {
+            char when[32];
+            time_t t = (time_t)st->next_attempt;
+            struct tm tm;
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+            printf(", next %s", when);
+        }
+        if (st->reply != NULL && st->reply[0] != '\0')
+            printf(", last reply: %s", st->reply);
+    }
+    printf("\n");
+}
+
+static void show_on_entry(const struct spool_entry *e, void *arg)
+{
+    struct show_args *show = arg;
+    if (strcmp(e->id, show->id) != 0)
+        return;
+    show->found = 1;
+    if (show->body_only)
+        return;
+    printf("id: %s\nsender: <%s>\n", e->id, e->env->sender);
+    for (size_t i = 0; i < e->env->nrcpts; i++)
+        show_recipient(e->env->rcpts[i], e->rcpt_state ? &e->rcpt_state[i] : NULL);
+    printf("client: %s\nhelo: %s\nlistener: %s\nreceived_at: %lld\nsize: %llu\n\n",
+           e->env->client_addr ? e->env->client_addr : "", e->env->helo ? e->env->helo : "",
+           e->env->listener ? e->env->listener : "", (long long)e->env->received_at,
+           (unsigned long long)e->body_size);
+}
+
+static int queue_list(const char *spool, struct buf *err)
+{
+    return spool_scan(spool, list_on_entry, NULL, err) < 0 ? 1 : 0;
+}
+
+static int queue_show(const char *spool, const char *id, int body_only, struct buf *err)
+{
+    struct show_args show = {id, 0, body_only};
+    struct buf body = BUF_INIT;
+    int status = 1;
+    if (spool_scan(spool, show_on_entry, &show, err) < 0) {
+        /* err says why */
+    } else if (!show.found) {
+        buf_printf(err, "queue: no message %s", id);
+    } else if (spool_load_body(spool, id, &body, err) == 0) {
+        fwrite(body.data, 1, body.len, stdout);
+        status = 0;
+    }
+    buf_free(&body);
+    return status;
+}
+
+/* ---- through the daemon ---- */
+
+static void offline_on_removed(int status, void *arg)
+{
+    *(int *)arg = status;
+}
+
+/* delete with no daemon running: nothing else uses the spool, so remove the files here. */
+static int queue_delete_offline(const char *spool, const char *id, struct buf *err)
+{
+    struct show_args show = {id, 0, 1};
+    if (spool_scan(spool, show_on_entry, &show, err) < 0)
+        return 1;
+    if (!show.found) {
+        buf_printf(err, "queue: no message %s", id);
+        return 1;
+    }
+    uv_loop_t loop;
+    struct spool *sp;
+    int removed = 1; /* set by the callback */
+    uv_loop_init(&loop);
+    int rc = spool_open(&loop, spool, &sp, err);
+    if (rc == 0) {
+        spool_msg_remove(sp, id, offline_on_removed, &removed);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        spool_close(sp);
+        rc = removed;
+        if (rc < 0)
+            buf_printf(err, "queue: removing %s: %s", id, strerror(-rc));
+    }
+    uv_loop_close(&loop);
+    if (rc < 0)
+        return 1;
+    printf("%s deleted from the spool (no daemon running)\n", id);
+    return 0;
+}
+
+/* Sends request; prints the payload of an "ok" answer on stdout, an error on stderr (via err).
+ * Returns the exit status, or -1 when no daemon answers (err then says so). */
+static int queue_control(const char *spool, const char *request, struct buf *err)
+{
+    struct buf path = BUF_INIT, answer = BUF_INIT;
+    int status = 1;
+    if (control_socket_path(spool, &path, err) < 0)
+        goto out;
+    int rc = control_call(path.data, request, QUEUE_CONTROL_TIMEOUT_MS, &answer, err);
+    if (rc == -ENOENT || rc == -ECONNREFUSED) {
+        status = -1;
+    } else if (rc < 0) {
+        /* err says why */
+    } else if (answer.len >= 3 && memcmp(answer.data, "ok\n", 3) == 0) {
+        fwrite(answer.data + 3, 1, answer.len - 3, stdout);
+        status = 0;
+    } else if (answer.len > 7 && memcmp(answer.data, "error: ", 7) == 0) {
+        buf_printf(err, "%.*s", (int)(answer.len - 7 - (answer.data[answer.len - 1] == '\n')),
+                   answer.data + 7);
+    } else {
+        buf_printf(err, "no answer from the daemon on %s", path.data);
+    }
+out:
+    buf_free(&path);
+    buf_free(&answer);
+    return status;
+}
+
+/* ---- arguments ---- */
+
+struct action {
+    const char *name;
+    int min_args, max_args; /* after the action's name */
+    const char *needs;      /* what the first argument is, for "missing ..." */
+};
+
+static const struct action actions[] = {
+    {"list", 0, 0, NULL},
+    {"show", 1, 1, "message ID"},
+    {"retry", 1, 1, "message ID (or all)"},
+    {"delete", 1, 1, "message ID"},
+    {"suspend", 1, 2, "destination"},
+    {"resume", 1, 1, "destination"},
+};
+
+static int queue_run(const char *spool, const char *action, char **args, int json, int body_only,
+                     struct buf *err)
+{
+    if (strcmp(action, "list") == 0 && !json)
+        return queue_list(spool, err);
+    if (strcmp(action, "show") == 0)
+        return queue_show(spool, args[0], body_only, err);
+
+    struct buf request = BUF_INIT;
+    buf_printf(&request, "%s", action); /* NUL-terminated */
+    for (int i = 0; i < 2 && args[i] != NULL; i++)
+        buf_printf(&request, " %s", args[i]);
+    /* One word per argument, one line in all: the daemon parses it again and decides. */
+    int status = request.len < CONTROL_REQUEST_MAX && strcspn(request.data, "\r\n\t") == request.len
+                     ? queue_control(spool, request.data, err)
+                     : 2;
+    buf_free(&request);
+    if (status == 2)
+        return command_usage_error("queue",
+                                   "%s: the request is longer than %d bytes or has a line "
+                                   "break or tab",
+                                   action, CONTROL_REQUEST_MAX - 1);
+    if (status == -1 && strcmp(action, "delete") == 0) {
+        buf_reset(err);
+        return queue_delete_offline(spool, args[0], err);
+    }
+    return status < 0 ? 1 : status;
+}
+
+/* Checks the verb and its arguments: the action, or NULL after a usage error. */
+static const struct action *queue_action(char **words, int nwords, int json, int body_only)
+{
+    const char *names[ARRAY_LEN(actions)];
+    const struct action *act = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(actions); i++) {
+        names[i] = actions[i].name;
+        if (nwords > 0 && strcmp(words[0], actions[i].name) == 0)
+            act = &actions[i];
+    }
+    if (nwords == 0) {
+        command_usage_error("queue", "missing queue verb (list, show, retry, delete, suspend or "
+                                     "resume)");
+        return NULL;
+    }
+    if (act == NULL) {
+        const char *hint = command_suggest(words[0], names, ARRAY_LEN(names));
+        if (hint != NULL)
+            command_usage_error("queue", "unknown queue verb '%s' (did you mean %s?)", words[0],
+                                hint);
+        else
+            command_usage_error("queue", "unknown queue verb '%s'", words[0]);
+        return NULL;
+    }
+    char name[32]; /* "queue VERB": the usage shown is that verb's */
+    snprintf(name, sizeof name, "queue %s", act->name);
+    if (nwords - 1 < act->min_args)
+        command_usage_error(name, "missing %s", act->needs);
+    else if (nwords - 1 > act->max_args)
+        command_usage_error(name, "unexpected argument '%s'", words[act->max_args + 1]);
+    else if (body_only && strcmp(act->name, "show") != 0)
+        command_usage_error(name, "--body goes with queue show only");
+    else if (json && strcmp(act->name, "list") != 0)
+        command_usage_error(name, "--json goes with queue list only");
+    else
+        return act;
+    return NULL;
+}
+
+int cmd_queue(int argc, char **argv)
+{
+    const char *path = NULL;
+    char *words[4] = {NULL, NULL, NULL, NULL}; /* action and up to two arguments, NULL-ended */
+    int nwords = 0, json = 0, body_only = 0;
+    const struct command_option opts[] = {
+        {"--config", "-c", &path, NULL},
+        {"--json", NULL, NULL, &json},
+        {"--body", NULL, NULL, &body_only},
+    };
+    if (command_parse("queue", argc, argv, opts, ARRAY_LEN(opts), words, 3, &nwords) != 0)
+        return 2;
+    const struct action *act = queue_action(words, nwords, json, body_only);
+    if (act == NULL)
+        return 2;
+
+    struct buf err = BUF_INIT;
+    /* Only server.spool is needed: a broken key or recipients file must not hide the queue. */
+    struct config *cfg = config_load_ungated(path, &err);
+    if (cfg == NULL) {
+        fprintf(stderr, "%.*s", (int)err.len, err.data);
+        buf_free(&err);
+        return 1;
+    }
+    int status = queue_run(cfg->server.spool, act->name, words + 1, json, body_only, &err);
+    if (status == 1)
+        fprintf(stderr, "sluice: %.*s\n", (int)err.len, err.data);
+    config_unref(cfg);
+    buf_free(&err);
+    return status;
+}

@@ -1,0 +1,63 @@
+/*
+ * `sluice run`, `sluice check-config` and `sluice config-keys`: the daemon, the same configuration
+ * loading and start-up gates without starting anything, and the reference of every key.
+ */
+#include <stdio.h>
+
+#include "lib/config.h"
+#include "mta/cli/commands.h"
+#include "mta/config_load.h"
+#include "mta/daemon.h"
+#include "mta/run_gates.h"
+
+static int parse_config_only(int argc, char **argv, const char *name, const char **path)
+{
+    const struct command_option opts[] = {{"--config", "-c", path, NULL}};
+    *path = NULL;
+    return command_parse(name, argc, argv, opts, 1, NULL, 0, NULL) == 0 ? 0 : -1;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *path;
+    if (parse_config_only(argc, argv, "run", &path) < 0)
+        return 2;
+    return daemon_run(path);
+}
+
+int cmd_check_config(int argc, char **argv)
+{
+    const char *path;
+    if (parse_config_only(argc, argv, "check-config", &path) < 0)
+        return 2;
+    struct buf err = BUF_INIT;
+    struct config *cfg = config_load_for_command(path, &err);
+    struct run_gates gates;
+    if (cfg != NULL && run_gates_check(cfg, path, &gates, &err) < 0) { /* as run will */
+        config_unref(cfg);
+        cfg = NULL;
+    }
+    if (cfg == NULL) {
+        fprintf(stderr, "%.*s", (int)err.len, err.data);
+        if (err.len > 0 && err.data[err.len - 1] != '\n')
+            fputc('\n', stderr);
+        buf_free(&err);
+        return 1;
+    }
+    printf("%s: ok\n", cfg->source);
+    run_gates_free(&gates);
+    config_unref(cfg);
+    buf_free(&err);
+    return 0;
+}
+
+int cmd_config_keys(int argc, char **argv)
+{
+    if (command_parse("config-keys", argc, argv, NULL, 0, NULL, 0, NULL) != 0)
+        return 2;
+    struct buf out = BUF_INIT;
+    config_describe_keys(&out);
+    fwrite(out.data, 1, out.len, stdout);
+    buf_free(&out);
+    return 0;
+}

@@ -1,0 +1,880 @@
+#include "mta/delivery/destination.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/ratelimit.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "mta/delivery/bounce_class.h"
+#include "mta/delivery/shaping.h"
+
+/* Connection failures in a row (before the server greeted us properly) that suspend a
+ * destination, and the bounds of that suspension. */
+#define DEST_FAILS_TO_SUSPEND 3
+#define DEST_SUSPEND_MIN_MS 1000
+#define DEST_SUSPEND_MAX_MS (30 * 60 * 1000)
+/* How long a throttled (destination, egress address) pauses at least and at most. */
+#define THROTTLE_PAUSE_MIN_MS 1000
+#define THROTTLE_PAUSE_MAX_MS (5 * 60 * 1000)
+
+/* One egress address's state at this destination. A reload's successor destination shares it with
+ * the retired one (refs), so the connections still open there count against the cap, and pauses and
+ * the rates carry over. */
+struct slot {
+    int refs;
+    struct sockaddr_storage src; /* family AF_UNSPEC: not bound */
+    char *ehlo;
+    char *address;   /* for logs: "192.0.2.10" or "any" */
+    unsigned active; /* open connections, of every destination sharing the slot */
+    unsigned max;    /* the shaping's connections */
+    unsigned cap;    /* current connection limit: max, lowered when throttled */
+    uint64_t paused_until;
+    struct shaping_rates *rates; /* what its connections pace MAIL and RCPT by */
+    struct dest *owner;          /* the destination that dispatches on it (the newest), or NULL */
+};
+
+struct dest {
+    struct dest_env *env;
+    char *key;
+    struct config *cfg;
+    const struct config_shaping *shaping;
+    struct slot **slots;
+    size_t nslots;
+    struct job *queue, **queue_tail;
+    size_t queued; /* jobs */
+    unsigned conns;
+    struct conn *conn_list; /* open connections */
+    unsigned fail_streak;
+    uint64_t suspended_until; /* uv_now ms; UINT64_MAX: by an admin */
+    uv_timer_t timer;         /* wakes dispatch when a pause or suspension ends */
+    unsigned retired : 1;
+    unsigned freeing : 1;
+    unsigned dispatching : 1; /* a connection that fails at once must not re-enter dispatch */
+};
+
+enum conn_state {
+    CONN_CONNECTING, /* smtp_client_open done, waiting for READY */
+    CONN_READY,      /* idle between jobs, or waiting for the body */
+    CONN_SENDING,    /* a transaction is in flight */
+    CONN_QUITTING,
+};
+
+struct conn {
+    struct dest *dest;
+    struct conn *next, **prev; /* in dest->conn_list */
+    struct slot *slot;
+    uint64_t id;
+    struct smtp_client *client;
+    enum conn_state state;
+    struct job *job; /* the job being delivered */
+    struct buf body;
+    unsigned body_ready : 1;
+    unsigned body_loading : 1;
+    unsigned aborting : 1; /* dropped by a stop: CLOSED follows from the client */
+    unsigned last_job : 1; /* the receiver asked us to slow down: QUIT after this job */
+    unsigned failover : 1; /* the session ended mid-job: the job moves on to the next host */
+    unsigned in_clear : 1; /* opportunistic TLS failed at this address: try it once in clear */
+    struct mx_list *mx;    /* the host list this connection works through */
+    size_t host, addr;     /* next address to try */
+    const char *mx_name;   /* host of the current connection */
+    unsigned msgs, rcpts;  /* sent on the current connection */
+    /* The last failure to reach a host, for the job when no host can be reached. */
+    int fail_code;
+    char fail_enhanced[16];
+    const char *fail_stage;
+    struct buf fail_text;
+};
+
+static void dest_dispatch(struct dest *d);
+static void conn_connect_next(struct conn *c);
+static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev,
+                           const struct smtp_client_outcome *outcomes, size_t n, void *arg);
+
+void job_free(struct job *job)
+{
+    if (job == NULL)
+        return;
+    free(job->domain);
+    free(job->rcpts);
+    mx_list_unref(job->mx);
+    free(job);
+}
+
+/* Sets the slot up for shaping sh; a slot taken over from a retired destination (fresh 0) keeps
+ * a throttle's lower cap, its pause and the rates' levels. */
+static void slot_configure(struct slot *sl, const char *ehlo, const struct config_shaping *sh,
+                           uint64_t now, int fresh)
+{
+    free(sl->ehlo); /* smtp_client_open copies it: no connection points at the old one */
+    sl->ehlo = xstrdup(ehlo);
+    int throttled = !fresh && sl->cap < sl->max;
+    sl->max = sh->connections;
+    if (!throttled || sl->cap > sl->max)
+        sl->cap = sl->max;
+    shaping_rates_update(sl->rates, sh, now);
+}
+
+/* The predecessor's slot for the same egress address, or NULL. */
+static struct slot *dest_find_slot(const struct dest *d, const char *address)
+{
+    for (size_t i = 0; d != NULL && i < d->nslots; i++)
+        if (strcmp(d->slots[i]->address, address) == 0)
+            return d->slots[i];
+    return NULL;
+}
+
+static struct slot *slot_new(const struct config_egress_addr *ea, const char *ehlo,
+                             const struct config_shaping *sh, uint64_t now)
+{
+    struct slot *sl = xcalloc(1, sizeof *sl);
+    sl->refs = 1;
+    if (ea != NULL) {
+        sl->src = ea->addr;
+        sl->address = xstrdup(ea->address);
+    } else {
+        sl->src.ss_family = AF_UNSPEC;
+        sl->address = xstrdup("any");
+    }
+    sl->rates = shaping_rates_new(sh, now);
+    slot_configure(sl, ehlo, sh, now, 1);
+    return sl;
+}
+
+static void slot_unref(struct slot *sl, const struct dest *d)
+{
+    if (sl->owner == d)
+        sl->owner = NULL;
+    if (--sl->refs > 0)
+        return;
+    shaping_rates_free(sl->rates);
+    free(sl->ehlo);
+    free(sl->address);
+    free(sl);
+}
+
+struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
+                      const struct config_shaping *shaping, const struct config_egress_pool *pool,
+                      const struct dest *predecessor)
+{
+    struct dest *d = xcalloc(1, sizeof *d);
+    d->env = env;
+    d->key = xstrdup(key);
+    d->cfg = config_ref(cfg);
+    d->shaping = shaping;
+    d->queue_tail = &d->queue;
+    uint64_t now = uv_now(env->loop);
+    d->nslots = pool != NULL && pool->naddrs > 0 ? pool->naddrs : 1;
+    d->slots = xcalloc(d->nslots, sizeof *d->slots);
+    for (size_t i = 0; i < d->nslots; i++) {
+        const struct config_egress_addr *ea =
+            pool != NULL && pool->naddrs > 0 ? &pool->addrs[i] : NULL;
+        const char *ehlo = ea != NULL && ea->ehlo != NULL ? ea->ehlo : cfg->server.hostname;
+        struct slot *sl = dest_find_slot(predecessor, ea != NULL ? ea->address : "any");
+        if (sl != NULL) {
+            sl->refs++;
+            slot_configure(sl, ehlo, shaping, now, 0);
+        } else {
+            sl = slot_new(ea, ehlo, shaping, now);
+        }
+        sl->owner = d;
+        d->slots[i] = sl;
+    }
+    if (predecessor != NULL) {
+        d->fail_streak = predecessor->fail_streak;
+        d->suspended_until = predecessor->suspended_until;
+    }
+    uv_timer_init(env->loop, &d->timer);
+    d->timer.data = d;
+    return d;
+}
+
+const char *dest_key(const struct dest *d)
+{
+    return d->key;
+}
+
+static void dest_on_closed_timer(uv_handle_t *h)
+{
+    struct dest *d = h->data;
+    for (size_t i = 0; i < d->nslots; i++)
+        slot_unref(d->slots[i], d);
+    free(d->slots);
+    config_unref(d->cfg);
+    free(d->key);
+    free(d);
+}
+
+void dest_free(struct dest *d)
+{
+    if (d->freeing)
+        return;
+    d->freeing = 1;
+    uv_close((uv_handle_t *)&d->timer, dest_on_closed_timer);
+}
+
+int dest_idle(const struct dest *d)
+{
+    return d->queue == NULL && d->conns == 0 && (d->retired || d->suspended_until != UINT64_MAX);
+}
+
+int dest_unused(const struct dest *d)
+{
+    uint64_t now = uv_now(d->env->loop);
+    if (!dest_idle(d) || d->suspended_until > now)
+        return 0;
+    /* A shared slot may still carry a retired predecessor's connections. */
+    for (size_t i = 0; i < d->nslots; i++)
+        if (d->slots[i]->paused_until > now || d->slots[i]->cap < d->slots[i]->max ||
+            d->slots[i]->active > 0)
+            return 0;
+    return 1;
+}
+
+static void dest_log(const struct dest *d, const struct slot *sl, enum log_level level,
+                     const char *event, const char *fmt_msg)
+{
+    struct logrec r;
+    log_begin(&r, level, event);
+    log_str(&r, "destination", d->key);
+    if (sl != NULL) {
+        log_str(&r, "egress", sl->address);
+        log_int(&r, "connections", sl->cap);
+    }
+    log_str(&r, "msg", fmt_msg);
+    log_end(&r);
+}
+
+/* A job for the same message and route as `job`, with room for `room` recipients and none yet. */
+static struct job *job_sibling(const struct job *job, size_t room)
+{
+    struct job *sib = xmalloc(sizeof *sib);
+    *sib = *job;
+    sib->domain = xstrdup(job->domain);
+    sib->rcpts = xmalloc(room * sizeof *sib->rcpts);
+    sib->nrcpts = 0;
+    sib->mx = mx_list_ref(job->mx);
+    sib->next = NULL;
+    return sib;
+}
+
+/* Splits off what is beyond the first `keep` recipients into a new job right after it. */
+static void job_split(struct dest *d, struct job *job, size_t keep)
+{
+    if (job->nrcpts <= keep)
+        return;
+    struct job *rest = job_sibling(job, job->nrcpts - keep);
+    rest->nrcpts = job->nrcpts - keep;
+    memcpy(rest->rcpts, job->rcpts + keep, rest->nrcpts * sizeof *rest->rcpts);
+    job->nrcpts = keep;
+    rest->next = job->next;
+    job->next = rest;
+    if (d != NULL && d->queue_tail == &job->next)
+        d->queue_tail = &rest->next;
+}
+
+void dest_enqueue(struct dest *d, struct job *job)
+{
+    job->next = NULL;
+    *d->queue_tail = job;
+    d->queue_tail = &job->next;
+    d->queued++;
+    for (struct job *j = job; j != NULL; j = j->next) {
+        job_split(d, j, d->shaping->recipients_per_message);
+        if (j != job)
+            d->queued++;
+    }
+    dest_dispatch(d);
+}
+
+/* Takes the first queued job that connection c may carry (any job when c is NULL). */
+static struct job *dest_take_job(struct dest *d, const struct conn *c)
+{
+    for (struct job **link = &d->queue; *link != NULL; link = &(*link)->next) {
+        struct job *job = *link;
+        int fits = c == NULL || job->mx == c->mx;
+        for (size_t i = 0; !fits && i < job->mx->nhosts; i++)
+            fits = strcmp(job->mx->hosts[i].name, c->mx_name) == 0;
+        if (!fits)
+            continue;
+        *link = job->next;
+        if (d->queue_tail == &job->next)
+            d->queue_tail = link;
+        job->next = NULL;
+        d->queued--;
+        return job;
+    }
+    return NULL;
+}
+
+static void dest_on_timer(uv_timer_t *t)
+{
+    dest_dispatch(t->data);
+}
+
+static void dest_arm_timer(struct dest *d, uint64_t at)
+{
+    uint64_t now = uv_now(d->env->loop);
+    uint64_t due = uv_timer_get_due_in(&d->timer);
+    uint64_t wait = at > now ? at - now : 0;
+    if (!uv_is_active((uv_handle_t *)&d->timer) || wait < due)
+        uv_timer_start(&d->timer, dest_on_timer, wait, 0);
+}
+
+static struct slot *dest_free_slot(struct dest *d, uint64_t now, uint64_t *wake)
+{
+    struct slot *best = NULL;
+    for (size_t i = 0; i < d->nslots; i++) {
+        struct slot *sl = d->slots[i];
+        if (sl->paused_until > now) {
+            if (sl->paused_until < *wake)
+                *wake = sl->paused_until;
+            continue;
+        }
+        if (sl->active < sl->cap && (best == NULL || sl->active < best->active))
+            best = sl;
+    }
+    return best;
+}
+
+static void conn_start(struct dest *d, struct slot *sl, struct job *job);
+
+static void dest_dispatch(struct dest *d)
+{
+    if (d->retired || d->freeing || d->dispatching)
+        return;
+    uint64_t now = uv_now(d->env->loop);
+    if (d->suspended_until > now) {
+        if (d->suspended_until != UINT64_MAX && d->queue != NULL)
+            dest_arm_timer(d, d->suspended_until);
+        return;
+    }
+    uint64_t wake = UINT64_MAX;
+    d->dispatching = 1;
+    while (d->queue != NULL && d->suspended_until <= now) {
+        struct slot *sl = dest_free_slot(d, now, &wake);
+        if (sl == NULL)
+            break;
+        conn_start(d, sl, dest_take_job(d, NULL));
+    }
+    d->dispatching = 0;
+    if (d->suspended_until > now && d->suspended_until != UINT64_MAX && d->queue != NULL)
+        wake = d->suspended_until;
+    if (d->queue != NULL && wake != UINT64_MAX)
+        dest_arm_timer(d, wake);
+}
+
+void dest_suspend(struct dest *d, uint64_t for_ms)
+{
+    d->suspended_until = for_ms > 0 ? uv_now(d->env->loop) + for_ms : UINT64_MAX;
+    dest_log(d, NULL, LOG_WARN, "delivery.suspend",
+             for_ms > 0 ? "suspended by an administrator for a while"
+                        : "suspended by an administrator");
+    if (for_ms > 0 && d->queue != NULL)
+        dest_arm_timer(d, d->suspended_until);
+}
+
+void dest_resume(struct dest *d)
+{
+    d->suspended_until = 0;
+    d->fail_streak = 0;
+    for (size_t i = 0; i < d->nslots; i++)
+        d->slots[i]->paused_until = 0;
+    dest_log(d, NULL, LOG_INFO, "delivery.resume", "resumed");
+    dest_dispatch(d);
+}
+
+static void dest_return_queue(struct dest *d)
+{
+    struct job *job;
+    while ((job = dest_take_job(d, NULL)) != NULL)
+        d->env->hooks.job_returned(d->env->hooks.arg, job);
+}
+
+static void conn_finish_job(struct conn *c, const struct smtp_client_outcome *outcomes);
+static void conn_abort(struct conn *c);
+
+void dest_retire(struct dest *d, int abort)
+{
+    d->retired = 1;
+    uv_timer_stop(&d->timer);
+    dest_return_queue(d);
+    if (!abort)
+        return;
+    for (struct conn *c = d->conn_list, *next; c != NULL; c = next) {
+        next = c->next; /* an abort may end the connection at once */
+        conn_abort(c);
+    }
+}
+
+/* A throttling reply (421, or a 4xx that asks us to slow down): fewer connections from this
+ * egress address, and a pause. */
+static void slot_throttle(struct dest *d, struct slot *sl)
+{
+    uint64_t pause = d->shaping->nretry > 0 ? d->shaping->retry_ms[0] : THROTTLE_PAUSE_MIN_MS;
+    if (pause < THROTTLE_PAUSE_MIN_MS)
+        pause = THROTTLE_PAUSE_MIN_MS;
+    if (pause > THROTTLE_PAUSE_MAX_MS)
+        pause = THROTTLE_PAUSE_MAX_MS;
+    sl->cap = sl->cap > 1 ? sl->cap / 2 : 1;
+    sl->paused_until = uv_now(d->env->loop) + pause;
+    dest_log(d, sl, LOG_WARN, "delivery.throttle",
+             "the receiver asked us to slow down: fewer connections and a pause");
+}
+
+/* A transaction went through: win back one connection of a throttled slot. */
+static void slot_recover(struct dest *d, struct slot *sl)
+{
+    if (sl->cap < sl->max) {
+        sl->cap++;
+        if (sl->cap == sl->max)
+            dest_log(d, sl, LOG_INFO, "delivery.unthrottle", "back to the configured connections");
+    }
+}
+
+static void dest_connect_failed(struct dest *d)
+{
+    if (++d->fail_streak < DEST_FAILS_TO_SUSPEND || d->suspended_until == UINT64_MAX)
+        return;
+    uint64_t base = d->shaping->nretry > 0 ? d->shaping->retry_ms[0] : DEST_SUSPEND_MIN_MS;
+    if (base < DEST_SUSPEND_MIN_MS)
+        base = DEST_SUSPEND_MIN_MS;
+    uint64_t wait = ratelimit_backoff_ms(
+        base, DEST_SUSPEND_MAX_MS, d->fail_streak - DEST_FAILS_TO_SUSPEND + 1, (uint32_t)random());
+    d->suspended_until = uv_now(d->env->loop) + wait;
+    struct logrec r;
+    log_begin(&r, LOG_WARN, "delivery.suspend");
+    log_str(&r, "destination", d->key);
+    log_int(&r, "failures", d->fail_streak);
+    log_int(&r, "for_ms", (long long)wait);
+    log_str(&r, "msg", "connections keep failing: suspended with backoff");
+    log_end(&r);
+}
+
+/* ---- connections ---- */
+
+static void conn_on_body(int status, const struct spool_entry *entry, struct buf *body,
+                         const char *why, void *arg);
+
+static void conn_load_body(struct conn *c)
+{
+    c->body_ready = 0;
+    c->body_loading = 1;
+    buf_reset(&c->body);
+    spool_load(c->dest->env->spool, c->job->queue_id, conn_on_body, c);
+}
+
+static struct conn *conn_new(struct dest *d, struct slot *sl, struct job *job)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->dest = d;
+    c->slot = sl;
+    c->id = ++d->env->next_conn_id;
+    c->job = job;
+    c->mx = mx_list_ref(job->mx);
+    sl->active++;
+    d->conns++;
+    d->env->conns++;
+    c->next = d->conn_list;
+    if (c->next != NULL)
+        c->next->prev = &c->next;
+    c->prev = &d->conn_list;
+    d->conn_list = c;
+    return c;
+}
+
+/* Keeps the first `budget` recipients of job for this connection; the rest goes back to the
+ * front of the queue for another one. */
+static void dest_fit_job(struct dest *d, struct job *job, size_t budget)
+{
+    job_split(NULL, job, budget);
+    struct job *rest = job->next;
+    if (rest == NULL)
+        return;
+    job->next = NULL;
+    rest->next = d->queue;
+    d->queue = rest;
+    if (d->queue_tail == &d->queue)
+        d->queue_tail = &rest->next;
+    d->queued++;
+}
+
+static void conn_start(struct dest *d, struct slot *sl, struct job *job)
+{
+    dest_fit_job(d, job, d->shaping->recipients_per_connection);
+    struct conn *c = conn_new(d, sl, job);
+    conn_load_body(c);
+    conn_connect_next(c);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct dest *d = c->dest;
+    struct slot *sl = c->slot;
+    sl->active--;
+    d->conns--;
+    d->env->conns--;
+    *c->prev = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    mx_list_unref(c->mx);
+    buf_free(&c->body);
+    buf_free(&c->fail_text);
+    if (c->body_loading)
+        c->dest = NULL; /* spool_load still holds c: its callback frees it */
+    else
+        free(c);
+    if (d->retired) {
+        /* The successor may open the connection this one leaves free. */
+        if (sl->owner != NULL && sl->owner != d)
+            dest_dispatch(sl->owner);
+        if (dest_idle(d))
+            d->env->hooks.dest_idle(d->env->hooks.arg, d);
+    } else {
+        dest_dispatch(d);
+    }
+}
+
+static void conn_remember_failure(struct conn *c, const struct smtp_client_outcome *o)
+{
+    c->fail_code = o->code;
+    snprintf(c->fail_enhanced, sizeof c->fail_enhanced, "%s", o->enhanced);
+    c->fail_stage = o->stage;
+    buf_reset(&c->fail_text);
+    buf_printf(&c->fail_text, "%s (%s)", o->text != NULL ? o->text : "failed",
+               c->mx_name != NULL ? c->mx_name : "no host");
+}
+
+/* Every host and address was tried: the job gets the last failure. */
+static void conn_give_up(struct conn *c)
+{
+    struct smtp_client_outcome o = {
+        .code = c->fail_code != 0 ? c->fail_code : 451,
+        .stage = c->fail_stage != NULL ? c->fail_stage : "connect",
+        .remote = 0,
+        .text = c->fail_text.len > 0 ? c->fail_text.data : "no MX host could be reached",
+    };
+    snprintf(o.enhanced, sizeof o.enhanced, "%s", c->fail_enhanced[0] ? c->fail_enhanced : "4.4.1");
+    /* A 5xx greeting from the last host does not make the recipients fail: another attempt
+     * later may reach a host that takes the mail. */
+    if (o.code >= 500) {
+        o.code = 451;
+        o.enhanced[0] = '4';
+    }
+    conn_finish_job(c, &o);
+}
+
+static void conn_connect_next(struct conn *c)
+{
+    struct dest *d = c->dest;
+    while (c->host < c->mx->nhosts) {
+        const struct mx_target *h = &c->mx->hosts[c->host];
+        if (c->addr >= h->naddrs) {
+            c->host++;
+            c->addr = 0;
+            continue;
+        }
+        const struct sockaddr_storage *dst = &h->addrs[c->addr++];
+        /* An egress address of one family cannot reach a host of the other. */
+        if (c->slot->src.ss_family != AF_UNSPEC && c->slot->src.ss_family != dst->ss_family)
+            continue;
+        struct smtp_client_params p = {
+            .dst = (const struct sockaddr *)dst,
+            .mx_name = h->name,
+            .src =
+                c->slot->src.ss_family != AF_UNSPEC ? (const struct sockaddr *)&c->slot->src : NULL,
+            .ehlo = c->slot->ehlo,
+            .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
+            .tls_ctx = d->env->tls_ctx,
+            .timeouts = {.connect = d->shaping->connect_timeout_ms},
+            .pace = shaping_rates_pace,
+            .pace_arg = c->slot->rates,
+            .session_id = c->id,
+        };
+        struct buf why = BUF_INIT;
+        c->mx_name = h->name;
+        c->state = CONN_CONNECTING;
+        c->msgs = c->rcpts = 0;
+        c->client = smtp_client_open(d->env->loop, &p, conn_on_client, c, &why);
+        if (c->client != NULL) {
+            buf_free(&why);
+            return;
+        }
+        struct smtp_client_outcome o = {.code = 451,
+                                        .enhanced = "4.4.1",
+                                        .stage = "connect",
+                                        .text = why.data != NULL ? why.data : "cannot connect"};
+        conn_remember_failure(c, &o);
+        buf_free(&why);
+    }
+    c->client = NULL;
+    conn_give_up(c);
+    conn_free(c);
+}
+
+static void conn_send(struct conn *c)
+{
+    if (c->state != CONN_READY || !c->body_ready || c->job == NULL)
+        return;
+    const struct job *job = c->job;
+    const char **rcpts = xmalloc(job->nrcpts * sizeof *rcpts);
+    for (size_t i = 0; i < job->nrcpts; i++)
+        rcpts[i] = job->rcpts[i].addr;
+    struct smtp_client_tx tx = {
+        .sender = job->sender,
+        .rcpts = rcpts,
+        .nrcpts = job->nrcpts,
+        .body = &c->body,
+        .flags = job->flags,
+    };
+    c->state = CONN_SENDING;
+    smtp_client_send(c->client, &tx);
+    free(rcpts);
+}
+
+static void conn_on_body(int status, const struct spool_entry *entry, struct buf *body,
+                         const char *why, void *arg)
+{
+    struct conn *c = arg;
+    c->body_loading = 0;
+    if (c->dest == NULL) { /* the connection ended while the body was loading */
+        free(c);
+        return;
+    }
+    if (status < 0 || c->job == NULL) {
+        if (c->job != NULL) {
+            struct smtp_client_outcome o = {.code = 451,
+                                            .enhanced = "4.3.0",
+                                            .stage = "queue",
+                                            .text = why != NULL ? why : "queue file unreadable"};
+            conn_finish_job(c, &o);
+        }
+        if (c->client != NULL && c->state == CONN_READY)
+            smtp_client_quit(c->client);
+        return;
+    }
+    c->body = *body;
+    memset(body, 0, sizeof *body);
+    c->body_ready = 1;
+    conn_send(c);
+}
+
+/* Reports the job: one outcome for all its recipients (common), or the client's per-recipient
+ * outcomes when `outcomes` has job->nrcpts entries (pass per_rcpt = 1). */
+static void conn_report(struct conn *c, const struct smtp_client_outcome *outcomes, int per_rcpt)
+{
+    struct job *job = c->job;
+    c->job = NULL;
+    c->body_ready = 0;
+    buf_free(&c->body);
+    if (per_rcpt) {
+        c->dest->env->hooks.job_done(c->dest->env->hooks.arg, job, outcomes, c->mx_name);
+        return;
+    }
+    struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
+    for (size_t i = 0; i < job->nrcpts; i++)
+        all[i] = outcomes[0];
+    c->dest->env->hooks.job_done(c->dest->env->hooks.arg, job, all, c->mx_name);
+    free(all);
+}
+
+static void conn_finish_job(struct conn *c, const struct smtp_client_outcome *outcome)
+{
+    if (c->job != NULL)
+        conn_report(c, outcome, 0);
+}
+
+/* After a transaction: the next job on the same connection, within the limits, or QUIT. */
+static void conn_next_job(struct conn *c)
+{
+    struct dest *d = c->dest;
+    const struct config_shaping *sh = d->shaping;
+    struct job *job = NULL;
+    if (c->aborting)
+        return;
+    if (!d->retired && !c->last_job && c->msgs < sh->messages_per_connection &&
+        c->rcpts < sh->recipients_per_connection && d->suspended_until <= uv_now(d->env->loop))
+        job = dest_take_job(d, c);
+    if (job == NULL) {
+        c->state = CONN_QUITTING;
+        smtp_client_quit(c->client);
+        return;
+    }
+    dest_fit_job(d, job, sh->recipients_per_connection - c->rcpts);
+    c->job = job;
+    c->state = CONN_READY;
+    conn_load_body(c);
+}
+
+/* RFC 7435: with opportunistic TLS, a failed handshake is no reason not to deliver; the same
+ * address is tried once more without STARTTLS (never with tls: required). */
+static int conn_retry_in_clear(struct conn *c, const struct smtp_client_outcome *o)
+{
+    if (c->in_clear || c->dest->shaping->tls != SHAPING_TLS_OPPORTUNISTIC || o->stage == NULL ||
+        strcmp(o->stage, "STARTTLS") != 0 || c->addr == 0)
+        return 0;
+    c->in_clear = 1;
+    c->addr--; /* conn_connect_next takes the same address again */
+    return 1;
+}
+
+/* An outcome that ends the session without the message having been taken: a 421, or our own
+ * timeout or lost connection. The recipient may be tried at the next MX host at once. */
+static int outcome_ends_session(const struct smtp_client_outcome *o)
+{
+    return o->code == 421 || (!o->remote && o->code >= 400 && o->code < 500);
+}
+
+static int conn_has_next_address(const struct conn *c)
+{
+    for (size_t h = c->host; h < c->mx->nhosts; h++)
+        if ((h == c->host ? c->addr : 0) < c->mx->hosts[h].naddrs)
+            return 1;
+    return 0;
+}
+
+/* After TX_DONE: when the session ended mid-transaction and another host remains, reports the
+ * recipients that got a real answer and keeps the others as c->job for the next host (RFC 5321
+ * §5.1: try the next MX). Returns 1 when it kept some. */
+static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcome *outcomes)
+{
+    struct job *job = c->job;
+    size_t keep = 0;
+    for (size_t i = 0; i < job->nrcpts; i++)
+        keep += outcome_ends_session(&outcomes[i]);
+    if (keep == 0 || !conn_has_next_address(c))
+        return 0;
+    conn_remember_failure(c, &outcomes[0]);
+    c->failover = 1;
+    if (keep == job->nrcpts)
+        return 1;
+    /* Report the answered recipients as a job of their own. */
+    struct job *answered = job_sibling(job, job->nrcpts);
+    struct smtp_client_outcome *answered_outcomes = xmalloc(job->nrcpts * sizeof *outcomes);
+    size_t kept = 0;
+    for (size_t i = 0; i < job->nrcpts; i++) {
+        if (outcome_ends_session(&outcomes[i])) {
+            job->rcpts[kept++] = job->rcpts[i];
+        } else {
+            answered_outcomes[answered->nrcpts] = outcomes[i];
+            answered->rcpts[answered->nrcpts++] = job->rcpts[i];
+        }
+    }
+    job->nrcpts = kept;
+    c->dest->env->hooks.job_done(c->dest->env->hooks.arg, answered, answered_outcomes, c->mx_name);
+    free(answered_outcomes);
+    return 1;
+}
+
+static int outcomes_throttle(const struct smtp_client_outcome *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (o[i].code == 421 ||
+            (o[i].code >= 400 && o[i].code < 500 &&
+             bounce_class_is_throttle(bounce_classify(o[i].code, o[i].enhanced, o[i].text))))
+            return 1;
+    return 0;
+}
+
+static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev,
+                           const struct smtp_client_outcome *outcomes, size_t n, void *arg)
+{
+    struct conn *c = arg;
+    struct dest *d = c->dest;
+    switch (ev) {
+    case SMTP_CLIENT_READY:
+        c->state = CONN_READY;
+        d->fail_streak = 0;
+        if (c->aborting) {
+            smtp_client_abort(client);
+            return;
+        }
+        conn_send(c);
+        return;
+    case SMTP_CLIENT_TX_DONE: {
+        size_t njob = c->job->nrcpts;
+        int throttle = outcomes_throttle(outcomes, n);
+        c->msgs++;
+        c->rcpts += (unsigned)njob;
+        if (!c->aborting && !d->retired && conn_keep_for_next_mx(c, outcomes))
+            return; /* CLOSED follows: the rest of the job goes to the next MX host */
+        conn_report(c, outcomes, 1);
+        if (throttle)
+            slot_throttle(d, c->slot);
+        else
+            slot_recover(d, c->slot);
+        if (throttle)
+            c->last_job = 1;
+        conn_next_job(c);
+        return;
+    }
+    case SMTP_CLIENT_CLOSED:
+        break;
+    }
+    /* CLOSED: the client is gone. */
+    c->client = NULL;
+    int before_ready = c->state == CONN_CONNECTING;
+    if (n == 1 && outcomes[0].code == 421 && !c->last_job)
+        slot_throttle(d, c->slot);
+    if (c->job != NULL && (before_ready || c->failover) && !c->aborting && !d->retired) {
+        /* Connection refused, timed out, 4xx/5xx greeting, TLS required but absent, or the
+         * session ended (421, lost) before the message was taken: the next address or the next
+         * MX host, in order. */
+        c->failover = 0;
+        if (n == 1)
+            conn_remember_failure(c, &outcomes[0]);
+        if (n == 1 && conn_retry_in_clear(c, &outcomes[0])) {
+            conn_connect_next(c);
+            return;
+        }
+        c->in_clear = 0;
+        dest_connect_failed(d);
+        if (d->suspended_until <= uv_now(d->env->loop)) {
+            conn_connect_next(c);
+            return;
+        }
+    }
+    if (c->job != NULL && c->aborting) {
+        /* Stopping: the job was never sent, so it has not been tried. */
+        struct job *job = c->job;
+        c->job = NULL;
+        d->env->hooks.job_returned(d->env->hooks.arg, job);
+    } else if (c->job != NULL) {
+        /* The job was never sent: whatever ended the connection defers it. */
+        if (n == 1)
+            conn_remember_failure(c, &outcomes[0]);
+        conn_give_up(c);
+    }
+    conn_free(c);
+}
+
+static void conn_abort(struct conn *c)
+{
+    c->aborting = 1;
+    if (c->client != NULL)
+        smtp_client_abort(c->client);
+}
+
+void dest_describe(const struct dest *d, struct buf *out)
+{
+    uint64_t now = uv_now(d->env->loop);
+    buf_printf(out, "{\"destination\":\"%s\",\"queued_jobs\":%zu,\"connections\":%u,", d->key,
+               d->queued, d->conns);
+    if (d->retired)
+        buf_printf(out, "\"retired\":true,");
+    if (d->suspended_until == UINT64_MAX)
+        buf_printf(out, "\"suspended\":\"admin\",");
+    else if (d->suspended_until > now)
+        buf_printf(out, "\"suspended_ms\":%llu,", (unsigned long long)(d->suspended_until - now));
+    buf_printf(out, "\"egress\":[");
+    for (size_t i = 0; i < d->nslots; i++) {
+        const struct slot *sl = d->slots[i];
+        buf_printf(out, "%s{\"address\":\"%s\",\"active\":%u,\"cap\":%u%s}", i ? "," : "",
+                   sl->address, sl->active, sl->cap,
+                   sl->paused_until > now ? ",\"paused\":true" : "");
+    }
+    buf_printf(out, "]}");
+}

@@ -1,0 +1,104 @@
+/*
+ * Destinations: where the scheduler's jobs wait for a connection, and the limits that hold for
+ * each (destination, egress address) pair: concurrent connections, messages and recipients per
+ * connection, the recipient and message rates (shaping.h's, which the SMTP client paces itself
+ * by), pauses after a receiver asks us to slow down, and suspension with backoff after repeated
+ * connection failures. A destination owns the SMTP client connections it opens; each connection
+ * tries the MX hosts in order and carries as many jobs as its limits allow.
+ */
+#ifndef SLUICE_DESTINATION_H
+#define SLUICE_DESTINATION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "lib/config.h"
+#include "mta/delivery/route.h"
+#include "mta/delivery/smtp_client.h"
+#include "spool/spool.h"
+
+struct qmsg;
+struct dest;
+
+struct job_rcpt {
+    size_t index;     /* in the message's recipients */
+    const char *addr; /* borrowed, like the job's queue_id and sender */
+};
+
+/* One message's recipients for one domain, with what a connection needs of the message. The
+ * strings are the scheduler's: it keeps the message until each of its jobs is back (job_done or
+ * job_returned). A job a destination splits leaves parts that hold its recipients, each once. */
+struct job {
+    struct qmsg *msg; /* the scheduler's message: a destination only hands it back */
+    const char *queue_id;
+    const char *sender; /* "" for the null sender */
+    unsigned flags;     /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
+    char *domain;
+    struct job_rcpt *rcpts;
+    size_t nrcpts;
+    struct mx_list *mx;
+    /* The shaping values the job was routed under (retry schedule, expiry); they live in a
+     * configuration the destination holds a reference on. */
+    const struct config_shaping *shaping;
+    struct job *next;
+};
+
+/* What the scheduler learns from destinations. */
+struct dest_hooks {
+    /* A job was tried: outcomes[i] is for job->rcpts[i]; mx_name is the host that answered (or
+     * the last one tried). The job is the callee's to free (job_free). */
+    void (*job_done)(void *arg, struct job *job, const struct smtp_client_outcome *outcomes,
+                     const char *mx_name);
+    /* A job left a destination without being tried (reload, stop). */
+    void (*job_returned)(void *arg, struct job *job);
+    /* A retired destination has no job and no connection left: it may be freed now. */
+    void (*dest_idle)(void *arg, struct dest *d);
+    void *arg;
+};
+
+/* What every destination shares. */
+struct dest_env {
+    uv_loop_t *loop;
+    struct spool *spool;
+    SSL_CTX *tls_ctx;
+    struct dest_hooks hooks;
+    uint64_t next_conn_id;
+    unsigned conns; /* open connections, all destinations */
+};
+
+/* A destination for `key` under shaping values `shaping`, sending from `pool` (NULL: one
+ * unbound address with EHLO `hostname`). Takes a reference on cfg (the values live in it).
+ * After a reload, `predecessor` is the retired destination for the same key (or NULL): the new
+ * one takes over its suspension and, for each egress address in both, shares its state: the
+ * connections still open there count against the new cap, and a throttle, a pause and the rate
+ * buckets carry over. The two may be freed in any order. */
+struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
+                      const struct config_shaping *shaping, const struct config_egress_pool *pool,
+                      const struct dest *predecessor);
+const char *dest_key(const struct dest *d);
+/* Queues a job (split by recipients_per_message) and opens connections as the limits allow. */
+void dest_enqueue(struct dest *d, struct job *job);
+/* Admin suspension for for_ms (0: until dest_resume), or the end of one; queued jobs stay
+ * queued. */
+void dest_suspend(struct dest *d, uint64_t for_ms);
+void dest_resume(struct dest *d);
+/* Stops new connections; queued jobs are returned. With abort, open connections are dropped
+ * (their jobs end with temporary failures). The destination frees itself once idle. */
+void dest_retire(struct dest *d, int abort);
+/* 1 when it has no jobs and no connections (an admin suspension counts as in use, unless
+ * retired). */
+int dest_idle(const struct dest *d);
+/* 1 when it is idle, no pause or suspension lies ahead and no predecessor's connection is still
+ * open on its egress addresses: forgetting it loses nothing. */
+int dest_unused(const struct dest *d);
+void dest_free(struct dest *d);
+/* Appends a JSON object describing it (key, queued jobs, connections, limits, pauses, retired by a
+ * reload). */
+void dest_describe(const struct dest *d, struct buf *out);
+
+void job_free(struct job *job);
+
+#endif

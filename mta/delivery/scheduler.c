@@ -1,0 +1,1116 @@
+#include "mta/delivery/scheduler.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lib/log.h"
+#include "lib/minheap.h"
+#include "lib/strmap.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "mta/delivery/bounce_class.h"
+#include "mta/delivery/destination.h"
+#include "mta/delivery/dsn.h"
+#include "mta/delivery/route.h"
+#include "mta/delivery/shaping.h"
+
+/* Messages dispatched per timer tick, so a queue of many due messages (after a restart) does not
+ * hold the loop; the rest follow on the next turn. */
+#define DISPATCH_BATCH 256
+/* How often destinations with nothing to do are forgotten. */
+#define SWEEP_INTERVAL_MS (60 * 1000)
+
+struct rcpt {
+    char *addr;
+    enum spool_rcpt_status status;
+    unsigned attempts;
+    int64_t next_ms; /* unix ms of the next attempt (PENDING, DEFERRED) */
+    /* The last result, for the DSN and `queue show`. */
+    int code;
+    char enhanced[16];
+    char *text;
+    char *mta;
+    unsigned busy : 1; /* in a route lookup, a destination or a spool write */
+};
+
+struct qmsg {
+    struct scheduler *s;
+    char id[SPOOL_ID_MAX + 1];
+    char *sender;
+    unsigned flags;
+    int64_t received_ms;
+    struct rcpt *rcpts;
+    size_t nrcpts;
+    struct minheap_node due; /* key: the earliest next_ms of a recipient waiting to be tried */
+    /* What is in flight: one per recipient in a route lookup or a job (so the parts of a job a
+     * destination splits need no holds of their own), one per spool read or write. */
+    unsigned holds;
+    unsigned bouncing : 1; /* a DSN is being written */
+    unsigned deleted : 1;  /* an admin deleted it: removed once nothing is in flight */
+};
+
+struct scheduler {
+    uv_loop_t *loop;
+    struct spool *spool;
+    struct dns_resolver *dns;
+    struct config *cfg;
+    struct dest_env env;
+    struct strmap msgs;  /* queue id -> struct qmsg */
+    struct strmap dests; /* destination key -> struct dest */
+    /* Destinations retired by a reload whose state (open connections, pauses, suspension) the
+     * next destination for the key takes over; kept until then, or until that state is gone. */
+    struct strmap retired;
+    size_t retired_dests; /* not freed yet */
+    struct minheap due;
+    uv_timer_t timer, sweep;
+    unsigned holds;  /* sum of every message's holds */
+    unsigned closed; /* timers closed by scheduler_free */
+    unsigned loads;  /* scheduler_add_id reads in flight */
+    unsigned started : 1;
+    unsigned stopping : 1;
+    void (*stopped_cb)(void *arg);
+    void *stopped_arg;
+};
+
+static void msg_settle(struct qmsg *m);
+static void scheduler_arm(struct scheduler *s);
+static void scheduler_check_stopped(struct scheduler *s);
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *rcpt_domain(const struct rcpt *r)
+{
+    const char *at = strrchr(r->addr, '@');
+    return at != NULL ? at + 1 : "";
+}
+
+static int rcpt_final(const struct rcpt *r)
+{
+    return r->status == SPOOL_RCPT_DELIVERED || r->status == SPOOL_RCPT_BOUNCED;
+}
+
+static int rcpt_waiting(const struct rcpt *r)
+{
+    return !r->busy && (r->status == SPOOL_RCPT_PENDING || r->status == SPOOL_RCPT_DEFERRED);
+}
+
+static void rcpt_set_result(struct rcpt *r, int code, const char *enhanced, const char *text,
+                            const char *mta)
+{
+    r->code = code;
+    snprintf(r->enhanced, sizeof r->enhanced, "%s", enhanced != NULL ? enhanced : "");
+    text = text != NULL ? text : "";
+    /* A reply's text starts with its enhanced code, which is kept apart: drop the copy, or the
+     * DSN and the spool would say "550 5.1.1 5.1.1 ...". */
+    size_t n = strlen(r->enhanced);
+    if (n > 0 && strncmp(text, r->enhanced, n) == 0 && (text[n] == ' ' || text[n] == '\0'))
+        text += n + (text[n] == ' ');
+    free(r->text);
+    r->text = xstrdup(text);
+    free(r->mta);
+    r->mta = mta != NULL ? xstrdup(mta) : NULL;
+}
+
+/* "550 5.1.1 text": the one line the spool keeps of a result. */
+static void rcpt_format_reply(const struct rcpt *r, struct buf *out)
+{
+    buf_reset(out);
+    if (r->code == 0)
+        return;
+    buf_printf(out, "%d %s%s%s", r->code, r->enhanced, r->enhanced[0] ? " " : "",
+               r->text != NULL ? r->text : "");
+    if (r->mta != NULL)
+        buf_printf(out, " (%s)", r->mta);
+}
+
+/* The inverse of rcpt_format_reply, for a result read back from the spool with the host that gave
+ * it ("" when local, or not recorded by an older version). */
+static void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta)
+{
+    if (reply == NULL || strlen(reply) < 3 || reply[0] < '2' || reply[0] > '5')
+        return;
+    char *end;
+    long code = strtol(reply, &end, 10);
+    if (end != reply + 3 || (*end != ' ' && *end != '\0'))
+        return;
+    const char *p = *end ? end + 1 : end;
+    char enhanced[16] = "";
+    size_t n = strspn(p, "0123456789.");
+    if (n > 0 && n < sizeof enhanced && p[0] == reply[0] && p[1] == '.' &&
+        (p[n] == ' ' || p[n] == '\0')) {
+        memcpy(enhanced, p, n);
+        enhanced[n] = '\0';
+        p += n + (p[n] == ' ');
+    }
+    if (mta == NULL || mta[0] == '\0') {
+        rcpt_set_result(r, (int)code, enhanced, p, NULL);
+        return;
+    }
+    /* Take back the " (host)" that rcpt_format_reply appended, so the text is as it was. */
+    size_t len = strlen(p), mta_len = strlen(mta);
+    if (len >= mta_len + 3 && p[len - 1] == ')' &&
+        strncmp(p + len - mta_len - 1, mta, mta_len) == 0 &&
+        strncmp(p + len - mta_len - 3, " (", 2) == 0)
+        len -= mta_len + 3;
+    char *text = xstrndup(p, len);
+    rcpt_set_result(r, (int)code, enhanced, text, mta);
+    free(text);
+}
+
+/* ---- holds: what keeps a message (and a stopping scheduler) busy ---- */
+
+static void msg_hold(struct qmsg *m, unsigned n)
+{
+    m->holds += n;
+    m->s->holds += n;
+}
+
+static void msg_free(struct qmsg *m)
+{
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        free(m->rcpts[i].addr);
+        free(m->rcpts[i].text);
+        free(m->rcpts[i].mta);
+    }
+    free(m->rcpts);
+    free(m->sender);
+    free(m);
+}
+
+/* Takes the message out of the queue and off the disk. */
+static void msg_remove(struct qmsg *m)
+{
+    struct scheduler *s = m->s;
+    minheap_remove(&s->due, &m->due);
+    strmap_del(&s->msgs, m->id);
+    spool_msg_remove(s->spool, m->id, NULL, NULL);
+    msg_free(m);
+}
+
+static void msg_release(struct qmsg *m, unsigned n)
+{
+    struct scheduler *s = m->s;
+    m->holds -= n;
+    s->holds -= n;
+    if (m->holds == 0 && m->deleted)
+        msg_remove(m);
+    else if (!s->stopping)
+        msg_settle(m);
+    scheduler_check_stopped(s);
+}
+
+/* Puts the message in the due heap at its earliest waiting recipient, or takes it out. */
+static void msg_reschedule(struct qmsg *m)
+{
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (rcpt_waiting(&m->rcpts[i]) && m->rcpts[i].next_ms < due)
+            due = m->rcpts[i].next_ms;
+    if (due == INT64_MAX || m->deleted)
+        minheap_remove(&m->s->due, &m->due);
+    else
+        minheap_set(&m->s->due, &m->due, (uint64_t)(due > 0 ? due : 0));
+    scheduler_arm(m->s);
+}
+
+/* ---- recording results ---- */
+
+/* A batch of recipient results on its way to the spool; applied in memory once durable. */
+struct update_batch {
+    struct qmsg *m;
+    size_t n;
+    struct spool_rcpt_update *ups;
+    int64_t *next_ms;
+    struct buf *replies;
+};
+
+static void update_batch_free(struct update_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        buf_free(&b->replies[i]);
+    free(b->replies);
+    free(b->next_ms);
+    free(b->ups);
+    free(b);
+}
+
+static struct update_batch *update_batch_new(struct qmsg *m, size_t n)
+{
+    struct update_batch *b = xcalloc(1, sizeof *b);
+    b->m = m;
+    b->ups = xcalloc(n, sizeof *b->ups);
+    b->next_ms = xcalloc(n, sizeof *b->next_ms);
+    b->replies = xcalloc(n, sizeof *b->replies);
+    return b;
+}
+
+static void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_status status,
+                             unsigned attempts, int64_t next_ms)
+{
+    size_t i = b->n++;
+    struct rcpt *r = &b->m->rcpts[rcpt];
+    rcpt_format_reply(r, &b->replies[i]);
+    b->next_ms[i] = next_ms;
+    b->ups[i] = (struct spool_rcpt_update){
+        .rcpt = rcpt,
+        .status = status,
+        .attempts = attempts,
+        .next_attempt = (next_ms + 999) / 1000,
+        .reply = b->replies[i].data != NULL ? b->replies[i].data : "",
+        .remote_mta = r->mta,
+    };
+    r->busy = 1;
+}
+
+static void update_batch_on_written(int status, void *arg)
+{
+    struct update_batch *b = arg;
+    struct qmsg *m = b->m;
+    if (status < 0)
+        log_msg(LOG_ERROR, "spool.update_failed",
+                "queue id %s: recipient state not recorded (%s): a restart may repeat deliveries",
+                m->id, strerror(-status));
+    for (size_t i = 0; i < b->n; i++) {
+        struct rcpt *r = &m->rcpts[b->ups[i].rcpt];
+        r->status = b->ups[i].status;
+        r->attempts = b->ups[i].attempts;
+        r->next_ms = b->next_ms[i];
+        r->busy = 0;
+    }
+    update_batch_free(b);
+    msg_release(m, 1);
+}
+
+/* Writes the batch (the message stays held until it is durable). */
+static void update_batch_write(struct update_batch *b)
+{
+    msg_hold(b->m, 1);
+    spool_rcpt_update(b->m->s->spool, b->m->id, b->ups, b->n, update_batch_on_written, b);
+}
+
+static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char *event,
+                         const struct smtp_client_outcome *o, const char *mx_name, int64_t next_ms,
+                         int64_t now)
+{
+    enum bounce_class cls = bounce_classify(o->code, o->enhanced, o->text);
+    struct logrec rec;
+    log_begin(&rec, strcmp(event, "delivery.delivered") == 0 ? LOG_INFO : LOG_WARN, event);
+    log_str(&rec, "queue_id", m->id);
+    log_str(&rec, "from", m->sender);
+    log_str(&rec, "rcpt", r->addr);
+    if (mx_name != NULL)
+        log_str(&rec, "mx", mx_name);
+    log_int(&rec, "code", o->code);
+    if (o->enhanced[0])
+        log_str(&rec, "enhanced", o->enhanced);
+    log_str(&rec, "stage", o->stage != NULL ? o->stage : "");
+    log_bool(&rec, "remote", o->remote);
+    log_str(&rec, "reply", o->text != NULL ? o->text : "");
+    if (cls != BOUNCE_NONE)
+        log_str(&rec, "class", bounce_class_name(cls));
+    log_int(&rec, "attempts", (long long)r->attempts + 1);
+    log_int(&rec, "delay_ms", (long long)(now - m->received_ms));
+    if (next_ms > 0)
+        log_int(&rec, "retry_in_ms", (long long)(next_ms - now));
+    log_end(&rec);
+}
+
+/* A failed null-sender message (usually a DSN) owes nobody a report: it is dropped, and the log
+ * is the only place that says so. */
+static void log_double_bounce(const struct qmsg *m, const struct rcpt *r)
+{
+    struct logrec rec;
+    log_begin(&rec, LOG_WARN, "delivery.double_bounce");
+    log_str(&rec, "queue_id", m->id);
+    log_str(&rec, "rcpt", r->addr);
+    log_str(&rec, "msg", "undeliverable mail from the null sender: no DSN is sent, it is dropped");
+    log_end(&rec);
+}
+
+/* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
+ * (the last step repeats), never after expiry; 0 when it has expired. */
+static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, unsigned attempts,
+                        int64_t now)
+{
+    /* The spool keeps whole seconds of arrival: round up, so nothing expires early. */
+    int64_t expires = m->received_ms + 999 + (int64_t)sh->expire_ms;
+    if (now >= expires)
+        return 0;
+    uint64_t delay = 5 * 60 * 1000; /* only when a schedule is empty, which config forbids */
+    if (sh->nretry > 0) {
+        size_t step = attempts > 0 ? attempts - 1 : 0;
+        delay = sh->retry_ms[step < sh->nretry ? step : sh->nretry - 1];
+    }
+    int64_t at = now + (int64_t)delay;
+    return at < expires ? at : expires;
+}
+
+/* The destination tried the job (or its route failed): record each recipient's result. */
+static void scheduler_on_job_done(void *arg, struct job *job,
+                                  const struct smtp_client_outcome *outcomes, const char *mx_name)
+{
+    (void)arg;
+    struct qmsg *m = job->msg;
+    unsigned held = (unsigned)job->nrcpts;
+    int64_t now = wall_ms();
+    struct update_batch *b = update_batch_new(m, job->nrcpts);
+    for (size_t i = 0; i < job->nrcpts; i++) {
+        const struct smtp_client_outcome *o = &outcomes[i];
+        struct rcpt *r = &m->rcpts[job->rcpts[i].index];
+        unsigned attempts = r->attempts + 1;
+        enum spool_rcpt_status status;
+        int64_t next = 0;
+        const char *event;
+        struct buf text = BUF_INIT;
+        buf_printf(&text, "%s", o->text != NULL ? o->text : "");
+        if (o->code >= 200 && o->code < 300) {
+            status = SPOOL_RCPT_DELIVERED, event = "delivery.delivered";
+        } else if (o->code >= 500) {
+            status = SPOOL_RCPT_FAILED, event = "delivery.failed";
+        } else if ((next = retry_at(m, job->shaping, attempts, now)) > 0) {
+            status = SPOOL_RCPT_DEFERRED, event = "delivery.deferred";
+        } else {
+            status = SPOOL_RCPT_FAILED, event = "delivery.expired";
+            buf_printf(&text, " (gave up: the message has been in the queue too long)");
+        }
+        log_delivery(m, r, event, o, mx_name, next, now);
+        /* No DSN is ever sent for a bounce (RFC 5321 §6.1): a null-sender failure is final. */
+        if (status == SPOOL_RCPT_FAILED && m->sender[0] == '\0') {
+            status = SPOOL_RCPT_BOUNCED;
+            log_double_bounce(m, r);
+        }
+        rcpt_set_result(r, o->code, o->enhanced, text.data,
+                        o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
+        buf_free(&text);
+        r->busy = 0; /* update_batch_add holds it again until written */
+        update_batch_add(b, job->rcpts[i].index, status, attempts, next);
+    }
+    job_free(job);
+    update_batch_write(b);
+    msg_release(m, held);
+}
+
+/* A job left a destination untried (reload, stop): its recipients wait again. */
+static void scheduler_on_job_returned(void *arg, struct job *job)
+{
+    (void)arg;
+    struct qmsg *m = job->msg;
+    unsigned held = (unsigned)job->nrcpts;
+    for (size_t i = 0; i < job->nrcpts; i++)
+        m->rcpts[job->rcpts[i].index].busy = 0;
+    job_free(job);
+    msg_release(m, held);
+}
+
+static void scheduler_release_dest(struct scheduler *s, struct dest *d)
+{
+    dest_free(d);
+    s->retired_dests--;
+    scheduler_check_stopped(s);
+}
+
+static void scheduler_on_dest_idle(void *arg, struct dest *d)
+{
+    struct scheduler *s = arg;
+    if (strmap_get(&s->retired, dest_key(d)) == d) {
+        if (!dest_unused(d))
+            return; /* a successor may still take its pauses over (or the sweep drops it) */
+        strmap_del(&s->retired, dest_key(d));
+    }
+    scheduler_release_dest(s, d);
+}
+
+/* ---- routing: recipients -> destinations ---- */
+
+/* The destination of a routed domain (see shaping_dest_for), made when it is the first; NULL
+ * when there is none and the route failed. */
+static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
+                                       const struct mx_list *mx,
+                                       const struct config_shaping **shaping)
+{
+    struct shaping_dest sd = shaping_dest_for(s->cfg, domain, mx);
+    *shaping = sd.values;
+    struct dest *d = strmap_get(&s->dests, sd.key);
+    if (d == NULL && mx != NULL) {
+        const struct config_egress_pool *pool = config_egress_pool_find(s->cfg, sd.values->pool);
+        struct dest *predecessor = strmap_del(&s->retired, sd.key);
+        d = dest_new(&s->env, sd.key, s->cfg, sd.values, pool, predecessor);
+        strmap_put(&s->dests, sd.key, d);
+        if (predecessor != NULL && dest_idle(predecessor))
+            scheduler_release_dest(s, predecessor);
+    }
+    return d;
+}
+
+static void scheduler_on_route(void *arg, struct mx_list *mx,
+                               const struct smtp_client_outcome *fail)
+{
+    struct job *job = arg;
+    struct scheduler *s = job->msg->s;
+    job->mx = mx;
+    if (s->stopping) {
+        scheduler_on_job_returned(s, job);
+        return;
+    }
+    struct dest *d = scheduler_dest_for(s, job->domain, mx, &job->shaping);
+    if (fail != NULL) {
+        struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
+        for (size_t i = 0; i < job->nrcpts; i++)
+            all[i] = *fail;
+        scheduler_on_job_done(s, job, all, NULL);
+        free(all);
+        return;
+    }
+    dest_enqueue(d, job);
+}
+
+/* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
+ * until the job is back. */
+static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain, int64_t now)
+{
+    struct job *job = xcalloc(1, sizeof *job);
+    job->msg = m;
+    job->queue_id = m->id;
+    job->sender = m->sender;
+    job->flags = m->flags;
+    job->domain = xstrdup(domain);
+    job->rcpts = xmalloc((m->nrcpts - first) * sizeof *job->rcpts);
+    for (size_t i = first; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (rcpt_waiting(r) && r->next_ms <= now && strcasecmp(rcpt_domain(r), domain) == 0) {
+            job->rcpts[job->nrcpts++] = (struct job_rcpt){.index = i, .addr = r->addr};
+            r->busy = 1;
+        }
+    }
+    return job;
+}
+
+/* Sends every recipient whose time has come on its way: one route lookup per domain. */
+static void msg_dispatch(struct qmsg *m, int64_t now)
+{
+    struct scheduler *s = m->s;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (!rcpt_waiting(&m->rcpts[i]) || m->rcpts[i].next_ms > now)
+            continue;
+        struct job *job = msg_job_new(m, i, rcpt_domain(&m->rcpts[i]), now);
+        msg_hold(m, (unsigned)job->nrcpts);
+        if (route_resolve(s->loop, s->dns, s->cfg, job->domain, scheduler_on_route, job) < 0) {
+            struct smtp_client_outcome fail = {.code = 451,
+                                               .enhanced = "4.4.3",
+                                               .stage = "DNS lookup",
+                                               .text = "the resolver is not available"};
+            scheduler_on_route(job, NULL, &fail);
+        }
+    }
+    msg_reschedule(m);
+}
+
+/* ---- bounces ---- */
+
+struct bounce {
+    struct qmsg *m;
+    size_t *rcpts;
+    size_t nrcpts;
+    char *dsn_id;
+};
+
+static void bounce_free(struct bounce *bo)
+{
+    free(bo->rcpts);
+    free(bo->dsn_id);
+    free(bo);
+}
+
+/* The DSN could not be written: the recipients stay FAILED and are tried again at restart. */
+static void bounce_abandon(struct bounce *bo, const char *why)
+{
+    struct qmsg *m = bo->m;
+    log_msg(LOG_ERROR, "delivery.bounce_failed", "queue id %s: cannot write the DSN: %s", m->id,
+            why);
+    bounce_free(bo);
+    msg_release(m, 1);
+}
+
+/* The DSN's envelope: from the null sender to the original's sender. */
+static void dsn_envelope(const struct qmsg *m, const char **rcpt, struct spool_envelope *env)
+{
+    *env = (struct spool_envelope){
+        .sender = "",
+        .rcpts = rcpt,
+        .nrcpts = 1,
+        .client_addr = "127.0.0.1",
+        .helo = m->s->cfg->server.hostname,
+        .listener = "bounce",
+        .received_at = wall_ms() / 1000,
+        .flags = m->flags & SPOOL_ENV_SMTPUTF8,
+    };
+}
+
+static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
+{
+    struct bounce *bo = arg;
+    struct qmsg *m = bo->m;
+    struct scheduler *s = m->s;
+    if (status < 0) {
+        bounce_abandon(bo, strerror(-status));
+        return;
+    }
+    const char *rcpt = m->sender;
+    struct spool_envelope env;
+    dsn_envelope(m, &rcpt, &env);
+    struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "delivery.bounce");
+    log_str(&r, "queue_id", m->id);
+    log_str(&r, "dsn_queue_id", entry.id);
+    log_str(&r, "to", m->sender);
+    log_int(&r, "rcpts", (long long)bo->nrcpts);
+    log_end(&r);
+    scheduler_add(s, &entry);
+
+    struct update_batch *b = update_batch_new(m, bo->nrcpts);
+    for (size_t i = 0; i < bo->nrcpts; i++) {
+        struct rcpt *rc = &m->rcpts[bo->rcpts[i]];
+        update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
+    }
+    update_batch_write(b);
+    bounce_free(bo);
+    m->bouncing = 0;
+    msg_release(m, 1);
+}
+
+static void bounce_on_original(int status, const struct spool_entry *entry, struct buf *body,
+                               const char *why, void *arg)
+{
+    (void)entry;
+    struct bounce *bo = arg;
+    struct qmsg *m = bo->m;
+    struct scheduler *s = m->s;
+    if (status < 0) {
+        m->bouncing = 0;
+        bounce_abandon(bo, why != NULL ? why : strerror(-status));
+        return;
+    }
+    struct dsn_rcpt *reports = xcalloc(bo->nrcpts, sizeof *reports);
+    struct buf *diagnostics = xcalloc(bo->nrcpts, sizeof *diagnostics);
+    for (size_t i = 0; i < bo->nrcpts; i++) {
+        const struct rcpt *r = &m->rcpts[bo->rcpts[i]];
+        if (r->code != 0)
+            buf_printf(&diagnostics[i], "%d %s%s%s", r->code, r->enhanced,
+                       r->enhanced[0] ? " " : "", r->text != NULL ? r->text : "");
+        reports[i] = (struct dsn_rcpt){
+            .rcpt = r->addr,
+            .action = DSN_ACTION_FAILED,
+            .status = r->enhanced,
+            .remote_code = r->mta != NULL ? r->code : 0,
+            .remote_mta = r->mta,
+            .diagnostic = diagnostics[i].data != NULL ? diagnostics[i].data : "unknown failure",
+            .last_attempt = wall_ms() / 1000,
+        };
+    }
+    struct dsn_params params = {
+        .reporting_mta = s->cfg->server.hostname,
+        .queue_id = m->id,
+        .sender = m->sender,
+        .arrival = m->received_ms / 1000,
+        .now = wall_ms() / 1000,
+        .rcpts = reports,
+        .nrcpts = bo->nrcpts,
+        .original = body->data != NULL ? body->data : "",
+        .original_len = body->len,
+        .boundary_seed = m->id,
+    };
+    struct buf dsn = BUF_INIT;
+    int rc = dsn_build(&params, &dsn);
+    for (size_t i = 0; i < bo->nrcpts; i++)
+        buf_free(&diagnostics[i]);
+    free(diagnostics);
+    free(reports);
+    if (rc < 0) {
+        buf_free(&dsn);
+        m->bouncing = 0;
+        bounce_abandon(bo, "the DSN could not be built");
+        return;
+    }
+    const char *rcpt = m->sender;
+    struct spool_envelope env;
+    dsn_envelope(m, &rcpt, &env);
+    struct spool_msg *msg = spool_msg_new(s->spool, &env);
+    if (msg == NULL) {
+        buf_free(&dsn);
+        m->bouncing = 0;
+        bounce_abandon(bo, "no queue file");
+        return;
+    }
+    spool_msg_append(msg, dsn.data, dsn.len, NULL, NULL);
+    buf_free(&dsn);
+    spool_msg_commit(msg, bounce_on_committed, bo);
+}
+
+/* Failed recipients owe the sender one DSN (RFC 3464): read the original's header section, build
+ * the report, spool it with a null sender, then mark them BOUNCED. */
+static void msg_bounce(struct qmsg *m)
+{
+    struct bounce *bo = xcalloc(1, sizeof *bo);
+    bo->m = m;
+    bo->rcpts = xmalloc(m->nrcpts * sizeof *bo->rcpts);
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy) {
+            bo->rcpts[bo->nrcpts++] = i;
+            m->rcpts[i].busy = 1;
+        }
+    m->bouncing = 1;
+    msg_hold(m, 1);
+    spool_load(m->s->spool, m->id, bounce_on_original, bo);
+}
+
+/* After every change: bounce what failed, remove what is done, schedule what waits. */
+static void msg_settle(struct qmsg *m)
+{
+    if (m->deleted)
+        return;
+    int all_final = 1, failed = 0;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        all_final &= rcpt_final(&m->rcpts[i]);
+        failed |= m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy;
+    }
+    if (m->holds == 0 && all_final) {
+        msg_remove(m);
+        return;
+    }
+    /* Like a queue manager's pass: the DSN waits until every attempt in flight for the message
+     * has reported, so failures found together go out in one DSN. */
+    if (failed && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
+        msg_bounce(m);
+    msg_reschedule(m);
+}
+
+/* ---- the due timer ---- */
+
+static void scheduler_on_timer(uv_timer_t *t)
+{
+    struct scheduler *s = t->data;
+    int64_t now = wall_ms();
+    for (int n = 0; n < DISPATCH_BATCH && !s->stopping; n++) {
+        struct minheap_node *top = minheap_top(&s->due);
+        if (top == NULL || (int64_t)top->key > now)
+            break;
+        minheap_remove(&s->due, top);
+        msg_dispatch(container_of(top, struct qmsg, due), now);
+    }
+    scheduler_arm(s);
+}
+
+static void scheduler_arm(struct scheduler *s)
+{
+    if (!s->started || s->stopping)
+        return;
+    struct minheap_node *top = minheap_top(&s->due);
+    if (top == NULL) {
+        uv_timer_stop(&s->timer);
+        return;
+    }
+    int64_t wait = (int64_t)top->key - wall_ms();
+    uv_timer_start(&s->timer, scheduler_on_timer, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
+struct key_list {
+    char **keys;
+    size_t n;
+};
+
+static void collect_unused_dest(const char *key, void *value, void *arg)
+{
+    struct key_list *kl = arg;
+    if (dest_unused(value))
+        kl->keys[kl->n++] = xstrdup(key);
+}
+
+/* The keys of map's destinations that dest_unused finds nothing in. */
+static struct key_list unused_dests(struct strmap *map)
+{
+    struct key_list kl = {xcalloc(map->count + 1, sizeof(char *)), 0};
+    strmap_each(map, collect_unused_dest, &kl);
+    return kl;
+}
+
+/* Destinations nothing was sent to lately are forgotten, so thousands of domains do not pile up;
+ * so are retired ones whose pauses ended without a successor. */
+static void scheduler_on_sweep(uv_timer_t *t)
+{
+    struct scheduler *s = t->data;
+    struct key_list kl = unused_dests(&s->dests);
+    for (size_t i = 0; i < kl.n; i++) {
+        dest_free(strmap_del(&s->dests, kl.keys[i]));
+        free(kl.keys[i]);
+    }
+    free(kl.keys);
+    kl = unused_dests(&s->retired);
+    for (size_t i = 0; i < kl.n; i++) {
+        scheduler_release_dest(s, strmap_del(&s->retired, kl.keys[i]));
+        free(kl.keys[i]);
+    }
+    free(kl.keys);
+}
+
+/* ---- life cycle ---- */
+
+struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_resolver *dns,
+                                SSL_CTX *tls_client_ctx, struct config *cfg)
+{
+    struct scheduler *s = xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->spool = sp;
+    s->dns = dns;
+    s->cfg = config_ref(cfg);
+    s->env = (struct dest_env){
+        .loop = loop,
+        .spool = sp,
+        .tls_ctx = tls_client_ctx,
+        .hooks = {scheduler_on_job_done, scheduler_on_job_returned, scheduler_on_dest_idle, s},
+    };
+    s->msgs = (struct strmap)STRMAP_INIT;
+    s->dests = (struct strmap)STRMAP_INIT;
+    s->retired = (struct strmap)STRMAP_INIT;
+    s->due = (struct minheap)MINHEAP_INIT;
+    uv_timer_init(loop, &s->timer);
+    uv_timer_init(loop, &s->sweep);
+    s->timer.data = s->sweep.data = s;
+    return s;
+}
+
+static void retire_dest(const char *key, void *value, void *arg)
+{
+    struct scheduler *s = arg;
+    struct dest *d = value;
+    s->retired_dests++;
+    dest_retire(d, s->stopping);
+    if (!s->stopping)
+        strmap_put(&s->retired, key, d);
+    if (dest_idle(d))
+        scheduler_on_dest_idle(s, d);
+}
+
+/* Stopping: a retired destination waits for no successor; its connections are dropped. */
+static void abort_retired_dest(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct scheduler *s = arg;
+    struct dest *d = value;
+    dest_retire(d, 1);
+    if (dest_idle(d))
+        scheduler_release_dest(s, d);
+}
+
+/* Every destination stops taking jobs (those queued come back) and ends once idle. */
+static void scheduler_retire_dests(struct scheduler *s)
+{
+    if (s->stopping) {
+        struct strmap waiting = s->retired;
+        s->retired = (struct strmap)STRMAP_INIT;
+        strmap_each(&waiting, abort_retired_dest, s);
+        strmap_free(&waiting);
+    }
+    struct strmap old = s->dests;
+    s->dests = (struct strmap)STRMAP_INIT;
+    strmap_each(&old, retire_dest, s);
+    strmap_free(&old);
+}
+
+void scheduler_set_config(struct scheduler *s, struct config *cfg)
+{
+    config_ref(cfg);
+    config_unref(s->cfg);
+    s->cfg = cfg;
+    scheduler_retire_dests(s);
+    scheduler_arm(s);
+}
+
+static void collect_key(const char *key, void *value, void *arg)
+{
+    (void)value;
+    struct key_list *kl = arg;
+    kl->keys[kl->n++] = xstrdup(key);
+}
+
+void scheduler_start(struct scheduler *s)
+{
+    s->started = 1;
+    /* Failed recipients found at recovery still owe their DSN (settling may remove messages, so
+     * walk a copy of the keys). */
+    struct key_list kl = {xcalloc(s->msgs.count + 1, sizeof(char *)), 0};
+    strmap_each(&s->msgs, collect_key, &kl);
+    for (size_t i = 0; i < kl.n; i++) {
+        struct qmsg *m = strmap_get(&s->msgs, kl.keys[i]);
+        if (m != NULL)
+            msg_settle(m);
+        free(kl.keys[i]);
+    }
+    free(kl.keys);
+    uv_timer_start(&s->sweep, scheduler_on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    scheduler_arm(s);
+}
+
+static void scheduler_check_stopped(struct scheduler *s)
+{
+    if (!s->stopping || s->stopped_cb == NULL || s->holds > 0 || s->loads > 0 ||
+        s->retired_dests > 0)
+        return;
+    void (*cb)(void *) = s->stopped_cb;
+    s->stopped_cb = NULL;
+    cb(s->stopped_arg);
+}
+
+void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg)
+{
+    s->stopping = 1;
+    s->stopped_cb = cb;
+    s->stopped_arg = arg;
+    uv_timer_stop(&s->timer);
+    uv_timer_stop(&s->sweep);
+    scheduler_retire_dests(s);
+    scheduler_check_stopped(s);
+}
+
+static void free_msg_entry(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    msg_free(value);
+}
+
+/* The second of the two timers to close frees the scheduler. */
+static void scheduler_on_closed(uv_handle_t *h)
+{
+    struct scheduler *s = h->data;
+    if (++s->closed == 2)
+        free(s);
+}
+
+void scheduler_free(struct scheduler *s)
+{
+    strmap_each(&s->msgs, free_msg_entry, NULL);
+    strmap_free(&s->msgs);
+    strmap_free(&s->dests);
+    strmap_free(&s->retired);
+    minheap_free(&s->due);
+    config_unref(s->cfg);
+    uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);
+    uv_close((uv_handle_t *)&s->timer, scheduler_on_closed);
+}
+
+void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
+{
+    if (strmap_get(&s->msgs, entry->id) != NULL)
+        return;
+    const struct spool_envelope *env = entry->env;
+    struct qmsg *m = xcalloc(1, sizeof *m);
+    m->s = s;
+    snprintf(m->id, sizeof m->id, "%s", entry->id);
+    m->sender = xstrdup(env->sender != NULL ? env->sender : "");
+    m->flags = env->flags;
+    m->received_ms = env->received_at * 1000;
+    m->due = (struct minheap_node)MINHEAP_NODE_INIT;
+    m->nrcpts = env->nrcpts;
+    m->rcpts = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *m->rcpts);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        r->addr = xstrdup(env->rcpts[i]);
+        if (entry->rcpt_state == NULL)
+            continue;
+        const struct spool_rcpt_state *st = &entry->rcpt_state[i];
+        r->status = st->status;
+        r->attempts = st->attempts;
+        r->next_ms = st->next_attempt * 1000;
+        rcpt_parse_reply(r, st->reply, st->remote_mta);
+    }
+    strmap_put(&s->msgs, m->id, m);
+    msg_settle(m);
+}
+
+static void scheduler_on_loaded(int status, const struct spool_entry *entry, struct buf *body,
+                                const char *why, void *arg)
+{
+    (void)body;
+    struct scheduler *s = arg;
+    s->loads--;
+    if (status < 0)
+        log_msg(LOG_ERROR, "delivery.load_failed", "a committed message cannot be read: %s",
+                why != NULL ? why : strerror(-status));
+    else if (!s->stopping)
+        scheduler_add(s, entry);
+    scheduler_check_stopped(s);
+}
+
+void scheduler_add_id(struct scheduler *s, const char *id)
+{
+    s->loads++;
+    spool_load(s->spool, id, scheduler_on_loaded, s);
+}
+
+/* ---- admin commands ---- */
+
+static void retry_msg(struct qmsg *m)
+{
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].status == SPOOL_RCPT_DEFERRED)
+            m->rcpts[i].next_ms = 0;
+    msg_reschedule(m);
+}
+
+static void retry_each(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (*(size_t *)arg)++;
+    retry_msg(value);
+}
+
+int scheduler_retry(struct scheduler *s, const char *id, struct buf *out)
+{
+    if (strcmp(id, "all") == 0) {
+        size_t n = 0;
+        strmap_each(&s->msgs, retry_each, &n);
+        buf_printf(out, "%zu messages scheduled for delivery now\n", n);
+        return 0;
+    }
+    struct qmsg *m = strmap_get(&s->msgs, id);
+    if (m == NULL) {
+        buf_printf(out, "no message %s in the queue\n", id);
+        return -ENOENT;
+    }
+    retry_msg(m);
+    buf_printf(out, "%s scheduled for delivery now\n", id);
+    return 0;
+}
+
+int scheduler_delete(struct scheduler *s, const char *id, struct buf *out)
+{
+    struct qmsg *m = strmap_get(&s->msgs, id);
+    if (m == NULL) {
+        buf_printf(out, "no message %s in the queue\n", id);
+        return -ENOENT;
+    }
+    log_msg(LOG_WARN, "queue.deleted", "queue id %s deleted by an administrator (no DSN)", id);
+    m->deleted = 1;
+    if (m->holds == 0)
+        msg_remove(m);
+    else
+        minheap_remove(&s->due, &m->due);
+    buf_printf(out, "%s deleted\n", id);
+    return 0;
+}
+
+/* A destination retired by a reload counts until its successor exists: that one takes over an
+ * admin suspension (or its lifting). */
+static struct dest *find_dest(struct scheduler *s, const char *name, struct buf *out)
+{
+    struct dest *d = strmap_get(&s->dests, name);
+    if (d == NULL)
+        d = strmap_get(&s->retired, name);
+    if (d == NULL)
+        buf_printf(out, "no destination %s (see `sluice queue list`)\n", name);
+    return d;
+}
+
+int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
+                      struct buf *out)
+{
+    struct dest *d = find_dest(s, destination, out);
+    if (d == NULL)
+        return -ENOENT;
+    dest_suspend(d, for_ms);
+    if (for_ms > 0)
+        buf_printf(out, "%s suspended for %llu s\n", destination,
+                   (unsigned long long)(for_ms / 1000));
+    else
+        buf_printf(out, "%s suspended until resumed\n", destination);
+    return 0;
+}
+
+int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out)
+{
+    struct dest *d = find_dest(s, destination, out);
+    if (d == NULL)
+        return -ENOENT;
+    dest_resume(d);
+    buf_printf(out, "%s resumed\n", destination);
+    return 0;
+}
+
+static const char *const status_names[] = {"pending", "deferred", "delivered", "failed", "bounced"};
+
+static void json_string(struct buf *out, const char *s)
+{
+    buf_append(out, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_printf(out, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            buf_printf(out, "\\u%04x", *p);
+        else
+            buf_append(out, (const char *)p, 1);
+    }
+    buf_append(out, "\"", 1);
+}
+
+struct list_ctx {
+    struct buf *out;
+    size_t n;
+};
+
+static void list_msg(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct list_ctx *lc = arg;
+    const struct qmsg *m = value;
+    struct buf *out = lc->out;
+    buf_printf(out, "%s{\"id\":\"%s\",\"from\":", lc->n++ ? "," : "", m->id);
+    json_string(out, m->sender);
+    buf_printf(out, ",\"received_at\":%lld,\"rcpts\":[", (long long)(m->received_ms / 1000));
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        const struct rcpt *r = &m->rcpts[i];
+        buf_printf(out, "%s{\"rcpt\":", i ? "," : "");
+        json_string(out, r->addr);
+        buf_printf(out, ",\"status\":\"%s\",\"attempts\":%u", status_names[r->status], r->attempts);
+        if (r->status == SPOOL_RCPT_DEFERRED)
+            buf_printf(out, ",\"next_attempt\":%lld", (long long)(r->next_ms / 1000));
+        if (r->code != 0) {
+            struct buf reply = BUF_INIT;
+            rcpt_format_reply(r, &reply);
+            buf_printf(out, ",\"reply\":");
+            json_string(out, reply.data);
+            buf_free(&reply);
+        }
+        buf_append(out, "}", 1);
+    }
+    buf_append(out, "]}", 2);
+}
+
+static void list_dest(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct list_ctx *lc = arg;
+    if (lc->n++)
+        buf_append(lc->out, ",", 1);
+    dest_describe(value, lc->out);
+}
+
+void scheduler_list(struct scheduler *s, struct buf *out)
+{
+    struct list_ctx lc = {out, 0};
+    buf_printf(out, "{\"messages\":[");
+    strmap_each(&s->msgs, list_msg, &lc);
+    buf_printf(out, "],\"destinations\":[");
+    lc.n = 0;
+    strmap_each(&s->dests, list_dest, &lc);
+    strmap_each(&s->retired, list_dest, &lc); /* from before a reload, not yet taken over */
+    buf_printf(out, "]}\n");
+}

@@ -1,0 +1,122 @@
+/* Shaping rule matching, destination keys and the rates that pace delivery (see shaping.h). */
+#include "mta/delivery/shaping.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/ratelimit.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+
+/* MX hosts looked at for a rule; a domain with more is matched by its first ones. */
+#define SHAPING_MX_MAX 64
+
+/* Rules hold names as the configuration canonicalized them: lower case, no trailing dot. A name
+ * from DNS or an address may have either. Returns name's length without the dot, or 0 when it
+ * cannot be a name (empty, or longer than DNS allows). */
+static size_t name_len(const char *name)
+{
+    size_t len = strlen(name);
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    return len < 256 ? len : 0;
+}
+
+/* Whether the first len bytes of name are `canon`, case aside. */
+static int name_is(const char *name, size_t len, const char *canon)
+{
+    return len > 0 && strlen(canon) == len && strncasecmp(name, canon, len) == 0;
+}
+
+/* "*.example.net" matches names below example.net at any depth, not example.net itself. */
+static int mx_pattern_match(const char *pattern, const char *host, size_t len)
+{
+    if (strncmp(pattern, "*.", 2) != 0)
+        return name_is(host, len, pattern);
+    size_t suffix = strlen(pattern + 1);
+    return len > suffix && strncasecmp(host + len - suffix, pattern + 1, suffix) == 0;
+}
+
+static int rule_matches(const struct config_shaping_rule *rule, const char *domain,
+                        const char *const *mx_hosts, size_t nmx)
+{
+    size_t len = domain != NULL ? name_len(domain) : 0;
+    for (size_t i = 0; i < rule->nmatch_domain; i++)
+        if (name_is(domain, len, rule->match_domain[i]))
+            return 1;
+    for (size_t h = 0; h < nmx; h++) {
+        len = name_len(mx_hosts[h]);
+        for (size_t i = 0; len > 0 && i < rule->nmatch_mx; i++)
+            if (mx_pattern_match(rule->match_mx[i], mx_hosts[h], len))
+                return 1;
+    }
+    return 0;
+}
+
+const struct config_shaping_rule *shaping_rule_match(const struct config *cfg, const char *domain,
+                                                     const char *const *mx_hosts, size_t nmx)
+{
+    for (size_t i = 0; i < cfg->shaping.nrules; i++)
+        if (rule_matches(&cfg->shaping.rules[i], domain, mx_hosts, nmx))
+            return &cfg->shaping.rules[i];
+    return NULL;
+}
+
+struct shaping_dest shaping_dest_for(const struct config *cfg, const char *domain,
+                                     const struct mx_list *mx)
+{
+    const char *names[SHAPING_MX_MAX];
+    size_t n = 0;
+    for (size_t i = 0; mx != NULL && i < mx->nhosts && n < ARRAY_LEN(names); i++)
+        names[n++] = mx->hosts[i].name;
+    const struct config_shaping_rule *rule = shaping_rule_match(cfg, domain, names, n);
+    struct shaping_dest sd = {domain, &cfg->shaping.defaults};
+    if (rule != NULL) {
+        sd.values = &rule->values;
+        if (rule->nmatch_mx > 0)
+            sd.key = rule->match_mx[0];
+    }
+    return sd;
+}
+
+struct shaping_rates {
+    struct ratelimit_bucket msg, rcpt;
+};
+
+static void bucket_set(struct ratelimit_bucket *b, const struct config_rate *r, uint64_t now,
+                       int fresh)
+{
+    struct ratelimit_rate rate = {r->count, r->period_ms};
+    if (fresh || b->rate.count != rate.count || b->rate.period_ms != rate.period_ms)
+        ratelimit_bucket_init(b, rate, 1, now, 0);
+}
+
+struct shaping_rates *shaping_rates_new(const struct config_shaping *sh, uint64_t now_ms)
+{
+    struct shaping_rates *r = xcalloc(1, sizeof *r);
+    bucket_set(&r->msg, &sh->message_rate, now_ms, 1);
+    bucket_set(&r->rcpt, &sh->rate, now_ms, 1);
+    return r;
+}
+
+void shaping_rates_update(struct shaping_rates *r, const struct config_shaping *sh, uint64_t now_ms)
+{
+    bucket_set(&r->msg, &sh->message_rate, now_ms, 0);
+    bucket_set(&r->rcpt, &sh->rate, now_ms, 0);
+}
+
+void shaping_rates_free(struct shaping_rates *r)
+{
+    free(r);
+}
+
+uint64_t shaping_rates_pace(void *rates, enum smtp_client_pace what, uint64_t now_ms)
+{
+    struct shaping_rates *r = rates;
+    struct ratelimit_bucket *b = what == SMTP_CLIENT_PACE_MAIL ? &r->msg : &r->rcpt;
+    if (ratelimit_bucket_take(b, 1, now_ms))
+        return 0;
+    uint64_t wait = ratelimit_bucket_wait_ms(b, 1, now_ms);
+    return wait == 0 || wait == UINT64_MAX ? 1 : wait;
+}

@@ -1,0 +1,56 @@
+/*
+ * Shaping: the limits mail to one destination is sent under. Which rule applies to a recipient
+ * domain and its MX hosts (the site's shaping.rules, then the shipped provider rules, first match
+ * wins), the destination key under which the scheduler keeps the limits' state, so that every
+ * domain a provider hosts shares one set, and the message and recipient rates that pace the SMTP
+ * client. The rules and their values belong to the configuration, and what is returned here
+ * borrows from it; a destination owns the rates of each of its egress addresses.
+ */
+#ifndef SLUICE_SHAPING_H
+#define SLUICE_SHAPING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+#include "mta/delivery/route.h"
+#include "mta/delivery/smtp_client.h"
+
+/* The first shaping rule whose domain list holds `domain` or one of whose MX patterns matches one
+ * of mx_hosts[0..nmx) (case-insensitive, a trailing dot ignored; "*.example.net" matches any name
+ * ending in ".example.net"), or NULL for shaping.default. domain may be NULL. */
+const struct config_shaping_rule *shaping_rule_match(const struct config *cfg, const char *domain,
+                                                     const char *const *mx_hosts, size_t nmx);
+
+/* Where mail for one domain is shaped. */
+struct shaping_dest {
+    /* The domain itself, or, when the rule that matched names MX patterns (a provider), the rule's
+     * first pattern: every domain hosted at that provider, matched by name or by MX host, then
+     * shares the limits. Borrowed from the domain or from cfg. */
+    const char *key;
+    const struct config_shaping *values; /* the rule's, or shaping.default; in cfg */
+};
+
+/* The shaping of mail for `domain` routed to mx (NULL: the route failed, so only the domain can
+ * match). */
+struct shaping_dest shaping_dest_for(const struct config *cfg, const char *domain,
+                                     const struct mx_list *mx);
+
+/* The message and recipient rates of one (destination, egress address), which every connection
+ * from that address to the destination paces its MAIL and RCPT commands by: token buckets with a
+ * burst of one (steady pacing, so no window of one period sees more than the rate) that start
+ * empty, so a restart cannot burst either. */
+struct shaping_rates;
+
+struct shaping_rates *shaping_rates_new(const struct config_shaping *sh, uint64_t now_ms);
+/* New values (a reload): a rate that changed starts over, empty; one that did not keeps its level,
+ * so a reload cannot burst. */
+void shaping_rates_update(struct shaping_rates *r, const struct config_shaping *sh,
+                          uint64_t now_ms);
+void shaping_rates_free(struct shaping_rates *r);
+/* An smtp_client_pace_cb (rates: the struct shaping_rates). Takes a token of the message rate for
+ * a MAIL or of the recipient rate for a RCPT and returns 0, or, when there is none, the
+ * milliseconds (at least 1) until there will be one. */
+uint64_t shaping_rates_pace(void *rates, enum smtp_client_pace what, uint64_t now_ms);
+
+#endif

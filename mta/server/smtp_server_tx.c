@@ -1,0 +1,770 @@
+/*
+ * Inbound SMTP: the transaction. MAIL opens it, RCPT asks the relay decision for each recipient,
+ * DATA streams the message through the DATA decoder to the transaction's body sinks (smtp_sinks.h:
+ * the checks, DKIM signing and, last, the spool) with a Received: header in front, and at the
+ * final dot finishes them in turn. The 250 goes out only once the spool's sink reports the
+ * commit, when the message is durable.
+ */
+#include "mta/server/smtp_session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/header_filter.h"
+#include "lib/log.h"
+#include "lib/smtp_addr.h"
+#include "lib/xalloc.h"
+#include "mta/delivery/scheduler.h"
+#include "mta/server/smtp_sinks.h"
+#include "policy/dnsbl.h"
+#include "policy/rcpt_policy.h"
+#include "policy/relay.h"
+#include "policy/sender_domain.h"
+#include "policy/spf.h"
+#include "policy/verify.h"
+#include "spool/spool_space.h"
+
+static void tx_on_sinks_writable(void *arg);
+static void tx_on_sinks_done(void *arg, const struct body_outcome *out);
+
+void smtp_tx_free(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx == NULL)
+        return;
+    /* The reference taken for the sinks' finish: none of them reports any more. */
+    int unref = body_sinks_waiting(&tx->sinks);
+    body_sinks_free(&tx->sinks); /* rolls back an uncommitted message */
+    spf_check_free(tx->spf);     /* cancels a check in flight */
+    sender_domain_check_free(tx->sender_check);
+    verify_cancel(tx->verify);
+    free(tx->auth_results);
+    header_filter_free(tx->ar_filter);
+    free(tx->sender);
+    for (size_t i = 0; i < tx->nrcpts; i++)
+        free(tx->rcpts[i]);
+    free(tx->rcpts);
+    free(tx);
+    s->tx = NULL;
+    s->sinks_paused = 0;
+    if (unref)
+        smtp_session_unref(s);
+}
+
+void smtp_log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
+                       const char *rule, const char *addr)
+{
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.rejected");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "stage", stage);
+    log_int(&r, "code", code);
+    log_str(&r, "text", text);
+    if (rule != NULL)
+        log_str(&r, "rule", rule);
+    if (addr != NULL)
+        log_str(&r, "address", addr);
+    log_end(&r);
+}
+
+/* ---- MAIL ---- */
+
+/* Applies MAIL's ESMTP parameters to tx; replies and returns -1 on a bad one. */
+static int mail_params(struct smtp_session *s, const struct smtp_path_args *args,
+                       struct smtp_tx *tx)
+{
+    for (size_t i = 0; i < args->nparams; i++) {
+        const struct smtp_param *p = &args->params[i];
+        for (size_t j = 0; j < i; j++) {
+            if (p->key.len == args->params[j].key.len &&
+                strncasecmp(p->key.ptr, args->params[j].key.ptr, p->key.len) == 0) {
+                smtp_reply(s, 501, "5.5.4", "Error: duplicate parameter %.*s", (int)p->key.len,
+                           p->key.ptr);
+                return -1;
+            }
+        }
+        if (p->key.len == 4 && strncasecmp(p->key.ptr, "SIZE", 4) == 0) {
+            char *end;
+            char digits[24];
+            if (p->value.len == 0 || p->value.len >= sizeof digits) {
+                smtp_reply(s, 501, "5.5.4", "Error: bad SIZE parameter");
+                return -1;
+            }
+            memcpy(digits, p->value.ptr, p->value.len);
+            digits[p->value.len] = '\0';
+            errno = 0;
+            unsigned long long size = strtoull(digits, &end, 10);
+            if (*end != '\0' || digits[0] < '0' || digits[0] > '9') {
+                smtp_reply(s, 501, "5.5.4", "Error: bad SIZE parameter");
+                return -1;
+            }
+            /* RFC 1870 allows 20 digits: a value past 2^64 is simply too big. */
+            if (errno == ERANGE || size > s->cfg->limits.max_message_size) {
+                smtp_reply(s, 552, "5.3.4", "Message size exceeds fixed limit");
+                return -1;
+            }
+            tx->declared_size = size;
+        } else if (p->key.len == 4 && strncasecmp(p->key.ptr, "BODY", 4) == 0) {
+            if (p->value.len == 8 && strncasecmp(p->value.ptr, "8BITMIME", 8) == 0)
+                tx->env_flags |= SPOOL_ENV_8BITMIME;
+            else if (!(p->value.len == 4 && strncasecmp(p->value.ptr, "7BIT", 4) == 0)) {
+                smtp_reply(s, 501, "5.5.4", "Error: unsupported BODY type");
+                return -1;
+            }
+        } else if (p->key.len == 8 && strncasecmp(p->key.ptr, "SMTPUTF8", 8) == 0 &&
+                   p->value.ptr == NULL) {
+            tx->env_flags |= SPOOL_ENV_SMTPUTF8;
+        } else if (p->key.len == 4 && strncasecmp(p->key.ptr, "AUTH", 4) == 0 &&
+                   p->value.ptr != NULL) {
+            /* RFC 4954 §5: the submitter's identity claimed by a relaying client. We trust only
+             * our own AUTH, so the value is accepted and dropped, never stored or passed on. */
+        } else {
+            smtp_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s", (int)p->key.len,
+                       p->key.ptr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int has_smtputf8(const struct smtp_path_args *args)
+{
+    return smtp_param_find(args, "SMTPUTF8") != NULL;
+}
+
+static void mail_refuse(struct smtp_session *s, const struct policy_decision *d, const char *check);
+
+/* SPF decides MAIL of an inbound session. Under reject_fail a temporary error is a 451 too: the
+ * sender retries, and a fail seen later is still refused. */
+static void mail_on_spf(void *arg, const struct spf_result *res)
+{
+    struct smtp_session *s = arg;
+    struct smtp_tx *tx = s->tx;
+    char frag[SMTP_PATH_MAX + 64];
+    spf_result_format(res, frag, sizeof frag);
+    tx->auth_results = xstrdup(frag);
+
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.spf");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "result", spf_status_name(res->status));
+    log_str(&r, "identity", res->identity);
+    log_str(&r, "domain", res->domain);
+    log_str(&r, "reason", res->reason);
+    log_end(&r);
+
+    struct policy_decision d = spf_verdict(res, s->cfg->inbound.spf);
+    if (s->cfg->inbound.spf == SPF_REJECT_FAIL && res->status == SPF_TEMPERROR) {
+        d.verdict = POLICY_TEMPFAIL, d.code = 451, d.enhanced = "4.4.3";
+        d.text = "SPF temporary error: DNS lookup failed, try again later";
+    }
+    if (d.verdict == POLICY_ACCEPT) {
+        smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
+        smtp_reply(s, 250, "2.1.0", "Ok");
+    } else {
+        mail_refuse(s, &d, "spf");
+    }
+    smtp_resume_input(s); /* also writes the reply */
+}
+
+/* MAIL is refused by `check`: the reply, the log, and the session reads commands again. */
+static void mail_refuse(struct smtp_session *s, const struct policy_decision *d, const char *check)
+{
+    smtp_reply(s, d->code, d->enhanced, "%s", d->text);
+    smtp_log_rejected(s, "mail", d->code, d->text, check, s->tx->sender);
+    smtp_tx_free(s);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
+}
+
+/* A check of the sender could not start: 451, as for a DNS failure. */
+static void mail_check_unavailable(struct smtp_session *s, const char *check)
+{
+    struct policy_decision d = {.verdict = POLICY_TEMPFAIL,
+                                .code = 451,
+                                .enhanced = "4.4.3",
+                                .text = "Temporary failure: DNS unavailable, try again later"};
+    mail_refuse(s, &d, check);
+}
+
+/* The inbound checks of the sender, in turn: its domain (when asked for), then SPF. Each that
+ * runs holds input until its verdict (SMTP_WAIT_MAIL_CHECK); the last one accepting answers 250.
+ * Returns 1 when a check is running, else 0 after replying. */
+static int mail_check_spf(struct smtp_session *s)
+{
+    if (s->cfg->inbound.spf == SPF_IGNORE) {
+        smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
+        smtp_reply(s, 250, "2.1.0", "Ok");
+        return 0;
+    }
+    if (s->srv->dns == NULL ||
+        spf_check_start(s->srv->dns, (const struct sockaddr *)&s->peer, s->helo, s->tx->sender,
+                        s->cfg->server.hostname, mail_on_spf, s, &s->tx->spf) < 0) {
+        mail_check_unavailable(s, "spf");
+        return 0;
+    }
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_MAIL_CHECK);
+    return 1;
+}
+
+static void mail_on_sender_domain(void *arg, enum dns_status status)
+{
+    struct smtp_session *s = arg;
+    struct smtp_tx *tx = s->tx;
+    sender_domain_check_free(tx->sender_check);
+    tx->sender_check = NULL;
+    const char *domain = strrchr(tx->sender, '@') + 1;
+
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.sender_domain");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "domain", domain);
+    log_str(&r, "result", dns_status_name(status));
+    log_end(&r);
+
+    struct policy_decision d = sender_domain_verdict(status);
+    if (d.verdict != POLICY_ACCEPT)
+        mail_refuse(s, &d, "sender_domain");
+    else if (mail_check_spf(s))
+        return;           /* input stays paused for SPF */
+    smtp_resume_input(s); /* also writes the reply */
+}
+
+/* Starts the checks of the sender of the MAIL just accepted (s->tx) on an inbound listener. */
+static void mail_checks_start(struct smtp_session *s)
+{
+    const char *at = strrchr(s->tx->sender, '@');
+    if (!s->cfg->inbound.reject_unknown_sender_domain || at == NULL || at[1] == '[') {
+        if (mail_check_spf(s)) /* the null sender and address literals have no domain to ask */
+            smtp_pause_input(s);
+        return;
+    }
+    if (s->srv->dns == NULL || sender_domain_check_start(s->srv->dns, at + 1, mail_on_sender_domain,
+                                                         s, &s->tx->sender_check) < 0) {
+        mail_check_unavailable(s, "sender_domain");
+        return;
+    }
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_MAIL_CHECK);
+    smtp_pause_input(s);
+}
+
+/* spool.low_space is logged at most this often while MAIL is refused for space. */
+#define LOW_SPACE_LOG_INTERVAL_MS 60000
+
+/* What MAIL must find free: limits.spool_min_free, capped at spool_min_free_percent of the file
+ * system (so the default does not refuse all mail on a small disk), plus the declared SIZE=. */
+static uint64_t storage_required(const struct config *cfg, const struct spool_space_figure *fig,
+                                 uint64_t declared)
+{
+    uint64_t keep = cfg->limits.spool_min_free;
+    uint64_t cap = fig->total / 100 * cfg->limits.spool_min_free_percent;
+    return (cap < keep ? cap : keep) + declared;
+}
+
+/* The free space check at MAIL, like Postfix's queue_minfree, on the cached figure. Returns 1
+ * after replying 452 4.3.1 (RFC 1870 §6.2 for a SIZE= that does not fit). While the figure is
+ * unknown MAIL passes: a write that fails at the end of data is answered 452 all the same. */
+static int mail_storage_refused(struct smtp_session *s, uint64_t declared, const char *sender)
+{
+    struct smtp_server *srv = s->srv;
+    struct spool_space_figure fig;
+    if (srv->space == NULL || spool_space_get(srv->space, &fig) < 0)
+        return 0;
+    uint64_t required = storage_required(s->cfg, &fig, declared);
+    struct logrec r;
+    if (fig.available >= required) {
+        if (srv->low_space) {
+            log_begin(&r, LOG_INFO, "spool.space_ok");
+            log_int(&r, "available", (long long)fig.available);
+            log_end(&r);
+            srv->low_space = 0;
+        }
+        return 0;
+    }
+    srv->low_space = 1;
+    srv->low_space_refused++;
+    uint64_t now = uv_now(srv->loop);
+    if (srv->low_space_logged == 0 || now - srv->low_space_logged >= LOW_SPACE_LOG_INTERVAL_MS) {
+        log_begin(&r, LOG_WARN, "spool.low_space");
+        log_int(&r, "available", (long long)fig.available);
+        log_int(&r, "required", (long long)required);
+        log_int(&r, "refused", srv->low_space_refused); /* since the last spool.low_space */
+        log_end(&r);
+        srv->low_space_logged = now;
+        srv->low_space_refused = 0;
+    }
+    smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
+    smtp_log_rejected(s, "mail", 452, "insufficient system storage", "limits.spool_min_free",
+                      sender);
+    return 1;
+}
+
+void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
+{
+    struct smtp_path_args args;
+    if (smtp_cmd_parse_path_args(arg, "FROM:", &args) < 0) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+        smtp_peer_error(s);
+        return;
+    }
+    struct smtp_addr from;
+    const char *why = "bad address";
+    unsigned options = SMTP_ADDR_ALLOW_NULL | (has_smtputf8(&args) ? SMTP_ADDR_ALLOW_UTF8 : 0);
+    if (smtp_addr_parse(args.path.ptr, args.path.len, options, &from, &why) < 0) {
+        smtp_reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
+        smtp_log_rejected(s, "mail", 501, why, "builtin.address_syntax", NULL);
+        smtp_peer_error(s);
+        return;
+    }
+    struct smtp_tx *tx = xcalloc(1, sizeof *tx);
+    if (mail_params(s, &args, tx) < 0) {
+        free(tx);
+        smtp_peer_error(s);
+        return;
+    }
+    char text[SMTP_PATH_MAX + 8];
+    smtp_addr_format(&from, text, sizeof text);
+    if (mail_storage_refused(s, tx->declared_size, text)) {
+        free(tx);
+        return;
+    }
+    tx->sender = xstrdup(text);
+    s->tx = tx;
+    if (s->inbound) {
+        mail_checks_start(s);
+        return;
+    }
+    smtp_set_state(s, SMTP_PHASE_MAIL, SMTP_WAIT_NONE);
+    smtp_reply(s, 250, "2.1.0", "Ok");
+}
+
+/* ---- RCPT ---- */
+
+/* What rcpt_policy_decide reads, as the session knows it; the DNSBL's verdict goes to *dnsbl. */
+static void rcpt_facts_gather(struct smtp_session *s, struct policy_decision *dnsbl,
+                              struct rcpt_facts *f)
+{
+    *f = (struct rcpt_facts){
+        .cfg = s->cfg,
+        .listener = s->listener,
+        .client = (const struct sockaddr *)&s->peer,
+        .auth_user = s->auth_user,
+        .smtputf8 = (s->tx->env_flags & SPOOL_ENV_SMTPUTF8) != 0,
+        .nrcpts = s->tx->nrcpts,
+        .no_resolver = s->no_resolver,
+        .rdns = s->rdns_done      ? RCPT_RDNS_ANSWERED
+                : s->rdns != NULL ? RCPT_RDNS_PENDING
+                                  : RCPT_RDNS_NOT_ASKED,
+        .rdns_verdict = s->rdns_verdict,
+        .recipients = s->srv->recipients,
+        .no_verifier = s->srv->verifier == NULL,
+    };
+    if (s->dnsbl != NULL && s->dnsbl_done) {
+        *dnsbl = dnsbl_check_verdict(s->dnsbl);
+        f->dnsbl = dnsbl;
+    }
+}
+
+/* A refusal by the policy: the reply; the log, except for a malformed command; and the client's
+ * error count, except at the recipient cap. */
+static void rcpt_refused(struct smtp_session *s, const struct rcpt_decision *r)
+{
+    smtp_reply(s, r->d.code, r->d.enhanced, "%s", r->d.text);
+    if (r->stage >= RCPT_STAGE_ADDRESS)
+        smtp_log_rejected(s, "rcpt", r->d.code, r->reason, r->check,
+                          r->addr[0] != '\0' ? r->addr : NULL);
+    if (r->stage == RCPT_STAGE_LIMIT)
+        return;
+    if (r->stage >= RCPT_STAGE_ADDRESS)
+        s->tx->nrcpts_rejected++;
+    smtp_peer_error(s);
+}
+
+static void rcpt_accept(struct smtp_session *s, const char *addr)
+{
+    struct smtp_tx *tx = s->tx;
+    tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
+    tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+    smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
+    smtp_reply(s, 250, "2.1.5", "Ok");
+}
+
+/* Logs the verification's answer; refuses (replies, returns -1) unless the address is valid. */
+static int rcpt_verified(struct smtp_session *s, const struct verify_result *res)
+{
+    static const char *const names[] = {[VERIFY_VALID] = "valid",
+                                        [VERIFY_INVALID] = "invalid",
+                                        [VERIFY_TEMPFAIL] = "tempfail",
+                                        [VERIFY_SKIPPED] = "skipped"};
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.verify");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "address", res->rcpt);
+    log_str(&r, "result", names[res->status]);
+    log_bool(&r, "cached", res->cached);
+    log_str(&r, "reason", res->reason);
+    log_end(&r);
+    if (res->status == VERIFY_VALID || res->status == VERIFY_SKIPPED)
+        return 0;
+    smtp_reply(s, res->code, res->enhanced, "%s", res->text);
+    smtp_log_rejected(s, "rcpt", res->code, res->text, "verify", res->rcpt);
+    return -1;
+}
+
+static void rcpt_on_verify(void *arg, const struct verify_result *res)
+{
+    struct smtp_session *s = arg;
+    s->tx->verify = NULL;
+    if (rcpt_verified(s, res) == 0) {
+        rcpt_accept(s, res->rcpt);
+    } else {
+        s->tx->nrcpts_rejected++;
+        smtp_peer_error(s);
+    }
+    smtp_resume_input(s); /* also writes the reply */
+}
+
+/* The policy's last stage: asks dom's deliver_to about addr. 0 valid at once (cached), -1 refused
+ * (replied), 1 waiting for a probe with input paused, like SPF at MAIL, so pipelined commands keep
+ * their order. */
+static int rcpt_verify(struct smtp_session *s, const struct config_domain *dom, const char *addr)
+{
+    struct verify_query q = {
+        .deliver_to = dom->deliver_to,
+        .rcpt = addr,
+        .ehlo = s->cfg->server.hostname,
+        .default_port = (uint16_t)s->cfg->delivery.port,
+        .dns = s->srv->dns,
+        .positive_ttl_ms = s->cfg->inbound.verify_positive_ttl_ms,
+        .negative_ttl_ms = s->cfg->inbound.verify_negative_ttl_ms,
+    };
+    struct verify_result now;
+    if (verify_check(s->srv->verifier, &q, rcpt_on_verify, s, &s->tx->verify, &now) == 0)
+        return rcpt_verified(s, &now);
+    smtp_pause_input(s);
+    return 1;
+}
+
+void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
+{
+    struct smtp_tx *tx = s->tx; /* the command table allows RCPT in a transaction only */
+    struct policy_decision dnsbl;
+    struct rcpt_facts facts;
+    rcpt_facts_gather(s, &dnsbl, &facts);
+    struct rcpt_decision r;
+    rcpt_policy_decide(&facts, arg, &r);
+    if (r.listed_by != NULL) {
+        struct logrec rec;
+        log_begin(&rec, LOG_INFO, "smtp.rcpt_checked");
+        log_int(&rec, "session", (long long)s->id);
+        log_str(&rec, "address", r.addr);
+        log_str(&rec, "rule", r.listed_by);
+        log_end(&rec);
+    }
+    if (r.outcome == RCPT_REFUSE) {
+        rcpt_refused(s, &r);
+        return;
+    }
+    int verdict = r.outcome == RCPT_NEED_VERIFY ? rcpt_verify(s, r.verify_domain, r.addr) : 0;
+    if (verdict == 1)
+        return; /* answered once the probe is */
+    if (verdict < 0) {
+        tx->nrcpts_rejected++;
+        smtp_peer_error(s);
+        return;
+    }
+    rcpt_accept(s, r.addr);
+}
+
+/* ---- DATA ---- */
+
+static const char *protocol_name(const struct smtp_session *s)
+{
+    /* RFC 3848 "with" keywords (and RFC 6531's UTF8 variants); "A" when authenticated, which
+     * needs EHLO and TLS here. */
+    static const char *const names[2][2][2] = {
+        /* [utf8][tls][auth] */
+        {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+        {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+    };
+    if (!s->esmtp)
+        return "SMTP";
+    int utf8 = (s->tx->env_flags & SPOOL_ENV_SMTPUTF8) != 0;
+    return names[utf8][s->tls][s->auth_user != NULL];
+}
+
+/* RFC 5321 §4.4 trace header, folded so no line nears the text-line limit. */
+static void received_header(struct smtp_session *s, const char *queue_id, struct buf *out)
+{
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+
+    buf_printf(out, "Received: from %s (%s%s%s)\r\n", s->helo,
+               s->peer.ss_family == AF_INET6 ? "[IPv6:" : "[", s->client_addr, "]");
+    if (s->tls)
+        buf_printf(out, "\t(using %s with cipher %s)\r\n", stream_tls_version(&s->stream),
+                   stream_tls_cipher(&s->stream));
+    buf_printf(out, "\tby %s (Sluice, listener %s) with %s id %s", s->cfg->server.hostname,
+               s->listener->name, protocol_name(s), queue_id);
+    if (s->tx->nrcpts == 1)
+        buf_printf(out, "\r\n\tfor <%s>", s->tx->rcpts[0]);
+    buf_printf(out, ";\r\n\t%s\r\n", date);
+}
+
+/* Issue 5: only mail we relay for its sender (AUTH, or a trusted client of a submission listener)
+ * is ours to sign; inbound mail, even for our own domains, never is. */
+static int tx_relay_authorized(const struct smtp_session *s)
+{
+    return policy_relay_authorized(s->cfg, s->listener, (const struct sockaddr *)&s->peer,
+                                   s->auth_user)
+               .verdict == POLICY_ACCEPT;
+}
+
+/* A body sink may ask the writer to wait; input resumes once none does. s->sinks_paused is what
+ * the connection side looks at. */
+static void tx_backpressure_update(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    int full = tx != NULL && body_sinks_full(&tx->sinks);
+    if (full && !s->sinks_paused) {
+        s->sinks_paused = 1;
+        smtp_pause_input(s);
+        s->reading = 1; /* still wanted: resumed when every sink has room */
+    } else if (!full && s->sinks_paused) {
+        s->sinks_paused = 0;
+        if (s->wait == SMTP_WAIT_NONE) /* else the end of the wait resumes input */
+            smtp_resume_input(s);
+    }
+}
+
+static void tx_on_sinks_writable(void *arg)
+{
+    tx_backpressure_update(arg);
+}
+
+int smtp_data_check(struct smtp_session *s, struct smtp_slice arg)
+{
+    if (arg.len == 0)
+        return 0;
+    smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
+    smtp_peer_error(s);
+    return -1;
+}
+
+/* The consumers of the message: the checks that apply to it, then the spool, which owns msg. */
+static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
+{
+    struct smtp_tx *tx = s->tx;
+    struct smtp_sink_context ctx = {
+        .srv = s->srv,
+        .cfg = s->cfg,
+        .session = s->id,
+        .queue_id = tx->queue_id,
+        .inbound = s->inbound,
+        .relay_authorized = tx_relay_authorized(s),
+    };
+    body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
+    if (tx->auth_results != NULL) /* SPF's verdict from MAIL */
+        buf_append_str(body_end_result(&tx->sinks.end), tx->auth_results);
+    smtp_sinks_add_checks(&tx->sinks, &ctx);
+    tx->store = smtp_store_new(&ctx, msg);
+    body_sinks_add(&tx->sinks, tx->store);
+}
+
+void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
+{
+    struct smtp_tx *tx = s->tx; /* with a recipient: the command table allows DATA only then */
+    struct spool_envelope env = {
+        .sender = tx->sender,
+        .rcpts = (const char *const *)tx->rcpts,
+        .nrcpts = tx->nrcpts,
+        .client_addr = s->client_addr,
+        .helo = s->helo,
+        .auth_user = s->auth_user,
+        .listener = s->listener->name,
+        .received_at = tx->received_at = (int64_t)time(NULL),
+        .flags = tx->env_flags,
+    };
+    struct spool_msg *msg = spool_msg_new(s->srv->spool, &env);
+    if (msg == NULL) {
+        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return;
+    }
+    snprintf(tx->queue_id, sizeof tx->queue_id, "%s", spool_msg_id(msg));
+    tx_sinks_start(s, msg);
+    if (s->inbound) /* RFC 8601 §5: only our own checks may speak in our name */
+        tx->ar_filter = header_filter_new(s->cfg->server.hostname);
+    struct buf header = BUF_INIT;
+    received_header(s, tx->queue_id, &header);
+    body_sinks_write_trace(&tx->sinks, header.data, header.len);
+    buf_free(&header);
+
+    smtp_data_init(&tx->decoder);
+    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_NONE);
+    tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
+    smtp_arm_timer(s);
+    smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* A message refused at the final dot: rolled back, and the session reads commands again. */
+static void tx_refuse_after_data(struct smtp_session *s, const struct policy_decision *d)
+{
+    smtp_reply(s, d->code, d->enhanced, "%s", d->text);
+    smtp_log_rejected(s, "data", d->code, d->text, d->rule, NULL);
+    smtp_tx_free(s);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
+}
+
+/* At the final dot: the message is refused at once (and rolled back), or its sinks finish; the
+ * spool's commit comes last and tx_on_committed answers. */
+static void tx_end_of_data(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    static const struct config_pos builtin = {NULL, 0, 0};
+    struct policy_decision refused = {POLICY_REJECT, 0, NULL, NULL, NULL, builtin};
+    if (tx->too_big) {
+        refused.code = 552, refused.enhanced = "5.3.4";
+        refused.text = "Message size exceeds fixed limit";
+    } else if (tx->decoder.flags & SMTP_DATA_LONG_LINE) {
+        refused.code = 500, refused.enhanced = "5.5.2";
+        refused.text = "Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+    }
+    if (refused.text != NULL) {
+        tx_refuse_after_data(s, &refused);
+        return;
+    }
+    /* Set first: nothing is read while the sinks finish, even if one has room again meanwhile. */
+    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_END_OF_DATA);
+    struct body_outcome out;
+    if (body_sinks_finish(&tx->sinks, &out) == 0) {
+        /* The spool's commit never reports at once: an outcome known now is a check's refusal
+         * (the attachment check's), and input was never paused for it. */
+        tx_refuse_after_data(s, &out.decision);
+        return;
+    }
+    smtp_session_ref(s); /* until tx_on_sinks_done, or smtp_tx_free if the client leaves first */
+    uv_timer_stop(&s->timer);
+    smtp_pause_input(s);
+    smtp_flush(s);
+}
+
+size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
+{
+    struct smtp_tx *tx = s->tx;
+    /* scratch, reused: the loop runs one callback at a time */
+    static struct buf decoded, filtered;
+    int done = 0;
+
+    buf_reset(&decoded);
+    size_t used = smtp_data_feed(&tx->decoder, data, len, &decoded, &done);
+    tx->body_size += decoded.len;
+    if (tx->body_size > s->cfg->limits.max_message_size)
+        tx->too_big = 1; /* keep reading to the final dot, store nothing more */
+    struct buf *message = &decoded;
+    if (tx->ar_filter != NULL && !header_filter_passing(tx->ar_filter)) {
+        buf_reset(&filtered);
+        header_filter_feed(tx->ar_filter, decoded.data, decoded.len, &filtered);
+        if (done)
+            header_filter_finish(tx->ar_filter, &filtered);
+        message = &filtered;
+    }
+    if (!tx->too_big && message->len > 0) {
+        body_sinks_write(&tx->sinks, message->data, message->len);
+        tx_backpressure_update(s);
+    }
+    if (decoded.cap > 256 * 1024)
+        buf_free(&decoded);
+    if (filtered.cap > 256 * 1024)
+        buf_free(&filtered);
+    if (done && tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {
+        struct logrec r;
+        log_begin(&r, LOG_INFO, "smtp.header_removed");
+        log_int(&r, "session", (long long)s->id);
+        log_str(&r, "field", "Authentication-Results");
+        log_int(&r, "count", header_filter_removed(tx->ar_filter));
+        log_end(&r);
+    }
+    if (done)
+        tx_end_of_data(s);
+    return used;
+}
+
+/* The message is durable and acknowledged: delivery takes it from here. */
+static void tx_hand_to_scheduler(struct smtp_session *s, uint64_t size)
+{
+    if (s->srv->scheduler == NULL)
+        return;
+    struct smtp_tx *tx = s->tx;
+    struct spool_envelope env = {
+        .sender = tx->sender,
+        .rcpts = (const char *const *)tx->rcpts,
+        .nrcpts = tx->nrcpts,
+        .received_at = tx->received_at,
+        .flags = tx->env_flags,
+    };
+    struct spool_entry entry = {.id = tx->queue_id, .env = &env, .body_size = size};
+    scheduler_add(s->srv->scheduler, &entry);
+}
+
+static void tx_log_accepted(struct smtp_session *s, uint64_t size)
+{
+    struct smtp_tx *tx = s->tx;
+    struct buf rcpts = BUF_INIT;
+    for (size_t i = 0; i < tx->nrcpts; i++) {
+        if (i > 0)
+            buf_append(&rcpts, ",", 1);
+        buf_append_str(&rcpts, tx->rcpts[i]);
+    }
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "smtp.accepted");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "queue_id", tx->queue_id);
+    log_str(&r, "from", tx->sender);
+    log_strn(&r, "rcpts", rcpts.data, rcpts.len);
+    log_int(&r, "size", (long long)size);
+    log_str(&r, "client", s->client_addr);
+    log_str(&r, "listener", s->listener->name);
+    log_end(&r);
+    buf_free(&rcpts);
+}
+
+/* The spool's sink reported the commit: 250 once the message is durable, else its 451 or 452. */
+static void tx_on_committed(struct smtp_session *s, const struct policy_decision *d)
+{
+    if (d->verdict == POLICY_ACCEPT) {
+        uint64_t size = smtp_store_size(s->tx->store);
+        tx_log_accepted(s, size);
+        smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->queue_id);
+        tx_hand_to_scheduler(s, size);
+    } else {
+        smtp_reply(s, d->code, d->enhanced, "%s", d->text);
+    }
+    smtp_tx_free(s);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
+    if (s->srv->stopping) {
+        smtp_reply(s, 421, "4.3.2", "%s Service shutting down", s->cfg->server.hostname);
+        smtp_close_after_reply(s);
+    } else {
+        smtp_resume_input(s); /* also arms the next command's deadline */
+    }
+}
+
+/* The sinks' outcome, after the final dot: the commit's, or a check's refusal. */
+static void tx_on_sinks_done(void *arg, const struct body_outcome *out)
+{
+    struct smtp_session *s = arg;
+    if (out->sink == s->tx->store) {
+        tx_on_committed(s, &out->decision);
+    } else {
+        tx_refuse_after_data(s, &out->decision);
+        smtp_resume_input(s); /* also writes the reply */
+    }
+    smtp_session_unref(s);
+}
