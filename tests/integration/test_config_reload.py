@@ -134,7 +134,9 @@ class Signals(SluiceTestCase):
             self.d.write_config(extra={"server": dict(self.d.config_dict()["server"],
                                                       hostname=name)})
             self.d.signal(signal.SIGHUP)
-        wait_until(lambda: len(self.d.events("daemon.reload")) >= 2, 10, "two reloads at least")
+        # Signals that arrive before the loop takes the first are one (the kernel merges them), so
+        # one reload may be all there is; whatever ran, the last file must be in force.
+        wait_until(lambda: self.d.events("daemon.reload"), 10, "a reload")
         wait_until(lambda: self.banner() == "last.sluice.test ESMTP Sluice", 10,
                    "the last file in force", lambda: self.banner())
         self.assertIsNone(self.d.proc.poll())
