@@ -11,8 +11,9 @@
  *   journal  the batch appended to one shared log, one fdatasync
  *
  * for accepted messages (a new file of --size bytes each) and for recipient state changes (a
- * 60-byte record appended to an existing file of its own each). Prints one line per case:
- * operations per second and syncs per second.
+ * 60-byte record appended to an existing file of its own each). Every case runs -r times,
+ * interleaved (so a disk that drifts affects all alike); printed per case: the median operations
+ * and syncs per second, the lowest and highest rate, and the median's ratio to the 'file' case.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,7 +31,7 @@
 
 static const char *dir;
 static size_t msg_size = 5120;
-static int batch = 20, threads = 4, count = 2000;
+static int batch = 20, threads = 4, count = 2000, runs = 3;
 static char *payload;
 static int dir_fd, tmp_fd, queue_fd, state_fd;
 
@@ -250,6 +251,22 @@ static double state_journal(long *syncs)
     return journal_run(syncs, STATE_RECORD);
 }
 
+#define RUNS_MAX 64
+
+static int double_compare(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+    double sorted[RUNS_MAX];
+    memcpy(sorted, v, sizeof *v * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof *sorted, double_compare);
+    return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
 struct bench_case {
     const char *what, *how;
     double (*run)(long *syncs);
@@ -259,8 +276,11 @@ int main(int argc, char **argv)
 {
     int opt;
     const char *only = NULL;
-    while ((opt = getopt(argc, argv, "n:b:s:t:o:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:b:s:t:o:r:")) != -1) {
         switch (opt) {
+        case 'r':
+            runs = atoi(optarg);
+            break;
         case 'n':
             count = atoi(optarg);
             break;
@@ -281,7 +301,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc - 1 || count < 1 || batch < 1 || batch > 4096 || threads < 1 ||
-        threads > 64 || msg_size < STATE_RECORD)
+        threads > 64 || msg_size < STATE_RECORD || runs < 1 || runs > RUNS_MAX)
         goto usage;
     dir = argv[optind];
     payload = malloc(msg_size);
@@ -298,23 +318,44 @@ int main(int argc, char **argv)
         {"accept", "journal", accept_journal}, {"state", "file", state_file},
         {"state", "syncfs", state_syncfs},     {"state", "journal", state_journal},
     };
-    printf("# %d operations, batches of %d, %zu-byte messages, %d threads for 'file'\n", count,
-           batch, msg_size, threads);
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    enum { NCASES = sizeof cases / sizeof cases[0] };
+    static double ops[NCASES][RUNS_MAX], syncs_per_s[NCASES][RUNS_MAX];
+    printf("# %d operations, batches of %d, %zu-byte messages, %d threads for 'file', "
+           "median of %d runs\n",
+           count, batch, msg_size, threads, runs);
+    for (int r = 0; r < runs; r++) {
+        for (size_t c = 0; c < NCASES; c++) {
+            if (only != NULL && strcmp(only, cases[c].how) != 0)
+                continue;
+            long syncs = 0;
+            double t = cases[c].run(&syncs);
+            ops[c][r] = count / t;
+            syncs_per_s[c][r] = syncs / t;
+            dir_clear(tmp_fd);
+            dir_clear(queue_fd);
+            dir_clear(state_fd);
+        }
+    }
+    printf("%-7s %-8s %9s %9s %19s %8s\n", "what", "how", "ops/s", "syncs/s", "ops/s low-high",
+           "x file");
+    double file_ops = 0;
+    for (size_t c = 0; c < NCASES; c++) {
         if (only != NULL && strcmp(only, cases[c].how) != 0)
             continue;
-        long syncs = 0;
-        double t = cases[c].run(&syncs);
-        printf("%-7s %-8s %9.0f ops/s %9.0f syncs/s\n", cases[c].what, cases[c].how, count / t,
-               syncs / t);
-        fflush(stdout);
-        dir_clear(tmp_fd);
-        dir_clear(queue_fd);
-        dir_clear(state_fd);
+        double lo = ops[c][0], hi = ops[c][0];
+        for (int r = 1; r < runs; r++) {
+            lo = ops[c][r] < lo ? ops[c][r] : lo;
+            hi = ops[c][r] > hi ? ops[c][r] : hi;
+        }
+        double med = median(ops[c], runs);
+        if (strcmp(cases[c].how, "file") == 0)
+            file_ops = med;
+        printf("%-7s %-8s %9.0f %9.0f %9.0f-%-9.0f %8.1f\n", cases[c].what, cases[c].how, med,
+               median(syncs_per_s[c], runs), lo, hi, file_ops > 0 ? med / file_ops : 0);
     }
     return 0;
 usage:
-    fprintf(stderr, "usage: sync_bench [-n ops] [-b batch] [-s msg-size] [-t threads] "
+    fprintf(stderr, "usage: sync_bench [-n ops] [-b batch] [-s msg-size] [-t threads] [-r runs] "
                     "[-o file|syncfs|journal] DIR\n");
     return 2;
 }
