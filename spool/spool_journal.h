@@ -14,7 +14,9 @@
  *
  * Record (all integers big-endian): 4-byte length of what follows up to the CRC, 1 type byte,
  * 1-byte id length, the queue id, the data, 4-byte CRC-32 of every byte before it. A segment
- * starts with a SPOOL_JOURNAL_REC_HEADER record whose data is the format's name and version.
+ * starts with a SPOOL_JOURNAL_REC_HEADER record whose data is the format's name and version, and
+ * ends at the first record that is torn or fails its checks, such as the zeros the file is
+ * extended with ahead of its records.
  */
 #ifndef SLUICE_SPOOL_JOURNAL_H
 #define SLUICE_SPOOL_JOURNAL_H

@@ -186,9 +186,12 @@ static int replay_segment(struct replay *r, const struct buf *seg, const char *n
         }
         count++;
     }
-    if (pos < seg->len)
+    size_t tail = seg->len;
+    while (tail > pos && seg->data[tail - 1] == '\0')
+        tail--; /* the zeros a segment is extended with ahead of its records */
+    if (tail > pos)
         log_msg(LOG_INFO, "spool.journal_tail", "%s/%s: %zu bytes of a batch never acknowledged",
-                SPOOL_JOURNAL, name, seg->len - pos);
+                SPOOL_JOURNAL, name, tail - pos);
     return count;
 }
 

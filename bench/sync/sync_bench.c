@@ -9,6 +9,8 @@
  *            directory (the renames need the data on disk first, or a crash can leave a named
  *            but empty file)
  *   journal  the batch appended to one shared log, one fdatasync
+ *   journal0 the same, but the log is extended with zeros a megabyte at a time ahead of the
+ *            records, which overwrite them: most syncs then change no block map or size
  *
  * for accepted messages (a new file of --size bytes each) and for recipient state changes (a
  * 60-byte record appended to an existing file of its own each). Every case runs -r times,
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #define STATE_RECORD 60
+#define ZERO_CHUNK (1024 * 1024)
 
 static const char *dir;
 static size_t msg_size = 5120;
@@ -175,17 +178,28 @@ static double accept_syncfs(long *syncs)
     return now() - t0;
 }
 
-static double journal_run(long *syncs, size_t record)
+/* Appends batches of records to one file, one fdatasync per batch. zeroed: the file is first
+ * extended with zeros a megabyte at a time and records overwrite them, so that most syncs carry
+ * no change of the file's size or blocks, only data. */
+static double journal_run(long *syncs, size_t record, int zeroed)
 {
-    int fd = openat(dir_fd, "journal", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    int fd = openat(dir_fd, "journal", O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         die("journal");
     fsync(dir_fd);
+    static char zeros[ZERO_CHUNK];
+    off_t pos = 0, filled = 0;
     double t0 = now();
     for (int i = 0; i < count; i += batch) {
         int n = count - i < batch ? count - i : batch;
-        for (int j = 0; j < n; j++)
-            write_all(fd, payload, record);
+        while (zeroed && pos + (off_t)(n * record) > filled) {
+            if (pwrite(fd, zeros, sizeof zeros, filled) != (ssize_t)sizeof zeros)
+                die("pwrite");
+            filled += sizeof zeros;
+        }
+        for (int j = 0; j < n; j++, pos += (off_t)record)
+            if (pwrite(fd, payload, record, pos) != (ssize_t)record)
+                die("pwrite");
         if (fdatasync(fd) < 0)
             die("fdatasync");
         *syncs += 1;
@@ -198,7 +212,12 @@ static double journal_run(long *syncs, size_t record)
 
 static double accept_journal(long *syncs)
 {
-    return journal_run(syncs, msg_size);
+    return journal_run(syncs, msg_size, 0);
+}
+
+static double accept_journal_zeroed(long *syncs)
+{
+    return journal_run(syncs, msg_size, 1);
 }
 
 /* ---- recipient state changes: batch files get one record each per round ---- */
@@ -248,7 +267,12 @@ static double state_syncfs(long *syncs)
 
 static double state_journal(long *syncs)
 {
-    return journal_run(syncs, STATE_RECORD);
+    return journal_run(syncs, STATE_RECORD, 0);
+}
+
+static double state_journal_zeroed(long *syncs)
+{
+    return journal_run(syncs, STATE_RECORD, 1);
 }
 
 #define RUNS_MAX 64
@@ -315,8 +339,9 @@ int main(int argc, char **argv)
 
     static const struct bench_case cases[] = {
         {"accept", "file", accept_file},       {"accept", "syncfs", accept_syncfs},
-        {"accept", "journal", accept_journal}, {"state", "file", state_file},
-        {"state", "syncfs", state_syncfs},     {"state", "journal", state_journal},
+        {"accept", "journal", accept_journal}, {"accept", "journal0", accept_journal_zeroed},
+        {"state", "file", state_file},         {"state", "syncfs", state_syncfs},
+        {"state", "journal", state_journal},   {"state", "journal0", state_journal_zeroed},
     };
     enum { NCASES = sizeof cases / sizeof cases[0] };
     static double ops[NCASES][RUNS_MAX], syncs_per_s[NCASES][RUNS_MAX];
@@ -356,6 +381,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: sync_bench [-n ops] [-b batch] [-s msg-size] [-t threads] [-r runs] "
-                    "[-o file|syncfs|journal] DIR\n");
+                    "[-o file|syncfs|journal|journal0] DIR\n");
     return 2;
 }
