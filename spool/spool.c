@@ -187,6 +187,11 @@ void spool_test_journal_segment_max(struct spool *sp, uint64_t bytes)
     sp->journal.segment_max = bytes;
 }
 
+void spool_test_journal_hold(struct spool *sp, int hold)
+{
+    spool_journal_hold(&sp->journal, hold);
+}
+
 size_t spool_pending(const struct spool *sp)
 {
     return sp->pending;

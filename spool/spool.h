@@ -178,11 +178,14 @@ size_t spool_pending(const struct spool *sp);
 struct spool_journal_stats {
     uint64_t syncs;   /* fdatasyncs of the journal that succeeded */
     uint64_t records; /* records they made durable (messages, state updates, removals) */
+    uint64_t waiting; /* records gathered for the next batch */
     uint64_t segment; /* the segment batches go to now (its name, in hexadecimal), 0: none yet */
     uint64_t synced;  /* bytes of that segment known durable */
 };
 void spool_test_journal_stats(const struct spool *sp, struct spool_journal_stats *out);
 /* For tests: the size past which a journal segment is closed (and then checkpointed). */
 void spool_test_journal_segment_max(struct spool *sp, uint64_t bytes);
+/* For tests: while held (1), records gather and no batch starts; 0 lets them go as one batch. */
+void spool_test_journal_hold(struct spool *sp, int hold);
 
 #endif

@@ -142,7 +142,7 @@ int spool_journal_open(struct spool_journal *j, uv_loop_t *loop, int spool_fd, c
 
 void spool_journal_stats(const struct spool_journal *j, struct spool_journal_stats *out)
 {
-    *out = (struct spool_journal_stats){j->syncs, j->records,
+    *out = (struct spool_journal_stats){j->syncs, j->records, j->nwaiting,
                                         j->current != NULL ? j->current->seq : 0, j->synced};
 }
 
@@ -205,7 +205,15 @@ void spool_journal_append(struct spool_journal *j, struct spool_journal_waiter *
     w->segment = NULL;
     *j->tail = w;
     j->tail = &w->next;
-    if (j->batch == NULL)
+    j->nwaiting++;
+    if (j->batch == NULL && !j->held)
+        batch_start(j);
+}
+
+void spool_journal_hold(struct spool_journal *j, int hold)
+{
+    j->held = hold;
+    if (!hold && j->batch == NULL && j->waiters != NULL)
         batch_start(j);
 }
 
@@ -261,7 +269,7 @@ static void batch_done(uv_work_t *work, int status)
     int rc = b->status;
     buf_free(&b->data);
     free(b);
-    if (j->waiters != NULL)
+    if (j->waiters != NULL && !j->held)
         batch_start(j); /* gathered while this one was synced */
     while (w != NULL) {
         struct spool_journal_waiter *next = w->next;
@@ -307,8 +315,8 @@ static void batch_start(struct spool_journal *j)
         j->waiting = (struct buf)BUF_INIT;
     }
     b->waiters = j->waiters;
-    for (struct spool_journal_waiter *w = b->waiters; w != NULL; w = w->next)
-        b->n++;
+    b->n = j->nwaiting;
+    j->nwaiting = 0;
     j->waiters = NULL;
     j->tail = &j->waiters;
     j->batch = b;

@@ -61,6 +61,8 @@ struct spool_journal {
     struct buf waiting;                    /* records of the next batch */
     struct spool_journal_waiter *waiters;  /* ... and who waits for them */
     struct spool_journal_waiter **tail;
+    size_t nwaiting;                   /* how many */
+    int held;                          /* for tests: no batch starts (spool_journal_hold) */
     struct spool_journal_batch *batch; /* the batch being written and synced, or NULL */
     uv_work_t checkpoint;
     struct spool_journal_segment *checkpointing; /* the segment being checkpointed, or NULL */
@@ -80,8 +82,9 @@ int spool_journal_open(struct spool_journal *j, uv_loop_t *loop, int spool_fd, c
 /* Closes the journal; with nothing in flight and every segment settled, makes the spool's files
  * durable and deletes the segments (a clean stop leaves an empty journal/). Synchronous. */
 void spool_journal_close(struct spool_journal *j);
-/* For spool_test_journal_stats. */
+/* For spool_test_journal_stats and spool_test_journal_hold. */
 void spool_journal_stats(const struct spool_journal *j, struct spool_journal_stats *out);
+void spool_journal_hold(struct spool_journal *j, int hold);
 /* 1 while a batch or a checkpoint is in flight. */
 int spool_journal_busy(const struct spool_journal *j);
 
