@@ -80,8 +80,11 @@ static int replay_msg(struct replay *r, const struct spool_journal_rec_view *rec
     if (rc < 0)
         return rc;
     r->repaired++;
-    log_msg(LOG_WARN, "spool.journal_repaired", "queue id %s: queue file written again from %s/",
-            rec->id, SPOOL_JOURNAL);
+    struct logrec lr;
+    log_begin(&lr, LOG_WARN, "spool.journal_repaired");
+    log_str(&lr, "queue_id", rec->id);
+    log_str(&lr, "msg", "queue file missing or torn: written again from the journal");
+    log_end(&lr);
     return 0;
 }
 
