@@ -12,12 +12,13 @@
  * pool. Commit appends the prefix and end records. Then one of two ways, each step on the thread
  * pool, concurrently with other messages:
  *
- *  - A message whose file was still all in memory at commit (up to SPOOL_JOURNAL_INLINE_MAX: most
- *    mail) is written without a sync and closed; its id is checked free in queue/ (should queue/
- *    already hold it, the message takes a fresh one); the file's bytes go into the journal, whose
- *    one fdatasync per batch is shared by every commit in flight (group commit, spool_journal.c);
- *    then the move into queue/. Should a crash lose the file's bytes or its move, the journal
- *    writes it again at the next start.
+ *  - A message whose file was still all in memory at commit (no write starts before
+ *    SPOOL_WRITE_CHUNK is buffered: so most mail, up to about 64 KiB; at most
+ *    SPOOL_JOURNAL_INLINE_MAX) is written without a sync and closed; its id is checked free in
+ * queue/ (should queue/ already hold it, the message takes a fresh one); the file's bytes go into
+ * the journal, whose one fdatasync per batch is shared by every commit in flight (group commit,
+ * spool_journal.c); then the move into queue/. Should a crash lose the file's bytes or its move,
+ * the journal writes it again at the next start.
  *  - A larger one, already partly written, is fdatasynced (its own sync costs little beside its
  *    size), closed and moved into queue/, and an fsync of queue/ is shared: while one runs,
  *    messages renamed meanwhile wait, and the next single fsync covers all of them

@@ -31,7 +31,8 @@
 #define SPOOL_JOURNAL "journal" /* the segments' directory under the spool */
 #define SPOOL_JOURNAL_MAGIC "sluice-journal/1"
 #define SPOOL_JOURNAL_SEGMENT_MAX (32u * 1024 * 1024) /* a segment is closed past this size */
-/* Queue files up to this size go into the journal whole; larger ones are synced on their own. */
+/* At most this much of a queue file goes into the journal whole (spool.c journals a file that is
+ * still all in memory at commit, which a file over 64 KiB rarely is); others sync on their own. */
 #define SPOOL_JOURNAL_INLINE_MAX (1024u * 1024)
 #define SPOOL_JOURNAL_REC_MAX (SPOOL_JOURNAL_INLINE_MAX + 64 * 1024) /* length field's cap */
 
