@@ -9,13 +9,24 @@
  *
  * A message is created in tmp/ by spool_msg_new and filled as it arrives: appends are framed into
  * body records in memory and written in chunks, one write in flight per message, on the thread
- * pool. Commit appends the prefix and end records, then fdatasync, close and the move into queue/
- * follow, each on the thread pool, concurrently with other messages. The move never replaces a
- * file (spool_move.c): should queue/ already hold the id, the message takes a fresh one. Last comes
- * an fsync of queue/ that is shared: while one runs, messages renamed meanwhile wait, and the next
- * single fsync covers all of them (group commit, spool_dirsync.c). Because only complete, synced
- * files are renamed, queue/ never holds a torn file after a crash; the end record's CRC still
- * catches a disk that lies.
+ * pool. Commit appends the prefix and end records. Then one of two ways, each step on the thread
+ * pool, concurrently with other messages:
+ *
+ *  - A message whose file was still all in memory at commit (no write starts before
+ *    SPOOL_WRITE_CHUNK is buffered: so most mail, up to about 64 KiB; at most
+ *    SPOOL_JOURNAL_INLINE_MAX) is written without a sync and closed; its id is checked free in
+ * queue/ (should queue/ already hold it, the message takes a fresh one); the file's bytes go into
+ * the journal, whose one fdatasync per batch is shared by every commit in flight (group commit,
+ * spool_journal.c); then the move into queue/. Should a crash lose the file's bytes or its move,
+ * the journal writes it again at the next start.
+ *  - A larger one, already partly written, is fdatasynced (its own sync costs little beside its
+ *    size), closed and moved into queue/, and an fsync of queue/ is shared: while one runs,
+ *    messages renamed meanwhile wait, and the next single fsync covers all of them
+ *    (spool_dirsync.c). The move never replaces a file (spool_move.c): should queue/ already hold
+ *    the id, the message takes a fresh one.
+ *
+ * Either way queue/ holds only complete files once the next start has replayed the journal; the
+ * end record's CRC still catches a disk that lies.
  */
 #include "spool/spool.h"
 
@@ -31,6 +42,7 @@
 #include "lib/xalloc.h"
 #include "spool/envelope.h"
 #include "spool/spool_fs.h"
+#include "spool/spool_journal.h"
 #include "spool/spool_move.h"
 
 #define SPOOL_WRITE_CHUNK (64 * 1024)  /* buffered bytes that start a write */
@@ -40,7 +52,9 @@
 
 struct spool_msg {
     struct spool *sp;
-    struct spool_dirsync_waiter sync; /* in the group commit of queue/ */
+    struct spool_dirsync_waiter sync;              /* in the group commit of queue/ */
+    struct spool_journal_waiter jw;                /* in the journal's group commit */
+    struct spool_journal_segment *journal_segment; /* holds its record: settled after the move */
     union {
         uv_fs_t fs;
         uv_work_t work;
@@ -55,6 +69,7 @@ struct spool_msg {
     unsigned ended : 1;      /* the end record was handed to a write */
     unsigned paused : 1;     /* append returned 1: writable_cb is owed */
     unsigned prepended : 1;  /* spool_msg_prepend was called */
+    unsigned journaled : 1;  /* the file's bytes (wbuf) go into the journal instead of a sync */
     struct buf prefix;       /* its bytes, written just before the end record */
     struct buf buf;          /* framed records not yet written */
     struct buf wbuf;         /* records being written */
@@ -68,6 +83,7 @@ struct spool_msg {
     spool_commit_cb commit_cb;
     void *commit_arg;
     int move_status;               /* result of the move into queue/, from the thread pool */
+    int closing_fd;                /* closed by commit_claim_work, then -1 */
     unsigned clashes;              /* ids found taken in queue/ */
     char id[SPOOL_ID_MAX + 1];     /* the queue id: the file's name in queue/ */
     char tmp_id[SPOOL_ID_MAX + 1]; /* its name in tmp/: the first id, kept after a clash */
@@ -84,11 +100,17 @@ static void commit_move_start(struct spool_msg *msg);
 static void commit_move_work(uv_work_t *work);
 static void commit_on_moved(uv_work_t *work, int status);
 static void commit_on_durable(struct spool_dirsync_waiter *w, int status);
+static void commit_claim_start(struct spool_msg *msg);
+static void commit_claim_work(uv_work_t *work);
+static void commit_on_claimed(uv_work_t *work, int status);
+static void commit_on_journaled(struct spool_journal_waiter *w, int status);
+static void commit_on_taken_back(struct spool_journal_waiter *w, int status);
 static void msg_cleanup(struct spool_msg *msg);
 static void cleanup_on_done(uv_fs_t *req);
 static void msg_finish(struct spool_msg *msg);
 static void work_nothing(uv_work_t *work);
 static void commit_on_deferred(uv_work_t *work, int status);
+static void msg_work_start(struct spool_msg *msg, uv_work_cb work, uv_after_work_cb done);
 
 static void msg_path(const struct spool_msg *msg, const char *sub, char *out, size_t size)
 {
@@ -104,49 +126,71 @@ static void msg_fail(struct spool_msg *msg, int status)
 
 /* ---- the spool ---- */
 
+static void spool_fds_close(struct spool *sp)
+{
+    int fds[] = {sp->dir_fd, sp->queue_fd, sp->state_fd};
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf *err)
 {
     char *path;
     int rc = spool_fs_create(dir, &path, err);
     if (rc < 0)
         return rc;
-    int queue_fd = spool_fs_open_dir(path, SPOOL_QUEUE, err);
-    int state_fd = queue_fd < 0 ? -1 : spool_fs_open_dir(path, SPOOL_STATE, err);
-    uint64_t seed;
-    rc = queue_fd < 0 ? queue_fd : state_fd;
-    if (rc >= 0) {
-        rc = uv_random(NULL, NULL, &seed, sizeof seed, 0, NULL);
-        if (rc < 0)
-            buf_printf(err, "spool %s: no random seed for queue ids: %s", path, uv_strerror(rc));
-    }
-    if (rc < 0) {
-        if (queue_fd >= 0)
-            close(queue_fd);
-        if (state_fd >= 0)
-            close(state_fd);
-        free(path);
-        return rc;
-    }
     struct spool *sp = xcalloc(1, sizeof *sp);
     sp->loop = loop;
     sp->dir = path;
-    sp->queue_fd = queue_fd;
-    sp->state_fd = state_fd;
-    spool_dirsync_init(&sp->queue_sync, loop, queue_fd);
-    spool_dirsync_init(&sp->state_sync, loop, state_fd);
-    sp->id_rng = seed;
+    sp->queue_fd = sp->state_fd = -1;
+    rc = sp->dir_fd = spool_fs_open_dir(path, ".", err);
+    if (rc >= 0)
+        rc = sp->queue_fd = spool_fs_open_dir(path, SPOOL_QUEUE, err);
+    if (rc >= 0)
+        rc = sp->state_fd = spool_fs_open_dir(path, SPOOL_STATE, err);
+    if (rc >= 0) {
+        rc = uv_random(NULL, NULL, &sp->id_rng, sizeof sp->id_rng, 0, NULL);
+        if (rc < 0)
+            buf_printf(err, "spool %s: no random seed for queue ids: %s", path, uv_strerror(rc));
+    }
+    if (rc == 0)
+        rc = spool_journal_open(&sp->journal, loop, sp->dir_fd, path, &sp->pending, err);
+    if (rc < 0) {
+        spool_fds_close(sp);
+        free(path);
+        free(sp);
+        return rc;
+    }
+    spool_dirsync_init(&sp->queue_sync, loop, sp->queue_fd);
     *out = sp;
     return 0;
 }
 
 void spool_close(struct spool *sp)
 {
-    if (sp->nmsgs > 0 || sp->nops > 0)
-        log_panic("spool_close: %zu messages and %zu operations not finished", sp->nmsgs, sp->nops);
-    close(sp->queue_fd);
-    close(sp->state_fd);
+    if (sp->nmsgs > 0 || sp->nops > 0 || spool_journal_busy(&sp->journal))
+        log_panic("spool_close: %zu messages and %zu operations not finished", sp->nmsgs,
+                  sp->nops + (size_t)spool_journal_busy(&sp->journal));
+    spool_journal_close(&sp->journal);
+    spool_fds_close(sp);
     free(sp->dir);
     free(sp);
+}
+
+void spool_test_journal_stats(const struct spool *sp, struct spool_journal_stats *out)
+{
+    spool_journal_stats(&sp->journal, out);
+}
+
+void spool_test_journal_segment_max(struct spool *sp, uint64_t bytes)
+{
+    sp->journal.segment_max = bytes;
+}
+
+void spool_test_journal_hold(struct spool *sp, int hold)
+{
+    spool_journal_hold(&sp->journal, hold);
 }
 
 size_t spool_pending(const struct spool *sp)
@@ -161,6 +205,7 @@ struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *e
     struct spool_msg *msg = xcalloc(1, sizeof *msg);
     msg->sp = sp;
     msg->fd = -1;
+    msg->closing_fd = -1;
     msg->open_rec = NO_RECORD;
     if (sp->next_id[0] != '\0') {
         memcpy(msg->id, sp->next_id, sizeof msg->id);
@@ -250,9 +295,7 @@ void spool_msg_commit(struct spool_msg *msg, spool_commit_cb cb, void *arg)
     if (msg->error < 0 && msg->fd < 0 && !msg->created) {
         /* Failed with nothing on disk to clean up. The callback must still not run from inside
          * this call: report on the way back from the thread pool. */
-        msg->busy = 1;
-        spool_fs_started(
-            uv_queue_work(msg->sp->loop, &msg->req.work, work_nothing, commit_on_deferred), "work");
+        msg_work_start(msg, work_nothing, commit_on_deferred);
         return;
     }
     msg_advance(msg);
@@ -294,6 +337,11 @@ static void msg_advance(struct spool_msg *msg)
         buf_free(&msg->buf);
         buf_free(&msg->wbuf);
         msg->open_rec = NO_RECORD;
+    } else if (msg->committing && msg->ended && msg->journaled) {
+        msg->closing_fd = msg->fd;
+        msg->fd = -1;
+        commit_claim_start(msg);
+        return;
     } else if (msg->committing && msg->ended) {
         msg->busy = 1;
         spool_fs_started(uv_fs_fdatasync(msg->sp->loop, &msg->req.fs, msg->fd, commit_on_synced),
@@ -327,6 +375,8 @@ static void msg_write_start(struct spool_msg *msg)
     if (msg->committing) {
         envelope_end_append(&msg->buf, msg->body_size, msg->crc);
         msg->ended = 1;
+        /* Nothing written yet: the whole file is in hand, and the journal can carry it. */
+        msg->journaled = msg->offset == 0 && msg->buf.len <= SPOOL_JOURNAL_INLINE_MAX;
     }
     struct buf swap = msg->wbuf; /* empty, its memory kept for the next chunk */
     msg->wbuf = msg->buf;
@@ -351,7 +401,9 @@ static void msg_on_written(uv_fs_t *req)
             return;
         }
     }
-    if (msg->wbuf.cap > 2 * SPOOL_BUFFER_HIGH)
+    if (msg->journaled && msg->error == 0)
+        ; /* the file's bytes, kept for the journal */
+    else if (msg->wbuf.cap > 2 * SPOOL_BUFFER_HIGH)
         buf_free(&msg->wbuf); /* one huge append: do not keep its memory */
     else
         buf_reset(&msg->wbuf);
@@ -388,12 +440,42 @@ static void commit_on_closed(uv_fs_t *req)
     commit_move_start(msg);
 }
 
+/* After a step that found whether queue/ holds the message's id (move_status): 0 to go on, or 1
+ * when the message failed, or when the id was taken (by a run whose clock was ahead) and the step
+ * is tried again with a fresh id. The first id has only been in log lines and in the Received:
+ * field already written into the body; the client is told the new one, and this event names
+ * both. */
+static int commit_id_checked(struct spool_msg *msg, void (*again)(struct spool_msg *msg))
+{
+    if (msg->move_status == -EEXIST && msg->clashes++ < ID_CLASH_TRIES) {
+        char taken[SPOOL_ID_MAX + 1];
+        memcpy(taken, msg->id, sizeof taken);
+        spool_fs_id_make(msg->sp, msg->id);
+        log_msg(LOG_WARN, "spool.id_clash", "queue id %s is taken in %s/: the message is %s", taken,
+                SPOOL_QUEUE, msg->id);
+        again(msg);
+        return 1;
+    }
+    if (msg->move_status < 0) {
+        msg->busy = 0;
+        msg_fail(msg, msg->move_status);
+        msg_advance(msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* Runs work for the message on the thread pool; done continues its chain. */
+static void msg_work_start(struct spool_msg *msg, uv_work_cb work, uv_after_work_cb done)
+{
+    msg->busy = 1;
+    spool_fs_started(uv_queue_work(msg->sp->loop, &msg->req.work, work, done), "work");
+}
+
 /* libuv has no rename that refuses to replace: the move runs as thread-pool work. */
 static void commit_move_start(struct spool_msg *msg)
 {
-    msg->busy = 1;
-    spool_fs_started(
-        uv_queue_work(msg->sp->loop, &msg->req.work, commit_move_work, commit_on_moved), "work");
+    msg_work_start(msg, commit_move_work, commit_on_moved);
 }
 
 static void commit_move_work(uv_work_t *work)
@@ -409,24 +491,23 @@ static void commit_on_moved(uv_work_t *work, int status)
 {
     struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
     struct spool *sp = msg->sp;
-    if (msg->move_status == -EEXIST && msg->clashes++ < ID_CLASH_TRIES) {
-        /* queue/ already holds a message with this id (from a run whose clock was ahead): take a
-         * fresh id. The first one has only been in log lines and in the Received: field already
-         * written into the body; the client is told the new one, and this event names both. */
-        char taken[SPOOL_ID_MAX + 1];
-        memcpy(taken, msg->id, sizeof taken);
-        spool_fs_id_make(sp, msg->id);
-        log_msg(LOG_WARN, "spool.id_clash", "queue id %s is taken in %s/: the message is %s", taken,
-                SPOOL_QUEUE, msg->id);
-        commit_move_start(msg);
-        return;
-    }
-    if (msg->move_status < 0) {
-        msg->busy = 0;
+    if (msg->journaled) {
+        if (msg->move_status == 0) {
+            msg->in_queue = 1;
+            spool_journal_settle(&sp->journal, msg->journal_segment);
+            msg->busy = 0;
+            msg_finish(msg);
+            return;
+        }
+        /* The journal holds the message: take it back there too, or the next start would bring
+         * it back, and a retry by the client would make it a second copy. */
         msg_fail(msg, msg->move_status);
-        msg_advance(msg);
+        msg->jw.done = commit_on_taken_back;
+        spool_journal_append(&sp->journal, &msg->jw, SPOOL_JOURNAL_REC_REMOVE, msg->id, NULL, 0);
         return;
     }
+    if (commit_id_checked(msg, commit_move_start))
+        return;
     msg->in_queue = 1;
     /* Still busy: waiting for the directory sync. */
     msg->sync.done = commit_on_durable;
@@ -445,6 +526,64 @@ static void commit_on_durable(struct spool_dirsync_waiter *w, int status)
         return;
     }
     msg_finish(msg);
+}
+
+/* ---- the journal's way: claim the id, journal the bytes, then move ---- */
+
+/* Closes the written file and checks that queue/ does not hold its id yet, on the thread pool. */
+static void commit_claim_start(struct spool_msg *msg)
+{
+    msg_work_start(msg, commit_claim_work, commit_on_claimed);
+}
+
+static void commit_claim_work(uv_work_t *work)
+{
+    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
+    msg->move_status = 0;
+    if (msg->closing_fd >= 0 && close(msg->closing_fd) < 0)
+        msg->move_status = -errno;
+    msg->closing_fd = -1;
+    if (msg->move_status == 0 &&
+        faccessat(msg->sp->queue_fd, msg->id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        msg->move_status = -EEXIST;
+    else if (msg->move_status == 0 && errno != ENOENT)
+        msg->move_status = -errno;
+}
+
+static void commit_on_claimed(uv_work_t *work, int status)
+{
+    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
+    struct spool *sp = msg->sp;
+    if (commit_id_checked(msg, commit_claim_start))
+        return;
+    msg->jw.done = commit_on_journaled;
+    spool_journal_append(&sp->journal, &msg->jw, SPOOL_JOURNAL_REC_MSG, msg->id, msg->wbuf.data,
+                         msg->wbuf.len);
+    buf_free(&msg->wbuf);
+}
+
+static void commit_on_journaled(struct spool_journal_waiter *w, int status)
+{
+    struct spool_msg *msg = container_of(w, struct spool_msg, jw);
+    if (status < 0) {
+        msg->busy = 0;
+        msg_fail(msg, status);
+        msg_advance(msg);
+        return;
+    }
+    msg->journal_segment = w->segment;
+    commit_move_start(msg);
+}
+
+static void commit_on_taken_back(struct spool_journal_waiter *w, int status)
+{
+    struct spool_msg *msg = container_of(w, struct spool_msg, jw);
+    struct spool *sp = msg->sp;
+    spool_journal_settle(&sp->journal, msg->journal_segment);
+    if (status == 0)
+        spool_journal_settle(&sp->journal, w->segment);
+    msg->busy = 0;
+    msg_advance(msg);
 }
 
 /* ---- failure and abort: close, remove the file, free ---- */

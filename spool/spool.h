@@ -1,9 +1,11 @@
 /*
  * The durable queue. A message is written while it arrives (spool_msg_new, _append), made durable
- * by spool_msg_commit, whose callback runs only once the file and its directory entry are synced:
- * only then may the SMTP server answer 250. All disk work runs on libuv's thread pool; syncs of
- * concurrent commits are grouped so sessions do not queue behind one another. At start,
- * spool_recover finds the committed messages again and removes half-written ones.
+ * by spool_msg_commit, whose callback runs only once the message is on disk for good (in the
+ * spool's journal, or its file and directory entry synced): only then may the SMTP server answer
+ * 250. All disk work runs on libuv's thread pool; concurrent commits, state updates and removals
+ * share their syncs (group commit, spool_journal.h), so sessions do not queue behind one another.
+ * At start, spool_recover replays the journal, finds the committed messages again and removes
+ * half-written ones.
  *
  * Delivery records what became of each recipient in a separate, append-only state file per
  * message (spool_rcpt_update); spool_load reads a message back for delivery, spool_msg_remove
@@ -116,9 +118,9 @@ int spool_msg_append(struct spool_msg *msg, const char *data, size_t len, spool_
                      void *arg);
 uint64_t spool_msg_size(const struct spool_msg *msg);
 
-/* Writes what is buffered and the end record, syncs the file and its directory. cb runs once with
- * status 0 (durable: answer 250) or a negative errno (answer 451); the message is freed after cb
- * returns. */
+/* Writes what is buffered and the end record and makes the message durable (see the top of
+ * spool.c). cb runs once with status 0 (durable: answer 250) or a negative errno (answer 451); the
+ * message is freed after cb returns. */
 typedef void (*spool_commit_cb)(struct spool_msg *msg, int status, void *arg);
 void spool_msg_commit(struct spool_msg *msg, spool_commit_cb cb, void *arg);
 
@@ -143,22 +145,21 @@ int spool_load_body(const char *dir, const char *id, struct buf *body, struct bu
 
 /*
  * Recipient state of committed messages: records appended to the message's state file (length-
- * prefixed, each with its own CRC; a torn last record after a crash is ignored), with one write
- * and one fdatasync on the thread pool. cb (may be NULL) runs once, never from inside the call,
- * with 0 when the records are durable, -ENOENT when the message is gone, -EINVAL for an id that
- * is not a queue id, or another negative errno. Updates and removals of one message run one at a
- * time in call order. Records for an index beyond the recipients are ignored by readers. The
- * message's queue file is never rewritten.
+ * prefixed, each with its own CRC; a torn last record after a crash is ignored) and to the
+ * journal, whose sync they share with every other commit in flight. cb (may be NULL) runs once,
+ * never from inside the call, with 0 when the records are durable, -ENOENT when the message is
+ * gone, -EINVAL for an id that is not a queue id, or another negative errno. Updates and removals
+ * of one message run one at a time in call order. Records for an index beyond the recipients are
+ * ignored by readers. The message's queue file is never rewritten.
  */
 typedef void (*spool_update_cb)(int status, void *arg);
 void spool_rcpt_update(struct spool *sp, const char *id, const struct spool_rcpt_update *updates,
                        size_t n, spool_update_cb cb, void *arg);
 
 /* Removes a message whose recipients are all final (DELIVERED or BOUNCED), or that an admin
- * deletes: the queue file (synced away), then its state file. On the thread pool; cb may be NULL;
- * status -ENOENT when there was no queue file. A crash in between is repaired at recovery (a
- * state file without its message is removed; a message whose recipients are all final is
- * removed). */
+ * deletes: journaled first, then the queue file and its state file. On the thread pool; cb may be
+ * NULL; status -ENOENT when there was no queue file. A crash in between is repaired at recovery
+ * (the journal's removal is done again; a state file without its message is removed). */
 void spool_msg_remove(struct spool *sp, const char *id, spool_update_cb cb, void *arg);
 
 /* Reads a committed message's envelope, recipient states and body (prefix included) for
@@ -169,8 +170,22 @@ typedef void (*spool_load_cb)(int status, const struct spool_entry *entry, struc
                               const char *why, void *arg);
 void spool_load(struct spool *sp, const char *id, spool_load_cb cb, void *arg);
 
-/* Commits, aborts, updates, removals and loads not yet called back; the daemon waits for 0
- * before it exits. */
+/* Commits, aborts, updates, removals and loads not yet called back, and journal checkpoints in
+ * flight; the daemon waits for 0 before it exits. */
 size_t spool_pending(const struct spool *sp);
+
+/* For tests: what the journal's group commit did so far. */
+struct spool_journal_stats {
+    uint64_t syncs;   /* fdatasyncs of the journal that succeeded */
+    uint64_t records; /* records they made durable (messages, state updates, removals) */
+    uint64_t waiting; /* records gathered for the next batch */
+    uint64_t segment; /* the segment batches go to now (its name, in hexadecimal), 0: none yet */
+    uint64_t synced;  /* bytes of that segment known durable */
+};
+void spool_test_journal_stats(const struct spool *sp, struct spool_journal_stats *out);
+/* For tests: the size past which a journal segment is closed (and then checkpointed). */
+void spool_test_journal_segment_max(struct spool *sp, uint64_t bytes);
+/* For tests: while held (1), records gather and no batch starts; 0 lets them go as one batch. */
+void spool_test_journal_hold(struct spool *sp, int hold);
 
 #endif

@@ -47,9 +47,21 @@ static int spool_fs_create_parents(const char *dir)
     return 0;
 }
 
+/* fsync of directory dir: 0 or -errno. */
+static int spool_fs_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 int spool_fs_create(const char *dir, char **path, struct buf *err)
 {
-    static const char *const subs[] = {SPOOL_TMP, SPOOL_QUEUE, SPOOL_CORRUPT, SPOOL_STATE};
+    static const char *const subs[] = {SPOOL_TMP, SPOOL_QUEUE, SPOOL_CORRUPT, SPOOL_STATE,
+                                       SPOOL_JOURNAL};
     int rc = spool_fs_create_parents(dir);
     if (rc < 0) {
         buf_printf(err, "spool %s: cannot create its parent directories: %s", dir, strerror(-rc));
@@ -64,14 +76,24 @@ int spool_fs_create(const char *dir, char **path, struct buf *err)
         buf_printf(err, "spool %s: path too long", dir);
         return -ENAMETOOLONG;
     }
+    int made = 0;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char sub[PATH_MAX];
         snprintf(sub, sizeof sub, "%s/%s", dir, subs[i]);
-        if (mkdir(sub, 0700) < 0 && errno != EEXIST) {
+        if (mkdir(sub, 0700) == 0) {
+            made = 1;
+        } else if (errno != EEXIST) {
             int e = errno;
             buf_printf(err, "spool %s: cannot create: %s", sub, strerror(e));
             return -e;
         }
+    }
+    /* A new directory (journal/ in a spool from before it) must outlive a crash like what goes
+     * into it. */
+    rc = made ? spool_fs_sync_dir(dir) : 0;
+    if (rc < 0) {
+        buf_printf(err, "spool %s: cannot sync: %s", dir, strerror(-rc));
+        return rc;
     }
     *path = xstrdup(dir);
     return 0;

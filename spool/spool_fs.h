@@ -12,6 +12,7 @@
 #include "lib/buf.h"
 #include "spool/envelope.h"
 #include "spool/spool_dirsync.h"
+#include "spool/spool_journal.h"
 #include "spool/spool.h"
 #include "spool/spool_state.h"
 
@@ -19,12 +20,14 @@
 #define SPOOL_QUEUE "queue"     /* committed messages, one file each, named by queue id */
 #define SPOOL_CORRUPT "corrupt" /* queue files that failed validation, kept for a person */
 /* SPOOL_STATE (spool_state.h): recipient state files, named like their queue files */
+/* SPOOL_JOURNAL (spool_journal.h): the journal's segments */
 
 struct spool_op;
 
 struct spool {
     uv_loop_t *loop;
     char *dir;      /* absolute path of the spool */
+    int dir_fd;     /* <dir> itself, for syncfs() */
     int queue_fd;   /* <dir>/queue, open for the directory syncs */
     int state_fd;   /* <dir>/state */
     size_t nmsgs;   /* messages not yet freed */
@@ -36,8 +39,8 @@ struct spool {
     unsigned id_seq;
     uint64_t id_rng;
     char next_id[SPOOL_ID_MAX + 1];  /* set by spool_test_next_id, else "" */
-    struct spool_dirsync queue_sync; /* group commit of renames into queue/ */
-    struct spool_dirsync state_sync; /* of state files created in state/ */
+    struct spool_dirsync queue_sync; /* group commit of renames into queue/ (large messages) */
+    struct spool_journal journal;    /* group commit of everything else */
 };
 
 /* Panics when rc, the result of starting a uv_fs_* call or uv_queue_work with a callback, is an

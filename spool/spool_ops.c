@@ -2,6 +2,12 @@
  * Work on committed messages, each on the thread pool with its callback on the loop: recipient
  * state updates (appended to state/<id>), removals, and loads for delivery.
  *
+ * Updates and removals are made durable by the journal's group commit (spool_journal.c), not by a
+ * sync of their own: an update appends its records to the state file, then the same records to the
+ * journal, and is called back once the journal's batch is synced; a removal is journaled first and
+ * its files removed after. Should a crash lose a state file's bytes or a removal, the journal
+ * brings them back at the next start.
+ *
  * Updates and removals of one message run one at a time, in call order (loads need not: a reader
  * takes a record being appended for a torn tail and ignores it). So a failed append can be cut off
  * the file again before the next one starts, and no torn record ends up between valid ones, where
@@ -20,6 +26,7 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "spool/spool_fs.h"
+#include "spool/spool_journal.h"
 #include "spool/spool_state.h"
 
 enum op_kind { OP_UPDATE, OP_REMOVE, OP_LOAD };
@@ -28,10 +35,9 @@ struct spool_op {
     struct spool *sp;
     uv_work_t work;
     enum op_kind kind;
-    int status;                       /* the result, set on the thread pool */
-    int created;                      /* update: made the state file, whose name needs a sync */
-    struct spool_dirsync_waiter sync; /* ... in the group sync of state/ */
-    struct spool_op *next_running;    /* in sp->ops_running (updates and removals) */
+    int status;                     /* the result, set on the thread pool */
+    struct spool_journal_waiter jw; /* update, removal: in the journal's group commit */
+    struct spool_op *next_running;  /* in sp->ops_running (updates and removals) */
     struct spool_op *next_same; /* the next update or removal of this id, waiting for this one */
     spool_update_cb update_cb;
     spool_load_cb load_cb;
@@ -44,6 +50,7 @@ struct spool_op {
 
 static void op_work(uv_work_t *work);
 static void op_done(uv_work_t *work, int status);
+static void op_on_remove_journaled(struct spool_journal_waiter *w, int status);
 
 static struct spool_op *op_new(struct spool *sp, enum op_kind kind, const char *id, void *arg)
 {
@@ -60,8 +67,14 @@ static struct spool_op *op_new(struct spool *sp, enum op_kind kind, const char *
     return op;
 }
 
+/* Starts op's work; a removal is journaled first. */
 static void op_queue(struct spool_op *op)
 {
+    if (op->kind == OP_REMOVE && op->status == 0) {
+        op->jw.done = op_on_remove_journaled;
+        spool_journal_append(&op->sp->journal, &op->jw, SPOOL_JOURNAL_REC_REMOVE, op->id, NULL, 0);
+        return;
+    }
     spool_fs_started(uv_queue_work(op->sp->loop, &op->work, op_work, op_done), "work");
 }
 
@@ -127,10 +140,8 @@ void spool_load(struct spool *sp, const char *id, spool_load_cb cb, void *arg)
 
 /* ---- on the thread pool ---- */
 
-/* One write of all records (O_APPEND), one fdatasync. Sets *created when it made the file: its
- * directory entry is synced then too (op_done), as a lost DEFERRED or FAILED record would make the
- * message go out again. */
-static int update_run(struct spool *sp, const char *id, const struct buf *records, int *created)
+/* One write of all records (O_APPEND), no sync: the journal makes them durable (op_done). */
+static int update_run(struct spool *sp, const char *id, const struct buf *records)
 {
     if (records->len == 0)
         return 0;
@@ -138,10 +149,7 @@ static int update_run(struct spool *sp, const char *id, const struct buf *record
     if (faccessat(sp->queue_fd, id, F_OK, 0) < 0)
         return -errno;
     int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
-    int fd = openat(sp->state_fd, id, flags | O_CREAT | O_EXCL, 0600);
-    *created = fd >= 0;
-    if (fd < 0 && errno == EEXIST)
-        fd = openat(sp->state_fd, id, flags);
+    int fd = openat(sp->state_fd, id, flags | O_CREAT, 0600);
     if (fd < 0)
         return -errno;
     int rc = 0;
@@ -150,27 +158,24 @@ static int update_run(struct spool *sp, const char *id, const struct buf *record
         rc = -errno;
     } else {
         rc = fd_write_all(fd, records->data, records->len);
-        if (rc == 0 && fdatasync(fd) < 0)
-            rc = -errno;
         /* Cut a failed append off, so later ones are not hidden behind a torn record (should
          * this fail too, recovery cuts it). */
-        if (rc < 0 && ftruncate(fd, st.st_size) == 0)
-            (void)fdatasync(fd);
+        if (rc < 0)
+            (void)ftruncate(fd, st.st_size);
     }
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
     return rc;
 }
 
-/* The queue file goes first and for good (a message without its state file would be sent again),
- * then the state file. Returns -ENOENT when there was no queue file. */
+/* Runs once the removal is journaled: the queue file, then the state file, neither synced (the
+ * journal removes them again should a crash bring one back). Returns -ENOENT when there was no
+ * queue file. */
 static int remove_run(struct spool *sp, const char *id)
 {
     int rc = 0;
     if (unlinkat(sp->queue_fd, id, 0) < 0)
         rc = -errno;
-    else if (fsync(sp->queue_fd) < 0)
-        return -errno;
     if (rc < 0 && rc != -ENOENT)
         return rc;
     if (unlinkat(sp->state_fd, id, 0) < 0 && errno != ENOENT)
@@ -186,7 +191,7 @@ static void op_work(uv_work_t *work)
         return;
     switch (op->kind) {
     case OP_UPDATE:
-        op->status = update_run(sp, op->id, &op->data, &op->created);
+        op->status = update_run(sp, op->id, &op->data);
         break;
     case OP_REMOVE:
         op->status = remove_run(sp, op->id);
@@ -200,8 +205,8 @@ static void op_work(uv_work_t *work)
 
 /* ---- back on the loop ---- */
 
-/* Calls back and frees op. An update or removal lets the next one of its message start only now:
- * after a new state file's directory sync, so that no later update is reported durable first. */
+/* Calls back and frees op. An update or removal lets the next one of its message start only now,
+ * once durable, so that the journal holds them in call order. */
 static void op_finish(struct spool_op *op)
 {
     struct spool *sp = op->sp;
@@ -226,12 +231,26 @@ static void op_finish(struct spool_op *op)
     free(op);
 }
 
-static void op_on_state_synced(struct spool_dirsync_waiter *w, int status)
+/* An update's records are in the state file: now into the journal, and called back once synced. */
+static void op_on_update_journaled(struct spool_journal_waiter *w, int status)
 {
-    struct spool_op *op = container_of(w, struct spool_op, sync);
+    struct spool_op *op = container_of(w, struct spool_op, jw);
     if (status < 0)
         op->status = status;
+    else
+        spool_journal_settle(&op->sp->journal, w->segment); /* its file work was done first */
     op_finish(op);
+}
+
+static void op_on_remove_journaled(struct spool_journal_waiter *w, int status)
+{
+    struct spool_op *op = container_of(w, struct spool_op, jw);
+    if (status < 0) {
+        op->status = status;
+        op_finish(op);
+        return;
+    }
+    spool_fs_started(uv_queue_work(op->sp->loop, &op->work, op_work, op_done), "work");
 }
 
 static void op_done(uv_work_t *work, int status)
@@ -239,9 +258,12 @@ static void op_done(uv_work_t *work, int status)
     struct spool_op *op = container_of(work, struct spool_op, work);
     if (status < 0 && op->status == 0)
         op->status = status; /* cancelled: never ran (and so loaded nothing) */
-    if (op->status == 0 && op->created) {
-        op->sync.done = op_on_state_synced;
-        spool_dirsync_add(&op->sp->state_sync, &op->sync);
+    if (op->kind == OP_REMOVE && op->jw.segment != NULL)
+        spool_journal_settle(&op->sp->journal, op->jw.segment);
+    if (op->kind == OP_UPDATE && op->status == 0 && op->data.len > 0) {
+        op->jw.done = op_on_update_journaled;
+        spool_journal_append(&op->sp->journal, &op->jw, SPOOL_JOURNAL_REC_STATE, op->id,
+                             op->data.data, op->data.len);
         return;
     }
     op_finish(op);

@@ -1,5 +1,6 @@
 /*
- * Finding committed messages again: spool_recover at start-up (removes what was half-written and
+ * Finding committed messages again: spool_recover at start-up (replays the journal, removes what
+ * was half-written and
  * moves files that fail validation to corrupt/, cuts torn state records, removes messages with
  * nothing left to do and state files without a message), spool_scan and spool_load_body for
  * readers that change nothing. All synchronous: they run before the loop or in a command-line tool.
@@ -67,7 +68,8 @@ static int tmp_clear(struct spool *sp, struct buf *err)
     return removed;
 }
 
-/* Moves a file of dir_fd that failed validation to corrupt/ as to, where a person can look at it. */
+/* Moves a file of dir_fd that failed validation to corrupt/ as to, where a person can look at it.
+ */
 static int quarantine(int dir_fd, const char *name, int corrupt_fd, const char *to, const char *why)
 {
     int rc = renameat(dir_fd, name, corrupt_fd, to) == 0 ? 0 : -errno;
@@ -228,8 +230,22 @@ static int state_orphans_clear(struct spool *sp, struct buf *err)
     return removed;
 }
 
+/* Brings queue/ and state/ back to what the journal says (spool_replay.c), first of all. */
+static int journal_replay(struct spool *sp, struct buf *err)
+{
+    int tmp_fd = spool_fs_open_dir(sp->dir, SPOOL_TMP, err);
+    if (tmp_fd < 0)
+        return tmp_fd;
+    int rc = spool_journal_replay(&sp->journal, sp->queue_fd, sp->state_fd, tmp_fd, err);
+    close(tmp_fd);
+    return rc;
+}
+
 int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *err)
 {
+    int replayed = journal_replay(sp, err);
+    if (replayed < 0)
+        return replayed;
     int removed = tmp_clear(sp, err);
     if (removed < 0)
         return removed;
