@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "spool/envelope.h"
+#include "tests/fuzz/fuzz.h"
 
 /* The decoded envelope as one string, for comparisons. */
 static void flatten(const struct spool_envelope *env, struct buf *out)
@@ -33,8 +34,7 @@ static int decode(const uint8_t *data, size_t size, size_t step, struct envelope
     int rc = 0;
     envelope_decoder_init(d);
     for (size_t off = 0; off < size && rc >= 0; off += step)
-        rc =
-            envelope_decoder_feed(d, data + off, size - off < step ? size - off : step, body, &err);
+        rc = envelope_decoder_feed(d, data + off, fuzz_piece(size, off, step), body, &err);
     if (rc < 0 && err.len == 0)
         abort(); /* a rejection always says why */
     buf_free(&err);

@@ -8,12 +8,13 @@
 #include <string.h>
 
 #include "lib/header_filter.h"
+#include "tests/fuzz/fuzz.h"
 
 static void run(const char *in, size_t len, size_t step, struct buf *out, unsigned *removed)
 {
     struct header_filter *f = header_filter_new("mx.example.test");
     for (size_t off = 0; off < len; off += step) {
-        size_t n = len - off < step ? len - off : step;
+        size_t n = fuzz_piece(len, off, step);
         size_t before = out->len;
         int passing = header_filter_passing(f);
         header_filter_feed(f, in + off, n, out);
@@ -27,19 +28,16 @@ static void run(const char *in, size_t len, size_t step, struct buf *out, unsign
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0)
+    struct fuzz_split s;
+    if (!fuzz_split(data, size, 31, &s))
         return 0;
-    size_t step = data[0] % 31 + 1;
-    const char *in = (const char *)data + 1;
-    size_t len = size - 1;
-
     struct buf whole = BUF_INIT, pieces = BUF_INIT;
     unsigned removed_whole, removed_pieces;
-    run(in, len, len ? len : 1, &whole, &removed_whole);
-    run(in, len, step, &pieces, &removed_pieces);
+    run(s.in, s.len, s.whole, &whole, &removed_whole);
+    run(s.in, s.len, s.step, &pieces, &removed_pieces);
     if (whole.len != pieces.len || (whole.len > 0 && memcmp(whole.data, pieces.data, whole.len)) ||
-        removed_whole != removed_pieces || whole.len > len ||
-        (removed_whole > 0) == (whole.len == len))
+        removed_whole != removed_pieces || whole.len > s.len ||
+        (removed_whole > 0) == (whole.len == s.len))
         abort();
     buf_free(&whole);
     buf_free(&pieces);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/header_section.h"
+#include "tests/fuzz/fuzz.h"
 
 /* Feeds in[0..len) in pieces of `step`; returns the state and leaves the section in hs. */
 static enum header_section_state feed(struct header_section *hs, const char *in, size_t len,
@@ -16,7 +17,7 @@ static enum header_section_state feed(struct header_section *hs, const char *in,
     enum header_section_state st = HEADER_SECTION_MORE;
     *fed = 0;
     while (*fed < len && st == HEADER_SECTION_MORE) {
-        size_t n = len - *fed < step ? len - *fed : step;
+        size_t n = fuzz_piece(len, *fed, step);
         st = header_section_feed(hs, in + *fed, n);
         if (st != HEADER_SECTION_TOO_BIG)
             *fed += n;
@@ -28,16 +29,14 @@ static enum header_section_state feed(struct header_section *hs, const char *in,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0)
+    struct fuzz_split s;
+    if (!fuzz_split(data, size, 31, &s))
         return 0;
-    size_t step = data[0] % 31 + 1;
-    const char *in = (const char *)data + 1;
-    size_t len = size - 1;
-
+    const char *in = s.in;
     struct header_section whole = HEADER_SECTION_INIT, pieces = HEADER_SECTION_INIT;
     size_t fed_whole, fed_pieces;
-    enum header_section_state a = feed(&whole, in, len, len ? len : 1, &fed_whole);
-    enum header_section_state b = feed(&pieces, in, len, step, &fed_pieces);
+    enum header_section_state a = feed(&whole, in, s.len, s.whole, &fed_whole);
+    enum header_section_state b = feed(&pieces, in, s.len, s.step, &fed_pieces);
     if (a != b || whole.fields != pieces.fields)
         abort();
     if (a == HEADER_SECTION_COMPLETE) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "policy/mime.h"
+#include "tests/fuzz/fuzz.h"
 
 static const char *const blocked[] = {"exe", "scr", "js", "bat"};
 
@@ -24,7 +25,7 @@ static struct mime_parser *parse(const char *in, size_t len, size_t step, size_t
 {
     struct mime_parser *p = mime_parser_new(blocked, 4, on_filename, names);
     for (size_t off = 0; off < len; off += step)
-        mime_parser_feed(p, in + off, len - off < step ? len - off : step);
+        mime_parser_feed(p, in + off, fuzz_piece(len, off, step));
     mime_parser_finish(p);
     return p;
 }
@@ -36,15 +37,12 @@ static int same_text(const char *a, const char *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0)
+    struct fuzz_split s;
+    if (!fuzz_split(data, size, 31, &s))
         return 0;
-    size_t step = data[0] % 31 + 1;
-    const char *in = (const char *)data + 1;
-    size_t len = size - 1;
-
     size_t names_whole = 0, names_pieces = 0;
-    struct mime_parser *whole = parse(in, len, len ? len : 1, &names_whole);
-    struct mime_parser *pieces = parse(in, len, step, &names_pieces);
+    struct mime_parser *whole = parse(s.in, s.len, s.whole, &names_whole);
+    struct mime_parser *pieces = parse(s.in, s.len, s.step, &names_pieces);
     const struct mime_result *a = mime_parser_finish(whole);
     const struct mime_result *b = mime_parser_finish(pieces);
     if (a->status != b->status || !same_text(a->name, b->name) ||

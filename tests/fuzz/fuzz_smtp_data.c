@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/smtp_data.h"
+#include "tests/fuzz/fuzz.h"
 
 /* What the receiver must get back: every bare CR, bare LF or CRLF as CRLF, and a final CRLF. */
 static void normalise(const char *in, size_t len, struct buf *out)
@@ -35,7 +36,7 @@ static void check_round_trip(const char *in, size_t len, size_t step)
     int done = 0;
     smtp_data_enc_init(&enc);
     for (size_t off = 0; off < len; off += step)
-        smtp_data_enc_feed(&enc, in + off, len - off < step ? len - off : step, &wire);
+        smtp_data_enc_feed(&enc, in + off, fuzz_piece(len, off, step), &wire);
     smtp_data_enc_finish(&enc, &wire);
     smtp_data_init(&dec);
     size_t used = smtp_data_feed(&dec, wire.data, wire.len, &back, &done);
@@ -50,12 +51,11 @@ static void check_round_trip(const char *in, size_t len, size_t step)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0)
+    struct fuzz_split s;
+    if (!fuzz_split(data, size, 17, &s))
         return 0;
-    size_t step = data[0] % 17 + 1;
-    const char *in = (const char *)data + 1;
-    size_t len = size - 1;
-
+    const char *in = s.in;
+    size_t len = s.len;
     struct smtp_data whole, pieces;
     struct buf out_whole = BUF_INIT, out_pieces = BUF_INIT;
     int done_whole = 0, done_pieces = 0;
@@ -64,10 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     size_t used_whole = smtp_data_feed(&whole, in, len, &out_whole, &done_whole);
     size_t used_pieces = 0;
-    while (used_pieces < len && !done_pieces) {
-        size_t n = len - used_pieces < step ? len - used_pieces : step;
-        used_pieces += smtp_data_feed(&pieces, in + used_pieces, n, &out_pieces, &done_pieces);
-    }
+    while (used_pieces < len && !done_pieces)
+        used_pieces +=
+            smtp_data_feed(&pieces, in + used_pieces, fuzz_piece(len, used_pieces, s.step),
+                           &out_pieces, &done_pieces);
 
     if (done_whole != done_pieces || used_whole != used_pieces || whole.flags != pieces.flags ||
         out_whole.len != out_pieces.len ||
@@ -102,6 +102,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     buf_free(&out_whole);
     buf_free(&out_pieces);
-    check_round_trip(in, len, step);
+    check_round_trip(in, len, s.step);
     return 0;
 }

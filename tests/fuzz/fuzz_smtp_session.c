@@ -1,8 +1,8 @@
 /*
- * Fuzzes a whole inbound SMTP session: a real session (mta/server/smtp_server.h, as the listener starts
- * it) on a loopback TCP connection inside this process, with a real spool in a temporary directory
- * (/dev/shm when there is one, so nothing waits on a disk) and DKIM signing (Ed25519) of the mail
- * from example.org that a trusted client relays. The input is what a client sends, cut
+ * Fuzzes a whole inbound SMTP session: a real session (mta/server/smtp_server.h, as the listener
+ * starts it) on a loopback TCP connection inside this process, with a real spool in a temporary
+ * directory (/dev/shm when there is one, so nothing waits on a disk) and DKIM signing (Ed25519) of
+ * the mail from example.org that a trusted client relays. The input is what a client sends, cut
  * into chunks; each chunk is written and the loop is run until the session has read it all and
  * gone quiet (every reply read, no disk work in flight), so commands arrive pipelined in one read,
  * split across reads, or one by one as the input says. Then the client resets the connection and
@@ -46,6 +46,7 @@
 #include "mta/dkim/dkim_key.h"
 #include "mta/server/smtp_server.h"
 #include "spool/spool.h"
+#include "tests/fuzz/fuzz.h"
 
 #define REPLY_LINE_MAX 512     /* octets with CRLF, RFC 5321 §4.5.3.1.5 */
 #define QUIET_DEADLINE_MS 5000 /* a session that does not settle in this time is stuck */
@@ -150,9 +151,7 @@ static void cleanup(void)
 
 static void setup(void)
 {
-    const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(base, sizeof base, "%s/sluice-fuzz-session-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(base) == NULL)
+    if (fuzz_tmpdir(base, sizeof base, "session") < 0)
         fail("cannot make a temporary directory");
     snprintf(spool_dir, sizeof spool_dir, "%s/spool", base);
     snprintf(key_path, sizeof key_path, "%s/dkim.key", base);
