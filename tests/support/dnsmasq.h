@@ -2,7 +2,8 @@
  * A real dnsmasq for unit tests: started on a free loopback port as the test's child, serving the
  * records passed as dnsmasq options for names under .test (and whatever --local zones the test
  * adds), and killed at the end (or with the test: PR_SET_PDEATHSIG); plus what tests that wait on
- * DNS answers share: running the loop with a bound, client addresses. Include in one .c per test.
+ * DNS answers share: a resolver asking it, running the loop with a bound. Include in one .c per
+ * test.
  */
 #ifndef SLUICE_TEST_DNSMASQ_H
 #define SLUICE_TEST_DNSMASQ_H
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include <uv.h>
+
+#include "lib/dns.h"
 
 #define DNSMASQ "/usr/sbin/dnsmasq"
 #define DNSMASQ_ARGS_MAX 128
@@ -176,16 +179,63 @@ static inline int dnsmasq_run_until(uv_loop_t *loop, const int *done, unsigned m
     return *done;
 }
 
-/* A client address (IPv4 or IPv6 text) as a sockaddr; family 0 when `ip` is neither. */
-static inline void dnsmasq_client(const char *ip, struct sockaddr_storage *ss)
+/* A resolver on `loop` that asks only `server` (a dnsmasq's, or dnsmasq_silent_server's), each
+ * question bounded by timeout_ms; NULL, said on standard error, when it cannot be made. */
+static inline struct dns_resolver *dnsmasq_resolver(uv_loop_t *loop, const char *server,
+                                                    unsigned timeout_ms)
 {
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1)
-        sin->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1)
-        sin6->sin6_family = AF_INET6;
+    int err = 0;
+    struct dns_resolver *r = dns_resolver_new(loop, &server, 1, timeout_ms, &err);
+    if (r == NULL)
+        fprintf(stderr, "no resolver for %s: %s\n", server, strerror(-err));
+    return r;
+}
+
+/* A resolver on `loop` whose only server never answers (dnsmasq_silent_server): every question
+ * fails after timeout_ms. *sock is that server's socket, to close after dns_resolver_free; NULL,
+ * said on standard error, when either cannot be made. */
+static inline struct dns_resolver *dnsmasq_silent_resolver(uv_loop_t *loop, unsigned timeout_ms,
+                                                           int *sock)
+{
+    char server[32];
+    *sock = dnsmasq_silent_server(server, sizeof server);
+    if (*sock < 0) {
+        fprintf(stderr, "no silent DNS server\n");
+        return NULL;
+    }
+    struct dns_resolver *r = dnsmasq_resolver(loop, server, timeout_ms);
+    if (r == NULL) {
+        close(*sock);
+        *sock = -1;
+    }
+    return r;
+}
+
+/* Starts dnsmasq serving `records` (as dnsmasq_start) and returns a resolver on `loop` that asks
+ * it (as dnsmasq_resolver); NULL, said on standard error and with no server left running, when
+ * either fails. The test ends with dns_resolver_free and dnsmasq_stop. */
+static inline struct dns_resolver *dnsmasq_start_resolver(struct dnsmasq *d, uv_loop_t *loop,
+                                                          const char *const *records,
+                                                          unsigned timeout_ms)
+{
+    if (dnsmasq_start(d, records) < 0) {
+        fprintf(stderr, "could not start %s\n", DNSMASQ);
+        return NULL;
+    }
+    struct dns_resolver *r = dnsmasq_resolver(loop, d->server, timeout_ms);
+    if (r == NULL)
+        dnsmasq_stop(d);
+    return r;
+}
+
+/* Ends a test's DNS: frees r (NULL when already freed), stops dnsmasq, runs `loop` until the
+ * closes are done and closes it. Returns uv_loop_close's result: 0 when no handle was left. */
+static inline int dnsmasq_end(struct dnsmasq *d, uv_loop_t *loop, struct dns_resolver *r)
+{
+    dns_resolver_free(r);
+    dnsmasq_stop(d);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return uv_loop_close(loop);
 }
 
 #endif

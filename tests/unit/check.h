@@ -57,6 +57,15 @@ static int check_count;
         }                                                                                          \
     } while (0)
 
+/* A refusal (struct policy_decision, policy/policy.h): its verdict, SMTP reply code and enhanced
+ * status code, three checks. */
+#define CHECK_DECISION(d, want_verdict, want_code, want_enhanced)                                  \
+    do {                                                                                           \
+        CHECK_INT_EQ((d).verdict, want_verdict);                                                   \
+        CHECK_INT_EQ((d).code, want_code);                                                         \
+        CHECK_STR_EQ((d).enhanced, want_enhanced);                                                 \
+    } while (0)
+
 /* Ends main(): prints a summary line and returns the exit status. */
 static inline int check_report(const char *name)
 {

@@ -3,7 +3,6 @@
  * and yescrypt hashes, and the per-client failure table (counts, /64 grouping, expiry, LRU
  * eviction, delays).
  */
-#include <arpa/inet.h>
 #include <crypt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 
 #include "policy/auth_users.h"
 #include "tests/unit/check.h"
+#include "tests/unit/client_addr.h"
 
 /* Made independently with Python's crypt module: password "pw". */
 static const char sha512_pw[] =
@@ -160,32 +160,16 @@ static void test_verify(void)
     }
 }
 
-static struct sockaddr_storage addr_of(const char *text)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    if (strchr(text, ':') != NULL) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        inet_pton(AF_INET6, text, &a->sin6_addr);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        inet_pton(AF_INET, text, &a->sin_addr);
-    }
-    return ss;
-}
-
 #define SA(ss) ((const struct sockaddr *)&(ss))
 
 static void test_failures(void)
 {
     struct auth_failures *f = auth_failures_new(4);
-    struct sockaddr_storage a = addr_of("192.0.2.1"), b = addr_of("192.0.2.2");
-    struct sockaddr_storage a_mapped = addr_of("::ffff:192.0.2.1");
-    struct sockaddr_storage v6 = addr_of("2001:db8:1:2::1"),
-                            v6_same64 = addr_of("2001:db8:1:2::99");
-    struct sockaddr_storage v6_other64 = addr_of("2001:db8:1:3::1");
+    struct sockaddr_storage a = client_addr("192.0.2.1"), b = client_addr("192.0.2.2");
+    struct sockaddr_storage a_mapped = client_addr("::ffff:192.0.2.1");
+    struct sockaddr_storage v6 = client_addr("2001:db8:1:2::1"),
+                            v6_same64 = client_addr("2001:db8:1:2::99");
+    struct sockaddr_storage v6_other64 = client_addr("2001:db8:1:3::1");
     uint64_t t = 1000000;
 
     CHECK_INT_EQ(auth_failures_count(f, SA(a), t), 0);
@@ -206,8 +190,8 @@ static void test_failures(void)
 
     /* Full (a, v6, and two more): the least recently failing client (v6) makes room. */
     t += AUTH_FAILURES_FORGET_MS + 10;
-    struct sockaddr_storage c = addr_of("198.51.100.3"), d = addr_of("198.51.100.4");
-    struct sockaddr_storage e = addr_of("198.51.100.5");
+    struct sockaddr_storage c = client_addr("198.51.100.3"), d = client_addr("198.51.100.4");
+    struct sockaddr_storage e = client_addr("198.51.100.5");
     CHECK_INT_EQ(auth_failures_add(f, SA(a), t), 2);
     CHECK_INT_EQ(auth_failures_add(f, SA(c), t), 1);
     CHECK_INT_EQ(auth_failures_add(f, SA(d), t), 1);
@@ -227,11 +211,11 @@ static void test_failures(void)
     for (unsigned i = 0; i < 1000; i++) {
         char text[32];
         snprintf(text, sizeof text, "10.0.%u.%u", i / 250, i % 250);
-        struct sockaddr_storage x = addr_of(text);
+        struct sockaddr_storage x = client_addr(text);
         CHECK_INT_EQ(auth_failures_add(f, SA(x), t + i), 1);
         CHECK_INT_EQ(auth_failures_add(f, SA(x), t + i), 2);
     }
-    struct sockaddr_storage last = addr_of("10.0.3.249"), first = addr_of("10.0.0.0");
+    struct sockaddr_storage last = client_addr("10.0.3.249"), first = client_addr("10.0.0.0");
     CHECK_INT_EQ(auth_failures_count(f, SA(last), t + 1000), 2);
     CHECK_INT_EQ(auth_failures_count(f, SA(first), t + 1000), 0);
     auth_failures_free(f);

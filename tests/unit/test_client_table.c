@@ -1,26 +1,13 @@
 /* lib/client_table: keys (IPv4, v4-mapped, IPv6 /64), zeroed new state, LRU eviction. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdint.h>
 
 #include "lib/client_table.h"
 #include "check.h"
-
-static struct sockaddr_storage addr(const char *text)
-{
-    struct sockaddr_storage ss = {0};
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-    return ss;
-}
+#include "client_addr.h"
 
 static uint64_t *get(struct client_table *t, const char *text, int *created)
 {
-    struct sockaddr_storage ss = addr(text);
+    struct sockaddr_storage ss = client_addr(text);
     return client_table_get(t, (const struct sockaddr *)&ss, created);
 }
 
@@ -89,7 +76,7 @@ static void test_eviction(void)
 static void test_find(void)
 {
     struct client_table *t = client_table_new(2, sizeof(uint64_t));
-    struct sockaddr_storage a = addr("192.0.2.1"), b = addr("2001:db8::1");
+    struct sockaddr_storage a = client_addr("192.0.2.1"), b = client_addr("2001:db8::1");
     int created;
     CHECK(client_table_find(t, (const struct sockaddr *)&a) == NULL);
     CHECK_INT_EQ(client_table_count(t), 0);

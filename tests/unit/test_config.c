@@ -12,6 +12,7 @@
 
 #include "lib/config.h"
 #include "tests/unit/check.h"
+#include "tests/unit/client_addr.h"
 
 static int load(const char *text, struct config **cfg, struct buf *err)
 {
@@ -719,21 +720,6 @@ static void test_sizes_and_durations(void)
     buf_free(&err);
 }
 
-static struct sockaddr_storage client(const char *text)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-    else
-        ss.ss_family = AF_UNIX;
-    return ss;
-}
-
 static void test_trusted_networks(void)
 {
     struct config *cfg = load_good("relay:\n  trusted_networks:\n"
@@ -756,7 +742,7 @@ static void test_trusted_networks(void)
         {"203.0.113.16", -1},      {"::192.0.2.200", -1},    {"unix", -1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct sockaddr_storage ss = client(cases[i].client);
+        struct sockaddr_storage ss = client_addr(cases[i].client);
         const struct config_cidr *net = config_trusted_network_match(cfg, (struct sockaddr *)&ss);
         long got = net ? (long)(net - cfg->relay.trusted_networks) : -1;
         if (got != cases[i].want)
@@ -772,7 +758,7 @@ static void test_trusted_networks(void)
     static const char *const local[] = {"127.0.0.1", "127.255.0.3", "::1", "::ffff:127.0.0.1"};
     static const char *const remote[] = {"128.0.0.1", "::2", "192.0.2.1", "::ffff:10.0.0.1"};
     for (size_t i = 0; i < 4; i++) {
-        struct sockaddr_storage a = client(local[i]), b = client(remote[i]);
+        struct sockaddr_storage a = client_addr(local[i]), b = client_addr(remote[i]);
         CHECK(config_trusted_network_match(cfg, (struct sockaddr *)&a) != NULL);
         CHECK(config_trusted_network_match(cfg, (struct sockaddr *)&b) == NULL);
     }
@@ -780,7 +766,7 @@ static void test_trusted_networks(void)
 
     cfg = load_good("relay:\n  trusted_networks: []\n");
     if (cfg != NULL) {
-        struct sockaddr_storage a = client("127.0.0.1");
+        struct sockaddr_storage a = client_addr("127.0.0.1");
         CHECK_INT_EQ(cfg->relay.ntrusted_networks, 0);
         CHECK(config_trusted_network_match(cfg, (struct sockaddr *)&a) == NULL);
         config_unref(cfg);

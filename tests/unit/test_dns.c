@@ -6,6 +6,7 @@
  */
 #include "lib/dns.h"
 #include "tests/unit/check.h"
+#include "tests/unit/client_addr.h"
 
 #include "tests/support/dnsmasq.h"
 
@@ -81,13 +82,21 @@ static void format_addrs(struct buf *b, const struct dns_addr *addrs, size_t n)
     }
 }
 
-static void on_mx(void *arg, const struct dns_mx_result *mx)
+/* What every callback does first: checks it was not called from inside the dns_resolve_* call,
+ * counts the call and keeps the status. */
+static struct result *result_called(void *arg, enum dns_status status)
 {
     struct result *res = arg;
     CHECK(!in_call);
     res->calls++;
     res->done = 1;
-    res->status = mx->status;
+    res->status = status;
+    return res;
+}
+
+static void on_mx(void *arg, const struct dns_mx_result *mx)
+{
+    struct result *res = result_called(arg, mx->status);
     res->implicit = mx->implicit;
     for (size_t i = 0; i < mx->nhosts; i++) {
         const struct dns_mx_host *h = &mx->hosts[i];
@@ -100,21 +109,13 @@ static void on_mx(void *arg, const struct dns_mx_result *mx)
 
 static void on_addrs(void *arg, enum dns_status status, const struct dns_addr *addrs, size_t n)
 {
-    struct result *res = arg;
-    CHECK(!in_call);
-    res->calls++;
-    res->done = 1;
-    res->status = status;
+    struct result *res = result_called(arg, status);
     format_addrs(&res->text, addrs, n);
 }
 
 static void on_txt(void *arg, enum dns_status status, const struct dns_txt *txts, size_t n)
 {
-    struct result *res = arg;
-    CHECK(!in_call);
-    res->calls++;
-    res->done = 1;
-    res->status = status;
+    struct result *res = result_called(arg, status);
     for (size_t i = 0; i < n; i++) {
         CHECK_INT_EQ(strlen(txts[i].data), txts[i].len);
         buf_printf(&res->text, "%s<%s>", i > 0 ? " " : "", txts[i].data);
@@ -123,63 +124,70 @@ static void on_txt(void *arg, enum dns_status status, const struct dns_txt *txts
 
 static void on_ptr(void *arg, enum dns_status status, const char *const *names, size_t n)
 {
-    struct result *res = arg;
-    CHECK(!in_call);
-    res->calls++;
-    res->done = 1;
-    res->status = status;
+    struct result *res = result_called(arg, status);
     for (size_t i = 0; i < n; i++)
         buf_printf(&res->text, "%s%s", i > 0 ? " " : "", names[i]);
 }
 
-/* Each of these starts one lookup, waits for its callback and checks it came exactly once. */
-static void mx(struct dns_resolver *r, const char *domain, struct result *res)
+enum lookup { LOOKUP_MX, LOOKUP_ADDRS, LOOKUP_TXT, LOOKUP_PTR };
+
+/* Starts one lookup of `name` (for LOOKUP_PTR an address), waits for its callback and checks it
+ * came exactly once. */
+static void lookup(struct dns_resolver *r, enum lookup kind, const char *name, struct result *res)
 {
+    struct sockaddr_storage ss = client_addr(name);
+    int rc = -EINVAL;
     result_reset(res);
     in_call = 1;
-    CHECK_INT_EQ(dns_resolve_mx(r, domain, on_mx, res), 0);
-    in_call = 0;
-    CHECK(run_until(&res->done, WAIT_MS));
-    CHECK_INT_EQ(res->calls, 1);
-}
-
-static void addrs(struct dns_resolver *r, const char *name, struct result *res)
-{
-    result_reset(res);
-    in_call = 1;
-    CHECK_INT_EQ(dns_resolve_addrs(r, name, on_addrs, res), 0);
-    in_call = 0;
-    CHECK(run_until(&res->done, WAIT_MS));
-    CHECK_INT_EQ(res->calls, 1);
-}
-
-static void txt(struct dns_resolver *r, const char *name, struct result *res)
-{
-    result_reset(res);
-    in_call = 1;
-    CHECK_INT_EQ(dns_resolve_txt(r, name, on_txt, res), 0);
-    in_call = 0;
-    CHECK(run_until(&res->done, WAIT_MS));
-    CHECK_INT_EQ(res->calls, 1);
-}
-
-static void ptr(struct dns_resolver *r, int family, const char *addr, struct result *res)
-{
-    struct sockaddr_storage ss = {0};
-    result_reset(res);
-    if (family == AF_INET) {
-        ((struct sockaddr_in *)&ss)->sin_family = AF_INET;
-        inet_pton(AF_INET, addr, &((struct sockaddr_in *)&ss)->sin_addr);
-    } else {
-        ((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-        inet_pton(AF_INET6, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr);
+    switch (kind) {
+    case LOOKUP_MX:
+        rc = dns_resolve_mx(r, name, on_mx, res);
+        break;
+    case LOOKUP_ADDRS:
+        rc = dns_resolve_addrs(r, name, on_addrs, res);
+        break;
+    case LOOKUP_TXT:
+        rc = dns_resolve_txt(r, name, on_txt, res);
+        break;
+    case LOOKUP_PTR:
+        rc = dns_resolve_ptr(r, (struct sockaddr *)&ss, on_ptr, res);
+        break;
     }
-    in_call = 1;
-    CHECK_INT_EQ(dns_resolve_ptr(r, (struct sockaddr *)&ss, on_ptr, res), 0);
     in_call = 0;
+    CHECK_INT_EQ(rc, 0);
     CHECK(run_until(&res->done, WAIT_MS));
     CHECK_INT_EQ(res->calls, 1);
 }
+
+/* One lookup and what it comes to: the status, whether an MX result is implicit, and the result
+ * as text unless NULL (MX hosts as "name/pref/status[addresses]", addresses, "<TXT>"s, PTR names,
+ * each separated by a space). */
+struct lookup_case {
+    enum lookup kind;
+    const char *name;
+    enum dns_status status;
+    const char *text;
+    int implicit;
+};
+
+static void check_lookups(struct dns_resolver *r, const struct lookup_case *cases, size_t n)
+{
+    struct result res = {0};
+    for (size_t i = 0; i < n; i++) {
+        const struct lookup_case *c = &cases[i];
+        int failures = check_failures;
+        lookup(r, c->kind, c->name, &res);
+        CHECK_INT_EQ(res.status, c->status);
+        CHECK_INT_EQ(res.implicit, c->implicit);
+        if (c->text != NULL)
+            CHECK_STR_EQ(result_text(&res), c->text);
+        if (check_failures != failures)
+            fprintf(stderr, "  in lookup %zu: %s\n", i, c->name);
+    }
+    result_reset(&res);
+}
+
+#define CHECK_LOOKUPS(r, cases) check_lookups(r, cases, sizeof(cases) / sizeof(cases[0]))
 
 static struct dns_resolver *resolver_for(const char *server, unsigned timeout_ms)
 {
@@ -240,7 +248,7 @@ static void test_mx_order(struct dns_resolver *r)
     int n_ab = 0, n_ba = 0;
     for (int i = 0; i < 50; i++) {
         dns_resolver_flush(r);
-        mx(r, "multi.test", &res);
+        lookup(r, LOOKUP_MX, "multi.test", &res);
         CHECK_INT_EQ(res.status, DNS_OK);
         CHECK_INT_EQ(res.implicit, 0);
         if (strcmp(result_text(&res), ab) == 0)
@@ -255,7 +263,7 @@ static void test_mx_order(struct dns_resolver *r)
     CHECK_INT_EQ(n_ab + n_ba, 50);
 
     /* Case and a trailing dot do not matter. */
-    mx(r, "MULTI.Test.", &res);
+    lookup(r, LOOKUP_MX, "MULTI.Test.", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     CHECK(strncmp(result_text(&res), head, strlen(head)) == 0);
     result_reset(&res);
@@ -263,89 +271,60 @@ static void test_mx_order(struct dns_resolver *r)
 
 static void test_mx_kinds(struct dns_resolver *r)
 {
-    struct result res = {0};
-    mx(r, "v4only.test", &res); /* implicit MX */
-    CHECK_INT_EQ(res.status, DNS_OK);
-    CHECK_INT_EQ(res.implicit, 1);
-    CHECK_STR_EQ(result_text(&res), "v4only.test/0/ok[192.0.2.2]");
-
-    mx(r, "null.test", &res);
-    CHECK_INT_EQ(res.status, DNS_NULL_MX);
-    CHECK_STR_EQ(result_text(&res), "");
-
-    mx(r, "nope.test", &res);
-    CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
-    CHECK_STR_EQ(result_text(&res), "");
-
-    mx(r, "long.test", &res); /* exists (TXT), no MX, no address */
-    CHECK_INT_EQ(res.status, DNS_NODATA);
-    CHECK_INT_EQ(res.implicit, 0);
-
-    mx(r, "cmx.test", &res); /* the MX target is a CNAME chain */
-    CHECK_INT_EQ(res.status, DNS_OK);
-    CHECK_STR_EQ(result_text(&res), "c1.test/10/ok[192.0.2.1 2001:db8::1]");
-
-    mx(r, "other.example", &res); /* dnsmasq refuses: not ours, no upstream */
-    CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
-
-    const char *badnames[] = {"bad..test", "exa mple.test", ".", "", "a.test/x", "x.-.\\.test"};
-    for (size_t i = 0; i < sizeof(badnames) / sizeof(badnames[0]); i++) {
-        mx(r, badnames[i], &res);
-        CHECK_INT_EQ(res.status, DNS_BADNAME);
-    }
+    static const struct lookup_case cases[] = {
+        {LOOKUP_MX, "v4only.test", DNS_OK, "v4only.test/0/ok[192.0.2.2]", 1}, /* implicit MX */
+        {LOOKUP_MX, "null.test", DNS_NULL_MX, "", 0},
+        {LOOKUP_MX, "nope.test", DNS_NXDOMAIN, "", 0},
+        {LOOKUP_MX, "long.test", DNS_NODATA, NULL, 0}, /* exists (TXT), no MX, no address */
+        /* the MX target is a CNAME chain */
+        {LOOKUP_MX, "cmx.test", DNS_OK, "c1.test/10/ok[192.0.2.1 2001:db8::1]", 0},
+        /* dnsmasq refuses: not ours, no upstream */
+        {LOOKUP_MX, "other.example", DNS_TEMPFAIL, NULL, 0},
+        {LOOKUP_MX, "bad..test", DNS_BADNAME, NULL, 0},
+        {LOOKUP_MX, "exa mple.test", DNS_BADNAME, NULL, 0},
+        {LOOKUP_MX, ".", DNS_BADNAME, NULL, 0},
+        {LOOKUP_MX, "", DNS_BADNAME, NULL, 0},
+        {LOOKUP_MX, "a.test/x", DNS_BADNAME, NULL, 0},
+        {LOOKUP_MX, "x.-.\\.test", DNS_BADNAME, NULL, 0},
+    };
+    CHECK_LOOKUPS(r, cases);
     char longname[300];
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
     for (size_t i = 60; i < sizeof(longname) - 1; i += 61)
         longname[i] = '.';
-    mx(r, longname, &res); /* labels fine, 299 octets in all */
-    CHECK_INT_EQ(res.status, DNS_BADNAME);
-    result_reset(&res);
+    /* labels fine, 299 octets in all */
+    const struct lookup_case too_long = {LOOKUP_MX, longname, DNS_BADNAME, NULL, 0};
+    check_lookups(r, &too_long, 1);
 }
 
 static void test_addrs_txt_ptr(struct dns_resolver *r)
 {
-    struct result res = {0};
-    addrs(r, "a.test", &res);
-    CHECK_INT_EQ(res.status, DNS_OK);
-    CHECK_STR_EQ(result_text(&res), "192.0.2.1 2001:db8::1");
-    addrs(r, "m20.test", &res);
-    CHECK_INT_EQ(res.status, DNS_OK);
-    CHECK_STR_EQ(result_text(&res), "2001:db8::20");
-    addrs(r, "c1.test", &res);
-    CHECK_INT_EQ(res.status, DNS_OK);
-    CHECK_STR_EQ(result_text(&res), "192.0.2.1 2001:db8::1");
-    addrs(r, "nope.test", &res);
-    CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
-    addrs(r, "long.test", &res);
-    CHECK_INT_EQ(res.status, DNS_NODATA);
-    addrs(r, "no..pe", &res);
-    CHECK_INT_EQ(res.status, DNS_BADNAME);
+    static const struct lookup_case cases[] = {
+        {LOOKUP_ADDRS, "a.test", DNS_OK, "192.0.2.1 2001:db8::1", 0},
+        {LOOKUP_ADDRS, "m20.test", DNS_OK, "2001:db8::20", 0},
+        {LOOKUP_ADDRS, "c1.test", DNS_OK, "192.0.2.1 2001:db8::1", 0},
+        {LOOKUP_ADDRS, "nope.test", DNS_NXDOMAIN, NULL, 0},
+        {LOOKUP_ADDRS, "long.test", DNS_NODATA, NULL, 0},
+        {LOOKUP_ADDRS, "no..pe", DNS_BADNAME, NULL, 0},
+        {LOOKUP_TXT, "a.test", DNS_NODATA, "", 0},
+        {LOOKUP_TXT, "nope.test", DNS_NXDOMAIN, NULL, 0},
+        {LOOKUP_PTR, "192.0.2.1", DNS_OK, "a.test", 0},
+        {LOOKUP_PTR, "2001:db8::1", DNS_OK, "a.test", 0},
+        {LOOKUP_PTR, "::ffff:192.0.2.2", DNS_OK, "v4only.test", 0},
+    };
+    CHECK_LOOKUPS(r, cases);
 
-    txt(r, "long.test", &res);
+    struct result res = {0};
+    lookup(r, LOOKUP_TXT, "long.test", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     char want[320];
     snprintf(want, sizeof(want), "<%s>", long_txt);
     CHECK_STR_EQ(result_text(&res), want);
-    txt(r, "spf.test", &res);
+    lookup(r, LOOKUP_TXT, "spf.test", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     CHECK(strcmp(result_text(&res), "<v=spf1 -all> <second>") == 0 ||
           strcmp(result_text(&res), "<second> <v=spf1 -all>") == 0);
-    txt(r, "a.test", &res);
-    CHECK_INT_EQ(res.status, DNS_NODATA);
-    CHECK_STR_EQ(result_text(&res), "");
-    txt(r, "nope.test", &res);
-    CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
-
-    ptr(r, AF_INET, "192.0.2.1", &res);
-    CHECK_INT_EQ(res.status, DNS_OK);
-    CHECK_STR_EQ(result_text(&res), "a.test");
-    ptr(r, AF_INET6, "2001:db8::1", &res);
-    CHECK_INT_EQ(res.status, DNS_OK);
-    CHECK_STR_EQ(result_text(&res), "a.test");
-    ptr(r, AF_INET6, "::ffff:192.0.2.2", &res);
-    CHECK_INT_EQ(res.status, DNS_OK);
-    CHECK_STR_EQ(result_text(&res), "v4only.test");
     struct sockaddr unix_sa = {.sa_family = AF_UNIX};
     CHECK_INT_EQ(dns_resolve_ptr(r, &unix_sa, on_ptr, &res), -EAFNOSUPPORT);
     result_reset(&res);
@@ -357,11 +336,12 @@ static void test_cache(struct dns_resolver *r)
     struct dns_stats before, after;
     dns_resolver_flush(r);
     dns_resolver_stats(r, &before);
-    addrs(r, "a.test", &res);
+    lookup(r, LOOKUP_ADDRS, "a.test", &res);
     dns_resolver_stats(r, &after);
     CHECK_INT_EQ(after.queries - before.queries, 2);
     CHECK_INT_EQ(after.cache_hits - before.cache_hits, 0);
-    addrs(r, "A.TEST", &res); /* the callback check in on_addrs proves it was not synchronous */
+    /* the callback check in on_addrs proves it was not synchronous */
+    lookup(r, LOOKUP_ADDRS, "A.TEST", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     CHECK_STR_EQ(result_text(&res), "192.0.2.1 2001:db8::1");
     dns_resolver_stats(r, &before);
@@ -369,22 +349,22 @@ static void test_cache(struct dns_resolver *r)
     CHECK_INT_EQ(before.cache_hits - after.cache_hits, 2);
 
     /* Negative answers are cached too. */
-    txt(r, "nope.test", &res);
+    lookup(r, LOOKUP_TXT, "nope.test", &res);
     uint64_t q = queries(r);
-    txt(r, "nope.test", &res);
+    lookup(r, LOOKUP_TXT, "nope.test", &res);
     CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
     CHECK_INT_EQ(queries(r), q);
 
     /* short.test: A with TTL 1, no AAAA (a negative answer cached for the default 60 s). */
     q = queries(r);
-    addrs(r, "short.test", &res);
+    lookup(r, LOOKUP_ADDRS, "short.test", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     CHECK_STR_EQ(result_text(&res), "192.0.2.9");
     CHECK_INT_EQ(queries(r) - q, 2);
-    addrs(r, "short.test", &res);
+    lookup(r, LOOKUP_ADDRS, "short.test", &res);
     CHECK_INT_EQ(queries(r) - q, 2);
     sleep_ms(1200);
-    addrs(r, "short.test", &res);
+    lookup(r, LOOKUP_ADDRS, "short.test", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     CHECK_STR_EQ(result_text(&res), "192.0.2.9");
     CHECK_INT_EQ(queries(r) - q, 3); /* only the expired A was asked again */
@@ -453,7 +433,7 @@ static void test_free_inside_callback(void)
     struct free_inside fi = {0};
     struct result res = {0};
     fi.r = resolver_for(dnsmasq.server, 2000);
-    addrs(fi.r, "a.test", &res); /* now cached */
+    lookup(fi.r, LOOKUP_ADDRS, "a.test", &res); /* now cached */
     CHECK_INT_EQ(dns_resolve_addrs(fi.r, "a.test", free_inside_on_addrs, &fi), 0);
     CHECK_INT_EQ(dns_resolve_mx(fi.r, "multi.test", free_inside_on_mx, &fi), 0);
     CHECK(run_until(&fi.mx.done, WAIT_MS));
@@ -471,21 +451,19 @@ static void test_free_inside_callback(void)
 
 static void test_silent_server(void)
 {
-    char server[32];
-    int s = dnsmasq_silent_server(server, sizeof(server));
-    CHECK(s >= 0);
-
-    struct dns_resolver *r = resolver_for(server, 600);
+    int s;
+    struct dns_resolver *r = dnsmasq_silent_resolver(&loop, 600, &s);
+    CHECK(r != NULL);
     struct result res = {0};
     uint64_t t0 = uv_hrtime();
-    addrs(r, "a.test", &res);
+    lookup(r, LOOKUP_ADDRS, "a.test", &res);
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
     CHECK(ms >= 500);
     CHECK(ms <= 1500);
     if (ms < 500 || ms > 1500)
         fprintf(stderr, "timeout took %llu ms, want about 600\n", (unsigned long long)ms);
-    txt(r, "a.test", &res); /* TEMPFAIL is not cached: this one is asked again */
+    lookup(r, LOOKUP_TXT, "a.test", &res); /* TEMPFAIL is not cached: this one is asked again */
     CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
     CHECK_INT_EQ(queries(r), 3);
 
@@ -520,16 +498,16 @@ static void test_server_gone(struct dns_resolver *r)
 {
     struct result res = {0};
     dns_resolver_flush(r);
-    mx(r, "multi.test", &res);
+    lookup(r, LOOKUP_MX, "multi.test", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     dnsmasq_stop(&dnsmasq);
     uint64_t q = queries(r);
-    mx(r, "multi.test", &res);
+    lookup(r, LOOKUP_MX, "multi.test", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     static const char *head = "m5.test/5/ok[192.0.2.5 2001:db8::5] ";
     CHECK(strncmp(result_text(&res), head, strlen(head)) == 0);
     CHECK_INT_EQ(queries(r), q);
-    addrs(r, "fresh.test", &res);
+    lookup(r, LOOKUP_ADDRS, "fresh.test", &res);
     CHECK_INT_EQ(res.status, DNS_TEMPFAIL);
     result_reset(&res);
 }
@@ -557,10 +535,6 @@ int main(void)
     test_free_inside_callback();
     test_silent_server();
     test_server_gone(r);
-    dns_resolver_free(r);
-    dnsmasq_stop(&dnsmasq);
-
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+    CHECK_INT_EQ(dnsmasq_end(&dnsmasq, &loop, r), 0);
     return check_report("test_dns");
 }

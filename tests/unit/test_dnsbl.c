@@ -6,6 +6,7 @@
  */
 #include "policy/dnsbl.h"
 #include "tests/unit/check.h"
+#include "tests/unit/client_addr.h"
 
 #include "tests/support/dnsmasq.h"
 
@@ -32,13 +33,6 @@ static const char *const zone[] = {
     /* 192.0.2.3: b only; 2001:db8::1: a only. */
     "--host-record=3.2.0.192.b.bl.test,127.0.0.3",
     "--host-record=" V6_NIBBLES ".a.bl.test,127.0.0.4", NULL};
-
-/* ---- running the loop ---- */
-
-static int run_until(const int *done, unsigned ms)
-{
-    return dnsmasq_run_until(&loop, done, ms);
-}
 
 /* ---- checks ---- */
 
@@ -82,30 +76,28 @@ static struct dnsbl_check *run_check(struct dns_resolver *r, const struct config
                                      size_t nz, unsigned threshold, const char *ip,
                                      struct outcome *o)
 {
-    struct sockaddr_storage ss;
-    dnsmasq_client(ip, &ss);
+    struct sockaddr_storage ss = client_addr(ip);
     memset(o, 0, sizeof *o);
     struct dnsbl_check *c = NULL;
     int rc = dnsbl_check_start(r, z, nz, threshold, (struct sockaddr *)&ss, on_result, o, &c);
     CHECK_INT_EQ(rc, 0);
     CHECK_INT_EQ(o->calls, 0); /* never from inside the call */
-    CHECK(run_until(&o->calls, WAIT_MS));
+    CHECK(dnsmasq_run_until(&loop, &o->calls, WAIT_MS));
     CHECK_INT_EQ(o->calls, 1);
     return c;
 }
 
 static void test_query_names(void)
 {
-    struct sockaddr_storage ss;
     char name[400];
-    dnsmasq_client("192.0.2.99", &ss);
+    struct sockaddr_storage ss = client_addr("192.0.2.99");
     CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "zen.example", name, sizeof(name)), 0);
     CHECK_STR_EQ(name, "99.2.0.192.zen.example");
-    dnsmasq_client("::ffff:192.0.2.99", &ss);
+    ss = client_addr("::ffff:192.0.2.99");
     CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "zen.example", name, sizeof(name)), 0);
     CHECK_STR_EQ(name, "99.2.0.192.zen.example");
     /* RFC 5782 §2.4's own example. */
-    dnsmasq_client("2001:db8:1:2:3:4:567:89ab", &ss);
+    ss = client_addr("2001:db8:1:2:3:4:567:89ab");
     CHECK_INT_EQ(dnsbl_query_name((struct sockaddr *)&ss, "ugly.example.com", name, sizeof(name)),
                  0);
     CHECK_STR_EQ(
@@ -125,79 +117,75 @@ static void test_query_names(void)
     }
 }
 
+/* "zone/weight/answer/reason" of 192.0.2.2's listings by a and b. */
+#define HITS_2                                                                                     \
+    "a.bl.test/2/127.0.0.2/listed for sp??m; see http://a.bl.test/ b.bl.test/1/127.0.0.10/"
+
+/* dnsmasq refuses names outside its zone (no upstream): an error, counted as not listed. */
+static const struct config_dnsbl refused[] = {{"bl.example", 9, {NULL, 0, 0}},
+                                              {"b.bl.test", 1, {NULL, 0, 0}}};
+
+/* One client against some zones under a threshold: the result, and the refusal when listed. */
+static const struct listing_case {
+    const char *what;
+    const struct config_dnsbl *zones;
+    size_t nzones;
+    unsigned threshold;
+    const char *ip;
+    int listed;
+    unsigned score, errors;
+    const char *hits;
+    const char *refusal; /* the reply text when listed */
+} listings[] = {
+    {"a and b (2 + 1 = 3 = threshold); err and odd do not count", zones, NZONES, 3, "192.0.2.2", 1,
+     3, 0, HITS_2, "Service unavailable; client [192.0.2.2] blocked using a.bl.test"},
+    {"the same client under a higher threshold", zones, NZONES, 4, "192.0.2.2", 0, 3, 0, HITS_2,
+     NULL},
+    {"b only: below the threshold", zones, NZONES, 3, "192.0.2.3", 0, 1, 0,
+     "b.bl.test/1/127.0.0.3/", NULL},
+    {"threshold 0 means any listing", zones + 1, 1, 0, "192.0.2.3", 1, 1, 0,
+     "b.bl.test/1/127.0.0.3/", "Service unavailable; client [192.0.2.3] blocked using b.bl.test"},
+    {"an unlisted client", zones, NZONES, 1, "192.0.2.9", 0, 0, 0, "", NULL},
+    {"IPv6 client, nibble form", zones, NZONES, 2, "2001:db8::1", 1, 2, 0, "a.bl.test/2/127.0.0.4/",
+     "Service unavailable; client [2001:db8::1] blocked using a.bl.test"},
+    {"the IPv4-mapped form of a listed client", zones, NZONES, 3, "::ffff:192.0.2.2", 1, 3, 0,
+     HITS_2, "Service unavailable; client [192.0.2.2] blocked using a.bl.test"},
+    {"a zone whose server refuses", refused, 2, 1, "192.0.2.2", 1, 1, 1, "b.bl.test/1/127.0.0.10/",
+     "Service unavailable; client [192.0.2.2] blocked using b.bl.test"},
+};
+
 static void test_listings(struct dns_resolver *r)
 {
-    struct outcome o;
-    /* Listed by a and b (2 + 1 = 3 = threshold); err and odd do not count. */
-    struct dnsbl_check *c = run_check(r, zones, NZONES, 3, "192.0.2.2", &o);
-    CHECK_INT_EQ(o.listed, 1);
-    CHECK_INT_EQ(o.score, 3);
-    CHECK_INT_EQ(o.errors, 0);
-    CHECK_STR_EQ(o.hits, "a.bl.test/2/127.0.0.2/listed for sp??m; see http://a.bl.test/ "
-                         "b.bl.test/1/127.0.0.10/");
-    struct policy_decision d = dnsbl_check_verdict(c);
-    CHECK_INT_EQ(d.verdict, POLICY_REJECT);
-    CHECK_INT_EQ(d.code, 554);
-    CHECK_STR_EQ(d.enhanced, "5.7.1");
-    CHECK_STR_EQ(d.text, "Service unavailable; client [192.0.2.2] blocked using a.bl.test");
-    dnsbl_check_free(c);
-
-    /* The same client under a higher threshold. */
-    c = run_check(r, zones, NZONES, 4, "192.0.2.2", &o);
-    CHECK_INT_EQ(o.listed, 0);
-    CHECK_INT_EQ(o.score, 3);
-    CHECK_INT_EQ(dnsbl_check_verdict(c).verdict, POLICY_ACCEPT);
-    dnsbl_check_free(c);
-
-    /* Listed by b only: below the threshold. */
-    c = run_check(r, zones, NZONES, 3, "192.0.2.3", &o);
-    CHECK_INT_EQ(o.listed, 0);
-    CHECK_INT_EQ(o.score, 1);
-    CHECK_STR_EQ(o.hits, "b.bl.test/1/127.0.0.3/");
-    dnsbl_check_free(c);
-
-    /* Threshold 0 means any listing; an unlisted client. */
-    c = run_check(r, zones + 1, 1, 0, "192.0.2.3", &o);
-    CHECK_INT_EQ(o.listed, 1);
-    dnsbl_check_free(c);
-    c = run_check(r, zones, NZONES, 1, "192.0.2.9", &o);
-    CHECK_INT_EQ(o.listed, 0);
-    CHECK_INT_EQ(o.score, 0);
-    CHECK_STR_EQ(o.hits, "");
-    dnsbl_check_free(c);
-
-    /* IPv6 client, nibble form; the IPv4-mapped form of a listed client. */
-    c = run_check(r, zones, NZONES, 2, "2001:db8::1", &o);
-    CHECK_INT_EQ(o.listed, 1);
-    CHECK_STR_EQ(o.hits, "a.bl.test/2/127.0.0.4/");
-    CHECK_STR_EQ(dnsbl_check_verdict(c).text,
-                 "Service unavailable; client [2001:db8::1] blocked using a.bl.test");
-    dnsbl_check_free(c);
-    c = run_check(r, zones, NZONES, 3, "::ffff:192.0.2.2", &o);
-    CHECK_INT_EQ(o.listed, 1);
-    dnsbl_check_free(c);
+    for (size_t i = 0; i < sizeof listings / sizeof listings[0]; i++) {
+        const struct listing_case *l = &listings[i];
+        struct outcome o;
+        struct dnsbl_check *c = run_check(r, l->zones, l->nzones, l->threshold, l->ip, &o);
+        int failures = check_failures;
+        CHECK_INT_EQ(o.listed, l->listed);
+        CHECK_INT_EQ(o.score, l->score);
+        CHECK_INT_EQ(o.errors, l->errors);
+        CHECK_STR_EQ(o.hits, l->hits);
+        struct policy_decision d = dnsbl_check_verdict(c);
+        if (l->listed) {
+            CHECK_DECISION(d, POLICY_REJECT, 554, "5.7.1");
+            CHECK_STR_EQ(d.text, l->refusal);
+        } else {
+            CHECK_INT_EQ(d.verdict, POLICY_ACCEPT);
+        }
+        if (check_failures != failures)
+            fprintf(stderr, "  in case %zu: %s\n", i, l->what);
+        dnsbl_check_free(c);
+    }
 }
 
 static void test_errors(struct dns_resolver *r)
 {
-    /* dnsmasq refuses names outside its zone (no upstream): an error, counted as not listed. */
-    static const struct config_dnsbl refused[] = {{"bl.example", 9, {NULL, 0, 0}},
-                                                  {"b.bl.test", 1, {NULL, 0, 0}}};
     struct outcome o;
-    struct dnsbl_check *c = run_check(r, refused, 2, 1, "192.0.2.2", &o);
-    CHECK_INT_EQ(o.errors, 1);
-    CHECK_INT_EQ(o.score, 1);
-    CHECK_STR_EQ(dnsbl_check_verdict(c).text,
-                 "Service unavailable; client [192.0.2.2] blocked using b.bl.test");
-    dnsbl_check_free(c);
-
-    struct sockaddr_storage ss;
-    dnsmasq_client("192.0.2.2", &ss);
-    ss.ss_family = AF_UNIX;
-    c = NULL;
+    struct dnsbl_check *c = NULL;
+    struct sockaddr_storage ss = client_addr("a local socket"); /* AF_UNIX */
     CHECK_INT_EQ(dnsbl_check_start(r, zones, NZONES, 1, (struct sockaddr *)&ss, on_result, &o, &c),
                  -EINVAL);
-    dnsmasq_client("192.0.2.2", &ss);
+    ss = client_addr("192.0.2.2");
     CHECK_INT_EQ(dnsbl_check_start(r, zones, 0, 1, (struct sockaddr *)&ss, on_result, &o, &c),
                  -EINVAL);
 }
@@ -206,8 +194,7 @@ static void test_errors(struct dns_resolver *r)
  * that nothing leaks or is touched after its release). Then freeing inside the callback. */
 static void test_cancel(struct dns_resolver *r)
 {
-    struct sockaddr_storage ss;
-    dnsmasq_client("192.0.2.2", &ss);
+    struct sockaddr_storage ss = client_addr("192.0.2.2");
     struct outcome o = {0};
     struct dnsbl_check *c = NULL;
     dns_resolver_flush(r);
@@ -215,7 +202,7 @@ static void test_cancel(struct dns_resolver *r)
                  0);
     dnsbl_check_free(c);
     int never = 0;
-    run_until(&never, 300);
+    dnsmasq_run_until(&loop, &never, 300);
     CHECK_INT_EQ(o.calls, 0);
 
     dns_resolver_flush(r);
@@ -223,23 +210,20 @@ static void test_cancel(struct dns_resolver *r)
     o.free_inside = 1;
     CHECK_INT_EQ(
         dnsbl_check_start(r, zones, NZONES, 1, (struct sockaddr *)&ss, on_result, &o, &o.check), 0);
-    CHECK(run_until(&o.calls, WAIT_MS));
+    CHECK(dnsmasq_run_until(&loop, &o.calls, WAIT_MS));
     CHECK_INT_EQ(o.listed, 1);
 }
 
 /* Freeing the resolver with a check in flight: the check completes with errors, not listed. */
 static void test_resolver_gone(void)
 {
-    const char *server = dnsmasq.server;
-    int err = 0;
-    struct dns_resolver *r = dns_resolver_new(&loop, &server, 1, 2000, &err);
-    struct sockaddr_storage ss;
-    dnsmasq_client("192.0.2.2", &ss);
+    struct dns_resolver *r = dnsmasq_resolver(&loop, dnsmasq.server, 2000);
+    struct sockaddr_storage ss = client_addr("192.0.2.2");
     struct outcome o = {0};
     struct dnsbl_check *c = NULL;
     CHECK_INT_EQ(dnsbl_check_start(r, zones, 2, 1, (struct sockaddr *)&ss, on_result, &o, &c), 0);
     dns_resolver_free(r);
-    CHECK(run_until(&o.calls, WAIT_MS));
+    CHECK(dnsmasq_run_until(&loop, &o.calls, WAIT_MS));
     CHECK_INT_EQ(o.listed, 0);
     CHECK_INT_EQ(o.errors, 2);
     dnsbl_check_free(c);
@@ -249,25 +233,15 @@ int main(void)
 {
     alarm(60); /* a hang fails the run; dnsmasq dies with us (PR_SET_PDEATHSIG) */
     uv_loop_init(&loop);
-    if (dnsmasq_start(&dnsmasq, zone) < 0) {
-        fprintf(stderr, "test_dnsbl: could not start %s\n", DNSMASQ);
-        return 1;
-    }
     test_query_names();
-    const char *server = dnsmasq.server;
-    int err = 0;
-    struct dns_resolver *r = dns_resolver_new(&loop, &server, 1, 3000, &err);
-    CHECK(r != NULL);
-    if (r != NULL) {
-        test_listings(r);
-        test_errors(r);
-        test_cancel(r);
-        dns_resolver_free(r);
-    }
+    struct dns_resolver *r = dnsmasq_start_resolver(&dnsmasq, &loop, zone, 3000);
+    if (r == NULL)
+        return 1;
+    test_listings(r);
+    test_errors(r);
+    test_cancel(r);
+    dns_resolver_free(r);
     test_resolver_gone();
-    dnsmasq_stop(&dnsmasq);
-
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+    CHECK_INT_EQ(dnsmasq_end(&dnsmasq, &loop, NULL), 0);
     return check_report("test_dnsbl");
 }

@@ -2,7 +2,6 @@
  * The relay decision on a table of (listener role, client, auth, recipient) cases. Addresses go
  * through smtp_addr_parse first, exactly as in a session.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -10,6 +9,7 @@
 #include "lib/smtp_addr.h"
 #include "policy/relay.h"
 #include "tests/unit/check.h"
+#include "tests/unit/client_addr.h"
 
 static const char *config_text = "listeners:\n"
                                  "  - {name: mx, address: \"127.0.0.1:2525\", role: inbound}\n"
@@ -132,17 +132,6 @@ static const struct relay_case literal_cases[] = {
     {"sub", "192.0.2.7", NULL, "<user@example.com>", POLICY_ACCEPT, "domains"},
 };
 
-static void to_sockaddr(const char *text, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-}
-
 static struct config *load(const char *text)
 {
     struct config *cfg = NULL;
@@ -172,8 +161,7 @@ static void run_cases(const struct config *cfg, const struct relay_case *cases, 
         CHECK_INT_EQ(parsed, 0);
         if (listener == NULL || parsed < 0)
             continue;
-        struct sockaddr_storage client;
-        to_sockaddr(c->client, &client);
+        struct sockaddr_storage client = client_addr(c->client);
         struct relay_query q = {listener, (struct sockaddr *)&client, c->auth_user, &rcpt};
         struct policy_decision d = policy_relay_check(cfg, &q);
         if (d.verdict != c->want || strcmp(d.rule, c->want_rule) != 0)

@@ -6,6 +6,7 @@
  */
 #include "policy/reverse_dns.h"
 #include "tests/unit/check.h"
+#include "tests/unit/client_addr.h"
 #include "tests/support/dnsmasq.h"
 
 #include <errno.h>
@@ -36,11 +37,6 @@ static const char *const zone[] = {
     "--ptr-record=44.2.0.192.in-addr.arpa,p10.test", "--host-record=p10.test,192.0.2.44",
     "--ptr-record=44.2.0.192.in-addr.arpa,p11.test", "--host-record=p11.test,192.0.2.44", NULL};
 
-static int run_until(const int *done, unsigned ms)
-{
-    return dnsmasq_run_until(&loop, done, ms);
-}
-
 struct outcome {
     int calls;
     int free_inside;
@@ -67,13 +63,12 @@ static void on_result(void *arg, const struct reverse_dns_result *res)
 
 static enum reverse_dns_status check(struct dns_resolver *r, const char *ip, struct outcome *o)
 {
-    struct sockaddr_storage ss;
-    dnsmasq_client(ip, &ss);
+    struct sockaddr_storage ss = client_addr(ip);
     memset(o, 0, sizeof *o);
     o->free_inside = 1;
     CHECK_INT_EQ(reverse_dns_check_start(r, (struct sockaddr *)&ss, on_result, o, &o->check), 0);
     CHECK_INT_EQ(o->calls, 0);
-    CHECK(run_until(&o->calls, WAIT_MS));
+    CHECK(dnsmasq_run_until(&loop, &o->calls, WAIT_MS));
     CHECK_INT_EQ(o->calls, 1);
     return o->res.status;
 }
@@ -99,54 +94,43 @@ static void test_statuses(struct dns_resolver *r)
     CHECK_STR_EQ(o.name, "(none)");
     CHECK_INT_EQ(o.ignored.verdict, POLICY_ACCEPT);
     CHECK_INT_EQ(o.ptr_required.verdict, POLICY_ACCEPT);
-    CHECK_INT_EQ(o.confirmed_required.verdict, POLICY_REJECT);
-    CHECK_INT_EQ(o.confirmed_required.code, 550);
-    CHECK_STR_EQ(o.confirmed_required.enhanced, "5.7.25");
+    CHECK_DECISION(o.confirmed_required, POLICY_REJECT, 550, "5.7.25");
     CHECK_STR_EQ(o.confirmed_required.rule, "inbound.reverse_dns");
 
     CHECK_INT_EQ(check(r, "192.0.2.42", &o), REVERSE_DNS_NO_PTR);
     CHECK_INT_EQ(o.ignored.verdict, POLICY_ACCEPT);
-    CHECK_INT_EQ(o.ptr_required.verdict, POLICY_REJECT);
-    CHECK_INT_EQ(o.ptr_required.code, 550);
-    CHECK_STR_EQ(o.ptr_required.enhanced, "5.7.25");
-    CHECK_INT_EQ(o.confirmed_required.code, 550);
+    CHECK_DECISION(o.ptr_required, POLICY_REJECT, 550, "5.7.25");
+    CHECK_DECISION(o.confirmed_required, POLICY_REJECT, 550, "5.7.25");
     CHECK_INT_EQ(check(r, "2001:db8::42", &o), REVERSE_DNS_NO_PTR);
 }
 
 static void test_timeout(void)
 {
-    char server[32];
-    int s = dnsmasq_silent_server(server, sizeof(server));
-    CHECK(s >= 0);
-    const char *servers[] = {server};
-    int err = 0;
-    struct dns_resolver *r = dns_resolver_new(&loop, servers, 1, 300, &err);
+    int s;
+    struct dns_resolver *r = dnsmasq_silent_resolver(&loop, 300, &s);
     CHECK(r != NULL);
     struct outcome o;
     CHECK_INT_EQ(check(r, "192.0.2.40", &o), REVERSE_DNS_TEMPFAIL);
     CHECK_INT_EQ(o.ignored.verdict, POLICY_ACCEPT);
-    CHECK_INT_EQ(o.ptr_required.verdict, POLICY_TEMPFAIL);
-    CHECK_INT_EQ(o.ptr_required.code, 450);
-    CHECK_STR_EQ(o.ptr_required.enhanced, "4.7.25");
-    CHECK_INT_EQ(o.confirmed_required.code, 450);
+    CHECK_DECISION(o.ptr_required, POLICY_TEMPFAIL, 450, "4.7.25");
+    CHECK_DECISION(o.confirmed_required, POLICY_TEMPFAIL, 450, "4.7.25");
     dns_resolver_free(r);
     close(s);
 }
 
 static void test_cancel(struct dns_resolver *r)
 {
-    struct sockaddr_storage ss;
-    dnsmasq_client("192.0.2.43", &ss);
+    struct sockaddr_storage ss = client_addr("192.0.2.43");
     struct outcome o = {0};
     dns_resolver_flush(r);
     CHECK_INT_EQ(reverse_dns_check_start(r, (struct sockaddr *)&ss, on_result, &o, &o.check), 0);
     reverse_dns_check_free(o.check);
     int never = 0;
-    run_until(&never, 300);
+    dnsmasq_run_until(&loop, &never, 300);
     CHECK_INT_EQ(o.calls, 0);
     /* Kept past the callback: the result stays readable until the check is freed. */
     CHECK_INT_EQ(reverse_dns_check_start(r, (struct sockaddr *)&ss, on_result, &o, &o.check), 0);
-    CHECK(run_until(&o.calls, WAIT_MS));
+    CHECK(dnsmasq_run_until(&loop, &o.calls, WAIT_MS));
     CHECK_STR_EQ(o.res.name, "second.test");
     reverse_dns_check_free(o.check);
     struct sockaddr unix_sa = {.sa_family = AF_UNIX};
@@ -158,20 +142,12 @@ int main(void)
     alarm(60); /* a hang fails the run; dnsmasq dies with us (PR_SET_PDEATHSIG) */
     uv_loop_init(&loop);
     struct dnsmasq dm;
-    if (dnsmasq_start(&dm, zone) < 0) {
-        fprintf(stderr, "test_reverse_dns: could not start %s\n", DNSMASQ);
+    struct dns_resolver *r = dnsmasq_start_resolver(&dm, &loop, zone, 3000);
+    if (r == NULL)
         return 1;
-    }
-    const char *servers[] = {dm.server};
-    int err = 0;
-    struct dns_resolver *r = dns_resolver_new(&loop, servers, 1, 3000, &err);
-    CHECK(r != NULL);
     test_statuses(r);
     test_cancel(r);
     test_timeout();
-    dns_resolver_free(r);
-    dnsmasq_stop(&dm);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+    CHECK_INT_EQ(dnsmasq_end(&dm, &loop, r), 0);
     return check_report("test_reverse_dns");
 }

@@ -730,20 +730,14 @@ int main(void)
     test_starttls_broken_handshake();
 
     struct dnsmasq d;
-    CHECK_INT_EQ(dnsmasq_start(&d, zone), 0);
-    const char *server = d.server;
-    int err = 0;
-    dns = dns_resolver_new(&loop, &server, 1, 2000, &err);
+    dns = dnsmasq_start_resolver(&d, &loop, zone, 2000);
     CHECK(dns != NULL);
     zone_resolve("pair.test", pair_ip, 2);
     zone_resolve("triple.test", triple_ip, 3);
     test_next_address();
     test_all_addresses_fail();
     test_probe_deadline();
-    dns_resolver_free(dns);
-    dnsmasq_stop(&d);
     uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+    CHECK_INT_EQ(dnsmasq_end(&d, &loop, dns), 0);
     return check_report("test_verify");
 }
