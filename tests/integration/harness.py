@@ -629,6 +629,14 @@ class SluiceTestCase(unittest.TestCase):
         if enhanced is not None:
             self.assertEqual(reply.enhanced, enhanced, detail)
 
+    def open_data(self, c, sender, rcpt):
+        """EHLO, MAIL FROM:<sender>, RCPT TO:<rcpt> and DATA on c, each reply checked (250, 250
+        2.1.0, 250 2.1.5, 354): what c sends next is the message."""
+        self.assertReply(c.ehlo(), 250)
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<%s>" % rcpt), 250, "2.1.5")
+        self.assertReply(c.cmd("DATA"), 354)
+
     def assertStored(self, d, queue_id, content):
         """The stored body is a Received header naming the queue id, then exactly `content`."""
         stored = d.queue_body(queue_id)

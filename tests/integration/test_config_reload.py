@@ -168,10 +168,7 @@ class Signals(SluiceTestCase):
     def test_sigterm_lets_a_transfer_in_progress_finish(self):
         content = b"Subject: in flight\r\n\r\n" + b"line of the message\r\n" * 200
         with self.d.connect("mx") as c:
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.cmd("MAIL FROM:<s@example.org>"), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<u@example.com>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.open_data(c, "s@example.org", "u@example.com")
             c.send(content[:1000])
             self.d.signal(signal.SIGTERM)
             self.d.wait_event("daemon.stopping")
@@ -206,10 +203,7 @@ class Signals(SluiceTestCase):
         self.d.stop()
         d = self.start_sluice(config={"server": {"shutdown_grace": "2s"}})
         with d.connect() as c:
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.cmd("MAIL FROM:<s@example.org>"), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<u@example.com>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.open_data(c, "s@example.org", "u@example.com")
             c.send(b"Subject: never finished\r\n\r\nhalf")
             start = time.monotonic()
             d.signal(signal.SIGTERM)

@@ -199,8 +199,9 @@ class InboundTest(MailNetCase):
         self.addCleanup(conn.close)
         return conn
 
-    def deliver(self, conn, sender, rcpts, body):
-        return harness.send_message(conn, sender, rcpts, body, helo=HELO)
+    def deliver(self, conn, sender, rcpts, body, helo=HELO):
+        """One transaction on conn (after EHLO unless helo is None); the reply to the final dot."""
+        return harness.send_message(conn, sender, rcpts, body, helo=helo)
 
     def delivered_data(self, rcpt):
         self.wait(lambda: rcpt in self.sink.delivered_rcpts(), 20, "delivered to the sink")
@@ -392,11 +393,8 @@ class InboundTest(MailNetCase):
         self.assertTrue(self.d.find("smtp.rejected", rule="attachment"))
         self.assertEqual(self.d.queue_list(), [])  # rolled back, never spooled
         # The session goes on: a clean message is delivered.
-        self.assertReply(c.cmd("MAIL FROM:<a@pass.test>"), 250)
-        self.assertReply(c.cmd("RCPT TO:<bob@example.test>"), 250)
-        self.assertReply(c.cmd("DATA"), 354)
-        c.send(CLEAN_MULTIPART + b".\r\n")
-        self.assertReply(c.read_reply(timeout=15), 250)
+        r = self.deliver(c, "a@pass.test", ["bob@example.test"], CLEAN_MULTIPART, helo=None)
+        self.assertReply(r, 250)
         self.assertIn(b"report.pdf", self.delivered_data("bob@example.test"))
         self.assertEqual(len(self.sink.delivered()), 1)
 
@@ -447,11 +445,8 @@ class InboundTest(MailNetCase):
         self.assertIn("virus found: Eicar-Test-Signature", r.text)
         self.assertTrue(self.d.find("smtp.rejected", rule="clamd"))
         self.assertEqual(self.d.queue_list(), [])
-        self.assertReply(c.cmd("MAIL FROM:<a@pass.test>"), 250)
-        self.assertReply(c.cmd("RCPT TO:<bob@example.test>"), 250)
-        self.assertReply(c.cmd("DATA"), 354)
-        c.send(message("clean") + b".\r\n")
-        self.assertReply(c.read_reply(timeout=15), 250)
+        r = self.deliver(c, "a@pass.test", ["bob@example.test"], message("clean"), helo=None)
+        self.assertReply(r, 250)
         self.delivered_data("bob@example.test")
         self.assertIn(b"Subject: clean", clamd.scanned[-1])
 
@@ -469,11 +464,8 @@ class InboundTest(MailNetCase):
         self.assertReply(r, 554, "5.7.1")
         self.assertIn("Sluice.Test.Signature", r.text)
         self.assertEqual(self.d.queue_list(), [])
-        self.assertReply(c.cmd("MAIL FROM:<a@pass.test>"), 250)
-        self.assertReply(c.cmd("RCPT TO:<bob@example.test>"), 250)
-        self.assertReply(c.cmd("DATA"), 354)
-        c.send(message("clean") + b".\r\n")
-        self.assertReply(c.read_reply(timeout=15), 250)
+        r = self.deliver(c, "a@pass.test", ["bob@example.test"], message("clean"), helo=None)
+        self.assertReply(r, 250)
         self.delivered_data("bob@example.test")
 
     def test_grace_over_while_clamd_scans(self):

@@ -50,10 +50,7 @@ class Limits(SluiceTestCase):
         d = self.daemon(max_message_size=20000)
         small = lines_of(10000)
         with d.connect() as c:
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.open_data(c, "a@example.org", "b@example.com")
             c.send(lines_of(40000))
             self.assertEqual(c.pending(0.3), b"", "reply before the final dot")
             c.send(b".\r\n")
@@ -71,10 +68,7 @@ class Limits(SluiceTestCase):
         d = self.daemon()
         ok = b"Subject: lines\r\n\r\n" + b"a" * 998 + b"\r\n"
         with d.connect() as c:
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.open_data(c, "a@example.org", "b@example.com")
             c.send(b"Subject: lines\r\n\r\n" + b"a" * 999 + b"\r\n.\r\n")
             self.assertReply(c.read_reply(15), 500, "5.5.2", "1001-octet text line")
             qid = queued_id(send_message(c, "a@example.org", ["b@example.com"], ok))
@@ -143,10 +137,7 @@ class Limits(SluiceTestCase):
     def test_data_timeout(self):
         d = self.daemon(command_timeout="30s", data_timeout="2s")
         with d.connect() as c:
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.open_data(c, "a@example.org", "b@example.com")
             c.send(b"Subject: stalled\r\n\r\nhalf a mess")
             start = time.monotonic()
             r = c.read_reply(timeout=10)
@@ -196,10 +187,7 @@ class Limits(SluiceTestCase):
     def test_abrupt_client_close_mid_data(self):
         d = self.daemon()
         c = d.connect()
-        self.assertReply(c.ehlo(), 250)
-        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
-        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250, "2.1.5")
-        self.assertReply(c.cmd("DATA"), 354)
+        self.open_data(c, "a@example.org", "b@example.com")
         c.send(lines_of(5000))
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         c.close()  # RST

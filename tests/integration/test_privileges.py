@@ -66,10 +66,7 @@ class Privileges(SluiceTestCase):
             self.assertEqual(int(status[caps][0], 16), 0, caps)
         # It still works as that user: a message is queued in the spool it was handed.
         with d.connect() as c:
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.cmd("MAIL FROM:<a@example.com>"), 250)
-            self.assertReply(c.cmd("RCPT TO:<b@example.org>"), 250)
-            self.assertReply(c.cmd("DATA"), 354)
+            self.open_data(c, "a@example.com", "b@example.org")
             c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n")
             self.assertReply(c.read_reply(timeout=15), 250)
         self.assertEqual(len(d.queue_list()), 1)

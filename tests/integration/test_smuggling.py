@@ -40,10 +40,7 @@ class Smuggling(SluiceTestCase):
     def transaction(self, data, one_write=True):
         """Sends one envelope and `data` + ".CRLF"; returns (queue id, replies after DATA)."""
         with self.d.connect() as c:
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.cmd("MAIL FROM:<sender@example.org>"), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<victim@example.com>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.open_data(c, "sender@example.org", "victim@example.com")
             if one_write:
                 c.send(data + b".\r\n")
             else:
@@ -136,10 +133,7 @@ class Smuggling(SluiceTestCase):
     def test_end_of_data_split_across_writes(self):
         content = b"Subject: split\r\n\r\nbody\r\n"
         with self.d.connect() as c:
-            self.assertReply(c.ehlo(), 250)
-            self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
-            self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250, "2.1.5")
-            self.assertReply(c.cmd("DATA"), 354)
+            self.open_data(c, "a@example.org", "b@example.com")
             for piece in (content[:-2], b"\r", b"\n.", b"\r"):
                 c.send(piece)
                 self.assertEqual(c.pending(0.15), b"", "reply before the end of data")
