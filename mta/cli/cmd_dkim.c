@@ -254,11 +254,8 @@ static int dkim_check(int argc, char **argv)
     struct buf err = BUF_INIT;
     struct dkim_signer_set *set = NULL;
     struct config *cfg = config_load_with_signers(path, &set, NULL, &err);
-    if (cfg == NULL) {
-        fprintf(stderr, "%.*s", (int)err.len, err.data);
-        buf_free(&err);
-        return 1;
-    }
+    if (cfg == NULL)
+        return command_failed(&err);
     size_t n = dkim_signer_set_count(set);
     struct selector_check *checks = xcalloc(n > 0 ? n : 1, sizeof(*checks));
     int rc = 0;

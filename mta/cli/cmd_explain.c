@@ -533,11 +533,8 @@ int cmd_explain(int argc, char **argv)
     struct buf err = BUF_INIT;
     struct recipients *recipients = NULL;
     struct config *cfg = config_load_with_signers(a.path, NULL, &recipients, &err);
-    if (cfg == NULL) {
-        fprintf(stderr, "%.*s", (int)err.len, err.data);
-        buf_free(&err);
-        return 1;
-    }
+    if (cfg == NULL)
+        return command_failed(&err);
     int status = explain_run(&a, cfg, recipients);
     recipients_free(recipients);
     config_unref(cfg);

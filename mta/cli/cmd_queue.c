@@ -268,11 +268,8 @@ int cmd_queue(int argc, char **argv)
     struct buf err = BUF_INIT;
     /* Only server.spool is needed: a broken key or recipients file must not hide the queue. */
     struct config *cfg = config_load_ungated(path, &err);
-    if (cfg == NULL) {
-        fprintf(stderr, "%.*s", (int)err.len, err.data);
-        buf_free(&err);
-        return 1;
-    }
+    if (cfg == NULL)
+        return command_failed(&err);
     int status = queue_run(cfg->server.spool, act->name, words + 1, json, body_only, &err);
     if (status == 1)
         fprintf(stderr, "sluice: %.*s\n", (int)err.len, err.data);

@@ -67,11 +67,8 @@ static int relay_test_policy(const char *path)
     /* Loaded without the relay gates of config_load_for_command: showing which attempts relay in
      * a configuration those gates refuse is the point of this command. */
     struct config *cfg = config_load_ungated(path, &err);
-    if (cfg == NULL) {
-        fprintf(stderr, "%.*s", (int)err.len, err.data);
-        buf_free(&err);
-        return 1;
-    }
+    if (cfg == NULL)
+        return command_failed(&err);
     struct policy_tally tally = {0, 0, {0, 0}};
     int relays = relay_battery_run(cfg, policy_on_result, &tally);
     printf("verdict: %s: %d of %d attempts relayed", relays > 0 ? "OPEN RELAY" : "ok", relays,

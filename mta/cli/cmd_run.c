@@ -37,13 +37,8 @@ int cmd_check_config(int argc, char **argv)
         config_unref(cfg);
         cfg = NULL;
     }
-    if (cfg == NULL) {
-        fprintf(stderr, "%.*s", (int)err.len, err.data);
-        if (err.len > 0 && err.data[err.len - 1] != '\n')
-            fputc('\n', stderr);
-        buf_free(&err);
-        return 1;
-    }
+    if (cfg == NULL)
+        return command_failed(&err);
     printf("%s: ok\n", cfg->source);
     run_gates_free(&gates);
     config_unref(cfg);

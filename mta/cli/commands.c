@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/buf.h"
 #include "lib/edit_distance.h"
 #include "lib/uvutil.h"
 
@@ -170,6 +171,15 @@ int command_usage_error(const char *name, const char *fmt, ...)
         fprintf(stderr, "'sluice %s --help' for more.\n", c->name);
     }
     return 2;
+}
+
+int command_failed(struct buf *err)
+{
+    fprintf(stderr, "%.*s", (int)err->len, err->data);
+    if (err->len > 0 && err->data[err->len - 1] != '\n')
+        fputc('\n', stderr);
+    buf_free(err);
+    return 1;
 }
 
 const char *command_suggest(const char *word, const char *const *candidates, size_t n)

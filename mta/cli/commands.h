@@ -1,14 +1,17 @@
 /*
  * The `sluice` subcommands and what they share: the table of commands with their synopsis and
- * help, the option parser, and usage errors that say what is wrong before the synopsis. Each
- * command takes the arguments after its name and returns the process exit status (0 success, 1
- * failure, 2 usage error). `sluice CMD --help` is answered by main() from the table.
+ * help, the option parser, usage errors that say what is wrong before the synopsis, and the report
+ * of a failure (a configuration that does not load). Each command takes the arguments after its
+ * name and returns the process exit status (0 success, 1 failure, 2 usage error). `sluice CMD
+ * --help` is answered by main() from the table.
  */
 #ifndef SLUICE_COMMANDS_H
 #define SLUICE_COMMANDS_H
 
 #include <stddef.h>
 #include <stdio.h>
+
+struct buf;
 
 int cmd_run(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
@@ -41,6 +44,9 @@ void command_list(FILE *out);
  * error; returns 2, the exit status of a usage error. */
 int command_usage_error(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Prints what went wrong (err, as a loader or gate wrote it; a newline is added when it has none)
+ * to standard error and frees err; returns 1, the exit status of a failure. */
+int command_failed(struct buf *err);
 /* The candidate that word was probably meant to be (a word of 3 or more octets that starts it, or
  * one or two typing mistakes away), or NULL when none or several are as close. */
 const char *command_suggest(const char *word, const char *const *candidates, size_t n);
