@@ -9,13 +9,20 @@ class Pipelining(SluiceTestCase):
     def setUp(self):
         self.d = self.start_sluice(listeners=[{"name": "submission", "role": "submission"}])
 
+    def one_write(self, c, data, codes, timeout=None):
+        """Sends data in one write and reads a reply for each of `codes`, which must come in that
+        order. Returns the replies."""
+        c.send(data)
+        replies = c.read_replies(len(codes), timeout=timeout)
+        self.assertEqual([r.code for r in replies], codes, replies)
+        return replies
+
     def test_envelope_in_one_write(self):
         with self.d.connect() as c:
             self.assertReply(c.ehlo(), 250)
-            c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<r1@example.com>\r\n"
-                   b"RCPT TO:<r2@example.com>\r\nRCPT TO:<r3@example.net>\r\nDATA\r\n")
-            replies = c.read_replies(5)
-            self.assertEqual([r.code for r in replies], [250, 250, 250, 250, 354], replies)
+            replies = self.one_write(c, b"MAIL FROM:<a@example.org>\r\nRCPT TO:<r1@example.com>\r\n"
+                                     b"RCPT TO:<r2@example.com>\r\nRCPT TO:<r3@example.net>\r\n"
+                                     b"DATA\r\n", [250, 250, 250, 250, 354])
             self.assertEqual([r.enhanced for r in replies[:4]],
                              ["2.1.0", "2.1.5", "2.1.5", "2.1.5"], replies)
             content = b"Subject: pipelined\r\n\r\nbody\r\n"
@@ -29,10 +36,9 @@ class Pipelining(SluiceTestCase):
     def test_errors_inside_a_group_keep_the_order(self):
         with self.d.connect() as c:
             self.assertReply(c.ehlo(), 250)
-            c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<bad@>\r\nRCPT TO:<ok@example.com>\r\n"
-                   b"BOGUS\r\nRCPT TO:<ok2@example.com>\r\nNOOP\r\n")
-            replies = c.read_replies(6)
-            self.assertEqual([r.code for r in replies], [250, 501, 250, 500, 250, 250], replies)
+            self.one_write(c, b"MAIL FROM:<a@example.org>\r\nRCPT TO:<bad@>\r\n"
+                           b"RCPT TO:<ok@example.com>\r\nBOGUS\r\nRCPT TO:<ok2@example.com>\r\n"
+                           b"NOOP\r\n", [250, 501, 250, 500, 250, 250])
             self.assertEqual(c.pending(0.3), b"", "exactly one reply per command")
 
     def test_whole_session_in_one_write(self):
@@ -40,10 +46,9 @@ class Pipelining(SluiceTestCase):
         with self.d.connect(banner=False) as c:
             # Wait for the banner first (RFC 2920 lets only the commands after EHLO be pipelined).
             self.assertReply(c.read_reply(), 220)
-            c.send(b"EHLO pipe.example.org\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\n"
-                   b"DATA\r\n" + content + b".\r\nQUIT\r\n")
-            replies = c.read_replies(6, timeout=15)
-            self.assertEqual([r.code for r in replies], [250, 250, 250, 354, 250, 221], replies)
+            replies = self.one_write(c, b"EHLO pipe.example.org\r\nMAIL FROM:<a@example.org>\r\n"
+                                     b"RCPT TO:<b@example.com>\r\nDATA\r\n" + content +
+                                     b".\r\nQUIT\r\n", [250, 250, 250, 354, 250, 221], 15)
             qid = queued_id(replies[4])
             self.assertIsNotNone(qid, replies[4])
             self.assertTrue(c.wait_closed(5), "closed after QUIT")
@@ -55,15 +60,13 @@ class Pipelining(SluiceTestCase):
         second = b"Subject: two\r\n\r\nsecond message\r\n"
         with self.d.connect() as c:
             self.assertReply(c.ehlo(), 250)
-            c.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-            self.assertEqual([r.code for r in c.read_replies(3)], [250, 250, 354])
-            c.send(first + b".\r\nMAIL FROM:<c@example.org>\r\nRCPT TO:<d@example.com>\r\nDATA\r\n")
-            replies = c.read_replies(4, timeout=15)
-            self.assertEqual([r.code for r in replies], [250, 250, 250, 354], replies)
+            self.one_write(c, b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+                           [250, 250, 354])
+            replies = self.one_write(c, first + b".\r\nMAIL FROM:<c@example.org>\r\n"
+                                     b"RCPT TO:<d@example.com>\r\nDATA\r\n",
+                                     [250, 250, 250, 354], 15)
             qid1 = queued_id(replies[0])
-            c.send(second + b".\r\nRSET\r\nQUIT\r\n")
-            replies = c.read_replies(3, timeout=15)
-            self.assertEqual([r.code for r in replies], [250, 250, 221], replies)
+            replies = self.one_write(c, second + b".\r\nRSET\r\nQUIT\r\n", [250, 250, 221], 15)
             qid2 = queued_id(replies[0])
         self.assertNotEqual(qid1, qid2)
         self.assertStored(self.d, qid1, first)
@@ -79,9 +82,7 @@ class Pipelining(SluiceTestCase):
                       b"Subject: %d\r\n\r\nmessage %d\r\n.\r\n" % (i, i, i))
         with self.d.connect() as c:
             self.assertReply(c.ehlo(), 250)
-            c.send(chunk + b"QUIT\r\n")
-            replies = c.read_replies(4 * n + 1, timeout=30)
-            self.assertEqual([r.code for r in replies], [250, 250, 354, 250] * n + [221])
+            replies = self.one_write(c, chunk + b"QUIT\r\n", [250, 250, 354, 250] * n + [221], 30)
             ids = [queued_id(r) for r in replies[3::4]]
         self.assertEqual(len(set(ids)), n)
         for i, qid in enumerate(ids):
