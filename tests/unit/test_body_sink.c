@@ -74,9 +74,12 @@ static const struct body_sink_ops message_ops = {
 static const struct body_sink_ops stored_ops = {
     .name = "fake", .stored = 1, .write = fake_write, .finish = fake_finish, .free = fake_free};
 
-static void fake_init(struct fake *f, const char *name, const struct body_sink_ops *ops)
+/* Makes f a fresh fake sink called `name` and adds it to the set, after those already there. */
+static void fake_add(struct body_sinks *set, struct fake *f, const char *name,
+                     const struct body_sink_ops *ops)
 {
     *f = (struct fake){.sink = {.ops = ops}, .name = name};
+    body_sinks_add(set, &f->sink);
 }
 
 static unsigned writable_calls;
@@ -107,10 +110,8 @@ static void test_writes_fan_out(void)
     struct body_sinks set;
     struct fake check, store;
     set_init(&set);
-    fake_init(&check, "check", &message_ops);
-    fake_init(&store, "store", &stored_ops);
-    body_sinks_add(&set, &check.sink);
-    body_sinks_add(&set, &store.sink);
+    fake_add(&set, &check, "check", &message_ops);
+    fake_add(&set, &store, "store", &stored_ops);
     body_sinks_write_trace(&set, "Received: x\r\n", 13);
     body_sinks_write(&set, "Subject: a\r\n\r\nbody\r\n", 20);
     CHECK_MEM_EQ(check.got.data, check.got.len, "Subject: a\r\n\r\nbody\r\n");
@@ -126,11 +127,9 @@ static void test_backpressure_waits_for_every_sink(void)
     struct body_sinks set;
     struct fake a, b;
     set_init(&set);
-    fake_init(&a, "a", &message_ops);
-    fake_init(&b, "b", &message_ops);
+    fake_add(&set, &a, "a", &message_ops);
+    fake_add(&set, &b, "b", &message_ops);
     a.full_at = 4, b.full_at = 8;
-    body_sinks_add(&set, &a.sink);
-    body_sinks_add(&set, &b.sink);
     body_sinks_write(&set, "1234", 4);
     CHECK(body_sinks_full(&set)); /* a */
     body_sinks_write(&set, "5678", 4);
@@ -154,13 +153,10 @@ static void test_finish_in_order(void)
     struct fake a, b, c;
     struct body_outcome out;
     set_init(&set);
-    fake_init(&a, "a", &message_ops);
-    fake_init(&b, "b", &message_ops);
-    fake_init(&c, "c", &stored_ops);
+    fake_add(&set, &a, "a", &message_ops);
+    fake_add(&set, &b, "b", &message_ops);
+    fake_add(&set, &c, "c", &stored_ops);
     b.async = c.async = 1;
-    body_sinks_add(&set, &a.sink);
-    body_sinks_add(&set, &b.sink);
-    body_sinks_add(&set, &c.sink);
     CHECK_INT_EQ(body_sinks_finish(&set, &out), 1);
     CHECK(body_sinks_waiting(&set));
     trace_is("a:finish b:finish");
@@ -180,10 +176,8 @@ static void test_all_at_once(void)
     struct fake a, b;
     struct body_outcome out;
     set_init(&set);
-    fake_init(&a, "a", &message_ops);
-    fake_init(&b, "b", &message_ops);
-    body_sinks_add(&set, &a.sink);
-    body_sinks_add(&set, &b.sink);
+    fake_add(&set, &a, "a", &message_ops);
+    fake_add(&set, &b, "b", &message_ops);
     CHECK_INT_EQ(body_sinks_finish(&set, &out), 0);
     CHECK(out.sink == &b.sink);
     CHECK_INT_EQ(out.decision.verdict, POLICY_ACCEPT);
@@ -196,11 +190,9 @@ static void test_all_at_once(void)
 static void pair_init(struct body_sinks *set, struct fake *a, struct fake *b, int async, int code)
 {
     set_init(set);
-    fake_init(a, "a", &message_ops);
-    fake_init(b, "b", &stored_ops);
+    fake_add(set, a, "a", &message_ops);
+    fake_add(set, b, "b", &stored_ops);
     a->async = async, a->code = code;
-    body_sinks_add(set, &a->sink);
-    body_sinks_add(set, &b->sink);
 }
 
 /* The first refusal ends the finish: the sinks after it are never finished. */
@@ -250,14 +242,11 @@ static void test_front_fields(void)
     body_end_front(&set.end, &front);
     CHECK_INT_EQ(front.len, 0); /* nothing found: nothing added */
     buf_append_str(body_end_result(&set.end), "spf=pass smtp.mailfrom=a@example.org");
-    fake_init(&verify, "verify", &message_ops);
-    fake_init(&sign, "sign", &stored_ops);
-    fake_init(&store, "store", &stored_ops);
+    fake_add(&set, &verify, "verify", &message_ops);
+    fake_add(&set, &sign, "sign", &stored_ops);
+    fake_add(&set, &store, "store", &stored_ops);
     verify.result = "dkim=none";
     sign.field = "DKIM-Signature: v=1\r\n";
-    body_sinks_add(&set, &verify.sink);
-    body_sinks_add(&set, &sign.sink);
-    body_sinks_add(&set, &store.sink);
     CHECK_INT_EQ(body_sinks_finish(&set, &out), 0);
     body_end_front(store.end, &front);
     CHECK_MEM_EQ(front.data, front.len,
