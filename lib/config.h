@@ -92,9 +92,11 @@ struct config_shaping {
     unsigned messages_per_connection;
     unsigned recipients_per_connection;
     unsigned recipients_per_message;
-    struct config_rate rate;         /* recipients per egress address */
-    struct config_rate message_rate; /* messages per egress address */
-    uint64_t *retry_ms;              /* delays before retry 1, 2, ...; the last repeats */
+    struct config_rate rate;            /* recipients per egress address */
+    struct config_rate message_rate;    /* messages per egress address */
+    struct config_rate connection_rate; /* connections opened per egress address */
+    unsigned rate_margin_percent;       /* the rates' windows widened by this much of the period */
+    uint64_t *retry_ms;                 /* delays before retry 1, 2, ...; the last repeats */
     size_t nretry;
     uint64_t expire_ms; /* after this long in the queue a message bounces */
     enum shaping_tls tls;

@@ -179,9 +179,17 @@ static const struct config_key config_keys[] = {
      .min = 1, .max = 100000, KEY_SHAPING(recipients_per_message),
      .doc = "Recipients per transaction; more are sent in further transactions."},
     {.name = "shaping.default.rate", .type = CONFIG_RATE, .def = "none", KEY_SHAPING(rate),
-     .doc = "Recipients per egress address: \"6/s\", \"1000/h\", \"500/10m\" or none."},
+     .doc = "Recipients per egress address: \"6/s\", \"1000/h\", \"500/10m\" or none; never more "
+            "in any window of the period widened by rate_margin_percent."},
     {.name = "shaping.default.message_rate", .type = CONFIG_RATE, .def = "none",
      KEY_SHAPING(message_rate), .doc = "Messages per egress address, written like rate."},
+    {.name = "shaping.default.connection_rate", .type = CONFIG_RATE, .def = "none",
+     KEY_SHAPING(connection_rate),
+     .doc = "Connections opened per egress address, written like rate."},
+    {.name = "shaping.default.rate_margin_percent", .type = CONFIG_UINT, .def = "5", .min = 0,
+     .max = 100, KEY_SHAPING(rate_margin_percent),
+     .doc = "Safety margin of rate, message_rate and connection_rate against network jitter: "
+            "6/s with 5 is never more than 6 in any 1.05 s."},
     {.name = "shaping.default.retry", .type = CONFIG_DURATIONS,
      .def = "[5m, 10m, 30m, 1h, 2h, 4h]", .min = KEY_SECOND, .max = 7 * KEY_DAY,
      KEY_SHAPING(retry_ms), .aux = offsetof(struct config_shaping, nretry),

@@ -226,10 +226,11 @@ int dest_unused(const struct dest *d)
     uint64_t now = uv_now(d->env->loop);
     if (!dest_idle(d) || d->suspended_until > now)
         return 0;
-    /* A shared slot may still carry a retired predecessor's connections. */
+    /* A shared slot may still carry a retired predecessor's connections, and rates still counting
+     * recent events must not be dropped for new ones that would not know them. */
     for (size_t i = 0; i < d->nslots; i++)
         if (d->slots[i]->paused_until > now || d->slots[i]->cap < d->slots[i]->max ||
-            d->slots[i]->active > 0)
+            d->slots[i]->active > 0 || !shaping_rates_idle(d->slots[i]->rates, now))
             return 0;
     return 1;
 }
@@ -324,6 +325,9 @@ static void dest_arm_timer(struct dest *d, uint64_t at)
         uv_timer_start(&d->timer, dest_on_timer, wait, 0);
 }
 
+/* The slot to open the next connection from: not paused, under its connection cap and its
+ * connection rate, the least busy such. *wake is lowered to when a paused or rate-held slot may
+ * open one. */
 static struct slot *dest_free_slot(struct dest *d, uint64_t now, uint64_t *wake)
 {
     struct slot *best = NULL;
@@ -334,7 +338,15 @@ static struct slot *dest_free_slot(struct dest *d, uint64_t now, uint64_t *wake)
                 *wake = sl->paused_until;
             continue;
         }
-        if (sl->active < sl->cap && (best == NULL || sl->active < best->active))
+        if (sl->active >= sl->cap)
+            continue;
+        uint64_t wait = shaping_rates_connect_wait(sl->rates, now);
+        if (wait > 0) {
+            if (now + wait < *wake)
+                *wake = now + wait;
+            continue;
+        }
+        if (best == NULL || sl->active < best->active)
             best = sl;
     }
     return best;
@@ -358,6 +370,7 @@ static void dest_dispatch(struct dest *d)
         struct slot *sl = dest_free_slot(d, now, &wake);
         if (sl == NULL)
             break;
+        shaping_rates_connected(sl->rates, now);
         conn_start(d, sl, dest_take_job(d, NULL));
     }
     d->dispatching = 0;

@@ -2,7 +2,7 @@
  * Destinations: where the scheduler's jobs wait for a connection, and the limits that hold for
  * each (destination, egress address) pair: concurrent connections, messages and recipients per
  * connection, the recipient and message rates (shaping.h's, which the SMTP client paces itself
- * by), pauses after a receiver asks us to slow down, and suspension with backoff after repeated
+ * by) and the rate of connections opened, pauses after a receiver asks us to slow down, and suspension with backoff after repeated
  * connection failures. A destination owns the SMTP client connections it opens; each connection
  * tries the MX hosts in order and carries as many jobs as its limits allow.
  */

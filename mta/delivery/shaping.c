@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lib/ratelimit.h"
+#include "lib/ratewindow.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 
@@ -81,42 +81,80 @@ struct shaping_dest shaping_dest_for(const struct config *cfg, const char *domai
 }
 
 struct shaping_rates {
-    struct ratelimit_bucket msg, rcpt;
+    struct ratewindow msg, rcpt, conn;
 };
 
-static void bucket_set(struct ratelimit_bucket *b, const struct config_rate *r, uint64_t now,
-                       int fresh)
+/* A rate that changed starts over (ramping in); one that did not keeps the events it counted,
+ * under the margin now configured. */
+static void window_set(struct ratewindow *w, const struct config_rate *r, unsigned margin,
+                       uint64_t now, int fresh)
 {
-    struct ratelimit_rate rate = {r->count, r->period_ms};
-    if (fresh || b->rate.count != rate.count || b->rate.period_ms != rate.period_ms)
-        ratelimit_bucket_init(b, rate, 1, now, 0);
+    if (!fresh && w->rate.count == r->count && w->rate.period_ms == r->period_ms) {
+        ratewindow_set_margin(w, margin);
+        return;
+    }
+    if (!fresh)
+        ratewindow_free(w);
+    ratewindow_init(w, (struct ratelimit_rate){r->count, r->period_ms}, margin, now);
+}
+
+static void rates_set(struct shaping_rates *r, const struct config_shaping *sh, uint64_t now,
+                      int fresh)
+{
+    window_set(&r->msg, &sh->message_rate, sh->rate_margin_percent, now, fresh);
+    window_set(&r->rcpt, &sh->rate, sh->rate_margin_percent, now, fresh);
+    window_set(&r->conn, &sh->connection_rate, sh->rate_margin_percent, now, fresh);
 }
 
 struct shaping_rates *shaping_rates_new(const struct config_shaping *sh, uint64_t now_ms)
 {
     struct shaping_rates *r = xcalloc(1, sizeof *r);
-    bucket_set(&r->msg, &sh->message_rate, now_ms, 1);
-    bucket_set(&r->rcpt, &sh->rate, now_ms, 1);
+    rates_set(r, sh, now_ms, 1);
     return r;
 }
 
 void shaping_rates_update(struct shaping_rates *r, const struct config_shaping *sh, uint64_t now_ms)
 {
-    bucket_set(&r->msg, &sh->message_rate, now_ms, 0);
-    bucket_set(&r->rcpt, &sh->rate, now_ms, 0);
+    rates_set(r, sh, now_ms, 0);
 }
 
 void shaping_rates_free(struct shaping_rates *r)
 {
+    if (r == NULL)
+        return;
+    ratewindow_free(&r->msg);
+    ratewindow_free(&r->rcpt);
+    ratewindow_free(&r->conn);
     free(r);
+}
+
+/* Counts an event of w at now and returns 0, or the milliseconds (at least 1) until one may go. */
+static uint64_t window_take(struct ratewindow *w, uint64_t now)
+{
+    if (ratewindow_take(w, now))
+        return 0;
+    uint64_t wait = ratewindow_wait_ms(w, now);
+    return wait == 0 ? 1 : wait;
 }
 
 uint64_t shaping_rates_pace(void *rates, enum smtp_client_pace what, uint64_t now_ms)
 {
     struct shaping_rates *r = rates;
-    struct ratelimit_bucket *b = what == SMTP_CLIENT_PACE_MAIL ? &r->msg : &r->rcpt;
-    if (ratelimit_bucket_take(b, 1, now_ms))
-        return 0;
-    uint64_t wait = ratelimit_bucket_wait_ms(b, 1, now_ms);
-    return wait == 0 || wait == UINT64_MAX ? 1 : wait;
+    return window_take(what == SMTP_CLIENT_PACE_MAIL ? &r->msg : &r->rcpt, now_ms);
+}
+
+uint64_t shaping_rates_connect_wait(const struct shaping_rates *r, uint64_t now_ms)
+{
+    return ratewindow_wait_ms(&r->conn, now_ms);
+}
+
+void shaping_rates_connected(struct shaping_rates *r, uint64_t now_ms)
+{
+    ratewindow_take(&r->conn, now_ms);
+}
+
+int shaping_rates_idle(const struct shaping_rates *r, uint64_t now_ms)
+{
+    return ratewindow_idle(&r->msg, now_ms) && ratewindow_idle(&r->rcpt, now_ms) &&
+           ratewindow_idle(&r->conn, now_ms);
 }

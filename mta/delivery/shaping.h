@@ -36,21 +36,30 @@ struct shaping_dest {
 struct shaping_dest shaping_dest_for(const struct config *cfg, const char *domain,
                                      const struct mx_list *mx);
 
-/* The message and recipient rates of one (destination, egress address), which every connection
- * from that address to the destination paces its MAIL and RCPT commands by: token buckets with a
- * burst of one (steady pacing, so no window of one period sees more than the rate) that start
- * empty, so a restart cannot burst either. */
+/* The message, recipient and connection rates of one (destination, egress address), which every
+ * connection from that address to the destination paces its MAIL and RCPT commands by, and the
+ * destination its connection openings: sliding windows (lib/ratewindow.h), so that no window of
+ * a rate's period widened by rate_margin_percent ever sees more than the rate, whatever the
+ * jitter on the way. A new set ramps in as if the rates had been used in full up to now, so a
+ * restart cannot burst on top of what was sent just before it. */
 struct shaping_rates;
 
 struct shaping_rates *shaping_rates_new(const struct config_shaping *sh, uint64_t now_ms);
-/* New values (a reload): a rate that changed starts over, empty; one that did not keeps its level,
- * so a reload cannot burst. */
+/* New values (a reload): a rate that changed starts over, ramping in; one that did not keeps the
+ * events it counted (a new margin applies to them), so a reload cannot burst. */
 void shaping_rates_update(struct shaping_rates *r, const struct config_shaping *sh,
                           uint64_t now_ms);
 void shaping_rates_free(struct shaping_rates *r);
-/* An smtp_client_pace_cb (rates: the struct shaping_rates). Takes a token of the message rate for
- * a MAIL or of the recipient rate for a RCPT and returns 0, or, when there is none, the
- * milliseconds (at least 1) until there will be one. */
+/* An smtp_client_pace_cb (rates: the struct shaping_rates). Counts a MAIL against the message
+ * rate or a RCPT against the recipient rate and returns 0, or, when the window is full, the
+ * milliseconds (at least 1) until it will not be. */
 uint64_t shaping_rates_pace(void *rates, enum smtp_client_pace what, uint64_t now_ms);
+/* Milliseconds from now_ms until the connection rate lets one more connection open (0: now),
+ * and counting one that opens. */
+uint64_t shaping_rates_connect_wait(const struct shaping_rates *r, uint64_t now_ms);
+void shaping_rates_connected(struct shaping_rates *r, uint64_t now_ms);
+/* 1 when none of the rates counts an event inside its window any more: the set can be dropped
+ * and made anew (ramping in) without letting more than a rate into one window. */
+int shaping_rates_idle(const struct shaping_rates *r, uint64_t now_ms);
 
 #endif

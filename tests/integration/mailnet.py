@@ -209,12 +209,17 @@ class Peer:
         451. close_after_rcpts: the RCPT after the first N of a connection gets 421 and the
         connection is closed. pipelining / starttls / smtputf8: advertised or not (STARTTLS needs
         tls_context).
-    delay: seconds before each reply (a slow peer)."""
+    delay: seconds before each reply (a slow peer).
+    rcpt_rate: (count, seconds): a rolling-window limit per client address, like a large
+        provider's: a RCPT arriving when `count` RCPTs from that address already arrived within
+        the last `seconds` gets 450 4.7.0 and is counted in rate_refused.
+    jitter: seconds: each line is seen (and timed) a random 0..jitter seconds after it arrived,
+        in order, like a network path whose delay varies; not with starttls."""
 
     def __init__(self, name, address, greeting="220 {name} ESMTP peer", rcpt=(),
                  data_cmd_reply="354 go ahead", data_reply="250 2.0.0 ok", defer_first=0,
                  close_after_rcpts=None, pipelining=True, starttls=False, tls_context=None, delay=0.0,
-                 smtputf8=False):
+                 smtputf8=False, rcpt_rate=None, jitter=0.0):
         self.name = name
         self.address = address
         self.port = None
@@ -229,6 +234,10 @@ class Peer:
         self.smtputf8 = smtputf8
         self.tls_context = tls_context
         self.delay = delay
+        self.rcpt_rate = rcpt_rate
+        self.jitter = jitter
+        self.rcpt_arrivals = {}  # client address -> RCPT arrival times, for rcpt_rate
+        self.rate_refused = 0
         self.lock = threading.Lock()
         self.sessions = []
         self.attempts = {}       # recipient -> RCPTs seen
@@ -265,6 +274,20 @@ class Peer:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
+
+    def over_rcpt_rate(self, client, t):
+        """Records a RCPT from client at t; whether it breaks rcpt_rate."""
+        if self.rcpt_rate is None:
+            return False
+        count, seconds = self.rcpt_rate
+        with self.lock:
+            arrivals = self.rcpt_arrivals.setdefault(client, [])
+            recent = sum(1 for a in arrivals[-count:] if t - a <= seconds)
+            arrivals.append(t)
+            if recent >= count:
+                self.rate_refused += 1
+                return True
+        return False
 
     def rcpt_reply(self, session_rcpts, address):
         if self.close_after_rcpts is not None and session_rcpts >= self.close_after_rcpts:
@@ -304,9 +327,18 @@ class Peer:
             writer.write(text.encode() + b"\r\n")
             await writer.drain()
 
-        async def read_line():
-            return await asyncio.wait_for(reader.readuntil(b"\n"), 60)
+        if self.jitter:
+            delayed = _JitteredLines(reader, self.jitter)
+            try:
+                await self.dialogue(session, delayed.read_line, reply, writer)
+            finally:
+                delayed.stop()
+        else:
+            await self.dialogue(session, lambda: asyncio.wait_for(reader.readuntil(b"\n"), 60),
+                                reply, writer)
 
+    async def dialogue(self, session, read_line, reply, writer):
+        """The SMTP conversation of one session, its lines from read_line()."""
         await reply(self.greeting)
         if self.greeting.startswith("421"):
             return
@@ -342,7 +374,10 @@ class Peer:
                 await reply("250 2.1.0 ok")
             elif verb == "RCPT" and tx is not None:
                 address = _path(arg)
-                text = self.rcpt_reply(session_rcpts, address)
+                if self.over_rcpt_rate(session.client[0], time.time()):
+                    text = "450 4.7.0 RL000010 rate limit exceeded, try again later"
+                else:
+                    text = self.rcpt_reply(session_rcpts, address)
                 session_rcpts += 1
                 with self.lock:
                     tx.rcpts.append((address, time.time(), int(text[:3])))
@@ -385,6 +420,35 @@ class Peer:
                 await reply("503 5.5.1 bad sequence or command")
 
 
+class _JitteredLines:
+    """Lines of a reader, each handed out a random 0..jitter seconds after it arrived, in order."""
+
+    def __init__(self, reader, jitter):
+        self.jitter = jitter
+        self.lines = asyncio.Queue()
+        self.due = 0.0
+        self.pump = asyncio.ensure_future(self._pump(reader))
+
+    async def _pump(self, reader):
+        try:
+            while True:
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), 60)
+                self.lines.put_nowait((time.time(), line))
+        except Exception as e:  # handed to read_line, which raises it in order
+            self.lines.put_nowait((time.time(), e))
+
+    async def read_line(self):
+        arrived, line = await asyncio.wait_for(self.lines.get(), 60)
+        if isinstance(line, Exception):
+            raise line
+        self.due = max(self.due, arrived + random.uniform(0, self.jitter))
+        await asyncio.sleep(max(0.0, self.due - time.time()))
+        return line
+
+    def stop(self):
+        self.pump.cancel()
+
+
 def _path(arg):
     """The address inside FROM:<...> / TO:<...>, parameters dropped."""
     start, end = arg.find("<"), arg.find(">")
@@ -395,6 +459,34 @@ def _unstuff(raw):
     """Undoes dot-stuffing; lines end at CRLF only (RFC 5321 §4.5.2)."""
     return b"\r\n".join(line[1:] if line.startswith(b".") else line
                         for line in raw.split(b"\r\n"))
+
+
+# ---- rolling windows, as a receiver counts ----
+
+def rcpt_times_by_source(*peers):
+    """{source address: sorted RCPT arrival times} over all sessions of the peers."""
+    times = {}
+    for peer in peers:
+        for session in list(peer.sessions):
+            for tx in session.transactions:
+                times.setdefault(session.client[0], []).extend(t for _, t, _ in tx.rcpts)
+    return {src: sorted(ts) for src, ts in times.items()}
+
+
+def connect_times_by_source(*peers):
+    """{source address: sorted connection times} over all sessions of the peers."""
+    times = {}
+    for peer in peers:
+        for session in list(peer.sessions):
+            times.setdefault(session.client[0], []).append(session.connect_time)
+    return {src: sorted(ts) for src, ts in times.items()}
+
+
+def crowded_windows(times, count, seconds):
+    """Every run of count + 1 of the sorted times that fits in one window of `seconds`, however
+    the window is placed (not only windows aligned to whole seconds): the breaches of a limit
+    of `count` per rolling window. [(first, last)]."""
+    return [(first, last) for first, last in zip(times, times[count:]) if last - first <= seconds]
 
 
 # ---- the world ----

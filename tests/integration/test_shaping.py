@@ -9,7 +9,7 @@ let the connections of the old and the new destination add up.
 import time
 
 from harness import main
-from mailnet import EGRESS, MailNetCase, send
+from mailnet import EGRESS, MailNetCase, rcpt_times_by_source, send
 
 SENDER = "shaper@sender.test"
 SLACK = 0.3  # timer jitter and peer-side delays on a loaded machine (a burst is far shorter)
@@ -17,16 +17,6 @@ SLACK = 0.3  # timer jitter and peer-side delays on a loaded machine (a burst is
 
 def message(subject):
     return ("Subject: %s\r\n\r\nshaped\r\n" % subject).encode()
-
-
-def rcpt_times_by_source(*peers):
-    """{source address: sorted RCPT arrival times} over all sessions of the peers."""
-    times = {}
-    for peer in peers:
-        for session in list(peer.sessions):
-            for tx in session.transactions:
-                times.setdefault(session.client[0], []).extend(t for _, t, _ in tx.rcpts)
-    return {src: sorted(ts) for src, ts in times.items()}
 
 
 class Shaping(MailNetCase):

@@ -204,31 +204,55 @@ static void check_steps(struct shaping_rates *r, const char *name, const struct 
 struct pace_case {
     const char *name;
     struct config_rate msgs, rcpts; /* count 0: unlimited */
+    unsigned margin;                /* rate_margin_percent */
     uint64_t start;
-    struct pace_step steps[8];
+    struct pace_step steps[12];
     size_t nsteps;
 };
 
-/* Steady pacing from an empty start: a command every period/count, never two at once. */
+/* Sliding windows: a new set ramps in at one command every period/count, a quiet time earns a
+ * burst of count, and then the next waits until the first left the widened window. */
 static void test_rates_pace(void)
 {
     static const struct pace_case cases[] = {
-        {"a RCPT every 250 ms, from empty, with a burst of one, MAIL unlimited",
+        {"4 RCPTs a second, ramping in, then a burst of 4 after a quiet time, MAIL unlimited",
          {0, 0},
          {4, 1000},
+         0,
          1000,
          {{RCPT, 1000, 250},
           {RCPT, 1100, 150},
           {RCPT, 1250, 0},
           {RCPT, 1250, 250},
-          {RCPT, 9000, 0}, /* a long quiet time earns no burst either */
-          {RCPT, 9000, 250},
+          {RCPT, 9000, 0},
+          {RCPT, 9000, 0},
+          {RCPT, 9000, 0},
+          {RCPT, 9000, 0},
+          {RCPT, 9000, 1000}, /* a fifth would be the fifth within one second */
           {MAIL, 9000, 0},
           {MAIL, 9000, 0}},
-         8},
+         11},
+        {"6/s with a 5 % margin: never a 7th within 1050 ms",
+         {0, 0},
+         {6, 1000},
+         5,
+         0,
+         {{RCPT, 0, 175},
+          {RCPT, 5000, 0},
+          {RCPT, 5000, 0},
+          {RCPT, 5000, 0},
+          {RCPT, 5000, 0},
+          {RCPT, 5000, 0},
+          {RCPT, 5000, 0},
+          {RCPT, 5000, 1050},
+          {RCPT, 6000, 50},
+          {RCPT, 6049, 1},
+          {RCPT, 6050, 0}},
+         11},
         {"the two rates are counted apart",
          {1, 60000},
          {0, 0},
+         0,
          0,
          {{MAIL, 0, 60000}, {RCPT, 0, 0}, {MAIL, 60000, 0}, {MAIL, 60001, 59999}},
          4},
@@ -236,31 +260,57 @@ static void test_rates_pace(void)
          {0, 0},
          {3, 1000},
          0,
+         0,
          {{RCPT, 333, 1}, {RCPT, 334, 0}},
          2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct pace_case *c = &cases[i];
-        struct config_shaping sh = {.message_rate = c->msgs, .rate = c->rcpts};
+        struct config_shaping sh = {
+            .message_rate = c->msgs, .rate = c->rcpts, .rate_margin_percent = c->margin};
         struct shaping_rates *r = shaping_rates_new(&sh, c->start);
         check_steps(r, c->name, c->steps, c->nsteps);
         shaping_rates_free(r);
     }
 }
 
-/* A reload keeps the level of a rate that did not change, and starts a changed one over. */
+/* A reload keeps the events of a rate that did not change (under a new margin, if any), and
+ * starts a changed one over. */
 static void test_rates_update(void)
 {
     struct config_shaping sh = {.message_rate = {2, 1000}, .rate = {2, 1000}};
     struct shaping_rates *r = shaping_rates_new(&sh, 0);
-    shaping_rates_update(r, &sh, 500); /* the same values: both tokens are there at 500 */
+    shaping_rates_update(r, &sh, 500); /* the same values: one of each may go at 500 */
     static const struct pace_step same[] = {{MAIL, 500, 0}, {RCPT, 500, 0}, {RCPT, 500, 500}};
     check_steps(r, "same values", same, ARRAY_LEN(same));
     sh.rate.count = 4;
     shaping_rates_update(r, &sh, 1000);
-    /* The recipient rate starts over, empty; the message rate goes on from its level. */
+    /* The recipient rate starts over, ramping in; the message rate goes on with its events. */
     static const struct pace_step faster[] = {{RCPT, 1000, 250}, {MAIL, 1000, 0}};
     check_steps(r, "a faster recipient rate", faster, ARRAY_LEN(faster));
+    /* A wider margin: the events counted stay, each now in a window of 1500 ms. */
+    sh.rate_margin_percent = 50;
+    shaping_rates_update(r, &sh, 1000);
+    static const struct pace_step wider[] = {{RCPT, 1000, 750}, {MAIL, 1000, 1000}};
+    check_steps(r, "a wider margin", wider, ARRAY_LEN(wider));
+    shaping_rates_free(r);
+}
+
+/* Connections opened: the same windows, asked before and counted when one opens; the set is idle
+ * once nothing it counted is inside a window. */
+static void test_rates_connect(void)
+{
+    struct config_shaping sh = {.connection_rate = {2, 1000}, .rate_margin_percent = 5};
+    struct shaping_rates *r = shaping_rates_new(&sh, 0);
+    CHECK_INT_EQ(shaping_rates_connect_wait(r, 0), 525);
+    CHECK_INT_EQ(shaping_rates_connect_wait(r, 525), 0);
+    shaping_rates_connected(r, 525);
+    CHECK_INT_EQ(shaping_rates_connect_wait(r, 525), 525);
+    shaping_rates_connected(r, 1050);
+    CHECK_INT_EQ(shaping_rates_connect_wait(r, 1050), 525);
+    CHECK_INT_EQ(shaping_rates_pace(r, SMTP_CLIENT_PACE_RCPT, 1050), 0); /* the other rates are unlimited */
+    CHECK_INT_EQ(shaping_rates_idle(r, 2099), 0);
+    CHECK_INT_EQ(shaping_rates_idle(r, 2100), 1);
     shaping_rates_free(r);
 }
 
@@ -271,5 +321,6 @@ int main(void)
     test_shipped_rules();
     test_rates_pace();
     test_rates_update();
+    test_rates_connect();
     return check_report("test_shaping");
 }
