@@ -513,6 +513,11 @@ static int exchange(int fd, const char *request, int64_t deadline, struct buf *a
             sent += (size_t)n;
     }
     buf_free(&line);
+    /* A daemon too busy to read closes after its answer, which may come before all we sent is
+     * written: read what it said before blaming the broken pipe. */
+    int send_rc = rc == -EPIPE || rc == -ECONNRESET ? rc : 0;
+    if (send_rc != 0)
+        rc = 0;
     while (rc == 0) {
         if (answer->len >= CONTROL_ANSWER_MAX)
             return -EFBIG;
@@ -529,7 +534,7 @@ static int exchange(int fd, const char *request, int64_t deadline, struct buf *a
         else if (errno != EINTR && errno != EAGAIN)
             rc = -errno;
     }
-    return rc;
+    return rc == 0 && send_rc != 0 && answer->len == 0 ? send_rc : rc;
 }
 
 int control_call(const char *path, const char *request, int timeout_ms, struct buf *answer,
