@@ -102,6 +102,7 @@ struct config_shaping {
     enum shaping_tls tls;
     char *pool; /* egress pool; "default" */
     uint64_t connect_timeout_ms;
+    uint64_t idle_timeout_ms; /* an idle connection waits this long for more mail; 0: QUIT */
 };
 
 struct config_shaping_rule {

@@ -208,6 +208,10 @@ static const struct config_key config_keys[] = {
     {.name = "shaping.default.connect_timeout", .type = CONFIG_DURATION, .def = "30s",
      .min = KEY_SECOND, .max = 10 * 60 * KEY_SECOND, KEY_SHAPING(connect_timeout_ms),
      .doc = "How long a TCP connection to an MX host may take to open."},
+    {.name = "shaping.default.idle_timeout", .type = CONFIG_DURATION, .def = "5s", .min = 0,
+     .max = 5 * 60 * KEY_SECOND, KEY_SHAPING(idle_timeout_ms),
+     .doc = "How long a connection with nothing to send waits open for the next message to the "
+            "same destination (within messages_per_connection) before QUIT; 0: QUIT at once."},
     {.name = "shaping.rules", .type = CONFIG_SHAPING_RULES,
      .doc = "List of rules: match (below) plus any shaping.default key, which overrides the "
             "default for the destinations matched."},

@@ -60,6 +60,8 @@ enum conn_state {
     CONN_CONNECTING, /* smtp_client_open done, waiting for READY */
     CONN_READY,      /* idle between jobs, or waiting for the body */
     CONN_SENDING,    /* a transaction is in flight */
+    CONN_IDLE,       /* after a transaction, none queued: the next one for it may come, until the
+                        client's idle timeout QUITs */
     CONN_QUITTING,
 };
 
@@ -353,6 +355,24 @@ static struct slot *dest_free_slot(struct dest *d, uint64_t now, uint64_t *wake)
 }
 
 static void conn_start(struct dest *d, struct slot *sl, struct job *job);
+static void conn_assign(struct conn *c, struct job *job);
+static void conn_quit(struct conn *c);
+
+/* Queued jobs go first to connections idle after a transaction (a reused connection is not a new
+ * one for connection_rate). An idle connection that can carry none of them while its egress
+ * address is at its cap QUITs, to make room for one that can. */
+static void dest_feed_idle(struct dest *d, uint64_t now)
+{
+    for (struct conn *c = d->conn_list; c != NULL && d->queue != NULL; c = c->next) {
+        if (c->state != CONN_IDLE || !smtp_client_is_idle(c->client))
+            continue; /* (a client whose idle time ran out is QUITting: CLOSED follows) */
+        struct job *job = c->slot->paused_until > now ? NULL : dest_take_job(d, c);
+        if (job != NULL)
+            conn_assign(c, job);
+        else if (c->slot->active >= c->slot->cap)
+            conn_quit(c);
+    }
+}
 
 static void dest_dispatch(struct dest *d)
 {
@@ -366,6 +386,7 @@ static void dest_dispatch(struct dest *d)
     }
     uint64_t wake = UINT64_MAX;
     d->dispatching = 1;
+    dest_feed_idle(d, now);
     while (d->queue != NULL && d->suspended_until <= now) {
         struct slot *sl = dest_free_slot(d, now, &wake);
         if (sl == NULL)
@@ -410,16 +431,18 @@ static void dest_return_queue(struct dest *d)
 static void conn_finish_job(struct conn *c, const struct smtp_client_outcome *outcomes);
 static void conn_abort(struct conn *c);
 
+/* Idle connections end with QUIT; with abort, the others are dropped. */
 void dest_retire(struct dest *d, int abort)
 {
     d->retired = 1;
     uv_timer_stop(&d->timer);
     dest_return_queue(d);
-    if (!abort)
-        return;
     for (struct conn *c = d->conn_list, *next; c != NULL; c = next) {
         next = c->next; /* an abort may end the connection at once */
-        conn_abort(c);
+        if (c->state == CONN_IDLE)
+            conn_quit(c);
+        else if (abort)
+            conn_abort(c);
     }
 }
 
@@ -499,6 +522,15 @@ static struct conn *conn_new(struct dest *d, struct slot *sl, struct job *job)
     return c;
 }
 
+static void dest_push_front(struct dest *d, struct job *job)
+{
+    job->next = d->queue;
+    d->queue = job;
+    if (d->queue_tail == &d->queue)
+        d->queue_tail = &job->next;
+    d->queued++;
+}
+
 /* Keeps the first `budget` recipients of job for this connection; the rest goes back to the
  * front of the queue for another one. */
 static void dest_fit_job(struct dest *d, struct job *job, size_t budget)
@@ -508,11 +540,7 @@ static void dest_fit_job(struct dest *d, struct job *job, size_t budget)
     if (rest == NULL)
         return;
     job->next = NULL;
-    rest->next = d->queue;
-    d->queue = rest;
-    if (d->queue_tail == &d->queue)
-        d->queue_tail = &rest->next;
-    d->queued++;
+    dest_push_front(d, rest);
 }
 
 static void conn_start(struct dest *d, struct slot *sl, struct job *job)
@@ -602,7 +630,8 @@ static void conn_connect_next(struct conn *c)
             .ehlo = c->slot->ehlo,
             .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
             .tls_ctx = d->env->tls_ctx,
-            .timeouts = {.connect = d->shaping->connect_timeout_ms},
+            .timeouts = {.connect = d->shaping->connect_timeout_ms,
+                         .idle = d->shaping->idle_timeout_ms},
             .pace = shaping_rates_pace,
             .pace_arg = c->slot->rates,
             .session_id = c->id,
@@ -630,7 +659,9 @@ static void conn_connect_next(struct conn *c)
 
 static void conn_send(struct conn *c)
 {
-    if (c->state != CONN_READY || !c->body_ready || c->job == NULL)
+    /* An idle session may end while the body loads: CLOSED then puts the job back. */
+    if (c->state != CONN_READY || !c->body_ready || c->job == NULL ||
+        !smtp_client_is_idle(c->client))
         return;
     const struct job *job = c->job;
     const char **rcpts = xmalloc(job->nrcpts * sizeof *rcpts);
@@ -700,7 +731,23 @@ static void conn_finish_job(struct conn *c, const struct smtp_client_outcome *ou
         conn_report(c, outcome, 0);
 }
 
-/* After a transaction: the next job on the same connection, within the limits, or QUIT. */
+static void conn_quit(struct conn *c)
+{
+    c->state = CONN_QUITTING;
+    smtp_client_quit(c->client);
+}
+
+/* Gives c a job, within its recipients_per_connection, and loads the body. */
+static void conn_assign(struct conn *c, struct job *job)
+{
+    dest_fit_job(c->dest, job, c->dest->shaping->recipients_per_connection - c->rcpts);
+    c->job = job;
+    c->state = CONN_READY;
+    conn_load_body(c);
+}
+
+/* After a transaction: the next job on the same connection, within the limits; none queued, the
+ * connection waits idle for one (shaping idle_timeout); otherwise QUIT. */
 static void conn_next_job(struct conn *c)
 {
     struct dest *d = c->dest;
@@ -708,18 +755,16 @@ static void conn_next_job(struct conn *c)
     struct job *job = NULL;
     if (c->aborting)
         return;
-    if (!d->retired && !c->last_job && c->msgs < sh->messages_per_connection &&
-        c->rcpts < sh->recipients_per_connection && d->suspended_until <= uv_now(d->env->loop))
+    int more = !d->retired && !c->last_job && c->msgs < sh->messages_per_connection &&
+               c->rcpts < sh->recipients_per_connection;
+    if (more && d->suspended_until <= uv_now(d->env->loop))
         job = dest_take_job(d, c);
-    if (job == NULL) {
-        c->state = CONN_QUITTING;
-        smtp_client_quit(c->client);
-        return;
-    }
-    dest_fit_job(d, job, sh->recipients_per_connection - c->rcpts);
-    c->job = job;
-    c->state = CONN_READY;
-    conn_load_body(c);
+    if (job != NULL)
+        conn_assign(c, job);
+    else if (more && sh->idle_timeout_ms > 0 && smtp_client_is_idle(c->client))
+        c->state = CONN_IDLE;
+    else
+        conn_quit(c);
 }
 
 /* RFC 7435: with opportunistic TLS, a failed handshake is no reason not to deliver; the same
@@ -850,7 +895,14 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
             return;
         }
     }
-    if (c->job != NULL && c->aborting) {
+    /* The session ended quietly before the job went out: the peer closed it while it was idle, or
+     * the idle time ran out while the body loaded. The job has not been tried. */
+    int unsent = c->job != NULL && c->state == CONN_READY && n == 0;
+    if (unsent && !c->aborting && !d->retired) {
+        dest_push_front(d, c->job);
+        c->job = NULL;
+    }
+    if (c->job != NULL && (c->aborting || unsent)) {
         /* Stopping: the job was never sent, so it has not been tried. */
         struct job *job = c->job;
         c->job = NULL;

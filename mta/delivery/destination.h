@@ -2,9 +2,10 @@
  * Destinations: where the scheduler's jobs wait for a connection, and the limits that hold for
  * each (destination, egress address) pair: concurrent connections, messages and recipients per
  * connection, the recipient and message rates (shaping.h's, which the SMTP client paces itself
- * by) and the rate of connections opened, pauses after a receiver asks us to slow down, and suspension with backoff after repeated
- * connection failures. A destination owns the SMTP client connections it opens; each connection
- * tries the MX hosts in order and carries as many jobs as its limits allow.
+ * by) and the rate of connections opened, pauses after a receiver asks us to slow down, and
+ * suspension with backoff after repeated connection failures. A destination owns the SMTP client
+ * connections it opens; each connection tries the MX hosts in order and carries as many jobs as its
+ * limits allow, waiting idle for the next one up to the shaping's idle_timeout.
  */
 #ifndef SLUICE_DESTINATION_H
 #define SLUICE_DESTINATION_H
@@ -85,8 +86,9 @@ void dest_enqueue(struct dest *d, struct job *job);
  * queued. */
 void dest_suspend(struct dest *d, uint64_t for_ms);
 void dest_resume(struct dest *d);
-/* Stops new connections; queued jobs are returned. With abort, open connections are dropped
- * (their jobs end with temporary failures). The destination frees itself once idle. */
+/* Stops new connections; queued jobs are returned and idle connections QUIT. With abort, the other
+ * open connections are dropped (their jobs end with temporary failures). The destination frees
+ * itself once idle. */
 void dest_retire(struct dest *d, int abort);
 /* 1 when it has no jobs and no connections (an admin suspension counts as in use, unless
  * retired). */

@@ -35,7 +35,8 @@ enum client_state {
     CS_HELO,
     CS_STARTTLS,
     CS_TLS_HANDSHAKE,
-    CS_IDLE,        /* READY or TX_DONE delivered: waiting for smtp_client_send or _quit */
+    CS_IDLE,        /* READY or TX_DONE delivered: waiting for smtp_client_send or _quit; after
+                       a transaction at most timeouts.idle, then QUIT */
     CS_TX_REFUSED,  /* a transaction we will not send: TX_DONE follows from a zero timer */
     CS_ENVELOPE,    /* MAIL, RCPTs and DATA going out, their replies coming back */
     CS_BODY,        /* after 354: the body in chunks, each after the previous one drained */
@@ -91,7 +92,9 @@ struct smtp_client {
     const char *tls_version; /* static string from OpenSSL once TLS is up */
     unsigned connected : 1;
     unsigned ready_sent : 1;
-    unsigned silent : 1; /* smtp_client_open failed: no event at all */
+    unsigned silent : 1;      /* smtp_client_open failed: no event at all */
+    unsigned had_tx : 1;      /* a transaction ended: CS_IDLE waits at most timeouts.idle */
+    unsigned idle_closed : 1; /* the peer ended the session while it was idle */
     struct client_tx *tx;
     unsigned messages; /* transactions that reached the end of data */
     /* Why the session ended; code 0 after a clean QUIT. why.text is why_text. */
@@ -185,6 +188,7 @@ static void tx_finish(struct smtp_client *c)
         451, "4.3.0", "MAIL FROM", 0, "transaction ended before this recipient was tried"};
     struct client_tx *t = c->tx;
     c->tx = NULL;
+    c->had_tx = 1;
     enter_state(c, CS_IDLE);
     tx_emit(c, t, &not_tried);
 }
@@ -310,6 +314,8 @@ static uint64_t client_timeout_ms(const struct smtp_client *c)
         return t->data_term;
     case CS_QUIT:
         return t->command < QUIT_TIMEOUT_MS ? t->command : QUIT_TIMEOUT_MS;
+    case CS_IDLE:
+        return c->had_tx ? t->idle : 0;
     default:
         return 0;
     }
@@ -658,7 +664,7 @@ static void client_log_session(const struct smtp_client *c)
         log_str(&r, "stage", c->why.stage);
         log_str(&r, "reason", c->why.text);
     } else {
-        log_str(&r, "reason", "QUIT");
+        log_str(&r, "reason", c->idle_closed ? "closed by the peer while idle" : "QUIT");
     }
     log_end(&r);
 }
@@ -690,6 +696,17 @@ static void client_on_stream_closed(struct stream *s)
 }
 
 /* ---- events ---- */
+
+/* A peer may end a session kept open between transactions (a close, or a 421 for its own idle
+ * timeout): nothing was lost, so the session ends as after QUIT. Returns 1 when that was so. */
+static int client_idle_ended(struct smtp_client *c)
+{
+    if (c->state != CS_IDLE || !c->had_tx)
+        return 0;
+    c->idle_closed = 1;
+    enter_state(c, CS_CLOSING);
+    return 1;
+}
 
 static void client_on_stream(struct stream *s, enum stream_event ev, int status, const char *data,
                              size_t len)
@@ -727,6 +744,8 @@ static void client_on_stream(struct stream *s, enum stream_event ev, int status,
         return;
     case STREAM_EOF:
     case STREAM_ERROR:
+        if (client_idle_ended(c))
+            return;
         if (c->state == CS_QUIT)
             enter_state(c, CS_CLOSING);
         else
@@ -758,6 +777,8 @@ static void client_on_data(struct smtp_client *c, const char *data, size_t len)
 
 static void client_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
+    if (r->code == 421 && client_idle_ended(c))
+        return;
     if (r->code == 421 && c->state != CS_QUIT) { /* RFC 5321 §3.8: the server is going away */
         client_end_reply(c, r, 0);
         return;
@@ -775,6 +796,10 @@ static void client_on_timeout(uv_timer_t *t)
     struct smtp_client *c = t->data;
     if (c->state == CS_QUIT) {
         enter_state(c, CS_CLOSING);
+        return;
+    }
+    if (c->state == CS_IDLE) { /* no next transaction came in time */
+        enter_state(c, CS_QUIT);
         return;
     }
     if (c->state == CS_CONNECTING)
@@ -799,7 +824,7 @@ static void client_on_pace(uv_timer_t *t)
 static void timeouts_default(struct smtp_client_timeouts *t)
 {
     static const struct smtp_client_timeouts rfc = {
-        30000, 300000, 300000, 120000, 180000, 600000,
+        30000, 300000, 300000, 120000, 180000, 600000, 0 /* idle: until told */
     };
     t->connect = t->connect ? t->connect : rfc.connect;
     t->greeting = t->greeting ? t->greeting : rfc.greeting;
@@ -991,6 +1016,11 @@ void smtp_client_quit(struct smtp_client *c)
 void smtp_client_abort(struct smtp_client *c)
 {
     client_end(c, NULL, 451, "4.3.2", 0, 0, "delivery to %s stopped (shutting down)", c->mx_name);
+}
+
+int smtp_client_is_idle(const struct smtp_client *c)
+{
+    return c->state == CS_IDLE;
 }
 
 unsigned smtp_client_extensions(const struct smtp_client *c)

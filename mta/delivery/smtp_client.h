@@ -32,6 +32,9 @@ struct smtp_client_timeouts {
     uint64_t data_init;  /* reply to DATA: 2 min */
     uint64_t data_block; /* each block of body bytes accepted by the kernel: 3 min */
     uint64_t data_term;  /* reply after the final dot: 10 min */
+    /* Not in the RFC: how long the session waits after a transaction for the next one before it
+     * QUITs by itself. 0 (the default): until smtp_client_send or smtp_client_quit. */
+    uint64_t idle;
 };
 
 /* What the client asks before each MAIL and each RCPT, with the loop's time: 0 lets the command go
@@ -70,7 +73,8 @@ struct smtp_client_outcome {
     char enhanced[16]; /* "5.1.1", from the reply or chosen by Sluice; "" when none */
     const char *stage; /* static: "connect", "greeting", "EHLO" (HELO too), "STARTTLS",
                           "MAIL FROM", "RCPT TO", "DATA", "end of data", "RSET", "QUIT", or
-                          "idle" (the peer closed or sent 421 between transactions) */
+                          "idle" (the peer closed or sent 421 before the first
+                          transaction) */
     int remote;        /* 1: the remote server replied this; 0: Sluice decided it (timeout,
                           lost connection, TLS required but not offered, message too big) */
     const char *text;  /* reply text (lines joined with "; ", made printable) or our reason;
@@ -81,8 +85,10 @@ enum smtp_client_event {
     SMTP_CLIENT_READY,   /* greeting, EHLO and TLS done: smtp_client_send may be called; once */
     SMTP_CLIENT_TX_DONE, /* outcomes[i] belongs to tx.rcpts[i]; the client is ready again */
     SMTP_CLIENT_CLOSED,  /* last event; outcomes[0] says why when n == 1 (a failure before READY,
-                            a 421, a timeout or a lost connection), n == 0 after a clean QUIT.
-                            The client is freed when the callback returns. */
+                            a 421, a timeout or a lost connection), n == 0 after a clean QUIT,
+                            after timeouts.idle, or when the peer closed (or said 421) while
+                            idle after a transaction. The client is freed when the callback
+                            returns. */
 };
 
 typedef void (*smtp_client_cb)(struct smtp_client *c, enum smtp_client_event ev,
@@ -110,6 +116,9 @@ void smtp_client_quit(struct smtp_client *c);
  * failures (451 4.3.2) from inside this call, then CLOSED (n == 1) follows from the loop. Does
  * nothing once the client is closing. */
 void smtp_client_abort(struct smtp_client *c);
+
+/* 1 while the session waits for smtp_client_send (after READY or TX_DONE), not ending. */
+int smtp_client_is_idle(const struct smtp_client *c);
 
 /* Capabilities the server announced, valid after READY (for logs and tests). */
 unsigned smtp_client_extensions(const struct smtp_client *c);

@@ -214,12 +214,15 @@ class Peer:
         provider's: a RCPT arriving when `count` RCPTs from that address already arrived within
         the last `seconds` gets 450 4.7.0 and is counted in rate_refused.
     jitter: seconds: each line is seen (and timed) a random 0..jitter seconds after it arrived,
-        in order, like a network path whose delay varies; not with starttls."""
+        in order, like a network path whose delay varies; not with starttls.
+    idle_close: seconds a connection may stay silent after a transaction; then the peer says
+        idle_close_reply (None: nothing) and closes it, like a receiver's own idle timeout."""
 
     def __init__(self, name, address, greeting="220 {name} ESMTP peer", rcpt=(),
                  data_cmd_reply="354 go ahead", data_reply="250 2.0.0 ok", defer_first=0,
                  close_after_rcpts=None, pipelining=True, starttls=False, tls_context=None, delay=0.0,
-                 smtputf8=False, rcpt_rate=None, jitter=0.0):
+                 smtputf8=False, rcpt_rate=None, jitter=0.0, idle_close=None,
+                 idle_close_reply="421 4.4.2 idle too long, closing"):
         self.name = name
         self.address = address
         self.port = None
@@ -236,6 +239,9 @@ class Peer:
         self.delay = delay
         self.rcpt_rate = rcpt_rate
         self.jitter = jitter
+        self.idle_close = idle_close
+        self.idle_close_reply = idle_close_reply
+        self.idle_closed = 0     # connections the peer closed for being idle
         self.rcpt_arrivals = {}  # client address -> RCPT arrival times, for rcpt_rate
         self.rate_refused = 0
         self.lock = threading.Lock()
@@ -344,8 +350,21 @@ class Peer:
             return
         tx = None
         session_rcpts = 0
+        idle = False  # a transaction ended and no command came since
         while True:
-            line = (await read_line()).rstrip(b"\r\n").decode("utf-8", "replace")
+            try:
+                timeout = self.idle_close if idle else None
+                line = await asyncio.wait_for(read_line(), timeout)
+            except asyncio.TimeoutError:
+                if not idle:
+                    raise
+                with self.lock:
+                    self.idle_closed += 1
+                if self.idle_close_reply:
+                    await reply(self.idle_close_reply)
+                return
+            idle = False
+            line = line.rstrip(b"\r\n").decode("utf-8", "replace")
             verb = line.split(" ", 1)[0].upper()
             arg = line[len(verb):].strip()
             if not self.greeting.startswith("220") and verb != "QUIT":
@@ -407,6 +426,7 @@ class Peer:
                     tx.data_code = int(self.data_reply[:3])
                 tx = None
                 await reply(self.data_reply)
+                idle = True
             elif verb == "RSET":
                 tx = None
                 await reply("250 2.0.0 ok")

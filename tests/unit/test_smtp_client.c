@@ -54,6 +54,7 @@ struct run {
     struct saved out[MAX_TX][MAX_RCPTS];
     uv_timer_t stopper; /* calls smtp_client_abort after abort_after_ms, when set */
     uint64_t abort_after_ms;
+    int stay_idle; /* after the last transaction the client is left idle, not told to QUIT */
     struct smtp_client *client;
     int closed;
     size_t nwhy;
@@ -210,7 +211,7 @@ static void run_next(struct run *r, struct smtp_client *c)
 {
     if (r->next < r->ntx)
         smtp_client_send(c, &r->txs[r->next++]);
-    else
+    else if (!r->stay_idle)
         smtp_client_quit(c);
 }
 
@@ -480,6 +481,21 @@ static void tweak_abort(struct run *r)
     r->abort_after_ms = 300;
 }
 
+#define IDLE_MS 300
+
+static void tweak_idle(struct run *r)
+{
+    r->params.timeouts.idle = IDLE_MS;
+    r->stay_idle = 1;
+}
+
+/* Idle longer than the guard: only the peer can end the session. */
+static void tweak_idle_long(struct run *r)
+{
+    r->params.timeouts.idle = 60000;
+    r->stay_idle = 1;
+}
+
 /* ---- what each case checks beyond its outcomes ---- */
 
 static void check_pipelined_partial(const struct trial *t)
@@ -523,6 +539,24 @@ static void check_greeting_4xx(const struct trial *t)
 {
     CHECK_INT_EQ(t->l.n, 1);
     CHECK(logged_find(&t->l, "QUIT", 0) == 0);
+}
+
+/* The session ended by itself with QUIT, idle time after the end of data. */
+static void check_idle_quit(const struct trial *t)
+{
+    CHECK_INT_EQ(t->r.nwhy, 0);
+    int quit = logged_find(&t->l, "QUIT", 0);
+    int dot = logged_find(&t->l, "DATA", 0);
+    CHECK(quit >= 0 && dot >= 0);
+    if (quit >= 0 && dot >= 0)
+        CHECK(t->l.ms[quit] - t->l.ms[dot] >= IDLE_MS);
+}
+
+/* A 421 while idle ends the session like a clean close: no reason given, no QUIT sent. */
+static void check_idle_closed_quietly(const struct trial *t)
+{
+    CHECK_INT_EQ(t->r.nwhy, 0);
+    CHECK(logged_find(&t->l, "QUIT", 0) < 0);
 }
 
 static void check_no_data(const struct trial *t)
@@ -693,6 +727,12 @@ static const struct client_case cases[] = {
     {"body encoding", .script = "{}", .txs = &unencoded, .ntx = 1, .check = check_body_encoding,
      .out = {[0][0] = DELIVERED}},
     {"large body", .script = "{}", .txs = &large, .ntx = 1, .check = check_large_body,
+     .out = {[0][0] = DELIVERED}},
+    {"idle after a transaction: QUIT when the idle time ends", .script = "{}", .txs = &to_one,
+     .ntx = 1, .tweak = tweak_idle, .check = check_idle_quit, .out = {[0][0] = DELIVERED}},
+    {"421 from the peer while idle",
+     .script = "{\"end\": \"@raw:250 2.0.0 queued\\r\\n421 4.4.2 idle too long\\r\\n\"}",
+     .txs = &to_one, .ntx = 1, .tweak = tweak_idle_long, .check = check_idle_closed_quietly,
      .out = {[0][0] = DELIVERED}},
     {"STARTTLS",
      .script = "{\"tls\": true, \"ehlo\": \"250-peer.test\\r\\n250-STARTTLS\\r\\n250 PIPELINING\"}",
