@@ -872,11 +872,13 @@ static void scheduler_check_stopped(struct scheduler *s)
 void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg)
 {
     s->stopping = 1;
-    s->stopped_cb = cb;
-    s->stopped_arg = arg;
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->sweep);
+    /* Not stopped before every destination is retired: one already idle must not end the stop
+     * while a later one still has connections (an idle one QUITting). */
     scheduler_retire_dests(s);
+    s->stopped_cb = cb;
+    s->stopped_arg = arg;
     scheduler_check_stopped(s);
 }
 

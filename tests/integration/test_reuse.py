@@ -85,6 +85,27 @@ class Reuse(MailNetCase):
                 self.assertEqual(self.d.events("delivery.deferred"), [], "no deferral")
                 self.assertEqual(self.d.events("delivery.throttle"), [], "no throttle")
 
+    def test_stop_quits_idle_connections(self):
+        # Other destinations with nothing open at the stop (idle_timeout 0) are retired around
+        # the one whose connection is idle: the stop must wait for its QUIT before it ends.
+        others = []
+        for i in range(5):
+            peer = self.net.peer("mx.other%d.test" % i)
+            self.net.mx("other%d.test" % i, peer, 10)
+            others.append(peer)
+        rule = {"match": {"domain": ["other%d.test" % i for i in range(5)]}, "idle_timeout": "0s"}
+        self.start_daemon(idle_timeout="60s", rules=[rule])
+        send(self.d, SENDER, ["x%d@other%d.test" % (i, i) for i in range(5)], message(0))
+        rcpts = self.trickle(2, 0.2)
+        self.wait_delivered_once(rcpts)
+        for peer in others:
+            self.wait(lambda: peer.sessions and peer.sessions[0].close_time, 10, "other closed")
+        self.assertTrue(any(s.close_time is None for s in self.dest.sessions), "one left idle")
+        self.assertEqual(self.d.stop(), 0, "a clean stop")
+        self.wait_all_closed(5)
+        for s in self.dest.sessions:
+            self.assertTrue(s.quit, "the stop ended the idle connection with QUIT")
+
     def test_idle_timeout_zero_closes_at_once(self):
         self.start_daemon(idle_timeout="0s")
         rcpts = self.trickle(5, 0.2)
