@@ -258,6 +258,14 @@ const char *config_default_yaml(void);
 /* Appends the reference of every key (name, type, default, bounds, description) as a Markdown
  * table, generated from the key table; `sluice config-keys` prints it for docs/configuration.md. */
 void config_describe_keys(struct buf *out);
+/* The same reference as Markdown (as above), as roff for the sluice.yaml(5) manual page (one
+ * tagged paragraph per key), or as plain text (`sluice help sluice.yaml`). */
+enum config_reference_format {
+    CONFIG_REFERENCE_MARKDOWN,
+    CONFIG_REFERENCE_ROFF,
+    CONFIG_REFERENCE_TEXT,
+};
+void config_describe_keys_as(enum config_reference_format format, struct buf *out);
 
 struct config *config_ref(struct config *cfg);
 void config_unref(struct config *cfg);

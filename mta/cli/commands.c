@@ -53,7 +53,8 @@ const struct command commands[] = {
      "  --from ADDRESS      HOST:PORT: the sender (relay-test@foreign.example)\n"},
     {"explain", cmd_explain, "show the decision for one MAIL and RCPT, and its rule",
      "explain [-c FILE] --client IP [--listener NAME] [--helo NAME]\n"
-     "        [--auth USER] --from ADDRESS --rcpt ADDRESS [--assume LIST]",
+     "        [--auth USER] --from ADDRESS --rcpt ADDRESS\n"
+     "        [--assume LIST]",
      "Shows what the daemon would answer to MAIL and RCPT from IP, and which rule\n"
      "decided, with its file:line:column.\n\noptions:\n"
      "  --client IP         the client's address (required)\n"
@@ -135,14 +136,22 @@ static void print_synopsis(const struct command *c, const char *verb, FILE *out)
     }
 }
 
-void command_help(const struct command *c, FILE *out)
+void command_help_body(const struct command *c, struct buf *out)
 {
-    print_synopsis(c, NULL, out);
-    fprintf(out, "\n%s", c->help);
+    buf_append_str(out, c->help);
     /* Every command that reads a configuration says so in its synopsis. */
     if (strstr(c->synopsis, "-c FILE") != NULL)
-        fputs(config_option_help, out);
-    fputs("  -h, --help          this help\n", out);
+        buf_append_str(out, config_option_help);
+    buf_append_str(out, "  -h, --help          this help\n");
+}
+
+void command_help(const struct command *c, FILE *out)
+{
+    struct buf body = BUF_INIT;
+    command_help_body(c, &body);
+    print_synopsis(c, NULL, out);
+    fprintf(out, "\n%.*s", (int)body.len, body.data);
+    buf_free(&body);
 }
 
 void command_list(FILE *out)
@@ -150,7 +159,8 @@ void command_list(FILE *out)
     fprintf(out, "usage: sluice <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < ncommands; i++)
         fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'sluice help COMMAND' or 'sluice COMMAND --help' describes a command.\n");
+    fprintf(out, "\n'sluice help COMMAND' or 'sluice COMMAND --help' describes a command;\n"
+                 "'sluice help sluice' and 'sluice help sluice.yaml' print the manual pages.\n");
 }
 
 int command_usage_error(const char *name, const char *fmt, ...)

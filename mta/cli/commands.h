@@ -35,6 +35,8 @@ extern const size_t ncommands;
 
 /* The command called name, or NULL. */
 const struct command *command_find(const char *name);
+/* Appends what the command does and its options (its help without the synopsis). */
+void command_help_body(const struct command *c, struct buf *out);
 /* Prints the command's synopsis and help (standard output for --help). */
 void command_help(const struct command *c, FILE *out);
 /* Prints the list of commands. */
