@@ -131,6 +131,7 @@ static void describe_text(const struct config_key *k, struct buf *out)
 {
     struct buf summary = BUF_INIT;
     describe_summary(k, &summary);
+    buf_append(&summary, "", 1); /* a string for manpage_wrap */
     buf_printf(out, "       %s\n", k->name);
     manpage_wrap(out, summary.data, 11, TEXT_WIDTH);
     manpage_wrap(out, k->doc, 11, TEXT_WIDTH);

@@ -83,7 +83,7 @@ static const struct manual_section yaml_after[] = {
      "The configuration the package installs accepts mail for relay on 127.0.0.1:587 from this "
      "host only; /usr/share/doc/sluice/ has guides to an outbound set-up, an inbound MX and the "
      "keys that Postfix users know under other names."},
-    {"SEE ALSO", "sluice(8), /usr/share/doc/sluice/configuration.md"},
+    {"SEE ALSO", "sluice(8), /usr/share/doc/sluice/docs/configuration.md"},
     {NULL, NULL},
 };
 
