@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
+#ifdef SLUICE_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "lib/dns.h"
 #include "lib/log.h"
@@ -118,6 +121,18 @@ static void adopt_listeners(struct daemon *d, const struct config *cfg, struct l
     *link = opened;
 }
 
+/* Tells the service manager how the daemon is (systemd's Type=notify: READY=1, RELOADING=1,
+ * STOPPING=1), when it started the daemon with $NOTIFY_SOCKET; built without libsystemd, nothing.
+ */
+static void daemon_notify(const char *state)
+{
+#ifdef SLUICE_HAVE_SYSTEMD
+    (void)sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
 static void log_ready(struct daemon *d, const char *event)
 {
     struct buf names = BUF_INIT;
@@ -170,6 +185,7 @@ static void daemon_reload(struct daemon *d)
         return;
     }
     d->reloading = 1;
+    daemon_notify("RELOADING=1");
     struct reload *r = xcalloc(1, sizeof *r);
     r->d = d;
     /* Fails only when given no work callback. */
@@ -264,6 +280,8 @@ static void reload_on_loaded(uv_work_t *req, int status)
     if (d->reload_again) {
         d->reload_again = 0;
         daemon_reload(d);
+    } else {
+        daemon_notify("READY=1"); /* the reload is over, applied or not */
     }
 }
 
@@ -325,6 +343,7 @@ static void daemon_on_stop_signal(uv_signal_t *h, int signum)
     if (d->stopping)
         return;
     d->stopping = 1;
+    daemon_notify("STOPPING=1");
     log_msg(LOG_INFO, "daemon.stopping", "signal %d: no new connections; %u sessions open", signum,
             d->srv.nsessions);
     while (d->listeners != NULL) {
@@ -494,6 +513,7 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     d->srv.space = spool_space_new(&d->loop, cfg->server.spool);
     scheduler_start(d->srv.scheduler);
     log_ready(d, "daemon.ready");
+    daemon_notify("READY=1");
     return 0;
 }
 

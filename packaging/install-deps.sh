@@ -7,8 +7,8 @@ set -eu
 
 level=${1:-test}
 
-build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev libidn2-dev"
-test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython dnsmasq-base clamav-daemon"
+build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev libidn2-dev libsystemd-dev"
+test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython dnsmasq-base clamav-daemon man-db"
 bench_pkgs="postfix procps"
 fuzz_pkgs="clang libclang-rt-dev"
 
