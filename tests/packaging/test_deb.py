@@ -8,7 +8,7 @@ user, the directories and the conffiles it made, check-config on the installed c
 `systemd-analyze verify` on the unit; starts the installed daemon as the unit's ExecStart does (as
 root, with $NOTIFY_SOCKET as systemd sets it, on the installed configuration with its listener
 moved to a free port and delivery pointed at a DNS server and an SMTP sink on loopback) and checks
-that it runs as sluice, relays a message from loopback to the sink, and after the shipped logrotate
+that it runs as sluice without any capability, relays a message from loopback to the sink, and after the shipped logrotate
 configuration rotated its log and a SIGHUP, writes to a new log; then removes the package (the
 configuration, spool and user stay) and purges it (they go; a user that was there before stays).
 """
@@ -231,10 +231,14 @@ class Package(unittest.TestCase):
 
         expect("READY=1")
         with open("/proc/%d/status" % self.proc.pid) as f:
-            ids = dict(line.split(":", 1) for line in f if line.startswith(("Uid", "Gid")))
+            ids = dict(line.split(":", 1) for line in f
+                       if line.startswith(("Uid", "Gid", "CapPrm", "CapEff")))
         user = self.sluice_user()
         self.assertEqual(ids["Uid"].split(), [str(user.pw_uid)] * 4)
         self.assertEqual(ids["Gid"].split(), [str(user.pw_gid)] * 4)
+        # Become sluice, it keeps no capability (the unit's bounding set only matters before).
+        self.assertEqual(int(ids["CapPrm"], 16), 0)
+        self.assertEqual(int(ids["CapEff"], 16), 0)
 
         import smtplib
         with smtplib.SMTP("127.0.0.1", port, timeout=15) as client:
