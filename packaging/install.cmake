@@ -10,8 +10,15 @@ set(SLUICE_BASH_COMPLETION_DIR "${CMAKE_INSTALL_DATADIR}/bash-completion/complet
     CACHE PATH "Where the bash completion goes")
 
 install(TARGETS sluice RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/packaging/sluice.yaml
-        DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/sluice)
+# The configuration is the administrator's once installed: a later `cmake --install` leaves it
+# alone (the package's conffile handling does the same for dpkg).
+set(SLUICE_CONFIG_DIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/sluice)
+install(CODE "
+    if(EXISTS \"\$ENV{DESTDIR}${SLUICE_CONFIG_DIR}/sluice.yaml\")
+        message(STATUS \"Kept: \$ENV{DESTDIR}${SLUICE_CONFIG_DIR}/sluice.yaml\")
+    else()
+        file(INSTALL ${PROJECT_SOURCE_DIR}/packaging/sluice.yaml DESTINATION ${SLUICE_CONFIG_DIR})
+    endif()")
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/sluice.logrotate
         DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/logrotate.d RENAME sluice)
 # The unit names the installed program, configuration and documentation.
