@@ -14,6 +14,8 @@ on its own: it installs and purges the package, which nothing else may do at the
    rotated its log and a SIGHUP came, writes to a new log.
 4. Removes the package (the configuration, spool and user stay) and purges it (they go; a user
    that was there before the package stays).
+5. Runs the postinst and the purge on a machine without a sluice user (in a private mount
+   namespace): they make the user and group, then remove them.
 """
 import glob
 import os
@@ -129,12 +131,15 @@ class Package(unittest.TestCase):
             self.proc.kill()
             self.proc.wait(10)
 
-    def build(self):
-        deb = os.environ.get("SLUICE_DEB")
-        if deb:
-            return deb
-        res = run(os.path.join(SOURCE_DIR, "packaging", "build-deb.sh"), timeout=900)
-        return os.path.join(SOURCE_DIR, res.stdout.strip().splitlines()[-1])
+    @classmethod
+    def deb(cls):
+        """The package: $SLUICE_DEB, or built once for every test here."""
+        if getattr(cls, "_deb", None) is None:
+            cls._deb = os.environ.get("SLUICE_DEB")
+            if not cls._deb:
+                res = run(os.path.join(SOURCE_DIR, "packaging", "build-deb.sh"), timeout=900)
+                cls._deb = os.path.join(SOURCE_DIR, res.stdout.strip().splitlines()[-1])
+        return cls._deb
 
     def inspect(self, deb):
         listing = run("dpkg-deb", "-c", deb).stdout
@@ -184,7 +189,7 @@ class Package(unittest.TestCase):
         return lines[0][len("ExecStart="):].split()
 
     def test_package(self):
-        deb = self.build()
+        deb = self.deb()
         self.inspect(deb)
         dpkg("-i", deb)
         self.check_installed()
@@ -283,6 +288,55 @@ class Package(unittest.TestCase):
         self.proc.send_signal(signal.SIGTERM)
         expect("STOPPING=1")
         self.assertEqual(self.proc.wait(30), 0, self.daemon_output())
+
+    def test_user_made_by_package(self):
+        """On a machine without a sluice user, the postinst makes user and group (and the
+        directories) and purge removes them again. Run in a private mount namespace over a copy of
+        /etc and empty /var/spool, /var/log and /var/lib/systemd, so the machine's own sluice
+        user, which other tests need, is never touched."""
+        if shutil.which("unshare") is None:
+            self.skipTest("no unshare")
+        control = os.path.join(self.tmp, "control")
+        run("dpkg-deb", "-e", self.deb(), control)
+        script = """
+set -e
+mount --make-rprivate /
+rm -rf "$T/etc" "$T/var" && cp -a /etc "$T/etc" && mount --bind "$T/etc" /etc
+for d in /var/spool /var/log /var/lib/systemd; do
+    mkdir -p "$T$d" && mount --bind "$T$d" "$d"
+done
+userdel --force sluice 2>/dev/null || true   # --force: other tests' daemons run as sluice
+getent group sluice >/dev/null || groupadd --system sluice
+[ "$KEEP_GROUP" = 1 ] || groupdel sluice
+! getent passwd sluice
+DPKG_MAINTSCRIPT_NAME=postinst sh "$C/postinst" configure
+echo "user: $(getent passwd sluice | cut -d: -f1,6,7) $(getent passwd sluice | cut -d: -f5 | cut -d, -f1)"
+echo "group: $(id -gn sluice)"
+echo "spool: $(stat -c '%U:%G %a' /var/spool/sluice)"
+echo "log: $(stat -c '%U:%G %a' /var/log/sluice)"
+DPKG_MAINTSCRIPT_NAME=postrm sh "$C/postrm" purge
+echo "after purge: $(getent passwd sluice || echo no user) $(getent group sluice || echo no group)"
+ls -d /var/spool/sluice /var/log/sluice 2>/dev/null || echo "no directories"
+"""
+        # Without a group sluice, and with one an administrator made (the user joins it).
+        for keep_group in ("0", "1"):
+            with self.subTest(keep_group=keep_group):
+                res = run("unshare", "--mount", "sh", "-c", script, check=False,
+                          env=dict(os.environ, T=self.tmp, C=control, KEEP_GROUP=keep_group,
+                                   DPKG_MAINTSCRIPT_PACKAGE="sluice"))
+                if res.returncode != 0 and "unshare failed" in res.stderr:
+                    self.skipTest("no private mount namespace here: %s" % res.stderr.strip())
+                self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+                self.assertEqual(res.stdout.splitlines(), [
+                    "user: sluice:/nonexistent:/usr/sbin/nologin Sluice mail transfer agent",
+                    "group: sluice",
+                    "spool: sluice:sluice 700",
+                    "log: sluice:adm 750",
+                    "after purge: no user no group",
+                    "no directories",
+                ], res.stderr)
+        if self.user_before:
+            self.assertIsNotNone(self.sluice_user(), "the machine's own sluice user is gone")
 
     def daemon_output(self):
         parts = []
