@@ -4,11 +4,12 @@ replies (Gmail's unknown user, over quota and spam block, plus a site-specific t
 pattern file, delivery.bounce_category_files, categorises), and one recipient's domain does not
 exist. Each category is checked where an operator sees it: the delivery.failed/deferred log
 records, the DSN's per-recipient X-Sluice-Category field (parsed with Python's email package) and
-`sluice queue show`. A pattern file that does not compile refuses the configuration at
-check-config, naming file:line:column.
+`sluice queue show`. A reload reads the site's files again; a pattern file that does not compile
+refuses the configuration at check-config, naming file:line:column.
 """
 import email
 import os
+import signal
 
 from harness import main
 from mailnet import MailNetCase, send
@@ -87,6 +88,29 @@ class BounceCategories(MailNetCase):
                 shown[addr] = line.split(", category: ")[1].split(",")[0] \
                     if ", category: " in line else None
         self.assertEqual(shown, dict(WANT, **DEFERRED))
+
+    def test_reload_reads_the_site_files_again(self):
+        """A site file added by a reload (SIGHUP) categorises the next result."""
+        net = self.make_net()
+        dest = net.peer("mx.dest.test", rcpt=[("site*", SITE_TEXT)])
+        home = net.peer("mx.sender.test")
+        net.mx("dest.test", dest, 10)
+        net.mx("sender.test", home, 10)
+        net.start()
+        self.d, path = self.start_with_site_file("# nothing yet\n")
+        self.d.start()
+        send(self.d, SENDER, ["site1@dest.test"])
+        first = self.d.wait_event("delivery.failed", timeout=20, rcpt="site1@dest.test")
+        self.assertEqual(first[0].get("category"), "policy-related", "the shipped rules: 5.7.1")
+
+        with open(path, "w") as f:
+            f.write("content-related  XYZZY-[0-9]+\n")
+        done = len(self.d.events("daemon.reload"))
+        self.d.signal(signal.SIGHUP)
+        self.d.wait_event("daemon.reload", count=done + 1)
+        send(self.d, SENDER, ["site2@dest.test"])
+        second = self.d.wait_event("delivery.failed", timeout=20, rcpt="site2@dest.test")
+        self.assertEqual(second[0].get("category"), "content-related")
 
     def test_broken_pattern_file_refused_with_its_position(self):
         self.make_net()
