@@ -226,7 +226,9 @@ struct config {
     } shaping;
 
     struct {
-        unsigned port; /* TCP port of remote MX hosts: 25 (tests use another) */
+        unsigned port;                /* TCP port of remote MX hosts: 25 (tests use another) */
+        char **bounce_category_files; /* site pattern files, tried before the shipped rules */
+        size_t nbounce_category_files;
     } delivery;
 
     struct {

@@ -149,6 +149,10 @@ static const struct config_key config_keys[] = {
     {.name = "delivery", KEY_SECTION, .doc = "Outbound delivery to remote MX hosts."},
     {.name = "delivery.port", .type = CONFIG_UINT, .def = "25", .min = 1, .max = 65535,
      KEY_AT(delivery.port), .doc = "TCP port remote MX hosts are contacted on (tests use another)."},
+    {.name = "delivery.bounce_category_files", .type = CONFIG_STRINGS,
+     KEY_LIST(delivery.bounce_category_files, delivery.nbounce_category_files),
+     .doc = "Pattern files (\"category regex\" a line) tried, in order, before the shipped "
+            "bounce categories; see delivery.md."},
 
     {.name = "egress", KEY_SECTION, .doc = "Source addresses for outbound delivery."},
     {.name = "egress.pools", .type = CONFIG_EGRESS_POOLS,
