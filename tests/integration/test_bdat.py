@@ -240,6 +240,37 @@ class ChunkingRelay(SluiceTestCase):
         self.assertEqual([e["rcpts"] for e in d.queue_list()], [["user@example.com"]])
 
 
+class ChunkingDelivery(SluiceTestCase):
+    def test_bdat_and_data_deliver_the_same_bytes(self):
+        """One message to two domains that a second daemon receives: one sent with BDAT (it
+        offers CHUNKING), the other with DATA (shaping chunking: false for its domain). Both
+        copies are stored byte for byte alike, several chunks and dot-starting lines included."""
+        b = self.start_sluice(listeners=[{"name": "mx", "role": "submission"}],
+                              config={"domains": {"chunk.test": None, "plain.test": None},
+                                      "server": {"log": {"level": "debug"}}})
+        to_b = "[%s]:%d" % b.addr()
+        a = self.start_sluice(config={
+            "domains": {"example.com": None, "chunk.test": {"deliver_to": to_b},
+                        "plain.test": {"deliver_to": to_b}},
+            "shaping": {"rules": [{"match": {"domain": "plain.test"}, "chunking": False}]}})
+        content = (b"Subject: same bytes\r\n\r\n.leading dot\r\n..two\r\n" +
+                   b"".join(b"line %d\r\n.\r\n" % i for i in range(20000)) + b"end\r\n")
+        with a.connect() as c:
+            r = harness.send_message(c, "s@example.com", ["u@chunk.test", "u@plain.test"],
+                                     content.replace(b"\r\n.", b"\r\n.."), helo="client.test")
+            self.assertReply(r, 250)
+        accepted = b.wait_event("smtp.accepted", count=2, timeout=30)
+        copies = {}
+        for event in accepted:
+            received, rest = harness.split_received(b.queue_body(event["queue_id"]))
+            copies[event["rcpts"]] = rest
+            states = {e["to"] for e in b.events("smtp.state", session=event["session"])}
+            self.assertEqual("chunk" in states, event["rcpts"] == "u@chunk.test", states)
+        self.assertEqual(sorted(copies), ["u@chunk.test", "u@plain.test"])
+        self.assertEqual(copies["u@chunk.test"], copies["u@plain.test"])
+        self.assertTrue(copies["u@chunk.test"].endswith(content), copies["u@chunk.test"][:300])
+
+
 class ChunkingInbound(MailNetCase):
     """A message sent in chunks to an inbound listener goes through the same consumers as one sent
     with DATA: forged Authentication-Results removed, DKIM verified, delivered onward."""
