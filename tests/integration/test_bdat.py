@@ -206,6 +206,28 @@ class Chunking(SluiceTestCase):
         self.assertEqual(self.d.events("smtp.accepted"), [])
 
 
+class ChunkingDeadlines(SluiceTestCase):
+    def test_a_stalled_chunk_times_out(self):
+        """A chunk that stops coming: limits.data_timeout inside the message's chunk, and
+        limits.command_timeout for a refused one (read only to be dropped); 421 4.4.2 either way,
+        and nothing is kept."""
+        d = self.start_sluice(config={"limits": {"data_timeout": "1s", "command_timeout": "2s"}})
+        cases = [("limits.data_timeout", True), ("limits.command_timeout", False)]
+        for limit, in_transaction in cases:
+            with self.subTest(limit=limit):
+                with d.connect() as c:
+                    self.assertReply(c.ehlo(), 250)
+                    if in_transaction:
+                        self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250)
+                        self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250)
+                    c.send(b"BDAT 100 LAST\r\nSubject: stalled\r\n")
+                    self.assertReply(c.read_reply(6), 421, "4.4.2")
+                    self.assertTrue(c.wait_closed(5), "open after 421")
+                self.assertTrue(d.wait_event("smtp.timeout", limit=limit))
+        self.assertEqual(d.queue_list(), [])
+        self.assertEqual(os.listdir(os.path.join(d.spool, "tmp")), [])
+
+
 # The relay battery's forms (mta/relay_battery.c), {F} the foreign domain, {L} the local one.
 RELAY_FORMS = ["<user@{F}>", "<user%{F}@{L}>", "<{F}!user@{L}>", "<{F}!user>", "<@{L}:user@{F}>",
                "<\"user@{F}\"@{L}>", "<\"user%{F}\"@{L}>", "<user@[192.0.2.1]>",
