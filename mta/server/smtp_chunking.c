@@ -10,35 +10,6 @@
 #include "mta/server/smtp_session.h"
 
 #include <stdint.h>
-#include <strings.h>
-
-/* RFC 3030 §2: "BDAT" SP chunk-size [SP end-marker], chunk-size 1*DIGIT, end-marker "LAST".
- * Returns 0, or -1 for anything else (a size past 2^64 - 1 included). */
-static int bdat_arg_parse(struct smtp_slice arg, uint64_t *size, int *last)
-{
-    size_t i = 0;
-    uint64_t n = 0;
-    for (; i < arg.len && arg.ptr[i] >= '0' && arg.ptr[i] <= '9'; i++) {
-        unsigned digit = (unsigned)(arg.ptr[i] - '0');
-        if (n > (UINT64_MAX - digit) / 10)
-            return -1;
-        n = n * 10 + digit;
-    }
-    if (i == 0)
-        return -1;
-    *size = n;
-    *last = 0;
-    if (i == arg.len)
-        return 0;
-    if (arg.ptr[i] != ' ')
-        return -1;
-    while (i < arg.len && arg.ptr[i] == ' ')
-        i++;
-    if (arg.len - i != 4 || strncasecmp(arg.ptr + i, "LAST", 4) != 0)
-        return -1;
-    *last = 1;
-    return 0;
-}
 
 /* The refusal once the chunk's octets are read, or at once for an empty chunk. */
 static void discard_end(struct smtp_session *s)
@@ -90,7 +61,7 @@ void smtp_cmd_bdat(struct smtp_session *s, struct smtp_slice arg)
 {
     uint64_t size;
     int last;
-    if (bdat_arg_parse(arg, &size, &last) < 0) {
+    if (smtp_cmd_parse_bdat(arg, &size, &last) < 0) {
         if (s->phase == SMTP_PHASE_CONNECTED) { /* no transaction that text could slip into */
             smtp_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
             smtp_peer_error(s);
