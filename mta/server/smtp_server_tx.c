@@ -2,8 +2,9 @@
  * Inbound SMTP: the transaction. MAIL opens it, RCPT asks the relay decision for each recipient,
  * DATA streams the message through the DATA decoder to the transaction's body sinks (smtp_sinks.h:
  * the checks, DKIM signing and, last, the spool) with a Received: header in front, and at the
- * final dot finishes them in turn. The 250 goes out only once the spool's sink reports the
- * commit, when the message is durable.
+ * final dot finishes them in turn (BDAT's chunks, smtp_chunking.c, take the same way from the
+ * body's start). The 250 goes out only once the spool's sink reports the commit, when the message
+ * is durable.
  */
 #include "mta/server/smtp_session.h"
 
@@ -691,8 +692,10 @@ void smtp_tx_body_end(struct smtp_session *s)
     if (tx->ar_filter != NULL && !header_filter_passing(tx->ar_filter)) {
         buf_reset(&filtered);
         header_filter_finish(tx->ar_filter, &filtered);
-        if (!tx->too_big && filtered.len > 0)
+        if (!tx->too_big && filtered.len > 0) {
             body_sinks_write(&tx->sinks, filtered.data, filtered.len);
+            tx_backpressure_update(s);
+        }
     }
     if (tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {
         struct logrec r;
