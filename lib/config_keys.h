@@ -216,6 +216,10 @@ static const struct config_key config_keys[] = {
      .max = 5 * 60 * KEY_SECOND, KEY_SHAPING(idle_timeout_ms),
      .doc = "How long a connection with nothing to send waits open for the next message to the "
             "same destination (within messages_per_connection) before QUIT; 0: QUIT at once."},
+    {.name = "shaping.default.chunking", .type = CONFIG_ENUM, .def = "true",
+     .names = config_booleans, KEY_SHAPING(chunking),
+     .doc = "Send the message with BDAT (RFC 3030: no dot-stuffing) to a server that offers "
+            "CHUNKING; false: always DATA."},
     {.name = "shaping.rules", .type = CONFIG_SHAPING_RULES,
      .doc = "List of rules: match (below) plus any shaping.default key, which overrides the "
             "default for the destinations matched."},
