@@ -103,6 +103,7 @@ struct config_shaping {
     char *pool; /* egress pool; "default" */
     uint64_t connect_timeout_ms;
     uint64_t idle_timeout_ms; /* an idle connection waits this long for more mail; 0: QUIT */
+    int chunking;             /* BDAT to a server offering CHUNKING (RFC 3030), else DATA */
 };
 
 struct config_shaping_rule {
@@ -226,7 +227,9 @@ struct config {
     } shaping;
 
     struct {
-        unsigned port; /* TCP port of remote MX hosts: 25 (tests use another) */
+        unsigned port;                /* TCP port of remote MX hosts: 25 (tests use another) */
+        char **bounce_category_files; /* site pattern files, tried before the shipped rules */
+        size_t nbounce_category_files;
     } delivery;
 
     struct {

@@ -149,6 +149,10 @@ static const struct config_key config_keys[] = {
     {.name = "delivery", KEY_SECTION, .doc = "Outbound delivery to remote MX hosts."},
     {.name = "delivery.port", .type = CONFIG_UINT, .def = "25", .min = 1, .max = 65535,
      KEY_AT(delivery.port), .doc = "TCP port remote MX hosts are contacted on (tests use another)."},
+    {.name = "delivery.bounce_category_files", .type = CONFIG_STRINGS,
+     KEY_LIST(delivery.bounce_category_files, delivery.nbounce_category_files),
+     .doc = "Pattern files (\"category regex\" a line) tried, in order, before the shipped "
+            "bounce categories; see delivery.md."},
 
     {.name = "egress", KEY_SECTION, .doc = "Source addresses for outbound delivery."},
     {.name = "egress.pools", .type = CONFIG_EGRESS_POOLS,
@@ -212,6 +216,10 @@ static const struct config_key config_keys[] = {
      .max = 5 * 60 * KEY_SECOND, KEY_SHAPING(idle_timeout_ms),
      .doc = "How long a connection with nothing to send waits open for the next message to the "
             "same destination (within messages_per_connection) before QUIT; 0: QUIT at once."},
+    {.name = "shaping.default.chunking", .type = CONFIG_ENUM, .def = "true",
+     .names = config_booleans, KEY_SHAPING(chunking),
+     .doc = "Send the message with BDAT (RFC 3030: no dot-stuffing) to a server that offers "
+            "CHUNKING; false: always DATA."},
     {.name = "shaping.rules", .type = CONFIG_SHAPING_RULES,
      .doc = "List of rules: match (below) plus any shaping.default key, which overrides the "
             "default for the destinations matched."},

@@ -18,6 +18,7 @@
 #include "lib/xalloc.h"
 #include "mta/config_load.h"
 #include "mta/control.h"
+#include "mta/delivery/bounce_category.h"
 #include "mta/dkim/dkim.h"
 #include "mta/dkim/dkim_check.h"
 #include "mta/server/listener.h"
@@ -171,6 +172,7 @@ struct reload {
     struct recipients *recipients;
     SSL_CTX *tls;
     struct auth_users *users;
+    struct bounce_categories *categories;
 };
 
 static void reload_on_work(uv_work_t *req);
@@ -199,7 +201,8 @@ static void reload_on_work(uv_work_t *req)
     if (r->cfg == NULL)
         return;
     if ((r->cfg->tls.certificate != NULL && (r->tls = tls_ctx_for(r->cfg, &r->err)) == NULL) ||
-        config_auth_users(r->cfg, &r->users, &r->err) < 0) {
+        config_auth_users(r->cfg, &r->users, &r->err) < 0 ||
+        bounce_categories_load_config(r->cfg, &r->categories, &r->err) < 0) {
         config_unref(r->cfg);
         r->cfg = NULL;
     }
@@ -210,6 +213,7 @@ static void reload_free(struct reload *r)
     if (r->tls != NULL)
         SSL_CTX_free(r->tls);
     auth_users_free(r->users);
+    bounce_categories_free(r->categories);
     recipients_free(r->recipients);
     dkim_signer_set_unref(r->signers);
     config_unref(r->cfg);
@@ -239,6 +243,7 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
     /* Sessions copy the hash they check, so the old table can go at once. */
     auth_users_free(d->srv.auth_users);
     d->srv.auth_users = r->users;
+    bounce_categories_use(r->categories);
     /* Lookups are synchronous, so the old tables can go at once. */
     recipients_free(d->srv.recipients);
     d->srv.recipients = r->recipients;
@@ -542,7 +547,10 @@ int daemon_run(const char *config_path)
     log_open_early(config_path);
     struct config *cfg = config_load_with_signers(config_path, &signers, &recipients, &err);
     struct run_gates gates;
-    if (cfg != NULL && run_gates_check(cfg, config_path, &gates, &err) < 0) {
+    struct bounce_categories *categories = NULL;
+    if (cfg != NULL && (bounce_categories_load_config(cfg, &categories, &err) < 0 ||
+                        run_gates_check(cfg, config_path, &gates, &err) < 0)) {
+        bounce_categories_free(categories);
         dkim_signer_set_unref(signers);
         recipients_free(recipients);
         config_unref(cfg);
@@ -560,6 +568,7 @@ int daemon_run(const char *config_path)
     d->config_path = config_path;
     d->srv.dkim = signers;
     d->srv.recipients = recipients;
+    bounce_categories_use(categories);
     d->srv.dkim_checker = dkim_checker_new();
     if (d->srv.dkim_checker == NULL)
         log_msg(LOG_WARN, "dkim.verify_unavailable",
@@ -599,6 +608,7 @@ int daemon_run(const char *config_path)
     dkim_signer_set_unref(d->srv.dkim);
     dkim_checker_free(d->srv.dkim_checker);
     recipients_free(d->srv.recipients);
+    bounce_categories_use(NULL);
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)
         log_msg(LOG_WARN, "daemon.stopped", "handles left open at exit");
