@@ -6,12 +6,15 @@ blocklist zone given through doctor.blocklists), a missing PTR, a PTR that does 
 an SPF record that leaves out an egress address, an SPF record past 10 lookups, a DKIM record of
 another key, a missing DMARC record, an expired certificate and an open relay each give a FAIL row
 with its fix and exit 1; a blocklist refusing our resolver is a WARN; receivers' refusals in the
-log are counted by the system they name; --json parses; it runs without root.
+log are counted by the system they name; a resolver that never answers gives WARN rows in bounded
+time; --json parses; it runs without root.
 """
 import json
 import os
 import re
+import socket
 import subprocess
+import time
 
 from harness import SluiceTestCase, daemon_user, give_to_daemon_user, main
 from mailnet import Dns
@@ -294,6 +297,25 @@ class DoctorTest(SluiceTestCase):
         row = self.find(rows, "receivers")
         self.assertEqual(row["status"], "WARN", self.detail)
         self.assertIn("No such file", row["found"])
+        self.assertEqual(code, 0, self.detail)
+
+    def test_dns_down_gives_warnings_within_the_deadline(self):
+        # A resolver that takes every question and never answers: each one times out.
+        hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(hole.close)
+        hole.bind(("127.0.0.1", 0))
+        self.extra = {"dns": {"servers": ["127.0.0.1:%d" % hole.getsockname()[1]],
+                              "timeout": "1s"}}
+        start = time.monotonic()
+        code, rows = self.rows()
+        elapsed = time.monotonic() - start
+        self.assertLess(elapsed, 3 * 1 + 5 + 5, "the overall deadline bounds the run")
+        dns_rows = [r for r in rows if r["check"] in ("ptr", "blocklist", "spf", "dkim", "dmarc",
+                                                      "mx", "mta-sts", "tls-rpt")]
+        self.assertEqual(len(dns_rows), 2 + 2 + 6, self.detail)
+        for r in dns_rows:
+            self.assertEqual(r["status"], "WARN", self.detail)
+            self.assertIn("dns.servers", r["fix"] or "", self.detail)
         self.assertEqual(code, 0, self.detail)
 
     # ---- the command ----
