@@ -378,9 +378,9 @@ static void txt_on_answer(void *arg, enum dns_status status, const struct dns_tx
             snprintf(found, sizeof found, "the record at %s has no policy (p=)", l->name);
             snprintf(fix, sizeof fix, "add p=none, p=quarantine or p=reject to it");
         } else {
-            if (strcmp(p.data, "none") == 0)
+            if (p.len == 4 && memcmp(p.data, "none", 4) == 0)
                 st = DOCTOR_INFO;
-            snprintf(found, sizeof found, "p=%s%s", p.data,
+            snprintf(found, sizeof found, "p=%.*s%s", (int)p.len, p.data,
                      st == DOCTOR_INFO ? ": monitoring only, receivers enforce nothing" : "");
             snprintf(fix, sizeof fix,
                      "move to p=quarantine or p=reject once the reports show "

@@ -74,6 +74,7 @@ class DoctorTest(SluiceTestCase):
         self.blocklists = [dict(BLOCKLIST)]
         self.key, self.dkim_txt = self.keygen("good")
         self.good_txt = self.dkim_txt
+        self.signing_domain = DOMAIN
         self.ca, self.cert, self.tls_key = make_ca_and_cert(
             self.d.dir, HOSTNAME, "20250101000000Z", "20991231000000Z")
         self.log = os.path.join(self.d.dir, "sluice.log")
@@ -98,7 +99,7 @@ class DoctorTest(SluiceTestCase):
         for address, name in EGRESS:
             dns.host(name, address)  # A and PTR
         dns.txt(DOMAIN, self.spf)
-        dns.txt("good._domainkey." + DOMAIN, self.dkim_txt)
+        dns.txt("good._domainkey." + self.signing_domain, self.dkim_txt)
         if self.dmarc:
             dns.txt("_dmarc." + DOMAIN, self.dmarc)
         dns.txt("_mta-sts." + DOMAIN, "v=STSv1; id=20261201")
@@ -113,7 +114,7 @@ class DoctorTest(SluiceTestCase):
                "egress": {"pools": {"default": [{"address": a, "ehlo": n}
                                                 for a, n in self.egress]}},
                "dkim": [{"domain": DOMAIN, "selector": "good", "key": self.key,
-                         "algorithm": "ed25519-sha256"}],
+                         "algorithm": "ed25519-sha256", "signing_domain": self.signing_domain}],
                "doctor": {"shipped_blocklists": False, "blocklists": self.blocklists}}
         cfg.update(self.extra)
         return cfg
@@ -245,6 +246,18 @@ class DoctorTest(SluiceTestCase):
         self.assertEqual(code, 1, self.detail)
         self.assertFail(rows, "dmarc", DOMAIN, "no DMARC record",
                         "_dmarc.sender.test: \"v=DMARC1; p=none")
+
+    def test_dmarc_monitoring_only_and_strict_alignment(self):
+        self.dmarc = "v=DMARC1; p=none; adkim=s"
+        self.signing_domain = "mail." + DOMAIN  # relaxed alignment would take it, strict does not
+        code, rows = self.rows()
+        self.assertEqual(code, 1, self.detail)
+        row = self.find(rows, "dmarc", DOMAIN)
+        self.assertEqual((row["status"], row["found"]),
+                         ("INFO", "p=none: monitoring only, receivers enforce nothing"))
+        self.assertEqual(self.find(rows, "dkim")["status"], "PASS", self.detail)
+        self.assertFail(rows, "dmarc-alignment", DOMAIN, "d=mail.sender.test, which does not align",
+                        "adkim=r")
 
     def test_expired_certificate(self):
         tls_dir = os.path.join(self.d.dir, "expired")
