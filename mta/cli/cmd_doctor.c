@@ -3,7 +3,7 @@
  * in hand, in one table of PASS / INFO / WARN / FAIL rows with what was found and how to fix it.
  * Every DNS question (through dns.servers) and the file reads start at once on one private loop,
  * under an overall deadline; the rows print when the last check has ended. Exit status: 0 no
- * FAIL, 1 a FAIL, 2 usage or configuration error.
+ * FAIL, 1 a FAIL, 2 usage or configuration error. --watch repeats it (cmd_doctor_watch.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -113,12 +113,12 @@ static void deadline_on_timer(uv_timer_t *t)
     dns_resolver_free(d->resolver);
 }
 
-/* Runs every check on a private loop; returns 0, or -1 when the resolver cannot start. */
-static int doctor_run(struct doctor *d)
+int doctor_run(struct doctor *d)
 {
     uv_loop_t loop;
     uv_timer_t deadline;
     int err = 0;
+    d->timed_out = 0;
     uv_loop_init(&loop);
     d->loop = &loop;
     d->resolver = dns_resolver_new(&loop, (const char *const *)d->cfg->dns.servers,
@@ -150,16 +150,42 @@ static int doctor_run(struct doctor *d)
     return 0;
 }
 
+/* --watch's "N", "Ns", "Nm", "Nh" or "Nd", from 1 second to 7 days, into *ms; -1 if not one. */
+static int interval_parse(const char *text, uint64_t *ms)
+{
+    static const char units[] = "smhd";
+    static const uint64_t scale[] = {1000, 60 * 1000, 3600 * 1000, 86400 * 1000};
+    char *end;
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    const char *unit = *end != '\0' ? strchr(units, *end) : units;
+    if (errno != 0 || unit == NULL || (*end != '\0' && end[1] != '\0') || n == 0 || n > 7 * 86400)
+        return -1;
+    *ms = n * scale[unit - units];
+    return *ms <= 7 * scale[3] ? 0 : -1;
+}
+
 int cmd_doctor(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *watch = NULL;
     int json = 0;
+    uint64_t interval_ms = 0;
     const struct command_option opts[] = {
         {"--config", "-c", &path, NULL},
         {"--json", NULL, NULL, &json},
+        {"--watch", NULL, &watch, NULL},
     };
     if (command_parse("doctor", argc, argv, opts, ARRAY_LEN(opts), NULL, 0, NULL) != 0)
         return 2;
+    if (watch != NULL && json)
+        return command_usage_error("doctor", "--json goes without --watch (its events are JSON)");
+    if (watch != NULL && interval_parse(watch, &interval_ms) < 0)
+        return command_usage_error("doctor",
+                                   "--watch '%s' is not an interval from 1s to 7d "
+                                   "(e.g. 30s, 10m, 1h)",
+                                   watch);
     struct buf err = BUF_INIT;
     /* Without the relay gate: an open relay is a row of the report, not a refusal to report. */
     struct config *cfg = config_load_ungated(path, &err);
@@ -172,7 +198,9 @@ int cmd_doctor(int argc, char **argv)
     d.egress = egress;
     load_signers(&d);
     int rc = 2;
-    if (doctor_run(&d) == 0)
+    if (watch != NULL)
+        rc = doctor_watch(&d, interval_ms);
+    else if (doctor_run(&d) == 0)
         rc = doctor_report(&d, json, stdout) ? 1 : 0;
     doctor_rows_free(&d);
     dkim_signer_set_unref(d.signers);

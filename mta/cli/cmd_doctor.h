@@ -9,6 +9,7 @@
 #define SLUICE_CMD_DOCTOR_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
@@ -85,6 +86,15 @@ void doctor_tls_start(struct doctor *d);        /* the certificate, on the threa
 void doctor_receivers_start(struct doctor *d);  /* the log's refusals, on the thread pool */
 void doctor_relay_check(struct doctor *d);      /* the relay battery on the configuration */
 
+/* Runs every check on a private loop until the last has ended; the rows go to d. Returns 0, or
+ * -1 when the resolver cannot start (said on standard error). */
+int doctor_run(struct doctor *d);
+/* Runs the checks every interval_ms until SIGTERM or SIGINT, logging each row whose status
+ * changed as a "doctor.change" event (cmd_doctor_watch.c). Returns 0 once stopped. */
+int doctor_watch(struct doctor *d, uint64_t interval_ms);
+
+/* Sorts the rows into the order they print in. */
+void doctor_rows_sort(struct doctor *d);
 /* The rows sorted, as a table (text) or a JSON array; returns whether any row is a FAIL. */
 int doctor_report(struct doctor *d, int json, FILE *out);
 void doctor_rows_free(struct doctor *d);

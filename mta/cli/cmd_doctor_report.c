@@ -118,11 +118,17 @@ static void report_table(const struct doctor *d, struct buf *out)
                count[DOCTOR_INFO], count[DOCTOR_WARN], count[DOCTOR_FAIL]);
 }
 
+void doctor_rows_sort(struct doctor *d)
+{
+    if (d->nrows > 0)
+        qsort(d->rows, d->nrows, sizeof *d->rows, row_compare);
+}
+
 int doctor_report(struct doctor *d, int json, FILE *out)
 {
     struct buf text = BUF_INIT;
     int failed = 0;
-    qsort(d->rows, d->nrows, sizeof *d->rows, row_compare);
+    doctor_rows_sort(d);
     for (size_t i = 0; i < d->nrows; i++)
         failed |= d->rows[i].status == DOCTOR_FAIL;
     if (json)

@@ -7,17 +7,19 @@ an SPF record that leaves out an egress address, an SPF record past 10 lookups, 
 another key, a missing DMARC record, an expired certificate and an open relay each give a FAIL row
 with its fix and exit 1; a blocklist refusing our resolver is a WARN; receivers' refusals in the
 log are counted by the system they name; a resolver that never answers gives WARN rows in bounded
-time; --json parses; it runs without root.
+time; --json parses; it runs without root; --watch logs each change of a row's status as an
+event.
 """
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
 
 from harness import SluiceTestCase, daemon_user, give_to_daemon_user, main
-from mailnet import Dns
+from mailnet import Dns, wait_until
 
 DOMAIN = "sender.test"
 HOSTNAME = "mx.sluice.test"
@@ -330,6 +332,55 @@ class DoctorTest(SluiceTestCase):
             self.assertEqual(r["status"], "WARN", self.detail)
             self.assertIn("dns.servers", r["fix"] or "", self.detail)
         self.assertEqual(code, 0, self.detail)
+
+    # ---- --watch ----
+
+    def test_watch_logs_changes_of_state(self):
+        self.publish()
+        self.dns.start()
+        self.addCleanup(self.dns.stop)
+        self.d.write_config(self.config())
+        events = os.path.join(self.d.dir, "watch.jsonl")
+        with open(events, "wb") as err:
+            proc = subprocess.Popen([self.d.bin, "doctor", "-c", self.d.config_path, "--watch",
+                                     "1s"], env=dict(os.environ, SSL_CERT_FILE=self.ca),
+                                    stdout=subprocess.DEVNULL, stderr=err)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait(5)))
+
+        def logged(event, **fields):
+            with open(events) as f:
+                recs = [json.loads(line) for line in f if line.startswith("{")]
+            return [r for r in recs if r["event"] == event and
+                    all(r.get(k) == v for k, v in fields.items())]
+
+        wait_until(lambda: logged("doctor.round", round=1), 20, "first round",
+                   lambda: open(events).read())
+        self.assertEqual(logged("doctor.change"), [], "a clean first round reports no change")
+        # A receiver refuses us for a listing: the next round reports the new row.
+        with open(self.log, "a") as f:
+            f.write(log_line("delivery.failed", "554 5.7.1 blocked using zen.spamhaus.org",
+                             "reputation"))
+        change = wait_until(lambda: logged("doctor.change", check="refusals"), 20,
+                            "the new refusals row", lambda: open(events).read())[0]
+        self.assertEqual((change["from"], change["to"]), ("none", "WARN"), change)
+        self.assertIn("naming Spamhaus", change["found"])
+        gone = logged("doctor.change", check="receivers")
+        self.assertEqual([(g["from"], g["to"]) for g in gone], [("PASS", "none")], gone)
+        round_now = logged("doctor.round")[-1]["round"]
+        wait_until(lambda: logged("doctor.round", round=round_now + 1), 20, "another round")
+        self.assertEqual(len(logged("doctor.change", check="refusals")), 1, "no repeat")
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(20), 0)
+
+    def test_watch_usage(self):
+        for args, message in ((["--watch", "0s"], "--watch '0s' is not an interval"),
+                              (["--watch", "5x"], "--watch '5x' is not an interval"),
+                              (["--watch", "8d"], "--watch '8d' is not an interval"),
+                              (["--watch", "1m", "--json"], "--json goes without --watch")):
+            res = subprocess.run([self.d.bin, "doctor"] + args, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, timeout=30)
+            self.assertEqual(res.returncode, 2, args)
+            self.assertIn(message, res.stderr.decode(), args)
 
     # ---- the command ----
 
