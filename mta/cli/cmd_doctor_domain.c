@@ -199,6 +199,9 @@ static void selector_on_done(struct dkim_selector_check *sc, void *arg)
         status = DOCTOR_WARN;
         buf_printf(&found, " (%.*s)", (int)sc->detail.len, sc->detail.data);
         buf_printf(&fix, "check dns.servers and run doctor again");
+    } else if (sc->public_key == NULL) { /* the key's public half could not be derived */
+        buf_printf(&found, ": %.*s", (int)sc->detail.len, sc->detail.data);
+        buf_printf(&fix, "replace the key %s (sluice dkim keygen)", e->key->path);
     } else {
         buf_printf(&found, ": %.*s", (int)sc->detail.len, sc->detail.data);
         buf_printf(&fix, "publish the TXT record %s: \"v=DKIM1; k=%s; p=%s\"", sc->name,
