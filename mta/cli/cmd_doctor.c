@@ -89,7 +89,7 @@ static struct doctor_egress *egress_list(const struct config *cfg, size_t *n)
     return list;
 }
 
-/* The DKIM keys, as the daemon loads them; a key that does not load is a FAIL row. */
+/* The DKIM keys, as the daemon loads them; why they do not load goes to d->signers_error. */
 static void load_signers(struct doctor *d)
 {
     if (d->cfg->ndkim == 0)
@@ -99,8 +99,7 @@ static void load_signers(struct doctor *d)
     if (d->signers == NULL) {
         while (err.len > 0 && err.data[err.len - 1] == '\n')
             err.data[--err.len] = '\0';
-        doctor_add(d, DOCTOR_ORDER(DOCTOR_AREA_DOMAIN, 0, 0), DOCTOR_FAIL, "dkim-keys", "dkim",
-                   err.data, "fix the key files named (sluice check-config shows every problem)");
+        d->signers_error = xstrdup(err.len > 0 ? err.data : "the keys do not load");
     }
     buf_free(&err);
 }
@@ -133,6 +132,10 @@ int doctor_run(struct doctor *d)
     uv_timer_start(&deadline, deadline_on_timer,
                    DEADLINE_TIMEOUTS * d->cfg->dns.timeout_ms + DEADLINE_EXTRA_MS, 0);
 
+    if (d->signers_error != NULL)
+        doctor_add(d, DOCTOR_ORDER(DOCTOR_AREA_DOMAIN, 0, 0), DOCTOR_FAIL, "dkim-keys", "dkim",
+                   d->signers_error,
+                   "fix the key files named (sluice check-config shows every problem)");
     doctor_egress_start(d);
     doctor_blocklists_start(d);
     doctor_domains_start(d);
@@ -204,6 +207,7 @@ int cmd_doctor(int argc, char **argv)
         rc = doctor_report(&d, json, stdout) ? 1 : 0;
     doctor_rows_free(&d);
     dkim_signer_set_unref(d.signers);
+    free(d.signers_error);
     free(egress);
     config_unref(cfg);
     buf_free(&err);

@@ -60,6 +60,7 @@ struct doctor {
     struct dns_resolver *resolver; /* freed at the deadline: lookups then fail at once */
     const struct config *cfg;
     struct dkim_signer_set *signers; /* NULL: no dkim entries, or their keys do not load */
+    char *signers_error;             /* why the keys do not load, reported in every run; owned */
     const struct doctor_egress *egress;
     size_t negress;
     size_t pending; /* checks started and not yet ended */

@@ -242,6 +242,16 @@ class DoctorTest(SluiceTestCase):
         good_p = re.search(r"p=([^;\s]+)", self.good_txt).group(1)
         self.assertIn("p=" + good_p, self.find(rows, "dkim")["fix"])
 
+    def test_dkim_key_that_does_not_load(self):
+        self.key = os.path.join(self.d.dir, "garbage.key")
+        with open(self.key, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+        os.chmod(self.key, 0o600)
+        code, rows = self.rows()
+        self.assertEqual(code, 1, self.detail)
+        self.assertFail(rows, "dkim-keys", "dkim", "garbage.key", "sluice check-config")
+        self.assertEqual(self.find(rows, "spf")["status"], "PASS", "the domain is still checked")
+
     def test_missing_dmarc(self):
         self.dmarc = None
         code, rows = self.rows()
@@ -335,7 +345,8 @@ class DoctorTest(SluiceTestCase):
 
     # ---- --watch ----
 
-    def test_watch_logs_changes_of_state(self):
+    def watch(self):
+        """Starts doctor --watch 1s on the world; returns (process, logged(event, **fields))."""
         self.publish()
         self.dns.start()
         self.addCleanup(self.dns.stop)
@@ -352,7 +363,12 @@ class DoctorTest(SluiceTestCase):
                 recs = [json.loads(line) for line in f if line.startswith("{")]
             return [r for r in recs if r["event"] == event and
                     all(r.get(k) == v for k, v in fields.items())]
+        self.events = events
+        return proc, logged
 
+    def test_watch_logs_changes_of_state(self):
+        proc, logged = self.watch()
+        events = self.events
         wait_until(lambda: logged("doctor.round", round=1), 20, "first round",
                    lambda: open(events).read())
         self.assertEqual(logged("doctor.change"), [], "a clean first round reports no change")
@@ -370,6 +386,20 @@ class DoctorTest(SluiceTestCase):
         wait_until(lambda: logged("doctor.round", round=round_now + 1), 20, "another round")
         self.assertEqual(len(logged("doctor.change", check="refusals")), 1, "no repeat")
         proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(20), 0)
+
+    def test_watch_reports_a_lasting_problem_once(self):
+        self.key = os.path.join(self.d.dir, "garbage.key")
+        with open(self.key, "w") as f:
+            f.write("not a key\n")
+        os.chmod(self.key, 0o600)
+        proc, logged = self.watch()
+        wait_until(lambda: logged("doctor.round", round=3), 30, "three rounds",
+                   lambda: open(self.events).read())
+        changes = logged("doctor.change", check="dkim-keys")
+        self.assertEqual([(c["from"], c["to"]) for c in changes], [("none", "FAIL")], changes)
+        self.assertEqual(changes[0]["level"], "warn")
+        proc.send_signal(signal.SIGINT)
         self.assertEqual(proc.wait(20), 0)
 
     def test_watch_usage(self):
