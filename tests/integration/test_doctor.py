@@ -242,11 +242,14 @@ class DoctorTest(SluiceTestCase):
         good_p = re.search(r"p=([^;\s]+)", self.good_txt).group(1)
         self.assertIn("p=" + good_p, self.find(rows, "dkim")["fix"])
 
-    def test_dkim_key_that_does_not_load(self):
+    def use_garbage_key(self):
         self.key = os.path.join(self.d.dir, "garbage.key")
         with open(self.key, "w") as f:
             f.write("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
         os.chmod(self.key, 0o600)
+
+    def test_dkim_key_that_does_not_load(self):
+        self.use_garbage_key()
         code, rows = self.rows()
         self.assertEqual(code, 1, self.detail)
         self.assertFail(rows, "dkim-keys", "dkim", "garbage.key", "sluice check-config")
@@ -389,10 +392,7 @@ class DoctorTest(SluiceTestCase):
         self.assertEqual(proc.wait(20), 0)
 
     def test_watch_reports_a_lasting_problem_once(self):
-        self.key = os.path.join(self.d.dir, "garbage.key")
-        with open(self.key, "w") as f:
-            f.write("not a key\n")
-        os.chmod(self.key, 0o600)
+        self.use_garbage_key()
         proc, logged = self.watch()
         wait_until(lambda: logged("doctor.round", round=3), 30, "three rounds",
                    lambda: open(self.events).read())
