@@ -140,6 +140,14 @@ struct config_dnsbl {
     struct config_pos pos;
 };
 
+/* doctor.blocklists: a public DNS blocklist `sluice doctor` looks egress addresses up in. */
+struct config_blocklist {
+    char *zone;
+    char *name;    /* shown in the report; NULL: the zone */
+    char *removal; /* where to ask for removal; NULL: not known */
+    struct config_pos pos;
+};
+
 enum inbound_reverse_dns {
     REVERSE_DNS_IGNORE,
     REVERSE_DNS_REQUIRE_PTR,
@@ -231,6 +239,12 @@ struct config {
         char **bounce_category_files; /* site pattern files, tried before the shipped rules */
         size_t nbounce_category_files;
     } delivery;
+
+    struct {
+        struct config_blocklist *blocklists; /* the site's, besides or instead of the shipped */
+        size_t nblocklists;
+        int shipped_blocklists; /* the shipped lists are checked too */
+    } doctor;
 
     struct {
         uint64_t max_message_size; /* octets; advertised with SIZE */

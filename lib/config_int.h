@@ -62,6 +62,7 @@ enum config_scope {
     CONFIG_SCOPE_RULE,     /* struct config_shaping_rule */
     CONFIG_SCOPE_DKIM,     /* struct config_dkim */
     CONFIG_SCOPE_DNSBL,    /* struct config_dnsbl */
+    CONFIG_SCOPE_DOCTOR,   /* struct config_blocklist (doctor.blocklists) */
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */

@@ -320,6 +320,26 @@ static const struct config_key config_keys[] = {
      .names = config_clamd_down, KEY_AT(inbound.clamd_down),
      .doc = "When clamd cannot be reached: tempfail (451) or accept unscanned."},
 
+    {.name = "doctor", KEY_SECTION,
+     .doc = "What `sluice doctor` checks besides what the rest of the configuration names."},
+    {.name = "doctor.blocklists",
+     KEY_LIST_OF(doctor.blocklists, doctor.nblocklists, struct config_blocklist),
+     .doc = "Public DNS blocklists each egress address is looked up in, besides the shipped "
+            "ones (an entry with a shipped zone replaces that one): a list of zones (below)."},
+    {.name = "doctor.blocklists[].zone", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_hostname, KEY_IN(DOCTOR, struct config_blocklist, zone),
+     .doc = "The list's DNS zone, e.g. bl.example.org."},
+    {.name = "doctor.blocklists[].name", .type = CONFIG_STRING,
+     KEY_IN(DOCTOR, struct config_blocklist, name),
+     .doc = "Name shown in the report. Unset: the zone."},
+    {.name = "doctor.blocklists[].removal", .type = CONFIG_STRING,
+     KEY_IN(DOCTOR, struct config_blocklist, removal),
+     .doc = "Where to ask for removal (a URL), shown with a listing."},
+    {.name = "doctor.shipped_blocklists", .type = CONFIG_ENUM, .def = "true",
+     .names = config_booleans, KEY_AT(doctor.shipped_blocklists),
+     .doc = "true: the lists Sluice ships (Spamhaus ZEN, Barracuda, SpamCop, UCEPROTECT, ...) are "
+            "checked too; false: only doctor.blocklists."},
+
     {.name = "limits", KEY_SECTION, .doc = "Resource limits."},
     {.name = "limits.max_message_size", .type = CONFIG_SIZE, .def = "50M", .min = KEY_KB,
      .max = 2 * KEY_GB, KEY_AT(limits.max_message_size),

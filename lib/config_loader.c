@@ -266,6 +266,12 @@ static void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->inbound.ndnsbl; i++)
         free(cfg->inbound.dnsbl[i].zone);
     free(cfg->inbound.dnsbl);
+    for (size_t i = 0; i < cfg->doctor.nblocklists; i++) {
+        free(cfg->doctor.blocklists[i].zone);
+        free(cfg->doctor.blocklists[i].name);
+        free(cfg->doctor.blocklists[i].removal);
+    }
+    free(cfg->doctor.blocklists);
     free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
     free(cfg->inbound.clamd);
     free(cfg->source);

@@ -80,6 +80,17 @@ const struct command commands[] = {
      "  --out FILE          keygen: where to write the key (mode 0600; made by root:\n"
      "                      0640 with the group of the user the daemon of -c FILE becomes)\n"
      "  -c, --config FILE   the configuration (default: the embedded one)\n"},
+    {"doctor", cmd_doctor, "check what receivers will check about us",
+     "doctor [-c FILE] [--json]\ndoctor [-c FILE] --watch INTERVAL",
+     "Checks, through dns.servers, what receivers check about the configuration's\n"
+     "sending identity: each egress address's PTR, forward confirmation, EHLO name\n"
+     "and public blocklists; each dkim domain's SPF, DKIM, DMARC, MX, MTA-STS and\n"
+     "TLS-RPT records; the TLS certificate; the relay battery; and the refusals\n"
+     "receivers logged. One row per finding: PASS, INFO, WARN or FAIL, with the fix.\n"
+     "Exit status: 0 no FAIL, 1 a FAIL, 2 usage or configuration error.\n\noptions:\n"
+     "  --json              the rows as a JSON array of objects\n"
+     "  --watch INTERVAL    run again every INTERVAL (30s, 10m, 1h) until SIGTERM,\n"
+     "                      logging each row whose status changed as an event\n"},
     {"version", cmd_version, "print the version", "version", "Prints \"sluice VERSION\".\n"},
 };
 const size_t ncommands = ARRAY_LEN(commands);
