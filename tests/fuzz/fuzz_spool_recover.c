@@ -12,7 +12,10 @@
  * Input: records of one kind byte, a two-byte big-endian length and that many bytes; the kind
  * (modulo 6) makes a queue file (named by the next of a fixed list of ids), a state file for the
  * last queue file, an orphan state file, a tmp/ file, a queue/ file whose name is no id, or a link
- * in queue/ named by the next id and pointing to a file outside the spool holding the bytes.
+ * in queue/ named by the next id and pointing to a file outside the spool holding the bytes. An
+ * input of odd length writes queue and state files in the flat layout of earlier versions
+ * (queue/<id>), which opening the spool moves into the hashed directories; an even one writes
+ * them where this version keeps them (queue/<leaf>/<id>).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +30,7 @@
 #include "lib/log.h"
 #include "spool/envelope.h"
 #include "spool/spool.h"
+#include "spool/spool_layout.h"
 #include "spool/spool_state.h"
 
 #define FILES_MAX 8
@@ -72,20 +76,40 @@ struct seen_list {
 static char base[64];  /* the temporary directory: spool/ and outside/ */
 static char spool[96]; /* base/spool */
 
+static int writing_flat; /* files are being written in the flat layout of earlier versions */
+
+/* Where name is in sub: queue and state files (all named by 16-character ids, unlike the bad
+ * names) in their hashed directory (made when missing), unless writing_flat. */
 static void path_of(char *out, size_t size, const char *sub, const char *name)
 {
-    snprintf(out, size, "%s/%s/%s", spool, sub, name);
+    char hashed[SPOOL_NAME_MAX + 1];
+    snprintf(hashed, sizeof hashed, "%s", name);
+    if (!writing_flat && (strcmp(sub, "queue") == 0 || strcmp(sub, "state") == 0) &&
+        strlen(name) == 16) {
+        spool_layout_name(name, hashed);
+        snprintf(out, size, "%s/%s/%.*s", spool, sub, SPOOL_LEAF_LEN, hashed);
+        mkdir(out, 0700);
+    }
+    snprintf(out, size, "%s/%s/%s", spool, sub, hashed);
 }
 
+/* Empties dir, and the directories in it (the leaves, which go too). */
 static void clear_dir(const char *dir)
 {
     DIR *d = opendir(dir);
     if (d == NULL)
         return;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            unlinkat(dirfd(d), de->d_name, 0);
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno == EISDIR) {
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+            clear_dir(sub);
+            unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+        }
+    }
     closedir(d);
 }
 
@@ -155,19 +179,31 @@ static void expect_file(const char *path, const uint8_t *data, size_t len)
     free(got);
 }
 
-static int count_entries(const char *sub)
+/* Entries of path, those of its leaves counted instead of the leaves. */
+static int count_in(const char *path)
 {
-    char path[160];
-    snprintf(path, sizeof path, "%s/%s", spool, sub);
     DIR *d = opendir(path);
     if (d == NULL)
         abort();
     int n = 0;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+        struct stat st;
+        n += lstat(sub, &st) == 0 && S_ISDIR(st.st_mode) ? count_in(sub) : 1;
+    }
     closedir(d);
     return n;
+}
+
+static int count_entries(const char *sub)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s", spool, sub);
+    return count_in(path);
 }
 
 static void on_entry(const struct spool_entry *e, void *arg)
@@ -340,6 +376,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uv_loop_t loop;
     spool_down(spool_up(&loop), &loop);
     char path[192], target[192];
+    writing_flat = size % 2;
     for (size_t i = 0; i < n; i++) {
         const struct file *f = &files[i];
         path_of(path, sizeof path, dir_of(f->kind), f->name);
@@ -352,6 +389,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             write_file(path, f->data, f->len);
         }
     }
+    writing_flat = 0;
 
     struct want wants[FILES_MAX];
     for (size_t i = 0; i < n; i++)
