@@ -3,8 +3,9 @@
  * ("leaves"), so that no directory grows past a few thousand entries however long the queue is.
  * Every spool path to a message's file is made by spool_layout_name; the rest of spool/ opens
  * those names relative to the queue/ or state/ directory. Also lists a hashed directory back, and
- * moves files of the flat layout of earlier versions (queue/<id>) into their leaves. Synchronous:
- * call on the thread pool or at start-up. Used only inside spool/ (and by its tests).
+ * moves files of the flat layout of earlier versions (queue/<id>) into their leaves. What touches
+ * the disk is synchronous: call it on the thread pool or at start-up. Used only inside spool/ (and
+ * by its tests).
  */
 #ifndef SLUICE_SPOOL_LAYOUT_H
 #define SLUICE_SPOOL_LAYOUT_H

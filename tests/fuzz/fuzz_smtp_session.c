@@ -123,14 +123,7 @@ static void remove_files(const char *sub)
 {
     char path[160];
     snprintf(path, sizeof path, "%s/%s", spool_dir, sub);
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            unlinkat(dirfd(d), de->d_name, 0);
-    closedir(d);
+    fuzz_dir_clear(path);
 }
 
 static void cleanup(void)
@@ -425,13 +418,7 @@ static void check_spool(struct run *r)
     if (n < 0 || (size_t)n != nqueued)
         fail("a message answered 250 is not in the queue, whole");
     snprintf(path, sizeof path, "%s/queue", spool_dir);
-    d = opendir(path);
-    int files = 0;
-    while (d != NULL && (de = readdir(d)) != NULL)
-        files += de->d_name[0] != '.';
-    if (d != NULL)
-        closedir(d);
-    if (files != n)
+    if (fuzz_dir_count(path) != n)
         fail("a file in the queue that is not a whole message");
     buf_free(&err);
     remove_files("queue");

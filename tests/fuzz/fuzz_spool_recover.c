@@ -32,6 +32,7 @@
 #include "spool/spool.h"
 #include "spool/spool_layout.h"
 #include "spool/spool_state.h"
+#include "tests/fuzz/fuzz.h"
 
 #define FILES_MAX 8
 
@@ -93,48 +94,21 @@ static void path_of(char *out, size_t size, const char *sub, const char *name)
     snprintf(out, size, "%s/%s/%s", spool, sub, hashed);
 }
 
-/* Empties dir, and the directories in it (the leaves, which go too). */
-static void clear_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno == EISDIR) {
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
-            clear_dir(sub);
-            unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
-        }
-    }
-    closedir(d);
-}
-
 static void clear_all(void)
 {
     static const char *const subs[] = {"tmp", "queue", "state", "corrupt"};
     char path[160];
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", spool, subs[i]);
-        clear_dir(path);
+        fuzz_dir_clear(path);
     }
     snprintf(path, sizeof path, "%s/outside", base);
-    clear_dir(path);
+    fuzz_dir_clear(path);
 }
 
 static void cleanup(void)
 {
-    clear_all();
-    static const char *const subs[] = {"spool/tmp",     "spool/queue", "spool/state",
-                                       "spool/corrupt", "spool",       "outside"};
-    char path[160];
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", base, subs[i]);
-        rmdir(path);
-    }
+    fuzz_dir_clear(base); /* the spool's journal/ and leaves included */
     rmdir(base);
 }
 
@@ -179,31 +153,14 @@ static void expect_file(const char *path, const uint8_t *data, size_t len)
     free(got);
 }
 
-/* Entries of path, those of its leaves counted instead of the leaves. */
-static int count_in(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL)
-        abort();
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char sub[512];
-        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-        struct stat st;
-        n += lstat(sub, &st) == 0 && S_ISDIR(st.st_mode) ? count_in(sub) : 1;
-    }
-    closedir(d);
-    return n;
-}
-
 static int count_entries(const char *sub)
 {
     char path[160];
     snprintf(path, sizeof path, "%s/%s", spool, sub);
-    return count_in(path);
+    int n = fuzz_dir_count(path);
+    if (n < 0)
+        abort();
+    return n;
 }
 
 static void on_entry(const struct spool_entry *e, void *arg)
