@@ -58,12 +58,12 @@ def state_record(rcpt, status, attempts=1, next_attempt=0, reply=b""):
     return head + struct.pack(">I", zlib.crc32(head))
 
 
-def write_flat(spool, qid, queue_bytes, state_bytes=None):
-    """Writes a message as a version with the flat layout left it (directories made here)."""
-    for sub in ("tmp", "queue", "state", "corrupt"):
-        os.makedirs(os.path.join(spool, sub), 0o700, exist_ok=True)
-    with open(flat_path(spool, "queue", qid), "wb") as f:
-        f.write(queue_bytes)
-    if state_bytes is not None:
-        with open(flat_path(spool, "state", qid), "wb") as f:
-            f.write(state_bytes)
+def write_message(spool, qid, queue_bytes, state_bytes=None, hashed=False):
+    """Writes a message's files (directories made here): as a version with the flat layout left
+    them, or with hashed where this version keeps them."""
+    place = message_path if hashed else flat_path
+    for sub, data in (("queue", queue_bytes), ("state", state_bytes)):
+        if data is not None:
+            os.makedirs(os.path.dirname(place(spool, sub, qid)), 0o700, exist_ok=True)
+            with open(place(spool, sub, qid), "wb") as f:
+                f.write(data)

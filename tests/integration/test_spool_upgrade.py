@@ -14,7 +14,7 @@ import harness
 from harness import main
 from mailnet import MailNetCase, wait_until
 from spool_files import (flat_files, flat_path, hashed_files, message_path, queue_file,
-                         state_record, write_flat)
+                         state_record, write_message)
 
 SENDER = "old@sender.test"
 
@@ -44,7 +44,7 @@ class SpoolUpgrade(MailNetCase):
             rcpts = ["a%d@dest.test" % n, "b%d@dest.test" % n] if n == 0 else ["a%d@dest.test" % n]
             # The first one's first recipient was delivered before the upgrade.
             state = state_record(0, 2, reply=b"250 ok") if n == 0 else None
-            write_flat(d.spool, qid, queue_file(SENDER, rcpts, bodies[qid], now), state)
+            write_message(d.spool, qid, queue_file(SENDER, rcpts, bodies[qid], now), state)
 
         d.start()
         migrated = d.wait_event("spool.migrated")
@@ -102,7 +102,7 @@ class SpoolUpgrade(MailNetCase):
             now = int(time.time())
             ids = [old_id(n) for n in range(count)]
             for qid in ids:
-                write_flat(d.spool, qid, queue_file(SENDER, ["x@hold.test"], b"\r\nheld\r\n", now),
+                write_message(d.spool, qid, queue_file(SENDER, ["x@hold.test"], b"\r\nheld\r\n", now),
                            state_record(0, 1, next_attempt=now + 3600, reply=b"451 later"))
             flat_queue, flat_state = self.kill_during_migration(d, ids)
 
