@@ -1,21 +1,15 @@
 /*
  * What several fuzz targets share: cutting an input into the piece size its first byte picks and
  * the bytes after it (the targets that check a parser reaches the same result fed whole or in
- * pieces), and a fresh directory for the targets that need files, with its entries counted and
- * cleared (a spool's hashed leaves included). Include in one .c per target.
+ * pieces), and a fresh directory for the targets that need files. Include in one .c per target.
  */
 #ifndef SLUICE_FUZZ_H
 #define SLUICE_FUZZ_H
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* An input as a parser is to be fed it: in[0..len), whole (one piece, at least 1 byte long) and in
@@ -54,47 +48,6 @@ static inline int fuzz_tmpdir(char *dir, size_t size, const char *name)
     const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(dir, size, "%s/sluice-fuzz-%s-XXXXXX", tmp != NULL ? tmp : "/tmp", name);
     return mkdtemp(dir) != NULL ? 0 : -1;
-}
-
-/* Entries of the directory at path, those of a directory in it (a spool's leaf) counted instead
- * of it; -1 when path cannot be opened. */
-static inline int fuzz_dir_count(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char sub[512];
-        struct stat st;
-        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-        n += lstat(sub, &st) == 0 && S_ISDIR(st.st_mode) ? fuzz_dir_count(sub) : 1;
-    }
-    closedir(d);
-    return n;
-}
-
-/* Empties the directory at path, removing the directories in it with what they hold. */
-static inline void fuzz_dir_clear(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno == EISDIR) {
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-            fuzz_dir_clear(sub);
-            unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
-        }
-    }
-    closedir(d);
 }
 
 #endif

@@ -33,6 +33,7 @@
 #include "spool/spool_layout.h"
 #include "spool/spool_state.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/support/test_dirs.h"
 
 #define FILES_MAX 8
 
@@ -100,15 +101,15 @@ static void clear_all(void)
     char path[160];
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", spool, subs[i]);
-        fuzz_dir_clear(path);
+        test_dir_clear(path);
     }
     snprintf(path, sizeof path, "%s/outside", base);
-    fuzz_dir_clear(path);
+    test_dir_clear(path);
 }
 
 static void cleanup(void)
 {
-    fuzz_dir_clear(base); /* the spool's journal/ and leaves included */
+    test_dir_clear(base); /* the spool's journal/ and leaves included */
     rmdir(base);
 }
 
@@ -157,7 +158,7 @@ static int count_entries(const char *sub)
 {
     char path[160];
     snprintf(path, sizeof path, "%s/%s", spool, sub);
-    int n = fuzz_dir_count(path);
+    int n = test_dir_count(path);
     if (n < 0)
         abort();
     return n;

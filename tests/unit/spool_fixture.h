@@ -17,6 +17,7 @@
 
 #include "spool/spool.h"
 #include "spool/spool_layout.h"
+#include "tests/support/test_dirs.h"
 
 static uv_loop_t loop; /* the test program's loop: main initialises it */
 
@@ -79,35 +80,23 @@ static inline int path_exists(const char *dir, const char *sub, const char *name
     return stat(path, &st) == 0;
 }
 
-/* Entries of path (symbolic links included, not followed), or -1; in hashed ones, the entries
- * of their leaves and whatever else is at the top, not the leaves. */
-static inline int count_entries(const char *path, int hashed)
+/* Entries of dir/sub (symbolic links included, not followed), or -1; in queue/ and state/, the
+ * entries of their leaves instead of the leaves. */
+static inline int count_files(const char *dir, const char *sub)
 {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    if (sub_hashed(sub))
+        return test_dir_count(path);
     DIR *d = opendir(path);
     if (d == NULL)
         return -1;
     int n = 0;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char leaf[4096];
-        snprintf(leaf, sizeof leaf, "%s/%s", path, de->d_name);
-        struct stat st;
-        int is_leaf = hashed && strlen(de->d_name) == SPOOL_LEAF_LEN && lstat(leaf, &st) == 0 &&
-                      S_ISDIR(st.st_mode);
-        n += is_leaf ? count_entries(leaf, 0) : 1;
-    }
+    while ((de = readdir(d)) != NULL)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
     closedir(d);
     return n;
-}
-
-/* Entries of dir/sub, as count_entries. */
-static inline int count_files(const char *dir, const char *sub)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, sub);
-    return count_entries(path, sub_hashed(sub));
 }
 
 /* Runs the loop until *count reaches target, nothing is left to run, or 60 s pass. */
