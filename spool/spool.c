@@ -1,11 +1,11 @@
 /*
  * Writing messages into the spool, and the group commit.
  *
- * Layout (directories mode 0700, files 0600):
- *   <spool>/tmp/<id>      a message being written; never read, removed by spool_recover
- *   <spool>/queue/<id>    a committed message, named by its queue id, never rewritten in place
- *   <spool>/corrupt/<id>  a queue file that failed validation at recovery, kept for a person
- *   <spool>/state/<id>    recipient states of a committed message, appended to (spool_ops.c)
+ * Layout (directories mode 0700, files 0600; <leaf>/<id> is spool_layout_name's):
+ *   <spool>/tmp/<id>          a message being written; never read, removed by spool_recover
+ *   <spool>/queue/<leaf>/<id> a committed message, named by its queue id, never rewritten in place
+ *   <spool>/corrupt/<id>      a queue file that failed validation at recovery, kept for a person
+ *   <spool>/state/<leaf>/<id> recipient states of a committed message, appended to (spool_ops.c)
  *
  * A message is created in tmp/ by spool_msg_new and filled as it arrives: appends are framed into
  * body records in memory and written in chunks, one write in flight per message, on the thread
@@ -43,6 +43,7 @@
 #include "spool/envelope.h"
 #include "spool/spool_fs.h"
 #include "spool/spool_journal.h"
+#include "spool/spool_layout.h"
 #include "spool/spool_move.h"
 
 #define SPOOL_WRITE_CHUNK (64 * 1024)  /* buffered bytes that start a write */
@@ -53,6 +54,7 @@
 struct spool_msg {
     struct spool *sp;
     struct spool_dirsync_waiter sync;              /* in the group commit of queue/ */
+    char queue_name[SPOOL_NAME_MAX + 1];           /* its path in queue/ while it waits there */
     struct spool_journal_waiter jw;                /* in the journal's group commit */
     struct spool_journal_segment *journal_segment; /* holds its record: settled after the move */
     union {
@@ -112,10 +114,15 @@ static void work_nothing(uv_work_t *work);
 static void commit_on_deferred(uv_work_t *work, int status);
 static void msg_work_start(struct spool_msg *msg, uv_work_cb work, uv_after_work_cb done);
 
+/* The message's file in tmp/ (named by its first id) or queue/. */
 static void msg_path(const struct spool_msg *msg, const char *sub, char *out, size_t size)
 {
-    snprintf(out, size, "%s/%s/%s", msg->sp->dir, sub,
-             strcmp(sub, SPOOL_TMP) == 0 ? msg->tmp_id : msg->id);
+    char name[SPOOL_NAME_MAX + 1];
+    if (strcmp(sub, SPOOL_TMP) == 0)
+        snprintf(name, sizeof name, "%s", msg->tmp_id);
+    else
+        spool_layout_name(msg->id, name);
+    snprintf(out, size, "%s/%s/%s", msg->sp->dir, sub, name);
 }
 
 static void msg_fail(struct spool_msg *msg, int status)
@@ -155,6 +162,8 @@ int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf 
             buf_printf(err, "spool %s: no random seed for queue ids: %s", path, uv_strerror(rc));
     }
     if (rc == 0)
+        rc = spool_layout_migrate(sp->dir_fd, sp->queue_fd, sp->state_fd, err);
+    if (rc >= 0)
         rc = spool_journal_open(&sp->journal, loop, sp->dir_fd, path, &sp->pending, err);
     if (rc < 0) {
         spool_fds_close(sp);
@@ -484,7 +493,10 @@ static void commit_move_work(uv_work_t *work)
     char from[PATH_MAX], to[PATH_MAX];
     msg_path(msg, SPOOL_TMP, from, sizeof from);
     msg_path(msg, SPOOL_QUEUE, to, sizeof to);
-    msg->move_status = spool_move_noreplace(from, to);
+    spool_layout_name(msg->id, msg->queue_name);
+    msg->move_status = spool_layout_leaf_make(msg->sp->queue_fd, msg->queue_name);
+    if (msg->move_status == 0)
+        msg->move_status = spool_move_noreplace(from, to);
 }
 
 static void commit_on_moved(uv_work_t *work, int status)
@@ -511,6 +523,7 @@ static void commit_on_moved(uv_work_t *work, int status)
     msg->in_queue = 1;
     /* Still busy: waiting for the directory sync. */
     msg->sync.done = commit_on_durable;
+    msg->sync.entry = msg->queue_name;
     spool_dirsync_add(&sp->queue_sync, &msg->sync);
 }
 
@@ -543,8 +556,9 @@ static void commit_claim_work(uv_work_t *work)
     if (msg->closing_fd >= 0 && close(msg->closing_fd) < 0)
         msg->move_status = -errno;
     msg->closing_fd = -1;
-    if (msg->move_status == 0 &&
-        faccessat(msg->sp->queue_fd, msg->id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+    char name[SPOOL_NAME_MAX + 1];
+    spool_layout_name(msg->id, name);
+    if (msg->move_status == 0 && faccessat(msg->sp->queue_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
         msg->move_status = -EEXIST;
     else if (msg->move_status == 0 && errno != ENOENT)
         msg->move_status = -errno;

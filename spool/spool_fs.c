@@ -20,7 +20,7 @@ static const char id_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 #define ID_RAND_CHARS 3  /* 15 random bits */
 #define ID_SEQ_LIMIT (1u << (5 * ID_SEQ_CHARS))
 
-/* Room left for "/queue/<id>" after the spool's own path. */
+/* Room left for "/queue/<leaf>/<id>" after the spool's own path. */
 #define SPOOL_DIR_MAX (PATH_MAX - 64)
 
 void spool_fs_started(int rc, const char *what)
@@ -213,17 +213,17 @@ int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, str
     return rc;
 }
 
-int spool_fs_load(int queue_fd, int state_fd, const char *id, struct spool_loaded *l,
-                  struct buf *body, struct buf *err)
+int spool_fs_load(int queue_fd, int state_fd, const char *id, const char *name,
+                  struct spool_loaded *l, struct buf *body, struct buf *err)
 {
     struct buf why = BUF_INIT;
-    int rc = spool_fs_read(queue_fd, id, &l->dec, body, &why);
+    int rc = spool_fs_read(queue_fd, name, &l->dec, body, &why);
     if (rc < 0)
         buf_printf(err, "%s/%.*s", SPOOL_QUEUE, (int)why.len, why.data);
     buf_free(&why);
     if (rc < 0)
         return rc;
-    rc = spool_state_read(state_fd, id, l->dec.env.nrcpts, &l->state, err);
+    rc = spool_state_read(state_fd, name, l->dec.env.nrcpts, &l->state, err);
     if (rc < 0) {
         envelope_decoder_free(&l->dec);
         return rc;

@@ -17,9 +17,9 @@
 #include "spool/spool_state.h"
 
 #define SPOOL_TMP "tmp"         /* messages being written */
-#define SPOOL_QUEUE "queue"     /* committed messages, one file each, named by queue id */
+#define SPOOL_QUEUE "queue"     /* committed messages, one file each, named by queue id, hashed */
 #define SPOOL_CORRUPT "corrupt" /* queue files that failed validation, kept for a person */
-/* SPOOL_STATE (spool_state.h): recipient state files, named like their queue files */
+/* SPOOL_STATE (spool_state.h): recipient state files, named and hashed like their queue files */
 /* SPOOL_JOURNAL (spool_journal.h): the journal's segments */
 
 struct spool_op;
@@ -77,10 +77,11 @@ struct spool_loaded {
     struct spool_entry entry;
 };
 
-/* spool_fs_read of queue file `id`, then its state file from state_fd (see spool_state_read).
- * Returns 0 (free l with spool_fs_loaded_free) or as spool_fs_read, l then being freed. */
-int spool_fs_load(int queue_fd, int state_fd, const char *id, struct spool_loaded *l,
-                  struct buf *body, struct buf *err);
+/* spool_fs_read of message id's queue file, then its state file from state_fd (see
+ * spool_state_read), both at name in their directory (spool_layout_name of id). Returns 0 (free
+ * l with spool_fs_loaded_free) or as spool_fs_read, l then being freed. */
+int spool_fs_load(int queue_fd, int state_fd, const char *id, const char *name,
+                  struct spool_loaded *l, struct buf *body, struct buf *err);
 void spool_fs_loaded_free(struct spool_loaded *l);
 
 #endif

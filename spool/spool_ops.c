@@ -1,6 +1,6 @@
 /*
  * Work on committed messages, each on the thread pool with its callback on the loop: recipient
- * state updates (appended to state/<id>), removals, and loads for delivery.
+ * state updates (appended to state/<leaf>/<id>), removals, and loads for delivery.
  *
  * Updates and removals are made durable by the journal's group commit (spool_journal.c), not by a
  * sync of their own: an update appends its records to the state file, then the same records to the
@@ -27,6 +27,7 @@
 #include "lib/xalloc.h"
 #include "spool/spool_fs.h"
 #include "spool/spool_journal.h"
+#include "spool/spool_layout.h"
 #include "spool/spool_state.h"
 
 enum op_kind { OP_UPDATE, OP_REMOVE, OP_LOAD };
@@ -145,14 +146,18 @@ static int update_run(struct spool *sp, const char *id, const struct buf *record
 {
     if (records->len == 0)
         return 0;
+    char name[SPOOL_NAME_MAX + 1];
+    spool_layout_name(id, name);
     /* The message may have been removed meanwhile: then no state file is wanted. */
-    if (faccessat(sp->queue_fd, id, F_OK, 0) < 0)
+    if (faccessat(sp->queue_fd, name, F_OK, 0) < 0)
         return -errno;
+    int rc = spool_layout_leaf_make(sp->state_fd, name);
+    if (rc < 0)
+        return rc;
     int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
-    int fd = openat(sp->state_fd, id, flags | O_CREAT, 0600);
+    int fd = openat(sp->state_fd, name, flags | O_CREAT, 0600);
     if (fd < 0)
         return -errno;
-    int rc = 0;
     struct stat st;
     if (fstat(fd, &st) < 0) {
         rc = -errno;
@@ -173,12 +178,14 @@ static int update_run(struct spool *sp, const char *id, const struct buf *record
  * queue file. */
 static int remove_run(struct spool *sp, const char *id)
 {
+    char name[SPOOL_NAME_MAX + 1];
+    spool_layout_name(id, name);
     int rc = 0;
-    if (unlinkat(sp->queue_fd, id, 0) < 0)
+    if (unlinkat(sp->queue_fd, name, 0) < 0)
         rc = -errno;
     if (rc < 0 && rc != -ENOENT)
         return rc;
-    if (unlinkat(sp->state_fd, id, 0) < 0 && errno != ENOENT)
+    if (unlinkat(sp->state_fd, name, 0) < 0 && errno != ENOENT)
         return -errno;
     return rc;
 }
@@ -196,10 +203,13 @@ static void op_work(uv_work_t *work)
     case OP_REMOVE:
         op->status = remove_run(sp, op->id);
         break;
-    case OP_LOAD:
-        op->status =
-            spool_fs_load(sp->queue_fd, sp->state_fd, op->id, &op->loaded, &op->data, &op->why);
+    case OP_LOAD: {
+        char name[SPOOL_NAME_MAX + 1];
+        spool_layout_name(op->id, name);
+        op->status = spool_fs_load(sp->queue_fd, sp->state_fd, op->id, name, &op->loaded, &op->data,
+                                   &op->why);
         break;
+    }
     }
 }
 

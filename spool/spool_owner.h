@@ -15,7 +15,7 @@
 
 #include "lib/buf.h"
 
-/* The spool's own tree is two levels deep (dir/queue/ID); the walk stops a little below that. */
+/* The spool's own tree is three levels deep (dir/queue/LEAF/ID); the walk stops just below. */
 #define SPOOL_OWNER_MAX_DEPTH 4
 
 /* Creates dir (as spool_open would) and hands everything in it to uid:gid. Returns the number of

@@ -19,23 +19,32 @@
 #include "lib/log.h"
 #include "spool/envelope.h"
 #include "spool/spool_fs.h"
+#include "spool/spool_layout.h"
 
 static int not_dot(const struct dirent *de)
 {
     return strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
 }
 
-/* The entries of directory fd (dir/sub), sorted by name when sorted is set: their count, or -errno
- * with a reason in err. */
-static int dir_list(int fd, const char *dir, const char *sub, int sorted, struct dirent ***names,
+/* The entries of directory fd (dir/sub): their count, or -errno with a reason in err. */
+static int dir_list(int fd, const char *dir, const char *sub, struct dirent ***names,
                     struct buf *err)
 {
-    int n = scandirat(fd, ".", names, not_dot, sorted ? alphasort : NULL);
+    int n = scandirat(fd, ".", names, not_dot, NULL);
     if (n < 0) {
         int e = errno;
         buf_printf(err, "spool %s/%s: %s", dir, sub, strerror(e));
         return -e;
     }
+    return n;
+}
+
+/* spool_layout_list of directory fd (dir/sub), with a reason in err on failure. */
+static int hashed_list(int fd, const char *dir, const char *sub, char ***names, struct buf *err)
+{
+    int n = spool_layout_list(fd, names);
+    if (n < 0)
+        buf_printf(err, "spool %s/%s: %s", dir, sub, strerror(-n));
     return n;
 }
 
@@ -53,7 +62,7 @@ static int tmp_clear(struct spool *sp, struct buf *err)
     if (fd < 0)
         return fd;
     struct dirent **names;
-    int n = dir_list(fd, sp->dir, SPOOL_TMP, 0, &names, err);
+    int n = dir_list(fd, sp->dir, SPOOL_TMP, &names, err);
     int removed = n < 0 ? n : 0;
     for (int i = 0; i < n; i++) {
         if (unlinkat(fd, names[i]->d_name, 0) == 0)
@@ -97,11 +106,11 @@ struct walk {
     int finished; /* messages removed because every recipient was final */
 };
 
-/* Recovery only: cuts a torn tail off a state file, so the records appended from now on are read
- * again (a reader stops at the first bad record). */
-static void state_cut(int state_fd, const char *id, const struct spool_state *st)
+/* Recovery only: cuts a torn tail off a state file (name, of message id), so the records appended
+ * from now on are read again (a reader stops at the first bad record). */
+static void state_cut(int state_fd, const char *name, const char *id, const struct spool_state *st)
 {
-    int fd = openat(state_fd, id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(state_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     int ok = fd >= 0 && ftruncate(fd, (off_t)st->valid_len) == 0 && fdatasync(fd) == 0;
     log_msg(ok ? LOG_WARN : LOG_ERROR, "spool.state_cut",
             "queue id %s: %llu bytes of a torn state record %s", id,
@@ -112,10 +121,14 @@ static void state_cut(int state_fd, const char *id, const struct spool_state *st
 
 /* Recovery only: removes a message with nothing left to do, the queue file durably first (see
  * remove_run in spool_ops.c). */
-static int finished_remove(const struct walk *w, const char *id)
+static int finished_remove(const struct walk *w, const char *name, const char *id)
 {
-    if (unlinkat(w->queue_fd, id, 0) < 0 || fsync(w->queue_fd) < 0 ||
-        (unlinkat(w->state_fd, id, 0) < 0 && errno != ENOENT))
+    if (unlinkat(w->queue_fd, name, 0) < 0)
+        return -errno;
+    int rc = spool_layout_leaf_sync(w->queue_fd, name);
+    if (rc < 0)
+        return rc;
+    if (unlinkat(w->state_fd, name, 0) < 0 && errno != ENOENT)
         return -errno;
     log_msg(LOG_INFO, "spool.finished_removed", "queue id %s: every recipient final", id);
     return 0;
@@ -125,38 +138,45 @@ static int finished_remove(const struct walk *w, const char *id)
  * nothing about the recipients that can be trusted, and must not cost the message: it goes to
  * corrupt/ as ID.state, and the message is delivered to all its recipients again (at least once,
  * never lost). */
-static void state_entry_check(struct walk *w, const char *id)
+static void state_entry_check(struct walk *w, const char *name, const char *id)
 {
     struct stat st;
-    if (w->state_fd < 0 || fstatat(w->state_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+    if (w->state_fd < 0 || fstatat(w->state_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
         S_ISREG(st.st_mode))
         return;
     char to[SPOOL_ID_MAX + sizeof ".state"];
     snprintf(to, sizeof to, "%s.state", id);
-    if (quarantine(w->state_fd, id, w->corrupt_fd, to,
+    if (quarantine(w->state_fd, name, w->corrupt_fd, to,
                    "state entry is not a regular file: every recipient is tried again") == 0)
         w->moved++;
 }
 
-/* Handles one queue file. Returns 1 when cb was called, 0 when not, or -errno. */
+/* Handles one entry of queue/ (a spool_layout_list name). Returns 1 when cb was called, 0 when
+ * not, or -errno. */
 static int walk_one(struct walk *w, const char *name, struct buf *err)
 {
     struct spool_loaded l;
     struct buf why = BUF_INIT;
+    const char *id = spool_layout_id(name);
+    char expected[SPOOL_NAME_MAX + 1] = "";
+    if (spool_fs_id_valid(id))
+        spool_layout_name(id, expected);
     int rc = -EBADMSG;
-    if (!spool_fs_id_valid(name)) {
+    if (expected[0] == '\0') {
         buf_printf(&why, "not a queue id");
+    } else if (strcmp(name, expected) != 0) {
+        buf_printf(&why, "not in the directory of its queue id (%s)", expected);
     } else {
         if (w->corrupt_fd >= 0)
-            state_entry_check(w, name);
-        rc = spool_fs_load(w->queue_fd, w->state_fd, name, &l, NULL, &why);
+            state_entry_check(w, name, id);
+        rc = spool_fs_load(w->queue_fd, w->state_fd, id, name, &l, NULL, &why);
     }
     if (rc == 0) {
         int recovering = w->corrupt_fd >= 0;
         if (recovering && l.state.valid_len < l.state.fed_len)
-            state_cut(w->state_fd, name, &l.state);
+            state_cut(w->state_fd, name, id, &l.state);
         if (recovering && l.dec.env.nrcpts > 0 && spool_state_all_final(&l.state)) {
-            rc = finished_remove(w, name);
+            rc = finished_remove(w, name, id);
             if (rc < 0)
                 buf_printf(err, "spool %s/%s/%s: cannot remove: %s", w->dir, SPOOL_QUEUE, name,
                            strerror(-rc));
@@ -168,7 +188,7 @@ static int walk_one(struct walk *w, const char *name, struct buf *err)
         }
         spool_fs_loaded_free(&l);
     } else if (rc == -EBADMSG) {
-        if (w->corrupt_fd >= 0 && quarantine(w->queue_fd, name, w->corrupt_fd, name, why.data) == 0)
+        if (w->corrupt_fd >= 0 && quarantine(w->queue_fd, name, w->corrupt_fd, id, why.data) == 0)
             w->moved++;
         rc = 0;
     } else if (rc == -ENOENT) { /* delivered and removed since the listing */
@@ -185,21 +205,18 @@ static int walk_one(struct walk *w, const char *name, struct buf *err)
  * recipients are all final are removed; otherwise both are skipped. Returns the count or -errno. */
 static int queue_walk(struct walk *w, struct buf *err)
 {
-    struct dirent **names;
-    int n = dir_list(w->queue_fd, w->dir, SPOOL_QUEUE, 1, &names, err);
+    char **names;
+    int n = hashed_list(w->queue_fd, w->dir, SPOOL_QUEUE, &names, err);
     if (n < 0)
         return n;
     int count = 0;
     for (int i = 0; i < n && count >= 0; i++) {
-        int rc = walk_one(w, names[i]->d_name, err);
+        int rc = walk_one(w, names[i], err);
         count = rc < 0 ? rc : count + rc;
     }
-    dir_list_free(names, n);
+    spool_layout_list_free(names, n);
     /* Make the moves last, so a crash does not bring a bad file back at the next start. */
-    if (w->moved > 0 &&
-        (fsync(w->corrupt_fd) < 0 || fsync(w->queue_fd) < 0 ||
-         (w->state_fd >= 0 && fsync(w->state_fd) < 0)) &&
-        count >= 0) {
+    if (w->moved > 0 && syncfs(w->corrupt_fd) < 0 && count >= 0) {
         int e = errno;
         buf_printf(err, "spool %s: sync after moving corrupt files: %s", w->dir, strerror(e));
         count = -e;
@@ -211,13 +228,13 @@ static int queue_walk(struct walk *w, struct buf *err)
  * quarantined). Returns how many, or -errno. */
 static int state_orphans_clear(struct spool *sp, struct buf *err)
 {
-    struct dirent **names;
-    int n = dir_list(sp->state_fd, sp->dir, SPOOL_STATE, 0, &names, err);
+    char **names;
+    int n = hashed_list(sp->state_fd, sp->dir, SPOOL_STATE, &names, err);
     if (n < 0)
         return n;
     int removed = 0;
     for (int i = 0; i < n; i++) {
-        const char *name = names[i]->d_name;
+        const char *name = names[i];
         if (faccessat(sp->queue_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
             if (unlinkat(sp->state_fd, name, 0) == 0)
                 removed++;
@@ -226,7 +243,7 @@ static int state_orphans_clear(struct spool *sp, struct buf *err)
                         SPOOL_STATE, name, strerror(errno));
         }
     }
-    dir_list_free(names, n);
+    spool_layout_list_free(names, n);
     return removed;
 }
 
@@ -295,8 +312,10 @@ int spool_load_body(const char *dir, const char *id, struct buf *body, struct bu
         return queue_fd;
     size_t had = body->len;
     struct envelope_decoder dec;
+    char name[SPOOL_NAME_MAX + 1];
+    spool_layout_name(id, name);
     struct buf why = BUF_INIT;
-    int rc = spool_fs_read(queue_fd, id, &dec, body, &why);
+    int rc = spool_fs_read(queue_fd, name, &dec, body, &why);
     close(queue_fd);
     if (rc == 0) {
         envelope_decoder_free(&dec);

@@ -4,12 +4,12 @@
  * those records stand for were written without a sync of their own and a crash may have lost some
  * of their bytes. Records are applied in order, oldest segment first:
  *
- *   M  queue/<id> must hold exactly the record's bytes: rewritten (through tmp/) when it is missing
- *      or differs (torn)
- *   S  the records are appended to state/<id> (after cutting a torn tail), unless the message is
- *      gone; a record already there is appended again, which changes nothing (the last record of
- *      a recipient wins, and the order is kept)
- *   X  queue/<id> and state/<id> are removed
+ *   M  queue/<leaf>/<id> must hold exactly the record's bytes: rewritten (through tmp/) when it is
+ *      missing or differs (torn)
+ *   S  the records are appended to state/<leaf>/<id> (after cutting a torn tail), unless the
+ *      message is gone; a record already there is appended again, which changes nothing (the last
+ *      record of a recipient wins, and the order is kept)
+ *   X  queue/<leaf>/<id> and state/<leaf>/<id> are removed
  *
  * A message's M and S records followed by its X are skipped, so that a message removed later is
  * not first written again. A segment ends at its first torn or damaged record: nothing after it
@@ -30,6 +30,7 @@
 #include "lib/xalloc.h"
 #include "spool/spool_fs.h"
 #include "spool/spool_journal.h"
+#include "spool/spool_layout.h"
 #include "spool/spool_state.h"
 
 struct replay {
@@ -62,8 +63,10 @@ static int file_read(int dirfd, const char *name, struct buf *out)
 
 static int replay_msg(struct replay *r, const struct spool_journal_rec_view *rec)
 {
+    char name[SPOOL_NAME_MAX + 1];
+    spool_layout_name(rec->id, name);
     struct buf have = BUF_INIT;
-    int same = file_read(r->queue_fd, rec->id, &have) == 0 && have.len == rec->len &&
+    int same = file_read(r->queue_fd, name, &have) == 0 && have.len == rec->len &&
                memcmp(have.data, rec->data, rec->len) == 0;
     buf_free(&have);
     if (same)
@@ -75,7 +78,9 @@ static int replay_msg(struct replay *r, const struct spool_journal_rec_view *rec
     int rc = fd_write_all(fd, rec->data, rec->len);
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && renameat(r->tmp_fd, rec->id, r->queue_fd, rec->id) < 0)
+    if (rc == 0)
+        rc = spool_layout_leaf_make(r->queue_fd, name);
+    if (rc == 0 && renameat(r->tmp_fd, rec->id, r->queue_fd, name) < 0)
         rc = -errno;
     if (rc < 0)
         return rc;
@@ -90,10 +95,12 @@ static int replay_msg(struct replay *r, const struct spool_journal_rec_view *rec
 
 static int replay_state(struct replay *r, const struct spool_journal_rec_view *rec)
 {
-    if (faccessat(r->queue_fd, rec->id, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+    char name[SPOOL_NAME_MAX + 1];
+    spool_layout_name(rec->id, name);
+    if (faccessat(r->queue_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : -errno; /* removed later: no state wanted */
     struct buf have = BUF_INIT;
-    int rc = file_read(r->state_fd, rec->id, &have);
+    int rc = file_read(r->state_fd, name, &have);
     if (rc < 0 && rc != -ENOENT) {
         buf_free(&have);
         return rc;
@@ -104,7 +111,10 @@ static int replay_state(struct replay *r, const struct spool_journal_rec_view *r
     uint64_t valid = st.valid_len;
     spool_state_free(&st);
     buf_free(&have);
-    int fd = openat(r->state_fd, rec->id, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    rc = spool_layout_leaf_make(r->state_fd, name);
+    if (rc < 0)
+        return rc;
+    int fd = openat(r->state_fd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -errno;
     if (ftruncate(fd, (off_t)valid) < 0 || lseek(fd, (off_t)valid, SEEK_SET) < 0)
@@ -118,9 +128,11 @@ static int replay_state(struct replay *r, const struct spool_journal_rec_view *r
 
 static int replay_remove(struct replay *r, const char *id)
 {
-    if (unlinkat(r->queue_fd, id, 0) < 0 && errno != ENOENT)
+    char name[SPOOL_NAME_MAX + 1];
+    spool_layout_name(id, name);
+    if (unlinkat(r->queue_fd, name, 0) < 0 && errno != ENOENT)
         return -errno;
-    if (unlinkat(r->state_fd, id, 0) < 0 && errno != ENOENT)
+    if (unlinkat(r->state_fd, name, 0) < 0 && errno != ENOENT)
         return -errno;
     return 0;
 }

@@ -173,13 +173,13 @@ int spool_state_all_final(const struct spool_state *st)
     return 1;
 }
 
-int spool_state_read(int dirfd, const char *id, size_t nrcpts, struct spool_state *st,
+int spool_state_read(int dirfd, const char *name, size_t nrcpts, struct spool_state *st,
                      struct buf *err)
 {
     spool_state_init(st, nrcpts);
     if (dirfd < 0)
         return 0;
-    int fd = openat(dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ENOENT)
         return 0;
     int rc = 0;
@@ -206,7 +206,7 @@ int spool_state_read(int dirfd, const char *id, size_t nrcpts, struct spool_stat
     if (fd >= 0)
         close(fd);
     if (rc < 0) {
-        buf_printf(err, "%s/%s: %s", SPOOL_STATE, id,
+        buf_printf(err, "%s/%s: %s", SPOOL_STATE, name,
                    rc == -EBADMSG ? "not a regular file" : strerror(-rc));
         spool_state_free(st);
     }

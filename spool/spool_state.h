@@ -1,11 +1,11 @@
 /*
- * The recipient state file <spool>/state/<id> of a committed message: append-only records, the
- * last one of a recipient wins. Each record is a 4-byte big-endian payload length, the payload and
- * a 4-byte big-endian CRC-32 of length and payload. The payload is the recipient index (4 bytes),
- * the status (1), attempts (4), next attempt (8, signed unix seconds) and the reply text (at most
- * SPOOL_REPLY_MAX bytes), then, when a remote host gave the reply, a NUL and the host's name (at
- * most SPOOL_REMOTE_MTA_MAX bytes). Text never holds a NUL, so records written before the remote
- * MTA was kept read the same. A crash mid-append leaves a torn last record: the decoder
+ * The recipient state file <spool>/state/<leaf>/<id> of a committed message: append-only records,
+ * the last one of a recipient wins. Each record is a 4-byte big-endian payload length, the payload
+ * and a 4-byte big-endian CRC-32 of length and payload. The payload is the recipient index (4
+ * bytes), the status (1), attempts (4), next attempt (8, signed unix seconds) and the reply text
+ * (at most SPOOL_REPLY_MAX bytes), then, when a remote host gave the reply, a NUL and the host's
+ * name (at most SPOOL_REMOTE_MTA_MAX bytes). Text never holds a NUL, so records written before the
+ * remote MTA was kept read the same. A crash mid-append leaves a torn last record: the decoder
  * stops at the first record that breaks a cap or its CRC and ignores everything after it, and
  * recovery cuts the file back to its valid records so that later appends are read again.
  */
@@ -48,10 +48,10 @@ void spool_state_free(struct spool_state *st);
 /* 1 when every recipient is DELIVERED or BOUNCED: the message has nothing left to do. */
 int spool_state_all_final(const struct spool_state *st);
 
-/* Reads the state file `id` of directory dirfd into st (initialised for nrcpts recipients). A
- * missing file, or dirfd < 0 (a spool from before state files), means every recipient is pending.
- * Returns 0 or -errno with a reason in err; st is then freed. */
-int spool_state_read(int dirfd, const char *id, size_t nrcpts, struct spool_state *st,
+/* Reads the state file `name` (a spool_layout_name) of directory dirfd into st (initialised for
+ * nrcpts recipients). A missing file, or dirfd < 0 (a spool from before state files), means every
+ * recipient is pending. Returns 0 or -errno with a reason in err; st is then freed. */
+int spool_state_read(int dirfd, const char *name, size_t nrcpts, struct spool_state *st,
                      struct buf *err);
 
 #endif

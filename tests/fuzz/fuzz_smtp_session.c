@@ -47,6 +47,7 @@
 #include "mta/server/smtp_server.h"
 #include "spool/spool.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/support/test_dirs.h"
 
 #define REPLY_LINE_MAX 512     /* octets with CRLF, RFC 5321 §4.5.3.1.5 */
 #define QUIET_DEADLINE_MS 5000 /* a session that does not settle in this time is stuck */
@@ -123,14 +124,7 @@ static void remove_files(const char *sub)
 {
     char path[160];
     snprintf(path, sizeof path, "%s/%s", spool_dir, sub);
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.')
-            unlinkat(dirfd(d), de->d_name, 0);
-    closedir(d);
+    test_dir_clear(path);
 }
 
 static void cleanup(void)
@@ -425,13 +419,7 @@ static void check_spool(struct run *r)
     if (n < 0 || (size_t)n != nqueued)
         fail("a message answered 250 is not in the queue, whole");
     snprintf(path, sizeof path, "%s/queue", spool_dir);
-    d = opendir(path);
-    int files = 0;
-    while (d != NULL && (de = readdir(d)) != NULL)
-        files += de->d_name[0] != '.';
-    if (d != NULL)
-        closedir(d);
-    if (files != n)
+    if (test_dir_count(path) != n)
         fail("a file in the queue that is not a whole message");
     buf_free(&err);
     remove_files("queue");

@@ -12,7 +12,10 @@
  * Input: records of one kind byte, a two-byte big-endian length and that many bytes; the kind
  * (modulo 6) makes a queue file (named by the next of a fixed list of ids), a state file for the
  * last queue file, an orphan state file, a tmp/ file, a queue/ file whose name is no id, or a link
- * in queue/ named by the next id and pointing to a file outside the spool holding the bytes.
+ * in queue/ named by the next id and pointing to a file outside the spool holding the bytes. An
+ * input of odd length writes queue and state files in the flat layout of earlier versions
+ * (queue/<id>), which opening the spool moves into the hashed directories; an even one writes
+ * them where this version keeps them (queue/<leaf>/<id>).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +30,10 @@
 #include "lib/log.h"
 #include "spool/envelope.h"
 #include "spool/spool.h"
+#include "spool/spool_layout.h"
 #include "spool/spool_state.h"
+#include "tests/fuzz/fuzz.h"
+#include "tests/support/test_dirs.h"
 
 #define FILES_MAX 8
 
@@ -72,21 +78,21 @@ struct seen_list {
 static char base[64];  /* the temporary directory: spool/ and outside/ */
 static char spool[96]; /* base/spool */
 
+static int writing_flat; /* files are being written in the flat layout of earlier versions */
+
+/* Where name is in sub: queue and state files (all named by 16-character ids, unlike the bad
+ * names) in their hashed directory (made when missing), unless writing_flat. */
 static void path_of(char *out, size_t size, const char *sub, const char *name)
 {
-    snprintf(out, size, "%s/%s/%s", spool, sub, name);
-}
-
-static void clear_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            unlinkat(dirfd(d), de->d_name, 0);
-    closedir(d);
+    char hashed[SPOOL_NAME_MAX + 1];
+    snprintf(hashed, sizeof hashed, "%s", name);
+    if (!writing_flat && (strcmp(sub, "queue") == 0 || strcmp(sub, "state") == 0) &&
+        strlen(name) == 16) {
+        spool_layout_name(name, hashed);
+        snprintf(out, size, "%s/%s/%.*s", spool, sub, SPOOL_LEAF_LEN, hashed);
+        mkdir(out, 0700);
+    }
+    snprintf(out, size, "%s/%s/%s", spool, sub, hashed);
 }
 
 static void clear_all(void)
@@ -95,22 +101,15 @@ static void clear_all(void)
     char path[160];
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", spool, subs[i]);
-        clear_dir(path);
+        test_dir_clear(path);
     }
     snprintf(path, sizeof path, "%s/outside", base);
-    clear_dir(path);
+    test_dir_clear(path);
 }
 
 static void cleanup(void)
 {
-    clear_all();
-    static const char *const subs[] = {"spool/tmp",     "spool/queue", "spool/state",
-                                       "spool/corrupt", "spool",       "outside"};
-    char path[160];
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", base, subs[i]);
-        rmdir(path);
-    }
+    test_dir_clear(base); /* the spool's journal/ and leaves included */
     rmdir(base);
 }
 
@@ -159,14 +158,9 @@ static int count_entries(const char *sub)
 {
     char path[160];
     snprintf(path, sizeof path, "%s/%s", spool, sub);
-    DIR *d = opendir(path);
-    if (d == NULL)
+    int n = test_dir_count(path);
+    if (n < 0)
         abort();
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-    closedir(d);
     return n;
 }
 
@@ -340,6 +334,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uv_loop_t loop;
     spool_down(spool_up(&loop), &loop);
     char path[192], target[192];
+    writing_flat = size % 2;
     for (size_t i = 0; i < n; i++) {
         const struct file *f = &files[i];
         path_of(path, sizeof path, dir_of(f->kind), f->name);
@@ -352,6 +347,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             write_file(path, f->data, f->len);
         }
     }
+    writing_flat = 0;
 
     struct want wants[FILES_MAX];
     for (size_t i = 0; i < n; i++)

@@ -16,6 +16,7 @@ import warnings
 
 from certs import client_context
 from harness import SluiceTestCase, main, queued_id, send_message
+from spool_files import message_path
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -137,7 +138,7 @@ class AuthBase(SluiceTestCase):
         self.assertReply(c.cmd("RSET"), 250)
 
     def spool_file(self, queue_id):
-        found = glob.glob(os.path.join(self.d.spool, "queue", queue_id))
+        found = glob.glob(message_path(self.d.spool, "queue", queue_id))
         self.assertEqual(len(found), 1, "spool file of %s" % queue_id)
         with open(found[0], "rb") as f:
             return f.read()

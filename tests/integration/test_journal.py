@@ -9,6 +9,7 @@ journal) is read as it is.
 import os
 
 from harness import SluiceTestCase, main, queued_id, send_message, split_received
+from spool_files import message_path
 
 MESSAGES = 30
 
@@ -46,13 +47,12 @@ class Journal(SluiceTestCase):
 
         # What an unsynced file may look like after a power cut: gone, empty or cut short.
         ids = sorted(sent)
-        queue = os.path.join(d.spool, "queue")
         for qid in ids[:10]:
-            os.unlink(os.path.join(queue, qid))
+            os.unlink(message_path(d.spool, "queue", qid))
         for qid in ids[10:15]:
-            os.truncate(os.path.join(queue, qid), 0)
+            os.truncate(message_path(d.spool, "queue", qid), 0)
         for qid in ids[15:20]:
-            path = os.path.join(queue, qid)
+            path = message_path(d.spool, "queue", qid)
             os.truncate(path, os.path.getsize(path) // 2)
 
         d.restart()

@@ -16,6 +16,7 @@ import time
 
 import harness
 from harness import SluiceTestCase, free_port, queued_id, send_message
+from spool_files import message_path
 
 from aiosmtpd.controller import Controller
 
@@ -73,7 +74,7 @@ class QueueCommands(SluiceTestCase):
         return qid
 
     def spool_files(self, d, qid):
-        return [p for p in (os.path.join(d.spool, "queue", qid), os.path.join(d.spool, "state", qid))
+        return [p for p in (message_path(d.spool, "queue", qid), message_path(d.spool, "state", qid))
                 if os.path.exists(p)]
 
     def wait_gone(self, d, qid, timeout=10.0):

@@ -16,6 +16,8 @@
 #include <uv.h>
 
 #include "spool/spool.h"
+#include "spool/spool_layout.h"
+#include "tests/support/test_dirs.h"
 
 static uv_loop_t loop; /* the test program's loop: main initialises it */
 
@@ -39,19 +41,53 @@ static inline char *make_tmpdir(void)
     return strdup(dir);
 }
 
+/* 1 for queue/ and state/, whose files are in hashed directories (spool_layout.h). */
+static inline int sub_hashed(const char *sub)
+{
+    return strcmp(sub, "queue") == 0 || strcmp(sub, "state") == 0;
+}
+
+/* Into out: the path of name below dir/sub, relative to dir, where the spool keeps it (in
+ * queue/ and state/, the hashed directory of name as a queue id, which is made when missing). */
+static inline void msg_rel(char *out, size_t size, const char *dir, const char *sub,
+                           const char *name)
+{
+    char hashed[SPOOL_NAME_MAX + 1];
+    snprintf(hashed, sizeof hashed, "%s", name);
+    if (sub_hashed(sub)) {
+        spool_layout_name(name, hashed);
+        char leaf[4096];
+        snprintf(leaf, sizeof leaf, "%s/%s/%.*s", dir, sub, SPOOL_LEAF_LEN, hashed);
+        (void)mkdir(leaf, 0700);
+    }
+    snprintf(out, size, "%s/%s", sub, hashed);
+}
+
+/* The same as an absolute path. */
+static inline void msg_file(char *out, size_t size, const char *dir, const char *sub,
+                            const char *name)
+{
+    char rel[4096];
+    msg_rel(rel, sizeof rel, dir, sub, name);
+    snprintf(out, size, "%s/%s", dir, rel);
+}
+
 static inline int path_exists(const char *dir, const char *sub, const char *name)
 {
     char path[4096];
     struct stat st;
-    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    msg_file(path, sizeof path, dir, sub, name);
     return stat(path, &st) == 0;
 }
 
-/* Entries of dir/sub (symbolic links included, not followed), or -1. */
+/* Entries of dir/sub (symbolic links included, not followed), or -1; in queue/ and state/, the
+ * entries of their leaves instead of the leaves. */
 static inline int count_files(const char *dir, const char *sub)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, sub);
+    if (sub_hashed(sub))
+        return test_dir_count(path);
     DIR *d = opendir(path);
     if (d == NULL)
         return -1;
@@ -286,7 +322,7 @@ static inline long file_size(const char *dir, const char *sub, const char *name)
 {
     char path[4096];
     struct stat st;
-    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    msg_file(path, sizeof path, dir, sub, name);
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 

@@ -272,16 +272,32 @@ static void test_recover_rejects(void)
     CHECK_INT_EQ(w.status, 0);
 
     /* Damaged copies of a committed file, under names that look like queue ids. */
-    char from[64];
-    snprintf(from, sizeof from, "queue/%s", w.id);
-    copy_file(dir, from, "queue/0000000000000000A1", -1, -1);  /* last byte missing */
-    copy_file(dir, from, "queue/0000000000000000A2", -17, -1); /* no end record */
-    copy_file(dir, from, "queue/0000000000000000A3", 40, -1);  /* envelope only */
-    copy_file(dir, from, "queue/0000000000000000A4", 0, 3000); /* whole, one byte changed */
-    copy_file(dir, from, "queue/not-an-id", 0, -1);            /* valid content, bad name */
-    copy_file(dir, from, "tmp/0000000000000000B1", -100, -1);  /* half-written */
+    char from[64], to[64];
+    msg_rel(from, sizeof from, dir, "queue", w.id);
+    static const struct {
+        const char *id;
+        long cut, flip;
+    } damaged[] = {
+        {"0000000000000000A1", -1, -1},  /* last byte missing */
+        {"0000000000000000A2", -17, -1}, /* no end record */
+        {"0000000000000000A3", 40, -1},  /* envelope only */
+        {"0000000000000000A4", 0, 3000}, /* whole, one byte changed */
+    };
+    for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
+        msg_rel(to, sizeof to, dir, "queue", damaged[i].id);
+        copy_file(dir, from, to, damaged[i].cut, damaged[i].flip);
+    }
+    copy_file(dir, from, "queue/not-an-id", 0, -1);           /* valid content, bad name */
+    copy_file(dir, from, "tmp/0000000000000000B1", -100, -1); /* half-written */
+    char wrong[SPOOL_NAME_MAX + 1], path[4096];
+    spool_layout_name("0000000000000000A6", wrong);
+    wrong[0] = wrong[0] == '0' ? '1' : '0'; /* a valid file, but in another leaf than its id's */
+    snprintf(path, sizeof path, "%s/queue/%.*s", dir, SPOOL_LEAF_LEN, wrong);
+    CHECK(mkdir(path, 0700) == 0 || errno == EEXIST);
+    snprintf(to, sizeof to, "queue/%s", wrong);
+    copy_file(dir, from, to, 0, -1);
     char link[4096];
-    snprintf(link, sizeof link, "%s/queue/0000000000000000A5", dir);
+    msg_file(link, sizeof link, dir, "queue", "0000000000000000A5");
     CHECK(symlink(w.id, link) == 0); /* points at the good file: still not a queue file */
 
     /* The scan reports only the good one and changes nothing. */
@@ -291,7 +307,7 @@ static void test_recover_rejects(void)
     CHECK_INT_EQ(seen.n, 1);
     CHECK_STR_EQ(seen.id[0], w.id);
     seen_free(&seen);
-    CHECK_INT_EQ(count_files(dir, "queue"), 7);
+    CHECK_INT_EQ(count_files(dir, "queue"), 8);
     struct buf body = BUF_INIT;
     CHECK_INT_EQ(spool_load_body(dir, "0000000000000000A1", &body, &err), -EBADMSG);
     CHECK_INT_EQ(body.len, 0);
@@ -308,7 +324,7 @@ static void test_recover_rejects(void)
     seen_free(&seen);
     CHECK_INT_EQ(count_files(dir, "queue"), 1);
     CHECK_INT_EQ(count_files(dir, "tmp"), 0);
-    CHECK_INT_EQ(count_files(dir, "corrupt"), 6);
+    CHECK_INT_EQ(count_files(dir, "corrupt"), 7);
     CHECK(path_exists(dir, "corrupt", "0000000000000000A1"));
     CHECK(path_exists(dir, "corrupt", "not-an-id"));
     spool_close(sp);
@@ -365,7 +381,8 @@ static void test_errors(void)
     CHECK_INT_EQ(count_files(path, "tmp"), 0);
     CHECK_INT_EQ(count_files(path, "queue"), 1);
 
-    /* queue/ replaced by a file: the rename fails, the tmp file is removed. */
+    /* queue/ replaced by a file: the move fails (its leaf cannot be made in the directory that
+     * is gone), the tmp file is removed. */
     snprintf(path, sizeof path, "%s/spool2", dir);
     sp = open_spool(path);
     snprintf(sub, sizeof sub, "%s/queue", path);
@@ -373,7 +390,7 @@ static void test_errors(void)
     fd = open(sub, O_WRONLY | O_CREAT, 0600);
     close(fd);
     r = commit_one(sp, &env_bounce);
-    CHECK_INT_EQ(r.status, -ENOTDIR);
+    CHECK_INT_EQ(r.status, -ENOENT);
     CHECK_INT_EQ(count_files(path, "tmp"), 0);
     spool_close(sp);
 
@@ -446,7 +463,7 @@ static void test_rcpt_state(void)
     CHECK_INT_EQ(update_sync(sp, id, first, 2), 0);
     struct stat st;
     char path[4096];
-    snprintf(path, sizeof path, "%s/state/%s", dir, id);
+    msg_file(path, sizeof path, dir, "state", id);
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
     snprintf(path, sizeof path, "%s/state", dir);
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700);
@@ -530,9 +547,9 @@ static void test_foreign_state_entries(void)
     snprintf(outside, sizeof outside, "%s/outside", dir);
     FILE *f = fopen(outside, "w"); /* what a link would make recovery read: not ours */
     CHECK(f != NULL && fputs("forged\n", f) >= 0 && fclose(f) == 0);
-    snprintf(path, sizeof path, "%s/state/%s", dir, id[0]);
+    msg_file(path, sizeof path, dir, "state", id[0]);
     CHECK(unlink(path) == 0 && symlink(outside, path) == 0);
-    snprintf(path, sizeof path, "%s/state/%s", dir, id[1]);
+    msg_file(path, sizeof path, dir, "state", id[1]);
     CHECK(unlink(path) == 0 && mkdir(path, 0700) == 0);
 
     struct seen seen = {0};
@@ -571,7 +588,7 @@ static void test_torn_tail(void)
 
     /* A crash in the middle of the second record. */
     char path[4096];
-    snprintf(path, sizeof path, "%s/state/%s", dir, id);
+    msg_file(path, sizeof path, dir, "state", id);
     CHECK(truncate(path, good + 10) == 0);
 
     /* The scan ignores the torn record and changes nothing. */
@@ -712,7 +729,7 @@ static void test_remove(void)
 
     /* A state file left without its message (a crash between the unlinks) goes at recovery. */
     char path[4096];
-    snprintf(path, sizeof path, "%s/state/%s", dir, id);
+    msg_file(path, sizeof path, dir, "state", id);
     int fd = open(path, O_WRONLY | O_CREAT, 0600);
     close(fd);
     sp = open_spool(dir);

@@ -257,7 +257,7 @@ static void copy_tree(const char *from, const char *to)
 static void file_cut(const char *dir, const char *sub, const char *id, off_t len)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, id);
+    msg_file(path, sizeof path, dir, sub, id);
     CHECK_INT_EQ(truncate(path, len), 0);
 }
 
@@ -276,7 +276,7 @@ static void test_replay_repairs(void)
     CHECK_INT_EQ(update_sync(sp, id0, u0, 2), 0);
     CHECK_INT_EQ(update_sync(sp, m[2].id, &u1, 1), 0);
     char kept[SPOOL_ID_MAX + 1 + 6];
-    snprintf(kept, sizeof kept, "queue/%s", m[4].id);
+    msg_rel(kept, sizeof kept, dir, "queue", m[4].id);
     copy_file(dir, kept, "removed-copy", 0, -1);
     struct op_result r = {0};
     spool_msg_remove(sp, m[4].id, op_on_done, &r);
@@ -289,16 +289,16 @@ static void test_replay_repairs(void)
     copy_tree(dir, crashed);
     CHECK(count_files(crashed, "journal") >= 1);
     char path[4300];
-    snprintf(path, sizeof path, "%s/queue/%s", crashed, m[3].id);
+    msg_file(path, sizeof path, crashed, "queue", m[3].id);
     CHECK_INT_EQ(unlink(path), 0);           /* m3: its move was lost */
     file_cut(crashed, "queue", m[2].id, 0);  /* m2: its bytes were lost */
     file_cut(crashed, "queue", m[5].id, 77); /* m5: torn */
     file_cut(crashed, "state", id0, 40);     /* its state: torn mid-record */
-    snprintf(path, sizeof path, "%s/state/%s", crashed, m[2].id);
+    msg_file(path, sizeof path, crashed, "state", m[2].id);
     CHECK_INT_EQ(unlink(path), 0); /* m2's state file: lost */
     char back[4300];
     snprintf(path, sizeof path, "%s/removed-copy", dir);
-    snprintf(back, sizeof back, "%s/queue/%s", crashed, m[4].id);
+    msg_file(back, sizeof back, crashed, "queue", m[4].id);
     CHECK_INT_EQ(rename(path, back), 0); /* m4: its removal was lost */
     snprintf(path, sizeof path, "%s/removed-copy", crashed);
     unlink(path);
@@ -471,8 +471,8 @@ static void test_checkpoints(void)
 
 /* ---- a spool from before the journal ---- */
 
-/* Writes queue/<id> and, unless n is 0, state/<id> as Sluice wrote them before the journal: files
- * only, no journal/ directory. */
+/* Writes queue/<id> and, unless n is 0, state/<id> as Sluice wrote them before the journal and
+ * the hashed directories: files only, flat, no journal/ directory. */
 static void old_message(const char *dir, const char *id, const char *body,
                         const struct spool_rcpt_update *u, size_t n)
 {
@@ -511,24 +511,48 @@ static void test_old_spool(void)
     struct spool_rcpt_update u = {1, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok", "mx.example.net"};
     old_message(dir, "1K1SY7NTQNJ002MF", "Subject: old\r\n\r\nqueued before\r\n", &u, 1);
     old_message(dir, "1K1SY7NTRXJ001PP", "Subject: older\r\n\r\nalso\r\n", NULL, 0);
+    /* As a migration interrupted between queue/ and state/ leaves one: its queue file moved into
+     * its leaf, its state file (which says it is not done) still flat. */
+    struct spool_rcpt_update half = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", NULL};
+    old_message(dir, "1K1SY7NTSAJ003QQ", "Subject: half\r\n\r\nmoved\r\n", &half, 1);
+    char from[4200], to[4200];
+    snprintf(from, sizeof from, "%s/queue/1K1SY7NTSAJ003QQ", dir);
+    msg_file(to, sizeof to, dir, "queue", "1K1SY7NTSAJ003QQ");
+    CHECK_INT_EQ(rename(from, to), 0);
 
     struct spool *sp = open_spool(dir);
     CHECK_INT_EQ(count_files(dir, "journal"), 0); /* made at open, empty */
+    /* Opening moved every flat file into its leaf. */
+    static const char *const moved[] = {"queue/1K1SY7NTQNJ002MF", "queue/1K1SY7NTRXJ001PP",
+                                        "state/1K1SY7NTQNJ002MF", "state/1K1SY7NTSAJ003QQ"};
+    for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, moved[i]);
+        CHECK(access(path, F_OK) < 0 && errno == ENOENT);
+        snprintf(path, sizeof path, "%.5s", moved[i]);
+        CHECK(path_exists(dir, path, moved[i] + 6));
+    }
     struct seen seen = {0};
     struct buf err = BUF_INIT;
-    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 2);
+    CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 3);
     int k = seen_find(&seen, "1K1SY7NTQNJ002MF");
     CHECK(k >= 0);
     if (k >= 0)
         CHECK_STR_EQ(seen.state[k].data, "0/0/0/;2/1/0/250 ok @mx.example.net;");
+    k = seen_find(&seen, "1K1SY7NTSAJ003QQ");
+    CHECK(k >= 0);
+    if (k >= 0)
+        CHECK_STR_EQ(seen.state[k].data, "1/1/1700000600/451 later;0/0/0/;");
     seen_free(&seen);
     /* Updated and removed the new way, then found again after a crash-like stop. */
     struct spool_rcpt_update d = {0, SPOOL_RCPT_DELIVERED, 1, 0, "250 done", NULL};
     CHECK_INT_EQ(update_sync(sp, "1K1SY7NTQNJ002MF", &d, 1), 0);
     struct op_result r = {0};
     spool_msg_remove(sp, "1K1SY7NTRXJ001PP", op_on_done, &r);
-    run_until(&r.calls, 1);
+    spool_msg_remove(sp, "1K1SY7NTSAJ003QQ", op_on_done, &r);
+    run_until(&r.calls, 2);
     CHECK_INT_EQ(r.status[0], 0);
+    CHECK_INT_EQ(r.status[1], 0);
     spool_close(sp);
     sp = open_spool(dir);
     CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 0); /* all final: removed */
