@@ -139,6 +139,9 @@ void slot_clean(struct dest *d, struct slot *sl);
 /* Logs the end of suspensions (of d, of its egress addresses) that reply rules put in place and
  * that have run out by now. */
 void dest_note_ends(struct dest *d, uint64_t now);
+/* 1 when a reply rule holds c back: its egress address or the destination suspended by a rule, or
+ * the destination's mail bouncing. Its job then goes to no other MX host on this connection. */
+int conn_held(const struct conn *c, uint64_t now);
 /* While a bounce rule holds: 1, and *o (borrowing d's text) is what d's mail fails with. */
 int dest_bouncing(const struct dest *d, uint64_t now, struct smtp_client_outcome *o);
 /* Milliseconds until mail that a reply rule's suspension holds back can be tried (0: at once),

@@ -253,6 +253,13 @@ int dest_bouncing(const struct dest *d, uint64_t now, struct smtp_client_outcome
     return 1;
 }
 
+int conn_held(const struct conn *c, uint64_t now)
+{
+    const struct dest *d = c->dest;
+    return (c->slot->paused_until > now && c->slot->why[0] != '\0') ||
+           (d->suspended_until > now && d->why[0] != '\0') || dest_bouncing(d, now, NULL);
+}
+
 int64_t dest_rule_hold_ms(const struct dest *d, uint64_t now)
 {
     if (d->suspended_until > now)

@@ -790,7 +790,7 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
         int throttle = !acted && outcomes_throttle(outcomes, n);
         c->msgs++;
         c->rcpts += (unsigned)njob;
-        if (!c->aborting && !d->retired && !dest_bouncing(d, uv_now(d->env->loop), NULL) &&
+        if (!c->aborting && !d->retired && !conn_held(c, uv_now(d->env->loop)) &&
             conn_keep_for_next_mx(c, outcomes))
             return; /* CLOSED follows: the rest of the job goes to the next MX host */
         conn_report(c, outcomes, 1);
@@ -811,7 +811,8 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
     int before_ready = c->state == CONN_CONNECTING;
     if (n == 1 && !c->last_job && !conn_apply_rules(c, outcomes, n) && outcomes[0].code == 421)
         slot_throttle(d, c->slot);
-    if (c->job != NULL && (before_ready || c->failover) && !c->aborting && !d->retired) {
+    if (c->job != NULL && (before_ready || c->failover) && !c->aborting && !d->retired &&
+        !conn_held(c, uv_now(d->env->loop))) {
         /* Connection refused, timed out, 4xx/5xx greeting, TLS required but absent, or the
          * session ended (421, lost) before the message was taken: the next address or the next
          * MX host, in order. */
