@@ -117,7 +117,7 @@ const char *reply_rule_action_name(enum reply_rule_action a)
     return (size_t)a < sizeof action_names / sizeof action_names[0] ? action_names[a] : "?";
 }
 
-void reply_rules_describe(const struct reply_rules_state *st, const char *domain, struct buf *out)
+void reply_rules_describe(const struct reply_rules_state *st, const char *key, struct buf *out)
 {
     size_t n = 0;
     buf_printf(out, "[");
@@ -125,8 +125,9 @@ void reply_rules_describe(const struct reply_rules_state *st, const char *domain
         const struct config_reply_rule *rule = &st->cfg->shaping.reply_rules[i];
         const struct rule_state *rs = &st->rules[i];
         int scoped = rule->nmatch_domain > 0 || rule->nmatch_mx > 0;
-        /* A rule for this destination by name, or one that matched here (by MX host, or any). */
-        if (rs->hits == 0 && !(scoped && reply_rule_applies(rule, domain, NULL)))
+        /* A rule for this destination (its domain, or the MX pattern a provider's destination is
+         * named by), or one that matched here. */
+        if (rs->hits == 0 && !(scoped && reply_rule_applies(rule, key, key)))
             continue;
         buf_printf(out,
                    "%s{\"rule\":\"%s\",\"action\":\"%s\",\"hits\":%llu,\"fired\":%llu,"

@@ -39,9 +39,10 @@ int reply_rules_hit(struct reply_rules_state *st, size_t index, uint64_t now_ms)
 /* Matches of rule `index` so far, and times it fired. */
 uint64_t reply_rules_hits(const struct reply_rules_state *st, size_t index);
 uint64_t reply_rules_fired(const struct reply_rules_state *st, size_t index);
-/* Appends a JSON list of the rules that apply to `domain` (or every rule with hits): name, action,
- * hits, fired, dry_run, shipped. */
-void reply_rules_describe(const struct reply_rules_state *st, const char *domain, struct buf *out);
+/* Appends a JSON list of the rules for the destination called `key` (a domain, or a provider's MX
+ * pattern such as "*.yahoodns.net") and of every rule with hits: name, action, hits, fired,
+ * dry_run, shipped. */
+void reply_rules_describe(const struct reply_rules_state *st, const char *key, struct buf *out);
 
 /* "suspend", "suspend_destination", "backoff", "bounce". */
 const char *reply_rule_action_name(enum reply_rule_action a);

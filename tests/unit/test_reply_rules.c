@@ -106,6 +106,12 @@ static void test_matching(void)
                            "\"dry_run\":false,\"shipped\":false}") != NULL);
     CHECK(strstr(out.data, "\"rule\":\"by-code\"") != NULL); /* it has hits */
     CHECK(strstr(out.data, "\"rule\":\"by-text\"") == NULL); /* everywhere, never hit */
+    CHECK(strstr(out.data, "\"rule\":\"by-enhanced-prefix\"") == NULL);
+    /* A provider's destination, named by its MX pattern, lists the rules for its hosts. */
+    buf_reset(&out);
+    reply_rules_describe(st, "*.mx.example", &out);
+    buf_append(&out, "", 1);
+    CHECK(strstr(out.data, "\"rule\":\"by-enhanced-prefix\"") != NULL);
     buf_free(&out);
     reply_rules_state_free(st);
     config_unref(cfg);
