@@ -106,6 +106,7 @@ struct config_shaping {
     uint64_t idle_timeout_ms;      /* an idle connection waits this long for more mail; 0: QUIT */
     uint64_t recovery_interval_ms; /* after a backoff or throttle: one step up per clean interval */
     unsigned recovery_step_percent; /* each step: this share of the way back to the full limits */
+    int chunking;                   /* BDAT to a server offering CHUNKING (RFC 3030), else DATA */
 };
 
 struct config_shaping_rule {
@@ -185,6 +186,14 @@ enum dkim_on_error {
 struct config_dnsbl {
     char *zone;
     unsigned weight;
+    struct config_pos pos;
+};
+
+/* doctor.blocklists: a public DNS blocklist `sluice doctor` looks egress addresses up in. */
+struct config_blocklist {
+    char *zone;
+    char *name;    /* shown in the report; NULL: the zone */
+    char *removal; /* where to ask for removal; NULL: not known */
     struct config_pos pos;
 };
 
@@ -279,8 +288,16 @@ struct config {
     } shaping;
 
     struct {
-        unsigned port; /* TCP port of remote MX hosts: 25 (tests use another) */
+        unsigned port;                /* TCP port of remote MX hosts: 25 (tests use another) */
+        char **bounce_category_files; /* site pattern files, tried before the shipped rules */
+        size_t nbounce_category_files;
     } delivery;
+
+    struct {
+        struct config_blocklist *blocklists; /* the site's, besides or instead of the shipped */
+        size_t nblocklists;
+        int shipped_blocklists; /* the shipped lists are checked too */
+    } doctor;
 
     struct {
         uint64_t max_message_size; /* octets; advertised with SIZE */
@@ -311,6 +328,14 @@ const char *config_default_yaml(void);
 /* Appends the reference of every key (name, type, default, bounds, description) as a Markdown
  * table, generated from the key table; `sluice config-keys` prints it for docs/configuration.md. */
 void config_describe_keys(struct buf *out);
+/* The same reference as Markdown (as above), as roff for the sluice.yaml(5) manual page (one
+ * tagged paragraph per key), or as plain text (`sluice help sluice.yaml`). */
+enum config_reference_format {
+    CONFIG_REFERENCE_MARKDOWN,
+    CONFIG_REFERENCE_ROFF,
+    CONFIG_REFERENCE_TEXT,
+};
+void config_describe_keys_as(enum config_reference_format format, struct buf *out);
 
 struct config *config_ref(struct config *cfg);
 void config_unref(struct config *cfg);

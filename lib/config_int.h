@@ -64,6 +64,7 @@ enum config_scope {
     CONFIG_SCOPE_DNSBL,    /* struct config_dnsbl */
     CONFIG_SCOPE_BACKOFF,  /* struct config_backoff */
     CONFIG_SCOPE_REPLY,    /* struct config_reply_rule */
+    CONFIG_SCOPE_DOCTOR,   /* struct config_blocklist (doctor.blocklists) */
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */

@@ -152,6 +152,10 @@ static const struct config_key config_keys[] = {
     {.name = "delivery", KEY_SECTION, .doc = "Outbound delivery to remote MX hosts."},
     {.name = "delivery.port", .type = CONFIG_UINT, .def = "25", .min = 1, .max = 65535,
      KEY_AT(delivery.port), .doc = "TCP port remote MX hosts are contacted on (tests use another)."},
+    {.name = "delivery.bounce_category_files", .type = CONFIG_STRINGS,
+     KEY_LIST(delivery.bounce_category_files, delivery.nbounce_category_files),
+     .doc = "Pattern files (\"category regex\" a line) tried, in order, before the shipped "
+            "bounce categories; see delivery.md."},
 
     {.name = "egress", KEY_SECTION, .doc = "Source addresses for outbound delivery."},
     {.name = "egress.pools", .type = CONFIG_EGRESS_POOLS,
@@ -223,6 +227,10 @@ static const struct config_key config_keys[] = {
      .max = 100, KEY_SHAPING(recovery_step_percent),
      .doc = "Each recovery step: this share of the way from the slowed limits back to the full "
             "ones (a reply that asks to slow down halves the way gone)."},
+    {.name = "shaping.default.chunking", .type = CONFIG_ENUM, .def = "true",
+     .names = config_booleans, KEY_SHAPING(chunking),
+     .doc = "Send the message with BDAT (RFC 3030: no dot-stuffing) to a server that offers "
+            "CHUNKING; false: always DATA."},
     {.name = "shaping.rules", .type = CONFIG_SHAPING_RULES,
      .doc = "List of rules: match (below) plus any shaping.default key, which overrides the "
             "default for the destinations matched."},
@@ -394,6 +402,26 @@ static const struct config_key config_keys[] = {
     {.name = "inbound.clamd_down", .type = CONFIG_ENUM, .def = "tempfail",
      .names = config_clamd_down, KEY_AT(inbound.clamd_down),
      .doc = "When clamd cannot be reached: tempfail (451) or accept unscanned."},
+
+    {.name = "doctor", KEY_SECTION,
+     .doc = "What `sluice doctor` checks besides what the rest of the configuration names."},
+    {.name = "doctor.blocklists",
+     KEY_LIST_OF(doctor.blocklists, doctor.nblocklists, struct config_blocklist),
+     .doc = "Public DNS blocklists each egress address is looked up in, besides the shipped "
+            "ones (an entry with a shipped zone replaces that one): a list of zones (below)."},
+    {.name = "doctor.blocklists[].zone", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_hostname, KEY_IN(DOCTOR, struct config_blocklist, zone),
+     .doc = "The list's DNS zone, e.g. bl.example.org."},
+    {.name = "doctor.blocklists[].name", .type = CONFIG_STRING,
+     KEY_IN(DOCTOR, struct config_blocklist, name),
+     .doc = "Name shown in the report. Unset: the zone."},
+    {.name = "doctor.blocklists[].removal", .type = CONFIG_STRING,
+     KEY_IN(DOCTOR, struct config_blocklist, removal),
+     .doc = "Where to ask for removal (a URL), shown with a listing."},
+    {.name = "doctor.shipped_blocklists", .type = CONFIG_ENUM, .def = "true",
+     .names = config_booleans, KEY_AT(doctor.shipped_blocklists),
+     .doc = "true: the lists Sluice ships (Spamhaus ZEN, Barracuda, SpamCop, UCEPROTECT, ...) are "
+            "checked too; false: only doctor.blocklists."},
 
     {.name = "limits", KEY_SECTION, .doc = "Resource limits."},
     {.name = "limits.max_message_size", .type = CONFIG_SIZE, .def = "50M", .min = KEY_KB,

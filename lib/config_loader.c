@@ -278,6 +278,7 @@ static void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->dns.nservers; i++)
         free(cfg->dns.servers[i]);
     free(cfg->dns.servers);
+    free_strings(cfg->delivery.bounce_category_files, cfg->delivery.nbounce_category_files);
     free(cfg->tls.certificate);
     free(cfg->tls.key);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
@@ -344,6 +345,12 @@ static void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->inbound.ndnsbl; i++)
         free(cfg->inbound.dnsbl[i].zone);
     free(cfg->inbound.dnsbl);
+    for (size_t i = 0; i < cfg->doctor.nblocklists; i++) {
+        free(cfg->doctor.blocklists[i].zone);
+        free(cfg->doctor.blocklists[i].name);
+        free(cfg->doctor.blocklists[i].removal);
+    }
+    free(cfg->doctor.blocklists);
     free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
     free(cfg->inbound.clamd);
     free(cfg->source);

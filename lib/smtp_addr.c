@@ -412,6 +412,24 @@ int smtp_addr_to_utf8(const char *addr, char *out, size_t size)
     return idna_to_unicode(at + 1, out + copied, size - copied);
 }
 
+int ip_text_sockaddr(const char *text, uint16_t port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof *out);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        return 0;
+    }
+    return -EINVAL;
+}
+
 int smtp_addr_literal_sockaddr(const char *domain, uint16_t port, struct sockaddr_storage *out)
 {
     memset(out, 0, sizeof *out);
@@ -421,17 +439,8 @@ int smtp_addr_literal_sockaddr(const char *domain, uint16_t port, struct sockadd
     char text[INET6_ADDRSTRLEN + 5];
     memcpy(text, domain + 1, len - 2);
     text[len - 2] = '\0';
-    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-        return 0;
-    }
-    if (strncasecmp(text, "IPv6:", 5) == 0 && inet_pton(AF_INET6, text + 5, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-        return 0;
-    }
-    return -EINVAL;
+    /* An IPv6 literal carries its tag; an untagged one is IPv4 only. */
+    if (strncasecmp(text, "IPv6:", 5) == 0)
+        return strchr(text + 5, ':') != NULL ? ip_text_sockaddr(text + 5, port, out) : -EINVAL;
+    return strchr(text, ':') == NULL ? ip_text_sockaddr(text, port, out) : -EINVAL;
 }

@@ -63,4 +63,8 @@ int smtp_addr_to_utf8(const char *addr, char *out, size_t size);
  * a literal. */
 int smtp_addr_literal_sockaddr(const char *domain, uint16_t port, struct sockaddr_storage *out);
 
+/* The socket address of a numeric IPv4 or IPv6 address text ("192.0.2.1", "2001:db8::1"), with
+ * `port`. Returns 0, or -EINVAL when text is not a numeric address (a host name, say). */
+int ip_text_sockaddr(const char *text, uint16_t port, struct sockaddr_storage *out);
+
 #endif

@@ -63,6 +63,28 @@ int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out)
     return 0;
 }
 
+int smtp_cmd_parse_bdat(struct smtp_slice arg, uint64_t *size, int *last)
+{
+    size_t i = 0;
+    uint64_t n = 0;
+    for (; i < arg.len && arg.ptr[i] >= '0' && arg.ptr[i] <= '9'; i++) {
+        unsigned digit = (unsigned)(arg.ptr[i] - '0');
+        if (n > (UINT64_MAX - digit) / 10)
+            return -EINVAL;
+        n = n * 10 + digit;
+    }
+    if (i == 0 || (i < arg.len && arg.ptr[i] != ' '))
+        return -EINVAL;
+    while (i < arg.len && arg.ptr[i] == ' ')
+        i++;
+    int marker = arg.len - i == 4 && strncasecmp(arg.ptr + i, "LAST", 4) == 0;
+    if (i < arg.len && !marker)
+        return -EINVAL;
+    *size = n;
+    *last = marker;
+    return 0;
+}
+
 /* Length of the path starting at s[0] == '<': up to and including the first '>' that is not inside
  * a quoted string, or 0 when there is none. smtp_addr_parse() validates the contents; it reads
  * quotes the same way, so both agree on where the path ends. */

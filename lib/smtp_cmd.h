@@ -8,6 +8,7 @@
 #define SLUICE_SMTP_CMD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF. */
 #define SMTP_CMD_LINE_MAX 512
@@ -65,6 +66,10 @@ int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
  * esmtp-value (RFC 5321 §4.1.2; UTF-8 allowed in values, RFC 6531). Returns 0, -EINVAL on syntax
  * errors, -E2BIG when there are more than SMTP_PARAMS_MAX parameters. */
 int smtp_cmd_parse_path_args(struct smtp_slice arg, const char *prefix, struct smtp_path_args *out);
+
+/* Parses the argument of BDAT (RFC 3030 §2): chunk-size (1*DIGIT, at most 2^64 - 1) and an
+ * optional end-marker "LAST" (any case) after spaces. Returns 0, or -EINVAL for anything else. */
+int smtp_cmd_parse_bdat(struct smtp_slice arg, uint64_t *size, int *last);
 
 /* Case-insensitive find of a parameter by key; NULL when absent. */
 const struct smtp_param *smtp_param_find(const struct smtp_path_args *args, const char *key);

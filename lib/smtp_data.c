@@ -109,6 +109,26 @@ enum { ENC_LINE_START, ENC_AFTER_CR, ENC_TEXT };
 void smtp_data_enc_init(struct smtp_data_enc *e)
 {
     e->state = ENC_LINE_START;
+    e->chunked = 0;
+}
+
+void smtp_data_enc_init_chunked(struct smtp_data_enc *e)
+{
+    e->state = ENC_LINE_START;
+    e->chunked = 1;
+}
+
+size_t smtp_data_wire_size(const char *msg, size_t len)
+{
+    size_t size = len;
+    for (size_t i = 0; i < len; i++) {
+        int bare_cr = msg[i] == '\r' && (i + 1 == len || msg[i + 1] != '\n');
+        int bare_lf = msg[i] == '\n' && (i == 0 || msg[i - 1] != '\r');
+        size += bare_cr || bare_lf; /* each becomes CRLF */
+    }
+    if (len > 0 && msg[len - 1] != '\r' && msg[len - 1] != '\n')
+        size += 2; /* the CRLF the encoder ends the last line with */
+    return size;
 }
 
 void smtp_data_enc_feed(struct smtp_data_enc *e, const char *in, size_t len, struct buf *out)
@@ -125,7 +145,7 @@ void smtp_data_enc_feed(struct smtp_data_enc *e, const char *in, size_t len, str
             e->state = c == '\r' ? ENC_AFTER_CR : ENC_LINE_START;
             continue;
         }
-        if (c == '.' && e->state != ENC_TEXT)
+        if (c == '.' && e->state != ENC_TEXT && !e->chunked)
             buf_append(out, ".", 1);
         e->state = ENC_TEXT;
         /* Copy the run of ordinary octets up to the next line break in one go. */
@@ -140,6 +160,7 @@ void smtp_data_enc_finish(struct smtp_data_enc *e, struct buf *out)
 {
     if (e->state == ENC_TEXT)
         buf_append(out, "\r\n", 2);
-    buf_append(out, ".\r\n", 3);
+    if (!e->chunked)
+        buf_append(out, ".\r\n", 3);
     e->state = ENC_LINE_START;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "mta/delivery/bounce_category.h"
 #include "mta/dkim/dkim.h"
 #include "mta/relay_battery.h"
 #include "policy/auth_users.h"
@@ -94,6 +95,17 @@ static int relay_battery_gate(struct config *cfg, struct buf *err)
     return 0;
 }
 
+/* A pattern file that does not compile refuses the configuration, for every command (the daemon
+ * compiles its own copy of the rules, see daemon.c). */
+static int bounce_categories_gate(const struct config *cfg, struct buf *err)
+{
+    struct bounce_categories *set;
+    if (bounce_categories_load_config(cfg, &set, err) < 0)
+        return -1;
+    bounce_categories_free(set);
+    return 0;
+}
+
 struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err)
 {
     struct dkim_signer_set *set = dkim_signer_set_new();
@@ -167,7 +179,8 @@ struct config *config_load_with_signers(const char *path, struct dkim_signer_set
     struct dkim_signer_set *set = NULL;
     struct recipients *table = NULL;
     if (relay_lint_gate(cfg, err) < 0 || relay_battery_gate(cfg, err) < 0 ||
-        recipients_load(cfg, &table, err) < 0 || (set = config_dkim_signers(cfg, err)) == NULL) {
+        bounce_categories_gate(cfg, err) < 0 || recipients_load(cfg, &table, err) < 0 ||
+        (set = config_dkim_signers(cfg, err)) == NULL) {
         recipients_free(table);
         config_unref(cfg);
         return NULL;

@@ -3,7 +3,8 @@
  * then through the relay lint, so no command (run, reload, check-config) can use a configuration
  * that relays for strangers unless the file acknowledges it, through the DKIM key loader, so
  * none can use a missing or unsafe signing key, and through the recipients loader, so a bad line
- * in a domain's recipients file refuses the configuration with its file:line.
+ * in a domain's recipients file refuses the configuration with its file:line, and through the
+ * bounce category pattern files, so one that does not compile refuses it too.
  */
 #ifndef SLUICE_CONFIG_LOAD_H
 #define SLUICE_CONFIG_LOAD_H

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
+#ifdef SLUICE_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "lib/dns.h"
 #include "lib/log.h"
@@ -15,6 +18,7 @@
 #include "lib/xalloc.h"
 #include "mta/config_load.h"
 #include "mta/control.h"
+#include "mta/delivery/bounce_category.h"
 #include "mta/dkim/dkim.h"
 #include "mta/dkim/dkim_check.h"
 #include "mta/server/listener.h"
@@ -118,6 +122,18 @@ static void adopt_listeners(struct daemon *d, const struct config *cfg, struct l
     *link = opened;
 }
 
+/* Tells the service manager how the daemon is (systemd's Type=notify: READY=1, RELOADING=1,
+ * STOPPING=1), when it started the daemon with $NOTIFY_SOCKET; built without libsystemd, nothing.
+ */
+static void daemon_notify(const char *state)
+{
+#ifdef SLUICE_HAVE_SYSTEMD
+    (void)sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
 static void log_ready(struct daemon *d, const char *event)
 {
     struct buf names = BUF_INIT;
@@ -156,6 +172,7 @@ struct reload {
     struct recipients *recipients;
     SSL_CTX *tls;
     struct auth_users *users;
+    struct bounce_categories *categories;
 };
 
 static void reload_on_work(uv_work_t *req);
@@ -170,6 +187,7 @@ static void daemon_reload(struct daemon *d)
         return;
     }
     d->reloading = 1;
+    daemon_notify("RELOADING=1");
     struct reload *r = xcalloc(1, sizeof *r);
     r->d = d;
     /* Fails only when given no work callback. */
@@ -183,7 +201,8 @@ static void reload_on_work(uv_work_t *req)
     if (r->cfg == NULL)
         return;
     if ((r->cfg->tls.certificate != NULL && (r->tls = tls_ctx_for(r->cfg, &r->err)) == NULL) ||
-        config_auth_users(r->cfg, &r->users, &r->err) < 0) {
+        config_auth_users(r->cfg, &r->users, &r->err) < 0 ||
+        bounce_categories_load_config(r->cfg, &r->categories, &r->err) < 0) {
         config_unref(r->cfg);
         r->cfg = NULL;
     }
@@ -194,6 +213,7 @@ static void reload_free(struct reload *r)
     if (r->tls != NULL)
         SSL_CTX_free(r->tls);
     auth_users_free(r->users);
+    bounce_categories_free(r->categories);
     recipients_free(r->recipients);
     dkim_signer_set_unref(r->signers);
     config_unref(r->cfg);
@@ -223,6 +243,7 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
     /* Sessions copy the hash they check, so the old table can go at once. */
     auth_users_free(d->srv.auth_users);
     d->srv.auth_users = r->users;
+    bounce_categories_use(r->categories);
     /* Lookups are synchronous, so the old tables can go at once. */
     recipients_free(d->srv.recipients);
     d->srv.recipients = r->recipients;
@@ -264,6 +285,8 @@ static void reload_on_loaded(uv_work_t *req, int status)
     if (d->reload_again) {
         d->reload_again = 0;
         daemon_reload(d);
+    } else {
+        daemon_notify("READY=1"); /* the reload is over, applied or not */
     }
 }
 
@@ -325,6 +348,7 @@ static void daemon_on_stop_signal(uv_signal_t *h, int signum)
     if (d->stopping)
         return;
     d->stopping = 1;
+    daemon_notify("STOPPING=1");
     log_msg(LOG_INFO, "daemon.stopping", "signal %d: no new connections; %u sessions open", signum,
             d->srv.nsessions);
     while (d->listeners != NULL) {
@@ -494,6 +518,7 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     d->srv.space = spool_space_new(&d->loop, cfg->server.spool);
     scheduler_start(d->srv.scheduler);
     log_ready(d, "daemon.ready");
+    daemon_notify("READY=1");
     return 0;
 }
 
@@ -522,7 +547,10 @@ int daemon_run(const char *config_path)
     log_open_early(config_path);
     struct config *cfg = config_load_with_signers(config_path, &signers, &recipients, &err);
     struct run_gates gates;
-    if (cfg != NULL && run_gates_check(cfg, config_path, &gates, &err) < 0) {
+    struct bounce_categories *categories = NULL;
+    if (cfg != NULL && (bounce_categories_load_config(cfg, &categories, &err) < 0 ||
+                        run_gates_check(cfg, config_path, &gates, &err) < 0)) {
+        bounce_categories_free(categories);
         dkim_signer_set_unref(signers);
         recipients_free(recipients);
         config_unref(cfg);
@@ -540,6 +568,7 @@ int daemon_run(const char *config_path)
     d->config_path = config_path;
     d->srv.dkim = signers;
     d->srv.recipients = recipients;
+    bounce_categories_use(categories);
     d->srv.dkim_checker = dkim_checker_new();
     if (d->srv.dkim_checker == NULL)
         log_msg(LOG_WARN, "dkim.verify_unavailable",
@@ -579,6 +608,7 @@ int daemon_run(const char *config_path)
     dkim_signer_set_unref(d->srv.dkim);
     dkim_checker_free(d->srv.dkim_checker);
     recipients_free(d->srv.recipients);
+    bounce_categories_use(NULL);
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)
         log_msg(LOG_WARN, "daemon.stopped", "handles left open at exit");

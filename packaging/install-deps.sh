@@ -1,14 +1,17 @@
 #!/bin/sh
 # Installs what Sluice needs to build and test on Debian 12, skipping what is already there, and
 # creates the `sluice` system user that the daemon becomes when started as root without server.user.
-# Usage: packaging/install-deps.sh [build|test|bench|fuzz]   (test and bench include the levels
-# before them; fuzz is build plus clang, whose libFuzzer runs tests/fuzz/ as fuzzers: docs/testing.md)
+# Usage: packaging/install-deps.sh [build|test|bench|fuzz|package]   (test and bench include the
+# levels before them; fuzz is build plus clang, whose libFuzzer runs tests/fuzz/ as fuzzers:
+# docs/testing.md; package is test plus what packaging/build-deb.sh and its test need)
 set -eu
 
 level=${1:-test}
 
-build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev libidn2-dev"
-test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython dnsmasq-base clamav-daemon"
+build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev libidn2-dev libsystemd-dev"
+test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython dnsmasq-base clamav-daemon man-db"
+# debhelper builds the .deb, lintian checks it, systemd brings systemd-analyze for the unit.
+package_pkgs="debhelper lintian dpkg-dev systemd logrotate adduser"
 bench_pkgs="postfix procps"
 fuzz_pkgs="clang libclang-rt-dev"
 
@@ -17,7 +20,8 @@ build) want="$build_pkgs" ;;
 test) want="$build_pkgs $test_pkgs" ;;
 bench) want="$build_pkgs $test_pkgs $bench_pkgs" ;;
 fuzz) want="$build_pkgs $fuzz_pkgs" ;;
-*) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
+package) want="$build_pkgs $test_pkgs $package_pkgs" ;;
+*) echo "usage: $0 [build|test|bench|fuzz|package]" >&2; exit 2 ;;
 esac
 
 # The daemon's user: no home, no shell, its own group (which may read keys: docs/install.md).

@@ -3,9 +3,9 @@
  * relay decision (first of the rules: nothing after it accepts what it refused), then on an inbound
  * listener the connect-time verdicts (no resolver, DNSBL, reverse DNS; postmaster exempt), the
  * domain's recipients file and recipient verification. A pure function of what is known when RCPT
- * arrives: the session (mta/server/smtp_server_tx.c) and `sluice explain` (mta/cli/cmd_explain.c) both ask
- * it, so explain shows what the daemon does. Verification asks another server: the decision says
- * so, and the session starts the probe and answers with its reply.
+ * arrives: the session (mta/server/smtp_server_tx.c) and `sluice explain` (mta/cli/cmd_explain.c)
+ * both ask it, so explain shows what the daemon does. Verification asks another server: the
+ * decision says so, and the session starts the probe and answers with its reply.
  */
 #ifndef SLUICE_RCPT_POLICY_H
 #define SLUICE_RCPT_POLICY_H

@@ -938,6 +938,7 @@ static void check_finish(struct spf_check *c, enum spf_status status, const char
 {
     c->result.status = status;
     c->result.reason = reason;
+    c->result.lookups = c->dns_mechs;
     c->done = 1;
     c->cb(c->arg, &c->result); /* last: the callback may free the check */
 }

@@ -46,6 +46,8 @@ struct spf_result {
     const char *domain;   /* the domain checked (the sender's, or the HELO name) */
     const char *reason;   /* the mechanism that matched ("-all", "ip4:192.0.2.0/24"), "default"
                            * for neutral with no match, or what went wrong */
+    unsigned lookups;     /* DNS-querying terms evaluated (include, a, mx, ptr, exists, redirect);
+                           * past SPF_DNS_MECH_MAX the result is a permerror */
 };
 
 /* ---- the record, parsed (pure) ---- */

@@ -1,6 +1,5 @@
 #include "policy/verify.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include "lib/buf.h"
 #include "lib/dns.h"
 #include "lib/lru.h"
+#include "lib/smtp_addr.h"
 #include "lib/smtp_reply.h"
 #include "lib/stream.h"
 #include "lib/strmap.h"
@@ -534,17 +534,7 @@ static void probe_start(struct verify_probe *p, const char *deliver_to, uint16_t
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)hlen, host);
 
-    struct sockaddr_storage *ss = &p->addrs[0];
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, name, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(p->port);
-    } else if (inet_pton(AF_INET6, name, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(p->port);
-    }
-    if (ss->ss_family != AF_UNSPEC) {
+    if (ip_text_sockaddr(name, p->port, &p->addrs[0]) == 0) {
         p->naddrs = 1;
         probe_connect(p);
         return;

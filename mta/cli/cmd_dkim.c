@@ -15,6 +15,7 @@
 #include "lib/dns.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
+#include "mta/cli/cmd_dkim.h"
 #include "mta/cli/commands.h"
 #include "mta/config_load.h"
 #include "mta/dkim/dkim.h"
@@ -127,26 +128,15 @@ static int dkim_keygen(int argc, char **argv)
 
 /* ---- check ---- */
 
-enum check_verdict { CHECK_PENDING, CHECK_MATCH, CHECK_MISMATCH, CHECK_MISSING, CHECK_DNS_ERROR };
-
-struct selector_check {
-    const struct dkim_entry *entry;
-    char *public_key; /* the p= value our private key implies */
-    char *name;       /* selector._domainkey.domain */
-    enum check_verdict verdict;
-    struct buf detail;
-    size_t *pending;
-};
-
 /* Judges the TXT records of one selector against our public key. */
-static void check_records(struct selector_check *c, const struct dns_txt *txts, size_t ntxts)
+static void check_records(struct dkim_selector_check *c, const struct dns_txt *txts, size_t ntxts)
 {
     const char *want_k = c->entry->key->alg == DKIM_ALG_ED25519_SHA256 ? "ed25519" : "rsa";
     struct buf p = BUF_INIT, k = BUF_INIT;
 
-    c->verdict = CHECK_MISSING;
+    c->verdict = DKIM_SELECTOR_MISSING;
     buf_printf(&c->detail, "no DKIM key record");
-    for (size_t i = 0; i < ntxts && c->verdict != CHECK_MATCH; i++) {
+    for (size_t i = 0; i < ntxts && c->verdict != DKIM_SELECTOR_MATCH; i++) {
         buf_reset(&p);
         buf_reset(&k);
         if (!dkim_record_tag(txts[i].data, txts[i].len, "p", &p))
@@ -154,7 +144,7 @@ static void check_records(struct selector_check *c, const struct dns_txt *txts, 
         if (!dkim_record_tag(txts[i].data, txts[i].len, "k", &k))
             buf_printf(&k, "rsa"); /* RFC 6376 §3.6.1: the default */
         buf_reset(&c->detail);
-        c->verdict = CHECK_MISMATCH;
+        c->verdict = DKIM_SELECTOR_MISMATCH;
         if (p.len == 0)
             buf_printf(&c->detail, "the published key is revoked (empty p=)");
         else if (strncmp(k.data, want_k, k.len) != 0 || strlen(want_k) != k.len)
@@ -163,7 +153,7 @@ static void check_records(struct selector_check *c, const struct dns_txt *txts, 
             buf_printf(&c->detail, "the published public key is not that of %s",
                        c->entry->key->path);
         else
-            c->verdict = CHECK_MATCH;
+            c->verdict = DKIM_SELECTOR_MATCH;
     }
     buf_free(&p);
     buf_free(&k);
@@ -172,36 +162,73 @@ static void check_records(struct selector_check *c, const struct dns_txt *txts, 
 static void check_on_txt(void *arg, enum dns_status status, const struct dns_txt *txts,
                          size_t ntxts)
 {
-    struct selector_check *c = arg;
+    struct dkim_selector_check *c = arg;
 
-    (*c->pending)--;
     if (status == DNS_OK) {
         check_records(c, txts, ntxts);
     } else if (status == DNS_NXDOMAIN || status == DNS_NODATA) {
-        c->verdict = CHECK_MISSING;
+        c->verdict = DKIM_SELECTOR_MISSING;
         buf_printf(&c->detail, "%s", dns_status_name(status));
     } else {
-        c->verdict = CHECK_DNS_ERROR;
+        c->verdict = DKIM_SELECTOR_DNS_ERROR;
         buf_printf(&c->detail, "%s", dns_status_name(status));
     }
+    c->cb(c, c->arg);
 }
 
-static const char *verdict_word(enum check_verdict v)
+int dkim_selector_check_init(struct dkim_selector_check *c, const struct dkim_entry *e,
+                             struct buf *err)
+{
+    *c = (struct dkim_selector_check){.entry = e, .detail = BUF_INIT};
+    struct buf name = BUF_INIT;
+    buf_printf(&name, "%s._domainkey.%s", e->selector, e->signing_domain);
+    c->name = name.data;
+    c->public_key = dkim_key_public(e->key, err);
+    return c->public_key != NULL ? 0 : -1;
+}
+
+int dkim_selector_check_start(struct dkim_selector_check *c, struct dns_resolver *r,
+                              dkim_selector_cb cb, void *arg)
+{
+    c->cb = cb;
+    c->arg = arg;
+    int rc = dns_resolve_txt(r, c->name, check_on_txt, c);
+    if (rc < 0) {
+        c->verdict = DKIM_SELECTOR_DNS_ERROR;
+        buf_printf(&c->detail, "lookup not started");
+    }
+    return rc;
+}
+
+void dkim_selector_check_close(struct dkim_selector_check *c)
+{
+    free(c->public_key);
+    free(c->name);
+    buf_free(&c->detail);
+}
+
+const char *dkim_selector_verdict_word(enum dkim_selector_verdict v)
 {
     switch (v) {
-    case CHECK_MATCH:
+    case DKIM_SELECTOR_MATCH:
         return "match";
-    case CHECK_MISMATCH:
+    case DKIM_SELECTOR_MISMATCH:
         return "mismatch";
-    case CHECK_MISSING:
+    case DKIM_SELECTOR_MISSING:
         return "not published";
     default:
         return "DNS error";
     }
 }
 
+static void check_on_done(struct dkim_selector_check *c, void *arg)
+{
+    (void)c;
+    (*(size_t *)arg)--;
+}
+
 /* Resolves every selector on a private loop; returns how many did not match, or -1. */
-static int check_all(const struct config *cfg, struct selector_check *checks, size_t n)
+static int check_all(const struct config *cfg, struct dkim_selector_check *checks, size_t n)
 {
     uv_loop_t loop;
     int err = 0, mismatches = 0;
@@ -216,15 +243,9 @@ static int check_all(const struct config *cfg, struct selector_check *checks, si
         uv_loop_close(&loop);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        checks[i].pending = &pending;
-        if (dns_resolve_txt(r, checks[i].name, check_on_txt, &checks[i]) == 0) {
+    for (size_t i = 0; i < n; i++)
+        if (dkim_selector_check_start(&checks[i], r, check_on_done, &pending) == 0)
             pending++;
-        } else {
-            checks[i].verdict = CHECK_DNS_ERROR;
-            buf_printf(&checks[i].detail, "lookup not started");
-        }
-    }
     /* Each question is bounded by dns.timeout_ms, so the loop ends. */
     while (pending > 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
         ;
@@ -235,11 +256,11 @@ static int check_all(const struct config *cfg, struct selector_check *checks, si
     for (size_t i = 0; i < n; i++) {
         const struct dkim_entry *e = checks[i].entry;
         printf("%s s=%s d=%s (%s): %s", e->domain, e->selector, e->signing_domain,
-               dkim_alg_name(e->key->alg), verdict_word(checks[i].verdict));
-        if (checks[i].verdict != CHECK_MATCH)
+               dkim_alg_name(e->key->alg), dkim_selector_verdict_word(checks[i].verdict));
+        if (checks[i].verdict != DKIM_SELECTOR_MATCH)
             printf(": %.*s", (int)checks[i].detail.len, checks[i].detail.data);
         printf("\n");
-        mismatches += checks[i].verdict != CHECK_MATCH;
+        mismatches += checks[i].verdict != DKIM_SELECTOR_MATCH;
     }
     return mismatches;
 }
@@ -257,18 +278,11 @@ static int dkim_check(int argc, char **argv)
     if (cfg == NULL)
         return command_failed(&err);
     size_t n = dkim_signer_set_count(set);
-    struct selector_check *checks = xcalloc(n > 0 ? n : 1, sizeof(*checks));
+    struct dkim_selector_check *checks = xcalloc(n > 0 ? n : 1, sizeof(*checks));
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const struct dkim_entry *e = dkim_signer_set_entry(set, i);
-        checks[i].entry = e;
-        checks[i].public_key = dkim_key_public(e->key, &err);
-        if (checks[i].public_key == NULL)
+    for (size_t i = 0; i < n; i++)
+        if (dkim_selector_check_init(&checks[i], dkim_signer_set_entry(set, i), &err) < 0)
             rc = -1;
-        struct buf name = BUF_INIT;
-        buf_printf(&name, "%s._domainkey.%s", e->selector, e->signing_domain);
-        checks[i].name = name.data;
-    }
     if (rc < 0)
         fprintf(stderr, "sluice dkim check: %.*s\n", (int)err.len, err.data);
     else if (n == 0)
@@ -276,11 +290,8 @@ static int dkim_check(int argc, char **argv)
     else
         rc = check_all(cfg, checks, n);
 
-    for (size_t i = 0; i < n; i++) {
-        free(checks[i].public_key);
-        free(checks[i].name);
-        buf_free(&checks[i].detail);
-    }
+    for (size_t i = 0; i < n; i++)
+        dkim_selector_check_close(&checks[i]);
     free(checks);
     dkim_signer_set_unref(set);
     config_unref(cfg);

@@ -7,7 +7,6 @@
  * private loop, each bounded by dns.timeout) unless --assume gives them, recipient verification is
  * named and assumed to accept, and the attachment policy is named; the message is not explained.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 
 #include "lib/config.h"
 #include "lib/dns.h"
+#include "lib/smtp_addr.h"
 #include "lib/smtp_cmd.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
@@ -98,22 +98,6 @@ static void path_arg(const char *prefix, const char *addr, char *out, size_t siz
         snprintf(out, size, "%s%s", prefix, addr);
     else
         snprintf(out, size, "%s<%s>", prefix, addr);
-}
-
-static int client_parse(const char *text, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        return 0;
-    }
-    return -1;
 }
 
 static void print_decision(const struct policy_decision *d)
@@ -525,7 +509,7 @@ int cmd_explain(int argc, char **argv)
                                    a.client == NULL ? "--client"
                                    : a.from == NULL ? "--from"
                                                     : "--rcpt");
-    if (client_parse(a.client, &a.client_addr) < 0)
+    if (ip_text_sockaddr(a.client, 0, &a.client_addr) < 0)
         return command_usage_error("explain", "--client '%s' is not an IP address", a.client);
     if (a.assume_text != NULL && assume_parse(a.assume_text, &a.assume) != 0)
         return 2;

@@ -15,6 +15,7 @@
 #include "mta/cli/commands.h"
 #include "mta/config_load.h"
 #include "mta/control.h"
+#include "mta/delivery/bounce_category.h"
 #include "spool/spool.h"
 
 /* The whole exchange with the daemon; a list of a big queue takes a while to build and send. */
@@ -38,7 +39,8 @@ static void list_on_entry(const struct spool_entry *e, void *arg)
 static const char *const rcpt_status_names[] = {"pending", "deferred", "delivered", "failed",
                                                 "bounced"};
 
-/* "recipient: <addr> STATUS, N attempts[, next YYYY-MM-DDTHH:MM:SSZ][, last reply: TEXT]" */
+/* "recipient: <addr> STATUS, N attempts[, next YYYY-MM-DDTHH:MM:SSZ][, category: CATEGORY]
+ * [, last reply: TEXT]"; a category (bounce_category.h) for each one not delivered. */
 static void show_recipient(const char *addr, const struct spool_rcpt_state *st)
 {
     printf("recipient: <%s>", addr);
@@ -54,6 +56,10 @@ static void show_recipient(const char *addr, const struct spool_rcpt_state *st)
             strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
             printf(", next %s", when);
         }
+        int undelivered = st->status == SPOOL_RCPT_DEFERRED || st->status == SPOOL_RCPT_FAILED ||
+                          st->status == SPOOL_RCPT_BOUNCED;
+        if (undelivered && st->reply != NULL && st->reply[0] != '\0')
+            printf(", category: %s", bounce_category_name(bounce_category_of_reply(st->reply)));
         if (st->reply != NULL && st->reply[0] != '\0')
             printf(", last reply: %s", st->reply);
     }
@@ -80,6 +86,19 @@ static void show_on_entry(const struct spool_entry *e, void *arg)
 static int queue_list(const char *spool, struct buf *err)
 {
     return spool_scan(spool, list_on_entry, NULL, err) < 0 ? 1 : 0;
+}
+
+/* The site's bounce category rules for show; a broken pattern file must not hide the queue, so
+ * it is reported and the shipped rules are used. */
+static void queue_use_categories(const struct config *cfg)
+{
+    struct buf why = BUF_INIT;
+    struct bounce_categories *set = NULL;
+    if (bounce_categories_load_config(cfg, &set, &why) < 0)
+        fprintf(stderr, "sluice: warning: %.*sthe shipped bounce categories are used instead\n",
+                (int)why.len, why.data);
+    bounce_categories_use(set);
+    buf_free(&why);
 }
 
 static int queue_show(const char *spool, const char *id, int body_only, struct buf *err)
@@ -270,7 +289,10 @@ int cmd_queue(int argc, char **argv)
     struct config *cfg = config_load_ungated(path, &err);
     if (cfg == NULL)
         return command_failed(&err);
+    if (strcmp(act->name, "show") == 0 && !body_only)
+        queue_use_categories(cfg);
     int status = queue_run(cfg->server.spool, act->name, words + 1, json, body_only, &err);
+    bounce_categories_use(NULL);
     if (status == 1)
         fprintf(stderr, "sluice: %.*s\n", (int)err.len, err.data);
     config_unref(cfg);

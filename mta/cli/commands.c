@@ -53,7 +53,8 @@ const struct command commands[] = {
      "  --from ADDRESS      HOST:PORT: the sender (relay-test@foreign.example)\n"},
     {"explain", cmd_explain, "show the decision for one MAIL and RCPT, and its rule",
      "explain [-c FILE] --client IP [--listener NAME] [--helo NAME]\n"
-     "        [--auth USER] --from ADDRESS --rcpt ADDRESS [--assume LIST]",
+     "        [--auth USER] --from ADDRESS --rcpt ADDRESS\n"
+     "        [--assume LIST]",
      "Shows what the daemon would answer to MAIL and RCPT from IP, and which rule\n"
      "decided, with its file:line:column.\n\noptions:\n"
      "  --client IP         the client's address (required)\n"
@@ -79,6 +80,17 @@ const struct command commands[] = {
      "  --out FILE          keygen: where to write the key (mode 0600; made by root:\n"
      "                      0640 with the group of the user the daemon of -c FILE becomes)\n"
      "  -c, --config FILE   the configuration (default: the embedded one)\n"},
+    {"doctor", cmd_doctor, "check what receivers will check about us",
+     "doctor [-c FILE] [--json]\ndoctor [-c FILE] --watch INTERVAL",
+     "Checks, through dns.servers, what receivers check about the configuration's\n"
+     "sending identity: each egress address's PTR, forward confirmation, EHLO name\n"
+     "and public blocklists; each dkim domain's SPF, DKIM, DMARC, MX, MTA-STS and\n"
+     "TLS-RPT records; the TLS certificate; the relay battery; and the refusals\n"
+     "receivers logged. One row per finding: PASS, INFO, WARN or FAIL, with the fix.\n"
+     "Exit status: 0 no FAIL, 1 a FAIL, 2 usage or configuration error.\n\noptions:\n"
+     "  --json              the rows as a JSON array of objects\n"
+     "  --watch INTERVAL    run again every INTERVAL (30s, 10m, 1h) until SIGTERM,\n"
+     "                      logging each row whose status changed as an event\n"},
     {"version", cmd_version, "print the version", "version", "Prints \"sluice VERSION\".\n"},
 };
 const size_t ncommands = ARRAY_LEN(commands);
@@ -135,14 +147,22 @@ static void print_synopsis(const struct command *c, const char *verb, FILE *out)
     }
 }
 
-void command_help(const struct command *c, FILE *out)
+void command_help_body(const struct command *c, struct buf *out)
 {
-    print_synopsis(c, NULL, out);
-    fprintf(out, "\n%s", c->help);
+    buf_append_str(out, c->help);
     /* Every command that reads a configuration says so in its synopsis. */
     if (strstr(c->synopsis, "-c FILE") != NULL)
-        fputs(config_option_help, out);
-    fputs("  -h, --help          this help\n", out);
+        buf_append_str(out, config_option_help);
+    buf_append_str(out, "  -h, --help          this help\n");
+}
+
+void command_help(const struct command *c, FILE *out)
+{
+    struct buf body = BUF_INIT;
+    command_help_body(c, &body);
+    print_synopsis(c, NULL, out);
+    fprintf(out, "\n%.*s", (int)body.len, body.data);
+    buf_free(&body);
 }
 
 void command_list(FILE *out)
@@ -150,7 +170,8 @@ void command_list(FILE *out)
     fprintf(out, "usage: sluice <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < ncommands; i++)
         fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'sluice help COMMAND' or 'sluice COMMAND --help' describes a command.\n");
+    fprintf(out, "\n'sluice help COMMAND' or 'sluice COMMAND --help' describes a command;\n"
+                 "'sluice help sluice' and 'sluice help sluice.yaml' print the manual pages.\n");
 }
 
 int command_usage_error(const char *name, const char *fmt, ...)

@@ -20,6 +20,7 @@ int cmd_config_keys(int argc, char **argv);
 int cmd_relay_test(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 struct command {
@@ -35,6 +36,8 @@ extern const size_t ncommands;
 
 /* The command called name, or NULL. */
 const struct command *command_find(const char *name);
+/* Appends what the command does and its options (its help without the synopsis). */
+void command_help_body(const struct command *c, struct buf *out);
 /* Prints the command's synopsis and help (standard output for --help). */
 void command_help(const struct command *c, FILE *out);
 /* Prints the list of commands. */

@@ -536,6 +536,7 @@ static void conn_connect_next(struct conn *c)
                 c->slot->src.ss_family != AF_UNSPEC ? (const struct sockaddr *)&c->slot->src : NULL,
             .ehlo = c->slot->ehlo,
             .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
+            .chunking = d->shaping->chunking,
             .tls_ctx = d->env->tls_ctx,
             .timeouts = {.connect = d->shaping->connect_timeout_ms,
                          .idle = d->shaping->idle_timeout_ms},

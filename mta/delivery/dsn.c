@@ -292,6 +292,9 @@ static void status_part_append(const struct dsn_params *p, int utf8, struct buf 
         }
         if (r->last_attempt != 0)
             date_field_append(out, "Last-Attempt-Date", r->last_attempt);
+        /* An extension field (RFC 3464 §2.4: X- names are free to use). */
+        if (r->category != NULL && r->category[0] != '\0')
+            field_append(out, "X-Sluice-Category", r->category, 0);
     }
     buf_free(&v);
 }

@@ -29,6 +29,7 @@ struct dsn_rcpt {
     const char *diagnostic; /* Diagnostic-Code: smtp; "550 5.1.1 ..." text (printable, one line),
                                or our own reason when remote_code is 0 */
     int64_t last_attempt;   /* unix seconds; 0: none */
+    const char *category;   /* bounce category ("bad-mailbox"): X-Sluice-Category; NULL: none */
 };
 
 struct dsn_params {

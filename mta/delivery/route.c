@@ -1,6 +1,5 @@
 #include "mta/delivery/route.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,16 +191,7 @@ int route_resolve(uv_loop_t *loop, struct dns_resolver *dns, const struct config
     const struct config_domain *ours = config_domain_find(cfg, domain);
     if (ours != NULL && ours->deliver_to != NULL) {
         if (deliver_to_parse(ours->deliver_to, host, sizeof host, &rq->port)) {
-            struct sockaddr_in *v4 = (struct sockaddr_in *)&rq->literal;
-            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&rq->literal;
-            if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-                v4->sin_family = AF_INET;
-                v4->sin_port = htons(rq->port);
-            } else {
-                inet_pton(AF_INET6, host, &v6->sin6_addr);
-                v6->sin6_family = AF_INET6;
-                v6->sin6_port = htons(rq->port);
-            }
+            ip_text_sockaddr(host, rq->port, &rq->literal);
             route_literal_start(loop, rq, ours->deliver_to);
             return 0;
         }

@@ -12,6 +12,7 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/bounce_class.h"
+#include "mta/delivery/bounce_category.h"
 #include "mta/delivery/destination.h"
 #include "mta/delivery/dsn.h"
 #include "mta/delivery/route.h"
@@ -296,9 +297,10 @@ static void update_batch_write(struct update_batch *b)
     spool_rcpt_update(b->m->s->spool, b->m->id, b->ups, b->n, update_batch_on_written, b);
 }
 
+/* text: the reason as recorded (the reply's, or with why Sluice gave up), for the category. */
 static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char *event,
-                         const struct smtp_client_outcome *o, const char *mx_name, int64_t next_ms,
-                         int64_t now)
+                         const struct smtp_client_outcome *o, const char *text, const char *mx_name,
+                         int64_t next_ms, int64_t now)
 {
     enum bounce_class cls = bounce_classify(o->code, o->enhanced, o->text);
     struct logrec rec;
@@ -314,8 +316,11 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_str(&rec, "stage", o->stage != NULL ? o->stage : "");
     log_bool(&rec, "remote", o->remote);
     log_str(&rec, "reply", o->text != NULL ? o->text : "");
-    if (cls != BOUNCE_NONE)
+    if (cls != BOUNCE_NONE) {
         log_str(&rec, "class", bounce_class_name(cls));
+        log_str(&rec, "category",
+                bounce_category_name(bounce_category_of(o->code, o->enhanced, text)));
+    }
     log_int(&rec, "attempts", (long long)r->attempts + 1);
     log_int(&rec, "delay_ms", (long long)(now - m->received_ms));
     if (next_ms > 0)
@@ -384,7 +389,7 @@ static void scheduler_on_job_done(void *arg, struct job *job,
             status = SPOOL_RCPT_FAILED, event = "delivery.expired";
             buf_printf(&text, " (gave up: the message has been in the queue too long)");
         }
-        log_delivery(m, r, event, o, mx_name, next, now);
+        log_delivery(m, r, event, o, text.data, mx_name, next, now);
         /* No DSN is ever sent for a bounce (RFC 5321 §6.1): a null-sender failure is final. */
         if (status == SPOOL_RCPT_FAILED && m->sender[0] == '\0') {
             status = SPOOL_RCPT_BOUNCED;
@@ -618,6 +623,7 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
             .remote_mta = r->mta,
             .diagnostic = diagnostics[i].data != NULL ? diagnostics[i].data : "unknown failure",
             .last_attempt = wall_ms() / 1000,
+            .category = bounce_category_name(bounce_category_of(r->code, r->enhanced, r->text)),
         };
     }
     struct dsn_params params = {

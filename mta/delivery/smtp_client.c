@@ -2,7 +2,9 @@
  * The outbound SMTP session (see smtp_client.h). One state machine: enter_state() sends what a
  * state sends and arms its timeout, client_on_reply() hands each complete reply to the state's
  * handler. During a transaction two cursors count the envelope commands (MAIL, each RCPT, DATA):
- * `sent` and `replied`; with PIPELINING several are in flight, without it at most one.
+ * `sent` and `replied`; with PIPELINING several are in flight, without it at most one. With BDAT
+ * (RFC 3030) the body goes in chunks, one BDAT each, once the RCPT replies are in; two more
+ * cursors count the chunks sent and answered.
  */
 #include "mta/delivery/smtp_client.h"
 
@@ -39,8 +41,9 @@ enum client_state {
                        a transaction at most timeouts.idle, then QUIT */
     CS_TX_REFUSED,  /* a transaction we will not send: TX_DONE follows from a zero timer */
     CS_ENVELOPE,    /* MAIL, RCPTs and DATA going out, their replies coming back */
-    CS_BODY,        /* after 354: the body in chunks, each after the previous one drained */
-    CS_END_OF_DATA, /* the final dot is queued: waiting for the reply */
+    CS_BODY,        /* after 354 (or the RCPT replies, for BDAT): the body in chunks, each after
+                       the previous one drained */
+    CS_END_OF_DATA, /* the final dot (or BDAT LAST) is queued: waiting for the reply */
     CS_RSET,        /* the transaction failed before DATA: RSET, then TX_DONE */
     CS_QUIT,
     CS_CLOSING, /* handles closing; CLOSED comes from the last close callback */
@@ -67,6 +70,12 @@ struct client_tx {
     int mail_failed;
     size_t body_off; /* stored bytes encoded so far */
     struct smtp_data_enc enc;
+    size_t wire_size;          /* the message as sent, RFC 1870's count: what SIZE= says */
+    unsigned chunked : 1;      /* sent with BDAT: the server offers CHUNKING, shaping allows */
+    unsigned last_sent : 1;    /* BDAT LAST is queued */
+    unsigned chunk_failed : 1; /* a chunk was refused: no more are sent, then RSET */
+    size_t chunks_sent;        /* BDAT commands written */
+    size_t chunks_replied;     /* their replies read */
 };
 
 struct smtp_client {
@@ -83,6 +92,7 @@ struct smtp_client {
     char addr_text[INET6_ADDRSTRLEN];
     enum shaping_tls tls;
     SSL_CTX *tls_ctx;
+    int chunking; /* BDAT when offered (params->chunking) */
     struct smtp_client_timeouts timeouts;
     smtp_client_pace_cb pace;
     void *pace_arg;
@@ -250,7 +260,7 @@ static void ehlo_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void helo_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void envelope_on_reply(struct smtp_client *c, const struct smtp_reply *r);
-static void eod_on_reply(struct smtp_client *c, const struct smtp_reply *r);
+static void body_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void rset_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void quit_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 
@@ -271,10 +281,8 @@ static const struct state_row states[] = {
     [CS_IDLE] = {"idle", "idle", NULL, NULL},
     [CS_TX_REFUSED] = {"tx-refused", "MAIL FROM", refused_enter, NULL},
     [CS_ENVELOPE] = {"envelope", "MAIL FROM", envelope_enter, envelope_on_reply},
-    /* A reply during the body (a server giving up early) ends the transaction like the final one.
-     */
-    [CS_BODY] = {"body", "end of data", body_enter, eod_on_reply},
-    [CS_END_OF_DATA] = {"end-of-data", "end of data", NULL, eod_on_reply},
+    [CS_BODY] = {"body", "end of data", body_enter, body_on_reply},
+    [CS_END_OF_DATA] = {"end-of-data", "end of data", NULL, body_on_reply},
     [CS_RSET] = {"rset", "RSET", rset_enter, rset_on_reply},
     [CS_QUIT] = {"quit", "QUIT", quit_enter, quit_on_reply},
     [CS_CLOSING] = {"closing", "QUIT", closing_enter, NULL},
@@ -508,7 +516,7 @@ static void envelope_format_mail(struct smtp_client *c, struct buf *out)
     const struct client_tx *t = c->tx;
     buf_printf(out, "MAIL FROM:<%s>", t->sender);
     if (c->caps.ext & SMTP_EXT_SIZE)
-        buf_printf(out, " SIZE=%zu", t->body->len);
+        buf_printf(out, " SIZE=%zu", t->wire_size);
     if ((t->flags & SPOOL_ENV_8BITMIME) && (c->caps.ext & SMTP_EXT_8BITMIME))
         buf_append_str(out, " BODY=8BITMIME");
     if (t->flags & SPOOL_ENV_SMTPUTF8)
@@ -525,11 +533,16 @@ static void envelope_enter(struct smtp_client *c)
     size_t n = t->nrcpts;
     int pipelining = (c->caps.ext & SMTP_EXT_PIPELINING) != 0;
     int was_waiting = t->replied < t->sent;
+    int body = 0;
     struct buf out = BUF_INIT;
     while (t->sent < n + 2 && !t->mail_failed && (pipelining || t->replied == t->sent)) {
         if (t->sent == n + 1) {
             if (t->replied == n + 1 && t->accepted == 0)
                 break; /* every RCPT was refused */
+            /* BDAT carries the message itself: it waits for the RCPT replies */
+            body = t->chunked && t->replied == n + 1;
+            if (t->chunked)
+                break;
             buf_append_str(&out, "DATA\r\n");
         } else if (t->sent == 0) {
             if (!client_may_send(c, SMTP_CLIENT_PACE_MAIL))
@@ -551,7 +564,9 @@ static void envelope_enter(struct smtp_client *c)
         enter_state(c, CS_RSET);
         return;
     }
-    if (!was_waiting)
+    if (body)
+        enter_state(c, CS_BODY);
+    else if (!was_waiting)
         client_arm_timer(c);
 }
 
@@ -590,10 +605,13 @@ static void envelope_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 }
 
 /* Encodes and queues the next chunk of the body (nothing but the final dot when no recipient was
- * accepted: a server that said 354 anyway gets an empty message, RFC 2920 §3.1). */
+ * accepted: a server that said 354 anyway gets an empty message, RFC 2920 §3.1); with BDAT, after
+ * its BDAT command, the last one as BDAT LAST. */
 static void body_enter(struct smtp_client *c)
 {
     struct client_tx *t = c->tx;
+    if (t->chunk_failed)
+        return; /* only the replies to the chunks sent are awaited */
     size_t left = t->accepted > 0 ? t->body->len - t->body_off : 0;
     size_t n = left < BODY_CHUNK ? left : BODY_CHUNK;
     struct buf wire = BUF_INIT;
@@ -601,7 +619,16 @@ static void body_enter(struct smtp_client *c)
     t->body_off += n;
     if (n == left)
         smtp_data_enc_finish(&t->enc, &wire);
-    int rc = client_write(c, wire.data, wire.len);
+    int rc = 0;
+    if (t->chunked) {
+        char bdat[64];
+        int len = snprintf(bdat, sizeof bdat, "BDAT %zu%s\r\n", wire.len, n == left ? " LAST" : "");
+        rc = client_write(c, bdat, (size_t)len);
+        t->chunks_sent++;
+        t->last_sent = n == left;
+    }
+    if (rc == 0)
+        rc = client_write(c, wire.data, wire.len);
     buf_free(&wire);
     if (rc < 0)
         return;
@@ -617,6 +644,37 @@ static void eod_on_reply(struct smtp_client *c, const struct smtp_reply *r)
             rcpt_decide_reply(&t->rcpts[k], r, "end of data");
     c->messages++;
     tx_finish(c);
+}
+
+/* BDAT: the replies come one per chunk, in order. The LAST's is the message's; one before it is
+ * 250, or the message failed (RFC 3030 §2: no chunk may follow a refused one), and once the
+ * replies to the chunks already sent are read, RSET. */
+static void chunk_on_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    struct client_tx *t = c->tx;
+    t->chunks_replied++;
+    if (!t->chunk_failed && t->last_sent && t->chunks_replied == t->chunks_sent) {
+        eod_on_reply(c, r);
+        return;
+    }
+    if (!t->chunk_failed && r->code / 100 != 2) {
+        for (size_t k = 0; k < t->nrcpts; k++)
+            if (t->rcpts[k].status == RCPT_ACCEPTED)
+                rcpt_decide_reply(&t->rcpts[k], r, "end of data");
+        t->chunk_failed = 1;
+    }
+    if (t->chunk_failed && t->chunks_replied == t->chunks_sent)
+        enter_state(c, CS_RSET);
+}
+
+/* A reply while the body goes out or after its end. With DATA, one during the body (a server
+ * giving up early) ends the transaction like the final one. */
+static void body_on_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    if (c->tx->chunked)
+        chunk_on_reply(c, r);
+    else
+        eod_on_reply(c, r);
 }
 
 static void rset_enter(struct smtp_client *c)
@@ -852,6 +910,7 @@ struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_p
     c->ehlo = xstrdup(params->ehlo);
     c->tls = params->tls;
     c->tls_ctx = params->tls_ctx;
+    c->chunking = params->chunking;
     c->timeouts = params->timeouts;
     timeouts_default(&c->timeouts);
     c->pace = params->pace;
@@ -973,7 +1032,12 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
     t->body = tx->body;
     t->flags = tx->flags;
     tx_choose_smtputf8(c, t);
-    smtp_data_enc_init(&t->enc);
+    t->wire_size = smtp_data_wire_size(t->body->data, t->body->len);
+    t->chunked = c->chunking && (c->caps.ext & SMTP_EXT_CHUNKING);
+    if (t->chunked)
+        smtp_data_enc_init_chunked(&t->enc);
+    else
+        smtp_data_enc_init(&t->enc);
     c->tx = t;
 
     char text[256];
@@ -983,10 +1047,10 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
         reply = 553, code = "5.1.3";
         snprintf(text, sizeof text, "an address of this message cannot be sent to %s", c->mx_name);
     } else if ((c->caps.ext & SMTP_EXT_SIZE) && c->caps.size_max != 0 &&
-               t->body->len > c->caps.size_max) {
+               t->wire_size > c->caps.size_max) {
         reply = 552, code = "5.3.4";
         snprintf(text, sizeof text, "message of %zu bytes exceeds the limit of %llu bytes of %s",
-                 t->body->len, (unsigned long long)c->caps.size_max, c->mx_name);
+                 t->wire_size, (unsigned long long)c->caps.size_max, c->mx_name);
     } else if ((t->flags & SPOOL_ENV_SMTPUTF8) && !(c->caps.ext & SMTP_EXT_SMTPUTF8)) {
         reply = 553, code = "5.6.7";
         snprintf(text, sizeof text, "message needs SMTPUTF8 and %s does not support it",

@@ -4,7 +4,8 @@
  * of transactions, each with several recipients, then QUIT. Uses PIPELINING when offered (MAIL and
  * the RCPTs in one write, RFC 2920), respects SIZE, 8BITMIME and SMTPUTF8, and times out every
  * step per RFC 5321 §4.5.3.2. The message body is sent as stored with bare CR and bare LF
- * normalised to CRLF and lines dot-stuffed.
+ * normalised to CRLF and lines dot-stuffed; or, to a server that offers CHUNKING (RFC 3030) when
+ * the shaping rule allows, in BDAT chunks without dot-stuffing. SIZE= announces the size as sent.
  *
  * The scheduler decides everything else (which MX, which messages, whether to retry): the client
  * reports one outcome per recipient, and why the connection ended.
@@ -48,7 +49,8 @@ struct smtp_client_params {
     const struct sockaddr *src; /* egress address to bind before connect; NULL: any */
     const char *ehlo;           /* our name in EHLO/HELO */
     enum shaping_tls tls;
-    SSL_CTX *tls_ctx;                     /* client context (lib/tls.h); NULL: no STARTTLS */
+    SSL_CTX *tls_ctx; /* client context (lib/tls.h); NULL: no STARTTLS */
+    int chunking;     /* 1: BDAT when the server offers CHUNKING (shaping chunking), else DATA */
     struct smtp_client_timeouts timeouts; /* zero fields take the RFC defaults */
     /* NULL: no pacing. The client waits on a timer while pace says to, so a pacer shared by
      * several connections holds its rate across them. */

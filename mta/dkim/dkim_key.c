@@ -343,8 +343,7 @@ int dkim_key_generate(const char *path, enum dkim_alg alg, int bits, const char 
     }
     if (alg == DKIM_ALG_RSA_SHA256 && bits == 0)
         bits = DKIM_RSA_DEFAULT_BITS;
-    if (alg == DKIM_ALG_RSA_SHA256 &&
-        (bits < DKIM_RSA_NEW_MIN_BITS || bits > DKIM_RSA_MAX_BITS)) {
+    if (alg == DKIM_ALG_RSA_SHA256 && (bits < DKIM_RSA_NEW_MIN_BITS || bits > DKIM_RSA_MAX_BITS)) {
         buf_printf(err, "RSA key size %d outside %d..%d", bits, DKIM_RSA_NEW_MIN_BITS,
                    DKIM_RSA_MAX_BITS);
         return -EINVAL;

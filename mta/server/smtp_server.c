@@ -86,6 +86,7 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
     if (smtp_auth_offered(s))
         buf_printf(&s->out, "250-AUTH PLAIN LOGIN\r\n");
     buf_printf(&s->out, "250-8BITMIME\r\n");
+    buf_printf(&s->out, "250-CHUNKING\r\n");
     buf_printf(&s->out, "250-ENHANCEDSTATUSCODES\r\n");
     buf_printf(&s->out, "250-SMTPUTF8\r\n");
     buf_printf(&s->out, "250 HELP\r\n");
@@ -105,7 +106,7 @@ static void cmd_rset(struct smtp_session *s, struct smtp_slice arg)
         return;
     }
     smtp_tx_free(s);
-    if (s->phase == SMTP_PHASE_MAIL || s->phase == SMTP_PHASE_RCPT)
+    if (s->phase != SMTP_PHASE_CONNECTED)
         smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.0.0", "Ok");
 }
@@ -146,14 +147,9 @@ static void cmd_expn(struct smtp_session *s, struct smtp_slice arg)
 static void cmd_help(struct smtp_session *s, struct smtp_slice arg)
 {
     /* Only what this session may use now: STARTTLS and AUTH as the EHLO reply offers them. */
-    smtp_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s%s",
+    smtp_reply(s, 214, "2.0.0",
+               "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP%s%s",
                starttls_offered(s) ? " STARTTLS" : "", smtp_auth_offered(s) ? " AUTH" : "");
-}
-
-static void cmd_bdat(struct smtp_session *s, struct smtp_slice arg)
-{
-    smtp_reply(s, 502, "5.5.1", "Error: CHUNKING not offered");
-    smtp_peer_error(s);
 }
 
 static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
@@ -196,7 +192,7 @@ static void cmd_starttls(struct smtp_session *s, struct smtp_slice arg)
 
 /* The phases in which commands are read, as bits of smtp_command.phases. */
 #define IN(phase) (1u << SMTP_PHASE_##phase)
-#define ANY_PHASE (IN(CONNECTED) | IN(GREETED) | IN(MAIL) | IN(RCPT))
+#define ANY_PHASE (IN(CONNECTED) | IN(GREETED) | IN(MAIL) | IN(RCPT) | IN(BDAT))
 #define GREETED_ON (IN(GREETED) | IN(MAIL) | IN(RCPT)) /* RFC 5321 §4.1.4: after HELO/EHLO */
 
 struct smtp_command {
@@ -216,7 +212,8 @@ static const struct smtp_command commands[] = {
     {SMTP_VERB_MAIL, IN(GREETED), 0, NULL, smtp_cmd_mail, "Error: nested MAIL command"},
     {SMTP_VERB_RCPT, IN(MAIL) | IN(RCPT), 0, NULL, smtp_cmd_rcpt, NULL},
     {SMTP_VERB_DATA, IN(RCPT), CMD_LAST_IN_GROUP, smtp_data_check, smtp_cmd_data, NULL},
-    {SMTP_VERB_BDAT, GREETED_ON, 0, NULL, cmd_bdat, NULL},
+    /* Every phase that reads commands: its chunk follows whatever the answer (smtp_chunking.c) */
+    {SMTP_VERB_BDAT, ANY_PHASE, 0, NULL, smtp_cmd_bdat, NULL},
     {SMTP_VERB_RSET, ANY_PHASE, 0, NULL, cmd_rset, NULL},
     {SMTP_VERB_NOOP, ANY_PHASE, CMD_LAST_IN_GROUP, NULL, cmd_noop, NULL},
     {SMTP_VERB_QUIT, ANY_PHASE, 0, NULL, cmd_quit, NULL},
@@ -233,6 +230,7 @@ static const char *const missing[] = {
     [SMTP_PHASE_CONNECTED] = "Error: send HELO/EHLO first",
     [SMTP_PHASE_GREETED] = "Error: need MAIL command",
     [SMTP_PHASE_MAIL] = "Error: need RCPT command",
+    [SMTP_PHASE_BDAT] = "Error: BDAT chunks in progress: BDAT LAST or RSET first",
 };
 
 /* A command outside the phases it is allowed in: the one place for those 503s. It comes either
@@ -312,10 +310,15 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
     size_t used = 0;
     while (used < len && s->reading && !s->closed) {
         enum smtp_input input = smtp_session_input(s);
-        if (input == SMTP_INPUT_MESSAGE) {
-            used += smtp_tx_data_feed(s, data + used, len - used);
+        size_t (*feed)(struct smtp_session *, const char *, size_t) =
+            input == SMTP_INPUT_MESSAGE   ? smtp_tx_data_feed
+            : input == SMTP_INPUT_CHUNK   ? smtp_tx_chunk_feed
+            : input == SMTP_INPUT_DISCARD ? smtp_discard_feed
+                                          : NULL;
+        if (feed != NULL) {
+            used += feed(s, data + used, len - used);
             if (smtp_awaiting_line(s))
-                smtp_arm_timer(s); /* refused at the final dot: the next command's deadline */
+                smtp_arm_timer(s); /* the end of a message or chunk: the next command's deadline */
             continue;
         }
         if (input == SMTP_INPUT_NONE)
@@ -386,7 +389,7 @@ static void session_on_data(struct smtp_session *s, const char *data, size_t len
         buf_append(&s->in, data, len); /* kept for when we read again */
         return;
     }
-    if (smtp_session_input(s) == SMTP_INPUT_MESSAGE)
+    if (smtp_reading_message(s))
         smtp_arm_timer(s); /* data_timeout limits each pause, within the data deadline */
     if (s->in.len > 0) {
         buf_append(&s->in, data, len);

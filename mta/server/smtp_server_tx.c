@@ -2,8 +2,9 @@
  * Inbound SMTP: the transaction. MAIL opens it, RCPT asks the relay decision for each recipient,
  * DATA streams the message through the DATA decoder to the transaction's body sinks (smtp_sinks.h:
  * the checks, DKIM signing and, last, the spool) with a Received: header in front, and at the
- * final dot finishes them in turn. The 250 goes out only once the spool's sink reports the
- * commit, when the message is durable.
+ * final dot finishes them in turn (BDAT's chunks, smtp_chunking.c, take the same way from the
+ * body's start). The 250 goes out only once the spool's sink reports the commit, when the message
+ * is durable.
  */
 #include "mta/server/smtp_session.h"
 
@@ -578,9 +579,9 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
     body_sinks_add(&tx->sinks, tx->store);
 }
 
-void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
+int smtp_tx_body_start(struct smtp_session *s)
 {
-    struct smtp_tx *tx = s->tx; /* with a recipient: the command table allows DATA only then */
+    struct smtp_tx *tx = s->tx;
     struct spool_envelope env = {
         .sender = tx->sender,
         .rcpts = (const char *const *)tx->rcpts,
@@ -593,10 +594,8 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
         .flags = tx->env_flags,
     };
     struct spool_msg *msg = spool_msg_new(s->srv->spool, &env);
-    if (msg == NULL) {
-        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
-        return;
-    }
+    if (msg == NULL)
+        return -1;
     snprintf(tx->queue_id, sizeof tx->queue_id, "%s", spool_msg_id(msg));
     tx_sinks_start(s, msg);
     if (s->inbound) /* RFC 8601 §5: only our own checks may speak in our name */
@@ -605,10 +604,18 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
     received_header(s, tx->queue_id, &header);
     body_sinks_write_trace(&tx->sinks, header.data, header.len);
     buf_free(&header);
-
-    smtp_data_init(&tx->decoder);
-    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_NONE);
     tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
+    return 0;
+}
+
+void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg)
+{
+    if (smtp_tx_body_start(s) < 0) { /* DATA is allowed only with a recipient */
+        smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+        return;
+    }
+    smtp_data_init(&s->tx->decoder);
+    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_NONE);
     smtp_arm_timer(s);
     smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 }
@@ -622,8 +629,8 @@ static void tx_refuse_after_data(struct smtp_session *s, const struct policy_dec
     smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
 }
 
-/* At the final dot: the message is refused at once (and rolled back), or its sinks finish; the
- * spool's commit comes last and tx_on_committed answers. */
+/* The message is complete (the final dot, or the LAST chunk): it is refused at once (and rolled
+ * back), or its sinks finish; the spool's commit comes last and tx_on_committed answers. */
 static void tx_end_of_data(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
@@ -641,7 +648,7 @@ static void tx_end_of_data(struct smtp_session *s)
         return;
     }
     /* Set first: nothing is read while the sinks finish, even if one has room again meanwhile. */
-    smtp_set_state(s, SMTP_PHASE_DATA, SMTP_WAIT_END_OF_DATA);
+    smtp_set_state(s, s->phase, SMTP_WAIT_END_OF_DATA);
     struct body_outcome out;
     if (body_sinks_finish(&tx->sinks, &out) == 0) {
         /* The spool's commit never reports at once: an outcome known now is a check's refusal
@@ -655,35 +662,42 @@ static void tx_end_of_data(struct smtp_session *s)
     smtp_flush(s);
 }
 
-size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
+/* Scratch for the message on its way to the sinks, reused: the loop runs one callback at a time. */
+static struct buf filtered;
+
+/* Hands message bytes (decoded DATA, or BDAT chunks) to the sinks, forged Authentication-Results
+ * fields removed; over limits.max_message_size nothing more is stored. */
+void smtp_tx_body_write(struct smtp_session *s, const char *data, size_t len)
 {
     struct smtp_tx *tx = s->tx;
-    /* scratch, reused: the loop runs one callback at a time */
-    static struct buf decoded, filtered;
-    int done = 0;
-
-    buf_reset(&decoded);
-    size_t used = smtp_data_feed(&tx->decoder, data, len, &decoded, &done);
-    tx->body_size += decoded.len;
+    tx->body_size += len;
     if (tx->body_size > s->cfg->limits.max_message_size)
-        tx->too_big = 1; /* keep reading to the final dot, store nothing more */
-    struct buf *message = &decoded;
+        tx->too_big = 1; /* keep reading to the end, store nothing more */
     if (tx->ar_filter != NULL && !header_filter_passing(tx->ar_filter)) {
         buf_reset(&filtered);
-        header_filter_feed(tx->ar_filter, decoded.data, decoded.len, &filtered);
-        if (done)
-            header_filter_finish(tx->ar_filter, &filtered);
-        message = &filtered;
+        header_filter_feed(tx->ar_filter, data, len, &filtered);
+        data = filtered.data, len = filtered.len;
     }
-    if (!tx->too_big && message->len > 0) {
-        body_sinks_write(&tx->sinks, message->data, message->len);
+    if (!tx->too_big && len > 0) {
+        body_sinks_write(&tx->sinks, data, len);
         tx_backpressure_update(s);
     }
-    if (decoded.cap > 256 * 1024)
-        buf_free(&decoded);
     if (filtered.cap > 256 * 1024)
         buf_free(&filtered);
-    if (done && tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {
+}
+
+void smtp_tx_body_end(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx->ar_filter != NULL && !header_filter_passing(tx->ar_filter)) {
+        buf_reset(&filtered);
+        header_filter_finish(tx->ar_filter, &filtered);
+        if (!tx->too_big && filtered.len > 0) {
+            body_sinks_write(&tx->sinks, filtered.data, filtered.len);
+            tx_backpressure_update(s);
+        }
+    }
+    if (tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {
         struct logrec r;
         log_begin(&r, LOG_INFO, "smtp.header_removed");
         log_int(&r, "session", (long long)s->id);
@@ -691,8 +705,20 @@ size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
         log_int(&r, "count", header_filter_removed(tx->ar_filter));
         log_end(&r);
     }
+    tx_end_of_data(s);
+}
+
+size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len)
+{
+    static struct buf decoded; /* scratch, as `filtered` */
+    int done = 0;
+    buf_reset(&decoded);
+    size_t used = smtp_data_feed(&s->tx->decoder, data, len, &decoded, &done);
+    smtp_tx_body_write(s, decoded.data, decoded.len);
+    if (decoded.cap > 256 * 1024)
+        buf_free(&decoded);
     if (done)
-        tx_end_of_data(s);
+        smtp_tx_body_end(s);
     return used;
 }
 

@@ -30,6 +30,8 @@ static const struct {
     [SMTP_PHASE_MAIL] = {"mail", SMTP_INPUT_COMMAND},
     [SMTP_PHASE_RCPT] = {"rcpt", SMTP_INPUT_COMMAND},
     [SMTP_PHASE_DATA] = {"data", SMTP_INPUT_MESSAGE},
+    [SMTP_PHASE_CHUNK] = {"chunk", SMTP_INPUT_CHUNK},
+    [SMTP_PHASE_BDAT] = {"bdat", SMTP_INPUT_COMMAND},
     [SMTP_PHASE_AUTH] = {"auth", SMTP_INPUT_RESPONSE},
     [SMTP_PHASE_CLOSING] = {"closing", SMTP_INPUT_NONE},
 };
@@ -57,7 +59,15 @@ static const char *state_name(const struct smtp_session *s)
 
 enum smtp_input smtp_session_input(const struct smtp_session *s)
 {
-    return s->wait == SMTP_WAIT_NONE ? phases[s->phase].input : SMTP_INPUT_NONE;
+    if (s->wait != SMTP_WAIT_NONE)
+        return SMTP_INPUT_NONE;
+    return s->discard.left > 0 ? SMTP_INPUT_DISCARD : phases[s->phase].input;
+}
+
+int smtp_reading_message(const struct smtp_session *s)
+{
+    enum smtp_input input = smtp_session_input(s);
+    return input == SMTP_INPUT_MESSAGE || input == SMTP_INPUT_CHUNK;
 }
 
 int smtp_awaiting_line(const struct smtp_session *s)
@@ -170,8 +180,9 @@ void smtp_resume_input(struct smtp_session *s)
  *
  * Deadlines rather than idle timers, so a client trickling a byte at a time cannot hold a slot:
  * a command line must be complete within limits.command_timeout of the previous reply (the wait
- * for its first byte included); the message data within limits.data_deadline of the 354, with no
- * pause longer than limits.data_timeout; and after limits.session_lifetime the session ends at
+ * for its first byte included); the message data within limits.data_deadline of the 354 (or of
+ * the first BDAT), with no pause longer than limits.data_timeout; a refused chunk within
+ * limits.command_timeout of its BDAT; and after limits.session_lifetime the session ends at
  * its next command boundary. Never inside DATA: a message being sent is read, committed and
  * acknowledged first, then the 421 follows. One timer per session serves all of them. */
 
@@ -208,7 +219,7 @@ static void timer_on_expire(uv_timer_t *t)
     struct smtp_session *s = container_of(t, struct smtp_session, timer);
     if (s->closed || s->phase == SMTP_PHASE_CLOSING)
         return;
-    int message = smtp_session_input(s) == SMTP_INPUT_MESSAGE;
+    int message = smtp_reading_message(s);
     if (message && uv_now(s->srv->loop) >= s->tx->data_deadline)
         smtp_session_expire(s, "limits.data_deadline", "message data took too long");
     else if (message)
@@ -225,9 +236,10 @@ void smtp_arm_timer(struct smtp_session *s)
         return;
     const struct config *cfg = s->cfg;
     uint64_t now = uv_now(s->srv->loop), ms;
-    if (smtp_session_input(s) == SMTP_INPUT_MESSAGE)
+    if (smtp_reading_message(s))
         ms = min_u64(cfg->limits.data_timeout_ms, ms_until(now, s->tx->data_deadline));
-    else if (smtp_awaiting_line(s) || waits[s->wait].client_deadline)
+    else if (smtp_awaiting_line(s) || smtp_session_input(s) == SMTP_INPUT_DISCARD ||
+             waits[s->wait].client_deadline)
         ms = min_u64(cfg->limits.command_timeout_ms, ms_until(now, s->lifetime_ends));
     else
         return; /* waiting for ourselves: a check, the spool, the wait before the banner */

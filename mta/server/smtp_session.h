@@ -1,7 +1,8 @@
 /*
  * The inside of an inbound SMTP session, in layers: smtp_session.c (the connection: state,
  * replies, input flow, deadlines, lifetime) under smtp_greet.c (before the banner), smtp_auth.c
- * (AUTH), smtp_server_tx.c (the transaction: MAIL, RCPT, DATA and the body sinks) and, on top,
+ * (AUTH), smtp_server_tx.c (the transaction: MAIL, RCPT, DATA and the body sinks), smtp_chunking.c
+ * (BDAT) and, on top,
  * smtp_server.c (accept, the command table, reading input). Nothing else includes this header.
  */
 #ifndef SLUICE_SMTP_SESSION_H
@@ -35,6 +36,8 @@ enum smtp_phase {
     SMTP_PHASE_MAIL,      /* MAIL accepted, no recipient yet */
     SMTP_PHASE_RCPT,      /* at least one recipient accepted */
     SMTP_PHASE_DATA,      /* reading the message */
+    SMTP_PHASE_CHUNK,     /* reading the octets of a BDAT chunk (tx->chunk_left) */
+    SMTP_PHASE_BDAT,      /* a chunk accepted, not the LAST: only BDAT (or RSET, ...) goes on */
     SMTP_PHASE_AUTH,      /* 334 sent: the next line is an AUTH response (smtp_auth.c) */
     SMTP_PHASE_CLOSING,   /* last reply queued; closing once it is written */
 };
@@ -58,6 +61,8 @@ enum smtp_input {
     SMTP_INPUT_COMMAND,  /* command lines, dispatched through the command table */
     SMTP_INPUT_RESPONSE, /* one line answering a 334 challenge (smtp_auth_line) */
     SMTP_INPUT_MESSAGE,  /* message data up to the final dot (smtp_tx_data_feed) */
+    SMTP_INPUT_CHUNK,    /* the rest of a BDAT chunk (smtp_tx_chunk_feed) */
+    SMTP_INPUT_DISCARD,  /* the rest of a refused BDAT chunk, dropped (smtp_discard_feed) */
 };
 
 /* Stop reading while this much of our output waits for a client that does not read its replies. */
@@ -85,6 +90,9 @@ struct smtp_tx {
     char queue_id[SPOOL_ID_MAX + 1]; /* from DATA on */
     struct smtp_data decoder;
     uint64_t body_size;      /* decoded octets the client sent */
+    uint64_t chunk_size;     /* BDAT: the size of the chunk being read */
+    uint64_t chunk_left;     /* BDAT: its octets not read yet */
+    unsigned chunk_last : 1; /* BDAT: it is the LAST */
     unsigned too_big : 1;    /* over limits.max_message_size: the rest is read and dropped */
     struct body_sinks sinks; /* from DATA on: what consumes the message (smtp_sinks.h) */
     struct body_sink *store; /* the spool's sink, the last in sinks; NULL before DATA */
@@ -125,6 +133,13 @@ struct smtp_session {
     struct smtp_tx *tx;
     char *auth_user;        /* name from the users file after a successful AUTH, else NULL */
     struct smtp_auth *auth; /* AUTH exchange in progress (smtp_auth.c), else NULL */
+    /* A refused BDAT: its chunk's octets are read and dropped, then the refusal is sent. */
+    struct {
+        uint64_t left; /* octets still to drop; SMTP_INPUT_DISCARD while not 0 */
+        int code;
+        const char *enhanced, *text; /* static */
+        unsigned peer_error : 1;     /* counts as an error of the client */
+    } discard;
 
     /* Inbound checks started at connect; their verdicts are given at RCPT. */
     unsigned inbound : 1;  /* the listener's role is inbound: the MX checks apply */
@@ -143,6 +158,8 @@ struct smtp_session {
 void smtp_set_state(struct smtp_session *s, enum smtp_phase phase, enum smtp_wait wait);
 /* What the session reads next: SMTP_INPUT_NONE while it waits. */
 enum smtp_input smtp_session_input(const struct smtp_session *s);
+/* The session reads a message: DATA's, or a BDAT chunk. */
+int smtp_reading_message(const struct smtp_session *s);
 /* The session waits for a command line (or an AUTH response). */
 int smtp_awaiting_line(const struct smtp_session *s);
 /* What was read before the wait began is not to be executed (plaintext after STARTTLS). */
@@ -179,7 +196,20 @@ void smtp_cmd_data(struct smtp_session *s, struct smtp_slice arg);
 /* Feeds message bytes in DATA state; returns how many were used (the rest follows the final dot).
  */
 size_t smtp_tx_data_feed(struct smtp_session *s, const char *data, size_t len);
+/* The message's body, as DATA and BDAT share it: smtp_tx_body_start makes the spool file and the
+ * sinks and writes our Received: (0, or -1 when the spool file could not be made); body_write
+ * takes the client's message octets; body_end, once the message is complete, finishes the sinks
+ * and the reply follows (after the commit). */
+int smtp_tx_body_start(struct smtp_session *s);
+void smtp_tx_body_write(struct smtp_session *s, const char *data, size_t len);
+void smtp_tx_body_end(struct smtp_session *s);
 void smtp_tx_free(struct smtp_session *s);
+
+/* smtp_chunking.c: BDAT (RFC 3030), allowed in every phase that reads commands, as its chunk must
+ * be read whatever the answer; the feeds take the chunk's octets and return how many they used. */
+void smtp_cmd_bdat(struct smtp_session *s, struct smtp_slice arg);
+size_t smtp_tx_chunk_feed(struct smtp_session *s, const char *data, size_t len);
+size_t smtp_discard_feed(struct smtp_session *s, const char *data, size_t len);
 /* Logs smtp.rejected: the stage, the reply, the rule that decided and the address if any. */
 void smtp_log_rejected(struct smtp_session *s, const char *stage, int code, const char *text,
                        const char *rule, const char *addr);

@@ -1,9 +1,9 @@
 /*
- * The body sinks of an inbound SMTP transaction (mta/server/body_sink.h): which consumers a message gets,
- * chosen from the session's facts at DATA, and their glue to the spool, DKIM signing
- * (mta/dkim/dkim.h), DKIM verification (mta/dkim/dkim_check.h), clamd (policy/clamd.h) and the attachment
- * check (policy/mime.h): each logs its own events and turns its result into a decision. A new
- * check of the message is one more sink here; smtp_server_tx.c does not change.
+ * The body sinks of an inbound SMTP transaction (mta/server/body_sink.h): which consumers a message
+ * gets, chosen from the session's facts at DATA, and their glue to the spool, DKIM signing
+ * (mta/dkim/dkim.h), DKIM verification (mta/dkim/dkim_check.h), clamd (policy/clamd.h) and the
+ * attachment check (policy/mime.h): each logs its own events and turns its result into a decision.
+ * A new check of the message is one more sink here; smtp_server_tx.c does not change.
  */
 #ifndef SLUICE_SMTP_SINKS_H
 #define SLUICE_SMTP_SINKS_H

@@ -1,10 +1,11 @@
 /*
- * Fuzzes the bounce classifier (mta/delivery/bounce_class.c) with what a remote server can make it read:
- * the input is a stream of replies, parsed by the client's reply parser and classified as delivery
- * does (the enhanced code as "c.s.d", the lines joined with "; "). The class must be one of the
- * enum and only 2xx is NONE; phrases match in any case, so the text upper- or lower-cased gets the
- * same class; an absent enhanced code ("" or NULL) is the same; only RATE_LIMIT throttles. The raw
- * input is also classified as Sluice's own failure text (code 0) with a malformed enhanced code.
+ * Fuzzes the bounce classifier (mta/delivery/bounce_class.c) with what a remote server can make it
+ * read: the input is a stream of replies, parsed by the client's reply parser and classified as
+ * delivery does (the enhanced code as "c.s.d", the lines joined with "; "). The class must be one
+ * of the enum and only 2xx is NONE; phrases match in any case, so the text upper- or lower-cased
+ * gets the same class; an absent enhanced code ("" or NULL) is the same; only RATE_LIMIT throttles.
+ * The raw input is also classified as Sluice's own failure text (code 0) with a malformed enhanced
+ * code.
  */
 #include <ctype.h>
 #include <stdint.h>

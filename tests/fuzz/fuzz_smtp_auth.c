@@ -1,11 +1,11 @@
 /*
- * Fuzzes the parsing of SMTP AUTH responses (mta/server/smtp_auth.c) and the strict base64 decoder under
- * it (lib/base64.c): the text a client sends after "AUTH PLAIN" or "AUTH LOGIN" or in answer to a
- * 334. A response is "*" (cancel), or it decodes exactly when it is canonical strict base64, to
- * what OpenSSL's decoder makes of it, into a buffer of the size the session allocates; the decoded
- * octets re-encode to the same text. A decoded PLAIN message splits into authzid NUL authcid NUL
- * passwd exactly when it holds two NULs, and the slices cover it. Input: byte 0 bit 0 says whether
- * the text is AUTH's initial response ("=" is then empty); the rest is the text.
+ * Fuzzes the parsing of SMTP AUTH responses (mta/server/smtp_auth.c) and the strict base64 decoder
+ * under it (lib/base64.c): the text a client sends after "AUTH PLAIN" or "AUTH LOGIN" or in answer
+ * to a 334. A response is "*" (cancel), or it decodes exactly when it is canonical strict base64,
+ * to what OpenSSL's decoder makes of it, into a buffer of the size the session allocates; the
+ * decoded octets re-encode to the same text. A decoded PLAIN message splits into authzid NUL
+ * authcid NUL passwd exactly when it holds two NULs, and the slices cover it. Input: byte 0 bit 0
+ * says whether the text is AUTH's initial response ("=" is then empty); the rest is the text.
  */
 #include <openssl/evp.h>
 #include <stdint.h>

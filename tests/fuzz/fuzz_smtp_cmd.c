@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -57,6 +58,29 @@ static void check_path_args(struct smtp_slice arg, const char *prefix)
                     NULL);
 }
 
+/* A BDAT argument that parses is digits, then nothing or spaces and LAST; printing what was read
+ * back in that form must read the same. */
+static void check_bdat(struct smtp_slice arg)
+{
+    uint64_t size;
+    int last;
+    int rc = smtp_cmd_parse_bdat(arg, &size, &last);
+    if (rc != 0) {
+        if (rc != -EINVAL)
+            abort();
+        return;
+    }
+    if (arg.len == 0 || arg.ptr[0] < '0' || arg.ptr[0] > '9' || (last != 0 && last != 1))
+        abort();
+    char text[40];
+    int n = snprintf(text, sizeof text, "%llu%s", (unsigned long long)size, last ? " LAST" : "");
+    uint64_t size2;
+    int last2;
+    struct smtp_slice again = {text, (size_t)n};
+    if (smtp_cmd_parse_bdat(again, &size2, &last2) != 0 || size2 != size || last2 != last)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *line = (const char *)data;
@@ -91,5 +115,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check_path_args(cmd.arg, "FROM:");
     check_path_args(cmd.arg, "TO:");
+    check_bdat(cmd.arg);
     return 0;
 }

@@ -88,7 +88,7 @@ USAGE_ERRORS_RUN = [
 HELP_MENTIONS = {
     "run": "SIGHUP", "check-config": "file:line:column", "config-keys": "default",
     "queue": "--json", "relay-test": "--local-domain", "explain": "--rcpt ADDRESS",
-    "dkim": "--algorithm A", "version": "VERSION",
+    "dkim": "--algorithm A", "doctor": "--json", "version": "VERSION",
 }
 
 

@@ -4,11 +4,11 @@ A raw-socket conformance pass of the inbound session: one reply per command, alw
 About 65 command shapes (every verb with and without arguments, bad arguments, unknown verbs,
 overlong lines, lower case, trailing spaces, SIZE=/BODY=/SMTPUTF8 parameters, NUL bytes, bare CR
 and LF, ...) are driven in every session state a client can reach: before and after the greeting,
-after HELO, after EHLO, after MAIL, after RCPT (accepted or refused), after RSET, after a message,
-and over TLS with AUTH offered (inside an AUTH exchange too). Each shape goes once command by
+after HELO, after EHLO, after MAIL, after RCPT (accepted or refused), after RSET, after a message
+(sent with DATA or BDAT), between BDAT chunks, and over TLS with AUTH offered (inside an AUTH exchange too). Each shape goes once command by
 command (waiting for each reply, then HELP as a sentinel that a stray extra reply would
 displace) and once pipelined (the whole session in one write). `Model` says what RFC 5321 (and
-RFC 1870, 3207, 4954, 6152, 6531 for the extensions offered) has the server answer to each line
+RFC 1870, 3030, 3207, 4954, 6152, 6531 for the extensions offered) has the server answer to each line
 in each state; the test compares the COUNT and the ORDER of the codes the daemon sends with it.
 """
 import base64
@@ -30,8 +30,8 @@ READ_TIMEOUT = 3.0     # a missing reply fails within this
 VERBS = {b"HELO", b"EHLO", b"MAIL", b"RCPT", b"DATA", b"BDAT", b"RSET", b"NOOP", b"QUIT", b"VRFY",
          b"EXPN", b"HELP", b"STARTTLS", b"AUTH"}
 # RFC 5321 §4.1.4: no transaction before HELO/EHLO; STARTTLS (RFC 3207) and AUTH (RFC 4954) follow
-# EHLO; BDAT (RFC 3030) is an extension of EHLO that is not offered.
-NEEDS_GREETING = {b"MAIL", b"RCPT", b"DATA", b"BDAT", b"STARTTLS", b"AUTH"}
+# EHLO. BDAT (RFC 3030) answers for itself: its chunk is read whatever the answer.
+NEEDS_GREETING = {b"MAIL", b"RCPT", b"DATA", b"STARTTLS", b"AUTH"}
 BASE64 = re.compile(rb"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
 
 # (label, lines, outcome): the lines are sent each with CRLF after it. The outcome is what the
@@ -93,8 +93,13 @@ SHAPES = [
     ("EXPN", [b"EXPN list"], None),
     ("HELP", [b"HELP"], None),
     ("HELP topic", [b"HELP MAIL"], None),
-    ("BDAT bare", [b"BDAT"], None),
     ("BDAT 0 LAST", [b"BDAT 0 LAST"], None),
+    ("bdat lower, LAST", [b"bdat 0 last"], None),
+    ("BDAT chunk", [b"BDAT 3", b"a"], None),  # the chunk is "a" CRLF
+    ("BDAT chunk LAST", [b"BDAT 3 LAST", b"b"], None),
+    ("BDAT chunk holding a command", [b"BDAT 6 LAST", b"NOOP"], None),
+    ("BDAT then DATA", [b"BDAT 3", b"c", b"DATA"], None),
+    ("BDAT then RCPT", [b"BDAT 3", b"d", b"RCPT TO:<b@example.com>"], None),
     ("STARTTLS", [b"STARTTLS"], None),
     ("STARTTLS with argument", [b"STARTTLS now"], None),
     ("AUTH bare", [b"AUTH"], None),
@@ -117,6 +122,10 @@ SHAPES = [
     ("tab separator", [b"NOOP\tx"], None),
     ("QUIT with argument", [b"QUIT now"], None),
     ("QUIT", [b"QUIT"], None),
+    # last, as it ends the session once greeted (the chunk's end is unknown): the pipelined test
+    # leaves out the QUIT shapes, so this one ends its stream
+    ("BDAT bare", [b"BDAT"], None),
+    ("BDAT bad size", [b"BDAT 1x LAST"], None),
 ]
 
 
@@ -128,7 +137,9 @@ class Model:
         self.auth_enabled = auth  # relay.users set on this submission listener
         self.greeting = None      # None, b"HELO" or b"EHLO"
         self.tx = None            # None, or [accepted, refused] recipients since MAIL
+        self.chunked = None       # None, or the octets of the BDAT chunks accepted so far
         self.data = False         # reading message content, until "."
+        self.chunk = None         # None, or [octets of a BDAT chunk still to come, its reply]
         self.exchange = False     # inside AUTH: the next line is a response (RFC 4954 §4)
         self.closed = False
 
@@ -137,6 +148,13 @@ class Model:
         assert raw.endswith(CRLF) and CRLF not in raw[:-2]
         if self.closed:
             return []
+        if self.chunk is not None:  # RFC 3030 §2: the chunk, whatever it holds, then the reply
+            assert len(raw) <= self.chunk[0], "a shape's chunk must end with one of its lines"
+            self.chunk[0] -= len(raw)
+            if self.chunk[0] > 0:
+                return []
+            code, self.chunk = self.chunk[1], None
+            return [code]
         line = raw[:-2]
         if self.data:
             if line == b".":
@@ -165,14 +183,15 @@ class Model:
         if verb in NEEDS_GREETING and self.greeting is None:
             return [503]
         arg = rest.lstrip(b" ").rstrip(b" \t")
-        return [getattr(self, "cmd_" + verb.decode().lower())(verb, arg, outcome)]
+        code = getattr(self, "cmd_" + verb.decode().lower())(verb, arg, outcome)
+        return [] if code is None else [code]
 
     def cmd_helo(self, verb, arg, outcome):
         # RFC 5321 §4.1.1.1: HELO/EHLO need a domain or an address literal; a good one ends any
         # transaction (§4.1.4) and a bad one changes nothing.
         if not (0 < len(arg) <= 255 and all(0x20 < c < 0x7f and c not in b"()\\" for c in arg)):
             return 501
-        self.greeting, self.tx = verb, None
+        self.greeting, self.tx, self.chunked = verb, None, None
         return 250
 
     cmd_ehlo = cmd_helo
@@ -185,7 +204,7 @@ class Model:
         return outcome
 
     def cmd_rcpt(self, verb, arg, outcome):
-        if self.tx is None:
+        if self.tx is None or self.chunked is not None:  # nor between BDAT chunks
             return 503
         if outcome == "ok":
             self.tx[0] += 1
@@ -200,7 +219,7 @@ class Model:
         # recipients only is 554, with none at all 503.
         if arg:
             return 501
-        if self.tx is None:
+        if self.tx is None or self.chunked is not None:
             return 503
         if self.tx[0] == 0:
             return 554 if self.tx[1] else 503
@@ -210,7 +229,7 @@ class Model:
     def cmd_rset(self, verb, arg, outcome):
         if arg:
             return 501
-        self.tx = None
+        self.tx, self.chunked = None, None
         return 250
 
     def cmd_quit(self, verb, arg, outcome):
@@ -232,9 +251,34 @@ class Model:
         return 214
 
     def cmd_bdat(self, verb, arg, outcome):
-        return 502  # CHUNKING is not offered
+        """RFC 3030 §2: "BDAT" SP chunk-size [SP "LAST"]. Its reply (None here) follows the
+        chunk, read even when the BDAT is refused, so the next command is found where it starts.
+        """
+        m = re.fullmatch(rb"(\d+)( +LAST)?", arg, re.I)
+        if not m or int(m.group(1)) >= 2 ** 64:
+            if self.greeting is None:
+                return 503
+            self.closed = True  # the chunk's end is unknown: nothing after it can be trusted
+            return 501
+        size, last = int(m.group(1)), m.group(2) is not None
+        if self.greeting is None or self.tx is None:
+            code = 503
+        elif self.tx[0] == 0:
+            code = 554 if self.tx[1] else 503  # as DATA (RFC 2920 §3.1)
+        elif size > MAX_SIZE - (self.chunked or 0):
+            code, self.tx, self.chunked = 552, None, None  # RFC 1870: the transaction fails
+        elif last:
+            code, self.tx, self.chunked = 250, None, None
+        else:
+            code, self.chunked = 250, (self.chunked or 0) + size
+        if size == 0:
+            return code
+        self.chunk = [size, code]
+        return None
 
     def cmd_starttls(self, verb, arg, outcome):
+        if self.chunked is not None:
+            return 503  # not between BDAT chunks
         if arg:
             return 501
         if self.tls:
@@ -283,6 +327,9 @@ PLAIN_STATES = {
     "rcpt-refused": [EHLO, MAIL, b"RCPT TO:<b@@example.com>"],
     "rset": [EHLO, MAIL, RCPT, b"RSET"],
     "after-message": [EHLO, MAIL, RCPT, b"DATA", b"."],
+    "after-bdat-message": [EHLO, MAIL, RCPT, b"BDAT 3 LAST", b"x"],
+    "between-chunks": [EHLO, MAIL, RCPT, b"BDAT 3", b"x"],
+    "bdat-refused": [EHLO, MAIL, b"BDAT 3", b"x"],
 }
 TLS_STATES = {
     "tls-connected": [],
@@ -349,7 +396,8 @@ class Conformance(SluiceTestCase):
                     with self.connect() as c:
                         self.assertEqual(c.banner.code, 220)
                         sent = [(line, OUTCOMES.get(line)) for line in prefix]
-                        sent += [(lines[0], outcome)] + [(line, None) for line in lines[1:]]
+                        sent += [(lines[0], outcome)]
+                        sent += [(line, OUTCOMES.get(line)) for line in lines[1:]]
                         sent += [(b"HELP", None), (b"QUIT", None)]
                         for line, out in sent:
                             if model.closed:
@@ -372,7 +420,8 @@ class Conformance(SluiceTestCase):
                 stream, want = b"", []
                 for label, lines, outcome in body:
                     sent = [(line, OUTCOMES.get(line)) for line in prefix]
-                    sent += [(lines[0], outcome)] + [(line, None) for line in lines[1:]]
+                    sent += [(lines[0], outcome)]
+                    sent += [(line, OUTCOMES.get(line)) for line in lines[1:]]
                     for line, out in sent:
                         stream += line + CRLF
                         want += model.feed(line + CRLF, out)

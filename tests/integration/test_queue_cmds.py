@@ -121,7 +121,8 @@ class QueueCommands(SluiceTestCase):
         rc, out, err = self.queue(d, "show", qid)
         self.assertEqual(rc, 0, err)
         self.assertRegex(out, r"recipient: <bob@example\.com> deferred, 1 attempts, "
-                              r"next \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, last reply: 451 ")
+                              r"next \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, category: [a-z-]+, "
+                              r"last reply: 451 ")
 
     def test_reads_the_queue_when_the_config_has_a_broken_key(self):
         """The queue commands need only server.spool: a DKIM key that went missing (which makes

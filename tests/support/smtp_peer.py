@@ -6,8 +6,11 @@ usage: smtp_peer.py SCRIPT_JSON OUT_DIR
 Prints the port on stdout once listening. Writes into OUT_DIR:
   commands.log  one line per command: "<ms since accept> <replies sent before it was read> <line>"
   data_<n>.bin  the raw bytes of the n-th DATA body as received, final "." line included
-Script keys: "greeting", "ehlo", "helo", "starttls", "mail", "rcpt", "data", "end", "rset", "quit":
-each a reply or a list of replies used in turn (the last one repeats); multi-line replies use
+  message_<n>.bin  the n-th message as the peer understands it: a DATA body without its final "."
+                line and with dot-stuffing undone, or the BDAT chunks (RFC 3030) put together
+Script keys: "greeting", "ehlo", "helo", "starttls", "mail", "rcpt", "data", "end", "rset", "quit",
+"bdat" (the reply to a chunk before the LAST, whose reply is "end"): each a reply or a list of
+replies used in turn (the last one repeats); multi-line replies use
 "\r\n". A reply "@close" closes the connection, "@hang" stops answering (and reads until the
 client gives up), "@raw:TEXT" sends TEXT as is. "tls": true makes a certificate so that STARTTLS
 works.
@@ -29,6 +32,7 @@ DEFAULTS = {
     "rcpt": "250 2.1.5 ok",
     "data": "354 go",
     "end": "250 2.0.0 queued",
+    "bdat": "250 2.0.0 chunk ok",
     "rset": "250 2.0.0 reset",
     "quit": "221 2.0.0 bye",
     "noop": "250 ok",
@@ -43,6 +47,7 @@ class Peer:
         self.used = {}
         self.replies = 0
         self.ndata = 0
+        self.chunks = b""  # the BDAT chunks of the message so far
         # Latin-1 both ways: the log holds the bytes received, UTF-8 envelopes included.
         self.log = open(os.path.join(out, "commands.log"), "w", encoding="latin-1")
 
@@ -92,7 +97,9 @@ class Peer:
                 verb = text.split(" ")[0].split(":")[0].lower()
                 key = {"mail": "mail", "rcpt": "rcpt", "data": "data", "ehlo": "ehlo",
                        "helo": "helo", "starttls": "starttls", "rset": "rset",
-                       "quit": "quit"}.get(verb, "noop")
+                       "quit": "quit", "bdat": "bdat"}.get(verb, "noop")
+                if key == "bdat":
+                    buf, key = self.read_chunk(text, buf)
                 if not self.send(key):
                     return
                 if key == "quit":
@@ -107,6 +114,24 @@ class Peer:
                     buf = self.read_body(buf)
                     if not self.send("end"):
                         return
+
+    def read_chunk(self, line, buf):
+        """Reads the chunk of "BDAT n [LAST]"; returns what follows it and the reply's key."""
+        words = line.split(" ")
+        size, last = int(words[1]), len(words) > 2 and words[2].upper() == "LAST"
+        while len(buf) < size:
+            buf += self.recv()
+        self.chunks += buf[:size]
+        if not last:
+            return buf[size:], "bdat"
+        self.ndata += 1
+        self.write_message(self.chunks)
+        self.chunks = b""
+        return buf[size:], "end"
+
+    def write_message(self, message):
+        with open(os.path.join(self.out, "message_%d.bin" % self.ndata), "wb") as f:
+            f.write(message)
 
     def used_reply_is_354(self):
         r = self.script["data"]
@@ -126,6 +151,8 @@ class Peer:
         self.ndata += 1
         with open(os.path.join(self.out, "data_%d.bin" % self.ndata), "wb") as f:
             f.write(data[:end])
+        lines = data[:end - 3].split(b"\r\n")
+        self.write_message(b"\r\n".join(ln[1:] if ln.startswith(b".") else ln for ln in lines))
         ms = int((time.monotonic() - self.start) * 1000)
         self.log.write("%d %d <body %d bytes>\n" % (ms, self.replies, end))
         self.log.flush()

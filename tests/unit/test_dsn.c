@@ -76,11 +76,13 @@ static void test_failed_recipients(void)
          .remote_code = 550,
          .remote_mta = "mx.example.net",
          .diagnostic = "550 5.1.1 <bob@example.net>: Recipient address rejected: User unknown",
-         .last_attempt = NOW - 60},
+         .last_attempt = NOW - 60,
+         .category = "bad-mailbox"},
         {.rcpt = "carol@example.com",
          .orcpt = "rfc822;Carol@example.com",
          .action = DSN_ACTION_FAILED,
-         .diagnostic = "Host or domain name not found (NXDOMAIN)"},
+         .diagnostic = "Host or domain name not found (NXDOMAIN)",
+         .category = "bad-domain"},
     };
     struct dsn_params p = params_base(rcpts, 2);
     p.envid = "ENV-7";
@@ -106,10 +108,12 @@ static void test_failed_recipients(void)
         "rcpt0.Diagnostic-Code=smtp; 550 5.1.1 <bob@example.net>: Recipient address rejected: "
         "User unknown",
         "rcpt0.Last-Attempt-Date=Tue, 14 Nov 2023 22:12:20 +0000",
+        "rcpt0.X-Sluice-Category=bad-mailbox",
         "rcpt1.Final-Recipient=rfc822; carol@example.com",
         "rcpt1.Original-Recipient=rfc822;Carol@example.com",
         "rcpt1.Status=5.0.0",
         "rcpt1.Diagnostic-Code=X-Sluice; Host or domain name not found (NXDOMAIN)",
+        "rcpt1.X-Sluice-Category=bad-domain",
         "text~<bob@example.net>: host mx.example.net said: 550 5.1.1",
         "text~<carol@example.com>: Host or domain name not found",
         "headers_type=text/rfc822-headers",

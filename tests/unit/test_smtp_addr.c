@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 
@@ -512,6 +513,50 @@ static void test_to_utf8(void)
                  -ENAMETOOLONG);
 }
 
+/* Literal and numeric texts to socket addresses: the family, the port and the bytes. */
+static void test_sockaddr(void)
+{
+    static const struct {
+        const char *text;
+        int literal; /* 1: "[...]" form, 0: bare numeric text */
+        int family;  /* AF_UNSPEC: refused */
+        const char *ip;
+    } cases[] = {
+        {"[192.0.2.1]", 1, AF_INET, "192.0.2.1"},
+        {"[IPv6:2001:db8::1]", 1, AF_INET6, "2001:db8::1"},
+        {"[ipv6:::1]", 1, AF_INET6, "::1"},
+        {"[2001:db8::1]", 1, AF_UNSPEC, NULL},    /* IPv6 needs its tag */
+        {"[IPv6:192.0.2.1]", 1, AF_UNSPEC, NULL}, /* the tag needs IPv6 */
+        {"[host.example]", 1, AF_UNSPEC, NULL},
+        {"192.0.2.1", 1, AF_UNSPEC, NULL}, /* no brackets */
+        {"[]", 1, AF_UNSPEC, NULL},
+        {"192.0.2.1", 0, AF_INET, "192.0.2.1"},
+        {"2001:db8::1", 0, AF_INET6, "2001:db8::1"},
+        {"::ffff:192.0.2.1", 0, AF_INET6, "::ffff:192.0.2.1"},
+        {"mx.example", 0, AF_UNSPEC, NULL},
+        {"192.0.2.256", 0, AF_UNSPEC, NULL},
+        {"", 0, AF_UNSPEC, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0xa5, sizeof ss);
+        int rc = cases[i].literal ? smtp_addr_literal_sockaddr(cases[i].text, 2525, &ss)
+                                  : ip_text_sockaddr(cases[i].text, 2525, &ss);
+        CHECK_INT_EQ(rc, cases[i].family == AF_UNSPEC ? -EINVAL : 0);
+        CHECK_INT_EQ(ss.ss_family, cases[i].family);
+        if (cases[i].family == AF_UNSPEC)
+            continue;
+        char text[INET6_ADDRSTRLEN];
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)&ss;
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&ss;
+        const void *bytes =
+            cases[i].family == AF_INET ? (const void *)&v4->sin_addr : (const void *)&v6->sin6_addr;
+        CHECK(inet_ntop(cases[i].family, bytes, text, sizeof text) != NULL);
+        CHECK_STR_EQ(text, cases[i].ip);
+        CHECK_INT_EQ(ntohs(cases[i].family == AF_INET ? v4->sin_port : v6->sin6_port), 2525);
+    }
+}
+
 int main(void)
 {
     test_good();
@@ -520,5 +565,6 @@ int main(void)
     test_limits();
     test_format();
     test_to_utf8();
+    test_sockaddr();
     return check_report("test_smtp_addr");
 }

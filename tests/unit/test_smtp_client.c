@@ -483,6 +483,11 @@ static void tweak_abort(struct run *r)
 
 #define IDLE_MS 300
 
+static void tweak_chunking(struct run *r)
+{
+    r->params.chunking = 1;
+}
+
 static void tweak_idle(struct run *r)
 {
     r->params.timeouts.idle = IDLE_MS;
@@ -602,10 +607,66 @@ static void check_no_rcpt_accepted(const struct trial *t)
     CHECK(logged_find(&t->l, "<body", 0) < 0);
 }
 
+/* raw_body as every receiver must understand it, DATA or BDAT: line ends made CRLF, the last one
+ * too. Its length is RFC 1870's size of the message, what SIZE= must announce. */
+static const char raw_message[] = "Subject: t\r\n\r\n.hello\r\nbare\r\ncr\r\n..x\r\n.\r\nend\r\n";
+
+static void check_size_param(const struct trial *t, size_t size)
+{
+    char want[64];
+    snprintf(want, sizeof want, "MAIL FROM:<s@client.test> SIZE=%zu", size);
+    CHECK_STR_EQ(logged_line(&t->l, "MAIL"), want);
+}
+
 static void check_body_encoding(const struct trial *t)
 {
     check_peer_data(&t->p, "data_1.bin",
                     "Subject: t\r\n\r\n..hello\r\nbare\r\ncr\r\n...x\r\n..\r\nend\r\n.\r\n");
+    check_peer_data(&t->p, "message_1.bin", raw_message);
+    check_size_param(t, sizeof raw_message - 1);
+    CHECK_INT_EQ(logged_find(&t->l, "BDAT", 0), -1);
+}
+
+/* BDAT (RFC 3030): the same message as with DATA, with no dot-stuffing on the wire, in one LAST
+ * chunk as it is small, after the RCPT replies, and no DATA. */
+static void check_bdat(const struct trial *t)
+{
+    check_peer_data(&t->p, "message_1.bin", raw_message);
+    char last[32];
+    snprintf(last, sizeof last, "BDAT %zu LAST", sizeof raw_message - 1);
+    CHECK_STR_EQ(logged_line(&t->l, "BDAT"), last);
+    CHECK_INT_EQ(logged_find(&t->l, "DATA", 0), -1);
+    int bdat = logged_find(&t->l, "BDAT", 0);
+    CHECK(bdat > 0 && t->l.seen[bdat] == 4); /* the greeting, EHLO, MAIL and RCPT answered */
+    check_size_param(t, sizeof raw_message - 1);
+}
+
+/* A large message in several BDAT chunks, the last one LAST, put together byte for byte. */
+static void check_bdat_large(const struct trial *t)
+{
+    struct buf got = BUF_INIT;
+    peer_file(&t->p, "message_1.bin", &got);
+    CHECK_MEM_EQ(got.data, got.len, large_body.data);
+    buf_free(&got);
+    CHECK(logged_find(&t->l, "BDAT", 3) > 0);
+    CHECK(strstr(logged_line(&t->l, "BDAT 65536 LAST"), "LAST") == NULL);
+    check_size_param(t, large_body.len);
+}
+
+/* A refused chunk fails the message; no chunk follows it, and the transaction ends with RSET. */
+static void check_bdat_refused(const struct trial *t)
+{
+    CHECK_INT_EQ(logged_find(&t->l, "BDAT", 0) >= 0, 1);
+    CHECK(logged_find(&t->l, "RSET", 0) > logged_find(&t->l, "BDAT", 0));
+    CHECK_INT_EQ(logged_find(&t->l, "DATA", 0), -1);
+}
+
+/* CHUNKING offered, but the shaping rule says DATA. */
+static void check_data_not_bdat(const struct trial *t)
+{
+    check_peer_data(&t->p, "message_1.bin", raw_message);
+    CHECK_INT_EQ(logged_find(&t->l, "BDAT", 0), -1);
+    CHECK(logged_find(&t->l, "DATA", 0) > 0);
 }
 
 static void check_large_body(const struct trial *t)
@@ -666,6 +727,7 @@ static void check_abort(const struct trial *t)
 /* One case per row reads better than one field per line. */
 /* clang-format off */
 #define DELIVERED {250, "2.0.0", "end of data", 1, NULL}
+#define CHUNKING_PEER "{\"ehlo\": \"250-peer.test\\r\\n250-PIPELINING\\r\\n250-SIZE 1000000\\r\\n250 CHUNKING\"}"
 #define UTF8_REFUSED {553, "5.6.7", "MAIL FROM", 0, NULL} /* RFC 6531 §3.4: nothing sent */
 #define MALFORMED(stage) {451, "4.5.0", stage, 0, "malformed reply"}
 
@@ -728,6 +790,17 @@ static const struct client_case cases[] = {
      .out = {[0][0] = DELIVERED}},
     {"large body", .script = "{}", .txs = &large, .ntx = 1, .check = check_large_body,
      .out = {[0][0] = DELIVERED}},
+    {"BDAT to a peer offering CHUNKING", .script = CHUNKING_PEER, .txs = &unencoded, .ntx = 1,
+     .tweak = tweak_chunking, .check = check_bdat, .out = {[0][0] = DELIVERED}},
+    {"BDAT chunks of a large body", .script = CHUNKING_PEER, .txs = &large, .ntx = 1,
+     .tweak = tweak_chunking, .check = check_bdat_large, .out = {[0][0] = DELIVERED}},
+    {"BDAT chunk refused",
+     .script = "{\"ehlo\": \"250-peer.test\\r\\n250-PIPELINING\\r\\n250 CHUNKING\", "
+               "\"bdat\": \"452 4.3.1 no room\"}",
+     .txs = &large, .ntx = 1, .tweak = tweak_chunking, .check = check_bdat_refused,
+     .out = {[0][0] = {452, "4.3.1", "end of data", 1, "no room"}}},
+    {"CHUNKING offered, chunking off: DATA", .script = CHUNKING_PEER, .txs = &unencoded, .ntx = 1,
+     .check = check_data_not_bdat, .out = {[0][0] = DELIVERED}},
     {"idle after a transaction: QUIT when the idle time ends", .script = "{}", .txs = &to_one,
      .ntx = 1, .tweak = tweak_idle, .check = check_idle_quit, .out = {[0][0] = DELIVERED}},
     {"421 from the peer while idle",

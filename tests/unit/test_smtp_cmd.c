@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/smtp_cmd.h"
@@ -234,6 +236,48 @@ static void test_chain(void)
     CHECK_INT_EQ(args.nparams, 1);
 }
 
+static void test_bdat(void)
+{
+    static const struct {
+        const char *arg;
+        int rc;
+        uint64_t size;
+        int last;
+    } cases[] = {
+        {"0", 0, 0, 0},
+        {"0 LAST", 0, 0, 1},
+        {"1000 last", 0, 1000, 1},
+        {"7  LaSt", 0, 7, 1},
+        {"18446744073709551615", 0, UINT64_MAX, 0},
+        {"18446744073709551616", -EINVAL, 0, 0}, /* past 2^64 - 1 */
+        {"99999999999999999999999", -EINVAL, 0, 0},
+        {"", -EINVAL, 0, 0},
+        {"LAST", -EINVAL, 0, 0},
+        {"-1", -EINVAL, 0, 0},
+        {"+1", -EINVAL, 0, 0},
+        {"1x", -EINVAL, 0, 0},
+        {"10LAST", -EINVAL, 0, 0},
+        {"10 LASTS", -EINVAL, 0, 0},
+        {"10 LAST x", -EINVAL, 0, 0},
+        {"10 NOTLAST", -EINVAL, 0, 0},
+        {"10\tLAST", -EINVAL, 0, 0},
+        {"0x10", -EINVAL, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t size = 12345;
+        int last = -1;
+        struct smtp_slice arg = {cases[i].arg, strlen(cases[i].arg)};
+        int rc = smtp_cmd_parse_bdat(arg, &size, &last);
+        CHECK_INT_EQ(rc, cases[i].rc);
+        if (rc != cases[i].rc)
+            fprintf(stderr, "  BDAT \"%s\"\n", cases[i].arg);
+        if (rc == 0) {
+            CHECK(size == cases[i].size);
+            CHECK_INT_EQ(last, cases[i].last);
+        }
+    }
+}
+
 int main(void)
 {
     test_parse();
@@ -241,5 +285,6 @@ int main(void)
     test_param_limit();
     test_param_find();
     test_chain();
+    test_bdat();
     return check_report("test_smtp_cmd");
 }

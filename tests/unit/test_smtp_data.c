@@ -62,10 +62,9 @@ static void test_smuggling(void)
         const char *trick, *stored;
     } cases[] = {
         {"\n.\n", "\r\n.\r\n"},   /* bare LF, dot, bare LF */
-        {"\r\n.\n", "\r\n\r\n"}, /* the dot is stuffing, the LF a bare line end */
+        {"\r\n.\n", "\r\n\r\n"},  /* the dot is stuffing, the LF a bare line end */
         {"\n.\r\n", "\r\n.\r\n"}, /* after a bare LF the dot is content */
-        {"\r.\r\n", "\r\n.\r\n"},
-        {"\r\n.\r", "\r\n\r\n"}, /* stuffing dot, then a bare CR */
+        {"\r.\r\n", "\r\n.\r\n"}, {"\r\n.\r", "\r\n\r\n"}, /* stuffing dot, then a bare CR */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char input[256], body[256];
@@ -120,15 +119,19 @@ static void test_incomplete(void)
     buf_free(&r.out);
 }
 
-/* Encodes input in pieces of `step` bytes (0: all at once) and checks the wire bytes. */
-static void check_encode(const char *input, const char *want_wire)
+/* Encodes input in pieces of `step` bytes (0: all at once) and checks the wire bytes; chunked:
+ * as for BDAT. */
+static void check_encode_as(int chunked, const char *input, const char *want_wire)
 {
     size_t steps[] = {0, 1, 2, 3, 7};
     size_t len = strlen(input);
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         struct smtp_data_enc e;
         struct buf wire = BUF_INIT;
-        smtp_data_enc_init(&e);
+        if (chunked)
+            smtp_data_enc_init_chunked(&e);
+        else
+            smtp_data_enc_init(&e);
         for (size_t off = 0; off < len;) {
             size_t n = steps[i] == 0 || len - off < steps[i] ? len - off : steps[i];
             smtp_data_enc_feed(&e, input + off, n, &wire);
@@ -138,6 +141,11 @@ static void check_encode(const char *input, const char *want_wire)
         CHECK_MEM_EQ(wire.data, wire.len, want_wire);
         buf_free(&wire);
     }
+}
+
+static void check_encode(const char *input, const char *want_wire)
+{
+    check_encode_as(0, input, want_wire);
 }
 
 static void test_encode(void)
@@ -155,6 +163,29 @@ static void test_encode(void)
     /* The smuggling sequences cannot survive encoding as an early end of data. */
     check_encode("a\n.\nMAIL", "a\r\n..\r\nMAIL\r\n.\r\n");
     check_encode("a\r\n.\rMAIL", "a\r\n..\r\nMAIL\r\n.\r\n");
+}
+
+/* For BDAT: line ends made CRLF, the last one too, and nothing else: no dot is doubled, no final
+ * dot. smtp_data_wire_size says how many octets that is (RFC 1870's SIZE=). */
+static void test_encode_chunked(void)
+{
+    static const struct {
+        const char *in, *wire;
+    } cases[] = {
+        {"", ""},
+        {"a\r\n", "a\r\n"},
+        {"a", "a\r\n"},
+        {".\r\n", ".\r\n"},
+        {".a\r\n..b\r\n.", ".a\r\n..b\r\n.\r\n"},
+        {"a\nb\rc\r\n", "a\r\nb\r\nc\r\n"},
+        {"\r\r\n\n\r", "\r\n\r\n\r\n\r\n"},
+        {"a\r\n.\rMAIL", "a\r\n.\r\nMAIL\r\n"},
+        {"\n", "\r\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_encode_as(1, cases[i].in, cases[i].wire);
+        CHECK_INT_EQ(smtp_data_wire_size(cases[i].in, strlen(cases[i].in)), strlen(cases[i].wire));
+    }
 }
 
 /* Whatever the stored bytes, what the encoder sends decodes back to them with line ends made
@@ -183,6 +214,7 @@ static void test_encode_decode(void)
 int main(void)
 {
     test_encode();
+    test_encode_chunked();
     test_encode_decode();
     test_end_of_data();
     test_dot_stuffing();
