@@ -8,6 +8,7 @@
 #define SLUICE_CONFIG_H
 
 #include <stddef.h>
+#include <regex.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -102,8 +103,10 @@ struct config_shaping {
     enum shaping_tls tls;
     char *pool; /* egress pool; "default" */
     uint64_t connect_timeout_ms;
-    uint64_t idle_timeout_ms; /* an idle connection waits this long for more mail; 0: QUIT */
-    int chunking;             /* BDAT to a server offering CHUNKING (RFC 3030), else DATA */
+    uint64_t idle_timeout_ms;      /* an idle connection waits this long for more mail; 0: QUIT */
+    uint64_t recovery_interval_ms; /* after a backoff or throttle: one step up per clean interval */
+    unsigned recovery_step_percent; /* each step: this share of the way back to the full limits */
+    int chunking;                   /* BDAT to a server offering CHUNKING (RFC 3030), else DATA */
 };
 
 struct config_shaping_rule {
@@ -113,6 +116,52 @@ struct config_shaping_rule {
     size_t nmatch_domain;
     struct config_shaping values;
     int shipped; /* from Sluice's shipped provider rules (after the site's own rules) */
+    struct config_pos pos;
+};
+
+/* shaping.backoff: a named set of slower limits that a reply rule's backoff action applies to a
+ * (destination, egress address). 0 (a rate: count 0) keeps the destination's own value. */
+struct config_backoff {
+    char *name;
+    unsigned connections;
+    unsigned messages_per_connection;
+    unsigned recipients_per_connection;
+    struct config_rate rate;
+    struct config_pos pos;
+};
+
+/* What a reply rule does when it fires, for its duration. */
+enum reply_rule_action {
+    REPLY_RULE_SUSPEND,             /* no connection from the egress address that got the reply */
+    REPLY_RULE_SUSPEND_DESTINATION, /* no connection to the destination at all */
+    REPLY_RULE_BACKOFF,             /* the egress address sends under the named backoff limits */
+    REPLY_RULE_BOUNCE,              /* the destination's queued mail fails with a DSN */
+};
+
+/* shaping.reply_rules, then the shipped ones: a remote reply that matches code, enhanced code and
+ * text (all that are given) from a matching destination acts for duration_ms, once threshold
+ * matches fell within threshold_window_ms. */
+struct config_reply_rule {
+    char *name;
+    char **match_mx; /* MX host patterns, as shaping rules; none and no domain: everywhere */
+    size_t nmatch_mx;
+    char **match_domain;
+    size_t nmatch_domain;
+    unsigned code;  /* 0: any */
+    char *enhanced; /* "4.7.28", or a prefix ending at a dot ("4.7."); NULL: any */
+    char *text;     /* POSIX extended regular expression, case-insensitive; NULL: any */
+    struct config_pos text_pos;
+    regex_t *regex; /* compiled from text at load */
+    unsigned threshold;
+    uint64_t threshold_window_ms;
+    enum reply_rule_action action;
+    char *backoff; /* the shaping.backoff set's name, for action backoff */
+    struct config_pos backoff_pos;
+    const struct config_backoff *backoff_set; /* resolved at load */
+    uint64_t duration_ms;
+    char *reason; /* what the reply means, for the log and a bounce's DSN; NULL: none */
+    int dry_run;  /* log what the rule would do, and do the fallback instead */
+    int shipped;
     struct config_pos pos;
 };
 
@@ -232,6 +281,10 @@ struct config {
         struct config_shaping_rule *rules; /* site rules in order, then the shipped ones */
         size_t nrules;
         int provider_rules; /* shaping.provider_rules: the shipped rules are appended */
+        struct config_backoff *backoffs; /* site sets, then the shipped ones; first name wins */
+        size_t nbackoffs;
+        struct config_reply_rule *reply_rules; /* site rules in order, then the shipped ones */
+        size_t nreply_rules;
     } shaping;
 
     struct {

@@ -62,6 +62,8 @@ enum config_scope {
     CONFIG_SCOPE_RULE,     /* struct config_shaping_rule */
     CONFIG_SCOPE_DKIM,     /* struct config_dkim */
     CONFIG_SCOPE_DNSBL,    /* struct config_dnsbl */
+    CONFIG_SCOPE_BACKOFF,  /* struct config_backoff */
+    CONFIG_SCOPE_REPLY,    /* struct config_reply_rule */
     CONFIG_SCOPE_DOCTOR,   /* struct config_blocklist (doctor.blocklists) */
 };
 
@@ -176,7 +178,8 @@ char *config_default_hostname(void);
 const char *config_check_hostname(const char *value);
 const char *config_check_listener_name(const char *value); /* listeners and egress pools */
 const char *config_check_mx_pattern(const char *value);    /* "mx.example.net", "*.example.net" */
-const char *config_check_selector(const char *value);      /* DKIM, all-digit labels allowed */
+const char *config_check_enhanced_pattern(const char *value); /* "4.7.28", "4.7." */
+const char *config_check_selector(const char *value);         /* DKIM, all-digit labels allowed */
 /* Addresses: */
 const char *config_check_dns_server(const char *value);
 const char *config_check_deliver_to(const char *value);
@@ -233,5 +236,10 @@ size_t config_key_index(const char *name);
  * key's value node. */
 void config_walk_map(struct load *ld, const struct node *map, const char *prefix,
                      const char *display, void *base, const struct node **where);
+/* Appends the mappings of list n, each walked as section `prefix` ("shaping.reply_rules[]"), to
+ * the array of elem_size structs at *array (*count of them already), each struct's config_pos at
+ * pos_offset. `name` names the list in messages. */
+void config_walk_list(struct load *ld, const struct node *n, const char *name, const char *prefix,
+                      size_t elem_size, size_t pos_offset, void **array, size_t *count);
 
 #endif

@@ -52,6 +52,9 @@ static const char *const config_reverse_dns[] = {"ignore", "require_ptr",
                                                  "require_forward_confirmed", NULL};
 static const char *const config_spf[] = {"ignore", "mark", "reject_fail", NULL};
 static const char *const config_clamd_down[] = {"tempfail", "accept", NULL};
+/* In the order of enum reply_rule_action. */
+static const char *const config_reply_actions[] = {"suspend", "suspend_destination", "backoff",
+                                                   "bounce", NULL};
 
 /* One key per row reads better than one field per line. */
 /* clang-format off */
@@ -216,6 +219,14 @@ static const struct config_key config_keys[] = {
      .max = 5 * 60 * KEY_SECOND, KEY_SHAPING(idle_timeout_ms),
      .doc = "How long a connection with nothing to send waits open for the next message to the "
             "same destination (within messages_per_connection) before QUIT; 0: QUIT at once."},
+    {.name = "shaping.default.recovery_interval", .type = CONFIG_DURATION, .def = "1m",
+     .min = 100, .max = KEY_DAY, KEY_SHAPING(recovery_interval_ms),
+     .doc = "After a backoff or a throttle, the limits climb back one step per interval in which "
+            "transactions went through and no reply asked to slow down."},
+    {.name = "shaping.default.recovery_step_percent", .type = CONFIG_UINT, .def = "25", .min = 1,
+     .max = 100, KEY_SHAPING(recovery_step_percent),
+     .doc = "Each recovery step: this share of the way from the slowed limits back to the full "
+            "ones (a reply that asks to slow down halves the way gone)."},
     {.name = "shaping.default.chunking", .type = CONFIG_ENUM, .def = "true",
      .names = config_booleans, KEY_SHAPING(chunking),
      .doc = "Send the message with BDAT (RFC 3030: no dot-stuffing) to a server that offers "
@@ -236,6 +247,78 @@ static const struct config_key config_keys[] = {
     {.name = "shaping.provider_rules", .type = CONFIG_ENUM, .def = "true",
      .names = config_booleans, KEY_AT(shaping.provider_rules),
      .doc = "true: Sluice's shipped rules for large mailbox providers apply after shaping.rules."},
+    {.name = "shaping.backoff", KEY_LIST_OF(shaping.backoffs, shaping.nbackoffs,
+                                            struct config_backoff),
+     .doc = "Named sets of slower limits for reply rules' backoff action (the shipped sets "
+            "follow; the first of a name wins)."},
+    {.name = "shaping.backoff[].name", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_listener_name, KEY_IN(BACKOFF, struct config_backoff, name),
+     .doc = "The set's name, as reply rules give it."},
+    {.name = "shaping.backoff[].connections", .type = CONFIG_UINT, .def = "1", .min = 1,
+     .max = 1000, KEY_IN(BACKOFF, struct config_backoff, connections),
+     .doc = "Concurrent connections per egress address while backing off."},
+    {.name = "shaping.backoff[].messages_per_connection", .type = CONFIG_UINT, .def = "0",
+     .max = 100000, KEY_IN(BACKOFF, struct config_backoff, messages_per_connection),
+     .doc = "Messages per connection while backing off; 0: the destination's own."},
+    {.name = "shaping.backoff[].recipients_per_connection", .type = CONFIG_UINT, .def = "0",
+     .max = 1000000, KEY_IN(BACKOFF, struct config_backoff, recipients_per_connection),
+     .doc = "Recipients per connection while backing off; 0: the destination's own."},
+    {.name = "shaping.backoff[].rate", .type = CONFIG_RATE, .def = "none",
+     KEY_IN(BACKOFF, struct config_backoff, rate),
+     .doc = "Recipients per egress address while backing off, like shaping.default.rate; none: "
+            "the destination's own."},
+    {.name = "shaping.reply_rules", KEY_LIST_OF(shaping.reply_rules, shaping.nreply_rules,
+                                                struct config_reply_rule),
+     .doc = "Rules on remote replies: the first whose match, code, enhanced and text all fit acts "
+            "(the shipped rules follow the site's); none: 421 or a rate reply throttles."},
+    {.name = "shaping.reply_rules[].name", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_listener_name, KEY_IN(REPLY, struct config_reply_rule, name),
+     .doc = "The rule's name in logs and in `sluice queue list`."},
+    {.name = "shaping.reply_rules[].match", KEY_SECTION,
+     .doc = "Destinations the rule is for (mx, domain, like shaping.rules); none: every one."},
+    {.name = "shaping.reply_rules[].match.mx", .type = CONFIG_NAMES,
+     .check = config_check_mx_pattern, KEY_IN(REPLY, struct config_reply_rule, match_mx),
+     .aux = offsetof(struct config_reply_rule, nmatch_mx),
+     .doc = "MX host name or \"*.name\" of the host that replied, or a list of them."},
+    {.name = "shaping.reply_rules[].match.domain", .type = CONFIG_NAMES,
+     .check = config_check_hostname, KEY_IN(REPLY, struct config_reply_rule, match_domain),
+     .aux = offsetof(struct config_reply_rule, nmatch_domain),
+     .doc = "Recipient domain, or a list of them."},
+    {.name = "shaping.reply_rules[].code", .type = CONFIG_UINT, .def = "0", .max = 599,
+     KEY_IN(REPLY, struct config_reply_rule, code),
+     .doc = "Reply code (421, 451, 554, ...); 0: any."},
+    {.name = "shaping.reply_rules[].enhanced", .type = CONFIG_STRING,
+     .check = config_check_enhanced_pattern, KEY_IN(REPLY, struct config_reply_rule, enhanced),
+     .doc = "Enhanced status code (\"4.7.28\"), or its start up to a dot (\"4.7.\"); none: any."},
+    {.name = "shaping.reply_rules[].text", .type = CONFIG_STRING, .flags = CONFIG_KEY_POS,
+     KEY_IN(REPLY, struct config_reply_rule, text),
+     .pos_offset = offsetof(struct config_reply_rule, text_pos),
+     .doc = "POSIX extended regular expression searched in the reply text, case-insensitive; "
+            "none: any text."},
+    {.name = "shaping.reply_rules[].threshold", .type = CONFIG_UINT, .def = "1", .min = 1,
+     .max = 1000, KEY_IN(REPLY, struct config_reply_rule, threshold),
+     .doc = "Matches (per destination) needed within threshold_window before the rule acts."},
+    {.name = "shaping.reply_rules[].threshold_window", .type = CONFIG_DURATION, .def = "1m",
+     .min = 100, .max = KEY_DAY, KEY_IN(REPLY, struct config_reply_rule, threshold_window_ms),
+     .doc = "The window the threshold's matches must fall in."},
+    {.name = "shaping.reply_rules[].action", .type = CONFIG_ENUM, .flags = CONFIG_KEY_REQUIRED,
+     .names = config_reply_actions, KEY_IN(REPLY, struct config_reply_rule, action),
+     .doc = "suspend: the egress address that got the reply; suspend_destination: every one; "
+            "backoff: the named slower limits; bounce: queued mail fails with a DSN."},
+    {.name = "shaping.reply_rules[].backoff", .type = CONFIG_STRING, .flags = CONFIG_KEY_POS,
+     .check = config_check_listener_name, KEY_IN(REPLY, struct config_reply_rule, backoff),
+     .pos_offset = offsetof(struct config_reply_rule, backoff_pos),
+     .doc = "For action backoff: the name of a shaping.backoff set."},
+    {.name = "shaping.reply_rules[].duration", .type = CONFIG_DURATION, .def = "10m", .min = 100,
+     .max = 7 * KEY_DAY, KEY_IN(REPLY, struct config_reply_rule, duration_ms),
+     .doc = "How long the action lasts; then the limits climb back gradually."},
+    {.name = "shaping.reply_rules[].reason", .type = CONFIG_STRING,
+     KEY_IN(REPLY, struct config_reply_rule, reason),
+     .doc = "What the reply means and what to do about it: logged when the rule fires, and given "
+            "in the DSN of mail a bounce rule fails."},
+    {.name = "shaping.reply_rules[].dry_run", .type = CONFIG_ENUM, .def = "false",
+     .names = config_booleans, KEY_IN(REPLY, struct config_reply_rule, dry_run),
+     .doc = "true: only log what the rule would do (the fallback acts instead)."},
 
     {.name = "dkim", KEY_LIST_OF(dkim, ndkim, struct config_dkim),
      .doc = "DKIM signing of mail from relay-authorized senders: a list of keys (below)."},

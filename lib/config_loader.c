@@ -100,23 +100,85 @@ static void load_shaping_rules(struct load *ld, const struct node *n, const char
     free(where);
 }
 
-/* The shipped provider rules: a mapping with one key, rules. */
+/* The shipped provider rules: a mapping of rules, backoff and reply_rules, read like
+ * shaping.rules, shaping.backoff and shaping.reply_rules and appended to them. */
 static void load_shipped_rules(struct load *ld)
 {
+    struct config *cfg = ld->cfg;
     const char *text = config_shipped_shaping;
     struct node *root = NULL;
+    size_t site_replies = cfg->shaping.nreply_rules;
     ld->e.file = CONFIG_SHIPPED_SHAPING_NAME;
     if (config_tree_build(text, strlen(text), &ld->e, &root) == 0) {
         for (size_t i = 0; root != NULL && root->kind == NODE_MAPPING && i + 1 < root->nitems;
              i += 2) {
-            if (config_node_is(root->items[i], "rules"))
-                load_shaping_rules(ld, root->items[i + 1], "rules", 1);
+            const struct node *key = root->items[i], *value = root->items[i + 1];
+            if (config_node_is(key, "rules"))
+                load_shaping_rules(ld, value, "rules", 1);
+            else if (config_node_is(key, "backoff"))
+                config_walk_list(ld, value, "backoff", "shaping.backoff[]",
+                                 sizeof *cfg->shaping.backoffs,
+                                 offsetof(struct config_backoff, pos),
+                                 (void **)&cfg->shaping.backoffs, &cfg->shaping.nbackoffs);
+            else if (config_node_is(key, "reply_rules"))
+                config_walk_list(ld, value, "reply_rules", "shaping.reply_rules[]",
+                                 sizeof *cfg->shaping.reply_rules,
+                                 offsetof(struct config_reply_rule, pos),
+                                 (void **)&cfg->shaping.reply_rules, &cfg->shaping.nreply_rules);
             else
-                config_fail(ld, root->items[i], "expected only the key rules");
+                config_fail(ld, key, "expected only the keys rules, backoff and reply_rules");
         }
     }
+    for (size_t i = site_replies; i < cfg->shaping.nreply_rules; i++)
+        cfg->shaping.reply_rules[i].shipped = 1;
     config_node_free(root);
-    ld->e.file = ld->cfg->source;
+    ld->e.file = cfg->source;
+}
+
+/* The first backoff set called name, or NULL. */
+static const struct config_backoff *backoff_find(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->shaping.nbackoffs; i++)
+        if (cfg->shaping.backoffs[i].name != NULL &&
+            strcmp(cfg->shaping.backoffs[i].name, name) == 0)
+            return &cfg->shaping.backoffs[i];
+    return NULL;
+}
+
+/* Each reply rule's text compiled once, here (a bad one names where it is written), and its
+ * backoff set found. */
+static void finish_reply_rules(struct load *ld)
+{
+    struct config *cfg = ld->cfg;
+    size_t nsite = 0;
+    for (size_t i = 0; i < cfg->shaping.nreply_rules; i++) {
+        struct config_reply_rule *rule = &cfg->shaping.reply_rules[i];
+        const char *list = rule->shipped ? "reply_rules" : "shaping.reply_rules";
+        size_t index = rule->shipped ? i - nsite : i;
+        nsite += !rule->shipped;
+        if (rule->text != NULL) {
+            rule->regex = xmalloc(sizeof *rule->regex);
+            int rc = regcomp(rule->regex, rule->text, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+            if (rc != 0) {
+                char why[160];
+                regerror(rc, rule->regex, why, sizeof why);
+                free(rule->regex);
+                rule->regex = NULL;
+                config_fail_at(ld, rule->text_pos,
+                               "%s[%zu].text: not a valid regular expression: %s", list, index,
+                               why);
+            }
+        }
+        if (rule->action == REPLY_RULE_BACKOFF && rule->backoff == NULL)
+            config_fail_at(ld, rule->pos, "%s[%zu].backoff is required with action backoff", list,
+                           index);
+        else if (rule->backoff != NULL &&
+                 (rule->backoff_set = backoff_find(cfg, rule->backoff)) == NULL)
+            config_fail_at(ld, rule->backoff_pos,
+                           "%s[%zu].backoff: '%s' is not a set of "
+                           "shaping.backoff",
+                           list, index, rule->backoff);
+    }
 }
 
 static int pool_usable(const struct config *cfg, const char *pool)
@@ -252,6 +314,23 @@ static void config_free(struct config *cfg)
         shaping_free(&rule->values);
     }
     free(cfg->shaping.rules);
+    for (size_t i = 0; i < cfg->shaping.nbackoffs; i++)
+        free(cfg->shaping.backoffs[i].name);
+    free(cfg->shaping.backoffs);
+    for (size_t i = 0; i < cfg->shaping.nreply_rules; i++) {
+        struct config_reply_rule *rule = &cfg->shaping.reply_rules[i];
+        free(rule->name);
+        free_strings(rule->match_mx, rule->nmatch_mx);
+        free_strings(rule->match_domain, rule->nmatch_domain);
+        free(rule->enhanced);
+        free(rule->text);
+        if (rule->regex != NULL)
+            regfree(rule->regex);
+        free(rule->regex);
+        free(rule->backoff);
+        free(rule->reason);
+    }
+    free(cfg->shaping.reply_rules);
     for (size_t i = 0; i < cfg->ndkim; i++) {
         const struct config_dkim *d = &cfg->dkim[i];
         free(d->domain);
@@ -301,6 +380,7 @@ int config_load_string(const char *text, size_t len, const char *name, struct co
                 load_shaping_rules(&ld, ld.site_rules, "shaping.rules", 0);
             if (cfg->shaping.provider_rules)
                 load_shipped_rules(&ld);
+            finish_reply_rules(&ld);
             check_pools(&ld);
         }
     }

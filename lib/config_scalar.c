@@ -300,6 +300,27 @@ const char *config_check_mx_pattern(const char *value)
     return config_domain_why(strncmp(value, "*.", 2) == 0 ? value + 2 : value);
 }
 
+/* RFC 3463 §2: class.subject.detail ("4.7.28"), or its start up to a dot ("4.7."). */
+const char *config_check_enhanced_pattern(const char *value)
+{
+    static const char *const why = "is not an enhanced status code (\"4.7.28\", or \"4.7.\")";
+    const char *p = value;
+    if (*p != '2' && *p != '4' && *p != '5')
+        return why;
+    p++;
+    for (int part = 0; part < 2; part++) { /* subject, then detail */
+        if (*p++ != '.')
+            return why;
+        if (*p == '\0')
+            return NULL; /* a prefix ending at a dot */
+        size_t digits = strspn(p, "0123456789");
+        if (digits == 0 || digits > 3)
+            return why;
+        p += digits;
+    }
+    return *p == '\0' ? NULL : why;
+}
+
 /* RFC 6376 §3.1: selectors are dot-separated labels, all-digit ones included. */
 const char *config_check_selector(const char *value)
 {

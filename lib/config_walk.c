@@ -189,16 +189,16 @@ static void set_domains(struct load *ld, const struct config_key *k, const struc
     }
 }
 
-/* A list of mappings of "<prefix>.*" keys into a new array of elem_size structs. */
-static void set_list(struct load *ld, const struct node *n, const char *name, const char *prefix,
-                     size_t elem_size, size_t pos_offset, void **array, size_t *count)
+void config_walk_list(struct load *ld, const struct node *n, const char *name, const char *prefix,
+                      size_t elem_size, size_t pos_offset, void **array, size_t *count)
 {
     if (n->kind != NODE_SEQUENCE) {
         config_fail(ld, n, "%s: expected a list of mappings, not %s", name,
                     config_node_kind_name(n->kind));
         return;
     }
-    char *elems = xcalloc(n->nitems ? n->nitems : 1, elem_size);
+    char *elems = xrealloc(*array, (*count + n->nitems + 1) * elem_size);
+    memset(elems + *count * elem_size, 0, (n->nitems + 1) * elem_size);
     *array = elems;
     for (size_t i = 0; i < n->nitems; i++) {
         const struct node *item = n->items[i];
@@ -219,8 +219,8 @@ static void set_list_key(struct load *ld, const struct config_key *k, const stru
 {
     char prefix[NAME_BUF];
     snprintf(prefix, sizeof prefix, "%s[]", k->name);
-    set_list(ld, n, name, prefix, k->elem_size, k->pos_offset, field_at(base, k->offset),
-             field_at(base, k->aux));
+    config_walk_list(ld, n, name, prefix, k->elem_size, k->pos_offset, field_at(base, k->offset),
+                     field_at(base, k->aux));
 }
 
 /* Pool name -> list of {address, ehlo}; an address may be in one pool only, once. */
@@ -253,8 +253,9 @@ static void set_egress_pools(struct load *ld, const struct config_key *k, const 
             config_fail(ld, value, "%s: no address given", display);
             continue;
         }
-        set_list(ld, value, display, "egress.pools.*[]", sizeof *pool->addrs,
-                 offsetof(struct config_egress_addr, pos), (void **)&pool->addrs, &pool->naddrs);
+        config_walk_list(ld, value, display, "egress.pools.*[]", sizeof *pool->addrs,
+                         offsetof(struct config_egress_addr, pos), (void **)&pool->addrs,
+                         &pool->naddrs);
         for (size_t j = 0; j < pool->naddrs; j++) {
             struct config_egress_addr *a = &pool->addrs[j];
             if (a->address == NULL || config_parse_hostport(a->address, 0, &a->addr) != NULL)

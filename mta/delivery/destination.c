@@ -10,86 +10,7 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/bounce_class.h"
-#include "mta/delivery/shaping.h"
-
-/* Connection failures in a row (before the server greeted us properly) that suspend a
- * destination, and the bounds of that suspension. */
-#define DEST_FAILS_TO_SUSPEND 3
-#define DEST_SUSPEND_MIN_MS 1000
-#define DEST_SUSPEND_MAX_MS (30 * 60 * 1000)
-/* How long a throttled (destination, egress address) pauses at least and at most. */
-#define THROTTLE_PAUSE_MIN_MS 1000
-#define THROTTLE_PAUSE_MAX_MS (5 * 60 * 1000)
-
-/* One egress address's state at this destination. A reload's successor destination shares it with
- * the retired one (refs), so the connections still open there count against the cap, and pauses and
- * the rates carry over. */
-struct slot {
-    int refs;
-    struct sockaddr_storage src; /* family AF_UNSPEC: not bound */
-    char *ehlo;
-    char *address;   /* for logs: "192.0.2.10" or "any" */
-    unsigned active; /* open connections, of every destination sharing the slot */
-    unsigned max;    /* the shaping's connections */
-    unsigned cap;    /* current connection limit: max, lowered when throttled */
-    uint64_t paused_until;
-    struct shaping_rates *rates; /* what its connections pace MAIL and RCPT by */
-    struct dest *owner;          /* the destination that dispatches on it (the newest), or NULL */
-};
-
-struct dest {
-    struct dest_env *env;
-    char *key;
-    struct config *cfg;
-    const struct config_shaping *shaping;
-    struct slot **slots;
-    size_t nslots;
-    struct job *queue, **queue_tail;
-    size_t queued; /* jobs */
-    unsigned conns;
-    struct conn *conn_list; /* open connections */
-    unsigned fail_streak;
-    uint64_t suspended_until; /* uv_now ms; UINT64_MAX: by an admin */
-    uv_timer_t timer;         /* wakes dispatch when a pause or suspension ends */
-    unsigned retired : 1;
-    unsigned freeing : 1;
-    unsigned dispatching : 1; /* a connection that fails at once must not re-enter dispatch */
-};
-
-enum conn_state {
-    CONN_CONNECTING, /* smtp_client_open done, waiting for READY */
-    CONN_READY,      /* idle between jobs, or waiting for the body */
-    CONN_SENDING,    /* a transaction is in flight */
-    CONN_IDLE,       /* after a transaction, none queued: the next one for it may come, until the
-                        client's idle timeout QUITs */
-    CONN_QUITTING,
-};
-
-struct conn {
-    struct dest *dest;
-    struct conn *next, **prev; /* in dest->conn_list */
-    struct slot *slot;
-    uint64_t id;
-    struct smtp_client *client;
-    enum conn_state state;
-    struct job *job; /* the job being delivered */
-    struct buf body;
-    unsigned body_ready : 1;
-    unsigned body_loading : 1;
-    unsigned aborting : 1; /* dropped by a stop: CLOSED follows from the client */
-    unsigned last_job : 1; /* the receiver asked us to slow down: QUIT after this job */
-    unsigned failover : 1; /* the session ended mid-job: the job moves on to the next host */
-    unsigned in_clear : 1; /* opportunistic TLS failed at this address: try it once in clear */
-    struct mx_list *mx;    /* the host list this connection works through */
-    size_t host, addr;     /* next address to try */
-    const char *mx_name;   /* host of the current connection */
-    unsigned msgs, rcpts;  /* sent on the current connection */
-    /* The last failure to reach a host, for the job when no host can be reached. */
-    int fail_code;
-    char fail_enhanced[16];
-    const char *fail_stage;
-    struct buf fail_text;
-};
+#include "mta/delivery/dest_int.h"
 
 static void dest_dispatch(struct dest *d);
 static void conn_connect_next(struct conn *c);
@@ -107,17 +28,15 @@ void job_free(struct job *job)
 }
 
 /* Sets the slot up for shaping sh; a slot taken over from a retired destination (fresh 0) keeps
- * a throttle's lower cap, its pause and the rates' levels. */
+ * its recovery level (a backoff or a throttle), its pause and the rates' levels. */
 static void slot_configure(struct slot *sl, const char *ehlo, const struct config_shaping *sh,
                            uint64_t now, int fresh)
 {
     free(sl->ehlo); /* smtp_client_open copies it: no connection points at the old one */
     sl->ehlo = xstrdup(ehlo);
-    int throttled = !fresh && sl->cap < sl->max;
-    sl->max = sh->connections;
-    if (!throttled || sl->cap > sl->max)
-        sl->cap = sl->max;
-    shaping_rates_update(sl->rates, sh, now);
+    if (fresh)
+        recovery_init(&sl->rec);
+    slot_apply(sl, sh, now);
 }
 
 /* The predecessor's slot for the same egress address, or NULL. */
@@ -188,7 +107,13 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
     if (predecessor != NULL) {
         d->fail_streak = predecessor->fail_streak;
         d->suspended_until = predecessor->suspended_until;
+        memcpy(d->why, predecessor->why, sizeof d->why);
+        d->bounce_until = predecessor->bounce_until;
+        d->bounce = predecessor->bounce;
+        memcpy(d->bounce_text, predecessor->bounce_text, sizeof d->bounce_text);
+        d->bounce.text = d->bounce_text;
     }
+    d->rules = reply_rules_state_new(cfg);
     uv_timer_init(env->loop, &d->timer);
     d->timer.data = d;
     return d;
@@ -205,6 +130,7 @@ static void dest_on_closed_timer(uv_handle_t *h)
     for (size_t i = 0; i < d->nslots; i++)
         slot_unref(d->slots[i], d);
     free(d->slots);
+    reply_rules_state_free(d->rules);
     config_unref(d->cfg);
     free(d->key);
     free(d);
@@ -226,19 +152,19 @@ int dest_idle(const struct dest *d)
 int dest_unused(const struct dest *d)
 {
     uint64_t now = uv_now(d->env->loop);
-    if (!dest_idle(d) || d->suspended_until > now)
+    if (!dest_idle(d) || d->suspended_until > now || d->bounce_until > now)
         return 0;
     /* A shared slot may still carry a retired predecessor's connections, and rates still counting
      * recent events must not be dropped for new ones that would not know them. */
     for (size_t i = 0; i < d->nslots; i++)
-        if (d->slots[i]->paused_until > now || d->slots[i]->cap < d->slots[i]->max ||
+        if (d->slots[i]->paused_until > now || recovery_slowed(&d->slots[i]->rec, now) ||
             d->slots[i]->active > 0 || !shaping_rates_idle(d->slots[i]->rates, now))
             return 0;
     return 1;
 }
 
-static void dest_log(const struct dest *d, const struct slot *sl, enum log_level level,
-                     const char *event, const char *fmt_msg)
+void dest_log(const struct dest *d, const struct slot *sl, enum log_level level, const char *event,
+              const char *fmt_msg)
 {
     struct logrec r;
     log_begin(&r, level, event);
@@ -281,6 +207,11 @@ static void job_split(struct dest *d, struct job *job, size_t keep)
 
 void dest_enqueue(struct dest *d, struct job *job)
 {
+    struct smtp_client_outcome bounce;
+    if (dest_bouncing(d, uv_now(d->env->loop), &bounce)) {
+        dest_report_all(d, job, &bounce, NULL);
+        return;
+    }
     job->next = NULL;
     *d->queue_tail = job;
     d->queue_tail = &job->next;
@@ -294,7 +225,7 @@ void dest_enqueue(struct dest *d, struct job *job)
 }
 
 /* Takes the first queued job that connection c may carry (any job when c is NULL). */
-static struct job *dest_take_job(struct dest *d, const struct conn *c)
+struct job *dest_take_job(struct dest *d, const struct conn *c)
 {
     for (struct job **link = &d->queue; *link != NULL; link = &(*link)->next) {
         struct job *job = *link;
@@ -318,7 +249,7 @@ static void dest_on_timer(uv_timer_t *t)
     dest_dispatch(t->data);
 }
 
-static void dest_arm_timer(struct dest *d, uint64_t at)
+void dest_arm_timer(struct dest *d, uint64_t at)
 {
     uint64_t now = uv_now(d->env->loop);
     uint64_t due = uv_timer_get_due_in(&d->timer);
@@ -379,6 +310,7 @@ static void dest_dispatch(struct dest *d)
     if (d->retired || d->freeing || d->dispatching)
         return;
     uint64_t now = uv_now(d->env->loop);
+    dest_note_ends(d, now);
     if (d->suspended_until > now) {
         if (d->suspended_until != UINT64_MAX && d->queue != NULL)
             dest_arm_timer(d, d->suspended_until);
@@ -443,31 +375,6 @@ void dest_retire(struct dest *d, int abort)
             conn_quit(c);
         else if (abort)
             conn_abort(c);
-    }
-}
-
-/* A throttling reply (421, or a 4xx that asks us to slow down): fewer connections from this
- * egress address, and a pause. */
-static void slot_throttle(struct dest *d, struct slot *sl)
-{
-    uint64_t pause = d->shaping->nretry > 0 ? d->shaping->retry_ms[0] : THROTTLE_PAUSE_MIN_MS;
-    if (pause < THROTTLE_PAUSE_MIN_MS)
-        pause = THROTTLE_PAUSE_MIN_MS;
-    if (pause > THROTTLE_PAUSE_MAX_MS)
-        pause = THROTTLE_PAUSE_MAX_MS;
-    sl->cap = sl->cap > 1 ? sl->cap / 2 : 1;
-    sl->paused_until = uv_now(d->env->loop) + pause;
-    dest_log(d, sl, LOG_WARN, "delivery.throttle",
-             "the receiver asked us to slow down: fewer connections and a pause");
-}
-
-/* A transaction went through: win back one connection of a throttled slot. */
-static void slot_recover(struct dest *d, struct slot *sl)
-{
-    if (sl->cap < sl->max) {
-        sl->cap++;
-        if (sl->cap == sl->max)
-            dest_log(d, sl, LOG_INFO, "delivery.unthrottle", "back to the configured connections");
     }
 }
 
@@ -545,7 +452,7 @@ static void dest_fit_job(struct dest *d, struct job *job, size_t budget)
 
 static void conn_start(struct dest *d, struct slot *sl, struct job *job)
 {
-    dest_fit_job(d, job, d->shaping->recipients_per_connection);
+    dest_fit_job(d, job, sl->rcpts_per_conn);
     struct conn *c = conn_new(d, sl, job);
     conn_load_body(c);
     conn_connect_next(c);
@@ -711,18 +618,40 @@ static void conn_on_body(int status, const struct spool_entry *entry, struct buf
  * outcomes when `outcomes` has job->nrcpts entries (pass per_rcpt = 1). */
 static void conn_report(struct conn *c, const struct smtp_client_outcome *outcomes, int per_rcpt)
 {
+    struct dest *d = c->dest;
     struct job *job = c->job;
     c->job = NULL;
     c->body_ready = 0;
     buf_free(&c->body);
-    if (per_rcpt) {
-        c->dest->env->hooks.job_done(c->dest->env->hooks.arg, job, outcomes, c->mx_name);
+    if (!per_rcpt) {
+        dest_report_all(d, job, &outcomes[0], c->mx_name);
         return;
     }
+    /* While a bounce rule holds, what did not go through fails with its text. */
+    struct smtp_client_outcome bounce, *own = NULL;
+    uint64_t now = uv_now(d->env->loop);
+    if (dest_bouncing(d, now, &bounce)) {
+        own = xmalloc(job->nrcpts * sizeof *own);
+        for (size_t i = 0; i < job->nrcpts; i++)
+            own[i] = outcomes[i].code >= 200 && outcomes[i].code < 300 ? outcomes[i] : bounce;
+        outcomes = own;
+    }
+    job->hold_ms = dest_rule_hold_ms(d, now);
+    d->env->hooks.job_done(d->env->hooks.arg, job, outcomes, c->mx_name);
+    free(own);
+}
+
+void dest_report_all(struct dest *d, struct job *job, const struct smtp_client_outcome *o,
+                     const char *mx_name)
+{
+    struct smtp_client_outcome bounce;
+    uint64_t now = uv_now(d->env->loop);
+    int bouncing = dest_bouncing(d, now, &bounce) && !(o->code >= 200 && o->code < 300);
     struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
     for (size_t i = 0; i < job->nrcpts; i++)
-        all[i] = outcomes[0];
-    c->dest->env->hooks.job_done(c->dest->env->hooks.arg, job, all, c->mx_name);
+        all[i] = bouncing ? bounce : *o;
+    job->hold_ms = dest_rule_hold_ms(d, now);
+    d->env->hooks.job_done(d->env->hooks.arg, job, all, mx_name);
     free(all);
 }
 
@@ -741,7 +670,7 @@ static void conn_quit(struct conn *c)
 /* Gives c a job, within its recipients_per_connection, and loads the body. */
 static void conn_assign(struct conn *c, struct job *job)
 {
-    dest_fit_job(c->dest, job, c->dest->shaping->recipients_per_connection - c->rcpts);
+    dest_fit_job(c->dest, job, c->slot->rcpts_per_conn - c->rcpts);
     c->job = job;
     c->state = CONN_READY;
     conn_load_body(c);
@@ -753,11 +682,13 @@ static void conn_next_job(struct conn *c)
 {
     struct dest *d = c->dest;
     const struct config_shaping *sh = d->shaping;
+    const struct slot *sl = c->slot;
     struct job *job = NULL;
     if (c->aborting)
         return;
-    int more = !d->retired && !c->last_job && c->msgs < sh->messages_per_connection &&
-               c->rcpts < sh->recipients_per_connection;
+    /* A slot slowed down below its open connections ends the surplus as they finish. */
+    int more = !d->retired && !c->last_job && c->msgs < sl->msgs_per_conn &&
+               c->rcpts < sl->rcpts_per_conn && sl->active <= sl->cap;
     if (more && d->suspended_until <= uv_now(d->env->loop))
         job = dest_take_job(d, c);
     if (job != NULL)
@@ -828,7 +759,7 @@ static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcom
     return 1;
 }
 
-static int outcomes_throttle(const struct smtp_client_outcome *o, size_t n)
+int outcomes_throttle(const struct smtp_client_outcome *o, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (o[i].code == 421 ||
@@ -855,17 +786,20 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
         return;
     case SMTP_CLIENT_TX_DONE: {
         size_t njob = c->job->nrcpts;
-        int throttle = outcomes_throttle(outcomes, n);
+        /* The reply rules first; a throttle is the fallback for what no rule acted on. */
+        int acted = conn_apply_rules(c, outcomes, n);
+        int throttle = !acted && outcomes_throttle(outcomes, n);
         c->msgs++;
         c->rcpts += (unsigned)njob;
-        if (!c->aborting && !d->retired && conn_keep_for_next_mx(c, outcomes))
+        if (!c->aborting && !d->retired && !conn_held(c, uv_now(d->env->loop)) &&
+            conn_keep_for_next_mx(c, outcomes))
             return; /* CLOSED follows: the rest of the job goes to the next MX host */
         conn_report(c, outcomes, 1);
         if (throttle)
             slot_throttle(d, c->slot);
-        else
-            slot_recover(d, c->slot);
-        if (throttle)
+        else if (!acted)
+            slot_clean(d, c->slot);
+        if (throttle || acted)
             c->last_job = 1;
         conn_next_job(c);
         return;
@@ -876,9 +810,10 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
     /* CLOSED: the client is gone. */
     c->client = NULL;
     int before_ready = c->state == CONN_CONNECTING;
-    if (n == 1 && outcomes[0].code == 421 && !c->last_job)
+    if (n == 1 && !c->last_job && !conn_apply_rules(c, outcomes, n) && outcomes[0].code == 421)
         slot_throttle(d, c->slot);
-    if (c->job != NULL && (before_ready || c->failover) && !c->aborting && !d->retired) {
+    if (c->job != NULL && (before_ready || c->failover) && !c->aborting && !d->retired &&
+        !conn_held(c, uv_now(d->env->loop))) {
         /* Connection refused, timed out, 4xx/5xx greeting, TLS required but absent, or the
          * session ended (421, lost) before the message was taken: the next address or the next
          * MX host, in order. */
@@ -922,25 +857,4 @@ static void conn_abort(struct conn *c)
     c->aborting = 1;
     if (c->client != NULL)
         smtp_client_abort(c->client);
-}
-
-void dest_describe(const struct dest *d, struct buf *out)
-{
-    uint64_t now = uv_now(d->env->loop);
-    buf_printf(out, "{\"destination\":\"%s\",\"queued_jobs\":%zu,\"connections\":%u,", d->key,
-               d->queued, d->conns);
-    if (d->retired)
-        buf_printf(out, "\"retired\":true,");
-    if (d->suspended_until == UINT64_MAX)
-        buf_printf(out, "\"suspended\":\"admin\",");
-    else if (d->suspended_until > now)
-        buf_printf(out, "\"suspended_ms\":%llu,", (unsigned long long)(d->suspended_until - now));
-    buf_printf(out, "\"egress\":[");
-    for (size_t i = 0; i < d->nslots; i++) {
-        const struct slot *sl = d->slots[i];
-        buf_printf(out, "%s{\"address\":\"%s\",\"active\":%u,\"cap\":%u%s}", i ? "," : "",
-                   sl->address, sl->active, sl->cap,
-                   sl->paused_until > now ? ",\"paused\":true" : "");
-    }
-    buf_printf(out, "]}");
 }

@@ -44,6 +44,10 @@ struct job {
     /* The shaping values the job was routed under (retry schedule, expiry); they live in a
      * configuration the destination holds a reference on. */
     const struct config_shaping *shaping;
+    /* Set by the destination when it reports the job: milliseconds until a reply rule's
+     * suspension that holds the destination back ends (a deferred recipient is tried then, not
+     * at its next retry step), or -1: none holds. */
+    int64_t hold_ms;
     struct job *next;
 };
 

@@ -381,6 +381,9 @@ static void scheduler_on_job_done(void *arg, struct job *job,
         } else if (o->code >= 500) {
             status = SPOOL_RCPT_FAILED, event = "delivery.failed";
         } else if ((next = retry_at(m, job->shaping, attempts, now)) > 0) {
+            /* Held back by a reply rule's suspension: tried when it ends, not later. */
+            if (job->hold_ms >= 0 && now + job->hold_ms < next)
+                next = now + job->hold_ms;
             status = SPOOL_RCPT_DEFERRED, event = "delivery.deferred";
         } else {
             status = SPOOL_RCPT_FAILED, event = "delivery.expired";
@@ -486,6 +489,7 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
     job->queue_id = m->id;
     job->sender = m->sender;
     job->flags = m->flags;
+    job->hold_ms = -1;
     job->domain = xstrdup(domain);
     job->rcpts = xmalloc((m->nrcpts - first) * sizeof *job->rcpts);
     for (size_t i = first; i < m->nrcpts; i++) {

@@ -38,17 +38,18 @@ static int mx_pattern_match(const char *pattern, const char *host, size_t len)
     return len > suffix && strncasecmp(host + len - suffix, pattern + 1, suffix) == 0;
 }
 
-static int rule_matches(const struct config_shaping_rule *rule, const char *domain,
-                        const char *const *mx_hosts, size_t nmx)
+int shaping_names_match(char *const *domains, size_t ndomains, char *const *mx_patterns,
+                        size_t npatterns, const char *domain, const char *const *mx_hosts,
+                        size_t nmx)
 {
     size_t len = domain != NULL ? name_len(domain) : 0;
-    for (size_t i = 0; i < rule->nmatch_domain; i++)
-        if (name_is(domain, len, rule->match_domain[i]))
+    for (size_t i = 0; i < ndomains; i++)
+        if (name_is(domain, len, domains[i]))
             return 1;
     for (size_t h = 0; h < nmx; h++) {
         len = name_len(mx_hosts[h]);
-        for (size_t i = 0; len > 0 && i < rule->nmatch_mx; i++)
-            if (mx_pattern_match(rule->match_mx[i], mx_hosts[h], len))
+        for (size_t i = 0; len > 0 && i < npatterns; i++)
+            if (mx_pattern_match(mx_patterns[i], mx_hosts[h], len))
                 return 1;
     }
     return 0;
@@ -58,7 +59,9 @@ const struct config_shaping_rule *shaping_rule_match(const struct config *cfg, c
                                                      const char *const *mx_hosts, size_t nmx)
 {
     for (size_t i = 0; i < cfg->shaping.nrules; i++)
-        if (rule_matches(&cfg->shaping.rules[i], domain, mx_hosts, nmx))
+        if (shaping_names_match(cfg->shaping.rules[i].match_domain,
+                                cfg->shaping.rules[i].nmatch_domain, cfg->shaping.rules[i].match_mx,
+                                cfg->shaping.rules[i].nmatch_mx, domain, mx_hosts, nmx))
             return &cfg->shaping.rules[i];
     return NULL;
 }

@@ -16,6 +16,13 @@
 #include "mta/delivery/route.h"
 #include "mta/delivery/smtp_client.h"
 
+/* 1 when `domain` (may be NULL) is one of domains[0..ndomains) or one of mx_hosts[0..nmx) matches
+ * one of mx_patterns[0..npatterns) (case-insensitive, a trailing dot ignored; "*.example.net"
+ * matches any name ending in ".example.net"). Shared by shaping and reply rules. */
+int shaping_names_match(char *const *domains, size_t ndomains, char *const *mx_patterns,
+                        size_t npatterns, const char *domain, const char *const *mx_hosts,
+                        size_t nmx);
+
 /* The first shaping rule whose domain list holds `domain` or one of whose MX patterns matches one
  * of mx_hosts[0..nmx) (case-insensitive, a trailing dot ignored; "*.example.net" matches any name
  * ending in ".example.net"), or NULL for shaping.default. domain may be NULL. */
