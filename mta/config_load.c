@@ -131,9 +131,11 @@ struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf
             failed = 1;
             continue;
         }
-        const struct dkim_key *key = dkim_signer_set_entry(set, dkim_signer_set_count(set) - 1)->key;
+        const struct dkim_key *key =
+            dkim_signer_set_entry(set, dkim_signer_set_count(set) - 1)->key;
         if (key->alg == DKIM_ALG_RSA_SHA256 && key->bits < DKIM_RSA_NEW_MIN_BITS)
-            buf_printf(&weak, "%s:%u:%u: dkim[%zu].key: %s is an RSA key of %d bits: still used, "
+            buf_printf(&weak,
+                       "%s:%u:%u: dkim[%zu].key: %s is an RSA key of %d bits: still used, "
                        "but receivers may soon refuse it; make a %d-bit one (sluice dkim keygen) "
                        "and publish it under a new selector\n",
                        d->pos.file ? d->pos.file : cfg->source, d->pos.line, d->pos.column, i,

@@ -308,7 +308,8 @@ static void test_rates_connect(void)
     CHECK_INT_EQ(shaping_rates_connect_wait(r, 525), 525);
     shaping_rates_connected(r, 1050);
     CHECK_INT_EQ(shaping_rates_connect_wait(r, 1050), 525);
-    CHECK_INT_EQ(shaping_rates_pace(r, SMTP_CLIENT_PACE_RCPT, 1050), 0); /* the other rates are unlimited */
+    CHECK_INT_EQ(shaping_rates_pace(r, SMTP_CLIENT_PACE_RCPT, 1050),
+                 0); /* the other rates are unlimited */
     CHECK_INT_EQ(shaping_rates_idle(r, 2099), 0);
     CHECK_INT_EQ(shaping_rates_idle(r, 2100), 1);
     shaping_rates_free(r);
