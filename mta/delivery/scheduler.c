@@ -15,6 +15,7 @@
 #include "mta/delivery/bounce_category.h"
 #include "mta/delivery/destination.h"
 #include "mta/delivery/dsn.h"
+#include "mta/delivery/postmaster.h"
 #include "mta/delivery/route.h"
 #include "mta/delivery/shaping.h"
 
@@ -67,9 +68,10 @@ struct scheduler {
     size_t retired_dests; /* not freed yet */
     struct minheap due;
     uv_timer_t timer, sweep;
-    unsigned holds;  /* sum of every message's holds */
-    unsigned closed; /* timers closed by scheduler_free */
-    unsigned loads;  /* scheduler_add_id reads in flight */
+    unsigned holds;                     /* sum of every message's holds */
+    unsigned closed;                    /* timers closed by scheduler_free */
+    unsigned loads;                     /* scheduler_add_id reads in flight */
+    struct postmaster_quota postmaster; /* double bounces reported to server.postmaster */
     unsigned started : 1;
     unsigned stopping : 1;
     void (*stopped_cb)(void *arg);
@@ -328,15 +330,15 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_end(&rec);
 }
 
-/* A failed null-sender message (usually a DSN) owes nobody a report: it is dropped, and the log
- * is the only place that says so. */
-static void log_double_bounce(const struct qmsg *m, const struct rcpt *r)
+/* A failed null-sender message (usually a DSN) that is not reported to the postmaster is
+ * dropped, and the log is the only place that says so and why. */
+static void log_double_bounce(const struct qmsg *m, const struct rcpt *r, const char *why)
 {
     struct logrec rec;
     log_begin(&rec, LOG_WARN, "delivery.double_bounce");
     log_str(&rec, "queue_id", m->id);
     log_str(&rec, "rcpt", r->addr);
-    log_str(&rec, "msg", "undeliverable mail from the null sender: no DSN is sent, it is dropped");
+    log_str(&rec, "msg", why);
     log_end(&rec);
 }
 
@@ -387,11 +389,6 @@ static void scheduler_on_job_done(void *arg, struct job *job,
             buf_printf(&text, " (gave up: the message has been in the queue too long)");
         }
         log_delivery(m, r, event, o, text.data, mx_name, next, now);
-        /* No DSN is ever sent for a bounce (RFC 5321 §6.1): a null-sender failure is final. */
-        if (status == SPOOL_RCPT_FAILED && m->sender[0] == '\0') {
-            status = SPOOL_RCPT_BOUNCED;
-            log_double_bounce(m, r);
-        }
         rcpt_set_result(r, o->code, o->enhanced, text.data,
                         o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
         buf_free(&text);
@@ -522,6 +519,7 @@ static void msg_dispatch(struct qmsg *m, int64_t now)
 
 struct bounce {
     struct qmsg *m;
+    char *to; /* the sender, or server.postmaster for a double bounce */
     size_t *rcpts;
     size_t nrcpts;
     char *dsn_id;
@@ -529,6 +527,7 @@ struct bounce {
 
 static void bounce_free(struct bounce *bo)
 {
+    free(bo->to);
     free(bo->rcpts);
     free(bo->dsn_id);
     free(bo);
@@ -568,7 +567,7 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
         bounce_abandon(bo, strerror(-status));
         return;
     }
-    const char *rcpt = m->sender;
+    const char *rcpt = bo->to;
     struct spool_envelope env;
     dsn_envelope(m, &rcpt, &env);
     struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
@@ -576,7 +575,8 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     log_begin(&r, LOG_INFO, "delivery.bounce");
     log_str(&r, "queue_id", m->id);
     log_str(&r, "dsn_queue_id", entry.id);
-    log_str(&r, "to", m->sender);
+    log_str(&r, "to", bo->to);
+    log_bool(&r, "double_bounce", m->sender[0] == '\0');
     log_int(&r, "rcpts", (long long)bo->nrcpts);
     log_end(&r);
     scheduler_add(s, &entry);
@@ -625,7 +625,7 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     struct dsn_params params = {
         .reporting_mta = s->cfg->server.hostname,
         .queue_id = m->id,
-        .sender = m->sender,
+        .sender = bo->to,
         .arrival = m->received_ms / 1000,
         .now = wall_ms() / 1000,
         .rcpts = reports,
@@ -646,7 +646,7 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
         bounce_abandon(bo, "the DSN could not be built");
         return;
     }
-    const char *rcpt = m->sender;
+    const char *rcpt = bo->to;
     struct spool_envelope env;
     dsn_envelope(m, &rcpt, &env);
     struct spool_msg *msg = spool_msg_new(s->spool, &env);
@@ -661,12 +661,49 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     spool_msg_commit(msg, bounce_on_committed, bo);
 }
 
-/* Failed recipients owe the sender one DSN (RFC 3464): read the original's header section, build
- * the report, spool it with a null sender, then mark them BOUNCED. */
+/* Why a failed null-sender message (a DSN: RFC 5321 §6.1 forbids a DSN to it) is not reported to
+ * the postmaster, or NULL when it is; a report counts against server.postmaster_rate. */
+static const char *double_bounce_drop_reason(struct qmsg *m)
+{
+    const struct config *cfg = m->s->cfg;
+    if (cfg->server.postmaster == NULL)
+        return "undeliverable mail from the null sender: no DSN is sent, it is dropped";
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].status == SPOOL_RCPT_FAILED &&
+            strcasecmp(m->rcpts[i].addr, cfg->server.postmaster) == 0)
+            return "the postmaster (server.postmaster) could not be reached: dropped";
+    if (!postmaster_quota_take(&m->s->postmaster, cfg->server.postmaster_rate, wall_ms()))
+        return "more double bounces than server.postmaster_rate allows: dropped, not reported";
+    return NULL;
+}
+
+/* Marks the failed recipients BOUNCED without a DSN, logging why. */
+static void msg_drop_failed(struct qmsg *m, const char *why)
+{
+    struct update_batch *b = update_batch_new(m, m->nrcpts);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (r->status != SPOOL_RCPT_FAILED || r->busy)
+            continue;
+        log_double_bounce(m, r, why);
+        update_batch_add(b, i, SPOOL_RCPT_BOUNCED, r->attempts, 0);
+    }
+    update_batch_write(b);
+}
+
+/* Failed recipients owe the sender one DSN (RFC 3464), or the postmaster when the sender is null:
+ * read the original's header section, build the report, spool it with a null sender, then mark
+ * them BOUNCED. */
 static void msg_bounce(struct qmsg *m)
 {
+    const char *drop = m->sender[0] == '\0' ? double_bounce_drop_reason(m) : NULL;
+    if (drop != NULL) {
+        msg_drop_failed(m, drop);
+        return;
+    }
     struct bounce *bo = xcalloc(1, sizeof *bo);
     bo->m = m;
+    bo->to = xstrdup(m->sender[0] != '\0' ? m->sender : m->s->cfg->server.postmaster);
     bo->rcpts = xmalloc(m->nrcpts * sizeof *bo->rcpts);
     for (size_t i = 0; i < m->nrcpts; i++)
         if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy) {

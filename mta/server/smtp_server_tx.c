@@ -18,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
+#include "mta/delivery/postmaster.h"
 #include "mta/delivery/scheduler.h"
 #include "mta/server/smtp_sinks.h"
 #include "policy/dnsbl.h"
@@ -389,7 +390,8 @@ static void rcpt_accept(struct smtp_session *s, const char *addr)
 {
     struct smtp_tx *tx = s->tx;
     tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
-    tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+    /* Our postmaster addresses reach a person: server.postmaster, when set. */
+    tx->rcpts[tx->nrcpts++] = xstrdup(postmaster_redirect(s->cfg, addr));
     smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.1.5", "Ok");
 }
