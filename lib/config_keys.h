@@ -163,6 +163,10 @@ static const struct config_key config_keys[] = {
      KEY_LIST(delivery.bounce_category_files, delivery.nbounce_category_files),
      .doc = "Pattern files (\"category regex\" a line) tried, in order, before the shipped "
             "bounce categories; see delivery.md."},
+    {.name = "delivery.dsn_return_max", .type = CONFIG_SIZE, .def = "1M", .min = 0,
+     .max = 50 * 1024 * KEY_KB, KEY_AT(delivery.dsn_return_max),
+     .doc = "A failure DSN for a message sent with RET=FULL (RFC 3461) carries the whole message "
+            "when it is at most this size; a larger one, like any other, only its header section."},
 
     {.name = "egress", KEY_SECTION, .doc = "Source addresses for outbound delivery."},
     {.name = "egress.pools", .type = CONFIG_EGRESS_POOLS,

@@ -8,6 +8,7 @@
 
 #include "lib/log.h"
 #include "lib/minheap.h"
+#include "lib/smtp_dsn.h"
 #include "lib/strmap.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
@@ -18,6 +19,7 @@
 #include "mta/delivery/postmaster.h"
 #include "mta/delivery/route.h"
 #include "mta/delivery/shaping.h"
+#include "spool/envelope.h"
 
 /* Messages dispatched per timer tick, so a queue of many due messages (after a restart) does not
  * hold the loop; the rest follow on the next turn. */
@@ -35,6 +37,8 @@ struct rcpt {
     char enhanced[16];
     char *text;
     char *mta;
+    unsigned notify;   /* RFC 3461 NOTIFY bits, 0 when not given */
+    char *orcpt;       /* RFC 3461 ORCPT "type;address", or NULL */
     unsigned busy : 1; /* in a route lookup, a destination or a spool write */
 };
 
@@ -42,6 +46,8 @@ struct qmsg {
     struct scheduler *s;
     char id[SPOOL_ID_MAX + 1];
     char *sender;
+    char *envid;  /* RFC 3461 ENVID, or NULL */
+    unsigned ret; /* RFC 3461 RET (SMTP_DSN_RET_*), 0 when not given */
     unsigned flags;
     int64_t received_ms;
     struct rcpt *rcpts;
@@ -182,9 +188,11 @@ static void msg_free(struct qmsg *m)
         free(m->rcpts[i].addr);
         free(m->rcpts[i].text);
         free(m->rcpts[i].mta);
+        free(m->rcpts[i].orcpt);
     }
     free(m->rcpts);
     free(m->sender);
+    free(m->envid);
     free(m);
 }
 
@@ -330,12 +338,13 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_end(&rec);
 }
 
-/* A failed null-sender message (usually a DSN) that is not reported to the postmaster is
- * dropped, and the log is the only place that says so and why. */
-static void log_double_bounce(const struct qmsg *m, const struct rcpt *r, const char *why)
+/* A failure that is not reported (a null-sender message not reported to the postmaster, or a
+ * recipient whose NOTIFY asked for no failure DSN) is dropped, and the log says so and why. */
+static void log_unreported(const struct qmsg *m, const struct rcpt *r, const char *event,
+                           const char *why)
 {
     struct logrec rec;
-    log_begin(&rec, LOG_WARN, "delivery.double_bounce");
+    log_begin(&rec, LOG_WARN, event);
     log_str(&rec, "queue_id", m->id);
     log_str(&rec, "rcpt", r->addr);
     log_str(&rec, "msg", why);
@@ -554,7 +563,7 @@ static void dsn_envelope(const struct qmsg *m, const char **rcpt, struct spool_e
         .helo = m->s->cfg->server.hostname,
         .listener = "bounce",
         .received_at = wall_ms() / 1000,
-        .flags = m->flags & SPOOL_ENV_SMTPUTF8,
+        .flags = m->flags & (SPOOL_ENV_SMTPUTF8 | SPOOL_ENV_8BITMIME), /* RET=FULL's body */
     };
 }
 
@@ -613,6 +622,7 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
                        r->enhanced[0] ? " " : "", r->text != NULL ? r->text : "");
         reports[i] = (struct dsn_rcpt){
             .rcpt = r->addr,
+            .orcpt = r->orcpt,
             .action = DSN_ACTION_FAILED,
             .status = r->enhanced,
             .remote_code = r->mta != NULL ? r->code : 0,
@@ -625,6 +635,7 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     struct dsn_params params = {
         .reporting_mta = s->cfg->server.hostname,
         .queue_id = m->id,
+        .envid = m->envid,
         .sender = bo->to,
         .arrival = m->received_ms / 1000,
         .now = wall_ms() / 1000,
@@ -632,6 +643,8 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
         .nrcpts = bo->nrcpts,
         .original = body->data != NULL ? body->data : "",
         .original_len = body->len,
+        .return_full = m->ret == SMTP_DSN_RET_FULL,
+        .full_max = s->cfg->delivery.dsn_return_max,
         .boundary_seed = m->id,
     };
     struct buf dsn = BUF_INIT;
@@ -677,15 +690,23 @@ static const char *double_bounce_drop_reason(struct qmsg *m)
     return NULL;
 }
 
-/* Marks the failed recipients BOUNCED without a DSN, logging why. */
-static void msg_drop_failed(struct qmsg *m, const char *why)
+/* A failed recipient that gets a DSN: one of a null-sender message (its report goes to the
+ * postmaster, or nowhere) or one whose NOTIFY, when given, asks for failures (RFC 3461 §4.1). */
+static int rcpt_failure_reported(const struct qmsg *m, const struct rcpt *r)
+{
+    return m->sender[0] == '\0' || r->notify == 0 || (r->notify & SMTP_DSN_NOTIFY_FAILURE);
+}
+
+/* Marks the failed recipients BOUNCED without a DSN (all, or those whose NOTIFY asked for none),
+ * logging `event` and why. */
+static void msg_drop_failed(struct qmsg *m, int all, const char *event, const char *why)
 {
     struct update_batch *b = update_batch_new(m, m->nrcpts);
     for (size_t i = 0; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
-        if (r->status != SPOOL_RCPT_FAILED || r->busy)
+        if (r->status != SPOOL_RCPT_FAILED || r->busy || (!all && rcpt_failure_reported(m, r)))
             continue;
-        log_double_bounce(m, r, why);
+        log_unreported(m, r, event, why);
         update_batch_add(b, i, SPOOL_RCPT_BOUNCED, r->attempts, 0);
     }
     update_batch_write(b);
@@ -698,9 +719,18 @@ static void msg_bounce(struct qmsg *m)
 {
     const char *drop = m->sender[0] == '\0' ? double_bounce_drop_reason(m) : NULL;
     if (drop != NULL) {
-        msg_drop_failed(m, drop);
+        msg_drop_failed(m, 1, "delivery.double_bounce", drop);
         return;
     }
+    size_t wanted = 0, unwanted = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy)
+            rcpt_failure_reported(m, &m->rcpts[i]) ? wanted++ : unwanted++;
+    if (unwanted > 0)
+        msg_drop_failed(m, 0, "delivery.dsn_not_requested",
+                        "NOTIFY asked for no failure DSN: none is sent");
+    if (wanted == 0)
+        return;
     struct bounce *bo = xcalloc(1, sizeof *bo);
     bo->m = m;
     bo->to = xstrdup(m->sender[0] != '\0' ? m->sender : m->s->cfg->server.postmaster);
@@ -961,6 +991,10 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
     m->s = s;
     snprintf(m->id, sizeof m->id, "%s", entry->id);
     m->sender = xstrdup(env->sender != NULL ? env->sender : "");
+    if (env->dsn != NULL) {
+        m->envid = env->dsn->envid != NULL ? xstrdup(env->dsn->envid) : NULL;
+        m->ret = env->dsn->ret;
+    }
     m->flags = env->flags;
     m->received_ms = env->received_at * 1000;
     m->due = (struct minheap_node)MINHEAP_NODE_INIT;
@@ -969,6 +1003,10 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
     for (size_t i = 0; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
         r->addr = xstrdup(env->rcpts[i]);
+        if (env->dsn != NULL) {
+            r->notify = env->dsn->notify[i];
+            r->orcpt = env->dsn->orcpt[i] != NULL ? xstrdup(env->dsn->orcpt[i]) : NULL;
+        }
         if (entry->rcpt_state == NULL)
             continue;
         const struct spool_rcpt_state *st = &entry->rcpt_state[i];
