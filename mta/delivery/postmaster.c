@@ -19,6 +19,11 @@ const char *postmaster_redirect(const struct config *cfg, const char *rcpt)
     return rcpt;
 }
 
+int postmaster_is_mailbox(const struct config *cfg, const char *addr)
+{
+    return cfg->server.postmaster != NULL && strcasecmp(addr, cfg->server.postmaster) == 0;
+}
+
 int postmaster_quota_take(struct postmaster_quota *q, struct config_rate rate, int64_t now_ms)
 {
     if (rate.count == 0)
@@ -31,4 +36,16 @@ int postmaster_quota_take(struct postmaster_quota *q, struct config_rate rate, i
         return 0;
     q->used++;
     return 1;
+}
+
+const char *postmaster_report_refusal(const struct config *cfg, struct postmaster_quota *q,
+                                      int to_postmaster, int64_t now_ms)
+{
+    if (cfg->server.postmaster == NULL)
+        return "undeliverable mail from the null sender: no DSN is sent, it is dropped";
+    if (to_postmaster)
+        return "the postmaster (server.postmaster) could not be reached: dropped";
+    if (!postmaster_quota_take(q, cfg->server.postmaster_rate, now_ms))
+        return "more double bounces than server.postmaster_rate allows: dropped, not reported";
+    return NULL;
 }

@@ -17,6 +17,9 @@
  * result lives as long as cfg or rcpt. */
 const char *postmaster_redirect(const struct config *cfg, const char *rcpt);
 
+/* 1 when addr is cfg's postmaster mailbox (any case); 0 when it is not or none is set. */
+int postmaster_is_mailbox(const struct config *cfg, const char *addr);
+
 /* Double bounces reported to the postmaster in the current period. */
 struct postmaster_quota {
     int64_t period_start_ms; /* when the first report of the period went */
@@ -27,5 +30,11 @@ struct postmaster_quota {
  * starts with the first report after the last one ended, so no period holds more than
  * rate.count; count 0 allows everything. */
 int postmaster_quota_take(struct postmaster_quota *q, struct config_rate rate, int64_t now_ms);
+
+/* Why a double bounce is not reported to the postmaster (no mailbox set; the failed message was
+ * for the mailbox itself, to_postmaster; server.postmaster_rate reached), or NULL when it is: then
+ * it has been counted in q. */
+const char *postmaster_report_refusal(const struct config *cfg, struct postmaster_quota *q,
+                                      int to_postmaster, int64_t now_ms);
 
 #endif

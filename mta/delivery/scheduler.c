@@ -338,19 +338,6 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_end(&rec);
 }
 
-/* A failure that is not reported (a null-sender message not reported to the postmaster, or a
- * recipient whose NOTIFY asked for no failure DSN) is dropped, and the log says so and why. */
-static void log_unreported(const struct qmsg *m, const struct rcpt *r, const char *event,
-                           const char *why)
-{
-    struct logrec rec;
-    log_begin(&rec, LOG_WARN, event);
-    log_str(&rec, "queue_id", m->id);
-    log_str(&rec, "rcpt", r->addr);
-    log_str(&rec, "msg", why);
-    log_end(&rec);
-}
-
 /* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
  * (the last step repeats), never after expiry; 0 when it has expired. */
 static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, unsigned attempts,
@@ -675,19 +662,14 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
 }
 
 /* Why a failed null-sender message (a DSN: RFC 5321 §6.1 forbids a DSN to it) is not reported to
- * the postmaster, or NULL when it is; a report counts against server.postmaster_rate. */
+ * the postmaster, or NULL when it is. */
 static const char *double_bounce_drop_reason(struct qmsg *m)
 {
-    const struct config *cfg = m->s->cfg;
-    if (cfg->server.postmaster == NULL)
-        return "undeliverable mail from the null sender: no DSN is sent, it is dropped";
+    int to_postmaster = 0;
     for (size_t i = 0; i < m->nrcpts; i++)
-        if (m->rcpts[i].status == SPOOL_RCPT_FAILED &&
-            strcasecmp(m->rcpts[i].addr, cfg->server.postmaster) == 0)
-            return "the postmaster (server.postmaster) could not be reached: dropped";
-    if (!postmaster_quota_take(&m->s->postmaster, cfg->server.postmaster_rate, wall_ms()))
-        return "more double bounces than server.postmaster_rate allows: dropped, not reported";
-    return NULL;
+        to_postmaster |= m->rcpts[i].status == SPOOL_RCPT_FAILED &&
+                         postmaster_is_mailbox(m->s->cfg, m->rcpts[i].addr);
+    return postmaster_report_refusal(m->s->cfg, &m->s->postmaster, to_postmaster, wall_ms());
 }
 
 /* A failed recipient that gets a DSN: one of a null-sender message (its report goes to the
@@ -697,8 +679,8 @@ static int rcpt_failure_reported(const struct qmsg *m, const struct rcpt *r)
     return m->sender[0] == '\0' || r->notify == 0 || (r->notify & SMTP_DSN_NOTIFY_FAILURE);
 }
 
-/* Marks the failed recipients BOUNCED without a DSN (all, or those whose NOTIFY asked for none),
- * logging `event` and why. */
+/* Marks the failed recipients BOUNCED without a DSN (all, or those whose NOTIFY asked for none);
+ * the log is the only place that says so, and why. */
 static void msg_drop_failed(struct qmsg *m, int all, const char *event, const char *why)
 {
     struct update_batch *b = update_batch_new(m, m->nrcpts);
@@ -706,7 +688,12 @@ static void msg_drop_failed(struct qmsg *m, int all, const char *event, const ch
         struct rcpt *r = &m->rcpts[i];
         if (r->status != SPOOL_RCPT_FAILED || r->busy || (!all && rcpt_failure_reported(m, r)))
             continue;
-        log_unreported(m, r, event, why);
+        struct logrec rec;
+        log_begin(&rec, LOG_WARN, event);
+        log_str(&rec, "queue_id", m->id);
+        log_str(&rec, "rcpt", r->addr);
+        log_str(&rec, "msg", why);
+        log_end(&rec);
         update_batch_add(b, i, SPOOL_RCPT_BOUNCED, r->attempts, 0);
     }
     update_batch_write(b);
@@ -991,10 +978,9 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
     m->s = s;
     snprintf(m->id, sizeof m->id, "%s", entry->id);
     m->sender = xstrdup(env->sender != NULL ? env->sender : "");
-    if (env->dsn != NULL) {
-        m->envid = env->dsn->envid != NULL ? xstrdup(env->dsn->envid) : NULL;
-        m->ret = env->dsn->ret;
-    }
+    const struct envelope_dsn *dsn = env->dsn; /* RFC 3461 parameters, when given */
+    m->envid = dsn != NULL && dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
+    m->ret = dsn != NULL ? dsn->ret : 0;
     m->flags = env->flags;
     m->received_ms = env->received_at * 1000;
     m->due = (struct minheap_node)MINHEAP_NODE_INIT;
@@ -1003,10 +989,8 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
     for (size_t i = 0; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
         r->addr = xstrdup(env->rcpts[i]);
-        if (env->dsn != NULL) {
-            r->notify = env->dsn->notify[i];
-            r->orcpt = env->dsn->orcpt[i] != NULL ? xstrdup(env->dsn->orcpt[i]) : NULL;
-        }
+        r->notify = dsn != NULL ? dsn->notify[i] : 0;
+        r->orcpt = dsn != NULL && dsn->orcpt[i] != NULL ? xstrdup(dsn->orcpt[i]) : NULL;
         if (entry->rcpt_state == NULL)
             continue;
         const struct spool_rcpt_state *st = &entry->rcpt_state[i];

@@ -2,7 +2,7 @@
  * The postmaster module: which accepted recipients are redirected to server.postmaster (the bare
  * <postmaster> and postmaster@ our domains or host name, any case; nothing when it is unset), and
  * the double-bounce quota (at most count per period, a new period after the last one ended, no
- * bound for "none").
+ * bound for "none"), and why a double bounce is not reported.
  */
 #include <string.h>
 
@@ -89,9 +89,36 @@ static void test_quota(void)
         CHECK_INT_EQ(postmaster_quota_take(&free_q, (struct config_rate){0, 0}, t0), 1);
 }
 
+/* A double bounce is reported unless no mailbox is set, it failed on the way to the mailbox itself,
+ * or the rate is used up; only reports count against the rate. */
+static void test_report_refusal(void)
+{
+    struct config *cfg = load("server: {hostname: mx.example.com, postmaster: Ops@example.net, "
+                              "postmaster_rate: 1/h}\n");
+    struct config *unset = load("server: {hostname: mx.example.com}\n");
+    if (cfg == NULL || unset == NULL)
+        return;
+    CHECK_INT_EQ(postmaster_is_mailbox(cfg, "ops@EXAMPLE.net"), 1);
+    CHECK_INT_EQ(postmaster_is_mailbox(cfg, "ops@example.org"), 0);
+    CHECK_INT_EQ(postmaster_is_mailbox(unset, "ops@example.net"), 0);
+    struct postmaster_quota q = {0};
+    const char *why = postmaster_report_refusal(unset, &q, 0, 1000);
+    CHECK(why != NULL && strstr(why, "dropped") != NULL);
+    why = postmaster_report_refusal(cfg, &q, 1, 1000);
+    CHECK(why != NULL && strstr(why, "could not be reached") != NULL);
+    CHECK_INT_EQ(q.used, 0);
+    CHECK(postmaster_report_refusal(cfg, &q, 0, 1000) == NULL);
+    why = postmaster_report_refusal(cfg, &q, 0, 2000);
+    CHECK(why != NULL && strstr(why, "server.postmaster_rate") != NULL);
+    CHECK(postmaster_report_refusal(cfg, &q, 0, 1000 + 3600 * 1000) == NULL);
+    config_unref(cfg);
+    config_unref(unset);
+}
+
 int main(void)
 {
     test_redirect();
+    test_report_refusal();
     test_bad_mailbox();
     test_quota();
     return check_report("test_postmaster");
