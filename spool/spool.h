@@ -28,10 +28,9 @@
 
 struct spool;
 struct spool_msg;
-
-/* What the server knew when it accepted the message. Strings are copied by spool_msg_new. */
 struct envelope_dsn;
 
+/* What the server knew when it accepted the message. Strings are copied by spool_msg_new. */
 struct spool_envelope {
     const char *sender;       /* canonical "local@domain", "" for the null sender */
     const char *const *rcpts; /* canonical recipients */
