@@ -218,6 +218,8 @@ struct config {
         char *log_file;             /* "-": stderr */
         enum log_level log_level;   /* events below it are not written (log_set_level) */
         uint64_t shutdown_grace_ms; /* SIGTERM: how long transactions in progress may finish */
+        char *postmaster; /* where mail to postmaster and double bounces go; NULL: nowhere */
+        struct config_rate postmaster_rate; /* double bounces sent there; count 0: no bound */
         /* Where spool, user and log.file are written (line 0: the default), for messages. */
         struct config_pos spool_pos, user_pos, log_file_pos;
     } server;
@@ -291,6 +293,7 @@ struct config {
         unsigned port;                /* TCP port of remote MX hosts: 25 (tests use another) */
         char **bounce_category_files; /* site pattern files, tried before the shipped rules */
         size_t nbounce_category_files;
+        uint64_t dsn_return_max; /* RET=FULL: largest message a failure DSN carries whole */
     } delivery;
 
     struct {

@@ -189,6 +189,7 @@ const char *config_check_clamd(const char *value);
 const char *config_check_dkim_algorithm(const char *value);
 const char *config_check_canonicalization(const char *value);
 const char *config_check_identity(const char *value);
+const char *config_check_mailbox(const char *value); /* "user@domain" */
 const char *config_check_extension(const char *value);
 
 /* ---- One key's value (config_values.c) ---- */

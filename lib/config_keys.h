@@ -85,6 +85,16 @@ static const struct config_key config_keys[] = {
     {.name = "server.shutdown_grace", .type = CONFIG_DURATION, .def = "30s", .min = 0,
      .max = KEY_HOUR, KEY_AT(server.shutdown_grace_ms),
      .doc = "On SIGTERM: how long transactions in progress may go on before the process exits."},
+    {.name = "server.postmaster", .type = CONFIG_STRING, .check = config_check_mailbox,
+     KEY_AT(server.postmaster),
+     .doc = "The mailbox (user@domain) that mail to <postmaster> and to postmaster@ each of "
+            "`domains` and server.hostname is delivered to, and that gets the DSNs which could "
+            "not be delivered (double bounces). Unset: postmaster mail is routed like any other "
+            "and double bounces are only logged."},
+    {.name = "server.postmaster_rate", .type = CONFIG_RATE, .def = "30/h",
+     KEY_AT(server.postmaster_rate),
+     .doc = "At most this many double bounces go to server.postmaster in each period (counted "
+            "from the first in it); the others are only logged. none: no bound."},
 
     {.name = "dns", KEY_SECTION, .doc = "Name resolution (MX, A, AAAA, PTR, TXT lookups)."},
     {.name = "dns.servers", .type = CONFIG_STRINGS, .check = config_check_dns_server,
@@ -156,6 +166,10 @@ static const struct config_key config_keys[] = {
      KEY_LIST(delivery.bounce_category_files, delivery.nbounce_category_files),
      .doc = "Pattern files (\"category regex\" a line) tried, in order, before the shipped "
             "bounce categories; see delivery.md."},
+    {.name = "delivery.dsn_return_max", .type = CONFIG_SIZE, .def = "1M", .min = 0,
+     .max = 50 * 1024 * KEY_KB, KEY_AT(delivery.dsn_return_max),
+     .doc = "A failure DSN for a message sent with RET=FULL (RFC 3461) carries the whole message "
+            "when it is at most this size; a larger one, like any other, only its header section."},
 
     {.name = "egress", KEY_SECTION, .doc = "Source addresses for outbound delivery."},
     {.name = "egress.pools", .type = CONFIG_EGRESS_POOLS,

@@ -275,6 +275,7 @@ static void config_free(struct config *cfg)
     free(cfg->server.spool);
     free(cfg->server.user);
     free(cfg->server.log_file);
+    free(cfg->server.postmaster);
     for (size_t i = 0; i < cfg->dns.nservers; i++)
         free(cfg->dns.servers[i]);
     free(cfg->dns.servers);

@@ -357,6 +357,18 @@ const char *config_check_identity(const char *value)
     return config_domain_why(at + 1);
 }
 
+/* "user@domain": a local part of printable ASCII without blanks, '<', '>', '@' or quotes. */
+const char *config_check_mailbox(const char *value)
+{
+    const char *at = strrchr(value, '@');
+    if (at == NULL || at == value)
+        return "is not an address of the form user@domain";
+    for (const char *p = value; p < at; p++)
+        if (*p <= ' ' || *p >= 0x7f || strchr("<>@\"\\", *p) != NULL)
+            return "has a blank, control, 8-bit, '<', '>', '@' or quote in its local part";
+    return config_domain_why(at + 1);
+}
+
 /* "exe" or ".exe": letters and digits, at most 16. */
 const char *config_check_extension(const char *value)
 {

@@ -78,6 +78,31 @@ static int str_fits(const char *s)
     return s == NULL || strnlen(s, ENVELOPE_STR_MAX + 1) <= ENVELOPE_STR_MAX;
 }
 
+/* A one-byte value and a string as one record, when either is there. */
+static void rec_byte_str(struct buf *out, enum envelope_rec type, unsigned byte, const char *s)
+{
+    if (byte == 0 && (s == NULL || s[0] == '\0'))
+        return;
+    size_t len = s != NULL ? strlen(s) : 0;
+    envelope_rec_begin(out, type, (uint32_t)(1 + len));
+    char b = (char)byte;
+    buf_append(out, &b, 1);
+    buf_append(out, s, len);
+}
+
+static void msg_dsn_append(struct buf *out, const struct envelope_dsn *dsn)
+{
+    if (dsn != NULL)
+        rec_byte_str(out, ENVELOPE_REC_DSN, dsn->ret, dsn->envid);
+}
+
+static void rcpt_dsn_append(struct buf *out, const struct envelope_dsn *dsn, size_t i)
+{
+    if (dsn != NULL)
+        rec_byte_str(out, ENVELOPE_REC_RCPT_DSN, dsn->notify != NULL ? dsn->notify[i] : 0,
+                     dsn->orcpt != NULL ? dsn->orcpt[i] : NULL);
+}
+
 int envelope_encode(const struct spool_envelope *env, struct buf *out)
 {
     if (env->sender == NULL || env->nrcpts > ENVELOPE_RCPTS_MAX || !str_fits(env->sender) ||
@@ -85,13 +110,19 @@ int envelope_encode(const struct spool_envelope *env, struct buf *out)
         !str_fits(env->listener))
         return -EINVAL;
     for (size_t i = 0; i < env->nrcpts; i++)
-        if (env->rcpts[i] == NULL || !str_fits(env->rcpts[i]))
+        if (env->rcpts[i] == NULL || !str_fits(env->rcpts[i]) ||
+            (env->dsn != NULL && env->dsn->orcpt != NULL && !str_fits(env->dsn->orcpt[i])))
             return -EINVAL;
+    if (env->dsn != NULL && (env->dsn->ret > 255 || !str_fits(env->dsn->envid)))
+        return -EINVAL;
 
     rec_str(out, ENVELOPE_REC_MAGIC, ENVELOPE_MAGIC);
     rec_str(out, ENVELOPE_REC_SENDER, env->sender);
-    for (size_t i = 0; i < env->nrcpts; i++)
+    for (size_t i = 0; i < env->nrcpts; i++) {
         rec_str(out, ENVELOPE_REC_RCPT, env->rcpts[i]);
+        rcpt_dsn_append(out, env->dsn, i);
+    }
+    msg_dsn_append(out, env->dsn);
     rec_str(out, ENVELOPE_REC_CLIENT, env->client_addr);
     rec_str(out, ENVELOPE_REC_HELO, env->helo);
     rec_str(out, ENVELOPE_REC_AUTH, env->auth_user);
@@ -135,6 +166,7 @@ enum {
     SEEN_FLAGS = 1 << 7,
     SEEN_BODY = 1 << 8, /* not single: marks that the envelope is over */
     SEEN_PREFIX = 1 << 9,
+    SEEN_DSN = 1 << 10,
 };
 #define SEEN_REQUIRED (SEEN_MAGIC | SEEN_SENDER | SEEN_RECEIVED | SEEN_FLAGS)
 
@@ -146,9 +178,14 @@ void envelope_decoder_init(struct envelope_decoder *d)
 void envelope_decoder_free(struct envelope_decoder *d)
 {
     free((char *)d->env.sender);
-    for (size_t i = 0; i < d->env.nrcpts; i++)
+    for (size_t i = 0; i < d->env.nrcpts; i++) {
         free(d->rcpts[i]);
+        free(d->orcpt[i]);
+    }
     free(d->rcpts);
+    free(d->orcpt);
+    free(d->notify);
+    free((char *)d->dsn.envid);
     free((char *)d->env.client_addr);
     free((char *)d->env.helo);
     free((char *)d->env.auth_user);
@@ -200,6 +237,14 @@ static int rec_start(struct envelope_decoder *d, struct buf *err)
     case ENVELOPE_REC_FLAGS:
         once = SEEN_FLAGS, min = max = 4;
         break;
+    case ENVELOPE_REC_DSN:
+        once = SEEN_DSN, min = 1, max = 1 + ENVELOPE_STR_MAX;
+        break;
+    case ENVELOPE_REC_RCPT_DSN:
+        if (d->prev_type != ENVELOPE_REC_RCPT)
+            return bad(err, "recipient DSN record not right after its recipient");
+        min = 1, max = 1 + ENVELOPE_STR_MAX;
+        break;
     case ENVELOPE_REC_BODY:
     case ENVELOPE_REC_PREFIX:
     case ENVELOPE_REC_END:
@@ -237,6 +282,27 @@ static int str_take(struct envelope_decoder *d, const char **dst, struct buf *er
     return 0;
 }
 
+/* A D or N record: its byte, then its string (an empty one stays NULL). */
+static int dsn_take(struct envelope_decoder *d, struct buf *err)
+{
+    unsigned byte = (unsigned char)d->field.data[0];
+    const char *s = NULL;
+    if (d->field.len > 1) {
+        if (memchr(d->field.data + 1, '\0', d->field.len - 1) != NULL)
+            return bad(err, "NUL byte in an envelope string");
+        s = xstrndup(d->field.data + 1, d->field.len - 1);
+    }
+    if (d->type == ENVELOPE_REC_DSN) {
+        d->dsn.ret = byte;
+        d->dsn.envid = s;
+    } else {
+        d->notify[d->env.nrcpts - 1] = (unsigned char)byte;
+        d->orcpt[d->env.nrcpts - 1] = (char *)s;
+    }
+    d->env.dsn = &d->dsn;
+    return 0;
+}
+
 /* Acts on a record whose payload is complete (in d->field unless it is a body record). */
 static int rec_finish(struct envelope_decoder *d, struct buf *err)
 {
@@ -254,10 +320,19 @@ static int rec_finish(struct envelope_decoder *d, struct buf *err)
         if (d->env.nrcpts == d->rcpts_cap) {
             d->rcpts_cap = d->rcpts_cap ? d->rcpts_cap * 2 : 4;
             d->rcpts = xrealloc(d->rcpts, d->rcpts_cap * sizeof *d->rcpts);
+            d->orcpt = xrealloc(d->orcpt, d->rcpts_cap * sizeof *d->orcpt);
+            d->notify = xrealloc(d->notify, d->rcpts_cap * sizeof *d->notify);
             d->env.rcpts = (const char *const *)d->rcpts;
+            d->dsn.orcpt = (const char *const *)d->orcpt;
+            d->dsn.notify = d->notify;
         }
+        d->orcpt[d->env.nrcpts] = NULL;
+        d->notify[d->env.nrcpts] = 0;
         d->rcpts[d->env.nrcpts++] = (char *)rcpt;
         return 0;
+    case ENVELOPE_REC_DSN:
+    case ENVELOPE_REC_RCPT_DSN:
+        return dsn_take(d, err);
     case ENVELOPE_REC_CLIENT:
         return str_take(d, &d->env.client_addr, err);
     case ENVELOPE_REC_HELO:
@@ -330,6 +405,7 @@ int envelope_decoder_feed(struct envelope_decoder *d, const void *data, size_t l
             if (rec_finish(d, err) < 0)
                 return -EBADMSG;
             d->hdr_got = 0;
+            d->prev_type = d->type;
         }
     }
     return d->done;

@@ -32,9 +32,21 @@ enum envelope_rec {
     ENVELOPE_REC_LISTENER = 'L',
     ENVELOPE_REC_RECEIVED = 'T', /* once: 8 bytes, signed unix seconds */
     ENVELOPE_REC_FLAGS = 'F',    /* once: 4 bytes */
+    ENVELOPE_REC_DSN = 'D',      /* at most once: RET (1 byte), then the decoded ENVID */
+    ENVELOPE_REC_RCPT_DSN = 'N', /* at most once right after an R record: that recipient's NOTIFY
+                                    bits (1 byte), then its decoded ORCPT */
     ENVELOPE_REC_BODY = 'B',     /* body bytes, after every envelope record */
     ENVELOPE_REC_PREFIX = 'P',   /* optional, once, after the body: bytes read before the body */
     ENVELOPE_REC_END = 'E',      /* last: 8 bytes body size, 4 bytes CRC-32 */
+};
+
+/* A message's DSN parameters (RFC 3461, values as lib/smtp_dsn.h parses them). Files written
+ * before they were kept, or for messages without them, have no D or N record: all absent. */
+struct envelope_dsn {
+    unsigned ret;                /* SMTP_DSN_RET_*; 0: not given */
+    const char *envid;           /* decoded ENVID; NULL or "": not given */
+    const unsigned char *notify; /* per recipient: SMTP_DSN_NOTIFY_* bits; 0: not given */
+    const char *const *orcpt;    /* per recipient: "addr-type;address" decoded; NULL: not given */
 };
 
 /* Big-endian integers, as every length and number in spool files is stored. */
@@ -85,6 +97,10 @@ struct envelope_decoder {
     uint64_t body_size;        /* body bytes seen so far (prefix not counted); whole once done */
     struct buf prefix;         /* the prefix record's payload; empty when there is none */
     /* private */
+    struct envelope_dsn dsn; /* env.dsn points here once a D or N record is read */
+    unsigned char *notify;   /* dsn.notify and dsn.orcpt, grown with rcpts */
+    char **orcpt;
+    unsigned prev_type; /* the record before the current one: N must follow R */
     char **rcpts;
     size_t rcpts_cap;
     char hdr[ENVELOPE_HDR_LEN];

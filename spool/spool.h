@@ -28,6 +28,7 @@
 
 struct spool;
 struct spool_msg;
+struct envelope_dsn;
 
 /* What the server knew when it accepted the message. Strings are copied by spool_msg_new. */
 struct spool_envelope {
@@ -36,10 +37,11 @@ struct spool_envelope {
     size_t nrcpts;
     const char *client_addr; /* "192.0.2.1" or "2001:db8::1" */
     const char *helo;
-    const char *auth_user; /* NULL when not authenticated */
-    const char *listener;  /* listener name */
-    int64_t received_at;   /* unix seconds */
-    unsigned flags;        /* SPOOL_ENV_* */
+    const char *auth_user;          /* NULL when not authenticated */
+    const char *listener;           /* listener name */
+    int64_t received_at;            /* unix seconds */
+    unsigned flags;                 /* SPOOL_ENV_* */
+    const struct envelope_dsn *dsn; /* RFC 3461 parameters (spool/envelope.h); NULL: none */
 };
 
 #define SPOOL_ENV_8BITMIME 0x01

@@ -184,8 +184,8 @@ static void status_format(const struct dsn_rcpt *r, char *out, size_t size)
     snprintf(out, size, "%d.0.0", cls);
 }
 
-/* A boundary that does not occur in the included header section (the other parts hold only our
- * own lines or text indented by the folding). It carries a hash of that section, so a sender
+/* A boundary that does not occur in the included header section or message (the other parts hold
+ * only our own lines or text indented by the folding). It carries a hash of that text, so a sender
  * cannot plant it in advance, and a collision costs one more round instead of many. */
 static void boundary_make(const struct dsn_params *p, const struct buf *hdrs, char *out,
                           size_t size)
@@ -210,7 +210,39 @@ static int all_delayed(const struct dsn_params *p)
     return 1;
 }
 
-static void human_part_append(const struct dsn_params *p, int delayed, int utf8, struct buf *out)
+/* Whether the whole message can travel inside the DSN as it is: no NUL and no line over
+ * DSN_LINE_MAX octets (RFC 5322 §2.1.1). */
+static int message_fits(const char *msg, size_t len)
+{
+    size_t col = 0;
+    for (size_t i = 0; i < len; i++) {
+        col = msg[i] == '\r' || msg[i] == '\n' ? 0 : col + 1;
+        if (msg[i] == '\0' || col > DSN_LINE_MAX)
+            return 0;
+    }
+    return 1;
+}
+
+/* Appends the whole message with CRLF line ends (bare CR or LF too). */
+static void message_append(struct buf *out, const char *msg, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (msg[i] != '\r' && msg[i] != '\n') {
+            size_t run = i;
+            while (run < len && msg[run] != '\r' && msg[run] != '\n')
+                run++;
+            buf_append(out, msg + i, run - i);
+            i = run - 1;
+            continue;
+        }
+        if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
+            i++;
+        buf_append_str(out, "\r\n");
+    }
+}
+
+static void human_part_append(const struct dsn_params *p, int delayed, int utf8, int full,
+                              struct buf *out)
 {
     buf_printf(out, "Content-Description: Notification\r\nContent-Type: text/plain; charset=%s\r\n",
                utf8 ? "utf-8\r\nContent-Transfer-Encoding: 8bit" : "us-ascii");
@@ -230,9 +262,11 @@ static void human_part_append(const struct dsn_params *p, int delayed, int utf8,
                        "Your message could not be delivered yet to the recipients below.\r\n"
                        "The mail system will keep trying and tell you if it gives up.\r\n");
     else
-        buf_append_str(out, "I'm sorry to have to inform you that your message could not\r\n"
-                            "be delivered to one or more recipients. Its header is attached\r\n"
-                            "below.\r\n");
+        buf_printf(out,
+                   "I'm sorry to have to inform you that your message could not\r\n"
+                   "be delivered to one or more recipients. %s\r\n"
+                   "below.\r\n",
+                   full ? "The message is attached" : "Its header is attached");
     buf_append_str(out, "\r\n                   The mail system\r\n");
     for (size_t i = 0; i < p->nrcpts; i++) {
         const struct dsn_rcpt *r = &p->rcpts[i];
@@ -312,9 +346,15 @@ int dsn_build(const struct dsn_params *p, struct buf *out)
             has_8bit(p->rcpts[i].rcpt, strlen(p->rcpts[i].rcpt)) ||
             (p->rcpts[i].orcpt != NULL && has_8bit(p->rcpts[i].orcpt, strlen(p->rcpts[i].orcpt)));
     int delayed = all_delayed(p);
+    int full = p->return_full && !delayed && p->original_len <= p->full_max &&
+               message_fits(orig, p->original_len);
+    int full_8bit = full && has_8bit(orig, p->original_len);
     char boundary[512], date[64];
-    struct buf hdrs = BUF_INIT;
-    headers_append(&hdrs, orig, hdr_len);
+    struct buf hdrs = BUF_INIT; /* what the last part carries: the header section or it all */
+    if (full)
+        message_append(&hdrs, orig, p->original_len);
+    else
+        headers_append(&hdrs, orig, hdr_len);
     boundary_make(p, &hdrs, boundary, sizeof(boundary));
     date_format(p->now, date, sizeof(date));
 
@@ -342,14 +382,21 @@ int dsn_build(const struct dsn_params *p, struct buf *out)
     buf_append_str(out, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
 
     buf_printf(out, "--%s\r\n", boundary);
-    human_part_append(p, delayed, rcpt_8bit, out);
+    human_part_append(p, delayed, rcpt_8bit, full, out);
     buf_printf(out, "\r\n--%s\r\n", boundary);
     status_part_append(p, rcpt_8bit, out);
     buf_printf(out, "\r\n--%s\r\n", boundary);
-    /* RFC 6533 §3.3: 8-bit header fields (RFC 6532) travel as message/global-headers. */
-    buf_printf(out, "Content-Description: Undelivered Message Headers\r\nContent-Type: %s\r\n\r\n",
-               hdr_8bit ? "message/global-headers\r\nContent-Transfer-Encoding: 8bit"
-                        : "text/rfc822-headers");
+    /* RFC 6533 §3.3: 8-bit header fields (RFC 6532) travel as message/global-headers; a whole
+     * message with 8-bit octets as message/rfc822 with 8bit encoding (it came with 8BITMIME). */
+    if (full)
+        buf_printf(out, "Content-Description: Undelivered Message\r\nContent-Type: %s\r\n\r\n",
+                   full_8bit ? "message/rfc822\r\nContent-Transfer-Encoding: 8bit"
+                             : "message/rfc822");
+    else
+        buf_printf(out,
+                   "Content-Description: Undelivered Message Headers\r\nContent-Type: %s\r\n\r\n",
+                   hdr_8bit ? "message/global-headers\r\nContent-Transfer-Encoding: 8bit"
+                            : "text/rfc822-headers");
     buf_append(out, hdrs.data, hdrs.len);
     buf_free(&hdrs);
     buf_printf(out, "\r\n--%s--\r\n", boundary);

@@ -42,9 +42,14 @@ struct dsn_params {
     const struct dsn_rcpt *rcpts;
     size_t nrcpts;
     /* The original message as stored; only its header section is returned (RFC 3462
-     * text/rfc822-headers), so a bounce never carries the body back. */
+     * text/rfc822-headers), so a bounce never carries the body back, unless return_full. */
     const char *original;
     size_t original_len;
+    /* RFC 3461 RET=FULL: a failure report returns the whole original (message/rfc822) when it
+     * is at most full_max octets (and has no NUL and no line over 998 octets), else its header
+     * section as without it. */
+    int return_full;
+    size_t full_max;
     const char *boundary_seed; /* makes the MIME boundary unique (e.g. the new queue id) */
 };
 

@@ -8,6 +8,7 @@
 
 #include "lib/log.h"
 #include "lib/minheap.h"
+#include "lib/smtp_dsn.h"
 #include "lib/strmap.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
@@ -15,8 +16,10 @@
 #include "mta/delivery/bounce_category.h"
 #include "mta/delivery/destination.h"
 #include "mta/delivery/dsn.h"
+#include "mta/delivery/postmaster.h"
 #include "mta/delivery/route.h"
 #include "mta/delivery/shaping.h"
+#include "spool/envelope.h"
 
 /* Messages dispatched per timer tick, so a queue of many due messages (after a restart) does not
  * hold the loop; the rest follow on the next turn. */
@@ -34,6 +37,8 @@ struct rcpt {
     char enhanced[16];
     char *text;
     char *mta;
+    unsigned notify;   /* RFC 3461 NOTIFY bits, 0 when not given */
+    char *orcpt;       /* RFC 3461 ORCPT "type;address", or NULL */
     unsigned busy : 1; /* in a route lookup, a destination or a spool write */
 };
 
@@ -41,6 +46,8 @@ struct qmsg {
     struct scheduler *s;
     char id[SPOOL_ID_MAX + 1];
     char *sender;
+    char *envid;  /* RFC 3461 ENVID, or NULL */
+    unsigned ret; /* RFC 3461 RET (SMTP_DSN_RET_*), 0 when not given */
     unsigned flags;
     int64_t received_ms;
     struct rcpt *rcpts;
@@ -67,9 +74,10 @@ struct scheduler {
     size_t retired_dests; /* not freed yet */
     struct minheap due;
     uv_timer_t timer, sweep;
-    unsigned holds;  /* sum of every message's holds */
-    unsigned closed; /* timers closed by scheduler_free */
-    unsigned loads;  /* scheduler_add_id reads in flight */
+    unsigned holds;                     /* sum of every message's holds */
+    unsigned closed;                    /* timers closed by scheduler_free */
+    unsigned loads;                     /* scheduler_add_id reads in flight */
+    struct postmaster_quota postmaster; /* double bounces reported to server.postmaster */
     unsigned started : 1;
     unsigned stopping : 1;
     void (*stopped_cb)(void *arg);
@@ -180,9 +188,11 @@ static void msg_free(struct qmsg *m)
         free(m->rcpts[i].addr);
         free(m->rcpts[i].text);
         free(m->rcpts[i].mta);
+        free(m->rcpts[i].orcpt);
     }
     free(m->rcpts);
     free(m->sender);
+    free(m->envid);
     free(m);
 }
 
@@ -328,18 +338,6 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_end(&rec);
 }
 
-/* A failed null-sender message (usually a DSN) owes nobody a report: it is dropped, and the log
- * is the only place that says so. */
-static void log_double_bounce(const struct qmsg *m, const struct rcpt *r)
-{
-    struct logrec rec;
-    log_begin(&rec, LOG_WARN, "delivery.double_bounce");
-    log_str(&rec, "queue_id", m->id);
-    log_str(&rec, "rcpt", r->addr);
-    log_str(&rec, "msg", "undeliverable mail from the null sender: no DSN is sent, it is dropped");
-    log_end(&rec);
-}
-
 /* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
  * (the last step repeats), never after expiry; 0 when it has expired. */
 static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, unsigned attempts,
@@ -390,11 +388,6 @@ static void scheduler_on_job_done(void *arg, struct job *job,
             buf_printf(&text, " (gave up: the message has been in the queue too long)");
         }
         log_delivery(m, r, event, o, text.data, mx_name, next, now);
-        /* No DSN is ever sent for a bounce (RFC 5321 §6.1): a null-sender failure is final. */
-        if (status == SPOOL_RCPT_FAILED && m->sender[0] == '\0') {
-            status = SPOOL_RCPT_BOUNCED;
-            log_double_bounce(m, r);
-        }
         rcpt_set_result(r, o->code, o->enhanced, text.data,
                         o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
         buf_free(&text);
@@ -526,6 +519,7 @@ static void msg_dispatch(struct qmsg *m, int64_t now)
 
 struct bounce {
     struct qmsg *m;
+    char *to; /* the sender, or server.postmaster for a double bounce */
     size_t *rcpts;
     size_t nrcpts;
     char *dsn_id;
@@ -533,6 +527,7 @@ struct bounce {
 
 static void bounce_free(struct bounce *bo)
 {
+    free(bo->to);
     free(bo->rcpts);
     free(bo->dsn_id);
     free(bo);
@@ -559,7 +554,7 @@ static void dsn_envelope(const struct qmsg *m, const char **rcpt, struct spool_e
         .helo = m->s->cfg->server.hostname,
         .listener = "bounce",
         .received_at = wall_ms() / 1000,
-        .flags = m->flags & SPOOL_ENV_SMTPUTF8,
+        .flags = m->flags & (SPOOL_ENV_SMTPUTF8 | SPOOL_ENV_8BITMIME), /* RET=FULL's body */
     };
 }
 
@@ -572,7 +567,7 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
         bounce_abandon(bo, strerror(-status));
         return;
     }
-    const char *rcpt = m->sender;
+    const char *rcpt = bo->to;
     struct spool_envelope env;
     dsn_envelope(m, &rcpt, &env);
     struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
@@ -580,7 +575,8 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     log_begin(&r, LOG_INFO, "delivery.bounce");
     log_str(&r, "queue_id", m->id);
     log_str(&r, "dsn_queue_id", entry.id);
-    log_str(&r, "to", m->sender);
+    log_str(&r, "to", bo->to);
+    log_bool(&r, "double_bounce", m->sender[0] == '\0');
     log_int(&r, "rcpts", (long long)bo->nrcpts);
     log_end(&r);
     scheduler_add(s, &entry);
@@ -617,6 +613,7 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
                        r->enhanced[0] ? " " : "", r->text != NULL ? r->text : "");
         reports[i] = (struct dsn_rcpt){
             .rcpt = r->addr,
+            .orcpt = r->orcpt,
             .action = DSN_ACTION_FAILED,
             .status = r->enhanced,
             .remote_code = r->mta != NULL ? r->code : 0,
@@ -629,13 +626,16 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     struct dsn_params params = {
         .reporting_mta = s->cfg->server.hostname,
         .queue_id = m->id,
-        .sender = m->sender,
+        .envid = m->envid,
+        .sender = bo->to,
         .arrival = m->received_ms / 1000,
         .now = wall_ms() / 1000,
         .rcpts = reports,
         .nrcpts = bo->nrcpts,
         .original = body->data != NULL ? body->data : "",
         .original_len = body->len,
+        .return_full = m->ret == SMTP_DSN_RET_FULL,
+        .full_max = s->cfg->delivery.dsn_return_max,
         .boundary_seed = m->id,
     };
     struct buf dsn = BUF_INIT;
@@ -650,7 +650,7 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
         bounce_abandon(bo, "the DSN could not be built");
         return;
     }
-    const char *rcpt = m->sender;
+    const char *rcpt = bo->to;
     struct spool_envelope env;
     dsn_envelope(m, &rcpt, &env);
     struct spool_msg *msg = spool_msg_new(s->spool, &env);
@@ -665,12 +665,66 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     spool_msg_commit(msg, bounce_on_committed, bo);
 }
 
-/* Failed recipients owe the sender one DSN (RFC 3464): read the original's header section, build
- * the report, spool it with a null sender, then mark them BOUNCED. */
+/* Why a failed null-sender message (a DSN: RFC 5321 §6.1 forbids a DSN to it) is not reported to
+ * the postmaster, or NULL when it is. */
+static const char *double_bounce_drop_reason(struct qmsg *m)
+{
+    int to_postmaster = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        to_postmaster |= m->rcpts[i].status == SPOOL_RCPT_FAILED &&
+                         postmaster_is_mailbox(m->s->cfg, m->rcpts[i].addr);
+    return postmaster_report_refusal(m->s->cfg, &m->s->postmaster, to_postmaster, wall_ms());
+}
+
+/* A failed recipient that gets a DSN: one of a null-sender message (its report goes to the
+ * postmaster, or nowhere) or one whose NOTIFY, when given, asks for failures (RFC 3461 §4.1). */
+static int rcpt_failure_reported(const struct qmsg *m, const struct rcpt *r)
+{
+    return m->sender[0] == '\0' || r->notify == 0 || (r->notify & SMTP_DSN_NOTIFY_FAILURE);
+}
+
+/* Marks the failed recipients BOUNCED without a DSN (all, or those whose NOTIFY asked for none);
+ * the log is the only place that says so, and why. */
+static void msg_drop_failed(struct qmsg *m, int all, const char *event, const char *why)
+{
+    struct update_batch *b = update_batch_new(m, m->nrcpts);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (r->status != SPOOL_RCPT_FAILED || r->busy || (!all && rcpt_failure_reported(m, r)))
+            continue;
+        struct logrec rec;
+        log_begin(&rec, LOG_WARN, event);
+        log_str(&rec, "queue_id", m->id);
+        log_str(&rec, "rcpt", r->addr);
+        log_str(&rec, "msg", why);
+        log_end(&rec);
+        update_batch_add(b, i, SPOOL_RCPT_BOUNCED, r->attempts, 0);
+    }
+    update_batch_write(b);
+}
+
+/* Failed recipients owe the sender one DSN (RFC 3464), or the postmaster when the sender is null:
+ * read the original's header section, build the report, spool it with a null sender, then mark
+ * them BOUNCED. */
 static void msg_bounce(struct qmsg *m)
 {
+    const char *drop = m->sender[0] == '\0' ? double_bounce_drop_reason(m) : NULL;
+    if (drop != NULL) {
+        msg_drop_failed(m, 1, "delivery.double_bounce", drop);
+        return;
+    }
+    size_t wanted = 0, unwanted = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy)
+            rcpt_failure_reported(m, &m->rcpts[i]) ? wanted++ : unwanted++;
+    if (unwanted > 0)
+        msg_drop_failed(m, 0, "delivery.dsn_not_requested",
+                        "NOTIFY asked for no failure DSN: none is sent");
+    if (wanted == 0)
+        return;
     struct bounce *bo = xcalloc(1, sizeof *bo);
     bo->m = m;
+    bo->to = xstrdup(m->sender[0] != '\0' ? m->sender : m->s->cfg->server.postmaster);
     bo->rcpts = xmalloc(m->nrcpts * sizeof *bo->rcpts);
     for (size_t i = 0; i < m->nrcpts; i++)
         if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy) {
@@ -928,6 +982,9 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
     m->s = s;
     snprintf(m->id, sizeof m->id, "%s", entry->id);
     m->sender = xstrdup(env->sender != NULL ? env->sender : "");
+    const struct envelope_dsn *dsn = env->dsn; /* RFC 3461 parameters, when given */
+    m->envid = dsn != NULL && dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
+    m->ret = dsn != NULL ? dsn->ret : 0;
     m->flags = env->flags;
     m->received_ms = env->received_at * 1000;
     m->due = (struct minheap_node)MINHEAP_NODE_INIT;
@@ -936,6 +993,8 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
     for (size_t i = 0; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
         r->addr = xstrdup(env->rcpts[i]);
+        r->notify = dsn != NULL ? dsn->notify[i] : 0;
+        r->orcpt = dsn != NULL && dsn->orcpt[i] != NULL ? xstrdup(dsn->orcpt[i]) : NULL;
         if (entry->rcpt_state == NULL)
             continue;
         const struct spool_rcpt_state *st = &entry->rcpt_state[i];

@@ -18,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
+#include "mta/delivery/postmaster.h"
 #include "mta/delivery/scheduler.h"
 #include "mta/server/smtp_sinks.h"
 #include "policy/dnsbl.h"
@@ -48,6 +49,7 @@ void smtp_tx_free(struct smtp_session *s)
     for (size_t i = 0; i < tx->nrcpts; i++)
         free(tx->rcpts[i]);
     free(tx->rcpts);
+    smtp_tx_dsn_free(&tx->dsn);
     free(tx);
     s->tx = NULL;
     s->sinks_paused = 0;
@@ -80,6 +82,8 @@ static int mail_params(struct smtp_session *s, const struct smtp_path_args *args
 {
     for (size_t i = 0; i < args->nparams; i++) {
         const struct smtp_param *p = &args->params[i];
+        const char *why;
+        int rc;
         for (size_t j = 0; j < i; j++) {
             if (p->key.len == args->params[j].key.len &&
                 strncasecmp(p->key.ptr, args->params[j].key.ptr, p->key.len) == 0) {
@@ -119,6 +123,11 @@ static int mail_params(struct smtp_session *s, const struct smtp_path_args *args
         } else if (p->key.len == 8 && strncasecmp(p->key.ptr, "SMTPUTF8", 8) == 0 &&
                    p->value.ptr == NULL) {
             tx->env_flags |= SPOOL_ENV_SMTPUTF8;
+        } else if ((rc = smtp_tx_dsn_mail_param(&tx->dsn, p, &why)) != 0) {
+            if (rc < 0) {
+                smtp_reply(s, 501, "5.5.4", "%s", why);
+                return -1;
+            }
         } else if (p->key.len == 4 && strncasecmp(p->key.ptr, "AUTH", 4) == 0 &&
                    p->value.ptr != NULL) {
             /* RFC 4954 §5: the submitter's identity claimed by a relaying client. We trust only
@@ -323,6 +332,7 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
     }
     struct smtp_tx *tx = xcalloc(1, sizeof *tx);
     if (mail_params(s, &args, tx) < 0) {
+        smtp_tx_dsn_free(&tx->dsn);
         free(tx);
         smtp_peer_error(s);
         return;
@@ -330,6 +340,7 @@ void smtp_cmd_mail(struct smtp_session *s, struct smtp_slice arg)
     char text[SMTP_PATH_MAX + 8];
     smtp_addr_format(&from, text, sizeof text);
     if (mail_storage_refused(s, tx->declared_size, text)) {
+        smtp_tx_dsn_free(&tx->dsn);
         free(tx);
         return;
     }
@@ -389,7 +400,10 @@ static void rcpt_accept(struct smtp_session *s, const char *addr)
 {
     struct smtp_tx *tx = s->tx;
     tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
-    tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+    /* Our postmaster addresses reach a person: server.postmaster, when set. */
+    const char *spooled = postmaster_redirect(s->cfg, addr);
+    tx->rcpts[tx->nrcpts++] = xstrdup(spooled);
+    smtp_tx_dsn_accept(&tx->dsn, spooled != addr ? addr : NULL);
     smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
     smtp_reply(s, 250, "2.1.5", "Ok");
 }
@@ -450,9 +464,31 @@ static int rcpt_verify(struct smtp_session *s, const struct config_domain *dom, 
     return 1;
 }
 
+/* RCPT's DSN parameters (RFC 3461) are the session's: they are kept for the recipient, and the
+ * policy sees the path alone. Returns -1 after replying to a bad one; other parameters stay in
+ * arg for the policy to refuse. */
+static int rcpt_dsn_params(struct smtp_session *s, struct smtp_slice *arg)
+{
+    struct smtp_path_args args;
+    if (smtp_cmd_parse_path_args(*arg, "TO:", &args) < 0)
+        args.nparams = 0; /* the policy answers the syntax; the last RCPT's are forgotten */
+    const char *why;
+    int rc = smtp_tx_dsn_rcpt_params(&s->tx->dsn, &args, &why);
+    if (rc < 0) {
+        smtp_reply(s, 501, "5.5.4", "%s", why);
+        smtp_peer_error(s);
+        return -1;
+    }
+    if (rc > 0 && args.nparams > 0)
+        arg->len = (size_t)(args.path.ptr + args.path.len - arg->ptr);
+    return 0;
+}
+
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
 {
     struct smtp_tx *tx = s->tx; /* the command table allows RCPT in a transaction only */
+    if (rcpt_dsn_params(s, &arg) < 0)
+        return;
     struct policy_decision dnsbl;
     struct rcpt_facts facts;
     rcpt_facts_gather(s, &dnsbl, &facts);
@@ -592,6 +628,7 @@ int smtp_tx_body_start(struct smtp_session *s)
         .listener = s->listener->name,
         .received_at = tx->received_at = (int64_t)time(NULL),
         .flags = tx->env_flags,
+        .dsn = smtp_tx_dsn_view(&tx->dsn),
     };
     struct spool_msg *msg = spool_msg_new(s->srv->spool, &env);
     if (msg == NULL)
@@ -734,6 +771,7 @@ static void tx_hand_to_scheduler(struct smtp_session *s, uint64_t size)
         .nrcpts = tx->nrcpts,
         .received_at = tx->received_at,
         .flags = tx->env_flags,
+        .dsn = smtp_tx_dsn_view(&tx->dsn),
     };
     struct spool_entry entry = {.id = tx->queue_id, .env = &env, .body_size = size};
     scheduler_add(s->srv->scheduler, &entry);

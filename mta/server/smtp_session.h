@@ -20,6 +20,7 @@
 #include "lib/stream.h"
 #include "mta/server/body_sink.h"
 #include "mta/server/smtp_server.h"
+#include "mta/server/smtp_tx_dsn.h"
 #include "policy/policy.h"
 
 struct dnsbl_check;
@@ -85,6 +86,7 @@ struct smtp_tx {
     size_t nrcpts_rejected;
     unsigned env_flags;     /* SPOOL_ENV_* */
     uint64_t declared_size; /* SIZE= on MAIL, 0 when absent */
+    struct smtp_tx_dsn dsn; /* RFC 3461 parameters, in step with rcpts */
     int64_t received_at;    /* unix seconds, set at DATA */
     uint64_t data_deadline; /* uv_now by which the final dot must come (limits.data_deadline) */
     char queue_id[SPOOL_ID_MAX + 1]; /* from DATA on */

@@ -2,7 +2,8 @@
  * Fuzzes the DSN builder with what outsiders control: the remote server's reply text and host name
  * (the input's first two lines) and the original message (the rest). Whatever they hold, the DSN
  * must keep its shape: CRLF line ends only, no line over 998 octets, exactly our eight top-level
- * header fields, and the MIME boundary only on its four delimiter lines.
+ * header fields, and the MIME boundary only on its four delimiter lines; also when the whole
+ * original is returned (RET=FULL).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -64,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          .last_attempt = 1700000000},
         {.rcpt = "carol@example.com", .action = DSN_ACTION_DELAYED, .diagnostic = remote_mta},
     };
-    const struct dsn_params p = {
+    struct dsn_params p = {
         .reporting_mta = "mx.sluice.test",
         .queue_id = "Q1",
         .sender = "alice@example.org",
@@ -76,12 +77,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .original_len = size,
         .boundary_seed = "Q2",
     };
-    struct buf out = BUF_INIT;
-    if (dsn_build(&p, &out) != 0)
-        abort();
-    buf_append(&out, "", 1); /* a NUL for strstr; not part of the message */
-    check_shape(out.data, out.len - 1);
-    buf_free(&out);
+    for (int full = 0; full < 2; full++) {
+        /* The failed recipient alone: a report with a delayed one is a warning, never full. */
+        p.return_full = full, p.full_max = 1 << 20, p.nrcpts = full ? 1 : 2;
+        struct buf out = BUF_INIT;
+        if (dsn_build(&p, &out) != 0)
+            abort();
+        buf_append(&out, "", 1); /* a NUL for strstr; not part of the message */
+        check_shape(out.data, out.len - 1);
+        buf_free(&out);
+    }
     free(diagnostic);
     free(remote_mta);
     return 0;

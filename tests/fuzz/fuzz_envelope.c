@@ -1,7 +1,7 @@
 /*
  * Fuzzes the spool file decoder: whatever the bytes and however they are split, it reaches the same
  * verdict with the same envelope and body; and a file it accepts encodes again into one that it
- * accepts with the same content (envelope, body and prefix).
+ * accepts with the same content (envelope with its DSN parameters, body and prefix).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +20,15 @@ static void flatten(const struct spool_envelope *env, struct buf *out)
     for (size_t i = 0; i < 4; i++)
         buf_printf(out, "%d%s|", opt[i] != NULL, opt[i] ? opt[i] : "");
     buf_printf(out, "%lld|%u", (long long)env->received_at, env->flags);
+    /* DSN parameters: what is absent is not written, so NULL and all-absent compare equal. */
+    const struct envelope_dsn *dsn = env->dsn;
+    if (dsn == NULL)
+        return;
+    if (dsn->ret != 0 || dsn->envid != NULL)
+        buf_printf(out, "|D%u:%s", dsn->ret, dsn->envid ? dsn->envid : "");
+    for (size_t i = 0; i < env->nrcpts; i++)
+        if (dsn->notify[i] != 0 || dsn->orcpt[i] != NULL)
+            buf_printf(out, "|N%zu:%u:%s", i, dsn->notify[i], dsn->orcpt[i] ? dsn->orcpt[i] : "");
 }
 
 static int buf_same(const struct buf *a, const struct buf *b)

@@ -277,6 +277,43 @@ static void test_delayed_and_utf8(void)
     buf_free(&out);
 }
 
+/* RET=FULL: the whole message as message/rfc822 within the bound, the header section beyond it,
+ * and never in a delay warning. */
+static void test_return_full(void)
+{
+    const struct dsn_rcpt rcpts[] = {{.rcpt = "bob@example.net",
+                                      .action = DSN_ACTION_FAILED,
+                                      .remote_code = 550,
+                                      .remote_mta = "mx.example.net",
+                                      .diagnostic = "550 5.1.1 unknown"}};
+    struct dsn_params p = params_base(rcpts, 1);
+    p.return_full = 1;
+    p.full_max = sizeof(original) - 1;
+    struct buf out = BUF_INIT;
+    CHECK_INT_EQ(dsn_build(&p, &out), 0);
+    const char *const whole[] = {
+        "headers_type=message/rfc822", "headers~Subject: Quarterly figures",
+        "headers~BODY-SECRET: the body never goes back", "text~The message is attached", NULL};
+    CHECK_INT_EQ(python_check(&out, whole), 0);
+    buf_reset(&out);
+
+    p.full_max = sizeof(original) - 2;
+    CHECK_INT_EQ(dsn_build(&p, &out), 0);
+    const char *const too_big[] = {"headers_type=text/rfc822-headers", "headers!BODY-SECRET",
+                                   "text~Its header is attached", NULL};
+    CHECK_INT_EQ(python_check(&out, too_big), 0);
+    buf_reset(&out);
+
+    const struct dsn_rcpt delayed[] = {
+        {.rcpt = "bob@example.net", .action = DSN_ACTION_DELAYED, .diagnostic = "451 4.3.0 later"}};
+    p = params_base(delayed, 1);
+    p.return_full = 1;
+    p.full_max = 1 << 20;
+    CHECK_INT_EQ(dsn_build(&p, &out), 0);
+    CHECK(memmem(out.data, out.len, "BODY-SECRET", 11) == NULL);
+    buf_free(&out);
+}
+
 static void test_refusals(void)
 {
     const struct dsn_rcpt rcpt = {.rcpt = "bob@example.net", .action = DSN_ACTION_FAILED};
@@ -299,6 +336,7 @@ int main(void)
     test_original_headers();
     test_original_edges();
     test_delayed_and_utf8();
+    test_return_full();
     test_refusals();
     return check_report("test_dsn");
 }

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "lib/smtp_dsn.h"
 #include "spool/envelope.h"
 #include "tests/unit/check.h"
 
@@ -281,6 +282,83 @@ static void test_encode_caps(void)
     buf_free(&out);
 }
 
+/* A file of the given records (type, payload; NUL-terminated lists), an empty body and the end. */
+static void build_records(const char *const *recs, struct buf *out)
+{
+    for (size_t i = 0; recs[i] != NULL; i += 2) {
+        size_t len = strlen(recs[i + 1]);
+        envelope_rec_begin(out, (enum envelope_rec)recs[i][0], (uint32_t)len);
+        buf_append(out, recs[i + 1], len);
+    }
+    envelope_end_append(out, 0, envelope_crc32(0, out->data, out->len));
+}
+
+/* RFC 3461 parameters: kept per message and per recipient; a file without them (as every file
+ * was before) loads with none; recipient records out of place are refused. */
+static void test_dsn(void)
+{
+    static const unsigned char notify[] = {SMTP_DSN_NOTIFY_SUCCESS | SMTP_DSN_NOTIFY_FAILURE, 0,
+                                           SMTP_DSN_NOTIFY_NEVER};
+    static const char *const orcpt[] = {"rfc822;A+b@example.com", NULL, NULL};
+    struct envelope_dsn dsn = {SMTP_DSN_RET_HDRS, "ENV 42", notify, orcpt};
+    struct spool_envelope env = full_env;
+    env.dsn = &dsn;
+    struct buf file = BUF_INIT;
+    build_file(&env, "x", 1, 1, &file);
+    static const size_t steps[] = {1, 3, 4096};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct envelope_decoder d;
+        CHECK_INT_EQ(decode(file.data, file.len, steps[i], &d, NULL), 1);
+        check_env_eq(&d.env, &env);
+        CHECK(d.env.dsn != NULL);
+        if (d.env.dsn != NULL) {
+            CHECK_INT_EQ(d.env.dsn->ret, SMTP_DSN_RET_HDRS);
+            CHECK_STR_EQ(d.env.dsn->envid, "ENV 42");
+            for (size_t r = 0; r < 3; r++) {
+                CHECK_INT_EQ(d.env.dsn->notify[r], notify[r]);
+                CHECK(same_str(d.env.dsn->orcpt[r], orcpt[r]));
+            }
+        }
+        envelope_decoder_free(&d);
+    }
+    buf_reset(&file);
+
+    /* Nothing given: no DSN records at all, so the file is byte for byte as before. */
+    struct envelope_dsn none = {0};
+    static const unsigned char zero[3] = {0};
+    none.notify = zero;
+    env.dsn = &none;
+    struct buf plain = BUF_INIT;
+    build_file(&env, "x", 1, 1, &file);
+    build_file(&full_env, "x", 1, 1, &plain);
+    CHECK(file.len == plain.len && memcmp(file.data, plain.data, plain.len) == 0);
+    buf_free(&plain);
+    buf_reset(&file);
+
+    /* An old file loads with no parameters. */
+    build_file(&full_env, "x", 1, 1, &file);
+    struct envelope_decoder d;
+    CHECK_INT_EQ(decode(file.data, file.len, 5, &d, NULL), 1);
+    CHECK(d.env.dsn == NULL);
+    envelope_decoder_free(&d);
+    buf_reset(&file);
+
+    static const char *const misplaced[][16] = {
+        {"M", "sluice-spool/1", "S", "a@b.example", "N", "\x02", NULL},
+        {"M", "sluice-spool/1", "S", "a@b.example", "R", "c@d.example", "N", "\x02", "N", "\x04",
+         NULL},
+        {"M", "sluice-spool/1", "S", "a@b.example", "D", "\x01", "D", "\x02", NULL},
+        {"M", "sluice-spool/1", "S", "a@b.example", "D", "", NULL},
+    };
+    for (size_t i = 0; i < sizeof misplaced / sizeof misplaced[0]; i++) {
+        build_records(misplaced[i], &file);
+        CHECK_INT_EQ(decode(file.data, file.len, 4096, &d, NULL), -EBADMSG);
+        envelope_decoder_free(&d);
+        buf_reset(&file);
+    }
+    buf_free(&file);
+}
+
 int main(void)
 {
     test_crc32();
@@ -289,5 +367,6 @@ int main(void)
     test_rejects();
     test_prefix();
     test_encode_caps();
+    test_dsn();
     return check_report("test_envelope");
 }
