@@ -1,11 +1,13 @@
 /*
  * What several fuzz targets share: cutting an input into the piece size its first byte picks and
  * the bytes after it (the targets that check a parser reaches the same result fed whole or in
- * pieces), and a fresh directory for the targets that need files. Include in one .c per target.
+ * pieces), and a fresh directory and files in it for the targets that need them. Include in one .c
+ * per target.
  */
 #ifndef SLUICE_FUZZ_H
 #define SLUICE_FUZZ_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +50,15 @@ static inline int fuzz_tmpdir(char *dir, size_t size, const char *name)
     const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
     snprintf(dir, size, "%s/sluice-fuzz-%s-XXXXXX", tmp != NULL ? tmp : "/tmp", name);
     return mkdtemp(dir) != NULL ? 0 : -1;
+}
+
+/* Writes data (len) as the file at path, replacing it; aborts when it cannot. */
+static inline void fuzz_write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || (len > 0 && write(fd, data, len) != (ssize_t)len))
+        abort();
+    close(fd);
 }
 
 #endif

@@ -127,14 +127,6 @@ static void setup(void)
     atexit(cleanup);
 }
 
-static void write_file(const char *path, const uint8_t *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || (len > 0 && write(fd, data, len) != (ssize_t)len))
-        abort();
-    close(fd);
-}
-
 /* The file's bytes must be exactly data (len), or the file must be absent when data is NULL. */
 static void expect_file(const char *path, const uint8_t *data, size_t len)
 {
@@ -340,11 +332,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         path_of(path, sizeof path, dir_of(f->kind), f->name);
         if (f->kind == K_LINK) {
             snprintf(target, sizeof target, "%s/outside/%s", base, f->name);
-            write_file(target, f->data, f->len);
+            fuzz_write_file(target, f->data, f->len);
             if (symlink(target, path) < 0)
                 abort();
         } else {
-            write_file(path, f->data, f->len);
+            fuzz_write_file(path, f->data, f->len);
         }
     }
     writing_flat = 0;
