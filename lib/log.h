@@ -5,7 +5,7 @@
  * Every record carries "ts", "level" and "event"; callers add fields. Any thread may log.
  *
  *   struct logrec r;
- *   log_begin(&r, LOG_INFO, "smtp.accept");
+ *   log_begin(&r, LOG_INFO, "smtp.accepted");
  *   log_str(&r, "queue_id", id);
  *   log_int(&r, "size", size);
  *   log_end(&r);

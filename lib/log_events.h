@@ -1,0 +1,29 @@
+/*
+ * The log event table (rows in log_event_table.h) as the program uses it: the lookup log_begin()
+ * makes for every record, and the reference `sluice log-events` prints for docs/events.md.
+ */
+#ifndef SLUICE_LOG_EVENTS_H
+#define SLUICE_LOG_EVENTS_H
+
+#include <stddef.h>
+
+#include "lib/buf.h"
+
+struct log_event {
+    const char *name;   /* as in the "event" field */
+    const char *levels; /* the levels it is logged at, e.g. "info, warn" */
+    const char *fields; /* the fields callers add, comma-separated ("ts", "level", "event" aside) */
+    const char *doc;    /* what it means, one or two sentences of Markdown */
+};
+
+extern const struct log_event *const log_events;
+extern const size_t log_event_count;
+
+/* The row for name, or NULL when the table has none. A binary search: cheap enough for every
+ * record. */
+const struct log_event *log_event_find(const char *name);
+
+/* Appends the reference as the Markdown table docs/events.md carries. */
+void log_events_describe(struct buf *out);
+
+#endif
