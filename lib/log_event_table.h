@@ -1,7 +1,8 @@
 /*
  * The log event table: every event name the daemon and the command-line tools log, the levels it is
  * logged at, its fields and what it means. The reference (`sluice log-events`, docs/events.md) is
- * rendered from it, and tests/log_events.py checks that the sources log exactly these names. Included by log_events.c
+ * rendered from it, log_begin() reports a name missing from it (log.unknown_event), and
+ * tests/log_events.py checks that the sources log exactly these names. Included by log_events.c
  * only. Adding an event: one row here, in strcmp order (the lookup is a binary search).
  */
 #ifndef SLUICE_LOG_EVENT_TABLE_H
@@ -156,6 +157,10 @@ static const struct log_event log_event_table[] = {
      "count, msg",
      "The log target fell behind: `count` lines were dropped. Written whatever `server.log.level` "
      "says."},
+    {"log.unknown_event", "error",
+     "name, msg",
+     "A record was logged under an event name this table does not have (a bug in Sluice). Written "
+     "once per name, whatever `server.log.level` says."},
     {"panic", "error",
      "msg",
      "A broken invariant: the daemon aborts."},

@@ -4,13 +4,14 @@ its state trace (smtp.state: the protocol phase it leaves and enters, and what i
 the order the session went through it; at info (the default) none is written. A SIGHUP applies a
 new level to what follows, both ways.
 
-Every event the daemon logs is a row of the event reference (`sluice log-events`).
+Every event the daemon logs is a row of the event reference (`sluice log-events`); the harness
+fails a test whose daemon logged log.unknown_event (a name missing from the table).
 """
 import re
 import signal
 import subprocess
 
-from harness import SluiceTestCase, main, queued_id, send_message, sluice_bin
+from harness import Sluice, SluiceTestCase, main, queued_id, send_message, sluice_bin
 from mailnet import wait_until
 
 BODY = b"Subject: trace\r\n\r\nhello\r\n"
@@ -96,6 +97,21 @@ class LogLevel(SluiceTestCase):
         self.assertTrue({"daemon.ready", "smtp.state", "daemon.reload", "daemon.stopped"} <= logged,
                         logged)
         self.assertEqual(logged - reference, set())
+
+    def test_an_unknown_event_fails_the_clean_up(self):
+        d = Sluice(name="unknown_event")
+        try:
+            d.start()
+            self.assertEqual(d.stop(), 0)
+        except BaseException:
+            d.cleanup()
+            raise
+        with open(d.log_path, "ab") as log:
+            log.write(b'{"ts":"2026-01-01T00:00:00.000Z","level":"error",'
+                      b'"event":"log.unknown_event","name":"smtp.made_up"}\n')
+        with self.assertRaisesRegex(AssertionError, "log.unknown_event"):
+            d.cleanup()
+
 
 if __name__ == "__main__":
     main()
