@@ -90,11 +90,30 @@ static void test_reference_in_docs(void)
     buf_free(&out);
 }
 
+/* The manual page's forms: one entry per row, without Markdown. */
+static void test_manual_forms(void)
+{
+    struct buf roff = BUF_INIT, text = BUF_INIT;
+    log_events_describe_as(LOG_EVENTS_ROFF, &roff);
+    log_events_describe_as(LOG_EVENTS_TEXT, &text);
+    buf_append(&roff, "", 1);
+    buf_append(&text, "", 1);
+    CHECK_INT_EQ(count(roff.data, ".TP\n.B "), log_event_count);
+    CHECK(strstr(roff.data, ".TP\n.B smtp.connect\n.I info; session, client, listener\n.br\n") !=
+          NULL);
+    CHECK(strstr(text.data,
+                 "\n       smtp.connect\n           info; session, client, listener\n") != NULL);
+    CHECK(strchr(roff.data, '`') == NULL && strchr(text.data, '`') == NULL);
+    buf_free(&roff);
+    buf_free(&text);
+}
+
 int main(void)
 {
     test_table_sorted();
     test_find();
     test_unknown_reported_once();
     test_reference_in_docs();
+    test_manual_forms();
     return check_report("test_log_events");
 }
