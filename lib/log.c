@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "lib/fdio.h"
+#include "lib/log_events.h"
 #include "lib/xalloc.h"
 
 /*
@@ -42,6 +43,10 @@ static size_t log_queued;                        /* bytes in the queue and in th
 static size_t log_queue_limit = 8 * 1024 * 1024; /* lines beyond this are dropped... */
 static unsigned long long log_dropped;           /* ...and counted here */
 static uv_thread_t log_writer;
+/* Event names missing from the event table that were already reported, so each is reported once;
+ * a handful at most, as each is a bug. */
+static char *log_unknown[16];
+static size_t log_nunknown;
 
 /* Lines are queued in chunks of about this size, so a backlog is many small buffers that go as
  * they are written, not one that doubles. */
@@ -256,8 +261,31 @@ static void record_begin(struct logrec *r, enum log_level level, const char *eve
     json_escape(&r->line, event, strlen(event));
 }
 
+/* Not filtered by level: a name missing from the table is a bug, and tests look for it. */
+static void unknown_event(const char *event)
+{
+    int first = 1;
+    log_lock_acquire();
+    for (size_t i = 0; i < log_nunknown && first; i++)
+        first = strcmp(log_unknown[i], event) != 0;
+    if (first && log_nunknown < sizeof log_unknown / sizeof log_unknown[0])
+        log_unknown[log_nunknown++] = xstrdup(event);
+    else
+        first = 0;
+    uv_mutex_unlock(&log_lock);
+    if (!first)
+        return;
+    struct logrec r = {BUF_INIT, 1};
+    record_begin(&r, LOG_ERROR, "log.unknown_event");
+    log_str(&r, "name", event);
+    log_str(&r, "msg", "an event name missing from the event table (lib/log_event_table.h)");
+    log_end(&r);
+}
+
 void log_begin(struct logrec *r, enum log_level level, const char *event)
 {
+    if (log_event_find(event) == NULL)
+        unknown_event(event);
     r->line = (struct buf)BUF_INIT;
     r->enabled = level >= log_min;
     if (r->enabled)

@@ -5,7 +5,7 @@
  * Every record carries "ts", "level" and "event"; callers add fields. Any thread may log.
  *
  *   struct logrec r;
- *   log_begin(&r, LOG_INFO, "smtp.accept");
+ *   log_begin(&r, LOG_INFO, "smtp.accepted");
  *   log_str(&r, "queue_id", id);
  *   log_int(&r, "size", size);
  *   log_end(&r);
@@ -36,6 +36,8 @@ void log_flush(void);
 void log_set_queue_limit(size_t bytes);
 void log_set_level(enum log_level min);
 
+/* event is a name from the event table (lib/log_event_table.h); a name missing from it is
+ * reported once, whatever the level, as a "log.unknown_event" record naming it. */
 void log_begin(struct logrec *r, enum log_level level, const char *event);
 void log_str(struct logrec *r, const char *key, const char *value);
 /* Any bytes: escaped as JSON, invalid UTF-8 replaced, so peer-supplied text cannot forge fields. */

@@ -29,7 +29,8 @@ def main():
         open(os.path.join(tmp, "site.yaml"), "w").close()
         cases = [
             ("sluice ", ["--help", "--version", "check-config", "config-keys", "dkim", "doctor",
-                         "explain", "help", "queue", "relay-test", "run", "version"]),
+                         "explain", "help", "log-events", "queue", "relay-test", "run",
+                         "version"]),
             ("sluice q", ["queue"]),
             ("sluice queue ", ["delete", "list", "resume", "retry", "show", "suspend"]),
             ("sluice queue -c /etc/x.yaml s", ["show", "suspend"]),

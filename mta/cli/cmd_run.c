@@ -1,10 +1,12 @@
 /*
- * `sluice run`, `sluice check-config` and `sluice config-keys`: the daemon, the same configuration
- * loading and start-up gates without starting anything, and the reference of every key.
+ * `sluice run`, `sluice check-config`, `sluice config-keys` and `sluice log-events`: the daemon,
+ * the same configuration loading and start-up gates without starting anything, and the references
+ * of every key and every log event.
  */
 #include <stdio.h>
 
 #include "lib/config.h"
+#include "lib/log_events.h"
 #include "mta/cli/commands.h"
 #include "mta/config_load.h"
 #include "mta/daemon.h"
@@ -48,11 +50,10 @@ int cmd_check_config(int argc, char **argv)
 
 int cmd_config_keys(int argc, char **argv)
 {
-    if (command_parse("config-keys", argc, argv, NULL, 0, NULL, 0, NULL) != 0)
-        return 2;
-    struct buf out = BUF_INIT;
-    config_describe_keys(&out);
-    fwrite(out.data, 1, out.len, stdout);
-    buf_free(&out);
-    return 0;
+    return command_print_reference("config-keys", argc, argv, config_describe_keys);
+}
+
+int cmd_log_events(int argc, char **argv)
+{
+    return command_print_reference("log-events", argc, argv, log_events_describe);
 }

@@ -22,6 +22,8 @@ const struct command commands[] = {
      "problem as file:line:column: message.\n\noptions:\n"},
     {"config-keys", cmd_config_keys, "print the configuration reference", "config-keys",
      "Prints every configuration key with its type, default, bounds and meaning.\n"},
+    {"log-events", cmd_log_events, "print the log event reference", "log-events",
+     "Prints every event the log may carry with its levels, fields and meaning.\n"},
     {"queue", cmd_queue, "see and steer the queue",
      "queue [-c FILE] list [--json]\n"
      "queue [-c FILE] show ID [--body]\n"
@@ -201,6 +203,18 @@ int command_failed(struct buf *err)
         fputc('\n', stderr);
     buf_free(err);
     return 1;
+}
+
+int command_print_reference(const char *name, int argc, char **argv,
+                            void (*describe)(struct buf *out))
+{
+    if (command_parse(name, argc, argv, NULL, 0, NULL, 0, NULL) != 0)
+        return 2;
+    struct buf out = BUF_INIT;
+    describe(&out);
+    fwrite(out.data, 1, out.len, stdout);
+    buf_free(&out);
+    return 0;
 }
 
 const char *command_suggest(const char *word, const char *const *candidates, size_t n)

@@ -17,6 +17,7 @@ int cmd_run(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 int cmd_config_keys(int argc, char **argv);
+int cmd_log_events(int argc, char **argv);
 int cmd_relay_test(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
@@ -50,6 +51,10 @@ int command_usage_error(const char *name, const char *fmt, ...)
 /* Prints what went wrong (err, as a loader or gate wrote it; a newline is added when it has none)
  * to standard error and frees err; returns 1, the exit status of a failure. */
 int command_failed(struct buf *err);
+/* A command NAME that takes no arguments and prints what describe appends (a reference generated
+ * from a table); returns its exit status. */
+int command_print_reference(const char *name, int argc, char **argv,
+                            void (*describe)(struct buf *out));
 /* The candidate that word was probably meant to be (a word of 3 or more octets that starts it, or
  * one or two typing mistakes away), or NULL when none or several are as close. */
 const char *command_suggest(const char *word, const char *const *candidates, size_t n);

@@ -1,6 +1,7 @@
 /*
  * sluice(8) and sluice.yaml(5), as roff or plain text (see manual.h). Each page is a header, the
- * generated part (the commands, or the keys) and sections of prose written once for both formats.
+ * generated part (the commands, or the keys; sluice(8) also the log events) and sections of prose
+ * written once for both formats.
  */
 #include "mta/cli/manual.h"
 
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "lib/config.h"
+#include "lib/log_events.h"
 #include "lib/manpage.h"
 #include "lib/uvutil.h"
 #include "mta/cli/commands.h"
@@ -30,6 +32,7 @@ struct manual_page {
     const struct manual_section *before, *after; /* around the generated part; title NULL ends */
     const char *generated_title;
     void (*generate)(enum manual_format format, struct buf *out);
+    const char *events_title; /* the log event reference after the generated part; NULL: none */
 };
 
 static const struct manual_section sluice_before[] = {
@@ -87,6 +90,11 @@ static const struct manual_section yaml_after[] = {
     {NULL, NULL},
 };
 
+/* Before the event reference in sluice(8). */
+static const char events_intro[] =
+    "The log has one JSON object per line, each with ts (UTC), level and event; the fields below "
+    "follow, those that apply. Every event, its levels, fields and meaning:";
+
 static void generate_commands(enum manual_format format, struct buf *out);
 static void generate_keys(enum manual_format format, struct buf *out)
 {
@@ -96,9 +104,9 @@ static void generate_keys(enum manual_format format, struct buf *out)
 
 static const struct manual_page pages[] = {
     {"sluice", 8, "the Sluice SMTP mail transfer agent", "System Administration", sluice_before,
-     sluice_after, "COMMANDS", generate_commands},
+     sluice_after, "COMMANDS", generate_commands, "EVENTS"},
     {"sluice.yaml", 5, "configuration of the Sluice mail transfer agent", "File Formats",
-     yaml_before, yaml_after, "KEYS", generate_keys},
+     yaml_before, yaml_after, "KEYS", generate_keys, NULL},
 };
 
 const char *const manual_pages[] = {"sluice", "sluice.yaml", NULL};
@@ -275,6 +283,11 @@ int manual_render(const char *name, enum manual_format format, struct buf *out)
     sections(format, page->before, out);
     section_title(format, page->generated_title, out);
     page->generate(format, out);
+    if (page->events_title != NULL) {
+        section_title(format, page->events_title, out);
+        prose(format, events_intro, TEXT_INDENT, out);
+        log_events_describe_as(format == MANUAL_ROFF ? LOG_EVENTS_ROFF : LOG_EVENTS_TEXT, out);
+    }
     sections(format, page->after, out);
     return 0;
 }

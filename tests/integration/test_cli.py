@@ -82,11 +82,13 @@ USAGE_ERRORS_RUN = [
     (["check-config", "--frob"], "sluice check-config: unknown option '--frob'"),
     (["run", "-c"], "sluice run: missing value for -c"),
     (["config-keys", "x"], "sluice config-keys: unexpected argument 'x'"),
+    (["log-events", "x"], "sluice log-events: unexpected argument 'x'"),
 ]
 
 # A line of the help of each command, besides its usage.
 HELP_MENTIONS = {
     "run": "SIGHUP", "check-config": "file:line:column", "config-keys": "default",
+    "log-events": "fields",
     "queue": "--json", "relay-test": "--local-domain", "explain": "--rcpt ADDRESS",
     "dkim": "--algorithm A", "doctor": "--json", "version": "VERSION",
 }

@@ -3,10 +3,15 @@ server.log.level: the least severe events the daemon writes. At debug every inbo
 its state trace (smtp.state: the protocol phase it leaves and enters, and what it waits for), in
 the order the session went through it; at info (the default) none is written. A SIGHUP applies a
 new level to what follows, both ways.
-"""
-import signal
 
-from harness import SluiceTestCase, main, queued_id, send_message
+Every event the daemon logs is a row of the event reference (`sluice log-events`); the harness
+fails a test whose daemon logged log.unknown_event (a name missing from the table).
+"""
+import re
+import signal
+import subprocess
+
+from harness import Sluice, SluiceTestCase, main, queued_id, send_message, sluice_bin
 from mailnet import wait_until
 
 BODY = b"Subject: trace\r\n\r\nhello\r\n"
@@ -76,6 +81,36 @@ class LogLevel(SluiceTestCase):
         self.assertEqual(self.trace(d, during), TRACE)
         self.assertEqual(self.trace(d, after), [])
         self.assertEqual(d.events("config.error"), [])
+
+    def test_every_event_logged_is_in_the_reference(self):
+        d = self.start_sluice(config=with_level("debug"))
+        self.session(d)
+        d.signal(signal.SIGHUP)
+        d.wait_event("daemon.reload")
+        self.assertEqual(d.stop(), 0)
+        res = subprocess.run([sluice_bin(), "log-events"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=20)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        reference = set(re.findall(r"^\| `([^`]+)` \|", res.stdout.decode(), flags=re.M))
+        self.assertIn("smtp.state", reference)
+        logged = {e["event"] for e in d.events()}
+        self.assertTrue({"daemon.ready", "smtp.state", "daemon.reload", "daemon.stopped"} <= logged,
+                        logged)
+        self.assertEqual(logged - reference, set())
+
+    def test_an_unknown_event_fails_the_clean_up(self):
+        d = Sluice(name="unknown_event")
+        try:
+            d.start()
+            self.assertEqual(d.stop(), 0)
+        except BaseException:
+            d.cleanup()
+            raise
+        with open(d.log_path, "ab") as log:
+            log.write(b'{"ts":"2026-01-01T00:00:00.000Z","level":"error",'
+                      b'"event":"log.unknown_event","name":"smtp.made_up"}\n')
+        with self.assertRaisesRegex(AssertionError, "log.unknown_event"):
+            d.cleanup()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include "lib/config.h"
 #include "tests/unit/check.h"
 #include "tests/unit/client_addr.h"
+#include "tests/unit/doc_reference.h"
 
 static int load(const char *text, struct config **cfg, struct buf *err)
 {
@@ -1104,25 +1105,7 @@ static void test_describe_keys(void)
     CHECK(strstr(out.data, "\n| `server.hostname` | string | the system's host name | ") != NULL);
     CHECK(strstr(out.data, "\n| `domains.*.deliver_to` | string | none | ") != NULL);
 
-    /* __FILE__ is tests/unit/test_config.c under the source tree. */
-    char path[4096];
-    const char *end = strstr(__FILE__, "tests/unit/test_config.c");
-    CHECK(end != NULL);
-    if (end != NULL) {
-        snprintf(path, sizeof path, "%.*sdocs/configuration.md", (int)(end - __FILE__), __FILE__);
-        FILE *f = fopen(path, "r");
-        CHECK(f != NULL);
-        if (f != NULL) {
-            static char doc[65536];
-            size_t n = fread(doc, 1, sizeof doc - 1, f);
-            doc[n] = '\0';
-            fclose(f);
-            int same = strstr(doc, out.data) != NULL;
-            CHECK(same);
-            if (!same)
-                fprintf(stderr, "%s: the key table differs from `sluice config-keys`\n", path);
-        }
-    }
+    check_doc_carries("configuration.md", out.data, "sluice config-keys");
     buf_free(&out);
 }
 

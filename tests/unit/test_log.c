@@ -187,6 +187,8 @@ static void test_threads_never_interleave(void)
     int lines = 0, torn = 0;
     for (char *save, *line = strtok_r(out.data, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
+        if (strstr(line, "\"event\":\"log.unknown_event\"") != NULL)
+            continue; /* test.thread is no event of the daemon's */
         const char *fields = strstr(line, ",\"event\":\"test.thread\",");
         int id, seq, end = 0;
         if (strncmp(line, "{\"ts\":\"", 7) != 0 || fields == NULL ||
@@ -235,10 +237,10 @@ static void test_reopen_switches_in_order(void)
     close(fds[1]);
     reader_join(&pr);
     read_file(path, &after);
-    CHECK_INT_EQ(count_lines(&pr.data, "test.before_switch"), PIPE_FILLING_LINES);
-    CHECK_INT_EQ(count_lines(&pr.data, "test.after_switch"), 0);
-    CHECK_INT_EQ(count_lines(&after, "test.after_switch"), 100);
-    CHECK_INT_EQ(count_lines(&after, "test.before_switch"), 0);
+    CHECK_INT_EQ(count_lines(&pr.data, "\"event\":\"test.before_switch\""), PIPE_FILLING_LINES);
+    CHECK_INT_EQ(count_lines(&pr.data, "\"event\":\"test.after_switch\""), 0);
+    CHECK_INT_EQ(count_lines(&after, "\"event\":\"test.after_switch\""), 100);
+    CHECK_INT_EQ(count_lines(&after, "\"event\":\"test.before_switch\""), 0);
     buf_free(&pr.data);
     buf_free(&after);
 }
