@@ -233,6 +233,9 @@ static int client_may_send(struct smtp_client *c, enum smtp_client_pace what)
 {
     if (c->pace == NULL)
         return 1;
+    /* The loop's cached time is that of the iteration's start: a busy iteration would stamp the
+     * event earlier than it goes out and let the next one go too soon by as much. */
+    uv_update_time(c->loop);
     uint64_t wait = c->pace(c->pace_arg, what, uv_now(c->loop));
     if (wait == 0)
         return 1;

@@ -471,6 +471,27 @@ static void tweak_pacing(struct run *r)
     r->params.pace_arg = pace_rates;
 }
 
+/* The loop's time the client pacer was last handed, against the clock, for "pace stamps". */
+static uint64_t pace_stale_ms;
+
+static uint64_t pace_after_busy_mail(void *arg, enum smtp_client_pace what, uint64_t now_ms)
+{
+    (void)arg;
+    uint64_t real_ms = uv_hrtime() / 1000000;
+    if (real_ms > now_ms + pace_stale_ms)
+        pace_stale_ms = real_ms - now_ms;
+    if (what == SMTP_CLIENT_PACE_MAIL) /* a loop iteration busy elsewhere for 60 ms */
+        while (uv_hrtime() / 1000000 < real_ms + 60)
+            ;
+    return 0;
+}
+
+static void tweak_busy_pacer(struct run *r)
+{
+    pace_stale_ms = 0;
+    r->params.pace = pace_after_busy_mail;
+}
+
 static void tweak_short_timeout(struct run *r)
 {
     r->params.timeouts.command = 300;
@@ -715,6 +736,14 @@ static void check_rate_pacing(const struct trial *t)
     shaping_rates_free(pace_rates);
 }
 
+/* Each RCPT is stamped with the time it goes out, not that of the busy iteration it goes out in:
+ * a stale stamp would let the next RCPT go early by as much. */
+static void check_pace_stamps_fresh(const struct trial *t)
+{
+    (void)t;
+    CHECK(pace_stale_ms < 20);
+}
+
 /* Shutdown in the middle of a transaction: TX_DONE with temporary failures, then CLOSED. */
 static void check_abort(const struct trial *t)
 {
@@ -821,6 +850,8 @@ static const struct client_case cases[] = {
      .tweak = tweak_opportunistic_fast, .not_ready = 1, .check = check_tls_handshake_fails},
     {"RCPT rate", .script = "{}", .txs = &to_four, .ntx = 1, .tweak = tweak_pacing,
      .check = check_rate_pacing, .out = {[0][3] = DELIVERED}},
+    {"pace stamps", .script = "{}", .txs = &to_four, .ntx = 1, .tweak = tweak_busy_pacer,
+     .check = check_pace_stamps_fresh, .out = {[0][3] = DELIVERED}},
     {"command timeout", .script = "{\"rcpt\": \"@hang\"}", .txs = &to_two, .ntx = 1,
      .tweak = tweak_short_timeout,
      .out = {[0][0] = {451, "4.4.2", "RCPT TO", 0, "timeout"},
