@@ -423,13 +423,16 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
     job->queue_id = m->id;
     job->sender = m->sender;
     job->flags = m->flags;
+    job->ret = m->ret;
+    job->envid = m->envid;
     job->hold_ms = -1;
     job->domain = xstrdup(domain);
     job->rcpts = xmalloc((m->nrcpts - first) * sizeof *job->rcpts);
     for (size_t i = first; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
         if (rcpt_waiting(r) && r->next_ms <= now && strcasecmp(rcpt_domain(r), domain) == 0) {
-            job->rcpts[job->nrcpts++] = (struct job_rcpt){.index = i, .addr = r->addr};
+            job->rcpts[job->nrcpts++] = (struct job_rcpt){
+                .index = i, .addr = r->addr, .notify = r->notify, .orcpt = r->orcpt};
             r->busy = 1;
         }
     }
