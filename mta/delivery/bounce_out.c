@@ -2,7 +2,8 @@
  * The DSNs the scheduler owes: when recipients of a queued message failed, one report (RFC 3464)
  * to the sender, or to server.postmaster for a null-sender message within its quota, honouring
  * each recipient's NOTIFY (RFC 3461); the report is spooled as a new message and the recipients
- * are marked BOUNCED. Called by scheduler.c when a message settles.
+ * are marked BOUNCED. Recipients delivered with NOTIFY=SUCCESS to a server that does not offer DSN
+ * get a notice of their own (Action: relayed). Called by scheduler.c when a message settles.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct bounce {
     size_t *rcpts;
     size_t nrcpts;
     char *dsn_id;
+    enum dsn_action action; /* FAILED, or RELAYED for success notices */
 };
 
 static void bounce_free(struct bounce *bo)
@@ -32,12 +34,24 @@ static void bounce_free(struct bounce *bo)
     free(bo);
 }
 
-/* The DSN could not be written: the recipients stay FAILED and are tried again at restart. */
+/* A success notice's recipients owe nothing more (it is out, or could not be written: a notice is
+ * not worth keeping the message for). */
+static void bounce_settle_notices(struct bounce *bo)
+{
+    for (size_t i = 0; i < bo->nrcpts; i++) {
+        bo->m->rcpts[bo->rcpts[i]].relay_notice = 0;
+        bo->m->rcpts[bo->rcpts[i]].busy = 0;
+    }
+}
+
+/* The DSN could not be written: failed recipients stay FAILED and are tried again at restart. */
 static void bounce_abandon(struct bounce *bo, const char *why)
 {
     struct qmsg *m = bo->m;
     log_msg(LOG_ERROR, "delivery.bounce_failed", "queue id %s: cannot write the DSN: %s", m->id,
             why);
+    if (bo->action == DSN_ACTION_RELAYED)
+        bounce_settle_notices(bo);
     bounce_free(bo);
     msg_release(m, 1);
 }
@@ -71,7 +85,8 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     dsn_envelope(m, &rcpt, &env);
     struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
     struct logrec r;
-    log_begin(&r, LOG_INFO, "delivery.bounce");
+    log_begin(&r, LOG_INFO,
+              bo->action == DSN_ACTION_RELAYED ? "delivery.relayed_notice" : "delivery.bounce");
     log_str(&r, "queue_id", m->id);
     log_str(&r, "dsn_queue_id", entry.id);
     log_str(&r, "to", bo->to);
@@ -80,12 +95,16 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     log_end(&r);
     scheduler_add(s, &entry);
 
-    struct update_batch *b = update_batch_new(m, bo->nrcpts);
-    for (size_t i = 0; i < bo->nrcpts; i++) {
-        struct rcpt *rc = &m->rcpts[bo->rcpts[i]];
-        update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
+    if (bo->action == DSN_ACTION_RELAYED) {
+        bounce_settle_notices(bo);
+    } else {
+        struct update_batch *b = update_batch_new(m, bo->nrcpts);
+        for (size_t i = 0; i < bo->nrcpts; i++) {
+            struct rcpt *rc = &m->rcpts[bo->rcpts[i]];
+            update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
+        }
+        update_batch_write(b);
     }
-    update_batch_write(b);
     bounce_free(bo);
     m->bouncing = 0;
     msg_release(m, 1);
@@ -113,13 +132,16 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
         reports[i] = (struct dsn_rcpt){
             .rcpt = r->addr,
             .orcpt = r->orcpt,
-            .action = DSN_ACTION_FAILED,
+            .action = bo->action,
             .status = r->enhanced,
             .remote_code = r->mta != NULL ? r->code : 0,
             .remote_mta = r->mta,
             .diagnostic = diagnostics[i].data != NULL ? diagnostics[i].data : "unknown failure",
             .last_attempt = wall_ms() / 1000,
-            .category = bounce_category_name(bounce_category_of(r->code, r->enhanced, r->text)),
+            .category =
+                bo->action != DSN_ACTION_FAILED
+                    ? NULL
+                    : bounce_category_name(bounce_category_of(r->code, r->enhanced, r->text)),
         };
     }
     struct dsn_params params = {
@@ -202,11 +224,47 @@ static void msg_drop_failed(struct qmsg *m, int all, const char *event, const ch
     update_batch_write(b);
 }
 
-/* Failed recipients owe the sender one DSN (RFC 3464), or the postmaster when the sender is null:
- * read the original's header section, build the report, spool it with a null sender, then mark
- * them BOUNCED. */
+/* Whether the recipient is one a report of this action is for (and none is under way). */
+static int rcpt_owed(const struct rcpt *r, enum dsn_action action)
+{
+    if (r->busy)
+        return 0;
+    return action == DSN_ACTION_RELAYED ? r->relay_notice : r->status == SPOOL_RCPT_FAILED;
+}
+
+/* Reads the original's header section (or all of it, for RET=FULL), builds the report for the
+ * recipients it is owed to and spools it with a null sender. */
+static void bounce_start(struct qmsg *m, enum dsn_action action)
+{
+    struct bounce *bo = xcalloc(1, sizeof *bo);
+    bo->m = m;
+    bo->action = action;
+    bo->to = xstrdup(m->sender[0] != '\0' ? m->sender : m->s->cfg->server.postmaster);
+    bo->rcpts = xmalloc(m->nrcpts * sizeof *bo->rcpts);
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (rcpt_owed(&m->rcpts[i], action)) {
+            bo->rcpts[bo->nrcpts++] = i;
+            m->rcpts[i].busy = 1;
+        }
+    m->bouncing = 1;
+    msg_hold(m, 1);
+    spool_load(m->s->spool, m->id, bounce_on_original, bo);
+}
+
+/* Failed recipients owe the sender one DSN (RFC 3464), or the postmaster when the sender is null,
+ * and are marked BOUNCED once it is spooled; after them, success notices go out. */
 void msg_bounce(struct qmsg *m)
 {
+    size_t failed = 0, notices = 0;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        failed += rcpt_owed(&m->rcpts[i], DSN_ACTION_FAILED);
+        notices += rcpt_owed(&m->rcpts[i], DSN_ACTION_RELAYED);
+    }
+    if (failed == 0) {
+        if (notices > 0)
+            bounce_start(m, DSN_ACTION_RELAYED);
+        return;
+    }
     const char *drop = m->sender[0] == '\0' ? double_bounce_drop_reason(m) : NULL;
     if (drop != NULL) {
         msg_drop_failed(m, 1, "delivery.double_bounce", drop);
@@ -219,18 +277,6 @@ void msg_bounce(struct qmsg *m)
     if (unwanted > 0)
         msg_drop_failed(m, 0, "delivery.dsn_not_requested",
                         "NOTIFY asked for no failure DSN: none is sent");
-    if (wanted == 0)
-        return;
-    struct bounce *bo = xcalloc(1, sizeof *bo);
-    bo->m = m;
-    bo->to = xstrdup(m->sender[0] != '\0' ? m->sender : m->s->cfg->server.postmaster);
-    bo->rcpts = xmalloc(m->nrcpts * sizeof *bo->rcpts);
-    for (size_t i = 0; i < m->nrcpts; i++)
-        if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy) {
-            bo->rcpts[bo->nrcpts++] = i;
-            m->rcpts[i].busy = 1;
-        }
-    m->bouncing = 1;
-    msg_hold(m, 1);
-    spool_load(m->s->spool, m->id, bounce_on_original, bo);
+    if (wanted > 0)
+        bounce_start(m, DSN_ACTION_FAILED);
 }

@@ -32,6 +32,9 @@ struct rcpt {
     unsigned notify;   /* RFC 3461 NOTIFY bits, 0 when not given */
     char *orcpt;       /* RFC 3461 ORCPT "type;address", or NULL */
     unsigned busy : 1; /* in a route lookup, a destination or a spool write */
+    /* Delivered with NOTIFY=SUCCESS to a server that does not offer DSN: a notice (Action:
+     * relayed) is owed. Kept in memory only: a restart before it is spooled loses it. */
+    unsigned relay_notice : 1;
 };
 
 struct qmsg {
@@ -91,7 +94,8 @@ void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_statu
                       unsigned attempts, int64_t next_ms);
 void update_batch_write(struct update_batch *b);
 
-/* Reports the message's failed recipients that are not busy (bounce_out.c). */
+/* Reports the message's failed recipients that are not busy, or else its owed success notices
+ * (bounce_out.c). */
 void msg_bounce(struct qmsg *m);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "lib/log.h"
 #include "lib/minheap.h"
+#include "lib/smtp_dsn.h"
 #include "lib/strmap.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
@@ -331,6 +332,9 @@ static void scheduler_on_job_done(void *arg, struct job *job,
         log_delivery(m, r, event, o, text.data, mx_name, next, now);
         rcpt_set_result(r, o->code, o->enhanced, text.data,
                         o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
+        /* RFC 3461 §5.2.2: a server that offers DSN reports success itself; else Sluice does. */
+        r->relay_notice = status == SPOOL_RCPT_DELIVERED && !o->dsn_offered &&
+                          m->sender[0] != '\0' && (r->notify & SMTP_DSN_NOTIFY_SUCCESS);
         buf_free(&text);
         r->busy = 0; /* update_batch_add holds it again until written */
         update_batch_add(b, job->rcpts[i].index, status, attempts, next);
@@ -464,18 +468,19 @@ static void msg_settle(struct qmsg *m)
 {
     if (m->deleted)
         return;
-    int all_final = 1, failed = 0;
+    int all_final = 1, failed = 0, notices = 0;
     for (size_t i = 0; i < m->nrcpts; i++) {
         all_final &= rcpt_final(&m->rcpts[i]);
         failed |= m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy;
+        notices |= m->rcpts[i].relay_notice;
     }
-    if (m->holds == 0 && all_final) {
+    if (m->holds == 0 && all_final && !notices) {
         msg_remove(m);
         return;
     }
     /* Like a queue manager's pass: the DSN waits until every attempt in flight for the message
      * has reported, so failures found together go out in one DSN. */
-    if (failed && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
+    if ((failed || notices) && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
         msg_bounce(m);
     msg_reschedule(m);
 }
