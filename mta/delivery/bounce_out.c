@@ -3,7 +3,9 @@
  * to the sender, or to server.postmaster for a null-sender message within its quota, honouring
  * each recipient's NOTIFY (RFC 3461); the report is spooled as a new message and the recipients
  * are marked BOUNCED. Recipients delivered with NOTIFY=SUCCESS to a server that does not offer DSN
- * get a notice of their own (Action: relayed). Called by scheduler.c when a message settles.
+ * get a notice of their own (Action: relayed), and deferred ones with NOTIFY=DELAY a warning at
+ * each age of delivery.delay_warning (Action: delayed). Called by scheduler.c when a message
+ * settles.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,24 +36,31 @@ static void bounce_free(struct bounce *bo)
     free(bo);
 }
 
-/* A success notice's recipients owe nothing more (it is out, or could not be written: a notice is
- * not worth keeping the message for). */
+/* A notice's recipients owe nothing more: it is out (a success notice), or could not be written
+ * (a notice is not worth keeping the message or the recipient for; a delay warning waits for
+ * the next step). */
 static void bounce_settle_notices(struct bounce *bo)
 {
     for (size_t i = 0; i < bo->nrcpts; i++) {
-        bo->m->rcpts[bo->rcpts[i]].relay_notice = 0;
-        bo->m->rcpts[bo->rcpts[i]].busy = 0;
+        struct rcpt *r = &bo->m->rcpts[bo->rcpts[i]];
+        r->relay_notice = 0;
+        if (bo->action == DSN_ACTION_DELAYED)
+            r->delay_owed = r->delay_warned;
+        r->busy = 0;
     }
 }
 
-/* The DSN could not be written: failed recipients stay FAILED and are tried again at restart. */
+/* The DSN could not be written: failed recipients stay FAILED and are reported again at
+ * restart. */
 static void bounce_abandon(struct bounce *bo, const char *why)
 {
     struct qmsg *m = bo->m;
     log_msg(LOG_ERROR, "delivery.bounce_failed", "queue id %s: cannot write the DSN: %s", m->id,
             why);
-    if (bo->action == DSN_ACTION_RELAYED)
+    if (bo->action != DSN_ACTION_FAILED) {
         bounce_settle_notices(bo);
+        m->bouncing = 0;
+    }
     bounce_free(bo);
     msg_release(m, 1);
 }
@@ -86,7 +95,9 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
     struct logrec r;
     log_begin(&r, LOG_INFO,
-              bo->action == DSN_ACTION_RELAYED ? "delivery.relayed_notice" : "delivery.bounce");
+              bo->action == DSN_ACTION_RELAYED   ? "delivery.relayed_notice"
+              : bo->action == DSN_ACTION_DELAYED ? "delivery.delay_notice"
+                                                 : "delivery.bounce");
     log_str(&r, "queue_id", m->id);
     log_str(&r, "dsn_queue_id", entry.id);
     log_str(&r, "to", bo->to);
@@ -101,7 +112,12 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
         struct update_batch *b = update_batch_new(m, bo->nrcpts);
         for (size_t i = 0; i < bo->nrcpts; i++) {
             struct rcpt *rc = &m->rcpts[bo->rcpts[i]];
-            update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
+            if (bo->action == DSN_ACTION_DELAYED) {
+                rc->delay_warned = rc->delay_owed; /* the step goes to the spool with it */
+                update_batch_add(b, bo->rcpts[i], rc->status, rc->attempts, rc->next_ms);
+            } else {
+                update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
+            }
         }
         update_batch_write(b);
     }
@@ -229,6 +245,8 @@ static int rcpt_owed(const struct rcpt *r, enum dsn_action action)
 {
     if (r->busy)
         return 0;
+    if (action == DSN_ACTION_DELAYED)
+        return r->status == SPOOL_RCPT_DEFERRED && r->delay_owed > r->delay_warned;
     return action == DSN_ACTION_RELAYED ? r->relay_notice : r->status == SPOOL_RCPT_FAILED;
 }
 
@@ -252,17 +270,19 @@ static void bounce_start(struct qmsg *m, enum dsn_action action)
 }
 
 /* Failed recipients owe the sender one DSN (RFC 3464), or the postmaster when the sender is null,
- * and are marked BOUNCED once it is spooled; after them, success notices go out. */
+ * and are marked BOUNCED once it is spooled; after them, success notices go out, then delay
+ * warnings (whose step is recorded in the spool, so a restart does not repeat them). */
 void msg_bounce(struct qmsg *m)
 {
-    size_t failed = 0, notices = 0;
+    size_t failed = 0, relayed = 0, delayed = 0;
     for (size_t i = 0; i < m->nrcpts; i++) {
         failed += rcpt_owed(&m->rcpts[i], DSN_ACTION_FAILED);
-        notices += rcpt_owed(&m->rcpts[i], DSN_ACTION_RELAYED);
+        relayed += rcpt_owed(&m->rcpts[i], DSN_ACTION_RELAYED);
+        delayed += rcpt_owed(&m->rcpts[i], DSN_ACTION_DELAYED);
     }
     if (failed == 0) {
-        if (notices > 0)
-            bounce_start(m, DSN_ACTION_RELAYED);
+        if (relayed > 0 || delayed > 0)
+            bounce_start(m, relayed > 0 ? DSN_ACTION_RELAYED : DSN_ACTION_DELAYED);
         return;
     }
     const char *drop = m->sender[0] == '\0' ? double_bounce_drop_reason(m) : NULL;

@@ -35,6 +35,9 @@ struct rcpt {
     /* Delivered with NOTIFY=SUCCESS to a server that does not offer DSN: a notice (Action:
      * relayed) is owed. Kept in memory only: a restart before it is spooled loses it. */
     unsigned relay_notice : 1;
+    /* Delay DSNs sent (recorded in the spool), and the step of delivery.delay_warning a DSN is
+     * owed for when larger. */
+    unsigned delay_warned, delay_owed;
 };
 
 struct qmsg {

@@ -219,6 +219,7 @@ void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_statu
         .next_attempt = (next_ms + 999) / 1000,
         .reply = b->replies[i].data != NULL ? b->replies[i].data : "",
         .remote_mta = r->mta,
+        .delay_warned = r->delay_warned,
     };
     r->busy = 1;
 }
@@ -298,6 +299,15 @@ static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, u
     return at < expires ? at : expires;
 }
 
+/* How many of delivery.delay_warning's ages a message received at received_ms has reached. */
+static unsigned delay_steps(const struct config *cfg, int64_t received_ms, int64_t now)
+{
+    unsigned steps = 0;
+    for (size_t i = 0; i < cfg->delivery.ndelay_warning; i++)
+        steps += now - received_ms >= (int64_t)cfg->delivery.delay_warning_ms[i];
+    return steps;
+}
+
 /* The destination tried the job (or its route failed): record each recipient's result. */
 static void scheduler_on_job_done(void *arg, struct job *job,
                                   const struct smtp_client_outcome *outcomes, const char *mx_name)
@@ -335,6 +345,10 @@ static void scheduler_on_job_done(void *arg, struct job *job,
         /* RFC 3461 §5.2.2: a server that offers DSN reports success itself; else Sluice does. */
         r->relay_notice = status == SPOOL_RCPT_DELIVERED && !o->dsn_offered &&
                           m->sender[0] != '\0' && (r->notify & SMTP_DSN_NOTIFY_SUCCESS);
+        /* RFC 3461 §4.1: a delay DSN only when asked for, once per age reached. */
+        if (status == SPOOL_RCPT_DEFERRED && m->sender[0] != '\0' &&
+            (r->notify & SMTP_DSN_NOTIFY_DELAY))
+            r->delay_owed = delay_steps(m->s->cfg, m->received_ms, now);
         buf_free(&text);
         r->busy = 0; /* update_batch_add holds it again until written */
         update_batch_add(b, job->rcpts[i].index, status, attempts, next);
@@ -472,7 +486,9 @@ static void msg_settle(struct qmsg *m)
     for (size_t i = 0; i < m->nrcpts; i++) {
         all_final &= rcpt_final(&m->rcpts[i]);
         failed |= m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy;
-        notices |= m->rcpts[i].relay_notice;
+        notices |= m->rcpts[i].relay_notice ||
+                   (m->rcpts[i].delay_owed > m->rcpts[i].delay_warned && !m->rcpts[i].busy &&
+                    m->rcpts[i].status == SPOOL_RCPT_DEFERRED);
     }
     if (m->holds == 0 && all_final && !notices) {
         msg_remove(m);
@@ -729,6 +745,7 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
         r->status = st->status;
         r->attempts = st->attempts;
         r->next_ms = st->next_attempt * 1000;
+        r->delay_warned = st->delay_warned;
         rcpt_parse_reply(r, st->reply, st->remote_mta);
     }
     strmap_put(&s->msgs, m->id, m);
