@@ -97,8 +97,8 @@ void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_statu
                       unsigned attempts, int64_t next_ms);
 void update_batch_write(struct update_batch *b);
 
-/* Reports the message's failed recipients that are not busy, or else its owed success notices
- * (bounce_out.c). */
+/* Reports the message's failed recipients that are not busy, or else its owed success notices,
+ * or else its owed delay warnings: one DSN per call (bounce_out.c). */
 void msg_bounce(struct qmsg *m);
 
 #endif
