@@ -293,7 +293,9 @@ struct config {
         unsigned port;                /* TCP port of remote MX hosts: 25 (tests use another) */
         char **bounce_category_files; /* site pattern files, tried before the shipped rules */
         size_t nbounce_category_files;
-        uint64_t dsn_return_max; /* RET=FULL: largest message a failure DSN carries whole */
+        uint64_t dsn_return_max;    /* RET=FULL: largest message a failure DSN carries whole */
+        uint64_t *delay_warning_ms; /* ages of a deferred recipient that each get a delay DSN */
+        size_t ndelay_warning;
     } delivery;
 
     struct {

@@ -170,6 +170,11 @@ static const struct config_key config_keys[] = {
      .max = 50 * 1024 * KEY_KB, KEY_AT(delivery.dsn_return_max),
      .doc = "A failure DSN for a message sent with RET=FULL (RFC 3461) carries the whole message "
             "when it is at most this size; a larger one, like any other, only its header section."},
+    {.name = "delivery.delay_warning", .type = CONFIG_DURATIONS, .def = "[4h]",
+     .min = KEY_SECOND, .max = 30 * KEY_DAY,
+     KEY_LIST(delivery.delay_warning_ms, delivery.ndelay_warning),
+     .doc = "Ages in the queue after which a recipient still deferred gets a delay DSN, one per "
+            "age, when it was sent with NOTIFY including DELAY (RFC 3461)."},
 
     {.name = "egress", KEY_SECTION, .doc = "Source addresses for outbound delivery."},
     {.name = "egress.pools", .type = CONFIG_EGRESS_POOLS,

@@ -280,6 +280,7 @@ static void config_free(struct config *cfg)
         free(cfg->dns.servers[i]);
     free(cfg->dns.servers);
     free_strings(cfg->delivery.bounce_category_files, cfg->delivery.nbounce_category_files);
+    free(cfg->delivery.delay_warning_ms);
     free(cfg->tls.certificate);
     free(cfg->tls.key);
     for (size_t i = 0; i < cfg->nlisteners; i++) {

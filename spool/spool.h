@@ -63,6 +63,7 @@ struct spool_rcpt_state {
     const char *reply;      /* last remote reply or local reason, one line, printable; "" none */
     const char *remote_mta; /* host that sent reply (a DSN's Remote-MTA), printable; "" when
                                local, or recorded before state files kept it */
+    unsigned delay_warned;  /* delay DSNs sent (steps of delivery.delay_warning) */
 };
 
 /* One recipient's new state, as written by spool_rcpt_update. */
@@ -74,6 +75,7 @@ struct spool_rcpt_update {
     const char *reply;      /* copied (NULL: ""); cut to SPOOL_REPLY_MAX, control chars to spaces */
     const char *remote_mta; /* host that sent reply, NULL or "" when none; copied and cleaned
                                like reply, cut to SPOOL_REMOTE_MTA_MAX */
+    unsigned delay_warned;  /* delay DSNs sent so far; 0 writes nothing for it */
 };
 
 #define SPOOL_REPLY_MAX 1000

@@ -18,6 +18,11 @@
 #define REC_NEXT 13
 #define REC_REPLY 21
 
+/* The status byte of a record that only says how many delay DSNs a recipient got (its attempts
+ * field holds the count); a reader from before such records skips it as a status it does not
+ * know. */
+#define REC_DELAY_WARNED 0x40
+
 /* Bytes of s to keep: at most max, not splitting a UTF-8 sequence. */
 static size_t text_cut(const char *s, size_t max)
 {
@@ -39,28 +44,38 @@ static void text_put(char *out, const char *s, size_t len)
     }
 }
 
+/* Appends one record for u, with `status` as its status byte. */
+static void rec_encode(const struct spool_rcpt_update *u, unsigned char status, struct buf *out)
+{
+    const char *reply = u->reply != NULL ? u->reply : "";
+    const char *mta = u->remote_mta != NULL ? u->remote_mta : "";
+    size_t reply_len = text_cut(reply, SPOOL_REPLY_MAX);
+    size_t mta_len = text_cut(mta, SPOOL_REMOTE_MTA_MAX);
+    size_t payload = SPOOL_STATE_FIXED + reply_len + (mta_len > 0 ? 1 + mta_len : 0);
+    char *rec = buf_reserve(out, 4 + payload + 4);
+    envelope_put_be32(rec + REC_LEN, (uint32_t)payload);
+    envelope_put_be32(rec + REC_RCPT, (uint32_t)u->rcpt);
+    rec[REC_STATUS] = (char)status;
+    envelope_put_be32(rec + REC_ATTEMPTS, u->attempts);
+    envelope_put_be64(rec + REC_NEXT, (uint64_t)u->next_attempt);
+    text_put(rec + REC_REPLY, reply, reply_len);
+    if (mta_len > 0) {
+        rec[REC_REPLY + reply_len] = '\0';
+        text_put(rec + REC_REPLY + reply_len + 1, mta, mta_len);
+    }
+    envelope_put_be32(rec + 4 + payload, envelope_crc32(0, rec, 4 + payload));
+    out->len += 4 + payload + 4;
+}
+
 void spool_state_encode(const struct spool_rcpt_update *updates, size_t n, struct buf *out)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct spool_rcpt_update *u = &updates[i];
-        const char *reply = u->reply != NULL ? u->reply : "";
-        const char *mta = u->remote_mta != NULL ? u->remote_mta : "";
-        size_t reply_len = text_cut(reply, SPOOL_REPLY_MAX);
-        size_t mta_len = text_cut(mta, SPOOL_REMOTE_MTA_MAX);
-        size_t payload = SPOOL_STATE_FIXED + reply_len + (mta_len > 0 ? 1 + mta_len : 0);
-        char *rec = buf_reserve(out, 4 + payload + 4);
-        envelope_put_be32(rec + REC_LEN, (uint32_t)payload);
-        envelope_put_be32(rec + REC_RCPT, (uint32_t)u->rcpt);
-        rec[REC_STATUS] = (char)u->status;
-        envelope_put_be32(rec + REC_ATTEMPTS, u->attempts);
-        envelope_put_be64(rec + REC_NEXT, (uint64_t)u->next_attempt);
-        text_put(rec + REC_REPLY, reply, reply_len);
-        if (mta_len > 0) {
-            rec[REC_REPLY + reply_len] = '\0';
-            text_put(rec + REC_REPLY + reply_len + 1, mta, mta_len);
+        rec_encode(&updates[i], (unsigned char)updates[i].status, out);
+        if (updates[i].delay_warned > 0) {
+            struct spool_rcpt_update d = {.rcpt = updates[i].rcpt,
+                                          .attempts = updates[i].delay_warned};
+            rec_encode(&d, REC_DELAY_WARNED, out);
         }
-        envelope_put_be32(rec + 4 + payload, envelope_crc32(0, rec, 4 + payload));
-        out->len += 4 + payload + 4;
     }
 }
 
@@ -112,6 +127,10 @@ static void rec_apply(struct spool_state *st, size_t payload)
     size_t reply_len = nul != NULL ? (size_t)(nul - reply) : text_len;
     const char *mta = nul != NULL ? nul + 1 : "";
     size_t mta_len = nul != NULL ? text_len - reply_len - 1 : 0;
+    if (rcpt < st->nrcpts && status == REC_DELAY_WARNED) {
+        st->rcpts[rcpt].delay_warned = envelope_get_be32(st->rec + REC_ATTEMPTS);
+        return;
+    }
     if (rcpt >= st->nrcpts || status > SPOOL_RCPT_BOUNCED || reply_len > SPOOL_REPLY_MAX ||
         mta_len > SPOOL_REMOTE_MTA_MAX || !text_printable(reply, reply_len) ||
         !text_printable(mta, mta_len))

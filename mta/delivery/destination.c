@@ -573,18 +573,29 @@ static void conn_send(struct conn *c)
         return;
     const struct job *job = c->job;
     const char **rcpts = xmalloc(job->nrcpts * sizeof *rcpts);
-    for (size_t i = 0; i < job->nrcpts; i++)
+    const char **orcpt = xmalloc(job->nrcpts * sizeof *orcpt);
+    unsigned *notify = xmalloc(job->nrcpts * sizeof *notify);
+    for (size_t i = 0; i < job->nrcpts; i++) {
         rcpts[i] = job->rcpts[i].addr;
+        orcpt[i] = job->rcpts[i].orcpt;
+        notify[i] = job->rcpts[i].notify;
+    }
     struct smtp_client_tx tx = {
         .sender = job->sender,
         .rcpts = rcpts,
         .nrcpts = job->nrcpts,
         .body = &c->body,
         .flags = job->flags,
+        .ret = job->ret,
+        .envid = job->envid,
+        .notify = notify,
+        .orcpt = orcpt,
     };
     c->state = CONN_SENDING;
     smtp_client_send(c->client, &tx);
     free(rcpts);
+    free(orcpt);
+    free(notify);
 }
 
 static void conn_on_body(int status, const struct spool_entry *entry, struct buf *body,

@@ -25,8 +25,10 @@ struct qmsg;
 struct dest;
 
 struct job_rcpt {
-    size_t index;     /* in the message's recipients */
-    const char *addr; /* borrowed, like the job's queue_id and sender */
+    size_t index;      /* in the message's recipients */
+    const char *addr;  /* borrowed, like the job's queue_id and sender */
+    unsigned notify;   /* RFC 3461 NOTIFY bits, 0: not given */
+    const char *orcpt; /* RFC 3461 ORCPT "type;address", NULL: not given */
 };
 
 /* One message's recipients for one domain, with what a connection needs of the message. The
@@ -37,6 +39,8 @@ struct job {
     const char *queue_id;
     const char *sender; /* "" for the null sender */
     unsigned flags;     /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
+    unsigned ret;       /* RFC 3461 RET, 0: not given */
+    const char *envid;  /* RFC 3461 ENVID, NULL: not given */
     char *domain;
     struct job_rcpt *rcpts;
     size_t nrcpts;

@@ -202,13 +202,20 @@ static void boundary_make(const struct dsn_params *p, const struct buf *hdrs, ch
     }
 }
 
-static int all_delayed(const struct dsn_params *p)
+/* What the report is about: the one action its recipients share, or a failure report. */
+static enum dsn_action report_kind(const struct dsn_params *p)
 {
-    for (size_t i = 0; i < p->nrcpts; i++)
-        if (p->rcpts[i].action != DSN_ACTION_DELAYED)
-            return 0;
-    return 1;
+    for (size_t i = 1; i < p->nrcpts; i++)
+        if (p->rcpts[i].action != p->rcpts[0].action)
+            return DSN_ACTION_FAILED;
+    return p->rcpts[0].action;
 }
+
+static const char *const action_names[] = {
+    [DSN_ACTION_FAILED] = "failed",
+    [DSN_ACTION_DELAYED] = "delayed",
+    [DSN_ACTION_RELAYED] = "relayed",
+};
 
 /* Whether the whole message can travel inside the DSN as it is: no NUL and no line over
  * DSN_LINE_MAX octets (RFC 5322 §2.1.1). */
@@ -241,7 +248,7 @@ static void message_append(struct buf *out, const char *msg, size_t len)
     }
 }
 
-static void human_part_append(const struct dsn_params *p, int delayed, int utf8, int full,
+static void human_part_append(const struct dsn_params *p, enum dsn_action kind, int utf8, int full,
                               struct buf *out)
 {
     buf_printf(out, "Content-Description: Notification\r\nContent-Type: text/plain; charset=%s\r\n",
@@ -253,7 +260,11 @@ static void human_part_append(const struct dsn_params *p, int delayed, int utf8,
     fields_append_folded(out, "This is the mail system at host ", host.data, 0, "");
     buf_free(&host);
     buf_append_str(out, "\r\n");
-    if (delayed)
+    if (kind == DSN_ACTION_RELAYED)
+        buf_append_str(out, "Your message was passed on to the recipients below. The next mail\r\n"
+                            "system does not send delivery notices, so this is the last one you\r\n"
+                            "will get for them from here.\r\n");
+    else if (kind == DSN_ACTION_DELAYED)
         buf_append_str(out,
                        "####################################################################\r\n"
                        "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
@@ -310,7 +321,7 @@ static void status_part_append(const struct dsn_params *p, int utf8, struct buf 
         buf_reset(&v);
         buf_printf(&v, "%s; %s", type, r->rcpt);
         field_append(out, "Final-Recipient", v.data, utf8);
-        field_append(out, "Action", r->action == DSN_ACTION_DELAYED ? "delayed" : "failed", 0);
+        field_append(out, "Action", action_names[r->action], 0);
         char status[32];
         status_format(r, status, sizeof(status));
         field_append(out, "Status", status, 0);
@@ -345,8 +356,8 @@ int dsn_build(const struct dsn_params *p, struct buf *out)
         rcpt_8bit |=
             has_8bit(p->rcpts[i].rcpt, strlen(p->rcpts[i].rcpt)) ||
             (p->rcpts[i].orcpt != NULL && has_8bit(p->rcpts[i].orcpt, strlen(p->rcpts[i].orcpt)));
-    int delayed = all_delayed(p);
-    int full = p->return_full && !delayed && p->original_len <= p->full_max &&
+    enum dsn_action kind = report_kind(p);
+    int full = p->return_full && kind == DSN_ACTION_FAILED && p->original_len <= p->full_max &&
                message_fits(orig, p->original_len);
     int full_8bit = full && has_8bit(orig, p->original_len);
     char boundary[512], date[64];
@@ -364,13 +375,19 @@ int dsn_build(const struct dsn_params *p, struct buf *out)
     buf_reset(&v);
     buf_printf(&v, "<%s>", p->sender);
     field_append(out, "To", v.data, 1);
-    field_append(
-        out, "Subject",
-        delayed ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender", 0);
+    static const char *const subjects[] = {
+        [DSN_ACTION_FAILED] = "Undelivered Mail Returned to Sender",
+        [DSN_ACTION_DELAYED] = "Delayed Mail (still being retried)",
+        [DSN_ACTION_RELAYED] = "Successful Mail Delivery Report",
+    };
+    field_append(out, "Subject", subjects[kind], 0);
     field_append(out, "Date", date, 0);
     buf_reset(&v);
     buf_printf(&v, "<%lld.%s.%s@%s>", (long long)p->now,
-               p->boundary_seed != NULL ? p->boundary_seed : "dsn", delayed ? "delay" : "bounce",
+               p->boundary_seed != NULL ? p->boundary_seed : "dsn",
+               kind == DSN_ACTION_DELAYED   ? "delay"
+               : kind == DSN_ACTION_RELAYED ? "relayed"
+                                            : "bounce",
                p->reporting_mta);
     field_append(out, "Message-ID", v.data, 0);
     field_append(out, "Auto-Submitted", "auto-replied", 0);
@@ -382,7 +399,7 @@ int dsn_build(const struct dsn_params *p, struct buf *out)
     buf_append_str(out, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
 
     buf_printf(out, "--%s\r\n", boundary);
-    human_part_append(p, delayed, rcpt_8bit, full, out);
+    human_part_append(p, kind, rcpt_8bit, full, out);
     buf_printf(out, "\r\n--%s\r\n", boundary);
     status_part_append(p, rcpt_8bit, out);
     buf_printf(out, "\r\n--%s\r\n", boundary);
@@ -393,8 +410,8 @@ int dsn_build(const struct dsn_params *p, struct buf *out)
                    full_8bit ? "message/rfc822\r\nContent-Transfer-Encoding: 8bit"
                              : "message/rfc822");
     else
-        buf_printf(out,
-                   "Content-Description: Undelivered Message Headers\r\nContent-Type: %s\r\n\r\n",
+        buf_printf(out, "Content-Description: %sMessage Headers\r\nContent-Type: %s\r\n\r\n",
+                   kind == DSN_ACTION_FAILED ? "Undelivered " : "",
                    hdr_8bit ? "message/global-headers\r\nContent-Transfer-Encoding: 8bit"
                             : "text/rfc822-headers");
     buf_append(out, hdrs.data, hdrs.len);

@@ -1,6 +1,8 @@
 /*
- * Delivery status notifications (RFC 3464, RFC 3461 §6): builds the bounce message that tells the
- * envelope sender which recipients failed and why. The result is a whole message (header fields,
+ * Delivery status notifications (RFC 3464, RFC 3461 §6): builds the report that tells the envelope
+ * sender which recipients failed and why, are still being tried, or were passed on to a server
+ * that reports no further; a report whose recipients do not all share one of the last two actions
+ * reads as a failure report. The result is a whole message (header fields,
  * blank line, multipart/report body with CRLF line ends) ready to be spooled with a null sender.
  * Pure: no I/O.
  */
@@ -15,6 +17,7 @@
 enum dsn_action {
     DSN_ACTION_FAILED,  /* permanent failure or expiry */
     DSN_ACTION_DELAYED, /* still trying (warning); not sent by default */
+    DSN_ACTION_RELAYED, /* delivered to a server that does not report further (NOTIFY=SUCCESS) */
 };
 
 /* One recipient's report. */
@@ -45,9 +48,9 @@ struct dsn_params {
      * text/rfc822-headers), so a bounce never carries the body back, unless return_full. */
     const char *original;
     size_t original_len;
-    /* RFC 3461 RET=FULL: a failure report returns the whole original (message/rfc822) when it
-     * is at most full_max octets (and has no NUL and no line over 998 octets), else its header
-     * section as without it. */
+    /* RFC 3461 RET=FULL (§4.3: only when it reports a failure): a failure report returns the whole
+     * original (message/rfc822) when it is at most full_max octets (and has no NUL and no line over
+     * 998 octets), else its header section as without it. */
     int return_full;
     size_t full_max;
     const char *boundary_seed; /* makes the MIME boundary unique (e.g. the new queue id) */

@@ -15,9 +15,8 @@
 #include "mta/delivery/bounce_class.h"
 #include "mta/delivery/bounce_category.h"
 #include "mta/delivery/destination.h"
-#include "mta/delivery/dsn.h"
-#include "mta/delivery/postmaster.h"
 #include "mta/delivery/route.h"
+#include "mta/delivery/sched_int.h"
 #include "mta/delivery/shaping.h"
 #include "spool/envelope.h"
 
@@ -27,68 +26,11 @@
 /* How often destinations with nothing to do are forgotten. */
 #define SWEEP_INTERVAL_MS (60 * 1000)
 
-struct rcpt {
-    char *addr;
-    enum spool_rcpt_status status;
-    unsigned attempts;
-    int64_t next_ms; /* unix ms of the next attempt (PENDING, DEFERRED) */
-    /* The last result, for the DSN and `queue show`. */
-    int code;
-    char enhanced[16];
-    char *text;
-    char *mta;
-    unsigned notify;   /* RFC 3461 NOTIFY bits, 0 when not given */
-    char *orcpt;       /* RFC 3461 ORCPT "type;address", or NULL */
-    unsigned busy : 1; /* in a route lookup, a destination or a spool write */
-};
-
-struct qmsg {
-    struct scheduler *s;
-    char id[SPOOL_ID_MAX + 1];
-    char *sender;
-    char *envid;  /* RFC 3461 ENVID, or NULL */
-    unsigned ret; /* RFC 3461 RET (SMTP_DSN_RET_*), 0 when not given */
-    unsigned flags;
-    int64_t received_ms;
-    struct rcpt *rcpts;
-    size_t nrcpts;
-    struct minheap_node due; /* key: the earliest next_ms of a recipient waiting to be tried */
-    /* What is in flight: one per recipient in a route lookup or a job (so the parts of a job a
-     * destination splits need no holds of their own), one per spool read or write. */
-    unsigned holds;
-    unsigned bouncing : 1; /* a DSN is being written */
-    unsigned deleted : 1;  /* an admin deleted it: removed once nothing is in flight */
-};
-
-struct scheduler {
-    uv_loop_t *loop;
-    struct spool *spool;
-    struct dns_resolver *dns;
-    struct config *cfg;
-    struct dest_env env;
-    struct strmap msgs;  /* queue id -> struct qmsg */
-    struct strmap dests; /* destination key -> struct dest */
-    /* Destinations retired by a reload whose state (open connections, pauses, suspension) the
-     * next destination for the key takes over; kept until then, or until that state is gone. */
-    struct strmap retired;
-    size_t retired_dests; /* not freed yet */
-    struct minheap due;
-    uv_timer_t timer, sweep;
-    unsigned holds;                     /* sum of every message's holds */
-    unsigned closed;                    /* timers closed by scheduler_free */
-    unsigned loads;                     /* scheduler_add_id reads in flight */
-    struct postmaster_quota postmaster; /* double bounces reported to server.postmaster */
-    unsigned started : 1;
-    unsigned stopping : 1;
-    void (*stopped_cb)(void *arg);
-    void *stopped_arg;
-};
-
 static void msg_settle(struct qmsg *m);
 static void scheduler_arm(struct scheduler *s);
 static void scheduler_check_stopped(struct scheduler *s);
 
-static int64_t wall_ms(void)
+int64_t wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -176,7 +118,7 @@ static void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta)
 
 /* ---- holds: what keeps a message (and a stopping scheduler) busy ---- */
 
-static void msg_hold(struct qmsg *m, unsigned n)
+void msg_hold(struct qmsg *m, unsigned n)
 {
     m->holds += n;
     m->s->holds += n;
@@ -206,7 +148,7 @@ static void msg_remove(struct qmsg *m)
     msg_free(m);
 }
 
-static void msg_release(struct qmsg *m, unsigned n)
+void msg_release(struct qmsg *m, unsigned n)
 {
     struct scheduler *s = m->s;
     m->holds -= n;
@@ -253,7 +195,7 @@ static void update_batch_free(struct update_batch *b)
     free(b);
 }
 
-static struct update_batch *update_batch_new(struct qmsg *m, size_t n)
+struct update_batch *update_batch_new(struct qmsg *m, size_t n)
 {
     struct update_batch *b = xcalloc(1, sizeof *b);
     b->m = m;
@@ -263,8 +205,8 @@ static struct update_batch *update_batch_new(struct qmsg *m, size_t n)
     return b;
 }
 
-static void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_status status,
-                             unsigned attempts, int64_t next_ms)
+void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_status status,
+                      unsigned attempts, int64_t next_ms)
 {
     size_t i = b->n++;
     struct rcpt *r = &b->m->rcpts[rcpt];
@@ -277,6 +219,7 @@ static void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcp
         .next_attempt = (next_ms + 999) / 1000,
         .reply = b->replies[i].data != NULL ? b->replies[i].data : "",
         .remote_mta = r->mta,
+        .delay_warned = r->delay_warned,
     };
     r->busy = 1;
 }
@@ -301,7 +244,7 @@ static void update_batch_on_written(int status, void *arg)
 }
 
 /* Writes the batch (the message stays held until it is durable). */
-static void update_batch_write(struct update_batch *b)
+void update_batch_write(struct update_batch *b)
 {
     msg_hold(b->m, 1);
     spool_rcpt_update(b->m->s->spool, b->m->id, b->ups, b->n, update_batch_on_written, b);
@@ -356,6 +299,15 @@ static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, u
     return at < expires ? at : expires;
 }
 
+/* How many of delivery.delay_warning's ages a message received at received_ms has reached. */
+static unsigned delay_steps(const struct config *cfg, int64_t received_ms, int64_t now)
+{
+    unsigned steps = 0;
+    for (size_t i = 0; i < cfg->delivery.ndelay_warning; i++)
+        steps += now - received_ms >= (int64_t)cfg->delivery.delay_warning_ms[i];
+    return steps;
+}
+
 /* The destination tried the job (or its route failed): record each recipient's result. */
 static void scheduler_on_job_done(void *arg, struct job *job,
                                   const struct smtp_client_outcome *outcomes, const char *mx_name)
@@ -390,6 +342,13 @@ static void scheduler_on_job_done(void *arg, struct job *job,
         log_delivery(m, r, event, o, text.data, mx_name, next, now);
         rcpt_set_result(r, o->code, o->enhanced, text.data,
                         o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
+        /* RFC 3461 §5.2.2: a server that offers DSN reports success itself; else Sluice does. */
+        r->relay_notice = status == SPOOL_RCPT_DELIVERED && !o->dsn_offered &&
+                          m->sender[0] != '\0' && (r->notify & SMTP_DSN_NOTIFY_SUCCESS);
+        /* RFC 3461 §4.1: a delay DSN only when asked for, once per age reached. */
+        if (status == SPOOL_RCPT_DEFERRED && m->sender[0] != '\0' &&
+            (r->notify & SMTP_DSN_NOTIFY_DELAY))
+            r->delay_owed = delay_steps(m->s->cfg, m->received_ms, now);
         buf_free(&text);
         r->busy = 0; /* update_batch_add holds it again until written */
         update_batch_add(b, job->rcpts[i].index, status, attempts, next);
@@ -482,13 +441,16 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
     job->queue_id = m->id;
     job->sender = m->sender;
     job->flags = m->flags;
+    job->ret = m->ret;
+    job->envid = m->envid;
     job->hold_ms = -1;
     job->domain = xstrdup(domain);
     job->rcpts = xmalloc((m->nrcpts - first) * sizeof *job->rcpts);
     for (size_t i = first; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
         if (rcpt_waiting(r) && r->next_ms <= now && strcasecmp(rcpt_domain(r), domain) == 0) {
-            job->rcpts[job->nrcpts++] = (struct job_rcpt){.index = i, .addr = r->addr};
+            job->rcpts[job->nrcpts++] = (struct job_rcpt){
+                .index = i, .addr = r->addr, .notify = r->notify, .orcpt = r->orcpt};
             r->busy = 1;
         }
     }
@@ -515,244 +477,26 @@ static void msg_dispatch(struct qmsg *m, int64_t now)
     msg_reschedule(m);
 }
 
-/* ---- bounces ---- */
-
-struct bounce {
-    struct qmsg *m;
-    char *to; /* the sender, or server.postmaster for a double bounce */
-    size_t *rcpts;
-    size_t nrcpts;
-    char *dsn_id;
-};
-
-static void bounce_free(struct bounce *bo)
-{
-    free(bo->to);
-    free(bo->rcpts);
-    free(bo->dsn_id);
-    free(bo);
-}
-
-/* The DSN could not be written: the recipients stay FAILED and are tried again at restart. */
-static void bounce_abandon(struct bounce *bo, const char *why)
-{
-    struct qmsg *m = bo->m;
-    log_msg(LOG_ERROR, "delivery.bounce_failed", "queue id %s: cannot write the DSN: %s", m->id,
-            why);
-    bounce_free(bo);
-    msg_release(m, 1);
-}
-
-/* The DSN's envelope: from the null sender to the original's sender. */
-static void dsn_envelope(const struct qmsg *m, const char **rcpt, struct spool_envelope *env)
-{
-    *env = (struct spool_envelope){
-        .sender = "",
-        .rcpts = rcpt,
-        .nrcpts = 1,
-        .client_addr = "127.0.0.1",
-        .helo = m->s->cfg->server.hostname,
-        .listener = "bounce",
-        .received_at = wall_ms() / 1000,
-        .flags = m->flags & (SPOOL_ENV_SMTPUTF8 | SPOOL_ENV_8BITMIME), /* RET=FULL's body */
-    };
-}
-
-static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
-{
-    struct bounce *bo = arg;
-    struct qmsg *m = bo->m;
-    struct scheduler *s = m->s;
-    if (status < 0) {
-        bounce_abandon(bo, strerror(-status));
-        return;
-    }
-    const char *rcpt = bo->to;
-    struct spool_envelope env;
-    dsn_envelope(m, &rcpt, &env);
-    struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "delivery.bounce");
-    log_str(&r, "queue_id", m->id);
-    log_str(&r, "dsn_queue_id", entry.id);
-    log_str(&r, "to", bo->to);
-    log_bool(&r, "double_bounce", m->sender[0] == '\0');
-    log_int(&r, "rcpts", (long long)bo->nrcpts);
-    log_end(&r);
-    scheduler_add(s, &entry);
-
-    struct update_batch *b = update_batch_new(m, bo->nrcpts);
-    for (size_t i = 0; i < bo->nrcpts; i++) {
-        struct rcpt *rc = &m->rcpts[bo->rcpts[i]];
-        update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
-    }
-    update_batch_write(b);
-    bounce_free(bo);
-    m->bouncing = 0;
-    msg_release(m, 1);
-}
-
-static void bounce_on_original(int status, const struct spool_entry *entry, struct buf *body,
-                               const char *why, void *arg)
-{
-    (void)entry;
-    struct bounce *bo = arg;
-    struct qmsg *m = bo->m;
-    struct scheduler *s = m->s;
-    if (status < 0) {
-        m->bouncing = 0;
-        bounce_abandon(bo, why != NULL ? why : strerror(-status));
-        return;
-    }
-    struct dsn_rcpt *reports = xcalloc(bo->nrcpts, sizeof *reports);
-    struct buf *diagnostics = xcalloc(bo->nrcpts, sizeof *diagnostics);
-    for (size_t i = 0; i < bo->nrcpts; i++) {
-        const struct rcpt *r = &m->rcpts[bo->rcpts[i]];
-        if (r->code != 0)
-            buf_printf(&diagnostics[i], "%d %s%s%s", r->code, r->enhanced,
-                       r->enhanced[0] ? " " : "", r->text != NULL ? r->text : "");
-        reports[i] = (struct dsn_rcpt){
-            .rcpt = r->addr,
-            .orcpt = r->orcpt,
-            .action = DSN_ACTION_FAILED,
-            .status = r->enhanced,
-            .remote_code = r->mta != NULL ? r->code : 0,
-            .remote_mta = r->mta,
-            .diagnostic = diagnostics[i].data != NULL ? diagnostics[i].data : "unknown failure",
-            .last_attempt = wall_ms() / 1000,
-            .category = bounce_category_name(bounce_category_of(r->code, r->enhanced, r->text)),
-        };
-    }
-    struct dsn_params params = {
-        .reporting_mta = s->cfg->server.hostname,
-        .queue_id = m->id,
-        .envid = m->envid,
-        .sender = bo->to,
-        .arrival = m->received_ms / 1000,
-        .now = wall_ms() / 1000,
-        .rcpts = reports,
-        .nrcpts = bo->nrcpts,
-        .original = body->data != NULL ? body->data : "",
-        .original_len = body->len,
-        .return_full = m->ret == SMTP_DSN_RET_FULL,
-        .full_max = s->cfg->delivery.dsn_return_max,
-        .boundary_seed = m->id,
-    };
-    struct buf dsn = BUF_INIT;
-    int rc = dsn_build(&params, &dsn);
-    for (size_t i = 0; i < bo->nrcpts; i++)
-        buf_free(&diagnostics[i]);
-    free(diagnostics);
-    free(reports);
-    if (rc < 0) {
-        buf_free(&dsn);
-        m->bouncing = 0;
-        bounce_abandon(bo, "the DSN could not be built");
-        return;
-    }
-    const char *rcpt = bo->to;
-    struct spool_envelope env;
-    dsn_envelope(m, &rcpt, &env);
-    struct spool_msg *msg = spool_msg_new(s->spool, &env);
-    if (msg == NULL) {
-        buf_free(&dsn);
-        m->bouncing = 0;
-        bounce_abandon(bo, "no queue file");
-        return;
-    }
-    spool_msg_append(msg, dsn.data, dsn.len, NULL, NULL);
-    buf_free(&dsn);
-    spool_msg_commit(msg, bounce_on_committed, bo);
-}
-
-/* Why a failed null-sender message (a DSN: RFC 5321 §6.1 forbids a DSN to it) is not reported to
- * the postmaster, or NULL when it is. */
-static const char *double_bounce_drop_reason(struct qmsg *m)
-{
-    int to_postmaster = 0;
-    for (size_t i = 0; i < m->nrcpts; i++)
-        to_postmaster |= m->rcpts[i].status == SPOOL_RCPT_FAILED &&
-                         postmaster_is_mailbox(m->s->cfg, m->rcpts[i].addr);
-    return postmaster_report_refusal(m->s->cfg, &m->s->postmaster, to_postmaster, wall_ms());
-}
-
-/* A failed recipient that gets a DSN: one of a null-sender message (its report goes to the
- * postmaster, or nowhere) or one whose NOTIFY, when given, asks for failures (RFC 3461 §4.1). */
-static int rcpt_failure_reported(const struct qmsg *m, const struct rcpt *r)
-{
-    return m->sender[0] == '\0' || r->notify == 0 || (r->notify & SMTP_DSN_NOTIFY_FAILURE);
-}
-
-/* Marks the failed recipients BOUNCED without a DSN (all, or those whose NOTIFY asked for none);
- * the log is the only place that says so, and why. */
-static void msg_drop_failed(struct qmsg *m, int all, const char *event, const char *why)
-{
-    struct update_batch *b = update_batch_new(m, m->nrcpts);
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        struct rcpt *r = &m->rcpts[i];
-        if (r->status != SPOOL_RCPT_FAILED || r->busy || (!all && rcpt_failure_reported(m, r)))
-            continue;
-        struct logrec rec;
-        log_begin(&rec, LOG_WARN, event);
-        log_str(&rec, "queue_id", m->id);
-        log_str(&rec, "rcpt", r->addr);
-        log_str(&rec, "msg", why);
-        log_end(&rec);
-        update_batch_add(b, i, SPOOL_RCPT_BOUNCED, r->attempts, 0);
-    }
-    update_batch_write(b);
-}
-
-/* Failed recipients owe the sender one DSN (RFC 3464), or the postmaster when the sender is null:
- * read the original's header section, build the report, spool it with a null sender, then mark
- * them BOUNCED. */
-static void msg_bounce(struct qmsg *m)
-{
-    const char *drop = m->sender[0] == '\0' ? double_bounce_drop_reason(m) : NULL;
-    if (drop != NULL) {
-        msg_drop_failed(m, 1, "delivery.double_bounce", drop);
-        return;
-    }
-    size_t wanted = 0, unwanted = 0;
-    for (size_t i = 0; i < m->nrcpts; i++)
-        if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy)
-            rcpt_failure_reported(m, &m->rcpts[i]) ? wanted++ : unwanted++;
-    if (unwanted > 0)
-        msg_drop_failed(m, 0, "delivery.dsn_not_requested",
-                        "NOTIFY asked for no failure DSN: none is sent");
-    if (wanted == 0)
-        return;
-    struct bounce *bo = xcalloc(1, sizeof *bo);
-    bo->m = m;
-    bo->to = xstrdup(m->sender[0] != '\0' ? m->sender : m->s->cfg->server.postmaster);
-    bo->rcpts = xmalloc(m->nrcpts * sizeof *bo->rcpts);
-    for (size_t i = 0; i < m->nrcpts; i++)
-        if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy) {
-            bo->rcpts[bo->nrcpts++] = i;
-            m->rcpts[i].busy = 1;
-        }
-    m->bouncing = 1;
-    msg_hold(m, 1);
-    spool_load(m->s->spool, m->id, bounce_on_original, bo);
-}
-
 /* After every change: bounce what failed, remove what is done, schedule what waits. */
 static void msg_settle(struct qmsg *m)
 {
     if (m->deleted)
         return;
-    int all_final = 1, failed = 0;
+    int all_final = 1, failed = 0, notices = 0;
     for (size_t i = 0; i < m->nrcpts; i++) {
         all_final &= rcpt_final(&m->rcpts[i]);
         failed |= m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy;
+        notices |= m->rcpts[i].relay_notice ||
+                   (m->rcpts[i].delay_owed > m->rcpts[i].delay_warned && !m->rcpts[i].busy &&
+                    m->rcpts[i].status == SPOOL_RCPT_DEFERRED);
     }
-    if (m->holds == 0 && all_final) {
+    if (m->holds == 0 && all_final && !notices) {
         msg_remove(m);
         return;
     }
     /* Like a queue manager's pass: the DSN waits until every attempt in flight for the message
      * has reported, so failures found together go out in one DSN. */
-    if (failed && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
+    if ((failed || notices) && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
         msg_bounce(m);
     msg_reschedule(m);
 }
@@ -1001,6 +745,7 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
         r->status = st->status;
         r->attempts = st->attempts;
         r->next_ms = st->next_attempt * 1000;
+        r->delay_warned = st->delay_warned;
         rcpt_parse_reply(r, st->reply, st->remote_mta);
     }
     strmap_put(&s->msgs, m->id, m);

@@ -17,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/smtp_addr.h"
 #include "lib/smtp_data.h"
+#include "lib/smtp_dsn.h"
 #include "lib/smtp_reply.h"
 #include "lib/stream.h"
 #include "lib/uvutil.h"
@@ -56,6 +57,8 @@ struct client_rcpt {
     enum rcpt_status status;
     struct smtp_client_outcome out; /* valid once DECIDED; out.text is `text` */
     char *text;                     /* owned */
+    unsigned notify;                /* RFC 3461 NOTIFY bits; 0: not given */
+    char *orcpt;                    /* RFC 3461 ORCPT "type;address", owned; NULL: not given */
 };
 
 struct client_tx {
@@ -64,6 +67,8 @@ struct client_tx {
     size_t nrcpts;
     const struct buf *body; /* borrowed until TX_DONE */
     unsigned flags;         /* SPOOL_ENV_* */
+    unsigned ret;           /* RFC 3461 RET (SMTP_DSN_RET_*); 0: not given */
+    char *envid;            /* RFC 3461 ENVID, owned; NULL: not given */
     size_t sent;            /* envelope commands written: 0 MAIL, 1..n RCPT, n + 1 DATA */
     size_t replied;         /* replies consumed, numbered the same way */
     size_t accepted;        /* recipients with 250/251 */
@@ -173,9 +178,11 @@ static void tx_free(struct client_tx *t)
     for (size_t i = 0; i < t->nrcpts; i++) {
         free(t->rcpts[i].addr);
         free(t->rcpts[i].text);
+        free(t->rcpts[i].orcpt);
     }
     free(t->rcpts);
     free(t->sender);
+    free(t->envid);
     free(t);
 }
 
@@ -184,8 +191,10 @@ static void tx_emit(struct smtp_client *c, struct client_tx *t,
                     const struct smtp_client_outcome *rest)
 {
     struct smtp_client_outcome *out = xcalloc(t->nrcpts ? t->nrcpts : 1, sizeof *out);
-    for (size_t i = 0; i < t->nrcpts; i++)
+    for (size_t i = 0; i < t->nrcpts; i++) {
         out[i] = t->rcpts[i].status == RCPT_DECIDED ? t->rcpts[i].out : *rest;
+        out[i].dsn_offered = (c->caps.ext & SMTP_EXT_DSN) != 0;
+    }
     c->cb(c, SMTP_CLIENT_TX_DONE, out, t->nrcpts, c->arg);
     free(out);
     tx_free(t);
@@ -195,7 +204,7 @@ static void tx_emit(struct smtp_client *c, struct client_tx *t,
 static void tx_finish(struct smtp_client *c)
 {
     static const struct smtp_client_outcome not_tried = {
-        451, "4.3.0", "MAIL FROM", 0, "transaction ended before this recipient was tried"};
+        451, "4.3.0", "MAIL FROM", 0, "transaction ended before this recipient was tried", 0};
     struct client_tx *t = c->tx;
     c->tx = NULL;
     c->had_tx = 1;
@@ -524,6 +533,30 @@ static void envelope_format_mail(struct smtp_client *c, struct buf *out)
         buf_append_str(out, " BODY=8BITMIME");
     if (t->flags & SPOOL_ENV_SMTPUTF8)
         buf_append_str(out, " SMTPUTF8");
+    if ((c->caps.ext & SMTP_EXT_DSN) && t->ret != SMTP_DSN_RET_NONE)
+        buf_append_str(out, t->ret == SMTP_DSN_RET_FULL ? " RET=FULL" : " RET=HDRS");
+    if ((c->caps.ext & SMTP_EXT_DSN) && t->envid != NULL) {
+        buf_append_str(out, " ENVID=");
+        smtp_xtext_encode(t->envid, strlen(t->envid), out);
+    }
+    buf_append_str(out, "\r\n");
+}
+
+/* RFC 3461 §5.2.1: to a server that offers DSN, NOTIFY and ORCPT go on as they came (ORCPT's
+ * address xtext-encoded again); none is made up when the client gave none. */
+static void envelope_format_rcpt(const struct smtp_client *c, const struct client_rcpt *rc,
+                                 struct buf *out)
+{
+    buf_printf(out, "RCPT TO:<%s>", rc->addr);
+    if ((c->caps.ext & SMTP_EXT_DSN) && rc->notify != 0) {
+        buf_append_str(out, " NOTIFY=");
+        smtp_dsn_notify_format(rc->notify, out);
+    }
+    const char *semi = rc->orcpt != NULL ? strchr(rc->orcpt, ';') : NULL;
+    if ((c->caps.ext & SMTP_EXT_DSN) && semi != NULL) {
+        buf_printf(out, " ORCPT=%.*s", (int)(semi + 1 - rc->orcpt), rc->orcpt);
+        smtp_xtext_encode(semi + 1, strlen(semi + 1), out);
+    }
     buf_append_str(out, "\r\n");
 }
 
@@ -554,7 +587,7 @@ static void envelope_enter(struct smtp_client *c)
         } else {
             if (!client_may_send(c, SMTP_CLIENT_PACE_RCPT))
                 break;
-            buf_printf(&out, "RCPT TO:<%s>\r\n", t->rcpts[t->sent - 1].addr);
+            envelope_format_rcpt(c, &t->rcpts[t->sent - 1], &out);
         }
         t->sent++;
     }
@@ -1030,10 +1063,15 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
     int unsendable = address_unsendable(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++) {
         t->rcpts[i].addr = xstrdup(tx->rcpts[i]);
+        t->rcpts[i].notify = tx->notify != NULL ? tx->notify[i] : 0;
+        if (tx->orcpt != NULL && tx->orcpt[i] != NULL)
+            t->rcpts[i].orcpt = xstrdup(tx->orcpt[i]);
         unsendable |= address_unsendable(tx->rcpts[i]);
     }
     t->body = tx->body;
     t->flags = tx->flags;
+    t->ret = tx->ret;
+    t->envid = tx->envid != NULL ? xstrdup(tx->envid) : NULL;
     tx_choose_smtputf8(c, t);
     t->wire_size = smtp_data_wire_size(t->body->data, t->body->len);
     t->chunked = c->chunking && (c->caps.ext & SMTP_EXT_CHUNKING);

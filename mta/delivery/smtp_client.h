@@ -67,6 +67,12 @@ struct smtp_client_tx {
     size_t nrcpts;
     const struct buf *body; /* as stored in the spool (header fields, blank line, body) */
     unsigned flags;         /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
+    /* RFC 3461, passed on (xtext-encoded) when the server offers DSN: RET and ENVID on MAIL,
+     * NOTIFY and ORCPT ("type;address", decoded) on each RCPT. 0 / NULL: not given. */
+    unsigned ret; /* SMTP_DSN_RET_* */
+    const char *envid;
+    const unsigned *notify;   /* tx.rcpts[i]'s NOTIFY bits, or NULL for none at all */
+    const char *const *orcpt; /* tx.rcpts[i]'s ORCPT, or NULL for none at all */
 };
 
 /* Why a recipient (or the connection) got the result it got. */
@@ -81,6 +87,8 @@ struct smtp_client_outcome {
                           lost connection, TLS required but not offered, message too big) */
     const char *text;  /* reply text (lines joined with "; ", made printable) or our reason;
                           valid during the callback */
+    int dsn_offered;   /* 1: the server offers DSN (RFC 3461), so it was given the recipient's
+                          DSN parameters and reports on it from now on */
 };
 
 enum smtp_client_event {

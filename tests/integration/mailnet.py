@@ -165,6 +165,7 @@ class Transaction:
         self.params = []         # MAIL parameters ("SIZE=...", "SMTPUTF8")
         self.mail_time = t
         self.rcpts = []          # (address, time, reply code)
+        self.rcpt_params = {}    # address -> its RCPT parameters ("NOTIFY=...", "ORCPT=...")
         self.data_raw = None     # bytes on the wire between the 354 and ".CRLF", still dot-stuffed
         self.data = None         # the same with dot-stuffing undone
         self.data_time = None
@@ -207,8 +208,8 @@ class Peer:
     rcpt: [(fnmatch pattern, reply)], first match wins, else "250 2.1.5 ok".
     data_cmd_reply: reply to DATA itself ("354 ..." by default); data_reply: to the end of data. defer_first: the first N RCPTs of each address get
         451. close_after_rcpts: the RCPT after the first N of a connection gets 421 and the
-        connection is closed. pipelining / starttls / smtputf8: advertised or not (STARTTLS needs
-        tls_context).
+        connection is closed. pipelining / starttls / smtputf8 / dsn: advertised or not (STARTTLS
+        needs tls_context).
     delay: seconds before each reply (a slow peer).
     rcpt_rate: (count, seconds): a rolling-window limit per client address, like a large
         provider's: a RCPT arriving when `count` RCPTs from that address already arrived within
@@ -221,7 +222,7 @@ class Peer:
     def __init__(self, name, address, greeting="220 {name} ESMTP peer", rcpt=(),
                  data_cmd_reply="354 go ahead", data_reply="250 2.0.0 ok", defer_first=0,
                  close_after_rcpts=None, pipelining=True, starttls=False, tls_context=None, delay=0.0,
-                 smtputf8=False, rcpt_rate=None, jitter=0.0, idle_close=None,
+                 smtputf8=False, dsn=False, rcpt_rate=None, jitter=0.0, idle_close=None,
                  idle_close_reply="421 4.4.2 idle too long, closing"):
         self.name = name
         self.address = address
@@ -235,6 +236,7 @@ class Peer:
         self.pipelining = pipelining
         self.starttls = starttls
         self.smtputf8 = smtputf8
+        self.dsn = dsn
         self.tls_context = tls_context
         self.delay = delay
         self.rcpt_rate = rcpt_rate
@@ -378,6 +380,7 @@ class Peer:
                     lines += ["PIPELINING"] if self.pipelining else []
                     lines += ["STARTTLS"] if self.starttls and not session.tls else []
                     lines += ["SMTPUTF8"] if self.smtputf8 else []
+                    lines += ["DSN"] if self.dsn else []
                 await reply("\r\n".join(["250-" + l for l in lines[:-1]] + ["250 " + lines[-1]]))
             elif verb == "STARTTLS" and self.starttls and not session.tls:
                 await reply("220 2.0.0 go ahead")
@@ -400,6 +403,7 @@ class Peer:
                 session_rcpts += 1
                 with self.lock:
                     tx.rcpts.append((address, time.time(), int(text[:3])))
+                    tx.rcpt_params[address] = arg[arg.find(">") + 1:].split()
                 await reply(text)
                 if text.startswith("421"):
                     return

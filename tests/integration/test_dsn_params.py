@@ -4,7 +4,8 @@ daemon and real SMTP peers on loopback (mailnet.py): NOTIFY=NEVER and NOTIFY wit
 failure DSN (and the drop is logged), NOTIFY=FAILURE and no NOTIFY do; ENVID comes back as
 Original-Envelope-Id and ORCPT as Original-Recipient, xtext-decoded; RET=FULL returns the whole
 message and RET=HDRS only its header section; and the parameters live in the spool, so they still
-hold after a restart. Each DSN is parsed with Python's email package.
+hold after a restart. A recipient with NOTIFY=DELAY still deferred at an age of delivery.delay_warning
+gets one delay DSN, not repeated after a restart. Each DSN is parsed with Python's email package.
 """
 import email
 
@@ -108,6 +109,40 @@ class DsnParams(MailNetCase):
         self.assertEqual(per_rcpt["gone2@dest.test"].get("Original-Recipient"), "rfc822;G2@dest.test")
         self.assertEqual([e["rcpt"] for e in self.d.events("delivery.dsn_not_requested")],
                          ["gone1@dest.test"])
+
+
+class DelayWarnings(MailNetCase):
+    """delivery.delay_warning: a recipient with NOTIFY=DELAY still deferred at a listed age gets one
+    delay DSN (Action: delayed) per age, never again after a restart; one without NOTIFY gets
+    none."""
+    setUp = DsnParams.setUp
+    submit = DsnParams.submit
+    the_dsn = DsnParams.the_dsn
+    rcpt_blocks = DsnParams.rcpt_blocks
+
+    def test_one_warning_per_age_across_a_restart(self):
+        # Three deferrals each, two seconds apart: the second one is past the 1s age.
+        self.dest = self.net.peer("mx.dest.test", defer_first=3)
+        self.net.mx("dest.test", self.dest, 10)
+        self.net.start()
+        cfg = self.net.sluice_config(retry=["2s"])
+        cfg["delivery"]["delay_warning"] = ["1s", "1h"]
+        self.d = self.start_sluice(config=cfg)
+        self.submit("ENVID=W1", [("late@dest.test", "NOTIFY=DELAY,FAILURE ORCPT=rfc822;L@dest.test"),
+                                 ("quiet@dest.test", "")], "slow")
+        self.wait(lambda: self.d.events("delivery.delay_notice"), 20, "a delay DSN")
+        self.assertEqual(self.d.stop(), 0)  # graceful: the step sent is on disk
+        self.d.restart()
+        self.wait(lambda: len(self.dest.delivered_rcpts()) == 2, 30, "both delivered")
+        self.assertTrue(self.d.events("delivery.deferred", run=2), "deferred after the restart")
+        msg, blocks = self.the_dsn()
+        self.assertEqual(msg["Subject"], "Delayed Mail (still being retried)")
+        self.assertEqual(blocks[0].get("Original-Envelope-Id"), "W1")
+        per_rcpt = self.rcpt_blocks(blocks)
+        self.assertEqual(list(per_rcpt), ["late@dest.test"])
+        self.assertEqual(per_rcpt["late@dest.test"].get("Action"), "delayed")
+        self.assertEqual(per_rcpt["late@dest.test"].get("Original-Recipient"), "rfc822;L@dest.test")
+        self.assertTrue(per_rcpt["late@dest.test"].get("Status").startswith("4."))
 
 
 if __name__ == "__main__":

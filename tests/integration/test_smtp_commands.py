@@ -41,7 +41,7 @@ class Commands(SluiceTestCase):
             self.assertTrue(r.lines[0].startswith(HOSTNAME), r)
             keywords = [line.upper() for line in r.lines[1:]]
             for kw in ("PIPELINING", "SIZE %d" % MAX_SIZE, "8BITMIME", "ENHANCEDSTATUSCODES",
-                       "SMTPUTF8", "HELP"):
+                       "SMTPUTF8", "DSN", "HELP"):
                 self.assertIn(kw, keywords, "EHLO keywords %r" % r.lines)
             # No certificate configured: STARTTLS is neither offered nor available.
             self.assertNotIn("STARTTLS", keywords)

@@ -277,6 +277,40 @@ static void test_delayed_and_utf8(void)
     buf_free(&out);
 }
 
+/* A success notice for a recipient passed on to a server without DSN: Action relayed, a 2.x.x
+ * status, the header section only even with RET=FULL (RFC 3461 §4.3). */
+static void test_relayed(void)
+{
+    const struct dsn_rcpt rcpts[] = {
+        {.rcpt = "bob@example.net",
+         .orcpt = "rfc822;Bob@example.net",
+         .action = DSN_ACTION_RELAYED,
+         .status = "2.0.0",
+         .remote_code = 250,
+         .diagnostic = "250 2.0.0 queued as 4F1"},
+    };
+    struct dsn_params p = params_base(rcpts, 1);
+    p.envid = "E7";
+    p.return_full = 1;
+    p.full_max = 1 << 20;
+    struct buf out = BUF_INIT;
+    CHECK_INT_EQ(dsn_build(&p, &out), 0);
+    const char *const want[] = {
+        "hdr.Subject=Successful Mail Delivery Report",
+        "hdr.Message-ID=<1700000000.Q2.relayed@mx.sluice.test>",
+        "msg.Original-Envelope-Id=E7",
+        "rcpt0.Original-Recipient=rfc822;Bob@example.net",
+        "rcpt0.Action=relayed",
+        "rcpt0.Status=2.0.0",
+        "text~was passed on to the recipients below",
+        "headers_type=text/rfc822-headers",
+        "headers!BODY-SECRET",
+        NULL,
+    };
+    CHECK_INT_EQ(python_check(&out, want), 0);
+    buf_free(&out);
+}
+
 /* RET=FULL: the whole message as message/rfc822 within the bound, the header section beyond it,
  * and never in a delay warning. */
 static void test_return_full(void)
@@ -337,6 +371,7 @@ int main(void)
     test_original_edges();
     test_delayed_and_utf8();
     test_return_full();
+    test_relayed();
     test_refusals();
     return check_report("test_dsn");
 }

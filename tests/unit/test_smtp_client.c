@@ -371,15 +371,23 @@ static const char *one_rcpt[] = {"c@peer.test"};
 static const char *two_rcpts[] = {"a@peer.test", "b@peer.test"};
 static const char *three_rcpts[] = {"a@peer.test", "b@peer.test", "c@peer.test"};
 static const char *four_rcpts[] = {"a@peer.test", "b@peer.test", "c@peer.test", "d@peer.test"};
-static const struct smtp_client_tx to_one = {"s@client.test", one_rcpt, 1, &small_body, 0};
-static const struct smtp_client_tx to_two = {"s@client.test", two_rcpts, 2, &small_body, 0};
-static const struct smtp_client_tx to_three = {"s@client.test", three_rcpts, 3, &small_body, 0};
-static const struct smtp_client_tx to_four = {"s@client.test", four_rcpts, 4, &small_body, 0};
+static const struct smtp_client_tx to_one = {
+    .sender = "s@client.test", .rcpts = one_rcpt, .nrcpts = 1, .body = &small_body, .flags = 0};
+static const struct smtp_client_tx to_two = {
+    .sender = "s@client.test", .rcpts = two_rcpts, .nrcpts = 2, .body = &small_body, .flags = 0};
+static const struct smtp_client_tx to_three = {
+    .sender = "s@client.test", .rcpts = three_rcpts, .nrcpts = 3, .body = &small_body, .flags = 0};
+static const struct smtp_client_tx to_four = {
+    .sender = "s@client.test", .rcpts = four_rcpts, .nrcpts = 4, .body = &small_body, .flags = 0};
 
 /* Two messages on one connection, the second from the null sender with BODY=8BITMIME. */
 static const struct smtp_client_tx two_messages[] = {
-    {"s@client.test", two_rcpts, 2, &small_body, 0},
-    {"", one_rcpt, 1, &small_body, SPOOL_ENV_8BITMIME},
+    {.sender = "s@client.test", .rcpts = two_rcpts, .nrcpts = 2, .body = &small_body, .flags = 0},
+    {.sender = "",
+     .rcpts = one_rcpt,
+     .nrcpts = 1,
+     .body = &small_body,
+     .flags = SPOOL_ENV_8BITMIME},
 };
 
 /* SMTPUTF8 needed: a UTF-8 local part in a recipient, UTF-8 header fields, a UTF-8 sender. */
@@ -387,42 +395,66 @@ static const char *utf8_local[] = {"a@xn--bcher-kva.test", "j\xc3\xb6rg@xn--bche
 static char utf8_header_text[] = "Subject: caf\xc3\xa9\r\n\r\nhello\r\n";
 static struct buf utf8_header = {utf8_header_text, sizeof utf8_header_text - 1, 0};
 static const char *ascii_rcpt[] = {"a@peer.test"};
-static const struct smtp_client_tx utf8_rcpt = {"s@client.test", utf8_local, 2, &small_body,
-                                                SPOOL_ENV_SMTPUTF8};
-static const struct smtp_client_tx utf8_headers = {"s@client.test", ascii_rcpt, 1, &utf8_header,
-                                                   SPOOL_ENV_SMTPUTF8 | SPOOL_ENV_8BITMIME};
-static const struct smtp_client_tx utf8_sender = {"j\xc3\xb6rg@client.test", ascii_rcpt, 1,
-                                                  &small_body, SPOOL_ENV_SMTPUTF8};
+static const struct smtp_client_tx utf8_rcpt = {.sender = "s@client.test",
+                                                .rcpts = utf8_local,
+                                                .nrcpts = 2,
+                                                .body = &small_body,
+                                                .flags = SPOOL_ENV_SMTPUTF8};
+static const struct smtp_client_tx utf8_headers = {.sender = "s@client.test",
+                                                   .rcpts = ascii_rcpt,
+                                                   .nrcpts = 1,
+                                                   .body = &utf8_header,
+                                                   .flags =
+                                                       SPOOL_ENV_SMTPUTF8 | SPOOL_ENV_8BITMIME};
+static const struct smtp_client_tx utf8_sender = {.sender = "j\xc3\xb6rg@client.test",
+                                                  .rcpts = ascii_rcpt,
+                                                  .nrcpts = 1,
+                                                  .body = &small_body,
+                                                  .flags = SPOOL_ENV_SMTPUTF8};
 
 /* SMTPUTF8 only for internationalized domains, stored as A-labels. */
 static const char *idn_rcpt[] = {"a@xn--bcher-kva.test"};
-static const struct smtp_client_tx idn_only = {"s@xn--mnchen-3ya.test", idn_rcpt, 1, &small_body,
-                                               SPOOL_ENV_SMTPUTF8};
+static const struct smtp_client_tx idn_only = {.sender = "s@xn--mnchen-3ya.test",
+                                               .rcpts = idn_rcpt,
+                                               .nrcpts = 1,
+                                               .body = &small_body,
+                                               .flags = SPOOL_ENV_SMTPUTF8};
 static const char *utf8_rcpts[] = {"j\xc3\xb6rg@xn--bcher-kva.test", "b@[IPv6:2001:db8::1]",
                                    "c@peer.test"};
-static const struct smtp_client_tx utf8_mixed = {"s@xn--mnchen-3ya.test", utf8_rcpts, 3,
-                                                 &small_body, SPOOL_ENV_SMTPUTF8};
+static const struct smtp_client_tx utf8_mixed = {.sender = "s@xn--mnchen-3ya.test",
+                                                 .rcpts = utf8_rcpts,
+                                                 .nrcpts = 3,
+                                                 .body = &small_body,
+                                                 .flags = SPOOL_ENV_SMTPUTF8};
 /* Five labels of twenty U+4F8B: 141 octets as A-labels, 311 as U-labels, past what a path may
  * hold (RFC 5321 §4.5.3.1.3), so the A-labels go. */
 static const char *long_idn_rcpt[] = {"d@xn--fsqaaaaaaaaaaaaaaaaaaa.xn--fsqaaaaaaaaaaaaaaaaaaa."
                                       "xn--fsqaaaaaaaaaaaaaaaaaaa.xn--fsqaaaaaaaaaaaaaaaaaaa."
                                       "xn--fsqaaaaaaaaaaaaaaaaaaa.test"};
-static const struct smtp_client_tx long_idn = {"s@client.test", long_idn_rcpt, 1, &small_body,
-                                               SPOOL_ENV_SMTPUTF8};
+static const struct smtp_client_tx long_idn = {.sender = "s@client.test",
+                                               .rcpts = long_idn_rcpt,
+                                               .nrcpts = 1,
+                                               .body = &small_body,
+                                               .flags = SPOOL_ENV_SMTPUTF8};
 
 static char text_8bit[] = "Subject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0\r\n";
 static struct buf body_8bit = {text_8bit, sizeof text_8bit - 1, 0};
-static const struct smtp_client_tx eight_bit = {"s@client.test", two_rcpts, 2, &body_8bit,
-                                                SPOOL_ENV_8BITMIME};
+static const struct smtp_client_tx eight_bit = {.sender = "s@client.test",
+                                                .rcpts = two_rcpts,
+                                                .nrcpts = 2,
+                                                .body = &body_8bit,
+                                                .flags = SPOOL_ENV_8BITMIME};
 
 /* Bare LF and CR, and lines that start with a dot. */
 static char raw_text[] = "Subject: t\n\n.hello\r\nbare\rcr\n..x\n.\nend";
 static struct buf raw_body = {raw_text, sizeof raw_text - 1, 0};
-static const struct smtp_client_tx unencoded = {"s@client.test", one_rcpt, 1, &raw_body, 0};
+static const struct smtp_client_tx unencoded = {
+    .sender = "s@client.test", .rcpts = one_rcpt, .nrcpts = 1, .body = &raw_body, .flags = 0};
 
 /* A body of several chunks (300 KiB), written by main() before the cases run. */
 static struct buf large_body = BUF_INIT;
-static const struct smtp_client_tx large = {"s@client.test", one_rcpt, 1, &large_body, 0};
+static const struct smtp_client_tx large = {
+    .sender = "s@client.test", .rcpts = one_rcpt, .nrcpts = 1, .body = &large_body, .flags = 0};
 
 /* Hostile peers' scripts, written by main(): a greeting line that never ends, and an EHLO reply
  * of 300 lines. */

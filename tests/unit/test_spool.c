@@ -457,8 +457,8 @@ static void test_rcpt_state(void)
     commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
 
     struct spool_rcpt_update first[] = {
-        {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 4.7.1 try later", "mx.example.com"},
-        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, NULL, NULL},
+        {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 4.7.1 try later", "mx.example.com", 0},
+        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, NULL, NULL, 0},
     };
     CHECK_INT_EQ(update_sync(sp, id, first, 2), 0);
     struct stat st;
@@ -474,8 +474,8 @@ static void test_rcpt_state(void)
     buf_append_str(&longreply, "550 5.1.1 no\r\nsuch user ");
     while (longreply.len < 1500)
         buf_append_str(&longreply, "x");
-    struct spool_rcpt_update second = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "421 busy", NULL};
-    struct spool_rcpt_update third = {1, SPOOL_RCPT_DELIVERED, 2, 0, "250 2.0.0 ok", NULL};
+    struct spool_rcpt_update second = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "421 busy", NULL, 0};
+    struct spool_rcpt_update third = {1, SPOOL_RCPT_DELIVERED, 2, 0, "250 2.0.0 ok", NULL, 0};
     struct spool_rcpt_update fourth = {.status = SPOOL_RCPT_FAILED,
                                        .attempts = 3,
                                        .reply = longreply.data,
@@ -512,7 +512,7 @@ static void test_rcpt_state(void)
     seen_free(&seen);
 
     /* Once every recipient is final, the next recovery removes the message and its states. */
-    struct spool_rcpt_update bounced = {0, SPOOL_RCPT_BOUNCED, 3, 0, "dsn sent", NULL};
+    struct spool_rcpt_update bounced = {0, SPOOL_RCPT_BOUNCED, 3, 0, "dsn sent", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &bounced, 1), 0);
     spool_close(sp);
     sp = open_spool(dir);
@@ -540,7 +540,8 @@ static void test_foreign_state_entries(void)
     char id[3][SPOOL_ID_MAX + 1], path[4096], outside[4096];
     for (int i = 0; i < 3; i++)
         commit_with_prefix(sp, &env_full, NULL, "x\r\n", id[i]);
-    struct spool_rcpt_update deferred = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", NULL};
+    struct spool_rcpt_update deferred = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", NULL,
+                                         0};
     for (int i = 0; i < 3; i++)
         CHECK_INT_EQ(update_sync(sp, id[i], &deferred, 1), 0);
     spool_close(sp);
@@ -579,8 +580,8 @@ static void test_torn_tail(void)
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
-    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL};
-    struct spool_rcpt_update b = {0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second", NULL};
+    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL, 0};
+    struct spool_rcpt_update b = {0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
     long good = file_size(dir, "state", id);
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), 0);
@@ -605,7 +606,7 @@ static void test_torn_tail(void)
     CHECK_STR_EQ(seen.state[0].data, "1/1/1700000600/451 first;");
     seen_free(&seen);
     CHECK_INT_EQ(file_size(dir, "state", id), good);
-    struct spool_rcpt_update c = {0, SPOOL_RCPT_DEFERRED, 2, 1700009999, "452 third", NULL};
+    struct spool_rcpt_update c = {0, SPOOL_RCPT_DEFERRED, 2, 1700009999, "452 third", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
     CHECK_STR_EQ(l.state.data, "1/2/1700009999/452 third;");
@@ -637,7 +638,7 @@ static void test_many_updates(void)
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++) {
         struct spool_rcpt_update u = {
-            0, SPOOL_RCPT_DEFERRED, (unsigned)i + 1, 1700000000 + i, "451 later", NULL};
+            0, SPOOL_RCPT_DEFERRED, (unsigned)i + 1, 1700000000 + i, "451 later", NULL, 0};
         spool_rcpt_update(sp, ids[i], &u, 1, op_on_done, &r[i]);
     }
     int calls = 0;
@@ -673,7 +674,7 @@ static void test_failed_append(void)
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
-    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL};
+    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
     long good = file_size(dir, "state", id);
 
@@ -683,13 +684,13 @@ static void test_failed_append(void)
     limit.rlim_cur = (rlim_t)good + 10;
     signal(SIGXFSZ, SIG_IGN);
     CHECK(setrlimit(RLIMIT_FSIZE, &limit) == 0);
-    struct spool_rcpt_update b = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "452 second", NULL};
+    struct spool_rcpt_update b = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "452 second", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), -EFBIG);
     CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
     signal(SIGXFSZ, SIG_DFL);
     CHECK_INT_EQ(file_size(dir, "state", id), good);
 
-    struct spool_rcpt_update c = {0, SPOOL_RCPT_DELIVERED, 3, 0, "250 third", NULL};
+    struct spool_rcpt_update c = {0, SPOOL_RCPT_DELIVERED, 3, 0, "250 third", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
     CHECK_STR_EQ(l.state.data, "2/3/0/250 third;");
@@ -705,7 +706,7 @@ static void test_remove(void)
     char id[SPOOL_ID_MAX + 1], kept[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
     commit_with_prefix(sp, &env_full, NULL, "y\r\n", kept);
-    struct spool_rcpt_update u = {0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok", NULL};
+    struct spool_rcpt_update u = {0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &u, 1), 0);
     CHECK(path_exists(dir, "state", id));
 
@@ -891,10 +892,10 @@ static void test_state_remote_mta(void)
     while (longreply.len < SPOOL_REPLY_MAX + 10)
         buf_append_str(&longreply, "r");
     struct spool_rcpt_update ups[] = {
-        {0, SPOOL_RCPT_FAILED, 2, 0, "550 5.1.1 no such user", "mx.example.net"},
-        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", "mx\r\nevil"},
-        {2, SPOOL_RCPT_FAILED, 1, 0, longreply.data, longhost.data},
-        {3, SPOOL_RCPT_FAILED, 1, 0, "local reason", ""},
+        {0, SPOOL_RCPT_FAILED, 2, 0, "550 5.1.1 no such user", "mx.example.net", 0},
+        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", "mx\r\nevil", 2},
+        {2, SPOOL_RCPT_FAILED, 1, 0, longreply.data, longhost.data, 0},
+        {3, SPOOL_RCPT_FAILED, 1, 0, "local reason", "", 0},
     };
     buf_reset(&file);
     spool_state_encode(ups, 4, &file);
@@ -905,13 +906,18 @@ static void test_state_remote_mta(void)
     CHECK_STR_EQ(st.rcpts[0].reply, "550 5.1.1 no such user");
     CHECK_STR_EQ(st.rcpts[0].remote_mta, "mx.example.net");
     CHECK_STR_EQ(st.rcpts[1].remote_mta, "mx  evil");
+    /* The delay DSNs sent ride in a record of their own that leaves the state as it was. */
+    CHECK_INT_EQ(st.rcpts[1].delay_warned, 2);
+    CHECK_INT_EQ(st.rcpts[1].status, SPOOL_RCPT_DEFERRED);
+    CHECK_STR_EQ(st.rcpts[1].reply, "451 later");
+    CHECK_INT_EQ(st.rcpts[0].delay_warned, 0);
     CHECK_INT_EQ(strlen(st.rcpts[2].reply), SPOOL_REPLY_MAX);
     CHECK_INT_EQ(strlen(st.rcpts[2].remote_mta), SPOOL_REMOTE_MTA_MAX);
     CHECK_STR_EQ(st.rcpts[3].reply, "local reason");
     CHECK_STR_EQ(st.rcpts[3].remote_mta, "");
 
     /* A later record without a host clears it. */
-    struct spool_rcpt_update local = {0, SPOOL_RCPT_BOUNCED, 2, 0, "dsn sent", NULL};
+    struct spool_rcpt_update local = {0, SPOOL_RCPT_BOUNCED, 2, 0, "dsn sent", NULL, 0};
     buf_reset(&file);
     spool_state_encode(&local, 1, &file);
     spool_state_feed(&st, file.data, file.len);

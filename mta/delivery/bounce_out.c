@@ -1,0 +1,302 @@
+/*
+ * The DSNs the scheduler owes: when recipients of a queued message failed, one report (RFC 3464)
+ * to the sender, or to server.postmaster for a null-sender message within its quota, honouring
+ * each recipient's NOTIFY (RFC 3461); the report is spooled as a new message and the recipients
+ * are marked BOUNCED. Recipients delivered with NOTIFY=SUCCESS to a server that does not offer DSN
+ * get a notice of their own (Action: relayed), and deferred ones with NOTIFY=DELAY a warning at
+ * each age of delivery.delay_warning (Action: delayed). Called by scheduler.c when a message
+ * settles.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/smtp_dsn.h"
+#include "lib/xalloc.h"
+#include "mta/delivery/bounce_category.h"
+#include "mta/delivery/dsn.h"
+#include "mta/delivery/postmaster.h"
+#include "mta/delivery/sched_int.h"
+#include "spool/envelope.h"
+
+struct bounce {
+    struct qmsg *m;
+    char *to; /* the sender, or server.postmaster for a double bounce */
+    size_t *rcpts;
+    size_t nrcpts;
+    char *dsn_id;
+    enum dsn_action action; /* FAILED, or RELAYED for success notices */
+};
+
+static void bounce_free(struct bounce *bo)
+{
+    free(bo->to);
+    free(bo->rcpts);
+    free(bo->dsn_id);
+    free(bo);
+}
+
+/* A notice's recipients owe nothing more: it is out (a success notice), or could not be written
+ * (a notice is not worth keeping the message or the recipient for; a delay warning waits for
+ * the next step). */
+static void bounce_settle_notices(struct bounce *bo)
+{
+    for (size_t i = 0; i < bo->nrcpts; i++) {
+        struct rcpt *r = &bo->m->rcpts[bo->rcpts[i]];
+        r->relay_notice = 0;
+        if (bo->action == DSN_ACTION_DELAYED)
+            r->delay_owed = r->delay_warned;
+        r->busy = 0;
+    }
+}
+
+/* The DSN could not be written: failed recipients stay FAILED and are reported again at
+ * restart. */
+static void bounce_abandon(struct bounce *bo, const char *why)
+{
+    struct qmsg *m = bo->m;
+    log_msg(LOG_ERROR, "delivery.bounce_failed", "queue id %s: cannot write the DSN: %s", m->id,
+            why);
+    if (bo->action != DSN_ACTION_FAILED) {
+        bounce_settle_notices(bo);
+        m->bouncing = 0;
+    }
+    bounce_free(bo);
+    msg_release(m, 1);
+}
+
+/* The DSN's envelope: from the null sender to the original's sender. */
+static void dsn_envelope(const struct qmsg *m, const char **rcpt, struct spool_envelope *env)
+{
+    *env = (struct spool_envelope){
+        .sender = "",
+        .rcpts = rcpt,
+        .nrcpts = 1,
+        .client_addr = "127.0.0.1",
+        .helo = m->s->cfg->server.hostname,
+        .listener = "bounce",
+        .received_at = wall_ms() / 1000,
+        .flags = m->flags & (SPOOL_ENV_SMTPUTF8 | SPOOL_ENV_8BITMIME), /* RET=FULL's body */
+    };
+}
+
+static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
+{
+    struct bounce *bo = arg;
+    struct qmsg *m = bo->m;
+    struct scheduler *s = m->s;
+    if (status < 0) {
+        bounce_abandon(bo, strerror(-status));
+        return;
+    }
+    const char *rcpt = bo->to;
+    struct spool_envelope env;
+    dsn_envelope(m, &rcpt, &env);
+    struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
+    struct logrec r;
+    log_begin(&r, LOG_INFO,
+              bo->action == DSN_ACTION_RELAYED   ? "delivery.relayed_notice"
+              : bo->action == DSN_ACTION_DELAYED ? "delivery.delay_notice"
+                                                 : "delivery.bounce");
+    log_str(&r, "queue_id", m->id);
+    log_str(&r, "dsn_queue_id", entry.id);
+    log_str(&r, "to", bo->to);
+    log_bool(&r, "double_bounce", m->sender[0] == '\0');
+    log_int(&r, "rcpts", (long long)bo->nrcpts);
+    log_end(&r);
+    scheduler_add(s, &entry);
+
+    if (bo->action == DSN_ACTION_RELAYED) {
+        bounce_settle_notices(bo);
+    } else {
+        struct update_batch *b = update_batch_new(m, bo->nrcpts);
+        for (size_t i = 0; i < bo->nrcpts; i++) {
+            struct rcpt *rc = &m->rcpts[bo->rcpts[i]];
+            if (bo->action == DSN_ACTION_DELAYED) {
+                rc->delay_warned = rc->delay_owed; /* the step goes to the spool with it */
+                update_batch_add(b, bo->rcpts[i], rc->status, rc->attempts, rc->next_ms);
+            } else {
+                update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
+            }
+        }
+        update_batch_write(b);
+    }
+    bounce_free(bo);
+    m->bouncing = 0;
+    msg_release(m, 1);
+}
+
+static void bounce_on_original(int status, const struct spool_entry *entry, struct buf *body,
+                               const char *why, void *arg)
+{
+    (void)entry;
+    struct bounce *bo = arg;
+    struct qmsg *m = bo->m;
+    struct scheduler *s = m->s;
+    if (status < 0) {
+        m->bouncing = 0;
+        bounce_abandon(bo, why != NULL ? why : strerror(-status));
+        return;
+    }
+    struct dsn_rcpt *reports = xcalloc(bo->nrcpts, sizeof *reports);
+    struct buf *diagnostics = xcalloc(bo->nrcpts, sizeof *diagnostics);
+    for (size_t i = 0; i < bo->nrcpts; i++) {
+        const struct rcpt *r = &m->rcpts[bo->rcpts[i]];
+        if (r->code != 0)
+            buf_printf(&diagnostics[i], "%d %s%s%s", r->code, r->enhanced,
+                       r->enhanced[0] ? " " : "", r->text != NULL ? r->text : "");
+        reports[i] = (struct dsn_rcpt){
+            .rcpt = r->addr,
+            .orcpt = r->orcpt,
+            .action = bo->action,
+            .status = r->enhanced,
+            .remote_code = r->mta != NULL ? r->code : 0,
+            .remote_mta = r->mta,
+            .diagnostic = diagnostics[i].data != NULL ? diagnostics[i].data : "unknown failure",
+            .last_attempt = wall_ms() / 1000,
+            .category =
+                bo->action != DSN_ACTION_FAILED
+                    ? NULL
+                    : bounce_category_name(bounce_category_of(r->code, r->enhanced, r->text)),
+        };
+    }
+    struct dsn_params params = {
+        .reporting_mta = s->cfg->server.hostname,
+        .queue_id = m->id,
+        .envid = m->envid,
+        .sender = bo->to,
+        .arrival = m->received_ms / 1000,
+        .now = wall_ms() / 1000,
+        .rcpts = reports,
+        .nrcpts = bo->nrcpts,
+        .original = body->data != NULL ? body->data : "",
+        .original_len = body->len,
+        .return_full = m->ret == SMTP_DSN_RET_FULL,
+        .full_max = s->cfg->delivery.dsn_return_max,
+        .boundary_seed = m->id,
+    };
+    struct buf dsn = BUF_INIT;
+    int rc = dsn_build(&params, &dsn);
+    for (size_t i = 0; i < bo->nrcpts; i++)
+        buf_free(&diagnostics[i]);
+    free(diagnostics);
+    free(reports);
+    if (rc < 0) {
+        buf_free(&dsn);
+        m->bouncing = 0;
+        bounce_abandon(bo, "the DSN could not be built");
+        return;
+    }
+    const char *rcpt = bo->to;
+    struct spool_envelope env;
+    dsn_envelope(m, &rcpt, &env);
+    struct spool_msg *msg = spool_msg_new(s->spool, &env);
+    if (msg == NULL) {
+        buf_free(&dsn);
+        m->bouncing = 0;
+        bounce_abandon(bo, "no queue file");
+        return;
+    }
+    spool_msg_append(msg, dsn.data, dsn.len, NULL, NULL);
+    buf_free(&dsn);
+    spool_msg_commit(msg, bounce_on_committed, bo);
+}
+
+/* Why a failed null-sender message (a DSN: RFC 5321 §6.1 forbids a DSN to it) is not reported to
+ * the postmaster, or NULL when it is. */
+static const char *double_bounce_drop_reason(struct qmsg *m)
+{
+    int to_postmaster = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        to_postmaster |= m->rcpts[i].status == SPOOL_RCPT_FAILED &&
+                         postmaster_is_mailbox(m->s->cfg, m->rcpts[i].addr);
+    return postmaster_report_refusal(m->s->cfg, &m->s->postmaster, to_postmaster, wall_ms());
+}
+
+/* A failed recipient that gets a DSN: one of a null-sender message (its report goes to the
+ * postmaster, or nowhere) or one whose NOTIFY, when given, asks for failures (RFC 3461 §4.1). */
+static int rcpt_failure_reported(const struct qmsg *m, const struct rcpt *r)
+{
+    return m->sender[0] == '\0' || r->notify == 0 || (r->notify & SMTP_DSN_NOTIFY_FAILURE);
+}
+
+/* Marks the failed recipients BOUNCED without a DSN (all, or those whose NOTIFY asked for none);
+ * the log is the only place that says so, and why. */
+static void msg_drop_failed(struct qmsg *m, int all, const char *event, const char *why)
+{
+    struct update_batch *b = update_batch_new(m, m->nrcpts);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (r->status != SPOOL_RCPT_FAILED || r->busy || (!all && rcpt_failure_reported(m, r)))
+            continue;
+        struct logrec rec;
+        log_begin(&rec, LOG_WARN, event);
+        log_str(&rec, "queue_id", m->id);
+        log_str(&rec, "rcpt", r->addr);
+        log_str(&rec, "msg", why);
+        log_end(&rec);
+        update_batch_add(b, i, SPOOL_RCPT_BOUNCED, r->attempts, 0);
+    }
+    update_batch_write(b);
+}
+
+/* Whether the recipient is one a report of this action is for (and none is under way). */
+static int rcpt_owed(const struct rcpt *r, enum dsn_action action)
+{
+    if (r->busy)
+        return 0;
+    if (action == DSN_ACTION_DELAYED)
+        return r->status == SPOOL_RCPT_DEFERRED && r->delay_owed > r->delay_warned;
+    return action == DSN_ACTION_RELAYED ? r->relay_notice : r->status == SPOOL_RCPT_FAILED;
+}
+
+/* Reads the original's header section (or all of it, for RET=FULL), builds the report for the
+ * recipients it is owed to and spools it with a null sender. */
+static void bounce_start(struct qmsg *m, enum dsn_action action)
+{
+    struct bounce *bo = xcalloc(1, sizeof *bo);
+    bo->m = m;
+    bo->action = action;
+    bo->to = xstrdup(m->sender[0] != '\0' ? m->sender : m->s->cfg->server.postmaster);
+    bo->rcpts = xmalloc(m->nrcpts * sizeof *bo->rcpts);
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (rcpt_owed(&m->rcpts[i], action)) {
+            bo->rcpts[bo->nrcpts++] = i;
+            m->rcpts[i].busy = 1;
+        }
+    m->bouncing = 1;
+    msg_hold(m, 1);
+    spool_load(m->s->spool, m->id, bounce_on_original, bo);
+}
+
+/* Failed recipients owe the sender one DSN (RFC 3464), or the postmaster when the sender is null,
+ * and are marked BOUNCED once it is spooled; after them, success notices go out, then delay
+ * warnings (whose step is recorded in the spool, so a restart does not repeat them). */
+void msg_bounce(struct qmsg *m)
+{
+    size_t failed = 0, relayed = 0, delayed = 0;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        failed += rcpt_owed(&m->rcpts[i], DSN_ACTION_FAILED);
+        relayed += rcpt_owed(&m->rcpts[i], DSN_ACTION_RELAYED);
+        delayed += rcpt_owed(&m->rcpts[i], DSN_ACTION_DELAYED);
+    }
+    if (failed == 0) {
+        if (relayed > 0 || delayed > 0)
+            bounce_start(m, relayed > 0 ? DSN_ACTION_RELAYED : DSN_ACTION_DELAYED);
+        return;
+    }
+    const char *drop = m->sender[0] == '\0' ? double_bounce_drop_reason(m) : NULL;
+    if (drop != NULL) {
+        msg_drop_failed(m, 1, "delivery.double_bounce", drop);
+        return;
+    }
+    size_t wanted = 0, unwanted = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].status == SPOOL_RCPT_FAILED && !m->rcpts[i].busy)
+            rcpt_failure_reported(m, &m->rcpts[i]) ? wanted++ : unwanted++;
+    if (unwanted > 0)
+        msg_drop_failed(m, 0, "delivery.dsn_not_requested",
+                        "NOTIFY asked for no failure DSN: none is sent");
+    if (wanted > 0)
+        bounce_start(m, DSN_ACTION_FAILED);
+}
