@@ -82,6 +82,11 @@ static const struct log_event log_event_table[] = {
      "queue_id, from, rcpt, mx, code, enhanced, stage, remote, reply, class, category, attempts, "
      "delay_ms, retry_in_ms",
      "A recipient got a temporary failure and will be tried again in `retry_in_ms`."},
+    {"delivery.delay_notice", "info",
+     "queue_id, dsn_queue_id, to, double_bounce, rcpts",
+     "A delay warning (RFC 3464 `Action: delayed`) for `rcpts` recipients that asked for one "
+     "(`NOTIFY=DELAY`) and are still deferred past an age of `delivery.delay_warning` was queued "
+     "as `dsn_queue_id`."},
     {"delivery.delivered", "info",
      "queue_id, from, rcpt, mx, code, enhanced, stage, remote, reply, attempts, delay_ms",
      "A recipient was accepted by the receiving server."},
@@ -111,6 +116,11 @@ static const struct log_event log_event_table[] = {
      "destination, egress, connections, level_permille, rate, rate_period_ms, "
      "messages_per_connection, recipients_per_connection, reason, msg",
      "An egress address is back at the destination's own limits."},
+    {"delivery.relayed_notice", "info",
+     "queue_id, dsn_queue_id, to, double_bounce, rcpts",
+     "A success notice (`Action: relayed`) for `rcpts` recipients that asked for one "
+     "(`NOTIFY=SUCCESS`) and were delivered to a server that does not offer DSN was queued as "
+     "`dsn_queue_id`."},
     {"delivery.resume", "info",
      "destination, egress, reason, msg",
      "A suspension ended (a rule's, when mail is next dispatched) or `sluice queue resume` lifted "
