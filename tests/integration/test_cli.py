@@ -89,6 +89,7 @@ HELP_MENTIONS = {
     "run": "SIGHUP", "check-config": "file:line:column", "config-keys": "default",
     "queue": "--json", "relay-test": "--local-domain", "explain": "--rcpt ADDRESS",
     "dkim": "--algorithm A", "doctor": "--json", "version": "VERSION",
+    "audit-mx": "--ns-port N",
 }
 
 
