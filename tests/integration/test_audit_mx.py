@@ -138,6 +138,8 @@ class AuditMxTest(SluiceTestCase):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all(self.ns_answers(a) for a in self.ns_addrs):
             time.sleep(0.05)
+        self.assertTrue(all(self.ns_answers(a) for a in self.ns_addrs),
+                        "a name server did not start on port %d" % self.ns_port)
 
     def ns_answers(self, address):
         query = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05audit\x04test\x00\x00\x0f\x00\x01"
