@@ -28,8 +28,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="sluice-completion-") as tmp:
         open(os.path.join(tmp, "site.yaml"), "w").close()
         cases = [
-            ("sluice ", ["--help", "--version", "check-config", "config-keys", "dkim", "doctor",
-                         "explain", "help", "log-events", "queue", "relay-test", "run",
+            ("sluice ", ["--help", "--version", "audit-mx", "check-config", "config-keys", "dkim",
+                         "doctor", "explain", "help", "log-events", "queue", "relay-test", "run",
                          "version"]),
             ("sluice q", ["queue"]),
             ("sluice queue ", ["delete", "list", "resume", "retry", "show", "suspend"]),
@@ -40,6 +40,7 @@ def main():
             ("sluice dkim keygen --a", ["--algorithm"]),
             ("sluice explain --r", ["--rcpt"]),
             ("sluice doctor --", ["--config", "--help", "--json", "--watch"]),
+            ("sluice audit-mx --n", ["--ns-port"]),
             ("sluice help sluice", ["sluice", "sluice.yaml"]),
             ("sluice help --roff ", ["sluice", "sluice.yaml"]),
             ("sluice run -c %s/si" % tmp, ["%s/site.yaml" % tmp]),

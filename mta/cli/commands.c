@@ -93,6 +93,26 @@ const struct command commands[] = {
      "  --json              the rows as a JSON array of objects\n"
      "  --watch INTERVAL    run again every INTERVAL (30s, 10m, 1h) until SIGTERM,\n"
      "                      logging each row whose status changed as an event\n"},
+    {"audit-mx", cmd_audit_mx, "audit every MX of a domain from outside",
+     "audit-mx [-c FILE | --dns SERVER[:PORT]] [--json] DOMAIN...",
+     "Finds each DOMAIN's name servers (the NS set from the resolver, and the NS set\n"
+     "each of them serves), asks each one directly (no recursion) for the MX set and\n"
+     "reports disagreements. Then every address (A and AAAA) of every MX host is\n"
+     "probed from outside: banner, EHLO capabilities, the certificate after STARTTLS,\n"
+     "the relay battery of `sluice relay-test HOST:PORT`, and RCPT to an unknown\n"
+     "recipient; each MX is judged against the primary (lowest preference): a backup\n"
+     "that accepts what the primary refuses is the hole. One row per MX with its\n"
+     "verdict and a summary naming the weakest, in doctor's table. Never sends DATA.\n"
+     "Exit status: 0 clean, 1 an MX relays or is weaker than the primary, or the name\n"
+     "servers disagree, 2 usage or configuration error.\n\noptions:\n"
+     "  --dns SERVER[:PORT] the resolver to ask for the NS set and addresses\n"
+     "                      (default: dns.servers of -c FILE, else /etc/resolv.conf)\n"
+     "  -c, --config FILE   take the resolver from this configuration's dns.servers\n"
+     "  --port N            the SMTP port to probe (default 25)\n"
+     "  --ns-port N         the port the name servers are asked on (default 53)\n"
+     "  --timeout SECONDS   bound on the whole audit (default 300)\n"
+     "  --helo NAME         the EHLO name (default: this host's name)\n"
+     "  --json              the rows as a JSON array of objects\n"},
     {"version", cmd_version, "print the version", "version", "Prints \"sluice VERSION\".\n"},
 };
 const size_t ncommands = ARRAY_LEN(commands);

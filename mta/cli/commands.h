@@ -22,6 +22,7 @@ int cmd_relay_test(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_dkim(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_audit_mx(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 struct command {
