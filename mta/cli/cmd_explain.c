@@ -22,6 +22,7 @@
 #include "lib/xalloc.h"
 #include "mta/cli/commands.h"
 #include "mta/config_load.h"
+#include "mta/server/smtp_tx_dsn.h"
 #include "policy/dnsbl.h"
 #include "policy/rcpt_policy.h"
 #include "policy/recipients.h"
@@ -437,8 +438,23 @@ static int explain_envelope(const struct explain_args *a, const struct config *c
         return 0;
     }
 
+    /* DSN parameters are the session's, as in smtp_server_tx.c: the policy sees the path alone. */
+    struct smtp_slice rcpt = {rcpt_arg, strlen(rcpt_arg)};
+    struct smtp_tx_dsn dsn = {0};
+    const char *why;
+    int bad_dsn = smtp_tx_dsn_rcpt_arg(&dsn, &rcpt, &why) < 0;
+    smtp_tx_dsn_free(&dsn);
+    if (bad_dsn) {
+        struct policy_decision bad = {.verdict = POLICY_REJECT,
+                                      .code = 501,
+                                      .enhanced = "5.5.4",
+                                      .text = why,
+                                      .rule = "builtin.address_syntax"};
+        print_decision(&bad);
+        return 0;
+    }
     struct rcpt_decision r;
-    rcpt_policy_decide(f, (struct smtp_slice){rcpt_arg, strlen(rcpt_arg)}, &r);
+    rcpt_policy_decide(f, rcpt, &r);
     if (r.outcome == RCPT_NEED_VERIFY)
         printf("  verify: %s is asked; explain does not ask, and assumes it accepts\n",
                r.verify_domain->deliver_to);

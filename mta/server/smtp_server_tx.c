@@ -465,23 +465,15 @@ static int rcpt_verify(struct smtp_session *s, const struct config_domain *dom, 
 }
 
 /* RCPT's DSN parameters (RFC 3461) are the session's: they are kept for the recipient, and the
- * policy sees the path alone. Returns -1 after replying to a bad one; other parameters stay in
- * arg for the policy to refuse. */
+ * policy sees the path alone. Returns -1 after replying to a bad one. */
 static int rcpt_dsn_params(struct smtp_session *s, struct smtp_slice *arg)
 {
-    struct smtp_path_args args;
-    if (smtp_cmd_parse_path_args(*arg, "TO:", &args) < 0)
-        args.nparams = 0; /* the policy answers the syntax; the last RCPT's are forgotten */
     const char *why;
-    int rc = smtp_tx_dsn_rcpt_params(&s->tx->dsn, &args, &why);
-    if (rc < 0) {
-        smtp_reply(s, 501, "5.5.4", "%s", why);
-        smtp_peer_error(s);
-        return -1;
-    }
-    if (rc > 0 && args.nparams > 0)
-        arg->len = (size_t)(args.path.ptr + args.path.len - arg->ptr);
-    return 0;
+    if (smtp_tx_dsn_rcpt_arg(&s->tx->dsn, arg, &why) == 0)
+        return 0;
+    smtp_reply(s, 501, "5.5.4", "%s", why);
+    smtp_peer_error(s);
+    return -1;
 }
 
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)

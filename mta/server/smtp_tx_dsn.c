@@ -70,6 +70,19 @@ bad:
     return -1;
 }
 
+int smtp_tx_dsn_rcpt_arg(struct smtp_tx_dsn *d, struct smtp_slice *arg, const char **why)
+{
+    struct smtp_path_args args;
+    if (smtp_cmd_parse_path_args(*arg, "TO:", &args) < 0)
+        args.nparams = 0; /* the policy answers the syntax; the last RCPT's are forgotten */
+    int rc = smtp_tx_dsn_rcpt_params(d, &args, why);
+    if (rc < 0)
+        return -1;
+    if (rc > 0 && args.nparams > 0)
+        arg->len = (size_t)(args.path.ptr + args.path.len - arg->ptr);
+    return 0;
+}
+
 void smtp_tx_dsn_accept(struct smtp_tx_dsn *d, const char *original)
 {
     d->notify = xrealloc(d->notify, (d->nrcpts + 1) * sizeof *d->notify);

@@ -31,6 +31,11 @@ int smtp_tx_dsn_mail_param(struct smtp_tx_dsn *d, const struct smtp_param *p, co
  * DSN value is bad (*why: the reply text). */
 int smtp_tx_dsn_rcpt_params(struct smtp_tx_dsn *d, const struct smtp_path_args *args,
                             const char **why);
+/* The same for a whole RCPT argument (after "RCPT "): when every parameter is a valid DSN one,
+ * they are kept and cut off *arg, so the policy sees the path alone; other parameters stay for the
+ * policy to refuse, and a syntax error is left to it too. Returns -1 when a DSN value is bad (*why:
+ * the reply text, 501 5.5.4), else 0. */
+int smtp_tx_dsn_rcpt_arg(struct smtp_tx_dsn *d, struct smtp_slice *arg, const char **why);
 /* The recipient the last RCPT named was accepted as the nrcpts-th: it takes that RCPT's
  * parameters. `original`, when not NULL, is the address the client gave where a different one
  * is spooled (the postmaster's mailbox): it becomes the ORCPT unless the client sent one. */
