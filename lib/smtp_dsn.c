@@ -49,6 +49,13 @@ void smtp_dsn_notify_format(unsigned notify, struct buf *out)
         }
 }
 
+int smtp_dsn_is_rcpt_param(const struct smtp_param *p)
+{
+    return p->value.ptr != NULL &&
+           ((p->key.len == 6 && strncasecmp(p->key.ptr, "NOTIFY", 6) == 0) ||
+            (p->key.len == 5 && strncasecmp(p->key.ptr, "ORCPT", 5) == 0));
+}
+
 int smtp_dsn_ret_parse(struct smtp_slice value)
 {
     if (value.len == 4 && strncasecmp(value.ptr, "FULL", 4) == 0)

@@ -31,6 +31,9 @@ enum smtp_dsn_ret {
     SMTP_DSN_RET_HDRS,
 };
 
+/* 1 when p is one of RCPT's DSN parameters (NOTIFY or ORCPT, with a value), else 0. */
+int smtp_dsn_is_rcpt_param(const struct smtp_param *p);
+
 /* "NEVER", or a comma list of SUCCESS, FAILURE and DELAY, each at most once (any case). Returns
  * the bits, or -EINVAL (empty, unknown word, repeated word, NEVER combined with another). */
 int smtp_dsn_notify_parse(struct smtp_slice value);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/smtp_dsn.h"
 #include "policy/relay.h"
 #include "policy/reverse_dns.h"
 
@@ -22,6 +23,15 @@ static int refuse(struct rcpt_decision *out, enum rcpt_stage stage, struct polic
     return 1;
 }
 
+/* The session took the DSN parameters when all were DSN ones; name one that is not. */
+static const struct smtp_param *unsupported_param(const struct smtp_path_args *args)
+{
+    for (size_t i = 0; i < args->nparams; i++)
+        if (!smtp_dsn_is_rcpt_param(&args->params[i]))
+            return &args->params[i];
+    return &args->params[0];
+}
+
 /* The syntax, parameter and address stages; the canonical recipient goes to out. */
 static int address_stages(const struct rcpt_facts *f, struct smtp_slice arg,
                           struct rcpt_decision *out)
@@ -33,8 +43,9 @@ static int address_stages(const struct rcpt_facts *f, struct smtp_slice arg,
     if (smtp_cmd_parse_path_args(arg, "TO:", &args) < 0)
         return refuse(out, RCPT_STAGE_SYNTAX, d, d.text, d.rule);
     if (args.nparams > 0) {
-        snprintf(out->text, sizeof out->text, "Error: unsupported parameter %.*s",
-                 (int)args.params[0].key.len, args.params[0].key.ptr);
+        const struct smtp_param *p = unsupported_param(&args);
+        snprintf(out->text, sizeof out->text, "Error: unsupported parameter %.*s", (int)p->key.len,
+                 p->key.ptr);
         d.code = 555, d.text = out->text;
         return refuse(out, RCPT_STAGE_PARAMETER, d, d.text, d.rule);
     }

@@ -42,7 +42,7 @@ int smtp_tx_dsn_rcpt_params(struct smtp_tx_dsn *d, const struct smtp_path_args *
     free(d->next_orcpt);
     d->next_orcpt = NULL;
     for (size_t i = 0; i < args->nparams; i++)
-        if (!key_is(&args->params[i], "NOTIFY") && !key_is(&args->params[i], "ORCPT"))
+        if (!smtp_dsn_is_rcpt_param(&args->params[i]))
             return 0;
     for (size_t i = 0; i < args->nparams; i++) {
         const struct smtp_param *p = &args->params[i];

@@ -119,6 +119,9 @@ class Commands(SluiceTestCase):
             self.assertReply(c.cmd("RCPT TO:<b@>"), 501, "5.1.3", "bad recipient address")
             self.assertReply(c.cmd("RCPT TO:<b@example.com> FOO=BAR"), 555, "5.5.4",
                              "unknown RCPT parameter")
+            r = c.cmd("RCPT TO:<b@example.com> NOTIFY=NEVER ORCPT=rfc822;b@example.com FOO=BAR")
+            self.assertReply(r, 555, "5.5.4", "unknown parameter beside DSN ones")
+            self.assertIn("FOO", r.lines[0], "the reply names the parameter it does not support")
             self.assertReply(c.cmd("RCPT TO:<b@example.com>"), 250, "2.1.5", "after the errors")
 
     def test_bare_cr_and_lf_in_command_lines(self):
