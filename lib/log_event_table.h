@@ -181,8 +181,9 @@ static const struct log_event log_event_table[] = {
      "msg",
      "A connection accepted on a listener could not be set up as a session."},
     {"smtp.accepted", "info",
-     "session, queue_id, from, rcpts, size, client, listener",
-     "A message was committed to the spool and answered `250`; `rcpts` comma-separated."},
+     "session, queue_id, from, rcpts, size, client, listener, body",
+     "A message was committed to the spool and answered `250`; `rcpts` comma-separated; `body` "
+     "(`8BITMIME` or `BINARYMIME`) when MAIL declared one."},
     {"smtp.accepted_unacknowledged", "warn",
      "msg",
      "A message was committed but its client had gone before the `250`: it is delivered all the "

@@ -108,14 +108,17 @@ enum { ENC_LINE_START, ENC_AFTER_CR, ENC_TEXT };
 
 void smtp_data_enc_init(struct smtp_data_enc *e)
 {
-    e->state = ENC_LINE_START;
-    e->chunked = 0;
+    *e = (struct smtp_data_enc){.state = ENC_LINE_START};
 }
 
 void smtp_data_enc_init_chunked(struct smtp_data_enc *e)
 {
-    e->state = ENC_LINE_START;
-    e->chunked = 1;
+    *e = (struct smtp_data_enc){.state = ENC_LINE_START, .chunked = 1};
+}
+
+void smtp_data_enc_init_binary(struct smtp_data_enc *e)
+{
+    *e = (struct smtp_data_enc){.state = ENC_LINE_START, .chunked = 1, .binary = 1};
 }
 
 size_t smtp_data_wire_size(const char *msg, size_t len)
@@ -133,6 +136,10 @@ size_t smtp_data_wire_size(const char *msg, size_t len)
 
 void smtp_data_enc_feed(struct smtp_data_enc *e, const char *in, size_t len, struct buf *out)
 {
+    if (e->binary) {
+        buf_append(out, in, len);
+        return;
+    }
     size_t i = 0;
     while (i < len) {
         char c = in[i++];
@@ -158,6 +165,8 @@ void smtp_data_enc_feed(struct smtp_data_enc *e, const char *in, size_t len, str
 
 void smtp_data_enc_finish(struct smtp_data_enc *e, struct buf *out)
 {
+    if (e->binary)
+        return;
     if (e->state == ENC_TEXT)
         buf_append(out, "\r\n", 2);
     if (!e->chunked)

@@ -37,14 +37,17 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len, struct bu
 /* The encoder: bare CR and bare LF become CRLF (a CR followed by LF stays one CRLF), a "." at
  * the start of a line is doubled, and the end adds a CRLF when the message does not end with one,
  * then ".CRLF". Chunked (for BDAT, RFC 3030), the same without the doubled dots and the ".CRLF".
+ * Binary (BDAT with BODY=BINARYMIME, RFC 3030 §3): the octets as they are, nothing added.
  * Streaming: the message may be fed in pieces of any size. */
 struct smtp_data_enc {
     int state;        /* internal */
     unsigned chunked; /* BDAT: no dot-stuffing, no final dot */
+    unsigned binary;  /* BINARYMIME: no line endings touched either */
 };
 
 void smtp_data_enc_init(struct smtp_data_enc *e);
 void smtp_data_enc_init_chunked(struct smtp_data_enc *e);
+void smtp_data_enc_init_binary(struct smtp_data_enc *e);
 /* The size of a stored message as RFC 1870 §4 counts it for SIZE=: its octets with every line
  * ending as CRLF, the last one included, without dot-stuffing or the final dot (what the chunked
  * encoder sends). */

@@ -233,6 +233,7 @@ static const struct {
         {"CHUNKING", SMTP_EXT_CHUNKING},
         {"DSN", SMTP_EXT_DSN},
         {"AUTH", SMTP_EXT_AUTH},
+        {"BINARYMIME", SMTP_EXT_BINARYMIME},
 },
   auth_mechs[] = {
       {"PLAIN", SMTP_AUTH_PLAIN},       {"LOGIN", SMTP_AUTH_LOGIN},

@@ -90,6 +90,7 @@ enum smtp_ext {
     SMTP_EXT_CHUNKING = 1u << 6,            /* RFC 3030 */
     SMTP_EXT_DSN = 1u << 7,                 /* RFC 3461 */
     SMTP_EXT_AUTH = 1u << 8,                /* RFC 4954 */
+    SMTP_EXT_BINARYMIME = 1u << 9,          /* RFC 3030 */
 };
 
 /* SASL mechanisms announced after AUTH; others are ignored. */

@@ -46,6 +46,7 @@ struct spool_envelope {
 
 #define SPOOL_ENV_8BITMIME 0x01
 #define SPOOL_ENV_SMTPUTF8 0x02
+#define SPOOL_ENV_BINARYMIME 0x04 /* RFC 3030 §3: any octets, sent only with BDAT */
 
 /* What became of one recipient. Only the last record of a recipient counts. */
 enum spool_rcpt_status {

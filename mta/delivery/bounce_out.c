@@ -171,7 +171,8 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
         .nrcpts = bo->nrcpts,
         .original = body->data != NULL ? body->data : "",
         .original_len = body->len,
-        .return_full = m->ret == SMTP_DSN_RET_FULL,
+        /* A binary original would make the DSN binary too: its headers go back instead. */
+        .return_full = m->ret == SMTP_DSN_RET_FULL && !(m->flags & SPOOL_ENV_BINARYMIME),
         .full_max = s->cfg->delivery.dsn_return_max,
         .boundary_seed = m->id,
     };

@@ -531,6 +531,8 @@ static void envelope_format_mail(struct smtp_client *c, struct buf *out)
         buf_printf(out, " SIZE=%zu", t->wire_size);
     if ((t->flags & SPOOL_ENV_8BITMIME) && (c->caps.ext & SMTP_EXT_8BITMIME))
         buf_append_str(out, " BODY=8BITMIME");
+    if (t->flags & SPOOL_ENV_BINARYMIME)
+        buf_append_str(out, " BODY=BINARYMIME");
     if (t->flags & SPOOL_ENV_SMTPUTF8)
         buf_append_str(out, " SMTPUTF8");
     if ((c->caps.ext & SMTP_EXT_DSN) && t->ret != SMTP_DSN_RET_NONE)
@@ -1073,9 +1075,13 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
     t->ret = tx->ret;
     t->envid = tx->envid != NULL ? xstrdup(tx->envid) : NULL;
     tx_choose_smtputf8(c, t);
-    t->wire_size = smtp_data_wire_size(t->body->data, t->body->len);
-    t->chunked = c->chunking && (c->caps.ext & SMTP_EXT_CHUNKING);
-    if (t->chunked)
+    int binary = (t->flags & SPOOL_ENV_BINARYMIME) != 0;
+    t->wire_size = binary ? t->body->len : smtp_data_wire_size(t->body->data, t->body->len);
+    /* RFC 3030 §3: a binary message goes with BDAT whatever the shaping prefers. */
+    t->chunked = (c->chunking || binary) && (c->caps.ext & SMTP_EXT_CHUNKING);
+    if (binary)
+        smtp_data_enc_init_binary(&t->enc);
+    else if (t->chunked)
         smtp_data_enc_init_chunked(&t->enc);
     else
         smtp_data_enc_init(&t->enc);
@@ -1095,6 +1101,14 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
     } else if ((t->flags & SPOOL_ENV_SMTPUTF8) && !(c->caps.ext & SMTP_EXT_SMTPUTF8)) {
         reply = 553, code = "5.6.7";
         snprintf(text, sizeof text, "message needs SMTPUTF8 and %s does not support it",
+                 c->mx_name);
+    } else if ((t->flags & SPOOL_ENV_BINARYMIME) &&
+               (c->caps.ext & (SMTP_EXT_BINARYMIME | SMTP_EXT_CHUNKING)) !=
+                   (SMTP_EXT_BINARYMIME | SMTP_EXT_CHUNKING)) {
+        reply = 554, code = "5.6.3"; /* RFC 3030 §3: return it, as for 8-bit content below */
+        snprintf(text, sizeof text,
+                 "message is binary (BODY=BINARYMIME) and %s does not take "
+                 "BINARYMIME with CHUNKING",
                  c->mx_name);
     } else if ((t->flags & SPOOL_ENV_8BITMIME) && !(c->caps.ext & SMTP_EXT_8BITMIME) &&
                body_has_8bit(t->body)) {

@@ -98,10 +98,13 @@ void smtp_cmd_bdat(struct smtp_session *s, struct smtp_slice arg)
 }
 
 /* RFC 5321 §4.5.3.1.6 holds for a message sent in chunks too: a line of more than 1000 octets
- * with its CRLF is flagged, and refused at the end as after DATA. */
+ * with its CRLF is flagged, and refused at the end as after DATA. A BINARYMIME message has no
+ * lines to count (RFC 3030 §3). */
 static void chunk_lines_check(struct smtp_tx *tx, const char *data, size_t len)
 {
     struct smtp_data *d = &tx->decoder;
+    if (tx->env_flags & SPOOL_ENV_BINARYMIME)
+        return;
     for (size_t i = 0; i < len; i++) {
         if (data[i] == '\n') {
             d->line_len = 0;

@@ -87,6 +87,7 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
         buf_printf(&s->out, "250-AUTH PLAIN LOGIN\r\n");
     buf_printf(&s->out, "250-8BITMIME\r\n");
     buf_printf(&s->out, "250-CHUNKING\r\n");
+    buf_printf(&s->out, "250-BINARYMIME\r\n");
     buf_printf(&s->out, "250-DSN\r\n");
     buf_printf(&s->out, "250-ENHANCEDSTATUSCODES\r\n");
     buf_printf(&s->out, "250-SMTPUTF8\r\n");

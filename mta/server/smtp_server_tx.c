@@ -116,6 +116,8 @@ static int mail_params(struct smtp_session *s, const struct smtp_path_args *args
         } else if (p->key.len == 4 && strncasecmp(p->key.ptr, "BODY", 4) == 0) {
             if (p->value.len == 8 && strncasecmp(p->value.ptr, "8BITMIME", 8) == 0)
                 tx->env_flags |= SPOOL_ENV_8BITMIME;
+            else if (p->value.len == 10 && strncasecmp(p->value.ptr, "BINARYMIME", 10) == 0)
+                tx->env_flags |= SPOOL_ENV_BINARYMIME;
             else if (!(p->value.len == 4 && strncasecmp(p->value.ptr, "7BIT", 4) == 0)) {
                 smtp_reply(s, 501, "5.5.4", "Error: unsupported BODY type");
                 return -1;
@@ -580,11 +582,17 @@ static void tx_on_sinks_writable(void *arg)
 
 int smtp_data_check(struct smtp_session *s, struct smtp_slice arg)
 {
-    if (arg.len == 0)
-        return 0;
-    smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
-    smtp_peer_error(s);
-    return -1;
+    if (arg.len != 0) {
+        smtp_reply(s, 501, "5.5.4", "Syntax: DATA");
+        smtp_peer_error(s);
+        return -1;
+    }
+    if (s->phase == SMTP_PHASE_RCPT &&
+        (s->tx->env_flags & SPOOL_ENV_BINARYMIME)) { /* RFC 3030 §3 */
+        smtp_reply(s, 503, "5.5.1", "Error: BODY=BINARYMIME is sent with BDAT, not DATA");
+        return -1;
+    }
+    return 0;
 }
 
 /* The consumers of the message: the checks that apply to it, then the spool, which owns msg. */
@@ -787,6 +795,8 @@ static void tx_log_accepted(struct smtp_session *s, uint64_t size)
     log_int(&r, "size", (long long)size);
     log_str(&r, "client", s->client_addr);
     log_str(&r, "listener", s->listener->name);
+    if (tx->env_flags & (SPOOL_ENV_8BITMIME | SPOOL_ENV_BINARYMIME)) /* MAIL's BODY=, not 7BIT */
+        log_str(&r, "body", tx->env_flags & SPOOL_ENV_BINARYMIME ? "BINARYMIME" : "8BITMIME");
     log_end(&r);
     buf_free(&rcpts);
 }

@@ -62,7 +62,8 @@ SHAPES = [
     ("MAIL SIZE twice", [b"MAIL FROM:<a@example.org> SIZE=1 SIZE=2"], 501),
     ("MAIL BODY=8BITMIME", [b"MAIL FROM:<a@example.org> BODY=8BITMIME"], 250),
     ("MAIL BODY=7BIT", [b"MAIL FROM:<a@example.org> BODY=7BIT"], 250),
-    ("MAIL BODY unknown", [b"MAIL FROM:<a@example.org> BODY=BINARYMIME"], 501),
+    ("MAIL BODY=BINARYMIME", [b"MAIL FROM:<a@example.org> BODY=BINARYMIME"], 250),
+    ("MAIL BODY unknown", [b"MAIL FROM:<a@example.org> BODY=BINARY"], 501),
     ("MAIL SMTPUTF8", [b"MAIL FROM:<a@example.org> SMTPUTF8"], 250),
     ("MAIL SMTPUTF8=value", [b"MAIL FROM:<a@example.org> SMTPUTF8=yes"], 555),
     ("MAIL RET ENVID", [b"MAIL FROM:<a@example.org> RET=HDRS ENVID=QQ+2B1"], 250),
@@ -144,7 +145,7 @@ class Model:
         self.tls = tls            # TLS is up (the implicit TLS listener)
         self.auth_enabled = auth  # relay.users set on this submission listener
         self.greeting = None      # None, b"HELO" or b"EHLO"
-        self.tx = None            # None, or [accepted, refused] recipients since MAIL
+        self.tx = None            # None, or [accepted, refused, binary] since MAIL
         self.chunked = None       # None, or the octets of the BDAT chunks accepted so far
         self.data = False         # reading message content, until "."
         self.chunk = None         # None, or [octets of a BDAT chunk still to come, its reply]
@@ -208,7 +209,7 @@ class Model:
         if self.tx is not None:  # §4.1.4: no MAIL inside a transaction
             return 503
         if outcome == 250:
-            self.tx = [0, 0]
+            self.tx = [0, 0, b"BODY=BINARYMIME" in arg.upper()]
         return outcome
 
     def cmd_rcpt(self, verb, arg, outcome):
@@ -231,6 +232,8 @@ class Model:
             return 503
         if self.tx[0] == 0:
             return 554 if self.tx[1] else 503
+        if self.tx[2]:  # RFC 3030 §3: a binary message comes with BDAT
+            return 503
         self.data = True
         return 354
 

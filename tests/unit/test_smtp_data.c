@@ -121,14 +121,18 @@ static void test_incomplete(void)
 
 /* Encodes input in pieces of `step` bytes (0: all at once) and checks the wire bytes; chunked:
  * as for BDAT. */
-static void check_encode_as(int chunked, const char *input, const char *want_wire)
+enum encoding { ENC_DATA, ENC_CHUNKED, ENC_BINARY };
+
+static void check_encode_as(enum encoding how, const char *input, const char *want_wire)
 {
     size_t steps[] = {0, 1, 2, 3, 7};
     size_t len = strlen(input);
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         struct smtp_data_enc e;
         struct buf wire = BUF_INIT;
-        if (chunked)
+        if (how == ENC_BINARY)
+            smtp_data_enc_init_binary(&e);
+        else if (how == ENC_CHUNKED)
             smtp_data_enc_init_chunked(&e);
         else
             smtp_data_enc_init(&e);
@@ -145,7 +149,7 @@ static void check_encode_as(int chunked, const char *input, const char *want_wir
 
 static void check_encode(const char *input, const char *want_wire)
 {
-    check_encode_as(0, input, want_wire);
+    check_encode_as(ENC_DATA, input, want_wire);
 }
 
 static void test_encode(void)
@@ -183,9 +187,17 @@ static void test_encode_chunked(void)
         {"\n", "\r\n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        check_encode_as(1, cases[i].in, cases[i].wire);
+        check_encode_as(ENC_CHUNKED, cases[i].in, cases[i].wire);
         CHECK_INT_EQ(smtp_data_wire_size(cases[i].in, strlen(cases[i].in)), strlen(cases[i].wire));
     }
+}
+
+/* For BDAT with BODY=BINARYMIME: the stored octets exactly, bare line ends and dots included. */
+static void test_encode_binary(void)
+{
+    const char *inputs[] = {"", "a", "a\nb\rc\r\n", ".\r\n", "\r\r\n\n\r", "x\r\n.\r\n"};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++)
+        check_encode_as(ENC_BINARY, inputs[i], inputs[i]);
 }
 
 /* Whatever the stored bytes, what the encoder sends decodes back to them with line ends made
@@ -215,6 +227,7 @@ int main(void)
 {
     test_encode();
     test_encode_chunked();
+    test_encode_binary();
     test_encode_decode();
     test_end_of_data();
     test_dot_stuffing();
