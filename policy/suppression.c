@@ -267,7 +267,9 @@ int suppression_check(struct suppression *store, const char *tenant, const char 
     int rc = store->reader != NULL ? mdb_txn_renew(store->reader)
                                    : mdb_txn_begin(store->env, NULL, MDB_RDONLY, &store->reader);
     if (rc != 0) {
-        store->reader = NULL; /* a failed begin leaves nothing to reset */
+        if (store->reader != NULL) /* a failed renew leaves the handle; a failed begin none */
+            mdb_txn_abort(store->reader);
+        store->reader = NULL;
         return mdb_errno(rc);
     }
     int found = 0;
