@@ -206,6 +206,8 @@ enum inbound_reverse_dns {
 enum inbound_spf { SPF_IGNORE, SPF_MARK, SPF_REJECT_FAIL };
 
 enum inbound_clamd_down { CLAMD_DOWN_TEMPFAIL, CLAMD_DOWN_ACCEPT };
+/* What RCPT does with a suppressed recipient of relayed mail. */
+enum suppression_action { SUPPRESSION_ACTION_REJECT, SUPPRESSION_ACTION_DROP };
 
 struct config {
     int refs;
@@ -303,6 +305,18 @@ struct config {
         size_t nblocklists;
         int shipped_blocklists; /* the shipped lists are checked too */
     } doctor;
+
+    struct {
+        int enabled;                    /* relayed mail is checked against the list at RCPT */
+        enum suppression_action action; /* for a tenant in neither list below */
+        char **drop_tenants;            /* tenants whose suppressed recipients are dropped */
+        size_t ndrop_tenants;
+        char **reject_tenants; /* tenants whose suppressed recipients are refused */
+        size_t nreject_tenants;
+        char *path; /* the store's directory; NULL: <server.spool>/suppression */
+        uint64_t hard_bounce_expiry_ms; /* how long a hard bounce suppresses; 0: for good */
+        struct config_pos path_pos;
+    } suppression;
 
     struct {
         uint64_t max_message_size; /* octets; advertised with SIZE */

@@ -52,6 +52,8 @@ static const char *const config_reverse_dns[] = {"ignore", "require_ptr",
                                                  "require_forward_confirmed", NULL};
 static const char *const config_spf[] = {"ignore", "mark", "reject_fail", NULL};
 static const char *const config_clamd_down[] = {"tempfail", "accept", NULL};
+/* In the order of enum suppression_action. */
+static const char *const config_suppression_actions[] = {"reject", "drop", NULL};
 /* In the order of enum reply_rule_action. */
 static const char *const config_reply_actions[] = {"suspend", "suspend_destination", "backoff",
                                                    "bounce", NULL};
@@ -441,6 +443,32 @@ static const struct config_key config_keys[] = {
      .names = config_booleans, KEY_AT(doctor.shipped_blocklists),
      .doc = "true: the lists Sluice ships (Spamhaus ZEN, Barracuda, SpamCop, UCEPROTECT, ...) are "
             "checked too; false: only doctor.blocklists."},
+
+    {.name = "suppression", KEY_SECTION,
+     .doc = "The suppression list: recipients that relayed mail is not sent to (hard bounces, "
+            "complaints, entries made with `sluice suppress`)."},
+    {.name = "suppression.enabled", .type = CONFIG_ENUM, .def = "false", .names = config_booleans,
+     KEY_AT(suppression.enabled),
+     .doc = "Check each recipient of relayed mail against the list at RCPT, and add the "
+            "recipients of hard bounces (bounce categories bad-mailbox and bad-domain) to it."},
+    {.name = "suppression.action", .type = CONFIG_ENUM, .def = "reject",
+     .names = config_suppression_actions, KEY_AT(suppression.action),
+     .doc = "What RCPT does with a suppressed recipient: reject (550 5.7.1 naming the source and "
+            "date) or drop (250, and the recipient is left out of the message, with an event)."},
+    {.name = "suppression.drop_tenants", .type = CONFIG_STRINGS,
+     KEY_LIST(suppression.drop_tenants, suppression.ndrop_tenants),
+     .doc = "Tenants (today: authenticated user names) whose suppressed recipients are dropped, "
+            "whatever suppression.action says."},
+    {.name = "suppression.reject_tenants", .type = CONFIG_STRINGS,
+     KEY_LIST(suppression.reject_tenants, suppression.nreject_tenants),
+     .doc = "Tenants whose suppressed recipients are rejected, whatever suppression.action says "
+            "(suppression.drop_tenants is asked first)."},
+    {.name = "suppression.path", .type = CONFIG_PATH, .def_doc = "<server.spool>/suppression",
+     KEY_AT_POS(suppression.path, suppression.path_pos),
+     .doc = "Directory of the list (an LMDB store); the daemon's user must be able to write it."},
+    {.name = "suppression.hard_bounce_expiry", .type = CONFIG_DURATION, .def = "90d", .min = 0,
+     .max = 3650 * KEY_DAY, KEY_AT(suppression.hard_bounce_expiry_ms),
+     .doc = "How long a hard bounce keeps its recipient on the list; 0: for good."},
 
     {.name = "limits", KEY_SECTION, .doc = "Resource limits."},
     {.name = "limits.max_message_size", .type = CONFIG_SIZE, .def = "50M", .min = KEY_KB,

@@ -355,6 +355,9 @@ static void config_free(struct config *cfg)
     free(cfg->doctor.blocklists);
     free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
     free(cfg->inbound.clamd);
+    free_strings(cfg->suppression.drop_tenants, cfg->suppression.ndrop_tenants);
+    free_strings(cfg->suppression.reject_tenants, cfg->suppression.nreject_tenants);
+    free(cfg->suppression.path);
     free(cfg->source);
     free(cfg);
 }

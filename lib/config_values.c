@@ -21,7 +21,8 @@ _Static_assert(sizeof(enum listener_role) == sizeof(int) &&
                    sizeof(enum dkim_on_error) == sizeof(int) &&
                    sizeof(enum inbound_reverse_dns) == sizeof(int) &&
                    sizeof(enum inbound_spf) == sizeof(int) &&
-                   sizeof(enum inbound_clamd_down) == sizeof(int),
+                   sizeof(enum inbound_clamd_down) == sizeof(int) &&
+                   sizeof(enum suppression_action) == sizeof(int),
                "enum fields are stored as int");
 _Static_assert(sizeof(struct config_rate) == sizeof(struct ratelimit_rate),
                "struct config_rate mirrors struct ratelimit_rate");

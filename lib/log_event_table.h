@@ -342,6 +342,19 @@ static const struct log_event log_event_table[] = {
     {"spool.update_failed", "error",
      "msg",
      "A recipient's result could not be recorded in the spool: a restart may repeat its delivery."},
+    {"suppression.add_failed", "error",
+     "tenant, address, source, msg",
+     "A recipient could not be added to the suppression list (a hard bounce or a complaint): "
+     "`msg` says why."},
+    {"suppression.added", "info",
+     "tenant, address, source, already, expiry",
+     "The daemon added a recipient to the suppression list (`tenant` \"\" is the global list); "
+     "`already` when an entry that still counts was there and was kept; `expiry` in unix seconds, "
+     "0 for good."},
+    {"suppression.hit", "info",
+     "session, tenant, address, listed, source, added, action",
+     "RCPT of relayed mail named a suppressed recipient: `listed` is tenant or global, `source` and "
+     "`added` (a date) are the entry's, `action` reject (550 5.7.1) or drop (250, left out)."},
 };
 /* clang-format on */
 

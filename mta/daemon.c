@@ -27,6 +27,7 @@
 #include "mta/server/smtp_server.h"
 #include "policy/auth_users.h"
 #include "policy/recipients.h"
+#include "policy/suppression.h"
 #include "policy/verify.h"
 #include "spool/spool.h"
 #include "spool/spool_owner.h"
@@ -221,6 +222,23 @@ static void reload_free(struct reload *r)
     free(r);
 }
 
+/* The store is opened at start only (opening it syncs a file): a reload that would need another
+ * one says so. Turning the list off takes effect at once. */
+static void reload_check_suppression(struct daemon *d, const struct config *cfg)
+{
+    if (!cfg->suppression.enabled)
+        return;
+    struct buf now = BUF_INIT, then = BUF_INIT;
+    suppression_dir(cfg, &now);
+    suppression_dir(d->srv.cfg, &then);
+    if (d->srv.suppression == NULL || strcmp(now.data, then.data) != 0)
+        log_msg(LOG_WARN, "daemon.reload",
+                "suppression.enabled or suppression.path changed: takes effect at the next "
+                "restart");
+    buf_free(&now);
+    buf_free(&then);
+}
+
 /* Swaps in what the reload loaded (its fields are taken: NULL afterwards). */
 static void reload_apply(struct daemon *d, struct reload *r, struct listener *opened)
 {
@@ -235,6 +253,7 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
                        d->srv.cfg->dns.nservers) ||
         cfg->dns.timeout_ms != d->srv.cfg->dns.timeout_ms)
         log_msg(LOG_WARN, "daemon.reload", "dns changed: takes effect at the next restart");
+    reload_check_suppression(d, cfg);
     scheduler_set_config(d->srv.scheduler, cfg);
     adopt_listeners(d, cfg, opened);
     if (d->srv.tls_ctx != NULL)
@@ -427,6 +446,20 @@ static int daemon_open_control(struct daemon *d, const struct config *cfg, struc
     return rc;
 }
 
+/* The suppression list, when enabled: one that cannot be opened refuses the start. */
+static int daemon_open_suppression(struct daemon *d, const struct config *cfg, struct buf *err)
+{
+    if (!cfg->suppression.enabled)
+        return 0;
+    struct buf dir = BUF_INIT;
+    suppression_dir(cfg, &dir);
+    int rc = suppression_open(dir.data, &d->loop, &d->srv.suppression, err);
+    buf_free(&dir);
+    if (rc == 0)
+        scheduler_set_suppression(d->srv.scheduler, d->srv.suppression);
+    return rc;
+}
+
 /* Started as root: the spool goes to the daemon's user without following a link it may have left
  * there, then the process becomes that user for good. Runs before the loop starts, so blocking
  * calls are fine here. */
@@ -500,6 +533,8 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     /* Recipient verification (policy/verify.h): probes and cache, freed with the scheduler. */
     struct verifier_params verify_params = {.tls_ctx = d->tls_client_ctx}; /* STARTTLS if offered */
     d->srv.verifier = verifier_new(&d->loop, &verify_params);
+    if (daemon_open_suppression(d, cfg, err) < 0)
+        return -1;
     int recovered = spool_recover(d->srv.spool, recover_on_entry, d, err);
     if (recovered < 0)
         return -1;
@@ -608,6 +643,7 @@ int daemon_run(const char *config_path)
     dkim_signer_set_unref(d->srv.dkim);
     dkim_checker_free(d->srv.dkim_checker);
     recipients_free(d->srv.recipients);
+    suppression_close(d->srv.suppression); /* the loop has run its last write */
     bounce_categories_use(NULL);
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)

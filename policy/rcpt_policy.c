@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "lib/smtp_dsn.h"
 #include "policy/relay.h"
@@ -88,6 +89,53 @@ static int relay_stage(const struct rcpt_facts *f, struct rcpt_decision *out)
     return refuse(out, RCPT_STAGE_RELAY, out->d, d.text, d.rule);
 }
 
+/* The action for a suppressed recipient of the tenant: its own list's, else suppression.action. */
+static enum suppression_action suppression_action_for(const struct config *cfg, const char *tenant)
+{
+    for (size_t i = 0; tenant != NULL && i < cfg->suppression.ndrop_tenants; i++)
+        if (strcmp(tenant, cfg->suppression.drop_tenants[i]) == 0)
+            return SUPPRESSION_ACTION_DROP;
+    for (size_t i = 0; tenant != NULL && i < cfg->suppression.nreject_tenants; i++)
+        if (strcmp(tenant, cfg->suppression.reject_tenants[i]) == 0)
+            return SUPPRESSION_ACTION_REJECT;
+    return cfg->suppression.action;
+}
+
+/* Relayed mail only: a recipient on the tenant's or the global list is refused, or dropped. A
+ * list that cannot be read is a temporary failure: mail it would stop must not slip through. */
+static int suppression_stage(const struct rcpt_facts *f, struct rcpt_decision *out)
+{
+    if (f->suppression == NULL || !f->cfg->suppression.enabled ||
+        f->listener->role == LISTENER_INBOUND ||
+        policy_relay_authorized(f->cfg, f->listener, f->client, f->auth_user).verdict !=
+            POLICY_ACCEPT)
+        return 0;
+    struct suppression_entry e;
+    int found = suppression_check(f->suppression, f->tenant, out->addr, f->now, &e);
+    if (found == 0)
+        return 0;
+    if (found < 0) {
+        struct policy_decision d = {
+            POLICY_TEMPFAIL, 451,
+            "4.3.0",         "Temporary failure: the suppression list cannot be read",
+            "suppression",   builtin};
+        return refuse(out, RCPT_STAGE_SUPPRESSED, d, d.text, "suppression");
+    }
+    struct tm tm;
+    time_t added = (time_t)e.added;
+    strftime(out->suppressed_on, sizeof out->suppressed_on, "%Y-%m-%d", gmtime_r(&added, &tm));
+    out->suppressed_by = suppression_source_name(e.source);
+    snprintf(out->suppressed_tenant, sizeof out->suppressed_tenant, "%s", e.tenant);
+    snprintf(out->text, sizeof out->text, RCPT_SUPPRESSED_TEXT " (%s %s)", out->suppressed_by,
+             out->suppressed_on);
+    struct policy_decision d = {POLICY_REJECT, 550,           "5.7.1",
+                                out->text,     "suppression", f->cfg->suppression.path_pos};
+    refuse(out, RCPT_STAGE_SUPPRESSED, d, RCPT_SUPPRESSED_TEXT, "suppression");
+    if (suppression_action_for(f->cfg, f->tenant) == SUPPRESSION_ACTION_DROP)
+        out->outcome = RCPT_DROP;
+    return 1;
+}
+
 /* RFC 5321 §4.5.1: postmaster must stay reachable, from listed clients too. */
 static int is_postmaster(const struct smtp_addr *rcpt)
 {
@@ -164,7 +212,8 @@ void rcpt_policy_decide(const struct rcpt_facts *f, struct smtp_slice arg,
 {
     memset(out, 0, sizeof *out);
     out->outcome = RCPT_ACCEPT;
-    if (address_stages(f, arg, out) || limit_stage(f, out) || relay_stage(f, out))
+    if (address_stages(f, arg, out) || limit_stage(f, out) || relay_stage(f, out) ||
+        suppression_stage(f, out))
         return;
     /* the MX checks, on an inbound listener only */
     if (f->listener->role == LISTENER_INBOUND && !connect_stage(f, out) &&

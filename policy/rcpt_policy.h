@@ -5,12 +5,15 @@
  * domain's recipients file and recipient verification. A pure function of what is known when RCPT
  * arrives: the session (mta/server/smtp_server_tx.c) and `sluice explain` (mta/cli/cmd_explain.c)
  * both ask it, so explain shows what the daemon does. Verification asks another server: the
- * decision says so, and the session starts the probe and answers with its reply.
+ * decision says so, and the session starts the probe and answers with its reply. Relayed mail
+ * (a client that may relay, on a submission listener) is checked against the suppression list
+ * right after the relay decision.
  */
 #ifndef SLUICE_RCPT_POLICY_H
 #define SLUICE_RCPT_POLICY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <sys/socket.h>
 
@@ -19,6 +22,7 @@
 #include "lib/smtp_cmd.h"
 #include "policy/policy.h"
 #include "policy/recipients.h"
+#include "policy/suppression.h"
 
 /* The stages, in the order they run. */
 enum rcpt_stage {
@@ -27,6 +31,7 @@ enum rcpt_stage {
     RCPT_STAGE_ADDRESS,    /* the path is an address (smtp_addr_parse): 501 5.1.3 */
     RCPT_STAGE_LIMIT,      /* limits.max_recipients_per_message: 452 4.5.3 */
     RCPT_STAGE_RELAY,      /* policy_relay_check */
+    RCPT_STAGE_SUPPRESSED, /* relayed mail: the suppression list (policy/suppression.h) */
     RCPT_STAGE_CONNECT,    /* inbound: no resolver, the DNSBL, reverse DNS */
     RCPT_STAGE_RECIPIENTS, /* inbound: the domain's recipients file */
     RCPT_STAGE_VERIFY,     /* inbound: the domain's deliver_to asked (verify_recipients) */
@@ -47,6 +52,11 @@ struct rcpt_facts {
     const char *auth_user; /* NULL when not authenticated */
     int smtputf8;          /* MAIL had SMTPUTF8: the address may be UTF-8 */
     size_t nrcpts;         /* recipients of the transaction accepted so far */
+    /* Relayed mail: the suppression list (NULL: not checked), whose tenant (NULL: the global
+     * list only) and when (unix seconds, for expiries). */
+    struct suppression *suppression;
+    const char *tenant;
+    int64_t now;
     /* Inbound listeners only: */
     int no_resolver; /* the DNSBL or reverse DNS was due at connect but there was no resolver */
     const struct policy_decision *dnsbl; /* the DNSBL's verdict once answered, else NULL */
@@ -59,12 +69,15 @@ struct rcpt_facts {
 enum rcpt_outcome {
     RCPT_ACCEPT,
     RCPT_REFUSE,
+    RCPT_DROP,        /* suppressed, and the tenant's action is drop: answer 250, leave it out */
     RCPT_NEED_VERIFY, /* every stage before accepted: `verify_domain`'s deliver_to is to be
                          asked, and its answer decides (policy/verify.h) */
 };
 
 /* Room for a reply text made here: "<address>: " and the longest rule text. */
 #define RCPT_TEXT_MAX (SMTP_PATH_MAX + RECIPIENTS_TEXT_MAX)
+/* The reply of a suppressed recipient: "recipient suppressed (complaint 2026-12-01)". */
+#define RCPT_SUPPRESSED_TEXT "recipient suppressed"
 
 struct rcpt_decision {
     enum rcpt_outcome outcome;
@@ -76,7 +89,12 @@ struct rcpt_decision {
     struct smtp_addr rcpt;    /* canonical, from RCPT_STAGE_LIMIT on */
     char addr[SMTP_PATH_MAX + 8]; /* rcpt as text, no angle brackets; "" before RCPT_STAGE_LIMIT */
     const struct config_domain *verify_domain; /* RCPT_NEED_VERIFY: whose deliver_to to ask */
-    char text[RCPT_TEXT_MAX];                  /* where a composed d.text lives */
+    /* RCPT_STAGE_SUPPRESSED: the entry's source ("complaint"), its tenant ("" global) and the
+     * day it was added ("2026-12-01"); otherwise empty. */
+    const char *suppressed_by;
+    char suppressed_tenant[SUPPRESSION_TENANT_MAX + 1];
+    char suppressed_on[16];
+    char text[RCPT_TEXT_MAX]; /* where a composed d.text lives */
 };
 
 /* Decides RCPT with argument `arg` ("TO:<path> [params]") from the facts; fills *out, whose

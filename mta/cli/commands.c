@@ -42,6 +42,31 @@ const struct command commands[] = {
      "  resume DEST          deliver to it again\n\noptions:\n"
      "  --json              list: the daemon's view as JSON, destinations included\n"
      "  --body              show: only the message as stored\n"},
+    {"suppress", cmd_suppress, "see and edit the suppression list",
+     "suppress [-c FILE] add ADDRESS [--tenant T] [--expires WHEN]\n"
+     "         [--note TEXT]\n"
+     "suppress [-c FILE] remove ADDRESS [--tenant T]\n"
+     "suppress [-c FILE] check ADDRESS [--tenant T]\n"
+     "suppress [-c FILE] list [--tenant T]\n"
+     "suppress [-c FILE] import FILE\n"
+     "suppress [-c FILE] export [--tenant T]",
+     "Reads and writes the suppression list (suppression.path) directly, whether the\n"
+     "daemon runs or not; the daemon sees a change at the next RCPT. Without --tenant\n"
+     "an entry is global (it holds for every tenant); list and export show every\n"
+     "list unless --tenant names one (\"\" the global one).\n\n"
+     "  add ADDRESS          suppress it (source manual), replacing an entry there\n"
+     "  remove ADDRESS       take it off the list\n"
+     "  check ADDRESS        say whether RCPT would find it (the tenant's entry, else\n"
+     "                       the global one); exit status 3 when not suppressed\n"
+     "  list                 one line per entry, expired ones marked\n"
+     "  import FILE          add the rows of a CSV file (address,tenant,source,time,\n"
+     "                       expiry,note); a bad row names its line, and then nothing\n"
+     "                       is imported\n"
+     "  export               the list as CSV on standard output\n\noptions:\n"
+     "  --tenant T           the tenant's list (today: an authenticated user name)\n"
+     "  --expires WHEN       add: when it stops counting, UTC: 2027-01-31 or\n"
+     "                       2027-01-31T12:00:00Z (default: never)\n"
+     "  --note TEXT          add: why, kept with the entry\n"},
     {"relay-test", cmd_relay_test, "try relaying from outside",
      "relay-test [-c FILE]\n"
      "relay-test HOST:PORT --local-domain DOMAIN\n"

@@ -16,6 +16,7 @@ struct buf;
 int cmd_run(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
+int cmd_suppress(int argc, char **argv);
 int cmd_config_keys(int argc, char **argv);
 int cmd_log_events(int argc, char **argv);
 int cmd_relay_test(int argc, char **argv);

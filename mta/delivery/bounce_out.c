@@ -5,8 +5,9 @@
  * are marked BOUNCED. Recipients delivered with NOTIFY=SUCCESS to a server that does not offer DSN
  * get a notice of their own (Action: relayed), and deferred ones with NOTIFY=DELAY a warning at
  * each age of delivery.delay_warning (Action: delayed). Called by scheduler.c when a message
- * settles.
+ * settles. Hard bounces feed the suppression list on the way.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #include "mta/delivery/dsn.h"
 #include "mta/delivery/postmaster.h"
 #include "mta/delivery/sched_int.h"
+#include "policy/suppression.h"
 #include "spool/envelope.h"
 
 struct bounce {
@@ -270,13 +272,37 @@ static void bounce_start(struct qmsg *m, enum dsn_action action)
     spool_load(m->s->spool, m->id, bounce_on_original, bo);
 }
 
+void scheduler_set_suppression(struct scheduler *s, struct suppression *store)
+{
+    s->suppression = store;
+}
+
+/* A recipient that failed because it does not exist (bad-mailbox) or its domain does not
+ * (bad-domain) goes on the global list: that holds whichever tenant writes to it next. */
+static void rcpt_suppress_hard_bounce(const struct scheduler *s, const struct rcpt *r)
+{
+    enum bounce_category cat = bounce_category_of(r->code, r->enhanced, r->text);
+    if (cat != BOUNCE_CAT_BAD_MAILBOX && cat != BOUNCE_CAT_BAD_DOMAIN)
+        return;
+    char reason[SUPPRESSION_NOTE_MAX + 1];
+    snprintf(reason, sizeof reason, "%d %s %s", r->code, r->enhanced, r->text ? r->text : "");
+    uint64_t keep_s = s->cfg->suppression.hard_bounce_expiry_ms / 1000;
+    suppression_add(s->suppression, NULL, r->addr,
+                    cat == BOUNCE_CAT_BAD_MAILBOX ? SUPPRESSION_BAD_MAILBOX
+                                                  : SUPPRESSION_BAD_DOMAIN,
+                    reason, keep_s > 0 ? (int64_t)(wall_ms() / 1000 + keep_s) : 0);
+}
+
 /* Failed recipients owe the sender one DSN (RFC 3464), or the postmaster when the sender is null,
  * and are marked BOUNCED once it is spooled; after them, success notices go out, then delay
  * warnings (whose step is recorded in the spool, so a restart does not repeat them). */
 void msg_bounce(struct qmsg *m)
 {
     size_t failed = 0, relayed = 0, delayed = 0;
+    int suppress = m->s->suppression != NULL && m->s->cfg->suppression.enabled;
     for (size_t i = 0; i < m->nrcpts; i++) {
+        if (suppress && rcpt_owed(&m->rcpts[i], DSN_ACTION_FAILED))
+            rcpt_suppress_hard_bounce(m->s, &m->rcpts[i]);
         failed += rcpt_owed(&m->rcpts[i], DSN_ACTION_FAILED);
         relayed += rcpt_owed(&m->rcpts[i], DSN_ACTION_RELAYED);
         delayed += rcpt_owed(&m->rcpts[i], DSN_ACTION_DELAYED);

@@ -19,6 +19,8 @@
 #include "mta/delivery/scheduler.h"
 #include "spool/spool.h"
 
+struct suppression;
+
 struct rcpt {
     char *addr;
     enum spool_rcpt_status status;
@@ -76,6 +78,7 @@ struct scheduler {
     unsigned closed;                    /* timers closed by scheduler_free */
     unsigned loads;                     /* scheduler_add_id reads in flight */
     struct postmaster_quota postmaster; /* double bounces reported to server.postmaster */
+    struct suppression *suppression;    /* where hard bounces go (bounce_out.c); NULL: nowhere */
     unsigned started : 1;
     unsigned stopping : 1;
     void (*stopped_cb)(void *arg);

@@ -34,6 +34,11 @@ void scheduler_start(struct scheduler *s);
 void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg);
 void scheduler_free(struct scheduler *s);
 
+/* Hard bounces (bounce categories bad-mailbox and bad-domain) add their recipients to store (the
+ * daemon's; NULL: none) while cfg's suppression.enabled is set. */
+struct suppression;
+void scheduler_set_suppression(struct scheduler *s, struct suppression *store);
+
 /* A committed message (from recovery or from the SMTP server after its 250). */
 void scheduler_add(struct scheduler *s, const struct spool_entry *entry);
 /* The same, for a committed message known only by its id (read back from the spool first). */

@@ -24,6 +24,7 @@ struct dns_resolver;
 struct dkim_signer_set;
 struct dkim_checker;
 struct verifier;
+struct suppression;
 struct client_table;
 
 /* State shared by all sessions; owned by the daemon. */
@@ -45,6 +46,7 @@ struct smtp_server {
     struct dkim_signer_set *dkim;      /* DKIM signers of cfg (one reference); swapped on reload */
     struct dkim_checker *dkim_checker; /* inbound DKIM verification; NULL: not verified */
     struct verifier *verifier;         /* recipient probes and their cache; NULL: not verified */
+    struct suppression *suppression;   /* the suppression list; NULL: relayed mail not checked */
     struct smtp_session *sessions;     /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;

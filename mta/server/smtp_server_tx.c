@@ -369,6 +369,9 @@ static void rcpt_facts_gather(struct smtp_session *s, struct policy_decision *dn
         .auth_user = s->auth_user,
         .smtputf8 = (s->tx->env_flags & SPOOL_ENV_SMTPUTF8) != 0,
         .nrcpts = s->tx->nrcpts,
+        .suppression = s->srv->suppression,
+        .tenant = s->auth_user, /* tenancy proper will name it otherwise */
+        .now = time(NULL),
         .no_resolver = s->no_resolver,
         .rdns = s->rdns_done      ? RCPT_RDNS_ANSWERED
                 : s->rdns != NULL ? RCPT_RDNS_PENDING
@@ -396,6 +399,21 @@ static void rcpt_refused(struct smtp_session *s, const struct rcpt_decision *r)
     if (r->stage >= RCPT_STAGE_ADDRESS)
         s->tx->nrcpts_rejected++;
     smtp_peer_error(s);
+}
+
+/* A recipient on the suppression list: the event says which entry and what RCPT did. */
+static void rcpt_log_suppressed(struct smtp_session *s, const struct rcpt_decision *r)
+{
+    struct logrec rec;
+    log_begin(&rec, LOG_INFO, "suppression.hit");
+    log_int(&rec, "session", (long long)s->id);
+    log_str(&rec, "tenant", s->auth_user != NULL ? s->auth_user : "");
+    log_str(&rec, "address", r->addr);
+    log_str(&rec, "listed", r->suppressed_tenant[0] != '\0' ? "tenant" : "global");
+    log_str(&rec, "source", r->suppressed_by);
+    log_str(&rec, "added", r->suppressed_on);
+    log_str(&rec, "action", r->outcome == RCPT_DROP ? "drop" : "reject");
+    log_end(&rec);
 }
 
 static void rcpt_accept(struct smtp_session *s, const char *addr)
@@ -496,8 +514,15 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         log_str(&rec, "rule", r.listed_by);
         log_end(&rec);
     }
+    if (r.stage == RCPT_STAGE_SUPPRESSED && r.suppressed_by != NULL)
+        rcpt_log_suppressed(s, &r);
     if (r.outcome == RCPT_REFUSE) {
         rcpt_refused(s, &r);
+        return;
+    }
+    if (r.outcome == RCPT_DROP) { /* the client is told nothing; the message goes to the rest */
+        smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
+        smtp_reply(s, 250, "2.1.5", "Ok");
         return;
     }
     int verdict = r.outcome == RCPT_NEED_VERIFY ? rcpt_verify(s, r.verify_domain, r.addr) : 0;

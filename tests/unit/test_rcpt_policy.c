@@ -2,7 +2,8 @@
  * The RCPT decision over a table of facts: each row is one RCPT argument with what the session
  * knows (listener, client, authentication, SMTPUTF8, recipients so far, the connect-time checks,
  * the verifier), and the stage that must decide, with its reply, rule and log names. The rows that
- * set two failing facts at once pin the order of the stages.
+ * set two failing facts at once pin the order of the stages. Then the suppression list's stage
+ * with a store of its own.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "policy/rcpt_policy.h"
 #include "policy/recipients.h"
 #include "policy/reverse_dns.h"
+#include "policy/suppression.h"
 #include "tests/unit/check.h"
 
 static char dir[] = "/tmp/test_rcpt_policy.XXXXXX";
@@ -306,6 +308,89 @@ static void test_positions(const struct config *cfg, const struct recipients *ta
     CHECK_INT_EQ(r.d.pos.line, 12);
 }
 
+/* Relayed mail only meets the suppression list, right after the relay decision: refused or
+ * dropped (drop_tenants), an expired entry and a disabled list let it through, and inbound mail
+ * for our domains and a stranger's relay attempt never reach it. */
+static void test_suppressed(void)
+{
+    char store_dir[64];
+    snprintf(store_dir, sizeof store_dir, "%s/suppression", dir);
+    struct buf text = BUF_INIT, err = BUF_INIT;
+    buf_printf(&text,
+               "listeners:\n"
+               "  - {name: mx, address: \"127.0.0.1:2525\", role: inbound}\n"
+               "  - {name: sub, address: \"127.0.0.1:2587\", role: submission}\n"
+               "relay: {trusted_networks: [\"192.0.2.0/24\"]}\n"
+               "domains: {example.org: }\n"
+               "suppression: {enabled: true, drop_tenants: [bulk], path: %s}\n",
+               store_dir);
+    struct config *cfg = NULL;
+    CHECK_INT_EQ(config_load_string(text.data, text.len, "s.yaml", &cfg, &err), 0);
+    struct suppression *st = NULL;
+    CHECK_INT_EQ(suppression_open(store_dir, NULL, &st, &err), 0);
+    if (cfg == NULL || st == NULL) {
+        fprintf(stderr, "%.*s\n", (int)err.len, err.data);
+        return;
+    }
+    int64_t day = 1796083200; /* 2026-12-01T00:00:00Z */
+    const char *why;
+    struct suppression_entry e[3];
+    suppression_entry_make(NULL, "gone@foreign.example", SUPPRESSION_COMPLAINT, day, 0, NULL, &e[0],
+                           &why);
+    suppression_entry_make(NULL, "user@example.org", SUPPRESSION_MANUAL, day, 0, NULL, &e[1], &why);
+    suppression_entry_make(NULL, "old@foreign.example", SUPPRESSION_MANUAL, day, day + 60, NULL,
+                           &e[2], &why);
+    CHECK_INT_EQ(suppression_put(st, e, 3, 1), 0);
+
+    struct sockaddr_in trusted = {.sin_family = AF_INET}, stranger = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "192.0.2.7", &trusted.sin_addr);
+    inet_pton(AF_INET, "203.0.113.9", &stranger.sin_addr);
+    struct rcpt_facts f = {.cfg = cfg,
+                           .listener = listener_named(cfg, "sub"),
+                           .client = (const struct sockaddr *)&trusted,
+                           .suppression = st,
+                           .now = day + 3600};
+    struct rcpt_decision r;
+#define DECIDE(arg_) rcpt_policy_decide(&f, (struct smtp_slice){arg_, strlen(arg_)}, &r)
+    DECIDE("TO:<Gone@Foreign.Example>");
+    CHECK_INT_EQ(r.outcome, RCPT_REFUSE);
+    CHECK_INT_EQ(r.stage, RCPT_STAGE_SUPPRESSED);
+    CHECK_INT_EQ(r.d.code, 550);
+    CHECK_STR_EQ(r.d.enhanced, "5.7.1");
+    CHECK_STR_EQ(r.d.text, "recipient suppressed (complaint 2026-12-01)");
+    CHECK_STR_EQ(r.check, "suppression");
+    CHECK_STR_EQ(r.suppressed_by, "complaint");
+    CHECK_STR_EQ(r.suppressed_tenant, "");
+    f.tenant = "bulk"; /* suppression.drop_tenants */
+    DECIDE("TO:<gone@foreign.example>");
+    CHECK_INT_EQ(r.outcome, RCPT_DROP);
+    f.tenant = NULL;
+    DECIDE("TO:<old@foreign.example>"); /* expired */
+    CHECK_INT_EQ(r.outcome, RCPT_ACCEPT);
+    f.listener = listener_named(cfg, "mx"); /* inbound: mail for us is not relayed */
+    DECIDE("TO:<user@example.org>");
+    CHECK_INT_EQ(r.outcome, RCPT_ACCEPT);
+    f.listener = listener_named(cfg, "sub");
+    f.client = (const struct sockaddr *)&stranger; /* the relay decision refuses first */
+    DECIDE("TO:<gone@foreign.example>");
+    CHECK_INT_EQ(r.stage, RCPT_STAGE_RELAY);
+    f.client = (const struct sockaddr *)&trusted;
+    cfg->suppression.enabled = 0;
+    DECIDE("TO:<gone@foreign.example>");
+    CHECK_INT_EQ(r.outcome, RCPT_ACCEPT);
+#undef DECIDE
+    suppression_close(st);
+    config_unref(cfg);
+    buf_free(&text);
+    buf_free(&err);
+    char path[128];
+    snprintf(path, sizeof path, "%s/data.mdb", store_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", store_dir);
+    unlink(path);
+    rmdir(store_dir);
+}
+
 int main(void)
 {
     if (mkdtemp(dir) == NULL) {
@@ -321,6 +406,7 @@ int main(void)
             check_case(cfg, table, i);
         test_positions(cfg, table);
     }
+    test_suppressed();
     recipients_free(table);
     config_unref(cfg);
     buf_free(&err);

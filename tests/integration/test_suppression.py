@@ -1,0 +1,259 @@
+"""
+The suppression list through the real daemon: an entry made with `sluice suppress add` while the
+daemon runs refuses the next RCPT of relayed mail with 550 5.7.1 naming the source and date (raw
+socket, replies counted), or is dropped (250, left out of the queued message) in drop mode; an
+expiry ends it; a tenant's entry (the authenticated user) holds for that tenant only and the
+global one for all, with drop_tenants overriding the action for one tenant; entries survive a
+restart; CSV import and export round-trip and a bad CSV names its lines and imports nothing.
+Fed by hard bounces: a real peer answers 550 5.1.1 user unknown, the recipient goes on the list,
+and the next message to it is refused at RCPT.
+"""
+import calendar
+import os
+import time
+
+from certs import client_context
+from harness import SluiceTestCase, main, queued_id, send_message
+from mailnet import MailNetCase, send, wait_until
+from test_auth import plain, sha512_hash
+
+ON = {"enabled": True}
+TODAY_RE = r"\d{4}-\d\d-\d\d"
+
+
+def utc(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class SuppressionCase(SluiceTestCase):
+    def start_with(self, suppression, **kwargs):
+        self.d = self.start_sluice(config={"suppression": suppression}, **kwargs)
+        return self.d
+
+    def suppress(self, *args, ok=True):
+        res = self.d.cli("suppress", *args)
+        if ok and res.returncode != 0:
+            raise AssertionError("suppress %r: %d %s" % (args, res.returncode, res.stderr.decode()))
+        return res
+
+    def rcpt(self, c, rcpt, sender="sender@example.com"):
+        """RCPT TO:<rcpt> in a fresh transaction on c; returns its reply."""
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % sender), 250, "2.1.0")
+        r = c.cmd("RCPT TO:<%s>" % rcpt)
+        self.assertReply(c.cmd("RSET"), 250)
+        return r
+
+
+class Manual(SuppressionCase):
+    def test_added_while_running_then_refused_at_rcpt(self):
+        self.start_with(ON)
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(self.rcpt(c, "gone@foreign.example"), 250, "2.1.5", "before the add")
+            self.suppress("add", "Gone@Foreign.Example", "--note", "asked us")
+            r = self.rcpt(c, "gone@FOREIGN.example")
+            self.assertReply(r, 550, "5.7.1")
+            self.assertRegex(r.text, r"^5\.7\.1 recipient suppressed \(manual %s\)$" % TODAY_RE)
+            self.assertReply(self.rcpt(c, "kept@foreign.example"), 250, "2.1.5")
+            # the hit is an event naming the list, the source and the action
+            hit = self.d.wait_event("suppression.hit", address="gone@foreign.example")[0]
+            self.assertEqual((hit["listed"], hit["source"], hit["action"]),
+                             ("global", "manual", "reject"))
+            # removed: accepted again
+            self.suppress("remove", "gone@foreign.example")
+            self.assertReply(self.rcpt(c, "gone@foreign.example"), 250, "2.1.5", "after remove")
+
+    def test_off_by_default_and_for_mail_we_do_not_relay(self):
+        self.start_with({}, listeners=[{"name": "submission", "role": "submission"},
+                                       {"name": "mx", "role": "inbound"}])
+        self.suppress("add", "gone@foreign.example")
+        self.suppress("add", "user@example.com")
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(self.rcpt(c, "gone@foreign.example"), 250, "2.1.5", "disabled")
+        self.d.stop()
+        self.d.extra["suppression"] = ON
+        self.d.write_config()
+        self.d.start()
+        with self.d.connect("mx") as c:  # inbound: mail for us is not relayed
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(self.rcpt(c, "user@example.com"), 250, "2.1.5", "inbound")
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(self.rcpt(c, "gone@foreign.example"), 550, "5.7.1", "enabled")
+
+    def test_drop_mode(self):
+        self.start_with({"enabled": True, "action": "drop"})
+        self.suppress("add", "gone@foreign.example")
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            reply = send_message(c, "sender@example.com", ["gone@foreign.example",
+                                                           "kept@foreign.example"],
+                                 b"Subject: drop\r\n\r\nhello\r\n")
+            self.assertReply(reply, 250, "2.0.0")
+        qid = queued_id(reply)
+        queued = {e["id"]: e["rcpts"] for e in self.d.queue_list()}
+        self.assertEqual(queued.get(qid), ["kept@foreign.example"])
+        hit = self.d.wait_event("suppression.hit", address="gone@foreign.example")[0]
+        self.assertEqual(hit["action"], "drop")
+        # a message whose every recipient is dropped is accepted too, and goes nowhere
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            reply = send_message(c, "sender@example.com", ["gone@foreign.example"],
+                                 b"Subject: drop all\r\n\r\nhello\r\n")
+            self.assertReply(reply, 250, "2.0.0")
+        self.assertEqual(len(self.d.events("suppression.hit")), 2)
+        gone = queued_id(reply)
+        wait_until(lambda: gone not in [e["id"] for e in self.d.queue_list()], 10,
+                   "the message without recipients to leave the queue", step=0.1)
+        self.assertEqual([e for e in self.d.events() if e["level"] == "error"], [])
+
+    def test_expiry(self):
+        self.start_with(ON)
+        ends = int(time.time()) + 3
+        self.suppress("add", "brief@foreign.example", "--expires", utc(ends))
+        replies = []
+
+        def accepted():  # a connection each: refusals count as the client's errors
+            with self.d.connect() as c:
+                self.assertReply(c.ehlo(), 250)
+                replies.append((time.time(), self.rcpt(c, "brief@foreign.example").code))
+            return replies[-1][1] == 250
+        wait_until(accepted, 10, "the entry to expire", step=0.2)
+        self.assertEqual(replies[0][1], 550, "refused before the expiry")
+        self.assertGreaterEqual(replies[-1][0], ends, "accepted before the expiry")
+        # expired entries are listed as such
+        self.assertIn(b"(expired)", self.suppress("list").stdout)
+
+    def test_survives_restart(self):
+        self.start_with(ON)
+        self.suppress("add", "gone@foreign.example", "--tenant", "acme")
+        self.suppress("add", "also@foreign.example")
+        self.d.stop()
+        res = self.suppress("check", "gone@foreign.example", "--tenant", "acme")
+        self.assertIn(b"suppressed", res.stdout)
+        self.d.start()
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(self.rcpt(c, "also@foreign.example"), 550, "5.7.1", "after restart")
+        self.assertEqual(self.suppress("check", "nobody@foreign.example", ok=False).returncode, 3)
+
+    def test_import_export_round_trip(self):
+        self.start_with(ON)
+        rows = ["a@foreign.example,,complaint,2026-12-01T00:00:00Z,,",
+                "b@foreign.example,acme,manual,2026-11-02T10:30:00Z,2099-01-01T00:00:00Z,"
+                "\"said \"\"stop\"\", twice\"",
+                "c@foreign.example,,bad-mailbox,2026-10-03T00:00:00Z,,550 5.1.1 user unknown"]
+        path = os.path.join(self.d.dir, "in.csv")
+        with open(path, "w") as f:
+            f.write("address,tenant,source,time,expiry,note\n" + "\n".join(rows) + "\n")
+        self.assertIn(b"imported 3 entries", self.suppress("import", path).stdout)
+        out = self.suppress("export").stdout.decode().splitlines()
+        self.assertEqual(out[0], "address,tenant,source,time,expiry,note")
+        self.assertEqual(sorted(out[1:]), sorted(rows))
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            r = self.rcpt(c, "a@foreign.example")
+            self.assertReply(r, 550, "5.7.1")
+            self.assertEqual(r.text, "5.7.1 recipient suppressed (complaint 2026-12-01)")
+        # the export imports again as it is
+        again = os.path.join(self.d.dir, "again.csv")
+        with open(again, "w") as f:
+            f.write("\n".join(out) + "\n")
+        self.suppress("import", again)
+        self.assertEqual(self.suppress("export").stdout.decode().splitlines(), out)
+
+        bad = os.path.join(self.d.dir, "bad.csv")
+        with open(bad, "w") as f:
+            f.write("address,tenant,source,time,expiry,note\n"
+                    "d@foreign.example,,,,,\n"
+                    "e@foreign.example,,spam,,,\n"
+                    "\"f@foreign.example,,,,,\n")
+        res = self.suppress("import", bad, ok=False)
+        self.assertEqual(res.returncode, 1)
+        err = res.stderr.decode()
+        self.assertIn("%s:3: source: 'spam'" % bad, err)
+        self.assertIn("%s:4: address: a quote is not closed" % bad, err)
+        self.assertIn("nothing imported", err)
+        self.assertEqual(self.suppress("check", "d@foreign.example", ok=False).returncode, 3)
+
+
+class Tenants(SuppressionCase):
+    """The tenant is the authenticated user; 127.0.0.1 is not trusted here, so relaying needs AUTH."""
+    PASSWORDS = {"alice": "wonder land", "bob": "s3cret!"}
+
+    def setUp(self):
+        self.d = self.start_sluice(tls=True, start=False,
+                                   listeners=[{"name": "submission", "role": "submission",
+                                               "tls": "starttls"}])
+        users = os.path.join(self.d.dir, "users")
+        with open(users, "w") as f:
+            for name, password in self.PASSWORDS.items():
+                f.write("%s:%s\n" % (name, sha512_hash(password)))
+        self.d.extra = {"relay": {"trusted_networks": [], "users": users},
+                        "suppression": {"enabled": True, "drop_tenants": ["bob"]}}
+        self.d.start()
+
+    def session(self, user):
+        c = self.d.connect()
+        self.assertReply(c.ehlo(), 250)
+        self.assertReply(c.cmd("STARTTLS"), 220)
+        c.starttls(client_context())
+        self.assertReply(c.ehlo(), 250)
+        self.assertReply(c.cmd("AUTH PLAIN " + plain(user, self.PASSWORDS[user]), timeout=40),
+                         235)
+        return c
+
+    def test_tenant_and_global_entries(self):
+        self.suppress("add", "mine@foreign.example", "--tenant", "alice")
+        self.suppress("add", "all@foreign.example")
+        with self.session("alice") as c:
+            self.assertReply(self.rcpt(c, "mine@foreign.example"), 550, "5.7.1", "alice's own")
+            self.assertReply(self.rcpt(c, "all@foreign.example"), 550, "5.7.1", "global")
+        with self.session("bob") as c:
+            self.assertReply(self.rcpt(c, "mine@foreign.example"), 250, "2.1.5", "alice's only")
+            # bob is a drop tenant: the global entry holds, answered 250 and dropped
+            self.assertReply(self.rcpt(c, "all@foreign.example"), 250, "2.1.5", "dropped")
+        hits = self.d.wait_event("suppression.hit", count=3)
+        self.assertEqual(sorted((h["tenant"], h["address"], h["listed"], h["action"]) for h in hits),
+                         [("alice", "all@foreign.example", "global", "reject"),
+                          ("alice", "mine@foreign.example", "tenant", "reject"),
+                          ("bob", "all@foreign.example", "global", "drop")])
+
+
+class HardBounce(MailNetCase):
+    def test_hard_bounce_suppresses_the_next_message(self):
+        net = self.make_net()
+        home = net.peer("mx.sender.test")
+        dest = net.peer("mx.dest.test", rcpt=[("gone@*", "550 5.1.1 <gone@dest.test>: user unknown")])
+        net.mx("sender.test", home, 10)
+        net.mx("dest.test", dest, 10)
+        net.start()
+        cfg = net.sluice_config(expire="1h")
+        cfg["suppression"] = ON
+        self.d = self.start_sluice(config=cfg)
+        send(self.d, "alice@sender.test", ["gone@dest.test"], b"Subject: one\r\n\r\nfirst\r\n")
+        added = self.d.wait_event("suppression.added", timeout=20, address="gone@dest.test")[0]
+        self.assertEqual((added["source"], added["tenant"]), ("bad-mailbox", ""))
+        # expires after suppression.hard_bounce_expiry (90 days by default)
+        self.assertAlmostEqual(added["expiry"], time.time() + 90 * 86400, delta=120)
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(c.cmd("MAIL FROM:<alice@sender.test>"), 250)
+            r = c.cmd("RCPT TO:<gone@dest.test>")
+            self.assertReply(r, 550, "5.7.1", "the next message")
+            self.assertEqual(r.text, "5.7.1 recipient suppressed (bad-mailbox %s)"
+                             % time.strftime("%Y-%m-%d", time.gmtime(added_at(added))))
+        check = self.d.cli("suppress", "check", "gone@dest.test")
+        self.assertEqual(check.returncode, 0, check.stderr)
+        self.assertIn(b"550 5.1.1", check.stdout)
+        self.assertEqual(len(dest.delivered()), 0)
+
+
+def added_at(event):
+    """The unix time of an event's "ts" field."""
+    return calendar.timegm(time.strptime(event["ts"][:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+if __name__ == "__main__":
+    main()
