@@ -258,8 +258,8 @@ static const struct ehlo_case ehlo_cases[] = {
     {"250-mail.example Hello\r\n250-size 35882577\r\n250-pipelining\r\n250-Dsn\r\n"
      "250-AUTH LOGIN  PLAIN\tGSSAPI xoauth2 \r\n250-AUTH=CRAM-MD5\r\n250-X-EXPS NTLM\r\n"
      "250 BINARYMIME\n",
-     0, SMTP_EXT_SIZE | SMTP_EXT_PIPELINING | SMTP_EXT_DSN | SMTP_EXT_AUTH, 35882577,
-     SMTP_AUTH_LOGIN | SMTP_AUTH_PLAIN | SMTP_AUTH_XOAUTH2 | SMTP_AUTH_CRAM_MD5},
+     0, SMTP_EXT_SIZE | SMTP_EXT_PIPELINING | SMTP_EXT_DSN | SMTP_EXT_AUTH | SMTP_EXT_BINARYMIME,
+     35882577, SMTP_AUTH_LOGIN | SMTP_AUTH_PLAIN | SMTP_AUTH_XOAUTH2 | SMTP_AUTH_CRAM_MD5},
     {"250-x\r\n250-auth scram-sha-256\r\n250 STARTTLS\r\n", 0, SMTP_EXT_AUTH | SMTP_EXT_STARTTLS, 0,
      SMTP_AUTH_SCRAM_SHA_256},
     /* Junk: overflowing or non-numeric SIZE reads as "no limit"; prefixes and suffixes of a
