@@ -355,6 +355,11 @@ static void config_free(struct config *cfg)
     free(cfg->doctor.blocklists);
     free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
     free(cfg->inbound.clamd);
+    for (size_t i = 0; i < cfg->inbound.ndmarc_override_networks; i++)
+        free(cfg->inbound.dmarc_override_networks[i].text);
+    free(cfg->inbound.dmarc_override_networks);
+    free_strings(cfg->inbound.dmarc_override_senders, cfg->inbound.ndmarc_override_senders);
+    free(cfg->inbound.public_suffix_list);
     free(cfg->source);
     free(cfg);
 }

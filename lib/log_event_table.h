@@ -213,6 +213,12 @@ static const struct log_event log_event_table[] = {
     {"smtp.dkim_verified", "info",
      "session, queue_id, signatures, results",
      "The DKIM signatures of an inbound message were verified."},
+    {"smtp.dmarc", "info",
+     "session, queue_id, client, from_domain, result, policy, disposition, reason, override",
+     "The DMARC result of an inbound message (`inbound.dmarc`): `result` as in "
+     "Authentication-Results, `policy` the domain's p= or sp=, `disposition` what was done "
+     "(`none`, `quarantine`, `reject`), `override` (`network` or `sender`) when "
+     "`inbound.dmarc_override` let a failure through."},
     {"smtp.dnsbl", "info",
      "session, client, listed, score, zone",
      "The client's DNS blocklist result."},

@@ -25,6 +25,7 @@ struct dkim_signer_set;
 struct dkim_checker;
 struct verifier;
 struct client_table;
+struct public_suffixes;
 
 /* State shared by all sessions; owned by the daemon. */
 struct smtp_server {
@@ -45,6 +46,8 @@ struct smtp_server {
     struct dkim_signer_set *dkim;      /* DKIM signers of cfg (one reference); swapped on reload */
     struct dkim_checker *dkim_checker; /* inbound DKIM verification; NULL: not verified */
     struct verifier *verifier;         /* recipient probes and their cache; NULL: not verified */
+    struct public_suffixes *public_suffixes; /* for DMARC (one reference); NULL: inbound.dmarc
+                                              * ignore. Swapped on reload */
     struct smtp_session *sessions;     /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;
