@@ -352,6 +352,23 @@ void dmarc_evaluate(const struct public_suffixes *psl, const char *from,
     out->disposition = sample < rec->pct ? out->policy : milder(out->policy);
 }
 
+const char *dmarc_override_match(const struct config *cfg, const struct sockaddr *client,
+                                 const char *sender_domain)
+{
+    if (config_cidr_match(cfg->inbound.dmarc_override_networks,
+                          cfg->inbound.ndmarc_override_networks, client) != NULL)
+        return "network";
+    size_t len = strlen(sender_domain);
+    for (size_t i = 0; i < cfg->inbound.ndmarc_override_senders; i++) {
+        const char *s = cfg->inbound.dmarc_override_senders[i];
+        size_t n = strlen(s);
+        if (n <= len && strcasecmp(sender_domain + len - n, s) == 0 &&
+            (n == len || sender_domain[len - n - 1] == '.'))
+            return "sender";
+    }
+    return NULL;
+}
+
 unsigned dmarc_sample(const char *text, size_t len)
 {
     uint32_t h = 2166136261u; /* FNV-1a: documented, so a test can choose its Message-ID */

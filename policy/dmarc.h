@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/config.h"
 #include "lib/dns.h"
 #include "policy/public_suffix.h"
 #include "policy/spf.h"
@@ -96,6 +97,12 @@ void dmarc_evaluate(const struct public_suffixes *psl, const char *from,
 
 /* 0..99, the same for the same text: pct's sample for a message, from its Message-ID. */
 unsigned dmarc_sample(const char *text, size_t len);
+
+/* inbound.dmarc_override: "network" when the client is in its networks, "sender" when the
+ * envelope sender's domain (MAIL FROM's, "" for <>) is one of its senders or below one, else NULL:
+ * the message's failures are then only marked. */
+const char *dmarc_override_match(const struct config *cfg, const struct sockaddr *client,
+                                 const char *sender_domain);
 
 /* "none", "pass", "fail", "temperror", "permerror" (RFC 8601 §2.7 with RFC 7489 §11.2). */
 const char *dmarc_status_name(enum dmarc_status s);

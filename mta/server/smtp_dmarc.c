@@ -130,25 +130,6 @@ static void sink_finish(struct body_sink *sink, struct body_end *end)
         sink_decide(d);
 }
 
-/* inbound.dmarc_override: the client's network, or the envelope sender's domain or a parent. */
-static const char *sink_override(const struct dmarc_sink *d)
-{
-    const struct config *cfg = d->cfg;
-    if (config_cidr_match(cfg->inbound.dmarc_override_networks,
-                          cfg->inbound.ndmarc_override_networks,
-                          (const struct sockaddr *)&d->client) != NULL)
-        return "network";
-    size_t len = strlen(d->sender_domain);
-    for (size_t i = 0; i < cfg->inbound.ndmarc_override_senders; i++) {
-        const char *s = cfg->inbound.dmarc_override_senders[i];
-        size_t n = strlen(s);
-        if (n <= len && strcasecmp(d->sender_domain + len - n, s) == 0 &&
-            (n == len || d->sender_domain[len - n - 1] == '.'))
-            return "sender";
-    }
-    return NULL;
-}
-
 static void sink_log(const struct dmarc_sink *d, const struct dmarc_result *res,
                      enum dmarc_policy applied, const char *override)
 {
@@ -218,7 +199,8 @@ static void sink_decide(struct dmarc_sink *d)
         dmarc_evaluate(d->psl, d->from, &d->ids, &d->found, d->sample, &res);
     const char *override = NULL;
     if (res.status == DMARC_FAIL || res.status == DMARC_PERMERROR)
-        override = sink_override(d);
+        override =
+            dmarc_override_match(d->cfg, (const struct sockaddr *)&d->client, d->sender_domain);
     enum dmarc_policy applied = DMARC_POLICY_NONE;
     struct policy_decision dec = {POLICY_ACCEPT, 250, "2.0.0", "Ok", "inbound.dmarc", builtin};
     if (d->cfg->inbound.dmarc == DMARC_ENFORCE && override == NULL)

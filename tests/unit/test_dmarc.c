@@ -8,6 +8,7 @@
  */
 #include "policy/dmarc.h"
 #include "tests/unit/check.h"
+#include "tests/unit/client_addr.h"
 #include "tests/support/dnsmasq.h"
 
 #include <stdlib.h>
@@ -305,6 +306,37 @@ static void test_evaluate(void)
     public_suffixes_unref(psl);
 }
 
+/* ---- the override list ---- */
+
+static void test_override(void)
+{
+    static const char yaml[] = "inbound:\n"
+                               "  dmarc: enforce\n"
+                               "  dmarc_override:\n"
+                               "    networks: [\"198.51.100.0/24\", \"2001:db8::/32\"]\n"
+                               "    senders: [lists.example.net]\n";
+    struct config *cfg = NULL;
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(config_load_string(yaml, strlen(yaml), "test", &cfg, &err), 0);
+    buf_free(&err);
+    if (cfg == NULL)
+        return;
+    struct sockaddr_storage in = client_addr("198.51.100.7"), out = client_addr("192.0.2.1");
+    struct sockaddr_storage mapped = client_addr("::ffff:198.51.100.9");
+    struct sockaddr_storage six = client_addr("2001:db8::5");
+    const struct sockaddr *stranger = (const struct sockaddr *)&out;
+    CHECK_STR_EQ(dmarc_override_match(cfg, (const struct sockaddr *)&in, ""), "network");
+    CHECK_STR_EQ(dmarc_override_match(cfg, (const struct sockaddr *)&mapped, ""), "network");
+    CHECK_STR_EQ(dmarc_override_match(cfg, (const struct sockaddr *)&six, ""), "network");
+    CHECK_STR_EQ(dmarc_override_match(cfg, stranger, "lists.example.net"), "sender");
+    CHECK_STR_EQ(dmarc_override_match(cfg, stranger, "News.Lists.Example.NET"), "sender");
+    CHECK(dmarc_override_match(cfg, stranger, "xlists.example.net") == NULL);
+    CHECK(dmarc_override_match(cfg, stranger, "lists.example.network") == NULL);
+    CHECK(dmarc_override_match(cfg, stranger, "example.net") == NULL);
+    CHECK(dmarc_override_match(cfg, stranger, "") == NULL);
+    config_unref(cfg);
+}
+
 /* ---- the lookup ---- */
 
 static const char *const zone[] = {
@@ -394,6 +426,7 @@ int main(void)
     test_from();
     test_org_domain();
     test_evaluate();
+    test_override();
     struct public_suffixes *psl = load_test_list();
     struct dnsmasq dm;
     struct dns_resolver *r = dnsmasq_start_resolver(&dm, &loop, zone, 3000);
