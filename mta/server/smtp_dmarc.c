@@ -146,6 +146,16 @@ static void sink_log(const struct dmarc_sink *d, const struct dmarc_result *res,
     log_str(&r, "reason", res->reason);
     if (override != NULL)
         log_str(&r, "override", override);
+    /* What an aggregate report (RFC 7489 §7.2) says of each message: the identifiers checked. */
+    log_str(&r, "spf", spf_status_name(d->ids.spf));
+    if (d->ids.spf_domain[0] != '\0')
+        log_str(&r, "spf_domain", d->ids.spf_domain);
+    struct buf dkim = BUF_INIT;
+    for (size_t i = 0; i < d->ids.dkim.n; i++)
+        buf_printf(&dkim, "%s%s %s", i > 0 ? ", " : "", d->ids.dkim.sigs[i].pass ? "pass" : "fail",
+                   d->ids.dkim.sigs[i].domain);
+    log_strn(&r, "dkim", dkim.data != NULL ? dkim.data : "", dkim.len);
+    buf_free(&dkim);
     log_end(&r);
 }
 

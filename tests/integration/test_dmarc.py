@@ -101,6 +101,10 @@ class DmarcTest(MailNetCase):
         ar = auth_results(data)
         self.assertRegex(ar, r"spf=fail smtp\.mailfrom=other\.test; dkim=pass header\.d=signed\.test"
                              r" .*; dmarc=pass \(p=reject dis=none\) header\.from=signed\.test$")
+        # The event carries what an aggregate report counts.
+        self.assertTrue(self.d.find("smtp.dmarc", from_domain="signed.test", result="pass",
+                                    client="127.0.0.1", spf="fail", spf_domain="other.test",
+                                    dkim="pass signed.test", disposition="none"))
         # Neither aligned: p=reject is a 550 at the final dot, naming DMARC.
         r = self.submit("bounce@other.test", message("refused", "From: <a@signed.test>\r\n"))
         self.assertReply(r, 550, "5.7.1")
