@@ -34,10 +34,20 @@ def headers_of(data):
     return data.split(b"\r\n\r\n", 1)[0]
 
 
-def message(subject, from_field="From: A <a@sender.test>\r\n"):
+def message(subject, from_field="From: A <a@sender.test>\r\n", message_id=None):
+    message_id = message_id or "<%s@client.test>" % subject.replace(" ", ".")
     return (from_field.encode() + b"To: <alice@example.test>\r\nSubject: " + subject.encode() +
-            b"\r\nMessage-ID: <" + subject.replace(" ", ".").encode() +
-            b"@client.test>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nhello\r\n")
+            b"\r\nMessage-ID:  " + message_id.encode() +
+            b" \r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nhello\r\n")
+
+
+def pct_sample(message_id):
+    """pct's sample of a message as docs/inbound-mx.md defines it: FNV-1a (32 bits) of the
+    Message-ID's value without surrounding white space, modulo 100."""
+    h = 2166136261
+    for c in message_id.encode():
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return h % 100
 
 
 class DmarcTest(MailNetCase):
@@ -57,7 +67,8 @@ class DmarcTest(MailNetCase):
                              ("quar.test", "v=DMARC1; p=quarantine"),
                              ("org.test", "v=DMARC1; p=none; sp=reject"),
                              ("pct0.test", "v=DMARC1; p=reject; pct=0"),
-                             ("pct100.test", "v=DMARC1; p=reject; pct=100")):
+                             ("pct100.test", "v=DMARC1; p=reject; pct=100"),
+                             ("pct50.test", "v=DMARC1; p=reject; pct=50")):
             net.dns.txt("_dmarc." + name, record)
 
     def start_mx(self, **inbound):
@@ -133,6 +144,18 @@ class DmarcTest(MailNetCase):
         self.assertIn(b"X-Sluice-Quarantine: dmarc\r\n", headers_of(data))
         r = self.submit("bounce@other.test", message("pct hundred", "From: <a@pct100.test>\r\n"))
         self.assertReply(r, 550, "5.7.1")
+        # pct=50: the Message-ID decides, the same way on every retry.
+        ids = ["<pct%d@client.test>" % i for i in range(100)]
+        inside = next(i for i in ids if pct_sample(i) < 50)
+        outside = next(i for i in ids if pct_sample(i) >= 50)
+        for _ in range(2):
+            r = self.submit("bounce@other.test", message(
+                "pct inside", "From: <a@pct50.test>\r\n", message_id=inside))
+            self.assertReply(r, 550, "5.7.1")
+        data = self.delivered(message("pct outside", "From: <a@pct50.test>\r\n",
+                                      message_id=outside))
+        self.assertIn("dmarc=fail (p=reject dis=quarantine) header.from=pct50.test",
+                      auth_results(data))
         # No record: none, delivered untouched.
         data = self.delivered(message("no record", "From: <a@nodmarc.test>\r\n"))
         self.assertIn("; dmarc=none header.from=nodmarc.test", auth_results(data))
@@ -149,7 +172,7 @@ class DmarcTest(MailNetCase):
         r = self.submit("a@sender.test", message(
             "two domains", "From: a@sender.test, b@other.test\r\n"))
         self.assertReply(r, 550, "5.7.1")
-        self.assertEqual(len(self.sink.delivered()), 6, self.sink.report())
+        self.assertEqual(len(self.sink.delivered()), 7, self.sink.report())
 
     def test_mark(self):
         self.start_mx(dmarc="mark")
