@@ -225,6 +225,10 @@ class DmarcTest(MailNetCase):
         self.assertIn("inbound.public_suffix_list: cannot open /nonexistent/psl.dat",
                       self.d.find("config.error")["msg"])
         self.delivered(message("still ignored", "From: <a@signed.test>\r\n"))
+        res = self.d.cli("check-config")  # says the same before any reload
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertRegex(res.stderr.decode(), r"sluice\.yaml:\d+:\d+: inbound\.public_suffix_list: "
+                                              r"cannot open /nonexistent/psl\.dat")
         # The list is read at reload when DMARC is turned on.
         self.reload("daemon.reload", dmarc="enforce")
         r = self.submit("bounce@other.test", message("now refused", "From: <a@signed.test>\r\n"))
