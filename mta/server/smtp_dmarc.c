@@ -177,20 +177,18 @@ static void sink_format(const struct dmarc_sink *d, const struct dmarc_result *r
 static struct policy_decision sink_enforce(struct dmarc_sink *d, const struct dmarc_result *res,
                                            enum dmarc_policy *applied)
 {
-    struct policy_decision dec = {POLICY_ACCEPT, 250, "2.0.0", "Ok", "inbound.dmarc", builtin};
+    struct policy_decision dec = {POLICY_ACCEPT, 250, "2.0.0", "Ok", "dmarc", builtin};
     if (res->status == DMARC_TEMPERROR) {
         dec = (struct policy_decision){
             POLICY_TEMPFAIL, 451,
             "4.7.5",         "DMARC policy temporarily unavailable, try again later",
-            "inbound.dmarc", builtin};
+            "dmarc",         builtin};
     } else if (res->status == DMARC_PERMERROR) {
         snprintf(d->text, sizeof d->text, "Message rejected by DMARC: %s", d->from_error);
-        dec = (struct policy_decision){POLICY_REJECT,   550,    "5.7.1", d->text,
-                                       "inbound.dmarc", builtin};
+        dec = (struct policy_decision){POLICY_REJECT, 550, "5.7.1", d->text, "dmarc", builtin};
     } else if (res->status == DMARC_FAIL && res->disposition == DMARC_POLICY_REJECT) {
         snprintf(d->text, sizeof d->text, "Message rejected by the DMARC policy of %s", d->from);
-        dec = (struct policy_decision){POLICY_REJECT,   550,    "5.7.1", d->text,
-                                       "inbound.dmarc", builtin};
+        dec = (struct policy_decision){POLICY_REJECT, 550, "5.7.1", d->text, "dmarc", builtin};
         *applied = DMARC_POLICY_REJECT;
     } else if (res->status == DMARC_FAIL && res->disposition == DMARC_POLICY_QUARANTINE) {
         buf_append_str(&d->end->fields, SMTP_DMARC_QUARANTINE_FIELD);
@@ -212,7 +210,7 @@ static void sink_decide(struct dmarc_sink *d)
         override =
             dmarc_override_match(d->cfg, (const struct sockaddr *)&d->client, d->sender_domain);
     enum dmarc_policy applied = DMARC_POLICY_NONE;
-    struct policy_decision dec = {POLICY_ACCEPT, 250, "2.0.0", "Ok", "inbound.dmarc", builtin};
+    struct policy_decision dec = {POLICY_ACCEPT, 250, "2.0.0", "Ok", "dmarc", builtin};
     if (d->cfg->inbound.dmarc == DMARC_ENFORCE && override == NULL)
         dec = sink_enforce(d, &res, &applied);
     sink_format(d, &res, applied, body_end_result(d->end));

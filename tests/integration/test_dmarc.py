@@ -122,6 +122,7 @@ class DmarcTest(MailNetCase):
         self.assertIn("DMARC policy of signed.test", r.text)
         self.assertTrue(self.d.find("smtp.dmarc", result="fail", policy="reject",
                                     disposition="reject", from_domain="signed.test"))
+        self.assertTrue(self.d.find("smtp.rejected", stage="data", code=550, rule="dmarc"))
         # A signature of another domain passes DKIM but is not aligned.
         r = self.submit("bounce@other.test",
                         self.sign(message("unaligned", "From: <a@sender.test>\r\n")))
