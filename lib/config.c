@@ -46,6 +46,12 @@ static int prefix_match(const unsigned char *addr, const unsigned char *net, uns
 const struct config_cidr *config_trusted_network_match(const struct config *cfg,
                                                        const struct sockaddr *addr)
 {
+    return config_cidr_match(cfg->relay.trusted_networks, cfg->relay.ntrusted_networks, addr);
+}
+
+const struct config_cidr *config_cidr_match(const struct config_cidr *nets, size_t n,
+                                            const struct sockaddr *addr)
+{
     unsigned char a[16];
     int family;
     if (addr->sa_family == AF_INET) {
@@ -63,8 +69,8 @@ const struct config_cidr *config_trusted_network_match(const struct config *cfg,
     } else {
         return NULL;
     }
-    for (size_t i = 0; i < cfg->relay.ntrusted_networks; i++) {
-        const struct config_cidr *net = &cfg->relay.trusted_networks[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct config_cidr *net = &nets[i];
         if (net->family == family && prefix_match(a, net->addr, net->prefix))
             return net;
     }

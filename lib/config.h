@@ -209,6 +209,8 @@ enum inbound_clamd_down { CLAMD_DOWN_TEMPFAIL, CLAMD_DOWN_ACCEPT };
 /* What RCPT does with a suppressed recipient of relayed mail. */
 enum suppression_action { SUPPRESSION_ACTION_REJECT, SUPPRESSION_ACTION_DROP };
 
+enum inbound_dmarc { DMARC_IGNORE, DMARC_MARK, DMARC_ENFORCE };
+
 struct config {
     int refs;
     char *source; /* file path, or "<embedded>" */
@@ -271,6 +273,14 @@ struct config {
         uint64_t pregreet_wait_ms; /* 0: no pregreet test */
         char *clamd;               /* clamd's socket (unix path or host:port); NULL: no scan */
         enum inbound_clamd_down clamd_down;
+        enum inbound_dmarc dmarc;
+        /* Clients and envelope sender domains whose DMARC failures are only marked. */
+        struct config_cidr *dmarc_override_networks;
+        size_t ndmarc_override_networks;
+        char **dmarc_override_senders; /* each covers its subdomains too */
+        size_t ndmarc_override_senders;
+        char *public_suffix_list; /* the organizational domains' list, loaded for DMARC */
+        struct config_pos public_suffix_list_pos;
     } inbound;
 
     struct config_dkim *dkim;
@@ -369,5 +379,8 @@ const struct config_egress_pool *config_egress_pool_find(const struct config *cf
  */
 const struct config_cidr *config_trusted_network_match(const struct config *cfg,
                                                        const struct sockaddr *addr);
+/* The first of nets[0..n) that holds addr (IPv4-mapped IPv6 counts as IPv4), or NULL. */
+const struct config_cidr *config_cidr_match(const struct config_cidr *nets, size_t n,
+                                            const struct sockaddr *addr);
 
 #endif

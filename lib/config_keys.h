@@ -54,6 +54,7 @@ static const char *const config_spf[] = {"ignore", "mark", "reject_fail", NULL};
 static const char *const config_clamd_down[] = {"tempfail", "accept", NULL};
 /* In the order of enum suppression_action. */
 static const char *const config_suppression_actions[] = {"reject", "drop", NULL};
+static const char *const config_dmarc[] = {"ignore", "mark", "enforce", NULL};
 /* In the order of enum reply_rule_action. */
 static const char *const config_reply_actions[] = {"suspend", "suspend_destination", "backoff",
                                                    "bounce", NULL};
@@ -423,6 +424,25 @@ static const struct config_key config_keys[] = {
     {.name = "inbound.clamd_down", .type = CONFIG_ENUM, .def = "tempfail",
      .names = config_clamd_down, KEY_AT(inbound.clamd_down),
      .doc = "When clamd cannot be reached: tempfail (451) or accept unscanned."},
+    {.name = "inbound.dmarc", .type = CONFIG_ENUM, .def = "ignore", .names = config_dmarc,
+     KEY_AT(inbound.dmarc),
+     .doc = "DMARC (RFC 7489) of the From domain: ignore, mark (Authentication-Results) or "
+            "enforce (also 550 for p=reject, the X-Sluice-Quarantine field for p=quarantine, 451 "
+            "when the record cannot be fetched)."},
+    {.name = "inbound.dmarc_override", KEY_SECTION,
+     .doc = "Forwarders and mailing lists whose DMARC failures enforce only marks."},
+    {.name = "inbound.dmarc_override.networks", .type = CONFIG_CIDRS,
+     KEY_LIST(inbound.dmarc_override_networks, inbound.ndmarc_override_networks),
+     .doc = "Client networks (address/prefix)."},
+    {.name = "inbound.dmarc_override.senders", .type = CONFIG_STRINGS,
+     .check = config_check_hostname,
+     KEY_LIST(inbound.dmarc_override_senders, inbound.ndmarc_override_senders),
+     .doc = "MAIL FROM domains, each with its subdomains."},
+    {.name = "inbound.public_suffix_list", .type = CONFIG_PATH,
+     .def = "/usr/share/publicsuffix/public_suffix_list.dat",
+     KEY_AT_POS(inbound.public_suffix_list, inbound.public_suffix_list_pos),
+     .doc = "The Public Suffix List DMARC finds organizational domains with; read at start "
+            "and at each reload when inbound.dmarc is not ignore."},
 
     {.name = "doctor", KEY_SECTION,
      .doc = "What `sluice doctor` checks besides what the rest of the configuration names."},

@@ -358,6 +358,11 @@ static void config_free(struct config *cfg)
     free_strings(cfg->suppression.drop_tenants, cfg->suppression.ndrop_tenants);
     free_strings(cfg->suppression.reject_tenants, cfg->suppression.nreject_tenants);
     free(cfg->suppression.path);
+    for (size_t i = 0; i < cfg->inbound.ndmarc_override_networks; i++)
+        free(cfg->inbound.dmarc_override_networks[i].text);
+    free(cfg->inbound.dmarc_override_networks);
+    free_strings(cfg->inbound.dmarc_override_senders, cfg->inbound.ndmarc_override_senders);
+    free(cfg->inbound.public_suffix_list);
     free(cfg->source);
     free(cfg);
 }

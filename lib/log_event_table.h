@@ -213,6 +213,15 @@ static const struct log_event log_event_table[] = {
     {"smtp.dkim_verified", "info",
      "session, queue_id, signatures, results",
      "The DKIM signatures of an inbound message were verified."},
+    {"smtp.dmarc", "info",
+     "session, queue_id, client, from_domain, result, policy, disposition, reason, override, spf, "
+     "spf_domain, dkim",
+     "The DMARC result of an inbound message (`inbound.dmarc`): `result` as in "
+     "Authentication-Results, `policy` the domain's p= or sp=, `disposition` what was done "
+     "(`none`, `quarantine`, `reject`), `override` (`network` or `sender`) when "
+     "`inbound.dmarc_override` let a failure through; `spf` and `spf_domain` the SPF result, "
+     "`dkim` each signature as `pass d` or `fail d` (`fail` for any result but pass): with "
+     "`client`, what an aggregate report (RFC 7489 7.2) counts."},
     {"smtp.dnsbl", "info",
      "session, client, listed, score, zone",
      "The client's DNS blocklist result."},

@@ -7,6 +7,7 @@
 #include "mta/dkim/dkim.h"
 #include "mta/relay_battery.h"
 #include "policy/auth_users.h"
+#include "policy/public_suffix.h"
 #include "policy/recipients.h"
 #include "policy/relay_lint.h"
 
@@ -157,6 +158,24 @@ int config_auth_users(const struct config *cfg, struct auth_users **out, struct 
     if (cfg->relay.users == NULL)
         return 0;
     return auth_users_load(cfg->relay.users, out, err) < 0 ? -1 : 0;
+}
+
+int config_public_suffixes(const struct config *cfg, struct public_suffixes **out,
+                           struct buf *err)
+{
+    *out = NULL;
+    if (cfg->inbound.dmarc == DMARC_IGNORE)
+        return 0;
+    struct buf why = BUF_INIT;
+    *out = public_suffixes_load(cfg->inbound.public_suffix_list, &why);
+    if (*out == NULL) {
+        const struct config_pos *pos = &cfg->inbound.public_suffix_list_pos;
+        buf_printf(err, "%s:%u:%u: inbound.public_suffix_list: %.*s\n",
+                   pos->file != NULL ? pos->file : cfg->source, pos->line, pos->column,
+                   (int)why.len, why.data);
+    }
+    buf_free(&why);
+    return *out == NULL ? -1 : 0;
 }
 
 struct config *config_load_ungated(const char *path, struct buf *err)

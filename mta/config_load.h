@@ -16,6 +16,7 @@
 struct dkim_signer_set;
 struct recipients;
 struct auth_users;
+struct public_suffixes;
 
 /* Returns the configuration, or NULL after writing "file:line:column: message" lines into err.
  * The DKIM keys are loaded and checked too, so a bad key refuses the configuration. */
@@ -34,6 +35,10 @@ int config_auth_users(const struct config *cfg, struct auth_users **out, struct 
 /* The signer set of cfg's dkim entries, keys loaded; NULL after writing "file:line:column:
  * message" lines (naming the key file when the key is at fault) into err. Blocking. */
 struct dkim_signer_set *config_dkim_signers(const struct config *cfg, struct buf *err);
+/* Loads inbound.public_suffix_list into *out when inbound.dmarc is not ignore (else NULL): 0, or
+ * -1 with a "file:line:column: key: problem" line in err. Blocking. */
+int config_public_suffixes(const struct config *cfg, struct public_suffixes **out,
+                           struct buf *err);
 /* Logs each non-empty line of `lines` as one `event` record at `level`, its text in "msg". */
 void config_log_lines(enum log_level level, const char *event, const struct buf *lines);
 

@@ -26,6 +26,7 @@
 #include "mta/delivery/scheduler.h"
 #include "mta/server/smtp_server.h"
 #include "policy/auth_users.h"
+#include "policy/public_suffix.h"
 #include "policy/recipients.h"
 #include "policy/suppression.h"
 #include "policy/verify.h"
@@ -174,6 +175,7 @@ struct reload {
     SSL_CTX *tls;
     struct auth_users *users;
     struct bounce_categories *categories;
+    struct public_suffixes *suffixes;
 };
 
 static void reload_on_work(uv_work_t *req);
@@ -203,7 +205,8 @@ static void reload_on_work(uv_work_t *req)
         return;
     if ((r->cfg->tls.certificate != NULL && (r->tls = tls_ctx_for(r->cfg, &r->err)) == NULL) ||
         config_auth_users(r->cfg, &r->users, &r->err) < 0 ||
-        bounce_categories_load_config(r->cfg, &r->categories, &r->err) < 0) {
+        bounce_categories_load_config(r->cfg, &r->categories, &r->err) < 0 ||
+        config_public_suffixes(r->cfg, &r->suffixes, &r->err) < 0) {
         config_unref(r->cfg);
         r->cfg = NULL;
     }
@@ -215,6 +218,7 @@ static void reload_free(struct reload *r)
         SSL_CTX_free(r->tls);
     auth_users_free(r->users);
     bounce_categories_free(r->categories);
+    public_suffixes_unref(r->suffixes);
     recipients_free(r->recipients);
     dkim_signer_set_unref(r->signers);
     config_unref(r->cfg);
@@ -266,6 +270,9 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
     /* Lookups are synchronous, so the old tables can go at once. */
     recipients_free(d->srv.recipients);
     d->srv.recipients = r->recipients;
+    /* Messages being checked keep their reference to the old list. */
+    public_suffixes_unref(d->srv.public_suffixes);
+    d->srv.public_suffixes = r->suffixes;
     /* Streams in flight keep their reference to the old signer set. */
     dkim_signer_set_unref(d->srv.dkim);
     d->srv.dkim = r->signers;
@@ -583,9 +590,12 @@ int daemon_run(const char *config_path)
     struct config *cfg = config_load_with_signers(config_path, &signers, &recipients, &err);
     struct run_gates gates;
     struct bounce_categories *categories = NULL;
+    struct public_suffixes *suffixes = NULL;
     if (cfg != NULL && (bounce_categories_load_config(cfg, &categories, &err) < 0 ||
+                        config_public_suffixes(cfg, &suffixes, &err) < 0 ||
                         run_gates_check(cfg, config_path, &gates, &err) < 0)) {
         bounce_categories_free(categories);
+        public_suffixes_unref(suffixes);
         dkim_signer_set_unref(signers);
         recipients_free(recipients);
         config_unref(cfg);
@@ -603,6 +613,7 @@ int daemon_run(const char *config_path)
     d->config_path = config_path;
     d->srv.dkim = signers;
     d->srv.recipients = recipients;
+    d->srv.public_suffixes = suffixes;
     bounce_categories_use(categories);
     d->srv.dkim_checker = dkim_checker_new();
     if (d->srv.dkim_checker == NULL)
@@ -644,6 +655,7 @@ int daemon_run(const char *config_path)
     dkim_checker_free(d->srv.dkim_checker);
     recipients_free(d->srv.recipients);
     suppression_close(d->srv.suppression); /* the loop has run its last write */
+    public_suffixes_unref(d->srv.public_suffixes);
     bounce_categories_use(NULL);
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)

@@ -5,7 +5,8 @@
  * (policy/rcpt_policy.h), given the facts a session would have. On an inbound listener the
  * client's DNSBL, reverse DNS and SPF verdicts are looked up for real through dns.servers (on a
  * private loop, each bounded by dns.timeout) unless --assume gives them, recipient verification is
- * named and assumed to accept, and the attachment policy is named; the message is not explained.
+ * named and assumed to accept, and the attachment policy and DMARC are named (DMARC needs the
+ * message's From field, which explain does not have); the message is not explained.
  */
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "mta/cli/commands.h"
 #include "mta/config_load.h"
 #include "mta/server/smtp_tx_dsn.h"
+#include "policy/dmarc.h"
 #include "policy/dnsbl.h"
 #include "policy/rcpt_policy.h"
 #include "policy/recipients.h"
@@ -399,6 +401,29 @@ static void print_message_policy(const struct config *cfg, const struct smtp_add
                                     : "dkim: not verified (inbound.dkim_verify is false)\n");
 }
 
+/* DMARC judges the message at end of data: what explain can say without it. */
+static void print_dmarc(const struct config *cfg, const struct sockaddr *client, const char *sender,
+                        const struct inbound_lookups *l)
+{
+    if (cfg->inbound.dmarc == DMARC_IGNORE) {
+        printf("dmarc: not evaluated (inbound.dmarc is ignore)\n");
+        return;
+    }
+    printf("dmarc: %s at end of data, on the message's From domain (explain has no message)\n",
+           cfg->inbound.dmarc == DMARC_ENFORCE ? "enforced" : "marked");
+    if (l->spf_res != NULL && l->spf_res->status == SPF_PASS)
+        printf("  spf passed for %s: a From domain aligned with it passes\n", l->spf_res->domain);
+    else
+        printf("  spf %s: only an aligned DKIM signature can make it pass\n",
+               cfg->inbound.spf == SPF_IGNORE ? "is not checked (inbound.spf is ignore)"
+                                              : "did not pass");
+    const char *at = strrchr(sender, '@');
+    const char *override = dmarc_override_match(cfg, client, at != NULL ? at + 1 : "");
+    if (override != NULL)
+        printf("  a failure is only marked: the %s is in inbound.dmarc_override.%ss\n",
+               strcmp(override, "network") == 0 ? "client" : "sender", override);
+}
+
 /* MAIL and RCPT, once the listener and client are known: f holds the session's facts so far; the
  * inbound lookups go to `look`. */
 static int explain_envelope(const struct explain_args *a, const struct config *cfg,
@@ -459,8 +484,10 @@ static int explain_envelope(const struct explain_args *a, const struct config *c
         printf("  verify: %s is asked; explain does not ask, and assumes it accepts\n",
                r.verify_domain->deliver_to);
     print_decision(&r.d);
-    if (inbound && r.outcome != RCPT_REFUSE)
+    if (inbound && r.outcome != RCPT_REFUSE) {
         print_message_policy(cfg, &r.rcpt);
+        print_dmarc(cfg, f->client, sender, look);
+    }
     return 0;
 }
 

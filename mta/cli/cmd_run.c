@@ -11,6 +11,7 @@
 #include "mta/config_load.h"
 #include "mta/daemon.h"
 #include "mta/run_gates.h"
+#include "policy/public_suffix.h"
 
 static int parse_config_only(int argc, char **argv, const char *name, const char **path)
 {
@@ -35,10 +36,13 @@ int cmd_check_config(int argc, char **argv)
     struct buf err = BUF_INIT;
     struct config *cfg = config_load_for_command(path, &err);
     struct run_gates gates;
-    if (cfg != NULL && run_gates_check(cfg, path, &gates, &err) < 0) { /* as run will */
+    struct public_suffixes *suffixes = NULL;
+    if (cfg != NULL && (config_public_suffixes(cfg, &suffixes, &err) < 0 ||
+                        run_gates_check(cfg, path, &gates, &err) < 0)) { /* as run will */
         config_unref(cfg);
         cfg = NULL;
     }
+    public_suffixes_unref(suffixes);
     if (cfg == NULL)
         return command_failed(&err);
     printf("%s: ok\n", cfg->source);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "lib/buf.h"
+#include "policy/dmarc.h"
 #include "policy/policy.h"
 
 struct body_sink;
@@ -23,6 +24,7 @@ struct body_end {
     struct buf fields;       /* header fields (DKIM-Signature), each ending in CRLF, in order */
     struct buf results;      /* Authentication-Results results, each after ";\r\n\t" */
     const char *authserv_id; /* names us in Authentication-Results: server.hostname */
+    struct dmarc_dkim_results dkim; /* what DKIM verification found, for DMARC after it */
 };
 
 /* Appends a new Authentication-Results result to `end` and returns the buffer to write it to. */

@@ -26,6 +26,7 @@ struct dkim_checker;
 struct verifier;
 struct suppression;
 struct client_table;
+struct public_suffixes;
 
 /* State shared by all sessions; owned by the daemon. */
 struct smtp_server {
@@ -47,7 +48,9 @@ struct smtp_server {
     struct dkim_checker *dkim_checker; /* inbound DKIM verification; NULL: not verified */
     struct verifier *verifier;         /* recipient probes and their cache; NULL: not verified */
     struct suppression *suppression;   /* the suppression list; NULL: relayed mail not checked */
-    struct smtp_session *sessions;     /* every live session, for shutdown */
+    struct public_suffixes *public_suffixes; /* for DMARC (one reference); NULL: inbound.dmarc
+                                              * ignore. Swapped on reload */
+    struct smtp_session *sessions;           /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;
     unsigned stopping : 1;

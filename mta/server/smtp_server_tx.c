@@ -159,6 +159,7 @@ static void mail_on_spf(void *arg, const struct spf_result *res)
     char frag[SMTP_PATH_MAX + 64];
     spf_result_format(res, frag, sizeof frag);
     tx->auth_results = xstrdup(frag);
+    tx->spf_result = res; /* for DMARC at end of data */
 
     struct logrec r;
     log_begin(&r, LOG_INFO, "smtp.spf");
@@ -629,6 +630,10 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
         .cfg = s->cfg,
         .session = s->id,
         .queue_id = tx->queue_id,
+        .client = (const struct sockaddr *)&s->peer,
+        .client_text = s->client_addr,
+        .sender = tx->sender,
+        .spf = tx->spf_result,
         .inbound = s->inbound,
         .relay_authorized = tx_relay_authorized(s),
     };

@@ -99,6 +99,7 @@ struct smtp_tx {
     struct body_sinks sinks; /* from DATA on: what consumes the message (smtp_sinks.h) */
     struct body_sink *store; /* the spool's sink, the last in sinks; NULL before DATA */
     struct spf_check *spf;   /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
+    const struct spf_result *spf_result; /* its result once in, inside spf, else NULL */
     struct sender_domain_check *sender_check; /* inbound: the sender domain's MX lookup */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
     char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */

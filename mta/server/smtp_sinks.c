@@ -6,6 +6,7 @@
  */
 #include "mta/server/smtp_sinks.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "mta/dkim/dkim.h"
 #include "mta/dkim/dkim_check.h"
 #include "mta/delivery/scheduler.h"
+#include "mta/server/smtp_dmarc.h"
 #include "mta/server/smtp_server.h"
 #include "policy/clamd.h"
 #include "policy/mime.h"
@@ -339,6 +341,20 @@ static void verify_sink_log(const struct verify_sink *v, const struct dkim_check
     buf_free(&results);
 }
 
+/* What DMARC takes of the results: each signature's d= (lower case) and whether it passed. */
+static void verify_sink_for_dmarc(const struct dkim_check_result *res,
+                                  struct dmarc_dkim_results *out)
+{
+    out->n = 0;
+    for (size_t i = 0; i < res->nsigs && out->n < DMARC_DKIM_MAX; i++, out->n++) {
+        char *d = out->sigs[out->n].domain;
+        snprintf(d, sizeof out->sigs[out->n].domain, "%s", res->sigs[i].domain);
+        for (; *d != '\0'; d++)
+            *d = (char)tolower((unsigned char)*d);
+        out->sigs[out->n].pass = res->sigs[i].verdict == DKIM_CHECK_PASS;
+    }
+}
+
 /* The signatures are checked: their results go into Authentication-Results. The check frees
  * itself after this returns. */
 static void verify_sink_on_checked(void *arg, const struct dkim_check_result *res)
@@ -350,6 +366,7 @@ static void verify_sink_on_checked(void *arg, const struct dkim_check_result *re
     }
     verify_sink_log(v, res);
     dkim_check_result_format(res, body_end_result(v->end));
+    verify_sink_for_dmarc(res, &v->end->dkim);
     body_sink_done(&v->t.sink, &accepted);
 }
 
@@ -388,11 +405,13 @@ static struct body_sink *verify_sink_new(const struct smtp_sink_context *ctx)
 /* ---- the table ---- */
 
 /* Each returns NULL when its check does not apply to the message. In finishing order: the
- * attachment check answers at once, clamd before the DKIM verification, signing last. */
+ * attachment check answers at once, clamd before the DKIM verification, DMARC after it (it
+ * needs its results), signing last. */
 static struct body_sink *(*const check_sinks[])(const struct smtp_sink_context *ctx) = {
     mime_sink_new,
     clamd_sink_new,
     verify_sink_new,
+    smtp_dmarc_sink_new,
     sign_sink_new,
 };
 

@@ -9,12 +9,14 @@
 #define SLUICE_SMTP_SINKS_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "lib/config.h"
 #include "mta/server/body_sink.h"
 #include "spool/spool.h"
 
 struct smtp_server;
+struct spf_result;
 
 /* What the sinks of a message may know of its session; copied by each sink. */
 struct smtp_sink_context {
@@ -22,6 +24,10 @@ struct smtp_sink_context {
     const struct config *cfg; /* the session's; sinks read it only while they report */
     uint64_t session;         /* the session's id, for the log */
     const char *queue_id;
+    const struct sockaddr *client; /* the client's address, and as text */
+    const char *client_text;
+    const char *sender;            /* MAIL FROM, canonical; "" for <> */
+    const struct spf_result *spf;  /* SPF's result from MAIL; NULL when not checked */
     unsigned inbound : 1;          /* the listener's role is inbound: the MX checks apply */
     unsigned relay_authorized : 1; /* the sender is ours (AUTH, trusted submission client) */
 };
