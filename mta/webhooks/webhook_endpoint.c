@@ -54,6 +54,10 @@ void webhook_endpoint_configure(struct webhook_endpoint *ep, const struct config
         if (ev != NULL) /* the loader checked the names */
             ep->selected[ev - log_events] = 1;
     }
+    if (ep->stopping) {
+        ep->stopping = 0;
+        endpoint_kick(ep);
+    }
 }
 
 static void endpoint_log(struct webhook_endpoint *ep, enum log_level level, const char *event,
@@ -112,6 +116,7 @@ static void endpoint_kick(struct webhook_endpoint *ep)
         if (ep->job_running)
             return;
         if (ep->pending.len == 0 && ep->ack_len == 0) {
+            ep->closing = 1;
             uv_close((uv_handle_t *)&ep->timer, timer_on_closed);
             return;
         }
@@ -332,6 +337,8 @@ void webhook_endpoint_stop(struct webhook_endpoint *ep)
         http_request_cancel(ep->req);
     ep->req = NULL;
     uv_timer_stop(&ep->timer);
+    ep->timer_running = ep->backing_off = 0;
+    ep->wait_over = 1; /* should it go on (see configure), what waits goes at once */
     if (ep->broken) {
         webhooks_count_dropped(ep->pending_events);
         buf_free(&ep->pending);

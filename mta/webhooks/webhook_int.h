@@ -69,11 +69,13 @@ struct webhook_endpoint {
     unsigned wait_over : 1;   /* the oldest event waiting has waited batch_wait */
     unsigned dropping : 1;    /* the backlog is full: logged once, until events fit again */
     unsigned stopping : 1;
+    unsigned closing : 1; /* its timer is closing: freed on the next loop turn, no I/O left */
 };
 
 struct webhook_endpoint *webhook_endpoint_new(const struct webhook_env *env, const char *spool,
                                               const struct config_webhook *conf);
-/* A reload's settings for the same URL. */
+/* A reload's settings for the same URL; an endpoint stopping (removed by an earlier reload) and
+ * not closing yet goes on, so that one endpoint at a time uses the URL's backlog. */
 void webhook_endpoint_configure(struct webhook_endpoint *ep, const struct config_webhook *conf);
 /* One record the endpoint selected (a JSON object, no newline). Returns 0, or -ENOSPC when it was
  * dropped (the backlog is full or broken). */

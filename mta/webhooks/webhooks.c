@@ -114,10 +114,12 @@ static void tap_update(struct webhooks *w)
     }
 }
 
+/* The endpoint of url: a stopping one too, unless it is closing (it then does no more I/O, and a
+ * new one may open the backlog). */
 static struct webhook_endpoint *endpoint_find(struct webhooks *w, const char *url)
 {
     for (struct webhook_endpoint *ep = w->endpoints; ep != NULL; ep = ep->next)
-        if (!ep->stopping && strcmp(ep->url, url) == 0)
+        if (!ep->closing && strcmp(ep->url, url) == 0)
             return ep;
     return NULL;
 }
