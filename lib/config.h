@@ -197,6 +197,24 @@ struct config_blocklist {
     struct config_pos pos;
 };
 
+/* webhooks: an HTTP(S) endpoint that gets the selected log events POSTed as JSON batches
+ * (mta/webhooks/webhooks.h). */
+struct config_webhook {
+    char *url;     /* http:// or https:// */
+    char **events; /* names from the log event table; at least one */
+    size_t nevents;
+    unsigned batch_max;     /* events per POST at most */
+    uint64_t batch_wait_ms; /* how long the first event of a batch may wait for more */
+    char **headers;         /* extra "Name: value" lines */
+    size_t nheaders;
+    char *bearer_token; /* sent as "Authorization: Bearer <token>"; NULL: none */
+    char *ca_file;      /* CAs for an https URL; NULL: the system's */
+    uint64_t timeout_ms;
+    uint64_t retry_max_ms; /* the longest wait between two tries */
+    uint64_t backlog_max;  /* octets of events waiting on disk, at most */
+    struct config_pos pos;
+};
+
 enum inbound_reverse_dns {
     REVERSE_DNS_IGNORE,
     REVERSE_DNS_REQUIRE_PTR,
@@ -315,6 +333,9 @@ struct config {
         size_t nblocklists;
         int shipped_blocklists; /* the shipped lists are checked too */
     } doctor;
+
+    struct config_webhook *webhooks;
+    size_t nwebhooks;
 
     struct {
         int enabled;                    /* relayed mail is checked against the list at RCPT */

@@ -65,6 +65,7 @@ enum config_scope {
     CONFIG_SCOPE_BACKOFF,  /* struct config_backoff */
     CONFIG_SCOPE_REPLY,    /* struct config_reply_rule */
     CONFIG_SCOPE_DOCTOR,   /* struct config_blocklist (doctor.blocklists) */
+    CONFIG_SCOPE_WEBHOOK,  /* struct config_webhook */
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */
@@ -191,6 +192,10 @@ const char *config_check_canonicalization(const char *value);
 const char *config_check_identity(const char *value);
 const char *config_check_mailbox(const char *value); /* "user@domain" */
 const char *config_check_extension(const char *value);
+/* Webhooks: */
+const char *config_check_http_url(const char *value);    /* http:// or https:// and a host */
+const char *config_check_http_header(const char *value); /* "Name: value" */
+const char *config_check_log_event(const char *value);   /* a name of the log event table */
 
 /* ---- One key's value (config_values.c) ---- */
 

@@ -30,6 +30,7 @@
     .scope = CONFIG_SCOPE_##scope_, .offset = offsetof(type_, field)
 #define KEY_SHAPING(field) KEY_IN(SHAPING, struct config_shaping, field)
 #define KEY_DKIM(field) KEY_IN(DKIM, struct config_dkim, field)
+#define KEY_WEBHOOK(field) KEY_IN(WEBHOOK, struct config_webhook, field)
 #define KEY_LIST_OF(field, count, type_)                                                           \
     .type = CONFIG_LIST, KEY_LIST(field, count), .elem_size = sizeof(type_),                       \
     .pos_offset = offsetof(type_, pos)
@@ -489,6 +490,41 @@ static const struct config_key config_keys[] = {
     {.name = "suppression.hard_bounce_expiry", .type = CONFIG_DURATION, .def = "90d", .min = 0,
      .max = 3650 * KEY_DAY, KEY_AT(suppression.hard_bounce_expiry_ms),
      .doc = "How long a hard bounce keeps its recipient on the list; 0: for good."},
+    {.name = "webhooks", KEY_LIST_OF(webhooks, nwebhooks, struct config_webhook),
+     .doc = "Endpoints that get log events POSTed as JSON batches, retried and kept on disk while "
+            "they are down: a list of mappings (below). None: nothing is sent."},
+    {.name = "webhooks[].url", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_http_url, KEY_WEBHOOK(url),
+     .doc = "Where the batches are POSTed: an http:// or https:// URL, one entry each."},
+    {.name = "webhooks[].events", .type = CONFIG_STRINGS, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_log_event, KEY_WEBHOOK(events),
+     .aux = offsetof(struct config_webhook, nevents),
+     .doc = "The events sent, by name (`sluice log-events`), e.g. [delivery.delivered, "
+            "delivery.deferred, delivery.failed]; at least one. They are sent whatever "
+            "server.log.level is."},
+    {.name = "webhooks[].batch_max", .type = CONFIG_UINT, .def = "100", .min = 1, .max = 10000,
+     KEY_WEBHOOK(batch_max), .doc = "Events per POST, at most."},
+    {.name = "webhooks[].batch_wait", .type = CONFIG_DURATION, .def = "1s", .min = 0,
+     .max = KEY_HOUR, KEY_WEBHOOK(batch_wait_ms),
+     .doc = "How long an event may wait for others to fill a batch before it is sent."},
+    {.name = "webhooks[].headers", .type = CONFIG_STRINGS, .check = config_check_http_header,
+     KEY_WEBHOOK(headers), .aux = offsetof(struct config_webhook, nheaders),
+     .doc = "Extra header lines of each POST, as [\"Name: value\", ...]."},
+    {.name = "webhooks[].bearer_token", .type = CONFIG_STRING, KEY_WEBHOOK(bearer_token),
+     .doc = "Sent as \"Authorization: Bearer <token>\". Unset: none."},
+    {.name = "webhooks[].ca_file", .type = CONFIG_PATH, KEY_WEBHOOK(ca_file),
+     .doc = "PEM file of the CAs an https endpoint's certificate must chain to. Unset: the "
+            "system's CAs."},
+    {.name = "webhooks[].timeout", .type = CONFIG_DURATION, .def = "10s", .min = KEY_SECOND,
+     .max = 5 * 60 * KEY_SECOND, KEY_WEBHOOK(timeout_ms),
+     .doc = "How long one POST may take, connection included; then it is tried again."},
+    {.name = "webhooks[].retry_max", .type = CONFIG_DURATION, .def = "5m", .min = KEY_SECOND,
+     .max = KEY_HOUR, KEY_WEBHOOK(retry_max_ms),
+     .doc = "Longest wait between two tries of a batch (the wait doubles from 1s up to it)."},
+    {.name = "webhooks[].backlog_max", .type = CONFIG_SIZE, .def = "100M", .min = 4 * KEY_KB,
+     .max = 1024 * KEY_GB, KEY_WEBHOOK(backlog_max),
+     .doc = "Octets of events kept on disk for the endpoint until it takes them; events beyond "
+            "it are dropped (webhook.backlog_full)."},
 
     {.name = "limits", KEY_SECTION, .doc = "Resource limits."},
     {.name = "limits.max_message_size", .type = CONFIG_SIZE, .def = "50M", .min = KEY_KB,

@@ -240,6 +240,22 @@ static void finish_values(struct load *ld)
     }
 }
 
+/* A webhook sends some events, and one URL has one entry (one backlog). */
+static void check_webhooks(struct load *ld)
+{
+    const struct config *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->nwebhooks; i++) {
+        const struct config_webhook *w = &cfg->webhooks[i];
+        if (w->nevents == 0 && w->url != NULL)
+            config_fail_at(ld, w->pos, "webhooks[%zu].events: name at least one event", i);
+        for (size_t j = 0; j < i && w->url != NULL; j++)
+            if (cfg->webhooks[j].url != NULL && strcmp(cfg->webhooks[j].url, w->url) == 0)
+                config_fail_at(ld, w->pos,
+                               "webhooks[%zu].url: '%s' is listed twice (also at line %u)", i,
+                               w->url, cfg->webhooks[j].pos.line);
+    }
+}
+
 /* Rules across keys: a certificate needs its key (and the reverse), implicit TLS a certificate. */
 static void check_tls(struct load *ld)
 {
@@ -353,6 +369,15 @@ static void config_free(struct config *cfg)
         free(cfg->doctor.blocklists[i].removal);
     }
     free(cfg->doctor.blocklists);
+    for (size_t i = 0; i < cfg->nwebhooks; i++) {
+        struct config_webhook *w = &cfg->webhooks[i];
+        free(w->url);
+        free_strings(w->events, w->nevents);
+        free_strings(w->headers, w->nheaders);
+        free(w->bearer_token);
+        free(w->ca_file);
+    }
+    free(cfg->webhooks);
     free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
     free(cfg->inbound.clamd);
     free_strings(cfg->suppression.drop_tenants, cfg->suppression.ndrop_tenants);
@@ -392,6 +417,7 @@ int config_load_string(const char *text, size_t len, const char *name, struct co
                 load_shipped_rules(&ld);
             finish_reply_rules(&ld);
             check_pools(&ld);
+            check_webhooks(&ld);
         }
     }
     config_node_free(root);

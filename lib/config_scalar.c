@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lib/config_int.h"
+#include "lib/log_events.h"
 #include "lib/xalloc.h"
 
 /* Reads the decimal digits at *s and advances past them; 0 when there are none or they overflow. */
@@ -473,4 +475,36 @@ int config_sockaddr_equal(const struct sockaddr_storage *a, const struct sockadd
     const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
     return x->sin6_port == y->sin6_port &&
            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+const char *config_check_http_url(const char *value)
+{
+    size_t scheme = strncasecmp(value, "http://", 7) == 0    ? 7
+                    : strncasecmp(value, "https://", 8) == 0 ? 8
+                                                             : 0;
+    if (scheme == 0)
+        return "is not an http:// or https:// URL";
+    size_t host = strcspn(value + scheme, "/?#");
+    if (host == 0 || value[scheme] == ':' || value[scheme] == '@')
+        return "has no host";
+    if (strchr(value, ' ') != NULL)
+        return "has a space (write it as %20)";
+    return NULL;
+}
+
+/* RFC 9110 5.1: a field name is a token; 5.5: its value has no CR, LF or NUL (the loader refuses
+ * control characters anyway). */
+const char *config_check_http_header(const char *value)
+{
+    size_t name = strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                "!#$%&'*+-.^_`|~");
+    if (name == 0 || value[name] != ':')
+        return "is not a header line (write \"Name: value\")";
+    return NULL;
+}
+
+const char *config_check_log_event(const char *value)
+{
+    return log_event_find(value) == NULL ? "is not an event Sluice logs (see `sluice log-events`)"
+                                         : NULL;
 }

@@ -52,6 +52,13 @@ static size_t log_nunknown;
  * they are written, not one that doubles. */
 #define LOG_CHUNK_MAX (64 * 1024)
 
+/* The tap: set under log_lock and called under it, so that unsetting it is final. The selection is
+ * read without the lock (a record whose event is selected a moment late is simply not tapped). */
+static log_tap_cb *log_tap;
+static void *log_tap_arg;
+static _Atomic(log_tap_cb *) log_tap_on;        /* log_tap, for the unlocked test in log_begin() */
+static _Atomic unsigned char *log_tap_selected; /* by index in the event table; allocated once */
+
 /* Set at start and reload, read by every thread that logs. */
 static _Atomic enum log_level log_min = LOG_INFO;
 
@@ -275,19 +282,54 @@ static void unknown_event(const char *event)
     uv_mutex_unlock(&log_lock);
     if (!first)
         return;
-    struct logrec r = {BUF_INIT, 1};
+    struct logrec r = {.line = BUF_INIT, .enabled = 1};
     record_begin(&r, LOG_ERROR, "log.unknown_event");
     log_str(&r, "name", event);
     log_str(&r, "msg", "an event name missing from the event table (lib/log_event_table.h)");
     log_end(&r);
 }
 
+/* Called with log_lock held. */
+static void tap_selection_alloc(void)
+{
+    if (log_tap_selected == NULL)
+        log_tap_selected = xcalloc(log_event_count, sizeof *log_tap_selected);
+}
+
+void log_tap_set(log_tap_cb *cb, void *arg)
+{
+    log_lock_acquire();
+    tap_selection_alloc();
+    if (cb == NULL)
+        for (size_t i = 0; i < log_event_count; i++)
+            log_tap_selected[i] = 0;
+    log_tap = cb;
+    log_tap_arg = arg;
+    log_tap_on = cb;
+    uv_mutex_unlock(&log_lock);
+}
+
+int log_tap_select(const char *name, int on)
+{
+    const struct log_event *ev = log_event_find(name);
+    if (ev == NULL)
+        return -ENOENT;
+    log_lock_acquire();
+    tap_selection_alloc();
+    log_tap_selected[ev - log_events] = (unsigned char)(on != 0);
+    uv_mutex_unlock(&log_lock);
+    return 0;
+}
+
 void log_begin(struct logrec *r, enum log_level level, const char *event)
 {
-    if (log_event_find(event) == NULL)
+    const struct log_event *ev = log_event_find(event);
+    if (ev == NULL)
         unknown_event(event);
     r->line = (struct buf)BUF_INIT;
-    r->enabled = level >= log_min;
+    r->tap = log_tap_on != NULL && ev != NULL && log_tap_selected[ev - log_events] ? ev : NULL;
+    r->quiet = level < log_min;
+    r->enabled = !r->quiet || r->tap != NULL;
     if (r->enabled)
         record_begin(r, level, event);
 }
@@ -334,12 +376,29 @@ void log_bool(struct logrec *r, const char *key, int value)
 /* Not filtered by level: losing lines is always worth knowing. */
 static void dropped_line(struct buf *line, unsigned long long count)
 {
-    struct logrec r = {BUF_INIT, 1};
+    struct logrec r = {.line = BUF_INIT, .enabled = 1};
     record_begin(&r, LOG_ERROR, "log.dropped");
     log_int(&r, "count", (long long)count);
     log_str(&r, "msg", "the log target fell behind; lines were dropped");
     buf_append(&r.line, "}\n", 2);
     *line = r.line;
+}
+
+/* Called with log_lock held. */
+static void line_queue(const struct buf *line)
+{
+    if (!log_threaded) {
+        write_all(log_fd, line->data, line->len);
+    } else if (log_queued + line->len > log_queue_limit) {
+        log_dropped++;
+    } else {
+        struct log_chunk *c = log_tail;
+        if (c == NULL || c->fd != log_fd || c->close_after || c->data.len >= LOG_CHUNK_MAX)
+            c = chunk_push(log_fd);
+        buf_append(&c->data, line->data, line->len);
+        log_queued += line->len;
+        writer_wake();
+    }
 }
 
 void log_end(struct logrec *r)
@@ -348,18 +407,10 @@ void log_end(struct logrec *r)
         return;
     buf_append(&r->line, "}\n", 2);
     log_lock_acquire();
-    if (!log_threaded) {
-        write_all(log_fd, r->line.data, r->line.len);
-    } else if (log_queued + r->line.len > log_queue_limit) {
-        log_dropped++;
-    } else {
-        struct log_chunk *c = log_tail;
-        if (c == NULL || c->fd != log_fd || c->close_after || c->data.len >= LOG_CHUNK_MAX)
-            c = chunk_push(log_fd);
-        buf_append(&c->data, r->line.data, r->line.len);
-        log_queued += r->line.len;
-        writer_wake();
-    }
+    if (r->tap != NULL && log_tap != NULL)
+        log_tap(log_tap_arg, r->tap, r->line.data, r->line.len - 1); /* without the newline */
+    if (!r->quiet)
+        line_queue(&r->line);
     uv_mutex_unlock(&log_lock);
     buf_free(&r->line);
 }

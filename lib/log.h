@@ -17,11 +17,15 @@
 
 #include "lib/buf.h"
 
+struct log_event; /* lib/log_events.h */
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 struct logrec {
     struct buf line;
-    int enabled; /* 0 when the level is filtered out: the field calls then do nothing */
+    int enabled; /* 0 when the level is filtered out and no tap wants it: field calls do nothing */
+    int quiet;   /* built for the tap only: its level is filtered out of the log */
+    const struct log_event *tap; /* its event's row when the tap selected it, else NULL */
 };
 
 /* Sends later records to `path` ("-" or NULL: stderr) and starts the writer thread. Lines logged
@@ -45,6 +49,17 @@ void log_strn(struct logrec *r, const char *key, const char *value, size_t len);
 void log_int(struct logrec *r, const char *key, long long value);
 void log_bool(struct logrec *r, const char *key, int value);
 void log_end(struct logrec *r);
+
+/* The tap: one subscriber (the event webhooks) that gets each finished record whose event it
+ * selected, whatever the log level, on the thread that logged it, with the log's lock held: it
+ * must be quick and must not log. With no tap set a record costs one test more. */
+typedef void log_tap_cb(void *arg, const struct log_event *event, const char *record, size_t len);
+/* Sets the tap (NULL: none, and every selection is cleared). Once it returns, the old tap is not
+ * running and is not called again. */
+void log_tap_set(log_tap_cb *cb, void *arg);
+/* Selects (on: 1) or leaves out records of an event for the tap; -ENOENT when the event table has
+ * no such name. */
+int log_tap_select(const char *name, int on);
 
 /* One-line events with a printf-formatted "msg" field. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)

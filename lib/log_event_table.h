@@ -364,6 +364,25 @@ static const struct log_event log_event_table[] = {
      "session, tenant, address, listed, source, added, action",
      "RCPT of relayed mail named a suppressed recipient: `listed` is tenant or global, `source` and "
      "`added` (a date) are the entry's, `action` reject (550 5.7.1) or drop (250, left out)."},
+    {"webhook.backlog_error", "error",
+     "url, msg",
+     "A webhook endpoint's backlog in the spool could not be opened, written or moved on: `msg` "
+     "says which and how many events were lost; a batch not recorded as sent may be sent again."},
+    {"webhook.backlog_full", "warn",
+     "url, backlog_max, msg",
+     "A webhook endpoint's backlog reached `webhooks[].backlog_max`: new events for it are dropped "
+     "(and counted) until it takes some; once per episode."},
+    {"webhook.rejected", "error",
+     "url, status, events, reply",
+     "A webhook endpoint answered a batch with a 4xx other than 408 and 429 (or a redirect): the "
+     "batch's events are dropped; `reply` is the start of its answer."},
+    {"webhook.retry", "warn",
+     "url, status, error, events, attempts, retry_in_ms",
+     "A batch did not reach its webhook endpoint (no answer: `error`; or 408, 429, 5xx: "
+     "`status`): it is tried again in `retry_in_ms`."},
+    {"webhook.sent", "debug",
+     "url, status, events",
+     "A webhook endpoint took a batch of `events` events."},
 };
 /* clang-format on */
 

@@ -25,6 +25,7 @@
 #include "mta/run_gates.h"
 #include "mta/delivery/scheduler.h"
 #include "mta/server/smtp_server.h"
+#include "mta/webhooks/webhooks.h"
 #include "policy/auth_users.h"
 #include "policy/public_suffix.h"
 #include "policy/recipients.h"
@@ -50,6 +51,8 @@ struct daemon {
     SSL_CTX *tls_client_ctx; /* STARTTLS towards MX hosts */
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t grace_timer;
+    /* Event webhooks: stopped last, so they keep what the shutdown logs. */
+    struct webhooks *webhooks;
     unsigned stopping : 1;
     unsigned drained : 1;           /* every SMTP session has ended */
     unsigned scheduler_stopped : 1; /* every delivery has ended */
@@ -259,6 +262,7 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
         log_msg(LOG_WARN, "daemon.reload", "dns changed: takes effect at the next restart");
     reload_check_suppression(d, cfg);
     scheduler_set_config(d->srv.scheduler, cfg);
+    webhooks_set_config(d->webhooks, cfg);
     adopt_listeners(d, cfg, opened);
     if (d->srv.tls_ctx != NULL)
         SSL_CTX_free(d->srv.tls_ctx);
@@ -336,10 +340,22 @@ static void daemon_finish(struct daemon *d)
     /* The loop ends once spool work still in flight (aborted messages' clean-up) is done. */
 }
 
-/* The loop may end once the SMTP server has drained and deliveries have stopped. */
+static void daemon_on_webhooks_stopped(void *arg)
+{
+    daemon_finish(arg);
+}
+
+/* The loop may end once the SMTP server has drained and deliveries have stopped, and the webhooks
+ * have written what that logged to their backlogs. */
 static void daemon_maybe_finish(struct daemon *d)
 {
-    if (d->drained && d->scheduler_stopped)
+    if (!d->drained || !d->scheduler_stopped)
+        return;
+    struct webhooks *w = d->webhooks;
+    d->webhooks = NULL;
+    if (w != NULL)
+        webhooks_stop(w, daemon_on_webhooks_stopped, d);
+    else
         daemon_finish(d);
 }
 
@@ -558,6 +574,7 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
             cfg->server.spool);
     /* Last: nothing can fail after it, so the start-up error path has no timer to close. */
     d->srv.space = spool_space_new(&d->loop, cfg->server.spool);
+    d->webhooks = webhooks_new(&d->loop, cfg->server.spool, cfg);
     scheduler_start(d->srv.scheduler);
     log_ready(d, "daemon.ready");
     daemon_notify("READY=1");

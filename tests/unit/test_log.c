@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "lib/buf.h"
+#include "lib/log_events.h"
 
 /* More than a pipe holds (64 KiB), so a writer facing a pipe nobody reads is stuck behind. */
 #define PIPE_FILLING_LINES 1000
@@ -289,6 +290,66 @@ static void test_stuck_target_drops_and_counts(void)
     buf_free(&pr.data);
 }
 
+struct tap_seen {
+    struct buf records; /* each with a newline */
+    int calls;
+};
+
+static void tap_on_record(void *arg, const struct log_event *event, const char *record, size_t len)
+{
+    struct tap_seen *seen = arg;
+    CHECK(memmem(record, len, event->name, strlen(event->name)) != NULL);
+    buf_append(&seen->records, record, len);
+    buf_append(&seen->records, "\n", 1);
+    seen->calls++;
+}
+
+static void log_one(enum log_level level, const char *event, const char *id)
+{
+    struct logrec r;
+    log_begin(&r, level, event);
+    log_str(&r, "queue_id", id);
+    log_end(&r);
+}
+
+/* The tap gets the selected events' records as written, and those of a level the log leaves out;
+ * nothing once unselected or unset. */
+static void test_tap_gets_selected_records(void)
+{
+    char path[128];
+    struct tap_seen seen = {BUF_INIT, 0};
+    path_in_tmp(path, sizeof path, "tap.log");
+    CHECK_INT_EQ(log_open(path), 0);
+    log_set_level(LOG_INFO);
+    log_tap_set(tap_on_record, &seen);
+    CHECK_INT_EQ(log_tap_select("smtp.accepted", 1), 0);
+    CHECK_INT_EQ(log_tap_select("smtp.state", 1), 0);
+    CHECK_INT_EQ(log_tap_select("no.such_event", 1), -ENOENT);
+    log_one(LOG_INFO, "smtp.accepted", "TAPPED1");
+    log_one(LOG_DEBUG, "smtp.state", "TAPPED2");
+    log_one(LOG_INFO, "smtp.connect", "UNSELECTED");
+    CHECK_INT_EQ(log_tap_select("smtp.state", 0), 0);
+    log_one(LOG_DEBUG, "smtp.state", "UNSELECTED");
+    log_tap_set(NULL, NULL);
+    log_one(LOG_INFO, "smtp.accepted", "UNSET");
+    log_flush();
+
+    struct buf file = BUF_INIT;
+    read_file(path, &file);
+    CHECK_INT_EQ(seen.calls, 2);
+    CHECK_INT_EQ(count_lines(&seen.records, "TAPPED1"), 1);
+    CHECK_INT_EQ(count_lines(&seen.records, "TAPPED2"), 1);
+    CHECK_INT_EQ(count_lines(&seen.records, "UNSELECTED") + count_lines(&seen.records, "UNSET"), 0);
+    /* As the log has it, byte for byte; the debug record only in the tap. */
+    const char *first_end = memchr(seen.records.data, '\n', seen.records.len);
+    CHECK(first_end != NULL && memmem(file.data, file.len, seen.records.data,
+                                      (size_t)(first_end - seen.records.data) + 1) != NULL);
+    CHECK_INT_EQ(count_lines(&file, "TAPPED2"), 0);
+    CHECK_INT_EQ(count_lines(&file, "UNSET"), 1);
+    buf_free(&file);
+    buf_free(&seen.records);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -301,10 +362,11 @@ int main(void)
     test_threads_never_interleave();
     test_reopen_switches_in_order();
     test_stuck_target_drops_and_counts();
+    test_tap_gets_selected_records();
 
     log_open(NULL);
     log_flush();
-    const char *names[] = {"threads.log", "after.log", "dropped_after.log"};
+    const char *names[] = {"threads.log", "after.log", "dropped_after.log", "tap.log"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[128];
         path_in_tmp(path, sizeof path, names[i]);
