@@ -307,6 +307,7 @@ void dest_describe(const struct dest *d, struct buf *out)
             buf_printf(out, ",\"backoff_ms\":%llu", (unsigned long long)(sl->rec.hold_until - now));
         if (sl->backoff_why[0])
             buf_printf(out, ",\"backoff_by\":\"%s\"", sl->backoff_why);
+        warmup_describe(sl->warm, out);
         buf_printf(out, "}");
     }
     buf_printf(out, "],\"reply_rules\":");

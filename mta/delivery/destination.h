@@ -73,6 +73,7 @@ struct dest_env {
     uv_loop_t *loop;
     struct spool *spool;
     SSL_CTX *tls_ctx;
+    struct warmup *warmup; /* egress addresses' warm-up counts */
     struct dest_hooks hooks;
     uint64_t next_conn_id;
     unsigned conns; /* open connections, all destinations */
