@@ -104,11 +104,12 @@ static int64_t unix_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Today's day for c; a new day starts its count over. */
+/* Today's day for c; a new day starts its count over. A clock set back keeps the count it has
+ * (counting on is the safe direction). */
 static int64_t count_today(struct warmup_count *c, int64_t now_ms)
 {
     int64_t today = warmup_day(now_ms, c->offset_minutes);
-    if (c->day != today) {
+    if (today > c->day) {
         c->day = today;
         c->used = 0;
     }
@@ -217,7 +218,7 @@ void warmup_describe(const struct warmup_count *c, struct buf *out)
         return;
     int64_t today = warmup_day(unix_now_ms(), c->offset_minutes);
     uint64_t allowance = count_allowance(c, today);
-    uint64_t used = c->day == today ? c->used : 0;
+    uint64_t used = c->day >= today ? c->used : 0;
     buf_printf(out, ",\"warmup\":{\"day\":%lld,",
                (long long)warmup_day_number(c->start_day, today));
     if (allowance == UINT64_MAX)
@@ -333,12 +334,14 @@ static void save_work(uv_work_t *req)
     w->io_status = rc;
 }
 
+/* A count of today (or later: a clock set back) as a line of the file; older ones are over. */
 static void save_line(const char *key, void *value, void *arg)
 {
     (void)key;
     const struct warmup_count *c = value;
-    if (c->used > 0)
-        buf_printf(arg, "%s %s %lld %llu\n", c->address, c->provider, (long long)c->day,
+    struct buf *file = arg;
+    if (c->used > 0 && c->day >= warmup_day(unix_now_ms(), c->offset_minutes))
+        buf_printf(file, "%s %s %lld %llu\n", c->address, c->provider, (long long)c->day,
                    (unsigned long long)c->used);
 }
 

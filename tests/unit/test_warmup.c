@@ -5,6 +5,7 @@
  * offsets parse as written; counts taken are on disk once the thread pool has written them, and
  * a new set of counts over the same directory knows them (the allowance stays used).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -96,6 +97,16 @@ static void test_counts_persist(void)
     ea.warmup.nschedule = 1;
     ea.warmup.start_day = warmup_day((int64_t)time(NULL) * 1000, 0); /* today: day 1 */
 
+    /* A count of a day that is over, from an earlier run: read, and not written again. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, WARMUP_FILE);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs("sluice-warmup 1\n192.0.2.99 old.test 5 7\n", f);
+        fclose(f);
+    }
+
     struct buf today = BUF_INIT;
     struct warmup *w = warmup_new(&loop, dir);
     struct warmup_count *c = warmup_for(w, &ea, "dest.test");
@@ -113,6 +124,14 @@ static void test_counts_persist(void)
     CHECK(warmup_for(w, &ea, "other.test") != c); /* each provider counts apart */
     warmup_free(w);
     uv_run(&loop, UV_RUN_DEFAULT); /* the last write */
+    char saved[256] = "";
+    f = fopen(path, "r");
+    if (f != NULL) {
+        saved[fread(saved, 1, sizeof saved - 1, f)] = '\0';
+        fclose(f);
+    }
+    CHECK(strstr(saved, "192.0.2.10 dest.test ") != NULL);
+    CHECK(strstr(saved, "old.test") == NULL);
 
     /* Read back: the allowance stays used; with overflow wait it holds the pool. */
     ea.warmup.overflow = WARMUP_OVERFLOW_WAIT;
@@ -130,8 +149,6 @@ static void test_counts_persist(void)
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
     buf_free(&today);
 
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s", dir, WARMUP_FILE);
     unlink(path);
     rmdir(dir);
 }
