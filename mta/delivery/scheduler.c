@@ -933,3 +933,26 @@ void scheduler_list(struct scheduler *s, struct buf *out)
     strmap_each(&s->retired, list_dest, &lc); /* from before a reload, not yet taken over */
     buf_printf(out, "]}\n");
 }
+
+static void explain_dest(const char *key, void *value, void *arg)
+{
+    (void)key;
+    dest_explain(value, arg);
+}
+
+int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out)
+{
+    if (destination[0] != '\0') {
+        struct dest *d = find_dest(s, destination, out);
+        if (d == NULL)
+            return -ENOENT;
+        dest_explain(d, out);
+        return 0;
+    }
+    size_t before = out->len;
+    strmap_each(&s->dests, explain_dest, out);
+    strmap_each(&s->retired, explain_dest, out);
+    if (out->len == before)
+        buf_printf(out, "no destination has mail or state\n");
+    return 0;
+}

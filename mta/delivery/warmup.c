@@ -230,6 +230,24 @@ void warmup_describe(const struct warmup_count *c, struct buf *out)
                c->w->loaded ? "true" : "false");
 }
 
+void warmup_explain(const struct warmup_count *c, const char *indent, struct buf *out)
+{
+    if (c == NULL)
+        return;
+    int64_t today = warmup_day(unix_now_ms(), c->offset_minutes);
+    uint64_t allowance = count_allowance(c, today);
+    int64_t day = warmup_day_number(c->start_day, today);
+    if (allowance == UINT64_MAX) {
+        buf_printf(out, "%swarm-up: over after day %zu, warm\n", indent, c->ndays);
+        return;
+    }
+    buf_printf(out, "%swarm-up day %lld: %llu of %llu messages sent today%s%s\n", indent,
+               (long long)day, (unsigned long long)(c->day >= today ? c->used : 0),
+               (unsigned long long)allowance, !c->w->loaded ? " (counts still being read)" : "",
+               c->overflow == WARMUP_OVERFLOW_WAIT ? "; beyond that, mail waits for tomorrow"
+                                                   : "; beyond that, other addresses send");
+}
+
 /* ---- the file ---- */
 
 static void path_in(const struct warmup *w, const char *name, char *out, size_t size)

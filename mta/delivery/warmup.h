@@ -65,5 +65,8 @@ void warmup_take(struct warmup_count *c);
 /* Appends ,"warmup":{day, allowance, used, overflow} for `sluice queue list --json` (nothing for
  * NULL). */
 void warmup_describe(const struct warmup_count *c, struct buf *out);
+/* The same as a line of text for `sluice queue destinations`, indented by `indent` (nothing for
+ * NULL). */
+void warmup_explain(const struct warmup_count *c, const char *indent, struct buf *out);
 
 #endif

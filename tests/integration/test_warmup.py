@@ -95,6 +95,14 @@ class Warmup(MailNetCase):
         self.assertEqual(state, {"day": 1, "allowance": k, "used": k, "overflow": "next",
                                  "loaded": True})
         self.assertIsNone(self.warmup_state(WARM), "a warm address has no warm-up")
+        res = self.d.cli("queue", "destinations", "dest.test")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("  egress %s: " % WARMING, res.stdout.decode())
+        self.assertIn("    warm-up day 1: %d of %d messages sent today; beyond that, other "
+                      "addresses send\n" % (k, k), res.stdout.decode())
+        res = self.d.cli("queue", "destinations", "nowhere.test")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("no destination nowhere.test", res.stderr.decode())
 
     def test_overflow_wait_keeps_the_excess_queued(self):
         k, n = 2, 12
