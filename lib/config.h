@@ -58,11 +58,38 @@ struct config_domain {
     struct config_pos pos;
 };
 
+/* egress.pools.*[].warmup.schedule[]: one provider's messages per day while an address warms
+ * up. */
+struct config_warmup_step {
+    char *provider;    /* a destination (a domain or a provider's MX pattern), or "*": any other */
+    uint64_t *per_day; /* messages on day 1, 2, ...; after the last day the address is warm */
+    size_t ndays;
+    struct config_pos pos;
+};
+
+enum warmup_overflow {
+    WARMUP_OVERFLOW_NEXT, /* mail beyond the allowance goes from the pool's other addresses */
+    WARMUP_OVERFLOW_WAIT, /* mail beyond it waits for the next day */
+};
+
+/* egress.pools.*[].warmup: a new address's daily allowances. No schedule: no warm-up. */
+struct config_warmup {
+    char *start;       /* "YYYY-MM-DD": day 1; required with a schedule */
+    int64_t start_day; /* start as days since 1970-01-01 */
+    char *utc_offset;  /* "+00:00": where a day begins */
+    int offset_minutes;
+    int overflow; /* enum warmup_overflow */
+    struct config_warmup_step *schedule;
+    size_t nschedule;
+    struct config_pos start_pos;
+};
+
 /* egress.pools: named lists of source addresses for outbound delivery. */
 struct config_egress_addr {
     char *address;                /* as written: "192.0.2.10" or "2001:db8::10" */
     struct sockaddr_storage addr; /* port 0 */
     char *ehlo;                   /* EHLO name; default: server.hostname */
+    struct config_warmup warmup;
     struct config_pos pos;
 };
 

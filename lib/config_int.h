@@ -43,6 +43,7 @@ enum config_key_type {
     CONFIG_DOMAINS,   /* struct config's domains: domain -> nothing or a mapping of "domains.*.*" */
     CONFIG_RATE,      /* struct config_rate: "6/s", "500/10m" or "none" (lib/ratelimit.h) */
     CONFIG_DURATIONS, /* uint64_t * milliseconds at offset, size_t count at aux; non-empty */
+    CONFIG_COUNTS,    /* uint64_t * whole numbers at offset, size_t count at aux; non-empty */
     CONFIG_NAMES,     /* char ** at offset, size_t count at aux: one name or a list; lower-cased,
                          a trailing dot dropped, then the key's check */
     CONFIG_LIST,      /* array of elem_size structs at offset, size_t count at aux: a list of
@@ -66,6 +67,7 @@ enum config_scope {
     CONFIG_SCOPE_REPLY,    /* struct config_reply_rule */
     CONFIG_SCOPE_DOCTOR,   /* struct config_blocklist (doctor.blocklists) */
     CONFIG_SCOPE_WEBHOOK,  /* struct config_webhook */
+    CONFIG_SCOPE_WARMUP,   /* struct config_warmup_step (egress.pools.*[].warmup.schedule) */
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */
@@ -144,6 +146,11 @@ const char *config_node_kind_name(enum node_kind kind);
 /* A number as a key of `type` writes it: a size ("50M"), a duration in milliseconds ("30s"; plain:
  * seconds) or a whole number. 1 with *out set; 0 when it is none of these, or too large. */
 int config_parse_amount(const char *s, enum config_key_type type, uint64_t *out);
+/* The type of one item of a list of numbers (DURATIONS, COUNTS); other types are their own. */
+static inline enum config_key_type config_item_type(enum config_key_type type)
+{
+    return type == CONFIG_DURATIONS ? CONFIG_DURATION : type == CONFIG_COUNTS ? CONFIG_UINT : type;
+}
 /* A bound or a default as a person writes it: "1k", "2G", "30s", "1h". */
 void config_format_value(enum config_key_type type, uint64_t v, char *out, size_t size);
 /* words (NULL-terminated) joined by ", " into out. */
@@ -185,6 +192,13 @@ const char *config_check_selector(const char *value);         /* DKIM, all-digit
 const char *config_check_dns_server(const char *value);
 const char *config_check_deliver_to(const char *value);
 const char *config_check_ip(const char *value);
+/* "2026-12-01" (from 1970 on) as days since 1970-01-01; "+02:00" as minutes east of UTC. 1, or 0
+ * when the text is not one. */
+int config_parse_date(const char *value, int64_t *days);
+int config_parse_utc_offset(const char *value, int *minutes);
+const char *config_check_date(const char *value);       /* "2026-12-01" */
+const char *config_check_utc_offset(const char *value); /* "+02:00", "-05:30" */
+const char *config_check_provider(const char *value);   /* "*", a domain or "*.example.net" */
 const char *config_check_clamd(const char *value);
 /* DKIM signing and attachments: */
 const char *config_check_dkim_algorithm(const char *value);

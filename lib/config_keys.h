@@ -47,6 +47,8 @@ static const char *const config_log_levels[] = {"debug", "info", "warn", "error"
 static const char *const config_roles[] = {"inbound", "submission", NULL};
 static const char *const config_tls_modes[] = {"starttls", "implicit", "none", NULL};
 static const char *const config_booleans[] = {"false", "true", NULL};
+/* In the order of enum warmup_overflow. */
+static const char *const config_warmup_overflow[] = {"next", "wait", NULL};
 static const char *const config_shaping_tls[] = {"opportunistic", "required", "none", NULL};
 static const char *const config_dkim_on_failure[] = {"accept", "tempfail", NULL};
 static const char *const config_reverse_dns[] = {"ignore", "require_ptr",
@@ -190,6 +192,38 @@ static const struct config_key config_keys[] = {
     {.name = "egress.pools.*[].ehlo", .type = CONFIG_STRING, .def_doc = "server.hostname",
      .check = config_check_hostname, KEY_IN(EGRESS, struct config_egress_addr, ehlo),
      .doc = "EHLO name sent from this address (its PTR name, ideally)."},
+    {.name = "egress.pools.*[].warmup", .type = CONFIG_SECTION, .offset = CONFIG_NO_FIELD,
+     .scope = CONFIG_SCOPE_EGRESS,
+     .doc = "IP warm-up: messages per day per provider from this address, growing day by day "
+            "from start; none: no cap."},
+    {.name = "egress.pools.*[].warmup.start", .type = CONFIG_STRING, .check = config_check_date,
+     KEY_IN(EGRESS, struct config_egress_addr, warmup.start), .flags = CONFIG_KEY_POS,
+     .pos_offset = offsetof(struct config_egress_addr, warmup.start_pos),
+     .doc = "Day 1 of the schedule, YYYY-MM-DD; required with a schedule. Before it, day 1 "
+            "applies."},
+    {.name = "egress.pools.*[].warmup.utc_offset", .type = CONFIG_STRING, .def = "+00:00",
+     .check = config_check_utc_offset,
+     KEY_IN(EGRESS, struct config_egress_addr, warmup.utc_offset),
+     .doc = "Where a day begins: midnight at this offset from UTC, +HH:MM or -HH:MM."},
+    {.name = "egress.pools.*[].warmup.overflow", .type = CONFIG_ENUM, .def = "next",
+     .names = config_warmup_overflow, KEY_IN(EGRESS, struct config_egress_addr, warmup.overflow),
+     .doc = "next: mail beyond the day's allowance goes from the pool's other addresses; wait: "
+            "it waits for the next day."},
+    {.name = "egress.pools.*[].warmup.schedule", .type = CONFIG_LIST,
+     KEY_IN(EGRESS, struct config_egress_addr, warmup.schedule),
+     .aux = offsetof(struct config_egress_addr, warmup.nschedule),
+     .elem_size = sizeof(struct config_warmup_step),
+     .pos_offset = offsetof(struct config_warmup_step, pos),
+     .doc = "List of {provider, per_day}: the allowances per provider."},
+    {.name = "egress.pools.*[].warmup.schedule[].provider", .type = CONFIG_STRING, .def = "\"*\"",
+     .check = config_check_provider, KEY_IN(WARMUP, struct config_warmup_step, provider),
+     .doc = "A destination as `sluice queue list --json` names it (a domain, or a provider's MX "
+            "pattern such as *.yahoodns.net), or * for every other one; each counts apart."},
+    {.name = "egress.pools.*[].warmup.schedule[].per_day", .type = CONFIG_COUNTS,
+     .flags = CONFIG_KEY_REQUIRED, .min = 0, .max = 100000000,
+     KEY_IN(WARMUP, struct config_warmup_step, per_day),
+     .aux = offsetof(struct config_warmup_step, ndays),
+     .doc = "Messages on day 1, 2, ... to the provider; after the last day the address is warm."},
 
     {.name = "shaping", KEY_SECTION,
      .doc = "Outbound limits per destination: the first rule that matches wins; shaping.default "

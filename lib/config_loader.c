@@ -209,14 +209,46 @@ static void check_pools(struct load *ld)
     }
 }
 
+/* An egress address's warm-up: a schedule needs a start, one entry per provider. */
+static void finish_warmup(struct load *ld, const struct config_egress_pool *pool, size_t index)
+{
+    struct config_egress_addr *a = &pool->addrs[index];
+    struct config_warmup *w = &a->warmup;
+    if (w->utc_offset != NULL)
+        config_parse_utc_offset(w->utc_offset, &w->offset_minutes);
+    if (w->start != NULL && w->nschedule == 0)
+        config_fail_at(ld, w->start_pos,
+                       "egress.pools.%s[%zu].warmup.schedule is required with warmup.start",
+                       pool->name, index);
+    if (w->nschedule == 0)
+        return;
+    if (w->start == NULL)
+        config_fail_at(ld, w->schedule[0].pos,
+                       "egress.pools.%s[%zu].warmup.start is required with a schedule", pool->name,
+                       index);
+    else
+        config_parse_date(w->start, &w->start_day);
+    for (size_t i = 0; i < w->nschedule; i++)
+        for (size_t j = 0; j < i; j++)
+            if (w->schedule[i].provider != NULL && w->schedule[j].provider != NULL &&
+                strcasecmp(w->schedule[i].provider, w->schedule[j].provider) == 0)
+                config_fail_at(ld, w->schedule[i].pos,
+                               "egress.pools.%s[%zu].warmup.schedule[%zu].provider: '%s' is "
+                               "already scheduled (line %u)",
+                               pool->name, index, i, w->schedule[i].provider,
+                               w->schedule[j].pos.line);
+}
+
 /* Values that depend on other keys, or are normalized once all are known. */
 static void finish_values(struct load *ld)
 {
     struct config *cfg = ld->cfg;
     for (size_t i = 0; i < cfg->negress_pools; i++)
-        for (size_t j = 0; j < cfg->egress_pools[i].naddrs; j++)
+        for (size_t j = 0; j < cfg->egress_pools[i].naddrs; j++) {
             if (cfg->egress_pools[i].addrs[j].ehlo == NULL && cfg->server.hostname != NULL)
                 cfg->egress_pools[i].addrs[j].ehlo = xstrdup(cfg->server.hostname);
+            finish_warmup(ld, &cfg->egress_pools[i], j);
+        }
     for (size_t i = 0; i < cfg->inbound.nblocked_attachments; i++) {
         char *ext = cfg->inbound.blocked_attachments[i];
         if (ext[0] == '.')
@@ -317,8 +349,16 @@ static void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->negress_pools; i++) {
         const struct config_egress_pool *pool = &cfg->egress_pools[i];
         for (size_t j = 0; j < pool->naddrs; j++) {
+            struct config_warmup *w = &pool->addrs[j].warmup;
             free(pool->addrs[j].address);
             free(pool->addrs[j].ehlo);
+            free(w->start);
+            free(w->utc_offset);
+            for (size_t k = 0; k < w->nschedule; k++) {
+                free(w->schedule[k].provider);
+                free(w->schedule[k].per_day);
+            }
+            free(w->schedule);
         }
         free(pool->addrs);
         free(pool->name);

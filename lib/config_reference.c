@@ -25,6 +25,7 @@ static void describe_type(const struct config_key *k, struct buf *out)
         [CONFIG_DOMAINS] = "map of domains",
         [CONFIG_RATE] = "rate",
         [CONFIG_DURATIONS] = "list of durations",
+        [CONFIG_COUNTS] = "list of numbers",
         [CONFIG_NAMES] = "name or list of names",
         [CONFIG_LIST] = "list",
         [CONFIG_EGRESS_POOLS] = "map of pools",
@@ -68,8 +69,8 @@ static void key_bounds(const struct config_key *k, char *out, size_t size)
 {
     out[0] = '\0';
     if (k->type == CONFIG_SIZE || k->type == CONFIG_DURATION || k->type == CONFIG_UINT ||
-        k->type == CONFIG_DURATIONS) {
-        enum config_key_type type = k->type == CONFIG_DURATIONS ? CONFIG_DURATION : k->type;
+        k->type == CONFIG_DURATIONS || k->type == CONFIG_COUNTS) {
+        enum config_key_type type = config_item_type(k->type);
         char lo[32], hi[32];
         config_format_value(type, k->min, lo, sizeof lo);
         config_format_value(type, k->max, hi, sizeof hi);

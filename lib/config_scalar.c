@@ -302,6 +302,67 @@ const char *config_check_mx_pattern(const char *value)
     return config_domain_why(strncmp(value, "*.", 2) == 0 ? value + 2 : value);
 }
 
+/* n digits at s as a number, or -1. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+int config_parse_date(const char *value, int64_t *days)
+{
+    static const int month_days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (strlen(value) != 10 || value[4] != '-' || value[7] != '-')
+        return 0;
+    int y = digits(value, 4), m = digits(value + 5, 2), d = digits(value + 8, 2);
+    int leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > month_days[m - 1] ||
+        (m == 2 && d == 29 && !leap))
+        return 0;
+    /* Days from the civil date (H. Hinnant's algorithm, proleptic Gregorian calendar). */
+    int64_t yy = m <= 2 ? y - 1 : y;
+    int64_t era = yy / 400, yoe = yy - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    *days = era * 146097 + doe - 719468;
+    return 1;
+}
+
+const char *config_check_date(const char *value)
+{
+    int64_t days;
+    return config_parse_date(value, &days) ? NULL : "is not a date written YYYY-MM-DD";
+}
+
+int config_parse_utc_offset(const char *value, int *minutes)
+{
+    if (strlen(value) != 6 || (value[0] != '+' && value[0] != '-') || value[3] != ':')
+        return 0;
+    int h = digits(value + 1, 2), m = digits(value + 4, 2);
+    if (h < 0 || h > 14 || m < 0 || m > 59)
+        return 0;
+    *minutes = (value[0] == '-' ? -1 : 1) * (h * 60 + m);
+    return 1;
+}
+
+const char *config_check_utc_offset(const char *value)
+{
+    int minutes;
+    return config_parse_utc_offset(value, &minutes)
+               ? NULL
+               : "is not an offset from UTC (+HH:MM or -HH:MM)";
+}
+
+const char *config_check_provider(const char *value)
+{
+    return strcmp(value, "*") == 0 ? NULL : config_check_mx_pattern(value);
+}
+
 /* RFC 3463 §2: class.subject.detail ("4.7.28"), or its start up to a dot ("4.7."). */
 const char *config_check_enhanced_pattern(const char *value)
 {

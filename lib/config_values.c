@@ -90,6 +90,8 @@ static const char *key_expects(const struct config_key *k)
         return "a rate (e.g. 6/s, 1000/h) or none";
     case CONFIG_DURATIONS:
         return "a list of durations (e.g. [5m, 1h])";
+    case CONFIG_COUNTS:
+        return "a list of whole numbers (e.g. [50, 100, 200])";
     case CONFIG_NAMES:
         return "a name or a list of names";
     case CONFIG_LIST:
@@ -169,7 +171,7 @@ static int parse_number(struct load *ld, const struct config_key *k, const struc
     const char *s = scalar_text(ld, k, n, name);
     if (s == NULL)
         return 0;
-    enum config_key_type type = k->type == CONFIG_DURATIONS ? CONFIG_DURATION : k->type;
+    enum config_key_type type = config_item_type(k->type);
     if (!config_parse_amount(s, type, v)) {
         config_fail(ld, n, "%s: '%s' is not %s", name, config_shown(s, n->len, tmp),
                     type == CONFIG_SIZE       ? "a size (use e.g. 50M)"
@@ -294,8 +296,9 @@ static void set_rate(struct load *ld, const struct config_key *k, const struct n
     field->period_ms = rate.period_ms;
 }
 
-static void set_durations(struct load *ld, const struct config_key *k, const struct node *n,
-                          const char *name, void *base)
+/* A non-empty list of durations or of whole numbers (CONFIG_DURATIONS, CONFIG_COUNTS). */
+static void set_numbers(struct load *ld, const struct config_key *k, const struct node *n,
+                        const char *name, void *base)
 {
     if (n->kind != NODE_SEQUENCE || n->nitems == 0) {
         config_fail(ld, n, "%s: expected %s, not %s", name, key_expects(k),
@@ -357,12 +360,13 @@ void config_value_set(struct load *ld, const struct config_key *k, const struct 
                       const char *name, void *base)
 {
     static const value_setter setters[] = {
-        [CONFIG_STRING] = set_string,       [CONFIG_PATH] = set_string,
-        [CONFIG_SIZE] = set_number,         [CONFIG_DURATION] = set_number,
-        [CONFIG_UINT] = set_number,         [CONFIG_ENUM] = set_enum,
-        [CONFIG_STRINGS] = set_strings,     [CONFIG_CIDRS] = set_cidrs,
-        [CONFIG_ADDRESS] = set_address,     [CONFIG_RATE] = set_rate,
-        [CONFIG_DURATIONS] = set_durations, [CONFIG_NAMES] = set_names,
+        [CONFIG_STRING] = set_string,     [CONFIG_PATH] = set_string,
+        [CONFIG_SIZE] = set_number,       [CONFIG_DURATION] = set_number,
+        [CONFIG_UINT] = set_number,       [CONFIG_ENUM] = set_enum,
+        [CONFIG_STRINGS] = set_strings,   [CONFIG_CIDRS] = set_cidrs,
+        [CONFIG_ADDRESS] = set_address,   [CONFIG_RATE] = set_rate,
+        [CONFIG_DURATIONS] = set_numbers, [CONFIG_NAMES] = set_names,
+        [CONFIG_COUNTS] = set_numbers,
     };
     if ((size_t)k->type >= sizeof setters / sizeof setters[0] || setters[k->type] == NULL)
         abort(); /* a section, or a list or map of them: config_walk.c's */

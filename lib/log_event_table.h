@@ -138,6 +138,24 @@ static const struct log_event log_event_table[] = {
      "messages_per_connection, recipients_per_connection, reason, msg",
      "The fallback when no rule acted on a 421 or a rate reply: the egress address slows down to "
      "these limits."},
+    {"delivery.warmup_full", "info",
+     "egress, destination, day, allowance, used, msg",
+     "A warming egress address has used its allowance of the day for a destination (its warm-up "
+     "schedule's `day`)."},
+    {"delivery.warmup_overflow", "info",
+     "egress, destination, day, allowance, used, msg",
+     "Mail for a destination a warming address has used the day's allowance for goes from the "
+     "pool's other addresses (`overflow: next`); once a day."},
+    {"delivery.warmup_unreadable", "error",
+     "msg",
+     "The warm-up counts could not be read back at start: they start from 0."},
+    {"delivery.warmup_unsaved", "error",
+     "msg",
+     "The warm-up counts could not be written: a restart may forget today's counts."},
+    {"delivery.warmup_wait", "info",
+     "egress, destination, day, allowance, used, msg",
+     "A warming address has used the day's allowance and the destination's mail waits for the "
+     "next day (`overflow: wait`); once a day."},
     {"dkim.sign_failed", "error",
      "session, queue_id, from_domain, error, action",
      "A message could not be DKIM-signed; `action` says whether it was refused or accepted "

@@ -71,7 +71,7 @@ struct verb_row {
 static const struct verb_row verbs[] = {
     {"list", CONTROL_LIST, 0, 0},     {"retry", CONTROL_RETRY, 1, 1},
     {"delete", CONTROL_DELETE, 1, 1}, {"suspend", CONTROL_SUSPEND, 1, 2},
-    {"resume", CONTROL_RESUME, 1, 1},
+    {"resume", CONTROL_RESUME, 1, 1}, {"destinations", CONTROL_DESTINATIONS, 0, 1},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -160,6 +160,7 @@ int control_request_parse(const char *line, size_t len, struct control_request *
         buf_printf(err, "%s takes %s", row->name,
                    row->max_args == 0   ? "no argument"
                    : row->max_args == 2 ? "a destination and an optional duration"
+                   : row->min_args == 0 ? "at most one destination"
                                         : "one argument");
         return -EINVAL;
     }
@@ -387,6 +388,8 @@ static int dispatch(struct control *c, const struct control_request *req, struct
         return h->suspend(c->arg, req->target, req->seconds, out);
     case CONTROL_RESUME:
         return h->resume(c->arg, req->target, out);
+    case CONTROL_DESTINATIONS:
+        return h->destinations(c->arg, req->target, out);
     }
     return -EINVAL;
 }

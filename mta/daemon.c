@@ -453,8 +453,15 @@ static int control_on_resume(void *arg, const char *dest, struct buf *out)
     return s != NULL ? scheduler_resume(s, dest, out) : -ESHUTDOWN;
 }
 
+static int control_on_destinations(void *arg, const char *dest, struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_explain(s, dest, out) : -ESHUTDOWN;
+}
+
 static const struct control_handlers daemon_control_handlers = {
-    control_on_list, control_on_retry, control_on_delete, control_on_suspend, control_on_resume,
+    control_on_list,    control_on_retry,  control_on_delete,
+    control_on_suspend, control_on_resume, control_on_destinations,
 };
 
 /* Opened before recovery, so a second daemon on the same spool is refused before its recovery

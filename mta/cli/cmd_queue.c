@@ -2,7 +2,9 @@
  * `sluice queue`: inspect and steer the queue. list and show read the spool directly (read-only;
  * committed files are never rewritten in place, so reading races with nothing) and so work
  * whether or not the daemon runs; `list --json` asks the running daemon, which also knows the
- * destinations. retry, delete, suspend and resume go through the daemon's control socket; with
+ * destinations, and so does `destinations`, which tells in words what holds each one back (the
+ * daemon's state: `sluice explain` only reads the configuration). retry, delete, suspend and
+ * resume go through the daemon's control socket; with
  * no daemon running, delete removes the message from the spool itself and the others fail.
  */
 #include <errno.h>
@@ -198,6 +200,7 @@ static const struct action actions[] = {
     {"delete", 1, 1, "message ID"},
     {"suspend", 1, 2, "destination"},
     {"resume", 1, 1, "destination"},
+    {"destinations", 0, 1, NULL},
 };
 
 static int queue_run(const char *spool, const char *action, char **args, int json, int body_only,
@@ -240,8 +243,8 @@ static const struct action *queue_action(char **words, int nwords, int json, int
             act = &actions[i];
     }
     if (nwords == 0) {
-        command_usage_error("queue", "missing queue verb (list, show, retry, delete, suspend or "
-                                     "resume)");
+        command_usage_error("queue", "missing queue verb (list, show, retry, delete, suspend, "
+                                     "resume or destinations)");
         return NULL;
     }
     if (act == NULL) {

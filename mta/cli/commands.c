@@ -30,7 +30,8 @@ const struct command commands[] = {
      "queue [-c FILE] retry ID|all\n"
      "queue [-c FILE] delete ID\n"
      "queue [-c FILE] suspend DESTINATION [DURATION]\n"
-     "queue [-c FILE] resume DESTINATION",
+     "queue [-c FILE] resume DESTINATION\n"
+     "queue [-c FILE] destinations [DESTINATION]",
      "list and show read the spool (daemon running or not); the others ask the\n"
      "running daemon through its control socket (delete removes the files itself\n"
      "when no daemon runs).\n\n"
@@ -39,7 +40,10 @@ const struct command commands[] = {
      "  retry ID|all         try deferred recipients now\n"
      "  delete ID            drop a message without a bounce\n"
      "  suspend DEST [DUR]   stop delivering to it (for DUR: 90s, 15m, 2h, 1d)\n"
-     "  resume DEST          deliver to it again\n\noptions:\n"
+     "  resume DEST          deliver to it again\n"
+     "  destinations [DEST]  what holds each destination back: suspensions, bounce\n"
+     "                       and backoff rules with their reasons and time left,\n"
+     "                       recovery, warm-up, and each reply rule's hits\n\noptions:\n"
      "  --json              list: the daemon's view as JSON, destinations included\n"
      "  --body              show: only the message as stored\n"},
     {"suppress", cmd_suppress, "see and edit the suppression list",

@@ -16,6 +16,7 @@
 #include "mta/delivery/recovery.h"
 #include "mta/delivery/reply_rules.h"
 #include "mta/delivery/shaping.h"
+#include "mta/delivery/warmup.h"
 
 /* Connection failures in a row (before the server greeted us properly) that suspend a
  * destination, and the bounds of that suspension. */
@@ -47,6 +48,7 @@ struct slot {
     char why[DEST_WHY_MAX];         /* the reply rule that suspended it; "" none */
     char backoff_why[DEST_WHY_MAX]; /* the reply rule that backed it off, until fully recovered */
     struct shaping_rates *rates;    /* what its connections pace MAIL and RCPT by */
+    struct warmup_count *warm;      /* its warm-up count at this destination; NULL: warm */
     struct dest *owner; /* the destination that dispatches on it (the newest), or NULL */
 };
 

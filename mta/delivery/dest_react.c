@@ -4,7 +4,7 @@
  * slower limits, bounce the destination's mail) and a throttle is the fallback for a 421 or a rate
  * reply that no rule acted on; the limits then climb back one step per clean interval
  * (recovery.h). Every change is logged as a transition with its reason, and described for
- * `sluice queue list`.
+ * `sluice queue list --json` and `sluice queue destinations`.
  */
 #include <stdio.h>
 #include <string.h>
@@ -307,9 +307,69 @@ void dest_describe(const struct dest *d, struct buf *out)
             buf_printf(out, ",\"backoff_ms\":%llu", (unsigned long long)(sl->rec.hold_until - now));
         if (sl->backoff_why[0])
             buf_printf(out, ",\"backoff_by\":\"%s\"", sl->backoff_why);
+        warmup_describe(sl->warm, out);
         buf_printf(out, "}");
     }
     buf_printf(out, "],\"reply_rules\":");
     reply_rules_describe(d->rules, d->key, out);
     buf_printf(out, "}");
+}
+
+/* "1h05m", "4m10s", "12s": what is left of a pause, for people. */
+static void time_left(uint64_t ms, char *out, size_t size)
+{
+    uint64_t s = (ms + 999) / 1000;
+    if (s >= 3600)
+        snprintf(out, size, "%lluh%02llum", (unsigned long long)(s / 3600),
+                 (unsigned long long)(s % 3600 / 60));
+    else if (s >= 60)
+        snprintf(out, size, "%llum%02llus", (unsigned long long)(s / 60),
+                 (unsigned long long)(s % 60));
+    else
+        snprintf(out, size, "%llus", (unsigned long long)s);
+}
+
+/* An egress address's lines: its connections and limits, what holds it back, its warm-up. */
+static void slot_explain(const struct slot *sl, uint64_t now, struct buf *out)
+{
+    char left[32];
+    buf_printf(out, "  egress %s: %u open of %u connections, limits at %u%%\n", sl->address,
+               sl->active, sl->cap, sl->rec.level / 10);
+    if (sl->paused_until > now) {
+        time_left(sl->paused_until - now, left, sizeof left);
+        buf_printf(out, "    suspended by %s: %s left\n", sl->why[0] ? sl->why : "a throttle",
+                   left);
+    }
+    if (sl->rec.hold_until > now) {
+        time_left(sl->rec.hold_until - now, left, sizeof left);
+        buf_printf(out, "    backed off by %s: %s left, then back up step by step\n",
+                   sl->backoff_why[0] ? sl->backoff_why : "a reply rule", left);
+    } else if (sl->rec.level < RECOVERY_FULL) {
+        buf_printf(out, "    recovering from %s: one step up per clean interval\n",
+                   sl->backoff_why[0] ? sl->backoff_why : "a throttle");
+    }
+    warmup_explain(sl->warm, "    ", out);
+}
+
+void dest_explain(const struct dest *d, struct buf *out)
+{
+    uint64_t now = uv_now(d->env->loop);
+    char left[32];
+    buf_printf(out, "destination %s: %zu jobs queued, %u connections open%s\n", d->key, d->queued,
+               d->conns, d->retired ? " (retired by a reload)" : "");
+    if (d->suspended_until == UINT64_MAX) {
+        buf_printf(out, "  suspended by an administrator until `sluice queue resume`\n");
+    } else if (d->suspended_until > now) {
+        time_left(d->suspended_until - now, left, sizeof left);
+        buf_printf(out, "  suspended by %s: %s left\n",
+                   d->why[0] ? d->why : "connection failures in a row", left);
+    }
+    if (d->bounce_until > now) {
+        time_left(d->bounce_until - now, left, sizeof left);
+        buf_printf(out, "  mail fails for %s more with: %d %s %s\n", left, d->bounce.code,
+                   d->bounce.enhanced, d->bounce_text);
+    }
+    for (size_t i = 0; i < d->nslots; i++)
+        slot_explain(d->slots[i], now, out);
+    reply_rules_explain(d->rules, d->key, out);
 }

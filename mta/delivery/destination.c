@@ -102,6 +102,7 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
             sl = slot_new(ea, ehlo, shaping, now);
         }
         sl->owner = d;
+        sl->warm = ea != NULL && env->warmup != NULL ? warmup_for(env->warmup, ea, key) : NULL;
         d->slots[i] = sl;
     }
     if (predecessor != NULL) {
@@ -224,9 +225,22 @@ void dest_enqueue(struct dest *d, struct job *job)
     dest_dispatch(d);
 }
 
+/* Milliseconds until the warm-up lets slot sl take a message (0: now): sl's own allowance, or
+ * an address of d whose used allowance holds the destination's mail (overflow: wait). */
+static uint64_t dest_warmup_wait(const struct dest *d, const struct slot *sl)
+{
+    uint64_t wait = warmup_wait_ms(sl->warm);
+    for (size_t i = 0; wait == 0 && i < d->nslots; i++)
+        if (warmup_holds_pool(d->slots[i]->warm))
+            wait = warmup_wait_ms(d->slots[i]->warm);
+    return wait;
+}
+
 /* Takes the first queued job that connection c may carry (any job when c is NULL). */
 struct job *dest_take_job(struct dest *d, const struct conn *c)
 {
+    if (c != NULL && dest_warmup_wait(d, c->slot) > 0)
+        return NULL;
     for (struct job **link = &d->queue; *link != NULL; link = &(*link)->next) {
         struct job *job = *link;
         int fits = c == NULL || job->mx == c->mx;
@@ -273,7 +287,9 @@ static struct slot *dest_free_slot(struct dest *d, uint64_t now, uint64_t *wake)
         }
         if (sl->active >= sl->cap)
             continue;
-        uint64_t wait = shaping_rates_connect_wait(sl->rates, now);
+        uint64_t wait = dest_warmup_wait(d, sl);
+        if (wait == 0)
+            wait = shaping_rates_connect_wait(sl->rates, now);
         if (wait > 0) {
             if (now + wait < *wake)
                 *wake = now + wait;
@@ -402,8 +418,10 @@ static void dest_connect_failed(struct dest *d)
 static void conn_on_body(int status, const struct spool_entry *entry, struct buf *body,
                          const char *why, void *arg);
 
+/* Each job a connection takes on counts against its address's warm-up, before it is sent. */
 static void conn_load_body(struct conn *c)
 {
+    warmup_take(c->slot->warm);
     c->body_ready = 0;
     c->body_loading = 1;
     buf_reset(&c->body);

@@ -73,6 +73,7 @@ struct dest_env {
     uv_loop_t *loop;
     struct spool *spool;
     SSL_CTX *tls_ctx;
+    struct warmup *warmup; /* egress addresses' warm-up counts */
     struct dest_hooks hooks;
     uint64_t next_conn_id;
     unsigned conns; /* open connections, all destinations */
@@ -108,6 +109,10 @@ void dest_free(struct dest *d);
 /* Appends a JSON object describing it (key, queued jobs, connections, limits, pauses, retired by a
  * reload). */
 void dest_describe(const struct dest *d, struct buf *out);
+/* Appends, as lines of text, what holds it back: its suspension, a bounce rule, and for each egress
+ * address a suspension, a backoff and the recovery level, the warm-up; then each reply rule for it
+ * (or that matched here) with its hits. */
+void dest_explain(const struct dest *d, struct buf *out);
 
 void job_free(struct job *job);
 

@@ -117,6 +117,15 @@ const char *reply_rule_action_name(enum reply_rule_action a)
     return (size_t)a < sizeof action_names / sizeof action_names[0] ? action_names[a] : "?";
 }
 
+/* 1 when rule `index` is worth showing at the destination called key: a rule for it (its domain,
+ * or the MX pattern a provider's destination is named by), or one that matched there. */
+static int rule_shown(const struct reply_rules_state *st, size_t index, const char *key)
+{
+    const struct config_reply_rule *rule = &st->cfg->shaping.reply_rules[index];
+    int scoped = rule->nmatch_domain > 0 || rule->nmatch_mx > 0;
+    return st->rules[index].hits > 0 || (scoped && reply_rule_applies(rule, key, key));
+}
+
 void reply_rules_describe(const struct reply_rules_state *st, const char *key, struct buf *out)
 {
     size_t n = 0;
@@ -124,10 +133,7 @@ void reply_rules_describe(const struct reply_rules_state *st, const char *key, s
     for (size_t i = 0; i < st->cfg->shaping.nreply_rules; i++) {
         const struct config_reply_rule *rule = &st->cfg->shaping.reply_rules[i];
         const struct rule_state *rs = &st->rules[i];
-        int scoped = rule->nmatch_domain > 0 || rule->nmatch_mx > 0;
-        /* A rule for this destination (its domain, or the MX pattern a provider's destination is
-         * named by), or one that matched here. */
-        if (rs->hits == 0 && !(scoped && reply_rule_applies(rule, key, key)))
+        if (!rule_shown(st, i, key))
             continue;
         buf_printf(out,
                    "%s{\"rule\":\"%s\",\"action\":\"%s\",\"hits\":%llu,\"fired\":%llu,"
@@ -137,4 +143,17 @@ void reply_rules_describe(const struct reply_rules_state *st, const char *key, s
                    rule->dry_run ? "true" : "false", rule->shipped ? "true" : "false");
     }
     buf_printf(out, "]");
+}
+
+void reply_rules_explain(const struct reply_rules_state *st, const char *key, struct buf *out)
+{
+    for (size_t i = 0; i < st->cfg->shaping.nreply_rules; i++) {
+        const struct config_reply_rule *rule = &st->cfg->shaping.reply_rules[i];
+        if (!rule_shown(st, i, key))
+            continue;
+        buf_printf(out, "  reply rule %s (%s%s%s): %llu hits, acted %llu times\n", rule->name,
+                   reply_rule_action_name(rule->action), rule->dry_run ? ", dry run" : "",
+                   rule->shipped ? ", shipped" : "", (unsigned long long)st->rules[i].hits,
+                   (unsigned long long)st->rules[i].fired);
+    }
 }

@@ -43,6 +43,9 @@ uint64_t reply_rules_fired(const struct reply_rules_state *st, size_t index);
  * pattern such as "*.yahoodns.net") and of every rule with hits: name, action, hits, fired,
  * dry_run, shipped. */
 void reply_rules_describe(const struct reply_rules_state *st, const char *key, struct buf *out);
+/* The same rules as lines of text for `sluice queue destinations`: "  reply rule NAME (ACTION[, dry
+ * run][, shipped]): H hits, acted F times". */
+void reply_rules_explain(const struct reply_rules_state *st, const char *key, struct buf *out);
 
 /* "suspend", "suspend_destination", "backoff", "bounce". */
 const char *reply_rule_action_name(enum reply_rule_action a);

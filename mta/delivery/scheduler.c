@@ -18,6 +18,7 @@
 #include "mta/delivery/route.h"
 #include "mta/delivery/sched_int.h"
 #include "mta/delivery/shaping.h"
+#include "mta/delivery/warmup.h"
 #include "spool/envelope.h"
 
 /* Messages dispatched per timer tick, so a queue of many due messages (after a restart) does not
@@ -583,6 +584,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
         .loop = loop,
         .spool = sp,
         .tls_ctx = tls_client_ctx,
+        .warmup = warmup_new(loop, cfg->server.spool),
         .hooks = {scheduler_on_job_done, scheduler_on_job_returned, scheduler_on_dest_idle, s},
     };
     s->msgs = (struct strmap)STRMAP_INIT;
@@ -713,6 +715,7 @@ void scheduler_free(struct scheduler *s)
     strmap_free(&s->retired);
     minheap_free(&s->due);
     config_unref(s->cfg);
+    warmup_free(s->env.warmup);
     uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);
     uv_close((uv_handle_t *)&s->timer, scheduler_on_closed);
 }
@@ -929,4 +932,27 @@ void scheduler_list(struct scheduler *s, struct buf *out)
     strmap_each(&s->dests, list_dest, &lc);
     strmap_each(&s->retired, list_dest, &lc); /* from before a reload, not yet taken over */
     buf_printf(out, "]}\n");
+}
+
+static void explain_dest(const char *key, void *value, void *arg)
+{
+    (void)key;
+    dest_explain(value, arg);
+}
+
+int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out)
+{
+    if (destination[0] != '\0') {
+        struct dest *d = find_dest(s, destination, out);
+        if (d == NULL)
+            return -ENOENT;
+        dest_explain(d, out);
+        return 0;
+    }
+    size_t before = out->len;
+    strmap_each(&s->dests, explain_dest, out);
+    strmap_each(&s->retired, explain_dest, out);
+    if (out->len == before)
+        buf_printf(out, "no destination has mail or state\n");
+    return 0;
 }

@@ -54,5 +54,8 @@ int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out);
 /* A JSON array of the queued messages and one of the destinations, for `sluice queue list`. */
 void scheduler_list(struct scheduler *s, struct buf *out);
+/* For `sluice queue destinations`: what holds the destination called `destination` back ("":
+ * every destination), as text (dest_explain). 0, or -ENOENT with the reason in out. */
+int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out);
 
 #endif

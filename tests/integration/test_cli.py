@@ -23,12 +23,16 @@ USAGE_ERRORS = [
     (["help", "nosuch"], "sluice: unknown command 'nosuch'"),
     (["help", "queue", "x"], "sluice help: unexpected argument 'x'"),
     (["version", "x"], "sluice version: unexpected argument 'x'"),
-    (["queue"], "sluice queue: missing queue verb (list, show, retry, delete, suspend or resume)"),
+    (["queue"], "sluice queue: missing queue verb (list, show, retry, delete, suspend, resume "
+                "or destinations)"),
     (["queue", "lst"], "sluice queue: unknown queue verb 'lst' (did you mean list?)"),
     (["queue", "frob"], "sluice queue: unknown queue verb 'frob'"),
     (["queue", "show"], "sluice queue show: missing message ID"),
     (["queue", "suspend"], "sluice queue suspend: missing destination"),
     (["queue", "list", "x"], "sluice queue list: unexpected argument 'x'"),
+    (["queue", "destinations", "a", "b"], "sluice queue destinations: unexpected argument 'b'"),
+    (["queue", "destinations", "--json"],
+     "sluice queue destinations: --json goes with queue list only"),
     (["queue", "suspend", "a", "1h", "x"], "sluice queue: unexpected argument 'x'"),
     (["queue", "list", "--bdy"], "sluice queue: unknown option '--bdy' (did you mean --body?)"),
     (["queue", "list", "--body"], "sluice queue list: --body goes with queue show only"),
@@ -135,7 +139,7 @@ class CommandLine(SluiceTestCase):
         self.assertEqual(err[1:], ["usage: sluice queue [-c FILE] show ID [--body]",
                                    "'sluice queue --help' for more."])
         err = self.check_usage_error(["queue", "lst"], "sluice queue: unknown queue verb 'lst'")
-        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 6)
+        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 7)
 
     def commands(self):
         res = self.sluice("--help")

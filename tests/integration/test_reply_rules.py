@@ -79,6 +79,12 @@ class ReplyRules(MailNetCase):
         self.assertEqual(len(found), 1, "destination %s in %s" % (key, res.stdout))
         return found[0]
 
+    def explain(self, key):
+        """`sluice queue destinations KEY`: the destination's state in words."""
+        res = self.d.cli("queue", "destinations", key)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        return res.stdout.decode()
+
     def rcpt_time(self, peer, address):
         return min(t for tx in peer.transactions() for a, t, _ in tx.rcpts if a == address)
 
@@ -105,6 +111,11 @@ class ReplyRules(MailNetCase):
         self.assertEqual(suspend["reason"], "reply rule tss04-short")
         self.assertEqual(suspend["for_ms"], 2000)
         described = self.destination("susp.test")
+        explained = self.explain("susp.test")
+        self.assertRegex(explained, r"suspended by reply rule tss04-short: [12]s left\n")
+        # (a retry from the other egress address may meet the same reply before the test clears it)
+        self.assertRegex(explained, r"  reply rule tss04-short \(%s\): ([12]) hits, acted \1 times\n"
+                         % action)
         peer.rcpt_rules = []  # from now on the receiver takes the mail
         struck = self.rcpt_time(peer, "first@susp.test")
         hit_from = peer.sessions[0].client[0]
@@ -183,6 +194,11 @@ class ReplyRules(MailNetCase):
         backoff = self.d.wait_event("delivery.backoff", 15, destination="slow.test")[0]
         self.assertEqual((backoff["connections"], backoff["rate"]), (1, 2))
         self.assertEqual(backoff["reason"], "reply rule gmail-short")
+        explained = self.explain("slow.test")
+        self.assertRegex(explained, r"egress 127.0.0.10: \d+ open of 1 connections, limits at 0%\n"
+                                    r"    backed off by reply rule gmail-short: [123]s left, then "
+                                    r"back up step by step\n")
+        self.assertIn("  reply rule gmail-short (backoff): 1 hits, acted 1 times\n", explained)
         started = log_time(backoff)
         peer.rcpt_rules = []
         rcpts = ["r%d@slow.test" % i for i in range(90)]
@@ -241,6 +257,11 @@ class ReplyRules(MailNetCase):
             self.assertIn(b"Status: 5.7.515", text)
             self.assertIn(b"(reply rule microsoft-5.7.515: Microsoft requires SPF, DKIM", text)
         self.assertIn("bouncing_ms", self.destination("bounce.test"))
+        explained = self.explain("bounce.test")
+        self.assertRegex(explained, r"  mail fails for (\d+m)?\d+s more with: 550 5.7.515 .*"
+                                    r"\(reply rule microsoft-5.7.515: Microsoft requires SPF")
+        self.assertIn("  reply rule microsoft-5.7.515 (bounce, shipped): 1 hits, acted 1 times\n",
+                      explained)
         failed = self.d.events("delivery.failed")
         self.assertEqual(sorted(f["rcpt"] for f in failed),
                          ["first@bounce.test", "second@bounce.test"])

@@ -233,6 +233,37 @@ static const struct bad_case bad_cases[] = {
      "t.yaml:4:30: unknown key 'egress.pools.out[0].helo'", "'egress.pools.out[0].ehlo'"},
     {"egress:\n  pools:\n    out:\n      - {address: 192.0.2.1, ehlo: \"a b\"}\n",
      "t.yaml:4:36: egress.pools.out[0].ehlo: 'a b'", "character other than"},
+    /* IP warm-up. */
+    {"egress:\n  pools:\n    out:\n      - address: 192.0.2.1\n        warmup:\n"
+     "          start: 2026-12-01\n",
+     "t.yaml:6:18: egress.pools.out[0].warmup.schedule is required with warmup.start", ""},
+    {"egress:\n  pools:\n    out:\n      - address: 192.0.2.1\n        warmup:\n"
+     "          schedule: [{per_day: [1, 2]}]\n",
+     "t.yaml:6:22: egress.pools.out[0].warmup.start is required with a schedule", ""},
+    {"egress:\n  pools:\n    out:\n      - address: 192.0.2.1\n        warmup:\n"
+     "          start: 2026-02-29\n          schedule: [{per_day: [1]}]\n",
+     "t.yaml:6:18: egress.pools.out[0].warmup.start: '2026-02-29' is not a date written YYYY-MM-DD",
+     ""},
+    {"egress:\n  pools:\n    out:\n      - address: 192.0.2.1\n        warmup:\n"
+     "          start: 2026-12-01\n          schedule: [{provider: a.example}]\n",
+     "t.yaml:7:22: egress.pools.out[0].warmup.schedule[0].per_day is required", ""},
+    {"egress:\n  pools:\n    out:\n      - address: 192.0.2.1\n        warmup:\n"
+     "          start: 2026-12-01\n          schedule: [{per_day: [10, x]}]\n",
+     "t.yaml:7:37: egress.pools.out[0].warmup.schedule[0].per_day[1]: 'x' is not a whole number",
+     ""},
+    {"egress:\n  pools:\n    out:\n      - address: 192.0.2.1\n        warmup:\n"
+     "          start: 2026-12-01\n          schedule: [{per_day: [1]}, {per_day: [2]}]\n",
+     "t.yaml:7:38: egress.pools.out[0].warmup.schedule[1].provider: '*' is already scheduled "
+     "(line 7)",
+     ""},
+    {"egress:\n  pools:\n    out:\n      - address: 192.0.2.1\n        warmup:\n"
+     "          start: 2026-12-01\n          utc_offset: \"2:00\"\n"
+     "          schedule: [{per_day: [1]}]\n",
+     "t.yaml:7:23: egress.pools.out[0].warmup.utc_offset: '2:00' is not an offset from UTC", ""},
+    {"egress:\n  pools:\n    out:\n      - address: 192.0.2.1\n        warmup:\n"
+     "          start: 2026-12-01\n          overflow: later\n"
+     "          schedule: [{per_day: [1]}]\n",
+     "t.yaml:7:21: egress.pools.out[0].warmup.overflow: 'later'", "next, wait"},
     /* Pools named by shaping must exist ("default" may stand for no pools at all). */
     {EGRESS_POOL("out", "192.0.2.1"),
      "t.yaml:3:5: shaping.default.pool: 'default' is not a pool of egress.pools", ""},
@@ -925,6 +956,41 @@ static void test_egress(void)
     config_unref(cfg);
 }
 
+static void test_egress_warmup(void)
+{
+    struct config *cfg = load_good("egress:\n"
+                                   "  pools:\n"
+                                   "    default:\n"
+                                   "      - {address: 192.0.2.10}\n"
+                                   "      - address: 192.0.2.11\n"
+                                   "        warmup:\n"
+                                   "          start: 2026-12-01\n"
+                                   "          utc_offset: \"-05:00\"\n"
+                                   "          overflow: wait\n"
+                                   "          schedule:\n"
+                                   "            - {provider: \"*.google.com\", per_day: [5, 10]}\n"
+                                   "            - per_day: [50]\n");
+    if (cfg == NULL)
+        return;
+    const struct config_warmup *warm = &cfg->egress_pools[0].addrs[0].warmup;
+    const struct config_warmup *w = &cfg->egress_pools[0].addrs[1].warmup;
+    CHECK_INT_EQ(warm->nschedule, 0);
+    CHECK_INT_EQ(warm->offset_minutes, 0);
+    CHECK_INT_EQ(w->start_day, 20788);
+    CHECK_INT_EQ(w->offset_minutes, -300);
+    CHECK_INT_EQ(w->overflow, WARMUP_OVERFLOW_WAIT);
+    CHECK_INT_EQ(w->nschedule, 2);
+    if (w->nschedule == 2) {
+        CHECK_STR_EQ(w->schedule[0].provider, "*.google.com");
+        CHECK_INT_EQ(w->schedule[0].ndays, 2);
+        CHECK_INT_EQ(w->schedule[0].per_day[1], 10);
+        CHECK_STR_EQ(w->schedule[1].provider, "*");
+        CHECK_INT_EQ(w->schedule[1].per_day[0], 50);
+        CHECK_INT_EQ(w->schedule[1].pos.line, 12);
+    }
+    config_unref(cfg);
+}
+
 static void test_shaping_rules(void)
 {
     struct config *cfg = load_good("shaping:\n"
@@ -1122,6 +1188,7 @@ int main(void)
     test_refcount();
     test_load_file();
     test_egress();
+    test_egress_warmup();
     test_shaping_rules();
     test_shipped_rules();
     test_dkim_and_inbound();

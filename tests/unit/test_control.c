@@ -39,6 +39,8 @@ static const struct parse_case parse_cases[] = {
     {"suspend gmail 2h", 0, CONTROL_SUSPEND, "gmail", 7200},
     {"suspend gmail 30d", 0, CONTROL_SUSPEND, "gmail", 30 * 86400},
     {"resume example.com", 0, CONTROL_RESUME, "example.com", 0},
+    {"destinations", 0, CONTROL_DESTINATIONS, "", 0},
+    {"destinations *.google.com", 0, CONTROL_DESTINATIONS, "*.google.com", 0},
     {"", -EINVAL, 0, NULL, 0},
     {"   ", -EINVAL, 0, NULL, 0},
     {"LIST", -EINVAL, 0, NULL, 0},
@@ -59,6 +61,7 @@ static const struct parse_case parse_cases[] = {
     {"suspend example.com 1h 2", -EINVAL, 0, NULL, 0},
     {"resume exa\tmple.com", -EINVAL, 0, NULL, 0},
     {"resume ex\xc3\xa9.com", -EINVAL, 0, NULL, 0},
+    {"destinations a.example b.example", -EINVAL, 0, NULL, 0},
 };
 
 static void test_parse(void)
@@ -166,7 +169,17 @@ static int h_resume(void *arg, const char *dest, struct buf *out)
     return 0;
 }
 
-static const struct control_handlers handlers = {h_list, h_retry, h_delete, h_suspend, h_resume};
+static int h_destinations(void *arg, const char *dest, struct buf *out)
+{
+    struct seen *s = arg;
+    s->calls++;
+    snprintf(s->last, sizeof(s->last), "destinations %s", dest);
+    buf_printf(out, "destination %s: 0 jobs queued\n", dest[0] ? dest : "a.example");
+    return 0;
+}
+
+static const struct control_handlers handlers = {h_list,    h_retry,  h_delete,
+                                                 h_suspend, h_resume, h_destinations};
 
 struct fixture {
     uv_loop_t loop;
@@ -247,6 +260,10 @@ static void client_thread(void *arg)
     CHECK_STR_EQ(call(f, "delete ABC234"), "error: Input/output error\n");
     CHECK_STR_EQ(call(f, "resume example.com"), "ok\nexample.com resumed\n");
     CHECK_STR_EQ(call(f, "suspend example.com 2h"), "ok\nexample.com suspended\n");
+    CHECK_STR_EQ(call(f, "destinations"), "ok\ndestination a.example: 0 jobs queued\n");
+    CHECK_STR_EQ(call(f, "destinations b.example"), "ok\ndestination b.example: 0 jobs queued\n");
+    CHECK_STR_EQ(call(f, "destinations a b"),
+                 "error: destinations takes at most one destination\n");
     CHECK_STR_EQ(call(f, "frobnicate"), "error: unknown request frobnicate\n");
     CHECK_STR_EQ(call(f, "retry ../x"), "error: ../x is not a queue id\n");
 
