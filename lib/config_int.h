@@ -65,6 +65,7 @@ enum config_scope {
     CONFIG_SCOPE_BACKOFF,  /* struct config_backoff */
     CONFIG_SCOPE_REPLY,    /* struct config_reply_rule */
     CONFIG_SCOPE_DOCTOR,   /* struct config_blocklist (doctor.blocklists) */
+    CONFIG_SCOPE_TRACE_KEY, /* struct config_trace_key (feedback.trace_keys) */
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */
@@ -191,6 +192,8 @@ const char *config_check_canonicalization(const char *value);
 const char *config_check_identity(const char *value);
 const char *config_check_mailbox(const char *value); /* "user@domain" */
 const char *config_check_extension(const char *value);
+const char *config_check_trace_key_id(const char *value); /* 1 to 8 letters and digits */
+const char *config_check_trace_secret(const char *value); /* 16 characters or more */
 
 /* ---- One key's value (config_values.c) ---- */
 

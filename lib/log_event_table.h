@@ -160,6 +160,10 @@ static const struct log_event log_event_table[] = {
      "round, pass, info, warn, fail, msg",
      "`sluice doctor --watch`: one round of checks ran, with the count of rows by status; error: "
      "the round could not run."},
+    {"feedback.untraced", "warn",
+     "msg",
+     "A relayed message's header section was too big to hold (over 1 MB), so it went on without "
+     "X-Sluice-Trace and Feedback-ID: a complaint about it cannot be matched."},
     {"listener.accept_error", "warn",
      "msg",
      "Accepting a connection on a listener failed (the address and the system's error)."},

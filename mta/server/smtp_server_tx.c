@@ -20,6 +20,7 @@
 #include "lib/xalloc.h"
 #include "mta/delivery/postmaster.h"
 #include "mta/delivery/scheduler.h"
+#include "mta/feedback/trace_header.h"
 #include "mta/server/smtp_sinks.h"
 #include "policy/dnsbl.h"
 #include "policy/rcpt_policy.h"
@@ -45,6 +46,7 @@ void smtp_tx_free(struct smtp_session *s)
     verify_cancel(tx->verify);
     free(tx->auth_results);
     header_filter_free(tx->ar_filter);
+    trace_header_free(tx->trace);
     free(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++)
         free(tx->rcpts[i]);
@@ -599,6 +601,8 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
         .inbound = s->inbound,
         .relay_authorized = tx_relay_authorized(s),
     };
+    if (ctx.relay_authorized) /* mail we relay carries our trace */
+        tx->trace = trace_header_new(s->cfg, tx->queue_id, s->auth_user);
     body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
     if (tx->auth_results != NULL) /* SPF's verdict from MAIL */
         buf_append_str(body_end_result(&tx->sinks.end), tx->auth_results);
@@ -692,7 +696,22 @@ static void tx_end_of_data(struct smtp_session *s)
 }
 
 /* Scratch for the message on its way to the sinks, reused: the loop runs one callback at a time. */
-static struct buf filtered;
+static struct buf filtered, traced;
+
+/* Hands message bytes to the sinks, through the trace of mail we relay; nothing past too_big. */
+static void tx_write_traced(struct smtp_session *s, const char *data, size_t len)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx->trace != NULL && !trace_header_passing(tx->trace)) {
+        buf_reset(&traced);
+        trace_header_feed(tx->trace, data, len, &traced);
+        data = traced.data, len = traced.len;
+    }
+    if (!tx->too_big && len > 0) {
+        body_sinks_write(&tx->sinks, data, len);
+        tx_backpressure_update(s);
+    }
+}
 
 /* Hands message bytes (decoded DATA, or BDAT chunks) to the sinks, forged Authentication-Results
  * fields removed; over limits.max_message_size nothing more is stored. */
@@ -707,12 +726,11 @@ void smtp_tx_body_write(struct smtp_session *s, const char *data, size_t len)
         header_filter_feed(tx->ar_filter, data, len, &filtered);
         data = filtered.data, len = filtered.len;
     }
-    if (!tx->too_big && len > 0) {
-        body_sinks_write(&tx->sinks, data, len);
-        tx_backpressure_update(s);
-    }
+    tx_write_traced(s, data, len);
     if (filtered.cap > 256 * 1024)
         buf_free(&filtered);
+    if (traced.cap > 256 * 1024)
+        buf_free(&traced);
 }
 
 void smtp_tx_body_end(struct smtp_session *s)
@@ -721,10 +739,13 @@ void smtp_tx_body_end(struct smtp_session *s)
     if (tx->ar_filter != NULL && !header_filter_passing(tx->ar_filter)) {
         buf_reset(&filtered);
         header_filter_finish(tx->ar_filter, &filtered);
-        if (!tx->too_big && filtered.len > 0) {
-            body_sinks_write(&tx->sinks, filtered.data, filtered.len);
-            tx_backpressure_update(s);
-        }
+        tx_write_traced(s, filtered.data, filtered.len);
+    }
+    if (tx->trace != NULL && !trace_header_passing(tx->trace)) { /* a message with no body */
+        buf_reset(&traced);
+        trace_header_finish(tx->trace, &traced);
+        if (!tx->too_big && traced.len > 0)
+            body_sinks_write(&tx->sinks, traced.data, traced.len);
     }
     if (tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {
         struct logrec r;

@@ -79,6 +79,8 @@ struct smtp_session_ops {
 };
 
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
+struct trace_header;
+
 struct smtp_tx {
     char *sender; /* canonical, "" for <> */
     char **rcpts; /* canonical recipients accepted so far */
@@ -103,6 +105,7 @@ struct smtp_tx {
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
     char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
     struct header_filter *ar_filter; /* inbound: drops forged A-R fields naming us */
+    struct trace_header *trace;      /* relayed: adds X-Sluice-Trace, Feedback-ID */
 };
 
 struct smtp_session {
