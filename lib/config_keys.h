@@ -447,7 +447,7 @@ static const struct config_key config_keys[] = {
      .doc = "A trace whose queue id was made longer ago than this, or in the future, names a "
             "message we never sent."},
     {.name = "feedback.alarm_threshold", .type = CONFIG_UINT, .def = "5", .min = 0,
-     .max = 1000000, KEY_AT(feedback.alarm_threshold),
+     .max = 1000, KEY_AT(feedback.alarm_threshold),
      .doc = "More reports about mail we never sent than this within feedback.alarm_window "
             "raise the alarm."},
     {.name = "feedback.alarm_window", .type = CONFIG_DURATION, .def = "1h", .min = KEY_SECOND,

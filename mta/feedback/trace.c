@@ -1,8 +1,8 @@
 /*
- * The trace token (trace.h): "q<queue id>.t<tenant>.c<campaign>.k<key id>.m<mac>", tenant and
- * campaign base64url-encoded, each field tagged by its first letter so that none is ever empty
- * (an empty one would make ".." and the token no dot-atom). The MAC covers the fields themselves,
- * NUL-separated behind a version tag, not their encoding.
+ * The trace token (trace.h): "q<queue id>.t<tenant>.c<campaign>.r<recipient>.k<key id>.m<mac>",
+ * tenant, campaign and recipient base64url-encoded, each field tagged by its first letter so that
+ * none is ever empty (an empty one would make ".." and the token no dot-atom). The MAC covers the
+ * fields themselves, NUL-separated behind a version tag, not their encoding.
  */
 #include "mta/feedback/trace.h"
 
@@ -79,7 +79,7 @@ static void trace_mac(const struct config_trace_key *key, const struct trace_fie
     unsigned char
         input[8 + sizeof f->queue_id + sizeof f->tenant + sizeof f->campaign + TRACE_KEY_ID_MAX];
     size_t n = 0;
-    const char *parts[] = {"sluice1", f->queue_id, f->tenant, f->campaign, key->id};
+    const char *parts[] = {"sluice1", f->queue_id, f->tenant, f->campaign, f->rcpt, key->id};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         size_t len = strlen(parts[i]);
         memcpy(input + n, parts[i], len);
@@ -97,7 +97,8 @@ int trace_format(const struct config_trace_key *keys, size_t nkeys, const struct
 {
     size_t qlen = strlen(f->queue_id);
     if (nkeys == 0 || qlen == 0 || strlen(f->tenant) > TRACE_NAME_MAX ||
-        strlen(f->campaign) > TRACE_NAME_MAX || strspn(f->queue_id, b64url) != qlen)
+        strlen(f->campaign) > TRACE_NAME_MAX || strlen(f->rcpt) > TRACE_RCPT_MAX ||
+        strspn(f->queue_id, b64url) != qlen)
         return -EINVAL;
     const struct config_trace_key *key = &keys[nkeys - 1];
     unsigned char mac[TRACE_MAC_LEN];
@@ -112,6 +113,8 @@ int trace_format(const struct config_trace_key *keys, size_t nkeys, const struct
     n += 2 + b64url_encode((const unsigned char *)f->tenant, strlen(f->tenant), out + n + 2);
     memcpy(out + n, ".c", 2);
     n += 2 + b64url_encode((const unsigned char *)f->campaign, strlen(f->campaign), out + n + 2);
+    memcpy(out + n, ".r", 2);
+    n += 2 + b64url_encode((const unsigned char *)f->rcpt, strlen(f->rcpt), out + n + 2);
     n += (size_t)snprintf(out + n, TRACE_TOKEN_MAX + 1 - n, ".k%s.m", key->id);
     n += b64url_encode(mac, sizeof mac, out + n);
     out[n] = '\0';
@@ -151,15 +154,17 @@ enum trace_verdict trace_verify(const struct config_trace_key *keys, size_t nkey
     while (len > 0 && (in[len - 1] == ' ' || in[len - 1] == '\t' || in[len - 1] == '\r' ||
                        in[len - 1] == '\n'))
         len--;
-    const char *q, *t, *c, *k, *m;
-    size_t qlen, tlen, clen, klen, mlen, at = 0;
+    const char *q, *t, *c, *r, *k, *m;
+    size_t qlen, tlen, clen, rlen, klen, mlen, at = 0;
     unsigned char mac[TRACE_MAC_LEN + 2];
     if (next_field(in, len, &at, 'q', &q, &qlen) < 0 || next_field(in, len, &at, 't', &t, &tlen) ||
-        next_field(in, len, &at, 'c', &c, &clen) < 0 || next_field(in, len, &at, 'k', &k, &klen) ||
+        next_field(in, len, &at, 'c', &c, &clen) < 0 || next_field(in, len, &at, 'r', &r, &rlen) ||
+        next_field(in, len, &at, 'k', &k, &klen) < 0 ||
         next_field(in, len, &at, 'm', &m, &mlen) < 0 || at != len || qlen == 0 ||
         qlen > SPOOL_ID_MAX || klen == 0 || klen > TRACE_KEY_ID_MAX ||
         decode_name(t, tlen, f->tenant, TRACE_NAME_MAX) < 0 ||
         decode_name(c, clen, f->campaign, TRACE_NAME_MAX) < 0 ||
+        decode_name(r, rlen, f->rcpt, TRACE_RCPT_MAX) < 0 ||
         b64url_decode(m, mlen, mac, sizeof mac) != TRACE_MAC_LEN)
         return TRACE_MALFORMED;
     memcpy(f->queue_id, q, qlen);

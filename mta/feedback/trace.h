@@ -1,9 +1,10 @@
 /*
- * The trace Sluice puts on every message it relays (X-Sluice-Trace, and the VERP return path
- * bounce+TRACE@domain): queue id, tenant and campaign with a MAC (HMAC-SHA256, truncated to 128
- * bits, base64url) under a configured key named by its id, so that a complaint or a late bounce
- * quoting it can be told ours, and unforged, without any lookup. Pure functions; the intake
- * (feedback_intake.c) verifies on the thread pool, the session (trace_fields.c) formats.
+ * The trace Sluice puts on every message it relays (X-Sluice-Trace): queue id, tenant, campaign
+ * and, for a message with one recipient, that recipient (redacted reports do not name it), with a
+ * MAC (HMAC-SHA256, truncated to 128 bits, base64url) under a configured key named by its id, so
+ * that a complaint or a late bounce quoting it can be told ours, and unforged, without any lookup.
+ * Pure functions; the intake (feedback_intake.c) verifies on the thread pool, the session
+ * (trace_fields.c) formats.
  */
 #ifndef SLUICE_TRACE_H
 #define SLUICE_TRACE_H
@@ -16,8 +17,10 @@
 
 /* Longest tenant and campaign a trace carries; a longer campaign header is not traced. */
 #define TRACE_NAME_MAX 128
+/* Longest recipient (RFC 5321 §4.5.3.1.3: a path holds at most 256 octets). */
+#define TRACE_RCPT_MAX 256
 /* Longest token: every field at its longest, base64url-encoded, with its tag and separator. */
-#define TRACE_TOKEN_MAX 420
+#define TRACE_TOKEN_MAX 800
 #define TRACE_KEY_ID_MAX 8
 
 /* What a trace says. */
@@ -25,6 +28,7 @@ struct trace_fields {
     char queue_id[SPOOL_ID_MAX + 1];
     char tenant[TRACE_NAME_MAX + 1];   /* "" when the sender did not authenticate */
     char campaign[TRACE_NAME_MAX + 1]; /* "" when none was given */
+    char rcpt[TRACE_RCPT_MAX + 1];     /* the recipient of a one-recipient message, else "" */
     char key_id[TRACE_KEY_ID_MAX + 1];
 };
 

@@ -22,7 +22,7 @@ struct trace_header {
 };
 
 struct trace_header *trace_header_new(const struct config *cfg, const char *queue_id,
-                                      const char *tenant)
+                                      const char *tenant, const char *rcpt)
 {
     if (cfg->feedback.ntrace_keys == 0 && cfg->feedback.sender_id == NULL)
         return NULL;
@@ -32,6 +32,8 @@ struct trace_header *trace_header_new(const struct config *cfg, const char *queu
     snprintf(th->fields.queue_id, sizeof th->fields.queue_id, "%s", queue_id);
     if (tenant != NULL && strlen(tenant) <= TRACE_NAME_MAX)
         snprintf(th->fields.tenant, sizeof th->fields.tenant, "%s", tenant);
+    if (rcpt != NULL && strlen(rcpt) <= TRACE_RCPT_MAX)
+        snprintf(th->fields.rcpt, sizeof th->fields.rcpt, "%s", rcpt);
     return th;
 }
 

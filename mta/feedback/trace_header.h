@@ -16,10 +16,11 @@
 
 struct trace_header;
 
-/* A filter for one message of `tenant` (the authenticated user, or ""), with queue id `queue_id`;
- * NULL when the configuration asks for neither field. cfg must outlive the filter. */
+/* A filter for one message of `tenant` (the authenticated user, or NULL), with queue id
+ * `queue_id`, and `rcpt` when it has that one recipient (else NULL); NULL when the configuration
+ * asks for neither field. cfg must outlive the filter. */
 struct trace_header *trace_header_new(const struct config *cfg, const char *queue_id,
-                                      const char *tenant);
+                                      const char *tenant, const char *rcpt);
 void trace_header_free(struct trace_header *th);
 /* Feeds in[0..len) and appends what passes on to out. */
 void trace_header_feed(struct trace_header *th, const char *in, size_t len, struct buf *out);

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "lib/config.h"
+#include "mta/feedback/feedback_alarm.h"
 #include "spool/spool.h"
 
 struct smtp_session;
@@ -45,7 +46,8 @@ struct smtp_server {
     struct dkim_signer_set *dkim;      /* DKIM signers of cfg (one reference); swapped on reload */
     struct dkim_checker *dkim_checker; /* inbound DKIM verification; NULL: not verified */
     struct verifier *verifier;         /* recipient probes and their cache; NULL: not verified */
-    struct smtp_session *sessions;     /* every live session, for shutdown */
+    struct feedback_alarm feedback_alarm; /* reports about mail we never sent, counted */
+    struct smtp_session *sessions;        /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;
     unsigned stopping : 1;

@@ -20,6 +20,7 @@
 #include "lib/xalloc.h"
 #include "mta/delivery/postmaster.h"
 #include "mta/delivery/scheduler.h"
+#include "mta/feedback/feedback_intake.h"
 #include "mta/feedback/trace_header.h"
 #include "mta/server/smtp_sinks.h"
 #include "policy/dnsbl.h"
@@ -401,6 +402,15 @@ static void rcpt_refused(struct smtp_session *s, const struct rcpt_decision *r)
 static void rcpt_accept(struct smtp_session *s, const char *addr)
 {
     struct smtp_tx *tx = s->tx;
+    /* A report is read, not delivered: its transaction holds feedback addresses only. The others
+     * come again in a transaction of their own (RFC 5321 §4.5.3.1.10). */
+    int report = s->inbound && feedback_is_address(s->cfg, addr);
+    if (tx->nrcpts > 0 && report != tx->report) {
+        smtp_reply(s, 452, "4.5.3", "Error: feedback addresses take a transaction of their own");
+        smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
+        return;
+    }
+    tx->report = report;
     tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
     /* Our postmaster addresses reach a person: server.postmaster, when set. */
     const char *spooled = postmaster_redirect(s->cfg, addr);
@@ -602,7 +612,8 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
         .relay_authorized = tx_relay_authorized(s),
     };
     if (ctx.relay_authorized) /* mail we relay carries our trace */
-        tx->trace = trace_header_new(s->cfg, tx->queue_id, s->auth_user);
+        tx->trace = trace_header_new(s->cfg, tx->queue_id, s->auth_user,
+                                     tx->nrcpts == 1 ? tx->rcpts[0] : NULL);
     body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
     if (tx->auth_results != NULL) /* SPF's verdict from MAIL */
         buf_append_str(body_end_result(&tx->sinks.end), tx->auth_results);
@@ -611,9 +622,26 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
     body_sinks_add(&tx->sinks, tx->store);
 }
 
+/* A report for the feedback addresses: read by the report sink alone, never spooled. */
+static void tx_report_start(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    struct smtp_sink_context ctx = {
+        .srv = s->srv, .cfg = s->cfg, .session = s->id, .queue_id = "", .client = s->client_addr};
+    body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
+    tx->store = smtp_report_new(&ctx);
+    body_sinks_add(&tx->sinks, tx->store);
+    tx->received_at = (int64_t)time(NULL);
+    tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
+}
+
 int smtp_tx_body_start(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
+    if (tx->report) {
+        tx_report_start(s);
+        return 0;
+    }
     struct spool_envelope env = {
         .sender = tx->sender,
         .rcpts = (const char *const *)tx->rcpts,
@@ -815,7 +843,9 @@ static void tx_log_accepted(struct smtp_session *s, uint64_t size)
 /* The spool's sink reported the commit: 250 once the message is durable, else its 451 or 452. */
 static void tx_on_committed(struct smtp_session *s, const struct policy_decision *d)
 {
-    if (d->verdict == POLICY_ACCEPT) {
+    if (d->verdict == POLICY_ACCEPT && s->tx->report) {
+        smtp_reply(s, 250, "2.0.0", "Ok: report read");
+    } else if (d->verdict == POLICY_ACCEPT) {
         uint64_t size = smtp_store_size(s->tx->store);
         tx_log_accepted(s, size);
         smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->queue_id);

@@ -98,8 +98,10 @@ struct smtp_tx {
     uint64_t chunk_left;     /* BDAT: its octets not read yet */
     unsigned chunk_last : 1; /* BDAT: it is the LAST */
     unsigned too_big : 1;    /* over limits.max_message_size: the rest is read and dropped */
+    unsigned report : 1;     /* for feedback addresses: read as a report, not spooled */
     struct body_sinks sinks; /* from DATA on: what consumes the message (smtp_sinks.h) */
-    struct body_sink *store; /* the spool's sink, the last in sinks; NULL before DATA */
+    struct body_sink *store; /* the spool's sink (a report's: the report sink), the last in sinks;
+                                NULL before DATA */
     struct spf_check *spf;   /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
     struct sender_domain_check *sender_check; /* inbound: the sender domain's MX lookup */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */

@@ -14,7 +14,7 @@
 
 #define DATA_DIR SLUICE_TEST_SUPPORT_DIR "/../data/feedback/"
 #define TRACE                                                                                      \
-    "q0QJ5K8M2X4Y6Z000.tYWxpY2VAZXhhbXBsZS5jb20.cc3ByaW5nLXNhbGU.kk1.mAAAAAAAAAAAAAAAAAAAAA"
+    "q0QJ5K8M2X4Y6Z000.tYWxpY2VAZXhhbXBsZS5jb20.cc3ByaW5nLXNhbGU.r.kk1.mAAAAAAAAAAAAAAAAAAAAA"
 
 struct sample {
     const char *file;

@@ -14,25 +14,27 @@ static struct config_trace_key keys[] = {
     {.id = "k2", .secret = "second secret, sixteen+"},
 };
 
-static struct trace_fields fields(const char *qid, const char *tenant, const char *campaign)
+static struct trace_fields fields(const char *qid, const char *tenant, const char *campaign,
+                                  const char *rcpt)
 {
     struct trace_fields f;
     memset(&f, 0, sizeof f);
     snprintf(f.queue_id, sizeof f.queue_id, "%s", qid);
     snprintf(f.tenant, sizeof f.tenant, "%s", tenant);
     snprintf(f.campaign, sizeof f.campaign, "%s", campaign);
+    snprintf(f.rcpt, sizeof f.rcpt, "%s", rcpt);
     return f;
 }
 
 static void test_round_trip(void)
 {
-    static const char *const cases[][3] = {
-        {"0QJ5K8M2X4Y6Z000", "alice@example.com", "spring-sale"},
-        {"0QJ5K8M2X4Y6Z001", "", ""},
-        {"0QJ5K8M2X4Y6Z002", "a", "ü\"; =?x?= \t<>"},
+    static const char *const cases[][4] = {
+        {"0QJ5K8M2X4Y6Z000", "alice@example.com", "spring-sale", "bob@dest.test"},
+        {"0QJ5K8M2X4Y6Z001", "", "", ""},
+        {"0QJ5K8M2X4Y6Z002", "a", "ü\"; =?x?= \t<>", "\"quoted local\"@dest.test"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct trace_fields f = fields(cases[i][0], cases[i][1], cases[i][2]), got;
+        struct trace_fields f = fields(cases[i][0], cases[i][1], cases[i][2], cases[i][3]), got;
         char token[TRACE_TOKEN_MAX + 1];
         int n = trace_format(keys, 2, &f, token);
         CHECK(n > 0);
@@ -45,13 +47,14 @@ static void test_round_trip(void)
         CHECK_STR_EQ(got.queue_id, cases[i][0]);
         CHECK_STR_EQ(got.tenant, cases[i][1]);
         CHECK_STR_EQ(got.campaign, cases[i][2]);
+        CHECK_STR_EQ(got.rcpt, cases[i][3]);
         CHECK_STR_EQ(got.key_id, "k2"); /* the newest signs */
     }
 }
 
 static void test_rotation_and_forgery(void)
 {
-    struct trace_fields f = fields("0QJ5K8M2X4Y6Z000", "alice", "c1"), got;
+    struct trace_fields f = fields("0QJ5K8M2X4Y6Z000", "alice", "c1", "bob@dest.test"), got;
     char token[TRACE_TOKEN_MAX + 1], padded[TRACE_TOKEN_MAX + 8];
     int n = trace_format(keys, 1, &f, token); /* signed before k2 existed */
     CHECK(strstr(token, ".kk1.m") != NULL);
@@ -68,6 +71,17 @@ static void test_rotation_and_forgery(void)
     memcpy(forged, token, (size_t)n + 1);
     forged[n - 3] = forged[n - 3] == 'A' ? 'B' : 'A'; /* another MAC */
     CHECK_INT_EQ(trace_verify(keys, 2, forged, (size_t)n, &got), TRACE_BAD_MAC);
+    /* Each field is covered: the recipient of another trace spliced in does not verify. */
+    struct trace_fields other = fields("0QJ5K8M2X4Y6Z000", "alice", "c1", "eve@dest.test");
+    char theirs[TRACE_TOKEN_MAX + 1];
+    n = trace_format(keys, 1, &f, token);
+    trace_format(keys, 1, &other, theirs);
+    const char *r_ours = strstr(token, ".r"), *k_ours = strstr(token, ".k");
+    const char *r_theirs = strstr(theirs, ".r"), *k_theirs = strstr(theirs, ".k");
+    snprintf(forged, sizeof forged, "%.*s%.*s%s", (int)(r_ours - token), token,
+             (int)(k_theirs - r_theirs), r_theirs, k_ours);
+    CHECK(strcmp(forged, token) != 0);
+    CHECK_INT_EQ(trace_verify(keys, 2, forged, strlen(forged), &got), TRACE_BAD_MAC);
     /* The same fields under a secret we do not know, claiming our key id. */
     struct config_trace_key guessed = {.id = "k1", .secret = "an attacker's secret"};
     n = trace_format(&guessed, 1, &f, forged);
@@ -92,7 +106,7 @@ static void test_malformed(void)
     struct trace_fields got;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_INT_EQ(trace_verify(keys, 2, bad[i], strlen(bad[i]), &got), TRACE_MALFORMED);
-    struct trace_fields f = fields("0QJ5", "alice", "c");
+    struct trace_fields f = fields("0QJ5", "alice", "c", "");
     char token[TRACE_TOKEN_MAX + 1];
     CHECK_INT_EQ(trace_format(keys, 0, &f, token), -22);
 }
