@@ -308,6 +308,7 @@ struct config {
     struct {
         char **addresses; /* where receivers send complaint reports (feedback loops) */
         size_t naddresses;
+        char *verp_domain; /* NULL: the return path is left alone */
         char *sender_id;   /* Feedback-ID's last part; NULL: no Feedback-ID */
         struct config_trace_key *trace_keys; /* none: no X-Sluice-Trace */
         size_t ntrace_keys;

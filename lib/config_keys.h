@@ -429,6 +429,10 @@ static const struct config_key config_keys[] = {
      KEY_LIST(feedback.addresses, feedback.naddresses),
      .doc = "Addresses receivers send complaint reports to (ARF): mail for them on an inbound "
             "listener is parsed and logged, never delivered. Their domains must be in domains."},
+    {.name = "feedback.verp_domain", .type = CONFIG_STRING, .check = config_check_hostname,
+     KEY_AT(feedback.verp_domain),
+     .doc = "Relayed mail gets the return path bounce+TRACE@ this domain (VERP), and mail for it "
+            "is read as a late bounce. It must be in domains. Unset: the return path is kept."},
     {.name = "feedback.sender_id", .type = CONFIG_STRING, KEY_AT(feedback.sender_id),
      .doc = "Relayed mail gets Feedback-ID: TENANT:CAMPAIGN:this (Gmail's feedback loop). "
             "Unset: no Feedback-ID."},

@@ -256,8 +256,8 @@ static void check_tls(struct load *ld)
                            i);
 }
 
-/* Feedback mail must reach the intake: its domains are ours (else RCPT refuses it as relaying).
- * Ids name keys: no two alike. */
+/* Feedback mail must reach the intake: its domains are ours (else RCPT refuses it as relaying),
+ * and the VERP return path needs a key to sign with. Ids name keys: no two alike. */
 static void check_feedback(struct load *ld)
 {
     const struct config *cfg = ld->cfg;
@@ -267,6 +267,13 @@ static void check_feedback(struct load *ld)
         if (at != NULL && config_domain_find(cfg, at + 1) == NULL)
             config_fail(ld, section, "feedback.addresses: the domain of %s is not in domains",
                         cfg->feedback.addresses[i]);
+    }
+    if (cfg->feedback.verp_domain != NULL) {
+        if (config_domain_find(cfg, cfg->feedback.verp_domain) == NULL)
+            config_fail(ld, section, "feedback.verp_domain: %s is not in domains",
+                        cfg->feedback.verp_domain);
+        if (cfg->feedback.ntrace_keys == 0)
+            config_fail(ld, section, "feedback.verp_domain needs feedback.trace_keys");
     }
     for (size_t i = 0; i < cfg->feedback.ntrace_keys; i++)
         for (size_t j = 0; j < i; j++)
@@ -375,6 +382,7 @@ static void config_free(struct config *cfg)
     }
     free(cfg->doctor.blocklists);
     free_strings(cfg->feedback.addresses, cfg->feedback.naddresses);
+    free(cfg->feedback.verp_domain);
     free(cfg->feedback.sender_id);
     for (size_t i = 0; i < cfg->feedback.ntrace_keys; i++) {
         free(cfg->feedback.trace_keys[i].id);

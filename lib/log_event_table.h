@@ -13,11 +13,12 @@
 /* clang-format off */
 static const struct log_event log_event_table[] = {
     {"bounce.late", "info",
-     "queue_id, tenant, campaign, recipient, status, suppress, client, format, provider, source_ip, "
-     "type",
+     "queue_id, tenant, campaign, recipient, matched_by, status, suppress, client, format, "
+     "provider, source_ip, type",
      "A bounce that came back after the 250 (a DSN or a plain-text bounce sent to a feedback "
-     "address) is about a message we sent: its trace verified. `recipient` is the trace's when the "
-     "message had one, else the bounce's; `suppress` says whether it is a hard bounce, which the "
+     "address or a VERP return path) is about a message we sent: the trace it quotes, or its VERP "
+     "return path (`matched_by`), verified. `recipient` is the trace's when the message had one, "
+     "else the bounce's; `suppress` says whether it is a hard bounce, which the "
      "suppression list is to take."},
     {"config.error", "error",
      "msg",
@@ -177,7 +178,8 @@ static const struct log_event log_event_table[] = {
      "msg",
      "The alarm's message to `feedback.alarm_notify` could not be queued."},
     {"feedback.complaint", "warn",
-     "queue_id, tenant, campaign, recipient, suppress, client, format, provider, source_ip, type",
+     "queue_id, tenant, campaign, recipient, matched_by, suppress, client, format, provider, "
+     "source_ip, type",
      "A complaint report (ARF, or Microsoft's JMRP) is about a message we sent: its trace verified. "
      "`recipient` is the trace's when the message had one (reports often redact it), else the "
      "report's."},

@@ -17,6 +17,10 @@
 
 int feedback_is_address(const struct config *cfg, const char *addr)
 {
+    const char *token;
+    if (cfg->feedback.verp_domain != NULL &&
+        trace_verp_token(addr, cfg->feedback.verp_domain, &token) > 0)
+        return 1;
     for (size_t i = 0; i < cfg->feedback.naddresses; i++)
         if (strcasecmp(cfg->feedback.addresses[i], addr) == 0)
             return 1;
@@ -31,6 +35,7 @@ struct feedback_read {
     struct config_trace_key *keys; /* copies of feedback.trace_keys */
     size_t nkeys;
     uint64_t max_age_us;             /* feedback.trace_max_age */
+    char verp[TRACE_TOKEN_MAX + 1];  /* the VERP token the report was sent to, "" if none */
     struct feedback_outcome outcome; /* filled on the pool */
     feedback_read_cb cb;
     void *arg;
@@ -38,8 +43,10 @@ struct feedback_read {
     unsigned freed : 1;   /* freed by its owner while working: no callback */
 };
 
-struct feedback_read *feedback_read_new(uv_loop_t *loop, const struct config *cfg)
+struct feedback_read *feedback_read_new(uv_loop_t *loop, const struct config *cfg, const char *verp)
 {
+    const char *token;
+    size_t len = verp != NULL ? trace_verp_token(verp, cfg->feedback.verp_domain, &token) : 0;
     struct feedback_read *fr = xcalloc(1, sizeof *fr);
     fr->work.loop = loop; /* kept for uv_queue_work */
     fr->nkeys = cfg->feedback.ntrace_keys;
@@ -49,6 +56,8 @@ struct feedback_read *feedback_read_new(uv_loop_t *loop, const struct config *cf
         fr->keys[i].secret = xstrdup(cfg->feedback.trace_keys[i].secret);
     }
     fr->max_age_us = cfg->feedback.trace_max_age_ms * 1000;
+    if (len > 0 && len <= TRACE_TOKEN_MAX)
+        memcpy(fr->verp, token, len);
     return fr;
 }
 
@@ -78,6 +87,17 @@ static void read_on_pool(uv_work_t *work)
     if (out->report.trace[0] != '\0')
         out->verdict = trace_verify(fr->keys, fr->nkeys, out->report.trace,
                                     strlen(out->report.trace), &out->trace);
+    /* The quoted trace says more (tenant, campaign); the VERP return path stands in for it. */
+    struct trace_fields by_verp;
+    enum trace_verdict verp_verdict = TRACE_MALFORMED;
+    if (fr->verp[0] != '\0')
+        verp_verdict = trace_verify(fr->keys, fr->nkeys, fr->verp, strlen(fr->verp), &by_verp);
+    if (fr->verp[0] != '\0' && out->verdict != TRACE_VALID &&
+        (verp_verdict == TRACE_VALID || out->report.trace[0] == '\0')) {
+        out->verdict = verp_verdict;
+        out->trace = by_verp;
+        out->by_verp = 1;
+    }
     if (out->verdict == TRACE_VALID) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -118,7 +138,7 @@ void feedback_read_free(struct feedback_read *fr)
 /* Why a report is not about a message of ours, or NULL when it is. */
 static const char *unrecognized_reason(const struct feedback_outcome *out)
 {
-    if (out->report.trace[0] == '\0')
+    if (out->report.trace[0] == '\0' && !out->by_verp)
         return "no_trace";
     switch (out->verdict) {
     case TRACE_VALID:
@@ -174,6 +194,7 @@ static void log_matched(const struct config *cfg, const struct feedback_outcome 
     log_str(&r, "tenant", out->trace.tenant);
     log_str(&r, "campaign", out->trace.campaign);
     log_str(&r, "recipient", matched_rcpt(out));
+    log_str(&r, "matched_by", out->by_verp ? "verp" : "trace");
     if (!complaint)
         log_str(&r, "status", out->report.status);
     log_bool(&r, "suppress", suppress);

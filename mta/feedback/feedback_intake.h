@@ -27,7 +27,8 @@
 
 struct scheduler;
 
-/* 1 when addr (canonical) is one of feedback.addresses, compared ignoring case. */
+/* 1 when addr (canonical) is one of feedback.addresses, compared ignoring case, or a VERP return
+ * path at feedback.verp_domain. */
 int feedback_is_address(const struct config *cfg, const char *addr);
 
 /* What the thread pool made of a report. */
@@ -36,13 +37,16 @@ struct feedback_outcome {
     enum trace_verdict verdict; /* of report.trace (TRACE_MALFORMED when there is none) */
     struct trace_fields trace;  /* what the trace says, when verdict is TRACE_VALID */
     int issued;                 /* the trace's queue id lies within our issuing window */
+    int by_verp; /* the trace is the VERP return path's (the report quotes no valid one) */
 };
 
 struct feedback_read;
 typedef void (*feedback_read_cb)(void *arg, const struct feedback_outcome *out);
 
-/* A reader for one report, with a copy of cfg's trace keys (a reload may free cfg meanwhile). */
-struct feedback_read *feedback_read_new(uv_loop_t *loop, const struct config *cfg);
+/* A reader for one report sent to `verp` (a VERP return path of ours, or NULL), with a copy of
+ * cfg's trace keys (a reload may free cfg meanwhile). */
+struct feedback_read *feedback_read_new(uv_loop_t *loop, const struct config *cfg,
+                                        const char *verp);
 /* Takes the next bytes of the message (copied; past FEEDBACK_REPORT_MAX dropped). */
 void feedback_read_write(struct feedback_read *fr, const char *data, size_t len);
 /* Reads the message on the thread pool; cb runs on the loop, then the reader frees itself. */

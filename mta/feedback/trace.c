@@ -7,7 +7,9 @@
 #include "mta/feedback/trace.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -119,6 +121,32 @@ int trace_format(const struct config_trace_key *keys, size_t nkeys, const struct
     n += b64url_encode(mac, sizeof mac, out + n);
     out[n] = '\0';
     return (int)n;
+}
+
+#define VERP_PREFIX "bounce+"
+
+int trace_verp_format(const struct config_trace_key *keys, size_t nkeys, const char *queue_id,
+                      const char *domain, char *out, size_t size)
+{
+    struct trace_fields f;
+    char token[TRACE_TOKEN_MAX + 1];
+    memset(&f, 0, sizeof f);
+    snprintf(f.queue_id, sizeof f.queue_id, "%s", queue_id);
+    int n = trace_format(keys, nkeys, &f, token);
+    if (n < 0 || sizeof VERP_PREFIX - 1 + (size_t)n > 64)
+        return -EINVAL;
+    int len = snprintf(out, size, VERP_PREFIX "%s@%s", token, domain);
+    return len > 0 && (size_t)len < size ? len : -EINVAL;
+}
+
+size_t trace_verp_token(const char *addr, const char *domain, const char **token)
+{
+    const char *at = strrchr(addr, '@');
+    if (at == NULL || strncasecmp(addr, VERP_PREFIX, sizeof VERP_PREFIX - 1) != 0 ||
+        strcasecmp(at + 1, domain) != 0)
+        return 0;
+    *token = addr + sizeof VERP_PREFIX - 1;
+    return (size_t)(at - *token);
 }
 
 /* The field tagged `tag` at in[*at], up to the next '.' or end; advances *at past the dot. */

@@ -53,6 +53,15 @@ int trace_format(const struct config_trace_key *keys, size_t nkeys, const struct
 enum trace_verdict trace_verify(const struct config_trace_key *keys, size_t nkeys, const char *in,
                                 size_t len, struct trace_fields *f);
 
+/* The VERP return path "bounce+TOKEN@domain" of queue_id into out (size bytes), TOKEN a trace of
+ * the queue id alone: with tenant, campaign and recipient it would not fit the 64 octets of a local
+ * part (RFC 5321 §4.5.3.1.1), which our own server enforces too. Returns its length, or -EINVAL. */
+int trace_verp_format(const struct config_trace_key *keys, size_t nkeys, const char *queue_id,
+                      const char *domain, char *out, size_t size);
+/* When addr is "bounce+TOKEN@domain" (domain compared ignoring case), points *token at TOKEN and
+ * returns its length; else returns 0. */
+size_t trace_verp_token(const char *addr, const char *domain, const char **token);
+
 /* 1 when queue_id could be one this server made: a well-formed id whose time of issue lies
  * within [now - max_age, now + clock slack]; else 0 (an id we never issued). */
 int trace_queue_id_plausible(const char *queue_id, uint64_t now_us, uint64_t max_age_us);

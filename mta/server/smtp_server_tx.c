@@ -21,6 +21,7 @@
 #include "mta/delivery/postmaster.h"
 #include "mta/delivery/scheduler.h"
 #include "mta/feedback/feedback_intake.h"
+#include "mta/feedback/trace.h"
 #include "mta/feedback/trace_header.h"
 #include "mta/server/smtp_sinks.h"
 #include "policy/dnsbl.h"
@@ -622,12 +623,45 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
     body_sinks_add(&tx->sinks, tx->store);
 }
 
+/* Relayed mail takes the return path bounce+TRACE@feedback.verp_domain, made from its queue id,
+ * so that a late bounce names the message even when it quotes nothing of it. The null sender
+ * stays null. */
+static void tx_verp(struct smtp_session *s, struct spool_msg *msg, struct spool_envelope *env)
+{
+    struct smtp_tx *tx = s->tx;
+    const struct config *cfg = s->cfg;
+    char verp[SMTP_PATH_MAX + 1];
+    if (cfg->feedback.verp_domain == NULL || tx->sender[0] == '\0' || !tx_relay_authorized(s) ||
+        trace_verp_format(cfg->feedback.trace_keys, cfg->feedback.ntrace_keys, tx->queue_id,
+                          cfg->feedback.verp_domain, verp, sizeof verp) < 0)
+        return;
+    env->sender = verp;
+    if (spool_msg_set_envelope(msg, env) < 0)
+        return;
+    free(tx->sender);
+    tx->sender = xstrdup(verp);
+}
+
+/* The first recipient of a report that is a VERP return path of ours, else NULL. */
+static const char *tx_report_verp(const struct smtp_tx *tx, const struct config *cfg)
+{
+    const char *token;
+    for (size_t i = 0; cfg->feedback.verp_domain != NULL && i < tx->nrcpts; i++)
+        if (trace_verp_token(tx->rcpts[i], cfg->feedback.verp_domain, &token) > 0)
+            return tx->rcpts[i];
+    return NULL;
+}
+
 /* A report for the feedback addresses: read by the report sink alone, never spooled. */
 static void tx_report_start(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    struct smtp_sink_context ctx = {
-        .srv = s->srv, .cfg = s->cfg, .session = s->id, .queue_id = "", .client = s->client_addr};
+    struct smtp_sink_context ctx = {.srv = s->srv,
+                                    .cfg = s->cfg,
+                                    .session = s->id,
+                                    .queue_id = "",
+                                    .client = s->client_addr,
+                                    .verp = tx_report_verp(tx, s->cfg)};
     body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
     tx->store = smtp_report_new(&ctx);
     body_sinks_add(&tx->sinks, tx->store);
@@ -658,6 +692,7 @@ int smtp_tx_body_start(struct smtp_session *s)
     if (msg == NULL)
         return -1;
     snprintf(tx->queue_id, sizeof tx->queue_id, "%s", spool_msg_id(msg));
+    tx_verp(s, msg, &env);
     tx_sinks_start(s, msg);
     if (s->inbound) /* RFC 8601 §5: only our own checks may speak in our name */
         tx->ar_filter = header_filter_new(s->cfg->server.hostname);

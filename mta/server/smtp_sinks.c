@@ -551,7 +551,7 @@ static const struct body_sink_ops report_sink_ops = {.name = "feedback",
 struct body_sink *smtp_report_new(const struct smtp_sink_context *ctx)
 {
     struct report_sink *rs = tx_sink_new(sizeof *rs, &report_sink_ops, ctx);
-    rs->read = feedback_read_new(ctx->srv->loop, ctx->cfg);
+    rs->read = feedback_read_new(ctx->srv->loop, ctx->cfg, ctx->verp);
     snprintf(rs->client, sizeof rs->client, "%s", ctx->client);
     return &rs->t.sink;
 }

@@ -24,6 +24,7 @@ struct smtp_sink_context {
     uint64_t session;         /* the session's id, for the log */
     const char *queue_id;
     const char *client;            /* the client's address (the report sink logs it) */
+    const char *verp;              /* a report's: the VERP return path it was sent to, or NULL */
     unsigned inbound : 1;          /* the listener's role is inbound: the MX checks apply */
     unsigned relay_authorized : 1; /* the sender is ours (AUTH, trusted submission client) */
 };

@@ -7,9 +7,11 @@ no trace. Then the way back: mail relayed for an authenticated tenant reaches a 
 built from the delivered copy the way Yahoo builds one (python's email package: headers only,
 recipient redacted) sent to the feedback address is matched to tenant, campaign, queue id and
 recipient; a late DSN for a message whose return path is a feedback address is logged as
-bounce.late with its recipient; reports about mail we never sent (no trace, a forged MAC, a queue
+bounce.late with its recipient, and so is a bounce quoting nothing of the message when it comes
+back to the VERP return path Sluice gave it (bounce+TRACE@feedback.verp_domain); reports about mail we never sent (no trace, a forged MAC, a queue
 id never issued) are each logged as feedback.unrecognized and, past the threshold, raise the alarm
 once, which mails the notify address; a transaction mixing feedback and other recipients gets 452.
+A configuration whose feedback domains are not ours does not load.
 """
 import base64
 import hashlib
@@ -75,8 +77,9 @@ class TraceTest(SluiceTestCase):
     def setUp(self):
         self.d = self.start_sluice(listeners=[{"name": "submission", "role": "submission"},
                                               {"name": "mx", "role": "inbound"}],
-                                   config={"domains": {"example.com": None, "fb.test": None},
-                                           "feedback": FEEDBACK})
+                                   config={"domains": {"example.com": None, "fb.test": None,
+                                                       "bounce.test": None},
+                                           "feedback": dict(FEEDBACK, verp_domain="bounce.test")})
 
     def test_relayed_mail_carries_a_verified_trace(self):
         with self.d.connect("submission") as c:
@@ -96,13 +99,21 @@ class TraceTest(SluiceTestCase):
                                                   "rcpt": "bob@dest.test", "key": "new"})
         self.assertIsNone(check_trace(traces[0], [dict(KEYS[1], secret="another secret 16+")]))
         self.assertIn(("Feedback-ID", ":spring_sale:sluice-test"), fields)
+        # The spooled envelope has the VERP return path made from the same queue id.
+        show = self.d.queue_show(qid).decode()
+        verp = re.search(r"bounce\+(\S+)@bounce\.test", show)
+        self.assertIsNotNone(verp, show)
+        self.assertEqual(check_trace(verp.group(1))["queue_id"], qid)
+        self.assertNotIn("news@sender.test", show)
 
     def test_inbound_mail_is_not_traced(self):
         with self.d.connect("mx") as c:
             c.ehlo()
             r = send_message(c, "someone@elsewhere.test", ["user@example.com"],
                              b"Subject: hi\r\n\r\nbody\r\n")
-        names = [n.lower() for n, _ in header_fields(self.d.queue_body(queued_id(r)))]
+        qid = queued_id(r)
+        names = [n.lower() for n, _ in header_fields(self.d.queue_body(qid))]
+        self.assertIn("someone@elsewhere.test", self.d.queue_show(qid).decode(), "no VERP")
         self.assertNotIn("x-sluice-trace", names)
         self.assertNotIn("feedback-id", names)
 
@@ -182,8 +193,9 @@ class IntakeTest(MailNetCase):
             f.write("alice:%s\n" % h)
         d.extra = dict(net.sluice_config(egress=None),
                        relay={"trusted_networks": [], "users": users},
-                       domains={"example.com": None, "fb.test": None},
+                       domains={"example.com": None, "fb.test": None, "bounce.test": None},
                        feedback=dict(FEEDBACK, addresses=["fbl@fb.test", "bounces@fb.test"],
+                                     verp_domain="bounce.test",
                                      alarm_threshold=2, alarm_notify="ops@receiver.test"))
         d.start()
         self.d = d
@@ -235,8 +247,30 @@ class IntakeTest(MailNetCase):
                                 "carol@receiver.test"), rcpt="bounces@fb.test")
         ev = self.d.wait_event("bounce.late")[0]
         self.assertEqual((ev["queue_id"], ev["tenant"], ev["campaign"], ev["recipient"],
-                          ev["status"], ev["suppress"]),
-                         (qid, "alice", "autumn", "carol@receiver.test", "5.1.1", True), ev)
+                          ev["status"], ev["suppress"], ev["matched_by"]),
+                         (qid, "alice", "autumn", "carol@receiver.test", "5.1.1", True, "trace"),
+                         ev)
+
+    def test_bounce_to_the_verp_return_path_is_matched(self):
+        qid, delivered = self.relay_as_alice("news@sender.test", "erin@receiver.test", "winter")
+        verp = [tx.sender for a, tx in self.sink.delivered() if a == "erin@receiver.test"][0]
+        self.assertRegex(verp, r"^bounce\+q%s\.t\.c\.r\.knew\.m[\w-]{22}@bounce\.test$" % qid)
+        self.assertLessEqual(verp.index("@"), 64, "a local part RFC 5321 allows")
+        # A bounce that quotes nothing of the message: only its return path names it.
+        mangled = (b"From: MAILER-DAEMON@legacy.receiver.test\r\nSubject: failure notice\r\n\r\n"
+                   b"I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+                   b"\r\n<erin@receiver.test>:\r\n550 5.1.1 mailbox unavailable\r\n")
+        self.report(mangled, rcpt=verp)
+        ev = self.d.wait_event("bounce.late")[0]
+        self.assertEqual((ev["queue_id"], ev["recipient"], ev["status"], ev["matched_by"],
+                          ev["format"], ev["suppress"]),
+                         (qid, "erin@receiver.test", "5.1.1", "verp", "bounce", True), ev)
+        # The same bounce to a return path we never made is not ours.
+        forged = "bounce+%s@bounce.test" % make_trace(dict(KEYS[1], secret="guessed secret 16+"),
+                                                      qid)
+        self.report(mangled, rcpt=forged)
+        ev = self.d.wait_event("feedback.unrecognized")[0]
+        self.assertEqual((ev["reason"], ev["kind"]), ("bad_mac", "bounce"), ev)
 
     def test_reports_about_mail_we_never_sent_raise_the_alarm_once(self):
         qid, delivered = self.relay_as_alice("news@sender.test", "dan@receiver.test", "c")
@@ -282,6 +316,25 @@ class IntakeTest(MailNetCase):
             self.assertEqual(c.read_reply().code, 250)
         self.d.wait_event("feedback.ignored")
         self.assertEqual(self.d.queue_list(), [])
+
+
+class ConfigTest(SluiceTestCase):
+    def test_feedback_domains_must_be_ours(self):
+        d = self.start_sluice(start=False)
+        for feedback, error in [
+                ({"addresses": ["fbl@elsewhere.test"]},
+                 "feedback.addresses: the domain of fbl@elsewhere.test is not in domains"),
+                ({"verp_domain": "bounce.elsewhere.test", "trace_keys": KEYS},
+                 "feedback.verp_domain: bounce.elsewhere.test is not in domains"),
+                ({"verp_domain": "example.com"}, "feedback.verp_domain needs feedback.trace_keys"),
+                ({"trace_keys": [KEYS[0], dict(KEYS[1], id="old")]},
+                 "feedback.trace_keys[1].id: 'old' is already the id of feedback.trace_keys[0]"),
+                ({"trace_keys": [{"id": "k1", "secret": "short"}]},
+                 "is shorter than 16 characters")]:
+            d.write_config(extra={"feedback": feedback})
+            res = d.cli("check-config")
+            self.assertNotEqual(res.returncode, 0, feedback)
+            self.assertRegex(res.stderr.decode(), r"sluice\.yaml:\d+:\d+: .*" + re.escape(error))
 
 
 if __name__ == "__main__":

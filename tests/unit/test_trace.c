@@ -135,11 +135,32 @@ static void test_queue_id_bounds(void)
     CHECK(!trace_queue_id_plausible("0QJ5K8M2X4Y6Z0IL", now, 180 * day)); /* I, L: not ours */
 }
 
+static void test_verp(void)
+{
+    char addr[300];
+    /* The longest key id still fits the 64 octets of a local part. */
+    struct config_trace_key long_id = {.id = "abcdefgh", .secret = "a secret of sixteen+"};
+    int n = trace_verp_format(&long_id, 1, "0QJ5K8M2X4Y6Z000", "Bounce.Example", addr, sizeof addr);
+    CHECK(n > 0);
+    CHECK(strchr(addr, '@') - addr <= 64);
+    const char *token;
+    size_t len = trace_verp_token(addr, "bounce.example", &token);
+    CHECK(len > 0);
+    struct trace_fields got;
+    CHECK_INT_EQ(trace_verify(&long_id, 1, token, len, &got), TRACE_VALID);
+    CHECK_STR_EQ(got.queue_id, "0QJ5K8M2X4Y6Z000");
+    CHECK_INT_EQ((int)trace_verp_token(addr, "other.example", &token), 0);
+    CHECK_INT_EQ((int)trace_verp_token("news@bounce.example", "bounce.example", &token), 0);
+    CHECK_INT_EQ(trace_verp_format(keys, 0, "0QJ5K8M2X4Y6Z000", "b.example", addr, sizeof addr),
+                 -22);
+}
+
 int main(void)
 {
     test_round_trip();
     test_rotation_and_forgery();
     test_malformed();
     test_queue_id_bounds();
+    test_verp();
     return check_report("test_trace");
 }
