@@ -281,7 +281,9 @@ static void read_bounce_text(struct feedback_report *r, struct slice text)
         struct slice one = {line, len};
         if (field_line(line, len, "X-Sluice-Trace") && field_get(one, "X-Sluice-Trace", v)) {
             if (v[0] == '\0' && at < text.len) { /* folded: the token is on the next line */
-                size_t n = strcspn(text.p + at, "\r\n");
+                size_t n = 0;
+                while (at + n < text.len && text.p[at + n] != '\r' && text.p[at + n] != '\n')
+                    n++;
                 snprintf(v, sizeof v, "%.*s", (int)(n < REPORT_FIELD_MAX ? n : REPORT_FIELD_MAX),
                          text.p + at);
                 char *p = v;

@@ -103,6 +103,7 @@ static void release(struct trace_header *th, struct buf *out)
 {
     const char *h = th->hs.data.data;
     size_t end = th->hs.fields;
+    size_t start = out->len;
     for (size_t at = 0; at < end;) {
         size_t next = header_field_end(h, at, end);
         if (field_is(h + at, next - at, CAMPAIGN_FIELD))
@@ -113,10 +114,12 @@ static void release(struct trace_header *th, struct buf *out)
             buf_append(out, h + at, next - at);
         at = next;
     }
-    if (end > 0 && h[end - 1] != '\n') /* a last field without its line end */
+    /* A last field kept without its line end (a message with no body) gets one. */
+    if (out->len > start && out->data[out->len - 1] != '\n')
         buf_append(out, "\r\n", 2);
     our_fields(th, out);
-    buf_append(out, h + end, th->hs.data.len - end);
+    if (th->hs.data.len > end)
+        buf_append(out, h + end, th->hs.data.len - end);
     header_section_free(&th->hs);
     th->passing = 1;
 }

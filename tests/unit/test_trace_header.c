@@ -90,6 +90,14 @@ static void test_shapes(void)
     CHECK_STR_EQ(f.rcpt, "");
     CHECK_STR_EQ(campaign, "");
     buf_free(&out);
+    /* The last field removed, and it had no line end: no empty line ahead of ours. */
+    run(&cfg, "Subject: hi\r\nX-Sluice-Trace: forged", 0, NULL, &out, campaign, sizeof campaign);
+    CHECK(strncmp(out.data, "Subject: hi\r\nX-Sluice-Trace: q", 30) == 0);
+    CHECK(strstr(out.data, "\r\n\r\n") == NULL);
+    buf_free(&out);
+    run(&cfg, "X-Sluice-Trace: forged", 0, NULL, &out, campaign, sizeof campaign);
+    CHECK(strncmp(out.data, "X-Sluice-Trace: q", 17) == 0);
+    buf_free(&out);
     /* A campaign longer than a trace holds is not traced. */
     char msg[400];
     snprintf(msg, sizeof msg, "X-Sluice-Campaign: %0200d\r\n\r\nbody\r\n", 7);
