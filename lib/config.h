@@ -242,6 +242,13 @@ struct config_webhook {
     struct config_pos pos;
 };
 
+/* feedback.trace_keys: one key of the MAC in X-Sluice-Trace; the last signs, all verify. */
+struct config_trace_key {
+    char *id;     /* named in each trace, so a rotated key still verifies older ones */
+    char *secret; /* the HMAC-SHA256 key, as written */
+    struct config_pos pos;
+};
+
 enum inbound_reverse_dns {
     REVERSE_DNS_IGNORE,
     REVERSE_DNS_REQUIRE_PTR,
@@ -354,6 +361,19 @@ struct config {
         uint64_t *delay_warning_ms; /* ages of a deferred recipient that each get a delay DSN */
         size_t ndelay_warning;
     } delivery;
+
+    struct {
+        char **addresses; /* where receivers send complaint reports (feedback loops) */
+        size_t naddresses;
+        char *verp_domain;                   /* NULL: the return path is left alone */
+        char *sender_id;                     /* Feedback-ID's last part; NULL: no Feedback-ID */
+        struct config_trace_key *trace_keys; /* none: no X-Sluice-Trace */
+        size_t ntrace_keys;
+        uint64_t trace_max_age_ms; /* older queue ids in a trace were never ours */
+        unsigned alarm_threshold;  /* unrecognized reports tolerated per window */
+        uint64_t alarm_window_ms;
+        char *alarm_notify; /* NULL: the alarm is only logged */
+    } feedback;
 
     struct {
         struct config_blocklist *blocklists; /* the site's, besides or instead of the shipped */

@@ -55,19 +55,20 @@ enum config_key_type {
 
 /* The struct that a key's offsets are relative to. */
 enum config_scope {
-    CONFIG_SCOPE_CONFIG,   /* struct config */
-    CONFIG_SCOPE_LISTENER, /* struct config_listener */
-    CONFIG_SCOPE_DOMAIN,   /* struct config_domain */
-    CONFIG_SCOPE_EGRESS,   /* struct config_egress_addr */
-    CONFIG_SCOPE_SHAPING,  /* struct config_shaping */
-    CONFIG_SCOPE_RULE,     /* struct config_shaping_rule */
-    CONFIG_SCOPE_DKIM,     /* struct config_dkim */
-    CONFIG_SCOPE_DNSBL,    /* struct config_dnsbl */
-    CONFIG_SCOPE_BACKOFF,  /* struct config_backoff */
-    CONFIG_SCOPE_REPLY,    /* struct config_reply_rule */
-    CONFIG_SCOPE_DOCTOR,   /* struct config_blocklist (doctor.blocklists) */
-    CONFIG_SCOPE_WEBHOOK,  /* struct config_webhook */
-    CONFIG_SCOPE_WARMUP,   /* struct config_warmup_step (egress.pools.*[].warmup.schedule) */
+    CONFIG_SCOPE_CONFIG,    /* struct config */
+    CONFIG_SCOPE_LISTENER,  /* struct config_listener */
+    CONFIG_SCOPE_DOMAIN,    /* struct config_domain */
+    CONFIG_SCOPE_EGRESS,    /* struct config_egress_addr */
+    CONFIG_SCOPE_SHAPING,   /* struct config_shaping */
+    CONFIG_SCOPE_RULE,      /* struct config_shaping_rule */
+    CONFIG_SCOPE_DKIM,      /* struct config_dkim */
+    CONFIG_SCOPE_DNSBL,     /* struct config_dnsbl */
+    CONFIG_SCOPE_BACKOFF,   /* struct config_backoff */
+    CONFIG_SCOPE_REPLY,     /* struct config_reply_rule */
+    CONFIG_SCOPE_DOCTOR,    /* struct config_blocklist (doctor.blocklists) */
+    CONFIG_SCOPE_WEBHOOK,   /* struct config_webhook */
+    CONFIG_SCOPE_WARMUP,    /* struct config_warmup_step (egress.pools.*[].warmup.schedule) */
+    CONFIG_SCOPE_TRACE_KEY, /* struct config_trace_key (feedback.trace_keys) */
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */
@@ -207,9 +208,11 @@ const char *config_check_identity(const char *value);
 const char *config_check_mailbox(const char *value); /* "user@domain" */
 const char *config_check_extension(const char *value);
 /* Webhooks: */
-const char *config_check_http_url(const char *value);    /* http:// or https:// and a host */
-const char *config_check_http_header(const char *value); /* "Name: value" */
-const char *config_check_log_event(const char *value);   /* a name of the log event table */
+const char *config_check_http_url(const char *value);     /* http:// or https:// and a host */
+const char *config_check_http_header(const char *value);  /* "Name: value" */
+const char *config_check_log_event(const char *value);    /* a name of the log event table */
+const char *config_check_trace_key_id(const char *value); /* 1 to 8 letters and digits */
+const char *config_check_trace_secret(const char *value); /* 16 characters or more */
 
 /* ---- One key's value (config_values.c) ---- */
 

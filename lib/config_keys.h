@@ -479,6 +479,46 @@ static const struct config_key config_keys[] = {
      .doc = "The Public Suffix List DMARC finds organizational domains with; read at start "
             "and at each reload when inbound.dmarc is not ignore."},
 
+    {.name = "feedback", KEY_SECTION,
+     .doc = "What receivers say after the 250: the trace on relayed mail, feedback-loop "
+            "complaints and late bounces, and the alarm when they are about mail we never sent."},
+    {.name = "feedback.addresses", .type = CONFIG_STRINGS, .check = config_check_mailbox,
+     KEY_LIST(feedback.addresses, feedback.naddresses),
+     .doc = "Addresses receivers send complaint reports to (ARF): mail for them on an inbound "
+            "listener is parsed and logged, never delivered. Their domains must be in domains."},
+    {.name = "feedback.verp_domain", .type = CONFIG_STRING, .check = config_check_hostname,
+     KEY_AT(feedback.verp_domain),
+     .doc = "Relayed mail gets the return path bounce+TRACE@ this domain (VERP), and mail for it "
+            "is read as a late bounce. It must be in domains. Unset: the return path is kept."},
+    {.name = "feedback.sender_id", .type = CONFIG_STRING, KEY_AT(feedback.sender_id),
+     .doc = "Relayed mail gets Feedback-ID: TENANT:CAMPAIGN:this (Gmail's feedback loop). "
+            "Unset: no Feedback-ID."},
+    {.name = "feedback.trace_keys",
+     KEY_LIST_OF(feedback.trace_keys, feedback.ntrace_keys, struct config_trace_key),
+     .doc = "Keys of the MAC in X-Sluice-Trace, oldest first: the last signs, all verify. "
+            "None: relayed mail carries no trace and no report can be matched."},
+    {.name = "feedback.trace_keys[].id", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_trace_key_id, KEY_IN(TRACE_KEY, struct config_trace_key, id),
+     .doc = "The key's name in each trace (1 to 8 letters and digits)."},
+    {.name = "feedback.trace_keys[].secret", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_trace_secret, KEY_IN(TRACE_KEY, struct config_trace_key, secret),
+     .doc = "The HMAC-SHA256 key: a random string of 16 characters or more."},
+    {.name = "feedback.trace_max_age", .type = CONFIG_DURATION, .def = "180d", .min = KEY_DAY,
+     .max = 3650 * KEY_DAY, KEY_AT(feedback.trace_max_age_ms),
+     .doc = "A trace whose queue id was made longer ago than this, or in the future, names a "
+            "message we never sent."},
+    {.name = "feedback.alarm_threshold", .type = CONFIG_UINT, .def = "5", .min = 0,
+     .max = 1000, KEY_AT(feedback.alarm_threshold),
+     .doc = "More reports about mail we never sent than this within feedback.alarm_window "
+            "raise the alarm."},
+    {.name = "feedback.alarm_window", .type = CONFIG_DURATION, .def = "1h", .min = KEY_SECOND,
+     .max = 7 * KEY_DAY, KEY_AT(feedback.alarm_window_ms),
+     .doc = "The window of feedback.alarm_threshold; the alarm re-arms after a window with no "
+            "such report."},
+    {.name = "feedback.alarm_notify", .type = CONFIG_STRING, .check = config_check_mailbox,
+     KEY_AT(feedback.alarm_notify),
+     .doc = "Address that gets a short message when the alarm is raised. Unset: logged only."},
+
     {.name = "doctor", KEY_SECTION,
      .doc = "What `sluice doctor` checks besides what the rest of the configuration names."},
     {.name = "doctor.blocklists",

@@ -304,6 +304,34 @@ static void check_tls(struct load *ld)
                            i);
 }
 
+/* Feedback mail must reach the intake: its domains are ours (else RCPT refuses it as relaying),
+ * and the VERP return path needs a key to sign with. Ids name keys: no two alike. */
+static void check_feedback(struct load *ld)
+{
+    const struct config *cfg = ld->cfg;
+    const struct node *section = ld->where[config_key_index("feedback")];
+    for (size_t i = 0; i < cfg->feedback.naddresses; i++) {
+        const char *at = strrchr(cfg->feedback.addresses[i], '@');
+        if (at != NULL && config_domain_find(cfg, at + 1) == NULL)
+            config_fail(ld, section, "feedback.addresses: the domain of %s is not in domains",
+                        cfg->feedback.addresses[i]);
+    }
+    if (cfg->feedback.verp_domain != NULL) {
+        if (config_domain_find(cfg, cfg->feedback.verp_domain) == NULL)
+            config_fail(ld, section, "feedback.verp_domain: %s is not in domains",
+                        cfg->feedback.verp_domain);
+        if (cfg->feedback.ntrace_keys == 0)
+            config_fail(ld, section, "feedback.verp_domain needs feedback.trace_keys");
+    }
+    for (size_t i = 0; i < cfg->feedback.ntrace_keys; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->feedback.trace_keys[i].id, cfg->feedback.trace_keys[j].id) == 0)
+                config_fail_at(ld, cfg->feedback.trace_keys[i].pos,
+                               "feedback.trace_keys[%zu].id: '%s' is already the id of "
+                               "feedback.trace_keys[%zu]",
+                               i, cfg->feedback.trace_keys[i].id, j);
+}
+
 static void free_strings(char **items, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -418,6 +446,15 @@ static void config_free(struct config *cfg)
         free(w->ca_file);
     }
     free(cfg->webhooks);
+    free_strings(cfg->feedback.addresses, cfg->feedback.naddresses);
+    free(cfg->feedback.verp_domain);
+    free(cfg->feedback.sender_id);
+    for (size_t i = 0; i < cfg->feedback.ntrace_keys; i++) {
+        free(cfg->feedback.trace_keys[i].id);
+        free(cfg->feedback.trace_keys[i].secret);
+    }
+    free(cfg->feedback.trace_keys);
+    free(cfg->feedback.alarm_notify);
     free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
     free(cfg->inbound.clamd);
     free_strings(cfg->suppression.drop_tenants, cfg->suppression.ndrop_tenants);
@@ -458,6 +495,7 @@ int config_load_string(const char *text, size_t len, const char *name, struct co
             finish_reply_rules(&ld);
             check_pools(&ld);
             check_webhooks(&ld);
+            check_feedback(&ld);
         }
     }
     config_node_free(root);

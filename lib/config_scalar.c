@@ -569,3 +569,22 @@ const char *config_check_log_event(const char *value)
     return log_event_find(value) == NULL ? "is not an event Sluice logs (see `sluice log-events`)"
                                          : NULL;
 }
+
+/* A trace key's id travels in every trace: short, and plain enough for an address's local part. */
+const char *config_check_trace_key_id(const char *value)
+{
+    size_t len = strlen(value);
+    if (len == 0 || len > 8)
+        return "is not a key id of 1 to 8 letters and digits";
+    for (const char *p = value; *p; p++)
+        if (!is_alnum((unsigned char)*p))
+            return "has a character other than letters and digits";
+    return NULL;
+}
+
+/* An HMAC key much shorter than the hash is easy to guess (RFC 2104 §3 asks for at least its
+ * output length; 16 characters of a random secret is the floor we accept). */
+const char *config_check_trace_secret(const char *value)
+{
+    return strlen(value) < 16 ? "is shorter than 16 characters" : NULL;
+}

@@ -12,6 +12,14 @@
 
 /* clang-format off */
 static const struct log_event log_event_table[] = {
+    {"bounce.late", "info",
+     "queue_id, tenant, campaign, recipient, matched_by, status, suppress, client, format, "
+     "provider, source_ip, type",
+     "A bounce that came back after the 250 (a DSN or a plain-text bounce sent to a feedback "
+     "address or a VERP return path) is about a message we sent: the trace it quotes, or its VERP "
+     "return path (`matched_by`), verified. `recipient` is the trace's when the message had one, "
+     "else the bounce's; `suppress` says whether it is a hard bounce, which the "
+     "suppression list is to take."},
     {"config.error", "error",
      "msg",
      "One line per problem of a configuration that a reload (SIGHUP) refused, as "
@@ -178,6 +186,36 @@ static const struct log_event log_event_table[] = {
      "round, pass, info, warn, fail, msg",
      "`sluice doctor --watch`: one round of checks ran, with the count of rows by status; error: "
      "the round could not run."},
+    {"feedback.alarm", "error",
+     "count, window_s, provider, sender, notify",
+     "More than `feedback.alarm_threshold` reports about mail we never sent arrived within "
+     "`feedback.alarm_window`: someone may be sending as us (an open relay, a stolen account, "
+     "forged mail; see feedback.md). Logged once, and mailed to `notify` when set; armed again "
+     "after a whole window without such a report."},
+    {"feedback.alarm_notify_failed", "error",
+     "msg",
+     "The alarm's message to `feedback.alarm_notify` could not be queued."},
+    {"feedback.complaint", "warn",
+     "queue_id, tenant, campaign, recipient, matched_by, suppress, client, format, provider, "
+     "source_ip, type",
+     "A complaint report (ARF, or Microsoft's JMRP) is about a message we sent: its trace verified. "
+     "`recipient` is the trace's when the message had one (reports often redact it), else the "
+     "report's."},
+    {"feedback.ignored", "info",
+     "client, provider",
+     "Mail for a feedback address was neither a complaint report nor a bounce; it was read and "
+     "dropped."},
+    {"feedback.unrecognized", "error",
+     "reason, kind, client, format, provider, source_ip, type, sender, subject, recipient, "
+     "queue_id, in_window",
+     "A complaint or bounce about mail we did not send: `reason` is no_trace, malformed_trace, "
+     "unknown_key, bad_mac (forged or altered) or never_issued (a queue id outside the time we "
+     "could have issued it). `source_ip` is where the reported message came from (ARF), `client` "
+     "who sent the report; counted towards `feedback.alarm`."},
+    {"feedback.untraced", "warn",
+     "msg",
+     "A relayed message's header section was too big to hold (over 1 MB), so it went on without "
+     "X-Sluice-Trace and Feedback-ID: a complaint about it cannot be matched."},
     {"listener.accept_error", "warn",
      "msg",
      "Accepting a connection on a listener failed (the address and the system's error)."},

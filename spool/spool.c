@@ -247,6 +247,16 @@ const char *spool_msg_id(const struct spool_msg *msg)
     return msg->id;
 }
 
+int spool_msg_set_envelope(struct spool_msg *msg, const struct spool_envelope *env)
+{
+    /* Until the first append, buf holds the envelope record alone and nothing reached the file. */
+    if (msg->body_size > 0 || msg->offset > 0 || msg->wbuf.len > 0 || msg->open_rec != NO_RECORD)
+        return -EBUSY;
+    buf_reset(&msg->buf);
+    msg->error = envelope_encode(env, &msg->buf);
+    return 0;
+}
+
 uint64_t spool_msg_size(const struct spool_msg *msg)
 {
     return msg->body_size;

@@ -111,6 +111,12 @@ void spool_close(struct spool *sp);
  * message a fresh one: spool_msg_id is final in the commit callback. */
 struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *env);
 const char *spool_msg_id(const struct spool_msg *msg);
+/* Replaces the envelope of a message nothing was appended to yet, for an envelope that depends on
+ * the queue id (a VERP return path). Returns 0, or -EBUSY once bytes were appended. */
+int spool_msg_set_envelope(struct spool_msg *msg, const struct spool_envelope *env);
+/* The time a queue id made by this spool code was issued, in microseconds since the epoch, into
+ * *us: 0, or -EINVAL when id is not of the form spool_msg_new makes. */
+int spool_id_issued_at(const char *id, uint64_t *us);
 /* For tests only: the next spool_msg_new takes id (a queue id, at most SPOOL_ID_MAX characters)
  * instead of making one, so that a test can make it clash with a committed message. */
 void spool_test_next_id(struct spool *sp, const char *id);

@@ -238,3 +238,14 @@ void spool_fs_loaded_free(struct spool_loaded *l)
     spool_state_free(&l->state);
     envelope_decoder_free(&l->dec);
 }
+
+int spool_id_issued_at(const char *id, uint64_t *us)
+{
+    if (strlen(id) != ID_TIME_CHARS + ID_SEQ_CHARS + ID_RAND_CHARS || !spool_fs_id_valid(id))
+        return -EINVAL;
+    uint64_t value = 0;
+    for (int i = 0; i < ID_TIME_CHARS; i++)
+        value = value << 5 | (uint64_t)(strchr(id_alphabet, id[i]) - id_alphabet);
+    *us = value;
+    return 0;
+}

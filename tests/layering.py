@@ -9,6 +9,7 @@ function B.c defines).
     spool/ policy/  the durable queue; accept/reject decisions (neither includes the other)
     mta/dkim/       signing and verification
     mta/delivery/   scheduler, destinations, the SMTP client, bounces
+    mta/feedback/   the trace on relayed mail, and the reading of complaint reports and bounces
     mta/server/     the inbound SMTP session, which hands messages to delivery
     mta/webhooks/   log events POSTed to HTTP endpoints
     mta/            the daemon, control socket and configuration gates that tie them together
@@ -27,10 +28,13 @@ ALLOWED = {
     "policy": {"lib"},
     "mta/dkim": {"lib", "policy"},
     "mta/delivery": {"lib", "spool", "policy", "mta/dkim"},
-    "mta/server": {"lib", "spool", "policy", "mta/dkim", "mta/delivery"},
+    "mta/feedback": {"lib", "spool", "policy", "mta/dkim", "mta/delivery"},
+    "mta/server": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/feedback"},
     "mta/webhooks": {"lib"},
-    "mta": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/server", "mta/webhooks"},
-    "mta/cli": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/server", "mta/webhooks",
+    "mta": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/feedback", "mta/server",
+            "mta/webhooks"},
+    "mta/cli": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/feedback", "mta/server",
+                "mta/webhooks",
                 "mta"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"((?:lib|spool|policy|mta)/[^"]+)"', re.M)

@@ -28,14 +28,17 @@
 #define DOMAIN_MAX 254
 
 /* RFC 6376 §5.4.1's recommended fields, plus the identifiers and MIME structure fields whose
- * change alters what the recipient sees, and List-Unsubscribe-Post (RFC 8058 §4 requires it). */
+ * change alters what the recipient sees, List-Unsubscribe-Post (RFC 8058 §4 requires it),
+ * Feedback-ID (Gmail counts it only when signed) and our trace, so that it reaches a complaint
+ * report as we wrote it. */
 /* clang-format off */
 static const char *const sign_headers[] = {
     "From", "Reply-To", "Subject", "Date", "To", "Cc", "Sender", "Message-ID", "In-Reply-To",
     "References", "Resent-Date", "Resent-From", "Resent-Sender", "Resent-To", "Resent-Cc",
     "Resent-Message-ID", "List-Id", "List-Help", "List-Unsubscribe", "List-Unsubscribe-Post",
     "List-Subscribe", "List-Post", "List-Owner", "List-Archive", "MIME-Version", "Content-Type",
-    "Content-Transfer-Encoding", "Content-ID", "Content-Description", NULL};
+    "Content-Transfer-Encoding", "Content-ID", "Content-Description", "Feedback-ID",
+    "X-Sluice-Trace", NULL};
 /* clang-format on */
 
 /* Named once more in h= than they occur (RFC 6376 §8.15), so that nobody can add another

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "lib/config.h"
+#include "mta/feedback/feedback_alarm.h"
 #include "spool/spool.h"
 
 struct smtp_session;
@@ -50,6 +51,7 @@ struct smtp_server {
     struct suppression *suppression;   /* the suppression list; NULL: relayed mail not checked */
     struct public_suffixes *public_suffixes; /* for DMARC (one reference); NULL: inbound.dmarc
                                               * ignore. Swapped on reload */
+    struct feedback_alarm feedback_alarm;    /* reports about mail we never sent, counted */
     struct smtp_session *sessions;           /* every live session, for shutdown */
     unsigned nsessions;
     uint64_t next_session_id;

@@ -20,6 +20,9 @@
 #include "lib/xalloc.h"
 #include "mta/delivery/postmaster.h"
 #include "mta/delivery/scheduler.h"
+#include "mta/feedback/feedback_intake.h"
+#include "mta/feedback/trace.h"
+#include "mta/feedback/trace_header.h"
 #include "mta/server/smtp_sinks.h"
 #include "policy/dnsbl.h"
 #include "policy/rcpt_policy.h"
@@ -45,6 +48,7 @@ void smtp_tx_free(struct smtp_session *s)
     verify_cancel(tx->verify);
     free(tx->auth_results);
     header_filter_free(tx->ar_filter);
+    trace_header_free(tx->trace);
     free(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++)
         free(tx->rcpts[i]);
@@ -420,6 +424,15 @@ static void rcpt_log_suppressed(struct smtp_session *s, const struct rcpt_decisi
 static void rcpt_accept(struct smtp_session *s, const char *addr)
 {
     struct smtp_tx *tx = s->tx;
+    /* A report is read, not delivered: its transaction holds feedback addresses only. The others
+     * come again in a transaction of their own (RFC 5321 §4.5.3.1.10). */
+    int report = s->inbound && feedback_is_address(s->cfg, addr);
+    if (tx->nrcpts > 0 && report != tx->report) {
+        smtp_reply(s, 452, "4.5.3", "Error: feedback addresses take a transaction of their own");
+        smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
+        return;
+    }
+    tx->report = report;
     tx->rcpts = xrealloc(tx->rcpts, (tx->nrcpts + 1) * sizeof *tx->rcpts);
     /* Our postmaster addresses reach a person: server.postmaster, when set. */
     const char *spooled = postmaster_redirect(s->cfg, addr);
@@ -637,6 +650,9 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
         .inbound = s->inbound,
         .relay_authorized = tx_relay_authorized(s),
     };
+    if (ctx.relay_authorized) /* mail we relay carries our trace */
+        tx->trace = trace_header_new(s->cfg, tx->queue_id, s->auth_user,
+                                     tx->nrcpts == 1 ? tx->rcpts[0] : NULL);
     body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
     if (tx->auth_results != NULL) /* SPF's verdict from MAIL */
         buf_append_str(body_end_result(&tx->sinks.end), tx->auth_results);
@@ -645,9 +661,59 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
     body_sinks_add(&tx->sinks, tx->store);
 }
 
+/* Relayed mail takes the return path bounce+TRACE@feedback.verp_domain, made from its queue id,
+ * so that a late bounce names the message even when it quotes nothing of it. The null sender
+ * stays null. */
+static void tx_verp(struct smtp_session *s, struct spool_msg *msg, struct spool_envelope *env)
+{
+    struct smtp_tx *tx = s->tx;
+    const struct config *cfg = s->cfg;
+    char verp[SMTP_PATH_MAX + 1];
+    if (cfg->feedback.verp_domain == NULL || tx->sender[0] == '\0' || !tx_relay_authorized(s) ||
+        trace_verp_format(cfg->feedback.trace_keys, cfg->feedback.ntrace_keys, tx->queue_id,
+                          cfg->feedback.verp_domain, verp, sizeof verp) < 0)
+        return;
+    env->sender = verp;
+    if (spool_msg_set_envelope(msg, env) < 0)
+        return;
+    free(tx->sender);
+    tx->sender = xstrdup(verp);
+}
+
+/* The first recipient of a report that is a VERP return path of ours, else NULL. */
+static const char *tx_report_verp(const struct smtp_tx *tx, const struct config *cfg)
+{
+    const char *token;
+    for (size_t i = 0; cfg->feedback.verp_domain != NULL && i < tx->nrcpts; i++)
+        if (trace_verp_token(tx->rcpts[i], cfg->feedback.verp_domain, &token) > 0)
+            return tx->rcpts[i];
+    return NULL;
+}
+
+/* A report for the feedback addresses: read by the report sink alone, never spooled. */
+static void tx_report_start(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    struct smtp_sink_context ctx = {.srv = s->srv,
+                                    .cfg = s->cfg,
+                                    .session = s->id,
+                                    .queue_id = "",
+                                    .client_text = s->client_addr,
+                                    .verp = tx_report_verp(tx, s->cfg)};
+    body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
+    tx->store = smtp_report_new(&ctx);
+    body_sinks_add(&tx->sinks, tx->store);
+    tx->received_at = (int64_t)time(NULL);
+    tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
+}
+
 int smtp_tx_body_start(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
+    if (tx->report) {
+        tx_report_start(s);
+        return 0;
+    }
     struct spool_envelope env = {
         .sender = tx->sender,
         .rcpts = (const char *const *)tx->rcpts,
@@ -664,6 +730,7 @@ int smtp_tx_body_start(struct smtp_session *s)
     if (msg == NULL)
         return -1;
     snprintf(tx->queue_id, sizeof tx->queue_id, "%s", spool_msg_id(msg));
+    tx_verp(s, msg, &env);
     tx_sinks_start(s, msg);
     if (s->inbound) /* RFC 8601 §5: only our own checks may speak in our name */
         tx->ar_filter = header_filter_new(s->cfg->server.hostname);
@@ -730,7 +797,22 @@ static void tx_end_of_data(struct smtp_session *s)
 }
 
 /* Scratch for the message on its way to the sinks, reused: the loop runs one callback at a time. */
-static struct buf filtered;
+static struct buf filtered, traced;
+
+/* Hands message bytes to the sinks, through the trace of mail we relay; nothing past too_big. */
+static void tx_write_traced(struct smtp_session *s, const char *data, size_t len)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx->trace != NULL && !trace_header_passing(tx->trace)) {
+        buf_reset(&traced);
+        trace_header_feed(tx->trace, data, len, &traced);
+        data = traced.data, len = traced.len;
+    }
+    if (!tx->too_big && len > 0) {
+        body_sinks_write(&tx->sinks, data, len);
+        tx_backpressure_update(s);
+    }
+}
 
 /* Hands message bytes (decoded DATA, or BDAT chunks) to the sinks, forged Authentication-Results
  * fields removed; over limits.max_message_size nothing more is stored. */
@@ -745,12 +827,11 @@ void smtp_tx_body_write(struct smtp_session *s, const char *data, size_t len)
         header_filter_feed(tx->ar_filter, data, len, &filtered);
         data = filtered.data, len = filtered.len;
     }
-    if (!tx->too_big && len > 0) {
-        body_sinks_write(&tx->sinks, data, len);
-        tx_backpressure_update(s);
-    }
+    tx_write_traced(s, data, len);
     if (filtered.cap > 256 * 1024)
         buf_free(&filtered);
+    if (traced.cap > 256 * 1024)
+        buf_free(&traced);
 }
 
 void smtp_tx_body_end(struct smtp_session *s)
@@ -759,10 +840,13 @@ void smtp_tx_body_end(struct smtp_session *s)
     if (tx->ar_filter != NULL && !header_filter_passing(tx->ar_filter)) {
         buf_reset(&filtered);
         header_filter_finish(tx->ar_filter, &filtered);
-        if (!tx->too_big && filtered.len > 0) {
-            body_sinks_write(&tx->sinks, filtered.data, filtered.len);
-            tx_backpressure_update(s);
-        }
+        tx_write_traced(s, filtered.data, filtered.len);
+    }
+    if (tx->trace != NULL && !trace_header_passing(tx->trace)) { /* a message with no body */
+        buf_reset(&traced);
+        trace_header_finish(tx->trace, &traced);
+        if (!tx->too_big && traced.len > 0)
+            body_sinks_write(&tx->sinks, traced.data, traced.len);
     }
     if (tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {
         struct logrec r;
@@ -834,7 +918,9 @@ static void tx_log_accepted(struct smtp_session *s, uint64_t size)
 /* The spool's sink reported the commit: 250 once the message is durable, else its 451 or 452. */
 static void tx_on_committed(struct smtp_session *s, const struct policy_decision *d)
 {
-    if (d->verdict == POLICY_ACCEPT) {
+    if (d->verdict == POLICY_ACCEPT && s->tx->report) {
+        smtp_reply(s, 250, "2.0.0", "Ok: report read");
+    } else if (d->verdict == POLICY_ACCEPT) {
         uint64_t size = smtp_store_size(s->tx->store);
         tx_log_accepted(s, size);
         smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->queue_id);

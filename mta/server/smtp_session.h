@@ -79,6 +79,8 @@ struct smtp_session_ops {
 };
 
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
+struct trace_header;
+
 struct smtp_tx {
     char *sender; /* canonical, "" for <> */
     char **rcpts; /* canonical recipients accepted so far */
@@ -96,14 +98,17 @@ struct smtp_tx {
     uint64_t chunk_left;     /* BDAT: its octets not read yet */
     unsigned chunk_last : 1; /* BDAT: it is the LAST */
     unsigned too_big : 1;    /* over limits.max_message_size: the rest is read and dropped */
+    unsigned report : 1;     /* for feedback addresses: read as a report, not spooled */
     struct body_sinks sinks; /* from DATA on: what consumes the message (smtp_sinks.h) */
-    struct body_sink *store; /* the spool's sink, the last in sinks; NULL before DATA */
+    struct body_sink *store; /* the spool's sink (a report's: the report sink), the last in sinks;
+                                NULL before DATA */
     struct spf_check *spf;   /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
     const struct spf_result *spf_result; /* its result once in, inside spf, else NULL */
     struct sender_domain_check *sender_check; /* inbound: the sender domain's MX lookup */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
     char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
     struct header_filter *ar_filter; /* inbound: drops forged A-R fields naming us */
+    struct trace_header *trace;      /* relayed: adds X-Sluice-Trace, Feedback-ID */
 };
 
 struct smtp_session {

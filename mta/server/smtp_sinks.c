@@ -19,6 +19,7 @@
 #include "mta/dkim/dkim_check.h"
 #include "mta/delivery/scheduler.h"
 #include "mta/server/smtp_dmarc.h"
+#include "mta/feedback/feedback_intake.h"
 #include "mta/server/smtp_server.h"
 #include "policy/clamd.h"
 #include "policy/mime.h"
@@ -408,11 +409,7 @@ static struct body_sink *verify_sink_new(const struct smtp_sink_context *ctx)
  * attachment check answers at once, clamd before the DKIM verification, DMARC after it (it
  * needs its results), signing last. */
 static struct body_sink *(*const check_sinks[])(const struct smtp_sink_context *ctx) = {
-    mime_sink_new,
-    clamd_sink_new,
-    verify_sink_new,
-    smtp_dmarc_sink_new,
-    sign_sink_new,
+    mime_sink_new, clamd_sink_new, verify_sink_new, smtp_dmarc_sink_new, sign_sink_new,
 };
 
 void smtp_sinks_add_checks(struct body_sinks *set, const struct smtp_sink_context *ctx)
@@ -518,4 +515,58 @@ struct body_sink *smtp_store_new(const struct smtp_sink_context *ctx, struct spo
 uint64_t smtp_store_size(const struct body_sink *store)
 {
     return container_of(store, const struct store_sink, t.sink)->size;
+}
+
+/* ---- a report for the feedback addresses ---- */
+
+struct report_sink {
+    struct tx_sink t;
+    struct feedback_read *read; /* NULL once it reported */
+    char client[INET6_ADDRSTRLEN];
+};
+
+static int report_sink_write(struct body_sink *sink, const char *data, size_t len)
+{
+    feedback_read_write(container_of(sink, struct report_sink, t.sink)->read, data, len);
+    return 0;
+}
+
+static void report_sink_on_read(void *arg, const struct feedback_outcome *out)
+{
+    struct report_sink *rs = arg;
+    struct smtp_server *srv = rs->t.srv;
+    rs->read = NULL; /* frees itself after this returns */
+    struct feedback_site site = {.loop = srv->loop,
+                                 .alarm = &srv->feedback_alarm,
+                                 .spool = srv->spool,
+                                 .scheduler = &srv->scheduler,
+                                 .client = rs->client};
+    feedback_report_handle(rs->t.cfg, out, &site);
+    body_sink_done(&rs->t.sink, &accepted);
+}
+
+static void report_sink_finish(struct body_sink *sink, struct body_end *end)
+{
+    struct report_sink *rs = container_of(sink, struct report_sink, t.sink);
+    feedback_read_finish(rs->read, report_sink_on_read, rs);
+}
+
+static void report_sink_free(struct body_sink *sink)
+{
+    struct report_sink *rs = container_of(sink, struct report_sink, t.sink);
+    feedback_read_free(rs->read); /* a read in flight reports to nobody */
+    free(rs);
+}
+
+static const struct body_sink_ops report_sink_ops = {.name = "feedback",
+                                                     .write = report_sink_write,
+                                                     .finish = report_sink_finish,
+                                                     .free = report_sink_free};
+
+struct body_sink *smtp_report_new(const struct smtp_sink_context *ctx)
+{
+    struct report_sink *rs = tx_sink_new(sizeof *rs, &report_sink_ops, ctx);
+    rs->read = feedback_read_new(ctx->srv->loop, ctx->cfg, ctx->verp);
+    snprintf(rs->client, sizeof rs->client, "%s", ctx->client_text);
+    return &rs->t.sink;
 }
