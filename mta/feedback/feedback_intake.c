@@ -1,6 +1,6 @@
 /*
  * The intake of complaint reports and late bounces (feedback_intake.h): reading on the thread
- * pool, then the log, the hook for suppression and the alarm on the loop.
+ * pool, then the log, the suppression list and the alarm on the loop.
  */
 #include "mta/feedback/feedback_intake.h"
 
@@ -13,7 +13,9 @@
 #include "lib/log.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
+#include "mta/delivery/bounce_category.h"
 #include "mta/delivery/scheduler.h"
+#include "policy/suppression.h"
 
 int feedback_is_address(const struct config *cfg, const char *addr)
 {
@@ -160,13 +162,33 @@ static const char *matched_rcpt(const struct feedback_outcome *out)
     return out->trace.rcpt[0] != '\0' ? out->trace.rcpt : out->report.recipient;
 }
 
-int feedback_report_matched(const struct config *cfg, const struct feedback_outcome *out)
+/* A hard late bounce suppresses as one at delivery does: only a mailbox or domain that is gone. */
+static int late_bounce_source(const struct feedback_report *rep, enum suppression_source *source)
 {
-    (void)cfg;
-    int suppress = out->report.kind == REPORT_COMPLAINT || report_bounce_is_hard(&out->report);
-    /* Here, once policy/suppression.h lands: when suppress, suppression_add() of
-     * matched_rcpt(out) for tenant out->trace.tenant, source "complaint" or "bounce". */
-    return suppress;
+    if (!report_bounce_is_hard(rep))
+        return 0;
+    enum bounce_category cat = bounce_category_of(550, rep->status, "");
+    *source = cat == BOUNCE_CAT_BAD_DOMAIN ? SUPPRESSION_BAD_DOMAIN : SUPPRESSION_BAD_MAILBOX;
+    return cat == BOUNCE_CAT_BAD_MAILBOX || cat == BOUNCE_CAT_BAD_DOMAIN;
+}
+
+int feedback_report_matched(const struct config *cfg, const struct feedback_outcome *out,
+                            struct suppression *store)
+{
+    enum suppression_source source = SUPPRESSION_COMPLAINT;
+    int complaint = out->report.kind == REPORT_COMPLAINT;
+    if (!complaint && !late_bounce_source(&out->report, &source))
+        return 0;
+    if (store == NULL)
+        return 1;
+    char reason[SUPPRESSION_NOTE_MAX + 1];
+    snprintf(reason, sizeof reason, "%s from %.64s about %.40s",
+             complaint ? "complaint" : "late bounce", out->report.provider, out->trace.queue_id);
+    uint64_t keep_s = complaint ? 0 : cfg->suppression.hard_bounce_expiry_ms / 1000;
+    /* A complaint is about one tenant's mail; a mailbox that is gone is gone for every tenant. */
+    suppression_add(store, complaint ? out->trace.tenant : NULL, matched_rcpt(out), source, reason,
+                    keep_s > 0 ? (int64_t)time(NULL) + (int64_t)keep_s : 0);
+    return 1;
 }
 
 static void log_report_fields(struct logrec *r, const struct feedback_outcome *out,
@@ -183,10 +205,11 @@ static void log_report_fields(struct logrec *r, const struct feedback_outcome *o
 }
 
 static void log_matched(const struct config *cfg, const struct feedback_outcome *out,
-                        const char *client)
+                        const struct feedback_site *site)
 {
+    const char *client = site->client;
     int complaint = out->report.kind == REPORT_COMPLAINT;
-    int suppress = feedback_report_matched(cfg, out);
+    int suppress = feedback_report_matched(cfg, out, site->suppression);
     struct logrec r;
     log_begin(&r, complaint ? LOG_WARN : LOG_INFO,
               complaint ? "feedback.complaint" : "bounce.late");
@@ -332,7 +355,7 @@ void feedback_report_handle(const struct config *cfg, const struct feedback_outc
     }
     const char *reason = unrecognized_reason(out);
     if (reason == NULL)
-        log_matched(cfg, out, site->client);
+        log_matched(cfg, out, site);
     else
         log_unrecognized(cfg, out, site, reason);
 }

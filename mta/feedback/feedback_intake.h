@@ -21,6 +21,8 @@
 #include "mta/feedback/trace.h"
 #include "spool/spool.h"
 
+struct suppression;
+
 /* Octets of a report that are read: the parts that matter come first; the rest of a long
  * attached original is dropped. */
 #define FEEDBACK_REPORT_MAX (1024 * 1024)
@@ -63,16 +65,20 @@ struct feedback_site {
     struct scheduler *const *scheduler; /* the server's field: read when that message is
                                            committed (NULL once stopping) */
     const char *client;                 /* the address the report came from */
+    struct suppression *suppression;    /* the server's list; NULL: not kept */
 };
 
 /* Logs the report and acts on it (matched, or counted towards the alarm). */
 void feedback_report_handle(const struct config *cfg, const struct feedback_outcome *out,
                             const struct feedback_site *site);
 
-/* The one place a complaint, or a bounce that says the recipient is gone for good
- * (report_bounce_is_hard), about a message of ours will add out->report.recipient to the
- * suppression list of tenant out->trace.tenant (policy/suppression.h, not built yet); today it
- * decides only whether the report asks for suppression. Returns 1 when it does. */
-int feedback_report_matched(const struct config *cfg, const struct feedback_outcome *out);
+/* The one place a report about a message of ours reaches the suppression list: a complaint adds
+ * the recipient to its tenant's list (out->trace.tenant; "" is the global one), for good; a late
+ * bounce whose status says the mailbox or domain is gone (bounce categories bad-mailbox and
+ * bad-domain, as at delivery) adds it to the global list for suppression.hard_bounce_expiry.
+ * With store NULL (suppression.enabled false) nothing is written. Returns 1 when the report asks
+ * for suppression. */
+int feedback_report_matched(const struct config *cfg, const struct feedback_outcome *out,
+                            struct suppression *store);
 
 #endif

@@ -540,7 +540,8 @@ static void report_sink_on_read(void *arg, const struct feedback_outcome *out)
                                  .alarm = &srv->feedback_alarm,
                                  .spool = srv->spool,
                                  .scheduler = &srv->scheduler,
-                                 .client = rs->client};
+                                 .client = rs->client,
+                                 .suppression = srv->suppression};
     feedback_report_handle(rs->t.cfg, out, &site);
     body_sink_done(&rs->t.sink, &accepted);
 }

@@ -196,13 +196,13 @@ class IntakeTest(MailNetCase):
                        domains={"example.com": None, "fb.test": None, "bounce.test": None},
                        feedback=dict(FEEDBACK, addresses=["fbl@fb.test", "bounces@fb.test"],
                                      verp_domain="bounce.test",
-                                     alarm_threshold=2, alarm_notify="ops@receiver.test"))
+                                     alarm_threshold=2, alarm_notify="ops@receiver.test"),
+                       suppression={"enabled": True})
         d.start()
         self.d = d
 
-    def relay_as_alice(self, sender, rcpt, campaign):
-        """Relays one message as the authenticated tenant alice; returns its queue id once the
-        sink has it, and the delivered bytes."""
+    def session_as_alice(self):
+        """A submission session authenticated as the tenant alice."""
         c = self.d.connect("submission")
         self.addCleanup(c.close)
         c.ehlo()
@@ -211,6 +211,20 @@ class IntakeTest(MailNetCase):
         c.ehlo()
         auth = base64.b64encode(b"\0alice\0" + PASSWORD.encode()).decode()
         self.assertEqual(c.cmd("AUTH PLAIN " + auth, timeout=30).code, 235)
+        return c
+
+    def assertSuppressed(self, rcpt, source):
+        """RCPT to rcpt, relayed as alice, is refused naming the entry's source."""
+        c = self.session_as_alice()
+        self.assertEqual(c.cmd("MAIL FROM:<news@sender.test>").code, 250)
+        r = c.cmd("RCPT TO:<%s>" % rcpt)
+        self.assertEqual((r.code, r.enhanced), (550, "5.7.1"), r)
+        self.assertIn("suppressed (%s " % source, r.text)
+
+    def relay_as_alice(self, sender, rcpt, campaign):
+        """Relays one message as the authenticated tenant alice; returns its queue id once the
+        sink has it, and the delivered bytes."""
+        c = self.session_as_alice()
         body = ("X-Sluice-Campaign: %s\r\nFrom: News <%s>\r\nTo: <%s>\r\n"
                 "Subject: spring sale\r\n\r\nBuy now.\r\n" % (campaign, sender, rcpt)).encode()
         qid = queued_id(send_message(c, sender, [rcpt], body))
@@ -240,6 +254,11 @@ class IntakeTest(MailNetCase):
         self.assertEqual(self.d.events("feedback.unrecognized"), [])
         # Read, not delivered: nothing for the feedback address was queued.
         self.assertEqual(self.d.queue_list(), [])
+        # The recipient is off alice's list from now on.
+        added = self.d.wait_event("suppression.added")[0]
+        self.assertEqual((added["tenant"], added["address"], added["source"]),
+                         ("alice", "bob@receiver.test", "complaint"), added)
+        self.assertSuppressed("bob@receiver.test", "complaint")
 
     def test_late_bounce_is_matched(self):
         qid, delivered = self.relay_as_alice("bounces@fb.test", "carol@receiver.test", "autumn")
@@ -265,6 +284,10 @@ class IntakeTest(MailNetCase):
         self.assertEqual((ev["queue_id"], ev["recipient"], ev["status"], ev["matched_by"],
                           ev["format"], ev["suppress"]),
                          (qid, "erin@receiver.test", "5.1.1", "verp", "bounce", True), ev)
+        added = self.d.wait_event("suppression.added")[0]
+        self.assertEqual((added["tenant"], added["address"], added["source"]),
+                         ("", "erin@receiver.test", "bad-mailbox"), added)
+        self.assertSuppressed("erin@receiver.test", "bad-mailbox")
         # The same bounce to a return path we never made is not ours.
         forged = "bounce+%s@bounce.test" % make_trace(dict(KEYS[1], secret="guessed secret 16+"),
                                                       qid)
