@@ -360,6 +360,8 @@ struct config {
         uint64_t dsn_return_max;    /* RET=FULL: largest message a failure DSN carries whole */
         uint64_t *delay_warning_ms; /* ages of a deferred recipient that each get a delay DSN */
         size_t ndelay_warning;
+        unsigned active_limit;     /* messages the scheduler keeps in memory at most */
+        uint64_t active_window_ms; /* ... those due within this time; the rest wait on disk */
     } delivery;
 
     struct {

@@ -181,6 +181,15 @@ static const struct config_key config_keys[] = {
      KEY_LIST(delivery.delay_warning_ms, delivery.ndelay_warning),
      .doc = "Ages in the queue after which a recipient still deferred gets a delay DSN, one per "
             "age, when it was sent with NOTIFY including DELAY (RFC 3461)."},
+    {.name = "delivery.active_limit", .type = CONFIG_UINT, .def = "20000", .min = 1,
+     .max = 10000000, KEY_AT(delivery.active_limit),
+     .doc = "Messages the scheduler holds in memory at most (its active queue); the others wait "
+            "on disk, in an index of a few tens of bytes each, until they are due and there is "
+            "room."},
+    {.name = "delivery.active_window", .type = CONFIG_DURATION, .def = "5m", .min = 0,
+     .max = KEY_DAY, KEY_AT(delivery.active_window_ms),
+     .doc = "A message whose next attempt is further away than this leaves memory for the disk "
+            "index, and one in the index is read back this long before it is due."},
 
     {.name = "egress", KEY_SECTION, .doc = "Source addresses for outbound delivery."},
     {.name = "egress.pools", .type = CONFIG_EGRESS_POOLS,

@@ -32,7 +32,8 @@ struct control_conn {
     struct control_conn *next, **pprev; /* in ctl->conns */
     char in[CONTROL_REQUEST_MAX];       /* the request line as it arrives */
     size_t inlen;
-    struct buf answer; /* owned; written once, then the connection closes */
+    struct buf answer;           /* owned; written once, then the connection closes */
+    struct control_later *later; /* a handler answers later; NULL when none */
     uv_write_t write;
     int open_handles; /* freed when it drops to 0 */
     int closing;
@@ -51,11 +52,18 @@ struct control {
     int closing;
 };
 
+/* A handler's answer to come: the connection and the request line, for the log. */
+struct control_later {
+    struct control_conn *cc; /* NULL once the connection is gone */
+    size_t linelen;
+};
+
 /* The request chain, in firing order. */
 static void server_on_connection(uv_stream_t *server, int status);
 static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
 static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
 static void conn_serve(struct control_conn *cc, size_t linelen);
+static void conn_answer(struct control_conn *cc, size_t linelen, int rc, const struct buf *payload);
 static void conn_on_written(uv_write_t *w, int status);
 static void conn_on_timeout(uv_timer_t *t);
 static void conn_close(struct control_conn *cc);
@@ -374,12 +382,23 @@ static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
         conn_serve(cc, cc->inlen); /* the parser refuses it as too long */
 }
 
-static int dispatch(struct control *c, const struct control_request *req, struct buf *out)
+static int dispatch(struct control_conn *cc, const struct control_request *req, size_t linelen,
+                    struct buf *out)
 {
+    struct control *c = cc->ctl;
     const struct control_handlers *h = &c->handlers;
     switch (req->verb) {
-    case CONTROL_LIST:
-        return h->list(c->arg, out);
+    case CONTROL_LIST: {
+        struct control_later *later = xcalloc(1, sizeof *later);
+        *later = (struct control_later){cc, linelen};
+        cc->later = later; /* the handler may answer from inside the call */
+        int rc = h->list(c->arg, out, later);
+        if (rc != CONTROL_LATER) {
+            cc->later = NULL;
+            free(later);
+        }
+        return rc;
+    }
     case CONTROL_RETRY:
         return h->retry(c->arg, req->target, out);
     case CONTROL_DELETE:
@@ -421,9 +440,30 @@ static void conn_serve(struct control_conn *cc, size_t linelen)
     struct buf payload = BUF_INIT;
     int rc = control_request_parse(cc->in, linelen, &req, &payload);
     if (rc == 0)
-        rc = dispatch(cc->ctl, &req, &payload);
-    answer_build(rc, &payload, &cc->answer);
+        rc = dispatch(cc, &req, linelen, &payload);
+    if (rc == CONTROL_LATER) {
+        if (cc->later != NULL)
+            uv_timer_stop(&cc->timer); /* the handler's work is not the client's idleness */
+    } else
+        conn_answer(cc, linelen, rc, &payload);
     buf_free(&payload);
+}
+
+void control_later_done(struct control_later *later, int status, const struct buf *payload)
+{
+    struct control_conn *cc = later->cc;
+    size_t linelen = later->linelen;
+    free(later);
+    if (cc == NULL)
+        return;
+    cc->later = NULL;
+    conn_answer(cc, linelen, status, payload);
+}
+
+/* Writes the answer to the request of linelen bytes; the connection closes once it is sent. */
+static void conn_answer(struct control_conn *cc, size_t linelen, int rc, const struct buf *payload)
+{
+    answer_build(rc, payload, &cc->answer);
     const char *nl = memchr(cc->answer.data, '\n', cc->answer.len); /* answers end in one */
     log_msg(rc == 0 ? LOG_INFO : LOG_WARN, "control.request", "%.*s: %.*s",
             (int)(linelen > 300 ? 300 : linelen), cc->in, (int)(nl - cc->answer.data),
@@ -469,6 +509,8 @@ static void conn_close(struct control_conn *cc)
     if (cc->closing)
         return;
     cc->closing = 1;
+    if (cc->later != NULL)
+        cc->later->cc = NULL; /* its answer comes to nobody */
     *cc->pprev = cc->next;
     if (cc->next != NULL)
         cc->next->pprev = cc->pprev;

@@ -23,12 +23,18 @@
 /* The longest `suspend DEST DURATION`: 30 days. */
 #define CONTROL_SUSPEND_MAX_S (30 * 86400)
 
+/* An answer the handler gives later (see CONTROL_LATER). */
+struct control_later;
+/* Returned by list when it answers later, once messages on disk are read: it keeps later and calls
+ * control_later_done exactly once, on the loop. */
+#define CONTROL_LATER 1
+
 /* What the daemon does for each request. Each handler appends its payload (or, on failure, a
  * one-line reason) to out and returns 0 or a negative errno (-ENOENT: no such message or
  * destination). arg is the one given to control_open. */
 struct control_handlers {
-    int (*list)(void *arg, struct buf *out);                  /* JSON */
-    int (*retry)(void *arg, const char *id, struct buf *out); /* id may be "all" */
+    int (*list)(void *arg, struct buf *out, struct control_later *later); /* JSON */
+    int (*retry)(void *arg, const char *id, struct buf *out);             /* id may be "all" */
     int (*delete)(void *arg, const char *id, struct buf *out);
     /* seconds 0: until resumed */
     int (*suspend)(void *arg, const char *destination, uint32_t seconds, struct buf *out);
@@ -72,6 +78,9 @@ struct control;
  * reason in err; after a failure the loop must still run once to free what was opened. */
 int control_open(uv_loop_t *loop, const char *path, const struct control_handlers *handlers,
                  void *arg, struct control **out, struct buf *err);
+/* The answer of a handler that returned CONTROL_LATER: status and payload as a handler's return
+ * value and out. The connection may have gone meanwhile: then nothing is sent. Frees later. */
+void control_later_done(struct control_later *later, int status, const struct buf *payload);
 /* Shortens the idle timeout (tests). */
 void control_set_idle_timeout(struct control *c, uint64_t ms);
 /* Stops listening, drops open connections and removes the socket file. The memory is freed once

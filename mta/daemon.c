@@ -420,13 +420,18 @@ static struct scheduler *control_scheduler(void *arg, struct buf *out)
     return d->srv.scheduler;
 }
 
-static int control_on_list(void *arg, struct buf *out)
+static void control_on_listed(void *arg, const struct buf *doc)
+{
+    control_later_done(arg, 0, doc);
+}
+
+static int control_on_list(void *arg, struct buf *out, struct control_later *later)
 {
     struct scheduler *s = control_scheduler(arg, out);
     if (s == NULL)
         return -ESHUTDOWN;
-    scheduler_list(s, out);
-    return 0;
+    scheduler_list(s, control_on_listed, later);
+    return CONTROL_LATER;
 }
 
 static int control_on_retry(void *arg, const char *id, struct buf *out)
@@ -503,19 +508,6 @@ static int daemon_become_user(const struct config *cfg, const struct run_user *u
     return run_user_become(u, err);
 }
 
-static void recover_on_entry(const struct spool_entry *e, void *arg)
-{
-    struct daemon *d = arg;
-    scheduler_add(d->srv.scheduler, e);
-    struct logrec r;
-    log_begin(&r, LOG_INFO, "spool.recovered");
-    log_str(&r, "queue_id", e->id);
-    log_str(&r, "from", e->env->sender);
-    log_int(&r, "rcpts", (long long)e->env->nrcpts);
-    log_int(&r, "size", (long long)e->body_size);
-    log_end(&r);
-}
-
 /* What the gates loaded (g) is taken: run as g->user from here on. */
 static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *g, struct buf *err)
 {
@@ -565,8 +557,8 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     d->srv.verifier = verifier_new(&d->loop, &verify_params);
     if (daemon_open_suppression(d, cfg, err) < 0)
         return -1;
-    int recovered = spool_recover(d->srv.spool, recover_on_entry, d, err);
-    if (recovered < 0)
+    /* The rest of recovery lists the spool while the daemon serves (scheduler_start). */
+    if (spool_recover_begin(d->srv.spool, err) < 0)
         return -1;
 
     uv_signal_init(&d->loop, &d->sighup);
@@ -577,8 +569,6 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     uv_signal_start(&d->sighup, daemon_on_sighup, SIGHUP);
     uv_signal_start(&d->sigterm, daemon_on_stop_signal, SIGTERM);
     uv_signal_start(&d->sigint, daemon_on_stop_signal, SIGINT);
-    log_msg(LOG_INFO, "spool.recovery_done", "%d committed messages in %s", recovered,
-            cfg->server.spool);
     /* Last: nothing can fail after it, so the start-up error path has no timer to close. */
     d->srv.space = spool_space_new(&d->loop, cfg->server.spool);
     d->webhooks = webhooks_new(&d->loop, cfg->server.spool, cfg);

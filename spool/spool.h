@@ -101,6 +101,24 @@ int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf 
  * messages passed to cb, or -errno with a reason in err. */
 typedef void (*spool_recover_cb)(const struct spool_entry *entry, void *arg);
 int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *err);
+
+/* Start-up of a daemon that does not read every message before it serves: spool_recover_begin
+ * does what must come first (replays the journal, removes half-written files; synchronous and
+ * bounded by the journal), then spool_list finds the committed messages on the thread pool, a slice
+ * of queue/'s hashed directories at a time, without reading their queue files: cb gets each
+ * slice's messages with the time their earliest recipient is due, taken from the state file alone
+ * (0: due now, also when a state file is absent or says that nothing is left to do, so a load
+ * settles it). It also removes state files without a message. cb runs on the loop once per slice,
+ * with done set on the last call (n may be 0 then); it returns 0 to go on, or 1 to stop (no call
+ * follows). Counts in spool_pending until the last call. A message committed meanwhile may be
+ * listed too. */
+int spool_recover_begin(struct spool *sp, struct buf *err);
+struct spool_listed {
+    const char *id;
+    int64_t due; /* unix seconds */
+};
+typedef int (*spool_list_cb)(const struct spool_listed *items, size_t n, int done, void *arg);
+void spool_list(struct spool *sp, spool_list_cb cb, void *arg);
 /* Frees the spool; every message must have been committed or aborted, and every callback (of
  * commits and of the operations below) run: spool_pending is 0. */
 void spool_close(struct spool *sp);
@@ -180,6 +198,13 @@ void spool_msg_remove(struct spool *sp, const char *id, spool_update_cb cb, void
 typedef void (*spool_load_cb)(int status, const struct spool_entry *entry, struct buf *body,
                               const char *why, void *arg);
 void spool_load(struct spool *sp, const char *id, spool_load_cb cb, void *arg);
+
+/* spool_load for the scheduler: the envelope and recipient states only (body NULL in cb), with
+ * recovery's repairs, for a message no update is running on: a torn state tail is cut, and a file
+ * that fails validation goes to corrupt/ (status -EBADMSG). */
+void spool_load_queued(struct spool *sp, const char *id, spool_load_cb cb, void *arg);
+/* The same without the repairs, for a reader that must change nothing (a listing). */
+void spool_peek(struct spool *sp, const char *id, spool_load_cb cb, void *arg);
 
 /* Commits, aborts, updates, removals and loads not yet called back, and journal checkpoints in
  * flight; the daemon waits for 0 before it exits. */

@@ -1,6 +1,8 @@
 /*
  * Work on committed messages, each on the thread pool with its callback on the loop: recipient
- * state updates (appended to state/<leaf>/<id>), removals, and loads for delivery.
+ * state updates (appended to state/<leaf>/<id>), removals, and loads: for delivery (with the body,
+ * or, for the scheduler, without it and with recovery's repairs) and for listings (changing
+ * nothing).
  *
  * Updates and removals are made durable by the journal's group commit (spool_journal.c), not by a
  * sync of their own: an update appends its records to the state file, then the same records to the
@@ -28,9 +30,10 @@
 #include "spool/spool_fs.h"
 #include "spool/spool_journal.h"
 #include "spool/spool_layout.h"
+#include "spool/spool_repair.h"
 #include "spool/spool_state.h"
 
-enum op_kind { OP_UPDATE, OP_REMOVE, OP_LOAD };
+enum op_kind { OP_UPDATE, OP_REMOVE, OP_LOAD, OP_LOAD_QUEUED, OP_PEEK };
 
 struct spool_op {
     struct spool *sp;
@@ -83,7 +86,7 @@ static void op_queue(struct spool_op *op)
 static void op_start(struct spool_op *op)
 {
     struct spool *sp = op->sp;
-    if (op->kind != OP_LOAD && op->status == 0) {
+    if ((op->kind == OP_UPDATE || op->kind == OP_REMOVE) && op->status == 0) {
         for (struct spool_op *r = sp->ops_running; r != NULL; r = r->next_running) {
             if (strcmp(r->id, op->id) == 0) {
                 while (r->next_same != NULL)
@@ -132,11 +135,27 @@ void spool_msg_remove(struct spool *sp, const char *id, spool_update_cb cb, void
     op_start(op);
 }
 
-void spool_load(struct spool *sp, const char *id, spool_load_cb cb, void *arg)
+static void load_start(struct spool *sp, enum op_kind kind, const char *id, spool_load_cb cb,
+                       void *arg)
 {
-    struct spool_op *op = op_new(sp, OP_LOAD, id, arg);
+    struct spool_op *op = op_new(sp, kind, id, arg);
     op->load_cb = cb;
     op_start(op);
+}
+
+void spool_load(struct spool *sp, const char *id, spool_load_cb cb, void *arg)
+{
+    load_start(sp, OP_LOAD, id, cb, arg);
+}
+
+void spool_load_queued(struct spool *sp, const char *id, spool_load_cb cb, void *arg)
+{
+    load_start(sp, OP_LOAD_QUEUED, id, cb, arg);
+}
+
+void spool_peek(struct spool *sp, const char *id, spool_load_cb cb, void *arg)
+{
+    load_start(sp, OP_PEEK, id, cb, arg);
 }
 
 /* ---- on the thread pool ---- */
@@ -173,6 +192,29 @@ static int update_run(struct spool *sp, const char *id, const struct buf *record
     return rc;
 }
 
+/* The envelope and states of a message nothing updates (see spool_load_queued), repaired as
+ * recovery would. */
+static int load_queued_run(struct spool *sp, struct spool_op *op)
+{
+    char name[SPOOL_NAME_MAX + 1];
+    spool_layout_name(op->id, name);
+    struct buf ignored = BUF_INIT;
+    int corrupt_fd = spool_fs_open_dir(sp->dir, SPOOL_CORRUPT, &ignored);
+    buf_free(&ignored);
+    int moved = corrupt_fd >= 0 && spool_repair_state_entry(sp->state_fd, name, op->id, corrupt_fd);
+    int rc = spool_fs_load(sp->queue_fd, sp->state_fd, op->id, name, &op->loaded, NULL, &op->why);
+    if (rc == 0 && op->loaded.state.valid_len < op->loaded.state.fed_len)
+        spool_repair_state_cut(sp->state_fd, name, op->id, &op->loaded.state);
+    if (rc == -EBADMSG && corrupt_fd >= 0)
+        moved |= spool_repair_quarantine(sp->queue_fd, name, corrupt_fd, op->id, op->why.data) == 0;
+    /* The move lasts, so a crash does not bring the bad file back. */
+    if (moved)
+        (void)fsync(corrupt_fd);
+    if (corrupt_fd >= 0)
+        close(corrupt_fd);
+    return rc;
+}
+
 /* Runs once the removal is journaled: the queue file, then the state file, neither synced (the
  * journal removes them again should a crash bring one back). Returns -ENOENT when there was no
  * queue file. */
@@ -203,13 +245,17 @@ static void op_work(uv_work_t *work)
     case OP_REMOVE:
         op->status = remove_run(sp, op->id);
         break;
-    case OP_LOAD: {
+    case OP_LOAD:
+    case OP_PEEK: {
         char name[SPOOL_NAME_MAX + 1];
         spool_layout_name(op->id, name);
-        op->status = spool_fs_load(sp->queue_fd, sp->state_fd, op->id, name, &op->loaded, &op->data,
-                                   &op->why);
+        op->status = spool_fs_load(sp->queue_fd, sp->state_fd, op->id, name, &op->loaded,
+                                   op->kind == OP_LOAD ? &op->data : NULL, &op->why);
         break;
     }
+    case OP_LOAD_QUEUED:
+        op->status = load_queued_run(sp, op);
+        break;
     }
 }
 
@@ -220,13 +266,14 @@ static void op_work(uv_work_t *work)
 static void op_finish(struct spool_op *op)
 {
     struct spool *sp = op->sp;
-    if (op->kind == OP_LOAD) {
+    if (op->kind != OP_UPDATE && op->kind != OP_REMOVE) {
         if (op->status == -EINVAL)
             buf_printf(&op->why, "not a queue id");
         else if (op->why.len == 0 && op->status < 0)
             buf_printf(&op->why, "%s", strerror(-op->status));
-        op->load_cb(op->status, op->status == 0 ? &op->loaded.entry : NULL, &op->data,
-                    op->status == 0 ? NULL : op->why.data, op->arg);
+        op->load_cb(op->status, op->status == 0 ? &op->loaded.entry : NULL,
+                    op->kind == OP_LOAD ? &op->data : NULL, op->status == 0 ? NULL : op->why.data,
+                    op->arg);
         if (op->status == 0)
             spool_fs_loaded_free(&op->loaded);
     } else {

@@ -1,9 +1,10 @@
 /*
  * Finding committed messages again: spool_recover at start-up (replays the journal, removes what
- * was half-written and
- * moves files that fail validation to corrupt/, cuts torn state records, removes messages with
- * nothing left to do and state files without a message), spool_scan and spool_load_body for
- * readers that change nothing. All synchronous: they run before the loop or in a command-line tool.
+ * was half-written and moves files that fail validation to corrupt/, cuts torn state records,
+ * removes messages with nothing left to do and state files without a message), its first part
+ * spool_recover_begin for a daemon that lists the rest later (spool_list.c), the repairs they share
+ * (spool_repair.h), and spool_scan and spool_load_body for readers that change nothing. All
+ * synchronous: they run before the loop, on the thread pool, or in a command-line tool.
  */
 #include "spool/spool.h"
 
@@ -20,6 +21,7 @@
 #include "spool/envelope.h"
 #include "spool/spool_fs.h"
 #include "spool/spool_layout.h"
+#include "spool/spool_repair.h"
 
 static int not_dot(const struct dirent *de)
 {
@@ -77,9 +79,8 @@ static int tmp_clear(struct spool *sp, struct buf *err)
     return removed;
 }
 
-/* Moves a file of dir_fd that failed validation to corrupt/ as to, where a person can look at it.
- */
-static int quarantine(int dir_fd, const char *name, int corrupt_fd, const char *to, const char *why)
+int spool_repair_quarantine(int dir_fd, const char *name, int corrupt_fd, const char *to,
+                            const char *why)
 {
     int rc = renameat(dir_fd, name, corrupt_fd, to) == 0 ? 0 : -errno;
     struct logrec r;
@@ -106,9 +107,8 @@ struct walk {
     int finished; /* messages removed because every recipient was final */
 };
 
-/* Recovery only: cuts a torn tail off a state file (name, of message id), so the records appended
- * from now on are read again (a reader stops at the first bad record). */
-static void state_cut(int state_fd, const char *name, const char *id, const struct spool_state *st)
+void spool_repair_state_cut(int state_fd, const char *name, const char *id,
+                            const struct spool_state *st)
 {
     int fd = openat(state_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     int ok = fd >= 0 && ftruncate(fd, (off_t)st->valid_len) == 0 && fdatasync(fd) == 0;
@@ -134,21 +134,17 @@ static int finished_remove(const struct walk *w, const char *name, const char *i
     return 0;
 }
 
-/* Recovery only: a state entry Sluice never makes (a symbolic link, a directory, a FIFO) tells
- * nothing about the recipients that can be trusted, and must not cost the message: it goes to
- * corrupt/ as ID.state, and the message is delivered to all its recipients again (at least once,
- * never lost). */
-static void state_entry_check(struct walk *w, const char *name, const char *id)
+int spool_repair_state_entry(int state_fd, const char *name, const char *id, int corrupt_fd)
 {
     struct stat st;
-    if (w->state_fd < 0 || fstatat(w->state_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+    if (state_fd < 0 || fstatat(state_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
         S_ISREG(st.st_mode))
-        return;
+        return 0;
     char to[SPOOL_ID_MAX + sizeof ".state"];
     snprintf(to, sizeof to, "%s.state", id);
-    if (quarantine(w->state_fd, name, w->corrupt_fd, to,
-                   "state entry is not a regular file: every recipient is tried again") == 0)
-        w->moved++;
+    return spool_repair_quarantine(state_fd, name, corrupt_fd, to,
+                                   "state entry is not a regular file: every recipient is tried "
+                                   "again") == 0;
 }
 
 /* Handles one entry of queue/ (a spool_layout_list name). Returns 1 when cb was called, 0 when
@@ -168,13 +164,13 @@ static int walk_one(struct walk *w, const char *name, struct buf *err)
         buf_printf(&why, "not in the directory of its queue id (%s)", expected);
     } else {
         if (w->corrupt_fd >= 0)
-            state_entry_check(w, name, id);
+            w->moved += spool_repair_state_entry(w->state_fd, name, id, w->corrupt_fd);
         rc = spool_fs_load(w->queue_fd, w->state_fd, id, name, &l, NULL, &why);
     }
     if (rc == 0) {
         int recovering = w->corrupt_fd >= 0;
         if (recovering && l.state.valid_len < l.state.fed_len)
-            state_cut(w->state_fd, name, id, &l.state);
+            spool_repair_state_cut(w->state_fd, name, id, &l.state);
         if (recovering && l.dec.env.nrcpts > 0 && spool_state_all_final(&l.state)) {
             rc = finished_remove(w, name, id);
             if (rc < 0)
@@ -188,7 +184,8 @@ static int walk_one(struct walk *w, const char *name, struct buf *err)
         }
         spool_fs_loaded_free(&l);
     } else if (rc == -EBADMSG) {
-        if (w->corrupt_fd >= 0 && quarantine(w->queue_fd, name, w->corrupt_fd, id, why.data) == 0)
+        if (w->corrupt_fd >= 0 &&
+            spool_repair_quarantine(w->queue_fd, name, w->corrupt_fd, id, why.data) == 0)
             w->moved++;
         rc = 0;
     } else if (rc == -ENOENT) { /* delivered and removed since the listing */
@@ -258,7 +255,7 @@ static int journal_replay(struct spool *sp, struct buf *err)
     return rc;
 }
 
-int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *err)
+int spool_recover_begin(struct spool *sp, struct buf *err)
 {
     int replayed = journal_replay(sp, err);
     if (replayed < 0)
@@ -268,6 +265,14 @@ int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *
         return removed;
     if (removed > 0)
         log_msg(LOG_INFO, "spool.tmp_removed", "%d half-written messages removed", removed);
+    return 0;
+}
+
+int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *err)
+{
+    int begun = spool_recover_begin(sp, err);
+    if (begun < 0)
+        return begun;
     int corrupt_fd = spool_fs_open_dir(sp->dir, SPOOL_CORRUPT, err);
     if (corrupt_fd < 0)
         return corrupt_fd;

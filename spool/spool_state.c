@@ -127,6 +127,8 @@ static void rec_apply(struct spool_state *st, size_t payload)
     size_t reply_len = nul != NULL ? (size_t)(nul - reply) : text_len;
     const char *mta = nul != NULL ? nul + 1 : "";
     size_t mta_len = nul != NULL ? text_len - reply_len - 1 : 0;
+    if (rcpt < ENVELOPE_RCPTS_MAX && rcpt >= st->rcpt_end)
+        st->rcpt_end = rcpt + 1;
     if (rcpt < st->nrcpts && status == REC_DELAY_WARNED) {
         st->rcpts[rcpt].delay_warned = envelope_get_be32(st->rec + REC_ATTEMPTS);
         return;

@@ -34,6 +34,8 @@ struct spool_state {
     struct spool_rcpt_state *rcpts; /* nrcpts entries, PENDING until a record says otherwise */
     uint64_t valid_len;             /* bytes of whole, valid records from the start of the file */
     uint64_t fed_len;               /* bytes fed */
+    size_t rcpt_end; /* 1 + the largest recipient index a whole record names, even one beyond
+                        nrcpts (so a reader that does not know nrcpts learns how many to ask) */
     /* private */
     char **replies;     /* owned copies behind rcpts[i].reply, NULL for "" */
     char **remote_mtas; /* the same for rcpts[i].remote_mta */

@@ -1,7 +1,8 @@
 /*
- * What scheduler.c (the queue manager) and bounce_out.c (the DSNs it owes senders) share: a queued
- * message and its recipients as the scheduler keeps them in memory, and the holds and recipient
- * updates both use. Private to those two files; everyone else uses scheduler.h.
+ * What scheduler.c (the queue manager), sched_active.c (its active window and the index of what
+ * waits on disk) and bounce_out.c (the DSNs it owes senders) share: a queued message and its
+ * recipients as the scheduler keeps them in memory, and the holds and recipient updates they use.
+ * Private to those files; everyone else uses scheduler.h.
  */
 #ifndef SLUICE_SCHED_INT_H
 #define SLUICE_SCHED_INT_H
@@ -16,6 +17,7 @@
 #include "lib/strmap.h"
 #include "mta/delivery/destination.h"
 #include "mta/delivery/postmaster.h"
+#include "mta/delivery/queue_index.h"
 #include "mta/delivery/scheduler.h"
 #include "spool/spool.h"
 
@@ -73,6 +75,15 @@ struct scheduler {
     struct strmap retired;
     size_t retired_dests; /* not freed yet */
     struct minheap due;
+    /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
+     * those due within delivery.active_window; the others wait in the index, on disk only. */
+    struct queue_index waiting;
+    struct strmap loading; /* queue id -> struct active_load: being read back into msgs */
+    uint64_t evicted;      /* messages moved from memory to the index so far */
+    uint64_t admitted;     /* messages read back from the index so far */
+    size_t listed;         /* messages the spool's listing after a start has found */
+    size_t in_memory_max;  /* the most messages msgs held at once since the start */
+    unsigned listing : 1;  /* that listing is under way (spool_list) */
     uv_timer_t timer, sweep;
     unsigned holds;                     /* sum of every message's holds */
     unsigned closed;                    /* timers closed by scheduler_free */
@@ -99,6 +110,50 @@ struct update_batch *update_batch_new(struct qmsg *m, size_t n);
 void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_status status,
                       unsigned attempts, int64_t next_ms);
 void update_batch_write(struct update_batch *b);
+
+/* A queued message made from what the spool holds (msg_free frees it); msg_admit also puts it in
+ * msgs (not yet scheduled: msg_settle does that). */
+struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry);
+struct qmsg *msg_admit(struct scheduler *s, const struct spool_entry *entry);
+/* m as a JSON object of `queue list --json`. */
+void msg_json(const struct qmsg *m, int in_memory, struct buf *out);
+/* Ends a `queue list --json` document: the window's counters and the destinations. */
+void scheduler_list_finish(struct scheduler *s, struct buf *doc);
+/* After every change: bounce what failed, remove what is done, schedule what waits, and move the
+ * message to the index when it waits beyond the window (m may be freed). */
+void msg_settle(struct qmsg *m);
+void msg_free(struct qmsg *m);
+/* Its deferred recipients are tried now (`queue retry`). */
+void msg_retry_now(struct qmsg *m);
+/* (Re)arms the due timer for the earliest message, or the earliest read-back from the index. */
+void scheduler_arm(struct scheduler *s);
+void scheduler_check_stopped(struct scheduler *s);
+
+/* ---- the active window (sched_active.c) ---- */
+
+/* 1 when msgs has room for one more message (those being read back count). */
+int sched_active_room(const struct scheduler *s);
+/* Moves m (settled, nothing in flight) to the index when it waits beyond the window. Returns 1
+ * when it did (m is freed). */
+int sched_active_evict(struct qmsg *m);
+/* Reads messages of the index back while there is room and they are due within the window. */
+void sched_active_fill(struct scheduler *s);
+/* When sched_active_fill has work next (unix ms), or INT64_MAX. */
+int64_t sched_active_fill_at(const struct scheduler *s);
+/* Lists the spool after a start into the index (spool_list), logging spool.recovered for each
+ * message and spool.recovery_done at the end. */
+void sched_active_recover(struct scheduler *s);
+/* queue retry / delete of a message not in msgs; the answer in out. */
+int sched_active_retry(struct scheduler *s, const char *id, struct buf *out);
+size_t sched_active_retry_all(struct scheduler *s);
+int sched_active_delete(struct scheduler *s, const char *id, struct buf *out);
+/* Goes on with a `queue list --json` document (doc, holding n messages, taken over) with the
+ * messages of the index, read on the thread pool, then finishes it and calls cb. */
+void sched_active_list(struct scheduler *s, struct buf *doc, size_t n, scheduler_list_cb cb,
+                       void *arg);
+/* The window's counters as a JSON member ("active":{...}). */
+void sched_active_counters(struct scheduler *s, struct buf *out);
+void sched_active_free(struct scheduler *s);
 
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */

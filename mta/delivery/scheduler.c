@@ -27,10 +27,6 @@
 /* How often destinations with nothing to do are forgotten. */
 #define SWEEP_INTERVAL_MS (60 * 1000)
 
-static void msg_settle(struct qmsg *m);
-static void scheduler_arm(struct scheduler *s);
-static void scheduler_check_stopped(struct scheduler *s);
-
 int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -125,7 +121,7 @@ void msg_hold(struct qmsg *m, unsigned n)
     m->s->holds += n;
 }
 
-static void msg_free(struct qmsg *m)
+void msg_free(struct qmsg *m)
 {
     for (size_t i = 0; i < m->nrcpts; i++) {
         free(m->rcpts[i].addr);
@@ -147,6 +143,7 @@ static void msg_remove(struct qmsg *m)
     strmap_del(&s->msgs, m->id);
     spool_msg_remove(s->spool, m->id, NULL, NULL);
     msg_free(m);
+    sched_active_fill(s); /* room for one more */
 }
 
 void msg_release(struct qmsg *m, unsigned n)
@@ -478,8 +475,7 @@ static void msg_dispatch(struct qmsg *m, int64_t now)
     msg_reschedule(m);
 }
 
-/* After every change: bounce what failed, remove what is done, schedule what waits. */
-static void msg_settle(struct qmsg *m)
+void msg_settle(struct qmsg *m)
 {
     if (m->deleted)
         return;
@@ -500,6 +496,7 @@ static void msg_settle(struct qmsg *m)
     if ((failed || notices) && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
         msg_bounce(m);
     msg_reschedule(m);
+    sched_active_evict(m);
 }
 
 /* ---- the due timer ---- */
@@ -515,19 +512,23 @@ static void scheduler_on_timer(uv_timer_t *t)
         minheap_remove(&s->due, top);
         msg_dispatch(container_of(top, struct qmsg, due), now);
     }
+    sched_active_fill(s);
     scheduler_arm(s);
 }
 
-static void scheduler_arm(struct scheduler *s)
+void scheduler_arm(struct scheduler *s)
 {
     if (!s->started || s->stopping)
         return;
     struct minheap_node *top = minheap_top(&s->due);
-    if (top == NULL) {
+    int64_t at = sched_active_fill_at(s);
+    if (top != NULL && (int64_t)top->key < at)
+        at = (int64_t)top->key;
+    if (at == INT64_MAX) {
         uv_timer_stop(&s->timer);
         return;
     }
-    int64_t wait = (int64_t)top->key - wall_ms();
+    int64_t wait = at - wall_ms();
     uv_timer_start(&s->timer, scheduler_on_timer, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
@@ -591,6 +592,8 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     s->dests = (struct strmap)STRMAP_INIT;
     s->retired = (struct strmap)STRMAP_INIT;
     s->due = (struct minheap)MINHEAP_INIT;
+    s->waiting = (struct queue_index)QUEUE_INDEX_INIT;
+    s->loading = (struct strmap)STRMAP_INIT;
     uv_timer_init(loop, &s->timer);
     uv_timer_init(loop, &s->sweep);
     s->timer.data = s->sweep.data = s;
@@ -666,13 +669,15 @@ void scheduler_start(struct scheduler *s)
     }
     free(kl.keys);
     uv_timer_start(&s->sweep, scheduler_on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    sched_active_recover(s);
+    sched_active_fill(s);
     scheduler_arm(s);
 }
 
-static void scheduler_check_stopped(struct scheduler *s)
+void scheduler_check_stopped(struct scheduler *s)
 {
     if (!s->stopping || s->stopped_cb == NULL || s->holds > 0 || s->loads > 0 ||
-        s->retired_dests > 0)
+        s->retired_dests > 0 || s->listing)
         return;
     void (*cb)(void *) = s->stopped_cb;
     s->stopped_cb = NULL;
@@ -714,16 +719,47 @@ void scheduler_free(struct scheduler *s)
     strmap_free(&s->dests);
     strmap_free(&s->retired);
     minheap_free(&s->due);
+    sched_active_free(s);
     config_unref(s->cfg);
     warmup_free(s->env.warmup);
     uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);
     uv_close((uv_handle_t *)&s->timer, scheduler_on_closed);
 }
 
+/* When the message's earliest recipient waiting to be tried is due (unix ms), INT64_MAX when none
+ * waits. */
+static int64_t entry_due_ms(const struct spool_entry *entry)
+{
+    if (entry->rcpt_state == NULL) /* just accepted: every recipient pending */
+        return 0;
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < entry->env->nrcpts; i++) {
+        const struct spool_rcpt_state *st = &entry->rcpt_state[i];
+        int64_t at = st->status == SPOOL_RCPT_DEFERRED  ? st->next_attempt * 1000
+                     : st->status == SPOOL_RCPT_PENDING ? 0
+                                                        : INT64_MAX;
+        due = at < due ? at : due;
+    }
+    return due;
+}
+
 void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
 {
     if (strmap_get(&s->msgs, entry->id) != NULL)
         return;
+    int64_t due = entry_due_ms(entry);
+    /* The window is full: the message waits on disk, unless something it owes (a DSN, its
+     * removal) needs it now; reading it back later costs one load. */
+    if (!sched_active_room(s) && due != INT64_MAX) {
+        queue_index_push(&s->waiting, entry->id, due, 0);
+        scheduler_arm(s);
+        return;
+    }
+    msg_settle(msg_admit(s, entry));
+}
+
+struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry)
+{
     const struct spool_envelope *env = entry->env;
     struct qmsg *m = xcalloc(1, sizeof *m);
     m->s = s;
@@ -751,8 +787,16 @@ void scheduler_add(struct scheduler *s, const struct spool_entry *entry)
         r->delay_warned = st->delay_warned;
         rcpt_parse_reply(r, st->reply, st->remote_mta);
     }
+    return m;
+}
+
+struct qmsg *msg_admit(struct scheduler *s, const struct spool_entry *entry)
+{
+    struct qmsg *m = msg_new(s, entry);
     strmap_put(&s->msgs, m->id, m);
-    msg_settle(m);
+    if (s->msgs.count > s->in_memory_max)
+        s->in_memory_max = s->msgs.count;
+    return m;
 }
 
 static void scheduler_on_loaded(int status, const struct spool_entry *entry, struct buf *body,
@@ -777,7 +821,7 @@ void scheduler_add_id(struct scheduler *s, const char *id)
 
 /* ---- admin commands ---- */
 
-static void retry_msg(struct qmsg *m)
+void msg_retry_now(struct qmsg *m)
 {
     for (size_t i = 0; i < m->nrcpts; i++)
         if (m->rcpts[i].status == SPOOL_RCPT_DEFERRED)
@@ -789,7 +833,7 @@ static void retry_each(const char *key, void *value, void *arg)
 {
     (void)key;
     (*(size_t *)arg)++;
-    retry_msg(value);
+    msg_retry_now(value);
 }
 
 int scheduler_retry(struct scheduler *s, const char *id, struct buf *out)
@@ -797,15 +841,14 @@ int scheduler_retry(struct scheduler *s, const char *id, struct buf *out)
     if (strcmp(id, "all") == 0) {
         size_t n = 0;
         strmap_each(&s->msgs, retry_each, &n);
+        n += sched_active_retry_all(s);
         buf_printf(out, "%zu messages scheduled for delivery now\n", n);
         return 0;
     }
     struct qmsg *m = strmap_get(&s->msgs, id);
-    if (m == NULL) {
-        buf_printf(out, "no message %s in the queue\n", id);
-        return -ENOENT;
-    }
-    retry_msg(m);
+    if (m == NULL)
+        return sched_active_retry(s, id, out);
+    msg_retry_now(m);
     buf_printf(out, "%s scheduled for delivery now\n", id);
     return 0;
 }
@@ -813,10 +856,8 @@ int scheduler_retry(struct scheduler *s, const char *id, struct buf *out)
 int scheduler_delete(struct scheduler *s, const char *id, struct buf *out)
 {
     struct qmsg *m = strmap_get(&s->msgs, id);
-    if (m == NULL) {
-        buf_printf(out, "no message %s in the queue\n", id);
-        return -ENOENT;
-    }
+    if (m == NULL)
+        return sched_active_delete(s, id, out);
     log_msg(LOG_WARN, "queue.deleted", "queue id %s deleted by an administrator (no DSN)", id);
     m->deleted = 1;
     if (m->holds == 0)
@@ -885,13 +926,10 @@ struct list_ctx {
     size_t n;
 };
 
-static void list_msg(const char *key, void *value, void *arg)
+void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
 {
-    (void)key;
-    struct list_ctx *lc = arg;
-    const struct qmsg *m = value;
-    struct buf *out = lc->out;
-    buf_printf(out, "%s{\"id\":\"%s\",\"from\":", lc->n++ ? "," : "", m->id);
+    buf_printf(out, "{\"id\":\"%s\",\"in_memory\":%s,\"from\":", m->id,
+               in_memory ? "true" : "false");
     json_string(out, m->sender);
     buf_printf(out, ",\"received_at\":%lld,\"rcpts\":[", (long long)(m->received_ms / 1000));
     for (size_t i = 0; i < m->nrcpts; i++) {
@@ -913,6 +951,15 @@ static void list_msg(const char *key, void *value, void *arg)
     buf_append(out, "]}", 2);
 }
 
+static void list_msg(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct list_ctx *lc = arg;
+    if (lc->n++)
+        buf_append(lc->out, ",", 1);
+    msg_json(value, 1, lc->out);
+}
+
 static void list_dest(const char *key, void *value, void *arg)
 {
     (void)key;
@@ -922,13 +969,21 @@ static void list_dest(const char *key, void *value, void *arg)
     dest_describe(value, lc->out);
 }
 
-void scheduler_list(struct scheduler *s, struct buf *out)
+void scheduler_list(struct scheduler *s, scheduler_list_cb cb, void *arg)
+{
+    struct buf doc = BUF_INIT;
+    struct list_ctx lc = {&doc, 0};
+    buf_printf(&doc, "{\"messages\":[");
+    strmap_each(&s->msgs, list_msg, &lc);
+    sched_active_list(s, &doc, lc.n, cb, arg);
+}
+
+void scheduler_list_finish(struct scheduler *s, struct buf *out)
 {
     struct list_ctx lc = {out, 0};
-    buf_printf(out, "{\"messages\":[");
-    strmap_each(&s->msgs, list_msg, &lc);
-    buf_printf(out, "],\"destinations\":[");
-    lc.n = 0;
+    buf_printf(out, "],");
+    sched_active_counters(s, out);
+    buf_printf(out, ",\"destinations\":[");
     strmap_each(&s->dests, list_dest, &lc);
     strmap_each(&s->retired, list_dest, &lc); /* from before a reload, not yet taken over */
     buf_printf(out, "]}\n");

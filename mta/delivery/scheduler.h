@@ -52,8 +52,12 @@ int scheduler_delete(struct scheduler *s, const char *id, struct buf *out); /* n
 int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
                       struct buf *out);
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out);
-/* A JSON array of the queued messages and one of the destinations, for `sluice queue list`. */
-void scheduler_list(struct scheduler *s, struct buf *out);
+/* A JSON document of the queued messages and of the destinations, for `sluice queue list
+ * --json`: the messages in memory, then those waiting on disk, read on the thread pool (the first
+ * ten thousand in full, the rest by id and next attempt). cb runs once with the document, from
+ * inside the call when nothing waits on disk; a stop cuts the reading short. */
+typedef void (*scheduler_list_cb)(void *arg, const struct buf *doc);
+void scheduler_list(struct scheduler *s, scheduler_list_cb cb, void *arg);
 /* For `sluice queue destinations`: what holds the destination called `destination` back ("":
  * every destination), as text (dest_explain). 0, or -ENOENT with the reason in out. */
 int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out);

@@ -405,7 +405,8 @@ class Sluice:
         return self.log_paths[-1]
 
     def start(self, timeout=10.0):
-        """Starts the daemon and waits for daemon.ready; retries with new ports on a port clash."""
+        """Starts the daemon and waits for daemon.ready and for the spool's listing that follows it
+        (spool.recovery_done); retries with new ports on a port clash."""
         for attempt in range(3):
             if self.run == 0 or attempt > 0:
                 self.write_config()
@@ -419,7 +420,7 @@ class Sluice:
             self.expect_exit = None
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if self.find("daemon.ready", timeout=0):
+                if self.find("daemon.ready", timeout=0) and self.find("spool.recovery_done", timeout=0):
                     return self
                 if self.proc.poll() is not None:
                     break

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -117,13 +118,34 @@ struct seen {
     int calls;
     char last[300];
     uint32_t seconds;
+    uv_timer_t later_timer; /* answers a list later */
+    struct control_later *later;
 };
 
-static int h_list(void *arg, struct buf *out)
+/* Set by the client thread: list answers this long later (longer than the idle timeout). */
+static int list_later_ms;
+
+static void list_on_later(uv_timer_t *t)
+{
+    struct seen *s = container_of(t, struct seen, later_timer);
+    struct buf doc = BUF_INIT;
+    buf_append_str(&doc, "{\"later\":true}");
+    control_later_done(s->later, 0, &doc);
+    s->later = NULL;
+    buf_free(&doc);
+}
+
+static int h_list(void *arg, struct buf *out, struct control_later *later)
 {
     struct seen *s = arg;
     s->calls++;
     snprintf(s->last, sizeof(s->last), "list");
+    int ms = __atomic_load_n(&list_later_ms, __ATOMIC_SEQ_CST);
+    if (ms > 0) {
+        s->later = later;
+        uv_timer_start(&s->later_timer, list_on_later, (uint64_t)ms, 0);
+        return CONTROL_LATER;
+    }
     buf_append_str(out, "{\"messages\":[],\"destinations\":[]}"); /* no newline: added */
     return 0;
 }
@@ -310,6 +332,17 @@ static void client_thread(void *arg)
     CHECK(ms >= 250);
     CHECK_INT_EQ(got.len, 0);
     buf_free(&got);
+
+    /* A list answered later, after more than the idle time: the client gets it whole. */
+    __atomic_store_n(&list_later_ms, 500, __ATOMIC_SEQ_CST);
+    CHECK_STR_EQ(call(f, "list"), "ok\n{\"later\":true}\n");
+    /* The client goes away first: the late answer goes to nobody, and nothing breaks. */
+    fd = raw_connect(f->path);
+    CHECK(fd >= 0 && write(fd, "list\n", 5) == 5);
+    close(fd);
+    usleep(700000);
+    __atomic_store_n(&list_later_ms, 0, __ATOMIC_SEQ_CST);
+    CHECK_STR_EQ(call(f, "list"), "ok\n{\"messages\":[],\"destinations\":[]}\n");
     uv_async_send(&f->done);
 }
 
@@ -318,6 +351,7 @@ static void fixture_on_done(uv_async_t *a)
     struct fixture *f = container_of(a, struct fixture, done);
     control_close(f->ctl);
     uv_close((uv_handle_t *)a, NULL);
+    uv_close((uv_handle_t *)&f->seen.later_timer, NULL);
 }
 
 static void test_socket(const char *dir)
@@ -327,6 +361,7 @@ static void test_socket(const char *dir)
     snprintf(f.path, sizeof(f.path), "%s/control", dir);
     uv_loop_init(&f.loop);
     uv_async_init(&f.loop, &f.done, fixture_on_done);
+    uv_timer_init(&f.loop, &f.seen.later_timer);
     struct buf err = BUF_INIT;
 
     /* A stale socket (bound, nobody listening) is replaced. */
@@ -355,7 +390,7 @@ static void test_socket(const char *dir)
     uv_run(&f.loop, UV_RUN_DEFAULT);
     uv_thread_join(&t);
 
-    CHECK_STR_EQ(f.seen.last, "resume d.example");
+    CHECK_STR_EQ(f.seen.last, "list");
     CHECK_INT_EQ(f.seen.seconds, 7200);
     CHECK(f.seen.calls >= 10);
     CHECK_INT_EQ(access(f.path, F_OK), -1); /* removed at close */
@@ -372,6 +407,7 @@ static void test_socket(const char *dir)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as the daemon: a client gone is an error, not a signal */
     test_parse();
     test_socket_path();
     char dir[] = "/tmp/test_control-XXXXXX";

@@ -1,0 +1,242 @@
+/*
+ * Finding the committed messages after spool_recover_begin without reading them (spool_list, see
+ * spool.h): a slice of SPOOL_LIST_LEAVES hashed directories per job on the thread pool, each
+ * listing its state/ leaf, then its queue/ leaf, removing state files whose message is gone, moving
+ * what is not a queue file in its place to corrupt/, and reading only the state files there are
+ * for the time each message is next due.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "spool/spool.h"
+#include "spool/spool_fs.h"
+#include "spool/spool_layout.h"
+#include "spool/spool_repair.h"
+#include "spool/spool_state.h"
+
+/* Leaves per job: at ten million messages about 80,000 files, a fraction of a second of work. */
+#define SPOOL_LIST_LEAVES 32
+/* Recipients a state file is first read for; one naming more is read again for them all. */
+#define SPOOL_LIST_RCPTS 16
+
+struct spool_lister {
+    struct spool *sp;
+    uv_work_t work;
+    unsigned leaf; /* the first leaf of the next job */
+    struct spool_listed *items;
+    char (*ids)[SPOOL_ID_MAX + 1]; /* items[i].id points into ids[i] once back on the loop */
+    size_t n, cap;
+    unsigned orphans; /* state files without a message, removed */
+    int corrupt_fd;   /* corrupt/, for what is not where a queue file belongs; -1: none */
+    unsigned moved;   /* files moved there */
+    spool_list_cb cb;
+    void *arg;
+};
+
+static void lister_on_work(uv_work_t *work);
+static void lister_on_done(uv_work_t *work, int status);
+
+static int not_dot(const struct dirent *de)
+{
+    return strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+}
+
+/* The sorted entries of leaf in dirfd (none when it was never made). */
+static int leaf_list(int dirfd, const char *leaf, int *fd, struct dirent ***names)
+{
+    *fd = openat(dirfd, leaf, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (*fd < 0)
+        return 0;
+    int n = scandirat(*fd, ".", names, not_dot, alphasort);
+    return n > 0 ? n : 0;
+}
+
+static void names_free(struct dirent **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    if (n > 0)
+        free(names);
+}
+
+static int name_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct dirent *const *)elem)->d_name);
+}
+
+static int names_have(struct dirent **names, int n, const char *name)
+{
+    return n > 0 && bsearch(name, names, (size_t)n, sizeof *names, name_cmp) != NULL;
+}
+
+/* When the message whose state file is name (in the leaf state_fd) is due: its earliest deferred
+ * recipient's retry, or 0 (now) when one waits for its first try or its DSN, or when nothing is
+ * left (a load then removes the message). */
+static int64_t state_due(int state_fd, const char *name)
+{
+    struct spool_state st;
+    struct buf err = BUF_INIT;
+    size_t want = SPOOL_LIST_RCPTS;
+    int rc = spool_state_read(state_fd, name, want, &st, &err);
+    if (rc == 0 && st.rcpt_end > want) {
+        want = st.rcpt_end;
+        spool_state_free(&st);
+        rc = spool_state_read(state_fd, name, want, &st, &err);
+    }
+    buf_free(&err);
+    if (rc < 0)
+        return 0;
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < st.rcpt_end && i < st.nrcpts; i++) {
+        enum spool_rcpt_status s = st.rcpts[i].status;
+        if (s == SPOOL_RCPT_DEFERRED && st.rcpts[i].next_attempt < due)
+            due = st.rcpts[i].next_attempt > 0 ? st.rcpts[i].next_attempt : 0;
+        else if (s == SPOOL_RCPT_PENDING || s == SPOOL_RCPT_FAILED)
+            due = 0;
+    }
+    spool_state_free(&st);
+    return due == INT64_MAX ? 0 : due;
+}
+
+static void lister_add(struct spool_lister *l, const char *id, int64_t due)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
+        l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
+    }
+    snprintf(l->ids[l->n], sizeof l->ids[l->n], "%s", id);
+    l->items[l->n++].due = due;
+}
+
+/* Sets name (of directory dir_fd) aside in corrupt/ as to. */
+static void lister_set_aside(struct spool_lister *l, int dir_fd, const char *name, const char *to,
+                             const char *why)
+{
+    if (l->corrupt_fd >= 0 && spool_repair_quarantine(dir_fd, name, l->corrupt_fd, to, why) == 0)
+        l->moved++;
+}
+
+/* What the top of queue/ holds besides its leaves: nothing Sluice made there. */
+static void lister_top(struct spool_lister *l)
+{
+    struct dirent **names;
+    int n = scandirat(l->sp->queue_fd, ".", &names, not_dot, NULL);
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        struct stat st;
+        int leaf =
+            strlen(name) == SPOOL_LEAF_LEN && strspn(name, "0123456789abcdef") == SPOOL_LEAF_LEN &&
+            fstatat(l->sp->queue_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        if (!leaf)
+            lister_set_aside(l, l->sp->queue_fd, name, name, "not in a hashed directory");
+    }
+    names_free(names, n);
+}
+
+/* One leaf: state/ listed before queue/, so a state file listed without its message is one whose
+ * message was gone already (a state file is only made for a committed message). */
+static void lister_leaf(struct spool_lister *l, const char *leaf)
+{
+    struct spool *sp = l->sp;
+    int state_fd, queue_fd;
+    struct dirent **states, **queued;
+    int nstates = leaf_list(sp->state_fd, leaf, &state_fd, &states);
+    int nqueued = leaf_list(sp->queue_fd, leaf, &queue_fd, &queued);
+    int no_queue_leaf = queue_fd < 0 && errno == ENOENT;
+    for (int i = 0; i < nstates; i++) {
+        const char *name = states[i]->d_name;
+        int gone = no_queue_leaf ||
+                   (!names_have(queued, nqueued, name) &&
+                    faccessat(queue_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        if (gone && unlinkat(state_fd, name, 0) == 0)
+            l->orphans++;
+    }
+    for (int i = 0; i < nqueued; i++) {
+        const char *id = queued[i]->d_name;
+        char expected[SPOOL_NAME_MAX + 1] = "";
+        if (spool_fs_id_valid(id))
+            spool_layout_name(id, expected);
+        if (expected[0] == '\0' || strncmp(expected, leaf, SPOOL_LEAF_LEN) != 0) {
+            lister_set_aside(l, queue_fd, id, id,
+                             expected[0] ? "not in the directory of its queue id"
+                                         : "not a queue id");
+            continue;
+        }
+        lister_add(l, id, names_have(states, nstates, id) ? state_due(state_fd, id) : 0);
+    }
+    names_free(states, nstates);
+    names_free(queued, nqueued);
+    if (state_fd >= 0)
+        close(state_fd);
+    if (queue_fd >= 0)
+        close(queue_fd);
+}
+
+static void lister_on_work(uv_work_t *work)
+{
+    struct spool_lister *l = container_of(work, struct spool_lister, work);
+    unsigned moved = l->moved;
+    if (l->leaf == 0)
+        lister_top(l);
+    for (unsigned end = l->leaf + SPOOL_LIST_LEAVES; l->leaf < end && l->leaf < SPOOL_LEAVES;
+         l->leaf++) {
+        char leaf[SPOOL_LEAF_LEN + 1];
+        snprintf(leaf, sizeof leaf, "%03x", l->leaf);
+        lister_leaf(l, leaf);
+    }
+    /* The moves last, so a crash does not bring a bad file back. */
+    if (l->moved > moved)
+        (void)fsync(l->corrupt_fd);
+}
+
+static void lister_finish(struct spool_lister *l)
+{
+    if (l->orphans > 0)
+        log_msg(LOG_INFO, "spool.state_orphans", "%u state files without a message removed",
+                l->orphans);
+    if (l->corrupt_fd >= 0)
+        close(l->corrupt_fd);
+    l->sp->pending--;
+    free(l->items);
+    free(l->ids);
+    free(l);
+}
+
+static void lister_on_done(uv_work_t *work, int status)
+{
+    struct spool_lister *l = container_of(work, struct spool_lister, work);
+    (void)status; /* never cancelled */
+    for (size_t i = 0; i < l->n; i++)
+        l->items[i].id = l->ids[i];
+    int done = l->leaf >= SPOOL_LEAVES;
+    int stop = l->cb(l->items, l->n, done, l->arg);
+    l->n = 0;
+    if (done || stop) {
+        lister_finish(l);
+        return;
+    }
+    spool_fs_started(uv_queue_work(l->sp->loop, &l->work, lister_on_work, lister_on_done), "list");
+}
+
+void spool_list(struct spool *sp, spool_list_cb cb, void *arg)
+{
+    struct spool_lister *l = xcalloc(1, sizeof *l);
+    l->sp = sp;
+    l->cb = cb;
+    l->arg = arg;
+    struct buf ignored = BUF_INIT; /* without corrupt/, bad files stay where they are */
+    l->corrupt_fd = spool_fs_open_dir(sp->dir, SPOOL_CORRUPT, &ignored);
+    buf_free(&ignored);
+    sp->pending++;
+    spool_fs_started(uv_queue_work(sp->loop, &l->work, lister_on_work, lister_on_done), "list");
+}
