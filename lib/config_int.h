@@ -182,6 +182,7 @@ const char *config_check_enhanced_pattern(const char *value); /* "4.7.28", "4.7.
 const char *config_check_selector(const char *value);         /* DKIM, all-digit labels allowed */
 /* Addresses: */
 const char *config_check_dns_server(const char *value);
+const char *config_check_http_listen(const char *value); /* "address:port" */
 const char *config_check_deliver_to(const char *value);
 const char *config_check_ip(const char *value);
 const char *config_check_clamd(const char *value);

@@ -160,6 +160,13 @@ static const struct log_event log_event_table[] = {
      "round, pass, info, warn, fail, msg",
      "`sluice doctor --watch`: one round of checks ran, with the count of rows by status; error: "
      "the round could not run."},
+    {"http.refused", "warn",
+     "msg",
+     "An HTTP connection was closed as it arrived: http.max_connections were open."},
+    {"http.request", "info",
+     "method, path, status, user",
+     "The HTTP interface answered a request with `status`; `user` is the bearer token's "
+     "(none when it was refused, or for a public /metrics)."},
     {"listener.accept_error", "warn",
      "msg",
      "Accepting a connection on a listener failed (the address and the system's error)."},

@@ -71,7 +71,7 @@ struct verb_row {
 static const struct verb_row verbs[] = {
     {"list", CONTROL_LIST, 0, 0},     {"retry", CONTROL_RETRY, 1, 1},
     {"delete", CONTROL_DELETE, 1, 1}, {"suspend", CONTROL_SUSPEND, 1, 2},
-    {"resume", CONTROL_RESUME, 1, 1},
+    {"resume", CONTROL_RESUME, 1, 1}, {"status", CONTROL_STATUS, 0, 0},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -387,6 +387,8 @@ static int dispatch(struct control *c, const struct control_request *req, struct
         return h->suspend(c->arg, req->target, req->seconds, out);
     case CONTROL_RESUME:
         return h->resume(c->arg, req->target, out);
+    case CONTROL_STATUS:
+        return h->status(c->arg, out);
     }
     return -EINVAL;
 }

@@ -33,6 +33,7 @@ struct control_handlers {
     /* seconds 0: until resumed */
     int (*suspend)(void *arg, const char *destination, uint32_t seconds, struct buf *out);
     int (*resume)(void *arg, const char *destination, struct buf *out);
+    int (*status)(void *arg, struct buf *out); /* JSON, see mta/http/status.h */
 };
 
 enum control_verb {
@@ -41,6 +42,7 @@ enum control_verb {
     CONTROL_DELETE,
     CONTROL_SUSPEND,
     CONTROL_RESUME,
+    CONTROL_STATUS,
 };
 
 /* A parsed request; target is a copy, NUL-terminated ("" for list). */
@@ -51,8 +53,8 @@ struct control_request {
 };
 
 /* Parses one request line (without its line end): "list", "retry ID|all", "delete ID",
- * "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST". Returns 0, or -EINVAL
- * with the reason in err. Pure; the input is untrusted. */
+ * "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST", "status". Returns 0, or
+ * -EINVAL with the reason in err. Pure; the input is untrusted. */
 int control_request_parse(const char *line, size_t len, struct control_request *req,
                           struct buf *err);
 

@@ -10,7 +10,7 @@
 
 #include "mta/control.h"
 
-static const char *const verb_names[] = {"list", "retry", "delete", "suspend", "resume"};
+static const char *const verb_names[] = {"list", "retry", "delete", "suspend", "resume", "status"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,14 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     size_t tlen = strnlen(req.target, sizeof(req.target));
-    if (tlen == sizeof(req.target) || (unsigned)req.verb >= 5)
+    if (tlen == sizeof(req.target) || (unsigned)req.verb >= 6)
         abort();
     for (size_t i = 0; i < tlen; i++)
         if ((unsigned char)req.target[i] <= 0x20 || (unsigned char)req.target[i] >= 0x7f)
             abort();
     if (req.seconds > CONTROL_SUSPEND_MAX_S || (req.seconds != 0 && req.verb != CONTROL_SUSPEND))
         abort();
-    if ((req.verb == CONTROL_LIST) != (tlen == 0))
+    if ((req.verb == CONTROL_LIST || req.verb == CONTROL_STATUS) != (tlen == 0))
         abort();
     struct buf line = BUF_INIT;
     buf_printf(&line, "%s", verb_names[req.verb]);
