@@ -21,6 +21,12 @@ static struct metrics_counter bounces = {
     .help = "Recipients refused permanently, by destination and bounce category.",
     .labels = {"destination", "category"},
 };
+static struct metrics_counter rules = {
+    .name = "sluice_reply_rule_hits_total",
+    .help = "Replies a reply rule matched (what=matched), and times it acted (what=fired: its "
+            "threshold reached; a dry-run rule only logs).",
+    .labels = {"rule", "what"},
+};
 /* From a second to the default expiry (5 days). */
 static struct metrics_histogram delivery_delay = {
     .name = "sluice_delivery_delay_seconds",
@@ -95,6 +101,31 @@ void mail_metrics_results(const char *destination, const char *egress,
     }
 }
 
+void mail_metrics_rule(const char *rule, const char *what)
+{
+    const char *labels[] = {rule, what};
+    metrics_counter_add(&rules, labels, 1);
+}
+
+/* From a tenth of a millisecond (the journal's group commit) to the slowest disks. */
+static struct metrics_histogram spool_commit = {
+    .name = "sluice_spool_commit_seconds",
+    .help = "Time to make a received message durable, from the end of its data.",
+    .bounds = {0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5},
+};
+static struct metrics_counter spool_commit_failures = {
+    .name = "sluice_spool_commit_failures_total",
+    .help = "Received messages the spool could not make durable (refused with 451 or 452).",
+};
+
+void mail_metrics_spool_commit(uint64_t ns, int ok)
+{
+    if (ok)
+        metrics_histogram_observe(&spool_commit, (double)ns / 1e9);
+    else
+        metrics_counter_add(&spool_commit_failures, NULL, 1);
+}
+
 void mail_metrics_delivered_after(int64_t ms)
 {
     metrics_histogram_observe(&delivery_delay, ms > 0 ? (double)ms / 1000.0 : 0.0);
@@ -111,7 +142,10 @@ void mail_metrics_render(struct buf *out)
     metrics_counter_render(&received, out);
     metrics_counter_render(&results, out);
     metrics_counter_render(&bounces, out);
+    metrics_counter_render(&rules, out);
     metrics_histogram_render(&delivery_delay, out);
+    metrics_histogram_render(&spool_commit, out);
+    metrics_counter_render(&spool_commit_failures, out);
 }
 
 void mail_metrics_free(void)
@@ -119,4 +153,6 @@ void mail_metrics_free(void)
     metrics_counter_free(&received);
     metrics_counter_free(&results);
     metrics_counter_free(&bounces);
+    metrics_counter_free(&rules);
+    metrics_counter_free(&spool_commit_failures);
 }

@@ -79,6 +79,17 @@ void prom_render(const struct status_sources *src, struct buf *out)
                          "Log lines dropped because the log target fell behind.");
     metrics_sample(out, "sluice_log_dropped_lines_total", NULL, NULL, (double)log_dropped_count());
     mail_metrics_render(out);
+    if (src->dns != NULL) {
+        struct dns_stats dns;
+        dns_resolver_stats(src->dns, &dns);
+        metrics_family_begin(out, "sluice_dns_queries_total", "counter",
+                             "DNS questions sent to a server.");
+        metrics_sample(out, "sluice_dns_queries_total", NULL, NULL, (double)dns.queries);
+        metrics_family_begin(out, "sluice_dns_cache_hits_total", "counter",
+                             "DNS questions answered from the cache.");
+        metrics_sample(out, "sluice_dns_cache_hits_total", NULL, NULL, (double)dns.cache_hits);
+        metrics_histogram_render(&dns.latency, out);
+    }
     if (src->scheduler != NULL) {
         struct scheduler_summary *q = xmalloc(sizeof *q);
         scheduler_summarize(src->scheduler, q);

@@ -12,10 +12,12 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
+#include "lib/dns.h"
 #include "mta/delivery/scheduler.h"
 
 struct status_sources {
     struct scheduler *scheduler; /* NULL while the daemon stops */
+    struct dns_resolver *dns;    /* NULL while the daemon stops */
     unsigned conns_in;           /* SMTP sessions open */
     unsigned http_conns;         /* HTTP connections open */
     const char *run_user;        /* the user the daemon runs as */

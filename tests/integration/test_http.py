@@ -278,7 +278,12 @@ class MetricsOfRealMail(MailNetCase):
         dest = net.peer("mx.dest.test", rcpt=[("gone*@*", NO_SUCH_USER)])
         net.mx("dest.test", dest, 10)
         net.start()
-        d = self.start_sluice(start=False, config=net.sluice_config())
+        cfg = net.sluice_config()
+        # A dry-run rule only counts (and logs): each 550 is a match; the second one fires it.
+        cfg["shaping"]["reply_rules"] = [{"name": "no-such-user", "match": {"domain": "dest.test"},
+                                          "code": 550, "threshold": 2, "action": "suspend",
+                                          "dry_run": True}]
+        d = self.start_sluice(start=False, config=cfg)
         d.extra["http"] = http_section(d)
         d.start()
         self.d = d
@@ -305,6 +310,17 @@ class MetricsOfRealMail(MailNetCase):
         self.assertEqual(sample(fams, "sluice_delivery_delay_seconds",
                                 "sluice_delivery_delay_seconds_count"), 3)
         self.assertEqual(sample(fams, "sluice_connections_in", "sluice_connections_in"), 0)
+        # dest.test's MX and its address at least; every answered question is timed (the DSNs'
+        # lookups may be on the wire now).
+        queries = sample(fams, "sluice_dns_queries", "sluice_dns_queries_total")
+        timed = sample(fams, "sluice_dns_query_seconds", "sluice_dns_query_seconds_count")
+        self.assertGreaterEqual(timed, 2)
+        self.assertLessEqual(timed, queries)
+        self.assertEqual(sample(fams, "sluice_spool_commit_seconds",
+                                "sluice_spool_commit_seconds_count"), 2)
+        for what, times in (("matched", 2), ("fired", 1)):
+            self.assertEqual(sample(fams, "sluice_reply_rule_hits", "sluice_reply_rule_hits_total",
+                                    rule="no-such-user", what=what), times, what)
 
         # The DSNs for the two bounces go to example.com's MX, which does not answer: they wait.
         self.wait(lambda: sample(families(d), "sluice_queue_messages", "sluice_queue_messages") >= 1,
