@@ -47,7 +47,7 @@ const char *http_tokens_add_line(struct http_tokens *t, const char *line, size_t
     for (size_t i = 0; i < ulen; i++) {
         char c = line[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              strchr("._-@", c) != NULL))
+              (c != '\0' && strchr("._-@", c) != NULL)))
             return "the name may hold letters, digits, '.', '_', '-' and '@' only";
     }
     if (hlen != 2 * DIGEST_LEN)
@@ -91,7 +91,7 @@ int http_tokens_load(const char *path, struct http_tokens **out, struct buf *err
 static int is_b64token_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           strchr("-._~+/=", c) != NULL;
+           (c != '\0' && strchr("-._~+/=", c) != NULL);
 }
 
 int http_bearer_parse(const char *value, size_t value_len, const char **token, size_t *len)

@@ -36,6 +36,9 @@ static void test_lines(void)
             fprintf(stderr, "line %s: %s\n", cases[i].line, why ? why : "taken");
         CHECK((why == NULL) == cases[i].ok);
     }
+    /* A NUL is no name character (it would cut the name short). */
+    static const char nul_name[] = "o\0ps:" S3CRET;
+    CHECK(http_tokens_add_line(t, nul_name, sizeof nul_name - 1) != NULL);
     http_tokens_free(t);
 }
 
@@ -58,6 +61,10 @@ static void test_bearer(void)
         if (ok && cases[i].token != NULL)
             CHECK_MEM_EQ(tok, len, cases[i].token);
     }
+    static const char nul_token[] = "Bearer ab\0c";
+    const char *t0;
+    size_t l0;
+    CHECK_INT_EQ(http_bearer_parse(nul_token, sizeof nul_token - 1, &t0, &l0), 0);
     char big[HTTP_TOKEN_MAX + 16] = "Bearer ";
     memset(big + 7, 'a', HTTP_TOKEN_MAX + 1);
     big[7 + HTTP_TOKEN_MAX + 1] = '\0';
