@@ -5,7 +5,8 @@ otherwise) except /metrics when http.metrics_public; malformed and oversized req
 the daemon answers the next one; http.max_connections and http.request_timeout hold as a client
 sees them; a non-loopback http.listen without TLS and tokens does not load. Mail sent through the
 daemon to real SMTP peers shows in /metrics (parsed by prometheus_client's text parser) and in
-`sluice status`, as many as were delivered and bounced, by destination and category.
+`sluice status`, as many as were delivered and bounced, by destination, egress address and
+category, with the spool commits, DNS questions and a reply rule's matches counted too.
 """
 import hashlib
 import http.client
