@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <h2o.h>
 #include <h2o/http1.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,11 +66,37 @@ static void respond(h2o_req_t *req, int status, const char *reason, const char *
     h2o_send_inline(req, body, len);
 }
 
-static void respond_error(h2o_req_t *req, int status, const char *reason)
+/* The reason phrase is ours, never a handler's text, so nothing can reach the status line. */
+static const char *reason_of(int status)
 {
-    char body[128];
-    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", reason);
-    respond(req, status, reason, "application/json", body, (size_t)n);
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    }
+    return status < 500 ? "Client Error" : "Server Error";
+}
+
+/* {"error": message}, the message JSON-escaped (NULL: the reason phrase). */
+static void respond_error(h2o_req_t *req, int status, const char *message)
+{
+    json_t *o = json_pack("{s:s}", "error", message != NULL ? message : reason_of(status));
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    const char *body = text != NULL ? text : "{}";
+    respond(req, status, reason_of(status), "application/json", body, strlen(body));
+    free(text);
+    json_decref(o);
 }
 
 /* RFC 6750 §3: a missing token gets the challenge alone, a wrong one error="invalid_token". */
@@ -79,7 +106,7 @@ static void respond_unauthorized(h2o_req_t *req, int token_given)
     static const char invalid[] = "Bearer realm=\"sluice\", error=\"invalid_token\"";
     const char *v = token_given ? invalid : plain;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, v, strlen(v));
-    respond_error(req, 401, "Unauthorized");
+    respond_error(req, 401, NULL);
 }
 
 /* ---- a request ---- */
@@ -124,7 +151,7 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct http_server *h = ((struct http_handler *)self)->h;
     if (head_size(req) > h->max_header) {
-        respond_error(req, 431, "Request Header Fields Too Large");
+        respond_error(req, 431, NULL);
         request_log(req, 431, NULL);
         return 0;
     }
@@ -149,7 +176,7 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
         if (allow != NULL)
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow,
                            strlen(allow));
-        respond_error(req, status, status == 405 ? "Method Not Allowed" : "Not Found");
+        respond_error(req, status, NULL);
         request_log(req, status, user);
         return 0;
     }
@@ -160,7 +187,7 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
         respond(req, 200, "OK", answer.content_type, answer.body.data ? answer.body.data : "",
                 answer.body.len);
     else
-        respond_error(req, answer.status, answer.body.data ? answer.body.data : "Bad Request");
+        respond_error(req, answer.status, answer.body.data);
     request_log(req, answer.status, user);
     buf_free(&answer.body);
     return 0;

@@ -13,19 +13,34 @@ static void gauge(struct buf *out, const char *name, const char *help, double va
     metrics_sample(out, name, NULL, NULL, value);
 }
 
+static double queued_of(const struct dest_summary *d)
+{
+    return (double)d->queued;
+}
+
+static double suspended_of(const struct dest_summary *d)
+{
+    return (double)d->suspended;
+}
+
+static double paused_of(const struct dest_summary *d)
+{
+    return (double)d->paused;
+}
+
+static double backoff_of(const struct dest_summary *d)
+{
+    return (double)d->backoff;
+}
+
 /* One family with a sample per destination of list (the summary's top or held ones). */
 static void per_destination(struct buf *out, const char *name, const char *help,
-                            const struct dest_summary *list, size_t n, int held_state)
+                            const struct dest_summary *list, size_t n,
+                            double (*value)(const struct dest_summary *))
 {
     metrics_family_begin(out, name, "gauge", help);
-    for (size_t i = 0; i < n; i++) {
-        const struct dest_summary *d = &list[i];
-        double v = held_state == 0   ? (double)d->queued
-                   : held_state == 1 ? (double)d->suspended
-                   : held_state == 2 ? (double)d->paused
-                                     : (double)d->backoff;
-        metrics_sample(out, name, "destination", d->key, v);
-    }
+    for (size_t i = 0; i < n; i++)
+        metrics_sample(out, name, "destination", list[i].key, value(&list[i]));
 }
 
 static void queue_gauges(struct buf *out, const struct scheduler_summary *q)
@@ -58,13 +73,13 @@ static void queue_gauges(struct buf *out, const struct scheduler_summary *q)
           "by a backoff.",
           (double)q->backing_off);
     per_destination(out, "sluice_destination_queued_jobs",
-                    "Queued jobs of the destinations with the most.", q->top, q->ntop, 0);
+                    "Queued jobs of the destinations with the most.", q->top, q->ntop, queued_of);
     per_destination(out, "sluice_destination_suspended", "1: the destination is suspended.",
-                    q->held, q->nheld, 1);
+                    q->held, q->nheld, suspended_of);
     per_destination(out, "sluice_destination_throttled_egress",
-                    "Egress addresses paused by a throttle.", q->held, q->nheld, 2);
+                    "Egress addresses paused by a throttle.", q->held, q->nheld, paused_of);
     per_destination(out, "sluice_destination_backoff_egress",
-                    "Egress addresses held back by a backoff.", q->held, q->nheld, 3);
+                    "Egress addresses held back by a backoff.", q->held, q->nheld, backoff_of);
 }
 
 void prom_render(const struct status_sources *src, struct buf *out)

@@ -345,6 +345,41 @@ class MetricsOfRealMail(MailNetCase):
         self.assertEqual(api["totals"], st["totals"])
 
 
+class HeldBack(MailNetCase):
+    def test_a_suspended_destination_and_its_reason(self):
+        """A reply rule suspends a destination: the gauges, the status API and `sluice status`
+        show it held back, with the rule that did it; a second destination is suspended by an
+        admin, until resumed."""
+        net = self.make_net()
+        slow = net.peer("mx.slow.test", rcpt=[("*@*", "451 4.7.1 [TSS04] try again later")])
+        net.mx("slow.test", slow, 10)
+        net.start()
+        cfg = net.sluice_config(retry=["1h"], expire="2h")
+        cfg["shaping"]["reply_rules"] = [{"name": "hold-slow", "match": {"domain": "slow.test"},
+                                          "code": 451, "action": "suspend_destination",
+                                          "duration": "1h"}]
+        d = self.start_sluice(start=False, config=cfg)
+        d.extra["http"] = http_section(d)
+        d.start()
+        self.d = d
+        send(d, "alice@example.com", ["bob@slow.test"])
+        d.wait_event("delivery.suspend", timeout=20, destination="slow.test")
+        fams = families(d)
+        self.assertEqual(sample(fams, "sluice_destinations_suspended",
+                                "sluice_destinations_suspended"), 1)
+        self.assertEqual(sample(fams, "sluice_destination_suspended",
+                                "sluice_destination_suspended", destination="slow.test"), 1)
+        self.assertEqual(sample(fams, "sluice_queue_recipients", "sluice_queue_recipients",
+                                state="deferred"), 1)
+        held = json.loads(get(d, "/api/v1/status", token=TOKEN)[2])["held_destinations"]
+        self.assertEqual([(h["destination"], h.get("suspended"), h.get("reason")) for h in held],
+                         [("slow.test", True, "reply rule hold-slow")])
+        self.assertGreater(held[0]["suspended_for_s"], 3500)
+        text = d.cli("status").stdout.decode()
+        self.assertRegex(text, r"held back:\n  slow\.test +\d+ queued +0 conn  suspended "
+                               r"(59m\d\ds|1h00m)  by reply rule hold-slow\n")
+
+
 class StatusWithoutHttp(harness.SluiceTestCase):
     def test_status_needs_no_http_listen(self):
         d = self.start_sluice()
