@@ -295,6 +295,20 @@ struct config {
     struct config_listener *listeners;
     size_t nlisteners;
 
+    /* The operations interface (mta/http): metrics and the status API. */
+    struct {
+        char **listen; /* "address:port" as written; none: no HTTP server */
+        size_t nlisten;
+        int tls;                     /* HTTPS on every http.listen address */
+        char *certificate, *key;     /* NULL: tls.certificate and tls.key */
+        char *tokens;                /* file of "name:sha256-hex" lines; NULL: none */
+        int metrics_public;          /* GET /metrics without a token */
+        unsigned max_connections;    /* open at once; more are closed at accept */
+        uint64_t request_timeout_ms; /* a request (its headers and body) and an idle keep-alive */
+        uint64_t max_header_size, max_body_size;
+        struct config_pos certificate_pos, key_pos, tokens_pos;
+    } http;
+
     struct {
         struct config_cidr *trusted_networks;
         size_t ntrusted_networks;

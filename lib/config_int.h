@@ -191,6 +191,7 @@ const char *config_check_enhanced_pattern(const char *value); /* "4.7.28", "4.7.
 const char *config_check_selector(const char *value);         /* DKIM, all-digit labels allowed */
 /* Addresses: */
 const char *config_check_dns_server(const char *value);
+const char *config_check_http_listen(const char *value); /* "address:port" */
 const char *config_check_deliver_to(const char *value);
 const char *config_check_ip(const char *value);
 /* "2026-12-01" (from 1970 on) as days since 1970-01-01; "+02:00" as minutes east of UTC. 1, or 0

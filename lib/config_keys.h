@@ -135,6 +135,42 @@ static const struct config_key config_keys[] = {
      .doc = "starttls: offered when tls.certificate is set; implicit: TLS from the first byte "
             "(port 465; needs tls.certificate); none: never."},
 
+    {.name = "http", KEY_SECTION,
+     .doc = "The operations interface over HTTP: Prometheus metrics and the status API "
+            "(docs/http.md). Off unless http.listen is set."},
+    {.name = "http.listen", .type = CONFIG_STRINGS, .check = config_check_http_listen,
+     KEY_LIST(http.listen, http.nlisten),
+     .doc = "Addresses to serve on, \"IPv4:port\" or \"[IPv6]:port\". None: no HTTP server. "
+            "An address that is not loopback needs http.tls and http.tokens."},
+    {.name = "http.tls", .type = CONFIG_ENUM, .def = "false", .names = config_booleans,
+     KEY_AT(http.tls),
+     .doc = "true: HTTPS, with http.certificate and http.key, or else tls.certificate and "
+            "tls.key."},
+    {.name = "http.certificate", .type = CONFIG_PATH,
+     KEY_AT_POS(http.certificate, http.certificate_pos),
+     .doc = "PEM certificate chain for HTTPS. Unset: tls.certificate."},
+    {.name = "http.key", .type = CONFIG_PATH, KEY_AT_POS(http.key, http.key_pos),
+     .doc = "PEM private key of http.certificate. Unset: tls.key."},
+    {.name = "http.tokens", .type = CONFIG_PATH, KEY_AT_POS(http.tokens, http.tokens_pos),
+     .doc = "File of bearer tokens, one \"name:hash\" line each (hash: the token's SHA-256 in "
+            "hex); a request carrying one is that user's. Unset: only /metrics may answer, "
+            "when http.metrics_public."},
+    {.name = "http.metrics_public", .type = CONFIG_ENUM, .def = "false",
+     .names = config_booleans, KEY_AT(http.metrics_public),
+     .doc = "true: GET /metrics needs no token; every other request always does."},
+    {.name = "http.max_connections", .type = CONFIG_UINT, .def = "64", .min = 1, .max = 10000,
+     KEY_AT(http.max_connections),
+     .doc = "HTTP connections open at once; more are closed as they arrive."},
+    {.name = "http.request_timeout", .type = CONFIG_DURATION, .def = "10s", .min = 100,
+     .max = 10 * 60 * KEY_SECOND, KEY_AT(http.request_timeout_ms),
+     .doc = "How long a request may take to arrive, and an idle connection may stay open."},
+    {.name = "http.max_header_size", .type = CONFIG_SIZE, .def = "16k", .min = KEY_KB,
+     .max = 256 * KEY_KB, KEY_AT(http.max_header_size),
+     .doc = "Largest request head (request line and header fields): more gets 431."},
+    {.name = "http.max_body_size", .type = CONFIG_SIZE, .def = "1M", .min = 0,
+     .max = KEY_GB, KEY_AT(http.max_body_size),
+     .doc = "Largest request body: more gets 413."},
+
     {.name = "relay", KEY_SECTION,
      .doc = "Who may send mail to any domain through a submission listener."},
     {.name = "relay.trusted_networks", .type = CONFIG_CIDRS,

@@ -332,6 +332,41 @@ static void check_feedback(struct load *ld)
                                i, cfg->feedback.trace_keys[i].id, j);
 }
 
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    return ss->ss_family == AF_INET6 &&
+           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* The HTTP server listens beyond this host only with TLS and tokens, and TLS needs a certificate.
+ */
+static void check_http(struct load *ld)
+{
+    const struct config *cfg = ld->cfg;
+    const struct node *listen = ld->where[config_key_index("http.listen")];
+    int open_to_all = cfg->http.tls && cfg->http.tokens != NULL;
+    for (size_t i = 0; i < cfg->http.nlisten && !open_to_all; i++) {
+        struct sockaddr_storage ss;
+        if (config_parse_hostport(cfg->http.listen[i], 1, &ss) != NULL || is_loopback(&ss))
+            continue;
+        const struct node *at =
+            listen != NULL && listen->kind == NODE_SEQUENCE && i < listen->nitems ? listen->items[i]
+                                                                                  : listen;
+        config_fail(ld, at,
+                    "http.listen: %s is not a loopback address: it needs http.tls: true and "
+                    "http.tokens",
+                    cfg->http.listen[i]);
+    }
+    if ((cfg->http.certificate == NULL) != (cfg->http.key == NULL))
+        config_fail_at(ld, cfg->http.certificate ? cfg->http.certificate_pos : cfg->http.key_pos,
+                       "http.certificate and http.key go together");
+    if (cfg->http.tls && cfg->http.certificate == NULL && cfg->tls.certificate == NULL)
+        config_fail(ld, ld->where[config_key_index("http.tls")],
+                    "http.tls: needs http.certificate or tls.certificate (and its key)");
+}
+
 static void free_strings(char **items, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -359,6 +394,10 @@ static void config_free(struct config *cfg)
     free(cfg->delivery.delay_warning_ms);
     free(cfg->tls.certificate);
     free(cfg->tls.key);
+    free_strings(cfg->http.listen, cfg->http.nlisten);
+    free(cfg->http.certificate);
+    free(cfg->http.key);
+    free(cfg->http.tokens);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         free(cfg->listeners[i].name);
         free(cfg->listeners[i].address);
@@ -487,6 +526,7 @@ int config_load_string(const char *text, size_t len, const char *name, struct co
         } else {
             config_walk_map(&ld, config_node_is_null(root) ? NULL : root, "", "", cfg, ld.where);
             check_tls(&ld);
+            check_http(&ld);
             finish_values(&ld);
             if (ld.site_rules != NULL)
                 load_shaping_rules(&ld, ld.site_rules, "shaping.rules", 0);

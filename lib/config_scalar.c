@@ -232,6 +232,12 @@ const char *config_check_dns_server(const char *value)
     return config_parse_hostport(value, 0, &ss);
 }
 
+const char *config_check_http_listen(const char *value)
+{
+    struct sockaddr_storage ss;
+    return config_parse_hostport(value, 1, &ss);
+}
+
 const char *config_check_listener_name(const char *value)
 {
     size_t len = strlen(value);

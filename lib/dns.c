@@ -93,6 +93,7 @@ struct dns_lookup {
     uint32_t slot;
     int type;
     int starting;           /* ares_query is on the stack: its callback must not deliver */
+    uint64_t sent_ns;       /* uv_hrtime() when the question went out, for the stats */
     int cached;             /* answered from the cache: not to be stored again */
     enum dns_status status; /* when parked: the outcome */
     unsigned char *msg;     /* when parked: the answer message (owned), or NULL */
@@ -382,6 +383,12 @@ struct dns_resolver *dns_resolver_new(uv_loop_t *loop, const char *const *server
     }
 
     r->loop = loop;
+    r->stats.latency = (struct metrics_histogram){
+        .name = "sluice_dns_query_seconds",
+        .help = "Time from a DNS question sent to its answer (or failure); cached answers are not "
+                "counted.",
+        .bounds = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+    };
     r->ready_tail = &r->ready;
     r->cache = dns_cache_new(DNS_CACHE_ENTRIES, DNS_CACHE_BYTES);
     uv_timer_init(loop, &r->timer);
@@ -468,6 +475,7 @@ static void lookup_start(struct dns_req *req, uint32_t slot, int type, const cha
     l->on_wire_next = r->on_wire;
     r->on_wire = l;
     l->starting = 1;
+    l->sent_ns = uv_hrtime();
     ares_query(r->channel, l->name, ns_c_in, type, lookup_on_ares, l);
     l->starting = 0;
     resolver_timer_update(r);
@@ -487,6 +495,9 @@ static void lookup_on_ares(void *arg, int status, int timeouts, unsigned char *a
         st = DNS_CANCELLED;
     else if (status == ARES_EBADNAME)
         st = DNS_BADNAME;
+    if (st != DNS_CANCELLED)
+        metrics_histogram_observe(&l->req->r->stats.latency,
+                                  (double)(uv_hrtime() - l->sent_ns) / 1e9);
     lookup_answer_waiters(l, st, readable ? abuf : NULL, readable ? (size_t)alen : 0);
     if (l->starting) {
         unsigned char *copy = NULL;

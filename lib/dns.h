@@ -16,6 +16,8 @@
 
 #include <uv.h>
 
+#include "lib/metrics.h"
+
 enum dns_status {
     DNS_OK = 0,
     DNS_NXDOMAIN,  /* the name does not exist: permanent */
@@ -75,8 +77,9 @@ struct dns_resolver;
 
 /* Counters since dns_resolver_new, for tests and the admin interface. */
 struct dns_stats {
-    uint64_t queries;    /* questions sent to a server */
-    uint64_t cache_hits; /* questions answered from the cache, positive or negative */
+    uint64_t queries;                 /* questions sent to a server */
+    uint64_t cache_hits;              /* questions answered from the cache, positive or negative */
+    struct metrics_histogram latency; /* seconds from a question sent to its answer or failure */
 };
 
 /* Creates a resolver on `loop`. `servers` lists "addr", "addr:port" or "[v6addr]:port" (port 53 by

@@ -42,6 +42,7 @@ static struct log_chunk *log_head, *log_tail;
 static size_t log_queued;                        /* bytes in the queue and in the writer's hands */
 static size_t log_queue_limit = 8 * 1024 * 1024; /* lines beyond this are dropped... */
 static unsigned long long log_dropped;           /* ...and counted here */
+static unsigned long long log_dropped_total;     /* since start, for the metrics */
 static uv_thread_t log_writer;
 /* Event names missing from the event table that were already reported, so each is reported once;
  * a handful at most, as each is a bug. */
@@ -164,6 +165,14 @@ void log_flush(void)
         uv_cond_wait(&log_idle, &log_lock);
     }
     uv_mutex_unlock(&log_lock);
+}
+
+unsigned long long log_dropped_count(void)
+{
+    log_lock_acquire();
+    unsigned long long n = log_dropped_total;
+    uv_mutex_unlock(&log_lock);
+    return n;
 }
 
 void log_set_queue_limit(size_t bytes)
@@ -391,6 +400,7 @@ static void line_queue(const struct buf *line)
         write_all(log_fd, line->data, line->len);
     } else if (log_queued + line->len > log_queue_limit) {
         log_dropped++;
+        log_dropped_total++;
     } else {
         struct log_chunk *c = log_tail;
         if (c == NULL || c->fd != log_fd || c->close_after || c->data.len >= LOG_CHUNK_MAX)

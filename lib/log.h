@@ -38,6 +38,8 @@ void log_flush(void);
 /* Test hook: the bytes that may wait for the writer (default 8 MiB). Lines beyond it are dropped
  * and counted; a "log.dropped" record with the count follows once the writer catches up. */
 void log_set_queue_limit(size_t bytes);
+/* Lines dropped that way since the start. */
+unsigned long long log_dropped_count(void);
 void log_set_level(enum log_level min);
 
 /* event is a name from the event table (lib/log_event_table.h); a name missing from it is

@@ -216,6 +216,13 @@ static const struct log_event log_event_table[] = {
      "msg",
      "A relayed message's header section was too big to hold (over 1 MB), so it went on without "
      "X-Sluice-Trace and Feedback-ID: a complaint about it cannot be matched."},
+    {"http.refused", "warn",
+     "msg",
+     "An HTTP connection was closed as it arrived: http.max_connections were open."},
+    {"http.request", "info",
+     "method, path, status, user",
+     "The HTTP interface answered a request with `status`; `user` is the bearer token's "
+     "(none when it was refused, or for a public /metrics)."},
     {"listener.accept_error", "warn",
      "msg",
      "Accepting a connection on a listener failed (the address and the system's error)."},

@@ -80,6 +80,7 @@ static const struct verb_row verbs[] = {
     {"list", CONTROL_LIST, 0, 0},     {"retry", CONTROL_RETRY, 1, 1},
     {"delete", CONTROL_DELETE, 1, 1}, {"suspend", CONTROL_SUSPEND, 1, 2},
     {"resume", CONTROL_RESUME, 1, 1}, {"destinations", CONTROL_DESTINATIONS, 0, 1},
+    {"status", CONTROL_STATUS, 0, 0},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -409,6 +410,8 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
         return h->resume(c->arg, req->target, out);
     case CONTROL_DESTINATIONS:
         return h->destinations(c->arg, req->target, out);
+    case CONTROL_STATUS:
+        return h->status(c->arg, out);
     }
     return -EINVAL;
 }

@@ -41,6 +41,7 @@ struct control_handlers {
     int (*resume)(void *arg, const char *destination, struct buf *out);
     /* Text: what holds each destination back (destination "": every one). */
     int (*destinations)(void *arg, const char *destination, struct buf *out);
+    int (*status)(void *arg, struct buf *out); /* JSON, see mta/http/status.h */
 };
 
 enum control_verb {
@@ -50,6 +51,7 @@ enum control_verb {
     CONTROL_SUSPEND,
     CONTROL_RESUME,
     CONTROL_DESTINATIONS,
+    CONTROL_STATUS,
 };
 
 /* A parsed request; target is a copy, NUL-terminated ("" for list). */
@@ -60,9 +62,9 @@ struct control_request {
 };
 
 /* Parses one request line (without its line end): "list", "retry ID|all", "delete ID",
- * "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST", "destinations [DEST]".
- * Returns 0, or -EINVAL
- * with the reason in err. Pure; the input is untrusted. */
+ * "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST",
+ * "destinations [DEST]", "status". Returns 0, or -EINVAL with the reason in err. Pure; the
+ * input is untrusted. */
 int control_request_parse(const char *line, size_t len, struct control_request *req,
                           struct buf *err);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #ifdef SLUICE_HAVE_SYSTEMD
@@ -21,6 +22,10 @@
 #include "mta/delivery/bounce_category.h"
 #include "mta/dkim/dkim.h"
 #include "mta/dkim/dkim_check.h"
+#include "mta/delivery/mail_metrics.h"
+#include "mta/http/http_server.h"
+#include "mta/http/prom.h"
+#include "mta/http/status.h"
 #include "mta/server/listener.h"
 #include "mta/run_gates.h"
 #include "mta/delivery/scheduler.h"
@@ -47,8 +52,10 @@ struct daemon {
     struct smtp_server srv;
     struct listener *listeners;
     struct dns_resolver *dns;
-    struct control *control; /* <spool>/control: `sluice queue` */
-    SSL_CTX *tls_client_ctx; /* STARTTLS towards MX hosts */
+    struct control *control;  /* <spool>/control: `sluice queue` */
+    struct http_server *http; /* http.listen: metrics and the status API; NULL: none */
+    int64_t started_ms;       /* unix ms, for the status */
+    SSL_CTX *tls_client_ctx;  /* STARTTLS towards MX hosts */
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t grace_timer;
     /* Event webhooks: stopped last, so they keep what the shutdown logs. */
@@ -261,6 +268,9 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
         cfg->dns.timeout_ms != d->srv.cfg->dns.timeout_ms)
         log_msg(LOG_WARN, "daemon.reload", "dns changed: takes effect at the next restart");
     reload_check_suppression(d, cfg);
+    if (!strings_equal(cfg->http.listen, cfg->http.nlisten, d->srv.cfg->http.listen,
+                       d->srv.cfg->http.nlisten))
+        log_msg(LOG_WARN, "daemon.reload", "http changed: takes effect at the next restart");
     scheduler_set_config(d->srv.scheduler, cfg);
     webhooks_set_config(d->webhooks, cfg);
     adopt_listeners(d, cfg, opened);
@@ -401,6 +411,8 @@ static void daemon_on_stop_signal(uv_signal_t *h, int signum)
     uv_timer_start(&d->grace_timer, daemon_on_grace_over, d->srv.cfg->server.shutdown_grace_ms, 0);
     control_close(d->control);
     d->control = NULL;
+    http_server_close(d->http);
+    d->http = NULL;
     /* Connections to MX hosts are dropped at once: what they carried is deferred, not lost. */
     scheduler_stop(d->srv.scheduler, daemon_on_scheduler_stopped, d);
     dns_resolver_free(d->dns);
@@ -464,9 +476,53 @@ static int control_on_destinations(void *arg, const char *dest, struct buf *out)
     return s != NULL ? scheduler_explain(s, dest, out) : -ESHUTDOWN;
 }
 
+/* ---- status and metrics: `sluice status` (control socket) and the HTTP routes ---- */
+
+static void daemon_status_sources(struct daemon *d, struct status_sources *src)
+{
+    *src = (struct status_sources){
+        .scheduler = d->srv.scheduler,
+        .dns = d->dns,
+        .conns_in = d->srv.nsessions,
+        .http_conns = http_server_connections(d->http),
+        .run_user = d->user,
+        .hostname = d->srv.cfg->server.hostname,
+        .started_ms = d->started_ms,
+    };
+}
+
+static int control_on_status(void *arg, struct buf *out)
+{
+    struct status_sources src;
+    daemon_status_sources(arg, &src);
+    status_json(&src, NULL, out);
+    return 0;
+}
+
+static void route_on_status(void *arg, const struct http_call *call, struct http_answer *answer)
+{
+    struct status_sources src;
+    daemon_status_sources(arg, &src);
+    status_json(&src, call->user, &answer->body);
+}
+
+static void route_on_metrics(void *arg, const struct http_call *call, struct http_answer *answer)
+{
+    (void)call;
+    struct status_sources src;
+    daemon_status_sources(arg, &src);
+    prom_render(&src, &answer->body);
+    answer->content_type = PROM_CONTENT_TYPE;
+}
+
+static const struct http_route daemon_http_routes[] = {
+    {"GET", "/metrics", HTTP_ACCESS_METRICS, route_on_metrics},
+    {"GET", "/api/v1/status", HTTP_ACCESS_TOKEN, route_on_status},
+};
+
 static const struct control_handlers daemon_control_handlers = {
-    control_on_list,    control_on_retry,  control_on_delete,
-    control_on_suspend, control_on_resume, control_on_destinations,
+    control_on_list,   control_on_retry,        control_on_delete, control_on_suspend,
+    control_on_resume, control_on_destinations, control_on_status,
 };
 
 /* Opened before recovery, so a second daemon on the same spool is refused before its recovery
@@ -515,6 +571,7 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     d->srv.cfg = cfg;
     d->srv.on_drained = daemon_on_drained;
     d->user = xstrdup(g->user.name);
+    d->started_ms = (int64_t)time(NULL) * 1000;
 
     int log_err = run_user_log_open(&g->user, cfg->server.log_file);
     if (log_err < 0) {
@@ -543,6 +600,11 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     if (open_new_listeners(d, cfg, &opened, err) < 0)
         return -1;
     d->listeners = opened;
+    /* Before giving up root: the tokens file and the key may be root's only. */
+    if (http_server_open(&d->loop, cfg, daemon_http_routes,
+                         sizeof daemon_http_routes / sizeof daemon_http_routes[0], d, &d->http,
+                         err) < 0)
+        return -1;
     if (daemon_become_user(cfg, &g->user, err) < 0)
         return -1;
 
@@ -648,6 +710,8 @@ int daemon_run(const char *config_path)
         }
         control_close(d->control);
         d->control = NULL;
+        http_server_close(d->http);
+        d->http = NULL;
         if (d->srv.scheduler != NULL)
             scheduler_stop(d->srv.scheduler, daemon_on_scheduler_stopped, d);
         if (d->dns != NULL)
@@ -671,6 +735,7 @@ int daemon_run(const char *config_path)
     suppression_close(d->srv.suppression); /* the loop has run its last write */
     public_suffixes_unref(d->srv.public_suffixes);
     bounce_categories_use(NULL);
+    mail_metrics_free();
     config_unref(d->srv.cfg);
     if (uv_loop_close(&d->loop) != 0)
         log_msg(LOG_WARN, "daemon.stopped", "handles left open at exit");

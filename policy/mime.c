@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "lib/base64.h"
+#include "lib/hex.h"
 #include "lib/xalloc.h"
 
 #define LINE_KEEP 4096  /* octets of a line kept: any boundary, and RFC 5322 header lines (998) */
@@ -88,17 +89,6 @@ int mime_name_blocked(const char *name, size_t len, const char *const *blocked, 
     return 0;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* An output cursor that refuses to go past its end. */
 struct out {
     char *data;
@@ -137,8 +127,9 @@ static void word_decode(struct out *o, char enc, const char *s, size_t len)
         int hi, lo;
         if (s[i] == '_')
             out_put(o, ' ');
-        else if (s[i] == '=' && i + 2 < len && (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
-                 (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+        else if (s[i] == '=' && i + 2 < len &&
+                 (hi = hex_digit_value((unsigned char)s[i + 1])) >= 0 &&
+                 (lo = hex_digit_value((unsigned char)s[i + 2])) >= 0) {
             out_put(o, (char)(hi << 4 | lo));
             i += 2;
         } else
@@ -270,8 +261,8 @@ static void ext_decode(struct out *o, const char *s, size_t len, int first)
     }
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
-            (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = hex_digit_value((unsigned char)s[i + 1])) >= 0 &&
+            (lo = hex_digit_value((unsigned char)s[i + 2])) >= 0) {
             out_put(o, (char)(hi << 4 | lo));
             i += 2;
         } else

@@ -30,8 +30,9 @@ def main():
         cases = [
             ("sluice ", ["--help", "--version", "audit-mx", "check-config", "config-keys", "dkim",
                          "doctor", "explain", "help", "log-events", "queue", "relay-test", "run",
-                         "suppress", "version"]),
+                         "status", "suppress", "version"]),
             ("sluice q", ["queue"]),
+            ("sluice status --j", ["--json"]),
             ("sluice queue ", ["delete", "destinations", "list", "resume", "retry", "show",
                               "suspend"]),
             ("sluice queue -c /etc/x.yaml s", ["show", "suspend"]),

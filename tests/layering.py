@@ -12,6 +12,7 @@ function B.c defines).
     mta/feedback/   the trace on relayed mail, and the reading of complaint reports and bounces
     mta/server/     the inbound SMTP session, which hands messages to delivery
     mta/webhooks/   log events POSTed to HTTP endpoints
+    mta/http/       the HTTP server of the operations interface: metrics, the status API
     mta/            the daemon, control socket and configuration gates that tie them together
     mta/cli/        the commands and main()
 
@@ -31,10 +32,11 @@ ALLOWED = {
     "mta/feedback": {"lib", "spool", "policy", "mta/dkim", "mta/delivery"},
     "mta/server": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/feedback"},
     "mta/webhooks": {"lib"},
+    "mta/http": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/server"},
     "mta": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/feedback", "mta/server",
-            "mta/webhooks"},
+            "mta/webhooks", "mta/http"},
     "mta/cli": {"lib", "spool", "policy", "mta/dkim", "mta/delivery", "mta/feedback", "mta/server",
-                "mta/webhooks",
+                "mta/webhooks", "mta/http",
                 "mta"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"((?:lib|spool|policy|mta)/[^"]+)"', re.M)

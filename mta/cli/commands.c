@@ -71,6 +71,13 @@ const struct command commands[] = {
      "  --expires WHEN       add: when it stops counting, UTC: 2027-01-31 or\n"
      "                       2027-01-31T12:00:00Z (default: never)\n"
      "  --note TEXT          add: why, kept with the entry\n"},
+    {"status", cmd_status, "show the running daemon at a glance", "status [-c FILE] [--json]",
+     "Prints the running daemon's queue by recipient state and its oldest message,\n"
+     "what it received and delivered (since start and per minute lately), connections,\n"
+     "the busiest destinations and those suspended, throttled or backing off (and\n"
+     "why), its version, user and uptime. Asks the daemon over its control socket, so\n"
+     "it works without http.listen; GET /api/v1/status answers the same JSON.\n\noptions:\n"
+     "  --json              the daemon's answer as JSON\n"},
     {"relay-test", cmd_relay_test, "try relaying from outside",
      "relay-test [-c FILE]\n"
      "relay-test HOST:PORT --local-domain DOMAIN\n"

@@ -25,6 +25,7 @@ int cmd_dkim(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_audit_mx(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 struct command {
     const char *name;

@@ -373,3 +373,22 @@ void dest_explain(const struct dest *d, struct buf *out)
         slot_explain(d->slots[i], now, out);
     reply_rules_explain(d->rules, d->key, out);
 }
+
+void dest_summarize(const struct dest *d, struct dest_summary *out)
+{
+    uint64_t now = uv_now(d->env->loop);
+    *out = (struct dest_summary){.queued = d->queued, .conns = d->conns};
+    snprintf(out->key, sizeof out->key, "%s", d->key);
+    out->suspended = d->suspended_until > now;
+    if (out->suspended && d->suspended_until != UINT64_MAX)
+        out->until_ms = d->suspended_until - now;
+    if (out->suspended)
+        snprintf(out->why, sizeof out->why, "%s", d->why);
+    for (size_t i = 0; i < d->nslots; i++) {
+        const struct slot *sl = d->slots[i];
+        out->paused += sl->paused_until > now;
+        out->backoff += sl->rec.hold_until > now;
+        if (!out->why[0] && (sl->paused_until > now || sl->rec.hold_until > now))
+            snprintf(out->why, sizeof out->why, "%s", sl->why[0] ? sl->why : sl->backoff_why);
+    }
+}

@@ -11,6 +11,7 @@
 #include "lib/xalloc.h"
 #include "mta/delivery/bounce_class.h"
 #include "mta/delivery/dest_int.h"
+#include "mta/delivery/mail_metrics.h"
 
 static void dest_dispatch(struct dest *d);
 static void conn_connect_next(struct conn *c);
@@ -666,6 +667,7 @@ static void conn_report(struct conn *c, const struct smtp_client_outcome *outcom
         outcomes = own;
     }
     job->hold_ms = dest_rule_hold_ms(d, now);
+    mail_metrics_results(d->key, c->slot->address, outcomes, job->nrcpts);
     d->env->hooks.job_done(d->env->hooks.arg, job, outcomes, c->mx_name);
     free(own);
 }
@@ -680,6 +682,7 @@ void dest_report_all(struct dest *d, struct job *job, const struct smtp_client_o
     for (size_t i = 0; i < job->nrcpts; i++)
         all[i] = bouncing ? bounce : *o;
     job->hold_ms = dest_rule_hold_ms(d, now);
+    mail_metrics_results(d->key, NULL, all, job->nrcpts);
     d->env->hooks.job_done(d->env->hooks.arg, job, all, mx_name);
     free(all);
 }
@@ -783,6 +786,7 @@ static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcom
         }
     }
     job->nrcpts = kept;
+    mail_metrics_results(c->dest->key, c->slot->address, answered_outcomes, answered->nrcpts);
     c->dest->env->hooks.job_done(c->dest->env->hooks.arg, answered, answered_outcomes, c->mx_name);
     free(answered_outcomes);
     return 1;

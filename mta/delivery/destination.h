@@ -114,6 +114,19 @@ void dest_describe(const struct dest *d, struct buf *out);
  * (or that matched here) with its hits. */
 void dest_explain(const struct dest *d, struct buf *out);
 
+/* What `sluice status`, the status API and the metrics show of a destination. */
+struct dest_summary {
+    char key[256];
+    size_t queued;     /* jobs */
+    unsigned conns;    /* open */
+    int suspended;     /* 1: no connection opens (an admin, a reply rule or failed connections) */
+    uint64_t until_ms; /* how long a suspension lasts; 0: until resumed */
+    char why[96];      /* the reply rule that suspended or slowed it; "" none (or an admin) */
+    unsigned paused;   /* egress addresses paused by a throttle */
+    unsigned backoff;  /* egress addresses held back by a backoff */
+};
+void dest_summarize(const struct dest *d, struct dest_summary *out);
+
 void job_free(struct job *job);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lib/xalloc.h"
+#include "mta/delivery/mail_metrics.h"
 #include "mta/delivery/shaping.h"
 
 struct rule_state {
@@ -83,6 +84,7 @@ int reply_rules_hit(struct reply_rules_state *st, size_t index, uint64_t now_ms)
     const struct config_reply_rule *rule = &st->cfg->shaping.reply_rules[index];
     struct rule_state *rs = &st->rules[index];
     rs->hits++;
+    mail_metrics_rule(rule->name, "matched");
     if (rule->threshold > 1) {
         if (rs->recent == NULL)
             rs->recent = xcalloc(rule->threshold, sizeof *rs->recent);
@@ -97,6 +99,7 @@ int reply_rules_hit(struct reply_rules_state *st, size_t index, uint64_t now_ms)
         rs->nrecent = 0;
     }
     rs->fired++;
+    mail_metrics_rule(rule->name, "fired");
     return 1;
 }
 

@@ -15,6 +15,7 @@
 #include "mta/delivery/bounce_class.h"
 #include "mta/delivery/bounce_category.h"
 #include "mta/delivery/destination.h"
+#include "mta/delivery/mail_metrics.h"
 #include "mta/delivery/route.h"
 #include "mta/delivery/sched_int.h"
 #include "mta/delivery/shaping.h"
@@ -338,6 +339,8 @@ static void scheduler_on_job_done(void *arg, struct job *job,
             buf_printf(&text, " (gave up: the message has been in the queue too long)");
         }
         log_delivery(m, r, event, o, text.data, mx_name, next, now);
+        if (status == SPOOL_RCPT_DELIVERED)
+            mail_metrics_delivered_after(now - m->received_ms);
         rcpt_set_result(r, o->code, o->enhanced, text.data,
                         o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
         /* RFC 3461 §5.2.2: a server that offers DSN reports success itself; else Sluice does. */

@@ -19,6 +19,7 @@
 #include "lib/buf.h"
 #include "lib/config.h"
 #include "lib/dns.h"
+#include "mta/delivery/destination.h"
 #include "spool/spool.h"
 
 struct scheduler;
@@ -61,5 +62,23 @@ void scheduler_list(struct scheduler *s, scheduler_list_cb cb, void *arg);
 /* For `sluice queue destinations`: what holds the destination called `destination` back ("":
  * every destination), as text (dest_explain). 0, or -ENOENT with the reason in out. */
 int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out);
+/* The queue at a glance (status and metrics): counts by recipient state, the oldest message,
+ * connections out, and the destinations with the most queued work and those held back. */
+#define SCHEDULER_SUMMARY_TOP 10
+struct scheduler_summary {
+    size_t messages; /* in memory and on disk */
+    size_t on_disk;  /* waiting outside the active queue (delivery.active_limit) */
+    /* The recipients and the oldest arrival are those of the messages in memory. */
+    size_t rcpts_pending, rcpts_deferred, rcpts_failed; /* failed: a DSN is being made */
+    int64_t oldest_ms;                                  /* unix ms of the oldest arrival; 0: none */
+    size_t destinations, suspended, throttled, backing_off;
+    unsigned conns_out;
+    struct dest_summary top[SCHEDULER_SUMMARY_TOP]; /* most queued jobs first */
+    size_t ntop;
+    struct dest_summary held[SCHEDULER_SUMMARY_TOP]; /* suspended, throttled or backing off */
+    size_t nheld;
+};
+/* Walks every message and destination: O(queue), for a status request or a scrape. */
+void scheduler_summarize(struct scheduler *s, struct scheduler_summary *out);
 
 #endif

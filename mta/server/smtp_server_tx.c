@@ -19,6 +19,7 @@
 #include "lib/smtp_addr.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/postmaster.h"
+#include "mta/delivery/mail_metrics.h"
 #include "mta/delivery/scheduler.h"
 #include "mta/feedback/feedback_intake.h"
 #include "mta/feedback/trace.h"
@@ -923,6 +924,7 @@ static void tx_on_committed(struct smtp_session *s, const struct policy_decision
     } else if (d->verdict == POLICY_ACCEPT) {
         uint64_t size = smtp_store_size(s->tx->store);
         tx_log_accepted(s, size);
+        mail_metrics_received(s->listener->name);
         smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->tx->queue_id);
         tx_hand_to_scheduler(s, size);
     } else {

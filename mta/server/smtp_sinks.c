@@ -17,6 +17,7 @@
 #include "lib/xalloc.h"
 #include "mta/dkim/dkim.h"
 #include "mta/dkim/dkim_check.h"
+#include "mta/delivery/mail_metrics.h"
 #include "mta/delivery/scheduler.h"
 #include "mta/server/smtp_dmarc.h"
 #include "mta/feedback/feedback_intake.h"
@@ -427,6 +428,7 @@ struct store_sink {
     struct tx_sink t;
     struct spool_msg *msg; /* the spool's once the commit has started */
     uint64_t size;         /* of the committed message */
+    uint64_t commit_ns;    /* uv_hrtime() when the commit started, for the metrics */
 };
 
 static void store_sink_on_writable(struct spool_msg *msg, void *arg)
@@ -459,6 +461,7 @@ static void store_sink_on_orphan_committed(struct store_sink *st, struct spool_m
 static void store_sink_on_committed(struct spool_msg *msg, int status, void *arg)
 {
     struct store_sink *st = arg;
+    mail_metrics_spool_commit(uv_hrtime() - st->commit_ns, status == 0);
     if (st->t.orphaned) {
         store_sink_on_orphan_committed(st, msg, status);
         return;
@@ -487,6 +490,7 @@ static void store_sink_finish(struct body_sink *sink, struct body_end *end)
     if (front.len > 0) /* DKIM signing checked that its fields fit; ours are far below the cap */
         (void)spool_msg_prepend(st->msg, front.data, front.len);
     buf_free(&front);
+    st->commit_ns = uv_hrtime();
     spool_msg_commit(st->msg, store_sink_on_committed, st); /* never reports from inside */
 }
 

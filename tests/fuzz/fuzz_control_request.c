@@ -10,7 +10,10 @@
 
 #include "mta/control.h"
 
-static const char *const verb_names[] = {"list", "retry", "delete", "suspend", "resume"};
+/* In the order of enum control_verb. */
+static const char *const verb_names[] = {"list",   "retry",        "delete", "suspend",
+                                         "resume", "destinations", "status"};
+#define NVERBS (sizeof verb_names / sizeof verb_names[0])
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,14 +27,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     size_t tlen = strnlen(req.target, sizeof(req.target));
-    if (tlen == sizeof(req.target) || (unsigned)req.verb >= 5)
+    if (tlen == sizeof(req.target) || (unsigned)req.verb >= NVERBS)
         abort();
     for (size_t i = 0; i < tlen; i++)
         if ((unsigned char)req.target[i] <= 0x20 || (unsigned char)req.target[i] >= 0x7f)
             abort();
     if (req.seconds > CONTROL_SUSPEND_MAX_S || (req.seconds != 0 && req.verb != CONTROL_SUSPEND))
         abort();
-    if ((req.verb == CONTROL_LIST) != (tlen == 0))
+    if ((req.verb == CONTROL_LIST || req.verb == CONTROL_STATUS) && tlen != 0)
+        abort(); /* no target; destinations may have one */
+    if (req.verb != CONTROL_LIST && req.verb != CONTROL_STATUS &&
+        req.verb != CONTROL_DESTINATIONS && tlen == 0)
         abort();
     struct buf line = BUF_INIT;
     buf_printf(&line, "%s", verb_names[req.verb]);

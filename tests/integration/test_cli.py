@@ -95,7 +95,7 @@ HELP_MENTIONS = {
     "log-events": "fields",
     "queue": "--json", "relay-test": "--local-domain", "explain": "--rcpt ADDRESS",
     "dkim": "--algorithm A", "doctor": "--json", "version": "VERSION",
-    "audit-mx": "--ns-port N", "suppress": "--expires WHEN",
+    "audit-mx": "--ns-port N", "suppress": "--expires WHEN", "status": "--json",
 }
 
 

@@ -42,6 +42,8 @@ static const struct parse_case parse_cases[] = {
     {"resume example.com", 0, CONTROL_RESUME, "example.com", 0},
     {"destinations", 0, CONTROL_DESTINATIONS, "", 0},
     {"destinations *.google.com", 0, CONTROL_DESTINATIONS, "*.google.com", 0},
+    {"status", 0, CONTROL_STATUS, "", 0},
+    {"status now", -EINVAL, 0, NULL, 0},
     {"", -EINVAL, 0, NULL, 0},
     {"   ", -EINVAL, 0, NULL, 0},
     {"LIST", -EINVAL, 0, NULL, 0},
@@ -200,8 +202,17 @@ static int h_destinations(void *arg, const char *dest, struct buf *out)
     return 0;
 }
 
-static const struct control_handlers handlers = {h_list,    h_retry,  h_delete,
-                                                 h_suspend, h_resume, h_destinations};
+static int h_status(void *arg, struct buf *out)
+{
+    struct seen *s = arg;
+    s->calls++;
+    snprintf(s->last, sizeof(s->last), "status");
+    buf_printf(out, "{\"version\":\"test\"}\n");
+    return 0;
+}
+
+static const struct control_handlers handlers = {h_list,   h_retry,        h_delete, h_suspend,
+                                                 h_resume, h_destinations, h_status};
 
 struct fixture {
     uv_loop_t loop;
@@ -281,6 +292,7 @@ static void client_thread(void *arg)
     CHECK_STR_EQ(call(f, "retry NOSUCH"), "error: no message NOSUCH in the queue\n");
     CHECK_STR_EQ(call(f, "delete ABC234"), "error: Input/output error\n");
     CHECK_STR_EQ(call(f, "resume example.com"), "ok\nexample.com resumed\n");
+    CHECK_STR_EQ(call(f, "status"), "ok\n{\"version\":\"test\"}\n");
     CHECK_STR_EQ(call(f, "suspend example.com 2h"), "ok\nexample.com suspended\n");
     CHECK_STR_EQ(call(f, "destinations"), "ok\ndestination a.example: 0 jobs queued\n");
     CHECK_STR_EQ(call(f, "destinations b.example"), "ok\ndestination b.example: 0 jobs queued\n");

@@ -1,0 +1,158 @@
+#include "mta/delivery/mail_metrics.h"
+
+#include <time.h>
+
+#include "lib/metrics.h"
+#include "mta/delivery/bounce_category.h"
+
+static struct metrics_counter received = {
+    .name = "sluice_messages_received_total",
+    .help = "Messages committed to the spool, by listener.",
+    .labels = {"listener"},
+};
+static struct metrics_counter results = {
+    .name = "sluice_recipients_total",
+    .help = "Delivery attempts' results per recipient (delivered, deferred, bounced), by "
+            "destination and egress address.",
+    .labels = {"destination", "egress", "result"},
+};
+static struct metrics_counter bounces = {
+    .name = "sluice_bounces_total",
+    .help = "Recipients refused permanently, by destination and bounce category.",
+    .labels = {"destination", "category"},
+};
+static struct metrics_counter rules = {
+    .name = "sluice_reply_rule_hits_total",
+    .help = "Replies a reply rule matched (what=matched), and times it acted (what=fired: its "
+            "threshold reached; a dry-run rule only logs).",
+    .labels = {"rule", "what"},
+};
+/* From a second to the default expiry (5 days). */
+static struct metrics_histogram delivery_delay = {
+    .name = "sluice_delivery_delay_seconds",
+    .help = "Time from a message's arrival to a recipient's delivery.",
+    .bounds = {1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 5 * 86400},
+};
+
+/* Whatever the label sets: what `sluice status` sums up. */
+static struct mail_metrics_totals totals;
+
+/* The last minutes' counts, for rates: one slot per minute of the clock, reused in turn. */
+#define RECENT_SLOTS (MAIL_METRICS_RATE_MINUTES + 1)
+static struct {
+    int64_t minute;
+    struct mail_metrics_totals n;
+} recent[RECENT_SLOTS];
+
+static struct mail_metrics_totals *recent_now(void)
+{
+    int64_t minute = (int64_t)time(NULL) / 60;
+    size_t slot = (size_t)(minute % RECENT_SLOTS);
+    if (recent[slot].minute != minute) {
+        recent[slot].minute = minute;
+        recent[slot].n = (struct mail_metrics_totals){0};
+    }
+    return &recent[slot].n;
+}
+
+void mail_metrics_recent(struct mail_metrics_totals *t)
+{
+    int64_t minute = (int64_t)time(NULL) / 60;
+    *t = (struct mail_metrics_totals){0};
+    for (size_t i = 0; i < RECENT_SLOTS; i++) {
+        /* The minutes before this one, whole: the current one has only begun. */
+        if (recent[i].minute >= minute || recent[i].minute < minute - MAIL_METRICS_RATE_MINUTES)
+            continue;
+        t->received += recent[i].n.received;
+        t->delivered += recent[i].n.delivered;
+        t->deferred += recent[i].n.deferred;
+        t->bounced += recent[i].n.bounced;
+    }
+}
+
+static const char *result_of(int code)
+{
+    struct mail_metrics_totals *now = recent_now();
+    if (code >= 200 && code < 300)
+        return totals.delivered++, now->delivered++, "delivered";
+    if (code >= 500)
+        return totals.bounced++, now->bounced++, "bounced";
+    return totals.deferred++, now->deferred++, "deferred";
+}
+
+void mail_metrics_received(const char *listener)
+{
+    metrics_counter_add(&received, &listener, 1);
+    recent_now()->received++;
+}
+
+void mail_metrics_results(const char *destination, const char *egress,
+                          const struct smtp_client_outcome *outcomes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct smtp_client_outcome *o = &outcomes[i];
+        const char *labels[] = {destination, egress != NULL ? egress : "none", result_of(o->code)};
+        metrics_counter_add(&results, labels, 1);
+        if (o->code >= 500) {
+            enum bounce_category c = bounce_category_of(o->code, o->enhanced, o->text);
+            const char *blabels[] = {destination, bounce_category_name(c)};
+            metrics_counter_add(&bounces, blabels, 1);
+        }
+    }
+}
+
+void mail_metrics_rule(const char *rule, const char *what)
+{
+    const char *labels[] = {rule, what};
+    metrics_counter_add(&rules, labels, 1);
+}
+
+/* From a tenth of a millisecond (the journal's group commit) to the slowest disks. */
+static struct metrics_histogram spool_commit = {
+    .name = "sluice_spool_commit_seconds",
+    .help = "Time to make a received message durable, from the end of its data.",
+    .bounds = {0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5},
+};
+static struct metrics_counter spool_commit_failures = {
+    .name = "sluice_spool_commit_failures_total",
+    .help = "Received messages the spool could not make durable (refused with 451 or 452).",
+};
+
+void mail_metrics_spool_commit(uint64_t ns, int ok)
+{
+    if (ok)
+        metrics_histogram_observe(&spool_commit, (double)ns / 1e9);
+    else
+        metrics_counter_add(&spool_commit_failures, NULL, 1);
+}
+
+void mail_metrics_delivered_after(int64_t ms)
+{
+    metrics_histogram_observe(&delivery_delay, ms > 0 ? (double)ms / 1000.0 : 0.0);
+}
+
+void mail_metrics_totals(struct mail_metrics_totals *t)
+{
+    *t = totals;
+    t->received = metrics_counter_total(&received);
+}
+
+void mail_metrics_render(struct buf *out)
+{
+    metrics_counter_render(&received, out);
+    metrics_counter_render(&results, out);
+    metrics_counter_render(&bounces, out);
+    metrics_counter_render(&rules, out);
+    metrics_histogram_render(&delivery_delay, out);
+    metrics_histogram_render(&spool_commit, out);
+    metrics_counter_render(&spool_commit_failures, out);
+}
+
+void mail_metrics_free(void)
+{
+    metrics_counter_free(&received);
+    metrics_counter_free(&results);
+    metrics_counter_free(&bounces);
+    metrics_counter_free(&rules);
+    metrics_counter_free(&spool_commit_failures);
+}

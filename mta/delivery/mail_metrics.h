@@ -1,0 +1,44 @@
+/*
+ * The daemon's mail counters: messages received per listener, recipients' results per
+ * destination, egress address and result, bounces per destination and category, reply rules'
+ * matches, and how long commits took and delivered mail waited. Counted where the events happen
+ * (the SMTP server's commit, a destination's report of a job, the scheduler's record of a result)
+ * as plain integers, so they cost a few comparisons when nobody reads them; mta/http/prom.c renders
+ * them for GET /metrics. Loop thread only; the storage is static, mail_metrics_free gives its
+ * series back at exit.
+ */
+#ifndef SLUICE_MAIL_METRICS_H
+#define SLUICE_MAIL_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "mta/delivery/smtp_client.h"
+
+struct mail_metrics_totals {
+    uint64_t received, delivered, deferred, bounced;
+};
+
+/* A message committed to the spool (after its 250) on the listener named. */
+void mail_metrics_received(const char *listener);
+/* A destination's report of n recipients' outcomes, tried from egress (NULL: none, the route
+ * failed before a connection). */
+void mail_metrics_results(const char *destination, const char *egress,
+                          const struct smtp_client_outcome *outcomes, size_t n);
+/* A reply rule (shaping.reply_rules[].name) matched a reply, or fired (reached its threshold). */
+void mail_metrics_rule(const char *rule, const char *what);
+/* A message's commit to the spool (from the end of its data to durable, or failed) took ns. */
+void mail_metrics_spool_commit(uint64_t ns, int ok);
+/* A recipient delivered after waiting ms since the message was received. */
+void mail_metrics_delivered_after(int64_t ms);
+
+void mail_metrics_totals(struct mail_metrics_totals *t);
+/* What the last MAIL_METRICS_RATE_MINUTES whole minutes counted (by the wall clock), for rates. */
+#define MAIL_METRICS_RATE_MINUTES 5
+void mail_metrics_recent(struct mail_metrics_totals *t);
+/* Every family in the Prometheus text format. */
+void mail_metrics_render(struct buf *out);
+void mail_metrics_free(void);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * The HTTP interface's routes and request parts: one table maps a method and a path to a handler
+ * and says who may call it, and a query string yields its parameters. New endpoints (the admin
+ * API, injection) are rows of the table that http_server.c holds. Pure functions of the request's
+ * bytes, which are untrusted: fuzzed (tests/fuzz/fuzz_http_request.c).
+ */
+#ifndef SLUICE_HTTP_ROUTE_H
+#define SLUICE_HTTP_ROUTE_H
+
+#include <stddef.h>
+
+#include "lib/buf.h"
+
+enum http_access {
+    HTTP_ACCESS_TOKEN,   /* a bearer token of http.tokens, always */
+    HTTP_ACCESS_METRICS, /* a token, unless http.metrics_public */
+};
+
+/* What a handler is given: the caller, and the parameters after '?'. */
+struct http_call {
+    const char *user; /* the token's user; NULL for a public /metrics */
+    const char *query;
+    size_t query_len;
+};
+
+/* What it answers: status (200 unless it says otherwise), the body and its type. */
+struct http_answer {
+    int status;
+    const char *content_type; /* static */
+    struct buf body;
+};
+
+struct http_route {
+    const char *method; /* "GET" */
+    const char *path;   /* matched whole: "/api/v1/status" */
+    enum http_access access;
+    void (*handler)(void *arg, const struct http_call *call, struct http_answer *answer);
+};
+
+/* The route for method and path (the target up to '?'), or NULL with *status 404 (no such path)
+ * or 405 (the path exists for other methods; *allow names them, static). */
+const struct http_route *http_route_find(const struct http_route *table, size_t n,
+                                         const char *method, size_t method_len, const char *path,
+                                         size_t path_len, int *status, const char **allow);
+
+/* Splits a request target at its first '?': the path and the query (len 0: none). */
+void http_target_split(const char *target, size_t len, size_t *path_len, const char **query,
+                       size_t *query_len);
+
+/* The value of parameter name in query ("a=1&b=x", percent-decoded and '+' as a space) into
+ * out[size], NUL-terminated. Returns 1 found, 0 absent, -1 malformed (a bad %-escape, a decoded
+ * NUL, or longer than size - 1). */
+int http_query_get(const char *query, size_t len, const char *name, char *out, size_t size);
+
+#endif

@@ -1,0 +1,377 @@
+#include "mta/http/http_server.h"
+
+#include <errno.h>
+#include <h2o.h>
+#include <h2o/http1.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/tls.h"
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "mta/http/http_auth.h"
+
+/* Connections waiting to be accepted per listening socket. */
+#define HTTP_BACKLOG 128
+
+/* A listening socket or a connection; h2o keeps a connection's socket in tcp.data. */
+struct http_handle {
+    uv_tcp_t tcp;
+    struct http_server *h;
+    unsigned *count; /* the server's count of these, lowered when it has closed */
+};
+
+/* The one h2o handler: routes every path itself. */
+struct http_handler {
+    h2o_handler_t super;
+    struct http_server *h;
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    SSL_CTX *ssl;               /* NULL: plain HTTP */
+    struct http_tokens *tokens; /* NULL: no token is valid */
+    const struct http_route *routes;
+    size_t nroutes;
+    void *arg;
+    struct http_handle **listeners;
+    size_t nlisteners;
+    unsigned open_listeners, conns, max_conns;
+    size_t max_header;
+    int metrics_public;
+    int closing;
+    uv_timer_t dispose; /* frees the server from a timer callback, see server_on_dispose */
+};
+
+static void listener_on_connection(uv_stream_t *server, int status);
+static void handle_on_close(uv_handle_t *handle);
+static int handler_on_req(h2o_handler_t *self, h2o_req_t *req);
+static void server_maybe_dispose(struct http_server *h);
+
+/* ---- answers ---- */
+
+static void respond(h2o_req_t *req, int status, const char *reason, const char *type,
+                    const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    h2o_send_inline(req, body, len);
+}
+
+/* The reason phrase is ours, never a handler's text, so nothing can reach the status line. */
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    }
+    return status < 500 ? "Client Error" : "Server Error";
+}
+
+/* {"error": message}, the message JSON-escaped (NULL: the reason phrase). */
+static void respond_error(h2o_req_t *req, int status, const char *message)
+{
+    json_t *o = json_pack("{s:s}", "error", message != NULL ? message : reason_of(status));
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    const char *body = text != NULL ? text : "{}";
+    respond(req, status, reason_of(status), "application/json", body, strlen(body));
+    free(text);
+    json_decref(o);
+}
+
+/* RFC 6750 §3: a missing token gets the challenge alone, a wrong one error="invalid_token". */
+static void respond_unauthorized(h2o_req_t *req, int token_given)
+{
+    static const char plain[] = "Bearer realm=\"sluice\"";
+    static const char invalid[] = "Bearer realm=\"sluice\", error=\"invalid_token\"";
+    const char *v = token_given ? invalid : plain;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, v, strlen(v));
+    respond_error(req, 401, NULL);
+}
+
+/* ---- a request ---- */
+
+static size_t head_size(const h2o_req_t *req)
+{
+    size_t n = req->method.len + req->path.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return n;
+}
+
+/* The user of the request's bearer token; NULL with *given set when it carries a wrong one. */
+static const char *request_user(struct http_server *h, h2o_req_t *req, int *given)
+{
+    *given = 0;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0)
+        return NULL;
+    *given = 1;
+    const h2o_iovec_t *v = &req->headers.entries[i].value;
+    const char *token;
+    size_t len;
+    if (!http_bearer_parse(v->base, v->len, &token, &len))
+        return NULL;
+    return http_tokens_user(h->tokens, token, len);
+}
+
+static void request_log(const h2o_req_t *req, int status, const char *user)
+{
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "http.request");
+    log_strn(&r, "method", req->method.base, req->method.len);
+    log_strn(&r, "path", req->path.base, req->path.len < 256 ? req->path.len : 256);
+    log_int(&r, "status", status);
+    if (user != NULL)
+        log_str(&r, "user", user);
+    log_end(&r);
+}
+
+static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct http_server *h = ((struct http_handler *)self)->h;
+    if (head_size(req) > h->max_header) {
+        respond_error(req, 431, NULL);
+        request_log(req, 431, NULL);
+        return 0;
+    }
+    size_t path_len, query_len;
+    const char *query;
+    http_target_split(req->path.base, req->path.len, &path_len, &query, &query_len);
+    int status;
+    const char *allow;
+    const struct http_route *route =
+        http_route_find(h->routes, h->nroutes, req->method.base, req->method.len, req->path.base,
+                        path_len, &status, &allow);
+    int given;
+    const char *user = request_user(h, req, &given);
+    int public = route != NULL && route->access == HTTP_ACCESS_METRICS && h->metrics_public;
+    /* Who is not authenticated learns nothing, not even which paths exist. */
+    if (user == NULL && !public) {
+        respond_unauthorized(req, given);
+        request_log(req, 401, NULL);
+        return 0;
+    }
+    if (route == NULL) {
+        if (allow != NULL)
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow,
+                           strlen(allow));
+        respond_error(req, status, NULL);
+        request_log(req, status, user);
+        return 0;
+    }
+    struct http_call call = {user, query, query_len};
+    struct http_answer answer = {200, "application/json", BUF_INIT};
+    route->handler(h->arg, &call, &answer);
+    if (answer.status == 200)
+        respond(req, 200, "OK", answer.content_type, answer.body.data ? answer.body.data : "",
+                answer.body.len);
+    else
+        respond_error(req, answer.status, answer.body.data);
+    request_log(req, answer.status, user);
+    buf_free(&answer.body);
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void handle_on_close(uv_handle_t *handle)
+{
+    struct http_handle *c = container_of((uv_tcp_t *)handle, struct http_handle, tcp);
+    struct http_server *h = c->h;
+    if (c->count != NULL)
+        (*c->count)--;
+    free(c);
+    server_maybe_dispose(h);
+}
+
+static void listener_on_connection(uv_stream_t *server, int status)
+{
+    struct http_handle *l = container_of((uv_tcp_t *)server, struct http_handle, tcp);
+    struct http_server *h = l->h;
+    if (status < 0)
+        return;
+    struct http_handle *c = xcalloc(1, sizeof *c);
+    c->h = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, handle_on_close);
+        return;
+    }
+    if (h->conns >= h->max_conns || h->closing) {
+        log_msg(LOG_WARN, "http.refused", "%u connections open (http.max_connections): closed",
+                h->conns);
+        uv_close((uv_handle_t *)&c->tcp, handle_on_close);
+        return;
+    }
+    c->count = &h->conns;
+    h->conns++;
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, handle_on_close);
+    h2o_accept(&h->accept_ctx, sock);
+}
+
+/* ---- the server's life ---- */
+
+/* "a.b.c.d:port" or "[v6]:port" (already checked by the configuration). */
+static int parse_listen(const char *s, struct sockaddr_storage *ss)
+{
+    char host[64];
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL)
+        return -EINVAL;
+    int port = atoi(colon + 1);
+    size_t hl = (size_t)(colon - s);
+    int v6 = s[0] == '[';
+    if (v6)
+        s++, hl -= 2;
+    if (hl >= sizeof host)
+        return -EINVAL;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    return v6 ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss)
+              : uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+}
+
+static int listen_on(struct http_server *h, const char *address, struct buf *err)
+{
+    struct sockaddr_storage ss;
+    struct http_handle *l = xcalloc(1, sizeof *l);
+    l->h = h;
+    l->count = &h->open_listeners;
+    uv_tcp_init(h->loop, &l->tcp);
+    h->listeners[h->nlisteners++] = l;
+    h->open_listeners++;
+    int rc = parse_listen(address, &ss);
+    if (rc == 0)
+        rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, HTTP_BACKLOG, listener_on_connection);
+    if (rc < 0)
+        buf_printf(err, "http.listen: cannot listen on %s: %s", address, uv_strerror(rc));
+    return rc;
+}
+
+static void server_setup_h2o(struct http_server *h, const struct config *cfg)
+{
+    h2o_config_init(&h->config);
+    h->config.max_request_entity_size = cfg->http.max_body_size;
+    h->config.http1.req_timeout = cfg->http.request_timeout_ms;
+    h->config.http1.upgrade_to_http2 = 0;
+    h->config.handshake_timeout = cfg->http.request_timeout_ms;
+    h->config.server_name = h2o_iovec_init(H2O_STRLIT("sluice"));
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&h->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    struct http_handler *handler =
+        (struct http_handler *)h2o_create_handler(path, sizeof(struct http_handler));
+    handler->super.on_req = handler_on_req;
+    handler->h = h;
+    h2o_context_init(&h->ctx, h->loop, &h->config);
+    h->accept_ctx.ctx = &h->ctx;
+    h->accept_ctx.hosts = h->config.hosts;
+    h->accept_ctx.ssl_ctx = h->ssl;
+}
+
+int http_server_open(uv_loop_t *loop, const struct config *cfg, const struct http_route *routes,
+                     size_t n, void *arg, struct http_server **out, struct buf *err)
+{
+    *out = NULL;
+    if (cfg->http.nlisten == 0)
+        return 0;
+    struct http_server *h = xcalloc(1, sizeof *h);
+    h->loop = loop;
+    h->routes = routes, h->nroutes = n, h->arg = arg;
+    h->max_conns = cfg->http.max_connections;
+    h->max_header = cfg->http.max_header_size;
+    h->metrics_public = cfg->http.metrics_public;
+    if (cfg->http.tokens != NULL && http_tokens_load(cfg->http.tokens, &h->tokens, err) < 0) {
+        free(h);
+        return -1;
+    }
+    if (cfg->http.tls) {
+        const char *cert = cfg->http.certificate ? cfg->http.certificate : cfg->tls.certificate;
+        const char *key = cfg->http.certificate ? cfg->http.key : cfg->tls.key;
+        if ((h->ssl = tls_server_ctx_new(cert, key, err)) == NULL) {
+            http_tokens_free(h->tokens);
+            free(h);
+            return -1;
+        }
+    }
+    server_setup_h2o(h, cfg);
+    uv_timer_init(loop, &h->dispose);
+    h->listeners = xcalloc(cfg->http.nlisten, sizeof *h->listeners);
+    for (size_t i = 0; i < cfg->http.nlisten; i++) {
+        if (listen_on(h, cfg->http.listen[i], err) < 0) {
+            http_server_close(h);
+            return -1;
+        }
+    }
+    *out = h;
+    return 0;
+}
+
+unsigned http_server_connections(const struct http_server *h)
+{
+    return h != NULL ? h->conns : 0;
+}
+
+static void server_on_closed(uv_handle_t *handle)
+{
+    free(container_of((uv_timer_t *)handle, struct http_server, dispose));
+}
+
+/* h2o_context_dispose runs the loop once itself (UV_RUN_NOWAIT) to finish closing its timers, so
+ * it is called from a timer callback, where a nested run is safe, never from an I/O callback. */
+static void server_on_dispose(uv_timer_t *t)
+{
+    struct http_server *h = container_of(t, struct http_server, dispose);
+    /* h2o_context_request_shutdown arms HTTP/2's GOAWAY timer even when no HTTP/2 connection was
+     * ever made (none is: neither h2c nor ALPN is offered); dispose asserts that it is not armed.
+     */
+    if (h2o_timeout_is_linked(&h->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&h->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&h->ctx);
+    h2o_config_dispose(&h->config);
+    http_tokens_free(h->tokens);
+    if (h->ssl != NULL)
+        SSL_CTX_free(h->ssl);
+    free(h->listeners);
+    uv_close((uv_handle_t *)t, server_on_closed);
+}
+
+static void server_maybe_dispose(struct http_server *h)
+{
+    if (h->closing && h->conns == 0 && h->open_listeners == 0)
+        uv_timer_start(&h->dispose, server_on_dispose, 0, 0);
+}
+
+void http_server_close(struct http_server *h)
+{
+    if (h == NULL || h->closing)
+        return;
+    h->closing = 1;
+    h2o_context_request_shutdown(&h->ctx);
+    for (size_t i = 0; i < h->nlisteners; i++)
+        uv_close((uv_handle_t *)&h->listeners[i]->tcp, handle_on_close);
+    server_maybe_dispose(h);
+}
