@@ -185,6 +185,7 @@ const char *config_check_dns_server(const char *value);
 const char *config_check_deliver_to(const char *value);
 const char *config_check_ip(const char *value);
 const char *config_check_clamd(const char *value);
+const char *config_check_redis(const char *value);
 /* DKIM signing and attachments: */
 const char *config_check_dkim_algorithm(const char *value);
 const char *config_check_canonicalization(const char *value);

@@ -355,6 +355,8 @@ static void config_free(struct config *cfg)
     free(cfg->doctor.blocklists);
     free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
     free(cfg->inbound.clamd);
+    free(cfg->cluster.redis);
+    free(cfg->cluster.key_prefix);
     free(cfg->source);
     free(cfg);
 }

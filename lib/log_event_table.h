@@ -12,6 +12,18 @@
 
 /* clang-format off */
 static const struct log_event log_event_table[] = {
+    {"cluster.error", "warn",
+     "msg",
+     "Redis answered a shared-limit call with an error (cluster.redis); the decision is asked "
+     "again."},
+    {"cluster.fallback", "warn",
+     "msg",
+     "Redis (cluster.redis) cannot be reached, or was lost: after one quiet window of each rate, "
+     "this node keeps to 1/cluster.nodes of every rate and connection limit until Redis is back."},
+    {"cluster.shared", "info",
+     "msg",
+     "Redis (cluster.redis) answers again: rates, connections and suspensions are shared with the "
+     "other nodes (this node still keeps to its share for one window of each rate)."},
     {"config.error", "error",
      "msg",
      "One line per problem of a configuration that a reload (SIGHUP) refused, as "

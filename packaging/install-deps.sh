@@ -8,8 +8,9 @@ set -eu
 
 level=${1:-test}
 
-build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev libidn2-dev libsystemd-dev"
-test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython dnsmasq-base clamav-daemon man-db"
+build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev libidn2-dev libsystemd-dev libhiredis-dev"
+# redis-server: the cluster tests start their own on a free port (the packaged service is not used).
+test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython dnsmasq-base clamav-daemon man-db redis-server"
 # debhelper builds the .deb, lintian checks it, systemd brings systemd-analyze for the unit.
 package_pkgs="debhelper lintian dpkg-dev systemd logrotate adduser"
 bench_pkgs="postfix procps"

@@ -18,6 +18,7 @@
 
 #include "lib/config.h"
 #include "mta/delivery/route.h"
+#include "mta/delivery/shared_limits.h"
 #include "mta/delivery/smtp_client.h"
 #include "spool/spool.h"
 
@@ -75,7 +76,8 @@ struct dest_env {
     SSL_CTX *tls_ctx;
     struct dest_hooks hooks;
     uint64_t next_conn_id;
-    unsigned conns; /* open connections, all destinations */
+    unsigned conns;               /* open connections, all destinations */
+    struct shared_limits *shared; /* limits kept with the other nodes; NULL: no cluster */
 };
 
 /* A destination for `key` under shaping values `shaping`, sending from `pool` (NULL: one
