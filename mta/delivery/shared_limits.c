@@ -134,6 +134,7 @@ struct shared_lease {
 struct shared_conns {
     struct shared_limits *s;
     char *key, *suspend_key, *wait_key;
+    char asked[128];           /* the lease asked for, while pending */
     struct shared_lease *held; /* granted for the next connection */
     uint64_t retry_at;
     uint64_t suspended_until; /* by a suspension in Redis, as last seen */
@@ -344,13 +345,18 @@ void shared_rate_free(struct shared_rate *r)
 
 /* ---- connection leases ---- */
 
-static struct shared_lease *lease_new(struct shared_limits *s, const char *key, uint64_t now)
+/* A lease of key under `member` (what Redis was asked for), or a new name when NULL. */
+static struct shared_lease *lease_new(struct shared_limits *s, const char *key, const char *member,
+                                      uint64_t now)
 {
     struct shared_lease *l = xcalloc(1, sizeof *l);
     l->s = s;
     s->refs++;
     l->key = xstrdup(key);
-    member_new(s, l->member, sizeof l->member);
+    if (member != NULL)
+        snprintf(l->member, sizeof l->member, "%s", member);
+    else
+        member_new(s, l->member, sizeof l->member);
     l->granted_at = now;
     l->next = s->leases;
     if (l->next != NULL)
@@ -419,7 +425,7 @@ static void conns_on_reply(void *arg, const redisReply *reply)
         return;
     }
     if (ok == 1) {
-        struct shared_lease *l = lease_new(s, sc->key, now);
+        struct shared_lease *l = lease_new(s, sc->key, sc->asked, now);
         l->holder = sc;
         sc->held = l;
     } else if (ok == -1) {
@@ -449,13 +455,13 @@ uint64_t shared_conns_wait(struct shared_conns *sc, unsigned cap, unsigned activ
         return SHARED_POLL_MS;
     if (now < sc->retry_at)
         return sc->retry_at - now;
-    char caps[16], ttl[24], member[128], waiting[24];
+    char caps[16], ttl[24], waiting[24];
     snprintf(caps, sizeof caps, "%u", cap);
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)s->lease_ttl_ms);
     snprintf(waiting, sizeof waiting, "%d", SHARED_WAITING_MS);
-    member_new(s, member, sizeof member);
+    member_new(s, sc->asked, sizeof sc->asked);
     const char *keys[] = {sc->key, sc->suspend_key, sc->wait_key};
-    const char *args[] = {"lease", caps, ttl, member, "0", s->node, waiting};
+    const char *args[] = {"lease", caps, ttl, sc->asked, "0", s->node, waiting};
     if (shared_eval(s, keys, 3, args, 7, conns_on_reply, sc) == 0)
         sc->pending = 1;
     return SHARED_POLL_MS;
@@ -491,7 +497,7 @@ struct shared_lease *shared_conns_take(struct shared_conns *sc, uint64_t now)
     struct shared_lease *l = sc->held;
     sc->held = NULL;
     if (l == NULL)
-        l = lease_new(sc->s, sc->key, now); /* on this node's share: registered once Redis is up */
+        l = lease_new(sc->s, sc->key, NULL, now); /* on this node's share: registered later */
     l->holder = NULL;
     l->attached = 1;
     return l;
@@ -595,6 +601,9 @@ void shared_limits_free(struct shared_limits *s)
 {
     if (s == NULL)
         return;
+    /* Leases still held (granted for a connection that never opened) go back now. */
+    for (struct shared_lease *l = s->leases; l != NULL; l = l->next)
+        lease_call(l, "release", NULL);
     struct cluster *c = s->cluster;
     s->cluster = NULL;
     cluster_free(c); /* replies still awaited come now, with none */

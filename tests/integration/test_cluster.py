@@ -25,6 +25,10 @@ DOMAIN = "cable.test"
 MESSAGES = 30    # per node
 PER_MESSAGE = 10  # 300 recipients per node, 600 in all
 LEASE_TTL = 3.0  # seconds
+# The margin covers the way from Redis's decision to the wire besides the network's jitter, and
+# here also the receiver's own lag: it stamps each RCPT in Python, on a machine shared with other
+# work (docs/cluster.md).
+MARGIN = 10
 PREFIX = "t:"
 RATE_KEY = PREFIX + "rate:rcpt:%s:%s" % (DOMAIN, EGRESS[0][0])
 CONNS_KEY = PREFIX + "conns:%s:%s" % (DOMAIN, EGRESS[0][0])
@@ -78,11 +82,10 @@ class Cluster(MailNetCase):
 
     def node(self, name):
         cfg = self.net.sluice_config(egress=EGRESS, rate="%d/s" % PER_SECOND,
-                                     connections=CONNECTIONS, expire="600s",
-                                     recipients_per_connection=30)
+                                     rate_margin_percent=MARGIN, connections=CONNECTIONS,
+                                     expire="600s", recipients_per_connection=30)
         cfg["cluster"] = {"redis": "127.0.0.1:%d" % self.redis.port, "nodes": 2,
-                          "key_prefix": PREFIX, "lease_ttl": "%ds" % LEASE_TTL,
-                          "timeout": "300ms"}
+                          "key_prefix": PREFIX, "lease_ttl": "%ds" % LEASE_TTL}
         d = self.start_sluice(config=cfg)
         d.name = name
         return d
@@ -94,6 +97,13 @@ class Cluster(MailNetCase):
         """Arrival times at the receiver of the RCPTs for recipients starting with prefix."""
         return sorted(t for s in list(self.peer.sessions) for tx in s.transactions
                       for a, t, _ in tx.rcpts if a.startswith(prefix))
+
+    def around(self, crowded):
+        """The RCPTs in the first crowded windows, for a failure message."""
+        every = sorted((t, s.client[1], a) for s in list(self.peer.sessions)
+                       for tx in s.transactions for a, t, _ in tx.rcpts)
+        return "\n".join("  %.3f :%d %s" % rcpt for first, last in crowded[:2]
+                          for rcpt in every if first <= rcpt[0] <= last)
 
     def wait_delivered(self, n, timeout, prefix=""):
         wait_until(lambda: len(set(self.delivered(prefix))) >= n, timeout,
@@ -117,8 +127,9 @@ class Cluster(MailNetCase):
         # Shared: both nodes deliver, and their decisions are in Redis.
         self.wait_delivered(PER_MESSAGE, 60, "a")
         self.wait_delivered(PER_MESSAGE, 60, "b")
-        self.assertEqual(crowded_windows(self.rcpt_times(), PER_SECOND, 1.0), [],
-                         "rolling seconds with more than %d RCPTs, both nodes up" % PER_SECOND)
+        crowded = crowded_windows(self.rcpt_times(), PER_SECOND, 1.0)
+        self.assertEqual(crowded, [], "rolling seconds with more than %d RCPTs, both nodes up:\n%s"
+                         % (PER_SECOND, self.around(crowded)))
         self.assertTrue(self.redis.live(RATE_KEY, 2000), "recipient decisions are in Redis")
 
         # kill -9 of a while it holds a connection lease: the lease expires, b goes on.
@@ -166,21 +177,22 @@ class Cluster(MailNetCase):
         # kill -9 may repeat what was sent but not yet recorded (at-least-once).
         self.assertLessEqual(len(delivered) - len(everyone), CONNECTIONS * 30, "duplicates")
         crowded = crowded_windows(self.rcpt_times(), PER_SECOND, 1.0)
-        self.assertEqual(crowded, [], "rolling seconds with more than %d RCPTs" % PER_SECOND)
+        self.assertEqual(crowded, [], "rolling seconds with more than %d RCPTs:\n%s"
+                         % (PER_SECOND, self.around(crowded)))
         self.assertEqual(self.peer.rate_refused, 0, "RCPTs the receiver refused for the rate")
         self.assertLessEqual(self.peer.max_open.get(EGRESS[0][0], 0), CONNECTIONS,
                              "connections open at once across the nodes")
 
-        # A node that stops in order gives its leases back at once, long before they expire (the
-        # last connections wait idle for shaping's idle_timeout, 5 s, holding theirs).
-        holders = [d for d in (a, b) if any(m.startswith("sluice.test:%d:" % d.proc.pid)
-                                             for m in self.redis.live(CONNS_KEY))]
-        self.assertTrue(holders, "idle connections hold leases")
-        for d in holders:
-            mine = "sluice.test:%d:" % d.proc.pid
-            d.stop()
-            self.assertEqual([m for m in self.redis.live(CONNS_KEY) if m.startswith(mine)], [],
-                             "leases left behind by a node that stopped")
+        # A node that stops in order gives its leases back at once, long before they expire: one
+        # more message leaves b's connection idle (shaping's idle_timeout, 5 s) with its lease.
+        send(b, "s@sender.test", ["last@" + DOMAIN])
+        self.wait_delivered(1, 20, "last@")
+        mine = "sluice.test:%d:" % b.proc.pid
+        self.assertTrue(any(m.startswith(mine) for m in self.redis.live(CONNS_KEY)),
+                        "b's idle connection holds a lease")
+        self.assertEqual(b.stop(), 0, "b's exit status")
+        self.assertEqual([m for m in self.redis.live(CONNS_KEY) if m.startswith(mine)], [],
+                         "leases left behind by a node that stopped\n" + b.log_tail(30))
 
     def test_suspension_holds_on_every_node(self):
         self.peer = self.net.peer("mx.cable.test")

@@ -237,13 +237,50 @@ static size_t merged(struct node *nodes, const size_t *from, double *out)
     return n;
 }
 
+struct lease_wait {
+    struct shared_conns *sc;
+    uv_loop_t *loop;
+};
+
+static int lease_granted(void *arg)
+{
+    struct lease_wait *w = arg;
+    return shared_conns_wait(w->sc, 2, 0, uv_now(w->loop)) == 0;
+}
+
+static long long conns_held(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "ZCARD sluice:conns:d:e");
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+static int conns_empty(void *arg)
+{
+    return conns_held(arg) == 0;
+}
+
+/* The lease a connection takes is the one Redis holds, and giving it back frees its place. */
+static void test_lease_round_trip(uv_loop_t *loop, struct shared_limits *s, struct redis *rd)
+{
+    redisContext *c = redisConnect("127.0.0.1", rd->port);
+    struct lease_wait w = {shared_conns_new(s, "d", "e"), loop};
+    CHECK(run_until(loop, lease_granted, &w, 3000));
+    struct shared_lease *l = shared_conns_take(w.sc, uv_now(loop));
+    CHECK_INT_EQ(conns_held(c), 1);
+    shared_lease_release(l);
+    CHECK(run_until(loop, conns_empty, c, 3000));
+    shared_conns_free(w.sc);
+    redisFree(c);
+}
+
 static void test_two_nodes(struct redis *rd, double *all)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
     char yaml[256];
-    snprintf(yaml, sizeof yaml, "cluster: {redis: \"%s\", nodes: 2, timeout: 200ms}\n",
-             rd->address);
+    snprintf(yaml, sizeof yaml, "cluster: {redis: \"%s\", nodes: 2}\n", rd->address);
     struct buf err = BUF_INIT;
     struct config *cfg = NULL;
     CHECK_INT_EQ(config_load_string(yaml, strlen(yaml), "<test>", &cfg, &err), 0);
@@ -297,6 +334,8 @@ static void test_two_nodes(struct redis *rd, double *all)
     CHECK(most_in_window(all, n, SHARED_WINDOW) <= 8);
     n = merged(nodes, at_return, all);
     CHECK(n >= 30); /* more than the two shares alone would give in 3 s */
+
+    test_lease_round_trip(&loop, nodes[0].s, rd);
 
     for (int i = 0; i < 2; i++) {
         uv_close((uv_handle_t *)&nodes[i].timer, NULL);
