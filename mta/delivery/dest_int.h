@@ -95,20 +95,21 @@ struct conn {
     struct buf body;
     unsigned body_ready : 1;
     unsigned body_loading : 1;
-    unsigned aborting : 1;      /* dropped by a stop: CLOSED follows from the client */
-    unsigned last_job : 1;      /* the receiver asked us to slow down: QUIT after this job */
-    unsigned failover : 1;      /* the session ended mid-job: the job moves on to the next host */
-    unsigned in_clear : 1;      /* opportunistic TLS failed at this address: try it once in clear */
-    struct shared_lease *lease; /* its place among the cluster's connections, or NULL */
-    struct mx_list *mx;         /* the host list this connection works through */
-    size_t host, addr;          /* next address to try */
-    const char *mx_name;        /* host of the current connection */
-    unsigned msgs, rcpts;       /* sent on the current connection */
+    unsigned aborting : 1; /* dropped by a stop: CLOSED follows from the client */
+    unsigned last_job : 1; /* the receiver asked us to slow down: QUIT after this job */
+    unsigned failover : 1; /* the session ended mid-job: the job moves on to the next host */
+    unsigned in_clear : 1; /* opportunistic TLS failed at this address: try it once in clear */
+    struct mx_list *mx;    /* the host list this connection works through */
+    size_t host, addr;     /* next address to try */
+    const char *mx_name;   /* host of the current connection */
+    unsigned msgs, rcpts;  /* sent on the current connection */
     /* The last failure to reach a host, for the job when no host can be reached. */
     int fail_code;
     char fail_enhanced[16];
     const char *fail_stage;
     struct buf fail_text;
+    /* Its place among the cluster's connections (shared_limits.h), or NULL. */
+    struct shared_lease *lease;
 };
 
 /* ---- destination.c, for dest_react.c ---- */

@@ -76,8 +76,9 @@ struct dest_env {
     SSL_CTX *tls_ctx;
     struct dest_hooks hooks;
     uint64_t next_conn_id;
-    unsigned conns;               /* open connections, all destinations */
-    struct shared_limits *shared; /* limits kept with the other nodes; NULL: no cluster */
+    unsigned conns; /* open connections, all destinations */
+    /* Limits kept with the other nodes (shared_limits.h); NULL: no cluster. */
+    struct shared_limits *shared;
 };
 
 /* A destination for `key` under shaping values `shaping`, sending from `pool` (NULL: one
