@@ -349,6 +349,14 @@ struct config {
         struct config_pos public_suffix_list_pos;
     } inbound;
 
+    struct {
+        char *redis;           /* redis-server: unix path or address:port; NULL: no cluster */
+        unsigned nodes;        /* nodes sharing the limits: each takes 1/nodes without Redis */
+        char *key_prefix;      /* in front of every Redis key */
+        uint64_t lease_ttl_ms; /* a connection lease not renewed for this long expires */
+        uint64_t timeout_ms;   /* a Redis reply later than this: Redis counts as unreachable */
+    } cluster;
+
     struct config_dkim *dkim;
     size_t ndkim;
     enum dkim_on_error dkim_on_error;

@@ -202,6 +202,7 @@ const char *config_check_date(const char *value);       /* "2026-12-01" */
 const char *config_check_utc_offset(const char *value); /* "+02:00", "-05:30" */
 const char *config_check_provider(const char *value);   /* "*", a domain or "*.example.net" */
 const char *config_check_clamd(const char *value);
+const char *config_check_redis(const char *value);
 /* DKIM signing and attachments: */
 const char *config_check_dkim_algorithm(const char *value);
 const char *config_check_canonicalization(const char *value);

@@ -644,6 +644,28 @@ static const struct config_key config_keys[] = {
      .max = 1024 * KEY_GB, KEY_WEBHOOK(backlog_max),
      .doc = "Octets of events kept on disk for the endpoint until it takes them; events beyond "
             "it are dropped (webhook.backlog_full)."},
+    {.name = "cluster", KEY_SECTION,
+     .doc = "Several nodes sending from one set of egress addresses: their rates, connections and "
+            "suspensions are kept together in Redis."},
+    {.name = "cluster.redis", .type = CONFIG_STRING, .check = config_check_redis,
+     KEY_AT(cluster.redis),
+     .doc = "redis-server that holds the shared limits: a unix socket path or a numeric "
+            "\"address:port\" (\"[v6]:port\"). Unset: every limit is this node's alone."},
+    {.name = "cluster.nodes", .type = CONFIG_UINT, .def = "1", .min = 1, .max = 1000,
+     KEY_AT(cluster.nodes),
+     .doc = "Nodes sharing the limits. While Redis cannot be reached each node keeps to 1/nodes "
+            "of every rate and connection limit."},
+    {.name = "cluster.key_prefix", .type = CONFIG_STRING, .def = "\"sluice:\"",
+     KEY_AT(cluster.key_prefix),
+     .doc = "Put in front of every Redis key; nodes share limits when they use the same one."},
+    {.name = "cluster.lease_ttl", .type = CONFIG_DURATION, .def = "30s", .min = KEY_SECOND,
+     .max = KEY_HOUR, KEY_AT(cluster.lease_ttl_ms),
+     .doc = "A connection's lease on one of a destination's connections, renewed while the "
+            "connection lives; a node that dies frees its connections after this long."},
+    {.name = "cluster.timeout", .type = CONFIG_DURATION, .def = "1s", .min = 10,
+     .max = 60 * KEY_SECOND, KEY_AT(cluster.timeout_ms),
+     .doc = "How long Redis may take to answer before it counts as unreachable and the node "
+            "falls back to its share."},
 
     {.name = "limits", KEY_SECTION, .doc = "Resource limits."},
     {.name = "limits.max_message_size", .type = CONFIG_SIZE, .def = "50M", .min = KEY_KB,

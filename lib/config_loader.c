@@ -504,6 +504,8 @@ static void config_free(struct config *cfg)
     free(cfg->inbound.dmarc_override_networks);
     free_strings(cfg->inbound.dmarc_override_senders, cfg->inbound.ndmarc_override_senders);
     free(cfg->inbound.public_suffix_list);
+    free(cfg->cluster.redis);
+    free(cfg->cluster.key_prefix);
     free(cfg->source);
     free(cfg);
 }

@@ -469,6 +469,16 @@ const char *config_check_clamd(const char *value)
     return config_domain_why(host);
 }
 
+/* A unix socket path or a numeric "address:port": the Redis client connects without blocking,
+ * which a host name (resolved by hiredis itself, synchronously) would not allow. */
+const char *config_check_redis(const char *value)
+{
+    struct sockaddr_storage ss;
+    if (value[0] == '/')
+        return NULL;
+    return config_parse_hostport(value, 1, &ss);
+}
+
 /* "address/prefix" (a bare address is a single host). Host bits beyond the prefix are refused:
  * "10.0.0.1/8" is either a typo or a misunderstanding, and either way it should not trust 10/8
  * silently. A v4-mapped IPv6 network becomes the IPv4 one it stands for. */

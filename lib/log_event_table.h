@@ -18,8 +18,20 @@ static const struct log_event log_event_table[] = {
      "A bounce that came back after the 250 (a DSN or a plain-text bounce sent to a feedback "
      "address or a VERP return path) is about a message we sent: the trace it quotes, or its VERP "
      "return path (`matched_by`), verified. `recipient` is the trace's when the message had one, "
-     "else the bounce's; `suppress` says whether it is a hard bounce, which the "
-     "suppression list is to take."},
+     "else the bounce's; `suppress` says whether its recipient goes on the suppression list (a "
+     "mailbox or domain that is gone)."},
+    {"cluster.error", "warn",
+     "msg",
+     "Redis answered a shared-limit call with an error (cluster.redis); the decision is asked "
+     "again."},
+    {"cluster.fallback", "warn",
+     "msg",
+     "Redis (cluster.redis) cannot be reached, or was lost: after one quiet window of each rate, "
+     "this node keeps to 1/cluster.nodes of every rate and connection limit until Redis is back."},
+    {"cluster.shared", "info",
+     "msg",
+     "Redis (cluster.redis) answers again: rates, connections and suspensions are shared with the "
+     "other nodes (this node still keeps to its share for one window of each rate)."},
     {"config.error", "error",
      "msg",
      "One line per problem of a configuration that a reload (SIGHUP) refused, as "

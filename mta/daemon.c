@@ -29,6 +29,7 @@
 #include "mta/server/listener.h"
 #include "mta/run_gates.h"
 #include "mta/delivery/scheduler.h"
+#include "mta/delivery/shared_limits.h"
 #include "mta/server/smtp_server.h"
 #include "mta/webhooks/webhooks.h"
 #include "policy/auth_users.h"
@@ -52,10 +53,11 @@ struct daemon {
     struct smtp_server srv;
     struct listener *listeners;
     struct dns_resolver *dns;
-    struct control *control;  /* <spool>/control: `sluice queue` */
-    struct http_server *http; /* http.listen: metrics and the status API; NULL: none */
-    int64_t started_ms;       /* unix ms, for the status */
-    SSL_CTX *tls_client_ctx;  /* STARTTLS towards MX hosts */
+    struct control *control;      /* <spool>/control: `sluice queue` */
+    struct http_server *http;     /* http.listen: metrics and the status API; NULL: none */
+    struct shared_limits *shared; /* limits kept with the other nodes (cluster.redis), or NULL */
+    int64_t started_ms;           /* unix ms, for the status */
+    SSL_CTX *tls_client_ctx;      /* STARTTLS towards MX hosts */
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t grace_timer;
     /* Event webhooks: stopped last, so they keep what the shutdown logs. */
@@ -173,6 +175,21 @@ static int strings_equal(char **a, size_t na, char **b, size_t nb)
     return 1;
 }
 
+static int optional_strings_differ(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* The cluster keys are read once, at start. */
+static int cluster_changed(const struct config *a, const struct config *b)
+{
+    return optional_strings_differ(a->cluster.redis, b->cluster.redis) ||
+           optional_strings_differ(a->cluster.key_prefix, b->cluster.key_prefix) ||
+           a->cluster.nodes != b->cluster.nodes ||
+           a->cluster.lease_ttl_ms != b->cluster.lease_ttl_ms ||
+           a->cluster.timeout_ms != b->cluster.timeout_ms;
+}
+
 /* A reload in progress: what is read from files, on the thread pool, then swapped in on the loop.
  */
 struct reload {
@@ -260,8 +277,7 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
     if (strcmp(cfg->server.spool, d->srv.cfg->server.spool) != 0)
         log_msg(LOG_WARN, "daemon.reload",
                 "server.spool changed: takes effect at the next restart");
-    if ((cfg->server.user == NULL) != (d->srv.cfg->server.user == NULL) ||
-        (cfg->server.user != NULL && strcmp(cfg->server.user, d->srv.cfg->server.user) != 0))
+    if (optional_strings_differ(cfg->server.user, d->srv.cfg->server.user))
         log_msg(LOG_WARN, "daemon.reload", "server.user changed: takes effect at the next restart");
     if (!strings_equal(cfg->dns.servers, cfg->dns.nservers, d->srv.cfg->dns.servers,
                        d->srv.cfg->dns.nservers) ||
@@ -271,6 +287,8 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
     if (!strings_equal(cfg->http.listen, cfg->http.nlisten, d->srv.cfg->http.listen,
                        d->srv.cfg->http.nlisten))
         log_msg(LOG_WARN, "daemon.reload", "http changed: takes effect at the next restart");
+    if (cluster_changed(cfg, d->srv.cfg))
+        log_msg(LOG_WARN, "daemon.reload", "cluster changed: takes effect at the next restart");
     scheduler_set_config(d->srv.scheduler, cfg);
     webhooks_set_config(d->webhooks, cfg);
     adopt_listeners(d, cfg, opened);
@@ -381,6 +399,8 @@ static void daemon_on_scheduler_stopped(void *arg)
     struct daemon *d = arg;
     scheduler_free(d->srv.scheduler);
     d->srv.scheduler = NULL; /* messages committed from now on wait for the next start */
+    shared_limits_free(d->shared);
+    d->shared = NULL;
     verifier_free(d->srv.verifier);
     d->srv.verifier = NULL;
     d->scheduler_stopped = 1;
@@ -614,6 +634,8 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     if (daemon_open_control(d, cfg, err) < 0)
         return -1;
     d->srv.scheduler = scheduler_new(&d->loop, d->srv.spool, d->dns, d->tls_client_ctx, cfg);
+    d->shared = shared_limits_new(&d->loop, cfg);
+    scheduler_share_limits(d->srv.scheduler, d->shared);
     /* Recipient verification (policy/verify.h): probes and cache, freed with the scheduler. */
     struct verifier_params verify_params = {.tls_ctx = d->tls_client_ctx}; /* STARTTLS if offered */
     d->srv.verifier = verifier_new(&d->loop, &verify_params);

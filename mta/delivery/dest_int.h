@@ -49,6 +49,7 @@ struct slot {
     char backoff_why[DEST_WHY_MAX]; /* the reply rule that backed it off, until fully recovered */
     struct shaping_rates *rates;    /* what its connections pace MAIL and RCPT by */
     struct warmup_count *warm;      /* its warm-up count at this destination; NULL: warm */
+    struct shared_conns *shared;    /* its connections across the cluster; NULL: no cluster */
     struct dest *owner; /* the destination that dispatches on it (the newest), or NULL */
 };
 
@@ -109,6 +110,8 @@ struct conn {
     char fail_enhanced[16];
     const char *fail_stage;
     struct buf fail_text;
+    /* Its place among the cluster's connections (shared_limits.h), or NULL. */
+    struct shared_lease *lease;
 };
 
 /* ---- destination.c, for dest_react.c ---- */

@@ -49,8 +49,8 @@ static struct slot *dest_find_slot(const struct dest *d, const char *address)
     return NULL;
 }
 
-static struct slot *slot_new(const struct config_egress_addr *ea, const char *ehlo,
-                             const struct config_shaping *sh, uint64_t now)
+static struct slot *slot_new(const struct dest *d, const struct config_egress_addr *ea,
+                             const char *ehlo, const struct config_shaping *sh, uint64_t now)
 {
     struct slot *sl = xcalloc(1, sizeof *sl);
     sl->refs = 1;
@@ -62,6 +62,10 @@ static struct slot *slot_new(const struct config_egress_addr *ea, const char *eh
         sl->address = xstrdup("any");
     }
     sl->rates = shaping_rates_new(sh, now);
+    if (d->env->shared != NULL) {
+        shaping_rates_share(sl->rates, d->env->shared, d->key, sl->address);
+        sl->shared = shared_conns_new(d->env->shared, d->key, sl->address);
+    }
     slot_configure(sl, ehlo, sh, now, 1);
     return sl;
 }
@@ -73,6 +77,7 @@ static void slot_unref(struct slot *sl, const struct dest *d)
     if (--sl->refs > 0)
         return;
     shaping_rates_free(sl->rates);
+    shared_conns_free(sl->shared);
     free(sl->ehlo);
     free(sl->address);
     free(sl);
@@ -100,7 +105,7 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
             sl->refs++;
             slot_configure(sl, ehlo, shaping, now, 0);
         } else {
-            sl = slot_new(ea, ehlo, shaping, now);
+            sl = slot_new(d, ea, ehlo, shaping, now);
         }
         sl->owner = d;
         sl->warm = ea != NULL && env->warmup != NULL ? warmup_for(env->warmup, ea, key) : NULL;
@@ -291,6 +296,8 @@ static struct slot *dest_free_slot(struct dest *d, uint64_t now, uint64_t *wake)
         uint64_t wait = dest_warmup_wait(d, sl);
         if (wait == 0)
             wait = shaping_rates_connect_wait(sl->rates, now);
+        if (wait == 0 && sl->shared != NULL)
+            wait = shared_conns_wait(sl->shared, sl->cap, sl->active, now);
         if (wait > 0) {
             if (now + wait < *wake)
                 *wake = now + wait;
@@ -314,7 +321,9 @@ static void dest_feed_idle(struct dest *d, uint64_t now)
     for (struct conn *c = d->conn_list; c != NULL && d->queue != NULL; c = c->next) {
         if (c->state != CONN_IDLE || !smtp_client_is_idle(c->client))
             continue; /* (a client whose idle time ran out is QUITting: CLOSED follows) */
-        struct job *job = c->slot->paused_until > now ? NULL : dest_take_job(d, c);
+        int held = c->slot->paused_until > now ||
+                   (c->slot->shared != NULL && shared_conns_suspended(c->slot->shared, now));
+        struct job *job = held ? NULL : dest_take_job(d, c);
         if (job != NULL)
             conn_assign(c, job);
         else if (c->slot->active >= c->slot->cap)
@@ -356,6 +365,8 @@ void dest_suspend(struct dest *d, uint64_t for_ms)
     dest_log(d, NULL, LOG_WARN, "delivery.suspend",
              for_ms > 0 ? "suspended by an administrator for a while"
                         : "suspended by an administrator");
+    if (d->env->shared != NULL)
+        shared_limits_suspend(d->env->shared, d->key, for_ms);
     if (for_ms > 0 && d->queue != NULL)
         dest_arm_timer(d, d->suspended_until);
 }
@@ -367,6 +378,8 @@ void dest_resume(struct dest *d)
     for (size_t i = 0; i < d->nslots; i++)
         d->slots[i]->paused_until = 0;
     dest_log(d, NULL, LOG_INFO, "delivery.resume", "resumed");
+    if (d->env->shared != NULL)
+        shared_limits_resume(d->env->shared, d->key);
     dest_dispatch(d);
 }
 
@@ -473,6 +486,8 @@ static void conn_start(struct dest *d, struct slot *sl, struct job *job)
 {
     dest_fit_job(d, job, sl->rcpts_per_conn);
     struct conn *c = conn_new(d, sl, job);
+    if (sl->shared != NULL)
+        c->lease = shared_conns_take(sl->shared, uv_now(d->env->loop));
     conn_load_body(c);
     conn_connect_next(c);
 }
@@ -484,6 +499,7 @@ static void conn_free(struct conn *c)
     sl->active--;
     d->conns--;
     d->env->conns--;
+    shared_lease_release(c->lease);
     *c->prev = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
@@ -721,7 +737,9 @@ static void conn_next_job(struct conn *c)
     /* A slot slowed down below its open connections ends the surplus as they finish. */
     int more = !d->retired && !c->last_job && c->msgs < sl->msgs_per_conn &&
                c->rcpts < sl->rcpts_per_conn && sl->active <= sl->cap;
-    if (more && d->suspended_until <= uv_now(d->env->loop))
+    uint64_t now = uv_now(d->env->loop);
+    if (more && d->suspended_until <= now &&
+        (sl->shared == NULL || !shared_conns_suspended(sl->shared, now)))
         job = dest_take_job(d, c);
     if (job != NULL)
         conn_assign(c, job);

@@ -18,6 +18,7 @@
 
 #include "lib/config.h"
 #include "mta/delivery/route.h"
+#include "mta/delivery/shared_limits.h"
 #include "mta/delivery/smtp_client.h"
 #include "spool/spool.h"
 
@@ -77,6 +78,8 @@ struct dest_env {
     struct dest_hooks hooks;
     uint64_t next_conn_id;
     unsigned conns; /* open connections, all destinations */
+    /* Limits kept with the other nodes (shared_limits.h); NULL: no cluster. */
+    struct shared_limits *shared;
 };
 
 /* A destination for `key` under shaping values `shaping`, sending from `pool` (NULL: one

@@ -641,6 +641,11 @@ static void scheduler_retire_dests(struct scheduler *s)
     strmap_free(&old);
 }
 
+void scheduler_share_limits(struct scheduler *s, struct shared_limits *shared)
+{
+    s->env.shared = shared;
+}
+
 void scheduler_set_config(struct scheduler *s, struct config *cfg)
 {
     config_ref(cfg);

@@ -23,9 +23,13 @@
 #include "spool/spool.h"
 
 struct scheduler;
+struct shared_limits;
 
 struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_resolver *dns,
                                 SSL_CTX *tls_client_ctx, struct config *cfg);
+/* Limits kept with the other nodes of a cluster (NULL: none), for destinations made from now on;
+ * the caller frees it after scheduler_free. */
+void scheduler_share_limits(struct scheduler *s, struct shared_limits *shared);
 /* A reload: new shaping and egress apply to connections opened from now on. */
 void scheduler_set_config(struct scheduler *s, struct config *cfg);
 /* Starts delivering (after recovery has added what the spool holds). */

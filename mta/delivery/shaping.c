@@ -1,6 +1,7 @@
 /* Shaping rule matching, destination keys and the rates that pace delivery (see shaping.h). */
 #include "mta/delivery/shaping.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -83,8 +84,11 @@ struct shaping_dest shaping_dest_for(const struct config *cfg, const char *domai
     return sd;
 }
 
+enum { RATE_MSG, RATE_RCPT, RATE_CONN, RATE_KINDS };
+
 struct shaping_rates {
     struct ratewindow msg, rcpt, conn;
+    struct shared_rate *shared[RATE_KINDS]; /* across the cluster; NULL: this node's alone */
 };
 
 /* A rate that changed starts over (ramping in); one that did not keeps the events it counted,
@@ -107,6 +111,12 @@ static void rates_set(struct shaping_rates *r, const struct config_shaping *sh, 
     window_set(&r->msg, &sh->message_rate, sh->rate_margin_percent, now, fresh);
     window_set(&r->rcpt, &sh->rate, sh->rate_margin_percent, now, fresh);
     window_set(&r->conn, &sh->connection_rate, sh->rate_margin_percent, now, fresh);
+    for (int k = 0; k < RATE_KINDS && r->shared[k] != NULL; k++) {
+        const struct config_rate *rate = k == RATE_MSG    ? &sh->message_rate
+                                         : k == RATE_RCPT ? &sh->rate
+                                                          : &sh->connection_rate;
+        shared_rate_set(r->shared[k], *rate, sh->rate_margin_percent);
+    }
 }
 
 struct shaping_rates *shaping_rates_new(const struct config_shaping *sh, uint64_t now_ms)
@@ -121,43 +131,74 @@ void shaping_rates_update(struct shaping_rates *r, const struct config_shaping *
     rates_set(r, sh, now_ms, 0);
 }
 
+void shaping_rates_share(struct shaping_rates *r, struct shared_limits *shared, const char *dest,
+                         const char *egress)
+{
+    static const char *const kinds[RATE_KINDS] = {"msg", "rcpt", "conn"};
+    const struct ratewindow *local[RATE_KINDS] = {&r->msg, &r->rcpt, &r->conn};
+    for (int k = 0; k < RATE_KINDS; k++) {
+        size_t len = strlen(kinds[k]) + strlen(dest) + strlen(egress) + 3;
+        char *name = xmalloc(len);
+        snprintf(name, len, "%s:%s:%s", kinds[k], dest, egress);
+        struct config_rate rate = {local[k]->rate.count, local[k]->rate.period_ms};
+        r->shared[k] = shared_rate_new(shared, name, rate, local[k]->margin_percent);
+        free(name);
+    }
+}
+
 void shaping_rates_free(struct shaping_rates *r)
 {
     if (r == NULL)
         return;
+    for (int k = 0; k < RATE_KINDS; k++)
+        shared_rate_free(r->shared[k]);
     ratewindow_free(&r->msg);
     ratewindow_free(&r->rcpt);
     ratewindow_free(&r->conn);
     free(r);
 }
 
-/* Counts an event of w at now and returns 0, or the milliseconds (at least 1) until one may go. */
-static uint64_t window_take(struct ratewindow *w, uint64_t now)
+/* Milliseconds until w, and then the cluster's rate (shared, may be NULL), let one event go. */
+static uint64_t window_wait(const struct ratewindow *w, struct shared_rate *shared, uint64_t now)
 {
-    if (ratewindow_take(w, now))
-        return 0;
     uint64_t wait = ratewindow_wait_ms(w, now);
-    return wait == 0 ? 1 : wait;
+    return wait == 0 && shared != NULL ? shared_rate_wait(shared, now) : wait;
+}
+
+/* Counts an event of w at now and returns 0, or the milliseconds (at least 1) until one may go. */
+static uint64_t window_take(struct ratewindow *w, struct shared_rate *shared, uint64_t now)
+{
+    uint64_t wait = window_wait(w, shared, now);
+    if (wait > 0 || !ratewindow_take(w, now))
+        return wait == 0 ? 1 : wait;
+    if (shared != NULL)
+        shared_rate_take(shared, now);
+    return 0;
 }
 
 uint64_t shaping_rates_pace(void *rates, enum smtp_client_pace what, uint64_t now_ms)
 {
     struct shaping_rates *r = rates;
-    return window_take(what == SMTP_CLIENT_PACE_MAIL ? &r->msg : &r->rcpt, now_ms);
+    if (what == SMTP_CLIENT_PACE_MAIL)
+        return window_take(&r->msg, r->shared[RATE_MSG], now_ms);
+    return window_take(&r->rcpt, r->shared[RATE_RCPT], now_ms);
 }
 
 uint64_t shaping_rates_connect_wait(const struct shaping_rates *r, uint64_t now_ms)
 {
-    return ratewindow_wait_ms(&r->conn, now_ms);
+    return window_wait(&r->conn, r->shared[RATE_CONN], now_ms);
 }
 
 void shaping_rates_connected(struct shaping_rates *r, uint64_t now_ms)
 {
-    ratewindow_take(&r->conn, now_ms);
+    window_take(&r->conn, r->shared[RATE_CONN], now_ms);
 }
 
 int shaping_rates_idle(const struct shaping_rates *r, uint64_t now_ms)
 {
+    for (int k = 0; k < RATE_KINDS; k++)
+        if (r->shared[k] != NULL && !shared_rate_idle(r->shared[k], now_ms))
+            return 0;
     return ratewindow_idle(&r->msg, now_ms) && ratewindow_idle(&r->rcpt, now_ms) &&
            ratewindow_idle(&r->conn, now_ms);
 }

@@ -14,6 +14,7 @@
 
 #include "lib/config.h"
 #include "mta/delivery/route.h"
+#include "mta/delivery/shared_limits.h"
 #include "mta/delivery/smtp_client.h"
 
 /* 1 when `domain` (may be NULL) is one of domains[0..ndomains) or one of mx_hosts[0..nmx) matches
@@ -57,6 +58,11 @@ struct shaping_rates *shaping_rates_new(const struct config_shaping *sh, uint64_
 void shaping_rates_update(struct shaping_rates *r, const struct config_shaping *sh,
                           uint64_t now_ms);
 void shaping_rates_free(struct shaping_rates *r);
+/* Makes r's rates also hold across the nodes of a cluster (shared_limits.h), for destination
+ * `dest` from egress address `egress`: an event goes once both this node's and the cluster's
+ * rate let it. */
+void shaping_rates_share(struct shaping_rates *r, struct shared_limits *shared, const char *dest,
+                         const char *egress);
 /* An smtp_client_pace_cb (rates: the struct shaping_rates). Counts a MAIL against the message
  * rate or a RCPT against the recipient rate and returns 0, or, when the window is full, the
  * milliseconds (at least 1) until it will not be. */
