@@ -114,7 +114,9 @@ static void lister_add(struct spool_lister *l, const char *id, int64_t due)
         l->items = xrealloc(l->items, l->cap * sizeof *l->items);
         l->ids = xrealloc(l->ids, l->cap * sizeof *l->ids);
     }
-    snprintf(l->ids[l->n], sizeof l->ids[l->n], "%s", id);
+    size_t len = strnlen(id, sizeof l->ids[l->n] - 1); /* a checked queue id: it fits */
+    memcpy(l->ids[l->n], id, len);
+    l->ids[l->n][len] = '\0';
     l->items[l->n++].due = due;
 }
 
