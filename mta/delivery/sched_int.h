@@ -74,6 +74,9 @@ struct scheduler {
      * next destination for the key takes over; kept until then, or until that state is gone. */
     struct strmap retired;
     size_t retired_dests; /* not freed yet */
+    /* Suspensions an administrator named before any mail for them: destination key -> uint64_t
+     * (loop ms it ends, UINT64_MAX: until resumed), applied when the destination appears. */
+    struct strmap held;
     struct minheap due;
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */

@@ -19,6 +19,7 @@
 #include "mta/delivery/route.h"
 #include "mta/delivery/sched_int.h"
 #include "mta/delivery/shaping.h"
+#include "mta/delivery/shared_limits.h"
 #include "mta/delivery/warmup.h"
 #include "spool/envelope.h"
 
@@ -393,6 +394,16 @@ static void scheduler_on_dest_idle(void *arg, struct dest *d)
 
 /* The destination of a routed domain (see shaping_dest_for), made when it is the first; NULL
  * when there is none and the route failed. */
+/* A suspension named before the destination existed holds from its first mail on. */
+static void held_apply(struct scheduler *s, struct dest *d)
+{
+    uint64_t *until = strmap_del(&s->held, dest_key(d));
+    uint64_t now = uv_now(s->loop);
+    if (until != NULL && *until > now)
+        dest_suspend(d, *until == UINT64_MAX ? 0 : *until - now);
+    free(until);
+}
+
 static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
                                        const struct mx_list *mx,
                                        const struct config_shaping **shaping)
@@ -405,6 +416,7 @@ static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
         struct dest *predecessor = strmap_del(&s->retired, sd.key);
         d = dest_new(&s->env, sd.key, s->cfg, sd.values, pool, predecessor);
         strmap_put(&s->dests, sd.key, d);
+        held_apply(s, d);
         if (predecessor != NULL && dest_idle(predecessor))
             scheduler_release_dest(s, predecessor);
     }
@@ -594,6 +606,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     s->msgs = (struct strmap)STRMAP_INIT;
     s->dests = (struct strmap)STRMAP_INIT;
     s->retired = (struct strmap)STRMAP_INIT;
+    s->held = (struct strmap)STRMAP_INIT;
     s->due = (struct minheap)MINHEAP_INIT;
     s->waiting = (struct queue_index)QUEUE_INDEX_INIT;
     s->loading = (struct strmap)STRMAP_INIT;
@@ -720,12 +733,20 @@ static void scheduler_on_closed(uv_handle_t *h)
         free(s);
 }
 
+static void free_value(const char *key, void *value, void *arg)
+{
+    (void)key, (void)arg;
+    free(value);
+}
+
 void scheduler_free(struct scheduler *s)
 {
     strmap_each(&s->msgs, free_msg_entry, NULL);
     strmap_free(&s->msgs);
     strmap_free(&s->dests);
     strmap_free(&s->retired);
+    strmap_each(&s->held, free_value, NULL);
+    strmap_free(&s->held);
     minheap_free(&s->due);
     sched_active_free(s);
     config_unref(s->cfg);
@@ -888,27 +909,62 @@ static struct dest *find_dest(struct scheduler *s, const char *name, struct buf 
     return d;
 }
 
+static void held_log(enum log_level level, const char *event, const char *name, const char *msg)
+{
+    struct logrec r;
+    log_begin(&r, level, event);
+    log_str(&r, "destination", name);
+    log_str(&r, "msg", msg);
+    log_end(&r);
+}
+
+/* Any name may be suspended: one with no destination yet (no mail for it, or forgotten while
+ * idle) is held until mail for it appears (held_apply). */
+static void held_suspend(struct scheduler *s, const char *name, uint64_t for_ms)
+{
+    uint64_t *until = xmalloc(sizeof *until);
+    *until = for_ms > 0 ? uv_now(s->loop) + for_ms : UINT64_MAX;
+    free(strmap_put(&s->held, name, until));
+    held_log(LOG_WARN, "delivery.suspend", name,
+             "suspended by an administrator before any mail for it: holds when mail appears");
+    if (s->env.shared != NULL)
+        shared_limits_suspend(s->env.shared, name, for_ms);
+}
+
 int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
                       struct buf *out)
 {
-    struct dest *d = find_dest(s, destination, out);
+    struct dest *d = strmap_get(&s->dests, destination);
     if (d == NULL)
-        return -ENOENT;
-    dest_suspend(d, for_ms);
+        d = strmap_get(&s->retired, destination);
+    if (d == NULL)
+        held_suspend(s, destination, for_ms);
+    else
+        dest_suspend(d, for_ms);
     if (for_ms > 0)
         buf_printf(out, "%s suspended for %llu s\n", destination,
                    (unsigned long long)(for_ms / 1000));
     else
         buf_printf(out, "%s suspended until resumed\n", destination);
+    if (d == NULL)
+        buf_printf(out, "(no mail for it yet: the suspension holds when mail for it appears)\n");
     return 0;
 }
 
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out)
 {
-    struct dest *d = find_dest(s, destination, out);
-    if (d == NULL)
+    uint64_t *held = strmap_del(&s->held, destination);
+    struct dest *d = held != NULL ? NULL : find_dest(s, destination, out);
+    if (held != NULL) {
+        free(held);
+        held_log(LOG_INFO, "delivery.resume", destination, "resumed before any mail for it");
+        if (s->env.shared != NULL)
+            shared_limits_resume(s->env.shared, destination);
+    } else if (d == NULL) {
         return -ENOENT;
-    dest_resume(d);
+    } else {
+        dest_resume(d);
+    }
     buf_printf(out, "%s resumed\n", destination);
     return 0;
 }

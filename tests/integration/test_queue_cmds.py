@@ -253,7 +253,7 @@ class QueueCommands(SluiceTestCase):
         self.send(d)
         self.assertEqual(sink.wait_count(1, 15), 1, "first message not delivered")
 
-        rc, out, err = self.queue(d, "suspend", "nosuch.example")
+        rc, out, err = self.queue(d, "resume", "nosuch.example")
         self.assertEqual(rc, 1)
         self.assertIn("no destination", err)
         rc, out, err = self.queue(d, "suspend", "example.com")
@@ -271,6 +271,29 @@ class QueueCommands(SluiceTestCase):
         rc, out, err = self.queue(d, "resume", "example.com")
         self.assertEqual(rc, 0, err)
         self.assertEqual(sink.wait_count(2, 15), 2, "not delivered after resume")
+        self.assertEqual(self.wait_gone(d, qid), [], "delivered message left in the spool")
+
+    def test_suspend_before_any_mail(self):
+        """A destination no mail has gone to yet can be suspended: its first mail waits, and
+        resume sends it. A held suspension lifted before any mail leaves nothing behind."""
+        sink = Sink()
+        self.addCleanup(sink.stop)
+        d = self.start(sink.port)
+        rc, out, err = self.queue(d, "suspend", "unseen.example")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.queue(d, "resume", "unseen.example")[0], 0)
+        self.assertEqual(self.queue(d, "resume", "unseen.example")[0], 1, "resumed twice")
+        rc, out, err = self.queue(d, "suspend", "example.com")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("when mail for it appears", out)
+        qid = self.send(d)
+        d.wait_event("delivery.suspend", destination="example.com", timeout=10, count=2)
+        time.sleep(1.5)
+        self.assertEqual(sink.count(), 0, "delivered while suspended")
+        self.assertIn(qid, [e["id"] for e in d.queue_list()])
+        rc, out, err = self.queue(d, "resume", "example.com")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(sink.wait_count(1, 15), 1, "not delivered after resume")
         self.assertEqual(self.wait_gone(d, qid), [], "delivered message left in the spool")
 
 
