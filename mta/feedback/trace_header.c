@@ -45,19 +45,25 @@ void trace_header_free(struct trace_header *th)
     free(th);
 }
 
-/* 1 when the field at h[0..len) is called `name`. */
-static int field_is(const char *h, size_t len, const char *name)
+/* Where the value of the field at h[0..len) starts when it is called `name`, else 0. RFC 5322
+ * §4.5.3's obsolete syntax allows blanks before the colon, and receivers read such a field by its
+ * name, so "X-Sluice-Trace :" is one too. */
+static size_t field_value_at(const char *h, size_t len, const char *name)
 {
     size_t n = strlen(name);
-    return len > n && h[n] == ':' && strncasecmp(h, name, n) == 0;
+    if (len <= n || strncasecmp(h, name, n) != 0)
+        return 0;
+    while (n < len && (h[n] == ' ' || h[n] == '\t'))
+        n++;
+    return n < len && h[n] == ':' ? n + 1 : 0;
 }
 
 /* The campaign from X-Sluice-Campaign: unfolded, trimmed; one too long is not traced. */
-static void take_campaign(struct trace_header *th, const char *h, size_t len)
+static void take_campaign(struct trace_header *th, const char *h, size_t from, size_t len)
 {
     char value[TRACE_NAME_MAX + 1];
     size_t n = 0;
-    for (size_t i = sizeof CAMPAIGN_FIELD; i < len; i++) {
+    for (size_t i = from; i < len; i++) {
         char c = h[i] == '\r' || h[i] == '\n' || h[i] == '\t' ? ' ' : h[i];
         if (c == ' ' && (n == 0 || value[n - 1] == ' '))
             continue;
@@ -106,11 +112,12 @@ static void release(struct trace_header *th, struct buf *out)
     size_t start = out->len;
     for (size_t at = 0; at < end;) {
         size_t next = header_field_end(h, at, end);
-        if (field_is(h + at, next - at, CAMPAIGN_FIELD))
-            take_campaign(th, h + at, next - at);
-        else if (!field_is(h + at, next - at, "X-Sluice-Trace") &&
+        size_t campaign = field_value_at(h + at, next - at, CAMPAIGN_FIELD);
+        if (campaign > 0)
+            take_campaign(th, h + at, campaign, next - at);
+        else if (field_value_at(h + at, next - at, "X-Sluice-Trace") == 0 &&
                  !(th->cfg->feedback.sender_id != NULL &&
-                   field_is(h + at, next - at, "Feedback-ID")))
+                   field_value_at(h + at, next - at, "Feedback-ID") > 0))
             buf_append(out, h + at, next - at);
         at = next;
     }

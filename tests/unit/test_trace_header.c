@@ -98,6 +98,17 @@ static void test_shapes(void)
     run(&cfg, "X-Sluice-Trace: forged", 0, NULL, &out, campaign, sizeof campaign);
     CHECK(strncmp(out.data, "X-Sluice-Trace: q", 17) == 0);
     buf_free(&out);
+    /* Blanks before the colon (RFC 5322's obsolete syntax) name the field all the same: a forged
+     * trace so written goes, and a campaign so written is read. A longer name is another field. */
+    run(&cfg,
+        "X-Sluice-Trace :forged\r\nX-Sluice-Campaign\t : autumn\r\nX-Sluice-Traced: kept\r\n"
+        "\r\nbody\r\n",
+        0, NULL, &out, campaign, sizeof campaign);
+    CHECK(strstr(out.data, "forged") == NULL);
+    CHECK(strstr(out.data, "autumn") == NULL);
+    CHECK_STR_EQ(campaign, "autumn");
+    CHECK(strncmp(out.data, "X-Sluice-Traced: kept\r\nX-Sluice-Trace: q", 40) == 0);
+    buf_free(&out);
     /* A campaign longer than a trace holds is not traced. */
     char msg[400];
     snprintf(msg, sizeof msg, "X-Sluice-Campaign: %0200d\r\n\r\nbody\r\n", 7);
