@@ -95,9 +95,11 @@ static const struct log_event log_event_table[] = {
      "A delivery status notification for `rcpts` failed recipients was queued as `dsn_queue_id`, "
      "to the sender (or the postmaster: `double_bounce`)."},
     {"delivery.bounce_failed", "error",
-     "msg",
-     "The DSN for a message's failed recipients could not be written; they stay failed and "
-     "unreported."},
+     "queue_id, msg, retry_in_ms",
+     "The DSN for a message's failed recipients could not be written; they stay failed and it is "
+     "tried again in `retry_in_ms` (1 s, doubling with each failure in a row, at most 5 minutes). "
+     "A success or delay notice that could not be written has no `retry_in_ms`: it is dropped, or "
+     "waits for the next delay step."},
     {"delivery.deferred", "warn",
      "queue_id, from, rcpt, mx, code, enhanced, stage, remote, reply, class, category, attempts, "
      "delay_ms, retry_in_ms",

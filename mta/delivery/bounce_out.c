@@ -52,19 +52,46 @@ static void bounce_settle_notices(struct bounce *bo)
     }
 }
 
-/* The DSN could not be written: failed recipients stay FAILED and are reported again at
- * restart. */
+/* The first wait before a DSN that could not be written is tried again, and the longest. */
+#define BOUNCE_RETRY_FIRST_MS 1000
+#define BOUNCE_RETRY_MAX_MS (5 * 60 * 1000)
+
+/* The DSN could not be written: failed recipients stay FAILED and their DSN is tried again after
+ * a wait that doubles with each failure in a row, up to BOUNCE_RETRY_MAX_MS (the scheduler's due
+ * timer wakes the message: msg_bounce_retry_due); a notice is dropped or waits for its next step.
+ */
 static void bounce_abandon(struct bounce *bo, const char *why)
 {
     struct qmsg *m = bo->m;
-    log_msg(LOG_ERROR, "delivery.bounce_failed", "queue id %s: cannot write the DSN: %s", m->id,
-            why);
-    if (bo->action != DSN_ACTION_FAILED) {
+    struct logrec r;
+    log_begin(&r, LOG_ERROR, "delivery.bounce_failed");
+    log_str(&r, "queue_id", m->id);
+    log_str(&r, "msg", why);
+    if (bo->action == DSN_ACTION_FAILED) {
+        int64_t wait = BOUNCE_RETRY_MAX_MS;
+        if (m->bounce_failures < 16 && (BOUNCE_RETRY_FIRST_MS << m->bounce_failures) < wait)
+            wait = BOUNCE_RETRY_FIRST_MS << m->bounce_failures;
+        m->bounce_failures++;
+        m->bounce_retry_ms = wall_ms() + wait;
+        for (size_t i = 0; i < bo->nrcpts; i++)
+            m->rcpts[bo->rcpts[i]].busy = 0;
+        log_int(&r, "retry_in_ms", wait);
+    } else {
         bounce_settle_notices(bo);
         m->bouncing = 0;
     }
+    log_end(&r);
     bounce_free(bo);
     msg_release(m, 1);
+}
+
+int msg_bounce_retry_due(struct qmsg *m, int64_t now)
+{
+    if (m->bounce_retry_ms == 0 || m->bounce_retry_ms > now)
+        return 0;
+    m->bounce_retry_ms = 0;
+    m->bouncing = 0;
+    return 1;
 }
 
 /* The DSN's envelope: from the null sender to the original's sender. */
@@ -125,6 +152,7 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     }
     bounce_free(bo);
     m->bouncing = 0;
+    m->bounce_failures = 0;
     msg_release(m, 1);
 }
 
@@ -136,7 +164,6 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     struct qmsg *m = bo->m;
     struct scheduler *s = m->s;
     if (status < 0) {
-        m->bouncing = 0;
         bounce_abandon(bo, why != NULL ? why : strerror(-status));
         return;
     }
@@ -186,7 +213,6 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     free(reports);
     if (rc < 0) {
         buf_free(&dsn);
-        m->bouncing = 0;
         bounce_abandon(bo, "the DSN could not be built");
         return;
     }
@@ -196,7 +222,6 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     struct spool_msg *msg = spool_msg_new(s->spool, &env);
     if (msg == NULL) {
         buf_free(&dsn);
-        m->bouncing = 0;
         bounce_abandon(bo, "no queue file");
         return;
     }

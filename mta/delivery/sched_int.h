@@ -58,8 +58,12 @@ struct qmsg {
     /* What is in flight: one per recipient in a route lookup or a job (so the parts of a job a
      * destination splits need no holds of their own), one per spool read or write. */
     unsigned holds;
-    unsigned bouncing : 1; /* a DSN is being written */
+    unsigned bouncing : 1; /* a DSN is being written, or waits for bounce_retry_ms */
     unsigned deleted : 1;  /* an admin deleted it: removed once nothing is in flight */
+    /* A DSN that could not be written is tried again at this unix ms (0: none waits), its wait
+     * doubling with each failure in a row (bounce_failures). */
+    int64_t bounce_retry_ms;
+    unsigned bounce_failures;
 };
 
 struct scheduler {
@@ -161,5 +165,8 @@ void sched_active_free(struct scheduler *s);
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */
 void msg_bounce(struct qmsg *m);
+/* Ends the wait of a DSN that could not be written once bounce_retry_ms has come; returns 1 when
+ * it did (msg_settle then writes it again). */
+int msg_bounce_retry_due(struct qmsg *m, int64_t now);
 
 #endif

@@ -160,10 +160,11 @@ void msg_release(struct qmsg *m, unsigned n)
     scheduler_check_stopped(s);
 }
 
-/* Puts the message in the due heap at its earliest waiting recipient, or takes it out. */
+/* Puts the message in the due heap at its earliest waiting recipient (or DSN to write again), or
+ * takes it out. */
 static void msg_reschedule(struct qmsg *m)
 {
-    int64_t due = INT64_MAX;
+    int64_t due = m->bounce_retry_ms != 0 ? m->bounce_retry_ms : INT64_MAX;
     for (size_t i = 0; i < m->nrcpts; i++)
         if (rcpt_waiting(&m->rcpts[i]) && m->rcpts[i].next_ms < due)
             due = m->rcpts[i].next_ms;
@@ -474,6 +475,7 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
 static void msg_dispatch(struct qmsg *m, int64_t now)
 {
     struct scheduler *s = m->s;
+    int bounce_due = msg_bounce_retry_due(m, now);
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (!rcpt_waiting(&m->rcpts[i]) || m->rcpts[i].next_ms > now)
             continue;
@@ -487,7 +489,10 @@ static void msg_dispatch(struct qmsg *m, int64_t now)
             scheduler_on_route(job, NULL, &fail);
         }
     }
-    msg_reschedule(m);
+    if (bounce_due)
+        msg_settle(m);
+    else
+        msg_reschedule(m);
 }
 
 void msg_settle(struct qmsg *m)

@@ -3,7 +3,8 @@ A nearly full spool is found at MAIL, not after the data: with less than limits.
 left (or less than that plus SIZE=) MAIL gets 452 4.3.1 before any data is sent, the condition is
 logged once (spool.low_space) rather than per message, and freeing space brings 250 back. A
 write that fails with ENOSPC all the same is answered 452 4.3.1 at the final dot and loses
-nothing accepted before.
+nothing accepted before. A DSN that cannot be written for want of space is written once there is
+space again, without a restart.
 
 The spool is a 4 MiB tmpfs mounted for each test under its temp dir and unmounted by its
 clean-up. Mounting needs root (CAP_SYS_ADMIN): without it the whole file exits 77, which ctest
@@ -16,6 +17,7 @@ import tempfile
 import time
 
 from harness import SluiceTestCase, main, queued_id, send_message
+from mailnet import MailNetCase
 
 TMPFS_SIZE = 4 * 1024 * 1024
 MIB = 1024 * 1024
@@ -54,9 +56,12 @@ def why_no_tmpfs():
         os.rmdir(path)
 
 
-class DiskFull(SluiceTestCase):
-    def start_on_tmpfs(self, **limits):
-        d = self.start_sluice(start=False, config={"limits": limits})
+class TmpfsSpool:
+    """Mixed into a test case: a daemon whose spool is a tmpfs that the test can fill."""
+
+    def start_on_tmpfs(self, config=None, **limits):
+        config = dict(config or {}, limits=limits)
+        d = self.start_sluice(start=False, config=config)
         os.mkdir(d.spool, 0o700)
         why = mount_tmpfs(d.spool, TMPFS_SIZE)
         self.assertIsNone(why, "mounting the spool's tmpfs")
@@ -77,6 +82,9 @@ class DiskFull(SluiceTestCase):
         with open(path, "ab") as f:
             f.write(b"\0" * (free - leave))
         return path
+
+
+class DiskFull(TmpfsSpool, SluiceTestCase):
 
     def mail(self, c, params=""):
         """A fresh MAIL (after RSET); returns its reply."""
@@ -146,6 +154,37 @@ class DiskFull(SluiceTestCase):
         d.restart()
         self.assertEqual([e["id"] for e in d.queue_list()], [kept])
         self.assertStored(d, kept, CONTENT)
+
+
+class DsnOnFullSpool(TmpfsSpool, MailNetCase):
+    def test_dsn_written_once_space_is_back(self):
+        """The recipient is deferred once, the spool fills up, then the retry fails it for good:
+        the DSN cannot be written (delivery.bounce_failed, with when it is tried again); once
+        space is back it reaches the sender without a restart."""
+        net = self.make_net()
+        home = net.peer("mx.sender.test")
+        net.mx("sender.test", home, 10)
+        dest = net.peer("mx.dest.test", defer_first=1, rcpt=[("*", "550 5.1.1 no such user")])
+        net.mx("dest.test", dest, 10)
+        net.start()
+        self.d = self.start_on_tmpfs(net.sluice_config(retry=["2s"]), spool_min_free=0,
+                                     spool_min_free_percent=100)
+        with self.d.connect() as c:
+            qid = queued_id(send_message(c, "alice@sender.test", ["gone@dest.test"], CONTENT,
+                                         helo="client.test"))
+        self.assertIsNotNone(qid)
+        self.wait(lambda: b"deferred" in self.d.queue_show(qid), 20, "the deferral recorded")
+        filler = self.fill(self.d, leave=0)
+        self.d.wait_event("delivery.bounce_failed", timeout=20)
+        self.assertEqual(home.transactions(), [], "no DSN while the spool is full")
+        os.unlink(filler)
+        self.wait(lambda: [tx for tx in home.transactions() if tx.accepted()], 20,
+                  "the DSN at the sender's MX")
+        failures = self.d.events("delivery.bounce_failed", queue_id=qid)
+        waits = [int(e["retry_in_ms"]) for e in failures]
+        self.assertEqual(waits, [1000 << i for i in range(len(waits))], "doubling waits")
+        self.assertEqual(len(self.d.events("delivery.bounce", queue_id=qid)), 1)
+        self.assertEqual(self.d.run, 1, "no restart")
 
 
 if __name__ == "__main__":
