@@ -438,6 +438,11 @@ static const struct log_event log_event_table[] = {
      "The daemon added a recipient to the suppression list (`tenant` \"\" is the global list); "
      "`already` when an entry that still counts was there and was kept; `expiry` in unix seconds, "
      "0 for good."},
+    {"suppression.discarded", "info",
+     "session, tenant, from, rcpts, size",
+     "A message whose every recipient was dropped at RCPT (suppression drop mode, `rcpts` of them) "
+     "was read to its end, answered `250` as its recipients were, and discarded: nothing was "
+     "spooled."},
     {"suppression.hit", "info",
      "session, tenant, address, listed, source, added, action",
      "RCPT of relayed mail named a suppressed recipient: `listed` is tenant or global, `source` and "

@@ -78,9 +78,10 @@ void smtp_cmd_bdat(struct smtp_session *s, struct smtp_slice arg)
         bdat_refuse(s, size, 503, "5.5.1", "Error: send HELO/EHLO first", 1);
     } else if (tx == NULL) {
         bdat_refuse(s, size, 503, "5.5.1", "Error: need MAIL command", 1);
-    } else if (tx->nrcpts == 0 && tx->nrcpts_rejected > 0) { /* RFC 2920 §3.1, as for DATA */
+    } else if (tx->nrcpts + tx->nrcpts_dropped == 0 && tx->nrcpts_rejected > 0) {
+        /* RFC 2920 §3.1, as for DATA */
         bdat_refuse(s, size, 554, "5.5.1", "Error: no valid recipients", 1);
-    } else if (tx->nrcpts == 0) {
+    } else if (tx->nrcpts + tx->nrcpts_dropped == 0) {
         bdat_refuse(s, size, 503, "5.5.1", "Error: need RCPT command", 1);
     } else if (size > s->cfg->limits.max_message_size - tx->body_size) {
         bdat_fail(s, size, 552, "5.3.4", "Message size exceeds fixed limit");

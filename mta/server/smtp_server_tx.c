@@ -536,6 +536,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
         return;
     }
     if (r.outcome == RCPT_DROP) { /* the client is told nothing; the message goes to the rest */
+        tx->nrcpts_dropped++;
         smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
         smtp_reply(s, 250, "2.1.5", "Ok");
         return;
@@ -691,19 +692,22 @@ static const char *tx_report_verp(const struct smtp_tx *tx, const struct config 
     return NULL;
 }
 
-/* A report for the feedback addresses: read by the report sink alone, never spooled. */
-static void tx_report_start(struct smtp_session *s)
+/* A message that is not spooled: a report for the feedback addresses, read by the report sink
+ * alone, or one whose every recipient was dropped, read to its end by no sink and discarded. */
+static void tx_unspooled_start(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    struct smtp_sink_context ctx = {.srv = s->srv,
-                                    .cfg = s->cfg,
-                                    .session = s->id,
-                                    .queue_id = "",
-                                    .client_text = s->client_addr,
-                                    .verp = tx_report_verp(tx, s->cfg)};
     body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
-    tx->store = smtp_report_new(&ctx);
-    body_sinks_add(&tx->sinks, tx->store);
+    if (tx->report) {
+        struct smtp_sink_context ctx = {.srv = s->srv,
+                                        .cfg = s->cfg,
+                                        .session = s->id,
+                                        .queue_id = "",
+                                        .client_text = s->client_addr,
+                                        .verp = tx_report_verp(tx, s->cfg)};
+        tx->store = smtp_report_new(&ctx);
+        body_sinks_add(&tx->sinks, tx->store);
+    }
     tx->received_at = (int64_t)time(NULL);
     tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
 }
@@ -711,8 +715,8 @@ static void tx_report_start(struct smtp_session *s)
 int smtp_tx_body_start(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    if (tx->report) {
-        tx_report_start(s);
+    if (tx->report || tx->nrcpts == 0) {
+        tx_unspooled_start(s);
         return 0;
     }
     struct spool_envelope env = {
@@ -764,8 +768,27 @@ static void tx_refuse_after_data(struct smtp_session *s, const struct policy_dec
     smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
 }
 
+/* Every recipient was dropped at RCPT (suppression drop mode): the client heard 250 for each, so
+ * the message is accepted too, and goes nowhere. */
+static void tx_discard(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "suppression.discarded");
+    log_int(&r, "session", (long long)s->id);
+    log_str(&r, "tenant", s->auth_user != NULL ? s->auth_user : "");
+    log_str(&r, "from", tx->sender);
+    log_int(&r, "rcpts", (long long)tx->nrcpts_dropped);
+    log_int(&r, "size", (long long)tx->body_size);
+    log_end(&r);
+    smtp_reply(s, 250, "2.0.0", "Ok");
+    smtp_tx_free(s);
+    smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
+}
+
 /* The message is complete (the final dot, or the LAST chunk): it is refused at once (and rolled
- * back), or its sinks finish; the spool's commit comes last and tx_on_committed answers. */
+ * back), discarded, or its sinks finish; the spool's commit comes last and tx_on_committed
+ * answers. */
 static void tx_end_of_data(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
@@ -780,6 +803,10 @@ static void tx_end_of_data(struct smtp_session *s)
     }
     if (refused.text != NULL) {
         tx_refuse_after_data(s, &refused);
+        return;
+    }
+    if (tx->nrcpts == 0) {
+        tx_discard(s);
         return;
     }
     /* Set first: nothing is read while the sinks finish, even if one has room again meanwhile. */

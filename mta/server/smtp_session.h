@@ -86,6 +86,7 @@ struct smtp_tx {
     char **rcpts; /* canonical recipients accepted so far */
     size_t nrcpts;
     size_t nrcpts_rejected;
+    size_t nrcpts_dropped;  /* answered 250 and left out (suppression drop mode) */
     unsigned env_flags;     /* SPOOL_ENV_* */
     uint64_t declared_size; /* SIZE= on MAIL, 0 when absent */
     struct smtp_tx_dsn dsn; /* RFC 3461 parameters, in step with rcpts */

@@ -15,6 +15,7 @@ import time
 from certs import client_context
 from harness import SluiceTestCase, main, queued_id, send_message
 from mailnet import MailNetCase, send, wait_until
+from spool_files import hashed_files
 from test_auth import plain, sha512_hash
 
 ON = {"enabled": True}
@@ -96,16 +97,40 @@ class Manual(SuppressionCase):
         self.assertEqual(queued.get(qid), ["kept@foreign.example"])
         hit = self.d.wait_event("suppression.hit", address="gone@foreign.example")[0]
         self.assertEqual(hit["action"], "drop")
-        # a message whose every recipient is dropped is accepted too, and goes nowhere
+        self.assertEqual([e for e in self.d.events() if e["level"] == "error"], [])
+
+    def test_drop_mode_every_recipient_dropped(self):
+        """Every recipient dropped: the client heard 250 for each, so DATA and BDAT go on and the
+        message gets 250 too, but nothing is spooled (suppression.discarded says so). Pipelined
+        RCPTs get one reply each, in order; one refused among the dropped does not make it 554."""
+        self.start_with({"enabled": True, "action": "drop"})
+        self.suppress("add", "gone@foreign.example")
+        self.suppress("add", "left@foreign.example")
         with self.d.connect() as c:
             self.assertReply(c.ehlo(), 250)
-            reply = send_message(c, "sender@example.com", ["gone@foreign.example"],
-                                 b"Subject: drop all\r\n\r\nhello\r\n")
-            self.assertReply(reply, 250, "2.0.0")
-        self.assertEqual(len(self.d.events("suppression.hit")), 2)
-        gone = queued_id(reply)
-        wait_until(lambda: gone not in [e["id"] for e in self.d.queue_list()], 10,
-                   "the message without recipients to leave the queue", step=0.1)
+            c.send(b"MAIL FROM:<sender@example.com>\r\nRCPT TO:<gone@foreign.example>\r\n"
+                   b"RCPT TO:<bad address>\r\nRCPT TO:<left@foreign.example>\r\nDATA\r\n")
+            replies = c.read_replies(5)
+            self.assertEqual([r.code for r in replies], [250, 250, 501, 250, 354])
+            body = b"Subject: drop all\r\n\r\nhello\r\n"
+            c.send(body + b".\r\n")
+            end = c.read_reply()
+            self.assertReply(end, 250, "2.0.0", "after DATA")
+            self.assertIsNone(queued_id(end), "no queue id: nothing was queued")
+            chunk = b"Subject: drop all, in chunks\r\n\r\nhello\r\n"
+            c.send(b"MAIL FROM:<sender@example.com>\r\nRCPT TO:<gone@foreign.example>\r\n"
+                   b"BDAT %d\r\n%sBDAT 0 LAST\r\n" % (len(chunk), chunk))
+            replies = c.read_replies(4)
+            self.assertEqual([r.code for r in replies], [250, 250, 250, 250])
+            self.assertReply(c.cmd("NOOP"), 250, "2.0.0", "the session goes on")
+            self.assertEqual(c.pending(), b"", "one reply per command")
+        discarded = self.d.wait_event("suppression.discarded", count=2)
+        self.assertEqual([(e["rcpts"], e["size"]) for e in discarded],
+                         [(2, len(body)), (1, len(chunk))])
+        self.assertEqual(self.d.events("smtp.accepted"), [], "nothing committed")
+        self.assertEqual(self.d.queue_list(), [])
+        self.assertEqual(hashed_files(self.d.spool, "queue"), [], "no queue file")
+        self.assertEqual(os.listdir(os.path.join(self.d.spool, "tmp")), [], "no torn file")
         self.assertEqual([e for e in self.d.events() if e["level"] == "error"], [])
 
     def test_expiry(self):
