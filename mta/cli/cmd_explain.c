@@ -6,12 +6,15 @@
  * client's DNSBL, reverse DNS and SPF verdicts are looked up for real through dns.servers (on a
  * private loop, each bounded by dns.timeout) unless --assume gives them, recipient verification is
  * named and assumed to accept, and the attachment policy and DMARC are named (DMARC needs the
- * message's From field, which explain does not have); the message is not explained.
+ * message's From field, which explain does not have); the message is not explained. Relayed mail
+ * is checked against the suppression list when suppression.enabled, read as the daemon reads it.
  */
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -31,6 +34,7 @@
 #include "policy/reverse_dns.h"
 #include "policy/sender_domain.h"
 #include "policy/spf.h"
+#include "policy/suppression.h"
 
 /* What --assume gives instead of a lookup: what explain cannot know, or should not ask. Each
  * points at the value of one of assume_items, or is NULL: looked up. */
@@ -424,6 +428,45 @@ static void print_dmarc(const struct config *cfg, const struct sockaddr *client,
                strcmp(override, "network") == 0 ? "client" : "sender", override);
 }
 
+/* A suppressed recipient: which list holds it, why and since when, and what RCPT does with it. */
+static void print_suppressed(const struct rcpt_decision *r)
+{
+    if (r->suppressed_tenant[0] != '\0')
+        printf("  suppressed: on tenant %s's list, source %s, added %s\n", r->suppressed_tenant,
+               r->suppressed_by, r->suppressed_on);
+    else
+        printf("  suppressed: on the global list, source %s, added %s\n", r->suppressed_by,
+               r->suppressed_on);
+    if (r->outcome != RCPT_DROP) {
+        print_decision(&r->d);
+        return;
+    }
+    printf("  drop 250 2.1.5 Ok (left out of the message; the client is not told)\n");
+    print_rule(&r->d);
+}
+
+/* The suppression list the daemon would check, when suppression.enabled: NULL when it is off, or
+ * no list was made yet (nobody is suppressed); a list that cannot be opened is an error (1). */
+static int suppression_for_explain(const struct config *cfg, struct suppression **out)
+{
+    *out = NULL;
+    if (!cfg->suppression.enabled)
+        return 0;
+    struct buf dir = BUF_INIT, data = BUF_INIT, err = BUF_INIT;
+    suppression_dir(cfg, &dir);
+    buf_printf(&data, "%s/data.mdb", dir.data);
+    struct stat st;
+    int status = 0;
+    if (stat(data.data, &st) < 0)
+        printf("suppression: no list at %s yet: nobody is suppressed\n", dir.data);
+    else if (suppression_open(dir.data, NULL, out, &err) < 0)
+        status = command_failed(&err);
+    buf_free(&dir);
+    buf_free(&data);
+    buf_free(&err);
+    return status;
+}
+
 /* MAIL and RCPT, once the listener and client are known: f holds the session's facts so far; the
  * inbound lookups go to `look`. */
 static int explain_envelope(const struct explain_args *a, const struct config *cfg,
@@ -483,7 +526,10 @@ static int explain_envelope(const struct explain_args *a, const struct config *c
     if (r.outcome == RCPT_NEED_VERIFY)
         printf("  verify: %s is asked; explain does not ask, and assumes it accepts\n",
                r.verify_domain->deliver_to);
-    print_decision(&r.d);
+    if (r.stage == RCPT_STAGE_SUPPRESSED && r.suppressed_by != NULL)
+        print_suppressed(&r);
+    else
+        print_decision(&r.d);
     if (inbound && r.outcome != RCPT_REFUSE) {
         print_message_policy(cfg, &r.rcpt);
         print_dmarc(cfg, f->client, sender, look);
@@ -528,11 +574,19 @@ static int explain_run(const struct explain_args *a, const struct config *cfg,
         printf("dns: no resolver (assumed): no lookup can run\n");
 
     /* The first RCPT of a session without SMTPUTF8, whose verifier runs. */
-    struct rcpt_facts facts = {
-        .cfg = cfg, .listener = l, .client = client, .auth_user = auth, .recipients = recipients};
+    struct rcpt_facts facts = {.cfg = cfg,
+                               .listener = l,
+                               .client = client,
+                               .auth_user = auth,
+                               .tenant = auth, /* as the session names it */
+                               .now = time(NULL),
+                               .recipients = recipients};
+    if (suppression_for_explain(cfg, &facts.suppression) != 0)
+        return 1;
     struct inbound_lookups look = {0};
     int status = explain_envelope(a, cfg, &facts, &look);
     lookups_free(&look);
+    suppression_close(facts.suppression);
     return status;
 }
 

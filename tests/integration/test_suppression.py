@@ -245,6 +245,34 @@ class Tenants(SuppressionCase):
                           ("alice", "mine@foreign.example", "tenant", "reject"),
                           ("bob", "all@foreign.example", "global", "drop")])
 
+    def explain(self, rcpt, user):
+        res = self.d.cli("explain", "--client", "127.0.0.1", "--auth", user, "--from",
+                         "sender@example.com", "--rcpt", rcpt)
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        return res.stdout.decode()
+
+    def test_explain_names_the_entry(self):
+        """`sluice explain` reads the list the daemon reads: the entry's list (the tenant's or
+        the global one), source and date, and the reply the daemon gives (550, or 250 dropped)."""
+        self.suppress("add", "mine@foreign.example", "--tenant", "alice")
+        self.suppress("add", "all@foreign.example")
+        mine = self.explain("mine@foreign.example", "alice")
+        self.assertRegex(mine, r"  suppressed: on tenant alice's list, source manual, added %s\n"
+                         r"  reject 550 5\.7\.1 recipient suppressed \(manual %s\)\n"
+                         % (TODAY_RE, TODAY_RE))
+        self.assertRegex(self.explain("all@foreign.example", "alice"),
+                         r"  suppressed: on the global list, source manual, added %s\n  reject 550"
+                         % TODAY_RE)
+        self.assertRegex(self.explain("all@foreign.example", "bob"),
+                         r"  suppressed: on the global list, source manual, added %s\n"
+                         r"  drop 250 2\.1\.5 " % TODAY_RE)
+        kept = self.explain("mine@foreign.example", "bob")
+        self.assertNotIn("suppressed", kept)
+        self.assertIn("  accept 250 2.1.5 Ok\n", kept)
+        # the daemon agrees
+        with self.session("alice") as c:
+            self.assertReply(self.rcpt(c, "mine@foreign.example"), 550, "5.7.1")
+
 
 class HardBounce(MailNetCase):
     def test_hard_bounce_suppresses_the_next_message(self):
