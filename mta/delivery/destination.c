@@ -242,6 +242,42 @@ static uint64_t dest_warmup_wait(const struct dest *d, const struct slot *sl)
     return wait;
 }
 
+/* 1 when the warm-up keeps every egress address of d from taking a message now. */
+static int dest_warmup_holds(const struct dest *d)
+{
+    for (size_t i = 0; i < d->nslots; i++)
+        if (dest_warmup_wait(d, d->slots[i]) == 0)
+            return 0;
+    return d->nslots > 0;
+}
+
+/* Jobs that waited for the warm-up (overflow: wait) until their message expired leave untried
+ * with a temporary failure, which the scheduler turns into the expiry's bounce; *wake is lowered
+ * to the next expiry of those left. */
+static void dest_expire_waiting(struct dest *d, uint64_t now, uint64_t *wake)
+{
+    static const struct smtp_client_outcome expired = {
+        .code = 451,
+        .enhanced = "4.4.7",
+        .stage = "warm-up",
+        .text = "not sent: the warming egress addresses had used their allowance for the day"};
+    for (struct job **link = &d->queue; *link != NULL;) {
+        struct job *job = *link;
+        if (job->expires_at > now) {
+            if (job->expires_at < *wake)
+                *wake = job->expires_at;
+            link = &job->next;
+            continue;
+        }
+        *link = job->next;
+        if (d->queue_tail == &job->next)
+            d->queue_tail = link;
+        job->next = NULL;
+        d->queued--;
+        dest_report_all(d, job, &expired, NULL);
+    }
+}
+
 /* Takes the first queued job that connection c may carry (any job when c is NULL). */
 struct job *dest_take_job(struct dest *d, const struct conn *c)
 {
@@ -352,6 +388,8 @@ static void dest_dispatch(struct dest *d)
         shaping_rates_connected(sl->rates, now);
         conn_start(d, sl, dest_take_job(d, NULL));
     }
+    if (d->queue != NULL && dest_warmup_holds(d))
+        dest_expire_waiting(d, now, &wake);
     d->dispatching = 0;
     if (d->suspended_until > now && d->suspended_until != UINT64_MAX && d->queue != NULL)
         wake = d->suspended_until;

@@ -49,6 +49,9 @@ struct job {
     /* The shaping values the job was routed under (retry schedule, expiry); they live in a
      * configuration the destination holds a reference on. */
     const struct config_shaping *shaping;
+    /* Loop time (uv_now) at which the message expires under shaping: a job still waiting for the
+     * warm-up then leaves untried, to be bounced. */
+    uint64_t expires_at;
     /* Set by the destination when it reports the job: milliseconds until a reply rule's
      * suspension that holds the destination back ends (a deferred recipient is tried then, not
      * at its next retry step), or -1: none holds. */

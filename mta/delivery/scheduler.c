@@ -282,13 +282,19 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_end(&rec);
 }
 
+/* When m expires under sh (unix ms). */
+static int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping *sh)
+{
+    /* The spool keeps whole seconds of arrival: round up, so nothing expires early. */
+    return m->received_ms + 999 + (int64_t)sh->expire_ms;
+}
+
 /* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
  * (the last step repeats), never after expiry; 0 when it has expired. */
 static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, unsigned attempts,
                         int64_t now)
 {
-    /* The spool keeps whole seconds of arrival: round up, so nothing expires early. */
-    int64_t expires = m->received_ms + 999 + (int64_t)sh->expire_ms;
+    int64_t expires = msg_expires_ms(m, sh);
     if (now >= expires)
         return 0;
     uint64_t delay = 5 * 60 * 1000; /* only when a schedule is empty, which config forbids */
@@ -435,6 +441,8 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
         return;
     }
     struct dest *d = scheduler_dest_for(s, job->domain, mx, &job->shaping);
+    int64_t left = msg_expires_ms(job->msg, job->shaping) - wall_ms();
+    job->expires_at = uv_now(s->loop) + (uint64_t)(left > 0 ? left : 0);
     if (fail != NULL) {
         struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
         for (size_t i = 0; i < job->nrcpts; i++)

@@ -2,7 +2,8 @@
 IP warm-up through the real daemon, counted at a real SMTP peer (mailnet.py) by the source address
 of each connection: with two egress addresses in the pool, one of them warming with a day-1
 allowance of K, the peer sees at most K messages from the warming address and the rest from the
-warm one (overflow: next); with overflow: wait, mail beyond the allowance stays queued; a restart
+warm one (overflow: next); with overflow: wait, mail beyond the allowance stays queued, until its
+message expires (then it bounces like other expired mail); a restart
 keeps the day's count (no new allowance); a start date in the past gives that day's allowance.
 `sluice queue list --json` shows each address's warm-up day, allowance and used count.
 """
@@ -15,6 +16,7 @@ from mailnet import EGRESS, MailNetCase, send
 
 SENDER = "warm@sender.test"
 WARMING, WARM = EGRESS[0][0], EGRESS[1][0]
+LONG = "1h"  # an expiry no waiting test reaches
 
 
 def utc_date(days_ago=0):
@@ -106,7 +108,7 @@ class Warmup(MailNetCase):
 
     def test_overflow_wait_keeps_the_excess_queued(self):
         k, n = 2, 12
-        self.start_warming([k], "wait", message_rate="4/s")
+        self.start_warming([k], "wait", message_rate="4/s", expire=LONG)
         self.submit(n)
         self.d.wait_event("delivery.warmup_wait", timeout=20, egress=WARMING)
         # Mail handed to a connection before the allowance was used still goes out.
@@ -118,9 +120,30 @@ class Warmup(MailNetCase):
         self.assertEqual(len(self.d.queue_list()), n - delivered, "the excess stays queued")
         self.assertEqual(self.warmup_state(WARMING)["used"], k)
 
+    def test_overflow_wait_ends_at_expiry(self):
+        """Mail waiting for tomorrow's allowance is still bound by its message's expiry: once it
+        passes, the recipient fails (delivery.expired, naming the warm-up) and the sender gets a
+        DSN, without waiting for the next day."""
+        home = self.net.peer("mx.sender.test")
+        self.net.mx("sender.test", home, 10)
+        self.start_warming([1], "wait", egress=EGRESS[:1], expire="3s")
+        self.submit(2)
+        self.wait(lambda: len(self.dest.delivered()) == 1, 20, "the allowance delivered")
+        self.d.wait_event("delivery.warmup_wait", egress=WARMING)
+        expired = self.d.wait_event("delivery.expired", timeout=20)
+        self.assertEqual(len(expired), 1)
+        self.assertEqual((expired[0]["stage"], expired[0]["enhanced"]), ("warm-up", "4.4.7"))
+        self.assertNotIn(expired[0]["rcpt"], self.dest.delivered_rcpts())
+        self.wait(lambda: [tx for tx in home.transactions() if tx.accepted()], 20,
+                  "the DSN at the sender's MX")
+        dsn = [tx for tx in home.transactions() if tx.accepted()][0]
+        self.assertIn(expired[0]["rcpt"].encode(), dsn.data)
+        self.wait_spool_empty(20)
+        self.assertEqual(len(self.dest.delivered()), 1, "nothing beyond the allowance")
+
     def test_restart_keeps_the_count(self):
         k, n = 3, 5
-        self.start_warming([k], "wait", egress=EGRESS[:1])
+        self.start_warming([k], "wait", egress=EGRESS[:1], expire=LONG)
         self.submit(n)
         self.wait(lambda: len(self.dest.delivered()) >= k, 20, "the allowance delivered")
         self.d.wait_event("delivery.warmup_wait", egress=WARMING)
@@ -135,7 +158,7 @@ class Warmup(MailNetCase):
         self.d.wait_event("delivery.warmup_wait", egress=WARMING)
 
     def test_start_in_the_past_gives_that_days_allowance(self):
-        self.start_warming([1, 2, 4, 100], "wait", egress=EGRESS[:1], days_ago=2)
+        self.start_warming([1, 2, 4, 100], "wait", egress=EGRESS[:1], days_ago=2, expire=LONG)
         self.submit(6)
         self.wait(lambda: len(self.dest.delivered()) >= 4, 20, "day 3's allowance delivered")
         self.d.wait_event("delivery.warmup_wait", egress=WARMING)
