@@ -101,8 +101,8 @@ static enum suppression_action suppression_action_for(const struct config *cfg, 
     return cfg->suppression.action;
 }
 
-/* Relayed mail only: a recipient on the tenant's or the global list is refused, or dropped. A
- * list that cannot be read is a temporary failure: mail it would stop must not slip through. */
+/* Relayed mail only meets the suppression list: the caller reads it and rcpt_policy_suppressed
+ * decides. */
 static int suppression_stage(const struct rcpt_facts *f, struct rcpt_decision *out)
 {
     if (f->suppression == NULL || !f->cfg->suppression.enabled ||
@@ -110,22 +110,31 @@ static int suppression_stage(const struct rcpt_facts *f, struct rcpt_decision *o
         policy_relay_authorized(f->cfg, f->listener, f->client, f->auth_user).verdict !=
             POLICY_ACCEPT)
         return 0;
-    struct suppression_entry e;
-    int found = suppression_check(f->suppression, f->tenant, out->addr, f->now, &e);
+    out->outcome = RCPT_NEED_SUPPRESSION;
+    return 1;
+}
+
+/* A recipient on the tenant's or the global list is refused, or dropped. A list that cannot be
+ * read is a temporary failure: mail it would stop must not slip through. */
+void rcpt_policy_suppressed(const struct rcpt_facts *f, int found,
+                            const struct suppression_entry *e, struct rcpt_decision *out)
+{
+    out->outcome = RCPT_ACCEPT;
     if (found == 0)
-        return 0;
+        return;
     if (found < 0) {
         struct policy_decision d = {
             POLICY_TEMPFAIL, 451,
             "4.3.0",         "Temporary failure: the suppression list cannot be read",
             "suppression",   builtin};
-        return refuse(out, RCPT_STAGE_SUPPRESSED, d, d.text, "suppression");
+        refuse(out, RCPT_STAGE_SUPPRESSED, d, d.text, "suppression");
+        return;
     }
     struct tm tm;
-    time_t added = (time_t)e.added;
+    time_t added = (time_t)e->added;
     strftime(out->suppressed_on, sizeof out->suppressed_on, "%Y-%m-%d", gmtime_r(&added, &tm));
-    out->suppressed_by = suppression_source_name(e.source);
-    snprintf(out->suppressed_tenant, sizeof out->suppressed_tenant, "%s", e.tenant);
+    out->suppressed_by = suppression_source_name(e->source);
+    snprintf(out->suppressed_tenant, sizeof out->suppressed_tenant, "%s", e->tenant);
     snprintf(out->text, sizeof out->text, RCPT_SUPPRESSED_TEXT " (%s %s)", out->suppressed_by,
              out->suppressed_on);
     struct policy_decision d = {POLICY_REJECT, 550,           "5.7.1",
@@ -133,7 +142,6 @@ static int suppression_stage(const struct rcpt_facts *f, struct rcpt_decision *o
     refuse(out, RCPT_STAGE_SUPPRESSED, d, RCPT_SUPPRESSED_TEXT, "suppression");
     if (suppression_action_for(f->cfg, f->tenant) == SUPPRESSION_ACTION_DROP)
         out->outcome = RCPT_DROP;
-    return 1;
 }
 
 /* RFC 5321 §4.5.1: postmaster must stay reachable, from listed clients too. */

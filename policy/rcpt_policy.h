@@ -7,7 +7,8 @@
  * both ask it, so explain shows what the daemon does. Verification asks another server: the
  * decision says so, and the session starts the probe and answers with its reply. Relayed mail
  * (a client that may relay, on a submission listener) is checked against the suppression list
- * right after the relay decision.
+ * right after the relay decision: the decision asks for the read (the daemon makes it on the
+ * thread pool) and rcpt_policy_suppressed completes it.
  */
 #ifndef SLUICE_RCPT_POLICY_H
 #define SLUICE_RCPT_POLICY_H
@@ -72,6 +73,10 @@ enum rcpt_outcome {
     RCPT_DROP,        /* suppressed, and the tenant's action is drop: answer 250, leave it out */
     RCPT_NEED_VERIFY, /* every stage before accepted: `verify_domain`'s deliver_to is to be
                          asked, and its answer decides (policy/verify.h) */
+    RCPT_NEED_SUPPRESSION, /* relayed mail that every stage before accepted: the suppression
+                              list is to be read for f->tenant and `addr` at f->now
+                              (suppression_check, or its thread-pool form in the daemon), and
+                              rcpt_policy_suppressed decides */
 };
 
 /* Room for a reply text made here: "<address>: " and the longest rule text. */
@@ -101,5 +106,9 @@ struct rcpt_decision {
  * texts point into *out, static storage or what the facts point at (valid while those are). */
 void rcpt_policy_decide(const struct rcpt_facts *f, struct smtp_slice arg,
                         struct rcpt_decision *out);
+/* Completes a RCPT_NEED_SUPPRESSION decision with what the list answered: found and e as
+ * suppression_check gives them (e read only when found is 1). */
+void rcpt_policy_suppressed(const struct rcpt_facts *f, int found,
+                            const struct suppression_entry *e, struct rcpt_decision *out);
 
 #endif

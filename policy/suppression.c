@@ -261,6 +261,18 @@ static int lookup(struct suppression *st, MDB_txn *txn, const char *tenant, cons
     return entry_counts(out, now);
 }
 
+/* The tenant's entry for address, else the global one, read in txn: 1, 0 or -errno. */
+static int check_in(struct suppression *st, MDB_txn *txn, const char *tenant, const char *address,
+                    int64_t now, struct suppression_entry *out)
+{
+    int found = 0;
+    if (tenant != NULL && tenant[0] != '\0')
+        found = lookup(st, txn, tenant, address, now, out);
+    if (found == 0)
+        found = lookup(st, txn, "", address, now, out);
+    return found;
+}
+
 int suppression_check(struct suppression *store, const char *tenant, const char *address,
                       int64_t now, struct suppression_entry *out)
 {
@@ -272,11 +284,7 @@ int suppression_check(struct suppression *store, const char *tenant, const char 
         store->reader = NULL;
         return mdb_errno(rc);
     }
-    int found = 0;
-    if (tenant != NULL && tenant[0] != '\0')
-        found = lookup(store, store->reader, tenant, address, now, out);
-    if (found == 0)
-        found = lookup(store, store->reader, "", address, now, out);
+    int found = check_in(store, store->reader, tenant, address, now, out);
     mdb_txn_reset(store->reader);
     return found;
 }
@@ -450,4 +458,73 @@ int suppression_add(struct suppression *store, const char *tenant, const char *a
     store->pending++;
     uv_queue_work(store->loop, &w->req, add_on_work, add_on_done);
     return 0;
+}
+
+/* ---- the daemon's checks, on the thread pool ---- */
+
+struct suppression_lookup {
+    uv_work_t req;
+    struct suppression *store;
+    char *tenant, *address;
+    int64_t now;
+    int found;
+    struct suppression_entry entry;
+    suppression_lookup_cb cb; /* NULL once cancelled */
+    void *arg;
+};
+
+/* A transaction of its own: the kept reader is the loop's, and checks run side by side. */
+static void lookup_on_work(uv_work_t *req)
+{
+    struct suppression_lookup *l = req->data;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(l->store->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        l->found = mdb_errno(rc);
+        return;
+    }
+    l->found = check_in(l->store, txn, l->tenant, l->address, l->now, &l->entry);
+    mdb_txn_abort(txn);
+}
+
+static void lookup_on_done(uv_work_t *req, int status)
+{
+    struct suppression_lookup *l = req->data;
+    (void)status; /* never cancelled: suppression_lookup_cancel only silences it */
+    if (l->cb != NULL)
+        l->cb(l->arg, l->found, &l->entry);
+    struct suppression *st = l->store;
+    free(l->tenant);
+    free(l->address);
+    free(l);
+    if (--st->pending == 0 && st->closing)
+        store_free(st);
+}
+
+struct suppression_lookup *suppression_check_async(struct suppression *store, const char *tenant,
+                                                   const char *address, int64_t now,
+                                                   suppression_lookup_cb cb, void *arg)
+{
+    struct suppression_lookup *l = xcalloc(1, sizeof *l);
+    l->store = store;
+    l->tenant = tenant != NULL ? xstrdup(tenant) : NULL;
+    l->address = xstrdup(address);
+    l->now = now;
+    l->cb = cb;
+    l->arg = arg;
+    l->req.data = l;
+    if (uv_queue_work(store->loop, &l->req, lookup_on_work, lookup_on_done) != 0) {
+        free(l->tenant);
+        free(l->address);
+        free(l);
+        return NULL;
+    }
+    store->pending++;
+    return l;
+}
+
+void suppression_lookup_cancel(struct suppression_lookup *lookup)
+{
+    if (lookup != NULL)
+        lookup->cb = NULL;
 }

@@ -2,10 +2,11 @@
  * The suppression list: recipients relayed mail must not go to, per tenant and global, kept in an
  * LMDB environment (a directory: data.mdb and lock.mdb) that the daemon and `sluice suppress`
  * open at once. Each entry is keyed by (tenant, lower-cased address), tenant "" being the global
- * list, and holds its source, when it was added, an optional expiry and an optional note. The RCPT
- * policy (rcpt_policy.c) reads it on the loop: a read is a lookup in a memory map, without a lock
- * or a sync. Writes sync the file, so the daemon makes them on the thread pool (suppression_add);
- * the command line writes in place. The store is owned by whoever opened it.
+ * list, and holds its source, when it was added, an optional expiry and an optional note. A read
+ * is a lookup in a memory map, without a lock or a sync, but a page not in memory yet makes it
+ * wait for the disk: the daemon's RCPT checks run on the thread pool (suppression_check_async).
+ * Writes sync the file, so the daemon makes them there too (suppression_add); the command line
+ * reads and writes in place. The store is owned by whoever opened it.
  */
 #ifndef SLUICE_SUPPRESSION_H
 #define SLUICE_SUPPRESSION_H
@@ -66,10 +67,23 @@ int suppression_open(const char *dir, uv_loop_t *loop, struct suppression **out,
 void suppression_close(struct suppression *store);
 
 /* The entry that suppresses address for tenant at now: the tenant's own, else the global one;
- * an expired entry does not count. Fast (a read of the map): fine on the loop. Returns 1 with *out
- * filled, 0 when none applies, or a negative errno when the store cannot be read. */
+ * an expired entry does not count. A read of the map, which may wait for the disk: the command
+ * line's. Returns 1 with *out filled, 0 when none applies, or a negative errno when the store
+ * cannot be read. */
 int suppression_check(struct suppression *store, const char *tenant, const char *address,
                       int64_t now, struct suppression_entry *out);
+
+/* suppression_check on the thread pool, for the loop: cb runs on the loop with its result and
+ * entry (valid during cb), unless the lookup was cancelled first. The store stays open until it
+ * has run. Loop thread only, on a store opened with a loop. Returns the lookup, or NULL when it
+ * could not be queued (cb never runs). */
+struct suppression_lookup;
+typedef void (*suppression_lookup_cb)(void *arg, int found, const struct suppression_entry *e);
+struct suppression_lookup *suppression_check_async(struct suppression *store, const char *tenant,
+                                                   const char *address, int64_t now,
+                                                   suppression_lookup_cb cb, void *arg);
+/* cb will not run (the lookup ends on the thread pool on its own); NULL is fine. */
+void suppression_lookup_cancel(struct suppression_lookup *lookup);
 
 /* Adds an entry: the daemon's way, for hard bounces and complaints. The write and its sync run on
  * the thread pool; the result is logged (suppression.added, or suppression.add_failed). An entry

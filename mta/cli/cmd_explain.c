@@ -523,6 +523,11 @@ static int explain_envelope(const struct explain_args *a, const struct config *c
     }
     struct rcpt_decision r;
     rcpt_policy_decide(f, rcpt, &r);
+    if (r.outcome == RCPT_NEED_SUPPRESSION) { /* read in place, as `sluice suppress check` */
+        struct suppression_entry e;
+        int found = suppression_check(f->suppression, f->tenant, r.addr, f->now, &e);
+        rcpt_policy_suppressed(f, found, &e, &r);
+    }
     if (r.outcome == RCPT_NEED_VERIFY)
         printf("  verify: %s is asked; explain does not ask, and assumes it accepts\n",
                r.verify_domain->deliver_to);

@@ -35,6 +35,7 @@
 
 static void tx_on_sinks_writable(void *arg);
 static void tx_on_sinks_done(void *arg, const struct body_outcome *out);
+static void rcpt_lookup_cancel(struct rcpt_lookup *l);
 
 void smtp_tx_free(struct smtp_session *s)
 {
@@ -47,6 +48,7 @@ void smtp_tx_free(struct smtp_session *s)
     spf_check_free(tx->spf);     /* cancels a check in flight */
     sender_domain_check_free(tx->sender_check);
     verify_cancel(tx->verify);
+    rcpt_lookup_cancel(tx->suppression_lookup);
     free(tx->auth_results);
     header_filter_free(tx->ar_filter);
     trace_header_free(tx->trace);
@@ -511,9 +513,95 @@ static int rcpt_dsn_params(struct smtp_session *s, struct smtp_slice *arg)
     return -1;
 }
 
+/* Answers RCPT once the policy has decided r; 1 when the answer waits for a verification probe
+ * (input paused), else 0. */
+static int rcpt_decided(struct smtp_session *s, const struct rcpt_decision *r)
+{
+    struct smtp_tx *tx = s->tx;
+    if (r->listed_by != NULL) {
+        struct logrec rec;
+        log_begin(&rec, LOG_INFO, "smtp.rcpt_checked");
+        log_int(&rec, "session", (long long)s->id);
+        log_str(&rec, "address", r->addr);
+        log_str(&rec, "rule", r->listed_by);
+        log_end(&rec);
+    }
+    if (r->stage == RCPT_STAGE_SUPPRESSED && r->suppressed_by != NULL)
+        rcpt_log_suppressed(s, r);
+    if (r->outcome == RCPT_REFUSE) {
+        rcpt_refused(s, r);
+        return 0;
+    }
+    if (r->outcome == RCPT_DROP) { /* the client is told nothing; the message goes to the rest */
+        tx->nrcpts_dropped++;
+        smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
+        smtp_reply(s, 250, "2.1.5", "Ok");
+        return 0;
+    }
+    int verdict = r->outcome == RCPT_NEED_VERIFY ? rcpt_verify(s, r->verify_domain, r->addr) : 0;
+    if (verdict == 1)
+        return 1; /* answered once the probe is */
+    if (verdict < 0) {
+        tx->nrcpts_rejected++;
+        smtp_peer_error(s);
+        return 0;
+    }
+    rcpt_accept(s, r->addr);
+    return 0;
+}
+
+/* A RCPT waiting for the suppression list, read on the thread pool (a page of the map not in
+ * memory would hold the loop up): input is paused meanwhile, so pipelined commands keep their
+ * order, as for verification. */
+struct rcpt_lookup {
+    struct smtp_session *s;
+    struct suppression_lookup *lookup;
+    struct rcpt_decision r;
+};
+
+static void rcpt_lookup_cancel(struct rcpt_lookup *l)
+{
+    if (l == NULL)
+        return;
+    suppression_lookup_cancel(l->lookup);
+    free(l);
+}
+
+static void rcpt_on_suppression(void *arg, int found, const struct suppression_entry *e)
+{
+    struct rcpt_lookup *l = arg;
+    struct smtp_session *s = l->s;
+    s->tx->suppression_lookup = NULL;
+    struct policy_decision dnsbl;
+    struct rcpt_facts facts;
+    rcpt_facts_gather(s, &dnsbl, &facts);
+    rcpt_policy_suppressed(&facts, found, e, &l->r);
+    int waits = rcpt_decided(s, &l->r);
+    free(l);
+    if (!waits)
+        smtp_resume_input(s); /* also writes the reply */
+}
+
+/* Starts the read of the list for r; 0 when it runs (input paused), -1 when it could not start. */
+static int rcpt_lookup_start(struct smtp_session *s, const struct rcpt_facts *f,
+                             const struct rcpt_decision *r)
+{
+    struct rcpt_lookup *l = xcalloc(1, sizeof *l);
+    l->s = s;
+    l->r = *r; /* its texts so far are static: the relay decision's */
+    l->lookup =
+        suppression_check_async(f->suppression, f->tenant, r->addr, f->now, rcpt_on_suppression, l);
+    if (l->lookup == NULL) {
+        free(l);
+        return -1;
+    }
+    s->tx->suppression_lookup = l;
+    smtp_pause_input(s);
+    return 0;
+}
+
 void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
 {
-    struct smtp_tx *tx = s->tx; /* the command table allows RCPT in a transaction only */
     if (rcpt_dsn_params(s, &arg) < 0)
         return;
     struct policy_decision dnsbl;
@@ -521,35 +609,12 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
     rcpt_facts_gather(s, &dnsbl, &facts);
     struct rcpt_decision r;
     rcpt_policy_decide(&facts, arg, &r);
-    if (r.listed_by != NULL) {
-        struct logrec rec;
-        log_begin(&rec, LOG_INFO, "smtp.rcpt_checked");
-        log_int(&rec, "session", (long long)s->id);
-        log_str(&rec, "address", r.addr);
-        log_str(&rec, "rule", r.listed_by);
-        log_end(&rec);
+    if (r.outcome == RCPT_NEED_SUPPRESSION) {
+        if (rcpt_lookup_start(s, &facts, &r) == 0)
+            return; /* answered once the list is read */
+        rcpt_policy_suppressed(&facts, -EAGAIN, NULL, &r);
     }
-    if (r.stage == RCPT_STAGE_SUPPRESSED && r.suppressed_by != NULL)
-        rcpt_log_suppressed(s, &r);
-    if (r.outcome == RCPT_REFUSE) {
-        rcpt_refused(s, &r);
-        return;
-    }
-    if (r.outcome == RCPT_DROP) { /* the client is told nothing; the message goes to the rest */
-        tx->nrcpts_dropped++;
-        smtp_set_state(s, SMTP_PHASE_RCPT, SMTP_WAIT_NONE);
-        smtp_reply(s, 250, "2.1.5", "Ok");
-        return;
-    }
-    int verdict = r.outcome == RCPT_NEED_VERIFY ? rcpt_verify(s, r.verify_domain, r.addr) : 0;
-    if (verdict == 1)
-        return; /* answered once the probe is */
-    if (verdict < 0) {
-        tx->nrcpts_rejected++;
-        smtp_peer_error(s);
-        return;
-    }
-    rcpt_accept(s, r.addr);
+    rcpt_decided(s, &r);
 }
 
 /* ---- DATA ---- */

@@ -80,6 +80,7 @@ struct smtp_session_ops {
 
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
 struct trace_header;
+struct rcpt_lookup;
 
 struct smtp_tx {
     char *sender; /* canonical, "" for <> */
@@ -107,6 +108,7 @@ struct smtp_tx {
     const struct spf_result *spf_result; /* its result once in, inside spf, else NULL */
     struct sender_domain_check *sender_check; /* inbound: the sender domain's MX lookup */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
+    struct rcpt_lookup *suppression_lookup; /* relayed: RCPT waiting for the suppression list */
     char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
     struct header_filter *ar_filter; /* inbound: drops forged A-R fields naming us */
     struct trace_header *trace;      /* relayed: adds X-Sluice-Trace, Feedback-ID */

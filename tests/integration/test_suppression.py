@@ -83,6 +83,38 @@ class Manual(SuppressionCase):
             self.assertReply(c.ehlo(), 250)
             self.assertReply(self.rcpt(c, "gone@foreign.example"), 550, "5.7.1", "enabled")
 
+    def test_pipelined_rcpts_answered_in_order(self):
+        """The list is read off the loop, one RCPT at a time: pipelined RCPTs (suppressed or
+        not, a bad one among them) get one reply each, in order, then DATA its 354; a client that
+        leaves while a read is in flight leaves the daemon serving."""
+        self.start_with(ON)
+        self.suppress("add", "gone1@foreign.example")
+        self.suppress("add", "gone2@foreign.example")
+        rcpts = ["ok1", "gone1", "ok2", "gone2", None, "ok3", "gone1"]
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            c.send(b"MAIL FROM:<sender@example.com>\r\n" +
+                   b"".join(b"RCPT TO:<%s>\r\n" % (b"bad address" if r is None else
+                                                    r.encode() + b"@foreign.example")
+                            for r in rcpts) + b"DATA\r\n")
+            replies = c.read_replies(len(rcpts) + 2)
+            want = [250] + [501 if r is None else 550 if r.startswith("gone") else 250
+                            for r in rcpts] + [354]
+            self.assertEqual([r.code for r in replies], want)
+            c.send(b"Subject: pipelined\r\n\r\nhello\r\n.\r\n")
+            qid = queued_id(c.read_reply())
+            self.assertEqual(c.pending(), b"", "one reply per command")
+        queued = {e["id"]: e["rcpts"] for e in self.d.queue_list()}
+        self.assertEqual(queued.get(qid), ["ok1@foreign.example", "ok2@foreign.example",
+                                           "ok3@foreign.example"])
+        for _ in range(5):
+            with self.d.connect() as c:
+                c.send(b"EHLO client.test\r\nMAIL FROM:<s@example.com>\r\n"
+                       b"RCPT TO:<gone1@foreign.example>\r\n")
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(self.rcpt(c, "gone2@foreign.example"), 550, "5.7.1", "still serving")
+
     def test_drop_mode(self):
         self.start_with({"enabled": True, "action": "drop"})
         self.suppress("add", "gone@foreign.example")

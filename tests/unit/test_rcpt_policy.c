@@ -6,6 +6,7 @@
  * with a store of its own.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,17 @@ static void test_positions(const struct config *cfg, const struct recipients *ta
     CHECK_INT_EQ(r.d.pos.line, 12);
 }
 
+/* The decision, the suppression list read in place when it asks for it. */
+static void decide_suppressed(const struct rcpt_facts *f, const char *arg, struct rcpt_decision *r)
+{
+    rcpt_policy_decide(f, (struct smtp_slice){arg, strlen(arg)}, r);
+    if (r->outcome != RCPT_NEED_SUPPRESSION)
+        return;
+    struct suppression_entry e;
+    rcpt_policy_suppressed(f, suppression_check(f->suppression, f->tenant, r->addr, f->now, &e), &e,
+                           r);
+}
+
 /* Relayed mail only meets the suppression list, right after the relay decision: refused or
  * dropped (drop_tenants), an expired entry and a disabled list let it through, and inbound mail
  * for our domains and a stranger's relay attempt never reach it. */
@@ -351,7 +363,7 @@ static void test_suppressed(void)
                            .suppression = st,
                            .now = day + 3600};
     struct rcpt_decision r;
-#define DECIDE(arg_) rcpt_policy_decide(&f, (struct smtp_slice){arg_, strlen(arg_)}, &r)
+#define DECIDE(arg_) decide_suppressed(&f, arg_, &r)
     DECIDE("TO:<Gone@Foreign.Example>");
     CHECK_INT_EQ(r.outcome, RCPT_REFUSE);
     CHECK_INT_EQ(r.stage, RCPT_STAGE_SUPPRESSED);
@@ -365,6 +377,11 @@ static void test_suppressed(void)
     DECIDE("TO:<gone@foreign.example>");
     CHECK_INT_EQ(r.outcome, RCPT_DROP);
     f.tenant = NULL;
+    rcpt_policy_decide(&f, (struct smtp_slice){"TO:<x@foreign.example>", 22}, &r);
+    CHECK_INT_EQ(r.outcome, RCPT_NEED_SUPPRESSION); /* the list is the caller's to read */
+    rcpt_policy_suppressed(&f, -EIO, NULL, &r);
+    CHECK_INT_EQ(r.d.code, 451);
+    CHECK_STR_EQ(r.d.enhanced, "4.3.0");
     DECIDE("TO:<old@foreign.example>"); /* expired */
     CHECK_INT_EQ(r.outcome, RCPT_ACCEPT);
     f.listener = listener_named(cfg, "mx"); /* inbound: mail for us is not relayed */

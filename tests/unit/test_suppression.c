@@ -1,8 +1,8 @@
 /*
  * The suppression store (policy/suppression.h) in a fresh LMDB directory: add, check, expiry,
  * remove, a tenant's entry against the global one, a second handle on the same store (as the
- * command line next to the daemon), and the daemon's write on the thread pool; then the CSV rows
- * of `sluice suppress import` (policy/suppression_csv.h), good and bad.
+ * command line next to the daemon), and the daemon's write and check on the thread pool; then the
+ * CSV rows of `sluice suppress import` (policy/suppression_csv.h), good and bad.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -147,6 +147,54 @@ static void test_add_async(void)
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
 
+struct lookup_result {
+    int calls, found;
+    struct suppression_entry e;
+};
+
+static void on_lookup(void *arg, int found, const struct suppression_entry *e)
+{
+    struct lookup_result *res = arg;
+    res->calls++;
+    res->found = found;
+    if (found == 1)
+        res->e = *e;
+}
+
+/* The daemon's check on the thread pool: the tenant's entry, else the global one, as
+ * suppression_check; a cancelled lookup reports nothing, and one in flight keeps a closed store
+ * open until it is done. */
+static void test_check_async(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct suppression *st = open_store(&loop);
+    put(st, "acme", "own@example.net", SUPPRESSION_COMPLAINT, 1800000000, 0);
+    put(st, NULL, "all@example.net", SUPPRESSION_MANUAL, 1800000000, 0);
+    struct lookup_result own = {0}, all = {0}, none = {0}, cancelled = {0}, late = {0};
+    CHECK(suppression_check_async(st, "acme", "own@example.net", 1800000001, on_lookup, &own));
+    CHECK(suppression_check_async(st, "other", "all@example.net", 1800000001, on_lookup, &all));
+    CHECK(suppression_check_async(st, "other", "own@example.net", 1800000001, on_lookup, &none));
+    suppression_lookup_cancel(
+        suppression_check_async(st, NULL, "all@example.net", 1800000001, on_lookup, &cancelled));
+    CHECK_INT_EQ(own.calls + all.calls + none.calls, 0); /* never from inside the call */
+    CHECK_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_INT_EQ(own.calls, 1);
+    CHECK_INT_EQ(own.found, 1);
+    CHECK_STR_EQ(own.e.tenant, "acme");
+    CHECK_INT_EQ(own.e.source, SUPPRESSION_COMPLAINT);
+    CHECK_INT_EQ(all.found, 1);
+    CHECK_STR_EQ(all.e.tenant, "");
+    CHECK_INT_EQ(none.calls, 1);
+    CHECK_INT_EQ(none.found, 0);
+    CHECK_INT_EQ(cancelled.calls, 0);
+    CHECK(suppression_check_async(st, NULL, "all@example.net", 1800000001, on_lookup, &late));
+    suppression_close(st);
+    CHECK_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_INT_EQ(late.found, 1);
+    CHECK_INT_EQ(uv_loop_close(&loop), 0);
+}
+
 static const struct {
     const char *row;
     const char *why; /* NULL: parses */
@@ -208,6 +256,7 @@ int main(void)
     test_entry_checks();
     test_store();
     test_add_async();
+    test_check_async();
     test_csv();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
