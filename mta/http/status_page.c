@@ -51,7 +51,8 @@ static const char style[] =
     "p.sub{color:#666;margin:.2em 0 0}"
     "table{border-collapse:collapse;background:#fff}"
     "th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;vertical-align:top}"
-    "th{background:#eee;text-align:left}td.name,td.text{text-align:left}td.text{max-width:60em;"
+    "th{background:#eee;text-align:left}td.name,td.text{text-align:left}td.name{white-space:nowrap}"
+    "td.text{max-width:60em;"
     "word-break:break-word}"
     "tr.suspended td.state{color:#a00;font-weight:bold}tr.throttled td.state{color:#a60}"
     "p.none{color:#666}";
