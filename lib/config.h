@@ -303,6 +303,7 @@ struct config {
         char *certificate, *key;     /* NULL: tls.certificate and tls.key */
         char *tokens;                /* file of "name:sha256-hex" lines; NULL: none */
         int metrics_public;          /* GET /metrics without a token */
+        int status_page_loopback;    /* GET / without a token from a loopback address */
         unsigned max_connections;    /* open at once; more are closed at accept */
         uint64_t request_timeout_ms; /* a request (its headers and body) and an idle keep-alive */
         uint64_t max_header_size, max_body_size;

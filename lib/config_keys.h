@@ -158,6 +158,10 @@ static const struct config_key config_keys[] = {
     {.name = "http.metrics_public", .type = CONFIG_ENUM, .def = "false",
      .names = config_booleans, KEY_AT(http.metrics_public),
      .doc = "true: GET /metrics needs no token; every other request always does."},
+    {.name = "http.status_page_loopback", .type = CONFIG_ENUM, .def = "false",
+     .names = config_booleans, KEY_AT(http.status_page_loopback),
+     .doc = "true: the status page (GET /) needs no token from a client on a loopback address, "
+            "so a browser on the host itself can show it; from elsewhere it always does."},
     {.name = "http.max_connections", .type = CONFIG_UINT, .def = "64", .min = 1, .max = 10000,
      KEY_AT(http.max_connections),
      .doc = "HTTP connections open at once; more are closed as they arrive."},

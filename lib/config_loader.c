@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "lib/config_int.h"
+#include "lib/uvutil.h"
 #include "lib/xalloc.h"
 
 /* A configuration file larger than this is not one (long domain lists stay far below). */
@@ -332,14 +333,6 @@ static void check_feedback(struct load *ld)
                                i, cfg->feedback.trace_keys[i].id, j);
 }
 
-static int is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    return ss->ss_family == AF_INET6 &&
-           IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
 /* The HTTP server listens beyond this host only with TLS and tokens, and TLS needs a certificate.
  */
 static void check_http(struct load *ld)
@@ -349,7 +342,7 @@ static void check_http(struct load *ld)
     int open_to_all = cfg->http.tls && cfg->http.tokens != NULL;
     for (size_t i = 0; i < cfg->http.nlisten && !open_to_all; i++) {
         struct sockaddr_storage ss;
-        if (config_parse_hostport(cfg->http.listen[i], 1, &ss) != NULL || is_loopback(&ss))
+        if (config_parse_hostport(cfg->http.listen[i], 1, &ss) != NULL || sockaddr_is_loopback(&ss))
             continue;
         const struct node *at =
             listen != NULL && listen->kind == NODE_SEQUENCE && i < listen->nitems ? listen->items[i]

@@ -44,6 +44,10 @@ static size_t log_queue_limit = 8 * 1024 * 1024; /* lines beyond this are droppe
 static unsigned long long log_dropped;           /* ...and counted here */
 static unsigned long long log_dropped_total;     /* since start, for the metrics */
 static uv_thread_t log_writer;
+/* The recent alarms (log_alarms): a ring of the last error records, each a line without its
+ * newline. */
+static char log_alarm_lines[LOG_ALARMS_MAX][LOG_ALARM_LINE_MAX];
+static size_t log_alarm_next, log_nalarms;
 /* Event names missing from the event table that were already reported, so each is reported once;
  * a handful at most, as each is a bug. */
 static char *log_unknown[16];
@@ -275,6 +279,8 @@ static void record_begin(struct logrec *r, enum log_level level, const char *eve
                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                (long)(tv.tv_usec / 1000), level_names[level]);
     json_escape(&r->line, event, strlen(event));
+    r->head_len = r->line.len;
+    r->error = level >= LOG_ERROR;
 }
 
 /* Not filtered by level: a name missing from the table is a bug, and tests look for it. */
@@ -411,6 +417,22 @@ static void line_queue(const struct buf *line)
     }
 }
 
+/* Called with log_lock held; r->line ends with "}\n". */
+static void alarm_keep(const struct logrec *r)
+{
+    char *slot = log_alarm_lines[log_alarm_next];
+    size_t len = r->line.len - 1;
+    if (len < LOG_ALARM_LINE_MAX) {
+        memcpy(slot, r->line.data, len);
+        slot[len] = '\0';
+    } else { /* too long to keep whole: what it was and when */
+        snprintf(slot, LOG_ALARM_LINE_MAX, "%.*s}", (int)r->head_len, r->line.data);
+    }
+    log_alarm_next = (log_alarm_next + 1) % LOG_ALARMS_MAX;
+    if (log_nalarms < LOG_ALARMS_MAX)
+        log_nalarms++;
+}
+
 void log_end(struct logrec *r)
 {
     if (!r->enabled)
@@ -421,8 +443,21 @@ void log_end(struct logrec *r)
         log_tap(log_tap_arg, r->tap, r->line.data, r->line.len - 1); /* without the newline */
     if (!r->quiet)
         line_queue(&r->line);
+    if (r->error)
+        alarm_keep(r);
     uv_mutex_unlock(&log_lock);
     buf_free(&r->line);
+}
+
+void log_alarms(struct buf *out)
+{
+    log_lock_acquire();
+    for (size_t i = 0; i < log_nalarms; i++) {
+        size_t slot = (log_alarm_next + LOG_ALARMS_MAX - log_nalarms + i) % LOG_ALARMS_MAX;
+        buf_append_str(out, log_alarm_lines[slot]);
+        buf_append(out, "\n", 1);
+    }
+    uv_mutex_unlock(&log_lock);
 }
 
 static void log_vmsg(enum log_level level, const char *event, const char *fmt, va_list ap)

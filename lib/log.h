@@ -26,6 +26,8 @@ struct logrec {
     int enabled; /* 0 when the level is filtered out and no tap wants it: field calls do nothing */
     int quiet;   /* built for the tap only: its level is filtered out of the log */
     const struct log_event *tap; /* its event's row when the tap selected it, else NULL */
+    int error;                   /* an error record: kept among the recent alarms too */
+    size_t head_len;             /* bytes of line up to the event name ("ts", "level", "event") */
 };
 
 /* Sends later records to `path` ("-" or NULL: stderr) and starts the writer thread. Lines logged
@@ -41,6 +43,12 @@ void log_set_queue_limit(size_t bytes);
 /* Lines dropped that way since the start. */
 unsigned long long log_dropped_count(void);
 void log_set_level(enum log_level min);
+/* The recent alarms: the last LOG_ALARMS_MAX error records since the start, oldest first, one JSON
+ * object a line, appended to out. A record longer than LOG_ALARM_LINE_MAX keeps only "ts", "level"
+ * and "event". */
+#define LOG_ALARMS_MAX 16
+#define LOG_ALARM_LINE_MAX 1024
+void log_alarms(struct buf *out);
 
 /* event is a name from the event table (lib/log_event_table.h); a name missing from it is
  * reported once, whatever the level, as a "log.unknown_event" record naming it. */

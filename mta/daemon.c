@@ -26,6 +26,7 @@
 #include "mta/http/http_server.h"
 #include "mta/http/prom.h"
 #include "mta/http/status.h"
+#include "mta/http/status_page.h"
 #include "mta/server/listener.h"
 #include "mta/run_gates.h"
 #include "mta/delivery/scheduler.h"
@@ -535,7 +536,20 @@ static void route_on_metrics(void *arg, const struct http_call *call, struct htt
     answer->content_type = PROM_CONTENT_TYPE;
 }
 
+/* The status page: the status JSON, rendered as HTML. */
+static void route_on_page(void *arg, const struct http_call *call, struct http_answer *answer)
+{
+    struct status_sources src;
+    struct buf json = BUF_INIT;
+    daemon_status_sources(arg, &src);
+    status_json(&src, call->user, &json);
+    status_page_render(json.data, json.len, &answer->body);
+    answer->content_type = STATUS_PAGE_CONTENT_TYPE;
+    buf_free(&json);
+}
+
 static const struct http_route daemon_http_routes[] = {
+    {"GET", "/", HTTP_ACCESS_PAGE, route_on_page},
     {"GET", "/metrics", HTTP_ACCESS_METRICS, route_on_metrics},
     {"GET", "/api/v1/status", HTTP_ACCESS_TOKEN, route_on_status},
 };

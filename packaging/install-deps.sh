@@ -9,7 +9,7 @@ set -eu
 level=${1:-test}
 
 build_pkgs="cmake make gcc pkg-config libuv1-dev libssl-dev libc-ares-dev libopendkim-dev libyaml-dev libcrypt-dev libidn2-dev libpsl-dev libsystemd-dev liblmdb-dev libcurl4-openssl-dev libh2o-dev libjansson-dev libhiredis-dev"
-test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython publicsuffix dnsmasq-base clamav-daemon man-db python3-prometheus-client curl redis-server"
+test_pkgs="python3 swaks openssl python3-aiosmtpd python3-dkim python3-dnspython publicsuffix dnsmasq-base clamav-daemon man-db python3-prometheus-client curl redis-server chromium"
 # debhelper builds the .deb, lintian checks it, systemd brings systemd-analyze for the unit.
 package_pkgs="debhelper lintian dpkg-dev systemd logrotate adduser"
 bench_pkgs="postfix procps"

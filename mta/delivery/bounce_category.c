@@ -242,6 +242,13 @@ enum bounce_category bounce_category_of_reply(const char *reply)
     return bounce_categories_match(rules_current(), reply != NULL ? reply : "");
 }
 
+void bounce_category_outcomes(struct smtp_client_outcome *o, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (o[i].code >= 500)
+            o[i].category = (int)bounce_category_of(o[i].code, o[i].enhanced, o[i].text);
+}
+
 enum bounce_category bounce_category_of(int code, const char *enhanced, const char *text)
 {
     struct buf reply = BUF_INIT;

@@ -14,6 +14,7 @@
 
 #include "lib/buf.h"
 #include "lib/config.h"
+#include "mta/delivery/smtp_client.h"
 
 enum bounce_category {
     BOUNCE_CAT_OTHER, /* nothing matched */
@@ -61,6 +62,9 @@ enum bounce_category bounce_category_of(int code, const char *enhanced, const ch
 
 /* The same for a reply already on one line, as the spool keeps it ("550 5.1.1 text (host)"). */
 enum bounce_category bounce_category_of_reply(const char *reply);
+
+/* Sets the category of each 5xx outcome of o[0..n), so that it is found once per result. */
+void bounce_category_outcomes(struct smtp_client_outcome *o, size_t n);
 
 /* "bad-mailbox", "quota-issues", ... */
 const char *bounce_category_name(enum bounce_category c);

@@ -183,10 +183,9 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
             .remote_mta = r->mta,
             .diagnostic = diagnostics[i].data != NULL ? diagnostics[i].data : "unknown failure",
             .last_attempt = wall_ms() / 1000,
-            .category =
-                bo->action != DSN_ACTION_FAILED
-                    ? NULL
-                    : bounce_category_name(bounce_category_of(r->code, r->enhanced, r->text)),
+            .category = bo->action != DSN_ACTION_FAILED
+                            ? NULL
+                            : bounce_category_name((enum bounce_category)r->category),
         };
     }
     struct dsn_params params = {
@@ -306,7 +305,7 @@ void scheduler_set_suppression(struct scheduler *s, struct suppression *store)
  * (bad-domain) goes on the global list: that holds whichever tenant writes to it next. */
 static void rcpt_suppress_hard_bounce(const struct scheduler *s, const struct rcpt *r)
 {
-    enum bounce_category cat = bounce_category_of(r->code, r->enhanced, r->text);
+    enum bounce_category cat = r->category;
     if (cat != BOUNCE_CAT_BAD_MAILBOX && cat != BOUNCE_CAT_BAD_DOMAIN)
         return;
     char reason[SUPPRESSION_NOTE_MAX + 1];

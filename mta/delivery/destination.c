@@ -9,6 +9,7 @@
 #include "lib/ratelimit.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
+#include "mta/delivery/bounce_category.h"
 #include "mta/delivery/bounce_class.h"
 #include "mta/delivery/dest_int.h"
 #include "mta/delivery/mail_metrics.h"
@@ -712,17 +713,17 @@ static void conn_report(struct conn *c, const struct smtp_client_outcome *outcom
         return;
     }
     /* While a bounce rule holds, what did not go through fails with its text. */
-    struct smtp_client_outcome bounce, *own = NULL;
+    struct smtp_client_outcome bounce;
     uint64_t now = uv_now(d->env->loop);
-    if (dest_bouncing(d, now, &bounce)) {
-        own = xmalloc(job->nrcpts * sizeof *own);
-        for (size_t i = 0; i < job->nrcpts; i++)
-            own[i] = outcomes[i].code >= 200 && outcomes[i].code < 300 ? outcomes[i] : bounce;
-        outcomes = own;
-    }
+    int bouncing = dest_bouncing(d, now, &bounce);
+    struct smtp_client_outcome *own = xmalloc(job->nrcpts * sizeof *own);
+    for (size_t i = 0; i < job->nrcpts; i++)
+        own[i] =
+            !bouncing || (outcomes[i].code >= 200 && outcomes[i].code < 300) ? outcomes[i] : bounce;
+    bounce_category_outcomes(own, job->nrcpts);
     job->hold_ms = dest_rule_hold_ms(d, now);
-    mail_metrics_results(d->key, c->slot->address, outcomes, job->nrcpts);
-    d->env->hooks.job_done(d->env->hooks.arg, job, outcomes, c->mx_name);
+    mail_metrics_results(d->key, c->slot->address, own, job->nrcpts);
+    d->env->hooks.job_done(d->env->hooks.arg, job, own, c->mx_name);
     free(own);
 }
 
@@ -732,9 +733,11 @@ void dest_report_all(struct dest *d, struct job *job, const struct smtp_client_o
     struct smtp_client_outcome bounce;
     uint64_t now = uv_now(d->env->loop);
     int bouncing = dest_bouncing(d, now, &bounce) && !(o->code >= 200 && o->code < 300);
+    struct smtp_client_outcome one = bouncing ? bounce : *o;
+    bounce_category_outcomes(&one, 1);
     struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
     for (size_t i = 0; i < job->nrcpts; i++)
-        all[i] = bouncing ? bounce : *o;
+        all[i] = one;
     job->hold_ms = dest_rule_hold_ms(d, now);
     mail_metrics_results(d->key, NULL, all, job->nrcpts);
     d->env->hooks.job_done(d->env->hooks.arg, job, all, mx_name);
@@ -842,6 +845,7 @@ static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcom
         }
     }
     job->nrcpts = kept;
+    bounce_category_outcomes(answered_outcomes, answered->nrcpts);
     mail_metrics_results(c->dest->key, c->slot->address, answered_outcomes, answered->nrcpts);
     c->dest->env->hooks.job_done(c->dest->env->hooks.arg, answered, answered_outcomes, c->mx_name);
     free(answered_outcomes);

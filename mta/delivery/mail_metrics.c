@@ -27,6 +27,17 @@ static struct metrics_counter rules = {
             "threshold reached; a dry-run rule only logs).",
     .labels = {"rule", "what"},
 };
+static struct metrics_counter feedback = {
+    .name = "sluice_feedback_reports_total",
+    .help = "Reports that came back to the feedback addresses: complaints and late bounces matched "
+            "to mail we sent, and unrecognized ones (about mail we did not send).",
+    .labels = {"kind"},
+};
+static struct metrics_counter feedback_alarms = {
+    .name = "sluice_feedback_alarms_total",
+    .help = "Times the unrecognized-feedback alarm was raised (more than "
+            "feedback.alarm_threshold reports in feedback.alarm_window).",
+};
 /* From a second to the default expiry (5 days). */
 static struct metrics_histogram delivery_delay = {
     .name = "sluice_delivery_delay_seconds",
@@ -55,29 +66,27 @@ static struct mail_metrics_totals *recent_now(void)
     return &recent[slot].n;
 }
 
-void mail_metrics_recent(struct mail_metrics_totals *t)
+int64_t mail_metrics_minute(unsigned ago, struct mail_metrics_totals *t)
 {
-    int64_t minute = (int64_t)time(NULL) / 60;
-    *t = (struct mail_metrics_totals){0};
-    for (size_t i = 0; i < RECENT_SLOTS; i++) {
-        /* The minutes before this one, whole: the current one has only begun. */
-        if (recent[i].minute >= minute || recent[i].minute < minute - MAIL_METRICS_RATE_MINUTES)
-            continue;
-        t->received += recent[i].n.received;
-        t->delivered += recent[i].n.delivered;
-        t->deferred += recent[i].n.deferred;
-        t->bounced += recent[i].n.bounced;
-    }
+    int64_t minute = (int64_t)time(NULL) / 60 - ago;
+    size_t slot = (size_t)(minute % RECENT_SLOTS);
+    int kept = ago <= MAIL_METRICS_RATE_MINUTES && recent[slot].minute == minute;
+    *t = kept ? recent[slot].n : (struct mail_metrics_totals){0};
+    return minute * 60;
 }
 
-static const char *result_of(int code)
+void mail_metrics_recent(struct mail_metrics_totals *t)
 {
-    struct mail_metrics_totals *now = recent_now();
-    if (code >= 200 && code < 300)
-        return totals.delivered++, now->delivered++, "delivered";
-    if (code >= 500)
-        return totals.bounced++, now->bounced++, "bounced";
-    return totals.deferred++, now->deferred++, "deferred";
+    *t = (struct mail_metrics_totals){0};
+    /* The minutes before this one, whole: the current one has only begun. */
+    for (unsigned ago = 1; ago <= MAIL_METRICS_RATE_MINUTES; ago++) {
+        struct mail_metrics_totals m;
+        mail_metrics_minute(ago, &m);
+        t->received += m.received;
+        t->delivered += m.delivered;
+        t->deferred += m.deferred;
+        t->bounced += m.bounced;
+    }
 }
 
 void mail_metrics_received(const char *listener)
@@ -86,19 +95,54 @@ void mail_metrics_received(const char *listener)
     recent_now()->received++;
 }
 
+enum result { RESULT_DELIVERED, RESULT_DEFERRED, RESULT_BOUNCED, RESULT_COUNT };
+
+static enum result result_of(int code)
+{
+    if (code >= 200 && code < 300)
+        return RESULT_DELIVERED;
+    return code >= 500 ? RESULT_BOUNCED : RESULT_DEFERRED;
+}
+
+/* The recipients of one job share its destination and egress address: each label set is looked up
+ * once per job, with the job's count; a bounce's category came with its outcome. */
 void mail_metrics_results(const char *destination, const char *egress,
                           const struct smtp_client_outcome *outcomes, size_t n)
 {
+    static const char *const result_names[RESULT_COUNT] = {"delivered", "deferred", "bounced"};
+    uint64_t by_result[RESULT_COUNT] = {0}, by_category[BOUNCE_CAT_COUNT] = {0};
     for (size_t i = 0; i < n; i++) {
         const struct smtp_client_outcome *o = &outcomes[i];
-        const char *labels[] = {destination, egress != NULL ? egress : "none", result_of(o->code)};
-        metrics_counter_add(&results, labels, 1);
-        if (o->code >= 500) {
-            enum bounce_category c = bounce_category_of(o->code, o->enhanced, o->text);
-            const char *blabels[] = {destination, bounce_category_name(c)};
-            metrics_counter_add(&bounces, blabels, 1);
-        }
+        enum result r = result_of(o->code);
+        by_result[r]++;
+        if (r == RESULT_BOUNCED)
+            by_category[o->category >= 0 && o->category < BOUNCE_CAT_COUNT ? o->category
+                                                                           : BOUNCE_CAT_OTHER]++;
     }
+    struct mail_metrics_totals *now = recent_now();
+    totals.delivered += by_result[RESULT_DELIVERED], now->delivered += by_result[RESULT_DELIVERED];
+    totals.deferred += by_result[RESULT_DEFERRED], now->deferred += by_result[RESULT_DEFERRED];
+    totals.bounced += by_result[RESULT_BOUNCED], now->bounced += by_result[RESULT_BOUNCED];
+    for (enum result r = 0; r < RESULT_COUNT; r++) {
+        const char *labels[] = {destination, egress != NULL ? egress : "none", result_names[r]};
+        if (by_result[r] > 0)
+            metrics_counter_add(&results, labels, by_result[r]);
+    }
+    for (enum bounce_category c = 0; c < BOUNCE_CAT_COUNT; c++) {
+        const char *labels[] = {destination, bounce_category_name(c)};
+        if (by_category[c] > 0)
+            metrics_counter_add(&bounces, labels, by_category[c]);
+    }
+}
+
+void mail_metrics_feedback(const char *kind)
+{
+    metrics_counter_add(&feedback, &kind, 1);
+}
+
+void mail_metrics_feedback_alarm(void)
+{
+    metrics_counter_add(&feedback_alarms, NULL, 1);
 }
 
 void mail_metrics_rule(const char *rule, const char *what)
@@ -143,6 +187,8 @@ void mail_metrics_render(struct buf *out)
     metrics_counter_render(&results, out);
     metrics_counter_render(&bounces, out);
     metrics_counter_render(&rules, out);
+    metrics_counter_render(&feedback, out);
+    metrics_counter_render(&feedback_alarms, out);
     metrics_histogram_render(&delivery_delay, out);
     metrics_histogram_render(&spool_commit, out);
     metrics_counter_render(&spool_commit_failures, out);
@@ -154,5 +200,7 @@ void mail_metrics_free(void)
     metrics_counter_free(&results);
     metrics_counter_free(&bounces);
     metrics_counter_free(&rules);
+    metrics_counter_free(&feedback);
+    metrics_counter_free(&feedback_alarms);
     metrics_counter_free(&spool_commit_failures);
 }

@@ -1,7 +1,8 @@
 /*
  * The daemon's mail counters: messages received per listener, recipients' results per
  * destination, egress address and result, bounces per destination and category, reply rules'
- * matches, and how long commits took and delivered mail waited. Counted where the events happen
+ * matches, reports that came back to the feedback addresses and the alarm on unrecognized ones,
+ * and how long commits took and delivered mail waited. Counted where the events happen
  * (the SMTP server's commit, a destination's report of a job, the scheduler's record of a result)
  * as plain integers, so they cost a few comparisons when nobody reads them; mta/http/prom.c renders
  * them for GET /metrics. Loop thread only; the storage is static, mail_metrics_free gives its
@@ -28,6 +29,11 @@ void mail_metrics_results(const char *destination, const char *egress,
                           const struct smtp_client_outcome *outcomes, size_t n);
 /* A reply rule (shaping.reply_rules[].name) matched a reply, or fired (reached its threshold). */
 void mail_metrics_rule(const char *rule, const char *what);
+/* A report that came back to a feedback address, by kind: "complaint", "late_bounce" or
+ * "unrecognized" (about mail we did not send). */
+void mail_metrics_feedback(const char *kind);
+/* The unrecognized-feedback alarm was raised. */
+void mail_metrics_feedback_alarm(void);
 /* A message's commit to the spool (from the end of its data to durable, or failed) took ns. */
 void mail_metrics_spool_commit(uint64_t ns, int ok);
 /* A recipient delivered after waiting ms since the message was received. */
@@ -37,6 +43,9 @@ void mail_metrics_totals(struct mail_metrics_totals *t);
 /* What the last MAIL_METRICS_RATE_MINUTES whole minutes counted (by the wall clock), for rates. */
 #define MAIL_METRICS_RATE_MINUTES 5
 void mail_metrics_recent(struct mail_metrics_totals *t);
+/* What the minute `ago` minutes before the current one counted (0: the current one, begun; zeros
+ * beyond MAIL_METRICS_RATE_MINUTES). Returns when it began, unix seconds. */
+int64_t mail_metrics_minute(unsigned ago, struct mail_metrics_totals *t);
 /* Every family in the Prometheus text format. */
 void mail_metrics_render(struct buf *out);
 void mail_metrics_free(void);

@@ -39,6 +39,9 @@ struct rcpt {
     /* Delivered with NOTIFY=SUCCESS to a server that does not offer DSN: a notice (Action:
      * relayed) is owed. Kept in memory only: a restart before it is spooled loses it. */
     unsigned relay_notice : 1;
+    /* A failed recipient's bounce category (enum bounce_category), found once: from its outcome,
+     * when it expired, or when its result was read back from the spool. */
+    unsigned category : 5;
     /* Delay DSNs sent (recorded in the spool), and the step of delivery.delay_warning a DSN is
      * owed for when larger. */
     unsigned delay_warned, delay_owed;

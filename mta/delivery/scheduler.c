@@ -102,6 +102,7 @@ static void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta)
     }
     if (mta == NULL || mta[0] == '\0') {
         rcpt_set_result(r, (int)code, enhanced, p, NULL);
+        r->category = bounce_category_of(r->code, r->enhanced, r->text);
         return;
     }
     /* Take back the " (host)" that rcpt_format_reply appended, so the text is as it was. */
@@ -112,6 +113,7 @@ static void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta)
         len -= mta_len + 3;
     char *text = xstrndup(p, len);
     rcpt_set_result(r, (int)code, enhanced, text, mta);
+    r->category = bounce_category_of(r->code, r->enhanced, r->text);
     free(text);
 }
 
@@ -251,7 +253,8 @@ void update_batch_write(struct update_batch *b)
     spool_rcpt_update(b->m->s->spool, b->m->id, b->ups, b->n, update_batch_on_written, b);
 }
 
-/* text: the reason as recorded (the reply's, or with why Sluice gave up), for the category. */
+/* text: the reason as recorded (the reply's, or with why Sluice gave up), for the category of a
+ * result that is not a 5xx (whose category came with it). */
 static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char *event,
                          const struct smtp_client_outcome *o, const char *text, const char *mx_name,
                          int64_t next_ms, int64_t now)
@@ -273,7 +276,9 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     if (cls != BOUNCE_NONE) {
         log_str(&rec, "class", bounce_class_name(cls));
         log_str(&rec, "category",
-                bounce_category_name(bounce_category_of(o->code, o->enhanced, text)));
+                bounce_category_name(o->code >= 500
+                                         ? (enum bounce_category)o->category
+                                         : bounce_category_of(o->code, o->enhanced, text)));
     }
     log_int(&rec, "attempts", (long long)r->attempts + 1);
     log_int(&rec, "delay_ms", (long long)(now - m->received_ms));
@@ -351,6 +356,9 @@ static void scheduler_on_job_done(void *arg, struct job *job,
             mail_metrics_delivered_after(now - m->received_ms);
         rcpt_set_result(r, o->code, o->enhanced, text.data,
                         o->remote && status != SPOOL_RCPT_DELIVERED ? mx_name : NULL);
+        if (status == SPOOL_RCPT_FAILED)
+            r->category = o->code >= 500 ? (unsigned)o->category
+                                         : bounce_category_of(o->code, o->enhanced, r->text);
         /* RFC 3461 §5.2.2: a server that offers DSN reports success itself; else Sluice does. */
         r->relay_notice = status == SPOOL_RCPT_DELIVERED && !o->dsn_offered &&
                           m->sender[0] != '\0' && (r->notify & SMTP_DSN_NOTIFY_SUCCESS);
@@ -445,8 +453,10 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
     job->expires_at = uv_now(s->loop) + (uint64_t)(left > 0 ? left : 0);
     if (fail != NULL) {
         struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
+        struct smtp_client_outcome one = *fail;
+        bounce_category_outcomes(&one, 1);
         for (size_t i = 0; i < job->nrcpts; i++)
-            all[i] = *fail;
+            all[i] = one;
         scheduler_on_job_done(s, job, all, NULL);
         free(all);
         return;

@@ -204,7 +204,10 @@ static void tx_emit(struct smtp_client *c, struct client_tx *t,
 static void tx_finish(struct smtp_client *c)
 {
     static const struct smtp_client_outcome not_tried = {
-        451, "4.3.0", "MAIL FROM", 0, "transaction ended before this recipient was tried", 0};
+        .code = 451,
+        .enhanced = "4.3.0",
+        .stage = "MAIL FROM",
+        .text = "transaction ended before this recipient was tried"};
     struct client_tx *t = c->tx;
     c->tx = NULL;
     c->had_tx = 1;

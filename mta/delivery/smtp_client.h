@@ -89,6 +89,9 @@ struct smtp_client_outcome {
                           valid during the callback */
     int dsn_offered;   /* 1: the server offers DSN (RFC 3461), so it was given the recipient's
                           DSN parameters and reports on it from now on */
+    int category;      /* a 5xx's bounce category (enum bounce_category), found once when the
+                          job is reported (bounce_category_outcomes) and carried to the metrics,
+                          the log, the DSN and the suppression list; 0 before */
 };
 
 enum smtp_client_event {

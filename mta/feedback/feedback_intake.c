@@ -14,6 +14,7 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/bounce_category.h"
+#include "mta/delivery/mail_metrics.h"
 #include "mta/delivery/scheduler.h"
 #include "policy/suppression.h"
 
@@ -210,6 +211,7 @@ static void log_matched(const struct config *cfg, const struct feedback_outcome 
     const char *client = site->client;
     int complaint = out->report.kind == REPORT_COMPLAINT;
     int suppress = feedback_report_matched(cfg, out, site->suppression);
+    mail_metrics_feedback(complaint ? "complaint" : "late_bounce");
     struct logrec r;
     log_begin(&r, complaint ? LOG_WARN : LOG_INFO,
               complaint ? "feedback.complaint" : "bounce.late");
@@ -317,6 +319,7 @@ static void log_unrecognized(const struct config *cfg, const struct feedback_out
     size_t in_window;
     int raise = feedback_alarm_count(site->alarm, cfg->feedback.alarm_threshold,
                                      cfg->feedback.alarm_window_ms, uv_now(site->loop), &in_window);
+    mail_metrics_feedback("unrecognized");
     const struct feedback_report *rep = &out->report;
     struct logrec r;
     log_begin(&r, LOG_ERROR, "feedback.unrecognized");
@@ -332,6 +335,7 @@ static void log_unrecognized(const struct config *cfg, const struct feedback_out
     log_end(&r);
     if (!raise)
         return;
+    mail_metrics_feedback_alarm();
     log_begin(&r, LOG_ERROR, "feedback.alarm");
     log_int(&r, "count", (long long)in_window);
     log_int(&r, "window_s", (long long)(cfg->feedback.alarm_window_ms / 1000));

@@ -14,6 +14,8 @@
 enum http_access {
     HTTP_ACCESS_TOKEN,   /* a bearer token of http.tokens, always */
     HTTP_ACCESS_METRICS, /* a token, unless http.metrics_public */
+    HTTP_ACCESS_PAGE,    /* a token, unless http.status_page_loopback and the client is on
+                            a loopback address */
 };
 
 /* What a handler is given: the caller, and the parameters after '?'. */

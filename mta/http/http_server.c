@@ -44,6 +44,7 @@ struct http_server {
     unsigned open_listeners, conns, max_conns;
     size_t max_header;
     int metrics_public;
+    int page_loopback; /* http.status_page_loopback */
     int closing;
     uv_timer_t dispose; /* frees the server from a timer callback, see server_on_dispose */
 };
@@ -135,6 +136,20 @@ static const char *request_user(struct http_server *h, h2o_req_t *req, int *give
     return http_tokens_user(h->tokens, token, len);
 }
 
+/* Whether the route answers without a token: /metrics when public, the status page to a client on
+ * a loopback address when http.status_page_loopback. */
+static int request_public(struct http_server *h, h2o_req_t *req, const struct http_route *route)
+{
+    if (route == NULL)
+        return 0;
+    if (route->access == HTTP_ACCESS_METRICS)
+        return h->metrics_public;
+    struct sockaddr_storage peer;
+    return route->access == HTTP_ACCESS_PAGE && h->page_loopback &&
+           req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer) > 0 &&
+           sockaddr_is_loopback(&peer);
+}
+
 static void request_log(const h2o_req_t *req, int status, const char *user)
 {
     struct logrec r;
@@ -165,7 +180,7 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
                         path_len, &status, &allow);
     int given;
     const char *user = request_user(h, req, &given);
-    int public = route != NULL && route->access == HTTP_ACCESS_METRICS && h->metrics_public;
+    int public = request_public(h, req, route);
     /* Who is not authenticated learns nothing, not even which paths exist. */
     if (user == NULL && !public) {
         respond_unauthorized(req, given);
@@ -304,6 +319,7 @@ int http_server_open(uv_loop_t *loop, const struct config *cfg, const struct htt
     h->max_conns = cfg->http.max_connections;
     h->max_header = cfg->http.max_header_size;
     h->metrics_public = cfg->http.metrics_public;
+    h->page_loopback = cfg->http.status_page_loopback;
     if (cfg->http.tokens != NULL && http_tokens_load(cfg->http.tokens, &h->tokens, err) < 0) {
         free(h);
         return -1;

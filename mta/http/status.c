@@ -8,6 +8,7 @@
 
 #include "lib/xalloc.h"
 #include "mta/delivery/mail_metrics.h"
+#include "mta/http/status_recent.h"
 
 static int64_t now_ms(void)
 {
@@ -73,6 +74,8 @@ void status_json(const struct status_sources *src, const char *caller, struct bu
                                   (json_int_t)total.bounced));
     json_object_set_new(o, "rates_per_minute", totals_json(&recent, MAIL_METRICS_RATE_MINUTES));
     json_object_set_new(o, "rate_minutes", json_integer(MAIL_METRICS_RATE_MINUTES));
+    json_object_set_new(o, "minutes", status_minutes_json());
+    json_object_set_new(o, "alarms", status_alarms_json());
     json_object_set_new(o, "connections",
                         json_pack("{s:I, s:I}", "smtp_in", (json_int_t)src->conns_in, "http",
                                   (json_int_t)src->http_conns));
@@ -114,7 +117,7 @@ static json_int_t int_at(json_t *o, const char *key)
 }
 
 /* "3d04h", "2h05m", "4m10s", "12s" */
-static void append_age(struct buf *out, json_int_t s)
+void status_age_append(struct buf *out, long long s)
 {
     if (s >= 86400)
         buf_printf(out, "%lldd%02lldh", (long long)s / 86400, (long long)s % 86400 / 3600);
@@ -134,7 +137,7 @@ static void render_dest(json_t *d, struct buf *out)
         json_t *left = json_object_get(d, "suspended_for_s");
         buf_printf(out, "  suspended ");
         if (json_is_integer(left))
-            append_age(out, json_integer_value(left));
+            status_age_append(out, json_integer_value(left));
         else
             buf_printf(out, "until resumed");
     }
@@ -171,7 +174,7 @@ int status_render(const char *text, size_t len, struct buf *out)
     }
     buf_printf(out, "sluice %s on %s, running as %s, up ", str_at(o, "version"),
                str_at(o, "hostname"), str_at(o, "user"));
-    append_age(out, int_at(o, "uptime_s"));
+    status_age_append(out, int_at(o, "uptime_s"));
     buf_printf(out, "\n");
     json_t *q = json_object_get(o, "queue");
     if (json_is_object(q)) {
@@ -183,7 +186,7 @@ int status_render(const char *text, size_t len, struct buf *out)
                    (long long)int_at(q, "bouncing"));
         if (json_is_integer(json_object_get(q, "oldest_age_s"))) {
             buf_printf(out, "; oldest ");
-            append_age(out, int_at(q, "oldest_age_s"));
+            status_age_append(out, int_at(q, "oldest_age_s"));
         }
         buf_printf(out, "\n");
     } else {

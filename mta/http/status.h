@@ -1,9 +1,10 @@
 /*
  * The daemon's status at a glance: the queue by recipient state and its oldest message, the rates
  * of the last minutes, the destinations with the most queued work and those held back (suspended,
- * throttled, backing off, and why), connections, uptime, version and the user it runs as. One
- * builder for the control socket's `status` (what `sluice status` prints) and GET /api/v1/status,
- * as JSON (jansson); status_render turns that JSON into the terminal summary. The daemon fills
+ * throttled, backing off, and why), connections, recent alarms (status_recent.h), uptime, version
+ * and the user it runs as. One builder for the control socket's `status` (what `sluice status`
+ * prints), GET /api/v1/status and the status page (status_page.h), as JSON (jansson);
+ * status_render turns that JSON into the terminal summary. The daemon fills
  * the sources; nothing here is kept between calls.
  */
 #ifndef SLUICE_STATUS_H
@@ -30,5 +31,7 @@ struct status_sources {
 void status_json(const struct status_sources *src, const char *caller, struct buf *out);
 /* The terminal summary of such JSON (one screen). Returns 0, or -EINVAL when json is not one. */
 int status_render(const char *json, size_t len, struct buf *out);
+/* A duration as the summaries show it: "3d04h", "2h05m", "4m10s", "12s". */
+void status_age_append(struct buf *out, long long s);
 
 #endif

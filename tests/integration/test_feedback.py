@@ -10,7 +10,8 @@ recipient; a late DSN for a message whose return path is a feedback address is l
 bounce.late with its recipient, and so is a bounce quoting nothing of the message when it comes
 back to the VERP return path Sluice gave it (bounce+TRACE@feedback.verp_domain); reports about mail we never sent (no trace, a forged MAC, a queue
 id never issued) are each logged as feedback.unrecognized and, past the threshold, raise the alarm
-once, which mails the notify address; a transaction mixing feedback and other recipients gets 452.
+once, which mails the notify address; GET /metrics counts the reports by kind (complaint,
+late_bounce, unrecognized, parsed by prometheus_client) and the alarms raised; a transaction mixing feedback and other recipients gets 452.
 A configuration whose feedback domains are not ours does not load.
 """
 import base64
@@ -28,6 +29,7 @@ import email.policy
 from certs import client_context
 from harness import SMTPConn, SluiceTestCase, main, queued_id, send_message
 from mailnet import MailNetCase
+from test_http import families, http_section, sample
 
 KEYS = [{"id": "old", "secret": "the retired secret, 16+"},
         {"id": "new", "secret": "the current secret, 16+"}]
@@ -198,8 +200,19 @@ class IntakeTest(MailNetCase):
                                      verp_domain="bounce.test",
                                      alarm_threshold=2, alarm_notify="ops@receiver.test"),
                        suppression={"enabled": True})
+        d.extra["http"] = http_section(d)
         d.start()
         self.d = d
+
+    def assertReportsCounted(self, **kinds):
+        """GET /metrics counts the reports by kind as given, and the alarms raised as alarms."""
+        alarms = kinds.pop("alarms", 0)
+        fams = families(self.d)
+        for kind in ("complaint", "late_bounce", "unrecognized"):
+            self.assertEqual(sample(fams, "sluice_feedback_reports", "sluice_feedback_reports_total",
+                                    kind=kind), kinds.get(kind, 0), kind)
+        self.assertEqual(sample(fams, "sluice_feedback_alarms", "sluice_feedback_alarms_total"),
+                         alarms)
 
     def session_as_alice(self):
         """A submission session authenticated as the tenant alice."""
@@ -259,6 +272,7 @@ class IntakeTest(MailNetCase):
         self.assertEqual((added["tenant"], added["address"], added["source"]),
                          ("alice", "bob@receiver.test", "complaint"), added)
         self.assertSuppressed("bob@receiver.test", "complaint")
+        self.assertReportsCounted(complaint=1)
 
     def test_late_bounce_is_matched(self):
         qid, delivered = self.relay_as_alice("bounces@fb.test", "carol@receiver.test", "autumn")
@@ -269,6 +283,7 @@ class IntakeTest(MailNetCase):
                           ev["status"], ev["suppress"], ev["matched_by"]),
                          (qid, "alice", "autumn", "carol@receiver.test", "5.1.1", True, "trace"),
                          ev)
+        self.assertReportsCounted(late_bounce=1)
 
     def test_bounce_to_the_verp_return_path_is_matched(self):
         qid, delivered = self.relay_as_alice("news@sender.test", "erin@receiver.test", "winter")
@@ -317,6 +332,7 @@ class IntakeTest(MailNetCase):
         self.report(yahoo_arf(cases[0][1]))
         self.d.wait_event("feedback.unrecognized", count=4)
         self.assertEqual(len(self.d.events("feedback.alarm")), 1)
+        self.assertReportsCounted(unrecognized=4, alarms=1)
         note = self.delivered_to("ops@receiver.test")
         self.assertIn(b"Subject: Sluice alarm: 3 reports about mail", note)
         self.assertIn(b"sluice relay-test", note)

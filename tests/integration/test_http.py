@@ -345,21 +345,26 @@ class MetricsOfRealMail(MailNetCase):
         self.assertEqual(api["totals"], st["totals"])
 
 
+def held_back_config(net):
+    """Starts net with slow.test, whose MX defers everything, and returns a daemon configuration
+    whose reply rule hold-slow suspends slow.test for an hour at the first 451."""
+    slow = net.peer("mx.slow.test", rcpt=[("*@*", "451 4.7.1 [TSS04] try again later")])
+    net.mx("slow.test", slow, 10)
+    net.start()
+    cfg = net.sluice_config(retry=["1h"], expire="2h")
+    cfg["delivery"]["active_window"] = "2h"  # the deferred message stays in memory
+    cfg["shaping"]["reply_rules"] = [{"name": "hold-slow", "match": {"domain": "slow.test"},
+                                      "code": 451, "action": "suspend_destination",
+                                      "duration": "1h"}]
+    return cfg
+
+
 class HeldBack(MailNetCase):
     def test_a_suspended_destination_and_its_reason(self):
         """A reply rule suspends a destination: the gauges, the status API and `sluice status`
         show it held back, with the rule that did it; a second destination is suspended by an
         admin, until resumed."""
-        net = self.make_net()
-        slow = net.peer("mx.slow.test", rcpt=[("*@*", "451 4.7.1 [TSS04] try again later")])
-        net.mx("slow.test", slow, 10)
-        net.start()
-        cfg = net.sluice_config(retry=["1h"], expire="2h")
-        cfg["delivery"]["active_window"] = "2h"  # the deferred message stays in memory
-        cfg["shaping"]["reply_rules"] = [{"name": "hold-slow", "match": {"domain": "slow.test"},
-                                          "code": 451, "action": "suspend_destination",
-                                          "duration": "1h"}]
-        d = self.start_sluice(start=False, config=cfg)
+        d = self.start_sluice(start=False, config=held_back_config(self.make_net()))
         d.extra["http"] = http_section(d)
         d.start()
         self.d = d

@@ -350,6 +350,35 @@ static void test_tap_gets_selected_records(void)
     buf_free(&seen.records);
 }
 
+/* The recent alarms: the last LOG_ALARMS_MAX error records, oldest first, no other level; one too
+ * long to keep whole keeps its time, level and event. */
+static void test_recent_alarms(void)
+{
+    char path[128];
+    path_in_tmp(path, sizeof path, "alarms.log");
+    CHECK_INT_EQ(log_open(path), 0);
+    for (int i = 0; i < LOG_ALARMS_MAX + 3; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "ALARM%02d", i);
+        log_one(LOG_ERROR, "spool.commit_failed", id);
+        log_one(LOG_WARN, "smtp.accepted", "NOT_AN_ALARM");
+    }
+    static char big[LOG_ALARM_LINE_MAX];
+    memset(big, 'x', sizeof big - 1);
+    log_one(LOG_ERROR, "spool.journal_failed", big);
+    struct buf got = BUF_INIT;
+    log_alarms(&got);
+    CHECK_INT_EQ(count_lines(&got, "\"level\":\"error\""), LOG_ALARMS_MAX);
+    CHECK_INT_EQ(count_lines(&got, "NOT_AN_ALARM"), 0);
+    CHECK_INT_EQ(count_lines(&got, "ALARM03"), 0);
+    buf_append(&got, "", 1);
+    CHECK(strstr(got.data, "\"queue_id\":\"ALARM04\"}\n") != NULL);
+    CHECK(strstr(got.data, "ALARM04") < strstr(got.data, "ALARM18"));
+    const char *cut = "\"level\":\"error\",\"event\":\"spool.journal_failed\"}\n";
+    CHECK(got.len > strlen(cut) && strcmp(got.data + got.len - 1 - strlen(cut), cut) == 0);
+    buf_free(&got);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -363,10 +392,12 @@ int main(void)
     test_reopen_switches_in_order();
     test_stuck_target_drops_and_counts();
     test_tap_gets_selected_records();
+    test_recent_alarms();
 
     log_open(NULL);
     log_flush();
-    const char *names[] = {"threads.log", "after.log", "dropped_after.log", "tap.log"};
+    const char *names[] = {"threads.log", "after.log", "dropped_after.log", "tap.log",
+                           "alarms.log"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[128];
         path_in_tmp(path, sizeof path, names[i]);

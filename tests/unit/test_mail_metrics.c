@@ -1,0 +1,83 @@
+/*
+ * The mail counters (mta/delivery/mail_metrics.h): a job's results counted once per result under
+ * its destination and egress address, a bounce under the category its outcome carries (found
+ * once, upstream, not again here), the counts of the minute under way, and the reports that came
+ * back to the feedback addresses with the alarms raised.
+ */
+#include "mta/delivery/bounce_category.h"
+#include "mta/delivery/mail_metrics.h"
+#include "tests/unit/check.h"
+
+static void check_line(const struct buf *page, const char *line)
+{
+    CHECK(strstr(page->data, line) != NULL);
+    if (strstr(page->data, line) == NULL)
+        fprintf(stderr, "  missing: %s", line);
+}
+
+static void test_job_results(void)
+{
+    struct smtp_client_outcome job[] = {
+        {.code = 250, .text = "ok"},
+        {.code = 250, .text = "ok"},
+        {.code = 451, .enhanced = "4.7.1", .text = "try later"},
+        /* The text reads as a missing mailbox; the category it carries says otherwise. */
+        {.code = 550,
+         .enhanced = "5.1.1",
+         .text = "user unknown",
+         .category = BOUNCE_CAT_SPAM_RELATED},
+        {.code = 550,
+         .enhanced = "5.1.1",
+         .text = "user unknown",
+         .category = BOUNCE_CAT_SPAM_RELATED},
+    };
+    mail_metrics_results("d.test", "192.0.2.1", job, 5);
+    mail_metrics_results("d.test", NULL, job, 1);
+    struct buf out = BUF_INIT;
+    mail_metrics_render(&out);
+    buf_append(&out, "", 1);
+    check_line(&out, "sluice_recipients_total{destination=\"d.test\",egress=\"192.0.2.1\","
+                     "result=\"delivered\"} 2\n");
+    check_line(&out, "sluice_recipients_total{destination=\"d.test\",egress=\"192.0.2.1\","
+                     "result=\"deferred\"} 1\n");
+    check_line(&out, "sluice_recipients_total{destination=\"d.test\",egress=\"192.0.2.1\","
+                     "result=\"bounced\"} 2\n");
+    check_line(&out, "sluice_recipients_total{destination=\"d.test\",egress=\"none\","
+                     "result=\"delivered\"} 1\n");
+    check_line(&out, "sluice_bounces_total{destination=\"d.test\",category=\"spam-related\"} 2\n");
+    CHECK(strstr(out.data, "bad-mailbox") == NULL);
+    CHECK(strstr(out.data, "egress=\"none\",result=\"bounced\"") == NULL);
+    struct mail_metrics_totals t, now;
+    mail_metrics_totals(&t);
+    CHECK_INT_EQ((int)t.delivered, 3);
+    CHECK_INT_EQ((int)t.deferred, 1);
+    CHECK_INT_EQ((int)t.bounced, 2);
+    mail_metrics_minute(0, &now);
+    /* Unless the minute turned in between, the minute under way has them all. */
+    CHECK(now.delivered == 3 || now.delivered == 0);
+    buf_free(&out);
+}
+
+static void test_feedback(void)
+{
+    mail_metrics_feedback("complaint");
+    mail_metrics_feedback("unrecognized");
+    mail_metrics_feedback("unrecognized");
+    mail_metrics_feedback_alarm();
+    struct buf out = BUF_INIT;
+    mail_metrics_render(&out);
+    buf_append(&out, "", 1);
+    check_line(&out, "sluice_feedback_reports_total{kind=\"complaint\"} 1\n");
+    check_line(&out, "sluice_feedback_reports_total{kind=\"unrecognized\"} 2\n");
+    check_line(&out,
+               "# TYPE sluice_feedback_alarms_total counter\nsluice_feedback_alarms_total 1\n");
+    buf_free(&out);
+}
+
+int main(void)
+{
+    test_job_results();
+    test_feedback();
+    mail_metrics_free();
+    return check_report("test_mail_metrics");
+}
