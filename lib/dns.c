@@ -64,6 +64,7 @@ struct req_host {
     struct dns_addr *addrs[2]; /* owned: their addresses */
     size_t naddrs[2];
     struct dns_addr *merged; /* owned: both lists, made when the request finishes */
+    int unauthenticated;     /* an answer with addresses came without the AD bit */
 };
 
 union req_cb {
@@ -462,14 +463,15 @@ void dns_resolver_stats(const struct dns_resolver *r, struct dns_stats *out)
 /* ---- lookups ---- */
 
 /* Asks l's question with the AD bit set (RFC 6840 §5.7: a validating resolver then says whether
- * it validated the answer) and EDNS0 room for a few TLSA records. ares_send hands back NOERROR and
- * NXDOMAIN answers as they are; dns_answer_parse reads their code. */
+ * it validated the answer, which DANE needs for TLSA records and the MX hosts' addresses), and for
+ * TLSA with EDNS0 room for a few records. ares_send hands back NOERROR and NXDOMAIN answers as they
+ * are; dns_answer_parse reads their code. */
 static void lookup_send_ad(struct dns_resolver *r, struct dns_lookup *l)
 {
     unsigned char *q;
     int qlen;
-    if (ares_create_query(l->name, ns_c_in, l->type, 0, 1, &q, &qlen, DNS_EDNS_UDP_SIZE) !=
-        ARES_SUCCESS) {
+    int edns = l->type == DNS_TYPE_TLSA ? DNS_EDNS_UDP_SIZE : 0;
+    if (ares_create_query(l->name, ns_c_in, l->type, 0, 1, &q, &qlen, edns) != ARES_SUCCESS) {
         lookup_on_ares(l, ARES_ENOMEM, 0, NULL, 0);
         return;
     }
@@ -511,10 +513,7 @@ static void lookup_start(struct dns_req *req, uint32_t slot, int type, const cha
     r->on_wire = l;
     l->starting = 1;
     l->sent_ns = uv_hrtime();
-    if (type == DNS_TYPE_TLSA)
-        lookup_send_ad(r, l);
-    else
-        ares_query(r->channel, l->name, ns_c_in, type, lookup_on_ares, l);
+    lookup_send_ad(r, l);
     l->starting = 0;
     resolver_timer_update(r);
 }
@@ -707,6 +706,7 @@ static void host_on_answer(struct req_host *h, int v6, enum dns_status status,
     h->st[v6] = status;
     if (status != DNS_OK)
         return;
+    h->unauthenticated |= !a->authentic;
     h->addrs[v6] = xcalloc(a->n, sizeof(struct dns_addr));
     for (size_t i = 0; i < a->n; i++) {
         struct dns_addr *d = &h->addrs[v6][i];
@@ -752,6 +752,7 @@ static void host_finish(struct req_host *h)
         h->merged = all;
         h->pub.addrs = all;
         h->pub.status = DNS_OK;
+        h->pub.authenticated = !h->unauthenticated;
         return;
     }
     static const enum dns_status order[] = {DNS_NXDOMAIN, DNS_BADNAME, DNS_TEMPFAIL};

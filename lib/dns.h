@@ -44,6 +44,7 @@ struct dns_mx_host {
     enum dns_status status;       /* of its address lookups: DNS_OK when naddrs > 0 */
     const struct dns_addr *addrs; /* IPv4 addresses first, then IPv6 */
     size_t naddrs;
+    int authenticated; /* naddrs > 0 and every answer with addresses had the AD bit */
 };
 
 struct dns_mx_result {
@@ -121,7 +122,9 @@ int dns_resolver_servers_loopback(const struct dns_resolver *r);
 /* 0 if `server` is a valid entry for dns_resolver_new's list, else -EINVAL (for config checks). */
 int dns_server_check(const char *server);
 
-/* Each lookup returns 0 and later calls cb(arg, ...) exactly once, or returns a negative errno and
+/* Every question is asked with the AD bit set, so that a validating resolver says whether it
+ * validated the answer (RFC 6840 §5.7).
+ * Each lookup returns 0 and later calls cb(arg, ...) exactly once, or returns a negative errno and
  * never calls cb: -ESHUTDOWN once dns_resolver_free was called, -EAFNOSUPPORT for a PTR of a
  * family other than AF_INET/AF_INET6. A name that is not a valid domain name is reported through
  * cb as DNS_BADNAME. The name is copied; one trailing dot is allowed. */

@@ -3,8 +3,10 @@
  * connection, and the OpenSSL calls that verify the peer against the records.
  *
  * What is checked (RFC 7672): the TLSA answer must carry the AD bit from a resolver on loopback;
- * an answer without it is treated as no records at all. The MX answer that named the host is not
- * checked for AD here (route.c resolves it before the client exists).
+ * an answer without it is treated as no records at all. The caller asks only for MX hosts whose
+ * addresses came with the AD bit (§2.2.2: a host in an unsigned zone has no usable TLSA records,
+ * and its TLSA lookups may fail for no reason); the MX records themselves may be unsigned
+ * (§2.2.1 allows DANE for hosts obtained through an insecure MX RRset).
  */
 #include "mta/delivery/dane.h"
 

@@ -1,7 +1,7 @@
 /*
- * DANE for outbound SMTP (RFC 7672). Before the client connects to an MX host it asks for the
- * host's TLSA records (_25._tcp.<host>) through the daemon's resolver, believing the resolver's AD
- * bit only when every server of dns.servers is on loopback. Usable records (DANE-TA(2), DANE-EE(3))
+ * DANE for outbound SMTP (RFC 7672). Before the client connects to an MX host whose addresses
+ * were DNSSEC-validated, it asks for the host's TLSA records (_25._tcp.<host>) through the daemon's
+ * resolver, believing the resolver's AD bit only when every server of dns.servers is on loopback. Usable records (DANE-TA(2), DANE-EE(3))
  * make TLS mandatory and the peer's certificate must match one of them (OpenSSL's DANE
  * verification); a failed lookup defers. The SMTP client owns one dane_peer per connection; the
  * scheduler owns the daemon-wide struct dane.

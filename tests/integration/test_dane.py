@@ -189,6 +189,23 @@ class Dane(MailNetCase):
         self.assertTrue(self.lookups(HOSTS[0], mode="defer"))
         self.assertTrue(self.lookups(HOSTS[1], mode="none"), "no records: the usual policy")
 
+    def test_unsigned_mx_host_no_dane(self):
+        """An MX host whose addresses came without the AD bit (an unsigned zone: RFC 7672 §2.2.2)
+        gets no TLSA question: neither a mismatching record nor a failing TLSA lookup stops
+        opportunistic delivery to it."""
+        a, b = self.sink(HOSTS[0]), self.sink(HOSTS[1])
+        self.net.mx("mismatch.test", a, 10)
+        self.net.mx("servfail.test", b, 10)
+        self.tlsa(HOSTS[0], 3, 1, 1, "55" * 32)
+        self.start()
+        self.resolver.insecure.update(HOSTS)
+        self.resolver.servfail.add("_25._tcp." + HOSTS[1])
+        send(self.d, SENDER, ["x@mismatch.test", "y@servfail.test"])
+        self.wait(lambda: a.delivered() and b.delivered(), 20, "both delivered")
+        for host in HOSTS:
+            self.assertEqual(self.resolver.asked("_25._tcp." + host), 0, host)
+        self.assertGreaterEqual(self.resolver.asked(HOSTS[0], "A"), 1, "asked with the AD bit")
+
     def test_tlsa_without_ad_not_used(self):
         """Records the resolver did not validate (no AD bit) are ignored: a mismatching one does
         not stop opportunistic delivery."""
