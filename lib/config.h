@@ -284,6 +284,7 @@ struct config {
         char **servers; /* "host:port" or "host"; none: /etc/resolv.conf */
         size_t nservers;
         uint64_t timeout_ms;
+        int dnssec; /* trust the servers' AD bit (when all are on loopback): DANE on */
     } dns;
 
     struct {

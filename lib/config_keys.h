@@ -102,13 +102,17 @@ static const struct config_key config_keys[] = {
      .doc = "At most this many double bounces go to server.postmaster in each period (counted "
             "from the first in it); the others are only logged. none: no bound."},
 
-    {.name = "dns", KEY_SECTION, .doc = "Name resolution (MX, A, AAAA, PTR, TXT lookups)."},
+    {.name = "dns", KEY_SECTION, .doc = "Name resolution (MX, A, AAAA, PTR, TXT, TLSA lookups)."},
     {.name = "dns.servers", .type = CONFIG_STRINGS, .check = config_check_dns_server,
      KEY_LIST(dns.servers, dns.nservers),
      .doc = "Resolvers as \"address\" or \"address:port\" (\"[v6]:port\"). None: those of "
             "/etc/resolv.conf."},
     {.name = "dns.timeout", .type = CONFIG_DURATION, .def = "5s", .min = 100,
      .max = 60 * KEY_SECOND, KEY_AT(dns.timeout_ms), .doc = "How long one query may take."},
+    {.name = "dns.dnssec", .type = CONFIG_ENUM, .def = "false", .names = config_booleans,
+     KEY_AT(dns.dnssec),
+     .doc = "true: dns.servers are validating resolvers; their AD bit is believed when every one is "
+            "on loopback, and outbound delivery then applies DANE (TLSA records, RFC 7672)."},
 
     {.name = "tls", KEY_SECTION, .doc = "The certificate offered with STARTTLS and implicit TLS."},
     {.name = "tls.certificate", .type = CONFIG_PATH,

@@ -3,11 +3,11 @@
  *
  * A request (one public call) is answered by one or more lookups, each one question (type, name)
  * asked of the cache or of c-ares. An MX request asks MX, then A and AAAA for every target; an
- * address request asks A and AAAA; TXT and PTR ask one question. A lookup that completes while its
- * starter is still on the stack (cache hit, bad name, c-ares failing at once) is parked on the
- * ready list, which a uv_idle drains on the next loop iteration: so no callback is synchronous.
- * A question already on the wire is not asked twice: the later lookup waits on the first one's
- * list and gets a copy of its answer (many deliveries to one domain start together).
+ * address request asks A and AAAA; TXT, PTR and TLSA ask one question. A lookup that completes
+ * while its starter is still on the stack (cache hit, bad name, c-ares failing at once) is parked
+ * on the ready list, which a uv_idle drains on the next loop iteration: so no callback is
+ * synchronous. A question already on the wire is not asked twice: the later lookup waits on the
+ * first one's list and gets a copy of its answer (many deliveries to one domain start together).
  */
 #include "lib/dns.h"
 
@@ -26,6 +26,7 @@
 
 #define DNS_CACHE_ENTRIES 8192
 #define DNS_CACHE_BYTES (8u << 20)
+#define DNS_EDNS_UDP_SIZE 1232 /* the DNS flag day 2020 default: no IP fragmentation */
 #define DNS_TRIES 2 /* rounds over the server list; the second waits twice as long (c-ares) */
 
 /* A c-ares socket and the uv_poll that watches it. */
@@ -53,7 +54,7 @@ struct dns_resolver {
     int destroy_pending; /* ... from inside a callback: finish when it returns */
 };
 
-enum req_kind { REQ_MX, REQ_ADDRS, REQ_TXT, REQ_PTR };
+enum req_kind { REQ_MX, REQ_ADDRS, REQ_TXT, REQ_PTR, REQ_TLSA };
 
 /* A target host: its public view plus the status of each of its two address lookups. */
 struct req_host {
@@ -63,17 +64,21 @@ struct req_host {
     struct dns_addr *addrs[2]; /* owned: their addresses */
     size_t naddrs[2];
     struct dns_addr *merged; /* owned: both lists, made when the request finishes */
+    int unauthenticated;     /* an answer with addresses came without the AD bit */
+};
+
+union req_cb {
+    dns_mx_cb mx;
+    dns_addrs_cb addrs;
+    dns_txt_cb txt;
+    dns_ptr_cb ptr;
+    dns_tlsa_cb tlsa;
 };
 
 struct dns_req {
     struct dns_resolver *r;
     enum req_kind kind;
-    union {
-        dns_mx_cb mx;
-        dns_addrs_cb addrs;
-        dns_txt_cb txt;
-        dns_ptr_cb ptr;
-    } cb;
+    union req_cb cb;
     void *arg;
     unsigned pending;       /* lookups started and not finished */
     int cancelled;          /* some lookup ended with DNS_CANCELLED */
@@ -81,7 +86,7 @@ struct dns_req {
     int implicit;           /* MX: no MX records, hosts[0] is the domain */
     struct req_host *hosts; /* MX, ADDRS: the hosts whose addresses are asked */
     size_t nhosts;
-    struct dns_answer answer; /* TXT, PTR: the records */
+    struct dns_answer answer; /* TXT, PTR, TLSA: the records */
 };
 
 /* Which part of a request a lookup answers: the request's first question, or an address family
@@ -212,6 +217,20 @@ int dns_server_check(const char *server)
 {
     struct ares_addr_port_node node;
     return server_parse(server, &node);
+}
+
+int dns_resolver_servers_loopback(const struct dns_resolver *r)
+{
+    static const struct in6_addr v6_loopback = IN6ADDR_LOOPBACK_INIT;
+    struct ares_addr_port_node *list;
+    if (r->channel == NULL || ares_get_servers_ports(r->channel, &list) != ARES_SUCCESS)
+        return 0;
+    int all = list != NULL;
+    for (struct ares_addr_port_node *n = list; n != NULL && all; n = n->next)
+        all = n->family == AF_INET ? (ntohl(n->addr.addr4.s_addr) >> 24) == 127
+                                   : memcmp(&n->addr.addr6, &v6_loopback, sizeof(v6_loopback)) == 0;
+    ares_free_data(list);
+    return all;
 }
 
 /* The servers of /etc/resolv.conf, read by a throwaway channel (c-ares parses the file). */
@@ -443,6 +462,24 @@ void dns_resolver_stats(const struct dns_resolver *r, struct dns_stats *out)
 
 /* ---- lookups ---- */
 
+/* Asks l's question with the AD bit set (RFC 6840 §5.7: a validating resolver then says whether
+ * it validated the answer, which DANE needs for TLSA records and the MX hosts' addresses), and for
+ * TLSA with EDNS0 room for a few records. ares_send hands back NOERROR and NXDOMAIN answers as they
+ * are; dns_answer_parse reads their code. */
+static void lookup_send_ad(struct dns_resolver *r, struct dns_lookup *l)
+{
+    unsigned char *q;
+    int qlen;
+    int edns = l->type == DNS_TYPE_TLSA ? DNS_EDNS_UDP_SIZE : 0;
+    if (ares_create_query(l->name, ns_c_in, l->type, 0, 1, &q, &qlen, edns) != ARES_SUCCESS) {
+        lookup_on_ares(l, ARES_ENOMEM, 0, NULL, 0);
+        return;
+    }
+    q[3] |= DNS_FLAG_AD;
+    ares_send(r->channel, q, qlen, lookup_on_ares, l);
+    ares_free_string(q);
+}
+
 static void lookup_start(struct dns_req *req, uint32_t slot, int type, const char *name)
 {
     struct dns_resolver *r = req->r;
@@ -476,7 +513,7 @@ static void lookup_start(struct dns_req *req, uint32_t slot, int type, const cha
     r->on_wire = l;
     l->starting = 1;
     l->sent_ns = uv_hrtime();
-    ares_query(r->channel, l->name, ns_c_in, type, lookup_on_ares, l);
+    lookup_send_ad(r, l);
     l->starting = 0;
     resolver_timer_update(r);
 }
@@ -669,6 +706,7 @@ static void host_on_answer(struct req_host *h, int v6, enum dns_status status,
     h->st[v6] = status;
     if (status != DNS_OK)
         return;
+    h->unauthenticated |= !a->authentic;
     h->addrs[v6] = xcalloc(a->n, sizeof(struct dns_addr));
     for (size_t i = 0; i < a->n; i++) {
         struct dns_addr *d = &h->addrs[v6][i];
@@ -690,7 +728,7 @@ static void req_on_answer(struct dns_req *req, uint32_t slot, const char *name,
         req->status = status;
         if (req->kind == REQ_MX) {
             mx_on_answer(req, name, a);
-        } else { /* TXT, PTR: keep the records */
+        } else { /* TXT, PTR, TLSA: keep the records */
             req->answer = *a;
             a->rr = NULL;
             a->n = 0;
@@ -714,6 +752,7 @@ static void host_finish(struct req_host *h)
         h->merged = all;
         h->pub.addrs = all;
         h->pub.status = DNS_OK;
+        h->pub.authenticated = !h->unauthenticated;
         return;
     }
     static const enum dns_status order[] = {DNS_NXDOMAIN, DNS_BADNAME, DNS_TEMPFAIL};
@@ -790,6 +829,17 @@ static void req_finish(struct dns_req *req)
         free(txts);
         break;
     }
+    case REQ_TLSA: {
+        size_t n = status == DNS_OK ? req->answer.n : 0;
+        struct dns_tlsa *recs = xcalloc(n, sizeof(*recs));
+        for (size_t i = 0; i < n; i++) {
+            const unsigned char *rd = (const unsigned char *)req->answer.rr[i].data;
+            recs[i] = (struct dns_tlsa){rd[0], rd[1], rd[2], rd + 3, req->answer.rr[i].len - 3};
+        }
+        req->cb.tlsa(req->arg, status, req->answer.authentic, n > 0 ? recs : NULL, n);
+        free(recs);
+        break;
+    }
     case REQ_PTR: {
         size_t n = status == DNS_OK ? req->answer.n : 0;
         const char **names = xcalloc(n, sizeof(*names));
@@ -805,14 +855,21 @@ static void req_finish(struct dns_req *req)
 
 /* ---- the public lookups ---- */
 
-int dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb, void *arg)
+/* A request that starts with one question: MX, TXT, TLSA, PTR. */
+static int resolve_one(struct dns_resolver *r, enum req_kind kind, int type, const char *name,
+                       union req_cb cb, void *arg)
 {
     if (r->closing)
         return -ESHUTDOWN;
-    struct dns_req *req = req_new(r, REQ_MX, arg);
-    req->cb.mx = cb;
-    lookup_start(req, SLOT_MAIN, ns_t_mx, domain);
+    struct dns_req *req = req_new(r, kind, arg);
+    req->cb = cb;
+    lookup_start(req, SLOT_MAIN, type, name);
     return 0;
+}
+
+int dns_resolve_mx(struct dns_resolver *r, const char *domain, dns_mx_cb cb, void *arg)
+{
+    return resolve_one(r, REQ_MX, ns_t_mx, domain, (union req_cb){.mx = cb}, arg);
 }
 
 int dns_resolve_addrs(struct dns_resolver *r, const char *name, dns_addrs_cb cb, void *arg)
@@ -828,12 +885,12 @@ int dns_resolve_addrs(struct dns_resolver *r, const char *name, dns_addrs_cb cb,
 
 int dns_resolve_txt(struct dns_resolver *r, const char *name, dns_txt_cb cb, void *arg)
 {
-    if (r->closing)
-        return -ESHUTDOWN;
-    struct dns_req *req = req_new(r, REQ_TXT, arg);
-    req->cb.txt = cb;
-    lookup_start(req, SLOT_MAIN, ns_t_txt, name);
-    return 0;
+    return resolve_one(r, REQ_TXT, ns_t_txt, name, (union req_cb){.txt = cb}, arg);
+}
+
+int dns_resolve_tlsa(struct dns_resolver *r, const char *name, dns_tlsa_cb cb, void *arg)
+{
+    return resolve_one(r, REQ_TLSA, DNS_TYPE_TLSA, name, (union req_cb){.tlsa = cb}, arg);
 }
 
 /* "4.3.2.1.in-addr.arpa" or the 32 nibbles of RFC 3596 §2.5 under ip6.arpa. */
@@ -869,8 +926,5 @@ int dns_resolve_ptr(struct dns_resolver *r, const struct sockaddr *sa, dns_ptr_c
     int rc = ptr_name(sa, name, sizeof(name));
     if (rc < 0)
         return rc;
-    struct dns_req *req = req_new(r, REQ_PTR, arg);
-    req->cb.ptr = cb;
-    lookup_start(req, SLOT_MAIN, ns_t_ptr, name);
-    return 0;
+    return resolve_one(r, REQ_PTR, ns_t_ptr, name, (union req_cb){.ptr = cb}, arg);
 }

@@ -1,9 +1,9 @@
 /*
  * Asynchronous DNS for delivery and policy: c-ares inside the libuv loop (a uv_poll per socket, one
  * uv_timer), answering MX (RFC 5321 §5.1 targets with addresses, implicit MX, RFC 7505 null MX),
- * A+AAAA, TXT and PTR through a TTL-honouring cache. Every lookup calls back exactly once, never
- * from inside the call that started it. What a callback receives belongs to the resolver and lives
- * until the callback returns: copy what you keep.
+ * A+AAAA, TXT, PTR and TLSA through a TTL-honouring cache. Every lookup calls back exactly once,
+ * never from inside the call that started it. What a callback receives belongs to the resolver and
+ * lives until the callback returns: copy what you keep.
  */
 #ifndef SLUICE_DNS_H
 #define SLUICE_DNS_H
@@ -44,6 +44,7 @@ struct dns_mx_host {
     enum dns_status status;       /* of its address lookups: DNS_OK when naddrs > 0 */
     const struct dns_addr *addrs; /* IPv4 addresses first, then IPv6 */
     size_t naddrs;
+    int authenticated; /* naddrs > 0 and every answer with addresses had the AD bit */
 };
 
 struct dns_mx_result {
@@ -63,6 +64,15 @@ struct dns_txt {
     size_t len;
 };
 
+/* One TLSA record (RFC 6698 §2.1); data is the certificate association data. */
+struct dns_tlsa {
+    uint8_t usage;    /* 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE (RFC 7218) */
+    uint8_t selector; /* 0 the whole certificate, 1 its SubjectPublicKeyInfo */
+    uint8_t mtype;    /* 0 the data itself, 1 SHA2-256, 2 SHA2-512 of it */
+    const unsigned char *data;
+    size_t len; /* at least 1 */
+};
+
 #define DNS_MX_HOSTS_MAX 16 /* MX targets kept after sorting; each costs two address lookups */
 
 typedef void (*dns_mx_cb)(void *arg, const struct dns_mx_result *res);
@@ -70,6 +80,10 @@ typedef void (*dns_addrs_cb)(void *arg, enum dns_status status, const struct dns
                              size_t naddrs);
 typedef void (*dns_txt_cb)(void *arg, enum dns_status status, const struct dns_txt *txts,
                            size_t ntxts);
+/* authenticated: the resolver set the AD bit on the answer (RFC 4035 §3.2.3); it means something
+ * only when the resolver is trusted to validate (dns_resolver_servers_loopback). */
+typedef void (*dns_tlsa_cb)(void *arg, enum dns_status status, int authenticated,
+                            const struct dns_tlsa *recs, size_t nrecs);
 typedef void (*dns_ptr_cb)(void *arg, enum dns_status status, const char *const *names,
                            size_t nnames);
 
@@ -101,10 +115,16 @@ void dns_resolver_flush(struct dns_resolver *r);
 
 void dns_resolver_stats(const struct dns_resolver *r, struct dns_stats *out);
 
+/* 1 when every server the resolver asks is on loopback (127.0.0.0/8 or ::1): the only servers
+ * whose AD bit is believed, as the path to them cannot be tampered with; else 0. */
+int dns_resolver_servers_loopback(const struct dns_resolver *r);
+
 /* 0 if `server` is a valid entry for dns_resolver_new's list, else -EINVAL (for config checks). */
 int dns_server_check(const char *server);
 
-/* Each lookup returns 0 and later calls cb(arg, ...) exactly once, or returns a negative errno and
+/* Every question is asked with the AD bit set, so that a validating resolver says whether it
+ * validated the answer (RFC 6840 §5.7).
+ * Each lookup returns 0 and later calls cb(arg, ...) exactly once, or returns a negative errno and
  * never calls cb: -ESHUTDOWN once dns_resolver_free was called, -EAFNOSUPPORT for a PTR of a
  * family other than AF_INET/AF_INET6. A name that is not a valid domain name is reported through
  * cb as DNS_BADNAME. The name is copied; one trailing dot is allowed. */
@@ -119,6 +139,12 @@ int dns_resolve_addrs(struct dns_resolver *r, const char *name, dns_addrs_cb cb,
 
 /* TXT records of `name` (SPF, DKIM keys), one dns_txt per record in answer order. */
 int dns_resolve_txt(struct dns_resolver *r, const char *name, dns_txt_cb cb, void *arg);
+
+/* TLSA records of `name` (e.g. "_25._tcp.mx.example.com"), asked with the AD bit set so that a
+ * validating resolver reports whether it validated them (RFC 6840 §5.7). A resolver's SERVFAIL,
+ * which is also how a validating resolver answers bogus data, is DNS_TEMPFAIL. Records with
+ * fewer than 4 octets make the answer malformed (DNS_TEMPFAIL). */
+int dns_resolve_tlsa(struct dns_resolver *r, const char *name, dns_tlsa_cb cb, void *arg);
 
 /* PTR names (lower case, no trailing dot) of the address in `sa` (port ignored). An IPv4-mapped
  * IPv6 address is looked up as IPv4. */

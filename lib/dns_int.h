@@ -14,6 +14,8 @@
 #define DNS_TTL_MAX 86400      /* positive answers are kept at most a day */
 #define DNS_NEG_TTL_DEFAULT 60 /* negative answer without an SOA */
 #define DNS_NEG_TTL_MAX 3600   /* RFC 2308 §5 suggests 1-3 hours at most */
+#define DNS_TYPE_TLSA 52       /* RFC 6698 (c-ares 1.18 has no name for it) */
+#define DNS_FLAG_AD 0x20       /* Authentic Data, in the fourth octet of the header */
 
 /* Lower-cases `in` into `out` without its trailing dot. Returns 0, or -EINVAL when it is not a
  * domain name we will send: labels of 1-63 letters, digits, '-' or '_', at most 253 octets. */
@@ -21,7 +23,8 @@ int dns_name_normalize(const char *in, char out[DNS_NAME_BUF]);
 
 /* One record of the asked type. data is owned and NUL-terminated: 4 or 16 address bytes for A and
  * AAAA, a lower-case name for MX ("" for the root) and PTR (only host names: other PTR records
- * are skipped), a TXT record's strings joined. */
+ * are skipped), a TXT record's strings joined, a TLSA record's whole rdata (usage, selector,
+ * matching type, then at least one octet of association data: RFC 6698 §2.1). */
 struct dns_rdata {
     unsigned pref; /* MX preference */
     char *data;
@@ -31,6 +34,7 @@ struct dns_rdata {
 struct dns_answer {
     enum dns_status status; /* DNS_OK, DNS_NXDOMAIN, DNS_NODATA, or DNS_TEMPFAIL (malformed) */
     uint32_t ttl;           /* seconds it may be cached: the smallest TTL used, or RFC 2308 */
+    int authentic;          /* the AD bit (RFC 4035 §3.2.3): the resolver validated the answer */
     struct dns_rdata *rr;   /* owned; the records at the end of qname's CNAME chain */
     size_t n;
 };

@@ -113,8 +113,12 @@ static int rdata_decode(const unsigned char *msg, size_t len, const struct rr *r
 {
     const unsigned char *rd = msg + rr->rdoff;
     memset(out, 0, sizeof(*out));
-    if (rr->type == ns_t_a || rr->type == ns_t_aaaa) {
-        if (rr->rdlen != (rr->type == ns_t_a ? 4u : 16u))
+    if (rr->type == ns_t_a || rr->type == ns_t_aaaa || rr->type == DNS_TYPE_TLSA) {
+        /* Kept as they are: 4 or 16 address octets; a TLSA record's usage, selector, matching
+         * type and at least one octet of data. */
+        int ok = rr->type == DNS_TYPE_TLSA ? rr->rdlen >= 4
+                                           : rr->rdlen == (rr->type == ns_t_a ? 4u : 16u);
+        if (!ok)
             return -1;
         out->data = xmalloc(rr->rdlen + 1);
         memcpy(out->data, rd, rr->rdlen);
@@ -238,6 +242,7 @@ void dns_answer_parse(struct dns_answer *a, const unsigned char *msg, size_t len
     if (len < DNS_HEADER_LEN || len > DNS_MSG_MAX)
         return;
     unsigned rcode = msg[3] & 0x0f;
+    a->authentic = (msg[3] & DNS_FLAG_AD) != 0;
     unsigned qdcount = get16(msg + 4), ancount = get16(msg + 6), nscount = get16(msg + 8);
 
     size_t off = DNS_HEADER_LEN;

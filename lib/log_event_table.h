@@ -86,6 +86,17 @@ static const struct log_event log_event_table[] = {
      "msg",
      "SIGTERM or SIGINT: the listeners close and open sessions may finish for "
      "`server.shutdown_grace`."},
+    {"dane.lookup", "info, warn",
+     "host, mode, records, usable, authenticated, msg",
+     "The TLSA records of an MX host were looked up before delivering to it (dns.dnssec). `mode` "
+     "is what the connection does: verify (usable DANE-TA/DANE-EE records: the certificate must "
+     "match one), encrypt (validated records, none usable: TLS without authentication), none (no "
+     "records, or records the resolver did not validate: the usual TLS policy), or defer (the "
+     "lookup failed: no delivery to this host now, logged at warn)."},
+    {"dane.off", "warn",
+     "msg",
+     "dns.dnssec is on but DANE cannot be used: not every dns.servers entry is on loopback, so "
+     "the AD bit cannot be trusted (logged once), or OpenSSL cannot enable DANE."},
     {"delivery.backoff", "warn",
      "destination, egress, connections, level_permille, rate, rate_period_ms, "
      "messages_per_connection, recipients_per_connection, reason, msg",

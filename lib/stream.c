@@ -361,7 +361,8 @@ void stream_read_stop(struct stream *s)
 
 /* ---- TLS ---- */
 
-static int stream_tls_start(struct stream *s, SSL_CTX *ctx, int server, const char *sni)
+static int stream_tls_start(struct stream *s, SSL_CTX *ctx, int server, const char *sni,
+                            stream_tls_prepare_cb prepare, void *arg)
 {
     if (s->ssl != NULL)
         return UV_EALREADY;
@@ -386,7 +387,8 @@ static int stream_tls_start(struct stream *s, SSL_CTX *ctx, int server, const ch
         SSL_set_accept_state(ssl);
     } else {
         SSL_set_connect_state(ssl);
-        if (sni != NULL && !SSL_set_tlsext_host_name(ssl, sni))
+        if ((sni != NULL && !SSL_set_tlsext_host_name(ssl, sni)) ||
+            (prepare != NULL && prepare(ssl, arg) < 0))
             rc = UV_EPROTO;
         /* The client speaks first: queue the ClientHello now. */
         else if (SSL_get_error(ssl, SSL_do_handshake(ssl)) != SSL_ERROR_WANT_READ)
@@ -409,12 +411,18 @@ static int stream_tls_start(struct stream *s, SSL_CTX *ctx, int server, const ch
 
 int stream_tls_server(struct stream *s, SSL_CTX *ctx)
 {
-    return stream_tls_start(s, ctx, 1, NULL);
+    return stream_tls_start(s, ctx, 1, NULL, NULL, NULL);
 }
 
 int stream_tls_client(struct stream *s, SSL_CTX *ctx, const char *sni)
 {
-    return stream_tls_start(s, ctx, 0, sni);
+    return stream_tls_start(s, ctx, 0, sni, NULL, NULL);
+}
+
+int stream_tls_client_prepared(struct stream *s, SSL_CTX *ctx, const char *sni,
+                               stream_tls_prepare_cb prepare, void *arg)
+{
+    return stream_tls_start(s, ctx, 0, sni, prepare, arg);
 }
 
 const char *stream_tls_version(const struct stream *s)

@@ -78,6 +78,12 @@ int stream_write(struct stream *s, const char *data, size_t len);
  * UV_EPROTO when OpenSSL cannot start), in which case no event follows. */
 int stream_tls_server(struct stream *s, SSL_CTX *ctx);
 int stream_tls_client(struct stream *s, SSL_CTX *ctx, const char *sni);
+/* stream_tls_client with prepare(ssl, arg) called on the new SSL before the ClientHello is made
+ * (certificate checks such as DANE are set there); a negative return fails the start with
+ * UV_EPROTO. */
+typedef int (*stream_tls_prepare_cb)(SSL *ssl, void *arg);
+int stream_tls_client_prepared(struct stream *s, SSL_CTX *ctx, const char *sni,
+                               stream_tls_prepare_cb prepare, void *arg);
 
 /* "TLSv1.3", cipher name, or NULL in plaintext. */
 const char *stream_tls_version(const struct stream *s);

@@ -612,6 +612,7 @@ static void conn_connect_next(struct conn *c)
             .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
             .chunking = d->shaping->chunking,
             .tls_ctx = d->env->tls_ctx,
+            .dane = d->cfg->dns.dnssec && h->dnssec ? d->env->dane : NULL,
             .timeouts = {.connect = d->shaping->connect_timeout_ms,
                          .idle = d->shaping->idle_timeout_ms},
             .pace = shaping_rates_pace,

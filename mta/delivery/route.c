@@ -104,6 +104,7 @@ static void route_on_mx(void *arg, const struct dns_mx_result *res)
         }
         struct mx_target *t = &mx->hosts[mx->nhosts++];
         t->name = xstrdup(h->name);
+        t->dnssec = h->authenticated;
         t->pref = h->pref;
         t->addrs = xcalloc(h->naddrs, sizeof *t->addrs);
         t->naddrs = h->naddrs;

@@ -21,6 +21,7 @@ struct mx_target {
     unsigned pref;
     struct sockaddr_storage *addrs; /* port already set */
     size_t naddrs;
+    int dnssec; /* its addresses came with the AD bit (dns.h): DANE may apply (dane.h) */
 };
 
 struct mx_list {

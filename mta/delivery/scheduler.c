@@ -14,6 +14,7 @@
 #include "lib/xalloc.h"
 #include "mta/delivery/bounce_class.h"
 #include "mta/delivery/bounce_category.h"
+#include "mta/delivery/dane.h"
 #include "mta/delivery/destination.h"
 #include "mta/delivery/mail_metrics.h"
 #include "mta/delivery/route.h"
@@ -623,6 +624,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
         .loop = loop,
         .spool = sp,
         .tls_ctx = tls_client_ctx,
+        .dane = dane_new(dns, tls_client_ctx),
         .warmup = warmup_new(loop, cfg->server.spool),
         .hooks = {scheduler_on_job_done, scheduler_on_job_returned, scheduler_on_dest_idle, s},
     };
@@ -774,6 +776,7 @@ void scheduler_free(struct scheduler *s)
     sched_active_free(s);
     config_unref(s->cfg);
     warmup_free(s->env.warmup);
+    dane_free(s->env.dane);
     uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);
     uv_close((uv_handle_t *)&s->timer, scheduler_on_closed);
 }

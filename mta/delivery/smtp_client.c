@@ -22,6 +22,7 @@
 #include "lib/stream.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
+#include "mta/delivery/dane.h"
 #include "spool/spool.h"
 
 /* Stored message bytes encoded per write; the next chunk waits for STREAM_DRAINED. */
@@ -97,7 +98,9 @@ struct smtp_client {
     char addr_text[INET6_ADDRSTRLEN];
     enum shaping_tls tls;
     SSL_CTX *tls_ctx;
-    int chunking; /* BDAT when offered (params->chunking) */
+    struct dane_peer *dane;   /* NULL: DANE does not apply */
+    enum dane_mode dane_mode; /* once the TLSA answer is in */
+    int chunking;             /* BDAT when offered (params->chunking) */
     struct smtp_client_timeouts timeouts;
     smtp_client_pace_cb pace;
     void *pace_arg;
@@ -106,6 +109,8 @@ struct smtp_client {
     struct smtp_ehlo caps;
     const char *tls_version; /* static string from OpenSSL once TLS is up */
     unsigned connected : 1;
+    unsigned dane_pending : 1; /* the TLSA answer has not come yet */
+    unsigned hello_waits : 1;  /* EHLO is done and waits for it (client_on_dane) */
     unsigned ready_sent : 1;
     unsigned silent : 1;      /* smtp_client_open failed: no event at all */
     unsigned had_tx : 1;      /* a transaction ended: CS_IDLE waits at most timeouts.idle */
@@ -450,13 +455,22 @@ static void client_ready(struct smtp_client *c)
     }
 }
 
+/* The shaping rule requires TLS, or the MX host has DNSSEC-validated TLSA records. */
+static int client_tls_required(const struct smtp_client *c)
+{
+    return c->tls == SHAPING_TLS_REQUIRED || dane_mode_requires_tls(c->dane_mode);
+}
+
 /* After EHLO or HELO: STARTTLS when offered and wanted, else ready (unless TLS is required). */
 static void client_after_hello(struct smtp_client *c)
 {
-    if (c->tls_version == NULL && c->tls != SHAPING_TLS_NONE && c->tls_ctx != NULL &&
-        (c->caps.ext & SMTP_EXT_STARTTLS))
+    c->hello_waits = c->dane_pending;
+    if (c->hello_waits)
+        return;
+    if (c->tls_version == NULL && (c->tls != SHAPING_TLS_NONE || client_tls_required(c)) &&
+        c->tls_ctx != NULL && (c->caps.ext & SMTP_EXT_STARTTLS))
         enter_state(c, CS_STARTTLS);
-    else if (c->tls_version == NULL && c->tls == SHAPING_TLS_REQUIRED)
+    else if (c->tls_version == NULL && client_tls_required(c))
         client_end(c, "STARTTLS", 451, "4.7.10", 0, 1,
                    "TLS is required but %s does not offer STARTTLS", c->mx_name);
     else
@@ -494,7 +508,7 @@ static void starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
     if (r->code == 220)
         enter_state(c, CS_TLS_HANDSHAKE);
-    else if (c->tls == SHAPING_TLS_REQUIRED)
+    else if (client_tls_required(c))
         client_end(c, "STARTTLS", 451, "4.7.10", 0, 1,
                    "TLS is required but %s refused STARTTLS (%d)", c->mx_name, r->code);
     else
@@ -513,7 +527,9 @@ static const char *client_sni(const struct smtp_client *c)
 
 static void handshake_enter(struct smtp_client *c)
 {
-    int rc = stream_tls_client(&c->stream, c->tls_ctx, client_sni(c));
+    int rc = stream_tls_client_prepared(&c->stream, c->tls_ctx, client_sni(c),
+                                        c->dane_mode == DANE_VERIFY ? dane_peer_ssl_prepare : NULL,
+                                        c->dane);
     if (rc < 0)
         client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
                    uv_strerror(rc));
@@ -779,6 +795,7 @@ static void client_release(struct smtp_client *c)
     }
     smtp_reply_parser_close(&c->parser);
     free(c->why_text);
+    dane_peer_free(c->dane);
     free(c->mx_name);
     free(c->ehlo);
     free(c);
@@ -807,6 +824,28 @@ static int client_idle_ended(struct smtp_client *c)
     return 1;
 }
 
+/* The TLSA answer for the MX host: a failed lookup defers, otherwise EHLO may go on to STARTTLS. */
+static void client_on_dane(void *arg, enum dane_mode mode, const char *why)
+{
+    struct smtp_client *c = arg;
+    c->dane_pending = 0;
+    c->dane_mode = mode;
+    if (mode == DANE_DEFER)
+        client_end(c, NULL, 451, "4.7.5", 0, 0, "%s", why);
+    else if (c->hello_waits && c->state != CS_CLOSING)
+        client_after_hello(c);
+}
+
+/* After the handshake with DANE: ends the session (4.7.5) when no TLSA record matched. */
+static int client_dane_mismatch(struct smtp_client *c)
+{
+    char why[300];
+    int bad = dane_peer_ssl_check(c->dane, c->stream.ssl, why, sizeof why) < 0;
+    if (bad)
+        client_end(c, "STARTTLS", 451, "4.7.5", 0, 1, "%s", why);
+    return bad;
+}
+
 static void client_on_stream(struct stream *s, enum stream_event ev, int status, const char *data,
                              size_t len)
 {
@@ -832,6 +871,8 @@ static void client_on_stream(struct stream *s, enum stream_event ev, int status,
             return;
         }
         c->tls_version = stream_tls_version(&c->stream);
+        if (c->dane_mode == DANE_VERIFY && client_dane_mismatch(c))
+            return;
         enter_state(c, CS_EHLO); /* RFC 3207 §4.2: forget everything learnt in clear */
         return;
     case STREAM_DRAINED:
@@ -963,6 +1004,8 @@ struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_p
     c->reply_timer.data = c->pace_timer.data = c;
     c->open_handles = 3;
     c->state = CS_CONNECTING;
+    c->dane = dane_peer_new(params->dane, c->mx_name, client_on_dane, c);
+    c->dane_pending = c->dane != NULL;
 
     int rc = stream_connect(loop, &c->stream, (const struct sockaddr *)&c->dst, params->src,
                             client_on_stream, c);

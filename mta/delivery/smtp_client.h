@@ -1,6 +1,7 @@
 /*
  * One outbound SMTP connection (RFC 5321 client side): connect from a chosen source address,
- * greeting, EHLO (HELO when EHLO is refused), STARTTLS as the shaping rule says, then any number
+ * greeting, EHLO (HELO when EHLO is refused), STARTTLS as the shaping rule (or the MX host's DANE
+ * TLSA records, looked up while connecting, dane.h) says, then any number
  * of transactions, each with several recipients, then QUIT. Uses PIPELINING when offered (MAIL and
  * the RCPTs in one write, RFC 2920), respects SIZE, 8BITMIME and SMTPUTF8, and times out every
  * step per RFC 5321 §4.5.3.2. The message body is sent as stored with bare CR and bare LF
@@ -49,8 +50,9 @@ struct smtp_client_params {
     const struct sockaddr *src; /* egress address to bind before connect; NULL: any */
     const char *ehlo;           /* our name in EHLO/HELO */
     enum shaping_tls tls;
-    SSL_CTX *tls_ctx; /* client context (lib/tls.h); NULL: no STARTTLS */
-    int chunking;     /* 1: BDAT when the server offers CHUNKING (shaping chunking), else DATA */
+    SSL_CTX *tls_ctx;  /* client context (lib/tls.h); NULL: no STARTTLS */
+    struct dane *dane; /* DANE (dane.h) for this host; NULL: off */
+    int chunking;      /* 1: BDAT when the server offers CHUNKING (shaping chunking), else DATA */
     struct smtp_client_timeouts timeouts; /* zero fields take the RFC defaults */
     /* NULL: no pacing. The client waits on a timer while pace says to, so a pacer shared by
      * several connections holds its rate across them. */
