@@ -420,8 +420,9 @@ static const struct log_event log_event_table[] = {
      "Disk space is back after `spool.low_space`."},
     {"spool.state_cut", "warn, error",
      "msg",
-     "At start, or when a message is read back for delivery: a torn record at the end of a state "
-     "file was removed (warn) or could not be (error)."},
+     "At start, or when a message is read back for delivery: a torn state record at the end of a "
+     "queue file (or of an earlier version's state file) was removed (warn) or could not be "
+     "(error)."},
     {"spool.state_left", "warn",
      "msg",
      "At start: a state file without a message could not be removed."},

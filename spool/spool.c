@@ -3,9 +3,10 @@
  *
  * Layout (directories mode 0700, files 0600; <leaf>/<id> is spool_layout_name's):
  *   <spool>/tmp/<id>          a message being written; never read, removed by spool_recover
- *   <spool>/queue/<leaf>/<id> a committed message, named by its queue id, never rewritten in place
+ *   <spool>/queue/<leaf>/<id> a committed message, named by its queue id, its recipient states
+ *                             appended after its end record (spool_ops.c), never rewritten
  *   <spool>/corrupt/<id>      a queue file that failed validation at recovery, kept for a person
- *   <spool>/state/<leaf>/<id> recipient states of a committed message, appended to (spool_ops.c)
+ *   <spool>/state/<leaf>/<id> recipient states of a message queued by an earlier version
  *
  * A message is created in tmp/ by spool_msg_new and filled as it arrives: appends are framed into
  * body records in memory and written in chunks, one write in flight per message, on the thread

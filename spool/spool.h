@@ -7,12 +7,13 @@
  * At start, spool_recover replays the journal, finds the committed messages again and removes
  * half-written ones.
  *
- * Delivery records what became of each recipient in a separate, append-only state file per
- * message (spool_rcpt_update); spool_load reads a message back for delivery, spool_msg_remove
- * removes it once done.
+ * Delivery records what became of each recipient in append-only records after the message's end
+ * record (spool_rcpt_update), so each message is one file; spool_load reads a message back for
+ * delivery, spool_msg_remove removes it once done.
  *
  * On disk each message is one file of length-prefixed records (never lines, so no byte of a peer
- * can forge a record); a file without its end record was never committed.
+ * can forge a record); a file without its end record was never committed. Messages queued by
+ * earlier versions may have a separate state file, which then holds their recipient states.
  */
 #ifndef SLUICE_SPOOL_H
 #define SLUICE_SPOOL_H
@@ -106,8 +107,9 @@ int spool_recover(struct spool *sp, spool_recover_cb cb, void *arg, struct buf *
  * does what must come first (replays the journal, removes half-written files; synchronous and
  * bounded by the journal), then spool_list finds the committed messages on the thread pool, a slice
  * of queue/'s hashed directories at a time, without reading their queue files: cb gets each
- * slice's messages with the time their earliest recipient is due, taken from the state file alone
- * (0: due now, also when a state file is absent or says that nothing is left to do, so a load
+ * slice's messages with the time their earliest recipient is due, taken from the recipient states
+ * alone (the queue file's records are followed to its end record, its body is not read; 0: due
+ * now, also when there are no states yet or they say that nothing is left to do, so a load
  * settles it). It also removes state files without a message. cb runs on the loop once per slice,
  * with done set on the last call (n may be 0 then); it returns 0 to go on, or 1 to stop (no call
  * follows). Counts in spool_pending until the last call. A message committed meanwhile may be
@@ -173,13 +175,14 @@ int spool_scan(const char *dir, spool_recover_cb cb, void *arg, struct buf *err)
 int spool_load_body(const char *dir, const char *id, struct buf *body, struct buf *err);
 
 /*
- * Recipient state of committed messages: records appended to the message's state file (length-
- * prefixed, each with its own CRC; a torn last record after a crash is ignored) and to the
- * journal, whose sync they share with every other commit in flight. cb (may be NULL) runs once,
- * never from inside the call, with 0 when the records are durable, -ENOENT when the message is
- * gone, -EINVAL for an id that is not a queue id, or another negative errno. Updates and removals
- * of one message run one at a time in call order. Records for an index beyond the recipients are
- * ignored by readers. The message's queue file is never rewritten.
+ * Recipient state of committed messages: records appended to the message's queue file after its
+ * end record, or to its state file when it has one (spool_state.h; length-prefixed, each with its
+ * own CRC; a torn last record after a crash is ignored), and to the journal, whose sync they share
+ * with every other commit in flight. cb (may be NULL) runs once, never from inside the call, with 0
+ * when the records are durable, -ENOENT when the message is gone, -EINVAL for an id that is not a
+ * queue id, or another negative errno. Updates and removals of one message run one at a time in
+ * call order. Records for an index beyond the recipients are ignored by readers. The message's
+ * committed records are never rewritten: only appended to.
  */
 typedef void (*spool_update_cb)(int status, void *arg);
 void spool_rcpt_update(struct spool *sp, const char *id, const struct spool_rcpt_update *updates,

@@ -153,8 +153,51 @@ int spool_fs_id_valid(const char *name)
     return len > 0 && len <= SPOOL_ID_MAX && strspn(name, id_alphabet) == len;
 }
 
+/* Follows the record headers of a queue file (1 type byte, 4-byte length: envelope.h) through its
+ * bytes, without checking them, to find where the end record ends: what follows is the message's
+ * recipient state records. */
+struct rec_walk {
+    uint64_t next;              /* offset of the next header */
+    char hdr[ENVELOPE_HDR_LEN]; /* its bytes so far */
+    size_t got;
+    uint64_t end; /* offset past the end record; 0 until it was seen */
+};
+
+/* Feeds the n bytes at p, which start at offset off of the file; bytes are fed in order. */
+static void rec_walk_feed(struct rec_walk *w, uint64_t off, const char *p, size_t n)
+{
+    while (w->end == 0 && w->next + w->got >= off && w->next + w->got < off + n) {
+        uint64_t at = w->next + w->got;
+        size_t take = ENVELOPE_HDR_LEN - w->got;
+        if (take > off + n - at)
+            take = (size_t)(off + n - at);
+        memcpy(w->hdr + w->got, p + (at - off), take);
+        w->got += take;
+        if (w->got < ENVELOPE_HDR_LEN)
+            return;
+        uint64_t past = w->next + ENVELOPE_HDR_LEN + envelope_get_be32(w->hdr + 1);
+        if ((unsigned char)w->hdr[0] == ENVELOPE_REC_END)
+            w->end = past;
+        w->next = past;
+        w->got = 0;
+    }
+}
+
+uint64_t spool_fs_end_of(const void *data, size_t len)
+{
+    struct rec_walk walk = {0};
+    rec_walk_feed(&walk, 0, data, len);
+    return walk.end <= len ? walk.end : 0;
+}
+
 int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, struct buf *body,
                   struct buf *err)
+{
+    return spool_fs_read_tail(dirfd, name, dec, body, NULL, NULL, err);
+}
+
+int spool_fs_read_tail(int dirfd, const char *name, struct envelope_decoder *dec, struct buf *body,
+                       struct buf *tail, uint64_t *tail_at, struct buf *err)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
@@ -177,6 +220,8 @@ int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, str
     size_t had = body != NULL ? body->len : 0;
     struct buf why = BUF_INIT;
     char chunk[64 * 1024];
+    struct rec_walk walk = {0};
+    uint64_t off = 0;
     int rc = 0;
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof chunk);
@@ -193,11 +238,22 @@ int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, str
             rc = rc == 1 ? 0 : -EBADMSG;
             break;
         }
-        rc = envelope_decoder_feed(dec, chunk, (size_t)n, body, &why);
+        rec_walk_feed(&walk, off, chunk, (size_t)n);
+        /* The decoder gets the message's records; the state records after them go to tail. */
+        size_t mine = (size_t)n;
+        if (walk.end != 0 && walk.end < off + (uint64_t)n)
+            mine = walk.end > off ? (size_t)(walk.end - off) : 0;
+        if (mine > 0 && rc == 0)
+            rc = envelope_decoder_feed(dec, chunk, mine, body, &why);
         if (rc < 0)
             break;
+        if (tail != NULL && mine < (size_t)n)
+            buf_append(tail, chunk + mine, (size_t)n - mine);
+        off += (uint64_t)n;
     }
     close(fd);
+    if (tail_at != NULL)
+        *tail_at = walk.end;
     if (rc < 0) {
         buf_printf(err, "%s: %.*s", name, (int)why.len, why.data);
         envelope_decoder_free(dec);
@@ -216,14 +272,22 @@ int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, str
 int spool_fs_load(int queue_fd, int state_fd, const char *id, const char *name,
                   struct spool_loaded *l, struct buf *body, struct buf *err)
 {
-    struct buf why = BUF_INIT;
-    int rc = spool_fs_read(queue_fd, name, &l->dec, body, &why);
+    struct buf why = BUF_INIT, tail = BUF_INIT;
+    int rc = spool_fs_read_tail(queue_fd, name, &l->dec, body, &tail, &l->state_at, &why);
     if (rc < 0)
         buf_printf(err, "%s/%.*s", SPOOL_QUEUE, (int)why.len, why.data);
     buf_free(&why);
-    if (rc < 0)
+    if (rc < 0) {
+        buf_free(&tail);
         return rc;
+    }
     rc = spool_state_read(state_fd, name, l->dec.env.nrcpts, &l->state, err);
+    l->state_in_queue = rc == 0;
+    if (rc == 0)
+        spool_state_feed(&l->state, tail.data, tail.len);
+    else
+        l->state_at = 0;
+    buf_free(&tail);
     if (rc < 0) {
         envelope_decoder_free(&l->dec);
         return rc;
@@ -231,6 +295,45 @@ int spool_fs_load(int queue_fd, int state_fd, const char *id, const char *name,
     l->entry =
         (struct spool_entry){id, &l->dec.env, l->dec.body_size + l->dec.prefix.len, l->state.rcpts};
     return 0;
+}
+
+int spool_fs_read_all(int fd, struct buf *out)
+{
+    for (;;) {
+        char *p = buf_reserve(out, 64 * 1024);
+        ssize_t n = read(fd, p, 64 * 1024);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : 0;
+        out->len += (size_t)n;
+    }
+}
+
+int spool_fs_tail(int fd, struct buf *tail, uint64_t *tail_at)
+{
+    struct rec_walk walk = {0};
+    char chunk[16 * 1024];
+    /* Mostly one read: the records of a small message. A body record is skipped, not read. */
+    while (walk.end == 0) {
+        ssize_t n = pread(fd, chunk, sizeof chunk, (off_t)(walk.next + walk.got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EBADMSG; /* no end record */
+        rec_walk_feed(&walk, walk.next + walk.got, chunk, (size_t)n);
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (walk.end > (uint64_t)st.st_size)
+        return -EBADMSG; /* the end record is cut short */
+    if (lseek(fd, (off_t)walk.end, SEEK_SET) < 0)
+        return -errno;
+    *tail_at = walk.end;
+    return spool_fs_read_all(fd, tail);
 }
 
 void spool_fs_loaded_free(struct spool_loaded *l)

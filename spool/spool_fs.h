@@ -66,20 +66,38 @@ int spool_fs_id_valid(const char *name);
  * envelope and body size (free it with envelope_decoder_free) and its prefix and body bytes, in
  * that order, are appended to body unless body is NULL. On failure dec is already freed; returns
  * -EBADMSG when the file is not a whole, valid message, another -errno when it cannot be read, with
- * a reason in err. */
+ * a reason in err. What follows the end record (recipient states) is not checked here. */
 int spool_fs_read(int dirfd, const char *name, struct envelope_decoder *dec, struct buf *body,
                   struct buf *err);
+
+/* spool_fs_read that also appends what follows the end record (the message's recipient state
+ * records, appended after the commit: spool_state.h) to tail, unless NULL, and sets *tail_at,
+ * unless NULL, to its offset in the file (0 when there is no end record). */
+int spool_fs_read_tail(int dirfd, const char *name, struct envelope_decoder *dec, struct buf *body,
+                       struct buf *tail, uint64_t *tail_at, struct buf *err);
+/* The same tail of the queue file open as fd, found by following the record headers from the
+ * start without reading the body or checking anything. Returns 0, -EBADMSG when there is no end
+ * record, or -errno. */
+int spool_fs_tail(int fd, struct buf *tail, uint64_t *tail_at);
+/* The offset past the end record of the queue file bytes data (len), found by following the
+ * record headers; 0 when they hold no whole end record. */
+uint64_t spool_fs_end_of(const void *data, size_t len);
+/* Appends what is left to read of fd to out. Returns 0 or -errno. */
+int spool_fs_read_all(int fd, struct buf *out);
 
 /* A committed message read back with its recipient states; entry points into the struct. */
 struct spool_loaded {
     struct envelope_decoder dec;
     struct spool_state state;
+    int state_in_queue; /* the states came from the queue file's tail, not from a state file */
+    uint64_t state_at;  /* ... starting at this offset of it */
     struct spool_entry entry;
 };
 
-/* spool_fs_read of message id's queue file, then its state file from state_fd (see
- * spool_state_read), both at name in their directory (spool_layout_name of id). Returns 0 (free
- * l with spool_fs_loaded_free) or as spool_fs_read, l then being freed. */
+/* spool_fs_read of message id's queue file with its recipient states: from its state file in
+ * state_fd when it has one (see spool_state_read; a message of an earlier version), else from the
+ * queue file's tail; both at name in their directory (spool_layout_name of id). Returns 0 (free l
+ * with spool_fs_loaded_free) or as spool_fs_read, l then being freed. */
 int spool_fs_load(int queue_fd, int state_fd, const char *id, const char *name,
                   struct spool_loaded *l, struct buf *body, struct buf *err);
 void spool_fs_loaded_free(struct spool_loaded *l);

@@ -2,8 +2,9 @@
  * Finding the committed messages after spool_recover_begin without reading them (spool_list, see
  * spool.h): a slice of SPOOL_LIST_LEAVES hashed directories per job on the thread pool, each
  * listing its state/ leaf, then its queue/ leaf, removing state files whose message is gone, moving
- * what is not a queue file in its place to corrupt/, and reading only the state files there are
- * for the time each message is next due.
+ * what is not a queue file in its place to corrupt/, and reading each message's recipient states
+ * (its queue file's tail, or its state file when it has one) for the time it is next due; bodies
+ * are not read.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -78,23 +79,21 @@ static int names_have(struct dirent **names, int n, const char *name)
     return n > 0 && bsearch(name, names, (size_t)n, sizeof *names, name_cmp) != NULL;
 }
 
-/* When the message whose state file is name (in the leaf state_fd) is due: its earliest deferred
- * recipient's retry, or 0 (now) when one waits for its first try or its DSN, or when nothing is
- * left (a load then removes the message). */
-static int64_t state_due(int state_fd, const char *name)
+/* When a message whose state records are records is due: its earliest deferred recipient's retry,
+ * or 0 (now) when one waits for its first try or its DSN, or when nothing is left (a load then
+ * removes the message). */
+static int64_t records_due(const struct buf *records)
 {
     struct spool_state st;
-    struct buf err = BUF_INIT;
     size_t want = SPOOL_LIST_RCPTS;
-    int rc = spool_state_read(state_fd, name, want, &st, &err);
-    if (rc == 0 && st.rcpt_end > want) {
+    spool_state_init(&st, want);
+    spool_state_feed(&st, records->data, records->len);
+    if (st.rcpt_end > want) {
         want = st.rcpt_end;
         spool_state_free(&st);
-        rc = spool_state_read(state_fd, name, want, &st, &err);
+        spool_state_init(&st, want);
+        spool_state_feed(&st, records->data, records->len);
     }
-    buf_free(&err);
-    if (rc < 0)
-        return 0;
     int64_t due = INT64_MAX;
     for (size_t i = 0; i < st.rcpt_end && i < st.nrcpts; i++) {
         enum spool_rcpt_status s = st.rcpts[i].status;
@@ -105,6 +104,24 @@ static int64_t state_due(int state_fd, const char *name)
     }
     spool_state_free(&st);
     return due == INT64_MAX ? 0 : due;
+}
+
+/* When message name is due, from its state file in the leaf state_fd when it has one, else from
+ * its queue file's tail in the leaf queue_fd (the body is not read); 0 when neither can be read
+ * (a load settles it). */
+static int64_t message_due(int queue_fd, int state_fd, int has_state_file, const char *name)
+{
+    struct buf records = BUF_INIT;
+    int fd = openat(has_state_file ? state_fd : queue_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    uint64_t at;
+    int rc = fd < 0           ? -1
+             : has_state_file ? spool_fs_read_all(fd, &records)
+                              : spool_fs_tail(fd, &records, &at);
+    if (fd >= 0)
+        close(fd);
+    int64_t due = rc == 0 ? records_due(&records) : 0;
+    buf_free(&records);
+    return due;
 }
 
 static void lister_add(struct spool_lister *l, const char *id, int64_t due)
@@ -174,7 +191,7 @@ static void lister_leaf(struct spool_lister *l, const char *leaf)
                                          : "not a queue id");
             continue;
         }
-        lister_add(l, id, names_have(states, nstates, id) ? state_due(state_fd, id) : 0);
+        lister_add(l, id, message_due(queue_fd, state_fd, names_have(states, nstates, id), id));
     }
     names_free(states, nstates);
     names_free(queued, nqueued);

@@ -160,23 +160,29 @@ void spool_peek(struct spool *sp, const char *id, spool_load_cb cb, void *arg)
 
 /* ---- on the thread pool ---- */
 
-/* One write of all records (O_APPEND), no sync: the journal makes them durable (op_done). */
+/* One write of all records (O_APPEND), no sync: the journal makes them durable (op_done). They go
+ * after the end record of the queue file, or into the state file of a message that has one (queued
+ * by an earlier version: spool_state.h); no file is created. */
 static int update_run(struct spool *sp, const char *id, const struct buf *records)
 {
     if (records->len == 0)
         return 0;
     char name[SPOOL_NAME_MAX + 1];
     spool_layout_name(id, name);
-    /* The message may have been removed meanwhile: then no state file is wanted. */
-    if (faccessat(sp->queue_fd, name, F_OK, 0) < 0)
-        return -errno;
-    int rc = spool_layout_leaf_make(sp->state_fd, name);
-    if (rc < 0)
-        return rc;
     int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
-    int fd = openat(sp->state_fd, name, flags | O_CREAT, 0600);
+    /* The message may have been removed meanwhile (-ENOENT): then no state is wanted. */
+    int fd = openat(sp->queue_fd, name, flags);
     if (fd < 0)
         return -errno;
+    int state = openat(sp->state_fd, name, flags);
+    int state_errno = errno;
+    if (state >= 0 || state_errno != ENOENT) {
+        close(fd);
+        if (state < 0)
+            return -state_errno;
+        fd = state;
+    }
+    int rc;
     struct stat st;
     if (fstat(fd, &st) < 0) {
         rc = -errno;
@@ -204,7 +210,7 @@ static int load_queued_run(struct spool *sp, struct spool_op *op)
     int moved = corrupt_fd >= 0 && spool_repair_state_entry(sp->state_fd, name, op->id, corrupt_fd);
     int rc = spool_fs_load(sp->queue_fd, sp->state_fd, op->id, name, &op->loaded, NULL, &op->why);
     if (rc == 0 && op->loaded.state.valid_len < op->loaded.state.fed_len)
-        spool_repair_state_cut(sp->state_fd, name, op->id, &op->loaded.state);
+        spool_repair_state_cut(sp->queue_fd, sp->state_fd, name, op->id, &op->loaded);
     if (rc == -EBADMSG && corrupt_fd >= 0)
         moved |= spool_repair_quarantine(sp->queue_fd, name, corrupt_fd, op->id, op->why.data) == 0;
     /* The move lasts, so a crash does not bring the bad file back. */

@@ -107,11 +107,14 @@ struct walk {
     int finished; /* messages removed because every recipient was final */
 };
 
-void spool_repair_state_cut(int state_fd, const char *name, const char *id,
-                            const struct spool_state *st)
+void spool_repair_state_cut(int queue_fd, int state_fd, const char *name, const char *id,
+                            const struct spool_loaded *l)
 {
-    int fd = openat(state_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    int ok = fd >= 0 && ftruncate(fd, (off_t)st->valid_len) == 0 && fdatasync(fd) == 0;
+    const struct spool_state *st = &l->state;
+    int fd =
+        openat(l->state_in_queue ? queue_fd : state_fd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    int ok =
+        fd >= 0 && ftruncate(fd, (off_t)(l->state_at + st->valid_len)) == 0 && fdatasync(fd) == 0;
     log_msg(ok ? LOG_WARN : LOG_ERROR, "spool.state_cut",
             "queue id %s: %llu bytes of a torn state record %s", id,
             (unsigned long long)(st->fed_len - st->valid_len), ok ? "removed" : "left");
@@ -170,7 +173,7 @@ static int walk_one(struct walk *w, const char *name, struct buf *err)
     if (rc == 0) {
         int recovering = w->corrupt_fd >= 0;
         if (recovering && l.state.valid_len < l.state.fed_len)
-            spool_repair_state_cut(w->state_fd, name, id, &l.state);
+            spool_repair_state_cut(w->queue_fd, w->state_fd, name, id, &l);
         if (recovering && l.dec.env.nrcpts > 0 && spool_state_all_final(&l.state)) {
             rc = finished_remove(w, name, id);
             if (rc < 0)

@@ -8,17 +8,17 @@
 #ifndef SLUICE_SPOOL_REPAIR_H
 #define SLUICE_SPOOL_REPAIR_H
 
-#include "spool/spool_state.h"
+#include "spool/spool_fs.h"
 
 /* Moves name of dir_fd to corrupt/ (corrupt_fd) as to, where a person can look at it, and logs
  * spool.corrupt with why. Returns 0 or -errno (then logged too). */
 int spool_repair_quarantine(int dir_fd, const char *name, int corrupt_fd, const char *to,
                             const char *why);
-/* Cuts the torn tail off the state file name (of message id) in state_fd, as st read it, so the
- * records appended from now on are read again (a reader stops at the first bad record). Logs
- * spool.state_cut. */
-void spool_repair_state_cut(int state_fd, const char *name, const char *id,
-                            const struct spool_state *st);
+/* Cuts the torn tail off the states of message id that l read (from its queue file in queue_fd
+ * or its state file in state_fd, both at name), so the records appended from now on are read
+ * again (a reader stops at the first bad record). Logs spool.state_cut. */
+void spool_repair_state_cut(int queue_fd, int state_fd, const char *name, const char *id,
+                            const struct spool_loaded *l);
 
 /* A state entry Sluice never makes (a symbolic link, a directory, a FIFO) tells nothing about the
  * recipients that can be trusted, and must not cost the message: it goes to corrupt/ as ID.state,

@@ -4,9 +4,11 @@
  * those records stand for were written without a sync of their own and a crash may have lost some
  * of their bytes. Records are applied in order, oldest segment first:
  *
- *   M  queue/<leaf>/<id> must hold exactly the record's bytes: rewritten (through tmp/) when it is
- *      missing or differs (torn)
- *   S  the records are appended to state/<leaf>/<id> (after cutting a torn tail), unless the
+ *   M  queue/<leaf>/<id> must start with the record's bytes: rewritten (through tmp/) when it is
+ *      missing or differs (torn); recipient states after them are kept (any that the rewrite loses
+ *      come back with the S records, which all follow the M record in the journal)
+ *   S  the records are appended where spool_rcpt_update appends them (state/<leaf>/<id> when there
+ *      is one, else after the queue file's end record), after cutting a torn tail, unless the
  *      message is gone; a record already there is appended again, which changes nothing (the last
  *      record of a recipient wins, and the order is kept)
  *   X  queue/<leaf>/<id> and state/<leaf>/<id> are removed
@@ -45,18 +47,7 @@ static int file_read(int dirfd, const char *name, struct buf *out)
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
-    int rc = 0;
-    for (;;) {
-        char *p = buf_reserve(out, 64 * 1024);
-        ssize_t n = read(fd, p, 64 * 1024);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : 0;
-            break;
-        }
-        out->len += (size_t)n;
-    }
+    int rc = spool_fs_read_all(fd, out);
     close(fd);
     return rc;
 }
@@ -66,7 +57,7 @@ static int replay_msg(struct replay *r, const struct spool_journal_rec_view *rec
     char name[SPOOL_NAME_MAX + 1];
     spool_layout_name(rec->id, name);
     struct buf have = BUF_INIT;
-    int same = file_read(r->queue_fd, name, &have) == 0 && have.len == rec->len &&
+    int same = file_read(r->queue_fd, name, &have) == 0 && have.len >= rec->len &&
                memcmp(have.data, rec->data, rec->len) == 0;
     buf_free(&have);
     if (same)
@@ -93,35 +84,56 @@ static int replay_msg(struct replay *r, const struct spool_journal_rec_view *rec
     return 0;
 }
 
+/* Cuts what the states at offset at of fd hold past their whole records (a torn tail), and
+ * appends rec's records. Returns 0 or -errno. */
+static int state_append(int fd, uint64_t at, const struct buf *have,
+                        const struct spool_journal_rec_view *rec)
+{
+    struct spool_state st;
+    spool_state_init(&st, 0); /* counts whole records only */
+    spool_state_feed(&st, have->data, have->len);
+    off_t valid = (off_t)(at + st.valid_len);
+    spool_state_free(&st);
+    if (ftruncate(fd, valid) < 0 || lseek(fd, valid, SEEK_SET) < 0)
+        return -errno;
+    return fd_write_all(fd, rec->data, rec->len);
+}
+
 static int replay_state(struct replay *r, const struct spool_journal_rec_view *rec)
 {
     char name[SPOOL_NAME_MAX + 1];
     spool_layout_name(rec->id, name);
+    int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
     if (faccessat(r->queue_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : -errno; /* removed later: no state wanted */
     struct buf have = BUF_INIT;
-    int rc = file_read(r->state_fd, name, &have);
-    if (rc < 0 && rc != -ENOENT) {
-        buf_free(&have);
-        return rc;
-    }
-    struct spool_state st;
-    spool_state_init(&st, 0); /* counts whole records only */
-    spool_state_feed(&st, have.data, have.len);
-    uint64_t valid = st.valid_len;
-    spool_state_free(&st);
-    buf_free(&have);
-    rc = spool_layout_leaf_make(r->state_fd, name);
-    if (rc < 0)
-        return rc;
-    int fd = openat(r->state_fd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -errno;
-    if (ftruncate(fd, (off_t)valid) < 0 || lseek(fd, (off_t)valid, SEEK_SET) < 0)
+    uint64_t at = 0;
+    int rc = 0;
+    int fd = openat(r->state_fd, name, flags);
+    if (fd >= 0) { /* a message of an earlier version: its state file holds its states */
+        rc = spool_fs_read_all(fd, &have);
+    } else if (errno != ENOENT) {
         rc = -errno;
-    else
-        rc = fd_write_all(fd, rec->data, rec->len);
-    if (close(fd) < 0 && rc == 0)
+    } else {
+        /* Only after the end record of a whole, valid message: one that is not goes to corrupt/
+         * at recovery as it is, with no state. */
+        struct envelope_decoder dec;
+        struct buf why = BUF_INIT;
+        rc = spool_fs_read_tail(r->queue_fd, name, &dec, NULL, &have, &at, &why);
+        buf_free(&why);
+        if (rc == 0)
+            envelope_decoder_free(&dec);
+        if (rc == 0 && (fd = openat(r->queue_fd, name, flags)) < 0)
+            rc = -errno;
+        if (rc == -EBADMSG || rc == -ENOENT) {
+            buf_free(&have);
+            return 0;
+        }
+    }
+    if (rc == 0)
+        rc = state_append(fd, at, &have, rec);
+    buf_free(&have);
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
         rc = -errno;
     return rc;
 }

@@ -203,7 +203,7 @@ int spool_state_read(int dirfd, const char *name, size_t nrcpts, struct spool_st
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ENOENT)
         return 0;
-    int rc = 0;
+    int rc = 1;
     struct stat sb;
     if (fd < 0 && errno == ELOOP) {
         rc = -EBADMSG; /* a symbolic link */
@@ -218,7 +218,7 @@ int spool_state_read(int dirfd, const char *name, size_t nrcpts, struct spool_st
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
-                rc = n < 0 ? -errno : 0;
+                rc = n < 0 ? -errno : 1;
                 break;
             }
             spool_state_feed(st, chunk, (size_t)n);

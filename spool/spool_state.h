@@ -1,13 +1,17 @@
 /*
- * The recipient state file <spool>/state/<leaf>/<id> of a committed message: append-only records,
- * the last one of a recipient wins. Each record is a 4-byte big-endian payload length, the payload
- * and a 4-byte big-endian CRC-32 of length and payload. The payload is the recipient index (4
- * bytes), the status (1), attempts (4), next attempt (8, signed unix seconds) and the reply text
- * (at most SPOOL_REPLY_MAX bytes), then, when a remote host gave the reply, a NUL and the host's
- * name (at most SPOOL_REMOTE_MTA_MAX bytes). Text never holds a NUL, so records written before the
- * remote MTA was kept read the same. A crash mid-append leaves a torn last record: the decoder
- * stops at the first record that breaks a cap or its CRC and ignores everything after it, and
- * recovery cuts the file back to its valid records so that later appends are read again.
+ * The recipient states of a committed message: append-only records, the last one of a recipient
+ * wins, appended to its queue file after the end record (so a message is one file), or, for a
+ * message queued by an earlier version, to its state file <spool>/state/<leaf>/<id>, which then
+ * holds them all and is used as long as it exists. Each record is a 4-byte big-endian payload
+ * length, the payload and a 4-byte big-endian CRC-32 of length and payload. The payload is the
+ * recipient index (4 bytes), the status (1), attempts (4), next attempt (8, signed unix seconds)
+ * and the reply text (at most SPOOL_REPLY_MAX bytes), then, when a remote host gave the reply, a
+ * NUL and the host's name (at most SPOOL_REMOTE_MTA_MAX bytes). Text never holds a NUL, so records
+ * written before the remote MTA was kept read the same. A crash mid-append leaves a torn last
+ * record: the decoder stops at the first record that breaks a cap or its CRC and ignores everything
+ * after it, and recovery cuts the file back to its valid records so that later appends are read
+ * again. Where a message's records go and are read from is decided in spool_ops.c, spool_fs.c and
+ * spool_replay.c alike: the state file when there is one, else the queue file.
  */
 #ifndef SLUICE_SPOOL_STATE_H
 #define SLUICE_SPOOL_STATE_H
@@ -51,8 +55,9 @@ void spool_state_free(struct spool_state *st);
 int spool_state_all_final(const struct spool_state *st);
 
 /* Reads the state file `name` (a spool_layout_name) of directory dirfd into st (initialised for
- * nrcpts recipients). A missing file, or dirfd < 0 (a spool from before state files), means every
- * recipient is pending. Returns 0 or -errno with a reason in err; st is then freed. */
+ * nrcpts recipients). Returns 1 when the file was read, 0 when there is none (or dirfd < 0: a
+ * spool from before state files): st then says every recipient is pending, for the caller to feed
+ * the queue file's tail; or -errno with a reason in err, st then being freed. */
 int spool_state_read(int dirfd, const char *name, size_t nrcpts, struct spool_state *st,
                      struct buf *err);
 

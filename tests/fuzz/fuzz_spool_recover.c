@@ -4,9 +4,11 @@
  * with names that are not queue ids and symbolic links, in a spool under a temporary directory
  * (/dev/shm when there is one). Recovery must never crash and must agree with the decoders run on
  * the same bytes in memory: a queue file that is not a whole, valid message is moved to corrupt/
- * unchanged and never reported; a whole one is reported with its envelope and recipient states,
- * or removed with its state file when every recipient is final; tmp/ ends empty, state files
- * without a message are removed and torn state records cut off; nothing behind a link is touched.
+ * unchanged and never reported; a whole one is reported with its envelope and recipient states
+ * (from its state file when it has one, else from what follows its end record), or removed with
+ * its state file when every recipient is final; tmp/ ends empty, state files without a message are
+ * removed and torn state records cut off (the queue file's or the state file's); nothing behind a
+ * link is touched.
  * A second recovery and a read-only scan then find the same messages and change nothing.
  *
  * Input: records of one kind byte, a two-byte big-endian length and that many bytes; the kind
@@ -31,6 +33,7 @@
 #include "spool/envelope.h"
 #include "spool/spool.h"
 #include "spool/spool_layout.h"
+#include "spool/spool_fs.h"
 #include "spool/spool_state.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/support/test_dirs.h"
@@ -58,6 +61,7 @@ struct want {
     int removed;                 /* valid, every recipient final */
     struct envelope_decoder dec; /* when valid */
     struct spool_state state;    /* when valid */
+    size_t end;                  /* past the end record (spool_fs_end_of), 0: none */
     int has_state;
     const struct file *state_file;
 };
@@ -250,7 +254,11 @@ static void want_compute(const struct file *files, size_t n, const struct file *
     memset(w, 0, sizeof *w);
     struct buf err = BUF_INIT;
     envelope_decoder_init(&w->dec);
-    w->valid = envelope_decoder_feed(&w->dec, q->data, q->len, NULL, &err) == 1;
+    /* What follows the end record are the message's recipient states (when it has no state
+     * file); the decoder gets the records before. */
+    w->end = (size_t)spool_fs_end_of(q->data, q->len);
+    w->valid =
+        envelope_decoder_feed(&w->dec, q->data, w->end > 0 ? w->end : q->len, NULL, &err) == 1;
     buf_free(&err);
     if (!w->valid) {
         envelope_decoder_free(&w->dec);
@@ -262,6 +270,8 @@ static void want_compute(const struct file *files, size_t n, const struct file *
             w->state_file = &files[i]; /* the last one written */
     if (w->state_file != NULL)
         spool_state_feed(&w->state, w->state_file->data, w->state_file->len);
+    else
+        spool_state_feed(&w->state, q->data + w->end, q->len - w->end);
     w->removed = w->dec.env.nrcpts > 0 && spool_state_all_final(&w->state);
 }
 
@@ -370,9 +380,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             expected++;
             check_seen(w, seen_find(&seen, f->name));
-            expect_file(path, f->data, f->len);
-            if (w->state_file != NULL)
+            if (w->state_file != NULL) {
+                expect_file(path, f->data, f->len);
                 expect_file(state, w->state_file->data, (size_t)w->state.valid_len);
+            } else { /* a torn tail of states is cut */
+                expect_file(path, f->data, w->end + (size_t)w->state.valid_len);
+            }
             break;
         }
         case K_LINK:

@@ -72,6 +72,17 @@ static inline void msg_file(char *out, size_t size, const char *dir, const char 
     snprintf(out, size, "%s/%s", dir, rel);
 }
 
+/* Gives message id the empty state file an earlier version made at its first update: its
+ * recipient states then go there, not into its queue file. */
+static inline void legacy_state_file(const char *dir, const char *id)
+{
+    char path[4096];
+    msg_file(path, sizeof path, dir, "state", id);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
 static inline int path_exists(const char *dir, const char *sub, const char *name)
 {
     char path[4096];

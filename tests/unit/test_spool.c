@@ -460,11 +460,13 @@ static void test_rcpt_state(void)
         {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 4.7.1 try later", "mx.example.com", 0},
         {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, NULL, NULL, 0},
     };
+    long committed = file_size(dir, "queue", id);
     CHECK_INT_EQ(update_sync(sp, id, first, 2), 0);
+    /* The records go after the queue file's end record: no second file. */
+    CHECK(!path_exists(dir, "state", id));
+    CHECK(file_size(dir, "queue", id) > committed);
     struct stat st;
     char path[4096];
-    msg_file(path, sizeof path, dir, "state", id);
-    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
     snprintf(path, sizeof path, "%s/state", dir);
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700);
 
@@ -538,8 +540,10 @@ static void test_foreign_state_entries(void)
     char *dir = make_tmpdir();
     struct spool *sp = open_spool(dir);
     char id[3][SPOOL_ID_MAX + 1], path[4096], outside[4096];
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         commit_with_prefix(sp, &env_full, NULL, "x\r\n", id[i]);
+        legacy_state_file(dir, id[i]);
+    }
     struct spool_rcpt_update deferred = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", NULL,
                                          0};
     for (int i = 0; i < 3; i++)
@@ -574,22 +578,27 @@ static void test_foreign_state_entries(void)
     teardown(sp, dir, &err);
 }
 
-static void test_torn_tail(void)
+/* The same for recipient states after the queue file's end record and, legacy set, in the state
+ * file of a message queued by an earlier version. */
+static void test_torn_tail(int legacy)
 {
     char *dir = make_tmpdir();
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
+    const char *sub = legacy ? "state" : "queue";
+    if (legacy)
+        legacy_state_file(dir, id);
     struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL, 0};
     struct spool_rcpt_update b = {0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
-    long good = file_size(dir, "state", id);
+    long good = file_size(dir, sub, id);
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), 0);
     spool_close(sp);
 
     /* A crash in the middle of the second record. */
     char path[4096];
-    msg_file(path, sizeof path, dir, "state", id);
+    msg_file(path, sizeof path, dir, sub, id);
     CHECK(truncate(path, good + 10) == 0);
 
     /* The scan ignores the torn record and changes nothing. */
@@ -598,14 +607,14 @@ static void test_torn_tail(void)
     CHECK_INT_EQ(spool_scan(dir, seen_on_entry, &seen, &err), 1);
     CHECK_STR_EQ(seen.state[0].data, "1/1/1700000600/451 first;");
     seen_free(&seen);
-    CHECK_INT_EQ(file_size(dir, "state", id), good + 10);
+    CHECK_INT_EQ(file_size(dir, sub, id), good + 10);
 
     /* Recovery cuts it, so a record appended now is read again. */
     sp = open_spool(dir);
     CHECK_INT_EQ(spool_recover(sp, seen_on_entry, &seen, &err), 1);
     CHECK_STR_EQ(seen.state[0].data, "1/1/1700000600/451 first;");
     seen_free(&seen);
-    CHECK_INT_EQ(file_size(dir, "state", id), good);
+    CHECK_INT_EQ(file_size(dir, sub, id), good);
     struct spool_rcpt_update c = {0, SPOOL_RCPT_DEFERRED, 2, 1700009999, "452 third", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
@@ -624,8 +633,8 @@ static void test_torn_tail(void)
     teardown(sp, dir, &err);
 }
 
-/* First updates of many messages at once: each makes a state file, whose directory entries are
- * synced in groups; every callback comes, and every state is read back. */
+/* First updates of many messages at once: every callback comes, every state is read back, and no
+ * message got a second file. */
 static void test_many_updates(void)
 {
     enum { N = 40 };
@@ -650,7 +659,7 @@ static void test_many_updates(void)
         CHECK_INT_EQ(r[i].status[0], 0);
     }
     CHECK_INT_EQ(calls, N);
-    CHECK_INT_EQ(count_files(dir, "state"), N);
+    CHECK_INT_EQ(count_files(dir, "state"), 0);
     struct seen seen = {0};
     struct buf err = BUF_INIT;
     CHECK_INT_EQ(spool_scan(dir, seen_on_entry, &seen, &err), N);
@@ -668,15 +677,18 @@ static void test_many_updates(void)
 
 /* An append cut short (here by a file size limit, as a full disk would) fails, is cut off the
  * file again, and does not hide the records appended after it. */
-static void test_failed_append(void)
+static void test_failed_append(int legacy)
 {
     char *dir = make_tmpdir();
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
+    const char *sub = legacy ? "state" : "queue";
+    if (legacy)
+        legacy_state_file(dir, id);
     struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
-    long good = file_size(dir, "state", id);
+    long good = file_size(dir, sub, id);
 
     struct rlimit saved, limit;
     CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
@@ -688,7 +700,7 @@ static void test_failed_append(void)
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), -EFBIG);
     CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
     signal(SIGXFSZ, SIG_DFL);
-    CHECK_INT_EQ(file_size(dir, "state", id), good);
+    CHECK_INT_EQ(file_size(dir, sub, id), good);
 
     struct spool_rcpt_update c = {0, SPOOL_RCPT_DELIVERED, 3, 0, "250 third", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
@@ -708,9 +720,9 @@ static void test_remove(void)
     commit_with_prefix(sp, &env_full, NULL, "y\r\n", kept);
     struct spool_rcpt_update u = {0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &u, 1), 0);
-    CHECK(path_exists(dir, "state", id));
+    CHECK(!path_exists(dir, "state", id)); /* its states are in its queue file */
 
-    /* An update queued behind the removal finds the message gone and creates no state file. */
+    /* An update queued behind the removal finds the message gone and creates no file. */
     struct op_result r = {0};
     spool_msg_remove(sp, id, op_on_done, &r);
     spool_rcpt_update(sp, id, &u, 1, op_on_done, &r);
@@ -940,8 +952,10 @@ int main(void)
     test_prefix();
     test_rcpt_state();
     test_foreign_state_entries();
-    test_torn_tail();
-    test_failed_append();
+    test_torn_tail(0);
+    test_torn_tail(1);
+    test_failed_append(0);
+    test_failed_append(1);
     test_many_updates();
     test_remove();
     test_move_noreplace();

@@ -268,12 +268,15 @@ static void test_replay_repairs(void)
     struct spool *sp = open_spool(dir);
     static struct batch_msg m[6];
     commit_many(sp, dir, m, 6);
-    /* m1 (two recipients): one bounced, one deferred; m2: deferred; m4: removed. */
+    /* m1 (two recipients): one bounced, one deferred; m2 (with a state file): deferred; m4:
+     * removed. */
     struct spool_rcpt_update u0[] = {{0, SPOOL_RCPT_BOUNCED, 1, 0, "550 no", "mx.example.com", 0},
                                      {1, SPOOL_RCPT_DEFERRED, 2, 1700000777, "451 busy", NULL, 0}};
     struct spool_rcpt_update u1 = {0, SPOOL_RCPT_DEFERRED, 1, 1700000555, "421 later", NULL, 0};
     const char *id0 = m[1].id;
+    long committed0 = file_size(dir, "queue", id0);
     CHECK_INT_EQ(update_sync(sp, id0, u0, 2), 0);
+    legacy_state_file(dir, m[2].id); /* as an earlier version left it: states go there */
     CHECK_INT_EQ(update_sync(sp, m[2].id, &u1, 1), 0);
     char kept[SPOOL_ID_MAX + 1 + 6];
     msg_rel(kept, sizeof kept, dir, "queue", m[4].id);
@@ -290,12 +293,11 @@ static void test_replay_repairs(void)
     CHECK(count_files(crashed, "journal") >= 1);
     char path[4300];
     msg_file(path, sizeof path, crashed, "queue", m[3].id);
-    CHECK_INT_EQ(unlink(path), 0);           /* m3: its move was lost */
-    file_cut(crashed, "queue", m[2].id, 0);  /* m2: its bytes were lost */
-    file_cut(crashed, "queue", m[5].id, 77); /* m5: torn */
-    file_cut(crashed, "state", id0, 40);     /* its state: torn mid-record */
-    msg_file(path, sizeof path, crashed, "state", m[2].id);
-    CHECK_INT_EQ(unlink(path), 0); /* m2's state file: lost */
+    CHECK_INT_EQ(unlink(path), 0);                    /* m3: its move was lost */
+    file_cut(crashed, "queue", m[2].id, 0);           /* m2: its bytes were lost */
+    file_cut(crashed, "queue", m[5].id, 77);          /* m5: torn */
+    file_cut(crashed, "queue", id0, committed0 + 40); /* m1's states: torn mid-record */
+    file_cut(crashed, "state", m[2].id, 0);           /* m2's state file: its records lost */
     char back[4300];
     snprintf(path, sizeof path, "%s/removed-copy", dir);
     msg_file(back, sizeof back, crashed, "queue", m[4].id);

@@ -76,6 +76,7 @@ static void test_list_due_orphans_and_strays(void)
         {1, SPOOL_RCPT_BOUNCED, 1, 0, "550 no", NULL, 0},
     };
     CHECK_INT_EQ(update_sync(sp, deferred, two_later, 2), 0);
+    legacy_state_file(dir, half); /* queued by an earlier version: its states in a state file */
     CHECK_INT_EQ(update_sync(sp, half, one_left, 2), 0);
     CHECK_INT_EQ(update_sync(sp, done, all_final, 2), 0);
     spool_close(sp);
@@ -108,7 +109,7 @@ static void test_list_due_orphans_and_strays(void)
     CHECK_INT_EQ(l.calls, SPOOL_LEAVES / 32); /* one a slice */
     CHECK_INT_EQ(spool_pending(sp), 0);
     CHECK_INT_EQ(l.n, 4);
-    CHECK_INT_EQ(listed_due(&l, fresh), 0);             /* no state file: due now */
+    CHECK_INT_EQ(listed_due(&l, fresh), 0);             /* no states yet: due now */
     CHECK_INT_EQ(listed_due(&l, deferred), 1800000000); /* the earlier retry */
     CHECK_INT_EQ(listed_due(&l, half), 1800000900);     /* the one left */
     CHECK_INT_EQ(listed_due(&l, done), 0);              /* nothing left: a load removes it */
@@ -116,7 +117,8 @@ static void test_list_due_orphans_and_strays(void)
     CHECK(in_corrupt(dir, "stray"));
     CHECK(in_corrupt(dir, "00WRONGLEAF00000"));
     CHECK(in_corrupt(dir, "bad-name"));
-    CHECK(path_exists(dir, "state", deferred));
+    CHECK(path_exists(dir, "state", half));
+    CHECK(!path_exists(dir, "state", deferred)); /* its states are in its queue file */
     teardown(sp, dir, &err);
 }
 
@@ -175,10 +177,10 @@ static void test_load_queued_repairs(void)
     commit_with_prefix(sp, &env_bounce, NULL, "y\r\n", broken);
     struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL, 0};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
-    long good = file_size(dir, "state", id);
+    long good = file_size(dir, "queue", id);
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
     char path[4096];
-    msg_file(path, sizeof path, dir, "state", id);
+    msg_file(path, sizeof path, dir, "queue", id);
     CHECK(truncate(path, good + 10) == 0);
     msg_file(path, sizeof path, dir, "queue", broken);
     CHECK(truncate(path, 20) == 0);
@@ -186,11 +188,11 @@ static void test_load_queued_repairs(void)
     struct queued_load q = load_queued_sync(sp, id, 1);
     CHECK_INT_EQ(q.status, 0);
     CHECK_INT_EQ(q.had_body, 0);
-    CHECK_INT_EQ(file_size(dir, "state", id), good + 10); /* a peek changes nothing */
+    CHECK_INT_EQ(file_size(dir, "queue", id), good + 10); /* a peek changes nothing */
     q = load_queued_sync(sp, id, 0);
     CHECK_INT_EQ(q.status, 0);
     CHECK_STR_EQ(q.state, "1/1/1700000600/451 first;");
-    CHECK_INT_EQ(file_size(dir, "state", id), good);
+    CHECK_INT_EQ(file_size(dir, "queue", id), good);
     q = load_queued_sync(sp, broken, 1);
     CHECK_INT_EQ(q.status, -EBADMSG);
     CHECK(path_exists(dir, "queue", broken));
