@@ -452,17 +452,18 @@ static struct scheduler *control_scheduler(void *arg, struct buf *out)
     return d->srv.scheduler;
 }
 
-static void control_on_listed(void *arg, const struct buf *doc)
+static void control_on_listed(void *arg, int status, const struct buf *doc)
 {
-    control_later_done(arg, 0, doc);
+    control_later_done(arg, status, doc);
 }
 
-static int control_on_list(void *arg, struct buf *out, struct control_later *later)
+static int control_on_list(void *arg, const char *after, unsigned limit, struct buf *out,
+                           struct control_later *later)
 {
     struct scheduler *s = control_scheduler(arg, out);
     if (s == NULL)
         return -ESHUTDOWN;
-    scheduler_list(s, control_on_listed, later);
+    scheduler_list_page(s, after, limit, control_on_listed, later);
     return CONTROL_LATER;
 }
 

@@ -88,8 +88,10 @@ struct scheduler {
     size_t in_memory_max;  /* the most messages msgs held at once since the start */
     unsigned listing : 1;  /* that listing is under way (spool_list) */
     uv_timer_t timer, sweep;
+    uv_idle_t slicer;                   /* runs tasks (sched_slice.c) while one is left */
+    struct sched_task *tasks;           /* admin work in slices, started first last */
     unsigned holds;                     /* sum of every message's holds */
-    unsigned closed;                    /* timers closed by scheduler_free */
+    unsigned closed;                    /* handles closed by scheduler_free */
     unsigned loads;                     /* scheduler_add_id reads in flight */
     struct postmaster_quota postmaster; /* double bounces reported to server.postmaster */
     struct suppression *suppression;    /* where hard bounces go (bounce_out.c); NULL: nowhere */
@@ -120,8 +122,6 @@ struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry);
 struct qmsg *msg_admit(struct scheduler *s, const struct spool_entry *entry);
 /* m as a JSON object of `queue list --json`. */
 void msg_json(const struct qmsg *m, int in_memory, struct buf *out);
-/* Ends a `queue list --json` document: the window's counters and the destinations. */
-void scheduler_list_finish(struct scheduler *s, struct buf *doc);
 /* After every change: bounce what failed, remove what is done, schedule what waits, and move the
  * message to the index when it waits beyond the window (m may be freed). */
 void msg_settle(struct qmsg *m);
@@ -150,13 +150,35 @@ void sched_active_recover(struct scheduler *s);
 int sched_active_retry(struct scheduler *s, const char *id, struct buf *out);
 size_t sched_active_retry_all(struct scheduler *s);
 int sched_active_delete(struct scheduler *s, const char *id, struct buf *out);
-/* Goes on with a `queue list --json` document (doc, holding n messages, taken over) with the
- * messages of the index, read on the thread pool, then finishes it and calls cb. */
-void sched_active_list(struct scheduler *s, struct buf *doc, size_t n, scheduler_list_cb cb,
-                       void *arg);
 /* The window's counters as a JSON member ("active":{...}). */
 void sched_active_counters(struct scheduler *s, struct buf *out);
 void sched_active_free(struct scheduler *s);
+
+/* ---- admin work in slices (sched_slice.c) ---- */
+
+/* Items a task handles per loop turn: a slice of 200,000 recipients' messages holds the loop
+ * for well under a millisecond per thousand. */
+#define SCHED_SLICE_ITEMS 1024
+
+/* Work over the whole queue for an operator, done one slice per loop turn. */
+struct sched_task {
+    struct sched_task *next;
+    /* One slice of at most about SCHED_SLICE_ITEMS items; returns 1 once the task is done. */
+    int (*step)(struct sched_task *t);
+    /* Runs once: after the last step (cancelled 0) or at a stop (1). Frees the task. */
+    void (*finish)(struct sched_task *t, int cancelled);
+};
+
+void sched_slice_init(struct scheduler *s);
+/* Runs t's steps from the next loop turn on. */
+void sched_task_start(struct scheduler *s, struct sched_task *t);
+/* A stop: every task left is finished as cancelled. */
+void sched_slice_stop(struct scheduler *s);
+/* Closes the idle handle (scheduler_free); cb is the scheduler's close callback. */
+void sched_slice_close(struct scheduler *s, uv_close_cb cb);
+/* `queue retry all`: marks the index at once and the messages in memory in slices. Returns how
+ * many messages there were. */
+size_t sched_retry_all(struct scheduler *s);
 
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */

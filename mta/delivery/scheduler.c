@@ -613,6 +613,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     uv_timer_init(loop, &s->timer);
     uv_timer_init(loop, &s->sweep);
     s->timer.data = s->sweep.data = s;
+    sched_slice_init(s);
     return s;
 }
 
@@ -710,6 +711,7 @@ void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg)
     s->stopping = 1;
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->sweep);
+    sched_slice_stop(s);
     /* Not stopped before every destination is retired: one already idle must not end the stop
      * while a later one still has connections (an idle one QUITting). */
     scheduler_retire_dests(s);
@@ -725,11 +727,11 @@ static void free_msg_entry(const char *key, void *value, void *arg)
     msg_free(value);
 }
 
-/* The second of the two timers to close frees the scheduler. */
+/* The last of the three handles to close (two timers, the slicer) frees the scheduler. */
 static void scheduler_on_closed(uv_handle_t *h)
 {
     struct scheduler *s = h->data;
-    if (++s->closed == 2)
+    if (++s->closed == 3)
         free(s);
 }
 
@@ -753,6 +755,7 @@ void scheduler_free(struct scheduler *s)
     warmup_free(s->env.warmup);
     uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);
     uv_close((uv_handle_t *)&s->timer, scheduler_on_closed);
+    sched_slice_close(s, scheduler_on_closed);
 }
 
 /* When the message's earliest recipient waiting to be tried is due (unix ms), INT64_MAX when none
@@ -858,19 +861,10 @@ void msg_retry_now(struct qmsg *m)
     msg_reschedule(m);
 }
 
-static void retry_each(const char *key, void *value, void *arg)
-{
-    (void)key;
-    (*(size_t *)arg)++;
-    msg_retry_now(value);
-}
-
 int scheduler_retry(struct scheduler *s, const char *id, struct buf *out)
 {
     if (strcmp(id, "all") == 0) {
-        size_t n = 0;
-        strmap_each(&s->msgs, retry_each, &n);
-        n += sched_active_retry_all(s);
+        size_t n = sched_retry_all(s); /* in slices: the answer does not wait for them */
         buf_printf(out, "%zu messages scheduled for delivery now\n", n);
         return 0;
     }
@@ -985,11 +979,6 @@ static void json_string(struct buf *out, const char *s)
     buf_append(out, "\"", 1);
 }
 
-struct list_ctx {
-    struct buf *out;
-    size_t n;
-};
-
 void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
 {
     buf_printf(out, "{\"id\":\"%s\",\"in_memory\":%s,\"from\":", m->id,
@@ -1013,44 +1002,6 @@ void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
         buf_append(out, "}", 1);
     }
     buf_append(out, "]}", 2);
-}
-
-static void list_msg(const char *key, void *value, void *arg)
-{
-    (void)key;
-    struct list_ctx *lc = arg;
-    if (lc->n++)
-        buf_append(lc->out, ",", 1);
-    msg_json(value, 1, lc->out);
-}
-
-static void list_dest(const char *key, void *value, void *arg)
-{
-    (void)key;
-    struct list_ctx *lc = arg;
-    if (lc->n++)
-        buf_append(lc->out, ",", 1);
-    dest_describe(value, lc->out);
-}
-
-void scheduler_list(struct scheduler *s, scheduler_list_cb cb, void *arg)
-{
-    struct buf doc = BUF_INIT;
-    struct list_ctx lc = {&doc, 0};
-    buf_printf(&doc, "{\"messages\":[");
-    strmap_each(&s->msgs, list_msg, &lc);
-    sched_active_list(s, &doc, lc.n, cb, arg);
-}
-
-void scheduler_list_finish(struct scheduler *s, struct buf *out)
-{
-    struct list_ctx lc = {out, 0};
-    buf_printf(out, "],");
-    sched_active_counters(s, out);
-    buf_printf(out, ",\"destinations\":[");
-    strmap_each(&s->dests, list_dest, &lc);
-    strmap_each(&s->retired, list_dest, &lc); /* from before a reload, not yet taken over */
-    buf_printf(out, "]}\n");
 }
 
 static void explain_dest(const char *key, void *value, void *arg)
