@@ -45,18 +45,7 @@ static int file_read(int dirfd, const char *name, struct buf *out)
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
-    int rc = 0;
-    for (;;) {
-        char *p = buf_reserve(out, 64 * 1024);
-        ssize_t n = read(fd, p, 64 * 1024);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : 0;
-            break;
-        }
-        out->len += (size_t)n;
-    }
+    int rc = fd_read_all(fd, out);
     close(fd);
     return rc;
 }

@@ -77,6 +77,10 @@ struct scheduler {
     /* Suspensions an administrator named before any mail for them: destination key -> uint64_t
      * (loop ms it ends, UINT64_MAX: until resumed), applied when the destination appears. */
     struct strmap held;
+    /* Destinations kept while deferred mail for them waits (sched_retain.c): destination key ->
+     * int64_t (unix ms until which the sweep keeps it). */
+    struct strmap retain;
+    struct sched_suspended *suspensions; /* kept in the spool (sched_suspended.c) */
     struct minheap due;
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */
@@ -153,6 +157,31 @@ int sched_active_delete(struct scheduler *s, const char *id, struct buf *out);
 /* The window's counters as a JSON member ("active":{...}). */
 void sched_active_counters(struct scheduler *s, struct buf *out);
 void sched_active_free(struct scheduler *s);
+
+/* ---- destinations kept while mail for them waits (sched_retain.c) ---- */
+
+/* Recipients of job were deferred until next_ms: its destination stays until then (and a margin).
+ */
+void sched_retain_deferred(struct scheduler *s, const struct job *job, int64_t next_ms);
+/* 1 when the sweep must keep the destination called key. */
+int sched_retain_holds(const struct scheduler *s, const char *key, int64_t now);
+/* Drops what is over (the sweep); sched_retain_free drops all. */
+void sched_retain_prune(struct scheduler *s, int64_t now);
+void sched_retain_free(struct scheduler *s);
+
+/* ---- administrators' suspensions kept in the spool (sched_suspended.c) ---- */
+
+struct sched_suspended;
+/* Reads <spool_dir>/suspended on the thread pool and restores what it holds (a suspension changed
+ * meanwhile keeps its new state) through scheduler_restore_suspension. */
+struct sched_suspended *sched_suspended_open(struct scheduler *s, const char *spool_dir);
+/* A suspend (for_ms 0: until resumed) or a resume: the file is rewritten on the thread pool. */
+void sched_suspended_note(struct sched_suspended *ss, const char *name, uint64_t for_ms);
+void sched_suspended_forget(struct sched_suspended *ss, const char *name);
+/* The scheduler is being freed: ss frees itself once its file work is done. */
+void sched_suspended_close(struct sched_suspended *ss);
+/* A suspension read back from the spool: applied to the destination, or held for its first mail. */
+void scheduler_restore_suspension(struct scheduler *s, const char *name, uint64_t for_ms);
 
 /* ---- admin work in slices (sched_slice.c) ---- */
 

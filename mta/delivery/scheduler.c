@@ -315,7 +315,7 @@ static void scheduler_on_job_done(void *arg, struct job *job,
     (void)arg;
     struct qmsg *m = job->msg;
     unsigned held = (unsigned)job->nrcpts;
-    int64_t now = wall_ms();
+    int64_t now = wall_ms(), deferred_until = 0;
     struct update_batch *b = update_batch_new(m, job->nrcpts);
     for (size_t i = 0; i < job->nrcpts; i++) {
         const struct smtp_client_outcome *o = &outcomes[i];
@@ -354,7 +354,11 @@ static void scheduler_on_job_done(void *arg, struct job *job,
         buf_free(&text);
         r->busy = 0; /* update_batch_add holds it again until written */
         update_batch_add(b, job->rcpts[i].index, status, attempts, next);
+        if (status == SPOOL_RCPT_DEFERRED && next > deferred_until)
+            deferred_until = next;
     }
+    if (deferred_until > 0)
+        sched_retain_deferred(m->s, job, deferred_until);
     job_free(job);
     update_batch_write(b);
     msg_release(m, held);
@@ -567,14 +571,22 @@ static struct key_list unused_dests(struct strmap *map)
     return kl;
 }
 
-/* Destinations nothing was sent to lately are forgotten, so thousands of domains do not pile up;
+static void held_log(enum log_level level, const char *event, const char *name, const char *msg);
+
+/* Destinations nothing was sent to lately are forgotten, so thousands of domains do not pile up,
+ * unless deferred mail for them waits (sched_retain.c);
  * so are retired ones whose pauses ended without a successor. */
 static void scheduler_on_sweep(uv_timer_t *t)
 {
     struct scheduler *s = t->data;
+    int64_t now = wall_ms();
+    sched_retain_prune(s, now);
     struct key_list kl = unused_dests(&s->dests);
     for (size_t i = 0; i < kl.n; i++) {
-        dest_free(strmap_del(&s->dests, kl.keys[i]));
+        if (!sched_retain_holds(s, kl.keys[i], now)) { /* kept while its deferred mail waits */
+            held_log(LOG_DEBUG, "delivery.forgotten", kl.keys[i], "idle with nothing waiting");
+            dest_free(strmap_del(&s->dests, kl.keys[i]));
+        }
         free(kl.keys[i]);
     }
     free(kl.keys);
@@ -607,6 +619,8 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     s->dests = (struct strmap)STRMAP_INIT;
     s->retired = (struct strmap)STRMAP_INIT;
     s->held = (struct strmap)STRMAP_INIT;
+    s->retain = (struct strmap)STRMAP_INIT;
+    s->suspensions = sched_suspended_open(s, cfg->server.spool);
     s->due = (struct minheap)MINHEAP_INIT;
     s->waiting = (struct queue_index)QUEUE_INDEX_INIT;
     s->loading = (struct strmap)STRMAP_INIT;
@@ -749,6 +763,8 @@ void scheduler_free(struct scheduler *s)
     strmap_free(&s->retired);
     strmap_each(&s->held, free_value, NULL);
     strmap_free(&s->held);
+    sched_retain_free(s);
+    sched_suspended_close(s->suspensions);
     minheap_free(&s->due);
     sched_active_free(s);
     config_unref(s->cfg);
@@ -914,15 +930,29 @@ static void held_log(enum log_level level, const char *event, const char *name, 
 
 /* Any name may be suspended: one with no destination yet (no mail for it, or forgotten while
  * idle) is held until mail for it appears (held_apply). */
-static void held_suspend(struct scheduler *s, const char *name, uint64_t for_ms)
+static void held_put(struct scheduler *s, const char *name, uint64_t for_ms, const char *why)
 {
     uint64_t *until = xmalloc(sizeof *until);
     *until = for_ms > 0 ? uv_now(s->loop) + for_ms : UINT64_MAX;
     free(strmap_put(&s->held, name, until));
-    held_log(LOG_WARN, "delivery.suspend", name,
+    held_log(LOG_WARN, "delivery.suspend", name, why);
+}
+
+static void held_suspend(struct scheduler *s, const char *name, uint64_t for_ms)
+{
+    held_put(s, name, for_ms,
              "suspended by an administrator before any mail for it: holds when mail appears");
     if (s->env.shared != NULL)
         shared_limits_suspend(s->env.shared, name, for_ms);
+}
+
+void scheduler_restore_suspension(struct scheduler *s, const char *name, uint64_t for_ms)
+{
+    struct dest *d = strmap_get(&s->dests, name);
+    if (d != NULL)
+        dest_suspend(d, for_ms); /* mail came before the file was read */
+    else
+        held_put(s, name, for_ms, "suspended by an administrator before the restart: holds still");
 }
 
 int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
@@ -935,6 +965,7 @@ int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for
         held_suspend(s, destination, for_ms);
     else
         dest_suspend(d, for_ms);
+    sched_suspended_note(s->suspensions, destination, for_ms);
     if (for_ms > 0)
         buf_printf(out, "%s suspended for %llu s\n", destination,
                    (unsigned long long)(for_ms / 1000));
@@ -959,6 +990,7 @@ int scheduler_resume(struct scheduler *s, const char *destination, struct buf *o
     } else {
         dest_resume(d);
     }
+    sched_suspended_forget(s->suspensions, destination);
     buf_printf(out, "%s resumed\n", destination);
     return 0;
 }
