@@ -23,6 +23,7 @@
 #include "mta/dkim/dkim.h"
 #include "mta/dkim/dkim_check.h"
 #include "mta/delivery/mail_metrics.h"
+#include "mta/http/admin_api.h"
 #include "mta/http/http_server.h"
 #include "mta/http/prom.h"
 #include "mta/http/status.h"
@@ -536,9 +537,40 @@ static void route_on_metrics(void *arg, const struct http_call *call, struct htt
     answer->content_type = PROM_CONTENT_TYPE;
 }
 
+/* The admin API (admin_api.h) on the daemon's scheduler. */
+#define ADMIN_ROUTE(name)                                                                          \
+    static void route_on_##name(void *arg, const struct http_call *call,                           \
+                                struct http_answer *answer)                                        \
+    {                                                                                              \
+        admin_api_##name(((struct daemon *)arg)->srv.scheduler, call, answer);                     \
+    }
+ADMIN_ROUTE(destinations)
+ADMIN_ROUTE(suspend)
+ADMIN_ROUTE(resume)
+ADMIN_ROUTE(retry)
+
+/* POST /api/v1/reload: as SIGHUP; the reload's outcome is logged (daemon.reload). */
+static void route_on_reload(void *arg, const struct http_call *call, struct http_answer *answer)
+{
+    (void)call;
+    struct daemon *d = arg;
+    if (d->stopping) {
+        answer->status = 503;
+        buf_printf(&answer->body, "the daemon is stopping");
+        return;
+    }
+    daemon_reload(d);
+    buf_printf(&answer->body, "{\"result\":\"reload started: its outcome is logged\\n\"}\n");
+}
+
 static const struct http_route daemon_http_routes[] = {
     {"GET", "/metrics", HTTP_ACCESS_METRICS, route_on_metrics},
     {"GET", "/api/v1/status", HTTP_ACCESS_TOKEN, route_on_status},
+    {"GET", "/api/v1/queue/destinations", HTTP_ACCESS_TOKEN, route_on_destinations},
+    {"POST", "/api/v1/queue/suspend", HTTP_ACCESS_TOKEN, route_on_suspend},
+    {"POST", "/api/v1/queue/resume", HTTP_ACCESS_TOKEN, route_on_resume},
+    {"POST", "/api/v1/queue/retry", HTTP_ACCESS_TOKEN, route_on_retry},
+    {"POST", "/api/v1/reload", HTTP_ACCESS_TOKEN, route_on_reload},
 };
 
 static const struct control_handlers daemon_control_handlers = {

@@ -138,6 +138,14 @@ static void list_dest(const char *key, void *value, void *arg)
     dest_describe(value, out);
 }
 
+void scheduler_destinations_json(struct scheduler *s, struct buf *out)
+{
+    buf_append(out, "[", 1);
+    strmap_each(&s->dests, list_dest, out);
+    strmap_each(&s->retired, list_dest, out); /* from before a reload, not taken over */
+    buf_append(out, "]", 1);
+}
+
 static void page_answer(struct list_page *p, int status, const char *why)
 {
     struct scheduler *s = p->s;
@@ -159,10 +167,8 @@ static void page_answer(struct list_page *p, int status, const char *why)
             buf_printf(&doc, "],\"next\":null,");
         sched_active_counters(s, &doc);
         if (p->after[0] == '\0') { /* the destinations come with the first page */
-            buf_printf(&doc, ",\"destinations\":[");
-            strmap_each(&s->dests, list_dest, &doc);
-            strmap_each(&s->retired, list_dest, &doc); /* from before a reload, not taken over */
-            buf_append(&doc, "]", 1);
+            buf_printf(&doc, ",\"destinations\":");
+            scheduler_destinations_json(s, &doc);
         }
         buf_printf(&doc, "}\n");
     }

@@ -53,7 +53,9 @@ void scheduler_add_id(struct scheduler *s, const char *id);
  * -ENOENT (no such message or destination) / -EINVAL with the reason in out. */
 int scheduler_retry(struct scheduler *s, const char *id, struct buf *out);  /* "all" too */
 int scheduler_delete(struct scheduler *s, const char *id, struct buf *out); /* no DSN */
-/* for_ms 0: until scheduler_resume. */
+/* for_ms 0: until scheduler_resume. Callers take at most SCHEDULER_SUSPEND_MAX_S (30 days, as
+ * the control socket's CONTROL_SUSPEND_MAX_S). */
+#define SCHEDULER_SUSPEND_MAX_S (30 * 86400)
 int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
                       struct buf *out);
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out);
@@ -67,6 +69,8 @@ int scheduler_resume(struct scheduler *s, const char *destination, struct buf *o
 typedef void (*scheduler_list_cb)(void *arg, int status, const struct buf *doc);
 void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, scheduler_list_cb cb,
                          void *arg);
+/* The destinations as a JSON array, as `queue list --json` and the admin API show them. */
+void scheduler_destinations_json(struct scheduler *s, struct buf *out);
 /* For `sluice queue destinations`: what holds the destination called `destination` back ("":
  * every destination), as text (dest_explain). 0, or -ENOENT with the reason in out. */
 int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out);
