@@ -138,6 +138,10 @@ static const struct log_event log_event_table[] = {
      "queue_id, from, rcpt, mx, code, enhanced, stage, remote, reply, class, category, attempts, "
      "delay_ms",
      "A recipient got a permanent failure (5xx); a DSN follows unless not wanted."},
+    {"delivery.forgotten", "debug",
+     "destination, msg",
+     "A destination with no mail waiting, no connection and no state left to keep was forgotten "
+     "(checked each minute); one whose deferred mail waits for its retry is kept."},
     {"delivery.load_failed", "error",
      "msg",
      "A committed message could not be read from the spool for delivery."},
@@ -166,6 +170,14 @@ static const struct log_event log_event_table[] = {
      "destination, egress, connections, failures, for_ms, reason, msg",
      "Delivery to a destination or one egress address stops for `for_ms`: by a reply rule, by "
      "`sluice queue suspend`, or after repeated connection `failures` (with backoff)."},
+    {"delivery.suspended_unreadable", "error",
+     "msg",
+     "The spool's file of administrators' suspensions could not be read at the start: those from "
+     "before it are lost."},
+    {"delivery.suspended_unsaved", "error",
+     "msg",
+     "The spool's file of administrators' suspensions could not be written: a restart may lose a "
+     "suspension or its lifting."},
     {"delivery.throttle", "warn",
      "destination, egress, connections, level_permille, rate, rate_period_ms, "
      "messages_per_connection, recipients_per_connection, reason, msg",

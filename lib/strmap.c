@@ -98,6 +98,16 @@ void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *value
             fn(e->key, e->value, arg);
 }
 
+int strmap_each_from(const struct strmap *m, size_t *pos, size_t max,
+                     void (*fn)(const char *key, void *value, void *arg), void *arg)
+{
+    size_t seen = 0;
+    for (; *pos < m->nbuckets && seen < max; (*pos)++)
+        for (struct strmap_entry *e = m->buckets[*pos]; e != NULL; e = e->next, seen++)
+            fn(e->key, e->value, arg);
+    return *pos >= m->nbuckets;
+}
+
 void strmap_free(struct strmap *m)
 {
     for (size_t i = 0; i < m->nbuckets; i++) {

@@ -28,6 +28,13 @@ void *strmap_del(struct strmap *m, const char *key);
 /* Calls fn for every entry, in no particular order. fn must not change the map. */
 void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *value, void *arg),
                  void *arg);
+/* The same in slices: calls fn for the entries of the buckets from *pos on, whole buckets, until
+ * at least max entries were seen, and sets *pos where the next call goes on. Returns 1 once the
+ * last bucket was seen. A map that grows between calls may show an entry twice but never skips
+ * one present throughout (a bucket splits into itself and one further on); one that shrinks does
+ * not exist. fn must not change the map. */
+int strmap_each_from(const struct strmap *m, size_t *pos, size_t max,
+                     void (*fn)(const char *key, void *value, void *arg), void *arg);
 /* Frees the map's own memory (not the values). */
 void strmap_free(struct strmap *m);
 

@@ -77,7 +77,7 @@ struct verb_row {
 };
 
 static const struct verb_row verbs[] = {
-    {"list", CONTROL_LIST, 0, 0},     {"retry", CONTROL_RETRY, 1, 1},
+    {"list", CONTROL_LIST, 0, 2},     {"retry", CONTROL_RETRY, 1, 1},
     {"delete", CONTROL_DELETE, 1, 1}, {"suspend", CONTROL_SUSPEND, 1, 2},
     {"resume", CONTROL_RESUME, 1, 1}, {"destinations", CONTROL_DESTINATIONS, 0, 1},
     {"status", CONTROL_STATUS, 0, 0},
@@ -94,6 +94,44 @@ static int valid_id(const char *s, size_t len)
     return 1;
 }
 
+/* A decimal number from 1 to max. */
+static int parse_count(const char *s, size_t len, uint32_t max, uint32_t *n)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 7)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v == 0 || v > max)
+        return -EINVAL;
+    *n = (uint32_t)v;
+    return 0;
+}
+
+/* "list [LIMIT [AFTER]]": a page of at most LIMIT messages after queue id AFTER. */
+static int parse_list(const char *const *words, const size_t *lens, size_t nargs,
+                      struct control_request *req, struct buf *err)
+{
+    uint32_t limit = CONTROL_PAGE_MAX;
+    if (nargs >= 1 && parse_count(words[1], lens[1], CONTROL_PAGE_MAX, &limit) < 0) {
+        buf_printf(err, "bad page size %.*s (1 to %d)", (int)(lens[1] > 32 ? 32 : lens[1]),
+                   words[1], CONTROL_PAGE_MAX);
+        return -EINVAL;
+    }
+    req->limit = limit;
+    if (nargs == 2) {
+        if (!valid_id(words[2], lens[2])) {
+            buf_printf(err, "%.*s is not a queue id", (int)(lens[2] > 32 ? 32 : lens[2]), words[2]);
+            return -EINVAL;
+        }
+        memcpy(req->target, words[2], lens[2]);
+    }
+    return 0;
+}
+
 /* "N", "Ns", "Nm", "Nh", "Nd": 1 second to CONTROL_SUSPEND_MAX_S. */
 static int parse_duration(const char *s, size_t len, uint32_t *seconds)
 {
@@ -101,25 +139,16 @@ static int parse_duration(const char *s, size_t len, uint32_t *seconds)
         char unit;
         uint32_t scale;
     } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-    uint32_t scale = 1;
+    uint32_t scale = 1, n;
     for (size_t i = 0; len > 1 && i < ARRAY_LEN(units); i++) {
         if (s[len - 1] == units[i].unit) {
             scale = units[i].scale;
             len--;
         }
     }
-    if (len == 0 || len > 7) /* 7 digits cannot overflow once scaled in 64 bits */
+    if (parse_count(s, len, CONTROL_SUSPEND_MAX_S / scale, &n) < 0)
         return -EINVAL;
-    uint64_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -EINVAL;
-        n = n * 10 + (uint64_t)(s[i] - '0');
-    }
-    n *= scale;
-    if (n == 0 || n > CONTROL_SUSPEND_MAX_S)
-        return -EINVAL;
-    *seconds = (uint32_t)n;
+    *seconds = n * scale;
     return 0;
 }
 
@@ -167,14 +196,17 @@ int control_request_parse(const char *line, size_t len, struct control_request *
     int nargs = (int)n - 1;
     if (nargs < row->min_args || nargs > row->max_args) {
         buf_printf(err, "%s takes %s", row->name,
-                   row->max_args == 0   ? "no argument"
-                   : row->max_args == 2 ? "a destination and an optional duration"
-                   : row->min_args == 0 ? "at most one destination"
-                                        : "one argument");
+                   row->verb == CONTROL_LIST ? "at most a page size and a queue id"
+                   : row->max_args == 0      ? "no argument"
+                   : row->max_args == 2      ? "a destination and an optional duration"
+                   : row->min_args == 0      ? "at most one destination"
+                                             : "one argument");
         return -EINVAL;
     }
     memset(req, 0, sizeof(*req));
     req->verb = row->verb;
+    if (row->verb == CONTROL_LIST)
+        return parse_list(words, lens, (size_t)nargs, req, err);
     if (nargs == 0)
         return 0;
     if (lens[1] >= sizeof(req->target)) {
@@ -393,7 +425,7 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
         struct control_later *later = xcalloc(1, sizeof *later);
         *later = (struct control_later){cc, linelen};
         cc->later = later; /* the handler may answer from inside the call */
-        int rc = h->list(c->arg, out, later);
+        int rc = h->list(c->arg, req->target, req->limit, out, later);
         if (rc != CONTROL_LATER) {
             cc->later = NULL;
             free(later);

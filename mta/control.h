@@ -33,8 +33,10 @@ struct control_later;
  * one-line reason) to out and returns 0 or a negative errno (-ENOENT: no such message or
  * destination). arg is the one given to control_open. */
 struct control_handlers {
-    int (*list)(void *arg, struct buf *out, struct control_later *later); /* JSON */
-    int (*retry)(void *arg, const char *id, struct buf *out);             /* id may be "all" */
+    /* JSON: a page of at most limit messages whose queue id sorts after `after` ("": the first) */
+    int (*list)(void *arg, const char *after, unsigned limit, struct buf *out,
+                struct control_later *later);
+    int (*retry)(void *arg, const char *id, struct buf *out); /* id may be "all" */
     int (*delete)(void *arg, const char *id, struct buf *out);
     /* seconds 0: until resumed */
     int (*suspend)(void *arg, const char *destination, uint32_t seconds, struct buf *out);
@@ -54,15 +56,19 @@ enum control_verb {
     CONTROL_STATUS,
 };
 
-/* A parsed request; target is a copy, NUL-terminated ("" for list). */
+/* The largest page of a list request, and the page when none is asked for. */
+#define CONTROL_PAGE_MAX 1000
+
+/* A parsed request; target is a copy, NUL-terminated (list: the queue id to list after, or ""). */
 struct control_request {
     enum control_verb verb;
     char target[256];
     uint32_t seconds; /* suspend only; 0 when no duration was given */
+    unsigned limit;   /* list only: the page size */
 };
 
-/* Parses one request line (without its line end): "list", "retry ID|all", "delete ID",
- * "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST",
+/* Parses one request line (without its line end): "list [LIMIT [AFTER-ID]]", "retry ID|all",
+ * "delete ID", "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST",
  * "destinations [DEST]", "status". Returns 0, or -EINVAL with the reason in err. Pure; the
  * input is untrusted. */
 int control_request_parse(const char *line, size_t len, struct control_request *req,

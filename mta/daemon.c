@@ -23,6 +23,7 @@
 #include "mta/dkim/dkim.h"
 #include "mta/dkim/dkim_check.h"
 #include "mta/delivery/mail_metrics.h"
+#include "mta/http/admin_api.h"
 #include "mta/http/http_server.h"
 #include "mta/http/prom.h"
 #include "mta/http/status.h"
@@ -453,17 +454,18 @@ static struct scheduler *control_scheduler(void *arg, struct buf *out)
     return d->srv.scheduler;
 }
 
-static void control_on_listed(void *arg, const struct buf *doc)
+static void control_on_listed(void *arg, int status, const struct buf *doc)
 {
-    control_later_done(arg, 0, doc);
+    control_later_done(arg, status, doc);
 }
 
-static int control_on_list(void *arg, struct buf *out, struct control_later *later)
+static int control_on_list(void *arg, const char *after, unsigned limit, struct buf *out,
+                           struct control_later *later)
 {
     struct scheduler *s = control_scheduler(arg, out);
     if (s == NULL)
         return -ESHUTDOWN;
-    scheduler_list(s, control_on_listed, later);
+    scheduler_list_page(s, after, limit, control_on_listed, later);
     return CONTROL_LATER;
 }
 
@@ -548,10 +550,41 @@ static void route_on_page(void *arg, const struct http_call *call, struct http_a
     buf_free(&json);
 }
 
+/* The admin API (admin_api.h) on the daemon's scheduler. */
+#define ADMIN_ROUTE(name)                                                                          \
+    static void route_on_##name(void *arg, const struct http_call *call,                           \
+                                struct http_answer *answer)                                        \
+    {                                                                                              \
+        admin_api_##name(((struct daemon *)arg)->srv.scheduler, call, answer);                     \
+    }
+ADMIN_ROUTE(destinations)
+ADMIN_ROUTE(suspend)
+ADMIN_ROUTE(resume)
+ADMIN_ROUTE(retry)
+
+/* POST /api/v1/reload: as SIGHUP; the reload's outcome is logged (daemon.reload). */
+static void route_on_reload(void *arg, const struct http_call *call, struct http_answer *answer)
+{
+    (void)call;
+    struct daemon *d = arg;
+    if (d->stopping) {
+        answer->status = 503;
+        buf_printf(&answer->body, "the daemon is stopping");
+        return;
+    }
+    daemon_reload(d);
+    buf_printf(&answer->body, "{\"result\":\"reload started: its outcome is logged\\n\"}\n");
+}
+
 static const struct http_route daemon_http_routes[] = {
     {"GET", "/", HTTP_ACCESS_PAGE, route_on_page},
     {"GET", "/metrics", HTTP_ACCESS_METRICS, route_on_metrics},
     {"GET", "/api/v1/status", HTTP_ACCESS_TOKEN, route_on_status},
+    {"GET", "/api/v1/queue/destinations", HTTP_ACCESS_TOKEN, route_on_destinations},
+    {"POST", "/api/v1/queue/suspend", HTTP_ACCESS_TOKEN, route_on_suspend},
+    {"POST", "/api/v1/queue/resume", HTTP_ACCESS_TOKEN, route_on_resume},
+    {"POST", "/api/v1/queue/retry", HTTP_ACCESS_TOKEN, route_on_retry},
+    {"POST", "/api/v1/reload", HTTP_ACCESS_TOKEN, route_on_reload},
 };
 
 static const struct control_handlers daemon_control_handlers = {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fdio.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 
@@ -297,19 +298,6 @@ int spool_fs_load(int queue_fd, int state_fd, const char *id, const char *name,
     return 0;
 }
 
-int spool_fs_read_all(int fd, struct buf *out)
-{
-    for (;;) {
-        char *p = buf_reserve(out, 64 * 1024);
-        ssize_t n = read(fd, p, 64 * 1024);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : 0;
-        out->len += (size_t)n;
-    }
-}
-
 int spool_fs_tail(int fd, struct buf *tail, uint64_t *tail_at)
 {
     struct rec_walk walk = {0};
@@ -333,7 +321,7 @@ int spool_fs_tail(int fd, struct buf *tail, uint64_t *tail_at)
     if (lseek(fd, (off_t)walk.end, SEEK_SET) < 0)
         return -errno;
     *tail_at = walk.end;
-    return spool_fs_read_all(fd, tail);
+    return fd_read_all(fd, tail);
 }
 
 void spool_fs_loaded_free(struct spool_loaded *l)

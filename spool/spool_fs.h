@@ -82,8 +82,6 @@ int spool_fs_tail(int fd, struct buf *tail, uint64_t *tail_at);
 /* The offset past the end record of the queue file bytes data (len), found by following the
  * record headers; 0 when they hold no whole end record. */
 uint64_t spool_fs_end_of(const void *data, size_t len);
-/* Appends what is left to read of fd to out. Returns 0 or -errno. */
-int spool_fs_read_all(int fd, struct buf *out);
 
 /* A committed message read back with its recipient states; entry points into the struct. */
 struct spool_loaded {

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/fdio.h"
 #include "lib/log.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
@@ -115,7 +116,7 @@ static int64_t message_due(int queue_fd, int state_fd, int has_state_file, const
     int fd = openat(has_state_file ? state_fd : queue_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     uint64_t at;
     int rc = fd < 0           ? -1
-             : has_state_file ? spool_fs_read_all(fd, &records)
+             : has_state_file ? fd_read_all(fd, &records)
                               : spool_fs_tail(fd, &records, &at);
     if (fd >= 0)
         close(fd);

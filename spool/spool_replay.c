@@ -47,7 +47,7 @@ static int file_read(int dirfd, const char *name, struct buf *out)
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
-    int rc = spool_fs_read_all(fd, out);
+    int rc = fd_read_all(fd, out);
     close(fd);
     return rc;
 }
@@ -111,7 +111,7 @@ static int replay_state(struct replay *r, const struct spool_journal_rec_view *r
     int rc = 0;
     int fd = openat(r->state_fd, name, flags);
     if (fd >= 0) { /* a message of an earlier version: its state file holds its states */
-        rc = spool_fs_read_all(fd, &have);
+        rc = fd_read_all(fd, &have);
     } else if (errno != ENOENT) {
         rc = -errno;
     } else {

@@ -2,7 +2,7 @@
  * `sluice queue`: inspect and steer the queue. list and show read the spool directly (read-only;
  * committed files are never rewritten in place, so reading races with nothing) and so work
  * whether or not the daemon runs; `list --json` asks the running daemon, which also knows the
- * destinations, and so does `destinations`, which tells in words what holds each one back (the
+ * destinations, a page at a time, and so does `destinations`, which tells in words what holds each one back (the
  * daemon's state: `sluice explain` only reads the configuration). retry, delete, suspend and
  * resume go through the daemon's control socket; with
  * no daemon running, delete removes the message from the spool itself and the others fail.
@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "lib/config.h"
 #include "lib/uvutil.h"
@@ -157,9 +159,9 @@ static int queue_delete_offline(const char *spool, const char *id, struct buf *e
     return 0;
 }
 
-/* Sends request; prints the payload of an "ok" answer on stdout, an error on stderr (via err).
- * Returns the exit status, or -1 when no daemon answers (err then says so). */
-static int queue_control(const char *spool, const char *request, struct buf *err)
+/* Sends request; the payload of an "ok" answer goes to payload, an error to err. Returns 0, 1 on
+ * failure, or -1 when no daemon answers (err then says so). */
+static int queue_call(const char *spool, const char *request, struct buf *payload, struct buf *err)
 {
     struct buf path = BUF_INIT, answer = BUF_INIT;
     int status = 1;
@@ -171,7 +173,7 @@ static int queue_control(const char *spool, const char *request, struct buf *err
     } else if (rc < 0) {
         /* err says why */
     } else if (answer.len >= 3 && memcmp(answer.data, "ok\n", 3) == 0) {
-        fwrite(answer.data + 3, 1, answer.len - 3, stdout);
+        buf_append(payload, answer.data + 3, answer.len - 3);
         status = 0;
     } else if (answer.len > 7 && memcmp(answer.data, "error: ", 7) == 0) {
         buf_printf(err, "%.*s", (int)(answer.len - 7 - (answer.data[answer.len - 1] == '\n')),
@@ -183,6 +185,78 @@ out:
     buf_free(&path);
     buf_free(&answer);
     return status;
+}
+
+/* The same, printing the payload on stdout. */
+static int queue_control(const char *spool, const char *request, struct buf *err)
+{
+    struct buf payload = BUF_INIT;
+    int status = queue_call(spool, request, &payload, err);
+    if (status == 0)
+        fwrite(payload.data, 1, payload.len, stdout);
+    buf_free(&payload);
+    return status;
+}
+
+/* `list --json`: the daemon answers a page at a time (it never builds the whole queue), and the
+ * pages are printed as they come, as one document: the messages of every page, the window's
+ * counters of the last and the destinations of the first. */
+static int queue_list_json(const char *spool, struct buf *err)
+{
+    struct buf request = BUF_INIT, page = BUF_INIT;
+    json_t *destinations = NULL, *active = NULL;
+    char after[SPOOL_ID_MAX + 1] = "";
+    size_t listed = 0;
+    int status = 0;
+    for (unsigned pages = 0; status == 0; pages++) {
+        buf_reset(&request);
+        buf_reset(&page);
+        buf_printf(&request, "list %d%s%s", CONTROL_PAGE_MAX, after[0] ? " " : "", after);
+        status = queue_call(spool, request.data, &page, err);
+        if (status != 0)
+            break;
+        json_t *doc = json_loadb(page.data, page.len, 0, NULL);
+        json_t *msgs = json_object_get(doc, "messages"), *next = json_object_get(doc, "next");
+        if (!json_is_array(msgs) || (!json_is_null(next) && !json_is_string(next)) ||
+            (json_is_string(next) && strlen(json_string_value(next)) > SPOOL_ID_MAX)) {
+            buf_printf(err, "the daemon's page %u of the queue is not a listing", pages + 1);
+            json_decref(doc);
+            status = 1;
+            break;
+        }
+        if (pages == 0) {
+            destinations = json_incref(json_object_get(doc, "destinations"));
+            printf("{\"messages\":[");
+        }
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m)
+        {
+            char *text = json_dumps(m, JSON_COMPACT);
+            printf("%s%s", listed++ ? "," : "", text);
+            free(text);
+        }
+        json_decref(active);
+        active = json_incref(json_object_get(doc, "active"));
+        int last = json_is_null(next);
+        if (!last)
+            snprintf(after, sizeof after, "%s", json_string_value(next));
+        json_decref(doc);
+        if (last)
+            break;
+    }
+    if (status == 0) {
+        char *a = active != NULL ? json_dumps(active, JSON_COMPACT) : NULL;
+        char *d = destinations != NULL ? json_dumps(destinations, JSON_COMPACT) : NULL;
+        printf("],\"active\":%s,\"destinations\":%s}\n", a ? a : "{}", d ? d : "[]");
+        free(a);
+        free(d);
+    }
+    json_decref(active);
+    json_decref(destinations);
+    buf_free(&request);
+    buf_free(&page);
+    return status < 0 ? 1 : status; /* no daemon: err says so */
 }
 
 /* ---- arguments ---- */
@@ -206,8 +280,8 @@ static const struct action actions[] = {
 static int queue_run(const char *spool, const char *action, char **args, int json, int body_only,
                      struct buf *err)
 {
-    if (strcmp(action, "list") == 0 && !json)
-        return queue_list(spool, err);
+    if (strcmp(action, "list") == 0)
+        return json ? queue_list_json(spool, err) : queue_list(spool, err);
     if (strcmp(action, "show") == 0)
         return queue_show(spool, args[0], body_only, err);
 

@@ -84,6 +84,10 @@ struct scheduler {
     /* Suspensions an administrator named before any mail for them: destination key -> uint64_t
      * (loop ms it ends, UINT64_MAX: until resumed), applied when the destination appears. */
     struct strmap held;
+    /* Destinations kept while deferred mail for them waits (sched_retain.c): destination key ->
+     * int64_t (unix ms until which the sweep keeps it). */
+    struct strmap retain;
+    struct sched_suspended *suspensions; /* kept in the spool (sched_suspended.c) */
     struct minheap due;
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */
@@ -95,8 +99,10 @@ struct scheduler {
     size_t in_memory_max;  /* the most messages msgs held at once since the start */
     unsigned listing : 1;  /* that listing is under way (spool_list) */
     uv_timer_t timer, sweep;
+    uv_idle_t slicer;                   /* runs tasks (sched_slice.c) while one is left */
+    struct sched_task *tasks;           /* admin work in slices, started first last */
     unsigned holds;                     /* sum of every message's holds */
-    unsigned closed;                    /* timers closed by scheduler_free */
+    unsigned closed;                    /* handles closed by scheduler_free */
     unsigned loads;                     /* scheduler_add_id reads in flight */
     struct postmaster_quota postmaster; /* double bounces reported to server.postmaster */
     struct suppression *suppression;    /* where hard bounces go (bounce_out.c); NULL: nowhere */
@@ -127,8 +133,6 @@ struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry);
 struct qmsg *msg_admit(struct scheduler *s, const struct spool_entry *entry);
 /* m as a JSON object of `queue list --json`. */
 void msg_json(const struct qmsg *m, int in_memory, struct buf *out);
-/* Ends a `queue list --json` document: the window's counters and the destinations. */
-void scheduler_list_finish(struct scheduler *s, struct buf *doc);
 /* After every change: bounce what failed, remove what is done, schedule what waits, and move the
  * message to the index when it waits beyond the window (m may be freed). */
 void msg_settle(struct qmsg *m);
@@ -157,13 +161,60 @@ void sched_active_recover(struct scheduler *s);
 int sched_active_retry(struct scheduler *s, const char *id, struct buf *out);
 size_t sched_active_retry_all(struct scheduler *s);
 int sched_active_delete(struct scheduler *s, const char *id, struct buf *out);
-/* Goes on with a `queue list --json` document (doc, holding n messages, taken over) with the
- * messages of the index, read on the thread pool, then finishes it and calls cb. */
-void sched_active_list(struct scheduler *s, struct buf *doc, size_t n, scheduler_list_cb cb,
-                       void *arg);
 /* The window's counters as a JSON member ("active":{...}). */
 void sched_active_counters(struct scheduler *s, struct buf *out);
 void sched_active_free(struct scheduler *s);
+
+/* ---- destinations kept while mail for them waits (sched_retain.c) ---- */
+
+/* Recipients of job were deferred until next_ms: its destination stays until then (and a margin).
+ */
+void sched_retain_deferred(struct scheduler *s, const struct job *job, int64_t next_ms);
+/* 1 when the sweep must keep the destination called key. */
+int sched_retain_holds(const struct scheduler *s, const char *key, int64_t now);
+/* Drops what is over (the sweep); sched_retain_free drops all. */
+void sched_retain_prune(struct scheduler *s, int64_t now);
+void sched_retain_free(struct scheduler *s);
+
+/* ---- administrators' suspensions kept in the spool (sched_suspended.c) ---- */
+
+struct sched_suspended;
+/* Reads <spool_dir>/suspended on the thread pool and restores what it holds (a suspension changed
+ * meanwhile keeps its new state) through scheduler_restore_suspension. */
+struct sched_suspended *sched_suspended_open(struct scheduler *s, const char *spool_dir);
+/* A suspend (for_ms 0: until resumed) or a resume: the file is rewritten on the thread pool. */
+void sched_suspended_note(struct sched_suspended *ss, const char *name, uint64_t for_ms);
+void sched_suspended_forget(struct sched_suspended *ss, const char *name);
+/* The scheduler is being freed: ss frees itself once its file work is done. */
+void sched_suspended_close(struct sched_suspended *ss);
+/* A suspension read back from the spool: applied to the destination, or held for its first mail. */
+void scheduler_restore_suspension(struct scheduler *s, const char *name, uint64_t for_ms);
+
+/* ---- admin work in slices (sched_slice.c) ---- */
+
+/* Items a task handles per loop turn: a slice of 200,000 recipients' messages holds the loop
+ * for well under a millisecond per thousand. */
+#define SCHED_SLICE_ITEMS 1024
+
+/* Work over the whole queue for an operator, done one slice per loop turn. */
+struct sched_task {
+    struct sched_task *next;
+    /* One slice of at most about SCHED_SLICE_ITEMS items; returns 1 once the task is done. */
+    int (*step)(struct sched_task *t);
+    /* Runs once: after the last step (cancelled 0) or at a stop (1). Frees the task. */
+    void (*finish)(struct sched_task *t, int cancelled);
+};
+
+void sched_slice_init(struct scheduler *s);
+/* Runs t's steps from the next loop turn on. */
+void sched_task_start(struct scheduler *s, struct sched_task *t);
+/* A stop: every task left is finished as cancelled. */
+void sched_slice_stop(struct scheduler *s);
+/* Closes the idle handle (scheduler_free); cb is the scheduler's close callback. */
+void sched_slice_close(struct scheduler *s, uv_close_cb cb);
+/* `queue retry all`: marks the index at once and the messages in memory in slices. Returns how
+ * many messages there were. */
+size_t sched_retry_all(struct scheduler *s);
 
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */

@@ -328,7 +328,7 @@ static void scheduler_on_job_done(void *arg, struct job *job,
     (void)arg;
     struct qmsg *m = job->msg;
     unsigned held = (unsigned)job->nrcpts;
-    int64_t now = wall_ms();
+    int64_t now = wall_ms(), deferred_until = 0;
     struct update_batch *b = update_batch_new(m, job->nrcpts);
     for (size_t i = 0; i < job->nrcpts; i++) {
         const struct smtp_client_outcome *o = &outcomes[i];
@@ -370,7 +370,11 @@ static void scheduler_on_job_done(void *arg, struct job *job,
         buf_free(&text);
         r->busy = 0; /* update_batch_add holds it again until written */
         update_batch_add(b, job->rcpts[i].index, status, attempts, next);
+        if (status == SPOOL_RCPT_DEFERRED && next > deferred_until)
+            deferred_until = next;
     }
+    if (deferred_until > 0)
+        sched_retain_deferred(m->s, job, deferred_until);
     job_free(job);
     update_batch_write(b);
     msg_release(m, held);
@@ -591,14 +595,22 @@ static struct key_list unused_dests(struct strmap *map)
     return kl;
 }
 
-/* Destinations nothing was sent to lately are forgotten, so thousands of domains do not pile up;
+static void held_log(enum log_level level, const char *event, const char *name, const char *msg);
+
+/* Destinations nothing was sent to lately are forgotten, so thousands of domains do not pile up,
+ * unless deferred mail for them waits (sched_retain.c);
  * so are retired ones whose pauses ended without a successor. */
 static void scheduler_on_sweep(uv_timer_t *t)
 {
     struct scheduler *s = t->data;
+    int64_t now = wall_ms();
+    sched_retain_prune(s, now);
     struct key_list kl = unused_dests(&s->dests);
     for (size_t i = 0; i < kl.n; i++) {
-        dest_free(strmap_del(&s->dests, kl.keys[i]));
+        if (!sched_retain_holds(s, kl.keys[i], now)) { /* kept while its deferred mail waits */
+            held_log(LOG_DEBUG, "delivery.forgotten", kl.keys[i], "idle with nothing waiting");
+            dest_free(strmap_del(&s->dests, kl.keys[i]));
+        }
         free(kl.keys[i]);
     }
     free(kl.keys);
@@ -632,12 +644,15 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     s->dests = (struct strmap)STRMAP_INIT;
     s->retired = (struct strmap)STRMAP_INIT;
     s->held = (struct strmap)STRMAP_INIT;
+    s->retain = (struct strmap)STRMAP_INIT;
+    s->suspensions = sched_suspended_open(s, cfg->server.spool);
     s->due = (struct minheap)MINHEAP_INIT;
     s->waiting = (struct queue_index)QUEUE_INDEX_INIT;
     s->loading = (struct strmap)STRMAP_INIT;
     uv_timer_init(loop, &s->timer);
     uv_timer_init(loop, &s->sweep);
     s->timer.data = s->sweep.data = s;
+    sched_slice_init(s);
     return s;
 }
 
@@ -735,6 +750,7 @@ void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg)
     s->stopping = 1;
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->sweep);
+    sched_slice_stop(s);
     /* Not stopped before every destination is retired: one already idle must not end the stop
      * while a later one still has connections (an idle one QUITting). */
     scheduler_retire_dests(s);
@@ -750,11 +766,11 @@ static void free_msg_entry(const char *key, void *value, void *arg)
     msg_free(value);
 }
 
-/* The second of the two timers to close frees the scheduler. */
+/* The last of the three handles to close (two timers, the slicer) frees the scheduler. */
 static void scheduler_on_closed(uv_handle_t *h)
 {
     struct scheduler *s = h->data;
-    if (++s->closed == 2)
+    if (++s->closed == 3)
         free(s);
 }
 
@@ -772,6 +788,8 @@ void scheduler_free(struct scheduler *s)
     strmap_free(&s->retired);
     strmap_each(&s->held, free_value, NULL);
     strmap_free(&s->held);
+    sched_retain_free(s);
+    sched_suspended_close(s->suspensions);
     minheap_free(&s->due);
     sched_active_free(s);
     config_unref(s->cfg);
@@ -779,6 +797,7 @@ void scheduler_free(struct scheduler *s)
     dane_free(s->env.dane);
     uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);
     uv_close((uv_handle_t *)&s->timer, scheduler_on_closed);
+    sched_slice_close(s, scheduler_on_closed);
 }
 
 /* When the message's earliest recipient waiting to be tried is due (unix ms), INT64_MAX when none
@@ -884,19 +903,10 @@ void msg_retry_now(struct qmsg *m)
     msg_reschedule(m);
 }
 
-static void retry_each(const char *key, void *value, void *arg)
-{
-    (void)key;
-    (*(size_t *)arg)++;
-    msg_retry_now(value);
-}
-
 int scheduler_retry(struct scheduler *s, const char *id, struct buf *out)
 {
     if (strcmp(id, "all") == 0) {
-        size_t n = 0;
-        strmap_each(&s->msgs, retry_each, &n);
-        n += sched_active_retry_all(s);
+        size_t n = sched_retry_all(s); /* in slices: the answer does not wait for them */
         buf_printf(out, "%zu messages scheduled for delivery now\n", n);
         return 0;
     }
@@ -946,15 +956,29 @@ static void held_log(enum log_level level, const char *event, const char *name, 
 
 /* Any name may be suspended: one with no destination yet (no mail for it, or forgotten while
  * idle) is held until mail for it appears (held_apply). */
-static void held_suspend(struct scheduler *s, const char *name, uint64_t for_ms)
+static void held_put(struct scheduler *s, const char *name, uint64_t for_ms, const char *why)
 {
     uint64_t *until = xmalloc(sizeof *until);
     *until = for_ms > 0 ? uv_now(s->loop) + for_ms : UINT64_MAX;
     free(strmap_put(&s->held, name, until));
-    held_log(LOG_WARN, "delivery.suspend", name,
+    held_log(LOG_WARN, "delivery.suspend", name, why);
+}
+
+static void held_suspend(struct scheduler *s, const char *name, uint64_t for_ms)
+{
+    held_put(s, name, for_ms,
              "suspended by an administrator before any mail for it: holds when mail appears");
     if (s->env.shared != NULL)
         shared_limits_suspend(s->env.shared, name, for_ms);
+}
+
+void scheduler_restore_suspension(struct scheduler *s, const char *name, uint64_t for_ms)
+{
+    struct dest *d = strmap_get(&s->dests, name);
+    if (d != NULL)
+        dest_suspend(d, for_ms); /* mail came before the file was read */
+    else
+        held_put(s, name, for_ms, "suspended by an administrator before the restart: holds still");
 }
 
 int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
@@ -967,6 +991,7 @@ int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for
         held_suspend(s, destination, for_ms);
     else
         dest_suspend(d, for_ms);
+    sched_suspended_note(s->suspensions, destination, for_ms);
     if (for_ms > 0)
         buf_printf(out, "%s suspended for %llu s\n", destination,
                    (unsigned long long)(for_ms / 1000));
@@ -991,6 +1016,7 @@ int scheduler_resume(struct scheduler *s, const char *destination, struct buf *o
     } else {
         dest_resume(d);
     }
+    sched_suspended_forget(s->suspensions, destination);
     buf_printf(out, "%s resumed\n", destination);
     return 0;
 }
@@ -1010,11 +1036,6 @@ static void json_string(struct buf *out, const char *s)
     }
     buf_append(out, "\"", 1);
 }
-
-struct list_ctx {
-    struct buf *out;
-    size_t n;
-};
 
 void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
 {
@@ -1039,44 +1060,6 @@ void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
         buf_append(out, "}", 1);
     }
     buf_append(out, "]}", 2);
-}
-
-static void list_msg(const char *key, void *value, void *arg)
-{
-    (void)key;
-    struct list_ctx *lc = arg;
-    if (lc->n++)
-        buf_append(lc->out, ",", 1);
-    msg_json(value, 1, lc->out);
-}
-
-static void list_dest(const char *key, void *value, void *arg)
-{
-    (void)key;
-    struct list_ctx *lc = arg;
-    if (lc->n++)
-        buf_append(lc->out, ",", 1);
-    dest_describe(value, lc->out);
-}
-
-void scheduler_list(struct scheduler *s, scheduler_list_cb cb, void *arg)
-{
-    struct buf doc = BUF_INIT;
-    struct list_ctx lc = {&doc, 0};
-    buf_printf(&doc, "{\"messages\":[");
-    strmap_each(&s->msgs, list_msg, &lc);
-    sched_active_list(s, &doc, lc.n, cb, arg);
-}
-
-void scheduler_list_finish(struct scheduler *s, struct buf *out)
-{
-    struct list_ctx lc = {out, 0};
-    buf_printf(out, "],");
-    sched_active_counters(s, out);
-    buf_printf(out, ",\"destinations\":[");
-    strmap_each(&s->dests, list_dest, &lc);
-    strmap_each(&s->retired, list_dest, &lc); /* from before a reload, not yet taken over */
-    buf_printf(out, "]}\n");
 }
 
 static void explain_dest(const char *key, void *value, void *arg)

@@ -53,16 +53,24 @@ void scheduler_add_id(struct scheduler *s, const char *id);
  * -ENOENT (no such message or destination) / -EINVAL with the reason in out. */
 int scheduler_retry(struct scheduler *s, const char *id, struct buf *out);  /* "all" too */
 int scheduler_delete(struct scheduler *s, const char *id, struct buf *out); /* no DSN */
-/* for_ms 0: until scheduler_resume. */
+/* for_ms 0: until scheduler_resume. Callers take at most SCHEDULER_SUSPEND_MAX_S (30 days, as
+ * the control socket's CONTROL_SUSPEND_MAX_S). */
+#define SCHEDULER_SUSPEND_MAX_S (30 * 86400)
 int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
                       struct buf *out);
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out);
-/* A JSON document of the queued messages and of the destinations, for `sluice queue list
- * --json`: the messages in memory, then those waiting on disk, read on the thread pool (the first
- * ten thousand in full, the rest by id and next attempt). cb runs once with the document, from
- * inside the call when nothing waits on disk; a stop cuts the reading short. */
-typedef void (*scheduler_list_cb)(void *arg, const struct buf *doc);
-void scheduler_list(struct scheduler *s, scheduler_list_cb cb, void *arg);
+/* One page of `sluice queue list --json`: at most limit (1 to SCHEDULER_PAGE_MAX) queued messages
+ * whose queue id sorts after `after` ("": from the first), in queue id order, as a JSON document
+ * {"messages":[...],"next":ID or null,"active":{...}} and, on the first page, "destinations":[...];
+ * "next" is the `after` of the following page. The queue is walked in slices across loop turns and
+ * the page's messages on disk read on the thread pool, so cb runs later, once: status 0 and the
+ * document, or -ECANCELED and a reason when the scheduler stops first. */
+#define SCHEDULER_PAGE_MAX 1000
+typedef void (*scheduler_list_cb)(void *arg, int status, const struct buf *doc);
+void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, scheduler_list_cb cb,
+                         void *arg);
+/* The destinations as a JSON array, as `queue list --json` and the admin API show them. */
+void scheduler_destinations_json(struct scheduler *s, struct buf *out);
 /* For `sluice queue destinations`: what holds the destination called `destination` back ("":
  * every destination), as text (dest_explain). 0, or -ENOENT with the reason in out. */
 int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out);

@@ -250,34 +250,13 @@ void warmup_explain(const struct warmup_count *c, const char *indent, struct buf
 
 /* ---- the file ---- */
 
-static void path_in(const struct warmup *w, const char *name, char *out, size_t size)
-{
-    snprintf(out, size, "%s/%s", w->dir, name);
-}
-
 /* Thread pool: the whole file into w->file (a missing file is an empty one). */
 static void load_work(uv_work_t *req)
 {
     struct warmup *w = req->data;
     char path[4096];
-    path_in(w, WARMUP_FILE, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        w->io_status = errno == ENOENT ? 0 : -errno;
-        return;
-    }
-    for (;;) {
-        char *p = buf_reserve(&w->file, 4096);
-        ssize_t n = read(fd, p, 4096);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            w->io_status = n < 0 ? -errno : 0;
-            break;
-        }
-        w->file.len += (size_t)n;
-    }
-    close(fd);
+    snprintf(path, sizeof path, "%s/%s", w->dir, WARMUP_FILE);
+    w->io_status = file_read_all(path, &w->file);
 }
 
 /* One line "address provider day used": a larger count than the one in memory wins (a count
@@ -329,27 +308,7 @@ static void load_done(uv_work_t *req, int status)
 static void save_work(uv_work_t *req)
 {
     struct warmup *w = req->data;
-    char tmp[4096], path[4096];
-    path_in(w, WARMUP_FILE ".new", tmp, sizeof tmp);
-    path_in(w, WARMUP_FILE, path, sizeof path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        w->io_status = -errno;
-        return;
-    }
-    int rc = fd_write_all(fd, w->file.data, w->file.len);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    int dfd = rc == 0 ? open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0)
-            rc = -errno;
-        close(dfd);
-    }
-    w->io_status = rc;
+    w->io_status = file_replace(w->dir, WARMUP_FILE, w->file.data, w->file.len);
 }
 
 /* A count of today (or later: a clock set back) as a line of the file; older ones are over. */

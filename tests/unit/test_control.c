@@ -26,45 +26,52 @@ struct parse_case {
     enum control_verb verb;
     const char *target;
     uint32_t seconds;
+    unsigned limit; /* list only */
 };
 
 static const struct parse_case parse_cases[] = {
-    {"list", 0, CONTROL_LIST, "", 0},
-    {"  list  ", 0, CONTROL_LIST, "", 0},
-    {"retry ABC234", 0, CONTROL_RETRY, "ABC234", 0},
-    {"retry all", 0, CONTROL_RETRY, "all", 0},
-    {"delete ABC234", 0, CONTROL_DELETE, "ABC234", 0},
-    {"suspend example.com", 0, CONTROL_SUSPEND, "example.com", 0},
-    {"suspend example.com 90", 0, CONTROL_SUSPEND, "example.com", 90},
-    {"suspend example.com 15m", 0, CONTROL_SUSPEND, "example.com", 900},
-    {"suspend gmail 2h", 0, CONTROL_SUSPEND, "gmail", 7200},
-    {"suspend gmail 30d", 0, CONTROL_SUSPEND, "gmail", 30 * 86400},
-    {"resume example.com", 0, CONTROL_RESUME, "example.com", 0},
-    {"destinations", 0, CONTROL_DESTINATIONS, "", 0},
-    {"destinations *.google.com", 0, CONTROL_DESTINATIONS, "*.google.com", 0},
-    {"status", 0, CONTROL_STATUS, "", 0},
-    {"status now", -EINVAL, 0, NULL, 0},
-    {"", -EINVAL, 0, NULL, 0},
-    {"   ", -EINVAL, 0, NULL, 0},
-    {"LIST", -EINVAL, 0, NULL, 0},
-    {"lis", -EINVAL, 0, NULL, 0},
-    {"list extra", -EINVAL, 0, NULL, 0},
-    {"retry", -EINVAL, 0, NULL, 0},
-    {"retry abc234", -EINVAL, 0, NULL, 0},                      /* ids are upper case */
-    {"retry ../../etc/passwd", -EINVAL, 0, NULL, 0},            /* never a path */
-    {"delete all", -EINVAL, 0, NULL, 0},                        /* all is for retry only */
-    {"delete ABCDEFGHIJKLMNOPQRSTUVWXYZ", -EINVAL, 0, NULL, 0}, /* longer than SPOOL_ID_MAX */
-    {"retry A B", -EINVAL, 0, NULL, 0},
-    {"suspend", -EINVAL, 0, NULL, 0},
-    {"suspend example.com 0", -EINVAL, 0, NULL, 0},
-    {"suspend example.com 31d", -EINVAL, 0, NULL, 0},
-    {"suspend example.com 99999999", -EINVAL, 0, NULL, 0},
-    {"suspend example.com 5x", -EINVAL, 0, NULL, 0},
-    {"suspend example.com h", -EINVAL, 0, NULL, 0},
-    {"suspend example.com 1h 2", -EINVAL, 0, NULL, 0},
-    {"resume exa\tmple.com", -EINVAL, 0, NULL, 0},
-    {"resume ex\xc3\xa9.com", -EINVAL, 0, NULL, 0},
-    {"destinations a.example b.example", -EINVAL, 0, NULL, 0},
+    {"list", 0, CONTROL_LIST, "", 0, CONTROL_PAGE_MAX},
+    {"  list  ", 0, CONTROL_LIST, "", 0, CONTROL_PAGE_MAX},
+    {"list 50", 0, CONTROL_LIST, "", 0, 50},
+    {"list 1000 ABC234", 0, CONTROL_LIST, "ABC234", 0, 1000},
+    {"list 0", -EINVAL, 0, NULL, 0, 0},
+    {"list 1001", -EINVAL, 0, NULL, 0, 0},
+    {"list 50 abc234", -EINVAL, 0, NULL, 0, 0},
+    {"list 50 ABC234 x", -EINVAL, 0, NULL, 0, 0},
+    {"retry ABC234", 0, CONTROL_RETRY, "ABC234", 0, 0},
+    {"retry all", 0, CONTROL_RETRY, "all", 0, 0},
+    {"delete ABC234", 0, CONTROL_DELETE, "ABC234", 0, 0},
+    {"suspend example.com", 0, CONTROL_SUSPEND, "example.com", 0, 0},
+    {"suspend example.com 90", 0, CONTROL_SUSPEND, "example.com", 90, 0},
+    {"suspend example.com 15m", 0, CONTROL_SUSPEND, "example.com", 900, 0},
+    {"suspend gmail 2h", 0, CONTROL_SUSPEND, "gmail", 7200, 0},
+    {"suspend gmail 30d", 0, CONTROL_SUSPEND, "gmail", 30 * 86400, 0},
+    {"resume example.com", 0, CONTROL_RESUME, "example.com", 0, 0},
+    {"destinations", 0, CONTROL_DESTINATIONS, "", 0, 0},
+    {"destinations *.google.com", 0, CONTROL_DESTINATIONS, "*.google.com", 0, 0},
+    {"status", 0, CONTROL_STATUS, "", 0, 0},
+    {"status now", -EINVAL, 0, NULL, 0, 0},
+    {"", -EINVAL, 0, NULL, 0, 0},
+    {"   ", -EINVAL, 0, NULL, 0, 0},
+    {"LIST", -EINVAL, 0, NULL, 0, 0},
+    {"lis", -EINVAL, 0, NULL, 0, 0},
+    {"list extra", -EINVAL, 0, NULL, 0, 0},
+    {"retry", -EINVAL, 0, NULL, 0, 0},
+    {"retry abc234", -EINVAL, 0, NULL, 0, 0},                      /* ids are upper case */
+    {"retry ../../etc/passwd", -EINVAL, 0, NULL, 0, 0},            /* never a path */
+    {"delete all", -EINVAL, 0, NULL, 0, 0},                        /* all is for retry only */
+    {"delete ABCDEFGHIJKLMNOPQRSTUVWXYZ", -EINVAL, 0, NULL, 0, 0}, /* longer than SPOOL_ID_MAX */
+    {"retry A B", -EINVAL, 0, NULL, 0, 0},
+    {"suspend", -EINVAL, 0, NULL, 0, 0},
+    {"suspend example.com 0", -EINVAL, 0, NULL, 0, 0},
+    {"suspend example.com 31d", -EINVAL, 0, NULL, 0, 0},
+    {"suspend example.com 99999999", -EINVAL, 0, NULL, 0, 0},
+    {"suspend example.com 5x", -EINVAL, 0, NULL, 0, 0},
+    {"suspend example.com h", -EINVAL, 0, NULL, 0, 0},
+    {"suspend example.com 1h 2", -EINVAL, 0, NULL, 0, 0},
+    {"resume exa\tmple.com", -EINVAL, 0, NULL, 0, 0},
+    {"resume ex\xc3\xa9.com", -EINVAL, 0, NULL, 0, 0},
+    {"destinations a.example b.example", -EINVAL, 0, NULL, 0, 0},
 };
 
 static void test_parse(void)
@@ -81,6 +88,8 @@ static void test_parse(void)
             CHECK_INT_EQ(req.verb, pc->verb);
             CHECK_STR_EQ(req.target, pc->target);
             CHECK_INT_EQ(req.seconds, pc->seconds);
+            if (req.verb == CONTROL_LIST)
+                CHECK_INT_EQ(req.limit, pc->limit);
         } else if (rc < 0) {
             CHECK(err.len > 0); /* a reason for the operator */
         }
@@ -137,11 +146,15 @@ static void list_on_later(uv_timer_t *t)
     buf_free(&doc);
 }
 
-static int h_list(void *arg, struct buf *out, struct control_later *later)
+static int h_list(void *arg, const char *after, unsigned limit, struct buf *out,
+                  struct control_later *later)
 {
     struct seen *s = arg;
     s->calls++;
-    snprintf(s->last, sizeof(s->last), "list");
+    if (limit == CONTROL_PAGE_MAX && after[0] == '\0')
+        snprintf(s->last, sizeof(s->last), "list");
+    else
+        snprintf(s->last, sizeof(s->last), "list %u %s", limit, after);
     int ms = __atomic_load_n(&list_later_ms, __ATOMIC_SEQ_CST);
     if (ms > 0) {
         s->later = later;

@@ -40,8 +40,50 @@ static void test_put_get_del(void)
     CHECK(strmap_get(&m, "key-3") == NULL);
 }
 
+static void mark_entry(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    (*(int *)value)++;
+}
+
+/* A walk in slices sees every entry present throughout at least once, even when the map grows
+ * between slices, and each slice stays near its bound. */
+static void test_each_from_across_growth(void)
+{
+    struct strmap m = STRMAP_INIT;
+    static int seen[3000];
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "old-%d", i);
+        strmap_put(&m, key, &seen[i]);
+    }
+    size_t pos = 0;
+    int slices = 0, done = 0;
+    while (!done && slices < 10000) {
+        size_t before = 0;
+        for (int i = 0; i < 3000; i++)
+            before += (size_t)seen[i];
+        done = strmap_each_from(&m, &pos, 50, mark_entry, NULL);
+        size_t after = 0;
+        for (int i = 0; i < 3000; i++)
+            after += (size_t)seen[i];
+        CHECK(after - before < 50 + 16); /* the bound plus the rest of one bucket */
+        if (slices++ == 3)
+            for (int i = 1000; i < 3000; i++) { /* grows the table twice */
+                snprintf(key, sizeof key, "new-%d", i);
+                strmap_put(&m, key, &seen[i]);
+            }
+    }
+    CHECK(done);
+    for (int i = 0; i < 1000; i++)
+        CHECK(seen[i] >= 1);
+    strmap_free(&m);
+}
+
 int main(void)
 {
     test_put_get_del();
+    test_each_from_across_growth();
     return check_report("test_strmap");
 }

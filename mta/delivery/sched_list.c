@@ -1,0 +1,274 @@
+/*
+ * `queue list --json` a page at a time (scheduler.h: scheduler_list_page). The queue (messages in
+ * memory, those in the disk index, those being read back) is walked in slices across loop turns
+ * (sched_slice.c) for the `limit` smallest queue ids after the cursor, kept in a bounded max-heap;
+ * then the page's messages in memory are written out and those on disk read on the thread pool, a
+ * few at a time. Nothing the size of the whole queue is built; a message that moves between memory
+ * and disk during the walk may be missed by that page.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/uvutil.h"
+#include "lib/xalloc.h"
+#include "mta/delivery/sched_int.h"
+
+/* Messages of the page read from disk at once. */
+#define LIST_READS 16
+
+typedef char queue_id[SPOOL_ID_MAX + 1];
+
+enum page_phase { PAGE_MEMORY, PAGE_INDEX, PAGE_LOADING };
+
+struct list_page {
+    struct sched_task task;
+    struct scheduler *s;
+    queue_id after; /* "": from the first */
+    size_t limit;
+    queue_id *ids; /* a max-heap while walking, then sorted */
+    size_t n;
+    int more; /* an id beyond the page was seen */
+    enum page_phase phase;
+    size_t pos;        /* where the walk of the phase goes on */
+    struct buf *parts; /* per id: its JSON object, empty when gone */
+    size_t *todo;      /* the ids to read from disk */
+    size_t ntodo, next, reading;
+    scheduler_list_cb cb;
+    void *arg;
+};
+
+struct page_read {
+    struct list_page *p;
+    size_t i; /* in ids */
+};
+
+static void page_read_step(struct list_page *p);
+
+/* ---- the walk: the smallest ids after the cursor ---- */
+
+static void heap_swap(queue_id *a, queue_id *b)
+{
+    queue_id t;
+    memcpy(t, *a, sizeof t);
+    memcpy(*a, *b, sizeof t);
+    memcpy(*b, t, sizeof t);
+}
+
+static void heap_down(queue_id *v, size_t n, size_t i)
+{
+    for (;;) {
+        size_t big = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && strcmp(v[l], v[big]) > 0)
+            big = l;
+        if (r < n && strcmp(v[r], v[big]) > 0)
+            big = r;
+        if (big == i)
+            return;
+        heap_swap(&v[i], &v[big]);
+        i = big;
+    }
+}
+
+static void page_offer(struct list_page *p, const char *id)
+{
+    if (strcmp(id, p->after) <= 0)
+        return;
+    if (p->n < p->limit) {
+        size_t i = p->n++;
+        snprintf(p->ids[i], sizeof p->ids[i], "%s", id);
+        while (i > 0 && strcmp(p->ids[(i - 1) / 2], p->ids[i]) < 0) {
+            heap_swap(&p->ids[(i - 1) / 2], &p->ids[i]);
+            i = (i - 1) / 2;
+        }
+        return;
+    }
+    p->more = 1;
+    if (strcmp(id, p->ids[0]) < 0) {
+        snprintf(p->ids[0], sizeof p->ids[0], "%s", id);
+        heap_down(p->ids, p->n, 0);
+    }
+}
+
+static void offer_key(const char *key, void *value, void *arg)
+{
+    (void)value;
+    page_offer(arg, key);
+}
+
+static int page_step(struct sched_task *t)
+{
+    struct list_page *p = container_of(t, struct list_page, task);
+    struct scheduler *s = p->s;
+    switch (p->phase) {
+    case PAGE_MEMORY:
+        if (strmap_each_from(&s->msgs, &p->pos, SCHED_SLICE_ITEMS, offer_key, p)) {
+            p->phase = PAGE_INDEX;
+            p->pos = 0;
+        }
+        return 0;
+    case PAGE_INDEX: {
+        size_t end = p->pos + SCHED_SLICE_ITEMS;
+        for (; p->pos < s->waiting.n && p->pos < end; p->pos++)
+            page_offer(p, s->waiting.v[p->pos].id);
+        if (p->pos >= s->waiting.n)
+            p->phase = PAGE_LOADING;
+        return 0;
+    }
+    case PAGE_LOADING:
+        strmap_each(&s->loading, offer_key, p); /* a few at most (ACTIVE_LOADS_MAX) */
+        return 1;
+    }
+    return 1;
+}
+
+/* ---- the answer ---- */
+
+static int id_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void list_dest(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct buf *out = arg;
+    if (out->data[out->len - 1] != '[')
+        buf_append(out, ",", 1);
+    dest_describe(value, out);
+}
+
+void scheduler_destinations_json(struct scheduler *s, struct buf *out)
+{
+    buf_append(out, "[", 1);
+    strmap_each(&s->dests, list_dest, out);
+    strmap_each(&s->retired, list_dest, out); /* from before a reload, not taken over */
+    buf_append(out, "]", 1);
+}
+
+static void page_answer(struct list_page *p, int status, const char *why)
+{
+    struct scheduler *s = p->s;
+    struct buf doc = BUF_INIT;
+    if (status < 0) {
+        buf_printf(&doc, "%s\n", why);
+    } else {
+        buf_printf(&doc, "{\"messages\":[");
+        size_t listed = 0;
+        for (size_t i = 0; i < p->n; i++)
+            if (p->parts[i].len > 0) {
+                if (listed++)
+                    buf_append(&doc, ",", 1);
+                buf_append(&doc, p->parts[i].data, p->parts[i].len);
+            }
+        if (p->more)
+            buf_printf(&doc, "],\"next\":\"%s\",", p->ids[p->n - 1]);
+        else
+            buf_printf(&doc, "],\"next\":null,");
+        sched_active_counters(s, &doc);
+        if (p->after[0] == '\0') { /* the destinations come with the first page */
+            buf_printf(&doc, ",\"destinations\":");
+            scheduler_destinations_json(s, &doc);
+        }
+        buf_printf(&doc, "}\n");
+    }
+    p->cb(p->arg, status, &doc);
+    buf_free(&doc);
+    for (size_t i = 0; p->parts != NULL && i < p->n; i++)
+        buf_free(&p->parts[i]);
+    free(p->parts);
+    free(p->todo);
+    free(p->ids);
+    free(p);
+    s->loads--;
+    scheduler_check_stopped(s);
+}
+
+/* A message no longer where the walk saw it: in memory now, or gone (empty part). */
+static void page_render_memory(struct list_page *p, size_t i)
+{
+    struct qmsg *m = strmap_get(&p->s->msgs, p->ids[i]);
+    if (m != NULL && !m->deleted)
+        msg_json(m, 1, &p->parts[i]);
+}
+
+static void page_on_read(int status, const struct spool_entry *entry, struct buf *body,
+                         const char *why, void *arg)
+{
+    (void)body, (void)why;
+    struct page_read *r = arg;
+    struct list_page *p = r->p;
+    p->reading--;
+    if (status == 0) {
+        struct qmsg *m = msg_new(p->s, entry);
+        msg_json(m, 0, &p->parts[r->i]);
+        msg_free(m);
+    } else if (status == -ENOENT) {
+        page_render_memory(p, r->i); /* read back or delivered meanwhile */
+    } else {
+        buf_printf(&p->parts[r->i], "{\"id\":\"%s\",\"in_memory\":false}", p->ids[r->i]);
+    }
+    free(r);
+    page_read_step(p);
+}
+
+/* Reads the next messages from disk, or, once all are read, answers. A stop reads no more. */
+static void page_read_step(struct list_page *p)
+{
+    while (p->reading < LIST_READS && p->next < p->ntodo && !p->s->stopping) {
+        struct page_read *r = xmalloc(sizeof *r);
+        *r = (struct page_read){p, p->todo[p->next++]};
+        p->reading++;
+        spool_peek(p->s->spool, p->ids[r->i], page_on_read, r);
+    }
+    if (p->reading > 0)
+        return;
+    for (; p->next < p->ntodo; p->next++) {
+        size_t i = p->todo[p->next];
+        buf_printf(&p->parts[i], "{\"id\":\"%s\",\"in_memory\":false}", p->ids[i]);
+    }
+    page_answer(p, 0, NULL);
+}
+
+static void page_finish(struct sched_task *t, int cancelled)
+{
+    struct list_page *p = container_of(t, struct list_page, task);
+    if (cancelled) {
+        page_answer(p, -ECANCELED, "the daemon is stopping");
+        return;
+    }
+    qsort(p->ids, p->n, sizeof *p->ids, id_cmp);
+    size_t kept = 0; /* the index may name a message in memory too */
+    for (size_t i = 0; i < p->n; i++)
+        if (kept == 0 || strcmp(p->ids[kept - 1], p->ids[i]) != 0)
+            memmove(p->ids[kept++], p->ids[i], sizeof p->ids[i]);
+    p->n = kept;
+    p->parts = xcalloc(p->n + 1, sizeof *p->parts);
+    p->todo = xcalloc(p->n + 1, sizeof *p->todo);
+    for (size_t i = 0; i < p->n; i++) {
+        struct qmsg *m = strmap_get(&p->s->msgs, p->ids[i]);
+        if (m == NULL)
+            p->todo[p->ntodo++] = i;
+        else if (!m->deleted)
+            msg_json(m, 1, &p->parts[i]);
+    }
+    page_read_step(p);
+}
+
+void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, scheduler_list_cb cb,
+                         void *arg)
+{
+    struct list_page *p = xcalloc(1, sizeof *p);
+    p->s = s;
+    snprintf(p->after, sizeof p->after, "%s", after);
+    p->limit = limit == 0 ? 1 : limit > SCHEDULER_PAGE_MAX ? SCHEDULER_PAGE_MAX : limit;
+    p->ids = xcalloc(p->limit, sizeof *p->ids);
+    p->cb = cb;
+    p->arg = arg;
+    p->task = (struct sched_task){.step = page_step, .finish = page_finish};
+    s->loads++; /* a stop waits for the answer */
+    if (s->stopping)
+        page_finish(&p->task, 1);
+    else
+        sched_task_start(s, &p->task);
+}

@@ -1,0 +1,26 @@
+/*
+ * The admin API: the queue operations of `sluice queue` for HTTP clients, under /api/v1/queue/...
+ * (docs/operate.md). Each handler calls the same scheduler function the control socket does
+ * (scheduler.h), so an HTTP client and `sluice queue` get the same answer: here as JSON, with the
+ * command line's words in "result". Parameters come in the query string, which is untrusted. The
+ * daemon's route table calls these with its scheduler (NULL while it stops).
+ */
+#ifndef SLUICE_ADMIN_API_H
+#define SLUICE_ADMIN_API_H
+
+#include "mta/delivery/scheduler.h"
+#include "mta/http/http_route.h"
+
+/* GET /api/v1/queue/destinations: {"destinations":[...]} as in `queue list --json`. */
+void admin_api_destinations(struct scheduler *s, const struct http_call *call,
+                            struct http_answer *answer);
+/* POST /api/v1/queue/suspend?destination=NAME[&seconds=N], .../resume?destination=NAME and
+ * .../retry?id=ID|all: {"result": "..."}; 400 for a bad parameter, 404 for no such message or
+ * destination, 503 while the daemon stops, each with {"error": "..."}. */
+void admin_api_suspend(struct scheduler *s, const struct http_call *call,
+                       struct http_answer *answer);
+void admin_api_resume(struct scheduler *s, const struct http_call *call,
+                      struct http_answer *answer);
+void admin_api_retry(struct scheduler *s, const struct http_call *call, struct http_answer *answer);
+
+#endif

@@ -1,0 +1,99 @@
+"""
+The admin API (docs/http.md) against the real daemon with python's http.client: suspend, resume
+and retry by destination or message, the destinations and a reload, answered as `sluice queue` answers the
+same operations (the same scheduler functions behind both), with a bearer token only (401
+otherwise), 400 for a bad parameter and 404 for an unknown message or destination.
+"""
+import json
+
+from harness import main
+from mailnet import MailNetCase, send
+from test_http import TOKEN, get, http_section
+
+SENDER = "ops@sender.test"
+
+
+class AdminApi(MailNetCase):
+    def api(self, method, path, token=TOKEN):
+        status, _, body = get(self.d, path, token=token, method=method)
+        return status, json.loads(body.decode()) if body else None
+
+    def cli(self, *args):
+        res = self.d.cli("queue", *args)
+        return res.returncode, res.stdout.decode(), res.stderr.decode()
+
+    def test_queue_operations_answer_as_the_command_line(self):
+        net = self.make_net()
+        peer = net.peer("mx.api.test", defer_first=1)
+        net.mx("api.test", peer, 10)
+        net.start()
+        cfg = net.sluice_config(retry=["1h"], expire="5d")
+        d = self.d = self.start_sluice(start=False, config=cfg)
+        d.extra["http"] = http_section(d)
+        d.start()
+
+        self.assertEqual(self.api("POST", "/api/v1/queue/suspend?destination=a.test", token=None)[0],
+                         401)
+        self.assertEqual(self.api("GET", "/api/v1/queue/suspend?destination=a.test")[0], 405)
+
+        # Suspend a name no mail has gone to, by API and by command line: the same words.
+        status, doc = self.api("POST", "/api/v1/queue/suspend?destination=a.test")
+        self.assertEqual(status, 200, doc)
+        rc, out, err = self.cli("suspend", "b.test")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(doc["result"], out.replace("b.test", "a.test"))
+        status, doc = self.api("POST", "/api/v1/queue/suspend?destination=a.test&seconds=90")
+        self.assertEqual((status, doc["result"].splitlines()[0]), (200, "a.test suspended for 90 s"))
+
+        # Resume: once by API, once by command line; a second time both say no such destination.
+        status, doc = self.api("POST", "/api/v1/queue/resume?destination=a.test")
+        self.assertEqual((status, doc["result"]), (200, "a.test resumed\n"))
+        rc, out, err = self.cli("resume", "b.test")
+        self.assertEqual((rc, out), (0, "b.test resumed\n"), err)
+        status, doc = self.api("POST", "/api/v1/queue/resume?destination=a.test")
+        rc, out, err = self.cli("resume", "a.test")
+        self.assertEqual((status, rc), (404, 1))
+        self.assertEqual("sluice: %s\n" % doc["error"], err)
+
+        # A deferred message: its destination shows alike, and retry answers alike.
+        send(d, SENDER, ["x@api.test"])
+        d.wait_event("delivery.deferred", rcpt="x@api.test")
+        qid = d.events("delivery.deferred")[0]["queue_id"]
+        status, doc = self.api("GET", "/api/v1/queue/destinations")
+        self.assertEqual(status, 200, doc)
+        rc, out, err = self.cli("list", "--json")
+        self.assertEqual(rc, 0, err)
+        listed = json.loads(out)["destinations"]
+        self.assertEqual([x["destination"] for x in doc["destinations"]],
+                         [x["destination"] for x in listed])
+        self.assertIn("api.test", [x["destination"] for x in listed])
+        status, doc = self.api("POST", "/api/v1/queue/retry?id=" + qid)
+        self.assertEqual((status, doc["result"]), (200, "%s scheduled for delivery now\n" % qid))
+        self.wait(lambda: peer.delivered_rcpts() == ["x@api.test"], 20, "delivered once retried")
+        self.wait_spool_empty(10)
+        status, doc = self.api("POST", "/api/v1/queue/retry?id=" + qid)
+        rc, out, err = self.cli("retry", qid)
+        self.assertEqual((status, rc), (404, 1))
+        self.assertEqual("sluice: %s\n" % doc["error"], err)
+        status, doc = self.api("POST", "/api/v1/queue/retry?id=all")
+        self.assertEqual((status, doc["result"]), (200, "0 messages scheduled for delivery now\n"))
+
+        # A reload, as SIGHUP.
+        reloads = len(d.events("daemon.reload"))
+        status, doc = self.api("POST", "/api/v1/reload")
+        self.assertEqual(status, 200, doc)
+        d.wait_event("daemon.reload", count=reloads + 1)
+
+        # Bad parameters.
+        for path in ("/api/v1/queue/retry", "/api/v1/queue/retry?id=abc", "/api/v1/queue/retry?id=A%20B",
+                     "/api/v1/queue/suspend", "/api/v1/queue/suspend?destination=a.test&seconds=0",
+                     "/api/v1/queue/suspend?destination=a.test&seconds=2592001",
+                     "/api/v1/queue/suspend?destination=a.test&seconds=1x",
+                     "/api/v1/queue/resume?destination=%00"):
+            status, doc = self.api("POST", path)
+            self.assertEqual(status, 400, (path, doc))
+            self.assertIn("error", doc)
+
+
+if __name__ == "__main__":
+    main()

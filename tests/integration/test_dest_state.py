@@ -1,0 +1,90 @@
+"""
+A destination's state survives while mail for it waits (docs/operate.md): the scheduler forgets a
+destination with nothing to do once a minute, but not one whose deferred mail waits for its retry.
+Two destinations go idle side by side: one whose only message was delivered (forgotten at the next
+sweep: delivery.forgotten), one whose message was deferred for an hour, which `queue list --json`
+and `queue destinations` still show after that sweep. An administrator's suspension survives a
+restart (kept in <spool>/suspended): one of a name no mail has gone to yet still holds the first
+mail for it after the restart, and its lifting is kept too.
+"""
+import json
+import os
+
+from harness import main
+from mailnet import MailNetCase, send
+
+SENDER = "ops@sender.test"
+
+
+class DestinationState(MailNetCase):
+    def destinations(self):
+        res = self.d.cli("queue", "list", "--json")
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        return {dst["destination"]: dst for dst in json.loads(res.stdout.decode())["destinations"]}
+
+    def test_idle_destination_with_deferred_mail_is_kept(self):
+        net = self.make_net()
+        done = net.peer("mx.done.test")
+        waits = net.peer("mx.waits.test", defer_first=1)
+        net.mx("done.test", done, 10)
+        net.mx("waits.test", waits, 10)
+        net.start()
+        cfg = net.sluice_config(retry=["1h"], expire="5d", idle_timeout="1s")
+        cfg["server"]["log"] = {"level": "debug"}
+        d = self.d = self.start_sluice(config=cfg)
+        send(d, SENDER, ["a@done.test"])
+        send(d, SENDER, ["b@waits.test"])
+        self.wait(lambda: done.delivered_rcpts() == ["a@done.test"], 20, "done.test delivered")
+        d.wait_event("delivery.deferred", rcpt="b@waits.test")
+        self.assertEqual(set(self.destinations()), {"done.test", "waits.test"})
+
+        # The sweep after both went idle (it runs each minute) forgets the one with nothing left.
+        forgotten = d.wait_event("delivery.forgotten", timeout=150, destination="done.test")
+        self.assertEqual(d.events("delivery.forgotten", destination="waits.test"), [], forgotten)
+        dests = self.destinations()
+        self.assertEqual(set(dests), {"waits.test"})
+        self.assertEqual(dests["waits.test"]["connections"], 0, dests)
+        res = d.cli("queue", "destinations", "waits.test")
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        self.assertIn("destination waits.test", res.stdout.decode())
+
+    def suspended_file(self):
+        try:
+            with open(os.path.join(self.d.spool, "suspended")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def test_suspension_of_an_unseen_name_survives_a_restart(self):
+        net = self.make_net()
+        later = net.peer("mx.later.test")
+        net.mx("later.test", later, 10)
+        net.start()
+        d = self.d = self.start_sluice(config=net.sluice_config(retry=["1h"], expire="5d"))
+        res = d.cli("queue", "suspend", "later.test")
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        self.assertIn("no mail for it yet", res.stdout.decode())
+        self.wait(lambda: "later.test 0\n" in self.suspended_file(), 10, "the suspension on disk")
+        self.assertEqual(d.stop(), 0)
+        d.restart()
+        d.wait_event("delivery.suspend", destination="later.test")
+
+        send(d, SENDER, ["x@later.test"])
+        # The first mail for it reaches the destination, which the restored suspension holds.
+        self.wait(lambda: self.destinations().get("later.test", {}).get("queued_jobs") == 1, 20,
+                  "the job queued at the suspended destination")
+        self.assertEqual(self.destinations()["later.test"].get("suspended"), "admin")
+        self.assertEqual(later.attempts, {}, "held")
+
+        res = d.cli("queue", "resume", "later.test")
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        self.wait(lambda: later.delivered_rcpts() == ["x@later.test"], 20, "delivered once resumed")
+        self.wait(lambda: "later.test" not in self.suspended_file(), 10, "the lifting on disk")
+        self.assertEqual(d.stop(), 0)
+        d.restart()
+        send(d, SENDER, ["y@later.test"])
+        self.wait(lambda: "y@later.test" in later.delivered_rcpts(), 20, "not suspended again")
+
+
+if __name__ == "__main__":
+    main()
