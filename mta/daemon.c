@@ -23,6 +23,7 @@
 #include "mta/dkim/dkim.h"
 #include "mta/dkim/dkim_check.h"
 #include "mta/delivery/mail_metrics.h"
+#include "mta/http/api_inject.h"
 #include "mta/http/http_server.h"
 #include "mta/http/prom.h"
 #include "mta/http/status.h"
@@ -535,9 +536,15 @@ static void route_on_metrics(void *arg, const struct http_call *call, struct htt
     answer->content_type = PROM_CONTENT_TYPE;
 }
 
+static void route_on_inject(void *arg, const struct http_call *call, struct http_answer *answer)
+{
+    api_inject(&((struct daemon *)arg)->srv, call, answer);
+}
+
 static const struct http_route daemon_http_routes[] = {
     {"GET", "/metrics", HTTP_ACCESS_METRICS, route_on_metrics},
     {"GET", "/api/v1/status", HTTP_ACCESS_TOKEN, route_on_status},
+    {"POST", "/api/v1/inject", HTTP_ACCESS_TOKEN, route_on_inject},
 };
 
 static const struct control_handlers daemon_control_handlers = {
