@@ -26,7 +26,24 @@ static const struct config_listener inject_listener = {
     .role = LISTENER_SUBMISSION,
 };
 
-/* One request, its messages injected one after the other. */
+/* Messages of one request on their way to the spool at once: their commits share the syncs. */
+#define INJECT_IN_FLIGHT 32
+
+struct inject_job;
+
+/* One message of a request, from its checks to its answer. */
+struct inject_one {
+    struct inject_job *job;
+    const struct inject_message *m;
+    json_t *answer;        /* NULL until started */
+    struct submit *submit; /* on its way to the spool, else NULL */
+    char sender[SMTP_PATH_MAX + 8];
+    char **rcpts; /* accepted, canonical, as spooled */
+    size_t nrcpts;
+    unsigned flags; /* SPOOL_ENV_* */
+};
+
+/* One request: its messages start in order, up to INJECT_IN_FLIGHT at a time. */
 struct inject_job {
     struct smtp_server *srv;
     struct config *cfg; /* one reference, for the whole request */
@@ -34,15 +51,9 @@ struct inject_job {
     char client[64];
     struct http_later *later; /* NULL once the client has gone */
     struct inject_request req;
-    size_t next;     /* the message in hand */
-    json_t *answers; /* one object a message */
-    json_t *current; /* the answer of the message in hand */
-    /* The message in hand: */
-    struct submit *submit; /* on its way to the spool, else NULL */
-    char sender[SMTP_PATH_MAX + 8];
-    char **rcpts; /* accepted, canonical, as spooled */
-    size_t nrcpts;
-    unsigned flags;
+    struct inject_one *ones; /* req.nmsgs */
+    size_t next;             /* the next to start */
+    size_t in_flight;
 };
 
 static void inject_job_run(struct inject_job *job);
@@ -65,10 +76,10 @@ static void log_refused(const struct inject_job *job, const char *address, int c
     log_end(&r);
 }
 
-/* The message in hand is refused as a whole: its answer says why, in SMTP terms. */
-static void message_refuse(struct inject_job *job, int code, const char *enhanced, const char *rule,
+/* A message is refused as a whole: its answer says why, in SMTP terms. */
+static void message_refuse(struct inject_one *o, int code, const char *enhanced, const char *rule,
                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void message_refuse(struct inject_job *job, int code, const char *enhanced, const char *rule,
+static void message_refuse(struct inject_one *o, int code, const char *enhanced, const char *rule,
                            const char *fmt, ...)
 {
     char text[512];
@@ -76,10 +87,10 @@ static void message_refuse(struct inject_job *job, int code, const char *enhance
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    json_object_set_new(job->current, "error", json_string(text));
-    json_object_set_new(job->current, "code", json_integer(code));
-    json_object_set_new(job->current, "enhanced", json_string(enhanced));
-    log_refused(job, NULL, code, text, rule);
+    json_object_set_new(o->answer, "error", json_string(text));
+    json_object_set_new(o->answer, "code", json_integer(code));
+    json_object_set_new(o->answer, "enhanced", json_string(enhanced));
+    log_refused(o->job, NULL, code, text, rule);
 }
 
 static json_t *reply_json(const char *address, int code, const char *enhanced, const char *text)
@@ -88,22 +99,21 @@ static json_t *reply_json(const char *address, int code, const char *enhanced, c
                      enhanced != NULL ? enhanced : "", "text", text);
 }
 
-static void log_injected(const struct inject_job *job, const struct inject_message *m,
-                         const char *queue_id, uint64_t size)
+static void log_injected(const struct inject_one *o, const char *queue_id, uint64_t size)
 {
     struct buf rcpts = BUF_INIT;
-    for (size_t i = 0; i < job->nrcpts; i++)
-        buf_printf(&rcpts, "%s%s", i > 0 ? "," : "", job->rcpts[i]);
+    for (size_t i = 0; i < o->nrcpts; i++)
+        buf_printf(&rcpts, "%s%s", i > 0 ? "," : "", o->rcpts[i]);
     struct logrec r;
     log_begin(&r, LOG_INFO, "http.injected");
     log_str(&r, "queue_id", queue_id);
-    log_str(&r, "tenant", job->user);
-    if (m->campaign != NULL)
-        log_str(&r, "campaign", m->campaign);
-    log_str(&r, "from", job->sender);
+    log_str(&r, "tenant", o->job->user);
+    if (o->m->campaign != NULL)
+        log_str(&r, "campaign", o->m->campaign);
+    log_str(&r, "from", o->sender);
     log_strn(&r, "rcpts", rcpts.data, rcpts.len);
     log_int(&r, "size", (long long)size);
-    log_str(&r, "client", job->client);
+    log_str(&r, "client", o->job->client);
     log_end(&r);
     buf_free(&rcpts);
 }
@@ -111,19 +121,21 @@ static void log_injected(const struct inject_job *job, const struct inject_messa
 /* ---- one message ---- */
 
 /* The RCPT decision for each recipient, as a submission client authenticated as the token's user
- * would have it; the accepted ones go to job->rcpts. */
-static void message_recipients(struct inject_job *job, const struct inject_message *m)
+ * would have it; the accepted ones go to o->rcpts. */
+static void message_recipients(struct inject_one *o)
 {
+    const struct inject_job *job = o->job;
+    const struct inject_message *m = o->m;
     json_t *answers = json_array();
-    json_object_set_new(job->current, "recipients", answers);
-    job->rcpts = xcalloc(m->nrcpts, sizeof *job->rcpts);
+    json_object_set_new(o->answer, "recipients", answers);
+    o->rcpts = xcalloc(m->nrcpts, sizeof *o->rcpts);
     for (size_t i = 0; i < m->nrcpts; i++) {
         struct rcpt_facts f = {
             .cfg = job->cfg,
             .listener = &inject_listener,
             .auth_user = job->user,
             .smtputf8 = 1,
-            .nrcpts = job->nrcpts,
+            .nrcpts = o->nrcpts,
             .suppression = job->srv->suppression,
             .tenant = job->user,
             .now = time(NULL),
@@ -149,40 +161,39 @@ static void message_recipients(struct inject_job *job, const struct inject_messa
             continue;
         }
         if (r.rcpt.flags & SMTP_ADDR_UTF8)
-            job->flags |= SPOOL_ENV_SMTPUTF8;
-        job->rcpts[job->nrcpts++] = xstrdup(postmaster_redirect(job->cfg, r.addr));
+            o->flags |= SPOOL_ENV_SMTPUTF8;
+        o->rcpts[o->nrcpts++] = xstrdup(postmaster_redirect(job->cfg, r.addr));
     }
 }
 
 /* The client's part of the message: the campaign and header fields asked for, then the content
  * with bare LF made CRLF and a last line end added. Returns 0, or -1 after refusing it. */
-static int message_text(struct inject_job *job, const struct inject_message *m, struct buf *out)
+static int message_text(struct inject_one *o, struct buf *out)
 {
+    const struct inject_message *m = o->m;
     if (m->campaign != NULL)
         buf_printf(out, "X-Sluice-Campaign: %s\r\n", m->campaign);
     for (size_t i = 0; i < m->nfields; i++)
         buf_printf(out, "%s: %s\r\n", m->fields[i].name, m->fields[i].value);
-    size_t line = 0;
-    for (size_t i = 0; i < m->content_len; i++) {
-        char c = m->content[i];
-        if (c == '\n' && (i == 0 || m->content[i - 1] != '\r'))
-            buf_append(out, "\r", 1);
-        buf_append(out, &c, 1);
-        line = c == '\n' ? 0 : c == '\r' ? line : line + 1; /* CR LF ends a line */
-        if (line > 998) {
-            message_refuse(job, 500, "5.5.2", "builtin.line_length",
+    const char *p = m->content, *end = m->content + m->content_len;
+    while (p < end) {
+        const char *lf = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = lf != NULL ? lf : end;
+        size_t len = (size_t)(eol - p) - (eol > p && eol[-1] == '\r'); /* the line without CR */
+        if (len > 998) {
+            message_refuse(o, 500, "5.5.2", "builtin.line_length",
                            "message line longer than 1000 octets (RFC 5321 4.5.3.1.6)");
             return -1;
         }
-        if ((unsigned char)c >= 0x80)
-            job->flags |= SPOOL_ENV_8BITMIME;
-    }
-    if (out->data[out->len - 1] == '\r')
-        buf_append(out, "\n", 1);
-    else if (out->data[out->len - 1] != '\n')
+        for (size_t i = 0; i < len && !(o->flags & SPOOL_ENV_8BITMIME); i++)
+            if ((unsigned char)p[i] >= 0x80)
+                o->flags |= SPOOL_ENV_8BITMIME;
+        buf_append(out, p, len);
         buf_append(out, "\r\n", 2);
-    if (out->len > job->cfg->limits.max_message_size) {
-        message_refuse(job, 552, "5.3.4", "limits.max_message_size",
+        p = eol + (lf != NULL);
+    }
+    if (out->len > o->job->cfg->limits.max_message_size) {
+        message_refuse(o, 552, "5.3.4", "limits.max_message_size",
                        "Message size exceeds fixed limit");
         return -1;
     }
@@ -193,39 +204,41 @@ static void message_on_done(void *arg, const struct submit_outcome *out);
 
 /* The message goes to the spool the way SMTP's DATA does (mta/server/submit.h). Returns 1 when it
  * is on its way (message_on_done follows), 0 when it was refused at once. */
-static int message_store(struct inject_job *job, const struct buf *text)
+static int message_store(struct inject_one *o, const struct buf *text)
 {
     struct submit_message sm = {
-        .sender = job->sender,
-        .rcpts = (const char *const *)job->rcpts,
-        .nrcpts = job->nrcpts,
-        .auth_user = job->user,
-        .client = job->client,
+        .sender = o->sender,
+        .rcpts = (const char *const *)o->rcpts,
+        .nrcpts = o->nrcpts,
+        .auth_user = o->job->user,
+        .client = o->job->client,
         .listener = INJECT_LISTENER,
         .protocol = "HTTP",
-        .flags = job->flags,
+        .flags = o->flags,
         .text = text->data,
         .len = text->len,
     };
     struct policy_decision refused;
-    job->submit = submit_start(job->srv, job->cfg, &sm, message_on_done, job, &refused);
-    if (job->submit != NULL)
+    o->submit = submit_start(o->job->srv, o->job->cfg, &sm, message_on_done, o, &refused);
+    if (o->submit != NULL)
         return 1;
-    message_refuse(job, refused.code, refused.enhanced, refused.rule, "%s", refused.text);
+    message_refuse(o, refused.code, refused.enhanced, refused.rule, "%s", refused.text);
     return 0;
 }
 
-/* Everything before the spool, for message m: 1 when it is being stored, 0 when answered. */
-static int message_start(struct inject_job *job, const struct inject_message *m)
+/* Everything before the spool: 1 when the message is on its way there, 0 when answered. */
+static int message_start(struct inject_one *o)
 {
-    job->flags = 0;
+    const struct inject_job *job = o->job;
+    const struct inject_message *m = o->m;
+    o->answer = json_object();
     if (job->srv->stopping) {
-        message_refuse(job, 421, "4.3.2", NULL, "Service shutting down");
+        message_refuse(o, 421, "4.3.2", NULL, "Service shutting down");
         return 0;
     }
     if (m->tenant != NULL && strcmp(m->tenant, job->user) != 0) {
-        message_refuse(job, 550, "5.7.1", "http.tokens",
-                       "tenant \"%.64s\" is not this token's (%s)", m->tenant, job->user);
+        message_refuse(o, 550, "5.7.1", "http.tokens", "tenant \"%.64s\" is not this token's (%s)",
+                       m->tenant, job->user);
         return 0;
     }
     struct smtp_addr from;
@@ -236,64 +249,66 @@ static int message_start(struct inject_job *job, const struct inject_message *m)
                               &from, &why) < 0;
     buf_free(&path);
     if (bad) {
-        message_refuse(job, 501, "5.1.7", "builtin.address_syntax", "Bad sender address syntax: %s",
+        message_refuse(o, 501, "5.1.7", "builtin.address_syntax", "Bad sender address syntax: %s",
                        why);
         return 0;
     }
-    smtp_addr_format(&from, job->sender, sizeof job->sender);
+    smtp_addr_format(&from, o->sender, sizeof o->sender);
     if (from.flags & SMTP_ADDR_UTF8)
-        job->flags |= SPOOL_ENV_SMTPUTF8;
+        o->flags |= SPOOL_ENV_SMTPUTF8;
     struct buf text = BUF_INIT;
     int rc = 0;
-    if (message_text(job, m, &text) == 0) {
-        message_recipients(job, m);
-        if (job->nrcpts == 0)
-            message_refuse(job, 554, "5.5.1", NULL, "No valid recipients");
+    if (message_text(o, &text) == 0) {
+        message_recipients(o);
+        if (o->nrcpts == 0)
+            message_refuse(o, 554, "5.5.1", NULL, "No valid recipients");
         else
-            rc = message_store(job, &text);
+            rc = message_store(o, &text);
     }
     buf_free(&text);
     return rc;
 }
 
-/* What is left of the message in hand once it is answered. */
-static void message_end(struct inject_job *job)
+/* What is left of a message once it is answered. */
+static void message_end(struct inject_one *o)
 {
-    submit_free(job->submit);
-    job->submit = NULL;
-    for (size_t i = 0; i < job->nrcpts; i++)
-        free(job->rcpts[i]);
-    free(job->rcpts);
-    job->rcpts = NULL;
-    job->nrcpts = 0;
-    json_array_append_new(job->answers, job->current);
-    job->current = NULL;
-    job->next++;
+    submit_free(o->submit);
+    o->submit = NULL;
+    for (size_t i = 0; i < o->nrcpts; i++)
+        free(o->rcpts[i]);
+    free(o->rcpts);
+    o->rcpts = NULL;
+    o->nrcpts = 0;
 }
+
+static void inject_job_run(struct inject_job *job);
 
 /* The commit's outcome: the id once the message is durable (delivery has it), else the reply. */
 static void message_on_done(void *arg, const struct submit_outcome *out)
 {
-    struct inject_job *job = arg;
+    struct inject_one *o = arg;
     const struct policy_decision *d = out->d;
     if (d->verdict == POLICY_ACCEPT) {
-        snprintf(job->sender, sizeof job->sender, "%s", out->sender);
-        log_injected(job, &job->req.msgs[job->next], out->queue_id, out->size);
+        snprintf(o->sender, sizeof o->sender, "%s", out->sender);
+        log_injected(o, out->queue_id, out->size);
         mail_metrics_received(INJECT_LISTENER);
-        json_object_set_new(job->current, "id", json_string(out->queue_id));
+        json_object_set_new(o->answer, "id", json_string(out->queue_id));
     } else {
-        message_refuse(job, d->code, d->enhanced, d->rule, "%s", d->text);
+        message_refuse(o, d->code, d->enhanced, d->rule, "%s", d->text);
     }
-    message_end(job);
-    inject_job_run(job);
+    message_end(o);
+    o->job->in_flight--;
+    inject_job_run(o->job);
 }
 
 /* ---- the request ---- */
 
 static void inject_job_free(struct inject_job *job)
 {
+    for (size_t i = 0; i < job->req.nmsgs; i++)
+        json_decref(job->ones[i].answer);
+    free(job->ones);
     inject_request_free(&job->req);
-    json_decref(job->answers);
     config_unref(job->cfg);
     free(job);
 }
@@ -301,7 +316,7 @@ static void inject_job_free(struct inject_job *job)
 static void inject_job_on_gone(void *owner)
 {
     struct inject_job *job = owner;
-    job->later = NULL; /* the message in flight still finishes; no other starts */
+    job->later = NULL; /* the messages in flight still finish; no other starts */
 }
 
 /* A batch answers 200 with a result a message; a single message 200 with its own once it is
@@ -311,9 +326,12 @@ static void inject_job_answer(struct inject_job *job)
     struct http_answer answer = {200, "application/json", BUF_INIT, 1};
     json_t *doc;
     if (job->req.batch) {
-        doc = json_pack("{s:O}", "messages", job->answers);
+        json_t *list = json_array();
+        for (size_t i = 0; i < job->req.nmsgs; i++)
+            json_array_append(list, job->ones[i].answer);
+        doc = json_pack("{s:o}", "messages", list);
     } else {
-        doc = json_incref(json_array_get(job->answers, 0));
+        doc = json_incref(job->ones[0].answer);
         json_t *code = json_object_get(doc, "code");
         if (code != NULL)
             answer.status = json_integer_value(code) >= 500 ? 422 : 503;
@@ -325,19 +343,19 @@ static void inject_job_answer(struct inject_job *job)
     http_later_answer(job->later, &answer);
 }
 
-/* Injects the messages from job->next on, until one waits for its sinks or all are done. */
+/* Starts messages in order while fewer than INJECT_IN_FLIGHT are on their way; answers and frees
+ * the request once every message is answered (or the client has gone and none is in flight). */
 static void inject_job_run(struct inject_job *job)
 {
-    while (job->next < job->req.nmsgs) {
-        if (job->later == NULL) {
-            inject_job_free(job); /* nobody to answer: the rest are not injected */
-            return;
-        }
-        job->current = json_object();
-        if (message_start(job, &job->req.msgs[job->next]) == 1)
-            return;
-        message_end(job);
+    while (job->later != NULL && job->next < job->req.nmsgs && job->in_flight < INJECT_IN_FLIGHT) {
+        struct inject_one *o = &job->ones[job->next++];
+        if (message_start(o) == 1)
+            job->in_flight++;
+        else
+            message_end(o);
     }
+    if (job->in_flight > 0)
+        return;
     if (job->later != NULL)
         inject_job_answer(job);
     inject_job_free(job);
@@ -365,7 +383,9 @@ void api_inject(struct smtp_server *srv, const struct http_call *call, struct ht
     if (uv_ip_name(call->peer, job->client, sizeof job->client) != 0)
         snprintf(job->client, sizeof job->client, "unknown");
     job->later = call->later;
-    job->answers = json_array();
+    job->ones = xcalloc(job->req.nmsgs, sizeof *job->ones);
+    for (size_t i = 0; i < job->req.nmsgs; i++)
+        job->ones[i] = (struct inject_one){.job = job, .m = &job->req.msgs[i]};
     http_later_watch(call->later, inject_job_on_gone, job);
     answer->status = HTTP_ANSWER_LATER;
     inject_job_run(job);

@@ -4,8 +4,9 @@
  * token's user: the RCPT decision for each recipient (relay, suppression), the size limit, the
  * trace and campaign fields, DKIM signing, then the spool's commit through the same body sinks as
  * SMTP's DATA (mta/server/smtp_sinks.h). A message is answered with its queue id once it is
- * durable, each recipient with the SMTP reply it would have had. Messages of a request go one after
- * the other; the daemon owns the route (mta/daemon.c), the server the connection.
+ * durable, each recipient with the SMTP reply it would have had. A batch's messages start in order,
+ * a bounded number at a time so their commits share syncs; a client that leaves stops the ones not
+ * started. The daemon owns the route (mta/daemon.c), the server the connection.
  */
 #ifndef SLUICE_API_INJECT_H
 #define SLUICE_API_INJECT_H

@@ -11,6 +11,7 @@ import base64
 import http.client
 import json
 import re
+import socket
 
 import dkim
 
@@ -151,6 +152,37 @@ class Delivered(InjectCase):
         self.assertEqual({e["tenant"] for e in injected}, {"ops"})
         refused = d.events("http.inject_refused")
         self.assertIn(("x%y@dest.test", 550), [(e.get("address"), e["code"]) for e in refused])
+
+
+class Batches(InjectCase):
+    def test_more_messages_than_in_flight_and_a_client_that_leaves(self):
+        """40 messages (more than a request commits at once) each get their id, in order, and are
+        delivered; a client that closes its connection before the answer leaves the daemon
+        injecting for the next one."""
+        d = self.start_injecting(sign=False)
+        rcpts = ["r%02d@dest.test" % i for i in range(40)]
+        batch = {"messages": [{"sender": "alice@sender.test", "recipients": [r],
+                               "content": "Subject: %s\n\nbody of %s\n" % (r, r)}
+                              for r in rcpts]}
+        status, answer = inject(d, batch)
+        self.assertEqual(status, 200, answer)
+        ids = [m["id"] for m in answer["messages"]]
+        self.assertEqual(len(set(ids)), 40)
+        self.wait(lambda: len(self.peer.delivered_rcpts()) >= 40, 60, "40 delivered")
+        for rcpt, qid in zip(rcpts, ids):
+            data = self.delivered_to(rcpt)
+            self.assertIn(b"id " + qid.encode(), data)
+            self.assertTrue(data.endswith(b"\r\n\r\nbody of " + rcpt.encode() + b"\r\n"))
+        body = json.dumps(batch).encode()
+        with socket.create_connection(d.http_addr, timeout=5) as s:
+            s.sendall(b"POST /api/v1/inject HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                      + ACME_TOKEN.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                      + body)
+        status, answer = inject(d, {"sender": "a@sender.test", "recipients": ["last@dest.test"],
+                                    "content": CONTENT})
+        self.assertEqual(status, 200, answer)
+        self.delivered_to("last@dest.test")
+        self.assertIsNone(d.proc.poll())
 
 
 class BadRequests(InjectCase):
