@@ -24,6 +24,8 @@ static int take_string(json_t *o, const char *key, int required, const struct pl
 {
     json_t *v = json_object_get(o, key);
     *out = NULL;
+    if (len != NULL)
+        *len = 0;
     if (v == NULL)
         return required ? fail(err, at, key, "missing") : 0;
     if (!json_is_string(v))

@@ -154,6 +154,33 @@ class Delivered(InjectCase):
         self.assertIn(("x%y@dest.test", 550), [(e.get("address"), e["code"]) for e in refused])
 
 
+class Suppressed(InjectCase):
+    def test_tenant_list_refuses_and_drop_tenant_drops(self):
+        """The token's name is the tenant whose suppression list applies: acme's own entry is
+        refused with its SMTP reply; ops, a drop tenant, is told Ok and the recipient left out."""
+        d = self.start_injecting(sign=False, suppression={"enabled": True,
+                                                          "drop_tenants": ["ops"]})
+        for args in (("gone@dest.test", "--tenant", "acme"), ("all@dest.test",)):
+            res = d.cli("suppress", "add", *args)
+            self.assertEqual(res.returncode, 0, res.stderr.decode())
+        msg = {"sender": "alice@sender.test", "content": CONTENT}
+        status, answer = inject(d, dict(msg, recipients=["gone@dest.test", "ok@dest.test"]))
+        self.assertEqual(status, 200, answer)
+        gone, ok = answer["recipients"]
+        self.assertEqual((gone["code"], gone["enhanced"], ok["code"]), (550, "5.7.1", 250))
+        self.assertRegex(gone["text"], r"^recipient suppressed \(manual \d{4}-\d\d-\d\d\)$")
+        status, answer = inject(d, dict(msg, recipients=["all@dest.test", "ok2@dest.test"]),
+                                token=TOKEN)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual([r["code"] for r in answer["recipients"]], [250, 250])
+        self.delivered_to("ok@dest.test")
+        self.delivered_to("ok2@dest.test")
+        self.assertEqual(sorted(self.peer.delivered_rcpts()), ["ok2@dest.test", "ok@dest.test"])
+        refused = d.events("http.inject_refused")
+        self.assertEqual(sorted((e["tenant"], e["address"], e["code"]) for e in refused),
+                         [("acme", "gone@dest.test", 550), ("ops", "all@dest.test", 250)])
+
+
 class Batches(InjectCase):
     def test_more_messages_than_in_flight_and_a_client_that_leaves(self):
         """40 messages (more than a request commits at once) each get their id, in order, and are
