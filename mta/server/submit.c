@@ -56,9 +56,9 @@ static void received_field(const struct submit *s, const struct config *cfg,
     struct tm tm;
     localtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-    buf_printf(out, "Received: from %s ([%s])\r\n\tby %s (Sluice, listener %s) with %s id %s",
-               m->auth_user, m->client, cfg->server.hostname, m->listener, m->protocol,
-               s->queue_id);
+    buf_printf(out, "Received: from %s ([%s%s])\r\n\tby %s (Sluice, listener %s) with %s id %s",
+               m->auth_user, strchr(m->client, ':') != NULL ? "IPv6:" : "", m->client,
+               cfg->server.hostname, m->listener, m->protocol, s->queue_id);
     if (m->nrcpts == 1)
         buf_printf(out, "\r\n\tfor <%s>", m->rcpts[0]);
     buf_printf(out, ";\r\n\t%s\r\n", date);
