@@ -253,6 +253,15 @@ static const struct log_event log_event_table[] = {
      "msg",
      "A relayed message's header section was too big to hold (over 1 MB), so it went on without "
      "X-Sluice-Trace and Feedback-ID: a complaint about it cannot be matched."},
+    {"http.inject_refused", "info",
+     "tenant, client, address, code, text, rule",
+     "POST /api/v1/inject refused a recipient (`address`) or a whole message (no `address`) with "
+     "the SMTP reply `code` and `text` a submission listener would have given; `tenant` is the "
+     "token's user. A suppressed recipient whose tenant drops them shows with code 250."},
+    {"http.injected", "info",
+     "queue_id, tenant, campaign, from, rcpts, size, client",
+     "A message injected over HTTP (POST /api/v1/inject) is durable in the spool under `queue_id` "
+     "and was answered with that id; `tenant` is the token's user."},
     {"http.refused", "warn",
      "msg",
      "An HTTP connection was closed as it arrived: http.max_connections were open."},

@@ -24,6 +24,7 @@
 #include "mta/dkim/dkim_check.h"
 #include "mta/delivery/mail_metrics.h"
 #include "mta/http/admin_api.h"
+#include "mta/http/api_inject.h"
 #include "mta/http/http_server.h"
 #include "mta/http/prom.h"
 #include "mta/http/status.h"
@@ -576,6 +577,12 @@ static void route_on_reload(void *arg, const struct http_call *call, struct http
     buf_printf(&answer->body, "{\"result\":\"reload started: its outcome is logged\\n\"}\n");
 }
 
+/* POST /api/v1/inject: mail handed over whole, under submission policy (api_inject.h). */
+static void route_on_inject(void *arg, const struct http_call *call, struct http_answer *answer)
+{
+    api_inject(&((struct daemon *)arg)->srv, call, answer);
+}
+
 static const struct http_route daemon_http_routes[] = {
     {"GET", "/", HTTP_ACCESS_PAGE, route_on_page},
     {"GET", "/metrics", HTTP_ACCESS_METRICS, route_on_metrics},
@@ -585,6 +592,7 @@ static const struct http_route daemon_http_routes[] = {
     {"POST", "/api/v1/queue/resume", HTTP_ACCESS_TOKEN, route_on_resume},
     {"POST", "/api/v1/queue/retry", HTTP_ACCESS_TOKEN, route_on_retry},
     {"POST", "/api/v1/reload", HTTP_ACCESS_TOKEN, route_on_reload},
+    {"POST", "/api/v1/inject", HTTP_ACCESS_TOKEN, route_on_inject},
 };
 
 static const struct control_handlers daemon_control_handlers = {

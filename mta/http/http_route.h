@@ -8,6 +8,7 @@
 #define SLUICE_HTTP_ROUTE_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "lib/buf.h"
 
@@ -18,18 +19,30 @@ enum http_access {
                             a loopback address */
 };
 
-/* What a handler is given: the caller, and the parameters after '?'. */
+struct http_later;
+
+/* What a handler is given: the caller, the parameters after '?' and the request's body (valid
+ * until the handler returns). */
 struct http_call {
     const char *user; /* the token's user; NULL for a public /metrics */
     const char *query;
     size_t query_len;
+    const char *body;
+    size_t body_len;
+    const struct sockaddr *peer; /* the client's address */
+    struct http_later *later;    /* to answer after returning (HTTP_ANSWER_LATER) */
 };
 
-/* What it answers: status (200 unless it says otherwise), the body and its type. */
+/* A handler's status that says the answer comes later, through http_later_answer. */
+#define HTTP_ANSWER_LATER 0
+
+/* What it answers: status (200 unless it says otherwise), the body and its type. A status other
+ * than 200 sends {"error": body} unless json_error is set: then the body is sent as it is. */
 struct http_answer {
     int status;
     const char *content_type; /* static */
     struct buf body;
+    int json_error;
 };
 
 struct http_route {
@@ -38,6 +51,12 @@ struct http_route {
     enum http_access access;
     void (*handler)(void *arg, const struct http_call *call, struct http_answer *answer);
 };
+
+/* The client of a later answer has gone (its connection closed): on_gone(owner) runs once, and
+ * the answer is no longer to be given. */
+void http_later_watch(struct http_later *later, void (*on_gone)(void *owner), void *owner);
+/* Gives the answer a handler deferred (its body is freed); at most once, never after on_gone. */
+void http_later_answer(struct http_later *later, struct http_answer *answer);
 
 /* The route for method and path (the target up to '?'), or NULL with *status 404 (no such path)
  * or 405 (the path exists for other methods; *allow names them, static). */

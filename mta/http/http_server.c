@@ -71,6 +71,8 @@ static void respond(h2o_req_t *req, int status, const char *reason, const char *
 static const char *reason_of(int status)
 {
     switch (status) {
+    case 200:
+        return "OK";
     case 400:
         return "Bad Request";
     case 401:
@@ -81,6 +83,8 @@ static const char *reason_of(int status)
         return "Method Not Allowed";
     case 413:
         return "Payload Too Large";
+    case 422:
+        return "Unprocessable Content";
     case 431:
         return "Request Header Fields Too Large";
     case 503:
@@ -162,6 +166,44 @@ static void request_log(const h2o_req_t *req, int status, const char *user)
     log_end(&r);
 }
 
+/* ---- answers given later ---- */
+
+/* Lives in the request's memory: h2o disposes of it with the request, answered or not. */
+struct http_later {
+    h2o_req_t *req;
+    const char *user;
+    void (*on_gone)(void *owner);
+    void *owner;
+    int answered;
+};
+
+static void later_on_dispose(void *p)
+{
+    struct http_later *later = p;
+    if (!later->answered && later->on_gone != NULL)
+        later->on_gone(later->owner);
+}
+
+void http_later_watch(struct http_later *later, void (*on_gone)(void *owner), void *owner)
+{
+    later->on_gone = on_gone;
+    later->owner = owner;
+}
+
+void http_later_answer(struct http_later *later, struct http_answer *answer)
+{
+    h2o_req_t *req = later->req;
+    later->answered = 1;
+    const char *body = answer->body.data != NULL ? answer->body.data : "";
+    if (answer->status == 200 || answer->json_error)
+        respond(req, answer->status, reason_of(answer->status), answer->content_type, body,
+                answer->body.len);
+    else
+        respond_error(req, answer->status, answer->body.data);
+    request_log(req, answer->status, later->user);
+    buf_free(&answer->body);
+}
+
 static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct http_server *h = ((struct http_handler *)self)->h;
@@ -195,16 +237,17 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
         request_log(req, status, user);
         return 0;
     }
-    struct http_call call = {user, query, query_len};
-    struct http_answer answer = {200, "application/json", BUF_INIT};
+    struct http_later *later = h2o_mem_alloc_shared(&req->pool, sizeof *later, later_on_dispose);
+    *later = (struct http_later){.req = req, .user = user};
+    struct sockaddr_storage peer = {0};
+    req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
+    struct http_call call = {
+        user, query, query_len, req->entity.base, req->entity.len, (const struct sockaddr *)&peer,
+        later};
+    struct http_answer answer = {200, "application/json", BUF_INIT, 0};
     route->handler(h->arg, &call, &answer);
-    if (answer.status == 200)
-        respond(req, 200, "OK", answer.content_type, answer.body.data ? answer.body.data : "",
-                answer.body.len);
-    else
-        respond_error(req, answer.status, answer.body.data);
-    request_log(req, answer.status, user);
-    buf_free(&answer.body);
+    if (answer.status != HTTP_ANSWER_LATER)
+        http_later_answer(later, &answer);
     return 0;
 }
 

@@ -3,7 +3,8 @@
  * optionally over TLS) parses requests; this module listens on http.listen, caps connections,
  * sizes and time, authenticates every request with a bearer token (http_auth.h) and hands it to
  * the row of the route table (http_route.h) that matches. The daemon owns the server and gives it
- * the table; handlers answer at once from what the daemon keeps.
+ * the table; handlers answer at once from what the daemon keeps, or later (http_later_answer, for
+ * an injection waiting for its commit) without holding the loop.
  */
 #ifndef SLUICE_HTTP_SERVER_H
 #define SLUICE_HTTP_SERVER_H

@@ -25,6 +25,7 @@
 #include "mta/feedback/trace.h"
 #include "mta/feedback/trace_header.h"
 #include "mta/server/smtp_sinks.h"
+#include "mta/server/submit.h"
 #include "policy/dnsbl.h"
 #include "policy/rcpt_policy.h"
 #include "policy/relay.h"
@@ -734,14 +735,8 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
 static void tx_verp(struct smtp_session *s, struct spool_msg *msg, struct spool_envelope *env)
 {
     struct smtp_tx *tx = s->tx;
-    const struct config *cfg = s->cfg;
     char verp[SMTP_PATH_MAX + 1];
-    if (cfg->feedback.verp_domain == NULL || tx->sender[0] == '\0' || !tx_relay_authorized(s) ||
-        trace_verp_format(cfg->feedback.trace_keys, cfg->feedback.ntrace_keys, tx->queue_id,
-                          cfg->feedback.verp_domain, verp, sizeof verp) < 0)
-        return;
-    env->sender = verp;
-    if (spool_msg_set_envelope(msg, env) < 0)
+    if (!tx_relay_authorized(s) || !submit_verp(s->cfg, tx->queue_id, msg, env, verp, sizeof verp))
         return;
     free(tx->sender);
     tx->sender = xstrdup(verp);
