@@ -102,8 +102,10 @@ struct config_egress_pool {
 
 enum shaping_tls {
     SHAPING_TLS_OPPORTUNISTIC, /* STARTTLS when offered, certificate not checked (RFC 7435) */
-    SHAPING_TLS_REQUIRED,      /* never send in clear: no STARTTLS or a failed handshake defers */
+    SHAPING_TLS_REQUIRED,      /* STARTTLS with a certificate valid for the MX host, else defer */
     SHAPING_TLS_NONE,          /* never STARTTLS */
+    SHAPING_TLS_DANE,          /* DANE (RFC 7672) where TLSA records exist, else as mta-sts */
+    SHAPING_TLS_MTA_STS,       /* the receiver's MTA-STS policy (RFC 8461), else opportunistic */
 };
 
 /* A rate such as "6/s": count per period_ms; count 0 is "none" (unlimited). Same layout as
@@ -289,6 +291,7 @@ struct config {
     struct {
         char *certificate; /* NULL: no TLS offered */
         char *key;
+        char *ca_file; /* CAs outbound certificate checks trust; NULL: the system store */
         struct config_pos certificate_pos, key_pos;
     } tls;
 

@@ -440,6 +440,13 @@ static const struct log_event log_event_table[] = {
      "session, tenant, address, listed, source, added, action",
      "RCPT of relayed mail named a suppressed recipient: `listed` is tenant or global, `source` and "
      "`added` (a date) are the entry's, `action` reject (550 5.7.1) or drop (250, left out)."},
+    {"tls_policy.failure", "warn",
+     "session, mx, source, testing, reason",
+     "A connection to an MX host did not meet its outbound TLS policy (`source`: `shaping` for "
+     "`tls: required`, `mta-sts` for the destination's MTA-STS policy): no STARTTLS, or a "
+     "certificate that is expired, self-signed, from an untrusted CA or not for the MX name "
+     "(`reason`). With `testing` false the attempt defers (451 4.7.x) and the next MX host is "
+     "tried; with `testing` true (MTA-STS `mode: testing`) the mail is delivered anyway."},
     {"webhook.backlog_error", "error",
      "url, msg",
      "A webhook endpoint's backlog in the spool could not be opened, written or moved on: `msg` "

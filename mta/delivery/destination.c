@@ -570,7 +570,7 @@ static void conn_connect_next(struct conn *c)
             .src =
                 c->slot->src.ss_family != AF_UNSPEC ? (const struct sockaddr *)&c->slot->src : NULL,
             .ehlo = c->slot->ehlo,
-            .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
+            .tls = tls_policy_for_mode(c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls),
             .chunking = d->shaping->chunking,
             .tls_ctx = d->env->tls_ctx,
             .timeouts = {.connect = d->shaping->connect_timeout_ms,
@@ -753,8 +753,8 @@ static void conn_next_job(struct conn *c)
  * address is tried once more without STARTTLS (never with tls: required). */
 static int conn_retry_in_clear(struct conn *c, const struct smtp_client_outcome *o)
 {
-    if (c->in_clear || c->dest->shaping->tls != SHAPING_TLS_OPPORTUNISTIC || o->stage == NULL ||
-        strcmp(o->stage, "STARTTLS") != 0 || c->addr == 0)
+    if (c->in_clear || tls_policy_for_mode(c->dest->shaping->tls).level != TLS_POLICY_MAY ||
+        o->stage == NULL || strcmp(o->stage, "STARTTLS") != 0 || c->addr == 0)
         return 0;
     c->in_clear = 1;
     c->addr--; /* conn_connect_next takes the same address again */

@@ -95,7 +95,7 @@ struct smtp_client {
     struct sockaddr_storage dst;
     char *mx_name, *ehlo;
     char addr_text[INET6_ADDRSTRLEN];
-    enum shaping_tls tls;
+    struct tls_policy tls;
     SSL_CTX *tls_ctx;
     int chunking; /* BDAT when offered (params->chunking) */
     struct smtp_client_timeouts timeouts;
@@ -447,16 +447,29 @@ static void client_ready(struct smtp_client *c)
     }
 }
 
+/* The TLS policy is not met (reason): the session ends with 451 `enhanced` when the policy is
+ * enforced (returns 1); otherwise it is only logged (returns 0). */
+static int client_tls_unmet(struct smtp_client *c, const char *enhanced, const char *reason)
+{
+    tls_policy_log_failure(&c->tls, c->session_id, c->mx_name, reason);
+    if (!tls_policy_enforced(&c->tls))
+        return 0;
+    client_end(c, "STARTTLS", 451, enhanced, 0, 1, "%s", reason);
+    return 1;
+}
+
 /* After EHLO or HELO: STARTTLS when offered and wanted, else ready (unless TLS is required). */
 static void client_after_hello(struct smtp_client *c)
 {
-    if (c->tls_version == NULL && c->tls != SHAPING_TLS_NONE && c->tls_ctx != NULL &&
-        (c->caps.ext & SMTP_EXT_STARTTLS))
+    char why[300];
+    if (c->tls_version == NULL && c->tls.level != TLS_POLICY_NONE && c->tls_ctx != NULL &&
+        (c->caps.ext & SMTP_EXT_STARTTLS)) {
         enter_state(c, CS_STARTTLS);
-    else if (c->tls_version == NULL && c->tls == SHAPING_TLS_REQUIRED)
-        client_end(c, "STARTTLS", 451, "4.7.10", 0, 1,
-                   "TLS is required but %s does not offer STARTTLS", c->mx_name);
-    else
+        return;
+    }
+    snprintf(why, sizeof why, "TLS is required but %s does not offer STARTTLS", c->mx_name);
+    if (c->tls_version != NULL || c->tls.level != TLS_POLICY_VERIFY ||
+        !client_tls_unmet(c, "4.7.10", why))
         client_ready(c);
 }
 
@@ -489,12 +502,11 @@ static void starttls_enter(struct smtp_client *c)
 
 static void starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
+    char why[300];
+    snprintf(why, sizeof why, "TLS is required but %s refused STARTTLS (%d)", c->mx_name, r->code);
     if (r->code == 220)
         enter_state(c, CS_TLS_HANDSHAKE);
-    else if (c->tls == SHAPING_TLS_REQUIRED)
-        client_end(c, "STARTTLS", 451, "4.7.10", 0, 1,
-                   "TLS is required but %s refused STARTTLS (%d)", c->mx_name, r->code);
-    else
+    else if (c->tls.level != TLS_POLICY_VERIFY || !client_tls_unmet(c, "4.7.10", why))
         client_ready(c); /* RFC 3207 §4.1: carry on in clear */
 }
 
@@ -508,12 +520,31 @@ static const char *client_sni(const struct smtp_client *c)
     return n;
 }
 
+/* After the handshake: 1 when the certificate meets the policy (or a failure is only logged). */
+static int client_tls_checked(struct smtp_client *c)
+{
+    struct buf why = BUF_INIT;
+    int ok = tls_policy_ssl_check(&c->tls, c->stream.ssl, &why) == 0;
+    if (!ok) {
+        char reason[400];
+        snprintf(reason, sizeof reason, "TLS with %s: %s", c->mx_name, why.data);
+        ok = !client_tls_unmet(c, "4.7.5", reason);
+    }
+    buf_free(&why);
+    return ok;
+}
+
 static void handshake_enter(struct smtp_client *c)
 {
     int rc = stream_tls_client(&c->stream, c->tls_ctx, client_sni(c));
+    struct buf err = BUF_INIT;
     if (rc < 0)
         client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
                    uv_strerror(rc));
+    else if (tls_policy_ssl_prepare(&c->tls, c->stream.ssl, c->mx_name, &err) < 0)
+        client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
+                   err.data);
+    buf_free(&err);
 }
 
 /* ---- transactions ---- */
@@ -829,7 +860,8 @@ static void client_on_stream(struct stream *s, enum stream_event ev, int status,
             return;
         }
         c->tls_version = stream_tls_version(&c->stream);
-        enter_state(c, CS_EHLO); /* RFC 3207 §4.2: forget everything learnt in clear */
+        if (client_tls_checked(c))
+            enter_state(c, CS_EHLO); /* RFC 3207 §4.2: forget everything learnt in clear */
         return;
     case STREAM_DRAINED:
         if (c->state == CS_BODY) {
