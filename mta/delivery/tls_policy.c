@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "mta/delivery/mta_sts_policy.h"
 
 struct tls_policy tls_policy_for_mode(enum shaping_tls mode)
 {
@@ -17,6 +18,20 @@ struct tls_policy tls_policy_for_mode(enum shaping_tls mode)
         p.level = TLS_POLICY_NONE;
     else if (mode == SHAPING_TLS_REQUIRED)
         p.level = TLS_POLICY_VERIFY;
+    return p;
+}
+
+struct tls_policy tls_policy_for_mx(enum shaping_tls mode, const struct mta_sts_policy *sts,
+                                    const char *mx)
+{
+    if (sts == NULL || (mode != SHAPING_TLS_MTA_STS && mode != SHAPING_TLS_DANE))
+        return tls_policy_for_mode(mode);
+    struct tls_policy p = {.level = TLS_POLICY_MAY, .source = "mta-sts"};
+    if (sts->mode == MTA_STS_MODE_NONE)
+        return p;
+    p.level = TLS_POLICY_VERIFY;
+    p.testing = sts->mode == MTA_STS_MODE_TESTING;
+    p.mx_mismatch = !mta_sts_mx_match(sts, mx);
     return p;
 }
 

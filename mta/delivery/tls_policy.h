@@ -29,12 +29,25 @@ struct tls_policy {
     int testing;
     /* Why this level, for log lines: "shaping" or "mta-sts"; static. */
     const char *source;
+    /* MTA-STS: the MX host matches none of the policy's mx: patterns. With enforce the host must
+     * not be tried (RFC 8461 §5.1); with testing the caller logs it and goes on. */
+    int mx_mismatch;
 };
 
 /* The policy for a shaping rule's `tls:` mode when the receiver publishes nothing (or its
  * policy has not been looked up): none → NONE, opportunistic → MAY, required → VERIFY; dane and
  * mta-sts fall back to MAY (RFC 8461 §5: without a policy, TLS stays opportunistic). */
 struct tls_policy tls_policy_for_mode(enum shaping_tls mode);
+
+struct mta_sts_policy;
+
+/* The policy for MX host `mx` of a destination whose shaping mode is `mode` and whose receiver
+ * publishes the MTA-STS policy sts (mta/delivery/mta_sts_policy.h; NULL: none known). sts counts
+ * only with mode mta-sts or dane (until DANE finds TLSA records): enforce → VERIFY, testing →
+ * VERIFY with testing set, none → MAY, each with source "mta-sts" and mx_mismatch set when mx
+ * matches no pattern. Otherwise as tls_policy_for_mode. */
+struct tls_policy tls_policy_for_mx(enum shaping_tls mode, const struct mta_sts_policy *sts,
+                                    const char *mx);
 
 /* 1 when a failure to meet p defers the attempt (VERIFY, not testing). */
 int tls_policy_enforced(const struct tls_policy *p);

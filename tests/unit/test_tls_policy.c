@@ -8,6 +8,7 @@
 
 #include "lib/config.h"
 #include "lib/tls.h"
+#include "mta/delivery/mta_sts_policy.h"
 #include "mta/delivery/tls_policy.h"
 #include "tests/unit/check.h"
 
@@ -78,6 +79,49 @@ static void test_enforced(void)
     CHECK_INT_EQ(tls_policy_enforced(&p), 0);
 }
 
+/* With mode mta-sts (or dane), the receiver's MTA-STS policy decides; other modes ignore it. */
+static void test_for_mx(void)
+{
+    struct mta_sts_policy sts;
+    struct buf err = BUF_INIT;
+    const char *t = "version: STSv1\nmode: enforce\nmx: *.example.net\nmax_age: 60\n";
+    CHECK_INT_EQ(mta_sts_policy_parse(t, strlen(t), &sts, &err), 0);
+
+    struct tls_policy p = tls_policy_for_mx(SHAPING_TLS_MTA_STS, &sts, "mx1.example.net.");
+    CHECK_INT_EQ(p.level, TLS_POLICY_VERIFY);
+    CHECK_INT_EQ(p.testing, 0);
+    CHECK_INT_EQ(p.mx_mismatch, 0);
+    CHECK_STR_EQ(p.source, "mta-sts");
+    CHECK_INT_EQ(tls_policy_enforced(&p), 1);
+    p = tls_policy_for_mx(SHAPING_TLS_DANE, &sts, "mx.elsewhere.test");
+    CHECK_INT_EQ(p.level, TLS_POLICY_VERIFY);
+    CHECK_INT_EQ(p.mx_mismatch, 1);
+
+    sts.mode = MTA_STS_MODE_TESTING;
+    p = tls_policy_for_mx(SHAPING_TLS_MTA_STS, &sts, "mx.elsewhere.test");
+    CHECK_INT_EQ(p.level, TLS_POLICY_VERIFY);
+    CHECK_INT_EQ(p.testing, 1);
+    CHECK_INT_EQ(p.mx_mismatch, 1);
+    CHECK_INT_EQ(tls_policy_enforced(&p), 0);
+
+    sts.mode = MTA_STS_MODE_NONE;
+    p = tls_policy_for_mx(SHAPING_TLS_MTA_STS, &sts, "mx.elsewhere.test");
+    CHECK_INT_EQ(p.level, TLS_POLICY_MAY);
+    CHECK_INT_EQ(p.mx_mismatch, 0);
+
+    /* Other modes: the shaping rule alone. */
+    sts.mode = MTA_STS_MODE_ENFORCE;
+    p = tls_policy_for_mx(SHAPING_TLS_OPPORTUNISTIC, &sts, "mx.elsewhere.test");
+    CHECK_INT_EQ(p.level, TLS_POLICY_MAY);
+    CHECK_STR_EQ(p.source, "shaping");
+    p = tls_policy_for_mx(SHAPING_TLS_NONE, &sts, "mx1.example.net");
+    CHECK_INT_EQ(p.level, TLS_POLICY_NONE);
+    p = tls_policy_for_mx(SHAPING_TLS_MTA_STS, NULL, "mx1.example.net");
+    CHECK_INT_EQ(p.level, TLS_POLICY_MAY);
+    mta_sts_policy_free(&sts);
+    buf_free(&err);
+}
+
 /* The name checked is the MX host's without its trailing dot; nothing is checked at MAY. */
 static void test_ssl_prepare_and_check(SSL_CTX *ctx)
 {
@@ -124,6 +168,7 @@ int main(void)
     test_modes();
     test_bad_mode_and_ca_file();
     test_enforced();
+    test_for_mx();
     struct buf err = BUF_INIT;
     SSL_CTX *ctx = tls_client_ctx_new(&err);
     CHECK(ctx != NULL);
