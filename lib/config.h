@@ -295,6 +295,12 @@ struct config {
         struct config_pos certificate_pos, key_pos;
     } tls;
 
+    /* MTA-STS policies of the domains mail goes to (mta/delivery/mta_sts.h). */
+    struct {
+        uint64_t recheck_ms;       /* a cached policy's TXT record is checked this often */
+        uint64_t fetch_timeout_ms; /* one HTTPS fetch of a policy, connection included */
+    } mta_sts;
+
     struct config_listener *listeners;
     size_t nlisteners;
 

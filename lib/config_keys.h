@@ -124,6 +124,17 @@ static const struct config_key config_keys[] = {
      .doc = "PEM file of the CA certificates that outbound certificate checks (tls: required, "
             "MTA-STS) trust. Unset: the system's store."},
 
+    {.name = "mta_sts", KEY_SECTION,
+     .doc = "How MTA-STS policies (RFC 8461) of destinations with shaping tls: mta-sts are "
+            "looked up."},
+    {.name = "mta_sts.recheck", .type = CONFIG_DURATION, .def = "5m", .min = KEY_SECOND,
+     .max = KEY_DAY, KEY_AT(mta_sts.recheck_ms),
+     .doc = "How often the _mta-sts TXT record of a domain with a cached policy is checked "
+            "again; a new id fetches the policy anew."},
+    {.name = "mta_sts.fetch_timeout", .type = CONFIG_DURATION, .def = "10s", .min = 100,
+     .max = 60 * KEY_SECOND, KEY_AT(mta_sts.fetch_timeout_ms),
+     .doc = "How long one HTTPS fetch of a policy may take, connection included."},
+
     {.name = "listeners", .type = CONFIG_LISTENERS,
      .def = "[{name: default, address: \"127.0.0.1:2525\", role: submission}]",
      .doc = "Where SMTP connections are accepted: a list of listeners with the keys below."},

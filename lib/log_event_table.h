@@ -246,6 +246,21 @@ static const struct log_event log_event_table[] = {
      "name, msg",
      "A record was logged under an event name this table does not have (a bug in Sluice). Written "
      "once per name, whatever `server.log.level` says."},
+    {"mta_sts.fetch_failed", "warn",
+     "domain, id, mode, max_age, reason",
+     "The MTA-STS policy of `domain` could not be had: a malformed or duplicate `_mta-sts` TXT "
+     "record, no address for mta-sts.`domain`, an HTTPS failure (certificate, timeout, a status "
+     "other than 200, a body over 64 KB) or a policy that does not parse (`reason`). A cached "
+     "policy that has not expired (its `id`, `mode` and `max_age` shown) is still used; without "
+     "one, mail goes as with `tls: opportunistic`."},
+    {"mta_sts.policy", "info",
+     "domain, id, mode, max_age, reason",
+     "Sluice has the MTA-STS policy of `domain`: `fetched` over HTTPS (a new domain, or its TXT "
+     "record's `id` changed), or `read back from the spool` at start."},
+    {"mta_sts.save_failed", "error",
+     "msg",
+     "A fetched MTA-STS policy could not be written to the spool (`<spool>/mta-sts/`); it is "
+     "used from memory, but a restart fetches it again."},
     {"panic", "error",
      "msg",
      "A broken invariant: the daemon aborts."},

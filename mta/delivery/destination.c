@@ -550,6 +550,22 @@ static void conn_give_up(struct conn *c)
     conn_finish_job(c, &o);
 }
 
+/* RFC 8461 §5.1: an MX host the domain's MTA-STS policy does not list is logged, and with
+ * `mode: enforce` not tried (returns 1, the host skipped). */
+static int conn_skip_host(struct conn *c, const struct tls_policy *tls, const char *host)
+{
+    char why[300];
+    snprintf(why, sizeof why, "MX host %s is not in the domain's MTA-STS policy", host);
+    tls_policy_log_failure(tls, c->id, host, why);
+    if (!tls_policy_enforced(tls))
+        return 0;
+    struct smtp_client_outcome o = {
+        .code = 451, .enhanced = "4.7.5", .stage = "connect", .text = why};
+    conn_remember_failure(c, &o);
+    c->host++;
+    return 1;
+}
+
 static void conn_connect_next(struct conn *c)
 {
     struct dest *d = c->dest;
@@ -560,6 +576,9 @@ static void conn_connect_next(struct conn *c)
             c->addr = 0;
             continue;
         }
+        struct tls_policy tls = tls_policy_for_mx(d->shaping->tls, c->mx->sts, h->name);
+        if (c->addr == 0 && tls.mx_mismatch && conn_skip_host(c, &tls, h->name))
+            continue;
         const struct sockaddr_storage *dst = &h->addrs[c->addr++];
         /* An egress address of one family cannot reach a host of the other. */
         if (c->slot->src.ss_family != AF_UNSPEC && c->slot->src.ss_family != dst->ss_family)
@@ -570,7 +589,7 @@ static void conn_connect_next(struct conn *c)
             .src =
                 c->slot->src.ss_family != AF_UNSPEC ? (const struct sockaddr *)&c->slot->src : NULL,
             .ehlo = c->slot->ehlo,
-            .tls = tls_policy_for_mode(c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls),
+            .tls = c->in_clear ? tls_policy_for_mode(SHAPING_TLS_NONE) : tls,
             .chunking = d->shaping->chunking,
             .tls_ctx = d->env->tls_ctx,
             .timeouts = {.connect = d->shaping->connect_timeout_ms,
@@ -753,8 +772,9 @@ static void conn_next_job(struct conn *c)
  * address is tried once more without STARTTLS (never with tls: required). */
 static int conn_retry_in_clear(struct conn *c, const struct smtp_client_outcome *o)
 {
-    if (c->in_clear || tls_policy_for_mode(c->dest->shaping->tls).level != TLS_POLICY_MAY ||
-        o->stage == NULL || strcmp(o->stage, "STARTTLS") != 0 || c->addr == 0)
+    struct tls_policy tls = tls_policy_for_mx(c->dest->shaping->tls, c->mx->sts, c->mx_name);
+    if (c->in_clear || (tls.level != TLS_POLICY_MAY && !tls.testing) || o->stage == NULL ||
+        strcmp(o->stage, "STARTTLS") != 0 || c->addr == 0)
         return 0;
     c->in_clear = 1;
     c->addr--; /* conn_connect_next takes the same address again */

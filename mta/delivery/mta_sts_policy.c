@@ -210,6 +210,14 @@ void mta_sts_policy_free(struct mta_sts_policy *p)
     memset(p, 0, sizeof *p);
 }
 
+void mta_sts_policy_copy(struct mta_sts_policy *dst, const struct mta_sts_policy *src)
+{
+    *dst = *src;
+    dst->mx = src->nmx > 0 ? xmalloc(src->nmx * sizeof *dst->mx) : NULL;
+    for (size_t i = 0; i < src->nmx; i++)
+        dst->mx[i] = xstrdup(src->mx[i]);
+}
+
 int mta_sts_mx_match(const struct mta_sts_policy *p, const char *host)
 {
     size_t hlen = strlen(host);

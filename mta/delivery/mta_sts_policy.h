@@ -37,6 +37,8 @@ int mta_sts_record_parse(const char *txt, size_t len, char id[MTA_STS_ID_MAX + 1
  * none, a bad pattern, or more than MTA_STS_POLICY_MAX bytes or MTA_STS_MX_MAX patterns. */
 int mta_sts_policy_parse(const char *text, size_t len, struct mta_sts_policy *p, struct buf *err);
 void mta_sts_policy_free(struct mta_sts_policy *p);
+/* *dst becomes a copy of src that owns its own patterns. */
+void mta_sts_policy_copy(struct mta_sts_policy *dst, const struct mta_sts_policy *src);
 
 /* 1 when host (any case, a trailing dot ignored) matches one of p's patterns: exactly, or, for
  * "*.example.net", as one label followed by ".example.net" (§4.1: the wildcard covers the leftmost
