@@ -252,6 +252,11 @@ struct job *dest_take_job(struct dest *d, const struct conn *c)
         int fits = c == NULL || job->mx == c->mx;
         for (size_t i = 0; !fits && i < job->mx->nhosts; i++)
             fits = strcmp(job->mx->hosts[i].name, c->mx_name) == 0;
+        /* Mail of another domain rides on the session only if it meets that domain's policy. */
+        if (fits && c != NULL && job->mx != c->mx) {
+            struct tls_policy want = tls_policy_for_mx(d->shaping->tls, job->mx->sts, c->mx_name);
+            fits = tls_policy_covers(&c->tls, &want);
+        }
         if (!fits)
             continue;
         *link = job->next;
@@ -600,6 +605,7 @@ static void conn_connect_next(struct conn *c)
         };
         struct buf why = BUF_INIT;
         c->mx_name = h->name;
+        c->tls = p.tls;
         c->state = CONN_CONNECTING;
         c->msgs = c->rcpts = 0;
         c->client = smtp_client_open(d->env->loop, &p, conn_on_client, c, &why);
@@ -744,7 +750,8 @@ static void conn_assign(struct conn *c, struct job *job)
 }
 
 /* After a transaction: the next job on the same connection, within the limits; none queued, the
- * connection waits idle for one (shaping idle_timeout); otherwise QUIT. */
+ * connection waits idle for one (shaping idle_timeout); otherwise QUIT (also when the jobs queued
+ * cannot ride on it, another host's or another TLS policy's, and it holds their place). */
 static void conn_next_job(struct conn *c)
 {
     struct dest *d = c->dest;
@@ -762,7 +769,8 @@ static void conn_next_job(struct conn *c)
         job = dest_take_job(d, c);
     if (job != NULL)
         conn_assign(c, job);
-    else if (more && sh->idle_timeout_ms > 0 && smtp_client_is_idle(c->client))
+    else if (more && sh->idle_timeout_ms > 0 && smtp_client_is_idle(c->client) &&
+             (d->queue == NULL || sl->active < sl->cap))
         c->state = CONN_IDLE;
     else
         conn_quit(c);

@@ -40,6 +40,11 @@ int tls_policy_enforced(const struct tls_policy *p)
     return p->level == TLS_POLICY_VERIFY && !p->testing;
 }
 
+int tls_policy_covers(const struct tls_policy *have, const struct tls_policy *want)
+{
+    return !tls_policy_enforced(want) || (!want->mx_mismatch && tls_policy_enforced(have));
+}
+
 void tls_policy_log_failure(const struct tls_policy *p, uint64_t session, const char *mx,
                             const char *reason)
 {

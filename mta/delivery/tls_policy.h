@@ -52,6 +52,10 @@ struct tls_policy tls_policy_for_mx(enum shaping_tls mode, const struct mta_sts_
 /* 1 when a failure to meet p defers the attempt (VERIFY, not testing). */
 int tls_policy_enforced(const struct tls_policy *p);
 
+/* 1 when a session that got through under policy `have` also meets `want` (mail that wants it
+ * may ride on it): want is not enforced, or it is, lists the host, and have enforced it too. */
+int tls_policy_covers(const struct tls_policy *have, const struct tls_policy *want);
+
 /* Logs tls_policy.failure: connection `session` to `mx` did not meet p (reason), and whether the
  * mail goes anyway (testing). */
 void tls_policy_log_failure(const struct tls_policy *p, uint64_t session, const char *mx,

@@ -18,7 +18,7 @@ import tempfile
 import threading
 
 from harness import main
-from mailnet import MailNetCase, random_loopback, send
+from mailnet import EGRESS, MailNetCase, random_loopback, send
 from pki import TestCA
 
 SENDER = "sts@sender.test"
@@ -99,10 +99,10 @@ class MtaSts(MailNetCase):
             self.net.dns.host("mta-sts." + domain, self.https.address)
             self.https.policies["mta-sts." + domain] = text
 
-    def start(self, tls="mta-sts", recheck="5m", **shaping):
+    def start(self, tls="mta-sts", recheck="5m", rules=(), egress=EGRESS, **shaping):
         if self.net.port is None:
             self.net.start()
-        cfg = self.net.sluice_config(tls=tls, **shaping)
+        cfg = self.net.sluice_config(rules=rules, egress=egress, tls=tls, **shaping)
         cfg["tls"] = {"ca_file": self.ca.path}
         cfg["mta_sts"] = {"recheck": recheck}
         self.d = self.start_sluice(config=cfg)
@@ -216,6 +216,25 @@ class MtaSts(MailNetCase):
         send(self.d, SENDER, ["new@r.test"])
         self.wait(lambda: "new@r.test" in mx1.delivered_rcpts(), 20, "delivered at mx1 now")
         self.assertEqual(len(self.https.requests), 2, "one fetch per id")
+
+    def test_no_ride_on_a_session_that_does_not_meet_the_policy(self):
+        # One provider (a shaping rule by MX pattern) hosts both domains, so their mail shares
+        # connections: one at a time from one address, so strict.test's mail could only ride on
+        # open.test's session; it must not, the certificate being unverified.
+        mx = self.peer("mx.shared.test", cert_name="elsewhere.test")
+        self.net.mx("open.test", mx, 10)
+        self.net.mx("strict.test", mx, 10)
+        self.publish({"strict.test": ("1", policy("enforce", "mx.shared.test"))})
+        rule = {"match": {"mx": "*.shared.test"}, "idle_timeout": "20s", "connections": 1}
+        self.start(rules=[rule], egress=EGRESS[:1])
+        send(self.d, SENDER, ["a@open.test", "b@strict.test"])
+        self.wait(lambda: mx.delivered(), 20, "open.test delivered")
+        self.d.wait_event("delivery.deferred", rcpt="b@strict.test")
+        self.assertEqual(mx.delivered_rcpts(), ["a@open.test"])
+        send(self.d, SENDER, ["c@open.test", "d@strict.test"])
+        self.wait(lambda: "c@open.test" in mx.delivered_rcpts(), 20, "open.test again")
+        self.d.wait_event("delivery.deferred", rcpt="d@strict.test")
+        self.assertEqual(sorted(mx.delivered_rcpts()), ["a@open.test", "c@open.test"])
 
     def test_no_policy_is_opportunistic(self):
         mx = self.peer("mx.plain.test", self_signed=True)

@@ -118,6 +118,21 @@ static void test_for_mx(void)
     CHECK_INT_EQ(p.level, TLS_POLICY_NONE);
     p = tls_policy_for_mx(SHAPING_TLS_MTA_STS, NULL, "mx1.example.net");
     CHECK_INT_EQ(p.level, TLS_POLICY_MAY);
+
+    /* Which sessions mail under another policy may ride on. */
+    struct tls_policy enforce = tls_policy_for_mx(SHAPING_TLS_MTA_STS, &sts, "mx1.example.net");
+    struct tls_policy unlisted = tls_policy_for_mx(SHAPING_TLS_MTA_STS, &sts, "mx.other.test");
+    struct tls_policy may = tls_policy_for_mode(SHAPING_TLS_OPPORTUNISTIC);
+    struct tls_policy required = tls_policy_for_mode(SHAPING_TLS_REQUIRED);
+    struct tls_policy testing = enforce;
+    testing.testing = 1;
+    CHECK_INT_EQ(tls_policy_covers(&may, &may), 1);
+    CHECK_INT_EQ(tls_policy_covers(&may, &testing), 1);
+    CHECK_INT_EQ(tls_policy_covers(&enforce, &may), 1);
+    CHECK_INT_EQ(tls_policy_covers(&may, &enforce), 0);
+    CHECK_INT_EQ(tls_policy_covers(&testing, &enforce), 0);
+    CHECK_INT_EQ(tls_policy_covers(&required, &enforce), 1);
+    CHECK_INT_EQ(tls_policy_covers(&enforce, &unlisted), 0);
     mta_sts_policy_free(&sts);
     buf_free(&err);
 }
