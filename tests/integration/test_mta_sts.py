@@ -8,7 +8,9 @@ are peers (mailnet.py) with good, expired, wrong-name and self-signed certificat
 With `tls: mta-sts`: `mode: enforce` defers at every host whose certificate is not valid for its
 name and at hosts outside the policy's `mx:` patterns, and delivers at the next MX host that is
 right; `mode: testing` delivers and logs; after a restart with the HTTPS server down, the policy
-saved in the spool still holds.
+saved in the spool still holds; a new TXT id fetches the new policy; mail under an enforced policy
+does not ride on a session that does not meet it; a policy host that never answers costs at most
+mta_sts.fetch_timeout (then opportunistic) and does not hold up a stop.
 """
 import http.server
 import shutil
@@ -16,6 +18,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 
 from harness import main
 from mailnet import EGRESS, MailNetCase, random_loopback, send
@@ -99,12 +102,13 @@ class MtaSts(MailNetCase):
             self.net.dns.host("mta-sts." + domain, self.https.address)
             self.https.policies["mta-sts." + domain] = text
 
-    def start(self, tls="mta-sts", recheck="5m", rules=(), egress=EGRESS, **shaping):
+    def start(self, tls="mta-sts", recheck="5m", rules=(), egress=EGRESS, fetch_timeout="10s",
+              **shaping):
         if self.net.port is None:
             self.net.start()
         cfg = self.net.sluice_config(rules=rules, egress=egress, tls=tls, **shaping)
         cfg["tls"] = {"ca_file": self.ca.path}
-        cfg["mta_sts"] = {"recheck": recheck}
+        cfg["mta_sts"] = {"recheck": recheck, "fetch_timeout": fetch_timeout}
         self.d = self.start_sluice(config=cfg)
 
     def test_enforce(self):
@@ -235,6 +239,47 @@ class MtaSts(MailNetCase):
         self.wait(lambda: "c@open.test" in mx.delivered_rcpts(), 20, "open.test again")
         self.d.wait_event("delivery.deferred", rcpt="d@strict.test")
         self.assertEqual(sorted(mx.delivered_rcpts()), ["a@open.test", "c@open.test"])
+
+    def silent_policy_host(self, domain):
+        """A TXT record and an mta-sts host that takes the connection on port 443 and never
+        answers. Returns the listening socket (closed at cleanup)."""
+        for _ in range(20):
+            address = random_loopback()
+            sock = socket.socket()
+            try:
+                sock.bind((address, 443))
+                break
+            except OSError:
+                sock.close()
+        else:
+            raise AssertionError("no loopback address free for port 443")
+        sock.listen(8)
+        self.addCleanup(sock.close)
+        self.net.dns.txt("_mta-sts." + domain, "v=STSv1; id=1")
+        self.net.dns.host("mta-sts." + domain, address)
+        return sock
+
+    def test_fetch_timeout_then_opportunistic(self):
+        mx = self.peer("mx.slow.test", self_signed=True)
+        self.net.mx("slow.test", mx, 10)
+        self.silent_policy_host("slow.test")
+        self.start(fetch_timeout="1s")
+        send(self.d, SENDER, ["u@slow.test"])
+        rec = self.d.wait_event("mta_sts.fetch_failed", domain="slow.test")[0]
+        self.assertIn("timed out", rec["reason"])
+        self.wait(lambda: mx.delivered(), 20, "delivered as opportunistic")
+
+    def test_stop_while_a_policy_is_fetched(self):
+        mx = self.peer("mx.stuck.test")
+        self.net.mx("stuck.test", mx, 10)
+        self.silent_policy_host("stuck.test")
+        self.start(fetch_timeout="60s")
+        send(self.d, SENDER, ["u@stuck.test"])
+        self.wait(lambda: self.d.queue_list(), 10, "queued")
+        time_before = time.monotonic()
+        self.assertEqual(self.d.stop(timeout=10), 0)
+        self.assertLess(time.monotonic() - time_before, 5, "the stop did not wait for the fetch")
+        self.assertEqual(mx.sessions, [])
 
     def test_no_policy_is_opportunistic(self):
         mx = self.peer("mx.plain.test", self_signed=True)
