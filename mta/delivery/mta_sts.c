@@ -184,8 +184,9 @@ static void load_work(uv_work_t *req)
     struct dirent *de;
     char path[4096], data[MTA_STS_POLICY_MAX + 128];
     while ((de = readdir(dir)) != NULL) {
-        if (!domain_ok(de->d_name) || strstr(de->d_name, ".tmp") != NULL)
-            continue;
+        size_t nl = strlen(de->d_name);
+        if (!domain_ok(de->d_name) || (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0))
+            continue; /* a write a crash cut short */
         snprintf(path, sizeof path, "%s/%s", l->s->dir, de->d_name);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -194,8 +195,8 @@ static void load_work(uv_work_t *req)
         close(fd);
         if (n <= 0)
             continue;
-        uint32_t nl = (uint32_t)strlen(de->d_name), dl = (uint32_t)n;
-        buf_append(&l->files, &nl, sizeof nl);
+        uint32_t nl32 = (uint32_t)nl, dl = (uint32_t)n;
+        buf_append(&l->files, &nl32, sizeof nl32);
         buf_append(&l->files, de->d_name, nl);
         buf_append(&l->files, &dl, sizeof dl);
         buf_append(&l->files, data, dl);

@@ -147,6 +147,7 @@ class MtaSts(MailNetCase):
         self.wait(lambda: len(self.d.events("delivery.deferred")) >= 3, 10, "three deferrals")
         for rec in self.d.events("delivery.deferred"):
             self.assertEqual((rec["code"], rec["enhanced"][:4]), (451, "4.7."), rec)
+            self.assertEqual(rec["category"], "bad-configuration", rec)
         for p in (expired, wrong, selfsigned):
             self.assertEqual(p.transactions(), [], "no MAIL to %s" % p.name)
         self.assertEqual(unlisted.sessions, [], "the unlisted host is not even connected to")

@@ -65,6 +65,7 @@ class TlsPolicy(MailNetCase):
         self.wait(lambda: len(self.d.events("delivery.deferred")) >= 4, 10, "four deferrals")
         for rec in self.d.events("delivery.deferred"):
             self.assertEqual((rec["code"], rec["enhanced"][:4]), (451, "4.7."), rec)
+            self.assertEqual(rec["category"], "bad-configuration", rec)
         for p in (expired, wrong, selfsigned, plain):
             self.assertEqual(p.transactions(), [], "no MAIL to %s" % p.name)
         self.assertTrue(all(s.tls for s in good.sessions), "delivered over TLS")
