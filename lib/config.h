@@ -102,8 +102,10 @@ struct config_egress_pool {
 
 enum shaping_tls {
     SHAPING_TLS_OPPORTUNISTIC, /* STARTTLS when offered, certificate not checked (RFC 7435) */
-    SHAPING_TLS_REQUIRED,      /* never send in clear: no STARTTLS or a failed handshake defers */
+    SHAPING_TLS_REQUIRED,      /* STARTTLS with a certificate valid for the MX host, else defer */
     SHAPING_TLS_NONE,          /* never STARTTLS */
+    SHAPING_TLS_DANE,          /* DANE (RFC 7672) where TLSA records exist, else as mta-sts */
+    SHAPING_TLS_MTA_STS,       /* the receiver's MTA-STS policy (RFC 8461), else opportunistic */
 };
 
 /* A rate such as "6/s": count per period_ms; count 0 is "none" (unlimited). Same layout as
@@ -290,8 +292,15 @@ struct config {
     struct {
         char *certificate; /* NULL: no TLS offered */
         char *key;
+        char *ca_file; /* CAs outbound certificate checks trust; NULL: the system store */
         struct config_pos certificate_pos, key_pos;
     } tls;
+
+    /* MTA-STS policies of the domains mail goes to (mta/delivery/mta_sts.h). */
+    struct {
+        uint64_t recheck_ms;       /* a cached policy's TXT record is checked this often */
+        uint64_t fetch_timeout_ms; /* one HTTPS fetch of a policy, connection included */
+    } mta_sts;
 
     struct config_listener *listeners;
     size_t nlisteners;

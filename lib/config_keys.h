@@ -49,7 +49,9 @@ static const char *const config_tls_modes[] = {"starttls", "implicit", "none", N
 static const char *const config_booleans[] = {"false", "true", NULL};
 /* In the order of enum warmup_overflow. */
 static const char *const config_warmup_overflow[] = {"next", "wait", NULL};
-static const char *const config_shaping_tls[] = {"opportunistic", "required", "none", NULL};
+/* In the order of enum shaping_tls. */
+static const char *const config_shaping_tls[] = {"opportunistic", "required", "none",
+                                                 "dane",          "mta-sts",  NULL};
 static const char *const config_dkim_on_failure[] = {"accept", "tempfail", NULL};
 static const char *const config_reverse_dns[] = {"ignore", "require_ptr",
                                                  "require_forward_confirmed", NULL};
@@ -112,14 +114,30 @@ static const struct config_key config_keys[] = {
     {.name = "dns.dnssec", .type = CONFIG_ENUM, .def = "false", .names = config_booleans,
      KEY_AT(dns.dnssec),
      .doc = "true: dns.servers are validating resolvers; their AD bit is believed when every one is "
-            "on loopback, and outbound delivery then applies DANE (TLSA records, RFC 7672)."},
+            "on loopback, and destinations with `tls: dane` then get DANE (TLSA records, RFC 7672)."},
 
-    {.name = "tls", KEY_SECTION, .doc = "The certificate offered with STARTTLS and implicit TLS."},
+    {.name = "tls", KEY_SECTION,
+     .doc = "The certificate offered with STARTTLS and implicit TLS, and the CAs trusted when "
+            "sending."},
     {.name = "tls.certificate", .type = CONFIG_PATH,
      KEY_AT_POS(tls.certificate, tls.certificate_pos),
      .doc = "PEM certificate chain. Unset: no TLS is offered. Needs tls.key."},
     {.name = "tls.key", .type = CONFIG_PATH, KEY_AT_POS(tls.key, tls.key_pos),
      .doc = "PEM private key of tls.certificate."},
+    {.name = "tls.ca_file", .type = CONFIG_PATH, KEY_AT(tls.ca_file),
+     .doc = "PEM file of the CA certificates that outbound certificate checks (tls: required, "
+            "MTA-STS) trust. Unset: the system's store."},
+
+    {.name = "mta_sts", KEY_SECTION,
+     .doc = "How MTA-STS policies (RFC 8461) of destinations with shaping tls: mta-sts are "
+            "looked up."},
+    {.name = "mta_sts.recheck", .type = CONFIG_DURATION, .def = "5m", .min = KEY_SECOND,
+     .max = KEY_DAY, KEY_AT(mta_sts.recheck_ms),
+     .doc = "How often the _mta-sts TXT record of a domain with a cached policy is checked "
+            "again; a new id fetches the policy anew."},
+    {.name = "mta_sts.fetch_timeout", .type = CONFIG_DURATION, .def = "10s", .min = 100,
+     .max = 60 * KEY_SECOND, KEY_AT(mta_sts.fetch_timeout_ms),
+     .doc = "How long one HTTPS fetch of a policy may take, connection included."},
 
     {.name = "listeners", .type = CONFIG_LISTENERS,
      .def = "[{name: default, address: \"127.0.0.1:2525\", role: submission}]",
@@ -316,8 +334,10 @@ static const struct config_key config_keys[] = {
      .doc = "How long a message may wait in the queue before it bounces."},
     {.name = "shaping.default.tls", .type = CONFIG_ENUM, .def = "opportunistic",
      .names = config_shaping_tls, KEY_SHAPING(tls),
-     .doc = "opportunistic: STARTTLS when offered, certificate not checked; required: never in "
-            "clear; none: never STARTTLS."},
+     .doc = "opportunistic: STARTTLS when offered, certificate not checked; required: STARTTLS "
+            "with a certificate valid for the MX host name (tls.ca_file), else defer; mta-sts: "
+            "as the destination's MTA-STS policy says, opportunistic without one; dane: DANE "
+            "where the MX host has TLSA records, else as mta-sts; none: never STARTTLS."},
     {.name = "shaping.default.pool", .type = CONFIG_STRING, .def = "default",
      .check = config_check_listener_name, KEY_SHAPING(pool),
      .doc = "Egress pool to send from; must be in egress.pools unless it is default and there "

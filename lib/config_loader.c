@@ -387,6 +387,7 @@ static void config_free(struct config *cfg)
     free(cfg->delivery.delay_warning_ms);
     free(cfg->tls.certificate);
     free(cfg->tls.key);
+    free(cfg->tls.ca_file);
     free_strings(cfg->http.listen, cfg->http.nlisten);
     free(cfg->http.certificate);
     free(cfg->http.key);

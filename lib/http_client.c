@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 
+#include "lib/buf.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 
@@ -36,11 +37,13 @@ struct http_request {
     struct http_request *prev, *next;
     CURL *easy;
     struct curl_slist *headers;
+    struct curl_slist *resolve;
     char *body; /* curl reads it while the request runs */
     http_done_cb *cb;
     void *arg;
-    char reply[HTTP_REPLY_KEPT];
-    size_t reply_len;
+    struct buf reply;  /* up to reply_max octets of the reply's body */
+    size_t reply_max;  /* HTTP_REPLY_KEPT for a POST, its max_body for a GET */
+    int reply_too_big; /* a GET's body went past reply_max: the transfer was ended */
     char error[CURL_ERROR_SIZE];
 };
 
@@ -177,11 +180,14 @@ struct http_client *http_client_new(uv_loop_t *loop)
 static size_t request_on_body(char *data, size_t size, size_t n, void *arg)
 {
     struct http_request *r = arg;
-    size_t len = size * n, room = sizeof r->reply - r->reply_len;
+    size_t len = size * n, room = r->reply_max - r->reply.len;
     size_t keep = len < room ? len : room;
-    memcpy(r->reply + r->reply_len, data, keep);
-    r->reply_len += keep;
-    return len; /* the rest is read and let go */
+    buf_append(&r->reply, data, keep);
+    if (keep < len && r->body == NULL) { /* a GET: too long, end it */
+        r->reply_too_big = 1;
+        return 0;
+    }
+    return len; /* a POST's reply: the rest is read and let go */
 }
 
 /* Unlinks r from its client and frees it; curl forgets it first. */
@@ -191,6 +197,8 @@ static void request_free(struct http_request *r)
     curl_multi_remove_handle(c->multi, r->easy);
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
+    curl_slist_free_all(r->resolve);
+    buf_free(&r->reply);
     if (r->prev != NULL)
         r->prev->next = r->next;
     else
@@ -211,8 +219,13 @@ static void client_collect_done(struct http_client *c)
         struct http_request *r = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         long status = 0;
-        struct http_result res = {.body = r->reply, .body_len = r->reply_len, .error = ""};
-        if (msg->data.result == CURLE_OK) {
+        struct http_result res = {.body = r->reply.data != NULL ? r->reply.data : "",
+                                  .body_len = r->reply.len,
+                                  .error = ""};
+        if (r->reply_too_big) {
+            snprintf(r->error, sizeof r->error, "reply body longer than %zu octets", r->reply_max);
+            res.error = r->error;
+        } else if (msg->data.result == CURLE_OK) {
             curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
             res.status = (int)status;
         } else {
@@ -237,34 +250,37 @@ static struct curl_slist *headers_of(const struct http_post *p)
     return list;
 }
 
-struct http_request *http_client_post(struct http_client *c, const struct http_post *p,
-                                      http_done_cb *cb, void *arg)
+/* A request for url with what POST and GET share; NULL when curl cannot make one. */
+static struct http_request *request_new(struct http_client *c, const char *url, const char *ca_file,
+                                        uint64_t timeout_ms, size_t reply_max, http_done_cb *cb,
+                                        void *arg)
 {
     struct http_request *r = xcalloc(1, sizeof *r);
     r->client = c;
     r->cb = cb;
     r->arg = arg;
+    r->reply_max = reply_max;
     r->easy = curl_easy_init();
     if (r->easy == NULL) {
         free(r);
         return NULL;
     }
-    r->body = xmalloc(p->len + 1);
-    memcpy(r->body, p->body, p->len);
-    r->headers = headers_of(p);
     CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, p->url);
+    curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "Sluice");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-    if (p->ca_file != NULL)
-        curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    if (ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+    return r;
+}
+
+/* Hands r to curl; NULL (and r freed, its callback never run) when curl refuses it. */
+static struct http_request *request_start(struct http_client *c, struct http_request *r)
+{
+    CURL *e = r->easy;
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, request_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
@@ -280,6 +296,38 @@ struct http_request *http_client_post(struct http_client *c, const struct http_p
         return NULL;
     }
     return r;
+}
+
+struct http_request *http_client_post(struct http_client *c, const struct http_post *p,
+                                      http_done_cb *cb, void *arg)
+{
+    struct http_request *r =
+        request_new(c, p->url, p->ca_file, p->timeout_ms, HTTP_REPLY_KEPT, cb, arg);
+    if (r == NULL)
+        return NULL;
+    r->body = xmalloc(p->len + 1);
+    memcpy(r->body, p->body, p->len);
+    r->headers = headers_of(p);
+    curl_easy_setopt(r->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->len);
+    curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+    return request_start(c, r);
+}
+
+struct http_request *http_client_get(struct http_client *c, const struct http_get *g,
+                                     http_done_cb *cb, void *arg)
+{
+    struct http_request *r =
+        request_new(c, g->url, g->ca_file, g->timeout_ms, g->max_body, cb, arg);
+    if (r == NULL)
+        return NULL;
+    if (g->resolve != NULL) {
+        r->resolve = curl_slist_append(NULL, g->resolve);
+        curl_easy_setopt(r->easy, CURLOPT_RESOLVE, r->resolve);
+    }
+    curl_easy_setopt(r->easy, CURLOPT_HTTPGET, 1L);
+    return request_start(c, r);
 }
 
 void http_request_cancel(struct http_request *r)

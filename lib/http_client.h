@@ -4,6 +4,7 @@
  * Used by the event webhooks (mta/webhooks/) to POST batches; any module that fetches over HTTP can
  * share it. Only http and https URLs are followed; redirects are not; proxies come from the
  * environment as curl reads them (http_proxy, https_proxy, no_proxy). The client owns its requests.
+ * MTA-STS (mta/delivery/mta_sts.c) GETs policies with it.
  */
 #ifndef SLUICE_HTTP_CLIENT_H
 #define SLUICE_HTTP_CLIENT_H
@@ -29,11 +30,23 @@ struct http_post {
     uint64_t timeout_ms; /* the whole request, connection included */
 };
 
+/* What to GET; copied before http_client_get() returns. */
+struct http_get {
+    const char *url;     /* https:// (or http://) */
+    const char *ca_file; /* as in struct http_post */
+    uint64_t timeout_ms; /* the whole request, connection included */
+    size_t max_body;     /* a longer reply body ends the request with an error */
+    /* "host:port:address": connect to address for host:port instead of asking the system's
+     * resolver (the caller looked the name up itself); NULL: curl resolves. */
+    const char *resolve;
+};
+
 /* How a request ended; valid during the callback only. */
 struct http_result {
     int status;        /* the HTTP status, or 0 when no reply came (error says why) */
     const char *error; /* transport error text when status is 0, else "" */
-    const char *body;  /* the start of the reply's body (up to HTTP_REPLY_KEPT octets) */
+    const char *body;  /* the start of the reply's body (up to HTTP_REPLY_KEPT octets; a GET's
+                          whole body) */
     size_t body_len;
 };
 
@@ -51,6 +64,10 @@ void http_client_free(struct http_client *c);
  * when it could not start (a URL curl refuses): cb then never runs. */
 struct http_request *http_client_post(struct http_client *c, const struct http_post *p,
                                       http_done_cb *cb, void *arg);
+/* Starts a GET, as http_client_post. The status is 0 (error says why) when the body is longer
+ * than max_body. */
+struct http_request *http_client_get(struct http_client *c, const struct http_get *g,
+                                     http_done_cb *cb, void *arg);
 /* Ends a request that has not called back yet; its callback never runs. */
 void http_request_cancel(struct http_request *r);
 

@@ -280,6 +280,21 @@ static const struct log_event log_event_table[] = {
      "name, msg",
      "A record was logged under an event name this table does not have (a bug in Sluice). Written "
      "once per name, whatever `server.log.level` says."},
+    {"mta_sts.fetch_failed", "warn",
+     "domain, id, mode, max_age, reason",
+     "The MTA-STS policy of `domain` could not be had: a malformed or duplicate `_mta-sts` TXT "
+     "record, no address for mta-sts.`domain`, an HTTPS failure (certificate, timeout, a status "
+     "other than 200, a body over 64 KB) or a policy that does not parse (`reason`). A cached "
+     "policy that has not expired (its `id`, `mode` and `max_age` shown) is still used; without "
+     "one, mail goes as with `tls: opportunistic`."},
+    {"mta_sts.policy", "info",
+     "domain, id, mode, max_age, reason",
+     "Sluice has the MTA-STS policy of `domain`: `fetched` over HTTPS (a new domain, or its TXT "
+     "record's `id` changed), or `read back from the spool` at start."},
+    {"mta_sts.save_failed", "error",
+     "msg",
+     "A fetched MTA-STS policy could not be written to the spool (`<spool>/mta-sts/`); it is "
+     "used from memory, but a restart fetches it again."},
     {"panic", "error",
      "msg",
      "A broken invariant: the daemon aborts."},
@@ -480,6 +495,13 @@ static const struct log_event log_event_table[] = {
      "session, tenant, address, listed, source, added, action",
      "RCPT of relayed mail named a suppressed recipient: `listed` is tenant or global, `source` and "
      "`added` (a date) are the entry's, `action` reject (550 5.7.1) or drop (250, left out)."},
+    {"tls_policy.failure", "warn",
+     "session, mx, source, testing, reason",
+     "A connection to an MX host did not meet its outbound TLS policy (`source`: `shaping` for "
+     "`tls: required`, `mta-sts` for the destination's MTA-STS policy): no STARTTLS, or a "
+     "certificate that is expired, self-signed, from an untrusted CA or not for the MX name "
+     "(`reason`). With `testing` false the attempt defers (451 4.7.x) and the next MX host is "
+     "tried; with `testing` true (MTA-STS `mode: testing`) the mail is delivered anyway."},
     {"webhook.backlog_error", "error",
      "url, msg",
      "A webhook endpoint's backlog in the spool could not be opened, written or moved on: `msg` "

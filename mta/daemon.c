@@ -33,6 +33,7 @@
 #include "mta/run_gates.h"
 #include "mta/delivery/scheduler.h"
 #include "mta/delivery/shared_limits.h"
+#include "mta/delivery/tls_policy.h"
 #include "mta/server/smtp_server.h"
 #include "mta/webhooks/webhooks.h"
 #include "policy/auth_users.h"
@@ -663,7 +664,8 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
         return -1;
     }
     d->srv.dns = d->dns;
-    if ((d->tls_client_ctx = tls_client_ctx_new(err)) == NULL)
+    if ((d->tls_client_ctx = tls_client_ctx_new(err)) == NULL ||
+        tls_policy_ctx_trust(d->tls_client_ctx, cfg->tls.ca_file, err) < 0)
         return -1;
     /* Read as root by the gates: the key or users file may be readable by root only. */
     d->srv.tls_ctx = g->tls;

@@ -104,6 +104,7 @@ struct conn {
     struct mx_list *mx;    /* the host list this connection works through */
     size_t host, addr;     /* next address to try */
     const char *mx_name;   /* host of the current connection */
+    struct tls_policy tls; /* what the current connection was opened under */
     unsigned msgs, rcpts;  /* sent on the current connection */
     /* The last failure to reach a host, for the job when no host can be reached. */
     int fail_code;

@@ -289,6 +289,11 @@ struct job *dest_take_job(struct dest *d, const struct conn *c)
         int fits = c == NULL || job->mx == c->mx;
         for (size_t i = 0; !fits && i < job->mx->nhosts; i++)
             fits = strcmp(job->mx->hosts[i].name, c->mx_name) == 0;
+        /* Mail of another domain rides on the session only if it meets that domain's policy. */
+        if (fits && c != NULL && job->mx != c->mx) {
+            struct tls_policy want = tls_policy_for_mx(d->shaping->tls, job->mx->sts, c->mx_name);
+            fits = tls_policy_covers(&c->tls, &want);
+        }
         if (!fits)
             continue;
         *link = job->next;
@@ -589,6 +594,22 @@ static void conn_give_up(struct conn *c)
     conn_finish_job(c, &o);
 }
 
+/* RFC 8461 §5.1: an MX host the domain's MTA-STS policy does not list is logged, and with
+ * `mode: enforce` not tried (returns 1, the host skipped). */
+static int conn_skip_host(struct conn *c, const struct tls_policy *tls, const char *host)
+{
+    char why[300];
+    snprintf(why, sizeof why, "MX host %s is not in the domain's MTA-STS policy", host);
+    tls_policy_log_failure(tls, c->id, host, why);
+    if (!tls_policy_enforced(tls))
+        return 0;
+    struct smtp_client_outcome o = {
+        .code = 451, .enhanced = "4.7.5", .stage = "connect", .text = why};
+    conn_remember_failure(c, &o);
+    c->host++;
+    return 1;
+}
+
 static void conn_connect_next(struct conn *c)
 {
     struct dest *d = c->dest;
@@ -599,6 +620,9 @@ static void conn_connect_next(struct conn *c)
             c->addr = 0;
             continue;
         }
+        struct tls_policy tls = tls_policy_for_mx(d->shaping->tls, c->mx->sts, h->name);
+        if (c->addr == 0 && tls.mx_mismatch && conn_skip_host(c, &tls, h->name))
+            continue;
         const struct sockaddr_storage *dst = &h->addrs[c->addr++];
         /* An egress address of one family cannot reach a host of the other. */
         if (c->slot->src.ss_family != AF_UNSPEC && c->slot->src.ss_family != dst->ss_family)
@@ -609,10 +633,12 @@ static void conn_connect_next(struct conn *c)
             .src =
                 c->slot->src.ss_family != AF_UNSPEC ? (const struct sockaddr *)&c->slot->src : NULL,
             .ehlo = c->slot->ehlo,
-            .tls = c->in_clear ? SHAPING_TLS_NONE : d->shaping->tls,
+            .tls = c->in_clear ? tls_policy_for_mode(SHAPING_TLS_NONE) : tls,
             .chunking = d->shaping->chunking,
             .tls_ctx = d->env->tls_ctx,
-            .dane = d->cfg->dns.dnssec && h->dnssec ? d->env->dane : NULL,
+            .dane = d->shaping->tls == SHAPING_TLS_DANE && d->cfg->dns.dnssec && h->dnssec
+                        ? d->env->dane
+                        : NULL,
             .timeouts = {.connect = d->shaping->connect_timeout_ms,
                          .idle = d->shaping->idle_timeout_ms},
             .pace = shaping_rates_pace,
@@ -621,6 +647,7 @@ static void conn_connect_next(struct conn *c)
         };
         struct buf why = BUF_INIT;
         c->mx_name = h->name;
+        c->tls = p.tls;
         c->state = CONN_CONNECTING;
         c->msgs = c->rcpts = 0;
         c->client = smtp_client_open(d->env->loop, &p, conn_on_client, c, &why);
@@ -767,7 +794,8 @@ static void conn_assign(struct conn *c, struct job *job)
 }
 
 /* After a transaction: the next job on the same connection, within the limits; none queued, the
- * connection waits idle for one (shaping idle_timeout); otherwise QUIT. */
+ * connection waits idle for one (shaping idle_timeout); otherwise QUIT (also when the jobs queued
+ * cannot ride on it, another host's or another TLS policy's, and it holds their place). */
 static void conn_next_job(struct conn *c)
 {
     struct dest *d = c->dest;
@@ -785,7 +813,8 @@ static void conn_next_job(struct conn *c)
         job = dest_take_job(d, c);
     if (job != NULL)
         conn_assign(c, job);
-    else if (more && sh->idle_timeout_ms > 0 && smtp_client_is_idle(c->client))
+    else if (more && sh->idle_timeout_ms > 0 && smtp_client_is_idle(c->client) &&
+             (d->queue == NULL || sl->active < sl->cap))
         c->state = CONN_IDLE;
     else
         conn_quit(c);
@@ -795,7 +824,8 @@ static void conn_next_job(struct conn *c)
  * address is tried once more without STARTTLS (never with tls: required). */
 static int conn_retry_in_clear(struct conn *c, const struct smtp_client_outcome *o)
 {
-    if (c->in_clear || c->dest->shaping->tls != SHAPING_TLS_OPPORTUNISTIC || o->stage == NULL ||
+    struct tls_policy tls = tls_policy_for_mx(c->dest->shaping->tls, c->mx->sts, c->mx_name);
+    if (c->in_clear || (tls.level != TLS_POLICY_MAY && !tls.testing) || o->stage == NULL ||
         strcmp(o->stage, "STARTTLS") != 0 || c->addr == 0)
         return 0;
     c->in_clear = 1;

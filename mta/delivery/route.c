@@ -32,7 +32,21 @@ void mx_list_unref(struct mx_list *mx)
         free(mx->hosts[i].addrs);
     }
     free(mx->hosts);
+    mx_list_set_sts(mx, NULL);
     free(mx);
+}
+
+void mx_list_set_sts(struct mx_list *mx, const struct mta_sts_policy *policy)
+{
+    if (mx->sts != NULL) {
+        mta_sts_policy_free(mx->sts);
+        free(mx->sts);
+        mx->sts = NULL;
+    }
+    if (policy != NULL) {
+        mx->sts = xmalloc(sizeof *mx->sts);
+        mta_sts_policy_copy(mx->sts, policy);
+    }
 }
 
 /* A list with room for `hosts` hosts, none filled in yet. */

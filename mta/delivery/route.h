@@ -12,6 +12,7 @@
 
 #include "lib/config.h"
 #include "lib/dns.h"
+#include "mta/delivery/mta_sts_policy.h"
 #include "mta/delivery/smtp_client.h"
 
 /* The hosts mail for one domain goes to, most preferred first, with their addresses. Made by
@@ -28,9 +29,13 @@ struct mx_list {
     int refs;
     struct mx_target *hosts;
     size_t nhosts;
+    /* The domain's MTA-STS policy when its mail was queued (mta_sts.h; a copy), or NULL. */
+    struct mta_sts_policy *sts;
 };
 
 struct mx_list *mx_list_ref(struct mx_list *mx);
+/* Gives mx a copy of policy (NULL: none), replacing the one it had. */
+void mx_list_set_sts(struct mx_list *mx, const struct mta_sts_policy *policy);
 /* Frees the list with its last reference; NULL is ignored. */
 void mx_list_unref(struct mx_list *mx);
 

@@ -16,6 +16,7 @@
 #include "lib/minheap.h"
 #include "lib/strmap.h"
 #include "mta/delivery/destination.h"
+#include "mta/delivery/mta_sts.h"
 #include "mta/delivery/postmaster.h"
 #include "mta/delivery/queue_index.h"
 #include "mta/delivery/scheduler.h"
@@ -75,6 +76,7 @@ struct scheduler {
     struct dns_resolver *dns;
     struct config *cfg;
     struct dest_env env;
+    struct mta_sts *sts; /* the MTA-STS policies of the domains mail goes to */
     struct strmap msgs;  /* queue id -> struct qmsg */
     struct strmap dests; /* destination key -> struct dest */
     /* Destinations retired by a reload whose state (open connections, pauses, suspension) the

@@ -443,6 +443,8 @@ static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
     return d;
 }
 
+static void scheduler_on_sts(void *arg, const struct mta_sts_policy *policy);
+
 static void scheduler_on_route(void *arg, struct mx_list *mx,
                                const struct smtp_client_outcome *fail)
 {
@@ -466,7 +468,26 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
         free(all);
         return;
     }
+    /* With tls: mta-sts (or dane), the domain's policy goes with its MX list to the
+     * connections; the job waits for it when it is not known yet. */
+    const struct mta_sts_policy *sts = NULL;
+    if ((job->shaping->tls == SHAPING_TLS_MTA_STS || job->shaping->tls == SHAPING_TLS_DANE) &&
+        mta_sts_get(s->sts, job->domain, &sts, scheduler_on_sts, job) == 0)
+        return;
+    mx_list_set_sts(mx, sts);
     dest_enqueue(d, job);
+}
+
+static void scheduler_on_sts(void *arg, const struct mta_sts_policy *policy)
+{
+    struct job *job = arg;
+    struct scheduler *s = job->msg->s;
+    if (s->stopping) {
+        scheduler_on_job_returned(s, job);
+        return;
+    }
+    mx_list_set_sts(job->mx, policy);
+    dest_enqueue(scheduler_dest_for(s, job->domain, job->mx, &job->shaping), job);
 }
 
 /* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
@@ -649,6 +670,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     s->due = (struct minheap)MINHEAP_INIT;
     s->waiting = (struct queue_index)QUEUE_INDEX_INIT;
     s->loading = (struct strmap)STRMAP_INIT;
+    s->sts = mta_sts_new(loop, dns, cfg->server.spool, cfg);
     uv_timer_init(loop, &s->timer);
     uv_timer_init(loop, &s->sweep);
     s->timer.data = s->sweep.data = s;
@@ -704,6 +726,7 @@ void scheduler_set_config(struct scheduler *s, struct config *cfg)
     config_ref(cfg);
     config_unref(s->cfg);
     s->cfg = cfg;
+    mta_sts_configure(s->sts, cfg);
     scheduler_retire_dests(s);
     scheduler_arm(s);
 }
@@ -751,6 +774,7 @@ void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg)
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->sweep);
     sched_slice_stop(s);
+    mta_sts_stop(s->sts); /* jobs waiting for a policy come back */
     /* Not stopped before every destination is retired: one already idle must not end the stop
      * while a later one still has connections (an idle one QUITting). */
     scheduler_retire_dests(s);
@@ -793,6 +817,7 @@ void scheduler_free(struct scheduler *s)
     minheap_free(&s->due);
     sched_active_free(s);
     config_unref(s->cfg);
+    mta_sts_free(s->sts);
     warmup_free(s->env.warmup);
     dane_free(s->env.dane);
     uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);

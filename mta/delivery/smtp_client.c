@@ -96,7 +96,7 @@ struct smtp_client {
     struct sockaddr_storage dst;
     char *mx_name, *ehlo;
     char addr_text[INET6_ADDRSTRLEN];
-    enum shaping_tls tls;
+    struct tls_policy tls;
     SSL_CTX *tls_ctx;
     struct dane_peer *dane;   /* NULL: DANE does not apply */
     enum dane_mode dane_mode; /* once the TLSA answer is in */
@@ -455,25 +455,40 @@ static void client_ready(struct smtp_client *c)
     }
 }
 
-/* The shaping rule requires TLS, or the MX host has DNSSEC-validated TLSA records. */
-static int client_tls_required(const struct smtp_client *c)
+/* TLS is demanded of this host: DANE found TLSA records, or the policy verifies (enforced or in
+ * testing). */
+static int client_tls_demanded(const struct smtp_client *c)
 {
-    return c->tls == SHAPING_TLS_REQUIRED || dane_mode_requires_tls(c->dane_mode);
+    return dane_mode_requires_tls(c->dane_mode) || c->tls.level == TLS_POLICY_VERIFY;
+}
+
+/* The TLS demanded is not there (reason): the session ends with 451 `enhanced` when DANE or an
+ * enforced policy demands it (returns 1); a policy in testing mode only logs it (returns 0). */
+static int client_tls_unmet(struct smtp_client *c, const char *enhanced, const char *reason)
+{
+    if (!dane_mode_requires_tls(c->dane_mode)) {
+        tls_policy_log_failure(&c->tls, c->session_id, c->mx_name, reason);
+        if (!tls_policy_enforced(&c->tls))
+            return 0;
+    }
+    client_end(c, "STARTTLS", 451, enhanced, 0, 1, "%s", reason);
+    return 1;
 }
 
 /* After EHLO or HELO: STARTTLS when offered and wanted, else ready (unless TLS is required). */
 static void client_after_hello(struct smtp_client *c)
 {
+    char why[300];
     c->hello_waits = c->dane_pending;
     if (c->hello_waits)
         return;
-    if (c->tls_version == NULL && (c->tls != SHAPING_TLS_NONE || client_tls_required(c)) &&
-        c->tls_ctx != NULL && (c->caps.ext & SMTP_EXT_STARTTLS))
+    if (c->tls_version == NULL && (c->tls.level != TLS_POLICY_NONE || client_tls_demanded(c)) &&
+        c->tls_ctx != NULL && (c->caps.ext & SMTP_EXT_STARTTLS)) {
         enter_state(c, CS_STARTTLS);
-    else if (c->tls_version == NULL && client_tls_required(c))
-        client_end(c, "STARTTLS", 451, "4.7.10", 0, 1,
-                   "TLS is required but %s does not offer STARTTLS", c->mx_name);
-    else
+        return;
+    }
+    snprintf(why, sizeof why, "TLS is required but %s does not offer STARTTLS", c->mx_name);
+    if (c->tls_version != NULL || !client_tls_demanded(c) || !client_tls_unmet(c, "4.7.10", why))
         client_ready(c);
 }
 
@@ -506,12 +521,11 @@ static void starttls_enter(struct smtp_client *c)
 
 static void starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
+    char why[300];
+    snprintf(why, sizeof why, "TLS is required but %s refused STARTTLS (%d)", c->mx_name, r->code);
     if (r->code == 220)
         enter_state(c, CS_TLS_HANDSHAKE);
-    else if (client_tls_required(c))
-        client_end(c, "STARTTLS", 451, "4.7.10", 0, 1,
-                   "TLS is required but %s refused STARTTLS (%d)", c->mx_name, r->code);
-    else
+    else if (!client_tls_demanded(c) || !client_tls_unmet(c, "4.7.10", why))
         client_ready(c); /* RFC 3207 §4.1: carry on in clear */
 }
 
@@ -525,14 +539,38 @@ static const char *client_sni(const struct smtp_client *c)
     return n;
 }
 
+/* After the handshake: 1 when the certificate meets the policy (or a failure is only logged). */
+static int client_tls_checked(struct smtp_client *c)
+{
+    if (c->dane_mode == DANE_VERIFY)
+        return !client_dane_mismatch(c);
+    if (c->dane_mode == DANE_ENCRYPT)
+        return 1; /* validated records, none usable: encryption without authentication */
+    struct buf why = BUF_INIT;
+    int ok = tls_policy_ssl_check(&c->tls, c->stream.ssl, &why) == 0;
+    if (!ok) {
+        char reason[400];
+        snprintf(reason, sizeof reason, "TLS with %s: %s", c->mx_name, why.data);
+        ok = !client_tls_unmet(c, "4.7.5", reason);
+    }
+    buf_free(&why);
+    return ok;
+}
+
 static void handshake_enter(struct smtp_client *c)
 {
     int rc = stream_tls_client_prepared(&c->stream, c->tls_ctx, client_sni(c),
                                         c->dane_mode == DANE_VERIFY ? dane_peer_ssl_prepare : NULL,
                                         c->dane);
+    struct buf err = BUF_INIT;
     if (rc < 0)
         client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
                    uv_strerror(rc));
+    else if (c->dane_mode == DANE_NONE && /* DANE takes precedence over the PKIX checks */
+             tls_policy_ssl_prepare(&c->tls, c->stream.ssl, c->mx_name, &err) < 0)
+        client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
+                   err.data);
+    buf_free(&err);
 }
 
 /* ---- transactions ---- */
@@ -871,9 +909,8 @@ static void client_on_stream(struct stream *s, enum stream_event ev, int status,
             return;
         }
         c->tls_version = stream_tls_version(&c->stream);
-        if (c->dane_mode == DANE_VERIFY && client_dane_mismatch(c))
-            return;
-        enter_state(c, CS_EHLO); /* RFC 3207 §4.2: forget everything learnt in clear */
+        if (client_tls_checked(c))
+            enter_state(c, CS_EHLO); /* RFC 3207 §4.2: forget everything learnt in clear */
         return;
     case STREAM_DRAINED:
         if (c->state == CS_BODY) {

@@ -23,6 +23,7 @@
 
 #include "lib/buf.h"
 #include "lib/config.h"
+#include "mta/delivery/tls_policy.h"
 
 struct smtp_client;
 
@@ -49,10 +50,10 @@ struct smtp_client_params {
     const char *mx_name;        /* host name (SNI, logs); an address literal when no name */
     const struct sockaddr *src; /* egress address to bind before connect; NULL: any */
     const char *ehlo;           /* our name in EHLO/HELO */
-    enum shaping_tls tls;
-    SSL_CTX *tls_ctx;  /* client context (lib/tls.h); NULL: no STARTTLS */
-    struct dane *dane; /* DANE (dane.h) for this host; NULL: off */
-    int chunking;      /* 1: BDAT when the server offers CHUNKING (shaping chunking), else DATA */
+    struct tls_policy tls;      /* STARTTLS or not, certificate checked or not */
+    SSL_CTX *tls_ctx;           /* client context (lib/tls.h); NULL: no STARTTLS */
+    struct dane *dane;          /* DANE (dane.h) for this host; NULL: off */
+    int chunking; /* 1: BDAT when the server offers CHUNKING (shaping chunking), else DATA */
     struct smtp_client_timeouts timeouts; /* zero fields take the RFC defaults */
     /* NULL: no pacing. The client waits on a timer while pace says to, so a pacer shared by
      * several connections holds its rate across them. */

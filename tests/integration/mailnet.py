@@ -90,9 +90,10 @@ class Dns:
     def server(self):
         return "127.0.0.1:%d" % self.port
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, port=None):
+        """port: the one to listen on (a restart); None: a free one."""
         for _ in range(5):
-            self.port = _free_udp_tcp_port()
+            self.port = port or _free_udp_tcp_port()
             self.proc = subprocess.Popen(
                 [DNSMASQ, "--no-daemon", "--port=%d" % self.port, "--listen-address=127.0.0.1",
                  "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
@@ -107,6 +108,12 @@ class Dns:
             if "in use" not in err:
                 raise AssertionError("dnsmasq did not start: %s" % err)
         raise AssertionError("dnsmasq: no free port after 5 attempts")
+
+    def restart(self):
+        """Serves the records as they are now (a zone change), on the same port."""
+        port = self.port
+        self.stop()
+        return self.start(port=port)
 
     def answers(self, name, qtype=1, wait=0.2):
         """The rcode of a query for name (qtype 1: A, 15: MX), or None without a reply in time."""

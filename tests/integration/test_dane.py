@@ -90,7 +90,7 @@ class Dane(MailNetCase):
         self.net.dns.records.append("--dns-rr=_25._tcp.%s,52,%02x%02x%02x%s"
                                     % (host, usage, selector, mtype, digest))
 
-    def start(self, dnssec=True, extra_servers=()):
+    def start(self, dnssec=True, extra_servers=(), tls="dane"):
         """The net, the AD-setting resolver in front of its dnsmasq, and the daemon asking it."""
         self.net.start()
         self.resolver = AdResolver(self.net.dns.port)
@@ -98,6 +98,7 @@ class Dane(MailNetCase):
         cfg = self.net.sluice_config()
         cfg["dns"] = {"servers": [self.resolver.server] + list(extra_servers), "timeout": "1s",
                       "dnssec": "true" if dnssec else "false"}
+        cfg.setdefault("shaping", {}).setdefault("default", {})["tls"] = tls
         self.d = self.start_sluice(config=cfg)
 
     def lookups(self, host, **fields):
@@ -240,6 +241,17 @@ class Dane(MailNetCase):
         self.tlsa(HOSTS[0], 3, 1, 1, "44" * 32)
         self.start(dnssec=False)
         send(self.d, SENDER, ["n@dest.test"])
+        self.wait(lambda: mx.delivered(), 20, "delivered")
+        self.assertEqual(self.resolver.asked("_25._tcp." + HOSTS[0]), 0)
+
+    def test_other_tls_mode_no_lookup(self):
+        """dns.dnssec on, but the destination's tls: is not dane: no TLSA question, and a
+        mismatching record does not hold the mail."""
+        mx = self.sink(HOSTS[0])
+        self.net.mx("dest.test", mx, 10)
+        self.tlsa(HOSTS[0], 3, 1, 1, "44" * 32)
+        self.start(tls="opportunistic")
+        send(self.d, SENDER, ["o@dest.test"])
         self.wait(lambda: mx.delivered(), 20, "delivered")
         self.assertEqual(self.resolver.asked("_25._tcp." + HOSTS[0]), 0)
 

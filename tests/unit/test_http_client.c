@@ -1,6 +1,7 @@
 /* The HTTP client on a real loop against a small HTTP/1.1 server on the same loop (loopback, a free
- * port): what a POST carries, the status and reply it reports, a refused connection, a timeout, a
- * cancelled request and a client freed with requests running, each ending with no handle left. */
+ * port): what a POST carries, a GET pinned to an address and bounded in size, the status and reply
+ * it reports, a refused connection, a timeout, a cancelled request and a client freed with requests
+ * running, each ending with no handle left. */
 #include "lib/http_client.h"
 #include "tests/unit/check.h"
 
@@ -216,6 +217,34 @@ static void test_post_carries_body_headers_and_status(struct http_client *c)
     server_stop(&srv);
 }
 
+/* A GET to a name pinned to an address (no system resolver asked), its whole body kept; a body
+ * over max_body ends the request with an error. */
+static void test_get_pinned_and_bounded(struct http_client *c)
+{
+    struct server srv = {.status = 200};
+    server_start(&srv);
+    char url[64], resolve[64];
+    snprintf(url, sizeof url, "http://policy.invalid:%d/.well-known/x.txt", srv.port);
+    snprintf(resolve, sizeof resolve, "policy.invalid:%d:127.0.0.1", srv.port);
+    struct http_get g = {.url = url, .timeout_ms = 5000, .max_body = 64, .resolve = resolve};
+    struct outcome o = {0};
+    CHECK(http_client_get(c, &g, request_on_done, &o) != NULL);
+    run_until_done(&o);
+    CHECK_INT_EQ(o.status, 200);
+    CHECK_STR_EQ(o.body, "reply text!");
+    CHECK(strstr(srv.request.data, "GET /.well-known/x.txt HTTP/1.1\r\n") == srv.request.data);
+    CHECK(strstr(srv.request.data, "\r\nHost: policy.invalid:") != NULL);
+
+    g.max_body = 5;
+    o = (struct outcome){0};
+    CHECK(http_client_get(c, &g, request_on_done, &o) != NULL);
+    run_until_done(&o);
+    CHECK_INT_EQ(o.status, 0);
+    CHECK_STR_EQ(o.error, "reply body longer than 5 octets");
+    CHECK_INT_EQ(srv.requests, 2);
+    server_stop(&srv);
+}
+
 static void test_refused_connection(struct http_client *c)
 {
     /* A port just given back: nothing listens there. */
@@ -236,6 +265,7 @@ int main(void)
     CHECK(c != NULL);
     test_post_carries_body_headers_and_status(c);
     test_refused_connection(c);
+    test_get_pinned_and_bounded(c);
 
     /* Freed with a request running: no callback, and every handle closes. */
     struct outcome o = {0};

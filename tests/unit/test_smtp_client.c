@@ -254,7 +254,7 @@ static void run_init(struct run *r, int port, const struct smtp_client_tx *txs, 
     r->params.dst = (const struct sockaddr *)&r->dst;
     r->params.mx_name = "mx.test";
     r->params.ehlo = "client.test";
-    r->params.tls = SHAPING_TLS_NONE;
+    r->params.tls = tls_policy_for_mode(SHAPING_TLS_NONE);
     r->params.timeouts.command = 5000;
     r->params.timeouts.greeting = 5000;
     r->txs = txs;
@@ -477,13 +477,13 @@ static SSL_CTX *client_ctx;
 
 static void tweak_opportunistic(struct run *r)
 {
-    r->params.tls = SHAPING_TLS_OPPORTUNISTIC;
+    r->params.tls = tls_policy_for_mode(SHAPING_TLS_OPPORTUNISTIC);
     r->params.tls_ctx = client_ctx;
 }
 
 static void tweak_required(struct run *r)
 {
-    r->params.tls = SHAPING_TLS_REQUIRED;
+    r->params.tls = tls_policy_for_mode(SHAPING_TLS_REQUIRED);
     r->params.tls_ctx = client_ctx;
 }
 
