@@ -539,6 +539,16 @@ static const char *client_sni(const struct smtp_client *c)
     return n;
 }
 
+/* After the handshake with DANE: ends the session (4.7.5) when no TLSA record matched. */
+static int client_dane_mismatch(struct smtp_client *c)
+{
+    char why[300];
+    int bad = dane_peer_ssl_check(c->dane, c->stream.ssl, why, sizeof why) < 0;
+    if (bad)
+        client_end(c, "STARTTLS", 451, "4.7.5", 0, 1, "%s", why);
+    return bad;
+}
+
 /* After the handshake: 1 when the certificate meets the policy (or a failure is only logged). */
 static int client_tls_checked(struct smtp_client *c)
 {
@@ -872,16 +882,6 @@ static void client_on_dane(void *arg, enum dane_mode mode, const char *why)
         client_end(c, NULL, 451, "4.7.5", 0, 0, "%s", why);
     else if (c->hello_waits && c->state != CS_CLOSING)
         client_after_hello(c);
-}
-
-/* After the handshake with DANE: ends the session (4.7.5) when no TLSA record matched. */
-static int client_dane_mismatch(struct smtp_client *c)
-{
-    char why[300];
-    int bad = dane_peer_ssl_check(c->dane, c->stream.ssl, why, sizeof why) < 0;
-    if (bad)
-        client_end(c, "STARTTLS", 451, "4.7.5", 0, 1, "%s", why);
-    return bad;
 }
 
 static void client_on_stream(struct stream *s, enum stream_event ev, int status, const char *data,
