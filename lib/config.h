@@ -399,6 +399,12 @@ struct config {
         char *alarm_notify; /* NULL: the alarm is only logged */
     } feedback;
 
+    /* Whose mail a message is (docs/tenants.md). */
+    struct {
+        char *tenant_header;   /* names the tenant of a trusted client's unauthenticated mail */
+        char *campaign_header; /* names the campaign of relayed mail */
+    } tenancy;
+
     struct {
         struct config_blocklist *blocklists; /* the site's, besides or instead of the shipped */
         size_t nblocklists;

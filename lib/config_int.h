@@ -214,6 +214,7 @@ const char *config_check_http_url(const char *value);     /* http:// or https://
 const char *config_check_http_header(const char *value);  /* "Name: value" */
 const char *config_check_log_event(const char *value);    /* a name of the log event table */
 const char *config_check_trace_key_id(const char *value); /* 1 to 8 letters and digits */
+const char *config_check_field_name(const char *value);   /* "X-Sluice-Tenant" */
 const char *config_check_trace_secret(const char *value); /* 16 characters or more */
 
 /* ---- One key's value (config_values.c) ---- */

@@ -524,6 +524,18 @@ static const struct config_key config_keys[] = {
      .doc = "The Public Suffix List DMARC finds organizational domains with; read at start "
             "and at each reload when inbound.dmarc is not ignore."},
 
+    {.name = "tenancy", KEY_SECTION,
+     .doc = "Tenants and campaigns: whose mail a relayed message is, and which campaign it is part "
+            "of (see the tenants guide)."},
+    {.name = "tenancy.tenant_header", .type = CONFIG_STRING, .def = "X-Sluice-Tenant",
+     .check = config_check_field_name, KEY_AT(tenancy.tenant_header),
+     .doc = "Header field naming the tenant of mail a trusted network relays without SMTP AUTH "
+            "(authenticated mail is its user's). Removed from every message before signing; "
+            "read only from clients allowed to relay."},
+    {.name = "tenancy.campaign_header", .type = CONFIG_STRING, .def = "X-Sluice-Campaign",
+     .check = config_check_field_name, KEY_AT(tenancy.campaign_header),
+     .doc = "Header field naming the campaign of relayed mail. Removed from every message before "
+            "signing; read only from clients allowed to relay."},
     {.name = "feedback", KEY_SECTION,
      .doc = "What receivers say after the 250: the trace on relayed mail, feedback-loop "
             "complaints and late bounces, and the alarm when they are about mail we never sent."},

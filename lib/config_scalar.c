@@ -598,6 +598,18 @@ const char *config_check_trace_key_id(const char *value)
     return NULL;
 }
 
+/* RFC 5322 §3.6.8: a field name is printable US-ASCII but colon; 76 keeps it on one line. */
+const char *config_check_field_name(const char *value)
+{
+    size_t len = strlen(value);
+    if (len == 0 || len > 76)
+        return "is not a header field name of 1 to 76 characters";
+    for (const char *p = value; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == ':')
+            return "has a character a header field name cannot have (a blank, a colon, non-ASCII)";
+    return NULL;
+}
+
 /* An HMAC key much shorter than the hash is easy to guess (RFC 2104 §3 asks for at least its
  * output length; 16 characters of a random secret is the floor we accept). */
 const char *config_check_trace_secret(const char *value)

@@ -79,9 +79,11 @@ static void show_on_entry(const struct spool_entry *e, void *arg)
     printf("id: %s\nsender: <%s>\n", e->id, e->env->sender);
     for (size_t i = 0; i < e->env->nrcpts; i++)
         show_recipient(e->env->rcpts[i], e->rcpt_state ? &e->rcpt_state[i] : NULL);
-    printf("client: %s\nhelo: %s\nlistener: %s\nreceived_at: %lld\nsize: %llu\n\n",
+    printf("client: %s\nhelo: %s\nlistener: %s\ntenant: %s\ncampaign: %s\nreceived_at: %lld\n"
+           "size: %llu\n\n",
            e->env->client_addr ? e->env->client_addr : "", e->env->helo ? e->env->helo : "",
-           e->env->listener ? e->env->listener : "", (long long)e->env->received_at,
+           e->env->listener ? e->env->listener : "", e->env->tenant ? e->env->tenant : "",
+           e->env->campaign ? e->env->campaign : "", (long long)e->env->received_at,
            (unsigned long long)e->body_size);
 }
 

@@ -38,10 +38,12 @@ struct job_rcpt {
 struct job {
     struct qmsg *msg; /* the scheduler's message: a destination only hands it back */
     const char *queue_id;
-    const char *sender; /* "" for the null sender */
-    unsigned flags;     /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
-    unsigned ret;       /* RFC 3461 RET, 0: not given */
-    const char *envid;  /* RFC 3461 ENVID, NULL: not given */
+    const char *sender;   /* "" for the null sender */
+    const char *tenant;   /* whose mail, NULL: nobody's (docs/tenants.md) */
+    const char *campaign; /* NULL: none */
+    unsigned flags;       /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
+    unsigned ret;         /* RFC 3461 RET, 0: not given */
+    const char *envid;    /* RFC 3461 ENVID, NULL: not given */
     char *domain;
     struct job_rcpt *rcpts;
     size_t nrcpts;

@@ -48,8 +48,10 @@ struct qmsg {
     struct scheduler *s;
     char id[SPOOL_ID_MAX + 1];
     char *sender;
-    char *envid;  /* RFC 3461 ENVID, or NULL */
-    unsigned ret; /* RFC 3461 RET (SMTP_DSN_RET_*), 0 when not given */
+    char *tenant;   /* whose mail it is, or NULL (docs/tenants.md) */
+    char *campaign; /* its campaign, or NULL */
+    char *envid;    /* RFC 3461 ENVID, or NULL */
+    unsigned ret;   /* RFC 3461 RET (SMTP_DSN_RET_*), 0 when not given */
     unsigned flags;
     int64_t received_ms;
     struct rcpt *rcpts;

@@ -133,6 +133,8 @@ void msg_free(struct qmsg *m)
     }
     free(m->rcpts);
     free(m->sender);
+    free(m->tenant);
+    free(m->campaign);
     free(m->envid);
     free(m);
 }
@@ -261,6 +263,8 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_str(&rec, "queue_id", m->id);
     log_str(&rec, "from", m->sender);
     log_str(&rec, "rcpt", r->addr);
+    log_str(&rec, "tenant", m->tenant != NULL ? m->tenant : "");
+    log_str(&rec, "campaign", m->campaign != NULL ? m->campaign : "");
     if (mx_name != NULL)
         log_str(&rec, "mx", mx_name);
     log_int(&rec, "code", o->code);
@@ -453,6 +457,8 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
     job->msg = m;
     job->queue_id = m->id;
     job->sender = m->sender;
+    job->tenant = m->tenant;
+    job->campaign = m->campaign;
     job->flags = m->flags;
     job->ret = m->ret;
     job->envid = m->envid;
@@ -794,6 +800,8 @@ struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry)
     m->s = s;
     snprintf(m->id, sizeof m->id, "%s", entry->id);
     m->sender = xstrdup(env->sender != NULL ? env->sender : "");
+    m->tenant = env->tenant != NULL ? xstrdup(env->tenant) : NULL;
+    m->campaign = env->campaign != NULL ? xstrdup(env->campaign) : NULL;
     const struct envelope_dsn *dsn = env->dsn; /* RFC 3461 parameters, when given */
     m->envid = dsn != NULL && dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
     m->ret = dsn != NULL ? dsn->ret : 0;
@@ -995,6 +1003,10 @@ void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
     buf_printf(out, "{\"id\":\"%s\",\"in_memory\":%s,\"from\":", m->id,
                in_memory ? "true" : "false");
     json_string(out, m->sender);
+    buf_append_str(out, ",\"tenant\":");
+    json_string(out, m->tenant != NULL ? m->tenant : "");
+    buf_append_str(out, ",\"campaign\":");
+    json_string(out, m->campaign != NULL ? m->campaign : "");
     buf_printf(out, ",\"received_at\":%lld,\"rcpts\":[", (long long)(m->received_ms / 1000));
     for (size_t i = 0; i < m->nrcpts; i++) {
         const struct rcpt *r = &m->rcpts[i];

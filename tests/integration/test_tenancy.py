@@ -1,0 +1,95 @@
+"""
+Issue 15, tenants and campaigns, through the running daemon to a real SMTP peer. A client allowed
+to relay (a trusted network, no AUTH) names the tenant and the campaign with X-Sluice-Tenant and
+X-Sluice-Campaign: both are removed before the message leaves (checked at the peer), kept in the
+spooled envelope (`queue show`, also after a restart) and carried by smtp.accepted and every
+delivery event. The same fields from a client that may not relay (an inbound listener) are removed
+and ignored. Other field names can be configured.
+"""
+import re
+
+from harness import main, queued_id, send_message
+from mailnet import MailNetCase
+
+TENANCY = b"X-Sluice-Tenant: acme\r\nX-Sluice-Campaign: spring\r\n sale\r\n"
+
+
+def header_names(data):
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    return [n.lower() for n in re.findall(r"^([^\s:]+)[ \t]*:", head, re.M)]
+
+
+class TenancyHeaderTest(MailNetCase):
+    def start(self, **config):
+        net = self.make_net()
+        self.sink = net.peer("mx.dest.test")
+        net.mx("dest.test", self.sink)
+        net.start()
+        cfg = net.sluice_config()
+        cfg.update(config)
+        cfg["domains"] = {"example.com": {"deliver_to": "mx.dest.test"}}
+        self.d = self.start_sluice(listeners=[{"name": "submission", "role": "submission"},
+                                              {"name": "mx", "role": "inbound"}], config=cfg)
+
+    def relay(self, body, listener="submission", rcpt="bob@dest.test"):
+        with self.d.connect(listener) as c:
+            c.ehlo()
+            return queued_id(send_message(c, "news@sender.test", [rcpt], body))
+
+    def delivered_data(self, rcpt):
+        got = self.wait(lambda: [tx for a, tx in self.sink.delivered() if a == rcpt], 20,
+                        "delivered to %s" % rcpt)
+        return got[0].data
+
+    def test_relayed_mail_names_tenant_and_campaign(self):
+        self.start()
+        qid = self.relay(TENANCY + b"Subject: hi\r\n\r\nX-Sluice-Tenant: body line\r\n")
+        data = self.delivered_data("bob@dest.test")
+        self.assertNotIn("x-sluice-tenant", header_names(data))
+        self.assertNotIn("x-sluice-campaign", header_names(data))
+        self.assertIn(b"\r\n\r\nX-Sluice-Tenant: body line\r\n", data)
+        accepted = self.d.find("smtp.accepted", queue_id=qid)
+        self.assertEqual((accepted["tenant"], accepted["campaign"]), ("acme", "spring sale"))
+        ev = self.d.wait_event("delivery.delivered", queue_id=qid)[0]
+        self.assertEqual((ev["tenant"], ev["campaign"]), ("acme", "spring sale"))
+
+    def test_envelope_keeps_them_across_a_restart(self):
+        self.start()
+        self.sink.rcpt_rules.append(("later@*", "451 4.3.0 not now"))
+        qid = self.relay(TENANCY + b"Subject: hi\r\n\r\nbody\r\n", rcpt="later@dest.test")
+        self.d.wait_event("delivery.deferred", queue_id=qid)
+        show = self.d.queue_show(qid).decode()
+        self.assertIn("tenant: acme\n", show)
+        self.assertIn("campaign: spring sale\n", show)
+        self.d.stop()
+        self.sink.rcpt_rules.clear()
+        self.d.start()
+        ev = self.d.wait_event("delivery.delivered", timeout=20, queue_id=qid)[0]
+        self.assertEqual((ev["tenant"], ev["campaign"]), ("acme", "spring sale"))
+
+    def test_fields_from_a_client_that_may_not_relay_are_removed_and_ignored(self):
+        self.start()
+        qid = self.relay(TENANCY + b"Subject: hi\r\n\r\nbody\r\n", listener="mx",
+                         rcpt="user@example.com")
+        data = self.delivered_data("user@example.com")
+        self.assertNotIn("x-sluice-tenant", header_names(data))
+        self.assertNotIn("x-sluice-campaign", header_names(data))
+        accepted = self.d.find("smtp.accepted", queue_id=qid)
+        self.assertEqual((accepted["tenant"], accepted["campaign"]), ("", ""))
+        ev = self.d.wait_event("delivery.delivered", queue_id=qid)[0]
+        self.assertEqual((ev["tenant"], ev["campaign"]), ("", ""))
+
+    def test_configured_field_names(self):
+        self.start(tenancy={"tenant_header": "X-Customer", "campaign_header": "X-Mailing"})
+        qid = self.relay(b"X-Customer: bravo\r\nX-Mailing: m1\r\nX-Sluice-Tenant: acme\r\n"
+                         b"Subject: hi\r\n\r\nbody\r\n")
+        names = header_names(self.delivered_data("bob@dest.test"))
+        self.assertNotIn("x-customer", names)
+        self.assertNotIn("x-mailing", names)
+        self.assertIn("x-sluice-tenant", names)  # no longer ours: passed on as any field
+        ev = self.d.wait_event("delivery.delivered", queue_id=qid)[0]
+        self.assertEqual((ev["tenant"], ev["campaign"]), ("bravo", "m1"))
+
+
+if __name__ == "__main__":
+    main()
