@@ -94,6 +94,8 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
     d->shaping = shaping;
     d->queue_tail = &d->queue;
     uint64_t now = uv_now(env->loop);
+    /* A tenant's own pool's destination "KEY/POOL" (sched_tenancy.c) warms up as KEY. */
+    char *provider = xstrndup(key, strcspn(key, "/"));
     d->nslots = pool != NULL && pool->naddrs > 0 ? pool->naddrs : 1;
     d->slots = xcalloc(d->nslots, sizeof *d->slots);
     for (size_t i = 0; i < d->nslots; i++) {
@@ -108,9 +110,10 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
             sl = slot_new(d, ea, ehlo, shaping, now);
         }
         sl->owner = d;
-        sl->warm = ea != NULL && env->warmup != NULL ? warmup_for(env->warmup, ea, key) : NULL;
+        sl->warm = ea != NULL && env->warmup != NULL ? warmup_for(env->warmup, ea, provider) : NULL;
         d->slots[i] = sl;
     }
+    free(provider);
     if (predecessor != NULL) {
         d->fail_streak = predecessor->fail_streak;
         d->suspended_until = predecessor->suspended_until;

@@ -160,6 +160,20 @@ void sched_active_list(struct scheduler *s, struct buf *doc, size_t n, scheduler
 void sched_active_counters(struct scheduler *s, struct buf *out);
 void sched_active_free(struct scheduler *s);
 
+/* ---- tenants' egress pools (sched_tenancy.c) ---- */
+
+/* The pool a tenant's mail for a destination of `shaping` leaves from when it is not the
+ * shaping's own (tenants[].pool), else NULL. */
+const char *sched_tenant_pool(const struct config *cfg, const char *tenant,
+                              const struct config_shaping *shaping);
+/* The key of the destination for mail sent from `pool` (NULL: the shaping's): "KEY/POOL". */
+void sched_tenant_key(const char *key, const char *pool, char *out, size_t size);
+/* A new "KEY/POOL" destination d takes an administrator's suspension of KEY. */
+void sched_tenant_dest_held(struct scheduler *s, struct dest *d);
+/* An administrator's suspension of `name` (for_ms, 0: until resumed), or with resume its end,
+ * for every "name/POOL" destination. */
+void sched_tenant_dests_suspend(struct scheduler *s, const char *name, uint64_t for_ms, int resume);
+
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */
 void msg_bounce(struct qmsg *m);

@@ -409,18 +409,23 @@ static void held_apply(struct scheduler *s, struct dest *d)
 }
 
 static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
-                                       const struct mx_list *mx,
+                                       const struct mx_list *mx, const char *tenant,
                                        const struct config_shaping **shaping)
 {
     struct shaping_dest sd = shaping_dest_for(s->cfg, domain, mx);
     *shaping = sd.values;
-    struct dest *d = strmap_get(&s->dests, sd.key);
+    const char *own = sched_tenant_pool(s->cfg, tenant, sd.values);
+    char key[512];
+    sched_tenant_key(sd.key, own, key, sizeof key);
+    struct dest *d = strmap_get(&s->dests, key);
     if (d == NULL && mx != NULL) {
-        const struct config_egress_pool *pool = config_egress_pool_find(s->cfg, sd.values->pool);
-        struct dest *predecessor = strmap_del(&s->retired, sd.key);
-        d = dest_new(&s->env, sd.key, s->cfg, sd.values, pool, predecessor);
-        strmap_put(&s->dests, sd.key, d);
+        const struct config_egress_pool *pool =
+            config_egress_pool_find(s->cfg, own != NULL ? own : sd.values->pool);
+        struct dest *predecessor = strmap_del(&s->retired, key);
+        d = dest_new(&s->env, key, s->cfg, sd.values, pool, predecessor);
+        strmap_put(&s->dests, key, d);
         held_apply(s, d);
+        sched_tenant_dest_held(s, d);
         if (predecessor != NULL && dest_idle(predecessor))
             scheduler_release_dest(s, predecessor);
     }
@@ -437,7 +442,7 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
         scheduler_on_job_returned(s, job);
         return;
     }
-    struct dest *d = scheduler_dest_for(s, job->domain, mx, &job->shaping);
+    struct dest *d = scheduler_dest_for(s, job->domain, mx, job->tenant, &job->shaping);
     if (fail != NULL) {
         struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
         for (size_t i = 0; i < job->nrcpts; i++)
@@ -949,6 +954,7 @@ int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for
         held_suspend(s, destination, for_ms);
     else
         dest_suspend(d, for_ms);
+    sched_tenant_dests_suspend(s, destination, for_ms, 0);
     if (for_ms > 0)
         buf_printf(out, "%s suspended for %llu s\n", destination,
                    (unsigned long long)(for_ms / 1000));
@@ -962,6 +968,7 @@ int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out)
 {
     uint64_t *held = strmap_del(&s->held, destination);
+    sched_tenant_dests_suspend(s, destination, 0, 1);
     struct dest *d = held != NULL ? NULL : find_dest(s, destination, out);
     if (held != NULL) {
         free(held);

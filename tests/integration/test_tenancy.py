@@ -4,12 +4,14 @@ to relay (a trusted network, no AUTH) names the tenant and the campaign with X-S
 X-Sluice-Campaign: both are removed before the message leaves (checked at the peer), kept in the
 spooled envelope (`queue show`, also after a restart) and carried by smtp.accepted and every
 delivery event. The same fields from a client that may not relay (an inbound listener) are removed
-and ignored. Other field names can be configured.
+and ignored. Other field names can be configured. A tenant with its own egress pool sends from
+its addresses only (the peer sees the source address of each message), and one without from the
+shaping's pool, never from a tenant's; suspending the destination holds the tenant's mail too.
 """
 import re
 
 from harness import main, queued_id, send_message
-from mailnet import MailNetCase
+from mailnet import MailNetCase, wait_until
 
 TENANCY = b"X-Sluice-Tenant: acme\r\nX-Sluice-Campaign: spring\r\n sale\r\n"
 
@@ -89,6 +91,74 @@ class TenancyHeaderTest(MailNetCase):
         self.assertIn("x-sluice-tenant", names)  # no longer ours: passed on as any field
         ev = self.d.wait_event("delivery.delivered", queue_id=qid)[0]
         self.assertEqual((ev["tenant"], ev["campaign"]), ("bravo", "m1"))
+
+
+POOLS = {"shared": [{"address": "127.0.0.12", "ehlo": "out.sluice.test"}],
+         "acme-ips": [{"address": "127.0.0.10", "ehlo": "acme.sluice.test"}],
+         "bravo-ips": [{"address": "127.0.0.11", "ehlo": "bravo.sluice.test"}]}
+TENANTS = [{"name": "acme", "pool": "acme-ips"}, {"name": "bravo", "pool": "bravo-ips"}]
+
+
+class TenantPoolTest(MailNetCase):
+    def setUp(self):
+        net = self.make_net()
+        self.sink = net.peer("mx.dest.test")
+        net.mx("dest.test", self.sink)
+        net.start()
+        cfg = net.sluice_config(pool="shared")
+        cfg["egress"] = {"pools": POOLS}
+        cfg["tenants"] = TENANTS
+        self.d = self.start_sluice(config=cfg)
+
+    def send(self, tenant, n):
+        with self.d.connect() as c:
+            c.ehlo()
+            for i in range(n):
+                head = b"X-Sluice-Tenant: %s\r\n" % tenant.encode() if tenant else b""
+                send_message(c, "news@sender.test", ["%s%d@dest.test" % (tenant or "none", i)],
+                             head + b"Subject: %s %d\r\n\r\nbody\r\n" % (tenant.encode(), i))
+
+    def sources(self):
+        """tenant -> the source addresses its messages reached the peer from."""
+        by = {}
+        with self.sink.lock:
+            for session in self.sink.sessions:
+                for tx in session.transactions:
+                    for rcpt in tx.accepted():
+                        tenant = re.match(r"([a-z]+)\d+@", rcpt).group(1)
+                        by.setdefault(tenant, set()).add(session.client[0])
+        return by
+
+    def test_each_tenant_leaves_from_its_own_pool(self):
+        for tenant in ("acme", "bravo", ""):
+            self.send(tenant, 6)
+        self.wait(lambda: len(self.sink.delivered()) == 18, 30, "18 delivered")
+        self.assertEqual(self.sources(), {"acme": {"127.0.0.10"}, "bravo": {"127.0.0.11"},
+                                          "none": {"127.0.0.12"}})
+        ev = self.d.wait_event("delivery.delivered", rcpt="acme0@dest.test")[0]
+        self.assertEqual(ev["tenant"], "acme")
+
+    def test_suspending_the_destination_holds_the_tenants_mail(self):
+        self.send("acme", 1)
+        self.wait(lambda: len(self.sink.delivered()) == 1, 20, "first delivered")
+        out = self.d.cli("queue", "suspend", "dest.test")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.send("acme", 2)
+        self.send("bravo", 1)  # its destination is made while the suspension holds
+        self.send("", 1)
+        self.assertFalse(wait_quiet(lambda: len(self.sink.delivered()) > 1, 2.0),
+                         "delivered while suspended")
+        out = self.d.cli("queue", "resume", "dest.test")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.wait(lambda: len(self.sink.delivered()) == 5, 20, "all delivered after resume")
+
+
+def wait_quiet(cond, seconds):
+    """True as soon as cond() holds within `seconds`, else False (for what must not happen)."""
+    try:
+        return wait_until(cond, seconds, "")
+    except AssertionError:
+        return False
 
 
 if __name__ == "__main__":
