@@ -7,11 +7,25 @@ delivery event. The same fields from a client that may not relay (an inbound lis
 and ignored. Other field names can be configured. A tenant with its own egress pool sends from
 its addresses only (the peer sees the source address of each message), and one without from the
 shaping's pool, never from a tenant's; suspending the destination holds the tenant's mail too.
+Fair share: while tenant A's 5,000-message bulk campaign waits for one rate-limited destination,
+tenant B's transactional messages sent after it reach the peer within a few seconds.
 """
 import re
+import smtplib
+import threading
+import time
 
 from harness import main, queued_id, send_message
 from mailnet import MailNetCase, wait_until
+
+def start_net(case):
+    """case's MailNet, started, with one peer (case.sink) for dest.test and example.com."""
+    net = case.make_net()
+    case.sink = net.peer("mx.dest.test")
+    net.mx("dest.test", case.sink)
+    net.start()
+    return net
+
 
 TENANCY = b"X-Sluice-Tenant: acme\r\nX-Sluice-Campaign: spring\r\n sale\r\n"
 
@@ -23,10 +37,7 @@ def header_names(data):
 
 class TenancyHeaderTest(MailNetCase):
     def start(self, **config):
-        net = self.make_net()
-        self.sink = net.peer("mx.dest.test")
-        net.mx("dest.test", self.sink)
-        net.start()
+        net = start_net(self)
         cfg = net.sluice_config()
         cfg.update(config)
         cfg["domains"] = {"example.com": {"deliver_to": "mx.dest.test"}}
@@ -101,10 +112,7 @@ TENANTS = [{"name": "acme", "pool": "acme-ips"}, {"name": "bravo", "pool": "brav
 
 class TenantPoolTest(MailNetCase):
     def setUp(self):
-        net = self.make_net()
-        self.sink = net.peer("mx.dest.test")
-        net.mx("dest.test", self.sink)
-        net.start()
+        net = start_net(self)
         cfg = net.sluice_config(pool="shared")
         cfg["egress"] = {"pools": POOLS}
         cfg["tenants"] = TENANTS
@@ -151,6 +159,56 @@ class TenantPoolTest(MailNetCase):
         out = self.d.cli("queue", "resume", "dest.test")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.wait(lambda: len(self.sink.delivered()) == 5, 20, "all delivered after resume")
+
+
+CAMPAIGN = 5000
+RATE = 50  # messages per second to the destination: the campaign needs 100 s at the peer
+
+
+class FairShareTest(MailNetCase):
+    def setUp(self):
+        net = start_net(self)
+        cfg = net.sluice_config(egress=[("127.0.0.10", "out.sluice.test")], connections=2,
+                                message_rate="%d/s" % RATE, rate="%d/s" % RATE)
+        cfg["tenants"] = [{"name": "acme", "priority": "bulk"},
+                          {"name": "bravo", "priority": "transactional"}]
+        self.d = self.start_sluice(config=cfg)
+
+    def inject(self, tenant, first, count):
+        host, port = self.d.addr()
+        with smtplib.SMTP(host, port, timeout=30) as client:
+            client.ehlo("submit.test")
+            for i in range(first, first + count):
+                msg = b"X-Sluice-Tenant: %s\r\nSubject: %d\r\n\r\nbody\r\n" % (tenant.encode(), i)
+                self.assertEqual(client.sendmail("news@sender.test", ["%s%d@dest.test" % (tenant, i)],
+                                                 msg), {})
+
+    def arrived(self, tenant):
+        """Arrival times at the peer of the tenant's messages."""
+        return [tx.data_time for tx in self.sink.transactions()
+                if tx.accepted() and tx.accepted()[0].startswith(tenant)]
+
+    def test_transactional_mail_overtakes_a_bulk_campaign(self):
+        threads = [threading.Thread(target=self.inject, args=("acme", k * 1250, 1250))
+                   for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(240)
+        self.assertFalse(any(t.is_alive() for t in threads), "campaign injected")
+        self.d.wait_event("smtp.accepted", timeout=30, count=CAMPAIGN)
+        backlog = CAMPAIGN - len(self.arrived("acme"))
+        self.assertGreater(backlog, 20 * RATE, "the campaign still waits (else nothing to show)")
+        sent = time.time()
+        self.inject("bravo", 0, 3)
+        got = self.wait(lambda: len(self.arrived("bravo")) == 3 and self.arrived("bravo"), 60,
+                        "bravo's messages delivered")
+        delay = max(got) - sent
+        self.assertLess(delay, 5.0, "bravo waited %.1f s behind acme's campaign" % delay)
+        self.assertGreater(CAMPAIGN - len(self.arrived("acme")), RATE,
+                           "acme's campaign was still waiting when bravo's mail went")
+        ev = self.d.wait_event("delivery.delivered", rcpt="bravo0@dest.test")[0]
+        self.assertEqual((ev["tenant"], ev["campaign"]), ("bravo", ""))
 
 
 def wait_quiet(cond, seconds):
