@@ -154,6 +154,13 @@ static const struct log_event log_event_table[] = {
      "destination, egress, connections, failures, for_ms, reason, msg",
      "Delivery to a destination or one egress address stops for `for_ms`: by a reply rule, by "
      "`sluice queue suspend`, or after repeated connection `failures` (with backoff)."},
+    {"delivery.tenant_resume", "info",
+     "tenant, campaign",
+     "`sluice queue resume --tenant` released a tenant's mail (`campaign` \"\": all of it)."},
+    {"delivery.tenant_suspend", "warn",
+     "tenant, campaign",
+     "`sluice queue suspend --tenant` holds a tenant's mail (`campaign` \"\": all of it): its "
+     "queued jobs come back from the destinations and none is sent until it is resumed."},
     {"delivery.throttle", "warn",
      "destination, egress, connections, level_permille, rate, rate_period_ms, "
      "messages_per_connection, recipients_per_connection, reason, msg",

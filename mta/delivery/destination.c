@@ -387,11 +387,19 @@ void dest_resume(struct dest *d)
     dest_dispatch(d);
 }
 
-static void dest_return_queue(struct dest *d)
+void dest_return_jobs(struct dest *d, int (*match)(const struct job *, const void *),
+                      const void *arg)
 {
     struct job *job;
-    while ((job = dest_take_job(d, NULL)) != NULL)
+    while ((job = fair_queue_take(&d->queue, match, arg)) != NULL) {
+        d->queued--;
         d->env->hooks.job_returned(d->env->hooks.arg, job);
+    }
+}
+
+static void dest_return_queue(struct dest *d)
+{
+    dest_return_jobs(d, NULL, NULL);
 }
 
 static void conn_finish_job(struct conn *c, const struct smtp_client_outcome *outcomes);

@@ -99,6 +99,9 @@ void dest_enqueue(struct dest *d, struct job *job);
 /* Admin suspension for for_ms (0: until dest_resume), or the end of one; queued jobs stay
  * queued. */
 void dest_suspend(struct dest *d, uint64_t for_ms);
+/* Returns (job_returned) every queued job that match(job, arg) accepts. */
+void dest_return_jobs(struct dest *d, int (*match)(const struct job *, const void *),
+                      const void *arg);
 void dest_resume(struct dest *d);
 /* Stops new connections; queued jobs are returned and idle connections QUIT. With abort, the other
  * open connections are dropped (their jobs end with temporary failures). The destination frees

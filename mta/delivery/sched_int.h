@@ -79,6 +79,9 @@ struct scheduler {
     /* Suspensions an administrator named before any mail for them: destination key -> uint64_t
      * (loop ms it ends, UINT64_MAX: until resumed), applied when the destination appears. */
     struct strmap held;
+    /* Tenants' mail an administrator holds: "TENANT\nCAMPAIGN" ("TENANT\n": all of it) -> the
+     * key itself (sched_tenancy.c). */
+    struct strmap tenant_holds;
     struct minheap due;
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */
@@ -173,6 +176,10 @@ void sched_tenant_dest_held(struct scheduler *s, struct dest *d);
 /* An administrator's suspension of `name` (for_ms, 0: until resumed), or with resume its end,
  * for every "name/POOL" destination. */
 void sched_tenant_dests_suspend(struct scheduler *s, const char *name, uint64_t for_ms, int resume);
+
+/* 1 when an administrator holds m's mail (its tenant's, or its campaign's): none is dispatched. */
+int sched_tenant_held(const struct scheduler *s, const struct qmsg *m);
+void sched_tenant_holds_free(struct scheduler *s);
 
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */

@@ -2,12 +2,15 @@
  * The egress pool of a tenant's mail (sched_int.h). A tenant whose tenants[].pool differs from the
  * pool its destination's shaping names gets a destination of its own, "KEY/POOL": same shaping,
  * its own addresses, so its mail never leaves from another tenant's and no other tenant's leaves
- * from its. An administrator's suspension of KEY holds these destinations too.
+ * from its. An administrator's suspension of KEY holds these destinations too. Also the holds an
+ * administrator puts on a tenant's mail, or on one of its campaigns (`queue suspend --tenant`).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/sched_int.h"
 
@@ -79,4 +82,111 @@ void sched_tenant_dests_suspend(struct scheduler *s, const char *name, uint64_t 
     struct pool_dests p = {name, strlen(name), for_ms, resume};
     if (p.len > 0 && base_len(name) == 0)
         strmap_each(&s->dests, pool_dest_apply, &p);
+}
+
+/* ---- holding a tenant's mail ---- */
+
+/* "TENANT\nCAMPAIGN" into out: the key of a hold. */
+static void hold_key(const char *tenant, const char *campaign, struct buf *out)
+{
+    buf_reset(out);
+    buf_printf(out, "%s\n%s", tenant, campaign != NULL ? campaign : "");
+}
+
+int sched_tenant_held(const struct scheduler *s, const struct qmsg *m)
+{
+    if (s->tenant_holds.count == 0 || m->tenant == NULL)
+        return 0;
+    struct buf key = BUF_INIT;
+    hold_key(m->tenant, NULL, &key);
+    int held = strmap_get(&s->tenant_holds, key.data) != NULL;
+    if (!held && m->campaign != NULL) {
+        hold_key(m->tenant, m->campaign, &key);
+        held = strmap_get(&s->tenant_holds, key.data) != NULL;
+    }
+    buf_free(&key);
+    return held;
+}
+
+static void free_hold(const char *key, void *value, void *arg)
+{
+    (void)key, (void)arg;
+    free(value);
+}
+
+void sched_tenant_holds_free(struct scheduler *s)
+{
+    strmap_each(&s->tenant_holds, free_hold, NULL);
+    strmap_free(&s->tenant_holds);
+}
+
+/* A queued job of a held message goes back to the scheduler. */
+static int job_held(const struct job *job, const void *arg)
+{
+    return sched_tenant_held(arg, job->msg);
+}
+
+static void dest_return_held(const char *key, void *value, void *arg)
+{
+    (void)key;
+    dest_return_jobs(value, job_held, arg);
+}
+
+struct released {
+    const char *tenant;
+    struct qmsg **msgs;
+    size_t n;
+};
+
+static void collect_tenant_msg(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct released *r = arg;
+    const struct qmsg *m = value;
+    if (m->tenant != NULL && strcmp(m->tenant, r->tenant) == 0)
+        r->msgs[r->n++] = value;
+}
+
+/* Released: the tenant's messages in memory go back to the due heap (those on disk are read back
+ * when due). Collected first: settling one may take it out of msgs. */
+static void release_tenant_msgs(struct scheduler *s, const char *tenant)
+{
+    struct released r = {tenant, xmalloc((s->msgs.count + 1) * sizeof *r.msgs), 0};
+    strmap_each(&s->msgs, collect_tenant_msg, &r);
+    for (size_t i = 0; i < r.n; i++)
+        msg_settle(r.msgs[i]);
+    free(r.msgs);
+}
+
+int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
+                          struct buf *out)
+{
+    struct buf key = BUF_INIT;
+    hold_key(tenant, campaign, &key);
+    const char *what = campaign[0] != '\0' ? "campaign" : "tenant";
+    const char *name = campaign[0] != '\0' ? campaign : tenant;
+    struct logrec r;
+    if (hold) {
+        free(strmap_put(&s->tenant_holds, key.data, xstrdup(key.data)));
+        strmap_each(&s->dests, dest_return_held, s);
+        strmap_each(&s->retired, dest_return_held, s);
+        buf_printf(out, "%s %s of %s suspended until resumed\n", what, name, tenant);
+    } else {
+        char *was = strmap_del(&s->tenant_holds, key.data);
+        if (was == NULL) {
+            buf_printf(out, "%s %s of %s is not suspended\n", what, name, tenant);
+            buf_free(&key);
+            return -ENOENT;
+        }
+        free(was);
+        release_tenant_msgs(s, tenant);
+        buf_printf(out, "%s %s of %s resumed\n", what, name, tenant);
+    }
+    log_begin(&r, hold ? LOG_WARN : LOG_INFO,
+              hold ? "delivery.tenant_suspend" : "delivery.tenant_resume");
+    log_str(&r, "tenant", tenant);
+    log_str(&r, "campaign", campaign);
+    log_end(&r);
+    buf_free(&key);
+    return 0;
 }

@@ -169,7 +169,7 @@ static void msg_reschedule(struct qmsg *m)
     for (size_t i = 0; i < m->nrcpts; i++)
         if (rcpt_waiting(&m->rcpts[i]) && m->rcpts[i].next_ms < due)
             due = m->rcpts[i].next_ms;
-    if (due == INT64_MAX || m->deleted)
+    if (due == INT64_MAX || m->deleted || sched_tenant_held(m->s, m))
         minheap_remove(&m->s->due, &m->due);
     else
         minheap_set(&m->s->due, &m->due, (uint64_t)(due > 0 ? due : 0));
@@ -485,6 +485,8 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
 static void msg_dispatch(struct qmsg *m, int64_t now)
 {
     struct scheduler *s = m->s;
+    if (sched_tenant_held(s, m))
+        return; /* out of the due heap until released */
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (!rcpt_waiting(&m->rcpts[i]) || m->rcpts[i].next_ms > now)
             continue;
@@ -758,6 +760,7 @@ void scheduler_free(struct scheduler *s)
     strmap_free(&s->retired);
     strmap_each(&s->held, free_value, NULL);
     strmap_free(&s->held);
+    sched_tenant_holds_free(s);
     minheap_free(&s->due);
     sched_active_free(s);
     config_unref(s->cfg);

@@ -57,6 +57,11 @@ int scheduler_delete(struct scheduler *s, const char *id, struct buf *out); /* n
 int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
                       struct buf *out);
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out);
+/* With hold, a tenant's mail (campaign "": all of it) is no longer sent: its jobs waiting at
+ * destinations come back and none is made until it is released (hold 0), which only undoes a hold
+ * of the same tenant and campaign. Messages in flight finish. -ENOENT: nothing to release. */
+int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
+                          struct buf *out);
 /* A JSON document of the queued messages and of the destinations, for `sluice queue list
  * --json`: the messages in memory, then those waiting on disk, read on the thread pool (the first
  * ten thousand in full, the rest by id and next attempt). cb runs once with the document, from

@@ -139,7 +139,8 @@ class CommandLine(SluiceTestCase):
         self.assertEqual(err[1:], ["usage: sluice queue [-c FILE] show ID [--body]",
                                    "'sluice queue --help' for more."])
         err = self.check_usage_error(["queue", "lst"], "sluice queue: unknown queue verb 'lst'")
-        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 7)
+        # the seven verbs' usage, and suspend|resume --tenant
+        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 8)
 
     def commands(self):
         res = self.sluice("--help")

@@ -8,7 +8,8 @@ and ignored. Other field names can be configured. A tenant with its own egress p
 its addresses only (the peer sees the source address of each message), and one without from the
 shaping's pool, never from a tenant's; suspending the destination holds the tenant's mail too.
 Fair share: while tenant A's 5,000-message bulk campaign waits for one rate-limited destination,
-tenant B's transactional messages sent after it reach the peer within a few seconds.
+tenant B's transactional messages sent after it reach the peer within a few seconds. `sluice queue
+suspend --tenant T [--campaign C]` holds only that tenant's (campaign's) mail, until resumed.
 """
 import re
 import smtplib
@@ -209,6 +210,56 @@ class FairShareTest(MailNetCase):
                            "acme's campaign was still waiting when bravo's mail went")
         ev = self.d.wait_event("delivery.delivered", rcpt="bravo0@dest.test")[0]
         self.assertEqual((ev["tenant"], ev["campaign"]), ("bravo", ""))
+
+
+class TenantSuspendTest(MailNetCase):
+    def setUp(self):
+        net = start_net(self)
+        cfg = net.sluice_config(egress=[("127.0.0.10", "out.sluice.test")], connections=1,
+                                message_rate="10/s")
+        self.d = self.start_sluice(config=cfg)
+
+    def send(self, tenant, campaign, first, n):
+        with self.d.connect() as c:
+            c.ehlo()
+            for i in range(first, first + n):
+                head = b"X-Sluice-Tenant: %s\r\nX-Sluice-Campaign: %s\r\n" % (
+                    tenant.encode(), campaign.encode())
+                send_message(c, "news@sender.test", ["%s-%s%d@dest.test" % (tenant, campaign, i)],
+                             head + b"Subject: hi\r\n\r\nbody\r\n")
+
+    def count(self, prefix):
+        return sum(1 for a in self.sink.delivered_rcpts() if a.startswith(prefix))
+
+    def queue(self, *args):
+        out = self.d.cli("queue", *args)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.decode()
+
+    def test_a_campaign_held_and_released(self):
+        self.send("acme", "spring", 0, 20)
+        self.assertIn("suspended", self.queue("suspend", "--tenant", "acme", "--campaign", "spring"))
+        held_at = self.count("acme-spring")
+        self.send("acme", "fall", 0, 5)
+        self.send("bravo", "spring", 0, 5)
+        self.wait(lambda: self.count("acme-fall") == 5 and self.count("bravo-spring") == 5, 30,
+                  "the other campaign and tenant delivered")
+        self.assertLessEqual(self.count("acme-spring"), held_at + 1, "one in flight at most")
+        self.assertLess(self.count("acme-spring"), 20)
+        self.d.wait_event("delivery.tenant_suspend", tenant="acme", campaign="spring")
+        self.queue("resume", "--tenant", "acme", "--campaign", "spring")
+        self.wait(lambda: self.count("acme-spring") == 20, 30, "the campaign delivered once resumed")
+
+    def test_a_tenant_held_and_released(self):
+        self.queue("suspend", "--tenant", "bravo")
+        self.send("bravo", "x", 0, 3)
+        self.send("acme", "x", 0, 3)
+        self.wait(lambda: self.count("acme-x") == 3, 20, "the other tenant delivered")
+        self.assertFalse(wait_quiet(lambda: self.count("bravo-x") > 0, 1.5), "held tenant sent")
+        out = self.d.cli("queue", "resume", "--tenant", "bravo", "--campaign", "x")
+        self.assertNotEqual(out.returncode, 0, "only the hold that was put is lifted")
+        self.queue("resume", "--tenant", "bravo")
+        self.wait(lambda: self.count("bravo-x") == 3, 20, "the tenant delivered once resumed")
 
 
 def wait_quiet(cond, seconds):
