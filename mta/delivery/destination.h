@@ -85,11 +85,13 @@ struct dest_env {
 };
 
 /* A destination for `key` under shaping values `shaping`, sending from `pool` (NULL: one
- * unbound address with EHLO `hostname`). Takes a reference on cfg (the values live in it).
- * After a reload, `predecessor` is the retired destination for the same key (or NULL): the new
- * one takes over its suspension and, for each egress address in both, shares its state: the
- * connections still open there count against the new cap, and a throttle, a pause and the rate
- * buckets carry over. The two may be freed in any order. */
+ * unbound address with EHLO `hostname`); a key "KEY/POOL" is KEY's mail of the tenants whose own
+ * pool that is (sched_tenancy.c), warmed up as KEY. Its queue serves tenants fairly (sched_fair.h).
+ * Takes a reference on cfg (the values live in it). After a reload, `predecessor` is the retired
+ * destination for the same key (or NULL): the new one takes over its suspension and, for each
+ * egress address in both, shares its state: the connections still open there count against the new
+ * cap, and a throttle, a pause and the rate buckets carry over. The two may be freed in any order.
+ */
 struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
                       const struct config_shaping *shaping, const struct config_egress_pool *pool,
                       const struct dest *predecessor);
