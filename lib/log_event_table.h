@@ -154,6 +154,10 @@ static const struct log_event log_event_table[] = {
      "destination, egress, connections, failures, for_ms, reason, msg",
      "Delivery to a destination or one egress address stops for `for_ms`: by a reply rule, by "
      "`sluice queue suspend`, or after repeated connection `failures` (with backoff)."},
+    {"delivery.tenant_bounce", "warn",
+     "tenant, campaign, messages",
+     "`sluice queue bounce --tenant` failed the waiting recipients of a tenant's mail (`campaign` "
+     "\"\": all of it) in `messages` messages; their senders get DSNs."},
     {"delivery.tenant_resume", "info",
      "tenant, campaign",
      "`sluice queue resume --tenant` released a tenant's mail (`campaign` \"\": all of it)."},

@@ -86,6 +86,7 @@ static const struct verb_row verbs[] = {
     {"status", CONTROL_STATUS, 0, 0},
     {"suspend-tenant", CONTROL_SUSPEND_TENANT, 1, 2},
     {"resume-tenant", CONTROL_RESUME_TENANT, 1, 2},
+    {"bounce-tenant", CONTROL_BOUNCE_TENANT, 1, 2},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -170,7 +171,8 @@ int control_request_parse(const char *line, size_t len, struct control_request *
         return -EINVAL;
     }
     int nargs = (int)n - 1;
-    int tenant = row->verb == CONTROL_SUSPEND_TENANT || row->verb == CONTROL_RESUME_TENANT;
+    int tenant = row->verb == CONTROL_SUSPEND_TENANT || row->verb == CONTROL_RESUME_TENANT ||
+                 row->verb == CONTROL_BOUNCE_TENANT;
     if (tenant && (nargs < 1 || nargs > 2)) {
         buf_printf(err, "%s takes a tenant and an optional campaign", row->name);
         return -EINVAL;
@@ -434,6 +436,8 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
         return h->suspend_tenant(c->arg, req->target, req->campaign, out);
     case CONTROL_RESUME_TENANT:
         return h->resume_tenant(c->arg, req->target, req->campaign, out);
+    case CONTROL_BOUNCE_TENANT:
+        return h->bounce_tenant(c->arg, req->target, req->campaign, out);
     }
     return -EINVAL;
 }

@@ -45,6 +45,7 @@ struct control_handlers {
     /* A tenant's mail (campaign "": all of it) held, or released. */
     int (*suspend_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
     int (*resume_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
+    int (*bounce_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
 };
 
 enum control_verb {
@@ -57,6 +58,7 @@ enum control_verb {
     CONTROL_STATUS,
     CONTROL_SUSPEND_TENANT,
     CONTROL_RESUME_TENANT,
+    CONTROL_BOUNCE_TENANT,
 };
 
 /* A parsed request; target is a copy, NUL-terminated ("" for list). */
@@ -64,14 +66,14 @@ struct control_request {
     enum control_verb verb;
     char target[256];
     uint32_t seconds;   /* suspend only; 0 when no duration was given */
-    char campaign[256]; /* suspend-tenant, resume-tenant: "" when none was given */
+    char campaign[256]; /* the -tenant requests: "" when none was given */
 };
 
 /* Parses one request line (without its line end): "list", "retry ID|all", "delete ID",
  * "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST",
  * "destinations [DEST]", "status", "suspend-tenant TENANT [CAMPAIGN]",
- * "resume-tenant TENANT [CAMPAIGN]". Returns 0, or -EINVAL with the reason in err. Pure; the
- * input is untrusted. */
+ * "resume-tenant TENANT [CAMPAIGN]", "bounce-tenant TENANT [CAMPAIGN]". Returns 0, or -EINVAL with
+ * the reason in err. Pure; the input is untrusted. */
 int control_request_parse(const char *line, size_t len, struct control_request *req,
                           struct buf *err);
 

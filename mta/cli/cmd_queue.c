@@ -202,6 +202,7 @@ static const struct action actions[] = {
     {"delete", 1, 1, "message ID"},
     {"suspend", 1, 2, "destination"},
     {"resume", 1, 1, "destination"},
+    {"bounce", 0, 0, "--tenant"},
     {"destinations", 0, 1, NULL},
 };
 
@@ -266,7 +267,7 @@ static const struct action *queue_action(char **words, int nwords, int json, int
     }
     if (nwords == 0) {
         command_usage_error("queue", "missing queue verb (list, show, retry, delete, suspend, "
-                                     "resume or destinations)");
+                                     "resume, bounce or destinations)");
         return NULL;
     }
     if (act == NULL) {
@@ -280,10 +281,13 @@ static const struct action *queue_action(char **words, int nwords, int json, int
     }
     char name[32]; /* "queue VERB": the usage shown is that verb's */
     snprintf(name, sizeof name, "queue %s", act->name);
-    int by_tenant =
-        tenancy && (strcmp(act->name, "suspend") == 0 || strcmp(act->name, "resume") == 0);
+    int bounce = strcmp(act->name, "bounce") == 0;
+    int by_tenant = tenancy && (strcmp(act->name, "suspend") == 0 ||
+                                strcmp(act->name, "resume") == 0 || bounce);
     if (tenancy && !by_tenant)
-        command_usage_error(name, "--tenant and --campaign go with suspend and resume only");
+        command_usage_error(name, "--tenant and --campaign go with suspend, resume and bounce");
+    else if (bounce && !tenancy)
+        command_usage_error(name, "missing --tenant");
     else if (by_tenant && nwords > 1)
         command_usage_error(name, "a destination or --tenant, not both");
     else if (by_tenant)

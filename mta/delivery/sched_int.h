@@ -181,6 +181,9 @@ void sched_tenant_dests_suspend(struct scheduler *s, const char *name, uint64_t 
 int sched_tenant_held(const struct scheduler *s, const struct qmsg *m);
 void sched_tenant_holds_free(struct scheduler *s);
 
+/* Its recipients waiting to be tried fail with 550 5.0.0 text (recorded, then bounced). */
+void msg_fail_waiting(struct qmsg *m, const char *text);
+
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */
 void msg_bounce(struct qmsg *m);

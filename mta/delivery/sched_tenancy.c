@@ -132,30 +132,45 @@ static void dest_return_held(const char *key, void *value, void *arg)
     dest_return_jobs(value, job_held, arg);
 }
 
-struct released {
-    const char *tenant;
+/* The messages in memory of a tenant (campaign "" or NULL: all of its), collected first: acting
+ * on one may take it out of msgs. */
+struct tenant_msgs {
+    const char *tenant, *campaign;
     struct qmsg **msgs;
     size_t n;
 };
 
+static int msg_of(const struct qmsg *m, const struct tenant_msgs *t)
+{
+    return m->tenant != NULL && strcmp(m->tenant, t->tenant) == 0 &&
+           (t->campaign == NULL || t->campaign[0] == '\0' ||
+            (m->campaign != NULL && strcmp(m->campaign, t->campaign) == 0));
+}
+
 static void collect_tenant_msg(const char *key, void *value, void *arg)
 {
     (void)key;
-    struct released *r = arg;
-    const struct qmsg *m = value;
-    if (m->tenant != NULL && strcmp(m->tenant, r->tenant) == 0)
-        r->msgs[r->n++] = value;
+    struct tenant_msgs *t = arg;
+    if (msg_of(value, t))
+        t->msgs[t->n++] = value;
+}
+
+static void tenant_msgs_collect(struct scheduler *s, struct tenant_msgs *t)
+{
+    t->msgs = xmalloc((s->msgs.count + 1) * sizeof *t->msgs);
+    t->n = 0;
+    strmap_each(&s->msgs, collect_tenant_msg, t);
 }
 
 /* Released: the tenant's messages in memory go back to the due heap (those on disk are read back
- * when due). Collected first: settling one may take it out of msgs. */
+ * when due). */
 static void release_tenant_msgs(struct scheduler *s, const char *tenant)
 {
-    struct released r = {tenant, xmalloc((s->msgs.count + 1) * sizeof *r.msgs), 0};
-    strmap_each(&s->msgs, collect_tenant_msg, &r);
-    for (size_t i = 0; i < r.n; i++)
-        msg_settle(r.msgs[i]);
-    free(r.msgs);
+    struct tenant_msgs t = {.tenant = tenant};
+    tenant_msgs_collect(s, &t);
+    for (size_t i = 0; i < t.n; i++)
+        msg_settle(t.msgs[i]);
+    free(t.msgs);
 }
 
 int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
@@ -188,5 +203,39 @@ int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *c
     log_str(&r, "campaign", campaign);
     log_end(&r);
     buf_free(&key);
+    return 0;
+}
+
+/* ---- bouncing a tenant's mail ---- */
+
+static int job_of_tenant(const struct job *job, const void *arg)
+{
+    return msg_of(job->msg, arg);
+}
+
+static void dest_return_tenant(const char *key, void *value, void *arg)
+{
+    (void)key;
+    dest_return_jobs(value, job_of_tenant, arg);
+}
+
+int scheduler_bounce_tenant(struct scheduler *s, const char *tenant, const char *campaign,
+                            struct buf *out)
+{
+    struct tenant_msgs t = {.tenant = tenant, .campaign = campaign};
+    strmap_each(&s->dests, dest_return_tenant, &t);
+    strmap_each(&s->retired, dest_return_tenant, &t);
+    tenant_msgs_collect(s, &t);
+    for (size_t i = 0; i < t.n; i++)
+        msg_fail_waiting(t.msgs[i], "bounced by an administrator (sluice queue bounce)");
+    free(t.msgs);
+    struct logrec r;
+    log_begin(&r, LOG_WARN, "delivery.tenant_bounce");
+    log_str(&r, "tenant", tenant);
+    log_str(&r, "campaign", campaign);
+    log_int(&r, "messages", (long long)t.n);
+    log_end(&r);
+    buf_printf(out, "%zu messages of %s%s%s bounced\n", t.n, tenant,
+               campaign[0] ? ", campaign " : "", campaign);
     return 0;
 }

@@ -285,6 +285,24 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_end(&rec);
 }
 
+void msg_fail_waiting(struct qmsg *m, const char *text)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        n += rcpt_waiting(&m->rcpts[i]);
+    if (n == 0)
+        return;
+    struct update_batch *b = update_batch_new(m, n);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (!rcpt_waiting(r))
+            continue;
+        rcpt_set_result(r, 550, "5.0.0", text, NULL);
+        update_batch_add(b, i, SPOOL_RCPT_FAILED, r->attempts, 0);
+    }
+    update_batch_write(b);
+}
+
 /* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
  * (the last step repeats), never after expiry; 0 when it has expired. */
 static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, unsigned attempts,

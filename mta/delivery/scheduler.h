@@ -62,6 +62,11 @@ int scheduler_resume(struct scheduler *s, const char *destination, struct buf *o
  * of the same tenant and campaign. Messages in flight finish. -ENOENT: nothing to release. */
 int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
                           struct buf *out);
+/* Fails, with a DSN to the sender, every recipient of the tenant's mail (campaign "": all of it)
+ * that waits in memory: those queued at destinations come back first. Recipients on a connection
+ * finish; messages waiting on disk beyond the active window are not touched. */
+int scheduler_bounce_tenant(struct scheduler *s, const char *tenant, const char *campaign,
+                            struct buf *out);
 /* A JSON document of the queued messages and of the destinations, for `sluice queue list
  * --json`: the messages in memory, then those waiting on disk, read on the thread pool (the first
  * ten thousand in full, the rest by id and next attempt). cb runs once with the document, from

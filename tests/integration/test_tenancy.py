@@ -9,7 +9,8 @@ its addresses only (the peer sees the source address of each message), and one w
 shaping's pool, never from a tenant's; suspending the destination holds the tenant's mail too.
 Fair share: while tenant A's 5,000-message bulk campaign waits for one rate-limited destination,
 tenant B's transactional messages sent after it reach the peer within a few seconds. `sluice queue
-suspend --tenant T [--campaign C]` holds only that tenant's (campaign's) mail, until resumed.
+suspend --tenant T [--campaign C]` holds only that tenant's (campaign's) mail, until resumed;
+`sluice queue bounce --tenant T --campaign C` fails that campaign's waiting mail with DSNs.
 """
 import re
 import smtplib
@@ -249,6 +250,19 @@ class TenantSuspendTest(MailNetCase):
         self.d.wait_event("delivery.tenant_suspend", tenant="acme", campaign="spring")
         self.queue("resume", "--tenant", "acme", "--campaign", "spring")
         self.wait(lambda: self.count("acme-spring") == 20, 30, "the campaign delivered once resumed")
+
+    def test_a_campaign_bounced(self):
+        self.send("acme", "spring", 0, 20)
+        self.send("acme", "fall", 0, 3)
+        self.assertIn("bounced", self.queue("bounce", "--tenant", "acme", "--campaign", "spring"))
+        bounced = self.d.wait_event("delivery.tenant_bounce", tenant="acme", campaign="spring")[0]
+        self.wait(lambda: self.count("acme-fall") == 3, 30, "the other campaign delivered")
+        # Each spring message is delivered (it was on the connection) or bounced to its sender.
+        dsns = self.d.wait_event("delivery.bounce", timeout=20, count=20 - self.count("acme-spring"),
+                                 tenant="acme", campaign="spring")
+        self.assertEqual(len(dsns) + self.count("acme-spring"), 20)
+        self.assertLessEqual(self.count("acme-spring"), 20 - bounced["messages"] + 1)
+        self.assertGreater(len(dsns), 10, "most of the campaign was still waiting")
 
     def test_a_tenant_held_and_released(self):
         self.queue("suspend", "--tenant", "bravo")

@@ -67,6 +67,7 @@ static const struct parse_case parse_cases[] = {
     {"destinations a.example b.example", -EINVAL, 0, NULL, 0},
     {"suspend-tenant acme", 0, CONTROL_SUSPEND_TENANT, "acme", 0},
     {"resume-tenant alice@example.com", 0, CONTROL_RESUME_TENANT, "alice@example.com", 0},
+    {"bounce-tenant acme spring", 0, CONTROL_BOUNCE_TENANT, "acme", 0},
     {"suspend-tenant", -EINVAL, 0, NULL, 0},
     {"resume-tenant acme spring extra", -EINVAL, 0, NULL, 0},
 };
@@ -222,7 +223,7 @@ static int h_status(void *arg, struct buf *out)
 }
 
 static const struct control_handlers handlers = {
-    h_list, h_retry, h_delete, h_suspend, h_resume, h_destinations, h_status, NULL, NULL};
+    h_list, h_retry, h_delete, h_suspend, h_resume, h_destinations, h_status, NULL, NULL, NULL};
 
 struct fixture {
     uv_loop_t loop;
