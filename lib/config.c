@@ -24,6 +24,14 @@ const struct config_domain *config_domain_find(const struct config *cfg, const c
     return bsearch(key, cfg->domains, cfg->ndomains, sizeof *cfg->domains, domain_key_compare);
 }
 
+const struct config_tenant *config_tenant_find(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < cfg->ntenants; i++)
+        if (strcmp(cfg->tenants[i].name, name) == 0)
+            return &cfg->tenants[i];
+    return NULL;
+}
+
 const struct config_egress_pool *config_egress_pool_find(const struct config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->negress_pools; i++)

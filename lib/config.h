@@ -251,6 +251,22 @@ struct config_trace_key {
     struct config_pos pos;
 };
 
+/* tenants[].priority: a destination sends the mail of a higher class first (docs/tenants.md). */
+enum tenant_priority {
+    TENANT_PRIORITY_TRANSACTIONAL,
+    TENANT_PRIORITY_NORMAL,
+    TENANT_PRIORITY_BULK,
+};
+#define TENANT_PRIORITIES 3
+
+/* tenants[]: what a tenant's mail is sent with. A tenant not listed sends like the defaults. */
+struct config_tenant {
+    char *name;   /* the authenticated user, or what tenancy.tenant_header names */
+    char *pool;   /* egress pool its mail leaves from; NULL: the shaping's */
+    int priority; /* enum tenant_priority */
+    struct config_pos pos, pool_pos;
+};
+
 enum inbound_reverse_dns {
     REVERSE_DNS_IGNORE,
     REVERSE_DNS_REQUIRE_PTR,
@@ -410,6 +426,14 @@ struct config {
         char *alarm_notify; /* NULL: the alarm is only logged */
     } feedback;
 
+    /* Whose mail a message is (docs/tenants.md). */
+    struct {
+        char *tenant_header;   /* names the tenant of a trusted client's unauthenticated mail */
+        char *campaign_header; /* names the campaign of relayed mail */
+    } tenancy;
+    struct config_tenant *tenants;
+    size_t ntenants;
+
     struct {
         struct config_blocklist *blocklists; /* the site's, besides or instead of the shipped */
         size_t nblocklists;
@@ -477,6 +501,9 @@ const struct config_domain *config_domain_find(const struct config *cfg, const c
 /* The egress pool called name, or NULL. */
 const struct config_egress_pool *config_egress_pool_find(const struct config *cfg,
                                                          const char *name);
+
+/* The entry of tenants[] called name, or NULL (also for NULL). */
+const struct config_tenant *config_tenant_find(const struct config *cfg, const char *name);
 
 /* Non-zero when addr (AF_INET or AF_INET6; v4-mapped v6 counts as v4) is inside a trusted network.
  */

@@ -69,6 +69,7 @@ enum config_scope {
     CONFIG_SCOPE_WEBHOOK,   /* struct config_webhook */
     CONFIG_SCOPE_WARMUP,    /* struct config_warmup_step (egress.pools.*[].warmup.schedule) */
     CONFIG_SCOPE_TRACE_KEY, /* struct config_trace_key (feedback.trace_keys) */
+    CONFIG_SCOPE_TENANT,    /* struct config_tenant (tenants) */
 };
 
 #define CONFIG_KEY_REQUIRED 1u   /* no default: leaving it out is an error */
@@ -214,6 +215,8 @@ const char *config_check_http_url(const char *value);     /* http:// or https://
 const char *config_check_http_header(const char *value);  /* "Name: value" */
 const char *config_check_log_event(const char *value);    /* a name of the log event table */
 const char *config_check_trace_key_id(const char *value); /* 1 to 8 letters and digits */
+const char *config_check_field_name(const char *value);   /* "X-Sluice-Tenant" */
+const char *config_check_tenant_name(const char *value);  /* "acme", "alice@example.com" */
 const char *config_check_trace_secret(const char *value); /* 16 characters or more */
 
 /* ---- One key's value (config_values.c) ---- */

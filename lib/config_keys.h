@@ -59,6 +59,8 @@ static const char *const config_spf[] = {"ignore", "mark", "reject_fail", NULL};
 static const char *const config_clamd_down[] = {"tempfail", "accept", NULL};
 /* In the order of enum suppression_action. */
 static const char *const config_suppression_actions[] = {"reject", "drop", NULL};
+/* In the order of enum tenant_priority. */
+static const char *const config_tenant_priorities[] = {"transactional", "normal", "bulk", NULL};
 static const char *const config_dmarc[] = {"ignore", "mark", "enforce", NULL};
 /* In the order of enum reply_rule_action. */
 static const char *const config_reply_actions[] = {"suspend", "suspend_destination", "backoff",
@@ -552,6 +554,33 @@ static const struct config_key config_keys[] = {
      .doc = "The Public Suffix List DMARC finds organizational domains with; read at start "
             "and at each reload when inbound.dmarc is not ignore."},
 
+    {.name = "tenancy", KEY_SECTION,
+     .doc = "Tenants and campaigns: whose mail a relayed message is, and which campaign it is part "
+            "of (see the tenants guide)."},
+    {.name = "tenancy.tenant_header", .type = CONFIG_STRING, .def = "X-Sluice-Tenant",
+     .check = config_check_field_name, KEY_AT(tenancy.tenant_header),
+     .doc = "Header field naming the tenant of mail a trusted network relays without SMTP AUTH "
+            "(authenticated mail is its user's). Removed from every message before signing; "
+            "read only from clients allowed to relay."},
+    {.name = "tenancy.campaign_header", .type = CONFIG_STRING, .def = "X-Sluice-Campaign",
+     .check = config_check_field_name, KEY_AT(tenancy.campaign_header),
+     .doc = "Header field naming the campaign of relayed mail. Removed from every message before "
+            "signing; read only from clients allowed to relay."},
+    {.name = "tenants", KEY_LIST_OF(tenants, ntenants, struct config_tenant),
+     .doc = "What each tenant's mail is sent with (see the tenants guide); a tenant not listed "
+            "sends from the shaping's pool with priority normal."},
+    {.name = "tenants[].name", .type = CONFIG_STRING, .flags = CONFIG_KEY_REQUIRED,
+     .check = config_check_tenant_name, KEY_IN(TENANT, struct config_tenant, name),
+     .doc = "The tenant: an authenticated user name, or what tenancy.tenant_header names."},
+    {.name = "tenants[].pool", .type = CONFIG_STRING, .check = config_check_listener_name,
+     KEY_IN(TENANT, struct config_tenant, pool), .flags = CONFIG_KEY_POS,
+     .pos_offset = offsetof(struct config_tenant, pool_pos),
+     .doc = "Egress pool (of egress.pools) its mail leaves from, whatever the shaping says; "
+            "unset: the shaping's pool."},
+    {.name = "tenants[].priority", .type = CONFIG_ENUM, .def = "normal",
+     .names = config_tenant_priorities, KEY_IN(TENANT, struct config_tenant, priority),
+     .doc = "transactional, normal or bulk: at one destination the mail of a higher class goes "
+            "first; tenants of one class take turns."},
     {.name = "feedback", KEY_SECTION,
      .doc = "What receivers say after the 250: the trace on relayed mail, feedback-loop "
             "complaints and late bounces, and the alarm when they are about mail we never sent."},

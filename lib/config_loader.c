@@ -333,6 +333,22 @@ static void check_feedback(struct load *ld)
                                i, cfg->feedback.trace_keys[i].id, j);
 }
 
+/* Each tenant once, and its pool one of egress.pools. */
+static void check_tenants(struct load *ld)
+{
+    const struct config *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->ntenants; i++) {
+        const struct config_tenant *t = &cfg->tenants[i];
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t->name, cfg->tenants[j].name) == 0)
+                config_fail_at(ld, t->pos, "tenants[%zu].name: '%s' is already tenants[%zu]", i,
+                               t->name, j);
+        if (t->pool != NULL && config_egress_pool_find(cfg, t->pool) == NULL)
+            config_fail_at(ld, t->pool_pos, "tenants[%zu].pool: '%s' is not a pool of egress.pools",
+                           i, t->pool);
+    }
+}
+
 /* The HTTP server listens beyond this host only with TLS and tokens, and TLS needs a certificate.
  */
 static void check_http(struct load *ld)
@@ -488,6 +504,13 @@ static void config_free(struct config *cfg)
     }
     free(cfg->feedback.trace_keys);
     free(cfg->feedback.alarm_notify);
+    free(cfg->tenancy.tenant_header);
+    free(cfg->tenancy.campaign_header);
+    for (size_t i = 0; i < cfg->ntenants; i++) {
+        free(cfg->tenants[i].name);
+        free(cfg->tenants[i].pool);
+    }
+    free(cfg->tenants);
     free_strings(cfg->inbound.blocked_attachments, cfg->inbound.nblocked_attachments);
     free(cfg->inbound.clamd);
     free_strings(cfg->suppression.drop_tenants, cfg->suppression.ndrop_tenants);
@@ -532,6 +555,7 @@ int config_load_string(const char *text, size_t len, const char *name, struct co
             check_pools(&ld);
             check_webhooks(&ld);
             check_feedback(&ld);
+            check_tenants(&ld);
         }
     }
     config_node_free(root);

@@ -598,6 +598,34 @@ const char *config_check_trace_key_id(const char *value)
     return NULL;
 }
 
+/* 1 when value is 1 to max printable US-ASCII characters, no blank, and no colon unless colon_ok.
+ */
+static int is_token(const char *value, size_t max, int colon_ok)
+{
+    size_t len = strlen(value);
+    for (const char *p = value; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || (*p == ':' && !colon_ok))
+            return 0;
+    return len > 0 && len <= max;
+}
+
+/* RFC 5322 §3.6.8: a field name is printable US-ASCII but colon; 76 keeps it on one line. */
+const char *config_check_field_name(const char *value)
+{
+    return is_token(value, 76, 0) ? NULL
+                                  : "is not a header field name (1 to 76 characters, no blank, "
+                                    "no colon, ASCII only)";
+}
+
+/* A tenant is named by a user name or a header field: printable, no blank, as the suppression list
+ * keys it (64 octets at most). */
+const char *config_check_tenant_name(const char *value)
+{
+    return is_token(value, 64, 1) ? NULL
+                                  : "is not a tenant name (1 to 64 characters, no blank, ASCII "
+                                    "only)";
+}
+
 /* An HMAC key much shorter than the hash is easy to guess (RFC 2104 §3 asks for at least its
  * output length; 16 characters of a random secret is the floor we accept). */
 const char *config_check_trace_secret(const char *value)

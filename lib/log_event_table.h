@@ -102,7 +102,7 @@ static const struct log_event log_event_table[] = {
      "messages_per_connection, recipients_per_connection, reason, msg",
      "A reply rule backed an egress address off: the limits it now sends under."},
     {"delivery.bounce", "info",
-     "queue_id, dsn_queue_id, to, double_bounce, rcpts",
+     "queue_id, dsn_queue_id, to, tenant, campaign, double_bounce, rcpts",
      "A delivery status notification for `rcpts` failed recipients was queued as `dsn_queue_id`, "
      "to the sender (or the postmaster: `double_bounce`)."},
     {"delivery.bounce_failed", "error",
@@ -112,16 +112,17 @@ static const struct log_event log_event_table[] = {
      "A success or delay notice that could not be written has no `retry_in_ms`: it is dropped, or "
      "waits for the next delay step."},
     {"delivery.deferred", "warn",
-     "queue_id, from, rcpt, mx, code, enhanced, stage, remote, reply, class, category, attempts, "
-     "delay_ms, retry_in_ms",
+     "queue_id, from, rcpt, tenant, campaign, mx, code, enhanced, stage, remote, reply, class, "
+     "category, attempts, delay_ms, retry_in_ms",
      "A recipient got a temporary failure and will be tried again in `retry_in_ms`."},
     {"delivery.delay_notice", "info",
-     "queue_id, dsn_queue_id, to, double_bounce, rcpts",
+     "queue_id, dsn_queue_id, to, tenant, campaign, double_bounce, rcpts",
      "A delay warning (RFC 3464 `Action: delayed`) for `rcpts` recipients that asked for one "
      "(`NOTIFY=DELAY`) and are still deferred past an age of `delivery.delay_warning` was queued "
      "as `dsn_queue_id`."},
     {"delivery.delivered", "info",
-     "queue_id, from, rcpt, mx, code, enhanced, stage, remote, reply, attempts, delay_ms",
+     "queue_id, from, rcpt, tenant, campaign, mx, code, enhanced, stage, remote, reply, attempts, "
+     "delay_ms",
      "A recipient was accepted by the receiving server."},
     {"delivery.double_bounce", "warn",
      "queue_id, rcpt, msg",
@@ -130,13 +131,13 @@ static const struct log_event log_event_table[] = {
      "queue_id, rcpt, msg",
      "A failed recipient whose `NOTIFY` asked for no failure DSN: none is sent."},
     {"delivery.expired", "warn",
-     "queue_id, from, rcpt, mx, code, enhanced, stage, remote, reply, class, category, attempts, "
-     "delay_ms",
+     "queue_id, from, rcpt, tenant, campaign, mx, code, enhanced, stage, remote, reply, class, "
+     "category, attempts, delay_ms",
      "A temporary failure after the message's queue lifetime: Sluice gives up and the recipient "
      "fails."},
     {"delivery.failed", "warn",
-     "queue_id, from, rcpt, mx, code, enhanced, stage, remote, reply, class, category, attempts, "
-     "delay_ms",
+     "queue_id, from, rcpt, tenant, campaign, mx, code, enhanced, stage, remote, reply, class, "
+     "category, attempts, delay_ms",
      "A recipient got a permanent failure (5xx); a DSN follows unless not wanted."},
     {"delivery.forgotten", "debug",
      "destination, msg",
@@ -154,7 +155,7 @@ static const struct log_event log_event_table[] = {
      "messages_per_connection, recipients_per_connection, reason, msg",
      "An egress address is back at the destination's own limits."},
     {"delivery.relayed_notice", "info",
-     "queue_id, dsn_queue_id, to, double_bounce, rcpts",
+     "queue_id, dsn_queue_id, to, tenant, campaign, double_bounce, rcpts",
      "A success notice (`Action: relayed`) for `rcpts` recipients that asked for one "
      "(`NOTIFY=SUCCESS`) and were delivered to a server that does not offer DSN was queued as "
      "`dsn_queue_id`."},
@@ -178,6 +179,17 @@ static const struct log_event log_event_table[] = {
      "msg",
      "The spool's file of administrators' suspensions could not be written: a restart may lose a "
      "suspension or its lifting."},
+    {"delivery.tenant_bounce", "warn",
+     "tenant, campaign, messages",
+     "`sluice queue bounce --tenant` failed the waiting recipients of a tenant's mail (`campaign` "
+     "\"\": all of it) in `messages` messages; their senders get DSNs."},
+    {"delivery.tenant_resume", "info",
+     "tenant, campaign",
+     "`sluice queue resume --tenant` released a tenant's mail (`campaign` \"\": all of it)."},
+    {"delivery.tenant_suspend", "warn",
+     "tenant, campaign",
+     "`sluice queue suspend --tenant` holds a tenant's mail (`campaign` \"\": all of it): its "
+     "queued jobs come back from the destinations and none is sent until it is resumed."},
     {"delivery.throttle", "warn",
      "destination, egress, connections, level_permille, rate, rate_period_ms, "
      "messages_per_connection, recipients_per_connection, reason, msg",
@@ -305,7 +317,7 @@ static const struct log_event log_event_table[] = {
      "msg",
      "A connection accepted on a listener could not be set up as a session."},
     {"smtp.accepted", "info",
-     "session, queue_id, from, rcpts, size, client, listener, body",
+     "session, queue_id, from, rcpts, size, client, listener, tenant, campaign, body",
      "A message was committed to the spool and answered `250`; `rcpts` comma-separated; `body` "
      "(`8BITMIME` or `BINARYMIME`) when MAIL declared one."},
     {"smtp.accepted_unacknowledged", "warn",

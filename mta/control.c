@@ -81,6 +81,9 @@ static const struct verb_row verbs[] = {
     {"delete", CONTROL_DELETE, 1, 1}, {"suspend", CONTROL_SUSPEND, 1, 2},
     {"resume", CONTROL_RESUME, 1, 1}, {"destinations", CONTROL_DESTINATIONS, 0, 1},
     {"status", CONTROL_STATUS, 0, 0},
+    {"suspend-tenant", CONTROL_SUSPEND_TENANT, 1, 2},
+    {"resume-tenant", CONTROL_RESUME_TENANT, 1, 2},
+    {"bounce-tenant", CONTROL_BOUNCE_TENANT, 1, 2},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -194,6 +197,12 @@ int control_request_parse(const char *line, size_t len, struct control_request *
         return -EINVAL;
     }
     int nargs = (int)n - 1;
+    int tenant = row->verb == CONTROL_SUSPEND_TENANT || row->verb == CONTROL_RESUME_TENANT ||
+                 row->verb == CONTROL_BOUNCE_TENANT;
+    if (tenant && (nargs < 1 || nargs > 2)) {
+        buf_printf(err, "%s takes a tenant and an optional campaign", row->name);
+        return -EINVAL;
+    }
     if (nargs < row->min_args || nargs > row->max_args) {
         buf_printf(err, "%s takes %s", row->name,
                    row->verb == CONTROL_LIST ? "at most a page size and a queue id"
@@ -219,6 +228,14 @@ int control_request_parse(const char *line, size_t len, struct control_request *
         (row->verb == CONTROL_DELETE && !valid_id(words[1], lens[1]))) {
         buf_printf(err, "%s is not a queue id", req->target);
         return -EINVAL;
+    }
+    if (tenant && nargs == 2) {
+        if (lens[2] >= sizeof(req->campaign)) {
+            buf_printf(err, "argument longer than %zu bytes", sizeof(req->campaign) - 1);
+            return -EINVAL;
+        }
+        memcpy(req->campaign, words[2], lens[2]);
+        return 0;
     }
     if (nargs == 2 && parse_duration(words[2], lens[2], &req->seconds) < 0) {
         buf_printf(err, "bad duration %.*s (N, Ns, Nm, Nh or Nd, at most 30 days)",
@@ -444,6 +461,12 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
         return h->destinations(c->arg, req->target, out);
     case CONTROL_STATUS:
         return h->status(c->arg, out);
+    case CONTROL_SUSPEND_TENANT:
+        return h->suspend_tenant(c->arg, req->target, req->campaign, out);
+    case CONTROL_RESUME_TENANT:
+        return h->resume_tenant(c->arg, req->target, req->campaign, out);
+    case CONTROL_BOUNCE_TENANT:
+        return h->bounce_tenant(c->arg, req->target, req->campaign, out);
     }
     return -EINVAL;
 }

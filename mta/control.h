@@ -44,6 +44,10 @@ struct control_handlers {
     /* Text: what holds each destination back (destination "": every one). */
     int (*destinations)(void *arg, const char *destination, struct buf *out);
     int (*status)(void *arg, struct buf *out); /* JSON, see mta/http/status.h */
+    /* A tenant's mail (campaign "": all of it) held, or released. */
+    int (*suspend_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
+    int (*resume_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
+    int (*bounce_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
 };
 
 enum control_verb {
@@ -54,6 +58,9 @@ enum control_verb {
     CONTROL_RESUME,
     CONTROL_DESTINATIONS,
     CONTROL_STATUS,
+    CONTROL_SUSPEND_TENANT,
+    CONTROL_RESUME_TENANT,
+    CONTROL_BOUNCE_TENANT,
 };
 
 /* The largest page of a list request, and the page when none is asked for. */
@@ -63,14 +70,16 @@ enum control_verb {
 struct control_request {
     enum control_verb verb;
     char target[256];
-    uint32_t seconds; /* suspend only; 0 when no duration was given */
-    unsigned limit;   /* list only: the page size */
+    uint32_t seconds;   /* suspend only; 0 when no duration was given */
+    unsigned limit;     /* list only: the page size */
+    char campaign[256]; /* the -tenant requests: "" when none was given */
 };
 
 /* Parses one request line (without its line end): "list [LIMIT [AFTER-ID]]", "retry ID|all",
  * "delete ID", "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST",
- * "destinations [DEST]", "status". Returns 0, or -EINVAL with the reason in err. Pure; the
- * input is untrusted. */
+ * "destinations [DEST]", "status", "suspend-tenant TENANT [CAMPAIGN]",
+ * "resume-tenant TENANT [CAMPAIGN]", "bounce-tenant TENANT [CAMPAIGN]". Returns 0, or -EINVAL with
+ * the reason in err. Pure; the input is untrusted. */
 int control_request_parse(const char *line, size_t len, struct control_request *req,
                           struct buf *err);
 

@@ -495,6 +495,27 @@ static int control_on_resume(void *arg, const char *dest, struct buf *out)
     return s != NULL ? scheduler_resume(s, dest, out) : -ESHUTDOWN;
 }
 
+static int control_on_suspend_tenant(void *arg, const char *tenant, const char *campaign,
+                                     struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_hold_tenant(s, tenant, campaign, 1, out) : -ESHUTDOWN;
+}
+
+static int control_on_resume_tenant(void *arg, const char *tenant, const char *campaign,
+                                    struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_hold_tenant(s, tenant, campaign, 0, out) : -ESHUTDOWN;
+}
+
+static int control_on_bounce_tenant(void *arg, const char *tenant, const char *campaign,
+                                    struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_bounce_tenant(s, tenant, campaign, out) : -ESHUTDOWN;
+}
+
 static int control_on_destinations(void *arg, const char *dest, struct buf *out)
 {
     struct scheduler *s = control_scheduler(arg, out);
@@ -597,8 +618,10 @@ static const struct http_route daemon_http_routes[] = {
 };
 
 static const struct control_handlers daemon_control_handlers = {
-    control_on_list,   control_on_retry,        control_on_delete, control_on_suspend,
-    control_on_resume, control_on_destinations, control_on_status,
+    control_on_list,          control_on_retry,          control_on_delete,
+    control_on_suspend,       control_on_resume,         control_on_destinations,
+    control_on_status,        control_on_suspend_tenant, control_on_resume_tenant,
+    control_on_bounce_tenant,
 };
 
 /* Opened before recovery, so a second daemon on the same spool is refused before its recovery

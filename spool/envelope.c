@@ -107,7 +107,7 @@ int envelope_encode(const struct spool_envelope *env, struct buf *out)
 {
     if (env->sender == NULL || env->nrcpts > ENVELOPE_RCPTS_MAX || !str_fits(env->sender) ||
         !str_fits(env->client_addr) || !str_fits(env->helo) || !str_fits(env->auth_user) ||
-        !str_fits(env->listener))
+        !str_fits(env->listener) || !str_fits(env->tenant) || !str_fits(env->campaign))
         return -EINVAL;
     for (size_t i = 0; i < env->nrcpts; i++)
         if (env->rcpts[i] == NULL || !str_fits(env->rcpts[i]) ||
@@ -127,6 +127,8 @@ int envelope_encode(const struct spool_envelope *env, struct buf *out)
     rec_str(out, ENVELOPE_REC_HELO, env->helo);
     rec_str(out, ENVELOPE_REC_AUTH, env->auth_user);
     rec_str(out, ENVELOPE_REC_LISTENER, env->listener);
+    rec_str(out, ENVELOPE_REC_TENANT, env->tenant);
+    rec_str(out, ENVELOPE_REC_CAMPAIGN, env->campaign);
     char num[8];
     envelope_put_be64(num, (uint64_t)env->received_at);
     rec_append(out, ENVELOPE_REC_RECEIVED, num, 8);
@@ -167,6 +169,8 @@ enum {
     SEEN_BODY = 1 << 8, /* not single: marks that the envelope is over */
     SEEN_PREFIX = 1 << 9,
     SEEN_DSN = 1 << 10,
+    SEEN_TENANT = 1 << 11,
+    SEEN_CAMPAIGN = 1 << 12,
 };
 #define SEEN_REQUIRED (SEEN_MAGIC | SEEN_SENDER | SEEN_RECEIVED | SEEN_FLAGS)
 
@@ -190,6 +194,8 @@ void envelope_decoder_free(struct envelope_decoder *d)
     free((char *)d->env.helo);
     free((char *)d->env.auth_user);
     free((char *)d->env.listener);
+    free((char *)d->env.tenant);
+    free((char *)d->env.campaign);
     buf_free(&d->field);
     buf_free(&d->prefix);
     memset(d, 0, sizeof *d);
@@ -230,6 +236,12 @@ static int rec_start(struct envelope_decoder *d, struct buf *err)
         break;
     case ENVELOPE_REC_LISTENER:
         once = SEEN_LISTENER;
+        break;
+    case ENVELOPE_REC_TENANT:
+        once = SEEN_TENANT;
+        break;
+    case ENVELOPE_REC_CAMPAIGN:
+        once = SEEN_CAMPAIGN;
         break;
     case ENVELOPE_REC_RECEIVED:
         once = SEEN_RECEIVED, min = max = 8;
@@ -341,6 +353,10 @@ static int rec_finish(struct envelope_decoder *d, struct buf *err)
         return str_take(d, &d->env.auth_user, err);
     case ENVELOPE_REC_LISTENER:
         return str_take(d, &d->env.listener, err);
+    case ENVELOPE_REC_TENANT:
+        return str_take(d, &d->env.tenant, err);
+    case ENVELOPE_REC_CAMPAIGN:
+        return str_take(d, &d->env.campaign, err);
     case ENVELOPE_REC_RECEIVED:
         d->env.received_at = (int64_t)envelope_get_be64(d->field.data);
         return 0;

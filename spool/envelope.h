@@ -17,7 +17,8 @@
 #include "spool/spool.h"
 
 #define ENVELOPE_HDR_LEN 5
-#define ENVELOPE_STR_MAX 1000         /* sender, recipient, client, helo, auth user, listener */
+#define ENVELOPE_STR_MAX 1000 /* sender, recipient, client, helo, auth user, listener, tenant...   \
+                               */
 #define ENVELOPE_RCPTS_MAX 10000      /* recipients of one message */
 #define ENVELOPE_BODY_REC_MAX 1048576 /* payload of one body record */
 #define ENVELOPE_PREFIX_MAX 65536     /* payload of the prefix record */
@@ -35,9 +36,12 @@ enum envelope_rec {
     ENVELOPE_REC_DSN = 'D',      /* at most once: RET (1 byte), then the decoded ENVID */
     ENVELOPE_REC_RCPT_DSN = 'N', /* at most once right after an R record: that recipient's NOTIFY
                                     bits (1 byte), then its decoded ORCPT */
-    ENVELOPE_REC_BODY = 'B',     /* body bytes, after every envelope record */
-    ENVELOPE_REC_PREFIX = 'P',   /* optional, once, after the body: bytes read before the body */
-    ENVELOPE_REC_END = 'E',      /* last: 8 bytes body size, 4 bytes CRC-32 */
+    ENVELOPE_REC_TENANT = 'G',   /* at most once, like the campaign; files written before tenancy
+                                    have neither */
+    ENVELOPE_REC_CAMPAIGN = 'K',
+    ENVELOPE_REC_BODY = 'B',   /* body bytes, after every envelope record */
+    ENVELOPE_REC_PREFIX = 'P', /* optional, once, after the body: bytes read before the body */
+    ENVELOPE_REC_END = 'E',    /* last: 8 bytes body size, 4 bytes CRC-32 */
 };
 
 /* A message's DSN parameters (RFC 3461, values as lib/smtp_dsn.h parses them). Files written

@@ -40,6 +40,8 @@ struct spool_envelope {
     const char *helo;
     const char *auth_user;          /* NULL when not authenticated */
     const char *listener;           /* listener name */
+    const char *tenant;             /* whose mail it is (docs/tenants.md); NULL: nobody's */
+    const char *campaign;           /* the campaign it belongs to; NULL: none */
     int64_t received_at;            /* unix seconds */
     unsigned flags;                 /* SPOOL_ENV_* */
     const struct envelope_dsn *dsn; /* RFC 3461 parameters (spool/envelope.h); NULL: none */

@@ -81,9 +81,11 @@ static void show_on_entry(const struct spool_entry *e, void *arg)
     printf("id: %s\nsender: <%s>\n", e->id, e->env->sender);
     for (size_t i = 0; i < e->env->nrcpts; i++)
         show_recipient(e->env->rcpts[i], e->rcpt_state ? &e->rcpt_state[i] : NULL);
-    printf("client: %s\nhelo: %s\nlistener: %s\nreceived_at: %lld\nsize: %llu\n\n",
+    printf("client: %s\nhelo: %s\nlistener: %s\ntenant: %s\ncampaign: %s\nreceived_at: %lld\n"
+           "size: %llu\n\n",
            e->env->client_addr ? e->env->client_addr : "", e->env->helo ? e->env->helo : "",
-           e->env->listener ? e->env->listener : "", (long long)e->env->received_at,
+           e->env->listener ? e->env->listener : "", e->env->tenant ? e->env->tenant : "",
+           e->env->campaign ? e->env->campaign : "", (long long)e->env->received_at,
            (unsigned long long)e->body_size);
 }
 
@@ -274,8 +276,28 @@ static const struct action actions[] = {
     {"delete", 1, 1, "message ID"},
     {"suspend", 1, 2, "destination"},
     {"resume", 1, 1, "destination"},
+    {"bounce", 0, 0, "--tenant"},
     {"destinations", 0, 1, NULL},
 };
+
+/* suspend|resume --tenant T [--campaign C]: the request for a tenant's mail. */
+static int queue_tenant(const char *spool, const char *action, const char *tenant,
+                        const char *campaign, struct buf *err)
+{
+    struct buf request = BUF_INIT;
+    buf_printf(&request, "%s-tenant %s%s%s", action, tenant, campaign ? " " : "",
+               campaign ? campaign : "");
+    int one_word_each = strcspn(tenant, " \r\n\t") == strlen(tenant) &&
+                        (campaign == NULL || strcspn(campaign, " \r\n\t") == strlen(campaign));
+    int status = one_word_each && tenant[0] != '\0' && request.len < CONTROL_REQUEST_MAX
+                     ? queue_control(spool, request.data, err)
+                     : 2;
+    buf_free(&request);
+    if (status == 2)
+        return command_usage_error("queue", "%s: --tenant and --campaign take one word each",
+                                   action);
+    return status < 0 ? 1 : status;
+}
 
 static int queue_run(const char *spool, const char *action, char **args, int json, int body_only,
                      struct buf *err)
@@ -307,7 +329,8 @@ static int queue_run(const char *spool, const char *action, char **args, int jso
 }
 
 /* Checks the verb and its arguments: the action, or NULL after a usage error. */
-static const struct action *queue_action(char **words, int nwords, int json, int body_only)
+static const struct action *queue_action(char **words, int nwords, int json, int body_only,
+                                         int tenancy)
 {
     const char *names[ARRAY_LEN(actions)];
     const struct action *act = NULL;
@@ -318,7 +341,7 @@ static const struct action *queue_action(char **words, int nwords, int json, int
     }
     if (nwords == 0) {
         command_usage_error("queue", "missing queue verb (list, show, retry, delete, suspend, "
-                                     "resume or destinations)");
+                                     "resume, bounce or destinations)");
         return NULL;
     }
     if (act == NULL) {
@@ -332,7 +355,18 @@ static const struct action *queue_action(char **words, int nwords, int json, int
     }
     char name[32]; /* "queue VERB": the usage shown is that verb's */
     snprintf(name, sizeof name, "queue %s", act->name);
-    if (nwords - 1 < act->min_args)
+    int bounce = strcmp(act->name, "bounce") == 0;
+    int by_tenant = tenancy && (strcmp(act->name, "suspend") == 0 ||
+                                strcmp(act->name, "resume") == 0 || bounce);
+    if (tenancy && !by_tenant)
+        command_usage_error(name, "--tenant and --campaign go with suspend, resume and bounce");
+    else if (bounce && !tenancy)
+        command_usage_error(name, "missing --tenant");
+    else if (by_tenant && nwords > 1)
+        command_usage_error(name, "a destination or --tenant, not both");
+    else if (by_tenant)
+        return act;
+    else if (nwords - 1 < act->min_args)
         command_usage_error(name, "missing %s", act->needs);
     else if (nwords - 1 > act->max_args)
         command_usage_error(name, "unexpected argument '%s'", words[act->max_args + 1]);
@@ -349,15 +383,18 @@ int cmd_queue(int argc, char **argv)
 {
     const char *path = NULL;
     char *words[4] = {NULL, NULL, NULL, NULL}; /* action and up to two arguments, NULL-ended */
+    const char *tenant = NULL, *campaign = NULL;
     int nwords = 0, json = 0, body_only = 0;
     const struct command_option opts[] = {
-        {"--config", "-c", &path, NULL},
-        {"--json", NULL, NULL, &json},
-        {"--body", NULL, NULL, &body_only},
+        {"--config", "-c", &path, NULL},       {"--json", NULL, NULL, &json},
+        {"--body", NULL, NULL, &body_only},    {"--tenant", NULL, &tenant, NULL},
+        {"--campaign", NULL, &campaign, NULL},
     };
     if (command_parse("queue", argc, argv, opts, ARRAY_LEN(opts), words, 3, &nwords) != 0)
         return 2;
-    const struct action *act = queue_action(words, nwords, json, body_only);
+    if (campaign != NULL && tenant == NULL)
+        return command_usage_error("queue", "--campaign goes with --tenant");
+    const struct action *act = queue_action(words, nwords, json, body_only, tenant != NULL);
     if (act == NULL)
         return 2;
 
@@ -368,7 +405,9 @@ int cmd_queue(int argc, char **argv)
         return command_failed(&err);
     if (strcmp(act->name, "show") == 0 && !body_only)
         queue_use_categories(cfg);
-    int status = queue_run(cfg->server.spool, act->name, words + 1, json, body_only, &err);
+    int status = tenant != NULL
+                     ? queue_tenant(cfg->server.spool, act->name, tenant, campaign, &err)
+                     : queue_run(cfg->server.spool, act->name, words + 1, json, body_only, &err);
     bounce_categories_use(NULL);
     if (status == 1)
         fprintf(stderr, "sluice: %.*s\n", (int)err.len, err.data);

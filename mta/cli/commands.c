@@ -31,6 +31,8 @@ const struct command commands[] = {
      "queue [-c FILE] delete ID\n"
      "queue [-c FILE] suspend DESTINATION [DURATION]\n"
      "queue [-c FILE] resume DESTINATION\n"
+     "queue [-c FILE] suspend|resume --tenant T [--campaign C]\n"
+     "queue [-c FILE] bounce --tenant T [--campaign C]\n"
      "queue [-c FILE] destinations [DESTINATION]",
      "list and show read the spool (daemon running or not); the others ask the\n"
      "running daemon through its control socket (delete removes the files itself\n"
@@ -41,11 +43,17 @@ const struct command commands[] = {
      "  delete ID            drop a message without a bounce\n"
      "  suspend DEST [DUR]   stop delivering to it (for DUR: 90s, 15m, 2h, 1d)\n"
      "  resume DEST          deliver to it again\n"
+     "  suspend --tenant T   hold the tenant's mail (with --campaign C: that campaign's)\n"
+     "                       wherever it goes, until resumed the same way\n"
+     "  bounce --tenant T    fail the waiting recipients of the tenant's mail (with\n"
+     "                       --campaign C: that campaign's); DSNs go to the senders\n"
      "  destinations [DEST]  what holds each destination back: suspensions, bounce\n"
      "                       and backoff rules with their reasons and time left,\n"
      "                       recovery, warm-up, and each reply rule's hits\n\noptions:\n"
      "  --json              list: the daemon's view as JSON, destinations included\n"
-     "  --body              show: only the message as stored\n"},
+     "  --body              show: only the message as stored\n"
+     "  --tenant T          suspend, resume, bounce: the tenant's mail\n"
+     "  --campaign C        with --tenant: only that campaign's mail\n"},
     {"suppress", cmd_suppress, "see and edit the suppression list",
      "suppress [-c FILE] add ADDRESS [--tenant T] [--expires WHEN]\n"
      "         [--note TEXT]\n"

@@ -130,6 +130,8 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     log_str(&r, "queue_id", m->id);
     log_str(&r, "dsn_queue_id", entry.id);
     log_str(&r, "to", bo->to);
+    log_str(&r, "tenant", m->tenant != NULL ? m->tenant : "");
+    log_str(&r, "campaign", m->campaign != NULL ? m->campaign : "");
     log_bool(&r, "double_bounce", m->sender[0] == '\0');
     log_int(&r, "rcpts", (long long)bo->nrcpts);
     log_end(&r);

@@ -15,6 +15,7 @@
 #include "mta/delivery/destination.h"
 #include "mta/delivery/recovery.h"
 #include "mta/delivery/reply_rules.h"
+#include "mta/delivery/sched_fair.h"
 #include "mta/delivery/shaping.h"
 #include "mta/delivery/warmup.h"
 
@@ -60,8 +61,8 @@ struct dest {
     const struct config_shaping *shaping;
     struct slot **slots;
     size_t nslots;
-    struct job *queue, **queue_tail;
-    size_t queued; /* jobs */
+    struct fair_queue queue; /* jobs waiting for a connection, by tenant (sched_fair.h) */
+    size_t queued;           /* jobs */
     unsigned conns;
     struct conn *conn_list; /* open connections */
     unsigned fail_streak;

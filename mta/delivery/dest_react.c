@@ -189,7 +189,7 @@ static void conn_rule_act(struct conn *c, const struct config_reply_rule *rule,
         dest_bounce_queue(d);
         break;
     }
-    if (d->queue != NULL && rule->action != REPLY_RULE_BOUNCE)
+    if (!fair_queue_empty(&d->queue) && rule->action != REPLY_RULE_BOUNCE)
         dest_arm_timer(d, until);
 }
 

@@ -93,8 +93,10 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
     d->key = xstrdup(key);
     d->cfg = config_ref(cfg);
     d->shaping = shaping;
-    d->queue_tail = &d->queue;
+    fair_queue_init(&d->queue, cfg);
     uint64_t now = uv_now(env->loop);
+    /* A tenant's own pool's destination "KEY/POOL" (sched_tenancy.c) warms up as KEY. */
+    char *provider = xstrndup(key, strcspn(key, "/"));
     d->nslots = pool != NULL && pool->naddrs > 0 ? pool->naddrs : 1;
     d->slots = xcalloc(d->nslots, sizeof *d->slots);
     for (size_t i = 0; i < d->nslots; i++) {
@@ -109,9 +111,10 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
             sl = slot_new(d, ea, ehlo, shaping, now);
         }
         sl->owner = d;
-        sl->warm = ea != NULL && env->warmup != NULL ? warmup_for(env->warmup, ea, key) : NULL;
+        sl->warm = ea != NULL && env->warmup != NULL ? warmup_for(env->warmup, ea, provider) : NULL;
         d->slots[i] = sl;
     }
+    free(provider);
     if (predecessor != NULL) {
         d->fail_streak = predecessor->fail_streak;
         d->suspended_until = predecessor->suspended_until;
@@ -138,6 +141,7 @@ static void dest_on_closed_timer(uv_handle_t *h)
     for (size_t i = 0; i < d->nslots; i++)
         slot_unref(d->slots[i], d);
     free(d->slots);
+    fair_queue_close(&d->queue);
     reply_rules_state_free(d->rules);
     config_unref(d->cfg);
     free(d->key);
@@ -154,7 +158,8 @@ void dest_free(struct dest *d)
 
 int dest_idle(const struct dest *d)
 {
-    return d->queue == NULL && d->conns == 0 && (d->retired || d->suspended_until != UINT64_MAX);
+    return fair_queue_empty(&d->queue) && d->conns == 0 &&
+           (d->retired || d->suspended_until != UINT64_MAX);
 }
 
 int dest_unused(const struct dest *d)
@@ -199,7 +204,7 @@ static struct job *job_sibling(const struct job *job, size_t room)
 }
 
 /* Splits off what is beyond the first `keep` recipients into a new job right after it. */
-static void job_split(struct dest *d, struct job *job, size_t keep)
+static void job_split(struct job *job, size_t keep)
 {
     if (job->nrcpts <= keep)
         return;
@@ -209,8 +214,6 @@ static void job_split(struct dest *d, struct job *job, size_t keep)
     job->nrcpts = keep;
     rest->next = job->next;
     job->next = rest;
-    if (d != NULL && d->queue_tail == &job->next)
-        d->queue_tail = &rest->next;
 }
 
 void dest_enqueue(struct dest *d, struct job *job)
@@ -221,13 +224,13 @@ void dest_enqueue(struct dest *d, struct job *job)
         return;
     }
     job->next = NULL;
-    *d->queue_tail = job;
-    d->queue_tail = &job->next;
-    d->queued++;
-    for (struct job *j = job; j != NULL; j = j->next) {
-        job_split(d, j, d->shaping->recipients_per_message);
-        if (j != job)
-            d->queued++;
+    for (struct job *j = job; j != NULL; j = j->next)
+        job_split(j, d->shaping->recipients_per_message);
+    while (job != NULL) {
+        struct job *next = job->next;
+        fair_queue_push(&d->queue, job, 0);
+        d->queued++;
+        job = next;
     }
     dest_dispatch(d);
 }
@@ -252,6 +255,22 @@ static int dest_warmup_holds(const struct dest *d)
     return d->nslots > 0;
 }
 
+struct expiry_scan {
+    uint64_t now;
+    uint64_t *wake; /* lowered to the next expiry of the jobs left */
+};
+
+/* fair_queue_take's test for dest_expire_waiting: the job's message has expired. */
+static int job_expired(const struct job *job, const void *arg)
+{
+    const struct expiry_scan *scan = arg;
+    if (job->expires_at <= scan->now)
+        return 1;
+    if (job->expires_at < *scan->wake)
+        *scan->wake = job->expires_at;
+    return 0;
+}
+
 /* Jobs that waited for the warm-up (overflow: wait) until their message expired leave untried
  * with a temporary failure, which the scheduler turns into the expiry's bounce; *wake is lowered
  * to the next expiry of those left. */
@@ -262,48 +281,40 @@ static void dest_expire_waiting(struct dest *d, uint64_t now, uint64_t *wake)
         .enhanced = "4.4.7",
         .stage = "warm-up",
         .text = "not sent: the warming egress addresses had used their allowance for the day"};
-    for (struct job **link = &d->queue; *link != NULL;) {
-        struct job *job = *link;
-        if (job->expires_at > now) {
-            if (job->expires_at < *wake)
-                *wake = job->expires_at;
-            link = &job->next;
-            continue;
-        }
-        *link = job->next;
-        if (d->queue_tail == &job->next)
-            d->queue_tail = link;
-        job->next = NULL;
+    struct expiry_scan scan = {now, wake};
+    struct job *job;
+    while ((job = fair_queue_take(&d->queue, job_expired, &scan)) != NULL) {
         d->queued--;
         dest_report_all(d, job, &expired, NULL);
     }
 }
 
-/* Takes the first queued job that connection c may carry (any job when c is NULL). */
+/* 1 when connection c (arg) may carry job: its route, or a host of it is the one c is on, and
+ * mail of another domain only when the session meets that domain's TLS policy. */
+static int job_fits_conn(const struct job *job, const void *arg)
+{
+    const struct conn *c = arg;
+    if (job->mx == c->mx)
+        return 1;
+    int fits = 0;
+    for (size_t i = 0; !fits && i < job->mx->nhosts; i++)
+        fits = strcmp(job->mx->hosts[i].name, c->mx_name) == 0;
+    if (!fits)
+        return 0;
+    struct tls_policy want = tls_policy_for_mx(c->dest->shaping->tls, job->mx->sts, c->mx_name);
+    return tls_policy_covers(&c->tls, &want);
+}
+
+/* Takes the next queued job, by tenants' fair share, that connection c may carry (any job when c
+ * is NULL). */
 struct job *dest_take_job(struct dest *d, const struct conn *c)
 {
     if (c != NULL && dest_warmup_wait(d, c->slot) > 0)
         return NULL;
-    for (struct job **link = &d->queue; *link != NULL; link = &(*link)->next) {
-        struct job *job = *link;
-        int fits = c == NULL || job->mx == c->mx;
-        for (size_t i = 0; !fits && i < job->mx->nhosts; i++)
-            fits = strcmp(job->mx->hosts[i].name, c->mx_name) == 0;
-        /* Mail of another domain rides on the session only if it meets that domain's policy. */
-        if (fits && c != NULL && job->mx != c->mx) {
-            struct tls_policy want = tls_policy_for_mx(d->shaping->tls, job->mx->sts, c->mx_name);
-            fits = tls_policy_covers(&c->tls, &want);
-        }
-        if (!fits)
-            continue;
-        *link = job->next;
-        if (d->queue_tail == &job->next)
-            d->queue_tail = link;
-        job->next = NULL;
+    struct job *job = fair_queue_take(&d->queue, c != NULL ? job_fits_conn : NULL, c);
+    if (job != NULL)
         d->queued--;
-        return job;
-    }
-    return NULL;
+    return job;
 }
 
 static void dest_on_timer(uv_timer_t *t)
@@ -360,7 +371,7 @@ static void conn_quit(struct conn *c);
  * address is at its cap QUITs, to make room for one that can. */
 static void dest_feed_idle(struct dest *d, uint64_t now)
 {
-    for (struct conn *c = d->conn_list; c != NULL && d->queue != NULL; c = c->next) {
+    for (struct conn *c = d->conn_list; c != NULL && !fair_queue_empty(&d->queue); c = c->next) {
         if (c->state != CONN_IDLE || !smtp_client_is_idle(c->client))
             continue; /* (a client whose idle time ran out is QUITting: CLOSED follows) */
         int held = c->slot->paused_until > now ||
@@ -380,26 +391,27 @@ static void dest_dispatch(struct dest *d)
     uint64_t now = uv_now(d->env->loop);
     dest_note_ends(d, now);
     if (d->suspended_until > now) {
-        if (d->suspended_until != UINT64_MAX && d->queue != NULL)
+        if (d->suspended_until != UINT64_MAX && !fair_queue_empty(&d->queue))
             dest_arm_timer(d, d->suspended_until);
         return;
     }
     uint64_t wake = UINT64_MAX;
     d->dispatching = 1;
     dest_feed_idle(d, now);
-    while (d->queue != NULL && d->suspended_until <= now) {
+    while (!fair_queue_empty(&d->queue) && d->suspended_until <= now) {
         struct slot *sl = dest_free_slot(d, now, &wake);
         if (sl == NULL)
             break;
         shaping_rates_connected(sl->rates, now);
         conn_start(d, sl, dest_take_job(d, NULL));
     }
-    if (d->queue != NULL && dest_warmup_holds(d))
+    if (!fair_queue_empty(&d->queue) && dest_warmup_holds(d))
         dest_expire_waiting(d, now, &wake);
     d->dispatching = 0;
-    if (d->suspended_until > now && d->suspended_until != UINT64_MAX && d->queue != NULL)
+    if (d->suspended_until > now && d->suspended_until != UINT64_MAX &&
+        !fair_queue_empty(&d->queue))
         wake = d->suspended_until;
-    if (d->queue != NULL && wake != UINT64_MAX)
+    if (!fair_queue_empty(&d->queue) && wake != UINT64_MAX)
         dest_arm_timer(d, wake);
 }
 
@@ -411,7 +423,7 @@ void dest_suspend(struct dest *d, uint64_t for_ms)
                         : "suspended by an administrator");
     if (d->env->shared != NULL)
         shared_limits_suspend(d->env->shared, d->key, for_ms);
-    if (for_ms > 0 && d->queue != NULL)
+    if (for_ms > 0 && !fair_queue_empty(&d->queue))
         dest_arm_timer(d, d->suspended_until);
 }
 
@@ -427,11 +439,19 @@ void dest_resume(struct dest *d)
     dest_dispatch(d);
 }
 
-static void dest_return_queue(struct dest *d)
+void dest_return_jobs(struct dest *d, int (*match)(const struct job *, const void *),
+                      const void *arg)
 {
     struct job *job;
-    while ((job = dest_take_job(d, NULL)) != NULL)
+    while ((job = fair_queue_take(&d->queue, match, arg)) != NULL) {
+        d->queued--;
         d->env->hooks.job_returned(d->env->hooks.arg, job);
+    }
+}
+
+static void dest_return_queue(struct dest *d)
+{
+    dest_return_jobs(d, NULL, NULL);
 }
 
 static void conn_finish_job(struct conn *c, const struct smtp_client_outcome *outcomes);
@@ -507,10 +527,7 @@ static struct conn *conn_new(struct dest *d, struct slot *sl, struct job *job)
 
 static void dest_push_front(struct dest *d, struct job *job)
 {
-    job->next = d->queue;
-    d->queue = job;
-    if (d->queue_tail == &d->queue)
-        d->queue_tail = &job->next;
+    fair_queue_push(&d->queue, job, 1);
     d->queued++;
 }
 
@@ -518,7 +535,7 @@ static void dest_push_front(struct dest *d, struct job *job)
  * front of the queue for another one. */
 static void dest_fit_job(struct dest *d, struct job *job, size_t budget)
 {
-    job_split(NULL, job, budget);
+    job_split(job, budget);
     struct job *rest = job->next;
     if (rest == NULL)
         return;
@@ -814,7 +831,7 @@ static void conn_next_job(struct conn *c)
     if (job != NULL)
         conn_assign(c, job);
     else if (more && sh->idle_timeout_ms > 0 && smtp_client_is_idle(c->client) &&
-             (d->queue == NULL || sl->active < sl->cap))
+             (fair_queue_empty(&d->queue) || sl->active < sl->cap))
         c->state = CONN_IDLE;
     else
         conn_quit(c);

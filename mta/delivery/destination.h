@@ -38,10 +38,12 @@ struct job_rcpt {
 struct job {
     struct qmsg *msg; /* the scheduler's message: a destination only hands it back */
     const char *queue_id;
-    const char *sender; /* "" for the null sender */
-    unsigned flags;     /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
-    unsigned ret;       /* RFC 3461 RET, 0: not given */
-    const char *envid;  /* RFC 3461 ENVID, NULL: not given */
+    const char *sender;   /* "" for the null sender */
+    const char *tenant;   /* whose mail, NULL: nobody's (docs/tenants.md) */
+    const char *campaign; /* NULL: none */
+    unsigned flags;       /* SPOOL_ENV_8BITMIME, SPOOL_ENV_SMTPUTF8 */
+    unsigned ret;         /* RFC 3461 RET, 0: not given */
+    const char *envid;    /* RFC 3461 ENVID, NULL: not given */
     char *domain;
     struct job_rcpt *rcpts;
     size_t nrcpts;
@@ -87,11 +89,13 @@ struct dest_env {
 };
 
 /* A destination for `key` under shaping values `shaping`, sending from `pool` (NULL: one
- * unbound address with EHLO `hostname`). Takes a reference on cfg (the values live in it).
- * After a reload, `predecessor` is the retired destination for the same key (or NULL): the new
- * one takes over its suspension and, for each egress address in both, shares its state: the
- * connections still open there count against the new cap, and a throttle, a pause and the rate
- * buckets carry over. The two may be freed in any order. */
+ * unbound address with EHLO `hostname`); a key "KEY/POOL" is KEY's mail of the tenants whose own
+ * pool that is (sched_tenancy.c), warmed up as KEY. Its queue serves tenants fairly (sched_fair.h).
+ * Takes a reference on cfg (the values live in it). After a reload, `predecessor` is the retired
+ * destination for the same key (or NULL): the new one takes over its suspension and, for each
+ * egress address in both, shares its state: the connections still open there count against the new
+ * cap, and a throttle, a pause and the rate buckets carry over. The two may be freed in any order.
+ */
 struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
                       const struct config_shaping *shaping, const struct config_egress_pool *pool,
                       const struct dest *predecessor);
@@ -101,6 +105,9 @@ void dest_enqueue(struct dest *d, struct job *job);
 /* Admin suspension for for_ms (0: until dest_resume), or the end of one; queued jobs stay
  * queued. */
 void dest_suspend(struct dest *d, uint64_t for_ms);
+/* Returns (job_returned) every queued job that match(job, arg) accepts. */
+void dest_return_jobs(struct dest *d, int (*match)(const struct job *, const void *),
+                      const void *arg);
 void dest_resume(struct dest *d);
 /* Stops new connections; queued jobs are returned and idle connections QUIT. With abort, the other
  * open connections are dropped (their jobs end with temporary failures). The destination frees

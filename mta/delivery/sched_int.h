@@ -52,8 +52,10 @@ struct qmsg {
     struct scheduler *s;
     char id[SPOOL_ID_MAX + 1];
     char *sender;
-    char *envid;  /* RFC 3461 ENVID, or NULL */
-    unsigned ret; /* RFC 3461 RET (SMTP_DSN_RET_*), 0 when not given */
+    char *tenant;   /* whose mail it is, or NULL (docs/tenants.md) */
+    char *campaign; /* its campaign, or NULL */
+    char *envid;    /* RFC 3461 ENVID, or NULL */
+    unsigned ret;   /* RFC 3461 RET (SMTP_DSN_RET_*), 0 when not given */
     unsigned flags;
     int64_t received_ms;
     struct rcpt *rcpts;
@@ -90,6 +92,9 @@ struct scheduler {
      * int64_t (unix ms until which the sweep keeps it). */
     struct strmap retain;
     struct sched_suspended *suspensions; /* kept in the spool (sched_suspended.c) */
+    /* Tenants' mail an administrator holds: "TENANT\nCAMPAIGN" ("TENANT\n": all of it) -> the
+     * key itself (sched_tenancy.c). */
+    struct strmap tenant_holds;
     struct minheap due;
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */
@@ -217,6 +222,26 @@ void sched_slice_close(struct scheduler *s, uv_close_cb cb);
 /* `queue retry all`: marks the index at once and the messages in memory in slices. Returns how
  * many messages there were. */
 size_t sched_retry_all(struct scheduler *s);
+/* ---- tenants' egress pools (sched_tenancy.c) ---- */
+
+/* The pool a tenant's mail for a destination of `shaping` leaves from when it is not the
+ * shaping's own (tenants[].pool), else NULL. */
+const char *sched_tenant_pool(const struct config *cfg, const char *tenant,
+                              const struct config_shaping *shaping);
+/* The key of the destination for mail sent from `pool` (NULL: the shaping's): "KEY/POOL". */
+void sched_tenant_key(const char *key, const char *pool, char *out, size_t size);
+/* A new "KEY/POOL" destination d takes an administrator's suspension of KEY. */
+void sched_tenant_dest_held(struct scheduler *s, struct dest *d);
+/* An administrator's suspension of `name` (for_ms, 0: until resumed), or with resume its end,
+ * for every "name/POOL" destination. */
+void sched_tenant_dests_suspend(struct scheduler *s, const char *name, uint64_t for_ms, int resume);
+
+/* 1 when an administrator holds m's mail (its tenant's, or its campaign's): none is dispatched. */
+int sched_tenant_held(const struct scheduler *s, const struct qmsg *m);
+void sched_tenant_holds_free(struct scheduler *s);
+
+/* Its recipients waiting to be tried fail with 550 5.0.0 text (recorded, then bounced). */
+void msg_fail_waiting(struct qmsg *m, const char *text);
 
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */

@@ -136,6 +136,8 @@ void msg_free(struct qmsg *m)
     }
     free(m->rcpts);
     free(m->sender);
+    free(m->tenant);
+    free(m->campaign);
     free(m->envid);
     free(m);
 }
@@ -171,7 +173,7 @@ static void msg_reschedule(struct qmsg *m)
     for (size_t i = 0; i < m->nrcpts; i++)
         if (rcpt_waiting(&m->rcpts[i]) && m->rcpts[i].next_ms < due)
             due = m->rcpts[i].next_ms;
-    if (due == INT64_MAX || m->deleted)
+    if (due == INT64_MAX || m->deleted || sched_tenant_held(m->s, m))
         minheap_remove(&m->s->due, &m->due);
     else
         minheap_set(&m->s->due, &m->due, (uint64_t)(due > 0 ? due : 0));
@@ -266,6 +268,8 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_str(&rec, "queue_id", m->id);
     log_str(&rec, "from", m->sender);
     log_str(&rec, "rcpt", r->addr);
+    log_str(&rec, "tenant", m->tenant != NULL ? m->tenant : "");
+    log_str(&rec, "campaign", m->campaign != NULL ? m->campaign : "");
     if (mx_name != NULL)
         log_str(&rec, "mx", mx_name);
     log_int(&rec, "code", o->code);
@@ -293,6 +297,24 @@ static int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping 
 {
     /* The spool keeps whole seconds of arrival: round up, so nothing expires early. */
     return m->received_ms + 999 + (int64_t)sh->expire_ms;
+}
+
+void msg_fail_waiting(struct qmsg *m, const char *text)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        n += rcpt_waiting(&m->rcpts[i]);
+    if (n == 0)
+        return;
+    struct update_batch *b = update_batch_new(m, n);
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (!rcpt_waiting(r))
+            continue;
+        rcpt_set_result(r, 550, "5.0.0", text, NULL);
+        update_batch_add(b, i, SPOOL_RCPT_FAILED, r->attempts, 0);
+    }
+    update_batch_write(b);
 }
 
 /* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
@@ -425,18 +447,23 @@ static void held_apply(struct scheduler *s, struct dest *d)
 }
 
 static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
-                                       const struct mx_list *mx,
+                                       const struct mx_list *mx, const char *tenant,
                                        const struct config_shaping **shaping)
 {
     struct shaping_dest sd = shaping_dest_for(s->cfg, domain, mx);
     *shaping = sd.values;
-    struct dest *d = strmap_get(&s->dests, sd.key);
+    const char *own = sched_tenant_pool(s->cfg, tenant, sd.values);
+    char key[512];
+    sched_tenant_key(sd.key, own, key, sizeof key);
+    struct dest *d = strmap_get(&s->dests, key);
     if (d == NULL && mx != NULL) {
-        const struct config_egress_pool *pool = config_egress_pool_find(s->cfg, sd.values->pool);
-        struct dest *predecessor = strmap_del(&s->retired, sd.key);
-        d = dest_new(&s->env, sd.key, s->cfg, sd.values, pool, predecessor);
-        strmap_put(&s->dests, sd.key, d);
+        const struct config_egress_pool *pool =
+            config_egress_pool_find(s->cfg, own != NULL ? own : sd.values->pool);
+        struct dest *predecessor = strmap_del(&s->retired, key);
+        d = dest_new(&s->env, key, s->cfg, sd.values, pool, predecessor);
+        strmap_put(&s->dests, key, d);
         held_apply(s, d);
+        sched_tenant_dest_held(s, d);
         if (predecessor != NULL && dest_idle(predecessor))
             scheduler_release_dest(s, predecessor);
     }
@@ -455,7 +482,7 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
         scheduler_on_job_returned(s, job);
         return;
     }
-    struct dest *d = scheduler_dest_for(s, job->domain, mx, &job->shaping);
+    struct dest *d = scheduler_dest_for(s, job->domain, mx, job->tenant, &job->shaping);
     int64_t left = msg_expires_ms(job->msg, job->shaping) - wall_ms();
     job->expires_at = uv_now(s->loop) + (uint64_t)(left > 0 ? left : 0);
     if (fail != NULL) {
@@ -487,7 +514,7 @@ static void scheduler_on_sts(void *arg, const struct mta_sts_policy *policy)
         return;
     }
     mx_list_set_sts(job->mx, policy);
-    dest_enqueue(scheduler_dest_for(s, job->domain, job->mx, &job->shaping), job);
+    dest_enqueue(scheduler_dest_for(s, job->domain, job->mx, job->tenant, &job->shaping), job);
 }
 
 /* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
@@ -498,6 +525,8 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
     job->msg = m;
     job->queue_id = m->id;
     job->sender = m->sender;
+    job->tenant = m->tenant;
+    job->campaign = m->campaign;
     job->flags = m->flags;
     job->ret = m->ret;
     job->envid = m->envid;
@@ -519,6 +548,8 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
 static void msg_dispatch(struct qmsg *m, int64_t now)
 {
     struct scheduler *s = m->s;
+    if (sched_tenant_held(s, m))
+        return; /* out of the due heap until released */
     int bounce_due = msg_bounce_retry_due(m, now);
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (!rcpt_waiting(&m->rcpts[i]) || m->rcpts[i].next_ms > now)
@@ -814,6 +845,7 @@ void scheduler_free(struct scheduler *s)
     strmap_free(&s->held);
     sched_retain_free(s);
     sched_suspended_close(s->suspensions);
+    sched_tenant_holds_free(s);
     minheap_free(&s->due);
     sched_active_free(s);
     config_unref(s->cfg);
@@ -864,6 +896,8 @@ struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry)
     m->s = s;
     snprintf(m->id, sizeof m->id, "%s", entry->id);
     m->sender = xstrdup(env->sender != NULL ? env->sender : "");
+    m->tenant = env->tenant != NULL ? xstrdup(env->tenant) : NULL;
+    m->campaign = env->campaign != NULL ? xstrdup(env->campaign) : NULL;
     const struct envelope_dsn *dsn = env->dsn; /* RFC 3461 parameters, when given */
     m->envid = dsn != NULL && dsn->envid != NULL ? xstrdup(dsn->envid) : NULL;
     m->ret = dsn != NULL ? dsn->ret : 0;
@@ -1017,6 +1051,7 @@ int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for
     else
         dest_suspend(d, for_ms);
     sched_suspended_note(s->suspensions, destination, for_ms);
+    sched_tenant_dests_suspend(s, destination, for_ms, 0);
     if (for_ms > 0)
         buf_printf(out, "%s suspended for %llu s\n", destination,
                    (unsigned long long)(for_ms / 1000));
@@ -1030,6 +1065,7 @@ int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out)
 {
     uint64_t *held = strmap_del(&s->held, destination);
+    sched_tenant_dests_suspend(s, destination, 0, 1);
     struct dest *d = held != NULL ? NULL : find_dest(s, destination, out);
     if (held != NULL) {
         free(held);
@@ -1067,6 +1103,10 @@ void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
     buf_printf(out, "{\"id\":\"%s\",\"in_memory\":%s,\"from\":", m->id,
                in_memory ? "true" : "false");
     json_string(out, m->sender);
+    buf_append_str(out, ",\"tenant\":");
+    json_string(out, m->tenant != NULL ? m->tenant : "");
+    buf_append_str(out, ",\"campaign\":");
+    json_string(out, m->campaign != NULL ? m->campaign : "");
     buf_printf(out, ",\"received_at\":%lld,\"rcpts\":[", (long long)(m->received_ms / 1000));
     for (size_t i = 0; i < m->nrcpts; i++) {
         const struct rcpt *r = &m->rcpts[i];

@@ -71,6 +71,16 @@ void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, s
                          void *arg);
 /* The destinations as a JSON array, as `queue list --json` and the admin API show them. */
 void scheduler_destinations_json(struct scheduler *s, struct buf *out);
+/* With hold, a tenant's mail (campaign "": all of it) is no longer sent: its jobs waiting at
+ * destinations come back and none is made until it is released (hold 0), which only undoes a hold
+ * of the same tenant and campaign. Messages in flight finish. -ENOENT: nothing to release. */
+int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
+                          struct buf *out);
+/* Fails, with a DSN to the sender, every recipient of the tenant's mail (campaign "": all of it)
+ * that waits in memory: those queued at destinations come back first. Recipients on a connection
+ * finish; messages waiting on disk beyond the active window are not touched. */
+int scheduler_bounce_tenant(struct scheduler *s, const char *tenant, const char *campaign,
+                            struct buf *out);
 /* For `sluice queue destinations`: what holds the destination called `destination` back ("":
  * every destination), as text (dest_explain). 0, or -ENOENT with the reason in out. */
 int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out);

@@ -12,22 +12,22 @@
 #include "lib/xalloc.h"
 #include "mta/feedback/trace.h"
 
-#define CAMPAIGN_FIELD "X-Sluice-Campaign"
-
 struct trace_header {
     const struct config *cfg;
     struct header_section hs;
     struct trace_fields fields;
     unsigned passing : 1;
+    unsigned relay : 1;         /* mail we relay: traced, its tenancy fields read */
+    unsigned authenticated : 1; /* the tenant is its user: the tenant field does not count */
 };
 
 struct trace_header *trace_header_new(const struct config *cfg, const char *queue_id,
-                                      const char *tenant, const char *rcpt)
+                                      const char *tenant, const char *rcpt, int relay)
 {
-    if (cfg->feedback.ntrace_keys == 0 && cfg->feedback.sender_id == NULL)
-        return NULL;
     struct trace_header *th = xcalloc(1, sizeof *th);
     th->cfg = cfg;
+    th->relay = relay != 0;
+    th->authenticated = tenant != NULL;
     th->hs = (struct header_section)HEADER_SECTION_INIT;
     snprintf(th->fields.queue_id, sizeof th->fields.queue_id, "%s", queue_id);
     if (tenant != NULL && strlen(tenant) <= TRACE_NAME_MAX)
@@ -58,8 +58,8 @@ static size_t field_value_at(const char *h, size_t len, const char *name)
     return n < len && h[n] == ':' ? n + 1 : 0;
 }
 
-/* The campaign from X-Sluice-Campaign: unfolded, trimmed; one too long is not traced. */
-static void take_campaign(struct trace_header *th, const char *h, size_t from, size_t len)
+/* A tenancy field's value into dst: unfolded, trimmed; one too long is not taken. */
+static void take_name(char dst[TRACE_NAME_MAX + 1], const char *h, size_t from, size_t len)
 {
     char value[TRACE_NAME_MAX + 1];
     size_t n = 0;
@@ -74,7 +74,25 @@ static void take_campaign(struct trace_header *th, const char *h, size_t from, s
     while (n > 0 && value[n - 1] == ' ')
         n--;
     value[n] = '\0';
-    memcpy(th->fields.campaign, value, n + 1);
+    memcpy(dst, value, n + 1);
+}
+
+/* A field of the client's that stays out of the message: the tenancy fields always, and for mail
+ * we relay the trace fields we add. Reads the tenancy fields of mail we relay. */
+static int field_dropped(struct trace_header *th, const char *h, size_t len)
+{
+    const struct config *cfg = th->cfg;
+    size_t tenant = field_value_at(h, len, cfg->tenancy.tenant_header);
+    size_t campaign = field_value_at(h, len, cfg->tenancy.campaign_header);
+    if (th->relay && tenant > 0 && !th->authenticated)
+        take_name(th->fields.tenant, h, tenant, len);
+    if (th->relay && campaign > 0)
+        take_name(th->fields.campaign, h, campaign, len);
+    if (tenant > 0 || campaign > 0)
+        return 1;
+    return th->relay &&
+           (field_value_at(h, len, "X-Sluice-Trace") > 0 ||
+            (cfg->feedback.sender_id != NULL && field_value_at(h, len, "Feedback-ID") > 0));
 }
 
 /* Gmail's Feedback-ID takes colon-separated identifiers: anything else becomes '_'. */
@@ -112,19 +130,15 @@ static void release(struct trace_header *th, struct buf *out)
     size_t start = out->len;
     for (size_t at = 0; at < end;) {
         size_t next = header_field_end(h, at, end);
-        size_t campaign = field_value_at(h + at, next - at, CAMPAIGN_FIELD);
-        if (campaign > 0)
-            take_campaign(th, h + at, campaign, next - at);
-        else if (field_value_at(h + at, next - at, "X-Sluice-Trace") == 0 &&
-                 !(th->cfg->feedback.sender_id != NULL &&
-                   field_value_at(h + at, next - at, "Feedback-ID") > 0))
+        if (!field_dropped(th, h + at, next - at))
             buf_append(out, h + at, next - at);
         at = next;
     }
     /* A last field kept without its line end (a message with no body) gets one. */
     if (out->len > start && out->data[out->len - 1] != '\n')
         buf_append(out, "\r\n", 2);
-    our_fields(th, out);
+    if (th->relay)
+        our_fields(th, out);
     if (th->hs.data.len > end)
         buf_append(out, h + end, th->hs.data.len - end);
     header_section_free(&th->hs);
@@ -148,8 +162,9 @@ void trace_header_feed(struct trace_header *th, const char *in, size_t len, stru
         buf_append(out, in, len);
         header_section_free(&th->hs);
         th->passing = 1;
-        log_msg(LOG_WARN, "feedback.untraced", "queue id %s: header section too big to trace",
-                th->fields.queue_id);
+        if (th->relay)
+            log_msg(LOG_WARN, "feedback.untraced", "queue id %s: header section too big to trace",
+                    th->fields.queue_id);
         return;
     }
 }
@@ -165,6 +180,11 @@ void trace_header_finish(struct trace_header *th, struct buf *out)
 int trace_header_passing(const struct trace_header *th)
 {
     return th->passing;
+}
+
+const char *trace_header_tenant(const struct trace_header *th)
+{
+    return th->fields.tenant;
 }
 
 const char *trace_header_campaign(const struct trace_header *th)

@@ -53,6 +53,7 @@ void smtp_tx_free(struct smtp_session *s)
     free(tx->auth_results);
     header_filter_free(tx->ar_filter);
     trace_header_free(tx->trace);
+    buf_free(&tx->front);
     free(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++)
         free(tx->rcpts[i]);
@@ -379,7 +380,7 @@ static void rcpt_facts_gather(struct smtp_session *s, struct policy_decision *dn
         .smtputf8 = (s->tx->env_flags & SPOOL_ENV_SMTPUTF8) != 0,
         .nrcpts = s->tx->nrcpts,
         .suppression = s->srv->suppression,
-        .tenant = s->auth_user, /* tenancy proper will name it otherwise */
+        .tenant = s->auth_user, /* a tenancy field comes only with the message, after RCPT */
         .now = time(NULL),
         .no_resolver = s->no_resolver,
         .rdns = s->rdns_done      ? RCPT_RDNS_ANSWERED
@@ -656,6 +657,35 @@ static void received_header(struct smtp_session *s, const char *queue_id, struct
     buf_printf(out, ";\r\n\t%s\r\n", date);
 }
 
+/* A tenancy name the header section gave, else NULL. */
+static const char *tx_named(const char *name)
+{
+    return name != NULL && name[0] != '\0' ? name : NULL;
+}
+
+/* The message's envelope as the transaction knows it (strings borrowed from s and tx): its tenant
+ * is the authenticated user's, or what the header section named once it has passed. */
+static struct spool_envelope tx_envelope(const struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    return (struct spool_envelope){
+        .sender = tx->sender,
+        .rcpts = (const char *const *)tx->rcpts,
+        .nrcpts = tx->nrcpts,
+        .client_addr = s->client_addr,
+        .helo = s->helo,
+        .auth_user = s->auth_user,
+        .listener = s->listener->name,
+        .tenant = s->auth_user != NULL ? s->auth_user
+                  : tx->trace != NULL  ? tx_named(trace_header_tenant(tx->trace))
+                                       : NULL,
+        .campaign = tx->trace != NULL ? tx_named(trace_header_campaign(tx->trace)) : NULL,
+        .received_at = tx->received_at,
+        .flags = tx->env_flags,
+        .dsn = smtp_tx_dsn_view(&tx->dsn),
+    };
+}
+
 /* Issue 5: only mail we relay for its sender (AUTH, or a trusted client of a submission listener)
  * is ours to sign; inbound mail, even for our own domains, never is. */
 static int tx_relay_authorized(const struct smtp_session *s)
@@ -718,9 +748,9 @@ static void tx_sinks_start(struct smtp_session *s, struct spool_msg *msg)
         .inbound = s->inbound,
         .relay_authorized = tx_relay_authorized(s),
     };
-    if (ctx.relay_authorized) /* mail we relay carries our trace */
-        tx->trace = trace_header_new(s->cfg, tx->queue_id, s->auth_user,
-                                     tx->nrcpts == 1 ? tx->rcpts[0] : NULL);
+    tx->trace = trace_header_new(s->cfg, tx->queue_id, s->auth_user,
+                                 tx->nrcpts == 1 ? tx->rcpts[0] : NULL, ctx.relay_authorized);
+    tx->msg = msg;
     body_sinks_init(&tx->sinks, s->cfg->server.hostname, tx_on_sinks_writable, tx_on_sinks_done, s);
     if (tx->auth_results != NULL) /* SPF's verdict from MAIL */
         buf_append_str(body_end_result(&tx->sinks.end), tx->auth_results);
@@ -779,18 +809,8 @@ int smtp_tx_body_start(struct smtp_session *s)
         tx_unspooled_start(s);
         return 0;
     }
-    struct spool_envelope env = {
-        .sender = tx->sender,
-        .rcpts = (const char *const *)tx->rcpts,
-        .nrcpts = tx->nrcpts,
-        .client_addr = s->client_addr,
-        .helo = s->helo,
-        .auth_user = s->auth_user,
-        .listener = s->listener->name,
-        .received_at = tx->received_at = (int64_t)time(NULL),
-        .flags = tx->env_flags,
-        .dsn = smtp_tx_dsn_view(&tx->dsn),
-    };
+    tx->received_at = (int64_t)time(NULL);
+    struct spool_envelope env = tx_envelope(s);
     struct spool_msg *msg = spool_msg_new(s->srv->spool, &env);
     if (msg == NULL)
         return -1;
@@ -799,10 +819,7 @@ int smtp_tx_body_start(struct smtp_session *s)
     tx_sinks_start(s, msg);
     if (s->inbound) /* RFC 8601 §5: only our own checks may speak in our name */
         tx->ar_filter = header_filter_new(s->cfg->server.hostname);
-    struct buf header = BUF_INIT;
-    received_header(s, tx->queue_id, &header);
-    body_sinks_write_trace(&tx->sinks, header.data, header.len);
-    buf_free(&header);
+    received_header(s, tx->queue_id, &tx->front);
     tx->data_deadline = uv_now(s->srv->loop) + s->cfg->limits.data_deadline_ms;
     return 0;
 }
@@ -887,6 +904,20 @@ static void tx_end_of_data(struct smtp_session *s)
 /* Scratch for the message on its way to the sinks, reused: the loop runs one callback at a time. */
 static struct buf filtered, traced;
 
+/* Before the first byte of the message: the envelope with the tenant and the campaign its header
+ * section named (nothing was written to the spool yet), then our Received:. */
+static void tx_front_send(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx->front_sent || tx->report)
+        return;
+    tx->front_sent = 1;
+    struct spool_envelope env = tx_envelope(s);
+    (void)spool_msg_set_envelope(tx->msg, &env); /* an envelope over the caps fails the commit */
+    body_sinks_write_trace(&tx->sinks, tx->front.data, tx->front.len);
+    buf_free(&tx->front);
+}
+
 /* Hands message bytes to the sinks, through the trace of mail we relay; nothing past too_big. */
 static void tx_write_traced(struct smtp_session *s, const char *data, size_t len)
 {
@@ -896,6 +927,8 @@ static void tx_write_traced(struct smtp_session *s, const char *data, size_t len
         trace_header_feed(tx->trace, data, len, &traced);
         data = traced.data, len = traced.len;
     }
+    if (len > 0)
+        tx_front_send(s);
     if (!tx->too_big && len > 0) {
         body_sinks_write(&tx->sinks, data, len);
         tx_backpressure_update(s);
@@ -933,9 +966,11 @@ void smtp_tx_body_end(struct smtp_session *s)
     if (tx->trace != NULL && !trace_header_passing(tx->trace)) { /* a message with no body */
         buf_reset(&traced);
         trace_header_finish(tx->trace, &traced);
+        tx_front_send(s);
         if (!tx->too_big && traced.len > 0)
             body_sinks_write(&tx->sinks, traced.data, traced.len);
     }
+    tx_front_send(s); /* an empty message */
     if (tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {
         struct logrec r;
         log_begin(&r, LOG_INFO, "smtp.header_removed");
@@ -966,16 +1001,8 @@ static void tx_hand_to_scheduler(struct smtp_session *s, uint64_t size)
 {
     if (s->srv->scheduler == NULL)
         return;
-    struct smtp_tx *tx = s->tx;
-    struct spool_envelope env = {
-        .sender = tx->sender,
-        .rcpts = (const char *const *)tx->rcpts,
-        .nrcpts = tx->nrcpts,
-        .received_at = tx->received_at,
-        .flags = tx->env_flags,
-        .dsn = smtp_tx_dsn_view(&tx->dsn),
-    };
-    struct spool_entry entry = {.id = tx->queue_id, .env = &env, .body_size = size};
+    struct spool_envelope env = tx_envelope(s);
+    struct spool_entry entry = {.id = s->tx->queue_id, .env = &env, .body_size = size};
     scheduler_add(s->srv->scheduler, &entry);
 }
 
@@ -997,6 +1024,9 @@ static void tx_log_accepted(struct smtp_session *s, uint64_t size)
     log_int(&r, "size", (long long)size);
     log_str(&r, "client", s->client_addr);
     log_str(&r, "listener", s->listener->name);
+    struct spool_envelope env = tx_envelope(s);
+    log_str(&r, "tenant", env.tenant != NULL ? env.tenant : "");
+    log_str(&r, "campaign", env.campaign != NULL ? env.campaign : "");
     if (tx->env_flags & (SPOOL_ENV_8BITMIME | SPOOL_ENV_BINARYMIME)) /* MAIL's BODY=, not 7BIT */
         log_str(&r, "body", tx->env_flags & SPOOL_ENV_BINARYMIME ? "BINARYMIME" : "8BITMIME");
     log_end(&r);

@@ -105,13 +105,20 @@ struct smtp_tx {
     struct body_sink *store; /* the spool's sink (a report's: the report sink), the last in sinks;
                                 NULL before DATA */
     struct spf_check *spf;   /* inbound: SPF of the sender (inbound.spf not ignore), else NULL */
-    const struct spf_result *spf_result; /* its result once in, inside spf, else NULL */
+    const struct spf_result *spf_result;      /* its result once in, inside spf, else NULL */
     struct sender_domain_check *sender_check; /* inbound: the sender domain's MX lookup */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
     struct rcpt_lookup *suppression_lookup; /* relayed: RCPT waiting for the suppression list */
     char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
     struct header_filter *ar_filter; /* inbound: drops forged A-R fields naming us */
-    struct trace_header *trace;      /* relayed: adds X-Sluice-Trace, Feedback-ID */
+    /* Reads the tenancy fields (relayed mail) and removes them (all mail); relayed mail also gets
+     * X-Sluice-Trace and Feedback-ID. NULL for a report. */
+    struct trace_header *trace;
+    /* The spool's message (the store owns it): its envelope is written again with the tenant and
+     * the campaign the header section named, before the first byte of the message is. */
+    struct spool_msg *msg;
+    struct buf front;        /* our Received:, held until then */
+    unsigned front_sent : 1; /* the envelope is final and front went to the sinks */
 };
 
 struct smtp_session {

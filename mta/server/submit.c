@@ -24,6 +24,7 @@ struct submit {
     char sender[SMTP_PATH_MAX + 8];
     char **rcpts;
     size_t nrcpts;
+    char *tenant, *campaign; /* owned; NULL: none */
     unsigned flags;
     int64_t received_at;
 };
@@ -64,24 +65,32 @@ static void received_field(const struct submit *s, const struct config *cfg,
     buf_printf(out, ";\r\n\t%s\r\n", date);
 }
 
-/* The message as the sinks take it: our Received field, then the text through the trace. */
-static void submit_write(struct submit *s, const struct config *cfg, const struct submit_message *m)
+/* The message as the sinks take it: our Received field, then the text through the trace. The
+ * campaign its header section names goes into the envelope (msg's, env as given to spool_msg_new)
+ * before the first byte reaches the spool. */
+static void submit_write(struct submit *s, const struct config *cfg, const struct submit_message *m,
+                         struct spool_msg *msg, struct spool_envelope *env)
 {
-    struct buf out = BUF_INIT;
+    struct buf text = BUF_INIT, out = BUF_INIT;
+    struct trace_header *trace =
+        trace_header_new(cfg, s->queue_id, m->auth_user, m->nrcpts == 1 ? m->rcpts[0] : NULL, 1);
+    if (trace != NULL) {
+        trace_header_feed(trace, m->text, m->len, &text);
+        trace_header_finish(trace, &text);
+        const char *campaign = trace_header_campaign(trace);
+        if (campaign[0] != '\0') {
+            env->campaign = s->campaign = xstrdup(campaign);
+            (void)spool_msg_set_envelope(msg, env); /* an envelope over the caps fails the commit */
+        }
+        trace_header_free(trace);
+    } else {
+        buf_append(&text, m->text, m->len);
+    }
     received_field(s, cfg, m, &out);
     body_sinks_write_trace(&s->sinks, out.data, out.len);
-    buf_reset(&out);
-    struct trace_header *trace =
-        trace_header_new(cfg, s->queue_id, m->auth_user, m->nrcpts == 1 ? m->rcpts[0] : NULL);
-    if (trace != NULL) {
-        trace_header_feed(trace, m->text, m->len, &out);
-        trace_header_finish(trace, &out);
-        trace_header_free(trace);
-        body_sinks_write(&s->sinks, out.data, out.len);
-    } else {
-        body_sinks_write(&s->sinks, m->text, m->len);
-    }
+    body_sinks_write(&s->sinks, text.data, text.len);
     buf_free(&out);
+    buf_free(&text);
 }
 
 static void sinks_on_writable(void *arg)
@@ -100,6 +109,8 @@ static void sinks_on_done(void *arg, const struct body_outcome *out)
             .sender = s->sender,
             .rcpts = (const char *const *)s->rcpts,
             .nrcpts = s->nrcpts,
+            .tenant = s->tenant,
+            .campaign = s->campaign,
             .received_at = s->received_at,
             .flags = s->flags,
         };
@@ -122,6 +133,7 @@ struct submit *submit_start(struct smtp_server *srv, const struct config *cfg,
         .helo = m->listener,
         .auth_user = m->auth_user,
         .listener = m->listener,
+        .tenant = m->auth_user,
         .received_at = (int64_t)time(NULL),
         .flags = m->flags,
     };
@@ -138,6 +150,7 @@ struct submit *submit_start(struct smtp_server *srv, const struct config *cfg,
         .srv = srv, .done = done, .arg = arg, .flags = m->flags, .received_at = env.received_at};
     snprintf(s->queue_id, sizeof s->queue_id, "%s", spool_msg_id(msg));
     snprintf(s->sender, sizeof s->sender, "%s", m->sender);
+    s->tenant = m->auth_user != NULL ? xstrdup(m->auth_user) : NULL;
     submit_verp(cfg, s->queue_id, msg, &env, s->sender, sizeof s->sender);
     s->rcpts = xcalloc(m->nrcpts, sizeof *s->rcpts);
     for (s->nrcpts = 0; s->nrcpts < m->nrcpts; s->nrcpts++)
@@ -154,7 +167,7 @@ struct submit *submit_start(struct smtp_server *srv, const struct config *cfg,
     smtp_sinks_add_checks(&s->sinks, &ctx);
     s->store = smtp_store_new(&ctx, msg);
     body_sinks_add(&s->sinks, s->store);
-    submit_write(s, cfg, m);
+    submit_write(s, cfg, m, msg, &env);
     struct body_outcome out;
     if (body_sinks_finish(&s->sinks, &out) == 1)
         return s;
@@ -176,5 +189,7 @@ void submit_free(struct submit *s)
     for (size_t i = 0; i < s->nrcpts; i++)
         free(s->rcpts[i]);
     free(s->rcpts);
+    free(s->tenant);
+    free(s->campaign);
     free(s);
 }

@@ -18,7 +18,7 @@ static struct config_trace_key key = {.id = "k1", .secret = "fuzzing secret, 16+
 static void filter(const struct config *cfg, const struct fuzz_split *s, size_t step,
                    struct buf *out)
 {
-    struct trace_header *th = trace_header_new(cfg, "0QJ5K8M2X4Y6Z000", "alice", "bob@x.test");
+    struct trace_header *th = trace_header_new(cfg, "0QJ5K8M2X4Y6Z000", "alice", "bob@x.test", 1);
     for (size_t off = 0; off < s->len; off += fuzz_piece(s->len, off, step))
         trace_header_feed(th, s->in + off, fuzz_piece(s->len, off, step), out);
     trace_header_finish(th, out);
@@ -50,6 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.feedback.trace_keys = &key;
     cfg.feedback.ntrace_keys = 1;
     cfg.feedback.sender_id = "esp";
+    cfg.tenancy.tenant_header = "X-Sluice-Tenant";
+    cfg.tenancy.campaign_header = "X-Sluice-Campaign";
     struct buf whole = BUF_INIT, pieces = BUF_INIT;
     filter(&cfg, &s, s.whole, &whole);
     filter(&cfg, &s, s.step, &pieces);

@@ -23,8 +23,8 @@ USAGE_ERRORS = [
     (["help", "nosuch"], "sluice: unknown command 'nosuch'"),
     (["help", "queue", "x"], "sluice help: unexpected argument 'x'"),
     (["version", "x"], "sluice version: unexpected argument 'x'"),
-    (["queue"], "sluice queue: missing queue verb (list, show, retry, delete, suspend, resume "
-                "or destinations)"),
+    (["queue"], "sluice queue: missing queue verb (list, show, retry, delete, suspend, resume, "
+                "bounce or destinations)"),
     (["queue", "lst"], "sluice queue: unknown queue verb 'lst' (did you mean list?)"),
     (["queue", "frob"], "sluice queue: unknown queue verb 'frob'"),
     (["queue", "show"], "sluice queue show: missing message ID"),
@@ -139,7 +139,8 @@ class CommandLine(SluiceTestCase):
         self.assertEqual(err[1:], ["usage: sluice queue [-c FILE] show ID [--body]",
                                    "'sluice queue --help' for more."])
         err = self.check_usage_error(["queue", "lst"], "sluice queue: unknown queue verb 'lst'")
-        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 7)
+        # the seven verbs' usage, suspend|resume --tenant and bounce --tenant
+        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 9)
 
     def commands(self):
         res = self.sluice("--help")

@@ -72,6 +72,11 @@ static const struct parse_case parse_cases[] = {
     {"resume exa\tmple.com", -EINVAL, 0, NULL, 0, 0},
     {"resume ex\xc3\xa9.com", -EINVAL, 0, NULL, 0, 0},
     {"destinations a.example b.example", -EINVAL, 0, NULL, 0, 0},
+    {"suspend-tenant acme", 0, CONTROL_SUSPEND_TENANT, "acme", 0, 0},
+    {"resume-tenant alice@example.com", 0, CONTROL_RESUME_TENANT, "alice@example.com", 0, 0},
+    {"bounce-tenant acme spring", 0, CONTROL_BOUNCE_TENANT, "acme", 0, 0},
+    {"suspend-tenant", -EINVAL, 0, NULL, 0, 0},
+    {"resume-tenant acme spring extra", -EINVAL, 0, NULL, 0, 0},
 };
 
 static void test_parse(void)
@@ -95,9 +100,15 @@ static void test_parse(void)
         }
         buf_free(&err);
     }
-    /* A NUL inside the line is refused, not a terminator. */
+    /* A tenant's campaign is a word of its own, not a duration. */
     struct control_request req;
     struct buf err = BUF_INIT;
+    CHECK_INT_EQ(control_request_parse("suspend-tenant acme 90", 22, &req, &err), 0);
+    CHECK_STR_EQ(req.campaign, "90");
+    CHECK_INT_EQ(req.seconds, 0);
+    CHECK_INT_EQ(control_request_parse("suspend example.com", 19, &req, &err), 0);
+    CHECK_STR_EQ(req.campaign, "");
+    /* A NUL inside the line is refused, not a terminator. */
     CHECK_INT_EQ(control_request_parse("list\0x", 6, &req, &err), -EINVAL);
     buf_reset(&err);
     char longer[CONTROL_REQUEST_MAX + 10];
@@ -224,8 +235,8 @@ static int h_status(void *arg, struct buf *out)
     return 0;
 }
 
-static const struct control_handlers handlers = {h_list,   h_retry,        h_delete, h_suspend,
-                                                 h_resume, h_destinations, h_status};
+static const struct control_handlers handlers = {
+    h_list, h_retry, h_delete, h_suspend, h_resume, h_destinations, h_status, NULL, NULL, NULL};
 
 struct fixture {
     uv_loop_t loop;

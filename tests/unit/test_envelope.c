@@ -15,6 +15,8 @@ static const struct spool_envelope full_env = {
     .helo = "mail.example.org",
     .auth_user = "alice",
     .listener = "submission",
+    .tenant = "acme",
+    .campaign = "spring sale",
     .received_at = 1700000000,
     .flags = SPOOL_ENV_8BITMIME | SPOOL_ENV_SMTPUTF8,
 };
@@ -62,6 +64,8 @@ static void check_env_eq(const struct spool_envelope *got, const struct spool_en
     CHECK(same_str(got->helo, want->helo));
     CHECK(same_str(got->auth_user, want->auth_user));
     CHECK(same_str(got->listener, want->listener));
+    CHECK(same_str(got->tenant, want->tenant));
+    CHECK(same_str(got->campaign, want->campaign));
     CHECK_INT_EQ(got->received_at, want->received_at);
     CHECK_INT_EQ(got->flags, want->flags);
 }
@@ -103,7 +107,9 @@ static void test_round_trip(void)
     struct envelope_decoder d;
     CHECK_INT_EQ(decode(file.data, file.len, 3, &d, NULL), 1);
     check_env_eq(&d.env, &bare);
+    /* a file without tenancy records, as written before them, has no tenant nor campaign */
     CHECK(d.env.client_addr == NULL && d.env.auth_user == NULL);
+    CHECK(d.env.tenant == NULL && d.env.campaign == NULL);
     CHECK_INT_EQ(d.body_size, 0);
     envelope_decoder_free(&d);
     buf_free(&file);

@@ -2,7 +2,8 @@
  * The trace fields added to relayed mail (mta/feedback/trace_header.h): the campaign taken from
  * X-Sluice-Campaign (folded too) and the field removed, a client's X-Sluice-Trace and Feedback-ID
  * removed, ours added at the end of the header section, the body untouched; the same whether the
- * message comes whole or byte by byte, with or without a body.
+ * message comes whole or byte by byte, with or without a body. The tenancy fields: read only from
+ * mail we relay (the tenant's only when no user authenticated), removed from every message.
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static struct config_trace_key keys[] = {{.id = "k1", .secret = "sixteen charact
 static void run(const struct config *cfg, const char *msg, size_t step, const char *rcpt,
                 struct buf *out, char *campaign, size_t csize)
 {
-    struct trace_header *th = trace_header_new(cfg, "0QJ5K8M2X4Y6Z000", "alice", rcpt);
+    struct trace_header *th = trace_header_new(cfg, "0QJ5K8M2X4Y6Z000", "alice", rcpt, 1);
     size_t len = strlen(msg);
     for (size_t at = 0; at < len;) {
         size_t n = step == 0 || len - at < step ? len - at : step;
@@ -40,10 +41,18 @@ static enum trace_verdict verify_in(const char *text, struct trace_fields *f)
     return trace_verify(keys, 1, v, strcspn(v, "\r\n"), f);
 }
 
+/* A configuration with the default tenancy fields and nothing else. */
+static void config_init(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->tenancy.tenant_header = "X-Sluice-Tenant";
+    cfg->tenancy.campaign_header = "X-Sluice-Campaign";
+}
+
 static void test_fields(void)
 {
     struct config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    config_init(&cfg);
     cfg.feedback.trace_keys = keys;
     cfg.feedback.ntrace_keys = 1;
     cfg.feedback.sender_id = "esp";
@@ -75,8 +84,7 @@ static void test_fields(void)
 static void test_shapes(void)
 {
     struct config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    CHECK(trace_header_new(&cfg, "0QJ5K8M2X4Y6Z000", NULL, NULL) == NULL); /* nothing to add */
+    config_init(&cfg);
     cfg.feedback.trace_keys = keys;
     cfg.feedback.ntrace_keys = 1;
     struct buf out = BUF_INIT;
@@ -118,9 +126,64 @@ static void test_shapes(void)
     buf_free(&out);
 }
 
+/* One message through a filter for `tenant` (NULL: unauthenticated), relayed or not. */
+static void run_tenancy(const struct config *cfg, const char *tenant, int relay, const char *msg,
+                        struct buf *out, char *got_tenant, char *got_campaign)
+{
+    struct trace_header *th = trace_header_new(cfg, "0QJ5K8M2X4Y6Z000", tenant, NULL, relay);
+    for (size_t at = 0; msg[at] != '\0'; at++) /* byte by byte: a field split anywhere */
+        trace_header_feed(th, msg + at, 1, out);
+    trace_header_finish(th, out);
+    strcpy(got_tenant, trace_header_tenant(th));
+    strcpy(got_campaign, trace_header_campaign(th));
+    trace_header_free(th);
+    buf_append(out, "", 1);
+}
+
+static void test_tenancy(void)
+{
+    struct config cfg;
+    config_init(&cfg); /* no trace keys, no sender id: nothing is added */
+    static const char msg[] = "From: a@example.com\r\nx-sluice-tenant:  acme \r\n"
+                              "X-Sluice-Campaign: spring\r\nSubject: hi\r\n\r\n"
+                              "X-Sluice-Tenant: in the body stays\r\n";
+    static const char kept[] = "From: a@example.com\r\nSubject: hi\r\n\r\n"
+                               "X-Sluice-Tenant: in the body stays\r\n";
+    char tenant[TRACE_NAME_MAX + 1], campaign[TRACE_NAME_MAX + 1];
+    struct buf out = BUF_INIT;
+    /* A trusted client without AUTH names both. */
+    run_tenancy(&cfg, NULL, 1, msg, &out, tenant, campaign);
+    CHECK_STR_EQ(out.data, kept);
+    CHECK_STR_EQ(tenant, "acme");
+    CHECK_STR_EQ(campaign, "spring");
+    buf_free(&out);
+    /* An authenticated user is the tenant: its field is removed and does not count. */
+    run_tenancy(&cfg, "alice", 1, msg, &out, tenant, campaign);
+    CHECK_STR_EQ(out.data, kept);
+    CHECK_STR_EQ(tenant, "alice");
+    CHECK_STR_EQ(campaign, "spring");
+    buf_free(&out);
+    /* From a client that may not relay both are removed and neither is read. */
+    run_tenancy(&cfg, NULL, 0, msg, &out, tenant, campaign);
+    CHECK_STR_EQ(out.data, kept);
+    CHECK_STR_EQ(tenant, "");
+    CHECK_STR_EQ(campaign, "");
+    buf_free(&out);
+    /* Other names configured: those are read and removed, the default ones stay. */
+    cfg.tenancy.tenant_header = "X-Customer";
+    cfg.tenancy.campaign_header = "X-Mailing";
+    run_tenancy(&cfg, NULL, 1, "X-Customer: bravo\r\nX-Mailing: m1\r\nX-Sluice-Tenant: x\r\n\r\n",
+                &out, tenant, campaign);
+    CHECK_STR_EQ(out.data, "X-Sluice-Tenant: x\r\n\r\n");
+    CHECK_STR_EQ(tenant, "bravo");
+    CHECK_STR_EQ(campaign, "m1");
+    buf_free(&out);
+}
+
 int main(void)
 {
     test_fields();
     test_shapes();
+    test_tenancy();
     return check_report("test_trace_header");
 }

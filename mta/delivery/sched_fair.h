@@ -1,0 +1,41 @@
+/*
+ * Fair share within one destination: the queue of jobs waiting there for a connection, kept as one
+ * lane per tenant. The next job comes from the highest priority class that has one (tenants[].
+ * priority: transactional, normal, bulk), and within a class from the tenants in turn, one job
+ * each, so one tenant's large campaign does not hold back another's mail. Within a lane jobs keep
+ * their order. Owned by its destination (destination.c); the jobs it holds are the scheduler's.
+ */
+#ifndef SLUICE_SCHED_FAIR_H
+#define SLUICE_SCHED_FAIR_H
+
+#include <stddef.h>
+
+#include "lib/config.h"
+#include "lib/strmap.h"
+#include "mta/delivery/destination.h"
+
+struct fair_lane;
+
+struct fair_queue {
+    const struct config *cfg; /* where tenants' priorities are read; outlives the queue */
+    struct strmap lanes;      /* tenant ("" for none) -> struct fair_lane, only while it has jobs */
+    struct fair_lane *turn[TENANT_PRIORITIES]; /* per class: the lane whose turn is next, in a
+                                                  ring of the class's lanes; NULL: none */
+    size_t count;                              /* jobs */
+};
+
+void fair_queue_init(struct fair_queue *q, const struct config *cfg);
+/* Frees the lanes; the queue must be empty (its jobs taken first). */
+void fair_queue_close(struct fair_queue *q);
+/* Adds job (its tenant's lane, at the end; with front at the start, as a job that goes next). */
+void fair_queue_push(struct fair_queue *q, struct job *job, int front);
+/* Takes the next job by priority and turn among those fits(job, arg) accepts (fits NULL: any);
+ * NULL when none fits. The lane it came from has its turn after the other lanes of its class. */
+struct job *fair_queue_take(struct fair_queue *q, int (*fits)(const struct job *, const void *),
+                            const void *arg);
+static inline int fair_queue_empty(const struct fair_queue *q)
+{
+    return q->count == 0;
+}
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * The egress pool of a tenant's mail (sched_int.h). A tenant whose tenants[].pool differs from the
+ * pool its destination's shaping names gets a destination of its own, "KEY/POOL": same shaping,
+ * its own addresses, so its mail never leaves from another tenant's and no other tenant's leaves
+ * from its. An administrator's suspension of KEY holds these destinations too. Also the holds an
+ * administrator puts on a tenant's mail, or on one of its campaigns (`queue suspend --tenant`).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "mta/delivery/sched_int.h"
+
+const char *sched_tenant_pool(const struct config *cfg, const char *tenant,
+                              const struct config_shaping *shaping)
+{
+    const struct config_tenant *t = config_tenant_find(cfg, tenant);
+    if (t == NULL || t->pool == NULL ||
+        (shaping->pool != NULL && strcmp(t->pool, shaping->pool) == 0))
+        return NULL;
+    return t->pool;
+}
+
+void sched_tenant_key(const char *key, const char *pool, char *out, size_t size)
+{
+    if (pool == NULL)
+        snprintf(out, size, "%s", key);
+    else
+        snprintf(out, size, "%s/%s", key, pool);
+}
+
+/* The destination KEY of a key "KEY/POOL": its length, or 0 for a key without a pool. */
+static size_t base_len(const char *key)
+{
+    const char *slash = strchr(key, '/');
+    return slash != NULL ? (size_t)(slash - key) : 0;
+}
+
+void sched_tenant_dest_held(struct scheduler *s, struct dest *d)
+{
+    size_t n = base_len(dest_key(d));
+    if (n == 0)
+        return;
+    char *base = xstrndup(dest_key(d), n);
+    uint64_t *until = strmap_get(&s->held, base); /* kept: KEY itself may get mail later */
+    struct dest *peer = strmap_get(&s->dests, base);
+    struct dest_summary sum;
+    uint64_t now = uv_now(s->loop);
+    if (until != NULL && *until > now) {
+        dest_suspend(d, *until == UINT64_MAX ? 0 : *until - now);
+    } else if (peer != NULL) {
+        dest_summarize(peer, &sum);
+        if (sum.suspended && sum.why[0] == '\0') /* by an administrator */
+            dest_suspend(d, sum.until_ms);
+    }
+    free(base);
+}
+
+struct pool_dests {
+    const char *name;
+    size_t len;
+    uint64_t for_ms;
+    int resume;
+};
+
+static void pool_dest_apply(const char *key, void *value, void *arg)
+{
+    struct pool_dests *p = arg;
+    if (base_len(key) != p->len || strncmp(key, p->name, p->len) != 0)
+        return;
+    if (p->resume)
+        dest_resume(value);
+    else
+        dest_suspend(value, p->for_ms);
+}
+
+void sched_tenant_dests_suspend(struct scheduler *s, const char *name, uint64_t for_ms, int resume)
+{
+    struct pool_dests p = {name, strlen(name), for_ms, resume};
+    if (p.len > 0 && base_len(name) == 0)
+        strmap_each(&s->dests, pool_dest_apply, &p);
+}
+
+/* ---- holding a tenant's mail ---- */
+
+/* "TENANT\nCAMPAIGN" into out: the key of a hold. */
+static void hold_key(const char *tenant, const char *campaign, struct buf *out)
+{
+    buf_reset(out);
+    buf_printf(out, "%s\n%s", tenant, campaign != NULL ? campaign : "");
+}
+
+int sched_tenant_held(const struct scheduler *s, const struct qmsg *m)
+{
+    if (s->tenant_holds.count == 0 || m->tenant == NULL)
+        return 0;
+    struct buf key = BUF_INIT;
+    hold_key(m->tenant, NULL, &key);
+    int held = strmap_get(&s->tenant_holds, key.data) != NULL;
+    if (!held && m->campaign != NULL) {
+        hold_key(m->tenant, m->campaign, &key);
+        held = strmap_get(&s->tenant_holds, key.data) != NULL;
+    }
+    buf_free(&key);
+    return held;
+}
+
+static void free_hold(const char *key, void *value, void *arg)
+{
+    (void)key, (void)arg;
+    free(value);
+}
+
+void sched_tenant_holds_free(struct scheduler *s)
+{
+    strmap_each(&s->tenant_holds, free_hold, NULL);
+    strmap_free(&s->tenant_holds);
+}
+
+/* A queued job of a held message goes back to the scheduler. */
+static int job_held(const struct job *job, const void *arg)
+{
+    return sched_tenant_held(arg, job->msg);
+}
+
+static void dest_return_held(const char *key, void *value, void *arg)
+{
+    (void)key;
+    dest_return_jobs(value, job_held, arg);
+}
+
+/* The messages in memory of a tenant (campaign "" or NULL: all of its), collected first: acting
+ * on one may take it out of msgs. */
+struct tenant_msgs {
+    const char *tenant, *campaign;
+    struct qmsg **msgs;
+    size_t n;
+};
+
+static int msg_of(const struct qmsg *m, const struct tenant_msgs *t)
+{
+    return m->tenant != NULL && strcmp(m->tenant, t->tenant) == 0 &&
+           (t->campaign == NULL || t->campaign[0] == '\0' ||
+            (m->campaign != NULL && strcmp(m->campaign, t->campaign) == 0));
+}
+
+static void collect_tenant_msg(const char *key, void *value, void *arg)
+{
+    (void)key;
+    struct tenant_msgs *t = arg;
+    if (msg_of(value, t))
+        t->msgs[t->n++] = value;
+}
+
+static void tenant_msgs_collect(struct scheduler *s, struct tenant_msgs *t)
+{
+    t->msgs = xmalloc((s->msgs.count + 1) * sizeof *t->msgs);
+    t->n = 0;
+    strmap_each(&s->msgs, collect_tenant_msg, t);
+}
+
+/* Released: the tenant's messages in memory go back to the due heap (those on disk are read back
+ * when due). */
+static void release_tenant_msgs(struct scheduler *s, const char *tenant)
+{
+    struct tenant_msgs t = {.tenant = tenant};
+    tenant_msgs_collect(s, &t);
+    for (size_t i = 0; i < t.n; i++)
+        msg_settle(t.msgs[i]);
+    free(t.msgs);
+}
+
+int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
+                          struct buf *out)
+{
+    struct buf key = BUF_INIT;
+    hold_key(tenant, campaign, &key);
+    const char *what = campaign[0] != '\0' ? "campaign" : "tenant";
+    const char *name = campaign[0] != '\0' ? campaign : tenant;
+    struct logrec r;
+    if (hold) {
+        free(strmap_put(&s->tenant_holds, key.data, xstrdup(key.data)));
+        strmap_each(&s->dests, dest_return_held, s);
+        strmap_each(&s->retired, dest_return_held, s);
+        buf_printf(out, "%s %s of %s suspended until resumed\n", what, name, tenant);
+    } else {
+        char *was = strmap_del(&s->tenant_holds, key.data);
+        if (was == NULL) {
+            buf_printf(out, "%s %s of %s is not suspended\n", what, name, tenant);
+            buf_free(&key);
+            return -ENOENT;
+        }
+        free(was);
+        release_tenant_msgs(s, tenant);
+        buf_printf(out, "%s %s of %s resumed\n", what, name, tenant);
+    }
+    log_begin(&r, hold ? LOG_WARN : LOG_INFO,
+              hold ? "delivery.tenant_suspend" : "delivery.tenant_resume");
+    log_str(&r, "tenant", tenant);
+    log_str(&r, "campaign", campaign);
+    log_end(&r);
+    buf_free(&key);
+    return 0;
+}
+
+/* ---- bouncing a tenant's mail ---- */
+
+static int job_of_tenant(const struct job *job, const void *arg)
+{
+    return msg_of(job->msg, arg);
+}
+
+static void dest_return_tenant(const char *key, void *value, void *arg)
+{
+    (void)key;
+    dest_return_jobs(value, job_of_tenant, arg);
+}
+
+int scheduler_bounce_tenant(struct scheduler *s, const char *tenant, const char *campaign,
+                            struct buf *out)
+{
+    struct tenant_msgs t = {.tenant = tenant, .campaign = campaign};
+    strmap_each(&s->dests, dest_return_tenant, &t);
+    strmap_each(&s->retired, dest_return_tenant, &t);
+    tenant_msgs_collect(s, &t);
+    for (size_t i = 0; i < t.n; i++)
+        msg_fail_waiting(t.msgs[i], "bounced by an administrator (sluice queue bounce)");
+    free(t.msgs);
+    struct logrec r;
+    log_begin(&r, LOG_WARN, "delivery.tenant_bounce");
+    log_str(&r, "tenant", tenant);
+    log_str(&r, "campaign", campaign);
+    log_int(&r, "messages", (long long)t.n);
+    log_end(&r);
+    buf_printf(out, "%zu messages of %s%s%s bounced\n", t.n, tenant,
+               campaign[0] ? ", campaign " : "", campaign);
+    return 0;
+}

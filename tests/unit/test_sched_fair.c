@@ -1,0 +1,123 @@
+/*
+ * Fair share within one destination (mta/delivery/sched_fair.c): tenants of one class take turns
+ * one job each, whatever order their jobs came in; a higher class goes first; a job put back in
+ * front goes next in its lane; a lane that empties leaves the ring and one that comes back waits
+ * one turn of the others; a job no connection may carry is passed over without losing its place.
+ */
+#include <string.h>
+
+#include "mta/delivery/sched_fair.h"
+#include "tests/unit/check.h"
+
+#define NJOBS 32
+
+static struct job jobs[NJOBS];
+static char names[NJOBS][8];
+
+/* Job i of tenant t (NULL: none), named "t<i>" for the checks. */
+static struct job *job_of(size_t i, const char *tenant)
+{
+    memset(&jobs[i], 0, sizeof jobs[i]);
+    jobs[i].tenant = tenant;
+    snprintf(names[i], sizeof names[i], "%s%zu", tenant != NULL ? tenant : "-", i);
+    jobs[i].queue_id = names[i];
+    return &jobs[i];
+}
+
+/* Pushes jobs first, first + 1, ... at the back, one per word of `lanes` ("b b c -": tenants b, b,
+ * c, and none). */
+static void push_jobs(struct fair_queue *q, size_t first, const char *lanes)
+{
+    static char words[NJOBS][8];
+    for (size_t i = first; *lanes != '\0'; i++) {
+        size_t n = strcspn(lanes, " ");
+        snprintf(words[i], sizeof words[i], "%.*s", (int)n, lanes);
+        fair_queue_push(q, job_of(i, strcmp(words[i], "-") == 0 ? NULL : words[i]), 0);
+        lanes += n + (lanes[n] == ' ');
+    }
+}
+
+/* The queue ids of every job taken, space-separated, into out. */
+static void take_all(struct fair_queue *q, char *out, size_t size)
+{
+    out[0] = '\0';
+    struct job *job;
+    while ((job = fair_queue_take(q, NULL, NULL)) != NULL)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", out[0] ? " " : "", job->queue_id);
+    CHECK(fair_queue_empty(q));
+}
+
+static struct config_tenant tenants[] = {
+    {.name = "t", .priority = TENANT_PRIORITY_TRANSACTIONAL},
+    {.name = "b", .priority = TENANT_PRIORITY_BULK},
+    {.name = "c", .priority = TENANT_PRIORITY_BULK},
+};
+
+static struct config cfg = {.tenants = tenants, .ntenants = 3};
+
+static void test_turns(void)
+{
+    struct fair_queue q;
+    fair_queue_init(&q, &cfg);
+    char got[256];
+    /* A bulk campaign of b, then c's: b and c alternate. */
+    push_jobs(&q, 0, "b b b b c c");
+    CHECK_INT_EQ(q.count, 6);
+    take_all(&q, got, sizeof got);
+    CHECK_STR_EQ(got, "b0 c4 b1 c5 b2 b3");
+    /* Unlisted tenants and mail without one are class normal: before bulk, after transactional,
+     * and among themselves in turn. */
+    push_jobs(&q, 0, "b x x - t");
+    take_all(&q, got, sizeof got);
+    CHECK_STR_EQ(got, "t4 x1 -3 x2 b0");
+    fair_queue_close(&q);
+}
+
+static void test_front_and_return(void)
+{
+    struct fair_queue q;
+    fair_queue_init(&q, &cfg);
+    char got[256];
+    push_jobs(&q, 0, "b b b c");
+    struct job *first = fair_queue_take(&q, NULL, NULL);
+    CHECK_STR_EQ(first->queue_id, "b0");
+    /* Put back in front (a connection kept part of it): it is b's next, after c's turn. */
+    fair_queue_push(&q, first, 1);
+    take_all(&q, got, sizeof got);
+    CHECK_STR_EQ(got, "c3 b0 b1 b2");
+    /* c's lane emptied and comes back: it waits for one job of each lane there already. */
+    push_jobs(&q, 0, "b b");
+    CHECK_STR_EQ(fair_queue_take(&q, NULL, NULL)->queue_id, "b0");
+    push_jobs(&q, 2, "c");
+    take_all(&q, got, sizeof got);
+    CHECK_STR_EQ(got, "b1 c2");
+    fair_queue_close(&q);
+}
+
+static int not_b1(const struct job *job, const void *arg)
+{
+    (void)arg;
+    return strcmp(job->queue_id, "b1") != 0;
+}
+
+static void test_fits(void)
+{
+    struct fair_queue q;
+    fair_queue_init(&q, &cfg);
+    push_jobs(&q, 1, "b b");
+    /* b1 does not fit this connection: b2 does, and b1 keeps its place. */
+    CHECK_STR_EQ(fair_queue_take(&q, not_b1, NULL)->queue_id, "b2");
+    CHECK(fair_queue_take(&q, not_b1, NULL) == NULL);
+    CHECK_INT_EQ(q.count, 1);
+    CHECK_STR_EQ(fair_queue_take(&q, NULL, NULL)->queue_id, "b1");
+    CHECK(fair_queue_take(&q, NULL, NULL) == NULL);
+    fair_queue_close(&q);
+}
+
+int main(void)
+{
+    test_turns();
+    test_front_and_return();
+    test_fits();
+    return check_report("test_sched_fair");
+}
