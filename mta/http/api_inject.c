@@ -16,6 +16,7 @@
 #include "mta/server/smtp_server.h"
 #include "mta/server/submit.h"
 #include "policy/rcpt_policy.h"
+#include "policy/suppression.h"
 
 /* The listener name injected mail carries in its envelope, log and metrics. */
 #define INJECT_LISTENER "http"
@@ -147,6 +148,12 @@ static void message_recipients(struct inject_one *o)
         struct rcpt_decision r;
         rcpt_policy_decide(&f, (struct smtp_slice){arg.data, arg.len}, &r);
         buf_free(&arg);
+        if (r.outcome == RCPT_NEED_SUPPRESSION) {
+            /* Read in place: SMTP's RCPT reads on the thread pool, the injection not yet. */
+            struct suppression_entry e;
+            int found = suppression_check(f.suppression, f.tenant, r.addr, f.now, &e);
+            rcpt_policy_suppressed(&f, found, &e, &r);
+        }
         if (r.outcome == RCPT_REFUSE || r.outcome == RCPT_NEED_VERIFY) {
             json_array_append_new(answers,
                                   reply_json(m->rcpts[i], r.d.code, r.d.enhanced, r.d.text));

@@ -117,7 +117,8 @@ class Delivered(InjectCase):
         ev = d.wait_event("http.injected", queue_id=qid)[0]
         self.assertEqual((ev["tenant"], ev["campaign"], ev["from"], ev["rcpts"]),
                          ("acme", "spring-sale", "alice@sender.test", "bob@dest.test"))
-        d.wait_event("delivery.delivered", queue_id=qid, timeout=20)
+        done = d.wait_event("delivery.delivered", queue_id=qid, timeout=20)[0]
+        self.assertEqual((done["tenant"], done["campaign"]), ("acme", "spring-sale"))
 
     def test_batch_with_refused_recipients(self):
         d = self.start_injecting(sign=False)

@@ -39,6 +39,8 @@ static void config_init(struct config *cfg)
     cfg->feedback.ntrace_keys = 1;
     cfg->feedback.sender_id = "esp";
     cfg->feedback.verp_domain = "bounces.sluice.test";
+    cfg->tenancy.tenant_header = "X-Sluice-Tenant";
+    cfg->tenancy.campaign_header = "X-Sluice-Campaign";
 }
 
 static const char *const rcpts[] = {"bob@dest.test"};
