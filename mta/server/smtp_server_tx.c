@@ -909,7 +909,7 @@ static struct buf filtered, traced;
 static void tx_front_send(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    if (tx->front_sent || tx->report)
+    if (tx->front_sent || tx->msg == NULL) /* a report, or every recipient dropped */
         return;
     tx->front_sent = 1;
     struct spool_envelope env = tx_envelope(s);
