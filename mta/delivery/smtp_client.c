@@ -1,6 +1,6 @@
 /*
- * The outbound SMTP session (see smtp_client.h). One state machine: enter_state() sends what a
- * state sends and arms its timeout, client_on_reply() hands each complete reply to the state's
+ * The outbound SMTP session (see smtp_client.h). One state machine: client_enter_state() sends what
+ * a state sends and arms its timeout, client_on_reply() hands each complete reply to the state's
  * handler. During a transaction two cursors count the envelope commands (MAIL, each RCPT, DATA):
  * `sent` and `replied`; with PIPELINING several are in flight, without it at most one. With BDAT
  * (RFC 3030) the body goes in chunks, one BDAT each, once the RCPT replies are in; two more
@@ -8,7 +8,6 @@
  */
 #include "mta/delivery/smtp_client.h"
 
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/dane.h"
+#include "mta/delivery/smtp_client_int.h"
 #include "spool/spool.h"
 
 /* Stored message bytes encoded per write; the next chunk waits for STREAM_DRAINED. */
@@ -31,96 +31,6 @@
 #define QUIT_TIMEOUT_MS 10000
 /* RFC 5321 §4.5.3.1.3: a path is at most 256 octets; we refuse to send anything longer. */
 #define PATH_MAX_OCTETS 256
-
-enum client_state {
-    CS_CONNECTING,
-    CS_GREETING,
-    CS_EHLO,
-    CS_HELO,
-    CS_STARTTLS,
-    CS_TLS_HANDSHAKE,
-    CS_IDLE,        /* READY or TX_DONE delivered: waiting for smtp_client_send or _quit; after
-                       a transaction at most timeouts.idle, then QUIT */
-    CS_TX_REFUSED,  /* a transaction we will not send: TX_DONE follows from a zero timer */
-    CS_ENVELOPE,    /* MAIL, RCPTs and DATA going out, their replies coming back */
-    CS_BODY,        /* after 354 (or the RCPT replies, for BDAT): the body in chunks, each after
-                       the previous one drained */
-    CS_END_OF_DATA, /* the final dot (or BDAT LAST) is queued: waiting for the reply */
-    CS_RSET,        /* the transaction failed before DATA: RSET, then TX_DONE */
-    CS_QUIT,
-    CS_CLOSING, /* handles closing; CLOSED comes from the last close callback */
-};
-
-enum rcpt_status { RCPT_PENDING, RCPT_ACCEPTED, RCPT_DECIDED };
-
-struct client_rcpt {
-    char *addr; /* owned copy */
-    enum rcpt_status status;
-    struct smtp_client_outcome out; /* valid once DECIDED; out.text is `text` */
-    char *text;                     /* owned */
-    unsigned notify;                /* RFC 3461 NOTIFY bits; 0: not given */
-    char *orcpt;                    /* RFC 3461 ORCPT "type;address", owned; NULL: not given */
-};
-
-struct client_tx {
-    char *sender; /* owned copy */
-    struct client_rcpt *rcpts;
-    size_t nrcpts;
-    const struct buf *body; /* borrowed until TX_DONE */
-    unsigned flags;         /* SPOOL_ENV_* */
-    unsigned ret;           /* RFC 3461 RET (SMTP_DSN_RET_*); 0: not given */
-    char *envid;            /* RFC 3461 ENVID, owned; NULL: not given */
-    size_t sent;            /* envelope commands written: 0 MAIL, 1..n RCPT, n + 1 DATA */
-    size_t replied;         /* replies consumed, numbered the same way */
-    size_t accepted;        /* recipients with 250/251 */
-    int mail_failed;
-    size_t body_off; /* stored bytes encoded so far */
-    struct smtp_data_enc enc;
-    size_t wire_size;          /* the message as sent, RFC 1870's count: what SIZE= says */
-    unsigned chunked : 1;      /* sent with BDAT: the server offers CHUNKING, shaping allows */
-    unsigned last_sent : 1;    /* BDAT LAST is queued */
-    unsigned chunk_failed : 1; /* a chunk was refused: no more are sent, then RSET */
-    size_t chunks_sent;        /* BDAT commands written */
-    size_t chunks_replied;     /* their replies read */
-};
-
-struct smtp_client {
-    uv_loop_t *loop;
-    struct stream stream;
-    uv_timer_t reply_timer; /* the current step's timeout */
-    uv_timer_t pace_timer;  /* waits for rate tokens; defers a locally refused TX_DONE */
-    int open_handles;       /* freed when the last of stream and timers has closed */
-    enum client_state state;
-    smtp_client_cb cb;
-    void *arg;
-    struct sockaddr_storage dst;
-    char *mx_name, *ehlo;
-    char addr_text[INET6_ADDRSTRLEN];
-    struct tls_policy tls;
-    SSL_CTX *tls_ctx;
-    struct dane_peer *dane;   /* NULL: DANE does not apply */
-    enum dane_mode dane_mode; /* once the TLSA answer is in */
-    int chunking;             /* BDAT when offered (params->chunking) */
-    struct smtp_client_timeouts timeouts;
-    smtp_client_pace_cb pace;
-    void *pace_arg;
-    uint64_t session_id;
-    struct smtp_reply_parser parser;
-    struct smtp_ehlo caps;
-    const char *tls_version; /* static string from OpenSSL once TLS is up */
-    unsigned connected : 1;
-    unsigned dane_pending : 1; /* the TLSA answer has not come yet */
-    unsigned hello_waits : 1;  /* EHLO is done and waits for it (client_on_dane) */
-    unsigned ready_sent : 1;
-    unsigned silent : 1;      /* smtp_client_open failed: no event at all */
-    unsigned had_tx : 1;      /* a transaction ended: CS_IDLE waits at most timeouts.idle */
-    unsigned idle_closed : 1; /* the peer ended the session while it was idle */
-    struct client_tx *tx;
-    unsigned messages; /* transactions that reached the end of data */
-    /* Why the session ended; code 0 after a clean QUIT. why.text is why_text. */
-    struct smtp_client_outcome why;
-    char *why_text;
-};
 
 /* The chain, in firing order. */
 static void client_on_stream(struct stream *s, enum stream_event ev, int status, const char *data,
@@ -131,11 +41,6 @@ static void client_on_timeout(uv_timer_t *t);
 static void client_on_pace(uv_timer_t *t);
 static void client_on_handle_closed(uv_handle_t *h);
 static void client_on_stream_closed(struct stream *s);
-
-static void enter_state(struct smtp_client *c, enum client_state st);
-static void client_end(struct smtp_client *c, const char *stage, int code, const char *enhanced,
-                       int remote, int polite, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
 
 /* ---- outcomes ---- */
 
@@ -216,7 +121,7 @@ static void tx_finish(struct smtp_client *c)
     struct client_tx *t = c->tx;
     c->tx = NULL;
     c->had_tx = 1;
-    enter_state(c, CS_IDLE);
+    client_enter_state(c, CS_IDLE);
     tx_emit(c, t, &not_tried);
 }
 
@@ -232,9 +137,7 @@ static int client_write(struct smtp_client *c, const char *data, size_t len)
     return rc;
 }
 
-static void client_send_line(struct smtp_client *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void client_send_line(struct smtp_client *c, const char *fmt, ...)
+void client_send_line(struct smtp_client *c, const char *fmt, ...)
 {
     char line[600];
     va_list ap;
@@ -266,8 +169,6 @@ static int client_may_send(struct smtp_client *c, enum smtp_client_pace what)
 static void greeting_enter(struct smtp_client *c);
 static void ehlo_enter(struct smtp_client *c);
 static void helo_enter(struct smtp_client *c);
-static void starttls_enter(struct smtp_client *c);
-static void handshake_enter(struct smtp_client *c);
 static void refused_enter(struct smtp_client *c);
 static void envelope_enter(struct smtp_client *c);
 static void body_enter(struct smtp_client *c);
@@ -278,7 +179,6 @@ static void closing_enter(struct smtp_client *c);
 static void greeting_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void ehlo_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void helo_on_reply(struct smtp_client *c, const struct smtp_reply *r);
-static void starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void envelope_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void body_on_reply(struct smtp_client *c, const struct smtp_reply *r);
 static void rset_on_reply(struct smtp_client *c, const struct smtp_reply *r);
@@ -296,8 +196,8 @@ static const struct state_row states[] = {
     [CS_GREETING] = {"greeting", "greeting", greeting_enter, greeting_on_reply},
     [CS_EHLO] = {"ehlo", "EHLO", ehlo_enter, ehlo_on_reply},
     [CS_HELO] = {"helo", "EHLO", helo_enter, helo_on_reply},
-    [CS_STARTTLS] = {"starttls", "STARTTLS", starttls_enter, starttls_on_reply},
-    [CS_TLS_HANDSHAKE] = {"tls-handshake", "STARTTLS", handshake_enter, NULL},
+    [CS_STARTTLS] = {"starttls", "STARTTLS", client_starttls_enter, client_starttls_on_reply},
+    [CS_TLS_HANDSHAKE] = {"tls-handshake", "STARTTLS", client_handshake_enter, NULL},
     [CS_IDLE] = {"idle", "idle", NULL, NULL},
     [CS_TX_REFUSED] = {"tx-refused", "MAIL FROM", refused_enter, NULL},
     [CS_ENVELOPE] = {"envelope", "MAIL FROM", envelope_enter, envelope_on_reply},
@@ -359,9 +259,7 @@ static void client_arm_timer(struct smtp_client *c)
         uv_timer_start(&c->reply_timer, client_on_timeout, ms, 0);
 }
 
-/* Every state change goes through here: logs it, runs the state's sending step, arms its timer
- * unless that step already moved on to another state. */
-static void enter_state(struct smtp_client *c, enum client_state st)
+void client_enter_state(struct smtp_client *c, enum client_state st)
 {
     log_msg(LOG_DEBUG, "smtp_client.state", "session %llu: %s -> %s",
             (unsigned long long)c->session_id, states[c->state].name, states[st].name);
@@ -376,13 +274,13 @@ static void enter_state(struct smtp_client *c, enum client_state st)
 /* Ends the session (stage NULL: the current one): remembers why (the first reason wins), fails the
  * transaction's undecided recipients with the same outcome, then QUIT (polite, when the connection
  * is still usable) or close at once. */
-static void client_end(struct smtp_client *c, const char *stage, int code, const char *enhanced,
-                       int remote, int polite, const char *fmt, ...)
+void client_end(struct smtp_client *c, const char *stage, int code, const char *enhanced,
+                int remote, int polite, const char *fmt, ...)
 {
     if (c->state == CS_CLOSING)
         return;
     if (c->state == CS_QUIT) { /* nothing more to learn from this peer */
-        enter_state(c, CS_CLOSING);
+        client_enter_state(c, CS_CLOSING);
         return;
     }
     char text[512];
@@ -400,7 +298,7 @@ static void client_end(struct smtp_client *c, const char *stage, int code, const
     }
     struct client_tx *t = c->tx;
     c->tx = NULL;
-    enter_state(c, polite && c->connected ? CS_QUIT : CS_CLOSING);
+    client_enter_state(c, polite && c->connected ? CS_QUIT : CS_CLOSING);
     if (t != NULL)
         tx_emit(c, t, &o);
     free(o_text);
@@ -430,7 +328,7 @@ static void greeting_enter(struct smtp_client *c)
 static void greeting_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
     if (r->code / 100 == 2)
-        enter_state(c, CS_EHLO);
+        client_enter_state(c, CS_EHLO);
     else
         client_end_reply(c, r, 1);
 }
@@ -446,50 +344,13 @@ static void helo_enter(struct smtp_client *c)
     client_send_line(c, "HELO %s\r\n", c->ehlo);
 }
 
-static void client_ready(struct smtp_client *c)
+void client_ready(struct smtp_client *c)
 {
-    enter_state(c, CS_IDLE);
+    client_enter_state(c, CS_IDLE);
     if (!c->ready_sent) {
         c->ready_sent = 1;
         c->cb(c, SMTP_CLIENT_READY, NULL, 0, c->arg);
     }
-}
-
-/* TLS is demanded of this host: DANE found TLSA records, or the policy verifies (enforced or in
- * testing). */
-static int client_tls_demanded(const struct smtp_client *c)
-{
-    return dane_mode_requires_tls(c->dane_mode) || c->tls.level == TLS_POLICY_VERIFY;
-}
-
-/* The TLS demanded is not there (reason): the session ends with 451 `enhanced` when DANE or an
- * enforced policy demands it (returns 1); a policy in testing mode only logs it (returns 0). */
-static int client_tls_unmet(struct smtp_client *c, const char *enhanced, const char *reason)
-{
-    if (!dane_mode_requires_tls(c->dane_mode)) {
-        tls_policy_log_failure(&c->tls, c->session_id, c->mx_name, reason);
-        if (!tls_policy_enforced(&c->tls))
-            return 0;
-    }
-    client_end(c, "STARTTLS", 451, enhanced, 0, 1, "%s", reason);
-    return 1;
-}
-
-/* After EHLO or HELO: STARTTLS when offered and wanted, else ready (unless TLS is required). */
-static void client_after_hello(struct smtp_client *c)
-{
-    char why[300];
-    c->hello_waits = c->dane_pending;
-    if (c->hello_waits)
-        return;
-    if (c->tls_version == NULL && (c->tls.level != TLS_POLICY_NONE || client_tls_demanded(c)) &&
-        c->tls_ctx != NULL && (c->caps.ext & SMTP_EXT_STARTTLS)) {
-        enter_state(c, CS_STARTTLS);
-        return;
-    }
-    snprintf(why, sizeof why, "TLS is required but %s does not offer STARTTLS", c->mx_name);
-    if (c->tls_version != NULL || !client_tls_demanded(c) || !client_tls_unmet(c, "4.7.10", why))
-        client_ready(c);
 }
 
 static void ehlo_on_reply(struct smtp_client *c, const struct smtp_reply *r)
@@ -498,7 +359,7 @@ static void ehlo_on_reply(struct smtp_client *c, const struct smtp_reply *r)
         smtp_reply_ehlo_parse(r, &c->caps);
         client_after_hello(c);
     } else if (r->code / 100 == 5) {
-        enter_state(c, CS_HELO);
+        client_enter_state(c, CS_HELO);
     } else {
         client_end_reply(c, r, 1);
     }
@@ -512,75 +373,6 @@ static void helo_on_reply(struct smtp_client *c, const struct smtp_reply *r)
     }
     memset(&c->caps, 0, sizeof c->caps);
     client_after_hello(c);
-}
-
-static void starttls_enter(struct smtp_client *c)
-{
-    client_send_line(c, "STARTTLS\r\n");
-}
-
-static void starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r)
-{
-    char why[300];
-    snprintf(why, sizeof why, "TLS is required but %s refused STARTTLS (%d)", c->mx_name, r->code);
-    if (r->code == 220)
-        enter_state(c, CS_TLS_HANDSHAKE);
-    else if (!client_tls_demanded(c) || !client_tls_unmet(c, "4.7.10", why))
-        client_ready(c); /* RFC 3207 §4.1: carry on in clear */
-}
-
-/* The name to send as SNI: none for an address literal (RFC 6066 §3). */
-static const char *client_sni(const struct smtp_client *c)
-{
-    unsigned char addr[sizeof(struct in6_addr)];
-    const char *n = c->mx_name;
-    if (n[0] == '[' || inet_pton(AF_INET, n, addr) == 1 || inet_pton(AF_INET6, n, addr) == 1)
-        return NULL;
-    return n;
-}
-
-/* After the handshake with DANE: ends the session (4.7.5) when no TLSA record matched. */
-static int client_dane_mismatch(struct smtp_client *c)
-{
-    char why[300];
-    int bad = dane_peer_ssl_check(c->dane, c->stream.ssl, why, sizeof why) < 0;
-    if (bad)
-        client_end(c, "STARTTLS", 451, "4.7.5", 0, 1, "%s", why);
-    return bad;
-}
-
-/* After the handshake: 1 when the certificate meets the policy (or a failure is only logged). */
-static int client_tls_checked(struct smtp_client *c)
-{
-    if (c->dane_mode == DANE_VERIFY)
-        return !client_dane_mismatch(c);
-    if (c->dane_mode == DANE_ENCRYPT)
-        return 1; /* validated records, none usable: encryption without authentication */
-    struct buf why = BUF_INIT;
-    int ok = tls_policy_ssl_check(&c->tls, c->stream.ssl, &why) == 0;
-    if (!ok) {
-        char reason[400];
-        snprintf(reason, sizeof reason, "TLS with %s: %s", c->mx_name, why.data);
-        ok = !client_tls_unmet(c, "4.7.5", reason);
-    }
-    buf_free(&why);
-    return ok;
-}
-
-static void handshake_enter(struct smtp_client *c)
-{
-    int rc = stream_tls_client_prepared(&c->stream, c->tls_ctx, client_sni(c),
-                                        c->dane_mode == DANE_VERIFY ? dane_peer_ssl_prepare : NULL,
-                                        c->dane);
-    struct buf err = BUF_INIT;
-    if (rc < 0)
-        client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
-                   uv_strerror(rc));
-    else if (c->dane_mode == DANE_NONE && /* DANE takes precedence over the PKIX checks */
-             tls_policy_ssl_prepare(&c->tls, c->stream.ssl, c->mx_name, &err) < 0)
-        client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
-                   err.data);
-    buf_free(&err);
 }
 
 /* ---- transactions ---- */
@@ -666,11 +458,11 @@ static void envelope_enter(struct smtp_client *c)
         return;
     if (t->replied == t->sent && t->sent <= n + 1 &&
         (t->mail_failed || (t->replied == n + 1 && t->accepted == 0))) {
-        enter_state(c, CS_RSET);
+        client_enter_state(c, CS_RSET);
         return;
     }
     if (body)
-        enter_state(c, CS_BODY);
+        client_enter_state(c, CS_BODY);
     else if (!was_waiting)
         client_arm_timer(c);
 }
@@ -696,13 +488,13 @@ static void envelope_on_reply(struct smtp_client *c, const struct smtp_reply *r)
             rcpt_decide_reply(rc, r, "RCPT TO");
         }
     } else if (r->code == 354) {
-        enter_state(c, CS_BODY);
+        client_enter_state(c, CS_BODY);
         return;
     } else {
         for (size_t k = 0; k < n; k++)
             if (t->rcpts[k].status == RCPT_ACCEPTED)
                 rcpt_decide_reply(&t->rcpts[k], r, "DATA");
-        enter_state(c, CS_RSET);
+        client_enter_state(c, CS_RSET);
         return;
     }
     client_arm_timer(c);
@@ -738,7 +530,7 @@ static void body_enter(struct smtp_client *c)
     if (rc < 0)
         return;
     if (n == left)
-        enter_state(c, CS_END_OF_DATA);
+        client_enter_state(c, CS_END_OF_DATA);
 }
 
 static void eod_on_reply(struct smtp_client *c, const struct smtp_reply *r)
@@ -769,7 +561,7 @@ static void chunk_on_reply(struct smtp_client *c, const struct smtp_reply *r)
         t->chunk_failed = 1;
     }
     if (t->chunk_failed && t->chunks_replied == t->chunks_sent)
-        enter_state(c, CS_RSET);
+        client_enter_state(c, CS_RSET);
 }
 
 /* A reply while the body goes out or after its end. With DATA, one during the body (a server
@@ -801,7 +593,7 @@ static void quit_enter(struct smtp_client *c)
 
 static void quit_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
-    enter_state(c, CS_CLOSING);
+    client_enter_state(c, CS_CLOSING);
 }
 
 static void closing_enter(struct smtp_client *c)
@@ -868,20 +660,8 @@ static int client_idle_ended(struct smtp_client *c)
     if (c->state != CS_IDLE || !c->had_tx)
         return 0;
     c->idle_closed = 1;
-    enter_state(c, CS_CLOSING);
+    client_enter_state(c, CS_CLOSING);
     return 1;
-}
-
-/* The TLSA answer for the MX host: a failed lookup defers, otherwise EHLO may go on to STARTTLS. */
-static void client_on_dane(void *arg, enum dane_mode mode, const char *why)
-{
-    struct smtp_client *c = arg;
-    c->dane_pending = 0;
-    c->dane_mode = mode;
-    if (mode == DANE_DEFER)
-        client_end(c, NULL, 451, "4.7.5", 0, 0, "%s", why);
-    else if (c->hello_waits && c->state != CS_CLOSING)
-        client_after_hello(c);
 }
 
 static void client_on_stream(struct stream *s, enum stream_event ev, int status, const char *data,
@@ -898,7 +678,7 @@ static void client_on_stream(struct stream *s, enum stream_event ev, int status,
             return;
         }
         c->connected = 1;
-        enter_state(c, CS_GREETING);
+        client_enter_state(c, CS_GREETING);
         return;
     case STREAM_DATA:
         client_on_data(c, data, len);
@@ -910,7 +690,7 @@ static void client_on_stream(struct stream *s, enum stream_event ev, int status,
         }
         c->tls_version = stream_tls_version(&c->stream);
         if (client_tls_checked(c))
-            enter_state(c, CS_EHLO); /* RFC 3207 §4.2: forget everything learnt in clear */
+            client_enter_state(c, CS_EHLO); /* RFC 3207 §4.2: forget everything learnt in clear */
         return;
     case STREAM_DRAINED:
         if (c->state == CS_BODY) {
@@ -924,7 +704,7 @@ static void client_on_stream(struct stream *s, enum stream_event ev, int status,
         if (client_idle_ended(c))
             return;
         if (c->state == CS_QUIT)
-            enter_state(c, CS_CLOSING);
+            client_enter_state(c, CS_CLOSING);
         else
             client_end(c, NULL, 451, "4.4.2", 0, 0, "lost connection with %s while %s", c->mx_name,
                        client_stage(c));
@@ -972,11 +752,11 @@ static void client_on_timeout(uv_timer_t *t)
 {
     struct smtp_client *c = t->data;
     if (c->state == CS_QUIT) {
-        enter_state(c, CS_CLOSING);
+        client_enter_state(c, CS_CLOSING);
         return;
     }
     if (c->state == CS_IDLE) { /* no next transaction came in time */
-        enter_state(c, CS_QUIT);
+        client_enter_state(c, CS_QUIT);
         return;
     }
     if (c->state == CS_CONNECTING)
@@ -1049,7 +829,7 @@ struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_p
     if (rc < 0) {
         buf_printf(why, "cannot connect to %s [%s]: %s", c->mx_name, c->addr_text, uv_strerror(rc));
         c->silent = 1;
-        enter_state(c, CS_CLOSING);
+        client_enter_state(c, CS_CLOSING);
         return NULL;
     }
     client_arm_timer(c);
@@ -1203,16 +983,16 @@ void smtp_client_send(struct smtp_client *c, const struct smtp_client_tx *tx)
     if (reply != 0) {
         for (size_t i = 0; i < t->nrcpts; i++)
             rcpt_decide(&t->rcpts[i], reply, code, "MAIL FROM", 0, text);
-        enter_state(c, CS_TX_REFUSED);
+        client_enter_state(c, CS_TX_REFUSED);
         return;
     }
-    enter_state(c, CS_ENVELOPE);
+    client_enter_state(c, CS_ENVELOPE);
 }
 
 void smtp_client_quit(struct smtp_client *c)
 {
     if (c->state == CS_IDLE)
-        enter_state(c, CS_QUIT);
+        client_enter_state(c, CS_QUIT);
 }
 
 void smtp_client_abort(struct smtp_client *c)

@@ -1,0 +1,128 @@
+/*
+ * The outbound SMTP session's TLS stage (see smtp_client_int.h): STARTTLS after EHLO or HELO, the
+ * handshake with SNI, and what TLS is demanded of the host and whether the certificate meets it:
+ * DANE (dane.h) when the MX host has TLSA records, otherwise the MTA-STS/TLS policy (tls_policy.h).
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+
+#include "lib/buf.h"
+#include "mta/delivery/dane.h"
+#include "mta/delivery/smtp_client_int.h"
+#include "mta/delivery/tls_policy.h"
+
+/* TLS is demanded of this host: DANE found TLSA records, or the policy verifies (enforced or in
+ * testing). */
+static int client_tls_demanded(const struct smtp_client *c)
+{
+    return dane_mode_requires_tls(c->dane_mode) || c->tls.level == TLS_POLICY_VERIFY;
+}
+
+/* The TLS demanded is not there (reason): the session ends with 451 `enhanced` when DANE or an
+ * enforced policy demands it (returns 1); a policy in testing mode only logs it (returns 0). */
+static int client_tls_unmet(struct smtp_client *c, const char *enhanced, const char *reason)
+{
+    if (!dane_mode_requires_tls(c->dane_mode)) {
+        tls_policy_log_failure(&c->tls, c->session_id, c->mx_name, reason);
+        if (!tls_policy_enforced(&c->tls))
+            return 0;
+    }
+    client_end(c, "STARTTLS", 451, enhanced, 0, 1, "%s", reason);
+    return 1;
+}
+
+void client_after_hello(struct smtp_client *c)
+{
+    char why[300];
+    c->hello_waits = c->dane_pending;
+    if (c->hello_waits)
+        return;
+    if (c->tls_version == NULL && (c->tls.level != TLS_POLICY_NONE || client_tls_demanded(c)) &&
+        c->tls_ctx != NULL && (c->caps.ext & SMTP_EXT_STARTTLS)) {
+        client_enter_state(c, CS_STARTTLS);
+        return;
+    }
+    snprintf(why, sizeof why, "TLS is required but %s does not offer STARTTLS", c->mx_name);
+    if (c->tls_version != NULL || !client_tls_demanded(c) || !client_tls_unmet(c, "4.7.10", why))
+        client_ready(c);
+}
+
+void client_starttls_enter(struct smtp_client *c)
+{
+    client_send_line(c, "STARTTLS\r\n");
+}
+
+void client_starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+    char why[300];
+    snprintf(why, sizeof why, "TLS is required but %s refused STARTTLS (%d)", c->mx_name, r->code);
+    if (r->code == 220)
+        client_enter_state(c, CS_TLS_HANDSHAKE);
+    else if (!client_tls_demanded(c) || !client_tls_unmet(c, "4.7.10", why))
+        client_ready(c); /* RFC 3207 §4.1: carry on in clear */
+}
+
+/* The name to send as SNI: none for an address literal (RFC 6066 §3). */
+static const char *client_sni(const struct smtp_client *c)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    const char *n = c->mx_name;
+    if (n[0] == '[' || inet_pton(AF_INET, n, addr) == 1 || inet_pton(AF_INET6, n, addr) == 1)
+        return NULL;
+    return n;
+}
+
+/* After the handshake with DANE: ends the session (4.7.5) when no TLSA record matched. */
+static int client_dane_mismatch(struct smtp_client *c)
+{
+    char why[300];
+    int bad = dane_peer_ssl_check(c->dane, c->stream.ssl, why, sizeof why) < 0;
+    if (bad)
+        client_end(c, "STARTTLS", 451, "4.7.5", 0, 1, "%s", why);
+    return bad;
+}
+
+int client_tls_checked(struct smtp_client *c)
+{
+    if (c->dane_mode == DANE_VERIFY)
+        return !client_dane_mismatch(c);
+    if (c->dane_mode == DANE_ENCRYPT)
+        return 1; /* validated records, none usable: encryption without authentication */
+    struct buf why = BUF_INIT;
+    int ok = tls_policy_ssl_check(&c->tls, c->stream.ssl, &why) == 0;
+    if (!ok) {
+        char reason[400];
+        snprintf(reason, sizeof reason, "TLS with %s: %s", c->mx_name, why.data);
+        ok = !client_tls_unmet(c, "4.7.5", reason);
+    }
+    buf_free(&why);
+    return ok;
+}
+
+void client_handshake_enter(struct smtp_client *c)
+{
+    int rc = stream_tls_client_prepared(&c->stream, c->tls_ctx, client_sni(c),
+                                        c->dane_mode == DANE_VERIFY ? dane_peer_ssl_prepare : NULL,
+                                        c->dane);
+    struct buf err = BUF_INIT;
+    if (rc < 0)
+        client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
+                   uv_strerror(rc));
+    else if (c->dane_mode == DANE_NONE && /* DANE takes precedence over the PKIX checks */
+             tls_policy_ssl_prepare(&c->tls, c->stream.ssl, c->mx_name, &err) < 0)
+        client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
+                   err.data);
+    buf_free(&err);
+}
+
+/* The TLSA answer for the MX host: a failed lookup defers, otherwise EHLO may go on to STARTTLS. */
+void client_on_dane(void *arg, enum dane_mode mode, const char *why)
+{
+    struct smtp_client *c = arg;
+    c->dane_pending = 0;
+    c->dane_mode = mode;
+    if (mode == DANE_DEFER)
+        client_end(c, NULL, 451, "4.7.5", 0, 0, "%s", why);
+    else if (c->hello_waits && c->state != CS_CLOSING)
+        client_after_hello(c);
+}
