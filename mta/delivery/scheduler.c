@@ -1021,7 +1021,7 @@ int scheduler_resume(struct scheduler *s, const char *destination, struct buf *o
     return 0;
 }
 
-static const char *const status_names[] = {"pending", "deferred", "delivered", "failed", "bounced"};
+const char *const status_names[] = {"pending", "deferred", "delivered", "failed", "bounced"};
 
 static void json_string(struct buf *out, const char *s)
 {

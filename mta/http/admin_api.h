@@ -22,5 +22,10 @@ void admin_api_suspend(struct scheduler *s, const struct http_call *call,
 void admin_api_resume(struct scheduler *s, const struct http_call *call,
                       struct http_answer *answer);
 void admin_api_retry(struct scheduler *s, const struct http_call *call, struct http_answer *answer);
+/* GET /api/v1/queue/messages[?limit=N][&after=ID][&destination=D][&state=S]: a page of
+ * `queue list --json` (scheduler_list_filtered), answered once the scheduler has walked the queue
+ * and read the page's messages from disk: {"messages":[...],"next":ID or null,...}. */
+void admin_api_messages(struct scheduler *s, const struct http_call *call,
+                        struct http_answer *answer);
 
 #endif
