@@ -80,6 +80,13 @@ struct scheduler_list_filter {
 void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
                              const struct scheduler_list_filter *filter, scheduler_list_cb cb,
                              void *arg);
+/* One queued message and why it waits: {"message":{...},"destinations":[...]}, the message as the
+ * listing shows it and, for each destination (a recipient's domain) a recipient still waits for,
+ * {"destination":NAME,"state":{...},"why":TEXT}: its object of the destinations listing and the
+ * words of scheduler_explain, both null when the scheduler keeps no state for it. cb runs once,
+ * perhaps before this returns (after a read on the thread pool for a message on disk): status 0
+ * and the document, or -ENOENT (not queued) / another error and a reason. */
+void scheduler_show(struct scheduler *s, const char *id, scheduler_list_cb cb, void *arg);
 /* The destinations as a JSON array, as `queue list --json` and the admin API show them. */
 void scheduler_destinations_json(struct scheduler *s, struct buf *out);
 /* For `sluice queue destinations`: what holds the destination called `destination` back ("":

@@ -132,7 +132,8 @@ void admin_api_retry(struct scheduler *s, const struct http_call *call, struct h
     buf_free(&words);
 }
 
-/* A page on its way: the scheduler answers later, perhaps after the client has gone. */
+/* A page or a message on its way: the scheduler answers later, perhaps after the client has gone
+ * (or at once, from inside the call). */
 struct list_job {
     struct http_later *later; /* NULL once the client has gone */
 };
@@ -143,11 +144,13 @@ static void list_on_gone(void *owner)
     job->later = NULL;
 }
 
+/* The scheduler's later answer: its document, or its reason with 404 (not queued) or 503. */
 static void list_on_page(void *arg, int status, const struct buf *doc)
 {
     struct list_job *job = arg;
     if (job->later != NULL) {
-        struct http_answer answer = {status == 0 ? 200 : 503, "application/json", BUF_INIT, 0};
+        int code = status == 0 ? 200 : status == -ENOENT ? 404 : 503;
+        struct http_answer answer = {code, "application/json", BUF_INIT, 0};
         if (status == 0)
             buf_append(&answer.body, doc->data, doc->len);
         else
@@ -155,6 +158,14 @@ static void list_on_page(void *arg, int status, const struct buf *doc)
         http_later_answer(job->later, &answer);
     }
     free(job);
+}
+
+static struct list_job *list_job_new(const struct http_call *call)
+{
+    struct list_job *job = xcalloc(1, sizeof *job);
+    job->later = call->later;
+    http_later_watch(call->later, list_on_gone, job);
+    return job;
 }
 
 /* An optional parameter as param checks it; 0 and out "" when absent. */
@@ -193,9 +204,26 @@ void admin_api_messages(struct scheduler *s, const struct http_call *call,
         answer_error(answer, 400, "state: pending, deferred, delivered, failed or bounced");
         return;
     }
-    struct list_job *job = xcalloc(1, sizeof *job);
-    job->later = call->later;
-    http_later_watch(call->later, list_on_gone, job);
     answer->status = HTTP_ANSWER_LATER;
-    scheduler_list_filtered(s, after, n != 0 ? n : SCHEDULER_PAGE_MAX, &filter, list_on_page, job);
+    scheduler_list_filtered(s, after, n != 0 ? n : SCHEDULER_PAGE_MAX, &filter, list_on_page,
+                            list_job_new(call));
+}
+
+void admin_api_message(struct scheduler *s, const struct http_call *call,
+                       struct http_answer *answer)
+{
+    char id[SPOOL_ID_MAX + 1];
+    if (stopping(s, answer))
+        return;
+    if (call->rest_len > SPOOL_ID_MAX) {
+        answer_error(answer, 400, "not a queue id");
+        return;
+    }
+    snprintf(id, sizeof id, "%.*s", (int)call->rest_len, call->rest);
+    if (!valid_id(id)) {
+        answer_error(answer, 400, "not a queue id");
+        return;
+    }
+    answer->status = HTTP_ANSWER_LATER;
+    scheduler_show(s, id, list_on_page, list_job_new(call));
 }

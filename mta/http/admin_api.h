@@ -27,5 +27,9 @@ void admin_api_retry(struct scheduler *s, const struct http_call *call, struct h
  * and read the page's messages from disk: {"messages":[...],"next":ID or null,...}. */
 void admin_api_messages(struct scheduler *s, const struct http_call *call,
                         struct http_answer *answer);
+/* GET /api/v1/queue/messages/ID: one message and why it waits (scheduler_show); 404 when it is
+ * not queued. */
+void admin_api_message(struct scheduler *s, const struct http_call *call,
+                       struct http_answer *answer);
 
 #endif

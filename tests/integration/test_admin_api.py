@@ -160,6 +160,38 @@ class AdminApi(MailNetCase):
             status, doc = self.api("GET", "/api/v1/queue/messages?" + path)
             self.assertEqual(status, 400, (path, doc))
 
+        # One message and why it waits: its recipients as listed, and the destination it still
+        # waits for (not the one it was delivered to) in the words of `sluice queue destinations`.
+        both = matching("ok.test", "delivered")[0]
+        self.assertEqual(self.api("POST", "/api/v1/queue/suspend?destination=slow.test")[0], 200)
+
+        def shown():
+            status, doc = self.api("GET", "/api/v1/queue/messages/" + both["id"])
+            self.assertEqual(status, 200, doc)
+            rc, out, err = self.cli("destinations", "slow.test")
+            self.assertEqual(rc, 0, err)
+            return doc, out
+        doc, out = shown()
+        for _ in range(5):  # a backoff's time left may tick between the two answers
+            if doc["destinations"][0]["why"] == out:
+                break
+            doc, out = shown()
+        self.assertEqual(doc["message"], both)
+        self.assertEqual([x["destination"] for x in doc["destinations"]], ["slow.test"])
+        dest = doc["destinations"][0]
+        self.assertEqual(dest["why"], out)
+        self.assertIn("suspended by an administrator", dest["why"])
+        self.assertEqual(dest["state"]["suspended"], "admin")
+        slow_rcpt = [r for r in doc["message"]["rcpts"] if r["rcpt"].endswith("slow.test")][0]
+        self.assertEqual((slow_rcpt["status"], slow_rcpt["attempts"]), ("deferred", 1))
+        self.assertIn("451", slow_rcpt["reply"])
+        self.assertIn("next_attempt", slow_rcpt)
+
+        status, doc = self.api("GET", "/api/v1/queue/messages/AAAAAAAAAAAAAAAA")
+        self.assertEqual((status, doc["error"]), (404, "no message AAAAAAAAAAAAAAAA in the queue"))
+        self.assertEqual(self.api("GET", "/api/v1/queue/messages/abc")[0], 400)
+        self.assertEqual(self.api("GET", "/api/v1/queue/messages/%s/x" % both["id"])[0], 404)
+
 
 if __name__ == "__main__":
     main()
