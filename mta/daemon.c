@@ -584,6 +584,8 @@ ADMIN_ROUTE(destinations)
 ADMIN_ROUTE(suspend)
 ADMIN_ROUTE(resume)
 ADMIN_ROUTE(retry)
+ADMIN_ROUTE(messages)
+ADMIN_ROUTE(message)
 
 /* POST /api/v1/reload: as SIGHUP; the reload's outcome is logged (daemon.reload). */
 static void route_on_reload(void *arg, const struct http_call *call, struct http_answer *answer)
@@ -610,6 +612,8 @@ static const struct http_route daemon_http_routes[] = {
     {"GET", "/metrics", HTTP_ACCESS_METRICS, route_on_metrics},
     {"GET", "/api/v1/status", HTTP_ACCESS_TOKEN, route_on_status},
     {"GET", "/api/v1/queue/destinations", HTTP_ACCESS_TOKEN, route_on_destinations},
+    {"GET", "/api/v1/queue/messages", HTTP_ACCESS_TOKEN, route_on_messages},
+    {"GET", "/api/v1/queue/messages/*", HTTP_ACCESS_TOKEN, route_on_message},
     {"POST", "/api/v1/queue/suspend", HTTP_ACCESS_TOKEN, route_on_suspend},
     {"POST", "/api/v1/queue/resume", HTTP_ACCESS_TOKEN, route_on_resume},
     {"POST", "/api/v1/queue/retry", HTTP_ACCESS_TOKEN, route_on_retry},

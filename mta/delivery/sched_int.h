@@ -138,6 +138,10 @@ void update_batch_write(struct update_batch *b);
  * msgs (not yet scheduled: msg_settle does that). */
 struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry);
 struct qmsg *msg_admit(struct scheduler *s, const struct spool_entry *entry);
+/* A recipient's status (enum spool_rcpt_status) as `queue list --json` names it. */
+extern const char *const status_names[];
+/* s as a JSON string. */
+void sched_json_string(struct buf *out, const char *s);
 /* m as a JSON object of `queue list --json`. */
 void msg_json(const struct qmsg *m, int in_memory, struct buf *out);
 /* After every change: bounce what failed, remove what is done, schedule what waits, and move the

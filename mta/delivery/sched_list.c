@@ -4,10 +4,13 @@
  * (sched_slice.c) for the `limit` smallest queue ids after the cursor, kept in a bounded max-heap;
  * then the page's messages in memory are written out and those on disk read on the thread pool, a
  * few at a time. Nothing the size of the whole queue is built; a message that moves between memory
- * and disk during the walk may be missed by that page.
+ * and disk during the walk may be missed by that page. With a filter, messages in memory that do
+ * not match are passed over by the walk; those on disk are checked once read, and while the page
+ * has room and the queue has more, the walk goes on from the last id it took (a round).
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
 #include "lib/uvutil.h"
@@ -24,11 +27,16 @@ enum page_phase { PAGE_MEMORY, PAGE_INDEX, PAGE_LOADING };
 struct list_page {
     struct sched_task task;
     struct scheduler *s;
-    queue_id after; /* "": from the first */
+    queue_id after; /* "": from the first; then the last id of the round before */
+    int first;      /* the first page: it carries the destinations */
     size_t limit;
+    struct scheduler_list_filter filter;
+    struct buf found; /* the JSON objects of the messages listed by the rounds so far */
+    size_t nfound;
+    size_t room;   /* ids a round takes: limit - nfound */
     queue_id *ids; /* a max-heap while walking, then sorted */
     size_t n;
-    int more; /* an id beyond the page was seen */
+    int more; /* an id beyond the round was seen */
     enum page_phase phase;
     size_t pos;        /* where the walk of the phase goes on */
     struct buf *parts; /* per id: its JSON object, empty when gone */
@@ -44,6 +52,7 @@ struct page_read {
 };
 
 static void page_read_step(struct list_page *p);
+static void page_round_end(struct list_page *p);
 
 /* ---- the walk: the smallest ids after the cursor ---- */
 
@@ -74,7 +83,7 @@ static void page_offer(struct list_page *p, const char *id)
 {
     if (strcmp(id, p->after) <= 0)
         return;
-    if (p->n < p->limit) {
+    if (p->n < p->room) {
         size_t i = p->n++;
         snprintf(p->ids[i], sizeof p->ids[i], "%s", id);
         while (i > 0 && strcmp(p->ids[(i - 1) / 2], p->ids[i]) < 0) {
@@ -96,13 +105,34 @@ static void offer_key(const char *key, void *value, void *arg)
     page_offer(arg, key);
 }
 
+/* The same recipient at the filter's destination (its domain) and in its state. */
+static int msg_matches(const struct qmsg *m, const struct scheduler_list_filter *f)
+{
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        const char *at = strrchr(m->rcpts[i].addr, '@');
+        if (f->destination[0] && (at == NULL || strcasecmp(at + 1, f->destination) != 0))
+            continue;
+        if (f->state[0] && strcmp(status_names[m->rcpts[i].status], f->state) != 0)
+            continue;
+        return 1;
+    }
+    return 0;
+}
+
+static void offer_msg(const char *key, void *value, void *arg)
+{
+    struct list_page *p = arg;
+    if (msg_matches(value, &p->filter))
+        page_offer(p, key);
+}
+
 static int page_step(struct sched_task *t)
 {
     struct list_page *p = container_of(t, struct list_page, task);
     struct scheduler *s = p->s;
     switch (p->phase) {
     case PAGE_MEMORY:
-        if (strmap_each_from(&s->msgs, &p->pos, SCHED_SLICE_ITEMS, offer_key, p)) {
+        if (strmap_each_from(&s->msgs, &p->pos, SCHED_SLICE_ITEMS, offer_msg, p)) {
             p->phase = PAGE_INDEX;
             p->pos = 0;
         }
@@ -146,6 +176,16 @@ void scheduler_destinations_json(struct scheduler *s, struct buf *out)
     buf_append(out, "]", 1);
 }
 
+static void page_round_free(struct list_page *p)
+{
+    for (size_t i = 0; p->parts != NULL && i < p->n; i++)
+        buf_free(&p->parts[i]);
+    free(p->parts);
+    free(p->todo);
+    p->parts = NULL;
+    p->todo = NULL;
+}
+
 static void page_answer(struct list_page *p, int status, const char *why)
 {
     struct scheduler *s = p->s;
@@ -154,19 +194,14 @@ static void page_answer(struct list_page *p, int status, const char *why)
         buf_printf(&doc, "%s\n", why);
     } else {
         buf_printf(&doc, "{\"messages\":[");
-        size_t listed = 0;
-        for (size_t i = 0; i < p->n; i++)
-            if (p->parts[i].len > 0) {
-                if (listed++)
-                    buf_append(&doc, ",", 1);
-                buf_append(&doc, p->parts[i].data, p->parts[i].len);
-            }
+        if (p->found.len > 0)
+            buf_append(&doc, p->found.data, p->found.len);
         if (p->more)
             buf_printf(&doc, "],\"next\":\"%s\",", p->ids[p->n - 1]);
         else
             buf_printf(&doc, "],\"next\":null,");
         sched_active_counters(s, &doc);
-        if (p->after[0] == '\0') { /* the destinations come with the first page */
+        if (p->first) {
             buf_printf(&doc, ",\"destinations\":");
             scheduler_destinations_json(s, &doc);
         }
@@ -174,21 +209,48 @@ static void page_answer(struct list_page *p, int status, const char *why)
     }
     p->cb(p->arg, status, &doc);
     buf_free(&doc);
-    for (size_t i = 0; p->parts != NULL && i < p->n; i++)
-        buf_free(&p->parts[i]);
-    free(p->parts);
-    free(p->todo);
+    page_round_free(p);
+    buf_free(&p->found);
     free(p->ids);
     free(p);
     s->loads--;
     scheduler_check_stopped(s);
 }
 
+/* A message on disk that could not be read: listed by its id unless a filter asks what it holds. */
+static void page_unread(struct list_page *p, size_t i)
+{
+    if (!p->filter.destination[0] && !p->filter.state[0])
+        buf_printf(&p->parts[i], "{\"id\":\"%s\",\"in_memory\":false}", p->ids[i]);
+}
+
+/* The round's messages join the page; another round while the page has room and the queue more. */
+static void page_round_end(struct list_page *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->parts[i].len > 0) {
+            if (p->nfound++)
+                buf_append(&p->found, ",", 1);
+            buf_append(&p->found, p->parts[i].data, p->parts[i].len);
+        }
+    if (!p->more || p->nfound >= p->limit || p->s->stopping) {
+        page_answer(p, 0, NULL);
+        return;
+    }
+    page_round_free(p);
+    memcpy(p->after, p->ids[p->n - 1], sizeof p->after);
+    p->room = p->limit - p->nfound;
+    p->n = p->ntodo = p->next = p->pos = 0;
+    p->more = 0;
+    p->phase = PAGE_MEMORY;
+    sched_task_start(p->s, &p->task);
+}
+
 /* A message no longer where the walk saw it: in memory now, or gone (empty part). */
 static void page_render_memory(struct list_page *p, size_t i)
 {
     struct qmsg *m = strmap_get(&p->s->msgs, p->ids[i]);
-    if (m != NULL && !m->deleted)
+    if (m != NULL && !m->deleted && msg_matches(m, &p->filter))
         msg_json(m, 1, &p->parts[i]);
 }
 
@@ -201,12 +263,13 @@ static void page_on_read(int status, const struct spool_entry *entry, struct buf
     p->reading--;
     if (status == 0) {
         struct qmsg *m = msg_new(p->s, entry);
-        msg_json(m, 0, &p->parts[r->i]);
+        if (msg_matches(m, &p->filter))
+            msg_json(m, 0, &p->parts[r->i]);
         msg_free(m);
     } else if (status == -ENOENT) {
         page_render_memory(p, r->i); /* read back or delivered meanwhile */
     } else {
-        buf_printf(&p->parts[r->i], "{\"id\":\"%s\",\"in_memory\":false}", p->ids[r->i]);
+        page_unread(p, r->i);
     }
     free(r);
     page_read_step(p);
@@ -223,11 +286,9 @@ static void page_read_step(struct list_page *p)
     }
     if (p->reading > 0)
         return;
-    for (; p->next < p->ntodo; p->next++) {
-        size_t i = p->todo[p->next];
-        buf_printf(&p->parts[i], "{\"id\":\"%s\",\"in_memory\":false}", p->ids[i]);
-    }
-    page_answer(p, 0, NULL);
+    for (; p->next < p->ntodo; p->next++)
+        page_unread(p, p->todo[p->next]);
+    page_round_end(p);
 }
 
 static void page_finish(struct sched_task *t, int cancelled)
@@ -249,8 +310,8 @@ static void page_finish(struct sched_task *t, int cancelled)
         struct qmsg *m = strmap_get(&p->s->msgs, p->ids[i]);
         if (m == NULL)
             p->todo[p->ntodo++] = i;
-        else if (!m->deleted)
-            msg_json(m, 1, &p->parts[i]);
+        else
+            page_render_memory(p, i);
     }
     page_read_step(p);
 }
@@ -258,10 +319,21 @@ static void page_finish(struct sched_task *t, int cancelled)
 void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, scheduler_list_cb cb,
                          void *arg)
 {
+    static const struct scheduler_list_filter any;
+    scheduler_list_filtered(s, after, limit, &any, cb, arg);
+}
+
+void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
+                             const struct scheduler_list_filter *filter, scheduler_list_cb cb,
+                             void *arg)
+{
     struct list_page *p = xcalloc(1, sizeof *p);
     p->s = s;
     snprintf(p->after, sizeof p->after, "%s", after);
+    p->first = after[0] == '\0';
     p->limit = limit == 0 ? 1 : limit > SCHEDULER_PAGE_MAX ? SCHEDULER_PAGE_MAX : limit;
+    p->room = p->limit;
+    p->filter = *filter;
     p->ids = xcalloc(p->limit, sizeof *p->ids);
     p->cb = cb;
     p->arg = arg;

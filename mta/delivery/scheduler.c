@@ -1082,9 +1082,9 @@ int scheduler_resume(struct scheduler *s, const char *destination, struct buf *o
     return 0;
 }
 
-static const char *const status_names[] = {"pending", "deferred", "delivered", "failed", "bounced"};
+const char *const status_names[] = {"pending", "deferred", "delivered", "failed", "bounced"};
 
-static void json_string(struct buf *out, const char *s)
+void sched_json_string(struct buf *out, const char *s)
 {
     buf_append(out, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -1102,16 +1102,16 @@ void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
 {
     buf_printf(out, "{\"id\":\"%s\",\"in_memory\":%s,\"from\":", m->id,
                in_memory ? "true" : "false");
-    json_string(out, m->sender);
+    sched_json_string(out, m->sender);
     buf_append_str(out, ",\"tenant\":");
-    json_string(out, m->tenant != NULL ? m->tenant : "");
+    sched_json_string(out, m->tenant != NULL ? m->tenant : "");
     buf_append_str(out, ",\"campaign\":");
-    json_string(out, m->campaign != NULL ? m->campaign : "");
+    sched_json_string(out, m->campaign != NULL ? m->campaign : "");
     buf_printf(out, ",\"received_at\":%lld,\"rcpts\":[", (long long)(m->received_ms / 1000));
     for (size_t i = 0; i < m->nrcpts; i++) {
         const struct rcpt *r = &m->rcpts[i];
         buf_printf(out, "%s{\"rcpt\":", i ? "," : "");
-        json_string(out, r->addr);
+        sched_json_string(out, r->addr);
         buf_printf(out, ",\"status\":\"%s\",\"attempts\":%u", status_names[r->status], r->attempts);
         if (r->status == SPOOL_RCPT_DEFERRED)
             buf_printf(out, ",\"next_attempt\":%lld", (long long)(r->next_ms / 1000));
@@ -1119,7 +1119,7 @@ void msg_json(const struct qmsg *m, int in_memory, struct buf *out)
             struct buf reply = BUF_INIT;
             rcpt_format_reply(r, &reply);
             buf_printf(out, ",\"reply\":");
-            json_string(out, reply.data);
+            sched_json_string(out, reply.data);
             buf_free(&reply);
         }
         buf_append(out, "}", 1);

@@ -69,6 +69,24 @@ int scheduler_resume(struct scheduler *s, const char *destination, struct buf *o
 typedef void (*scheduler_list_cb)(void *arg, int status, const struct buf *doc);
 void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, scheduler_list_cb cb,
                          void *arg);
+/* The same page of the messages with a recipient at destination (its address's domain, any case;
+ * "": any) in state (pending, deferred, delivered, failed or bounced as the listing shows them;
+ * "": any), the same recipient for both. The walk goes on until the page is full or the queue
+ * walked, so "next" is null only after the last page. */
+struct scheduler_list_filter {
+    char destination[256];
+    char state[16];
+};
+void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
+                             const struct scheduler_list_filter *filter, scheduler_list_cb cb,
+                             void *arg);
+/* One queued message and why it waits: {"message":{...},"destinations":[...]}, the message as the
+ * listing shows it and, for each destination (a recipient's domain) a recipient still waits for,
+ * {"destination":NAME,"state":{...},"why":TEXT}: its object of the destinations listing and the
+ * words of scheduler_explain, both null when the scheduler keeps no state for it. cb runs once,
+ * perhaps before this returns (after a read on the thread pool for a message on disk): status 0
+ * and the document, or -ENOENT (not queued) / another error and a reason. */
+void scheduler_show(struct scheduler *s, const char *id, scheduler_list_cb cb, void *arg);
 /* The destinations as a JSON array, as `queue list --json` and the admin API show them. */
 void scheduler_destinations_json(struct scheduler *s, struct buf *out);
 /* With hold, a tenant's mail (campaign "": all of it) is no longer sent: its jobs waiting at

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/xalloc.h"
 
 /* Destination names as the control socket takes them: printable ASCII, no space. */
 #define NAME_MAX_LEN 255
@@ -54,6 +55,15 @@ static int param(const struct http_call *call, const char *name, char *out, size
         return -EINVAL;
     }
     return 0;
+}
+
+/* A queue id (upper-case base 32, see spool.h), or "". */
+static int valid_id(const char *id)
+{
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+            return 0;
+    return 1;
 }
 
 static int stopping(struct scheduler *s, struct http_answer *answer)
@@ -112,10 +122,7 @@ void admin_api_retry(struct scheduler *s, const struct http_call *call, struct h
     char id[SPOOL_ID_MAX + 1];
     if (stopping(s, answer) || param(call, "id", id, sizeof id, answer) < 0)
         return;
-    int valid = 1;
-    for (const char *p = id; valid && *p && strcmp(id, "all") != 0; p++)
-        valid = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
-    if (!valid) {
+    if (strcmp(id, "all") != 0 && !valid_id(id)) {
         answer_error(answer, 400, "id: a queue id or all");
         return;
     }
@@ -123,4 +130,100 @@ void admin_api_retry(struct scheduler *s, const struct http_call *call, struct h
     int rc = scheduler_retry(s, id, &words);
     answer_op(answer, rc, &words);
     buf_free(&words);
+}
+
+/* A page or a message on its way: the scheduler answers later, perhaps after the client has gone
+ * (or at once, from inside the call). */
+struct list_job {
+    struct http_later *later; /* NULL once the client has gone */
+};
+
+static void list_on_gone(void *owner)
+{
+    struct list_job *job = owner;
+    job->later = NULL;
+}
+
+/* The scheduler's later answer: its document, or its reason with 404 (not queued) or 503. */
+static void list_on_page(void *arg, int status, const struct buf *doc)
+{
+    struct list_job *job = arg;
+    if (job->later != NULL) {
+        int code = status == 0 ? 200 : status == -ENOENT ? 404 : 503;
+        struct http_answer answer = {code, "application/json", BUF_INIT, 0};
+        if (status == 0)
+            buf_append(&answer.body, doc->data, doc->len);
+        else
+            buf_printf(&answer.body, "%.*s", (int)strcspn(doc->data, "\n"), doc->data);
+        http_later_answer(job->later, &answer);
+    }
+    free(job);
+}
+
+static struct list_job *list_job_new(const struct http_call *call)
+{
+    struct list_job *job = xcalloc(1, sizeof *job);
+    job->later = call->later;
+    http_later_watch(call->later, list_on_gone, job);
+    return job;
+}
+
+/* An optional parameter as param checks it; 0 and out "" when absent. */
+static int param_opt(const struct http_call *call, const char *name, char *out, size_t size,
+                     struct http_answer *answer)
+{
+    out[0] = '\0';
+    if (http_query_get(call->query, call->query_len, name, out, size) == 0)
+        return 0;
+    return param(call, name, out, size, answer);
+}
+
+void admin_api_messages(struct scheduler *s, const struct http_call *call,
+                        struct http_answer *answer)
+{
+    static const char states[] = " pending deferred delivered failed bounced ";
+    char limit[8], after[SPOOL_ID_MAX + 1], word[20];
+    struct scheduler_list_filter filter;
+    if (stopping(s, answer) || param_opt(call, "limit", limit, sizeof limit, answer) < 0 ||
+        param_opt(call, "after", after, sizeof after, answer) < 0 ||
+        param_opt(call, "destination", filter.destination, sizeof filter.destination, answer) < 0 ||
+        param_opt(call, "state", filter.state, sizeof filter.state, answer) < 0)
+        return;
+    char *end = NULL;
+    unsigned long n = limit[0] >= '1' && limit[0] <= '9' ? strtoul(limit, &end, 10) : 0;
+    if (limit[0] != '\0' && (end == NULL || *end != '\0' || n > SCHEDULER_PAGE_MAX)) {
+        answer_error(answer, 400, "limit: 1 to 1000");
+        return;
+    }
+    if (!valid_id(after)) {
+        answer_error(answer, 400, "after: a queue id");
+        return;
+    }
+    snprintf(word, sizeof word, " %s ", filter.state);
+    if (filter.state[0] && strstr(states, word) == NULL) {
+        answer_error(answer, 400, "state: pending, deferred, delivered, failed or bounced");
+        return;
+    }
+    answer->status = HTTP_ANSWER_LATER;
+    scheduler_list_filtered(s, after, n != 0 ? n : SCHEDULER_PAGE_MAX, &filter, list_on_page,
+                            list_job_new(call));
+}
+
+void admin_api_message(struct scheduler *s, const struct http_call *call,
+                       struct http_answer *answer)
+{
+    char id[SPOOL_ID_MAX + 1];
+    if (stopping(s, answer))
+        return;
+    if (call->rest_len > SPOOL_ID_MAX) {
+        answer_error(answer, 400, "not a queue id");
+        return;
+    }
+    snprintf(id, sizeof id, "%.*s", (int)call->rest_len, call->rest);
+    if (!valid_id(id)) {
+        answer_error(answer, 400, "not a queue id");
+        return;
+    }
+    answer->status = HTTP_ANSWER_LATER;
+    scheduler_show(s, id, list_on_page, list_job_new(call));
 }

@@ -22,5 +22,14 @@ void admin_api_suspend(struct scheduler *s, const struct http_call *call,
 void admin_api_resume(struct scheduler *s, const struct http_call *call,
                       struct http_answer *answer);
 void admin_api_retry(struct scheduler *s, const struct http_call *call, struct http_answer *answer);
+/* GET /api/v1/queue/messages[?limit=N][&after=ID][&destination=D][&state=S]: a page of
+ * `queue list --json` (scheduler_list_filtered), answered once the scheduler has walked the queue
+ * and read the page's messages from disk: {"messages":[...],"next":ID or null,...}. */
+void admin_api_messages(struct scheduler *s, const struct http_call *call,
+                        struct http_answer *answer);
+/* GET /api/v1/queue/messages/ID: one message and why it waits (scheduler_show); 404 when it is
+ * not queued. */
+void admin_api_message(struct scheduler *s, const struct http_call *call,
+                       struct http_answer *answer);
 
 #endif

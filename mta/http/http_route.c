@@ -9,6 +9,29 @@ static int slice_is(const char *s, size_t len, const char *word)
     return strlen(word) == len && memcmp(s, word, len) == 0;
 }
 
+/* path is pattern, or pattern ends in '*' and path has its head and one more non-empty segment. */
+static int path_matches(const char *path, size_t len, const char *pattern)
+{
+    size_t head = strlen(pattern);
+    if (head == 0 || pattern[head - 1] != '*')
+        return slice_is(path, len, pattern);
+    head--;
+    return len > head && memcmp(path, pattern, head) == 0 &&
+           memchr(path + head, '/', len - head) == NULL;
+}
+
+size_t http_route_rest(const struct http_route *route, const char *path, size_t path_len,
+                       const char **rest)
+{
+    size_t head = strlen(route->path);
+    if (head == 0 || route->path[head - 1] != '*' || path_len < head - 1) {
+        *rest = path + path_len;
+        return 0;
+    }
+    *rest = path + head - 1;
+    return path_len - (head - 1);
+}
+
 const struct http_route *http_route_find(const struct http_route *table, size_t n,
                                          const char *method, size_t method_len, const char *path,
                                          size_t path_len, int *status, const char **allow)
@@ -16,7 +39,7 @@ const struct http_route *http_route_find(const struct http_route *table, size_t 
     *status = 404;
     *allow = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (!slice_is(path, path_len, table[i].path))
+        if (!path_matches(path, path_len, table[i].path))
             continue;
         if (slice_is(method, method_len, table[i].method))
             return &table[i];

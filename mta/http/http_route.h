@@ -31,6 +31,8 @@ struct http_call {
     size_t body_len;
     const struct sockaddr *peer; /* the client's address */
     struct http_later *later;    /* to answer after returning (HTTP_ANSWER_LATER) */
+    const char *rest;            /* the path's last segment when the route's ends in '*' */
+    size_t rest_len;
 };
 
 /* A handler's status that says the answer comes later, through http_later_answer. */
@@ -47,7 +49,8 @@ struct http_answer {
 
 struct http_route {
     const char *method; /* "GET" */
-    const char *path;   /* matched whole: "/api/v1/status" */
+    /* Matched whole ("/api/v1/status"), or, ending in '*', its head and one more segment. */
+    const char *path;
     enum http_access access;
     void (*handler)(void *arg, const struct http_call *call, struct http_answer *answer);
 };
@@ -63,6 +66,10 @@ void http_later_answer(struct http_later *later, struct http_answer *answer);
 const struct http_route *http_route_find(const struct http_route *table, size_t n,
                                          const char *method, size_t method_len, const char *path,
                                          size_t path_len, int *status, const char **allow);
+
+/* The part of path that route's '*' matched (not decoded): its length, 0 for a route without. */
+size_t http_route_rest(const struct http_route *route, const char *path, size_t path_len,
+                       const char **rest);
 
 /* Splits a request target at its first '?': the path and the query (len 0: none). */
 void http_target_split(const char *target, size_t len, size_t *path_len, const char **query,

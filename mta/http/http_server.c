@@ -241,9 +241,14 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
     *later = (struct http_later){.req = req, .user = user};
     struct sockaddr_storage peer = {0};
     req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
-    struct http_call call = {
-        user, query, query_len, req->entity.base, req->entity.len, (const struct sockaddr *)&peer,
-        later};
+    struct http_call call = {.user = user,
+                             .query = query,
+                             .query_len = query_len,
+                             .body = req->entity.base,
+                             .body_len = req->entity.len,
+                             .peer = (const struct sockaddr *)&peer,
+                             .later = later};
+    call.rest_len = http_route_rest(route, req->path.base, path_len, &call.rest);
     struct http_answer answer = {200, "application/json", BUF_INIT, 0};
     route->handler(h->arg, &call, &answer);
     if (answer.status != HTTP_ANSWER_LATER)

@@ -94,6 +94,104 @@ class AdminApi(MailNetCase):
             self.assertEqual(status, 400, (path, doc))
             self.assertIn("error", doc)
 
+    def pages(self, query, limit):
+        """Every page of GET /api/v1/queue/messages?limit=limit&query, following "next"."""
+        got, after = [], ""
+        for _ in range(50):
+            status, doc = self.api("GET", "/api/v1/queue/messages?limit=%d%s%s" % (
+                limit, "&after=" + after if after else "", query))
+            self.assertEqual(status, 200, doc)
+            got.append(doc["messages"])
+            if doc["next"] is None:
+                return got
+            after = doc["next"]
+        self.fail("more than 50 pages")
+
+    def test_paged_listing_with_filters_as_the_command_line(self):
+        net = self.make_net()
+        ok = net.peer("mx.ok.test")
+        slow = net.peer("mx.slow.test", defer_first=100)
+        net.mx("ok.test", ok, 10)
+        net.mx("slow.test", slow, 10)
+        net.start()
+        cfg = net.sluice_config(retry=["1h"], expire="5d")
+        cfg["delivery"].update({"active_limit": 4, "active_window": "30s"})
+        d = self.d = self.start_sluice(start=False, config=cfg)
+        d.extra["http"] = http_section(d)
+        d.start()
+        for i in range(6):
+            send(d, SENDER, ["x%d@slow.test" % i])
+        for i in range(4):
+            send(d, SENDER, ["y%d@ok.test" % i, "z%d@Slow.test" % i])
+        d.wait_event("delivery.deferred", count=10, timeout=30)
+
+        def cli_list():
+            rc, out, err = self.cli("list", "--json")
+            self.assertEqual(rc, 0, err)
+            return json.loads(out)
+        # Deferred for an hour, beyond the window: read back from disk for every listing.
+        self.wait(lambda: cli_list()["active"]["on_disk"] == 10, 30, "every message on disk")
+        listed = cli_list()["messages"]
+        self.assertEqual(len(listed), 10)
+
+        pages = self.pages("", 3)
+        self.assertEqual([len(p) for p in pages], [3, 3, 3, 1])
+        self.assertEqual([m for p in pages for m in p], listed)
+
+        def matching(domain, state):
+            return [m for m in listed if any(
+                (not domain or r["rcpt"].split("@")[1].lower() == domain) and
+                (not state or r["status"] == state) for r in m["rcpts"])]
+        for query, domain, state in (("&destination=ok.test&state=delivered", "ok.test", "delivered"),
+                                     ("&destination=SLOW.test", "slow.test", None),
+                                     ("&state=deferred", None, "deferred"),
+                                     ("&destination=ok.test&state=deferred", "ok.test", "deferred"),
+                                     ("&destination=none.test", "none.test", None)):
+            want = matching(domain, state)
+            pages = self.pages(query, 2)
+            # Every page but the last is full: the walk goes on past what does not match.
+            self.assertTrue(all(len(p) == 2 for p in pages[:-1]), (query, pages))
+            self.assertEqual([m for p in pages for m in p], want, query)
+        self.assertEqual(len(matching("ok.test", "delivered")), 4)
+        self.assertEqual(matching("ok.test", "deferred"), [])
+
+        for path in ("limit=0", "limit=1001", "limit=x", "after=abc", "state=waiting",
+                     "destination=a%20b"):
+            status, doc = self.api("GET", "/api/v1/queue/messages?" + path)
+            self.assertEqual(status, 400, (path, doc))
+
+        # One message and why it waits: its recipients as listed, and the destination it still
+        # waits for (not the one it was delivered to) in the words of `sluice queue destinations`.
+        both = matching("ok.test", "delivered")[0]
+        self.assertEqual(self.api("POST", "/api/v1/queue/suspend?destination=slow.test")[0], 200)
+
+        def shown():
+            status, doc = self.api("GET", "/api/v1/queue/messages/" + both["id"])
+            self.assertEqual(status, 200, doc)
+            rc, out, err = self.cli("destinations", "slow.test")
+            self.assertEqual(rc, 0, err)
+            return doc, out
+        doc, out = shown()
+        for _ in range(5):  # a backoff's time left may tick between the two answers
+            if doc["destinations"][0]["why"] == out:
+                break
+            doc, out = shown()
+        self.assertEqual(doc["message"], both)
+        self.assertEqual([x["destination"] for x in doc["destinations"]], ["slow.test"])
+        dest = doc["destinations"][0]
+        self.assertEqual(dest["why"], out)
+        self.assertIn("suspended by an administrator", dest["why"])
+        self.assertEqual(dest["state"]["suspended"], "admin")
+        slow_rcpt = [r for r in doc["message"]["rcpts"] if r["rcpt"].endswith("slow.test")][0]
+        self.assertEqual((slow_rcpt["status"], slow_rcpt["attempts"]), ("deferred", 1))
+        self.assertIn("451", slow_rcpt["reply"])
+        self.assertIn("next_attempt", slow_rcpt)
+
+        status, doc = self.api("GET", "/api/v1/queue/messages/AAAAAAAAAAAAAAAA")
+        self.assertEqual((status, doc["error"]), (404, "no message AAAAAAAAAAAAAAAA in the queue"))
+        self.assertEqual(self.api("GET", "/api/v1/queue/messages/abc")[0], 400)
+        self.assertEqual(self.api("GET", "/api/v1/queue/messages/%s/x" % both["id"])[0], 404)
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 /*
  * The HTTP interface's routing and query parameters (mta/http/http_route.h): a path matched whole
- * with its method (404 for no such path, 405 naming the method for another, HEAD as GET), the
+ * with its method (404 for no such path, 405 naming the method for another, HEAD as GET) or by
+ * its head and one more segment (a path ending in '*'), the
  * target split at '?', and parameters percent-decoded with malformed ones refused.
  */
 #include "mta/http/http_route.h"
@@ -14,12 +15,13 @@ static void handler(void *arg, const struct http_call *call, struct http_answer 
 static const struct http_route table[] = {
     {"GET", "/metrics", HTTP_ACCESS_METRICS, handler},
     {"GET", "/api/v1/status", HTTP_ACCESS_TOKEN, handler},
+    {"GET", "/api/v1/m/*", HTTP_ACCESS_TOKEN, handler},
 };
 
 static const struct http_route *find(const char *method, const char *path, int *status,
                                      const char **allow)
 {
-    return http_route_find(table, 2, method, strlen(method), path, strlen(path), status, allow);
+    return http_route_find(table, 3, method, strlen(method), path, strlen(path), status, allow);
 }
 
 static void test_find(void)
@@ -39,6 +41,25 @@ static void test_find(void)
         CHECK(allow == NULL);
     }
     CHECK(find("get", "/metrics", &status, &allow) == NULL); /* methods are case-sensitive */
+}
+
+/* A route ending in '*' takes one more non-empty segment, and gives it to the handler. */
+static void test_rest(void)
+{
+    int status;
+    const char *allow, *rest;
+    const char *path = "/api/v1/m/ABC7";
+    CHECK(find("GET", path, &status, &allow) == &table[2]);
+    size_t len = http_route_rest(&table[2], path, strlen(path), &rest);
+    CHECK_MEM_EQ(rest, len, "ABC7");
+    static const char *const missing[] = {"/api/v1/m/", "/api/v1/m", "/api/v1/m/A/B", "/api/v1/mA"};
+    for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
+        CHECK(find("GET", missing[i], &status, &allow) == NULL);
+        CHECK_INT_EQ(status, 404);
+    }
+    CHECK(find("POST", path, &status, &allow) == NULL);
+    CHECK_INT_EQ(status, 405);
+    CHECK_INT_EQ(http_route_rest(&table[0], "/metrics", 8, &rest), 0);
 }
 
 static void test_split(void)
@@ -90,6 +111,7 @@ static void test_query(void)
 int main(void)
 {
     test_find();
+    test_rest();
     test_split();
     test_query();
     return check_report("test_http_route");
