@@ -310,6 +310,10 @@ static const struct log_event log_event_table[] = {
     {"panic", "error",
      "msg",
      "A broken invariant: the daemon aborts."},
+    {"queue.bounced", "warn",
+     "queue_id",
+     "`sluice queue bounce ID` (or the admin API) failed the message's waiting recipients; the "
+     "sender gets a DSN."},
     {"queue.deleted", "warn",
      "msg",
      "`sluice queue delete` removed a message; no DSN is sent."},

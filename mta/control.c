@@ -77,13 +77,17 @@ struct verb_row {
 };
 
 static const struct verb_row verbs[] = {
-    {"list", CONTROL_LIST, 0, 2},     {"retry", CONTROL_RETRY, 1, 1},
-    {"delete", CONTROL_DELETE, 1, 1}, {"suspend", CONTROL_SUSPEND, 1, 2},
-    {"resume", CONTROL_RESUME, 1, 1}, {"destinations", CONTROL_DESTINATIONS, 0, 1},
+    {"list", CONTROL_LIST, 0, 2},
+    {"retry", CONTROL_RETRY, 1, 1},
+    {"delete", CONTROL_DELETE, 1, 1},
+    {"suspend", CONTROL_SUSPEND, 1, 2},
+    {"resume", CONTROL_RESUME, 1, 1},
+    {"destinations", CONTROL_DESTINATIONS, 0, 1},
     {"status", CONTROL_STATUS, 0, 0},
     {"suspend-tenant", CONTROL_SUSPEND_TENANT, 1, 2},
     {"resume-tenant", CONTROL_RESUME_TENANT, 1, 2},
     {"bounce-tenant", CONTROL_BOUNCE_TENANT, 1, 2},
+    {"bounce", CONTROL_BOUNCE, 1, 1},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -225,7 +229,8 @@ int control_request_parse(const char *line, size_t len, struct control_request *
     memcpy(req->target, words[1], lens[1]);
     int is_all = strcmp(req->target, "all") == 0;
     if ((row->verb == CONTROL_RETRY && !is_all && !valid_id(words[1], lens[1])) ||
-        (row->verb == CONTROL_DELETE && !valid_id(words[1], lens[1]))) {
+        ((row->verb == CONTROL_DELETE || row->verb == CONTROL_BOUNCE) &&
+         !valid_id(words[1], lens[1]))) {
         buf_printf(err, "%s is not a queue id", req->target);
         return -EINVAL;
     }
@@ -467,6 +472,8 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
         return h->resume_tenant(c->arg, req->target, req->campaign, out);
     case CONTROL_BOUNCE_TENANT:
         return h->bounce_tenant(c->arg, req->target, req->campaign, out);
+    case CONTROL_BOUNCE:
+        return h->bounce(c->arg, req->target, out);
     }
     return -EINVAL;
 }

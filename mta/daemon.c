@@ -516,6 +516,12 @@ static int control_on_bounce_tenant(void *arg, const char *tenant, const char *c
     return s != NULL ? scheduler_bounce_tenant(s, tenant, campaign, out) : -ESHUTDOWN;
 }
 
+static int control_on_bounce(void *arg, const char *id, struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    return s != NULL ? scheduler_bounce_message(s, id, out) : -ESHUTDOWN;
+}
+
 static int control_on_destinations(void *arg, const char *dest, struct buf *out)
 {
     struct scheduler *s = control_scheduler(arg, out);
@@ -584,6 +590,7 @@ ADMIN_ROUTE(destinations)
 ADMIN_ROUTE(suspend)
 ADMIN_ROUTE(resume)
 ADMIN_ROUTE(retry)
+ADMIN_ROUTE(bounce)
 ADMIN_ROUTE(messages)
 ADMIN_ROUTE(message)
 
@@ -617,6 +624,7 @@ static const struct http_route daemon_http_routes[] = {
     {"POST", "/api/v1/queue/suspend", HTTP_ACCESS_TOKEN, route_on_suspend},
     {"POST", "/api/v1/queue/resume", HTTP_ACCESS_TOKEN, route_on_resume},
     {"POST", "/api/v1/queue/retry", HTTP_ACCESS_TOKEN, route_on_retry},
+    {"POST", "/api/v1/queue/bounce", HTTP_ACCESS_TOKEN, route_on_bounce},
     {"POST", "/api/v1/reload", HTTP_ACCESS_TOKEN, route_on_reload},
     {"POST", "/api/v1/inject", HTTP_ACCESS_TOKEN, route_on_inject},
 };
@@ -625,7 +633,7 @@ static const struct control_handlers daemon_control_handlers = {
     control_on_list,          control_on_retry,          control_on_delete,
     control_on_suspend,       control_on_resume,         control_on_destinations,
     control_on_status,        control_on_suspend_tenant, control_on_resume_tenant,
-    control_on_bounce_tenant,
+    control_on_bounce_tenant, control_on_bounce,
 };
 
 /* Opened before recovery, so a second daemon on the same spool is refused before its recovery

@@ -2,10 +2,10 @@
  * `sluice queue`: inspect and steer the queue. list and show read the spool directly (read-only;
  * committed files are never rewritten in place, so reading races with nothing) and so work
  * whether or not the daemon runs; `list --json` asks the running daemon, which also knows the
- * destinations, a page at a time, and so does `destinations`, which tells in words what holds each one back (the
- * daemon's state: `sluice explain` only reads the configuration). retry, delete, suspend and
- * resume go through the daemon's control socket; with
- * no daemon running, delete removes the message from the spool itself and the others fail.
+ * destinations, a page at a time, and so does `destinations`, which tells in words what holds each
+ * one back (the daemon's state: `sluice explain` only reads the configuration). retry, delete,
+ * suspend and resume go through the daemon's control socket; with no daemon running, delete removes
+ * the message from the spool itself and the others fail.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -276,7 +276,7 @@ static const struct action actions[] = {
     {"delete", 1, 1, "message ID"},
     {"suspend", 1, 2, "destination"},
     {"resume", 1, 1, "destination"},
-    {"bounce", 0, 0, "--tenant"},
+    {"bounce", 1, 1, "message ID (or --tenant)"},
     {"destinations", 0, 1, NULL},
 };
 
@@ -360,10 +360,9 @@ static const struct action *queue_action(char **words, int nwords, int json, int
                                 strcmp(act->name, "resume") == 0 || bounce);
     if (tenancy && !by_tenant)
         command_usage_error(name, "--tenant and --campaign go with suspend, resume and bounce");
-    else if (bounce && !tenancy)
-        command_usage_error(name, "missing --tenant");
     else if (by_tenant && nwords > 1)
-        command_usage_error(name, "a destination or --tenant, not both");
+        command_usage_error(name, "%s or --tenant, not both",
+                            bounce ? "a message ID" : "a destination");
     else if (by_tenant)
         return act;
     else if (nwords - 1 < act->min_args)

@@ -32,6 +32,7 @@ const struct command commands[] = {
      "queue [-c FILE] suspend DESTINATION [DURATION]\n"
      "queue [-c FILE] resume DESTINATION\n"
      "queue [-c FILE] suspend|resume --tenant T [--campaign C]\n"
+     "queue [-c FILE] bounce ID\n"
      "queue [-c FILE] bounce --tenant T [--campaign C]\n"
      "queue [-c FILE] destinations [DESTINATION]",
      "list and show read the spool (daemon running or not); the others ask the\n"
@@ -45,6 +46,8 @@ const struct command commands[] = {
      "  resume DEST          deliver to it again\n"
      "  suspend --tenant T   hold the tenant's mail (with --campaign C: that campaign's)\n"
      "                       wherever it goes, until resumed the same way\n"
+     "  bounce ID            fail the message's waiting recipients; a DSN goes to\n"
+     "                       the sender\n"
      "  bounce --tenant T    fail the waiting recipients of the tenant's mail (with\n"
      "                       --campaign C: that campaign's); DSNs go to the senders\n"
      "  destinations [DEST]  what holds each destination back: suspensions, bounce\n"

@@ -16,6 +16,8 @@
 
 /* Deferred recipients are to be tried at once when the message is loaded (`queue retry`). */
 #define QUEUE_INDEX_RETRY 0x01u
+/* Its waiting recipients are to fail when it is loaded (`queue bounce`). */
+#define QUEUE_INDEX_BOUNCE 0x02u
 
 struct queue_index_entry {
     uint32_t due_s; /* unix seconds of the earliest attempt; 0: now */

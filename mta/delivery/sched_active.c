@@ -27,7 +27,7 @@
 
 struct active_load {
     struct scheduler *s;
-    unsigned flags; /* QUEUE_INDEX_RETRY, ACTIVE_DELETE */
+    unsigned flags; /* QUEUE_INDEX_RETRY, ACTIVE_DELETE, QUEUE_INDEX_BOUNCE */
     char id[SPOOL_ID_MAX + 1];
 };
 
@@ -133,6 +133,8 @@ static void active_on_loaded(int status, const struct spool_entry *entry, struct
         s->admitted++;
         if (ld->flags & QUEUE_INDEX_RETRY)
             msg_retry_now(m);
+        if (ld->flags & QUEUE_INDEX_BOUNCE)
+            msg_fail_waiting(m, SCHED_ADMIN_BOUNCE);
         msg_settle(m);
     }
     free(ld);
@@ -230,6 +232,23 @@ int sched_active_delete(struct scheduler *s, const char *id, struct buf *out)
     }
     log_msg(LOG_WARN, "queue.deleted", "queue id %s deleted by an administrator (no DSN)", id);
     buf_printf(out, "%s deleted\n", id);
+    return 0;
+}
+
+int sched_active_bounce(struct scheduler *s, const char *id, struct buf *out)
+{
+    struct active_load *ld = strmap_get(&s->loading, id);
+    if (ld != NULL) {
+        ld->flags |= QUEUE_INDEX_BOUNCE;
+    } else if (queue_index_remove(&s->waiting, id) > 0 || s->listing) {
+        /* due now, so read back first; while listing, a message not seen yet is checked then */
+        queue_index_push(&s->waiting, id, 0, QUEUE_INDEX_BOUNCE);
+    } else {
+        buf_printf(out, "no message %s in the queue\n", id);
+        return -ENOENT;
+    }
+    sched_active_fill(s);
+    scheduler_arm(s);
     return 0;
 }
 

@@ -172,6 +172,9 @@ void sched_active_recover(struct scheduler *s);
 int sched_active_retry(struct scheduler *s, const char *id, struct buf *out);
 size_t sched_active_retry_all(struct scheduler *s);
 int sched_active_delete(struct scheduler *s, const char *id, struct buf *out);
+/* queue bounce of a message not in msgs: read back at once, then its waiting recipients fail;
+ * -ENOENT with the reason in out when it is not queued. */
+int sched_active_bounce(struct scheduler *s, const char *id, struct buf *out);
 /* The window's counters as a JSON member ("active":{...}). */
 void sched_active_counters(struct scheduler *s, struct buf *out);
 void sched_active_free(struct scheduler *s);
@@ -246,6 +249,8 @@ void sched_tenant_holds_free(struct scheduler *s);
 
 /* Its recipients waiting to be tried fail with 550 5.0.0 text (recorded, then bounced). */
 void msg_fail_waiting(struct qmsg *m, const char *text);
+/* The text of an administrator's bounce (`sluice queue bounce`, by message or tenant). */
+#define SCHED_ADMIN_BOUNCE "bounced by an administrator (sluice queue bounce)"
 
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */

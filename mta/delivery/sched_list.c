@@ -105,9 +105,18 @@ static void offer_key(const char *key, void *value, void *arg)
     page_offer(arg, key);
 }
 
-/* The same recipient at the filter's destination (its domain) and in its state. */
+/* A tenant or campaign the filter asks for ("": any). */
+static int name_matches(const char *name, const char *wanted)
+{
+    return wanted[0] == '\0' || (name != NULL && strcmp(name, wanted) == 0);
+}
+
+/* Of the filter's tenant and campaign, with the same recipient at its destination (its domain)
+ * and in its state. */
 static int msg_matches(const struct qmsg *m, const struct scheduler_list_filter *f)
 {
+    if (!name_matches(m->tenant, f->tenant) || !name_matches(m->campaign, f->campaign))
+        return 0;
     for (size_t i = 0; i < m->nrcpts; i++) {
         const char *at = strrchr(m->rcpts[i].addr, '@');
         if (f->destination[0] && (at == NULL || strcasecmp(at + 1, f->destination) != 0))
@@ -220,7 +229,8 @@ static void page_answer(struct list_page *p, int status, const char *why)
 /* A message on disk that could not be read: listed by its id unless a filter asks what it holds. */
 static void page_unread(struct list_page *p, size_t i)
 {
-    if (!p->filter.destination[0] && !p->filter.state[0])
+    const struct scheduler_list_filter *f = &p->filter;
+    if (!f->destination[0] && !f->state[0] && !f->tenant[0] && !f->campaign[0])
         buf_printf(&p->parts[i], "{\"id\":\"%s\",\"in_memory\":false}", p->ids[i]);
 }
 

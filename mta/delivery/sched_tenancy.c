@@ -227,7 +227,7 @@ int scheduler_bounce_tenant(struct scheduler *s, const char *tenant, const char 
     strmap_each(&s->retired, dest_return_tenant, &t);
     tenant_msgs_collect(s, &t);
     for (size_t i = 0; i < t.n; i++)
-        msg_fail_waiting(t.msgs[i], "bounced by an administrator (sluice queue bounce)");
+        msg_fail_waiting(t.msgs[i], SCHED_ADMIN_BOUNCE);
     free(t.msgs);
     struct logrec r;
     log_begin(&r, LOG_WARN, "delivery.tenant_bounce");

@@ -71,11 +71,14 @@ void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, s
                          void *arg);
 /* The same page of the messages with a recipient at destination (its address's domain, any case;
  * "": any) in state (pending, deferred, delivered, failed or bounced as the listing shows them;
- * "": any), the same recipient for both. The walk goes on until the page is full or the queue
+ * "": any), the same recipient for both, and of tenant and campaign (each "": any; a message of no
+ * tenant or campaign matches only ""). The walk goes on until the page is full or the queue
  * walked, so "next" is null only after the last page. */
 struct scheduler_list_filter {
     char destination[256];
     char state[16];
+    char tenant[256];
+    char campaign[256];
 };
 void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
                              const struct scheduler_list_filter *filter, scheduler_list_cb cb,
@@ -99,6 +102,10 @@ int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *c
  * finish; messages waiting on disk beyond the active window are not touched. */
 int scheduler_bounce_tenant(struct scheduler *s, const char *tenant, const char *campaign,
                             struct buf *out);
+/* Fails, with a DSN to the sender, every waiting recipient of the queued message id: its jobs
+ * queued at destinations come back first, recipients on a connection finish. A message waiting on
+ * disk beyond the active window is read back at once and bounced then. -ENOENT: not queued. */
+int scheduler_bounce_message(struct scheduler *s, const char *id, struct buf *out);
 /* For `sluice queue destinations`: what holds the destination called `destination` back ("":
  * every destination), as text (dest_explain). 0, or -ENOENT with the reason in out. */
 int scheduler_explain(struct scheduler *s, const char *destination, struct buf *out);

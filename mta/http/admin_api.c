@@ -178,6 +178,28 @@ static int param_opt(const struct http_call *call, const char *name, char *out, 
     return param(call, name, out, size, answer);
 }
 
+void admin_api_bounce(struct scheduler *s, const struct http_call *call, struct http_answer *answer)
+{
+    char id[SPOOL_ID_MAX + 1], tenant[NAME_MAX_LEN + 1], campaign[NAME_MAX_LEN + 1];
+    if (stopping(s, answer) || param_opt(call, "id", id, sizeof id, answer) < 0 ||
+        param_opt(call, "tenant", tenant, sizeof tenant, answer) < 0 ||
+        param_opt(call, "campaign", campaign, sizeof campaign, answer) < 0)
+        return;
+    if ((id[0] != '\0') == (tenant[0] != '\0') || (campaign[0] && !tenant[0])) {
+        answer_error(answer, 400, "id, or tenant and an optional campaign");
+        return;
+    }
+    if (!valid_id(id)) {
+        answer_error(answer, 400, "id: a queue id");
+        return;
+    }
+    struct buf words = BUF_INIT;
+    int rc = id[0] ? scheduler_bounce_message(s, id, &words)
+                   : scheduler_bounce_tenant(s, tenant, campaign, &words);
+    answer_op(answer, rc, &words);
+    buf_free(&words);
+}
+
 void admin_api_messages(struct scheduler *s, const struct http_call *call,
                         struct http_answer *answer)
 {
@@ -187,7 +209,9 @@ void admin_api_messages(struct scheduler *s, const struct http_call *call,
     if (stopping(s, answer) || param_opt(call, "limit", limit, sizeof limit, answer) < 0 ||
         param_opt(call, "after", after, sizeof after, answer) < 0 ||
         param_opt(call, "destination", filter.destination, sizeof filter.destination, answer) < 0 ||
-        param_opt(call, "state", filter.state, sizeof filter.state, answer) < 0)
+        param_opt(call, "state", filter.state, sizeof filter.state, answer) < 0 ||
+        param_opt(call, "tenant", filter.tenant, sizeof filter.tenant, answer) < 0 ||
+        param_opt(call, "campaign", filter.campaign, sizeof filter.campaign, answer) < 0)
         return;
     char *end = NULL;
     unsigned long n = limit[0] >= '1' && limit[0] <= '9' ? strtoul(limit, &end, 10) : 0;

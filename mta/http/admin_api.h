@@ -22,7 +22,12 @@ void admin_api_suspend(struct scheduler *s, const struct http_call *call,
 void admin_api_resume(struct scheduler *s, const struct http_call *call,
                       struct http_answer *answer);
 void admin_api_retry(struct scheduler *s, const struct http_call *call, struct http_answer *answer);
-/* GET /api/v1/queue/messages[?limit=N][&after=ID][&destination=D][&state=S]: a page of
+/* POST /api/v1/queue/bounce?id=ID or ?tenant=T[&campaign=C]: the waiting recipients fail with a
+ * DSN to the sender (scheduler_bounce_message, scheduler_bounce_tenant); answered as retry. */
+void admin_api_bounce(struct scheduler *s, const struct http_call *call,
+                      struct http_answer *answer);
+/* GET /api/v1/queue/messages[?limit=N][&after=ID][&destination=D][&state=S][&tenant=T]
+ * [&campaign=C]: a page of
  * `queue list --json` (scheduler_list_filtered), answered once the scheduler has walked the queue
  * and read the page's messages from disk: {"messages":[...],"next":ID or null,...}. */
 void admin_api_messages(struct scheduler *s, const struct http_call *call,

@@ -13,7 +13,20 @@ from test_http import TOKEN, get, http_section
 SENDER = "ops@sender.test"
 
 
-class AdminApi(MailNetCase):
+def start_small_window(case, net):
+    """case's daemon on the started net, with the admin API; deferred mail retries in an hour and
+    waits on disk (active window of 30 s, at most 4 messages in memory)."""
+    cfg = net.sluice_config(retry=["1h"], expire="5d")
+    cfg["delivery"].update({"active_limit": 4, "active_window": "30s"})
+    d = case.d = case.start_sluice(start=False, config=cfg)
+    d.extra["http"] = http_section(d)
+    d.start()
+    return d
+
+
+class ApiClient:
+    """The admin API and `sluice queue` of the test's daemon (self.d)."""
+
     def api(self, method, path, token=TOKEN):
         status, _, body = get(self.d, path, token=token, method=method)
         return status, json.loads(body.decode()) if body else None
@@ -22,6 +35,27 @@ class AdminApi(MailNetCase):
         res = self.d.cli("queue", *args)
         return res.returncode, res.stdout.decode(), res.stderr.decode()
 
+    def listed(self):
+        """`sluice queue list --json`."""
+        rc, out, err = self.cli("list", "--json")
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)
+
+    def pages(self, query, limit):
+        """Every page of GET /api/v1/queue/messages?limit=limit&query, following "next"."""
+        got, after = [], ""
+        for _ in range(50):
+            status, doc = self.api("GET", "/api/v1/queue/messages?limit=%d%s%s" % (
+                limit, "&after=" + after if after else "", query))
+            self.assertEqual(status, 200, doc)
+            got.append(doc["messages"])
+            if doc["next"] is None:
+                return got
+            after = doc["next"]
+        self.fail("more than 50 pages")
+
+
+class AdminApi(ApiClient, MailNetCase):
     def test_queue_operations_answer_as_the_command_line(self):
         net = self.make_net()
         peer = net.peer("mx.api.test", defer_first=1)
@@ -94,19 +128,6 @@ class AdminApi(MailNetCase):
             self.assertEqual(status, 400, (path, doc))
             self.assertIn("error", doc)
 
-    def pages(self, query, limit):
-        """Every page of GET /api/v1/queue/messages?limit=limit&query, following "next"."""
-        got, after = [], ""
-        for _ in range(50):
-            status, doc = self.api("GET", "/api/v1/queue/messages?limit=%d%s%s" % (
-                limit, "&after=" + after if after else "", query))
-            self.assertEqual(status, 200, doc)
-            got.append(doc["messages"])
-            if doc["next"] is None:
-                return got
-            after = doc["next"]
-        self.fail("more than 50 pages")
-
     def test_paged_listing_with_filters_as_the_command_line(self):
         net = self.make_net()
         ok = net.peer("mx.ok.test")
@@ -114,24 +135,16 @@ class AdminApi(MailNetCase):
         net.mx("ok.test", ok, 10)
         net.mx("slow.test", slow, 10)
         net.start()
-        cfg = net.sluice_config(retry=["1h"], expire="5d")
-        cfg["delivery"].update({"active_limit": 4, "active_window": "30s"})
-        d = self.d = self.start_sluice(start=False, config=cfg)
-        d.extra["http"] = http_section(d)
-        d.start()
+        d = start_small_window(self, net)
         for i in range(6):
             send(d, SENDER, ["x%d@slow.test" % i])
         for i in range(4):
             send(d, SENDER, ["y%d@ok.test" % i, "z%d@Slow.test" % i])
         d.wait_event("delivery.deferred", count=10, timeout=30)
 
-        def cli_list():
-            rc, out, err = self.cli("list", "--json")
-            self.assertEqual(rc, 0, err)
-            return json.loads(out)
         # Deferred for an hour, beyond the window: read back from disk for every listing.
-        self.wait(lambda: cli_list()["active"]["on_disk"] == 10, 30, "every message on disk")
-        listed = cli_list()["messages"]
+        self.wait(lambda: self.listed()["active"]["on_disk"] == 10, 30, "every message on disk")
+        listed = self.listed()["messages"]
         self.assertEqual(len(listed), 10)
 
         pages = self.pages("", 3)
@@ -191,6 +204,102 @@ class AdminApi(MailNetCase):
         self.assertEqual((status, doc["error"]), (404, "no message AAAAAAAAAAAAAAAA in the queue"))
         self.assertEqual(self.api("GET", "/api/v1/queue/messages/abc")[0], 400)
         self.assertEqual(self.api("GET", "/api/v1/queue/messages/%s/x" % both["id"])[0], 404)
+
+
+class TenantListingAndBounce(ApiClient, MailNetCase):
+    """The listing filtered by tenant and campaign (as `queue list --json` filtered here), and
+    bounces by message id (HTTP and command line) and by tenant: the sender gets the DSN."""
+
+    def send(self, tenant, campaign, rcpt):
+        head = b""
+        if tenant:
+            head += b"X-Sluice-Tenant: %s\r\n" % tenant.encode()
+        if campaign:
+            head += b"X-Sluice-Campaign: %s\r\n" % campaign.encode()
+        send(self.d, SENDER, [rcpt], head + b"Subject: hi\r\n\r\nbody\r\n")
+
+    def dsn_for(self, rcpt):
+        """The DSN to SENDER that names rcpt, once it has arrived at the sender's MX."""
+        got = self.wait(lambda: [tx for a, tx in self.sink.delivered()
+                                 if a == SENDER and rcpt.encode() in tx.data], 30,
+                        "a DSN for %s" % rcpt)
+        return got[0].data
+
+    def test_listing_by_tenant_and_bounce_by_message(self):
+        net = self.make_net()
+        self.sink = net.peer("mx.sender.test")
+        slow = net.peer("mx.slow.test", defer_first=100)
+        net.mx("sender.test", self.sink, 10)
+        net.mx("slow.test", slow, 10)
+        net.mx("held.test", slow, 10)
+        net.start()
+        d = start_small_window(self, net)
+        sent = [("acme", "spring"), ("acme", "spring"), ("acme", "fall"), ("bravo", "spring"),
+                ("bravo", ""), ("", "")]
+        for i, (tenant, campaign) in enumerate(sent):
+            self.send(tenant, campaign, "r%d@slow.test" % i)
+        d.wait_event("delivery.deferred", count=len(sent), timeout=30)
+        # Deferred for an hour: every one waits on disk, read back for each listing.
+        self.wait(lambda: self.listed()["active"]["on_disk"] == len(sent), 30, "all on disk")
+        listed = self.listed()["messages"]
+
+        for query, tenant, campaign in (("&tenant=acme", "acme", None),
+                                        ("&tenant=acme&campaign=spring", "acme", "spring"),
+                                        ("&campaign=spring", None, "spring"),
+                                        ("&tenant=bravo&state=deferred", "bravo", None),
+                                        ("&tenant=nobody", "nobody", None)):
+            want = [m for m in listed if (tenant is None or m["tenant"] == tenant) and
+                    (campaign is None or m["campaign"] == campaign)]
+            got = [m for p in self.pages(query, 1) for m in p]
+            self.assertEqual(got, want, query)
+        self.assertEqual(len([m for p in self.pages("&tenant=acme", 2) for m in p]), 3)
+        for path in ("tenant=", "tenant=a%20b", "campaign=%0a", "tenant=" + "x" * 300):
+            status, doc = self.api("GET", "/api/v1/queue/messages?" + path)
+            self.assertEqual(status, 400, (path, doc))
+
+        # Bounce one message on disk over HTTP, another from the command line.
+        first, second = [m for m in listed if m["tenant"] == "acme" and m["campaign"] == "spring"]
+        for path in ("id=abc", "id=%s&tenant=acme" % first["id"], "campaign=spring", ""):
+            status, doc = self.api("POST", "/api/v1/queue/bounce?" + path)
+            self.assertEqual(status, 400, (path, doc))
+        self.assertEqual(self.api("POST", "/api/v1/queue/bounce?id=" + first["id"], token=None)[0],
+                         401)
+        status, doc = self.api("POST", "/api/v1/queue/bounce?id=" + first["id"])
+        self.assertEqual((status, doc["result"]), (200, "%s bounced\n" % first["id"]))
+        rc, out, err = self.cli("bounce", second["id"])
+        self.assertEqual((rc, out), (0, "%s bounced\n" % second["id"]), err)
+        for m in (first, second):
+            rcpt = m["rcpts"][0]["rcpt"]
+            dsn = self.dsn_for(rcpt)
+            self.assertIn(b"5.0.0", dsn)
+            self.assertIn(b"bounced by an administrator", dsn)
+            d.wait_event("queue.bounced", queue_id=m["id"])
+        self.wait(lambda: not [m for m in self.listed()["messages"]
+                               if m["id"] in (first["id"], second["id"])], 30, "both gone")
+        self.assertEqual(len(self.listed()["messages"]), len(sent) - 2, "the others still wait")
+
+        # A message in memory, its job queued at a suspended destination: bounced at once.
+        self.assertEqual(self.api("POST", "/api/v1/queue/suspend?destination=held.test")[0], 200)
+        self.send("acme", "spring", "h@held.test")
+        held = self.wait(lambda: [m for m in self.listed()["messages"]
+                                  if m["rcpts"][0]["rcpt"] == "h@held.test" and m["in_memory"]],
+                         30, "the held message in memory")[0]
+        status, doc = self.api("POST", "/api/v1/queue/bounce?id=" + held["id"])
+        self.assertEqual((status, doc["result"]), (200, "%s bounced\n" % held["id"]))
+        self.assertIn(b"5.0.0", self.dsn_for("h@held.test"))
+
+        # Gone now: 404, alike on the command line.
+        status, doc = self.api("POST", "/api/v1/queue/bounce?id=" + first["id"])
+        rc, out, err = self.cli("bounce", first["id"])
+        self.assertEqual((status, rc), (404, 1))
+        self.assertEqual(err, "sluice: %s\n" % doc["error"])
+        self.assertEqual(self.api("POST", "/api/v1/queue/bounce?id=AAAAAAAAAAAAAAAA")[0], 404)
+
+        # By tenant over HTTP, the words of `sluice queue bounce --tenant`.
+        status, doc = self.api("POST", "/api/v1/queue/bounce?tenant=bravo&campaign=spring")
+        self.assertEqual(status, 200, doc)
+        self.assertRegex(doc["result"], r"^\d+ messages of bravo, campaign spring bounced\n$")
+        d.wait_event("delivery.tenant_bounce", tenant="bravo", campaign="spring")
 
 
 if __name__ == "__main__":

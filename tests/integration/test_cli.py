@@ -139,8 +139,8 @@ class CommandLine(SluiceTestCase):
         self.assertEqual(err[1:], ["usage: sluice queue [-c FILE] show ID [--body]",
                                    "'sluice queue --help' for more."])
         err = self.check_usage_error(["queue", "lst"], "sluice queue: unknown queue verb 'lst'")
-        # the seven verbs' usage, suspend|resume --tenant and bounce --tenant
-        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 9)
+        # the seven verbs' usage, bounce ID, suspend|resume --tenant and bounce --tenant
+        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 10)
 
     def commands(self):
         res = self.sluice("--help")

@@ -75,6 +75,11 @@ static const struct parse_case parse_cases[] = {
     {"suspend-tenant acme", 0, CONTROL_SUSPEND_TENANT, "acme", 0, 0},
     {"resume-tenant alice@example.com", 0, CONTROL_RESUME_TENANT, "alice@example.com", 0, 0},
     {"bounce-tenant acme spring", 0, CONTROL_BOUNCE_TENANT, "acme", 0, 0},
+    {"bounce ABCDEF234567", 0, CONTROL_BOUNCE, "ABCDEF234567", 0, 0},
+    {"bounce abc234", -EINVAL, 0, NULL, 0, 0},
+    {"bounce all", -EINVAL, 0, NULL, 0, 0}, /* one message at a time */
+    {"bounce", -EINVAL, 0, NULL, 0, 0},
+    {"bounce ABC DEF", -EINVAL, 0, NULL, 0, 0},
     {"suspend-tenant", -EINVAL, 0, NULL, 0, 0},
     {"resume-tenant acme spring extra", -EINVAL, 0, NULL, 0, 0},
 };
@@ -235,8 +240,9 @@ static int h_status(void *arg, struct buf *out)
     return 0;
 }
 
-static const struct control_handlers handlers = {
-    h_list, h_retry, h_delete, h_suspend, h_resume, h_destinations, h_status, NULL, NULL, NULL};
+static const struct control_handlers handlers = {h_list,   h_retry,        h_delete, h_suspend,
+                                                 h_resume, h_destinations, h_status, NULL,
+                                                 NULL,     NULL,           NULL};
 
 struct fixture {
     uv_loop_t loop;
