@@ -1,5 +1,6 @@
 #include "mta/http/api_inject.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,13 +32,26 @@ static const struct config_listener inject_listener = {
 #define INJECT_IN_FLIGHT 32
 
 struct inject_job;
+struct inject_one;
+
+/* A recipient's read of the suppression list, on the thread pool (a page of the map not in
+ * memory would hold the loop up), and its answer. */
+struct rcpt_lookup {
+    struct inject_one *o;              /* the message whose recipient it is */
+    struct suppression_lookup *lookup; /* NULL once answered */
+    int found;                         /* as suppression_check returns it */
+    struct suppression_entry entry;    /* when found is 1 */
+};
 
 /* One message of a request, from its checks to its answer. */
 struct inject_one {
     struct inject_job *job;
     const struct inject_message *m;
-    json_t *answer;        /* NULL until started */
-    struct submit *submit; /* on its way to the spool, else NULL */
+    json_t *answer;              /* NULL until started */
+    int64_t now;                 /* when its recipients are decided */
+    struct rcpt_lookup *lookups; /* one a recipient, NULL when none needs a read */
+    size_t waiting;              /* reads not answered yet */
+    struct submit *submit;       /* on its way to the spool, else NULL */
     char sender[SMTP_PATH_MAX + 8];
     char **rcpts; /* accepted, canonical, as spooled */
     size_t nrcpts;
@@ -121,8 +135,58 @@ static void log_injected(const struct inject_one *o, const char *queue_id, uint6
 
 /* ---- one message ---- */
 
-/* The RCPT decision for each recipient, as a submission client authenticated as the token's user
- * would have it; the accepted ones go to o->rcpts. */
+/* The RCPT decision for rcpt, as a submission client authenticated as the token's user would
+ * have it, with nrcpts recipients accepted before it. */
+static void rcpt_decide(const struct inject_one *o, const char *rcpt, size_t nrcpts,
+                        struct rcpt_facts *f, struct rcpt_decision *r)
+{
+    const struct inject_job *job = o->job;
+    *f = (struct rcpt_facts){
+        .cfg = job->cfg,
+        .listener = &inject_listener,
+        .auth_user = job->user,
+        .smtputf8 = 1,
+        .nrcpts = nrcpts,
+        .suppression = job->srv->suppression,
+        .tenant = job->user,
+        .now = o->now,
+        .recipients = job->srv->recipients,
+        .no_verifier = 1,
+    };
+    struct buf arg = BUF_INIT;
+    buf_printf(&arg, "TO:<%s>", rcpt);
+    rcpt_policy_decide(f, (struct smtp_slice){arg.data, arg.len}, r);
+    buf_free(&arg);
+}
+
+static void message_on_suppression(void *arg, int found, const struct suppression_entry *e);
+
+/* Starts the suppression list's reads of the recipients that need one, all at once; the cap on
+ * recipients is left to message_recipients, as it counts only those accepted. */
+static void message_lookups(struct inject_one *o)
+{
+    const struct inject_message *m = o->m;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt_facts f;
+        struct rcpt_decision r;
+        rcpt_decide(o, m->rcpts[i], 0, &f, &r);
+        if (r.outcome != RCPT_NEED_SUPPRESSION)
+            continue;
+        if (o->lookups == NULL)
+            o->lookups = xcalloc(m->nrcpts, sizeof *o->lookups);
+        struct rcpt_lookup *l = &o->lookups[i];
+        l->o = o;
+        l->lookup = suppression_check_async(f.suppression, f.tenant, r.addr, f.now,
+                                            message_on_suppression, l);
+        if (l->lookup != NULL)
+            o->waiting++;
+        else
+            l->found = -EAGAIN; /* answered: the list cannot be read now */
+    }
+}
+
+/* The RCPT decision for each recipient in order, the suppression list's answers read; the
+ * accepted ones go to o->rcpts. */
 static void message_recipients(struct inject_one *o)
 {
     const struct inject_job *job = o->job;
@@ -131,28 +195,12 @@ static void message_recipients(struct inject_one *o)
     json_object_set_new(o->answer, "recipients", answers);
     o->rcpts = xcalloc(m->nrcpts, sizeof *o->rcpts);
     for (size_t i = 0; i < m->nrcpts; i++) {
-        struct rcpt_facts f = {
-            .cfg = job->cfg,
-            .listener = &inject_listener,
-            .auth_user = job->user,
-            .smtputf8 = 1,
-            .nrcpts = o->nrcpts,
-            .suppression = job->srv->suppression,
-            .tenant = job->user,
-            .now = time(NULL),
-            .recipients = job->srv->recipients,
-            .no_verifier = 1,
-        };
-        struct buf arg = BUF_INIT;
-        buf_printf(&arg, "TO:<%s>", m->rcpts[i]);
+        struct rcpt_facts f;
         struct rcpt_decision r;
-        rcpt_policy_decide(&f, (struct smtp_slice){arg.data, arg.len}, &r);
-        buf_free(&arg);
+        rcpt_decide(o, m->rcpts[i], o->nrcpts, &f, &r);
         if (r.outcome == RCPT_NEED_SUPPRESSION) {
-            /* Read in place: SMTP's RCPT reads on the thread pool, the injection not yet. */
-            struct suppression_entry e;
-            int found = suppression_check(f.suppression, f.tenant, r.addr, f.now, &e);
-            rcpt_policy_suppressed(&f, found, &e, &r);
+            const struct rcpt_lookup *l = &o->lookups[i]; /* read by message_lookups */
+            rcpt_policy_suppressed(&f, l->found, &l->entry, &r);
         }
         if (r.outcome == RCPT_REFUSE || r.outcome == RCPT_NEED_VERIFY) {
             json_array_append_new(answers,
@@ -233,16 +281,43 @@ static int message_store(struct inject_one *o, const struct buf *text)
     return 0;
 }
 
-/* Everything before the spool: 1 when the message is on its way there, 0 when answered. */
+/* A message goes no further once the daemon is stopping: 1 when refused for that. */
+static int message_refused_stopping(struct inject_one *o)
+{
+    if (!o->job->srv->stopping)
+        return 0;
+    message_refuse(o, 421, "4.3.2", NULL, "Service shutting down");
+    return 1;
+}
+
+/* The message once its recipients' reads have answered: its text, its recipients, then the
+ * spool. Returns 1 when it is on its way there (message_on_done follows), 0 when answered. */
+static int message_continue(struct inject_one *o)
+{
+    if (message_refused_stopping(o))
+        return 0;
+    struct buf text = BUF_INIT;
+    int rc = 0;
+    if (message_text(o, &text) == 0) {
+        message_recipients(o);
+        if (o->nrcpts == 0)
+            message_refuse(o, 554, "5.5.1", NULL, "No valid recipients");
+        else
+            rc = message_store(o, &text);
+    }
+    buf_free(&text);
+    return rc;
+}
+
+/* The message's checks, then its recipients' reads: 1 when it is in flight (reading the list or
+ * on its way to the spool), 0 when answered. */
 static int message_start(struct inject_one *o)
 {
     const struct inject_job *job = o->job;
     const struct inject_message *m = o->m;
     o->answer = json_object();
-    if (job->srv->stopping) {
-        message_refuse(o, 421, "4.3.2", NULL, "Service shutting down");
+    if (message_refused_stopping(o))
         return 0;
-    }
     if (m->tenant != NULL && strcmp(m->tenant, job->user) != 0) {
         message_refuse(o, 550, "5.7.1", "http.tokens", "tenant \"%.64s\" is not this token's (%s)",
                        m->tenant, job->user);
@@ -263,20 +338,14 @@ static int message_start(struct inject_one *o)
     smtp_addr_format(&from, o->sender, sizeof o->sender);
     if (from.flags & SMTP_ADDR_UTF8)
         o->flags |= SPOOL_ENV_SMTPUTF8;
-    struct buf text = BUF_INIT;
-    int rc = 0;
-    if (message_text(o, &text) == 0) {
-        message_recipients(o);
-        if (o->nrcpts == 0)
-            message_refuse(o, 554, "5.5.1", NULL, "No valid recipients");
-        else
-            rc = message_store(o, &text);
-    }
-    buf_free(&text);
-    return rc;
+    o->now = time(NULL);
+    message_lookups(o);
+    if (o->waiting > 0)
+        return 1; /* message_on_suppression goes on once the list has answered */
+    return message_continue(o);
 }
 
-/* What is left of a message once it is answered. */
+/* What is left of a message once it is answered (its reads, if any, cancelled). */
 static void message_end(struct inject_one *o)
 {
     submit_free(o->submit);
@@ -286,9 +355,32 @@ static void message_end(struct inject_one *o)
     free(o->rcpts);
     o->rcpts = NULL;
     o->nrcpts = 0;
+    for (size_t i = 0; o->lookups != NULL && i < o->m->nrcpts; i++)
+        suppression_lookup_cancel(o->lookups[i].lookup);
+    free(o->lookups);
+    o->lookups = NULL;
+    o->waiting = 0;
 }
 
-static void inject_job_run(struct inject_job *job);
+/* A message in flight is answered: the next ones may start. */
+static void message_answered(struct inject_one *o)
+{
+    message_end(o);
+    o->job->in_flight--;
+    inject_job_run(o->job);
+}
+
+static void message_on_suppression(void *arg, int found, const struct suppression_entry *e)
+{
+    struct rcpt_lookup *l = arg;
+    struct inject_one *o = l->o;
+    l->lookup = NULL;
+    l->found = found;
+    if (found == 1)
+        l->entry = *e;
+    if (--o->waiting == 0 && message_continue(o) == 0)
+        message_answered(o);
+}
 
 /* The commit's outcome: the id once the message is durable (delivery has it), else the reply. */
 static void message_on_done(void *arg, const struct submit_outcome *out)
@@ -303,9 +395,7 @@ static void message_on_done(void *arg, const struct submit_outcome *out)
     } else {
         message_refuse(o, d->code, d->enhanced, d->rule, "%s", d->text);
     }
-    message_end(o);
-    o->job->in_flight--;
-    inject_job_run(o->job);
+    message_answered(o);
 }
 
 /* ---- the request ---- */
@@ -323,7 +413,15 @@ static void inject_job_free(struct inject_job *job)
 static void inject_job_on_gone(void *owner)
 {
     struct inject_job *job = owner;
-    job->later = NULL; /* the messages in flight still finish; no other starts */
+    job->later = NULL; /* the messages on their way to the spool still finish; no other starts */
+    for (size_t i = 0; i < job->next; i++) {
+        struct inject_one *o = &job->ones[i];
+        if (o->waiting > 0) { /* reading the suppression list: it stops there */
+            message_end(o);
+            job->in_flight--;
+        }
+    }
+    inject_job_run(job); /* frees the request when nothing is left in flight */
 }
 
 /* A batch answers 200 with a result a message; a single message 200 with its own once it is

@@ -5,7 +5,9 @@ with dkimpy), with the trace naming the token's tenant and campaign and the even
 tenant; a recipient the relay decision refuses is answered with its SMTP reply and a message with
 none accepted is not spooled; bad JSON, a body over http.max_body_size, a message over
 limits.max_message_size and a wrong token get their 4xx; a message answered 200 survives kill -9
-and is delivered after the restart.
+and is delivered after the restart. The suppression list, read on the thread pool for all of a
+message's recipients at once, answers each recipient in its place, and a client that leaves while
+it is read leaves nothing behind.
 """
 import base64
 import http.client
@@ -78,6 +80,20 @@ class InjectCase(MailNetCase):
         d.start()
         self.d = d
         return d
+
+    def leave_then_inject_on(self, d, batch):
+        """Posts batch as acme on a raw socket closed without reading the answer, then checks
+        that the daemon, still running, injects and delivers the next message."""
+        body = json.dumps(batch).encode()
+        with socket.create_connection(d.http_addr, timeout=5) as s:
+            s.sendall(b"POST /api/v1/inject HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                      + ACME_TOKEN.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                      + body)
+        status, answer = inject(d, {"sender": "a@sender.test", "recipients": ["last@dest.test"],
+                                    "content": CONTENT})
+        self.assertEqual(status, 200, answer)
+        self.delivered_to("last@dest.test")
+        self.assertIsNone(d.proc.poll())
 
     # The verifier's key lookup, asked of self.dns: the net's dnsmasq.
     dnsfunc = test_dkim.DkimBase.dnsfunc
@@ -182,6 +198,54 @@ class Suppressed(InjectCase):
                          [("acme", "gone@dest.test", 550), ("ops", "all@dest.test", 250)])
 
 
+    def test_batch_mixing_suppressed_recipients_keeps_their_order(self):
+        """Every recipient of relayed mail is read from the list, all of a message's at once: the
+        answers keep the recipients' order and the batch's the messages'; the cap on recipients
+        counts only the accepted ones, and comes before the list as over SMTP."""
+        d = self.start_injecting(sign=False, suppression={"enabled": True},
+                                 limits={"max_recipients_per_message": 2})
+        for args in (("s1@dest.test", "--tenant", "acme"), ("s2@dest.test", "--tenant", "acme"),
+                     ("s3@dest.test",)):
+            res = d.cli("suppress", "add", *args)
+            self.assertEqual(res.returncode, 0, res.stderr.decode())
+        msg = {"sender": "alice@sender.test", "content": CONTENT}
+        batch = [["a0@dest.test", "s1@dest.test", "b0@dest.test", "s2@dest.test"],
+                 ["s3@dest.test", "s1@dest.test"],
+                 ["s2@dest.test", "c0@dest.test", "s3@dest.test", "d0@dest.test", "e0@dest.test"],
+                 ["f0@dest.test"]]
+        status, answer = inject(d, {"messages": [dict(msg, recipients=r) for r in batch]})
+        self.assertEqual(status, 200, answer)
+        got = [[(r["address"], r["code"]) for r in m["recipients"]] for m in answer["messages"]]
+        self.assertEqual(got, [
+            [("a0@dest.test", 250), ("s1@dest.test", 550), ("b0@dest.test", 250),
+             ("s2@dest.test", 452)],
+            [("s3@dest.test", 550), ("s1@dest.test", 550)],
+            [("s2@dest.test", 550), ("c0@dest.test", 250), ("s3@dest.test", 550),
+             ("d0@dest.test", 250), ("e0@dest.test", 452)],
+            [("f0@dest.test", 250)]])
+        first, none, third, last = answer["messages"]
+        self.assertEqual((none["code"], none["error"]), (554, "No valid recipients"))
+        self.assertTrue(all("id" in m for m in (first, third, last)), answer)
+        self.wait(lambda: len(self.peer.delivered_rcpts()) >= 5, 30, "5 delivered")
+        self.assertEqual(sorted(self.peer.delivered_rcpts()),
+                         ["a0@dest.test", "b0@dest.test", "c0@dest.test", "d0@dest.test",
+                          "f0@dest.test"])
+
+    def test_client_leaving_while_the_list_is_read(self):
+        """A client that closes its connection while its messages' recipients are being read
+        from the list: the daemon injects on, and (in the sanitized build) nothing of the
+        request is left or leaked at its stop."""
+        d = self.start_injecting(sign=False, suppression={"enabled": True},
+                                 http={"max_body_size": "8M"})
+        res = d.cli("suppress", "add", "gone@dest.test", "--tenant", "acme")
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        rcpts = ["gone@dest.test"] + ["x%02d@dest.test" % i for i in range(49)]
+        batch = {"messages": [{"sender": "alice@sender.test", "recipients": rcpts,
+                               "content": "Subject: m%d\n\nbody\n" % i} for i in range(300)]}
+        self.leave_then_inject_on(d, batch)
+        d.stop()
+
+
 class Batches(InjectCase):
     def test_more_messages_than_in_flight_and_a_client_that_leaves(self):
         """40 messages (more than a request commits at once) each get their id, in order, and are
@@ -201,16 +265,7 @@ class Batches(InjectCase):
             data = self.delivered_to(rcpt)
             self.assertIn(b"id " + qid.encode(), data)
             self.assertTrue(data.endswith(b"\r\n\r\nbody of " + rcpt.encode() + b"\r\n"))
-        body = json.dumps(batch).encode()
-        with socket.create_connection(d.http_addr, timeout=5) as s:
-            s.sendall(b"POST /api/v1/inject HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                      + ACME_TOKEN.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-                      + body)
-        status, answer = inject(d, {"sender": "a@sender.test", "recipients": ["last@dest.test"],
-                                    "content": CONTENT})
-        self.assertEqual(status, 200, answer)
-        self.delivered_to("last@dest.test")
-        self.assertIsNone(d.proc.poll())
+        self.leave_then_inject_on(d, batch)
 
 
 class BadRequests(InjectCase):
