@@ -119,3 +119,11 @@ void strmap_free(struct strmap *m)
     free(m->buckets);
     *m = (struct strmap)STRMAP_INIT;
 }
+
+void strmap_free_values(struct strmap *m)
+{
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (struct strmap_entry *e = m->buckets[i]; e != NULL; e = e->next)
+            free(e->value);
+    strmap_free(m);
+}

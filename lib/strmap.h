@@ -37,5 +37,7 @@ int strmap_each_from(const struct strmap *m, size_t *pos, size_t max,
                      void (*fn)(const char *key, void *value, void *arg), void *arg);
 /* Frees the map's own memory (not the values). */
 void strmap_free(struct strmap *m);
+/* The same, after passing each value to free(): for maps that own plain malloc'd values. */
+void strmap_free_values(struct strmap *m);
 
 #endif

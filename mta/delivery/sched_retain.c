@@ -60,14 +60,7 @@ void sched_retain_prune(struct scheduler *s, int64_t now)
     free(p.keys);
 }
 
-static void free_until(const char *key, void *value, void *arg)
-{
-    (void)key, (void)arg;
-    free(value);
-}
-
 void sched_retain_free(struct scheduler *s)
 {
-    strmap_each(&s->retain, free_until, NULL);
-    strmap_free(&s->retain);
+    strmap_free_values(&s->retain);
 }

@@ -829,20 +829,13 @@ static void scheduler_on_closed(uv_handle_t *h)
         free(s);
 }
 
-static void free_value(const char *key, void *value, void *arg)
-{
-    (void)key, (void)arg;
-    free(value);
-}
-
 void scheduler_free(struct scheduler *s)
 {
     strmap_each(&s->msgs, free_msg_entry, NULL);
     strmap_free(&s->msgs);
     strmap_free(&s->dests);
     strmap_free(&s->retired);
-    strmap_each(&s->held, free_value, NULL);
-    strmap_free(&s->held);
+    strmap_free_values(&s->held);
     sched_retain_free(s);
     sched_suspended_close(s->suspensions);
     sched_tenant_holds_free(s);
