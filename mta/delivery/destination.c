@@ -768,7 +768,7 @@ static void conn_report(struct conn *c, const struct smtp_client_outcome *outcom
     bounce_category_outcomes(own, job->nrcpts);
     job->hold_ms = dest_rule_hold_ms(d, now);
     mail_metrics_results(d->key, c->slot->address, own, job->nrcpts);
-    d->env->hooks.job_done(d->env->hooks.arg, job, own, c->mx_name);
+    d->env->hooks.job_done(d->env->hooks.arg, d->key, job, own, c->mx_name);
     free(own);
 }
 
@@ -785,7 +785,7 @@ void dest_report_all(struct dest *d, struct job *job, const struct smtp_client_o
         all[i] = one;
     job->hold_ms = dest_rule_hold_ms(d, now);
     mail_metrics_results(d->key, NULL, all, job->nrcpts);
-    d->env->hooks.job_done(d->env->hooks.arg, job, all, mx_name);
+    d->env->hooks.job_done(d->env->hooks.arg, d->key, job, all, mx_name);
     free(all);
 }
 
@@ -895,7 +895,8 @@ static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcom
     job->nrcpts = kept;
     bounce_category_outcomes(answered_outcomes, answered->nrcpts);
     mail_metrics_results(c->dest->key, c->slot->address, answered_outcomes, answered->nrcpts);
-    c->dest->env->hooks.job_done(c->dest->env->hooks.arg, answered, answered_outcomes, c->mx_name);
+    c->dest->env->hooks.job_done(c->dest->env->hooks.arg, c->dest->key, answered, answered_outcomes,
+                                 c->mx_name);
     free(answered_outcomes);
     return 1;
 }

@@ -63,10 +63,11 @@ struct job {
 
 /* What the scheduler learns from destinations. */
 struct dest_hooks {
-    /* A job was tried: outcomes[i] is for job->rcpts[i]; mx_name is the host that answered (or
-     * the last one tried). The job is the callee's to free (job_free). */
-    void (*job_done)(void *arg, struct job *job, const struct smtp_client_outcome *outcomes,
-                     const char *mx_name);
+    /* A job was tried at the destination called dest_key (NULL: its route failed before it had
+     * one): outcomes[i] is for job->rcpts[i]; mx_name is the host that answered (or the last one
+     * tried). The job is the callee's to free (job_free). */
+    void (*job_done)(void *arg, const char *dest_key, struct job *job,
+                     const struct smtp_client_outcome *outcomes, const char *mx_name);
     /* A job left a destination without being tried (reload, stop). */
     void (*job_returned)(void *arg, struct job *job);
     /* A retired destination has no job and no connection left: it may be freed now. */

@@ -181,9 +181,9 @@ void sched_active_free(struct scheduler *s);
 
 /* ---- destinations kept while mail for them waits (sched_retain.c) ---- */
 
-/* Recipients of job were deferred until next_ms: its destination stays until then (and a margin).
- */
-void sched_retain_deferred(struct scheduler *s, const struct job *job, int64_t next_ms);
+/* Recipients were deferred at the destination called key until next_ms: it stays until then (and
+ * a margin). */
+void sched_retain_deferred(struct scheduler *s, const char *key, int64_t next_ms);
 /* 1 when the sweep must keep the destination called key. */
 int sched_retain_holds(const struct scheduler *s, const char *key, int64_t now);
 /* Drops what is over (the sweep); sched_retain_free drops all. */

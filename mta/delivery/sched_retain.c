@@ -10,16 +10,12 @@
 
 #include "lib/xalloc.h"
 #include "mta/delivery/sched_int.h"
-#include "mta/delivery/shaping.h"
 
 /* Kept this much beyond the last retry: the message may still be on its way back from disk. */
 #define RETAIN_MARGIN_MS (5 * 60 * 1000)
 
-void sched_retain_deferred(struct scheduler *s, const struct job *job, int64_t next_ms)
+void sched_retain_deferred(struct scheduler *s, const char *key, int64_t next_ms)
 {
-    if (job->mx == NULL)
-        return; /* no route, so no destination */
-    const char *key = shaping_dest_for(s->cfg, job->domain, job->mx).key;
     int64_t *until = strmap_get(&s->retain, key);
     if (until == NULL) {
         until = xmalloc(sizeof *until);

@@ -344,7 +344,7 @@ static unsigned delay_steps(const struct config *cfg, int64_t received_ms, int64
 }
 
 /* The destination tried the job (or its route failed): record each recipient's result. */
-static void scheduler_on_job_done(void *arg, struct job *job,
+static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
                                   const struct smtp_client_outcome *outcomes, const char *mx_name)
 {
     (void)arg;
@@ -395,8 +395,8 @@ static void scheduler_on_job_done(void *arg, struct job *job,
         if (status == SPOOL_RCPT_DEFERRED && next > deferred_until)
             deferred_until = next;
     }
-    if (deferred_until > 0)
-        sched_retain_deferred(m->s, job, deferred_until);
+    if (deferred_until > 0 && key != NULL)
+        sched_retain_deferred(m->s, key, deferred_until);
     job_free(job);
     update_batch_write(b);
     msg_release(m, held);
@@ -491,7 +491,7 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
         bounce_category_outcomes(&one, 1);
         for (size_t i = 0; i < job->nrcpts; i++)
             all[i] = one;
-        scheduler_on_job_done(s, job, all, NULL);
+        scheduler_on_job_done(s, d != NULL ? dest_key(d) : NULL, job, all, NULL);
         free(all);
         return;
     }

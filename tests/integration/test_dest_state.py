@@ -3,7 +3,8 @@ A destination's state survives while mail for it waits (docs/operate.md): the sc
 destination with nothing to do once a minute, but not one whose deferred mail waits for its retry.
 Two destinations go idle side by side: one whose only message was delivered (forgotten at the next
 sweep: delivery.forgotten), one whose message was deferred for an hour, which `queue list --json`
-and `queue destinations` still show after that sweep. An administrator's suspension survives a
+and `queue destinations` still show after that sweep; the same holds for the destination of a
+tenant with its own egress pool ("DOMAIN/POOL"). An administrator's suspension survives a
 restart (kept in <spool>/suspended): one of a name no mail has gone to yet still holds the first
 mail for it after the restart, and its lifting is kept too.
 """
@@ -47,6 +48,35 @@ class DestinationState(MailNetCase):
         res = d.cli("queue", "destinations", "waits.test")
         self.assertEqual(res.returncode, 0, res.stderr.decode())
         self.assertIn("destination waits.test", res.stdout.decode())
+
+    def test_tenant_pool_destination_with_deferred_mail_is_kept(self):
+        net = self.make_net()
+        done = net.peer("mx.done.test")
+        waits = net.peer("mx.waits.test", defer_first=1)
+        net.mx("done.test", done, 10)
+        net.mx("waits.test", waits, 10)
+        net.start()
+        cfg = net.sluice_config(retry=["1h"], expire="5d", idle_timeout="1s", pool="shared")
+        cfg["egress"] = {"pools": {"shared": [{"address": "127.0.0.12", "ehlo": "out.sluice.test"}],
+                                   "acme-ips": [{"address": "127.0.0.10",
+                                                 "ehlo": "acme.sluice.test"}]}}
+        cfg["tenants"] = [{"name": "acme", "pool": "acme-ips"}]
+        cfg["server"]["log"] = {"level": "debug"}
+        d = self.d = self.start_sluice(config=cfg)
+        send(d, SENDER, ["a@done.test"])
+        send(d, SENDER, ["b@waits.test"],
+             b"X-Sluice-Tenant: acme\r\nSubject: test\r\n\r\nhello\r\n")
+        self.wait(lambda: done.delivered_rcpts() == ["a@done.test"], 20, "done.test delivered")
+        d.wait_event("delivery.deferred", rcpt="b@waits.test")
+        self.assertEqual(set(self.destinations()), {"done.test", "waits.test/acme-ips"})
+
+        forgotten = d.wait_event("delivery.forgotten", timeout=150, destination="done.test")
+        self.assertEqual(d.events("delivery.forgotten", destination="waits.test/acme-ips"), [],
+                         forgotten)
+        self.assertEqual(set(self.destinations()), {"waits.test/acme-ips"})
+        res = d.cli("queue", "destinations", "waits.test/acme-ips")
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        self.assertIn("destination waits.test/acme-ips", res.stdout.decode())
 
     def suspended_file(self):
         try:
