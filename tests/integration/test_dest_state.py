@@ -23,7 +23,9 @@ class DestinationState(MailNetCase):
         self.assertEqual(res.returncode, 0, res.stderr.decode())
         return {dst["destination"]: dst for dst in json.loads(res.stdout.decode())["destinations"]}
 
-    def test_idle_destination_with_deferred_mail_is_kept(self):
+    def check_kept_while_deferred_mail_waits(self, waits_key, tenant=None, **config):
+        """done.test's mail is delivered, waits.test's (tenant's, when given) deferred for an
+        hour: after the sweep only waits_key, the destination that deferred it, is left."""
         net = self.make_net()
         done = net.peer("mx.done.test")
         waits = net.peer("mx.waits.test", defer_first=1)
@@ -31,52 +33,35 @@ class DestinationState(MailNetCase):
         net.mx("waits.test", waits, 10)
         net.start()
         cfg = net.sluice_config(retry=["1h"], expire="5d", idle_timeout="1s")
+        cfg.update(config)
         cfg["server"]["log"] = {"level": "debug"}
         d = self.d = self.start_sluice(config=cfg)
         send(d, SENDER, ["a@done.test"])
-        send(d, SENDER, ["b@waits.test"])
+        head = b"X-Sluice-Tenant: %s\r\n" % tenant.encode() if tenant else b""
+        send(d, SENDER, ["b@waits.test"], head + b"Subject: test\r\n\r\nhello\r\n")
         self.wait(lambda: done.delivered_rcpts() == ["a@done.test"], 20, "done.test delivered")
         d.wait_event("delivery.deferred", rcpt="b@waits.test")
-        self.assertEqual(set(self.destinations()), {"done.test", "waits.test"})
+        self.assertEqual(set(self.destinations()), {"done.test", waits_key})
 
         # The sweep after both went idle (it runs each minute) forgets the one with nothing left.
         forgotten = d.wait_event("delivery.forgotten", timeout=150, destination="done.test")
-        self.assertEqual(d.events("delivery.forgotten", destination="waits.test"), [], forgotten)
+        self.assertEqual(d.events("delivery.forgotten", destination=waits_key), [], forgotten)
         dests = self.destinations()
-        self.assertEqual(set(dests), {"waits.test"})
-        self.assertEqual(dests["waits.test"]["connections"], 0, dests)
-        res = d.cli("queue", "destinations", "waits.test")
+        self.assertEqual(set(dests), {waits_key})
+        self.assertEqual(dests[waits_key]["connections"], 0, dests)
+        res = d.cli("queue", "destinations", waits_key)
         self.assertEqual(res.returncode, 0, res.stderr.decode())
-        self.assertIn("destination waits.test", res.stdout.decode())
+        self.assertIn("destination " + waits_key, res.stdout.decode())
+
+    def test_idle_destination_with_deferred_mail_is_kept(self):
+        self.check_kept_while_deferred_mail_waits("waits.test")
 
     def test_tenant_pool_destination_with_deferred_mail_is_kept(self):
-        net = self.make_net()
-        done = net.peer("mx.done.test")
-        waits = net.peer("mx.waits.test", defer_first=1)
-        net.mx("done.test", done, 10)
-        net.mx("waits.test", waits, 10)
-        net.start()
-        cfg = net.sluice_config(retry=["1h"], expire="5d", idle_timeout="1s", pool="shared")
-        cfg["egress"] = {"pools": {"shared": [{"address": "127.0.0.12", "ehlo": "out.sluice.test"}],
-                                   "acme-ips": [{"address": "127.0.0.10",
-                                                 "ehlo": "acme.sluice.test"}]}}
-        cfg["tenants"] = [{"name": "acme", "pool": "acme-ips"}]
-        cfg["server"]["log"] = {"level": "debug"}
-        d = self.d = self.start_sluice(config=cfg)
-        send(d, SENDER, ["a@done.test"])
-        send(d, SENDER, ["b@waits.test"],
-             b"X-Sluice-Tenant: acme\r\nSubject: test\r\n\r\nhello\r\n")
-        self.wait(lambda: done.delivered_rcpts() == ["a@done.test"], 20, "done.test delivered")
-        d.wait_event("delivery.deferred", rcpt="b@waits.test")
-        self.assertEqual(set(self.destinations()), {"done.test", "waits.test/acme-ips"})
-
-        forgotten = d.wait_event("delivery.forgotten", timeout=150, destination="done.test")
-        self.assertEqual(d.events("delivery.forgotten", destination="waits.test/acme-ips"), [],
-                         forgotten)
-        self.assertEqual(set(self.destinations()), {"waits.test/acme-ips"})
-        res = d.cli("queue", "destinations", "waits.test/acme-ips")
-        self.assertEqual(res.returncode, 0, res.stderr.decode())
-        self.assertIn("destination waits.test/acme-ips", res.stdout.decode())
+        pools = {"default": [{"address": "127.0.0.12", "ehlo": "out.sluice.test"}],
+                 "acme-ips": [{"address": "127.0.0.10", "ehlo": "acme.sluice.test"}]}
+        self.check_kept_while_deferred_mail_waits(
+            "waits.test/acme-ips", tenant="acme", egress={"pools": pools},
+            tenants=[{"name": "acme", "pool": "acme-ips"}])
 
     def suspended_file(self):
         try:
