@@ -304,9 +304,13 @@ void scheduler_set_suppression(struct scheduler *s, struct suppression *store)
 }
 
 /* A recipient that failed because it does not exist (bad-mailbox) or its domain does not
- * (bad-domain) goes on the global list: that holds whichever tenant writes to it next. */
-static void rcpt_suppress_hard_bounce(const struct scheduler *s, const struct rcpt *r)
+ * (bad-domain) goes on the global list: that holds whichever tenant writes to it next. Once per
+ * failure: a DSN that could not be written and is tried again does not add it again. */
+static void rcpt_suppress_hard_bounce(const struct scheduler *s, struct rcpt *r)
 {
+    if (r->suppression_noted)
+        return;
+    r->suppression_noted = 1;
     enum bounce_category cat = r->category;
     if (cat != BOUNCE_CAT_BAD_MAILBOX && cat != BOUNCE_CAT_BAD_DOMAIN)
         return;

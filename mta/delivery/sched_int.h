@@ -43,6 +43,8 @@ struct rcpt {
     /* A failed recipient's bounce category (enum bounce_category), found once: from its outcome,
      * when it expired, or when its result was read back from the spool. */
     unsigned category : 5;
+    /* Its failure was offered to the suppression list: once per failure, not per DSN attempt. */
+    unsigned suppression_noted : 1;
     /* Delay DSNs sent (recorded in the spool), and the step of delivery.delay_warning a DSN is
      * owed for when larger. */
     unsigned delay_warned, delay_owed;

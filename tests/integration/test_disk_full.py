@@ -160,22 +160,25 @@ class DsnOnFullSpool(TmpfsSpool, MailNetCase):
     def test_dsn_written_once_space_is_back(self):
         """The recipient is deferred once, the spool fills up, then the retry fails it for good:
         the DSN cannot be written (delivery.bounce_failed, with when it is tried again); once
-        space is back it reaches the sender without a restart."""
+        space is back it reaches the sender without a restart. The hard bounce goes to the
+        suppression list (kept off the full disk) once, not at each attempt of the DSN."""
         net = self.make_net()
         home = net.peer("mx.sender.test")
         net.mx("sender.test", home, 10)
         dest = net.peer("mx.dest.test", defer_first=1, rcpt=[("*", "550 5.1.1 no such user")])
         net.mx("dest.test", dest, 10)
         net.start()
-        self.d = self.start_on_tmpfs(net.sluice_config(retry=["2s"]), spool_min_free=0,
-                                     spool_min_free_percent=100)
+        cfg = net.sluice_config(retry=["2s"])
+        # Relative: in the daemon's directory, beside the spool's tmpfs.
+        cfg["suppression"] = {"enabled": True, "path": "suppression"}
+        self.d = self.start_on_tmpfs(cfg, spool_min_free=0, spool_min_free_percent=100)
         with self.d.connect() as c:
             qid = queued_id(send_message(c, "alice@sender.test", ["gone@dest.test"], CONTENT,
                                          helo="client.test"))
         self.assertIsNotNone(qid)
         self.wait(lambda: b"deferred" in self.d.queue_show(qid), 20, "the deferral recorded")
         filler = self.fill(self.d, leave=0)
-        self.d.wait_event("delivery.bounce_failed", timeout=20)
+        self.d.wait_event("delivery.bounce_failed", timeout=20, count=2)
         self.assertEqual(home.transactions(), [], "no DSN while the spool is full")
         os.unlink(filler)
         self.wait(lambda: [tx for tx in home.transactions() if tx.accepted()], 20,
@@ -184,6 +187,8 @@ class DsnOnFullSpool(TmpfsSpool, MailNetCase):
         waits = [int(e["retry_in_ms"]) for e in failures]
         self.assertEqual(waits, [1000 << i for i in range(len(waits))], "doubling waits")
         self.assertEqual(len(self.d.events("delivery.bounce", queue_id=qid)), 1)
+        added = self.d.events("suppression.added", address="gone@dest.test")
+        self.assertEqual([e["source"] for e in added], ["bad-mailbox"], added)
         self.assertEqual(self.d.run, 1, "no restart")
 
 
