@@ -63,6 +63,9 @@ struct dest {
     size_t nslots;
     struct fair_queue queue; /* jobs waiting for a connection, by tenant (sched_fair.h) */
     size_t queued;           /* jobs */
+    /* The queued jobs by expires_at, so that mail a suspension or the limits hold back expires
+     * on time without a walk of the queue. */
+    struct minheap expiry;
     unsigned conns;
     struct conn *conn_list; /* open connections */
     unsigned fail_streak;

@@ -142,6 +142,7 @@ static void dest_on_closed_timer(uv_handle_t *h)
         slot_unref(d->slots[i], d);
     free(d->slots);
     fair_queue_close(&d->queue);
+    minheap_free(&d->expiry);
     reply_rules_state_free(d->rules);
     config_unref(d->cfg);
     free(d->key);
@@ -200,6 +201,7 @@ static struct job *job_sibling(const struct job *job, size_t room)
     sib->nrcpts = 0;
     sib->mx = mx_list_ref(job->mx);
     sib->next = NULL;
+    sib->expiry = (struct minheap_node)MINHEAP_NODE_INIT;
     return sib;
 }
 
@@ -216,6 +218,27 @@ static void job_split(struct job *job, size_t keep)
     job->next = rest;
 }
 
+/* Queues job (at the front: it goes next), and in the expiry heap. */
+static void dest_queue_push(struct dest *d, struct job *job, int front)
+{
+    fair_queue_push(&d->queue, job, front);
+    d->queued++;
+    job->expiry = (struct minheap_node)MINHEAP_NODE_INIT; /* in no heap (a new job is zeroed) */
+    minheap_set(&d->expiry, &job->expiry, job->expires_at);
+}
+
+/* Takes the next queued job that fits(job, arg) accepts (see fair_queue_take), or NULL. */
+static struct job *dest_queue_take(struct dest *d, int (*fits)(const struct job *, const void *),
+                                   const void *arg)
+{
+    struct job *job = fair_queue_take(&d->queue, fits, arg);
+    if (job != NULL) {
+        d->queued--;
+        minheap_remove(&d->expiry, &job->expiry);
+    }
+    return job;
+}
+
 void dest_enqueue(struct dest *d, struct job *job)
 {
     struct smtp_client_outcome bounce;
@@ -228,8 +251,7 @@ void dest_enqueue(struct dest *d, struct job *job)
         job_split(j, d->shaping->recipients_per_message);
     while (job != NULL) {
         struct job *next = job->next;
-        fair_queue_push(&d->queue, job, 0);
-        d->queued++;
+        dest_queue_push(d, job, 0);
         job = next;
     }
     dest_dispatch(d);
@@ -255,37 +277,47 @@ static int dest_warmup_holds(const struct dest *d)
     return d->nslots > 0;
 }
 
-struct expiry_scan {
-    uint64_t now;
-    uint64_t *wake; /* lowered to the next expiry of the jobs left */
-};
-
-/* fair_queue_take's test for dest_expire_waiting: the job's message has expired. */
-static int job_expired(const struct job *job, const void *arg)
+/* dest_queue_take's test for the one job arg. */
+static int job_is(const struct job *job, const void *arg)
 {
-    const struct expiry_scan *scan = arg;
-    if (job->expires_at <= scan->now)
-        return 1;
-    if (job->expires_at < *scan->wake)
-        *scan->wake = job->expires_at;
-    return 0;
+    return job == arg;
 }
 
-/* Jobs that waited for the warm-up (overflow: wait) until their message expired leave untried
- * with a temporary failure, which the scheduler turns into the expiry's bounce; *wake is lowered
- * to the next expiry of those left. */
-static void dest_expire_waiting(struct dest *d, uint64_t now, uint64_t *wake)
+/* When the next queued job expires (uv_now ms), or UINT64_MAX. */
+static uint64_t dest_next_expiry(const struct dest *d)
 {
-    static const struct smtp_client_outcome expired = {
+    const struct minheap_node *top = minheap_top(&d->expiry);
+    return top != NULL ? top->key : UINT64_MAX;
+}
+
+/* Jobs still queued when their message expires (held back by a suspension, the warm-up
+ * (overflow: wait) or the limits) leave untried with a temporary failure that says why, which
+ * the scheduler turns into the expiry's bounce. */
+static void dest_expire_waiting(struct dest *d, uint64_t now)
+{
+    static const struct smtp_client_outcome suspended = {
+        .code = 451,
+        .enhanced = "4.4.7",
+        .stage = "queue",
+        .text = "not sent: the destination was suspended"};
+    static const struct smtp_client_outcome warming = {
         .code = 451,
         .enhanced = "4.4.7",
         .stage = "warm-up",
         .text = "not sent: the warming egress addresses had used their allowance for the day"};
-    struct expiry_scan scan = {now, wake};
-    struct job *job;
-    while ((job = fair_queue_take(&d->queue, job_expired, &scan)) != NULL) {
-        d->queued--;
-        dest_report_all(d, job, &expired, NULL);
+    static const struct smtp_client_outcome limited = {
+        .code = 451,
+        .enhanced = "4.4.7",
+        .stage = "queue",
+        .text = "not sent: the destination's limits held it back"};
+    while (dest_next_expiry(d) <= now) {
+        struct job *job = container_of(minheap_top(&d->expiry), struct job, expiry);
+        dest_queue_take(d, job_is, job);
+        dest_report_all(d, job,
+                        d->suspended_until > now ? &suspended
+                        : dest_warmup_holds(d)   ? &warming
+                                                 : &limited,
+                        NULL);
     }
 }
 
@@ -311,10 +343,7 @@ struct job *dest_take_job(struct dest *d, const struct conn *c)
 {
     if (c != NULL && dest_warmup_wait(d, c->slot) > 0)
         return NULL;
-    struct job *job = fair_queue_take(&d->queue, c != NULL ? job_fits_conn : NULL, c);
-    if (job != NULL)
-        d->queued--;
-    return job;
+    return dest_queue_take(d, c != NULL ? job_fits_conn : NULL, c);
 }
 
 static void dest_on_timer(uv_timer_t *t)
@@ -391,8 +420,12 @@ static void dest_dispatch(struct dest *d)
     uint64_t now = uv_now(d->env->loop);
     dest_note_ends(d, now);
     if (d->suspended_until > now) {
-        if (d->suspended_until != UINT64_MAX && !fair_queue_empty(&d->queue))
-            dest_arm_timer(d, d->suspended_until);
+        dest_expire_waiting(d, now);
+        uint64_t wake = dest_next_expiry(d);
+        if (d->suspended_until < wake && !fair_queue_empty(&d->queue))
+            wake = d->suspended_until;
+        if (wake != UINT64_MAX)
+            dest_arm_timer(d, wake);
         return;
     }
     uint64_t wake = UINT64_MAX;
@@ -405,9 +438,11 @@ static void dest_dispatch(struct dest *d)
         shaping_rates_connected(sl->rates, now);
         conn_start(d, sl, dest_take_job(d, NULL));
     }
-    if (!fair_queue_empty(&d->queue) && dest_warmup_holds(d))
-        dest_expire_waiting(d, now, &wake);
     d->dispatching = 0;
+    /* After the dispatch: a job that comes at its expiry still gets its one last try. */
+    dest_expire_waiting(d, now);
+    if (dest_next_expiry(d) < wake)
+        wake = dest_next_expiry(d);
     if (d->suspended_until > now && d->suspended_until != UINT64_MAX &&
         !fair_queue_empty(&d->queue))
         wake = d->suspended_until;
@@ -443,10 +478,8 @@ void dest_return_jobs(struct dest *d, int (*match)(const struct job *, const voi
                       const void *arg)
 {
     struct job *job;
-    while ((job = fair_queue_take(&d->queue, match, arg)) != NULL) {
-        d->queued--;
+    while ((job = dest_queue_take(d, match, arg)) != NULL)
         d->env->hooks.job_returned(d->env->hooks.arg, job);
-    }
 }
 
 static void dest_return_queue(struct dest *d)
@@ -525,12 +558,6 @@ static struct conn *conn_new(struct dest *d, struct slot *sl, struct job *job)
     return c;
 }
 
-static void dest_push_front(struct dest *d, struct job *job)
-{
-    fair_queue_push(&d->queue, job, 1);
-    d->queued++;
-}
-
 /* Keeps the first `budget` recipients of job for this connection; the rest goes back to the
  * front of the queue for another one. */
 static void dest_fit_job(struct dest *d, struct job *job, size_t budget)
@@ -540,7 +567,7 @@ static void dest_fit_job(struct dest *d, struct job *job, size_t budget)
     if (rest == NULL)
         return;
     job->next = NULL;
-    dest_push_front(d, rest);
+    dest_queue_push(d, rest, 1);
 }
 
 static void conn_start(struct dest *d, struct slot *sl, struct job *job)
@@ -977,7 +1004,7 @@ static void conn_on_client(struct smtp_client *client, enum smtp_client_event ev
      * the idle time ran out while the body loaded. The job has not been tried. */
     int unsent = c->job != NULL && c->state == CONN_READY && n == 0;
     if (unsent && !c->aborting && !d->retired) {
-        dest_push_front(d, c->job);
+        dest_queue_push(d, c->job, 1);
         c->job = NULL;
     }
     if (c->job != NULL && (c->aborting || unsent)) {

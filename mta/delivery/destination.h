@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "lib/config.h"
+#include "lib/minheap.h"
 #include "mta/delivery/route.h"
 #include "mta/delivery/shared_limits.h"
 #include "mta/delivery/smtp_client.h"
@@ -54,6 +55,8 @@ struct job {
     /* Loop time (uv_now) at which the message expires under shaping: a job still waiting for the
      * warm-up then leaves untried, to be bounced. */
     uint64_t expires_at;
+    /* Its place in its destination's heap of queued jobs by expires_at, while queued there. */
+    struct minheap_node expiry;
     /* Set by the destination when it reports the job: milliseconds until a reply rule's
      * suspension that holds the destination back ends (a deferred recipient is tried then, not
      * at its next retry step), or -1: none holds. */

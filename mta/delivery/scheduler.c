@@ -351,6 +351,9 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
     struct qmsg *m = job->msg;
     unsigned held = (unsigned)job->nrcpts;
     int64_t now = wall_ms(), deferred_until = 0;
+    /* By the loop's clock, which the destination expires queued jobs by (a few ms off the wall's).
+     */
+    int expired = job->expires_at <= uv_now(m->s->loop);
     struct update_batch *b = update_batch_new(m, job->nrcpts);
     for (size_t i = 0; i < job->nrcpts; i++) {
         const struct smtp_client_outcome *o = &outcomes[i];
@@ -365,7 +368,7 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
             status = SPOOL_RCPT_DELIVERED, event = "delivery.delivered";
         } else if (o->code >= 500) {
             status = SPOOL_RCPT_FAILED, event = "delivery.failed";
-        } else if ((next = retry_at(m, job->shaping, attempts, now)) > 0) {
+        } else if (!expired && (next = retry_at(m, job->shaping, attempts, now)) > 0) {
             /* Held back by a reply rule's suspension: tried when it ends, not later. */
             if (job->hold_ms >= 0 && now + job->hold_ms < next)
                 next = now + job->hold_ms;

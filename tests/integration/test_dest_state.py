@@ -6,7 +6,8 @@ sweep: delivery.forgotten), one whose message was deferred for an hour, which `q
 and `queue destinations` still show after that sweep; the same holds for the destination of a
 tenant with its own egress pool ("DOMAIN/POOL"). An administrator's suspension survives a
 restart (kept in <spool>/suspended): one of a name no mail has gone to yet still holds the first
-mail for it after the restart, and its lifting is kept too.
+mail for it after the restart, and its lifting is kept too. Mail a suspension or the limits hold
+back at its destination still expires on time (shaping expire), with a DSN to the sender.
 """
 import json
 import os
@@ -99,6 +100,53 @@ class DestinationState(MailNetCase):
         d.restart()
         send(d, SENDER, ["y@later.test"])
         self.wait(lambda: "y@later.test" in later.delivered_rcpts(), 20, "not suspended again")
+
+
+class HeldMailExpires(MailNetCase):
+    def start(self, rules=()):
+        net = self.make_net()
+        self.home = net.peer("mx.sender.test")
+        self.dest = net.peer("mx.dest.test")
+        net.mx("sender.test", self.home, 10)
+        net.mx("dest.test", self.dest, 10)
+        net.start()
+        self.d = self.start_sluice(config=net.sluice_config(rules, retry=["1h"], expire="3s"))
+
+    def check_expired(self, rcpt, reply):
+        """rcpt fails at expiry though never tried, and its DSN reaches the sender's MX."""
+        expired = self.d.wait_event("delivery.expired", timeout=20, rcpt=rcpt)
+        self.assertEqual(len(expired), 1, expired)
+        self.assertEqual((expired[0]["code"], expired[0]["enhanced"], expired[0]["stage"]),
+                         (451, "4.4.7", "queue"), expired)
+        self.assertIn(reply, expired[0]["reply"])
+        self.assertNotIn(rcpt, self.dest.delivered_rcpts())
+        self.wait(lambda: [tx for tx in self.home.transactions()
+                           if tx.accepted() and rcpt.encode() in tx.data], 20,
+                  "the DSN for %s at the sender's MX" % rcpt)
+        self.wait(lambda: self.d.queue_list() == [], 20, "the queue empty")
+
+    def test_mail_at_a_suspended_destination_expires(self):
+        self.start()
+        res = self.d.cli("queue", "suspend", "dest.test")
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        send(self.d, SENDER, ["x@dest.test"])
+        self.check_expired("x@dest.test", "suspended")
+        self.assertEqual(self.dest.attempts, {}, "never tried")
+
+    def test_mail_held_by_the_connection_rate_expires(self):
+        # One connection an hour, one message each: of two messages, one at most goes out and
+        # the other waits for the next connection, beyond its expiry.
+        self.start([{"match": {"domain": "dest.test"}, "connections": 1,
+                     "messages_per_connection": 1, "connection_rate": "1/h"}])
+        send(self.d, SENDER, ["one@dest.test"])
+        send(self.d, SENDER, ["two@dest.test"])
+        expired = self.d.wait_event("delivery.expired", timeout=20)
+        sent = self.dest.delivered_rcpts()
+        self.assertLessEqual(len(sent), 1, sent)
+        held = sorted({"one@dest.test", "two@dest.test"} - set(sent))
+        for rcpt in held:
+            self.check_expired(rcpt, "limits")
+        self.assertEqual(len(self.d.events("delivery.expired")), len(held), expired)
 
 
 if __name__ == "__main__":
