@@ -420,17 +420,31 @@ static void inject_job_free(struct inject_job *job)
     free(job);
 }
 
+/* The client has gone before its answer: the messages on their way to the spool still finish
+ * (durable, delivered, logged http.injected); those reading the suppression list stop there and
+ * the others never start. */
 static void inject_job_on_gone(void *owner)
 {
     struct inject_job *job = owner;
-    job->later = NULL; /* the messages on their way to the spool still finish; no other starts */
+    size_t queued = 0, finishing = 0;
+    job->later = NULL;
     for (size_t i = 0; i < job->next; i++) {
         struct inject_one *o = &job->ones[i];
-        if (o->waiting > 0) { /* reading the suppression list: it stops there */
+        if (o->waiting > 0) {
             message_end(o);
             job->in_flight--;
         }
+        finishing += o->submit != NULL;
+        queued += o->answer != NULL && json_object_get(o->answer, "id") != NULL;
     }
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "http.inject_cancelled");
+    log_str(&r, "tenant", job->user);
+    log_str(&r, "client", job->client);
+    log_int(&r, "messages", (long long)job->req.nmsgs);
+    log_int(&r, "queued", (long long)queued);
+    log_int(&r, "finishing", (long long)finishing);
+    log_end(&r);
     inject_job_run(job); /* frees the request when nothing is left in flight */
 }
 

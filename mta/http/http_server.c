@@ -87,6 +87,8 @@ static const char *reason_of(int status)
         return "Unprocessable Content";
     case 431:
         return "Request Header Fields Too Large";
+    case 499:
+        return "Client Closed Request";
     case 503:
         return "Service Unavailable";
     }
@@ -175,13 +177,96 @@ struct http_later {
     void (*on_gone)(void *owner);
     void *owner;
     int answered;
+    /* While the answer is awaited the connection is read (h2o stops reading it once a request is
+     * whole), to learn when the client leaves: */
+    h2o_socket_t *sock; /* the connection read, else NULL */
+    void *sock_data;    /* h2o's sock->data, lent to the read callback until the answer */
+    size_t input_max;   /* input buffered up to this (pipelined requests); the rest waits */
 };
+
+static void later_on_read(h2o_socket_t *sock, const char *err);
+
+static h2o_iovec_t pool_copy(h2o_mem_pool_t *pool, h2o_iovec_t v)
+{
+    return v.base != NULL ? h2o_strdup(pool, v.base, v.len) : v;
+}
+
+/* A request without a body points into the connection's input buffer, which reading moves: what
+ * h2o and the answer still read of the request goes into its own memory first. The body was the
+ * handler's to read while it ran (struct http_call). */
+static void request_keep_head(h2o_req_t *req)
+{
+    h2o_mem_pool_t *pool = &req->pool;
+    req->input.method = pool_copy(pool, req->input.method);
+    req->input.path = pool_copy(pool, req->input.path);
+    req->input.authority = pool_copy(pool, req->input.authority);
+    req->method = pool_copy(pool, req->method);
+    req->path = pool_copy(pool, req->path);
+    req->path_normalized = pool_copy(pool, req->path_normalized);
+    req->authority = pool_copy(pool, req->authority);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        h2o_header_t *header = &req->headers.entries[i];
+        if (!h2o_iovec_is_token(header->name))
+            *header->name = pool_copy(pool, *header->name);
+        header->value = pool_copy(pool, header->value);
+    }
+    req->entity = h2o_iovec_init(NULL, 0);
+}
+
+/* Reads the connection until the answer: h2o has no callback of its own on the socket meanwhile
+ * (it has stopped reading and writes nothing before the answer), so sock->data is lent to us. */
+static void later_read_start(struct http_later *later, size_t pipelined_max)
+{
+    h2o_req_t *req = later->req;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL)
+        return;
+    request_keep_head(req);
+    later->sock = sock;
+    later->sock_data = sock->data;
+    later->input_max = sock->input->size + pipelined_max;
+    sock->data = later;
+    h2o_socket_read_start(sock, later_on_read);
+}
+
+/* Gives the socket back to h2o, which reads again (the input buffered first) once it has sent the
+ * answer. */
+static void later_read_stop(struct http_later *later)
+{
+    if (later->sock == NULL)
+        return;
+    h2o_socket_read_stop(later->sock);
+    later->sock->data = later->sock_data;
+    later->sock = NULL;
+}
 
 static void later_on_dispose(void *p)
 {
     struct http_later *later = p;
+    later_read_stop(later);
     if (!later->answered && later->on_gone != NULL)
         later->on_gone(later->owner);
+}
+
+/* The client closed the connection (or it failed) before its answer: the handler's work is called
+ * off, and h2o closes the connection after an answer nobody reads. 499 is the status logs give a
+ * client's leaving (nginx's "client closed request"). */
+static void later_on_read(h2o_socket_t *sock, const char *err)
+{
+    struct http_later *later = sock->data;
+    if (err == NULL) {
+        if (sock->input->size >= later->input_max)
+            h2o_socket_read_stop(sock); /* the client waits for the answer to send more */
+        return;
+    }
+    h2o_req_t *req = later->req;
+    later_read_stop(later);
+    later->answered = 1;
+    if (later->on_gone != NULL)
+        later->on_gone(later->owner);
+    req->http1_is_persistent = 0;
+    respond_error(req, 499, "the client closed the connection");
+    request_log(req, 499, later->user);
 }
 
 void http_later_watch(struct http_later *later, void (*on_gone)(void *owner), void *owner)
@@ -193,6 +278,7 @@ void http_later_watch(struct http_later *later, void (*on_gone)(void *owner), vo
 void http_later_answer(struct http_later *later, struct http_answer *answer)
 {
     h2o_req_t *req = later->req;
+    later_read_stop(later);
     later->answered = 1;
     const char *body = answer->body.data != NULL ? answer->body.data : "";
     if (answer->status == 200 || answer->json_error)
@@ -253,6 +339,8 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
     route->handler(h->arg, &call, &answer);
     if (answer.status != HTTP_ANSWER_LATER)
         http_later_answer(later, &answer);
+    else if (!later->answered)
+        later_read_start(later, h->max_header);
     return 0;
 }
 
