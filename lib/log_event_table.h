@@ -265,6 +265,11 @@ static const struct log_event log_event_table[] = {
      "msg",
      "A relayed message's header section was too big to hold (over 1 MB), so it went on without "
      "X-Sluice-Trace and Feedback-ID: a complaint about it cannot be matched."},
+    {"http.inject_cancelled", "info",
+     "tenant, client, messages, queued, finishing",
+     "The client of POST /api/v1/inject closed its connection before the answer: of the request's "
+     "`messages`, `queued` were durable already and `finishing` were being committed (they stay "
+     "and are delivered, logged http.injected); the others are not queued."},
     {"http.inject_refused", "info",
      "tenant, client, address, code, text, rule",
      "POST /api/v1/inject refused a recipient (`address`) or a whole message (no `address`) with "
@@ -273,14 +278,16 @@ static const struct log_event log_event_table[] = {
     {"http.injected", "info",
      "queue_id, tenant, campaign, from, rcpts, size, client",
      "A message injected over HTTP (POST /api/v1/inject) is durable in the spool under `queue_id` "
-     "and was answered with that id; `tenant` is the token's user."},
+     "and was answered with that id (unless its client had gone: http.inject_cancelled); `tenant` "
+     "is the token's user."},
     {"http.refused", "warn",
      "msg",
      "An HTTP connection was closed as it arrived: http.max_connections were open."},
     {"http.request", "info",
      "method, path, status, user",
      "The HTTP interface answered a request with `status`; `user` is the bearer token's "
-     "(none when it was refused, or for a public /metrics)."},
+     "(none when it was refused, or for a public /metrics). 499: the client closed the "
+     "connection before the answer, and what the request had started was called off."},
     {"listener.accept_error", "warn",
      "msg",
      "Accepting a connection on a listener failed (the address and the system's error)."},

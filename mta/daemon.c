@@ -95,6 +95,15 @@ static struct listener *listener_by_address(struct listener *list, const char *a
 
 /* Opens the listeners of cfg that are not open yet, into *opened. Returns 0 or -1 (err set); on
  * failure the ones it opened are closed again. */
+static void listeners_close(struct listener **list)
+{
+    while (*list != NULL) {
+        struct listener *next = (*list)->next;
+        listener_close(*list);
+        *list = next;
+    }
+}
+
 static int open_new_listeners(struct daemon *d, const struct config *cfg, struct listener **opened,
                               struct buf *err)
 {
@@ -105,11 +114,7 @@ static int open_new_listeners(struct daemon *d, const struct config *cfg, struct
             continue;
         struct listener *l;
         if (listener_open(&d->srv, cl, &l, err) < 0) {
-            while (*opened != NULL) {
-                struct listener *next = (*opened)->next;
-                listener_close(*opened);
-                *opened = next;
-            }
+            listeners_close(opened);
             return -1;
         }
         l->next = *opened;
@@ -207,10 +212,13 @@ struct reload {
     struct auth_users *users;
     struct bounce_categories *categories;
     struct public_suffixes *suffixes;
+    struct http_files http;
 };
 
 static void reload_on_work(uv_work_t *req);
 static void reload_on_loaded(uv_work_t *req, int status);
+static int open_new_http(struct daemon *d, const struct config *cfg, struct listener **opened,
+                         struct buf *err);
 
 /* SIGHUP: the files (configuration, keys, certificates, users, recipients: any may be large or
  * slow) are read on the thread pool; a SIGHUP during a reload runs one more after it. */
@@ -237,7 +245,8 @@ static void reload_on_work(uv_work_t *req)
     if ((r->cfg->tls.certificate != NULL && (r->tls = tls_ctx_for(r->cfg, &r->err)) == NULL) ||
         config_auth_users(r->cfg, &r->users, &r->err) < 0 ||
         bounce_categories_load_config(r->cfg, &r->categories, &r->err) < 0 ||
-        config_public_suffixes(r->cfg, &r->suffixes, &r->err) < 0) {
+        config_public_suffixes(r->cfg, &r->suffixes, &r->err) < 0 ||
+        http_files_load(r->cfg, &r->http, &r->err) < 0) {
         config_unref(r->cfg);
         r->cfg = NULL;
     }
@@ -250,6 +259,7 @@ static void reload_free(struct reload *r)
     auth_users_free(r->users);
     bounce_categories_free(r->categories);
     public_suffixes_unref(r->suffixes);
+    http_files_free(&r->http);
     recipients_free(r->recipients);
     dkim_signer_set_unref(r->signers);
     config_unref(r->cfg);
@@ -288,14 +298,12 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
         cfg->dns.timeout_ms != d->srv.cfg->dns.timeout_ms)
         log_msg(LOG_WARN, "daemon.reload", "dns changed: takes effect at the next restart");
     reload_check_suppression(d, cfg);
-    if (!strings_equal(cfg->http.listen, cfg->http.nlisten, d->srv.cfg->http.listen,
-                       d->srv.cfg->http.nlisten))
-        log_msg(LOG_WARN, "daemon.reload", "http changed: takes effect at the next restart");
     if (cluster_changed(cfg, d->srv.cfg))
         log_msg(LOG_WARN, "daemon.reload", "cluster changed: takes effect at the next restart");
     scheduler_set_config(d->srv.scheduler, cfg);
     webhooks_set_config(d->webhooks, cfg);
     adopt_listeners(d, cfg, opened);
+    http_server_commit(&d->http, cfg, &r->http);
     if (d->srv.tls_ctx != NULL)
         SSL_CTX_free(d->srv.tls_ctx);
     d->srv.tls_ctx = r->tls;
@@ -337,7 +345,8 @@ static void reload_on_loaded(uv_work_t *req, int status)
         reload_free(r);
         return;
     }
-    if (r->cfg != NULL && open_new_listeners(d, r->cfg, &opened, &r->err) == 0) {
+    if (r->cfg != NULL && open_new_listeners(d, r->cfg, &opened, &r->err) == 0 &&
+        open_new_http(d, r->cfg, &opened, &r->err) == 0) {
         reload_apply(d, r, opened);
     } else {
         config_log_lines(LOG_ERROR, "config.error", &r->err);
@@ -628,6 +637,18 @@ static const struct http_route daemon_http_routes[] = {
     {"POST", "/api/v1/reload", HTTP_ACCESS_TOKEN, route_on_reload},
     {"POST", "/api/v1/inject", HTTP_ACCESS_TOKEN, route_on_inject},
 };
+
+/* A reload's new http.listen addresses, after its SMTP listeners (opened): when one cannot be
+ * listened on, those are closed too and the reload is refused whole. */
+static int open_new_http(struct daemon *d, const struct config *cfg, struct listener **opened,
+                         struct buf *err)
+{
+    if (http_server_prepare(&d->http, &d->loop, cfg, daemon_http_routes,
+                            sizeof daemon_http_routes / sizeof daemon_http_routes[0], d, err) == 0)
+        return 0;
+    listeners_close(opened);
+    return -1;
+}
 
 static const struct control_handlers daemon_control_handlers = {
     control_on_list,          control_on_retry,          control_on_delete,

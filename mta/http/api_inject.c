@@ -34,24 +34,23 @@ static const struct config_listener inject_listener = {
 struct inject_job;
 struct inject_one;
 
-/* A recipient's read of the suppression list, on the thread pool (a page of the map not in
- * memory would hold the loop up), and its answer. */
-struct rcpt_lookup {
+/* A recipient's RCPT decision, made once; relayed mail's is completed by the suppression list's
+ * answer, read on the thread pool (a page of the map not in memory would hold the loop up). */
+struct rcpt_decided {
     struct inject_one *o;              /* the message whose recipient it is */
-    struct suppression_lookup *lookup; /* NULL once answered */
-    int found;                         /* as suppression_check returns it */
-    struct suppression_entry entry;    /* when found is 1 */
+    struct suppression_lookup *lookup; /* while the list is read, else NULL */
+    struct rcpt_decision r;            /* as if no recipient were accepted before it */
 };
 
 /* One message of a request, from its checks to its answer. */
 struct inject_one {
     struct inject_job *job;
     const struct inject_message *m;
-    json_t *answer;              /* NULL until started */
-    int64_t now;                 /* when its recipients are decided */
-    struct rcpt_lookup *lookups; /* one a recipient, NULL when none needs a read */
-    size_t waiting;              /* reads not answered yet */
-    struct submit *submit;       /* on its way to the spool, else NULL */
+    json_t *answer;               /* NULL until started */
+    int64_t now;                  /* when its recipients are decided */
+    struct rcpt_decided *decided; /* one a recipient, once its checks have passed */
+    size_t waiting;               /* reads not answered yet */
+    struct submit *submit;        /* on its way to the spool, else NULL */
     char sender[SMTP_PATH_MAX + 8];
     char **rcpts; /* accepted, canonical, as spooled */
     size_t nrcpts;
@@ -135,10 +134,9 @@ static void log_injected(const struct inject_one *o, const char *queue_id, uint6
 
 /* ---- one message ---- */
 
-/* The RCPT decision for rcpt, as a submission client authenticated as the token's user would
- * have it, with nrcpts recipients accepted before it. */
-static void rcpt_decide(const struct inject_one *o, const char *rcpt, size_t nrcpts,
-                        struct rcpt_facts *f, struct rcpt_decision *r)
+/* The facts of a RCPT decision as a submission client authenticated as the token's user would
+ * have them, with nrcpts recipients accepted before. */
+static void rcpt_facts_of(const struct inject_one *o, size_t nrcpts, struct rcpt_facts *f)
 {
     const struct inject_job *job = o->job;
     *f = (struct rcpt_facts){
@@ -153,40 +151,53 @@ static void rcpt_decide(const struct inject_one *o, const char *rcpt, size_t nrc
         .recipients = job->srv->recipients,
         .no_verifier = 1,
     };
+}
+
+/* The RCPT decision for rcpt with nrcpts recipients accepted before it. */
+static void rcpt_decide(const struct inject_one *o, const char *rcpt, size_t nrcpts,
+                        struct rcpt_decision *r)
+{
+    struct rcpt_facts f;
+    rcpt_facts_of(o, nrcpts, &f);
     struct buf arg = BUF_INIT;
     buf_printf(&arg, "TO:<%s>", rcpt);
-    rcpt_policy_decide(f, (struct smtp_slice){arg.data, arg.len}, r);
+    rcpt_policy_decide(&f, (struct smtp_slice){arg.data, arg.len}, r);
     buf_free(&arg);
+}
+
+/* The list's answer completes the recipient's decision. */
+static void rcpt_suppressed(struct rcpt_decided *d, int found, const struct suppression_entry *e)
+{
+    struct rcpt_facts f;
+    rcpt_facts_of(d->o, 0, &f);
+    rcpt_policy_suppressed(&f, found, e, &d->r);
 }
 
 static void message_on_suppression(void *arg, int found, const struct suppression_entry *e);
 
-/* Starts the suppression list's reads of the recipients that need one, all at once; the cap on
- * recipients is left to message_recipients, as it counts only those accepted. */
-static void message_lookups(struct inject_one *o)
+/* Decides each recipient once, as if none were accepted before it (the cap, which counts only
+ * those accepted, is message_recipients' to apply), and starts the suppression list's reads of
+ * those that need one, all at once. */
+static void message_decide(struct inject_one *o)
 {
     const struct inject_message *m = o->m;
+    o->decided = xcalloc(m->nrcpts, sizeof *o->decided);
     for (size_t i = 0; i < m->nrcpts; i++) {
-        struct rcpt_facts f;
-        struct rcpt_decision r;
-        rcpt_decide(o, m->rcpts[i], 0, &f, &r);
-        if (r.outcome != RCPT_NEED_SUPPRESSION)
+        struct rcpt_decided *d = &o->decided[i];
+        d->o = o;
+        rcpt_decide(o, m->rcpts[i], 0, &d->r);
+        if (d->r.outcome != RCPT_NEED_SUPPRESSION)
             continue;
-        if (o->lookups == NULL)
-            o->lookups = xcalloc(m->nrcpts, sizeof *o->lookups);
-        struct rcpt_lookup *l = &o->lookups[i];
-        l->o = o;
-        l->lookup = suppression_check_async(f.suppression, f.tenant, r.addr, f.now,
-                                            message_on_suppression, l);
-        if (l->lookup != NULL)
+        d->lookup = suppression_check_async(o->job->srv->suppression, o->job->user, d->r.addr,
+                                            o->now, message_on_suppression, d);
+        if (d->lookup != NULL)
             o->waiting++;
         else
-            l->found = -EAGAIN; /* answered: the list cannot be read now */
+            rcpt_suppressed(d, -EAGAIN, NULL); /* the list cannot be read now */
     }
 }
 
-/* The RCPT decision for each recipient in order, the suppression list's answers read; the
- * accepted ones go to o->rcpts. */
+/* Each recipient's decision in order, the cap applied: the accepted ones go to o->rcpts. */
 static void message_recipients(struct inject_one *o)
 {
     const struct inject_job *job = o->job;
@@ -195,29 +206,30 @@ static void message_recipients(struct inject_one *o)
     json_object_set_new(o->answer, "recipients", answers);
     o->rcpts = xcalloc(m->nrcpts, sizeof *o->rcpts);
     for (size_t i = 0; i < m->nrcpts; i++) {
-        struct rcpt_facts f;
-        struct rcpt_decision r;
-        rcpt_decide(o, m->rcpts[i], o->nrcpts, &f, &r);
-        if (r.outcome == RCPT_NEED_SUPPRESSION) {
-            const struct rcpt_lookup *l = &o->lookups[i]; /* read by message_lookups */
-            rcpt_policy_suppressed(&f, l->found, &l->entry, &r);
+        const struct rcpt_decision *r = &o->decided[i].r;
+        struct rcpt_decision capped;
+        /* Over SMTP the cap comes after the address checks, and counts those accepted before. */
+        int address_refused = r->outcome == RCPT_REFUSE && r->stage < RCPT_STAGE_LIMIT;
+        if (!address_refused && o->nrcpts >= job->cfg->limits.max_recipients_per_message) {
+            rcpt_decide(o, m->rcpts[i], o->nrcpts, &capped);
+            r = &capped;
         }
-        if (r.outcome == RCPT_REFUSE || r.outcome == RCPT_NEED_VERIFY) {
+        if (r->outcome == RCPT_REFUSE || r->outcome == RCPT_NEED_VERIFY) {
             json_array_append_new(answers,
-                                  reply_json(m->rcpts[i], r.d.code, r.d.enhanced, r.d.text));
-            log_refused(job, m->rcpts[i], r.d.code, r.reason != NULL ? r.reason : r.d.text,
-                        r.check);
+                                  reply_json(m->rcpts[i], r->d.code, r->d.enhanced, r->d.text));
+            log_refused(job, m->rcpts[i], r->d.code, r->reason != NULL ? r->reason : r->d.text,
+                        r->check);
             continue;
         }
         /* A dropped recipient (suppressed, action drop) is told Ok, as over SMTP. */
         json_array_append_new(answers, reply_json(m->rcpts[i], 250, "2.1.5", "Ok"));
-        if (r.outcome == RCPT_DROP) {
-            log_refused(job, r.addr, 250, "suppressed: dropped", "suppression");
+        if (r->outcome == RCPT_DROP) {
+            log_refused(job, r->addr, 250, "suppressed: dropped", "suppression");
             continue;
         }
-        if (r.rcpt.flags & SMTP_ADDR_UTF8)
+        if (r->rcpt.flags & SMTP_ADDR_UTF8)
             o->flags |= SPOOL_ENV_SMTPUTF8;
-        o->rcpts[o->nrcpts++] = xstrdup(postmaster_redirect(job->cfg, r.addr));
+        o->rcpts[o->nrcpts++] = xstrdup(postmaster_redirect(job->cfg, r->addr));
     }
 }
 
@@ -339,7 +351,7 @@ static int message_start(struct inject_one *o)
     if (from.flags & SMTP_ADDR_UTF8)
         o->flags |= SPOOL_ENV_SMTPUTF8;
     o->now = time(NULL);
-    message_lookups(o);
+    message_decide(o);
     if (o->waiting > 0)
         return 1; /* message_on_suppression goes on once the list has answered */
     return message_continue(o);
@@ -355,10 +367,10 @@ static void message_end(struct inject_one *o)
     free(o->rcpts);
     o->rcpts = NULL;
     o->nrcpts = 0;
-    for (size_t i = 0; o->lookups != NULL && i < o->m->nrcpts; i++)
-        suppression_lookup_cancel(o->lookups[i].lookup);
-    free(o->lookups);
-    o->lookups = NULL;
+    for (size_t i = 0; o->decided != NULL && i < o->m->nrcpts; i++)
+        suppression_lookup_cancel(o->decided[i].lookup);
+    free(o->decided);
+    o->decided = NULL;
     o->waiting = 0;
 }
 
@@ -372,12 +384,10 @@ static void message_answered(struct inject_one *o)
 
 static void message_on_suppression(void *arg, int found, const struct suppression_entry *e)
 {
-    struct rcpt_lookup *l = arg;
-    struct inject_one *o = l->o;
-    l->lookup = NULL;
-    l->found = found;
-    if (found == 1)
-        l->entry = *e;
+    struct rcpt_decided *d = arg;
+    struct inject_one *o = d->o;
+    d->lookup = NULL;
+    rcpt_suppressed(d, found, e);
     if (--o->waiting == 0 && message_continue(o) == 0)
         message_answered(o);
 }
@@ -410,17 +420,31 @@ static void inject_job_free(struct inject_job *job)
     free(job);
 }
 
+/* The client has gone before its answer: the messages on their way to the spool still finish
+ * (durable, delivered, logged http.injected); those reading the suppression list stop there and
+ * the others never start. */
 static void inject_job_on_gone(void *owner)
 {
     struct inject_job *job = owner;
-    job->later = NULL; /* the messages on their way to the spool still finish; no other starts */
+    size_t queued = 0, finishing = 0;
+    job->later = NULL;
     for (size_t i = 0; i < job->next; i++) {
         struct inject_one *o = &job->ones[i];
-        if (o->waiting > 0) { /* reading the suppression list: it stops there */
+        if (o->waiting > 0) {
             message_end(o);
             job->in_flight--;
         }
+        finishing += o->submit != NULL;
+        queued += o->answer != NULL && json_object_get(o->answer, "id") != NULL;
     }
+    struct logrec r;
+    log_begin(&r, LOG_INFO, "http.inject_cancelled");
+    log_str(&r, "tenant", job->user);
+    log_str(&r, "client", job->client);
+    log_int(&r, "messages", (long long)job->req.nmsgs);
+    log_int(&r, "queued", (long long)queued);
+    log_int(&r, "finishing", (long long)finishing);
+    log_end(&r);
     inject_job_run(job); /* frees the request when nothing is left in flight */
 }
 

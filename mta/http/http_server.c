@@ -23,6 +23,13 @@ struct http_handle {
     unsigned *count; /* the server's count of these, lowered when it has closed */
 };
 
+/* A listening socket: its handle first, so that handle_on_close frees it whole. */
+struct http_listener {
+    struct http_handle handle;
+    struct http_listener *next;
+    char address[]; /* as http.listen has it */
+};
+
 /* The one h2o handler: routes every path itself. */
 struct http_handler {
     h2o_handler_t super;
@@ -39,8 +46,9 @@ struct http_server {
     const struct http_route *routes;
     size_t nroutes;
     void *arg;
-    struct http_handle **listeners;
-    size_t nlisteners;
+    struct http_listener *listeners; /* accepting */
+    struct http_listener *prepared;  /* bound by a reload not yet committed */
+    int fresh;                       /* made by that reload: it goes if the reload does not */
     unsigned open_listeners, conns, max_conns;
     size_t max_header;
     int metrics_public;
@@ -87,6 +95,8 @@ static const char *reason_of(int status)
         return "Unprocessable Content";
     case 431:
         return "Request Header Fields Too Large";
+    case 499:
+        return "Client Closed Request";
     case 503:
         return "Service Unavailable";
     }
@@ -175,13 +185,96 @@ struct http_later {
     void (*on_gone)(void *owner);
     void *owner;
     int answered;
+    /* While the answer is awaited the connection is read (h2o stops reading it once a request is
+     * whole), to learn when the client leaves: */
+    h2o_socket_t *sock; /* the connection read, else NULL */
+    void *sock_data;    /* h2o's sock->data, lent to the read callback until the answer */
+    size_t input_max;   /* input buffered up to this (pipelined requests); the rest waits */
 };
+
+static void later_on_read(h2o_socket_t *sock, const char *err);
+
+static h2o_iovec_t pool_copy(h2o_mem_pool_t *pool, h2o_iovec_t v)
+{
+    return v.base != NULL ? h2o_strdup(pool, v.base, v.len) : v;
+}
+
+/* A request without a body points into the connection's input buffer, which reading moves: what
+ * h2o and the answer still read of the request goes into its own memory first. The body was the
+ * handler's to read while it ran (struct http_call). */
+static void request_keep_head(h2o_req_t *req)
+{
+    h2o_mem_pool_t *pool = &req->pool;
+    req->input.method = pool_copy(pool, req->input.method);
+    req->input.path = pool_copy(pool, req->input.path);
+    req->input.authority = pool_copy(pool, req->input.authority);
+    req->method = pool_copy(pool, req->method);
+    req->path = pool_copy(pool, req->path);
+    req->path_normalized = pool_copy(pool, req->path_normalized);
+    req->authority = pool_copy(pool, req->authority);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        h2o_header_t *header = &req->headers.entries[i];
+        if (!h2o_iovec_is_token(header->name))
+            *header->name = pool_copy(pool, *header->name);
+        header->value = pool_copy(pool, header->value);
+    }
+    req->entity = h2o_iovec_init(NULL, 0);
+}
+
+/* Reads the connection until the answer: h2o has no callback of its own on the socket meanwhile
+ * (it has stopped reading and writes nothing before the answer), so sock->data is lent to us. */
+static void later_read_start(struct http_later *later, size_t pipelined_max)
+{
+    h2o_req_t *req = later->req;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL)
+        return;
+    request_keep_head(req);
+    later->sock = sock;
+    later->sock_data = sock->data;
+    later->input_max = sock->input->size + pipelined_max;
+    sock->data = later;
+    h2o_socket_read_start(sock, later_on_read);
+}
+
+/* Gives the socket back to h2o, which reads again (the input buffered first) once it has sent the
+ * answer. */
+static void later_read_stop(struct http_later *later)
+{
+    if (later->sock == NULL)
+        return;
+    h2o_socket_read_stop(later->sock);
+    later->sock->data = later->sock_data;
+    later->sock = NULL;
+}
 
 static void later_on_dispose(void *p)
 {
     struct http_later *later = p;
+    later_read_stop(later);
     if (!later->answered && later->on_gone != NULL)
         later->on_gone(later->owner);
+}
+
+/* The client closed the connection (or it failed) before its answer: the handler's work is called
+ * off, and h2o closes the connection after an answer nobody reads. 499 is the status logs give a
+ * client's leaving (nginx's "client closed request"). */
+static void later_on_read(h2o_socket_t *sock, const char *err)
+{
+    struct http_later *later = sock->data;
+    if (err == NULL) {
+        if (sock->input->size >= later->input_max)
+            h2o_socket_read_stop(sock); /* the client waits for the answer to send more */
+        return;
+    }
+    h2o_req_t *req = later->req;
+    later_read_stop(later);
+    later->answered = 1;
+    if (later->on_gone != NULL)
+        later->on_gone(later->owner);
+    req->http1_is_persistent = 0;
+    respond_error(req, 499, "the client closed the connection");
+    request_log(req, 499, later->user);
 }
 
 void http_later_watch(struct http_later *later, void (*on_gone)(void *owner), void *owner)
@@ -193,6 +286,7 @@ void http_later_watch(struct http_later *later, void (*on_gone)(void *owner), vo
 void http_later_answer(struct http_later *later, struct http_answer *answer)
 {
     h2o_req_t *req = later->req;
+    later_read_stop(later);
     later->answered = 1;
     const char *body = answer->body.data != NULL ? answer->body.data : "";
     if (answer->status == 200 || answer->json_error)
@@ -238,6 +332,9 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     struct http_later *later = h2o_mem_alloc_shared(&req->pool, sizeof *later, later_on_dispose);
+    /* The name is the tokens table's, which a reload may replace before a later answer. */
+    if (user != NULL)
+        user = h2o_strdup(&req->pool, user, SIZE_MAX).base;
     *later = (struct http_later){.req = req, .user = user};
     struct sockaddr_storage peer = {0};
     req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
@@ -253,6 +350,8 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
     route->handler(h->arg, &call, &answer);
     if (answer.status != HTTP_ANSWER_LATER)
         http_later_answer(later, &answer);
+    else if (!later->answered)
+        later_read_start(later, h->max_header);
     return 0;
 }
 
@@ -315,32 +414,10 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss)
               : uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
 }
 
-static int listen_on(struct http_server *h, const char *address, struct buf *err)
-{
-    struct sockaddr_storage ss;
-    struct http_handle *l = xcalloc(1, sizeof *l);
-    l->h = h;
-    l->count = &h->open_listeners;
-    uv_tcp_init(h->loop, &l->tcp);
-    h->listeners[h->nlisteners++] = l;
-    h->open_listeners++;
-    int rc = parse_listen(address, &ss);
-    if (rc == 0)
-        rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&l->tcp, HTTP_BACKLOG, listener_on_connection);
-    if (rc < 0)
-        buf_printf(err, "http.listen: cannot listen on %s: %s", address, uv_strerror(rc));
-    return rc;
-}
-
-static void server_setup_h2o(struct http_server *h, const struct config *cfg)
+static void server_setup_h2o(struct http_server *h)
 {
     h2o_config_init(&h->config);
-    h->config.max_request_entity_size = cfg->http.max_body_size;
-    h->config.http1.req_timeout = cfg->http.request_timeout_ms;
     h->config.http1.upgrade_to_http2 = 0;
-    h->config.handshake_timeout = cfg->http.request_timeout_ms;
     h->config.server_name = h2o_iovec_init(H2O_STRLIT("sluice"));
     h2o_hostconf_t *host =
         h2o_config_register_host(&h->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -349,10 +426,115 @@ static void server_setup_h2o(struct http_server *h, const struct config *cfg)
         (struct http_handler *)h2o_create_handler(path, sizeof(struct http_handler));
     handler->super.on_req = handler_on_req;
     handler->h = h;
+}
+
+/* Listens on address, the listener put on *list. Returns 0, or -1 with err (nothing kept). */
+static int listen_on(struct http_server *h, const char *address, struct http_listener **list,
+                     struct buf *err)
+{
+    struct sockaddr_storage ss;
+    size_t len = strlen(address);
+    struct http_listener *l = xcalloc(1, sizeof *l + len + 1);
+    memcpy(l->address, address, len + 1);
+    l->handle.h = h;
+    l->handle.count = &h->open_listeners;
+    uv_tcp_init(h->loop, &l->handle.tcp);
+    h->open_listeners++;
+    int rc = parse_listen(address, &ss);
+    if (rc == 0)
+        rc = uv_tcp_bind(&l->handle.tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0) /* a bind's EADDRINUSE shows here */
+        rc = uv_listen((uv_stream_t *)&l->handle.tcp, HTTP_BACKLOG, listener_on_connection);
+    if (rc < 0) {
+        buf_printf(err, "http.listen: cannot listen on %s: %s", address, uv_strerror(rc));
+        uv_close((uv_handle_t *)&l->handle.tcp, handle_on_close);
+        return -1;
+    }
+    l->next = *list;
+    *list = l;
+    return 0;
+}
+
+static void listeners_close(struct http_listener **list)
+{
+    while (*list != NULL) {
+        struct http_listener *l = *list;
+        *list = l->next;
+        uv_close((uv_handle_t *)&l->handle.tcp, handle_on_close);
+    }
+}
+
+static int listening_on(const struct http_listener *list, const char *address)
+{
+    for (; list != NULL; list = list->next)
+        if (strcmp(list->address, address) == 0)
+            return 1;
+    return 0;
+}
+
+/* The limits of cfg, for the connections and requests to come. */
+static void server_set_limits(struct http_server *h, const struct config *cfg)
+{
+    h->max_conns = cfg->http.max_connections;
+    h->max_header = cfg->http.max_header_size;
+    h->metrics_public = cfg->http.metrics_public;
+    h->page_loopback = cfg->http.status_page_loopback;
+    h->config.max_request_entity_size = cfg->http.max_body_size;
+    h->config.http1.req_timeout = cfg->http.request_timeout_ms;
+    h->config.handshake_timeout = cfg->http.request_timeout_ms;
+}
+
+static struct http_server *server_new(uv_loop_t *loop, const struct config *cfg,
+                                      const struct http_route *routes, size_t n, void *arg)
+{
+    struct http_server *h = xcalloc(1, sizeof *h);
+    h->loop = loop;
+    h->routes = routes, h->nroutes = n, h->arg = arg;
+    server_setup_h2o(h);
+    server_set_limits(h, cfg);
     h2o_context_init(&h->ctx, h->loop, &h->config);
     h->accept_ctx.ctx = &h->ctx;
     h->accept_ctx.hosts = h->config.hosts;
-    h->accept_ctx.ssl_ctx = h->ssl;
+    uv_timer_init(loop, &h->dispose);
+    return h;
+}
+
+/* Takes files' tokens and certificate, for the requests and connections to come. Connections
+ * keep the certificate they were made with (OpenSSL counts its users). */
+static void server_take_files(struct http_server *h, struct http_files *files)
+{
+    http_tokens_free(h->tokens);
+    h->tokens = files->tokens;
+    if (h->ssl != NULL)
+        SSL_CTX_free(h->ssl);
+    h->accept_ctx.ssl_ctx = h->ssl = files->ssl;
+    *files = (struct http_files){0};
+}
+
+int http_files_load(const struct config *cfg, struct http_files *out, struct buf *err)
+{
+    *out = (struct http_files){0};
+    if (cfg->http.nlisten == 0)
+        return 0;
+    if (cfg->http.tokens != NULL && http_tokens_load(cfg->http.tokens, &out->tokens, err) < 0)
+        return -1;
+    if (cfg->http.tls) {
+        const char *cert = cfg->http.certificate ? cfg->http.certificate : cfg->tls.certificate;
+        const char *key = cfg->http.certificate ? cfg->http.key : cfg->tls.key;
+        if ((out->ssl = tls_server_ctx_new(cert, key, err)) == NULL) {
+            http_files_free(out);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void http_files_free(struct http_files *f)
+{
+    http_tokens_free(f->tokens);
+    if (f->ssl != NULL)
+        SSL_CTX_free(f->ssl);
+    *f = (struct http_files){0};
 }
 
 int http_server_open(uv_loop_t *loop, const struct config *cfg, const struct http_route *routes,
@@ -361,37 +543,86 @@ int http_server_open(uv_loop_t *loop, const struct config *cfg, const struct htt
     *out = NULL;
     if (cfg->http.nlisten == 0)
         return 0;
-    struct http_server *h = xcalloc(1, sizeof *h);
-    h->loop = loop;
-    h->routes = routes, h->nroutes = n, h->arg = arg;
-    h->max_conns = cfg->http.max_connections;
-    h->max_header = cfg->http.max_header_size;
-    h->metrics_public = cfg->http.metrics_public;
-    h->page_loopback = cfg->http.status_page_loopback;
-    if (cfg->http.tokens != NULL && http_tokens_load(cfg->http.tokens, &h->tokens, err) < 0) {
-        free(h);
+    struct http_files files;
+    if (http_files_load(cfg, &files, err) < 0)
         return -1;
-    }
-    if (cfg->http.tls) {
-        const char *cert = cfg->http.certificate ? cfg->http.certificate : cfg->tls.certificate;
-        const char *key = cfg->http.certificate ? cfg->http.key : cfg->tls.key;
-        if ((h->ssl = tls_server_ctx_new(cert, key, err)) == NULL) {
-            http_tokens_free(h->tokens);
-            free(h);
-            return -1;
-        }
-    }
-    server_setup_h2o(h, cfg);
-    uv_timer_init(loop, &h->dispose);
-    h->listeners = xcalloc(cfg->http.nlisten, sizeof *h->listeners);
+    struct http_server *h = server_new(loop, cfg, routes, n, arg);
+    server_take_files(h, &files);
     for (size_t i = 0; i < cfg->http.nlisten; i++) {
-        if (listen_on(h, cfg->http.listen[i], err) < 0) {
+        if (listen_on(h, cfg->http.listen[i], &h->listeners, err) < 0) {
             http_server_close(h);
             return -1;
         }
     }
     *out = h;
     return 0;
+}
+
+int http_server_prepare(struct http_server **hp, uv_loop_t *loop, const struct config *cfg,
+                        const struct http_route *routes, size_t n, void *arg, struct buf *err)
+{
+    if (cfg->http.nlisten == 0)
+        return 0;
+    if (*hp == NULL) {
+        *hp = server_new(loop, cfg, routes, n, arg);
+        (*hp)->fresh = 1;
+    }
+    struct http_server *h = *hp;
+    for (size_t i = 0; i < cfg->http.nlisten; i++) {
+        const char *address = cfg->http.listen[i];
+        if (listening_on(h->listeners, address) || listening_on(h->prepared, address))
+            continue;
+        if (listen_on(h, address, &h->prepared, err) < 0) {
+            http_server_abandon(hp);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void http_server_abandon(struct http_server **hp)
+{
+    struct http_server *h = *hp;
+    if (h == NULL)
+        return;
+    listeners_close(&h->prepared);
+    if (h->fresh) {
+        http_server_close(h);
+        *hp = NULL;
+    }
+}
+
+void http_server_commit(struct http_server **hp, const struct config *cfg, struct http_files *files)
+{
+    struct http_server *h = *hp;
+    if (h == NULL)
+        return;
+    if (cfg->http.nlisten == 0) {
+        http_server_close(h);
+        *hp = NULL;
+        return;
+    }
+    h->fresh = 0;
+    struct http_listener **link = &h->listeners;
+    while (*link != NULL) {
+        struct http_listener *l = *link;
+        int keep = 0;
+        for (size_t i = 0; i < cfg->http.nlisten && !keep; i++)
+            keep = strcmp(cfg->http.listen[i], l->address) == 0;
+        if (keep) {
+            link = &l->next;
+            continue;
+        }
+        *link = l->next;
+        uv_close((uv_handle_t *)&l->handle.tcp, handle_on_close);
+    }
+    *link = h->prepared;
+    h->prepared = NULL;
+    server_set_limits(h, cfg);
+    /* h2o's context took the timeouts at start: what waits from now on waits the new time. */
+    h->ctx.http1.req_timeout.timeout = h->config.http1.req_timeout;
+    h->ctx.handshake_timeout.timeout = h->config.handshake_timeout;
+    server_take_files(h, files);
 }
 
 unsigned http_server_connections(const struct http_server *h)
@@ -419,7 +650,6 @@ static void server_on_dispose(uv_timer_t *t)
     http_tokens_free(h->tokens);
     if (h->ssl != NULL)
         SSL_CTX_free(h->ssl);
-    free(h->listeners);
     uv_close((uv_handle_t *)t, server_on_closed);
 }
 
@@ -435,7 +665,7 @@ void http_server_close(struct http_server *h)
         return;
     h->closing = 1;
     h2o_context_request_shutdown(&h->ctx);
-    for (size_t i = 0; i < h->nlisteners; i++)
-        uv_close((uv_handle_t *)&h->listeners[i]->tcp, handle_on_close);
+    listeners_close(&h->listeners);
+    listeners_close(&h->prepared);
     server_maybe_dispose(h);
 }

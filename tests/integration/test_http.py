@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -216,6 +217,83 @@ def get_or_none(d):
         return get(d, "/metrics", token=TOKEN)[0]
     except OSError:
         return None
+
+
+class Reload(HttpCase):
+    NEW_TOKEN = "tok-9e8d7c6b5a4f3e2d1c0b"
+    THIRD_TOKEN = "tok-1a2b3c4d5e6f7a8b9c0d"
+
+    def reload(self, d, http, outcome="daemon.reload"):
+        """Rewrites d's http section and sends SIGHUP; waits for this reload's outcome."""
+        done = len(d.events(outcome))
+        d.extra = dict(d.extra, http=http)
+        d.write_config()
+        d.signal(signal.SIGHUP)
+        d.wait_event(outcome, count=done + 1)
+
+    def refused(self, addr):
+        try:
+            socket.create_connection(addr, timeout=5).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    def test_reload_moves_the_listener_rereads_tokens_and_applies_limits(self):
+        """A SIGHUP with a new http.listen, tokens and header limit: the new address answers with
+        the new tokens and limit, the old one takes no new connection while a connection made
+        before the reload goes on; a reload whose new address cannot be listened on changes
+        nothing (neither the tokens nor the addresses)."""
+        d = self.start_http()
+        old = d.http_addr
+        before = http.client.HTTPConnection(*old, timeout=5)
+        self.addCleanup(before.close)
+        before.request("GET", "/api/v1/status", headers={"Authorization": "Bearer " + TOKEN})
+        res = before.getresponse()
+        self.assertEqual((res.status, res.read() != b""), (200, True))
+        port = harness.free_port("127.0.0.1")
+        self.reload(d, {"listen": ["127.0.0.1:%d" % port],
+                        "tokens": write_tokens(d.dir, ops=self.NEW_TOKEN),
+                        "max_header_size": "1k"})
+        self.assertTrue(self.refused(old), "the old address still listens")
+        d.http_addr = ("127.0.0.1", port)
+        self.assertEqual(get(d, "/api/v1/status", token=TOKEN)[0], 401)
+        self.assertEqual(get(d, "/api/v1/status", token=self.NEW_TOKEN)[0], 200)
+        self.assertEqual(get(d, "/api/v1/status", token=self.NEW_TOKEN,
+                             headers={"X-Big": "b" * 2000})[0], 431)
+        # The connection made before the reload still has its answers (with the new tokens).
+        before.request("GET", "/api/v1/status",
+                       headers={"Authorization": "Bearer " + self.NEW_TOKEN})
+        res = before.getresponse()
+        self.assertEqual((res.status, res.read() != b""), (200, True))
+
+        # A new address in use by someone else: the whole reload is refused.
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        busy_addr = "127.0.0.1:%d" % busy.getsockname()[1]
+        self.reload(d, {"listen": ["127.0.0.1:%d" % port, busy_addr],
+                        "tokens": write_tokens(d.dir, ops=self.THIRD_TOKEN)},
+                    outcome="daemon.reload_failed")
+        self.assertTrue(any("cannot listen on " + busy_addr in e.get("msg", "")
+                            for e in d.events("config.error")), d.log_tail())
+        self.assertEqual(get(d, "/api/v1/status", token=self.THIRD_TOKEN)[0], 401)
+        self.assertEqual(get(d, "/api/v1/status", token=self.NEW_TOKEN)[0], 200)
+        self.assertEqual(get(d, "/api/v1/status", token=self.NEW_TOKEN,
+                             headers={"X-Big": "b" * 2000})[0], 431)
+        self.assertIsNone(d.proc.poll())
+
+    def test_reload_opens_and_closes_the_server(self):
+        """No http.listen at start: a reload adds one and it answers; a reload without it closes
+        it."""
+        d = self.start_sluice()
+        section = http_section(d)
+        self.assertTrue(self.refused(d.http_addr))
+        self.reload(d, section)
+        self.assertEqual(get(d, "/api/v1/status", token=TOKEN)[0], 200)
+        self.reload(d, {"listen": []})
+        self.assertTrue(self.refused(d.http_addr), "still listening")
+        self.assertIsNone(d.proc.poll())
 
 
 class ListenGate(harness.SluiceTestCase):

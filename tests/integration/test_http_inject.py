@@ -49,6 +49,21 @@ def inject(d, body, token=ACME_TOKEN, path="/api/v1/inject", method="POST", time
         conn.close()
 
 
+def read_chunked_answer(f):
+    """(status, parsed body) of one answer read from file f, its body chunked (RFC 9112 7.1)."""
+    status = f.readline().split()[1]
+    while f.readline() not in (b"\r\n", b""):
+        pass
+    body = b""
+    for _ in range(10000):
+        size = int(f.readline().split(b";")[0], 16)
+        body += f.read(size)
+        f.readline()
+        if size == 0:
+            break
+    return status, json.loads(body)
+
+
 def b64url(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)).decode()
 
@@ -266,6 +281,62 @@ class Batches(InjectCase):
             self.assertIn(b"id " + qid.encode(), data)
             self.assertTrue(data.endswith(b"\r\n\r\nbody of " + rcpt.encode() + b"\r\n"))
         self.leave_then_inject_on(d, batch)
+
+
+class ClientGone(InjectCase):
+    def test_client_closing_mid_batch_cancels_the_rest(self):
+        """A client that sends 1000 messages and closes its socket at once is noticed while the
+        batch is injected, not after: the daemon logs the cancel, the messages already durable or
+        being committed stay and are each delivered once, the others are never queued, the
+        request is logged 499, and the daemon injects on."""
+        d = self.start_injecting(sign=False, http={"max_body_size": "8M"})
+        rcpts = ["c%04d@dest.test" % i for i in range(1000)]
+        batch = {"messages": [{"sender": "alice@sender.test", "recipients": [r],
+                               "content": "Subject: %s\n\nbody\n" % r} for r in rcpts]}
+        body = json.dumps(batch).encode()
+        with socket.create_connection(d.http_addr, timeout=5) as s:
+            s.sendall(b"POST /api/v1/inject HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                      + ACME_TOKEN.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                      + body)
+        gone = d.wait_event("http.inject_cancelled", timeout=20)[0]
+        kept = gone["queued"] + gone["finishing"]
+        self.assertEqual((gone["tenant"], gone["messages"]), ("acme", 1000))
+        self.assertLess(kept, 1000, gone)
+        self.assertEqual(d.wait_event("http.request", status=499)[0]["path"], "/api/v1/inject")
+        injected = d.wait_event("http.injected", count=kept, timeout=20)
+        self.wait(lambda: len(self.peer.delivered_rcpts()) >= kept, 60, "%d delivered" % kept)
+        status, answer = inject(d, {"sender": "a@sender.test", "recipients": ["last@dest.test"],
+                                    "content": CONTENT})
+        self.assertEqual(status, 200, answer)
+        self.delivered_to("last@dest.test")
+        injected = [e["rcpts"] for e in d.events("http.injected") if e["rcpts"] in rcpts]
+        self.assertEqual(len(injected), kept)
+        delivered = [r for r in self.peer.delivered_rcpts() if r in rcpts]
+        self.assertEqual(sorted(delivered), sorted(injected), "each kept message delivered once")
+        self.assertIsNone(d.proc.poll())
+        d.stop()
+
+    def test_pipelined_request_answered_after_the_one_in_progress(self):
+        """A request sent behind a batch still being injected is read while the batch is handled
+        and answered after it, in order, on the same connection."""
+        d = self.start_injecting(sign=False)
+        batch = json.dumps({"messages": [
+            {"sender": "alice@sender.test", "recipients": ["p%02d@dest.test" % i],
+             "content": "Subject: p\n\nbody\n"} for i in range(40)]}).encode()
+        single = json.dumps({"sender": "alice@sender.test", "recipients": ["q@dest.test"],
+                             "content": CONTENT}).encode()
+        head = (b"POST /api/v1/inject HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + ACME_TOKEN.encode() + b"\r\nContent-Length: %d\r\n\r\n")
+        with socket.create_connection(d.http_addr, timeout=15) as s:
+            s.sendall(head % len(batch) + batch + head % len(single) + single)
+            res = s.makefile("rb")
+            answers = [read_chunked_answer(res), read_chunked_answer(res)]
+        (first, batch_answer), (second, single_answer) = answers
+        self.assertEqual((first, second), (b"200", b"200"))
+        self.assertEqual(len(batch_answer["messages"]), 40)
+        self.assertTrue(all("id" in m for m in batch_answer["messages"]), batch_answer)
+        self.assertIn("id", single_answer)
+        self.assertEqual(d.events("http.inject_cancelled"), [])
 
 
 class BadRequests(InjectCase):
