@@ -11,7 +11,9 @@ Fair share: while tenant A's 5,000-message bulk campaign waits for one rate-limi
 tenant B's transactional messages sent after it reach the peer within a few seconds. `sluice queue
 suspend --tenant T [--campaign C]` holds only that tenant's (campaign's) mail, until resumed;
 `sluice queue bounce --tenant T --campaign C` fails that campaign's waiting mail with DSNs.
+The holds survive kill -9 and a restart (kept in <spool>/suspended) until resumed.
 """
+import os
 import re
 import smtplib
 import threading
@@ -274,6 +276,31 @@ class TenantSuspendTest(MailNetCase):
         self.assertNotEqual(out.returncode, 0, "only the hold that was put is lifted")
         self.queue("resume", "--tenant", "bravo")
         self.wait(lambda: self.count("bravo-x") == 3, 20, "the tenant delivered once resumed")
+
+    def held_file(self):
+        with open(os.path.join(self.d.spool, "suspended")) as f:
+            return f.read()
+
+    def test_holds_survive_a_kill_and_restart(self):
+        self.queue("suspend", "--tenant", "bravo")
+        self.queue("suspend", "--tenant", "acme", "--campaign", "spring")
+        self.wait(lambda: "+ bravo\n" in self.held_file() and "+ acme spring\n" in self.held_file(),
+                  10, "the holds on disk")
+        self.send("bravo", "x", 0, 3)
+        self.send("acme", "spring", 0, 3)
+        self.d.kill9()
+        self.d.restart()
+        self.d.wait_event("delivery.tenant_suspend", tenant="bravo", campaign="")
+        self.d.wait_event("delivery.tenant_suspend", tenant="acme", campaign="spring")
+        self.send("acme", "fall", 0, 3)
+        self.wait(lambda: self.count("acme-fall") == 3, 20, "the tenant's other campaign delivered")
+        self.assertFalse(wait_quiet(lambda: self.count("bravo-x") + self.count("acme-spring") > 0,
+                                    1.5), "held mail sent after the restart")
+        self.queue("resume", "--tenant", "bravo")
+        self.queue("resume", "--tenant", "acme", "--campaign", "spring")
+        self.wait(lambda: self.count("bravo-x") == 3 and self.count("acme-spring") == 3, 20,
+                  "the held mail delivered once resumed")
+        self.wait(lambda: "+ " not in self.held_file(), 10, "the lifting on disk")
 
 
 def wait_quiet(cond, seconds):
