@@ -264,6 +264,10 @@ struct config_tenant {
     char *name;   /* the authenticated user, or what tenancy.tenant_header names */
     char *pool;   /* egress pool its mail leaves from; NULL: the shaping's */
     int priority; /* enum tenant_priority */
+    /* tenants[].shaping: at each destination its mail never goes faster than these, on top of
+     * the destination's own limits (count 0: no limit of its own). */
+    struct config_rate rate;         /* recipients */
+    struct config_rate message_rate; /* messages */
     struct config_pos pos, pool_pos;
 };
 

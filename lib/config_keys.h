@@ -581,6 +581,16 @@ static const struct config_key config_keys[] = {
      .names = config_tenant_priorities, KEY_IN(TENANT, struct config_tenant, priority),
      .doc = "transactional, normal or bulk: at one destination the mail of a higher class goes "
             "first; tenants of one class take turns."},
+    {.name = "tenants[].shaping", KEY_SECTION,
+     .doc = "The tenant's own limits at every destination, on top of the destination's shaping "
+            "(see the tenants guide)."},
+    {.name = "tenants[].shaping.rate", .type = CONFIG_RATE, .def = "none",
+     KEY_IN(TENANT, struct config_tenant, rate),
+     .doc = "Recipients of the tenant's mail per destination (all its egress addresses "
+            "together), written like shaping.default.rate; none: only the destination's limits."},
+    {.name = "tenants[].shaping.message_rate", .type = CONFIG_RATE, .def = "none",
+     KEY_IN(TENANT, struct config_tenant, message_rate),
+     .doc = "Messages of the tenant's mail per destination, written like rate."},
     {.name = "feedback", KEY_SECTION,
      .doc = "What receivers say after the 250: the trace on relayed mail, feedback-loop "
             "complaints and late bounces, and the alarm when they are about mail we never sent."},

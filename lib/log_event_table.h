@@ -511,13 +511,17 @@ static const struct log_event log_event_table[] = {
      "0 for good."},
     {"suppression.discarded", "info",
      "session, tenant, from, rcpts, size",
-     "A message whose every recipient was dropped at RCPT (suppression drop mode, `rcpts` of them) "
+     "A message whose every recipient was dropped (suppression drop mode, `rcpts` of them, at RCPT "
+     "or by its header-named tenant's list) "
      "was read to its end, answered `250` as its recipients were, and discarded: nothing was "
      "spooled."},
     {"suppression.hit", "info",
-     "session, tenant, address, listed, source, added, action",
-     "RCPT of relayed mail named a suppressed recipient: `listed` is tenant or global, `source` and "
-     "`added` (a date) are the entry's, `action` reject (550 5.7.1) or drop (250, left out)."},
+     "session, tenant, address, listed, source, added, action, stage",
+     "Relayed mail named a suppressed recipient: `listed` is tenant or global, `source` and "
+     "`added` (a date) are the entry's, `action` reject (550 5.7.1) or drop (250, left out). "
+     "`stage` rcpt: found at RCPT; data: found in the list of the tenant the header section "
+     "named, and taken out of the message's recipients (the message is refused at its end only "
+     "when none is left and the action is reject)."},
     {"tls_policy.failure", "warn",
      "session, mx, source, testing, reason",
      "A connection to an MX host did not meet its outbound TLS policy (`source`: `shaping` for "

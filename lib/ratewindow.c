@@ -90,6 +90,41 @@ int ratewindow_take(struct ratewindow *w, uint64_t now_ms)
     return 1;
 }
 
+/* n clamped to what can go at once (at least 1): a window's count, or the spacing's burst. */
+static uint64_t group(const struct ratewindow *w, uint64_t n)
+{
+    uint64_t most = logged(w) ? w->rate.count : w->spaced.burst;
+    return n == 0 ? 1 : n > most ? most : n;
+}
+
+uint64_t ratewindow_wait_n_ms(const struct ratewindow *w, uint64_t n, uint64_t now_ms)
+{
+    if (w->rate.count == 0)
+        return 0;
+    n = group(w, n);
+    if (!logged(w))
+        return ratelimit_bucket_wait_ms(&w->spaced, n, now_ms);
+    /* The ring runs from the oldest event on: n may go once the n-th of them has left. */
+    uint64_t leaves = w->expiry[(w->oldest + n - 1) % w->rate.count];
+    return leaves > now_ms ? leaves - now_ms : 0;
+}
+
+int ratewindow_take_n(struct ratewindow *w, uint64_t n, uint64_t now_ms)
+{
+    if (w->rate.count == 0)
+        return 1;
+    n = group(w, n);
+    if (!logged(w))
+        return ratelimit_bucket_take(&w->spaced, n, now_ms);
+    if (ratewindow_wait_n_ms(w, n, now_ms) > 0)
+        return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        w->expiry[w->oldest] = now_ms + w->window_ms;
+        w->oldest = (w->oldest + 1) % w->rate.count;
+    }
+    return 1;
+}
+
 int ratewindow_idle(const struct ratewindow *w, uint64_t now_ms)
 {
     if (w->rate.count == 0)

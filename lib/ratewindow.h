@@ -42,6 +42,11 @@ void ratewindow_set_margin(struct ratewindow *w, unsigned margin_percent);
 uint64_t ratewindow_wait_ms(const struct ratewindow *w, uint64_t now_ms);
 /* Counts an event at now_ms if one may go now: 1 (counted) or 0 (nothing changed). */
 int ratewindow_take(struct ratewindow *w, uint64_t now_ms);
+/* The same for n events at once (a message's recipients). n above what may go at once (the
+ * rate's count; for a spaced rate its burst) counts as that much: such a group goes whole once
+ * the window is clear. */
+uint64_t ratewindow_wait_n_ms(const struct ratewindow *w, uint64_t n, uint64_t now_ms);
+int ratewindow_take_n(struct ratewindow *w, uint64_t n, uint64_t now_ms);
 /* 1 when no event counted is inside the window any more at now_ms: a new limiter in w's place
  * (which ramps in) could not then put more than count in one window. */
 int ratewindow_idle(const struct ratewindow *w, uint64_t now_ms);

@@ -132,6 +132,13 @@ void dest_arm_timer(struct dest *d, uint64_t at);
 void dest_report_all(struct dest *d, struct job *job, const struct smtp_client_outcome *o,
                      const char *mx_name);
 struct job *dest_take_job(struct dest *d, const struct conn *c);
+/* The next queued job whatever its tenant's rates (to fail it, not to send it). */
+struct job *dest_take_any(struct dest *d);
+/* 1 when the last dest_take_job found a job that waits only for its tenant's own rates. */
+static inline int dest_rate_held(const struct dest *d)
+{
+    return d->queue.rate_wake_ms != UINT64_MAX;
+}
 
 /* ---- dest_react.c ---- */
 

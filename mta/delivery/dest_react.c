@@ -151,7 +151,7 @@ static void dest_start_bounce(struct dest *d, const struct config_reply_rule *ru
 static void dest_bounce_queue(struct dest *d)
 {
     struct job *job;
-    while ((job = dest_take_job(d, NULL)) != NULL)
+    while ((job = dest_take_any(d)) != NULL)
         dest_report_all(d, job, &d->bounce, NULL);
 }
 

@@ -93,7 +93,7 @@ struct dest *dest_new(struct dest_env *env, const char *key, struct config *cfg,
     d->key = xstrdup(key);
     d->cfg = config_ref(cfg);
     d->shaping = shaping;
-    fair_queue_init(&d->queue, cfg);
+    fair_queue_init(&d->queue, cfg, shaping->rate_margin_percent);
     uint64_t now = uv_now(env->loop);
     /* A tenant's own pool's destination "KEY/POOL" (sched_tenancy.c) warms up as KEY. */
     char *provider = xstrndup(key, strcspn(key, "/"));
@@ -227,16 +227,21 @@ static void dest_queue_push(struct dest *d, struct job *job, int front)
     minheap_set(&d->expiry, &job->expiry, job->expires_at);
 }
 
-/* Takes the next queued job that fits(job, arg) accepts (see fair_queue_take), or NULL. */
-static struct job *dest_queue_take(struct dest *d, int (*fits)(const struct job *, const void *),
-                                   const void *arg)
+/* Counts out job, taken from the fair queue (or NULL), and takes it out of the expiry heap. */
+static struct job *dest_dequeued(struct dest *d, struct job *job)
 {
-    struct job *job = fair_queue_take(&d->queue, fits, arg);
     if (job != NULL) {
         d->queued--;
         minheap_remove(&d->expiry, &job->expiry);
     }
     return job;
+}
+
+/* Takes the next queued job that fits(job, arg) accepts (see fair_queue_take), or NULL. */
+static struct job *dest_queue_take(struct dest *d, int (*fits)(const struct job *, const void *),
+                                   const void *arg)
+{
+    return dest_dequeued(d, fair_queue_take(&d->queue, fits, arg));
 }
 
 void dest_enqueue(struct dest *d, struct job *job)
@@ -337,13 +342,23 @@ static int job_fits_conn(const struct job *job, const void *arg)
     return tls_policy_covers(&c->tls, &want);
 }
 
-/* Takes the next queued job, by tenants' fair share, that connection c may carry (any job when c
- * is NULL). */
+/* Takes the next queued job to send, by tenants' fair share and their own rates, that connection c
+ * may carry (any job when c is NULL). A job held by its tenant's rates wakes dispatch when due. */
 struct job *dest_take_job(struct dest *d, const struct conn *c)
 {
     if (c != NULL && dest_warmup_wait(d, c->slot) > 0)
         return NULL;
-    return dest_queue_take(d, c != NULL ? job_fits_conn : NULL, c);
+    struct job *job =
+        dest_dequeued(d, fair_queue_take_due(&d->queue, c != NULL ? job_fits_conn : NULL, c,
+                                             uv_now(d->env->loop)));
+    if (job == NULL && dest_rate_held(d))
+        dest_arm_timer(d, d->queue.rate_wake_ms);
+    return job;
+}
+
+struct job *dest_take_any(struct dest *d)
+{
+    return dest_queue_take(d, NULL, NULL);
 }
 
 static void dest_on_timer(uv_timer_t *t)
@@ -408,8 +423,8 @@ static void dest_feed_idle(struct dest *d, uint64_t now)
         struct job *job = held ? NULL : dest_take_job(d, c);
         if (job != NULL)
             conn_assign(c, job);
-        else if (c->slot->active >= c->slot->cap)
-            conn_quit(c);
+        else if (c->slot->active >= c->slot->cap && (held || !dest_rate_held(d)))
+            conn_quit(c); /* (one waiting for a tenant's rates takes the job when due) */
     }
 }
 
@@ -433,18 +448,18 @@ static void dest_dispatch(struct dest *d)
     dest_feed_idle(d, now);
     while (!fair_queue_empty(&d->queue) && d->suspended_until <= now) {
         struct slot *sl = dest_free_slot(d, now, &wake);
-        if (sl == NULL)
+        struct job *job = sl != NULL ? dest_take_job(d, NULL) : NULL;
+        if (job == NULL)
             break;
         shaping_rates_connected(sl->rates, now);
-        conn_start(d, sl, dest_take_job(d, NULL));
+        conn_start(d, sl, job);
     }
     d->dispatching = 0;
     /* After the dispatch: a job that comes at its expiry still gets its one last try. */
     dest_expire_waiting(d, now);
     if (dest_next_expiry(d) < wake)
         wake = dest_next_expiry(d);
-    if (d->suspended_until > now && d->suspended_until != UINT64_MAX &&
-        !fair_queue_empty(&d->queue))
+    if (d->suspended_until > now && d->suspended_until < wake && !fair_queue_empty(&d->queue))
         wake = d->suspended_until;
     if (!fair_queue_empty(&d->queue) && wake != UINT64_MAX)
         dest_arm_timer(d, wake);
@@ -858,7 +873,7 @@ static void conn_next_job(struct conn *c)
     if (job != NULL)
         conn_assign(c, job);
     else if (more && sh->idle_timeout_ms > 0 && smtp_client_is_idle(c->client) &&
-             (fair_queue_empty(&d->queue) || sl->active < sl->cap))
+             (fair_queue_empty(&d->queue) || sl->active < sl->cap || dest_rate_held(d)))
         c->state = CONN_IDLE;
     else
         conn_quit(c);

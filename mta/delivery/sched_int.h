@@ -196,15 +196,21 @@ void sched_retain_free(struct scheduler *s);
 
 struct sched_suspended;
 /* Reads <spool_dir>/suspended on the thread pool and restores what it holds (a suspension changed
- * meanwhile keeps its new state) through scheduler_restore_suspension. */
+ * meanwhile keeps its new state) through scheduler_restore_suspension and
+ * scheduler_restore_tenant_hold. */
 struct sched_suspended *sched_suspended_open(struct scheduler *s, const char *spool_dir);
 /* A suspend (for_ms 0: until resumed) or a resume: the file is rewritten on the thread pool. */
 void sched_suspended_note(struct sched_suspended *ss, const char *name, uint64_t for_ms);
 void sched_suspended_forget(struct sched_suspended *ss, const char *name);
+/* A hold of a tenant's mail (campaign "": all of it) put (hold 1) or lifted: rewritten likewise. */
+void sched_suspended_hold(struct sched_suspended *ss, const char *tenant, const char *campaign,
+                          int hold);
 /* The scheduler is being freed: ss frees itself once its file work is done. */
 void sched_suspended_close(struct sched_suspended *ss);
 /* A suspension read back from the spool: applied to the destination, or held for its first mail. */
 void scheduler_restore_suspension(struct scheduler *s, const char *name, uint64_t for_ms);
+/* A hold of a tenant's mail (campaign "": all of it) read back from the spool (sched_tenancy.c). */
+void scheduler_restore_tenant_hold(struct scheduler *s, const char *tenant, const char *campaign);
 
 /* ---- admin work in slices (sched_slice.c) ---- */
 

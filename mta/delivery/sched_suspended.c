@@ -1,7 +1,9 @@
 /*
  * Administrators' suspensions kept in the spool, so a restart keeps them: `<spool>/suspended`
  * holds one line per suspension in force, "NAME UNTIL" (UNTIL: unix ms it ends, 0: until resumed),
- * whether its destination exists yet or the scheduler holds it for the first mail (held_apply).
+ * whether its destination exists yet or the scheduler holds it for the first mail (held_apply),
+ * and one per hold of a tenant's mail, "+ TENANT" or "+ TENANT CAMPAIGN" (no destination name
+ * holds a blank, and readers before tenant holds skip these lines).
  * The file is read at the start and rewritten whole after each suspend or resume, on the thread
  * pool (file_replace: written beside, synced, renamed). Owned by the scheduler; it outlives
  * scheduler_free until its file work is done.
@@ -17,8 +19,11 @@
 
 #define SUSPENDED_FILE "suspended"
 #define FILE_MAGIC "sluice-suspended/1\n"
-/* A destination name and a time, with room to spare; a longer line is not ours. */
-#define LINE_MAX_LEN 400
+/* A destination name and a time, or a tenant and a campaign (255 bytes each at most), with room to
+ * spare; a longer line is not ours. */
+#define LINE_MAX_LEN 600
+/* What starts the line (and the map's key) of a tenant hold. */
+#define HOLD_PREFIX "+ "
 
 /* What the map holds for a name: the unix ms it ends (INT64_MAX: until resumed), or RESUMED: lifted
  * since the start, so the file's older word for it does not count. */
@@ -28,7 +33,7 @@ struct sched_suspended {
     uv_loop_t *loop;
     struct scheduler *s; /* NULL once the scheduler is freed */
     char *dir;
-    struct strmap until; /* name -> int64_t */
+    struct strmap until; /* name, or HOLD_PREFIX TENANT[ CAMPAIGN] -> int64_t */
     uv_work_t load_req, save_req;
     struct buf file;
     int io_status;
@@ -76,11 +81,27 @@ static void load_work(uv_work_t *req)
     ss->io_status = file_read_all(path, &ss->file);
 }
 
+/* "+ TENANT [CAMPAIGN]": restored unless lifted since the start. */
+static void load_hold(struct sched_suspended *ss, const char *line)
+{
+    char tenant[256], campaign[256] = "";
+    if (strmap_get(&ss->until, line) != NULL ||
+        sscanf(line + strlen(HOLD_PREFIX), "%255s %255s", tenant, campaign) < 1)
+        return;
+    set_until(ss, line, INT64_MAX);
+    if (ss->s != NULL)
+        scheduler_restore_tenant_hold(ss->s, tenant, campaign);
+}
+
 /* "NAME UNTIL": restored unless over, or changed since the start. */
 static void load_line(struct sched_suspended *ss, const char *line, int64_t now)
 {
     char name[300];
     long long until;
+    if (strncmp(line, HOLD_PREFIX, strlen(HOLD_PREFIX)) == 0) {
+        load_hold(ss, line);
+        return;
+    }
     if (sscanf(line, "%299s %lld", name, &until) != 2 || (until != 0 && until <= now) ||
         strmap_get(&ss->until, name) != NULL)
         return;
@@ -135,7 +156,9 @@ static void save_line(const char *key, void *value, void *arg)
 {
     struct save_walk *sw = arg;
     int64_t until = *(int64_t *)value;
-    if (until != RESUMED && until > sw->now)
+    if (until != RESUMED && strncmp(key, HOLD_PREFIX, strlen(HOLD_PREFIX)) == 0)
+        buf_printf(sw->file, "%s\n", key);
+    else if (until != RESUMED && until > sw->now)
         buf_printf(sw->file, "%s %lld\n", key, until == INT64_MAX ? 0LL : (long long)until);
 }
 
@@ -197,6 +220,16 @@ void sched_suspended_note(struct sched_suspended *ss, const char *name, uint64_t
 void sched_suspended_forget(struct sched_suspended *ss, const char *name)
 {
     set_until(ss, name, RESUMED);
+    suspended_save(ss);
+}
+
+void sched_suspended_hold(struct sched_suspended *ss, const char *tenant, const char *campaign,
+                          int hold)
+{
+    struct buf key = BUF_INIT;
+    buf_printf(&key, HOLD_PREFIX "%s%s%s", tenant, campaign[0] != '\0' ? " " : "", campaign);
+    set_until(ss, key.data, hold ? INT64_MAX : RESUMED);
+    buf_free(&key);
     suspended_save(ss);
 }
 

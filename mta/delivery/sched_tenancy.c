@@ -3,7 +3,8 @@
  * pool its destination's shaping names gets a destination of its own, "KEY/POOL": same shaping,
  * its own addresses, so its mail never leaves from another tenant's and no other tenant's leaves
  * from its. An administrator's suspension of KEY holds these destinations too. Also the holds an
- * administrator puts on a tenant's mail, or on one of its campaigns (`queue suspend --tenant`).
+ * administrator puts on a tenant's mail, or on one of its campaigns (`queue suspend --tenant`),
+ * kept in the spool with the suspensions (sched_suspended.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -173,36 +174,56 @@ static void release_tenant_msgs(struct scheduler *s, const char *tenant)
     free(t.msgs);
 }
 
-int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
-                          struct buf *out)
+static void hold_log(enum log_level level, const char *event, const char *tenant,
+                     const char *campaign)
+{
+    struct logrec r;
+    log_begin(&r, level, event);
+    log_str(&r, "tenant", tenant);
+    log_str(&r, "campaign", campaign);
+    log_end(&r);
+}
+
+/* The hold takes effect: the jobs of its messages waiting at destinations come back. */
+static void hold_put(struct scheduler *s, const char *tenant, const char *campaign)
 {
     struct buf key = BUF_INIT;
     hold_key(tenant, campaign, &key);
+    free(strmap_put(&s->tenant_holds, key.data, xstrdup(key.data)));
+    buf_free(&key);
+    strmap_each(&s->dests, dest_return_held, s);
+    strmap_each(&s->retired, dest_return_held, s);
+    hold_log(LOG_WARN, "delivery.tenant_suspend", tenant, campaign);
+}
+
+void scheduler_restore_tenant_hold(struct scheduler *s, const char *tenant, const char *campaign)
+{
+    hold_put(s, tenant, campaign);
+}
+
+int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
+                          struct buf *out)
+{
     const char *what = campaign[0] != '\0' ? "campaign" : "tenant";
     const char *name = campaign[0] != '\0' ? campaign : tenant;
-    struct logrec r;
     if (hold) {
-        free(strmap_put(&s->tenant_holds, key.data, xstrdup(key.data)));
-        strmap_each(&s->dests, dest_return_held, s);
-        strmap_each(&s->retired, dest_return_held, s);
+        hold_put(s, tenant, campaign);
         buf_printf(out, "%s %s of %s suspended until resumed\n", what, name, tenant);
     } else {
+        struct buf key = BUF_INIT;
+        hold_key(tenant, campaign, &key);
         char *was = strmap_del(&s->tenant_holds, key.data);
+        buf_free(&key);
         if (was == NULL) {
             buf_printf(out, "%s %s of %s is not suspended\n", what, name, tenant);
-            buf_free(&key);
             return -ENOENT;
         }
         free(was);
         release_tenant_msgs(s, tenant);
+        hold_log(LOG_INFO, "delivery.tenant_resume", tenant, campaign);
         buf_printf(out, "%s %s of %s resumed\n", what, name, tenant);
     }
-    log_begin(&r, hold ? LOG_WARN : LOG_INFO,
-              hold ? "delivery.tenant_suspend" : "delivery.tenant_resume");
-    log_str(&r, "tenant", tenant);
-    log_str(&r, "campaign", campaign);
-    log_end(&r);
-    buf_free(&key);
+    sched_suspended_hold(s->suspensions, tenant, campaign, hold);
     return 0;
 }
 

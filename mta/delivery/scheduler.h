@@ -94,7 +94,8 @@ void scheduler_show(struct scheduler *s, const char *id, scheduler_list_cb cb, v
 void scheduler_destinations_json(struct scheduler *s, struct buf *out);
 /* With hold, a tenant's mail (campaign "": all of it) is no longer sent: its jobs waiting at
  * destinations come back and none is made until it is released (hold 0), which only undoes a hold
- * of the same tenant and campaign. Messages in flight finish. -ENOENT: nothing to release. */
+ * of the same tenant and campaign. Messages in flight finish. The hold is kept in the spool, so a
+ * restart keeps it. -ENOENT: nothing to release. */
 int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
                           struct buf *out);
 /* Fails, with a DSN to the sender, every recipient of the tenant's mail (campaign "": all of it)

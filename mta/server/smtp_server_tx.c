@@ -25,6 +25,7 @@
 #include "mta/feedback/trace.h"
 #include "mta/feedback/trace_header.h"
 #include "mta/server/smtp_sinks.h"
+#include "mta/server/smtp_tx_suppress.h"
 #include "mta/server/submit.h"
 #include "policy/dnsbl.h"
 #include "policy/rcpt_policy.h"
@@ -54,6 +55,8 @@ void smtp_tx_free(struct smtp_session *s)
     header_filter_free(tx->ar_filter);
     trace_header_free(tx->trace);
     buf_free(&tx->front);
+    smtp_tx_suppress_free(tx->suppress);
+    buf_free(&tx->held);
     free(tx->sender);
     for (size_t i = 0; i < tx->nrcpts; i++)
         free(tx->rcpts[i]);
@@ -411,21 +414,6 @@ static void rcpt_refused(struct smtp_session *s, const struct rcpt_decision *r)
     smtp_peer_error(s);
 }
 
-/* A recipient on the suppression list: the event says which entry and what RCPT did. */
-static void rcpt_log_suppressed(struct smtp_session *s, const struct rcpt_decision *r)
-{
-    struct logrec rec;
-    log_begin(&rec, LOG_INFO, "suppression.hit");
-    log_int(&rec, "session", (long long)s->id);
-    log_str(&rec, "tenant", s->auth_user != NULL ? s->auth_user : "");
-    log_str(&rec, "address", r->addr);
-    log_str(&rec, "listed", r->suppressed_tenant[0] != '\0' ? "tenant" : "global");
-    log_str(&rec, "source", r->suppressed_by);
-    log_str(&rec, "added", r->suppressed_on);
-    log_str(&rec, "action", r->outcome == RCPT_DROP ? "drop" : "reject");
-    log_end(&rec);
-}
-
 static void rcpt_accept(struct smtp_session *s, const char *addr)
 {
     struct smtp_tx *tx = s->tx;
@@ -529,7 +517,7 @@ static int rcpt_decided(struct smtp_session *s, const struct rcpt_decision *r)
         log_end(&rec);
     }
     if (r->stage == RCPT_STAGE_SUPPRESSED && r->suppressed_by != NULL)
-        rcpt_log_suppressed(s, r);
+        smtp_log_suppressed(s, s->auth_user != NULL ? s->auth_user : "", r, "rcpt");
     if (r->outcome == RCPT_REFUSE) {
         rcpt_refused(s, r);
         return 0;
@@ -700,7 +688,8 @@ static int tx_relay_authorized(const struct smtp_session *s)
 static void tx_backpressure_update(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    int full = tx != NULL && body_sinks_full(&tx->sinks);
+    int full =
+        tx != NULL && (body_sinks_full(&tx->sinks) || smtp_tx_suppress_pending(tx->suppress));
     if (full && !s->sinks_paused) {
         s->sinks_paused = 1;
         smtp_pause_input(s);
@@ -845,15 +834,17 @@ static void tx_refuse_after_data(struct smtp_session *s, const struct policy_dec
     smtp_set_state(s, SMTP_PHASE_GREETED, SMTP_WAIT_NONE);
 }
 
-/* Every recipient was dropped at RCPT (suppression drop mode): the client heard 250 for each, so
- * the message is accepted too, and goes nowhere. */
+/* Every recipient was dropped, at RCPT or by the tenant's list at the end of the header section
+ * (suppression drop mode): the client heard 250 for each, so the message is accepted too, and goes
+ * nowhere. */
 static void tx_discard(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
     struct logrec r;
     log_begin(&r, LOG_INFO, "suppression.discarded");
     log_int(&r, "session", (long long)s->id);
-    log_str(&r, "tenant", s->auth_user != NULL ? s->auth_user : "");
+    struct spool_envelope env = tx_envelope(s);
+    log_str(&r, "tenant", env.tenant != NULL ? env.tenant : "");
     log_str(&r, "from", tx->sender);
     log_int(&r, "rcpts", (long long)tx->nrcpts_dropped);
     log_int(&r, "size", (long long)tx->body_size);
@@ -869,14 +860,24 @@ static void tx_discard(struct smtp_session *s)
 static void tx_end_of_data(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
+    if (smtp_tx_suppress_pending(tx->suppress)) { /* answered once the tenant's list is read */
+        tx->end_waits = 1;
+        smtp_set_state(s, s->phase, SMTP_WAIT_END_OF_DATA);
+        uv_timer_stop(&s->timer);
+        smtp_pause_input(s);
+        return;
+    }
     static const struct config_pos builtin = {NULL, 0, 0};
     struct policy_decision refused = {POLICY_REJECT, 0, NULL, NULL, NULL, builtin};
+    const struct policy_decision *owed = smtp_tx_suppress_refusal(tx->suppress);
     if (tx->too_big) {
         refused.code = 552, refused.enhanced = "5.3.4";
         refused.text = "Message size exceeds fixed limit";
     } else if (tx->decoder.flags & SMTP_DATA_LONG_LINE) {
         refused.code = 500, refused.enhanced = "5.5.2";
         refused.text = "Error: message line longer than 1000 octets (RFC 5321 4.5.3.1.6)";
+    } else if (owed != NULL) {
+        refused = *owed;
     }
     if (refused.text != NULL) {
         tx_refuse_after_data(s, &refused);
@@ -904,21 +905,70 @@ static void tx_end_of_data(struct smtp_session *s)
 /* Scratch for the message on its way to the sinks, reused: the loop runs one callback at a time. */
 static struct buf filtered, traced;
 
+static void tx_on_suppress_checked(struct smtp_session *s);
+
 /* Before the first byte of the message: the envelope with the tenant and the campaign its header
- * section named (nothing was written to the spool yet), then our Received:. */
+ * section named (nothing was written to the spool yet), then our Received:. A tenant named there
+ * first has its suppression list read, which may leave no recipient (nothing is stored then). */
 static void tx_front_send(struct smtp_session *s)
 {
     struct smtp_tx *tx = s->tx;
-    if (tx->front_sent || tx->msg == NULL) /* a report, or every recipient dropped */
-        return;
+    if (tx->front_sent || tx->msg == NULL || smtp_tx_suppress_pending(tx->suppress))
+        return; /* a report, every recipient dropped at RCPT, or waiting for the list */
+    if (tx->suppress == NULL && tx->trace != NULL) {
+        tx->suppress = smtp_tx_suppress_start(s, tx_named(trace_header_tenant(tx->trace)),
+                                              tx_on_suppress_checked);
+        if (smtp_tx_suppress_pending(tx->suppress)) {
+            tx_backpressure_update(s); /* reads no more from the client meanwhile */
+            return;
+        }
+    }
     tx->front_sent = 1;
-    struct spool_envelope env = tx_envelope(s);
-    (void)spool_msg_set_envelope(tx->msg, &env); /* an envelope over the caps fails the commit */
-    body_sinks_write_trace(&tx->sinks, tx->front.data, tx->front.len);
+    tx->unstored = tx->nrcpts == 0 || smtp_tx_suppress_refusal(tx->suppress) != NULL;
+    if (!tx->unstored) {
+        struct spool_envelope env = tx_envelope(s);
+        (void)spool_msg_set_envelope(tx->msg, &env); /* over the caps: the commit fails */
+        body_sinks_write_trace(&tx->sinks, tx->front.data, tx->front.len);
+    }
     buf_free(&tx->front);
 }
 
-/* Hands message bytes to the sinks, through the trace of mail we relay; nothing past too_big. */
+/* Message bytes past the trace go to the sinks (returns 1), or wait while the tenant's list is
+ * read; none past too_big, or once the list left nothing to store. */
+static int tx_sinks_write(struct smtp_session *s, const char *data, size_t len)
+{
+    struct smtp_tx *tx = s->tx;
+    if (tx->too_big || tx->unstored || len == 0)
+        return 0;
+    if (smtp_tx_suppress_pending(tx->suppress)) {
+        buf_append(&tx->held, data, len);
+        return 0;
+    }
+    body_sinks_write(&tx->sinks, data, len);
+    return 1;
+}
+
+/* The tenant's list has answered: the envelope is final, the bytes held go on, and a message that
+ * ended meanwhile is answered. */
+static void tx_on_suppress_checked(struct smtp_session *s)
+{
+    struct smtp_tx *tx = s->tx;
+    tx_front_send(s);
+    struct buf held = tx->held;
+    tx->held = (struct buf)BUF_INIT;
+    (void)tx_sinks_write(s, held.data, held.len);
+    buf_free(&held);
+    if (!tx->end_waits) {
+        tx_backpressure_update(s); /* reads from the client again */
+        return;
+    }
+    tx->end_waits = 0;
+    tx_end_of_data(s);
+    if (s->tx == NULL) /* refused or discarded at once: the session goes on */
+        smtp_resume_input(s);
+}
+
+/* Hands message bytes to the sinks, through the trace of mail we relay. */
 static void tx_write_traced(struct smtp_session *s, const char *data, size_t len)
 {
     struct smtp_tx *tx = s->tx;
@@ -929,10 +979,8 @@ static void tx_write_traced(struct smtp_session *s, const char *data, size_t len
     }
     if (len > 0)
         tx_front_send(s);
-    if (!tx->too_big && len > 0) {
-        body_sinks_write(&tx->sinks, data, len);
+    if (tx_sinks_write(s, data, len))
         tx_backpressure_update(s);
-    }
 }
 
 /* Hands message bytes (decoded DATA, or BDAT chunks) to the sinks, forged Authentication-Results
@@ -967,8 +1015,7 @@ void smtp_tx_body_end(struct smtp_session *s)
         buf_reset(&traced);
         trace_header_finish(tx->trace, &traced);
         tx_front_send(s);
-        if (!tx->too_big && traced.len > 0)
-            body_sinks_write(&tx->sinks, traced.data, traced.len);
+        (void)tx_sinks_write(s, traced.data, traced.len);
     }
     tx_front_send(s); /* an empty message */
     if (tx->ar_filter != NULL && header_filter_removed(tx->ar_filter) > 0) {

@@ -81,6 +81,7 @@ struct smtp_session_ops {
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
 struct trace_header;
 struct rcpt_lookup;
+struct smtp_tx_suppress;
 
 struct smtp_tx {
     char *sender; /* canonical, "" for <> */
@@ -119,6 +120,13 @@ struct smtp_tx {
     struct spool_msg *msg;
     struct buf front;        /* our Received:, held until then */
     unsigned front_sent : 1; /* the envelope is final and front went to the sinks */
+    /* Relayed mail whose header section named its tenant: that tenant's suppression list, read
+     * before the envelope is final (smtp_tx_suppress.h); the message's bytes wait in held
+     * meanwhile, and its end in end_waits. */
+    struct smtp_tx_suppress *suppress;
+    struct buf held;
+    unsigned end_waits : 1;
+    unsigned unstored : 1; /* the list left no recipient, or the 451 of an unreadable list */
 };
 
 struct smtp_session {

@@ -98,6 +98,14 @@ void smtp_tx_dsn_accept(struct smtp_tx_dsn *d, const char *original)
     d->next_orcpt = NULL;
 }
 
+void smtp_tx_dsn_remove(struct smtp_tx_dsn *d, size_t i)
+{
+    free(d->orcpt[i]);
+    memmove(&d->notify[i], &d->notify[i + 1], (d->nrcpts - i - 1) * sizeof *d->notify);
+    memmove(&d->orcpt[i], &d->orcpt[i + 1], (d->nrcpts - i - 1) * sizeof *d->orcpt);
+    d->nrcpts--;
+}
+
 const struct envelope_dsn *smtp_tx_dsn_view(struct smtp_tx_dsn *d)
 {
     int given = d->ret != 0 || d->envid != NULL;

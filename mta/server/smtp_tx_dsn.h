@@ -40,6 +40,9 @@ int smtp_tx_dsn_rcpt_arg(struct smtp_tx_dsn *d, struct smtp_slice *arg, const ch
  * parameters. `original`, when not NULL, is the address the client gave where a different one
  * is spooled (the postmaster's mailbox): it becomes the ORCPT unless the client sent one. */
 void smtp_tx_dsn_accept(struct smtp_tx_dsn *d, const char *original);
+/* The i-th accepted recipient was taken out again (a tenant's suppression list): its parameters
+ * go too, and the later ones move down. */
+void smtp_tx_dsn_remove(struct smtp_tx_dsn *d, size_t i);
 /* The parameters for the spool envelope; NULL when the client gave none. Valid until the next
  * call on d. */
 const struct envelope_dsn *smtp_tx_dsn_view(struct smtp_tx_dsn *d);

@@ -6,10 +6,14 @@ expiry ends it; a tenant's entry (the authenticated user) holds for that tenant 
 global one for all, with drop_tenants overriding the action for one tenant; entries survive a
 restart; CSV import and export round-trip and a bad CSV names its lines and imports nothing.
 Fed by hard bounces: a real peer answers 550 5.1.1 user unknown, the recipient goes on the list,
-and the next message to it is refused at RCPT.
+and the next message to it is refused at RCPT. A tenant named by X-Sluice-Tenant (known only after
+RCPT) has its own list read once the header section has passed (smtplib): a suppressed recipient
+is taken out of the queued message; with none left the message gets 550 5.7.1 at its end, or, for
+a drop tenant, 250 and nothing is spooled.
 """
 import calendar
 import os
+import smtplib
 import time
 
 from certs import client_context
@@ -338,6 +342,85 @@ class HardBounce(MailNetCase):
 def added_at(event):
     """The unix time of an event's "ts" field."""
     return calendar.timegm(time.strptime(event["ts"][:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+class HeaderTenant(SuppressionCase):
+    """Relayed from a trusted network without AUTH: the tenant comes with the header section."""
+
+    def sendmail(self, client, tenant, rcpts, subject="t"):
+        head = "X-Sluice-Tenant: %s\r\n" % tenant if tenant else ""
+        return client.sendmail("sender@example.com", rcpts,
+                               head + "Subject: %s\r\n\r\nhello\r\n" % subject)
+
+    def smtp(self):
+        host, port = self.d.addr()
+        client = smtplib.SMTP(host, port, timeout=15)
+        client.ehlo("submit.test")
+        return client
+
+    def test_a_suppressed_recipient_leaves_the_message(self):
+        self.start_with({"enabled": True, "drop_tenants": ["newsletters"]})
+        self.suppress("add", "gone@foreign.example", "--tenant", "acme")
+        with self.smtp() as c:
+            self.assertEqual(self.sendmail(c, "acme", ["kept@foreign.example",
+                                                       "GONE@foreign.example"]), {})
+            # another tenant, and mail with no tenant, are not held to acme's list
+            self.assertEqual(self.sendmail(c, "bravo", ["gone@foreign.example"]), {})
+            self.assertEqual(self.sendmail(c, None, ["gone@foreign.example"]), {})
+            # every recipient suppressed: 550 at the end of the message, naming the entry
+            with self.assertRaises(smtplib.SMTPDataError) as refused:
+                self.sendmail(c, "acme", ["gone@foreign.example"])
+            self.assertEqual(refused.exception.smtp_code, 550)
+            self.assertRegex(refused.exception.smtp_error.decode(),
+                             r"^5\.7\.1 recipient suppressed \(manual %s\)$" % TODAY_RE)
+            # the session goes on
+            self.assertEqual(self.sendmail(c, "acme", ["after@foreign.example"]), {})
+        self.assertEqual(sorted(e["rcpts"] for e in self.d.queue_list()),
+                         [["after@foreign.example"], ["gone@foreign.example"],
+                          ["gone@foreign.example"], ["kept@foreign.example"]])
+        hits = self.d.wait_event("suppression.hit", count=2)
+        self.assertEqual([(h["tenant"], h["address"], h["listed"], h["action"], h["stage"])
+                          for h in hits],
+                         [("acme", "GONE@foreign.example", "tenant", "reject", "data"),
+                          ("acme", "gone@foreign.example", "tenant", "reject", "data")])
+        self.d.wait_event("smtp.rejected", rule="suppression")
+        self.assertEqual([e for e in self.d.events() if e["level"] == "error"], [])
+
+    def test_pipelined_after_the_message_and_bdat(self):
+        """The end of the message waits for the list: commands pipelined behind the final dot
+        are answered after it, one reply each and in order; BDAT takes the same way."""
+        self.start_with(ON)
+        self.suppress("add", "gone@foreign.example", "--tenant", "acme")
+        msg = b"X-Sluice-Tenant: acme\r\nSubject: p\r\n\r\nhello\r\n"
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            c.send(b"MAIL FROM:<s@example.com>\r\nRCPT TO:<gone@foreign.example>\r\nDATA\r\n")
+            self.assertEqual([r.code for r in c.read_replies(3)], [250, 250, 354])
+            c.send(msg + b".\r\nMAIL FROM:<s@example.com>\r\nRCPT TO:<gone@foreign.example>\r\n"
+                   b"RCPT TO:<kept@foreign.example>\r\nBDAT %d LAST\r\n" % len(msg) + msg +
+                   b"NOOP\r\n")
+            replies = c.read_replies(6)  # the RCPTs do not know the tenant yet: 250
+            self.assertEqual([r.code for r in replies], [550, 250, 250, 250, 250, 250])
+            self.assertEqual(replies[0].enhanced, "5.7.1")
+            qid = queued_id(replies[4])
+            self.assertEqual(c.pending(), b"", "one reply per command")
+        queued = {e["id"]: e["rcpts"] for e in self.d.queue_list()}
+        self.assertEqual(queued, {qid: ["kept@foreign.example"]})
+
+    def test_drop_tenant_every_recipient_dropped(self):
+        self.start_with({"enabled": True, "drop_tenants": ["newsletters"]})
+        self.suppress("add", "gone@foreign.example", "--tenant", "newsletters")
+        self.suppress("add", "left@foreign.example", "--tenant", "newsletters")
+        with self.smtp() as c:
+            self.assertEqual(self.sendmail(c, "newsletters", ["gone@foreign.example",
+                                                              "left@foreign.example"]), {})
+            self.assertEqual(self.sendmail(c, "newsletters", ["kept@foreign.example",
+                                                              "left@foreign.example"]), {})
+        discarded = self.d.wait_event("suppression.discarded")[0]
+        self.assertEqual((discarded["tenant"], discarded["rcpts"]), ("newsletters", 2))
+        self.assertEqual([e["rcpts"] for e in self.d.queue_list()], [["kept@foreign.example"]])
+        hits = self.d.wait_event("suppression.hit", count=3)
+        self.assertEqual({(h["action"], h["stage"]) for h in hits}, {("drop", "data")})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,11 @@ Fair share: while tenant A's 5,000-message bulk campaign waits for one rate-limi
 tenant B's transactional messages sent after it reach the peer within a few seconds. `sluice queue
 suspend --tenant T [--campaign C]` holds only that tenant's (campaign's) mail, until resumed;
 `sluice queue bounce --tenant T --campaign C` fails that campaign's waiting mail with DSNs.
+The holds survive kill -9 and a restart (kept in <spool>/suspended) until resumed.
+tenants[].shaping: a tenant kept to its own rate (counted at the peer in every 1-second window)
+while another tenant's mail to the same destination is not slowed.
 """
+import os
 import re
 import smtplib
 import threading
@@ -217,7 +221,7 @@ class TenantSuspendTest(MailNetCase):
     def setUp(self):
         net = start_net(self)
         cfg = net.sluice_config(egress=[("127.0.0.10", "out.sluice.test")], connections=1,
-                                message_rate="10/s")
+                                message_rate="10/s", expire="5m")  # held mail outlives a restart
         self.d = self.start_sluice(config=cfg)
 
     def send(self, tenant, campaign, first, n):
@@ -274,6 +278,74 @@ class TenantSuspendTest(MailNetCase):
         self.assertNotEqual(out.returncode, 0, "only the hold that was put is lifted")
         self.queue("resume", "--tenant", "bravo")
         self.wait(lambda: self.count("bravo-x") == 3, 20, "the tenant delivered once resumed")
+
+    def held_file(self):
+        with open(os.path.join(self.d.spool, "suspended")) as f:
+            return f.read()
+
+    def test_holds_survive_a_kill_and_restart(self):
+        self.queue("suspend", "--tenant", "bravo")
+        self.queue("suspend", "--tenant", "acme", "--campaign", "spring")
+        self.wait(lambda: "+ bravo\n" in self.held_file() and "+ acme spring\n" in self.held_file(),
+                  10, "the holds on disk")
+        self.send("bravo", "x", 0, 3)
+        self.send("acme", "spring", 0, 3)
+        self.d.kill9()
+        self.d.restart()
+        self.d.wait_event("delivery.tenant_suspend", tenant="bravo", campaign="")
+        self.d.wait_event("delivery.tenant_suspend", tenant="acme", campaign="spring")
+        self.send("acme", "fall", 0, 3)
+        self.wait(lambda: self.count("acme-fall") == 3, 20, "the tenant's other campaign delivered")
+        self.assertFalse(wait_quiet(lambda: self.count("bravo-x") + self.count("acme-spring") > 0,
+                                    1.5), "held mail sent after the restart")
+        self.queue("resume", "--tenant", "bravo")
+        self.queue("resume", "--tenant", "acme", "--campaign", "spring")
+        self.wait(lambda: self.count("bravo-x") == 3 and self.count("acme-spring") == 3, 20,
+                  "the held mail delivered once resumed")
+        self.wait(lambda: "+ " not in self.held_file(), 10, "the lifting on disk")
+
+
+ACME_RATE = 2  # acme's own recipients per second, at every destination
+
+
+class TenantShapingTest(MailNetCase):
+    """tenants[].shaping: acme's recipients reach the peer at no more than its own rate, counted
+    at the peer in every 1-second window, while bravo's mail to the same destination, sent after
+    acme's, is not slowed."""
+
+    def setUp(self):
+        net = start_net(self)
+        cfg = net.sluice_config(egress=[("127.0.0.10", "out.sluice.test")], connections=2,
+                                expire="5m")  # acme's mail waits for its rate, not to expire
+        cfg["tenants"] = [{"name": "acme", "shaping": {"rate": "%d/s" % ACME_RATE}}]
+        self.d = self.start_sluice(config=cfg)
+
+    def arrivals(self, tenant):
+        """The peer's accepted RCPT times of the tenant's recipients."""
+        return sorted(t for tx in self.sink.transactions() for a, t, code in tx.rcpts
+                      if code == 250 and a.startswith(tenant))
+
+    def test_a_tenant_kept_to_its_own_rate(self):
+        with self.d.connect() as c:
+            c.ehlo()
+            for i in range(10):
+                rcpts = ["acme%d@dest.test" % i] + (["acme-two@dest.test"] if i == 5 else [])
+                send_message(c, "news@sender.test", rcpts,
+                             b"X-Sluice-Tenant: acme\r\nSubject: %d\r\n\r\nbody\r\n" % i)
+            sent = time.time()
+            for i in range(10):
+                send_message(c, "app@sender.test", ["bravo%d@dest.test" % i],
+                             b"X-Sluice-Tenant: bravo\r\nSubject: %d\r\n\r\nbody\r\n" % i)
+        bravo = self.wait(lambda: len(self.arrivals("bravo")) == 10 and self.arrivals("bravo"), 20,
+                          "bravo delivered")
+        self.assertLess(max(bravo) - sent, 4.0, "bravo was not slowed by acme's rate")
+        self.assertLess(len(self.arrivals("acme")), 11, "acme still waiting when bravo was done")
+        acme = self.wait(lambda: len(self.arrivals("acme")) == 11 and self.arrivals("acme"), 30,
+                         "acme delivered")
+        most = max(sum(1 for u in acme if t <= u < t + 1.0) for t in acme)
+        self.assertLessEqual(most, ACME_RATE, "acme's recipients in one second: %r" % acme)
+        # ... and it does go at that rate, not slower: 11 recipients in about 5.5 s
+        self.assertLess(acme[-1] - acme[0], 11 / ACME_RATE * 1.05 + 2.0, acme)
 
 
 def wait_quiet(cond, seconds):

@@ -44,7 +44,8 @@ static void test_tenants(void)
                                     "tenants:\n"
                                     "  - {name: acme, pool: acme-ips, priority: transactional}\n"
                                     "  - {name: news@example.com, priority: bulk}\n"
-                                    "  - {name: plain}\n",
+                                    "  - {name: plain}\n"
+                                    "  - {name: slow, shaping: {rate: 2/s, message_rate: 100/h}}\n",
                               &err);
     CHECK(cfg != NULL);
     if (cfg == NULL) {
@@ -53,7 +54,7 @@ static void test_tenants(void)
     }
     CHECK_STR_EQ(cfg->tenancy.tenant_header, "X-Customer");
     CHECK_STR_EQ(cfg->tenancy.campaign_header, "X-M");
-    CHECK_INT_EQ(cfg->ntenants, 3);
+    CHECK_INT_EQ(cfg->ntenants, 4);
     const struct config_tenant *t = config_tenant_find(cfg, "acme");
     CHECK(t != NULL && strcmp(t->pool, "acme-ips") == 0);
     CHECK(t != NULL && t->priority == TENANT_PRIORITY_TRANSACTIONAL);
@@ -61,6 +62,10 @@ static void test_tenants(void)
     CHECK(t != NULL && t->pool == NULL && t->priority == TENANT_PRIORITY_BULK);
     t = config_tenant_find(cfg, "plain");
     CHECK(t != NULL && t->pool == NULL && t->priority == TENANT_PRIORITY_NORMAL);
+    CHECK(t != NULL && t->rate.count == 0 && t->message_rate.count == 0); /* none of its own */
+    t = config_tenant_find(cfg, "slow");
+    CHECK(t != NULL && t->rate.count == 2 && t->rate.period_ms == 1000);
+    CHECK(t != NULL && t->message_rate.count == 100 && t->message_rate.period_ms == 3600000);
     CHECK(config_tenant_find(cfg, "ACME") == NULL); /* names are compared exactly */
     config_unref(cfg);
     buf_free(&err);
@@ -80,6 +85,10 @@ static const struct {
     {"tenants:\n  - {pool: default}\n", "t.yaml:2:5: tenants[0].name is required"},
     {"tenants:\n  - {name: acme, pools: x}\n",
      "t.yaml:2:18: unknown key 'tenants[0].pools' (did you mean 'tenants[0].pool'?)"},
+    {"tenants:\n  - name: acme\n    shaping:\n      rate: fast\n",
+     "t.yaml:4:13: tenants[0].shaping.rate: "},
+    {"tenants:\n  - name: acme\n    shaping: {connections: 2}\n",
+     "t.yaml:3:15: unknown key 'tenants[0].shaping.connections'"},
     {"tenancy:\n  tenant_header: 'X-Tenant:'\n",
      "t.yaml:2:18: tenancy.tenant_header: 'X-Tenant:' is not a header field name"},
 };

@@ -3,7 +3,8 @@
  * until the first event left the widened window, a new limiter ramping in), then the guarantee
  * over long simulated runs for assorted rates and margins, logged and spaced: no window of
  * period * (1 + margin) ever holds more than count events, however the caller polls, and the long
- * run still reaches count per widened window; a margin changed on the way keeps the events counted.
+ * run still reaches count per widened window; a margin changed on the way keeps the events counted;
+ * groups of events taken at once count whole.
  */
 #include <stdlib.h>
 
@@ -212,8 +213,35 @@ static void test_margin_change(void)
     ratewindow_free(&w);
 }
 
+/* Groups of n at once (a message's recipients) keep the bound: never more than count events in
+ * one window, the groups counted whole; a group larger than count waits for a clear window. */
+static void test_groups(void)
+{
+    struct ratewindow w;
+    uint64_t now = 1000;
+    ratewindow_init(&w, (struct ratelimit_rate){4, 1000}, 0, now);
+    CHECK(ratewindow_wait_n_ms(&w, 1, now) > 0); /* ramping in */
+    now += 1000;                                 /* the ramp has left the window */
+    CHECK_INT_EQ(ratewindow_wait_n_ms(&w, 3, now), 0);
+    CHECK_INT_EQ(ratewindow_take_n(&w, 3, now), 1);
+    CHECK_INT_EQ(ratewindow_take_n(&w, 2, now + 10), 0); /* 5 in one window */
+    CHECK_INT_EQ(ratewindow_wait_n_ms(&w, 2, now + 10), 990);
+    CHECK_INT_EQ(ratewindow_take_n(&w, 1, now + 10), 1);
+    CHECK_INT_EQ(ratewindow_take_n(&w, 9, now + 999), 0);
+    CHECK_INT_EQ(ratewindow_take_n(&w, 9, now + 1010), 1); /* counted as 4: the window was clear */
+    CHECK_INT_EQ(ratewindow_wait_n_ms(&w, 1, now + 1010), 1000);
+    ratewindow_free(&w);
+
+    ratewindow_init(&w, (struct ratelimit_rate){5000, 1000}, 0, now); /* spaced */
+    now += 10000;
+    CHECK_INT_EQ(ratewindow_take_n(&w, 100000, now), 1); /* counted as the burst */
+    CHECK(ratewindow_wait_n_ms(&w, 1, now) > 0);
+    ratewindow_free(&w);
+}
+
 int main(void)
 {
+    test_groups();
     test_sequences();
     test_guarantee();
     test_margin_change();

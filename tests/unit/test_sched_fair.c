@@ -2,7 +2,9 @@
  * Fair share within one destination (mta/delivery/sched_fair.c): tenants of one class take turns
  * one job each, whatever order their jobs came in; a higher class goes first; a job put back in
  * front goes next in its lane; a lane that empties leaves the ring and one that comes back waits
- * one turn of the others; a job no connection may carry is passed over without losing its place.
+ * one turn of the others; a job no connection may carry is passed over without losing its place;
+ * a tenant with rates of its own is passed over while they hold its next job (recipients counted
+ * per job), others are not, and its rates outlive its lane.
  */
 #include <string.h>
 
@@ -58,7 +60,7 @@ static struct config cfg = {.tenants = tenants, .ntenants = 3};
 static void test_turns(void)
 {
     struct fair_queue q;
-    fair_queue_init(&q, &cfg);
+    fair_queue_init(&q, &cfg, 0);
     char got[256];
     /* A bulk campaign of b, then c's: b and c alternate. */
     push_jobs(&q, 0, "b b b b c c");
@@ -76,7 +78,7 @@ static void test_turns(void)
 static void test_front_and_return(void)
 {
     struct fair_queue q;
-    fair_queue_init(&q, &cfg);
+    fair_queue_init(&q, &cfg, 0);
     char got[256];
     push_jobs(&q, 0, "b b b c");
     struct job *first = fair_queue_take(&q, NULL, NULL);
@@ -103,7 +105,7 @@ static int not_b1(const struct job *job, const void *arg)
 static void test_fits(void)
 {
     struct fair_queue q;
-    fair_queue_init(&q, &cfg);
+    fair_queue_init(&q, &cfg, 0);
     push_jobs(&q, 1, "b b");
     /* b1 does not fit this connection: b2 does, and b1 keeps its place. */
     CHECK_STR_EQ(fair_queue_take(&q, not_b1, NULL)->queue_id, "b2");
@@ -114,8 +116,46 @@ static void test_fits(void)
     fair_queue_close(&q);
 }
 
+static struct config_tenant limited[] = {
+    {.name = "r", .rate = {4, 1000}, .message_rate = {3, 1000}},
+};
+static struct config limited_cfg = {.tenants = limited, .ntenants = 1};
+
+static void test_tenant_rates(void)
+{
+    struct fair_queue q;
+    fair_queue_init(&q, &limited_cfg, 0);
+    uint64_t now = 5000;
+    push_jobs(&q, 1, "r r r r -");
+    jobs[1].nrcpts = jobs[2].nrcpts = jobs[3].nrcpts = jobs[4].nrcpts = 1;
+    jobs[5].nrcpts = 9;
+    /* A new limiter ramps in: r waits, the unlimited lane does not. */
+    CHECK_STR_EQ(fair_queue_take_due(&q, NULL, NULL, now)->queue_id, "-5");
+    CHECK(fair_queue_take_due(&q, NULL, NULL, now) == NULL);
+    CHECK(q.rate_wake_ms > now && q.rate_wake_ms <= now + 1000);
+    now += 1000; /* the ramp has left the window: three messages, then message_rate holds */
+    CHECK_STR_EQ(fair_queue_take_due(&q, NULL, NULL, now)->queue_id, "r1");
+    CHECK_STR_EQ(fair_queue_take_due(&q, NULL, NULL, now)->queue_id, "r2");
+    CHECK_STR_EQ(fair_queue_take_due(&q, NULL, NULL, now)->queue_id, "r3");
+    CHECK(fair_queue_take_due(&q, NULL, NULL, now) == NULL);
+    CHECK_INT_EQ(q.rate_wake_ms, now + 1000);
+    now += 1000;
+    CHECK_STR_EQ(fair_queue_take_due(&q, NULL, NULL, now)->queue_id, "r4");
+    CHECK(fair_queue_empty(&q));
+    /* The lane is gone; its rates stay: a job of 4 recipients waits for r4's to leave the window.
+     */
+    push_jobs(&q, 6, "r");
+    jobs[6].nrcpts = 4;
+    CHECK(fair_queue_take_due(&q, NULL, NULL, now + 10) == NULL);
+    CHECK_INT_EQ(q.rate_wake_ms, now + 1000);
+    /* fair_queue_take ignores them (a job taken to fail it). */
+    CHECK_STR_EQ(fair_queue_take(&q, NULL, NULL)->queue_id, "r6");
+    fair_queue_close(&q);
+}
+
 int main(void)
 {
+    test_tenant_rates();
     test_turns();
     test_front_and_return();
     test_fits();

@@ -2,7 +2,8 @@
  * A transaction's DSN request: RET and ENVID taken from MAIL (other parameters left alone, bad
  * values refused), NOTIFY and ORCPT taken from each RCPT and given to the recipient accepted next
  * (a RCPT with another parameter keeps nothing; a refused one leaves nothing for the next), the
- * client's address as ORCPT when another one is spooled, and no view at all when nothing was given.
+ * client's address as ORCPT when another one is spooled, and no view at all when nothing was given;
+ * a recipient taken out again takes its parameters along.
  */
 #include <string.h>
 
@@ -93,9 +94,34 @@ static void test_rcpts(void)
     smtp_tx_dsn_free(&d);
 }
 
+/* A recipient taken out again (a tenant's suppression list): the later ones keep their own. */
+static void test_remove(void)
+{
+    struct smtp_tx_dsn d = {0};
+    const char *why = NULL;
+    const char *args[] = {"TO:<a@example.com> NOTIFY=NEVER", "TO:<b@example.com> ORCPT=rfc822;b",
+                          "TO:<c@example.com> NOTIFY=DELAY ORCPT=rfc822;c"};
+    for (size_t i = 0; i < 3; i++) {
+        struct smtp_path_args a = rcpt_args(args[i]);
+        CHECK_INT_EQ(smtp_tx_dsn_rcpt_params(&d, &a, &why), 1);
+        smtp_tx_dsn_accept(&d, NULL);
+    }
+    smtp_tx_dsn_remove(&d, 1);
+    smtp_tx_dsn_remove(&d, 0);
+    const struct envelope_dsn *v = smtp_tx_dsn_view(&d);
+    CHECK_INT_EQ(d.nrcpts, 1);
+    CHECK(v != NULL);
+    if (v != NULL) {
+        CHECK_INT_EQ(v->notify[0], SMTP_DSN_NOTIFY_DELAY);
+        CHECK_STR_EQ(v->orcpt[0], "rfc822;c");
+    }
+    smtp_tx_dsn_free(&d);
+}
+
 int main(void)
 {
     test_mail();
     test_rcpts();
+    test_remove();
     return check_report("test_smtp_tx_dsn");
 }
