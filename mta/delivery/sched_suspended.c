@@ -42,16 +42,9 @@ struct sched_suspended {
 
 static void suspended_save(struct sched_suspended *ss);
 
-static void free_value(const char *key, void *value, void *arg)
-{
-    (void)key, (void)arg;
-    free(value);
-}
-
 static void suspended_free_now(struct sched_suspended *ss)
 {
-    strmap_each(&ss->until, free_value, NULL);
-    strmap_free(&ss->until);
+    strmap_free_values(&ss->until);
     buf_free(&ss->file);
     free(ss->dir);
     free(ss);
