@@ -16,6 +16,7 @@
 #include "spool/envelope.h"
 #include "spool/spool.h"
 #include "spool/spool_journal.h"
+#include "spool/spool_layout.h"
 #include "spool/spool_state.h"
 #include "tests/unit/check.h"
 #include "tests/unit/spool_fixture.h"
@@ -346,43 +347,56 @@ static void test_replay_repairs(void)
 }
 
 /* A commit whose move fails after its record was journaled is taken back in the journal too: a
- * crash right then does not bring back a message the client was told was not accepted. */
+ * crash right then does not bring back a message the client was told was not accepted. The move
+ * is made to fail by a file that takes the message's name in queue/ after its id was checked free;
+ * both ways of staging a small message are tried (unnamed in its leaf, and through tmp/). */
 static void test_failed_move_taken_back(void)
 {
-    char *dir = make_tmpdir();
-    char *image = make_tmpdir();
-    struct spool *sp = open_spool(dir);
-    char queue[4200], aside[4200];
-    snprintf(queue, sizeof queue, "%s/queue", dir);
-    snprintf(aside, sizeof aside, "%s/queue-aside", dir);
-    CHECK_INT_EQ(rename(queue, aside), 0);
-    int fd = open(queue, O_WRONLY | O_CREAT, 0600); /* the move into queue/ fails */
-    close(fd);
-    struct result r = commit_one(sp, &env_full);
-    CHECK_INT_EQ(r.status, -ENOTDIR);
-    CHECK_INT_EQ(count_files(dir, "tmp"), 0);
-    char crashed[4200];
-    snprintf(crashed, sizeof crashed, "%s/spool", image);
-    copy_tree(dir, crashed);
-    spool_close(sp);
+    for (int unnamed = 1; unnamed >= 0; unnamed--) {
+        char *dir = make_tmpdir();
+        char *image = make_tmpdir();
+        struct spool *sp = open_spool(dir);
+        spool_test_unnamed(sp, unnamed);
+        spool_test_journal_hold(sp, 1);
+        struct result r = {0, 1};
+        struct spool_msg *msg = spool_msg_new(sp, &env_full);
+        char name[SPOOL_NAME_MAX + 1], blocker[4300];
+        spool_layout_name(spool_msg_id(msg), name);
+        spool_msg_append(msg, "Subject: x\r\n\r\nbody\r\n", 20, NULL, NULL);
+        spool_msg_commit(msg, result_on_committed, &r);
+        run_until_gathered(sp, 1); /* staged, its id checked free: its record waits */
+        snprintf(blocker, sizeof blocker, "%s/queue/%.3s", dir, name);
+        CHECK(mkdir(blocker, 0700) == 0 ||
+              errno == EEXIST); /* its leaf, made when staged unnamed */
+        snprintf(blocker, sizeof blocker, "%s/queue/%s", dir, name);
+        int fd = open(blocker, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        CHECK(fd >= 0);
+        close(fd);
+        spool_test_journal_hold(sp, 0);
+        run_until(&r.calls, 1);
+        CHECK_INT_EQ(r.status, -EEXIST);
+        CHECK_INT_EQ(count_files(dir, "tmp"), 0);
+        CHECK_INT_EQ(count_files(dir, "queue"), 1); /* the blocker alone */
+        char crashed[4200];
+        snprintf(crashed, sizeof crashed, "%s/spool", image);
+        copy_tree(dir, crashed);
+        spool_close(sp);
 
-    char path[4300], path2[4300];
-    snprintf(path, sizeof path, "%s/queue", crashed);
-    snprintf(path2, sizeof path2, "%s/queue-aside", crashed);
-    CHECK_INT_EQ(unlink(path), 0);
-    CHECK_INT_EQ(rename(path2, path), 0);
-    struct spool *again = open_spool(crashed);
-    struct seen seen = {0};
-    struct buf err = BUF_INIT;
-    CHECK_INT_EQ(spool_recover(again, seen_on_entry, &seen, &err), 0);
-    CHECK_INT_EQ(count_files(crashed, "queue"), 0);
-    seen_free(&seen);
-    spool_close(again);
-    buf_free(&err);
-    rm_tree(dir);
-    rm_tree(image);
-    free(dir);
-    free(image);
+        snprintf(blocker, sizeof blocker, "%s/queue/%s", crashed, name);
+        CHECK_INT_EQ(unlink(blocker), 0);
+        struct spool *again = open_spool(crashed);
+        struct seen seen = {0};
+        struct buf err = BUF_INIT;
+        CHECK_INT_EQ(spool_recover(again, seen_on_entry, &seen, &err), 0);
+        CHECK_INT_EQ(count_files(crashed, "queue"), 0);
+        seen_free(&seen);
+        spool_close(again);
+        buf_free(&err);
+        rm_tree(dir);
+        rm_tree(image);
+        free(dir);
+        free(image);
+    }
 }
 
 /* A journal that cannot be written fails the commit (451), leaves no file, and the next batch
