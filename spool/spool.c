@@ -18,9 +18,10 @@
  *    queue/ already hold it, the message takes a fresh one) and its file written whole, without a
  *    sync, as a file without a name in its queue/ leaf (O_TMPFILE; in tmp/ where the file system
  *    cannot). The file's bytes go into the journal, whose one fdatasync per batch is shared by
- *    every commit in flight (group commit, spool_journal.c); then the file gets its name in queue/
- *    (a link, or the move from tmp/). Should a crash lose the file's bytes or its name, the
- *    journal writes it again at the next start.
+ *    every commit in flight (group commit, spool_journal.c); the batch's own step on the thread
+ *    pool, once synced, then gives the file its name in queue/ (a link, or the move from tmp/).
+ *    Should a crash lose the file's bytes or its name, the journal writes it again at the next
+ *    start.
  *  - A larger one, already partly written, is fdatasynced (its own sync costs little beside its
  *    size), closed and moved into queue/, and an fsync of queue/ is shared: while one runs,
  *    messages renamed meanwhile wait, and the next single fsync covers all of them
@@ -104,6 +105,8 @@ static void commit_on_closed(uv_fs_t *req);
 static void commit_move_start(struct spool_msg *msg);
 static void commit_move_work(uv_work_t *work);
 static void commit_on_moved(uv_work_t *work, int status);
+static void commit_moved(struct spool_msg *msg);
+static void commit_name_synced(struct spool_journal_waiter *w);
 static void commit_on_durable(struct spool_dirsync_waiter *w, int status);
 static void commit_stage_start(struct spool_msg *msg);
 static void commit_stage_work(uv_work_t *work);
@@ -523,9 +526,9 @@ static void commit_move_start(struct spool_msg *msg)
     msg_work_start(msg, commit_move_work, commit_on_moved);
 }
 
-static void commit_move_work(uv_work_t *work)
+/* Gives the message's file its name in queue/: synchronous, on the thread pool. */
+static void msg_name(struct spool_msg *msg)
 {
-    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
     spool_layout_name(msg->id, msg->queue_name);
     if (!msg->created) {
         /* Staged without a name in its leaf: the link is the move. */
@@ -545,9 +548,18 @@ static void commit_move_work(uv_work_t *work)
     }
 }
 
+static void commit_move_work(uv_work_t *work)
+{
+    msg_name(container_of(work, struct spool_msg, req.work));
+}
+
 static void commit_on_moved(uv_work_t *work, int status)
 {
-    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
+    commit_moved(container_of(work, struct spool_msg, req.work));
+}
+
+static void commit_moved(struct spool_msg *msg)
+{
     struct spool *sp = msg->sp;
     if (msg->journaled) {
         if (msg->move_status == 0) {
@@ -561,6 +573,7 @@ static void commit_on_moved(uv_work_t *work, int status)
          * it back, and a retry by the client would make it a second copy. */
         msg_fail(msg, msg->move_status);
         msg->jw.done = commit_on_taken_back;
+        msg->jw.synced = NULL;
         spool_journal_append(&sp->journal, &msg->jw, SPOOL_JOURNAL_REC_REMOVE, msg->id, NULL, 0);
         return;
     }
@@ -639,6 +652,8 @@ static void commit_on_staged(uv_work_t *work, int status)
     if (commit_id_checked(msg, commit_stage_start))
         return;
     msg->jw.done = commit_on_journaled;
+    msg->jw.synced = commit_name_synced;
+    msg->move_status = -EIO; /* until the name is given */
     spool_journal_append(&sp->journal, &msg->jw, SPOOL_JOURNAL_REC_MSG, msg->id, msg->buf.data,
                          msg->buf.len);
     buf_free(&msg->buf);
@@ -654,7 +669,13 @@ static void commit_on_journaled(struct spool_journal_waiter *w, int status)
         return;
     }
     msg->journal_segment = w->segment;
-    commit_move_start(msg);
+    commit_moved(msg); /* named by commit_name_synced, in the journal's step */
+}
+
+/* Once the journal's batch holding the message is durable, on the thread pool. */
+static void commit_name_synced(struct spool_journal_waiter *w)
+{
+    msg_name(container_of(w, struct spool_msg, jw));
 }
 
 static void commit_on_taken_back(struct spool_journal_waiter *w, int status)

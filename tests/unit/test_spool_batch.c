@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "lib/uvutil.h"
 #include "spool/envelope.h"
 #include "spool/spool.h"
 #include "spool/spool_journal.h"
@@ -615,6 +616,92 @@ static void test_record_decode(void)
     buf_free(&b);
 }
 
+/* A waiter's synced hook runs in the batch's own step on the thread pool: after the sync, before
+ * its done callback, off the loop's thread; not at all when the batch was not made durable. */
+struct hooked {
+    struct spool_journal_waiter w;
+    uv_thread_t loop_thread;
+    int synced;         /* hook calls */
+    int synced_on_loop; /* ... of which on the loop's thread */
+    int before_done;    /* the hook had run when done was called */
+    int done, status;
+};
+
+static void hooked_synced(struct spool_journal_waiter *w)
+{
+    struct hooked *h = container_of(w, struct hooked, w);
+    uv_thread_t self = uv_thread_self();
+    h->synced++;
+    h->synced_on_loop += uv_thread_equal(&self, &h->loop_thread);
+}
+
+static void hooked_done(struct spool_journal_waiter *w, int status)
+{
+    struct hooked *h = container_of(w, struct hooked, w);
+    h->before_done = h->synced;
+    h->status = status;
+    h->done++;
+}
+
+static void test_synced_hook(void)
+{
+    char *dir = make_tmpdir();
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/journal", dir);
+    CHECK_INT_EQ(mkdir(sub, 0700), 0);
+    int spool_fd = open(dir, O_RDONLY | O_DIRECTORY);
+    size_t pending = 0;
+    struct spool_journal j;
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(spool_journal_open(&j, &loop, spool_fd, dir, &pending, &err), 0);
+    struct hooked h[3] = {0};
+    spool_journal_hold(&j, 1);
+    for (int i = 0; i < 3; i++) {
+        h[i].loop_thread = uv_thread_self();
+        h[i].w.done = hooked_done;
+        h[i].w.synced = i < 2 ? hooked_synced : NULL; /* the third has none */
+        spool_journal_append(&j, &h[i].w, SPOOL_JOURNAL_REC_REMOVE, "0000000000000000A1", NULL, 0);
+    }
+    spool_journal_hold(&j, 0);
+    int done = 0;
+    uint64_t deadline = uv_hrtime() + 30 * (uint64_t)1000000000;
+    while (done < 3 && uv_hrtime() < deadline) {
+        uv_run(&loop, UV_RUN_ONCE);
+        done = h[0].done + h[1].done + h[2].done;
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT_EQ(h[i].done, 1);
+        CHECK_INT_EQ(h[i].status, 0);
+        CHECK_INT_EQ(h[i].synced, i < 2);
+        CHECK_INT_EQ(h[i].before_done, i < 2);
+        CHECK_INT_EQ(h[i].synced_on_loop, 0);
+        spool_journal_settle(&j, h[i].w.segment);
+    }
+
+    /* A batch that fails (its segment cannot be made): no hook runs, done gets the error. */
+    snprintf(sub, sizeof sub, "%s/journal/%016x", dir, 2);
+    CHECK_INT_EQ(mkdir(sub, 0700), 0);
+    j.segment_max = 1; /* the next batch opens segment 2 */
+    struct hooked f = {0};
+    f.loop_thread = uv_thread_self();
+    f.w.done = hooked_done;
+    f.w.synced = hooked_synced;
+    spool_journal_append(&j, &f.w, SPOOL_JOURNAL_REC_REMOVE, "0000000000000000A2", NULL, 0);
+    while (f.done == 0 && uv_hrtime() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_INT_EQ(f.done, 1);
+    CHECK(f.status < 0);
+    CHECK_INT_EQ(f.synced, 0);
+    CHECK_INT_EQ(rmdir(sub), 0);
+    while (spool_journal_busy(&j) && uv_hrtime() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    spool_journal_close(&j);
+    close(spool_fd);
+    buf_free(&err);
+    rm_tree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     setenv("UV_THREADPOOL_SIZE", "16", 1);
@@ -625,6 +712,7 @@ int main(void)
     test_replay_repairs();
     test_failed_move_taken_back();
     test_journal_failure();
+    test_synced_hook();
     test_large_message_bypasses_journal();
     test_checkpoints();
     test_old_spool();
