@@ -8,18 +8,20 @@
  *   <spool>/corrupt/<id>      a queue file that failed validation at recovery, kept for a person
  *   <spool>/state/<leaf>/<id> recipient states of a message queued by an earlier version
  *
- * A message is created in tmp/ by spool_msg_new and filled as it arrives: appends are framed into
- * body records in memory and written in chunks, one write in flight per message, on the thread
- * pool. Commit appends the prefix and end records. Then one of two ways, each step on the thread
- * pool, concurrently with other messages:
+ * A message is framed into records in memory as it arrives; once SPOOL_WRITE_CHUNK is buffered,
+ * its file is created in tmp/ and written in chunks, one write in flight per message, on the
+ * thread pool. Commit appends the prefix and end records. Then one of two ways, each step on the
+ * thread pool, concurrently with other messages:
  *
- *  - A message whose file was still all in memory at commit (no write starts before
- *    SPOOL_WRITE_CHUNK is buffered: so most mail, up to about 64 KiB; at most
- *    SPOOL_JOURNAL_INLINE_MAX) is written without a sync and closed; its id is checked free in
- * queue/ (should queue/ already hold it, the message takes a fresh one); the file's bytes go into
- * the journal, whose one fdatasync per batch is shared by every commit in flight (group commit,
- * spool_journal.c); then the move into queue/. Should a crash lose the file's bytes or its move,
- * the journal writes it again at the next start.
+ *  - A message still all in memory at commit (so most mail, up to about 64 KiB; at most
+ *    SPOOL_JOURNAL_INLINE_MAX) is staged in one step: its id is checked free in queue/ (should
+ *    queue/ already hold it, the message takes a fresh one) and its file written whole, without a
+ *    sync, as a file without a name in its queue/ leaf (O_TMPFILE; in tmp/ where the file system
+ *    cannot). The file's bytes go into the journal, whose one fdatasync per batch is shared by
+ *    every commit in flight (group commit, spool_journal.c); the batch's own step on the thread
+ *    pool, once synced, then gives the file its name in queue/ (a link, or the move from tmp/).
+ *    Should a crash lose the file's bytes or its name, the journal writes it again at the next
+ *    start.
  *  - A larger one, already partly written, is fdatasynced (its own sync costs little beside its
  *    size), closed and moved into queue/, and an fsync of queue/ is shared: while one runs,
  *    messages renamed meanwhile wait, and the next single fsync covers all of them
@@ -38,6 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/fdio.h"
 #include "lib/log.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
@@ -72,7 +75,7 @@ struct spool_msg {
     unsigned ended : 1;      /* the end record was handed to a write */
     unsigned paused : 1;     /* append returned 1: writable_cb is owed */
     unsigned prepended : 1;  /* spool_msg_prepend was called */
-    unsigned journaled : 1;  /* the file's bytes (wbuf) go into the journal instead of a sync */
+    unsigned journaled : 1;  /* staged whole: its bytes (buf) go into the journal, no own sync */
     struct buf prefix;       /* its bytes, written just before the end record */
     struct buf buf;          /* framed records not yet written */
     struct buf wbuf;         /* records being written */
@@ -86,13 +89,13 @@ struct spool_msg {
     spool_commit_cb commit_cb;
     void *commit_arg;
     int move_status;               /* result of the move into queue/, from the thread pool */
-    int closing_fd;                /* closed by commit_claim_work, then -1 */
     unsigned clashes;              /* ids found taken in queue/ */
     char id[SPOOL_ID_MAX + 1];     /* the queue id: the file's name in queue/ */
     char tmp_id[SPOOL_ID_MAX + 1]; /* its name in tmp/: the first id, kept after a clash */
 };
 
 /* The callback chain of a message, in firing order. */
+static void msg_open_start(struct spool_msg *msg);
 static void msg_on_opened(uv_fs_t *req);
 static void msg_advance(struct spool_msg *msg);
 static void msg_write_start(struct spool_msg *msg);
@@ -102,10 +105,12 @@ static void commit_on_closed(uv_fs_t *req);
 static void commit_move_start(struct spool_msg *msg);
 static void commit_move_work(uv_work_t *work);
 static void commit_on_moved(uv_work_t *work, int status);
+static void commit_moved(struct spool_msg *msg);
+static void commit_name_synced(struct spool_journal_waiter *w);
 static void commit_on_durable(struct spool_dirsync_waiter *w, int status);
-static void commit_claim_start(struct spool_msg *msg);
-static void commit_claim_work(uv_work_t *work);
-static void commit_on_claimed(uv_work_t *work, int status);
+static void commit_stage_start(struct spool_msg *msg);
+static void commit_stage_work(uv_work_t *work);
+static void commit_on_staged(uv_work_t *work, int status);
 static void commit_on_journaled(struct spool_journal_waiter *w, int status);
 static void commit_on_taken_back(struct spool_journal_waiter *w, int status);
 static void msg_cleanup(struct spool_msg *msg);
@@ -154,7 +159,12 @@ int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf 
     sp->queue_fd = sp->state_fd = -1;
     rc = sp->dir_fd = spool_fs_open_dir(path, ".", err);
     if (rc >= 0)
+        rc = spool_fs_open_dir(path, SPOOL_TMP, err);
+    if (rc >= 0) {
+        sp->unnamed = spool_move_unnamed_usable(rc, "unnamed-probe");
+        close(rc);
         rc = sp->queue_fd = spool_fs_open_dir(path, SPOOL_QUEUE, err);
+    }
     if (rc >= 0)
         rc = sp->state_fd = spool_fs_open_dir(path, SPOOL_STATE, err);
     if (rc >= 0) {
@@ -203,6 +213,11 @@ void spool_test_journal_hold(struct spool *sp, int hold)
     spool_journal_hold(&sp->journal, hold);
 }
 
+void spool_test_unnamed(struct spool *sp, int on)
+{
+    sp->unnamed = on;
+}
+
 size_t spool_pending(const struct spool *sp)
 {
     return sp->pending;
@@ -215,7 +230,6 @@ struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *e
     struct spool_msg *msg = xcalloc(1, sizeof *msg);
     msg->sp = sp;
     msg->fd = -1;
-    msg->closing_fd = -1;
     msg->open_rec = NO_RECORD;
     if (sp->next_id[0] != '\0') {
         memcpy(msg->id, sp->next_id, sizeof msg->id);
@@ -225,16 +239,7 @@ struct spool_msg *spool_msg_new(struct spool *sp, const struct spool_envelope *e
     }
     memcpy(msg->tmp_id, msg->id, sizeof msg->tmp_id);
     sp->nmsgs++;
-    msg->error = envelope_encode(env, &msg->buf);
-    if (msg->error < 0)
-        return msg; /* reported at commit, like any failure of the file */
-
-    char path[PATH_MAX];
-    msg_path(msg, SPOOL_TMP, path, sizeof path);
-    msg->busy = 1;
-    spool_fs_started(uv_fs_open(sp->loop, &msg->req.fs, path,
-                                O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, msg_on_opened),
-                     "open");
+    msg->error = envelope_encode(env, &msg->buf); /* a failure is reported at commit */
     return msg;
 }
 
@@ -332,6 +337,17 @@ void spool_msg_abort(struct spool_msg *msg)
 
 /* ---- the chain ---- */
 
+/* Creates the message's file in tmp/, once its bytes do not stay in memory. */
+static void msg_open_start(struct spool_msg *msg)
+{
+    char path[PATH_MAX];
+    msg_path(msg, SPOOL_TMP, path, sizeof path);
+    msg->busy = 1;
+    spool_fs_started(uv_fs_open(msg->sp->loop, &msg->req.fs, path,
+                                O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, msg_on_opened),
+                     "open");
+}
+
 static void msg_on_opened(uv_fs_t *req)
 {
     struct spool_msg *msg = container_of(req, struct spool_msg, req.fs);
@@ -346,6 +362,23 @@ static void msg_on_opened(uv_fs_t *req)
     msg_advance(msg);
 }
 
+/* 1 when the whole file of a committing message that has no file yet, with its prefix and end
+ * records, fits in one journal record. */
+static int msg_fits_journal(const struct spool_msg *msg)
+{
+    return !msg->created &&
+           msg->buf.len + msg->prefix.len + 4 * ENVELOPE_HDR_LEN + 64 <= SPOOL_JOURNAL_INLINE_MAX;
+}
+
+/* Appends the prefix and end records to what is buffered: the message is complete. */
+static void msg_seal(struct spool_msg *msg)
+{
+    envelope_prefix_append(&msg->buf, msg->prefix.data, msg->prefix.len);
+    msg->crc = envelope_crc32(msg->crc, msg->buf.data, msg->buf.len);
+    envelope_end_append(&msg->buf, msg->body_size, msg->crc);
+    msg->ended = 1;
+}
+
 /* Starts whatever comes next for a message with no operation in flight. */
 static void msg_advance(struct spool_msg *msg)
 {
@@ -357,16 +390,18 @@ static void msg_advance(struct spool_msg *msg)
         buf_free(&msg->buf);
         buf_free(&msg->wbuf);
         msg->open_rec = NO_RECORD;
-    } else if (msg->committing && msg->ended && msg->journaled) {
-        msg->closing_fd = msg->fd;
-        msg->fd = -1;
-        commit_claim_start(msg);
-        return;
     } else if (msg->committing && msg->ended) {
         msg->busy = 1;
         spool_fs_started(uv_fs_fdatasync(msg->sp->loop, &msg->req.fs, msg->fd, commit_on_synced),
                          "fdatasync");
         return;
+    } else if (msg->committing && msg->fd < 0 && msg_fits_journal(msg)) {
+        msg_seal(msg);
+        msg->journaled = 1;
+        commit_stage_start(msg);
+        return;
+    } else if (msg->fd < 0 && (msg->committing || msg->buf.len >= SPOOL_WRITE_CHUNK)) {
+        msg_open_start(msg);
     } else if (msg->committing || msg->buf.len >= SPOOL_WRITE_CHUNK) {
         msg_write_start(msg);
     }
@@ -390,14 +425,9 @@ static void msg_write_start(struct spool_msg *msg)
 {
     msg->open_rec = NO_RECORD; /* the record is on its way: later appends start a new one */
     if (msg->committing)
-        envelope_prefix_append(&msg->buf, msg->prefix.data, msg->prefix.len);
-    msg->crc = envelope_crc32(msg->crc, msg->buf.data, msg->buf.len);
-    if (msg->committing) {
-        envelope_end_append(&msg->buf, msg->body_size, msg->crc);
-        msg->ended = 1;
-        /* Nothing written yet: the whole file is in hand, and the journal can carry it. */
-        msg->journaled = msg->offset == 0 && msg->buf.len <= SPOOL_JOURNAL_INLINE_MAX;
-    }
+        msg_seal(msg);
+    else
+        msg->crc = envelope_crc32(msg->crc, msg->buf.data, msg->buf.len);
     struct buf swap = msg->wbuf; /* empty, its memory kept for the next chunk */
     msg->wbuf = msg->buf;
     msg->buf = swap;
@@ -421,9 +451,7 @@ static void msg_on_written(uv_fs_t *req)
             return;
         }
     }
-    if (msg->journaled && msg->error == 0)
-        ; /* the file's bytes, kept for the journal */
-    else if (msg->wbuf.cap > 2 * SPOOL_BUFFER_HIGH)
+    if (msg->wbuf.cap > 2 * SPOOL_BUFFER_HIGH)
         buf_free(&msg->wbuf); /* one huge append: do not keep its memory */
     else
         buf_reset(&msg->wbuf);
@@ -498,21 +526,40 @@ static void commit_move_start(struct spool_msg *msg)
     msg_work_start(msg, commit_move_work, commit_on_moved);
 }
 
+/* Gives the message's file its name in queue/: synchronous, on the thread pool. */
+static void msg_name(struct spool_msg *msg)
+{
+    spool_layout_name(msg->id, msg->queue_name);
+    if (!msg->created) {
+        /* Staged without a name in its leaf: the link is the move. */
+        msg->move_status = spool_move_unnamed_link(msg->fd, msg->sp->queue_fd, msg->queue_name);
+    } else {
+        char from[PATH_MAX], to[PATH_MAX];
+        msg_path(msg, SPOOL_TMP, from, sizeof from);
+        msg_path(msg, SPOOL_QUEUE, to, sizeof to);
+        msg->move_status = spool_layout_leaf_make(msg->sp->queue_fd, msg->queue_name);
+        if (msg->move_status == 0)
+            msg->move_status = spool_move_noreplace(from, to);
+    }
+    if (msg->fd >= 0) {
+        /* Its bytes are in the journal: a failed close loses nothing. */
+        (void)close(msg->fd);
+        msg->fd = -1;
+    }
+}
+
 static void commit_move_work(uv_work_t *work)
 {
-    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
-    char from[PATH_MAX], to[PATH_MAX];
-    msg_path(msg, SPOOL_TMP, from, sizeof from);
-    msg_path(msg, SPOOL_QUEUE, to, sizeof to);
-    spool_layout_name(msg->id, msg->queue_name);
-    msg->move_status = spool_layout_leaf_make(msg->sp->queue_fd, msg->queue_name);
-    if (msg->move_status == 0)
-        msg->move_status = spool_move_noreplace(from, to);
+    msg_name(container_of(work, struct spool_msg, req.work));
 }
 
 static void commit_on_moved(uv_work_t *work, int status)
 {
-    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
+    commit_moved(container_of(work, struct spool_msg, req.work));
+}
+
+static void commit_moved(struct spool_msg *msg)
+{
     struct spool *sp = msg->sp;
     if (msg->journaled) {
         if (msg->move_status == 0) {
@@ -526,6 +573,7 @@ static void commit_on_moved(uv_work_t *work, int status)
          * it back, and a retry by the client would make it a second copy. */
         msg_fail(msg, msg->move_status);
         msg->jw.done = commit_on_taken_back;
+        msg->jw.synced = NULL;
         spool_journal_append(&sp->journal, &msg->jw, SPOOL_JOURNAL_REC_REMOVE, msg->id, NULL, 0);
         return;
     }
@@ -552,39 +600,63 @@ static void commit_on_durable(struct spool_dirsync_waiter *w, int status)
     msg_finish(msg);
 }
 
-/* ---- the journal's way: claim the id, journal the bytes, then move ---- */
+/* ---- the journal's way: stage the file, journal its bytes, then name it ---- */
 
-/* Closes the written file and checks that queue/ does not hold its id yet, on the thread pool. */
-static void commit_claim_start(struct spool_msg *msg)
+/* Checks that queue/ does not hold the message's id yet and writes its file, unnamed in its leaf
+ * or in tmp/, without a sync: one step on the thread pool. */
+static void commit_stage_start(struct spool_msg *msg)
 {
-    msg_work_start(msg, commit_claim_work, commit_on_claimed);
+    msg_work_start(msg, commit_stage_work, commit_on_staged);
 }
 
-static void commit_claim_work(uv_work_t *work)
-{
-    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
-    msg->move_status = 0;
-    if (msg->closing_fd >= 0 && close(msg->closing_fd) < 0)
-        msg->move_status = -errno;
-    msg->closing_fd = -1;
-    char name[SPOOL_NAME_MAX + 1];
-    spool_layout_name(msg->id, name);
-    if (msg->move_status == 0 && faccessat(msg->sp->queue_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-        msg->move_status = -EEXIST;
-    else if (msg->move_status == 0 && errno != ENOENT)
-        msg->move_status = -errno;
-}
-
-static void commit_on_claimed(uv_work_t *work, int status)
+static void commit_stage_work(uv_work_t *work)
 {
     struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
     struct spool *sp = msg->sp;
-    if (commit_id_checked(msg, commit_claim_start))
+    spool_layout_name(msg->id, msg->queue_name);
+    int rc = 0;
+    if (faccessat(sp->queue_fd, msg->queue_name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        rc = -EEXIST;
+    else if (errno != ENOENT)
+        rc = -errno;
+    int fd = -1;
+    char path[PATH_MAX];
+    if (rc == 0 && sp->unnamed) {
+        char leaf[SPOOL_LEAF_LEN + 1];
+        snprintf(leaf, sizeof leaf, "%.*s", SPOOL_LEAF_LEN, msg->queue_name);
+        rc = spool_layout_leaf_make(sp->queue_fd, msg->queue_name);
+        if (rc == 0)
+            rc = fd = spool_move_unnamed_open(sp->queue_fd, leaf);
+    } else if (rc == 0) {
+        msg_path(msg, SPOOL_TMP, path, sizeof path);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        rc = fd < 0 ? -errno : 0;
+        msg->created = fd >= 0;
+    }
+    if (fd >= 0)
+        rc = fd_write_all(fd, msg->buf.data, msg->buf.len);
+    if (rc < 0 && fd >= 0) {
+        close(fd);
+        fd = -1;
+        if (msg->created && unlink(path) == 0)
+            msg->created = 0;
+    }
+    msg->fd = fd;
+    msg->move_status = rc < 0 ? rc : 0;
+}
+
+static void commit_on_staged(uv_work_t *work, int status)
+{
+    struct spool_msg *msg = container_of(work, struct spool_msg, req.work);
+    struct spool *sp = msg->sp;
+    if (commit_id_checked(msg, commit_stage_start))
         return;
     msg->jw.done = commit_on_journaled;
-    spool_journal_append(&sp->journal, &msg->jw, SPOOL_JOURNAL_REC_MSG, msg->id, msg->wbuf.data,
-                         msg->wbuf.len);
-    buf_free(&msg->wbuf);
+    msg->jw.synced = commit_name_synced;
+    msg->move_status = -EIO; /* until the name is given */
+    spool_journal_append(&sp->journal, &msg->jw, SPOOL_JOURNAL_REC_MSG, msg->id, msg->buf.data,
+                         msg->buf.len);
+    buf_free(&msg->buf);
 }
 
 static void commit_on_journaled(struct spool_journal_waiter *w, int status)
@@ -597,7 +669,13 @@ static void commit_on_journaled(struct spool_journal_waiter *w, int status)
         return;
     }
     msg->journal_segment = w->segment;
-    commit_move_start(msg);
+    commit_moved(msg); /* named by commit_name_synced, in the journal's step */
+}
+
+/* Once the journal's batch holding the message is durable, on the thread pool. */
+static void commit_name_synced(struct spool_journal_waiter *w)
+{
+    msg_name(container_of(w, struct spool_msg, jw));
 }
 
 static void commit_on_taken_back(struct spool_journal_waiter *w, int status)

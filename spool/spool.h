@@ -228,5 +228,9 @@ void spool_test_journal_stats(const struct spool *sp, struct spool_journal_stats
 void spool_test_journal_segment_max(struct spool *sp, uint64_t bytes);
 /* For tests: while held (1), records gather and no batch starts; 0 lets them go as one batch. */
 void spool_test_journal_hold(struct spool *sp, int hold);
+/* For tests: 0 stages small messages in tmp/, as on a file system without unnamed files
+ * (O_TMPFILE); 1 stages them unnamed in their queue/ leaf (the default where spool_open found
+ * that it works). */
+void spool_test_unnamed(struct spool *sp, int on);
 
 #endif

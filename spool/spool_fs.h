@@ -26,11 +26,12 @@ struct spool_op;
 
 struct spool {
     uv_loop_t *loop;
-    char *dir;      /* absolute path of the spool */
-    int dir_fd;     /* <dir> itself, for syncfs() */
-    int queue_fd;   /* <dir>/queue, open for the directory syncs */
-    int state_fd;   /* <dir>/state */
-    size_t nmsgs;   /* messages not yet freed */
+    char *dir;    /* absolute path of the spool */
+    int dir_fd;   /* <dir> itself, for syncfs() */
+    int queue_fd; /* <dir>/queue, open for the directory syncs */
+    int state_fd; /* <dir>/state */
+    int unnamed;  /* small messages are written unnamed in their leaf (spool_move.h), not in tmp/ */
+    size_t nmsgs; /* messages not yet freed */
     size_t pending; /* of those, committed or aborted, and the spool_ops: work to finish */
     size_t nops;    /* state updates, removals and loads not yet called back */
     struct spool_op *ops_running; /* updates and removals on the thread pool, one per id */

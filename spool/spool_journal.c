@@ -243,6 +243,9 @@ static void batch_work(uv_work_t *work)
     /* A new segment's name must be durable too before its records count. */
     if (b->status == 0 && b->create && fsync(b->j->dir_fd) < 0)
         b->status = -errno;
+    for (struct spool_journal_waiter *w = b->waiters; b->status == 0 && w != NULL; w = w->next)
+        if (w->synced != NULL)
+            w->synced(w);
 }
 
 static void batch_done(uv_work_t *work, int status)

@@ -50,6 +50,9 @@ struct spool_journal_waiter {
     struct spool_journal_segment *segment; /* where the record went: pass to settle */
     /* Runs on the loop once the record is durable (0) or not known to be (-errno). */
     void (*done)(struct spool_journal_waiter *w, int status);
+    /* Optional (NULL: none): runs on the thread pool, in the batch's own step, once the record is
+     * durable and before done: file work that must follow the sync, spared a trip of its own. */
+    void (*synced)(struct spool_journal_waiter *w);
 };
 
 struct spool_journal {

@@ -23,3 +23,30 @@ int spool_move_by_link(const char *from, const char *to)
     (void)unlink(from);
     return 0;
 }
+
+int spool_move_unnamed_open(int dir_fd, const char *sub)
+{
+    int fd = openat(dir_fd, sub, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    return fd >= 0 ? fd : -errno;
+}
+
+int spool_move_unnamed_link(int fd, int dir_fd, const char *name)
+{
+    /* linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH, which the daemon's user lacks. */
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+}
+
+int spool_move_unnamed_usable(int dir_fd, const char *probe)
+{
+    int fd = spool_move_unnamed_open(dir_fd, ".");
+    if (fd < 0)
+        return 0;
+    (void)unlinkat(dir_fd, probe, 0); /* left by a crash during an earlier probe */
+    int ok = spool_move_unnamed_link(fd, dir_fd, probe) == 0;
+    close(fd);
+    if (ok)
+        (void)unlinkat(dir_fd, probe, 0);
+    return ok;
+}

@@ -232,23 +232,29 @@ static void test_abort(void)
     fill_random(&big, 1024 * 1024, 7);
     int never = 0;
 
-    /* Right after new: the open is still in flight. */
+    /* Right after new: nothing on disk yet. */
     struct spool_msg *a = spool_msg_new(sp, &env_full);
     spool_msg_abort(a);
-    /* Mid-write: a megabyte buffered, a write in flight, more buffered behind it. */
+    CHECK_INT_EQ(spool_pending(sp), 0); /* nothing to clean up: gone at once */
+    /* Mid-write: a megabyte buffered, its file being opened, more buffered behind it. */
     struct spool_msg *b = spool_msg_new(sp, &env_full);
     struct spool_msg *c = spool_msg_new(sp, &env_bounce);
+    struct spool_msg *d = spool_msg_new(sp, &env_full);
     char c_id[SPOOL_ID_MAX + 1];
     snprintf(c_id, sizeof c_id, "%s", spool_msg_id(c));
-    run_until(&never, 1); /* lets both opens finish: nothing else is in flight */
-    CHECK(path_exists(dir, "tmp", c_id));
-    CHECK_INT_EQ(spool_msg_append(b, big.data, big.len, NULL, NULL), 0); /* starts a write */
+    CHECK_INT_EQ(spool_msg_append(b, big.data, big.len, NULL, NULL), 0); /* starts the open */
     CHECK_INT_EQ(spool_msg_append(b, big.data, big.len, NULL, NULL), 1);
     spool_msg_abort(b);
-    /* Idle, file open, nothing in flight. */
+    /* A file open with a write done, nothing in flight. */
+    CHECK_INT_EQ(spool_msg_append(d, big.data, 100 * 1024, NULL, NULL), 0);
+    run_until(&never, 1); /* lets d's open and write finish */
+    CHECK(path_exists(dir, "tmp", spool_msg_id(d)));
+    spool_msg_abort(d);
+    /* Idle, small: no file was ever made for it. */
     spool_msg_append(c, "hello", 5, NULL, NULL);
+    CHECK(!path_exists(dir, "tmp", c_id));
     spool_msg_abort(c);
-    CHECK_INT_EQ(spool_pending(sp), 2); /* a is gone already: its clean-up ran with the opens */
+    CHECK_INT_EQ(spool_pending(sp), 1); /* d; b finished above, c at once */
     uint64_t deadline = uv_hrtime() + 30 * (uint64_t)1000000000;
     while (spool_pending(sp) > 0 && uv_hrtime() < deadline)
         uv_run(&loop, UV_RUN_ONCE);
@@ -351,7 +357,9 @@ static void test_errors(void)
     CHECK(spool_scan(path, seen_on_entry, NULL, &err) < 0);
     buf_reset(&err);
 
-    /* tmp/ replaced by a file: the open fails, the commit reports it. */
+    /* tmp/ replaced by a file: a small message, written unnamed in its queue/ leaf, does not
+     * need it; staged in tmp/ (a file system without O_TMPFILE), the open fails, the commit
+     * reports it. */
     snprintf(path, sizeof path, "%s/spool", dir);
     sp = open_spool(path);
     char sub[4200];
@@ -360,6 +368,9 @@ static void test_errors(void)
     fd = open(sub, O_WRONLY | O_CREAT, 0600);
     close(fd);
     struct result r = commit_one(sp, &env_full);
+    CHECK_INT_EQ(r.status, 0);
+    spool_test_unnamed(sp, 0);
+    r = commit_one(sp, &env_full);
     CHECK_INT_EQ(r.status, -ENOTDIR);
     CHECK_INT_EQ(spool_pending(sp), 0);
     unlink(sub);
@@ -379,7 +390,7 @@ static void test_errors(void)
     free(many);
     spool_close(sp);
     CHECK_INT_EQ(count_files(path, "tmp"), 0);
-    CHECK_INT_EQ(count_files(path, "queue"), 1);
+    CHECK_INT_EQ(count_files(path, "queue"), 2);
 
     /* queue/ replaced by a file: the move fails (its leaf cannot be made in the directory that
      * is gone), the tmp file is removed. */

@@ -13,9 +13,11 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "lib/uvutil.h"
 #include "spool/envelope.h"
 #include "spool/spool.h"
 #include "spool/spool_journal.h"
+#include "spool/spool_layout.h"
 #include "spool/spool_state.h"
 #include "tests/unit/check.h"
 #include "tests/unit/spool_fixture.h"
@@ -346,43 +348,56 @@ static void test_replay_repairs(void)
 }
 
 /* A commit whose move fails after its record was journaled is taken back in the journal too: a
- * crash right then does not bring back a message the client was told was not accepted. */
+ * crash right then does not bring back a message the client was told was not accepted. The move
+ * is made to fail by a file that takes the message's name in queue/ after its id was checked free;
+ * both ways of staging a small message are tried (unnamed in its leaf, and through tmp/). */
 static void test_failed_move_taken_back(void)
 {
-    char *dir = make_tmpdir();
-    char *image = make_tmpdir();
-    struct spool *sp = open_spool(dir);
-    char queue[4200], aside[4200];
-    snprintf(queue, sizeof queue, "%s/queue", dir);
-    snprintf(aside, sizeof aside, "%s/queue-aside", dir);
-    CHECK_INT_EQ(rename(queue, aside), 0);
-    int fd = open(queue, O_WRONLY | O_CREAT, 0600); /* the move into queue/ fails */
-    close(fd);
-    struct result r = commit_one(sp, &env_full);
-    CHECK_INT_EQ(r.status, -ENOTDIR);
-    CHECK_INT_EQ(count_files(dir, "tmp"), 0);
-    char crashed[4200];
-    snprintf(crashed, sizeof crashed, "%s/spool", image);
-    copy_tree(dir, crashed);
-    spool_close(sp);
+    for (int unnamed = 1; unnamed >= 0; unnamed--) {
+        char *dir = make_tmpdir();
+        char *image = make_tmpdir();
+        struct spool *sp = open_spool(dir);
+        spool_test_unnamed(sp, unnamed);
+        spool_test_journal_hold(sp, 1);
+        struct result r = {0, 1};
+        struct spool_msg *msg = spool_msg_new(sp, &env_full);
+        char name[SPOOL_NAME_MAX + 1], blocker[4300];
+        spool_layout_name(spool_msg_id(msg), name);
+        spool_msg_append(msg, "Subject: x\r\n\r\nbody\r\n", 20, NULL, NULL);
+        spool_msg_commit(msg, result_on_committed, &r);
+        run_until_gathered(sp, 1); /* staged, its id checked free: its record waits */
+        snprintf(blocker, sizeof blocker, "%s/queue/%.3s", dir, name);
+        CHECK(mkdir(blocker, 0700) == 0 ||
+              errno == EEXIST); /* its leaf, made when staged unnamed */
+        snprintf(blocker, sizeof blocker, "%s/queue/%s", dir, name);
+        int fd = open(blocker, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        CHECK(fd >= 0);
+        close(fd);
+        spool_test_journal_hold(sp, 0);
+        run_until(&r.calls, 1);
+        CHECK_INT_EQ(r.status, -EEXIST);
+        CHECK_INT_EQ(count_files(dir, "tmp"), 0);
+        CHECK_INT_EQ(count_files(dir, "queue"), 1); /* the blocker alone */
+        char crashed[4200];
+        snprintf(crashed, sizeof crashed, "%s/spool", image);
+        copy_tree(dir, crashed);
+        spool_close(sp);
 
-    char path[4300], path2[4300];
-    snprintf(path, sizeof path, "%s/queue", crashed);
-    snprintf(path2, sizeof path2, "%s/queue-aside", crashed);
-    CHECK_INT_EQ(unlink(path), 0);
-    CHECK_INT_EQ(rename(path2, path), 0);
-    struct spool *again = open_spool(crashed);
-    struct seen seen = {0};
-    struct buf err = BUF_INIT;
-    CHECK_INT_EQ(spool_recover(again, seen_on_entry, &seen, &err), 0);
-    CHECK_INT_EQ(count_files(crashed, "queue"), 0);
-    seen_free(&seen);
-    spool_close(again);
-    buf_free(&err);
-    rm_tree(dir);
-    rm_tree(image);
-    free(dir);
-    free(image);
+        snprintf(blocker, sizeof blocker, "%s/queue/%s", crashed, name);
+        CHECK_INT_EQ(unlink(blocker), 0);
+        struct spool *again = open_spool(crashed);
+        struct seen seen = {0};
+        struct buf err = BUF_INIT;
+        CHECK_INT_EQ(spool_recover(again, seen_on_entry, &seen, &err), 0);
+        CHECK_INT_EQ(count_files(crashed, "queue"), 0);
+        seen_free(&seen);
+        spool_close(again);
+        buf_free(&err);
+        rm_tree(dir);
+        rm_tree(image);
+        free(dir);
+        free(image);
+    }
 }
 
 /* A journal that cannot be written fails the commit (451), leaves no file, and the next batch
@@ -601,6 +616,92 @@ static void test_record_decode(void)
     buf_free(&b);
 }
 
+/* A waiter's synced hook runs in the batch's own step on the thread pool: after the sync, before
+ * its done callback, off the loop's thread; not at all when the batch was not made durable. */
+struct hooked {
+    struct spool_journal_waiter w;
+    uv_thread_t loop_thread;
+    int synced;         /* hook calls */
+    int synced_on_loop; /* ... of which on the loop's thread */
+    int before_done;    /* the hook had run when done was called */
+    int done, status;
+};
+
+static void hooked_synced(struct spool_journal_waiter *w)
+{
+    struct hooked *h = container_of(w, struct hooked, w);
+    uv_thread_t self = uv_thread_self();
+    h->synced++;
+    h->synced_on_loop += uv_thread_equal(&self, &h->loop_thread);
+}
+
+static void hooked_done(struct spool_journal_waiter *w, int status)
+{
+    struct hooked *h = container_of(w, struct hooked, w);
+    h->before_done = h->synced;
+    h->status = status;
+    h->done++;
+}
+
+static void test_synced_hook(void)
+{
+    char *dir = make_tmpdir();
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/journal", dir);
+    CHECK_INT_EQ(mkdir(sub, 0700), 0);
+    int spool_fd = open(dir, O_RDONLY | O_DIRECTORY);
+    size_t pending = 0;
+    struct spool_journal j;
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(spool_journal_open(&j, &loop, spool_fd, dir, &pending, &err), 0);
+    struct hooked h[3] = {0};
+    spool_journal_hold(&j, 1);
+    for (int i = 0; i < 3; i++) {
+        h[i].loop_thread = uv_thread_self();
+        h[i].w.done = hooked_done;
+        h[i].w.synced = i < 2 ? hooked_synced : NULL; /* the third has none */
+        spool_journal_append(&j, &h[i].w, SPOOL_JOURNAL_REC_REMOVE, "0000000000000000A1", NULL, 0);
+    }
+    spool_journal_hold(&j, 0);
+    int done = 0;
+    uint64_t deadline = uv_hrtime() + 30 * (uint64_t)1000000000;
+    while (done < 3 && uv_hrtime() < deadline) {
+        uv_run(&loop, UV_RUN_ONCE);
+        done = h[0].done + h[1].done + h[2].done;
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT_EQ(h[i].done, 1);
+        CHECK_INT_EQ(h[i].status, 0);
+        CHECK_INT_EQ(h[i].synced, i < 2);
+        CHECK_INT_EQ(h[i].before_done, i < 2);
+        CHECK_INT_EQ(h[i].synced_on_loop, 0);
+        spool_journal_settle(&j, h[i].w.segment);
+    }
+
+    /* A batch that fails (its segment cannot be made): no hook runs, done gets the error. */
+    snprintf(sub, sizeof sub, "%s/journal/%016x", dir, 2);
+    CHECK_INT_EQ(mkdir(sub, 0700), 0);
+    j.segment_max = 1; /* the next batch opens segment 2 */
+    struct hooked f = {0};
+    f.loop_thread = uv_thread_self();
+    f.w.done = hooked_done;
+    f.w.synced = hooked_synced;
+    spool_journal_append(&j, &f.w, SPOOL_JOURNAL_REC_REMOVE, "0000000000000000A2", NULL, 0);
+    while (f.done == 0 && uv_hrtime() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK_INT_EQ(f.done, 1);
+    CHECK(f.status < 0);
+    CHECK_INT_EQ(f.synced, 0);
+    CHECK_INT_EQ(rmdir(sub), 0);
+    while (spool_journal_busy(&j) && uv_hrtime() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    spool_journal_close(&j);
+    close(spool_fd);
+    buf_free(&err);
+    rm_tree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     setenv("UV_THREADPOOL_SIZE", "16", 1);
@@ -611,6 +712,7 @@ int main(void)
     test_replay_repairs();
     test_failed_move_taken_back();
     test_journal_failure();
+    test_synced_hook();
     test_large_message_bypasses_journal();
     test_checkpoints();
     test_old_spool();
