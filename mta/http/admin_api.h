@@ -14,8 +14,8 @@
 /* GET /api/v1/queue/destinations: {"destinations":[...]} as in `queue list --json`. */
 void admin_api_destinations(struct scheduler *s, const struct http_call *call,
                             struct http_answer *answer);
-/* POST /api/v1/queue/suspend?destination=NAME[&seconds=N], .../resume?destination=NAME and
- * .../retry?id=ID|all: {"result": "..."}; 400 for a bad parameter, 404 for no such message or
+/* POST /api/v1/queue/suspend?destination=NAME[&seconds=N], .../resume?destination=NAME (or either
+ * with tenant=T[&campaign=C]: scheduler_hold_tenant) and .../retry?id=ID|all: {"result": "..."}; 400 for a bad parameter, 404 for no such message or
  * destination, 503 while the daemon stops, each with {"error": "..."}. */
 void admin_api_suspend(struct scheduler *s, const struct http_call *call,
                        struct http_answer *answer);
