@@ -226,13 +226,17 @@ static struct list_job *list_job_new(const struct http_call *call)
 
 void admin_api_bounce(struct scheduler *s, const struct http_call *call, struct http_answer *answer)
 {
-    char id[SPOOL_ID_MAX + 1], tenant[NAME_MAX_LEN + 1], campaign[NAME_MAX_LEN + 1];
+    char id[SPOOL_ID_MAX + 1];
+    struct scheduler_list_filter filter = {0};
     if (stopping(s, answer) || param_opt(call, "id", id, sizeof id, answer) < 0 ||
-        param_opt(call, "tenant", tenant, sizeof tenant, answer) < 0 ||
-        param_opt(call, "campaign", campaign, sizeof campaign, answer) < 0)
+        param_opt(call, "destination", filter.destination, sizeof filter.destination, answer) < 0 ||
+        param_opt(call, "tenant", filter.tenant, sizeof filter.tenant, answer) < 0 ||
+        param_opt(call, "campaign", filter.campaign, sizeof filter.campaign, answer) < 0)
         return;
-    if ((id[0] != '\0') == (tenant[0] != '\0') || (campaign[0] && !tenant[0])) {
-        answer_error(answer, 400, "id, or tenant and an optional campaign");
+    int selection = filter.destination[0] || filter.tenant[0];
+    if ((id[0] != '\0') == selection || (filter.campaign[0] && !filter.tenant[0])) {
+        answer_error(answer, 400,
+                     "id, or a destination and/or a tenant (and an optional campaign)");
         return;
     }
     if (!valid_id(id)) {
@@ -241,7 +245,7 @@ void admin_api_bounce(struct scheduler *s, const struct http_call *call, struct 
     }
     struct buf words = BUF_INIT;
     int rc = id[0] ? scheduler_bounce_message(s, id, &words)
-                   : scheduler_bounce_tenant(s, tenant, campaign, &words);
+                   : scheduler_bounce_selected(s, &filter, &words);
     answer_op(answer, rc, &words);
     buf_free(&words);
 }
