@@ -25,8 +25,9 @@
 
 /* Messages of a selection read from disk at once. */
 #define BOUNCE_READS 16
-/* Messages failed per loop turn: each is a spool write on the thread pool. */
-#define BOUNCE_PER_TURN 64
+/* Recipients failed per loop turn (a message counts at least one): each message is a spool write
+ * on the thread pool, then a DSN built on the loop, so this paces what comes back per turn. */
+#define BOUNCE_RCPTS_PER_TURN 512
 
 static int job_of_msg(const struct job *job, const void *arg)
 {
@@ -133,14 +134,17 @@ static void sel_describe(const struct scheduler_list_filter *f, struct buf *out)
         buf_printf(out, ", campaign %s", f->campaign);
 }
 
-/* Its waiting recipients (at the destination) fail; with none, it is scheduled again. */
-static void sel_fail(struct bounce_sel *sel, struct qmsg *m)
+/* Its waiting recipients (at the destination) fail; with none, it is scheduled again. Returns how
+ * many failed, at least 1. */
+static size_t sel_fail(struct bounce_sel *sel, struct qmsg *m)
 {
     m->bounce_selected = 0;
-    if (msg_fail_waiting_at(m, sel_domain(sel), SCHED_ADMIN_BOUNCE) > 0)
+    size_t n = msg_fail_waiting_at(m, sel_domain(sel), SCHED_ADMIN_BOUNCE);
+    if (n > 0)
         sel->bounced++;
     else
         msg_settle(m);
+    return n > 0 ? n : 1;
 }
 
 /* A message of the selection found on disk, which may have been read back meanwhile. */
@@ -191,19 +195,17 @@ static int sel_step(struct sched_task *t)
     struct bounce_sel *sel = container_of(t, struct bounce_sel, task);
     struct scheduler *s = sel->s;
     size_t seen = 0, failed = 0;
-    while (sel->next < sel->n && seen < SCHED_SLICE_ITEMS && failed < BOUNCE_PER_TURN &&
+    while (sel->next < sel->n && seen < SCHED_SLICE_ITEMS && failed < BOUNCE_RCPTS_PER_TURN &&
            sel->reading < BOUNCE_READS) {
         const char *id = sel->ids[sel->next++];
         struct qmsg *m = strmap_get(&s->msgs, id);
         seen++;
         if (m != NULL && m->bounce_selected) {
-            sel_fail(sel, m);
-            failed++;
+            failed += sel_fail(sel, m);
         } else if (m != NULL) { /* read back since the start, or in the index too */
             if (!m->deleted && sched_list_matches(m, &sel->f)) {
                 msg_return_jobs(s, m);
-                sel_fail(sel, m);
-                failed++;
+                failed += sel_fail(sel, m);
             }
         } else {
             struct sel_read *r = xmalloc(sizeof *r);
