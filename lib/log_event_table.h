@@ -181,8 +181,9 @@ static const struct log_event log_event_table[] = {
      "suspension or its lifting."},
     {"delivery.tenant_bounce", "warn",
      "tenant, campaign, messages",
-     "`sluice queue bounce --tenant` failed the waiting recipients of a tenant's mail (`campaign` "
-     "\"\": all of it) in `messages` messages; their senders get DSNs."},
+     "The waiting recipients of a tenant's mail in memory (`campaign` \"\": all of it) failed at "
+     "once in `messages` messages; their senders get DSNs. `sluice queue bounce --tenant` now "
+     "bounces in slices and logs `queue.bounce_started` and `queue.bounce_done` instead."},
     {"delivery.tenant_resume", "info",
      "tenant, campaign",
      "`sluice queue resume --tenant` released a tenant's mail (`campaign` \"\": all of it)."},

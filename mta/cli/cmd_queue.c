@@ -371,18 +371,18 @@ static const struct action *queue_action(char **words, int nwords, int json, int
     char name[32]; /* "queue VERB": the usage shown is that verb's */
     snprintf(name, sizeof name, "queue %s", act->name);
     int bounce = strcmp(act->name, "bounce") == 0;
-    int by_tenant = (tenancy && (strcmp(act->name, "suspend") == 0 ||
-                                 strcmp(act->name, "resume") == 0 || bounce)) ||
-                    (by_destination && bounce);
+    int by_selection = (tenancy && (strcmp(act->name, "suspend") == 0 ||
+                                    strcmp(act->name, "resume") == 0 || bounce)) ||
+                       (by_destination && bounce);
     if (by_destination && !bounce)
         command_usage_error(name, "--destination goes with bounce only");
-    else if (tenancy && !by_tenant)
+    else if (tenancy && !by_selection)
         command_usage_error(name, "--tenant and --campaign go with suspend, resume and bounce");
-    else if (by_tenant && nwords > 1)
+    else if (by_selection && nwords > 1)
         command_usage_error(name, "%s, not both",
                             bounce ? "a message ID or --destination/--tenant"
                                    : "a destination or --tenant");
-    else if (by_tenant)
+    else if (by_selection)
         return act;
     else if (nwords - 1 < act->min_args)
         command_usage_error(name, "missing %s", act->needs);
