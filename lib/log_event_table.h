@@ -179,10 +179,6 @@ static const struct log_event log_event_table[] = {
      "msg",
      "The spool's file of administrators' suspensions could not be written: a restart may lose a "
      "suspension or its lifting."},
-    {"delivery.tenant_bounce", "warn",
-     "tenant, campaign, messages",
-     "`sluice queue bounce --tenant` failed the waiting recipients of a tenant's mail (`campaign` "
-     "\"\": all of it) in `messages` messages; their senders get DSNs."},
     {"delivery.tenant_resume", "info",
      "tenant, campaign",
      "`sluice queue resume --tenant` released a tenant's mail (`campaign` \"\": all of it)."},
@@ -317,6 +313,17 @@ static const struct log_event log_event_table[] = {
     {"panic", "error",
      "msg",
      "A broken invariant: the daemon aborts."},
+    {"queue.bounce_done", "info",
+     "destination, tenant, campaign, in_memory, on_disk, unread",
+     "A bounce of a selection (`sluice queue bounce --destination`/`--tenant`, or the admin API) "
+     "has gone through the queue: `in_memory` messages had waiting recipients failed, `on_disk` "
+     "were marked to fail when read back (at once); `unread`: messages on disk that could not be "
+     "read."},
+    {"queue.bounce_started", "warn",
+     "destination, tenant, campaign, in_memory, to_read",
+     "A bounce of the waiting mail for a destination and/or of a tenant (and campaign) starts: "
+     "`in_memory` messages selected in memory, `to_read` queued ids on disk to check; it goes on "
+     "in slices, with DSNs to the senders."},
     {"queue.bounced", "warn",
      "queue_id",
      "`sluice queue bounce ID` (or the admin API) failed the message's waiting recipients; the "

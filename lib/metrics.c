@@ -22,30 +22,44 @@ static size_t label_count(const struct metrics_counter *c)
     return n;
 }
 
+/* Adds n to the series of want among v[0..*nv), making it when there are fewer than max; 0, or
+ * -1 when it is not there and there is no room. */
+static int series_add(struct metrics_series **v, size_t *nv, size_t max, size_t nlabels,
+                      char want[METRICS_LABELS_MAX][METRICS_VALUE_MAX], uint64_t n)
+{
+    for (size_t i = 0; i < *nv; i++) {
+        size_t l = 0;
+        while (l < nlabels && strcmp((*v)[i].values[l], want[l]) == 0)
+            l++;
+        if (l == nlabels) {
+            (*v)[i].count += n;
+            return 0;
+        }
+    }
+    if (*nv == max)
+        return -1;
+    if (*v == NULL)
+        *v = xcalloc(max, sizeof **v);
+    struct metrics_series *s = &(*v)[(*nv)++];
+    memcpy(s->values, want, sizeof s->values);
+    s->count = n;
+    return 0;
+}
+
 void metrics_counter_add(struct metrics_counter *c, const char *const *values, uint64_t n)
 {
     size_t nlabels = label_count(c);
     char want[METRICS_LABELS_MAX][METRICS_VALUE_MAX];
     for (size_t l = 0; l < nlabels; l++)
         copy_value(want[l], values[l]);
-    for (size_t i = 0; i < c->nseries; i++) {
-        size_t l = 0;
-        while (l < nlabels && strcmp(c->series[i].values[l], want[l]) == 0)
-            l++;
-        if (l == nlabels) {
-            c->series[i].count += n;
-            return;
-        }
-    }
-    if (c->nseries == METRICS_SERIES_MAX) {
-        c->other += n;
+    if (series_add(&c->series, &c->nseries, METRICS_SERIES_MAX, nlabels, want, n) == 0)
         return;
-    }
-    if (c->series == NULL)
-        c->series = xcalloc(METRICS_SERIES_MAX, sizeof *c->series);
-    struct metrics_series *s = &c->series[c->nseries++];
-    memcpy(s->values, want, sizeof want);
-    s->count = n;
+    for (size_t l = 0; l < nlabels; l++)
+        if (!(c->keep_in_other & (1u << l)))
+            copy_value(want[l], "other");
+    if (c->keep_in_other == 0 ||
+        series_add(&c->others, &c->nothers, METRICS_OTHERS_MAX, nlabels, want, n) < 0)
+        c->other += n;
 }
 
 uint64_t metrics_counter_total(const struct metrics_counter *c)
@@ -53,6 +67,8 @@ uint64_t metrics_counter_total(const struct metrics_counter *c)
     uint64_t sum = c->other;
     for (size_t i = 0; i < c->nseries; i++)
         sum += c->series[i].count;
+    for (size_t i = 0; i < c->nothers; i++)
+        sum += c->others[i].count;
     return sum;
 }
 
@@ -106,11 +122,13 @@ void metrics_counter_render(const struct metrics_counter *c, struct buf *out)
 {
     size_t nlabels = label_count(c);
     metrics_family_begin(out, c->name, "counter", c->help);
-    for (size_t i = 0; i < c->nseries; i++) {
+    for (size_t i = 0; i < c->nseries + c->nothers; i++) {
+        const struct metrics_series *s =
+            i < c->nseries ? &c->series[i] : &c->others[i - c->nseries];
         const char *v[METRICS_LABELS_MAX];
         for (size_t l = 0; l < nlabels; l++)
-            v[l] = c->series[i].values[l];
-        render_series(c, nlabels, v, c->series[i].count, out);
+            v[l] = s->values[l];
+        render_series(c, nlabels, v, s->count, out);
     }
     if (c->other > 0) {
         const char *other[METRICS_LABELS_MAX] = {"other", "other", "other"};
@@ -121,8 +139,9 @@ void metrics_counter_render(const struct metrics_counter *c, struct buf *out)
 void metrics_counter_free(struct metrics_counter *c)
 {
     free(c->series);
-    c->series = NULL;
-    c->nseries = 0;
+    free(c->others);
+    c->series = c->others = NULL;
+    c->nseries = c->nothers = 0;
     c->other = 0;
 }
 

@@ -1,10 +1,11 @@
 /*
  * Counters and histograms kept as plain integers where events happen, rendered in the Prometheus
  * text exposition format (version 0.0.4). A labelled counter keeps at most METRICS_SERIES_MAX label
- * sets, the first ones seen; later sets count under "other" for every label, so what peers name
- * (domains, hosts) cannot grow a scrape or the daemon's memory. Loop thread only, no locks. The
- * families are static objects of the module that counts (mta/delivery/mail_metrics.c); this module
- * owns only the series arrays they grow, freed by metrics_counter_free.
+ * sets, the first ones seen; later sets count under "other" for every label (but those the counter
+ * keeps, whose values come from a small fixed set, such as a result), so what peers or clients
+ * name (domains, hosts, tenants) cannot grow a scrape or the daemon's memory. Loop thread only, no
+ * locks. The families are static objects of the module that counts (mta/delivery/mail_metrics.c);
+ * this module owns only the series arrays they grow, freed by metrics_counter_free.
  */
 #ifndef SLUICE_METRICS_H
 #define SLUICE_METRICS_H
@@ -18,6 +19,7 @@
 #define METRICS_SERIES_MAX 50 /* label sets per counter before "other" */
 #define METRICS_VALUE_MAX 64  /* a label value longer than this is cut */
 #define METRICS_BUCKETS_MAX 16
+#define METRICS_OTHERS_MAX 8 /* "other" label sets of the kept labels' values */
 
 struct metrics_series {
     char values[METRICS_LABELS_MAX][METRICS_VALUE_MAX];
@@ -30,7 +32,11 @@ struct metrics_counter {
     const char *labels[METRICS_LABELS_MAX]; /* names; NULL after the last */
     struct metrics_series *series;          /* grown up to METRICS_SERIES_MAX */
     size_t nseries;
-    uint64_t other; /* label sets beyond the bound; shown only when non-zero */
+    /* Bit l: label l keeps its value in "other" (a set beyond the bound). */
+    unsigned keep_in_other;
+    struct metrics_series *others; /* the "other" sets, grown up to METRICS_OTHERS_MAX */
+    size_t nothers;
+    uint64_t other; /* label sets beyond both bounds; shown only when non-zero */
 };
 
 struct metrics_histogram {

@@ -88,6 +88,7 @@ static const struct verb_row verbs[] = {
     {"resume-tenant", CONTROL_RESUME_TENANT, 1, 2},
     {"bounce-tenant", CONTROL_BOUNCE_TENANT, 1, 2},
     {"bounce", CONTROL_BOUNCE, 1, 1},
+    {"bounce-destination", CONTROL_BOUNCE_DESTINATION, 1, 3},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -159,6 +160,22 @@ static int parse_duration(const char *s, size_t len, uint32_t *seconds)
     return 0;
 }
 
+/* words[i] (when there is one) into out, a field of sizeof(req->campaign) bytes. */
+static int copy_word(const char *const *words, const size_t *lens, size_t n, size_t i, char *out,
+                     struct buf *err)
+{
+    if (i >= n)
+        return 0;
+    if (lens[i] >= sizeof(((struct control_request *)0)->campaign)) {
+        buf_printf(err, "argument longer than %zu bytes",
+                   sizeof(((struct control_request *)0)->campaign) - 1);
+        return -EINVAL;
+    }
+    memcpy(out, words[i], lens[i]);
+    out[lens[i]] = '\0';
+    return 0;
+}
+
 int control_request_parse(const char *line, size_t len, struct control_request *req,
                           struct buf *err)
 {
@@ -211,6 +228,7 @@ int control_request_parse(const char *line, size_t len, struct control_request *
         buf_printf(err, "%s takes %s", row->name,
                    row->verb == CONTROL_LIST ? "at most a page size and a queue id"
                    : row->max_args == 0      ? "no argument"
+                   : row->max_args == 3      ? "a destination, an optional tenant and campaign"
                    : row->max_args == 2      ? "a destination and an optional duration"
                    : row->min_args == 0      ? "at most one destination"
                                              : "one argument");
@@ -234,14 +252,13 @@ int control_request_parse(const char *line, size_t len, struct control_request *
         buf_printf(err, "%s is not a queue id", req->target);
         return -EINVAL;
     }
-    if (tenant && nargs == 2) {
-        if (lens[2] >= sizeof(req->campaign)) {
-            buf_printf(err, "argument longer than %zu bytes", sizeof(req->campaign) - 1);
-            return -EINVAL;
-        }
-        memcpy(req->campaign, words[2], lens[2]);
-        return 0;
-    }
+    if (row->verb == CONTROL_BOUNCE_DESTINATION) /* DEST [TENANT [CAMPAIGN]] */
+        return copy_word(words, lens, n, 2, req->tenant, err) < 0 ||
+                       copy_word(words, lens, n, 3, req->campaign, err) < 0
+                   ? -EINVAL
+                   : 0;
+    if (tenant && nargs == 2)
+        return copy_word(words, lens, n, 2, req->campaign, err);
     if (nargs == 2 && parse_duration(words[2], lens[2], &req->seconds) < 0) {
         buf_printf(err, "bad duration %.*s (N, Ns, Nm, Nh or Nd, at most 30 days)",
                    (int)(lens[2] > 32 ? 32 : lens[2]), words[2]);
@@ -471,7 +488,9 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
     case CONTROL_RESUME_TENANT:
         return h->resume_tenant(c->arg, req->target, req->campaign, out);
     case CONTROL_BOUNCE_TENANT:
-        return h->bounce_tenant(c->arg, req->target, req->campaign, out);
+        return h->bounce_selected(c->arg, "", req->target, req->campaign, out);
+    case CONTROL_BOUNCE_DESTINATION:
+        return h->bounce_selected(c->arg, req->target, req->tenant, req->campaign, out);
     case CONTROL_BOUNCE:
         return h->bounce(c->arg, req->target, out);
     }

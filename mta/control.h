@@ -47,7 +47,10 @@ struct control_handlers {
     /* A tenant's mail (campaign "": all of it) held, or released. */
     int (*suspend_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
     int (*resume_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
-    int (*bounce_tenant)(void *arg, const char *tenant, const char *campaign, struct buf *out);
+    /* The waiting mail for a destination and of a tenant and campaign (each "": any, not all
+     * three), with DSNs; the answer says what starts (scheduler_bounce_selected). */
+    int (*bounce_selected)(void *arg, const char *destination, const char *tenant,
+                           const char *campaign, struct buf *out);
     int (*bounce)(void *arg, const char *id, struct buf *out); /* one message, with a DSN */
 };
 
@@ -63,6 +66,7 @@ enum control_verb {
     CONTROL_RESUME_TENANT,
     CONTROL_BOUNCE_TENANT,
     CONTROL_BOUNCE,
+    CONTROL_BOUNCE_DESTINATION,
 };
 
 /* The largest page of a list request, and the page when none is asked for. */
@@ -74,13 +78,15 @@ struct control_request {
     char target[256];
     uint32_t seconds;   /* suspend only; 0 when no duration was given */
     unsigned limit;     /* list only: the page size */
-    char campaign[256]; /* the -tenant requests: "" when none was given */
+    char tenant[256];   /* bounce-destination only: "" when none was given */
+    char campaign[256]; /* the -tenant requests and bounce-destination: "" when none was given */
 };
 
 /* Parses one request line (without its line end): "list [LIMIT [AFTER-ID]]", "retry ID|all",
  * "delete ID", "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST",
  * "destinations [DEST]", "status", "suspend-tenant TENANT [CAMPAIGN]",
- * "resume-tenant TENANT [CAMPAIGN]", "bounce-tenant TENANT [CAMPAIGN]", "bounce ID". Returns 0, or
+ * "resume-tenant TENANT [CAMPAIGN]", "bounce-tenant TENANT [CAMPAIGN]", "bounce ID",
+ * "bounce-destination DEST [TENANT [CAMPAIGN]]". Returns 0, or
  * -EINVAL with the reason in err. Pure; the input is untrusted. */
 int control_request_parse(const char *line, size_t len, struct control_request *req,
                           struct buf *err);

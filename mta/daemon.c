@@ -518,11 +518,15 @@ static int control_on_resume_tenant(void *arg, const char *tenant, const char *c
     return s != NULL ? scheduler_hold_tenant(s, tenant, campaign, 0, out) : -ESHUTDOWN;
 }
 
-static int control_on_bounce_tenant(void *arg, const char *tenant, const char *campaign,
-                                    struct buf *out)
+static int control_on_bounce_selected(void *arg, const char *destination, const char *tenant,
+                                      const char *campaign, struct buf *out)
 {
     struct scheduler *s = control_scheduler(arg, out);
-    return s != NULL ? scheduler_bounce_tenant(s, tenant, campaign, out) : -ESHUTDOWN;
+    struct scheduler_list_filter filter = {0};
+    snprintf(filter.destination, sizeof filter.destination, "%s", destination);
+    snprintf(filter.tenant, sizeof filter.tenant, "%s", tenant);
+    snprintf(filter.campaign, sizeof filter.campaign, "%s", campaign);
+    return s != NULL ? scheduler_bounce_selected(s, &filter, out) : -ESHUTDOWN;
 }
 
 static int control_on_bounce(void *arg, const char *id, struct buf *out)
@@ -651,10 +655,12 @@ static int open_new_http(struct daemon *d, const struct config *cfg, struct list
 }
 
 static const struct control_handlers daemon_control_handlers = {
-    control_on_list,          control_on_retry,          control_on_delete,
-    control_on_suspend,       control_on_resume,         control_on_destinations,
-    control_on_status,        control_on_suspend_tenant, control_on_resume_tenant,
-    control_on_bounce_tenant, control_on_bounce,
+    control_on_list,          control_on_retry,
+    control_on_delete,        control_on_suspend,
+    control_on_resume,        control_on_destinations,
+    control_on_status,        control_on_suspend_tenant,
+    control_on_resume_tenant, control_on_bounce_selected,
+    control_on_bounce,
 };
 
 /* Opened before recovery, so a second daemon on the same spool is refused before its recovery

@@ -276,26 +276,41 @@ static const struct action actions[] = {
     {"delete", 1, 1, "message ID"},
     {"suspend", 1, 2, "destination"},
     {"resume", 1, 1, "destination"},
-    {"bounce", 1, 1, "message ID (or --tenant)"},
+    {"bounce", 1, 1, "message ID (or --destination, --tenant)"},
     {"destinations", 0, 1, NULL},
 };
 
-/* suspend|resume --tenant T [--campaign C]: the request for a tenant's mail. */
-static int queue_tenant(const char *spool, const char *action, const char *tenant,
-                        const char *campaign, struct buf *err)
+/* The selection of suspend|resume --tenant T [--campaign C] and of bounce --destination D
+ * [--tenant T [--campaign C]]: its request, each name one word. */
+struct selection {
+    const char *destination, *tenant, *campaign; /* NULL: not given */
+};
+
+static int one_word(const char *s)
+{
+    return s == NULL || (s[0] != '\0' && strcspn(s, " \r\n\t") == strlen(s));
+}
+
+static int queue_selection(const char *spool, const char *action, const struct selection *sel,
+                           struct buf *err)
 {
     struct buf request = BUF_INIT;
-    buf_printf(&request, "%s-tenant %s%s%s", action, tenant, campaign ? " " : "",
-               campaign ? campaign : "");
-    int one_word_each = strcspn(tenant, " \r\n\t") == strlen(tenant) &&
-                        (campaign == NULL || strcspn(campaign, " \r\n\t") == strlen(campaign));
-    int status = one_word_each && tenant[0] != '\0' && request.len < CONTROL_REQUEST_MAX
+    if (sel->destination != NULL)
+        buf_printf(&request, "%s-destination %s", action, sel->destination);
+    else
+        buf_printf(&request, "%s-tenant", action);
+    if (sel->tenant != NULL)
+        buf_printf(&request, " %s", sel->tenant);
+    if (sel->campaign != NULL)
+        buf_printf(&request, " %s", sel->campaign);
+    int status = one_word(sel->destination) && one_word(sel->tenant) && one_word(sel->campaign) &&
+                         request.len < CONTROL_REQUEST_MAX
                      ? queue_control(spool, request.data, err)
                      : 2;
     buf_free(&request);
     if (status == 2)
-        return command_usage_error("queue", "%s: --tenant and --campaign take one word each",
-                                   action);
+        return command_usage_error(
+            "queue", "%s: --destination, --tenant and --campaign take one word each", action);
     return status < 0 ? 1 : status;
 }
 
@@ -330,7 +345,7 @@ static int queue_run(const char *spool, const char *action, char **args, int jso
 
 /* Checks the verb and its arguments: the action, or NULL after a usage error. */
 static const struct action *queue_action(char **words, int nwords, int json, int body_only,
-                                         int tenancy)
+                                         int tenancy, int by_destination)
 {
     const char *names[ARRAY_LEN(actions)];
     const struct action *act = NULL;
@@ -356,14 +371,18 @@ static const struct action *queue_action(char **words, int nwords, int json, int
     char name[32]; /* "queue VERB": the usage shown is that verb's */
     snprintf(name, sizeof name, "queue %s", act->name);
     int bounce = strcmp(act->name, "bounce") == 0;
-    int by_tenant = tenancy && (strcmp(act->name, "suspend") == 0 ||
-                                strcmp(act->name, "resume") == 0 || bounce);
-    if (tenancy && !by_tenant)
+    int by_selection = (tenancy && (strcmp(act->name, "suspend") == 0 ||
+                                    strcmp(act->name, "resume") == 0 || bounce)) ||
+                       (by_destination && bounce);
+    if (by_destination && !bounce)
+        command_usage_error(name, "--destination goes with bounce only");
+    else if (tenancy && !by_selection)
         command_usage_error(name, "--tenant and --campaign go with suspend, resume and bounce");
-    else if (by_tenant && nwords > 1)
-        command_usage_error(name, "%s or --tenant, not both",
-                            bounce ? "a message ID" : "a destination");
-    else if (by_tenant)
+    else if (by_selection && nwords > 1)
+        command_usage_error(name, "%s, not both",
+                            bounce ? "a message ID or --destination/--tenant"
+                                   : "a destination or --tenant");
+    else if (by_selection)
         return act;
     else if (nwords - 1 < act->min_args)
         command_usage_error(name, "missing %s", act->needs);
@@ -382,18 +401,19 @@ int cmd_queue(int argc, char **argv)
 {
     const char *path = NULL;
     char *words[4] = {NULL, NULL, NULL, NULL}; /* action and up to two arguments, NULL-ended */
-    const char *tenant = NULL, *campaign = NULL;
+    struct selection sel = {NULL, NULL, NULL};
     int nwords = 0, json = 0, body_only = 0;
     const struct command_option opts[] = {
-        {"--config", "-c", &path, NULL},       {"--json", NULL, NULL, &json},
-        {"--body", NULL, NULL, &body_only},    {"--tenant", NULL, &tenant, NULL},
-        {"--campaign", NULL, &campaign, NULL},
+        {"--config", "-c", &path, NULL},           {"--json", NULL, NULL, &json},
+        {"--body", NULL, NULL, &body_only},        {"--tenant", NULL, &sel.tenant, NULL},
+        {"--campaign", NULL, &sel.campaign, NULL}, {"--destination", NULL, &sel.destination, NULL},
     };
     if (command_parse("queue", argc, argv, opts, ARRAY_LEN(opts), words, 3, &nwords) != 0)
         return 2;
-    if (campaign != NULL && tenant == NULL)
+    if (sel.campaign != NULL && sel.tenant == NULL)
         return command_usage_error("queue", "--campaign goes with --tenant");
-    const struct action *act = queue_action(words, nwords, json, body_only, tenant != NULL);
+    const struct action *act =
+        queue_action(words, nwords, json, body_only, sel.tenant != NULL, sel.destination != NULL);
     if (act == NULL)
         return 2;
 
@@ -404,8 +424,8 @@ int cmd_queue(int argc, char **argv)
         return command_failed(&err);
     if (strcmp(act->name, "show") == 0 && !body_only)
         queue_use_categories(cfg);
-    int status = tenant != NULL
-                     ? queue_tenant(cfg->server.spool, act->name, tenant, campaign, &err)
+    int status = sel.tenant != NULL || sel.destination != NULL
+                     ? queue_selection(cfg->server.spool, act->name, &sel, &err)
                      : queue_run(cfg->server.spool, act->name, words + 1, json, body_only, &err);
     bounce_categories_use(NULL);
     if (status == 1)

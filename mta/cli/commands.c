@@ -34,6 +34,7 @@ const struct command commands[] = {
      "queue [-c FILE] suspend|resume --tenant T [--campaign C]\n"
      "queue [-c FILE] bounce ID\n"
      "queue [-c FILE] bounce --tenant T [--campaign C]\n"
+     "queue [-c FILE] bounce --destination D [--tenant T [--campaign C]]\n"
      "queue [-c FILE] destinations [DESTINATION]",
      "list and show read the spool (daemon running or not); the others ask the\n"
      "running daemon through its control socket (delete removes the files itself\n"
@@ -49,14 +50,18 @@ const struct command commands[] = {
      "  bounce ID            fail the message's waiting recipients; a DSN goes to\n"
      "                       the sender\n"
      "  bounce --tenant T    fail the waiting recipients of the tenant's mail (with\n"
-     "                       --campaign C: that campaign's); DSNs go to the senders\n"
+     "                       --campaign C: that campaign's); DSNs go to the senders;\n"
+     "                       messages on disk too, in the background (logged when done)\n"
+     "  bounce --destination D  the same for the waiting recipients at domain D (of\n"
+     "                       the tenant's mail with --tenant)\n"
      "  destinations [DEST]  what holds each destination back: suspensions, bounce\n"
      "                       and backoff rules with their reasons and time left,\n"
      "                       recovery, warm-up, and each reply rule's hits\n\noptions:\n"
      "  --json              list: the daemon's view as JSON, destinations included\n"
      "  --body              show: only the message as stored\n"
      "  --tenant T          suspend, resume, bounce: the tenant's mail\n"
-     "  --campaign C        with --tenant: only that campaign's mail\n"},
+     "  --campaign C        with --tenant: only that campaign's mail\n"
+     "  --destination D     bounce: the recipients at domain D\n"},
     {"suppress", cmd_suppress, "see and edit the suppression list",
      "suppress [-c FILE] add ADDRESS [--tenant T] [--expires WHEN]\n"
      "         [--note TEXT]\n"

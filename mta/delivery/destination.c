@@ -809,7 +809,7 @@ static void conn_report(struct conn *c, const struct smtp_client_outcome *outcom
             !bouncing || (outcomes[i].code >= 200 && outcomes[i].code < 300) ? outcomes[i] : bounce;
     bounce_category_outcomes(own, job->nrcpts);
     job->hold_ms = dest_rule_hold_ms(d, now);
-    mail_metrics_results(d->key, c->slot->address, own, job->nrcpts);
+    mail_metrics_results(d->key, job->tenant, c->slot->address, own, job->nrcpts);
     d->env->hooks.job_done(d->env->hooks.arg, d->key, job, own, c->mx_name);
     free(own);
 }
@@ -826,7 +826,7 @@ void dest_report_all(struct dest *d, struct job *job, const struct smtp_client_o
     for (size_t i = 0; i < job->nrcpts; i++)
         all[i] = one;
     job->hold_ms = dest_rule_hold_ms(d, now);
-    mail_metrics_results(d->key, NULL, all, job->nrcpts);
+    mail_metrics_results(d->key, job->tenant, NULL, all, job->nrcpts);
     d->env->hooks.job_done(d->env->hooks.arg, d->key, job, all, mx_name);
     free(all);
 }
@@ -936,7 +936,8 @@ static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcom
     }
     job->nrcpts = kept;
     bounce_category_outcomes(answered_outcomes, answered->nrcpts);
-    mail_metrics_results(c->dest->key, c->slot->address, answered_outcomes, answered->nrcpts);
+    mail_metrics_results(c->dest->key, job->tenant, c->slot->address, answered_outcomes,
+                         answered->nrcpts);
     c->dest->env->hooks.job_done(c->dest->env->hooks.arg, c->dest->key, answered, answered_outcomes,
                                  c->mx_name);
     free(answered_outcomes);

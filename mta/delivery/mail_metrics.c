@@ -16,6 +16,13 @@ static struct metrics_counter results = {
             "destination and egress address.",
     .labels = {"destination", "egress", "result"},
 };
+static struct metrics_counter tenants = {
+    .name = "sluice_tenant_recipients_total",
+    .help = "Delivery attempts' results per recipient (delivered, deferred, bounced), by tenant "
+            "(\"\": mail of no tenant).",
+    .labels = {"tenant", "result"},
+    .keep_in_other = 1u << 1, /* past the bound, "other" tenants by result */
+};
 static struct metrics_counter bounces = {
     .name = "sluice_bounces_total",
     .help = "Recipients refused permanently, by destination and bounce category.",
@@ -106,7 +113,7 @@ static enum result result_of(int code)
 
 /* The recipients of one job share its destination and egress address: each label set is looked up
  * once per job, with the job's count; a bounce's category came with its outcome. */
-void mail_metrics_results(const char *destination, const char *egress,
+void mail_metrics_results(const char *destination, const char *tenant, const char *egress,
                           const struct smtp_client_outcome *outcomes, size_t n)
 {
     static const char *const result_names[RESULT_COUNT] = {"delivered", "deferred", "bounced"};
@@ -125,8 +132,11 @@ void mail_metrics_results(const char *destination, const char *egress,
     totals.bounced += by_result[RESULT_BOUNCED], now->bounced += by_result[RESULT_BOUNCED];
     for (enum result r = 0; r < RESULT_COUNT; r++) {
         const char *labels[] = {destination, egress != NULL ? egress : "none", result_names[r]};
-        if (by_result[r] > 0)
+        const char *by_tenant[] = {tenant, result_names[r]};
+        if (by_result[r] > 0) {
             metrics_counter_add(&results, labels, by_result[r]);
+            metrics_counter_add(&tenants, by_tenant, by_result[r]);
+        }
     }
     for (enum bounce_category c = 0; c < BOUNCE_CAT_COUNT; c++) {
         const char *labels[] = {destination, bounce_category_name(c)};
@@ -185,6 +195,7 @@ void mail_metrics_render(struct buf *out)
 {
     metrics_counter_render(&received, out);
     metrics_counter_render(&results, out);
+    metrics_counter_render(&tenants, out);
     metrics_counter_render(&bounces, out);
     metrics_counter_render(&rules, out);
     metrics_counter_render(&feedback, out);
@@ -198,6 +209,7 @@ void mail_metrics_free(void)
 {
     metrics_counter_free(&received);
     metrics_counter_free(&results);
+    metrics_counter_free(&tenants);
     metrics_counter_free(&bounces);
     metrics_counter_free(&rules);
     metrics_counter_free(&feedback);

@@ -1,12 +1,12 @@
 /*
  * The daemon's mail counters: messages received per listener, recipients' results per
- * destination, egress address and result, bounces per destination and category, reply rules'
- * matches, reports that came back to the feedback addresses and the alarm on unrecognized ones,
- * and how long commits took and delivered mail waited. Counted where the events happen
- * (the SMTP server's commit, a destination's report of a job, the scheduler's record of a result)
- * as plain integers, so they cost a few comparisons when nobody reads them; mta/http/prom.c renders
- * them for GET /metrics. Loop thread only; the storage is static, mail_metrics_free gives its
- * series back at exit.
+ * destination, egress address and result, and per tenant, bounces per destination and category,
+ * reply rules' matches, reports that came back to the feedback addresses and the alarm on
+ * unrecognized ones, and how long commits took and delivered mail waited. Counted where the events
+ * happen (the SMTP server's commit, a destination's report of a job, the scheduler's record of a
+ * result) as plain integers, so they cost a few comparisons when nobody reads them; mta/http/prom.c
+ * renders them for GET /metrics. Loop thread only; the storage is static, mail_metrics_free gives
+ * its series back at exit.
  */
 #ifndef SLUICE_MAIL_METRICS_H
 #define SLUICE_MAIL_METRICS_H
@@ -23,9 +23,9 @@ struct mail_metrics_totals {
 
 /* A message committed to the spool (after its 250) on the listener named. */
 void mail_metrics_received(const char *listener);
-/* A destination's report of n recipients' outcomes, tried from egress (NULL: none, the route
- * failed before a connection). */
-void mail_metrics_results(const char *destination, const char *egress,
+/* A destination's report of n recipients' outcomes of a job of tenant's mail (NULL: of none), tried
+ * from egress (NULL: none, the route failed before a connection). */
+void mail_metrics_results(const char *destination, const char *tenant, const char *egress,
                           const struct smtp_client_outcome *outcomes, size_t n);
 /* A reply rule (shaping.reply_rules[].name) matched a reply, or fired (reached its threshold). */
 void mail_metrics_rule(const char *rule, const char *what);

@@ -99,6 +99,8 @@ void sched_active_fill(struct scheduler *s)
         struct active_load *ld = strmap_get(&s->loading, e.id);
         if (m != NULL && (e.flags & QUEUE_INDEX_RETRY))
             msg_retry_now(m);
+        if (m != NULL && (e.flags & QUEUE_INDEX_BOUNCE))
+            sched_bounce_read_back(s, e.id, m); /* read back by an earlier entry meanwhile */
         if (ld != NULL)
             ld->flags |= e.flags;
         if (m != NULL || ld != NULL)
@@ -121,6 +123,7 @@ static void active_on_loaded(int status, const struct spool_entry *entry, struct
     struct scheduler *s = ld->s;
     s->loads--;
     strmap_del(&s->loading, ld->id);
+    struct qmsg *m = NULL;
     if (status == -ENOENT) {
         /* delivered and removed since it was indexed: nothing to do */
     } else if (status < 0) {
@@ -129,14 +132,16 @@ static void active_on_loaded(int status, const struct spool_entry *entry, struct
     } else if (ld->flags & ACTIVE_DELETE) {
         spool_msg_remove(s->spool, ld->id, NULL, NULL);
     } else if (!s->stopping && strmap_get(&s->msgs, ld->id) == NULL) {
-        struct qmsg *m = msg_admit(s, entry);
+        m = msg_admit(s, entry);
         s->admitted++;
         if (ld->flags & QUEUE_INDEX_RETRY)
             msg_retry_now(m);
-        if (ld->flags & QUEUE_INDEX_BOUNCE)
-            msg_fail_waiting(m, SCHED_ADMIN_BOUNCE);
-        msg_settle(m);
     }
+    if (ld->flags & QUEUE_INDEX_BOUNCE) /* in memory already, or gone: NULL forgets it */
+        sched_bounce_read_back(s, ld->id,
+                               m != NULL || s->stopping ? m : strmap_get(&s->msgs, ld->id));
+    if (m != NULL)
+        msg_settle(m);
     free(ld);
     sched_active_fill(s);
     scheduler_arm(s);
@@ -250,6 +255,15 @@ int sched_active_bounce(struct scheduler *s, const char *id, struct buf *out)
     sched_active_fill(s);
     scheduler_arm(s);
     return 0;
+}
+
+void sched_active_bounce_mark(struct scheduler *s, const char *id)
+{
+    struct active_load *ld = strmap_get(&s->loading, id);
+    if (ld != NULL)
+        ld->flags |= QUEUE_INDEX_BOUNCE;
+    else
+        queue_index_push(&s->waiting, id, 0, QUEUE_INDEX_BOUNCE);
 }
 
 void sched_active_counters(struct scheduler *s, struct buf *out)

@@ -68,6 +68,9 @@ struct qmsg {
     unsigned holds;
     unsigned bouncing : 1; /* a DSN is being written, or waits for bounce_retry_ms */
     unsigned deleted : 1;  /* an admin deleted it: removed once nothing is in flight */
+    /* An admin bounce of a selection (sched_bounce.c) fails its waiting recipients in a slice to
+     * come: none is dispatched meanwhile. */
+    unsigned bounce_selected : 1;
     /* A DSN that could not be written is tried again at this unix ms (0: none waits), its wait
      * doubling with each failure in a row (bounce_failures). */
     int64_t bounce_retry_ms;
@@ -97,6 +100,9 @@ struct scheduler {
     /* Tenants' mail an administrator holds: "TENANT\nCAMPAIGN" ("TENANT\n": all of it) -> the
      * key itself (sched_tenancy.c). */
     struct strmap tenant_holds;
+    /* Messages on disk an admin bounce of a destination selected: queue id -> the domain whose
+     * waiting recipients fail once it is read back (sched_bounce.c). */
+    struct strmap bounce_at;
     struct minheap due;
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */
@@ -177,6 +183,10 @@ int sched_active_delete(struct scheduler *s, const char *id, struct buf *out);
 /* queue bounce of a message not in msgs: read back at once, then its waiting recipients fail;
  * -ENOENT with the reason in out when it is not queued. */
 int sched_active_bounce(struct scheduler *s, const char *id, struct buf *out);
+/* The same for a message an admin bounce of a selection found on disk (sched_bounce.c): read back
+ * first, or flagged while it is; the entry it had stays, a hint, so that many are marked in a row
+ * without a search. The caller fills and arms afterwards. */
+void sched_active_bounce_mark(struct scheduler *s, const char *id);
 /* The window's counters as a JSON member ("active":{...}). */
 void sched_active_counters(struct scheduler *s, struct buf *out);
 void sched_active_free(struct scheduler *s);
@@ -234,6 +244,13 @@ void sched_task_start(struct scheduler *s, struct sched_task *t);
 void sched_slice_stop(struct scheduler *s);
 /* Closes the idle handle (scheduler_free); cb is the scheduler's close callback. */
 void sched_slice_close(struct scheduler *s, uv_close_cb cb);
+/* A message read back with QUEUE_INDEX_BOUNCE (m NULL: gone meanwhile): its waiting recipients
+ * fail, those at the domain an admin bounce of a selection noted for it when it did. */
+void sched_bounce_read_back(struct scheduler *s, const char *id, struct qmsg *m);
+void sched_bounce_free(struct scheduler *s);
+/* 1 when m is of the filter's tenant and campaign, with a recipient at its destination in its
+ * state (sched_list.c; scheduler_list_filtered). */
+int sched_list_matches(const struct qmsg *m, const struct scheduler_list_filter *f);
 /* `queue retry all`: marks the index at once and the messages in memory in slices. Returns how
  * many messages there were. */
 size_t sched_retry_all(struct scheduler *s);
@@ -255,8 +272,10 @@ void sched_tenant_dests_suspend(struct scheduler *s, const char *name, uint64_t 
 int sched_tenant_held(const struct scheduler *s, const struct qmsg *m);
 void sched_tenant_holds_free(struct scheduler *s);
 
-/* Its recipients waiting to be tried fail with 550 5.0.0 text (recorded, then bounced). */
+/* Its recipients waiting to be tried fail with 550 5.0.0 text (recorded, then bounced); _at: only
+ * those at domain (any case; NULL: every one), returning how many (none: nothing was written). */
 void msg_fail_waiting(struct qmsg *m, const char *text);
+size_t msg_fail_waiting_at(struct qmsg *m, const char *domain, const char *text);
 /* The text of an administrator's bounce (`sluice queue bounce`, by message or tenant). */
 #define SCHED_ADMIN_BOUNCE "bounced by an administrator (sluice queue bounce)"
 

@@ -111,9 +111,7 @@ static int name_matches(const char *name, const char *wanted)
     return wanted[0] == '\0' || (name != NULL && strcmp(name, wanted) == 0);
 }
 
-/* Of the filter's tenant and campaign, with the same recipient at its destination (its domain)
- * and in its state. */
-static int msg_matches(const struct qmsg *m, const struct scheduler_list_filter *f)
+int sched_list_matches(const struct qmsg *m, const struct scheduler_list_filter *f)
 {
     if (!name_matches(m->tenant, f->tenant) || !name_matches(m->campaign, f->campaign))
         return 0;
@@ -131,7 +129,7 @@ static int msg_matches(const struct qmsg *m, const struct scheduler_list_filter 
 static void offer_msg(const char *key, void *value, void *arg)
 {
     struct list_page *p = arg;
-    if (msg_matches(value, &p->filter))
+    if (sched_list_matches(value, &p->filter))
         page_offer(p, key);
 }
 
@@ -260,7 +258,7 @@ static void page_round_end(struct list_page *p)
 static void page_render_memory(struct list_page *p, size_t i)
 {
     struct qmsg *m = strmap_get(&p->s->msgs, p->ids[i]);
-    if (m != NULL && !m->deleted && msg_matches(m, &p->filter))
+    if (m != NULL && !m->deleted && sched_list_matches(m, &p->filter))
         msg_json(m, 1, &p->parts[i]);
 }
 
@@ -273,7 +271,7 @@ static void page_on_read(int status, const struct spool_entry *entry, struct buf
     p->reading--;
     if (status == 0) {
         struct qmsg *m = msg_new(p->s, entry);
-        if (msg_matches(m, &p->filter))
+        if (sched_list_matches(m, &p->filter))
             msg_json(m, 0, &p->parts[r->i]);
         msg_free(m);
     } else if (status == -ENOENT) {

@@ -226,37 +226,3 @@ int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *c
     sched_suspended_hold(s->suspensions, tenant, campaign, hold);
     return 0;
 }
-
-/* ---- bouncing a tenant's mail ---- */
-
-static int job_of_tenant(const struct job *job, const void *arg)
-{
-    return msg_of(job->msg, arg);
-}
-
-static void dest_return_tenant(const char *key, void *value, void *arg)
-{
-    (void)key;
-    dest_return_jobs(value, job_of_tenant, arg);
-}
-
-int scheduler_bounce_tenant(struct scheduler *s, const char *tenant, const char *campaign,
-                            struct buf *out)
-{
-    struct tenant_msgs t = {.tenant = tenant, .campaign = campaign};
-    strmap_each(&s->dests, dest_return_tenant, &t);
-    strmap_each(&s->retired, dest_return_tenant, &t);
-    tenant_msgs_collect(s, &t);
-    for (size_t i = 0; i < t.n; i++)
-        msg_fail_waiting(t.msgs[i], SCHED_ADMIN_BOUNCE);
-    free(t.msgs);
-    struct logrec r;
-    log_begin(&r, LOG_WARN, "delivery.tenant_bounce");
-    log_str(&r, "tenant", tenant);
-    log_str(&r, "campaign", campaign);
-    log_int(&r, "messages", (long long)t.n);
-    log_end(&r);
-    buf_printf(out, "%zu messages of %s%s%s bounced\n", t.n, tenant,
-               campaign[0] ? ", campaign " : "", campaign);
-    return 0;
-}

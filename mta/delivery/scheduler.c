@@ -173,7 +173,7 @@ static void msg_reschedule(struct qmsg *m)
     for (size_t i = 0; i < m->nrcpts; i++)
         if (rcpt_waiting(&m->rcpts[i]) && m->rcpts[i].next_ms < due)
             due = m->rcpts[i].next_ms;
-    if (due == INT64_MAX || m->deleted || sched_tenant_held(m->s, m))
+    if (due == INT64_MAX || m->deleted || m->bounce_selected || sched_tenant_held(m->s, m))
         minheap_remove(&m->s->due, &m->due);
     else
         minheap_set(&m->s->due, &m->due, (uint64_t)(due > 0 ? due : 0));
@@ -299,22 +299,29 @@ static int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping 
     return m->received_ms + 999 + (int64_t)sh->expire_ms;
 }
 
-void msg_fail_waiting(struct qmsg *m, const char *text)
+size_t msg_fail_waiting_at(struct qmsg *m, const char *domain, const char *text)
 {
     size_t n = 0;
     for (size_t i = 0; i < m->nrcpts; i++)
-        n += rcpt_waiting(&m->rcpts[i]);
+        n += rcpt_waiting(&m->rcpts[i]) &&
+             (domain == NULL || strcasecmp(rcpt_domain(&m->rcpts[i]), domain) == 0);
     if (n == 0)
-        return;
+        return 0;
     struct update_batch *b = update_batch_new(m, n);
     for (size_t i = 0; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
-        if (!rcpt_waiting(r))
+        if (!rcpt_waiting(r) || (domain != NULL && strcasecmp(rcpt_domain(r), domain) != 0))
             continue;
         rcpt_set_result(r, 550, "5.0.0", text, NULL);
         update_batch_add(b, i, SPOOL_RCPT_FAILED, r->attempts, 0);
     }
     update_batch_write(b);
+    return n;
+}
+
+void msg_fail_waiting(struct qmsg *m, const char *text)
+{
+    msg_fail_waiting_at(m, NULL, text);
 }
 
 /* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
@@ -551,7 +558,7 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
 static void msg_dispatch(struct qmsg *m, int64_t now)
 {
     struct scheduler *s = m->s;
-    if (sched_tenant_held(s, m))
+    if (m->bounce_selected || sched_tenant_held(s, m))
         return; /* out of the due heap until released */
     int bounce_due = msg_bounce_retry_due(m, now);
     for (size_t i = 0; i < m->nrcpts; i++) {
@@ -842,6 +849,7 @@ void scheduler_free(struct scheduler *s)
     sched_retain_free(s);
     sched_suspended_close(s->suspensions);
     sched_tenant_holds_free(s);
+    sched_bounce_free(s);
     minheap_free(&s->due);
     sched_active_free(s);
     config_unref(s->cfg);

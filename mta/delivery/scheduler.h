@@ -98,11 +98,14 @@ void scheduler_destinations_json(struct scheduler *s, struct buf *out);
  * restart keeps it. -ENOENT: nothing to release. */
 int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
                           struct buf *out);
-/* Fails, with a DSN to the sender, every recipient of the tenant's mail (campaign "": all of it)
- * that waits in memory: those queued at destinations come back first. Recipients on a connection
- * finish; messages waiting on disk beyond the active window are not touched. */
-int scheduler_bounce_tenant(struct scheduler *s, const char *tenant, const char *campaign,
-                            struct buf *out);
+/* Fails, with a DSN to each sender, the waiting recipients of the mail the filter selects as
+ * scheduler_list_filtered does (its state is ignored), with a destination only those at that
+ * domain: the messages queued now, in memory and on disk beyond the active window (whose
+ * envelopes are read on the thread pool), in slices across loop turns. Those queued at
+ * destinations come back first; recipients on a connection finish. Answers at once, in out, what
+ * it starts; queue.bounce_done is logged at the end. -ECANCELED while the scheduler stops. */
+int scheduler_bounce_selected(struct scheduler *s, const struct scheduler_list_filter *filter,
+                              struct buf *out);
 /* Fails, with a DSN to the sender, every waiting recipient of the queued message id: its jobs
  * queued at destinations come back first, recipients on a connection finish. A message waiting on
  * disk beyond the active window is read back at once and bounced then. -ENOENT: not queued. */

@@ -57,6 +57,16 @@ static int param(const struct http_call *call, const char *name, char *out, size
     return 0;
 }
 
+/* An optional parameter as param checks it; 0 and out "" when absent. */
+static int param_opt(const struct http_call *call, const char *name, char *out, size_t size,
+                     struct http_answer *answer)
+{
+    out[0] = '\0';
+    if (http_query_get(call->query, call->query_len, name, out, size) == 0)
+        return 0;
+    return param(call, name, out, size, answer);
+}
+
 /* A queue id (upper-case base 32, see spool.h), or "". */
 static int valid_id(const char *id)
 {
@@ -84,14 +94,53 @@ void admin_api_destinations(struct scheduler *s, const struct http_call *call,
     buf_printf(&answer->body, "}\n");
 }
 
+/* A tenant's mail (and campaign) the query names instead of a destination: 1 when it does, 0 when
+ * it names none, or -EINVAL after an answer of 400. */
+static int tenant_params(const struct http_call *call, char *tenant, char *campaign,
+                         struct http_answer *answer)
+{
+    if (param_opt(call, "tenant", tenant, NAME_MAX_LEN + 1, answer) < 0 ||
+        param_opt(call, "campaign", campaign, NAME_MAX_LEN + 1, answer) < 0)
+        return -EINVAL;
+    char destination[NAME_MAX_LEN + 1];
+    int has_destination = http_query_get(call->query, call->query_len, "destination", destination,
+                                         sizeof destination) != 0;
+    if ((campaign[0] && !tenant[0]) || (tenant[0] && has_destination)) {
+        answer_error(answer, 400, "destination, or tenant and an optional campaign");
+        return -EINVAL;
+    }
+    return tenant[0] != '\0';
+}
+
+/* Holds or releases a tenant's mail (scheduler_hold_tenant, as `queue suspend --tenant`). */
+static void hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
+                        struct http_answer *answer)
+{
+    struct buf words = BUF_INIT;
+    int rc = scheduler_hold_tenant(s, tenant, campaign, hold, &words);
+    answer_op(answer, rc, &words);
+    buf_free(&words);
+}
+
 void admin_api_suspend(struct scheduler *s, const struct http_call *call,
                        struct http_answer *answer)
 {
-    char name[NAME_MAX_LEN + 1], seconds[16];
-    if (stopping(s, answer) || param(call, "destination", name, sizeof name, answer) < 0)
+    char name[NAME_MAX_LEN + 1], seconds[16], tenant[NAME_MAX_LEN + 1], campaign[NAME_MAX_LEN + 1];
+    int by_tenant = stopping(s, answer) ? -1 : tenant_params(call, tenant, campaign, answer);
+    if (by_tenant < 0)
+        return;
+    int has = http_query_get(call->query, call->query_len, "seconds", seconds, sizeof seconds);
+    if (by_tenant && has != 0) {
+        answer_error(answer, 400, "a tenant is suspended until resumed: no seconds");
+        return;
+    }
+    if (by_tenant) {
+        hold_tenant(s, tenant, campaign, 1, answer);
+        return;
+    }
+    if (param(call, "destination", name, sizeof name, answer) < 0)
         return;
     unsigned long n = 0;
-    int has = http_query_get(call->query, call->query_len, "seconds", seconds, sizeof seconds);
     if (has != 0) {
         char *end = NULL;
         n = has == 1 && seconds[0] >= '0' && seconds[0] <= '9' ? strtoul(seconds, &end, 10) : 0;
@@ -108,8 +157,15 @@ void admin_api_suspend(struct scheduler *s, const struct http_call *call,
 
 void admin_api_resume(struct scheduler *s, const struct http_call *call, struct http_answer *answer)
 {
-    char name[NAME_MAX_LEN + 1];
-    if (stopping(s, answer) || param(call, "destination", name, sizeof name, answer) < 0)
+    char name[NAME_MAX_LEN + 1], tenant[NAME_MAX_LEN + 1], campaign[NAME_MAX_LEN + 1];
+    int by_tenant = stopping(s, answer) ? -1 : tenant_params(call, tenant, campaign, answer);
+    if (by_tenant < 0)
+        return;
+    if (by_tenant) {
+        hold_tenant(s, tenant, campaign, 0, answer);
+        return;
+    }
+    if (param(call, "destination", name, sizeof name, answer) < 0)
         return;
     struct buf words = BUF_INIT;
     int rc = scheduler_resume(s, name, &words);
@@ -168,25 +224,19 @@ static struct list_job *list_job_new(const struct http_call *call)
     return job;
 }
 
-/* An optional parameter as param checks it; 0 and out "" when absent. */
-static int param_opt(const struct http_call *call, const char *name, char *out, size_t size,
-                     struct http_answer *answer)
-{
-    out[0] = '\0';
-    if (http_query_get(call->query, call->query_len, name, out, size) == 0)
-        return 0;
-    return param(call, name, out, size, answer);
-}
-
 void admin_api_bounce(struct scheduler *s, const struct http_call *call, struct http_answer *answer)
 {
-    char id[SPOOL_ID_MAX + 1], tenant[NAME_MAX_LEN + 1], campaign[NAME_MAX_LEN + 1];
+    char id[SPOOL_ID_MAX + 1];
+    struct scheduler_list_filter filter = {0};
     if (stopping(s, answer) || param_opt(call, "id", id, sizeof id, answer) < 0 ||
-        param_opt(call, "tenant", tenant, sizeof tenant, answer) < 0 ||
-        param_opt(call, "campaign", campaign, sizeof campaign, answer) < 0)
+        param_opt(call, "destination", filter.destination, sizeof filter.destination, answer) < 0 ||
+        param_opt(call, "tenant", filter.tenant, sizeof filter.tenant, answer) < 0 ||
+        param_opt(call, "campaign", filter.campaign, sizeof filter.campaign, answer) < 0)
         return;
-    if ((id[0] != '\0') == (tenant[0] != '\0') || (campaign[0] && !tenant[0])) {
-        answer_error(answer, 400, "id, or tenant and an optional campaign");
+    int selection = filter.destination[0] || filter.tenant[0];
+    if ((id[0] != '\0') == selection || (filter.campaign[0] && !filter.tenant[0])) {
+        answer_error(answer, 400,
+                     "id, or a destination and/or a tenant (and an optional campaign)");
         return;
     }
     if (!valid_id(id)) {
@@ -195,7 +245,7 @@ void admin_api_bounce(struct scheduler *s, const struct http_call *call, struct 
     }
     struct buf words = BUF_INIT;
     int rc = id[0] ? scheduler_bounce_message(s, id, &words)
-                   : scheduler_bounce_tenant(s, tenant, campaign, &words);
+                   : scheduler_bounce_selected(s, &filter, &words);
     answer_op(answer, rc, &words);
     buf_free(&words);
 }

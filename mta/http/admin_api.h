@@ -14,16 +14,18 @@
 /* GET /api/v1/queue/destinations: {"destinations":[...]} as in `queue list --json`. */
 void admin_api_destinations(struct scheduler *s, const struct http_call *call,
                             struct http_answer *answer);
-/* POST /api/v1/queue/suspend?destination=NAME[&seconds=N], .../resume?destination=NAME and
- * .../retry?id=ID|all: {"result": "..."}; 400 for a bad parameter, 404 for no such message or
- * destination, 503 while the daemon stops, each with {"error": "..."}. */
+/* POST /api/v1/queue/suspend?destination=NAME[&seconds=N], .../resume?destination=NAME (or either
+ * with tenant=T[&campaign=C]: scheduler_hold_tenant) and .../retry?id=ID|all: {"result": "..."};
+ * 400 for a bad parameter, 404 for no such message or destination, 503 while the daemon stops, each
+ * with {"error": "..."}. */
 void admin_api_suspend(struct scheduler *s, const struct http_call *call,
                        struct http_answer *answer);
 void admin_api_resume(struct scheduler *s, const struct http_call *call,
                       struct http_answer *answer);
 void admin_api_retry(struct scheduler *s, const struct http_call *call, struct http_answer *answer);
-/* POST /api/v1/queue/bounce?id=ID or ?tenant=T[&campaign=C]: the waiting recipients fail with a
- * DSN to the sender (scheduler_bounce_message, scheduler_bounce_tenant); answered as retry. */
+/* POST /api/v1/queue/bounce?id=ID, or ?destination=D and/or tenant=T[&campaign=C]: the waiting
+ * recipients fail with a DSN to the sender (scheduler_bounce_message, scheduler_bounce_selected);
+ * answered as retry. */
 void admin_api_bounce(struct scheduler *s, const struct http_call *call,
                       struct http_answer *answer);
 /* GET /api/v1/queue/messages[?limit=N][&after=ID][&destination=D][&state=S][&tenant=T]

@@ -232,6 +232,7 @@ class TenantListingAndBounce(ApiClient, MailNetCase):
         net.mx("sender.test", self.sink, 10)
         net.mx("slow.test", slow, 10)
         net.mx("held.test", slow, 10)
+        net.mx("other.test", slow, 10)
         net.start()
         d = start_small_window(self, net)
         sent = [("acme", "spring"), ("acme", "spring"), ("acme", "fall"), ("bravo", "spring"),
@@ -295,11 +296,107 @@ class TenantListingAndBounce(ApiClient, MailNetCase):
         self.assertEqual(err, "sluice: %s\n" % doc["error"])
         self.assertEqual(self.api("POST", "/api/v1/queue/bounce?id=AAAAAAAAAAAAAAAA")[0], 404)
 
-        # By tenant over HTTP, the words of `sluice queue bounce --tenant`.
+        # By tenant and campaign over HTTP, the words of `sluice queue bounce --tenant`: the
+        # message waits on disk, beyond the active window, and is bounced all the same.
+        words = r"^bouncing the waiting mail %s: \d+ messages in memory, \d+ queued ids to check on disk\n$"
         status, doc = self.api("POST", "/api/v1/queue/bounce?tenant=bravo&campaign=spring")
         self.assertEqual(status, 200, doc)
-        self.assertRegex(doc["result"], r"^\d+ messages of bravo, campaign spring bounced\n$")
-        d.wait_event("delivery.tenant_bounce", tenant="bravo", campaign="spring")
+        self.assertRegex(doc["result"], words % "of bravo, campaign spring")
+        rc, out, err = self.cli("bounce", "--tenant", "acme", "--campaign", "fall")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, words % "of acme, campaign fall")
+        for tenant, campaign in (("bravo", "spring"), ("acme", "fall")):
+            done = d.wait_event("queue.bounce_done", tenant=tenant, campaign=campaign)[0]
+            self.assertEqual((done["in_memory"], done["on_disk"]), (0, 1), done)
+        for rcpt in ("r3@slow.test", "r2@slow.test"):
+            self.assertIn(b"bounced by an administrator", self.dsn_for(rcpt))
+
+        # By destination: only the recipients at that domain fail, of every message on disk.
+        send(d, SENDER, ["x@slow.test", "y@other.test"])
+        mixed_rcpt = "y@other.test"
+        self.wait(lambda: [m for m in self.listed()["messages"]
+                           if mixed_rcpt in [r["rcpt"] for r in m["rcpts"]] and not m["in_memory"]],
+                  30, "the mixed message on disk")
+        for path in ("destination=slow.test&id=" + first["id"], "destination=a%20b",
+                     "destination=slow.test&campaign=x"):
+            status, doc = self.api("POST", "/api/v1/queue/bounce?" + path)
+            self.assertEqual(status, 400, (path, doc))
+        for args, why in ((("retry", "--destination", "slow.test"), "--destination goes with bounce only"),
+                          (("bounce", first["id"], "--destination", "slow.test"), "not both")):
+            rc, out, err = self.cli(*args)
+            self.assertEqual(rc, 2, (args, out))
+            self.assertIn(why, err)
+        rc, out, err = self.cli("bounce", "--destination", "slow.test", "--tenant", "bravo")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, words % "for slow.test of bravo")
+        self.assertIn(b"r4@slow.test", self.dsn_for("r4@slow.test"))
+        status, doc = self.api("POST", "/api/v1/queue/bounce?destination=SLOW.test")
+        self.assertEqual(status, 200, doc)
+        self.assertRegex(doc["result"], words % "for SLOW.test")
+        for rcpt in ("r5@slow.test", "x@slow.test"):
+            self.assertIn(b"bounced by an administrator", self.dsn_for(rcpt))
+        d.wait_event("queue.bounce_done", destination="SLOW.test")
+        mixed = self.wait(lambda: [m for m in self.listed()["messages"]
+                                   if m["rcpts"][0]["rcpt"] == "x@slow.test"
+                                   and m["rcpts"][0]["status"] == "bounced"], 30, "x bounced")[0]
+        self.assertIn(mixed["rcpts"][1]["status"], ("deferred", "pending"), mixed)
+        self.assertFalse([m for m in self.listed()["messages"]
+                          if any(r["rcpt"].endswith("@slow.test") and r["status"] != "bounced"
+                                 for r in m["rcpts"])], "nothing waits for slow.test")
+        self.assertFalse([tx for a, tx in self.sink.delivered() if b"y@other.test" in tx.data])
+
+
+class TenantHolds(ApiClient, MailNetCase):
+    """Suspend and resume of a tenant's mail (or a campaign's) over HTTP: the words of `sluice queue
+    suspend|resume --tenant T [--campaign C]`, one implementation behind both; held mail is not
+    sent until resumed."""
+
+    def send(self, tenant, campaign, rcpt):
+        head = b"X-Sluice-Tenant: %s\r\n" % tenant.encode()
+        if campaign:
+            head += b"X-Sluice-Campaign: %s\r\n" % campaign.encode()
+        send(self.d, SENDER, [rcpt], head + b"Subject: hi\r\n\r\nbody\r\n")
+
+    def test_tenant_suspend_and_resume_over_http(self):
+        net = self.make_net()
+        peer = net.peer("mx.live.test")
+        net.mx("live.test", peer, 10)
+        net.start()
+        d = self.d = self.start_sluice(start=False, config=net.sluice_config())
+        d.extra["http"] = http_section(d)
+        d.start()
+
+        status, doc = self.api("POST", "/api/v1/queue/suspend?tenant=acme&campaign=spring")
+        self.assertEqual(status, 200, doc)
+        rc, out, err = self.cli("suspend", "--tenant", "bravo", "--campaign", "spring")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(doc["result"], out.replace("bravo", "acme"))
+        self.assertEqual(doc["result"], "campaign spring of acme suspended until resumed\n")
+        status, doc = self.api("POST", "/api/v1/queue/suspend?tenant=acme")
+        self.assertEqual((status, doc["result"]), (200, "tenant acme of acme suspended until resumed\n"))
+        d.wait_event("delivery.tenant_suspend", tenant="acme", campaign="")
+
+        self.send("acme", "spring", "a@live.test")
+        self.send("zulu", "", "z@live.test")
+        self.wait(lambda: peer.delivered_rcpts() == ["z@live.test"], 20, "the other tenant's mail")
+        # Released from the command line, the campaign's hold still by HTTP: still held.
+        rc, out, err = self.cli("resume", "--tenant", "acme")
+        self.assertEqual((rc, out), (0, "tenant acme of acme resumed\n"), err)
+        status, doc = self.api("POST", "/api/v1/queue/resume?tenant=acme")
+        rc, out, err = self.cli("resume", "--tenant", "acme")
+        self.assertEqual((status, rc), (404, 1))
+        self.assertEqual(err, "sluice: %s\n" % doc["error"])
+        self.assertEqual(self.listed()["messages"][0]["rcpts"][0]["rcpt"], "a@live.test")
+        status, doc = self.api("POST", "/api/v1/queue/resume?tenant=acme&campaign=spring")
+        self.assertEqual((status, doc["result"]), (200, "campaign spring of acme resumed\n"))
+        self.wait(lambda: sorted(peer.delivered_rcpts()) == ["a@live.test", "z@live.test"], 20,
+                  "the campaign's mail once resumed")
+
+        for path in ("suspend?tenant=acme&destination=a.test", "suspend?campaign=spring",
+                     "suspend?tenant=acme&seconds=60", "resume?tenant=a%20b", "resume?tenant="):
+            status, doc = self.api("POST", "/api/v1/queue/" + path)
+            self.assertEqual(status, 400, (path, doc))
+            self.assertIn("error", doc)
 
 
 if __name__ == "__main__":

@@ -42,17 +42,20 @@ def rss_kb(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
-def write_queue(spool):
-    """The messages' queue and state files, straight into this version's leaves."""
+def write_queue(spool, messages=MESSAGES, wide=WIDE, wide_rcpts=WIDE_RCPTS, domains=(DOMAIN,)):
+    """The messages' queue and state files, straight into this version's leaves: the first `wide`
+    with wide_rcpts recipients at domains[0] and due soon, the others with one there and deferred
+    for an hour; each also has one recipient at every other domain."""
     for sub in ("queue", "state"):
         for leaf in range(LEAVES):
             os.makedirs(os.path.join(spool, sub, "%03x" % leaf), 0o700, exist_ok=True)
     now = int(time.time())
     body = b"Subject: held\r\n\r\nwaits\r\n"
-    for n in range(MESSAGES):
-        count, due = (WIDE_RCPTS, now + 120) if n < WIDE else (1, now + 3600)
-        rcpts = ["r%d-%d@%s" % (n, i, DOMAIN) for i in range(count)]
-        state = b"".join(state_record(i, 1, 1, due, b"451 4.7.1 later") for i in range(count))
+    for n in range(messages):
+        count, due = (wide_rcpts, now + 120) if n < wide else (1, now + 3600)
+        rcpts = ["r%d-%d@%s" % (n, i, domains[0]) for i in range(count)]
+        rcpts += ["r%d@%s" % (n, domain) for domain in domains[1:]]
+        state = b"".join(state_record(i, 1, 1, due, b"451 4.7.1 later") for i in range(len(rcpts)))
         leaf = "%03x" % (zlib.crc32(qid(n).encode()) % LEAVES)
         for sub, data in (("queue", queue_file(SENDER, rcpts, body, now)), ("state", state)):
             with open(os.path.join(spool, sub, leaf, qid(n)), "wb") as f:

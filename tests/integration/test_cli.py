@@ -139,8 +139,9 @@ class CommandLine(SluiceTestCase):
         self.assertEqual(err[1:], ["usage: sluice queue [-c FILE] show ID [--body]",
                                    "'sluice queue --help' for more."])
         err = self.check_usage_error(["queue", "lst"], "sluice queue: unknown queue verb 'lst'")
-        # the seven verbs' usage, bounce ID, suspend|resume --tenant and bounce --tenant
-        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 10)
+        # the seven verbs' usage, bounce ID, suspend|resume --tenant, bounce --tenant and
+        # bounce --destination
+        self.assertEqual(len([line for line in err if "sluice queue [-c FILE]" in line]), 11)
 
     def commands(self):
         res = self.sluice("--help")

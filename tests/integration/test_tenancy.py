@@ -258,8 +258,9 @@ class TenantSuspendTest(MailNetCase):
     def test_a_campaign_bounced(self):
         self.send("acme", "spring", 0, 20)
         self.send("acme", "fall", 0, 3)
-        self.assertIn("bounced", self.queue("bounce", "--tenant", "acme", "--campaign", "spring"))
-        bounced = self.d.wait_event("delivery.tenant_bounce", tenant="acme", campaign="spring")[0]
+        self.assertIn("bouncing", self.queue("bounce", "--tenant", "acme", "--campaign", "spring"))
+        done = self.d.wait_event("queue.bounce_done", tenant="acme", campaign="spring")[0]
+        bounced = {"messages": done["in_memory"] + done["on_disk"]}
         self.wait(lambda: self.count("acme-fall") == 3, 30, "the other campaign delivered")
         # Each spring message is delivered (it was on the connection) or bounced to its sender.
         dsns = self.d.wait_event("delivery.bounce", timeout=20, count=20 - self.count("acme-spring"),

@@ -82,6 +82,11 @@ static const struct parse_case parse_cases[] = {
     {"bounce ABC DEF", -EINVAL, 0, NULL, 0, 0},
     {"suspend-tenant", -EINVAL, 0, NULL, 0, 0},
     {"resume-tenant acme spring extra", -EINVAL, 0, NULL, 0, 0},
+    {"bounce-destination example.com", 0, CONTROL_BOUNCE_DESTINATION, "example.com", 0, 0},
+    {"bounce-destination example.com acme spring", 0, CONTROL_BOUNCE_DESTINATION, "example.com", 0,
+     0},
+    {"bounce-destination", -EINVAL, 0, NULL, 0, 0},
+    {"bounce-destination example.com acme spring x", -EINVAL, 0, NULL, 0, 0},
 };
 
 static void test_parse(void)
@@ -113,6 +118,13 @@ static void test_parse(void)
     CHECK_INT_EQ(req.seconds, 0);
     CHECK_INT_EQ(control_request_parse("suspend example.com", 19, &req, &err), 0);
     CHECK_STR_EQ(req.campaign, "");
+    /* A destination's bounce takes the tenant and the campaign after it, each optional. */
+    CHECK_INT_EQ(control_request_parse("bounce-destination a.example acme", 33, &req, &err), 0);
+    CHECK_STR_EQ(req.tenant, "acme");
+    CHECK_STR_EQ(req.campaign, "");
+    CHECK_INT_EQ(control_request_parse("bounce-destination a.example acme 90", 36, &req, &err), 0);
+    CHECK_STR_EQ(req.campaign, "90");
+    CHECK_INT_EQ(req.seconds, 0);
     /* A NUL inside the line is refused, not a terminator. */
     CHECK_INT_EQ(control_request_parse("list\0x", 6, &req, &err), -EINVAL);
     buf_reset(&err);

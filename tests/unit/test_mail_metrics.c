@@ -1,8 +1,8 @@
 /*
  * The mail counters (mta/delivery/mail_metrics.h): a job's results counted once per result under
- * its destination and egress address, a bounce under the category its outcome carries (found
- * once, upstream, not again here), the counts of the minute under way, and the reports that came
- * back to the feedback addresses with the alarms raised.
+ * its destination and egress address and under its tenant, a bounce under the category its outcome
+ * carries (found once, upstream, not again here), the counts of the minute under way, and the
+ * reports that came back to the feedback addresses with the alarms raised.
  */
 #include "mta/delivery/bounce_category.h"
 #include "mta/delivery/mail_metrics.h"
@@ -31,8 +31,8 @@ static void test_job_results(void)
          .text = "user unknown",
          .category = BOUNCE_CAT_SPAM_RELATED},
     };
-    mail_metrics_results("d.test", "192.0.2.1", job, 5);
-    mail_metrics_results("d.test", NULL, job, 1);
+    mail_metrics_results("d.test", "acme", "192.0.2.1", job, 5);
+    mail_metrics_results("d.test", NULL, NULL, job, 1);
     struct buf out = BUF_INIT;
     mail_metrics_render(&out);
     buf_append(&out, "", 1);
@@ -45,6 +45,10 @@ static void test_job_results(void)
     check_line(&out, "sluice_recipients_total{destination=\"d.test\",egress=\"none\","
                      "result=\"delivered\"} 1\n");
     check_line(&out, "sluice_bounces_total{destination=\"d.test\",category=\"spam-related\"} 2\n");
+    check_line(&out, "sluice_tenant_recipients_total{tenant=\"acme\",result=\"delivered\"} 2\n");
+    check_line(&out, "sluice_tenant_recipients_total{tenant=\"acme\",result=\"deferred\"} 1\n");
+    check_line(&out, "sluice_tenant_recipients_total{tenant=\"acme\",result=\"bounced\"} 2\n");
+    check_line(&out, "sluice_tenant_recipients_total{tenant=\"\",result=\"delivered\"} 1\n");
     CHECK(strstr(out.data, "bad-mailbox") == NULL);
     CHECK(strstr(out.data, "egress=\"none\",result=\"bounced\"") == NULL);
     struct mail_metrics_totals t, now;

@@ -38,6 +38,40 @@ static void test_counter_series_and_bound(void)
     CHECK_INT_EQ(c.nseries, 0);
 }
 
+/* A kept label (a result) keeps its value past the bound: "other" tenants, by result. */
+static void test_kept_label_in_other(void)
+{
+    struct metrics_counter c = {
+        .name = "k_total", .help = "K.", .labels = {"tenant", "result"}, .keep_in_other = 1u << 1};
+    char name[32];
+    for (int i = 0; i < METRICS_SERIES_MAX + 4; i++) {
+        snprintf(name, sizeof name, "t%d", i);
+        const char *v[] = {name, i % 2 ? "bounced" : "delivered"};
+        metrics_counter_add(&c, v, 1);
+    }
+    char many[METRICS_OTHERS_MAX + 2][16];
+    for (int i = 0; i < METRICS_OTHERS_MAX + 2; i++) { /* more kept values than the bound */
+        snprintf(many[i], sizeof many[i], "r%d", i);
+        const char *v[] = {"late", many[i]};
+        metrics_counter_add(&c, v, 10);
+    }
+    CHECK_INT_EQ(c.nseries, METRICS_SERIES_MAX);
+    CHECK_INT_EQ(c.nothers, METRICS_OTHERS_MAX);
+    CHECK_INT_EQ(c.other, 40); /* r6 to r9 fit no more */
+    CHECK_INT_EQ(metrics_counter_total(&c), METRICS_SERIES_MAX + 4 + 10 * (METRICS_OTHERS_MAX + 2));
+    struct buf out = BUF_INIT;
+    metrics_counter_render(&c, &out);
+    buf_append(&out, "", 1);
+    CHECK(strstr(out.data, "k_total{tenant=\"t0\",result=\"delivered\"} 1\n") != NULL);
+    CHECK(strstr(out.data, "k_total{tenant=\"other\",result=\"delivered\"} 2\n") != NULL);
+    CHECK(strstr(out.data, "k_total{tenant=\"other\",result=\"bounced\"} 2\n") != NULL);
+    CHECK(strstr(out.data, "k_total{tenant=\"other\",result=\"r0\"} 10\n") != NULL);
+    CHECK(strstr(out.data, "k_total{tenant=\"other\",result=\"other\"} 40\n") != NULL);
+    buf_free(&out);
+    metrics_counter_free(&c);
+    CHECK_INT_EQ(c.nothers, 0);
+}
+
 static void test_values_cut_and_escaped(void)
 {
     struct metrics_counter c = {.name = "e_total", .help = "E.", .labels = {"v"}};
@@ -78,6 +112,7 @@ static void test_histogram(void)
 int main(void)
 {
     test_counter_series_and_bound();
+    test_kept_label_in_other();
     test_values_cut_and_escaped();
     test_histogram();
     return check_report("test_metrics");
