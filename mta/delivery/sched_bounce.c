@@ -80,16 +80,9 @@ void sched_bounce_read_back(struct scheduler *s, const char *id, struct qmsg *m)
     free(domain);
 }
 
-static void free_domain(const char *key, void *value, void *arg)
-{
-    (void)key, (void)arg;
-    free(value);
-}
-
 void sched_bounce_free(struct scheduler *s)
 {
-    strmap_each(&s->bounce_at, free_domain, NULL);
-    strmap_free(&s->bounce_at);
+    strmap_free_values(&s->bounce_at);
 }
 
 /* ---- a selection ---- */

@@ -109,16 +109,9 @@ int sched_tenant_held(const struct scheduler *s, const struct qmsg *m)
     return held;
 }
 
-static void free_hold(const char *key, void *value, void *arg)
-{
-    (void)key, (void)arg;
-    free(value);
-}
-
 void sched_tenant_holds_free(struct scheduler *s)
 {
-    strmap_each(&s->tenant_holds, free_hold, NULL);
-    strmap_free(&s->tenant_holds);
+    strmap_free_values(&s->tenant_holds);
 }
 
 /* A queued job of a held message goes back to the scheduler. */
