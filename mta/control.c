@@ -88,6 +88,7 @@ static const struct verb_row verbs[] = {
     {"resume-tenant", CONTROL_RESUME_TENANT, 1, 2},
     {"bounce-tenant", CONTROL_BOUNCE_TENANT, 1, 2},
     {"bounce", CONTROL_BOUNCE, 1, 1},
+    {"tls-rpt-send", CONTROL_TLS_RPT_SEND, 0, 0},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -474,6 +475,8 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
         return h->bounce_tenant(c->arg, req->target, req->campaign, out);
     case CONTROL_BOUNCE:
         return h->bounce(c->arg, req->target, out);
+    case CONTROL_TLS_RPT_SEND:
+        return h->tls_rpt_send(c->arg, out);
     }
     return -EINVAL;
 }

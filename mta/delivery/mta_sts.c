@@ -24,6 +24,7 @@
 #include "lib/strmap.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
+#include "mta/delivery/tls_rpt.h"
 
 #define STS_DIR "mta-sts"
 #define STS_DOMAIN_MAX 253
@@ -55,6 +56,7 @@ struct mta_sts {
     char *dir;
     char *ca_file;
     uint64_t recheck_ms, timeout_ms;
+    struct tls_rpt *rpt;   /* counts policies that cannot be had; NULL: none */
     struct strmap entries; /* domain → struct sts_entry */
     int loaded;            /* the files were read back */
     int stopping, freeing;
@@ -93,6 +95,16 @@ static void entry_log(const struct sts_entry *e, enum log_level level, const cha
     if (reason != NULL)
         log_str(&r, "reason", reason);
     log_end(&r);
+}
+
+/* The domain publishes a policy that cannot be had (RFC 8460 §4.3.2.1): logged and reported. */
+static void entry_fetch_failed(const struct sts_entry *e, enum tls_rpt_result result,
+                               const char *reason)
+{
+    entry_log(e, LOG_WARN, "mta_sts.fetch_failed", reason);
+    struct tls_rpt_event ev = {
+        .domain = e->domain, .type = TLS_RPT_POLICY_STS, .result = result, .reason = reason};
+    tls_rpt_record(e->owner->rpt, &ev);
 }
 
 /* ---- the files: <spool>/mta-sts/<domain>: "id ID\nexpires UNIX\n\n" and the policy text ---- */
@@ -286,6 +298,11 @@ struct mta_sts *mta_sts_new(uv_loop_t *loop, struct dns_resolver *dns, const cha
     return s;
 }
 
+void mta_sts_set_report(struct mta_sts *s, struct tls_rpt *rpt)
+{
+    s->rpt = rpt;
+}
+
 void mta_sts_configure(struct mta_sts *s, const struct config *cfg)
 {
     free(s->ca_file);
@@ -402,8 +419,8 @@ static void entry_on_txt(void *arg, enum dns_status st, const struct dns_txt *tx
     }
     if (records != 1 || bad) {
         if (records > 0)
-            entry_log(e, LOG_WARN, "mta_sts.fetch_failed",
-                      bad ? err.data : "more than one STSv1 TXT record");
+            entry_fetch_failed(e, TLS_RPT_STS_POLICY_INVALID,
+                               bad ? err.data : "more than one STSv1 TXT record");
         buf_free(&err);
         entry_finish(e);
         return;
@@ -429,7 +446,7 @@ static void entry_on_addr(void *arg, enum dns_status st, const struct dns_addr *
     if (!entry_answered(e))
         return;
     if (st != DNS_OK || n == 0 || s->http == NULL) {
-        entry_log(e, LOG_WARN, "mta_sts.fetch_failed", "mta-sts host has no address");
+        entry_fetch_failed(e, TLS_RPT_STS_POLICY_FETCH_ERROR, "mta-sts host has no address");
         entry_finish(e);
         return;
     }
@@ -450,7 +467,7 @@ static void entry_on_addr(void *arg, enum dns_status st, const struct dns_addr *
                          .resolve = resolve};
     e->req = http_client_get(s->http, &g, entry_on_fetch, e);
     if (e->req == NULL) {
-        entry_log(e, LOG_WARN, "mta_sts.fetch_failed", "the request could not start");
+        entry_fetch_failed(e, TLS_RPT_STS_POLICY_FETCH_ERROR, "the request could not start");
         entry_finish(e);
     }
 }
@@ -465,14 +482,17 @@ static void entry_on_fetch(void *arg, const struct http_result *res)
             snprintf(why, sizeof why, "%s", res->error);
         else
             snprintf(why, sizeof why, "HTTP status %d", res->status);
-        entry_log(e, LOG_WARN, "mta_sts.fetch_failed", why);
+        /* The policy host's certificate (RFC 8461 §3.3) is what curl names on a TLS failure. */
+        int webpki = res->status == 0 && (strstr(why, "certificate") || strstr(why, "SSL"));
+        entry_fetch_failed(e, webpki ? TLS_RPT_STS_WEBPKI_INVALID : TLS_RPT_STS_POLICY_FETCH_ERROR,
+                           why);
         entry_finish(e);
         return;
     }
     struct mta_sts_policy p;
     struct buf err = BUF_INIT;
     if (mta_sts_policy_parse(res->body, res->body_len, &p, &err) < 0) {
-        entry_log(e, LOG_WARN, "mta_sts.fetch_failed", err.data);
+        entry_fetch_failed(e, TLS_RPT_STS_POLICY_INVALID, err.data);
         buf_free(&err);
         entry_finish(e);
         return;

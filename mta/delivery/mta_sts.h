@@ -23,6 +23,10 @@ struct mta_sts *mta_sts_new(uv_loop_t *loop, struct dns_resolver *dns, const cha
                             const struct config *cfg);
 /* New settings (mta_sts.*, tls.ca_file) after a reload; cfg is copied from. */
 void mta_sts_configure(struct mta_sts *s, const struct config *cfg);
+/* Policies that cannot be had (fetch errors, invalid policies) are counted in rpt (tls_rpt.h),
+ * which must outlive the cache; NULL: not. */
+struct tls_rpt;
+void mta_sts_set_report(struct mta_sts *s, struct tls_rpt *rpt);
 /* Shutdown: every caller still waiting is answered at once with NULL (from inside this call), and
  * fetches are cancelled. */
 void mta_sts_stop(struct mta_sts *s);

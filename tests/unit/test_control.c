@@ -82,6 +82,8 @@ static const struct parse_case parse_cases[] = {
     {"bounce ABC DEF", -EINVAL, 0, NULL, 0, 0},
     {"suspend-tenant", -EINVAL, 0, NULL, 0, 0},
     {"resume-tenant acme spring extra", -EINVAL, 0, NULL, 0, 0},
+    {"tls-rpt-send", 0, CONTROL_TLS_RPT_SEND, "", 0, 0},
+    {"tls-rpt-send now", -EINVAL, 0, NULL, 0, 0},
 };
 
 static void test_parse(void)
@@ -242,7 +244,7 @@ static int h_status(void *arg, struct buf *out)
 
 static const struct control_handlers handlers = {h_list,   h_retry,        h_delete, h_suspend,
                                                  h_resume, h_destinations, h_status, NULL,
-                                                 NULL,     NULL,           NULL};
+                                                 NULL,     NULL,           NULL,     NULL};
 
 struct fixture {
     uv_loop_t loop;
