@@ -506,6 +506,10 @@ static void send_on_txt(void *arg, enum dns_status st, const struct dns_txt *txt
                 snd->d->name, rua.nother);
     struct buf name = BUF_INIT;
     buf_printf(&name, "%s.json", id.data);
+    for (size_t i = 0; i < name.len; i++) /* the domain is data, never a path */
+        if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@_-",
+                   name.data[i]) == NULL)
+            name.data[i] = '_';
     rpt_file_job(r, r->reports_dir, name.data, &json, file_write_work);
     buf_free(&name);
     buf_free(&id);
