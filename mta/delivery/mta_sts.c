@@ -187,6 +187,21 @@ struct sts_load {
     struct buf files; /* each: domain NUL, then the file's bytes, 4-byte lengths first */
 };
 
+/* A file's header "id ID\nexpires UNIX\n\n": the offset of the policy after it, or 0 when it has
+ * none. */
+static int file_header(const char *data, size_t len, char id[MTA_STS_ID_MAX + 1],
+                       long long *expires)
+{
+    char head[128];
+    int off = 0;
+    size_t hl = len < sizeof head - 1 ? len : sizeof head - 1;
+    memcpy(head, data, hl);
+    head[hl] = '\0';
+    if (sscanf(head, "id %32[A-Za-z0-9]\nexpires %lld\n\n%n", id, expires, &off) != 2)
+        return 0;
+    return off;
+}
+
 static void load_work(uv_work_t *req)
 {
     struct sts_load *l = container_of(req, struct sts_load, req);
@@ -197,14 +212,24 @@ static void load_work(uv_work_t *req)
     char path[4096], data[MTA_STS_POLICY_MAX + 128];
     while ((de = readdir(dir)) != NULL) {
         size_t nl = strlen(de->d_name);
-        if (!domain_ok(de->d_name) || (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0))
-            continue; /* a write a crash cut short */
+        if (!domain_ok(de->d_name))
+            continue;
         snprintf(path, sizeof path, "%s/%s", l->s->dir, de->d_name);
+        if (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0) {
+            unlink(path); /* a write a crash cut short: none is in flight before the load */
+            continue;
+        }
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
         ssize_t n = read(fd, data, sizeof data);
         close(fd);
+        char id[MTA_STS_ID_MAX + 1];
+        long long expires;
+        if (n > 0 && file_header(data, (size_t)n, id, &expires) > 0 && expires <= unix_now()) {
+            unlink(path); /* past its max_age (RFC 8461 §3.2): of no use any more */
+            continue;
+        }
         if (n <= 0)
             continue;
         uint32_t nl32 = (uint32_t)nl, dl = (uint32_t)n;
@@ -223,13 +248,8 @@ static void load_one(struct mta_sts *s, const char *domain, const char *data, si
 {
     char id[MTA_STS_ID_MAX + 1];
     long long expires;
-    int off = 0;
-    char head[128];
-    size_t hl = len < sizeof head - 1 ? len : sizeof head - 1;
-    memcpy(head, data, hl);
-    head[hl] = '\0';
-    if (sscanf(head, "id %32[A-Za-z0-9]\nexpires %lld\n\n%n", id, &expires, &off) != 2 ||
-        off == 0 || expires <= unix_now())
+    int off = file_header(data, len, id, &expires);
+    if (off == 0 || expires <= unix_now())
         return;
     struct mta_sts_policy p;
     struct buf err = BUF_INIT;

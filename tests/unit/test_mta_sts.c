@@ -1,5 +1,6 @@
 /* The MTA-STS cache on a real loop against a real dnsmasq (tests/support/dnsmasq.h): policies
- * read back from the spool (expired, malformed and half-written files left out), the TXT record
+ * read back from the spool (expired, malformed and half-written files left out, the expired and
+ * half-written ones removed), the TXT record
  * checked against the cached id, domains without a policy or with two records, names that are no
  * domains, and a stop answering the callers still waiting. Fetching over HTTPS is covered by
  * tests/integration/test_mta_sts.py. */
@@ -82,6 +83,17 @@ static void test_cache(struct dns_resolver *r, const char *spool)
     CHECK(dnsmasq_run_until(&loop, &cached.calls, WAIT_MS));
     CHECK(cached.policy != NULL);
     CHECK_INT_EQ(cached.mode, MTA_STS_MODE_ENFORCE);
+    /* Reading them back removed the expired file and the half-written one, and kept the rest. */
+    static const struct {
+        const char *name;
+        int kept;
+    } files[] = {{"cached.test", 1}, {"bad.test", 1}, {"old.test", 0}, {"half.test.tmp", 0}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[512];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/mta-sts/%s", spool, files[i].name);
+        CHECK_INT_EQ(stat(path, &st) == 0, files[i].kept);
+    }
 
     /* Now known at once, in any case and with a trailing dot; the TXT check it starts finds the
      * same id, so nothing is fetched and the policy stays. */
