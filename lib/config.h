@@ -316,6 +316,7 @@ struct config {
     struct {
         uint64_t recheck_ms;       /* a cached policy's TXT record is checked this often */
         uint64_t fetch_timeout_ms; /* one HTTPS fetch of a policy, connection included */
+        unsigned max_domains;      /* domains kept in memory (read at start) */
     } mta_sts;
 
     /* TLS reporting of outbound sessions, RFC 8460 (mta/delivery/tls_rpt.h). */

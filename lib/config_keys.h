@@ -140,6 +140,10 @@ static const struct config_key config_keys[] = {
     {.name = "mta_sts.fetch_timeout", .type = CONFIG_DURATION, .def = "10s", .min = 100,
      .max = 60 * KEY_SECOND, KEY_AT(mta_sts.fetch_timeout_ms),
      .doc = "How long one HTTPS fetch of a policy may take, connection included."},
+    {.name = "mta_sts.max_domains", .type = CONFIG_UINT, .def = "10000", .min = 1, .max = 1000000,
+     KEY_AT(mta_sts.max_domains),
+     .doc = "How many domains' policies (or their absence) are kept in memory; the least recently "
+            "used is dropped for a new one and looked up again when next needed (read at start)."},
 
     {.name = "tls_rpt", KEY_SECTION,
      .doc = "TLS reporting (RFC 8460): daily reports on the TLS sessions to each recipient domain, "

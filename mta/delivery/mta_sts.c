@@ -1,6 +1,7 @@
 /*
- * The MTA-STS cache (see mta_sts.h). One entry per domain asked about: its policy, when it
- * expires, when its TXT record was last checked, and the callers waiting while it is looked up.
+ * The MTA-STS cache (see mta_sts.h). One entry per domain asked about, the least recently asked
+ * dropped beyond mta_sts.max_domains (lib/lru.h): its policy, when it expires, when its TXT record
+ * was last checked, and the callers waiting while it is looked up.
  * A lookup is a chain: TXT of _mta-sts.<domain> → (id changed or no policy) the address of
  * mta-sts.<domain> → HTTPS GET of the policy → parse → save. Every step that fails keeps what
  * was cached (RFC 8461 §5.1: an unexpired policy is used while a new one cannot be had).
@@ -21,7 +22,7 @@
 #include "lib/buf.h"
 #include "lib/http_client.h"
 #include "lib/log.h"
-#include "lib/strmap.h"
+#include "lib/lru.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/tls_rpt.h"
@@ -36,6 +37,7 @@ struct sts_waiter {
 };
 
 struct sts_entry {
+    struct lru_node node; /* in owner->entries, under domain */
     struct mta_sts *owner;
     char *domain;
     char id[MTA_STS_ID_MAX + 1];  /* of the cached policy; "" none */
@@ -47,6 +49,9 @@ struct sts_entry {
     char new_id[MTA_STS_ID_MAX + 1]; /* the id the running fetch is for */
     struct http_request *req;
     struct sts_waiter *waiters;
+    int finishing;                 /* its waiters are being answered */
+    int evicted;                   /* out of the cache while in use: in owner->orphans */
+    struct sts_entry *next_orphan; /* in owner->orphans */
 };
 
 struct mta_sts {
@@ -56,9 +61,11 @@ struct mta_sts {
     char *dir;
     char *ca_file;
     uint64_t recheck_ms, timeout_ms;
-    struct tls_rpt *rpt;   /* counts policies that cannot be had; NULL: none */
-    struct strmap entries; /* domain → struct sts_entry */
-    int loaded;            /* the files were read back */
+    struct tls_rpt *rpt;       /* counts policies that cannot be had; NULL: none */
+    struct lru entries;        /* domain → struct sts_entry, at most mta_sts.max_domains */
+    struct sts_entry *orphans; /* evicted while in use; freed once they are not */
+    int walking;               /* entries_each runs: nothing is freed meanwhile */
+    int loaded;                /* the files were read back */
     int stopping, freeing;
     unsigned pending; /* DNS lookups and thread-pool jobs in flight */
 };
@@ -269,7 +276,8 @@ static void load_one(struct mta_sts *s, const char *domain, const char *data, si
     entry_log(e, LOG_INFO, "mta_sts.policy", "read back from the spool");
 }
 
-static void answer_waiting(const char *key, void *value, void *arg);
+static void answer_waiting(struct sts_entry *e);
+static void entries_each(struct mta_sts *s, void (*fn)(struct sts_entry *e));
 
 static void load_done(uv_work_t *req, int status)
 {
@@ -291,11 +299,74 @@ static void load_done(uv_work_t *req, int status)
     free(l);
     s->loaded = 1;
     if (!s->freeing)
-        strmap_each(&s->entries, answer_waiting, NULL);
+        entries_each(s, answer_waiting);
     sts_maybe_free(s);
 }
 
 /* ---- the cache ---- */
+
+static int entry_in_use(const struct sts_entry *e)
+{
+    return e->busy || e->waiters != NULL || e->finishing || e->req != NULL;
+}
+
+static void entry_free(struct sts_entry *e)
+{
+    if (e->has_policy)
+        mta_sts_policy_free(&e->policy);
+    free(e->domain);
+    free(e);
+}
+
+/* The least recently asked domain leaves the cache for a new one; one whose lookup still runs
+ * (or that entries_each holds) waits in the orphans until it is done. */
+static void entry_on_evict(struct lru_node *node, void *arg)
+{
+    struct mta_sts *s = arg;
+    struct sts_entry *e = container_of(node, struct sts_entry, node);
+    if (s->freeing || (!entry_in_use(e) && !s->walking)) {
+        entry_free(e);
+        return;
+    }
+    e->evicted = 1;
+    e->next_orphan = s->orphans;
+    s->orphans = e;
+}
+
+/* Frees the orphans no longer in use (all of them once the cache is freed). */
+static void orphans_sweep(struct mta_sts *s)
+{
+    struct sts_entry **pp = &s->orphans;
+    while (*pp != NULL && !s->walking) {
+        struct sts_entry *e = *pp;
+        if (entry_in_use(e) && !s->freeing) {
+            pp = &e->next_orphan;
+            continue;
+        }
+        *pp = e->next_orphan;
+        entry_free(e);
+    }
+}
+
+/* Calls fn for every entry, cached or orphan, on a list taken first: fn may ask for other
+ * domains (evicting some), and no entry is freed until it is done. */
+static void entries_each(struct mta_sts *s, void (*fn)(struct sts_entry *e))
+{
+    size_t n = lru_count(&s->entries), k = 0;
+    for (struct sts_entry *o = s->orphans; o != NULL; o = o->next_orphan)
+        n++;
+    struct sts_entry **all = xcalloc(n + 1, sizeof *all);
+    for (struct lru_node *node = lru_oldest(&s->entries); node != NULL; node = node->newer)
+        all[k++] = container_of(node, struct sts_entry, node);
+    for (struct sts_entry *o = s->orphans; o != NULL; o = o->next_orphan)
+        all[k++] = o;
+    s->walking++;
+    for (size_t i = 0; i < k; i++)
+        fn(all[i]);
+    s->walking--;
+    free(all);
+    orphans_sweep(s);
+}
 
 struct mta_sts *mta_sts_new(uv_loop_t *loop, struct dns_resolver *dns, const char *spool_dir,
                             const struct config *cfg)
@@ -308,7 +379,7 @@ struct mta_sts *mta_sts_new(uv_loop_t *loop, struct dns_resolver *dns, const cha
     buf_printf(&p, "%s/%s", spool_dir, STS_DIR);
     s->dir = xstrdup(p.data);
     buf_free(&p);
-    s->entries = (struct strmap)STRMAP_INIT;
+    lru_init(&s->entries, cfg->mta_sts.max_domains, entry_on_evict, s);
     mta_sts_configure(s, cfg);
     struct sts_load *l = xcalloc(1, sizeof *l);
     l->s = s;
@@ -333,13 +404,16 @@ void mta_sts_configure(struct mta_sts *s, const struct config *cfg)
 
 static struct sts_entry *entry_get(struct mta_sts *s, const char *domain)
 {
-    struct sts_entry *e = strmap_get(&s->entries, domain);
-    if (e == NULL) {
-        e = xcalloc(1, sizeof *e);
-        e->owner = s;
-        e->domain = xstrdup(domain);
-        strmap_put(&s->entries, domain, e);
+    size_t len = strlen(domain);
+    struct lru_node *node = lru_find(&s->entries, domain, len);
+    if (node != NULL) {
+        lru_touch(&s->entries, node);
+        return container_of(node, struct sts_entry, node);
     }
+    struct sts_entry *e = xcalloc(1, sizeof *e);
+    e->owner = s;
+    e->domain = xstrdup(domain);
+    lru_insert(&s->entries, &e->node, e->domain, len);
     return e;
 }
 
@@ -382,10 +456,8 @@ int mta_sts_get(struct mta_sts *s, const char *domain, const struct mta_sts_poli
 }
 
 /* After the files were read back: answers or looks up each domain asked about meanwhile. */
-static void answer_waiting(const char *key, void *value, void *arg)
+static void answer_waiting(struct sts_entry *e)
 {
-    struct sts_entry *e = value;
-    (void)key, (void)arg;
     if (e->waiters == NULL || e->busy)
         return;
     if (entry_valid(e))
@@ -536,20 +608,22 @@ static void entry_finish(struct sts_entry *e)
     struct sts_waiter *w = e->waiters;
     e->waiters = NULL;
     const struct mta_sts_policy *p = entry_valid(e) && !e->owner->stopping ? &e->policy : NULL;
+    e->finishing = 1; /* a waiter may ask for other domains, which may evict this one */
     while (w != NULL) {
         struct sts_waiter *next = w->next;
         w->cb(w->arg, p);
         free(w);
         w = next;
     }
+    e->finishing = 0;
+    if (e->evicted)
+        orphans_sweep(e->owner);
 }
 
 /* ---- the end ---- */
 
-static void stop_entry(const char *key, void *value, void *arg)
+static void stop_entry(struct sts_entry *e)
 {
-    struct sts_entry *e = value;
-    (void)key, (void)arg;
     if (e->req != NULL) {
         http_request_cancel(e->req);
         e->req = NULL;
@@ -560,25 +634,15 @@ static void stop_entry(const char *key, void *value, void *arg)
 void mta_sts_stop(struct mta_sts *s)
 {
     s->stopping = 1;
-    strmap_each(&s->entries, stop_entry, NULL);
-}
-
-static void free_entry(const char *key, void *value, void *arg)
-{
-    struct sts_entry *e = value;
-    (void)key, (void)arg;
-    if (e->has_policy)
-        mta_sts_policy_free(&e->policy);
-    free(e->domain);
-    free(e);
+    entries_each(s, stop_entry);
 }
 
 static void sts_maybe_free(struct mta_sts *s)
 {
     if (!s->freeing || s->pending > 0)
         return;
-    strmap_each(&s->entries, free_entry, NULL);
-    strmap_free(&s->entries);
+    lru_close(&s->entries); /* with freeing set, every entry is freed */
+    orphans_sweep(s);
     free(s->dir);
     free(s->ca_file);
     free(s);

@@ -2,9 +2,9 @@
  * MTA-STS policies of the domains mail goes to (RFC 8461), for the destinations whose shaping
  * says `tls: mta-sts` (or `dane`): the `_mta-sts` TXT record through the daemon's resolver, the
  * policy fetched over HTTPS (certificate verified, size and time limits, no redirects) from
- * mta-sts.<domain>, cached by id and max_age in memory and in the spool (<spool>/mta-sts/, written
- * on the thread pool, read back at start, when files past their max_age are removed), and looked
- * up again when the TXT id changes. The
+ * mta-sts.<domain>, cached by id and max_age in memory (the mta_sts.max_domains most recently
+ * asked about) and in the spool (<spool>/mta-sts/, written on the thread pool, read back at start,
+ * when files past their max_age are removed), and looked up again when the TXT id changes. The
  * scheduler owns the cache and asks it before it queues a domain's mail; the policy it gets is
  * borrowed for the moment of the call.
  */
