@@ -26,7 +26,8 @@ static enum tls_rpt_policy_type client_rpt_type(const struct smtp_client *c)
 {
     if (c->dane_mode == DANE_VERIFY || c->dane_mode == DANE_DEFER)
         return TLS_RPT_POLICY_TLSA;
-    if (c->tls.level == TLS_POLICY_VERIFY && strcmp(c->tls.source, "mta-sts") == 0)
+    if (c->tls.level == TLS_POLICY_VERIFY && c->tls.source != NULL &&
+        strcmp(c->tls.source, "mta-sts") == 0)
         return TLS_RPT_POLICY_STS;
     return TLS_RPT_POLICY_NONE;
 }
@@ -112,7 +113,7 @@ static int client_dane_mismatch(struct smtp_client *c)
 {
     char why[300];
     int bad = dane_peer_ssl_check(c->dane, c->stream.ssl, why, sizeof why) < 0;
-    client_tls_report(c, bad ? TLS_RPT_TLSA_INVALID : TLS_RPT_SUCCESS, why);
+    client_tls_report(c, bad ? TLS_RPT_TLSA_INVALID : TLS_RPT_SUCCESS, bad ? why : NULL);
     if (bad)
         client_end(c, "STARTTLS", 451, "4.7.5", 0, 1, "%s", why);
     return bad;

@@ -89,15 +89,21 @@ void tls_rpt_configure(struct tls_rpt *r, const struct config *cfg)
     buf_free(&sender);
 }
 
-/* ---- the counts' file: <spool>/tls-rpt/counts.json, written whole then renamed ---- */
+/* ---- the files: <spool>/tls-rpt/counts.json and reports/<id>.json, written whole then renamed */
+
+enum rpt_file_kind {
+    FILE_LOAD,   /* the counts read back */
+    FILE_COUNTS, /* the counts written */
+    FILE_REPORT, /* a report's copy written */
+};
 
 struct rpt_file {
     uv_work_t req;
     struct tls_rpt *r;
+    enum rpt_file_kind kind;
     char *dir, *path;
     struct buf text;
     int err;
-    int is_save; /* else a load */
 };
 
 static void file_write_work(uv_work_t *req)
@@ -105,7 +111,15 @@ static void file_write_work(uv_work_t *req)
     struct rpt_file *f = container_of(req, struct rpt_file, req);
     struct buf tmp = BUF_INIT;
     buf_printf(&tmp, "%s.tmp", f->path);
-    if (mkdir(f->dir, 0700) < 0 && errno != EEXIST)
+    char *slash = strrchr(f->dir, '/');
+    if (mkdir(f->dir, 0700) < 0 && errno == ENOENT && slash != NULL) {
+        *slash = '\0'; /* reports/ before tls-rpt/ itself */
+        mkdir(f->dir, 0700);
+        *slash = '/';
+        mkdir(f->dir, 0700);
+    }
+    struct stat st;
+    if (stat(f->dir, &st) < 0)
         f->err = errno;
     int fd = f->err ? -1 : open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) {
@@ -144,16 +158,16 @@ static void file_done(uv_work_t *req, int status)
     struct tls_rpt *r = f->r;
     int err = f->err ? f->err : (status < 0 ? -status : 0);
     r->pending--;
-    if (f->is_save && err != 0) {
+    if (f->kind != FILE_LOAD && err != 0) {
         log_msg(LOG_ERROR, "tls_rpt.save_failed", "cannot write %s: %s", f->path, strerror(err));
-    } else if (!f->is_save && err == 0 &&
+    } else if (f->kind == FILE_LOAD && err == 0 &&
                tls_rpt_table_load(&r->table, f->text.data, f->text.len) < 0) {
         log_msg(LOG_ERROR, "tls_rpt.save_failed", "%s is not a TLS-RPT counts file: ignored",
                 f->path);
     }
-    if (!f->is_save)
+    if (f->kind == FILE_LOAD)
         r->loaded = 1;
-    else
+    else if (f->kind == FILE_COUNTS)
         r->saving = 0;
     free(f->dir);
     free(f->path);
@@ -165,7 +179,7 @@ static void file_done(uv_work_t *req, int status)
 }
 
 static void rpt_file_job(struct tls_rpt *r, const char *dir, const char *name, struct buf *text,
-                         uv_work_cb work)
+                         enum rpt_file_kind kind)
 {
     struct rpt_file *f = xcalloc(1, sizeof *f);
     f->r = r;
@@ -178,9 +192,10 @@ static void rpt_file_job(struct tls_rpt *r, const char *dir, const char *name, s
         f->text = *text;
         *text = (struct buf)BUF_INIT;
     }
-    f->is_save = work == file_write_work;
+    f->kind = kind;
     r->pending++;
-    if (uv_queue_work(r->loop, &f->req, work, file_done) < 0)
+    if (uv_queue_work(r->loop, &f->req, kind == FILE_LOAD ? file_read_work : file_write_work,
+                      file_done) < 0)
         file_done(&f->req, UV_EINVAL);
 }
 
@@ -193,7 +208,7 @@ static void rpt_save(struct tls_rpt *r)
     tls_rpt_table_save(&r->table, &text);
     r->dirty = 0;
     r->saving = 1;
-    rpt_file_job(r, r->dir, RPT_FILE, &text, file_write_work);
+    rpt_file_job(r, r->dir, RPT_FILE, &text, FILE_COUNTS);
 }
 
 static void rpt_on_save_timer(uv_timer_t *t)
@@ -510,7 +525,7 @@ static void send_on_txt(void *arg, enum dns_status st, const struct dns_txt *txt
         if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@_-",
                    name.data[i]) == NULL)
             name.data[i] = '_';
-    rpt_file_job(r, r->reports_dir, name.data, &json, file_write_work);
+    rpt_file_job(r, r->reports_dir, name.data, &json, FILE_REPORT);
     buf_free(&name);
     buf_free(&id);
     buf_free(&json);
@@ -589,7 +604,7 @@ struct tls_rpt *tls_rpt_new(uv_loop_t *loop, struct dns_resolver *dns, struct sp
     uv_timer_init(loop, &r->save_timer);
     r->day_timer.data = r->save_timer.data = r;
     rpt_arm_day(r);
-    rpt_file_job(r, r->dir, RPT_FILE, NULL, file_read_work);
+    rpt_file_job(r, r->dir, RPT_FILE, NULL, FILE_LOAD);
     return r;
 }
 
