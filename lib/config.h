@@ -320,7 +320,18 @@ struct config {
     struct {
         uint64_t recheck_ms;       /* a cached policy's TXT record is checked this often */
         uint64_t fetch_timeout_ms; /* one HTTPS fetch of a policy, connection included */
+        unsigned max_domains;      /* domains kept in memory (read at start) */
     } mta_sts;
+
+    /* TLS reporting of outbound sessions, RFC 8460 (mta/delivery/tls_rpt.h). */
+    struct {
+        int enabled;
+        char *organization;     /* organization-name; NULL: server.hostname */
+        char *contact;          /* contact-info; NULL: the sender */
+        char *sender;           /* From: and envelope sender; NULL: postmaster@server.hostname */
+        uint64_t send_after_ms; /* past midnight UTC, when the day's reports go */
+        unsigned max_domains;   /* (day, domain) entries counted at once */
+    } tls_rpt;
 
     struct config_listener *listeners;
     size_t nlisteners;

@@ -140,6 +140,33 @@ static const struct config_key config_keys[] = {
     {.name = "mta_sts.fetch_timeout", .type = CONFIG_DURATION, .def = "10s", .min = 100,
      .max = 60 * KEY_SECOND, KEY_AT(mta_sts.fetch_timeout_ms),
      .doc = "How long one HTTPS fetch of a policy may take, connection included."},
+    {.name = "mta_sts.max_domains", .type = CONFIG_UINT, .def = "10000", .min = 1, .max = 1000000,
+     KEY_AT(mta_sts.max_domains),
+     .doc = "How many domains' policies (or their absence) are kept in memory; the least recently "
+            "used is dropped for a new one and looked up again when next needed (read at start)."},
+
+    {.name = "tls_rpt", KEY_SECTION,
+     .doc = "TLS reporting (RFC 8460): daily reports on the TLS sessions to each recipient domain, "
+            "sent to the addresses its _smtp._tls TXT record names."},
+    {.name = "tls_rpt.enabled", .type = CONFIG_ENUM, .def = "false", .names = config_booleans,
+     KEY_AT(tls_rpt.enabled),
+     .doc = "true: count the outcome of every outbound TLS session (and MTA-STS/DANE failure) per "
+            "recipient domain and send the daily reports."},
+    {.name = "tls_rpt.organization", .type = CONFIG_STRING, KEY_AT(tls_rpt.organization),
+     .doc = "The reports' organization-name. Unset: server.hostname."},
+    {.name = "tls_rpt.contact", .type = CONFIG_STRING, KEY_AT(tls_rpt.contact),
+     .doc = "The reports' contact-info (an address or URL). Unset: tls_rpt.sender."},
+    {.name = "tls_rpt.sender", .type = CONFIG_STRING, .check = config_check_mailbox,
+     KEY_AT(tls_rpt.sender),
+     .doc = "From: and envelope sender of the report mails (user@domain); its domain is the "
+            "TLS-Report-Submitter. Unset: postmaster@server.hostname."},
+    {.name = "tls_rpt.send_after", .type = CONFIG_DURATION, .def = "15m", .min = 0,
+     .max = 23 * KEY_HOUR, KEY_AT(tls_rpt.send_after_ms),
+     .doc = "How long after midnight UTC the reports of the day before are sent."},
+    {.name = "tls_rpt.max_domains", .type = CONFIG_UINT, .def = "10000", .min = 1, .max = 1000000,
+     KEY_AT(tls_rpt.max_domains),
+     .doc = "How many recipient domains (per day) are counted at once; sessions to more are "
+            "dropped (tls_rpt.overflow)."},
 
     {.name = "listeners", .type = CONFIG_LISTENERS,
      .def = "[{name: default, address: \"127.0.0.1:2525\", role: submission}]",

@@ -404,6 +404,9 @@ static void config_free(struct config *cfg)
     free(cfg->tls.certificate);
     free(cfg->tls.key);
     free(cfg->tls.ca_file);
+    free(cfg->tls_rpt.organization);
+    free(cfg->tls_rpt.contact);
+    free(cfg->tls_rpt.sender);
     free_strings(cfg->http.listen, cfg->http.nlisten);
     free(cfg->http.certificate);
     free(cfg->http.key);

@@ -536,6 +536,30 @@ static const struct log_event log_event_table[] = {
      "certificate that is expired, self-signed, from an untrusted CA or not for the MX name "
      "(`reason`). With `testing` false the attempt defers (451 4.7.x) and the next MX host is "
      "tried; with `testing` true (MTA-STS `mode: testing`) the mail is delivered anyway."},
+    {"tls_rpt.no_record", "info",
+     "msg",
+     "A recipient domain's TLS report (tls_rpt.enabled) is not sent: the domain publishes no "
+     "usable `_smtp._tls` TXT record (`v=TLSRPTv1; rua=...`); its counts for the day are "
+     "dropped."},
+    {"tls_rpt.overflow", "warn",
+     "msg",
+     "More recipient domains than tls_rpt.max_domains had TLS sessions counted on one day; "
+     "sessions to the others are not counted (logged the first time one is dropped)."},
+    {"tls_rpt.report", "info",
+     "domain, report_id, rua, queue_id",
+     "A TLS report (RFC 8460) about sessions to `domain` is in the queue (`queue_id`) for the "
+     "mailto: address `rua` of the domain's `_smtp._tls` TXT record; a copy is in "
+     "<spool>/tls-rpt/reports/`report_id`.json."},
+    {"tls_rpt.rua_unsupported", "info",
+     "msg",
+     "A domain asks for its TLS reports by a URI other than mailto: (https): those are not sent."},
+    {"tls_rpt.save_failed", "error",
+     "msg",
+     "The TLS report counts (<spool>/tls-rpt/counts.json) or a report's copy could not be "
+     "written, or the counts file read back at start is not one; the message names the file."},
+    {"tls_rpt.send_failed", "error",
+     "domain, report_id, rua, reason",
+     "A TLS report mail could not be written to the spool; that report is not sent."},
     {"webhook.backlog_error", "error",
      "url, msg",
      "A webhook endpoint's backlog in the spool could not be opened, written or moved on: `msg` "

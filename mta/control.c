@@ -89,6 +89,7 @@ static const struct verb_row verbs[] = {
     {"bounce-tenant", CONTROL_BOUNCE_TENANT, 1, 2},
     {"bounce", CONTROL_BOUNCE, 1, 1},
     {"bounce-destination", CONTROL_BOUNCE_DESTINATION, 1, 3},
+    {"tls-rpt-send", CONTROL_TLS_RPT_SEND, 0, 0},
 };
 
 /* A queue id (upper-case base 32, see spool.h). */
@@ -493,6 +494,8 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
         return h->bounce_selected(c->arg, req->target, req->tenant, req->campaign, out);
     case CONTROL_BOUNCE:
         return h->bounce(c->arg, req->target, out);
+    case CONTROL_TLS_RPT_SEND:
+        return h->tls_rpt_send(c->arg, out);
     }
     return -EINVAL;
 }

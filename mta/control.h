@@ -52,6 +52,8 @@ struct control_handlers {
     int (*bounce_selected)(void *arg, const char *destination, const char *tenant,
                            const char *campaign, struct buf *out);
     int (*bounce)(void *arg, const char *id, struct buf *out); /* one message, with a DSN */
+    /* Text: the TLS reports held (RFC 8460), sent now; a line per policy domain and day. */
+    int (*tls_rpt_send)(void *arg, struct buf *out);
 };
 
 enum control_verb {
@@ -67,6 +69,7 @@ enum control_verb {
     CONTROL_BOUNCE_TENANT,
     CONTROL_BOUNCE,
     CONTROL_BOUNCE_DESTINATION,
+    CONTROL_TLS_RPT_SEND,
 };
 
 /* The largest page of a list request, and the page when none is asked for. */
@@ -86,8 +89,8 @@ struct control_request {
  * "delete ID", "suspend DEST [DURATION]" (DURATION: N, Ns, Nm, Nh or Nd), "resume DEST",
  * "destinations [DEST]", "status", "suspend-tenant TENANT [CAMPAIGN]",
  * "resume-tenant TENANT [CAMPAIGN]", "bounce-tenant TENANT [CAMPAIGN]", "bounce ID",
- * "bounce-destination DEST [TENANT [CAMPAIGN]]". Returns 0, or
- * -EINVAL with the reason in err. Pure; the input is untrusted. */
+ * "bounce-destination DEST [TENANT [CAMPAIGN]]", "tls-rpt-send". Returns 0, or -EINVAL with the
+ * reason in err. Pure; the input is untrusted. */
 int control_request_parse(const char *line, size_t len, struct control_request *req,
                           struct buf *err);
 

@@ -34,6 +34,7 @@
 #include "mta/delivery/scheduler.h"
 #include "mta/delivery/shared_limits.h"
 #include "mta/delivery/tls_policy.h"
+#include "mta/delivery/tls_rpt.h"
 #include "mta/server/smtp_server.h"
 #include "mta/webhooks/webhooks.h"
 #include "policy/auth_users.h"
@@ -535,6 +536,15 @@ static int control_on_bounce(void *arg, const char *id, struct buf *out)
     return s != NULL ? scheduler_bounce_message(s, id, out) : -ESHUTDOWN;
 }
 
+static int control_on_tls_rpt_send(void *arg, struct buf *out)
+{
+    struct scheduler *s = control_scheduler(arg, out);
+    int n = s != NULL ? tls_rpt_send_now(scheduler_tls_rpt(s), out) : -ESHUTDOWN;
+    if (n >= 0)
+        buf_printf(out, "%d report(s) being sent\n", n);
+    return n < 0 ? n : 0;
+}
+
 static int control_on_destinations(void *arg, const char *dest, struct buf *out)
 {
     struct scheduler *s = control_scheduler(arg, out);
@@ -660,7 +670,7 @@ static const struct control_handlers daemon_control_handlers = {
     control_on_resume,        control_on_destinations,
     control_on_status,        control_on_suspend_tenant,
     control_on_resume_tenant, control_on_bounce_selected,
-    control_on_bounce,
+    control_on_bounce,        control_on_tls_rpt_send,
 };
 
 /* Opened before recovery, so a second daemon on the same spool is refused before its recovery

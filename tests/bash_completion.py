@@ -30,7 +30,7 @@ def main():
         cases = [
             ("sluice ", ["--help", "--version", "audit-mx", "check-config", "config-keys", "dkim",
                          "doctor", "explain", "help", "log-events", "queue", "relay-test", "run",
-                         "status", "suppress", "version"]),
+                         "status", "suppress", "tls-rpt", "version"]),
             ("sluice q", ["queue"]),
             ("sluice status --j", ["--json"]),
             ("sluice queue ", ["bounce", "delete", "destinations", "list", "resume", "retry",

@@ -161,9 +161,8 @@ static int queue_delete_offline(const char *spool, const char *id, struct buf *e
     return 0;
 }
 
-/* Sends request; the payload of an "ok" answer goes to payload, an error to err. Returns 0, 1 on
- * failure, or -1 when no daemon answers (err then says so). */
-static int queue_call(const char *spool, const char *request, struct buf *payload, struct buf *err)
+int command_control_call(const char *spool, const char *request, struct buf *payload,
+                         struct buf *err)
 {
     struct buf path = BUF_INIT, answer = BUF_INIT;
     int status = 1;
@@ -193,7 +192,7 @@ out:
 static int queue_control(const char *spool, const char *request, struct buf *err)
 {
     struct buf payload = BUF_INIT;
-    int status = queue_call(spool, request, &payload, err);
+    int status = command_control_call(spool, request, &payload, err);
     if (status == 0)
         fwrite(payload.data, 1, payload.len, stdout);
     buf_free(&payload);
@@ -214,7 +213,7 @@ static int queue_list_json(const char *spool, struct buf *err)
         buf_reset(&request);
         buf_reset(&page);
         buf_printf(&request, "list %d%s%s", CONTROL_PAGE_MAX, after[0] ? " " : "", after);
-        status = queue_call(spool, request.data, &page, err);
+        status = command_control_call(spool, request.data, &page, err);
         if (status != 0)
             break;
         json_t *doc = json_loadb(page.data, page.len, 0, NULL);

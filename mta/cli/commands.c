@@ -94,6 +94,11 @@ const struct command commands[] = {
      "why), its version, user and uptime. Asks the daemon over its control socket, so\n"
      "it works without http.listen; GET /api/v1/status answers the same JSON.\n\noptions:\n"
      "  --json              the daemon's answer as JSON\n"},
+    {"tls-rpt", cmd_tls_rpt, "send the TLS reports now", "tls-rpt [-c FILE] send",
+     "Asks the running daemon to send the TLS reports (RFC 8460, tls_rpt.enabled) it\n"
+     "holds now, today's so far included, instead of after midnight UTC; prints one\n"
+     "line per recipient domain and day. Each goes to the mailto: addresses of the\n"
+     "domain's _smtp._tls TXT record, and to <spool>/tls-rpt/reports/.\n\noptions:\n"},
     {"relay-test", cmd_relay_test, "try relaying from outside",
      "relay-test [-c FILE]\n"
      "relay-test HOST:PORT --local-domain DOMAIN\n"

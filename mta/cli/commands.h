@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-struct buf;
+#include "lib/buf.h"
 
 int cmd_run(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
@@ -26,6 +26,7 @@ int cmd_doctor(int argc, char **argv);
 int cmd_audit_mx(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_tls_rpt(int argc, char **argv);
 
 struct command {
     const char *name;
@@ -61,6 +62,12 @@ int command_print_reference(const char *name, int argc, char **argv,
 /* The candidate that word was probably meant to be (a word of 3 or more octets that starts it, or
  * one or two typing mistakes away), or NULL when none or several are as close. */
 const char *command_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* Sends request to the daemon of the spool over its control socket (mta/control.h); the payload
+ * of an "ok" answer goes to payload, an error to err. Returns 0, 1 on failure, or -1 when no
+ * daemon answers (err then says so). */
+int command_control_call(const char *spool, const char *request, struct buf *payload,
+                         struct buf *err);
 
 /* An option: "--name VALUE", "--name=VALUE" or the alias ("-c FILE"), or a flag without a value. */
 struct command_option {

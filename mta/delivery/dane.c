@@ -229,3 +229,13 @@ int dane_peer_ssl_check(const struct dane_peer *p, SSL *ssl, char *why, size_t s
              result == X509_V_OK ? "no DANE authority" : X509_verify_cert_error_string(result));
     return -1;
 }
+
+void dane_peer_tlsa_text(const struct dane_peer *p, struct buf *out)
+{
+    for (size_t i = 0; p != NULL && i < p->nrecords; i++) {
+        const struct dane_record *r = &p->records[i];
+        buf_printf(out, "%s%u %u %u ", i > 0 ? "\n" : "", r->usage, r->selector, r->mtype);
+        for (size_t k = 0; k < r->len; k++)
+            buf_printf(out, "%02x", r->data[k]);
+    }
+}

@@ -1,10 +1,10 @@
 /*
  * DANE for outbound SMTP (RFC 7672). Before the client connects to an MX host whose addresses
  * were DNSSEC-validated, it asks for the host's TLSA records (_25._tcp.<host>) through the daemon's
- * resolver, believing the resolver's AD bit only when every server of dns.servers is on loopback. Usable records (DANE-TA(2), DANE-EE(3))
- * make TLS mandatory and the peer's certificate must match one of them (OpenSSL's DANE
- * verification); a failed lookup defers. The SMTP client owns one dane_peer per connection; the
- * scheduler owns the daemon-wide struct dane.
+ * resolver, believing the resolver's AD bit only when every server of dns.servers is on loopback.
+ * Usable records (DANE-TA(2), DANE-EE(3)) make TLS mandatory and the peer's certificate must match
+ * one of them (OpenSSL's DANE verification); a failed lookup defers. The SMTP client owns one
+ * dane_peer per connection; the scheduler owns the daemon-wide struct dane.
  */
 #ifndef SLUICE_DANE_H
 #define SLUICE_DANE_H
@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "lib/buf.h"
 #include "lib/dns.h"
 
 /* What the TLSA lookup says about a connection to one MX host. */
@@ -51,6 +52,10 @@ int dane_peer_ssl_prepare(SSL *ssl, void *peer);
 /* After the handshake: 0 when a TLSA record authenticated the peer's chain, else -1 with the
  * reason in why[size]. */
 int dane_peer_ssl_check(const struct dane_peer *p, SSL *ssl, char *why, size_t size);
+
+/* The usable records, one "usage selector mtype hex-data" line each ('\n'-separated; the TLS
+ * report's policy strings), appended to out. p may be NULL (nothing). */
+void dane_peer_tlsa_text(const struct dane_peer *p, struct buf *out);
 
 /* 1 for the modes in which the connection must not go on without TLS (RFC 7672 §2.2). */
 int dane_mode_requires_tls(enum dane_mode m);

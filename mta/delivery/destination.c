@@ -660,6 +660,7 @@ static int conn_skip_host(struct conn *c, const struct tls_policy *tls, const ch
     char why[300];
     snprintf(why, sizeof why, "MX host %s is not in the domain's MTA-STS policy", host);
     tls_policy_log_failure(tls, c->id, host, why);
+    tls_rpt_record_unlisted_mx(c->dest->env->tls_rpt, c->job->domain, c->mx->sts, host);
     if (!tls_policy_enforced(tls))
         return 0;
     struct smtp_client_outcome o = {
@@ -698,6 +699,7 @@ static void conn_connect_next(struct conn *c)
             .dane = d->shaping->tls == SHAPING_TLS_DANE && d->cfg->dns.dnssec && h->dnssec
                         ? d->env->dane
                         : NULL,
+            .tls_rpt = {d->env->tls_rpt, c->job->domain, c->mx->sts},
             .timeouts = {.connect = d->shaping->connect_timeout_ms,
                          .idle = d->shaping->idle_timeout_ms},
             .pace = shaping_rates_pace,

@@ -83,8 +83,9 @@ struct dest_env {
     uv_loop_t *loop;
     struct spool *spool;
     SSL_CTX *tls_ctx;
-    struct dane *dane;     /* used when dns.dnssec is on; NULL: OpenSSL has no DANE */
-    struct warmup *warmup; /* egress addresses' warm-up counts */
+    struct dane *dane;       /* used when dns.dnssec is on; NULL: OpenSSL has no DANE */
+    struct warmup *warmup;   /* egress addresses' warm-up counts */
+    struct tls_rpt *tls_rpt; /* TLS reporting (tls_rpt.h); always set */
     struct dest_hooks hooks;
     uint64_t next_conn_id;
     unsigned conns; /* open connections, all destinations */

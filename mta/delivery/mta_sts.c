@@ -1,6 +1,7 @@
 /*
- * The MTA-STS cache (see mta_sts.h). One entry per domain asked about: its policy, when it
- * expires, when its TXT record was last checked, and the callers waiting while it is looked up.
+ * The MTA-STS cache (see mta_sts.h). One entry per domain asked about, the least recently asked
+ * dropped beyond mta_sts.max_domains (lib/lru.h): its policy, when it expires, when its TXT record
+ * was last checked, and the callers waiting while it is looked up.
  * A lookup is a chain: TXT of _mta-sts.<domain> → (id changed or no policy) the address of
  * mta-sts.<domain> → HTTPS GET of the policy → parse → save. Every step that fails keeps what
  * was cached (RFC 8461 §5.1: an unexpired policy is used while a new one cannot be had).
@@ -21,9 +22,10 @@
 #include "lib/buf.h"
 #include "lib/http_client.h"
 #include "lib/log.h"
-#include "lib/strmap.h"
+#include "lib/lru.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
+#include "mta/delivery/tls_rpt.h"
 
 #define STS_DIR "mta-sts"
 #define STS_DOMAIN_MAX 253
@@ -35,6 +37,7 @@ struct sts_waiter {
 };
 
 struct sts_entry {
+    struct lru_node node; /* in owner->entries, under domain */
     struct mta_sts *owner;
     char *domain;
     char id[MTA_STS_ID_MAX + 1];  /* of the cached policy; "" none */
@@ -46,6 +49,9 @@ struct sts_entry {
     char new_id[MTA_STS_ID_MAX + 1]; /* the id the running fetch is for */
     struct http_request *req;
     struct sts_waiter *waiters;
+    int finishing;                 /* its waiters are being answered */
+    int evicted;                   /* out of the cache while in use: in owner->orphans */
+    struct sts_entry *next_orphan; /* in owner->orphans */
 };
 
 struct mta_sts {
@@ -55,8 +61,11 @@ struct mta_sts {
     char *dir;
     char *ca_file;
     uint64_t recheck_ms, timeout_ms;
-    struct strmap entries; /* domain → struct sts_entry */
-    int loaded;            /* the files were read back */
+    struct tls_rpt *rpt;       /* counts policies that cannot be had; NULL: none */
+    struct lru entries;        /* domain → struct sts_entry, at most mta_sts.max_domains */
+    struct sts_entry *orphans; /* evicted while in use; freed once they are not */
+    int walking;               /* entries_each runs: nothing is freed meanwhile */
+    int loaded;                /* the files were read back */
     int stopping, freeing;
     unsigned pending; /* DNS lookups and thread-pool jobs in flight */
 };
@@ -93,6 +102,16 @@ static void entry_log(const struct sts_entry *e, enum log_level level, const cha
     if (reason != NULL)
         log_str(&r, "reason", reason);
     log_end(&r);
+}
+
+/* The domain publishes a policy that cannot be had (RFC 8460 §4.3.2.1): logged and reported. */
+static void entry_fetch_failed(const struct sts_entry *e, enum tls_rpt_result result,
+                               const char *reason)
+{
+    entry_log(e, LOG_WARN, "mta_sts.fetch_failed", reason);
+    struct tls_rpt_event ev = {
+        .domain = e->domain, .type = TLS_RPT_POLICY_STS, .result = result, .reason = reason};
+    tls_rpt_record(e->owner->rpt, &ev);
 }
 
 /* ---- the files: <spool>/mta-sts/<domain>: "id ID\nexpires UNIX\n\n" and the policy text ---- */
@@ -175,6 +194,21 @@ struct sts_load {
     struct buf files; /* each: domain NUL, then the file's bytes, 4-byte lengths first */
 };
 
+/* A file's header "id ID\nexpires UNIX\n\n": the offset of the policy after it, or 0 when it has
+ * none. */
+static int file_header(const char *data, size_t len, char id[MTA_STS_ID_MAX + 1],
+                       long long *expires)
+{
+    char head[128];
+    int off = 0;
+    size_t hl = len < sizeof head - 1 ? len : sizeof head - 1;
+    memcpy(head, data, hl);
+    head[hl] = '\0';
+    if (sscanf(head, "id %32[A-Za-z0-9]\nexpires %lld\n\n%n", id, expires, &off) != 2)
+        return 0;
+    return off;
+}
+
 static void load_work(uv_work_t *req)
 {
     struct sts_load *l = container_of(req, struct sts_load, req);
@@ -185,14 +219,24 @@ static void load_work(uv_work_t *req)
     char path[4096], data[MTA_STS_POLICY_MAX + 128];
     while ((de = readdir(dir)) != NULL) {
         size_t nl = strlen(de->d_name);
-        if (!domain_ok(de->d_name) || (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0))
-            continue; /* a write a crash cut short */
+        if (!domain_ok(de->d_name))
+            continue;
         snprintf(path, sizeof path, "%s/%s", l->s->dir, de->d_name);
+        if (nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0) {
+            unlink(path); /* a write a crash cut short: none is in flight before the load */
+            continue;
+        }
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
             continue;
         ssize_t n = read(fd, data, sizeof data);
         close(fd);
+        char id[MTA_STS_ID_MAX + 1];
+        long long expires;
+        if (n > 0 && file_header(data, (size_t)n, id, &expires) > 0 && expires <= unix_now()) {
+            unlink(path); /* past its max_age (RFC 8461 §3.2): of no use any more */
+            continue;
+        }
         if (n <= 0)
             continue;
         uint32_t nl32 = (uint32_t)nl, dl = (uint32_t)n;
@@ -211,13 +255,8 @@ static void load_one(struct mta_sts *s, const char *domain, const char *data, si
 {
     char id[MTA_STS_ID_MAX + 1];
     long long expires;
-    int off = 0;
-    char head[128];
-    size_t hl = len < sizeof head - 1 ? len : sizeof head - 1;
-    memcpy(head, data, hl);
-    head[hl] = '\0';
-    if (sscanf(head, "id %32[A-Za-z0-9]\nexpires %lld\n\n%n", id, &expires, &off) != 2 ||
-        off == 0 || expires <= unix_now())
+    int off = file_header(data, len, id, &expires);
+    if (off == 0 || expires <= unix_now())
         return;
     struct mta_sts_policy p;
     struct buf err = BUF_INIT;
@@ -237,7 +276,8 @@ static void load_one(struct mta_sts *s, const char *domain, const char *data, si
     entry_log(e, LOG_INFO, "mta_sts.policy", "read back from the spool");
 }
 
-static void answer_waiting(const char *key, void *value, void *arg);
+static void answer_waiting(struct sts_entry *e);
+static void entries_each(struct mta_sts *s, void (*fn)(struct sts_entry *e));
 
 static void load_done(uv_work_t *req, int status)
 {
@@ -259,11 +299,74 @@ static void load_done(uv_work_t *req, int status)
     free(l);
     s->loaded = 1;
     if (!s->freeing)
-        strmap_each(&s->entries, answer_waiting, NULL);
+        entries_each(s, answer_waiting);
     sts_maybe_free(s);
 }
 
 /* ---- the cache ---- */
+
+static int entry_in_use(const struct sts_entry *e)
+{
+    return e->busy || e->waiters != NULL || e->finishing || e->req != NULL;
+}
+
+static void entry_free(struct sts_entry *e)
+{
+    if (e->has_policy)
+        mta_sts_policy_free(&e->policy);
+    free(e->domain);
+    free(e);
+}
+
+/* The least recently asked domain leaves the cache for a new one; one whose lookup still runs
+ * (or that entries_each holds) waits in the orphans until it is done. */
+static void entry_on_evict(struct lru_node *node, void *arg)
+{
+    struct mta_sts *s = arg;
+    struct sts_entry *e = container_of(node, struct sts_entry, node);
+    if (s->freeing || (!entry_in_use(e) && !s->walking)) {
+        entry_free(e);
+        return;
+    }
+    e->evicted = 1;
+    e->next_orphan = s->orphans;
+    s->orphans = e;
+}
+
+/* Frees the orphans no longer in use (all of them once the cache is freed). */
+static void orphans_sweep(struct mta_sts *s)
+{
+    struct sts_entry **pp = &s->orphans;
+    while (*pp != NULL && !s->walking) {
+        struct sts_entry *e = *pp;
+        if (entry_in_use(e) && !s->freeing) {
+            pp = &e->next_orphan;
+            continue;
+        }
+        *pp = e->next_orphan;
+        entry_free(e);
+    }
+}
+
+/* Calls fn for every entry, cached or orphan, on a list taken first: fn may ask for other
+ * domains (evicting some), and no entry is freed until it is done. */
+static void entries_each(struct mta_sts *s, void (*fn)(struct sts_entry *e))
+{
+    size_t n = lru_count(&s->entries), k = 0;
+    for (struct sts_entry *o = s->orphans; o != NULL; o = o->next_orphan)
+        n++;
+    struct sts_entry **all = xcalloc(n + 1, sizeof *all);
+    for (struct lru_node *node = lru_oldest(&s->entries); node != NULL; node = node->newer)
+        all[k++] = container_of(node, struct sts_entry, node);
+    for (struct sts_entry *o = s->orphans; o != NULL; o = o->next_orphan)
+        all[k++] = o;
+    s->walking++;
+    for (size_t i = 0; i < k; i++)
+        fn(all[i]);
+    s->walking--;
+    free(all);
+    orphans_sweep(s);
+}
 
 struct mta_sts *mta_sts_new(uv_loop_t *loop, struct dns_resolver *dns, const char *spool_dir,
                             const struct config *cfg)
@@ -276,7 +379,7 @@ struct mta_sts *mta_sts_new(uv_loop_t *loop, struct dns_resolver *dns, const cha
     buf_printf(&p, "%s/%s", spool_dir, STS_DIR);
     s->dir = xstrdup(p.data);
     buf_free(&p);
-    s->entries = (struct strmap)STRMAP_INIT;
+    lru_init(&s->entries, cfg->mta_sts.max_domains, entry_on_evict, s);
     mta_sts_configure(s, cfg);
     struct sts_load *l = xcalloc(1, sizeof *l);
     l->s = s;
@@ -284,6 +387,11 @@ struct mta_sts *mta_sts_new(uv_loop_t *loop, struct dns_resolver *dns, const cha
     if (uv_queue_work(loop, &l->req, load_work, load_done) < 0)
         load_done(&l->req, UV_EINVAL);
     return s;
+}
+
+void mta_sts_set_report(struct mta_sts *s, struct tls_rpt *rpt)
+{
+    s->rpt = rpt;
 }
 
 void mta_sts_configure(struct mta_sts *s, const struct config *cfg)
@@ -296,13 +404,16 @@ void mta_sts_configure(struct mta_sts *s, const struct config *cfg)
 
 static struct sts_entry *entry_get(struct mta_sts *s, const char *domain)
 {
-    struct sts_entry *e = strmap_get(&s->entries, domain);
-    if (e == NULL) {
-        e = xcalloc(1, sizeof *e);
-        e->owner = s;
-        e->domain = xstrdup(domain);
-        strmap_put(&s->entries, domain, e);
+    size_t len = strlen(domain);
+    struct lru_node *node = lru_find(&s->entries, domain, len);
+    if (node != NULL) {
+        lru_touch(&s->entries, node);
+        return container_of(node, struct sts_entry, node);
     }
+    struct sts_entry *e = xcalloc(1, sizeof *e);
+    e->owner = s;
+    e->domain = xstrdup(domain);
+    lru_insert(&s->entries, &e->node, e->domain, len);
     return e;
 }
 
@@ -345,10 +456,8 @@ int mta_sts_get(struct mta_sts *s, const char *domain, const struct mta_sts_poli
 }
 
 /* After the files were read back: answers or looks up each domain asked about meanwhile. */
-static void answer_waiting(const char *key, void *value, void *arg)
+static void answer_waiting(struct sts_entry *e)
 {
-    struct sts_entry *e = value;
-    (void)key, (void)arg;
     if (e->waiters == NULL || e->busy)
         return;
     if (entry_valid(e))
@@ -402,8 +511,8 @@ static void entry_on_txt(void *arg, enum dns_status st, const struct dns_txt *tx
     }
     if (records != 1 || bad) {
         if (records > 0)
-            entry_log(e, LOG_WARN, "mta_sts.fetch_failed",
-                      bad ? err.data : "more than one STSv1 TXT record");
+            entry_fetch_failed(e, TLS_RPT_STS_POLICY_INVALID,
+                               bad ? err.data : "more than one STSv1 TXT record");
         buf_free(&err);
         entry_finish(e);
         return;
@@ -429,7 +538,7 @@ static void entry_on_addr(void *arg, enum dns_status st, const struct dns_addr *
     if (!entry_answered(e))
         return;
     if (st != DNS_OK || n == 0 || s->http == NULL) {
-        entry_log(e, LOG_WARN, "mta_sts.fetch_failed", "mta-sts host has no address");
+        entry_fetch_failed(e, TLS_RPT_STS_POLICY_FETCH_ERROR, "mta-sts host has no address");
         entry_finish(e);
         return;
     }
@@ -450,7 +559,7 @@ static void entry_on_addr(void *arg, enum dns_status st, const struct dns_addr *
                          .resolve = resolve};
     e->req = http_client_get(s->http, &g, entry_on_fetch, e);
     if (e->req == NULL) {
-        entry_log(e, LOG_WARN, "mta_sts.fetch_failed", "the request could not start");
+        entry_fetch_failed(e, TLS_RPT_STS_POLICY_FETCH_ERROR, "the request could not start");
         entry_finish(e);
     }
 }
@@ -465,14 +574,17 @@ static void entry_on_fetch(void *arg, const struct http_result *res)
             snprintf(why, sizeof why, "%s", res->error);
         else
             snprintf(why, sizeof why, "HTTP status %d", res->status);
-        entry_log(e, LOG_WARN, "mta_sts.fetch_failed", why);
+        /* The policy host's certificate (RFC 8461 §3.3) is what curl names on a TLS failure. */
+        int webpki = res->status == 0 && (strstr(why, "certificate") || strstr(why, "SSL"));
+        entry_fetch_failed(e, webpki ? TLS_RPT_STS_WEBPKI_INVALID : TLS_RPT_STS_POLICY_FETCH_ERROR,
+                           why);
         entry_finish(e);
         return;
     }
     struct mta_sts_policy p;
     struct buf err = BUF_INIT;
     if (mta_sts_policy_parse(res->body, res->body_len, &p, &err) < 0) {
-        entry_log(e, LOG_WARN, "mta_sts.fetch_failed", err.data);
+        entry_fetch_failed(e, TLS_RPT_STS_POLICY_INVALID, err.data);
         buf_free(&err);
         entry_finish(e);
         return;
@@ -496,20 +608,22 @@ static void entry_finish(struct sts_entry *e)
     struct sts_waiter *w = e->waiters;
     e->waiters = NULL;
     const struct mta_sts_policy *p = entry_valid(e) && !e->owner->stopping ? &e->policy : NULL;
+    e->finishing = 1; /* a waiter may ask for other domains, which may evict this one */
     while (w != NULL) {
         struct sts_waiter *next = w->next;
         w->cb(w->arg, p);
         free(w);
         w = next;
     }
+    e->finishing = 0;
+    if (e->evicted)
+        orphans_sweep(e->owner);
 }
 
 /* ---- the end ---- */
 
-static void stop_entry(const char *key, void *value, void *arg)
+static void stop_entry(struct sts_entry *e)
 {
-    struct sts_entry *e = value;
-    (void)key, (void)arg;
     if (e->req != NULL) {
         http_request_cancel(e->req);
         e->req = NULL;
@@ -520,25 +634,15 @@ static void stop_entry(const char *key, void *value, void *arg)
 void mta_sts_stop(struct mta_sts *s)
 {
     s->stopping = 1;
-    strmap_each(&s->entries, stop_entry, NULL);
-}
-
-static void free_entry(const char *key, void *value, void *arg)
-{
-    struct sts_entry *e = value;
-    (void)key, (void)arg;
-    if (e->has_policy)
-        mta_sts_policy_free(&e->policy);
-    free(e->domain);
-    free(e);
+    entries_each(s, stop_entry);
 }
 
 static void sts_maybe_free(struct mta_sts *s)
 {
     if (!s->freeing || s->pending > 0)
         return;
-    strmap_each(&s->entries, free_entry, NULL);
-    strmap_free(&s->entries);
+    lru_close(&s->entries); /* with freeing set, every entry is freed */
+    orphans_sweep(s);
     free(s->dir);
     free(s->ca_file);
     free(s);

@@ -2,8 +2,9 @@
  * MTA-STS policies of the domains mail goes to (RFC 8461), for the destinations whose shaping
  * says `tls: mta-sts` (or `dane`): the `_mta-sts` TXT record through the daemon's resolver, the
  * policy fetched over HTTPS (certificate verified, size and time limits, no redirects) from
- * mta-sts.<domain>, cached by id and max_age in memory and in the spool (<spool>/mta-sts/, written
- * on the thread pool, read back at start), and looked up again when the TXT id changes. The
+ * mta-sts.<domain>, cached by id and max_age in memory (the mta_sts.max_domains most recently
+ * asked about) and in the spool (<spool>/mta-sts/, written on the thread pool, read back at start,
+ * when files past their max_age are removed), and looked up again when the TXT id changes. The
  * scheduler owns the cache and asks it before it queues a domain's mail; the policy it gets is
  * borrowed for the moment of the call.
  */
@@ -23,6 +24,10 @@ struct mta_sts *mta_sts_new(uv_loop_t *loop, struct dns_resolver *dns, const cha
                             const struct config *cfg);
 /* New settings (mta_sts.*, tls.ca_file) after a reload; cfg is copied from. */
 void mta_sts_configure(struct mta_sts *s, const struct config *cfg);
+/* Policies that cannot be had (fetch errors, invalid policies) are counted in rpt (tls_rpt.h),
+ * which must outlive the cache; NULL: not. */
+struct tls_rpt;
+void mta_sts_set_report(struct mta_sts *s, struct tls_rpt *rpt);
 /* Shutdown: every caller still waiting is answered at once with NULL (from inside this call), and
  * fetches are cancelled. */
 void mta_sts_stop(struct mta_sts *s);

@@ -21,6 +21,7 @@
 #include "mta/delivery/sched_int.h"
 #include "mta/delivery/shaping.h"
 #include "mta/delivery/shared_limits.h"
+#include "mta/delivery/tls_rpt.h"
 #include "mta/delivery/warmup.h"
 #include "spool/envelope.h"
 
@@ -686,6 +687,23 @@ static void scheduler_on_sweep(uv_timer_t *t)
 
 /* ---- life cycle ---- */
 
+static void scheduler_on_report_queued(void *arg, const struct spool_entry *entry)
+{
+    scheduler_add(arg, entry);
+}
+
+static void scheduler_on_reports_stopped(void *arg)
+{
+    struct scheduler *s = arg;
+    s->holds--;
+    scheduler_check_stopped(s);
+}
+
+struct tls_rpt *scheduler_tls_rpt(struct scheduler *s)
+{
+    return s->env.tls_rpt;
+}
+
 struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_resolver *dns,
                                 SSL_CTX *tls_client_ctx, struct config *cfg)
 {
@@ -712,6 +730,8 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     s->waiting = (struct queue_index)QUEUE_INDEX_INIT;
     s->loading = (struct strmap)STRMAP_INIT;
     s->sts = mta_sts_new(loop, dns, cfg->server.spool, cfg);
+    s->env.tls_rpt = tls_rpt_new(loop, dns, sp, cfg, scheduler_on_report_queued, s);
+    mta_sts_set_report(s->sts, s->env.tls_rpt);
     uv_timer_init(loop, &s->timer);
     uv_timer_init(loop, &s->sweep);
     s->timer.data = s->sweep.data = s;
@@ -768,6 +788,7 @@ void scheduler_set_config(struct scheduler *s, struct config *cfg)
     config_unref(s->cfg);
     s->cfg = cfg;
     mta_sts_configure(s->sts, cfg);
+    tls_rpt_configure(s->env.tls_rpt, cfg);
     scheduler_retire_dests(s);
     scheduler_arm(s);
 }
@@ -816,6 +837,8 @@ void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg)
     uv_timer_stop(&s->sweep);
     sched_slice_stop(s);
     mta_sts_stop(s->sts); /* jobs waiting for a policy come back */
+    s->holds++;           /* until the reports being spooled and the counts' file are written */
+    tls_rpt_stop(s->env.tls_rpt, scheduler_on_reports_stopped, s);
     /* Not stopped before every destination is retired: one already idle must not end the stop
      * while a later one still has connections (an idle one QUITting). */
     scheduler_retire_dests(s);
@@ -854,6 +877,7 @@ void scheduler_free(struct scheduler *s)
     sched_active_free(s);
     config_unref(s->cfg);
     mta_sts_free(s->sts);
+    tls_rpt_free(s->env.tls_rpt);
     warmup_free(s->env.warmup);
     dane_free(s->env.dane);
     uv_close((uv_handle_t *)&s->sweep, scheduler_on_closed);

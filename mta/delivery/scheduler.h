@@ -44,6 +44,10 @@ void scheduler_free(struct scheduler *s);
 struct suppression;
 void scheduler_set_suppression(struct scheduler *s, struct suppression *store);
 
+/* The daemon's TLS reporting (tls_rpt.h), for `sluice tls-rpt send`. */
+struct tls_rpt;
+struct tls_rpt *scheduler_tls_rpt(struct scheduler *s);
+
 /* A committed message (from recovery or from the SMTP server after its 250). */
 void scheduler_add(struct scheduler *s, const struct spool_entry *entry);
 /* The same, for a committed message known only by its id (read back from the spool first). */

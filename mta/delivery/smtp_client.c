@@ -636,6 +636,7 @@ static void client_release(struct smtp_client *c)
     smtp_reply_parser_close(&c->parser);
     free(c->why_text);
     dane_peer_free(c->dane);
+    tls_rpt_session_free(c->rpt);
     free(c->mx_name);
     free(c->ehlo);
     free(c);
@@ -685,6 +686,7 @@ static void client_on_stream(struct stream *s, enum stream_event ev, int status,
         return;
     case STREAM_TLS_READY:
         if (status < 0) {
+            client_tls_report(c, TLS_RPT_VALIDATION_FAILURE, "TLS handshake failed");
             client_end(c, NULL, 451, "4.7.5", 0, 0, "TLS handshake with %s failed", c->mx_name);
             return;
         }
@@ -823,6 +825,7 @@ struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_p
     c->state = CS_CONNECTING;
     c->dane = dane_peer_new(params->dane, c->mx_name, client_on_dane, c);
     c->dane_pending = c->dane != NULL;
+    c->rpt = tls_rpt_session_new(&params->tls_rpt, c->mx_name, params->src, params->dst);
 
     int rc = stream_connect(loop, &c->stream, (const struct sockaddr *)&c->dst, params->src,
                             client_on_stream, c);

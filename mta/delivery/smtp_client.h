@@ -24,6 +24,7 @@
 #include "lib/buf.h"
 #include "lib/config.h"
 #include "mta/delivery/tls_policy.h"
+#include "mta/delivery/tls_rpt.h"
 
 struct smtp_client;
 
@@ -46,13 +47,14 @@ enum smtp_client_pace { SMTP_CLIENT_PACE_MAIL, SMTP_CLIENT_PACE_RCPT };
 typedef uint64_t (*smtp_client_pace_cb)(void *arg, enum smtp_client_pace what, uint64_t now_ms);
 
 struct smtp_client_params {
-    const struct sockaddr *dst; /* address and port of the MX host */
-    const char *mx_name;        /* host name (SNI, logs); an address literal when no name */
-    const struct sockaddr *src; /* egress address to bind before connect; NULL: any */
-    const char *ehlo;           /* our name in EHLO/HELO */
-    struct tls_policy tls;      /* STARTTLS or not, certificate checked or not */
-    SSL_CTX *tls_ctx;           /* client context (lib/tls.h); NULL: no STARTTLS */
-    struct dane *dane;          /* DANE (dane.h) for this host; NULL: off */
+    const struct sockaddr *dst;    /* address and port of the MX host */
+    const char *mx_name;           /* host name (SNI, logs); an address literal when no name */
+    const struct sockaddr *src;    /* egress address to bind before connect; NULL: any */
+    const char *ehlo;              /* our name in EHLO/HELO */
+    struct tls_policy tls;         /* STARTTLS or not, certificate checked or not */
+    SSL_CTX *tls_ctx;              /* client context (lib/tls.h); NULL: no STARTTLS */
+    struct dane *dane;             /* DANE (dane.h) for this host; NULL: off */
+    struct tls_rpt_target tls_rpt; /* where the TLS result is counted (tls_rpt.h); rpt NULL: not */
     int chunking; /* 1: BDAT when the server offers CHUNKING (shaping chunking), else DATA */
     struct smtp_client_timeouts timeouts; /* zero fields take the RFC defaults */
     /* NULL: no pacing. The client waits on a timer while pace says to, so a pacer shared by

@@ -16,6 +16,7 @@
 #include "lib/stream.h"
 #include "mta/delivery/dane.h"
 #include "mta/delivery/smtp_client.h"
+#include "mta/delivery/tls_rpt.h"
 
 enum client_state {
     CS_CONNECTING,
@@ -83,9 +84,10 @@ struct smtp_client {
     char addr_text[INET6_ADDRSTRLEN];
     struct tls_policy tls;
     SSL_CTX *tls_ctx;
-    struct dane_peer *dane;   /* NULL: DANE does not apply */
-    enum dane_mode dane_mode; /* once the TLSA answer is in */
-    int chunking;             /* BDAT when offered (params->chunking) */
+    struct dane_peer *dane;      /* NULL: DANE does not apply */
+    struct tls_rpt_session *rpt; /* the TLS report this session counts in; NULL: none */
+    enum dane_mode dane_mode;    /* once the TLSA answer is in */
+    int chunking;                /* BDAT when offered (params->chunking) */
     struct smtp_client_timeouts timeouts;
     smtp_client_pace_cb pace;
     void *pace_arg;
@@ -133,6 +135,8 @@ void client_starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 void client_handshake_enter(struct smtp_client *c);
 /* After the handshake: 1 when the certificate meets the policy (or a failure is only logged). */
 int client_tls_checked(struct smtp_client *c);
+/* Counts the session's TLS result in its TLS report (once; nothing when no TLS was tried). */
+void client_tls_report(struct smtp_client *c, enum tls_rpt_result result, const char *reason);
 /* The TLSA answer for the MX host (dane_peer_new's callback). */
 void client_on_dane(void *arg, enum dane_mode mode, const char *why);
 

@@ -5,11 +5,13 @@
  */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lib/buf.h"
 #include "mta/delivery/dane.h"
 #include "mta/delivery/smtp_client_int.h"
 #include "mta/delivery/tls_policy.h"
+#include "mta/delivery/tls_rpt.h"
 
 /* TLS is demanded of this host: DANE found TLSA records, or the policy verifies (enforced or in
  * testing). */
@@ -18,10 +20,37 @@ static int client_tls_demanded(const struct smtp_client *c)
     return dane_mode_requires_tls(c->dane_mode) || c->tls.level == TLS_POLICY_VERIFY;
 }
 
-/* The TLS demanded is not there (reason): the session ends with 451 `enhanced` when DANE or an
- * enforced policy demands it (returns 1); a policy in testing mode only logs it (returns 0). */
-static int client_tls_unmet(struct smtp_client *c, const char *enhanced, const char *reason)
+/* The policy a session is judged by in the TLS report: DANE's TLSA records, an MTA-STS policy
+ * that verifies, or none. */
+static enum tls_rpt_policy_type client_rpt_type(const struct smtp_client *c)
 {
+    if (c->dane_mode == DANE_VERIFY || c->dane_mode == DANE_DEFER)
+        return TLS_RPT_POLICY_TLSA;
+    if (c->tls.level == TLS_POLICY_VERIFY && c->tls.source != NULL &&
+        strcmp(c->tls.source, "mta-sts") == 0)
+        return TLS_RPT_POLICY_STS;
+    return TLS_RPT_POLICY_NONE;
+}
+
+void client_tls_report(struct smtp_client *c, enum tls_rpt_result result, const char *reason)
+{
+    if (c->rpt == NULL || (c->tls.level == TLS_POLICY_NONE && !client_tls_demanded(c)))
+        return; /* no TLS was tried: nothing to report (a retry in clear reported before) */
+    struct buf tlsa = BUF_INIT;
+    enum tls_rpt_policy_type type = client_rpt_type(c);
+    if (type == TLS_RPT_POLICY_TLSA)
+        dane_peer_tlsa_text(c->dane, &tlsa);
+    tls_rpt_session_result(c->rpt, type, tlsa.data, result, reason);
+    buf_free(&tlsa);
+}
+
+/* The TLS demanded is not there (result, reason): the session ends with 451 `enhanced` when DANE
+ * or an enforced policy demands it (returns 1); a policy in testing mode only logs it (returns 0).
+ */
+static int client_tls_unmet(struct smtp_client *c, enum tls_rpt_result result, const char *enhanced,
+                            const char *reason)
+{
+    client_tls_report(c, result, reason);
     if (!dane_mode_requires_tls(c->dane_mode)) {
         tls_policy_log_failure(&c->tls, c->session_id, c->mx_name, reason);
         if (!tls_policy_enforced(&c->tls))
@@ -43,7 +72,10 @@ void client_after_hello(struct smtp_client *c)
         return;
     }
     snprintf(why, sizeof why, "TLS is required but %s does not offer STARTTLS", c->mx_name);
-    if (c->tls_version != NULL || !client_tls_demanded(c) || !client_tls_unmet(c, "4.7.10", why))
+    if (c->tls_version == NULL && c->tls_ctx != NULL)
+        client_tls_report(c, TLS_RPT_STARTTLS_NOT_SUPPORTED, "STARTTLS not offered");
+    if (c->tls_version != NULL || !client_tls_demanded(c) ||
+        !client_tls_unmet(c, TLS_RPT_STARTTLS_NOT_SUPPORTED, "4.7.10", why))
         client_ready(c);
 }
 
@@ -56,9 +88,13 @@ void client_starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
     char why[300];
     snprintf(why, sizeof why, "TLS is required but %s refused STARTTLS (%d)", c->mx_name, r->code);
-    if (r->code == 220)
+    if (r->code == 220) {
         client_enter_state(c, CS_TLS_HANDSHAKE);
-    else if (!client_tls_demanded(c) || !client_tls_unmet(c, "4.7.10", why))
+        return;
+    }
+    client_tls_report(c, TLS_RPT_STARTTLS_NOT_SUPPORTED, why);
+    if (!client_tls_demanded(c) ||
+        !client_tls_unmet(c, TLS_RPT_STARTTLS_NOT_SUPPORTED, "4.7.10", why))
         client_ready(c); /* RFC 3207 §4.1: carry on in clear */
 }
 
@@ -77,6 +113,7 @@ static int client_dane_mismatch(struct smtp_client *c)
 {
     char why[300];
     int bad = dane_peer_ssl_check(c->dane, c->stream.ssl, why, sizeof why) < 0;
+    client_tls_report(c, bad ? TLS_RPT_TLSA_INVALID : TLS_RPT_SUCCESS, bad ? why : NULL);
     if (bad)
         client_end(c, "STARTTLS", 451, "4.7.5", 0, 1, "%s", why);
     return bad;
@@ -86,14 +123,22 @@ int client_tls_checked(struct smtp_client *c)
 {
     if (c->dane_mode == DANE_VERIFY)
         return !client_dane_mismatch(c);
-    if (c->dane_mode == DANE_ENCRYPT)
+    if (c->dane_mode == DANE_ENCRYPT) {
+        client_tls_report(c, TLS_RPT_SUCCESS, NULL);
         return 1; /* validated records, none usable: encryption without authentication */
+    }
     struct buf why = BUF_INIT;
     int ok = tls_policy_ssl_check(&c->tls, c->stream.ssl, &why) == 0;
-    if (!ok) {
+    if (ok) {
+        client_tls_report(c, TLS_RPT_SUCCESS, NULL);
+    } else {
         char reason[400];
         snprintf(reason, sizeof reason, "TLS with %s: %s", c->mx_name, why.data);
-        ok = !client_tls_unmet(c, "4.7.5", reason);
+        enum tls_rpt_result result =
+            SSL_get0_peer_certificate(c->stream.ssl) == NULL
+                ? TLS_RPT_VALIDATION_FAILURE
+                : tls_rpt_result_for_verify(SSL_get_verify_result(c->stream.ssl));
+        ok = !client_tls_unmet(c, result, "4.7.5", reason);
     }
     buf_free(&why);
     return ok;
@@ -106,12 +151,14 @@ void client_handshake_enter(struct smtp_client *c)
                                         c->dane);
     struct buf err = BUF_INIT;
     if (rc < 0)
-        client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
-                   uv_strerror(rc));
-    else if (c->dane_mode == DANE_NONE && /* DANE takes precedence over the PKIX checks */
-             tls_policy_ssl_prepare(&c->tls, c->stream.ssl, c->mx_name, &err) < 0)
+        buf_printf(&err, "%s", uv_strerror(rc));
+    else if (c->dane_mode == DANE_NONE) /* DANE takes precedence over the PKIX checks */
+        rc = tls_policy_ssl_prepare(&c->tls, c->stream.ssl, c->mx_name, &err);
+    if (rc < 0) {
+        client_tls_report(c, TLS_RPT_VALIDATION_FAILURE, err.data);
         client_end(c, NULL, 451, "4.7.5", 0, 0, "cannot start TLS with %s: %s", c->mx_name,
                    err.data);
+    }
     buf_free(&err);
 }
 
@@ -121,8 +168,9 @@ void client_on_dane(void *arg, enum dane_mode mode, const char *why)
     struct smtp_client *c = arg;
     c->dane_pending = 0;
     c->dane_mode = mode;
-    if (mode == DANE_DEFER)
+    if (mode == DANE_DEFER) {
+        client_tls_report(c, TLS_RPT_DNSSEC_INVALID, why);
         client_end(c, NULL, 451, "4.7.5", 0, 0, "%s", why);
-    else if (c->hello_waits && c->state != CS_CLOSING)
+    } else if (c->hello_waits && c->state != CS_CLOSING)
         client_after_hello(c);
 }

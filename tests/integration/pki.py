@@ -6,12 +6,16 @@ ever committed.
 """
 import datetime
 import os
+import shutil
 import ssl
+import tempfile
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from mailnet import MailNetCase
 
 DAY = datetime.timedelta(days=1)
 
@@ -71,3 +75,21 @@ class TestCA:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*self.server(label, *names, **kind))
         return ctx
+
+
+class CaNetCase(MailNetCase):
+    """A MailNetCase (self.net) with a test CA (self.ca) and STARTTLS peers whose certificates
+    it signs."""
+
+    def setUp(self):
+        self.make_net()
+        directory = tempfile.mkdtemp(prefix="sluice-pki-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.ca = TestCA(directory)
+
+    def peer(self, name, **kind):
+        """A STARTTLS peer named name presenting a certificate for cert_name (default: name);
+        kind: see TestCA.server_context."""
+        cert_name = kind.pop("cert_name", name)
+        ctx = self.ca.server_context(name, cert_name, **kind)
+        return self.net.peer(name, starttls=True, tls_context=ctx)

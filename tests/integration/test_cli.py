@@ -96,6 +96,7 @@ HELP_MENTIONS = {
     "queue": "--json", "relay-test": "--local-domain", "explain": "--rcpt ADDRESS",
     "dkim": "--algorithm A", "doctor": "--json", "version": "VERSION",
     "audit-mx": "--ns-port N", "suppress": "--expires WHEN", "status": "--json",
+    "tls-rpt": "_smtp._tls",
 }
 
 

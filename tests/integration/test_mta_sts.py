@@ -13,16 +13,14 @@ does not ride on a session that does not meet it; a policy host that never answe
 mta_sts.fetch_timeout (then opportunistic) and does not hold up a stop.
 """
 import http.server
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 import time
 
 from harness import main
-from mailnet import EGRESS, MailNetCase, random_loopback, send
-from pki import TestCA
+from mailnet import EGRESS, random_loopback, send
+from pki import CaNetCase
 
 SENDER = "sts@sender.test"
 
@@ -81,18 +79,7 @@ def policy(mode, *mx, max_age=86400):
         mode, "".join("mx: %s\r\n" % m for m in mx), max_age)
 
 
-class MtaSts(MailNetCase):
-    def setUp(self):
-        self.make_net()
-        directory = tempfile.mkdtemp(prefix="sluice-mtasts-")
-        self.addCleanup(shutil.rmtree, directory, True)
-        self.ca = TestCA(directory)
-
-    def peer(self, name, **kind):
-        cert_name = kind.pop("cert_name", name)
-        return self.net.peer(name, starttls=True,
-                             tls_context=self.ca.server_context(name, cert_name, **kind))
-
+class MtaSts(CaNetCase):
     def publish(self, domains):
         """domains: {domain: (id, policy text)}: TXT records, mta-sts A records, one server."""
         self.https = PolicyServer(self.ca, *[["mta-sts." + d for d in domains]])

@@ -6,28 +6,15 @@ tls_policy.failure with the reason) at hosts with an expired, wrong-name or self
 certificate, or without STARTTLS, trying the next MX host; `tls: none` never says STARTTLS;
 `opportunistic` still delivers over an unverifiable certificate.
 """
-import tempfile
 
 from harness import main
-from mailnet import MailNetCase, send
-from pki import TestCA
+from mailnet import send
+from pki import CaNetCase
 
 SENDER = "tls@sender.test"
 
 
-class TlsPolicy(MailNetCase):
-    def setUp(self):
-        self.make_net()
-        directory = tempfile.mkdtemp(prefix="sluice-tlspol-")
-        self.addCleanup(__import__("shutil").rmtree, directory, True)
-        self.ca = TestCA(directory)
-
-    def peer(self, name, **kind):
-        """A STARTTLS peer named name presenting a certificate for cert_name (default: name)."""
-        cert_name = kind.pop("cert_name", name)
-        ctx = self.ca.server_context(name, cert_name, **kind)
-        return self.net.peer(name, starttls=True, tls_context=ctx)
-
+class TlsPolicy(CaNetCase):
     def start(self, **default):
         if self.net.port is None:
             self.net.start()

@@ -87,6 +87,8 @@ static const struct parse_case parse_cases[] = {
      0},
     {"bounce-destination", -EINVAL, 0, NULL, 0, 0},
     {"bounce-destination example.com acme spring x", -EINVAL, 0, NULL, 0, 0},
+    {"tls-rpt-send", 0, CONTROL_TLS_RPT_SEND, "", 0, 0},
+    {"tls-rpt-send now", -EINVAL, 0, NULL, 0, 0},
 };
 
 static void test_parse(void)
@@ -254,7 +256,7 @@ static int h_status(void *arg, struct buf *out)
 
 static const struct control_handlers handlers = {h_list,   h_retry,        h_delete, h_suspend,
                                                  h_resume, h_destinations, h_status, NULL,
-                                                 NULL,     NULL,           NULL};
+                                                 NULL,     NULL,           NULL,     NULL};
 
 struct fixture {
     uv_loop_t loop;

@@ -1,0 +1,133 @@
+"""
+TLS reporting (RFC 8460) through the real daemon: dnsmasq on loopback serves the MX records, the
+`_mta-sts` and `_smtp._tls` TXT records; an HTTPS server (test_mta_sts.PolicyServer) serves the
+MTA-STS policies; the MX hosts are peers (mailnet.py) with good, expired and wrong-name
+certificates from a test CA (pki.py), and the report address's MX is one more peer.
+
+Mail to a domain with an enforced policy meets an expired certificate at its first MX host and a
+good one at the second; mail to a domain in testing mode meets a certificate for another name;
+mail to a domain without a policy meets a host without STARTTLS. The counts survive a restart;
+`sluice tls-rpt send` then mails one report per domain that publishes `_smtp._tls` (RFC 8460
+§5.3: the Subject, TLS-Report-Domain and TLS-Report-Submitter fields, the JSON as an
+application/tlsrpt+json attachment), whose JSON counts the sessions by policy and result type; a
+copy of each is in <spool>/tls-rpt/reports/, and the domain without a record gets none.
+"""
+import email
+import email.policy
+import json
+import os
+
+from harness import main
+from mailnet import send
+from pki import CaNetCase
+from test_mta_sts import PolicyServer, policy
+
+SENDER = "u@sender.test"
+RUA = "tlsrpt@reports.test"
+
+
+class TlsRpt(CaNetCase):
+    def reports(self, sink):
+        """The reports the sink received: {policy domain: (message, JSON)}."""
+        found = {}
+        for t in sink.transactions():
+            if t.data is None:
+                continue
+            msg = email.message_from_bytes(t.data, policy=email.policy.default)
+            parts = [p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+json"]
+            self.assertEqual(len(parts), 1, msg)
+            found[msg["TLS-Report-Domain"]] = (msg, json.loads(parts[0].get_content()))
+        return found
+
+    def test_reports_count_sessions_by_result(self):
+        net = self.net
+        expired, good, wrong = (self.peer(name, **kind) for name, kind in (
+            ("mx1.good.test", {"expired": True}), ("mx2.good.test", {}),
+            ("mx.wrong.test", {"cert_name": "elsewhere.test"})))
+        for domain, host, preference in (("good.test", expired, 10), ("good.test", good, 20),
+                                         ("wrong.test", wrong, 10)):
+            net.mx(domain, host, preference)
+        plain = net.peer("mx.plain.test")  # no STARTTLS, no policy, no _smtp._tls record
+        net.mx("plain.test", plain, 10)
+        sink = net.peer("mx.reports.test")
+        net.mx("reports.test", sink, 10)
+        https = PolicyServer(self.ca, ["mta-sts.good.test", "mta-sts.wrong.test"])
+        self.addCleanup(https.stop)
+        for domain, text in (("good.test", policy("enforce", "*.good.test")),
+                             ("wrong.test", policy("testing", "mx.wrong.test"))):
+            net.dns.txt("_mta-sts." + domain, "v=STSv1; id=1")
+            net.dns.host("mta-sts." + domain, https.address)
+            https.policies["mta-sts." + domain] = text
+            net.dns.txt("_smtp._tls." + domain, "v=TLSRPTv1; rua=mailto:%s" % RUA)
+        net.start()
+        cfg = net.sluice_config(tls="mta-sts")
+        cfg["tls"] = {"ca_file": self.ca.path}
+        cfg["tls_rpt"] = {"enabled": True, "organization": "Sluice Test",
+                          "sender": "tlsrpt@sender.test", "contact": "ops@sender.test"}
+        self.d = self.start_sluice(config=cfg)
+        for domain in ("good.test", "wrong.test", "plain.test"):
+            send(self.d, SENDER, ["a@" + domain])
+        self.wait(lambda: good.delivered() and wrong.delivered() and plain.delivered(), 20,
+                  "every message delivered")
+        self.assertEqual(expired.transactions(), [])
+
+        # The counts are saved at stop and read back at start.
+        self.assertEqual(self.d.stop(), 0)
+        self.d.restart()
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        out = res.stdout.decode()
+        for domain in ("good.test", "wrong.test", "plain.test"):
+            self.assertIn(domain, out)
+        self.wait(lambda: len(self.reports(sink)) == 2, 20, "two reports at the rua address")
+        reports = self.reports(sink)
+        self.assertEqual(sorted(reports), ["good.test", "wrong.test"])
+
+        msg, rep = reports["good.test"]
+        self.assertEqual(msg["TLS-Report-Submitter"], "sender.test")
+        self.assertEqual(msg["Subject"], "Report Domain: good.test Submitter: sender.test "
+                                         "Report-ID: <%s>" % rep["report-id"])
+        self.assertEqual(msg.get_content_type(), "multipart/report")
+        self.assertEqual(msg.get_param("report-type"), "tlsrpt")
+        self.assertEqual((rep["organization-name"], rep["contact-info"]),
+                         ("Sluice Test", "ops@sender.test"))
+        self.assertTrue(rep["date-range"]["start-datetime"].endswith("T00:00:00Z"))
+        [sts] = rep["policies"]
+        self.assertEqual(sts["policy"]["policy-type"], "sts")
+        self.assertEqual(sts["policy"]["policy-domain"], "good.test")
+        self.assertIn("mode: enforce", sts["policy"]["policy-string"])
+        self.assertEqual(sts["policy"]["mx-host"], ["*.good.test"])
+        self.assertEqual(sts["summary"], {"total-successful-session-count": 1,
+                                          "total-failure-session-count": 1})
+        [row] = sts["failure-details"]
+        self.assertEqual((row["result-type"], row["receiving-mx-hostname"], row["receiving-ip"],
+                          row["failed-session-count"]),
+                         ("certificate-expired", "mx1.good.test", expired.address, 1))
+        self.assertIn(row["sending-mta-ip"], ("127.0.0.10", "127.0.0.11"))
+
+        _, rep = reports["wrong.test"]
+        [sts] = rep["policies"]
+        self.assertEqual(sts["summary"], {"total-successful-session-count": 0,
+                                          "total-failure-session-count": 1})
+        self.assertEqual(sts["failure-details"][0]["result-type"], "certificate-host-mismatch")
+
+        self.d.wait_event("tls_rpt.no_record", timeout=10)
+        copies = os.listdir(os.path.join(self.d.spool, "tls-rpt", "reports"))
+        self.assertEqual(len(copies), 2, copies)
+        for name in copies:
+            with open(os.path.join(self.d.spool, "tls-rpt", "reports", name)) as f:
+                self.assertIn(json.load(f)["policies"][0]["policy"]["policy-domain"],
+                              ("good.test", "wrong.test"))
+        for rec in self.d.events("tls_rpt.report"):
+            self.assertEqual(rec["rua"], RUA)
+
+    def test_off_by_default(self):
+        self.net.start()
+        self.d = self.start_sluice(config=self.net.sluice_config())
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("tls_rpt.enabled", res.stderr.decode())
+
+
+if __name__ == "__main__":
+    main()
