@@ -560,6 +560,10 @@ static const struct log_event log_event_table[] = {
     {"tls_rpt.send_failed", "error",
      "domain, report_id, rua, reason",
      "A TLS report mail could not be written to the spool; that report is not sent."},
+    {"tls_rpt.sign_failed", "error",
+     "msg",
+     "A TLS report mail could not be DKIM-signed with the dkim: entry covering tls_rpt.sender's "
+     "domain (the message says why); it is sent unsigned."},
     {"webhook.backlog_error", "error",
      "url, msg",
      "A webhook endpoint's backlog in the spool could not be opened, written or moved on: `msg` "

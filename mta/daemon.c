@@ -321,6 +321,7 @@ static void reload_apply(struct daemon *d, struct reload *r, struct listener *op
     /* Streams in flight keep their reference to the old signer set. */
     dkim_signer_set_unref(d->srv.dkim);
     d->srv.dkim = r->signers;
+    tls_rpt_set_signers(scheduler_tls_rpt(d->srv.scheduler), d->srv.dkim);
     config_unref(d->srv.cfg);
     d->srv.cfg = cfg;
     *r = (struct reload){.err = r->err};
@@ -763,6 +764,7 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     if (daemon_open_control(d, cfg, err) < 0)
         return -1;
     d->srv.scheduler = scheduler_new(&d->loop, d->srv.spool, d->dns, d->tls_client_ctx, cfg);
+    tls_rpt_set_signers(scheduler_tls_rpt(d->srv.scheduler), d->srv.dkim);
     d->shared = shared_limits_new(&d->loop, cfg);
     scheduler_share_limits(d->srv.scheduler, d->shared);
     /* Recipient verification (policy/verify.h): probes and cache, freed with the scheduler. */

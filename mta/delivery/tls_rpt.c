@@ -23,6 +23,7 @@
 #include "lib/xalloc.h"
 #include "mta/delivery/mta_sts_policy.h"
 #include "mta/delivery/tls_rpt_report.h"
+#include "mta/dkim/dkim.h"
 #include "spool/spool.h"
 
 #define RPT_DIR "tls-rpt"
@@ -42,6 +43,7 @@ struct tls_rpt {
     char *organization, *contact, *sender, *submitter;
     uint64_t send_after_s;
     struct tls_rpt_table table;
+    struct dkim_signer_set *signers; /* the daemon's; NULL: reports go unsigned */
     uv_timer_t day_timer, save_timer;
     unsigned seq;     /* report ids of this run */
     unsigned pending; /* DNS lookups, commits and file jobs in flight */
@@ -363,6 +365,7 @@ struct rpt_send {
 struct rpt_mail {
     struct tls_rpt *r;
     char *domain, *to, *report_id;
+    struct buf text; /* the mail, while it is being signed */
 };
 
 static void send_on_txt(void *arg, enum dns_status st, const struct dns_txt *txts, size_t n);
@@ -409,6 +412,15 @@ static struct spool_envelope report_envelope(const struct tls_rpt *r, const char
                                    .received_at = (int64_t)time(NULL)};
 }
 
+static void mail_free(struct rpt_mail *m)
+{
+    free(m->domain);
+    free(m->to);
+    free(m->report_id);
+    buf_free(&m->text);
+    free(m);
+}
+
 static void mail_on_committed(struct spool_msg *msg, int status, void *arg)
 {
     struct rpt_mail *m = arg;
@@ -432,14 +444,44 @@ static void mail_on_committed(struct spool_msg *msg, int status, void *arg)
         struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
         r->queued(r->queued_arg, &entry);
     }
-    free(m->domain);
-    free(m->to);
-    free(m->report_id);
-    free(m);
+    mail_free(m);
     rpt_check_stopped(r);
 }
 
-/* Spools the report mail for one mailto: address. */
+/* Spools m's mail, prefixed by `signatures` (DKIM-Signature fields, may be empty). */
+static void mail_spool(struct rpt_mail *m, const char *signatures, size_t len)
+{
+    struct tls_rpt *r = m->r;
+    const char *rcpt = m->to;
+    struct spool_envelope env = report_envelope(r, &rcpt);
+    struct spool_msg *msg = r->stopping ? NULL : spool_msg_new(r->spool, &env);
+    if (msg == NULL) {
+        mail_free(m);
+        rpt_check_stopped(r);
+        return;
+    }
+    spool_msg_append(msg, signatures, len, NULL, NULL);
+    spool_msg_append(msg, m->text.data, m->text.len, NULL, NULL);
+    buf_free(&m->text);
+    r->pending++;
+    spool_msg_commit(msg, mail_on_committed, m);
+}
+
+/* RFC 8460 §5.3: the report is DKIM-signed for the domain of tls_rpt.sender when a dkim: entry
+ * covers it (hashing and signing on the thread pool). */
+static void mail_on_signed(struct dkim_stream *ds, const struct dkim_result *res, void *arg)
+{
+    (void)ds;
+    struct rpt_mail *m = arg;
+    m->r->pending--;
+    if (res->status < 0)
+        log_msg(LOG_ERROR, "tls_rpt.sign_failed", "report %s to %s goes unsigned: %s", m->report_id,
+                m->to, res->error);
+    mail_spool(m, res->status == 0 ? res->headers : "", res->status == 0 ? res->headers_len : 0);
+}
+
+/* Signs (when a key covers the sender's domain) and spools the report mail for one mailto:
+ * address. */
 static void send_mail(struct rpt_send *snd, const struct tls_rpt_meta *meta, const char *to,
                       const struct buf *json)
 {
@@ -452,19 +494,19 @@ static void send_mail(struct rpt_send *snd, const struct tls_rpt_meta *meta, con
                                 .json = json->data,
                                 .json_len = json->len,
                                 .now = (int64_t)time(NULL)};
-    struct buf text = BUF_INIT;
-    tls_rpt_mail_build(&mail, &text);
-    const char *rcpt = to;
-    struct spool_envelope env = report_envelope(r, &rcpt);
-    struct spool_msg *msg = spool_msg_new(r->spool, &env);
-    if (msg != NULL) {
-        struct rpt_mail *m = xcalloc(1, sizeof *m);
-        *m = (struct rpt_mail){r, xstrdup(snd->d->name), xstrdup(to), xstrdup(meta->report_id)};
-        spool_msg_append(msg, text.data, text.len, NULL, NULL);
-        r->pending++;
-        spool_msg_commit(msg, mail_on_committed, m);
+    struct rpt_mail *m = xcalloc(1, sizeof *m);
+    *m = (struct rpt_mail){r, xstrdup(snd->d->name), xstrdup(to), xstrdup(meta->report_id),
+                           BUF_INIT};
+    tls_rpt_mail_build(&mail, &m->text);
+    const struct dkim_entry *entry;
+    if (r->signers == NULL || dkim_match(r->signers, r->submitter, &entry, 1) == 0) {
+        mail_spool(m, "", 0);
+        return;
     }
-    buf_free(&text);
+    struct dkim_stream *ds = dkim_stream_new(r->loop, r->signers, meta->report_id);
+    dkim_stream_write(ds, m->text.data, m->text.len, NULL, NULL); /* copies: one small mail */
+    r->pending++;
+    dkim_stream_finish(ds, mail_on_signed, m);
 }
 
 /* RFC 8460 §3: exactly one TLSRPTv1 record, or the domain wants no reports. */
@@ -608,6 +650,15 @@ struct tls_rpt *tls_rpt_new(uv_loop_t *loop, struct dns_resolver *dns, struct sp
     return r;
 }
 
+void tls_rpt_set_signers(struct tls_rpt *r, struct dkim_signer_set *set)
+{
+    if (set != NULL)
+        dkim_signer_set_ref(set);
+    if (r->signers != NULL)
+        dkim_signer_set_unref(r->signers);
+    r->signers = set;
+}
+
 static void rpt_check_stopped(struct tls_rpt *r)
 {
     if (!r->stopping || r->stop_cb == NULL || r->pending > 0)
@@ -641,6 +692,7 @@ static void rpt_on_closed(uv_handle_t *h)
     if (++r->closed_handles < 2)
         return;
     tls_rpt_table_free(&r->table);
+    tls_rpt_set_signers(r, NULL);
     free(r->dir);
     free(r->reports_dir);
     free(r->organization);

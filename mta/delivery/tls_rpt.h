@@ -23,6 +23,7 @@ struct tls_rpt;
 struct spool;
 struct spool_entry;
 struct mta_sts_policy;
+struct dkim_signer_set;
 
 /* A report mail is durable in the spool: hand it to delivery. */
 typedef void (*tls_rpt_queued_cb)(void *arg, const struct spool_entry *entry);
@@ -32,6 +33,9 @@ struct tls_rpt *tls_rpt_new(uv_loop_t *loop, struct dns_resolver *dns, struct sp
                             const struct config *cfg, tls_rpt_queued_cb queued, void *arg);
 /* New settings after a reload (copied from cfg). */
 void tls_rpt_configure(struct tls_rpt *r, const struct config *cfg);
+/* The DKIM keys reports are signed with (the one covering tls_rpt.sender's domain); referenced
+ * until replaced (at reload) or the struct is freed. NULL: none. */
+void tls_rpt_set_signers(struct tls_rpt *r, struct dkim_signer_set *set);
 /* Shutdown: saves the counts; cb(arg) runs (from the loop, never inside this call) once no DNS
  * lookup, spool commit or file write is in flight. Nothing is recorded or sent afterwards. */
 void tls_rpt_stop(struct tls_rpt *r, void (*cb)(void *arg), void *arg);

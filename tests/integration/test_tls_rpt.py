@@ -10,16 +10,23 @@ mail to a domain without a policy meets a host without STARTTLS. The counts surv
 `sluice tls-rpt send` then mails one report per domain that publishes `_smtp._tls` (RFC 8460
 §5.3: the Subject, TLS-Report-Domain and TLS-Report-Submitter fields, the JSON as an
 application/tlsrpt+json attachment), whose JSON counts the sessions by policy and result type; a
-copy of each is in <spool>/tls-rpt/reports/, and the domain without a record gets none.
+copy of each is in <spool>/tls-rpt/reports/, and the domain without a record gets none. The
+reports are DKIM-signed with the key of tls_rpt.sender's domain, which python3-dkim verifies
+against the record dnsmasq serves.
 """
 import email
 import email.policy
 import json
 import os
 
+import dkim
+import dns.message
+import dns.query
+
 from harness import main
 from mailnet import send
 from pki import CaNetCase
+from test_dkim import keygen, txt_option
 from test_mta_sts import PolicyServer, policy
 
 SENDER = "u@sender.test"
@@ -59,12 +66,16 @@ class TlsRpt(CaNetCase):
             net.dns.host("mta-sts." + domain, https.address)
             https.policies["mta-sts." + domain] = text
             net.dns.txt("_smtp._tls." + domain, "v=TLSRPTv1; rua=mailto:%s" % RUA)
+        self.d = self.start_sluice(start=False)
+        key, record = keygen(self.d, "tlsrpt.key", selector="rpt", domain="sender.test")
+        net.dns.txt("rpt._domainkey.sender.test", txt_option(record))
         net.start()
-        cfg = net.sluice_config(tls="mta-sts")
+        cfg = self.d.extra = net.sluice_config(tls="mta-sts")
         cfg["tls"] = {"ca_file": self.ca.path}
+        cfg["dkim"] = [{"domain": "sender.test", "selector": "rpt", "key": key}]
         cfg["tls_rpt"] = {"enabled": True, "organization": "Sluice Test",
                           "sender": "tlsrpt@sender.test", "contact": "ops@sender.test"}
-        self.d = self.start_sluice(config=cfg)
+        self.d.start()
         for domain in ("good.test", "wrong.test", "plain.test"):
             send(self.d, SENDER, ["a@" + domain])
         self.wait(lambda: good.delivered() and wrong.delivered() and plain.delivered(), 20,
@@ -120,6 +131,17 @@ class TlsRpt(CaNetCase):
                               ("good.test", "wrong.test"))
         for rec in self.d.events("tls_rpt.report"):
             self.assertEqual(rec["rua"], RUA)
+
+        # RFC 8460 §5.3: the reports are DKIM-signed for the sender's domain.
+        def dnsfunc(name, timeout=5):
+            q = dns.message.make_query(name.decode("ascii").rstrip("."), "TXT")
+            r, _ = dns.query.udp_with_fallback(q, "127.0.0.1", port=net.dns.port, timeout=3)
+            return b"".join(b"".join(rd.strings) for rrset in r.answer for rd in rrset)
+
+        for t in sink.delivered():
+            data = t[1].data
+            self.assertIn(b"d=sender.test", data.split(b"\r\n\r\n")[0])
+            self.assertTrue(dkim.DKIM(data).verify(dnsfunc=dnsfunc), data[:3000])
 
     def test_off_by_default(self):
         self.net.start()
