@@ -557,6 +557,11 @@ static const struct log_event log_event_table[] = {
      "msg",
      "The TLS report counts (<spool>/tls-rpt/counts.json) or a report's copy could not be "
      "written, or the counts file read back at start is not one; the message names the file."},
+    {"tls_rpt.send_deferred", "warn",
+     "msg",
+     "The `_smtp._tls` TXT record of a domain could not be looked up (a temporary DNS failure) "
+     "when its TLS report was due: the report is kept and tried again at the next send time, "
+     "for up to 7 days after the day it covers."},
     {"tls_rpt.send_failed", "error",
      "domain, report_id, rua, reason",
      "A TLS report mail could not be written to the spool; that report is not sent."},

@@ -30,6 +30,7 @@
 #define RPT_FILE "counts.json"
 #define RPT_SAVE_MS 5000 /* counts changed this long ago are written out */
 #define DAY_S 86400
+#define RPT_RETRY_DAYS 7 /* a report whose record lookup keeps failing is tried this long */
 
 struct tls_rpt {
     uv_loop_t *loop;
@@ -536,6 +537,19 @@ static void send_on_txt(void *arg, enum dns_status st, const struct dns_txt *txt
     struct tls_rpt *r = snd->r;
     r->pending--;
     struct tls_rpt_rua rua = {0};
+    if (!r->stopping && st == DNS_TEMPFAIL &&
+        snd->start > (int64_t)time(NULL) - RPT_RETRY_DAYS * DAY_S) {
+        log_msg(LOG_WARN, "tls_rpt.send_deferred",
+                "the _smtp._tls TXT record of %s cannot be looked up now: its report for %s is "
+                "kept for the next send time",
+                snd->d->name, snd->d->day);
+        tls_rpt_table_put_back(&r->table, snd->d);
+        snd->d = NULL;
+        rpt_changed(r);
+        send_free(snd);
+        rpt_check_stopped(r);
+        return;
+    }
     if (r->stopping || st != DNS_OK || !pick_record(txts, n, &rua)) {
         if (!r->stopping)
             log_msg(LOG_INFO, "tls_rpt.no_record",

@@ -172,6 +172,51 @@ void tls_rpt_table_remove(struct tls_rpt_table *t, struct tls_rpt_domain *d)
     buf_free(&key);
 }
 
+/* Adds the counts and rows of `from` to d's policy of `type` (whose newer text, if any, stays). */
+static void policy_merge(struct tls_rpt_domain *d, enum tls_rpt_policy_type type,
+                         const struct tls_rpt_policy *from)
+{
+    if (!from->used)
+        return;
+    struct tls_rpt_policy *p = entry_policy(d, type, d->policies[type].used ? NULL : from->text);
+    uint64_t in_rows = 0;
+    p->successes += from->successes;
+    p->rows_dropped += from->rows_dropped;
+    for (size_t i = 0; i < from->nrows; i++) {
+        const struct tls_rpt_row *r = &from->rows[i];
+        struct tls_rpt_event ev = {.result = r->result,
+                                   .mx_host = r->mx_host,
+                                   .sending_ip = r->sending_ip,
+                                   .receiving_ip = r->receiving_ip,
+                                   .reason = r->reason};
+        policy_count_failure(p, &ev, r->count);
+        in_rows += r->count;
+    }
+    p->failures += from->failures - in_rows; /* those already dropped from the rows */
+}
+
+int tls_rpt_table_put_back(struct tls_rpt_table *t, struct tls_rpt_domain *d)
+{
+    struct buf key = BUF_INIT;
+    entry_key(d->day, d->name, &key);
+    struct tls_rpt_domain *have = strmap_get(&t->entries, key.data);
+    int rc = 0;
+    if (have != NULL) {
+        for (size_t i = 0; i < TLS_RPT_POLICY_TYPES; i++)
+            policy_merge(have, (enum tls_rpt_policy_type)i, &d->policies[i]);
+    } else if (t->count < t->max_domains) {
+        strmap_put(&t->entries, key.data, d);
+        t->count++;
+        d = NULL;
+    } else {
+        t->dropped++;
+        rc = -1;
+    }
+    buf_free(&key);
+    tls_rpt_domain_free(d);
+    return rc;
+}
+
 struct due_scan {
     const char *day;
     struct tls_rpt_domain **out;

@@ -91,6 +91,9 @@ int tls_rpt_table_count(struct tls_rpt_table *t, const char *day, const struct t
 /* Takes the entry out of the table (the caller frees it with tls_rpt_domain_free). */
 void tls_rpt_table_remove(struct tls_rpt_table *t, struct tls_rpt_domain *d);
 void tls_rpt_domain_free(struct tls_rpt_domain *d);
+/* Puts d (taken out with tls_rpt_table_remove) back, its counts added to those of the same day
+ * and domain counted meanwhile; takes d. Returns 0, or -1 when there is no room (dropped). */
+int tls_rpt_table_put_back(struct tls_rpt_table *t, struct tls_rpt_domain *d);
 
 /* The entries of days before `day` (all of them when day is NULL), in a new array the caller
  * frees (the entries stay in the table); *n is their number. */

@@ -12,7 +12,8 @@ mail to a domain without a policy meets a host without STARTTLS. The counts surv
 application/tlsrpt+json attachment), whose JSON counts the sessions by policy and result type; a
 copy of each is in <spool>/tls-rpt/reports/, and the domain without a record gets none. The
 reports are DKIM-signed with the key of tls_rpt.sender's domain, which python3-dkim verifies
-against the record dnsmasq serves.
+against the record dnsmasq serves. A report whose `_smtp._tls` lookup fails for a while (the DNS
+server stopped) is kept and sent at the next try once the server answers again.
 """
 import email
 import email.policy
@@ -142,6 +143,39 @@ class TlsRpt(CaNetCase):
             data = t[1].data
             self.assertIn(b"d=sender.test", data.split(b"\r\n\r\n")[0])
             self.assertTrue(dkim.DKIM(data).verify(dnsfunc=dnsfunc), data[:3000])
+
+    def test_report_kept_while_lookup_fails(self):
+        net = self.net
+        plain = net.peer("mx.plain.test")  # no STARTTLS: one no-policy-found failure
+        net.mx("plain.test", plain, 10)
+        sink = net.peer("mx.reports.test")
+        net.mx("reports.test", sink, 10)
+        net.dns.txt("_smtp._tls.plain.test", "v=TLSRPTv1; rua=mailto:%s" % RUA)
+        net.start()
+        cfg = net.sluice_config()
+        cfg["tls_rpt"] = {"enabled": True, "sender": "tlsrpt@sender.test"}
+        self.d = self.start_sluice(config=cfg)
+        send(self.d, SENDER, ["a@plain.test"])
+        self.wait(lambda: plain.delivered(), 20, "the message delivered")
+
+        port = net.dns.port
+        net.dns.stop()
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("plain.test", res.stdout.decode())
+        self.d.wait_event("tls_rpt.send_deferred", timeout=20)
+        self.assertEqual(self.d.events("tls_rpt.no_record"), [])
+
+        net.dns.start(port=port)
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("plain.test", res.stdout.decode())
+        self.wait(lambda: self.reports(sink), 20, "the kept report at the rua address")
+        _, rep = self.reports(sink)["plain.test"]
+        [none] = rep["policies"]
+        self.assertEqual(none["policy"]["policy-type"], "no-policy-found")
+        self.assertEqual(none["summary"], {"total-successful-session-count": 0,
+                                           "total-failure-session-count": 1})
 
     def test_off_by_default(self):
         self.net.start()

@@ -130,6 +130,42 @@ static void test_save_load(void)
     tls_rpt_table_free(&back);
 }
 
+/* A report that could not be sent goes back into the table, its counts added to those of the
+ * same day counted meanwhile; with no room it is dropped. */
+static void test_put_back(void)
+{
+    struct tls_rpt_table t;
+    tls_rpt_table_init(&t, 1);
+    fill_example(&t);
+    struct tls_rpt_domain *d = only_due(&t, NULL);
+    if (d == NULL)
+        return;
+    tls_rpt_table_remove(&t, d);
+    count(&t, DAY, "example.net", TLS_RPT_POLICY_STS, TLS_RPT_CERT_EXPIRED, "mx2.example.net");
+    count(&t, DAY, "example.net", TLS_RPT_POLICY_STS, TLS_RPT_SUCCESS, "mx1.example.net");
+    CHECK_INT_EQ(tls_rpt_table_put_back(&t, d), 0);
+    d = only_due(&t, NULL);
+    if (d != NULL) {
+        const struct tls_rpt_policy *sts = &d->policies[TLS_RPT_POLICY_STS];
+        CHECK_INT_EQ(sts->successes, 4);
+        CHECK_INT_EQ(sts->failures, 4);
+        CHECK_INT_EQ(sts->nrows, 2);
+        CHECK_INT_EQ(sts->rows[0].count + sts->rows[1].count, 4);
+        CHECK_INT_EQ(d->policies[TLS_RPT_POLICY_NONE].failures, 1);
+        /* Into an empty table it goes as it is; into a full one it is dropped. */
+        tls_rpt_table_remove(&t, d);
+        CHECK_INT_EQ(tls_rpt_table_put_back(&t, d), 0);
+        d = only_due(&t, NULL);
+    }
+    if (d != NULL) {
+        tls_rpt_table_remove(&t, d);
+        count(&t, DAY, "other.example", TLS_RPT_POLICY_NONE, TLS_RPT_SUCCESS, "mx.other");
+        CHECK_INT_EQ(tls_rpt_table_put_back(&t, d), -1);
+        CHECK_INT_EQ(t.count, 1);
+    }
+    tls_rpt_table_free(&t);
+}
+
 static void test_records(void)
 {
     static const struct {
@@ -263,6 +299,7 @@ int main(void)
     test_counting();
     test_row_cap();
     test_save_load();
+    test_put_back();
     test_records();
     test_report_json();
     return check_report("test_tls_rpt_report");
