@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #define RPT_FILE "counts.json"
 #define RPT_SAVE_MS 5000 /* counts changed this long ago are written out */
 #define DAY_S 86400
+#define RPT_COPY_DAYS 30 /* reports/ copies are kept this long */
 #define RPT_RETRY_DAYS 7 /* a report whose record lookup keeps failing is tried this long */
 
 struct tls_rpt {
@@ -98,6 +100,7 @@ enum rpt_file_kind {
     FILE_LOAD,   /* the counts read back */
     FILE_COUNTS, /* the counts written */
     FILE_REPORT, /* a report's copy written */
+    FILE_PRUNE,  /* the copies older than RPT_COPY_DAYS removed */
 };
 
 struct rpt_file {
@@ -155,6 +158,29 @@ static void file_read_work(uv_work_t *req)
     close(fd);
 }
 
+/* Best effort: a copy that cannot be removed now is tried again the next day. */
+static void file_prune_work(uv_work_t *req)
+{
+    struct rpt_file *f = container_of(req, struct rpt_file, req);
+    DIR *dir = opendir(f->dir);
+    if (dir == NULL)
+        return;
+    time_t oldest = time(NULL) - (time_t)RPT_COPY_DAYS * DAY_S;
+    struct buf path = BUF_INIT;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+        struct stat st;
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        buf_reset(&path);
+        buf_printf(&path, "%s/%s", f->dir, e->d_name);
+        if (lstat(path.data, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < oldest)
+            unlink(path.data);
+    }
+    closedir(dir);
+    buf_free(&path);
+}
+
 static void file_done(uv_work_t *req, int status)
 {
     struct rpt_file *f = container_of(req, struct rpt_file, req);
@@ -197,8 +223,10 @@ static void rpt_file_job(struct tls_rpt *r, const char *dir, const char *name, s
     }
     f->kind = kind;
     r->pending++;
-    if (uv_queue_work(r->loop, &f->req, kind == FILE_LOAD ? file_read_work : file_write_work,
-                      file_done) < 0)
+    uv_work_cb work = kind == FILE_LOAD    ? file_read_work
+                      : kind == FILE_PRUNE ? file_prune_work
+                                           : file_write_work;
+    if (uv_queue_work(r->loop, &f->req, work, file_done) < 0)
         file_done(&f->req, UV_EINVAL);
 }
 
@@ -625,6 +653,7 @@ static void rpt_on_day(uv_timer_t *t)
     struct tls_rpt *r = t->data;
     if (r->enabled && r->loaded)
         rpt_send_due(r, 0, NULL);
+    rpt_file_job(r, r->reports_dir, "", NULL, FILE_PRUNE);
     rpt_arm_day(r);
 }
 
@@ -661,6 +690,7 @@ struct tls_rpt *tls_rpt_new(uv_loop_t *loop, struct dns_resolver *dns, struct sp
     r->day_timer.data = r->save_timer.data = r;
     rpt_arm_day(r);
     rpt_file_job(r, r->dir, RPT_FILE, NULL, FILE_LOAD);
+    rpt_file_job(r, r->reports_dir, "", NULL, FILE_PRUNE);
     return r;
 }
 

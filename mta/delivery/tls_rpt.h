@@ -6,7 +6,7 @@
  * start. Once per UTC day, tls_rpt.send_after past midnight (or at once with tls_rpt_send_now),
  * each domain of the days before gets its report: when `_smtp._tls.<domain>` publishes mailto:
  * addresses, the JSON report goes there as a mail spooled by Sluice itself, and a copy is written
- * to <spool>/tls-rpt/reports/. The scheduler owns the struct; loop thread only.
+ * to <spool>/tls-rpt/reports/ (kept 30 days). The scheduler owns the struct; loop thread only.
  */
 #ifndef SLUICE_TLS_RPT_H
 #define SLUICE_TLS_RPT_H

@@ -13,12 +13,14 @@ application/tlsrpt+json attachment), whose JSON counts the sessions by policy an
 copy of each is in <spool>/tls-rpt/reports/, and the domain without a record gets none. The
 reports are DKIM-signed with the key of tls_rpt.sender's domain, which python3-dkim verifies
 against the record dnsmasq serves. A report whose `_smtp._tls` lookup fails for a while (the DNS
-server stopped) is kept and sent at the next try once the server answers again.
+server stopped) is kept and sent at the next try once the server answers again. Copies older
+than 30 days are removed.
 """
 import email
 import email.policy
 import json
 import os
+import time
 
 import dkim
 import dns.message
@@ -176,6 +178,23 @@ class TlsRpt(CaNetCase):
         self.assertEqual(none["policy"]["policy-type"], "no-policy-found")
         self.assertEqual(none["summary"], {"total-successful-session-count": 0,
                                            "total-failure-session-count": 1})
+
+    def test_old_copies_removed(self):
+        self.net.start()
+        self.d = self.start_sluice(start=False, config=self.net.sluice_config())
+        copies = os.path.join(self.d.spool, "tls-rpt", "reports")
+        os.makedirs(copies)
+        ages = {"old.json": 31, "recent.json": 29, "old-other.txt": 31}
+        for name, days in ages.items():
+            path = os.path.join(copies, name)
+            with open(path, "w") as f:
+                f.write("{}")
+            when = time.time() - days * 86400
+            os.utime(path, (when, when))
+        self.d.start()
+        self.wait(lambda: not os.path.exists(os.path.join(copies, "old.json")), 10,
+                  "the copy older than 30 days removed")
+        self.assertEqual(sorted(os.listdir(copies)), ["old-other.txt", "recent.json"])
 
     def test_off_by_default(self):
         self.net.start()
