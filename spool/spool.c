@@ -635,6 +635,8 @@ static void commit_stage_work(uv_work_t *work)
     }
     if (fd >= 0)
         rc = fd_write_all(fd, msg->buf.data, msg->buf.len);
+    if (rc == 0 && fd >= 0)
+        spool_fs_mark_unappended(fd, msg->id); /* the start-up listing then need not read it */
     if (rc < 0 && fd >= 0) {
         close(fd);
         fd = -1;

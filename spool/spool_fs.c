@@ -340,3 +340,28 @@ int spool_id_issued_at(const char *id, uint64_t *us)
     *us = value;
     return 0;
 }
+
+/* The modification time that marks the queue file of id as holding no recipient states. */
+static int unappended_time(const char *id, struct timespec *ts)
+{
+    uint64_t us;
+    if (spool_id_issued_at(id, &us) < 0)
+        return -EINVAL;
+    ts->tv_sec = (time_t)(us / 1000000);
+    ts->tv_nsec = (long)(us % 1000000) * 1000;
+    return 0;
+}
+
+void spool_fs_mark_unappended(int fd, const char *id)
+{
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}};
+    if (unappended_time(id, &times[1]) == 0)
+        (void)futimens(fd, times);
+}
+
+int spool_fs_unappended(const struct stat *st, const char *id)
+{
+    struct timespec mark;
+    return unappended_time(id, &mark) == 0 && st->st_mtim.tv_sec == mark.tv_sec &&
+           st->st_mtim.tv_nsec == mark.tv_nsec;
+}

@@ -7,6 +7,7 @@
 #define SLUICE_SPOOL_FS_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "lib/buf.h"
@@ -80,6 +81,13 @@ int spool_fs_read_tail(int dirfd, const char *name, struct envelope_decoder *dec
  * start without reading the body or checking anything. Returns 0, -EBADMSG when there is no end
  * record, or -errno. */
 int spool_fs_tail(int fd, struct buf *tail, uint64_t *tail_at);
+/* Marks the queue file of id, open as fd and fully written, as holding no recipient states: its
+ * modification time is set to the time id was issued, which any later append replaces. Only a
+ * shortcut for the start-up listing: a file left unmarked is read instead. */
+void spool_fs_mark_unappended(int fd, const char *id);
+/* 1 when st, the status of the queue file of id, shows that mark and so no recipient states
+ * appended since; 0 when it may hold some (read its tail). */
+int spool_fs_unappended(const struct stat *st, const char *id);
 /* The offset past the end record of the queue file bytes data (len), found by following the
  * record headers; 0 when they hold no whole end record. */
 uint64_t spool_fs_end_of(const void *data, size_t len);

@@ -4,7 +4,8 @@
  * listing its state/ leaf, then its queue/ leaf, removing state files whose message is gone, moving
  * what is not a queue file in its place to corrupt/, and reading each message's recipient states
  * (its queue file's tail, or its state file when it has one) for the time it is next due; bodies
- * are not read.
+ * are not read, and a queue file whose modification time still carries the mark of one without
+ * states (spool_fs_mark_unappended) is not opened.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -112,6 +113,10 @@ static int64_t records_due(const struct buf *records)
  * (a load settles it). */
 static int64_t message_due(int queue_fd, int state_fd, int has_state_file, const char *name)
 {
+    struct stat st;
+    if (!has_state_file && fstatat(queue_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        spool_fs_unappended(&st, name))
+        return 0; /* no states appended since its commit: never tried, due now, and not opened */
     struct buf records = BUF_INIT;
     int fd = openat(has_state_file ? state_fd : queue_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     uint64_t at;

@@ -67,6 +67,8 @@ static int replay_msg(struct replay *r, const struct spool_journal_rec_view *rec
     if (fd < 0)
         return -errno;
     int rc = fd_write_all(fd, rec->data, rec->len);
+    if (rc == 0)
+        spool_fs_mark_unappended(fd, rec->id); /* its states, if any, are appended next */
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
     if (rc == 0)

@@ -329,6 +329,23 @@ static inline int update_sync(struct spool *sp, const char *id, const struct spo
     return r.status[0];
 }
 
+/* The modification time that marks the queue file of id as holding no states: id's issue time. */
+static inline struct timespec id_mark(const char *id)
+{
+    uint64_t us = 0;
+    CHECK_INT_EQ(spool_id_issued_at(id, &us), 0);
+    return (struct timespec){(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+}
+
+static inline int mtime_is(const char *dir, const char *id, struct timespec ts)
+{
+    char path[4096];
+    msg_file(path, sizeof path, dir, "queue", id);
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_mtim.tv_sec == ts.tv_sec &&
+           st.st_mtim.tv_nsec == ts.tv_nsec;
+}
+
 static inline long file_size(const char *dir, const char *sub, const char *name)
 {
     char path[4096];

@@ -313,8 +313,10 @@ static void test_replay_repairs(void)
     CHECK_INT_EQ(spool_recover(again, seen_on_entry, &seen, &err), 5);
     CHECK_INT_EQ(seen.n, 5);
     CHECK(seen_find(&seen, m[4].id) < 0);
-    CHECK_INT_EQ(count_files(crashed, "corrupt"), 0); /* repaired, not quarantined */
-    CHECK_INT_EQ(count_files(crashed, "journal"), 0); /* replayed, synced, gone */
+    CHECK_INT_EQ(count_files(crashed, "corrupt"), 0);    /* repaired, not quarantined */
+    CHECK_INT_EQ(count_files(crashed, "journal"), 0);    /* replayed, synced, gone */
+    CHECK(mtime_is(crashed, m[3].id, id_mark(m[3].id))); /* rewritten, no states: marked */
+    CHECK(!mtime_is(crashed, id0, id_mark(id0)));        /* its states appended again */
     int k = seen_find(&seen, id0);
     CHECK(k >= 0);
     if (k >= 0)

@@ -1,6 +1,8 @@
 /* spool_list (the listing after spool_recover_begin) and spool_load_queued / spool_peek. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "spool_fixture.h"
@@ -206,11 +208,70 @@ static void test_load_queued_repairs(void)
     teardown(sp, dir, &err);
 }
 
+static void mtime_set(const char *dir, const char *id, struct timespec ts)
+{
+    char path[4096];
+    msg_file(path, sizeof path, dir, "queue", id);
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, ts};
+    CHECK(utimensat(AT_FDCWD, path, times, 0) == 0);
+}
+
+/* A queue file with no states appended since its commit is listed due now without being opened
+ * (its mtime carries the mark); one with states, whole or with a torn tail, is read for them. */
+static void test_list_unappended_not_read(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    char ids[4][SPOOL_ID_MAX + 1];
+    for (int i = 0; i < 4; i++)
+        commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", ids[i]);
+    const char *fresh = ids[0], *marked = ids[1], *deferred = ids[2], *torn = ids[3];
+    CHECK(mtime_is(dir, fresh, id_mark(fresh))); /* committed with the mark */
+
+    struct spool_rcpt_update later = {0, SPOOL_RCPT_DEFERRED, 1, 1800000000, "451 later", NULL, 0};
+    CHECK_INT_EQ(update_sync(sp, marked, &later, 1), 0);
+    CHECK_INT_EQ(update_sync(sp, deferred, &later, 1), 0);
+    CHECK_INT_EQ(update_sync(sp, torn, &later, 1), 0);
+    long good = file_size(dir, "queue", torn);
+    CHECK_INT_EQ(update_sync(sp, torn, &later, 1), 0);
+    spool_close(sp);
+    CHECK(!mtime_is(dir, deferred, id_mark(deferred))); /* an append replaces the mark */
+    char path[4096];
+    msg_file(path, sizeof path, dir, "queue", torn);
+    CHECK(truncate(path, good + 10) == 0);
+    mtime_set(dir, marked, id_mark(fresh)); /* another id's mark is not its own */
+
+    sp = open_spool(dir);
+    struct buf err = BUF_INIT;
+    CHECK_INT_EQ(spool_recover_begin(sp, &err), 0);
+    struct listed l = {0};
+    spool_list(sp, listed_on_slice, &l);
+    run_until(&l.done, 1);
+    CHECK_INT_EQ(l.n, 4);
+    CHECK_INT_EQ(listed_due(&l, fresh), 0);
+    CHECK_INT_EQ(listed_due(&l, marked), 1800000000); /* not its mark: read */
+    CHECK_INT_EQ(listed_due(&l, deferred), 1800000000);
+    CHECK_INT_EQ(listed_due(&l, torn), 1800000000); /* the whole records before the torn one */
+    spool_close(sp);
+
+    /* Its own mark put back on a file with states: listed due now, so its states were not read. */
+    mtime_set(dir, marked, id_mark(marked));
+    sp = open_spool(dir);
+    CHECK_INT_EQ(spool_recover_begin(sp, &err), 0);
+    struct listed again = {0};
+    spool_list(sp, listed_on_slice, &again);
+    run_until(&again.done, 1);
+    CHECK_INT_EQ(listed_due(&again, marked), 0);
+    CHECK_INT_EQ(listed_due(&again, deferred), 1800000000);
+    teardown(sp, dir, &err);
+}
+
 int main(void)
 {
     uv_loop_init(&loop);
     test_list_due_orphans_and_strays();
     test_list_stops();
+    test_list_unappended_not_read();
     test_load_queued_repairs();
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
     return check_report("test_spool_list");
