@@ -654,12 +654,12 @@ static void conn_give_up(struct conn *c)
 }
 
 /* RFC 8461 §5.1: an MX host the domain's MTA-STS policy does not list is logged, and with
- * `mode: enforce` not tried (returns 1, the host skipped). */
+ * `mode: enforce` not tried (returns 1, the host skipped). Not called for a host DANE may cover:
+ * the SMTP client decides once the TLSA lookup answers. */
 static int conn_skip_host(struct conn *c, const struct tls_policy *tls, const char *host)
 {
     char why[300];
-    snprintf(why, sizeof why, "MX host %s is not in the domain's MTA-STS policy", host);
-    tls_policy_log_failure(tls, c->id, host, why);
+    tls_policy_log_unlisted_mx(tls, c->id, host, why, sizeof why);
     tls_rpt_record_unlisted_mx(c->dest->env->tls_rpt, c->job->domain, c->mx->sts, host);
     if (!tls_policy_enforced(tls))
         return 0;
@@ -681,7 +681,13 @@ static void conn_connect_next(struct conn *c)
             continue;
         }
         struct tls_policy tls = tls_policy_for_mx(d->shaping->tls, c->mx->sts, h->name);
-        if (c->addr == 0 && tls.mx_mismatch && conn_skip_host(c, &tls, h->name))
+        struct dane *dane = d->shaping->tls == SHAPING_TLS_DANE && d->cfg->dns.dnssec && h->dnssec
+                                ? d->env->dane
+                                : NULL;
+        /* RFC 8461 §2: TLSA records for the host take precedence over an enforced policy that
+         * does not list it; the client looks them up and ends the session when there are none. */
+        int dane_first = dane != NULL && tls_policy_enforced(&tls);
+        if (c->addr == 0 && tls.mx_mismatch && !dane_first && conn_skip_host(c, &tls, h->name))
             continue;
         const struct sockaddr_storage *dst = &h->addrs[c->addr++];
         /* An egress address of one family cannot reach a host of the other. */
@@ -696,9 +702,7 @@ static void conn_connect_next(struct conn *c)
             .tls = c->in_clear ? tls_policy_for_mode(SHAPING_TLS_NONE) : tls,
             .chunking = d->shaping->chunking,
             .tls_ctx = d->env->tls_ctx,
-            .dane = d->shaping->tls == SHAPING_TLS_DANE && d->cfg->dns.dnssec && h->dnssec
-                        ? d->env->dane
-                        : NULL,
+            .dane = dane,
             .tls_rpt = {d->env->tls_rpt, c->job->domain, c->mx->sts},
             .timeouts = {.connect = d->shaping->connect_timeout_ms,
                          .idle = d->shaping->idle_timeout_ms},

@@ -60,11 +60,27 @@ static int client_tls_unmet(struct smtp_client *c, enum tls_rpt_result result, c
     return 1;
 }
 
+/* RFC 8461 §2, §5.1: DANE does not apply to the host (no TLSA records, or no lookup), so the
+ * enforced MTA-STS policy does, and it does not list the host: the session ends (polite: with
+ * QUIT) as if the destination had skipped the host, counted once in the TLS report. Returns 1
+ * then. */
+static int client_mx_unlisted(struct smtp_client *c, int polite)
+{
+    if (c->dane_mode != DANE_NONE || !c->tls.mx_mismatch || !tls_policy_enforced(&c->tls))
+        return 0;
+    char why[300];
+    tls_policy_log_unlisted_mx(&c->tls, c->session_id, c->mx_name, why, sizeof why);
+    tls_rpt_session_result(c->rpt, TLS_RPT_POLICY_STS, NULL, TLS_RPT_VALIDATION_FAILURE,
+                           "mx-not-in-policy");
+    client_end(c, "connect", 451, "4.7.5", 0, polite, "%s", why);
+    return 1;
+}
+
 void client_after_hello(struct smtp_client *c)
 {
     char why[300];
     c->hello_waits = c->dane_pending;
-    if (c->hello_waits)
+    if (c->hello_waits || client_mx_unlisted(c, 1))
         return;
     if (c->tls_version == NULL && (c->tls.level != TLS_POLICY_NONE || client_tls_demanded(c)) &&
         c->tls_ctx != NULL && (c->caps.ext & SMTP_EXT_STARTTLS)) {
@@ -162,7 +178,8 @@ void client_handshake_enter(struct smtp_client *c)
     buf_free(&err);
 }
 
-/* The TLSA answer for the MX host: a failed lookup defers, otherwise EHLO may go on to STARTTLS. */
+/* The TLSA answer for the MX host: a failed lookup defers, none for a host the enforced MTA-STS
+ * policy does not list ends the session, otherwise EHLO may go on to STARTTLS. */
 void client_on_dane(void *arg, enum dane_mode mode, const char *why)
 {
     struct smtp_client *c = arg;
@@ -171,6 +188,7 @@ void client_on_dane(void *arg, enum dane_mode mode, const char *why)
     if (mode == DANE_DEFER) {
         client_tls_report(c, TLS_RPT_DNSSEC_INVALID, why);
         client_end(c, NULL, 451, "4.7.5", 0, 0, "%s", why);
-    } else if (c->hello_waits && c->state != CS_CLOSING)
+    } else if (c->state != CS_CLOSING && !client_mx_unlisted(c, 0) && c->hello_waits) {
         client_after_hello(c);
+    }
 }

@@ -6,6 +6,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/log.h"
@@ -56,6 +57,13 @@ void tls_policy_log_failure(const struct tls_policy *p, uint64_t session, const 
     log_bool(&r, "testing", p->testing);
     log_str(&r, "reason", reason);
     log_end(&r);
+}
+
+void tls_policy_log_unlisted_mx(const struct tls_policy *p, uint64_t session, const char *mx,
+                                char *why, size_t size)
+{
+    snprintf(why, size, "MX host %s is not in the domain's MTA-STS policy", mx);
+    tls_policy_log_failure(p, session, mx, why);
 }
 
 int tls_policy_ssl_prepare(const struct tls_policy *p, SSL *ssl, const char *host, struct buf *err)

@@ -8,6 +8,7 @@
 #ifndef SLUICE_TLS_POLICY_H
 #define SLUICE_TLS_POLICY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <openssl/ssl.h>
@@ -30,7 +31,8 @@ struct tls_policy {
     /* Why this level, for log lines: "shaping" or "mta-sts"; static. */
     const char *source;
     /* MTA-STS: the MX host matches none of the policy's mx: patterns. With enforce the host must
-     * not be tried (RFC 8461 §5.1); with testing the caller logs it and goes on. */
+     * not be tried (RFC 8461 §5.1) unless DANE applies to it (TLSA records take precedence, §2);
+     * with testing the caller logs it and goes on. */
     int mx_mismatch;
 };
 
@@ -60,6 +62,11 @@ int tls_policy_covers(const struct tls_policy *have, const struct tls_policy *wa
  * mail goes anyway (testing). */
 void tls_policy_log_failure(const struct tls_policy *p, uint64_t session, const char *mx,
                             const char *reason);
+
+/* RFC 8461 §5.1: logs tls_policy.failure for MX host mx that p's policy does not list, with the
+ * reason ("MX host ... is not in the domain's MTA-STS policy") written to why (size bytes). */
+void tls_policy_log_unlisted_mx(const struct tls_policy *p, uint64_t session, const char *mx,
+                                char *why, size_t size);
 
 /* Called once the client's SSL exists and before its handshake: asks OpenSSL to check the
  * certificate's name against host (SSL_set1_host) when the policy verifies; the chain itself is
