@@ -130,6 +130,18 @@ struct scheduler {
 /* Unix time in ms (the clock the spool's times are in). */
 int64_t wall_ms(void);
 
+/* The domain of r's address; 1 when r waits to be tried (not busy, not final). */
+const char *rcpt_domain(const struct rcpt *r);
+int rcpt_waiting(const struct rcpt *r);
+/* When m expires under sh (unix ms). */
+int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping *sh);
+/* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
+ * until the job is back. */
+struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain, int64_t now);
+/* Every recipient of the job gets the outcome `one` (key: the destination, NULL: none), as if the
+ * destination had reported it; the job is freed. */
+void msg_job_fail(struct job *job, const char *key, const struct smtp_client_outcome *one);
+
 /* In-flight work keeps a message (and a stopping scheduler) busy; the last release settles it. */
 void msg_hold(struct qmsg *m, unsigned n);
 void msg_release(struct qmsg *m, unsigned n);
@@ -270,6 +282,11 @@ void sched_tenant_dests_suspend(struct scheduler *s, const char *name, uint64_t 
 
 /* 1 when an administrator holds m's mail (its tenant's, or its campaign's): none is dispatched. */
 int sched_tenant_held(const struct scheduler *s, const struct qmsg *m);
+/* When held mail to r expires (unix ms; never before r->next_ms): under the shaping of r's
+ * domain, as no route is looked up for held mail. */
+int64_t sched_tenant_hold_ends(const struct qmsg *m, const struct rcpt *r);
+/* m is held: its recipients whose hold has ended expire, bounced with the hold as the reason. */
+void sched_tenant_expire_held(struct qmsg *m, int64_t now);
 void sched_tenant_holds_free(struct scheduler *s);
 
 /* Its recipients waiting to be tried fail with 550 5.0.0 text (recorded, then bounced); _at: only

@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/sched_int.h"
+#include "mta/delivery/shaping.h"
 
 const char *sched_tenant_pool(const struct config *cfg, const char *tenant,
                               const struct config_shaping *shaping)
@@ -94,19 +95,56 @@ static void hold_key(const char *tenant, const char *campaign, struct buf *out)
     buf_printf(out, "%s\n%s", tenant, campaign != NULL ? campaign : "");
 }
 
-int sched_tenant_held(const struct scheduler *s, const struct qmsg *m)
+/* The key of the hold on m's mail ("TENANT\n": its tenant's, "TENANT\nCAMPAIGN": its
+ * campaign's), or NULL when none holds it. */
+static const char *hold_of(const struct scheduler *s, const struct qmsg *m)
 {
     if (s->tenant_holds.count == 0 || m->tenant == NULL)
-        return 0;
+        return NULL;
     struct buf key = BUF_INIT;
     hold_key(m->tenant, NULL, &key);
-    int held = strmap_get(&s->tenant_holds, key.data) != NULL;
-    if (!held && m->campaign != NULL) {
+    const char *held = strmap_get(&s->tenant_holds, key.data);
+    if (held == NULL && m->campaign != NULL) {
         hold_key(m->tenant, m->campaign, &key);
-        held = strmap_get(&s->tenant_holds, key.data) != NULL;
+        held = strmap_get(&s->tenant_holds, key.data);
     }
     buf_free(&key);
     return held;
+}
+
+int sched_tenant_held(const struct scheduler *s, const struct qmsg *m)
+{
+    return hold_of(s, m) != NULL;
+}
+
+int64_t sched_tenant_hold_ends(const struct qmsg *m, const struct rcpt *r)
+{
+    struct shaping_dest sd = shaping_dest_for(m->s->cfg, rcpt_domain(r), NULL);
+    int64_t expires = msg_expires_ms(m, sd.values);
+    return expires > r->next_ms ? expires : r->next_ms;
+}
+
+void sched_tenant_expire_held(struct qmsg *m, int64_t now)
+{
+    const char *campaign = strchr(hold_of(m->s, m), '\n') + 1;
+    struct buf text = BUF_INIT;
+    if (campaign[0] != '\0')
+        buf_printf(&text, "not sent: campaign %s of tenant %s was suspended", campaign, m->tenant);
+    else
+        buf_printf(&text, "not sent: tenant %s was suspended", m->tenant);
+    struct smtp_client_outcome held = {
+        .code = 451, .enhanced = "4.4.7", .stage = "queue", .text = text.data};
+    /* One job per domain, as a destination would have reported it; expires_at 0: expired. */
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (!rcpt_waiting(r) || sched_tenant_hold_ends(m, r) > now)
+            continue;
+        struct job *job = msg_job_new(m, i, rcpt_domain(r), now);
+        job->shaping = shaping_dest_for(m->s->cfg, job->domain, NULL).values;
+        msg_hold(m, (unsigned)job->nrcpts);
+        msg_job_fail(job, NULL, &held);
+    }
+    buf_free(&text);
 }
 
 void sched_tenant_holds_free(struct scheduler *s)

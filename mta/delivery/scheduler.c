@@ -38,7 +38,7 @@ int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *rcpt_domain(const struct rcpt *r)
+const char *rcpt_domain(const struct rcpt *r)
 {
     const char *at = strrchr(r->addr, '@');
     return at != NULL ? at + 1 : "";
@@ -49,7 +49,7 @@ static int rcpt_final(const struct rcpt *r)
     return r->status == SPOOL_RCPT_DELIVERED || r->status == SPOOL_RCPT_BOUNCED;
 }
 
-static int rcpt_waiting(const struct rcpt *r)
+int rcpt_waiting(const struct rcpt *r)
 {
     return !r->busy && (r->status == SPOOL_RCPT_PENDING || r->status == SPOOL_RCPT_DEFERRED);
 }
@@ -171,10 +171,14 @@ void msg_release(struct qmsg *m, unsigned n)
 static void msg_reschedule(struct qmsg *m)
 {
     int64_t due = m->bounce_retry_ms != 0 ? m->bounce_retry_ms : INT64_MAX;
-    for (size_t i = 0; i < m->nrcpts; i++)
-        if (rcpt_waiting(&m->rcpts[i]) && m->rcpts[i].next_ms < due)
-            due = m->rcpts[i].next_ms;
-    if (due == INT64_MAX || m->deleted || m->bounce_selected || sched_tenant_held(m->s, m))
+    int held = sched_tenant_held(m->s, m); /* then due only at expiry */
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (!rcpt_waiting(&m->rcpts[i]))
+            continue;
+        int64_t at = held ? sched_tenant_hold_ends(m, &m->rcpts[i]) : m->rcpts[i].next_ms;
+        due = at < due ? at : due;
+    }
+    if (due == INT64_MAX || m->deleted || m->bounce_selected)
         minheap_remove(&m->s->due, &m->due);
     else
         minheap_set(&m->s->due, &m->due, (uint64_t)(due > 0 ? due : 0));
@@ -293,8 +297,7 @@ static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char 
     log_end(&rec);
 }
 
-/* When m expires under sh (unix ms). */
-static int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping *sh)
+int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping *sh)
 {
     /* The spool keeps whole seconds of arrival: round up, so nothing expires early. */
     return m->received_ms + 999 + (int64_t)sh->expire_ms;
@@ -481,6 +484,15 @@ static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
     return d;
 }
 
+void msg_job_fail(struct job *job, const char *key, const struct smtp_client_outcome *one)
+{
+    struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
+    for (size_t i = 0; i < job->nrcpts; i++)
+        all[i] = *one;
+    scheduler_on_job_done(job->msg->s, key, job, all, NULL);
+    free(all);
+}
+
 static void scheduler_on_sts(void *arg, const struct mta_sts_policy *policy);
 
 static void scheduler_on_route(void *arg, struct mx_list *mx,
@@ -497,13 +509,9 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
     int64_t left = msg_expires_ms(job->msg, job->shaping) - wall_ms();
     job->expires_at = uv_now(s->loop) + (uint64_t)(left > 0 ? left : 0);
     if (fail != NULL) {
-        struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
         struct smtp_client_outcome one = *fail;
         bounce_category_outcomes(&one, 1);
-        for (size_t i = 0; i < job->nrcpts; i++)
-            all[i] = one;
-        scheduler_on_job_done(s, d != NULL ? dest_key(d) : NULL, job, all, NULL);
-        free(all);
+        msg_job_fail(job, d != NULL ? dest_key(d) : NULL, &one);
         return;
     }
     /* With tls: mta-sts (or dane), the domain's policy goes with its MX list to the
@@ -528,9 +536,7 @@ static void scheduler_on_sts(void *arg, const struct mta_sts_policy *policy)
     dest_enqueue(scheduler_dest_for(s, job->domain, job->mx, job->tenant, &job->shaping), job);
 }
 
-/* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
- * until the job is back. */
-static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain, int64_t now)
+struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain, int64_t now)
 {
     struct job *job = xcalloc(1, sizeof *job);
     job->msg = m;
@@ -559,10 +565,12 @@ static struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain,
 static void msg_dispatch(struct qmsg *m, int64_t now)
 {
     struct scheduler *s = m->s;
-    if (m->bounce_selected || sched_tenant_held(s, m))
-        return; /* out of the due heap until released */
-    int bounce_due = msg_bounce_retry_due(m, now);
-    for (size_t i = 0; i < m->nrcpts; i++) {
+    if (m->bounce_selected)
+        return; /* out of the due heap until its slice */
+    int bounce_due = msg_bounce_retry_due(m, now), held = sched_tenant_held(s, m);
+    if (held)
+        sched_tenant_expire_held(m, now);
+    for (size_t i = 0; i < m->nrcpts && !held; i++) {
         if (!rcpt_waiting(&m->rcpts[i]) || m->rcpts[i].next_ms > now)
             continue;
         struct job *job = msg_job_new(m, i, rcpt_domain(&m->rcpts[i]), now);

@@ -285,6 +285,11 @@ class TenantListingAndBounce(ApiClient, MailNetCase):
         held = self.wait(lambda: [m for m in self.listed()["messages"]
                                   if m["rcpts"][0]["rcpt"] == "h@held.test" and m["in_memory"]],
                          30, "the held message in memory")[0]
+        # A page where messages read from disk come before one in memory: all of them, in order.
+        listing = self.listed()["messages"]
+        self.assertEqual(len(listing), len(sent) - 1, listing)
+        self.assertEqual([m["id"] for m in listing], sorted(m["id"] for m in listing))
+        self.assertEqual((listing[0]["in_memory"], listing[-1]["id"]), (False, held["id"]))
         status, doc = self.api("POST", "/api/v1/queue/bounce?id=" + held["id"])
         self.assertEqual((status, doc["result"]), (200, "%s bounced\n" % held["id"]))
         self.assertIn(b"5.0.0", self.dsn_for("h@held.test"))

@@ -7,7 +7,8 @@ and `queue destinations` still show after that sweep; the same holds for the des
 tenant with its own egress pool ("DOMAIN/POOL"). An administrator's suspension survives a
 restart (kept in <spool>/suspended): one of a name no mail has gone to yet still holds the first
 mail for it after the restart, and its lifting is kept too. Mail a suspension or the limits hold
-back at its destination still expires on time (shaping expire), with a DSN to the sender.
+back at its destination still expires on time (shaping expire), with a DSN to the sender; so does
+mail an administrator holds by tenant or campaign (`queue suspend --tenant T [--campaign C]`).
 """
 import json
 import os
@@ -147,6 +148,25 @@ class HeldMailExpires(MailNetCase):
         for rcpt in held:
             self.check_expired(rcpt, "limits")
         self.assertEqual(len(self.d.events("delivery.expired")), len(held), expired)
+
+    def test_mail_of_a_suspended_tenant_or_campaign_expires(self):
+        # Held before it reaches a destination: it waits in the scheduler, never tried, and still
+        # expires on time with the hold as the reason; another campaign of the tenant goes out.
+        self.start()
+        for args in (["--tenant", "acme"], ["--tenant", "bravo", "--campaign", "spring"]):
+            res = self.d.cli("queue", "suspend", *args)
+            self.assertEqual(res.returncode, 0, res.stderr.decode())
+
+        def mail(tenant, campaign):
+            return ("X-Sluice-Tenant: %s\r\nX-Sluice-Campaign: %s\r\nSubject: t\r\n\r\nhi\r\n"
+                    % (tenant, campaign)).encode()
+        send(self.d, SENDER, ["a@dest.test"], mail("acme", "fall"))
+        send(self.d, SENDER, ["b@dest.test"], mail("bravo", "spring"))
+        send(self.d, SENDER, ["c@dest.test"], mail("bravo", "fall"))
+        self.check_expired("a@dest.test", "not sent: tenant acme was suspended")
+        self.check_expired("b@dest.test", "not sent: campaign spring of tenant bravo was suspended")
+        self.assertEqual(self.dest.delivered_rcpts(), ["c@dest.test"])
+        self.assertEqual(len(self.d.events("delivery.expired")), 2)
 
 
 if __name__ == "__main__":
