@@ -50,6 +50,9 @@ struct spool_envelope {
 #define SPOOL_ENV_8BITMIME 0x01
 #define SPOOL_ENV_SMTPUTF8 0x02
 #define SPOOL_ENV_BINARYMIME 0x04 /* RFC 3030 §3: any octets, sent only with BDAT */
+/* A TLS report of our own (RFC 8460 §5.3): delivered with opportunistic TLS whatever the
+ * receiver's MTA-STS or DANE policy, and its sessions are not counted in the next report. */
+#define SPOOL_ENV_TLS_REPORT 0x08
 
 /* What became of one recipient. Only the last record of a recipient counts. */
 enum spool_rcpt_status {

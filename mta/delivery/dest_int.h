@@ -105,6 +105,9 @@ struct conn {
     unsigned last_job : 1; /* the receiver asked us to slow down: QUIT after this job */
     unsigned failover : 1; /* the session ended mid-job: the job moves on to the next host */
     unsigned in_clear : 1; /* opportunistic TLS failed at this address: try it once in clear */
+    /* The session was opened for a TLS report (SPOOL_ENV_TLS_REPORT): under the shaping's own
+     * mode, not the receiver's policy, and not counted. It carries no other mail. */
+    unsigned report : 1;
     struct mx_list *mx;    /* the host list this connection works through */
     size_t host, addr;     /* next address to try */
     const char *mx_name;   /* host of the current connection */

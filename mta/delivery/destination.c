@@ -326,11 +326,30 @@ static void dest_expire_waiting(struct dest *d, uint64_t now)
     }
 }
 
+static int job_is_report(const struct job *job)
+{
+    return (job->flags & SPOOL_ENV_TLS_REPORT) != 0;
+}
+
+/* What a session to MX host `host` must meet for job. RFC 8460 §5.3: a TLS report must go even
+ * when the receiver's MTA-STS or DANE policy fails, so it goes under the shaping's own mode
+ * (mta-sts and dane: opportunistic). */
+static struct tls_policy job_tls_policy(const struct dest *d, const struct job *job,
+                                        const struct mx_list *mx, const char *host)
+{
+    if (job_is_report(job))
+        return tls_policy_for_mode(d->shaping->tls);
+    return tls_policy_for_mx(d->shaping->tls, mx->sts, host);
+}
+
 /* 1 when connection c (arg) may carry job: its route, or a host of it is the one c is on, and
- * mail of another domain only when the session meets that domain's TLS policy. */
+ * mail of another domain only when the session meets that domain's TLS policy. A session opened
+ * for a TLS report met no receiver's policy: it carries reports only. */
 static int job_fits_conn(const struct job *job, const void *arg)
 {
     const struct conn *c = arg;
+    if (c->report && !job_is_report(job))
+        return 0;
     if (job->mx == c->mx)
         return 1;
     int fits = 0;
@@ -338,7 +357,7 @@ static int job_fits_conn(const struct job *job, const void *arg)
         fits = strcmp(job->mx->hosts[i].name, c->mx_name) == 0;
     if (!fits)
         return 0;
-    struct tls_policy want = tls_policy_for_mx(c->dest->shaping->tls, job->mx->sts, c->mx_name);
+    struct tls_policy want = job_tls_policy(c->dest, job, job->mx, c->mx_name);
     return tls_policy_covers(&c->tls, &want);
 }
 
@@ -680,8 +699,10 @@ static void conn_connect_next(struct conn *c)
             c->addr = 0;
             continue;
         }
-        struct tls_policy tls = tls_policy_for_mx(d->shaping->tls, c->mx->sts, h->name);
-        struct dane *dane = d->shaping->tls == SHAPING_TLS_DANE && d->cfg->dns.dnssec && h->dnssec
+        c->report = job_is_report(c->job);
+        struct tls_policy tls = job_tls_policy(d, c->job, c->mx, h->name);
+        struct dane *dane = d->shaping->tls == SHAPING_TLS_DANE && d->cfg->dns.dnssec &&
+                                    h->dnssec && !c->report
                                 ? d->env->dane
                                 : NULL;
         /* RFC 8461 §2: TLSA records for the host take precedence over an enforced policy that
@@ -703,7 +724,8 @@ static void conn_connect_next(struct conn *c)
             .chunking = d->shaping->chunking,
             .tls_ctx = d->env->tls_ctx,
             .dane = dane,
-            .tls_rpt = {d->env->tls_rpt, c->job->domain, c->mx->sts},
+            /* RFC 8460 §5.3: a report's own sessions are not reported on. */
+            .tls_rpt = {c->report ? NULL : d->env->tls_rpt, c->job->domain, c->mx->sts},
             .timeouts = {.connect = d->shaping->connect_timeout_ms,
                          .idle = d->shaping->idle_timeout_ms},
             .pace = shaping_rates_pace,
@@ -889,7 +911,7 @@ static void conn_next_job(struct conn *c)
  * address is tried once more without STARTTLS (never with tls: required). */
 static int conn_retry_in_clear(struct conn *c, const struct smtp_client_outcome *o)
 {
-    struct tls_policy tls = tls_policy_for_mx(c->dest->shaping->tls, c->mx->sts, c->mx_name);
+    struct tls_policy tls = job_tls_policy(c->dest, c->job, c->mx, c->mx_name);
     if (c->in_clear || (tls.level != TLS_POLICY_MAY && !tls.testing) || o->stage == NULL ||
         strcmp(o->stage, "STARTTLS") != 0 || c->addr == 0)
         return 0;

@@ -515,9 +515,11 @@ static void scheduler_on_route(void *arg, struct mx_list *mx,
         return;
     }
     /* With tls: mta-sts (or dane), the domain's policy goes with its MX list to the
-     * connections; the job waits for it when it is not known yet. */
+     * connections; the job waits for it when it is not known yet. A TLS report goes whatever
+     * the policy (destination.c), so it needs none. */
     const struct mta_sts_policy *sts = NULL;
     if ((job->shaping->tls == SHAPING_TLS_MTA_STS || job->shaping->tls == SHAPING_TLS_DANE) &&
+        !(job->flags & SPOOL_ENV_TLS_REPORT) &&
         mta_sts_get(s->sts, job->domain, &sts, scheduler_on_sts, job) == 0)
         return;
     mx_list_set_sts(mx, sts);

@@ -438,7 +438,8 @@ static struct spool_envelope report_envelope(const struct tls_rpt *r, const char
                                    .client_addr = "127.0.0.1",
                                    .helo = r->submitter,
                                    .listener = "tls-rpt",
-                                   .received_at = (int64_t)time(NULL)};
+                                   .received_at = (int64_t)time(NULL),
+                                   .flags = SPOOL_ENV_TLS_REPORT};
 }
 
 static void mail_free(struct rpt_mail *m)

@@ -37,16 +37,20 @@ RUA = "tlsrpt@reports.test"
 
 
 class TlsRpt(CaNetCase):
+    def reports_in(self, t):
+        """The report in transaction t: (policy domain, message, JSON)."""
+        msg = email.message_from_bytes(t.data, policy=email.policy.default)
+        parts = [p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+json"]
+        self.assertEqual(len(parts), 1, msg)
+        return msg["TLS-Report-Domain"], msg, json.loads(parts[0].get_content())
+
     def reports(self, sink):
         """The reports the sink received: {policy domain: (message, JSON)}."""
         found = {}
         for t in sink.transactions():
-            if t.data is None:
-                continue
-            msg = email.message_from_bytes(t.data, policy=email.policy.default)
-            parts = [p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+json"]
-            self.assertEqual(len(parts), 1, msg)
-            found[msg["TLS-Report-Domain"]] = (msg, json.loads(parts[0].get_content()))
+            if t.data is not None:
+                domain, msg, rep = self.reports_in(t)
+                found[domain] = (msg, rep)
         return found
 
     def test_reports_count_sessions_by_result(self):
@@ -178,6 +182,63 @@ class TlsRpt(CaNetCase):
         self.assertEqual(none["policy"]["policy-type"], "no-policy-found")
         self.assertEqual(none["summary"], {"total-successful-session-count": 0,
                                            "total-failure-session-count": 1})
+
+    def test_report_goes_despite_policy(self):
+        """RFC 8460 §5.3: the rua domain enforces MTA-STS and its MX presents a certificate for
+        another name. Its own mail defers; the reports to it go with opportunistic TLS, and
+        their sessions are not counted in the next report."""
+        net = self.net
+        plain = net.peer("mx.plain.test")  # no STARTTLS: one no-policy-found failure
+        net.mx("plain.test", plain, 10)
+        sink = self.peer("mx.reports.test", cert_name="elsewhere.test")
+        net.mx("reports.test", sink, 10)
+        https = PolicyServer(self.ca, ["mta-sts.reports.test"])
+        self.addCleanup(https.stop)
+        net.dns.txt("_mta-sts.reports.test", "v=STSv1; id=1")
+        net.dns.host("mta-sts.reports.test", https.address)
+        https.policies["mta-sts.reports.test"] = policy("enforce", "mx.reports.test")
+        for domain in ("plain.test", "reports.test"):
+            net.dns.txt("_smtp._tls." + domain, "v=TLSRPTv1; rua=mailto:%s" % RUA)
+        net.start()
+        cfg = net.sluice_config(tls="mta-sts", retry=["1h"], expire="2h")
+        cfg["tls"] = {"ca_file": self.ca.path}
+        cfg["tls_rpt"] = {"enabled": True, "sender": "tlsrpt@sender.test"}
+        self.d = self.start_sluice(config=cfg)
+        send(self.d, SENDER, ["a@plain.test"])
+        send(self.d, SENDER, ["b@reports.test"])
+        self.wait(lambda: plain.delivered(), 20, "the message to plain.test delivered")
+        self.d.wait_event("tls_policy.failure", timeout=20, mx="mx.reports.test")
+
+        def reports():
+            return [self.reports_in(t)[::2] for t in sink.transactions() if t.data is not None]
+
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.wait(lambda: len(reports()) == 2, 20, "both reports at the rua address")
+        self.assertEqual(sorted(d for d, _ in reports()), ["plain.test", "reports.test"])
+        self.assertNotIn("b@reports.test", sink.delivered_rcpts())
+        [(_, rep)] = [r for r in reports() if r[0] == "reports.test"]
+        [sts] = rep["policies"]
+        self.assertEqual(sts["summary"], {"total-successful-session-count": 0,
+                                          "total-failure-session-count": 1})
+
+        # New mail to the domain does not ride a report's session: it defers too.
+        send(self.d, SENDER, ["c@reports.test"])
+        self.d.wait_event("tls_policy.failure", timeout=20, count=2, mx="mx.reports.test")
+        self.assertEqual(sink.delivered_rcpts(), [RUA, RUA])
+
+        # The next report counts that one session, none of the reports' own.
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stdout.decode().splitlines()[0].split()[1:], ["reports.test"])
+        self.wait(lambda: len(reports()) == 3, 20, "the second report at the rua address")
+        domain, rep = reports()[2]
+        self.assertEqual(domain, "reports.test")
+        [sts] = rep["policies"]
+        self.assertEqual(sts["policy"]["policy-type"], "sts")
+        self.assertEqual(sts["summary"], {"total-successful-session-count": 0,
+                                          "total-failure-session-count": 1})
+        self.assertEqual(len(self.d.events("tls_policy.failure", mx="mx.reports.test")), 2)
 
     def test_old_copies_removed(self):
         self.net.start()
