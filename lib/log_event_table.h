@@ -559,12 +559,14 @@ static const struct log_event log_event_table[] = {
      "written, or the counts file read back at start is not one; the message names the file."},
     {"tls_rpt.send_deferred", "warn",
      "msg",
-     "The `_smtp._tls` TXT record of a domain could not be looked up (a temporary DNS failure) "
-     "when its TLS report was due: the report is kept and tried again at the next send time, "
-     "for up to 7 days after the day it covers."},
+     "A TLS report could not be sent when due: the `_smtp._tls` TXT record of its domain could "
+     "not be looked up (a temporary DNS failure), a report mail could not be written to the "
+     "spool, or the daemon was stopping. The report is kept and tried again at the next send "
+     "time, for up to 7 days after the day it covers."},
     {"tls_rpt.send_failed", "error",
      "domain, report_id, rua, reason",
-     "A TLS report mail could not be written to the spool; that report is not sent."},
+     "A TLS report mail could not be written to the spool; the report is kept for the next send "
+     "time (tls_rpt.send_deferred), or dropped 7 days after the day it covers."},
     {"tls_rpt.sign_failed", "error",
      "msg",
      "A TLS report mail could not be DKIM-signed with the dkim: entry covering tls_rpt.sender's "

@@ -389,10 +389,13 @@ struct rpt_send {
     struct tls_rpt *r;
     struct tls_rpt_domain *d; /* owned: out of the table */
     int64_t start, end;
+    unsigned mails; /* its mails being signed or spooled */
+    int failed;     /* one of them could not be spooled */
 };
 
 struct rpt_mail {
     struct tls_rpt *r;
+    struct rpt_send *snd; /* the report it is one of */
     char *domain, *to, *report_id;
     struct buf text; /* the mail, while it is being signed */
 };
@@ -403,6 +406,43 @@ static void send_free(struct rpt_send *snd)
 {
     tls_rpt_domain_free(snd->d);
     free(snd);
+}
+
+/* The report cannot be sent now (why): its counts go back to the held ones, to be sent at the
+ * next send time, for up to RPT_RETRY_DAYS after its day; then it is dropped. Returns 1 when
+ * kept. */
+static int send_keep(struct rpt_send *snd, const char *why)
+{
+    struct tls_rpt *r = snd->r;
+    if (snd->start <= (int64_t)time(NULL) - RPT_RETRY_DAYS * DAY_S)
+        return 0;
+    log_msg(LOG_WARN, "tls_rpt.send_deferred",
+            "%s: the report of %s for %s is kept for the next send time", why, snd->d->name,
+            snd->d->day);
+    tls_rpt_table_put_back(&r->table, snd->d);
+    snd->d = NULL;
+    if (r->stopping) { /* saved before the stop completes */
+        r->dirty = 1;
+        rpt_save(r);
+    } else {
+        rpt_changed(r);
+    }
+    return 1;
+}
+
+/* One mail of snd is in the spool (ok), or could not be written. Once none is left in flight,
+ * a report with a mail that failed is kept (all its addresses get it again next time). */
+static void send_mail_done(struct rpt_send *snd, int ok)
+{
+    struct tls_rpt *r = snd->r;
+    if (!ok)
+        snd->failed = 1;
+    if (--snd->mails > 0)
+        return;
+    if (snd->failed)
+        send_keep(snd, "a report mail could not be written to the spool");
+    send_free(snd);
+    rpt_check_stopped(r);
 }
 
 /* Starts the report of d (taken out of the table), covering start..end. */
@@ -442,13 +482,32 @@ static struct spool_envelope report_envelope(const struct tls_rpt *r, const char
                                    .flags = SPOOL_ENV_TLS_REPORT};
 }
 
-static void mail_free(struct rpt_mail *m)
+/* Logs tls_rpt.report (m is in the spool as msg), or tls_rpt.send_failed with reason. */
+static void mail_log(const struct rpt_mail *m, const char *reason, struct spool_msg *msg)
 {
+    struct logrec rec;
+    log_begin(&rec, reason != NULL ? LOG_ERROR : LOG_INFO,
+              reason != NULL ? "tls_rpt.send_failed" : "tls_rpt.report");
+    log_str(&rec, "domain", m->domain);
+    log_str(&rec, "report_id", m->report_id);
+    log_str(&rec, "rua", m->to);
+    if (reason != NULL)
+        log_str(&rec, "reason", reason);
+    else
+        log_str(&rec, "queue_id", spool_msg_id(msg));
+    log_end(&rec);
+}
+
+/* Frees m and tells its report whether it is in the spool. */
+static void mail_done(struct rpt_mail *m, int ok)
+{
+    struct rpt_send *snd = m->snd;
     free(m->domain);
     free(m->to);
     free(m->report_id);
     buf_free(&m->text);
     free(m);
+    send_mail_done(snd, ok);
 }
 
 static void mail_on_committed(struct spool_msg *msg, int status, void *arg)
@@ -456,26 +515,14 @@ static void mail_on_committed(struct spool_msg *msg, int status, void *arg)
     struct rpt_mail *m = arg;
     struct tls_rpt *r = m->r;
     r->pending--;
-    struct logrec rec;
-    log_begin(&rec, status < 0 ? LOG_ERROR : LOG_INFO,
-              status < 0 ? "tls_rpt.send_failed" : "tls_rpt.report");
-    log_str(&rec, "domain", m->domain);
-    log_str(&rec, "report_id", m->report_id);
-    log_str(&rec, "rua", m->to);
-    if (status < 0) {
-        log_str(&rec, "reason", strerror(-status));
-    } else {
-        log_str(&rec, "queue_id", spool_msg_id(msg));
-    }
-    log_end(&rec);
+    mail_log(m, status < 0 ? strerror(-status) : NULL, msg);
     if (status == 0 && !r->stopping) {
         const char *rcpt = m->to;
         struct spool_envelope env = report_envelope(r, &rcpt);
         struct spool_entry entry = {.id = spool_msg_id(msg), .env = &env};
         r->queued(r->queued_arg, &entry);
     }
-    mail_free(m);
-    rpt_check_stopped(r);
+    mail_done(m, status == 0);
 }
 
 /* Spools m's mail, prefixed by `signatures` (DKIM-Signature fields, may be empty). */
@@ -486,8 +533,9 @@ static void mail_spool(struct rpt_mail *m, const char *signatures, size_t len)
     struct spool_envelope env = report_envelope(r, &rcpt);
     struct spool_msg *msg = r->stopping ? NULL : spool_msg_new(r->spool, &env);
     if (msg == NULL) {
-        mail_free(m);
-        rpt_check_stopped(r);
+        if (!r->stopping)
+            mail_log(m, "cannot create a spool file", NULL);
+        mail_done(m, 0);
         return;
     }
     spool_msg_append(msg, signatures, len, NULL, NULL);
@@ -525,8 +573,9 @@ static void send_mail(struct rpt_send *snd, const struct tls_rpt_meta *meta, con
                                 .json_len = json->len,
                                 .now = (int64_t)time(NULL)};
     struct rpt_mail *m = xcalloc(1, sizeof *m);
-    *m = (struct rpt_mail){r, xstrdup(snd->d->name), xstrdup(to), xstrdup(meta->report_id),
-                           BUF_INIT};
+    *m = (struct rpt_mail){r, snd, xstrdup(snd->d->name), xstrdup(to),
+                           xstrdup(meta->report_id), BUF_INIT};
+    snd->mails++;
     tls_rpt_mail_build(&mail, &m->text);
     const struct dkim_entry *entry;
     if (r->signers == NULL || dkim_match(r->signers, r->submitter, &entry, 1) == 0) {
@@ -566,15 +615,9 @@ static void send_on_txt(void *arg, enum dns_status st, const struct dns_txt *txt
     struct tls_rpt *r = snd->r;
     r->pending--;
     struct tls_rpt_rua rua = {0};
-    if (!r->stopping && st == DNS_TEMPFAIL &&
-        snd->start > (int64_t)time(NULL) - RPT_RETRY_DAYS * DAY_S) {
-        log_msg(LOG_WARN, "tls_rpt.send_deferred",
-                "the _smtp._tls TXT record of %s cannot be looked up now: its report for %s is "
-                "kept for the next send time",
-                snd->d->name, snd->d->day);
-        tls_rpt_table_put_back(&r->table, snd->d);
-        snd->d = NULL;
-        rpt_changed(r);
+    if ((st == DNS_TEMPFAIL || r->stopping) &&
+        send_keep(snd, r->stopping ? "stopping"
+                                   : "the _smtp._tls TXT record cannot be looked up now")) {
         send_free(snd);
         rpt_check_stopped(r);
         return;
@@ -590,6 +633,7 @@ static void send_on_txt(void *arg, enum dns_status st, const struct dns_txt *txt
         return;
     }
     struct buf id = BUF_INIT, json = BUF_INIT;
+    snd->mails++; /* held while the mails start */
     buf_printf(&id, "%s.%lld.%u.%s@%s", snd->d->day, (long long)time(NULL), ++r->seq, snd->d->name,
                r->submitter);
     struct tls_rpt_meta meta = {.organization = r->organization,
@@ -615,7 +659,7 @@ static void send_on_txt(void *arg, enum dns_status st, const struct dns_txt *txt
     buf_free(&id);
     buf_free(&json);
     tls_rpt_rua_free(&rua);
-    send_free(snd);
+    send_mail_done(snd, 1);
 }
 
 /* Sends the reports of the days before today's (all when all is set). Returns how many. */

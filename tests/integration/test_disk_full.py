@@ -4,12 +4,15 @@ left (or less than that plus SIZE=) MAIL gets 452 4.3.1 before any data is sent,
 logged once (spool.low_space) rather than per message, and freeing space brings 250 back. A
 write that fails with ENOSPC all the same is answered 452 4.3.1 at the final dot and loses
 nothing accepted before. A DSN that cannot be written for want of space is written once there is
-space again, without a restart.
+space again, without a restart; so is a TLS report (RFC 8460), kept for the next send time.
 
 The spool is a 4 MiB tmpfs mounted for each test under its temp dir and unmounted by its
 clean-up. Mounting needs root (CAP_SYS_ADMIN): without it the whole file exits 77, which ctest
 shows as skipped, never as passed.
 """
+import email
+import email.policy
+import json
 import os
 import subprocess
 import sys
@@ -189,6 +192,49 @@ class DsnOnFullSpool(TmpfsSpool, MailNetCase):
         self.assertEqual(len(self.d.events("delivery.bounce", queue_id=qid)), 1)
         added = self.d.events("suppression.added", address="gone@dest.test")
         self.assertEqual([e["source"] for e in added], ["bad-mailbox"], added)
+        self.assertEqual(self.d.run, 1, "no restart")
+
+
+class TlsRptOnFullSpool(TmpfsSpool, MailNetCase):
+    def test_report_kept_when_it_cannot_be_spooled(self):
+        """A TLS report due while the spool is full cannot be written: it is kept
+        (tls_rpt.send_deferred) and the next send, once space is back, mails it with the same
+        counts."""
+        net = self.make_net()
+        plain = net.peer("mx.plain.test")  # no STARTTLS: one no-policy-found failure
+        net.mx("plain.test", plain, 10)
+        sink = net.peer("mx.reports.test")
+        net.mx("reports.test", sink, 10)
+        net.dns.txt("_smtp._tls.plain.test", "v=TLSRPTv1; rua=mailto:tlsrpt@reports.test")
+        net.start()
+        cfg = net.sluice_config()
+        cfg["tls_rpt"] = {"enabled": True, "sender": "tlsrpt@sender.test"}
+        self.d = self.start_on_tmpfs(cfg, spool_min_free=0, spool_min_free_percent=100)
+        with self.d.connect() as c:
+            qid = queued_id(send_message(c, "alice@sender.test", ["a@plain.test"], CONTENT,
+                                         helo="client.test"))
+        self.assertIsNotNone(qid)
+        self.wait(lambda: plain.delivered(), 20, "the message delivered")
+        filler = self.fill(self.d, leave=0)
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("plain.test", res.stdout.decode())
+        self.d.wait_event("tls_rpt.send_failed", timeout=20, domain="plain.test")
+        self.d.wait_event("tls_rpt.send_deferred", timeout=20)
+        self.assertEqual(sink.transactions(), [])
+
+        os.unlink(filler)
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("plain.test", res.stdout.decode())
+        self.wait(lambda: [t for t in sink.transactions() if t.data], 20,
+                  "the kept report at the rua address")
+        [t] = [t for t in sink.transactions() if t.data]
+        msg = email.message_from_bytes(t.data, policy=email.policy.default)
+        [part] = [p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+json"]
+        [none] = json.loads(part.get_content())["policies"]
+        self.assertEqual(none["summary"], {"total-successful-session-count": 0,
+                                           "total-failure-session-count": 1})
         self.assertEqual(self.d.run, 1, "no restart")
 
 
