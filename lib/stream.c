@@ -102,10 +102,21 @@ int stream_accept(uv_loop_t *loop, uv_stream_t *server, struct stream *s, stream
     return rc;
 }
 
+void stream_prepare(uv_loop_t *loop, struct stream *s, stream_event_cb on_event, void *owner)
+{
+    stream_init(loop, s, on_event, owner);
+}
+
 int stream_connect(uv_loop_t *loop, struct stream *s, const struct sockaddr *dst,
                    const struct sockaddr *src, stream_event_cb on_event, void *owner)
 {
     stream_init(loop, s, on_event, owner);
+    return stream_connect_prepared(s, dst, src);
+}
+
+int stream_connect_prepared(struct stream *s, const struct sockaddr *dst,
+                            const struct sockaddr *src)
+{
     if (src != NULL) {
         int rc = uv_tcp_bind(&s->tcp, src, 0);
         if (rc < 0)

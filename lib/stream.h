@@ -58,6 +58,11 @@ int stream_accept(uv_loop_t *loop, uv_stream_t *server, struct stream *s, stream
  * closed with stream_close. */
 int stream_connect(uv_loop_t *loop, struct stream *s, const struct sockaddr *dst,
                    const struct sockaddr *src, stream_event_cb on_event, void *owner);
+/* stream_connect in two steps, for an owner that decides whether to connect later: the stream
+ * without a connection (cannot fail; closed with stream_close either way), then the connection. */
+void stream_prepare(uv_loop_t *loop, struct stream *s, stream_event_cb on_event, void *owner);
+int stream_connect_prepared(struct stream *s, const struct sockaddr *dst,
+                            const struct sockaddr *src);
 
 /* Start/stop STREAM_DATA (and STREAM_EOF). Each STREAM_DATA carries a whole chunk; an owner that
  * stops reading inside the callback keeps what it has not consumed itself. Plaintext decrypted

@@ -793,6 +793,24 @@ static void timeouts_default(struct smtp_client_timeouts *t)
     t->data_term = t->data_term ? t->data_term : rfc.data_term;
 }
 
+static int client_connect(struct smtp_client *c)
+{
+    return stream_connect_prepared(&c->stream, (const struct sockaddr *)&c->dst,
+                                   c->src.ss_family != AF_UNSPEC ? (const struct sockaddr *)&c->src
+                                                                 : NULL);
+}
+
+void client_connect_waited(struct smtp_client *c)
+{
+    c->connect_waits = 0;
+    int rc = client_connect(c);
+    if (rc < 0)
+        client_end(c, NULL, 451, "4.4.1", 0, 0, "cannot connect to %s [%s]: %s", c->mx_name,
+                   c->addr_text, uv_strerror(rc));
+    else
+        client_arm_timer(c); /* the connect timeout starts now */
+}
+
 struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_params *params,
                                      smtp_client_cb cb, void *arg, struct buf *why)
 {
@@ -823,12 +841,19 @@ struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_p
     c->reply_timer.data = c->pace_timer.data = c;
     c->open_handles = 3;
     c->state = CS_CONNECTING;
+    if (params->src != NULL)
+        memcpy(&c->src, params->src,
+               params->src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                  : sizeof(struct sockaddr_in));
     c->dane = dane_peer_new(params->dane, c->mx_name, client_on_dane, c);
     c->dane_pending = c->dane != NULL;
     c->rpt = tls_rpt_session_new(&params->tls_rpt, c->mx_name, params->src, params->dst);
+    /* RFC 8461 §2, RFC 7672: a host the enforced MTA-STS policy does not list may be used with
+     * DANE only, so it is not even connected to before its TLSA records are known. */
+    c->connect_waits = c->dane_pending && c->tls.mx_mismatch && tls_policy_enforced(&c->tls);
 
-    int rc = stream_connect(loop, &c->stream, (const struct sockaddr *)&c->dst, params->src,
-                            client_on_stream, c);
+    stream_prepare(loop, &c->stream, client_on_stream, c);
+    int rc = c->connect_waits ? 0 : client_connect(c);
     if (rc < 0) {
         buf_printf(why, "cannot connect to %s [%s]: %s", c->mx_name, c->addr_text, uv_strerror(rc));
         c->silent = 1;

@@ -80,6 +80,7 @@ struct smtp_client {
     smtp_client_cb cb;
     void *arg;
     struct sockaddr_storage dst;
+    struct sockaddr_storage src; /* family AF_UNSPEC: not bound */
     char *mx_name, *ehlo;
     char addr_text[INET6_ADDRSTRLEN];
     struct tls_policy tls;
@@ -97,6 +98,7 @@ struct smtp_client {
     const char *tls_version; /* static string from OpenSSL once TLS is up */
     unsigned connected : 1;
     unsigned dane_pending : 1; /* the TLSA answer has not come yet */
+    unsigned connect_waits : 1; /* no connection before it (smtp_client_open) */
     unsigned hello_waits : 1;  /* EHLO is done and waits for it (client_on_dane) */
     unsigned ready_sent : 1;
     unsigned silent : 1;      /* smtp_client_open failed: no event at all */
@@ -139,5 +141,7 @@ int client_tls_checked(struct smtp_client *c);
 void client_tls_report(struct smtp_client *c, enum tls_rpt_result result, const char *reason);
 /* The TLSA answer for the MX host (dane_peer_new's callback). */
 void client_on_dane(void *arg, enum dane_mode mode, const char *why);
+/* The TLSA answer let a session that waited for it connect (connect_waits). */
+void client_connect_waited(struct smtp_client *c);
 
 #endif

@@ -179,7 +179,8 @@ void client_handshake_enter(struct smtp_client *c)
 }
 
 /* The TLSA answer for the MX host: a failed lookup defers, none for a host the enforced MTA-STS
- * policy does not list ends the session, otherwise EHLO may go on to STARTTLS. */
+ * policy does not list ends the session (before it connected), otherwise the session connects
+ * when it waited to, or EHLO goes on to STARTTLS. */
 void client_on_dane(void *arg, enum dane_mode mode, const char *why)
 {
     struct smtp_client *c = arg;
@@ -188,7 +189,10 @@ void client_on_dane(void *arg, enum dane_mode mode, const char *why)
     if (mode == DANE_DEFER) {
         client_tls_report(c, TLS_RPT_DNSSEC_INVALID, why);
         client_end(c, NULL, 451, "4.7.5", 0, 0, "%s", why);
-    } else if (c->state != CS_CLOSING && !client_mx_unlisted(c, 0) && c->hello_waits) {
-        client_after_hello(c);
+    } else if (c->state != CS_CLOSING && !client_mx_unlisted(c, 0)) {
+        if (c->connect_waits)
+            client_connect_waited(c);
+        else if (c->hello_waits)
+            client_after_hello(c);
     }
 }
