@@ -1,10 +1,11 @@
 /*
  * Fair share within one destination (sched_fair.h). A lane is a FIFO of one tenant's jobs linked
  * both ways (job->next, job->lane_prev), each job knowing its lane, so that one can leave from
- * the middle at once (fair_queue_remove); the lanes of a class with jobs form a ring, and turn[class] points at the lane to
- * try first. A lane is freed as it empties, so only tenants with waiting mail cost memory. The
- * rates of a tenant that has its own are kept apart from its lane: they must outlive it, or a
- * tenant whose lane empties after a burst could send a second one inside the same window.
+ * the middle at once (fair_queue_remove); the lanes of a class with jobs form a ring, and
+ * turn[class] points at the lane to try first. A lane is freed as it empties, so only tenants with
+ * waiting mail cost memory. The rates of a tenant that has its own are kept apart from its lane:
+ * they must outlive it, or a tenant whose lane empties after a burst could send a second one inside
+ * the same window.
  */
 #include "mta/delivery/sched_fair.h"
 

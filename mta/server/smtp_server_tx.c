@@ -545,7 +545,7 @@ static int rcpt_decided(struct smtp_session *s, const struct rcpt_decision *r)
  * order, as for verification. */
 struct rcpt_lookup {
     struct smtp_session *s;
-    struct suppression_lookup *lookup;
+    struct suppression_batch *batch; /* a batch of this one address */
     struct rcpt_decision r;
 };
 
@@ -553,19 +553,20 @@ static void rcpt_lookup_cancel(struct rcpt_lookup *l)
 {
     if (l == NULL)
         return;
-    suppression_lookup_cancel(l->lookup);
+    suppression_batch_cancel(l->batch);
     free(l);
 }
 
-static void rcpt_on_suppression(void *arg, int found, const struct suppression_entry *e)
+static void rcpt_on_suppression(void *arg, const struct suppression_answer *answers, size_t n)
 {
     struct rcpt_lookup *l = arg;
+    (void)n; /* 1 */
     struct smtp_session *s = l->s;
     s->tx->suppression_lookup = NULL;
     struct policy_decision dnsbl;
     struct rcpt_facts facts;
     rcpt_facts_gather(s, &dnsbl, &facts);
-    rcpt_policy_suppressed(&facts, found, e, &l->r);
+    rcpt_policy_suppressed(&facts, answers[0].found, answers[0].entry, &l->r);
     int waits = rcpt_decided(s, &l->r);
     free(l);
     if (!waits)
@@ -579,9 +580,10 @@ static int rcpt_lookup_start(struct smtp_session *s, const struct rcpt_facts *f,
     struct rcpt_lookup *l = xcalloc(1, sizeof *l);
     l->s = s;
     l->r = *r; /* its texts so far are static: the relay decision's */
-    l->lookup =
-        suppression_check_async(f->suppression, f->tenant, r->addr, f->now, rcpt_on_suppression, l);
-    if (l->lookup == NULL) {
+    const char *address = r->addr;
+    l->batch = suppression_batch_start(f->suppression, f->tenant, &address, 1, f->now,
+                                       rcpt_on_suppression, l);
+    if (l->batch == NULL) {
         free(l);
         return -1;
     }

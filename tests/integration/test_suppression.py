@@ -407,6 +407,34 @@ class HeaderTenant(SuppressionCase):
         queued = {e["id"]: e["rcpts"] for e in self.d.queue_list()}
         self.assertEqual(queued, {qid: ["kept@foreign.example"]})
 
+    def test_many_recipients_each_checked(self):
+        """A message to 600 recipients (the tenant's list read for all of them in one batch):
+        exactly those on acme's list leave it, in any case of the address; another tenant's
+        entries and expired ones do not count."""
+        self.start_with(ON)
+        rcpts = ["m%03d@foreign.example" % i for i in range(600)]
+        rows = []
+        for i, r in enumerate(rcpts):
+            if i % 7 == 3:
+                rows.append("%s,acme,manual,2026-11-02T00:00:00Z,," % r.upper())
+            elif i % 13 == 6:
+                rows.append("%s,bravo,manual,2026-11-02T00:00:00Z,," % r)
+            elif i % 17 == 8:
+                rows.append("%s,acme,manual,2020-01-01T00:00:00Z,2021-01-01T00:00:00Z," % r)
+        path = os.path.join(self.d.dir, "list.csv")
+        with open(path, "w") as f:
+            f.write("address,tenant,source,time,expiry,note\n" + "\n".join(rows) + "\n")
+        self.suppress("import", path)
+        with self.smtp() as c:
+            self.assertEqual(self.sendmail(c, "acme", rcpts), {})
+        kept = [r for i, r in enumerate(rcpts) if i % 7 != 3]
+        self.assertEqual([e["rcpts"] for e in self.d.queue_list()], [kept])
+        gone = len(rcpts) - len(kept)
+        hits = self.d.wait_event("suppression.hit", count=gone)
+        self.assertEqual(sorted(h["address"] for h in hits),
+                         sorted(r for r in rcpts if r not in kept))
+        self.assertEqual({(h["listed"], h["stage"]) for h in hits}, {("tenant", "data")})
+
     def test_drop_tenant_every_recipient_dropped(self):
         self.start_with({"enabled": True, "drop_tenants": ["newsletters"]})
         self.suppress("add", "gone@foreign.example", "--tenant", "newsletters")
