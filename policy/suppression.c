@@ -460,71 +460,96 @@ int suppression_add(struct suppression *store, const char *tenant, const char *a
     return 0;
 }
 
-/* ---- the daemon's checks, on the thread pool ---- */
+/* ---- the daemon's checks, on the thread pool, in batches ---- */
 
-struct suppression_lookup {
+struct suppression_batch {
     uv_work_t req;
     struct suppression *store;
-    char *tenant, *address;
+    char *tenant; /* NULL: none */
     int64_t now;
-    int found;
-    struct suppression_entry entry;
-    suppression_lookup_cb cb; /* NULL once cancelled */
+    struct buf addresses; /* the n addresses, each ending in NUL */
+    size_t n;
+    struct suppression_answer *answers;
+    struct suppression_entry *entries; /* the hits', allocated by the read, in answer order */
+    suppression_batch_cb cb;           /* NULL once cancelled */
     void *arg;
 };
 
-/* A transaction of its own: the kept reader is the loop's, and checks run side by side. */
-static void lookup_on_work(uv_work_t *req)
+/* A transaction of its own: the kept reader is the loop's, and batches run side by side. Each
+ * hit is copied out, so the loop reads nothing of the map. */
+static void batch_on_work(uv_work_t *req)
 {
-    struct suppression_lookup *l = req->data;
+    struct suppression_batch *b = req->data;
     MDB_txn *txn;
-    int rc = mdb_txn_begin(l->store->env, NULL, MDB_RDONLY, &txn);
-    if (rc != 0) {
-        l->found = mdb_errno(rc);
-        return;
+    int rc = mdb_txn_begin(b->store->env, NULL, MDB_RDONLY, &txn);
+    struct suppression_entry e;
+    size_t hits = 0, cap = 0;
+    const char *address = b->addresses.data;
+    for (size_t i = 0; i < b->n; i++, address += strlen(address) + 1) {
+        struct suppression_answer *a = &b->answers[i];
+        a->found =
+            rc != 0 ? mdb_errno(rc) : check_in(b->store, txn, b->tenant, address, b->now, &e);
+        if (a->found != 1)
+            continue;
+        if (hits == cap) {
+            cap = cap != 0 ? 2 * cap : 8;
+            b->entries = xrealloc(b->entries, cap * sizeof *b->entries);
+        }
+        b->entries[hits++] = e;
     }
-    l->found = check_in(l->store, txn, l->tenant, l->address, l->now, &l->entry);
-    mdb_txn_abort(txn);
+    if (rc == 0)
+        mdb_txn_abort(txn);
 }
 
-static void lookup_on_done(uv_work_t *req, int status)
+static void batch_free(struct suppression_batch *b)
 {
-    struct suppression_lookup *l = req->data;
-    (void)status; /* never cancelled: suppression_lookup_cancel only silences it */
-    if (l->cb != NULL)
-        l->cb(l->arg, l->found, &l->entry);
-    struct suppression *st = l->store;
-    free(l->tenant);
-    free(l->address);
-    free(l);
+    free(b->tenant);
+    buf_free(&b->addresses);
+    free(b->answers);
+    free(b->entries);
+    free(b);
+}
+
+static void batch_on_done(uv_work_t *req, int status)
+{
+    struct suppression_batch *b = req->data;
+    (void)status; /* never cancelled: suppression_batch_cancel only silences it */
+    size_t hit = 0;
+    for (size_t i = 0; i < b->n; i++)
+        b->answers[i].entry = b->answers[i].found == 1 ? &b->entries[hit++] : NULL;
+    if (b->cb != NULL)
+        b->cb(b->arg, b->answers, b->n);
+    struct suppression *st = b->store;
+    batch_free(b);
     if (--st->pending == 0 && st->closing)
         store_free(st);
 }
 
-struct suppression_lookup *suppression_check_async(struct suppression *store, const char *tenant,
-                                                   const char *address, int64_t now,
-                                                   suppression_lookup_cb cb, void *arg)
+struct suppression_batch *suppression_batch_start(struct suppression *store, const char *tenant,
+                                                  const char *const *addresses, size_t n,
+                                                  int64_t now, suppression_batch_cb cb, void *arg)
 {
-    struct suppression_lookup *l = xcalloc(1, sizeof *l);
-    l->store = store;
-    l->tenant = tenant != NULL ? xstrdup(tenant) : NULL;
-    l->address = xstrdup(address);
-    l->now = now;
-    l->cb = cb;
-    l->arg = arg;
-    l->req.data = l;
-    if (uv_queue_work(store->loop, &l->req, lookup_on_work, lookup_on_done) != 0) {
-        free(l->tenant);
-        free(l->address);
-        free(l);
+    struct suppression_batch *b = xcalloc(1, sizeof *b);
+    b->store = store;
+    b->tenant = tenant != NULL ? xstrdup(tenant) : NULL;
+    b->now = now;
+    for (size_t i = 0; i < n; i++)
+        buf_append(&b->addresses, addresses[i], strlen(addresses[i]) + 1);
+    b->n = n;
+    b->answers = xcalloc(n > 0 ? n : 1, sizeof *b->answers);
+    b->cb = cb;
+    b->arg = arg;
+    b->req.data = b;
+    if (uv_queue_work(store->loop, &b->req, batch_on_work, batch_on_done) != 0) {
+        batch_free(b);
         return NULL;
     }
     store->pending++;
-    return l;
+    return b;
 }
 
-void suppression_lookup_cancel(struct suppression_lookup *lookup)
+void suppression_batch_cancel(struct suppression_batch *batch)
 {
-    if (lookup != NULL)
-        lookup->cb = NULL;
+    if (batch != NULL)
+        batch->cb = NULL;
 }

@@ -4,9 +4,10 @@
  * open at once. Each entry is keyed by (tenant, lower-cased address), tenant "" being the global
  * list, and holds its source, when it was added, an optional expiry and an optional note. A read
  * is a lookup in a memory map, without a lock or a sync, but a page not in memory yet makes it
- * wait for the disk: the daemon's RCPT checks run on the thread pool (suppression_check_async).
- * Writes sync the file, so the daemon makes them there too (suppression_add); the command line
- * reads and writes in place. The store is owned by whoever opened it.
+ * wait for the disk: the daemon's checks run on the thread pool, in batches
+ * (suppression_batch_start). Writes sync the file, so the daemon makes them there too
+ * (suppression_add); the command line reads and writes in place. The store is owned by whoever
+ * opened it.
  */
 #ifndef SLUICE_SUPPRESSION_H
 #define SLUICE_SUPPRESSION_H
@@ -73,17 +74,25 @@ void suppression_close(struct suppression *store);
 int suppression_check(struct suppression *store, const char *tenant, const char *address,
                       int64_t now, struct suppression_entry *out);
 
-/* suppression_check on the thread pool, for the loop: cb runs on the loop with its result and
- * entry (valid during cb), unless the lookup was cancelled first. The store stays open until it
- * has run. Loop thread only, on a store opened with a loop. Returns the lookup, or NULL when it
- * could not be queued (cb never runs). */
-struct suppression_lookup;
-typedef void (*suppression_lookup_cb)(void *arg, int found, const struct suppression_entry *e);
-struct suppression_lookup *suppression_check_async(struct suppression *store, const char *tenant,
-                                                   const char *address, int64_t now,
-                                                   suppression_lookup_cb cb, void *arg);
-/* cb will not run (the lookup ends on the thread pool on its own); NULL is fine. */
-void suppression_lookup_cancel(struct suppression_lookup *lookup);
+/* suppression_check for many addresses of one tenant on the thread pool, for the loop: one job
+ * and one read transaction for all of them, so that a message to a thousand recipients does not
+ * queue a thousand reads. The daemon's checks all go through it: RCPT (the RCPTs of a command),
+ * a header-named tenant's recipients and an HTTP injection's. cb runs on the loop with one answer
+ * per address, in their order (valid during cb), unless the batch was cancelled first. The
+ * addresses are copied; the store stays open until cb's turn has come. Loop thread only, on a
+ * store opened with a loop. Returns the batch, or NULL when it could not be queued (cb never
+ * runs). */
+struct suppression_batch;
+struct suppression_answer {
+    int found;                             /* as suppression_check returns it */
+    const struct suppression_entry *entry; /* when found is 1, else NULL */
+};
+typedef void (*suppression_batch_cb)(void *arg, const struct suppression_answer *answers, size_t n);
+struct suppression_batch *suppression_batch_start(struct suppression *store, const char *tenant,
+                                                  const char *const *addresses, size_t n,
+                                                  int64_t now, suppression_batch_cb cb, void *arg);
+/* cb will not run (the batch ends on the thread pool on its own); NULL is fine. */
+void suppression_batch_cancel(struct suppression_batch *batch);
 
 /* Adds an entry: the daemon's way, for hard bounces and complaints. The write and its sync run on
  * the thread pool; the result is logged (suppression.added, or suppression.add_failed). An entry

@@ -282,12 +282,6 @@ static int dest_warmup_holds(const struct dest *d)
     return d->nslots > 0;
 }
 
-/* dest_queue_take's test for the one job arg. */
-static int job_is(const struct job *job, const void *arg)
-{
-    return job == arg;
-}
-
 /* When the next queued job expires (uv_now ms), or UINT64_MAX. */
 static uint64_t dest_next_expiry(const struct dest *d)
 {
@@ -317,7 +311,8 @@ static void dest_expire_waiting(struct dest *d, uint64_t now)
         .text = "not sent: the destination's limits held it back"};
     while (dest_next_expiry(d) <= now) {
         struct job *job = container_of(minheap_top(&d->expiry), struct job, expiry);
-        dest_queue_take(d, job_is, job);
+        fair_queue_remove(&d->queue, job); /* no tenant's turn moves for it */
+        dest_dequeued(d, job);
         dest_report_all(d, job,
                         d->suspended_until > now ? &suspended
                         : dest_warmup_holds(d)   ? &warming

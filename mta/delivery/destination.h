@@ -62,6 +62,10 @@ struct job {
      * at its next retry step), or -1: none holds. */
     int64_t hold_ms;
     struct job *next;
+    /* While queued at a destination: the lane of its fair queue it waits in and the job before
+     * it there (sched_fair.c's), so that it can leave from the middle at once. */
+    struct fair_lane *lane;
+    struct job *lane_prev;
 };
 
 /* What the scheduler learns from destinations. */

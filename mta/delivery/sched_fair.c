@@ -1,9 +1,11 @@
 /*
  * Fair share within one destination (sched_fair.h). A lane is a FIFO of one tenant's jobs linked
- * by job->next; the lanes of a class with jobs form a ring, and turn[class] points at the lane to
- * try first. A lane is freed as it empties, so only tenants with waiting mail cost memory. The
- * rates of a tenant that has its own are kept apart from its lane: they must outlive it, or a
- * tenant whose lane empties after a burst could send a second one inside the same window.
+ * both ways (job->next, job->lane_prev), each job knowing its lane, so that one can leave from
+ * the middle at once (fair_queue_remove); the lanes of a class with jobs form a ring, and
+ * turn[class] points at the lane to try first. A lane is freed as it empties, so only tenants with
+ * waiting mail cost memory. The rates of a tenant that has its own are kept apart from its lane:
+ * they must outlive it, or a tenant whose lane empties after a burst could send a second one inside
+ * the same window.
  */
 #include "mta/delivery/sched_fair.h"
 
@@ -16,7 +18,7 @@ struct fair_lane {
     char *tenant;
     int priority;
     unsigned own_rates : 1; /* its tenant has tenants[].shaping rates */
-    struct job *head, **tail;
+    struct job *head, *tail;
     struct fair_lane *prev, *next; /* the ring of its class */
 };
 
@@ -83,7 +85,6 @@ static struct fair_lane *lane_get(struct fair_queue *q, const char *tenant)
     l->tenant = xstrdup(name);
     l->priority = t != NULL ? t->priority : TENANT_PRIORITY_NORMAL;
     l->own_rates = t != NULL && (t->rate.count > 0 || t->message_rate.count > 0);
-    l->tail = &l->head;
     strmap_put(&q->lanes, name, l);
     /* A new lane joins its ring just before the lane whose turn is next: it goes last. */
     struct fair_lane *first = q->turn[l->priority];
@@ -117,17 +118,40 @@ static void lane_free(struct fair_queue *q, struct fair_lane *l)
 void fair_queue_push(struct fair_queue *q, struct job *job, int front)
 {
     struct fair_lane *l = lane_get(q, job->tenant);
+    job->lane = l;
     if (front) {
+        job->lane_prev = NULL;
         job->next = l->head;
+        if (l->head != NULL)
+            l->head->lane_prev = job;
+        else
+            l->tail = job;
         l->head = job;
-        if (l->tail == &l->head)
-            l->tail = &job->next;
     } else {
+        job->lane_prev = l->tail;
         job->next = NULL;
-        *l->tail = job;
-        l->tail = &job->next;
+        if (l->tail != NULL)
+            l->tail->next = job;
+        else
+            l->head = job;
+        l->tail = job;
     }
     q->count++;
+}
+
+/* Unlinks job from its lane l, which keeps the order of the others. */
+static void lane_unlink(struct fair_lane *l, struct job *job)
+{
+    if (job->lane_prev != NULL)
+        job->lane_prev->next = job->next;
+    else
+        l->head = job->next;
+    if (job->next != NULL)
+        job->next->lane_prev = job->lane_prev;
+    else
+        l->tail = job->lane_prev;
+    job->next = job->lane_prev = NULL;
+    job->lane = NULL;
 }
 
 /* The first job of lane l that fits, unlinked; NULL when none does. With r (the tenant's own
@@ -136,8 +160,7 @@ static struct job *lane_take(struct fair_lane *l, int (*fits)(const struct job *
                              const void *arg, struct tenant_rates *r, uint64_t now_ms,
                              uint64_t *wake)
 {
-    for (struct job **link = &l->head; *link != NULL; link = &(*link)->next) {
-        struct job *job = *link;
+    for (struct job *job = l->head; job != NULL; job = job->next) {
         if (fits != NULL && !fits(job, arg))
             continue;
         if (r != NULL) {
@@ -153,10 +176,7 @@ static struct job *lane_take(struct fair_lane *l, int (*fits)(const struct job *
             ratewindow_take_n(&r->rcpts, job->nrcpts, now_ms);
             ratewindow_take(&r->msgs, now_ms);
         }
-        *link = job->next;
-        if (l->tail == &job->next)
-            l->tail = link;
-        job->next = NULL;
+        lane_unlink(l, job);
         return job;
     }
     return NULL;
@@ -197,4 +217,13 @@ struct job *fair_queue_take_due(struct fair_queue *q, int (*fits)(const struct j
 {
     q->rate_wake_ms = UINT64_MAX;
     return queue_take(q, fits, arg, now_ms, &q->rate_wake_ms);
+}
+
+void fair_queue_remove(struct fair_queue *q, struct job *job)
+{
+    struct fair_lane *l = job->lane;
+    lane_unlink(l, job);
+    if (l->head == NULL)
+        lane_free(q, l); /* its ring closes up; the turn stays where it was, or passes on */
+    q->count--;
 }

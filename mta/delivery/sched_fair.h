@@ -39,6 +39,9 @@ void fair_queue_init(struct fair_queue *q, const struct config *cfg, unsigned ma
 void fair_queue_close(struct fair_queue *q);
 /* Adds job (its tenant's lane, at the end; with front at the start, as a job that goes next). */
 void fair_queue_push(struct fair_queue *q, struct job *job, int front);
+/* Takes queued job out of the queue wherever it waits (it expired, say), in constant time: no
+ * lane's turn changes, and the other jobs keep their places. */
+void fair_queue_remove(struct fair_queue *q, struct job *job);
 /* Takes the next job by priority and turn among those fits(job, arg) accepts (fits NULL: any);
  * NULL when none fits. The lane it came from has its turn after the other lanes of its class. */
 struct job *fair_queue_take(struct fair_queue *q, int (*fits)(const struct job *, const void *),

@@ -34,23 +34,18 @@ static const struct config_listener inject_listener = {
 struct inject_job;
 struct inject_one;
 
-/* A recipient's RCPT decision, made once; relayed mail's is completed by the suppression list's
- * answer, read on the thread pool (a page of the map not in memory would hold the loop up). */
-struct rcpt_decided {
-    struct inject_one *o;              /* the message whose recipient it is */
-    struct suppression_lookup *lookup; /* while the list is read, else NULL */
-    struct rcpt_decision r;            /* as if no recipient were accepted before it */
-};
-
 /* One message of a request, from its checks to its answer. */
 struct inject_one {
     struct inject_job *job;
     const struct inject_message *m;
-    json_t *answer;               /* NULL until started */
-    int64_t now;                  /* when its recipients are decided */
-    struct rcpt_decided *decided; /* one a recipient, once its checks have passed */
-    size_t waiting;               /* reads not answered yet */
-    struct submit *submit;        /* on its way to the spool, else NULL */
+    json_t *answer; /* NULL until started */
+    int64_t now;    /* when its recipients are decided */
+    /* Each recipient's RCPT decision, made once, as if no recipient were accepted before it;
+     * relayed mail's is completed by the suppression list's answer, read on the thread pool (a
+     * page of the map not in memory would hold the loop up), one batch for the message. */
+    struct rcpt_decision *decided;
+    struct suppression_batch *batch; /* the list's read of its recipients, until answered */
+    struct submit *submit;           /* on its way to the spool, else NULL */
     char sender[SMTP_PATH_MAX + 8];
     char **rcpts; /* accepted, canonical, as spooled */
     size_t nrcpts;
@@ -165,36 +160,49 @@ static void rcpt_decide(const struct inject_one *o, const char *rcpt, size_t nrc
     buf_free(&arg);
 }
 
-/* The list's answer completes the recipient's decision. */
-static void rcpt_suppressed(struct rcpt_decided *d, int found, const struct suppression_entry *e)
+/* The list's answers (NULL: it cannot be read now) complete the decisions waiting for it, in
+ * the order their addresses were asked. */
+static void message_suppressed(struct inject_one *o, const struct suppression_answer *answers)
 {
     struct rcpt_facts f;
-    rcpt_facts_of(d->o, 0, &f);
-    rcpt_policy_suppressed(&f, found, e, &d->r);
+    rcpt_facts_of(o, 0, &f);
+    size_t k = 0;
+    for (size_t i = 0; i < o->m->nrcpts; i++) {
+        struct rcpt_decision *r = &o->decided[i];
+        if (r->outcome != RCPT_NEED_SUPPRESSION)
+            continue;
+        if (answers != NULL)
+            rcpt_policy_suppressed(&f, answers[k].found, answers[k].entry, r);
+        else
+            rcpt_policy_suppressed(&f, -EAGAIN, NULL, r);
+        k++;
+    }
 }
 
-static void message_on_suppression(void *arg, int found, const struct suppression_entry *e);
+static void message_on_suppression(void *arg, const struct suppression_answer *answers, size_t n);
 
 /* Decides each recipient once, as if none were accepted before it (the cap, which counts only
- * those accepted, is message_recipients' to apply), and starts the suppression list's reads of
- * those that need one, all at once. */
+ * those accepted, is message_recipients' to apply), and starts the suppression list's read of
+ * those that need one, all in one batch. */
 static void message_decide(struct inject_one *o)
 {
     const struct inject_message *m = o->m;
     o->decided = xcalloc(m->nrcpts, sizeof *o->decided);
+    const char **ask = xcalloc(m->nrcpts, sizeof *ask);
+    size_t nask = 0;
     for (size_t i = 0; i < m->nrcpts; i++) {
-        struct rcpt_decided *d = &o->decided[i];
-        d->o = o;
-        rcpt_decide(o, m->rcpts[i], 0, &d->r);
-        if (d->r.outcome != RCPT_NEED_SUPPRESSION)
-            continue;
-        d->lookup = suppression_check_async(o->job->srv->suppression, o->job->user, d->r.addr,
-                                            o->now, message_on_suppression, d);
-        if (d->lookup != NULL)
-            o->waiting++;
-        else
-            rcpt_suppressed(d, -EAGAIN, NULL); /* the list cannot be read now */
+        struct rcpt_decision *r = &o->decided[i];
+        rcpt_decide(o, m->rcpts[i], 0, r);
+        if (r->outcome == RCPT_NEED_SUPPRESSION)
+            ask[nask++] = r->addr;
     }
+    if (nask > 0) {
+        o->batch = suppression_batch_start(o->job->srv->suppression, o->job->user, ask, nask,
+                                           o->now, message_on_suppression, o);
+        if (o->batch == NULL)
+            message_suppressed(o, NULL);
+    }
+    free(ask);
 }
 
 /* Each recipient's decision in order, the cap applied: the accepted ones go to o->rcpts. */
@@ -206,7 +214,7 @@ static void message_recipients(struct inject_one *o)
     json_object_set_new(o->answer, "recipients", answers);
     o->rcpts = xcalloc(m->nrcpts, sizeof *o->rcpts);
     for (size_t i = 0; i < m->nrcpts; i++) {
-        const struct rcpt_decision *r = &o->decided[i].r;
+        const struct rcpt_decision *r = &o->decided[i];
         struct rcpt_decision capped;
         /* Over SMTP the cap comes after the address checks, and counts those accepted before. */
         int address_refused = r->outcome == RCPT_REFUSE && r->stage < RCPT_STAGE_LIMIT;
@@ -352,7 +360,7 @@ static int message_start(struct inject_one *o)
         o->flags |= SPOOL_ENV_SMTPUTF8;
     o->now = time(NULL);
     message_decide(o);
-    if (o->waiting > 0)
+    if (o->batch != NULL)
         return 1; /* message_on_suppression goes on once the list has answered */
     return message_continue(o);
 }
@@ -367,11 +375,10 @@ static void message_end(struct inject_one *o)
     free(o->rcpts);
     o->rcpts = NULL;
     o->nrcpts = 0;
-    for (size_t i = 0; o->decided != NULL && i < o->m->nrcpts; i++)
-        suppression_lookup_cancel(o->decided[i].lookup);
+    suppression_batch_cancel(o->batch);
+    o->batch = NULL;
     free(o->decided);
     o->decided = NULL;
-    o->waiting = 0;
 }
 
 /* A message in flight is answered: the next ones may start. */
@@ -382,13 +389,13 @@ static void message_answered(struct inject_one *o)
     inject_job_run(o->job);
 }
 
-static void message_on_suppression(void *arg, int found, const struct suppression_entry *e)
+static void message_on_suppression(void *arg, const struct suppression_answer *answers, size_t n)
 {
-    struct rcpt_decided *d = arg;
-    struct inject_one *o = d->o;
-    d->lookup = NULL;
-    rcpt_suppressed(d, found, e);
-    if (--o->waiting == 0 && message_continue(o) == 0)
+    struct inject_one *o = arg;
+    (void)n; /* those of o->decided that were waiting for it */
+    o->batch = NULL;
+    message_suppressed(o, answers);
+    if (message_continue(o) == 0)
         message_answered(o);
 }
 
@@ -430,7 +437,7 @@ static void inject_job_on_gone(void *owner)
     job->later = NULL;
     for (size_t i = 0; i < job->next; i++) {
         struct inject_one *o = &job->ones[i];
-        if (o->waiting > 0) {
+        if (o->batch != NULL) {
             message_end(o);
             job->in_flight--;
         }

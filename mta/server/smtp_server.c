@@ -346,7 +346,9 @@ static size_t process_chunk(struct smtp_session *s, const char *data, size_t len
                        "Error: bare <CR> or <LF> received; lines end with <CR><LF>");
             smtp_peer_error(s);
         } else {
+            s->ahead = (struct smtp_slice){data + used, len - used};
             dispatch(s, line, line_len, used < len);
+            s->ahead = (struct smtp_slice){NULL, 0};
             if (smtp_session_drops_input(s))
                 return len; /* e.g. plaintext pipelined after STARTTLS is never executed */
         }

@@ -24,6 +24,7 @@
 #include "mta/feedback/feedback_intake.h"
 #include "mta/feedback/trace.h"
 #include "mta/feedback/trace_header.h"
+#include "mta/server/smtp_rcpt_ahead.h"
 #include "mta/server/smtp_sinks.h"
 #include "mta/server/smtp_tx_suppress.h"
 #include "mta/server/submit.h"
@@ -51,6 +52,7 @@ void smtp_tx_free(struct smtp_session *s)
     sender_domain_check_free(tx->sender_check);
     verify_cancel(tx->verify);
     rcpt_lookup_cancel(tx->suppression_lookup);
+    rcpt_ahead_free(tx->suppression_ahead);
     free(tx->auth_results);
     header_filter_free(tx->ar_filter);
     trace_header_free(tx->trace);
@@ -542,10 +544,11 @@ static int rcpt_decided(struct smtp_session *s, const struct rcpt_decision *r)
 
 /* A RCPT waiting for the suppression list, read on the thread pool (a page of the map not in
  * memory would hold the loop up): input is paused meanwhile, so pipelined commands keep their
- * order, as for verification. */
+ * order, as for verification. The RCPTs pipelined behind it are read in the same batch
+ * (smtp_rcpt_ahead.h). */
 struct rcpt_lookup {
     struct smtp_session *s;
-    struct suppression_lookup *lookup;
+    struct suppression_batch *batch; /* its address, then tx->suppression_ahead's */
     struct rcpt_decision r;
 };
 
@@ -553,19 +556,21 @@ static void rcpt_lookup_cancel(struct rcpt_lookup *l)
 {
     if (l == NULL)
         return;
-    suppression_lookup_cancel(l->lookup);
+    suppression_batch_cancel(l->batch);
     free(l);
 }
 
-static void rcpt_on_suppression(void *arg, int found, const struct suppression_entry *e)
+static void rcpt_on_suppression(void *arg, const struct suppression_answer *answers, size_t n)
 {
     struct rcpt_lookup *l = arg;
     struct smtp_session *s = l->s;
     s->tx->suppression_lookup = NULL;
+    if (n > 1)
+        rcpt_ahead_answered(s->tx->suppression_ahead, answers + 1);
     struct policy_decision dnsbl;
     struct rcpt_facts facts;
     rcpt_facts_gather(s, &dnsbl, &facts);
-    rcpt_policy_suppressed(&facts, found, e, &l->r);
+    rcpt_policy_suppressed(&facts, answers[0].found, answers[0].entry, &l->r);
     int waits = rcpt_decided(s, &l->r);
     free(l);
     if (!waits)
@@ -579,9 +584,21 @@ static int rcpt_lookup_start(struct smtp_session *s, const struct rcpt_facts *f,
     struct rcpt_lookup *l = xcalloc(1, sizeof *l);
     l->s = s;
     l->r = *r; /* its texts so far are static: the relay decision's */
-    l->lookup =
-        suppression_check_async(f->suppression, f->tenant, r->addr, f->now, rcpt_on_suppression, l);
-    if (l->lookup == NULL) {
+    struct smtp_tx *tx = s->tx;
+    rcpt_ahead_free(tx->suppression_ahead);
+    size_t room = s->cfg->limits.max_recipients_per_message;
+    tx->suppression_ahead = rcpt_ahead_scan(s->ahead, f, room > f->nrcpts ? room - f->nrcpts : 0);
+    size_t n = 1 + rcpt_ahead_count(tx->suppression_ahead);
+    const char **addresses = xmalloc(n * sizeof *addresses);
+    addresses[0] = r->addr;
+    for (size_t i = 1; i < n; i++)
+        addresses[i] = rcpt_ahead_address(tx->suppression_ahead, i - 1);
+    l->batch = suppression_batch_start(f->suppression, f->tenant, addresses, n, f->now,
+                                       rcpt_on_suppression, l);
+    free(addresses);
+    if (l->batch == NULL) {
+        rcpt_ahead_free(tx->suppression_ahead);
+        tx->suppression_ahead = NULL;
         free(l);
         return -1;
     }
@@ -600,9 +617,14 @@ void smtp_cmd_rcpt(struct smtp_session *s, struct smtp_slice arg)
     struct rcpt_decision r;
     rcpt_policy_decide(&facts, arg, &r);
     if (r.outcome == RCPT_NEED_SUPPRESSION) {
-        if (rcpt_lookup_start(s, &facts, &r) == 0)
+        int found;
+        const struct suppression_entry *e;
+        if (rcpt_ahead_take(s->tx->suppression_ahead, r.addr, &found, &e))
+            rcpt_policy_suppressed(&facts, found, e, &r); /* read with a RCPT before it */
+        else if (rcpt_lookup_start(s, &facts, &r) == 0)
             return; /* answered once the list is read */
-        rcpt_policy_suppressed(&facts, -EAGAIN, NULL, &r);
+        else
+            rcpt_policy_suppressed(&facts, -EAGAIN, NULL, &r);
     }
     rcpt_decided(s, &r);
 }

@@ -81,6 +81,7 @@ struct smtp_session_ops {
 /* The transaction: made at MAIL, freed at RSET, end of DATA, STARTTLS or disconnect. */
 struct trace_header;
 struct rcpt_lookup;
+struct rcpt_ahead;
 struct smtp_tx_suppress;
 
 struct smtp_tx {
@@ -110,6 +111,7 @@ struct smtp_tx {
     struct sender_domain_check *sender_check; /* inbound: the sender domain's MX lookup */
     struct verify_check *verify; /* inbound: RCPT waiting for recipient verification, else NULL */
     struct rcpt_lookup *suppression_lookup; /* relayed: RCPT waiting for the suppression list */
+    struct rcpt_ahead *suppression_ahead;   /* its answers for the RCPTs pipelined behind it */
     char *auth_results; /* inbound: "spf=... smtp.mailfrom=..." for Authentication-Results */
     struct header_filter *ar_filter; /* inbound: drops forged A-R fields naming us */
     /* Reads the tenancy fields (relayed mail) and removes them (all mail); relayed mail also gets
@@ -154,6 +156,9 @@ struct smtp_session {
     int pending; /* open handles + work in flight that reports to it; freed at 0 */
 
     struct linereader lines;
+    /* While a command line is dispatched: the input after it, received with it (borrowed for
+     * the call), which the RCPT of a pipelined group looks ahead into. */
+    struct smtp_slice ahead;
     struct buf in;  /* received bytes not yet processed */
     struct buf out; /* replies not yet handed to the stream */
     struct smtp_tx *tx;

@@ -1,7 +1,8 @@
 /*
  * A header-named tenant's suppression list, read at the end of the header section (see
- * smtp_tx_suppress.h). Each recipient's answer goes through the same decision as RCPT's
- * (rcpt_policy_suppressed), so the entry's text and the tenant's action are RCPT's.
+ * smtp_tx_suppress.h), for every recipient in one batch. Each recipient's answer goes through the
+ * same decision as RCPT's (rcpt_policy_suppressed), so the entry's text and the tenant's action are
+ * RCPT's.
  */
 #include "mta/server/smtp_tx_suppress.h"
 
@@ -15,22 +16,13 @@
 #include "policy/relay.h"
 #include "policy/suppression.h"
 
-/* One recipient's read, and its answer. */
-struct tx_lookup {
-    struct smtp_tx_suppress *c;
-    struct suppression_lookup *lookup; /* NULL once answered */
-    int found;                         /* as suppression_check returns it */
-    struct suppression_entry entry;    /* when found is 1 */
-};
-
 struct smtp_tx_suppress {
     struct smtp_session *s;
     char *tenant;
     smtp_tx_suppress_cb cb;
-    int64_t now;
-    struct tx_lookup *lookups; /* one per recipient of s->tx when started */
-    size_t n, waiting;
-    struct rcpt_decision refusal; /* its d, when refused */
+    struct suppression_batch *batch; /* the read of every recipient; NULL once answered */
+    size_t n;                        /* recipients of s->tx when started */
+    struct rcpt_decision refusal;    /* its d, when refused */
     unsigned refused : 1;
 };
 
@@ -59,9 +51,10 @@ static void tx_rcpt_remove(struct smtp_tx *tx, size_t i)
     smtp_tx_dsn_remove(&tx->dsn, i);
 }
 
-/* The answers, in the order of the recipients: a suppressed one leaves; the first refusal owed
- * (the list unreadable, or every recipient refused) is kept for the end of the message. */
-static void answers_apply(struct smtp_tx_suppress *c)
+/* The answers, in the order of the recipients (NULL: the list cannot be read now): a suppressed
+ * one leaves; the first refusal owed (the list unreadable, or every recipient refused) is kept
+ * for the end of the message. */
+static void answers_apply(struct smtp_tx_suppress *c, const struct suppression_answer *answers)
 {
     struct smtp_session *s = c->s;
     struct smtp_tx *tx = s->tx;
@@ -70,7 +63,10 @@ static void answers_apply(struct smtp_tx_suppress *c)
     for (size_t i = 0; i < c->n; i++) {
         struct rcpt_decision r = {.outcome = RCPT_NEED_SUPPRESSION};
         snprintf(r.addr, sizeof r.addr, "%s", tx->rcpts[kept]);
-        rcpt_policy_suppressed(&f, c->lookups[i].found, &c->lookups[i].entry, &r);
+        if (answers != NULL)
+            rcpt_policy_suppressed(&f, answers[i].found, answers[i].entry, &r);
+        else
+            rcpt_policy_suppressed(&f, -EAGAIN, NULL, &r);
         if (r.outcome == RCPT_ACCEPT) {
             kept++;
             continue;
@@ -96,17 +92,12 @@ static void answers_apply(struct smtp_tx_suppress *c)
         c->refusal.d.text = c->refusal.text;
 }
 
-static void tx_on_lookup(void *arg, int found, const struct suppression_entry *e)
+static void tx_on_answers(void *arg, const struct suppression_answer *answers, size_t n)
 {
-    struct tx_lookup *l = arg;
-    struct smtp_tx_suppress *c = l->c;
-    l->lookup = NULL;
-    l->found = found;
-    if (found == 1)
-        l->entry = *e;
-    if (--c->waiting > 0)
-        return;
-    answers_apply(c);
+    struct smtp_tx_suppress *c = arg;
+    (void)n; /* c->n */
+    c->batch = NULL;
+    answers_apply(c, answers);
     c->cb(c->s);
 }
 
@@ -129,27 +120,17 @@ struct smtp_tx_suppress *smtp_tx_suppress_start(struct smtp_session *s, const ch
     c->s = s;
     c->tenant = xstrdup(tenant);
     c->cb = cb;
-    c->now = time(NULL);
     c->n = tx->nrcpts;
-    c->lookups = xcalloc(c->n, sizeof *c->lookups);
-    for (size_t i = 0; i < c->n; i++) {
-        struct tx_lookup *l = &c->lookups[i];
-        l->c = c;
-        l->lookup = suppression_check_async(s->srv->suppression, tenant, tx->rcpts[i], c->now,
-                                            tx_on_lookup, l);
-        if (l->lookup != NULL)
-            c->waiting++;
-        else
-            l->found = -EAGAIN; /* answered: the list cannot be read now */
-    }
-    if (c->waiting == 0) /* nothing could be queued: answered now, cb does not run */
-        answers_apply(c);
+    c->batch = suppression_batch_start(s->srv->suppression, tenant, (const char *const *)tx->rcpts,
+                                       c->n, time(NULL), tx_on_answers, c);
+    if (c->batch == NULL) /* it could not be queued: answered now, cb does not run */
+        answers_apply(c, NULL);
     return c;
 }
 
 int smtp_tx_suppress_pending(const struct smtp_tx_suppress *c)
 {
-    return c != NULL && c->waiting > 0;
+    return c != NULL && c->batch != NULL;
 }
 
 const struct policy_decision *smtp_tx_suppress_refusal(const struct smtp_tx_suppress *c)
@@ -161,9 +142,7 @@ void smtp_tx_suppress_free(struct smtp_tx_suppress *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->n; i++)
-        suppression_lookup_cancel(c->lookups[i].lookup);
-    free(c->lookups);
+    suppression_batch_cancel(c->batch);
     free(c->tenant);
     free(c);
 }

@@ -246,6 +246,45 @@ class Suppressed(InjectCase):
                          ["a0@dest.test", "b0@dest.test", "c0@dest.test", "d0@dest.test",
                           "f0@dest.test"])
 
+    def test_a_thousand_recipients_each_answered(self):
+        """A message to 1,000 recipients (the list read in one batch): each is answered in its
+        place, acme's own entries and the global ones refused, another tenant's not, an expired
+        one not; only the others are delivered."""
+        d = self.start_injecting(sign=False, suppression={"enabled": True})
+        rcpts = ["r%04d@dest.test" % i for i in range(1000)]
+        rows = []
+        for i, r in enumerate(rcpts):
+            if i % 7 == 3:
+                rows.append("%s,acme,manual,2026-11-02T00:00:00Z,," % r.upper())
+            elif i % 11 == 5:
+                rows.append("%s,,complaint,2026-11-02T00:00:00Z,," % r)
+            elif i % 13 == 6:
+                rows.append("%s,bravo,manual,2026-11-02T00:00:00Z,," % r)
+            elif i % 17 == 8:
+                rows.append("%s,acme,manual,2020-01-01T00:00:00Z,2021-01-01T00:00:00Z," % r)
+        path = d.dir + "/list.csv"
+        with open(path, "w") as f:
+            f.write("address,tenant,source,time,expiry,note\n" + "\n".join(rows) + "\n")
+        res = d.cli("suppress", "import", path)
+        self.assertEqual(res.returncode, 0, res.stderr.decode())
+        status, answer = inject(d, {"sender": "alice@sender.test", "recipients": rcpts,
+                                    "content": CONTENT}, timeout=60)
+        self.assertEqual(status, 200, answer)
+        got = [(r["address"], r["code"], r["text"]) for r in answer["recipients"]]
+        want = []
+        for i, r in enumerate(rcpts):
+            if i % 7 == 3:
+                want.append((r, 550, "recipient suppressed (manual 2026-11-02)"))
+            elif i % 11 == 5:
+                want.append((r, 550, "recipient suppressed (complaint 2026-11-02)"))
+            else:
+                want.append((r, 250, "Ok"))
+        self.assertEqual(got, want)
+        kept = sorted(r for r, code, _ in want if code == 250)
+        self.assertEqual(len(kept), 1000 - 143 - 78)
+        self.wait(lambda: len(self.peer.delivered_rcpts()) >= len(kept), 60, "all delivered")
+        self.assertEqual(sorted(self.peer.delivered_rcpts()), kept)
+
     def test_client_leaving_while_the_list_is_read(self):
         """A client that closes its connection while its messages' recipients are being read
         from the list: the daemon injects on, and (in the sanitized build) nothing of the

@@ -88,7 +88,7 @@ class Manual(SuppressionCase):
             self.assertReply(self.rcpt(c, "gone@foreign.example"), 550, "5.7.1", "enabled")
 
     def test_pipelined_rcpts_answered_in_order(self):
-        """The list is read off the loop, one RCPT at a time: pipelined RCPTs (suppressed or
+        """The list is read off the loop, for the pipelined RCPTs in one batch: they (suppressed or
         not, a bad one among them) get one reply each, in order, then DATA its 354; a client that
         leaves while a read is in flight leaves the daemon serving."""
         self.start_with(ON)
@@ -118,6 +118,53 @@ class Manual(SuppressionCase):
         with self.d.connect() as c:
             self.assertReply(c.ehlo(), 250)
             self.assertReply(self.rcpt(c, "gone2@foreign.example"), 550, "5.7.1", "still serving")
+
+    def test_large_pipelined_groups(self):
+        """Two transactions of 150 pipelined RCPTs each in one send (RSET between them): every
+        RCPT gets its own reply, in order, whether it was read with the first of its group or on
+        its own (a repeated address, one with DSN parameters, a bad one)."""
+        self.d = self.start_sluice(config={"suppression": ON, "limits": {"max_errors": 1000}})
+        rows = ["g%03d@foreign.example,,manual,2026-11-02T00:00:00Z,," % i
+                for i in range(300) if i % 7 == 3]
+        path = os.path.join(self.d.dir, "list.csv")
+        with open(path, "w") as f:
+            f.write("address,tenant,source,time,expiry,note\n" + "\n".join(rows) + "\n")
+        self.suppress("import", path)
+
+        def group(first):
+            lines, want = [], []
+            for i in range(first, first + 150):
+                addr = "g%03d@foreign.example" % i
+                if i % 50 == 10:
+                    lines.append("RCPT TO:<g003@FOREIGN.example>")  # again, another case
+                    want.append(550)
+                elif i % 50 == 20:
+                    lines.append("RCPT TO:<%s> NOTIFY=FAILURE ORCPT=rfc822;%s" % (addr, addr))
+                    want.append(550 if i % 7 == 3 else 250)
+                elif i % 50 == 30:
+                    lines.append("RCPT TO:<bad address>")
+                    want.append(501)
+                else:
+                    lines.append("RCPT TO:<%s>" % addr)
+                    want.append(550 if i % 7 == 3 else 250)
+            return lines, want
+
+        first, want1 = group(0)
+        second, want2 = group(150)
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            c.send(("\r\n".join(["MAIL FROM:<s@example.com>"] + first + ["RSET",
+                    "MAIL FROM:<s@example.com>"] + second + ["DATA"]) + "\r\n").encode())
+            replies = c.read_replies(len(want1) + len(want2) + 4, timeout=30)
+            self.assertEqual([r.code for r in replies],
+                             [250] + want1 + [250, 250] + want2 + [354])
+            c.send(b"Subject: many\r\n\r\nhello\r\n.\r\n")
+            qid = queued_id(c.read_reply())
+            self.assertEqual(c.pending(), b"", "one reply per command")
+        kept = [("g%03d@foreign.example" % i) for i in range(150, 300)
+                if i % 7 != 3 and i % 50 not in (10, 30)]
+        queued = {e["id"]: e["rcpts"] for e in self.d.queue_list()}
+        self.assertEqual(queued.get(qid), kept)
 
     def test_drop_mode(self):
         self.start_with({"enabled": True, "action": "drop"})
@@ -406,6 +453,34 @@ class HeaderTenant(SuppressionCase):
             self.assertEqual(c.pending(), b"", "one reply per command")
         queued = {e["id"]: e["rcpts"] for e in self.d.queue_list()}
         self.assertEqual(queued, {qid: ["kept@foreign.example"]})
+
+    def test_many_recipients_each_checked(self):
+        """A message to 600 recipients (the tenant's list read for all of them in one batch):
+        exactly those on acme's list leave it, in any case of the address; another tenant's
+        entries and expired ones do not count."""
+        self.start_with(ON)
+        rcpts = ["m%03d@foreign.example" % i for i in range(600)]
+        rows = []
+        for i, r in enumerate(rcpts):
+            if i % 7 == 3:
+                rows.append("%s,acme,manual,2026-11-02T00:00:00Z,," % r.upper())
+            elif i % 13 == 6:
+                rows.append("%s,bravo,manual,2026-11-02T00:00:00Z,," % r)
+            elif i % 17 == 8:
+                rows.append("%s,acme,manual,2020-01-01T00:00:00Z,2021-01-01T00:00:00Z," % r)
+        path = os.path.join(self.d.dir, "list.csv")
+        with open(path, "w") as f:
+            f.write("address,tenant,source,time,expiry,note\n" + "\n".join(rows) + "\n")
+        self.suppress("import", path)
+        with self.smtp() as c:
+            self.assertEqual(self.sendmail(c, "acme", rcpts), {})
+        kept = [r for i, r in enumerate(rcpts) if i % 7 != 3]
+        self.assertEqual([e["rcpts"] for e in self.d.queue_list()], [kept])
+        gone = len(rcpts) - len(kept)
+        hits = self.d.wait_event("suppression.hit", count=gone)
+        self.assertEqual(sorted(h["address"] for h in hits),
+                         sorted(r for r in rcpts if r not in kept))
+        self.assertEqual({(h["listed"], h["stage"]) for h in hits}, {("tenant", "data")})
 
     def test_drop_tenant_every_recipient_dropped(self):
         self.start_with({"enabled": True, "drop_tenants": ["newsletters"]})

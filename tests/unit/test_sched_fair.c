@@ -4,8 +4,10 @@
  * front goes next in its lane; a lane that empties leaves the ring and one that comes back waits
  * one turn of the others; a job no connection may carry is passed over without losing its place;
  * a tenant with rates of its own is passed over while they hold its next job (recipients counted
- * per job), others are not, and its rates outlive its lane.
+ * per job), others are not, and its rates outlive its lane. A job taken out from the middle of
+ * a lane (it expired) leaves at once: no lane's turn moves and every other job keeps its place.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "mta/delivery/sched_fair.h"
@@ -153,8 +155,64 @@ static void test_tenant_rates(void)
     fair_queue_close(&q);
 }
 
+#define MANY_TENANTS 40
+#define PER_TENANT 3
+
+static struct job many[2][MANY_TENANTS * PER_TENANT];
+static char many_names[MANY_TENANTS * PER_TENANT][16], many_tenants[MANY_TENANTS][8];
+
+/* Fills q with PER_TENANT jobs for each of MANY_TENANTS tenants, pushed tenant after tenant, but
+ * job `skip` (SIZE_MAX: none), and takes `taken` jobs so that the turn sits in the ring. */
+static void many_fill(struct fair_queue *q, struct job *set, size_t skip, size_t taken)
+{
+    fair_queue_init(q, &cfg, 0);
+    for (size_t i = 0; i < MANY_TENANTS * PER_TENANT; i++) {
+        size_t t = i / PER_TENANT;
+        snprintf(many_tenants[t], sizeof many_tenants[t], "u%zu", t);
+        snprintf(many_names[i], sizeof many_names[i], "u%zu.%zu", t, i % PER_TENANT);
+        set[i] = (struct job){.tenant = many_tenants[t], .queue_id = many_names[i]};
+        if (i != skip)
+            fair_queue_push(q, &set[i], 0);
+    }
+    for (size_t i = 0; i < taken; i++)
+        CHECK(fair_queue_take(q, NULL, NULL) != NULL);
+}
+
+static void test_remove_keeps_turns(void)
+{
+    static char want[4096], got[4096];
+    /* Removing a job must leave the queue as if the job had never been there: the same lanes in
+     * the same turn order, each lane's other jobs in their order. The victim: a job in the middle
+     * of a lane in the middle of the ring, the turn elsewhere; the only job left of a lane (the
+     * lane goes); a job of the lane whose turn it is. */
+    static const struct {
+        size_t taken, victim;
+    } cases[] = {
+        {5, (MANY_TENANTS / 2) * PER_TENANT + 1},
+        {MANY_TENANTS * 2 + 3, 7 * PER_TENANT + 2},
+        {3, 3 * PER_TENANT + 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct fair_queue ref, q;
+        many_fill(&ref, many[0], cases[k].victim, cases[k].taken);
+        take_all(&ref, want, sizeof want);
+        fair_queue_close(&ref);
+
+        many_fill(&q, many[1], SIZE_MAX, cases[k].taken);
+        size_t before = q.count;
+        struct job *victim = &many[1][cases[k].victim];
+        fair_queue_remove(&q, victim);
+        CHECK_INT_EQ(q.count, before - 1);
+        CHECK(victim->next == NULL && victim->lane == NULL);
+        take_all(&q, got, sizeof got);
+        fair_queue_close(&q);
+        CHECK_STR_EQ(got, want);
+    }
+}
+
 int main(void)
 {
+    test_remove_keeps_turns();
     test_tenant_rates();
     test_turns();
     test_front_and_return();

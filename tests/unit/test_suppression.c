@@ -1,8 +1,8 @@
 /*
  * The suppression store (policy/suppression.h) in a fresh LMDB directory: add, check, expiry,
  * remove, a tenant's entry against the global one, a second handle on the same store (as the
- * command line next to the daemon), and the daemon's write and check on the thread pool; then the
- * CSV rows of `sluice suppress import` (policy/suppression_csv.h), good and bad.
+ * command line next to the daemon), and the daemon's write and batched checks on the thread pool;
+ * then the CSV rows of `sluice suppress import` (policy/suppression_csv.h), good and bad.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -147,51 +147,89 @@ static void test_add_async(void)
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
 
-struct lookup_result {
-    int calls, found;
-    struct suppression_entry e;
+#define BATCH_N 1000
+
+/* What a batch's callback saw: how often it ran, and each answer (its entry copied). */
+struct batch_result {
+    int calls;
+    size_t n;
+    int found[BATCH_N];
+    struct suppression_entry e[BATCH_N];
 };
 
-static void on_lookup(void *arg, int found, const struct suppression_entry *e)
+static void on_batch(void *arg, const struct suppression_answer *answers, size_t n)
 {
-    struct lookup_result *res = arg;
+    struct batch_result *res = arg;
     res->calls++;
-    res->found = found;
-    if (found == 1)
-        res->e = *e;
+    res->n = n;
+    for (size_t i = 0; i < n && i < BATCH_N; i++) {
+        res->found[i] = answers[i].found;
+        CHECK((answers[i].entry != NULL) == (answers[i].found == 1));
+        if (answers[i].entry != NULL)
+            res->e[i] = *answers[i].entry;
+    }
 }
 
-/* The daemon's check on the thread pool: the tenant's entry, else the global one, as
- * suppression_check; a cancelled lookup reports nothing, and one in flight keeps a closed store
- * open until it is done. */
-static void test_check_async(void)
+static struct batch_result many, own, cancelled, late;
+
+/* The daemon's checks on the thread pool, a batch of addresses in one read: each answer is
+ * suppression_check's for its address (the tenant's entry, else the global one, an expired one
+ * not counting), in the order asked, all in one callback; a cancelled batch reports nothing, and
+ * one in flight keeps a closed store open until it is done. */
+static void test_batch(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct suppression *st = open_store(&loop);
-    put(st, "acme", "own@example.net", SUPPRESSION_COMPLAINT, 1800000000, 0);
-    put(st, NULL, "all@example.net", SUPPRESSION_MANUAL, 1800000000, 0);
-    struct lookup_result own = {0}, all = {0}, none = {0}, cancelled = {0}, late = {0};
-    CHECK(suppression_check_async(st, "acme", "own@example.net", 1800000001, on_lookup, &own));
-    CHECK(suppression_check_async(st, "other", "all@example.net", 1800000001, on_lookup, &all));
-    CHECK(suppression_check_async(st, "other", "own@example.net", 1800000001, on_lookup, &none));
-    suppression_lookup_cancel(
-        suppression_check_async(st, NULL, "all@example.net", 1800000001, on_lookup, &cancelled));
-    CHECK_INT_EQ(own.calls + all.calls + none.calls, 0); /* never from inside the call */
+    static char addrs[BATCH_N][32];
+    const char *ask[BATCH_N];
+    for (size_t i = 0; i < BATCH_N; i++) {
+        snprintf(addrs[i], sizeof addrs[i], "R%zu@Example.NET", i); /* checked case-blind */
+        ask[i] = addrs[i];
+        if (i % 7 == 3)
+            put(st, "acme", addrs[i], SUPPRESSION_COMPLAINT, 1800000000, 0);
+        if (i % 11 == 5)
+            put(st, NULL, addrs[i], SUPPRESSION_MANUAL, 1800000000, 0);
+        if (i % 13 == 6 && i % 7 != 3) /* expired: does not count */
+            put(st, "acme", addrs[i], SUPPRESSION_BAD_MAILBOX, 1700000000, 1800000000);
+    }
+    put(st, "other", addrs[1], SUPPRESSION_COMPLAINT, 1800000000, 0); /* not acme's */
+    CHECK(suppression_batch_start(st, "acme", ask, BATCH_N, 1800000001, on_batch, &many));
+    const char *one = "r3@example.net";
+    CHECK(suppression_batch_start(st, "acme", &one, 1, 1800000001, on_batch, &own));
+    suppression_batch_cancel(
+        suppression_batch_start(st, NULL, ask, 10, 1800000001, on_batch, &cancelled));
+    CHECK_INT_EQ(many.calls + own.calls, 0); /* never from inside the call */
     CHECK_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_INT_EQ(many.calls, 1);
+    CHECK_INT_EQ(many.n, BATCH_N);
+    size_t hits = 0;
+    for (size_t i = 0; i < BATCH_N; i++) {
+        struct suppression_entry e;
+        int want = suppression_check(st, "acme", addrs[i], 1800000001, &e);
+        CHECK_INT_EQ(many.found[i], want);
+        if (want != 1 || many.found[i] != 1)
+            continue;
+        hits++;
+        CHECK_STR_EQ(many.e[i].tenant, e.tenant);
+        CHECK_STR_EQ(many.e[i].address, e.address);
+        CHECK_INT_EQ(many.e[i].source, e.source);
+        /* the tenant's own entry first, else the global one; expired ones never */
+        CHECK_STR_EQ(many.e[i].tenant, i % 7 == 3 ? "acme" : "");
+        CHECK(i % 7 == 3 || i % 11 == 5);
+    }
+    CHECK_INT_EQ(hits, 143 + 91 - 13); /* i%7==3: 143, i%11==5: 91, both (i%77==38): 13 */
+    CHECK_INT_EQ(many.found[1], 0);
     CHECK_INT_EQ(own.calls, 1);
-    CHECK_INT_EQ(own.found, 1);
-    CHECK_STR_EQ(own.e.tenant, "acme");
-    CHECK_INT_EQ(own.e.source, SUPPRESSION_COMPLAINT);
-    CHECK_INT_EQ(all.found, 1);
-    CHECK_STR_EQ(all.e.tenant, "");
-    CHECK_INT_EQ(none.calls, 1);
-    CHECK_INT_EQ(none.found, 0);
+    CHECK_INT_EQ(own.n, 1);
+    CHECK_INT_EQ(own.found[0], 1);
+    CHECK_STR_EQ(own.e[0].address, "r3@example.net");
     CHECK_INT_EQ(cancelled.calls, 0);
-    CHECK(suppression_check_async(st, NULL, "all@example.net", 1800000001, on_lookup, &late));
+    CHECK(suppression_batch_start(st, NULL, ask + 5, 1, 1800000001, on_batch, &late));
     suppression_close(st);
     CHECK_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    CHECK_INT_EQ(late.found, 1);
+    CHECK_INT_EQ(late.calls, 1);
+    CHECK_INT_EQ(late.found[0], 1);
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
 }
 
@@ -256,7 +294,7 @@ int main(void)
     test_entry_checks();
     test_store();
     test_add_async();
-    test_check_async();
+    test_batch();
     test_csv();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
