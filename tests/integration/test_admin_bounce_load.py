@@ -2,7 +2,7 @@
 A bounce by destination on a big queue never stalls the loop (docs/operate.md): 2,000 queued
 messages are written to the spool before the start, 1,000 with 200 recipients at held.test and
 due within the active window (200,000 recipients in memory), the other 1,000 with one there and
-deferred for an hour (on disk, in the index, which does not say where a message goes); each also
+deferred beyond it (on disk, in the index, which does not say where a message goes); each also
 has one recipient at kept.test. Both destinations are suspended, and so is the senders' domain,
 so nothing is delivered and the DSNs stay queued. While a raw-socket client keeps opening SMTP
 connections and timing each 220 banner, `sluice queue bounce --destination held.test` answers at
@@ -51,6 +51,7 @@ class AdminBounceLoad(MailNetCase):
             net.mx(domain, peer, 10)
         net.start()
         cfg = net.sluice_config(retry=["1h"], expire="5d")
+        cfg["delivery"]["active_window"] = "1h"  # the wide messages (write_queue) in memory
         d = self.d = self.start_sluice(start=False, config=cfg)
         write_queue(d.spool, MESSAGES, WIDE, WIDE_RCPTS, (HELD, KEPT))
         d.start(timeout=240)

@@ -1,18 +1,19 @@
 """
 Admin operations on a big queue never stall the loop (docs/operate.md): 50,000 queued messages are
 written to the spool before the start, 20,000 of them with ten recipients each and due within the
-active window (so 200,000 recipients sit in memory), the other 30,000 deferred for an hour (on disk,
-in the index); the destination is suspended, so nothing is delivered meanwhile. While a raw-socket
-client keeps opening SMTP connections and timing each 220 banner, the queue is listed page by page
-through the control socket (every id once, in order, pages of the size asked for), `queue list
---json` assembles the same from its pages, and `queue retry all` makes every recipient due at once.
-The banner keeps coming, the daemon's memory grows by less than 100 MB (unchecked under ASan).
+active window (so 200,000 recipients sit in memory), the other 30,000 deferred beyond it (on disk,
+in the index), none due while the test runs; the destination is suspended, so nothing is delivered
+meanwhile. While a raw-socket client keeps opening SMTP connections and timing each 220 banner, the
+queue is listed page by page through the control socket (every id once, in order, pages of the size
+asked for), `queue list --json` assembles the same from its pages, and `queue retry all` makes every
+recipient due at once. The banner keeps coming, the daemon's memory grows by less than 100 MB
+(unchecked under ASan).
 
 What is asserted of the loop is the daemon's own measure of its turns: no loop.slow_turn (a turn of
-20 ms of CPU time or more, lib/loop_watch.h) during any phase. Each turn delays a banner by as much,
-and CPU time is the loop's own: on a loaded machine the banner waits the probe sees (printed, worst
-per phase) also hold the time other processes had the CPU, so of them only a generous bound, which
-a stalled loop (seconds) still fails, is asserted.
+20 ms of CPU time or more, lib/loop_watch.h) during any phase (unchecked under ASan). Each turn
+delays a banner by as much, and CPU time is the loop's own: on a loaded machine the banner waits the
+probe sees (printed, worst per phase) also hold the time other processes had the CPU, so of them
+only a generous bound, which a stalled loop (seconds) still fails, is asserted.
 """
 import json
 import os
@@ -50,15 +51,15 @@ def rss_kb(pid):
 
 def write_queue(spool, messages=MESSAGES, wide=WIDE, wide_rcpts=WIDE_RCPTS, domains=(DOMAIN,)):
     """The messages' queue and state files, straight into this version's leaves: the first `wide`
-    with wide_rcpts recipients at domains[0] and due soon, the others with one there and deferred
-    for an hour; each also has one recipient at every other domain."""
+    with wide_rcpts recipients at domains[0] and due in half an hour, the others with one there and
+    deferred for two hours; each also has one recipient at every other domain."""
     for sub in ("queue", "state"):
         for leaf in range(LEAVES):
             os.makedirs(os.path.join(spool, sub, "%03x" % leaf), 0o700, exist_ok=True)
     now = int(time.time())
     body = b"Subject: held\r\n\r\nwaits\r\n"
     for n in range(messages):
-        count, due = (wide_rcpts, now + 280) if n < wide else (1, now + 3600)
+        count, due = (wide_rcpts, now + 1800) if n < wide else (1, now + 7200)
         rcpts = ["r%d-%d@%s" % (n, i, domains[0]) for i in range(count)]
         rcpts += ["r%d@%s" % (n, domain) for domain in domains[1:]]
         state = b"".join(state_record(i, 1, 1, due, b"451 4.7.1 later") for i in range(len(rcpts)))
@@ -159,6 +160,7 @@ class AdminLoad(MailNetCase):
         net.mx(DOMAIN, peer, 10)
         net.start()
         cfg = net.sluice_config(retry=["1h"], expire="5d")
+        cfg["delivery"]["active_window"] = "1h"  # the wide messages (write_queue) in memory
         d = self.d = self.start_sluice(start=False, config=cfg)
         write_queue(d.spool)
         d.start(timeout=240)
@@ -238,11 +240,12 @@ class AdminLoad(MailNetCase):
                  ", ".join("%s %.1f ms" % (k, v * 1000) for k, v in probe.worst.items()),
                  base_rss, peak))
         self.assertEqual(probe.failures, [])
-        self.assertEqual({k: v for k, v in slow.items() if v}, {}, "turns of 20 ms CPU or more")
-        self.assertGreater(len(probe.times), 100)
-        self.assertLess(worst, BANNER_BOUND_S)
         with open(d.bin, "rb") as f:
             sanitized = b"__asan_init" in f.read()  # ASan's shadow and quarantine are no measure
+        if not sanitized:  # ASan multiplies every turn's CPU time
+            self.assertEqual({k: v for k, v in slow.items() if v}, {}, "turns of 20 ms of CPU")
+        self.assertGreater(len(probe.times), 100)
+        self.assertLess(worst, BANNER_BOUND_S)
         if not sanitized:
             self.assertLess(peak - base_rss, 100 * 1024, "RSS grew by 100 MB or more")
         self.assertEqual(peer.attempts, {}, "held: nothing delivered")
