@@ -2,9 +2,9 @@
  * The control socket (see control.h). One connection carries one request: read a line, call the
  * handler, write the answer, close. A long answer (a page of the queue) is written a piece at a
  * time as the handler makes it, holding at most about CONTROL_STREAM_HIGH bytes the client has not
- * taken yet: beyond that the handler waits for the client (control_later_full). Each connection holds a pipe and a timer and is freed from
- * the second close callback; the struct control is freed once its listening pipe and every
- * connection have closed.
+ * taken yet: beyond that the handler waits for the client (control_later_full). Each connection
+ * holds a pipe and a timer and is freed from the second close callback; the struct control is
+ * freed once its listening pipe and every connection have closed.
  */
 #include "mta/control.h"
 

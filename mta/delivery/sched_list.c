@@ -1,15 +1,15 @@
 /*
- * `queue list --json` a page at a time (scheduler.h: scheduler_list_page). The queue (messages in
- * memory, those in the disk index, those being read back) is walked in slices across loop turns
+ * `queue list --json` a page at a time (scheduler.h: scheduler_list_stream). The queue (messages
+ * in memory, those in the disk index, those being read back) is walked in slices across loop turns
  * (sched_slice.c) for the `limit` smallest queue ids after the cursor, kept in a bounded max-heap;
  * then the page's messages in memory are written out, a slice per loop turn, and those on disk
  * read on the thread pool, a few at a time. The messages are written into the answer itself while
  * every one before them in the round was in memory (the others each into a part of their own,
- * joined in order once read) rather than copied in at the end. Nothing the size of the whole queue
- * is built; a message that moves between memory and disk during the walk may be missed by that
- * page. With a filter, messages in memory that do not match are passed over by the walk; those on
- * disk are checked once read, and while the page has room and the queue has more, the walk goes on
- * from the last id it took (a round).
+ * joined in order once read, a slice per turn) rather than copied in at the end. Nothing the size
+ * of the whole queue is built; a message that moves between memory and disk during the walk may be
+ * missed by that page. With a filter, messages in memory that do not match are passed over by the
+ * walk; those on disk are checked once read, and while the page has room and the queue has more,
+ * the walk goes on from the last id it took (a round).
  *
  * The answer is streamed: each slice written goes to the sink (struct scheduler_list_sink) at the
  * end of its turn, and while the sink holds more than it wants (its reader is slow) the page waits
