@@ -295,6 +295,11 @@ static const struct log_event log_event_table[] = {
      "name, msg",
      "A record was logged under an event name this table does not have (a bug in Sluice). Written "
      "once per name, whatever `server.log.level` says."},
+    {"loop.slow_turn", "warn",
+     "cpu_ms, count",
+     "One turn of the daemon's event loop took `cpu_ms` milliseconds of CPU time (20 or more): every "
+     "client waited that long for its next reply. At most one line a second; `count` is the slow "
+     "turns since the last line, `cpu_ms` the longest of them. A bug to report, with what ran."},
     {"mta_sts.fetch_failed", "warn",
      "domain, id, mode, max_age, reason",
      "The MTA-STS policy of `domain` could not be had: a malformed or duplicate `_mta-sts` TXT "

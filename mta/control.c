@@ -1,8 +1,10 @@
 /*
  * The control socket (see control.h). One connection carries one request: read a line, call the
- * handler, write the answer, close. Each connection holds a pipe and a timer and is freed from
- * the second close callback; the struct control is freed once its listening pipe and every
- * connection have closed.
+ * handler, write the answer, close. A long answer (a page of the queue) is written a piece at a
+ * time as the handler makes it, holding at most about CONTROL_STREAM_HIGH bytes the client has not
+ * taken yet: beyond that the handler waits for the client (control_later_full). Each connection
+ * holds a pipe and a timer and is freed from the second close callback; the struct control is
+ * freed once its listening pipe and every connection have closed.
  */
 #include "mta/control.h"
 
@@ -24,6 +26,9 @@
 /* The biggest answer the client takes (a list of a very large queue). */
 #define CONTROL_ANSWER_MAX (64u << 20)
 #define CONTROL_BACKLOG 16
+/* Bytes queued for a client beyond which a streamed answer waits, and below which it goes on. */
+#define CONTROL_STREAM_HIGH (256u << 10)
+#define CONTROL_STREAM_LOW (64u << 10)
 
 struct control_conn {
     uv_pipe_t pipe;
@@ -32,10 +37,13 @@ struct control_conn {
     struct control_conn *next, **pprev; /* in ctl->conns */
     char in[CONTROL_REQUEST_MAX];       /* the request line as it arrives */
     size_t inlen;
-    struct buf answer;           /* owned; written once, then the connection closes */
     struct control_later *later; /* a handler answers later; NULL when none */
-    uv_write_t write;
-    int open_handles; /* freed when it drops to 0 */
+    size_t queued;               /* bytes of the answer handed to the pipe, not yet written */
+    unsigned writes;             /* writes under way */
+    char last;                   /* the last byte of the answer so far */
+    int started;                 /* the answer's first line is on its way */
+    int ended;                   /* the whole answer is: the connection closes once it is written */
+    int open_handles;            /* freed when it drops to 0 */
     int closing;
 };
 
@@ -56,6 +64,16 @@ struct control {
 struct control_later {
     struct control_conn *cc; /* NULL once the connection is gone */
     size_t linelen;
+    void (*wake)(void *arg); /* the handler waits for the client to take what is queued */
+    void *wake_arg;
+};
+
+/* A piece of an answer on its way to the client. */
+struct control_piece {
+    uv_write_t req;
+    struct control_conn *cc;
+    size_t len;
+    char data[];
 };
 
 /* The request chain, in firing order. */
@@ -64,7 +82,8 @@ static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
 static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
 static void conn_serve(struct control_conn *cc, size_t linelen);
 static void conn_answer(struct control_conn *cc, size_t linelen, int rc, const struct buf *payload);
-static void conn_on_written(uv_write_t *w, int status);
+static void conn_send(struct control_conn *cc, const char *data, size_t len);
+static void piece_on_written(uv_write_t *w, int status);
 static void conn_on_timeout(uv_timer_t *t);
 static void conn_close(struct control_conn *cc);
 
@@ -463,7 +482,7 @@ static int dispatch(struct control_conn *cc, const struct control_request *req, 
     switch (req->verb) {
     case CONTROL_LIST: {
         struct control_later *later = xcalloc(1, sizeof *later);
-        *later = (struct control_later){cc, linelen};
+        *later = (struct control_later){.cc = cc, .linelen = linelen};
         cc->later = later; /* the handler may answer from inside the call */
         int rc = h->list(c->arg, req->target, req->limit, out, later);
         if (rc != CONTROL_LATER) {
@@ -536,6 +555,35 @@ static void conn_serve(struct control_conn *cc, size_t linelen)
     buf_free(&payload);
 }
 
+static void later_wake(struct control_later *later)
+{
+    void (*wake)(void *) = later->wake;
+    later->wake = NULL;
+    if (wake != NULL)
+        wake(later->wake_arg);
+}
+
+void control_later_put(struct control_later *later, const char *data, size_t len)
+{
+    struct control_conn *cc = later->cc;
+    if (cc == NULL)
+        return;
+    if (!cc->started) {
+        cc->started = 1;
+        conn_send(cc, "ok\n", 3);
+    }
+    conn_send(cc, data, len);
+}
+
+int control_later_full(struct control_later *later, void (*wake)(void *arg), void *arg)
+{
+    if (later->cc == NULL || later->cc->queued < CONTROL_STREAM_HIGH)
+        return 0;
+    later->wake = wake;
+    later->wake_arg = arg;
+    return 1;
+}
+
 void control_later_done(struct control_later *later, int status, const struct buf *payload)
 {
     struct control_conn *cc = later->cc;
@@ -544,28 +592,77 @@ void control_later_done(struct control_later *later, int status, const struct bu
     if (cc == NULL)
         return;
     cc->later = NULL;
-    conn_answer(cc, linelen, status, payload);
+    if (!cc->started) {
+        conn_answer(cc, linelen, status, payload);
+        return;
+    }
+    /* Streamed: the end of what control_later_put began. */
+    if (status < 0) {
+        log_msg(LOG_WARN, "control.request", "%.*s: cut short: %.*s",
+                (int)(linelen > 300 ? 300 : linelen), cc->in, (int)strcspn(payload->data, "\n"),
+                payload->data);
+        conn_close(cc);
+        return;
+    }
+    log_msg(LOG_INFO, "control.request", "%.*s: ok", (int)(linelen > 300 ? 300 : linelen), cc->in);
+    if (cc->last != '\n')
+        conn_send(cc, "\n", 1);
+    cc->ended = 1;
+    if (cc->writes == 0)
+        conn_close(cc);
 }
 
 /* Writes the answer to the request of linelen bytes; the connection closes once it is sent. */
 static void conn_answer(struct control_conn *cc, size_t linelen, int rc, const struct buf *payload)
 {
-    answer_build(rc, payload, &cc->answer);
-    const char *nl = memchr(cc->answer.data, '\n', cc->answer.len); /* answers end in one */
+    struct buf answer = BUF_INIT;
+    answer_build(rc, payload, &answer);
+    const char *nl = memchr(answer.data, '\n', answer.len); /* answers end in one */
     log_msg(rc == 0 ? LOG_INFO : LOG_WARN, "control.request", "%.*s: %.*s",
-            (int)(linelen > 300 ? 300 : linelen), cc->in, (int)(nl - cc->answer.data),
-            cc->answer.data);
-    /* The answer too must be taken within the idle time. */
-    uv_timer_start(&cc->timer, conn_on_timeout, cc->ctl->idle_ms, 0);
-    uv_buf_t b = uv_buf_init(cc->answer.data, (unsigned)cc->answer.len);
-    if (uv_write(&cc->write, (uv_stream_t *)&cc->pipe, &b, 1, conn_on_written) < 0)
-        conn_close(cc);
+            (int)(linelen > 300 ? 300 : linelen), cc->in, (int)(nl - answer.data), answer.data);
+    cc->started = cc->ended = 1;
+    conn_send(cc, answer.data, answer.len);
+    buf_free(&answer);
 }
 
-static void conn_on_written(uv_write_t *w, int status)
+/* Queues len bytes of the answer for the client, who must take them within the idle time. */
+static void conn_send(struct control_conn *cc, const char *data, size_t len)
 {
-    (void)status; /* closed either way */
-    conn_close(container_of(w, struct control_conn, write));
+    if (len == 0 || cc->closing)
+        return;
+    struct control_piece *piece = xmalloc(sizeof *piece + len);
+    piece->cc = cc;
+    piece->len = len;
+    memcpy(piece->data, data, len);
+    uv_buf_t b = uv_buf_init(piece->data, (unsigned)len);
+    if (uv_write(&piece->req, (uv_stream_t *)&cc->pipe, &b, 1, piece_on_written) < 0) {
+        free(piece);
+        conn_close(cc);
+        return;
+    }
+    cc->queued += len;
+    cc->writes++;
+    cc->last = data[len - 1];
+    uv_timer_start(&cc->timer, conn_on_timeout, cc->ctl->idle_ms, 0);
+}
+
+static void piece_on_written(uv_write_t *w, int status)
+{
+    struct control_piece *piece = container_of(w, struct control_piece, req);
+    struct control_conn *cc = piece->cc;
+    cc->queued -= piece->len;
+    cc->writes--;
+    free(piece);
+    if (status < 0 || (cc->ended && cc->writes == 0)) {
+        conn_close(cc);
+        return;
+    }
+    if (cc->writes > 0)
+        uv_timer_start(&cc->timer, conn_on_timeout, cc->ctl->idle_ms, 0); /* it reads */
+    else
+        uv_timer_stop(&cc->timer); /* it waits for the handler, not idle */
+    if (cc->later != NULL && cc->queued <= CONTROL_STREAM_LOW)
+        later_wake(cc->later);
 }
 
 static void conn_on_timeout(uv_timer_t *t)
@@ -582,7 +679,6 @@ static void conn_on_closed(uv_handle_t *h)
     if (--cc->open_handles > 0)
         return;
     struct control *c = cc->ctl;
-    buf_free(&cc->answer);
     free(cc);
     c->nconns--;
     if (c->nconns == 0 && !c->server_open) {
@@ -596,8 +692,10 @@ static void conn_close(struct control_conn *cc)
     if (cc->closing)
         return;
     cc->closing = 1;
-    if (cc->later != NULL)
+    if (cc->later != NULL) {
         cc->later->cc = NULL; /* its answer comes to nobody */
+        later_wake(cc->later);
+    }
     *cc->pprev = cc->next;
     if (cc->next != NULL)
         cc->next->pprev = cc->pprev;

@@ -109,6 +109,14 @@ int control_open(uv_loop_t *loop, const char *path, const struct control_handler
 /* The answer of a handler that returned CONTROL_LATER: status and payload as a handler's return
  * value and out. The connection may have gone meanwhile: then nothing is sent. Frees later. */
 void control_later_done(struct control_later *later, int status, const struct buf *payload);
+/* Or the answer a piece at a time as the handler makes it: the next bytes of the payload (the
+ * first put sends "ok"), then control_later_done with status 0 (an empty payload) to end it, or
+ * with an error, which closes the connection on a payload cut short. Nothing is sent once the
+ * connection has gone. */
+void control_later_put(struct control_later *later, const char *data, size_t len);
+/* 1 when the client has not taken enough of what was put: the handler waits until wake(arg) is
+ * called, once (also when the connection goes). 0: put on. */
+int control_later_full(struct control_later *later, void (*wake)(void *arg), void *arg);
 /* Shortens the idle timeout (tests). */
 void control_set_idle_timeout(struct control *c, uint64_t ms);
 /* Stops listening, drops open connections and removes the socket file. The memory is freed once

@@ -14,6 +14,7 @@
 
 #include "lib/dns.h"
 #include "lib/log.h"
+#include "lib/loop_watch.h"
 #include "lib/tls.h"
 #include "lib/uvutil.h"
 #include "lib/xalloc.h"
@@ -59,6 +60,7 @@ struct daemon {
     struct listener *listeners;
     struct dns_resolver *dns;
     struct control *control;      /* <spool>/control: `sluice queue` */
+    struct loop_watch *watch;     /* the loop's turn times */
     struct http_server *http;     /* http.listen: metrics and the status API; NULL: none */
     struct shared_limits *shared; /* limits kept with the other nodes (cluster.redis), or NULL */
     int64_t started_ms;           /* unix ms, for the status */
@@ -444,6 +446,8 @@ static void daemon_on_stop_signal(uv_signal_t *h, int signum)
         d->listeners = next;
     }
     uv_timer_start(&d->grace_timer, daemon_on_grace_over, d->srv.cfg->server.shutdown_grace_ms, 0);
+    loop_watch_close(d->watch); /* freeing the queue at a stop may take a long turn: no client waits */
+    d->watch = NULL;
     control_close(d->control);
     d->control = NULL;
     http_server_close(d->http);
@@ -467,9 +471,29 @@ static struct scheduler *control_scheduler(void *arg, struct buf *out)
     return d->srv.scheduler;
 }
 
-static void control_on_listed(void *arg, int status, const struct buf *doc)
+/* A page of the queue goes to the control client as it is written (control_later_put). */
+static void list_on_piece(void *arg, const char *data, size_t len)
 {
-    control_later_done(arg, status, doc);
+    control_later_put(arg, data, len);
+}
+
+static void list_wake(void *l)
+{
+    scheduler_list_wake(l);
+}
+
+static int list_on_full(void *arg, struct scheduler_listing *l)
+{
+    return control_later_full(arg, list_wake, l);
+}
+
+static void list_on_done(void *arg, int status, const char *why)
+{
+    struct buf payload = BUF_INIT;
+    if (status < 0)
+        buf_append_str(&payload, why);
+    control_later_done(arg, status, &payload);
+    buf_free(&payload);
 }
 
 static int control_on_list(void *arg, const char *after, unsigned limit, struct buf *out,
@@ -478,7 +502,9 @@ static int control_on_list(void *arg, const char *after, unsigned limit, struct 
     struct scheduler *s = control_scheduler(arg, out);
     if (s == NULL)
         return -ESHUTDOWN;
-    scheduler_list_page(s, after, limit, control_on_listed, later);
+    static const struct scheduler_list_filter any;
+    struct scheduler_list_sink sink = {list_on_piece, list_on_full, list_on_done, later};
+    scheduler_list_stream(s, after, limit, &any, &sink);
     return CONTROL_LATER;
 }
 
@@ -872,6 +898,8 @@ int daemon_run(const char *config_path)
         d->finished = 1;
     }
     run_gates_free(&gates);
+    if (status == 0)
+        d->watch = loop_watch_start(&d->loop);
     uv_run(&d->loop, UV_RUN_DEFAULT);
 
     if (d->srv.spool != NULL)

@@ -236,14 +236,16 @@ void scheduler_restore_tenant_hold(struct scheduler *s, const char *tenant, cons
 
 /* ---- admin work in slices (sched_slice.c) ---- */
 
-/* Items a task handles per loop turn: a slice of 200,000 recipients' messages holds the loop
- * for well under a millisecond per thousand. */
-#define SCHED_SLICE_ITEMS 1024
+/* Items a task handles per loop turn: 256 messages of ten recipients each (retry all) or of the
+ * listing's walk take a few milliseconds of a debug build's loop; 1,024 took up to 20. */
+#define SCHED_SLICE_ITEMS 256
 
 /* Work over the whole queue for an operator, done one slice per loop turn. */
+#define SCHED_TASK_PARKED 2
 struct sched_task {
     struct sched_task *next;
-    /* One slice of at most about SCHED_SLICE_ITEMS items; returns 1 once the task is done. */
+    /* One slice of at most about SCHED_SLICE_ITEMS items; returns 1 once the task is done, or
+     * SCHED_TASK_PARKED to leave the loop alone until it is started again (sched_task_start). */
     int (*step)(struct sched_task *t);
     /* Runs once: after the last step (cancelled 0) or at a stop (1). Frees the task. */
     void (*finish)(struct sched_task *t, int cancelled);

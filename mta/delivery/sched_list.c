@@ -1,15 +1,20 @@
 /*
- * `queue list --json` a page at a time (scheduler.h: scheduler_list_page). The queue (messages in
- * memory, those in the disk index, those being read back) is walked in slices across loop turns
+ * `queue list --json` a page at a time (scheduler.h: scheduler_list_stream). The queue (messages
+ * in memory, those in the disk index, those being read back) is walked in slices across loop turns
  * (sched_slice.c) for the `limit` smallest queue ids after the cursor, kept in a bounded max-heap;
  * then the page's messages in memory are written out, a slice per loop turn, and those on disk
  * read on the thread pool, a few at a time. The messages are written into the answer itself while
  * every one before them in the round was in memory (the others each into a part of their own,
- * joined in order once read) rather than copied in at the end. Nothing the size of the whole queue
- * is built; a message that moves between memory and disk during the walk may be missed by that
- * page. With a filter, messages in memory that do not match are passed over by the walk; those on
- * disk are checked once read, and while the page has room and the queue has more, the walk goes on
- * from the last id it took (a round).
+ * joined in order once read, a slice per turn) rather than copied in at the end. Nothing the size
+ * of the whole queue is built; a message that moves between memory and disk during the walk may be
+ * missed by that page. With a filter, messages in memory that do not match are passed over by the
+ * walk; those on disk are checked once read, and while the page has room and the queue has more,
+ * the walk goes on from the last id it took (a round).
+ *
+ * The answer is streamed: each slice written goes to the sink (struct scheduler_list_sink) at the
+ * end of its turn, and while the sink holds more than it wants (its reader is slow) the page waits
+ * out of the loop's way until the sink wakes it. The answer of scheduler_list_filtered, for a
+ * caller that wants it whole, is gathered by a sink of this file (a page at most).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,18 +32,20 @@
 
 typedef char queue_id[SPOOL_ID_MAX + 1];
 
-enum page_phase { PAGE_MEMORY, PAGE_INDEX, PAGE_LOADING, PAGE_RENDER };
+enum page_phase { PAGE_MEMORY, PAGE_INDEX, PAGE_LOADING, PAGE_RENDER, PAGE_JOIN };
 
-struct list_page {
+struct scheduler_listing {
     struct sched_task task;
     struct scheduler *s;
     queue_id after; /* "": from the first; then the last id of the round before */
     int first;      /* the first page: it carries the destinations */
     size_t limit;
     struct scheduler_list_filter filter;
-    /* The answer: "{\"messages\":[" and the JSON objects of the messages listed so far. */
+    /* The answer not yet given to the sink: first "{\"messages\":[", then the JSON objects of the
+     * messages listed since. */
     struct buf found;
-    size_t nfound;
+    size_t nfound; /* messages listed so far */
+    struct scheduler_list_sink sink;
     size_t direct; /* ids of the round written into found: those before the first on disk */
     size_t room;   /* ids a round takes: limit - nfound */
     queue_id *ids; /* a max-heap while walking, then sorted */
@@ -49,18 +56,18 @@ struct list_page {
     struct buf *parts; /* per id: its JSON object, empty when gone */
     size_t *todo;      /* the ids to read from disk */
     size_t ntodo, next, reading;
-    scheduler_list_cb cb;
-    void *arg;
 };
 
 struct page_read {
-    struct list_page *p;
+    struct scheduler_listing *p;
     size_t i; /* in ids */
 };
 
-static void page_read_step(struct list_page *p);
-static void page_round_end(struct list_page *p);
-static int page_render_step(struct list_page *p);
+static void page_read_step(struct scheduler_listing *p);
+static void page_round_end(struct scheduler_listing *p);
+static int page_render_step(struct scheduler_listing *p);
+static int page_join_step(struct scheduler_listing *p);
+static void page_round_next(struct scheduler_listing *p);
 
 /* ---- the walk: the smallest ids after the cursor ---- */
 
@@ -87,7 +94,7 @@ static void heap_down(queue_id *v, size_t n, size_t i)
     }
 }
 
-static void page_offer(struct list_page *p, const char *id)
+static void page_offer(struct scheduler_listing *p, const char *id)
 {
     if (strcmp(id, p->after) <= 0)
         return;
@@ -136,15 +143,25 @@ int sched_list_matches(const struct qmsg *m, const struct scheduler_list_filter 
 
 static void offer_msg(const char *key, void *value, void *arg)
 {
-    struct list_page *p = arg;
+    struct scheduler_listing *p = arg;
     if (sched_list_matches(value, &p->filter))
         page_offer(p, key);
 }
 
+/* Gives the sink what the turn wrote. */
+static void page_put(struct scheduler_listing *p)
+{
+    if (p->found.len > 0)
+        p->sink.put(p->sink.arg, p->found.data, p->found.len);
+    buf_reset(&p->found);
+}
+
 static int page_step(struct sched_task *t)
 {
-    struct list_page *p = container_of(t, struct list_page, task);
+    struct scheduler_listing *p = container_of(t, struct scheduler_listing, task);
     struct scheduler *s = p->s;
+    if ((p->phase == PAGE_RENDER || p->phase == PAGE_JOIN) && p->sink.full(p->sink.arg, p))
+        return SCHED_TASK_PARKED; /* the sink wakes it (scheduler_list_wake) */
     switch (p->phase) {
     case PAGE_MEMORY:
         if (strmap_each_from(&s->msgs, &p->pos, SCHED_SLICE_ITEMS, offer_msg, p)) {
@@ -165,8 +182,15 @@ static int page_step(struct sched_task *t)
         return 1;
     case PAGE_RENDER:
         return page_render_step(p);
+    case PAGE_JOIN:
+        return page_join_step(p);
     }
     return 1;
+}
+
+void scheduler_list_wake(struct scheduler_listing *p)
+{
+    sched_task_start(p->s, &p->task);
 }
 
 /* ---- the answer ---- */
@@ -193,7 +217,7 @@ void scheduler_destinations_json(struct scheduler *s, struct buf *out)
     buf_append(out, "]", 1);
 }
 
-static void page_round_free(struct list_page *p)
+static void page_round_free(struct scheduler_listing *p)
 {
     for (size_t i = 0; p->parts != NULL && i < p->n; i++)
         buf_free(&p->parts[i]);
@@ -203,14 +227,11 @@ static void page_round_free(struct list_page *p)
     p->todo = NULL;
 }
 
-static void page_answer(struct list_page *p, int status, const char *why)
+static void page_answer(struct scheduler_listing *p, int status, const char *why)
 {
     struct scheduler *s = p->s;
     struct buf *doc = &p->found;
-    if (status < 0) {
-        buf_reset(doc);
-        buf_printf(doc, "%s\n", why);
-    } else {
+    if (status == 0) {
         if (p->more)
             buf_printf(doc, "],\"next\":\"%s\",", p->ids[p->n - 1]);
         else
@@ -221,8 +242,9 @@ static void page_answer(struct list_page *p, int status, const char *why)
             scheduler_destinations_json(s, doc);
         }
         buf_printf(doc, "}\n");
+        page_put(p);
     }
-    p->cb(p->arg, status, doc);
+    p->sink.done(p->sink.arg, status, why);
     page_round_free(p);
     buf_free(&p->found);
     free(p->ids);
@@ -232,22 +254,40 @@ static void page_answer(struct list_page *p, int status, const char *why)
 }
 
 /* A message on disk that could not be read: listed by its id unless a filter asks what it holds. */
-static void page_unread(struct list_page *p, size_t i)
+static void page_unread(struct scheduler_listing *p, size_t i)
 {
     const struct scheduler_list_filter *f = &p->filter;
     if (!f->destination[0] && !f->state[0] && !f->tenant[0] && !f->campaign[0])
         buf_printf(&p->parts[i], "{\"id\":\"%s\",\"in_memory\":false}", p->ids[i]);
 }
 
-/* The round's messages join the page; another round while the page has room and the queue more. */
-static void page_round_end(struct list_page *p)
+/* The round's messages not written yet join the page, a slice per loop turn. */
+static void page_round_end(struct scheduler_listing *p)
 {
-    for (size_t i = p->direct; i < p->n; i++)
-        if (p->parts[i].len > 0) {
+    p->phase = PAGE_JOIN;
+    p->pos = p->direct;
+    sched_task_start(p->s, &p->task);
+}
+
+static int page_join_step(struct scheduler_listing *p)
+{
+    size_t end = p->pos + LIST_RENDER_SLICE;
+    for (; p->pos < p->n && p->pos < end; p->pos++) {
+        struct buf *part = &p->parts[p->pos];
+        if (part->len > 0) {
             if (p->nfound++)
                 buf_append(&p->found, ",", 1);
-            buf_append(&p->found, p->parts[i].data, p->parts[i].len);
+            buf_append(&p->found, part->data, part->len);
         }
+        buf_free(part);
+    }
+    page_put(p);
+    return p->pos >= p->n;
+}
+
+/* Another round while the page has room and the queue more, else the answer's end. */
+static void page_round_next(struct scheduler_listing *p)
+{
     if (!p->more || p->nfound >= p->limit || p->s->stopping) {
         page_answer(p, 0, NULL);
         return;
@@ -262,7 +302,7 @@ static void page_round_end(struct list_page *p)
 }
 
 /* A message no longer where the walk saw it: in memory now, or gone (empty part). */
-static void page_render_memory(struct list_page *p, size_t i)
+static void page_render_memory(struct scheduler_listing *p, size_t i)
 {
     struct qmsg *m = strmap_get(&p->s->msgs, p->ids[i]);
     if (m != NULL && !m->deleted && sched_list_matches(m, &p->filter))
@@ -274,7 +314,7 @@ static void page_on_read(int status, const struct spool_entry *entry, struct buf
 {
     (void)body, (void)why;
     struct page_read *r = arg;
-    struct list_page *p = r->p;
+    struct scheduler_listing *p = r->p;
     p->reading--;
     if (status == 0) {
         struct qmsg *m = msg_new(p->s, entry);
@@ -291,7 +331,7 @@ static void page_on_read(int status, const struct spool_entry *entry, struct buf
 }
 
 /* Reads the next messages from disk, or, once all are read, answers. A stop reads no more. */
-static void page_read_step(struct list_page *p)
+static void page_read_step(struct scheduler_listing *p)
 {
     while (p->reading < LIST_READS && p->next < p->ntodo && !p->s->stopping) {
         struct page_read *r = xmalloc(sizeof *r);
@@ -308,7 +348,7 @@ static void page_read_step(struct list_page *p)
 
 /* Writes out the next slice of the round's messages in memory, noting those to read from disk.
  * Returns 1 once every message of the round is seen. */
-static int page_render_step(struct list_page *p)
+static int page_render_step(struct scheduler_listing *p)
 {
     size_t end = p->pos + LIST_RENDER_SLICE;
     for (; p->pos < p->n && p->pos < end; p->pos++) {
@@ -327,18 +367,23 @@ static int page_render_step(struct list_page *p)
             msg_json(m, 1, &p->found);
         }
     }
+    page_put(p);
     return p->pos >= p->n;
 }
 
 static void page_finish(struct sched_task *t, int cancelled)
 {
-    struct list_page *p = container_of(t, struct list_page, task);
+    struct scheduler_listing *p = container_of(t, struct scheduler_listing, task);
     if (cancelled) {
         page_answer(p, -ECANCELED, "the daemon is stopping");
         return;
     }
     if (p->phase == PAGE_RENDER) {
         page_read_step(p);
+        return;
+    }
+    if (p->phase == PAGE_JOIN) {
+        page_round_next(p);
         return;
     }
     qsort(p->ids, p->n, sizeof *p->ids, id_cmp);
@@ -354,18 +399,11 @@ static void page_finish(struct sched_task *t, int cancelled)
     sched_task_start(p->s, &p->task);
 }
 
-void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, scheduler_list_cb cb,
-                         void *arg)
+void scheduler_list_stream(struct scheduler *s, const char *after, size_t limit,
+                           const struct scheduler_list_filter *filter,
+                           const struct scheduler_list_sink *sink)
 {
-    static const struct scheduler_list_filter any;
-    scheduler_list_filtered(s, after, limit, &any, cb, arg);
-}
-
-void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
-                             const struct scheduler_list_filter *filter, scheduler_list_cb cb,
-                             void *arg)
-{
-    struct list_page *p = xcalloc(1, sizeof *p);
+    struct scheduler_listing *p = xcalloc(1, sizeof *p);
     p->s = s;
     snprintf(p->after, sizeof p->after, "%s", after);
     p->first = after[0] == '\0';
@@ -374,12 +412,54 @@ void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limi
     p->filter = *filter;
     buf_append_str(&p->found, "{\"messages\":[");
     p->ids = xcalloc(p->limit, sizeof *p->ids);
-    p->cb = cb;
-    p->arg = arg;
+    p->sink = *sink;
     p->task = (struct sched_task){.step = page_step, .finish = page_finish};
     s->loads++; /* a stop waits for the answer */
     if (s->stopping)
         page_finish(&p->task, 1);
     else
         sched_task_start(s, &p->task);
+}
+
+/* ---- the page whole, for scheduler_list_filtered ---- */
+
+struct list_whole {
+    struct buf doc;
+    scheduler_list_cb cb;
+    void *arg;
+};
+
+static void whole_put(void *arg, const char *data, size_t len)
+{
+    struct list_whole *w = arg;
+    buf_append(&w->doc, data, len);
+}
+
+static int whole_full(void *arg, struct scheduler_listing *l)
+{
+    (void)arg, (void)l;
+    return 0;
+}
+
+static void whole_done(void *arg, int status, const char *why)
+{
+    struct list_whole *w = arg;
+    if (status < 0) {
+        buf_reset(&w->doc);
+        buf_printf(&w->doc, "%s\n", why);
+    }
+    w->cb(w->arg, status, &w->doc);
+    buf_free(&w->doc);
+    free(w);
+}
+
+void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
+                             const struct scheduler_list_filter *filter, scheduler_list_cb cb,
+                             void *arg)
+{
+    struct list_whole *w = xcalloc(1, sizeof *w);
+    w->cb = cb;
+    w->arg = arg;
+    struct scheduler_list_sink sink = {whole_put, whole_full, whole_done, w};
+    scheduler_list_stream(s, after, limit, filter, &sink);
 }

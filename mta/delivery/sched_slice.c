@@ -17,7 +17,10 @@ static void slicer_on_idle(uv_idle_t *h)
     /* A finish may start a task: it goes on the head, before what this turn still walks. */
     for (struct sched_task **pp = &s->tasks; *pp != NULL;) {
         struct sched_task *t = *pp;
-        if (t->step(t)) {
+        int done = t->step(t);
+        if (done == SCHED_TASK_PARKED) {
+            *pp = t->next;
+        } else if (done) {
             *pp = t->next;
             t->finish(t, 0);
         } else {

@@ -67,12 +67,26 @@ int scheduler_resume(struct scheduler *s, const char *destination, struct buf *o
  * whose queue id sorts after `after` ("": from the first), in queue id order, as a JSON document
  * {"messages":[...],"next":ID or null,"active":{...}} and, on the first page, "destinations":[...];
  * "next" is the `after` of the following page. The queue is walked in slices across loop turns and
- * the page's messages on disk read on the thread pool, so cb runs later, once: status 0 and the
- * document, or -ECANCELED and a reason when the scheduler stops first. */
+ * the page's messages on disk read on the thread pool; the document is given to the sink a piece
+ * at a time as it is written (a slice of messages per loop turn), never whole. */
 #define SCHEDULER_PAGE_MAX 1000
-typedef void (*scheduler_list_cb)(void *arg, int status, const struct buf *doc);
-void scheduler_list_page(struct scheduler *s, const char *after, size_t limit, scheduler_list_cb cb,
-                         void *arg);
+struct scheduler_listing; /* a page on its way */
+struct scheduler_list_sink {
+    /* The next bytes of the document. */
+    void (*put)(void *arg, const char *data, size_t len);
+    /* Whether the sink holds as much as it wants: when it returns 1 the page waits until the sink
+     * calls scheduler_list_wake(l), once (e.g. when its reader has taken enough). */
+    int (*full)(void *arg, struct scheduler_listing *l);
+    /* The end, once: status 0 after the whole document, or -ECANCELED with a reason when the
+     * scheduler stops first (what was put then is a document cut short). */
+    void (*done)(void *arg, int status, const char *why);
+    void *arg;
+};
+struct scheduler_list_filter;
+void scheduler_list_stream(struct scheduler *s, const char *after, size_t limit,
+                           const struct scheduler_list_filter *filter,
+                           const struct scheduler_list_sink *sink);
+void scheduler_list_wake(struct scheduler_listing *l);
 /* The same page of the messages with a recipient at destination (its address's domain, any case;
  * "": any) in state (pending, deferred, delivered, failed or bounced as the listing shows them;
  * "": any), the same recipient for both, and of tenant and campaign (each "": any; a message of no
@@ -84,6 +98,9 @@ struct scheduler_list_filter {
     char tenant[256];
     char campaign[256];
 };
+/* The page whole, for a caller that wants it so (at most SCHEDULER_PAGE_MAX messages): cb runs
+ * later, once, with status 0 and the document, or -ECANCELED and a reason. */
+typedef void (*scheduler_list_cb)(void *arg, int status, const struct buf *doc);
 void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
                              const struct scheduler_list_filter *filter, scheduler_list_cb cb,
                              void *arg);

@@ -2,14 +2,16 @@
 A bounce by destination on a big queue never stalls the loop (docs/operate.md): 2,000 queued
 messages are written to the spool before the start, 1,000 with 200 recipients at held.test and
 due within the active window (200,000 recipients in memory), the other 1,000 with one there and
-deferred for an hour (on disk, in the index, which does not say where a message goes); each also
+deferred beyond it (on disk, in the index, which does not say where a message goes); each also
 has one recipient at kept.test. Both destinations are suspended, and so is the senders' domain,
 so nothing is delivered and the DSNs stay queued. While a raw-socket client keeps opening SMTP
 connections and timing each 220 banner, `sluice queue bounce --destination held.test` answers at
 once and goes on in slices: every recipient at held.test fails and every message's sender gets one
 DSN for them (delivery.bounce counts 201,000 recipients over 2,000 messages), while each kept.test
 recipient still waits. The banner keeps coming: the largest wait is printed, and on a loaded 2-core
-machine only a generous bound is asserted.
+machine only a generous bound is asserted. The loop's slow turns (loop.slow_turn, see
+test_admin_load.py) are printed, not asserted yet: while the bounce runs a debug build still takes
+turns of 25-65 ms of CPU.
 """
 import json
 import os
@@ -17,7 +19,7 @@ import time
 
 from harness import main
 from mailnet import MailNetCase
-from test_admin_load import BannerProbe, control, qid, write_queue
+from test_admin_load import BannerProbe, control, qid, slow_turns, write_queue
 
 HELD = "held.test"
 KEPT = "kept.test"
@@ -49,6 +51,7 @@ class AdminBounceLoad(MailNetCase):
             net.mx(domain, peer, 10)
         net.start()
         cfg = net.sluice_config(retry=["1h"], expire="5d")
+        cfg["delivery"]["active_window"] = "1h"  # the wide messages (write_queue) in memory
         d = self.d = self.start_sluice(start=False, config=cfg)
         write_queue(d.spool, MESSAGES, WIDE, WIDE_RCPTS, (HELD, KEPT))
         d.start(timeout=240)
@@ -60,7 +63,8 @@ class AdminBounceLoad(MailNetCase):
         self.assertEqual(json.loads(control(d.spool, "list 1")[1])["active"]["on_disk"],
                          MESSAGES - WIDE)
 
-        probe = BannerProbe(d.addr())
+        probe = BannerProbe(d.addr(), os.path.join(d.dir, "banners"))
+        seen = len(slow_turns(d))
         probe.start()
         try:
             probe.phase = "bounce"
@@ -74,13 +78,13 @@ class AdminBounceLoad(MailNetCase):
             done = d.wait_event("queue.bounce_done", timeout=240, destination=HELD)[0]
             self.assertEqual((done["in_memory"], done["on_disk"]), (WIDE, MESSAGES - WIDE), done)
             dsns = d.wait_event("delivery.bounce", timeout=240, count=MESSAGES)
+            slow = slow_turns(d)[seen:]
         finally:
-            probe.halt.set()
-            probe.join(60)
+            probe.stop()
         worst = max(probe.times)
-        slow = len([t for t in probe.times if t > 0.05])
-        print("\nbounce answered in %.1f ms; banners %d, worst wait %.1f ms, %d over 50 ms"
-              % (answered * 1000, len(probe.times), worst * 1000, slow))
+        late = len([t for t in probe.times if t > 0.05])
+        print("\nbounce answered in %.1f ms; banners %d, worst wait %.1f ms, %d over 50 ms; "
+              "slow turns: %s" % (answered * 1000, len(probe.times), worst * 1000, late, slow))
         self.assertEqual(probe.failures, [])
         self.assertGreater(len(probe.times), 20)
         self.assertLess(worst, BANNER_BOUND_S)

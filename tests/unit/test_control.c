@@ -161,7 +161,19 @@ struct seen {
     uint32_t seconds;
     uv_timer_t later_timer; /* answers a list later */
     struct control_later *later;
+    size_t streamed;     /* bytes of a streamed answer put so far */
+    int fulls, wakes;    /* times control_later_full held the stream back, and woke it */
+    int parked;
 };
+
+/* A streamed list answer: STREAM_PIECES pieces of STREAM_PIECE bytes. */
+#define STREAM_PIECE 32768
+#define STREAM_PIECES 128
+
+static char stream_byte(size_t i)
+{
+    return (char)('a' + i % 23);
+}
 
 /* Set by the client thread: list answers this long later (longer than the idle timeout). */
 static int list_later_ms;
@@ -176,6 +188,37 @@ static void list_on_later(uv_timer_t *t)
     buf_free(&doc);
 }
 
+static void stream_wake(void *arg)
+{
+    struct seen *s = arg;
+    s->wakes++;
+    s->parked = 0;
+}
+
+/* Puts the next piece while the client takes them (a timer tick each). */
+static void stream_on_tick(uv_timer_t *t)
+{
+    struct seen *s = container_of(t, struct seen, later_timer);
+    if (s->parked)
+        return;
+    if (control_later_full(s->later, stream_wake, s)) {
+        s->fulls++;
+        s->parked = 1;
+        return;
+    }
+    char piece[STREAM_PIECE];
+    for (size_t i = 0; i < sizeof piece; i++)
+        piece[i] = stream_byte(s->streamed + i);
+    control_later_put(s->later, piece, sizeof piece);
+    s->streamed += sizeof piece;
+    if (s->streamed == (size_t)STREAM_PIECE * STREAM_PIECES) {
+        struct buf none = BUF_INIT;
+        control_later_done(s->later, 0, &none);
+        s->later = NULL;
+        uv_timer_stop(t);
+    }
+}
+
 static int h_list(void *arg, const char *after, unsigned limit, struct buf *out,
                   struct control_later *later)
 {
@@ -186,6 +229,12 @@ static int h_list(void *arg, const char *after, unsigned limit, struct buf *out,
     else
         snprintf(s->last, sizeof(s->last), "list %u %s", limit, after);
     int ms = __atomic_load_n(&list_later_ms, __ATOMIC_SEQ_CST);
+    if (ms < 0) { /* streamed */
+        s->later = later;
+        s->streamed = 0;
+        uv_timer_start(&s->later_timer, stream_on_tick, 1, 1);
+        return CONTROL_LATER;
+    }
     if (ms > 0) {
         s->later = later;
         uv_timer_start(&s->later_timer, list_on_later, (uint64_t)ms, 0);
@@ -399,6 +448,29 @@ static void client_thread(void *arg)
     usleep(700000);
     __atomic_store_n(&list_later_ms, 0, __ATOMIC_SEQ_CST);
     CHECK_STR_EQ(call(f, "list"), "ok\n{\"messages\":[],\"destinations\":[]}\n");
+
+    /* A streamed answer to a client that reads late: the handler is held back (its pieces wait
+     * for the client rather than pile up), woken as the client reads, and every byte comes in
+     * order, the line end added. */
+    __atomic_store_n(&list_later_ms, -1, __ATOMIC_SEQ_CST);
+    fd = raw_connect(f->path);
+    CHECK(fd >= 0 && write(fd, "list\n", 5) == 5);
+    usleep(300000);
+    CHECK(raw_read_all(fd, &got, 5000) >= 0);
+    close(fd);
+    size_t want = (size_t)STREAM_PIECE * STREAM_PIECES;
+    CHECK_INT_EQ(got.len, 3 + want + 1);
+    CHECK(got.len >= 3 && memcmp(got.data, "ok\n", 3) == 0);
+    size_t wrong = 0;
+    for (size_t i = 0; i < want && 3 + i < got.len; i++)
+        wrong += got.data[3 + i] != stream_byte(i);
+    CHECK_INT_EQ(wrong, 0);
+    CHECK(got.len > 0 && got.data[got.len - 1] == '\n');
+    CHECK(__atomic_load_n(&f->seen.fulls, __ATOMIC_SEQ_CST) > 0);
+    CHECK_INT_EQ(__atomic_load_n(&f->seen.wakes, __ATOMIC_SEQ_CST),
+                 __atomic_load_n(&f->seen.fulls, __ATOMIC_SEQ_CST));
+    buf_free(&got);
+    __atomic_store_n(&list_later_ms, 0, __ATOMIC_SEQ_CST);
     uv_async_send(&f->done);
 }
 
