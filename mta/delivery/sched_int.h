@@ -130,9 +130,22 @@ struct scheduler {
 /* Unix time in ms (the clock the spool's times are in). */
 int64_t wall_ms(void);
 
-/* The domain of r's address; 1 when r waits to be tried (not busy, not final). */
+/* ---- recipients and jobs (sched_job.c) ---- */
+
+/* The domain of r's address; 1 when r waits to be tried (not busy, not final); 1 when r is done
+ * (delivered, or bounced and reported). */
 const char *rcpt_domain(const struct rcpt *r);
 int rcpt_waiting(const struct rcpt *r);
+int rcpt_final(const struct rcpt *r);
+/* Records r's last result (enhanced and text copied, a leading copy of enhanced dropped; mta:
+ * the host that gave it, NULL: Sluice). */
+void rcpt_set_result(struct rcpt *r, int code, const char *enhanced, const char *text,
+                     const char *mta);
+/* "550 5.1.1 text (host)": the one line the spool keeps of r's result ("" when none). */
+void rcpt_format_reply(const struct rcpt *r, struct buf *out);
+/* The inverse, for a result read back from the spool with the host that gave it ("" or NULL:
+ * local); sets r's bounce category. */
+void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta);
 /* When m expires under sh (unix ms). */
 int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping *sh);
 /* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
