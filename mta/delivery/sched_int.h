@@ -151,6 +151,9 @@ int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping *sh);
 /* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
  * until the job is back. */
 struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain, int64_t now);
+/* The destination key mail of m to domain counts under in the metrics when no route was looked
+ * up (its shaping's, by the domain only; with m's tenant's own pool). */
+void msg_dest_key(const struct qmsg *m, const char *domain, char *out, size_t size);
 /* Every recipient of the job gets the outcome `one` (key: the destination, NULL: none), as if the
  * destination had reported it; the job is freed. */
 void msg_job_fail(struct job *job, const char *key, const struct smtp_client_outcome *one);

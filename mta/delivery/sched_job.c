@@ -11,7 +11,9 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/bounce_category.h"
+#include "mta/delivery/mail_metrics.h"
 #include "mta/delivery/sched_int.h"
+#include "mta/delivery/shaping.h"
 
 const char *rcpt_domain(const struct rcpt *r)
 {
@@ -170,6 +172,22 @@ void update_batch_write(struct update_batch *b)
     spool_rcpt_update(b->m->s->spool, b->m->id, b->ups, b->n, update_batch_on_written, b);
 }
 
+void msg_dest_key(const struct qmsg *m, const char *domain, char *out, size_t size)
+{
+    struct shaping_dest sd = shaping_dest_for(m->s->cfg, domain, NULL);
+    sched_tenant_key(sd.key, sched_tenant_pool(m->s->cfg, m->tenant, sd.values), out, size);
+}
+
+/* Counts a run of results at one domain (NULL: none yet) as bounced at its destination. */
+static void count_bounced(const struct qmsg *m, const char *domain, const struct mail_results *t)
+{
+    if (domain == NULL)
+        return;
+    char key[512];
+    msg_dest_key(m, domain, key, sizeof key);
+    mail_metrics_results(key, m->tenant, NULL, t);
+}
+
 size_t msg_fail_waiting_at(struct qmsg *m, const char *domain, const char *text)
 {
     size_t n = 0;
@@ -179,13 +197,24 @@ size_t msg_fail_waiting_at(struct qmsg *m, const char *domain, const char *text)
     if (n == 0)
         return 0;
     struct update_batch *b = update_batch_new(m, n);
+    /* Counted by runs of one domain: recipients are usually grouped so. */
+    const char *run = NULL;
+    struct mail_results t = {0};
     for (size_t i = 0; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
         if (!rcpt_waiting(r) || (domain != NULL && strcasecmp(rcpt_domain(r), domain) != 0))
             continue;
         rcpt_set_result(r, 550, "5.0.0", text, NULL);
+        r->category = bounce_category_of(r->code, r->enhanced, r->text);
         update_batch_add(b, i, SPOOL_RCPT_FAILED, r->attempts, 0);
+        if (run != NULL && strcasecmp(run, rcpt_domain(r)) != 0) {
+            count_bounced(m, run, &t);
+            t = (struct mail_results){0};
+        }
+        run = rcpt_domain(r);
+        mail_results_add(&t, MAIL_BOUNCED, r->category);
     }
+    count_bounced(m, run, &t);
     update_batch_write(b);
     return n;
 }

@@ -172,6 +172,18 @@ static unsigned delay_steps(const struct config *cfg, int64_t received_ms, int64
     return steps;
 }
 
+/* The metrics count what is recorded: an expiry is a bounce, not the deferral its last reply
+ * says; a job that had no destination (its route failed, held mail expired) counts under the
+ * destination its domain would have. */
+static void count_results(const struct qmsg *m, const char *key, const struct job *job,
+                          const struct mail_results *counts)
+{
+    char own[512];
+    if (key == NULL)
+        msg_dest_key(m, job->domain, own, sizeof own);
+    mail_metrics_results(key != NULL ? key : own, m->tenant, job->egress, counts);
+}
+
 /* The destination tried the job (or its route failed): record each recipient's result. */
 static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
                                   const struct smtp_client_outcome *outcomes, const char *mx_name)
@@ -184,6 +196,7 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
      */
     int expired = job->expires_at <= uv_now(m->s->loop);
     struct update_batch *b = update_batch_new(m, job->nrcpts);
+    struct mail_results counts = {0};
     for (size_t i = 0; i < job->nrcpts; i++) {
         const struct smtp_client_outcome *o = &outcomes[i];
         struct rcpt *r = &m->rcpts[job->rcpts[i].index];
@@ -222,6 +235,10 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
             (r->notify & SMTP_DSN_NOTIFY_DELAY))
             r->delay_owed = delay_steps(m->s->cfg, m->received_ms, now);
         buf_free(&text);
+        mail_results_add(&counts, status == SPOOL_RCPT_DELIVERED  ? MAIL_DELIVERED
+                                  : status == SPOOL_RCPT_DEFERRED ? MAIL_DEFERRED
+                                                                  : MAIL_BOUNCED,
+                         r->category);
         r->busy = 0; /* update_batch_add holds it again until written */
         update_batch_add(b, job->rcpts[i].index, status, attempts, next);
         if (status == SPOOL_RCPT_DEFERRED && next > deferred_until)
@@ -229,6 +246,7 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
     }
     if (deferred_until > 0 && key != NULL)
         sched_retain_deferred(m->s, key, deferred_until);
+    count_results(m, key, job, &counts);
     job_free(job);
     update_batch_write(b);
     msg_release(m, held);
