@@ -71,6 +71,9 @@ struct qmsg {
     /* An admin bounce of a selection (sched_bounce.c) fails its waiting recipients in a slice to
      * come: none is dispatched meanwhile. */
     unsigned bounce_selected : 1;
+    /* An administrator's bounce failed recipients of it and their writes (the failure, then the
+     * DSN) are under way: one of s->bounce_work until they are done (sched_bounce.c). */
+    unsigned admin_inflight : 1;
     /* A DSN that could not be written is tried again at this unix ms (0: none waits), its wait
      * doubling with each failure in a row (bounce_failures). */
     int64_t bounce_retry_ms;
@@ -103,6 +106,10 @@ struct scheduler {
     /* Messages on disk an admin bounce of a destination selected: queue id -> the domain whose
      * waiting recipients fail once it is read back (sched_bounce.c). */
     struct strmap bounce_at;
+    /* Admin bounces' work in flight (sched_bounce.c): messages whose writes are under way, reads
+     * that lead to a bounce; capped at SCHED_BOUNCE_WORK_MAX for selections. */
+    size_t bounce_work, bounce_work_max; /* now, and the most at once since the start */
+    struct bounce_sel *bounce_sels;      /* the selections being bounced */
     struct minheap due;
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */
@@ -276,6 +283,23 @@ void sched_slice_close(struct scheduler *s, uv_close_cb cb);
  * fail, those at the domain an admin bounce of a selection noted for it when it did. */
 void sched_bounce_read_back(struct scheduler *s, const char *id, struct qmsg *m);
 void sched_bounce_free(struct scheduler *s);
+/* An admin bounce of a selection keeps at most this much work in flight: messages whose failure
+ * and DSN are being written, and the reads of messages on disk that lead to one. Each message is a
+ * spool write and then a DSN (a new file, its commit) on the thread pool: 32 syncs in flight
+ * nearly triple the spool's commits of one at a time (this is also ACTIVE_LOADS_MAX), and it keeps
+ * a bounce of 200,000 recipients to a few dozen open files and pool jobs. */
+#define SCHED_BOUNCE_WORK_MAX 32
+/* 1 while a selection may start more work (a bounce of one message never waits). */
+int sched_bounce_room(const struct scheduler *s);
+/* A unit of bounce work starts (a read of a message marked for a bounce), or ends. */
+void sched_bounce_work_begin(struct scheduler *s);
+void sched_bounce_work_end(struct scheduler *s);
+/* m settled (msg_settle) or is freed: its admin bounce's work ends once nothing is in flight for
+ * it and no DSN is being written (one that waits to be tried again counts as done). */
+void sched_bounce_settled(struct qmsg *m);
+void sched_bounce_forget(struct qmsg *m);
+/* A stop: selections waiting for room are cancelled. */
+void sched_bounce_stop(struct scheduler *s);
 /* 1 when m is of the filter's tenant and campaign, with a recipient at its destination in its
  * state (sched_list.c; scheduler_list_filtered). */
 int sched_list_matches(const struct qmsg *m, const struct scheduler_list_filter *f);

@@ -48,6 +48,7 @@ void msg_hold(struct qmsg *m, unsigned n)
 
 void msg_free(struct qmsg *m)
 {
+    sched_bounce_forget(m);
     for (size_t i = 0; i < m->nrcpts; i++) {
         free(m->rcpts[i].addr);
         free(m->rcpts[i].text);
@@ -235,9 +236,10 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
             (r->notify & SMTP_DSN_NOTIFY_DELAY))
             r->delay_owed = delay_steps(m->s->cfg, m->received_ms, now);
         buf_free(&text);
-        mail_results_add(&counts, status == SPOOL_RCPT_DELIVERED  ? MAIL_DELIVERED
-                                  : status == SPOOL_RCPT_DEFERRED ? MAIL_DEFERRED
-                                                                  : MAIL_BOUNCED,
+        mail_results_add(&counts,
+                         status == SPOOL_RCPT_DELIVERED  ? MAIL_DELIVERED
+                         : status == SPOOL_RCPT_DEFERRED ? MAIL_DEFERRED
+                                                         : MAIL_BOUNCED,
                          r->category);
         r->busy = 0; /* update_batch_add holds it again until written */
         update_batch_add(b, job->rcpts[i].index, status, attempts, next);
@@ -411,6 +413,7 @@ void msg_settle(struct qmsg *m)
      * has reported, so failures found together go out in one DSN. */
     if ((failed || notices) && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
         msg_bounce(m);
+    sched_bounce_settled(m);
     msg_reschedule(m);
     sched_active_evict(m);
 }
@@ -646,6 +649,7 @@ void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg)
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->sweep);
     sched_slice_stop(s);
+    sched_bounce_stop(s);
     mta_sts_stop(s->sts); /* jobs waiting for a policy come back */
     s->holds++;           /* until the reports being spooled and the counts' file are written */
     tls_rpt_stop(s->env.tls_rpt, scheduler_on_reports_stopped, s);
