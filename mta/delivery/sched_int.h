@@ -63,6 +63,8 @@ struct qmsg {
     struct rcpt *rcpts;
     size_t nrcpts;
     struct minheap_node due; /* key: the earliest next_ms of a recipient waiting to be tried */
+    /* In s->arrivals, key received_ms, while it is in msgs and counted (sched_summary.c). */
+    struct minheap_node arrival;
     /* What is in flight: one per recipient in a route lookup or a job (so the parts of a job a
      * destination splits need no holds of their own), one per spool read or write. */
     unsigned holds;
@@ -111,6 +113,10 @@ struct scheduler {
     size_t bounce_work, bounce_work_max; /* now, and the most at once since the start */
     struct bounce_sel *bounce_sels;      /* the selections being bounced */
     struct minheap due;
+    /* What `sluice status` and the metrics count, kept as msgs changes (sched_summary.c): the
+     * messages in msgs by arrival, their recipients by status. */
+    struct minheap arrivals;
+    size_t rcpts_by_status[SPOOL_RCPT_BOUNCED + 1];
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */
     struct queue_index waiting;
@@ -196,6 +202,14 @@ void msg_retry_now(struct qmsg *m);
 /* (Re)arms the due timer for the earliest message, or the earliest read-back from the index. */
 void scheduler_arm(struct scheduler *s);
 void scheduler_check_stopped(struct scheduler *s);
+
+/* ---- the queue's counts (sched_summary.c) ---- */
+
+/* m entered msgs (msg_admit) or leaves it (msg_free: a no-op for a message never counted). */
+void sched_count_admit(struct qmsg *m);
+void sched_count_drop(struct qmsg *m);
+/* r of m (counted or not) takes status st. */
+void sched_count_status(struct qmsg *m, struct rcpt *r, enum spool_rcpt_status st);
 
 /* ---- the active window (sched_active.c) ---- */
 

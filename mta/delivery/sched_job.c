@@ -156,7 +156,7 @@ static void update_batch_on_written(int status, void *arg)
                 m->id, strerror(-status));
     for (size_t i = 0; i < b->n; i++) {
         struct rcpt *r = &m->rcpts[b->ups[i].rcpt];
-        r->status = b->ups[i].status;
+        sched_count_status(m, r, b->ups[i].status);
         r->attempts = b->ups[i].attempts;
         r->next_ms = b->next_ms[i];
         r->busy = 0;

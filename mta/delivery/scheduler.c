@@ -49,6 +49,7 @@ void msg_hold(struct qmsg *m, unsigned n)
 void msg_free(struct qmsg *m)
 {
     sched_bounce_forget(m);
+    sched_count_drop(m);
     for (size_t i = 0; i < m->nrcpts; i++) {
         free(m->rcpts[i].addr);
         free(m->rcpts[i].text);
@@ -540,6 +541,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     s->retain = (struct strmap)STRMAP_INIT;
     s->suspensions = sched_suspended_open(s, cfg->server.spool);
     s->due = (struct minheap)MINHEAP_INIT;
+    s->arrivals = (struct minheap)MINHEAP_INIT;
     s->waiting = (struct queue_index)QUEUE_INDEX_INIT;
     s->loading = (struct strmap)STRMAP_INIT;
     s->sts = mta_sts_new(loop, dns, cfg->server.spool, cfg);
@@ -688,6 +690,7 @@ void scheduler_free(struct scheduler *s)
     sched_tenant_holds_free(s);
     sched_bounce_free(s);
     minheap_free(&s->due);
+    minheap_free(&s->arrivals);
     sched_active_free(s);
     config_unref(s->cfg);
     mta_sts_free(s->sts);
@@ -746,6 +749,7 @@ struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry)
     m->flags = env->flags;
     m->received_ms = env->received_at * 1000;
     m->due = (struct minheap_node)MINHEAP_NODE_INIT;
+    m->arrival = (struct minheap_node)MINHEAP_NODE_INIT;
     m->nrcpts = env->nrcpts;
     m->rcpts = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *m->rcpts);
     for (size_t i = 0; i < m->nrcpts; i++) {
@@ -769,6 +773,7 @@ struct qmsg *msg_admit(struct scheduler *s, const struct spool_entry *entry)
 {
     struct qmsg *m = msg_new(s, entry);
     strmap_put(&s->msgs, m->id, m);
+    sched_count_admit(m);
     if (s->msgs.count > s->in_memory_max)
         s->in_memory_max = s->msgs.count;
     return m;
