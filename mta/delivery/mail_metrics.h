@@ -5,8 +5,9 @@
  * reply rules' matches, reports that came back to the feedback addresses and the alarm on
  * unrecognized ones, and how long commits took and delivered mail waited. Counted where the events
  * happen (the SMTP server's commit, the scheduler's record of a result) as plain integers, so
- * they cost a few comparisons when nobody reads them; mta/http/prom.c renders them for GET /metrics. Loop thread only; the storage is static, mail_metrics_free gives
- * its series back at exit.
+ * they cost a few comparisons when nobody reads them; mta/http/prom.c renders them for GET
+ * /metrics. Loop thread only; the storage is static, mail_metrics_free gives its series back at
+ * exit.
  */
 #ifndef SLUICE_MAIL_METRICS_H
 #define SLUICE_MAIL_METRICS_H
