@@ -108,7 +108,7 @@ static size_t bounce_fail(struct qmsg *m, const char *domain)
 
 void sched_bounce_settled(struct qmsg *m)
 {
-    if (m->admin_inflight && m->holds == 0 && (!m->bouncing || m->bounce_retry_ms != 0))
+    if (m->admin_inflight && !m->admin_writing && (!m->bouncing || m->bounce_retry_ms != 0))
         sched_bounce_forget(m);
 }
 

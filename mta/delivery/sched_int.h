@@ -76,6 +76,7 @@ struct qmsg {
     /* An administrator's bounce failed recipients of it and their writes (the failure, then the
      * DSN) are under way: one of s->bounce_work until they are done (sched_bounce.c). */
     unsigned admin_inflight : 1;
+    unsigned admin_writing : 1; /* msg_fail_waiting_at's write is under way */
     /* A DSN that could not be written is tried again at this unix ms (0: none waits), its wait
      * doubling with each failure in a row (bounce_failures). */
     int64_t bounce_retry_ms;
@@ -308,8 +309,10 @@ int sched_bounce_room(const struct scheduler *s);
 /* A unit of bounce work starts (a read of a message marked for a bounce), or ends. */
 void sched_bounce_work_begin(struct scheduler *s);
 void sched_bounce_work_end(struct scheduler *s);
-/* m settled (msg_settle) or is freed: its admin bounce's work ends once nothing is in flight for
- * it and no DSN is being written (one that waits to be tried again counts as done). */
+/* m settled (msg_settle) or is freed: its admin bounce's work ends once the failure is written
+ * and no DSN is being written (one that waits to be tried again, or for the message's other
+ * attempts in flight, counts as done: a message whose other recipients wait at a suspended
+ * destination must not hold a unit for days). */
 void sched_bounce_settled(struct qmsg *m);
 void sched_bounce_forget(struct qmsg *m);
 /* A stop: selections waiting for room are cancelled. */

@@ -105,6 +105,7 @@ struct update_batch {
     struct spool_rcpt_update *ups;
     int64_t *next_ms;
     struct buf *replies;
+    unsigned admin : 1; /* msg_fail_waiting_at's: its end clears m->admin_writing */
 };
 
 static void update_batch_free(struct update_batch *b)
@@ -161,6 +162,8 @@ static void update_batch_on_written(int status, void *arg)
         r->next_ms = b->next_ms[i];
         r->busy = 0;
     }
+    if (b->admin)
+        m->admin_writing = 0;
     update_batch_free(b);
     msg_release(m, 1);
 }
@@ -215,6 +218,8 @@ size_t msg_fail_waiting_at(struct qmsg *m, const char *domain, const char *text)
         mail_results_add(&t, MAIL_BOUNCED, r->category);
     }
     count_bounced(m, run, &t);
+    b->admin = 1;
+    m->admin_writing = 1;
     update_batch_write(b);
     return n;
 }

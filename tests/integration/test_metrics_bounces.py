@@ -43,7 +43,7 @@ class BounceMetrics(MailNetCase):
                           tenant=tenant, result=r) for r in ("delivered", "deferred", "bounced")}
 
     def test_an_admin_bounce_counts_as_bounced(self):
-        self.start(retry=["1h"])
+        self.start(retry=["1h"], expire="1h")
         self.cli("suspend", DEST)  # the mail waits at its destination
         sizes = (4, 3, 5)
         for i, n in enumerate(sizes):
