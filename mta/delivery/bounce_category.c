@@ -51,6 +51,7 @@ static const char *const category_names[BOUNCE_CAT_COUNT] = {
     [BOUNCE_CAT_INVALID_SENDER] = "invalid-sender",
     [BOUNCE_CAT_VIRUS_RELATED] = "virus-related",
     [BOUNCE_CAT_BAD_CONFIGURATION] = "bad-configuration",
+    [BOUNCE_CAT_ADMIN_BOUNCE] = "admin-bounce",
 };
 
 const char *bounce_category_name(enum bounce_category c)

@@ -34,6 +34,7 @@ enum bounce_category {
     BOUNCE_CAT_INVALID_SENDER,
     BOUNCE_CAT_VIRUS_RELATED,
     BOUNCE_CAT_BAD_CONFIGURATION,
+    BOUNCE_CAT_ADMIN_BOUNCE, /* Sluice's own: an administrator bounced it */
     BOUNCE_CAT_COUNT
 };
 

@@ -12,7 +12,6 @@
 #include "mta/delivery/bounce_category.h"
 #include "mta/delivery/bounce_class.h"
 #include "mta/delivery/dest_int.h"
-#include "mta/delivery/mail_metrics.h"
 
 static void dest_dispatch(struct dest *d);
 static void conn_connect_next(struct conn *c);
@@ -832,7 +831,7 @@ static void conn_report(struct conn *c, const struct smtp_client_outcome *outcom
             !bouncing || (outcomes[i].code >= 200 && outcomes[i].code < 300) ? outcomes[i] : bounce;
     bounce_category_outcomes(own, job->nrcpts);
     job->hold_ms = dest_rule_hold_ms(d, now);
-    mail_metrics_results(d->key, job->tenant, c->slot->address, own, job->nrcpts);
+    job->egress = c->slot->address;
     d->env->hooks.job_done(d->env->hooks.arg, d->key, job, own, c->mx_name);
     free(own);
 }
@@ -849,7 +848,6 @@ void dest_report_all(struct dest *d, struct job *job, const struct smtp_client_o
     for (size_t i = 0; i < job->nrcpts; i++)
         all[i] = one;
     job->hold_ms = dest_rule_hold_ms(d, now);
-    mail_metrics_results(d->key, job->tenant, NULL, all, job->nrcpts);
     d->env->hooks.job_done(d->env->hooks.arg, d->key, job, all, mx_name);
     free(all);
 }
@@ -959,8 +957,7 @@ static int conn_keep_for_next_mx(struct conn *c, const struct smtp_client_outcom
     }
     job->nrcpts = kept;
     bounce_category_outcomes(answered_outcomes, answered->nrcpts);
-    mail_metrics_results(c->dest->key, job->tenant, c->slot->address, answered_outcomes,
-                         answered->nrcpts);
+    answered->egress = c->slot->address;
     c->dest->env->hooks.job_done(c->dest->env->hooks.arg, c->dest->key, answered, answered_outcomes,
                                  c->mx_name);
     free(answered_outcomes);

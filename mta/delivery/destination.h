@@ -61,6 +61,9 @@ struct job {
      * suspension that holds the destination back ends (a deferred recipient is tried then, not
      * at its next retry step), or -1: none holds. */
     int64_t hold_ms;
+    /* Set by the destination when it reports the job after a connection: the egress address it
+     * was tried from (the slot's, for the metrics), valid during job_done; NULL: none. */
+    const char *egress;
     struct job *next;
     /* While queued at a destination: the lane of its fair queue it waits in and the job before
      * it there (sched_fair.c's), so that it can leave from the middle at once. */

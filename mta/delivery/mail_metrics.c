@@ -12,20 +12,21 @@ static struct metrics_counter received = {
 };
 static struct metrics_counter results = {
     .name = "sluice_recipients_total",
-    .help = "Delivery attempts' results per recipient (delivered, deferred, bounced), by "
-            "destination and egress address.",
+    .help = "Recipients' results (delivered, deferred, bounced: refused, expired or bounced by "
+            "an administrator), by destination and egress address.",
     .labels = {"destination", "egress", "result"},
 };
 static struct metrics_counter tenants = {
     .name = "sluice_tenant_recipients_total",
-    .help = "Delivery attempts' results per recipient (delivered, deferred, bounced), by tenant "
-            "(\"\": mail of no tenant).",
+    .help = "Recipients' results (delivered, deferred, bounced: refused, expired or bounced by "
+            "an administrator), by tenant (\"\": mail of no tenant).",
     .labels = {"tenant", "result"},
     .keep_in_other = 1u << 1, /* past the bound, "other" tenants by result */
 };
 static struct metrics_counter bounces = {
     .name = "sluice_bounces_total",
-    .help = "Recipients refused permanently, by destination and bounce category.",
+    .help = "Recipients bounced, by destination and bounce category (message-expired: given up "
+            "at expiry; admin-bounce: bounced by an administrator).",
     .labels = {"destination", "category"},
 };
 static struct metrics_counter rules = {
@@ -102,46 +103,34 @@ void mail_metrics_received(const char *listener)
     recent_now()->received++;
 }
 
-enum result { RESULT_DELIVERED, RESULT_DEFERRED, RESULT_BOUNCED, RESULT_COUNT };
-
-static enum result result_of(int code)
+void mail_results_add(struct mail_results *t, enum mail_result r, unsigned category)
 {
-    if (code >= 200 && code < 300)
-        return RESULT_DELIVERED;
-    return code >= 500 ? RESULT_BOUNCED : RESULT_DEFERRED;
+    t->n[r]++;
+    if (r == MAIL_BOUNCED)
+        t->bounced[category < BOUNCE_CAT_COUNT ? category : BOUNCE_CAT_OTHER]++;
 }
 
-/* The recipients of one job share its destination and egress address: each label set is looked up
- * once per job, with the job's count; a bounce's category came with its outcome. */
+/* Each label set is looked up once per batch of results, with its count. */
 void mail_metrics_results(const char *destination, const char *tenant, const char *egress,
-                          const struct smtp_client_outcome *outcomes, size_t n)
+                          const struct mail_results *t)
 {
-    static const char *const result_names[RESULT_COUNT] = {"delivered", "deferred", "bounced"};
-    uint64_t by_result[RESULT_COUNT] = {0}, by_category[BOUNCE_CAT_COUNT] = {0};
-    for (size_t i = 0; i < n; i++) {
-        const struct smtp_client_outcome *o = &outcomes[i];
-        enum result r = result_of(o->code);
-        by_result[r]++;
-        if (r == RESULT_BOUNCED)
-            by_category[o->category >= 0 && o->category < BOUNCE_CAT_COUNT ? o->category
-                                                                           : BOUNCE_CAT_OTHER]++;
-    }
+    static const char *const result_names[MAIL_RESULT_COUNT] = {"delivered", "deferred", "bounced"};
     struct mail_metrics_totals *now = recent_now();
-    totals.delivered += by_result[RESULT_DELIVERED], now->delivered += by_result[RESULT_DELIVERED];
-    totals.deferred += by_result[RESULT_DEFERRED], now->deferred += by_result[RESULT_DEFERRED];
-    totals.bounced += by_result[RESULT_BOUNCED], now->bounced += by_result[RESULT_BOUNCED];
-    for (enum result r = 0; r < RESULT_COUNT; r++) {
+    totals.delivered += t->n[MAIL_DELIVERED], now->delivered += t->n[MAIL_DELIVERED];
+    totals.deferred += t->n[MAIL_DEFERRED], now->deferred += t->n[MAIL_DEFERRED];
+    totals.bounced += t->n[MAIL_BOUNCED], now->bounced += t->n[MAIL_BOUNCED];
+    for (enum mail_result r = 0; r < MAIL_RESULT_COUNT; r++) {
         const char *labels[] = {destination, egress != NULL ? egress : "none", result_names[r]};
         const char *by_tenant[] = {tenant, result_names[r]};
-        if (by_result[r] > 0) {
-            metrics_counter_add(&results, labels, by_result[r]);
-            metrics_counter_add(&tenants, by_tenant, by_result[r]);
+        if (t->n[r] > 0) {
+            metrics_counter_add(&results, labels, t->n[r]);
+            metrics_counter_add(&tenants, by_tenant, t->n[r]);
         }
     }
     for (enum bounce_category c = 0; c < BOUNCE_CAT_COUNT; c++) {
         const char *labels[] = {destination, bounce_category_name(c)};
-        if (by_category[c] > 0)
-            metrics_counter_add(&bounces, labels, by_category[c]);
+        if (t->bounced[c] > 0)
+            metrics_counter_add(&bounces, labels, t->bounced[c]);
     }
 }
 

@@ -23,11 +23,12 @@
 /* Index entries taken per call, so one call holds the loop only briefly. */
 #define ACTIVE_FILL_BATCH 256
 
-#define ACTIVE_DELETE 0x100u /* an admin deleted it while it was read back */
+#define ACTIVE_DELETE 0x100u      /* an admin deleted it while it was read back */
+#define ACTIVE_BOUNCE_WORK 0x200u /* read back for an admin bounce: a unit of its work */
 
 struct active_load {
     struct scheduler *s;
-    unsigned flags; /* QUEUE_INDEX_RETRY, ACTIVE_DELETE, QUEUE_INDEX_BOUNCE */
+    unsigned flags; /* QUEUE_INDEX_RETRY, ACTIVE_DELETE, QUEUE_INDEX_BOUNCE, ACTIVE_BOUNCE_WORK */
     char id[SPOOL_ID_MAX + 1];
 };
 
@@ -77,8 +78,9 @@ int sched_active_evict(struct qmsg *m)
 int64_t sched_active_fill_at(const struct scheduler *s)
 {
     const struct queue_index_entry *top = queue_index_top(&s->waiting);
-    if (top == NULL || !sched_active_room(s) || s->loading.count >= ACTIVE_LOADS_MAX)
-        return INT64_MAX; /* a removal, an eviction or a read-back calls fill again */
+    if (top == NULL || !sched_active_room(s) || s->loading.count >= ACTIVE_LOADS_MAX ||
+        ((top->flags & QUEUE_INDEX_BOUNCE) && !sched_bounce_room(s)))
+        return INT64_MAX; /* a removal, an eviction, a read-back or a bounce done arms again */
     return (int64_t)top->due_s * 1000 - window_ms(s);
 }
 
@@ -93,6 +95,8 @@ void sched_active_fill(struct scheduler *s)
         const struct queue_index_entry *top = queue_index_top(&s->waiting);
         if (top == NULL || (int64_t)top->due_s * 1000 > horizon)
             break;
+        if ((top->flags & QUEUE_INDEX_BOUNCE) && !sched_bounce_room(s))
+            break; /* an admin bounce's work is at its cap */
         struct queue_index_entry e;
         queue_index_pop(&s->waiting, &e);
         struct qmsg *m = strmap_get(&s->msgs, e.id);
@@ -108,6 +112,10 @@ void sched_active_fill(struct scheduler *s)
         ld = xcalloc(1, sizeof *ld);
         ld->s = s;
         ld->flags = e.flags;
+        if (e.flags & QUEUE_INDEX_BOUNCE) {
+            ld->flags |= ACTIVE_BOUNCE_WORK;
+            sched_bounce_work_begin(s);
+        }
         memcpy(ld->id, e.id, sizeof ld->id);
         strmap_put(&s->loading, ld->id, ld);
         s->loads++;
@@ -137,6 +145,8 @@ static void active_on_loaded(int status, const struct spool_entry *entry, struct
         if (ld->flags & QUEUE_INDEX_RETRY)
             msg_retry_now(m);
     }
+    if (ld->flags & ACTIVE_BOUNCE_WORK) /* the bounce counts the message from here on */
+        sched_bounce_work_end(s);
     if (ld->flags & QUEUE_INDEX_BOUNCE) /* in memory already, or gone: NULL forgets it */
         sched_bounce_read_back(s, ld->id,
                                m != NULL || s->stopping ? m : strmap_get(&s->msgs, ld->id));
@@ -271,10 +281,10 @@ void sched_active_counters(struct scheduler *s, struct buf *out)
     buf_printf(out,
                "\"active\":{\"in_memory\":%zu,\"in_memory_max\":%zu,\"limit\":%u,"
                "\"loading\":%zu,\"on_disk\":%zu,\"evicted\":%llu,\"read_back\":%llu,"
-               "\"listing\":%s}",
+               "\"listing\":%s,\"bounce_work\":%zu,\"bounce_work_max\":%zu}",
                s->msgs.count, s->in_memory_max, s->cfg->delivery.active_limit, s->loading.count,
                s->waiting.n, (unsigned long long)s->evicted, (unsigned long long)s->admitted,
-               s->listing ? "true" : "false");
+               s->listing ? "true" : "false", s->bounce_work, s->bounce_work_max);
 }
 
 void sched_active_free(struct scheduler *s)

@@ -11,7 +11,9 @@
  * whose entries do not say whose mail they are); then each turn fails a few of those in memory,
  * and those on disk are read on the thread pool, a few at a time, and marked for a bounce at
  * read-back when they match. Mail queued after the start is not touched; recipients on a
- * connection finish.
+ * connection finish. The work in flight is capped (SCHED_BOUNCE_WORK_MAX): a message failed stays
+ * one unit until its spool write and its DSN are done, and so does a read that leads to one; at
+ * the cap a selection waits, and goes on as units end.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -52,6 +54,72 @@ static void msg_return_jobs(struct scheduler *s, struct qmsg *m)
     strmap_each(&s->retired, dest_return_msg, m);
 }
 
+typedef char queue_id[SPOOL_ID_MAX + 1];
+
+struct bounce_sel {
+    struct sched_task task;
+    struct scheduler *s;
+    struct scheduler_list_filter f;
+    queue_id *ids; /* the selected messages in memory first, then the index's and those loading */
+    size_t n, next;
+    size_t reading;              /* reads from disk in flight */
+    size_t bounced;              /* messages whose waiting recipients failed in memory */
+    size_t marked;               /* messages on disk marked for a bounce at read-back */
+    size_t unread;               /* messages on disk that could not be read */
+    unsigned running : 1;        /* among the scheduler's tasks */
+    unsigned parked : 1;         /* waits for the work in flight to fall below the cap */
+    unsigned cancelled : 1;      /* the scheduler stops: freed once no read is in flight */
+    struct bounce_sel *next_sel; /* in s->bounce_sels */
+};
+
+/* ---- the work in flight ---- */
+
+static void sel_wake(struct scheduler *s);
+
+int sched_bounce_room(const struct scheduler *s)
+{
+    return s->bounce_work < SCHED_BOUNCE_WORK_MAX;
+}
+
+void sched_bounce_work_begin(struct scheduler *s)
+{
+    if (++s->bounce_work > s->bounce_work_max)
+        s->bounce_work_max = s->bounce_work;
+}
+
+void sched_bounce_work_end(struct scheduler *s)
+{
+    s->bounce_work--;
+    if (!s->stopping)
+        sel_wake(s);
+}
+
+/* m's waiting recipients (at domain, NULL: all) fail for an administrator; m counts as work in
+ * flight until their writes are done. Returns how many failed. */
+static size_t bounce_fail(struct qmsg *m, const char *domain)
+{
+    size_t n = msg_fail_waiting_at(m, domain, SCHED_ADMIN_BOUNCE);
+    if (n > 0 && !m->admin_inflight) {
+        m->admin_inflight = 1;
+        sched_bounce_work_begin(m->s);
+    }
+    return n;
+}
+
+void sched_bounce_settled(struct qmsg *m)
+{
+    if (m->admin_inflight && !m->admin_writing && (!m->bouncing || m->bounce_retry_ms != 0))
+        sched_bounce_forget(m);
+}
+
+void sched_bounce_forget(struct qmsg *m)
+{
+    if (!m->admin_inflight)
+        return;
+    m->admin_inflight = 0;
+    sched_bounce_work_end(m->s);
+}
+
 int scheduler_bounce_message(struct scheduler *s, const char *id, struct buf *out)
 {
     struct qmsg *m = strmap_get(&s->msgs, id);
@@ -62,7 +130,7 @@ int scheduler_bounce_message(struct scheduler *s, const char *id, struct buf *ou
             return rc;
     } else {
         msg_return_jobs(s, m);
-        msg_fail_waiting(m, SCHED_ADMIN_BOUNCE);
+        bounce_fail(m, NULL);
     }
     struct logrec r;
     log_begin(&r, LOG_WARN, "queue.bounced");
@@ -76,7 +144,7 @@ void sched_bounce_read_back(struct scheduler *s, const char *id, struct qmsg *m)
 {
     char *domain = strmap_del(&s->bounce_at, id);
     if (m != NULL && !m->deleted)
-        msg_fail_waiting_at(m, domain, SCHED_ADMIN_BOUNCE);
+        bounce_fail(m, domain);
     free(domain);
 }
 
@@ -86,22 +154,6 @@ void sched_bounce_free(struct scheduler *s)
 }
 
 /* ---- a selection ---- */
-
-typedef char queue_id[SPOOL_ID_MAX + 1];
-
-struct bounce_sel {
-    struct sched_task task;
-    struct scheduler *s;
-    struct scheduler_list_filter f;
-    queue_id *ids; /* the selected messages in memory first, then the index's and those loading */
-    size_t n, next;
-    size_t reading;         /* reads from disk in flight */
-    size_t bounced;         /* messages whose waiting recipients failed in memory */
-    size_t marked;          /* messages on disk marked for a bounce at read-back */
-    size_t unread;          /* messages on disk that could not be read */
-    unsigned running : 1;   /* among the scheduler's tasks */
-    unsigned cancelled : 1; /* the scheduler stops: freed once no read is in flight */
-};
 
 struct sel_read {
     struct bounce_sel *sel;
@@ -132,7 +184,7 @@ static void sel_describe(const struct scheduler_list_filter *f, struct buf *out)
 static size_t sel_fail(struct bounce_sel *sel, struct qmsg *m)
 {
     m->bounce_selected = 0;
-    size_t n = msg_fail_waiting_at(m, sel_domain(sel), SCHED_ADMIN_BOUNCE);
+    size_t n = bounce_fail(m, sel_domain(sel));
     if (n > 0)
         sel->bounced++;
     else
@@ -168,6 +220,7 @@ static void sel_on_read(int status, const struct spool_entry *entry, struct buf 
     struct sel_read *r = arg;
     struct bounce_sel *sel = r->sel;
     sel->reading--;
+    sched_bounce_work_end(sel->s); /* sel_take counts the message itself */
     if (sel->cancelled || sel->s->stopping) {
         sel->cancelled = 1;
     } else if (status == 0) {
@@ -189,7 +242,7 @@ static int sel_step(struct sched_task *t)
     struct scheduler *s = sel->s;
     size_t seen = 0, failed = 0;
     while (sel->next < sel->n && seen < SCHED_SLICE_ITEMS && failed < BOUNCE_RCPTS_PER_TURN &&
-           sel->reading < BOUNCE_READS) {
+           sel->reading < BOUNCE_READS && sched_bounce_room(s)) {
         const char *id = sel->ids[sel->next++];
         struct qmsg *m = strmap_get(&s->msgs, id);
         seen++;
@@ -205,12 +258,13 @@ static int sel_step(struct sched_task *t)
             r->sel = sel;
             memcpy(r->id, id, sizeof r->id);
             sel->reading++;
+            sched_bounce_work_begin(s);
             spool_peek(s->spool, r->id, sel_on_read, r);
         }
     }
     /* Done with this walk once every id is taken, or while reads are at their bound (the last
-     * read to come back starts it again). */
-    return sel->next >= sel->n || sel->reading >= BOUNCE_READS;
+     * read to come back starts it again), or the work in flight at its cap (work done wakes it). */
+    return sel->next >= sel->n || sel->reading >= BOUNCE_READS || !sched_bounce_room(s);
 }
 
 static void sel_free(struct bounce_sel *sel)
@@ -228,6 +282,11 @@ static void sel_free(struct bounce_sel *sel)
             log_int(&r, "unread", (long long)sel->unread);
         log_end(&r);
     }
+    for (struct bounce_sel **pp = &s->bounce_sels; *pp != NULL; pp = &(*pp)->next_sel)
+        if (*pp == sel) {
+            *pp = sel->next_sel;
+            break;
+        }
     free(sel->ids);
     free(sel);
     s->loads--;
@@ -242,9 +301,37 @@ static void sel_settle(struct bounce_sel *sel)
     if (sel->cancelled || sel->next >= sel->n) {
         if (sel->reading == 0)
             sel_free(sel);
+    } else if (!sched_bounce_room(sel->s)) {
+        sel->parked = 1;
     } else if (sel->reading < BOUNCE_READS) {
         sel->running = 1;
         sched_task_start(sel->s, &sel->task);
+    }
+}
+
+/* Work ended: the selections waiting for room go on from the next turn (not from here: this may
+ * run inside one of their callbacks), and read-backs for a bounce may start again. */
+static void sel_wake(struct scheduler *s)
+{
+    for (struct bounce_sel *sel = s->bounce_sels; sel != NULL; sel = sel->next_sel) {
+        if (sel->parked && sched_bounce_room(s) && !sel->running) {
+            sel->parked = 0;
+            sel->running = 1;
+            sched_task_start(s, &sel->task);
+        }
+    }
+    scheduler_arm(s);
+}
+
+void sched_bounce_stop(struct scheduler *s)
+{
+    for (struct bounce_sel *sel = s->bounce_sels, *next; sel != NULL; sel = next) {
+        next = sel->next_sel;
+        if (sel->parked) {
+            sel->parked = 0;
+            sel->cancelled = 1;
+            sel_settle(sel);
+        }
     }
 }
 
@@ -308,6 +395,8 @@ int scheduler_bounce_selected(struct scheduler *s, const struct scheduler_list_f
         memcpy(sel->ids[sel->n++], s->waiting.v[i].id, sizeof *sel->ids);
     strmap_each(&s->loading, sel_note_loading, sel);
     sel->task = (struct sched_task){.step = sel_step, .finish = sel_finish};
+    sel->next_sel = s->bounce_sels;
+    s->bounce_sels = sel;
     s->loads++; /* a stop waits for the reads */
 
     struct buf what = BUF_INIT;

@@ -63,6 +63,8 @@ struct qmsg {
     struct rcpt *rcpts;
     size_t nrcpts;
     struct minheap_node due; /* key: the earliest next_ms of a recipient waiting to be tried */
+    /* In s->arrivals, key received_ms, while it is in msgs and counted (sched_summary.c). */
+    struct minheap_node arrival;
     /* What is in flight: one per recipient in a route lookup or a job (so the parts of a job a
      * destination splits need no holds of their own), one per spool read or write. */
     unsigned holds;
@@ -71,6 +73,10 @@ struct qmsg {
     /* An admin bounce of a selection (sched_bounce.c) fails its waiting recipients in a slice to
      * come: none is dispatched meanwhile. */
     unsigned bounce_selected : 1;
+    /* An administrator's bounce failed recipients of it and their writes (the failure, then the
+     * DSN) are under way: one of s->bounce_work until they are done (sched_bounce.c). */
+    unsigned admin_inflight : 1;
+    unsigned admin_writing : 1; /* msg_fail_waiting_at's write is under way */
     /* A DSN that could not be written is tried again at this unix ms (0: none waits), its wait
      * doubling with each failure in a row (bounce_failures). */
     int64_t bounce_retry_ms;
@@ -103,7 +109,15 @@ struct scheduler {
     /* Messages on disk an admin bounce of a destination selected: queue id -> the domain whose
      * waiting recipients fail once it is read back (sched_bounce.c). */
     struct strmap bounce_at;
+    /* Admin bounces' work in flight (sched_bounce.c): messages whose writes are under way, reads
+     * that lead to a bounce; capped at SCHED_BOUNCE_WORK_MAX for selections. */
+    size_t bounce_work, bounce_work_max; /* now, and the most at once since the start */
+    struct bounce_sel *bounce_sels;      /* the selections being bounced */
     struct minheap due;
+    /* What `sluice status` and the metrics count, kept as msgs changes (sched_summary.c): the
+     * messages in msgs by arrival, their recipients by status. */
+    struct minheap arrivals;
+    size_t rcpts_by_status[SPOOL_RCPT_BOUNCED + 1];
     /* The active window (sched_active.c): msgs holds at most delivery.active_limit messages,
      * those due within delivery.active_window; the others wait in the index, on disk only. */
     struct queue_index waiting;
@@ -130,14 +144,30 @@ struct scheduler {
 /* Unix time in ms (the clock the spool's times are in). */
 int64_t wall_ms(void);
 
-/* The domain of r's address; 1 when r waits to be tried (not busy, not final). */
+/* ---- recipients and jobs (sched_job.c) ---- */
+
+/* The domain of r's address; 1 when r waits to be tried (not busy, not final); 1 when r is done
+ * (delivered, or bounced and reported). */
 const char *rcpt_domain(const struct rcpt *r);
 int rcpt_waiting(const struct rcpt *r);
+int rcpt_final(const struct rcpt *r);
+/* Records r's last result (enhanced and text copied, a leading copy of enhanced dropped; mta:
+ * the host that gave it, NULL: Sluice). */
+void rcpt_set_result(struct rcpt *r, int code, const char *enhanced, const char *text,
+                     const char *mta);
+/* "550 5.1.1 text (host)": the one line the spool keeps of r's result ("" when none). */
+void rcpt_format_reply(const struct rcpt *r, struct buf *out);
+/* The inverse, for a result read back from the spool with the host that gave it ("" or NULL:
+ * local); sets r's bounce category. */
+void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta);
 /* When m expires under sh (unix ms). */
 int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping *sh);
 /* A job for m's recipients at `domain` from the first-th on whose time has come; each is busy
  * until the job is back. */
 struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain, int64_t now);
+/* The destination key mail of m to domain counts under in the metrics when no route was looked
+ * up (its shaping's, by the domain only; with m's tenant's own pool). */
+void msg_dest_key(const struct qmsg *m, const char *domain, char *out, size_t size);
 /* Every recipient of the job gets the outcome `one` (key: the destination, NULL: none), as if the
  * destination had reported it; the job is freed. */
 void msg_job_fail(struct job *job, const char *key, const struct smtp_client_outcome *one);
@@ -173,6 +203,14 @@ void msg_retry_now(struct qmsg *m);
 /* (Re)arms the due timer for the earliest message, or the earliest read-back from the index. */
 void scheduler_arm(struct scheduler *s);
 void scheduler_check_stopped(struct scheduler *s);
+
+/* ---- the queue's counts (sched_summary.c) ---- */
+
+/* m entered msgs (msg_admit) or leaves it (msg_free: a no-op for a message never counted). */
+void sched_count_admit(struct qmsg *m);
+void sched_count_drop(struct qmsg *m);
+/* r of m (counted or not) takes status st. */
+void sched_count_status(struct qmsg *m, struct rcpt *r, enum spool_rcpt_status st);
 
 /* ---- the active window (sched_active.c) ---- */
 
@@ -262,6 +300,25 @@ void sched_slice_close(struct scheduler *s, uv_close_cb cb);
  * fail, those at the domain an admin bounce of a selection noted for it when it did. */
 void sched_bounce_read_back(struct scheduler *s, const char *id, struct qmsg *m);
 void sched_bounce_free(struct scheduler *s);
+/* An admin bounce of a selection keeps at most this much work in flight: messages whose failure
+ * and DSN are being written, and the reads of messages on disk that lead to one. Each message is a
+ * spool write and then a DSN (a new file, its commit) on the thread pool: 32 syncs in flight
+ * nearly triple the spool's commits of one at a time (this is also ACTIVE_LOADS_MAX), and it keeps
+ * a bounce of 200,000 recipients to a few dozen open files and pool jobs. */
+#define SCHED_BOUNCE_WORK_MAX 32
+/* 1 while a selection may start more work (a bounce of one message never waits). */
+int sched_bounce_room(const struct scheduler *s);
+/* A unit of bounce work starts (a read of a message marked for a bounce), or ends. */
+void sched_bounce_work_begin(struct scheduler *s);
+void sched_bounce_work_end(struct scheduler *s);
+/* m settled (msg_settle) or is freed: its admin bounce's work ends once the failure is written
+ * and no DSN is being written (one that waits to be tried again, or for the message's other
+ * attempts in flight, counts as done: a message whose other recipients wait at a suspended
+ * destination must not hold a unit for days). */
+void sched_bounce_settled(struct qmsg *m);
+void sched_bounce_forget(struct qmsg *m);
+/* A stop: selections waiting for room are cancelled. */
+void sched_bounce_stop(struct scheduler *s);
 /* 1 when m is of the filter's tenant and campaign, with a recipient at its destination in its
  * state (sched_list.c; scheduler_list_filtered). */
 int sched_list_matches(const struct qmsg *m, const struct scheduler_list_filter *f);

@@ -1,25 +1,38 @@
 /*
  * The scheduler's queue at a glance (scheduler.h: scheduler_summarize), for `sluice status`, the
- * status API and the metrics: one walk over the messages and the destinations, nothing kept.
+ * status API and the metrics. The messages in memory are counted as they change (admitted to msgs,
+ * a recipient's status recorded, freed), their oldest arrival is the top of a heap: a request costs
+ * nothing per message. The destinations, a few per domain mail goes to, are walked.
  */
 #include <string.h>
 
 #include "mta/delivery/sched_int.h"
 
-static void count_msg(const char *key, void *value, void *arg)
+void sched_count_admit(struct qmsg *m)
 {
-    (void)key;
-    const struct qmsg *m = value;
-    struct scheduler_summary *out = arg;
-    out->messages++;
-    if (out->oldest_ms == 0 || m->received_ms < out->oldest_ms)
-        out->oldest_ms = m->received_ms;
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        enum spool_rcpt_status st = m->rcpts[i].status;
-        out->rcpts_pending += st == SPOOL_RCPT_PENDING;
-        out->rcpts_deferred += st == SPOOL_RCPT_DEFERRED;
-        out->rcpts_failed += st == SPOOL_RCPT_FAILED;
+    struct scheduler *s = m->s;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        s->rcpts_by_status[m->rcpts[i].status]++;
+    minheap_set(&s->arrivals, &m->arrival, (uint64_t)(m->received_ms > 0 ? m->received_ms : 0));
+}
+
+void sched_count_drop(struct qmsg *m)
+{
+    struct scheduler *s = m->s;
+    if (m->arrival.index == MINHEAP_NONE)
+        return;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        s->rcpts_by_status[m->rcpts[i].status]--;
+    minheap_remove(&s->arrivals, &m->arrival);
+}
+
+void sched_count_status(struct qmsg *m, struct rcpt *r, enum spool_rcpt_status st)
+{
+    if (m->arrival.index != MINHEAP_NONE) {
+        m->s->rcpts_by_status[r->status]--;
+        m->s->rcpts_by_status[st]++;
     }
+    r->status = st;
 }
 
 /* Keeps list sorted by queued jobs, most first, at most SCHEDULER_SUMMARY_TOP long. */
@@ -57,8 +70,12 @@ static void count_dest(const char *key, void *value, void *arg)
 void scheduler_summarize(struct scheduler *s, struct scheduler_summary *out)
 {
     memset(out, 0, sizeof *out);
-    strmap_each(&s->msgs, count_msg, out);
+    const struct minheap_node *oldest = minheap_top(&s->arrivals);
+    out->oldest_ms = oldest != NULL ? (int64_t)oldest->key : 0;
+    out->rcpts_pending = s->rcpts_by_status[SPOOL_RCPT_PENDING];
+    out->rcpts_deferred = s->rcpts_by_status[SPOOL_RCPT_DEFERRED];
+    out->rcpts_failed = s->rcpts_by_status[SPOOL_RCPT_FAILED];
     strmap_each(&s->dests, count_dest, out);
     out->on_disk = s->waiting.n + s->loading.count;
-    out->messages += out->on_disk;
+    out->messages = s->msgs.count + out->on_disk;
 }

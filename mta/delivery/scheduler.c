@@ -40,87 +40,6 @@ int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-const char *rcpt_domain(const struct rcpt *r)
-{
-    const char *at = strrchr(r->addr, '@');
-    return at != NULL ? at + 1 : "";
-}
-
-static int rcpt_final(const struct rcpt *r)
-{
-    return r->status == SPOOL_RCPT_DELIVERED || r->status == SPOOL_RCPT_BOUNCED;
-}
-
-int rcpt_waiting(const struct rcpt *r)
-{
-    return !r->busy && (r->status == SPOOL_RCPT_PENDING || r->status == SPOOL_RCPT_DEFERRED);
-}
-
-static void rcpt_set_result(struct rcpt *r, int code, const char *enhanced, const char *text,
-                            const char *mta)
-{
-    r->code = code;
-    snprintf(r->enhanced, sizeof r->enhanced, "%s", enhanced != NULL ? enhanced : "");
-    text = text != NULL ? text : "";
-    /* A reply's text starts with its enhanced code, which is kept apart: drop the copy, or the
-     * DSN and the spool would say "550 5.1.1 5.1.1 ...". */
-    size_t n = strlen(r->enhanced);
-    if (n > 0 && strncmp(text, r->enhanced, n) == 0 && (text[n] == ' ' || text[n] == '\0'))
-        text += n + (text[n] == ' ');
-    free(r->text);
-    r->text = xstrdup(text);
-    free(r->mta);
-    r->mta = mta != NULL ? xstrdup(mta) : NULL;
-}
-
-/* "550 5.1.1 text": the one line the spool keeps of a result. */
-static void rcpt_format_reply(const struct rcpt *r, struct buf *out)
-{
-    buf_reset(out);
-    if (r->code == 0)
-        return;
-    buf_printf(out, "%d %s%s%s", r->code, r->enhanced, r->enhanced[0] ? " " : "",
-               r->text != NULL ? r->text : "");
-    if (r->mta != NULL)
-        buf_printf(out, " (%s)", r->mta);
-}
-
-/* The inverse of rcpt_format_reply, for a result read back from the spool with the host that gave
- * it ("" when local, or not recorded by an older version). */
-static void rcpt_parse_reply(struct rcpt *r, const char *reply, const char *mta)
-{
-    if (reply == NULL || strlen(reply) < 3 || reply[0] < '2' || reply[0] > '5')
-        return;
-    char *end;
-    long code = strtol(reply, &end, 10);
-    if (end != reply + 3 || (*end != ' ' && *end != '\0'))
-        return;
-    const char *p = *end ? end + 1 : end;
-    char enhanced[16] = "";
-    size_t n = strspn(p, "0123456789.");
-    if (n > 0 && n < sizeof enhanced && p[0] == reply[0] && p[1] == '.' &&
-        (p[n] == ' ' || p[n] == '\0')) {
-        memcpy(enhanced, p, n);
-        enhanced[n] = '\0';
-        p += n + (p[n] == ' ');
-    }
-    if (mta == NULL || mta[0] == '\0') {
-        rcpt_set_result(r, (int)code, enhanced, p, NULL);
-        r->category = bounce_category_of(r->code, r->enhanced, r->text);
-        return;
-    }
-    /* Take back the " (host)" that rcpt_format_reply appended, so the text is as it was. */
-    size_t len = strlen(p), mta_len = strlen(mta);
-    if (len >= mta_len + 3 && p[len - 1] == ')' &&
-        strncmp(p + len - mta_len - 1, mta, mta_len) == 0 &&
-        strncmp(p + len - mta_len - 3, " (", 2) == 0)
-        len -= mta_len + 3;
-    char *text = xstrndup(p, len);
-    rcpt_set_result(r, (int)code, enhanced, text, mta);
-    r->category = bounce_category_of(r->code, r->enhanced, r->text);
-    free(text);
-}
-
 /* ---- holds: what keeps a message (and a stopping scheduler) busy ---- */
 
 void msg_hold(struct qmsg *m, unsigned n)
@@ -131,6 +50,8 @@ void msg_hold(struct qmsg *m, unsigned n)
 
 void msg_free(struct qmsg *m)
 {
+    sched_bounce_forget(m);
+    sched_count_drop(m);
     for (size_t i = 0; i < m->nrcpts; i++) {
         free(m->rcpts[i].addr);
         free(m->rcpts[i].text);
@@ -187,82 +108,6 @@ static void msg_reschedule(struct qmsg *m)
     scheduler_arm(m->s);
 }
 
-/* ---- recording results ---- */
-
-/* A batch of recipient results on its way to the spool; applied in memory once durable. */
-struct update_batch {
-    struct qmsg *m;
-    size_t n;
-    struct spool_rcpt_update *ups;
-    int64_t *next_ms;
-    struct buf *replies;
-};
-
-static void update_batch_free(struct update_batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        buf_free(&b->replies[i]);
-    free(b->replies);
-    free(b->next_ms);
-    free(b->ups);
-    free(b);
-}
-
-struct update_batch *update_batch_new(struct qmsg *m, size_t n)
-{
-    struct update_batch *b = xcalloc(1, sizeof *b);
-    b->m = m;
-    b->ups = xcalloc(n, sizeof *b->ups);
-    b->next_ms = xcalloc(n, sizeof *b->next_ms);
-    b->replies = xcalloc(n, sizeof *b->replies);
-    return b;
-}
-
-void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_status status,
-                      unsigned attempts, int64_t next_ms)
-{
-    size_t i = b->n++;
-    struct rcpt *r = &b->m->rcpts[rcpt];
-    rcpt_format_reply(r, &b->replies[i]);
-    b->next_ms[i] = next_ms;
-    b->ups[i] = (struct spool_rcpt_update){
-        .rcpt = rcpt,
-        .status = status,
-        .attempts = attempts,
-        .next_attempt = (next_ms + 999) / 1000,
-        .reply = b->replies[i].data != NULL ? b->replies[i].data : "",
-        .remote_mta = r->mta,
-        .delay_warned = r->delay_warned,
-    };
-    r->busy = 1;
-}
-
-static void update_batch_on_written(int status, void *arg)
-{
-    struct update_batch *b = arg;
-    struct qmsg *m = b->m;
-    if (status < 0)
-        log_msg(LOG_ERROR, "spool.update_failed",
-                "queue id %s: recipient state not recorded (%s): a restart may repeat deliveries",
-                m->id, strerror(-status));
-    for (size_t i = 0; i < b->n; i++) {
-        struct rcpt *r = &m->rcpts[b->ups[i].rcpt];
-        r->status = b->ups[i].status;
-        r->attempts = b->ups[i].attempts;
-        r->next_ms = b->next_ms[i];
-        r->busy = 0;
-    }
-    update_batch_free(b);
-    msg_release(m, 1);
-}
-
-/* Writes the batch (the message stays held until it is durable). */
-void update_batch_write(struct update_batch *b)
-{
-    msg_hold(b->m, 1);
-    spool_rcpt_update(b->m->s->spool, b->m->id, b->ups, b->n, update_batch_on_written, b);
-}
-
 /* text: the reason as recorded (the reply's, or with why Sluice gave up), for the category of a
  * result that is not a 5xx (whose category came with it). */
 static void log_delivery(const struct qmsg *m, const struct rcpt *r, const char *event,
@@ -305,31 +150,6 @@ int64_t msg_expires_ms(const struct qmsg *m, const struct config_shaping *sh)
     return m->received_ms + 999 + (int64_t)sh->expire_ms;
 }
 
-size_t msg_fail_waiting_at(struct qmsg *m, const char *domain, const char *text)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < m->nrcpts; i++)
-        n += rcpt_waiting(&m->rcpts[i]) &&
-             (domain == NULL || strcasecmp(rcpt_domain(&m->rcpts[i]), domain) == 0);
-    if (n == 0)
-        return 0;
-    struct update_batch *b = update_batch_new(m, n);
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        struct rcpt *r = &m->rcpts[i];
-        if (!rcpt_waiting(r) || (domain != NULL && strcasecmp(rcpt_domain(r), domain) != 0))
-            continue;
-        rcpt_set_result(r, 550, "5.0.0", text, NULL);
-        update_batch_add(b, i, SPOOL_RCPT_FAILED, r->attempts, 0);
-    }
-    update_batch_write(b);
-    return n;
-}
-
-void msg_fail_waiting(struct qmsg *m, const char *text)
-{
-    msg_fail_waiting_at(m, NULL, text);
-}
-
 /* When a recipient that got a temporary failure is tried again: the shaping rule's schedule
  * (the last step repeats), never after expiry; 0 when it has expired. */
 static int64_t retry_at(const struct qmsg *m, const struct config_shaping *sh, unsigned attempts,
@@ -356,6 +176,18 @@ static unsigned delay_steps(const struct config *cfg, int64_t received_ms, int64
     return steps;
 }
 
+/* The metrics count what is recorded: an expiry is a bounce, not the deferral its last reply
+ * says; a job that had no destination (its route failed, held mail expired) counts under the
+ * destination its domain would have. */
+static void count_results(const struct qmsg *m, const char *key, const struct job *job,
+                          const struct mail_results *counts)
+{
+    char own[512];
+    if (key == NULL)
+        msg_dest_key(m, job->domain, own, sizeof own);
+    mail_metrics_results(key != NULL ? key : own, m->tenant, job->egress, counts);
+}
+
 /* The destination tried the job (or its route failed): record each recipient's result. */
 static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
                                   const struct smtp_client_outcome *outcomes, const char *mx_name)
@@ -368,6 +200,7 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
      */
     int expired = job->expires_at <= uv_now(m->s->loop);
     struct update_batch *b = update_batch_new(m, job->nrcpts);
+    struct mail_results counts = {0};
     for (size_t i = 0; i < job->nrcpts; i++) {
         const struct smtp_client_outcome *o = &outcomes[i];
         struct rcpt *r = &m->rcpts[job->rcpts[i].index];
@@ -406,6 +239,11 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
             (r->notify & SMTP_DSN_NOTIFY_DELAY))
             r->delay_owed = delay_steps(m->s->cfg, m->received_ms, now);
         buf_free(&text);
+        mail_results_add(&counts,
+                         status == SPOOL_RCPT_DELIVERED  ? MAIL_DELIVERED
+                         : status == SPOOL_RCPT_DEFERRED ? MAIL_DEFERRED
+                                                         : MAIL_BOUNCED,
+                         r->category);
         r->busy = 0; /* update_batch_add holds it again until written */
         update_batch_add(b, job->rcpts[i].index, status, attempts, next);
         if (status == SPOOL_RCPT_DEFERRED && next > deferred_until)
@@ -413,6 +251,7 @@ static void scheduler_on_job_done(void *arg, const char *key, struct job *job,
     }
     if (deferred_until > 0 && key != NULL)
         sched_retain_deferred(m->s, key, deferred_until);
+    count_results(m, key, job, &counts);
     job_free(job);
     update_batch_write(b);
     msg_release(m, held);
@@ -486,15 +325,6 @@ static struct dest *scheduler_dest_for(struct scheduler *s, const char *domain,
     return d;
 }
 
-void msg_job_fail(struct job *job, const char *key, const struct smtp_client_outcome *one)
-{
-    struct smtp_client_outcome *all = xmalloc(job->nrcpts * sizeof *all);
-    for (size_t i = 0; i < job->nrcpts; i++)
-        all[i] = *one;
-    scheduler_on_job_done(job->msg->s, key, job, all, NULL);
-    free(all);
-}
-
 static void scheduler_on_sts(void *arg, const struct mta_sts_policy *policy);
 
 static void scheduler_on_route(void *arg, struct mx_list *mx,
@@ -538,31 +368,6 @@ static void scheduler_on_sts(void *arg, const struct mta_sts_policy *policy)
     }
     mx_list_set_sts(job->mx, policy);
     dest_enqueue(scheduler_dest_for(s, job->domain, job->mx, job->tenant, &job->shaping), job);
-}
-
-struct job *msg_job_new(struct qmsg *m, size_t first, const char *domain, int64_t now)
-{
-    struct job *job = xcalloc(1, sizeof *job);
-    job->msg = m;
-    job->queue_id = m->id;
-    job->sender = m->sender;
-    job->tenant = m->tenant;
-    job->campaign = m->campaign;
-    job->flags = m->flags;
-    job->ret = m->ret;
-    job->envid = m->envid;
-    job->hold_ms = -1;
-    job->domain = xstrdup(domain);
-    job->rcpts = xmalloc((m->nrcpts - first) * sizeof *job->rcpts);
-    for (size_t i = first; i < m->nrcpts; i++) {
-        struct rcpt *r = &m->rcpts[i];
-        if (rcpt_waiting(r) && r->next_ms <= now && strcasecmp(rcpt_domain(r), domain) == 0) {
-            job->rcpts[job->nrcpts++] = (struct job_rcpt){
-                .index = i, .addr = r->addr, .notify = r->notify, .orcpt = r->orcpt};
-            r->busy = 1;
-        }
-    }
-    return job;
 }
 
 /* Sends every recipient whose time has come on its way: one route lookup per domain. */
@@ -613,6 +418,7 @@ void msg_settle(struct qmsg *m)
      * has reported, so failures found together go out in one DSN. */
     if ((failed || notices) && !m->bouncing && m->holds == 0 && m->s->started && !m->s->stopping)
         msg_bounce(m);
+    sched_bounce_settled(m);
     msg_reschedule(m);
     sched_active_evict(m);
 }
@@ -742,6 +548,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     s->retain = (struct strmap)STRMAP_INIT;
     s->suspensions = sched_suspended_open(s, cfg->server.spool);
     s->due = (struct minheap)MINHEAP_INIT;
+    s->arrivals = (struct minheap)MINHEAP_INIT;
     s->waiting = (struct queue_index)QUEUE_INDEX_INIT;
     s->loading = (struct strmap)STRMAP_INIT;
     s->sts = mta_sts_new(loop, dns, cfg->server.spool, cfg);
@@ -851,6 +658,7 @@ void scheduler_stop(struct scheduler *s, void (*cb)(void *arg), void *arg)
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->sweep);
     sched_slice_stop(s);
+    sched_bounce_stop(s);
     mta_sts_stop(s->sts); /* jobs waiting for a policy come back */
     s->holds++;           /* until the reports being spooled and the counts' file are written */
     tls_rpt_stop(s->env.tls_rpt, scheduler_on_reports_stopped, s);
@@ -889,6 +697,7 @@ void scheduler_free(struct scheduler *s)
     sched_tenant_holds_free(s);
     sched_bounce_free(s);
     minheap_free(&s->due);
+    minheap_free(&s->arrivals);
     sched_active_free(s);
     config_unref(s->cfg);
     mta_sts_free(s->sts);
@@ -947,6 +756,7 @@ struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry)
     m->flags = env->flags;
     m->received_ms = env->received_at * 1000;
     m->due = (struct minheap_node)MINHEAP_NODE_INIT;
+    m->arrival = (struct minheap_node)MINHEAP_NODE_INIT;
     m->nrcpts = env->nrcpts;
     m->rcpts = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *m->rcpts);
     for (size_t i = 0; i < m->nrcpts; i++) {
@@ -970,6 +780,7 @@ struct qmsg *msg_admit(struct scheduler *s, const struct spool_entry *entry)
 {
     struct qmsg *m = msg_new(s, entry);
     strmap_put(&s->msgs, m->id, m);
+    sched_count_admit(m);
     if (s->msgs.count > s->in_memory_max)
         s->in_memory_max = s->msgs.count;
     return m;

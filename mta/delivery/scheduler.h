@@ -150,7 +150,8 @@ struct scheduler_summary {
     struct dest_summary held[SCHEDULER_SUMMARY_TOP]; /* suspended, throttled or backing off */
     size_t nheld;
 };
-/* Walks every message and destination: O(queue), for a status request or a scrape. */
+/* The message counts are kept as the queue changes; the destinations are walked (O(destinations)),
+ * for a status request or a scrape. */
 void scheduler_summarize(struct scheduler *s, struct scheduler_summary *out);
 
 #endif

@@ -9,9 +9,10 @@ connections and timing each 220 banner, `sluice queue bounce --destination held.
 once and goes on in slices: every recipient at held.test fails and every message's sender gets one
 DSN for them (delivery.bounce counts 201,000 recipients over 2,000 messages), while each kept.test
 recipient still waits. The banner keeps coming: the largest wait is printed, and on a loaded 2-core
-machine only a generous bound is asserted. The loop's slow turns (loop.slow_turn, see
-test_admin_load.py) are printed, not asserted yet: while the bounce runs a debug build still takes
-turns of 25-65 ms of CPU.
+machine only a generous bound is asserted. At most 32 messages are being failed at once (their
+spool write and DSN, and the reads that lead to them: `list --json`'s active.bounce_work_max), and
+still every DSN is produced. The loop's slow turns (loop.slow_turn, see test_admin_load.py) are
+printed, not asserted yet: while the bounce runs a debug build still takes turns of 25-65 ms of CPU.
 """
 import json
 import os
@@ -27,6 +28,7 @@ MESSAGES = 2000
 WIDE = 1000
 WIDE_RCPTS = 200
 BANNER_BOUND_S = 2.0  # generous: the aim is 50 ms, the figure is printed
+BOUNCE_WORK_MAX = 32  # SCHED_BOUNCE_WORK_MAX
 
 
 def listed(spool):
@@ -102,6 +104,13 @@ class AdminBounceLoad(MailNetCase):
             self.assertIn(kept[0], ("pending", "deferred"), qid(n))
         dsn_msgs = [m for m in msgs.values() if m["from"] == ""]
         self.assertEqual(len(dsn_msgs), MESSAGES, "the DSNs wait at the suspended sender.test")
+        # The messages being failed at once (spool write, then DSN, and the reads that lead to
+        # them) stayed within the cap, and there was concurrency under it.
+        active = json.loads(control(d.spool, "list 1")[1])["active"]
+        print("admin bounce work in flight: at most %d" % active["bounce_work_max"])
+        self.assertLessEqual(active["bounce_work_max"], BOUNCE_WORK_MAX)
+        self.assertGreater(active["bounce_work_max"], 1)
+        self.assertEqual(active["bounce_work"], 0)
         self.assertEqual(peer.attempts, {}, "held: nothing delivered")
 
 

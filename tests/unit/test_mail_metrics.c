@@ -1,7 +1,7 @@
 /*
- * The mail counters (mta/delivery/mail_metrics.h): a job's results counted once per result under
- * its destination and egress address and under its tenant, a bounce under the category its outcome
- * carries (found once, upstream, not again here), the counts of the minute under way, and the
+ * The mail counters (mta/delivery/mail_metrics.h): a batch of results counted once per result
+ * under its destination and egress address and under its tenant, a bounce under the category it
+ * was recorded with (found once, upstream, not again here), the counts of the minute under way, and the
  * reports that came back to the feedback addresses with the alarms raised.
  */
 #include "mta/delivery/bounce_category.h"
@@ -17,22 +17,15 @@ static void check_line(const struct buf *page, const char *line)
 
 static void test_job_results(void)
 {
-    struct smtp_client_outcome job[] = {
-        {.code = 250, .text = "ok"},
-        {.code = 250, .text = "ok"},
-        {.code = 451, .enhanced = "4.7.1", .text = "try later"},
-        /* The text reads as a missing mailbox; the category it carries says otherwise. */
-        {.code = 550,
-         .enhanced = "5.1.1",
-         .text = "user unknown",
-         .category = BOUNCE_CAT_SPAM_RELATED},
-        {.code = 550,
-         .enhanced = "5.1.1",
-         .text = "user unknown",
-         .category = BOUNCE_CAT_SPAM_RELATED},
-    };
-    mail_metrics_results("d.test", "acme", "192.0.2.1", job, 5);
-    mail_metrics_results("d.test", NULL, NULL, job, 1);
+    struct mail_results job = {0}, one = {0};
+    mail_results_add(&job, MAIL_DELIVERED, BOUNCE_CAT_BAD_MAILBOX); /* no category counted */
+    mail_results_add(&job, MAIL_DELIVERED, 0);
+    mail_results_add(&job, MAIL_DEFERRED, BOUNCE_CAT_QUOTA_ISSUES);
+    mail_results_add(&job, MAIL_BOUNCED, BOUNCE_CAT_SPAM_RELATED);
+    mail_results_add(&job, MAIL_BOUNCED, BOUNCE_CAT_SPAM_RELATED);
+    mail_results_add(&one, MAIL_DELIVERED, 0);
+    mail_metrics_results("d.test", "acme", "192.0.2.1", &job);
+    mail_metrics_results("d.test", NULL, NULL, &one);
     struct buf out = BUF_INIT;
     mail_metrics_render(&out);
     buf_append(&out, "", 1);
@@ -50,6 +43,7 @@ static void test_job_results(void)
     check_line(&out, "sluice_tenant_recipients_total{tenant=\"acme\",result=\"bounced\"} 2\n");
     check_line(&out, "sluice_tenant_recipients_total{tenant=\"\",result=\"delivered\"} 1\n");
     CHECK(strstr(out.data, "bad-mailbox") == NULL);
+    CHECK(strstr(out.data, "quota-issues") == NULL);
     CHECK(strstr(out.data, "egress=\"none\",result=\"bounced\"") == NULL);
     struct mail_metrics_totals t, now;
     mail_metrics_totals(&t);
