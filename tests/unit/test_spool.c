@@ -951,6 +951,61 @@ static void test_state_remote_mta(void)
     buf_free(&file);
 }
 
+/* A success notice owed rides in a record of its own, written ahead of the delivery it belongs to;
+ * it keeps the message from counting as done until a notice-only record clears it, and leaves the
+ * status and reply as they were. */
+static void test_state_notice(void)
+{
+    struct spool_rcpt_update delivered = {.rcpt = 0,
+                                          .status = SPOOL_RCPT_DELIVERED,
+                                          .attempts = 1,
+                                          .reply = "250 2.0.0 ok",
+                                          .notice_write = 1,
+                                          .notice = SPOOL_NOTICE_OWED};
+    struct buf file = BUF_INIT;
+    spool_state_encode(&delivered, 1, &file);
+    struct spool_state st;
+    spool_state_init(&st, 1);
+    spool_state_feed(&st, file.data, file.len);
+    CHECK_INT_EQ(st.valid_len, file.len);
+    CHECK_INT_EQ(st.rcpts[0].status, SPOOL_RCPT_DELIVERED);
+    CHECK_INT_EQ(st.rcpts[0].notice, SPOOL_NOTICE_OWED);
+    CHECK_INT_EQ(spool_state_all_final(&st), 0);
+
+    /* A torn write keeps the notice: its record comes before the status. */
+    struct spool_state torn;
+    spool_state_init(&torn, 1);
+    spool_state_feed(&torn, file.data, file.len - 1);
+    CHECK_INT_EQ(torn.rcpts[0].status, SPOOL_RCPT_PENDING);
+    spool_state_free(&torn);
+
+    struct spool_rcpt_update spooling = {.rcpt = 0,
+                                         .notice_write = 1,
+                                         .notice_only = 1,
+                                         .notice = SPOOL_NOTICE_SPOOLING,
+                                         .notice_dsn = "0000000000000000N1"};
+    buf_reset(&file);
+    spool_state_encode(&spooling, 1, &file);
+    spool_state_feed(&st, file.data, file.len);
+    CHECK_INT_EQ(st.rcpts[0].notice, SPOOL_NOTICE_SPOOLING);
+    CHECK_STR_EQ(st.rcpts[0].notice_dsn, "0000000000000000N1");
+    CHECK_INT_EQ(st.rcpts[0].status, SPOOL_RCPT_DELIVERED);
+    CHECK_STR_EQ(st.rcpts[0].reply, "250 2.0.0 ok");
+    CHECK_INT_EQ(spool_state_all_final(&st), 0);
+
+    struct spool_rcpt_update cleared = {
+        .rcpt = 0, .notice_write = 1, .notice_only = 1, .notice = SPOOL_NOTICE_NONE};
+    buf_reset(&file);
+    spool_state_encode(&cleared, 1, &file);
+    spool_state_feed(&st, file.data, file.len);
+    CHECK_INT_EQ(st.rcpts[0].notice, SPOOL_NOTICE_NONE);
+    CHECK_STR_EQ(st.rcpts[0].notice_dsn, "");
+    CHECK_INT_EQ(st.rcpts[0].status, SPOOL_RCPT_DELIVERED);
+    CHECK_INT_EQ(spool_state_all_final(&st), 1);
+    spool_state_free(&st);
+    buf_free(&file);
+}
+
 int main(void)
 {
     setenv("UV_THREADPOOL_SIZE", "16", 1);
@@ -958,6 +1013,7 @@ int main(void)
     test_write_commit_recover();
     test_concurrent_commits();
     test_abort();
+    test_state_notice();
     test_recover_rejects();
     test_errors();
     test_prefix();
