@@ -2,9 +2,9 @@
  * Asynchronous DNS for delivery and policy: c-ares inside the libuv loop (a uv_poll per socket, one
  * uv_timer), answering MX (RFC 5321 §5.1 targets with addresses, implicit MX, RFC 7505 null MX),
  * A+AAAA, TXT, PTR, TLSA and NS through a TTL-honouring cache (or, for a resolver set to, without
- * it and without recursion: asking one server what it serves itself). Every lookup calls back exactly once,
- * never from inside the call that started it. What a callback receives belongs to the resolver and
- * lives until the callback returns: copy what you keep.
+ * it and without recursion: asking one server what it serves itself). Every lookup calls back
+ * exactly once, never from inside the call that started it. What a callback receives belongs to the
+ * resolver and lives until the callback returns: copy what you keep.
  */
 #ifndef SLUICE_DNS_H
 #define SLUICE_DNS_H

@@ -3,8 +3,9 @@
  * (name servers, their MX sets, the MX hosts' addresses) and writes the report through the rows of
  * `sluice doctor` (cmd_doctor_report.c); cmd_audit_mx_dns.c asks the DNS questions (lib/dns on a
  * loop of its own, waited for; RD on or off, uncached); cmd_audit_mx_probe.c connects to one MX
- * address from outside; cmd_audit_mx_verdict.c holds the pure parts (name and MX sets, judging an MX against the
- * primary). Everything runs in order under one overall deadline; the caller owns every struct.
+ * address from outside; cmd_audit_mx_verdict.c holds the pure parts (name and MX sets, judging an
+ * MX against the primary). Everything runs in order under one overall deadline; the caller owns
+ * every struct.
  */
 #ifndef SLUICE_CMD_AUDIT_MX_H
 #define SLUICE_CMD_AUDIT_MX_H

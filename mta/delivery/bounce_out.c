@@ -136,6 +136,15 @@ static void notice_record(struct bounce *bo, enum spool_notice notice, const cha
     free(ups);
 }
 
+/* A clear that did not reach the spool: a restart finds the notice queued and sends no second. */
+static void notice_log_unrecorded(const struct qmsg *m, const char *dsn_id, int status)
+{
+    if (status < 0)
+        log_msg(LOG_ERROR, "spool.update_failed",
+                "queue id %s: the success notice %s is not recorded as sent (%s)", m->id, dsn_id,
+                strerror(-status));
+}
+
 /* The report's queue id is durable with the recipients: it may be committed now. */
 static void notice_on_spooling(int status, void *arg)
 {
@@ -157,10 +166,7 @@ static void notice_on_cleared(int status, void *arg)
     struct bounce *bo = arg;
     struct qmsg *m = bo->m;
     struct scheduler *s = m->s;
-    if (status < 0)
-        log_msg(LOG_ERROR, "spool.update_failed",
-                "queue id %s: the success notice %s is not recorded as sent (%s)", m->id,
-                bo->dsn_id, strerror(-status));
+    notice_log_unrecorded(m, bo->dsn_id, status);
     const char *rcpt = bo->to;
     struct spool_envelope env;
     dsn_envelope(m, &rcpt, &env);
@@ -361,10 +367,7 @@ static void notice_check_on_cleared(int status, void *arg)
     struct notice_check *c = arg;
     struct qmsg *m = c->m;
     struct rcpt *r = &m->rcpts[c->rcpt];
-    if (status < 0)
-        log_msg(LOG_ERROR, "spool.update_failed",
-                "queue id %s: the success notice %s is not recorded as sent (%s)", m->id,
-                r->notice_dsn, strerror(-status));
+    notice_log_unrecorded(m, r->notice_dsn, status);
     r->relay_notice = 0;
     free(r->notice_dsn);
     r->notice_dsn = NULL;
@@ -382,10 +385,8 @@ static void notice_check_on_peeked(int status, const struct spool_entry *entry, 
     struct qmsg *m = c->m;
     struct rcpt *r = &m->rcpts[c->rcpt];
     if (status == 0) {
-        struct spool_rcpt_update u = {.rcpt = c->rcpt,
-                                      .notice_write = 1,
-                                      .notice_only = 1,
-                                      .notice = SPOOL_NOTICE_NONE};
+        struct spool_rcpt_update u = {
+            .rcpt = c->rcpt, .notice_write = 1, .notice_only = 1, .notice = SPOOL_NOTICE_NONE};
         spool_rcpt_update(m->s->spool, m->id, &u, 1, notice_check_on_cleared, c);
         return;
     }
