@@ -3,7 +3,7 @@
  *
  * A request (one public call) is answered by one or more lookups, each one question (type, name)
  * asked of the cache or of c-ares. An MX request asks MX, then A and AAAA for every target; an
- * address request asks A and AAAA; TXT, PTR and TLSA ask one question. A lookup that completes
+ * address request asks A and AAAA; TXT, PTR, TLSA and NS ask one question. A lookup that completes
  * while its starter is still on the stack (cache hit, bad name, c-ares failing at once) is parked
  * on the ready list, which a uv_idle drains on the next loop iteration: so no callback is
  * synchronous. A question already on the wire is not asked twice: the later lookup waits on the
@@ -48,13 +48,14 @@ struct dns_resolver {
     struct dns_lookup **ready_tail;
     struct dns_cache *cache;
     struct dns_stats stats;
+    unsigned mode;       /* DNS_MODE_* */
     unsigned handles;    /* open uv handles; the resolver is freed after the last closes */
     unsigned busy;       /* depth of our uv callbacks on the stack */
     int closing;         /* dns_resolver_free was called: no new lookups */
     int destroy_pending; /* ... from inside a callback: finish when it returns */
 };
 
-enum req_kind { REQ_MX, REQ_ADDRS, REQ_TXT, REQ_PTR, REQ_TLSA };
+enum req_kind { REQ_MX, REQ_ADDRS, REQ_TXT, REQ_PTR, REQ_TLSA, REQ_NS };
 
 /* A target host: its public view plus the status of each of its two address lookups. */
 struct req_host {
@@ -73,6 +74,7 @@ union req_cb {
     dns_txt_cb txt;
     dns_ptr_cb ptr;
     dns_tlsa_cb tlsa;
+    dns_ns_cb ns;
 };
 
 struct dns_req {
@@ -86,7 +88,7 @@ struct dns_req {
     int implicit;           /* MX: no MX records, hosts[0] is the domain */
     struct req_host *hosts; /* MX, ADDRS: the hosts whose addresses are asked */
     size_t nhosts;
-    struct dns_answer answer; /* TXT, PTR, TLSA: the records */
+    struct dns_answer answer; /* TXT, PTR, TLSA, NS: the records */
 };
 
 /* Which part of a request a lookup answers: the request's first question, or an address family
@@ -450,6 +452,11 @@ void dns_resolver_free(struct dns_resolver *r)
         resolver_destroy(r);
 }
 
+void dns_resolver_set_mode(struct dns_resolver *r, unsigned mode)
+{
+    r->mode = mode;
+}
+
 void dns_resolver_flush(struct dns_resolver *r)
 {
     dns_cache_clear(r->cache);
@@ -471,7 +478,8 @@ static void lookup_send_ad(struct dns_resolver *r, struct dns_lookup *l)
     unsigned char *q;
     int qlen;
     int edns = l->type == DNS_TYPE_TLSA ? DNS_EDNS_UDP_SIZE : 0;
-    if (ares_create_query(l->name, ns_c_in, l->type, 0, 1, &q, &qlen, edns) != ARES_SUCCESS) {
+    int rd = !(r->mode & DNS_MODE_NO_RECURSION);
+    if (ares_create_query(l->name, ns_c_in, l->type, 0, rd, &q, &qlen, edns) != ARES_SUCCESS) {
         lookup_on_ares(l, ARES_ENOMEM, 0, NULL, 0);
         return;
     }
@@ -495,7 +503,8 @@ static void lookup_start(struct dns_req *req, uint32_t slot, int type, const cha
     enum dns_status status;
     unsigned char *msg;
     size_t len;
-    if (dns_cache_get(r->cache, type, l->name, uv_now(r->loop), &status, &msg, &len)) {
+    if (!(r->mode & DNS_MODE_NO_CACHE) &&
+        dns_cache_get(r->cache, type, l->name, uv_now(r->loop), &status, &msg, &len)) {
         r->stats.cache_hits++;
         l->cached = 1;
         lookup_park(l, status, msg, len);
@@ -616,7 +625,7 @@ static void lookup_deliver(struct dns_lookup *l, enum dns_status status, const u
         a.status = DNS_CANCELLED;
     } else if (msg != NULL) {
         dns_answer_parse(&a, msg, len, l->type, l->name);
-        if (!l->cached && a.status != DNS_TEMPFAIL && a.ttl > 0)
+        if (!l->cached && !(r->mode & DNS_MODE_NO_CACHE) && a.status != DNS_TEMPFAIL && a.ttl > 0)
             dns_cache_put(r->cache, l->type, l->name, a.status, a.status == DNS_OK ? msg : NULL,
                           len, uv_now(r->loop) + (uint64_t)a.ttl * 1000);
     }
@@ -840,12 +849,16 @@ static void req_finish(struct dns_req *req)
         free(recs);
         break;
     }
-    case REQ_PTR: {
+    case REQ_PTR:
+    case REQ_NS: {
         size_t n = status == DNS_OK ? req->answer.n : 0;
         const char **names = xcalloc(n, sizeof(*names));
         for (size_t i = 0; i < n; i++)
             names[i] = req->answer.rr[i].data;
-        req->cb.ptr(req->arg, status, n > 0 ? names : NULL, n);
+        if (req->kind == REQ_PTR)
+            req->cb.ptr(req->arg, status, n > 0 ? names : NULL, n);
+        else
+            req->cb.ns(req->arg, status, n > 0 ? names : NULL, n);
         free(names);
         break;
     }
@@ -855,7 +868,7 @@ static void req_finish(struct dns_req *req)
 
 /* ---- the public lookups ---- */
 
-/* A request that starts with one question: MX, TXT, TLSA, PTR. */
+/* A request that starts with one question: MX, TXT, TLSA, PTR, NS. */
 static int resolve_one(struct dns_resolver *r, enum req_kind kind, int type, const char *name,
                        union req_cb cb, void *arg)
 {
@@ -891,6 +904,11 @@ int dns_resolve_txt(struct dns_resolver *r, const char *name, dns_txt_cb cb, voi
 int dns_resolve_tlsa(struct dns_resolver *r, const char *name, dns_tlsa_cb cb, void *arg)
 {
     return resolve_one(r, REQ_TLSA, DNS_TYPE_TLSA, name, (union req_cb){.tlsa = cb}, arg);
+}
+
+int dns_resolve_ns(struct dns_resolver *r, const char *domain, dns_ns_cb cb, void *arg)
+{
+    return resolve_one(r, REQ_NS, ns_t_ns, domain, (union req_cb){.ns = cb}, arg);
 }
 
 /* "4.3.2.1.in-addr.arpa" or the 32 nibbles of RFC 3596 §2.5 under ip6.arpa. */

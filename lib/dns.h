@@ -1,9 +1,10 @@
 /*
  * Asynchronous DNS for delivery and policy: c-ares inside the libuv loop (a uv_poll per socket, one
  * uv_timer), answering MX (RFC 5321 §5.1 targets with addresses, implicit MX, RFC 7505 null MX),
- * A+AAAA, TXT, PTR and TLSA through a TTL-honouring cache. Every lookup calls back exactly once,
- * never from inside the call that started it. What a callback receives belongs to the resolver and
- * lives until the callback returns: copy what you keep.
+ * A+AAAA, TXT, PTR, TLSA and NS through a TTL-honouring cache (or, for a resolver set to, without
+ * it and without recursion: asking one server what it serves itself). Every lookup calls back
+ * exactly once, never from inside the call that started it. What a callback receives belongs to the
+ * resolver and lives until the callback returns: copy what you keep.
  */
 #ifndef SLUICE_DNS_H
 #define SLUICE_DNS_H
@@ -86,6 +87,8 @@ typedef void (*dns_tlsa_cb)(void *arg, enum dns_status status, int authenticated
                             const struct dns_tlsa *recs, size_t nrecs);
 typedef void (*dns_ptr_cb)(void *arg, enum dns_status status, const char *const *names,
                            size_t nnames);
+typedef void (*dns_ns_cb)(void *arg, enum dns_status status, const char *const *names,
+                          size_t nnames);
 
 struct dns_resolver;
 
@@ -109,6 +112,12 @@ struct dns_resolver *dns_resolver_new(uv_loop_t *loop, const char *const *server
  * callbacks, right after that callback returns. Those callbacks may not start lookups (they would
  * get -ESHUTDOWN). The handles close on the next loop iterations; the memory goes with the last. */
 void dns_resolver_free(struct dns_resolver *r);
+
+/* How a resolver asks, set by dns_resolver_set_mode (0, the default: recursion desired, answers
+ * cached). For asking one chosen server directly, make a resolver with that server alone. */
+#define DNS_MODE_NO_RECURSION 0x01 /* RD off (RFC 1035 §4.1.1): what the server serves itself */
+#define DNS_MODE_NO_CACHE 0x02     /* every question goes to a server; no answer is kept */
+void dns_resolver_set_mode(struct dns_resolver *r, unsigned mode);
 
 /* Forgets every cached answer. Lookups in flight are not affected. */
 void dns_resolver_flush(struct dns_resolver *r);
@@ -149,6 +158,10 @@ int dns_resolve_tlsa(struct dns_resolver *r, const char *name, dns_tlsa_cb cb, v
 /* PTR names (lower case, no trailing dot) of the address in `sa` (port ignored). An IPv4-mapped
  * IPv6 address is looked up as IPv4. */
 int dns_resolve_ptr(struct dns_resolver *r, const struct sockaddr *sa, dns_ptr_cb cb, void *arg);
+
+/* NS records of `domain`: its name servers (lower case, no trailing dot) in answer order; records
+ * whose target is not a host name are skipped. */
+int dns_resolve_ns(struct dns_resolver *r, const char *domain, dns_ns_cb cb, void *arg);
 
 /* Fills `out` with the address and `port`; returns the length to pass to connect/bind. */
 socklen_t dns_addr_to_sockaddr(const struct dns_addr *a, uint16_t port,

@@ -22,9 +22,9 @@
 int dns_name_normalize(const char *in, char out[DNS_NAME_BUF]);
 
 /* One record of the asked type. data is owned and NUL-terminated: 4 or 16 address bytes for A and
- * AAAA, a lower-case name for MX ("" for the root) and PTR (only host names: other PTR records
- * are skipped), a TXT record's strings joined, a TLSA record's whole rdata (usage, selector,
- * matching type, then at least one octet of association data: RFC 6698 §2.1). */
+ * AAAA, a lower-case name for MX ("" for the root), PTR and NS (only host names: other PTR
+ * and NS records are skipped), a TXT record's strings joined, a TLSA record's whole rdata (usage,
+ * selector, matching type, then at least one octet of association data: RFC 6698 §2.1). */
 struct dns_rdata {
     unsigned pref; /* MX preference */
     char *data;

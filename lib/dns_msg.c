@@ -143,7 +143,8 @@ static int rdata_decode(const unsigned char *msg, size_t len, const struct rr *r
         out->data[out->len] = '\0';
         return 0;
     }
-    /* MX (a preference, then a name) or PTR (a name): the name must fill the rest of the rdata. */
+    /* MX (a preference, then a name), PTR or NS (a name): the name must fill the rest of the
+     * rdata. */
     size_t skip = rr->type == ns_t_mx ? 2 : 0, used;
     if (rr->rdlen <= skip)
         return -1;
@@ -222,7 +223,7 @@ static char *answers_walk(const unsigned char *msg, size_t len, size_t off, unsi
                 *bad = 1;
                 return NULL;
             }
-            if (qtype == ns_t_ptr && !is_host_name(rd.data)) {
+            if ((qtype == ns_t_ptr || qtype == ns_t_ns) && !is_host_name(rd.data)) {
                 free(rd.data);
                 continue;
             }

@@ -107,10 +107,10 @@ static const struct log_event log_event_table[] = {
      "to the sender (or the postmaster: `double_bounce`)."},
     {"delivery.bounce_failed", "error",
      "queue_id, msg, retry_in_ms",
-     "The DSN for a message's failed recipients could not be written; they stay failed and it is "
-     "tried again in `retry_in_ms` (1 s, doubling with each failure in a row, at most 5 minutes). "
-     "A success or delay notice that could not be written has no `retry_in_ms`: it is dropped, or "
-     "waits for the next delay step."},
+     "The DSN for a message's failed recipients, or a success notice, could not be written; the "
+     "recipients stay failed (the notice owed) and it is tried again in `retry_in_ms` (1 s, "
+     "doubling with each failure in a row, at most 5 minutes). A delay notice that could not be "
+     "written has no `retry_in_ms`: it waits for the next delay step."},
     {"delivery.deferred", "warn",
      "queue_id, from, rcpt, tenant, campaign, mx, code, enhanced, stage, remote, reply, class, "
      "category, attempts, delay_ms, retry_in_ms",

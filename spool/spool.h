@@ -63,6 +63,16 @@ enum spool_rcpt_status {
     SPOOL_RCPT_BOUNCED = 4,   /* failed and the DSN is in the spool (or none was owed): final */
 };
 
+/* A success notice (RFC 3461 NOTIFY=SUCCESS, Action: relayed) owed for a DELIVERED recipient:
+ * recorded with its delivery, so a restart before the notice is spooled still sends it. */
+enum spool_notice {
+    SPOOL_NOTICE_NONE = 0,     /* none owed, or it is spooled */
+    SPOOL_NOTICE_OWED = 1,     /* owed, not spooled yet */
+    SPOOL_NOTICE_SPOOLING = 2, /* being spooled as the message notice_dsn: owed unless that
+                                  message is in the queue (the id keeps a restart from sending
+                                  it twice) */
+};
+
 struct spool_rcpt_state {
     enum spool_rcpt_status status;
     unsigned attempts;      /* delivery attempts so far */
@@ -71,6 +81,8 @@ struct spool_rcpt_state {
     const char *remote_mta; /* host that sent reply (a DSN's Remote-MTA), printable; "" when
                                local, or recorded before state files kept it */
     unsigned delay_warned;  /* delay DSNs sent (steps of delivery.delay_warning) */
+    enum spool_notice notice;
+    const char *notice_dsn; /* SPOOLING: the notice's queue id; else "" */
 };
 
 /* One recipient's new state, as written by spool_rcpt_update. */
@@ -83,6 +95,12 @@ struct spool_rcpt_update {
     const char *remote_mta; /* host that sent reply, NULL or "" when none; copied and cleaned
                                like reply, cut to SPOOL_REMOTE_MTA_MAX */
     unsigned delay_warned;  /* delay DSNs sent so far; 0 writes nothing for it */
+    /* 1: record notice (and notice_dsn, a queue id, for SPOOLING) ahead of the status, so a
+     * torn write never leaves a delivery without its notice; 0: the notice is left as it is. */
+    unsigned notice_write : 1;
+    unsigned notice_only : 1; /* with notice_write: no status record (status etc. unused) */
+    enum spool_notice notice;
+    const char *notice_dsn;
 };
 
 #define SPOOL_REPLY_MAX 1000

@@ -22,6 +22,9 @@
  * field holds the count); a reader from before such records skips it as a status it does not
  * know. */
 #define REC_DELAY_WARNED 0x40
+/* The status byte of a record that says whether a success notice is owed (its attempts field holds
+ * the enum spool_notice, its reply text the notice's queue id); skipped by older readers alike. */
+#define REC_NOTICE 0x41
 
 /* Bytes of s to keep: at most max, not splitting a UTF-8 sequence. */
 static size_t text_cut(const char *s, size_t max)
@@ -70,6 +73,14 @@ static void rec_encode(const struct spool_rcpt_update *u, unsigned char status, 
 void spool_state_encode(const struct spool_rcpt_update *updates, size_t n, struct buf *out)
 {
     for (size_t i = 0; i < n; i++) {
+        if (updates[i].notice_write) {
+            struct spool_rcpt_update d = {.rcpt = updates[i].rcpt,
+                                          .attempts = updates[i].notice,
+                                          .reply = updates[i].notice_dsn};
+            rec_encode(&d, REC_NOTICE, out);
+            if (updates[i].notice_only)
+                continue;
+        }
         rec_encode(&updates[i], (unsigned char)updates[i].status, out);
         if (updates[i].delay_warned > 0) {
             struct spool_rcpt_update d = {.rcpt = updates[i].rcpt,
@@ -86,9 +97,11 @@ void spool_state_init(struct spool_state *st, size_t nrcpts)
     st->rcpts = xcalloc(nrcpts ? nrcpts : 1, sizeof *st->rcpts);
     st->replies = xcalloc(nrcpts ? nrcpts : 1, sizeof *st->replies);
     st->remote_mtas = xcalloc(nrcpts ? nrcpts : 1, sizeof *st->remote_mtas);
+    st->notice_dsns = xcalloc(nrcpts ? nrcpts : 1, sizeof *st->notice_dsns);
     for (size_t i = 0; i < nrcpts; i++) {
         st->rcpts[i].reply = "";
         st->rcpts[i].remote_mta = "";
+        st->rcpts[i].notice_dsn = "";
     }
 }
 
@@ -97,9 +110,12 @@ void spool_state_free(struct spool_state *st)
     for (size_t i = 0; i < st->nrcpts; i++) {
         free(st->replies[i]);
         free(st->remote_mtas[i]);
+        free(st->notice_dsns[i]);
     }
     free(st->replies);
     free(st->remote_mtas);
+    free(st->notice_dsns);
+    st->notice_dsns = NULL;
     free(st->rcpts);
     st->rcpts = NULL;
     st->replies = NULL;
@@ -131,6 +147,18 @@ static void rec_apply(struct spool_state *st, size_t payload)
         st->rcpt_end = rcpt + 1;
     if (rcpt < st->nrcpts && status == REC_DELAY_WARNED) {
         st->rcpts[rcpt].delay_warned = envelope_get_be32(st->rec + REC_ATTEMPTS);
+        return;
+    }
+    if (rcpt < st->nrcpts && status == REC_NOTICE) {
+        uint32_t notice = envelope_get_be32(st->rec + REC_ATTEMPTS);
+        if (notice > SPOOL_NOTICE_SPOOLING || reply_len > SPOOL_ID_MAX ||
+            !text_printable(reply, reply_len))
+            return;
+        struct spool_rcpt_state *r = &st->rcpts[rcpt];
+        r->notice = (enum spool_notice)notice;
+        free(st->notice_dsns[rcpt]);
+        st->notice_dsns[rcpt] = reply_len > 0 ? xstrndup(reply, reply_len) : NULL;
+        r->notice_dsn = st->notice_dsns[rcpt] != NULL ? st->notice_dsns[rcpt] : "";
         return;
     }
     if (rcpt >= st->nrcpts || status > SPOOL_RCPT_BOUNCED || reply_len > SPOOL_REPLY_MAX ||
@@ -188,8 +216,10 @@ void spool_state_feed(struct spool_state *st, const void *data, size_t len)
 int spool_state_all_final(const struct spool_state *st)
 {
     for (size_t i = 0; i < st->nrcpts; i++)
-        if (st->rcpts[i].status != SPOOL_RCPT_DELIVERED &&
-            st->rcpts[i].status != SPOOL_RCPT_BOUNCED)
+        if ((st->rcpts[i].status != SPOOL_RCPT_DELIVERED &&
+             st->rcpts[i].status != SPOOL_RCPT_BOUNCED) ||
+            (st->rcpts[i].status == SPOOL_RCPT_DELIVERED &&
+             st->rcpts[i].notice != SPOOL_NOTICE_NONE))
             return 0;
     return 1;
 }

@@ -43,6 +43,7 @@ struct spool_state {
     /* private */
     char **replies;     /* owned copies behind rcpts[i].reply, NULL for "" */
     char **remote_mtas; /* the same for rcpts[i].remote_mta */
+    char **notice_dsns; /* the same for rcpts[i].notice_dsn */
     char rec[SPOOL_STATE_REC_MAX];
     size_t got;
     int broken; /* a record failed its checks: the rest is ignored */
@@ -51,7 +52,8 @@ struct spool_state {
 void spool_state_init(struct spool_state *st, size_t nrcpts);
 void spool_state_feed(struct spool_state *st, const void *data, size_t len);
 void spool_state_free(struct spool_state *st);
-/* 1 when every recipient is DELIVERED or BOUNCED: the message has nothing left to do. */
+/* 1 when every recipient is DELIVERED (with no success notice owed) or BOUNCED: the message has
+ * nothing left to do. */
 int spool_state_all_final(const struct spool_state *st);
 
 /* Reads the state file `name` (a spool_layout_name) of directory dirfd into st (initialised for

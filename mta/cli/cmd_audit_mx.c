@@ -48,7 +48,7 @@ struct audit_server {
     char name[AUDIT_NAME_LEN];
     char addr[AUDIT_NAME_LEN]; /* its first address; "" when it has none */
     int from_parent, from_zone;
-    int mx_status; /* ares status of the MX question */
+    int mx_status; /* enum dns_status of the MX question */
     struct audit_mx_set mx;
 };
 

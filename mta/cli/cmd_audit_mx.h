@@ -1,10 +1,11 @@
 /*
  * `sluice audit-mx`: what its parts share. cmd_audit_mx.c parses the command, walks each domain
  * (name servers, their MX sets, the MX hosts' addresses) and writes the report through the rows of
- * `sluice doctor` (cmd_doctor_report.c); cmd_audit_mx_dns.c asks the DNS questions (blocking
- * c-ares, RD on or off); cmd_audit_mx_probe.c connects to one MX address from outside;
- * cmd_audit_mx_verdict.c holds the pure parts (name and MX sets, judging an MX against the
- * primary). Everything runs in order under one overall deadline; the caller owns every struct.
+ * `sluice doctor` (cmd_doctor_report.c); cmd_audit_mx_dns.c asks the DNS questions (lib/dns on a
+ * loop of its own, waited for; RD on or off, uncached); cmd_audit_mx_probe.c connects to one MX
+ * address from outside; cmd_audit_mx_verdict.c holds the pure parts (name and MX sets, judging an
+ * MX against the primary). Everything runs in order under one overall deadline; the caller owns
+ * every struct.
  */
 #ifndef SLUICE_CMD_AUDIT_MX_H
 #define SLUICE_CMD_AUDIT_MX_H
@@ -52,11 +53,12 @@ struct audit_dns;
 /* Milliseconds left before the deadline (CLOCK_MONOTONIC); 0 once it passed. */
 long audit_ms_left(const struct timespec *deadline);
 /* A channel to servers_csv ("addr[:port],..."; NULL: /etc/resolv.conf), recursion desired or not,
- * timeout_ms per try; questions end by the deadline. NULL when c-ares refuses the servers. */
+ * timeout_ms per try; questions end by the deadline. NULL when the servers are refused. */
 struct audit_dns *audit_dns_new(const char *servers_csv, int recurse, unsigned timeout_ms,
                                 const struct timespec *deadline);
 void audit_dns_free(struct audit_dns *dns);
-/* Each returns an ares status (ARES_SUCCESS: out holds the answer). */
+/* Each returns an enum dns_status (DNS_OK: out holds the answer; DNS_CANCELLED: the deadline
+ * passed). */
 int audit_dns_ns(struct audit_dns *dns, const char *domain, struct audit_names *out);
 int audit_dns_mx(struct audit_dns *dns, const char *domain, struct audit_mx_set *out);
 /* A and AAAA: the addresses as text, IPv4 first. */

@@ -1,25 +1,25 @@
 /*
- * `sluice audit-mx`, the DNS side: blocking c-ares questions to a chosen server set, recursive (the
- * configured resolver) or not (one authoritative server asked directly, RD off), each waited for
- * under the audit's overall deadline. Only NS, MX, A and AAAA are needed; nothing is cached, since
- * the point is to see what each server says.
+ * `sluice audit-mx`, the DNS side: questions through lib/dns, each waited for under the audit's
+ * overall deadline on a loop of the audit's own. To the configured resolver, recursion desired; or
+ * straight to one authoritative server, recursion off (DNS_MODE_NO_RECURSION). Nothing is cached
+ * (DNS_MODE_NO_CACHE), since the point is to see what each server says.
  */
 #include <arpa/inet.h>
-#include <arpa/nameser.h>
-#include <netdb.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <time.h>
 
-#include <ares.h>
+#include <uv.h>
 
+#include "lib/dns.h"
 #include "lib/xalloc.h"
 #include "mta/cli/cmd_audit_mx.h"
 
+#define AUDIT_SERVERS_MAX 8 /* entries of a server list taken */
+
 struct audit_dns {
-    ares_channel channel;
+    uv_loop_t loop;
+    struct dns_resolver *r; /* NULL once the deadline passed */
     const struct timespec *deadline;
 };
 
@@ -35,26 +35,24 @@ long audit_ms_left(const struct timespec *deadline)
 struct audit_dns *audit_dns_new(const char *servers_csv, int recurse, unsigned timeout_ms,
                                 const struct timespec *deadline)
 {
-    static int library_ready;
-    if (!library_ready && ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
-        return NULL;
-    library_ready = 1;
-    struct ares_options opts = {0};
-    opts.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | (recurse ? 0 : ARES_FLAG_NORECURSE);
-    opts.timeout = (int)timeout_ms;
-    opts.tries = 2;
+    char *csv = servers_csv != NULL ? xstrdup(servers_csv) : NULL;
+    const char *servers[AUDIT_SERVERS_MAX];
+    size_t n = 0;
+    for (char *save = NULL, *s = csv != NULL ? strtok_r(csv, ",", &save) : NULL;
+         s != NULL && n < AUDIT_SERVERS_MAX; s = strtok_r(NULL, ",", &save))
+        servers[n++] = s;
     struct audit_dns *dns = xcalloc(1, sizeof *dns);
     dns->deadline = deadline;
-    if (ares_init_options(&dns->channel, &opts,
-                          ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) != ARES_SUCCESS) {
-        free(dns);
-        return NULL;
-    }
-    if (servers_csv != NULL &&
-        ares_set_servers_ports_csv(dns->channel, servers_csv) != ARES_SUCCESS) {
+    uv_loop_init(&dns->loop);
+    /* lib/dns spreads its budget over two rounds of every server: timeout_ms stays one try's. */
+    int err = 0;
+    dns->r = dns_resolver_new(&dns->loop, servers, n, timeout_ms * 3 * (n > 0 ? n : 1), &err);
+    free(csv);
+    if (dns->r == NULL || (servers_csv != NULL && n == 0)) {
         audit_dns_free(dns);
         return NULL;
     }
+    dns_resolver_set_mode(dns->r, DNS_MODE_NO_CACHE | (recurse ? 0 : DNS_MODE_NO_RECURSION));
     return dns;
 }
 
@@ -62,134 +60,124 @@ void audit_dns_free(struct audit_dns *dns)
 {
     if (dns == NULL)
         return;
-    ares_destroy(dns->channel);
+    if (dns->r != NULL)
+        dns_resolver_free(dns->r);
+    uv_run(&dns->loop, UV_RUN_DEFAULT); /* the resolver's handles close */
+    uv_loop_close(&dns->loop);
     free(dns);
 }
 
-/* One question's answer, as the callback hands it over. */
+/* One question's answer, as its callback hands it over. */
 struct answer {
     int done;
-    int status; /* ARES_SUCCESS, ARES_ENODATA, ARES_ENOTFOUND, ... */
-    unsigned char *abuf;
-    int alen;
+    enum dns_status status;
+    void *out; /* the audit's set it fills */
 };
 
-static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+static void deadline_on_timer(uv_timer_t *t)
 {
-    struct answer *a = arg;
-    (void)timeouts;
-    a->done = 1;
-    a->status = status;
-    if (status == ARES_SUCCESS && abuf != NULL && alen > 0) {
-        a->abuf = xmalloc((size_t)alen);
-        memcpy(a->abuf, abuf, (size_t)alen);
-        a->alen = alen;
-    }
+    *(int *)t->data = 1;
 }
 
-/* Asks one question and waits for its answer until the deadline (then it is cancelled). */
-static void ask(struct audit_dns *dns, const char *name, int type, struct answer *a)
+/* Runs the loop until a's callback ran; at the deadline every question is cancelled (its
+ * callback runs with DNS_CANCELLED) and the channel stays closed. */
+static void wait_answer(struct audit_dns *dns, struct answer *a)
 {
-    *a = (struct answer){0, ARES_ETIMEOUT, NULL, 0};
-    ares_query(dns->channel, name, ns_c_in, type, on_answer, a);
-    /* Each round waits at most for c-ares's next timeout; c-ares gives up after its tries. */
-    for (int rounds = 0; !a->done && rounds < 10000; rounds++) {
-        long left = audit_ms_left(dns->deadline);
-        if (left == 0) {
-            ares_cancel(dns->channel);
-            break;
-        }
-        fd_set readers, writers;
-        FD_ZERO(&readers);
-        FD_ZERO(&writers);
-        int nfds = ares_fds(dns->channel, &readers, &writers);
-        struct timeval most = {left / 1000, (left % 1000) * 1000}, tv;
-        struct timeval *wait = ares_timeout(dns->channel, &most, &tv);
-        if (nfds > 0 || wait != NULL)
-            select(nfds, &readers, &writers, NULL, wait);
-        ares_process(dns->channel, &readers, &writers);
+    uv_timer_t timer;
+    int expired = 0;
+    uv_timer_init(&dns->loop, &timer);
+    timer.data = &expired;
+    uv_timer_start(&timer, deadline_on_timer, (uint64_t)audit_ms_left(dns->deadline), 0);
+    while (!a->done && !expired)
+        uv_run(&dns->loop, UV_RUN_ONCE);
+    if (!a->done) {
+        dns_resolver_free(dns->r);
+        dns->r = NULL;
     }
-    if (!a->done) { /* ares_cancel calls back; this only guards against a silent channel */
-        a->done = 1;
-        a->status = ARES_ETIMEOUT;
-    }
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_run(&dns->loop, UV_RUN_NOWAIT);
+}
+
+/* Whether a question may go out: a channel whose deadline passed answers none. */
+static int may_ask(struct audit_dns *dns, struct answer *a, void *out)
+{
+    *a = (struct answer){.status = DNS_CANCELLED, .out = out};
+    return dns->r != NULL && audit_ms_left(dns->deadline) > 0;
 }
 
 const char *audit_dns_status(int status)
 {
     switch (status) {
-    case ARES_SUCCESS:
+    case DNS_OK:
         return "ok";
-    case ARES_ENODATA:
+    case DNS_NODATA:
         return "no such record";
-    case ARES_ENOTFOUND:
+    case DNS_NXDOMAIN:
         return "no such name";
-    case ARES_ETIMEOUT:
-    case ARES_ECANCELLED:
+    case DNS_CANCELLED:
         return "no answer in time";
-    case ARES_EREFUSED:
-        return "refused";
-    case ARES_ESERVFAIL:
-        return "server failure";
+    case DNS_TEMPFAIL:
+        return "no answer (timeout, refused or server failure)";
     default:
-        return ares_strerror(status);
+        return dns_status_name(status);
     }
+}
+
+static void ns_on_answer(void *arg, enum dns_status status, const char *const *names, size_t n)
+{
+    struct answer *a = arg;
+    a->done = 1;
+    a->status = status;
+    for (size_t i = 0; i < n; i++)
+        audit_names_add(a->out, names[i]);
 }
 
 int audit_dns_ns(struct audit_dns *dns, const char *domain, struct audit_names *out)
 {
     struct answer a;
-    struct hostent *host = NULL;
     out->n = 0;
-    ask(dns, domain, ns_t_ns, &a);
-    if (a.status == ARES_SUCCESS)
-        a.status = ares_parse_ns_reply(a.abuf, a.alen, &host);
-    for (size_t i = 0; a.status == ARES_SUCCESS && host->h_aliases[i] != NULL; i++)
-        audit_names_add(out, host->h_aliases[i]);
-    if (host != NULL)
-        ares_free_hostent(host);
-    free(a.abuf);
+    if (may_ask(dns, &a, out) && dns_resolve_ns(dns->r, domain, ns_on_answer, &a) == 0)
+        wait_answer(dns, &a);
     return a.status;
+}
+
+/* The MX records as the server gave them: a domain without any (an implicit MX) has none. */
+static void mx_on_answer(void *arg, const struct dns_mx_result *res)
+{
+    struct answer *a = arg;
+    a->done = 1;
+    a->status = res->implicit ? DNS_NODATA : res->status;
+    for (size_t i = 0; !res->implicit && i < res->nhosts; i++)
+        audit_mx_set_add(a->out, res->hosts[i].name, res->hosts[i].pref);
 }
 
 int audit_dns_mx(struct audit_dns *dns, const char *domain, struct audit_mx_set *out)
 {
     struct answer a;
-    struct ares_mx_reply *mx = NULL;
     out->n = 0;
-    ask(dns, domain, ns_t_mx, &a);
-    if (a.status == ARES_SUCCESS)
-        a.status = ares_parse_mx_reply(a.abuf, a.alen, &mx);
-    for (struct ares_mx_reply *r = mx; a.status == ARES_SUCCESS && r != NULL; r = r->next)
-        audit_mx_set_add(out, r->host, r->priority);
-    if (mx != NULL)
-        ares_free_data(mx);
-    free(a.abuf);
+    if (may_ask(dns, &a, out) && dns_resolve_mx(dns->r, domain, mx_on_answer, &a) == 0)
+        wait_answer(dns, &a);
     return a.status;
+}
+
+static void addrs_on_answer(void *arg, enum dns_status status, const struct dns_addr *addrs,
+                            size_t n)
+{
+    struct answer *a = arg;
+    a->done = 1;
+    a->status = status;
+    for (size_t i = 0; i < n; i++) {
+        char text[INET6_ADDRSTRLEN];
+        inet_ntop(addrs[i].family, &addrs[i].u, text, sizeof text);
+        audit_names_add(a->out, text);
+    }
 }
 
 int audit_dns_addrs(struct audit_dns *dns, const char *name, struct audit_names *out)
 {
-    static const int types[2] = {ns_t_a, ns_t_aaaa};
-    int best = ARES_ENODATA; /* why there is no address, when there is none */
+    struct answer a;
     out->n = 0;
-    for (size_t t = 0; t < 2; t++) {
-        struct answer a;
-        struct hostent *host = NULL;
-        ask(dns, name, types[t], &a);
-        if (a.status == ARES_SUCCESS)
-            a.status = t == 0 ? ares_parse_a_reply(a.abuf, a.alen, &host, NULL, NULL)
-                              : ares_parse_aaaa_reply(a.abuf, a.alen, &host, NULL, NULL);
-        for (size_t i = 0; a.status == ARES_SUCCESS && host->h_addr_list[i] != NULL; i++) {
-            char text[INET6_ADDRSTRLEN];
-            inet_ntop(host->h_addrtype, host->h_addr_list[i], text, sizeof text);
-            audit_names_add(out, text);
-        }
-        if (host != NULL)
-            ares_free_hostent(host);
-        free(a.abuf);
-        if (a.status != ARES_SUCCESS && a.status != ARES_ENODATA && best == ARES_ENODATA)
-            best = a.status; /* a failure says more than a missing record */
-    }
-    return out->n > 0 ? ARES_SUCCESS : best;
+    if (may_ask(dns, &a, out) && dns_resolve_addrs(dns->r, name, addrs_on_answer, &a) == 0)
+        wait_answer(dns, &a);
+    return a.status;
 }

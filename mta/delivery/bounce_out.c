@@ -6,6 +6,12 @@
  * get a notice of their own (Action: relayed), and deferred ones with NOTIFY=DELAY a warning at
  * each age of delivery.delay_warning (Action: delayed). Called by scheduler.c when a message
  * settles. Hard bounces feed the suppression list on the way.
+ *
+ * A success notice owed is in the spool from the delivery on (SPOOL_NOTICE_OWED), so it survives
+ * a crash. Before its report is committed the recipients record the report's queue id
+ * (SPOOLING), and once it is committed that nothing is owed (NONE); only then is the report
+ * delivered. A restart that finds SPOOLING writes the report again only when no message of that
+ * id is queued, so a crash between the commit and the clear sends it once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +32,9 @@ struct bounce {
     char *to; /* the sender, or server.postmaster for a double bounce */
     size_t *rcpts;
     size_t nrcpts;
-    char *dsn_id;
+    char *dsn_id;           /* the report's queue id, once it is committed */
     enum dsn_action action; /* FAILED, or RELAYED for success notices */
+    struct spool_msg *msg;  /* the report, while SPOOLING is recorded before its commit */
 };
 
 static void bounce_free(struct bounce *bo)
@@ -46,6 +53,8 @@ static void bounce_settle_notices(struct bounce *bo)
     for (size_t i = 0; i < bo->nrcpts; i++) {
         struct rcpt *r = &bo->m->rcpts[bo->rcpts[i]];
         r->relay_notice = 0;
+        free(r->notice_dsn);
+        r->notice_dsn = NULL;
         if (bo->action == DSN_ACTION_DELAYED)
             r->delay_owed = r->delay_warned;
         r->busy = 0;
@@ -56,10 +65,10 @@ static void bounce_settle_notices(struct bounce *bo)
 #define BOUNCE_RETRY_FIRST_MS 1000
 #define BOUNCE_RETRY_MAX_MS (5 * 60 * 1000)
 
-/* The DSN could not be written: failed recipients stay FAILED and their DSN is tried again after
- * a wait that doubles with each failure in a row, up to BOUNCE_RETRY_MAX_MS (the scheduler's due
- * timer wakes the message: msg_bounce_retry_due); a notice is dropped or waits for its next step.
- */
+/* The DSN could not be written: failed recipients stay FAILED (a success notice stays owed) and
+ * their DSN is tried again after a wait that doubles with each failure in a row, up to
+ * BOUNCE_RETRY_MAX_MS (the scheduler's due timer wakes the message: msg_bounce_retry_due); a delay
+ * warning waits for its next step. */
 static void bounce_abandon(struct bounce *bo, const char *why)
 {
     struct qmsg *m = bo->m;
@@ -67,7 +76,7 @@ static void bounce_abandon(struct bounce *bo, const char *why)
     log_begin(&r, LOG_ERROR, "delivery.bounce_failed");
     log_str(&r, "queue_id", m->id);
     log_str(&r, "msg", why);
-    if (bo->action == DSN_ACTION_FAILED) {
+    if (bo->action != DSN_ACTION_DELAYED) {
         int64_t wait = BOUNCE_RETRY_MAX_MS;
         if (m->bounce_failures < 16 && (BOUNCE_RETRY_FIRST_MS << m->bounce_failures) < wait)
             wait = BOUNCE_RETRY_FIRST_MS << m->bounce_failures;
@@ -109,6 +118,67 @@ static void dsn_envelope(const struct qmsg *m, const char **rcpt, struct spool_e
     };
 }
 
+static void bounce_on_committed(struct spool_msg *msg, int status, void *arg);
+
+/* Records, for the notice's recipients, what is owed (notice_only records: their delivery stays as
+ * it is); cb runs once that is durable. */
+static void notice_record(struct bounce *bo, enum spool_notice notice, const char *dsn_id,
+                          spool_update_cb cb)
+{
+    struct spool_rcpt_update *ups = xcalloc(bo->nrcpts, sizeof *ups);
+    for (size_t i = 0; i < bo->nrcpts; i++)
+        ups[i] = (struct spool_rcpt_update){.rcpt = bo->rcpts[i],
+                                            .notice_write = 1,
+                                            .notice_only = 1,
+                                            .notice = notice,
+                                            .notice_dsn = dsn_id};
+    spool_rcpt_update(bo->m->s->spool, bo->m->id, ups, bo->nrcpts, cb, bo);
+    free(ups);
+}
+
+/* A clear that did not reach the spool: a restart finds the notice queued and sends no second. */
+static void notice_log_unrecorded(const struct qmsg *m, const char *dsn_id, int status)
+{
+    if (status < 0)
+        log_msg(LOG_ERROR, "spool.update_failed",
+                "queue id %s: the success notice %s is not recorded as sent (%s)", m->id, dsn_id,
+                strerror(-status));
+}
+
+/* The report's queue id is durable with the recipients: it may be committed now. */
+static void notice_on_spooling(int status, void *arg)
+{
+    struct bounce *bo = arg;
+    struct spool_msg *msg = bo->msg;
+    bo->msg = NULL;
+    if (status < 0) {
+        spool_msg_abort(msg);
+        bounce_abandon(bo, strerror(-status));
+        return;
+    }
+    spool_msg_commit(msg, bounce_on_committed, bo);
+}
+
+/* The notice is spooled and the recipients say nothing is owed: it may go out. Should the clear
+ * not be durable, a restart finds the report queued under the recorded id and sends no second. */
+static void notice_on_cleared(int status, void *arg)
+{
+    struct bounce *bo = arg;
+    struct qmsg *m = bo->m;
+    struct scheduler *s = m->s;
+    notice_log_unrecorded(m, bo->dsn_id, status);
+    const char *rcpt = bo->to;
+    struct spool_envelope env;
+    dsn_envelope(m, &rcpt, &env);
+    struct spool_entry entry = {.id = bo->dsn_id, .env = &env};
+    scheduler_add(s, &entry);
+    bounce_settle_notices(bo);
+    bounce_free(bo);
+    m->bouncing = 0;
+    m->bounce_failures = 0;
+    msg_release(m, 1);
+}
+
 static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
 {
     struct bounce *bo = arg;
@@ -135,23 +205,23 @@ static void bounce_on_committed(struct spool_msg *msg, int status, void *arg)
     log_bool(&r, "double_bounce", m->sender[0] == '\0');
     log_int(&r, "rcpts", (long long)bo->nrcpts);
     log_end(&r);
-    scheduler_add(s, &entry);
-
     if (bo->action == DSN_ACTION_RELAYED) {
-        bounce_settle_notices(bo);
-    } else {
-        struct update_batch *b = update_batch_new(m, bo->nrcpts);
-        for (size_t i = 0; i < bo->nrcpts; i++) {
-            struct rcpt *rc = &m->rcpts[bo->rcpts[i]];
-            if (bo->action == DSN_ACTION_DELAYED) {
-                rc->delay_warned = rc->delay_owed; /* the step goes to the spool with it */
-                update_batch_add(b, bo->rcpts[i], rc->status, rc->attempts, rc->next_ms);
-            } else {
-                update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
-            }
-        }
-        update_batch_write(b);
+        bo->dsn_id = xstrdup(entry.id);
+        notice_record(bo, SPOOL_NOTICE_NONE, NULL, notice_on_cleared);
+        return;
     }
+    scheduler_add(s, &entry);
+    struct update_batch *b = update_batch_new(m, bo->nrcpts);
+    for (size_t i = 0; i < bo->nrcpts; i++) {
+        struct rcpt *rc = &m->rcpts[bo->rcpts[i]];
+        if (bo->action == DSN_ACTION_DELAYED) {
+            rc->delay_warned = rc->delay_owed; /* the step goes to the spool with it */
+            update_batch_add(b, bo->rcpts[i], rc->status, rc->attempts, rc->next_ms);
+        } else {
+            update_batch_add(b, bo->rcpts[i], SPOOL_RCPT_BOUNCED, rc->attempts, 0);
+        }
+    }
+    update_batch_write(b);
     bounce_free(bo);
     m->bouncing = 0;
     m->bounce_failures = 0;
@@ -228,6 +298,11 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     }
     spool_msg_append(msg, dsn.data, dsn.len, NULL, NULL);
     buf_free(&dsn);
+    if (bo->action == DSN_ACTION_RELAYED) {
+        bo->msg = msg;
+        notice_record(bo, SPOOL_NOTICE_SPOOLING, spool_msg_id(msg), notice_on_spooling);
+        return;
+    }
     spool_msg_commit(msg, bounce_on_committed, bo);
 }
 
@@ -277,6 +352,69 @@ static int rcpt_owed(const struct rcpt *r, enum dsn_action action)
     if (action == DSN_ACTION_DELAYED)
         return r->status == SPOOL_RCPT_DEFERRED && r->delay_owed > r->delay_warned;
     return action == DSN_ACTION_RELAYED ? r->relay_notice : r->status == SPOOL_RCPT_FAILED;
+}
+
+/* A notice a restart found being spooled as notice_dsn: when that message is queued, it is the
+ * notice and nothing more is owed; when it is not, its commit never finished (the clear is durable
+ * before a notice is delivered) and the notice is written again. */
+struct notice_check {
+    struct qmsg *m;
+    size_t rcpt;
+};
+
+static void notice_check_on_cleared(int status, void *arg)
+{
+    struct notice_check *c = arg;
+    struct qmsg *m = c->m;
+    struct rcpt *r = &m->rcpts[c->rcpt];
+    notice_log_unrecorded(m, r->notice_dsn, status);
+    r->relay_notice = 0;
+    free(r->notice_dsn);
+    r->notice_dsn = NULL;
+    r->busy = 0;
+    m->bouncing = 0;
+    free(c);
+    msg_release(m, 1);
+}
+
+static void notice_check_on_peeked(int status, const struct spool_entry *entry, struct buf *body,
+                                   const char *why, void *arg)
+{
+    (void)entry, (void)body, (void)why;
+    struct notice_check *c = arg;
+    struct qmsg *m = c->m;
+    struct rcpt *r = &m->rcpts[c->rcpt];
+    if (status == 0) {
+        struct spool_rcpt_update u = {
+            .rcpt = c->rcpt, .notice_write = 1, .notice_only = 1, .notice = SPOOL_NOTICE_NONE};
+        spool_rcpt_update(m->s->spool, m->id, &u, 1, notice_check_on_cleared, c);
+        return;
+    }
+    free(r->notice_dsn); /* not queued: owed still */
+    r->notice_dsn = NULL;
+    r->busy = 0;
+    m->bouncing = 0;
+    free(c);
+    msg_release(m, 1);
+}
+
+/* Starts the check of a recipient whose notice_dsn is set; returns 1, or 0 when there is none. */
+static int notice_check_start(struct qmsg *m)
+{
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        struct rcpt *r = &m->rcpts[i];
+        if (r->busy || !r->relay_notice || r->notice_dsn == NULL)
+            continue;
+        struct notice_check *c = xcalloc(1, sizeof *c);
+        c->m = m;
+        c->rcpt = i;
+        r->busy = 1;
+        m->bouncing = 1;
+        msg_hold(m, 1);
+        spool_peek(m->s->spool, r->notice_dsn, notice_check_on_peeked, c);
+        return 1;
+    }
+    return 0;
 }
 
 /* Reads the original's header section (or all of it, for RET=FULL), builds the report for the
@@ -338,6 +476,8 @@ void msg_bounce(struct qmsg *m)
         delayed += rcpt_owed(&m->rcpts[i], DSN_ACTION_DELAYED);
     }
     if (failed == 0) {
+        if (relayed > 0 && notice_check_start(m))
+            return;
         if (relayed > 0 || delayed > 0)
             bounce_start(m, relayed > 0 ? DSN_ACTION_RELAYED : DSN_ACTION_DELAYED);
         return;

@@ -36,9 +36,13 @@ struct rcpt {
     char *mta;
     unsigned notify;   /* RFC 3461 NOTIFY bits, 0 when not given */
     char *orcpt;       /* RFC 3461 ORCPT "type;address", or NULL */
+    /* The queue id a notice owed was being spooled as when the daemon stopped: whether that
+     * message exists decides if it is written again (bounce_out.c); NULL otherwise. */
+    char *notice_dsn;
     unsigned busy : 1; /* in a route lookup, a destination or a spool write */
     /* Delivered with NOTIFY=SUCCESS to a server that does not offer DSN: a notice (Action:
-     * relayed) is owed. Kept in memory only: a restart before it is spooled loses it. */
+     * relayed) is owed. Recorded in the spool with the delivery, cleared once the notice is
+     * spooled (bounce_out.c). */
     unsigned relay_notice : 1;
     /* A failed recipient's bounce category (enum bounce_category), found once: from its outcome,
      * when it expired, or when its result was read back from the spool. */

@@ -143,6 +143,9 @@ void update_batch_add(struct update_batch *b, size_t rcpt, enum spool_rcpt_statu
         .reply = b->replies[i].data != NULL ? b->replies[i].data : "",
         .remote_mta = r->mta,
         .delay_warned = r->delay_warned,
+        /* a success notice owed goes to the spool with the delivery (bounce_out.c) */
+        .notice_write = status == SPOOL_RCPT_DELIVERED && r->relay_notice,
+        .notice = SPOOL_NOTICE_OWED,
     };
     r->busy = 1;
 }

@@ -57,6 +57,7 @@ void msg_free(struct qmsg *m)
         free(m->rcpts[i].text);
         free(m->rcpts[i].mta);
         free(m->rcpts[i].orcpt);
+        free(m->rcpts[i].notice_dsn);
     }
     free(m->rcpts);
     free(m->sender);
@@ -771,6 +772,9 @@ struct qmsg *msg_new(struct scheduler *s, const struct spool_entry *entry)
         r->attempts = st->attempts;
         r->next_ms = st->next_attempt * 1000;
         r->delay_warned = st->delay_warned;
+        r->relay_notice = st->status == SPOOL_RCPT_DELIVERED && st->notice != SPOOL_NOTICE_NONE;
+        if (r->relay_notice && st->notice == SPOOL_NOTICE_SPOOLING)
+            r->notice_dsn = xstrdup(st->notice_dsn);
         rcpt_parse_reply(r, st->reply, st->remote_mta);
     }
     return m;

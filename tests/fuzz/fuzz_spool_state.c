@@ -25,7 +25,8 @@ static void check_same(const struct spool_state *a, const struct spool_state *b)
         const struct spool_rcpt_state *x = &a->rcpts[i], *y = &b->rcpts[i];
         if (x->status != y->status || x->attempts != y->attempts ||
             x->next_attempt != y->next_attempt || strcmp(x->reply, y->reply) != 0 ||
-            strcmp(x->remote_mta, y->remote_mta) != 0 || x->delay_warned != y->delay_warned)
+            strcmp(x->remote_mta, y->remote_mta) != 0 || x->delay_warned != y->delay_warned ||
+            x->notice != y->notice || strcmp(x->notice_dsn, y->notice_dsn) != 0)
             abort();
     }
 }
@@ -60,7 +61,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if ((unsigned char)r->remote_mta[k] < 0x20 || r->remote_mta[k] == 0x7f)
                 abort();
         updates[i] = (struct spool_rcpt_update){
-            i, r->status, r->attempts, r->next_attempt, r->reply, r->remote_mta, r->delay_warned};
+            .rcpt = i,
+            .status = r->status,
+            .attempts = r->attempts,
+            .next_attempt = r->next_attempt,
+            .reply = r->reply,
+            .remote_mta = r->remote_mta,
+            .delay_warned = r->delay_warned,
+            .notice_write = r->notice != SPOOL_NOTICE_NONE || r->notice_dsn[0] != '\0',
+            .notice = r->notice,
+            .notice_dsn = r->notice_dsn,
+        };
     }
     struct buf enc = BUF_INIT;
     spool_state_encode(updates, FUZZ_RCPTS, &enc);

@@ -5,6 +5,8 @@ logged once (spool.low_space) rather than per message, and freeing space brings 
 write that fails with ENOSPC all the same is answered 452 4.3.1 at the final dot and loses
 nothing accepted before. A DSN that cannot be written for want of space is written once there is
 space again, without a restart; so is a TLS report (RFC 8460), kept for the next send time.
+A success notice (NOTIFY=SUCCESS, delivered to a receiver without DSN) that cannot be written is
+owed in the spool: kill -9 meanwhile, and the restart sends it once.
 
 The spool is a 4 MiB tmpfs mounted for each test under its temp dir and unmounted by its
 clean-up. Mounting needs root (CAP_SYS_ADMIN): without it the whole file exits 77, which ctest
@@ -19,8 +21,11 @@ import sys
 import tempfile
 import time
 
-from harness import SluiceTestCase, main, queued_id, send_message
+from harness import SMTPConn, SluiceTestCase, main, queued_id, send_message
 from mailnet import MailNetCase
+
+DSN_CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support",
+                         "dsn_check.py")
 
 TMPFS_SIZE = 4 * 1024 * 1024
 MIB = 1024 * 1024
@@ -236,6 +241,56 @@ class TlsRptOnFullSpool(TmpfsSpool, MailNetCase):
         self.assertEqual(none["summary"], {"total-successful-session-count": 0,
                                            "total-failure-session-count": 1})
         self.assertEqual(self.d.run, 1, "no restart")
+
+
+class NoticeOnFullSpool(TmpfsSpool, MailNetCase):
+    def test_success_notice_owed_across_kill(self):
+        """The recipient asked for NOTIFY=SUCCESS and is deferred once; the spool fills up and
+        the retry delivers it (its state fits the journal's room), but the notice cannot be
+        written. kill -9, space back, restart: the notice (Action: relayed, checked by
+        dsn_check.py) reaches the sender once and the spool empties."""
+        net = self.make_net()
+        home = net.peer("mx.sender.test")
+        net.mx("sender.test", home, 10)
+        dest = net.peer("mx.dest.test", defer_first=1)
+        net.mx("dest.test", dest, 10)
+        net.start()
+        self.d = self.start_on_tmpfs(net.sluice_config(retry=["2s"]), spool_min_free=0,
+                                     spool_min_free_percent=100)
+        host, port = self.d.addr()
+        with SMTPConn(host, port) as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(c.cmd("MAIL FROM:<alice@sender.test>"), 250)
+            self.assertReply(c.cmd("RCPT TO:<ok@dest.test> NOTIFY=SUCCESS"), 250)
+            self.assertReply(c.cmd("DATA"), 354)
+            c.send(CONTENT + b".\r\n")
+            qid = queued_id(c.read_reply(timeout=15))
+        self.assertIsNotNone(qid)
+        self.wait(lambda: b"deferred" in self.d.queue_show(qid), 20, "the deferral recorded")
+        filler = self.fill(self.d, leave=0)
+        self.wait(lambda: [tx for tx in dest.transactions() if tx.accepted()], 20,
+                  "the delivery")
+        self.d.wait_event("delivery.bounce_failed", timeout=20)
+        self.assertEqual(home.transactions(), [], "no notice while the spool is full")
+        self.d.kill9()
+        os.unlink(filler)
+        self.d.restart()
+        self.wait(lambda: [tx for tx in home.transactions() if tx.accepted()], 20,
+                  "the notice at the sender's MX")
+        self.wait_spool_empty(20)
+        time.sleep(1)  # room for a second notice, which must not come
+        notices = [tx for tx in home.transactions() if tx.accepted()]
+        self.assertEqual(len(notices), 1, "one notice")
+        self.assertEqual(notices[0].sender, "")
+        path = os.path.join(self.d.dir, "notice.eml")
+        with open(path, "wb") as f:
+            f.write(notices[0].data)
+        res = subprocess.run([sys.executable, DSN_CHECK, path, "rcpts=1", "rcpt0.Action=relayed",
+                              "rcpt0.Final-Recipient=rfc822; ok@dest.test"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        self.assertEqual(res.returncode, 0, res.stdout.decode(errors="replace"))
+        self.assertEqual(len([tx for tx in dest.transactions() if tx.accepted()]), 1,
+                         "delivered once")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,10 @@ static const char *const zone[] = {
     "--host-record=a.test,192.0.2.1,2001:db8::1", "--host-record=v4only.test,192.0.2.2",
     long_txt_arg, "--mx-host=null.test,.,0", "--cname=c1.test,c2.test", "--cname=c2.test,a.test",
     "--mx-host=cmx.test,c1.test,10", "--txt-record=spf.test,v=spf1 -all",
-    "--txt-record=spf.test,second", "--host-record=short.test,192.0.2.9,1", NULL};
+    "--txt-record=spf.test,second", "--host-record=short.test,192.0.2.9,1",
+    /* NS: two name servers (ns1.zone.test, ns2.zone.test in wire form) */
+    "--dns-rr=zone.test,2,036e7331047a6f6e65047465737400",
+    "--dns-rr=zone.test,2,036e7332047a6f6e65047465737400", NULL};
 
 /* ---- running the loop ---- */
 
@@ -129,7 +132,7 @@ static void on_ptr(void *arg, enum dns_status status, const char *const *names, 
         buf_printf(&res->text, "%s%s", i > 0 ? " " : "", names[i]);
 }
 
-enum lookup { LOOKUP_MX, LOOKUP_ADDRS, LOOKUP_TXT, LOOKUP_PTR };
+enum lookup { LOOKUP_MX, LOOKUP_ADDRS, LOOKUP_TXT, LOOKUP_PTR, LOOKUP_NS };
 
 /* Starts one lookup of `name` (for LOOKUP_PTR an address), waits for its callback and checks it
  * came exactly once. */
@@ -151,6 +154,9 @@ static void lookup(struct dns_resolver *r, enum lookup kind, const char *name, s
         break;
     case LOOKUP_PTR:
         rc = dns_resolve_ptr(r, (struct sockaddr *)&ss, on_ptr, res);
+        break;
+    case LOOKUP_NS:
+        rc = dns_resolve_ns(r, name, on_ptr, res);
         break;
     }
     in_call = 0;
@@ -493,6 +499,76 @@ static void test_silent_server(void)
     result_reset(&res);
 }
 
+/* NS records: the servers' names in answer order; none for a name without them. */
+static void test_ns(struct dns_resolver *r)
+{
+    static const struct lookup_case cases[] = {
+        {LOOKUP_NS, "zone.test", DNS_OK, "ns2.zone.test ns1.zone.test", 0}, /* as served */
+        {LOOKUP_NS, "a.test", DNS_NODATA, "", 0},
+        {LOOKUP_NS, "nope.test", DNS_NXDOMAIN, "", 0},
+        {LOOKUP_NS, "bad..test", DNS_BADNAME, "", 0},
+    };
+    CHECK_LOOKUPS(r, cases);
+}
+
+/* DNS_MODE_NO_CACHE: the same question asked twice goes to the server twice, and the answer is
+ * not kept for a resolver in the default mode either. */
+static void test_no_cache(void)
+{
+    struct dns_resolver *r = resolver_for(dnsmasq.server, 3000);
+    dns_resolver_set_mode(r, DNS_MODE_NO_CACHE);
+    struct result res = {0};
+    for (int i = 0; i < 2; i++) {
+        lookup(r, LOOKUP_NS, "zone.test", &res);
+        CHECK_STR_EQ(result_text(&res), "ns2.zone.test ns1.zone.test");
+    }
+    CHECK_INT_EQ(queries(r), 2);
+    dns_resolver_set_mode(r, 0);
+    lookup(r, LOOKUP_NS, "zone.test", &res);
+    CHECK_INT_EQ(queries(r), 3);
+    lookup(r, LOOKUP_NS, "zone.test", &res);
+    CHECK_INT_EQ(queries(r), 3); /* cached now */
+    result_reset(&res);
+    dns_resolver_free(r);
+    sleep_ms(10);
+}
+
+/* The RD bit of the question as a server on loopback receives it (RFC 1035 §4.1.1: the low bit
+ * of the third octet), or -1 when none came. */
+static int question_rd(unsigned mode)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sin, slen) == 0);
+    CHECK(getsockname(fd, (struct sockaddr *)&sin, &slen) == 0);
+    char server[32];
+    snprintf(server, sizeof(server), "127.0.0.1:%u", ntohs(sin.sin_port));
+    struct dns_resolver *r = resolver_for(server, 3000);
+    dns_resolver_set_mode(r, mode);
+    struct result res = {0};
+    CHECK_INT_EQ(dns_resolve_ns(r, "zone.test", on_ptr, &res), 0);
+    unsigned char q[512];
+    ssize_t n = -1;
+    for (int i = 0; i < 100 && n < 0; i++) { /* at most a second */
+        sleep_ms(10);
+        n = recv(fd, q, sizeof(q), MSG_DONTWAIT);
+    }
+    dns_resolver_free(r); /* the question is never answered: cancelled */
+    CHECK_INT_EQ(res.status, DNS_CANCELLED);
+    result_reset(&res);
+    sleep_ms(10);
+    close(fd);
+    return n >= 12 ? q[2] & 0x01 : -1;
+}
+
+static void test_no_recursion(void)
+{
+    CHECK_INT_EQ(question_rd(0), 1);
+    CHECK_INT_EQ(question_rd(DNS_MODE_NO_RECURSION), 0);
+    CHECK_INT_EQ(question_rd(DNS_MODE_NO_RECURSION | DNS_MODE_NO_CACHE), 0);
+}
+
 /* With dnsmasq gone, cached answers still come and new questions fail as TEMPFAIL. */
 static void test_server_gone(struct dns_resolver *r)
 {
@@ -532,6 +608,9 @@ int main(void)
     test_addrs_txt_ptr(r);
     test_cache(r);
     test_coalesce(r);
+    test_ns(r);
+    test_no_cache();
+    test_no_recursion();
     test_free_inside_callback();
     test_silent_server();
     test_server_gone(r);

@@ -468,8 +468,20 @@ static void test_rcpt_state(void)
     commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
 
     struct spool_rcpt_update first[] = {
-        {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 4.7.1 try later", "mx.example.com", 0},
-        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, NULL, NULL, 0},
+        {.rcpt = 0,
+         .status = SPOOL_RCPT_DEFERRED,
+         .attempts = 1,
+         .next_attempt = 1700000600,
+         .reply = "451 4.7.1 try later",
+         .remote_mta = "mx.example.com",
+         .delay_warned = 0},
+        {.rcpt = 1,
+         .status = SPOOL_RCPT_DEFERRED,
+         .attempts = 1,
+         .next_attempt = 1700000600,
+         .reply = NULL,
+         .remote_mta = NULL,
+         .delay_warned = 0},
     };
     long committed = file_size(dir, "queue", id);
     CHECK_INT_EQ(update_sync(sp, id, first, 2), 0);
@@ -487,8 +499,20 @@ static void test_rcpt_state(void)
     buf_append_str(&longreply, "550 5.1.1 no\r\nsuch user ");
     while (longreply.len < 1500)
         buf_append_str(&longreply, "x");
-    struct spool_rcpt_update second = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "421 busy", NULL, 0};
-    struct spool_rcpt_update third = {1, SPOOL_RCPT_DELIVERED, 2, 0, "250 2.0.0 ok", NULL, 0};
+    struct spool_rcpt_update second = {.rcpt = 0,
+                                       .status = SPOOL_RCPT_DEFERRED,
+                                       .attempts = 2,
+                                       .next_attempt = 1700001200,
+                                       .reply = "421 busy",
+                                       .remote_mta = NULL,
+                                       .delay_warned = 0};
+    struct spool_rcpt_update third = {.rcpt = 1,
+                                      .status = SPOOL_RCPT_DELIVERED,
+                                      .attempts = 2,
+                                      .next_attempt = 0,
+                                      .reply = "250 2.0.0 ok",
+                                      .remote_mta = NULL,
+                                      .delay_warned = 0};
     struct spool_rcpt_update fourth = {.status = SPOOL_RCPT_FAILED,
                                        .attempts = 3,
                                        .reply = longreply.data,
@@ -525,7 +549,13 @@ static void test_rcpt_state(void)
     seen_free(&seen);
 
     /* Once every recipient is final, the next recovery removes the message and its states. */
-    struct spool_rcpt_update bounced = {0, SPOOL_RCPT_BOUNCED, 3, 0, "dsn sent", NULL, 0};
+    struct spool_rcpt_update bounced = {.rcpt = 0,
+                                        .status = SPOOL_RCPT_BOUNCED,
+                                        .attempts = 3,
+                                        .next_attempt = 0,
+                                        .reply = "dsn sent",
+                                        .remote_mta = NULL,
+                                        .delay_warned = 0};
     CHECK_INT_EQ(update_sync(sp, id, &bounced, 1), 0);
     spool_close(sp);
     sp = open_spool(dir);
@@ -555,8 +585,13 @@ static void test_foreign_state_entries(void)
         commit_with_prefix(sp, &env_full, NULL, "x\r\n", id[i]);
         legacy_state_file(dir, id[i]);
     }
-    struct spool_rcpt_update deferred = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", NULL,
-                                         0};
+    struct spool_rcpt_update deferred = {.rcpt = 0,
+                                         .status = SPOOL_RCPT_DEFERRED,
+                                         .attempts = 1,
+                                         .next_attempt = 1700000600,
+                                         .reply = "451 later",
+                                         .remote_mta = NULL,
+                                         .delay_warned = 0};
     for (int i = 0; i < 3; i++)
         CHECK_INT_EQ(update_sync(sp, id[i], &deferred, 1), 0);
     spool_close(sp);
@@ -600,8 +635,20 @@ static void test_torn_tail(int legacy)
     const char *sub = legacy ? "state" : "queue";
     if (legacy)
         legacy_state_file(dir, id);
-    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL, 0};
-    struct spool_rcpt_update b = {0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second", NULL, 0};
+    struct spool_rcpt_update a = {.rcpt = 0,
+                                  .status = SPOOL_RCPT_DEFERRED,
+                                  .attempts = 1,
+                                  .next_attempt = 1700000600,
+                                  .reply = "451 first",
+                                  .remote_mta = NULL,
+                                  .delay_warned = 0};
+    struct spool_rcpt_update b = {.rcpt = 0,
+                                  .status = SPOOL_RCPT_DELIVERED,
+                                  .attempts = 2,
+                                  .next_attempt = 0,
+                                  .reply = "250 second",
+                                  .remote_mta = NULL,
+                                  .delay_warned = 0};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
     long good = file_size(dir, sub, id);
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), 0);
@@ -626,7 +673,13 @@ static void test_torn_tail(int legacy)
     CHECK_STR_EQ(seen.state[0].data, "1/1/1700000600/451 first;");
     seen_free(&seen);
     CHECK_INT_EQ(file_size(dir, sub, id), good);
-    struct spool_rcpt_update c = {0, SPOOL_RCPT_DEFERRED, 2, 1700009999, "452 third", NULL, 0};
+    struct spool_rcpt_update c = {.rcpt = 0,
+                                  .status = SPOOL_RCPT_DEFERRED,
+                                  .attempts = 2,
+                                  .next_attempt = 1700009999,
+                                  .reply = "452 third",
+                                  .remote_mta = NULL,
+                                  .delay_warned = 0};
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
     CHECK_STR_EQ(l.state.data, "1/2/1700009999/452 third;");
@@ -657,8 +710,13 @@ static void test_many_updates(void)
     struct op_result r[N];
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++) {
-        struct spool_rcpt_update u = {
-            0, SPOOL_RCPT_DEFERRED, (unsigned)i + 1, 1700000000 + i, "451 later", NULL, 0};
+        struct spool_rcpt_update u = {.rcpt = 0,
+                                      .status = SPOOL_RCPT_DEFERRED,
+                                      .attempts = (unsigned)i + 1,
+                                      .next_attempt = 1700000000 + i,
+                                      .reply = "451 later",
+                                      .remote_mta = NULL,
+                                      .delay_warned = 0};
         spool_rcpt_update(sp, ids[i], &u, 1, op_on_done, &r[i]);
     }
     int calls = 0;
@@ -697,7 +755,13 @@ static void test_failed_append(int legacy)
     const char *sub = legacy ? "state" : "queue";
     if (legacy)
         legacy_state_file(dir, id);
-    struct spool_rcpt_update a = {0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first", NULL, 0};
+    struct spool_rcpt_update a = {.rcpt = 0,
+                                  .status = SPOOL_RCPT_DEFERRED,
+                                  .attempts = 1,
+                                  .next_attempt = 1700000600,
+                                  .reply = "451 first",
+                                  .remote_mta = NULL,
+                                  .delay_warned = 0};
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
     long good = file_size(dir, sub, id);
 
@@ -707,13 +771,25 @@ static void test_failed_append(int legacy)
     limit.rlim_cur = (rlim_t)good + 10;
     signal(SIGXFSZ, SIG_IGN);
     CHECK(setrlimit(RLIMIT_FSIZE, &limit) == 0);
-    struct spool_rcpt_update b = {0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "452 second", NULL, 0};
+    struct spool_rcpt_update b = {.rcpt = 0,
+                                  .status = SPOOL_RCPT_DEFERRED,
+                                  .attempts = 2,
+                                  .next_attempt = 1700001200,
+                                  .reply = "452 second",
+                                  .remote_mta = NULL,
+                                  .delay_warned = 0};
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), -EFBIG);
     CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
     signal(SIGXFSZ, SIG_DFL);
     CHECK_INT_EQ(file_size(dir, sub, id), good);
 
-    struct spool_rcpt_update c = {0, SPOOL_RCPT_DELIVERED, 3, 0, "250 third", NULL, 0};
+    struct spool_rcpt_update c = {.rcpt = 0,
+                                  .status = SPOOL_RCPT_DELIVERED,
+                                  .attempts = 3,
+                                  .next_attempt = 0,
+                                  .reply = "250 third",
+                                  .remote_mta = NULL,
+                                  .delay_warned = 0};
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
     CHECK_STR_EQ(l.state.data, "2/3/0/250 third;");
@@ -729,7 +805,13 @@ static void test_remove(void)
     char id[SPOOL_ID_MAX + 1], kept[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
     commit_with_prefix(sp, &env_full, NULL, "y\r\n", kept);
-    struct spool_rcpt_update u = {0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok", NULL, 0};
+    struct spool_rcpt_update u = {.rcpt = 0,
+                                  .status = SPOOL_RCPT_DELIVERED,
+                                  .attempts = 1,
+                                  .next_attempt = 0,
+                                  .reply = "250 ok",
+                                  .remote_mta = NULL,
+                                  .delay_warned = 0};
     CHECK_INT_EQ(update_sync(sp, id, &u, 1), 0);
     CHECK(!path_exists(dir, "state", id)); /* its states are in its queue file */
 
@@ -915,10 +997,34 @@ static void test_state_remote_mta(void)
     while (longreply.len < SPOOL_REPLY_MAX + 10)
         buf_append_str(&longreply, "r");
     struct spool_rcpt_update ups[] = {
-        {0, SPOOL_RCPT_FAILED, 2, 0, "550 5.1.1 no such user", "mx.example.net", 0},
-        {1, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later", "mx\r\nevil", 2},
-        {2, SPOOL_RCPT_FAILED, 1, 0, longreply.data, longhost.data, 0},
-        {3, SPOOL_RCPT_FAILED, 1, 0, "local reason", "", 0},
+        {.rcpt = 0,
+         .status = SPOOL_RCPT_FAILED,
+         .attempts = 2,
+         .next_attempt = 0,
+         .reply = "550 5.1.1 no such user",
+         .remote_mta = "mx.example.net",
+         .delay_warned = 0},
+        {.rcpt = 1,
+         .status = SPOOL_RCPT_DEFERRED,
+         .attempts = 1,
+         .next_attempt = 1700000600,
+         .reply = "451 later",
+         .remote_mta = "mx\r\nevil",
+         .delay_warned = 2},
+        {.rcpt = 2,
+         .status = SPOOL_RCPT_FAILED,
+         .attempts = 1,
+         .next_attempt = 0,
+         .reply = longreply.data,
+         .remote_mta = longhost.data,
+         .delay_warned = 0},
+        {.rcpt = 3,
+         .status = SPOOL_RCPT_FAILED,
+         .attempts = 1,
+         .next_attempt = 0,
+         .reply = "local reason",
+         .remote_mta = "",
+         .delay_warned = 0},
     };
     buf_reset(&file);
     spool_state_encode(ups, 4, &file);
@@ -940,7 +1046,13 @@ static void test_state_remote_mta(void)
     CHECK_STR_EQ(st.rcpts[3].remote_mta, "");
 
     /* A later record without a host clears it. */
-    struct spool_rcpt_update local = {0, SPOOL_RCPT_BOUNCED, 2, 0, "dsn sent", NULL, 0};
+    struct spool_rcpt_update local = {.rcpt = 0,
+                                      .status = SPOOL_RCPT_BOUNCED,
+                                      .attempts = 2,
+                                      .next_attempt = 0,
+                                      .reply = "dsn sent",
+                                      .remote_mta = NULL,
+                                      .delay_warned = 0};
     buf_reset(&file);
     spool_state_encode(&local, 1, &file);
     spool_state_feed(&st, file.data, file.len);
@@ -951,6 +1063,61 @@ static void test_state_remote_mta(void)
     buf_free(&file);
 }
 
+/* A success notice owed rides in a record of its own, written ahead of the delivery it belongs to;
+ * it keeps the message from counting as done until a notice-only record clears it, and leaves the
+ * status and reply as they were. */
+static void test_state_notice(void)
+{
+    struct spool_rcpt_update delivered = {.rcpt = 0,
+                                          .status = SPOOL_RCPT_DELIVERED,
+                                          .attempts = 1,
+                                          .reply = "250 2.0.0 ok",
+                                          .notice_write = 1,
+                                          .notice = SPOOL_NOTICE_OWED};
+    struct buf file = BUF_INIT;
+    spool_state_encode(&delivered, 1, &file);
+    struct spool_state st;
+    spool_state_init(&st, 1);
+    spool_state_feed(&st, file.data, file.len);
+    CHECK_INT_EQ(st.valid_len, file.len);
+    CHECK_INT_EQ(st.rcpts[0].status, SPOOL_RCPT_DELIVERED);
+    CHECK_INT_EQ(st.rcpts[0].notice, SPOOL_NOTICE_OWED);
+    CHECK_INT_EQ(spool_state_all_final(&st), 0);
+
+    /* A torn write keeps the notice: its record comes before the status. */
+    struct spool_state torn;
+    spool_state_init(&torn, 1);
+    spool_state_feed(&torn, file.data, file.len - 1);
+    CHECK_INT_EQ(torn.rcpts[0].status, SPOOL_RCPT_PENDING);
+    spool_state_free(&torn);
+
+    struct spool_rcpt_update spooling = {.rcpt = 0,
+                                         .notice_write = 1,
+                                         .notice_only = 1,
+                                         .notice = SPOOL_NOTICE_SPOOLING,
+                                         .notice_dsn = "0000000000000000N1"};
+    buf_reset(&file);
+    spool_state_encode(&spooling, 1, &file);
+    spool_state_feed(&st, file.data, file.len);
+    CHECK_INT_EQ(st.rcpts[0].notice, SPOOL_NOTICE_SPOOLING);
+    CHECK_STR_EQ(st.rcpts[0].notice_dsn, "0000000000000000N1");
+    CHECK_INT_EQ(st.rcpts[0].status, SPOOL_RCPT_DELIVERED);
+    CHECK_STR_EQ(st.rcpts[0].reply, "250 2.0.0 ok");
+    CHECK_INT_EQ(spool_state_all_final(&st), 0);
+
+    struct spool_rcpt_update cleared = {
+        .rcpt = 0, .notice_write = 1, .notice_only = 1, .notice = SPOOL_NOTICE_NONE};
+    buf_reset(&file);
+    spool_state_encode(&cleared, 1, &file);
+    spool_state_feed(&st, file.data, file.len);
+    CHECK_INT_EQ(st.rcpts[0].notice, SPOOL_NOTICE_NONE);
+    CHECK_STR_EQ(st.rcpts[0].notice_dsn, "");
+    CHECK_INT_EQ(st.rcpts[0].status, SPOOL_RCPT_DELIVERED);
+    CHECK_INT_EQ(spool_state_all_final(&st), 1);
+    spool_state_free(&st);
+    buf_free(&file);
+}
+
 int main(void)
 {
     setenv("UV_THREADPOOL_SIZE", "16", 1);
@@ -958,6 +1125,7 @@ int main(void)
     test_write_commit_recover();
     test_concurrent_commits();
     test_abort();
+    test_state_notice();
     test_recover_rejects();
     test_errors();
     test_prefix();
