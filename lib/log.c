@@ -56,6 +56,8 @@ static size_t log_nunknown;
 /* Lines are queued in chunks of about this size, so a backlog is many small buffers that go as
  * they are written, not one that doubles. */
 #define LOG_CHUNK_MAX (64 * 1024)
+/* How long the writer waits after a write for more lines before it sleeps until woken. */
+#define LOG_GATHER_MS 1
 
 /* The tap: set under log_lock and called under it, so that unsetting it is final. The selection is
  * read without the lock (a record whose event is selected a moment late is simply not tapped). */
@@ -112,9 +114,11 @@ static void dropped_line(struct buf *line, unsigned long long count);
 static void writer_on_start(void *arg)
 {
     (void)arg;
+    int wrote = 0; /* since the writer last napped */
     uv_mutex_lock(&log_lock);
     for (;;) {
         if (log_head != NULL) {
+            wrote = 1;
             struct log_chunk *c = log_head;
             log_head = c->next;
             if (log_head == NULL)
@@ -141,6 +145,13 @@ static void writer_on_start(void *arg)
             buf_free(&line);
             uv_mutex_lock(&log_lock);
             log_writer_busy = 0;
+        } else if (wrote) {
+            /* Lines come in bursts (a busy server logs a few per message): a nap lets the next
+             * ones gather and go in one write, where each would otherwise wake this thread. */
+            wrote = 0;
+            uv_mutex_unlock(&log_lock);
+            uv_sleep(LOG_GATHER_MS);
+            uv_mutex_lock(&log_lock);
         } else {
             uv_cond_broadcast(&log_idle);
             log_writer_waiting = 1;

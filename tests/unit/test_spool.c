@@ -953,6 +953,59 @@ static void test_id_clash(void)
     teardown(sp, dir, &err);
 }
 
+/* Entries right in the directory at path (not those of its leaves). */
+static int top_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void leaves_on_made(int status, void *arg)
+{
+    struct result *r = arg;
+    r->calls++;
+    r->status = status;
+}
+
+/* The daemon makes every leaf of queue/ at start-up; a message whose leaf was removed since is
+ * still committed, its leaf made again. */
+static void test_leaves_made(void)
+{
+    char *dir = make_tmpdir();
+    struct spool *sp = open_spool(dir);
+    struct buf err = BUF_INIT;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/queue", dir);
+    CHECK_INT_EQ(top_entries(path), 0); /* none made by spool_open */
+    struct result r = {0, 1};
+    spool_make_leaves(sp, leaves_on_made, &r);
+    run_until(&r.calls, 1);
+    CHECK_INT_EQ(r.status, 0);
+    CHECK_INT_EQ(top_entries(path), 4096);
+    spool_make_leaves(sp, leaves_on_made, &r); /* again: nothing to do */
+    run_until(&r.calls, 2);
+    CHECK_INT_EQ(r.status, 0);
+
+    for (int unnamed = 0; unnamed <= 1; unnamed++) {
+        spool_test_unnamed(sp, unnamed);
+        spool_test_next_id(sp, unnamed ? "1K1SY7NTQNJ002MF" : "0000000000000001");
+        snprintf(path, sizeof path, "%s/queue/%s", dir, unnamed ? "5f0" : "bf2");
+        CHECK_INT_EQ(rmdir(path), 0);
+        r = commit_one(sp, &env_full);
+        CHECK_INT_EQ(r.status, 0);
+        CHECK(path_exists(dir, "queue", unnamed ? "1K1SY7NTQNJ002MF" : "0000000000000001"));
+    }
+    CHECK_INT_EQ(count_files(dir, "queue"), 2);
+    teardown(sp, dir, &err);
+}
+
 /* ---- the remote MTA in state records ---- */
 
 /* A state record as the format defines it, payload given whole (reply, maybe NUL and host). */
@@ -1139,6 +1192,7 @@ int main(void)
     test_remove();
     test_move_noreplace();
     test_id_clash();
+    test_leaves_made();
     test_state_remote_mta();
     CHECK_INT_EQ(uv_loop_close(&loop), 0);
     return check_report("test_spool");
