@@ -91,14 +91,9 @@ static inline int path_exists(const char *dir, const char *sub, const char *name
     return stat(path, &st) == 0;
 }
 
-/* Entries of dir/sub (symbolic links included, not followed), or -1; in queue/ and state/, the
- * entries of their leaves instead of the leaves. */
-static inline int count_files(const char *dir, const char *sub)
+/* Entries right in the directory at path (not those of its sub-directories), or -1. */
+static inline int count_entries(const char *path)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, sub);
-    if (sub_hashed(sub))
-        return test_dir_count(path);
     DIR *d = opendir(path);
     if (d == NULL)
         return -1;
@@ -108,6 +103,15 @@ static inline int count_files(const char *dir, const char *sub)
         n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
     closedir(d);
     return n;
+}
+
+/* Entries of dir/sub (symbolic links included, not followed), or -1; in queue/ and state/, the
+ * entries of their leaves instead of the leaves. */
+static inline int count_files(const char *dir, const char *sub)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    return sub_hashed(sub) ? test_dir_count(path) : count_entries(path);
 }
 
 /* Runs the loop until *count reaches target, nothing is left to run, or 60 s pass. */

@@ -953,20 +953,6 @@ static void test_id_clash(void)
     teardown(sp, dir, &err);
 }
 
-/* Entries right in the directory at path (not those of its leaves). */
-static int top_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
 static void leaves_on_made(int status, void *arg)
 {
     struct result *r = arg;
@@ -983,12 +969,12 @@ static void test_leaves_made(void)
     struct buf err = BUF_INIT;
     char path[4096];
     snprintf(path, sizeof path, "%s/queue", dir);
-    CHECK_INT_EQ(top_entries(path), 0); /* none made by spool_open */
+    CHECK_INT_EQ(count_entries(path), 0); /* none made by spool_open */
     struct result r = {0, 1};
     spool_make_leaves(sp, leaves_on_made, &r);
     run_until(&r.calls, 1);
     CHECK_INT_EQ(r.status, 0);
-    CHECK_INT_EQ(top_entries(path), 4096);
+    CHECK_INT_EQ(count_entries(path), 4096);
     spool_make_leaves(sp, leaves_on_made, &r); /* again: nothing to do */
     run_until(&r.calls, 2);
     CHECK_INT_EQ(r.status, 0);
