@@ -787,8 +787,6 @@ static int daemon_start(struct daemon *d, struct config *cfg, struct run_gates *
     /* As the daemon's user from here on: recovery reads what that user could have left. */
     if (spool_open(&d->loop, cfg->server.spool, &d->srv.spool, err) < 0)
         return -1;
-    /* Off the start-up's path; a leaf not made (yet) is made by the message that needs it. */
-    spool_make_leaves(d->srv.spool, NULL, NULL);
     if (daemon_open_control(d, cfg, err) < 0)
         return -1;
     d->srv.scheduler = scheduler_new(&d->loop, d->srv.spool, d->dns, d->tls_client_ctx, cfg);

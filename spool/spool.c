@@ -187,40 +187,9 @@ int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf 
     return 0;
 }
 
-struct spool_leaves {
-    uv_work_t work;
-    struct spool *sp;
-    int status;
-    void (*cb)(int status, void *arg);
-    void *arg;
-};
-
-static void leaves_work(uv_work_t *work)
-{
-    struct spool_leaves *l = container_of(work, struct spool_leaves, work);
-    l->status = spool_layout_leaves_make(l->sp->queue_fd);
-}
-
-static void leaves_done(uv_work_t *work, int status)
-{
-    struct spool_leaves *l = container_of(work, struct spool_leaves, work);
-    l->sp->leaves = NULL;
-    if (l->cb != NULL)
-        l->cb(l->status, l->arg);
-    free(l);
-}
-
-void spool_make_leaves(struct spool *sp, void (*cb)(int status, void *arg), void *arg)
-{
-    struct spool_leaves *l = xcalloc(1, sizeof *l);
-    *l = (struct spool_leaves){.sp = sp, .cb = cb, .arg = arg};
-    sp->leaves = l;
-    spool_fs_started(uv_queue_work(sp->loop, &l->work, leaves_work, leaves_done), "work");
-}
-
 void spool_close(struct spool *sp)
 {
-    if (sp->nmsgs > 0 || sp->nops > 0 || sp->leaves != NULL || spool_journal_busy(&sp->journal))
+    if (sp->nmsgs > 0 || sp->nops > 0 || spool_journal_busy(&sp->journal))
         log_panic("spool_close: %zu messages and %zu operations not finished", sp->nmsgs,
                   sp->nops + (size_t)spool_journal_busy(&sp->journal));
     spool_journal_close(&sp->journal);
@@ -656,7 +625,7 @@ static void commit_stage_work(uv_work_t *work)
         char leaf[SPOOL_LEAF_LEN + 1];
         snprintf(leaf, sizeof leaf, "%.*s", SPOOL_LEAF_LEN, msg->queue_name);
         rc = fd = spool_move_unnamed_open(sp->queue_fd, leaf);
-        if (rc == -ENOENT) /* a leaf not made at start-up, or removed since */
+        if (rc == -ENOENT) /* the leaf's first message (or the leaf was removed) */
             rc = spool_layout_leaf_make(sp->queue_fd, msg->queue_name);
         if (rc == 0)
             rc = fd = spool_move_unnamed_open(sp->queue_fd, leaf);

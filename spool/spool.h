@@ -119,11 +119,6 @@ struct spool_entry {
 /* Opens (creating when missing, mode 0700) the spool under dir. Synchronous: call at start-up
  * before the loop runs. Returns 0 or -errno with a reason in err. */
 int spool_open(uv_loop_t *loop, const char *dir, struct spool **out, struct buf *err);
-/* Makes every leaf of queue/ that is missing, on the thread pool, so that accepting a message
- * seldom makes a directory (on a fresh spool, most messages' first; on ext4, a directory's inode
- * is the dearest to find). The daemon calls it at start-up; a leaf still missing when a message
- * needs it is made then. cb (may be NULL) gets 0 or -errno, once. */
-void spool_make_leaves(struct spool *sp, void (*cb)(int status, void *arg), void *arg);
 /* Scans the spool: calls cb for every committed message that has work left, removes half-written
  * files, messages whose recipients are all final (DELIVERED or BOUNCED), state files without a
  * message, and cuts torn records off state files. Synchronous, at start-up. Returns the number of

@@ -43,7 +43,6 @@ struct spool {
     char next_id[SPOOL_ID_MAX + 1];  /* set by spool_test_next_id, else "" */
     struct spool_dirsync queue_sync; /* group commit of renames into queue/ (large messages) */
     struct spool_journal journal;    /* group commit of everything else */
-    struct spool_leaves *leaves;     /* spool_make_leaves at work, or NULL */
 };
 
 /* Panics when rc, the result of starting a uv_fs_* call or uv_queue_work with a callback, is an

@@ -45,17 +45,6 @@ int spool_layout_leaf_make(int dirfd, const char *name)
     return mkdirat(dirfd, leaf, 0700) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
-int spool_layout_leaves_make(int dirfd)
-{
-    for (unsigned i = 0; i < SPOOL_LEAVES; i++) {
-        char leaf[SPOOL_LEAF_LEN + 1];
-        snprintf(leaf, sizeof leaf, "%03x", i);
-        if (mkdirat(dirfd, leaf, 0700) < 0 && errno != EEXIST)
-            return -errno;
-    }
-    return 0;
-}
-
 int spool_layout_leaf_sync(int dirfd, const char *name)
 {
     char leaf[SPOOL_LEAF_LEN + 1];

@@ -26,10 +26,8 @@ void spool_layout_name(const char *id, char *out);
 const char *spool_layout_id(const char *name);
 
 /* Creates the leaf of name (from spool_layout_name) in dirfd when missing. Leaves are made when
- * first needed (or all at once by spool_layout_leaves_make) and never removed. Returns 0 or
- * -errno. */
+ * first needed and never removed. Returns 0 or -errno. */
 int spool_layout_leaf_make(int dirfd, const char *name);
-/* Creates every leaf of dirfd that is missing. Returns 0 or the first -errno. */
 int spool_layout_leaves_make(int dirfd);
 /* fsync of the leaf of name in dirfd: its entries become durable. Returns 0 or -errno. */
 int spool_layout_leaf_sync(int dirfd, const char *name);
