@@ -65,6 +65,7 @@ struct req_host {
     struct dns_addr *addrs[2]; /* owned: their addresses */
     size_t naddrs[2];
     struct dns_addr *merged; /* owned: both lists, made when the request finishes */
+    char *owner[2];          /* owned: the names the A and the AAAA records were found at */
     int unauthenticated;     /* an answer with addresses came without the AD bit */
 };
 
@@ -709,13 +710,16 @@ static void mx_on_answer(struct dns_req *req, const char *domain, struct dns_ans
     req_hosts_start(req);
 }
 
+/* Takes the addresses of `a` and the name they were found at (a->owner, moved). */
 static void host_on_answer(struct req_host *h, int v6, enum dns_status status,
-                           const struct dns_answer *a)
+                           struct dns_answer *a)
 {
     h->st[v6] = status;
     if (status != DNS_OK)
         return;
     h->unauthenticated |= !a->authentic;
+    h->owner[v6] = a->owner;
+    a->owner = NULL;
     h->addrs[v6] = xcalloc(a->n, sizeof(struct dns_addr));
     for (size_t i = 0; i < a->n; i++) {
         struct dns_addr *d = &h->addrs[v6][i];
@@ -741,10 +745,24 @@ static void req_on_answer(struct dns_req *req, uint32_t slot, const char *name,
             req->answer = *a;
             a->rr = NULL;
             a->n = 0;
+            a->owner = NULL;
         }
     }
     if (req->pending == 0)
         req_finish(req);
+}
+
+/* The end of the host's CNAME chain when its name is an alias and both families that answered
+ * agree on it; else NULL. */
+static const char *host_canonical(const struct req_host *h)
+{
+    const char *c = h->owner[0] != NULL ? h->owner[0] : h->owner[1];
+    if (c == NULL || (h->owner[1] != NULL && strcmp(c, h->owner[1]) != 0))
+        return NULL;
+    char norm[DNS_NAME_BUF];
+    if (dns_name_normalize(h->name, norm) == 0 && strcmp(norm, c) == 0)
+        return NULL;
+    return c;
 }
 
 /* A host's two lookups as one: its addresses, IPv4 first, or the most telling failure. */
@@ -762,6 +780,7 @@ static void host_finish(struct req_host *h)
         h->pub.addrs = all;
         h->pub.status = DNS_OK;
         h->pub.authenticated = !h->unauthenticated;
+        h->pub.canonical = host_canonical(h);
         return;
     }
     static const enum dns_status order[] = {DNS_NXDOMAIN, DNS_BADNAME, DNS_TEMPFAIL};
@@ -782,6 +801,8 @@ static void req_free(struct dns_req *req)
         free(h->addrs[0]);
         free(h->addrs[1]);
         free(h->merged);
+        free(h->owner[0]);
+        free(h->owner[1]);
     }
     free(req->hosts);
     dns_answer_free(&req->answer);
@@ -845,7 +866,8 @@ static void req_finish(struct dns_req *req)
             const unsigned char *rd = (const unsigned char *)req->answer.rr[i].data;
             recs[i] = (struct dns_tlsa){rd[0], rd[1], rd[2], rd + 3, req->answer.rr[i].len - 3};
         }
-        req->cb.tlsa(req->arg, status, req->answer.authentic, n > 0 ? recs : NULL, n);
+        req->cb.tlsa(req->arg, status, req->answer.authentic, n > 0 ? req->answer.owner : NULL,
+                     n > 0 ? recs : NULL, n);
         free(recs);
         break;
     }

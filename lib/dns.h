@@ -46,6 +46,9 @@ struct dns_mx_host {
     const struct dns_addr *addrs; /* IPv4 addresses first, then IPv6 */
     size_t naddrs;
     int authenticated; /* naddrs > 0 and every answer with addresses had the AD bit */
+    /* When name is an alias: the end of its CNAME chain, the name the addresses are owned by (the
+     * same for both families, else NULL); NULL when name is not an alias. */
+    const char *canonical;
 };
 
 struct dns_mx_result {
@@ -81,10 +84,12 @@ typedef void (*dns_addrs_cb)(void *arg, enum dns_status status, const struct dns
                              size_t naddrs);
 typedef void (*dns_txt_cb)(void *arg, enum dns_status status, const struct dns_txt *txts,
                            size_t ntxts);
-/* authenticated: the resolver set the AD bit on the answer (RFC 4035 §3.2.3); it means something
- * only when the resolver is trusted to validate (dns_resolver_servers_loopback). */
+/* authenticated: the resolver set the AD bit on the answer (RFC 4035 §3.2.3), which covers the
+ * whole answer, CNAMEs included; it means something only when the resolver is trusted to validate
+ * (dns_resolver_servers_loopback). owner (DNS_OK, else NULL): the name the records were found at,
+ * the name asked or, when that is an alias, the end of its CNAME chain (RFC 7671 §7). */
 typedef void (*dns_tlsa_cb)(void *arg, enum dns_status status, int authenticated,
-                            const struct dns_tlsa *recs, size_t nrecs);
+                            const char *owner, const struct dns_tlsa *recs, size_t nrecs);
 typedef void (*dns_ptr_cb)(void *arg, enum dns_status status, const char *const *names,
                            size_t nnames);
 typedef void (*dns_ns_cb)(void *arg, enum dns_status status, const char *const *names,

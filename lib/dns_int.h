@@ -37,10 +37,12 @@ struct dns_answer {
     int authentic;          /* the AD bit (RFC 4035 §3.2.3): the resolver validated the answer */
     struct dns_rdata *rr;   /* owned; the records at the end of qname's CNAME chain */
     size_t n;
+    char *owner; /* owned; DNS_OK and DNS_NODATA: where the chain ended (qname without CNAMEs) */
 };
 
-/* Reads the records of type `qtype` for `qname` from a whole DNS message. Never fails: a message
- * it cannot read gives DNS_TEMPFAIL. Free with dns_answer_free. */
+/* Reads the records of type `qtype` for `qname` from a whole DNS message, and the name they are
+ * owned by. Never fails: a message it cannot read gives DNS_TEMPFAIL. The cache keeps whole
+ * messages, so a cached answer gives the same owner. Free with dns_answer_free. */
 void dns_answer_parse(struct dns_answer *a, const unsigned char *msg, size_t len, int qtype,
                       const char *qname);
 void dns_answer_free(struct dns_answer *a);

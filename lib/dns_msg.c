@@ -287,12 +287,13 @@ void dns_answer_parse(struct dns_answer *a, const unsigned char *msg, size_t len
     }
     if (!bad)
         answers_walk(msg, len, an_off, ancount, qtype, name, a, &ttl, &bad);
-    free(name);
     if (bad) {
+        free(name);
         dns_answer_free(a);
         a->status = DNS_TEMPFAIL;
         return;
     }
+    a->owner = name;
     if (a->n > 0) {
         a->status = DNS_OK;
         a->ttl = ttl;
@@ -307,6 +308,8 @@ void dns_answer_free(struct dns_answer *a)
     for (size_t i = 0; i < a->n; i++)
         free(a->rr[i].data);
     free(a->rr);
+    free(a->owner);
     a->rr = NULL;
     a->n = 0;
+    a->owner = NULL;
 }

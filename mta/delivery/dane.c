@@ -6,7 +6,9 @@
  * an answer without it is treated as no records at all. The caller asks only for MX hosts whose
  * addresses came with the AD bit (§2.2.2: a host in an unsigned zone has no usable TLSA records,
  * and its TLSA lookups may fail for no reason); the MX records themselves may be unsigned
- * (§2.2.1 allows DANE for hosts obtained through an insecure MX RRset).
+ * (§2.2.1 allows DANE for hosts obtained through an insecure MX RRset). The AD bit covers the
+ * whole answer, so such a host's CNAME chain is validated too: when the host is an alias, the TLSA
+ * records are asked at the end of the chain first, then at the host itself (§2.2.2).
  */
 #include "mta/delivery/dane.h"
 
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/x509.h>
 
@@ -36,7 +39,11 @@ struct dane_record {
 };
 
 struct dane_peer {
-    char *host; /* owned: the MX host name, the reference identifier */
+    struct dane *dane;
+    char *host;     /* owned: the MX host name */
+    char *expanded; /* owned: the end of its CNAME chain, asked first (§2.2.2), or NULL */
+    const char *base;  /* the TLSA base domain: host or expanded, the name being asked */
+    char *tlsa_target; /* owned: host part of the TLSA records' CNAME target, or NULL */
     dane_peer_cb cb;
     void *arg;
     int orphaned; /* freed while the lookup was in flight: its callback frees the memory */
@@ -85,6 +92,8 @@ static void peer_release(struct dane_peer *p)
     for (size_t i = 0; i < p->nrecords; i++)
         free(p->records[i].data);
     free(p->host);
+    free(p->expanded);
+    free(p->tlsa_target);
     free(p);
 }
 
@@ -128,6 +137,10 @@ static void peer_log(const struct dane_peer *p, enum dane_mode mode, size_t nrec
     struct logrec r;
     log_begin(&r, mode == DANE_DEFER ? LOG_WARN : LOG_INFO, "dane.lookup");
     log_str(&r, "host", p->host);
+    if (p->base != p->host)
+        log_str(&r, "base", p->base);
+    if (p->tlsa_target != NULL)
+        log_str(&r, "tlsa_cname", p->tlsa_target);
     log_str(&r, "mode", dane_mode_name(mode));
     log_int(&r, "records", (long long)nrecs);
     log_int(&r, "usable", (long long)p->nrecords);
@@ -136,34 +149,56 @@ static void peer_log(const struct dane_peer *p, enum dane_mode mode, size_t nrec
     log_end(&r);
 }
 
+static int peer_ask(struct dane_peer *p, const char *base);
+
+/* RFC 7671 §7: TLSA records found through a CNAME, _25._tcp.<host> pointing at
+ * _25._tcp.<target>, make <target> a name the certificate may carry too. */
+static void peer_note_tlsa_target(struct dane_peer *p, const char *owner)
+{
+    static const char prefix[] = "_25._tcp.";
+    if (owner == NULL || strncmp(owner, prefix, sizeof prefix - 1) != 0)
+        return;
+    const char *target = owner + sizeof prefix - 1;
+    if (strcasecmp(target, p->base) != 0 && strcasecmp(target, p->host) != 0)
+        p->tlsa_target = xstrdup(target);
+}
+
 static void peer_on_tlsa(void *arg, enum dns_status status, int authenticated,
-                         const struct dns_tlsa *recs, size_t n)
+                         const char *owner, const struct dns_tlsa *recs, size_t n)
 {
     struct dane_peer *p = arg;
-    dane_peer_cb cb = p->cb;
-    p->cb = NULL;
     if (p->orphaned) {
+        p->cb = NULL;
         peer_release(p);
         return;
     }
+    /* §2.2.2: no validated records at the expanded name; the original name is asked next. */
+    int nothing = status == DNS_NXDOMAIN || status == DNS_NODATA ||
+                  (status == DNS_OK && !authenticated);
+    if (nothing && p->base == p->expanded && peer_ask(p, p->host) == 0)
+        return;
+    dane_peer_cb cb = p->cb;
+    p->cb = NULL;
+    if (status == DNS_OK && authenticated)
+        peer_note_tlsa_target(p, owner);
     char why[300];
     enum dane_mode mode = DANE_NONE;
     if (status == DNS_OK && !authenticated) {
-        snprintf(why, sizeof why, "TLSA records of %s are not DNSSEC-validated: not used", p->host);
+        snprintf(why, sizeof why, "TLSA records of %s are not DNSSEC-validated: not used", p->base);
     } else if (status == DNS_OK && peer_keep_usable(p, recs, n) > 0) {
         mode = DANE_VERIFY;
-        snprintf(why, sizeof why, "%zu usable TLSA records for %s", p->nrecords, p->host);
+        snprintf(why, sizeof why, "%zu usable TLSA records for %s", p->nrecords, p->base);
     } else if (status == DNS_OK) {
         mode = DANE_ENCRYPT;
         snprintf(why, sizeof why, "TLSA records of %s are all unusable: TLS without authentication",
-                 p->host);
+                 p->base);
     } else if (status == DNS_TEMPFAIL || status == DNS_CANCELLED) {
         mode = DANE_DEFER;
         snprintf(why, sizeof why,
                  "TLSA lookup for %s failed (%s: a server failure, a timeout or DNSSEC-bogus data)",
-                 p->host, dns_status_name(status));
+                 p->base, dns_status_name(status));
     } else {
-        snprintf(why, sizeof why, "no TLSA records for %s (%s)", p->host, dns_status_name(status));
+        snprintf(why, sizeof why, "no TLSA records for %s (%s)", p->base, dns_status_name(status));
     }
     peer_log(p, mode, status == DNS_OK ? n : 0, authenticated, why);
     cb(p->arg, mode, why);
@@ -176,7 +211,22 @@ static int is_address_literal(const char *host)
            inet_pton(AF_INET6, host, addr) == 1;
 }
 
-struct dane_peer *dane_peer_new(struct dane *d, const char *host, dane_peer_cb cb, void *arg)
+/* Asks for the TLSA records of `base` (the host or its expansion). Returns 0, or -1 when the
+ * resolver is stopping. */
+static int peer_ask(struct dane_peer *p, const char *base)
+{
+    struct buf name = BUF_INIT;
+    buf_printf(&name, "_25._tcp.%s", base);
+    int rc = dns_resolve_tlsa(p->dane->dns, name.data, peer_on_tlsa, p);
+    buf_free(&name);
+    if (rc < 0)
+        return -1;
+    p->base = base; /* the callback never runs from inside dns_resolve_tlsa */
+    return 0;
+}
+
+struct dane_peer *dane_peer_new(struct dane *d, const char *host, const char *expanded,
+                                dane_peer_cb cb, void *arg)
 {
     if (d == NULL || is_address_literal(host))
         return NULL;
@@ -189,26 +239,37 @@ struct dane_peer *dane_peer_new(struct dane *d, const char *host, dane_peer_cb c
         return NULL;
     }
     struct dane_peer *p = xcalloc(1, sizeof *p);
+    p->dane = d;
     p->host = xstrdup(host);
+    if (expanded != NULL && strcasecmp(expanded, host) != 0)
+        p->expanded = xstrdup(expanded);
     p->cb = cb;
     p->arg = arg;
-    struct buf name = BUF_INIT;
-    buf_printf(&name, "_25._tcp.%s", host);
-    int rc = dns_resolve_tlsa(d->dns, name.data, peer_on_tlsa, p);
-    buf_free(&name);
-    if (rc < 0) { /* the resolver is stopping: so is delivery */
+    if (peer_ask(p, p->expanded != NULL ? p->expanded : p->host) < 0) {
+        /* the resolver is stopping: so is delivery */
         peer_release(p);
         return NULL;
     }
     return p;
 }
 
+const char *dane_peer_base(const struct dane_peer *p)
+{
+    return p->base;
+}
+
 int dane_peer_ssl_prepare(SSL *ssl, void *peer)
 {
     struct dane_peer *p = peer;
-    /* The MX host name is the reference identifier (RFC 7672 §3.2.2); DANE-EE(3) records bind the
-     * key itself, so their certificates need not name the host (§3.1.1). */
-    if (SSL_dane_enable(ssl, p->host) <= 0)
+    /* RFC 7672 §3.2.2: DANE-TA(2) certificates must name the TLSA base domain, or the MX host
+     * name when that was an alias, or the target of the TLSA records' CNAME (RFC 7671 §7); the
+     * first is SSL_dane_enable's, the others are added. DANE-EE(3) records bind the key itself,
+     * so their certificates need not name anything (§3.1.1). */
+    if (SSL_dane_enable(ssl, p->base) <= 0)
+        return -1;
+    if (p->base != p->host && SSL_add1_host(ssl, p->host) != 1)
+        return -1;
+    if (p->tlsa_target != NULL && SSL_add1_host(ssl, p->tlsa_target) != 1)
         return -1;
     SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
     int usable = 0;
@@ -225,7 +286,7 @@ int dane_peer_ssl_check(const struct dane_peer *p, SSL *ssl, char *why, size_t s
     long result = SSL_get_verify_result(ssl);
     if (result == X509_V_OK && SSL_get0_dane_authority(ssl, NULL, NULL) >= 0)
         return 0;
-    snprintf(why, size, "no TLSA record of %s matches its certificate chain (%s)", p->host,
+    snprintf(why, size, "no TLSA record of %s matches its certificate chain (%s)", p->base,
              result == X509_V_OK ? "no DANE authority" : X509_verify_cert_error_string(result));
     return -1;
 }

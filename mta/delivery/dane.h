@@ -37,17 +37,25 @@ void dane_free(struct dane *d);
  */
 typedef void (*dane_peer_cb)(void *arg, enum dane_mode mode, const char *why);
 
-/* Starts the TLSA lookup for a connection to `host` (an MX host name). Returns NULL when DANE
- * does not apply, without calling back: d is NULL, host is an address literal, or the resolvers
- * are not all on loopback (dane.off is logged the first time). Otherwise cb follows once, from
- * the loop, unless the peer is freed first. */
-struct dane_peer *dane_peer_new(struct dane *d, const char *host, dane_peer_cb cb, void *arg);
+/* Starts the TLSA lookup for a connection to `host` (an MX host name). `expanded` (or NULL) is
+ * the end of host's validated CNAME chain (dns_mx_host.canonical): its records are asked first,
+ * then host's when it has none (RFC 7672 §2.2.2). Returns NULL when DANE does not apply, without
+ * calling back: d is NULL, host is an address literal, or the resolvers are not all on loopback
+ * (dane.off is logged the first time). Otherwise cb follows once, from the loop, unless the peer
+ * is freed first. */
+struct dane_peer *dane_peer_new(struct dane *d, const char *host, const char *expanded,
+                                dane_peer_cb cb, void *arg);
 /* Frees the peer; a lookup still in flight finishes without calling back. NULL is allowed. */
 void dane_peer_free(struct dane_peer *p);
 
+/* The TLSA base domain once cb ran: the name whose TLSA records decided (the host or the end of
+ * its CNAME chain); the server name to send (SNI, RFC 7672 §8.1). Valid while p lives. */
+const char *dane_peer_base(const struct dane_peer *p);
+
 /* On a new client SSL, before its handshake (mode DANE_VERIFY; `peer` is the struct dane_peer, so
- * this is a stream_tls_prepare_cb): the MX host as reference name and each usable record. Returns
- * 0, or -1 when OpenSSL takes none of them (then the peer cannot be authenticated). */
+ * this is a stream_tls_prepare_cb): the reference names for DANE-TA(2) (the TLSA base domain, the
+ * MX host name, the target of a TLSA CNAME) and each usable record. Returns 0, or -1 when OpenSSL
+ * takes none of the records (then the peer cannot be authenticated). */
 int dane_peer_ssl_prepare(SSL *ssl, void *peer);
 /* After the handshake: 0 when a TLSA record authenticated the peer's chain, else -1 with the
  * reason in why[size]. */

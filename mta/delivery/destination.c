@@ -718,6 +718,7 @@ static void conn_connect_next(struct conn *c)
             .chunking = d->shaping->chunking,
             .tls_ctx = d->env->tls_ctx,
             .dane = dane,
+            .mx_canonical = h->canonical,
             /* RFC 8460 §5.3: a report's own sessions are not reported on. */
             .tls_rpt = {c->report ? NULL : d->env->tls_rpt, c->job->domain, c->mx->sts},
             .timeouts = {.connect = d->shaping->connect_timeout_ms,

@@ -29,6 +29,7 @@ void mx_list_unref(struct mx_list *mx)
         return;
     for (size_t i = 0; i < mx->nhosts; i++) {
         free(mx->hosts[i].name);
+        free(mx->hosts[i].canonical);
         free(mx->hosts[i].addrs);
     }
     free(mx->hosts);
@@ -119,6 +120,7 @@ static void route_on_mx(void *arg, const struct dns_mx_result *res)
         struct mx_target *t = &mx->hosts[mx->nhosts++];
         t->name = xstrdup(h->name);
         t->dnssec = h->authenticated;
+        t->canonical = h->authenticated && h->canonical != NULL ? xstrdup(h->canonical) : NULL;
         t->pref = h->pref;
         t->addrs = xcalloc(h->naddrs, sizeof *t->addrs);
         t->naddrs = h->naddrs;

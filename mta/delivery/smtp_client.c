@@ -845,7 +845,7 @@ struct smtp_client *smtp_client_open(uv_loop_t *loop, const struct smtp_client_p
         memcpy(&c->src, params->src,
                params->src->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                   : sizeof(struct sockaddr_in));
-    c->dane = dane_peer_new(params->dane, c->mx_name, client_on_dane, c);
+    c->dane = dane_peer_new(params->dane, c->mx_name, params->mx_canonical, client_on_dane, c);
     c->dane_pending = c->dane != NULL;
     c->rpt = tls_rpt_session_new(&params->tls_rpt, c->mx_name, params->src, params->dst);
     /* RFC 8461 §2, RFC 7672: a host the enforced MTA-STS policy does not list may be used with

@@ -54,6 +54,7 @@ struct smtp_client_params {
     struct tls_policy tls;         /* STARTTLS or not, certificate checked or not */
     SSL_CTX *tls_ctx;              /* client context (lib/tls.h); NULL: no STARTTLS */
     struct dane *dane;             /* DANE (dane.h) for this host; NULL: off */
+    const char *mx_canonical;      /* the end of mx_name's validated CNAME chain, or NULL */
     struct tls_rpt_target tls_rpt; /* where the TLS result is counted (tls_rpt.h); rpt NULL: not */
     int chunking; /* 1: BDAT when the server offers CHUNKING (shaping chunking), else DATA */
     struct smtp_client_timeouts timeouts; /* zero fields take the RFC defaults */

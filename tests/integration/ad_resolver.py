@@ -3,8 +3,10 @@ A stand-in for a validating resolver on loopback, for DANE tests: it forwards ea
 upstream (a MailNet's dnsmasq, which holds the records, TLSA included) and sets the AD bit on the
 answer, as a validating resolver does for data it could validate (RFC 4035 §3.2.3). Names in
 `insecure` are answered without the AD bit (an unsigned zone), names in `servfail` with SERVFAIL
-(what a validating resolver answers for bogus data). It tests the daemon's AD-bit path, not DNSSEC
-validation itself. Runs in a thread; every wait is bounded.
+(what a validating resolver answers for bogus data). Names in `cnames` are aliases it answers
+itself, as a recursive resolver does: the CNAME chain, then what the upstream holds at its end
+(dnsmasq cannot alias names it only has TLSA records for). It tests the daemon's AD-bit path, not
+DNSSEC validation itself. Runs in a thread; every wait is bounded.
 """
 import select
 import socket
@@ -15,8 +17,10 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 
 UPSTREAM_WAIT = 2.0  # seconds for dnsmasq's answer
+CNAME_HOPS = 8
 
 
 class AdResolver:
@@ -24,6 +28,7 @@ class AdResolver:
         self.upstream = ("127.0.0.1", upstream_port)
         self.insecure = set()  # lower-case names, no trailing dot
         self.servfail = set()
+        self.cnames = {}  # alias -> target, lower-case names without the trailing dot
         self.questions = []  # (name, type name, AD bit in the query) in arrival order
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -65,18 +70,47 @@ class AdResolver:
             reply = dns.message.make_response(query)
             reply.set_rcode(dns.rcode.SERVFAIL)
             return reply.to_wire()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
-            up.settimeout(UPSTREAM_WAIT)
-            up.sendto(wire, self.upstream)
-            try:
-                answer = bytearray(up.recv(65535))
-            except socket.timeout:
-                return None
+        if name in self.cnames:
+            return self._alias(query, name, question.rdtype)
+        answer = self._upstream(wire)
+        if answer is None:
+            return None
         if name in self.insecure:
             answer[3] &= ~0x20
         else:
             answer[3] |= 0x20
         return bytes(answer)
+
+    def _upstream(self, wire):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
+            up.settimeout(UPSTREAM_WAIT)
+            up.sendto(wire, self.upstream)
+            try:
+                return bytearray(up.recv(65535))
+            except socket.timeout:
+                return None
+
+    def _alias(self, query, name, rdtype):
+        """The CNAME chain from `name`, then the upstream's answer at its end; AD set unless a
+        name of the chain is in `insecure`."""
+        reply = dns.message.make_response(query)
+        chain = [name]
+        while chain[-1] in self.cnames and len(chain) <= CNAME_HOPS:
+            target = self.cnames[chain[-1]]
+            reply.answer.append(dns.rrset.from_text(chain[-1] + ".", 300, "IN", "CNAME",
+                                                    target + "."))
+            chain.append(target)
+        wire = self._upstream(dns.message.make_query(chain[-1], rdtype).to_wire())
+        if wire is None:
+            return None
+        end = dns.message.from_wire(bytes(wire))
+        reply.answer.extend(end.answer)
+        reply.authority.extend(end.authority)
+        reply.set_rcode(end.rcode())
+        reply.flags |= dns.flags.RA
+        if not self.insecure.intersection(chain):
+            reply.flags |= dns.flags.AD
+        return reply.to_wire()
 
     def stop(self):
         self.stopping = True

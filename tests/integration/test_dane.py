@@ -4,7 +4,9 @@ from a test CA made here, TLSA records served by dnsmasq, and in front of it a r
 that sets the AD bit (ad_resolver.py: this exercises the daemon's AD-bit path, not DNSSEC
 validation itself). DANE-EE and DANE-TA records that match deliver, a mismatch defers and the next
 MX is tried, a failed TLSA lookup defers, records without the AD bit are not used, and with a
-resolver off loopback DANE is off.
+resolver off loopback DANE is off. CNAMEs: TLSA records reached through a CNAME make its target a
+name a DANE-TA certificate may carry (RFC 7671 §7, RFC 7672 §3.2.2), and an MX host that is an
+alias has its TLSA records asked at the end of the chain first, then at its own name (§2.2.2).
 """
 import hashlib
 import os
@@ -59,6 +61,27 @@ class TestPki:
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def leaf_context(self, *names):
+        """A server context whose leaf, signed by the same CA, names only `names`."""
+        tag = names[0]
+        key, csr, leaf = self.path(tag + ".key"), self.path(tag + ".csr"), self.path(tag + ".pem")
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                "-nodes", "-subj", "/CN=" + tag, "-keyout", key, "-out", csr)
+        ext = self.path(tag + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=CA:FALSE\nsubjectAltName=%s\n"
+                    % ",".join("DNS:" + n for n in names))
+        openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.path("ca.key"),
+                "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", leaf)
+        chain = self.path(tag + ".chain.pem")
+        with open(chain, "wb") as out:
+            for part in (leaf, self.ca):
+                with open(part, "rb") as f:
+                    out.write(f.read())
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(chain, key)
+        return ctx
+
     @staticmethod
     def spki_der(cert):
         pem = openssl("x509", "-in", cert, "-pubkey", "-noout")
@@ -83,8 +106,9 @@ class Dane(MailNetCase):
     def setUp(self):
         self.net = self.make_net()
 
-    def sink(self, name, starttls=True):
-        return self.net.peer(name, starttls=starttls, tls_context=self.pki.server_context())
+    def sink(self, name, starttls=True, tls_context=None):
+        return self.net.peer(name, starttls=starttls,
+                             tls_context=tls_context or self.pki.server_context())
 
     def tlsa(self, host, usage, selector, mtype, digest):
         self.net.dns.records.append("--dns-rr=_25._tcp.%s,52,%02x%02x%02x%s"
@@ -254,6 +278,83 @@ class Dane(MailNetCase):
         send(self.d, SENDER, ["o@dest.test"])
         self.wait(lambda: mx.delivered(), 20, "delivered")
         self.assertEqual(self.resolver.asked("_25._tcp." + HOSTS[0]), 0)
+
+    # ---- CNAMEs ----
+
+    def start_tlsa_via_cname(self, host, target):
+        """Starts with _25._tcp.<host> a CNAME to _25._tcp.<target>, which holds a DANE-TA record
+        naming the test CA."""
+        self.tlsa(target, 2, 0, 1, self.pki.ca_cert)
+        self.start()
+        self.resolver.cnames["_25._tcp." + host] = "_25._tcp." + target
+
+    def test_tlsa_cname_target_named_by_certificate(self):
+        """The MX host's TLSA name is a CNAME to a provider's; the DANE-TA chain's leaf names
+        only that target: the target is a reference name, so the mail is delivered."""
+        mx = self.sink("mx.alias.test", tls_context=self.pki.leaf_context("relay.provider.test"))
+        self.net.mx("dest.test", mx, 10)
+        self.start_tlsa_via_cname("mx.alias.test", "relay.provider.test")
+        send(self.d, SENDER, ["cn@dest.test"])
+        self.assertDeliveredOverTls(mx)
+        self.assertEqual(len(self.lookups("mx.alias.test", mode="verify",
+                                          tlsa_cname="relay.provider.test")), 1,
+                         self.d.log_tail())
+
+    def test_tlsa_cname_certificate_names_neither(self):
+        """The same CNAME, but the leaf names neither the MX host nor the target: deferred with
+        4.7.5 like any DANE failure, nothing sent."""
+        mx = self.sink("mx.alias.test", tls_context=self.pki.leaf_context("elsewhere.test"))
+        self.net.mx("dest.test", mx, 10)
+        self.start_tlsa_via_cname("mx.alias.test", "relay.provider.test")
+        send(self.d, SENDER, ["nn@dest.test"])
+        rec = self.d.wait_event("delivery.deferred", rcpt="nn@dest.test")[0]
+        self.assertEqual(rec.get("enhanced"), "4.7.5", rec)
+        self.assertIn("no TLSA record of mx.alias.test matches", rec.get("reply", ""), rec)
+        self.assertEqual(mx.transactions(), [])
+
+    def test_mx_alias_tlsa_at_expanded_name(self):
+        """The MX host is an alias (validated): its TLSA records are asked at the end of the
+        chain first (RFC 7672 §2.2.2) and decide; a leaf naming only that name is accepted."""
+        mx = self.sink("real.host.test", tls_context=self.pki.leaf_context("real.host.test"))
+        self.net.mx("dest.test", "alias.dest.test", 10)
+        self.tlsa("real.host.test", 2, 0, 1, self.pki.ca_cert)
+        self.tlsa("alias.dest.test", 3, 1, 1, "66" * 32)  # never asked: the expansion has records
+        self.start()
+        self.resolver.cnames["alias.dest.test"] = "real.host.test"
+        send(self.d, SENDER, ["ex@dest.test"])
+        self.assertDeliveredOverTls(mx)
+        self.assertEqual(len(self.lookups("alias.dest.test", mode="verify",
+                                          base="real.host.test")), 1, self.d.log_tail())
+        self.assertEqual(self.resolver.asked("_25._tcp.alias.dest.test"), 0)
+
+    def test_mx_alias_falls_back_to_original_name(self):
+        """No TLSA records at the expanded name: the alias's own are used, and a leaf naming
+        the MX host name (not the expansion) matches."""
+        mx = self.sink("real.host.test", tls_context=self.pki.leaf_context("alias.dest.test"))
+        self.net.mx("dest.test", "alias.dest.test", 10)
+        self.tlsa("alias.dest.test", 2, 0, 1, self.pki.ca_cert)
+        self.start()
+        self.resolver.cnames["alias.dest.test"] = "real.host.test"
+        send(self.d, SENDER, ["fb@dest.test"])
+        self.assertDeliveredOverTls(mx)
+        self.assertGreaterEqual(self.resolver.asked("_25._tcp.real.host.test"), 1)
+        self.assertGreaterEqual(self.resolver.asked("_25._tcp.alias.dest.test"), 1)
+        self.assertEqual(len(self.lookups("alias.dest.test", mode="verify")), 1,
+                         self.d.log_tail())
+
+    def test_mx_alias_expanded_name_mismatch_defers(self):
+        """Records at the expanded name decide even when they do not match: the alias's own
+        record, which the certificate would satisfy, is not tried; the mail is deferred (4.7.5)."""
+        mx = self.sink("real.host.test", tls_context=self.pki.leaf_context("alias.dest.test"))
+        self.net.mx("dest.test", "alias.dest.test", 10)
+        self.tlsa("real.host.test", 3, 1, 1, "77" * 32)
+        self.tlsa("alias.dest.test", 2, 0, 1, self.pki.ca_cert)
+        self.start()
+        self.resolver.cnames["alias.dest.test"] = "real.host.test"
+        send(self.d, SENDER, ["mm@dest.test"])
+        rec = self.d.wait_event("delivery.deferred", rcpt="mm@dest.test")[0]
+        self.assertEqual(rec.get("enhanced"), "4.7.5", rec)
+        self.assertEqual(mx.transactions(), [])
 
 
 if __name__ == "__main__":

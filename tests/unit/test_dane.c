@@ -43,7 +43,7 @@ static void on_peer(void *arg, enum dane_mode mode, const char *why)
 static struct dane_peer *lookup(struct dane *d, const char *host, struct outcome *o)
 {
     memset(o, 0, sizeof *o);
-    struct dane_peer *p = dane_peer_new(d, host, on_peer, o);
+    struct dane_peer *p = dane_peer_new(d, host, NULL, on_peer, o);
     CHECK(p != NULL);
     CHECK_INT_EQ(o->called, 0); /* never from inside the call */
     if (p != NULL)
@@ -69,13 +69,13 @@ static void test_modes(struct dane *d, SSL_CTX *ctx)
     dane_peer_free(p);
 
     /* Address literals have no TLSA records to look for. */
-    CHECK(dane_peer_new(d, "192.0.2.1", on_peer, &o) == NULL);
-    CHECK(dane_peer_new(d, "[IPv6:2001:db8::1]", on_peer, &o) == NULL);
-    CHECK(dane_peer_new(NULL, "mx.dane.test", on_peer, &o) == NULL);
+    CHECK(dane_peer_new(d, "192.0.2.1", NULL, on_peer, &o) == NULL);
+    CHECK(dane_peer_new(d, "[IPv6:2001:db8::1]", NULL, on_peer, &o) == NULL);
+    CHECK(dane_peer_new(NULL, "mx.dane.test", NULL, on_peer, &o) == NULL);
 
     /* Freed in flight: no callback, and nothing leaks (ASan). */
     memset(&o, 0, sizeof o);
-    p = dane_peer_new(d, "mx.dane.test", on_peer, &o);
+    p = dane_peer_new(d, "mx.dane.test", NULL, on_peer, &o);
     CHECK(p != NULL);
     dane_peer_free(p);
     int never = 0;
@@ -111,8 +111,8 @@ static void test_off_loopback(SSL_CTX *ctx)
         return;
     struct dane *d = dane_new(r, ctx);
     struct outcome o = {0};
-    CHECK(dane_peer_new(d, "mx.dane.test", on_peer, &o) == NULL);
-    CHECK(dane_peer_new(d, "mx2.dane.test", on_peer, &o) == NULL);
+    CHECK(dane_peer_new(d, "mx.dane.test", NULL, on_peer, &o) == NULL);
+    CHECK(dane_peer_new(d, "mx2.dane.test", NULL, on_peer, &o) == NULL);
     CHECK_INT_EQ(dane_off_logged, 1);
     dane_free(d);
     dns_resolver_free(r);

@@ -103,8 +103,10 @@ static void on_mx(void *arg, const struct dns_mx_result *mx)
     res->implicit = mx->implicit;
     for (size_t i = 0; i < mx->nhosts; i++) {
         const struct dns_mx_host *h = &mx->hosts[i];
-        buf_printf(&res->text, "%s%s/%u/%s[", i > 0 ? " " : "", h->name, h->pref,
-                   dns_status_name(h->status));
+        buf_printf(&res->text, "%s%s", i > 0 ? " " : "", h->name);
+        if (h->canonical != NULL) /* an alias: where its chain ended */
+            buf_printf(&res->text, "=>%s", h->canonical);
+        buf_printf(&res->text, "/%u/%s[", h->pref, dns_status_name(h->status));
         format_addrs(&res->text, h->addrs, h->naddrs);
         buf_printf(&res->text, "]");
     }
@@ -283,7 +285,7 @@ static void test_mx_kinds(struct dns_resolver *r)
         {LOOKUP_MX, "nope.test", DNS_NXDOMAIN, "", 0},
         {LOOKUP_MX, "long.test", DNS_NODATA, NULL, 0}, /* exists (TXT), no MX, no address */
         /* the MX target is a CNAME chain */
-        {LOOKUP_MX, "cmx.test", DNS_OK, "c1.test/10/ok[192.0.2.1 2001:db8::1]", 0},
+        {LOOKUP_MX, "cmx.test", DNS_OK, "c1.test=>a.test/10/ok[192.0.2.1 2001:db8::1]", 0},
         /* dnsmasq refuses: not ours, no upstream */
         {LOOKUP_MX, "other.example", DNS_TEMPFAIL, NULL, 0},
         {LOOKUP_MX, "bad..test", DNS_BADNAME, NULL, 0},
@@ -374,6 +376,13 @@ static void test_cache(struct dns_resolver *r)
     CHECK_INT_EQ(res.status, DNS_OK);
     CHECK_STR_EQ(result_text(&res), "192.0.2.9");
     CHECK_INT_EQ(queries(r) - q, 3); /* only the expired A was asked again */
+
+    /* An MX host that is an alias keeps the end of its CNAME chain through the cache. */
+    lookup(r, LOOKUP_MX, "cmx.test", &res);
+    q = queries(r);
+    lookup(r, LOOKUP_MX, "CMX.test", &res);
+    CHECK_INT_EQ(queries(r), q);
+    CHECK_STR_EQ(result_text(&res), "c1.test=>a.test/10/ok[192.0.2.1 2001:db8::1]");
     result_reset(&res);
 }
 

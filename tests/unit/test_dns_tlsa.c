@@ -86,6 +86,7 @@ static void test_parse_records(void)
     CHECK_INT_EQ(a.authentic, 1);
     CHECK_INT_EQ(a.n, 2);
     CHECK_INT_EQ(a.ttl, 300);
+    CHECK_STR_EQ(a.owner, QNAME); /* no CNAME: the name asked */
     if (a.n == 2) {
         CHECK_INT_EQ(a.rr[0].len, sizeof ee);
         CHECK(memcmp(a.rr[0].data, ee, sizeof ee) == 0);
@@ -121,6 +122,31 @@ static void test_parse_cname(void)
     CHECK_INT_EQ(a.n, 1);
     if (a.n == 1)
         CHECK_INT_EQ((unsigned char)a.rr[0].data[3], 0x42);
+    CHECK_STR_EQ(a.owner, "tlsa.example.test"); /* the end of the chain, kept */
+    dns_answer_free(&a);
+
+    /* A chain of two, written in reverse order and with upper case: the same end, lower case. */
+    struct msg t2 = {.len = 0};
+    put_name(&t2, "Hop.Example.Test");
+    unsigned char hop[64];
+    memcpy(hop, t2.b, t2.len);
+    msg_start(&m, DNS_FLAG_AD, 3, QNAME);
+    msg_rr(&m, "hop.example.test", 5, target, t.len);
+    msg_rr(&m, "TLSA.example.test", DNS_TYPE_TLSA, ee, sizeof ee);
+    msg_rr(&m, QNAME, 5, hop, t2.len);
+    dns_answer_parse(&a, m.b, m.len, DNS_TYPE_TLSA, QNAME);
+    CHECK_INT_EQ(a.status, DNS_OK);
+    CHECK_INT_EQ(a.authentic, 1);
+    CHECK_INT_EQ(a.n, 1);
+    CHECK_STR_EQ(a.owner, "tlsa.example.test");
+    dns_answer_free(&a);
+
+    /* The chain ends at a name without the type: NODATA, still saying where it ended. */
+    msg_start(&m, DNS_FLAG_AD, 1, QNAME);
+    msg_rr(&m, QNAME, 5, target, t.len);
+    dns_answer_parse(&a, m.b, m.len, DNS_TYPE_TLSA, QNAME);
+    CHECK_INT_EQ(a.status, DNS_NODATA);
+    CHECK_STR_EQ(a.owner, "tlsa.example.test");
     dns_answer_free(&a);
 }
 
@@ -166,16 +192,18 @@ struct tlsa_result {
     int done;
     enum dns_status status;
     int authenticated;
+    char owner[256];
     size_t n;
     struct dns_tlsa first;
     unsigned char first_data[64];
 };
 
-static void on_tlsa(void *arg, enum dns_status status, int authenticated,
+static void on_tlsa(void *arg, enum dns_status status, int authenticated, const char *owner,
                     const struct dns_tlsa *recs, size_t n)
 {
     struct tlsa_result *res = arg;
     res->done = 1;
+    snprintf(res->owner, sizeof res->owner, "%s", owner != NULL ? owner : "(null)");
     res->status = status;
     res->authenticated = authenticated;
     res->n = n;
@@ -206,14 +234,17 @@ static void test_resolve(struct dns_resolver *r)
     CHECK_INT_EQ(res.first.mtype, 1);
     CHECK_INT_EQ(res.first.len, 4);
     CHECK(memcmp(res.first_data, "\xde\xad\xbe\xef", 4) == 0);
+    CHECK_STR_EQ(res.owner, "_25._tcp.mx.dane.test");
 
     /* A cached answer is the same. */
-    lookup(r, "_25._tcp.mx.dane.test", &res);
+    lookup(r, "_25._tcp.MX.dane.test.", &res);
     CHECK_INT_EQ(res.status, DNS_OK);
     CHECK_INT_EQ(res.n, 1);
+    CHECK_STR_EQ(res.owner, "_25._tcp.mx.dane.test");
 
     lookup(r, "_25._tcp.none.test", &res);
     CHECK_INT_EQ(res.status, DNS_NXDOMAIN);
+    CHECK_STR_EQ(res.owner, "(null)");
     CHECK_INT_EQ(res.n, 0);
 
     lookup(r, "_25._tcp.short.dane.test", &res); /* 3-octet rdata */
