@@ -87,12 +87,15 @@ static const struct log_event log_event_table[] = {
      "SIGTERM or SIGINT: the listeners close and open sessions may finish for "
      "`server.shutdown_grace`."},
     {"dane.lookup", "info, warn",
-     "host, mode, records, usable, authenticated, msg",
+     "host, mode, records, usable, authenticated, msg, base, tlsa_cname",
      "The TLSA records of an MX host were looked up before delivering to it (dns.dnssec). `mode` "
      "is what the connection does: verify (usable DANE-TA/DANE-EE records: the certificate must "
      "match one), encrypt (validated records, none usable: TLS without authentication), none (no "
      "records, or records the resolver did not validate: the usual TLS policy), or defer (the "
-     "lookup failed: no delivery to this host now, logged at warn)."},
+     "lookup failed: no delivery to this host now, logged at warn). Only when CNAMEs were "
+     "followed: `base` is where the records that decided were asked when that is not `host` (the "
+     "end of the MX host's CNAME chain), `tlsa_cname` the host the TLSA records' own CNAME pointed "
+     "to (_25._tcp.<tlsa_cname>), which a DANE-TA certificate may name."},
     {"dane.off", "warn",
      "msg",
      "dns.dnssec is on but DANE cannot be used: not every dns.servers entry is on loopback, so "
