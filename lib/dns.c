@@ -711,8 +711,7 @@ static void mx_on_answer(struct dns_req *req, const char *domain, struct dns_ans
 }
 
 /* Takes the addresses of `a` and the name they were found at (a->owner, moved). */
-static void host_on_answer(struct req_host *h, int v6, enum dns_status status,
-                           struct dns_answer *a)
+static void host_on_answer(struct req_host *h, int v6, enum dns_status status, struct dns_answer *a)
 {
     h->st[v6] = status;
     if (status != DNS_OK)

@@ -88,8 +88,8 @@ typedef void (*dns_txt_cb)(void *arg, enum dns_status status, const struct dns_t
  * whole answer, CNAMEs included; it means something only when the resolver is trusted to validate
  * (dns_resolver_servers_loopback). owner (DNS_OK, else NULL): the name the records were found at,
  * the name asked or, when that is an alias, the end of its CNAME chain (RFC 7671 §7). */
-typedef void (*dns_tlsa_cb)(void *arg, enum dns_status status, int authenticated,
-                            const char *owner, const struct dns_tlsa *recs, size_t nrecs);
+typedef void (*dns_tlsa_cb)(void *arg, enum dns_status status, int authenticated, const char *owner,
+                            const struct dns_tlsa *recs, size_t nrecs);
 typedef void (*dns_ptr_cb)(void *arg, enum dns_status status, const char *const *names,
                            size_t nnames);
 typedef void (*dns_ns_cb)(void *arg, enum dns_status status, const char *const *names,

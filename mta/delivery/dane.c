@@ -40,8 +40,8 @@ struct dane_record {
 
 struct dane_peer {
     struct dane *dane;
-    char *host;     /* owned: the MX host name */
-    char *expanded; /* owned: the end of its CNAME chain, asked first (§2.2.2), or NULL */
+    char *host;        /* owned: the MX host name */
+    char *expanded;    /* owned: the end of its CNAME chain, asked first (§2.2.2), or NULL */
     const char *base;  /* the TLSA base domain: host or expanded, the name being asked */
     char *tlsa_target; /* owned: host part of the TLSA records' CNAME target, or NULL */
     dane_peer_cb cb;
@@ -163,8 +163,8 @@ static void peer_note_tlsa_target(struct dane_peer *p, const char *owner)
         p->tlsa_target = xstrdup(target);
 }
 
-static void peer_on_tlsa(void *arg, enum dns_status status, int authenticated,
-                         const char *owner, const struct dns_tlsa *recs, size_t n)
+static void peer_on_tlsa(void *arg, enum dns_status status, int authenticated, const char *owner,
+                         const struct dns_tlsa *recs, size_t n)
 {
     struct dane_peer *p = arg;
     if (p->orphaned) {
@@ -173,8 +173,8 @@ static void peer_on_tlsa(void *arg, enum dns_status status, int authenticated,
         return;
     }
     /* §2.2.2: no validated records at the expanded name; the original name is asked next. */
-    int nothing = status == DNS_NXDOMAIN || status == DNS_NODATA ||
-                  (status == DNS_OK && !authenticated);
+    int nothing =
+        status == DNS_NXDOMAIN || status == DNS_NODATA || (status == DNS_OK && !authenticated);
     if (nothing && p->base == p->expanded && peer_ask(p, p->host) == 0)
         return;
     dane_peer_cb cb = p->cb;

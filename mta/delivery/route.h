@@ -22,7 +22,7 @@ struct mx_target {
     unsigned pref;
     struct sockaddr_storage *addrs; /* port already set */
     size_t naddrs;
-    int dnssec; /* its addresses came with the AD bit (dns.h): DANE may apply (dane.h) */
+    int dnssec;      /* its addresses came with the AD bit (dns.h): DANE may apply (dane.h) */
     char *canonical; /* with dnssec, when name is an alias: the end of its CNAME chain; or NULL */
 };
 

@@ -118,8 +118,10 @@ void client_starttls_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 static const char *client_sni(const struct smtp_client *c)
 {
     unsigned char addr[sizeof(struct in6_addr)];
-    /* With DANE the name is the TLSA base domain (RFC 7672 §8.1). */
-    const char *n = c->dane_mode == DANE_VERIFY ? dane_peer_base(c->dane) : c->mx_name;
+    /* With TLSA records the name is their base domain (RFC 7672 §8.1). */
+    const char *n = c->dane != NULL && dane_mode_requires_tls(c->dane_mode)
+                        ? dane_peer_base(c->dane)
+                        : c->mx_name;
     if (n[0] == '[' || inet_pton(AF_INET, n, addr) == 1 || inet_pton(AF_INET6, n, addr) == 1)
         return NULL;
     return n;
