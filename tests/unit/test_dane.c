@@ -40,15 +40,21 @@ static void on_peer(void *arg, enum dane_mode mode, const char *why)
 }
 
 /* Looks host up and waits for the answer; returns the peer (the caller frees it). */
-static struct dane_peer *lookup(struct dane *d, const char *host, struct outcome *o)
+static struct dane_peer *lookup_expanded(struct dane *d, const char *host, const char *expanded,
+                                         struct outcome *o)
 {
     memset(o, 0, sizeof *o);
-    struct dane_peer *p = dane_peer_new(d, host, NULL, on_peer, o);
+    struct dane_peer *p = dane_peer_new(d, host, expanded, on_peer, o);
     CHECK(p != NULL);
     CHECK_INT_EQ(o->called, 0); /* never from inside the call */
     if (p != NULL)
         CHECK_INT_EQ(dnsmasq_run_until(&loop, &o->called, 5000), 1);
     return p;
+}
+
+static struct dane_peer *lookup(struct dane *d, const char *host, struct outcome *o)
+{
+    return lookup_expanded(d, host, NULL, o);
 }
 
 static void test_modes(struct dane *d, SSL_CTX *ctx)
@@ -66,6 +72,21 @@ static void test_modes(struct dane *d, SSL_CTX *ctx)
     p = lookup(d, "none.test", &o);
     CHECK_INT_EQ(o.mode, DANE_NONE);
     CHECK(strstr(o.why, "no TLSA records for none.test") != NULL);
+    dane_peer_free(p);
+
+    /* An alias (RFC 7672 §2.2.2): nothing at the expanded name, so the host's own name decides;
+     * an expansion that is the host itself, in other case, is one lookup of the host. */
+    p = lookup_expanded(d, "mx.dane.test", "gone.dane.test", &o);
+    CHECK_INT_EQ(o.called, 1);
+    CHECK(strstr(o.why, "TLSA records of mx.dane.test are not DNSSEC-validated") != NULL);
+    CHECK_STR_EQ(dane_peer_base(p), "mx.dane.test");
+    dane_peer_free(p);
+    p = lookup_expanded(d, "none.test", "mx.dane.test", &o);
+    CHECK(strstr(o.why, "TLSA records of mx.dane.test are not DNSSEC-validated") == NULL);
+    CHECK(strstr(o.why, "no TLSA records for none.test") != NULL); /* unvalidated: fell back */
+    dane_peer_free(p);
+    p = lookup_expanded(d, "none.test", "NONE.test", &o);
+    CHECK_STR_EQ(dane_peer_base(p), "none.test");
     dane_peer_free(p);
 
     /* Address literals have no TLSA records to look for. */
