@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "lib/log.h"
-#include "lib/uvutil.h"
 #include "lib/smtp_dsn.h"
+#include "lib/uvutil.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/bounce_category.h"
 #include "mta/delivery/dsn.h"
@@ -287,6 +287,7 @@ static void bounce_build(struct bounce *bo)
     };
     struct buf dsn = BUF_INIT;
     int rc = dsn_build(&params, &dsn);
+    buf_free(&bo->original);
     for (size_t i = 0; i < bo->nrcpts; i++)
         buf_free(&diagnostics[i]);
     free(diagnostics);
