@@ -1,9 +1,12 @@
 /*
  * Turn times (loop_watch.h): a prepare handle runs just before each wait for events, so what the
  * thread's clocks moved between two of its calls is one turn, the wait included: its CPU time
- * (the wait costs none), its wall time less the wait (libuv's idle time: UV_METRICS_IDLE_TIME),
- * and the time it sat runnable on the run queue (/proc/thread-self/schedstat), during the work or
- * on waking from the wait.
+ * (the wait costs none) and the time it sat runnable on the run queue
+ * (/proc/thread-self/schedstat), during the work or on waking from the wait. The work's wall time
+ * runs from the wait's end, the loop's time that libuv updated then (uv_now, still so in the check
+ * handle that runs after the I/O callbacks), to the prepare. libuv's own idle time
+ * (UV_METRICS_IDLE_TIME) is not used: in libuv 1.44 it changes how the wait's timeout is
+ * counted, and the connection pacing of test_pacing came out uneven with it.
  */
 #include "lib/loop_watch.h"
 
@@ -25,11 +28,12 @@ struct turn_tally {
 
 struct loop_watch {
     uv_prepare_t prepare;
+    uv_check_t check;
     int measured;         /* the fields below hold the last wait's figures */
+    int closed;           /* handles closed */
     uint64_t cpu_ns;      /* the thread's CPU time */
-    uint64_t wall_ns;     /* uv_hrtime */
-    uint64_t idle_ns;     /* uv_metrics_idle_time: waits for events so far */
     uint64_t runq_ns;     /* time on the run queue so far; 0 without schedstat */
+    uint64_t woke_ms;     /* uv_now when the last wait ended; 0: not seen yet */
     int schedstat;        /* /proc/thread-self/schedstat, -1 without */
     struct turn_tally slow, late;
 };
@@ -85,14 +89,13 @@ static void tally_log(struct turn_tally *t, enum log_level level, const char *ev
 static void watch_on_prepare(uv_prepare_t *h)
 {
     struct loop_watch *w = h->data;
-    uint64_t cpu = thread_cpu_ns(), wall = uv_hrtime(), idle = uv_metrics_idle_time(h->loop);
-    uint64_t runq = thread_runq_ns(w->schedstat);
+    uint64_t cpu = thread_cpu_ns(), runq = thread_runq_ns(w->schedstat);
+    uint64_t now_ns = uv_hrtime(), woke_ns = w->woke_ms * 1000000u;
     uint64_t turn_cpu = cpu - w->cpu_ns, turn_runq = runq - w->runq_ns;
-    uint64_t waited = idle - w->idle_ns, cycle = wall - w->wall_ns;
-    uint64_t turn_work = cycle > waited ? cycle - waited : 0;
+    uint64_t turn_work = w->woke_ms != 0 && now_ns > woke_ns ? now_ns - woke_ns : 0;
     int measured = w->measured;
     w->measured = 1;
-    w->cpu_ns = cpu, w->wall_ns = wall, w->idle_ns = idle, w->runq_ns = runq;
+    w->cpu_ns = cpu, w->runq_ns = runq, w->woke_ms = 0;
     if (!measured)
         return;
     const uint64_t bound = (uint64_t)LOOP_SLOW_TURN_MS * 1000000u;
@@ -104,21 +107,32 @@ static void watch_on_prepare(uv_prepare_t *h)
         tally_log(&w->late, LOG_INFO, "loop.late_turn");
 }
 
+static void watch_on_check(uv_check_t *h)
+{
+    struct loop_watch *w = h->data;
+    w->woke_ms = uv_now(h->loop);
+}
+
 struct loop_watch *loop_watch_start(uv_loop_t *loop)
 {
     struct loop_watch *w = xcalloc(1, sizeof *w);
-    uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
     w->schedstat = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     uv_prepare_init(loop, &w->prepare);
     w->prepare.data = w;
     uv_prepare_start(&w->prepare, watch_on_prepare);
     uv_unref((uv_handle_t *)&w->prepare);
+    uv_check_init(loop, &w->check);
+    w->check.data = w;
+    uv_check_start(&w->check, watch_on_check);
+    uv_unref((uv_handle_t *)&w->check);
     return w;
 }
 
 static void watch_on_closed(uv_handle_t *h)
 {
     struct loop_watch *w = h->data;
+    if (++w->closed < 2)
+        return;
     if (w->schedstat >= 0)
         close(w->schedstat);
     free(w);
@@ -126,6 +140,8 @@ static void watch_on_closed(uv_handle_t *h)
 
 void loop_watch_close(struct loop_watch *w)
 {
-    if (w != NULL)
-        uv_close((uv_handle_t *)&w->prepare, watch_on_closed);
+    if (w == NULL)
+        return;
+    uv_close((uv_handle_t *)&w->prepare, watch_on_closed);
+    uv_close((uv_handle_t *)&w->check, watch_on_closed);
 }
