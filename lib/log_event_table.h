@@ -298,11 +298,19 @@ static const struct log_event log_event_table[] = {
      "name, msg",
      "A record was logged under an event name this table does not have (a bug in Sluice). Written "
      "once per name, whatever `server.log.level` says."},
+    {"loop.late_turn", "info",
+     "cpu_ms, work_ms, runq_ms, count",
+     "A turn of the daemon's event loop took under 20 ms of CPU time but its clients waited 20 ms "
+     "or more anyway: its work took `work_ms` milliseconds of wall time, or its thread waited "
+     "`runq_ms` for a CPU (other processes had them), in the turn or on waking for it. A busy "
+     "machine's, not a bug: `runq_ms` near the delay says the machine is short of CPU. At most one "
+     "line a second; `count` is the late turns since the last line, each figure the largest."},
     {"loop.slow_turn", "warn",
-     "cpu_ms, count",
+     "cpu_ms, work_ms, runq_ms, count",
      "One turn of the daemon's event loop took `cpu_ms` milliseconds of CPU time (20 or more): every "
-     "client waited that long for its next reply. At most one line a second; `count` is the slow "
-     "turns since the last line, `cpu_ms` the longest of them. A bug to report, with what ran."},
+     "client waited that long for its next reply (`work_ms`, its wall time, and `runq_ms`, its "
+     "waits for a CPU, as in `loop.late_turn`). At most one line a second; `count` is the slow turns "
+     "since the last line, each figure the largest of them. A bug to report, with what ran."},
     {"mta_sts.fetch_failed", "warn",
      "domain, id, mode, max_age, reason",
      "The MTA-STS policy of `domain` could not be had: a malformed or duplicate `_mta-sts` TXT "

@@ -3,6 +3,11 @@
  * for events. A turn longer than LOOP_SLOW_TURN_MS delays every client's next reply by as much
  * (a banner, a reply), so each is logged (loop.slow_turn, at most one line a second, counting the
  * others). CPU time rather than wall time: other processes on the machine do not lengthen it.
+ *
+ * What a client sees is wall time, which the machine lengthens too: a turn under the bound of CPU
+ * whose work took LOOP_SLOW_TURN_MS or more of wall time, or whose thread waited as long for a CPU
+ * (runnable, on the run queue, in the turn or on waking for it), is logged as loop.late_turn with
+ * the three figures, so that a late reply can be told apart: the loop's work, or the machine's.
  */
 #ifndef SLUICE_LOOP_WATCH_H
 #define SLUICE_LOOP_WATCH_H

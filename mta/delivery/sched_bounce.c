@@ -241,8 +241,10 @@ static int sel_step(struct sched_task *t)
     struct bounce_sel *sel = container_of(t, struct bounce_sel, task);
     struct scheduler *s = sel->s;
     size_t seen = 0, failed = 0;
+    uint64_t start = uv_hrtime();
     while (sel->next < sel->n && seen < SCHED_SLICE_ITEMS && failed < BOUNCE_RCPTS_PER_TURN &&
-           sel->reading < BOUNCE_READS && sched_bounce_room(s)) {
+           sel->reading < BOUNCE_READS && sched_bounce_room(s) &&
+           uv_hrtime() - start < SCHED_SLICE_BUDGET_NS) {
         const char *id = sel->ids[sel->next++];
         struct qmsg *m = strmap_get(&s->msgs, id);
         seen++;

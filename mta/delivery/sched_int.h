@@ -117,6 +117,7 @@ struct scheduler {
      * that lead to a bounce; capped at SCHED_BOUNCE_WORK_MAX for selections. */
     size_t bounce_work, bounce_work_max; /* now, and the most at once since the start */
     struct bounce_sel *bounce_sels;      /* the selections being bounced */
+    struct dsn_builder *dsn_builder;     /* DSNs waiting to be built (bounce_out.c) */
     struct minheap due;
     /* What `sluice status` and the metrics count, kept as msgs changes (sched_summary.c): the
      * messages in msgs by arrival, their recipients by status. */
@@ -281,6 +282,9 @@ void scheduler_restore_tenant_hold(struct scheduler *s, const char *tenant, cons
 /* Items a task handles per loop turn: 256 messages of ten recipients each (retry all) or of the
  * listing's walk take a few milliseconds of a debug build's loop; 1,024 took up to 20. */
 #define SCHED_SLICE_ITEMS 256
+/* A slice also ends once it has taken this much of the loop's time (uv_hrtime), whatever its
+ * count: its items differ in cost (a message of 200 recipients failed, a DSN for them built). */
+#define SCHED_SLICE_BUDGET_NS (4 * 1000 * 1000)
 
 /* Work over the whole queue for an operator, done one slice per loop turn. */
 #define SCHED_TASK_PARKED 2
@@ -362,6 +366,9 @@ size_t msg_fail_waiting_at(struct qmsg *m, const char *domain, const char *text)
 /* Reports the message's failed recipients that are not busy, or else its owed success notices,
  * or else its owed delay warnings: one DSN per call (bounce_out.c). */
 void msg_bounce(struct qmsg *m);
+/* The queue of DSNs to build, a slice a loop turn; freed empty, after a stop. */
+void sched_dsn_init(struct scheduler *s);
+void sched_dsn_free(struct scheduler *s);
 /* Ends the wait of a DSN that could not be written once bounce_retry_ms has come; returns 1 when
  * it did (msg_settle then writes it again). */
 int msg_bounce_retry_due(struct qmsg *m, int64_t now);

@@ -206,12 +206,14 @@ size_t msg_fail_waiting_at(struct qmsg *m, const char *domain, const char *text)
     /* Counted by runs of one domain: recipients are usually grouped so. */
     const char *run = NULL;
     struct mail_results t = {0};
+    /* One reply for all: its category is found once (by rules, regular expressions). */
+    enum bounce_category category = bounce_category_of(550, "5.0.0", text);
     for (size_t i = 0; i < m->nrcpts; i++) {
         struct rcpt *r = &m->rcpts[i];
         if (!rcpt_waiting(r) || (domain != NULL && strcasecmp(rcpt_domain(r), domain) != 0))
             continue;
         rcpt_set_result(r, 550, "5.0.0", text, NULL);
-        r->category = bounce_category_of(r->code, r->enhanced, r->text);
+        r->category = category;
         update_batch_add(b, i, SPOOL_RCPT_FAILED, r->attempts, 0);
         if (run != NULL && strcasecmp(run, rcpt_domain(r)) != 0) {
             count_bounced(m, run, &t);

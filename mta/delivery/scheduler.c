@@ -559,6 +559,7 @@ struct scheduler *scheduler_new(uv_loop_t *loop, struct spool *sp, struct dns_re
     uv_timer_init(loop, &s->sweep);
     s->timer.data = s->sweep.data = s;
     sched_slice_init(s);
+    sched_dsn_init(s);
     return s;
 }
 
@@ -697,6 +698,7 @@ void scheduler_free(struct scheduler *s)
     sched_suspended_close(s->suspensions);
     sched_tenant_holds_free(s);
     sched_bounce_free(s);
+    sched_dsn_free(s);
     minheap_free(&s->due);
     minheap_free(&s->arrivals);
     sched_active_free(s);

@@ -86,10 +86,24 @@ def control(spool, request, timeout=60):
     return head == "ok", payload if head == "ok" else head
 
 
-def slow_turns(d):
-    """The loop.slow_turn lines logged so far (the log is not waited for: the probe never lets
-    it settle)."""
-    return [line for line in d.log_text().splitlines() if '"event":"loop.slow_turn"' in line]
+def slow_turns(d, event="loop.slow_turn"):
+    """The loop.slow_turn (or loop.late_turn) lines logged so far (the log is not waited for: the
+    probe never lets it settle)."""
+    return [line for line in d.log_text().splitlines() if '"event":"%s"' % event in line]
+
+
+def loop_clocks(pid):
+    """The daemon's loop thread's CPU time and time waiting on the run queue so far, in ms."""
+    with open("/proc/%d/task/%d/schedstat" % (pid, pid)) as f:
+        cpu, runq = f.read().split()[:2]
+    return int(cpu) / 1e6, int(runq) / 1e6
+
+
+def late_turns_worst(lines):
+    """The largest work_ms and runq_ms of loop.late_turn lines."""
+    recs = [json.loads(line) for line in lines]
+    return (max([r["work_ms"] for r in recs], default=0),
+            max([r["runq_ms"] for r in recs], default=0))
 
 
 # The probe's own process: the test's JSON parsing of a 30 MB listing holds this interpreter's
@@ -172,13 +186,19 @@ class AdminLoad(MailNetCase):
 
         probe = BannerProbe(d.addr(), os.path.join(d.dir, "banners"))
         slow = {}  # phase -> the loop.slow_turn lines logged during it
-        seen = [len(slow_turns(d))]
+        late = {}  # phase -> the loop.late_turn lines, the machine's share of the waits
+        clocks = {}  # phase -> the loop thread's (wall, CPU, run queue wait) in it, ms
+        seen = [len(slow_turns(d)), len(slow_turns(d, "loop.late_turn")),
+                time.monotonic() * 1000, *loop_clocks(d.proc.pid)]
 
         def phase(name):
             if probe.phase != "idle":
-                turns = slow_turns(d)
+                turns, lates = slow_turns(d), slow_turns(d, "loop.late_turn")
                 slow[probe.phase] = turns[seen[0]:]
-                seen[0] = len(turns)
+                late[probe.phase] = lates[seen[1]:]
+                now = (time.monotonic() * 1000, *loop_clocks(d.proc.pid))
+                clocks[probe.phase] = tuple(b - a for a, b in zip(seen[2:], now))
+                seen[:] = [len(turns), len(lates), *now]
             probe.phase = name
 
         probe.start()
@@ -239,6 +259,11 @@ class AdminLoad(MailNetCase):
               % (len(probe.times), worst * 1000,
                  ", ".join("%s %.1f ms" % (k, v * 1000) for k, v in probe.worst.items()),
                  base_rss, peak))
+        for name, (wall, cpu, runq) in clocks.items():
+            work, wait = late_turns_worst(late[name])
+            print("  %s: %.0f ms, the loop's CPU %.0f ms, on the run queue %.0f ms; late turns %d "
+                  "(worst work %d ms, worst run queue wait %d ms)"
+                  % (name, wall, cpu, runq, len(late[name]), work, wait))
         self.assertEqual(probe.failures, [])
         with open(d.bin, "rb") as f:
             sanitized = b"__asan_init" in f.read()  # ASan's shadow and quarantine are no measure
