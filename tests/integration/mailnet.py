@@ -637,14 +637,14 @@ class MailNetCase(harness.SluiceTestCase):
     peers' records and the daemon's log tail are printed."""
 
     def make_net(self):
-        self.net = MailNet()
-        self.addCleanup(self.net.close)
-        self.addCleanup(self._dump_net_on_failure)
-        return self.net
+        net = self.net = MailNet()
+        self.addCleanup(net.close)
+        self.addCleanup(self._dump_net_on_failure, net)
+        return net
 
-    def _dump_net_on_failure(self):
+    def _dump_net_on_failure(self, net):
         if self.has_failed():
-            sys.stderr.write("\n%s\n%s\n" % (self.id(), self.net.report()))
+            sys.stderr.write("\n%s\n%s\n" % (self.id(), net.report()))
 
     def start_daemon(self, **config):
         """Starts the net (when not yet started) and a daemon with net.sluice_config(**config)."""
