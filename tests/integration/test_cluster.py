@@ -1,7 +1,7 @@
 """
 Two Sluice nodes sending from one egress address keep a receiver's limit together through one
 redis-server on loopback (cluster.redis). The receiver enforces 6 recipients per rolling second per
-client address (a 7th gets 450); 400 recipients are injected, half into each node. Along the way:
+client address (a 7th gets 450); 600 recipients are injected, half into each node. Along the way:
 one node is killed (kill -9): its connection leases expire in Redis and the other node goes on;
 it is started again; then Redis is killed: both nodes fall back to half the rate each (3 per
 rolling second), and they share the limit again once Redis is back. Over the whole run no rolling
@@ -22,11 +22,8 @@ PER_SECOND = 6
 CONNECTIONS = 2
 EGRESS = [("127.0.0.10", "out1.sluice.test")]
 DOMAIN = "cable.test"
-# Enough that each node still has mail queued when Redis returns (each phase below waits for
-# some dozens of recipients, a few seconds at 6/s, ASan's slower restarts included); the rest
-# drains at 6/s.
-MESSAGES = 20    # per node
-PER_MESSAGE = 10  # 200 recipients per node, 400 in all
+MESSAGES = 30    # per node
+PER_MESSAGE = 10  # 300 recipients per node, 600 in all
 LEASE_TTL = 3.0  # seconds
 # The margin covers the way from Redis's decision to the wire besides the network's jitter, and
 # here also the receiver's own lag: it stamps each RCPT in Python, on a machine shared with other
