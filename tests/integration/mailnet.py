@@ -222,7 +222,9 @@ class Peer:
         provider's: a RCPT arriving when `count` RCPTs from that address already arrived within
         the last `seconds` gets 450 4.7.0 and is counted in rate_refused.
     jitter: seconds: each line is seen (and timed) a random 0..jitter seconds after it arrived,
-        in order, like a network path whose delay varies; not with starttls.
+        in order, like a network path whose delay varies; not with starttls. A line is timed when
+        it was due, not when the peer's thread got round to it after the sleep (late on a loaded
+        machine).
     idle_close: seconds a connection may stay silent after a transaction; then the peer says
         idle_close_reply (None: nothing) and closes it, like a receiver's own idle timeout."""
 
@@ -349,11 +351,14 @@ class Peer:
             finally:
                 delayed.stop()
         else:
-            await self.dialogue(session, lambda: asyncio.wait_for(reader.readuntil(b"\n"), 60),
-                                reply, writer)
+            async def read_line():
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), 60)
+                return time.time(), line
+            await self.dialogue(session, read_line, reply, writer)
 
     async def dialogue(self, session, read_line, reply, writer):
-        """The SMTP conversation of one session, its lines from read_line()."""
+        """The SMTP conversation of one session, its lines (and the times they were seen) from
+        read_line()."""
         await reply(self.greeting)
         if self.greeting.startswith("421"):
             return
@@ -363,7 +368,7 @@ class Peer:
         while True:
             try:
                 timeout = self.idle_close if idle else None
-                line = await asyncio.wait_for(read_line(), timeout)
+                seen, line = await asyncio.wait_for(read_line(), timeout)
             except asyncio.TimeoutError:
                 if not idle:
                     raise
@@ -396,20 +401,20 @@ class Peer:
                 session.ehlo = None
                 tx = None
             elif verb == "MAIL":
-                tx = Transaction(_path(arg), time.time())
+                tx = Transaction(_path(arg), seen)
                 tx.params = arg[arg.find(">") + 1:].split()
                 with self.lock:
                     session.transactions.append(tx)
                 await reply("250 2.1.0 ok")
             elif verb == "RCPT" and tx is not None:
                 address = _path(arg)
-                if self.over_rcpt_rate(session.client[0], time.time()):
+                if self.over_rcpt_rate(session.client[0], seen):
                     text = "450 4.7.0 RL000010 rate limit exceeded, try again later"
                 else:
                     text = self.rcpt_reply(session_rcpts, address)
                 session_rcpts += 1
                 with self.lock:
-                    tx.rcpts.append((address, time.time(), int(text[:3])))
+                    tx.rcpts.append((address, seen, int(text[:3])))
                     tx.rcpt_params[address] = arg[arg.find(">") + 1:].split()
                 await reply(text)
                 if text.startswith("421"):
@@ -424,12 +429,13 @@ class Peer:
                         tx.data_code = int(self.data_cmd_reply[:3])
                     tx = None
                     continue
-                raw = b""
+                raw = bytearray()  # grows in place: a body of megabytes is not copied per line
                 while True:
-                    chunk = await read_line()
-                    if chunk == b".\r\n" and (raw == b"" or raw.endswith(b"\r\n")):
+                    _, chunk = await read_line()
+                    if chunk == b".\r\n" and (not raw or raw.endswith(b"\r\n")):
                         break
                     raw += chunk
+                raw = bytes(raw)
                 with self.lock:
                     tx.data_raw = raw
                     tx.data = _unstuff(raw)
@@ -469,12 +475,13 @@ class _JitteredLines:
             self.lines.put_nowait((time.time(), e))
 
     async def read_line(self):
+        """(the time the line is due, the line)."""
         arrived, line = await asyncio.wait_for(self.lines.get(), 60)
         if isinstance(line, Exception):
             raise line
         self.due = max(self.due, arrived + random.uniform(0, self.jitter))
         await asyncio.sleep(max(0.0, self.due - time.time()))
-        return line
+        return self.due, line
 
     def stop(self):
         self.pump.cancel()
@@ -637,14 +644,14 @@ class MailNetCase(harness.SluiceTestCase):
     peers' records and the daemon's log tail are printed."""
 
     def make_net(self):
-        self.net = MailNet()
-        self.addCleanup(self.net.close)
-        self.addCleanup(self._dump_net_on_failure)
-        return self.net
+        net = self.net = MailNet()
+        self.addCleanup(net.close)
+        self.addCleanup(self._dump_net_on_failure, net)
+        return net
 
-    def _dump_net_on_failure(self):
+    def _dump_net_on_failure(self, net):
         if self.has_failed():
-            sys.stderr.write("\n%s\n%s\n" % (self.id(), self.net.report()))
+            sys.stderr.write("\n%s\n%s\n" % (self.id(), net.report()))
 
     def start_daemon(self, **config):
         """Starts the net (when not yet started) and a daemon with net.sluice_config(**config)."""

@@ -20,14 +20,14 @@ SENDER = "ops@sender.test"
 
 
 class DestinationState(MailNetCase):
-    def destinations(self):
-        res = self.d.cli("queue", "list", "--json")
+    def destinations(self, d=None):
+        res = (d or self.d).cli("queue", "list", "--json")
         self.assertEqual(res.returncode, 0, res.stderr.decode())
         return {dst["destination"]: dst for dst in json.loads(res.stdout.decode())["destinations"]}
 
-    def check_kept_while_deferred_mail_waits(self, waits_key, tenant=None, **config):
-        """done.test's mail is delivered, waits.test's (tenant's, when given) deferred for an
-        hour: after the sweep only waits_key, the destination that deferred it, is left."""
+    def start_idle_pair(self, waits_key, tenant=None, **config):
+        """A daemon of its own net: done.test's mail is delivered, waits.test's (tenant's, when
+        given) deferred for an hour; returns the daemon once both went idle."""
         net = self.make_net()
         done = net.peer("mx.done.test")
         waits = net.peer("mx.waits.test", defer_first=1)
@@ -43,12 +43,15 @@ class DestinationState(MailNetCase):
         send(d, SENDER, ["b@waits.test"], head + b"Subject: test\r\n\r\nhello\r\n")
         self.wait(lambda: done.delivered_rcpts() == ["a@done.test"], 20, "done.test delivered")
         d.wait_event("delivery.deferred", rcpt="b@waits.test")
-        self.assertEqual(set(self.destinations()), {"done.test", waits_key})
+        self.assertEqual(set(self.destinations(d)), {"done.test", waits_key})
+        return d
 
+    def check_kept_while_deferred_mail_waits(self, d, waits_key):
+        """After the sweep only waits_key, the destination that deferred its mail, is left."""
         # The sweep after both went idle (it runs each minute) forgets the one with nothing left.
         forgotten = d.wait_event("delivery.forgotten", timeout=150, destination="done.test")
         self.assertEqual(d.events("delivery.forgotten", destination=waits_key), [], forgotten)
-        dests = self.destinations()
+        dests = self.destinations(d)
         self.assertEqual(set(dests), {waits_key})
         self.assertEqual(dests[waits_key]["connections"], 0, dests)
         res = d.cli("queue", "destinations", waits_key)
@@ -56,14 +59,18 @@ class DestinationState(MailNetCase):
         self.assertIn("destination " + waits_key, res.stdout.decode())
 
     def test_idle_destination_with_deferred_mail_is_kept(self):
-        self.check_kept_while_deferred_mail_waits("waits.test")
-
-    def test_tenant_pool_destination_with_deferred_mail_is_kept(self):
+        # Two daemons side by side, one without tenants and one whose tenant has its own egress
+        # pool ("DOMAIN/POOL"), so that one wait for the minute's sweep serves both.
         pools = {"default": [{"address": "127.0.0.12", "ehlo": "out.sluice.test"}],
                  "acme-ips": [{"address": "127.0.0.10", "ehlo": "acme.sluice.test"}]}
-        self.check_kept_while_deferred_mail_waits(
-            "waits.test/acme-ips", tenant="acme", egress={"pools": pools},
-            tenants=[{"name": "acme", "pool": "acme-ips"}])
+        cases = [("waits.test", self.start_idle_pair("waits.test")),
+                 ("waits.test/acme-ips", self.start_idle_pair(
+                     "waits.test/acme-ips", tenant="acme", egress={"pools": pools},
+                     tenants=[{"name": "acme", "pool": "acme-ips"}]))]
+        for waits_key, d in cases:
+            with self.subTest(waits_key):
+                self.d = d  # for a failure's log tail
+                self.check_kept_while_deferred_mail_waits(d, waits_key)
 
     def suspended_file(self):
         try:

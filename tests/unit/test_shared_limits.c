@@ -68,9 +68,29 @@ static long long eval(redisContext *c, const char *key, const char *key2, const 
     return first;
 }
 
-/* Asks as fast as it can for run_ms; the grants' times go to t (returns how many). */
+/* The most of the events in one window of Redis's clock narrower than w, as far as the asker can
+ * tell: Redis granted event i between ask[i] and got[i] (ascending), so events i..j certainly fell
+ * within got[j] - ask[i]. A stall of this process after a grant widens its bracket instead of
+ * crowding a window, so load cannot fail the check, and a window Redis really overfilled still
+ * shows (a reply's round trip, well under a millisecond, is all it gives away). */
+static size_t most_surely_in_window(const double *ask, const double *got, size_t n, double w)
+{
+    size_t most = 0;
+    for (size_t i = 0, j = i; i < n; i++) {
+        if (j < i)
+            j = i;
+        while (j < n && got[j] - ask[i] < w)
+            j++;
+        if (j - i > most)
+            most = j - i;
+    }
+    return most;
+}
+
+/* Asks as fast as it can for run_ms; each grant's bracket (the time it was asked for, the time
+ * its reply came) goes to ask and got (returns how many). */
 static size_t hammer_rate(redisContext *c, const char *key, const char *count, const char *window,
-                          double run_ms, double *t)
+                          double run_ms, double *ask, double *got)
 {
     size_t n = 0;
     char member[32], logmax[16];
@@ -80,28 +100,33 @@ static size_t hammer_rate(redisContext *c, const char *key, const char *count, c
         snprintf(member, sizeof member, "m%u", seq);
         const char *args[] = {"rate", count, window, member, logmax};
         long long wait = 0;
-        if (eval(c, key, NULL, args, 5, &wait) == 1)
-            t[n++] = mono_ms();
+        double asked = mono_ms();
+        if (eval(c, key, NULL, args, 5, &wait) == 1) {
+            ask[n] = asked;
+            got[n++] = mono_ms();
+        }
     }
     return n;
 }
 
-static void test_sliding_log(redisContext *c, double *t)
+static void test_sliding_log(redisContext *c, double *ask, double *got)
 {
-    /* 6/s with a 5 % margin: never 7 in any 1.05 s (less a little for the reply's way back). */
-    size_t n = hammer_rate(c, "t:log", "6", "1050", 2300, t);
+    /* 6/s with a 5 % margin: never 7 in any 1.05 s, and the 6 used. */
+    size_t n = hammer_rate(c, "t:log", "6", "1050", 2300, ask, got);
     CHECK(n >= 12);
     CHECK(n <= 18);
-    CHECK_INT_EQ(most_in_window(t, n, 1045), 6);
+    CHECK(most_surely_in_window(ask, got, n, 1050) <= 6);
+    CHECK(most_in_window(got, n, 1050) >= 6);
 }
 
-static void test_spaced(redisContext *c, double *t)
+static void test_spaced(redisContext *c, double *ask, double *got)
 {
-    /* Above SHARED_LOG_MAX: one every 0.2 ms, never more than 50 in 10 ms. */
-    size_t n = hammer_rate(c, "t:spaced", "5000", "1000", 400, t);
+    /* Above SHARED_LOG_MAX: one every 0.2 ms, never more than 50 in 10 ms, less 0.5 ms: the
+     * script keeps its next time as a string of 14 digits, 0.1 ms apart at today's clock. */
+    size_t n = hammer_rate(c, "t:spaced", "5000", "1000", 400, ask, got);
     CHECK(n >= 50);
     CHECK(n <= 2001);
-    CHECK(most_in_window(t, n, 9.5) <= 50);
+    CHECK(most_surely_in_window(ask, got, n, 9.5) <= 50);
     redisReply *r = redisCommand(c, "TYPE t:spaced");
     CHECK_STR_EQ(r != NULL ? r->str : NULL, "string"); /* one number, not a log */
     freeReplyObject(r);
@@ -360,15 +385,16 @@ int main(void)
     }
     redisContext *c = redisConnect("127.0.0.1", rd.port);
     CHECK(c != NULL && c->err == 0);
-    double *t = calloc(EVENTS_MAX, sizeof *t);
+    double *t = calloc(EVENTS_MAX, sizeof *t), *t2 = calloc(EVENTS_MAX, sizeof *t2);
     if (c != NULL && c->err == 0) {
-        test_sliding_log(c, t);
-        test_spaced(c, t);
+        test_sliding_log(c, t, t2);
+        test_spaced(c, t, t2);
         test_leases(c);
     }
     redisFree(c);
     test_two_nodes(&rd, t);
     free(t);
+    free(t2);
     redis_cleanup(&rd);
     return check_report("test_shared_limits");
 }
