@@ -29,6 +29,8 @@
 /* Bytes queued for a client beyond which a streamed answer waits, and below which it goes on. */
 #define CONTROL_STREAM_HIGH (256u << 10)
 #define CONTROL_STREAM_LOW (64u << 10)
+/* Bytes of a request line its log line shows. */
+#define CONTROL_LOGGED_REQUEST_MAX 300
 
 struct control_conn {
     uv_pipe_t pipe;
@@ -555,6 +557,12 @@ static void conn_serve(struct control_conn *cc, size_t linelen)
     buf_free(&payload);
 }
 
+/* The length of the request line's part that its log line shows, for "%.*s". */
+static int logged_len(size_t linelen)
+{
+    return (int)(linelen < CONTROL_LOGGED_REQUEST_MAX ? linelen : CONTROL_LOGGED_REQUEST_MAX);
+}
+
 static void later_wake(struct control_later *later)
 {
     void (*wake)(void *) = later->wake;
@@ -598,13 +606,12 @@ void control_later_done(struct control_later *later, int status, const struct bu
     }
     /* Streamed: the end of what control_later_put began. */
     if (status < 0) {
-        log_msg(LOG_WARN, "control.request", "%.*s: cut short: %.*s",
-                (int)(linelen > 300 ? 300 : linelen), cc->in, (int)strcspn(payload->data, "\n"),
-                payload->data);
+        log_msg(LOG_WARN, "control.request", "%.*s: cut short: %.*s", logged_len(linelen), cc->in,
+                (int)strcspn(payload->data, "\n"), payload->data);
         conn_close(cc);
         return;
     }
-    log_msg(LOG_INFO, "control.request", "%.*s: ok", (int)(linelen > 300 ? 300 : linelen), cc->in);
+    log_msg(LOG_INFO, "control.request", "%.*s: ok", logged_len(linelen), cc->in);
     if (cc->last != '\n')
         conn_send(cc, "\n", 1);
     cc->ended = 1;
@@ -618,8 +625,8 @@ static void conn_answer(struct control_conn *cc, size_t linelen, int rc, const s
     struct buf answer = BUF_INIT;
     answer_build(rc, payload, &answer);
     const char *nl = memchr(answer.data, '\n', answer.len); /* answers end in one */
-    log_msg(rc == 0 ? LOG_INFO : LOG_WARN, "control.request", "%.*s: %.*s",
-            (int)(linelen > 300 ? 300 : linelen), cc->in, (int)(nl - answer.data), answer.data);
+    log_msg(rc == 0 ? LOG_INFO : LOG_WARN, "control.request", "%.*s: %.*s", logged_len(linelen),
+            cc->in, (int)(nl - answer.data), answer.data);
     cc->started = cc->ended = 1;
     conn_send(cc, answer.data, answer.len);
     buf_free(&answer);
