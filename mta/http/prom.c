@@ -6,6 +6,7 @@
 #include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/mail_metrics.h"
+#include "policy/suppression.h"
 
 static void gauge(struct buf *out, const char *name, const char *help, double value)
 {
@@ -108,6 +109,14 @@ void prom_render(const struct status_sources *src, struct buf *out)
         counter(out, "sluice_dns_cache_hits_total", "DNS questions answered from the cache.",
                 dns.cache_hits);
         metrics_histogram_render(&dns.latency, out);
+    }
+    if (src->suppression != NULL) {
+        struct suppression_stats st;
+        suppression_stats_get(src->suppression, &st);
+        counter(out, "sluice_suppression_reads_total",
+                "Reads of the suppression list on the thread pool (batches).", st.reads);
+        counter(out, "sluice_suppression_lookups_total",
+                "Addresses looked up in the suppression list.", st.lookups);
     }
     if (src->scheduler != NULL) {
         struct scheduler_summary *q = xmalloc(sizeof *q);
