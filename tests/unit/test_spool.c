@@ -595,21 +595,31 @@ static void test_foreign_state_entries(void)
     teardown(sp, dir, &err);
 }
 
-/* The same for recipient states after the queue file's end record and, legacy set, in the state
- * file of a message queued by an earlier version. */
+/* A message of one recipient with one state record ("451 first"), written after its queue file's
+ * end record or, legacy set, in the state file of a message queued by an earlier version. Fills
+ * id and *sub (the folder of the file the records go to); returns that file's size. */
+static long one_state_record(struct spool *sp, const char *dir, int legacy, char *id,
+                             const char **sub)
+{
+    commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
+    *sub = legacy ? "state" : "queue";
+    if (legacy)
+        legacy_state_file(dir, id);
+    struct spool_rcpt_update a = rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first");
+    CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
+    return file_size(dir, *sub, id);
+}
+
+/* A state record torn by a crash at the end of a message's states is ignored by a scan and cut
+ * by recovery, in the queue file or, legacy set, in the state file of an earlier version. */
 static void test_torn_tail(int legacy)
 {
     char *dir = make_tmpdir();
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
-    commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
-    const char *sub = legacy ? "state" : "queue";
-    if (legacy)
-        legacy_state_file(dir, id);
-    struct spool_rcpt_update a = rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first");
+    const char *sub;
+    long good = one_state_record(sp, dir, legacy, id, &sub);
     struct spool_rcpt_update b = rcpt_status(0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second");
-    CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
-    long good = file_size(dir, sub, id);
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), 0);
     spool_close(sp);
 
@@ -699,13 +709,8 @@ static void test_failed_append(int legacy)
     char *dir = make_tmpdir();
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
-    commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
-    const char *sub = legacy ? "state" : "queue";
-    if (legacy)
-        legacy_state_file(dir, id);
-    struct spool_rcpt_update a = rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first");
-    CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
-    long good = file_size(dir, sub, id);
+    const char *sub;
+    long good = one_state_record(sp, dir, legacy, id, &sub);
 
     struct rlimit saved, limit;
     CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
