@@ -29,6 +29,8 @@
 /* Bytes queued for a client beyond which a streamed answer waits, and below which it goes on. */
 #define CONTROL_STREAM_HIGH (256u << 10)
 #define CONTROL_STREAM_LOW (64u << 10)
+/* Bytes of a request line its log line shows. */
+#define CONTROL_LOGGED_REQUEST_MAX 300
 
 struct control_conn {
     uv_pipe_t pipe;
@@ -72,8 +74,7 @@ struct control_later {
 struct control_piece {
     uv_write_t req;
     struct control_conn *cc;
-    size_t len;
-    char data[];
+    struct buf bytes; /* owned until written */
 };
 
 /* The request chain, in firing order. */
@@ -83,6 +84,7 @@ static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
 static void conn_serve(struct control_conn *cc, size_t linelen);
 static void conn_answer(struct control_conn *cc, size_t linelen, int rc, const struct buf *payload);
 static void conn_send(struct control_conn *cc, const char *data, size_t len);
+static void conn_send_buf(struct control_conn *cc, struct buf *bytes);
 static void piece_on_written(uv_write_t *w, int status);
 static void conn_on_timeout(uv_timer_t *t);
 static void conn_close(struct control_conn *cc);
@@ -555,6 +557,12 @@ static void conn_serve(struct control_conn *cc, size_t linelen)
     buf_free(&payload);
 }
 
+/* The length of the request line's part that its log line shows, for "%.*s". */
+static int logged_len(size_t linelen)
+{
+    return (int)(linelen < CONTROL_LOGGED_REQUEST_MAX ? linelen : CONTROL_LOGGED_REQUEST_MAX);
+}
+
 static void later_wake(struct control_later *later)
 {
     void (*wake)(void *) = later->wake;
@@ -598,13 +606,12 @@ void control_later_done(struct control_later *later, int status, const struct bu
     }
     /* Streamed: the end of what control_later_put began. */
     if (status < 0) {
-        log_msg(LOG_WARN, "control.request", "%.*s: cut short: %.*s",
-                (int)(linelen > 300 ? 300 : linelen), cc->in, (int)strcspn(payload->data, "\n"),
-                payload->data);
+        log_msg(LOG_WARN, "control.request", "%.*s: cut short: %.*s", logged_len(linelen), cc->in,
+                (int)strcspn(payload->data, "\n"), payload->data);
         conn_close(cc);
         return;
     }
-    log_msg(LOG_INFO, "control.request", "%.*s: ok", (int)(linelen > 300 ? 300 : linelen), cc->in);
+    log_msg(LOG_INFO, "control.request", "%.*s: ok", logged_len(linelen), cc->in);
     if (cc->last != '\n')
         conn_send(cc, "\n", 1);
     cc->ended = 1;
@@ -618,31 +625,58 @@ static void conn_answer(struct control_conn *cc, size_t linelen, int rc, const s
     struct buf answer = BUF_INIT;
     answer_build(rc, payload, &answer);
     const char *nl = memchr(answer.data, '\n', answer.len); /* answers end in one */
-    log_msg(rc == 0 ? LOG_INFO : LOG_WARN, "control.request", "%.*s: %.*s",
-            (int)(linelen > 300 ? 300 : linelen), cc->in, (int)(nl - answer.data), answer.data);
+    log_msg(rc == 0 ? LOG_INFO : LOG_WARN, "control.request", "%.*s: %.*s", logged_len(linelen),
+            cc->in, (int)(nl - answer.data), answer.data);
     cc->started = cc->ended = 1;
-    conn_send(cc, answer.data, answer.len);
-    buf_free(&answer);
+    conn_send_buf(cc, &answer);
 }
 
-/* Queues len bytes of the answer for the client, who must take them within the idle time. */
+/* Sends len bytes of the answer, the caller's until it returns: what the pipe takes at once is
+ * written from data itself, only the rest is copied to wait for the client. */
 static void conn_send(struct control_conn *cc, const char *data, size_t len)
 {
     if (len == 0 || cc->closing)
         return;
-    struct control_piece *piece = xmalloc(sizeof *piece + len);
-    piece->cc = cc;
-    piece->len = len;
-    memcpy(piece->data, data, len);
-    uv_buf_t b = uv_buf_init(piece->data, (unsigned)len);
+    size_t sent = 0;
+    if (cc->writes == 0) { /* else the pipe takes nothing before the queued pieces */
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&cc->pipe, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(cc);
+            return;
+        }
+        sent = n > 0 ? (size_t)n : 0;
+    }
+    cc->last = data[len - 1];
+    if (sent == len)
+        return;
+    struct buf rest = BUF_INIT;
+    buf_append(&rest, data + sent, len - sent);
+    conn_send_buf(cc, &rest);
+}
+
+/* Queues the bytes of *bytes (taken: *bytes is left empty) for the client, who must take them
+ * within the idle time. */
+static void conn_send_buf(struct control_conn *cc, struct buf *bytes)
+{
+    struct buf taken = *bytes;
+    *bytes = (struct buf)BUF_INIT;
+    if (taken.len == 0 || cc->closing) {
+        buf_free(&taken);
+        return;
+    }
+    struct control_piece *piece = xmalloc(sizeof *piece);
+    *piece = (struct control_piece){.cc = cc, .bytes = taken};
+    uv_buf_t b = uv_buf_init(taken.data, (unsigned)taken.len);
     if (uv_write(&piece->req, (uv_stream_t *)&cc->pipe, &b, 1, piece_on_written) < 0) {
+        buf_free(&piece->bytes);
         free(piece);
         conn_close(cc);
         return;
     }
-    cc->queued += len;
+    cc->queued += taken.len;
     cc->writes++;
-    cc->last = data[len - 1];
+    cc->last = taken.data[taken.len - 1];
     uv_timer_start(&cc->timer, conn_on_timeout, cc->ctl->idle_ms, 0);
 }
 
@@ -650,8 +684,9 @@ static void piece_on_written(uv_write_t *w, int status)
 {
     struct control_piece *piece = container_of(w, struct control_piece, req);
     struct control_conn *cc = piece->cc;
-    cc->queued -= piece->len;
+    cc->queued -= piece->bytes.len;
     cc->writes--;
+    buf_free(&piece->bytes);
     free(piece);
     if (status < 0 || (cc->ended && cc->writes == 0)) {
         conn_close(cc);

@@ -585,6 +585,7 @@ static void daemon_status_sources(struct daemon *d, struct status_sources *src)
     *src = (struct status_sources){
         .scheduler = d->srv.scheduler,
         .dns = d->dns,
+        .suppression = d->srv.suppression,
         .conns_in = d->srv.nsessions,
         .http_conns = http_server_connections(d->http),
         .run_user = d->user,

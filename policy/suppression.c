@@ -27,7 +27,8 @@ struct suppression {
     MDB_dbi dbi;
     MDB_txn *reader; /* kept reset between checks, so a check does not take a reader slot anew */
     uv_loop_t *loop;
-    unsigned pending; /* suppression_add writes on the thread pool */
+    unsigned pending;               /* suppression_add writes on the thread pool */
+    struct suppression_stats stats; /* the batches answered so far */
     unsigned closing : 1;
 };
 
@@ -517,6 +518,8 @@ static void batch_on_done(uv_work_t *req, int status)
     size_t hit = 0;
     for (size_t i = 0; i < b->n; i++)
         b->answers[i].entry = b->answers[i].found == 1 ? &b->entries[hit++] : NULL;
+    b->store->stats.reads++;
+    b->store->stats.lookups += b->n;
     if (b->cb != NULL)
         b->cb(b->arg, b->answers, b->n);
     struct suppression *st = b->store;
@@ -552,4 +555,9 @@ void suppression_batch_cancel(struct suppression_batch *batch)
 {
     if (batch != NULL)
         batch->cb = NULL;
+}
+
+void suppression_stats_get(const struct suppression *store, struct suppression_stats *out)
+{
+    *out = store->stats;
 }

@@ -94,6 +94,14 @@ struct suppression_batch *suppression_batch_start(struct suppression *store, con
 /* cb will not run (the batch ends on the thread pool on its own); NULL is fine. */
 void suppression_batch_cancel(struct suppression_batch *batch);
 
+/* The batches' reads so far, for the metrics: a batch counts once its read is done, cancelled or
+ * not. Loop thread. */
+struct suppression_stats {
+    uint64_t reads;   /* batches: a read transaction on the thread pool each */
+    uint64_t lookups; /* addresses they checked */
+};
+void suppression_stats_get(const struct suppression *store, struct suppression_stats *out);
+
 /* Adds an entry: the daemon's way, for hard bounces and complaints. The write and its sync run on
  * the thread pool; the result is logged (suppression.added, or suppression.add_failed). An entry
  * already there and not expired stays as it is (the first reason is kept). tenant NULL or "" is

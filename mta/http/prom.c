@@ -6,11 +6,18 @@
 #include "lib/metrics.h"
 #include "lib/xalloc.h"
 #include "mta/delivery/mail_metrics.h"
+#include "policy/suppression.h"
 
 static void gauge(struct buf *out, const char *name, const char *help, double value)
 {
     metrics_family_begin(out, name, "gauge", help);
     metrics_sample(out, name, NULL, NULL, value);
+}
+
+static void counter(struct buf *out, const char *name, const char *help, uint64_t value)
+{
+    metrics_family_begin(out, name, "counter", help);
+    metrics_sample(out, name, NULL, NULL, (double)value);
 }
 
 static double queued_of(const struct dest_summary *d)
@@ -92,20 +99,24 @@ void prom_render(const struct status_sources *src, struct buf *out)
           (double)src->started_ms / 1000.0);
     gauge(out, "sluice_connections_in", "SMTP sessions open.", (double)src->conns_in);
     gauge(out, "sluice_http_connections", "HTTP connections open.", (double)src->http_conns);
-    metrics_family_begin(out, "sluice_log_dropped_lines_total", "counter",
-                         "Log lines dropped because the log target fell behind.");
-    metrics_sample(out, "sluice_log_dropped_lines_total", NULL, NULL, (double)log_dropped_count());
+    counter(out, "sluice_log_dropped_lines_total",
+            "Log lines dropped because the log target fell behind.", log_dropped_count());
     mail_metrics_render(out);
     if (src->dns != NULL) {
         struct dns_stats dns;
         dns_resolver_stats(src->dns, &dns);
-        metrics_family_begin(out, "sluice_dns_queries_total", "counter",
-                             "DNS questions sent to a server.");
-        metrics_sample(out, "sluice_dns_queries_total", NULL, NULL, (double)dns.queries);
-        metrics_family_begin(out, "sluice_dns_cache_hits_total", "counter",
-                             "DNS questions answered from the cache.");
-        metrics_sample(out, "sluice_dns_cache_hits_total", NULL, NULL, (double)dns.cache_hits);
+        counter(out, "sluice_dns_queries_total", "DNS questions sent to a server.", dns.queries);
+        counter(out, "sluice_dns_cache_hits_total", "DNS questions answered from the cache.",
+                dns.cache_hits);
         metrics_histogram_render(&dns.latency, out);
+    }
+    if (src->suppression != NULL) {
+        struct suppression_stats st;
+        suppression_stats_get(src->suppression, &st);
+        counter(out, "sluice_suppression_reads_total",
+                "Reads of the suppression list on the thread pool (batches).", st.reads);
+        counter(out, "sluice_suppression_lookups_total",
+                "Addresses looked up in the suppression list.", st.lookups);
     }
     if (src->scheduler != NULL) {
         struct scheduler_summary *q = xmalloc(sizeof *q);

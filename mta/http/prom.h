@@ -1,8 +1,9 @@
 /*
  * GET /metrics: the Prometheus text exposition (version 0.0.4) of the mail counters
  * (mta/delivery/mail_metrics.h), the queue and destination gauges of a scheduler summary,
- * connections, log lines dropped and the process's start and version. Built per scrape from what
- * the daemon already keeps; the status sources (status.h) say where it is.
+ * connections, log lines dropped, the suppression list's reads and the process's start and
+ * version. Built per scrape from what the daemon already keeps; the status sources (status.h) say
+ * where it is.
  */
 #ifndef SLUICE_PROM_H
 #define SLUICE_PROM_H

@@ -16,12 +16,15 @@
 #include "lib/dns.h"
 #include "mta/delivery/scheduler.h"
 
+struct suppression;
+
 struct status_sources {
-    struct scheduler *scheduler; /* NULL while the daemon stops */
-    struct dns_resolver *dns;    /* NULL while the daemon stops */
-    unsigned conns_in;           /* SMTP sessions open */
-    unsigned http_conns;         /* HTTP connections open */
-    const char *run_user;        /* the user the daemon runs as */
+    struct scheduler *scheduler;     /* NULL while the daemon stops */
+    struct dns_resolver *dns;        /* NULL while the daemon stops */
+    struct suppression *suppression; /* NULL: the list is not enabled */
+    unsigned conns_in;               /* SMTP sessions open */
+    unsigned http_conns;             /* HTTP connections open */
+    const char *run_user;            /* the user the daemon runs as */
     const char *hostname;
     int64_t started_ms; /* unix ms */
 };

@@ -21,6 +21,7 @@ from harness import SluiceTestCase, main, queued_id, send_message
 from mailnet import MailNetCase, send, wait_until
 from spool_files import hashed_files
 from test_auth import plain, sha512_hash
+from test_http import families, http_section, sample
 
 ON = {"enabled": True}
 TODAY_RE = r"\d{4}-\d\d-\d\d"
@@ -165,6 +166,38 @@ class Manual(SuppressionCase):
                 if i % 7 != 3 and i % 50 not in (10, 30)]
         queued = {e["id"]: e["rcpts"] for e in self.d.queue_list()}
         self.assertEqual(queued.get(qid), kept)
+
+    def test_pipelined_rcpts_one_read(self):
+        """RCPTs pipelined together cost one read of the list, not one each: GET /metrics counts
+        the reads (sluice_suppression_reads_total) and the addresses they looked up."""
+        self.d = self.start_sluice(start=False, config={"suppression": ON,
+                                                        "limits": {"max_errors": 1000}})
+        self.d.extra["http"] = http_section(self.d)
+        self.d.start()
+        self.suppress("add", "gone@foreign.example")
+
+        def reads_and_lookups():
+            fams = families(self.d)
+            return (sample(fams, "sluice_suppression_reads", "sluice_suppression_reads_total"),
+                    sample(fams, "sluice_suppression_lookups",
+                           "sluice_suppression_lookups_total"))
+
+        self.assertEqual(reads_and_lookups(), (0, 0))
+        rcpts = ["gone" if i % 10 == 5 else "r%03d" % i for i in range(100)]
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            c.send(b"MAIL FROM:<s@example.com>\r\n" +
+                   b"".join(b"RCPT TO:<%s@foreign.example>\r\n" % r.encode() for r in rcpts) +
+                   b"RSET\r\n")
+            replies = c.read_replies(len(rcpts) + 2, timeout=30)
+            self.assertEqual([r.code for r in replies],
+                             [250] + [550 if r == "gone" else 250 for r in rcpts] + [250])
+        self.assertEqual(reads_and_lookups(), (1, len(rcpts)))
+        # one more RCPT on its own: a read of its own
+        with self.d.connect() as c:
+            self.assertReply(c.ehlo(), 250)
+            self.assertReply(self.rcpt(c, "gone@foreign.example"), 550, "5.7.1")
+        self.assertEqual(reads_and_lookups(), (2, len(rcpts) + 1))
 
     def test_drop_mode(self):
         self.start_with({"enabled": True, "action": "drop"})

@@ -1,6 +1,7 @@
 /*
  * Counting and clearing a test's directories, a spool's hashed leaves included (a directory in
- * the one counted or cleared is taken as a leaf): for the spool's unit tests and fuzz targets.
+ * the one counted or cleared is taken as a leaf): for the spool's unit tests and fuzz targets, and
+ * the suppression store's.
  * Include in one .c per test.
  */
 #ifndef SLUICE_TEST_DIRS_H

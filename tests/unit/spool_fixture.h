@@ -321,6 +321,19 @@ static inline void op_on_done(int status, void *arg)
     r->calls++;
 }
 
+/* A recipient's new status with the fields most updates set; the rest zero (no remote MTA, no
+ * delay DSN, no notice). A test that needs more sets them on the result. */
+static inline struct spool_rcpt_update rcpt_status(size_t rcpt, enum spool_rcpt_status status,
+                                                   unsigned attempts, int64_t next_attempt,
+                                                   const char *reply)
+{
+    return (struct spool_rcpt_update){.rcpt = rcpt,
+                                      .status = status,
+                                      .attempts = attempts,
+                                      .next_attempt = next_attempt,
+                                      .reply = reply};
+}
+
 /* Writes updates and waits for the callback; returns its status. */
 static inline int update_sync(struct spool *sp, const char *id, const struct spool_rcpt_update *u,
                               size_t n)

@@ -18,6 +18,7 @@
 #include "policy/recipients.h"
 #include "policy/reverse_dns.h"
 #include "policy/suppression.h"
+#include "tests/support/test_dirs.h"
 #include "tests/unit/check.h"
 
 static char dir[] = "/tmp/test_rcpt_policy.XXXXXX";
@@ -400,11 +401,7 @@ static void test_suppressed(void)
     config_unref(cfg);
     buf_free(&text);
     buf_free(&err);
-    char path[128];
-    snprintf(path, sizeof path, "%s/data.mdb", store_dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", store_dir);
-    unlink(path);
+    test_dir_clear(store_dir);
     rmdir(store_dir);
 }
 

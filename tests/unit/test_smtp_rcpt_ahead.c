@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mta/server/smtp_rcpt_ahead.h"
+#include "tests/support/test_dirs.h"
 #include "tests/unit/check.h"
 
 static char dir[] = "/tmp/test_smtp_rcpt_ahead.XXXXXX";
@@ -119,11 +120,7 @@ int main(void)
     config_unref(cfg);
     buf_free(&text);
     buf_free(&err);
-    char path[128];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
+    test_dir_clear(dir);
     rmdir(dir);
     return check_report("test_smtp_rcpt_ahead");
 }

@@ -473,15 +473,8 @@ static void test_rcpt_state(void)
          .attempts = 1,
          .next_attempt = 1700000600,
          .reply = "451 4.7.1 try later",
-         .remote_mta = "mx.example.com",
-         .delay_warned = 0},
-        {.rcpt = 1,
-         .status = SPOOL_RCPT_DEFERRED,
-         .attempts = 1,
-         .next_attempt = 1700000600,
-         .reply = NULL,
-         .remote_mta = NULL,
-         .delay_warned = 0},
+         .remote_mta = "mx.example.com"},
+        rcpt_status(1, SPOOL_RCPT_DEFERRED, 1, 1700000600, NULL),
     };
     long committed = file_size(dir, "queue", id);
     CHECK_INT_EQ(update_sync(sp, id, first, 2), 0);
@@ -499,20 +492,9 @@ static void test_rcpt_state(void)
     buf_append_str(&longreply, "550 5.1.1 no\r\nsuch user ");
     while (longreply.len < 1500)
         buf_append_str(&longreply, "x");
-    struct spool_rcpt_update second = {.rcpt = 0,
-                                       .status = SPOOL_RCPT_DEFERRED,
-                                       .attempts = 2,
-                                       .next_attempt = 1700001200,
-                                       .reply = "421 busy",
-                                       .remote_mta = NULL,
-                                       .delay_warned = 0};
-    struct spool_rcpt_update third = {.rcpt = 1,
-                                      .status = SPOOL_RCPT_DELIVERED,
-                                      .attempts = 2,
-                                      .next_attempt = 0,
-                                      .reply = "250 2.0.0 ok",
-                                      .remote_mta = NULL,
-                                      .delay_warned = 0};
+    struct spool_rcpt_update second =
+        rcpt_status(0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "421 busy");
+    struct spool_rcpt_update third = rcpt_status(1, SPOOL_RCPT_DELIVERED, 2, 0, "250 2.0.0 ok");
     struct spool_rcpt_update fourth = {.status = SPOOL_RCPT_FAILED,
                                        .attempts = 3,
                                        .reply = longreply.data,
@@ -549,13 +531,7 @@ static void test_rcpt_state(void)
     seen_free(&seen);
 
     /* Once every recipient is final, the next recovery removes the message and its states. */
-    struct spool_rcpt_update bounced = {.rcpt = 0,
-                                        .status = SPOOL_RCPT_BOUNCED,
-                                        .attempts = 3,
-                                        .next_attempt = 0,
-                                        .reply = "dsn sent",
-                                        .remote_mta = NULL,
-                                        .delay_warned = 0};
+    struct spool_rcpt_update bounced = rcpt_status(0, SPOOL_RCPT_BOUNCED, 3, 0, "dsn sent");
     CHECK_INT_EQ(update_sync(sp, id, &bounced, 1), 0);
     spool_close(sp);
     sp = open_spool(dir);
@@ -585,13 +561,8 @@ static void test_foreign_state_entries(void)
         commit_with_prefix(sp, &env_full, NULL, "x\r\n", id[i]);
         legacy_state_file(dir, id[i]);
     }
-    struct spool_rcpt_update deferred = {.rcpt = 0,
-                                         .status = SPOOL_RCPT_DEFERRED,
-                                         .attempts = 1,
-                                         .next_attempt = 1700000600,
-                                         .reply = "451 later",
-                                         .remote_mta = NULL,
-                                         .delay_warned = 0};
+    struct spool_rcpt_update deferred =
+        rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later");
     for (int i = 0; i < 3; i++)
         CHECK_INT_EQ(update_sync(sp, id[i], &deferred, 1), 0);
     spool_close(sp);
@@ -624,33 +595,31 @@ static void test_foreign_state_entries(void)
     teardown(sp, dir, &err);
 }
 
-/* The same for recipient states after the queue file's end record and, legacy set, in the state
- * file of a message queued by an earlier version. */
+/* A message of one recipient with one state record ("451 first"), written after its queue file's
+ * end record or, legacy set, in the state file of a message queued by an earlier version. Fills
+ * id and *sub (the folder of the file the records go to); returns that file's size. */
+static long one_state_record(struct spool *sp, const char *dir, int legacy, char *id,
+                             const char **sub)
+{
+    commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
+    *sub = legacy ? "state" : "queue";
+    if (legacy)
+        legacy_state_file(dir, id);
+    struct spool_rcpt_update a = rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first");
+    CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
+    return file_size(dir, *sub, id);
+}
+
+/* A state record torn by a crash at the end of a message's states is ignored by a scan and cut
+ * by recovery, in the queue file or, legacy set, in the state file of an earlier version. */
 static void test_torn_tail(int legacy)
 {
     char *dir = make_tmpdir();
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
-    commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
-    const char *sub = legacy ? "state" : "queue";
-    if (legacy)
-        legacy_state_file(dir, id);
-    struct spool_rcpt_update a = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DEFERRED,
-                                  .attempts = 1,
-                                  .next_attempt = 1700000600,
-                                  .reply = "451 first",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
-    struct spool_rcpt_update b = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DELIVERED,
-                                  .attempts = 2,
-                                  .next_attempt = 0,
-                                  .reply = "250 second",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
-    CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
-    long good = file_size(dir, sub, id);
+    const char *sub;
+    long good = one_state_record(sp, dir, legacy, id, &sub);
+    struct spool_rcpt_update b = rcpt_status(0, SPOOL_RCPT_DELIVERED, 2, 0, "250 second");
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), 0);
     spool_close(sp);
 
@@ -673,13 +642,7 @@ static void test_torn_tail(int legacy)
     CHECK_STR_EQ(seen.state[0].data, "1/1/1700000600/451 first;");
     seen_free(&seen);
     CHECK_INT_EQ(file_size(dir, sub, id), good);
-    struct spool_rcpt_update c = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DEFERRED,
-                                  .attempts = 2,
-                                  .next_attempt = 1700009999,
-                                  .reply = "452 third",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
+    struct spool_rcpt_update c = rcpt_status(0, SPOOL_RCPT_DEFERRED, 2, 1700009999, "452 third");
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
     CHECK_STR_EQ(l.state.data, "1/2/1700009999/452 third;");
@@ -710,13 +673,8 @@ static void test_many_updates(void)
     struct op_result r[N];
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++) {
-        struct spool_rcpt_update u = {.rcpt = 0,
-                                      .status = SPOOL_RCPT_DEFERRED,
-                                      .attempts = (unsigned)i + 1,
-                                      .next_attempt = 1700000000 + i,
-                                      .reply = "451 later",
-                                      .remote_mta = NULL,
-                                      .delay_warned = 0};
+        struct spool_rcpt_update u =
+            rcpt_status(0, SPOOL_RCPT_DEFERRED, (unsigned)i + 1, 1700000000 + i, "451 later");
         spool_rcpt_update(sp, ids[i], &u, 1, op_on_done, &r[i]);
     }
     int calls = 0;
@@ -751,19 +709,8 @@ static void test_failed_append(int legacy)
     char *dir = make_tmpdir();
     struct spool *sp = open_spool(dir);
     char id[SPOOL_ID_MAX + 1];
-    commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
-    const char *sub = legacy ? "state" : "queue";
-    if (legacy)
-        legacy_state_file(dir, id);
-    struct spool_rcpt_update a = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DEFERRED,
-                                  .attempts = 1,
-                                  .next_attempt = 1700000600,
-                                  .reply = "451 first",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
-    CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
-    long good = file_size(dir, sub, id);
+    const char *sub;
+    long good = one_state_record(sp, dir, legacy, id, &sub);
 
     struct rlimit saved, limit;
     CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
@@ -771,25 +718,13 @@ static void test_failed_append(int legacy)
     limit.rlim_cur = (rlim_t)good + 10;
     signal(SIGXFSZ, SIG_IGN);
     CHECK(setrlimit(RLIMIT_FSIZE, &limit) == 0);
-    struct spool_rcpt_update b = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DEFERRED,
-                                  .attempts = 2,
-                                  .next_attempt = 1700001200,
-                                  .reply = "452 second",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
+    struct spool_rcpt_update b = rcpt_status(0, SPOOL_RCPT_DEFERRED, 2, 1700001200, "452 second");
     CHECK_INT_EQ(update_sync(sp, id, &b, 1), -EFBIG);
     CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
     signal(SIGXFSZ, SIG_DFL);
     CHECK_INT_EQ(file_size(dir, sub, id), good);
 
-    struct spool_rcpt_update c = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DELIVERED,
-                                  .attempts = 3,
-                                  .next_attempt = 0,
-                                  .reply = "250 third",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
+    struct spool_rcpt_update c = rcpt_status(0, SPOOL_RCPT_DELIVERED, 3, 0, "250 third");
     CHECK_INT_EQ(update_sync(sp, id, &c, 1), 0);
     struct loaded l = load_sync(sp, id);
     CHECK_STR_EQ(l.state.data, "2/3/0/250 third;");
@@ -805,13 +740,7 @@ static void test_remove(void)
     char id[SPOOL_ID_MAX + 1], kept[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_full, NULL, "x\r\n", id);
     commit_with_prefix(sp, &env_full, NULL, "y\r\n", kept);
-    struct spool_rcpt_update u = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DELIVERED,
-                                  .attempts = 1,
-                                  .next_attempt = 0,
-                                  .reply = "250 ok",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
+    struct spool_rcpt_update u = rcpt_status(0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok");
     CHECK_INT_EQ(update_sync(sp, id, &u, 1), 0);
     CHECK(!path_exists(dir, "state", id)); /* its states are in its queue file */
 
@@ -1023,10 +952,8 @@ static void test_state_remote_mta(void)
         {.rcpt = 0,
          .status = SPOOL_RCPT_FAILED,
          .attempts = 2,
-         .next_attempt = 0,
          .reply = "550 5.1.1 no such user",
-         .remote_mta = "mx.example.net",
-         .delay_warned = 0},
+         .remote_mta = "mx.example.net"},
         {.rcpt = 1,
          .status = SPOOL_RCPT_DEFERRED,
          .attempts = 1,
@@ -1037,17 +964,13 @@ static void test_state_remote_mta(void)
         {.rcpt = 2,
          .status = SPOOL_RCPT_FAILED,
          .attempts = 1,
-         .next_attempt = 0,
          .reply = longreply.data,
-         .remote_mta = longhost.data,
-         .delay_warned = 0},
+         .remote_mta = longhost.data},
         {.rcpt = 3,
          .status = SPOOL_RCPT_FAILED,
          .attempts = 1,
-         .next_attempt = 0,
          .reply = "local reason",
-         .remote_mta = "",
-         .delay_warned = 0},
+         .remote_mta = ""},
     };
     buf_reset(&file);
     spool_state_encode(ups, 4, &file);
@@ -1069,13 +992,7 @@ static void test_state_remote_mta(void)
     CHECK_STR_EQ(st.rcpts[3].remote_mta, "");
 
     /* A later record without a host clears it. */
-    struct spool_rcpt_update local = {.rcpt = 0,
-                                      .status = SPOOL_RCPT_BOUNCED,
-                                      .attempts = 2,
-                                      .next_attempt = 0,
-                                      .reply = "dsn sent",
-                                      .remote_mta = NULL,
-                                      .delay_warned = 0};
+    struct spool_rcpt_update local = rcpt_status(0, SPOOL_RCPT_BOUNCED, 2, 0, "dsn sent");
     buf_reset(&file);
     spool_state_encode(&local, 1, &file);
     spool_state_feed(&st, file.data, file.len);

@@ -190,10 +190,8 @@ static void test_commits_share_syncs(void)
         struct spool_rcpt_update u = {.rcpt = 0,
                                       .status = SPOOL_RCPT_DELIVERED,
                                       .attempts = 1,
-                                      .next_attempt = 0,
                                       .reply = "250 ok",
-                                      .remote_mta = "mx.example.net",
-                                      .delay_warned = 0};
+                                      .remote_mta = "mx.example.net"};
         spool_rcpt_update(sp, m[i].id, &u, 1, op_on_done, &r[i]);
     }
     run_until_gathered(sp, MESSAGES);
@@ -243,13 +241,7 @@ static void test_update_durable_at_callback(void)
     char id[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_full, NULL, "Subject: s\r\n\r\nbody\r\n", id);
     struct durable_op d = {sp, dir, id, 0, 1, 0};
-    struct spool_rcpt_update u = {.rcpt = 1,
-                                  .status = SPOOL_RCPT_DEFERRED,
-                                  .attempts = 1,
-                                  .next_attempt = 1700000999,
-                                  .reply = "451 later",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
+    struct spool_rcpt_update u = rcpt_status(1, SPOOL_RCPT_DEFERRED, 1, 1700000999, "451 later");
     spool_rcpt_update(sp, id, &u, 1, durable_on_done, &d);
     run_until(&d.calls, 1);
     CHECK_INT_EQ(d.status, 0);
@@ -284,27 +276,14 @@ static void test_replay_repairs(void)
     commit_many(sp, dir, m, 6);
     /* m1 (two recipients): one bounced, one deferred; m2 (with a state file): deferred; m4:
      * removed. */
-    struct spool_rcpt_update u0[] = {{.rcpt = 0,
-                                      .status = SPOOL_RCPT_BOUNCED,
-                                      .attempts = 1,
-                                      .next_attempt = 0,
-                                      .reply = "550 no",
-                                      .remote_mta = "mx.example.com",
-                                      .delay_warned = 0},
-                                     {.rcpt = 1,
-                                      .status = SPOOL_RCPT_DEFERRED,
-                                      .attempts = 2,
-                                      .next_attempt = 1700000777,
-                                      .reply = "451 busy",
-                                      .remote_mta = NULL,
-                                      .delay_warned = 0}};
-    struct spool_rcpt_update u1 = {.rcpt = 0,
-                                   .status = SPOOL_RCPT_DEFERRED,
-                                   .attempts = 1,
-                                   .next_attempt = 1700000555,
-                                   .reply = "421 later",
-                                   .remote_mta = NULL,
-                                   .delay_warned = 0};
+    struct spool_rcpt_update u0[] = {
+        {.rcpt = 0,
+         .status = SPOOL_RCPT_BOUNCED,
+         .attempts = 1,
+         .reply = "550 no",
+         .remote_mta = "mx.example.com"},
+        rcpt_status(1, SPOOL_RCPT_DEFERRED, 2, 1700000777, "451 busy")};
+    struct spool_rcpt_update u1 = rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1700000555, "421 later");
     const char *id0 = m[1].id;
     long committed0 = file_size(dir, "queue", id0);
     CHECK_INT_EQ(update_sync(sp, id0, u0, 2), 0);
@@ -560,21 +539,13 @@ static void test_old_spool(void)
     struct spool_rcpt_update u = {.rcpt = 1,
                                   .status = SPOOL_RCPT_DELIVERED,
                                   .attempts = 1,
-                                  .next_attempt = 0,
                                   .reply = "250 ok",
-                                  .remote_mta = "mx.example.net",
-                                  .delay_warned = 0};
+                                  .remote_mta = "mx.example.net"};
     old_message(dir, "1K1SY7NTQNJ002MF", "Subject: old\r\n\r\nqueued before\r\n", &u, 1);
     old_message(dir, "1K1SY7NTRXJ001PP", "Subject: older\r\n\r\nalso\r\n", NULL, 0);
     /* As a migration interrupted between queue/ and state/ leaves one: its queue file moved into
      * its leaf, its state file (which says it is not done) still flat. */
-    struct spool_rcpt_update half = {.rcpt = 0,
-                                     .status = SPOOL_RCPT_DEFERRED,
-                                     .attempts = 1,
-                                     .next_attempt = 1700000600,
-                                     .reply = "451 later",
-                                     .remote_mta = NULL,
-                                     .delay_warned = 0};
+    struct spool_rcpt_update half = rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 later");
     old_message(dir, "1K1SY7NTSAJ003QQ", "Subject: half\r\n\r\nmoved\r\n", &half, 1);
     char from[4200], to[4200];
     snprintf(from, sizeof from, "%s/queue/1K1SY7NTSAJ003QQ", dir);
@@ -606,13 +577,7 @@ static void test_old_spool(void)
         CHECK_STR_EQ(seen.state[k].data, "1/1/1700000600/451 later;0/0/0/;");
     seen_free(&seen);
     /* Updated and removed the new way, then found again after a crash-like stop. */
-    struct spool_rcpt_update d = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DELIVERED,
-                                  .attempts = 1,
-                                  .next_attempt = 0,
-                                  .reply = "250 done",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
+    struct spool_rcpt_update d = rcpt_status(0, SPOOL_RCPT_DELIVERED, 1, 0, "250 done");
     CHECK_INT_EQ(update_sync(sp, "1K1SY7NTQNJ002MF", &d, 1), 0);
     struct op_result r = {0};
     spool_msg_remove(sp, "1K1SY7NTRXJ001PP", op_on_done, &r);

@@ -66,52 +66,16 @@ static void test_list_due_orphans_and_strays(void)
     commit_with_prefix(sp, &env_full, NULL, "c\r\n", half);
     commit_with_prefix(sp, &env_full, NULL, "d\r\n", done);
     struct spool_rcpt_update two_later[] = {
-        {.rcpt = 0,
-         .status = SPOOL_RCPT_DEFERRED,
-         .attempts = 1,
-         .next_attempt = 1800000500,
-         .reply = "451 later",
-         .remote_mta = NULL,
-         .delay_warned = 0},
-        {.rcpt = 1,
-         .status = SPOOL_RCPT_DEFERRED,
-         .attempts = 1,
-         .next_attempt = 1800000000,
-         .reply = "451 sooner",
-         .remote_mta = NULL,
-         .delay_warned = 0},
+        rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1800000500, "451 later"),
+        rcpt_status(1, SPOOL_RCPT_DEFERRED, 1, 1800000000, "451 sooner"),
     };
     struct spool_rcpt_update one_left[] = {
-        {.rcpt = 0,
-         .status = SPOOL_RCPT_DELIVERED,
-         .attempts = 1,
-         .next_attempt = 0,
-         .reply = "250 ok",
-         .remote_mta = NULL,
-         .delay_warned = 0},
-        {.rcpt = 1,
-         .status = SPOOL_RCPT_DEFERRED,
-         .attempts = 1,
-         .next_attempt = 1800000900,
-         .reply = "451 later",
-         .remote_mta = NULL,
-         .delay_warned = 0},
+        rcpt_status(0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok"),
+        rcpt_status(1, SPOOL_RCPT_DEFERRED, 1, 1800000900, "451 later"),
     };
     struct spool_rcpt_update all_final[] = {
-        {.rcpt = 0,
-         .status = SPOOL_RCPT_DELIVERED,
-         .attempts = 1,
-         .next_attempt = 0,
-         .reply = "250 ok",
-         .remote_mta = NULL,
-         .delay_warned = 0},
-        {.rcpt = 1,
-         .status = SPOOL_RCPT_BOUNCED,
-         .attempts = 1,
-         .next_attempt = 0,
-         .reply = "550 no",
-         .remote_mta = NULL,
-         .delay_warned = 0},
+        rcpt_status(0, SPOOL_RCPT_DELIVERED, 1, 0, "250 ok"),
+        rcpt_status(1, SPOOL_RCPT_BOUNCED, 1, 0, "550 no"),
     };
     CHECK_INT_EQ(update_sync(sp, deferred, two_later, 2), 0);
     legacy_state_file(dir, half); /* queued by an earlier version: its states in a state file */
@@ -213,13 +177,7 @@ static void test_load_queued_repairs(void)
     char id[SPOOL_ID_MAX + 1], broken[SPOOL_ID_MAX + 1];
     commit_with_prefix(sp, &env_bounce, NULL, "x\r\n", id);
     commit_with_prefix(sp, &env_bounce, NULL, "y\r\n", broken);
-    struct spool_rcpt_update a = {.rcpt = 0,
-                                  .status = SPOOL_RCPT_DEFERRED,
-                                  .attempts = 1,
-                                  .next_attempt = 1700000600,
-                                  .reply = "451 first",
-                                  .remote_mta = NULL,
-                                  .delay_warned = 0};
+    struct spool_rcpt_update a = rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1700000600, "451 first");
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
     long good = file_size(dir, "queue", id);
     CHECK_INT_EQ(update_sync(sp, id, &a, 1), 0);
@@ -270,13 +228,8 @@ static void test_list_unappended_not_read(void)
     const char *fresh = ids[0], *marked = ids[1], *deferred = ids[2], *torn = ids[3];
     CHECK(mtime_is(dir, fresh, id_mark(fresh))); /* committed with the mark */
 
-    struct spool_rcpt_update later = {.rcpt = 0,
-                                      .status = SPOOL_RCPT_DEFERRED,
-                                      .attempts = 1,
-                                      .next_attempt = 1800000000,
-                                      .reply = "451 later",
-                                      .remote_mta = NULL,
-                                      .delay_warned = 0};
+    struct spool_rcpt_update later =
+        rcpt_status(0, SPOOL_RCPT_DEFERRED, 1, 1800000000, "451 later");
     CHECK_INT_EQ(update_sync(sp, marked, &later, 1), 0);
     CHECK_INT_EQ(update_sync(sp, deferred, &later, 1), 0);
     CHECK_INT_EQ(update_sync(sp, torn, &later, 1), 0);

@@ -175,7 +175,7 @@ static struct batch_result many, own, cancelled, late;
 /* The daemon's checks on the thread pool, a batch of addresses in one read: each answer is
  * suppression_check's for its address (the tenant's entry, else the global one, an expired one
  * not counting), in the order asked, all in one callback; a cancelled batch reports nothing, and
- * one in flight keeps a closed store open until it is done. */
+ * one in flight keeps a closed store open until it is done. The store counts a read per batch. */
 static void test_batch(void)
 {
     uv_loop_t loop;
@@ -225,6 +225,11 @@ static void test_batch(void)
     CHECK_INT_EQ(own.found[0], 1);
     CHECK_STR_EQ(own.e[0].address, "r3@example.net");
     CHECK_INT_EQ(cancelled.calls, 0);
+    /* one read per batch, the cancelled one too, for the metrics */
+    struct suppression_stats stats;
+    suppression_stats_get(st, &stats);
+    CHECK_INT_EQ(stats.reads, 3);
+    CHECK_INT_EQ(stats.lookups, BATCH_N + 1 + 10);
     CHECK(suppression_batch_start(st, NULL, ask + 5, 1, 1800000001, on_batch, &late));
     suppression_close(st);
     CHECK_INT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
