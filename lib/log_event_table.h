@@ -405,9 +405,10 @@ static const struct log_event log_event_table[] = {
     {"smtp.rejected", "info",
      "session, client, stage, code, text, rule, address",
      "A MAIL, RCPT or DATA was refused: the reply and the rule that decided."},
-    {"smtp.reply", "info",
+    {"smtp.reply", "debug, info",
      "session, code, enhanced, text",
-     "Every reply sent to a client (`EHLO` for the EHLO answer)."},
+     "A reply sent to a client: at info a refusal or failure (4xx, 5xx), at debug every reply "
+     "(`EHLO` for the EHLO answer). An accepted message is logged once, by `smtp.accepted`."},
     {"smtp.reverse_dns", "info",
      "session, client, status, name",
      "The client's reverse DNS result (`status`; `name` the PTR name)."},

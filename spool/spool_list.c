@@ -35,6 +35,9 @@ struct spool_lister {
     struct spool *sp;
     uv_work_t work;
     unsigned leaf; /* the first leaf of the next job */
+    /* The leaves queue/ or state/ hold, found by listing their tops in the first job: only those
+     * are opened (a young spool has few of its 4,096). */
+    unsigned char present[SPOOL_LEAVES];
     struct spool_listed *items;
     char (*ids)[SPOOL_ID_MAX + 1]; /* items[i].id points into ids[i] once back on the loop */
     size_t n, cap;
@@ -151,7 +154,17 @@ static void lister_set_aside(struct spool_lister *l, int dir_fd, const char *nam
         l->moved++;
 }
 
-/* What the top of queue/ holds besides its leaves: nothing Sluice made there. */
+/* The leaf number of name, or -1 when name is not a leaf's. */
+static int leaf_number(const char *name)
+{
+    if (strlen(name) != SPOOL_LEAF_LEN || strspn(name, "0123456789abcdef") != SPOOL_LEAF_LEN)
+        return -1;
+    unsigned long n = strtoul(name, NULL, 16);
+    return n < SPOOL_LEAVES ? (int)n : -1;
+}
+
+/* Notes the leaves of queue/ and state/ in l->present. What the top of queue/ holds besides its
+ * leaves is nothing Sluice made there: set aside. */
 static void lister_top(struct spool_lister *l)
 {
     struct dirent **names;
@@ -159,11 +172,19 @@ static void lister_top(struct spool_lister *l)
     for (int i = 0; i < n; i++) {
         const char *name = names[i]->d_name;
         struct stat st;
-        int leaf =
-            strlen(name) == SPOOL_LEAF_LEN && strspn(name, "0123456789abcdef") == SPOOL_LEAF_LEN &&
-            fstatat(l->sp->queue_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-        if (!leaf)
+        int leaf = leaf_number(name);
+        if (leaf >= 0 && fstatat(l->sp->queue_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISDIR(st.st_mode))
+            l->present[leaf] = 1;
+        else
             lister_set_aside(l, l->sp->queue_fd, name, name, "not in a hashed directory");
+    }
+    names_free(names, n);
+    n = scandirat(l->sp->state_fd, ".", &names, not_dot, NULL);
+    for (int i = 0; i < n; i++) {
+        int leaf = leaf_number(names[i]->d_name);
+        if (leaf >= 0)
+            l->present[leaf] = 1; /* opened as a directory, or found not to be one, by leaf_list */
     }
     names_free(names, n);
 }
@@ -213,11 +234,13 @@ static void lister_on_work(uv_work_t *work)
     unsigned moved = l->moved;
     if (l->leaf == 0)
         lister_top(l);
-    for (unsigned end = l->leaf + SPOOL_LIST_LEAVES; l->leaf < end && l->leaf < SPOOL_LEAVES;
-         l->leaf++) {
+    for (unsigned listed = 0; listed < SPOOL_LIST_LEAVES && l->leaf < SPOOL_LEAVES; l->leaf++) {
+        if (!l->present[l->leaf])
+            continue;
         char leaf[SPOOL_LEAF_LEN + 1];
         snprintf(leaf, sizeof leaf, "%03x", l->leaf);
         lister_leaf(l, leaf);
+        listed++;
     }
     /* The moves last, so a crash does not bring a bad file back. */
     if (l->moved > moved)

@@ -93,7 +93,7 @@ static void cmd_ehlo(struct smtp_session *s, struct smtp_slice arg)
     buf_printf(&s->out, "250-SMTPUTF8\r\n");
     buf_printf(&s->out, "250 HELP\r\n");
     struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.reply");
+    log_begin(&r, LOG_DEBUG, "smtp.reply");
     log_int(&r, "session", (long long)s->id);
     log_int(&r, "code", 250);
     log_str(&r, "text", "EHLO");

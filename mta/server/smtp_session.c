@@ -111,8 +111,10 @@ void smtp_reply(struct smtp_session *s, int code, const char *enhanced, const ch
     else
         buf_printf(&s->out, "%d %s\r\n", code, text);
 
+    /* 4xx and 5xx at info; the rest of a session, the per-message chatter of a busy server,
+     * at debug (smtp.accepted says once what a transaction achieved). */
     struct logrec r;
-    log_begin(&r, LOG_INFO, "smtp.reply");
+    log_begin(&r, code >= 400 ? LOG_INFO : LOG_DEBUG, "smtp.reply");
     log_int(&r, "session", (long long)s->id);
     log_int(&r, "code", code);
     if (enhanced != NULL)

@@ -154,7 +154,7 @@ class Signals(SluiceTestCase):
         wait_until(lambda: os.path.exists(path) and b"daemon.reload" in open(path, "rb").read(),
                    5, "the new log file, reload logged in it")
         self.assertReply(self.rcpt_reply("u@example.com"), 250)
-        wait_until(lambda: b'"event":"smtp.reply"' in open(path, "rb").read(), 5,
+        wait_until(lambda: b'"event":"smtp.connect"' in open(path, "rb").read(), 5,
                    "lines in the new file")
         os.rename(path, path + ".1")
         self.d.signal(signal.SIGHUP)
@@ -162,7 +162,8 @@ class Signals(SluiceTestCase):
                    5, "a fresh file after the rotation")
         rotated = open(path + ".1", "rb").read()
         self.assertReply(self.rcpt_reply("u@example.com"), 250)
-        wait_until(lambda: b'"code":250' in open(path, "rb").read(), 5, "the RCPT reply logged anew")
+        wait_until(lambda: b'"event":"smtp.connect"' in open(path, "rb").read(), 5,
+                   "the RCPT's session logged anew")
         self.assertEqual(open(path + ".1", "rb").read(), rotated, "nothing more in the old file")
 
     def test_sigterm_lets_a_transfer_in_progress_finish(self):

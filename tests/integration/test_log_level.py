@@ -1,7 +1,8 @@
 """
 server.log.level: the least severe events the daemon writes. At debug every inbound session logs
 its state trace (smtp.state: the protocol phase it leaves and enters, and what it waits for), in
-the order the session went through it; at info (the default) none is written. A SIGHUP applies a
+the order the session went through it, and every reply (smtp.reply); at info (the default) no
+trace, and of the replies only refusals and failures (4xx, 5xx). A SIGHUP applies a
 new level to what follows, both ways.
 
 Every event the daemon logs is a row of the event reference (`sluice log-events`); the harness
@@ -62,6 +63,29 @@ class LogLevel(SluiceTestCase):
         session = self.session(d)
         self.assertEqual(d.events("smtp.state"), [])
         self.assertEqual(len(d.events("smtp.connect", session=session)), 1)
+
+    def replies(self, d):
+        """A session with a refused command and one message; the codes of its smtp.reply events."""
+        with d.connect() as c:
+            refused = c.cmd("XYZZY").code
+            self.assertGreaterEqual(refused, 500)
+        session = self.session(d)
+        d.wait_event("smtp.reply", code=refused)
+        return refused, [e["code"] for e in d.events("smtp.reply", session=session)]
+
+    def test_info_logs_only_the_refusals_among_replies(self):
+        """A message is logged once at info (smtp.accepted), not by each of its replies."""
+        d = self.start_sluice()
+        refused, codes = self.replies(d)
+        self.assertEqual(codes, [])
+        self.assertEqual(d.events("smtp.reply", code=refused)[0]["level"], "info")
+
+    def test_debug_logs_every_reply(self):
+        d = self.start_sluice(config=with_level("debug"))
+        refused, codes = self.replies(d)
+        self.assertTrue({250, 354, 221} <= set(codes), codes)
+        for e in d.events("smtp.reply", code=250):
+            self.assertEqual(e["level"], "debug")
 
     def test_reload_changes_the_level(self):
         d = self.start_sluice()

@@ -195,9 +195,6 @@ class Commands(SluiceTestCase):
         self.assertIsNotNone(session)
         self.assertTrue(self.d.events("smtp.connect", session=session), "smtp.connect logged")
         self.d.wait_event("smtp.disconnect", session=session)
-        codes = [e.get("code") for e in self.d.events("smtp.reply", session=session)]
-        self.assertIn(354, codes)
-        self.assertIn(221, codes)
 
     def test_accept_with_swaks(self):
         host, port = self.d.addr()
