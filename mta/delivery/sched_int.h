@@ -324,7 +324,7 @@ void sched_bounce_forget(struct qmsg *m);
 /* A stop: selections waiting for room are cancelled. */
 void sched_bounce_stop(struct scheduler *s);
 /* 1 when m is of the filter's tenant and campaign, with a recipient at its destination in its
- * state (sched_list.c; scheduler_list_filtered). */
+ * state (sched_list.c; scheduler_list_stream). */
 int sched_list_matches(const struct qmsg *m, const struct scheduler_list_filter *f);
 /* `queue retry all`: marks the index at once and the messages in memory in slices. Returns how
  * many messages there were. */
