@@ -146,8 +146,9 @@ struct scheduler_summary {
     struct dest_summary held[SCHEDULER_SUMMARY_TOP]; /* suspended, throttled or backing off */
     size_t nheld;
 };
-/* The message counts are kept as the queue changes; the destinations are walked (O(destinations)),
- * for a status request or a scrape. */
+/* The message counts are kept as the queue changes; the destinations' counts and lists are those
+ * of a walk (O(destinations)) at most a second old, or made after the last suspend, resume or
+ * tenant hold. */
 void scheduler_summarize(struct scheduler *s, struct scheduler_summary *out);
 
 #endif
