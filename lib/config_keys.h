@@ -218,7 +218,8 @@ static const struct config_key config_keys[] = {
      .doc = "HTTP connections open at once; more are closed as they arrive."},
     {.name = "http.request_timeout", .type = CONFIG_DURATION, .def = "10s", .min = 100,
      .max = 10 * 60 * KEY_SECOND, KEY_AT(http.request_timeout_ms),
-     .doc = "How long a request may take to arrive, and an idle connection may stay open."},
+     .doc = "How long a request may take to arrive, an idle connection may stay open, and a "
+            "streamed answer may wait for the client to take its next piece."},
     {.name = "http.max_header_size", .type = CONFIG_SIZE, .def = "16k", .min = KEY_KB,
      .max = 256 * KEY_KB, KEY_AT(http.max_header_size),
      .doc = "Largest request head (request line and header fields): more gets 431."},

@@ -139,6 +139,10 @@ struct scheduler {
     unsigned closed;                    /* handles closed by scheduler_free */
     unsigned loads;                     /* scheduler_add_id reads in flight */
     struct postmaster_quota postmaster; /* double bounces reported to server.postmaster */
+    /* The destinations' part of scheduler_summarize, walked at most every SUMMARY_WALK_MS. */
+    struct scheduler_summary dests_summary;
+    uint64_t dests_walked_ms; /* uv_now of that walk */
+    unsigned dests_walked : 1; /* 0: walk at the next summary */
     struct suppression *suppression;    /* where hard bounces go (bounce_out.c); NULL: nowhere */
     unsigned started : 1;
     unsigned stopping : 1;
@@ -216,6 +220,8 @@ void sched_count_admit(struct qmsg *m);
 void sched_count_drop(struct qmsg *m);
 /* r of m (counted or not) takes status st. */
 void sched_count_status(struct qmsg *m, struct rcpt *r, enum spool_rcpt_status st);
+/* An admin operation changed what destinations show: the next summary walks them again. */
+void sched_summary_stale(struct scheduler *s);
 
 /* ---- the active window (sched_active.c) ---- */
 
@@ -328,7 +334,7 @@ void sched_bounce_forget(struct qmsg *m);
 /* A stop: selections waiting for room are cancelled. */
 void sched_bounce_stop(struct scheduler *s);
 /* 1 when m is of the filter's tenant and campaign, with a recipient at its destination in its
- * state (sched_list.c; scheduler_list_filtered). */
+ * state (sched_list.c; scheduler_list_stream). */
 int sched_list_matches(const struct qmsg *m, const struct scheduler_list_filter *f);
 /* `queue retry all`: marks the index at once and the messages in memory in slices. Returns how
  * many messages there were. */

@@ -13,8 +13,8 @@
  *
  * The answer is streamed: each slice written goes to the sink (struct scheduler_list_sink) at the
  * end of its turn, and while the sink holds more than it wants (its reader is slow) the page waits
- * out of the loop's way until the sink wakes it. The answer of scheduler_list_filtered, for a
- * caller that wants it whole, is gathered by a sink of this file (a page at most).
+ * out of the loop's way until the sink wakes it. A sink whose reader has gone stops the page at its
+ * next step (reads on the thread pool in flight are awaited first).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -56,6 +56,7 @@ struct scheduler_listing {
     struct buf *parts; /* per id: its JSON object, empty when gone */
     size_t *todo;      /* the ids to read from disk */
     size_t ntodo, next, reading;
+    int gone; /* the sink's reader has gone: the page ends at once */
 };
 
 struct page_read {
@@ -160,7 +161,12 @@ static int page_step(struct sched_task *t)
 {
     struct scheduler_listing *p = container_of(t, struct scheduler_listing, task);
     struct scheduler *s = p->s;
-    if ((p->phase == PAGE_RENDER || p->phase == PAGE_JOIN) && p->sink.full(p->sink.arg, p))
+    int full = p->sink.full(p->sink.arg, p);
+    if (full < 0) {
+        p->gone = 1;
+        return 1;
+    }
+    if (full)
         return SCHED_TASK_PARKED; /* the sink wakes it (scheduler_list_wake) */
     switch (p->phase) {
     case PAGE_MEMORY:
@@ -374,8 +380,8 @@ static int page_render_step(struct scheduler_listing *p)
 static void page_finish(struct sched_task *t, int cancelled)
 {
     struct scheduler_listing *p = container_of(t, struct scheduler_listing, task);
-    if (cancelled) {
-        page_answer(p, -ECANCELED, "the daemon is stopping");
+    if (cancelled || p->gone) {
+        page_answer(p, -ECANCELED, cancelled ? "the daemon is stopping" : "the reader has gone");
         return;
     }
     if (p->phase == PAGE_RENDER) {
@@ -419,47 +425,4 @@ void scheduler_list_stream(struct scheduler *s, const char *after, size_t limit,
         page_finish(&p->task, 1);
     else
         sched_task_start(s, &p->task);
-}
-
-/* ---- the page whole, for scheduler_list_filtered ---- */
-
-struct list_whole {
-    struct buf doc;
-    scheduler_list_cb cb;
-    void *arg;
-};
-
-static void whole_put(void *arg, const char *data, size_t len)
-{
-    struct list_whole *w = arg;
-    buf_append(&w->doc, data, len);
-}
-
-static int whole_full(void *arg, struct scheduler_listing *l)
-{
-    (void)arg, (void)l;
-    return 0;
-}
-
-static void whole_done(void *arg, int status, const char *why)
-{
-    struct list_whole *w = arg;
-    if (status < 0) {
-        buf_reset(&w->doc);
-        buf_printf(&w->doc, "%s\n", why);
-    }
-    w->cb(w->arg, status, &w->doc);
-    buf_free(&w->doc);
-    free(w);
-}
-
-void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
-                             const struct scheduler_list_filter *filter, scheduler_list_cb cb,
-                             void *arg)
-{
-    struct list_whole *w = xcalloc(1, sizeof *w);
-    w->cb = cb;
-    w->arg = arg;
-    struct scheduler_list_sink sink = {whole_put, whole_full, whole_done, w};
-    scheduler_list_stream(s, after, limit, filter, &sink);
 }

@@ -2,11 +2,16 @@
  * The scheduler's queue at a glance (scheduler.h: scheduler_summarize), for `sluice status`, the
  * status API and the metrics. The messages in memory are counted as they change (admitted to msgs,
  * a recipient's status recorded, freed), their oldest arrival is the top of a heap: a request costs
- * nothing per message. The destinations, a few per domain mail goes to, are walked.
+ * nothing per message. The destinations, a few per domain mail goes to, are walked for their
+ * counts and top lists at most every SUMMARY_WALK_MS (tens of thousands take milliseconds, and a
+ * dashboard may ask many times a second), or at once after an admin operation changed them.
  */
 #include <string.h>
 
 #include "mta/delivery/sched_int.h"
+
+/* How old the destinations' part of a summary may be. */
+#define SUMMARY_WALK_MS 1000
 
 void sched_count_admit(struct qmsg *m)
 {
@@ -67,15 +72,26 @@ static void count_dest(const char *key, void *value, void *arg)
         keep_top(out->held, &out->nheld, &d);
 }
 
+void sched_summary_stale(struct scheduler *s)
+{
+    s->dests_walked = 0;
+}
+
 void scheduler_summarize(struct scheduler *s, struct scheduler_summary *out)
 {
-    memset(out, 0, sizeof *out);
+    uint64_t now = uv_now(s->loop);
+    if (!s->dests_walked || now - s->dests_walked_ms >= SUMMARY_WALK_MS) {
+        memset(&s->dests_summary, 0, sizeof s->dests_summary);
+        strmap_each(&s->dests, count_dest, &s->dests_summary);
+        s->dests_walked = 1;
+        s->dests_walked_ms = now;
+    }
+    *out = s->dests_summary;
     const struct minheap_node *oldest = minheap_top(&s->arrivals);
     out->oldest_ms = oldest != NULL ? (int64_t)oldest->key : 0;
     out->rcpts_pending = s->rcpts_by_status[SPOOL_RCPT_PENDING];
     out->rcpts_deferred = s->rcpts_by_status[SPOOL_RCPT_DEFERRED];
     out->rcpts_failed = s->rcpts_by_status[SPOOL_RCPT_FAILED];
-    strmap_each(&s->dests, count_dest, out);
     out->on_disk = s->waiting.n + s->loading.count;
     out->messages = s->msgs.count + out->on_disk;
 }

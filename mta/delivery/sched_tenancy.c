@@ -237,6 +237,7 @@ int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *c
 {
     const char *what = campaign[0] != '\0' ? "campaign" : "tenant";
     const char *name = campaign[0] != '\0' ? campaign : tenant;
+    sched_summary_stale(s);
     if (hold) {
         hold_put(s, tenant, campaign);
         buf_printf(out, "%s %s of %s suspended until resumed\n", what, name, tenant);

@@ -903,6 +903,7 @@ void scheduler_restore_suspension(struct scheduler *s, const char *name, uint64_
 int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for_ms,
                       struct buf *out)
 {
+    sched_summary_stale(s);
     struct dest *d = strmap_get(&s->dests, destination);
     if (d == NULL)
         d = strmap_get(&s->retired, destination);
@@ -924,6 +925,7 @@ int scheduler_suspend(struct scheduler *s, const char *destination, uint64_t for
 
 int scheduler_resume(struct scheduler *s, const char *destination, struct buf *out)
 {
+    sched_summary_stale(s);
     uint64_t *held = strmap_del(&s->held, destination);
     sched_tenant_dests_suspend(s, destination, 0, 1);
     struct dest *d = held != NULL ? NULL : find_dest(s, destination, out);

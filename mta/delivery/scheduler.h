@@ -74,11 +74,12 @@ struct scheduler_listing; /* a page on its way */
 struct scheduler_list_sink {
     /* The next bytes of the document. */
     void (*put)(void *arg, const char *data, size_t len);
-    /* Whether the sink holds as much as it wants: when it returns 1 the page waits until the sink
-     * calls scheduler_list_wake(l), once (e.g. when its reader has taken enough). */
+    /* Asked before each slice of the page's work. 0: go on. 1: the sink holds as much as it wants;
+     * the page waits until the sink calls scheduler_list_wake(l), once (e.g. when its reader has
+     * taken enough). -1: its reader has gone; the page stops (done follows). */
     int (*full)(void *arg, struct scheduler_listing *l);
     /* The end, once: status 0 after the whole document, or -ECANCELED with a reason when the
-     * scheduler stops first (what was put then is a document cut short). */
+     * scheduler stops first or the reader has gone (what was put then is a document cut short). */
     void (*done)(void *arg, int status, const char *why);
     void *arg;
 };
@@ -98,12 +99,7 @@ struct scheduler_list_filter {
     char tenant[256];
     char campaign[256];
 };
-/* The page whole, for a caller that wants it so (at most SCHEDULER_PAGE_MAX messages): cb runs
- * later, once, with status 0 and the document, or -ECANCELED and a reason. */
 typedef void (*scheduler_list_cb)(void *arg, int status, const struct buf *doc);
-void scheduler_list_filtered(struct scheduler *s, const char *after, size_t limit,
-                             const struct scheduler_list_filter *filter, scheduler_list_cb cb,
-                             void *arg);
 /* One queued message and why it waits: {"message":{...},"destinations":[...]}, the message as the
  * listing shows it and, for each destination (a recipient's domain) a recipient still waits for,
  * {"destination":NAME,"state":{...},"why":TEXT}: its object of the destinations listing and the
@@ -120,7 +116,7 @@ void scheduler_destinations_json(struct scheduler *s, struct buf *out);
 int scheduler_hold_tenant(struct scheduler *s, const char *tenant, const char *campaign, int hold,
                           struct buf *out);
 /* Fails, with a DSN to each sender, the waiting recipients of the mail the filter selects as
- * scheduler_list_filtered does (its state is ignored), with a destination only those at that
+ * scheduler_list_stream does (its state is ignored), with a destination only those at that
  * domain: the messages queued now, in memory and on disk beyond the active window (whose
  * envelopes are read on the thread pool), in slices across loop turns. Those queued at
  * destinations come back first; recipients on a connection finish. Answers at once, in out, what
@@ -150,8 +146,9 @@ struct scheduler_summary {
     struct dest_summary held[SCHEDULER_SUMMARY_TOP]; /* suspended, throttled or backing off */
     size_t nheld;
 };
-/* The message counts are kept as the queue changes; the destinations are walked (O(destinations)),
- * for a status request or a scrape. */
+/* The message counts are kept as the queue changes; the destinations' counts and lists are those
+ * of a walk (O(destinations)) at most a second old, or made after the last suspend, resume or
+ * tenant hold. */
 void scheduler_summarize(struct scheduler *s, struct scheduler_summary *out);
 
 #endif

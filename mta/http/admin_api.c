@@ -188,22 +188,22 @@ void admin_api_retry(struct scheduler *s, const struct http_call *call, struct h
     buf_free(&words);
 }
 
-/* A page or a message on its way: the scheduler answers later, perhaps after the client has gone
- * (or at once, from inside the call). */
-struct list_job {
+/* A message on its way: the scheduler answers later, perhaps after the client has gone (or at
+ * once, from inside the call). */
+struct show_job {
     struct http_later *later; /* NULL once the client has gone */
 };
 
-static void list_on_gone(void *owner)
+static void show_on_gone(void *owner)
 {
-    struct list_job *job = owner;
+    struct show_job *job = owner;
     job->later = NULL;
 }
 
 /* The scheduler's later answer: its document, or its reason with 404 (not queued) or 503. */
-static void list_on_page(void *arg, int status, const struct buf *doc)
+static void show_on_answer(void *arg, int status, const struct buf *doc)
 {
-    struct list_job *job = arg;
+    struct show_job *job = arg;
     if (job->later != NULL) {
         int code = status == 0 ? 200 : status == -ENOENT ? 404 : 503;
         struct http_answer answer = {code, "application/json", BUF_INIT, 0};
@@ -216,11 +216,11 @@ static void list_on_page(void *arg, int status, const struct buf *doc)
     free(job);
 }
 
-static struct list_job *list_job_new(const struct http_call *call)
+static struct show_job *show_job_new(const struct http_call *call)
 {
-    struct list_job *job = xcalloc(1, sizeof *job);
+    struct show_job *job = xcalloc(1, sizeof *job);
     job->later = call->later;
-    http_later_watch(call->later, list_on_gone, job);
+    http_later_watch(call->later, show_on_gone, job);
     return job;
 }
 
@@ -248,6 +248,28 @@ void admin_api_bounce(struct scheduler *s, const struct http_call *call, struct 
                    : scheduler_bounce_selected(s, &filter, &words);
     answer_op(answer, rc, &words);
     buf_free(&words);
+}
+
+/* A page of the queue goes to the client as the scheduler writes it (http_stream_write), the
+ * next slice once h2o has taken the one before. */
+static void page_put(void *arg, const char *data, size_t len)
+{
+    http_stream_write(arg, data, len);
+}
+
+static void page_wake(void *listing)
+{
+    scheduler_list_wake(listing);
+}
+
+static int page_full(void *arg, struct scheduler_listing *listing)
+{
+    return http_stream_full(arg, page_wake, listing);
+}
+
+static void page_done(void *arg, int status, const char *why)
+{
+    http_stream_end(arg, status == 0 ? 0 : 503, why);
 }
 
 void admin_api_messages(struct scheduler *s, const struct http_call *call,
@@ -279,8 +301,9 @@ void admin_api_messages(struct scheduler *s, const struct http_call *call,
         return;
     }
     answer->status = HTTP_ANSWER_LATER;
-    scheduler_list_filtered(s, after, n != 0 ? n : SCHEDULER_PAGE_MAX, &filter, list_on_page,
-                            list_job_new(call));
+    struct http_stream *st = http_later_stream(call->later, "application/json");
+    struct scheduler_list_sink sink = {page_put, page_full, page_done, st};
+    scheduler_list_stream(s, after, n != 0 ? n : SCHEDULER_PAGE_MAX, &filter, &sink);
 }
 
 void admin_api_message(struct scheduler *s, const struct http_call *call,
@@ -299,5 +322,5 @@ void admin_api_message(struct scheduler *s, const struct http_call *call,
         return;
     }
     answer->status = HTTP_ANSWER_LATER;
-    scheduler_show(s, id, list_on_page, list_job_new(call));
+    scheduler_show(s, id, show_on_answer, show_job_new(call));
 }

@@ -29,9 +29,9 @@ void admin_api_retry(struct scheduler *s, const struct http_call *call, struct h
 void admin_api_bounce(struct scheduler *s, const struct http_call *call,
                       struct http_answer *answer);
 /* GET /api/v1/queue/messages[?limit=N][&after=ID][&destination=D][&state=S][&tenant=T]
- * [&campaign=C]: a page of
- * `queue list --json` (scheduler_list_filtered), answered once the scheduler has walked the queue
- * and read the page's messages from disk: {"messages":[...],"next":ID or null,...}. */
+ * [&campaign=C]: a page of `queue list --json` (scheduler_list_stream),
+ * {"messages":[...],"next":ID or null,...}, streamed as the scheduler writes it (chunked): a slow
+ * client makes the walk wait, a client that leaves stops it. */
 void admin_api_messages(struct scheduler *s, const struct http_call *call,
                         struct http_answer *answer);
 /* GET /api/v1/queue/messages/ID: one message and why it waits (scheduler_show); 404 when it is

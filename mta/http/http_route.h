@@ -61,6 +61,22 @@ void http_later_watch(struct http_later *later, void (*on_gone)(void *owner), vo
 /* Gives the answer a handler deferred (its body is freed); at most once, never after on_gone. */
 void http_later_answer(struct http_later *later, struct http_answer *answer);
 
+/* A later answer streamed instead: status 200 and content_type (static), its body sent a piece at
+ * a time (chunked) as the handler writes it, each piece once h2o has taken the one before, so a
+ * slow client holds one piece in memory, never the whole answer. Takes the later's watch. */
+struct http_stream;
+struct http_stream *http_later_stream(struct http_later *later, const char *content_type);
+/* The next bytes of the body; the head goes with the first. Nothing once the client has gone. */
+void http_stream_write(struct http_stream *st, const char *data, size_t len);
+/* Before writing more: 0, go on; 1, h2o still holds the piece before (the client reads slowly):
+ * wake(arg) runs once when it has taken it or the client has gone; -1, the client has gone. A
+ * client that takes no piece for http.request_timeout is cut off. */
+int http_stream_full(struct http_stream *st, void (*wake)(void *arg), void *arg);
+/* The end, once; st is freed. status 0: the body is whole. Otherwise it is cut short (the
+ * connection is closed), or, when nothing was written yet, answered as http_later_answer does
+ * an error of that status with the message why. */
+void http_stream_end(struct http_stream *st, int status, const char *why);
+
 /* The route for method and path (the target up to '?'), or NULL with *status 404 (no such path)
  * or 405 (the path exists for other methods; *allow names them, static). */
 const struct http_route *http_route_find(const struct http_route *table, size_t n,

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "lib/log.h"
 #include "lib/tls.h"
@@ -296,6 +297,185 @@ void http_later_answer(struct http_later *later, struct http_answer *answer)
         respond_error(req, answer->status, answer->body.data);
     request_log(req, answer->status, later->user);
     buf_free(&answer->body);
+}
+
+/* ---- answers streamed ---- */
+
+struct http_stream {
+    h2o_generator_t generator; /* first: h2o hands it back */
+    h2o_req_t *req;            /* NULL once the client has gone */
+    struct http_later *later;  /* until the head is sent */
+    const char *content_type;
+    struct buf held; /* the piece h2o holds (writes from it until it proceeds) */
+    struct buf next; /* written since */
+    int started, holding, ended, status;
+    void (*wake)(void *arg); /* the writer waits for h2o to take the held piece */
+    void *wake_arg;
+    h2o_timeout_entry_t stall; /* while h2o holds a piece */
+};
+
+static void stream_wake(struct http_stream *st)
+{
+    void (*wake)(void *) = st->wake;
+    st->wake = NULL;
+    if (wake != NULL)
+        wake(st->wake_arg);
+}
+
+static void stream_free(struct http_stream *st)
+{
+    if (h2o_timeout_is_linked(&st->stall))
+        h2o_timeout_unlink(&st->stall);
+    buf_free(&st->held);
+    buf_free(&st->next);
+    free(st);
+}
+
+/* The client left before the head (later_on_read answered it 499). */
+static void stream_on_gone(void *owner)
+{
+    struct http_stream *st = owner;
+    st->req = NULL;
+    st->later = NULL;
+    stream_wake(st);
+}
+
+/* The client took nothing for http.request_timeout: the connection is shut, so that h2o's write
+ * fails and it closes the connection and stops the generator (it has no timeout of its own here). */
+static void stream_on_stall(h2o_timeout_entry_t *entry)
+{
+    struct http_stream *st = container_of(entry, struct http_stream, stall);
+    h2o_socket_t *sock = st->req->conn->callbacks->get_socket(st->req->conn);
+    int fd = sock != NULL ? h2o_socket_get_fd(sock) : -1;
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+static void stream_start(struct http_stream *st)
+{
+    h2o_req_t *req = st->req;
+    struct http_later *later = st->later;
+    later_read_stop(later);
+    later->answered = 1;
+    st->later = NULL;
+    st->started = 1;
+    req->res.status = 200;
+    req->res.reason = reason_of(200);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, st->content_type,
+                   strlen(st->content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    h2o_start_response(req, &st->generator);
+    request_log(req, 200, later->user);
+}
+
+/* Hands what was written to h2o. The last piece goes into the request's memory, which h2o keeps
+ * until it is sent, since st is freed at once. */
+static void stream_send(struct http_stream *st, h2o_send_state_t state)
+{
+    h2o_req_t *req = st->req;
+    if (!st->started)
+        stream_start(st);
+    struct buf t = st->held;
+    st->held = st->next;
+    st->next = t;
+    buf_reset(&st->next);
+    h2o_iovec_t piece = h2o_iovec_init(st->held.data, st->held.len);
+    if (state == H2O_SEND_STATE_FINAL && piece.len > 0) {
+        piece.base = h2o_mem_alloc_pool(&req->pool, piece.len);
+        memcpy(piece.base, st->held.data, piece.len);
+    }
+    if (state == H2O_SEND_STATE_IN_PROGRESS) {
+        st->holding = 1;
+        h2o_timeout_link(req->conn->ctx->loop, &req->conn->ctx->http1.req_timeout, &st->stall);
+    }
+    h2o_send(req, &piece, piece.len > 0, state);
+}
+
+/* The end once h2o holds nothing of st. */
+static void stream_finish(struct http_stream *st, const char *why)
+{
+    if (st->req != NULL && st->status == 0) {
+        stream_send(st, H2O_SEND_STATE_FINAL);
+    } else if (st->req != NULL && st->started) {
+        h2o_send(st->req, NULL, 0, H2O_SEND_STATE_ERROR);
+    } else if (st->req != NULL) {
+        struct http_answer answer = {st->status, "application/json", BUF_INIT, 0};
+        buf_printf(&answer.body, "%s", why);
+        http_later_answer(st->later, &answer);
+    }
+    stream_free(st);
+}
+
+static void stream_on_proceed(h2o_generator_t *generator, h2o_req_t *req)
+{
+    (void)req;
+    struct http_stream *st = (struct http_stream *)generator;
+    st->holding = 0;
+    h2o_timeout_unlink(&st->stall);
+    buf_reset(&st->held);
+    if (st->ended)
+        stream_finish(st, NULL);
+    else if (st->next.len > 0)
+        stream_send(st, H2O_SEND_STATE_IN_PROGRESS);
+    else
+        stream_wake(st);
+}
+
+/* The connection closed (the client left, or a write failed) before the end. */
+static void stream_on_stop(h2o_generator_t *generator, h2o_req_t *req)
+{
+    (void)req;
+    struct http_stream *st = (struct http_stream *)generator;
+    st->req = NULL;
+    st->holding = 0;
+    if (h2o_timeout_is_linked(&st->stall))
+        h2o_timeout_unlink(&st->stall);
+    if (st->ended)
+        stream_free(st);
+    else
+        stream_wake(st);
+}
+
+struct http_stream *http_later_stream(struct http_later *later, const char *content_type)
+{
+    struct http_stream *st = xcalloc(1, sizeof *st);
+    st->generator = (h2o_generator_t){stream_on_proceed, stream_on_stop};
+    st->req = later->req;
+    st->later = later;
+    st->content_type = content_type;
+    st->stall.cb = stream_on_stall;
+    http_later_watch(later, stream_on_gone, st);
+    return st;
+}
+
+void http_stream_write(struct http_stream *st, const char *data, size_t len)
+{
+    if (st->req == NULL)
+        return;
+    buf_append(&st->next, data, len);
+    if (!st->holding)
+        stream_send(st, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+int http_stream_full(struct http_stream *st, void (*wake)(void *arg), void *arg)
+{
+    if (st->req == NULL)
+        return -1;
+    if (!st->holding)
+        return 0;
+    st->wake = wake;
+    st->wake_arg = arg;
+    return 1;
+}
+
+void http_stream_end(struct http_stream *st, int status, const char *why)
+{
+    st->ended = 1;
+    st->status = status;
+    st->wake = NULL;
+    if (!st->holding)
+        stream_finish(st, why);
 }
 
 static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
