@@ -152,7 +152,7 @@ class StreamedListing(MailNetCase):
     def test_readers_that_leave_or_stall_cost_nothing_after(self):
         # Pages of ~9 MB: more than the kernel's buffers hold for a reader that takes nothing.
         d = self.start_held(rcpts=100, request_timeout="1s")
-        # Leaving after the first bytes, and before any.
+        # Leaving after the head, with or without the first bytes.
         for n in range(10):
             conn = slow_connection(d)
             res = ask_page(conn)
@@ -161,11 +161,6 @@ class StreamedListing(MailNetCase):
                 self.assertTrue(res.read(100))
             reset(conn)
             self.assertLess(self.answered(d), 2.0)
-        for n in range(5):
-            conn = slow_connection(d)
-            conn.request("GET", "/api/v1/queue/messages?limit=%d" % PAGE,
-                         headers={"Authorization": "Bearer " + TOKEN})
-            reset(conn)
         # A reader that takes nothing for http.request_timeout is cut off: what it gets then is an
         # answer cut short.
         conn = slow_connection(d, timeout=10)
