@@ -92,7 +92,12 @@ class AdminBounceLoad(MailNetCase):
         with open(d.bin, "rb") as f:
             sanitized = b"__asan_init" in f.read()  # ASan multiplies every turn's CPU time
         if not sanitized:
-            self.assertEqual(slow, [], "turns of 20 ms of CPU")
+            # The daemon logs turns of 20 ms of CPU or more. One turn of 20 ms was logged once
+            # while other tests shared the machine's two CPUs (on a shared VM the same work costs
+            # more CPU time), so the bound leaves that margin. Before the bounce was sliced by time,
+            # its turns took 25-65 ms.
+            heavy = [t for t in slow if json.loads(t)["cpu_ms"] >= 25]
+            self.assertEqual(heavy, [], "turns of 25 ms of CPU")
         self.assertGreater(len(probe.times), 20)
         self.assertLess(worst, BANNER_BOUND_S)
 
