@@ -392,12 +392,21 @@ class Sluice:
         return cfg
 
     def write_config(self, extra=None, text=None, path=None):
-        """Writes the config (defaults + extra, or a literal text) to path (default: the config)."""
+        """Writes the config (defaults + extra, or a literal text) to path (default: the config).
+        The file is replaced whole, as editors and configuration tools do: a reload running
+        meanwhile reads the old file or the new one, never one cut short by the truncation."""
         if text is None:
             text = to_yaml(self.config_dict(extra)) + "\n"
-        with open(path or self.config_path, "w") as f:
+        path = path or self.config_path
+        new = path + ".new"
+        with open(new, "w") as f:
             f.write(text)
-        return path or self.config_path
+        if os.path.exists(path):
+            st = os.stat(path)
+            os.chown(new, st.st_uid, st.st_gid)
+            os.chmod(new, st.st_mode & 0o7777)
+        os.replace(new, path)
+        return path
 
     # process
     @property
