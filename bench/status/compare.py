@@ -1,0 +1,93 @@
+"""
+status_cost.py for two builds side by side: for each size, PAIRS pairs of runs, the order of the
+two alternating from pair to pair (before then after, after then before, ...), so that a machine
+whose load drifts weighs on both alike. Prints a Markdown table per size: each request's median /
+90th percentile latency, the loop's CPU per request, the banner waits of a concurrent SMTP client
+while the requests run (and while idle), the load average at the start of each run, and the
+after / before ratios of each pair.
+
+    /usr/bin/python3 bench/status/compare.py BEFORE_BIN AFTER_BIN [SIZES [PAIRS]]
+
+SIZES: destinations, comma-separated (default 3,20000); PAIRS: default 3.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REQUESTS = ("status", "/api/v1/status", "/metrics")
+
+
+def run(binary, destinations):
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        env = dict(os.environ, SLUICE_BIN=binary, STATUS_DESTINATIONS=str(destinations),
+                   STATUS_RESULT=out.name)
+        proc = subprocess.run([sys.executable, os.path.join(HERE, "status_cost.py")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1800)
+        lines = out.read().splitlines()
+        if proc.returncode != 0 or not lines:
+            sys.exit("status_cost.py failed for %s:\n%s" % (binary, proc.stdout.decode()[-4000:]))
+        return json.loads(lines[-1])
+
+
+def ms(value):
+    return "%.2f" % value if value < 10 else "%.0f" % value
+
+
+def table(destinations, pairs):
+    print("\n### %d destinations\n" % destinations)
+    print("| pair (load before / after) | request | median / p90 (ms), before | after | "
+          "after / before (median) | loop CPU per request (ms), before / after | "
+          "banner p90 / max (ms) meanwhile, before | after |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    ratios = {r: [] for r in REQUESTS}
+    for n, (b, a) in enumerate(pairs, 1):
+        for phase in ("idle",) + REQUESTS:
+            cells = ["%d (%s / %s)" % (n, b["load"], a["load"]) if phase == "idle" else "",
+                     "`%s`" % phase if phase != "idle" else "none (idle)"]
+            if phase == "idle":
+                cells += ["", "", "", ""]
+            else:
+                ratio = a[phase]["median_ms"] / b[phase]["median_ms"]
+                ratios[phase].append(ratio)
+                cells += ["%s / %s" % (ms(x[phase]["median_ms"]), ms(x[phase]["p90_ms"]))
+                          for x in (b, a)]
+                cells += ["%.2f" % ratio,
+                          "%s / %s" % (ms(b[phase]["cpu_ms"]), ms(a[phase]["cpu_ms"]))]
+            cells += ["%s / %s" % (ms(x[phase]["banner_p90_ms"]), ms(x[phase]["banner_max_ms"]))
+                      for x in (b, a)]
+            print("| " + " | ".join(cells) + " |")
+    for r in REQUESTS:
+        print("\n`%s`: after / before, median of the pairs: %.3f (pairs: %s)"
+              % (r, statistics.median(ratios[r]), ", ".join("%.2f" % x for x in ratios[r])))
+    print("\nsetup (daemon start to every destination known), s: before %s, after %s"
+          % (", ".join(str(b["setup_s"]) for b, _ in pairs),
+             ", ".join(str(a["setup_s"]) for _, a in pairs)))
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    before, after = sys.argv[1], sys.argv[2]
+    sizes = [int(s) for s in (sys.argv[3] if len(sys.argv) > 3 else "3,20000").split(",")]
+    count = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    results = {}
+    for n in range(count):
+        for size in sizes:
+            order = (("before", before), ("after", after))
+            for label, binary in order if n % 2 == 0 else reversed(order):
+                got = run(binary, size)
+                results.setdefault(size, {}).setdefault(label, []).append(got)
+                print("pair %d, %d destinations, %s: load %s, status %.2f ms" % (
+                    n + 1, size, label, got["load"], got["/api/v1/status"]["median_ms"]),
+                    file=sys.stderr, flush=True)
+    print("before: %s\nafter: %s" % (os.path.realpath(before), os.path.realpath(after)))
+    for size in sizes:
+        table(size, list(zip(results[size]["before"], results[size]["after"])))
+
+
+if __name__ == "__main__":
+    main()
