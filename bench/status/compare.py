@@ -8,7 +8,9 @@ after / before ratios of each pair.
 
     /usr/bin/python3 bench/status/compare.py BEFORE_BIN AFTER_BIN [SIZES [PAIRS]]
 
-SIZES: destinations, comma-separated (default 3,20000); PAIRS: default 3.
+SIZES: destinations, comma-separated (default 3,20000); PAIRS: default 3. Each run's JSON is
+also appended to $STATUS_RESULTS (default status-compare.jsonl); a pair with a failed run is left
+out of the tables.
 """
 import json
 import os
@@ -21,16 +23,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REQUESTS = ("status", "/api/v1/status", "/metrics")
 
 
-def run(binary, destinations):
+def run(binary, destinations, label, keep):
+    """One run's result, also appended to the file keep; None when it failed (its output is
+    printed to stderr)."""
     with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
         env = dict(os.environ, SLUICE_BIN=binary, STATUS_DESTINATIONS=str(destinations),
                    STATUS_RESULT=out.name)
         proc = subprocess.run([sys.executable, os.path.join(HERE, "status_cost.py")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=1800)
         lines = out.read().splitlines()
-        if proc.returncode != 0 or not lines:
-            sys.exit("status_cost.py failed for %s:\n%s" % (binary, proc.stdout.decode()[-4000:]))
-        return json.loads(lines[-1])
+    if proc.returncode != 0 or not lines:
+        print("status_cost.py failed for %s:\n%s" % (binary, proc.stdout.decode()[-6000:]),
+              file=sys.stderr)
+        return None
+    result = dict(json.loads(lines[-1]), label=label)
+    with open(keep, "a") as f:
+        f.write(json.dumps(result) + "\n")
+    return result
 
 
 def ms(value):
@@ -63,9 +72,9 @@ def table(destinations, pairs):
     for r in REQUESTS:
         print("\n`%s`: after / before, median of the pairs: %.3f (pairs: %s)"
               % (r, statistics.median(ratios[r]), ", ".join("%.2f" % x for x in ratios[r])))
-    print("\nsetup (daemon start to every destination known), s: before %s, after %s"
-          % (", ".join(str(b["setup_s"]) for b, _ in pairs),
-             ", ".join(str(a["setup_s"]) for _, a in pairs)))
+    print("\nsetup (daemon start to every destination known), s (`retry all` needed): "
+          "before %s, after %s" % tuple(", ".join("%s (%d)" % (x["setup_s"], x["retries"])
+                                                  for x in side) for side in zip(*pairs)))
 
 
 def main():
@@ -74,19 +83,25 @@ def main():
     before, after = sys.argv[1], sys.argv[2]
     sizes = [int(s) for s in (sys.argv[3] if len(sys.argv) > 3 else "3,20000").split(",")]
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 3
-    results = {}
+    keep = os.environ.get("STATUS_RESULTS", "status-compare.jsonl")
+    pairs = {size: [] for size in sizes}
     for n in range(count):
         for size in sizes:
             order = (("before", before), ("after", after))
+            got = {}
             for label, binary in order if n % 2 == 0 else reversed(order):
-                got = run(binary, size)
-                results.setdefault(size, {}).setdefault(label, []).append(got)
-                print("pair %d, %d destinations, %s: load %s, status %.2f ms" % (
-                    n + 1, size, label, got["load"], got["/api/v1/status"]["median_ms"]),
-                    file=sys.stderr, flush=True)
-    print("before: %s\nafter: %s" % (os.path.realpath(before), os.path.realpath(after)))
+                got[label] = run(binary, size, label, keep)
+                print("pair %d, %d destinations, %s: %s" % (n + 1, size, label, "failed" if
+                      got[label] is None else "load %s, /api/v1/status %.2f ms" % (
+                          got[label]["load"], got[label]["/api/v1/status"]["median_ms"])),
+                      file=sys.stderr, flush=True)
+            if None not in got.values():
+                pairs[size].append((got["before"], got["after"]))
+    print("before: %s\nafter: %s\nevery run: %s" % (os.path.realpath(before),
+                                                   os.path.realpath(after), keep))
     for size in sizes:
-        table(size, list(zip(results[size]["before"], results[size]["after"])))
+        if pairs[size]:
+            table(size, pairs[size])
 
 
 if __name__ == "__main__":

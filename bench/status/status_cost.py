@@ -15,7 +15,8 @@ appended as one JSON line to $STATUS_RESULT when set: the median and 90th percen
 loop thread's CPU per request (its CPU while the requests ran, less its idle rate), the banner
 waits during each phase and while idle, and the load average at the start of the timing.
 
-    SLUICE_BIN=build-rel/mta/sluice STATUS_DESTINATIONS=20000 /usr/bin/python3 bench/status/status_cost.py
+    SLUICE_BIN=build-rel/mta/sluice STATUS_DESTINATIONS=20000 \
+        /usr/bin/python3 bench/status/status_cost.py
 
 compare.py runs it for two builds, alternating, and prints the table of docs/benchmarks.md.
 """
@@ -29,7 +30,6 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
 from harness import SluiceTestCase, main, sluice_bin  # noqa: E402
-from mailnet import wait_until  # noqa: E402
 from spool_files import LEAVES, queue_file, state_record  # noqa: E402
 from test_admin_load import BannerProbe, control, loop_clocks, qid  # noqa: E402
 from test_http import TOKEN, get, http_section  # noqa: E402
@@ -97,6 +97,26 @@ class StatusCost(SluiceTestCase):
         self.assertTrue(ok, payload)
         return json.loads(payload)["queue"]
 
+    def wait_routed(self, d):
+        """Waits for every destination; returns how many `retry all` that took. On a loaded
+        machine a burst of answers can overflow the daemon's resolver socket: those lookups time
+        out and their recipients are deferred, and an administrator's retry routes them again."""
+        retries, seen, since = 0, None, time.monotonic()
+        deadline = since + 600
+        while time.monotonic() < deadline:
+            q = self.queue(d)
+            if q["destinations"] >= DESTINATIONS and q["deferred"] == 0:
+                return retries
+            if (q["destinations"], q["deferred"]) != seen:
+                seen, since = (q["destinations"], q["deferred"]), time.monotonic()
+            elif q["deferred"] > 0 and time.monotonic() - since > 20:
+                ok, why = control(d.spool, "retry all")
+                self.assertTrue(ok, why)
+                retries, since = retries + 1, time.monotonic()
+            time.sleep(1.0)
+        self.fail("%d destinations not all known in 600 s: %s\n%s" % (
+            DESTINATIONS, self.queue(d), d.log_tail()))
+
     def test_status_and_scrape_cost(self):
         cfg = {"server": {"hostname": "sluice.test"},
                "dns": {"servers": [self.start_dns()]},
@@ -107,19 +127,20 @@ class StatusCost(SluiceTestCase):
         write_spool(d.spool, DESTINATIONS)
         setup = time.monotonic()
         d.start(timeout=240)
-        wait_until(lambda: self.queue(d)["destinations"] >= DESTINATIONS, 600,
-                   "%d destinations" % DESTINATIONS, d.log_tail, step=1.0)
+        retries = self.wait_routed(d)
         setup = time.monotonic() - setup
         time.sleep(1.5)  # a summary walked after the last destination came
         q = self.queue(d)
-        self.assertEqual((q["destinations"], q["pending"], q["deferred"], q["bouncing"]),
-                         (DESTINATIONS, WIDE * WIDE_RCPTS, 0, 0), q)
+        self.assertEqual((q["destinations"], q["deferred"], q["bouncing"]),
+                         (DESTINATIONS, 0, 0), q)
+        self.assertGreaterEqual(q["pending"], WIDE * WIDE_RCPTS, q)
 
         requests = {"status": lambda: control(d.spool, "status"),
                     "/api/v1/status": lambda: get(d, "/api/v1/status", token=TOKEN),
                     "/metrics": lambda: get(d, "/metrics", token=TOKEN)}
         result = {"bin": os.path.realpath(sluice_bin()), "destinations": DESTINATIONS,
-                  "setup_s": round(setup, 1), "load": open("/proc/loadavg").read().split()[0]}
+                  "setup_s": round(setup, 1), "retries": retries,
+                  "load": open("/proc/loadavg").read().split()[0]}
         probe = BannerProbe(d.addr(), os.path.join(d.dir, "banners"))
         probe.start()
         time.sleep(IDLE_S / 2)  # the probe's start
