@@ -64,14 +64,14 @@ def table(destinations, pairs):
                 ratios[phase].append(ratio)
                 cells += ["%s / %s" % (ms(x[phase]["median_ms"]), ms(x[phase]["p90_ms"]))
                           for x in (b, a)]
-                cells += ["%.2f" % ratio,
+                cells += ["%.3g" % ratio,
                           "%s / %s" % (ms(b[phase]["cpu_ms"]), ms(a[phase]["cpu_ms"]))]
             cells += ["%s / %s" % (ms(x[phase]["banner_p90_ms"]), ms(x[phase]["banner_max_ms"]))
                       for x in (b, a)]
             print("| " + " | ".join(cells) + " |")
     for r in REQUESTS:
-        print("\n`%s`: after / before, median of the pairs: %.3f (pairs: %s)"
-              % (r, statistics.median(ratios[r]), ", ".join("%.2f" % x for x in ratios[r])))
+        print("\n`%s`: after / before, median of the pairs: %.3g (pairs: %s)"
+              % (r, statistics.median(ratios[r]), ", ".join("%.3g" % x for x in ratios[r])))
     print("\nsetup (daemon start to every destination known), s (`retry all` needed): "
           "before %s, after %s" % tuple(", ".join("%s (%d)" % (x["setup_s"], x["retries"])
                                                   for x in side) for side in zip(*pairs)))

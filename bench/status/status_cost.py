@@ -100,12 +100,14 @@ class StatusCost(SluiceTestCase):
     def wait_routed(self, d):
         """Waits for every destination; returns how many `retry all` that took. On a loaded
         machine a burst of answers can overflow the daemon's resolver socket: those lookups time
-        out and their recipients are deferred, and an administrator's retry routes them again."""
+        out and their recipients are deferred, and an administrator's retry routes them again
+        (they stay counted as deferred, held at their destination; so do the on-disk messages'
+        recipients a retry brings in)."""
         retries, seen, since = 0, None, time.monotonic()
         deadline = since + 600
         while time.monotonic() < deadline:
             q = self.queue(d)
-            if q["destinations"] >= DESTINATIONS and q["deferred"] == 0:
+            if q["destinations"] >= DESTINATIONS:
                 return retries
             if (q["destinations"], q["deferred"]) != seen:
                 seen, since = (q["destinations"], q["deferred"]), time.monotonic()
@@ -131,15 +133,14 @@ class StatusCost(SluiceTestCase):
         setup = time.monotonic() - setup
         time.sleep(1.5)  # a summary walked after the last destination came
         q = self.queue(d)
-        self.assertEqual((q["destinations"], q["deferred"], q["bouncing"]),
-                         (DESTINATIONS, 0, 0), q)
-        self.assertGreaterEqual(q["pending"], WIDE * WIDE_RCPTS, q)
+        self.assertEqual((q["destinations"], q["bouncing"]), (DESTINATIONS, 0), q)
+        self.assertGreaterEqual(q["pending"] + q["deferred"], WIDE * WIDE_RCPTS, q)
 
         requests = {"status": lambda: control(d.spool, "status"),
                     "/api/v1/status": lambda: get(d, "/api/v1/status", token=TOKEN),
                     "/metrics": lambda: get(d, "/metrics", token=TOKEN)}
         result = {"bin": os.path.realpath(sluice_bin()), "destinations": DESTINATIONS,
-                  "setup_s": round(setup, 1), "retries": retries,
+                  "setup_s": round(setup, 1), "retries": retries, "deferred": q["deferred"],
                   "load": open("/proc/loadavg").read().split()[0]}
         probe = BannerProbe(d.addr(), os.path.join(d.dir, "banners"))
         probe.start()
