@@ -7,6 +7,15 @@
  * handle that runs after the I/O callbacks), to the prepare. libuv's own idle time
  * (UV_METRICS_IDLE_TIME) is not used: in libuv 1.44 it changes how the wait's timeout is
  * counted, and the connection pacing of test_pacing came out uneven with it.
+ *
+ * schedstat is a read of procfs (about 2 us), too dear for every turn of a busy loop, and the
+ * wall time of a turn less its CPU time (its slack: the wait's sleep and the run queue) bounds
+ * the run queue wait from above without it. So the file is read only once the slack since the
+ * last read reaches RUNQ_READ_SLACK_NS: a loop whose turns follow each other on a CPU of its own
+ * reads it almost never, a loop that slept or was kept off a CPU pays one read for a millisecond
+ * it lost anyway. The turn that reads is given what schedstat moved since the read before, less
+ * the slack of the turns between (what they could have waited): never more than its own wait,
+ * and less by under RUNQ_READ_SLACK_NS; a turn that does not read waited under that.
  */
 #include "lib/loop_watch.h"
 
@@ -18,6 +27,9 @@
 
 #include "lib/log.h"
 #include "lib/xalloc.h"
+
+/* The slack since the last read of schedstat that calls for the next one. */
+#define RUNQ_READ_SLACK_NS 1000000u
 
 /* The worst of the turns a line sums up, and how many they are. */
 struct turn_tally {
@@ -32,7 +44,9 @@ struct loop_watch {
     int measured;         /* the fields below hold the last wait's figures */
     int closed;           /* handles closed */
     uint64_t cpu_ns;      /* the thread's CPU time */
-    uint64_t runq_ns;     /* time on the run queue so far; 0 without schedstat */
+    uint64_t prepared_ns; /* uv_hrtime at the last prepare */
+    uint64_t runq_ns;     /* time on the run queue at the last read; 0 without schedstat */
+    uint64_t slack_ns;    /* wall less CPU time of the turns since that read */
     uint64_t woke_ms;     /* uv_now when the last wait ended; 0: not seen yet */
     int schedstat;        /* /proc/thread-self/schedstat, -1 without */
     struct turn_tally slow, late;
@@ -86,18 +100,35 @@ static void tally_log(struct turn_tally *t, enum log_level level, const char *ev
     t->cpu_ns = t->work_ns = t->runq_ns = 0;
 }
 
+/* The run queue wait of a turn that took slack_ns of wall time more than of CPU time (see the
+ * top of the file): 0 when the slack since the last read is too small to ask schedstat. */
+static uint64_t turn_runq_ns(struct loop_watch *w, uint64_t slack_ns)
+{
+    if (w->schedstat < 0 || w->slack_ns + slack_ns < RUNQ_READ_SLACK_NS) {
+        w->slack_ns += slack_ns;
+        return 0;
+    }
+    uint64_t runq = thread_runq_ns(w->schedstat);
+    uint64_t since = runq > w->runq_ns ? runq - w->runq_ns : 0;
+    uint64_t turn = since > w->slack_ns ? since - w->slack_ns : 0;
+    w->runq_ns = runq, w->slack_ns = 0;
+    return turn < slack_ns ? turn : slack_ns;
+}
+
 static void watch_on_prepare(uv_prepare_t *h)
 {
     struct loop_watch *w = h->data;
-    uint64_t cpu = thread_cpu_ns(), runq = thread_runq_ns(w->schedstat);
-    uint64_t now_ns = uv_hrtime(), woke_ns = w->woke_ms * 1000000u;
-    uint64_t turn_cpu = cpu - w->cpu_ns, turn_runq = runq - w->runq_ns;
+    uint64_t cpu = thread_cpu_ns(), now_ns = uv_hrtime(), woke_ns = w->woke_ms * 1000000u;
+    uint64_t turn_cpu = cpu - w->cpu_ns, turn_wall = now_ns - w->prepared_ns;
     uint64_t turn_work = w->woke_ms != 0 && now_ns > woke_ns ? now_ns - woke_ns : 0;
     int measured = w->measured;
     w->measured = 1;
-    w->cpu_ns = cpu, w->runq_ns = runq, w->woke_ms = 0;
-    if (!measured)
+    w->cpu_ns = cpu, w->prepared_ns = now_ns, w->woke_ms = 0;
+    if (!measured) {
+        w->runq_ns = thread_runq_ns(w->schedstat);
         return;
+    }
+    uint64_t turn_runq = turn_runq_ns(w, turn_wall > turn_cpu ? turn_wall - turn_cpu : 0);
     const uint64_t bound = (uint64_t)LOOP_SLOW_TURN_MS * 1000000u;
     uint64_t ms = uv_now(h->loop);
     if (turn_cpu >= bound && tally_add(&w->slow, ms, turn_cpu, turn_work, turn_runq))

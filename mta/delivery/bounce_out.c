@@ -316,17 +316,30 @@ static void bounce_build(struct bounce *bo)
     spool_msg_commit(msg, bounce_on_committed, bo);
 }
 
+/* Takes the next report waiting off the queue and builds it (it may queue others). */
+static void builder_build_next(struct dsn_builder *b)
+{
+    struct bounce *bo = b->first;
+    b->first = bo->next;
+    if (b->first == NULL)
+        b->last = &b->first;
+    bounce_build(bo);
+}
+
+/* A stop: the reports waiting are built at once (their messages hold the stop until spooled). */
+static void builder_drain(struct dsn_builder *b)
+{
+    while (b->first != NULL)
+        builder_build_next(b);
+}
+
 /* Builds the reports waiting, one at least, until the slice's time is spent. */
 static int builder_step(struct sched_task *t)
 {
     struct dsn_builder *b = container_of(t, struct dsn_builder, task);
     uint64_t start = uv_hrtime();
     do {
-        struct bounce *bo = b->first;
-        b->first = bo->next;
-        if (b->first == NULL)
-            b->last = &b->first;
-        bounce_build(bo);
+        builder_build_next(b);
     } while (b->first != NULL && uv_hrtime() - start < SCHED_SLICE_BUDGET_NS);
     if (b->first != NULL)
         return 0;
@@ -334,18 +347,12 @@ static int builder_step(struct sched_task *t)
     return SCHED_TASK_PARKED;
 }
 
-/* A stop: the reports waiting are built at once (their messages hold the stop until spooled). */
 static void builder_finish(struct sched_task *t, int cancelled)
 {
     (void)cancelled;
     struct dsn_builder *b = container_of(t, struct dsn_builder, task);
     b->running = 0;
-    while (b->first != NULL) {
-        struct bounce *bo = b->first;
-        b->first = bo->next;
-        bounce_build(bo);
-    }
-    b->last = &b->first;
+    builder_drain(b);
 }
 
 void sched_dsn_init(struct scheduler *s)
@@ -374,12 +381,12 @@ static void bounce_on_original(int status, const struct spool_entry *entry, stru
     }
     bo->original = *body;
     *body = (struct buf)BUF_INIT;
-    if (bo->m->s->stopping) { /* the slicer has stopped */
-        bounce_build(bo);
-        return;
-    }
     *b->last = bo;
     b->last = &bo->next;
+    if (bo->m->s->stopping) { /* the slicer has stopped */
+        builder_drain(b);
+        return;
+    }
     if (!b->running) {
         b->running = 1;
         sched_task_start(b->s, &b->task);

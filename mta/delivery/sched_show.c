@@ -18,7 +18,7 @@
 struct show {
     struct scheduler *s;
     char id[SPOOL_ID_MAX + 1];
-    scheduler_list_cb cb;
+    scheduler_show_cb cb;
     void *arg;
 };
 
@@ -136,7 +136,7 @@ static void show_on_read(int status, const struct spool_entry *entry, struct buf
     scheduler_check_stopped(s);
 }
 
-void scheduler_show(struct scheduler *s, const char *id, scheduler_list_cb cb, void *arg)
+void scheduler_show(struct scheduler *s, const char *id, scheduler_show_cb cb, void *arg)
 {
     struct show *sh = xcalloc(1, sizeof *sh);
     *sh = (struct show){.s = s, .cb = cb, .arg = arg};

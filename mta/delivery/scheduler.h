@@ -99,14 +99,14 @@ struct scheduler_list_filter {
     char tenant[256];
     char campaign[256];
 };
-typedef void (*scheduler_list_cb)(void *arg, int status, const struct buf *doc);
 /* One queued message and why it waits: {"message":{...},"destinations":[...]}, the message as the
  * listing shows it and, for each destination (a recipient's domain) a recipient still waits for,
  * {"destination":NAME,"state":{...},"why":TEXT}: its object of the destinations listing and the
  * words of scheduler_explain, both null when the scheduler keeps no state for it. cb runs once,
  * perhaps before this returns (after a read on the thread pool for a message on disk): status 0
  * and the document, or -ENOENT (not queued) / another error and a reason. */
-void scheduler_show(struct scheduler *s, const char *id, scheduler_list_cb cb, void *arg);
+typedef void (*scheduler_show_cb)(void *arg, int status, const struct buf *doc);
+void scheduler_show(struct scheduler *s, const char *id, scheduler_show_cb cb, void *arg);
 /* The destinations as a JSON array, as `queue list --json` and the admin API show them. */
 void scheduler_destinations_json(struct scheduler *s, struct buf *out);
 /* With hold, a tenant's mail (campaign "": all of it) is no longer sent: its jobs waiting at

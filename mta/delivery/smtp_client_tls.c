@@ -38,9 +38,12 @@ void client_tls_report(struct smtp_client *c, enum tls_rpt_result result, const 
         return; /* no TLS was tried: nothing to report (a retry in clear reported before) */
     struct buf tlsa = BUF_INIT;
     enum tls_rpt_policy_type type = client_rpt_type(c);
-    if (type == TLS_RPT_POLICY_TLSA)
+    const char *base = NULL;
+    if (type == TLS_RPT_POLICY_TLSA) {
         dane_peer_tlsa_text(c->dane, &tlsa);
-    tls_rpt_session_result(c->rpt, type, tlsa.data, result, reason);
+        base = c->dane != NULL ? dane_peer_base(c->dane) : c->mx_name;
+    }
+    tls_rpt_session_result(c->rpt, type, base, tlsa.data, result, reason);
     buf_free(&tlsa);
 }
 
@@ -70,7 +73,7 @@ static int client_mx_unlisted(struct smtp_client *c, int polite)
         return 0;
     char why[300];
     tls_policy_log_unlisted_mx(&c->tls, c->session_id, c->mx_name, why, sizeof why);
-    tls_rpt_session_result(c->rpt, TLS_RPT_POLICY_STS, NULL, TLS_RPT_VALIDATION_FAILURE,
+    tls_rpt_session_result(c->rpt, TLS_RPT_POLICY_STS, NULL, NULL, TLS_RPT_VALIDATION_FAILURE,
                            "mx-not-in-policy");
     client_end(c, "connect", 451, "4.7.5", 0, polite, "%s", why);
     return 1;

@@ -6,6 +6,7 @@
 #include "mta/delivery/tls_rpt.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -364,14 +365,31 @@ void tls_rpt_session_free(struct tls_rpt_session *s)
     free(s);
 }
 
+/* name as a policy domain: lower case, without the root's dot; "" when it does not fit. */
+static void policy_domain_copy(const char *name, char *out, size_t size)
+{
+    size_t n = strlen(name);
+    if (n > 0 && name[n - 1] == '.')
+        n--;
+    if (n >= size)
+        n = 0;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)name[i]);
+    out[n] = '\0';
+}
+
 void tls_rpt_session_result(struct tls_rpt_session *s, enum tls_rpt_policy_type type,
-                            const char *policy_text, enum tls_rpt_result result, const char *reason)
+                            const char *tlsa_base, const char *policy_text,
+                            enum tls_rpt_result result, const char *reason)
 {
     if (s == NULL || s->done)
         return;
     s->done = 1;
+    char base[256];
+    if (type == TLS_RPT_POLICY_TLSA && tlsa_base != NULL)
+        policy_domain_copy(tlsa_base, base, sizeof base);
     struct tls_rpt_event ev = {
-        .domain = s->domain,
+        .domain = type == TLS_RPT_POLICY_TLSA && tlsa_base != NULL ? base : s->domain,
         .type = type,
         .policy_text = type == TLS_RPT_POLICY_STS ? s->sts_text : policy_text,
         .result = result,

@@ -1,12 +1,13 @@
 /*
  * TLS reporting for outbound mail (RFC 8460), with tls_rpt.enabled. The SMTP client's TLS stage,
  * the MTA-STS cache and the destination record what each session to a policy domain (the
- * recipient domain) came to: a success, or a failure by result type. The counts (tls_rpt_table.h)
- * are saved in <spool>/tls-rpt/ on the thread pool every few seconds and at stop, and read back at
- * start. Once per UTC day, tls_rpt.send_after past midnight (or at once with tls_rpt_send_now),
- * each domain of the days before gets its report: when `_smtp._tls.<domain>` publishes mailto:
- * addresses, the JSON report goes there as a mail spooled by Sluice itself, and a copy is written
- * to <spool>/tls-rpt/reports/ (kept 30 days). The scheduler owns the struct; loop thread only.
+ * recipient domain, or for DANE the TLSA base domain: RFC 8460 §3) came to: a success, or a failure
+ * by result type. The counts (tls_rpt_table.h) are saved in <spool>/tls-rpt/ on the thread pool
+ * every few seconds and at stop, and read back at start. Once per UTC day, tls_rpt.send_after past
+ * midnight (or at once with tls_rpt_send_now), each domain of the days before gets its report: when
+ * `_smtp._tls.<domain>` publishes mailto: addresses, the JSON report goes there as a mail spooled
+ * by Sluice itself, and a copy is written to <spool>/tls-rpt/reports/ (kept 30 days). The scheduler
+ * owns the struct; loop thread only.
  */
 #ifndef SLUICE_TLS_RPT_H
 #define SLUICE_TLS_RPT_H
@@ -63,7 +64,7 @@ void tls_rpt_record_unlisted_mx(struct tls_rpt *r, const char *domain,
 /* What a connection reports on, by value in the client's parameters; rpt NULL: nothing. */
 struct tls_rpt_target {
     struct tls_rpt *rpt;
-    const char *domain;               /* the policy domain, borrowed for the call */
+    const char *domain;               /* the policy domain but for tlsa, borrowed for the call */
     const struct mta_sts_policy *sts; /* its MTA-STS policy, or NULL; borrowed for the call */
 };
 
@@ -74,11 +75,13 @@ struct tls_rpt_session;
 struct tls_rpt_session *tls_rpt_session_new(const struct tls_rpt_target *t, const char *mx,
                                             const struct sockaddr *src, const struct sockaddr *dst);
 void tls_rpt_session_free(struct tls_rpt_session *s);
-/* The session's result under the policy of `type` (policy_text: the TLSA records for tlsa, NULL
- * for the others); counted once per session, later calls are ignored. reason may be NULL. */
+/* The session's result under the policy of `type`; counted once per session, later calls are
+ * ignored. For tlsa, tlsa_base is the TLSA base domain (RFC 7672 §2.2.3: the MX host, or where its
+ * validated CNAME chain ends) and policy_text its TLSA records: the base domain is then the policy
+ * domain (RFC 8460 §3), not the target's; both NULL for the others. reason may be NULL. */
 void tls_rpt_session_result(struct tls_rpt_session *s, enum tls_rpt_policy_type type,
-                            const char *policy_text, enum tls_rpt_result result,
-                            const char *reason);
+                            const char *tlsa_base, const char *policy_text,
+                            enum tls_rpt_result result, const char *reason);
 
 /* The RFC 8460 result type of an OpenSSL verification error (X509_V_ERR_*). */
 enum tls_rpt_result tls_rpt_result_for_verify(long verify_result);

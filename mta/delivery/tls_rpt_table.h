@@ -1,6 +1,6 @@
 /*
  * TLS-RPT counts (RFC 8460 §4): per UTC day and policy domain (the recipient domain whose
- * MTA-STS or DANE policy applied), the TLS sessions that succeeded and those that failed, by
+ * MTA-STS policy applied, or for DANE the TLSA base domain), the TLS sessions that succeeded and those that failed, by
  * policy (sts, tlsa, no-policy-found) and failure detail (result type, MX host, sending and
  * receiving IP, reason). Bounded: at most max_domains (day, domain) entries and
  * TLS_RPT_ROWS_MAX failure rows per policy; what does not fit is counted as dropped. Pure (no I/O,

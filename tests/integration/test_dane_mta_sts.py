@@ -6,7 +6,9 @@ and in front of it the AD-setting resolver of the DANE tests (ad_resolver.py); a
 MX host is a STARTTLS peer with a certificate from a test CA (pki.py).
 
 With TLSA records for the host that match its certificate, DANE applies and MTA-STS does not: the
-mail is delivered over TLS although the policy does not list the host. Without TLSA records the
+mail is delivered over TLS although the policy does not list the host, and the TLS report counts
+the session under the TLSA base domain, the host (DANE's policy domain, RFC 8460 §3), with the
+record as its policy string. Without TLSA records the
 policy applies: the attempt defers with 451 4.7.5 naming the policy, the host is not even
 connected to (its TLSA answer comes first), and the TLS report counts the session once as an
 MTA-STS validation failure, mx-not-in-policy.
@@ -41,6 +43,7 @@ class DaneOverMtaSts(CaNetCase):
                 cert = x509.load_pem_x509_certificate(f.read())
             spki = cert.public_key().public_bytes(serialization.Encoding.DER,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+            self.tlsa = "3 1 1 " + hashlib.sha256(spki).hexdigest()
             net.dns.records.append("--dns-rr=_25._tcp.%s,52,030101%s"
                                    % (MX, hashlib.sha256(spki).hexdigest()))
         self.https = PolicyServer(self.ca, ["mta-sts.dest.test"])
@@ -48,7 +51,8 @@ class DaneOverMtaSts(CaNetCase):
         self.https.policies["mta-sts.dest.test"] = policy("enforce", "mx.listed.test")
         net.dns.txt("_mta-sts.dest.test", "v=STSv1; id=1")
         net.dns.host("mta-sts.dest.test", self.https.address)
-        net.dns.txt("_smtp._tls.dest.test", "v=TLSRPTv1; rua=mailto:%s" % RUA)
+        for domain in ("dest.test", MX):
+            net.dns.txt("_smtp._tls." + domain, "v=TLSRPTv1; rua=mailto:%s" % RUA)
         self.reports_sink = net.peer("mx.reports.test")
         net.mx("reports.test", self.reports_sink, 10)
         net.start()
@@ -62,6 +66,18 @@ class DaneOverMtaSts(CaNetCase):
         self.d = self.start_sluice(config=cfg)
         return mx
 
+    def reports(self):
+        """The reports `sluice tls-rpt send` writes (their copies in the spool), as JSON."""
+        res = self.d.cli("tls-rpt", "send")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        directory = os.path.join(self.d.spool, "tls-rpt", "reports")
+        self.wait(lambda: os.path.isdir(directory) and os.listdir(directory), 20, "a report")
+        reports = []
+        for name in sorted(os.listdir(directory)):
+            with open(os.path.join(directory, name)) as f:
+                reports.append(json.load(f))
+        return reports
+
     def test_tlsa_records_deliver_to_an_unlisted_host(self):
         mx = self.start(tlsa=True)
         send(self.d, SENDER, ["u@dest.test"])
@@ -72,6 +88,15 @@ class DaneOverMtaSts(CaNetCase):
         self.assertEqual(rec["mode"], "enforce")
         self.assertEqual(self.d.events("tls_policy.failure"), [], "MTA-STS not applied")
         self.assertEqual(self.d.events("delivery.deferred"), [])
+
+        # RFC 8460 §3: DANE's policy domain is the TLSA base domain, here the MX host, not the
+        # recipient domain: the session is in the host's report, with the record as its policy.
+        [report] = self.reports()
+        [tlsa] = report["policies"]
+        self.assertEqual(tlsa["policy"], {"policy-type": "tlsa", "policy-domain": MX,
+                                          "policy-string": [self.tlsa]})
+        self.assertEqual(tlsa["summary"], {"total-successful-session-count": 1,
+                                           "total-failure-session-count": 0})
 
     def test_no_tlsa_records_defer_at_an_unlisted_host(self):
         mx = self.start(tlsa=False)
@@ -85,14 +110,9 @@ class DaneOverMtaSts(CaNetCase):
                          (MX, "mta-sts", False))
         self.assertEqual(mx.sessions, [], "not even a connection to the unlisted host")
 
-        # The session is counted once, as the policy's validation failure for the host.
-        res = self.d.cli("tls-rpt", "send")
-        self.assertEqual(res.returncode, 0, res.stderr)
-        directory = os.path.join(self.d.spool, "tls-rpt", "reports")
-        self.wait(lambda: os.path.isdir(directory) and os.listdir(directory), 20, "a report")
-        [name] = os.listdir(directory)
-        with open(os.path.join(directory, name)) as f:
-            report = json.load(f)
+        # The session is counted once, as the policy's validation failure for the host, under
+        # the recipient domain (MTA-STS's policy domain).
+        [report] = self.reports()
         [sts] = report["policies"]
         self.assertEqual((sts["policy"]["policy-type"], sts["policy"]["policy-domain"]),
                          ("sts", "dest.test"))
