@@ -1,12 +1,14 @@
 #include "mta/http/http_server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <h2o.h>
 #include <h2o/http1.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/tls.h"
@@ -186,90 +188,77 @@ struct http_later {
     void (*on_gone)(void *owner);
     void *owner;
     int answered;
-    /* While the answer is awaited the connection is read (h2o stops reading it once a request is
-     * whole), to learn when the client leaves: */
-    h2o_socket_t *sock; /* the connection read, else NULL */
-    void *sock_data;    /* h2o's sock->data, lent to the read callback until the answer */
-    size_t input_max;   /* input buffered up to this (pipelined requests); the rest waits */
+    struct http_watch *watch; /* while the answer is awaited, else NULL */
 };
 
-static void later_on_read(h2o_socket_t *sock, const char *err);
+/* Watches a connection for the client leaving while its answer is awaited (h2o stops reading once
+ * a request is whole, and reads again only after the answer). The connection is not read, only
+ * polled for its end: a read through libuv that fails (a reset) makes the stream unwritable, and
+ * h2o 2.2 ignores the error of the write that follows, so the answer's write callback, and with it
+ * the close, would never come. Unread, the stream stays writable, the answer's write fails on the
+ * socket and h2o closes the connection. A request pipelined behind waits in the kernel for h2o. */
+struct http_watch {
+    uv_poll_t poll;
+    int fd; /* a duplicate of the connection's: libuv polls one handle per descriptor */
+    struct http_later *later;
+};
 
-static h2o_iovec_t pool_copy(h2o_mem_pool_t *pool, h2o_iovec_t v)
-{
-    return v.base != NULL ? h2o_strdup(pool, v.base, v.len) : v;
-}
+static void watch_on_event(uv_poll_t *poll, int status, int events);
+static void watch_on_close(uv_handle_t *handle);
 
-/* A request without a body points into the connection's input buffer, which reading moves: what
- * h2o and the answer still read of the request goes into its own memory first. The body was the
- * handler's to read while it ran (struct http_call). */
-static void request_keep_head(h2o_req_t *req)
-{
-    h2o_mem_pool_t *pool = &req->pool;
-    req->input.method = pool_copy(pool, req->input.method);
-    req->input.path = pool_copy(pool, req->input.path);
-    req->input.authority = pool_copy(pool, req->input.authority);
-    req->method = pool_copy(pool, req->method);
-    req->path = pool_copy(pool, req->path);
-    req->path_normalized = pool_copy(pool, req->path_normalized);
-    req->authority = pool_copy(pool, req->authority);
-    for (size_t i = 0; i < req->headers.size; i++) {
-        h2o_header_t *header = &req->headers.entries[i];
-        if (!h2o_iovec_is_token(header->name))
-            *header->name = pool_copy(pool, *header->name);
-        header->value = pool_copy(pool, header->value);
-    }
-    req->entity = h2o_iovec_init(NULL, 0);
-}
-
-/* Reads the connection until the answer: h2o has no callback of its own on the socket meanwhile
- * (it has stopped reading and writes nothing before the answer), so sock->data is lent to us. */
-static void later_read_start(struct http_later *later, size_t pipelined_max)
+static void later_watch_start(struct http_later *later)
 {
     h2o_req_t *req = later->req;
     h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-    if (sock == NULL)
+    int fd = sock != NULL ? h2o_socket_get_fd(sock) : -1;
+    if (fd < 0 || (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return; /* unwatched: the client's leaving shows when its answer is written */
+    struct http_watch *w = xcalloc(1, sizeof *w);
+    w->fd = fd;
+    if (uv_poll_init_socket(req->conn->ctx->loop, &w->poll, fd) != 0) {
+        close(fd);
+        free(w);
         return;
-    request_keep_head(req);
-    later->sock = sock;
-    later->sock_data = sock->data;
-    later->input_max = sock->input->size + pipelined_max;
-    sock->data = later;
-    h2o_socket_read_start(sock, later_on_read);
+    }
+    w->later = later;
+    later->watch = w;
+    uv_poll_start(&w->poll, UV_DISCONNECT, watch_on_event);
 }
 
-/* Gives the socket back to h2o, which reads again (the input buffered first) once it has sent the
- * answer. */
-static void later_read_stop(struct http_later *later)
+static void later_watch_stop(struct http_later *later)
 {
-    if (later->sock == NULL)
+    struct http_watch *w = later->watch;
+    if (w == NULL)
         return;
-    h2o_socket_read_stop(later->sock);
-    later->sock->data = later->sock_data;
-    later->sock = NULL;
+    later->watch = NULL;
+    uv_close((uv_handle_t *)&w->poll, watch_on_close);
+}
+
+static void watch_on_close(uv_handle_t *handle)
+{
+    struct http_watch *w = container_of((uv_poll_t *)handle, struct http_watch, poll);
+    close(w->fd);
+    free(w);
 }
 
 static void later_on_dispose(void *p)
 {
     struct http_later *later = p;
-    later_read_stop(later);
+    later_watch_stop(later);
     if (!later->answered && later->on_gone != NULL)
         later->on_gone(later->owner);
 }
 
-/* The client closed the connection (or it failed) before its answer: the handler's work is called
- * off, and h2o closes the connection after an answer nobody reads. 499 is the status logs give a
- * client's leaving (nginx's "client closed request"). */
-static void later_on_read(h2o_socket_t *sock, const char *err)
+/* The client closed or reset the connection (or it failed) before its answer: the handler's work
+ * is called off, and h2o closes the connection after an answer nobody reads. 499 is the status logs
+ * give a client's leaving (nginx's "client closed request"). */
+static void watch_on_event(uv_poll_t *poll, int status, int events)
 {
-    struct http_later *later = sock->data;
-    if (err == NULL) {
-        if (sock->input->size >= later->input_max)
-            h2o_socket_read_stop(sock); /* the client waits for the answer to send more */
-        return;
-    }
+    (void)status, (void)events;
+    struct http_watch *w = container_of(poll, struct http_watch, poll);
+    struct http_later *later = w->later;
     h2o_req_t *req = later->req;
-    later_read_stop(later);
+    later_watch_stop(later);
     later->answered = 1;
     if (later->on_gone != NULL)
         later->on_gone(later->owner);
@@ -287,7 +276,7 @@ void http_later_watch(struct http_later *later, void (*on_gone)(void *owner), vo
 void http_later_answer(struct http_later *later, struct http_answer *answer)
 {
     h2o_req_t *req = later->req;
-    later_read_stop(later);
+    later_watch_stop(later);
     later->answered = 1;
     const char *body = answer->body.data != NULL ? answer->body.data : "";
     if (answer->status == 200 || answer->json_error)
@@ -331,7 +320,7 @@ static void stream_free(struct http_stream *st)
     free(st);
 }
 
-/* The client left before the head (later_on_read answered it 499). */
+/* The client left before the head (watch_on_event answered it 499). */
 static void stream_on_gone(void *owner)
 {
     struct http_stream *st = owner;
@@ -355,7 +344,7 @@ static void stream_start(struct http_stream *st)
 {
     h2o_req_t *req = st->req;
     struct http_later *later = st->later;
-    later_read_stop(later);
+    later_watch_stop(later);
     later->answered = 1;
     st->later = NULL;
     st->started = 1;
@@ -531,7 +520,7 @@ static int handler_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (answer.status != HTTP_ANSWER_LATER)
         http_later_answer(later, &answer);
     else if (!later->answered)
-        later_read_start(later, h->max_header);
+        later_watch_start(later);
     return 0;
 }
 

@@ -4,8 +4,9 @@ scheduler writes it, chunked, a slice at a time, the next slice only once h2o ha
 before. Against the real daemon with python's http.client on sockets with a small receive buffer:
 a slow reader pages through 3,000 queued messages (a third in memory, the rest on disk) and gets
 every one once, in order, the same pages as `sluice queue list --json`, while the daemon answers
-other requests meanwhile; readers that leave mid-answer, or stop reading, cost nothing after (the
-next request is answered, the daemon stops at once, no leak under ASan).
+other requests meanwhile; readers that leave mid-answer or before it (a reset before the head), or
+stop reading, cost nothing after (their connections close, the next request is answered, the
+daemon stops at once, no leak under ASan).
 """
 import http.client
 import json
@@ -22,6 +23,7 @@ DOMAIN = "held.test"
 MESSAGES = 3000
 IN_MEMORY = 1000  # due within the active window; the others wait on disk
 PAGE = 1000
+MAX_CONNECTIONS = 8
 
 
 def slow_connection(d, rcvbuf=4096, timeout=30):
@@ -113,6 +115,35 @@ class StreamedListing(MailNetCase):
         self.assertEqual(len(json.loads(body)["messages"]), 3)
         return time.monotonic() - started
 
+    def http_connections(self, d):
+        """The daemon's HTTP connections as /metrics counts them."""
+        status, _, body = get(d, "/metrics", token=TOKEN)
+        self.assertEqual(status, 200, body)
+        lines = [line for line in body.decode().split("\n")
+                 if line.startswith("sluice_http_connections ")]
+        self.assertEqual(len(lines), 1, body)
+        return int(float(lines[0].split()[1]))
+
+    def answered_at_once(self, d, n):
+        """The statuses of n small requests on n connections open together."""
+        conns = [http.client.HTTPConnection(*d.http_addr, timeout=5) for _ in range(n)]
+        statuses = []
+        try:
+            for conn in conns:
+                conn.connect()
+            for conn in conns:
+                conn.request("GET", "/api/v1/queue/messages?limit=1",
+                             headers={"Authorization": "Bearer " + TOKEN})
+                res = conn.getresponse()
+                res.read()
+                statuses.append(res.status)
+            return statuses
+        except (ConnectionError, http.client.HTTPException) as e:
+            return statuses + [repr(e)]
+        finally:
+            for conn in conns:
+                conn.close()
+
     def test_slow_reader_pages_through_every_message_once_in_order(self):
         d = self.start_held()
 
@@ -151,7 +182,7 @@ class StreamedListing(MailNetCase):
 
     def test_readers_that_leave_or_stall_cost_nothing_after(self):
         # Pages of ~9 MB: more than the kernel's buffers hold for a reader that takes nothing.
-        d = self.start_held(rcpts=100, request_timeout="1s")
+        d = self.start_held(rcpts=100, request_timeout="1s", max_connections=MAX_CONNECTIONS)
         # Leaving after the head, with or without the first bytes.
         for n in range(10):
             conn = slow_connection(d)
@@ -161,6 +192,14 @@ class StreamedListing(MailNetCase):
                 self.assertTrue(res.read(100))
             reset(conn)
             self.assertLess(self.answered(d), 2.0)
+        # Leaving before the head: the request sent, the connection reset at once or a few ms
+        # later, while the daemon walks the queue for a page (one read from disk).
+        for n in range(5):
+            conn = slow_connection(d)
+            conn.request("GET", page_path(qid(IN_MEMORY - 1)),
+                         headers={"Authorization": "Bearer " + TOKEN})
+            time.sleep(n * 0.002)
+            reset(conn)
         # A reader that takes nothing for http.request_timeout is cut off: what it gets then is an
         # answer cut short.
         conn = slow_connection(d, timeout=10)
@@ -175,6 +214,12 @@ class StreamedListing(MailNetCase):
         status, _, body = get(d, "/api/v1/queue/messages?limit=%d" % PAGE, token=TOKEN)
         self.assertEqual(status, 200)
         self.assertEqual(len(json.loads(body)["messages"]), PAGE)
+        # The connections of those that left are closed: the gauge counts only the one asking, and
+        # http.max_connections can be opened at once (once the connections that asked have closed).
+        self.wait(lambda: self.http_connections(d) == 1, 10, "the connections left closed",
+                  step=0.2)
+        self.wait(lambda: self.answered_at_once(d, MAX_CONNECTIONS) == [200] * MAX_CONNECTIONS,
+                  10, "http.max_connections answered at once", step=0.2)
         # Nothing left waiting on a reader: the daemon stops at once (cleanup checks ASan's log).
         started = time.monotonic()
         self.assertEqual(d.stop(timeout=15), 0)
